@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "origdst",
+      "sources": ["origdst.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}
