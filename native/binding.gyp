@@ -3,7 +3,7 @@
     {
       "target_name": "origdst",
       "sources": ["origdst.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
+      "cflags": ["-Wall", "-Wextra", "-O2", "-Werror=implicit-function-declaration"]
     }
   ]
 }

@@ -5,12 +5,19 @@
  *
  * getOriginalDst(fd: number): { address: string, port: number, family: 4 | 6 }
  * Throws an Error with .code = errno name ("ENOENT" when the connection was not redirected).
+ *
+ * What the kernel answers (seen in test/netns-origdst.test.ts): for a redirected connection, the
+ * address the client asked for. For a connection that was not NATed but is tracked by conntrack (the
+ * namespace has a nat table), the proxy's own address: listen.ts calls that a loop. For an untracked
+ * connection (no conntrack in the namespace, or NOTRACK rules), ENOENT.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/netfilter_ipv4.h>
@@ -27,6 +34,9 @@ static const char *errno_name(int e) {
     case ENOPROTOOPT: return "ENOPROTOOPT";
     case EINVAL: return "EINVAL";
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ENOTCONN: return "ENOTCONN";
+    case EFAULT: return "EFAULT";
+    case ENOMEM: return "ENOMEM";
     default: return "EUNKNOWN";
   }
 }
@@ -40,6 +50,36 @@ static napi_value throw_errno(napi_env env, int e, const char *what) {
   napi_create_error(env, code, message, &error);
   napi_throw(env, error);
   return NULL;
+}
+
+/*
+ * conntrack looks the socket's tuple up in either direction and answers with the ORIGINAL direction's
+ * destination. When the entry was started by the proxy's side (the client's packets NOTRACKed but not
+ * the proxy's, then picked up mid-stream by nf_conntrack_tcp_loose from the proxy's ACK), that
+ * "original destination" is the client itself: not a redirect (test/netns-origdst.test.ts, 127.0.0.3).
+ */
+static int is_peer(int fd, const struct sockaddr *dst) {
+  struct sockaddr_storage peer;
+  socklen_t len = sizeof peer;
+  if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0) return 0;
+  if (dst->sa_family == AF_INET) {
+    const struct sockaddr_in *d = (const struct sockaddr_in *)dst;
+    if (peer.ss_family == AF_INET) {
+      const struct sockaddr_in *p = (const struct sockaddr_in *)&peer;
+      return p->sin_port == d->sin_port && p->sin_addr.s_addr == d->sin_addr.s_addr;
+    }
+    if (peer.ss_family == AF_INET6) { /* v4 client on a dual-stack socket: ::ffff:a.b.c.d */
+      const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)&peer;
+      return p->sin6_port == d->sin_port && IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) &&
+             memcmp(&p->sin6_addr.s6_addr[12], &d->sin_addr, 4) == 0;
+    }
+    return 0;
+  }
+  if (dst->sa_family == AF_INET6 && peer.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *d = (const struct sockaddr_in6 *)dst, *p = (const struct sockaddr_in6 *)&peer;
+    return p->sin6_port == d->sin6_port && memcmp(&p->sin6_addr, &d->sin6_addr, sizeof d->sin6_addr) == 0;
+  }
+  return 0;
 }
 
 static napi_value make_result(napi_env env, const char *addr, int port, int family) {
@@ -69,34 +109,37 @@ static napi_value get_original_dst(napi_env env, napi_callback_info info) {
   socklen_t len = sizeof local;
   if (getsockname(fd, (struct sockaddr *)&local, &len) != 0) return throw_errno(env, errno, "getsockname");
 
-  char text[INET6_ADDRSTRLEN];
+  /* Room for an IPv6 address, "%" and an interface name (link-local destinations carry a scope). */
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+  struct sockaddr_in dst4;
+  socklen_t d4len = sizeof dst4;
+  memset(&dst4, 0, sizeof dst4);
   if (local.ss_family == AF_INET) {
-    struct sockaddr_in dst;
-    socklen_t dlen = sizeof dst;
-    memset(&dst, 0, sizeof dst);
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen) != 0) return throw_errno(env, errno, "getsockopt(SO_ORIGINAL_DST)");
-    inet_ntop(AF_INET, &dst.sin_addr, text, sizeof text);
-    return make_result(env, text, ntohs(dst.sin_port), 4);
-  }
-  if (local.ss_family == AF_INET6) {
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst4, &d4len) != 0) return throw_errno(env, errno, "getsockopt(SO_ORIGINAL_DST)");
+  } else if (local.ss_family == AF_INET6) {
     struct sockaddr_in6 dst;
     socklen_t dlen = sizeof dst;
     memset(&dst, 0, sizeof dst);
-    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen) != 0) {
-      /* A v4 client on a dual-stack socket is tracked by the v4 table. */
-      int e = errno;
-      struct sockaddr_in dst4;
-      socklen_t d4len = sizeof dst4;
-      if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst4, &d4len) == 0) {
-        inet_ntop(AF_INET, &dst4.sin_addr, text, sizeof text);
-        return make_result(env, text, ntohs(dst4.sin_port), 4);
+    if (IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&local)->sin6_addr)) {
+      /* A v4 client on a dual-stack socket is tracked by the v4 table only. */
+      if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst4, &d4len) != 0) return throw_errno(env, errno, "getsockopt(SO_ORIGINAL_DST)");
+    } else {
+      if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen) != 0) return throw_errno(env, errno, "getsockopt(IP6T_SO_ORIGINAL_DST)");
+      if (is_peer(fd, (struct sockaddr *)&dst)) return throw_errno(env, ENOENT, "getsockopt(IP6T_SO_ORIGINAL_DST) answered the client's own address");
+      if (!inet_ntop(AF_INET6, &dst.sin6_addr, text, INET6_ADDRSTRLEN)) return throw_errno(env, errno, "inet_ntop");
+      char ifname[IF_NAMESIZE];
+      if (dst.sin6_scope_id != 0 && if_indextoname(dst.sin6_scope_id, ifname)) {
+        size_t n = strlen(text);
+        snprintf(text + n, sizeof text - n, "%%%s", ifname);
       }
-      return throw_errno(env, e, "getsockopt(IP6T_SO_ORIGINAL_DST)");
+      return make_result(env, text, ntohs(dst.sin6_port), 6);
     }
-    inet_ntop(AF_INET6, &dst.sin6_addr, text, sizeof text);
-    return make_result(env, text, ntohs(dst.sin6_port), 6);
+  } else {
+    return throw_errno(env, EAFNOSUPPORT, "getOriginalDst");
   }
-  return throw_errno(env, EAFNOSUPPORT, "getOriginalDst");
+  if (is_peer(fd, (struct sockaddr *)&dst4)) return throw_errno(env, ENOENT, "getsockopt(SO_ORIGINAL_DST) answered the client's own address");
+  if (!inet_ntop(AF_INET, &dst4.sin_addr, text, sizeof text)) return throw_errno(env, errno, "inet_ntop");
+  return make_result(env, text, ntohs(dst4.sin_port), 4);
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -1,0 +1,57 @@
+// The admin server: liveness, readiness, Prometheus metrics and a graceful shutdown, on its own port
+// so that probes and scrapes never queue behind application traffic.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ProxyMetrics } from '../metrics.js';
+
+export interface AdminHooks {
+  readonly metrics: ProxyMetrics;
+  ready(): boolean;
+  shutdown(): void;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+export function createAdminServer(hooks: AdminHooks): http.Server {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const text = (status: number, body: string, headers: http.OutgoingHttpHeaders = {}) => {
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+      res.end(body);
+    };
+    switch (path) {
+      case '/live':
+        return text(200, 'live\n');
+      case '/ready':
+        return hooks.ready() ? text(200, 'ready\n') : text(503, 'not ready\n');
+      case '/metrics':
+        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        hooks.metrics.registry.metrics().then(
+          (body) => text(200, body, { 'content-type': hooks.metrics.registry.contentType }),
+          (err: Error) => text(500, `metrics: ${err.message}\n`),
+        );
+        return;
+      case '/shutdown':
+        if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });
+        // Only the pod itself may stop its proxy (the admin port listens on every address for probes).
+        if (!LOOPBACK.test(req.socket.remoteAddress ?? '')) return text(403, 'shutdown is only accepted from loopback\n');
+        text(202, 'shutting down\n');
+        hooks.shutdown();
+        return;
+      default:
+        return text(404, 'not found\n');
+    }
+  });
+  server.keepAliveTimeout = 5000;
+  return server;
+}
+
+export function listenAdmin(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

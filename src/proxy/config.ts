@@ -1,0 +1,98 @@
+// The proxy's configuration: flags and OUTRIGGER_PROXY_* variables, validated once at start-up with a
+// schema that reports every problem at once, then frozen. Flags win over the environment.
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import { parseAddr, type Port, type SocketAddr } from '../core/addr.js';
+import { SETTINGS, type SettingName } from './env.js';
+
+const port = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be an integer')
+  .min(0, 'must be from 0 (any free port) to 65535')
+  .max(65535, 'must be from 0 (any free port) to 65535')
+  .transform((n) => n as Port);
+const ms = (min = 0) => z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be an integer').min(min, `must be at least ${min}`);
+const ip = z.string().refine((v) => /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) && v.length > 0, 'must be an IP address');
+
+/** Parses "25,587,3306-3310" into a set of ports; throws a message naming the bad element. */
+export function parsePortList(text: string): Set<number> {
+  const out = new Set<number>();
+  for (const raw of text.split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(item);
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
+    if (!m || lo < 1 || hi > 65535 || hi < lo) throw new Error(`"${item}" is not a port (1-65535) or a range like 3306-3310`);
+    for (let p = lo; p <= hi; p++) out.add(p);
+  }
+  return out;
+}
+
+const schema = z.object({
+  outboundPort: port,
+  outboundAddr: ip,
+  inboundPort: port,
+  inboundAddr: ip,
+  adminPort: port,
+  adminAddr: ip,
+  staticDestination: z
+    .string()
+    .optional()
+    .transform((v, ctx): SocketAddr | undefined => {
+      if (v === undefined || v === '') return undefined;
+      const a = parseAddr(v);
+      if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
+      return a;
+    }),
+  opaquePorts: z.string().transform((v, ctx): ReadonlySet<number> => {
+    try {
+      return parsePortList(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return new Set();
+    }
+  }),
+  detectTimeoutMs: ms(1),
+  detectMaxBytes: z.coerce.number().int().min(64, 'must be at least 64').max(1 << 20, 'must be at most 1048576'),
+  maxHeaderBytes: z.coerce.number().int().min(1024, 'must be at least 1024').max(1 << 20, 'must be at most 1048576'),
+  headerTimeoutMs: ms(1),
+  idleTimeoutMs: ms(1),
+  connectTimeoutMs: ms(1),
+  responseTimeoutMs: ms(0),
+  upstreamIdleTimeoutMs: ms(1),
+  maxIdlePerUpstream: z.coerce.number().int().min(0, 'must be at least 0'),
+  drainTimeoutMs: ms(0),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+
+export type ProxyConfig = Readonly<z.infer<typeof schema>>;
+
+/**
+ * Builds the config from flag values (camelCase keys, as commander gives them) over the environment
+ * over the defaults. Throws ConfigError listing every problem, each with its flag and variable.
+ */
+export function loadProxyConfig(flags: Partial<Record<SettingName, string | undefined>>, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const raw: Record<string, string | undefined> = {};
+  for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
+    raw[name] = flags[name] ?? env[spec.env] ?? ('default' in spec ? spec.default : undefined);
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const key = String(issue.path[0]) as SettingName;
+      const spec = SETTINGS[key];
+      const given = raw[key];
+      return spec
+        ? `--${spec.flag} (${spec.env}): ${issue.message}${given !== undefined && !issue.message.includes('got') && !issue.message.includes(given) ? `, got "${given}"` : ''}`
+        : issue.message;
+    });
+    throw new ConfigError('proxy configuration', problems);
+  }
+  const cfg = result.data;
+  const problems: string[] = [];
+  const ports = [cfg.outboundPort, cfg.inboundPort, cfg.adminPort].filter((p) => p !== 0);
+  if (new Set(ports).size !== ports.length) problems.push(`--outbound-port, --inbound-port and --admin-port must differ, got ${ports.join(', ')}`);
+  if (problems.length) throw new ConfigError('proxy configuration', problems);
+  return Object.freeze(cfg);
+}

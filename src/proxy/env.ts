@@ -1,0 +1,53 @@
+// Every setting of the proxy: its flag, its OUTRIGGER_PROXY_* environment variable and its help text,
+// in one table so that the CLI, the config schema and the docs cannot drift apart.
+
+export interface SettingSpec {
+  /** Flag without the leading dashes, e.g. "outbound-port". */
+  readonly flag: string;
+  readonly env: string;
+  readonly help: string;
+  /** Default as the user would type it; undefined means "not set". */
+  readonly default?: string;
+}
+
+const s = (flag: string, help: string, def?: string): SettingSpec => ({
+  flag,
+  env: `OUTRIGGER_PROXY_${flag.toUpperCase().replace(/-/g, '_')}`,
+  help,
+  ...(def === undefined ? {} : { default: def }),
+});
+
+export const SETTINGS = {
+  outboundPort: s('outbound-port', 'port for traffic the app sends, redirected here by iptables', '4140'),
+  outboundAddr: s('outbound-addr', 'address the outbound listener binds', '127.0.0.1'),
+  inboundPort: s('inbound-port', 'port for traffic coming into the pod, redirected here by iptables', '4143'),
+  inboundAddr: s('inbound-addr', 'address the inbound listener binds', '0.0.0.0'),
+  adminPort: s('admin-port', 'port of the admin server (/live, /ready, /metrics, /shutdown)', '4191'),
+  adminAddr: s('admin-addr', 'address the admin server binds', '0.0.0.0'),
+  staticDestination: s(
+    'static-destination',
+    'HOST:PORT to forward every connection to instead of its original destination (no iptables: benchmarks, tests)',
+  ),
+  opaquePorts: s(
+    'opaque-ports',
+    'ports whose traffic is forwarded as opaque TCP without protocol detection (list and ranges, "" for none)',
+    '25,587,3306,4444,5432,6379,9300,11211',
+  ),
+  detectTimeoutMs: s('detect-timeout-ms', 'how long to wait for the first bytes before treating a connection as opaque TCP (ms)', '10000'),
+  detectMaxBytes: s('detect-max-bytes', 'bytes read at most to detect the protocol', '8192'),
+  maxHeaderBytes: s('max-header-bytes', 'largest HTTP/1 request or response head accepted (bytes); larger requests get 431', '16384'),
+  headerTimeoutMs: s('header-timeout-ms', 'time a client has to send a whole request head once it started (ms); then 408', '10000'),
+  idleTimeoutMs: s('idle-timeout-ms', 'idle keep-alive client connections are closed after this (ms)', '60000'),
+  connectTimeoutMs: s('connect-timeout-ms', 'time allowed to connect to an upstream (ms); then 504', '3000'),
+  responseTimeoutMs: s('response-timeout-ms', 'time allowed for an upstream to start its response (ms, 0 = no limit); then 504', '0'),
+  upstreamIdleTimeoutMs: s(
+    'upstream-idle-timeout-ms',
+    'pooled upstream connections idle longer than this are closed (ms); keep it below the servers\' keep-alive timeout',
+    '4000',
+  ),
+  maxIdlePerUpstream: s('max-idle-per-upstream', 'idle HTTP/1 connections kept per upstream address', '256'),
+  drainTimeoutMs: s('drain-timeout-ms', 'on shutdown, how long in-flight work may take before it is cut (ms)', '30000'),
+  logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;

@@ -1,0 +1,42 @@
+// Typed errors of the data plane. Inner code throws (or passes) these; the rescue point of each
+// listener turns them into a response with ./respond.ts, never anything else.
+import { OutriggerError } from '../../core/errors.js';
+
+export const Codes = {
+  /** The client's bytes are not valid HTTP. */
+  MALFORMED_REQUEST: 'OUTR_ERR_MALFORMED_REQUEST',
+  /** The request head is larger than max-header-bytes. */
+  HEADERS_TOO_LARGE: 'OUTR_ERR_HEADERS_TOO_LARGE',
+  /** The client took longer than header-timeout-ms to send its request head. */
+  HEADER_TIMEOUT: 'OUTR_ERR_HEADER_TIMEOUT',
+  /** The request uses an HTTP version we do not speak on this connection. */
+  VERSION_NOT_SUPPORTED: 'OUTR_ERR_VERSION_NOT_SUPPORTED',
+  /** The upstream refused or reset the connection before answering. */
+  CONNECT_REFUSED: 'OUTR_ERR_CONNECT_REFUSED',
+  CONNECT_TIMEOUT: 'OUTR_ERR_CONNECT_TIMEOUT',
+  RESPONSE_TIMEOUT: 'OUTR_ERR_RESPONSE_TIMEOUT',
+  /** The upstream answered with bytes that are not a valid HTTP response, or closed mid-response. */
+  UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
+  /** The original destination is the proxy itself. */
+  LOOP: 'OUTR_ERR_LOOP',
+  /** There is no destination: the connection was not redirected and no static destination is set. */
+  NO_DESTINATION: 'OUTR_ERR_NO_DESTINATION',
+  /** The proxy is shutting down. */
+  DRAINING: 'OUTR_ERR_DRAINING',
+} as const;
+
+export type Code = (typeof Codes)[keyof typeof Codes];
+
+export class ProxyError extends OutriggerError {
+  declare readonly code: Code;
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ProxyError';
+  }
+}
+
+/** Maps a socket error from connecting to an upstream into the proxy's error. */
+export function upstreamConnectError(target: string, err: NodeJS.ErrnoException): ProxyError {
+  const code = err.code ?? 'EUNKNOWN';
+  return new ProxyError(Codes.CONNECT_REFUSED, `upstream ${target}: connect failed: ${code}`, { cause: err });
+}

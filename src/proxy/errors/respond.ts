@@ -1,0 +1,62 @@
+// The one table that turns a data-plane error into what the client sees: an HTTP status, a gRPC status
+// (for gRPC requests, in grpc-status) or a TCP reset. Every listener's rescue point uses it.
+import { Codes, ProxyError, type Code } from './errors.js';
+
+export interface ErrorResponse {
+  readonly status: number;
+  /** gRPC status code for gRPC requests (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+  readonly grpcStatus: number;
+  readonly message: string;
+}
+
+const TABLE: Record<Code, { status: number; grpc: number }> = {
+  [Codes.MALFORMED_REQUEST]: { status: 400, grpc: 13 /* INTERNAL */ },
+  [Codes.HEADERS_TOO_LARGE]: { status: 431, grpc: 8 /* RESOURCE_EXHAUSTED */ },
+  [Codes.HEADER_TIMEOUT]: { status: 408, grpc: 4 /* DEADLINE_EXCEEDED */ },
+  [Codes.VERSION_NOT_SUPPORTED]: { status: 505, grpc: 12 /* UNIMPLEMENTED */ },
+  [Codes.CONNECT_REFUSED]: { status: 502, grpc: 14 /* UNAVAILABLE */ },
+  [Codes.CONNECT_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
+  [Codes.RESPONSE_TIMEOUT]: { status: 504, grpc: 4 },
+  [Codes.UPSTREAM_PROTOCOL]: { status: 502, grpc: 14 },
+  [Codes.LOOP]: { status: 508, grpc: 14 },
+  [Codes.NO_DESTINATION]: { status: 502, grpc: 14 },
+  [Codes.DRAINING]: { status: 503, grpc: 14 },
+};
+
+/** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */
+export function errorResponse(err: unknown): ErrorResponse {
+  if (err instanceof ProxyError) {
+    const row = TABLE[err.code];
+    return { status: row.status, grpcStatus: row.grpc, message: err.message };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { status: 502, grpcStatus: 14, message: `proxy error: ${message}` };
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+  508: 'Loop Detected',
+};
+
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? 'Error';
+}
+
+/** A complete HTTP/1.1 error response with a short body naming the proxy; always closes or keeps per `close`. */
+export function http1ErrorResponse(r: ErrorResponse, close: boolean): string {
+  const body = `outrigger proxy: ${r.message}\n`;
+  return (
+    `HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}\r\n` +
+    `content-type: text/plain; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    `outrigger-proxy-error: ${r.message.replace(/[^\x20-\x7e]/g, '?')}\r\n` +
+    (close ? 'connection: close\r\n' : '') +
+    `\r\n${body}`
+  );
+}

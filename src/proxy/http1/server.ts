@@ -1,0 +1,608 @@
+// The HTTP/1.x side of a listener: one ClientConn per accepted connection. It parses only message heads
+// and moves body bytes between the client and a pooled upstream connection without copying them, one
+// exchange at a time (pipelined requests wait, so responses keep their order). Upgrades and CONNECT turn
+// into byte tunnels. Every failure ends at one rescue point, `fail`, which answers with ../errors/respond.
+import type { Socket } from 'node:net';
+import type { Logger } from '../../core/log.js';
+import { formatAddr, type SocketAddr } from '../../core/addr.js';
+import type { ProxyConfig } from '../config.js';
+import type { Direction, ProxyMetrics, RouteStats } from '../metrics.js';
+import { Codes, ProxyError } from '../errors/errors.js';
+import { errorResponse, http1ErrorResponse } from '../errors/respond.js';
+import { connectUpstream, type Connecting } from '../transport/connect.js';
+import { joinSockets } from '../transport/tcp.js';
+import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './parse.js';
+import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
+
+export interface Http1Context {
+  readonly cfg: ProxyConfig;
+  readonly metrics: ProxyMetrics;
+  readonly pool: UpstreamPool;
+  readonly direction: Direction;
+  readonly log: Logger;
+  readonly draining: () => boolean;
+  /** Open client connections, so a shutdown can drain them. */
+  readonly conns: Set<{ drain(): void }>;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+/** Largest response head accepted from an upstream (bytes). */
+const MAX_RESPONSE_HEAD = 65536;
+
+const enum Res {
+  Idle,
+  Head,
+  Body,
+  Done,
+}
+
+const malformedBody = (m: string) => new ProxyError(Codes.MALFORMED_REQUEST, `invalid request body: ${m}`);
+const badUpstreamBody = (m: string) => new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream sent an invalid response body: ${m}`);
+
+export class ClientConn implements UpstreamOwner {
+  private readonly targetKey: string;
+  /** Client bytes not yet consumed: a partial head, or pipelined requests waiting their turn. */
+  private buf: Buffer | null = null;
+  private headTimer: NodeJS.Timeout | null = null;
+  private resTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private clientEnded = false;
+  private closeAfter = false;
+  private waitUpstreamDrain = false;
+  private waitClientDrain = false;
+
+  // The exchange in progress (one at a time).
+  private req: RequestHead | null = null;
+  private reqHead = '';
+  private reqDone = false;
+  private reqRemaining = 0;
+  private reqChunks: ChunkedScanner | null = null;
+  private stats: RouteStats | null = null;
+  private startedAt = 0;
+  private up: UpstreamConn | null = null;
+  private connecting: Connecting | null = null;
+  private upReusable = true;
+  private retried = false;
+  private res: ResponseHead | null = null;
+  private resPhase = Res.Idle;
+  private rbuf: Buffer | null = null;
+  private resRemaining = 0;
+  private resChunks: ChunkedScanner | null = null;
+  private dechunk = false;
+
+  private readonly onData = (chunk: Buffer) => this.clientData(chunk);
+  private readonly onEnd = () => this.clientEnd();
+  private readonly onDrain = () => {
+    if (this.waitClientDrain) {
+      this.waitClientDrain = false;
+      this.up?.socket.resume();
+    }
+  };
+  private readonly onTimeout = () => {
+    // Idle keep-alive connection: close it quietly. A request in flight is bounded by other timers.
+    if (!this.req && !this.buf) this.sock.destroy();
+  };
+  private readonly onHeadTimeout = () => {
+    this.headTimer = null;
+    this.fail(new ProxyError(Codes.HEADER_TIMEOUT, `request head not received within ${this.ctx.cfg.headerTimeoutMs}ms`));
+  };
+  private readonly onResTimeout = () => {
+    this.resTimer = null;
+    this.fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.targetKey}: no response within ${this.ctx.cfg.responseTimeoutMs}ms`));
+  };
+  private readonly onDechunk = (b: Buffer, start: number, end: number) => {
+    if (end > start && !this.sock.write(b.subarray(start, end))) this.pauseUpstream();
+  };
+
+  constructor(
+    private readonly ctx: Http1Context,
+    private readonly sock: Socket,
+    private readonly target: SocketAddr,
+    initial: Buffer,
+    ended: boolean,
+  ) {
+    this.targetKey = formatAddr(target);
+    sock.setNoDelay(true);
+    sock.setTimeout(ctx.cfg.idleTimeoutMs);
+    sock.on('data', this.onData);
+    sock.on('end', this.onEnd);
+    sock.on('drain', this.onDrain);
+    sock.on('timeout', this.onTimeout);
+    sock.on('error', () => {}); // 'close' follows; a client's reset is not the proxy's error
+    sock.once('close', () => this.clientClosed());
+    ctx.conns.add(this);
+    if (initial.length) this.clientData(initial);
+    if (ended) this.clientEnd();
+    this.updateReading();
+  }
+
+  /**
+   * Reads from the client unless a pipelined request is waiting its turn or the upstream cannot take
+   * more body bytes. Reading while a response is in flight lets us see a client that goes away.
+   */
+  private updateReading(): void {
+    if (this.closed) return;
+    if ((this.buf !== null && this.req !== null) || this.waitUpstreamDrain) this.sock.pause();
+    else this.sock.resume();
+  }
+
+  /** Shutdown: finish the exchange in flight, then close; close now if idle. */
+  drain(): void {
+    this.closeAfter = true;
+    if (!this.req && !this.buf) this.sock.end();
+  }
+
+  // ---- client side ----
+
+  private clientData(chunk: Buffer): void {
+    if (this.closed) return;
+    if (this.req && !this.reqDone) {
+      this.feedRequestBody(chunk);
+      return;
+    }
+    this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.req) {
+      // A pipelined request: it waits until the response in flight is done.
+      this.sock.pause();
+      return;
+    }
+    this.nextRequest();
+  }
+
+  /** Parses the next request head from `buf`, if it is all there, and starts its exchange. */
+  private nextRequest(): void {
+    let buf = this.buf;
+    if (!buf) return;
+    // RFC 9112 section 2.2: ignore empty lines before a request line.
+    let start = 0;
+    while (start + 1 < buf.length && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
+    if (start > 0) {
+      buf = start === buf.length ? null : buf.subarray(start);
+      this.buf = buf;
+      if (!buf) return;
+    }
+    const max = this.ctx.cfg.maxHeaderBytes;
+    const end = buf.indexOf(CRLFCRLF);
+    if (end === -1 || end + 4 > max) {
+      if (buf.length > max || end !== -1) {
+        this.fail(new ProxyError(Codes.HEADERS_TOO_LARGE, `request head larger than ${max} bytes`));
+      } else if (!this.headTimer) {
+        this.headTimer = setTimeout(this.onHeadTimeout, this.ctx.cfg.headerTimeoutMs);
+      }
+      return;
+    }
+    if (this.headTimer) {
+      clearTimeout(this.headTimer);
+      this.headTimer = null;
+    }
+    let head: RequestHead;
+    try {
+      head = parseRequestHead(buf.toString('latin1', 0, end));
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.buf = null;
+    this.startExchange(head, end + 4 < buf.length ? buf.subarray(end + 4) : null);
+  }
+
+  private startExchange(head: RequestHead, rest: Buffer | null): void {
+    const { cfg, metrics } = this.ctx;
+    this.req = head;
+    this.startedAt = performance.now();
+    this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
+    this.stats.requests.inc();
+    if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
+    const f = head.fields;
+    let s = `${head.method} ${head.target} HTTP/1.1\r\n`;
+    for (let i = 0; i < f.length; i += 2) s += `${f[i]}: ${f[i + 1]}\r\n`;
+    if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
+    // We speak HTTP/1.1 upstream, where Host is required: an HTTP/1.0 client may not have sent one.
+    if (head.authority === '' && head.minor === 0) s += `host: ${this.targetKey}\r\n`;
+    this.reqHead = s + '\r\n';
+    this.resPhase = Res.Head;
+    this.upReusable = true;
+    this.retried = false;
+    this.sendHead();
+    if (cfg.responseTimeoutMs > 0) this.resTimer = setTimeout(this.onResTimeout, cfg.responseTimeoutMs);
+    if (head.bodyKind === 'none') {
+      this.reqDone = true;
+      if (rest) {
+        // Pipelined requests, or the first bytes of a tunnel: kept until the response is in.
+        this.buf = rest;
+        this.sock.pause();
+      }
+      return;
+    }
+    this.reqDone = false;
+    if (head.bodyKind === 'chunked') this.reqChunks = new ChunkedScanner(malformedBody);
+    else this.reqRemaining = head.contentLength;
+    if (rest) this.feedRequestBody(rest);
+  }
+
+  /** Writes the request head to a pooled upstream connection, or to a new one. */
+  private sendHead(fresh = false): void {
+    const { pool, cfg } = this.ctx;
+    const pooled = fresh ? undefined : pool.acquire(this.targetKey);
+    if (pooled) {
+      this.up = pooled;
+      pooled.owner = this;
+      pooled.socket.write(this.reqHead);
+      return;
+    }
+    const c = connectUpstream(
+      this.target,
+      this.targetKey,
+      cfg.connectTimeoutMs,
+      () => {
+        this.connecting = null;
+      },
+      (err) => {
+        this.connecting = null;
+        const up = this.up;
+        if (up && up.socket === c.socket) {
+          up.owner = null;
+          this.up = null;
+        }
+        this.fail(err);
+      },
+    );
+    this.connecting = c;
+    const up = pool.adopt(c.socket, this.targetKey);
+    up.uses = 1;
+    up.owner = this;
+    this.up = up;
+    c.socket.write(this.reqHead);
+  }
+
+  private feedRequestBody(chunk: Buffer): void {
+    let end: number;
+    if (this.reqChunks) {
+      try {
+        end = this.reqChunks.scan(chunk);
+      } catch (err) {
+        this.upReusable = false;
+        this.fail(err);
+        return;
+      }
+    } else if (chunk.length < this.reqRemaining) {
+      this.reqRemaining -= chunk.length;
+      end = -1;
+    } else {
+      end = this.reqRemaining;
+      this.reqRemaining = 0;
+    }
+    const part = end === -1 ? chunk : chunk.subarray(0, end);
+    const up = this.up;
+    if (up && part.length && !up.socket.write(part)) {
+      this.waitUpstreamDrain = true;
+      this.sock.pause();
+    }
+    if (end === -1) return;
+    this.reqDone = true;
+    this.reqChunks = null;
+    if (end < chunk.length) {
+      this.buf = this.buf ? Buffer.concat([this.buf, chunk.subarray(end)]) : chunk.subarray(end);
+      this.sock.pause();
+    }
+    if (this.resPhase === Res.Done) this.finishExchange();
+  }
+
+  private clientEnd(): void {
+    this.clientEnded = true;
+    if (this.closed) return;
+    if (!this.req) {
+      // Nothing in flight: a partial head is abandoned, an idle connection closes.
+      this.sock.end();
+      return;
+    }
+    if (!this.reqDone) {
+      // The client stopped in the middle of its request body: the upstream connection is unusable.
+      this.upReusable = false;
+      this.fail(new ProxyError(Codes.MALFORMED_REQUEST, 'client closed the connection before its request body ended'));
+      return;
+    }
+    this.closeAfter = true;
+  }
+
+  private clientClosed(): void {
+    this.closed = true;
+    this.ctx.conns.delete(this);
+    this.clearTimers();
+    const up = this.up;
+    this.up = null;
+    if (up) {
+      up.owner = null;
+      up.socket.destroy();
+    }
+  }
+
+  // ---- upstream side ----
+
+  onUpstreamDrain(): void {
+    if (this.waitUpstreamDrain) {
+      this.waitUpstreamDrain = false;
+      this.updateReading();
+    }
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.resPhase === Res.Body) this.feedResponseBody(chunk);
+    else if (this.resPhase === Res.Head) this.responseHead(chunk);
+    else {
+      // Bytes after the response ended (or before a request): the connection is out of step.
+      this.upReusable = false;
+      this.releaseUpstream();
+    }
+  }
+
+  private responseHead(chunk: Buffer): void {
+    let rbuf = this.rbuf ? Buffer.concat([this.rbuf, chunk]) : chunk;
+    const req = this.req as RequestHead;
+    for (;;) {
+      const end = rbuf.indexOf(CRLFCRLF);
+      if (end === -1) {
+        if (rbuf.length > MAX_RESPONSE_HEAD) {
+          this.upReusable = false;
+          this.fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.targetKey}: response head larger than ${MAX_RESPONSE_HEAD} bytes`));
+          return;
+        }
+        this.rbuf = rbuf;
+        return;
+      }
+      let res: ResponseHead;
+      try {
+        res = parseResponseHead(rbuf.toString('latin1', 0, end), req.method);
+      } catch (err) {
+        this.upReusable = false;
+        this.fail(err);
+        return;
+      }
+      const rest = rbuf.subarray(end + 4);
+      if (res.status < 200 && res.status !== 101) {
+        // Interim response (100 Continue, 103 Early Hints): passed on to HTTP/1.1 clients only.
+        if (req.minor === 1) this.sock.write(this.responseHeadText(res, ''));
+        if (rest.length === 0) {
+          this.rbuf = null;
+          return;
+        }
+        rbuf = rest;
+        continue;
+      }
+      this.rbuf = null;
+      if (this.resTimer) {
+        clearTimeout(this.resTimer);
+        this.resTimer = null;
+      }
+      this.res = res;
+      (this.stats as RouteStats).response(res.status, performance.now() - this.startedAt);
+      if ((res.status === 101 && req.upgrade !== undefined) || (req.method === 'CONNECT' && res.status < 300)) {
+        const extra = res.status === 101 ? `connection: upgrade\r\nupgrade: ${res.upgrade ?? req.upgrade}\r\n` : '';
+        this.sock.write(this.responseHeadText(res, extra));
+        this.tunnel(rest);
+        return;
+      }
+      if (!res.keepAlive || res.bodyKind === 'eof') this.upReusable = false;
+      if (res.bodyKind === 'eof' || !this.reqDone) {
+        // The client cannot tell where a close-delimited body ends unless we close; and a response that
+        // came before the request body ended leaves that body unread.
+        this.closeAfter = true;
+        if (!this.reqDone) this.upReusable = false;
+      }
+      this.dechunk = req.minor === 0 && res.bodyKind === 'chunked';
+      if (this.dechunk) this.closeAfter = true;
+      const conn = this.closeAfter ? 'connection: close\r\n' : req.minor === 0 ? 'connection: keep-alive\r\n' : '';
+      this.sock.write(this.responseHeadText(res, conn));
+      this.resPhase = Res.Body;
+      if (res.bodyKind === 'none') {
+        this.responseEnd(rest.length > 0);
+      } else {
+        if (res.bodyKind === 'chunked') this.resChunks = new ChunkedScanner(badUpstreamBody);
+        else this.resRemaining = res.contentLength;
+        if (rest.length) this.feedResponseBody(rest);
+      }
+      return;
+    }
+  }
+
+  private responseHeadText(res: ResponseHead, extra: string): string {
+    const f = res.fields;
+    let s = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
+    for (let i = 0; i < f.length; i += 2) {
+      if (this.dechunk && f[i] === 'transfer-encoding') continue;
+      s += `${f[i]}: ${f[i + 1]}\r\n`;
+    }
+    return s + extra + '\r\n';
+  }
+
+  private feedResponseBody(chunk: Buffer): void {
+    const res = this.res as ResponseHead;
+    let end = -1;
+    if (res.bodyKind === 'chunked') {
+      try {
+        end = (this.resChunks as ChunkedScanner).scan(chunk, this.dechunk ? this.onDechunk : undefined);
+      } catch (err) {
+        this.upReusable = false;
+        this.fail(err);
+        return;
+      }
+    } else if (res.bodyKind === 'length') {
+      if (chunk.length < this.resRemaining) this.resRemaining -= chunk.length;
+      else {
+        end = this.resRemaining;
+        this.resRemaining = 0;
+      }
+    }
+    if (!this.dechunk) {
+      const part = end === -1 ? chunk : chunk.subarray(0, end);
+      if (part.length && !this.sock.write(part)) this.pauseUpstream();
+    }
+    if (end !== -1) this.responseEnd(end < chunk.length);
+  }
+
+  private pauseUpstream(): void {
+    this.waitClientDrain = true;
+    this.up?.socket.pause();
+  }
+
+  private responseEnd(extraBytes: boolean): void {
+    this.resPhase = Res.Done;
+    this.resChunks = null;
+    if (extraBytes) this.upReusable = false;
+    if (this.reqDone || this.closeAfter) this.finishExchange();
+  }
+
+  onUpstreamEnd(): void {
+    if (this.resPhase === Res.Body && this.res?.bodyKind === 'eof') {
+      this.upReusable = false;
+      this.responseEnd(false);
+      return;
+    }
+    this.upstreamGone(undefined);
+  }
+
+  onUpstreamClose(err: Error | undefined): void {
+    this.upstreamGone(err);
+  }
+
+  /** The upstream closed before the response ended. */
+  private upstreamGone(err: Error | undefined): void {
+    const up = this.up;
+    this.up = null;
+    if (up) {
+      up.owner = null;
+      up.socket.destroy();
+    }
+    if (this.closed || !this.req || this.resPhase === Res.Done) return;
+    if (this.resPhase === Res.Head && !this.rbuf && up && up.uses > 1 && !this.retried && this.req.bodyKind === 'none') {
+      // A pooled connection the server closed while it sat idle (a race no timeout can rule out): the
+      // request had no body and got no byte of answer, so sending it again on a new connection is safe.
+      this.retried = true;
+      this.sendHead(true);
+      return;
+    }
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const why = this.resPhase === Res.Head ? 'before responding' : 'before the response ended';
+    this.fail(
+      new ProxyError(
+        this.resPhase === Res.Head && !this.rbuf ? Codes.CONNECT_REFUSED : Codes.UPSTREAM_PROTOCOL,
+        `upstream ${this.targetKey}: connection ${code ? `failed (${code})` : 'closed'} ${why}`,
+      ),
+    );
+  }
+
+  // ---- end of an exchange ----
+
+  private releaseUpstream(): void {
+    const up = this.up;
+    this.up = null;
+    this.connecting?.cancel();
+    this.connecting = null;
+    if (!up) return;
+    if (this.upReusable && this.reqDone && this.resPhase === Res.Done && !this.waitUpstreamDrain) {
+      up.socket.resume();
+      this.ctx.pool.release(up);
+    } else {
+      up.owner = null;
+      up.socket.destroy();
+    }
+  }
+
+  private clearTimers(): void {
+    if (this.resTimer) {
+      clearTimeout(this.resTimer);
+      this.resTimer = null;
+    }
+    if (this.headTimer) {
+      clearTimeout(this.headTimer);
+      this.headTimer = null;
+    }
+  }
+
+  private resetExchange(): void {
+    this.req = null;
+    this.res = null;
+    this.reqChunks = null;
+    this.resChunks = null;
+    this.resPhase = Res.Idle;
+    this.rbuf = null;
+    this.reqDone = false;
+    this.dechunk = false;
+    this.waitUpstreamDrain = false;
+    this.waitClientDrain = false;
+    this.stats = null;
+  }
+
+  private finishExchange(): void {
+    this.releaseUpstream();
+    this.clearTimers();
+    this.resetExchange();
+    if (this.closeAfter || this.clientEnded) {
+      this.buf = null;
+      this.sock.end();
+      return;
+    }
+    if (this.buf) this.nextRequest();
+    this.updateReading();
+  }
+
+  /**
+   * The rescue point: every error of this connection ends here. Before a response head went out the
+   * client gets the error's status (../errors/respond.ts); after, the connection is cut.
+   */
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    const responseStarted = this.res !== null;
+    this.upReusable = false;
+    this.releaseUpstream();
+    this.clearTimers();
+    if (responseStarted) {
+      this.ctx.log.debug({ target: this.targetKey, err: (err as Error).message }, 'http/1 exchange failed after the response began');
+      this.resetExchange();
+      this.sock.destroy();
+      return;
+    }
+    const r = errorResponse(err);
+    let stats = this.stats;
+    if (!stats) {
+      stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, '');
+      stats.requests.inc();
+      this.startedAt = performance.now();
+    }
+    stats.response(r.status, performance.now() - this.startedAt);
+    // After a malformed request or an unread body there is no telling where the next request starts.
+    const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
+    this.ctx.log.debug({ target: this.targetKey, status: r.status, err: r.message }, 'http/1 request failed');
+    this.sock.write(http1ErrorResponse(r, close));
+    this.resetExchange();
+    if (close) {
+      this.buf = null;
+      this.sock.end();
+      this.sock.destroySoon();
+      return;
+    }
+    if (this.buf) this.nextRequest();
+    this.updateReading();
+  }
+
+  /** 101 Switching Protocols or a CONNECT tunnel: from here on, bytes both ways. */
+  private tunnel(fromUpstream: Buffer): void {
+    const up = this.up as UpstreamConn;
+    this.up = null;
+    this.clearTimers();
+    up.detach();
+    const sock = this.sock;
+    sock.off('data', this.onData);
+    sock.off('end', this.onEnd);
+    sock.off('drain', this.onDrain);
+    sock.off('timeout', this.onTimeout);
+    sock.setTimeout(0);
+    this.ctx.conns.delete(this);
+    if (fromUpstream.length) sock.write(fromUpstream);
+    if (this.buf) up.socket.write(this.buf);
+    this.buf = null;
+    this.resetExchange();
+    this.closed = true;
+    joinSockets(sock, up.socket, { aEnded: this.clientEnded });
+  }
+}

@@ -1,0 +1,79 @@
+// The one place that wires a validated config into listeners, the admin server and shutdown.
+import type http from 'node:http';
+import type { Logger } from '../core/log.js';
+import type { SocketAddr } from '../core/addr.js';
+import type { ProxyConfig } from './config.js';
+import { ProxyMetrics } from './metrics.js';
+import { UpstreamPool } from './http1/pool.js';
+import { Listener } from './transport/listen.js';
+import { checkOrigDstAddon } from './transport/origdst.js';
+import { createAdminServer, listenAdmin } from './admin/server.js';
+
+export interface RunningProxy {
+  readonly outbound: SocketAddr;
+  readonly inbound: SocketAddr;
+  readonly admin: SocketAddr;
+  readonly metrics: ProxyMetrics;
+  /** Graceful: stop accepting, let work in flight finish (up to the drain timeout), then close. */
+  shutdown(): Promise<void>;
+  /** Resolves when the proxy has shut down. */
+  readonly closed: Promise<void>;
+}
+
+export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
+  if (!cfg.staticDestination) checkOrigDstAddon();
+  const metrics = new ProxyMetrics();
+  const pool = new UpstreamPool(cfg.maxIdlePerUpstream, cfg.upstreamIdleTimeoutMs);
+  let draining = false;
+  let ready = false;
+  const ports: number[] = [];
+  const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports };
+  const outboundL = new Listener(deps, 'outbound');
+  const inboundL = new Listener(deps, 'inbound');
+  let shuttingDown: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+
+  const admin: http.Server = createAdminServer({ metrics, ready: () => ready && !draining, shutdown: () => void shutdown() });
+  const listeners = [outboundL, inboundL];
+
+  const shutdown = (): Promise<void> => {
+    if (shuttingDown) return shuttingDown;
+    draining = true;
+    log.info({ drainTimeoutMs: cfg.drainTimeoutMs }, 'shutting down: draining connections');
+    shuttingDown = (async () => {
+      const drained = Promise.all(listeners.map((l) => l.drain()));
+      const open = () => listeners.reduce((n, l) => n + l.sockets.size, 0);
+      const deadline = Date.now() + cfg.drainTimeoutMs;
+      await drained;
+      while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const left = open();
+      if (left > 0) log.warn({ connections: left }, 'drain timeout reached: closing the connections still open');
+      for (const l of listeners) l.destroyAll();
+      pool.close();
+      await new Promise<void>((r) => {
+        admin.close(() => r());
+        admin.closeAllConnections();
+      });
+      log.info('proxy stopped');
+      resolveClosed();
+    })();
+    return shuttingDown;
+  };
+
+  try {
+    const outbound = await outboundL.listen(cfg.outboundPort, cfg.outboundAddr);
+    const inbound = await inboundL.listen(cfg.inboundPort, cfg.inboundAddr);
+    const a = await listenAdmin(admin, cfg.adminPort, cfg.adminAddr);
+    const adminAddr = { host: a.address, port: a.port } as SocketAddr;
+    ports.push(outbound.port, inbound.port, adminAddr.port);
+    ready = true;
+    log.info({ outbound: outbound.port, inbound: inbound.port, admin: adminAddr.port }, 'proxy ready');
+    return { outbound, inbound, admin: adminAddr, metrics, shutdown, closed };
+  } catch (err) {
+    for (const l of listeners) l.server.close();
+    admin.close();
+    pool.close();
+    throw err;
+  }
+}

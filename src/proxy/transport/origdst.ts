@@ -1,0 +1,49 @@
+// The original destination of a redirected connection, read from the kernel by the native addon
+// (native/origdst.c). Loaded lazily so that a proxy with a static destination works without it.
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { toPort, type OrigDst } from '../../core/addr.js';
+
+interface Addon {
+  getOriginalDst(fd: number): { address: string; port: number; family: 4 | 6 };
+}
+
+// dist/src/proxy/transport/ → native/build/Release/ (the addon is built by `npm ci`). fileURLToPath, not
+// URL.pathname: a checkout under a folder with a space or non-ASCII letters would be percent-encoded.
+const ADDON_PATH = fileURLToPath(new URL('../../../../native/build/Release/origdst.node', import.meta.url));
+
+let addon: Addon | undefined;
+
+function load(): Addon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    try {
+      addon = require(ADDON_PATH) as Addon;
+    } catch (err) {
+      throw new Error(
+        `native addon ${ADDON_PATH} cannot be loaded (${(err as Error).message.split('\n')[0]}); ` +
+          'build it with `npm ci` or `npx node-gyp rebuild --directory native`',
+        { cause: err },
+      );
+    }
+  }
+  return addon;
+}
+
+/** Loads the addon now, so that a missing build fails at start-up rather than on the first connection. */
+export function checkOrigDstAddon(): void {
+  load();
+}
+
+/**
+ * The connection's original destination. Throws (code ENOENT) when conntrack knows nothing of it (not
+ * redirected, untracked). A tracked connection that was not NATed answers the proxy's own address, which
+ * the caller must treat as a loop.
+ */
+export function originalDst(socket: Socket): OrigDst {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw Object.assign(new Error('socket has no file descriptor'), { code: 'EBADF' });
+  const r = load().getOriginalDst(fd);
+  return { host: r.address, port: toPort(r.port) } as OrigDst;
+}
