@@ -1,0 +1,270 @@
+// The HTTP/2 side of a listener (prior-knowledge h2c for now): each client stream is forwarded as a
+// stream on one multiplexed upstream session per destination, with flow control (streams are piped),
+// trailers (so gRPC status and streaming work), and RST_STREAM and GOAWAY passed on.
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import net, { type Socket } from 'node:net';
+import type { Logger } from '../../core/log.js';
+import { formatAddr, type SocketAddr } from '../../core/addr.js';
+import type { ProxyConfig } from '../config.js';
+import type { Direction, ProxyMetrics } from '../metrics.js';
+import { Codes, ProxyError } from '../errors/errors.js';
+import { errorResponse } from '../errors/respond.js';
+
+export interface H2Context {
+  readonly cfg: ProxyConfig;
+  readonly metrics: ProxyMetrics;
+  readonly direction: Direction;
+  readonly log: Logger;
+}
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+/** Request headers that must not cross the proxy (RFC 9113 section 8.2.2); Node refuses most of them anyway. */
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+
+function forwardable(h: IncomingHttpHeaders): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  for (const k of Object.keys(h)) {
+    if (DROP.has(k)) continue;
+    if (k === 'te' && h[k] !== 'trailers') continue;
+    out[k] = h[k];
+  }
+  return out;
+}
+
+function grpcStatusOf(h: IncomingHttpHeaders | undefined): number | undefined {
+  const v = h?.['grpc-status'];
+  return typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/**
+ * grpc-message is percent-encoded, but only bytes outside printable ASCII and '%' itself ("PROTOCOL-HTTP2"
+ * in grpc/grpc doc); encodeURIComponent would also encode ':' and ' ', which clients show as they are.
+ */
+function grpcMessage(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Maps an error seen on an upstream stream or session to the proxy's typed error. */
+function classify(err: unknown, target: string): ProxyError {
+  if (err instanceof ProxyError) return err;
+  let e = err as NodeJS.ErrnoException;
+  // A stream still waiting for its session is cancelled with ERR_HTTP2_STREAM_CANCEL when the session
+  // fails (refused, timed out); the reason is its cause.
+  if (e?.code === 'ERR_HTTP2_STREAM_CANCEL' && e.cause) {
+    if (e.cause instanceof ProxyError) return e.cause;
+    e = e.cause as NodeJS.ErrnoException;
+  }
+  if (e?.code && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|PIPE|ADDRNOTAVAIL)$/.test(e.code)) {
+    return new ProxyError(Codes.CONNECT_REFUSED, `upstream ${target}: connect failed: ${e.code}`);
+  }
+  return new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${target}: http/2 error: ${e?.code ?? String(err)}`);
+}
+
+export class H2Proxy {
+  private readonly upstreams = new Map<string, ClientHttp2Session>();
+  private readonly downstreams = new Set<ServerHttp2Session>();
+  private draining = false;
+
+  constructor(private readonly ctx: H2Context) {}
+
+  /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface. */
+  handle(socket: Socket, target: SocketAddr, initial: Buffer): void {
+    if (initial.length) socket.unshift(initial);
+    const key = formatAddr(target);
+    const session = http2.performServerHandshake(socket, { settings: { enablePush: false } });
+    this.downstreams.add(session);
+    session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
+    session.on('close', () => this.downstreams.delete(session));
+    session.on('stream', (stream, headers) => this.forward(stream, headers, target, key));
+    if (this.draining) session.close();
+  }
+
+  /** One multiplexed session per destination; a session that said GOAWAY or failed is replaced. */
+  private upstream(target: SocketAddr, key: string): ClientHttp2Session {
+    const existing = this.upstreams.get(key);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
+    const { cfg } = this.ctx;
+    const session = http2.connect(`http://${key}`, {
+      createConnection: () => net.connect({ host: target.host, port: target.port, noDelay: true }),
+      settings: { enablePush: false },
+    });
+    this.upstreams.set(key, session);
+    const forget = () => {
+      if (this.upstreams.get(key) === session) this.upstreams.delete(key);
+    };
+    const timer = setTimeout(() => {
+      forget();
+      session.destroy(new ProxyError(Codes.CONNECT_TIMEOUT, `upstream ${key}: connect timed out after ${cfg.connectTimeoutMs}ms`));
+    }, cfg.connectTimeoutMs);
+    session.once('connect', () => clearTimeout(timer));
+    session.on('error', (err) => {
+      forget();
+      this.ctx.log.debug({ target: key, err: err.message }, 'http/2 upstream session error');
+    });
+    // The server is going away: new streams go to a new session; streams in flight finish on this one.
+    session.on('goaway', forget);
+    session.on('close', () => {
+      clearTimeout(timer);
+      forget();
+    });
+    session.setTimeout(cfg.idleTimeoutMs, () => session.close());
+    return session;
+  }
+
+  private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: SocketAddr, key: string): void {
+    const { metrics, cfg, direction } = this.ctx;
+    const startedAt = performance.now();
+    const authority = headers[':authority'] ?? headers.host ?? '';
+    const stats = metrics.route(direction, key, authority);
+    stats.requests.inc();
+    const grpc = (headers['content-type'] ?? '').startsWith('application/grpc');
+    let status = 0;
+    let latency = 0;
+    let grpcStatus: number | undefined;
+    let recorded = false;
+    let responded = false;
+    /** fail() has answered (or reset) the client: the upstream stream's own close must not touch it. */
+    let failed = false;
+    const record = () => {
+      if (recorded) return;
+      recorded = true;
+      stats.response(status, latency, grpc ? grpcStatus : undefined);
+    };
+    stream.on('error', () => {}); // a client's reset is not the proxy's error; 'close' follows
+
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      if (up && !up.closed) up.close(NGHTTP2_CANCEL);
+      if (stream.closed || stream.destroyed) return;
+      if (responded || stream.headersSent) {
+        stream.close(NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      const e = classify(err, key);
+      const r = errorResponse(e);
+      latency = performance.now() - startedAt;
+      responded = true;
+      if (grpc) {
+        // gRPC clients read errors from grpc-status (a "trailers-only" response), not from :status.
+        status = 200;
+        grpcStatus = r.grpcStatus;
+        stream.respond(
+          { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`) },
+          { endStream: true },
+        );
+      } else {
+        status = r.status;
+        stream.respond({ ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?') });
+        stream.end(`outrigger proxy: ${r.message}\n`);
+      }
+      record();
+    };
+
+    let up: ClientHttp2Stream | undefined;
+    let session: ClientHttp2Session;
+    if (this.draining) stream.session?.close();
+    try {
+      session = this.upstream(target, key);
+      up = session.request(forwardable(headers), stream.endAfterHeaders ? { endStream: true } : { waitForTrailers: true });
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    const upStream = up;
+    let resTimer: NodeJS.Timeout | undefined;
+    if (cfg.responseTimeoutMs > 0) {
+      resTimer = setTimeout(
+        () => fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${key}: no response within ${cfg.responseTimeoutMs}ms`)),
+        cfg.responseTimeoutMs,
+      );
+    }
+
+    // Request: body and trailers to the upstream.
+    let clientTrailers: IncomingHttpHeaders | undefined;
+    stream.on('trailers', (t: IncomingHttpHeaders) => {
+      clientTrailers = t;
+    });
+    upStream.on('wantTrailers', () => upStream.sendTrailers(clientTrailers ? forwardable(clientTrailers) : {}));
+    if (!stream.endAfterHeaders) stream.pipe(upStream);
+
+    // Response: head, body and trailers back to the client.
+    let upTrailers: IncomingHttpHeaders | undefined;
+    upStream.on('response', (h: IncomingHttpHeaders, flags: number) => {
+      clearTimeout(resTimer);
+      if (stream.closed || stream.destroyed) return;
+      responded = true;
+      status = Number(h[':status']) || 0;
+      latency = performance.now() - startedAt;
+      const out = forwardable(h);
+      if (flags & NGHTTP2_FLAG_END_STREAM) {
+        grpcStatus = grpcStatusOf(h);
+        stream.respond(out, { endStream: true });
+        record();
+        return;
+      }
+      stream.respond(out, { waitForTrailers: true });
+      upStream.pipe(stream);
+    });
+    upStream.on('trailers', (t: IncomingHttpHeaders) => {
+      upTrailers = t;
+      grpcStatus = grpcStatusOf(t);
+    });
+    stream.on('wantTrailers', () => {
+      stream.sendTrailers(upTrailers ? forwardable(upTrailers) : {});
+      record();
+    });
+    upStream.on('error', (err: NodeJS.ErrnoException) => {
+      // The upstream sent RST_STREAM: that is an answer, passed on as the same reset by 'close' below,
+      // not a failure to answer with a 502.
+      if (err.code === 'ERR_HTTP2_STREAM_ERROR' && upStream.rstCode) return;
+      fail(err);
+    });
+    upStream.on('close', () => {
+      clearTimeout(resTimer);
+      if (failed) return;
+      const code = upStream.rstCode;
+      if (code === undefined || code === NGHTTP2_NO_ERROR) {
+        // Closed cleanly without ever answering (the session went away under it): still an answer is owed.
+        if (!responded) fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${key}: stream closed without a response`));
+        return;
+      }
+      if (!stream.closed && !stream.destroyed) {
+        // The upstream reset the stream: reset ours the same way (REFUSED_STREAM tells the client that
+        // nothing was processed, so it may retry).
+        if (!responded) {
+          status = 0;
+          latency = performance.now() - startedAt;
+        }
+        record();
+        stream.close(code);
+      }
+    });
+    stream.on('close', () => {
+      clearTimeout(resTimer);
+      const code = stream.rstCode;
+      if (!upStream.closed && code !== undefined && code !== NGHTTP2_NO_ERROR) upStream.close(code === NGHTTP2_REFUSED_STREAM ? NGHTTP2_CANCEL : code);
+      if (!recorded && responded) record();
+    });
+  }
+
+  /** Shutdown: GOAWAY to every client (streams in flight finish), then close the upstream sessions. */
+  drain(): void {
+    this.draining = true;
+    for (const s of this.downstreams) s.close();
+  }
+
+  close(): void {
+    for (const s of this.downstreams) s.destroy();
+    for (const s of this.upstreams.values()) s.close();
+    this.upstreams.clear();
+  }
+
+  get openSessions(): number {
+    return this.downstreams.size;
+  }
+}
