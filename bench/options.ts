@@ -1,0 +1,91 @@
+// Command-line options of `npm run bench`: parsing and validation (every problem reported at once).
+import { BenchError } from './tools.js';
+import { PATHS, SCENARIOS, type Options, type PathName, type Scenario } from './types.js';
+
+export const USAGE = `usage: node dist/bench/main.js [options]   (or: npm run bench -- [options])
+
+  --duration SECONDS   measured load per run (default 10)
+  --rounds N           alternating rounds; each path is measured once per round (default 2).
+                       The report gives per path the median over rounds (errors are summed).
+  --connections N      client connections (default 16; h2load adds 10 streams per connection)
+  --scenario S         http1 | h2 | all (default all)
+  --paths LIST         comma-separated subset of direct,outrigger,haproxy (default all three)
+  --warmup SECONDS     unmeasured load per path before round 1 (default 1; 0 to skip)
+  --json [FILE]        also write the figures as JSON: to FILE, or to stdout when FILE is
+                       omitted or "-" (the table then goes to stderr)
+  --help               this text
+
+Needs wrk, h2load and haproxy (Debian: wrk nghttp2-client haproxy); installs nothing itself.
+`;
+
+const DEFAULTS: Options = {
+  duration: 10,
+  rounds: 2,
+  connections: 16,
+  warmup: 1,
+  scenarios: [...SCENARIOS],
+  paths: [...PATHS],
+  json: undefined,
+};
+
+/** Parsed options, or 'help'. Throws a BenchError listing every bad option. */
+export function parseOptions(argv: readonly string[]): Options | 'help' {
+  const opts: Options = { ...DEFAULTS, scenarios: [...DEFAULTS.scenarios], paths: [...DEFAULTS.paths] };
+  const problems: string[] = [];
+  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+
+  const integer = (name: string, raw: string | undefined, min: number): number => {
+    const value = Number(raw);
+    if (raw === undefined || !/^\d+$/.test(raw) || value < min) {
+      problems.push(`${name} wants an integer >= ${min}, got ${raw === undefined ? 'nothing' : `"${raw}"`}`);
+      return min;
+    }
+    return value;
+  };
+
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    switch (arg) {
+      case '--help':
+      case '-h':
+        return 'help';
+      case '--duration':
+        opts.duration = integer(arg, args[++i], 1);
+        break;
+      case '--rounds':
+        opts.rounds = integer(arg, args[++i], 1);
+        break;
+      case '--connections':
+        opts.connections = integer(arg, args[++i], 1);
+        break;
+      case '--warmup':
+        opts.warmup = integer(arg, args[++i], 0);
+        break;
+      case '--scenario': {
+        const raw = args[++i];
+        if (raw === 'all') opts.scenarios = [...SCENARIOS];
+        else if (SCENARIOS.includes(raw as Scenario)) opts.scenarios = [raw as Scenario];
+        else problems.push(`--scenario wants http1, h2 or all, got "${raw ?? ''}"`);
+        break;
+      }
+      case '--paths': {
+        const list = (args[++i] ?? '').split(',').filter(Boolean);
+        const bad = list.filter((p) => !PATHS.includes(p as PathName));
+        if (list.length === 0 || bad.length > 0) problems.push(`--paths wants a subset of ${PATHS.join(',')}, got "${list.join(',')}"`);
+        else opts.paths = PATHS.filter((p) => list.includes(p)); // keep a stable order
+        break;
+      }
+      case '--json': {
+        // The value is optional: a following option (or nothing) means stdout.
+        const next = args[i + 1];
+        if (next === undefined || next.startsWith('--')) opts.json = '-';
+        else opts.json = args[++i];
+        break;
+      }
+      default:
+        problems.push(`unknown argument "${arg ?? ''}"`);
+    }
+  }
+  if (problems.length > 0) throw new BenchError(`${problems.join('\n')}\n\n${USAGE}`);
+  return opts;
+}

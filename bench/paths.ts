@@ -1,0 +1,155 @@
+// The three paths the load takes to the upstream: direct, through `outrigger proxy`, and through haproxy
+// (http mode, one thread, same forwarding). Starts each, waits until a request passes, and stops it.
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  BenchError,
+  freePorts,
+  makeTempDir,
+  probeH2,
+  probeHttp1,
+  removeTempDir,
+  spawnManaged,
+  stopManaged,
+  waitUntil,
+  type Managed,
+} from './tools.js';
+import type { PathName, Scenario } from './types.js';
+
+export interface RunningPath {
+  readonly path: PathName;
+  /** Where the load generator connects. */
+  readonly port: number;
+  /** The proxy process whose RSS is reported; null for direct. */
+  readonly pid: number | null;
+  /** Set when the proxy exited on its own (crashed) during the run. */
+  exitedEarly(): boolean;
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 15_000;
+
+/**
+ * The CLI run as `outrigger proxy`: dist/src/cli/main.js next to this compiled dist/bench/, unless
+ * OUTRIGGER_BENCH_CLI names another build (e.g. a baseline checkout, to compare two versions).
+ */
+export const OUTRIGGER_CLI =
+  process.env['OUTRIGGER_BENCH_CLI'] ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** haproxy: the binary main resolved (with the missing-package check); needed only for that path. */
+export function assertOutriggerBuilt(): void {
+  if (!existsSync(OUTRIGGER_CLI)) {
+    throw new BenchError(
+      `outrigger CLI not built (${OUTRIGGER_CLI} missing): run \`npx tsc -p .\`, or measure the other paths ` +
+        'with --paths direct,haproxy',
+    );
+  }
+}
+
+export function startPath(
+  which: PathName,
+  scenario: Scenario,
+  upstreamPort: number,
+  haproxy: string | undefined,
+): Promise<RunningPath> {
+  switch (which) {
+    case 'direct':
+      return Promise.resolve(startDirect(upstreamPort));
+    case 'outrigger':
+      return startOutrigger(scenario, upstreamPort);
+    case 'haproxy':
+      if (haproxy === undefined) throw new Error('haproxy binary not resolved');
+      return startHaproxy(haproxy, scenario, upstreamPort);
+  }
+}
+
+function startDirect(upstreamPort: number): RunningPath {
+  return { path: 'direct', port: upstreamPort, pid: null, exitedEarly: () => false, stop: () => Promise.resolve() };
+}
+
+/** A request through the path must succeed before load starts (not just an open port). */
+async function passesRequest(scenario: Scenario, port: number): Promise<boolean> {
+  const status = scenario === 'h2' ? await probeH2(port) : await probeHttp1(port);
+  return status === 200;
+}
+
+function proxyPath(which: PathName, port: number, proc: Managed, cleanup: () => void): RunningPath {
+  return {
+    path: which,
+    port,
+    pid: proc.pid,
+    exitedEarly: () => proc.hasExited(),
+    stop: async () => {
+      await stopManaged(proc);
+      cleanup();
+    },
+  };
+}
+
+async function startOutrigger(scenario: Scenario, upstreamPort: number): Promise<RunningPath> {
+  assertOutriggerBuilt();
+  const [outbound, inbound, admin] = await freePorts(3);
+  if (outbound === undefined || inbound === undefined || admin === undefined) throw new Error('freePorts(3)');
+  const args = [
+    OUTRIGGER_CLI,
+    'proxy',
+    ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],
+    ...['--outbound-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--admin-addr', '127.0.0.1'],
+    ...['--static-destination', `127.0.0.1:${upstreamPort}`, '--log-level', 'warn'],
+  ];
+  const proc = spawnManaged(`outrigger proxy (${scenario})`, process.execPath, args);
+  try {
+    await waitUntil('outrigger /ready', async () => (await probeHttp1(admin, '/ready')) === 200, READY_TIMEOUT_MS, proc);
+    await waitUntil(`outrigger ${scenario} forwarding`, () => passesRequest(scenario, outbound), READY_TIMEOUT_MS, proc);
+  } catch (err) {
+    await stopManaged(proc);
+    throw err;
+  }
+  return proxyPath('outrigger', outbound, proc, () => undefined);
+}
+
+/** Same forwarding as outrigger: one frontend, one backend server, pooled keep-alive connections. */
+export function haproxyConfig(scenario: Scenario, listenPort: number, upstreamPort: number): string {
+  const proto = scenario === 'h2' ? ' proto h2' : '';
+  return `# written by outrigger bench/paths.ts
+global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+
+frontend bench_in
+    bind 127.0.0.1:${listenPort}${proto}
+    default_backend bench_upstream
+
+backend bench_upstream
+    http-reuse always
+    server upstream 127.0.0.1:${upstreamPort}${proto}
+`;
+}
+
+async function startHaproxy(haproxy: string, scenario: Scenario, upstreamPort: number): Promise<RunningPath> {
+  const [port] = await freePorts(1);
+  if (port === undefined) throw new Error('freePorts(1)');
+  const dir = makeTempDir('haproxy');
+  const cfg = path.join(dir, 'haproxy.cfg');
+  writeFileSync(cfg, haproxyConfig(scenario, port, upstreamPort));
+  // -db: stay in the foreground, no master process, so the pid we hold is the one doing the work.
+  const proc = spawnManaged(`haproxy (${scenario})`, haproxy, ['-f', cfg, '-db']);
+  const cleanup = (): void => removeTempDir(dir);
+  try {
+    await waitUntil(`haproxy ${scenario} forwarding`, () => passesRequest(scenario, port), READY_TIMEOUT_MS, proc);
+  } catch (err) {
+    await stopManaged(proc);
+    cleanup();
+    throw err;
+  }
+  return proxyPath('haproxy', port, proc, cleanup);
+}
