@@ -1,0 +1,21 @@
+// Kubernetes-style manifests for the local runtime: load and validate YAML files into typed objects,
+// then plan the pods they describe and the pods each Service selects. The one entry point for callers.
+export { loadManifestFiles, parseManifests, type LoadOptions, type ManifestSource } from './load.js';
+export { ManifestError, formatProblem, type ManifestProblem } from './errors.js';
+export {
+  planPods,
+  deploymentPods,
+  selectPods,
+  serviceTargets,
+  templateHash,
+  TEMPLATE_HASH_LABEL,
+  type PodPlan,
+  type RunnableContainer,
+  type ServiceTarget,
+} from './plan.js';
+export { ANNOTATION, meshSettings, type MeshAnnotations, type MeshSettings } from './annotations.js';
+export { parsePortList, portListHas, formatPortList, type PortList, type PortRange } from './ports.js';
+export { matchesMap, matchesSelector } from './labels.js';
+export { KIND_NAMES } from './schema.js';
+export type * from './types.js';
+export type { Container, ContainerPort, EnvVar, Probe, PodSpec, RestartPolicy, LabelSelector, ServicePort } from './schema.js';

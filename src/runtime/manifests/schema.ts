@@ -1,0 +1,327 @@
+// The shapes of the Kubernetes kinds the local runtime understands, as zod (v4) schemas in strict mode
+// (unknown fields are errors, like `kubectl apply --validate=strict`), with Kubernetes' defaults.
+// Rules that span fields or documents live in check.ts; turning zod issues into messages lives here.
+import * as z from 'zod';
+
+// ---- messages -------------------------------------------------------------------------------
+
+/** Remembers, per input object that had unknown fields, which fields were allowed, so the message
+ *  can suggest the closest one. Keyed by the input object itself (zod reports it with `reportInput`). */
+const allowedFieldsOf = new WeakMap<object, readonly string[]>();
+
+export function allowedFields(input: unknown): readonly string[] | undefined {
+  return typeof input === 'object' && input !== null ? allowedFieldsOf.get(input) : undefined;
+}
+
+/** A strict object: unknown fields are reported, and the allowed ones remembered for suggestions. */
+function strict<S extends z.core.$ZodLooseShape>(shape: S) {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys' && typeof iss.input === 'object' && iss.input !== null) {
+        allowedFieldsOf.set(iss.input, allowed);
+        return 'unknown field';
+      }
+      return undefined; // the parse-wide map below
+    },
+  });
+}
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a mapping',
+  record: 'a mapping',
+  array: 'a list',
+};
+
+/** The parse-wide error map: plain lower-case messages without the value; the formatter in load.ts
+ *  appends ", got <value>". Schemas with a domain rule (ports, names) carry their own message. */
+export function errorMessage(iss: z.core.$ZodRawIssue): string | undefined {
+  switch (iss.code) {
+    case 'invalid_type':
+      if (iss.input === undefined) return 'is required';
+      return `must be ${EXPECTED[iss.expected] ?? iss.expected}`;
+    case 'invalid_value':
+      return `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'too_small':
+      if (iss.origin === 'array') return `must have at least ${iss.minimum} item${iss.minimum === 1 ? '' : 's'}`;
+      if (iss.origin === 'string') return iss.minimum === 1 ? 'must not be empty' : `must be at least ${iss.minimum} characters`;
+      return `must be at least ${iss.minimum}`;
+    case 'too_big':
+      if (iss.origin === 'string') return `must be at most ${iss.maximum} characters`;
+      if (iss.origin === 'array') return `must have at most ${iss.maximum} items`;
+      return `must be at most ${iss.maximum}`;
+    case 'unrecognized_keys':
+      return 'unknown field';
+    case 'invalid_union':
+      return 'does not match any allowed form';
+    default:
+      return undefined;
+  }
+}
+
+// ---- building blocks ------------------------------------------------------------------------
+
+/** A schema's own message for a domain rule, except that a missing value is "is required". */
+function rule(message: string) {
+  return { error: (iss: z.core.$ZodRawIssue) => (iss.input === undefined ? 'is required' : message) };
+}
+
+const PORT_MESSAGE = 'must be an integer from 1 to 65535';
+export const port = z.int(rule(PORT_MESSAGE)).min(1, rule(PORT_MESSAGE)).max(65535, rule(PORT_MESSAGE));
+
+const nonNegativeInt = z.int(rule('must be an integer of 0 or more')).min(0, rule('must be an integer of 0 or more'));
+const positiveInt = z.int(rule('must be an integer of 1 or more')).min(1, rule('must be an integer of 1 or more'));
+
+// Kubernetes' name rules (apimachinery validation): RFC 1123 labels and subdomains, RFC 1035 labels.
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+const LABEL_MESSAGE = "must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+export const dnsLabel = z.string().regex(DNS1123_LABEL, rule(LABEL_MESSAGE)).max(63, rule(LABEL_MESSAGE));
+
+const SERVICE_NAME_MESSAGE = "must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit";
+export const dns1035Label = z.string().regex(DNS1035_LABEL, rule(SERVICE_NAME_MESSAGE)).max(63, rule(SERVICE_NAME_MESSAGE));
+
+const SUBDOMAIN_MESSAGE = "must be a DNS subdomain: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit";
+export const dnsSubdomain = z.string().regex(DNS1123_SUBDOMAIN, rule(SUBDOMAIN_MESSAGE)).max(253, rule(SUBDOMAIN_MESSAGE));
+
+/** IANA_SVC_NAME (RFC 6335): what a container port name and a named targetPort must be. */
+const IANA_SVC_NAME_MESSAGE = "must be a port name: at most 15 lowercase letters, digits and '-', with at least one letter, no '--', not starting or ending with '-'";
+export const portName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, rule(IANA_SVC_NAME_MESSAGE))
+  .max(15, rule(IANA_SVC_NAME_MESSAGE))
+  .refine((s) => /[a-z]/.test(s) && !s.includes('--'), rule(IANA_SVC_NAME_MESSAGE));
+
+const portOrName = z.union([port, portName], rule('must be a port number from 1 to 65535 or a port name'));
+
+/** Label and annotation maps: string to string. Key syntax is checked in check.ts. */
+const stringMap = z.record(z.string(), z.string());
+
+const restartPolicy = z.enum(['Always', 'OnFailure', 'Never']);
+const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
+
+/** ObjectMeta fields that tools (kubectl, Helm, kustomize, `get -o yaml`) write and that we accept and
+ *  ignore, so a manifest exported from a cluster still loads. */
+const ignoredMeta = {
+  uid: z.unknown().optional(),
+  resourceVersion: z.unknown().optional(),
+  generation: z.unknown().optional(),
+  creationTimestamp: z.unknown().optional(),
+  deletionTimestamp: z.unknown().optional(),
+  deletionGracePeriodSeconds: z.unknown().optional(),
+  ownerReferences: z.unknown().optional(),
+  finalizers: z.unknown().optional(),
+  managedFields: z.unknown().optional(),
+  generateName: z.unknown().optional(),
+  selfLink: z.unknown().optional(),
+};
+
+function objectMeta<N extends z.ZodType<string>>(name: N) {
+  return strict({
+    name,
+    /** Every namespaced object without one lives in `default`, as with kubectl. */
+    namespace: dnsLabel.default('default'),
+    labels: stringMap.default({}),
+    annotations: stringMap.default({}),
+    ...ignoredMeta,
+  });
+}
+
+/** A pod template's metadata: no name of its own (pods are named after their Deployment). */
+const templateMeta = strict({
+  name: z.string().optional(),
+  namespace: z.string().optional(),
+  labels: stringMap.default({}),
+  annotations: stringMap.default({}),
+  ...ignoredMeta,
+});
+
+// ---- containers and pods --------------------------------------------------------------------
+
+const envVar = strict({
+  name: z.string().min(1).refine((s) => !s.includes('='), { error: "must not contain '='" }),
+  value: z.string().optional(),
+  valueFrom: strict({
+    fieldRef: strict({
+      fieldPath: z.enum(['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.serviceAccountName', 'spec.nodeName', 'status.podIP', 'status.hostIP']),
+      apiVersion: z.string().optional(),
+    }),
+  }).optional(),
+});
+
+const containerPort = strict({
+  containerPort: port,
+  name: portName.optional(),
+  protocol: protocol.default('TCP'),
+});
+
+const probe = strict({
+  httpGet: strict({
+    path: z.string().default('/'),
+    port: portOrName,
+    host: z.string().optional(),
+    scheme: z.enum(['HTTP', 'HTTPS']).default('HTTP'),
+    httpHeaders: z.array(strict({ name: z.string().min(1), value: z.string() })).default([]),
+  }).optional(),
+  tcpSocket: strict({ port: portOrName, host: z.string().optional() }).optional(),
+  exec: strict({ command: z.array(z.string()).min(1) }).optional(),
+  initialDelaySeconds: nonNegativeInt.default(0),
+  periodSeconds: positiveInt.default(10),
+  timeoutSeconds: positiveInt.default(1),
+  successThreshold: positiveInt.default(1),
+  failureThreshold: positiveInt.default(3),
+});
+
+/** Resource requests and limits: accepted (so one file serves a cluster and a laptop) and ignored. */
+const resources = strict({
+  limits: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+  requests: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+  claims: z.unknown().optional(),
+});
+
+const container = strict({
+  name: dnsLabel,
+  /** Accepted and ignored locally unless it is one of LoadOptions.images; `command` is what runs. */
+  image: z.string().min(1).optional(),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+  /** Must not be empty: checked in check.ts, so an empty one does not hide the pod's other problems. */
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).default([]),
+  env: z.array(envVar).default([]),
+  workingDir: z.string().min(1).optional(),
+  ports: z.array(containerPort).default([]),
+  readinessProbe: probe.optional(),
+  /** Validated like readinessProbe; not acted on yet. */
+  livenessProbe: probe.optional(),
+  /** A local extension: overrides the pod's restartPolicy for this container. */
+  restartPolicy: restartPolicy.optional(),
+  resources: resources.optional(),
+});
+
+const podSpec = strict({
+  containers: z.array(container).min(1),
+  restartPolicy: restartPolicy.default('Always'),
+  serviceAccountName: dnsSubdomain.default('default'),
+  terminationGracePeriodSeconds: nonNegativeInt.default(30),
+  hostname: dnsLabel.optional(),
+  automountServiceAccountToken: z.boolean().optional(),
+});
+
+const labelSelector = strict({
+  matchLabels: stringMap.default({}),
+  matchExpressions: z
+    .array(
+      strict({
+        key: z.string().min(1),
+        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+        values: z.array(z.string()).default([]),
+      }),
+    )
+    .default([]),
+});
+
+const servicePort = strict({
+  name: dnsLabel.optional(),
+  port,
+  targetPort: portOrName.optional(),
+  protocol: protocol.default('TCP'),
+  appProtocol: z.string().min(1).optional(),
+  /** Accepted and ignored: locally every Service is reached through its cluster IP. */
+  nodePort: port.optional(),
+});
+
+// ---- kinds ----------------------------------------------------------------------------------
+
+const top = { apiVersion: z.string(), status: z.unknown().optional() };
+
+/** A Namespace is cluster-scoped: like the API server, we ignore a metadata.namespace on it. */
+const clusterMeta = strict({
+  name: dnsLabel,
+  namespace: z.unknown().optional(),
+  labels: stringMap.default({}),
+  annotations: stringMap.default({}),
+  ...ignoredMeta,
+});
+
+export const namespaceSchema = strict({
+  ...top,
+  kind: z.literal('Namespace'),
+  metadata: clusterMeta,
+  spec: z.unknown().optional(),
+});
+
+export const podSchema = strict({
+  ...top,
+  kind: z.literal('Pod'),
+  metadata: objectMeta(dnsSubdomain),
+  spec: podSpec,
+});
+
+export const deploymentSchema = strict({
+  ...top,
+  kind: z.literal('Deployment'),
+  metadata: objectMeta(dnsSubdomain),
+  spec: strict({
+    replicas: nonNegativeInt.default(1),
+    selector: labelSelector,
+    template: strict({ metadata: templateMeta.default({ labels: {}, annotations: {} }), spec: podSpec }),
+    // Rollout tuning: accepted and ignored (the local runtime replaces pods one at a time).
+    strategy: z.unknown().optional(),
+    minReadySeconds: nonNegativeInt.optional(),
+    revisionHistoryLimit: nonNegativeInt.optional(),
+    progressDeadlineSeconds: positiveInt.optional(),
+  }),
+});
+
+export const serviceSchema = strict({
+  ...top,
+  kind: z.literal('Service'),
+  metadata: objectMeta(dns1035Label),
+  spec: strict({
+    selector: stringMap.optional(),
+    ports: z.array(servicePort).min(1),
+    /** Every type is served as ClusterIP locally. */
+    type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
+    clusterIP: z.string().optional(),
+    sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+  }),
+});
+
+export const serviceAccountSchema = strict({
+  ...top,
+  kind: z.literal('ServiceAccount'),
+  metadata: objectMeta(dnsSubdomain),
+  automountServiceAccountToken: z.boolean().optional(),
+});
+
+/** Every kind the local runtime knows, with the apiVersion Kubernetes expects for it. */
+export const KINDS = {
+  Namespace: { apiVersion: 'v1', namespaced: false, schema: namespaceSchema },
+  Pod: { apiVersion: 'v1', namespaced: true, schema: podSchema },
+  Deployment: { apiVersion: 'apps/v1', namespaced: true, schema: deploymentSchema },
+  Service: { apiVersion: 'v1', namespaced: true, schema: serviceSchema },
+  ServiceAccount: { apiVersion: 'v1', namespaced: true, schema: serviceAccountSchema },
+} as const;
+
+export type KindName = keyof typeof KINDS;
+export const KIND_NAMES = Object.keys(KINDS).sort() as KindName[];
+
+export type Container = z.output<typeof container>;
+export type ContainerPort = z.output<typeof containerPort>;
+export type EnvVar = z.output<typeof envVar>;
+export type Probe = z.output<typeof probe>;
+export type PodSpec = z.output<typeof podSpec>;
+export type RestartPolicy = z.output<typeof restartPolicy>;
+export type LabelSelector = z.output<typeof labelSelector>;
+export type ServicePort = z.output<typeof servicePort>;
+export type NamespaceDoc = z.output<typeof namespaceSchema>;
+export type PodDoc = z.output<typeof podSchema>;
+export type DeploymentDoc = z.output<typeof deploymentSchema>;
+export type ServiceDoc = z.output<typeof serviceSchema>;
+export type ServiceAccountDoc = z.output<typeof serviceAccountSchema>;

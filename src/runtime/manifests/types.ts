@@ -1,0 +1,47 @@
+// The typed objects a successful load produces: each kind's validated document (with Kubernetes'
+// defaults applied), where it came from, and its parsed outrigger annotations.
+import type { MeshAnnotations } from './annotations.js';
+import type { PortList } from './ports.js';
+import type { DeploymentDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
+
+/** Where a document came from: the file as the caller named it and its 1-based document index. */
+export interface Source {
+  readonly file: string;
+  readonly document: number;
+}
+
+export type NamespaceObject = NamespaceDoc & { readonly source: Source; readonly mesh: MeshAnnotations };
+
+export type PodObject = PodDoc & { readonly source: Source; readonly mesh: MeshAnnotations };
+
+/** `mesh` holds the pod template's annotations (the Deployment's own may not carry ours). */
+export type DeploymentObject = DeploymentDoc & { readonly source: Source; readonly mesh: MeshAnnotations };
+
+/** A Service port with `targetPort` defaulted to `port`, as Kubernetes does. */
+export type ResolvedServicePort = ServicePort & { targetPort: number | string };
+
+export type ServiceObject = Omit<ServiceDoc, 'spec'> & {
+  spec: Omit<ServiceDoc['spec'], 'ports'> & { ports: ResolvedServicePort[] };
+  readonly source: Source;
+  /** From the Service's `config.outrigger.io/opaque-ports`; empty when not set. */
+  readonly opaquePorts: PortList;
+};
+
+export type ServiceAccountObject = ServiceAccountDoc & { readonly source: Source };
+
+export type ManifestObject = NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject;
+
+/** Everything the files described, in file order, and by kind. */
+export interface ManifestSet {
+  readonly objects: readonly ManifestObject[];
+  readonly namespaces: readonly NamespaceObject[];
+  readonly pods: readonly PodObject[];
+  readonly deployments: readonly DeploymentObject[];
+  readonly services: readonly ServiceObject[];
+  readonly serviceAccounts: readonly ServiceAccountObject[];
+}
+
+/** `namespace/name`, or `name` for a Namespace. */
+export function objectKey(o: ManifestObject): string {
+  return o.kind === 'Namespace' ? o.metadata.name : `${o.metadata.namespace}/${o.metadata.name}`;
+}

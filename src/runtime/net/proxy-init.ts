@@ -1,0 +1,101 @@
+// The rules a proxy-init container would install in a pod's namespace: inbound TCP to the proxy's
+// inbound port, the app's outbound TCP to its outbound port, with the exemptions that prevent loops.
+//
+// Rendered as one iptables-restore file for the nat table and applied atomically: the pod's namespace
+// holds no other nat rules, so the table is replaced whole, which also makes applying twice harmless.
+import { NetConfigError } from './cidr.js';
+
+/** Inclusive port ranges (structurally the manifests' PortList). */
+export type PortRanges = readonly { readonly from: number; readonly to: number }[];
+
+export interface ProxyInitConfig {
+  /** The proxy's inbound listener port; inbound TCP is redirected here. */
+  readonly inboundPort: number;
+  /** The proxy's outbound listener port; the app's outbound TCP is redirected here. */
+  readonly outboundPort: number;
+  /** The uid the proxy runs as: its own connections are never redirected. */
+  readonly proxyUid: number;
+  /** Ports of the proxy itself (admin, tap) that peers reach directly, never redirected inbound. */
+  readonly proxyPorts: readonly number[];
+  /** Inbound destination ports left alone (config.outrigger.io/skip-inbound-ports). */
+  readonly skipInboundPorts: PortRanges;
+  /** Outbound destination ports left alone (config.outrigger.io/skip-outbound-ports). */
+  readonly skipOutboundPorts: PortRanges;
+}
+
+export const DEFAULT_PROXY_INIT: ProxyInitConfig = {
+  inboundPort: 4143,
+  outboundPort: 4140,
+  proxyUid: 2102,
+  proxyPorts: [4190, 4191],
+  skipInboundPorts: [],
+  skipOutboundPorts: [],
+};
+
+export const INBOUND_CHAIN = 'OUTR-INBOUND';
+export const OUTBOUND_CHAIN = 'OUTR-OUTBOUND';
+
+/** xt_multiport matches at most 15 ports, a range counting as two. */
+const MULTIPORT_SLOTS = 15;
+
+/** `--dports` values for xt_multiport, split into as many rules as needed. */
+export function multiportChunks(ranges: PortRanges): string[] {
+  const chunks: string[] = [];
+  let cur: string[] = [];
+  let slots = 0;
+  for (const r of ranges) {
+    const need = r.from === r.to ? 1 : 2;
+    if (slots + need > MULTIPORT_SLOTS) {
+      chunks.push(cur.join(','));
+      cur = [];
+      slots = 0;
+    }
+    cur.push(r.from === r.to ? String(r.from) : `${r.from}:${r.to}`);
+    slots += need;
+  }
+  if (cur.length > 0) chunks.push(cur.join(','));
+  return chunks;
+}
+
+function checkPort(what: string, p: number): void {
+  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new NetConfigError(`proxy-init: ${what} must be an integer from 1 to 65535, got ${p}`);
+}
+
+/** The iptables-restore input for a pod's nat table. */
+export function renderProxyInitRules(cfg: ProxyInitConfig, label = 'pod'): string {
+  checkPort('inboundPort', cfg.inboundPort);
+  checkPort('outboundPort', cfg.outboundPort);
+  for (const p of cfg.proxyPorts) checkPort('proxyPorts', p);
+  for (const r of [...cfg.skipInboundPorts, ...cfg.skipOutboundPorts]) {
+    checkPort('skip port', r.from);
+    checkPort('skip port', r.to);
+  }
+  if (!Number.isInteger(cfg.proxyUid) || cfg.proxyUid < 0) throw new NetConfigError(`proxy-init: proxyUid must be a non-negative integer, got ${cfg.proxyUid}`);
+
+  const inboundSkips = [...cfg.proxyPorts.map((p) => ({ from: p, to: p })), ...cfg.skipInboundPorts];
+  const lines = [
+    `# outrigger proxy-init for ${label}`,
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    `:${INBOUND_CHAIN} - [0:0]`,
+    `:${OUTBOUND_CHAIN} - [0:0]`,
+    // Inbound: everything that arrives for the pod goes to the proxy, except the proxy's own ports and
+    // the skipped ones. REDIRECT keeps the original destination for SO_ORIGINAL_DST.
+    `-A PREROUTING -p tcp -m comment --comment "outrigger: inbound to the proxy" -j ${INBOUND_CHAIN}`,
+    ...multiportChunks(inboundSkips).map((ports) => `-A ${INBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
+    `-A ${INBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.inboundPort}`,
+    // Outbound: the app's connections go to the proxy. Not the proxy's own (it would loop), not to
+    // loopback (pod-local traffic, including the proxy's port itself), not the skipped ports.
+    `-A OUTPUT -p tcp -m comment --comment "outrigger: outbound to the proxy" -j ${OUTBOUND_CHAIN}`,
+    `-A ${OUTBOUND_CHAIN} -m owner --uid-owner ${cfg.proxyUid} -j RETURN`,
+    `-A ${OUTBOUND_CHAIN} -o lo -j RETURN`,
+    ...multiportChunks(cfg.skipOutboundPorts).map((ports) => `-A ${OUTBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
+    `-A ${OUTBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.outboundPort}`,
+    'COMMIT',
+    '',
+  ];
+  return lines.join('\n');
+}
