@@ -1,0 +1,122 @@
+// The admin server and the proxy's life cycle: probes, metrics names, graceful shutdown by POST
+// /shutdown and by SIGTERM (work in flight finishes, exit 0), and start-up refusing a bad config.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { closeServer, listen, startTestProxy } from './helpers.js';
+
+const BIN = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url));
+
+function get(url: string, method = 'GET'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .request(url, { method, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject)
+      .end();
+  });
+}
+
+function freePort(): Promise<number> {
+  const s = net.createServer();
+  return listen(s).then(async (p) => {
+    await closeServer(s);
+    return p;
+  });
+}
+
+void test('admin: /live, /ready and /metrics with the metric names dashboards use', async (t) => {
+  const server = http.createServer((_req, res) => res.end('hi'));
+  const port = await listen(server);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`);
+  t.after(async () => {
+    await proxy.close();
+    await closeServer(server);
+  });
+  const admin = `http://127.0.0.1:${proxy.admin.port}`;
+  assert.deepEqual(await get(`${admin}/live`), { status: 200, body: 'live\n' });
+  assert.deepEqual(await get(`${admin}/ready`), { status: 200, body: 'ready\n' });
+  assert.equal((await get(`${admin}/nope`)).status, 404);
+  assert.equal((await get(`${admin}/shutdown`)).status, 405);
+  await get(`${proxy.url}/x`);
+  const metrics = (await get(`${admin}/metrics`)).body;
+  for (const name of [
+    'request_total',
+    'response_total',
+    'response_latency_ms_bucket',
+    'tcp_open_total',
+    'tcp_close_total',
+    'tcp_open_connections',
+    'tcp_read_bytes_total',
+    'tcp_write_bytes_total',
+    'protocol_detect_timeout_total',
+    'process_resident_memory_bytes',
+  ]) {
+    assert.match(metrics, new RegExp(`^(# TYPE )?${name}[{ ]`, 'm'), name);
+  }
+  assert.match(metrics, /response_latency_ms_bucket\{le="0.5",direction="outbound"/);
+  assert.match(metrics, /request_total\{direction="outbound",target_addr="127\.0\.0\.1:\d+",authority="127\.0\.0\.1:\d+"\} 1/);
+});
+
+void test('POST /shutdown drains: the request in flight finishes, new connections are refused', async (t) => {
+  const server = http.createServer((_req, res) => setTimeout(() => res.end('finished'), 400));
+  const port = await listen(server);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`);
+  t.after(async () => {
+    await proxy.close();
+    await closeServer(server);
+  });
+  const inflight = get(`${proxy.url}/slow`);
+  await new Promise((r) => setTimeout(r, 100));
+  const shut = await get(`http://127.0.0.1:${proxy.admin.port}/shutdown`, 'POST');
+  assert.equal(shut.status, 202);
+  await assert.rejects(get(`${proxy.url}/late`), /ECONNREFUSED|ECONNRESET|socket hang up/);
+  assert.deepEqual(await inflight, { status: 200, body: 'finished' });
+  await proxy.closed;
+});
+
+void test('the CLI refuses a bad configuration with every problem, and exits 0 on SIGTERM after draining', async (t) => {
+  const bad = spawn(process.execPath, [BIN, 'proxy', '--admin-port', 'x'], {
+    env: { ...process.env, OUTRIGGER_PROXY_DETECT_TIMEOUT_MS: '-5', OUTRIGGER_PROXY_OPAQUE_PORTS: '70000' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  bad.stderr.on('data', (d) => (err += d));
+  const [code] = (await once(bad, 'exit')) as [number];
+  assert.equal(code, 2);
+  assert.match(err, /--admin-port \(OUTRIGGER_PROXY_ADMIN_PORT\)/);
+  assert.match(err, /--detect-timeout-ms \(OUTRIGGER_PROXY_DETECT_TIMEOUT_MS\)/);
+  assert.match(err, /--opaque-ports \(OUTRIGGER_PROXY_OPAQUE_PORTS\).*70000/);
+
+  const server = http.createServer((_req, res) => setTimeout(() => res.end('finished'), 400));
+  const up = await listen(server);
+  const [o, i, a] = [await freePort(), await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [BIN, 'proxy', '--outbound-port', String(o), '--inbound-port', String(i), '--admin-port', String(a), '--admin-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--log-level', 'warn'],
+    { env: { ...process.env, OUTRIGGER_PROXY_STATIC_DESTINATION: `127.0.0.1:${up}` }, stdio: 'ignore' },
+  );
+  t.after(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await closeServer(server);
+  });
+  for (let n = 0; ; n++) {
+    const ready = await get(`http://127.0.0.1:${a}/ready`).catch(() => ({ status: 0 }));
+    if (ready.status === 200) break;
+    assert.ok(n < 100, 'proxy became ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const inflight = get(`http://127.0.0.1:${o}/slow`);
+  await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGTERM');
+  assert.deepEqual(await inflight, { status: 200, body: 'finished' });
+  const [exitCode] = (await once(child, 'exit')) as [number];
+  assert.equal(exitCode, 0);
+});
