@@ -1,8 +1,8 @@
-// The proxy's Prometheus metrics, with the names existing mesh dashboards use. Hot-path updates go
-// through cached label children (no label hashing per request); byte counters are read from the
-// sockets when Prometheus scrapes, not counted per chunk.
+// The proxy's Prometheus metrics, with the names existing mesh dashboards use. Per-request figures are
+// plain numbers in RouteStats (no label hashing per request) rendered at scrape time; byte counters are
+// read from the sockets when Prometheus scrapes, not counted per chunk.
 import type { Socket } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -11,42 +11,66 @@ const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 2
 /** Label sets kept per metric family before new ones are folded into authority="overflow". */
 const MAX_ROUTES = 4096;
 
-const HTTP_LABELS = ['direction', 'target_addr', 'authority'] as const;
-const RESPONSE_LABELS = [...HTTP_LABELS, 'status_code', 'grpc_status_code', 'classification'] as const;
 const TCP_LABELS = ['direction', 'target_addr'] as const;
 
-interface ResponseChildren {
-  readonly total: { inc(): void };
-  readonly latency: { observe(v: number): void };
+/** One response label set: its count and latency histogram, as plain numbers (rendered at scrape time). */
+interface ResponseCell {
+  readonly labels: Record<string, string>;
+  count: number;
+  sum: number;
+  /** Per-bucket (not cumulative) counts; the last slot is +Inf. */
+  readonly buckets: Float64Array;
 }
 
-/** Per (direction, target, authority): the children a request touches, resolved once. */
+/**
+ * Per (direction, target, authority): what a request touches. Plain fields, no label hashing on the
+ * hot path; ProxyMetrics renders them when Prometheus scrapes.
+ */
 export class RouteStats {
-  private readonly responses = new Map<string, ResponseChildren>();
-  constructor(
-    private readonly m: ProxyMetrics,
-    readonly labels: { direction: Direction; target_addr: string; authority: string },
-    readonly requests: { inc(): void },
-  ) {}
+  count = 0;
+  readonly cells = new Map<string, ResponseCell>();
+  readonly requests = { inc: () => void this.count++ };
+  constructor(readonly labels: { direction: Direction; target_addr: string; authority: string }) {}
 
-  /** Records one finished exchange. grpcStatus is undefined for plain HTTP. */
+  /** Records one finished exchange. grpcStatus is undefined for plain HTTP; status 0 means no response. */
   response(status: number, latencyMs: number, grpcStatus?: number): void {
-    const key = grpcStatus === undefined ? String(status) : `${status}/${grpcStatus}`;
-    let c = this.responses.get(key);
+    const key = grpcStatus === undefined ? status : status * 1000 + grpcStatus;
+    let c = this.cells.get(String(key));
     if (!c) {
       const failure = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0) || status === 0;
-      const labels = {
-        ...this.labels,
-        status_code: status === 0 ? '' : String(status),
-        grpc_status_code: grpcStatus === undefined ? '' : String(grpcStatus),
-        classification: failure ? 'failure' : 'success',
+      c = {
+        labels: {
+          ...this.labels,
+          status_code: status === 0 ? '' : String(status),
+          grpc_status_code: grpcStatus === undefined ? '' : String(grpcStatus),
+          classification: failure ? 'failure' : 'success',
+        },
+        count: 0,
+        sum: 0,
+        buckets: new Float64Array(LATENCY_BUCKETS_MS.length + 1),
       };
-      c = { total: this.m.responseTotal.labels(labels), latency: this.m.responseLatency.labels(labels) };
-      this.responses.set(key, c);
+      this.cells.set(String(key), c);
     }
-    c.total.inc();
-    c.latency.observe(latencyMs);
+    c.count++;
+    c.sum += latencyMs;
+    let i = 0;
+    while (i < LATENCY_BUCKETS_MS.length && latencyMs > (LATENCY_BUCKETS_MS[i] as number)) i++;
+    (c.buckets[i] as number)++;
   }
+}
+
+type Sample = { value: number; labels: Record<string, string | number>; metricName?: string };
+
+/** A metric the prom-client registry can render, whose values come from `values()` at scrape time. */
+function scrapeTimeMetric(name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[]) {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    get: () => Promise.resolve({ name, help, type, aggregator: 'sum' as const, values: values() }),
+    reset: () => {},
+  };
 }
 
 /** Per (direction, target): the connections of one listener toward one destination. */
@@ -78,9 +102,6 @@ export class TcpStats {
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly requestTotal: Counter<(typeof HTTP_LABELS)[number]>;
-  readonly responseTotal: Counter<(typeof RESPONSE_LABELS)[number]>;
-  readonly responseLatency: Histogram<(typeof RESPONSE_LABELS)[number]>;
   readonly tcpOpenTotal: Counter<(typeof TCP_LABELS)[number]>;
   readonly tcpCloseTotal: Counter<(typeof TCP_LABELS)[number] | 'errno'>;
   readonly tcpOpenConnections: Gauge<(typeof TCP_LABELS)[number]>;
@@ -91,15 +112,36 @@ export class ProxyMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.requestTotal = new Counter({ name: 'request_total', help: 'HTTP requests received', labelNames: HTTP_LABELS, registers });
-    this.responseTotal = new Counter({ name: 'response_total', help: 'HTTP responses sent', labelNames: RESPONSE_LABELS, registers });
-    this.responseLatency = new Histogram({
-      name: 'response_latency_ms',
-      help: 'time from a request head arriving to its response head leaving (ms)',
-      labelNames: RESPONSE_LABELS,
-      buckets: LATENCY_BUCKETS_MS,
-      registers,
-    });
+    const routes = this.routes;
+    const reg = (m: ReturnType<typeof scrapeTimeMetric>) => this.registry.registerMetric(m as unknown as Counter);
+    reg(
+      scrapeTimeMetric('request_total', 'HTTP requests received', 'counter', () =>
+        [...routes.values()].filter((r) => r.count > 0).map((r) => ({ value: r.count, labels: r.labels })),
+      ),
+    );
+    reg(
+      scrapeTimeMetric('response_total', 'HTTP responses sent', 'counter', () =>
+        [...routes.values()].flatMap((r) => [...r.cells.values()].map((c) => ({ value: c.count, labels: c.labels }))),
+      ),
+    );
+    reg(
+      scrapeTimeMetric('response_latency_ms', 'time from a request head arriving to its response head leaving (ms)', 'histogram', () => {
+        const out: Sample[] = [];
+        for (const r of routes.values()) {
+          for (const c of r.cells.values()) {
+            let acc = 0;
+            LATENCY_BUCKETS_MS.forEach((le, i) => {
+              acc += c.buckets[i] as number;
+              out.push({ metricName: 'response_latency_ms_bucket', value: acc, labels: { le, ...c.labels } });
+            });
+            out.push({ metricName: 'response_latency_ms_bucket', value: c.count, labels: { le: '+Inf', ...c.labels } });
+            out.push({ metricName: 'response_latency_ms_sum', value: c.sum, labels: c.labels });
+            out.push({ metricName: 'response_latency_ms_count', value: c.count, labels: c.labels });
+          }
+        }
+        return out;
+      }),
+    );
     this.tcpOpenTotal = new Counter({ name: 'tcp_open_total', help: 'connections accepted', labelNames: TCP_LABELS, registers });
     this.tcpCloseTotal = new Counter({ name: 'tcp_close_total', help: 'connections closed', labelNames: [...TCP_LABELS, 'errno'], registers });
     this.tcpOpenConnections = new Gauge({ name: 'tcp_open_connections', help: 'connections open now', labelNames: TCP_LABELS, registers });
@@ -143,7 +185,7 @@ export class ProxyMetrics {
     if (r) return r;
     if (this.routes.size >= MAX_ROUTES) return this.route(direction, target, 'overflow');
     const labels = { direction, target_addr: target, authority };
-    r = new RouteStats(this, labels, this.requestTotal.labels(labels));
+    r = new RouteStats(labels);
     this.routes.set(key, r);
     return r;
   }

@@ -187,7 +187,7 @@ export class ClientConn implements UpstreamOwner {
   }
 
   private startExchange(head: RequestHead, rest: Buffer | null): void {
-    const { cfg, metrics } = this.ctx;
+    const { metrics } = this.ctx;
     this.req = head;
     this.startedAt = performance.now();
     this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
@@ -203,7 +203,14 @@ export class ClientConn implements UpstreamOwner {
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
-    this.sendHead();
+    // The head and the body bytes that came with it leave in one write.
+    const upSock = this.sendHead(true);
+    this.requestBody(head, rest);
+    upSock.uncork();
+  }
+
+  private requestBody(head: RequestHead, rest: Buffer | null): void {
+    const { cfg } = this.ctx;
     if (cfg.responseTimeoutMs > 0) this.resTimer = setTimeout(this.onResTimeout, cfg.responseTimeoutMs);
     if (head.bodyKind === 'none') {
       this.reqDone = true;
@@ -220,15 +227,19 @@ export class ClientConn implements UpstreamOwner {
     if (rest) this.feedRequestBody(rest);
   }
 
-  /** Writes the request head to a pooled upstream connection, or to a new one. */
-  private sendHead(fresh = false): void {
+  /**
+   * Writes the request head to a pooled upstream connection, or to a new one (`fresh`: never a pooled
+   * one). With `cork`, the socket is left corked for the caller to uncork. Returns the socket.
+   */
+  private sendHead(cork: boolean, fresh = false): Socket {
     const { pool, cfg } = this.ctx;
     const pooled = fresh ? undefined : pool.acquire(this.targetKey);
     if (pooled) {
       this.up = pooled;
       pooled.owner = this;
-      pooled.socket.write(this.reqHead);
-      return;
+      if (cork) pooled.socket.cork();
+      pooled.socket.write(this.reqHead, 'latin1');
+      return pooled.socket;
     }
     const c = connectUpstream(
       this.target,
@@ -252,7 +263,9 @@ export class ClientConn implements UpstreamOwner {
     up.uses = 1;
     up.owner = this;
     this.up = up;
-    c.socket.write(this.reqHead);
+    if (cork) c.socket.cork();
+    c.socket.write(this.reqHead, 'latin1');
+    return c.socket;
   }
 
   private feedRequestBody(chunk: Buffer): void {
@@ -361,7 +374,7 @@ export class ClientConn implements UpstreamOwner {
       const rest = rbuf.subarray(end + 4);
       if (res.status < 200 && res.status !== 101) {
         // Interim response (100 Continue, 103 Early Hints): passed on to HTTP/1.1 clients only.
-        if (req.minor === 1) this.sock.write(this.responseHeadText(res, ''));
+        if (req.minor === 1) this.sock.write(this.responseHeadText(res, ''), 'latin1');
         if (rest.length === 0) {
           this.rbuf = null;
           return;
@@ -378,7 +391,7 @@ export class ClientConn implements UpstreamOwner {
       (this.stats as RouteStats).response(res.status, performance.now() - this.startedAt);
       if ((res.status === 101 && req.upgrade !== undefined) || (req.method === 'CONNECT' && res.status < 300)) {
         const extra = res.status === 101 ? `connection: upgrade\r\nupgrade: ${res.upgrade ?? req.upgrade}\r\n` : '';
-        this.sock.write(this.responseHeadText(res, extra));
+        this.sock.write(this.responseHeadText(res, extra), 'latin1');
         this.tunnel(rest);
         return;
       }
@@ -392,7 +405,10 @@ export class ClientConn implements UpstreamOwner {
       this.dechunk = req.minor === 0 && res.bodyKind === 'chunked';
       if (this.dechunk) this.closeAfter = true;
       const conn = this.closeAfter ? 'connection: close\r\n' : req.minor === 0 ? 'connection: keep-alive\r\n' : '';
-      this.sock.write(this.responseHeadText(res, conn));
+      // Head and the body bytes that came with it leave in one write (one syscall, one packet).
+      const sock = this.sock;
+      sock.cork();
+      sock.write(this.responseHeadText(res, conn), 'latin1');
       this.resPhase = Res.Body;
       if (res.bodyKind === 'none') {
         this.responseEnd(rest.length > 0);
@@ -401,6 +417,7 @@ export class ClientConn implements UpstreamOwner {
         else this.resRemaining = res.contentLength;
         if (rest.length) this.feedResponseBody(rest);
       }
+      sock.uncork();
       return;
     }
   }
@@ -478,7 +495,7 @@ export class ClientConn implements UpstreamOwner {
       // A pooled connection the server closed while it sat idle (a race no timeout can rule out): the
       // request had no body and got no byte of answer, so sending it again on a new connection is safe.
       this.retried = true;
-      this.sendHead(true);
+      this.sendHead(false, true);
       return;
     }
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
@@ -573,7 +590,7 @@ export class ClientConn implements UpstreamOwner {
     // After a malformed request or an unread body there is no telling where the next request starts.
     const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
     this.ctx.log.debug({ target: this.targetKey, status: r.status, err: r.message }, 'http/1 request failed');
-    this.sock.write(http1ErrorResponse(r, close));
+    this.sock.write(http1ErrorResponse(r, close), 'latin1');
     this.resetExchange();
     if (close) {
       this.buf = null;
