@@ -324,3 +324,18 @@ void test('a pooled connection the server closed while idle is replaced without 
   }
   assert.equal(await metricValue(proxy, 'response_total', { classification: 'failure' }), 0);
 });
+
+void test('the inbound listener proxies the same way and labels its metrics direction="inbound"', async (t) => {
+  const echo = await startEchoServer();
+  const proxy = await startTestProxy(`127.0.0.1:${echo.port}`);
+  t.after(async () => {
+    await proxy.close();
+    await echo.close();
+  });
+  const r = await request(`http://127.0.0.1:${proxy.inbound.port}/in`);
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.body.toString()).url, '/in');
+  assert.equal(await metricValue(proxy, 'request_total', { direction: 'inbound' }), 1);
+  assert.equal(await metricValue(proxy, 'request_total', { direction: 'outbound' }), 0);
+  assert.equal(await metricValue(proxy, 'tcp_open_total', { direction: 'inbound' }), 1);
+});
