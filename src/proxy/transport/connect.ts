@@ -21,7 +21,8 @@ export function connectUpstream(
   onReady: (s: net.Socket) => void,
   onError: (e: ProxyError) => void,
 ): Connecting {
-  const socket = net.connect({ host: addr.host, port: addr.port, noDelay: true });
+  // Half-open allowed: a server's FIN must not end our side while the client still sends (opaque TCP).
+  const socket = net.connect({ host: addr.host, port: addr.port, noDelay: true, allowHalfOpen: true });
   let settled = false;
   const timer = setTimeout(() => {
     if (settled) return;
