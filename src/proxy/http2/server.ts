@@ -74,6 +74,10 @@ export class H2Proxy {
   /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface. */
   handle(socket: Socket, target: SocketAddr, initial: Buffer): void {
     if (initial.length) socket.unshift(initial);
+    // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
+    // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
+    // upstream streams would live on; closed here, the session's close cancels them.
+    socket.allowHalfOpen = false;
     const key = formatAddr(target);
     const session = http2.performServerHandshake(socket, { settings: { enablePush: false } });
     this.downstreams.add(session);
@@ -91,6 +95,10 @@ export class H2Proxy {
     const session = http2.connect(`http://${key}`, {
       createConnection: () => net.connect({ host: target.host, port: target.port, noDelay: true }),
       settings: { enablePush: false },
+      // Until the server's SETTINGS arrive (one round trip), nghttp2 assumes it allows 100 streams; a
+      // server allowing fewer refuses the rest of a burst (REFUSED_STREAM) and the clients see resets.
+      // Assuming 1 makes nghttp2 queue the burst until the real limit is known.
+      peerMaxConcurrentStreams: 1,
     });
     this.upstreams.set(key, session);
     const forget = () => {
@@ -194,6 +202,15 @@ export class H2Proxy {
 
     // Response: head, body and trailers back to the client.
     let upTrailers: IncomingHttpHeaders | undefined;
+    let responseSent = false;
+    let upstreamClosedClean = false;
+    // The upstream answered in full before reading the whole request and closed its stream (RST_STREAM
+    // NO_ERROR, RFC 9113 section 8.1): tell the client to stop sending the same way, once our copy of
+    // the response is out (node flushes pending data before the RST); else its upload stalls forever.
+    const stopClientIfDone = () => {
+      if (!responseSent || !upstreamClosedClean || stream.closed || stream.destroyed || stream.readableEnded) return;
+      if (stream.state.remoteClose === 0) stream.close(NGHTTP2_NO_ERROR);
+    };
     upStream.on('response', (h: IncomingHttpHeaders, flags: number) => {
       clearTimeout(resTimer);
       if (stream.closed || stream.destroyed) return;
@@ -205,6 +222,8 @@ export class H2Proxy {
         grpcStatus = grpcStatusOf(h);
         stream.respond(out, { endStream: true });
         record();
+        responseSent = true;
+        stopClientIfDone();
         return;
       }
       stream.respond(out, { waitForTrailers: true });
@@ -217,6 +236,8 @@ export class H2Proxy {
     stream.on('wantTrailers', () => {
       stream.sendTrailers(upTrailers ? forwardable(upTrailers) : {});
       record();
+      responseSent = true;
+      stopClientIfDone();
     });
     upStream.on('error', (err: NodeJS.ErrnoException) => {
       // The upstream sent RST_STREAM: that is an answer, passed on as the same reset by 'close' below,
@@ -231,6 +252,8 @@ export class H2Proxy {
       if (code === undefined || code === NGHTTP2_NO_ERROR) {
         // Closed cleanly without ever answering (the session went away under it): still an answer is owed.
         if (!responded) fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${key}: stream closed without a response`));
+        upstreamClosedClean = true;
+        stopClientIfDone();
         return;
       }
       if (!stream.closed && !stream.destroyed) {
@@ -246,8 +269,13 @@ export class H2Proxy {
     });
     stream.on('close', () => {
       clearTimeout(resTimer);
-      const code = stream.rstCode;
-      if (!upStream.closed && code !== undefined && code !== NGHTTP2_NO_ERROR) upStream.close(code === NGHTTP2_REFUSED_STREAM ? NGHTTP2_CANCEL : code);
+      const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+      // A client reset goes upstream with its code. A client stream that closed "cleanly" before the
+      // whole response went out did not finish either: its session went away (socket closed, rstCode 0),
+      // and the upstream stream would otherwise stay open on the shared session forever.
+      if (!upStream.closed && (code !== NGHTTP2_NO_ERROR || !responseSent)) {
+        upStream.close(code === NGHTTP2_NO_ERROR || code === NGHTTP2_REFUSED_STREAM ? NGHTTP2_CANCEL : code);
+      }
       if (!recorded && responded) record();
     });
   }
