@@ -1,0 +1,422 @@
+// One container of a pod: its process started in the pod's namespace as its user, its output appended
+// to a log file, restarted per restartPolicy with backoff, its readiness probed, and stopped with
+// SIGTERM then SIGKILL after the grace period, always as a whole process group.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { appendFile, access, constants, open, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { RestartPolicy } from '../manifests/index.js';
+import { Backoff, shouldRestart, type BackoffOptions } from './backoff.js';
+import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from './launch.js';
+import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
+import { bootId, procStat } from './proc.js';
+import { ensurePodStateDir, logPath, recordPath, removeProcessRecord, RUN_MARKER_ENV, writeProcessRecord } from './record.js';
+
+/** What to run, fully resolved (env expanded, probe ports numeric): see pod.ts for the manifest side. */
+export interface ContainerSpec {
+  readonly name: string;
+  /** command + args. */
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** Must exist; default `/`. */
+  readonly workingDir?: string;
+  readonly restartPolicy: RestartPolicy;
+  readonly readinessProbe?: ResolvedProbe;
+  /** Run as this user; default the runtime's own (root). */
+  readonly user?: RunAs;
+  /** Between SIGTERM and SIGKILL when stopping (ms). */
+  readonly terminationGraceMs: number;
+}
+
+export interface ContainerOptions {
+  readonly pod: { readonly namespace: string; readonly name: string };
+  /** The pod's network namespace; undefined runs in the host's (for tests without root). */
+  readonly netns?: string;
+  /** `<stateDir>/pods/<ns>/<pod>`: where the log and the process record live. */
+  readonly podDir: string;
+  readonly backoff?: BackoffOptions;
+  readonly probeRunner?: ProbeRunner;
+}
+
+export interface Termination {
+  /** The exit code, or 128 + the signal's number when a signal ended it (as a shell reports). */
+  readonly exitCode: number;
+  readonly signal: NodeJS.Signals | null;
+  /** Completed (exit 0), Error, or StartError (the process could not be started). */
+  readonly reason: 'Completed' | 'Error' | 'StartError';
+  readonly message?: string;
+  readonly startedAt?: Date;
+  readonly finishedAt: Date;
+}
+
+export type ContainerState =
+  | { readonly state: 'waiting'; readonly reason: 'ContainerCreating' | 'CrashLoopBackOff'; readonly restartAt?: Date }
+  | { readonly state: 'running'; readonly pid: number; readonly startedAt: Date }
+  | ({ readonly state: 'terminated' } & Termination);
+
+export interface ContainerStatus {
+  readonly name: string;
+  readonly state: ContainerState;
+  readonly ready: boolean;
+  /** Times the container was started again after it ended. */
+  readonly restarts: number;
+  /** Whether it was ever started; false while its first start is pending. */
+  readonly started: boolean;
+  /** True when it has ended and will not be started again (restartPolicy, or stopped). */
+  readonly finished: boolean;
+  readonly lastTermination?: Termination;
+  readonly lastProbe?: ProbeResult;
+  readonly logFile: string;
+}
+
+export interface ContainerEvents {
+  start: [{ readonly pid: number; readonly restarts: number }];
+  exit: [{ readonly termination: Termination; readonly restartInMs?: number }];
+  ready: [ProbeResult | undefined];
+  unready: [ProbeResult | undefined];
+  /** Any change of status. */
+  change: [];
+}
+
+/** Where `ip netns add` mounts named network namespaces. */
+const NETNS_RUN_DIR = '/run/netns';
+
+/** SIGKILL cannot be refused; this only guards against a process stuck in the kernel (state D). */
+const KILL_WAIT_MS = 10_000;
+
+export class Container extends EventEmitter<ContainerEvents> {
+  readonly spec: ContainerSpec;
+  readonly logFile: string;
+  private readonly recordFile: string;
+  private readonly opts: ContainerOptions;
+  private readonly backoff: Backoff;
+
+  private current: ContainerState = { state: 'waiting', reason: 'ContainerCreating' };
+  private pid: number | undefined;
+  private startedAt: Date | undefined;
+  private gateOpened = false;
+  /** Why the current process is being killed before its gate opened, for onExit's message. */
+  private releaseFailure: string | undefined;
+  private exited: Promise<void> | undefined;
+  private launching: Promise<void> | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private probe: ProbeLoop | undefined;
+  private isReady = false;
+  private restartCount = 0;
+  private everStarted = false;
+  private startCalled = false;
+  private stopping = false;
+  private finished = false;
+  private last: Termination | undefined;
+  private logChain: Promise<void> = Promise.resolve();
+
+  constructor(spec: ContainerSpec, opts: ContainerOptions) {
+    super();
+    if (spec.argv.length === 0) throw new Error(`container ${spec.name}: empty command`);
+    this.spec = spec;
+    this.opts = opts;
+    this.backoff = new Backoff(opts.backoff);
+    this.logFile = logPath(opts.podDir, spec.name);
+    this.recordFile = recordPath(opts.podDir, spec.name);
+  }
+
+  private get label(): string {
+    return `${this.opts.pod.namespace}/${this.opts.pod.name}/${this.spec.name}`;
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  status(): ContainerStatus {
+    return {
+      name: this.spec.name,
+      state: this.current,
+      ready: this.isReady,
+      restarts: this.restartCount,
+      started: this.everStarted,
+      finished: this.finished,
+      ...(this.last !== undefined ? { lastTermination: this.last } : {}),
+      ...(this.probe?.lastResult !== undefined ? { lastProbe: this.probe.lastResult } : {}),
+      logFile: this.logFile,
+    };
+  }
+
+  /** Starts the container; resolves once its process runs (or its start failed and a restart is
+   *  scheduled, or it ended for good: see status()). Rejects only if the state directory is unusable. */
+  async start(): Promise<void> {
+    if (this.startCalled || this.stopping) throw new Error(`container ${this.label}: already started`);
+    this.startCalled = true;
+    await ensurePodStateDir(this.opts.podDir);
+    await this.launchOnce();
+  }
+
+  private launchOnce(): Promise<void> {
+    const p = this.launch().finally(() => {
+      if (this.launching === p) this.launching = undefined;
+    });
+    this.launching = p;
+    return p;
+  }
+
+  private async launch(): Promise<void> {
+    this.startedAt = undefined;
+    this.setState({ state: 'waiting', reason: 'ContainerCreating' });
+    const problem = await this.preflight();
+    if (problem !== undefined) return this.startFailedNow(problem);
+
+    const runId = randomUUID();
+    const argv = placedArgv({ ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}), ...(this.spec.user !== undefined ? { user: this.spec.user } : {}) }, this.spec.argv);
+    let log;
+    try {
+      log = await open(this.logFile, 'a', 0o600);
+    } catch (err) {
+      return this.startFailedNow(`cannot open log file ${this.logFile}: ${(err as Error).message}`);
+    }
+    let gated;
+    try {
+      gated = await spawnGated({ argv, env: { ...this.spec.env, [RUN_MARKER_ENV]: runId }, cwd: this.spec.workingDir ?? '/', logFd: log.fd });
+    } catch (err) {
+      return this.startFailedNow(`cannot start: ${(err as Error).message}`);
+    } finally {
+      await log.close(); // the child has its own copy of the descriptor
+    }
+    const pid = gated.pid;
+    this.pid = pid;
+    this.gateOpened = false;
+    this.releaseFailure = undefined;
+    this.exited = new Promise((resolve) => gated.child.once('exit', (code, signal) => {
+      this.onExit(pid, code, signal);
+      resolve();
+    }));
+
+    // The record first: from here on a crash of the runtime leaves a process `down` can find.
+    try {
+      const st = await procStat(pid);
+      if (st === undefined) throw new Error(`process ${pid} vanished before it started`);
+      await writeProcessRecord(this.recordFile, {
+        version: 1,
+        pod: `${this.opts.pod.namespace}/${this.opts.pod.name}`,
+        container: this.spec.name,
+        netns: this.opts.netns ?? null,
+        pid,
+        startTicks: st.startTicks,
+        bootId: await bootId(),
+        runId,
+      });
+      await this.logLine(`start${this.restartCount > 0 ? ` (restart ${this.restartCount})` : ''} of container ${this.spec.name}: pid ${pid}: ${this.spec.argv.join(' ')}`);
+    } catch (err) {
+      this.releaseFailure = `cannot record process ${pid}: ${(err as Error).message}`;
+      killGroup(pid, 'SIGKILL');
+      await this.exited; // onExit reports the failure and restarts or finishes
+      return;
+    }
+    if (this.pid !== pid) return; // it died before the gate opened: onExit handled it
+    if (this.stopping) {
+      killGroup(pid, 'SIGKILL');
+      return;
+    }
+    this.gateOpened = true;
+    gated.open();
+    this.everStarted = true;
+    this.startedAt = new Date();
+    this.setState({ state: 'running', pid, startedAt: this.startedAt });
+    this.emit('start', { pid, restarts: this.restartCount });
+    this.startReadiness();
+  }
+
+  /** Problems Kubernetes would report as CreateContainerError, found before spawning so that the
+   *  message is clear rather than an exit code from `ip netns exec`. */
+  private async preflight(): Promise<string | undefined> {
+    if (this.opts.netns !== undefined) {
+      try {
+        await stat(join(NETNS_RUN_DIR, this.opts.netns));
+      } catch {
+        return `network namespace ${this.opts.netns} does not exist`;
+      }
+    }
+    const wd = this.spec.workingDir;
+    if (wd !== undefined) {
+      try {
+        if (!(await stat(wd)).isDirectory()) return `workingDir ${wd} is not a directory`;
+      } catch {
+        return `workingDir ${wd} does not exist`;
+      }
+    }
+    const cmd = this.spec.argv[0] ?? '';
+    if (cmd.includes('/')) {
+      try {
+        await access(wd !== undefined && !cmd.startsWith('/') ? join(wd, cmd) : cmd, constants.X_OK);
+      } catch {
+        return `command ${cmd} is not an executable file`;
+      }
+      return undefined;
+    }
+    for (const dir of (this.spec.env.PATH ?? '').split(delimiter)) {
+      if (dir === '') continue;
+      try {
+        const p = join(dir, cmd);
+        if ((await stat(p)).isFile()) {
+          await access(p, constants.X_OK);
+          return undefined;
+        }
+      } catch {
+        // keep looking
+      }
+    }
+    return `command "${cmd}" not found in PATH ${this.spec.env.PATH ?? '(unset)'}`;
+  }
+
+  private startReadiness(): void {
+    const probe = this.spec.readinessProbe;
+    if (probe === undefined) {
+      this.setReady(true, undefined); // no probe: ready while running
+      return;
+    }
+    this.probe = new ProbeLoop(
+      probe,
+      {
+        ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
+        ...(this.spec.user !== undefined ? { user: this.spec.user } : {}),
+        env: this.spec.env,
+        cwd: this.spec.workingDir ?? '/',
+      },
+      (ready, result) => this.setReady(ready, result),
+      this.opts.probeRunner,
+    );
+    this.probe.start();
+  }
+
+  private stopReadiness(): void {
+    this.probe?.stop();
+    this.setReady(false, this.probe?.lastResult);
+  }
+
+  private setReady(ready: boolean, result: ProbeResult | undefined): void {
+    if (this.isReady === ready) return;
+    this.isReady = ready;
+    this.emit(ready ? 'ready' : 'unready', result);
+    this.emit('change');
+  }
+
+  private setState(s: ContainerState): void {
+    this.current = s;
+    this.emit('change');
+  }
+
+  private onExit(pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.pid !== pid) return;
+    this.pid = undefined;
+    // Children the process left behind in its group go with it, as with a container's PID namespace.
+    // The group id cannot have been reused: the leader was only just reaped, and any member still
+    // alive keeps the id in use.
+    try {
+      killGroup(pid, 'SIGKILL');
+    } catch {
+      // EPERM cannot happen as root; nothing else to do
+    }
+    this.stopReadiness();
+    if (!this.gateOpened && !this.stopping) {
+      void this.startFailedNow(
+        this.releaseFailure ?? (code === GATE_CLOSED_EXIT ? 'the gate closed before the process was released' : `process ${pid} died before it was released (${code ?? signal})`),
+      );
+      return;
+    }
+    const exitCode = code ?? 128 + (signal !== null ? (osConstants.signals[signal] ?? 0) : 0);
+    const termination: Termination = {
+      exitCode,
+      signal,
+      reason: exitCode === 0 ? 'Completed' : 'Error',
+      ...(this.startedAt !== undefined ? { startedAt: this.startedAt } : {}),
+      finishedAt: new Date(),
+    };
+    const ranMs = this.startedAt !== undefined ? termination.finishedAt.getTime() - this.startedAt.getTime() : 0;
+    void this.afterEnd(termination, ranMs, `container ${this.spec.name} (pid ${pid}) ${signal !== null ? `was killed by ${signal}` : `exited with code ${code}`} after ${(ranMs / 1000).toFixed(1)} s`);
+  }
+
+  /** Returns when its log line is written. */
+  private startFailedNow(message: string): Promise<void> {
+    this.pid = undefined;
+    const termination: Termination = { exitCode: 128, signal: null, reason: 'StartError', message, finishedAt: new Date() };
+    return this.afterEnd(termination, 0, `container ${this.spec.name} cannot start: ${message}`);
+  }
+
+  /** After a process ended (or could not start): record it, and restart or finish. Returns when the
+   *  log line saying so is written. */
+  private afterEnd(t: Termination, ranMs: number, what: string): Promise<void> {
+    this.last = t;
+    void removeProcessRecord(this.recordFile).catch(() => undefined);
+    if (this.stopping) {
+      this.finished = true;
+      this.setState({ state: 'terminated', ...t });
+      this.emit('exit', { termination: t });
+      return this.logLine(`${what}; stopped`);
+    }
+    if (shouldRestart(this.spec.restartPolicy, { code: t.reason === 'StartError' ? null : t.exitCode, signal: t.signal })) {
+      const delay = this.backoff.next(ranMs);
+      const logged = this.logLine(`${what}; restarting in ${(delay / 1000).toFixed(1)} s (restartPolicy ${this.spec.restartPolicy})`);
+      this.setState({ state: 'waiting', reason: 'CrashLoopBackOff', restartAt: new Date(Date.now() + delay) });
+      this.emit('exit', { termination: t, restartInMs: delay });
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        if (this.stopping) return;
+        this.restartCount++;
+        void this.launchOnce();
+      }, delay);
+      return logged;
+    }
+    this.finished = true;
+    this.setState({ state: 'terminated', ...t });
+    this.emit('exit', { termination: t });
+    return this.logLine(`${what}; not restarting (restartPolicy ${this.spec.restartPolicy})`);
+  }
+
+  /** Stops the container for good: SIGTERM to its process group, SIGKILL after the grace period.
+   *  Resolves when every process of the group is gone. Safe to call more than once. */
+  async stop(graceMs = this.spec.terminationGraceMs): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer !== undefined) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
+    }
+    if (this.launching !== undefined) await this.launching;
+    this.probe?.stop();
+    const pid = this.pid;
+    const exited = this.exited;
+    if (pid !== undefined && exited !== undefined) {
+      await this.logLine(`stopping container ${this.spec.name}: SIGTERM to process group ${pid}, SIGKILL after ${(graceMs / 1000).toFixed(1)} s`);
+      killGroup(pid, 'SIGTERM');
+      if (!(await settlesWithin(exited, graceMs))) {
+        await this.logLine(`container ${this.spec.name} did not stop within ${(graceMs / 1000).toFixed(1)} s: SIGKILL`);
+        killGroup(pid, 'SIGKILL');
+        if (!(await settlesWithin(exited, KILL_WAIT_MS))) throw new Error(`container ${this.label}: process ${pid} survived SIGKILL for ${KILL_WAIT_MS} ms`);
+      }
+    } else if (!this.finished) {
+      this.finished = true;
+      if (this.current.state !== 'terminated') this.setState(this.last !== undefined ? { state: 'terminated', ...this.last } : { state: 'waiting', reason: 'ContainerCreating' });
+    }
+    this.setReady(false, undefined);
+    await removeProcessRecord(this.recordFile);
+  }
+
+  /** A line in the container's log, marked so that it cannot be mistaken for the app's output.
+   *  Lines are written one after another, in the order asked. */
+  private logLine(text: string): Promise<void> {
+    const line = `[outrigger ${new Date().toISOString()}] ${text}\n`;
+    this.logChain = this.logChain.then(() =>
+      appendFile(this.logFile, line, { mode: 0o600 }).catch(() => undefined), // best effort: the status holds the same facts
+    );
+    return this.logChain;
+  }
+}
+
+function settlesWithin(p: Promise<void>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    void p.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}

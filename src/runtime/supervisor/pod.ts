@@ -1,0 +1,405 @@
+// A pod's processes: for a meshed pod the proxy first (as its own uid, until its /ready answers), then
+// the app containers in order; the pod's phase, readiness and restarts; and stopping all of it (apps
+// first, then the proxy, then anything else left in the pod's namespace).
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { open } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { ANNOTATION, formatPortList, type PodPlan } from '../manifests/index.js';
+import { DEFAULT_PROXY_INIT, netnsPids, runCommand } from '../net/index.js';
+import type { BackoffOptions } from './backoff.js';
+import { Container, type ContainerSpec, type ContainerStatus } from './container.js';
+import { baseEnv, containerEnv, expandVars, type PodFacts } from './env.js';
+import type { RunAs } from './launch.js';
+import { resolveProbe, type ProbeRunner, type ResolvedProbe } from './probe.js';
+import type { ProxyCommand } from './proxy-command.js';
+import { isGone } from './proc.js';
+import { podStateDir } from './record.js';
+
+/** The proxy's container name: its log is `<pod dir>/outrigger-proxy.log`. An app container may not
+ *  use it. */
+export const PROXY_CONTAINER = 'outrigger-proxy';
+export const DEFAULT_PROXY_ADMIN_PORT = 4191;
+
+export interface ProxyOptions {
+  readonly command: ProxyCommand;
+  /** Default uid and gid 2102: must match the proxy-init rules' exempt uid. */
+  readonly user?: RunAs;
+  readonly inboundPort?: number;
+  readonly outboundPort?: number;
+  readonly adminPort?: number;
+  /** How long start() waits for the proxy's /ready (ms, default 30 s). */
+  readonly readyTimeoutMs?: number;
+  /** Between SIGTERM and SIGKILL (ms, default 10 s); the proxy drains for one second less. */
+  readonly terminationGraceMs?: number;
+  readonly logLevel?: string;
+  /** More flags for `outrigger proxy` (identity settings, later). */
+  readonly extraArgs?: readonly string[];
+}
+
+export interface PodProcessesOptions {
+  readonly pod: PodPlan;
+  /** The pod's network (see runtime/net); `netns` undefined runs on the host (tests without root). */
+  readonly net: { readonly netns?: string; readonly ip: string; readonly gateway: string };
+  readonly stateDir: string;
+  /** Required for a meshed pod. */
+  readonly proxy?: ProxyOptions;
+  /** metadata.uid; default a random UUID. */
+  readonly podUid?: string;
+  readonly backoff?: BackoffOptions;
+  /** Where PATH and the locale come from (default process.env). */
+  readonly hostEnv?: NodeJS.ProcessEnv;
+  readonly probeRunner?: ProbeRunner;
+}
+
+export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+export interface PodStatus {
+  readonly namespace: string;
+  readonly name: string;
+  readonly phase: PodPhase;
+  readonly ready: boolean;
+  /** Restarts of all its containers, the proxy's included. */
+  readonly restarts: number;
+  readonly meshed: boolean;
+  readonly ip: string;
+  readonly netns?: string;
+  /** The proxy first (when meshed), then the app containers in order. */
+  readonly containers: readonly ContainerStatus[];
+  /** Why the pod failed to start, when it did. */
+  readonly message?: string;
+}
+
+export interface PodEvents {
+  ready: [];
+  unready: [];
+  phase: [PodPhase];
+  change: [];
+}
+
+/** The pod's phase from its app containers (the proxy, a sidecar, does not count), Kubernetes' way:
+ *  Pending until every container has started once; Succeeded or Failed when all have ended for good
+ *  (Failed if any did not exit 0); otherwise Running. */
+export function podPhase(apps: readonly Pick<ContainerStatus, 'started' | 'finished' | 'lastTermination'>[], startFailed = false): PodPhase {
+  if (startFailed) return 'Failed';
+  if (apps.length > 0 && apps.every((c) => c.finished)) return apps.every((c) => c.lastTermination?.reason === 'Completed') ? 'Succeeded' : 'Failed';
+  if (apps.some((c) => !c.started)) return 'Pending';
+  return 'Running';
+}
+
+export class PodStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PodStartError';
+  }
+}
+
+export class PodProcesses extends EventEmitter<PodEvents> {
+  readonly meshed: boolean;
+  readonly podDir: string;
+  private readonly o: PodProcessesOptions;
+  private readonly proxySpec: ContainerSpec | undefined;
+  private readonly appSpecs: readonly ContainerSpec[];
+  private proxy: Container | undefined;
+  private readonly apps: Container[] = [];
+  private phaseNow: PodPhase = 'Pending';
+  private readyNow = false;
+  private failure: string | undefined;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(o: PodProcessesOptions) {
+    super();
+    this.o = o;
+    this.meshed = o.pod.mesh.inject;
+    this.podDir = podStateDir(o.stateDir, o.pod.namespace, o.pod.name);
+    if (this.meshed && o.proxy === undefined) throw new Error(`pod ${this.label} is meshed but no proxy command was given`);
+    if (this.meshed && o.net.netns === undefined) throw new Error(`pod ${this.label} is meshed: it needs a network namespace`);
+    for (const c of o.pod.spec.containers) {
+      if (c.name === PROXY_CONTAINER) throw new Error(`pod ${this.label}: container name "${PROXY_CONTAINER}" is reserved for the proxy`);
+    }
+    // Everything is resolved before anything runs, so a bad spec starts nothing.
+    this.appSpecs = appContainerSpecs(o);
+    this.proxySpec = this.meshed && o.proxy !== undefined ? proxyContainerSpec(o.pod, o.proxy) : undefined;
+  }
+
+  private get label(): string {
+    return `${this.o.pod.namespace}/${this.o.pod.name}`;
+  }
+
+  /** Starts the proxy (meshed pods) and waits for it to be ready, then starts the app containers in
+   *  order. Resolves once all are started (not necessarily ready: see whenReady). If the proxy does
+   *  not become ready in time, stops everything and rejects with what its log says. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error(`pod ${this.label}: already started`);
+    this.started = true;
+    try {
+      if (this.proxySpec !== undefined) {
+        const proxy = this.container(this.proxySpec);
+        this.proxy = proxy;
+        await proxy.start();
+        await this.waitProxyReady(proxy, this.o.proxy?.readyTimeoutMs ?? 30_000);
+      }
+      for (const spec of this.appSpecs) {
+        if (this.stopping !== undefined) return;
+        const c = this.container(spec);
+        this.apps.push(c);
+        await c.start();
+      }
+    } catch (err) {
+      this.failure = (err as Error).message;
+      this.update();
+      await this.stop().catch(() => undefined); // the start's failure is the news, not the cleanup's
+      throw err;
+    }
+    this.update();
+  }
+
+  private container(spec: ContainerSpec): Container {
+    const c = new Container(spec, {
+      pod: { namespace: this.o.pod.namespace, name: this.o.pod.name },
+      ...(this.o.net.netns !== undefined ? { netns: this.o.net.netns } : {}),
+      podDir: this.podDir,
+      ...(this.o.backoff !== undefined ? { backoff: this.o.backoff } : {}),
+      ...(this.o.probeRunner !== undefined ? { probeRunner: this.o.probeRunner } : {}),
+    });
+    c.on('change', () => this.update());
+    c.on('exit', () => this.sidecarCheck());
+    return c;
+  }
+
+  private async waitProxyReady(proxy: Container, timeoutMs: number): Promise<void> {
+    if (proxy.ready) return;
+    const ok = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const onReady = () => done(true);
+      // Stopped meanwhile (the pod is being stopped): no point waiting out the timeout.
+      const onExit = () => {
+        if (proxy.status().finished) done(false);
+      };
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        proxy.off('ready', onReady);
+        proxy.off('exit', onExit);
+        resolve(v);
+      };
+      proxy.on('ready', onReady);
+      proxy.on('exit', onExit);
+    });
+    if (ok) return;
+    if (this.stopping !== undefined) throw new PodStartError(`pod ${this.label}: stopped while its proxy was starting`);
+    const s = proxy.status();
+    const why = s.lastProbe?.message ?? (s.lastTermination !== undefined ? `last exit: ${s.lastTermination.message ?? `code ${s.lastTermination.exitCode}`}` : 'no probe answered');
+    const tail = await tailFile(proxy.logFile, 15);
+    throw new PodStartError(
+      `pod ${this.label}: the proxy was not ready within ${timeoutMs / 1000} s (${why}; restarts ${s.restarts})` +
+        (tail !== '' ? `; the end of ${proxy.logFile}:\n${tail}` : ''),
+    );
+  }
+
+  /** Like Kubernetes' sidecars: once every app container has ended for good, the proxy is stopped. */
+  private sidecarCheck(): void {
+    if (this.proxy === undefined || this.stopping !== undefined) return;
+    if (this.apps.length === this.appSpecs.length && this.apps.every((c) => c.status().finished)) {
+      void this.proxy.stop().catch(() => undefined);
+    }
+  }
+
+  private update(): void {
+    if (this.stopping !== undefined) return;
+    const apps = this.apps.map((c) => c.status());
+    // Containers not created yet (waiting for the proxy) count as not started.
+    const pendingApps = this.appSpecs.length - apps.length;
+    const phase = podPhase([...apps, ...Array.from({ length: pendingApps }, () => ({ started: false, finished: false }))], this.failure !== undefined);
+    const all = [...(this.proxy !== undefined ? [this.proxy] : []), ...this.apps];
+    const ready = phase === 'Running' && pendingApps === 0 && all.every((c) => c.ready);
+    const phaseChanged = phase !== this.phaseNow;
+    const readyChanged = ready !== this.readyNow;
+    this.phaseNow = phase;
+    this.readyNow = ready;
+    if (phaseChanged) this.emit('phase', phase);
+    if (readyChanged) this.emit(ready ? 'ready' : 'unready');
+    this.emit('change');
+  }
+
+  get ready(): boolean {
+    return this.readyNow;
+  }
+
+  get phase(): PodPhase {
+    return this.phaseNow;
+  }
+
+  status(): PodStatus {
+    const containers = [...(this.proxy !== undefined ? [this.proxy] : []), ...this.apps].map((c) => c.status());
+    return {
+      namespace: this.o.pod.namespace,
+      name: this.o.pod.name,
+      phase: this.phaseNow,
+      ready: this.readyNow,
+      restarts: containers.reduce((n, c) => n + c.restarts, 0),
+      meshed: this.meshed,
+      ip: this.o.net.ip,
+      ...(this.o.net.netns !== undefined ? { netns: this.o.net.netns } : {}),
+      containers,
+      ...(this.failure !== undefined ? { message: this.failure } : {}),
+    };
+  }
+
+  /** Resolves when the pod is ready; rejects after `timeoutMs`, or when the pod can no longer become
+   *  ready (Failed or Succeeded), with the containers' states in the message. */
+  whenReady(timeoutMs: number): Promise<void> {
+    if (this.readyNow) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(new PodStartError(`pod ${this.label} was not ready within ${timeoutMs / 1000} s: ${this.describe()}`)), timeoutMs);
+      const onChange = () => {
+        if (this.readyNow) finish();
+        else if (this.phaseNow === 'Failed' || this.phaseNow === 'Succeeded') finish(new PodStartError(`pod ${this.label} is ${this.phaseNow} and will not become ready: ${this.describe()}`));
+      };
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        this.off('change', onChange);
+        if (err !== undefined) reject(err);
+        else resolve();
+      };
+      this.on('change', onChange);
+      onChange();
+    });
+  }
+
+  /** One line per container: its state, readiness, restarts and last probe or exit. */
+  describe(): string {
+    const s = this.status();
+    const parts = s.containers.map((c) => {
+      const st = c.state.state === 'waiting' ? `waiting (${c.state.reason})` : c.state.state === 'running' ? 'running' : `terminated (${c.state.reason}, exit ${c.state.exitCode})`;
+      const extra = c.lastProbe !== undefined && !c.ready ? `; probe: ${c.lastProbe.message}` : c.lastTermination?.message !== undefined ? `; ${c.lastTermination.message}` : '';
+      return `${c.name}: ${st}, ${c.ready ? 'ready' : 'not ready'}, restarts ${c.restarts}${extra}`;
+    });
+    return `phase ${s.phase}${s.message !== undefined ? ` (${s.message})` : ''}; ${parts.join('; ') || 'no containers started'}`;
+  }
+
+  /** Stops the app containers (together), then the proxy, then kills anything else still in the pod's
+   *  namespace (a daemon that left its process group). Safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const errors: string[] = [];
+      const settle = async (p: Promise<void>) => p.catch((e: unknown) => void errors.push((e as Error).message));
+      await Promise.all(this.apps.map((c) => settle(c.stop())));
+      if (this.proxy !== undefined) await settle(this.proxy.stop());
+      if (this.o.net.netns !== undefined) await settle(killNetnsProcesses(this.o.net.netns).then(() => undefined));
+      this.readyNow = false;
+      if (errors.length > 0) throw new Error(`pod ${this.label}: stop: ${errors.join('; ')}`);
+    })();
+    return this.stopping;
+  }
+}
+
+/** SIGKILLs every process in a named network namespace until none is left; returns the pids killed.
+ *  Everything in a pod's namespace belongs to the pod, so this is the backstop that catches processes
+ *  which escaped their group (setsid daemons), and what `down` uses after a crash. */
+export async function killNetnsProcesses(netns: string, timeoutMs = 5000): Promise<number[]> {
+  const killed = new Set<number>();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let pids: number[];
+    try {
+      pids = await netnsPids(runCommand, netns);
+    } catch {
+      return [...killed]; // no such namespace
+    }
+    const live: number[] = [];
+    for (const pid of pids) if (!(await isGone(pid))) live.push(pid);
+    if (live.length === 0) return [...killed];
+    if (Date.now() > deadline) throw new Error(`processes survive in ${netns}: ${live.join(', ')}`);
+    for (const pid of live) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.add(pid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function appContainerSpecs(o: PodProcessesOptions): ContainerSpec[] {
+  const { pod, net } = o;
+  const facts: PodFacts = {
+    namespace: pod.namespace,
+    name: pod.name,
+    uid: o.podUid ?? randomUUID(),
+    serviceAccountName: pod.spec.serviceAccountName,
+    nodeName: hostname(),
+    podIP: net.ip,
+    hostIP: net.gateway,
+  };
+  const base = baseEnv(o.hostEnv ?? process.env, { hostname: pod.hostname, home: '/root' });
+  return pod.spec.containers.map((c): ContainerSpec => {
+    const env = containerEnv(base, c.env, facts);
+    const probe: ResolvedProbe | undefined = c.readinessProbe !== undefined ? resolveProbe(c.readinessProbe, c.ports, net.ip) : undefined;
+    return {
+      name: c.name,
+      argv: [...c.command, ...c.args].map((a) => expandVars(a, env)),
+      env,
+      ...(c.workingDir !== undefined ? { workingDir: c.workingDir } : {}),
+      restartPolicy: c.restartPolicy ?? pod.spec.restartPolicy,
+      ...(probe !== undefined ? { readinessProbe: probe } : {}),
+      terminationGraceMs: pod.spec.terminationGracePeriodSeconds * 1000,
+    };
+  });
+}
+
+/** The proxy as a container: `outrigger proxy` with the ports the proxy-init rules redirect to, the
+ *  pod's opaque ports, and a readiness probe on its admin /ready from inside the pod. */
+export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec {
+  const inbound = p.inboundPort ?? DEFAULT_PROXY_INIT.inboundPort;
+  const outbound = p.outboundPort ?? DEFAULT_PROXY_INIT.outboundPort;
+  const admin = p.adminPort ?? DEFAULT_PROXY_ADMIN_PORT;
+  const uid = p.user ?? { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid };
+  const grace = p.terminationGraceMs ?? 10_000;
+  const args = [
+    '--inbound-addr', '0.0.0.0', '--inbound-port', String(inbound),
+    '--outbound-addr', '127.0.0.1', '--outbound-port', String(outbound),
+    '--admin-addr', '0.0.0.0', '--admin-port', String(admin),
+    '--drain-timeout-ms', String(Math.max(0, grace - 1000)),
+    '--log-level', p.logLevel ?? 'info',
+  ];
+  // The annotation's list replaces the proxy's default list; without the annotation (anywhere) the
+  // proxy keeps its defaults. An explicit empty annotation on the pod means "no opaque ports".
+  if (pod.mesh.opaquePorts.length > 0 || pod.annotations[ANNOTATION.opaquePorts] !== undefined) {
+    args.push('--opaque-ports', formatPortList(pod.mesh.opaquePorts));
+  }
+  args.push(...(p.extraArgs ?? []));
+  return {
+    name: PROXY_CONTAINER,
+    argv: [...p.command.argv, ...args],
+    // Nothing of the runtime's environment: no OUTRIGGER_PROXY_* setting may leak in unseen.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', HOSTNAME: pod.hostname },
+    restartPolicy: 'Always',
+    user: uid,
+    readinessProbe: {
+      action: { kind: 'http', host: '127.0.0.1', port: admin, path: '/ready', scheme: 'HTTP', headers: [] },
+      // Probed often until first ready so that the app starts without delay, then every 10 s.
+      timing: { initialDelayMs: 100, periodMs: 10_000, startupPeriodMs: 200, timeoutMs: 1000, successThreshold: 1, failureThreshold: 3 },
+    },
+    terminationGraceMs: grace,
+  };
+}
+
+/** The last `lines` lines of a file (at most 64 KiB read), '' if it cannot be read. */
+export async function tailFile(path: string, lines: number): Promise<string> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+    const { size } = await fh.stat();
+    const len = Math.min(size, 64 * 1024);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    return buf.toString('utf8').split('\n').filter((l) => l !== '').slice(-lines).join('\n');
+  } catch {
+    return '';
+  } finally {
+    await fh?.close();
+  }
+}
