@@ -339,3 +339,22 @@ void test('the inbound listener proxies the same way and labels its metrics dire
   assert.equal(await metricValue(proxy, 'request_total', { direction: 'outbound' }), 0);
   assert.equal(await metricValue(proxy, 'tcp_open_total', { direction: 'inbound' }), 1);
 });
+
+void test('an idle keep-alive client connection is closed after the idle timeout, a busy one is not', async (t) => {
+  const slow = http.createServer((req, res) => setTimeout(() => res.end(`done ${req.url}`), 700));
+  const port = await listen(slow);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`, { idleTimeoutMs: '300' });
+  t.after(async () => {
+    await proxy.close();
+    await closeServer(slow);
+  });
+  // A request that takes longer than the idle timeout still completes: the connection is busy, not idle.
+  const s = net.connect(proxy.outbound.port, '127.0.0.1');
+  let got = '';
+  s.on('data', (d) => (got += d.toString('latin1')));
+  s.write('GET /long HTTP/1.1\r\nhost: x\r\n\r\n');
+  const closedAt = new Promise<void>((resolve) => s.on('close', () => resolve()));
+  await closedAt;
+  assert.match(got, /^HTTP\/1\.1 200 OK[\s\S]*done \/long$/);
+  assert.equal(await metricValue(proxy, 'tcp_open_connections', { direction: 'outbound' }), 0, 'closed once idle');
+});

@@ -21,8 +21,8 @@ export interface Http1Context {
   readonly direction: Direction;
   readonly log: Logger;
   readonly draining: () => boolean;
-  /** Open client connections, so a shutdown can drain them. */
-  readonly conns: Set<{ drain(): void }>;
+  /** Open client connections, so a shutdown can drain them and the listener close idle ones. */
+  readonly conns: Set<ClientConn>;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
@@ -78,10 +78,8 @@ export class ClientConn implements UpstreamOwner {
       this.up?.socket.resume();
     }
   };
-  private readonly onTimeout = () => {
-    // Idle keep-alive connection: close it quietly. A request in flight is bounded by other timers.
-    if (!this.req && !this.buf) this.sock.destroy();
-  };
+  /** performance.now() when the connection last became idle (no request in flight), 0 while busy. */
+  idleSince = performance.now();
   private readonly onHeadTimeout = () => {
     this.headTimer = null;
     this.fail(new ProxyError(Codes.HEADER_TIMEOUT, `request head not received within ${this.ctx.cfg.headerTimeoutMs}ms`));
@@ -103,11 +101,9 @@ export class ClientConn implements UpstreamOwner {
   ) {
     this.targetKey = formatAddr(target);
     sock.setNoDelay(true);
-    sock.setTimeout(ctx.cfg.idleTimeoutMs);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
     sock.on('drain', this.onDrain);
-    sock.on('timeout', this.onTimeout);
     sock.on('error', () => {}); // 'close' follows; a client's reset is not the proxy's error
     sock.once('close', () => this.clientClosed());
     ctx.conns.add(this);
@@ -124,6 +120,15 @@ export class ClientConn implements UpstreamOwner {
     if (this.closed) return;
     if ((this.buf !== null && this.req !== null) || this.waitUpstreamDrain) this.sock.pause();
     else this.sock.resume();
+  }
+
+  /**
+   * Closes the connection if it has been idle (no request in flight, nothing buffered) since before
+   * `limit`. The listener sweeps its connections with this instead of a socket timeout, whose timer
+   * would be refreshed on every read and write of the hot path.
+   */
+  closeIfIdleSince(limit: number): void {
+    if (this.idleSince !== 0 && this.idleSince < limit && !this.req && !this.buf) this.sock.destroy();
   }
 
   /** Shutdown: finish the exchange in flight, then close; close now if idle. */
@@ -190,6 +195,7 @@ export class ClientConn implements UpstreamOwner {
     const { metrics } = this.ctx;
     this.req = head;
     this.startedAt = performance.now();
+    this.idleSince = 0;
     this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
     this.stats.requests.inc();
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
@@ -537,6 +543,7 @@ export class ClientConn implements UpstreamOwner {
   }
 
   private resetExchange(): void {
+    this.idleSince = performance.now();
     this.req = null;
     this.res = null;
     this.reqChunks = null;
@@ -612,8 +619,6 @@ export class ClientConn implements UpstreamOwner {
     sock.off('data', this.onData);
     sock.off('end', this.onEnd);
     sock.off('drain', this.onDrain);
-    sock.off('timeout', this.onTimeout);
-    sock.setTimeout(0);
     this.ctx.conns.delete(this);
     if (fromUpstream.length) sock.write(fromUpstream);
     if (this.buf) up.socket.write(this.buf);

@@ -42,6 +42,7 @@ export class Listener {
   /** Every accepted connection still open, whatever its protocol (for draining). */
   readonly sockets = new Set<Socket>();
   private warnedNoDst = false;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly deps: ListenerDeps,
@@ -50,6 +51,12 @@ export class Listener {
     const { cfg, metrics, log } = deps;
     this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set() };
     this.h2 = new H2Proxy({ cfg, metrics, direction, log });
+    // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
+    this.sweeper = setInterval(() => {
+      const limit = performance.now() - cfg.idleTimeoutMs;
+      for (const c of this.h1.conns) c.closeIfIdleSince(limit);
+    }, Math.max(100, Math.min(1000, cfg.idleTimeoutMs / 4)));
+    this.sweeper.unref();
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
     this.server.on('error', (err) => log.error({ direction, err: err.message }, 'listener error'));
   }
@@ -160,6 +167,7 @@ export class Listener {
 
   /** Cuts whatever is still open. */
   destroyAll(): void {
+    clearInterval(this.sweeper);
     for (const s of this.sockets) s.destroy();
     this.h2.close();
   }
