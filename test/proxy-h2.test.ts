@@ -528,3 +528,15 @@ void test('h2: proxy shutdown lets a stream in flight finish', async (t) => {
   assert.equal((await reply).body.toString(), 'finished during shutdown');
   await stopped;
 });
+
+void test('h2: an idle client session gets a GOAWAY after the idle timeout', async (t) => {
+  const up = await startH2Server((stream) => {
+    stream.respond({ ':status': 200 });
+    stream.end('hi');
+  });
+  const { client } = await setup(t, up, { idleTimeoutMs: '300' });
+  assert.equal((await request(client, { ':path': '/' })).body.toString(), 'hi');
+  const [code] = (await once(client, 'goaway')) as [number];
+  assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
+  await once(client, 'close');
+});

@@ -84,6 +84,9 @@ export class H2Proxy {
     session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
     session.on('close', () => this.downstreams.delete(session));
     session.on('stream', (stream, headers) => this.forward(stream, headers, target, key));
+    // An idle client session is let go like an idle HTTP/1 connection; close() is graceful (GOAWAY), so
+    // a long quiet gRPC stream still open on it is not cut.
+    session.setTimeout(this.ctx.cfg.idleTimeoutMs, () => session.close());
     if (this.draining) session.close();
   }
 
