@@ -8,7 +8,7 @@ export type Direction = 'inbound' | 'outbound';
 
 /** Latency buckets in ms: sub-millisecond up to tens of seconds. */
 const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 5000, 10000, 30000];
-/** Label sets kept per metric family before new ones are folded into authority="overflow". */
+/** Label sets kept before new ones are folded into authority="overflow" (HTTP) or target_addr="overflow" (TCP). */
 const MAX_ROUTES = 4096;
 
 const TCP_LABELS = ['direction', 'target_addr'] as const;
@@ -194,6 +194,7 @@ export class ProxyMetrics {
     const key = `${direction}\0${target}`;
     let t = this.tcp.get(key);
     if (!t) {
+      if (this.tcp.size >= MAX_ROUTES) return this.tcpFor(direction, 'overflow');
       const labels = { direction, target_addr: target };
       t = new TcpStats(labels, this.tcpOpenTotal.labels(labels), this.tcpOpenConnections.labels(labels), this);
       this.tcp.set(key, t);
