@@ -183,7 +183,8 @@ export class ProxyMetrics {
     const key = `${direction}\0${target}\0${authority}`;
     let r = this.routes.get(key);
     if (r) return r;
-    if (this.routes.size >= MAX_ROUTES) return this.route(direction, target, 'overflow');
+    // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
+    if (this.routes.size >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow');
     const labels = { direction, target_addr: target, authority };
     r = new RouteStats(labels);
     this.routes.set(key, r);
@@ -194,7 +195,7 @@ export class ProxyMetrics {
     const key = `${direction}\0${target}`;
     let t = this.tcp.get(key);
     if (!t) {
-      if (this.tcp.size >= MAX_ROUTES) return this.tcpFor(direction, 'overflow');
+      if (this.tcp.size >= MAX_ROUTES && target !== 'overflow') return this.tcpFor(direction, 'overflow');
       const labels = { direction, target_addr: target };
       t = new TcpStats(labels, this.tcpOpenTotal.labels(labels), this.tcpOpenConnections.labels(labels), this);
       this.tcp.set(key, t);
