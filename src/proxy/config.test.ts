@@ -37,6 +37,7 @@ void test('every problem is reported at once, each with its flag and variable', 
 void test('listener ports must differ; a static destination must be HOST:PORT', () => {
   assert.throws(() => loadProxyConfig({ outboundPort: '4000', inboundPort: '4000' }, {}), /must differ/);
   assert.throws(() => loadProxyConfig({ staticDestination: 'nope' }, {}), /--static-destination .*HOST:PORT/);
+  assert.throws(() => loadProxyConfig({ staticDestination: '127.0.0.1:4140' }, {}), /proxy's own listener \(a loop\)/);
   assert.deepEqual(loadProxyConfig({ staticDestination: '[::1]:80' }, {}).staticDestination, { host: '::1', port: 80 });
 });
 

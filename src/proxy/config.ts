@@ -93,6 +93,10 @@ export function loadProxyConfig(flags: Partial<Record<SettingName, string | unde
   const problems: string[] = [];
   const ports = [cfg.outboundPort, cfg.inboundPort, cfg.adminPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) problems.push(`--outbound-port, --inbound-port and --admin-port must differ, got ${ports.join(', ')}`);
+  const dst = cfg.staticDestination;
+  if (dst && ports.includes(dst.port) && /^(127\.|::1$|0\.0\.0\.0$|::$|localhost$)/.test(dst.host)) {
+    problems.push(`--static-destination (${SETTINGS.staticDestination.env}): ${dst.host}:${dst.port} is the proxy's own listener (a loop)`);
+  }
   if (problems.length) throw new ConfigError('proxy configuration', problems);
   return Object.freeze(cfg);
 }
