@@ -1,10 +1,22 @@
 // The `outrigger` command: one subcommand per file in this folder, dispatched here.
 import { Command } from 'commander';
+import { controlCommand } from './control.js';
+import { downCommand } from './down.js';
+import { execCommand } from './exec.js';
+import { getCommand } from './get.js';
+import { logsCommand } from './logs.js';
 import { proxyCommand } from './proxy.js';
+import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
   .description('Outrigger: a service mesh whose proxy runs beside every pod')
   .showHelpAfterError()
-  .addCommand(proxyCommand());
+  .addCommand(upCommand())
+  .addCommand(getCommand())
+  .addCommand(logsCommand())
+  .addCommand(execCommand())
+  .addCommand(downCommand())
+  .addCommand(proxyCommand())
+  .addCommand(controlCommand(), { hidden: true });
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,94 @@
+// `outrigger get pods|services|deployments`: tables (or JSON) of the running mesh's objects.
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import type { DeploymentView, PodView, ServiceView } from '../runtime/mesh.js';
+import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
+
+interface GetOptions {
+  readonly namespace: string;
+  readonly allNamespaces?: boolean;
+  readonly output?: string;
+  readonly stateDir: string;
+}
+
+const KINDS: Record<string, 'pods' | 'services' | 'deployments'> = {
+  pod: 'pods', pods: 'pods', po: 'pods',
+  service: 'services', services: 'services', svc: 'services',
+  deployment: 'deployments', deployments: 'deployments', deploy: 'deployments',
+};
+
+export function getCommand(): Command {
+  return new Command('get')
+    .description('list pods, services or deployments of the running mesh')
+    .argument('<kind>', 'pods, services or deployments')
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .option('-A, --all-namespaces', 'every namespace')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['wide', 'json', 'yaml']))
+    .addOption(stateDirOption())
+    .action(async (kindArg: string, o: GetOptions) => {
+      const kind = KINDS[kindArg.toLowerCase()];
+      if (kind === undefined) fail('get', `unknown kind ${JSON.stringify(kindArg)}: use pods, services or deployments`);
+      const status = await liveStatus('get', stateDir(o.stateDir));
+      const all = o.allNamespaces === true;
+      const mine = <T extends { namespace: string }>(xs: readonly T[]) => xs.filter((x) => all || x.namespace === o.namespace);
+      const items = kind === 'pods' ? mine(status.pods) : kind === 'services' ? mine(status.services) : mine(status.deployments);
+      if (o.output === 'json') {
+        process.stdout.write(JSON.stringify({ kind, phase: status.phase, items }, null, 2) + '\n');
+        return;
+      }
+      if (o.output === 'yaml') {
+        process.stdout.write(stringify({ kind, phase: status.phase, items }));
+        return;
+      }
+      const wide = o.output === 'wide';
+      const rows = kind === 'pods' ? podRows(mine(status.pods), wide) : kind === 'services' ? serviceRows(mine(status.services)) : deploymentRows(mine(status.deployments));
+      if (rows.length <= 1) {
+        process.stderr.write(`no ${kind} ${all ? 'in any namespace' : `in namespace ${o.namespace}`}\n`);
+        return;
+      }
+      // With -A every item is listed, in the same order as `items`.
+      process.stdout.write(table(all ? rows.map((r, i) => [i === 0 ? 'NAMESPACE' : (items[i - 1]?.namespace ?? ''), ...r]) : rows));
+    });
+}
+
+export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
+  const head = ['NAME', 'READY', 'STATUS', 'RESTARTS', 'IP', 'MESHED', ...(wide ? ['NETNS', 'CONTAINERS'] : [])];
+  return [
+    head,
+    ...pods.map((p) => {
+      const apps = p.containers.filter((c) => c.name !== 'outrigger-proxy');
+      const readyApps = apps.filter((c) => c.ready).length;
+      return [
+        p.name,
+        `${readyApps}/${p.appContainers.length}`,
+        p.phase,
+        String(p.restarts),
+        p.ip,
+        p.meshed ? 'yes' : 'no',
+        ...(wide ? [p.netns ?? '', p.containers.map((c) => c.name).join(',')] : []),
+      ];
+    }),
+  ];
+}
+
+function serviceRows(services: readonly ServiceView[]): string[][] {
+  return [
+    ['NAME', 'SELECTOR', 'PORTS', 'ENDPOINTS'],
+    ...services.map((s) => [
+      s.name,
+      Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(',') || '<none>',
+      s.ports.map((p) => `${p.port}${String(p.targetPort) !== String(p.port) ? `:${p.targetPort}` : ''}/${p.protocol}`).join(','),
+      s.endpoints.join(',') || '<none>',
+    ]),
+  ];
+}
+
+function deploymentRows(ds: readonly DeploymentView[]): string[][] {
+  return [['NAME', 'READY', 'PODS'], ...ds.map((d) => [d.name, `${d.ready}/${d.replicas}`, d.pods.join(',')])];
+}
+
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('')).join('\n') + '\n';
+}

@@ -1,0 +1,142 @@
+// `outrigger up`: checks the machine, validates the manifests, starts the mesh's control process in
+// the background and follows its progress until every pod is ready (exit 0) or it failed (exit 1).
+import { spawn, spawnSync } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
+import { checkBridgeName, parseCidr } from '../runtime/net/index.js';
+import { cleanupFromRecords, controlRequest, meshStatus } from '../runtime/control.js';
+import type { MeshStatus } from '../runtime/mesh.js';
+import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths } from '../runtime/state.js';
+import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';
+import { fail, stateDir, stateDirOption } from './mesh-common.js';
+
+interface UpOptions {
+  readonly file: string[];
+  readonly stateDir: string;
+  readonly bridge?: string;
+  readonly podCidr?: string;
+  readonly timeout: string;
+}
+
+/** What the machine needs, and the package that usually provides it. */
+const TOOLS = [
+  ['ip', '-V', 'iproute2'],
+  ['iptables', '--version', 'iptables'],
+  ['setpriv', '--version', 'util-linux'],
+] as const;
+
+export function machineProblems(): string[] {
+  const out: string[] = [];
+  if (process.getuid?.() !== 0) out.push('not running as root (try sudo)');
+  for (const [cmd, flag, pkg] of TOOLS) {
+    if (spawnSync(cmd, [flag], { stdio: 'ignore' }).error !== undefined) out.push(`missing ${cmd} (package ${pkg})`);
+  }
+  return out;
+}
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description('start a local mesh from manifests and wait until every pod is ready')
+    .requiredOption('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(stateDirOption())
+    .addOption(new Option('--bridge <name>', 'the pods\' bridge (default outr0)'))
+    .addOption(new Option('--pod-cidr <cidr>', 'the pods\' addresses (default 10.244.0.0/16)'))
+    .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
+    .action(async (o: UpOptions) => {
+      const dir = stateDir(o.stateDir);
+      const problems = machineProblems();
+      if (problems.length > 0) fail('up', `this machine cannot run a mesh: ${problems.join('; ')}`);
+      const running = runningControlPid(dir);
+      if (running !== undefined) fail('up', `a mesh is already running (pid ${running}); use apply or down`);
+      const stale = recordedControlPid(dir);
+      if (stale !== undefined || (await readJson(statePaths(dir).net)) !== undefined) {
+        fail('up', `a mesh in ${dir} was not shut down${stale !== undefined ? ` (its control process ${stale} is gone)` : ''}; run outrigger down${dir !== DEFAULT_STATE_DIR ? ` --state-dir ${dir}` : ''} first`);
+      }
+      const timeoutS = Number(o.timeout);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) fail('up', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
+
+      try {
+        if (o.bridge !== undefined) checkBridgeName(o.bridge);
+        if (o.podCidr !== undefined) parseCidr(o.podCidr, 'pod CIDR');
+      } catch (err) {
+        fail('up', (err as Error).message);
+      }
+
+      const files = o.file.map((f) => resolve(f));
+      try {
+        planPods(await loadManifestFiles(o.file));
+      } catch (err) {
+        if (err instanceof ManifestError) fail('up', err.message);
+        throw err;
+      }
+
+      await ensureStateDir(dir);
+      const paths = statePaths(dir);
+      const logFd = openSync(paths.controlLog, 'w', 0o600);
+      const args = [join(PACKAGE_ROOT, 'bin', 'outrigger.js'), 'control', controlMarker(dir), '--ready-timeout-ms', String(Math.round(timeoutS * 1000))];
+      for (const f of files) args.push('-f', f);
+      if (o.bridge !== undefined) args.push('--bridge', o.bridge);
+      if (o.podCidr !== undefined) args.push('--pod-cidr', o.podCidr);
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
+      closeSync(logFd);
+      let childExited = false;
+      child.on('exit', () => (childExited = true));
+      child.unref();
+      process.stdout.write(`control process ${child.pid ?? '?'} (log ${paths.controlLog})\n`);
+
+      const gone = async (what: string): Promise<never> => {
+        const tail = await tailFile(paths.controlLog, 20);
+        process.stderr.write(`outrigger up: ${what}${tail !== '' ? `; the end of ${paths.controlLog}:\n${tail}` : ''}\n`);
+        await cleanupFromRecords(dir).catch((e: unknown) => process.stderr.write(`outrigger up: cleanup: ${(e as Error).message}\n`));
+        process.exit(1);
+      };
+
+      // ^C while waiting: the mesh is half made, so it is stopped rather than left in the background.
+      process.once('SIGINT', () => {
+        process.stderr.write('\noutrigger up: interrupted: stopping the mesh...\n');
+        void controlRequest(dir, 'POST', '/shutdown')
+          .catch(() => (child.pid !== undefined ? process.kill(child.pid, 'SIGTERM') : undefined))
+          .then(async () => {
+            for (let i = 0; i < 600 && runningControlPid(dir) !== undefined; i++) await sleep(100);
+            process.exit(130);
+          });
+      });
+
+      let printed = 0;
+      let status: MeshStatus | undefined;
+      for (;;) {
+        await sleep(200);
+        if (childExited && status?.phase !== 'Failed') return gone('the control process exited');
+        try {
+          status = await meshStatus(dir);
+        } catch {
+          if (status !== undefined && !childExited) return gone('the control process stopped answering');
+          continue; // not listening yet
+        }
+        for (; printed < status.progress.length; printed++) process.stdout.write(`${status.progress[printed] ?? ''}\n`);
+        if (status.phase === 'Ready') {
+          process.stdout.write(`mesh is up: ${status.pods.length} pod${status.pods.length === 1 ? '' : 's'} ready (state ${dir})\n`);
+          process.exit(0);
+        }
+        if (status.phase === 'Failed') break;
+        if (status.phase === 'Stopping' || status.phase === 'Stopped') {
+          process.stderr.write('outrigger up: the mesh is being stopped (outrigger down?)\n');
+          process.exit(1);
+        }
+      }
+      process.stderr.write(`outrigger up: failed: ${status.message ?? 'unknown error'}\nremoving what was created...\n`);
+      await controlRequest(dir, 'POST', '/shutdown').catch(() => undefined);
+      const pid = child.pid;
+      for (let i = 0; i < 600 && pid !== undefined && !childExited && runningControlPid(dir) !== undefined; i++) await sleep(100);
+      if (runningControlPid(dir) !== undefined) fail('up', `the control process did not stop; run outrigger down`);
+      // The control process removes everything; if it could not, the records are still there.
+      if ((await readJson(paths.net)) !== undefined) await cleanupFromRecords(dir).catch((e: unknown) => fail('up', `cleanup: ${(e as Error).message}`));
+      process.exit(1);
+    });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,166 @@
+// The control process of a local mesh (started in the background by `up`) and its client: it owns the
+// network and the pods, writes its pid, and serves JSON over HTTP on a unix socket in the state
+// directory. Also the cleanup `down` does from the records when the control process is gone.
+import http from 'node:http';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadManifestFiles, planPods, type ManifestSet } from './manifests/index.js';
+import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
+import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
+import { Mesh, type MeshStatus } from './mesh.js';
+import { ensureStateDir, readJson, removeStateFiles, statePaths } from './state.js';
+
+export interface ControlOptions {
+  readonly stateDir: string;
+  readonly files: readonly string[];
+  readonly bridge?: string;
+  readonly podCidr?: string;
+  readonly readyTimeoutMs?: number;
+}
+
+/** How long a failed mesh keeps answering (so that `up` can read why) before it exits on its own. */
+const FAILED_LINGER_MS = 30_000;
+
+/** Runs the control process until it is asked to stop; resolves with the exit code. */
+export async function runControl(o: ControlOptions): Promise<number> {
+  const paths = statePaths(o.stateDir);
+  await ensureStateDir(o.stateDir);
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  const mesh = new Mesh({
+    stateDir: o.stateDir,
+    ...(o.bridge !== undefined ? { bridge: o.bridge } : {}),
+    ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),
+    ...(o.readyTimeoutMs !== undefined ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
+    onProgress: log,
+  });
+
+  let exit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (exit = r));
+  let shuttingDown = false;
+  const shutdown = async (code: number) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    let rc = code;
+    try {
+      await mesh.stop();
+    } catch (err) {
+      log(`stop failed: ${(err as Error).message}`);
+      rc = 1;
+    }
+    server.close();
+    await rm(paths.socket, { force: true });
+    await rm(paths.pid, { force: true });
+    log(`control process exiting (${rc})`);
+    exit(rc);
+  };
+
+  const server = http.createServer((req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'GET' && req.url === '/status') return send(200, mesh.status());
+    if (req.method === 'POST' && req.url === '/shutdown') {
+      send(202, { stopping: true });
+      void shutdown(mesh.status().phase === 'Failed' ? 1 : 0);
+      return;
+    }
+    send(404, { error: `no route ${req.method ?? ''} ${req.url ?? ''}` });
+  });
+  await rm(paths.socket, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(paths.socket, () => resolve());
+  });
+  await chmod(paths.socket, 0o600); // the API can stop the mesh: root only
+  await writeFile(paths.pid, `${process.pid}\n`, { mode: 0o644 });
+  process.once('SIGTERM', () => void shutdown(0));
+  process.once('SIGINT', () => void shutdown(0));
+  process.on('SIGHUP', () => undefined);
+  // A bug here must not leave pods running with nobody in charge: stop everything and exit.
+  process.on('uncaughtException', (err) => {
+    log(`internal error: ${err.stack ?? err.message}`);
+    void shutdown(1);
+  });
+  log(`control process ${process.pid} serving ${paths.socket}`);
+
+  void (async () => {
+    let set: ManifestSet;
+    try {
+      set = await loadManifestFiles(o.files);
+      planPods(set);
+    } catch (err) {
+      log(`manifests: ${(err as Error).message}`);
+      return void shutdown(1);
+    }
+    try {
+      await mesh.start(set);
+    } catch (err) {
+      log(`failed: ${(err as Error).message}`);
+      // Tear down now, but keep answering for a while so that `up` can tell the user why.
+      await mesh.stop().catch((e: unknown) => log(`stop failed: ${(e as Error).message}`));
+      setTimeout(() => void shutdown(1), FAILED_LINGER_MS).unref();
+    }
+  })();
+  return exited;
+}
+
+/** A request to the control process's API; rejects if it is not answering. */
+export function controlRequest<T>(stateDir: string, method: 'GET' | 'POST', path: string, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: statePaths(stateDir).socket, method, path, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if ((res.statusCode ?? 500) >= 300) return reject(new Error(`control process: ${res.statusCode}: ${text}`));
+        try {
+          resolve(JSON.parse(text) as T);
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`control process did not answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export function meshStatus(stateDir: string): Promise<MeshStatus> {
+  return controlRequest<MeshStatus>(stateDir, 'GET', '/status');
+}
+
+/** The last status the control process wrote (for when it is gone). */
+export async function savedStatus(stateDir: string): Promise<MeshStatus | undefined> {
+  return (await readJson(statePaths(stateDir).state)) as MeshStatus | undefined;
+}
+
+export interface CleanupReport {
+  readonly found: boolean;
+  readonly killed: string[];
+  readonly removed: string[];
+  readonly warnings: string[];
+}
+
+/** `down` without a control process (it was killed, or crashed): kills every recorded process group
+ *  and everything left in the pods' namespaces, then removes the network from its record, then the
+ *  state files. Throws (TeardownError) if something could not be removed; the records stay for a retry. */
+export async function cleanupFromRecords(stateDir: string): Promise<CleanupReport> {
+  const paths = statePaths(stateDir);
+  const procs = await killRecordedProcesses(stateDir);
+  const warnings = [...procs.problems];
+  const raw = await readJson(paths.net);
+  let net: TeardownReport = { removed: [], warnings: [] };
+  if (raw !== undefined) {
+    const rec = parseNetRecord(raw);
+    for (const p of rec.pods) {
+      const pids = await killNetnsProcesses(p.netns).catch((e: unknown) => void warnings.push((e as Error).message));
+      if (pids !== undefined && pids.length > 0) procs.killed.push(`${p.pod}: pids ${pids.join(', ')}`);
+    }
+    net = await teardownNetwork(rec);
+  }
+  const found = raw !== undefined || procs.killed.length > 0 || (await readFile(paths.pid, 'utf8').then(() => true, () => false));
+  await removeStateFiles(stateDir);
+  return { found, killed: procs.killed, removed: net.removed, warnings: [...warnings, ...net.warnings] };
+}
