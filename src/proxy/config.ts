@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { parseAddr, type Port, type SocketAddr } from '../core/addr.js';
+import { parsePortList, type PortList } from '../core/ports.js';
 import { SETTINGS, type SettingName } from './env.js';
 
 const port = z.coerce
@@ -13,21 +14,6 @@ const port = z.coerce
   .transform((n) => n as Port);
 const ms = (min = 0) => z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be an integer').min(min, `must be at least ${min}`);
 const ip = z.string().refine((v) => /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) && v.length > 0, 'must be an IP address');
-
-/** Parses "25,587,3306-3310" into a set of ports; throws a message naming the bad element. */
-export function parsePortList(text: string): Set<number> {
-  const out = new Set<number>();
-  for (const raw of text.split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
-    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(item);
-    const lo = m ? Number(m[1]) : NaN;
-    const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
-    if (!m || lo < 1 || hi > 65535 || hi < lo) throw new Error(`"${item}" is not a port (1-65535) or a range like 3306-3310`);
-    for (let p = lo; p <= hi; p++) out.add(p);
-  }
-  return out;
-}
 
 const schema = z.object({
   outboundPort: port,
@@ -45,13 +31,11 @@ const schema = z.object({
       if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
       return a;
     }),
-  opaquePorts: z.string().transform((v, ctx): ReadonlySet<number> => {
-    try {
-      return parsePortList(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      return new Set();
-    }
+  // The same format as the pod annotation config.outrigger.io/opaque-ports, parsed by the same code.
+  opaquePorts: z.string().transform((v, ctx): PortList => {
+    const r = parsePortList(v);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+    return r.ok ? r.ports : [];
   }),
   detectTimeoutMs: ms(1),
   detectMaxBytes: z.coerce.number().int().min(64, 'must be at least 64').max(1 << 20, 'must be at most 1048576'),

@@ -4,6 +4,7 @@ import net, { type Socket } from 'node:net';
 import os from 'node:os';
 import type { Logger } from '../../core/log.js';
 import { formatAddr, normalizeHost, type SocketAddr } from '../../core/addr.js';
+import { portListHas } from '../../core/ports.js';
 import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics } from '../metrics.js';
 import { detect } from '../detect/detect.js';
@@ -113,7 +114,7 @@ export class Listener {
     metrics.tcpFor(this.direction, key).track(s);
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
-    if (cfg.opaquePorts.has(target.port)) {
+    if (portListHas(cfg.opaquePorts, target.port)) {
       this.opaque(s, target, key, Buffer.alloc(0), false);
       return;
     }

@@ -14,7 +14,7 @@ export {
   type ServiceTarget,
 } from './plan.js';
 export { ANNOTATION, meshSettings, type MeshAnnotations, type MeshSettings } from './annotations.js';
-export { parsePortList, portListHas, formatPortList, type PortList, type PortRange } from './ports.js';
+export { parsePortList, portListHas, formatPortList, type PortList, type PortRange } from '../../core/ports.js';
 export { matchesMap, matchesSelector } from './labels.js';
 export { KIND_NAMES } from './schema.js';
 export type * from './types.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatPortList } from './ports.js';
+import { formatPortList } from '../../core/ports.js';
 import { formatProblem, loadManifestFiles, ManifestError, parseManifests, type LoadOptions } from './index.js';
 
 // Tests run from dist/; the YAML fixtures stay in the source tree.

@@ -1,7 +1,7 @@
 // The typed objects a successful load produces: each kind's validated document (with Kubernetes'
 // defaults applied), where it came from, and its parsed outrigger annotations.
 import type { MeshAnnotations } from './annotations.js';
-import type { PortList } from './ports.js';
+import type { PortList } from '../../core/ports.js';
 import type { DeploymentDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
 
 /** Where a document came from: the file as the caller named it and its 1-based document index. */
