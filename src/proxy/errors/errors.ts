@@ -17,12 +17,6 @@ export const Codes = {
   RESPONSE_TIMEOUT: 'OUTR_ERR_RESPONSE_TIMEOUT',
   /** The upstream answered with bytes that are not a valid HTTP response, or closed mid-response. */
   UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
-  /** The original destination is the proxy itself. */
-  LOOP: 'OUTR_ERR_LOOP',
-  /** There is no destination: the connection was not redirected and no static destination is set. */
-  NO_DESTINATION: 'OUTR_ERR_NO_DESTINATION',
-  /** The proxy is shutting down. */
-  DRAINING: 'OUTR_ERR_DRAINING',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

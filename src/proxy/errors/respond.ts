@@ -1,5 +1,6 @@
-// The one table that turns a data-plane error into what the client sees: an HTTP status, a gRPC status
-// (for gRPC requests, in grpc-status) or a TCP reset. Every listener's rescue point uses it.
+// The one table that turns a data-plane error into what the client sees: an HTTP status, or a gRPC status
+// (for gRPC requests, in grpc-status). Every HTTP rescue point uses it; connections refused before any
+// protocol is known (loops, no original destination, draining) and opaque TCP failures are reset instead.
 import { Codes, ProxyError, type Code } from './errors.js';
 
 export interface ErrorResponse {
@@ -18,9 +19,6 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.CONNECT_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
   [Codes.RESPONSE_TIMEOUT]: { status: 504, grpc: 4 },
   [Codes.UPSTREAM_PROTOCOL]: { status: 502, grpc: 14 },
-  [Codes.LOOP]: { status: 508, grpc: 14 },
-  [Codes.NO_DESTINATION]: { status: 502, grpc: 14 },
-  [Codes.DRAINING]: { status: 503, grpc: 14 },
 };
 
 /** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */
@@ -38,10 +36,8 @@ const REASONS: Record<number, string> = {
   408: 'Request Timeout',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',
-  503: 'Service Unavailable',
   504: 'Gateway Timeout',
   505: 'HTTP Version Not Supported',
-  508: 'Loop Detected',
 };
 
 export function reasonPhrase(status: number): string {
