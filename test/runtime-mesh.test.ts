@@ -1,0 +1,283 @@
+// End-to-end, as root (issue 3): traffic cases that need no Service VIPs, in one mesh brought up once
+// with the real `outrigger up` on a test-only bridge, pod CIDR and state directory: a server-speaks-first
+// program on an opaque port (the default list, and a port made opaque by the pod annotation), an
+// unmeshed pod reaching a meshed one and the other way round, and `get pods` telling them apart.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sweepBridge } from '../src/runtime/net/index.js';
+import type { PodView } from '../src/runtime/mesh.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → the project
+const BIN = `${ROOT}bin/outrigger.js`;
+const ADDON = `${ROOT}native/build/Release/origdst.node`;
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const show = (r: Run) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+
+function unavailable(t: TestContext, why: string): void {
+  const ci = process.env.CI === 'true';
+  const msg = `runtime-mesh: ${why}: the end-to-end mesh traffic test ${ci ? 'FAILS (CI=true)' : 'is SKIPPED'}; run it as root with iproute2, iptables, util-linux (setpriv), curl and python3`;
+  console.error(`\n*** ${msg} ***\n`);
+  if (ci) assert.fail(msg);
+  t.skip(msg);
+}
+
+function preconditions(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  const gone = (
+    [
+      ['ip', '-V'],
+      ['iptables', '--version'],
+      ['setpriv', '--version'],
+      ['curl', '--version'],
+      ['python3', '--version'],
+    ] as const
+  ).filter(([cmd, flag]) => spawnSync(cmd, [flag], { stdio: 'ignore' }).error !== undefined);
+  if (gone.length) return `missing ${gone.map(([cmd]) => cmd).join(', ')}`;
+  if (!existsSync(ADDON)) return `the addon is not built (${ADDON}); run npm ci`;
+  return undefined;
+}
+
+function metric(text: string, name: string, match: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line !== name && !line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+// A server-speaks-first program: on every connection it writes a banner and closes, reading nothing.
+const BANNER_SERVER = `
+import socket, sys
+port, text = int(sys.argv[1]), sys.argv[2]
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", port))
+srv.listen(64)
+while True:
+    c, _ = srv.accept()
+    try:
+        c.sendall((text + "\\n").encode())
+    except OSError:
+        pass
+    c.close()
+`;
+
+// Connects, sends nothing, prints what the server says until it closes.
+const BANNER_CLIENT = `
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+sys.stdout.write(data.decode())
+`;
+
+function manifest(dir: string): string {
+  const banner = (name: string, port: number) => `
+        - name: ${name}
+          command: [python3, ${join(dir, 'banner.py')}, "${port}", "hello from ${port}"]
+          readinessProbe:
+            tcpSocket: {port: ${port}}
+            periodSeconds: 1`;
+  const web = (port: number, indent: string) =>
+    [
+      `command: [python3, -m, http.server, "${port}", --bind, 0.0.0.0]`,
+      `workingDir: ${join(dir, 'www')}`,
+      'readinessProbe:',
+      `  httpGet: {path: /, port: ${port}}`,
+      '  periodSeconds: 1',
+    ]
+      .map((l) => `\n${indent}${l}`)
+      .join('');
+  return `
+apiVersion: v1
+kind: Pod
+metadata:
+  name: banner
+  annotations:
+    config.outrigger.io/opaque-ports: "3306,9000"
+spec:
+  containers:${banner('mysqlish', 3306)}${banner('custom', 9000)}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  containers:
+    - name: sleep
+      command: [sleep, infinity]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client-opaque
+  annotations:
+    config.outrigger.io/opaque-ports: "9000"
+spec:
+  containers:
+    - name: sleep
+      command: [sleep, infinity]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+    - name: http${web(8080, '      ')}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: plain
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: plain}
+  template:
+    metadata:
+      labels: {app: plain}
+      annotations:
+        outrigger.io/inject: disabled
+    spec:
+      containers:
+        - name: http${web(8081, '          ')}
+`;
+}
+
+void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both ways', { timeout: 110_000 }, async (t) => {
+  const why = preconditions();
+  if (why) return unavailable(t, why);
+
+  const tag = process.pid % 10000;
+  const bridge = `ortm${tag}`;
+  const cidr = `10.246.${process.pid % 250}.0/24`;
+  const work = await mkdtemp(join(tmpdir(), 'outrigger-mesh-'));
+  const stateDir = join(work, 'state');
+  t.after(async () => {
+    await cli(['down', '--state-dir', stateDir], 60_000).catch(() => undefined);
+    await sweepBridge(bridge).catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  await mkdir(join(work, 'www'), { recursive: true });
+  await writeFile(join(work, 'www', 'hello.txt'), 'hello from www\n');
+  await writeFile(join(work, 'banner.py'), BANNER_SERVER);
+  await writeFile(join(work, 'banner-client.py'), BANNER_CLIENT);
+  const file = join(work, 'mesh.yaml');
+  await writeFile(file, manifest(work));
+  const common = ['--state-dir', stateDir];
+
+  const up = await cli(['up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr]);
+  assert.equal(up.code, 0, show(up));
+  assert.match(up.stdout, /mesh is up: 5 pods ready/);
+
+  const g = await cli(['get', 'pods', '-o', 'json', ...common]);
+  assert.equal(g.code, 0, show(g));
+  const pods = (JSON.parse(g.stdout) as { items: PodView[] }).items;
+  const pod = (pred: (p: PodView) => boolean, what: string): PodView => {
+    const p = pods.find(pred);
+    assert.ok(p, `${what} in ${g.stdout}`);
+    return p;
+  };
+  const banner = pod((p) => p.name === 'banner', 'pod banner');
+  const web = pod((p) => p.name === 'web', 'pod web');
+  const plain = pod((p) => p.deployment === 'plain', 'the plain pod');
+
+  const metrics = async (name: string) => {
+    const m = await cli(['exec', name, ...common, '--', 'curl', '-sS', '-m', '5', 'http://127.0.0.1:4191/metrics']);
+    assert.equal(m.code, 0, show(m));
+    return m.stdout;
+  };
+  const readBanner = async (from: string, port: number) => {
+    const r = await cli(['exec', from, ...common, '--', 'python3', join(work, 'banner-client.py'), banner.ip, String(port)]);
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.stdout, `hello from ${port}\n`);
+  };
+
+  await t.test('get pods -o json: the inject-disabled pod is not meshed and has no proxy', () => {
+    assert.equal(pods.length, 5, g.stdout);
+    assert.equal(plain.meshed, false, JSON.stringify(plain));
+    assert.equal(plain.ready, true);
+    assert.deepEqual(plain.containers.map((c) => c.name), ['http']);
+    assert.deepEqual(plain.appContainers, ['http']);
+    for (const p of pods.filter((q) => q !== plain)) {
+      assert.equal(p.meshed, true, `${p.name} meshed`);
+      assert.equal(p.containers[0]?.name, 'outrigger-proxy', `${p.name}: the proxy comes first`);
+    }
+  });
+
+  await t.test('a server-speaks-first program on a default opaque port (3306) gets its banner without detection', async () => {
+    const target = `${banner.ip}:3306`;
+    const before = await metrics('client');
+    await readBanner('client', 3306);
+    const after = await metrics('client');
+    assert.equal(metric(after, 'tcp_open_total', { direction: 'outbound', target_addr: target }), metric(before, 'tcp_open_total', { direction: 'outbound', target_addr: target }) + 1, after);
+    assert.equal(metric(after, 'protocol_detect_timeout_total', {}), 0, after);
+    const server = await metrics('banner');
+    assert.equal(metric(server, 'protocol_detect_timeout_total', {}), 0, server);
+    assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
+  });
+
+  await t.test('the opaque-ports annotation makes a non-default port (9000) opaque', async () => {
+    const target = `${banner.ip}:9000`;
+    await readBanner('client-opaque', 9000);
+    const after = await metrics('client-opaque');
+    assert.equal(metric(after, 'tcp_open_total', { direction: 'outbound', target_addr: target }), 1, after);
+    assert.equal(metric(after, 'protocol_detect_timeout_total', {}), 0, after);
+    const server = await metrics('banner');
+    assert.equal(metric(server, 'protocol_detect_timeout_total', {}), 0, server);
+    assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
+  });
+
+  await t.test('an unmeshed pod reaches a meshed pod, and a meshed pod reaches the unmeshed one', async () => {
+    const toWeb = `${web.ip}:8080`;
+    const inBefore = metric(await metrics('web'), 'request_total', { direction: 'inbound' });
+    const r = await cli(['exec', plain.name, ...common, '--', 'curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]);
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.stdout, 'hello from www\n');
+    const inn = await metrics('web');
+    assert.equal(metric(inn, 'request_total', { direction: 'inbound' }), inBefore + 1, inn);
+
+    const toPlain = `${plain.ip}:8081`;
+    const outBefore = metric(await metrics('client'), 'request_total', { direction: 'outbound', target_addr: toPlain });
+    const back = await cli(['exec', 'client', ...common, '--', 'curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]);
+    assert.equal(back.code, 0, show(back));
+    assert.equal(back.stdout, 'hello from www\n');
+    const out = await metrics('client');
+    assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: toPlain }), outBefore + 1, out);
+  });
+});
