@@ -4,67 +4,30 @@
 // leaving no namespace, link, rule, process or state file behind.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cli, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView, ServiceView } from '../src/runtime/mesh.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → the project
-const BIN = `${ROOT}bin/outrigger.js`;
-const ADDON = `${ROOT}native/build/Release/origdst.node`;
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const show = (r: Run) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 // --- preconditions ------------------------------------------------------------------------------------------
 
 function unavailable(t: TestContext, why: string): void {
-  const ci = process.env.CI === 'true';
-  const msg = `runtime-cli: ${why}: the end-to-end outrigger up/down test ${ci ? 'FAILS (CI=true)' : 'is SKIPPED'}; run it as root with iproute2, iptables, util-linux (setpriv), curl and python3`;
-  console.error(`\n*** ${msg} ***\n`);
-  if (ci) assert.fail(msg);
-  t.skip(msg);
+  unavailable_(t, 'runtime-cli', 'the end-to-end outrigger up/down test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
 }
 
 function preconditions(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not running as root';
-  const gone = (
-    [
-      ['ip', '-V'],
-      ['iptables', '--version'],
-      ['setpriv', '--version'],
-      ['curl', '--version'],
-      ['python3', '--version'],
-    ] as const
-  ).filter(([cmd, flag]) => spawnSync(cmd, [flag], { stdio: 'ignore' }).error !== undefined);
-  if (gone.length) return `missing ${gone.map(([cmd]) => cmd).join(', ')}`;
-  if (!existsSync(ADDON)) return `the addon is not built (${ADDON}); run npm ci`;
-  return undefined;
+  return meshPreconditions([
+    ['ip', '-V'],
+    ['iptables', '--version'],
+    ['setpriv', '--version'],
+    ['curl', '--version'],
+    ['python3', '--version'],
+  ]);
 }
 
 // --- what "nothing left" means ------------------------------------------------------------------------------
