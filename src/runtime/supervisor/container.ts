@@ -10,7 +10,7 @@ import type { RestartPolicy } from '../manifests/index.js';
 import { Backoff, shouldRestart, type BackoffOptions } from './backoff.js';
 import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from './launch.js';
 import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
-import { bootId, procStat } from './proc.js';
+import { bootId, groupMembers, procStat } from './proc.js';
 import { ensurePodStateDir, logPath, recordPath, removeProcessRecord, RUN_MARKER_ENV, writeProcessRecord } from './record.js';
 
 /** What to run, fully resolved (env expanded, probe ports numeric): see pod.ts for the manifest side. */
@@ -387,10 +387,17 @@ export class Container extends EventEmitter<ContainerEvents> {
     if (pid !== undefined && exited !== undefined) {
       await this.logLine(`stopping container ${this.spec.name}: SIGTERM to process group ${pid}, SIGKILL after ${(graceMs / 1000).toFixed(1)} s`);
       killGroup(pid, 'SIGTERM');
-      if (!(await settlesWithin(exited, graceMs))) {
+      // The whole group must go, not only its leader: a child that ignores SIGTERM outlives a leader that
+      // honours it, and even after SIGKILL the kernel tears members down one by one.
+      const deadline = Date.now() + graceMs;
+      const stopped = (await settlesWithin(exited, graceMs)) && (await groupGoneBy(pid, deadline));
+      if (!stopped) {
         await this.logLine(`container ${this.spec.name} did not stop within ${(graceMs / 1000).toFixed(1)} s: SIGKILL`);
         killGroup(pid, 'SIGKILL');
-        if (!(await settlesWithin(exited, KILL_WAIT_MS))) throw new Error(`container ${this.label}: process ${pid} survived SIGKILL for ${KILL_WAIT_MS} ms`);
+        const killDeadline = Date.now() + KILL_WAIT_MS;
+        if (!(await settlesWithin(exited, KILL_WAIT_MS)) || !(await groupGoneBy(pid, killDeadline))) {
+          throw new Error(`container ${this.label}: process group ${pid} survived SIGKILL for ${KILL_WAIT_MS} ms`);
+        }
       }
     } else if (!this.finished) {
       this.finished = true;
@@ -408,6 +415,15 @@ export class Container extends EventEmitter<ContainerEvents> {
       appendFile(this.logFile, line, { mode: 0o600 }).catch(() => undefined), // best effort: the status holds the same facts
     );
     return this.logChain;
+  }
+}
+
+/** Polls /proc until process group `pgid` has no live member, or `deadline` (epoch ms) passes. */
+async function groupGoneBy(pgid: number, deadline: number): Promise<boolean> {
+  for (;;) {
+    if ((await groupMembers(pgid)).length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
