@@ -6,6 +6,7 @@ import { loadProxyConfig } from '../src/proxy/config.js';
 import type { SettingName } from '../src/proxy/env.js';
 import { startProxy, type RunningProxy } from '../src/proxy/main.js';
 import { createLogger } from '../src/core/log.js';
+import { sumMetric } from './metrics-text.js';
 
 export interface TestProxy extends RunningProxy {
   /** URL of the outbound listener, e.g. http://127.0.0.1:PORT */
@@ -51,14 +52,7 @@ export function closeServer(server: net.Server | http.Server): Promise<void> {
 
 /** Reads the proxy's /metrics and returns the sum of a metric's samples whose labels include `match`. */
 export async function metricValue(proxy: RunningProxy, name: string, match: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${proxy.admin.port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    const ok = Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`));
-    if (ok) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return sumMetric(await (await fetch(`http://127.0.0.1:${proxy.admin.port}/metrics`)).text(), name, match);
 }
 
 /** Sends raw bytes on a new connection and collects everything until the server closes (or `ms` pass). */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { sumMetric } from './metrics-text.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → the project
 const BIN = `${ROOT}bin/outrigger.js`;
@@ -180,12 +181,7 @@ async function killNow(d: Daemon): Promise<void> {
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
   const r = await inPod('curl', '-sS', '-m', '5', `${ADMIN}/metrics`);
   assert.equal(r.code, 0, `GET /metrics: ${r.stderr}`);
-  let sum = 0;
-  for (const line of r.stdout.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return sumMetric(r.stdout, name, labels);
 }
 
 /** A direct connection to the proxy's port: refused (reset) and counted under `reason`. */

@@ -35,6 +35,15 @@ export function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
 
 export const show = (r: Run) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
+/** The commands a local-mesh test needs, with a flag that makes each print its version. */
+export const MESH_TOOLS: readonly (readonly [string, string])[] = [
+  ['ip', '-V'],
+  ['iptables', '--version'],
+  ['setpriv', '--version'],
+  ['curl', '--version'],
+  ['python3', '--version'],
+];
+
 /** Why this machine cannot run a root mesh test (root, the commands, the built addon), or undefined. */
 export function meshPreconditions(commands: readonly (readonly [string, string])[]): string | undefined {
   if (process.getuid?.() !== 0) return 'not running as root';

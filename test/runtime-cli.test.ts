@@ -9,9 +9,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
+import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView, ServiceView } from '../src/runtime/mesh.js';
+import { sumMetric } from './metrics-text.js';
 
 
 // --- preconditions ------------------------------------------------------------------------------------------
@@ -21,13 +22,7 @@ function unavailable(t: TestContext, why: string): void {
 }
 
 function preconditions(): string | undefined {
-  return meshPreconditions([
-    ['ip', '-V'],
-    ['iptables', '--version'],
-    ['setpriv', '--version'],
-    ['curl', '--version'],
-    ['python3', '--version'],
-  ]);
+  return meshPreconditions(MESH_TOOLS);
 }
 
 // --- what "nothing left" means ------------------------------------------------------------------------------
@@ -120,14 +115,7 @@ spec:
 `;
 }
 
-function metric(text: string, name: string, match: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+const metric = sumMetric;
 
 // --- the test -----------------------------------------------------------------------------------------------
 

@@ -7,33 +7,20 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
+import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView } from '../src/runtime/mesh.js';
-
+import { sumMetric } from './metrics-text.js';
 
 function unavailable(t: TestContext, why: string): void {
   unavailable_(t, 'runtime-mesh', 'the end-to-end mesh traffic test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
 }
 
 function preconditions(): string | undefined {
-  return meshPreconditions([
-    ['ip', '-V'],
-    ['iptables', '--version'],
-    ['setpriv', '--version'],
-    ['curl', '--version'],
-    ['python3', '--version'],
-  ]);
+  return meshPreconditions(MESH_TOOLS);
 }
 
-function metric(text: string, name: string, match: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line !== name && !line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+const metric = sumMetric;
 
 // A server-speaks-first program: on every connection it writes a banner and closes, reading nothing.
 const BANNER_SERVER = `

@@ -33,6 +33,7 @@ import {
   type ContainerStatus,
   type PodStatus,
 } from '../src/runtime/supervisor/index.js';
+import { sumMetric } from './metrics-text.js';
 
 const execFileP = promisify(execFile);
 const PROXY_UID = DEFAULT_PROXY_INIT.proxyUid;
@@ -68,13 +69,7 @@ async function alive(pid: number): Promise<boolean> {
 
 /** Sum of a metric's samples whose labels include `match`, from a proxy's admin port at the pod's IP. */
 async function metric(ip: string, name: string, match: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`http://${ip}:4191/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return sumMetric(await (await fetch(`http://${ip}:4191/metrics`)).text(), name, match);
 }
 
 function podsFrom(yaml: string): PodPlan[] {
