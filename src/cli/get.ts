@@ -73,9 +73,10 @@ export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
 
 function serviceRows(services: readonly ServiceView[]): string[][] {
   return [
-    ['NAME', 'SELECTOR', 'PORTS', 'ENDPOINTS'],
+    ['NAME', 'CLUSTER-IP', 'SELECTOR', 'PORTS', 'ENDPOINTS'],
     ...services.map((s) => [
       s.name,
+      s.clusterIP || '<none>',
       Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(',') || '<none>',
       s.ports.map((p) => `${p.port}${String(p.targetPort) !== String(p.port) ? `:${p.targetPort}` : ''}/${p.protocol}`).join(','),
       s.endpoints.join(',') || '<none>',

@@ -1,5 +1,6 @@
 // The `outrigger` command: one subcommand per file in this folder, dispatched here.
 import { Command } from 'commander';
+import { applyCommand } from './apply.js';
 import { controlCommand } from './control.js';
 import { downCommand } from './down.js';
 import { execCommand } from './exec.js';
@@ -12,6 +13,7 @@ const program = new Command('outrigger')
   .description('Outrigger: a service mesh whose proxy runs beside every pod')
   .showHelpAfterError()
   .addCommand(upCommand())
+  .addCommand(applyCommand())
   .addCommand(getCommand())
   .addCommand(logsCommand())
   .addCommand(execCommand())

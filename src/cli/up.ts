@@ -5,7 +5,7 @@ import { openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
-import { checkBridgeName, parseCidr } from '../runtime/net/index.js';
+import { checkBridgeName, kernelProblems, parseCidr } from '../runtime/net/index.js';
 import { cleanupFromRecords, controlRequest, meshStatus } from '../runtime/control.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths } from '../runtime/state.js';
@@ -17,6 +17,8 @@ interface UpOptions {
   readonly stateDir: string;
   readonly bridge?: string;
   readonly podCidr?: string;
+  readonly serviceCidr?: string;
+  readonly controlPort?: string;
   readonly timeout: string;
 }
 
@@ -43,6 +45,8 @@ export function upCommand(): Command {
     .addOption(stateDirOption())
     .addOption(new Option('--bridge <name>', 'the pods\' bridge (default outr0)'))
     .addOption(new Option('--pod-cidr <cidr>', 'the pods\' addresses (default 10.244.0.0/16)'))
+    .addOption(new Option('--service-cidr <cidr>', 'Services\' virtual addresses (default 10.96.0.0/16)'))
+    .addOption(new Option('--control-port <port>', 'the control plane\'s gRPC port on the bridge address (default 8086)'))
     .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
     .action(async (o: UpOptions) => {
       const dir = stateDir(o.stateDir);
@@ -60,9 +64,14 @@ export function upCommand(): Command {
       try {
         if (o.bridge !== undefined) checkBridgeName(o.bridge);
         if (o.podCidr !== undefined) parseCidr(o.podCidr, 'pod CIDR');
+        if (o.serviceCidr !== undefined) parseCidr(o.serviceCidr, 'service CIDR');
       } catch (err) {
         fail('up', (err as Error).message);
       }
+      if (o.controlPort !== undefined && !/^[0-9]+$/.test(o.controlPort)) fail('up', `--control-port must be a port number, got ${JSON.stringify(o.controlPort)}`);
+      if (o.controlPort !== undefined && (Number(o.controlPort) < 1 || Number(o.controlPort) > 65535)) fail('up', `--control-port must be from 1 to 65535, got ${o.controlPort}`);
+      const kernel = await kernelProblems();
+      if (kernel.length > 0) fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
 
       const files = o.file.map((f) => resolve(f));
       try {
@@ -79,6 +88,8 @@ export function upCommand(): Command {
       for (const f of files) args.push('-f', f);
       if (o.bridge !== undefined) args.push('--bridge', o.bridge);
       if (o.podCidr !== undefined) args.push('--pod-cidr', o.podCidr);
+      if (o.serviceCidr !== undefined) args.push('--service-cidr', o.serviceCidr);
+      if (o.controlPort !== undefined) args.push('--control-port', o.controlPort);
       const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
       closeSync(logFd);
       let childExited = false;

@@ -1,12 +1,14 @@
 // The control process of a local mesh (started in the background by `up`) and its client: it owns the
-// network and the pods, writes its pid, and serves JSON over HTTP on a unix socket in the state
-// directory. Also the cleanup `down` does from the records when the control process is gone.
+// network and the pods, hosts the control plane the proxies talk to, writes its pid, and serves JSON
+// over HTTP on a unix socket in the state directory (status, apply, shutdown). Also the cleanup `down`
+// does from the records when the control process is gone.
 import http from 'node:http';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
-import { loadManifestFiles, planPods, type ManifestSet } from './manifests/index.js';
+import { resolve } from 'node:path';
+import { ManifestError } from './manifests/index.js';
 import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
 import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
-import { Mesh, type MeshStatus } from './mesh.js';
+import { Mesh, type ApplyResult, type ControlPlaneHost, type ManifestFile, type MeshStatus } from './mesh.js';
 import { ensureStateDir, readJson, removeStateFiles, statePaths } from './state.js';
 
 export interface ControlOptions {
@@ -14,8 +16,14 @@ export interface ControlOptions {
   readonly files: readonly string[];
   readonly bridge?: string;
   readonly podCidr?: string;
+  readonly serviceCidr?: string;
+  /** What serves the proxies (destination, identity): the CLI assembles it from src/control. */
+  readonly controlPlane?: ControlPlaneHost;
   readonly readyTimeoutMs?: number;
 }
+
+/** The most a request body (manifests sent by `apply`) may be. */
+const MAX_BODY = 8 << 20;
 
 /** How long a failed mesh keeps answering (so that `up` can read why) before it exits on its own. */
 const FAILED_LINGER_MS = 30_000;
@@ -29,7 +37,9 @@ export async function runControl(o: ControlOptions): Promise<number> {
     stateDir: o.stateDir,
     ...(o.bridge !== undefined ? { bridge: o.bridge } : {}),
     ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),
+    ...(o.serviceCidr !== undefined ? { serviceCidr: o.serviceCidr } : {}),
     ...(o.readyTimeoutMs !== undefined ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
+    ...(o.controlPlane !== undefined ? { controlPlane: o.controlPlane } : {}),
     onProgress: log,
   });
 
@@ -59,6 +69,21 @@ export async function runControl(o: ControlOptions): Promise<number> {
       res.end(JSON.stringify(body));
     };
     if (req.method === 'GET' && req.url === '/status') return send(200, mesh.status());
+    if (req.method === 'POST' && req.url === '/apply') {
+      void readBody(req).then(
+        async (body) => {
+          const files = parseApplyBody(body);
+          if (typeof files === 'string') return send(400, { error: files });
+          try {
+            send(200, await mesh.apply(files));
+          } catch (err) {
+            send(err instanceof ManifestError ? 422 : 409, { error: (err as Error).message });
+          }
+        },
+        (err: unknown) => send(413, { error: (err as Error).message }),
+      );
+      return;
+    }
     if (req.method === 'POST' && req.url === '/shutdown') {
       send(202, { stopping: true });
       void shutdown(mesh.status().phase === 'Failed' ? 1 : 0);
@@ -66,6 +91,8 @@ export async function runControl(o: ControlOptions): Promise<number> {
     }
     send(404, { error: `no route ${req.method ?? ''} ${req.url ?? ''}` });
   });
+  // An apply waits for its pods to become ready, which can take minutes.
+  server.requestTimeout = 0;
   await rm(paths.socket, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -84,16 +111,15 @@ export async function runControl(o: ControlOptions): Promise<number> {
   log(`control process ${process.pid} serving ${paths.socket}`);
 
   void (async () => {
-    let set: ManifestSet;
+    let files: ManifestFile[];
     try {
-      set = await loadManifestFiles(o.files);
-      planPods(set);
+      files = await Promise.all(o.files.map(async (f) => ({ path: resolve(f), name: f, text: await readFile(f, 'utf8') })));
     } catch (err) {
       log(`manifests: ${(err as Error).message}`);
       return void shutdown(1);
     }
     try {
-      await mesh.start(set);
+      await mesh.start(files);
     } catch (err) {
       log(`failed: ${(err as Error).message}`);
       // Tear down now, but keep answering for a while so that `up` can tell the user why.
@@ -104,15 +130,66 @@ export async function runControl(o: ControlOptions): Promise<number> {
   return exited;
 }
 
-/** A request to the control process's API; rejects if it is not answering. */
-export function controlRequest<T>(stateDir: string, method: 'GET' | 'POST', path: string, timeoutMs = 5000): Promise<T> {
+function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: statePaths(stateDir).socket, method, path, timeout: timeoutMs }, (res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error(`request body larger than ${MAX_BODY} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** `{ files: [{ path, name, text }] }`, or what is wrong with it. */
+function parseApplyBody(body: string): ManifestFile[] | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return 'apply: the body is not JSON';
+  }
+  const files = (v as { files?: unknown }).files;
+  if (!Array.isArray(files) || files.length === 0) return 'apply: expected {"files": [{"path", "name", "text"}, ...]}';
+  for (const f of files as unknown[]) {
+    const x = f as Record<string, unknown>;
+    if (typeof x.path !== 'string' || !x.path.startsWith('/') || typeof x.name !== 'string' || typeof x.text !== 'string') {
+      return 'apply: each file needs an absolute "path", a "name" and its "text"';
+    }
+  }
+  return files as ManifestFile[];
+}
+
+/** Sends manifests to the running mesh; resolves when they are in force (new pods ready). */
+export function applyManifests(stateDir: string, files: readonly ManifestFile[], timeoutMs: number): Promise<ApplyResult> {
+  return controlRequest<ApplyResult>(stateDir, 'POST', '/apply', timeoutMs, JSON.stringify({ files }));
+}
+
+/** A request to the control process's API; rejects if it is not answering. */
+export function controlRequest<T>(stateDir: string, method: 'GET' | 'POST', path: string, timeoutMs = 5000, body?: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const headers = body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+    const req = http.request({ socketPath: statePaths(stateDir).socket, method, path, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        if ((res.statusCode ?? 500) >= 300) return reject(new Error(`control process: ${res.statusCode}: ${text}`));
+        if ((res.statusCode ?? 500) >= 300) {
+          let why = text;
+          try {
+            why = (JSON.parse(text) as { error?: string }).error ?? text;
+          } catch {
+            // not JSON: keep the text
+          }
+          return reject(new ControlError(res.statusCode ?? 500, why));
+        }
         try {
           resolve(JSON.parse(text) as T);
         } catch (err) {
@@ -123,8 +200,19 @@ export function controlRequest<T>(stateDir: string, method: 'GET' | 'POST', path
     });
     req.on('timeout', () => req.destroy(new Error(`control process did not answer within ${timeoutMs} ms`)));
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
+}
+
+/** The control process answered with an error status; `message` is its explanation. */
+export class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ControlError';
+  }
 }
 
 export function meshStatus(stateDir: string): Promise<MeshStatus> {

@@ -1,17 +1,57 @@
-// One local mesh, as the control process runs it: the pod network, each pod's network and processes
-// (Deployments expanded), progress lines as it goes, the status `get` shows, and stopping all of it.
+// One local mesh, as the control process runs it: the pod network, the Services' virtual IPs, each
+// pod's network and processes (Deployments expanded), and `apply`, which moves the running mesh to
+// what the manifests now say (pods added, removed, or replaced one at a time). It publishes what the
+// control plane serves (a snapshot of Services, endpoints and pods) and keeps every pod's hosts file
+// and Service rules current. Progress lines as it goes; the status `get` shows.
 import { rm } from 'node:fs/promises';
-import { formatPortList, planPods, serviceTargets, type ManifestSet, type PodPlan } from './manifests/index.js';
-import { DEFAULT_PROXY_INIT, PodNetwork, type NetRecord } from './net/index.js';
+import type { EndpointEntry, PodEntry, ServiceEntry, StoreSnapshot } from '../control/store/store.js';
+import {
+  formatPortList,
+  ManifestError,
+  parseManifests,
+  planPods,
+  portListHas,
+  serviceTargets,
+  templateHash,
+  type ManifestProblem,
+  type ManifestSet,
+  type ManifestSource,
+  type PodPlan,
+  type ServiceObject,
+} from './manifests/index.js';
+import {
+  DEFAULT_PROXY_INIT,
+  IpPool,
+  NetConfigError,
+  PodNetwork,
+  serviceHostNames,
+  type HostEntry,
+  type NetRecord,
+  type PodNet,
+  type ServiceRule,
+} from './net/index.js';
 import { PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
 import { removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
+
+/** The control plane the mesh hosts for its proxies, started once the bridge (and so its address)
+ *  exists; the proxies reach it at `addr`. */
+export interface ControlPlaneHost {
+  start(gateway: string): Promise<{ readonly addr: string; close(): Promise<void> }>;
+  /** Called with every new snapshot of Services, endpoints and pods. */
+  publish(snapshot: Omit<StoreSnapshot, 'version'>): void;
+}
 
 export interface MeshOptions {
   readonly stateDir: string;
   readonly bridge?: string;
   readonly podCidr?: string;
+  readonly serviceCidr?: string;
   /** How long each pod may take to become ready (ms, default 60 s). */
   readonly readyTimeoutMs?: number;
+  /** How long a pod being removed stays out of every endpoint list before it is stopped, so that
+   *  proxies and Service rules stop sending it new work first (ms, default 1500). */
+  readonly endpointGraceMs?: number;
+  readonly controlPlane?: ControlPlaneHost;
   /** Called with each progress line (also kept in the status). */
   readonly onProgress?: (line: string) => void;
 }
@@ -24,11 +64,14 @@ export interface PodView extends PodStatus {
   readonly deployment?: string;
   /** App container names, in order (the proxy is `outrigger-proxy`). */
   readonly appContainers: readonly string[];
+  /** Being removed (by apply or a rollout). */
+  readonly terminating?: boolean;
 }
 
 export interface ServiceView {
   readonly namespace: string;
   readonly name: string;
+  readonly clusterIP: string;
   readonly selector: Readonly<Record<string, string>>;
   readonly ports: readonly { readonly name?: string; readonly port: number; readonly targetPort: number | string; readonly protocol: string }[];
   /** Ready endpoints: `ip:port` per Service port, in port order. */
@@ -46,23 +89,59 @@ export interface DeploymentView {
 export interface MeshStatus {
   readonly phase: MeshPhase;
   readonly message?: string;
-  /** Progress lines so far; `up` prints the ones it has not printed yet. */
+  /** Progress lines so far; `up` and `apply` print the ones they have not printed yet. */
   readonly progress: readonly string[];
   readonly pods: readonly PodView[];
   readonly services: readonly ServiceView[];
   readonly deployments: readonly DeploymentView[];
 }
 
+/** A manifest file as `up` or `apply` sends it: `path` (absolute) identifies it across applies, `name`
+ *  is how the user wrote it (for messages). */
+export interface ManifestFile {
+  readonly path: string;
+  readonly name: string;
+  readonly text: string;
+}
+
+export interface ApplyResult {
+  readonly created: readonly string[];
+  readonly replaced: readonly string[];
+  readonly deleted: readonly string[];
+  readonly unchanged: number;
+}
+
+interface RunningPod {
+  readonly plan: PodPlan;
+  /** What makes two plans of one pod name equivalent (spec, labels, mesh settings). */
+  readonly fingerprint: string;
+  readonly net: PodNet;
+  readonly pp: PodProcesses;
+  terminating: boolean;
+}
+
+const EMPTY_SET: ManifestSet = { objects: [], namespaces: [], pods: [], deployments: [], services: [], serviceAccounts: [] };
+
 export class Mesh {
   private readonly paths: StatePaths;
   private net: PodNetwork | undefined;
-  private plans: PodPlan[] = [];
-  private readonly pods = new Map<string, PodProcesses>();
+  private proxyCommand: ProxyCommand | undefined;
+  private controlAddr: string | undefined;
+  private closeControl: (() => Promise<void>) | undefined;
+  /** Every file applied so far, by absolute path: the mesh is what they say together. */
+  private sources = new Map<string, ManifestSource>();
+  private set: ManifestSet = EMPTY_SET;
+  private readonly running = new Map<string, RunningPod>();
+  /** Service `namespace/name` → its virtual IP. */
+  private readonly vips = new Map<string, string>();
+  private vipPool: IpPool | undefined;
   private phase: MeshPhase = 'Starting';
   private message: string | undefined;
   private readonly progress: string[] = [];
-  private set: ManifestSet | undefined;
   private stopping: Promise<void> | undefined;
+  private applyQueue: Promise<unknown> = Promise.resolve();
+  private syncTimer: NodeJS.Timeout | undefined;
+  private lastRules = '';
   private saveQueued = false;
 
   constructor(private readonly o: MeshOptions) {
@@ -74,54 +153,30 @@ export class Mesh {
     this.o.onProgress?.(line);
   }
 
-  /** Creates the network and every pod, and waits until all are ready. On failure the phase is Failed
-   *  and the error is rethrown; the caller stops the mesh (which removes what was made). */
-  async start(set: ManifestSet): Promise<void> {
+  /** Creates the network and the control plane, then applies the files and waits until every pod is
+   *  ready. On failure the phase is Failed and the error is rethrown; the caller stops the mesh (which
+   *  removes what was made). */
+  async start(files: readonly ManifestFile[]): Promise<void> {
     try {
-      this.set = set;
-      this.plans = planPods(set);
       // Logs of an earlier mesh in this state directory (down keeps them) would mix with ours.
       await rm(this.paths.pods, { recursive: true, force: true });
-      let proxy: ProxyCommand | undefined;
-      if (this.plans.some((p) => p.mesh.inject)) {
-        this.say('preparing the proxy command (uid 2102)');
-        proxy = await resolveProxyCommand({ user: { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid }, stateDir: this.o.stateDir });
-      }
       this.net = await PodNetwork.create({
         ...(this.o.bridge !== undefined ? { bridge: this.o.bridge } : {}),
         ...(this.o.podCidr !== undefined ? { podCidr: this.o.podCidr } : {}),
+        ...(this.o.serviceCidr !== undefined ? { serviceCidr: this.o.serviceCidr } : {}),
         onRecord: (r: NetRecord) => writeJsonAtomic(this.paths.net, r),
       });
-      this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}`);
-      for (const plan of this.plans) {
-        if (this.stopping !== undefined) throw new Error('stopped while starting');
-        const podNet = await this.net.addPod({ namespace: plan.namespace, name: plan.name, hostname: plan.hostname });
-        if (plan.mesh.inject) {
-          await this.net.applyProxyInit(podNet.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: plan.mesh.skipInboundPorts, skipOutboundPorts: plan.mesh.skipOutboundPorts });
-        }
-        const pp = new PodProcesses({
-          pod: plan,
-          net: { netns: podNet.netns, ip: podNet.ip, gateway: podNet.gateway },
-          stateDir: this.o.stateDir,
-          ...(plan.mesh.inject && proxy !== undefined ? { proxy: { command: proxy } } : {}),
-        });
-        pp.on('change', () => this.queueSave());
-        this.pods.set(key(plan), pp);
-        this.say(`pod ${key(plan)}: ${podNet.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`);
+      this.vipPool = new IpPool(this.net.serviceCidr, [], 'service');
+      this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${this.o.serviceCidr ?? '10.96.0.0/16'}`);
+      if (this.o.controlPlane !== undefined) {
+        const cp = await this.o.controlPlane.start(this.net.gateway);
+        this.controlAddr = cp.addr;
+        this.closeControl = () => cp.close();
+        this.say(`control plane: ${cp.addr}`);
       }
-      await this.save();
-      // Every pod's processes start together; each waits for its own proxy first.
-      const timeout = this.o.readyTimeoutMs ?? 60_000;
-      await Promise.all(
-        [...this.pods.entries()].map(async ([k, pp]) => {
-          await pp.start();
-          this.say(`pod ${k}: started`);
-          await pp.whenReady(timeout);
-          this.say(`pod ${k}: ready`);
-        }),
-      );
+      await this.applyNow(files);
       this.phase = 'Ready';
-      this.say(`ready: ${this.pods.size} pod${this.pods.size === 1 ? '' : 's'}`);
+      this.say(`ready: ${this.running.size} pod${this.running.size === 1 ? '' : 's'}`);
       await this.save();
     } catch (err) {
       this.phase = 'Failed';
@@ -131,15 +186,348 @@ export class Mesh {
     }
   }
 
-  /** Stops every pod (apps, then proxies, then anything left in their namespaces), removes the
-   *  network and the state files (logs stay). Safe to call more than once. */
+  /** Moves the running mesh to what the files say, together with every file applied before (an
+   *  object that was in one of these files and is no longer is removed). Refused as a whole, changing
+   *  nothing, if the manifests are invalid. One apply at a time. */
+  apply(files: readonly ManifestFile[]): Promise<ApplyResult> {
+    if (this.phase !== 'Ready') return Promise.reject(new Error(`the mesh is ${this.phase.toLowerCase()}, not ready: apply refused`));
+    const run = this.applyQueue.catch(() => undefined).then(() => this.applyNow(files));
+    this.applyQueue = run;
+    return run;
+  }
+
+  private async applyNow(files: readonly ManifestFile[]): Promise<ApplyResult> {
+    const sources = new Map(this.sources);
+    for (const f of files) sources.set(f.path, { file: f.name, text: f.text });
+    // Everything is checked before anything changes: manifests, pod names, Service addresses.
+    const set = parseManifests([...sources.values()]);
+    const plans = planPods(set);
+    const vips = this.planServiceIps(set.services);
+    const needProxy = plans.some((p) => p.mesh.inject) && this.proxyCommand === undefined;
+    if (needProxy) {
+      this.say(`preparing the proxy command (uid ${DEFAULT_PROXY_INIT.proxyUid})`);
+      this.proxyCommand = await resolveProxyCommand({ user: { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid }, stateDir: this.o.stateDir });
+    }
+
+    this.sources = sources;
+    this.set = set;
+    const servicesChanged = this.commitServiceIps(vips);
+    if (servicesChanged) await this.rewriteHosts();
+    const result = await this.reconcilePods(plans);
+    this.sync();
+    await this.save();
+    return result;
+  }
+
+  /** The virtual IP of every Service: the one it has, the one its manifest asks for, or a new one. */
+  private planServiceIps(services: readonly ServiceObject[]): Map<string, string> {
+    const pool = this.vipPool;
+    if (pool === undefined) throw new Error('bug: no service address pool');
+    const out = new Map<string, string>();
+    const taken = new Map<string, string>();
+    const problems: ManifestProblem[] = [];
+    for (const s of services) {
+      const k = key(s.metadata);
+      const have = this.vips.get(k);
+      const asked = s.spec.clusterIP;
+      const problem = (message: string) => problems.push({ file: s.source.file, document: s.source.document, kind: 'Service', name: k, path: 'spec.clusterIP', message });
+      if (asked !== undefined && asked !== '' && have !== undefined && asked !== have) {
+        problem(`is immutable: the Service has ${have}, the manifest asks for ${asked} (remove the Service first)`);
+        continue;
+      }
+      if (asked !== undefined && asked !== '' && have === undefined) {
+        const owner = [...this.vips.entries()].find(([, ip]) => ip === asked)?.[0] ?? taken.get(asked);
+        if (owner !== undefined && owner !== k) {
+          problem(`${asked} is already the address of Service "${owner}"`);
+          continue;
+        }
+        try {
+          new IpPool(pool.cidr, [], 'service').reserve(asked);
+        } catch (err) {
+          problem((err as NetConfigError).message);
+          continue;
+        }
+        taken.set(asked, k);
+        out.set(k, asked);
+      } else if (have !== undefined) {
+        out.set(k, have);
+      }
+    }
+    if (problems.length > 0) throw new ManifestError(problems);
+    return out;
+  }
+
+  /** Keeps the planned addresses, gives new Services one, frees the removed ones' (all in memory, so it
+   *  cannot fail half-way). Returns whether the set of Services or their addresses changed. */
+  private commitServiceIps(planned: Map<string, string>): boolean {
+    const pool = this.vipPool as IpPool;
+    let changed = false;
+    for (const [k, ip] of this.vips) {
+      if (planned.get(k) !== ip) {
+        pool.release(ip);
+        this.vips.delete(k);
+        changed = true;
+      }
+    }
+    for (const s of this.set.services) {
+      const k = key(s.metadata);
+      if (this.vips.has(k)) continue;
+      const ip = planned.get(k);
+      if (ip !== undefined) pool.reserve(ip);
+      const vip = ip ?? pool.allocate();
+      this.vips.set(k, vip);
+      this.say(`service ${k}: ${vip}`);
+      changed = true;
+    }
+    return changed;
+  }
+
+  private hostEntries(podNamespace: string): HostEntry[] {
+    return this.set.services.flatMap((s) => {
+      const ip = this.vips.get(key(s.metadata));
+      return ip === undefined ? [] : [{ ip, names: serviceHostNames(s.metadata.name, s.metadata.namespace, podNamespace) }];
+    });
+  }
+
+  private async rewriteHosts(): Promise<void> {
+    const net = this.net as PodNetwork;
+    await Promise.all(
+      [...this.running.values()].map((r) =>
+        net.writePodFiles(r.net.netns, { namespace: r.plan.namespace, name: r.plan.name, hostname: r.plan.hostname }, this.hostEntries(r.plan.namespace)),
+      ),
+    );
+  }
+
+  /** Creates, replaces and removes pods until the running ones are the plans. A Deployment whose
+   *  template changed is rolled one pod at a time: a new pod is started and ready before an old one is
+   *  removed. Rejects (after finishing what it can) if a new pod does not become ready. */
+  private async reconcilePods(plans: readonly PodPlan[]): Promise<ApplyResult> {
+    const desired = new Map(plans.map((p) => [key(p), p]));
+    const creates: PodPlan[] = [];
+    const replaces: PodPlan[] = [];
+    const deletes: RunningPod[] = [];
+    let unchanged = 0;
+    for (const p of plans) {
+      const r = this.running.get(key(p));
+      if (r === undefined) creates.push(p);
+      else if (r.fingerprint !== fingerprint(p)) replaces.push(p);
+      else unchanged++;
+    }
+    for (const [k, r] of this.running) if (!desired.has(k) && !r.terminating) deletes.push(r);
+
+    // A Deployment's new pods pair with its old-template pods: each new one ready, then one old one goes.
+    const rollouts = new Map<string, { news: PodPlan[]; olds: RunningPod[] }>();
+    const rolloutOf = (ns: string, name: string) => {
+      const k = `${ns}/${name}`;
+      let r = rollouts.get(k);
+      if (r === undefined) rollouts.set(k, (r = { news: [], olds: [] }));
+      return r;
+    };
+    const plainCreates: PodPlan[] = [];
+    for (const p of creates) {
+      if (p.owner !== undefined && [...this.running.values()].some((r) => r.plan.owner?.name === p.owner?.name && r.plan.namespace === p.namespace && r.plan.owner?.templateHash !== p.owner?.templateHash)) {
+        rolloutOf(p.namespace, p.owner.name).news.push(p);
+      } else {
+        plainCreates.push(p);
+      }
+    }
+    const plainDeletes: RunningPod[] = [];
+    for (const r of deletes) {
+      const o = r.plan.owner;
+      const ro = o !== undefined ? rollouts.get(`${r.plan.namespace}/${o.name}`) : undefined;
+      const d = o !== undefined ? this.set.deployments.find((x) => x.metadata.namespace === r.plan.namespace && x.metadata.name === o.name) : undefined;
+      if (ro !== undefined && d !== undefined && o !== undefined && o.templateHash !== templateHash(d.spec.template)) ro.olds.push(r);
+      else plainDeletes.push(r);
+    }
+
+    const timeout = this.o.readyTimeoutMs ?? 60_000;
+    const failures: string[] = [];
+    const created: string[] = [];
+    const deleted: string[] = [];
+    const replaced: string[] = [];
+    const attempt = async (what: Promise<void>) => {
+      try {
+        await what;
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    };
+
+    // Scale-downs and removals first: they free names and addresses and never wait for readiness.
+    await Promise.all(plainDeletes.map((r) => attempt(this.removePod(r).then(() => void deleted.push(key(r.plan))))));
+    await Promise.all([
+      ...plainCreates.map((p) => attempt(this.createPod(p, timeout).then(() => void created.push(key(p))))),
+      // A bare Pod's spec changed: it keeps its name, so the old one must go first.
+      ...replaces.map((p) =>
+        attempt(
+          (async () => {
+            const old = this.running.get(key(p));
+            if (old !== undefined) await this.removePod(old);
+            await this.createPod(p, timeout);
+            replaced.push(key(p));
+          })(),
+        ),
+      ),
+      ...[...rollouts.entries()].map(([d, ro]) =>
+        attempt(
+          (async () => {
+            this.say(`deployment ${d}: rolling out ${ro.news.length} new pod${ro.news.length === 1 ? '' : 's'}, replacing ${ro.olds.length}, one at a time`);
+            ro.olds.sort((a, b) => (b.plan.owner?.index ?? 0) - (a.plan.owner?.index ?? 0));
+            for (const p of ro.news) {
+              await this.createPod(p, timeout);
+              created.push(key(p));
+              const old = ro.olds.shift();
+              if (old !== undefined) {
+                await this.removePod(old);
+                deleted.push(key(old.plan));
+              }
+            }
+            for (const old of ro.olds) {
+              await this.removePod(old);
+              deleted.push(key(old.plan));
+            }
+          })(),
+        ),
+      ),
+    ]);
+    if (failures.length > 0) throw new Error(failures.join('; '));
+    return { created, replaced, deleted, unchanged };
+  }
+
+  private async createPod(plan: PodPlan, timeoutMs: number): Promise<void> {
+    if (this.stopping !== undefined) throw new Error('stopped while starting');
+    const net = this.net as PodNetwork;
+    const k = key(plan);
+    const podNet = await net.addPod({ namespace: plan.namespace, name: plan.name, hostname: plan.hostname }, this.hostEntries(plan.namespace));
+    if (plan.mesh.inject) {
+      await net.applyProxyInit(podNet.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: plan.mesh.skipInboundPorts, skipOutboundPorts: plan.mesh.skipOutboundPorts });
+    }
+    const extraArgs = this.controlAddr !== undefined ? ['--destination-addr', this.controlAddr] : [];
+    const pp = new PodProcesses({
+      pod: plan,
+      net: { netns: podNet.netns, ip: podNet.ip, gateway: podNet.gateway },
+      stateDir: this.o.stateDir,
+      ...(plan.mesh.inject && this.proxyCommand !== undefined ? { proxy: { command: this.proxyCommand, extraArgs } } : {}),
+    });
+    const r: RunningPod = { plan, fingerprint: fingerprint(plan), net: podNet, pp, terminating: false };
+    pp.on('change', () => {
+      this.queueSync();
+      this.queueSave();
+    });
+    this.running.set(k, r);
+    this.say(
+      `pod ${k}: ${podNet.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
+    );
+    await this.save();
+    await pp.start();
+    this.say(`pod ${k}: started`);
+    await pp.whenReady(timeoutMs);
+    this.say(`pod ${k}: ready`);
+  }
+
+  /** Takes a pod out of every endpoint list, gives proxies and Service rules a moment to stop sending
+   *  it new work, then stops its processes and removes its network. */
+  private async removePod(r: RunningPod): Promise<void> {
+    const k = key(r.plan);
+    r.terminating = true;
+    this.say(`pod ${k}: removing`);
+    const wasReady = r.pp.status().ready;
+    this.sync();
+    if (wasReady && this.stopping === undefined) await sleep(this.o.endpointGraceMs ?? 1500);
+    await r.pp.stop();
+    await (this.net as PodNetwork).removePod(r.net.netns);
+    this.running.delete(k);
+    this.sync();
+    this.say(`pod ${k}: removed`);
+  }
+
+  private queueSync(): void {
+    if (this.syncTimer !== undefined || this.stopping !== undefined) return;
+    // Readiness changes come in bursts (every container of a pod); one update covers them.
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.sync();
+    }, 20);
+  }
+
+  /** Publishes the current Services, endpoints and pods to the control plane and the pods' Service
+   *  rules (only when those changed). */
+  private sync(): void {
+    if (this.stopping !== undefined || this.net === undefined) return;
+    const snap = this.snapshot();
+    this.o.controlPlane?.publish(snap);
+    const rules: ServiceRule[] = snap.services.flatMap((s) =>
+      s.ports.map((p) => ({
+        label: `${s.namespace}/${s.name}:${p.port}`,
+        ip: s.clusterIP,
+        port: p.port,
+        endpoints: s.endpoints.flatMap((e) => {
+          const port = e.ports[p.port];
+          return e.ready && port !== undefined ? [{ ip: e.ip, port }] : [];
+        }),
+      })),
+    );
+    const text = JSON.stringify(rules);
+    if (text === this.lastRules) return;
+    this.lastRules = text;
+    this.net.setServices(rules).catch((err: unknown) => this.say(`service rules: ${(err as Error).message}`));
+  }
+
+  private snapshot(): Omit<StoreSnapshot, 'version'> {
+    const live = [...this.running.values()];
+    const plans = live.map((r) => r.plan);
+    const byKey = new Map(live.map((r) => [key(r.plan), r]));
+    const readyNow = (r: RunningPod | undefined) => r !== undefined && !r.terminating && r.pp.status().ready;
+    const services: ServiceEntry[] = this.set.services.flatMap((s) => {
+      const clusterIP = this.vips.get(key(s.metadata));
+      if (clusterIP === undefined) return [];
+      const eps = new Map<string, { pod: string; ip: string; ports: Record<number, number>; ready: boolean }>();
+      for (const { port, targets } of serviceTargets(s, plans)) {
+        for (const t of targets) {
+          const r = byKey.get(key(t.pod));
+          if (r === undefined) continue;
+          let e = eps.get(key(t.pod));
+          if (e === undefined) eps.set(key(t.pod), (e = { pod: key(t.pod), ip: r.net.ip, ports: {}, ready: readyNow(r) }));
+          e.ports[port.port] = t.port;
+        }
+      }
+      return [{
+        namespace: s.metadata.namespace,
+        name: s.metadata.name,
+        clusterIP,
+        ports: s.spec.ports.map((p) => ({
+          ...(p.name !== undefined ? { name: p.name } : {}),
+          port: p.port,
+          ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+          ...(portListHas(s.opaquePorts, p.port) ? { opaque: true } : {}),
+        })),
+        endpoints: [...eps.values()] as EndpointEntry[],
+      }];
+    });
+    const pods: PodEntry[] = live.map((r) => ({
+      namespace: r.plan.namespace,
+      name: r.plan.name,
+      ip: r.net.ip,
+      ready: readyNow(r),
+      meshed: r.plan.mesh.inject,
+      serviceAccount: r.plan.spec.serviceAccountName,
+      opaquePorts: r.plan.mesh.opaquePorts,
+      labels: r.plan.labels,
+    }));
+    return { services, pods };
+  }
+
+  /** Stops every pod (apps, then proxies, then anything left in their namespaces), the control plane,
+   *  removes the network and the state files (logs stay). Safe to call more than once. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.phase !== 'Failed') this.phase = 'Stopping';
       this.say('stopping');
+      if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
       const errors: string[] = [];
-      const results = await Promise.allSettled([...this.pods.values()].map((p) => p.stop()));
+      const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
+      await this.closeControl?.().catch((err: unknown) => errors.push(`control plane: ${(err as Error).message}`));
       if (this.net !== undefined) {
         try {
           await this.net.teardown();
@@ -169,36 +557,35 @@ export class Mesh {
   }
 
   status(): MeshStatus {
-    const pods: PodView[] = this.plans.flatMap((plan) => {
-      const pp = this.pods.get(key(plan));
-      if (pp === undefined) return [];
-      return [{
-        ...pp.status(),
-        labels: plan.labels,
-        ...(plan.owner !== undefined ? { deployment: plan.owner.name } : {}),
-        appContainers: plan.spec.containers.map((c) => c.name),
-      }];
-    });
-    const byKey = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
-    const services: ServiceView[] = (this.set?.services ?? []).map((s) => {
+    const pods: PodView[] = [...this.running.values()].map((r) => ({
+      ...r.pp.status(),
+      labels: r.plan.labels,
+      ...(r.plan.owner !== undefined ? { deployment: r.plan.owner.name } : {}),
+      appContainers: r.plan.spec.containers.map((c) => c.name),
+      ...(r.terminating ? { terminating: true } : {}),
+    }));
+    const snap = this.net !== undefined ? this.snapshot() : { services: [], pods: [] };
+    const services: ServiceView[] = this.set.services.map((s) => {
+      const entry = snap.services.find((e) => e.namespace === s.metadata.namespace && e.name === s.metadata.name);
       const endpoints: string[] = [];
-      for (const { targets } of serviceTargets(s, this.plans)) {
-        for (const t of targets) {
-          const p = byKey.get(key(t.pod));
-          if (p?.ready === true) endpoints.push(`${p.ip}:${t.port}`);
+      for (const p of s.spec.ports) {
+        for (const e of entry?.endpoints ?? []) {
+          const port = e.ports[p.port];
+          if (e.ready && port !== undefined) endpoints.push(`${e.ip}:${port}`);
         }
       }
       return {
         namespace: s.metadata.namespace,
         name: s.metadata.name,
+        clusterIP: this.vips.get(key(s.metadata)) ?? '',
         selector: s.spec.selector ?? {},
         ports: s.spec.ports.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort, protocol: p.protocol })),
         endpoints,
       };
     });
-    const deployments: DeploymentView[] = (this.set?.deployments ?? []).map((d) => {
+    const deployments: DeploymentView[] = this.set.deployments.map((d) => {
       const mine = pods.filter((p) => p.namespace === d.metadata.namespace && p.deployment === d.metadata.name);
-      return { namespace: d.metadata.namespace, name: d.metadata.name, replicas: d.spec.replicas, ready: mine.filter((p) => p.ready).length, pods: mine.map((p) => p.name) };
+      return { namespace: d.metadata.namespace, name: d.metadata.name, replicas: d.spec.replicas, ready: mine.filter((p) => p.ready && p.terminating !== true).length, pods: mine.map((p) => p.name) };
     });
     return { phase: this.phase, ...(this.message !== undefined ? { message: this.message } : {}), progress: [...this.progress], pods, services, deployments };
   }
@@ -206,4 +593,13 @@ export class Mesh {
 
 function key(p: { readonly namespace: string; readonly name: string }): string {
   return `${p.namespace}/${p.name}`;
+}
+
+/** What must stay the same for a running pod to be kept as it is. */
+function fingerprint(p: PodPlan): string {
+  return JSON.stringify({ spec: p.spec, labels: p.labels, annotations: p.annotations, mesh: p.mesh });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

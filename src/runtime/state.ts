@@ -40,8 +40,11 @@ export async function ensureStateDir(root: string): Promise<void> {
 }
 
 /** Writes JSON atomically with mode 0600 (a reader never sees half a file). */
+let tmpCounter = 0;
+
 export async function writeJsonAtomic(path: string, data: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  // A name of its own per write: two writes of one file may overlap.
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
   await writeFile(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, path);
 }

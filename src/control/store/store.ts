@@ -10,6 +10,8 @@ export interface ServicePortEntry {
   readonly port: number;
   /** `appProtocol` from the manifest (e.g. `http`, `kubernetes.io/h2c`, `grpc`), when given. */
   readonly appProtocol?: string;
+  /** The Service's config.outrigger.io/opaque-ports lists this port: clients treat it as opaque TCP. */
+  readonly opaque?: boolean;
 }
 
 export interface EndpointEntry {

@@ -35,6 +35,6 @@ void test('the pool skips network, gateway and broadcast, and reuses released ad
 void test('a pool built from a record keeps its addresses out', () => {
   const pool = new IpPool(parseCidr('10.250.3.0/24'), ['10.250.3.2', '10.250.3.4']);
   assert.deepEqual([pool.allocate(), pool.allocate()], ['10.250.3.3', '10.250.3.5']);
-  assert.throws(() => pool.reserve('10.250.3.1'), /not a pod address/);
+  assert.throws(() => pool.reserve('10.250.3.1'), /not a usable pod address/);
   assert.throws(() => new IpPool(parseCidr('10.250.3.0/31')), /too small/);
 });

@@ -1,6 +1,6 @@
 // The local runtime's pod networking: a bridge, one network namespace per pod, hosts files, the
 // proxy-init iptables rules, and a teardown that works from a record. The one entry point for callers.
-export { PodNetwork, netnsExecArgv, DEFAULT_POD_CIDR, DEFAULT_ETC_NETNS_DIR, type NetworkOptions, type PodNet, type PodIdentity } from './network.js';
+export { PodNetwork, netnsExecArgv, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_ETC_NETNS_DIR, type NetworkOptions, type PodNet, type PodIdentity } from './network.js';
 export { teardownNetwork, sweepBridge, removePodNetwork, TeardownError, type TeardownReport, type TeardownOptions } from './teardown.js';
 export { parseNetRecord, type NetRecord, type PodNetRecord } from './record.js';
 export { renderProxyInitRules, DEFAULT_PROXY_INIT, INBOUND_CHAIN, OUTBOUND_CHAIN, type ProxyInitConfig, type PortRanges } from './proxy-init.js';
@@ -9,3 +9,6 @@ export { checkBridgeName, netnsName, netnsPrefix, vethName, forwardChain, DEFAUL
 export { NetConfigError, parseCidr } from './cidr.js';
 export { CommandError, runCommand, type Runner } from './exec.js';
 export { listLinks, listNetns, netnsPids } from './host.js';
+export { renderPodRules, SERVICES_CHAIN, type ServiceRule, type PodRules } from './pod-rules.js';
+export { IpPool } from './ipam.js';
+export { kernelProblems } from './preflight.js';

@@ -1,4 +1,4 @@
-// Pod IP allocation from the pod CIDR, never handing out the network, gateway or broadcast address.
+// IP allocation from the pod CIDR (and the service CIDR), never handing out the network, gateway or broadcast address.
 // A released address is reused only after the rest of the block, so a restarted pod does not inherit
 // a dead pod's address while peers may still hold connections or ARP entries for it.
 import { cidrContains, cidrSize, formatCidr, formatIPv4, gatewayOf, NetConfigError, parseIPv4, type Cidr } from './cidr.js';
@@ -13,8 +13,10 @@ export class IpPool {
   constructor(
     readonly cidr: Cidr,
     inUse: Iterable<string> = [],
+    /** What the addresses are for, in messages: `pod` or `service`. */
+    private readonly what: 'pod' | 'service' = 'pod',
   ) {
-    if (cidr.prefix > 30) throw new NetConfigError(`pod CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger for a gateway and a pod`);
+    if (cidr.prefix > 30) throw new NetConfigError(`${what} CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger`);
     this.first = gatewayOf(cidr) + 1;
     this.last = cidr.network + cidrSize(cidr) - 2; // before the broadcast address
     this.next = this.first;
@@ -32,13 +34,13 @@ export class IpPool {
         return formatIPv4(candidate);
       }
     }
-    throw new NetConfigError(`pod CIDR ${formatCidr(this.cidr)} has no free address left (${span} pods)`);
+    throw new NetConfigError(`${this.what} CIDR ${formatCidr(this.cidr)} has no free address left (${span} ${this.what}s)`);
   }
 
   reserve(ip: string): void {
     const n = parseIPv4(ip);
     if (n === undefined || !cidrContains(this.cidr, n) || n < this.first || n > this.last) {
-      throw new NetConfigError(`${ip} is not a pod address in ${formatCidr(this.cidr)}`);
+      throw new NetConfigError(`${ip} is not a usable ${this.what} address in ${formatCidr(this.cidr)}`);
     }
     this.used.add(n);
   }

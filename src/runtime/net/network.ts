@@ -11,11 +11,13 @@ import { listLinks, listRoutes } from './host.js';
 import { renderHosts, renderResolvConf, type HostEntry } from './hosts.js';
 import { IpPool } from './ipam.js';
 import { checkBridgeName, DEFAULT_BRIDGE, forwardChain, netnsName, POD_INTERFACE, vethName } from './names.js';
-import { renderProxyInitRules, type ProxyInitConfig } from './proxy-init.js';
+import type { ProxyInitConfig } from './proxy-init.js';
+import { renderPodRules, type ServiceRule } from './pod-rules.js';
 import type { NetRecord, PodNetRecord } from './record.js';
 import { removePodNetwork, teardownNetwork, type TeardownReport } from './teardown.js';
 
 export const DEFAULT_POD_CIDR = '10.244.0.0/16';
+export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
 export const DEFAULT_ETC_NETNS_DIR = '/etc/netns';
 
 export interface NetworkOptions {
@@ -23,6 +25,8 @@ export interface NetworkOptions {
   readonly bridge?: string;
   /** IPv4 pod CIDR (default 10.244.0.0/16); the bridge takes the first address. */
   readonly podCidr?: string;
+  /** IPv4 CIDR of Service virtual IPs (default 10.96.0.0/16); only pods' own rules give it meaning. */
+  readonly serviceCidr?: string;
   /** iptables command for the host and the pods, e.g. `iptables-legacy` (default `iptables`). */
   readonly iptables?: string;
   /** Where `ip netns exec` looks for per-namespace /etc files (default /etc/netns; tests only). */
@@ -57,8 +61,20 @@ export class PodNetwork {
   private readonly run: Runner;
   private readonly pool: IpPool;
   private readonly onRecord: NonNullable<NetworkOptions['onRecord']>;
+  /** Per pod (by netns): its proxy-init settings, and the queue its rule files are applied through. */
+  private readonly proxyInit = new Map<string, ProxyInitConfig>();
+  private readonly ruleQueue = new Map<string, Promise<void>>();
+  private services: readonly ServiceRule[] = [];
+  /** Pods whose namespace exists (the record lists a pod before it is made). */
+  private readonly made = new Set<string>();
+  private saving: Promise<void> = Promise.resolve();
 
-  private constructor(rec: NetRecord, private readonly cidr: Cidr, opts: NetworkOptions) {
+  private constructor(
+    rec: NetRecord,
+    private readonly cidr: Cidr,
+    readonly serviceCidr: Cidr,
+    opts: NetworkOptions,
+  ) {
     this.rec = rec;
     this.run = opts.runner ?? runCommand;
     this.pool = new IpPool(cidr, rec.pods.map((p) => p.ip));
@@ -73,6 +89,9 @@ export class PodNetwork {
     checkBridgeName(bridge);
     const cidr = parseCidr(opts.podCidr ?? DEFAULT_POD_CIDR, 'pod CIDR');
     if (cidr.prefix > 30) throw new NetConfigError(`pod CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger`);
+    const serviceCidr = parseCidr(opts.serviceCidr ?? DEFAULT_SERVICE_CIDR, 'service CIDR');
+    if (serviceCidr.prefix > 30) throw new NetConfigError(`service CIDR ${formatCidr(serviceCidr)} is too small: it needs a /30 or larger`);
+    if (cidrsOverlap(cidr, serviceCidr)) throw new NetConfigError(`service CIDR ${formatCidr(serviceCidr)} overlaps the pod CIDR ${formatCidr(cidr)}`);
     const run = opts.runner ?? runCommand;
 
     if ((await listLinks(run)).some((l) => l.ifname === bridge)) {
@@ -86,8 +105,10 @@ export class PodNetwork {
       } catch {
         continue; // a route form we do not model (e.g. a multicast or broadcast entry)
       }
-      if (cidrsOverlap(dst, cidr)) {
-        throw new NetConfigError(`pod CIDR ${formatCidr(cidr)} overlaps the host's route to ${r.dst}${r.dev !== undefined ? ` on ${r.dev}` : ''}; choose another pod CIDR`);
+      for (const [what, c] of [['pod', cidr], ['service', serviceCidr]] as const) {
+        if (cidrsOverlap(dst, c)) {
+          throw new NetConfigError(`${what} CIDR ${formatCidr(c)} overlaps the host's route to ${r.dst}${r.dev !== undefined ? ` on ${r.dev}` : ''}; choose another ${what} CIDR`);
+        }
       }
     }
 
@@ -101,7 +122,7 @@ export class PodNetwork {
       forwardChain: forwardChain(bridge),
       pods: [],
     };
-    const net = new PodNetwork(rec, cidr, opts);
+    const net = new PodNetwork(rec, cidr, serviceCidr, opts);
     await net.save();
     try {
       await net.createBridge();
@@ -125,8 +146,12 @@ export class PodNetwork {
     return this.rec.gateway;
   }
 
-  private async save(): Promise<void> {
-    await this.onRecord(this.record);
+  /** Persists the record. Saves run one at a time, each writing the record as it is when it runs, so
+   *  concurrent changes (pods made in parallel) can never leave an older record on disk. */
+  private save(): Promise<void> {
+    const next = this.saving.catch(() => undefined).then(() => this.onRecord(this.record));
+    this.saving = next;
+    return next;
   }
 
   private async createBridge(): Promise<void> {
@@ -174,7 +199,9 @@ export class PodNetwork {
     try {
       await this.save();
       await this.createPod(entry);
+      this.made.add(netns);
       await this.writePodFiles(entry.netns, pod, hosts);
+      await this.applyRules(entry.netns);
     } catch (err) {
       await this.removePod(netns).catch(() => undefined);
       throw err;
@@ -208,11 +235,38 @@ export class PodNetwork {
     await writeInPlace(join(p.etcDir, 'resolv.conf'), renderResolvConf(pod.namespace));
   }
 
-  /** Installs (or replaces) the proxy-init rules in a pod's namespace, atomically. */
+  /** Installs (or replaces) the proxy-init rules in a pod's namespace, with the Service rules. */
   async applyProxyInit(netns: string, cfg: ProxyInitConfig): Promise<void> {
-    const p = this.findPod(netns);
-    const rules = renderProxyInitRules(cfg, p.pod);
-    await this.run('ip', ['netns', 'exec', netns, `${this.rec.iptables}-restore`, '-w'], { input: rules });
+    this.findPod(netns);
+    this.proxyInit.set(netns, cfg);
+    await this.applyRules(netns);
+  }
+
+  /** Replaces the Service rules in every pod (each pod's tables atomically). Rejects with every
+   *  pod that failed, after trying them all. */
+  async setServices(services: readonly ServiceRule[]): Promise<void> {
+    this.services = services;
+    const results = await Promise.allSettled([...this.made].map((netns) => this.applyRules(netns)));
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+    if (failed.length > 0) throw new Error(`service rules: ${failed.join('; ')}`);
+  }
+
+  /** Writes a pod's rules file: one at a time per pod, each with the settings current when it runs,
+   *  so that the last change always wins. */
+  private applyRules(netns: string): Promise<void> {
+    const prev = this.ruleQueue.get(netns) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(async () => {
+      const p = this.rec.pods.find((x) => x.netns === netns);
+      if (p === undefined || !this.made.has(netns)) return; // removed meanwhile
+      const cfg = this.proxyInit.get(netns);
+      const text = renderPodRules({ pod: p.pod, ...(cfg !== undefined ? { proxyInit: cfg } : {}), services: this.services, serviceCidr: this.serviceCidr });
+      await this.run('ip', ['netns', 'exec', netns, `${this.rec.iptables}-restore`, '-w'], { input: text });
+    });
+    this.ruleQueue.set(netns, next);
+    void next.finally(() => {
+      if (this.ruleQueue.get(netns) === next) this.ruleQueue.delete(netns);
+    }).catch(() => undefined);
+    return next;
   }
 
   /** The nat rules in a pod's namespace, as `iptables -S` prints them (for checks and debugging). */
@@ -223,11 +277,13 @@ export class PodNetwork {
 
   /** Removes one pod's network (idempotent) and frees its address. */
   async removePod(netns: string): Promise<TeardownReport> {
+    this.made.delete(netns); // no rules written into a namespace on its way out
     const idx = this.rec.pods.findIndex((p) => p.netns === netns);
     if (idx === -1) return { removed: [], warnings: [] };
     const p = this.rec.pods[idx] as PodNetRecord;
     const report = await removePodNetwork(p, this.rec, this.run);
     this.rec.pods.splice(idx, 1);
+    this.proxyInit.delete(netns);
     this.pool.release(p.ip);
     await this.save();
     return report;
@@ -238,6 +294,7 @@ export class PodNetwork {
     const report = await teardownNetwork(this.rec, { runner: this.run });
     for (const p of this.rec.pods) this.pool.release(p.ip);
     this.rec.pods.length = 0;
+    this.made.clear();
     await this.save();
     return report;
   }

@@ -1,8 +1,9 @@
 // The rules a proxy-init container would install in a pod's namespace: inbound TCP to the proxy's
 // inbound port, the app's outbound TCP to its outbound port, with the exemptions that prevent loops.
 //
-// Rendered as one iptables-restore file for the nat table and applied atomically: the pod's namespace
-// holds no other nat rules, so the table is replaced whole, which also makes applying twice harmless.
+// Rendered into the pod's one iptables-restore file (pod-rules.ts, with the Service rules) and applied
+// atomically: the pod's namespace holds no other rules, so its tables are replaced whole, which also
+// makes applying twice harmless.
 import { NetConfigError } from './cidr.js';
 
 /** Inclusive port ranges (structurally the manifests' PortList). */
@@ -61,8 +62,8 @@ function checkPort(what: string, p: number): void {
   if (!Number.isInteger(p) || p < 1 || p > 65535) throw new NetConfigError(`proxy-init: ${what} must be an integer from 1 to 65535, got ${p}`);
 }
 
-/** The iptables-restore input for a pod's nat table. */
-export function renderProxyInitRules(cfg: ProxyInitConfig, label = 'pod'): string {
+/** The nat-table chains and rules of proxy-init, for a pod's rules file (see pod-rules.ts). */
+export function proxyInitNat(cfg: ProxyInitConfig): { readonly chains: string[]; readonly rules: string[] } {
   checkPort('inboundPort', cfg.inboundPort);
   checkPort('outboundPort', cfg.outboundPort);
   for (const p of cfg.proxyPorts) checkPort('proxyPorts', p);
@@ -73,29 +74,29 @@ export function renderProxyInitRules(cfg: ProxyInitConfig, label = 'pod'): strin
   if (!Number.isInteger(cfg.proxyUid) || cfg.proxyUid < 0) throw new NetConfigError(`proxy-init: proxyUid must be a non-negative integer, got ${cfg.proxyUid}`);
 
   const inboundSkips = [...cfg.proxyPorts.map((p) => ({ from: p, to: p })), ...cfg.skipInboundPorts];
-  const lines = [
-    `# outrigger proxy-init for ${label}`,
-    '*nat',
-    ':PREROUTING ACCEPT [0:0]',
-    ':INPUT ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':POSTROUTING ACCEPT [0:0]',
-    `:${INBOUND_CHAIN} - [0:0]`,
-    `:${OUTBOUND_CHAIN} - [0:0]`,
-    // Inbound: everything that arrives for the pod goes to the proxy, except the proxy's own ports and
-    // the skipped ones. REDIRECT keeps the original destination for SO_ORIGINAL_DST.
-    `-A PREROUTING -p tcp -m comment --comment "outrigger: inbound to the proxy" -j ${INBOUND_CHAIN}`,
-    ...multiportChunks(inboundSkips).map((ports) => `-A ${INBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
-    `-A ${INBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.inboundPort}`,
-    // Outbound: the app's connections go to the proxy. Not the proxy's own (it would loop), not to
-    // loopback (pod-local traffic, including the proxy's port itself), not the skipped ports.
-    `-A OUTPUT -p tcp -m comment --comment "outrigger: outbound to the proxy" -j ${OUTBOUND_CHAIN}`,
-    `-A ${OUTBOUND_CHAIN} -m owner --uid-owner ${cfg.proxyUid} -j RETURN`,
-    `-A ${OUTBOUND_CHAIN} -o lo -j RETURN`,
-    ...multiportChunks(cfg.skipOutboundPorts).map((ports) => `-A ${OUTBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
-    `-A ${OUTBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.outboundPort}`,
-    'COMMIT',
-    '',
-  ];
-  return lines.join('\n');
+  return {
+    chains: [`:${INBOUND_CHAIN} - [0:0]`, `:${OUTBOUND_CHAIN} - [0:0]`],
+    rules: [
+      // Inbound: everything that arrives for the pod goes to the proxy, except the proxy's own ports and
+      // the skipped ones. REDIRECT keeps the original destination for SO_ORIGINAL_DST.
+      `-A PREROUTING -p tcp -m comment --comment "outrigger: inbound to the proxy" -j ${INBOUND_CHAIN}`,
+      ...multiportChunks(inboundSkips).map((ports) => `-A ${INBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
+      `-A ${INBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.inboundPort}`,
+      // Outbound: the app's connections go to the proxy. Not the proxy's own (it would loop), not to
+      // loopback (pod-local traffic, including the proxy's port itself), not the skipped ports.
+      `-A OUTPUT -p tcp -m comment --comment "outrigger: outbound to the proxy" -j ${OUTBOUND_CHAIN}`,
+      `-A ${OUTBOUND_CHAIN} -m owner --uid-owner ${cfg.proxyUid} -j RETURN`,
+      `-A ${OUTBOUND_CHAIN} -o lo -j RETURN`,
+      ...multiportChunks(cfg.skipOutboundPorts).map((ports) => `-A ${OUTBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
+      `-A ${OUTBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.outboundPort}`,
+    ],
+  };
 }
+
+/** The iptables-restore input for a pod's nat table with proxy-init alone (no Service rules). */
+export function renderProxyInitRules(cfg: ProxyInitConfig, label = 'pod'): string {
+  const { chains, rules } = proxyInitNat(cfg);
+  return [`# outrigger proxy-init for ${label}`, '*nat', ...NAT_BUILTINS, ...chains, ...rules, 'COMMIT', ''].join('\n');
+}
+
+export const NAT_BUILTINS = [':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
