@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pod, service } from '../store/contract.js';
+import type { StoreSnapshot } from '../store/store.js';
+import { answer, parsePath, protocolHintOf, type Target } from './resolve.js';
+
+function target(path: string): Target {
+  const p = parsePath(path);
+  assert.ok(p.ok, `${path}: ${p.ok ? '' : p.message}`);
+  return p.target;
+}
+
+void test('paths: ip:port, [v6]:port and the three service name forms', () => {
+  assert.deepEqual(target('10.96.0.10:80'), { kind: 'ip', ip: '10.96.0.10', port: 80 });
+  assert.deepEqual(target('[FD00::1]:443'), { kind: 'ip', ip: 'fd00::1', port: 443 });
+  for (const p of ['web.default:80', 'web.default.svc:80', 'Web.Default.svc.cluster.local:80', 'web.default.svc.cluster.local.:80']) {
+    assert.deepEqual(target(p), { kind: 'name', namespace: 'default', name: 'web', port: 80 }, p);
+  }
+  assert.deepEqual(target('www.example.com:443'), { kind: 'external', host: 'www.example.com', port: 443 });
+  // Two labels are always read as name.namespace: example.com:443 asks for Service example in namespace
+  // com, which the mesh does not know either (so the answer is the same passthrough).
+  assert.deepEqual(target('example.com:443'), { kind: 'name', namespace: 'com', name: 'example', port: 443 });
+  assert.deepEqual(target('a.b.svc.other.domain:80'), { kind: 'external', host: 'a.b.svc.other.domain', port: 80 });
+});
+
+void test('bad paths: each gets a lower-case message naming the path', () => {
+  const cases: [string, RegExp][] = [
+    ['', /^path "": empty/],
+    ['10.0.0.1', /^path "10.0.0.1": no port/],
+    ['10.0.0.1:0', /port "0" is not a number from 1 to 65535/],
+    ['10.0.0.1:99999', /port "99999"/],
+    ['10.0.0.1:http', /port "http"/],
+    ['999.1.1.1:80', /^path "999.1.1.1:80": not a valid ipv4 address/],
+    ['fd00::1:80', /ipv6 address must be in brackets/],
+    ['[zz::1]:80', /not an ipv6 address in brackets/],
+    ['web:80', /^path "web:80": a service name needs its namespace: web.<namespace>:80/],
+    ['we_b.default:80', /"we_b" is not a dns label/],
+    ['web..default:80', /"" is not a dns label/],
+    ['x'.repeat(400) + ':80', /longer than 300 characters/],
+  ];
+  for (const [path, re] of cases) {
+    const p = parsePath(path);
+    assert.equal(p.ok, false, path);
+    if (!p.ok) {
+      assert.match(p.message, re, path);
+      assert.equal(p.message, p.message.charAt(0).toLowerCase() + p.message.slice(1));
+    }
+  }
+});
+
+void test('appProtocol → protocol hint', () => {
+  assert.equal(protocolHintOf('kubernetes.io/h2c'), 'H2');
+  assert.equal(protocolHintOf('h2c'), 'H2');
+  assert.equal(protocolHintOf('grpc'), 'H2');
+  assert.equal(protocolHintOf('HTTP'), 'HTTP1');
+  assert.equal(protocolHintOf('kubernetes.io/ws'), 'UNKNOWN');
+  assert.equal(protocolHintOf(undefined), 'UNKNOWN');
+});
+
+const snap: StoreSnapshot = {
+  version: 1,
+  services: [
+    service(
+      'web',
+      '10.96.0.10',
+      [
+        { pod: 'default/web-2', ip: '10.244.0.12', ports: { 80: 8080, 9000: 9000, 50051: 50051 }, ready: true },
+        { pod: 'default/web-1', ip: '10.244.0.11', ports: { 80: 8080, 9000: 9000, 50051: 50051 }, ready: true },
+        { pod: 'default/web-3', ip: '10.244.0.13', ports: { 80: 8080, 9000: 9000, 50051: 50051 }, ready: false },
+        // A named targetPort this pod does not declare: no entry for 9000.
+        { pod: 'default/legacy', ip: '10.244.0.14', ports: { 80: 8080 }, ready: true },
+      ],
+      {
+        ports: [
+          { name: 'http', port: 80, appProtocol: 'http' },
+          { name: 'db', port: 9000 },
+          { name: 'grpc', port: 50051, appProtocol: 'grpc' },
+        ],
+      },
+    ),
+    service('other', '10.96.0.11', [], { namespace: 'shop', ports: [{ port: 7000, opaque: true }] }),
+  ],
+  pods: [
+    pod('web-1', '10.244.0.11', { serviceAccount: 'web', opaquePorts: [{ from: 9000, to: 9000 }] }),
+    pod('web-2', '10.244.0.12', { serviceAccount: 'web', meshed: false }),
+    pod('web-3', '10.244.0.13', { ready: false }),
+    pod('legacy', '10.244.0.14'),
+    pod('lonely', '10.244.0.20', { namespace: 'shop', serviceAccount: 'lonely' }),
+  ],
+};
+
+void test('a Service IP: its ready endpoints, sorted, with identity only for meshed pods', () => {
+  const a = answer(snap, target('10.96.0.10:80'), 'example.org');
+  assert.deepEqual(a, {
+    known: true,
+    service: 'web.default.svc.cluster.local:80',
+    endpoints: [
+      { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://example.org/ns/default/sa/web', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1' },
+      { addr: '10.244.0.12:8080', weight: 1, identity: '', protocol_hint: 'HTTP1', meshed: false, pod: 'default/web-2' },
+      { addr: '10.244.0.14:8080', weight: 1, identity: 'spiffe://example.org/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/legacy' },
+    ],
+  });
+  // The same answer by each name form.
+  for (const p of ['web.default:80', 'web.default.svc:80', 'web.default.svc.cluster.local:80']) {
+    assert.deepEqual(answer(snap, target(p), 'example.org'), a, p);
+  }
+});
+
+void test('protocol hints: the pod opaque port wins, then appProtocol; a missing target port leaves the pod out', () => {
+  const db = answer(snap, target('10.96.0.10:9000'), 'td');
+  assert.deepEqual(
+    db.endpoints.map((e) => [e.pod, e.protocol_hint]),
+    [
+      ['default/web-1', 'OPAQUE'],
+      ['default/web-2', 'UNKNOWN'],
+    ],
+  );
+  const grpc = answer(snap, target('web.default:50051'), 'td');
+  assert.ok(grpc.endpoints.length === 2 && grpc.endpoints.every((e) => e.protocol_hint === 'H2'));
+  const opaqueSvc = answer(snap, target('other.shop:7000'), 'td');
+  assert.deepEqual(opaqueSvc, { known: true, service: 'other.shop.svc.cluster.local:7000', endpoints: [] });
+});
+
+void test('a pod IP: that pod alone, even when not ready, with the hints a Service gives its port', () => {
+  assert.deepEqual(answer(snap, target('10.244.0.20:5000'), 'td'), {
+    known: true,
+    service: '',
+    endpoints: [{ addr: '10.244.0.20:5000', weight: 1, identity: 'spiffe://td/ns/shop/sa/lonely', protocol_hint: 'UNKNOWN', meshed: true, pod: 'shop/lonely' }],
+  });
+  assert.equal(answer(snap, target('10.244.0.12:8080'), 'td').endpoints[0]?.protocol_hint, 'HTTP1');
+  assert.equal(answer(snap, target('10.244.0.11:9000'), 'td').endpoints[0]?.protocol_hint, 'OPAQUE');
+  assert.equal(answer(snap, target('10.244.0.13:8080'), 'td').endpoints[0]?.pod, 'default/web-3');
+});
+
+void test('unknown: another IP, a Service port it does not have, an unknown name, an external name', () => {
+  const unknown = { known: false, service: '', endpoints: [] };
+  for (const p of ['10.1.2.3:80', '10.96.0.10:81', 'nope.default:80', 'web.default:81', 'web.shop:80', 'example.com:443', 'www.example.com:443']) {
+    assert.deepEqual(answer(snap, target(p), 'td'), unknown, p);
+  }
+});

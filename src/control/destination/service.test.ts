@@ -1,0 +1,118 @@
+// The destination service over real gRPC on loopback, with a raw client of the API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import grpc from '@grpc/grpc-js';
+import { toPort } from '../../core/addr.js';
+import { destinationClient, type DestinationClient, type Update } from '../../api/destination.js';
+import { startControlPlane, type ControlPlane } from '../server.js';
+import { sampleContent, pod } from '../store/contract.js';
+import { LocalStore } from '../store/local/local.js';
+
+async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A watch that records every message and how it ended. */
+function watch(client: DestinationClient, path: string) {
+  const updates: Update[] = [];
+  const w = { updates, status: undefined as grpc.StatusObject | undefined, call: client.Get({ path }) };
+  w.call.on('data', (u: Update) => updates.push(u));
+  w.call.on('error', () => {});
+  w.call.on('status', (s: grpc.StatusObject) => (w.status = s));
+  return w;
+}
+
+async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<{ store: LocalStore; cp: ControlPlane; client: DestinationClient }> {
+  const store = new LocalStore(sampleContent());
+  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local' });
+  const client = destinationClient({ host: '127.0.0.1', port: toPort(cp.address.port) });
+  t.after(async () => {
+    client.close();
+    await cp.close();
+  });
+  return { store, cp, client };
+}
+
+void test('a Service IP: the answer at once, then a new one after a change that matters, none for a change that does not', async (t) => {
+  const { store, client, cp } = await setup(t);
+  assert.ok(cp.address.port > 0);
+  const w = watch(client, '10.96.0.10:80');
+  const first = await until('the first answer', () => w.updates[0]);
+  assert.deepEqual(first, {
+    known: true,
+    service: 'web.default.svc.cluster.local:80',
+    endpoints: [
+      { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://cluster.local/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1' },
+    ],
+  });
+
+  // A pod unrelated to the Service: the answer is the same, so nothing is sent.
+  const unrelated = sampleContent();
+  unrelated.pods.push(pod('batch', '10.244.0.30', { labels: {} }));
+  store.replace(unrelated);
+  await new Promise((r) => setTimeout(r, 200));
+
+  // web-2 becomes ready.
+  const changed = sampleContent();
+  changed.services[0] = { ...changed.services[0]!, endpoints: changed.services[0]!.endpoints.map((e) => ({ ...e, ready: true })) };
+  changed.pods[1] = { ...changed.pods[1]!, ready: true };
+  const t0 = Date.now();
+  store.replace(changed);
+  const second = await until('the second answer', () => w.updates[1]);
+  t.diagnostic(`update arrived ${Date.now() - t0} ms after the change`);
+  assert.deepEqual(
+    second.endpoints.map((e) => e.addr),
+    ['10.244.0.11:8080', '10.244.0.12:8080'],
+  );
+  assert.equal(w.updates.length, 2, 'no message for the unrelated change');
+});
+
+void test('an address the mesh does not know: known=false, and known once it appears', async (t) => {
+  const { store, client } = await setup(t);
+  const w = watch(client, '10.244.0.99:5000');
+  assert.deepEqual(await until('the first answer', () => w.updates[0]), { known: false, service: '', endpoints: [] });
+  const more = sampleContent();
+  more.pods.push(pod('late', '10.244.0.99'));
+  store.replace(more);
+  const second = await until('the second answer', () => w.updates[1]);
+  assert.equal(second.known, true);
+  assert.equal(second.endpoints[0]?.pod, 'default/late');
+});
+
+void test('garbage: INVALID_ARGUMENT naming the path', async (t) => {
+  const { client } = await setup(t);
+  const w = watch(client, 'not a path');
+  const status = await until('the status', () => w.status);
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /^path "not a path": /);
+  assert.equal(w.updates.length, 0);
+});
+
+void test('a cancelled stream is forgotten; close ends the others with UNAVAILABLE', async (t) => {
+  const { client, cp } = await setup(t);
+  const a = watch(client, 'web.default:80');
+  const b = watch(client, 'web.default.svc.cluster.local:80');
+  await until('both answers', () => (a.updates.length && b.updates.length ? true : undefined));
+  assert.deepEqual(a.updates[0], b.updates[0]);
+  assert.equal(cp.destination.watchers(), 2);
+  a.call.cancel();
+  await until('the server to forget the cancelled stream', () => (cp.destination.watchers() === 1 ? true : undefined));
+  await cp.close();
+  const status = await until('the status', () => b.status);
+  assert.equal(status.code, grpc.status.UNAVAILABLE);
+  assert.equal(cp.destination.watchers(), 0);
+});
+
+void test('port in use: a clear error', async (t) => {
+  const { cp } = await setup(t);
+  await assert.rejects(
+    startControlPlane({ store: new LocalStore(), host: '127.0.0.1', port: cp.address.port, trustDomain: 'td' }),
+    /control plane: cannot listen on 127\.0\.0\.1:\d+/,
+  );
+});

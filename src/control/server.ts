@@ -1,0 +1,68 @@
+// The control plane's gRPC server: one port hosting the destination service (identity and policy join
+// the same server later, which is why the grpc.Server is handed out). Plaintext for now.
+import grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { destinationServiceDefinition } from '../api/destination.js';
+import type { Logger } from '../core/log.js';
+import { createDestinationService, type DestinationService } from './destination/service.js';
+import type { Store } from './store/store.js';
+
+export interface ControlPlaneOptions {
+  readonly store: Store;
+  /** Address to listen on, e.g. `0.0.0.0`, `127.0.0.1`, `::`. */
+  readonly host: string;
+  /** TCP port; 0 picks a free one (see the returned address). */
+  readonly port: number;
+  /** SPIFFE trust domain of workload identities, e.g. `cluster.local`. */
+  readonly trustDomain: string;
+  readonly log?: Logger;
+  /** How long close() lets clients go before cutting their connections (ms). Default 2000. */
+  readonly closeGraceMs?: number;
+}
+
+export interface ControlPlane {
+  readonly address: { readonly host: string; readonly port: number };
+  readonly server: grpc.Server;
+  readonly destination: DestinationService;
+  /** Ends every stream with UNAVAILABLE, then stops the server (forcibly after closeGraceMs). */
+  close(): Promise<void>;
+}
+
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  // Ping idle clients so the streams of proxies that vanished without closing (a pod's network
+  // namespace deleted) are noticed and cleaned up.
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+};
+
+export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = o.log ?? pino({ level: 'silent' });
+  const server = new grpc.Server(SERVER_OPTIONS);
+  const destination = createDestinationService({ store: o.store, trustDomain: o.trustDomain, log: log.child({ service: 'destination' }) });
+  server.addService(destinationServiceDefinition(), destination.handlers);
+  const bindHost = o.host.includes(':') ? `[${o.host}]` : o.host;
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${bindHost}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  } catch (err) {
+    destination.close();
+    server.forceShutdown();
+    throw new Error(`control plane: cannot listen on ${bindHost}:${o.port}: ${(err as Error).message}`, { cause: err });
+  }
+  log.info({ host: o.host, port }, 'control plane listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= new Promise<void>((resolve) => {
+      destination.close();
+      const timer = setTimeout(() => server.forceShutdown(), o.closeGraceMs ?? 2000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }));
+
+  return { address: { host: o.host, port }, server, destination, close };
+}

@@ -1,0 +1,302 @@
+// The proxy's view of the destination service: one watch (a server-streaming Get) per destination the
+// proxy forwards to, each answer replacing the last, each destination with its balancer. Built for
+// static stability: when the control plane is down, every destination keeps its last answer while its
+// watch reconnects with jittered backoff, and catches up with the first answer after.
+import { performance } from 'node:perf_hooks';
+import grpc from '@grpc/grpc-js';
+import { destinationClient, type DestinationClient, type Update } from '../../api/destination.js';
+import { formatAddr, parseAddr, type ServerAddr, type SocketAddr } from '../../core/addr.js';
+import { JitteredBackoff, type JitteredBackoffOptions } from '../../core/backoff.js';
+import type { Logger } from '../../core/log.js';
+import type { Balancer, BalancerFactory, EndpointInfo, ProtocolHint } from '../balance/balancer.js';
+import { PeakEwmaBalancer } from '../balance/peak-ewma.js';
+
+export interface DiscoveryOptions {
+  /** The control plane's gRPC address. */
+  readonly addr: SocketAddr;
+  readonly log: Logger;
+  /** How long a first lookup waits for an answer before the destination is treated as passthrough
+   *  (ms, default 1000). The answer still replaces it when it comes. */
+  readonly initialTimeoutMs?: number;
+  /** A destination nobody looked up (and with no work in flight) for this long is no longer watched
+   *  (ms, default 5 min). */
+  readonly idleMs?: number;
+  /** Reconnection delays of a watch whose stream ended (defaults: 250 ms doubling to 5 s, ±50%). */
+  readonly backoff?: JitteredBackoffOptions;
+  /** The balancer each destination gets (default: peak-EWMA). */
+  readonly balancer?: BalancerFactory;
+}
+
+/** Plain counters for the proxy's metrics. */
+export interface DiscoveryStats {
+  /** Answers received. */
+  updates: number;
+  /** Watches started again after their stream ended or failed. */
+  reconnects: number;
+  /** Destinations whose first answer did not come within initialTimeoutMs (passthrough meanwhile). */
+  lookupTimeouts: number;
+  /** Destinations the control plane refused as invalid (INVALID_ARGUMENT; passthrough, not retried). */
+  refused: number;
+  /** Watches closed because nothing used them for idleMs. */
+  idleClosed: number;
+  /** Watches open now. */
+  watches: number;
+}
+
+/** What the proxy knows about one destination; the same object for as long as it is watched, always
+ *  reflecting the latest answer. Call `resolve` for each request or connection rather than keeping the
+ *  object: a watch that nothing resolved for idleMs (and with no work in flight) is closed, and its
+ *  object stops changing. */
+export interface Destination {
+  readonly dst: SocketAddr;
+  /** False: the mesh does not know it (or no answer yet): forward to the original address. */
+  readonly known: boolean;
+  /** The Service's canonical authority (`name.ns.svc.cluster.local:port`); undefined for a pod. */
+  readonly service: string | undefined;
+  /** Over the ready endpoints of the latest answer. */
+  readonly balancer: Balancer;
+  /** Whether an answer has arrived (false while passthrough because none came in time). */
+  readonly answered: boolean;
+  /** True while the watch is disconnected: the answer is the last one received (static stability). */
+  readonly stale: boolean;
+}
+
+const HINTS: ReadonlySet<string> = new Set<ProtocolHint>(['UNKNOWN', 'HTTP1', 'H2', 'OPAQUE']);
+
+class Watch implements Destination {
+  known = false;
+  service: string | undefined = undefined;
+  answered = false;
+  stale = false;
+  /** The first lookup is over (answer, timeout or refusal): resolve() returns the object itself. */
+  settled = false;
+  closed = false;
+  lastUsed = performance.now();
+  readonly balancer: Balancer;
+  readonly ready: Promise<Destination>;
+  private settle!: (d: Destination) => void;
+  private call: grpc.ClientReadableStream<Update> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private firstTimer: NodeJS.Timeout | undefined;
+  private readonly backoff: JitteredBackoff;
+  private readonly path: string;
+  private badAddrLogged = false;
+
+  constructor(
+    readonly dst: SocketAddr,
+    private readonly d: Discovery,
+    private readonly o: Required<Pick<DiscoveryOptions, 'initialTimeoutMs' | 'balancer'>> & DiscoveryOptions,
+  ) {
+    this.path = formatAddr(dst);
+    this.balancer = o.balancer();
+    this.backoff = new JitteredBackoff(o.backoff);
+    this.ready = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  start(): void {
+    this.firstTimer = setTimeout(() => {
+      this.firstTimer = undefined;
+      if (this.settled) return;
+      this.d.stats.lookupTimeouts++;
+      this.d.lookupTimedOut(this.path);
+      this.finishLookup();
+    }, this.o.initialTimeoutMs);
+    this.connect();
+  }
+
+  private finishLookup(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.settle(this);
+  }
+
+  private connect(): void {
+    this.retryTimer = undefined;
+    if (this.closed) return;
+    const call = this.d.client.Get({ path: this.path });
+    this.call = call;
+    call.on('data', (u: Update) => {
+      if (this.call === call) this.apply(u);
+    });
+    call.on('error', () => {}); // the 'status' event that always follows handles it
+    call.on('status', (s: grpc.StatusObject) => {
+      if (this.call === call) this.ended(s);
+    });
+  }
+
+  private apply(u: Update): void {
+    this.d.stats.updates++;
+    this.backoff.reset();
+    this.stale = false;
+    const endpoints: EndpointInfo[] = [];
+    for (const e of u.endpoints) {
+      const addr = parseAddr(e.addr);
+      if (!addr) {
+        if (!this.badAddrLogged) this.o.log.warn({ dst: this.path, addr: e.addr }, 'destination: ignoring an endpoint address that is not ip:port');
+        this.badAddrLogged = true;
+        continue;
+      }
+      endpoints.push({
+        addr: addr as ServerAddr,
+        key: formatAddr(addr),
+        weight: e.weight,
+        identity: e.identity === '' ? undefined : e.identity,
+        // A hint this proxy does not know (a newer control plane) means: detect.
+        protocolHint: HINTS.has(e.protocol_hint) ? e.protocol_hint : 'UNKNOWN',
+        meshed: e.meshed,
+        pod: e.pod,
+      });
+    }
+    this.known = u.known;
+    this.service = u.known && u.service !== '' ? u.service : undefined;
+    this.balancer.update(u.known ? endpoints : []);
+    this.answered = true;
+    this.d.answered();
+    this.finishLookup();
+  }
+
+  private ended(s: grpc.StatusObject): void {
+    this.call = undefined;
+    if (this.closed) return;
+    if (s.code === grpc.status.INVALID_ARGUMENT) {
+      // Asking again would get the same refusal: serve it as passthrough until the watch goes idle.
+      this.d.stats.refused++;
+      this.o.log.warn({ dst: this.path, reason: s.details }, 'destination: the control plane refused the lookup; forwarding to the original address');
+      this.known = false;
+      this.service = undefined;
+      this.balancer.update([]);
+      this.finishLookup();
+      return;
+    }
+    this.stale = this.answered;
+    this.d.streamFailed(s);
+    this.d.stats.reconnects++;
+    this.retryTimer = setTimeout(() => this.connect(), this.backoff.next());
+    this.retryTimer.unref();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.firstTimer) clearTimeout(this.firstTimer);
+    this.call?.cancel();
+    this.call = undefined;
+    this.finishLookup();
+  }
+
+  busy(): boolean {
+    for (const e of this.balancer.endpoints) if (e.pending > 0) return true;
+    return false;
+  }
+}
+
+export class Discovery {
+  readonly stats: DiscoveryStats = { updates: 0, reconnects: 0, lookupTimeouts: 0, refused: 0, idleClosed: 0, watches: 0 };
+  /** @internal */
+  readonly client: DestinationClient;
+  private readonly o: Required<Pick<DiscoveryOptions, 'initialTimeoutMs' | 'balancer' | 'idleMs'>> & DiscoveryOptions;
+  /** host → port → watch: no string is built per lookup. */
+  private readonly watches = new Map<string, Map<number, Watch>>();
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+  /** The control plane is unreachable (logged once until an answer comes again). */
+  private outage = false;
+  private timeoutLogged = false;
+
+  constructor(opts: DiscoveryOptions) {
+    this.o = {
+      ...opts,
+      initialTimeoutMs: opts.initialTimeoutMs ?? 1000,
+      idleMs: opts.idleMs ?? 5 * 60_000,
+      balancer: opts.balancer ?? ((env) => new PeakEwmaBalancer(env)),
+    };
+    this.client = destinationClient(opts.addr);
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(this.o.idleMs / 2, 30_000)));
+    this.sweeper.unref();
+  }
+
+  /** The destination for `dst`: the object itself when it is already watched (or the lookup is
+   *  settled), else a promise of it settling on the first answer or, after initialTimeoutMs, in the
+   *  passthrough state. Never rejects. */
+  resolve(dst: SocketAddr): Destination | Promise<Destination> {
+    if (this.closed) return passthrough(dst);
+    let byPort = this.watches.get(dst.host);
+    if (byPort === undefined) {
+      byPort = new Map();
+      this.watches.set(dst.host, byPort);
+    }
+    let w = byPort.get(dst.port);
+    if (w === undefined) {
+      w = new Watch({ host: dst.host, port: dst.port }, this, this.o);
+      byPort.set(dst.port, w);
+      this.stats.watches++;
+      w.start();
+    }
+    w.lastUsed = performance.now();
+    return w.settled ? w : w.ready;
+  }
+
+  /** Stops every watch; pending lookups settle as passthrough. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const byPort of this.watches.values()) for (const w of byPort.values()) w.close();
+    this.watches.clear();
+    this.stats.watches = 0;
+    this.client.close();
+  }
+
+  private sweep(): void {
+    const cutoff = performance.now() - this.o.idleMs;
+    for (const [host, byPort] of this.watches) {
+      for (const [port, w] of byPort) {
+        if (w.lastUsed > cutoff) continue;
+        if (w.busy()) {
+          w.lastUsed = performance.now();
+          continue;
+        }
+        w.close();
+        byPort.delete(port);
+        this.stats.watches--;
+        this.stats.idleClosed++;
+      }
+      if (byPort.size === 0) this.watches.delete(host);
+    }
+  }
+
+  /** @internal An answer arrived: the control plane is reachable. */
+  answered(): void {
+    if (this.outage) this.o.log.info({ addr: formatAddr(this.o.addr) }, 'destination service reachable again');
+    this.outage = false;
+    this.timeoutLogged = false;
+  }
+
+  /** @internal */
+  streamFailed(s: grpc.StatusObject): void {
+    if (this.outage) return;
+    this.outage = true;
+    this.o.log.warn(
+      { addr: formatAddr(this.o.addr), code: grpc.status[s.code], reason: s.details },
+      'destination service unreachable; keeping the last answers and reconnecting',
+    );
+  }
+
+  /** @internal */
+  lookupTimedOut(path: string): void {
+    if (this.timeoutLogged) return;
+    this.timeoutLogged = true;
+    this.o.log.warn(
+      { dst: path, timeoutMs: this.o.initialTimeoutMs },
+      'destination lookup timed out; forwarding to the original address until an answer comes (logged once until then)',
+    );
+  }
+}
+
+const emptyBalancer: Balancer = { update: () => {}, pick: () => undefined, endpoints: [] };
+
+/** What a closed Discovery answers: forward to the original address. */
+function passthrough(dst: SocketAddr): Destination {
+  return { dst, known: false, service: undefined, balancer: emptyBalancer, answered: false, stale: false };
+}
