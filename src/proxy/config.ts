@@ -31,6 +31,15 @@ const schema = z.object({
       if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
       return a;
     }),
+  destinationAddr: z
+    .string()
+    .optional()
+    .transform((v, ctx): SocketAddr | undefined => {
+      if (v === undefined || v === '') return undefined;
+      const a = parseAddr(v);
+      if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
+      return a;
+    }),
   // The same format as the pod annotation config.outrigger.io/opaque-ports, parsed by the same code.
   opaquePorts: z.string().transform((v, ctx): PortList => {
     const r = parsePortList(v);

@@ -28,6 +28,10 @@ export const SETTINGS = {
     'static-destination',
     'HOST:PORT to forward every connection to instead of its original destination (no iptables: benchmarks, tests)',
   ),
+  destinationAddr: s(
+    'destination-addr',
+    'HOST:PORT of the control plane\'s destination service; unset: every connection goes to its original destination',
+  ),
   opaquePorts: s(
     'opaque-ports',
     'ports whose traffic is forwarded as opaque TCP without protocol detection (list and ranges, "" for none)',

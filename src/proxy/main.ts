@@ -8,6 +8,7 @@ import { UpstreamPool } from './http1/pool.js';
 import { Listener } from './transport/listen.js';
 import { checkOrigDstAddon } from './transport/origdst.js';
 import { createAdminServer, listenAdmin } from './admin/server.js';
+import { Discovery } from './discover/discover.js';
 
 export interface RunningProxy {
   readonly outbound: SocketAddr;
@@ -28,7 +29,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let ready = false;
   const ports: number[] = [];
   const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports };
-  const outboundL = new Listener(deps, 'outbound');
+  // Outbound destinations are looked up in the control plane when there is one: Services are balanced
+  // per request; what it does not know goes to the original address.
+  const discovery = cfg.destinationAddr !== undefined ? new Discovery({ addr: cfg.destinationAddr, log: log.child({ component: 'discovery' }) }) : undefined;
+  if (discovery !== undefined) metrics.watchDiscovery(discovery.stats);
+  const outboundL = new Listener(discovery !== undefined ? { ...deps, resolver: discovery } : deps, 'outbound');
   const inboundL = new Listener(deps, 'inbound');
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
@@ -50,6 +55,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       const left = open();
       if (left > 0) log.warn({ connections: left }, 'drain timeout reached: closing the connections still open');
       for (const l of listeners) l.destroyAll();
+      discovery?.close();
       pool.close();
       await new Promise<void>((r) => {
         admin.close(() => r());
@@ -73,6 +79,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   } catch (err) {
     for (const l of listeners) l.server.close();
     admin.close();
+    discovery?.close();
     pool.close();
     throw err;
   }

@@ -179,6 +179,32 @@ export class ProxyMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Discovery's counters (plain numbers kept by src/proxy/discover), read at scrape time. */
+  watchDiscovery(stats: { readonly updates: number; readonly reconnects: number; readonly lookupTimeouts: number; readonly watches: number }): void {
+    const registers = [this.registry];
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter('destination_updates_total', 'answers received from the destination service', () => stats.updates);
+    counter('destination_reconnects_total', 'destination watches started again after their stream ended (control plane restarts, network)', () => stats.reconnects);
+    counter('destination_lookup_timeouts_total', 'first lookups not answered in time, sent to the original address meanwhile', () => stats.lookupTimeouts);
+    new Gauge({
+      name: 'destination_watches',
+      help: 'destinations watched now',
+      registers,
+      collect() {
+        this.set(stats.watches);
+      },
+    });
+  }
+
   route(direction: Direction, target: string, authority: string): RouteStats {
     const key = `${direction}\0${target}\0${authority}`;
     let r = this.routes.get(key);

@@ -17,6 +17,8 @@ export const Codes = {
   RESPONSE_TIMEOUT: 'OUTR_ERR_RESPONSE_TIMEOUT',
   /** The upstream answered with bytes that are not a valid HTTP response, or closed mid-response. */
   UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
+  /** The destination is a known Service with no ready endpoint to send the request to. */
+  NO_ENDPOINTS: 'OUTR_ERR_NO_ENDPOINTS',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

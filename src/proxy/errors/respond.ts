@@ -19,6 +19,7 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.CONNECT_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
   [Codes.RESPONSE_TIMEOUT]: { status: 504, grpc: 4 },
   [Codes.UPSTREAM_PROTOCOL]: { status: 502, grpc: 14 },
+  [Codes.NO_ENDPOINTS]: { status: 503, grpc: 14 /* UNAVAILABLE */ },
 };
 
 /** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */
@@ -36,6 +37,7 @@ const REASONS: Record<number, string> = {
   408: 'Request Timeout',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',
+  503: 'Service Unavailable',
   504: 'Gateway Timeout',
   505: 'HTTP Version Not Supported',
 };

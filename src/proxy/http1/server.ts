@@ -13,6 +13,7 @@ import { connectUpstream, type Connecting } from '../transport/connect.js';
 import { joinSockets } from '../transport/tcp.js';
 import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './parse.js';
 import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
+import type { Balancer, Endpoint } from '../balance/balancer.js';
 
 export interface Http1Context {
   readonly cfg: ProxyConfig;
@@ -40,7 +41,14 @@ const malformedBody = (m: string) => new ProxyError(Codes.MALFORMED_REQUEST, `in
 const badUpstreamBody = (m: string) => new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream sent an invalid response body: ${m}`);
 
 export class ClientConn implements UpstreamOwner {
+  /** The original destination, as the metrics label it. */
   private readonly targetKey: string;
+  /** Where the exchange in progress goes: the original destination, or the endpoint the balancer
+   *  picked for this request. */
+  private upAddr: SocketAddr;
+  private upKey: string;
+  private ep: Endpoint | null = null;
+  private epStart = 0;
   /** Client bytes not yet consumed: a partial head, or pipelined requests waiting their turn. */
   private buf: Buffer | null = null;
   private headTimer: NodeJS.Timeout | null = null;
@@ -86,7 +94,7 @@ export class ClientConn implements UpstreamOwner {
   };
   private readonly onResTimeout = () => {
     this.resTimer = null;
-    this.fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.targetKey}: no response within ${this.ctx.cfg.responseTimeoutMs}ms`));
+    this.fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.upKey}: no response within ${this.ctx.cfg.responseTimeoutMs}ms`));
   };
   private readonly onDechunk = (b: Buffer, start: number, end: number) => {
     if (end > start && !this.sock.write(b.subarray(start, end))) this.pauseUpstream();
@@ -95,11 +103,15 @@ export class ClientConn implements UpstreamOwner {
   constructor(
     private readonly ctx: Http1Context,
     private readonly sock: Socket,
-    private readonly target: SocketAddr,
+    target: SocketAddr,
     initial: Buffer,
     ended: boolean,
+    /** A Service's endpoints: each request goes to the one it picks. Absent: to the original address. */
+    private readonly balancer?: Balancer,
   ) {
     this.targetKey = formatAddr(target);
+    this.upAddr = target;
+    this.upKey = this.targetKey;
     sock.setNoDelay(true);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
@@ -209,6 +221,22 @@ export class ClientConn implements UpstreamOwner {
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
+    if (this.balancer !== undefined) {
+      const ep = this.balancer.pick();
+      if (ep === undefined) {
+        // Nothing was sent: a request without a body is over, and the connection can go on.
+        if (head.bodyKind === 'none') {
+          this.reqDone = true;
+          this.buf = rest;
+        }
+        this.fail(new ProxyError(Codes.NO_ENDPOINTS, `${this.targetKey}${head.authority !== '' ? ` (${head.authority})` : ''}: no ready endpoints`));
+        return;
+      }
+      this.ep = ep;
+      this.epStart = ep.begin();
+      this.upAddr = ep.addr;
+      this.upKey = ep.key;
+    }
     // The head and the body bytes that came with it leave in one write.
     const upSock = this.sendHead(true);
     this.requestBody(head, rest);
@@ -239,7 +267,7 @@ export class ClientConn implements UpstreamOwner {
    */
   private sendHead(cork: boolean, fresh = false): Socket {
     const { pool, cfg } = this.ctx;
-    const pooled = fresh ? undefined : pool.acquire(this.targetKey);
+    const pooled = fresh ? undefined : pool.acquire(this.upKey);
     if (pooled) {
       this.up = pooled;
       pooled.owner = this;
@@ -248,8 +276,8 @@ export class ClientConn implements UpstreamOwner {
       return pooled.socket;
     }
     const c = connectUpstream(
-      this.target,
-      this.targetKey,
+      this.upAddr,
+      this.upKey,
       cfg.connectTimeoutMs,
       () => {
         this.connecting = null;
@@ -265,7 +293,7 @@ export class ClientConn implements UpstreamOwner {
       },
     );
     this.connecting = c;
-    const up = pool.adopt(c.socket, this.targetKey);
+    const up = pool.adopt(c.socket, this.upKey);
     up.uses = 1;
     up.owner = this;
     this.up = up;
@@ -328,6 +356,7 @@ export class ClientConn implements UpstreamOwner {
     this.closed = true;
     this.ctx.conns.delete(this);
     this.clearTimers();
+    this.settleEndpoint(true); // the client left: no fault of the endpoint's
     const up = this.up;
     this.up = null;
     if (up) {
@@ -509,7 +538,7 @@ export class ClientConn implements UpstreamOwner {
     this.fail(
       new ProxyError(
         this.resPhase === Res.Head && !this.rbuf ? Codes.CONNECT_REFUSED : Codes.UPSTREAM_PROTOCOL,
-        `upstream ${this.targetKey}: connection ${code ? `failed (${code})` : 'closed'} ${why}`,
+        `upstream ${this.upKey}: connection ${code ? `failed (${code})` : 'closed'} ${why}`,
       ),
     );
   }
@@ -557,7 +586,16 @@ export class ClientConn implements UpstreamOwner {
     this.stats = null;
   }
 
+  /** Tells the balancer how the exchange with its endpoint went (once per pick). */
+  private settleEndpoint(ok: boolean): void {
+    const ep = this.ep;
+    if (ep === null) return;
+    this.ep = null;
+    ep.end(this.epStart, ok);
+  }
+
   private finishExchange(): void {
+    this.settleEndpoint(true);
     this.releaseUpstream();
     this.clearTimers();
     this.resetExchange();
@@ -577,11 +615,14 @@ export class ClientConn implements UpstreamOwner {
   private fail(err: unknown): void {
     if (this.closed) return;
     const responseStarted = this.res !== null;
+    // Only the upstream's faults count against the endpoint (not a client's malformed bytes).
+    const code = (err as ProxyError | undefined)?.code;
+    this.settleEndpoint(!(code === Codes.CONNECT_REFUSED || code === Codes.CONNECT_TIMEOUT || code === Codes.RESPONSE_TIMEOUT || code === Codes.UPSTREAM_PROTOCOL));
     this.upReusable = false;
     this.releaseUpstream();
     this.clearTimers();
     if (responseStarted) {
-      this.ctx.log.debug({ target: this.targetKey, err: (err as Error).message }, 'http/1 exchange failed after the response began');
+      this.ctx.log.debug({ target: this.upKey, err: (err as Error).message }, 'http/1 exchange failed after the response began');
       this.resetExchange();
       this.sock.destroy();
       return;
@@ -596,7 +637,7 @@ export class ClientConn implements UpstreamOwner {
     stats.response(r.status, performance.now() - this.startedAt);
     // After a malformed request or an unread body there is no telling where the next request starts.
     const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
-    this.ctx.log.debug({ target: this.targetKey, status: r.status, err: r.message }, 'http/1 request failed');
+    this.ctx.log.debug({ target: this.upKey, status: r.status, err: r.message }, 'http/1 request failed');
     this.sock.write(http1ErrorResponse(r, close), 'latin1');
     this.resetExchange();
     if (close) {
@@ -614,6 +655,7 @@ export class ClientConn implements UpstreamOwner {
     const up = this.up as UpstreamConn;
     this.up = null;
     this.clearTimers();
+    this.settleEndpoint(true);
     up.detach();
     const sock = this.sock;
     sock.off('data', this.onData);

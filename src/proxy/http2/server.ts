@@ -4,6 +4,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../../core/log.js';
+import type { Balancer } from '../balance/balancer.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
 import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics } from '../metrics.js';
@@ -71,8 +72,9 @@ export class H2Proxy {
 
   constructor(private readonly ctx: H2Context) {}
 
-  /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface. */
-  handle(socket: Socket, target: SocketAddr, initial: Buffer): void {
+  /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface.
+   *  With a `balancer` (a Service's endpoints), each stream goes to the endpoint it picks. */
+  handle(socket: Socket, target: SocketAddr, initial: Buffer, balancer?: Balancer): void {
     if (initial.length) socket.unshift(initial);
     // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
     // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
@@ -83,7 +85,7 @@ export class H2Proxy {
     this.downstreams.add(session);
     session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
     session.on('close', () => this.downstreams.delete(session));
-    session.on('stream', (stream, headers) => this.forward(stream, headers, target, key));
+    session.on('stream', (stream, headers) => this.forward(stream, headers, target, key, balancer));
     // An idle client session is let go like an idle HTTP/1 connection; close() is graceful (GOAWAY), so
     // a long quiet gRPC stream still open on it is not cut.
     session.setTimeout(this.ctx.cfg.idleTimeoutMs, () => session.close());
@@ -126,9 +128,14 @@ export class H2Proxy {
     return session;
   }
 
-  private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: SocketAddr, key: string): void {
+  private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: SocketAddr, key: string, balancer: Balancer | undefined): void {
     const { metrics, cfg, direction } = this.ctx;
     const startedAt = performance.now();
+    const ep = balancer?.pick();
+    const epStart = ep?.begin() ?? 0;
+    let epOk = true;
+    const upAddr = ep?.addr ?? target;
+    const upKey = ep?.key ?? key;
     const authority = headers[':authority'] ?? headers.host ?? '';
     const stats = metrics.route(direction, key, authority);
     stats.requests.inc();
@@ -150,13 +157,14 @@ export class H2Proxy {
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
+      epOk = false;
       if (up && !up.closed) up.close(NGHTTP2_CANCEL);
       if (stream.closed || stream.destroyed) return;
       if (responded || stream.headersSent) {
         stream.close(NGHTTP2_INTERNAL_ERROR);
         return;
       }
-      const e = classify(err, key);
+      const e = classify(err, upKey);
       const r = errorResponse(e);
       latency = performance.now() - startedAt;
       responded = true;
@@ -179,8 +187,13 @@ export class H2Proxy {
     let up: ClientHttp2Stream | undefined;
     let session: ClientHttp2Session;
     if (this.draining) stream.session?.close();
+    if (balancer !== undefined && ep === undefined) {
+      fail(new ProxyError(Codes.NO_ENDPOINTS, `${key}${authority !== '' ? ` (${authority})` : ''}: no ready endpoints`));
+      return;
+    }
+    if (ep !== undefined) stream.once('close', () => ep.end(epStart, epOk));
     try {
-      session = this.upstream(target, key);
+      session = this.upstream(upAddr, upKey);
       up = session.request(forwardable(headers), stream.endAfterHeaders ? { endStream: true } : { waitForTrailers: true });
     } catch (err) {
       fail(err);
@@ -190,7 +203,7 @@ export class H2Proxy {
     let resTimer: NodeJS.Timeout | undefined;
     if (cfg.responseTimeoutMs > 0) {
       resTimer = setTimeout(
-        () => fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${key}: no response within ${cfg.responseTimeoutMs}ms`)),
+        () => fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${upKey}: no response within ${cfg.responseTimeoutMs}ms`)),
         cfg.responseTimeoutMs,
       );
     }
@@ -254,7 +267,7 @@ export class H2Proxy {
       const code = upStream.rstCode;
       if (code === undefined || code === NGHTTP2_NO_ERROR) {
         // Closed cleanly without ever answering (the session went away under it): still an answer is owed.
-        if (!responded) fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${key}: stream closed without a response`));
+        if (!responded) fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`));
         upstreamClosedClean = true;
         stopClientIfDone();
         return;

@@ -14,8 +14,22 @@ import { H2Proxy } from '../http2/server.js';
 import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
 import { joinSockets } from './tcp.js';
+import type { Balancer, Endpoint } from '../balance/balancer.js';
+
+/** What the outbound side needs from discovery (src/proxy/discover): for an original destination,
+ *  whether the mesh knows it and, if so, a balancer over its ready endpoints. */
+export interface Resolved {
+  readonly known: boolean;
+  readonly balancer: Balancer;
+}
+export interface Resolver {
+  /** Synchronous when the destination is already watched; a promise for the first lookup. */
+  resolve(dst: SocketAddr): Resolved | Promise<Resolved>;
+}
 
 export interface ListenerDeps {
+  /** Outbound only: absent, every connection goes to its original destination. */
+  readonly resolver?: Resolver;
   readonly cfg: ProxyConfig;
   readonly metrics: ProxyMetrics;
   readonly pool: UpstreamPool;
@@ -109,13 +123,38 @@ export class Listener {
       s.resetAndDestroy();
       return;
     }
-    const { cfg, metrics } = this.deps;
+    const { metrics, resolver } = this.deps;
     const key = formatAddr(target);
     metrics.tcpFor(this.direction, key).track(s);
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
-    if (portListHas(cfg.opaquePorts, target.port)) {
-      this.opaque(s, target, key, Buffer.alloc(0), false);
+    if (resolver === undefined || this.direction !== 'outbound') {
+      this.serve(s, target, key, undefined);
+      return;
+    }
+    const r = resolver.resolve(target);
+    if (!(r instanceof Promise)) {
+      this.serve(s, target, key, r.known ? r.balancer : undefined);
+      return;
+    }
+    // The first connection to a destination waits (paused) for discovery's first answer.
+    r.then(
+      (d) => {
+        if (!s.destroyed) this.serve(s, target, key, d.known ? d.balancer : undefined);
+      },
+      () => {
+        if (!s.destroyed) this.serve(s, target, key, undefined);
+      },
+    );
+  }
+
+  /** Serves a connection: with a balancer (a destination the mesh knows), HTTP requests and opaque
+   *  connections go to the endpoints it picks; without, to the original destination. */
+  private serve(s: Socket, target: SocketAddr, key: string, balancer: Balancer | undefined): void {
+    const { cfg, metrics } = this.deps;
+    // Opaque when this proxy's list says so, or when the server's pod says so (discovery's hint).
+    if (portListHas(cfg.opaquePorts, target.port) || (balancer !== undefined && balancer.endpoints.some((e) => e.protocolHint === 'OPAQUE'))) {
+      this.opaque(s, target, key, Buffer.alloc(0), false, balancer);
       return;
     }
     s.resume();
@@ -123,37 +162,55 @@ export class Listener {
       if (r.timedOut) metrics.detectTimeoutTotal.inc({ direction: this.direction });
       switch (r.protocol) {
         case 'http1':
-          new ClientConn(this.h1, s, target, r.initial, r.ended);
+          new ClientConn(this.h1, s, target, r.initial, r.ended, balancer);
           break;
         case 'h2':
-          this.h2.handle(s, target, r.initial);
+          this.h2.handle(s, target, r.initial, balancer);
           break;
         default:
           // TLS that the app started, and everything else: bytes as they are.
-          this.opaque(s, target, key, r.initial, r.ended);
+          this.opaque(s, target, key, r.initial, r.ended, balancer);
       }
     });
   }
 
-  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean): void {
+  /** Opaque TCP: balanced per connection when the destination has endpoints. */
+  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, balancer?: Balancer): void {
     s.pause();
+    let ep: Endpoint | undefined;
+    if (balancer !== undefined) {
+      ep = balancer.pick();
+      if (ep === undefined) {
+        this.deps.log.debug({ target: key }, 'no ready endpoints; client reset');
+        s.resetAndDestroy();
+        return;
+      }
+    }
+    const upAddr = ep?.addr ?? target;
+    const upKey = ep?.key ?? key;
+    const start = ep?.begin() ?? 0;
     const c = connectUpstream(
-      target,
-      key,
+      upAddr,
+      upKey,
       this.deps.cfg.connectTimeoutMs,
       (up) => {
         s.off('close', onEarlyClose);
+        // Per connection, what the balancer learns from is the connect time (a connection's lifetime
+        // says nothing about the endpoint).
+        ep?.end(start, true);
         if (initial.length) up.write(initial);
         joinSockets(s, up, { aEnded: ended });
       },
       (err) => {
-        this.deps.log.debug({ target: key, err: err.message }, 'opaque connection failed; client reset');
+        ep?.end(start, false);
+        this.deps.log.debug({ target: upKey, err: err.message }, 'opaque connection failed; client reset');
         s.resetAndDestroy();
       },
     );
     const onEarlyClose = () => {
       c.cancel();
       c.socket.destroy();
+      ep?.end(start, true);
     };
     s.once('close', onEarlyClose);
   }

@@ -282,7 +282,9 @@ export class PodNetwork {
     if (idx === -1) return { removed: [], warnings: [] };
     const p = this.rec.pods[idx] as PodNetRecord;
     const report = await removePodNetwork(p, this.rec, this.run);
-    this.rec.pods.splice(idx, 1);
+    // Found again: pods removed in parallel may have moved it in the list meanwhile.
+    const now = this.rec.pods.indexOf(p);
+    if (now !== -1) this.rec.pods.splice(now, 1);
     this.proxyInit.delete(netns);
     this.pool.release(p.ip);
     await this.save();

@@ -1,0 +1,284 @@
+// End-to-end, as root (issue 3): Services. One mesh brought up with the real `outrigger up`: a
+// Deployment of three meshed web servers behind a Service, a meshed client and an unmeshed one. Names
+// resolve from the pods' hosts files; requests spread over the replicas from both clients; `apply`
+// scales 3 → 1 → 3 and rolls a template change while both clients send requests the whole time,
+// without a failed request; a bad apply changes nothing.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, type Run } from './root-helpers.js';
+import { sweepBridge } from '../src/runtime/net/index.js';
+import type { DeploymentView, PodView, ServiceView } from '../src/runtime/mesh.js';
+import { sumMetric } from './metrics-text.js';
+
+function unavailable(t: TestContext, why: string): void {
+  unavailable_(t, 'runtime-services', 'the end-to-end Services test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
+}
+
+// Answers "hello from <pod> <version>" over HTTP/1.1 keep-alive.
+const WEB_SERVER = `
+import http.server, os
+class Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = f"hello from {os.environ['POD_NAME']} {os.environ.get('VERSION', '')}\\n".encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Hello).serve_forever()
+`;
+
+// Sends GETs (a new connection each) until the stop file exists; prints a JSON summary.
+const LOAD = `
+import http.client, json, os, sys, time
+host, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ok = 0; fail = 0; seen = {}; errors = []
+while not os.path.exists(stop):
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=10)
+        c.request("GET", "/")
+        r = c.getresponse()
+        body = r.read().decode().strip()
+        c.close()
+        if r.status == 200:
+            ok += 1
+            seen[body] = seen.get(body, 0) + 1
+        else:
+            fail += 1
+            errors.append(f"status {r.status}: {body[:200]}")
+    except Exception as e:
+        fail += 1
+        errors.append(repr(e))
+    time.sleep(0.02)
+print(json.dumps({"ok": ok, "fail": fail, "seen": seen, "errors": errors[:10]}))
+`;
+
+function manifest(dir: string, replicas: number, version: string): string {
+  return `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: ${replicas}
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: http
+          command: [python3, -u, ${join(dir, 'web.py')}]
+          env:
+            - name: POD_NAME
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+            - name: VERSION
+              value: "${version}"
+          ports:
+            - {name: http, containerPort: 8080}
+          readinessProbe:
+            httpGet: {path: /, port: http}
+            periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+    - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  containers:
+    - name: sleep
+      command: [sleep, infinity]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: plain-client
+  annotations:
+    outrigger.io/inject: disabled
+spec:
+  containers:
+    - name: sleep
+      command: [sleep, infinity]
+`;
+}
+
+interface LoadSummary {
+  readonly ok: number;
+  readonly fail: number;
+  readonly seen: Record<string, number>;
+  readonly errors: readonly string[];
+}
+
+void test('Services: names, spreading, apply scaling and rollout under load', { timeout: 240_000 }, async (t) => {
+  const why = meshPreconditions(MESH_TOOLS);
+  if (why) return unavailable(t, why);
+
+  const tag = (process.pid + 7) % 10000;
+  const bridge = `orts${tag}`;
+  const cidr = `10.247.${process.pid % 250}.0/24`;
+  const serviceCidr = `10.97.${process.pid % 250}.0/24`;
+  const work = await mkdtemp(join(tmpdir(), 'outrigger-svc-'));
+  const stateDir = join(work, 'state');
+  const common = ['--state-dir', stateDir];
+  const loads: { child: ReturnType<typeof spawn>; done: Promise<Run> }[] = [];
+  t.after(async () => {
+    await writeFile(join(work, 'stop'), '').catch(() => undefined);
+    for (const l of loads) {
+      const timer = setTimeout(() => l.child.kill('SIGKILL'), 15_000);
+      await l.done.catch(() => undefined);
+      clearTimeout(timer);
+    }
+    await cli(['down', ...common], 60_000).catch(() => undefined);
+    await sweepBridge(bridge).catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  await writeFile(join(work, 'web.py'), WEB_SERVER);
+  await writeFile(join(work, 'load.py'), LOAD);
+  const file = join(work, 'mesh.yaml');
+  await writeFile(file, manifest(work, 3, 'v1'));
+
+  const up = await cli(['up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr, '--service-cidr', serviceCidr, '--control-port', String(18000 + tag)]);
+  assert.equal(up.code, 0, show(up));
+  assert.match(up.stdout, /mesh is up: 5 pods ready/);
+
+  const get = async <T>(kind: string): Promise<T[]> => {
+    const g = await cli(['get', kind, '-o', 'json', ...common]);
+    assert.equal(g.code, 0, show(g));
+    return (JSON.parse(g.stdout) as { items: T[] }).items;
+  };
+  const exec = (pod: string, argv: readonly string[]) => cli(['exec', pod, ...common, '--', ...argv]);
+  const curl = async (pod: string, url: string): Promise<string> => {
+    const r = await exec(pod, ['curl', '-sS', '-m', '10', '--fail', url]);
+    assert.equal(r.code, 0, show(r));
+    return r.stdout;
+  };
+  const metrics = async (pod: string) => curl(pod, 'http://127.0.0.1:4191/metrics');
+  const replicaOf = (body: string) => /hello from (web-\S+)/.exec(body)?.[1] ?? `?${body}`;
+
+  await t.test('get services: a virtual IP from the service CIDR and three endpoints', async () => {
+    const [web] = await get<ServiceView>('services');
+    assert.ok(web, 'the web Service');
+    assert.match(web.clusterIP, new RegExp(`^10\\.97\\.${process.pid % 250}\\.\\d+$`), JSON.stringify(web));
+    assert.equal(web.endpoints.length, 3, JSON.stringify(web));
+    const table = await cli(['get', 'svc', ...common]);
+    assert.match(table.stdout, new RegExp(`web\\s+${web.clusterIP.replace(/\./g, '\\.')}\\s+app=web\\s+80:http/TCP`), table.stdout);
+  });
+
+  await t.test('a meshed client reaches the Service by every name form, through both proxies', async () => {
+    const before = sumMetric(await metrics('client'), 'request_total', { direction: 'outbound' });
+    for (const name of ['web', 'web.default', 'web.default.svc', 'web.default.svc.cluster.local']) {
+      assert.match(await curl('client', `http://${name}/`), /^hello from web-\S+ v1\n$/, name);
+    }
+    const after = sumMetric(await metrics('client'), 'request_total', { direction: 'outbound' });
+    assert.equal(after, before + 4, 'four requests through the client proxy');
+    let inbound = 0;
+    for (const p of (await get<PodView>('pods')).filter((x) => x.deployment === 'web')) inbound += sumMetric(await metrics(p.name), 'request_total', { direction: 'inbound' });
+    assert.ok(inbound >= 4, `the web pods' proxies saw the requests (${inbound})`);
+  });
+
+  await t.test('requests spread over all three replicas, from a meshed and from an unmeshed client', async () => {
+    for (const client of ['client', 'plain-client']) {
+      const r = await exec(client, ['sh', '-c', 'for i in $(seq 1 45); do curl -sS -m 10 --fail http://web/ || exit 1; done']);
+      assert.equal(r.code, 0, show(r));
+      const counts = new Map<string, number>();
+      for (const line of r.stdout.trim().split('\n')) counts.set(replicaOf(line), (counts.get(replicaOf(line)) ?? 0) + 1);
+      assert.equal(counts.size, 3, `${client}: every replica answered: ${JSON.stringify([...counts])}`);
+    }
+  });
+
+  await t.test('the meshed client balances per request: one keep-alive connection reaches all three', async () => {
+    const opened = async () => sumMetric(await metrics('client'), 'tcp_open_total', { direction: 'outbound' });
+    const before = await opened();
+    const urls = Array.from({ length: 30 }, () => 'http://web/');
+    const r = await exec('client', ['curl', '-sS', '-m', '20', '--fail', ...urls]);
+    assert.equal(r.code, 0, show(r));
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 30, r.stdout);
+    assert.equal(new Set(lines.map(replicaOf)).size, 3, `every replica answered on one connection:\n${r.stdout}`);
+    // The metrics scrape itself is one more connection to the admin port, which is not outbound.
+    assert.equal((await opened()) - before, 1, 'curl opened one connection to the proxy');
+  });
+
+  const startLoad = (pod: string) => {
+    const child = spawn(process.execPath, [BIN, 'exec', pod, ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', join(work, 'stop')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+    loads.push({ child, done });
+    return done;
+  };
+  const applyFile = async (text: string) => {
+    await writeFile(file, text);
+    const r = await cli(['apply', '-f', file, ...common], 180_000);
+    assert.equal(r.code, 0, show(r));
+    return r;
+  };
+
+  await t.test('apply scales 3 → 1 → 3 and rolls a new template while two clients send requests, none failing', async () => {
+    const meshed = startLoad('client');
+    const plain = startLoad('plain-client');
+    await new Promise((r) => setTimeout(r, 1000));
+
+    const down = await applyFile(manifest(work, 1, 'v1'));
+    assert.match(down.stdout, /applied: pods 0 created, 0 replaced, 2 deleted, 3 unchanged/);
+    let deps = await get<DeploymentView>('deployments');
+    assert.equal(deps[0]?.replicas, 1);
+    assert.equal(deps[0]?.pods.length, 1, JSON.stringify(deps));
+
+    const back = await applyFile(manifest(work, 3, 'v1'));
+    assert.match(back.stdout, /applied: pods 2 created, 0 replaced, 0 deleted, 3 unchanged/);
+    deps = await get<DeploymentView>('deployments');
+    assert.equal(deps[0]?.ready, 3, JSON.stringify(deps));
+
+    // A new template: each new pod is ready before an old one goes.
+    const roll = await applyFile(manifest(work, 3, 'v2'));
+    assert.match(roll.stdout, /rolling out 3 new pods, replacing 3, one at a time/);
+    const lines = roll.stdout.split('\n');
+    const readyAt = lines.map((l, i) => (/pod default\/web-\S+: ready/.test(l) ? i : -1)).filter((i) => i >= 0);
+    const removedAt = lines.map((l, i) => (/pod default\/web-\S+: removed/.test(l) ? i : -1)).filter((i) => i >= 0);
+    assert.equal(readyAt.length, 3, roll.stdout);
+    assert.equal(removedAt.length, 3, roll.stdout);
+    for (let i = 0; i < 3; i++) assert.ok((readyAt[i] ?? 0) < (removedAt[i] ?? 0), `new pod ${i} ready before old pod ${i} removed:\n${roll.stdout}`);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.match(await curl('client', 'http://web/'), / v2\n$/);
+
+    await writeFile(join(work, 'stop'), '');
+    for (const [name, done] of [['meshed', meshed], ['unmeshed', plain]] as const) {
+      const r = await done;
+      assert.equal(r.code, 0, show(r));
+      const s = JSON.parse(r.stdout) as LoadSummary;
+      console.log(`# ${name} client during scaling and rollout: ${s.ok} ok, ${s.fail} failed, ${Object.keys(s.seen).length} distinct replica versions`);
+      assert.equal(s.fail, 0, `${name} client: ${JSON.stringify(s)}`);
+      assert.ok(s.ok > 50, `${name} client kept sending: ${JSON.stringify(s)}`);
+    }
+  });
+
+  await t.test('a bad apply is refused with the field named, and changes nothing', async () => {
+    const before = await get<PodView>('pods');
+    await writeFile(file, manifest(work, 3, 'v2').replace('port: 80,', 'port: 70000,'));
+    const r = await cli(['apply', '-f', file, ...common]);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /mesh\.yaml: document 2 \(Service default\/web\): spec\.ports\[0\]\.port: .*70000/);
+    assert.deepEqual((await get<PodView>('pods')).map((p) => p.name), before.map((p) => p.name));
+  });
+});
