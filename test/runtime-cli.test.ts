@@ -221,11 +221,23 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 1
 
   await t.test('a bad manifest gets its errors and nothing is created', async () => {
     const bad = join(work, 'bad.yaml');
-    await writeFile(bad, 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 70000}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: x}]\n');
+    const pod = (name: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers: [{name: c, command: [sleep, infinity]}]\n`;
+    await writeFile(
+      bad,
+      [
+        'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 70000}]\n',
+        'apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: x}]\n',
+        'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: three\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      containers: [{name: c, command: [sleep, infinity]}]\n',
+        pod('twin'),
+        pod('twin'),
+      ].join('---\n'),
+    );
     const r = await cli(['up', '-f', bad, '--state-dir', badState, '--bridge', `ortb${tag}`, '--pod-cidr', '10.247.0.0/24']);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /spec\.ports\[0\]\.port: must be an integer from 1 to 65535, got 70000/);
     assert.match(r.stderr, /spec\.containers\[0\]\.command: is required/);
+    assert.match(r.stderr, /document 3 \(Deployment default\/d\): spec\.replicas: must be an integer of 0 or more, got "three"/);
+    assert.match(r.stderr, /document 5 \(Pod default\/twin\): metadata\.name: duplicate Pod "default\/twin": first defined in document 4/);
     assert.equal(existsSync(badState), false, 'no state directory');
     assert.deepEqual(leftovers(`ortb${tag}`, badState, []), []);
   });
