@@ -15,6 +15,17 @@ const port = z.coerce
 const ms = (min = 0) => z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be an integer').min(min, `must be at least ${min}`);
 const ip = z.string().refine((v) => /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) && v.length > 0, 'must be an IP address');
 
+/** An optional HOST:PORT; unset or empty is undefined. */
+const optionalAddr = z
+  .string()
+  .optional()
+  .transform((v, ctx): SocketAddr | undefined => {
+    if (v === undefined || v === '') return undefined;
+    const a = parseAddr(v);
+    if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
+    return a;
+  });
+
 const schema = z.object({
   outboundPort: port,
   outboundAddr: ip,
@@ -22,24 +33,8 @@ const schema = z.object({
   inboundAddr: ip,
   adminPort: port,
   adminAddr: ip,
-  staticDestination: z
-    .string()
-    .optional()
-    .transform((v, ctx): SocketAddr | undefined => {
-      if (v === undefined || v === '') return undefined;
-      const a = parseAddr(v);
-      if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
-      return a;
-    }),
-  destinationAddr: z
-    .string()
-    .optional()
-    .transform((v, ctx): SocketAddr | undefined => {
-      if (v === undefined || v === '') return undefined;
-      const a = parseAddr(v);
-      if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
-      return a;
-    }),
+  staticDestination: optionalAddr,
+  destinationAddr: optionalAddr,
   // The same format as the pod annotation config.outrigger.io/opaque-ports, parsed by the same code.
   opaquePorts: z.string().transform((v, ctx): PortList => {
     const r = parsePortList(v);
