@@ -1,0 +1,260 @@
+// The proxy's identity: gets a certificate for its pod's workload identity from the control plane and
+// keeps it fresh. A new key is generated in memory for each certificate (never written anywhere), the
+// CSR is sent with the pod's ServiceAccount token (re-read from its file each time: tokens rotate), the
+// certificate is renewed at about 70% of its lifetime, and while the CA is unreachable the proxy keeps
+// serving with the certificate it holds and retries with jittered exponential backoff.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import tls from 'node:tls';
+import grpc from '@grpc/grpc-js';
+import { IdentityClient, type SpiffeId } from '../../api/identity.js';
+import type { Logger } from '../../core/log.js';
+import { newKeyAndCsr } from './csr.js';
+
+export interface ProxyIdentityOptions {
+  /** `host:port` of the control plane's gRPC port. */
+  readonly controlAddr: string;
+  /** File holding the pod's ServiceAccount token; read again before every request. */
+  readonly tokenPath: string;
+  /** The identity to ask for: the pod's, `spiffe://<td>/ns/<ns>/sa/<sa>`. */
+  readonly identity: SpiffeId;
+  /** Default insecure (the control plane's port is on loopback or the pod network). */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Fraction of the remaining lifetime after which to renew; default 0.7. */
+  readonly renewFraction?: number;
+  /** Random spread around `renewFraction` (± this fraction of the lifetime); default 0.05. */
+  readonly renewJitter?: number;
+  /** First retry delay after a failure (ms); default 500. Doubles up to `backoffMaxMs`. */
+  readonly backoffMinMs?: number;
+  /** Longest retry delay (ms); default 30000. */
+  readonly backoffMaxMs?: number;
+  /** Deadline of one Certify call (ms); default 10000. */
+  readonly requestTimeoutMs?: number;
+  readonly log?: Logger;
+}
+
+/** A certificate the proxy holds, with what node:tls needs to use it. */
+export interface IdentityCert {
+  readonly identity: SpiffeId;
+  /** In memory only. */
+  readonly keyPem: string;
+  readonly leafPem: string;
+  readonly chainPem: string;
+  readonly trustAnchorPem: string;
+  readonly serial: string;
+  readonly notAfter: Date;
+  /** key + leaf + chain, and the trust anchor as the only CA; TLS 1.3 only. */
+  readonly secureContext: tls.SecureContext;
+}
+
+/** Numbers the proxy exports as metrics. */
+export interface IdentityMetrics {
+  /** identity_cert_expiration_timestamp_seconds: notAfter of the current certificate (0 before the first). */
+  readonly certExpirationSeconds: number;
+  /** identity_cert_refresh_count: certificates obtained, the first one included. */
+  readonly refreshCount: number;
+  /** Certify attempts that failed (CA unreachable, token refused, ...). */
+  readonly refreshFailures: number;
+}
+
+export class ProxyIdentityError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProxyIdentityError';
+  }
+}
+
+/** Builds the TLS context for a certificate: TLS 1.3 only, the anchor as the only trusted CA. */
+export function identitySecureContext(c: { keyPem: string; leafPem: string; chainPem: string; trustAnchorPem: string }): tls.SecureContext {
+  return tls.createSecureContext({
+    key: c.keyPem,
+    cert: c.leafPem + c.chainPem,
+    ca: c.trustAnchorPem,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+  });
+}
+
+export class ProxyIdentity {
+  readonly identity: SpiffeId;
+  readonly #opts: ProxyIdentityOptions;
+  readonly #client: IdentityClient;
+  #current: IdentityCert | undefined;
+  #refreshCount = 0;
+  #failures = 0;
+  #consecutiveFailures = 0;
+  #lastError: Error | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #rotateListeners = new Set<(c: IdentityCert) => void>();
+  readonly #ready: Promise<IdentityCert>;
+  #resolveReady!: (c: IdentityCert) => void;
+  #rejectReady!: (e: Error) => void;
+
+  private constructor(opts: ProxyIdentityOptions) {
+    this.#opts = opts;
+    this.identity = opts.identity;
+    const min = opts.backoffMinMs ?? 500;
+    const max = opts.backoffMaxMs ?? 30_000;
+    this.#client = new IdentityClient(opts.controlAddr, {
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      // Reconnect about as eagerly as we retry, so that a CA that comes back is seen at the next retry.
+      channelOptions: { 'grpc.initial_reconnect_backoff_ms': min, 'grpc.max_reconnect_backoff_ms': max, 'grpc.min_reconnect_backoff_ms': min },
+    });
+    this.#ready = new Promise((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    // Nobody may be waiting for readiness; a close before it must not be an unhandled rejection.
+    this.#ready.catch(() => undefined);
+  }
+
+  /** Starts fetching the first certificate at once. */
+  static start(opts: ProxyIdentityOptions): ProxyIdentity {
+    const p = new ProxyIdentity(opts);
+    p.#schedule(0);
+    return p;
+  }
+
+  /** Resolves with the first certificate; rejects only if closed before one was obtained. */
+  whenReady(): Promise<IdentityCert> {
+    return this.#ready;
+  }
+
+  /** The certificate to use for a new connection now (undefined before the first). */
+  current(): IdentityCert | undefined {
+    return this.#current;
+  }
+
+  /** The error of the last failed attempt, cleared by a success (for readiness diagnostics). */
+  lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  get metrics(): IdentityMetrics {
+    return {
+      certExpirationSeconds: this.#current ? Math.floor(this.#current.notAfter.getTime() / 1000) : 0,
+      refreshCount: this.#refreshCount,
+      refreshFailures: this.#failures,
+    };
+  }
+
+  /** Calls `fn` with every new certificate (the first one included); returns the function that stops it. */
+  onRotate(fn: (c: IdentityCert) => void): () => void {
+    this.#rotateListeners.add(fn);
+    return () => this.#rotateListeners.delete(fn);
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      clearTimeout(this.#timer);
+      this.#client.close();
+      this.#rejectReady(new ProxyIdentityError(`identity ${this.identity}: closed before a certificate was obtained`));
+    }
+    return Promise.resolve();
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#refresh(), ms);
+    this.#timer.unref();
+  }
+
+  async #refresh(): Promise<void> {
+    let cert: IdentityCert;
+    try {
+      cert = await this.#fetch();
+    } catch (err) {
+      if (this.#closed) return;
+      this.#onFailure(err as Error);
+      return;
+    }
+    if (this.#closed) return;
+    const recovered = this.#consecutiveFailures;
+    this.#consecutiveFailures = 0;
+    this.#lastError = undefined;
+    this.#current = cert;
+    this.#refreshCount++;
+    this.#resolveReady(cert);
+    const remaining = cert.notAfter.getTime() - Date.now();
+    const fraction = (this.#opts.renewFraction ?? 0.7) + (Math.random() * 2 - 1) * (this.#opts.renewJitter ?? 0.05);
+    const delay = Math.max(0, Math.floor(remaining * fraction));
+    this.#opts.log?.info(
+      { identity: cert.identity, serial: cert.serial, notAfter: cert.notAfter.toISOString(), renewInMs: delay, ...(recovered ? { afterFailures: recovered } : {}) },
+      'identity certificate obtained',
+    );
+    for (const fn of this.#rotateListeners) {
+      try {
+        fn(cert);
+      } catch (err) {
+        this.#opts.log?.error({ err }, 'identity rotate listener failed');
+      }
+    }
+    this.#schedule(delay);
+  }
+
+  #onFailure(err: Error): void {
+    this.#failures++;
+    this.#consecutiveFailures++;
+    this.#lastError = err;
+    const min = this.#opts.backoffMinMs ?? 500;
+    const max = this.#opts.backoffMaxMs ?? 30_000;
+    // Equal jitter: half the exponential delay, plus a random part of the other half.
+    const base = Math.min(max, min * 2 ** Math.min(this.#consecutiveFailures - 1, 30));
+    const delay = Math.floor(base / 2 + (Math.random() * base) / 2);
+    // A degraded mode logs once (then at debug until it recovers); the failure count is the metric.
+    const level = this.#consecutiveFailures === 1 ? 'warn' : 'debug';
+    this.#opts.log?.[level](
+      { identity: this.identity, reason: err.message, retryInMs: delay, holdingCertUntil: this.#current?.notAfter.toISOString() ?? null },
+      'identity certificate request failed',
+    );
+    this.#schedule(delay);
+  }
+
+  async #fetch(): Promise<IdentityCert> {
+    let token: string;
+    try {
+      token = (await readFile(this.#opts.tokenPath, 'utf8')).trim();
+    } catch (err) {
+      throw new ProxyIdentityError(`token file ${this.#opts.tokenPath}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    const { keyPem, csrPem } = await newKeyAndCsr(this.identity);
+    let res;
+    try {
+      res = await this.#client.certify({ token, csr_pem: csrPem }, this.#opts.requestTimeoutMs ?? 10_000);
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      const code = typeof e.code === 'number' ? (grpc.status[e.code] ?? String(e.code)) : 'error';
+      throw new ProxyIdentityError(`identity service ${this.#opts.controlAddr}: certify failed: ${code}: ${e.details ?? e.message}`);
+    }
+    return checkResponse(this.identity, keyPem, res.leaf_pem, res.chain_pem, res.trust_anchor_pem);
+  }
+}
+
+/** Checks that what the CA sent is for our identity and our key and chains to the anchor it sent. */
+function checkResponse(identity: SpiffeId, keyPem: string, leafPem: string, chainPem: string, trustAnchorPem: string): IdentityCert {
+  const bad = (what: string) => new ProxyIdentityError(`identity service returned ${what}`);
+  let leaf: X509Certificate, issuer: X509Certificate, anchor: X509Certificate;
+  try {
+    leaf = new X509Certificate(leafPem);
+    issuer = new X509Certificate(chainPem);
+    anchor = new X509Certificate(trustAnchorPem);
+  } catch {
+    throw bad('a certificate that does not parse');
+  }
+  if (leaf.subjectAltName !== `URI:${identity}`) throw bad(`a certificate for ${leaf.subjectAltName ?? 'no identity'}, not ${identity}`);
+  if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw bad('a certificate for another key');
+  if (!leaf.verify(issuer.publicKey) || !issuer.verify(anchor.publicKey)) throw bad('a chain that does not verify to its trust anchor');
+  return {
+    identity,
+    keyPem,
+    leafPem,
+    chainPem,
+    trustAnchorPem,
+    serial: leaf.serialNumber,
+    notAfter: new Date(leaf.validTo),
+    secureContext: identitySecureContext({ keyPem, leafPem, chainPem, trustAnchorPem }),
+  };
+}
