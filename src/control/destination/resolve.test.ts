@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pod, service } from '../store/contract.js';
-import type { StoreSnapshot } from '../store/store.js';
+import type { RouteEntry, StoreSnapshot } from '../store/store.js';
 import { answer, parsePath, protocolHintOf, type Target } from './resolve.js';
 
 function target(path: string): Target {
@@ -137,4 +137,136 @@ void test('unknown: another IP, a Service port it does not have, an unknown name
   for (const p of ['10.1.2.3:80', '10.96.0.10:81', 'nope.default:80', 'web.default:81', 'web.shop:80', 'example.com:443', 'www.example.com:443']) {
     assert.deepEqual(answer(snap, target(p), 'td'), unknown, p);
   }
+});
+
+// ---- routes -------------------------------------------------------------------------------------
+
+const split: RouteEntry = {
+  kind: 'HTTPRoute',
+  namespace: 'default',
+  name: 'split',
+  parents: [{ name: 'web', port: 80 }],
+  rules: [
+    {
+      name: 'canary',
+      matches: [{ path: { type: 'PathPrefix', value: '/api' }, method: 'GET', headers: [{ type: 'Exact', name: 'x-canary', value: '1' }], queryParams: [] }],
+      filters: [
+        { type: 'RequestHeaderModifier', set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-debug'] },
+        { type: 'RequestMirror', backend: { name: 'shadow', port: 80 }, numerator: 10, denominator: 100 },
+        { type: 'URLRewrite', path: { type: 'ReplacePrefixMatch', value: '/v2' } },
+      ],
+      backends: [{ name: 'canary', port: 80, weight: 1 }],
+      requestTimeoutMs: 10_000,
+      backendRequestTimeoutMs: 500,
+      retry: { attempts: 2, statuses: [[500, 599]], grpcCodes: [], connectFailure: true, reset: true, timeout: true },
+    },
+    {
+      matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+      filters: [],
+      backends: [
+        { name: 'web', port: 80, weight: 90 },
+        { name: 'canary', port: 80, weight: 10 },
+      ],
+    },
+  ],
+};
+
+const routed: StoreSnapshot = {
+  version: 2,
+  services: [
+    service('web', '10.96.0.10', [{ pod: 'default/web-1', ip: '10.244.0.11', ports: { 80: 8080, 9000: 9000 }, ready: true }], {
+      ports: [
+        { name: 'http', port: 80, appProtocol: 'http' },
+        { name: 'db', port: 9000 },
+      ],
+    }),
+    service('canary', '10.96.0.12', [
+      { pod: 'default/canary-1', ip: '10.244.0.21', ports: { 80: 8080 }, ready: true },
+      { pod: 'default/canary-2', ip: '10.244.0.22', ports: { 80: 8080 }, ready: false },
+    ]),
+  ],
+  pods: [pod('web-1', '10.244.0.11'), pod('canary-1', '10.244.0.21'), pod('canary-2', '10.244.0.22', { ready: false })],
+  routes: [split],
+};
+
+void test('a Service port with routes: its rules, and each backend once with its ready endpoints', () => {
+  const a = answer(routed, target('web.default:80'), 'td');
+  assert.equal(a.known, true);
+  assert.deepEqual(a.endpoints.map((e) => e.addr), ['10.244.0.11:8080'], 'the Service itself is still answered');
+  assert.deepEqual(a.routes, [
+    {
+      kind: 'HTTP',
+      name: 'default/split',
+      rules: [
+        {
+          name: 'canary',
+          matches: [{ path: { type: 'PREFIX', value: '/api' }, method: 'GET', headers: [{ type: 'EXACT', name: 'x-canary', value: '1' }], query_params: [] }],
+          filters: [
+            { type: 'REQUEST_HEADER_MODIFIER', header_modifier: { set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-debug'] } },
+            { type: 'REQUEST_MIRROR', mirror: { backend: 'shadow.default.svc.cluster.local:80', numerator: 10, denominator: 100 } },
+            { type: 'URL_REWRITE', url_rewrite: { hostname: '', path: { type: 'REPLACE_PREFIX_MATCH', value: '/v2' } } },
+          ],
+          backends: [{ backend: 'canary.default.svc.cluster.local:80', weight: 1 }],
+          request_timeout_ms: 10_000,
+          backend_request_timeout_ms: 500,
+          retry: { attempts: 2, statuses: [{ from: 500, to: 599 }], grpc_codes: [], connect_failure: true, reset: true, timeout: true },
+        },
+        {
+          name: '',
+          matches: [{ path: { type: 'PREFIX', value: '/' }, method: '', headers: [], query_params: [] }],
+          filters: [],
+          backends: [
+            { backend: 'web.default.svc.cluster.local:80', weight: 90 },
+            { backend: 'canary.default.svc.cluster.local:80', weight: 10 },
+          ],
+          request_timeout_ms: 0,
+          backend_request_timeout_ms: 0,
+        },
+      ],
+    },
+  ]);
+  assert.deepEqual(
+    a.backends?.map((b) => [b.service, b.exists, b.endpoints.map((e) => `${e.addr} ${e.identity}`)]),
+    [
+      ['canary.default.svc.cluster.local:80', true, ['10.244.0.21:8080 spiffe://td/ns/default/sa/default']],
+      // A mirror to a Service that is gone: listed, so the proxy knows to drop the copy.
+      ['shadow.default.svc.cluster.local:80', false, []],
+      ['web.default.svc.cluster.local:80', true, ['10.244.0.11:8080 spiffe://td/ns/default/sa/default']],
+    ],
+  );
+  // By IP too.
+  assert.deepEqual(answer(routed, target('10.96.0.10:80'), 'td'), a);
+});
+
+void test('routes apply to the parent port they name (or every port); a backend is not a parent', () => {
+  const db = answer(routed, target('web.default:9000'), 'td');
+  assert.equal(db.routes, undefined, 'no routes: the field is left out, so old answers are unchanged');
+  assert.equal(db.backends, undefined);
+  assert.equal(answer(routed, target('canary.default:80'), 'td').routes, undefined);
+  const everyPort: StoreSnapshot = { ...routed, routes: [{ ...split, parents: [{ name: 'web' }] }] };
+  assert.equal(answer(everyPort, target('web.default:9000'), 'td').routes?.length, 1);
+  assert.equal(answer(everyPort, target('10.244.0.11:9000'), 'td').routes, undefined, 'never for a pod IP');
+});
+
+void test('a GRPCRoute: kind GRPC, method matches, no path', () => {
+  const g: RouteEntry = {
+    kind: 'GRPCRoute',
+    namespace: 'default',
+    name: 'greeter',
+    parents: [{ name: 'web' }],
+    rules: [
+      {
+        matches: [{ headers: [], queryParams: [], grpcMethod: { type: 'Exact', service: 'helloworld.Greeter' } }],
+        filters: [],
+        backends: [{ name: 'web', port: 80, weight: 1 }],
+        retry: { attempts: 1, statuses: [], grpcCodes: [14], connectFailure: true, reset: false, timeout: false },
+      },
+    ],
+  };
+  const a = answer({ ...routed, routes: [g] }, target('web.default:80'), 'td');
+  assert.equal(a.routes?.[0]?.kind, 'GRPC');
+  assert.deepEqual(a.routes?.[0]?.rules[0]?.matches, [
+    { method: '', headers: [], query_params: [], grpc_method: { type: 'EXACT', service: 'helloworld.Greeter', method: '' } },
+  ]);
+  assert.deepEqual(a.routes?.[0]?.rules[0]?.retry?.grpc_codes, [14]);
 });

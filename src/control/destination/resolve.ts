@@ -2,10 +2,10 @@
 // paths (an IP and port, or a Service authority) and the answer (known?, the Service, its ready
 // endpoints with identity and protocol hints). Pure functions, so every rule is tested without gRPC.
 import { isIP } from 'node:net';
-import type { Endpoint, ProtocolHint, Update } from '../../api/destination.js';
+import type { Backend, Endpoint, Filter, Match, PathModifier, ProtocolHint, Route, Rule, Update } from '../../api/destination.js';
 import { isPort, parseAddr } from '../../core/addr.js';
 import { portListHas } from '../../core/ports.js';
-import type { PodEntry, ServiceEntry, ServicePortEntry, StoreSnapshot } from '../store/store.js';
+import type { PathModifierEntry, PodEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry, ServiceEntry, ServicePortEntry, StoreSnapshot } from '../store/store.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 /** Longer paths are refused: nothing real is this long (a DNS name is at most 253 characters). */
@@ -69,6 +69,8 @@ export interface SnapshotIndex {
   /** `podIP:podPort` → the Service port that leads there (the first one that says anything about its
    *  protocol), for the hint of answers about a pod IP. */
   readonly servicePortByPodPort: ReadonlyMap<string, ServicePortEntry>;
+  /** `namespace/name` of a Service → the routes attached to it (any port), in the snapshot's order. */
+  readonly routesByService: ReadonlyMap<string, readonly RouteEntry[]>;
 }
 
 /** `ip:port`, or `[ip]:port` for IPv6 (the form of Endpoint.addr). */
@@ -107,7 +109,16 @@ export function indexSnapshot(s: StoreSnapshot): SnapshotIndex {
     const other = podsByIP.get(ip);
     if (ip !== '' && (other === undefined || (!other.ready && p.ready))) podsByIP.set(ip, p);
   }
-  idx = { servicesByIP, servicesByName, podsByIP, podsByKey, servicePortByPodPort };
+  const routesByService = new Map<string, RouteEntry[]>();
+  for (const r of s.routes ?? []) {
+    for (const name of new Set(r.parents.map((p) => p.name))) {
+      const key = `${r.namespace}/${name}`;
+      let list = routesByService.get(key);
+      if (list === undefined) routesByService.set(key, (list = []));
+      list.push(r);
+    }
+  }
+  idx = { servicesByIP, servicesByName, podsByIP, podsByKey, servicePortByPodPort, routesByService };
   indexes.set(s, idx);
   return idx;
 }
@@ -151,7 +162,7 @@ function endpointFor(trustDomain: string, podKey: string, pod: PodEntry | undefi
 
 const UNKNOWN: Update = Object.freeze({ known: false, service: '', endpoints: [] }) as Update;
 
-function serviceAnswer(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Update {
+function readyEndpoints(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Endpoint[] {
   const endpoints: Endpoint[] = [];
   for (const ep of svc.endpoints) {
     if (!ep.ready) continue;
@@ -161,7 +172,101 @@ function serviceAnswer(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntr
     endpoints.push(endpointFor(trustDomain, ep.pod, idx.podsByKey.get(ep.pod), ep.ip, target, port));
   }
   endpoints.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
-  return { known: true, service: serviceAuthority(svc, port.port), endpoints };
+  return endpoints;
+}
+
+function serviceAnswer(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Update {
+  const update: Update = { known: true, service: serviceAuthority(svc, port.port), endpoints: readyEndpoints(idx, trustDomain, svc, port) };
+  const attached = (idx.routesByService.get(`${svc.namespace}/${svc.name}`) ?? []).filter((r) =>
+    r.parents.some((p) => p.name === svc.name && (p.port === undefined || p.port === port.port)),
+  );
+  if (attached.length === 0) return update;
+  // Every Service port the routes name, answered once (rules refer to it by its authority).
+  const backends = new Map<string, Backend>();
+  const backend = (namespace: string, name: string, portNumber: number): string => {
+    const target = idx.servicesByName.get(`${namespace}/${name}`);
+    const authority = `${name}.${namespace}.svc.${CLUSTER_DOMAIN}:${portNumber}`;
+    if (!backends.has(authority)) {
+      const p = target?.ports.find((sp) => sp.port === portNumber);
+      backends.set(authority, {
+        service: authority,
+        exists: target !== undefined && p !== undefined,
+        endpoints: target !== undefined && p !== undefined ? readyEndpoints(idx, trustDomain, target, p) : [],
+      });
+    }
+    return authority;
+  };
+  const routes = attached.map((r): Route => ({
+    kind: r.kind === 'GRPCRoute' ? 'GRPC' : 'HTTP',
+    name: `${r.namespace}/${r.name}`,
+    rules: r.rules.map((rule) => ruleMessage(rule, (name, p) => backend(r.namespace, name, p))),
+  }));
+  const sorted = [...backends.values()].sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+  return { ...update, routes, backends: sorted };
+}
+
+const PATH_TYPE = { Exact: 'EXACT', PathPrefix: 'PREFIX', RegularExpression: 'REGEX' } as const;
+const VALUE_TYPE = { Exact: 'EXACT', RegularExpression: 'REGEX' } as const;
+
+function ruleMessage(rule: RouteRuleEntry, backend: (name: string, port: number) => string): Rule {
+  const r = rule.retry;
+  return {
+    name: rule.name ?? '',
+    matches: rule.matches.map(matchMessage),
+    filters: rule.filters.map((f) => filterMessage(f, backend)),
+    backends: rule.backends.map((b) => ({ backend: backend(b.name, b.port), weight: b.weight })),
+    request_timeout_ms: rule.requestTimeoutMs ?? 0,
+    backend_request_timeout_ms: rule.backendRequestTimeoutMs ?? 0,
+    ...(r !== undefined
+      ? {
+          retry: {
+            attempts: r.attempts,
+            statuses: r.statuses.map(([from, to]) => ({ from, to })),
+            grpc_codes: [...r.grpcCodes],
+            connect_failure: r.connectFailure,
+            reset: r.reset,
+            timeout: r.timeout,
+          },
+        }
+      : {}),
+  };
+}
+
+function matchMessage(m: RouteMatchEntry): Match {
+  const value = (v: { type: 'Exact' | 'RegularExpression'; name: string; value: string }) => ({ type: VALUE_TYPE[v.type], name: v.name, value: v.value });
+  return {
+    ...(m.path !== undefined ? { path: { type: PATH_TYPE[m.path.type], value: m.path.value } } : {}),
+    method: m.method ?? '',
+    headers: m.headers.map(value),
+    query_params: m.queryParams.map(value),
+    ...(m.grpcMethod !== undefined
+      ? { grpc_method: { type: VALUE_TYPE[m.grpcMethod.type], service: m.grpcMethod.service ?? '', method: m.grpcMethod.method ?? '' } }
+      : {}),
+  };
+}
+
+function pathModifierMessage(p: PathModifierEntry | undefined): { path?: PathModifier } {
+  return p === undefined ? {} : { path: { type: p.type === 'ReplaceFullPath' ? 'REPLACE_FULL_PATH' : 'REPLACE_PREFIX_MATCH', value: p.value } };
+}
+
+function filterMessage(f: RouteFilterEntry, backend: (name: string, port: number) => string): Filter {
+  switch (f.type) {
+    case 'RequestHeaderModifier':
+    case 'ResponseHeaderModifier':
+      return {
+        type: f.type === 'RequestHeaderModifier' ? 'REQUEST_HEADER_MODIFIER' : 'RESPONSE_HEADER_MODIFIER',
+        header_modifier: { set: f.set.map((h) => ({ ...h })), add: f.add.map((h) => ({ ...h })), remove: [...f.remove] },
+      };
+    case 'RequestMirror':
+      return { type: 'REQUEST_MIRROR', mirror: { backend: backend(f.backend.name, f.backend.port), numerator: f.numerator, denominator: f.denominator } };
+    case 'URLRewrite':
+      return { type: 'URL_REWRITE', url_rewrite: { hostname: f.hostname ?? '', ...pathModifierMessage(f.path) } };
+    case 'RequestRedirect':
+      return {
+        type: 'REQUEST_REDIRECT',
+        redirect: { scheme: f.scheme ?? '', hostname: f.hostname ?? '', ...pathModifierMessage(f.path), port: f.port ?? 0, status_code: f.statusCode },
+      };
+  }
 }
 
 /** The answer for `target` in snapshot `s`. */

@@ -50,6 +50,9 @@ void test('a Service IP: the answer at once, then a new one after a change that 
     endpoints: [
       { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://cluster.local/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1' },
     ],
+    // A client receives absent repeated fields as empty lists.
+    routes: [],
+    backends: [],
   });
 
   // A pod unrelated to the Service: the answer is the same, so nothing is sent.
@@ -76,7 +79,7 @@ void test('a Service IP: the answer at once, then a new one after a change that 
 void test('an address the mesh does not know: known=false, and known once it appears', async (t) => {
   const { store, client } = await setup(t);
   const w = watch(client, '10.244.0.99:5000');
-  assert.deepEqual(await until('the first answer', () => w.updates[0]), { known: false, service: '', endpoints: [] });
+  assert.deepEqual(await until('the first answer', () => w.updates[0]), { known: false, service: '', endpoints: [], routes: [], backends: [] });
   const more = sampleContent();
   more.pods.push(pod('late', '10.244.0.99'));
   store.replace(more);
@@ -114,5 +117,61 @@ void test('port in use: a clear error', async (t) => {
   await assert.rejects(
     startControlPlane({ store: new LocalStore(), host: '127.0.0.1', port: cp.address.port, trustDomain: 'td' }),
     /control plane: cannot listen on 127\.0\.0\.1:\d+/,
+  );
+});
+
+void test('routes and backends over the wire: what a client decodes', async (t) => {
+  const { store, client } = await setup(t);
+  const content = sampleContent();
+  store.replace({
+    ...content,
+    routes: [
+      {
+        kind: 'HTTPRoute',
+        namespace: 'default',
+        name: 'r',
+        parents: [{ name: 'web', port: 80 }],
+        rules: [
+          {
+            matches: [{ path: { type: 'Exact', value: '/x' }, headers: [], queryParams: [{ type: 'RegularExpression', name: 'v', value: '[0-9]+' }] }],
+            filters: [{ type: 'RequestRedirect', scheme: 'https', statusCode: 301 }],
+            backends: [],
+          },
+          {
+            matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+            filters: [],
+            backends: [{ name: 'web', port: 80, weight: 3 }],
+            backendRequestTimeoutMs: 250,
+            retry: { attempts: 2, statuses: [[502, 504]], grpcCodes: [], connectFailure: true, reset: false, timeout: false },
+          },
+        ],
+      },
+    ],
+  });
+  const w = watch(client, 'web.default:80');
+  const u = await until('the first answer', () => w.updates[0]);
+  const [redirect, split] = u.routes?.[0]?.rules ?? [];
+  // Message fields that were not sent decode as null, scalars at their defaults.
+  assert.deepEqual(redirect?.matches[0], {
+    path: { type: 'EXACT', value: '/x' },
+    method: '',
+    headers: [],
+    query_params: [{ type: 'REGEX', name: 'v', value: '[0-9]+' }],
+    grpc_method: null,
+  });
+  assert.deepEqual(redirect?.filters[0], {
+    type: 'REQUEST_REDIRECT',
+    header_modifier: null,
+    mirror: null,
+    url_rewrite: null,
+    redirect: { scheme: 'https', hostname: '', path: null, port: 0, status_code: 301 },
+  });
+  assert.equal(redirect?.retry, null);
+  assert.deepEqual(split?.backends, [{ backend: 'web.default.svc.cluster.local:80', weight: 3 }]);
+  assert.equal(split?.backend_request_timeout_ms, 250);
+  assert.deepEqual(split?.retry, { attempts: 2, statuses: [{ from: 502, to: 504 }], grpc_codes: [], connect_failure: true, reset: false, timeout: false });
+  assert.deepEqual(
+    u.backends?.map((b) => [b.service, b.exists, b.endpoints.length]),
+    [['web.default.svc.cluster.local:80', true, 1]],
   );
 });

@@ -33,6 +33,103 @@ export interface ServiceEntry {
   readonly endpoints: readonly EndpointEntry[];
 }
 
+// ---- routes (Gateway API HTTPRoute and GRPCRoute, normalised) ------------------------------------
+// Gateway API's defaults are applied (every HTTP match has a path; a rule without matches gets the
+// match-everything one), durations are milliseconds, and every Service named is in the route's
+// namespace (the manifests refuse others), so references are plain names.
+
+export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
+export type ValueMatchType = 'Exact' | 'RegularExpression';
+
+export interface ValueMatchEntry {
+  readonly type: ValueMatchType;
+  /** A header name (compared case-insensitively) or a query parameter name (case-sensitive). */
+  readonly name: string;
+  /** The value, or a regular expression that must match all of it. */
+  readonly value: string;
+}
+
+export interface RouteMatchEntry {
+  /** HTTPRoute only, and always set there (default PathPrefix "/"). */
+  readonly path?: { readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression'; readonly value: string };
+  /** HTTPRoute only: the request method, when the match names one. */
+  readonly method?: string;
+  readonly headers: readonly ValueMatchEntry[];
+  /** HTTPRoute only. */
+  readonly queryParams: readonly ValueMatchEntry[];
+  /** GRPCRoute only: the service and method (either may be absent: any). */
+  readonly grpcMethod?: { readonly type: ValueMatchType; readonly service?: string; readonly method?: string };
+}
+
+export interface HeaderEntry {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface PathModifierEntry {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  readonly value: string;
+}
+
+/** A Service port in the route's namespace. */
+export interface BackendRefEntry {
+  readonly name: string;
+  readonly port: number;
+}
+
+export type RouteFilterEntry =
+  | {
+      readonly type: 'RequestHeaderModifier' | 'ResponseHeaderModifier';
+      readonly set: readonly HeaderEntry[];
+      readonly add: readonly HeaderEntry[];
+      readonly remove: readonly string[];
+    }
+  /** Mirrors numerator/denominator of requests (100/100 when the manifest gives no share). */
+  | { readonly type: 'RequestMirror'; readonly backend: BackendRefEntry; readonly numerator: number; readonly denominator: number }
+  | { readonly type: 'URLRewrite'; readonly hostname?: string; readonly path?: PathModifierEntry }
+  | {
+      readonly type: 'RequestRedirect';
+      readonly scheme?: 'http' | 'https';
+      readonly hostname?: string;
+      readonly path?: PathModifierEntry;
+      readonly port?: number;
+      readonly statusCode: number;
+    };
+
+export interface RetryEntry {
+  /** Retries after the first attempt. */
+  readonly attempts: number;
+  /** HTTP statuses retried, as inclusive [from, to] ranges. */
+  readonly statuses: readonly (readonly [number, number])[];
+  readonly grpcCodes: readonly number[];
+  readonly connectFailure: boolean;
+  readonly reset: boolean;
+  readonly timeout: boolean;
+}
+
+export interface RouteRuleEntry {
+  readonly name?: string;
+  /** Never empty: any one of them selects the rule. */
+  readonly matches: readonly RouteMatchEntry[];
+  readonly filters: readonly RouteFilterEntry[];
+  /** Weighted backends; empty (with no redirect) means the rule answers 500, as Gateway API says. */
+  readonly backends: readonly (BackendRefEntry & { readonly weight: number })[];
+  /** The whole request, retries included (ms); absent or 0: no timeout. */
+  readonly requestTimeoutMs?: number;
+  /** Each attempt (ms); absent or 0: no timeout. */
+  readonly backendRequestTimeoutMs?: number;
+  readonly retry?: RetryEntry;
+}
+
+export interface RouteEntry {
+  readonly kind: RouteKind;
+  readonly namespace: string;
+  readonly name: string;
+  /** The Services (in `namespace`) it attaches to; `port` absent: every port of the Service. */
+  readonly parents: readonly { readonly name: string; readonly port?: number }[];
+  readonly rules: readonly RouteRuleEntry[];
+}
+
 export interface PodEntry {
   readonly namespace: string;
   readonly name: string;
@@ -51,6 +148,9 @@ export interface StoreSnapshot {
   readonly version: number;
   readonly services: readonly ServiceEntry[];
   readonly pods: readonly PodEntry[];
+  /** HTTPRoutes and GRPCRoutes, sorted by namespace and name (Gateway API's tie-break between routes
+   *  of equal precedence, as the local runtime has no creation times). Absent: none. */
+  readonly routes?: readonly RouteEntry[];
 }
 
 export interface Store {

@@ -19,6 +19,13 @@ export const Codes = {
   UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
   /** The destination is a known Service with no ready endpoint to send the request to. */
   NO_ENDPOINTS: 'OUTR_ERR_NO_ENDPOINTS',
+  /** Every endpoint of the destination is ejected by its circuit breaker: fail fast. */
+  ENDPOINTS_EJECTED: 'OUTR_ERR_ENDPOINTS_EJECTED',
+  /** The destination has routes and none matches the request (Gateway API: 404, gRPC UNIMPLEMENTED). */
+  NO_ROUTE: 'OUTR_ERR_NO_ROUTE',
+  /** The matched rule has no backend to send to (none, every weight 0, or a Service that does not
+   *  exist): Gateway API says 500. */
+  ROUTE_NO_BACKEND: 'OUTR_ERR_ROUTE_NO_BACKEND',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -20,6 +20,9 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.RESPONSE_TIMEOUT]: { status: 504, grpc: 4 },
   [Codes.UPSTREAM_PROTOCOL]: { status: 502, grpc: 14 },
   [Codes.NO_ENDPOINTS]: { status: 503, grpc: 14 /* UNAVAILABLE */ },
+  [Codes.ENDPOINTS_EJECTED]: { status: 503, grpc: 14 },
+  [Codes.NO_ROUTE]: { status: 404, grpc: 12 /* UNIMPLEMENTED */ },
+  [Codes.ROUTE_NO_BACKEND]: { status: 500, grpc: 13 /* INTERNAL */ },
 };
 
 /** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */
@@ -34,8 +37,10 @@ export function errorResponse(err: unknown): ErrorResponse {
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
+  404: 'Not Found',
   408: 'Request Timeout',
   431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

@@ -7,9 +7,17 @@ export const ANNOTATION = {
   opaquePorts: 'config.outrigger.io/opaque-ports',
   skipInboundPorts: 'config.outrigger.io/skip-inbound-ports',
   skipOutboundPorts: 'config.outrigger.io/skip-outbound-ports',
+  /** On an HTTPRoute or GRPCRoute: what is retried (parsed in routes.ts). */
+  retryOn: 'retry.outrigger.io/on',
+  /** On an HTTPRoute or GRPCRoute: how many retries a request may get after its first attempt. */
+  retryAttempts: 'retry.outrigger.io/attempts',
 } as const;
 
 const KNOWN = Object.values(ANNOTATION) as string[];
+/** The annotations that configure a pod's proxy (and may be set on its namespace). */
+const PROXY = [ANNOTATION.inject, ANNOTATION.opaquePorts, ANNOTATION.skipInboundPorts, ANNOTATION.skipOutboundPorts] as string[];
+/** The annotations that configure a route; their values are read by routes.ts. */
+export const ROUTE_ANNOTATIONS: readonly string[] = [ANNOTATION.retryOn, ANNOTATION.retryAttempts];
 
 /** The mesh settings an object's annotations state; absent fields were not set there. */
 export interface MeshAnnotations {
@@ -32,15 +40,16 @@ export interface MeshSettings {
 }
 
 /** Where an annotation is written decides which of ours are meaningful there. */
-export type AnnotationSite = 'namespace' | 'pod' | 'service' | 'deployment' | 'serviceaccount';
+export type AnnotationSite = 'namespace' | 'pod' | 'service' | 'deployment' | 'serviceaccount' | 'route';
 
 const ALLOWED: Record<AnnotationSite, readonly string[]> = {
-  namespace: KNOWN,
-  pod: KNOWN,
+  namespace: PROXY,
+  pod: PROXY,
   // As in Linkerd, a Service may mark its ports opaque for every client.
   service: [ANNOTATION.opaquePorts],
   deployment: [],
   serviceaccount: [],
+  route: ROUTE_ANNOTATIONS,
 };
 
 const SITE_HINT: Record<AnnotationSite, string> = {
@@ -50,6 +59,7 @@ const SITE_HINT: Record<AnnotationSite, string> = {
   // The classic mistake: on the Deployment's own metadata it would silently do nothing in a cluster.
   deployment: 'put it on spec.template.metadata.annotations, where it applies to the pods',
   serviceaccount: 'put it on the pod or its namespace',
+  route: 'on a route only retry.outrigger.io/on and retry.outrigger.io/attempts are meaningful',
 };
 
 export interface AnnotationIssue {
@@ -82,9 +92,11 @@ export function readMeshAnnotations(
       continue;
     }
     if (!ALLOWED[site].includes(key)) {
-      issues.push({ key, message: `has no effect here; ${SITE_HINT[site]}` });
+      const hint = ROUTE_ANNOTATIONS.includes(key) ? 'put it on an HTTPRoute or GRPCRoute' : SITE_HINT[site];
+      issues.push({ key, message: `has no effect here; ${hint}` });
       continue;
     }
+    if (ROUTE_ANNOTATIONS.includes(key)) continue; // values checked by routes.ts, which knows the route's kind
     if (key === ANNOTATION.inject) {
       if (value === 'enabled') mesh.inject = true;
       else if (value === 'disabled') mesh.inject = false;

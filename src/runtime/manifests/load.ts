@@ -6,13 +6,17 @@ import type * as z from 'zod';
 import { editDistance, type AnnotationSite } from './annotations.js';
 import { checkDeployment, checkMetadata, checkPodSpec, checkService, type CheckOptions, type Path } from './check.js';
 import { describeValue, formatPath, ManifestError, type ManifestProblem } from './errors.js';
+import { checkRoute, checkRouteReferences } from './routes.js';
 import { allowedFields, errorMessage, KIND_NAMES, KINDS, type KindName } from './schema.js';
 import type {
   DeploymentObject,
+  GRPCRouteObject,
+  HTTPRouteObject,
   ManifestObject,
   ManifestSet,
   NamespaceObject,
   PodObject,
+  RouteObject,
   ServiceAccountObject,
   ServiceObject,
   Source,
@@ -112,6 +116,8 @@ export function parseManifests(
     deployments: all.filter((o): o is DeploymentObject => o.kind === 'Deployment'),
     services: all.filter((o): o is ServiceObject => o.kind === 'Service'),
     serviceAccounts: all.filter((o): o is ServiceAccountObject => o.kind === 'ServiceAccount'),
+    httpRoutes: all.filter((o): o is HTTPRouteObject => o.kind === 'HTTPRoute'),
+    grpcRoutes: all.filter((o): o is GRPCRouteObject => o.kind === 'GRPCRoute'),
   };
 }
 
@@ -216,6 +222,13 @@ function loadDocument(doc: Document, at0: Located, opts: CheckOptions, problemAt
       checkMetadata(data.metadata, ['metadata'], 'serviceaccount', report);
       obj = { ...data, source };
       break;
+    case 'HTTPRoute':
+    case 'GRPCRoute': {
+      checkMetadata(data.metadata, ['metadata'], 'route', report);
+      const retry = checkRoute(data, report);
+      obj = data.kind === 'HTTPRoute' ? { ...data, source, retry } : { ...data, source, retry };
+      break;
+    }
   }
   return { at, kind, namespace: ident?.namespace, name: ident?.name ?? data.metadata.name, obj };
 }
@@ -226,6 +239,8 @@ const SITES: Record<KindName, AnnotationSite> = {
   Deployment: 'deployment',
   Service: 'service',
   ServiceAccount: 'serviceaccount',
+  HTTPRoute: 'route',
+  GRPCRoute: 'route',
 };
 
 /** zod's issues as problems: one per unknown field (with a suggestion), and "is required" dropped
@@ -255,8 +270,8 @@ function reportSchemaIssues(issues: readonly z.core.$ZodIssue[], at: Located, pr
   }
 }
 
-/** Duplicate objects (also among documents with other problems), namespaces and service accounts
- *  that do not exist. */
+/** Duplicate objects (also among documents with other problems), namespaces, service accounts and
+ *  the Services of routes that do not exist. */
 function checkAcrossDocuments(docs: readonly Identified[], opts: LoadOptions, problemAt: ProblemAt): void {
   const seen = new Map<string, Source>();
   const namespaces = new Set(opts.knownNamespaces ?? ['default']);
@@ -290,6 +305,28 @@ function checkAcrossDocuments(docs: readonly Identified[], opts: LoadOptions, pr
       );
     }
   }
+
+  // A Service whose document is invalid still exists for this check (its ports are not known, so
+  // references to it are not checked further): one mistake, one message.
+  const services = new Map<string, ServiceObject | undefined>();
+  const routes: { route: RouteObject; at: Located }[] = [];
+  for (const d of docs) {
+    if (d.kind === 'Service') services.set(`${d.namespace}/${d.name}`, d.obj?.kind === 'Service' ? d.obj : undefined);
+    if (d.obj?.kind === 'HTTPRoute' || d.obj?.kind === 'GRPCRoute') routes.push({ route: d.obj, at: d.at });
+  }
+  const where = new Map(routes.map((r) => [r.route, r.at]));
+  checkRouteReferences(
+    routes.map((r) => r.route),
+    (ns, name) => {
+      const key = `${ns}/${name}`;
+      const svc = services.get(key);
+      return { found: services.has(key), ...(svc !== undefined ? { service: svc } : {}) };
+    },
+    (route, path, message) => {
+      const at = where.get(route);
+      if (at !== undefined) problemAt(at, path, message);
+    },
+  );
 }
 
 // ---- message helpers ------------------------------------------------------------------------

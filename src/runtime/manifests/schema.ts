@@ -300,6 +300,186 @@ export const serviceAccountSchema = strict({
   automountServiceAccountToken: z.boolean().optional(),
 });
 
+// ---- Gateway API routes (gateway.networking.k8s.io/v1), as meshes use them (GAMMA) --------------
+// The field names, limits and defaults are Gateway API v1's (standard channel); rules that span fields
+// (a parent Service that must exist, a rewrite that conflicts with a redirect, regexes) are in routes.ts.
+
+/** Gateway API's HTTPHeaderName and the names of query parameters: an RFC 7230 token. */
+const TOKEN_MESSAGE = "must be a header name: letters, digits and !#$%&'*+-.^_`|~, at most 256 characters";
+export const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/, rule(TOKEN_MESSAGE))
+  .max(256, rule(TOKEN_MESSAGE));
+
+/** A header value the proxy may write or compare: no CR, LF or NUL (they would split the message). */
+const HEADER_VALUE_MESSAGE = 'must be 1 to 4096 characters without CR, LF or NUL';
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const headerValue = z.string().min(1, rule(HEADER_VALUE_MESSAGE)).max(4096, rule(HEADER_VALUE_MESSAGE)).regex(/^[^\r\n\x00]*$/, rule(HEADER_VALUE_MESSAGE));
+
+/** Gateway API's Duration (GEP-2257): `500ms`, `10s`, `1m30s`, `1h`; `0s` means no timeout. */
+export const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
+const duration = z.string().regex(DURATION, rule('must be a duration such as "500ms", "10s", "1m30s" or "1h" (units h, m, s, ms)'));
+
+/** RFC 1123 host name without a wildcard, for redirects and rewrites. */
+const preciseHostname = dnsSubdomain;
+
+const parentRef = strict({
+  /** "" (or "core") for a Service; Gateway API's default is the Gateway group, so it must be written. */
+  group: z.string().optional(),
+  /** Must be Service (Gateway API's default is Gateway). */
+  kind: z.string().optional(),
+  namespace: dnsLabel.optional(),
+  name: dns1035Label,
+  /** A port name of the Service (GAMMA). */
+  sectionName: dnsLabel.optional(),
+  /** The Service port the route applies to; all its ports when absent. */
+  port: port.optional(),
+});
+
+const backendRefBase = {
+  group: z.string().default(''),
+  kind: z.string().default('Service'),
+  name: dns1035Label,
+  namespace: dnsLabel.optional(),
+  /** Required for a Service backend: which of its ports receives the requests. */
+  port: port.optional(),
+};
+
+const headerMatch = strict({
+  type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
+  name: headerName,
+  value: z.string().min(1).max(4096),
+});
+
+const headerModifier = strict({
+  set: z.array(strict({ name: headerName, value: headerValue })).max(16).default([]),
+  add: z.array(strict({ name: headerName, value: headerValue })).max(16).default([]),
+  remove: z.array(headerName).max(16).default([]),
+});
+
+const mirror = strict({
+  backendRef: strict(backendRefBase),
+  /** Share of requests mirrored, 0 to 100 (default: all). */
+  percent: z.int().min(0).max(100).optional(),
+  fraction: strict({ numerator: z.int().min(0), denominator: z.int().min(1).default(100) }).optional(),
+});
+
+const pathModifier = strict({
+  type: z.enum(['ReplaceFullPath', 'ReplacePrefixMatch']),
+  replaceFullPath: z.string().max(1024).optional(),
+  replacePrefixMatch: z.string().max(1024).optional(),
+});
+
+const redirect = strict({
+  scheme: z.enum(['http', 'https']).optional(),
+  hostname: preciseHostname.optional(),
+  path: pathModifier.optional(),
+  port: port.optional(),
+  statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], rule('must be one of 301, 302, 303, 307, 308')).default(302),
+});
+
+const urlRewrite = strict({ hostname: preciseHostname.optional(), path: pathModifier.optional() });
+
+const HTTP_FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'RequestRedirect', 'URLRewrite'] as const;
+const GRPC_FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror'] as const;
+
+const httpFilter = strict({
+  type: z.enum(HTTP_FILTER_TYPES),
+  requestHeaderModifier: headerModifier.optional(),
+  responseHeaderModifier: headerModifier.optional(),
+  requestMirror: mirror.optional(),
+  requestRedirect: redirect.optional(),
+  urlRewrite: urlRewrite.optional(),
+});
+
+const grpcFilter = strict({
+  type: z.enum(GRPC_FILTER_TYPES),
+  requestHeaderModifier: headerModifier.optional(),
+  responseHeaderModifier: headerModifier.optional(),
+  requestMirror: mirror.optional(),
+});
+
+const weight = z.int(rule('must be an integer from 0 to 1000000')).min(0, rule('must be an integer from 0 to 1000000')).max(1_000_000, rule('must be an integer from 0 to 1000000'));
+
+const backendRef = strict({
+  ...backendRefBase,
+  /** Relative share of the rule's requests; 0 sends none (Gateway API: 0 to 1,000,000, default 1). */
+  weight: weight.default(1),
+  /** Accepted by the schema so the message can say it is not supported (see routes.ts). */
+  filters: z.array(z.unknown()).optional(),
+});
+
+const httpPathMatch = strict({
+  type: z.enum(['Exact', 'PathPrefix', 'RegularExpression']).default('PathPrefix'),
+  value: z.string().min(1).max(1024).default('/'),
+});
+
+const httpMatch = strict({
+  path: httpPathMatch.optional(),
+  headers: z.array(headerMatch).max(16).default([]),
+  queryParams: z.array(strict({ type: z.enum(['Exact', 'RegularExpression']).default('Exact'), name: headerName, value: z.string().min(1).max(1024) })).max(16).default([]),
+  method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']).optional(),
+});
+
+const grpcMatch = strict({
+  method: strict({
+    type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
+    service: z.string().min(1).max(1024).optional(),
+    method: z.string().min(1).max(1024).optional(),
+  }).optional(),
+  headers: z.array(headerMatch).max(16).default([]),
+});
+
+const routeTimeouts = strict({
+  /** The whole request, retries included; `0s` disables it. */
+  request: duration.optional(),
+  /** Each attempt to a backend; must not exceed `request`. */
+  backendRequest: duration.optional(),
+});
+
+const ruleName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, rule(LABEL_MESSAGE)).max(63, rule(LABEL_MESSAGE));
+
+const httpRouteRule = strict({
+  name: ruleName.optional(),
+  matches: z.array(httpMatch).max(64).optional(),
+  filters: z.array(httpFilter).max(16).default([]),
+  backendRefs: z.array(backendRef).max(16).default([]),
+  timeouts: routeTimeouts.optional(),
+  /** Gateway API's experimental retry (GEP-1731): accepted by the schema so that the message can point
+   *  to the annotations (routes.ts). */
+  retry: z.unknown().optional(),
+});
+
+const grpcRouteRule = strict({
+  name: ruleName.optional(),
+  matches: z.array(grpcMatch).max(64).optional(),
+  filters: z.array(grpcFilter).max(16).default([]),
+  backendRefs: z.array(backendRef).max(16).default([]),
+});
+
+export const httpRouteSchema = strict({
+  ...top,
+  kind: z.literal('HTTPRoute'),
+  metadata: objectMeta(dnsSubdomain),
+  spec: strict({
+    parentRefs: z.array(parentRef).min(1).max(32),
+    /** Accepted by the schema so that the message can say why it is refused (routes.ts). */
+    hostnames: z.array(z.string()).optional(),
+    rules: z.array(httpRouteRule).min(1).max(16).default([{ filters: [], backendRefs: [] }]),
+  }),
+});
+
+export const grpcRouteSchema = strict({
+  ...top,
+  kind: z.literal('GRPCRoute'),
+  metadata: objectMeta(dnsSubdomain),
+  spec: strict({
+    parentRefs: z.array(parentRef).min(1).max(32),
+    hostnames: z.array(z.string()).optional(),
+    rules: z.array(grpcRouteRule).min(1).max(16).default([{ filters: [], backendRefs: [] }]),
+  }),
+});
+
 /** Every kind the local runtime knows, with the apiVersion Kubernetes expects for it. */
 export const KINDS = {
   Namespace: { apiVersion: 'v1', namespaced: false, schema: namespaceSchema },
@@ -307,6 +487,8 @@ export const KINDS = {
   Deployment: { apiVersion: 'apps/v1', namespaced: true, schema: deploymentSchema },
   Service: { apiVersion: 'v1', namespaced: true, schema: serviceSchema },
   ServiceAccount: { apiVersion: 'v1', namespaced: true, schema: serviceAccountSchema },
+  HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, schema: httpRouteSchema },
+  GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, schema: grpcRouteSchema },
 } as const;
 
 export type KindName = keyof typeof KINDS;
@@ -325,3 +507,15 @@ export type PodDoc = z.output<typeof podSchema>;
 export type DeploymentDoc = z.output<typeof deploymentSchema>;
 export type ServiceDoc = z.output<typeof serviceSchema>;
 export type ServiceAccountDoc = z.output<typeof serviceAccountSchema>;
+export type HTTPRouteDoc = z.output<typeof httpRouteSchema>;
+export type GRPCRouteDoc = z.output<typeof grpcRouteSchema>;
+export type ParentRef = z.output<typeof parentRef>;
+export type BackendRef = z.output<typeof backendRef>;
+export type HeaderMatch = z.output<typeof headerMatch>;
+export type HeaderModifier = z.output<typeof headerModifier>;
+export type HTTPRouteMatch = z.output<typeof httpMatch>;
+export type GRPCRouteMatch = z.output<typeof grpcMatch>;
+export type HTTPRouteFilter = z.output<typeof httpFilter>;
+export type GRPCRouteFilter = z.output<typeof grpcFilter>;
+export type HTTPPathModifier = z.output<typeof pathModifier>;
+export type RouteTimeouts = z.output<typeof routeTimeouts>;

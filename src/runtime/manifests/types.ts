@@ -2,7 +2,7 @@
 // defaults applied), where it came from, and its parsed outrigger annotations.
 import type { MeshAnnotations } from './annotations.js';
 import type { PortList } from '../../core/ports.js';
-import type { DeploymentDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
+import type { DeploymentDoc, GRPCRouteDoc, HTTPRouteDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
 
 /** Where a document came from: the file as the caller named it and its 1-based document index. */
 export interface Source {
@@ -29,7 +29,29 @@ export type ServiceObject = Omit<ServiceDoc, 'spec'> & {
 
 export type ServiceAccountObject = ServiceAccountDoc & { readonly source: Source };
 
-export type ManifestObject = NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject;
+/** A route's retries, from its `retry.outrigger.io/*` annotations (see routes.ts for why annotations). */
+export interface RetryPolicy {
+  /** Retries after the first attempt, 1 to 10. */
+  readonly attempts: number;
+  /** HTTP response statuses that are retried, as inclusive ranges (HTTPRoute only). */
+  readonly statuses: readonly (readonly [number, number])[];
+  /** gRPC status codes that are retried (GRPCRoute only). */
+  readonly grpcCodes: readonly number[];
+  /** The connection to the endpoint could not be made (nothing was sent: always safe to retry). */
+  readonly connectFailure: boolean;
+  /** The connection failed after the request was sent and before a response head came. */
+  readonly reset: boolean;
+  /** A backendRequest timeout expired before a response head came. */
+  readonly timeout: boolean;
+}
+
+export type HTTPRouteObject = HTTPRouteDoc & { readonly source: Source; readonly retry: RetryPolicy | undefined };
+
+export type GRPCRouteObject = GRPCRouteDoc & { readonly source: Source; readonly retry: RetryPolicy | undefined };
+
+export type RouteObject = HTTPRouteObject | GRPCRouteObject;
+
+export type ManifestObject = NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject | RouteObject;
 
 /** Everything the files described, in file order, and by kind. */
 export interface ManifestSet {
@@ -39,6 +61,10 @@ export interface ManifestSet {
   readonly deployments: readonly DeploymentObject[];
   readonly services: readonly ServiceObject[];
   readonly serviceAccounts: readonly ServiceAccountObject[];
+  /** Always set by parseManifests; optional only so that sets built by hand (an empty one) need not
+   *  list them. */
+  readonly httpRoutes?: readonly HTTPRouteObject[];
+  readonly grpcRoutes?: readonly GRPCRouteObject[];
 }
 
 /** `namespace/name`, or `name` for a Namespace. */

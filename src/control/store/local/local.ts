@@ -1,11 +1,13 @@
 // The local runtime's store: the runtime computes Services and pods from its manifests and running
 // pods and hands over the whole picture with `replace`; readers get immutable snapshots.
-import type { PodEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
+import type { PodEntry, RouteEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
 
 /** What the runtime hands over: every Service and every pod, as they are now. */
 export interface StoreContent {
   readonly services: readonly ServiceEntry[];
   readonly pods: readonly PodEntry[];
+  /** Absent: no routes. Sorted here by namespace and name, as the snapshot promises. */
+  readonly routes?: readonly RouteEntry[];
 }
 
 function deepFreeze<T>(value: T): T {
@@ -26,7 +28,13 @@ export class LocalStore implements Store {
 
   /** A copy (the caller may go on changing its objects), frozen so no reader can change it either. */
   private static freeze(version: number, content: StoreContent): StoreSnapshot {
-    return deepFreeze({ version, services: structuredClone(content.services), pods: structuredClone(content.pods) });
+    const snapshot: StoreSnapshot = { version, services: structuredClone(content.services), pods: structuredClone(content.pods) };
+    if (content.routes !== undefined && content.routes.length > 0) {
+      const routes = structuredClone(content.routes) as RouteEntry[];
+      routes.sort((a, b) => (a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return deepFreeze({ ...snapshot, routes });
+    }
+    return deepFreeze(snapshot);
   }
 
   snapshot(): StoreSnapshot {
