@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { parseAddr, type Port, type SocketAddr } from '../core/addr.js';
 import { parsePortList, type PortList } from '../core/ports.js';
+import { parseSpiffeId, type SpiffeId } from '../api/identity.js';
 import { SETTINGS, type SettingName } from './env.js';
 
 const port = z.coerce
@@ -26,6 +27,19 @@ const optionalAddr = z
     return a;
   });
 
+/** An optional string; unset or empty is undefined. */
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : v));
+
+const optionalSpiffeId = optionalText.transform((v, ctx): SpiffeId | undefined => {
+  if (v === undefined) return undefined;
+  const id = parseSpiffeId(v)?.id;
+  if (id === undefined) ctx.addIssue({ code: 'custom', message: `must be spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>, got "${v}"` });
+  return id;
+});
+
 const schema = z.object({
   outboundPort: port,
   outboundAddr: ip,
@@ -35,6 +49,10 @@ const schema = z.object({
   adminAddr: ip,
   staticDestination: optionalAddr,
   destinationAddr: optionalAddr,
+  // mTLS: all three or none (checked below).
+  identityAddr: optionalAddr,
+  identityTokenFile: optionalText,
+  identity: optionalSpiffeId,
   // The same format as the pod annotation config.outrigger.io/opaque-ports, parsed by the same code.
   opaquePorts: z.string().transform((v, ctx): PortList => {
     const r = parsePortList(v);
@@ -55,6 +73,12 @@ const schema = z.object({
 });
 
 export type ProxyConfig = Readonly<z.infer<typeof schema>>;
+
+/** The identity settings, when mTLS is on (all three are set; loadProxyConfig checks). */
+export function identitySettings(cfg: ProxyConfig): { addr: SocketAddr; tokenFile: string; identity: SpiffeId } | undefined {
+  if (cfg.identityAddr === undefined || cfg.identityTokenFile === undefined || cfg.identity === undefined) return undefined;
+  return { addr: cfg.identityAddr, tokenFile: cfg.identityTokenFile, identity: cfg.identity };
+}
 
 /**
  * Builds the config from flag values (camelCase keys, as commander gives them) over the environment
@@ -84,6 +108,12 @@ export function loadProxyConfig(flags: Partial<Record<SettingName, string | unde
   const dst = cfg.staticDestination;
   if (dst && ports.includes(dst.port) && /^(127\.|::1$|0\.0\.0\.0$|::$|localhost$)/.test(dst.host)) {
     problems.push(`--static-destination (${SETTINGS.staticDestination.env}): ${dst.host}:${dst.port} is the proxy's own listener (a loop)`);
+  }
+  const identity = (['identityAddr', 'identityTokenFile', 'identity'] as const).map((k) => [k, cfg[k] !== undefined] as const);
+  const given = identity.filter(([, set]) => set);
+  if (given.length > 0 && given.length < identity.length) {
+    const flags = (list: typeof identity) => list.map(([k]) => `--${SETTINGS[k].flag} (${SETTINGS[k].env})`).join(', ');
+    problems.push(`mTLS needs --identity-addr, --identity-token-file and --identity together (or none of them): ${flags(given)} given, ${flags(identity.filter(([, set]) => !set))} missing`);
   }
   if (problems.length) throw new ConfigError('proxy configuration', problems);
   return Object.freeze(cfg);

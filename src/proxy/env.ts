@@ -32,6 +32,12 @@ export const SETTINGS = {
     'destination-addr',
     'HOST:PORT of the control plane\'s destination service; unset: every connection goes to its original destination',
   ),
+  identityAddr: s(
+    'identity-addr',
+    'HOST:PORT of the control plane\'s identity service; with --identity-token-file and --identity it turns on mTLS, and the proxy is not ready until it holds a certificate',
+  ),
+  identityTokenFile: s('identity-token-file', 'file holding the pod\'s ServiceAccount token, read again before every certificate request'),
+  identity: s('identity', 'this proxy\'s own workload identity, spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>'),
   opaquePorts: s(
     'opaque-ports',
     'ports whose traffic is forwarded as opaque TCP without protocol detection (list and ranges, "" for none)',

@@ -1,8 +1,10 @@
 // The one place that wires a validated config into listeners, the admin server and shutdown.
 import type http from 'node:http';
 import type { Logger } from '../core/log.js';
-import type { SocketAddr } from '../core/addr.js';
-import type { ProxyConfig } from './config.js';
+import { formatAddr, type SocketAddr } from '../core/addr.js';
+import { identitySettings, type ProxyConfig } from './config.js';
+import { ProxyIdentity } from './identity/identity.js';
+import { MeshTls } from './transport/mtls.js';
 import { ProxyMetrics } from './metrics.js';
 import { UpstreamPool } from './http1/pool.js';
 import { Listener } from './transport/listen.js';
@@ -23,12 +25,22 @@ export interface RunningProxy {
 
 export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
   if (!cfg.staticDestination) checkOrigDstAddon();
-  const metrics = new ProxyMetrics();
+  const ids = identitySettings(cfg);
+  const metrics = new ProxyMetrics({ tls: ids !== undefined });
   const pool = new UpstreamPool(cfg.maxIdlePerUpstream, cfg.upstreamIdleTimeoutMs);
   let draining = false;
   let ready = false;
   const ports: number[] = [];
-  const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports };
+  // mTLS: the key is made in memory and a certificate asked for at once; the proxy is ready only once
+  // it holds one. Without identity settings, plaintext everywhere as before.
+  let identity: ProxyIdentity | undefined;
+  let mtls: MeshTls | undefined;
+  if (ids !== undefined) {
+    identity = ProxyIdentity.start({ controlAddr: formatAddr(ids.addr), tokenPath: ids.tokenFile, identity: ids.identity, log: log.child({ component: 'identity' }) });
+    metrics.watchIdentity(identity);
+    mtls = new MeshTls({ identity, metrics, log: log.child({ component: 'mtls' }), handshakeTimeoutMs: cfg.detectTimeoutMs });
+  }
+  const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
   // Outbound destinations are looked up in the control plane when there is one: Services are balanced
   // per request; what it does not know goes to the original address.
   const discovery = cfg.destinationAddr !== undefined ? new Discovery({ addr: cfg.destinationAddr, log: log.child({ component: 'discovery' }) }) : undefined;
@@ -39,7 +51,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
 
-  const admin: http.Server = createAdminServer({ metrics, ready: () => ready && !draining, shutdown: () => void shutdown() });
+  const certificate = identity !== undefined ? () => identity.current() : undefined;
+  const admin: http.Server = createAdminServer({
+    metrics,
+    ready: () => ready && !draining && (identity === undefined || identity.current() !== undefined),
+    shutdown: () => void shutdown(),
+    ...(certificate ? { certificate } : {}),
+  });
   const listeners = [outboundL, inboundL];
 
   const shutdown = (): Promise<void> => {
@@ -57,6 +75,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       for (const l of listeners) l.destroyAll();
       discovery?.close();
       pool.close();
+      mtls?.close();
+      await identity?.close();
       await new Promise<void>((r) => {
         admin.close(() => r());
         admin.closeAllConnections();
@@ -74,13 +94,23 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     const adminAddr = { host: a.address, port: a.port } as SocketAddr;
     ports.push(outbound.port, inbound.port, adminAddr.port);
     ready = true;
-    log.info({ outbound: outbound.port, inbound: inbound.port, admin: adminAddr.port }, 'proxy ready');
+    const where = { outbound: outbound.port, inbound: inbound.port, admin: adminAddr.port };
+    if (identity === undefined) log.info(where, 'proxy ready');
+    else {
+      log.info({ ...where, identity: identity.identity }, 'proxy listening; ready once it holds a certificate');
+      identity.whenReady().then(
+        (c) => log.info({ ...where, identity: c.identity, notAfter: c.notAfter.toISOString() }, 'proxy ready'),
+        () => undefined,
+      );
+    }
     return { outbound, inbound, admin: adminAddr, metrics, shutdown, closed };
   } catch (err) {
     for (const l of listeners) l.server.close();
     admin.close();
     discovery?.close();
     pool.close();
+    mtls?.close();
+    void identity?.close();
     throw err;
   }
 }

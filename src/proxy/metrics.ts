@@ -12,6 +12,22 @@ const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 2
 const MAX_ROUTES = 4096;
 
 const TCP_LABELS = ['direction', 'target_addr'] as const;
+/** Labels added to the request and TCP metrics when mTLS is on: tls="true" | "no_identity" and the peer's
+ *  identity (client_id inbound, server_id outbound; "" without one). Identities are service accounts, so
+ *  they add few label sets; the MAX_ROUTES cap still holds. */
+const TLS_LABELS = ['tls', 'client_id', 'server_id'] as const;
+type TcpLabel = (typeof TCP_LABELS)[number] | (typeof TLS_LABELS)[number];
+
+export interface ProxyMetricsOptions {
+  /** mTLS is on (the proxy has an identity): add the TLS labels and the identity and handshake metrics.
+   *  Off, every label set is what it was before mTLS existed. */
+  readonly tls?: boolean;
+}
+
+/** The peer label for a direction: who the client (inbound) or the server (outbound) proved to be. */
+function tlsLabels(direction: Direction, peer: string | undefined): Record<string, string> {
+  return { tls: peer === undefined ? 'no_identity' : 'true', [direction === 'inbound' ? 'client_id' : 'server_id']: peer ?? '' };
+}
 
 /** One response label set: its count and latency histogram, as plain numbers (rendered at scrape time). */
 interface ResponseCell {
@@ -30,7 +46,8 @@ export class RouteStats {
   count = 0;
   readonly cells = new Map<string, ResponseCell>();
   readonly requests = { inc: () => void this.count++ };
-  constructor(readonly labels: { direction: Direction; target_addr: string; authority: string }) {}
+  /** direction, target_addr, authority; with mTLS on, also tls and client_id (inbound) or server_id (outbound). */
+  constructor(readonly labels: Readonly<Record<string, string>>) {}
 
   /** Records one finished exchange. grpcStatus is undefined for plain HTTP; status 0 means no response. */
   response(status: number, latencyMs: number, grpcStatus?: number): void {
@@ -79,7 +96,7 @@ export class TcpStats {
   closedRead = 0;
   closedWritten = 0;
   constructor(
-    readonly labels: { direction: Direction; target_addr: string },
+    readonly labels: Readonly<Record<string, string>>,
     private readonly opened: { inc(): void },
     private readonly gauge: { inc(): void; dec(): void },
     private readonly m: ProxyMetrics,
@@ -102,16 +119,21 @@ export class TcpStats {
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly tcpOpenTotal: Counter<(typeof TCP_LABELS)[number]>;
-  readonly tcpCloseTotal: Counter<(typeof TCP_LABELS)[number] | 'errno'>;
-  readonly tcpOpenConnections: Gauge<(typeof TCP_LABELS)[number]>;
+  readonly tcpOpenTotal: Counter<TcpLabel>;
+  readonly tcpCloseTotal: Counter<TcpLabel | 'errno'>;
+  readonly tcpOpenConnections: Gauge<TcpLabel>;
+  /** Mesh TLS handshakes that failed, by direction and reason (only with mTLS on). */
+  readonly tlsHandshakeErrors: Counter<'direction' | 'reason'> | undefined;
+  readonly tls: boolean;
   readonly detectTimeoutTotal: Counter<'direction'>;
   readonly refusedTotal: Counter<'direction' | 'reason'>;
   private readonly routes = new Map<string, RouteStats>();
   private readonly tcp = new Map<string, TcpStats>();
 
-  constructor() {
+  constructor(opts: ProxyMetricsOptions = {}) {
+    this.tls = opts.tls === true;
     const registers = [this.registry];
+    const tcpLabels: TcpLabel[] = this.tls ? [...TCP_LABELS, ...TLS_LABELS] : [...TCP_LABELS];
     const routes = this.routes;
     const reg = (m: ReturnType<typeof scrapeTimeMetric>) => this.registry.registerMetric(m as unknown as Counter);
     reg(
@@ -142,15 +164,15 @@ export class ProxyMetrics {
         return out;
       }),
     );
-    this.tcpOpenTotal = new Counter({ name: 'tcp_open_total', help: 'connections accepted', labelNames: TCP_LABELS, registers });
-    this.tcpCloseTotal = new Counter({ name: 'tcp_close_total', help: 'connections closed', labelNames: [...TCP_LABELS, 'errno'], registers });
-    this.tcpOpenConnections = new Gauge({ name: 'tcp_open_connections', help: 'connections open now', labelNames: TCP_LABELS, registers });
+    this.tcpOpenTotal = new Counter({ name: 'tcp_open_total', help: 'connections accepted', labelNames: tcpLabels, registers });
+    this.tcpCloseTotal = new Counter({ name: 'tcp_close_total', help: 'connections closed', labelNames: [...tcpLabels, 'errno'], registers });
+    this.tcpOpenConnections = new Gauge({ name: 'tcp_open_connections', help: 'connections open now', labelNames: tcpLabels, registers });
     const bytes = (name: string, help: string, field: 'bytesRead' | 'bytesWritten', closed: 'closedRead' | 'closedWritten') => {
       const tcp = this.tcp;
       return new Counter({
         name,
         help,
-        labelNames: TCP_LABELS,
+        labelNames: tcpLabels,
         registers,
         collect() {
           this.reset();
@@ -176,7 +198,40 @@ export class ProxyMetrics {
       labelNames: ['direction', 'reason'],
       registers,
     });
+    this.tlsHandshakeErrors = this.tls
+      ? new Counter({
+          name: 'tls_handshake_errors_total',
+          help: 'mesh TLS handshakes that failed: reason="handshake" (chain, expiry, ALPN, broken off), "peer_identity" (not the expected identity), "no_identity" (no certificate yet)',
+          labelNames: ['direction', 'reason'],
+          registers,
+        })
+      : undefined;
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The proxy's certificate figures (kept by src/proxy/identity), read at scrape time. */
+  watchIdentity(source: { readonly metrics: { readonly certExpirationSeconds: number; readonly refreshCount: number; readonly refreshFailures: number } }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'identity_cert_expiration_timestamp_seconds',
+      help: 'when the certificate the proxy holds expires (unix seconds; 0 before the first)',
+      registers,
+      collect() {
+        this.set(source.metrics.certExpirationSeconds);
+      },
+    });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter('identity_cert_refresh_count', 'certificates obtained from the identity service, the first one included', () => source.metrics.refreshCount);
+    counter('identity_cert_refresh_failures_total', 'certificate requests that failed (identity service unreachable, token refused)', () => source.metrics.refreshFailures);
   }
 
   /** Discovery's counters (plain numbers kept by src/proxy/discover), read at scrape time. */
@@ -205,24 +260,27 @@ export class ProxyMetrics {
     });
   }
 
-  route(direction: Direction, target: string, authority: string): RouteStats {
-    const key = `${direction}\0${target}\0${authority}`;
+  /** `peer`: the identity mesh TLS proved for the other proxy (client inbound, server outbound);
+   *  undefined for plaintext. Always undefined with mTLS off. */
+  route(direction: Direction, target: string, authority: string, peer?: string): RouteStats {
+    const key = peer === undefined ? `${direction}\0${target}\0${authority}` : `${direction}\0${target}\0${authority}\0${peer}`;
     let r = this.routes.get(key);
     if (r) return r;
     // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
     if (this.routes.size >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow');
-    const labels = { direction, target_addr: target, authority };
+    const labels = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
     r = new RouteStats(labels);
     this.routes.set(key, r);
     return r;
   }
 
-  tcpFor(direction: Direction, target: string): TcpStats {
-    const key = `${direction}\0${target}`;
+  /** `peer` as for route(). */
+  tcpFor(direction: Direction, target: string, peer?: string): TcpStats {
+    const key = peer === undefined ? `${direction}\0${target}` : `${direction}\0${target}\0${peer}`;
     let t = this.tcp.get(key);
     if (!t) {
       if (this.tcp.size >= MAX_ROUTES && target !== 'overflow') return this.tcpFor(direction, 'overflow');
-      const labels = { direction, target_addr: target };
+      const labels = this.tls ? { direction, target_addr: target, ...tlsLabels(direction, peer) } : { direction, target_addr: target };
       t = new TcpStats(labels, this.tcpOpenTotal.labels(labels), this.tcpOpenConnections.labels(labels), this);
       this.tcp.set(key, t);
     }

@@ -1,5 +1,6 @@
-// The admin server: liveness, readiness, Prometheus metrics and a graceful shutdown, on its own port
-// so that probes and scrapes never queue behind application traffic.
+// The admin server: liveness, readiness, Prometheus metrics, the certificate held (never the key) and
+// a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
+import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProxyMetrics } from '../metrics.js';
@@ -8,6 +9,30 @@ export interface AdminHooks {
   readonly metrics: ProxyMetrics;
   ready(): boolean;
   shutdown(): void;
+  /** mTLS on: the certificate held now (undefined before the first). Absent: mTLS is off. */
+  readonly certificate?: () => { readonly leafPem: string } | undefined;
+}
+
+/** What GET /identity answers (`outrigger identity` prints it). */
+export interface IdentityView {
+  readonly identity: string;
+  readonly issuer: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly serial: string;
+}
+
+/** The public facts of a certificate, from its PEM (the key is never looked at). */
+export function identityView(leafPem: string): IdentityView {
+  const c = new X509Certificate(leafPem);
+  const uri = /(?:^|, )URI:([^,]+)/.exec(c.subjectAltName ?? '');
+  return {
+    identity: uri?.[1] ?? '',
+    issuer: c.issuer.split('\n').join(', '),
+    notBefore: new Date(c.validFrom).toISOString(),
+    notAfter: new Date(c.validTo).toISOString(),
+    serial: c.serialNumber.toLowerCase(),
+  };
 }
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
@@ -31,6 +56,13 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
           (err: Error) => text(500, `metrics: ${err.message}\n`),
         );
         return;
+      case '/identity': {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (hooks.certificate === undefined) return text(404, 'this proxy has no identity (mTLS is off)\n');
+        const cert = hooks.certificate();
+        if (cert === undefined) return text(503, 'no certificate yet\n');
+        return text(200, `${JSON.stringify(identityView(cert.leafPem))}\n`, { 'content-type': 'application/json' });
+      }
       case '/shutdown':
         if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });
         // Only the pod itself may stop its proxy (the admin port listens on every address for probes).

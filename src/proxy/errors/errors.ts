@@ -15,6 +15,13 @@ export const Codes = {
   CONNECT_REFUSED: 'OUTR_ERR_CONNECT_REFUSED',
   CONNECT_TIMEOUT: 'OUTR_ERR_CONNECT_TIMEOUT',
   RESPONSE_TIMEOUT: 'OUTR_ERR_RESPONSE_TIMEOUT',
+  /** Mesh TLS to the endpoint failed: its proxy's chain does not verify to our trust anchor, is
+   *  expired, refused our certificate, did not agree to the ALPN, or the handshake broke off. */
+  UPSTREAM_TLS: 'OUTR_ERR_UPSTREAM_TLS',
+  /** Mesh TLS to the endpoint verified, but its proxy is not the identity discovery named. */
+  UPSTREAM_IDENTITY: 'OUTR_ERR_UPSTREAM_IDENTITY',
+  /** The endpoint is meshed but this proxy holds no certificate yet, so it cannot speak mTLS to it. */
+  NO_IDENTITY: 'OUTR_ERR_NO_IDENTITY',
   /** The upstream answered with bytes that are not a valid HTTP response, or closed mid-response. */
   UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
   /** The destination is a known Service with no ready endpoint to send the request to. */

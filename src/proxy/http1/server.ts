@@ -14,6 +14,9 @@ import { joinSockets } from '../transport/tcp.js';
 import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './parse.js';
 import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
 import type { Balancer, Endpoint } from '../balance/balancer.js';
+import type { SpiffeId } from '../../api/identity.js';
+import { MESH_ALPN } from '../tls/alpn.js';
+import type { MeshTls } from '../transport/mtls.js';
 
 export interface Http1Context {
   readonly cfg: ProxyConfig;
@@ -24,7 +27,14 @@ export interface Http1Context {
   readonly draining: () => boolean;
   /** Open client connections, so a shutdown can drain them and the listener close idle ones. */
   readonly conns: Set<ClientConn>;
+  /** mTLS is on: outbound requests to meshed endpoints go over mesh TLS, inbound requests get the
+   *  client identity header. Absent: plaintext everywhere, headers untouched. */
+  readonly mtls?: MeshTls;
 }
+
+/** The header that tells the app who the client is: set by the inbound proxy from the identity mesh TLS
+ *  verified, and removed from every request that arrives otherwise (DESIGN.md's security rule). */
+export const CLIENT_ID_HEADER = 'outrigger-client-id';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Largest response head accepted from an upstream (bytes). */
@@ -47,6 +57,13 @@ export class ClientConn implements UpstreamOwner {
    *  picked for this request. */
   private upAddr: SocketAddr;
   private upKey: string;
+  /** The pool's key for the exchange's upstream: TLS connections are kept apart from plaintext ones,
+   *  and per expected identity. */
+  private poolKey: string;
+  /** The identity the exchange's endpoint must prove (mesh TLS), undefined for plaintext. */
+  private serverId: SpiffeId | undefined = undefined;
+  /** Inbound with mTLS on: remove the client identity header from requests (and set it from `clientId`). */
+  private readonly identityHeader: boolean;
   private ep: Endpoint | null = null;
   private epStart = 0;
   /** Client bytes not yet consumed: a partial head, or pipelined requests waiting their turn. */
@@ -108,10 +125,14 @@ export class ClientConn implements UpstreamOwner {
     ended: boolean,
     /** A Service's endpoints: each request goes to the one it picks. Absent: to the original address. */
     private readonly balancer?: Balancer,
+    /** Inbound over mesh TLS: the identity the client proved. */
+    private readonly clientId?: SpiffeId,
   ) {
     this.targetKey = formatAddr(target);
     this.upAddr = target;
     this.upKey = this.targetKey;
+    this.poolKey = this.targetKey;
+    this.identityHeader = ctx.mtls !== undefined && ctx.direction === 'inbound';
     sock.setNoDelay(true);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
@@ -208,12 +229,19 @@ export class ClientConn implements UpstreamOwner {
     this.req = head;
     this.startedAt = performance.now();
     this.idleSince = 0;
-    this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
-    this.stats.requests.inc();
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
     const f = head.fields;
     let s = `${head.method} ${head.target} HTTP/1.1\r\n`;
-    for (let i = 0; i < f.length; i += 2) s += `${f[i]}: ${f[i + 1]}\r\n`;
+    if (this.identityHeader) {
+      for (let i = 0; i < f.length; i += 2) {
+        const name = f[i] as string;
+        if (name.length === CLIENT_ID_HEADER.length && name.toLowerCase() === CLIENT_ID_HEADER) continue;
+        s += `${name}: ${f[i + 1]}\r\n`;
+      }
+      if (this.clientId !== undefined) s += `${CLIENT_ID_HEADER}: ${this.clientId}\r\n`;
+    } else {
+      for (let i = 0; i < f.length; i += 2) s += `${f[i]}: ${f[i + 1]}\r\n`;
+    }
     if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
     // We speak HTTP/1.1 upstream, where Host is required: an HTTP/1.0 client may not have sent one.
     if (head.authority === '' && head.minor === 0) s += `host: ${this.targetKey}\r\n`;
@@ -224,6 +252,8 @@ export class ClientConn implements UpstreamOwner {
     if (this.balancer !== undefined) {
       const ep = this.balancer.pick();
       if (ep === undefined) {
+        this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
+        this.stats.requests.inc();
         // Nothing was sent: a request without a body is over, and the connection can go on.
         if (head.bodyKind === 'none') {
           this.reqDone = true;
@@ -236,7 +266,17 @@ export class ClientConn implements UpstreamOwner {
       this.epStart = ep.begin();
       this.upAddr = ep.addr;
       this.upKey = ep.key;
+      // A meshed endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy).
+      if (ep.identity !== undefined && this.ctx.mtls !== undefined) {
+        this.serverId = ep.identity as SpiffeId;
+        this.poolKey = `tls\0${ep.key}\0${ep.identity}`;
+      } else {
+        this.serverId = undefined;
+        this.poolKey = ep.key;
+      }
     }
+    this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority, this.clientId ?? this.serverId);
+    this.stats.requests.inc();
     // The head and the body bytes that came with it leave in one write.
     const upSock = this.sendHead(true);
     this.requestBody(head, rest);
@@ -267,7 +307,7 @@ export class ClientConn implements UpstreamOwner {
    */
   private sendHead(cork: boolean, fresh = false): Socket {
     const { pool, cfg } = this.ctx;
-    const pooled = fresh ? undefined : pool.acquire(this.upKey);
+    const pooled = fresh ? undefined : pool.acquire(this.poolKey);
     if (pooled) {
       this.up = pooled;
       pooled.owner = this;
@@ -291,9 +331,10 @@ export class ClientConn implements UpstreamOwner {
         }
         this.fail(err);
       },
+      this.serverId !== undefined && this.ctx.mtls !== undefined ? { tls: this.ctx.mtls, serverId: this.serverId, alpn: MESH_ALPN.http1 } : undefined,
     );
     this.connecting = c;
-    const up = pool.adopt(c.socket, this.upKey);
+    const up = pool.adopt(c.socket, this.poolKey);
     up.uses = 1;
     up.owner = this;
     this.up = up;
@@ -617,7 +658,16 @@ export class ClientConn implements UpstreamOwner {
     const responseStarted = this.res !== null;
     // Only the upstream's faults count against the endpoint (not a client's malformed bytes).
     const code = (err as ProxyError | undefined)?.code;
-    this.settleEndpoint(!(code === Codes.CONNECT_REFUSED || code === Codes.CONNECT_TIMEOUT || code === Codes.RESPONSE_TIMEOUT || code === Codes.UPSTREAM_PROTOCOL));
+    this.settleEndpoint(
+      !(
+        code === Codes.CONNECT_REFUSED ||
+        code === Codes.CONNECT_TIMEOUT ||
+        code === Codes.RESPONSE_TIMEOUT ||
+        code === Codes.UPSTREAM_PROTOCOL ||
+        code === Codes.UPSTREAM_TLS ||
+        code === Codes.UPSTREAM_IDENTITY
+      ),
+    );
     this.upReusable = false;
     this.releaseUpstream();
     this.clearTimers();
@@ -630,7 +680,7 @@ export class ClientConn implements UpstreamOwner {
     const r = errorResponse(err);
     let stats = this.stats;
     if (!stats) {
-      stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, '');
+      stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, '', this.clientId);
       stats.requests.inc();
       this.startedAt = performance.now();
     }

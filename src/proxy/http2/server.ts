@@ -10,12 +10,19 @@ import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics } from '../metrics.js';
 import { Codes, ProxyError } from '../errors/errors.js';
 import { errorResponse } from '../errors/respond.js';
+import type { SpiffeId } from '../../api/identity.js';
+import { MESH_ALPN } from '../tls/alpn.js';
+import { meshUpstreamError, type MeshTls } from '../transport/mtls.js';
+import { CLIENT_ID_HEADER } from '../http1/server.js';
 
 export interface H2Context {
   readonly cfg: ProxyConfig;
   readonly metrics: ProxyMetrics;
   readonly direction: Direction;
   readonly log: Logger;
+  /** mTLS is on: streams to meshed endpoints go over a mesh TLS session, inbound streams get the
+   *  client identity header. */
+  readonly mtls?: MeshTls;
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -59,6 +66,9 @@ function classify(err: unknown, target: string): ProxyError {
     if (e.cause instanceof ProxyError) return e.cause;
     e = e.cause as NodeJS.ErrnoException;
   }
+  // A mesh TLS session that failed its handshake: the proxy's error for it, already counted.
+  const tlsErr = meshUpstreamError(e);
+  if (tlsErr !== undefined) return tlsErr;
   if (e?.code && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|PIPE|ADDRNOTAVAIL)$/.test(e.code)) {
     return new ProxyError(Codes.CONNECT_REFUSED, `upstream ${target}: connect failed: ${e.code}`);
   }
@@ -74,7 +84,7 @@ export class H2Proxy {
 
   /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface.
    *  With a `balancer` (a Service's endpoints), each stream goes to the endpoint it picks. */
-  handle(socket: Socket, target: SocketAddr, initial: Buffer, balancer?: Balancer): void {
+  handle(socket: Socket, target: SocketAddr, initial: Buffer, balancer?: Balancer, clientId?: SpiffeId): void {
     if (initial.length) socket.unshift(initial);
     // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
     // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
@@ -85,20 +95,24 @@ export class H2Proxy {
     this.downstreams.add(session);
     session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
     session.on('close', () => this.downstreams.delete(session));
-    session.on('stream', (stream, headers) => this.forward(stream, headers, target, key, balancer));
+    session.on('stream', (stream, headers) => this.forward(stream, headers, target, key, balancer, clientId));
     // An idle client session is let go like an idle HTTP/1 connection; close() is graceful (GOAWAY), so
     // a long quiet gRPC stream still open on it is not cut.
     session.setTimeout(this.ctx.cfg.idleTimeoutMs, () => session.close());
     if (this.draining) session.close();
   }
 
-  /** One multiplexed session per destination; a session that said GOAWAY or failed is replaced. */
-  private upstream(target: SocketAddr, key: string): ClientHttp2Session {
+  /** One multiplexed session per destination (per destination and expected identity with mesh TLS,
+   *  kept apart from plaintext ones); a session that said GOAWAY or failed is replaced. */
+  private upstream(target: SocketAddr, label: string, serverId: SpiffeId | undefined): ClientHttp2Session {
+    const key = serverId === undefined ? label : `tls\0${label}\0${serverId}`;
     const existing = this.upstreams.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
-    const { cfg } = this.ctx;
-    const session = http2.connect(`http://${key}`, {
-      createConnection: () => net.connect({ host: target.host, port: target.port, noDelay: true }),
+    const { cfg, mtls } = this.ctx;
+    const connect = () => net.connect({ host: target.host, port: target.port, noDelay: true });
+    const session = http2.connect(`http://${label}`, {
+      // http2 waits for a TLS socket's 'secureConnect' before it sends its preface.
+      createConnection: serverId === undefined || mtls === undefined ? connect : () => mtls.originate(connect(), label, serverId, MESH_ALPN.h2),
       settings: { enablePush: false },
       // Until the server's SETTINGS arrive (one round trip), nghttp2 assumes it allows 100 streams; a
       // server allowing fewer refuses the rest of a burst (REFUSED_STREAM) and the clients see resets.
@@ -111,12 +125,12 @@ export class H2Proxy {
     };
     const timer = setTimeout(() => {
       forget();
-      session.destroy(new ProxyError(Codes.CONNECT_TIMEOUT, `upstream ${key}: connect timed out after ${cfg.connectTimeoutMs}ms`));
+      session.destroy(new ProxyError(Codes.CONNECT_TIMEOUT, `upstream ${label}: connect timed out after ${cfg.connectTimeoutMs}ms`));
     }, cfg.connectTimeoutMs);
     session.once('connect', () => clearTimeout(timer));
     session.on('error', (err) => {
       forget();
-      this.ctx.log.debug({ target: key, err: err.message }, 'http/2 upstream session error');
+      this.ctx.log.debug({ target: label, err: err.message }, 'http/2 upstream session error');
     });
     // The server is going away: new streams go to a new session; streams in flight finish on this one.
     session.on('goaway', forget);
@@ -128,8 +142,15 @@ export class H2Proxy {
     return session;
   }
 
-  private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: SocketAddr, key: string, balancer: Balancer | undefined): void {
-    const { metrics, cfg, direction } = this.ctx;
+  private forward(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    target: SocketAddr,
+    key: string,
+    balancer: Balancer | undefined,
+    clientId: SpiffeId | undefined,
+  ): void {
+    const { metrics, cfg, direction, mtls } = this.ctx;
     const startedAt = performance.now();
     const ep = balancer?.pick();
     const epStart = ep?.begin() ?? 0;
@@ -137,7 +158,9 @@ export class H2Proxy {
     const upAddr = ep?.addr ?? target;
     const upKey = ep?.key ?? key;
     const authority = headers[':authority'] ?? headers.host ?? '';
-    const stats = metrics.route(direction, key, authority);
+    // A meshed endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy).
+    const serverId = ep?.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
+    const stats = metrics.route(direction, key, authority, clientId ?? serverId);
     stats.requests.inc();
     const grpc = (headers['content-type'] ?? '').startsWith('application/grpc');
     let status = 0;
@@ -193,8 +216,14 @@ export class H2Proxy {
     }
     if (ep !== undefined) stream.once('close', () => ep.end(epStart, epOk));
     try {
-      session = this.upstream(upAddr, upKey);
-      up = session.request(forwardable(headers), stream.endAfterHeaders ? { endStream: true } : { waitForTrailers: true });
+      session = this.upstream(upAddr, upKey, serverId);
+      const out = forwardable(headers);
+      if (mtls !== undefined && direction === 'inbound') {
+        // The identity header comes from the proxy only (DESIGN.md's security rule).
+        delete out[CLIENT_ID_HEADER];
+        if (clientId !== undefined) out[CLIENT_ID_HEADER] = clientId;
+      }
+      up = session.request(out, stream.endAfterHeaders ? { endStream: true } : { waitForTrailers: true });
     } catch (err) {
       fail(err);
       return;

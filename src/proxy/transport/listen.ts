@@ -1,5 +1,7 @@
 // A listener (inbound or outbound): accepts redirected connections, finds where each was going,
-// refuses loops, detects the protocol and hands the connection to HTTP/1, HTTP/2 or opaque TCP.
+// refuses loops, detects the protocol and hands the connection to HTTP/1, HTTP/2 or opaque TCP. With
+// mTLS on, the inbound side terminates mesh TLS first (the ALPN says which of the three is inside) and
+// passes any other TLS through; the outbound side's HTTP and opaque handlers originate it.
 import net, { type Socket } from 'node:net';
 import os from 'node:os';
 import type { Logger } from '../../core/log.js';
@@ -15,6 +17,10 @@ import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
 import { joinSockets } from './tcp.js';
 import type { Balancer, Endpoint } from '../balance/balancer.js';
+import type { SpiffeId } from '../../api/identity.js';
+import { MESH_ALPN } from '../tls/alpn.js';
+import { MAX_CLIENT_HELLO_BYTES, classifyClientHello } from '../tls/clienthello.js';
+import type { MeshTls } from './mtls.js';
 
 /** What the outbound side needs from discovery (src/proxy/discover): for an original destination,
  *  whether the mesh knows it and, if so, a balancer over its ready endpoints. */
@@ -37,7 +43,12 @@ export interface ListenerDeps {
   readonly draining: () => boolean;
   /** The proxy's own listening ports: a connection originally meant for one of them is a loop. */
   readonly ownPorts: () => readonly number[];
+  /** mTLS is on (the proxy has an identity). */
+  readonly mtls?: MeshTls;
 }
+
+/** Bytes of TLS record headers a ClientHello of MAX_CLIENT_HELLO_BYTES may come with (one per record). */
+const MAX_HELLO_READ = MAX_CLIENT_HELLO_BYTES + 5 * 8;
 
 const LOCAL = /^(127\.|::1$|0\.0\.0\.0$|::$)/;
 
@@ -49,6 +60,11 @@ function isLocalAddress(host: string): boolean {
   }
   return false;
 }
+
+/** Inbound, opaque port, mTLS on: how long what the app says first waits for the client's first bytes
+ *  (a meshed client's ClientHello comes at once; an unmeshed client of a server-first protocol then
+ *  gets the app's greeting this much later). */
+const SERVER_FIRST_GRACE_MS = 1000;
 
 export class Listener {
   readonly server: net.Server;
@@ -63,9 +79,9 @@ export class Listener {
     private readonly deps: ListenerDeps,
     readonly direction: Direction,
   ) {
-    const { cfg, metrics, log } = deps;
-    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set() };
-    this.h2 = new H2Proxy({ cfg, metrics, direction, log });
+    const { cfg, metrics, log, mtls } = deps;
+    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}) };
+    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}) });
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
     this.sweeper = setInterval(() => {
       const limit = performance.now() - cfg.idleTimeoutMs;
@@ -125,7 +141,8 @@ export class Listener {
     }
     const { metrics, resolver } = this.deps;
     const key = formatAddr(target);
-    metrics.tcpFor(this.direction, key).track(s);
+    // With mTLS, a connection is counted once its TLS labels are known (see tracked()).
+    if (this.deps.mtls === undefined) metrics.tcpFor(this.direction, key).track(s);
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
     if (resolver === undefined || this.direction !== 'outbound') {
@@ -148,13 +165,20 @@ export class Listener {
     );
   }
 
+  /** With mTLS on, counts the connection in the TCP metrics with the peer identity mesh TLS proved
+   *  (inbound: the client's, outbound opaque: the server's); without, accept() already did. */
+  private tracked(s: Socket, key: string, peer: SpiffeId | undefined): void {
+    if (this.deps.mtls !== undefined) this.deps.metrics.tcpFor(this.direction, key, peer).track(s);
+  }
+
   /** Serves a connection: with a balancer (a destination the mesh knows), HTTP requests and opaque
    *  connections go to the endpoints it picks; without, to the original destination. */
   private serve(s: Socket, target: SocketAddr, key: string, balancer: Balancer | undefined): void {
-    const { cfg, metrics } = this.deps;
+    const { cfg, metrics, mtls } = this.deps;
     // Opaque when this proxy's list says so, or when the server's pod says so (discovery's hint).
     if (portListHas(cfg.opaquePorts, target.port) || (balancer !== undefined && balancer.endpoints.some((e) => e.protocolHint === 'OPAQUE'))) {
-      this.opaque(s, target, key, Buffer.alloc(0), false, balancer);
+      if (mtls !== undefined && this.direction === 'inbound') this.inboundOpaque(s, target, key, mtls);
+      else this.opaque(s, target, key, Buffer.alloc(0), false, balancer);
       return;
     }
     s.resume();
@@ -162,10 +186,19 @@ export class Listener {
       if (r.timedOut) metrics.detectTimeoutTotal.inc({ direction: this.direction });
       switch (r.protocol) {
         case 'http1':
+          this.tracked(s, key, undefined);
           new ClientConn(this.h1, s, target, r.initial, r.ended, balancer);
           break;
         case 'h2':
+          this.tracked(s, key, undefined);
           this.h2.handle(s, target, r.initial, balancer);
+          break;
+        case 'tls':
+          if (mtls !== undefined && this.direction === 'inbound' && !r.ended) {
+            this.inboundTls(s, target, key, r.initial, mtls);
+            break;
+          }
+          this.opaque(s, target, key, r.initial, r.ended, balancer);
           break;
         default:
           // TLS that the app started, and everything else: bytes as they are.
@@ -174,8 +207,157 @@ export class Listener {
     });
   }
 
-  /** Opaque TCP: balanced per connection when the destination has endpoints. */
-  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, balancer?: Balancer): void {
+  /**
+   * Inbound TLS (mTLS on): reads the whole ClientHello. Ours (a mesh ALPN) is terminated and what is
+   * inside goes to HTTP/1, HTTP/2 or opaque forwarding as the ALPN says, with the client's identity;
+   * any other TLS (the app's own) passes through untouched.
+   */
+  private inboundTls(s: Socket, target: SocketAddr, key: string, initial: Buffer, mtls: MeshTls): void {
+    readClientHello(s, initial, this.deps.cfg.detectTimeoutMs, (kind, buf, ended) => {
+      if (kind === 'mesh') this.terminate(s, target, key, buf, mtls);
+      else this.opaque(s, target, key, buf, ended);
+    });
+  }
+
+  private terminate(s: Socket, target: SocketAddr, key: string, hello: Buffer, mtls: MeshTls, onReady?: (tlsSocket: Socket) => void): void {
+    void mtls.terminate(s, hello).then((c) => {
+      if (c === undefined || s.destroyed) {
+        c?.socket.destroy();
+        return;
+      }
+      this.tracked(s, key, c.clientId);
+      c.socket.on('error', () => {}); // handled by each protocol's close; never crash on a peer's reset
+      if (onReady !== undefined) {
+        onReady(c.socket);
+        return;
+      }
+      switch (c.alpn) {
+        case MESH_ALPN.http1:
+          new ClientConn(this.h1, c.socket, target, Buffer.alloc(0), false, undefined, c.clientId);
+          break;
+        case MESH_ALPN.h2:
+          this.h2.handle(c.socket, target, Buffer.alloc(0), undefined, c.clientId);
+          break;
+        default:
+          this.opaque(c.socket, target, key, Buffer.alloc(0), false, undefined, true);
+      }
+    });
+  }
+
+  /**
+   * Inbound to an opaque port with mTLS on: no protocol detection, but mesh TLS must still be told from
+   * plaintext. A meshed client sends its ClientHello at once; an unmeshed client of a server-first
+   * protocol (SMTP, MySQL) waits for the app. So the app is connected at once, and the client's first
+   * bytes decide: a mesh ClientHello is terminated, anything else goes as it is. What the app says
+   * before that is held back (it must not reach a meshed client in clear, nor break its handshake)
+   * until the client speaks or SERVER_FIRST_GRACE_MS pass: then the client is taken for an unmeshed
+   * one waiting for the server, and the app's bytes go to it as they are.
+   */
+  private inboundOpaque(s: Socket, target: SocketAddr, key: string, mtls: MeshTls): void {
+    let buf: Buffer = Buffer.alloc(0);
+    /** What the app said before the client's first bytes. */
+    let held: Buffer[] = [];
+    let grace: NodeJS.Timeout | undefined;
+    let decided = false;
+    let joined = false;
+    let up: Socket | undefined;
+    let clientEnded = false;
+    /** The app half-closed before the client spoke (a greeting, then FIN). */
+    let appEnded = false;
+    /** What to do with the app's connection once it is up (set when the decision came first). */
+    let onUp: ((u: Socket) => void) | undefined;
+    const whenUp = (fn: (u: Socket) => void) => {
+      if (up !== undefined) fn(up);
+      else onUp = fn;
+    };
+    const join = (client: Socket, u: Socket, aEnded: boolean) => {
+      joined = true;
+      s.off('close', onEarlyClose);
+      for (const b of held) client.write(b);
+      held = [];
+      joinSockets(client, u, { aEnded, bEnded: appEnded });
+    };
+    const stop = () => {
+      decided = true;
+      clearTimeout(grace);
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.pause();
+      up?.off('data', onUpData);
+      up?.off('end', onUpEnd);
+      up?.pause();
+    };
+    const plain = () => {
+      stop();
+      this.tracked(s, key, undefined);
+      whenUp((u) => {
+        if (buf.length) u.write(buf);
+        join(s, u, clientEnded);
+      });
+    };
+    const onData = (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const kind = buf[0] === 0x16 && buf.length < MAX_HELLO_READ ? classifyClientHello(buf) : 'other';
+      if (kind === undefined) return;
+      if (kind === 'other') {
+        plain();
+        return;
+      }
+      stop();
+      this.terminate(s, target, key, buf, mtls, (tlsSocket) => whenUp((u) => join(tlsSocket, u, false)));
+    };
+    const onEnd = () => {
+      clientEnded = true;
+      plain();
+    };
+    const onUpData = (chunk: Buffer) => {
+      if (decided) return;
+      held.push(chunk);
+      grace ??= setTimeout(plain, SERVER_FIRST_GRACE_MS);
+    };
+    const onUpEnd = () => {
+      appEnded = true;
+      grace ??= setTimeout(plain, SERVER_FIRST_GRACE_MS);
+    };
+    const c = connectUpstream(
+      target,
+      key,
+      this.deps.cfg.connectTimeoutMs,
+      (u) => {
+        up = u;
+        u.on('error', () => {}); // until joined; then joinSockets handles it
+        u.once('close', () => {
+          if (!joined) {
+            clearTimeout(grace);
+            s.destroy();
+          }
+        });
+        if (onUp !== undefined) onUp(u);
+        else if (!decided) {
+          u.on('data', onUpData);
+          u.on('end', onUpEnd);
+        } else u.pause();
+      },
+      (err) => {
+        this.deps.log.debug({ target: key, err: err.message }, 'opaque connection failed; client reset');
+        s.resetAndDestroy();
+      },
+    );
+    // The client left (or its handshake failed) before the two were joined: let the app go too.
+    const onEarlyClose = () => {
+      clearTimeout(grace);
+      c.cancel();
+      c.socket.destroy();
+    };
+    s.once('close', onEarlyClose);
+    s.on('data', onData);
+    s.on('end', onEnd);
+    s.resume();
+  }
+
+  /** Opaque TCP: balanced per connection when the destination has endpoints. `counted`: the TCP
+   *  metrics have it already (inbound mesh TLS). */
+  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, balancer?: Balancer, counted = false): void {
     s.pause();
     let ep: Endpoint | undefined;
     if (balancer !== undefined) {
@@ -189,6 +371,10 @@ export class Listener {
     const upAddr = ep?.addr ?? target;
     const upKey = ep?.key ?? key;
     const start = ep?.begin() ?? 0;
+    const mtls = this.deps.mtls;
+    // A meshed endpoint gets mesh TLS carrying opaque bytes (an app's own TLS rides inside untouched).
+    const serverId = ep?.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
+    if (!counted) this.tracked(s, key, serverId);
     const c = connectUpstream(
       upAddr,
       upKey,
@@ -206,6 +392,7 @@ export class Listener {
         this.deps.log.debug({ target: upKey, err: err.message }, 'opaque connection failed; client reset');
         s.resetAndDestroy();
       },
+      serverId !== undefined && mtls !== undefined ? { tls: mtls, serverId, alpn: MESH_ALPN.opaque } : undefined,
     );
     const onEarlyClose = () => {
       c.cancel();
@@ -229,4 +416,45 @@ export class Listener {
     for (const s of this.sockets) s.destroy();
     this.h2.close();
   }
+}
+
+/**
+ * Reads until the bytes hold a whole ClientHello (or are not one), at most MAX_HELLO_READ bytes or
+ * `timeoutMs`; then calls back once with the kind, every byte read and whether the client half-closed.
+ * The socket is left paused. Never calls back if the socket fails first.
+ */
+function readClientHello(s: Socket, initial: Buffer, timeoutMs: number, done: (kind: 'mesh' | 'other', buf: Buffer, ended: boolean) => void): void {
+  let buf = initial;
+  const finish = (kind: 'mesh' | 'other', ended: boolean) => {
+    clearTimeout(timer);
+    s.off('data', onData);
+    s.off('end', onEnd);
+    s.off('close', onClose);
+    s.pause();
+    done(kind, buf, ended);
+  };
+  const check = () => {
+    const kind = buf.length >= MAX_HELLO_READ ? 'other' : classifyClientHello(buf);
+    if (kind !== undefined) finish(kind, false);
+  };
+  const onData = (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    check();
+  };
+  const onEnd = () => finish('other', true);
+  const onClose = () => {
+    clearTimeout(timer);
+    s.off('data', onData);
+    s.off('end', onEnd);
+  };
+  const timer = setTimeout(() => finish('other', false), timeoutMs);
+  s.on('data', onData);
+  s.on('end', onEnd);
+  s.once('close', onClose);
+  const kind = classifyClientHello(buf);
+  if (kind !== undefined) {
+    finish(kind, false);
+    return;
+  }
+  s.resume();
 }
