@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -60,4 +63,12 @@ export function unavailable(t: TestContext, file: string, what: string, why: str
   console.error(`\n*** ${msg} ***\n`);
   if (ci) assert.fail(msg);
   t.skip(msg);
+}
+
+/** A temporary directory for a mesh's state and files: searchable by others (0711), since the
+ *  proxies run as their own uid and read their token files below it. */
+export async function meshWorkDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dir, 0o711);
+  return dir;
 }

@@ -6,10 +6,9 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
+import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, meshWorkDir } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView, ServiceView } from '../src/runtime/mesh.js';
 import { sumMetric } from './metrics-text.js';
@@ -39,8 +38,14 @@ function leftovers(bridge: string, stateDir: string, pids: readonly number[]): s
   if (existsSync('/etc/netns')) out.push(...readdirSync('/etc/netns').filter((e) => e.startsWith(`outr-${bridge}-`)).map((e) => `/etc/netns/${e}`));
   for (const pid of pids) if (alive(pid)) out.push(`process ${pid}`);
   if (existsSync(stateDir)) {
-    const extra = readdirSync(stateDir).filter((f) => f !== 'control.log' && f !== 'pods');
+    // The logs stay, and the mesh CA (so the trust anchor outlives a restart); `down --purge` removes both.
+    const extra = readdirSync(stateDir).filter((f) => f !== 'control.log' && f !== 'pods' && f !== 'identity');
     out.push(...extra.map((f) => `state file ${f}`));
+    const ca = join(stateDir, 'identity');
+    if (existsSync(ca)) {
+      const odd = readdirSync(ca).filter((f) => !['issuer.crt', 'issuer.key', 'trust-anchor.crt', 'token-signing.key'].includes(f));
+      out.push(...odd.map((f) => `state file identity/${f}`));
+    }
   }
   return out;
 }
@@ -128,7 +133,7 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 1
   const bridge2 = `ortk${tag}`;
   const cidr = `10.249.${process.pid % 250}.0/24`;
   const cidr2 = `10.248.${process.pid % 250}.0/24`;
-  const work = await mkdtemp(join(tmpdir(), 'outrigger-cli-'));
+  const work = await meshWorkDir('outrigger-cli-');
   const stateDir = join(work, 'state');
   const stateDir2 = join(work, 'state2');
   const badState = join(work, 'state-bad');
@@ -252,15 +257,18 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 1
     assert.deepEqual(await waitGone(`ortf${tag}`, failState, []), []);
   });
 
-  await t.test('down leaves nothing but the logs', async () => {
+  await t.test('down leaves nothing but the logs and the CA; --purge removes those too', async () => {
     const pids = podPids(bridge);
     assert.ok(pids.length >= 6, `pids in the pods: ${pids.join(', ')}`);
     const r = await cli(['down', ...common]);
     assert.equal(r.code, 0, show(r));
     assert.deepEqual(await waitGone(bridge, stateDir, pids), []);
-    assert.deepEqual((await readdir(stateDir)).sort(), ['control.log', 'pods']);
+    assert.deepEqual((await readdir(stateDir)).sort(), ['control.log', 'identity', 'pods']);
     const again = await cli(['get', 'pods', ...common]);
     assert.equal(again.code, 1);
+    const purge = await cli(['down', '--purge', ...common]);
+    assert.equal(purge.code, 0, show(purge));
+    assert.equal(existsSync(stateDir), false, 'the state directory is gone');
     assert.match(again.stderr, /no mesh is running/);
   });
 

@@ -4,10 +4,9 @@
 // unmeshed pod reaching a meshed one and the other way round, and `get pods` telling them apart.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_ } from './root-helpers.js';
+import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, meshWorkDir } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView } from '../src/runtime/mesh.js';
 import { sumMetric } from './metrics-text.js';
@@ -133,7 +132,7 @@ void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both
   const tag = process.pid % 10000;
   const bridge = `ortm${tag}`;
   const cidr = `10.246.${process.pid % 250}.0/24`;
-  const work = await mkdtemp(join(tmpdir(), 'outrigger-mesh-'));
+  const work = await meshWorkDir('outrigger-mesh-');
   const stateDir = join(work, 'state');
   t.after(async () => {
     await cli(['down', '--state-dir', stateDir], 60_000).catch(() => undefined);

@@ -6,10 +6,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, type Run } from './root-helpers.js';
+import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, type Run, meshWorkDir } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { DeploymentView, PodView, ServiceView } from '../src/runtime/mesh.js';
 import { sumMetric } from './metrics-text.js';
@@ -134,7 +133,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
   const bridge = `orts${tag}`;
   const cidr = `10.247.${process.pid % 250}.0/24`;
   const serviceCidr = `10.97.${process.pid % 250}.0/24`;
-  const work = await mkdtemp(join(tmpdir(), 'outrigger-svc-'));
+  const work = await meshWorkDir('outrigger-svc-');
   const stateDir = join(work, 'state');
   const common = ['--state-dir', stateDir];
   const loads: { child: ReturnType<typeof spawn>; done: Promise<Run> }[] = [];

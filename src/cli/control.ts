@@ -1,9 +1,17 @@
 // `outrigger control`: the mesh's control process, started in the background by `up` (not for people).
 // Here the local runtime and the control plane meet: the runtime publishes snapshots of Services,
 // endpoints and pods into a local store, and the control plane serves them to the proxies over gRPC on
-// the bridge's address.
+// the bridge's address, with the identity service: the mesh CA (created in the state directory on
+// first start, or the user's) signs each proxy's CSR after checking its pod's token, which the runtime
+// issues (as the kubelet would).
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { pino } from 'pino';
 import { startControlPlane } from '../control/server.js';
+import { MeshCa } from '../control/identity/ca.js';
+import { Certifier } from '../control/identity/certify.js';
+import { addIdentityService } from '../control/identity/service.js';
+import { LocalTokenIssuer } from '../control/identity/tokens.js';
 import { LocalStore } from '../control/store/local/local.js';
 import { runControl } from '../runtime/control.js';
 import type { ControlPlaneHost } from '../runtime/mesh.js';
@@ -19,7 +27,19 @@ interface ControlOptions {
   readonly serviceCidr?: string;
   readonly controlPort: string;
   readonly trustDomain: string;
+  readonly trustAnchor?: string;
+  readonly issuerCert?: string;
+  readonly issuerKey?: string;
+  readonly certLifetime: string;
   readonly readyTimeoutMs: string;
+}
+
+/** The mesh CA: the user's files when given (all three), else the one in the state directory. */
+export async function openMeshCa(o: { stateDir: string; trustDomain: string; trustAnchor?: string; issuerCert?: string; issuerKey?: string }): Promise<MeshCa> {
+  if (o.trustAnchor !== undefined && o.issuerCert !== undefined && o.issuerKey !== undefined) {
+    return MeshCa.load({ trustAnchor: o.trustAnchor, issuerCert: o.issuerCert, issuerKey: o.issuerKey }, { trustDomain: o.trustDomain });
+  }
+  return (await MeshCa.openDir(join(o.stateDir, 'identity'), { trustDomain: o.trustDomain })).ca;
 }
 
 export function controlCommand(): Command {
@@ -32,18 +52,35 @@ export function controlCommand(): Command {
     .addOption(new Option('--service-cidr <cidr>'))
     .addOption(new Option('--control-port <port>').default(String(DEFAULT_CONTROL_PORT)))
     .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
+    .addOption(new Option('--trust-anchor <file>'))
+    .addOption(new Option('--issuer-cert <file>'))
+    .addOption(new Option('--issuer-key <file>'))
+    .addOption(new Option('--cert-lifetime <seconds>').default(String(24 * 3600)))
     .addOption(new Option('--ready-timeout-ms <ms>').default('60000'))
     .action(async (o: ControlOptions) => {
+      const dir = stateDir(o.stateDir);
+      const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
       const store = new LocalStore();
+      const ca = await openMeshCa({ ...o, stateDir: dir });
+      const { issuer } = await LocalTokenIssuer.openDir(join(dir, 'identity'));
       const controlPlane: ControlPlaneHost = {
-        async start(gateway) {
-          const cp = await startControlPlane({ store, host: gateway, port: Number(o.controlPort), trustDomain: o.trustDomain });
+        async start(gateway, podExists) {
+          const certifier = new Certifier({ ca, reviewer: issuer.reviewer(podExists), leafLifetimeSeconds: Number(o.certLifetime) });
+          const cp = await startControlPlane({
+            store,
+            host: gateway,
+            port: Number(o.controlPort),
+            trustDomain: ca.trustDomain,
+            log,
+            services: (server) => addIdentityService(server, { certifier, log: log.child({ service: 'identity' }) }),
+          });
           return { addr: `${gateway}:${cp.address.port}`, close: () => cp.close() };
         },
         publish: (snapshot) => store.replace(snapshot),
+        identity: { trustDomain: ca.trustDomain, issueToken: (subject) => issuer.issue(subject, { lifetimeSeconds: 3600 }) },
       };
       const code = await runControl({
-        stateDir: stateDir(o.stateDir),
+        stateDir: dir,
         files: o.file,
         ...(o.bridge !== undefined ? { bridge: o.bridge } : {}),
         ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),

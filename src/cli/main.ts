@@ -5,6 +5,7 @@ import { controlCommand } from './control.js';
 import { downCommand } from './down.js';
 import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
+import { identityCommand } from './identity.js';
 import { logsCommand } from './logs.js';
 import { proxyCommand } from './proxy.js';
 import { upCommand } from './up.js';
@@ -17,6 +18,7 @@ const program = new Command('outrigger')
   .addCommand(getCommand())
   .addCommand(logsCommand())
   .addCommand(execCommand())
+  .addCommand(identityCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
   .addCommand(controlCommand(), { hidden: true });

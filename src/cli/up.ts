@@ -10,6 +10,7 @@ import { cleanupFromRecords, controlRequest, meshStatus } from '../runtime/contr
 import type { MeshStatus } from '../runtime/mesh.js';
 import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths } from '../runtime/state.js';
 import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';
+import { openMeshCa } from './control.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
 
 interface UpOptions {
@@ -19,6 +20,11 @@ interface UpOptions {
   readonly podCidr?: string;
   readonly serviceCidr?: string;
   readonly controlPort?: string;
+  readonly trustDomain?: string;
+  readonly trustAnchor?: string;
+  readonly issuerCert?: string;
+  readonly issuerKey?: string;
+  readonly certLifetime?: string;
   readonly timeout: string;
 }
 
@@ -47,6 +53,11 @@ export function upCommand(): Command {
     .addOption(new Option('--pod-cidr <cidr>', 'the pods\' addresses (default 10.244.0.0/16)'))
     .addOption(new Option('--service-cidr <cidr>', 'Services\' virtual addresses (default 10.96.0.0/16)'))
     .addOption(new Option('--control-port <port>', 'the control plane\'s gRPC port on the bridge address (default 8086)'))
+    .addOption(new Option('--trust-domain <domain>', 'the trust domain of workload identities (default cluster.local)'))
+    .addOption(new Option('--trust-anchor <file>', 'your trust anchor (root) certificate, PEM; with --issuer-cert and --issuer-key'))
+    .addOption(new Option('--issuer-cert <file>', 'your issuer (intermediate) certificate, PEM, signed by the trust anchor'))
+    .addOption(new Option('--issuer-key <file>', 'the issuer\'s private key, PEM (ECDSA)'))
+    .addOption(new Option('--cert-lifetime <seconds>', 'lifetime of the proxies\' certificates (default 86400)'))
     .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
     .action(async (o: UpOptions) => {
       const dir = stateDir(o.stateDir);
@@ -70,6 +81,11 @@ export function upCommand(): Command {
       }
       if (o.controlPort !== undefined && !/^[0-9]+$/.test(o.controlPort)) fail('up', `--control-port must be a port number, got ${JSON.stringify(o.controlPort)}`);
       if (o.controlPort !== undefined && (Number(o.controlPort) < 1 || Number(o.controlPort) > 65535)) fail('up', `--control-port must be from 1 to 65535, got ${o.controlPort}`);
+      const caFiles = [o.trustAnchor, o.issuerCert, o.issuerKey].filter((f) => f !== undefined).length;
+      if (caFiles !== 0 && caFiles !== 3) fail('up', '--trust-anchor, --issuer-cert and --issuer-key go together: give all three, or none for a CA made in the state directory');
+      if (o.certLifetime !== undefined && !(/^[0-9]+$/.test(o.certLifetime) && Number(o.certLifetime) >= 2)) {
+        fail('up', `--cert-lifetime must be a whole number of seconds, 2 or more, got ${JSON.stringify(o.certLifetime)}`);
+      }
       const kernel = await kernelProblems();
       if (kernel.length > 0) fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
 
@@ -82,6 +98,14 @@ export function upCommand(): Command {
       }
 
       await ensureStateDir(dir);
+      // The CA is opened (made, on first start) here, so that a bad file is reported before anything runs.
+      const abs = (f: string | undefined) => (f !== undefined ? resolve(f) : undefined);
+      const ca = { trustAnchor: abs(o.trustAnchor), issuerCert: abs(o.issuerCert), issuerKey: abs(o.issuerKey) };
+      try {
+        await openMeshCa({ stateDir: dir, trustDomain: o.trustDomain ?? 'cluster.local', ...ca });
+      } catch (err) {
+        fail('up', `mesh CA: ${(err as Error).message}`);
+      }
       const paths = statePaths(dir);
       const logFd = openSync(paths.controlLog, 'w', 0o600);
       const args = [join(PACKAGE_ROOT, 'bin', 'outrigger.js'), 'control', controlMarker(dir), '--ready-timeout-ms', String(Math.round(timeoutS * 1000))];
@@ -90,6 +114,11 @@ export function upCommand(): Command {
       if (o.podCidr !== undefined) args.push('--pod-cidr', o.podCidr);
       if (o.serviceCidr !== undefined) args.push('--service-cidr', o.serviceCidr);
       if (o.controlPort !== undefined) args.push('--control-port', o.controlPort);
+      if (o.trustDomain !== undefined) args.push('--trust-domain', o.trustDomain);
+      if (ca.trustAnchor !== undefined && ca.issuerCert !== undefined && ca.issuerKey !== undefined) {
+        args.push('--trust-anchor', ca.trustAnchor, '--issuer-cert', ca.issuerCert, '--issuer-key', ca.issuerKey);
+      }
+      if (o.certLifetime !== undefined) args.push('--cert-lifetime', o.certLifetime);
       const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
       closeSync(logFd);
       let childExited = false;

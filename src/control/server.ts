@@ -1,5 +1,5 @@
-// The control plane's gRPC server: one port hosting the destination service (identity and policy join
-// the same server later, which is why the grpc.Server is handed out). Plaintext for now.
+// The control plane's gRPC server: one port hosting the destination service and whatever else the
+// caller adds (identity; policy later). Plaintext for now.
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { destinationServiceDefinition } from '../api/destination.js';
@@ -18,6 +18,8 @@ export interface ControlPlaneOptions {
   readonly log?: Logger;
   /** How long close() lets clients go before cutting their connections (ms). Default 2000. */
   readonly closeGraceMs?: number;
+  /** Adds more services (identity, policy) before the server starts listening. */
+  readonly services?: (server: grpc.Server) => void;
 }
 
 export interface ControlPlane {
@@ -40,6 +42,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const server = new grpc.Server(SERVER_OPTIONS);
   const destination = createDestinationService({ store: o.store, trustDomain: o.trustDomain, log: log.child({ service: 'destination' }) });
   server.addService(destinationServiceDefinition(), destination.handlers);
+  o.services?.(server);
   const bindHost = o.host.includes(':') ? `[${o.host}]` : o.host;
   let port: number;
   try {

@@ -3,7 +3,9 @@
 // what the manifests now say (pods added, removed, or replaced one at a time). It publishes what the
 // control plane serves (a snapshot of Services, endpoints and pods) and keeps every pod's hosts file
 // and Service rules current. Progress lines as it goes; the status `get` shows.
-import { rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { EndpointEntry, PodEntry, ServiceEntry, StoreSnapshot } from '../control/store/store.js';
 import {
   formatPortList,
@@ -32,14 +34,34 @@ import {
 } from './net/index.js';
 import { PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
 import { removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
+import { routeEntries } from './routes.js';
+
+/** Whether a pod with this name and uid runs now (a recreated pod has a new uid). */
+export type PodExists = (namespace: string, pod: { readonly name: string; readonly uid: string }) => boolean;
+
+/** Who a ServiceAccount token is for. */
+export interface TokenSubject {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly pod: { readonly name: string; readonly uid: string };
+}
 
 /** The control plane the mesh hosts for its proxies, started once the bridge (and so its address)
  *  exists; the proxies reach it at `addr`. */
 export interface ControlPlaneHost {
-  start(gateway: string): Promise<{ readonly addr: string; close(): Promise<void> }>;
+  start(gateway: string, podExists: PodExists): Promise<{ readonly addr: string; close(): Promise<void> }>;
   /** Called with every new snapshot of Services, endpoints and pods. */
   publish(snapshot: Omit<StoreSnapshot, 'version'>): void;
+  /** With identity: the trust domain, and a signed ServiceAccount token bound to a pod, which the
+   *  runtime hands to that pod's proxy (as the kubelet projects one into a pod). */
+  readonly identity?: {
+    readonly trustDomain: string;
+    issueToken(subject: TokenSubject): Promise<string>;
+  };
 }
+
+/** How long a pod's token is good for, and how often it is replaced (half of that). */
+const TOKEN_LIFETIME_S = 3600;
 
 export interface MeshOptions {
   readonly stateDir: string;
@@ -113,6 +135,8 @@ export interface ApplyResult {
 
 interface RunningPod {
   readonly plan: PodPlan;
+  /** metadata.uid: tokens are bound to it. */
+  readonly uid: string;
   /** What makes two plans of one pod name equivalent (spec, labels, mesh settings). */
   readonly fingerprint: string;
   readonly net: PodNet;
@@ -120,7 +144,7 @@ interface RunningPod {
   terminating: boolean;
 }
 
-const EMPTY_SET: ManifestSet = { objects: [], namespaces: [], pods: [], deployments: [], services: [], serviceAccounts: [] };
+const EMPTY_SET: ManifestSet = { objects: [], namespaces: [], pods: [], deployments: [], services: [], serviceAccounts: [], httpRoutes: [], grpcRoutes: [] };
 
 export class Mesh {
   private readonly paths: StatePaths;
@@ -143,6 +167,9 @@ export class Mesh {
   private syncTimer: NodeJS.Timeout | undefined;
   private lastRules = '';
   private saveQueued = false;
+  private tokenTimer: NodeJS.Timeout | undefined;
+  /** Checked once: the proxy's uid must be able to walk down to the token files. */
+  private tokensReachable: Promise<void> | undefined;
 
   constructor(private readonly o: MeshOptions) {
     this.paths = statePaths(o.stateDir);
@@ -169,10 +196,15 @@ export class Mesh {
       this.vipPool = new IpPool(this.net.serviceCidr, [], 'service');
       this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${this.o.serviceCidr ?? '10.96.0.0/16'}`);
       if (this.o.controlPlane !== undefined) {
-        const cp = await this.o.controlPlane.start(this.net.gateway);
+        const cp = await this.o.controlPlane.start(this.net.gateway, (ns, pod) => this.running.get(`${ns}/${pod.name}`)?.uid === pod.uid);
         this.controlAddr = cp.addr;
         this.closeControl = () => cp.close();
-        this.say(`control plane: ${cp.addr}`);
+        this.say(`control plane: ${cp.addr}${this.o.controlPlane.identity !== undefined ? `, identity for trust domain ${this.o.controlPlane.identity.trustDomain}` : ''}`);
+        if (this.o.controlPlane.identity !== undefined) {
+          // Tokens are replaced at half their lifetime, as the kubelet does with projected tokens.
+          this.tokenTimer = setInterval(() => void this.refreshTokens(), (TOKEN_LIFETIME_S / 2) * 1000);
+          this.tokenTimer.unref();
+        }
       }
       await this.applyNow(files);
       this.phase = 'Ready';
@@ -402,14 +434,22 @@ export class Mesh {
     if (plan.mesh.inject) {
       await net.applyProxyInit(podNet.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: plan.mesh.skipInboundPorts, skipOutboundPorts: plan.mesh.skipOutboundPorts });
     }
+    const uid = randomUUID();
     const extraArgs = this.controlAddr !== undefined ? ['--destination-addr', this.controlAddr] : [];
+    const identity = this.o.controlPlane?.identity;
+    if (plan.mesh.inject && identity !== undefined && this.controlAddr !== undefined) {
+      const sa = plan.spec.serviceAccountName;
+      const tokenFile = await this.writeToken({ namespace: plan.namespace, serviceAccount: sa, pod: { name: plan.name, uid } });
+      extraArgs.push('--identity-addr', this.controlAddr, '--identity-token-file', tokenFile, '--identity', `spiffe://${identity.trustDomain}/ns/${plan.namespace}/sa/${sa}`);
+    }
     const pp = new PodProcesses({
       pod: plan,
       net: { netns: podNet.netns, ip: podNet.ip, gateway: podNet.gateway },
       stateDir: this.o.stateDir,
+      podUid: uid,
       ...(plan.mesh.inject && this.proxyCommand !== undefined ? { proxy: { command: this.proxyCommand, extraArgs } } : {}),
     });
-    const r: RunningPod = { plan, fingerprint: fingerprint(plan), net: podNet, pp, terminating: false };
+    const r: RunningPod = { plan, uid, fingerprint: fingerprint(plan), net: podNet, pp, terminating: false };
     pp.on('change', () => {
       this.queueSync();
       this.queueSave();
@@ -425,6 +465,33 @@ export class Mesh {
     this.say(`pod ${k}: ready`);
   }
 
+  /** Writes a pod's ServiceAccount token where only its proxy's uid can read it (0400, owned by that
+   *  uid, in a root-owned directory of its own) and returns the path. Replaced atomically, so the
+   *  proxy reads either the old token or the new one. */
+  private async writeToken(subject: TokenSubject): Promise<string> {
+    const identity = this.o.controlPlane?.identity;
+    if (identity === undefined) throw new Error('bug: no identity to issue tokens');
+    const dir = join(this.paths.root, 'tokens', subject.namespace, subject.pod.name);
+    await mkdir(dir, { recursive: true, mode: 0o711 });
+    this.tokensReachable ??= searchableByOthers(dir);
+    await this.tokensReachable;
+    const file = join(dir, 'token');
+    const tmp = `${file}.tmp`;
+    await writeFile(tmp, await identity.issueToken(subject), { mode: 0o400 });
+    await chown(tmp, DEFAULT_PROXY_INIT.proxyUid, DEFAULT_PROXY_INIT.proxyUid);
+    await rename(tmp, file);
+    return file;
+  }
+
+  private async refreshTokens(): Promise<void> {
+    for (const r of this.running.values()) {
+      if (!r.plan.mesh.inject || r.terminating || this.stopping !== undefined) continue;
+      await this.writeToken({ namespace: r.plan.namespace, serviceAccount: r.plan.spec.serviceAccountName, pod: { name: r.plan.name, uid: r.uid } }).catch((err: unknown) =>
+        this.say(`pod ${key(r.plan)}: token: ${(err as Error).message}`),
+      );
+    }
+  }
+
   /** Takes a pod out of every endpoint list, gives proxies and Service rules a moment to stop sending
    *  it new work, then stops its processes and removes its network. */
   private async removePod(r: RunningPod): Promise<void> {
@@ -436,6 +503,7 @@ export class Mesh {
     if (wasReady && this.stopping === undefined) await sleep(this.o.endpointGraceMs ?? 1500);
     await r.pp.stop();
     await (this.net as PodNetwork).removePod(r.net.netns);
+    await rm(join(this.paths.root, 'tokens', r.plan.namespace, r.plan.name), { recursive: true, force: true });
     this.running.delete(k);
     this.sync();
     this.say(`pod ${k}: removed`);
@@ -514,7 +582,7 @@ export class Mesh {
       opaquePorts: r.plan.mesh.opaquePorts,
       labels: r.plan.labels,
     }));
-    return { services, pods };
+    return { services, pods, routes: routeEntries(this.set) };
   }
 
   /** Stops every pod (apps, then proxies, then anything left in their namespaces), the control plane,
@@ -524,6 +592,7 @@ export class Mesh {
       if (this.phase !== 'Failed') this.phase = 'Stopping';
       this.say('stopping');
       if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
+      if (this.tokenTimer !== undefined) clearInterval(this.tokenTimer);
       const errors: string[] = [];
       const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
@@ -598,6 +667,22 @@ function key(p: { readonly namespace: string; readonly name: string }): string {
 /** What must stay the same for a running pod to be kept as it is. */
 function fingerprint(p: PodPlan): string {
   return JSON.stringify({ spec: p.spec, labels: p.labels, annotations: p.annotations, mesh: p.mesh });
+}
+
+/** Rejects, naming the first directory from `/` down to `dir` that other users cannot search (the
+ *  proxies run as their own uid and must reach their token file). */
+async function searchableByOthers(dir: string): Promise<void> {
+  const parts = dir.split('/').filter((p) => p !== '');
+  for (let i = 0; i <= parts.length; i++) {
+    const d = `/${parts.slice(0, i).join('/')}`;
+    const mode = (await stat(d)).mode & 0o777;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `the proxies (uid ${DEFAULT_PROXY_INIT.proxyUid}) cannot reach their token files: ${d} is mode ${mode.toString(8).padStart(4, '0')}; ` +
+          `use a state directory whose parents others may search (chmod o+x ${d}), as the default /var/run/outrigger is`,
+      );
+    }
+  }
 }
 
 function sleep(ms: number): Promise<void> {

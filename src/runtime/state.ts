@@ -92,10 +92,11 @@ export function recordedControlPid(root: string): number | undefined {
 }
 
 /** Removes the state directory's files except the logs (kept so that a failed or finished mesh can
- *  still be looked into; the next `up` removes them). `control: false` leaves the pid file and socket,
+ *  still be looked into; the next `up` removes them) and the mesh CA in identity/. `control: false` leaves the pid file and socket,
  *  which the control process removes itself as it exits. */
 export async function removeStateFiles(root: string, o: { readonly control?: boolean } = {}): Promise<void> {
   const p = statePaths(root);
-  const files = [p.net, p.state, join(root, 'proxy'), ...(o.control === false ? [] : [p.socket, p.pid])];
+  // The pods' tokens go with the pods; the CA (identity/) stays, so the trust anchor outlives a restart.
+  const files = [p.net, p.state, join(root, 'proxy'), join(root, 'tokens'), ...(o.control === false ? [] : [p.socket, p.pid])];
   for (const f of files) await rm(f, { recursive: true, force: true });
 }
