@@ -1,5 +1,7 @@
 // HTTP/2 (h2c) load: runs h2load against a loopback port, takes RPS and errors from its summary, and
 // p50/p99 from its --log-file (one line per request), since h2load itself prints no percentiles.
+// With `h1`, the same over HTTP/1.1 keep-alive (h2load --h1, one request at a time per connection): the
+// balance scenario's client, since its log times every request (see README, "Benchmark").
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { BenchError, runTool } from './tools.js';
@@ -15,11 +17,15 @@ export interface H2Load {
   connections: number;
   /** A scratch dir for the per-request log. */
   tmpDir: string;
+  /** HTTP/1.1 instead of h2c, one request in flight per connection. */
+  h1?: boolean;
 }
 
 export async function runH2load(load: H2Load): Promise<LoadResult> {
   const logFile = path.join(load.tmpDir, `h2load-${load.port}-${Date.now()}.log`);
-  const args = ['-t', '1', '-c', String(load.connections), '-m', String(H2_STREAMS), '-D', String(load.durationS)];
+  const streams = load.h1 === true ? 1 : H2_STREAMS;
+  const args = ['-t', '1', '-c', String(load.connections), '-m', String(streams), '-D', String(load.durationS)];
+  if (load.h1 === true) args.push('--h1');
   args.push('--log-file', logFile, `http://127.0.0.1:${load.port}/`);
   const out = await runTool(load.h2load, args, (load.durationS + 30) * 1000);
   if (out.code !== 0) throw new BenchError(`h2load exited with ${out.code}: ${out.stderr.trim() || out.stdout.trim()}`);

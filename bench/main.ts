@@ -1,10 +1,17 @@
 // `npm run bench`: on loopback, the same load (wrk for HTTP/1.1, h2load for h2c) against direct, outrigger
 // and haproxy paths, alternating per round; prints a table and, with --json, the same figures as JSON.
+// The balance scenario runs one HTTP/1.1 load (h2load --h1 by default) against three replicas (one slow) through outrigger (its
+// endpoints from a control-plane child) and haproxy round-robin, counting where the requests went; the
+// propagation scenario times an endpoint change from the store to N watching Discovery clients
+// (bench/propagation.ts).
 //
 // Output: the table goes to stdout. `--json FILE` writes the JSON to FILE; `--json` alone (or `--json -`)
 // writes the JSON to stdout and moves the table to stderr, so `... --json > run.json` stays parseable.
-// JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","errors"}],
-//              "ratios":[{"scenario","rps_outrigger_over_haproxy","p99_outrigger_over_haproxy"}],"config":{...}}
+// JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","errors",
+//                           "replicas"?:[{"name","slow","requests","share"}]  (balance only)}],
+//              "ratios":[{"scenario","rps_outrigger_over_haproxy","p99_outrigger_over_haproxy"}],
+//              "propagation"?:{"watchers","changes","samples","missed","p50_ms","p99_ms","max_ms",...},
+//              "config":{...}}
 // Aggregation: with --rounds N every path is measured N times, in a rotated order each round; each figure
 // reported is the MEDIAN over the N runs (errors are the SUM). Progress lines go to stderr.
 // The driver only spawns and parses: the upstream runs in its own node process (bench/upstream.ts),
@@ -12,14 +19,17 @@
 // OUTRIGGER_BENCH_CLI=/path/to/cli/main.js runs that build as `outrigger proxy` instead of dist/src/cli/main.js.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { H2_STREAMS, runH2load } from './h2.js';
 import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
-import { assertOutriggerBuilt, startPath, type RunningPath } from './paths.js';
+import { assertOutriggerBuilt, startBalancePath, startPath, type RunningPath } from './paths.js';
+import { measurePropagation, type PropagationResult } from './propagation.js';
 import { buildReport, formatTable, type Sample } from './report.js';
 import {
   BenchError,
   cleanupSync,
+  fetchJson,
   installCleanupHandlers,
   isInterrupted,
   makeTempDir,
@@ -32,7 +42,7 @@ import {
   type Managed,
   type Tool,
 } from './tools.js';
-import type { LoadResult, Options, Scenario } from './types.js';
+import { REPLICAS, type LoadResult, type LoadScenario, type Options, type PathName } from './types.js';
 import type { UpstreamPorts } from './upstream.js';
 
 const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream.js', import.meta.url));
@@ -48,17 +58,29 @@ interface Context {
   tmpDir: string;
 }
 
+/** The scenarios that put load on paths (all but propagation). */
+function loadScenarios(opts: Options): LoadScenario[] {
+  return opts.scenarios.filter((s): s is LoadScenario => s !== 'propagation');
+}
+
+/** The paths a scenario measures: balance has no direct path (there is nothing to balance). */
+function pathsOf(opts: Options, scenario: LoadScenario): PathName[] {
+  return scenario === 'balance' ? opts.paths.filter((p) => p !== 'direct') : opts.paths;
+}
+
 function neededTools(opts: Options): Tool[] {
   const tools: Tool[] = [];
-  if (opts.scenarios.includes('http1')) tools.push('wrk');
-  if (opts.scenarios.includes('h2')) tools.push('h2load');
-  if (opts.paths.includes('haproxy')) tools.push('haproxy');
+  const load = loadScenarios(opts);
+  const balance = load.includes('balance');
+  if (load.includes('http1') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
+  if (load.includes('h2') || (balance && opts.balanceClient === 'h2load')) tools.push('h2load');
+  if (load.some((s) => pathsOf(opts, s).includes('haproxy'))) tools.push('haproxy');
   return tools;
 }
 
 /** Starts bench/upstream.js and reads the ports it prints on its first stdout line. */
-async function startUpstream(): Promise<{ proc: Managed; ports: UpstreamPorts }> {
-  const proc = spawnManaged('upstream', process.execPath, [UPSTREAM_SCRIPT]);
+async function startUpstream(slowMs: number): Promise<{ proc: Managed; ports: UpstreamPorts }> {
+  const proc = spawnManaged('upstream', process.execPath, [UPSTREAM_SCRIPT, '--slow-ms', String(slowMs)]);
   let ports: UpstreamPorts | undefined;
   await waitUntil(
     'upstream',
@@ -74,24 +96,58 @@ async function startUpstream(): Promise<{ proc: Managed; ports: UpstreamPorts }>
   return { proc, ports };
 }
 
-function runLoad(ctx: Context, scenario: Scenario, port: number, durationS: number): Promise<LoadResult> {
+function runLoad(ctx: Context, scenario: LoadScenario, port: number, durationS: number): Promise<LoadResult> {
   const connections = ctx.opts.connections;
   if (scenario === 'h2') {
     return runH2load({ h2load: ctx.tools.h2load ?? 'h2load', port, durationS, connections, tmpDir: ctx.tmpDir });
   }
+  if (scenario === 'balance' && ctx.opts.balanceClient === 'h2load') {
+    return runH2load({ h2load: ctx.tools.h2load ?? 'h2load', port, durationS, connections, tmpDir: ctx.tmpDir, h1: true });
+  }
   return runWrk({ wrk: ctx.tools.wrk ?? 'wrk', port, durationS, connections });
 }
 
+/** The requests each balance replica has received so far (the upstream counts them). */
+async function replicaCounts(ctx: Context): Promise<number[]> {
+  const counts = await fetchJson(ctx.upstream.stats, '/counts');
+  if (!Array.isArray(counts) || counts.length !== REPLICAS || !counts.every((n) => typeof n === 'number')) {
+    throw new BenchError(`upstream: unexpected /counts answer ${JSON.stringify(counts)}`);
+  }
+  return counts as number[];
+}
+
 /** Starts every path for one scenario, warms each up, then runs the alternating rounds. */
-async function runScenario(ctx: Context, scenario: Scenario): Promise<Sample[]> {
+async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample[]> {
   const { opts } = ctx;
-  const upstreamPort = scenario === 'h2' ? ctx.upstream.h2 : ctx.upstream.http1;
+  const paths = pathsOf(opts, scenario);
+  if (paths.length === 0) {
+    log(`[${scenario}] skipped: it measures outrigger and haproxy, and --paths has neither`);
+    return [];
+  }
   const running: RunningPath[] = [];
   const samples: Sample[] = [];
+  let control: ControlPlaneChild | undefined;
   try {
-    for (const path of opts.paths) {
+    let start: (path: PathName) => Promise<RunningPath>;
+    if (scenario === 'balance') {
+      const replicas = ctx.upstream.replicas;
+      if (paths.includes('outrigger')) {
+        control = await startControlPlaneChild();
+        await control.replace(serviceContent(replicas.map((port, i) => ({ pod: `replica-${i}`, ip: '127.0.0.1', port }))));
+        log(`[balance] control plane on 127.0.0.1:${control.port} (pid ${control.proc.pid}): ${VIP}:${VIP_PORT} -> ${replicas.length} replicas`);
+      }
+      const controlPort = control?.port ?? 0;
+      start = (path) => {
+        if (path === 'direct') throw new Error('unreachable: balance has no direct path');
+        return startBalancePath(path, `${VIP}:${VIP_PORT}`, controlPort, replicas, ctx.tools.haproxy);
+      };
+    } else {
+      const upstreamPort = scenario === 'h2' ? ctx.upstream.h2 : ctx.upstream.http1;
+      start = (path) => startPath(path, scenario, upstreamPort, ctx.tools.haproxy);
+    }
+    for (const path of paths) {
       log(`[${scenario}] starting ${path}`);
-      running.push(await startPath(path, scenario, upstreamPort, ctx.tools.haproxy));
+      running.push(await start(path));
     }
     if (opts.warmup > 0) {
       for (const p of running) {
@@ -104,20 +160,25 @@ async function runScenario(ctx: Context, scenario: Scenario): Promise<Sample[]> 
       const shift = (round - 1) % running.length;
       const order = [...running.slice(shift), ...running.slice(0, shift)];
       for (const p of order) {
+        const before = scenario === 'balance' ? await replicaCounts(ctx) : undefined;
         const result = await runLoad(ctx, scenario, p.port, opts.duration);
         const rss = p.pid === null ? null : rssMb(p.pid);
         if (p.exitedEarly()) throw new BenchError(`[${scenario}] ${p.path} exited during its load run`);
-        samples.push({ ...result, scenario, path: p.path, round, rssMb: rss });
+        const after = before !== undefined ? await replicaCounts(ctx) : undefined;
+        const counts = before !== undefined && after !== undefined ? after.map((n, i) => n - (before[i] ?? 0)) : undefined;
+        samples.push({ ...result, scenario, path: p.path, round, rssMb: rss, ...(counts !== undefined ? { replicaCounts: counts } : {}) });
         log(
           `[${scenario} round ${round}/${opts.rounds}] ${p.path.padEnd(9)} ${result.rps.toFixed(0)} req/s, ` +
             `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms` +
             (rss === null ? '' : `, rss ${rss.toFixed(1)} MB`) +
+            (counts === undefined ? '' : `, per replica ${counts.join('/')} (slow last)`) +
             (result.errors > 0 ? `, WARNING ${result.errors} errors of ${result.requests} requests` : ''),
         );
       }
     }
   } finally {
     for (const p of running) await p.stop();
+    await control?.stop();
   }
   return samples;
 }
@@ -131,21 +192,29 @@ async function main(): Promise<number> {
   }
   const opts = parsed;
   const tools = requireTools(neededTools(opts));
-  if (opts.paths.includes('outrigger')) assertOutriggerBuilt(); // fail before starting anything
+  const load = loadScenarios(opts);
+  if (load.some((s) => pathsOf(opts, s).includes('outrigger'))) assertOutriggerBuilt(); // fail before starting anything
 
-  const { proc: upstream, ports } = await startUpstream();
-  const tmpDir = makeTempDir('run');
-  const ctx: Context = { opts, tools, upstream: ports, tmpDir };
-  log(`upstream: http1 127.0.0.1:${ports.http1}, h2c 127.0.0.1:${ports.h2} (pid ${upstream.pid})`);
   const samples: Sample[] = [];
-  try {
-    for (const scenario of opts.scenarios) samples.push(...(await runScenario(ctx, scenario)));
-  } finally {
-    await stopManaged(upstream);
-    removeTempDir(tmpDir);
+  if (load.length > 0) {
+    const { proc: upstream, ports } = await startUpstream(opts.slowMs);
+    const tmpDir = makeTempDir('run');
+    const ctx: Context = { opts, tools, upstream: ports, tmpDir };
+    log(
+      `upstream: http1 127.0.0.1:${ports.http1}, h2c 127.0.0.1:${ports.h2}, ` +
+        `balance replicas ${ports.replicas.join(',')} (the last +${opts.slowMs} ms) (pid ${upstream.pid})`,
+    );
+    try {
+      for (const scenario of load) samples.push(...(await runScenario(ctx, scenario)));
+    } finally {
+      await stopManaged(upstream);
+      removeTempDir(tmpDir);
+    }
   }
+  let propagation: PropagationResult | undefined;
+  if (opts.scenarios.includes('propagation')) propagation = await measurePropagation(opts, log);
 
-  const report = buildReport(samples, opts, H2_STREAMS);
+  const report = buildReport(samples, opts, H2_STREAMS, propagation);
   const table = formatTable(report);
   const json = JSON.stringify(report, null, 2) + '\n';
   if (opts.json === '-') {
@@ -159,6 +228,7 @@ async function main(): Promise<number> {
     }
   }
   if (report.results.some((r) => r.errors > 0)) log('WARNING: some runs had errors; their figures are suspect');
+  if ((propagation?.missed ?? 0) > 0) log('WARNING: some watchers never saw some changes (propagation "missed")');
   return 0;
 }
 

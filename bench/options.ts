@@ -8,8 +8,18 @@ export const USAGE = `usage: node dist/bench/main.js [options]   (or: npm run be
   --rounds N           alternating rounds; each path is measured once per round (default 2).
                        The report gives per path the median over rounds (errors are summed).
   --connections N      client connections (default 16; h2load adds 10 streams per connection)
-  --scenario S         http1 | h2 | all (default all)
-  --paths LIST         comma-separated subset of direct,outrigger,haproxy (default all three)
+  --scenario S         http1 | h2 | balance | propagation | all (default all)
+                       balance: three HTTP/1.1 replicas, one slow; outrigger's balancer (fed by a
+                       control plane) vs haproxy balance roundrobin, same load
+                       propagation: how long an endpoint change takes to reach N watching proxies
+  --paths LIST         comma-separated subset of direct,outrigger,haproxy (default all three;
+                       balance uses outrigger and haproxy only)
+  --balance-client C   balance: h2load (default; HTTP/1.1 with --h1, every request's latency logged)
+                       or wrk (same load; its percentiles are unreliable with one slow replica,
+                       see README)
+  --slow-ms MS         balance: delay the slow replica adds to every response (default 200)
+  --watchers N         propagation: simulated proxies watching the Service (default 200)
+  --changes N          propagation: endpoint changes measured (default 10)
   --warmup SECONDS     unmeasured load per path before round 1 (default 1; 0 to skip)
   --json [FILE]        also write the figures as JSON: to FILE, or to stdout when FILE is
                        omitted or "-" (the table then goes to stderr)
@@ -23,6 +33,10 @@ const DEFAULTS: Options = {
   rounds: 2,
   connections: 16,
   warmup: 1,
+  balanceClient: 'h2load',
+  slowMs: 200,
+  watchers: 200,
+  changes: 10,
   scenarios: [...SCENARIOS],
   paths: [...PATHS],
   json: undefined,
@@ -61,11 +75,26 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       case '--warmup':
         opts.warmup = integer(arg, args[++i], 0);
         break;
+      case '--balance-client': {
+        const raw = args[++i];
+        if (raw === 'h2load' || raw === 'wrk') opts.balanceClient = raw;
+        else problems.push(`--balance-client wants h2load or wrk, got "${raw ?? ''}"`);
+        break;
+      }
+      case '--slow-ms':
+        opts.slowMs = integer(arg, args[++i], 0);
+        break;
+      case '--watchers':
+        opts.watchers = integer(arg, args[++i], 1);
+        break;
+      case '--changes':
+        opts.changes = integer(arg, args[++i], 1);
+        break;
       case '--scenario': {
         const raw = args[++i];
         if (raw === 'all') opts.scenarios = [...SCENARIOS];
         else if (SCENARIOS.includes(raw as Scenario)) opts.scenarios = [raw as Scenario];
-        else problems.push(`--scenario wants http1, h2 or all, got "${raw ?? ''}"`);
+        else problems.push(`--scenario wants ${SCENARIOS.join(', ')} or all, got "${raw ?? ''}"`);
         break;
       }
       case '--paths': {

@@ -1,5 +1,8 @@
 // The three paths the load takes to the upstream: direct, through `outrigger proxy`, and through haproxy
 // (http mode, one thread, same forwarding). Starts each, waits until a request passes, and stops it.
+// The balance scenario's paths go to three replicas instead: outrigger asks the control plane about a
+// Service VIP (--static-destination VIP --destination-addr CP) and balances over its endpoints;
+// haproxy has the same three servers with `balance roundrobin`.
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +18,9 @@ import {
   waitUntil,
   type Managed,
 } from './tools.js';
-import type { PathName, Scenario } from './types.js';
+import type { LoadScenario, PathName } from './types.js';
+
+type Scenario = Exclude<LoadScenario, 'balance'>;
 
 export interface RunningPath {
   readonly path: PathName;
@@ -87,7 +92,12 @@ function proxyPath(which: PathName, port: number, proc: Managed, cleanup: () => 
   };
 }
 
-async function startOutrigger(scenario: Scenario, upstreamPort: number): Promise<RunningPath> {
+function startOutrigger(scenario: Scenario, upstreamPort: number): Promise<RunningPath> {
+  return spawnOutrigger(scenario, scenario, ['--static-destination', `127.0.0.1:${upstreamPort}`]);
+}
+
+/** `outrigger proxy` forwarding every connection as if it were going to `destinationArgs`' address. */
+async function spawnOutrigger(label: string, scenario: Scenario, destinationArgs: readonly string[]): Promise<RunningPath> {
   assertOutriggerBuilt();
   const [outbound, inbound, admin] = await freePorts(3);
   if (outbound === undefined || inbound === undefined || admin === undefined) throw new Error('freePorts(3)');
@@ -96,12 +106,13 @@ async function startOutrigger(scenario: Scenario, upstreamPort: number): Promise
     'proxy',
     ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],
     ...['--outbound-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--admin-addr', '127.0.0.1'],
-    ...['--static-destination', `127.0.0.1:${upstreamPort}`, '--log-level', 'warn'],
+    ...destinationArgs,
+    ...['--log-level', 'warn'],
   ];
-  const proc = spawnManaged(`outrigger proxy (${scenario})`, process.execPath, args);
+  const proc = spawnManaged(`outrigger proxy (${label})`, process.execPath, args);
   try {
     await waitUntil('outrigger /ready', async () => (await probeHttp1(admin, '/ready')) === 200, READY_TIMEOUT_MS, proc);
-    await waitUntil(`outrigger ${scenario} forwarding`, () => passesRequest(scenario, outbound), READY_TIMEOUT_MS, proc);
+    await waitUntil(`outrigger ${label} forwarding`, () => passesRequest(scenario, outbound), READY_TIMEOUT_MS, proc);
   } catch (err) {
     await stopManaged(proc);
     throw err;
@@ -112,6 +123,15 @@ async function startOutrigger(scenario: Scenario, upstreamPort: number): Promise
 /** Same forwarding as outrigger: one frontend, one backend server, pooled keep-alive connections. */
 export function haproxyConfig(scenario: Scenario, listenPort: number, upstreamPort: number): string {
   const proto = scenario === 'h2' ? ' proto h2' : '';
+  return haproxyText(listenPort, proto, [`server upstream 127.0.0.1:${upstreamPort}${proto}`]);
+}
+
+/** The balance scenario: the same forwarding over several HTTP/1.1 servers, taken in turn. */
+export function haproxyBalanceConfig(listenPort: number, replicaPorts: readonly number[]): string {
+  return haproxyText(listenPort, '', ['balance roundrobin', ...replicaPorts.map((p, i) => `server replica${i} 127.0.0.1:${p}`)]);
+}
+
+function haproxyText(listenPort: number, proto: string, backendLines: readonly string[]): string {
   return `# written by outrigger bench/paths.ts
 global
     nbthread 1
@@ -131,25 +151,45 @@ frontend bench_in
 
 backend bench_upstream
     http-reuse always
-    server upstream 127.0.0.1:${upstreamPort}${proto}
+${backendLines.map((l) => `    ${l}`).join('\n')}
 `;
 }
 
-async function startHaproxy(haproxy: string, scenario: Scenario, upstreamPort: number): Promise<RunningPath> {
+function startHaproxy(haproxy: string, scenario: Scenario, upstreamPort: number): Promise<RunningPath> {
+  return spawnHaproxy(haproxy, scenario, scenario, (port) => haproxyConfig(scenario, port, upstreamPort));
+}
+
+async function spawnHaproxy(haproxy: string, label: string, scenario: Scenario, config: (port: number) => string): Promise<RunningPath> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error('freePorts(1)');
   const dir = makeTempDir('haproxy');
   const cfg = path.join(dir, 'haproxy.cfg');
-  writeFileSync(cfg, haproxyConfig(scenario, port, upstreamPort));
+  writeFileSync(cfg, config(port));
   // -db: stay in the foreground, no master process, so the pid we hold is the one doing the work.
-  const proc = spawnManaged(`haproxy (${scenario})`, haproxy, ['-f', cfg, '-db']);
+  const proc = spawnManaged(`haproxy (${label})`, haproxy, ['-f', cfg, '-db']);
   const cleanup = (): void => removeTempDir(dir);
   try {
-    await waitUntil(`haproxy ${scenario} forwarding`, () => passesRequest(scenario, port), READY_TIMEOUT_MS, proc);
+    await waitUntil(`haproxy ${label} forwarding`, () => passesRequest(scenario, port), READY_TIMEOUT_MS, proc);
   } catch (err) {
     await stopManaged(proc);
     cleanup();
     throw err;
   }
   return proxyPath('haproxy', port, proc, cleanup);
+}
+
+/** A path of the balance scenario: outrigger balancing over the Service at `vip` (endpoints from the
+ *  control plane at 127.0.0.1:controlPort), or haproxy round-robin over the same replicas. */
+export function startBalancePath(
+  which: Exclude<PathName, 'direct'>,
+  vip: string,
+  controlPort: number,
+  replicaPorts: readonly number[],
+  haproxy: string | undefined,
+): Promise<RunningPath> {
+  if (which === 'outrigger') {
+    return spawnOutrigger('balance', 'http1', ['--static-destination', vip, '--destination-addr', `127.0.0.1:${controlPort}`]);
+  }
+  if (haproxy === undefined) throw new Error('haproxy binary not resolved');
+  return spawnHaproxy(haproxy, 'balance', 'http1', (port) => haproxyBalanceConfig(port, replicaPorts));
 }

@@ -1,6 +1,10 @@
 // Turns the per-round measurements into the report: per path the MEDIAN over rounds of every figure
-// (errors are summed), the outrigger/haproxy ratios, a text table, and the JSON document.
-import type { LoadResult, Options, PathName, Scenario } from './types.js';
+// (errors and the balance scenario's per-replica request counts are summed), the outrigger/haproxy
+// ratios, the propagation figures, a text table, and the JSON document.
+import type { PropagationResult } from './propagation.js';
+import type { LoadResult, LoadScenario, Options, PathName } from './types.js';
+
+type Scenario = LoadScenario;
 
 /** One measured load run. */
 export interface Sample extends LoadResult {
@@ -9,6 +13,17 @@ export interface Sample extends LoadResult {
   round: number;
   /** VmRSS of the proxy right after the run; null for direct. */
   rssMb: number | null;
+  /** balance: requests each replica received during this run (the slow one last). */
+  replicaCounts?: number[];
+}
+
+/** balance: one replica's part of a path's requests, summed over rounds. */
+export interface ReplicaShare {
+  name: string;
+  slow: boolean;
+  requests: number;
+  /** requests / all replicas' requests, 0..1. */
+  share: number;
 }
 
 /** One row of the report, JSON field names as the issue asks (errors is an extra, summed over rounds). */
@@ -20,6 +35,8 @@ export interface ResultRow {
   p99_ms: number;
   proxy_rss_mb: number | null;
   errors: number;
+  /** balance only: where the requests went (the upstream counts them). */
+  replicas?: ReplicaShare[];
 }
 
 export interface RatioRow {
@@ -33,6 +50,8 @@ export interface RatioRow {
 export interface Report {
   results: ResultRow[];
   ratios: RatioRow[];
+  /** Present when the propagation scenario ran. */
+  propagation?: PropagationResult;
   config: {
     duration_s: number;
     rounds: number;
@@ -40,7 +59,34 @@ export interface Report {
     h2_streams_per_connection: number;
     warmup_s: number;
     aggregate: 'median over rounds';
+    /** balance: what the slow replica adds to every response. */
+    slow_ms: number;
+    /** balance: the load generator (h2load --h1 or wrk). */
+    balance_client: string;
+    /** propagation. */
+    watchers: number;
+    changes: number;
   };
+}
+
+/** Nearest-rank percentile (q in 0..100) of values sorted ascending; NaN when empty. */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.max(1, Math.ceil((q / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1] ?? NaN;
+}
+
+/** Replica shares from per-run counts (summed); names fast1.., then slow for the last. */
+export function replicaShares(runs: readonly (readonly number[])[]): ReplicaShare[] {
+  const n = Math.max(0, ...runs.map((r) => r.length));
+  const sums = Array.from({ length: n }, (_, i) => runs.reduce((sum, r) => sum + (r[i] ?? 0), 0));
+  const total = sums.reduce((a, b) => a + b, 0);
+  return sums.map((requests, i) => ({
+    name: i === n - 1 ? 'slow' : `fast${i + 1}`,
+    slow: i === n - 1,
+    requests,
+    share: total > 0 ? round(requests / total, 4) : 0,
+  }));
 }
 
 export function median(values: readonly number[]): number {
@@ -52,13 +98,20 @@ export function median(values: readonly number[]): number {
 
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
-export function buildReport(samples: readonly Sample[], opts: Options, h2Streams: number): Report {
+export function buildReport(
+  samples: readonly Sample[],
+  opts: Options,
+  h2Streams: number,
+  propagation?: PropagationResult,
+): Report {
   const results: ResultRow[] = [];
-  for (const scenario of opts.scenarios) {
+  const loadScenarios = opts.scenarios.filter((s): s is Scenario => s !== 'propagation');
+  for (const scenario of loadScenarios) {
     for (const path of opts.paths) {
       const mine = samples.filter((s) => s.scenario === scenario && s.path === path);
       if (mine.length === 0) continue;
       const rss = mine.map((s) => s.rssMb).filter((v): v is number => v !== null);
+      const counts = mine.map((s) => s.replicaCounts).filter((c): c is number[] => c !== undefined);
       results.push({
         scenario,
         path,
@@ -67,23 +120,25 @@ export function buildReport(samples: readonly Sample[], opts: Options, h2Streams
         p99_ms: round(median(mine.map((s) => s.p99Ms)), 3),
         proxy_rss_mb: rss.length > 0 ? round(median(rss), 1) : null,
         errors: mine.reduce((sum, s) => sum + s.errors, 0),
+        ...(counts.length > 0 ? { replicas: replicaShares(counts) } : {}),
       });
     }
   }
   const ratios: RatioRow[] = [];
-  for (const scenario of opts.scenarios) {
+  for (const scenario of loadScenarios) {
     const o = results.find((r) => r.scenario === scenario && r.path === 'outrigger');
     const h = results.find((r) => r.scenario === scenario && r.path === 'haproxy');
     if (!o || !h) continue;
     ratios.push({
       scenario,
-      rps_outrigger_over_haproxy: round(o.rps / h.rps, 3),
-      p99_outrigger_over_haproxy: round(o.p99_ms / h.p99_ms, 3),
+      rps_outrigger_over_haproxy: round(o.rps / h.rps, 4),
+      p99_outrigger_over_haproxy: round(o.p99_ms / h.p99_ms, 4),
     });
   }
   return {
     results,
     ratios,
+    ...(propagation !== undefined ? { propagation } : {}),
     config: {
       duration_s: opts.duration,
       rounds: opts.rounds,
@@ -91,8 +146,65 @@ export function buildReport(samples: readonly Sample[], opts: Options, h2Streams
       h2_streams_per_connection: h2Streams,
       warmup_s: opts.warmup,
       aggregate: 'median over rounds',
+      slow_ms: opts.slowMs,
+      balance_client: opts.balanceClient === 'h2load' ? 'h2load --h1' : 'wrk',
+      watchers: opts.watchers,
+      changes: opts.changes,
     },
   };
+}
+
+/** Two decimals, or two significant digits below 0.1 (the balance scenario's p99 ratio is tiny). */
+export function formatRatio(value: number): string {
+  return value !== 0 && Math.abs(value) < 0.1 ? value.toPrecision(2) : value.toFixed(2);
+}
+
+/** Text columns (the first `textColumns`) left-aligned, figures right-aligned. */
+function columns(header: readonly string[], rows: readonly (readonly string[])[], textColumns: number): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+/** balance: requests per replica and path. */
+function formatShares(report: Report): string[] {
+  const rows = report.results.filter((r) => r.replicas !== undefined);
+  const names = rows[0]?.replicas?.map((x) => x.name) ?? [];
+  if (rows.length === 0) return [];
+  const cells = rows.map((r) => [
+    r.path,
+    ...(r.replicas ?? []).map((x) => `${x.requests} (${(x.share * 100).toFixed(1)}%)`),
+  ]);
+  return [
+    '',
+    `balance (load: ${report.config.balance_client}, ${report.config.connections} connections, one request in flight on each): ` +
+      `requests per replica, summed over rounds; the slow one adds ${report.config.slow_ms} ms to every response`,
+    ...columns(['path', ...names], cells, 1),
+  ];
+}
+
+function formatPropagation(report: Report): string[] {
+  const p = report.propagation;
+  if (p === undefined) return [];
+  const header = ['watchers', 'changes', 'p50 ms', 'p99 ms', 'max ms', 'missed', 'TCP conns', 'CP CPU ms/change', 'watchers CPU ms/change'];
+  const row = [
+    String(p.watchers),
+    String(p.changes),
+    p.p50_ms.toFixed(1),
+    p.p99_ms.toFixed(1),
+    p.max_ms.toFixed(1),
+    String(p.missed),
+    String(p.grpc_connections),
+    p.control_plane_cpu_ms_per_change.toFixed(1),
+    p.watchers_cpu_ms_per_change.toFixed(1),
+  ];
+  return [
+    '',
+    'propagation: store.replace in the control plane -> the new endpoint set in each watcher\'s balancer',
+    ...columns(header, [row], 0),
+    `slowest watcher per change, ms: ${p.max_per_change_ms.map((v) => v.toFixed(1)).join(' ')}`,
+  ];
 }
 
 /** The text table; ratios sit on the outrigger row of each scenario. */
@@ -107,19 +219,18 @@ export function formatTable(report: Report): string {
       r.p50_ms.toFixed(2),
       r.p99_ms.toFixed(2),
       r.proxy_rss_mb === null ? '-' : r.proxy_rss_mb.toFixed(1),
-      ratio ? ratio.rps_outrigger_over_haproxy.toFixed(2) : '-',
-      ratio ? ratio.p99_outrigger_over_haproxy.toFixed(2) : '-',
+      ratio ? formatRatio(ratio.rps_outrigger_over_haproxy) : '-',
+      ratio ? formatRatio(ratio.p99_outrigger_over_haproxy) : '-',
       String(r.errors),
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  // Text columns left-aligned, figures right-aligned.
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
   const c = report.config;
   const note =
     `median of ${c.rounds} alternating round(s) x ${c.duration_s}s, ${c.connections} connections ` +
     `(h2: x${c.h2_streams_per_connection} streams), ${c.warmup_s > 0 ? `after ${c.warmup_s}s warm-up per path` : 'no warm-up'}; ` +
     'o/h = outrigger/haproxy';
-  return [line(header), ...rows.map(line), '', note].join('\n') + '\n';
+  const main = rows.length > 0 ? [...columns(header, rows, 2), '', note] : [];
+  const lines = [...main, ...formatShares(report), ...formatPropagation(report)];
+  while (lines[0] === '') lines.shift();
+  return lines.join('\n') + '\n';
 }

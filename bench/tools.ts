@@ -227,6 +227,27 @@ export function probeHttp1(port: number, urlPath = '/'): Promise<number> {
   });
 }
 
+/** The JSON body of one HTTP/1.1 GET to 127.0.0.1:port (fresh connection); rejects on a non-200. */
+export function fetchJson(port: number, urlPath: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.once('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`GET ${urlPath}: status ${res.statusCode ?? 0}`));
+        try {
+          resolve(JSON.parse(body));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.once('timeout', () => req.destroy(new Error('timed out')));
+    req.once('error', reject);
+  });
+}
+
 /** Status of one h2c (prior knowledge) GET to 127.0.0.1:port, or an error. */
 export function probeH2(port: number): Promise<number> {
   return new Promise((resolve, reject) => {

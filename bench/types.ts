@@ -1,11 +1,17 @@
 // Shared vocabulary of the benchmark: scenarios, the paths the load takes, options, and one load run's figures.
 
-export const SCENARIOS = ['http1', 'h2'] as const;
+export const SCENARIOS = ['http1', 'h2', 'balance', 'propagation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** Scenarios whose figures are load runs on paths (propagation has its own shape). */
+export type LoadScenario = Exclude<Scenario, 'propagation'>;
 
 /** direct: client → upstream; outrigger / haproxy: client → proxy → upstream. */
 export const PATHS = ['direct', 'outrigger', 'haproxy'] as const;
 export type PathName = (typeof PATHS)[number];
+
+/** Replicas of the balance scenario: REPLICAS - 1 fast ones, then the slow one. */
+export const REPLICAS = 3;
+export const SLOW_REPLICA = REPLICAS - 1;
 
 export interface Options {
   /** Seconds of measured load per run. */
@@ -18,6 +24,15 @@ export interface Options {
   warmup: number;
   scenarios: Scenario[];
   paths: PathName[];
+  /** balance: the load generator. h2load --h1 logs every request's latency; wrk's percentiles were
+   *  far off in this scenario (README, "Benchmark"), so it is there only to compare. */
+  balanceClient: 'h2load' | 'wrk';
+  /** balance: the delay (ms) the slow replica adds to every response. */
+  slowMs: number;
+  /** propagation: simulated proxies watching the Service. */
+  watchers: number;
+  /** propagation: endpoint changes measured. */
+  changes: number;
   /** undefined: no JSON; '-': JSON on stdout (the table then goes to stderr); else a file path. */
   json: string | undefined;
 }

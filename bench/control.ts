@@ -1,0 +1,115 @@
+// The driver's handle on the control-plane child (bench/control-plane.ts): start it, change its store,
+// read its CPU; and the store content the balance and propagation scenarios hand it (one Service whose
+// virtual IP is an unused loopback address, endpoints on loopback ports, unmeshed pods).
+import { fileURLToPath } from 'node:url';
+import type { StoreContent } from '../src/control/store/local/local.js';
+import type { PodEntry, ServiceEntry } from '../src/control/store/store.js';
+import { BenchError, spawnManaged, stopManaged, waitUntil, type Managed } from './tools.js';
+
+const SCRIPT = fileURLToPath(new URL('./control-plane.js', import.meta.url));
+
+/** Nothing listens there: the proxy only asks the control plane about it (a Service's clusterIP). */
+export const VIP = '127.0.0.77';
+export const VIP_PORT = 8080;
+const NAMESPACE = 'bench';
+const SERVICE = 'replicas';
+
+export interface BenchEndpoint {
+  /** Pod name (namespace `bench`). */
+  readonly pod: string;
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** One Service `bench/replicas` at VIP:VIP_PORT (appProtocol http) over `endpoints`, all ready. */
+export function serviceContent(endpoints: readonly BenchEndpoint[]): StoreContent {
+  const service: ServiceEntry = {
+    namespace: NAMESPACE,
+    name: SERVICE,
+    clusterIP: VIP,
+    ports: [{ name: 'http', port: VIP_PORT, appProtocol: 'http' }],
+    endpoints: endpoints.map((e) => ({ pod: `${NAMESPACE}/${e.pod}`, ip: e.ip, ports: { [VIP_PORT]: e.port }, ready: true })),
+  };
+  const pods: PodEntry[] = endpoints.map((e) => ({
+    namespace: NAMESPACE,
+    name: e.pod,
+    ip: e.ip,
+    ready: true,
+    meshed: false,
+    serviceAccount: 'default',
+    opaquePorts: [],
+    labels: { app: SERVICE },
+  }));
+  return { services: [service], pods };
+}
+
+/** A reply of the child to one command. */
+export interface ControlReply {
+  id: number;
+  /** process.hrtime.bigint() in the child just before store.replace (CLOCK_MONOTONIC, machine-wide). */
+  tNs: bigint;
+  /** The child's CPU time so far (user + system), microseconds. */
+  cpuUs: number;
+  /** Destination streams open. */
+  watchers: number;
+}
+
+export function parseControlReply(line: string): ControlReply {
+  const o = JSON.parse(line) as { id?: unknown; t_ns?: unknown; cpu_us?: unknown; watchers?: unknown };
+  if (typeof o.id !== 'number' || typeof o.t_ns !== 'string' || typeof o.cpu_us !== 'number' || typeof o.watchers !== 'number') {
+    throw new BenchError(`control plane: unexpected reply ${line}`);
+  }
+  return { id: o.id, tNs: BigInt(o.t_ns), cpuUs: o.cpu_us, watchers: o.watchers };
+}
+
+export interface ControlPlaneChild {
+  readonly proc: Managed;
+  /** Its gRPC port on 127.0.0.1. */
+  readonly port: number;
+  /** Replaces the store's content; resolves with the child's reply. */
+  replace(content: StoreContent): Promise<ControlReply>;
+  /** The child's figures now, without changing anything. */
+  stats(): Promise<ControlReply>;
+  stop(): Promise<void>;
+}
+
+export async function startControlPlaneChild(): Promise<ControlPlaneChild> {
+  const proc = spawnManaged('control plane', process.execPath, [SCRIPT]);
+  let buffered = '';
+  let port: number | undefined;
+  const waiting = new Map<number, { resolve: (r: ControlReply) => void; reject: (e: Error) => void }>();
+  proc.child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (port === undefined) {
+        port = (JSON.parse(line) as { port: number }).port;
+        continue;
+      }
+      const reply = parseControlReply(line);
+      waiting.get(reply.id)?.resolve(reply);
+      waiting.delete(reply.id);
+    }
+  });
+  void proc.exited.then((how) => {
+    for (const w of waiting.values()) w.reject(new BenchError(`control plane exited (${how}):\n${proc.tail()}`));
+    waiting.clear();
+  });
+  try {
+    await waitUntil('control plane', () => Promise.resolve(port !== undefined), 10_000, proc);
+  } catch (err) {
+    await stopManaged(proc);
+    throw err;
+  }
+  let nextId = 1;
+  const send = (replace: StoreContent | undefined): Promise<ControlReply> =>
+    new Promise((resolve, reject) => {
+      if (proc.hasExited()) return reject(new BenchError(`control plane exited:\n${proc.tail()}`));
+      const id = nextId++;
+      waiting.set(id, { resolve, reject });
+      proc.child.stdin?.write(JSON.stringify(replace === undefined ? { id } : { id, replace }) + '\n');
+    });
+  if (port === undefined) throw new Error('unreachable: control plane port');
+  return { proc, port, replace: (c) => send(c), stats: () => send(undefined), stop: () => stopManaged(proc) };
+}
