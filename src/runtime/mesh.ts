@@ -35,6 +35,7 @@ import {
 import { PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
 import { removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
 import { routeEntries } from './routes.js';
+import { takeOver } from './manifests/takeover.js';
 
 /** Whether a pod with this name and uid runs now (a recreated pod has a new uid). */
 export type PodExists = (namespace: string, pod: { readonly name: string; readonly uid: string }) => boolean;
@@ -229,8 +230,7 @@ export class Mesh {
   }
 
   private async applyNow(files: readonly ManifestFile[]): Promise<ApplyResult> {
-    const sources = new Map(this.sources);
-    for (const f of files) sources.set(f.path, { file: f.name, text: f.text });
+    const { sources, moved } = takeOver(this.sources, new Map(files.map((f) => [f.path, { file: f.name, text: f.text }])));
     // Everything is checked before anything changes: manifests, pod names, Service addresses.
     const set = parseManifests([...sources.values()]);
     const plans = planPods(set);
@@ -243,6 +243,7 @@ export class Mesh {
 
     this.sources = sources;
     this.set = set;
+    for (const m of moved) this.say(`taken over: ${m}`);
     const servicesChanged = this.commitServiceIps(vips);
     if (servicesChanged) await this.rewriteHosts();
     const result = await this.reconcilePods(plans);
