@@ -13,6 +13,7 @@ import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailab
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView } from '../src/runtime/mesh.js';
 import { sumMetric } from './metrics-text.js';
+import { BANNER_CLIENT, BANNER_SERVER, LOAD_LOOP, WEB_SERVER } from './pod-programs.js';
 
 function unavailable(t: TestContext, why: string): void {
   unavailable_(t, 'runtime-identity', 'the end-to-end mTLS test', why, 'iproute2, iptables, util-linux (setpriv), curl, python3 and tcpdump');
@@ -21,67 +22,9 @@ function unavailable(t: TestContext, why: string): void {
 const LIFETIME_S = 6;
 const MARKER = 'Zebra-Quokka-7781'; // in requests and responses; must never cross the bridge in clear
 
-// Echoes the request path back in its answer, with the marker.
-const WEB_SERVER = `
-import http.server, os
-class Echo(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = f"${MARKER} {os.environ['POD_NAME']} {self.path}\\n".encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Echo).serve_forever()
-`;
 
-// A server-speaks-first program on an opaque port.
-const BANNER = `
-import socket
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", 9000))
-srv.listen(16)
-while True:
-    c, _ = srv.accept()
-    c.sendall(b"${MARKER} banner\\n")
-    c.close()
-`;
 
-const READ_BANNER = `
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
-data = b""
-while True:
-    b = s.recv(4096)
-    if not b:
-        break
-    data += b
-sys.stdout.write(data.decode())
-`;
 
-// GETs in a loop (keep-alive) until the stop file exists; a JSON summary at the end.
-const LOAD = `
-import http.client, json, os, sys, time
-stop = sys.argv[1]
-ok = 0; fail = 0; errors = []
-c = None
-while not os.path.exists(stop):
-    try:
-        if c is None:
-            c = http.client.HTTPConnection("web", 80, timeout=10)
-        c.request("GET", "/load")
-        r = c.getresponse(); r.read()
-        if r.status == 200: ok += 1
-        else:
-            fail += 1; errors.append(f"status {r.status}")
-    except Exception as e:
-        fail += 1; errors.append(repr(e)); c = None
-    time.sleep(0.02)
-print(json.dumps({"ok": ok, "fail": fail, "errors": errors[:10]}))
-`;
 
 function manifest(dir: string): string {
   return `
@@ -105,6 +48,7 @@ spec:
           env:
             - name: POD_NAME
               valueFrom: {fieldRef: {fieldPath: metadata.name}}
+            - {name: GREETING, value: ${MARKER}}
           readinessProbe:
             httpGet: {path: /, port: 8080}
             periodSeconds: 1
@@ -124,7 +68,7 @@ metadata:
 spec:
   containers:
     - name: banner
-      command: [python3, -u, ${join(dir, 'banner.py')}]
+      command: [python3, -u, ${join(dir, 'banner.py')}, "9000", "${MARKER} banner"]
       readinessProbe:
         tcpSocket: {port: 9000}
         periodSeconds: 1
@@ -182,9 +126,9 @@ void test('mTLS between meshed pods: nothing in clear, identities, rotation unde
   });
 
   await writeFile(join(work, 'web.py'), WEB_SERVER);
-  await writeFile(join(work, 'banner.py'), BANNER);
-  await writeFile(join(work, 'read-banner.py'), READ_BANNER);
-  await writeFile(join(work, 'load.py'), LOAD);
+  await writeFile(join(work, 'banner.py'), BANNER_SERVER);
+  await writeFile(join(work, 'read-banner.py'), BANNER_CLIENT);
+  await writeFile(join(work, 'load.py'), LOAD_LOOP);
   const file = join(work, 'mesh.yaml');
   await writeFile(file, manifest(work));
 
@@ -286,7 +230,7 @@ void test('mTLS between meshed pods: nothing in clear, identities, rotation unde
       return n;
     };
     const startRefreshes = await refreshes();
-    const load = spawnCli(['exec', 'client', ...common, '--', 'python3', join(work, 'load.py'), join(work, 'stop')]);
+    const load = spawnCli(['exec', 'client', ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', '/load', join(work, 'stop'), '--keep-alive']);
     await new Promise((r) => setTimeout(r, LIFETIME_S * 3.5 * 1000));
     await writeFile(join(work, 'stop'), '');
     const r = await load;

@@ -10,6 +10,7 @@ import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, 
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { PodView } from '../src/runtime/mesh.js';
 import { sumMetric } from './metrics-text.js';
+import { BANNER_CLIENT, BANNER_SERVER } from './pod-programs.js';
 
 function unavailable(t: TestContext, why: string): void {
   unavailable_(t, 'runtime-mesh', 'the end-to-end mesh traffic test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
@@ -21,35 +22,7 @@ function preconditions(): string | undefined {
 
 const metric = sumMetric;
 
-// A server-speaks-first program: on every connection it writes a banner and closes, reading nothing.
-const BANNER_SERVER = `
-import socket, sys
-port, text = int(sys.argv[1]), sys.argv[2]
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", port))
-srv.listen(64)
-while True:
-    c, _ = srv.accept()
-    try:
-        c.sendall((text + "\\n").encode())
-    except OSError:
-        pass
-    c.close()
-`;
 
-// Connects, sends nothing, prints what the server says until it closes.
-const BANNER_CLIENT = `
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
-data = b""
-while True:
-    b = s.recv(4096)
-    if not b:
-        break
-    data += b
-sys.stdout.write(data.decode())
-`;
 
 function manifest(dir: string): string {
   const banner = (name: string, port: number) => `

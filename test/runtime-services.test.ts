@@ -12,52 +12,13 @@ import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailab
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { DeploymentView, PodView, ServiceView } from '../src/runtime/mesh.js';
 import { sumMetric } from './metrics-text.js';
+import { LOAD_LOOP, WEB_SERVER } from './pod-programs.js';
 
 function unavailable(t: TestContext, why: string): void {
   unavailable_(t, 'runtime-services', 'the end-to-end Services test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
 }
 
-// Answers "hello from <pod> <version>" over HTTP/1.1 keep-alive.
-const WEB_SERVER = `
-import http.server, os
-class Hello(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = f"hello from {os.environ['POD_NAME']} {os.environ.get('VERSION', '')}\\n".encode()
-        self.send_response(200)
-        self.send_header("content-type", "text/plain")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Hello).serve_forever()
-`;
 
-// Sends GETs (a new connection each) until the stop file exists; prints a JSON summary.
-const LOAD = `
-import http.client, json, os, sys, time
-host, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ok = 0; fail = 0; seen = {}; errors = []
-while not os.path.exists(stop):
-    try:
-        c = http.client.HTTPConnection(host, port, timeout=10)
-        c.request("GET", "/")
-        r = c.getresponse()
-        body = r.read().decode().strip()
-        c.close()
-        if r.status == 200:
-            ok += 1
-            seen[body] = seen.get(body, 0) + 1
-        else:
-            fail += 1
-            errors.append(f"status {r.status}: {body[:200]}")
-    except Exception as e:
-        fail += 1
-        errors.append(repr(e))
-    time.sleep(0.02)
-print(json.dumps({"ok": ok, "fail": fail, "seen": seen, "errors": errors[:10]}))
-`;
 
 function manifest(dir: string, replicas: number, version: string): string {
   return `
@@ -150,7 +111,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
   });
 
   await writeFile(join(work, 'web.py'), WEB_SERVER);
-  await writeFile(join(work, 'load.py'), LOAD);
+  await writeFile(join(work, 'load.py'), LOAD_LOOP);
   const file = join(work, 'mesh.yaml');
   await writeFile(file, manifest(work, 3, 'v1'));
 
@@ -184,7 +145,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
   await t.test('a meshed client reaches the Service by every name form, through both proxies', async () => {
     const before = sumMetric(await metrics('client'), 'request_total', { direction: 'outbound' });
     for (const name of ['web', 'web.default', 'web.default.svc', 'web.default.svc.cluster.local']) {
-      assert.match(await curl('client', `http://${name}/`), /^hello from web-\S+ v1\n$/, name);
+      assert.match(await curl('client', `http://${name}/`), /^hello from web-\S+ v1 \/\n$/, name);
     }
     const after = sumMetric(await metrics('client'), 'request_total', { direction: 'outbound' });
     assert.equal(after, before + 4, 'four requests through the client proxy');
@@ -217,7 +178,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
   });
 
   const startLoad = (pod: string) => {
-    const child = spawn(process.execPath, [BIN, 'exec', pod, ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', join(work, 'stop')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'exec', pod, ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', '/', join(work, 'stop')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -259,7 +220,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     assert.equal(removedAt.length, 3, roll.stdout);
     for (let i = 0; i < 3; i++) assert.ok((readyAt[i] ?? 0) < (removedAt[i] ?? 0), `new pod ${i} ready before old pod ${i} removed:\n${roll.stdout}`);
     await new Promise((r) => setTimeout(r, 1500));
-    assert.match(await curl('client', 'http://web/'), / v2\n$/);
+    assert.match(await curl('client', 'http://web/'), / v2 \/\n$/);
 
     await writeFile(join(work, 'stop'), '');
     for (const [name, done] of [['meshed', meshed], ['unmeshed', plain]] as const) {
