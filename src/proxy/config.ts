@@ -67,6 +67,7 @@ const schema = z.object({
   connectTimeoutMs: ms(1),
   responseTimeoutMs: ms(0),
   upstreamIdleTimeoutMs: ms(1),
+  breakerFailures: z.coerce.number().int().min(1, 'must be at least 1'),
   maxIdlePerUpstream: z.coerce.number().int().min(0, 'must be at least 0'),
   drainTimeoutMs: ms(0),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

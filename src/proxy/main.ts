@@ -43,7 +43,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
   // Outbound destinations are looked up in the control plane when there is one: Services are balanced
   // per request; what it does not know goes to the original address.
-  const discovery = cfg.destinationAddr !== undefined ? new Discovery({ addr: cfg.destinationAddr, log: log.child({ component: 'discovery' }) }) : undefined;
+  const discovery = cfg.destinationAddr !== undefined ? new Discovery({ addr: cfg.destinationAddr, log: log.child({ component: 'discovery' }), breakers: { consecutiveFailures: cfg.breakerFailures } }) : undefined;
   if (discovery !== undefined) metrics.watchDiscovery(discovery.stats);
   const outboundL = new Listener(discovery !== undefined ? { ...deps, resolver: discovery } : deps, 'outbound');
   const inboundL = new Listener(deps, 'inbound');

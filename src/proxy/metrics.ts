@@ -127,6 +127,14 @@ export class ProxyMetrics {
   readonly tls: boolean;
   readonly detectTimeoutTotal: Counter<'direction'>;
   readonly refusedTotal: Counter<'direction' | 'reason'>;
+  /** Retries made by route retry policies; reason: what the failed attempt ended with. */
+  readonly retryTotal: Counter<'direction' | 'target_addr' | 'route' | 'reason'>;
+  /** Attempts a policy would retry that were not retried; reason: why not (the budget, attempts...). */
+  readonly retrySkippedTotal: Counter<'direction' | 'target_addr' | 'route' | 'reason'>;
+  /** Endpoints ejected by their circuit breaker (each ejection, re-ejections after a failed probe too). */
+  readonly endpointEjectionsTotal: Counter<'direction' | 'target_addr' | 'backend'>;
+  /** Mirrored requests: result="sent" | "failed" | "dropped" (too many in flight). */
+  readonly mirrorTotal: Counter<'direction' | 'target_addr' | 'result'>;
   private readonly routes = new Map<string, RouteStats>();
   private readonly tcp = new Map<string, TcpStats>();
 
@@ -198,6 +206,31 @@ export class ProxyMetrics {
       labelNames: ['direction', 'reason'],
       registers,
     });
+    const routeLabels = ['direction', 'target_addr', 'route', 'reason'] as const;
+    this.retryTotal = new Counter({
+      name: 'retry_total',
+      help: 'requests retried by a route retry policy; reason: how the attempt ended (status, connect-failure, reset, timeout)',
+      labelNames: routeLabels,
+      registers,
+    });
+    this.retrySkippedTotal = new Counter({
+      name: 'retry_skipped_total',
+      help: 'attempts a route retry policy covers that were not retried; reason: budget-exhausted, attempts-exhausted, client-gone, deadline, not-replayable, not-idempotent',
+      labelNames: routeLabels,
+      registers,
+    });
+    this.endpointEjectionsTotal = new Counter({
+      name: 'endpoint_ejections_total',
+      help: 'endpoints of a route backend ejected by their circuit breaker (consecutive failures)',
+      labelNames: ['direction', 'target_addr', 'backend'],
+      registers,
+    });
+    this.mirrorTotal = new Counter({
+      name: 'mirror_total',
+      help: 'requests mirrored by a RequestMirror filter: result="sent", "failed" or "dropped" (over the bound on mirrors in flight)',
+      labelNames: ['direction', 'target_addr', 'result'],
+      registers,
+    });
     this.tlsHandshakeErrors = this.tls
       ? new Counter({
           name: 'tls_handshake_errors_total',
@@ -261,14 +294,17 @@ export class ProxyMetrics {
   }
 
   /** `peer`: the identity mesh TLS proved for the other proxy (client inbound, server outbound);
-   *  undefined for plaintext. Always undefined with mTLS off. */
-  route(direction: Direction, target: string, authority: string, peer?: string): RouteStats {
-    const key = peer === undefined ? `${direction}\0${target}\0${authority}` : `${direction}\0${target}\0${authority}\0${peer}`;
+   *  undefined for plaintext. Always undefined with mTLS off. `route`: the `namespace/name` of the
+   *  HTTPRoute or GRPCRoute that sent the request (a `route` label, only on requests routed). */
+  route(direction: Direction, target: string, authority: string, peer?: string, route?: string): RouteStats {
+    let key = peer === undefined ? `${direction}\0${target}\0${authority}` : `${direction}\0${target}\0${authority}\0${peer}`;
+    if (route !== undefined) key += `\0\0${route}`;
     let r = this.routes.get(key);
     if (r) return r;
     // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
     if (this.routes.size >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow');
-    const labels = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
+    const base = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
+    const labels = route !== undefined ? { ...base, route } : base;
     r = new RouteStats(labels);
     this.routes.set(key, r);
     return r;

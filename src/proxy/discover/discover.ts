@@ -10,6 +10,10 @@ import { JitteredBackoff, type JitteredBackoffOptions } from '../../core/backoff
 import type { Logger } from '../../core/log.js';
 import type { Balancer, BalancerFactory, EndpointInfo, ProtocolHint } from '../balance/balancer.js';
 import { PeakEwmaBalancer } from '../balance/peak-ewma.js';
+import { Breakers, type BreakerOptions } from '../route/breaker.js';
+import { RetryBudget, type RetryBudgetOptions } from '../route/retry.js';
+import type { BackendTarget, Router } from '../route/router.js';
+import { compileRoutes, EMPTY_TABLE, type RouteTable } from '../route/table.js';
 
 export interface DiscoveryOptions {
   /** The control plane's gRPC address. */
@@ -23,8 +27,12 @@ export interface DiscoveryOptions {
   readonly idleMs?: number;
   /** Reconnection delays of a watch whose stream ended (defaults: 250 ms doubling to 5 s, ±50%). */
   readonly backoff?: JitteredBackoffOptions;
-  /** The balancer each destination gets (default: peak-EWMA). */
+  /** The balancer each destination gets (default: peak-EWMA), and each backend of its routes. */
   readonly balancer?: BalancerFactory;
+  /** Circuit breakers of route backends (defaults: BREAKER_DEFAULTS). */
+  readonly breakers?: BreakerOptions;
+  /** Each destination's retry budget (defaults: RETRY_BUDGET_DEFAULTS). */
+  readonly retryBudget?: RetryBudgetOptions;
 }
 
 /** Plain counters for the proxy's metrics. */
@@ -41,13 +49,15 @@ export interface DiscoveryStats {
   idleClosed: number;
   /** Watches open now. */
   watches: number;
+  /** Route problems reported by compiling answers (a regex that does not compile, a missing backend). */
+  routeProblems: number;
 }
 
 /** What the proxy knows about one destination; the same object for as long as it is watched, always
  *  reflecting the latest answer. Call `resolve` for each request or connection rather than keeping the
  *  object: a watch that nothing resolved for idleMs (and with no work in flight) is closed, and its
  *  object stops changing. */
-export interface Destination {
+export interface Destination extends Router {
   readonly dst: SocketAddr;
   /** False: the mesh does not know it (or no answer yet): forward to the original address. */
   readonly known: boolean;
@@ -66,6 +76,10 @@ const HINTS: ReadonlySet<string> = new Set<ProtocolHint>(['UNKNOWN', 'HTTP1', 'H
 class Watch implements Destination {
   known = false;
   service: string | undefined = undefined;
+  table: RouteTable = EMPTY_TABLE;
+  readonly budget: RetryBudget;
+  /** Route backends by service, kept across answers while the routes name them. */
+  private readonly backends = new Map<string, BackendTarget>();
   answered = false;
   stale = false;
   /** The first lookup is over (answer, timeout or refusal): resolve() returns the object itself. */
@@ -89,8 +103,13 @@ class Watch implements Destination {
   ) {
     this.path = formatAddr(dst);
     this.balancer = o.balancer();
+    this.budget = new RetryBudget(o.retryBudget);
     this.backoff = new JitteredBackoff(o.backoff);
     this.ready = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  backend(service: string): BackendTarget | undefined {
+    return this.backends.get(service);
   }
 
   start(): void {
@@ -128,8 +147,19 @@ class Watch implements Destination {
     this.d.stats.updates++;
     this.backoff.reset();
     this.stale = false;
+    const endpoints = this.endpointInfos(u.endpoints);
+    this.known = u.known;
+    this.service = u.known && u.service !== '' ? u.service : undefined;
+    this.balancer.update(u.known ? endpoints : []);
+    this.applyRoutes(u.known ? u : undefined);
+    this.answered = true;
+    this.d.answered();
+    this.finishLookup();
+  }
+
+  private endpointInfos(list: Update['endpoints']): EndpointInfo[] {
     const endpoints: EndpointInfo[] = [];
-    for (const e of u.endpoints) {
+    for (const e of list) {
       const addr = parseAddr(e.addr);
       if (!addr) {
         if (!this.badAddrLogged) this.o.log.warn({ dst: this.path, addr: e.addr }, 'destination: ignoring an endpoint address that is not ip:port');
@@ -147,12 +177,37 @@ class Watch implements Destination {
         pod: e.pod,
       });
     }
-    this.known = u.known;
-    this.service = u.known && u.service !== '' ? u.service : undefined;
-    this.balancer.update(u.known ? endpoints : []);
-    this.answered = true;
-    this.d.answered();
-    this.finishLookup();
+    return endpoints;
+  }
+
+  /** The routes of an answer (undefined: none): a new table, and the backends' balancers and breakers
+   *  updated in place, so that endpoint stats and ejections survive an answer that changes weights. */
+  private applyRoutes(u: Update | undefined): void {
+    const routes = u?.routes ?? [];
+    if (routes.length === 0) {
+      this.table = EMPTY_TABLE;
+      this.backends.clear();
+      return;
+    }
+    const table = compileRoutes(routes, u?.backends ?? []);
+    if (table.problems.length > 0) {
+      this.d.stats.routeProblems += table.problems.length;
+      this.o.log.warn({ dst: this.path, problems: table.problems }, 'destination: routes with problems (their matches never match or their backends answer 500)');
+    }
+    const seen = new Set<string>();
+    for (const b of u?.backends ?? []) {
+      seen.add(b.service);
+      let t = this.backends.get(b.service);
+      if (t === undefined) {
+        t = { service: b.service, balancer: this.o.balancer(), breakers: new Breakers(this.o.breakers) };
+        this.backends.set(b.service, t);
+      }
+      const infos = b.exists ? this.endpointInfos(b.endpoints) : [];
+      t.balancer.update(infos);
+      t.breakers.sync(infos.map((e) => e.key));
+    }
+    for (const k of [...this.backends.keys()]) if (!seen.has(k)) this.backends.delete(k);
+    this.table = table;
   }
 
   private ended(s: grpc.StatusObject): void {
@@ -165,6 +220,7 @@ class Watch implements Destination {
       this.known = false;
       this.service = undefined;
       this.balancer.update([]);
+      this.applyRoutes(undefined);
       this.finishLookup();
       return;
     }
@@ -187,15 +243,17 @@ class Watch implements Destination {
 
   busy(): boolean {
     for (const e of this.balancer.endpoints) if (e.pending > 0) return true;
+    for (const b of this.backends.values()) for (const e of b.balancer.endpoints) if (e.pending > 0) return true;
     return false;
   }
 }
 
 export class Discovery {
-  readonly stats: DiscoveryStats = { updates: 0, reconnects: 0, lookupTimeouts: 0, refused: 0, idleClosed: 0, watches: 0 };
+  readonly stats: DiscoveryStats = { updates: 0, reconnects: 0, lookupTimeouts: 0, refused: 0, idleClosed: 0, watches: 0, routeProblems: 0 };
   /** @internal */
   readonly client: DestinationClient;
   private readonly o: Required<Pick<DiscoveryOptions, 'initialTimeoutMs' | 'balancer' | 'idleMs'>> & DiscoveryOptions;
+
   /** host → port → watch: no string is built per lookup. */
   private readonly watches = new Map<string, Map<number, Watch>>();
   private readonly sweeper: NodeJS.Timeout;
@@ -294,9 +352,10 @@ export class Discovery {
   }
 }
 
+const passthroughBudget = new RetryBudget();
 const emptyBalancer: Balancer = { update: () => {}, pick: () => undefined, endpoints: [] };
 
 /** What a closed Discovery answers: forward to the original address. */
 function passthrough(dst: SocketAddr): Destination {
-  return { dst, known: false, service: undefined, balancer: emptyBalancer, answered: false, stale: false };
+  return { dst, known: false, service: undefined, balancer: emptyBalancer, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, backend: () => undefined };
 }

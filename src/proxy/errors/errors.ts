@@ -33,6 +33,8 @@ export const Codes = {
   /** The matched rule has no backend to send to (none, every weight 0, or a Service that does not
    *  exist): Gateway API says 500. */
   ROUTE_NO_BACKEND: 'OUTR_ERR_ROUTE_NO_BACKEND',
+  /** The matched rule's timeouts.request expired (the whole request, retries included): 504. */
+  ROUTE_TIMEOUT: 'OUTR_ERR_ROUTE_TIMEOUT',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -26,6 +26,7 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.ENDPOINTS_EJECTED]: { status: 503, grpc: 14 },
   [Codes.NO_ROUTE]: { status: 404, grpc: 12 /* UNIMPLEMENTED */ },
   [Codes.ROUTE_NO_BACKEND]: { status: 500, grpc: 13 /* INTERNAL */ },
+  [Codes.ROUTE_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
 };
 
 /** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */
@@ -39,6 +40,11 @@ export function errorResponse(err: unknown): ErrorResponse {
 }
 
 const REASONS: Record<number, string> = {
+  301: 'Moved Permanently',
+  302: 'Found',
+  303: 'See Other',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
   400: 'Bad Request',
   404: 'Not Found',
   408: 'Request Timeout',

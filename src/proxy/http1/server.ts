@@ -13,7 +13,14 @@ import { connectUpstream, type Connecting } from '../transport/connect.js';
 import { joinSockets } from '../transport/tcp.js';
 import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './parse.js';
 import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
-import type { Balancer, Endpoint } from '../balance/balancer.js';
+import type { Endpoint } from '../balance/balancer.js';
+import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror } from '../route/filters.js';
+import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
+import { isEndpointFailure } from '../route/breaker.js';
+import { chooseAttempt, feedBreaker, findRoute, type BackendTarget, type Router } from '../route/router.js';
+import { splitTarget, type CompiledRule, type RouteCandidate } from '../route/table.js';
+import { reasonPhrase } from '../errors/respond.js';
+import { mirrorHttp1 } from './mirror.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import type { MeshTls } from '../transport/mtls.js';
@@ -64,6 +71,8 @@ export class ClientConn implements UpstreamOwner {
   private serverId: SpiffeId | undefined = undefined;
   /** Inbound with mTLS on: remove the client identity header from requests (and set it from `clientId`). */
   private readonly identityHeader: boolean;
+  /** The original destination's port (a redirect's default port). */
+  private readonly targetPort: number;
   private ep: Endpoint | null = null;
   private epStart = 0;
   /** Client bytes not yet consumed: a partial head, or pipelined requests waiting their turn. */
@@ -95,6 +104,22 @@ export class ClientConn implements UpstreamOwner {
   private resChunks: ChunkedScanner | null = null;
   private dechunk = false;
 
+  // Routing (only when the destination has routes; null otherwise).
+  private rule: CompiledRule | null = null;
+  private backend: BackendTarget | null = null;
+  /** Request body bytes kept for a retry (the rule has a retry policy); null: none, or too many. */
+  private replay: Buffer[] | null = null;
+  private replayBytes = 0;
+  private retries = 0;
+  /** performance.now() when the rule's request timeout expires; Infinity without one. */
+  private deadline = Infinity;
+  private routeTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** An interim response (100 Continue) went to the client: a retry would answer twice. */
+  private interimSent = false;
+  /** How the attempt in progress failed, set just before fail() by whoever saw it. */
+  private failKind: FailureKind | null = null;
+
   private readonly onData = (chunk: Buffer) => this.clientData(chunk);
   private readonly onEnd = () => this.clientEnd();
   private readonly onDrain = () => {
@@ -111,7 +136,16 @@ export class ClientConn implements UpstreamOwner {
   };
   private readonly onResTimeout = () => {
     this.resTimer = null;
-    this.fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.upKey}: no response within ${this.ctx.cfg.responseTimeoutMs}ms`));
+    this.failKind = 'timeout';
+    this.fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.upKey}: no response within ${this.attemptTimeoutMs()}ms`));
+  };
+  private readonly onRouteTimeout = () => {
+    this.routeTimer = null;
+    this.fail(new ProxyError(Codes.ROUTE_TIMEOUT, `${this.targetKey}: route ${this.rule?.route} timed out after ${this.rule?.requestTimeoutMs}ms (timeouts.request)`));
+  };
+  private readonly onRetryTimer = () => {
+    this.retryTimer = null;
+    this.nextAttempt();
   };
   private readonly onDechunk = (b: Buffer, start: number, end: number) => {
     if (end > start && !this.sock.write(b.subarray(start, end))) this.pauseUpstream();
@@ -123,12 +157,14 @@ export class ClientConn implements UpstreamOwner {
     target: SocketAddr,
     initial: Buffer,
     ended: boolean,
-    /** A Service's endpoints: each request goes to the one it picks. Absent: to the original address. */
-    private readonly balancer?: Balancer,
+    /** A Service: its routes, or its balancer when it has none, decide where each request goes.
+     *  Absent: to the original address. */
+    private readonly router?: Router,
     /** Inbound over mesh TLS: the identity the client proved. */
     private readonly clientId?: SpiffeId,
   ) {
     this.targetKey = formatAddr(target);
+    this.targetPort = target.port;
     this.upAddr = target;
     this.upKey = this.targetKey;
     this.poolKey = this.targetKey;
@@ -230,6 +266,11 @@ export class ClientConn implements UpstreamOwner {
     this.startedAt = performance.now();
     this.idleSince = 0;
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
+    const router = this.router;
+    if (router !== undefined && !router.table.empty) {
+      this.startRouted(head, rest, router);
+      return;
+    }
     const f = head.fields;
     let s = `${head.method} ${head.target} HTTP/1.1\r\n`;
     if (this.identityHeader) {
@@ -249,8 +290,8 @@ export class ClientConn implements UpstreamOwner {
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
-    if (this.balancer !== undefined) {
-      const ep = this.balancer.pick();
+    if (router !== undefined) {
+      const ep = router.balancer.pick();
       if (ep === undefined) {
         this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
         this.stats.requests.inc();
@@ -283,9 +324,234 @@ export class ClientConn implements UpstreamOwner {
     upSock.uncork();
   }
 
+  /** The head as it goes upstream: request line, fields (the client identity header handled inbound). */
+  private headText(head: RequestHead, target: string, f: readonly string[]): string {
+    let s = `${head.method} ${target} HTTP/1.1\r\n`;
+    if (this.identityHeader) {
+      for (let i = 0; i < f.length; i += 2) {
+        const name = f[i] as string;
+        if (name.length === CLIENT_ID_HEADER.length && name.toLowerCase() === CLIENT_ID_HEADER) continue;
+        s += `${name}: ${f[i + 1]}\r\n`;
+      }
+      if (this.clientId !== undefined) s += `${CLIENT_ID_HEADER}: ${this.clientId}\r\n`;
+    } else {
+      for (let i = 0; i < f.length; i += 2) s += `${f[i]}: ${f[i + 1]}\r\n`;
+    }
+    if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
+    if (head.authority === '' && head.minor === 0) s += `host: ${this.targetKey}\r\n`;
+    return s + '\r\n';
+  }
+
+  /**
+   * A request to a destination with routes: the rule that matches (404 when none), its redirect
+   * (answered here), header modifiers, rewrite and mirrors, its timeouts, then the first attempt.
+   */
+  private startRouted(head: RequestHead, rest: Buffer | null, router: Router): void {
+    const { metrics, direction } = this.ctx;
+    const { path, query } = splitTarget(head.target);
+    let cand: RouteCandidate;
+    try {
+      cand = findRoute(router, { method: head.method, path, query, headers: head.fields }, this.targetKey);
+    } catch (err) {
+      this.refuse(head, rest, err, undefined);
+      return;
+    }
+    const rule = cand.rule;
+    const filters = rule.filters;
+    if (filters.redirect !== undefined) {
+      const r = redirectLocation({ scheme: 'http', authority: head.authority !== '' ? head.authority : this.targetKey, path, query }, cand.prefix, filters.redirect, this.targetPort);
+      this.stats = metrics.route(direction, this.targetKey, head.authority, undefined, rule.route);
+      this.stats.requests.inc();
+      if (head.bodyKind === 'none') {
+        this.reqDone = true;
+        this.buf = rest;
+      }
+      this.respondLocal(r.status, `location: ${r.location}\r\n`);
+      return;
+    }
+    this.rule = rule;
+    router.budget.deposit();
+    let fields = head.fields;
+    let target = head.target;
+    if (filters.request !== undefined || filters.rewrite !== undefined) {
+      fields = fields.slice();
+      if (filters.request !== undefined) modifyHeaders(fields, filters.request);
+      if (filters.rewrite !== undefined) {
+        const rw = rewriteRequest({ path, query, authority: head.authority }, cand.prefix, filters.rewrite);
+        target = rw.target;
+        if (rw.authority !== head.authority) setHost(fields, rw.authority);
+      }
+    }
+    this.reqHead = this.headText(head, target, fields);
+    if (filters.mirrors.length > 0) {
+      // Body-less requests only: a body is streamed once, to the chosen backend.
+      for (const m of filters.mirrors) {
+        if (head.bodyKind !== 'none' || !shouldMirror(m, Math.random)) continue;
+        const b = router.backend(m.backend.service);
+        if (b !== undefined) mirrorHttp1(this.ctx, this.targetKey, b, head.method, target, fields);
+        else metrics.mirrorTotal.inc({ direction, target_addr: this.targetKey, result: 'dropped' });
+      }
+    }
+    if (rule.requestTimeoutMs > 0) {
+      this.deadline = this.startedAt + rule.requestTimeoutMs;
+      this.routeTimer = setTimeout(this.onRouteTimeout, rule.requestTimeoutMs);
+    }
+    this.resPhase = Res.Head;
+    this.upReusable = true;
+    this.retried = false;
+    this.retries = 0;
+    this.interimSent = false;
+    if (rule.retry !== undefined && head.bodyKind !== 'none') {
+      this.replay = [];
+      this.replayBytes = 0;
+    }
+    if (!this.pickAttempt(router, rule, undefined)) {
+      this.refuse(head, rest, this.pickError, rule.route);
+      return;
+    }
+    this.stats = metrics.route(direction, this.targetKey, head.authority, this.clientId ?? this.serverId, rule.route);
+    this.stats.requests.inc();
+    const upSock = this.sendHead(true);
+    this.requestBody(head, rest);
+    upSock.uncork();
+  }
+
+  private pickError: unknown = undefined;
+
+  /** Chooses the backend and endpoint of an attempt; false (the error in pickError) when there is none. */
+  private pickAttempt(router: Router, rule: CompiledRule, avoid: string | undefined): boolean {
+    let a;
+    try {
+      a = chooseAttempt(router, rule, this.targetKey, Math.random, avoid);
+    } catch (err) {
+      this.pickError = err;
+      return false;
+    }
+    const ep = a.endpoint;
+    this.backend = a.backend;
+    this.ep = ep;
+    this.epStart = ep.begin();
+    this.upAddr = ep.addr;
+    this.upKey = ep.key;
+    if (ep.identity !== undefined && this.ctx.mtls !== undefined) {
+      this.serverId = ep.identity as SpiffeId;
+      this.poolKey = `tls\0${ep.key}\0${ep.identity}`;
+    } else {
+      this.serverId = undefined;
+      this.poolKey = ep.key;
+    }
+    return true;
+  }
+
+  /** Answers an error for a request nothing was sent for (no route, no backend, no endpoint). */
+  private refuse(head: RequestHead, rest: Buffer | null, err: unknown, route: string | undefined): void {
+    this.stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, head.authority, undefined, route);
+    this.stats.requests.inc();
+    // Nothing was sent: a request without a body is over, and the connection can go on.
+    if (head.bodyKind === 'none') {
+      this.reqDone = true;
+      this.buf = rest;
+    }
+    this.fail(err);
+  }
+
+  /** Answers the exchange from the proxy itself (a redirect) with an empty body. */
+  private respondLocal(status: number, extra: string): void {
+    const stats = this.stats as RouteStats;
+    stats.response(status, performance.now() - this.startedAt);
+    const close = this.closeAfter || this.clientEnded || !this.reqDone;
+    this.sock.write(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${extra}content-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+    this.clearTimers();
+    this.resetExchange();
+    if (close) {
+      this.buf = null;
+      this.sock.end();
+      this.sock.destroySoon();
+      return;
+    }
+    if (this.buf) this.nextRequest();
+    this.updateReading();
+  }
+
+  /** The timeout of one attempt until its response head: the proxy's, or the rule's backendRequest
+   *  when it is shorter (ms; 0: none). */
+  private attemptTimeoutMs(): number {
+    const cfg = this.ctx.cfg.responseTimeoutMs;
+    const rule = this.rule?.backendRequestTimeoutMs ?? 0;
+    return rule > 0 && (cfg === 0 || rule < cfg) ? rule : cfg;
+  }
+
+  /** Feeds the breaker of the attempt's endpoint (routed requests only). */
+  private feed(failed: boolean): void {
+    const b = this.backend;
+    const ep = this.ep;
+    if (b === null || ep === null) return;
+    if (feedBreaker(b, ep.key, failed)) {
+      this.ctx.metrics.endpointEjectionsTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, backend: b.service });
+    }
+  }
+
+  /** Whether the attempt that ended with `outcome` is retried (then it is under way); counts why not. */
+  private maybeRetry(outcome: { status: number } | FailureKind): boolean {
+    const rule = this.rule as CompiledRule;
+    const req = this.req as RequestHead;
+    const router = this.router as Router;
+    const d = decideRetry(
+      {
+        policy: rule.retry,
+        retries: this.retries,
+        outcome,
+        replayable: this.reqDone && !this.interimSent && (req.bodyKind === 'none' || this.replay !== null),
+        idempotent: isIdempotent(req.method),
+        clientGone: this.closed,
+        remainingMs: this.deadline - performance.now(),
+      },
+      router.budget,
+    );
+    const { metrics, direction } = this.ctx;
+    if (d !== 'retry') {
+      if (d !== 'no-policy' && d !== 'not-retryable') metrics.retrySkippedTotal.inc({ direction, target_addr: this.targetKey, route: rule.route, reason: d });
+      return false;
+    }
+    metrics.retryTotal.inc({ direction, target_addr: this.targetKey, route: rule.route, reason: typeof outcome === 'string' ? outcome : 'status' });
+    this.retries++;
+    // The failed attempt ends here: its connection is dropped (its response, if any, is not read).
+    this.settleEndpoint(typeof outcome !== 'string');
+    this.upReusable = false;
+    this.releaseUpstream();
+    if (this.resTimer) {
+      clearTimeout(this.resTimer);
+      this.resTimer = null;
+    }
+    this.rbuf = null;
+    this.res = null;
+    this.resPhase = Res.Head;
+    this.retried = false;
+    this.waitUpstreamDrain = false;
+    this.waitClientDrain = false;
+    this.retryTimer = setTimeout(this.onRetryTimer, retryDelayMs(this.retries, Math.random));
+    return true;
+  }
+
+  /** Sends the request again (a retry): another endpoint when there is one, the head and any body. */
+  private nextAttempt(): void {
+    if (this.closed || this.req === null || this.rule === null) return;
+    const avoid = this.upKey;
+    if (!this.pickAttempt(this.router as Router, this.rule, avoid)) {
+      this.fail(this.pickError);
+      return;
+    }
+    const upSock = this.sendHead(true);
+    if (this.replay !== null) for (const b of this.replay) upSock.write(b);
+    upSock.uncork();
+    const ms = this.attemptTimeoutMs();
+    if (ms > 0) this.resTimer = setTimeout(this.onResTimeout, ms);
+    this.updateReading();
+  }
+
   private requestBody(head: RequestHead, rest: Buffer | null): void {
-    const { cfg } = this.ctx;
-    if (cfg.responseTimeoutMs > 0) this.resTimer = setTimeout(this.onResTimeout, cfg.responseTimeoutMs);
+    const timeout = this.rule === null ? this.ctx.cfg.responseTimeoutMs : this.attemptTimeoutMs();
+    if (timeout > 0) this.resTimer = setTimeout(this.onResTimeout, timeout);
     if (head.bodyKind === 'none') {
       this.reqDone = true;
       if (rest) {
@@ -329,6 +595,7 @@ export class ClientConn implements UpstreamOwner {
           up.owner = null;
           this.up = null;
         }
+        this.failKind = 'connect-failure';
         this.fail(err);
       },
       this.serverId !== undefined && this.ctx.mtls !== undefined ? { tls: this.ctx.mtls, serverId: this.serverId, alpn: MESH_ALPN.http1 } : undefined,
@@ -361,6 +628,11 @@ export class ClientConn implements UpstreamOwner {
       this.reqRemaining = 0;
     }
     const part = end === -1 ? chunk : chunk.subarray(0, end);
+    if (this.replay !== null && part.length) {
+      // Kept (by reference) for a retry, up to MAX_RETRY_BODY_BYTES; a longer body is never replayed.
+      if ((this.replayBytes += part.length) > MAX_RETRY_BODY_BYTES) this.replay = null;
+      else this.replay.push(part);
+    }
     const up = this.up;
     if (up && part.length && !up.socket.write(part)) {
       this.waitUpstreamDrain = true;
@@ -450,7 +722,10 @@ export class ClientConn implements UpstreamOwner {
       const rest = rbuf.subarray(end + 4);
       if (res.status < 200 && res.status !== 101) {
         // Interim response (100 Continue, 103 Early Hints): passed on to HTTP/1.1 clients only.
-        if (req.minor === 1) this.sock.write(this.responseHeadText(res, ''), 'latin1');
+        if (req.minor === 1) {
+          this.sock.write(this.responseHeadText(res, ''), 'latin1');
+          this.interimSent = true;
+        }
         if (rest.length === 0) {
           this.rbuf = null;
           return;
@@ -459,6 +734,12 @@ export class ClientConn implements UpstreamOwner {
         continue;
       }
       this.rbuf = null;
+      if (this.rule !== null) {
+        // The status line decides: the breaker learns from it, and a retryable answer is dropped
+        // before any byte of it reaches the client.
+        this.feed(isEndpointFailure(res.status));
+        if (this.rule.retry !== undefined && this.maybeRetry(res)) return;
+      }
       if (this.resTimer) {
         clearTimeout(this.resTimer);
         this.resTimer = null;
@@ -499,7 +780,12 @@ export class ClientConn implements UpstreamOwner {
   }
 
   private responseHeadText(res: ResponseHead, extra: string): string {
-    const f = res.fields;
+    let f = res.fields;
+    const m = this.rule?.filters.response;
+    if (m !== undefined) {
+      f = f.slice();
+      modifyHeaders(f, m);
+    }
     let s = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
     for (let i = 0; i < f.length; i += 2) {
       if (this.dechunk && f[i] === 'transfer-encoding') continue;
@@ -576,6 +862,7 @@ export class ClientConn implements UpstreamOwner {
     }
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     const why = this.resPhase === Res.Head ? 'before responding' : 'before the response ended';
+    if (this.resPhase === Res.Head) this.failKind = 'reset';
     this.fail(
       new ProxyError(
         this.resPhase === Res.Head && !this.rbuf ? Codes.CONNECT_REFUSED : Codes.UPSTREAM_PROTOCOL,
@@ -610,6 +897,14 @@ export class ClientConn implements UpstreamOwner {
       clearTimeout(this.headTimer);
       this.headTimer = null;
     }
+    if (this.routeTimer) {
+      clearTimeout(this.routeTimer);
+      this.routeTimer = null;
+    }
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
   }
 
   private resetExchange(): void {
@@ -625,6 +920,13 @@ export class ClientConn implements UpstreamOwner {
     this.waitUpstreamDrain = false;
     this.waitClientDrain = false;
     this.stats = null;
+    if (this.rule !== null) {
+      this.rule = null;
+      this.backend = null;
+      this.replay = null;
+      this.deadline = Infinity;
+      this.failKind = null;
+    }
   }
 
   /** Tells the balancer how the exchange with its endpoint went (once per pick). */
@@ -655,6 +957,13 @@ export class ClientConn implements UpstreamOwner {
    */
   private fail(err: unknown): void {
     if (this.closed) return;
+    const kind = this.failKind;
+    this.failKind = null;
+    if (kind !== null && this.rule !== null && this.res === null) {
+      // The attempt failed before a response head: the endpoint's fault; retried if the rule says so.
+      this.feed(true);
+      if (this.rule.retry !== undefined && this.maybeRetry(kind)) return;
+    }
     const responseStarted = this.res !== null;
     // Only the upstream's faults count against the endpoint (not a client's malformed bytes).
     const code = (err as ProxyError | undefined)?.code;
@@ -719,4 +1028,16 @@ export class ClientConn implements UpstreamOwner {
     this.closed = true;
     joinSockets(sock, up.socket, { aEnded: this.clientEnded });
   }
+}
+
+/** Sets the Host field of a field list (a URLRewrite hostname). */
+function setHost(fields: string[], authority: string): void {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      fields[i + 1] = authority;
+      return;
+    }
+  }
+  fields.push('host', authority);
 }

@@ -4,7 +4,12 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../../core/log.js';
-import type { Balancer } from '../balance/balancer.js';
+import type { Endpoint } from '../balance/balancer.js';
+import { isEndpointFailure } from '../route/breaker.js';
+import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror, type CompiledHeaderModifier } from '../route/filters.js';
+import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
+import { chooseAttempt, feedBreaker, findRoute, type BackendTarget, type Router } from '../route/router.js';
+import { splitTarget, type RouteCandidate } from '../route/table.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
 import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics } from '../metrics.js';
@@ -83,8 +88,9 @@ export class H2Proxy {
   constructor(private readonly ctx: H2Context) {}
 
   /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface.
-   *  With a `balancer` (a Service's endpoints), each stream goes to the endpoint it picks. */
-  handle(socket: Socket, target: SocketAddr, initial: Buffer, balancer?: Balancer, clientId?: SpiffeId): void {
+   *  With a `router` (a Service), each stream goes where its routes say, or to the endpoint its
+   *  balancer picks when it has none. */
+  handle(socket: Socket, target: SocketAddr, initial: Buffer, router?: Router, clientId?: SpiffeId): void {
     if (initial.length) socket.unshift(initial);
     // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
     // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
@@ -95,7 +101,10 @@ export class H2Proxy {
     this.downstreams.add(session);
     session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
     session.on('close', () => this.downstreams.delete(session));
-    session.on('stream', (stream, headers) => this.forward(stream, headers, target, key, balancer, clientId));
+    session.on('stream', (stream, headers) => {
+      if (router !== undefined && !router.table.empty) this.forwardRouted(stream, headers, target, key, router);
+      else this.forward(stream, headers, target, key, router, clientId);
+    });
     // An idle client session is let go like an idle HTTP/1 connection; close() is graceful (GOAWAY), so
     // a long quiet gRPC stream still open on it is not cut.
     session.setTimeout(this.ctx.cfg.idleTimeoutMs, () => session.close());
@@ -147,11 +156,12 @@ export class H2Proxy {
     headers: IncomingHttpHeaders,
     target: SocketAddr,
     key: string,
-    balancer: Balancer | undefined,
+    router: Router | undefined,
     clientId: SpiffeId | undefined,
   ): void {
     const { metrics, cfg, direction, mtls } = this.ctx;
     const startedAt = performance.now();
+    const balancer = router?.balancer;
     const ep = balancer?.pick();
     const epStart = ep?.begin() ?? 0;
     let epOk = true;
@@ -325,6 +335,351 @@ export class H2Proxy {
     });
   }
 
+  /**
+   * A stream to a destination with routes (outbound): the rule that matches (:method, :path, query,
+   * headers; gRPC service and method from :path), its redirect (answered here), header modifiers,
+   * rewrite, mirror (streams without a body), timeouts, the weighted backend and an endpoint its
+   * breakers let through, and retries: decided on the response head (or a trailers-only gRPC status)
+   * before anything goes to the client; a request body is replayed when the client's stream ended
+   * within MAX_RETRY_BODY_BYTES.
+   */
+  private forwardRouted(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: SocketAddr, key: string, router: Router): void {
+    const { metrics, cfg, direction, mtls } = this.ctx;
+    const startedAt = performance.now();
+    stream.on('error', () => {});
+    if (this.draining) stream.session?.close();
+    const method = String(headers[':method'] ?? 'GET');
+    const rawPath = String(headers[':path'] ?? '/');
+    const authority = String(headers[':authority'] ?? headers.host ?? '');
+    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+    const { path, query } = splitTarget(rawPath);
+    const fields: string[] = [];
+    for (const k of Object.keys(headers)) {
+      if (k.charCodeAt(0) === 0x3a) continue;
+      const v = headers[k];
+      if (Array.isArray(v)) for (const x of v) fields.push(k, x);
+      else if (v !== undefined) fields.push(k, String(v));
+    }
+    let stats = metrics.route(direction, key, authority);
+    let status = 0;
+    let grpcStatus: number | undefined;
+    let recorded = false;
+    const record = () => {
+      if (recorded) return;
+      recorded = true;
+      stats.response(status, performance.now() - startedAt, grpc ? grpcStatus : undefined);
+    };
+    /** Answers from the proxy (an error, or a redirect); after a response began, resets the stream. */
+    const answerError = (err: unknown) => {
+      finished = true;
+      clearTimers();
+      if (stream.closed || stream.destroyed) return;
+      if (responded || stream.headersSent) {
+        stream.close(NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      responded = true;
+      const r = errorResponse(classify(err, upKey));
+      if (grpc) {
+        status = 200;
+        grpcStatus = r.grpcStatus;
+        stream.respond(
+          { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`) },
+          { endStream: true },
+        );
+      } else {
+        status = r.status;
+        stream.respond({ ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?') });
+        stream.end(`outrigger proxy: ${r.message}\n`);
+      }
+      record();
+    };
+    let responded = false;
+    let finished = false;
+    let upKey = key;
+
+    let cand: RouteCandidate;
+    try {
+      cand = findRoute(router, { method, path, query, headers: fields }, key);
+    } catch (err) {
+      stats.requests.inc();
+      answerError(err);
+      return;
+    }
+    const rule = cand.rule;
+    const filters = rule.filters;
+    stats = metrics.route(direction, key, authority, undefined, rule.route);
+    if (filters.redirect !== undefined) {
+      stats.requests.inc();
+      const r = redirectLocation({ scheme: 'http', authority: authority !== '' ? authority : key, path, query }, cand.prefix, filters.redirect, target.port);
+      responded = true;
+      status = r.status;
+      stream.respond({ ':status': r.status, location: r.location }, { endStream: true });
+      record();
+      return;
+    }
+    router.budget.deposit();
+    const out = forwardable(headers);
+    if (filters.request !== undefined) applyModifier(out, filters.request);
+    if (filters.rewrite !== undefined) {
+      const rw = rewriteRequest({ path, query, authority }, cand.prefix, filters.rewrite);
+      out[':path'] = rw.target;
+      out[':authority'] = rw.authority;
+    }
+    const bodyless = stream.endAfterHeaders;
+    if (bodyless && filters.mirrors.length > 0) {
+      for (const m of filters.mirrors) {
+        if (!shouldMirror(m, Math.random)) continue;
+        const b = router.backend(m.backend.service);
+        if (b !== undefined) this.mirror(b, out, key);
+        else metrics.mirrorTotal.inc({ direction, target_addr: key, result: 'dropped' });
+      }
+    }
+
+    // The request body, kept for a retry while it fits.
+    let replay: Buffer[] | null = null;
+    let replayBytes = 0;
+    let clientEnded = bodyless;
+    let clientTrailers: IncomingHttpHeaders | undefined;
+    if (!bodyless) {
+      if (rule.retry !== undefined) {
+        replay = [];
+        stream.on('data', (d: Buffer) => {
+          if (replay !== null && (replayBytes += d.length) <= MAX_RETRY_BODY_BYTES) replay.push(d);
+          else replay = null;
+        });
+      }
+      stream.on('end', () => (clientEnded = true));
+      stream.on('trailers', (t: IncomingHttpHeaders) => (clientTrailers = t));
+    }
+
+    const deadline = rule.requestTimeoutMs > 0 ? startedAt + rule.requestTimeoutMs : Infinity;
+    let routeTimer: NodeJS.Timeout | undefined;
+    let attemptTimer: NodeJS.Timeout | undefined;
+    let retryTimer: NodeJS.Timeout | undefined;
+    const clearTimers = () => {
+      clearTimeout(routeTimer);
+      clearTimeout(attemptTimer);
+      clearTimeout(retryTimer);
+    };
+    const attemptMs = rule.backendRequestTimeoutMs > 0 && (cfg.responseTimeoutMs === 0 || rule.backendRequestTimeoutMs < cfg.responseTimeoutMs) ? rule.backendRequestTimeoutMs : cfg.responseTimeoutMs;
+
+    // The attempt in progress.
+    let up: ClientHttp2Stream | undefined;
+    let ep: Endpoint | undefined;
+    let backend: BackendTarget | undefined;
+    let epStart = 0;
+    let retries = 0;
+    let firstAttempt = true;
+    const settle = (ok: boolean) => {
+      if (ep !== undefined) ep.end(epStart, ok);
+      ep = undefined;
+    };
+    const feed = (failed: boolean) => {
+      if (backend === undefined || ep === undefined) return;
+      if (feedBreaker(backend, ep.key, failed)) metrics.endpointEjectionsTotal.inc({ direction, target_addr: key, backend: backend.service });
+    };
+    const dropAttempt = () => {
+      clearTimeout(attemptTimer);
+      const u = up;
+      up = undefined;
+      if (u !== undefined) {
+        if (!bodyless) stream.unpipe(u);
+        if (!u.closed) u.close(NGHTTP2_CANCEL);
+      }
+    };
+    /** The attempt failed or answered retryably: true when a retry is under way. */
+    const maybeRetry = (outcome: { status: number; grpcStatus?: number } | FailureKind): boolean => {
+      const d = decideRetry(
+        {
+          policy: rule.retry,
+          retries,
+          outcome,
+          replayable: bodyless || (clientEnded && replay !== null),
+          idempotent: grpc || isIdempotent(method),
+          clientGone: stream.closed || stream.destroyed,
+          remainingMs: deadline - performance.now(),
+        },
+        router.budget,
+      );
+      if (d !== 'retry') {
+        if (d !== 'no-policy' && d !== 'not-retryable') metrics.retrySkippedTotal.inc({ direction, target_addr: key, route: rule.route, reason: d });
+        return false;
+      }
+      metrics.retryTotal.inc({ direction, target_addr: key, route: rule.route, reason: typeof outcome === 'string' ? outcome : 'status' });
+      retries++;
+      settle(typeof outcome !== 'string');
+      const avoid = upKey;
+      dropAttempt();
+      retryTimer = setTimeout(() => attempt(avoid), retryDelayMs(retries, Math.random));
+      return true;
+    };
+    const failAttempt = (err: unknown, kind: FailureKind | undefined) => {
+      if (finished) return;
+      if (kind !== undefined && !responded) {
+        feed(true);
+        if (rule.retry !== undefined && maybeRetry(kind)) return;
+      }
+      settle(false);
+      dropAttempt();
+      answerError(err);
+    };
+
+    const attempt = (avoid: string | undefined) => {
+      if (finished || stream.closed || stream.destroyed) return;
+      let a;
+      try {
+        a = chooseAttempt(router, rule, key, Math.random, avoid);
+      } catch (err) {
+        if (firstAttempt) stats.requests.inc();
+        failAttempt(err, undefined);
+        return;
+      }
+      backend = a.backend;
+      ep = a.endpoint;
+      epStart = ep.begin();
+      upKey = ep.key;
+      const serverId = ep.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
+      if (firstAttempt) {
+        firstAttempt = false;
+        stats = metrics.route(direction, key, authority, serverId, rule.route);
+        stats.requests.inc();
+      }
+      let u: ClientHttp2Stream;
+      try {
+        const session = this.upstream(ep.addr, ep.key, serverId);
+        const replaying = !bodyless && retries > 0;
+        u = session.request({ ...out }, bodyless ? { endStream: true } : { waitForTrailers: true });
+        if (replaying) {
+          for (const b of replay ?? []) u.write(b);
+          u.end();
+        } else if (!bodyless) stream.pipe(u);
+      } catch (err) {
+        failAttempt(err, 'connect-failure');
+        return;
+      }
+      up = u;
+      if (attemptMs > 0) {
+        attemptTimer = setTimeout(
+          () => failAttempt(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${upKey}: no response within ${attemptMs}ms`), 'timeout'),
+          attemptMs,
+        );
+      }
+      u.on('wantTrailers', () => u.sendTrailers(clientTrailers ? forwardable(clientTrailers) : {}));
+      u.on('response', (h: IncomingHttpHeaders, flags: number) => {
+        if (up !== u || finished) return;
+        clearTimeout(attemptTimer);
+        const st = Number(h[':status']) || 0;
+        const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+        const gs = endStream ? grpcStatusOf(h) : undefined;
+        // gRPC's status comes in the trailers unless the answer is trailers-only.
+        if (!grpc || endStream || st !== 200) feed(isEndpointFailure(st, gs));
+        if (rule.retry !== undefined && !responded && maybeRetry(gs !== undefined ? { status: st, grpcStatus: gs } : { status: st })) return;
+        if (stream.closed || stream.destroyed) return;
+        responded = true;
+        status = st;
+        grpcStatus = gs;
+        const resOut = forwardable(h);
+        if (filters.response !== undefined) applyModifier(resOut, filters.response);
+        if (endStream) {
+          stream.respond(resOut, { endStream: true });
+          record();
+          finished = true;
+          clearTimers();
+          return;
+        }
+        stream.respond(resOut, { waitForTrailers: true });
+        u.pipe(stream);
+      });
+      u.on('trailers', (t: IncomingHttpHeaders) => {
+        if (up !== u) return;
+        upTrailers = t;
+        grpcStatus = grpcStatusOf(t);
+        if (grpc) feed(isEndpointFailure(200, grpcStatus));
+      });
+      u.on('error', (err: NodeJS.ErrnoException) => {
+        if (up !== u) return;
+        if (err.code === 'ERR_HTTP2_STREAM_ERROR' && u.rstCode) return;
+        const e = classify(err, upKey);
+        const connect = e.code === Codes.CONNECT_REFUSED || e.code === Codes.CONNECT_TIMEOUT || e.code === Codes.UPSTREAM_TLS || e.code === Codes.UPSTREAM_IDENTITY;
+        failAttempt(e, responded ? undefined : connect ? 'connect-failure' : 'reset');
+      });
+      u.on('close', () => {
+        if (up !== u || finished) return;
+        const code = u.rstCode;
+        if (code === undefined || code === NGHTTP2_NO_ERROR) {
+          if (!responded) failAttempt(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`), 'reset');
+          return;
+        }
+        if (!responded) {
+          // Reset before answering: REFUSED_STREAM means nothing was processed (like a refused connect).
+          feed(true);
+          if (rule.retry !== undefined && maybeRetry(code === NGHTTP2_REFUSED_STREAM ? 'connect-failure' : 'reset')) return;
+        }
+        finished = true;
+        clearTimers();
+        settle(responded);
+        if (!stream.closed && !stream.destroyed) {
+          record();
+          stream.close(code);
+        }
+      });
+    };
+
+    let upTrailers: IncomingHttpHeaders | undefined;
+    stream.on('wantTrailers', () => {
+      stream.sendTrailers(upTrailers ? forwardable(upTrailers) : {});
+      record();
+      finished = true;
+      clearTimers();
+      settle(true);
+    });
+    stream.on('close', () => {
+      clearTimers();
+      const u = up;
+      if (u !== undefined && !u.closed) u.close(NGHTTP2_CANCEL);
+      settle(true);
+      if (!recorded && responded) record();
+    });
+    if (deadline !== Infinity) {
+      routeTimer = setTimeout(() => {
+        if (finished) return;
+        settle(false);
+        dropAttempt();
+        answerError(new ProxyError(Codes.ROUTE_TIMEOUT, `${key}: route ${rule.route} timed out after ${rule.requestTimeoutMs}ms (timeouts.request)`));
+      }, rule.requestTimeoutMs);
+    }
+    attempt(undefined);
+  }
+
+  /** RequestMirror: a copy of a stream without a body to an endpoint of `b`, its answer dropped. */
+  private mirror(b: BackendTarget, out: http2.OutgoingHttpHeaders, key: string): void {
+    const { metrics, direction, mtls } = this.ctx;
+    const ep = b.balancer.pick();
+    if (ep === undefined) {
+      metrics.mirrorTotal.inc({ direction, target_addr: key, result: 'dropped' });
+      return;
+    }
+    const start = ep.begin();
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      ep.end(start, ok);
+      metrics.mirrorTotal.inc({ direction, target_addr: key, result: ok ? 'sent' : 'failed' });
+    };
+    try {
+      const serverId = ep.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
+      const m = this.upstream(ep.addr, ep.key, serverId).request({ ...out }, { endStream: true });
+      m.on('error', () => finish(false));
+      m.on('response', () => finish(true));
+      m.on('close', () => finish(false));
+      m.resume();
+    } catch {
+      finish(false);
+    }
+  }
+
   /** Shutdown: GOAWAY to every client (streams in flight finish), then close the upstream sessions. */
   drain(): void {
     this.draining = true;
@@ -339,5 +694,24 @@ export class H2Proxy {
 
   get openSessions(): number {
     return this.downstreams.size;
+  }
+}
+
+/** Applies a header modifier to h2 headers (names are lower case there). */
+function applyModifier(h: http2.OutgoingHttpHeaders, m: CompiledHeaderModifier): void {
+  const fields: string[] = [];
+  for (const k of Object.keys(h)) {
+    if (k.charCodeAt(0) === 0x3a) continue;
+    const v = h[k];
+    if (Array.isArray(v)) for (const x of v) fields.push(k, String(x));
+    else if (v !== undefined) fields.push(k, String(v));
+    delete h[k];
+  }
+  modifyHeaders(fields, m);
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const k = (fields[i] as string).toLowerCase();
+    const v = fields[i + 1] as string;
+    const prev = h[k];
+    h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev.map(String), v] : [String(prev), v];
   }
 }

@@ -16,17 +16,18 @@ import { H2Proxy } from '../http2/server.js';
 import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
 import { joinSockets } from './tcp.js';
-import type { Balancer, Endpoint } from '../balance/balancer.js';
+import type { Endpoint } from '../balance/balancer.js';
+import type { Router } from '../route/router.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import { MAX_CLIENT_HELLO_BYTES, classifyClientHello } from '../tls/clienthello.js';
 import type { MeshTls } from './mtls.js';
 
 /** What the outbound side needs from discovery (src/proxy/discover): for an original destination,
- *  whether the mesh knows it and, if so, a balancer over its ready endpoints. */
-export interface Resolved {
+ *  whether the mesh knows it and, if so, its router (a balancer over its ready endpoints, its routes
+ *  and their backends). */
+export interface Resolved extends Router {
   readonly known: boolean;
-  readonly balancer: Balancer;
 }
 export interface Resolver {
   /** Synchronous when the destination is already watched; a promise for the first lookup. */
@@ -151,13 +152,13 @@ export class Listener {
     }
     const r = resolver.resolve(target);
     if (!(r instanceof Promise)) {
-      this.serve(s, target, key, r.known ? r.balancer : undefined);
+      this.serve(s, target, key, r.known ? r : undefined);
       return;
     }
     // The first connection to a destination waits (paused) for discovery's first answer.
     r.then(
       (d) => {
-        if (!s.destroyed) this.serve(s, target, key, d.known ? d.balancer : undefined);
+        if (!s.destroyed) this.serve(s, target, key, d.known ? d : undefined);
       },
       () => {
         if (!s.destroyed) this.serve(s, target, key, undefined);
@@ -171,10 +172,12 @@ export class Listener {
     if (this.deps.mtls !== undefined) this.deps.metrics.tcpFor(this.direction, key, peer).track(s);
   }
 
-  /** Serves a connection: with a balancer (a destination the mesh knows), HTTP requests and opaque
-   *  connections go to the endpoints it picks; without, to the original destination. */
-  private serve(s: Socket, target: SocketAddr, key: string, balancer: Balancer | undefined): void {
+  /** Serves a connection: with a router (a destination the mesh knows), HTTP requests go where its
+   *  routes and balancers say and opaque connections to the endpoints its balancer picks; without, to
+   *  the original destination. */
+  private serve(s: Socket, target: SocketAddr, key: string, router: Router | undefined): void {
     const { cfg, metrics, mtls } = this.deps;
+    const balancer = router?.balancer;
     // Opaque when this proxy's list says so, or when the server's pod says so (discovery's hint).
     if (portListHas(cfg.opaquePorts, target.port) || (balancer !== undefined && balancer.endpoints.some((e) => e.protocolHint === 'OPAQUE'))) {
       if (mtls !== undefined && this.direction === 'inbound') this.inboundOpaque(s, target, key, mtls);
@@ -187,11 +190,11 @@ export class Listener {
       switch (r.protocol) {
         case 'http1':
           this.tracked(s, key, undefined);
-          new ClientConn(this.h1, s, target, r.initial, r.ended, balancer);
+          new ClientConn(this.h1, s, target, r.initial, r.ended, router);
           break;
         case 'h2':
           this.tracked(s, key, undefined);
-          this.h2.handle(s, target, r.initial, balancer);
+          this.h2.handle(s, target, r.initial, router);
           break;
         case 'tls':
           if (mtls !== undefined && this.direction === 'inbound' && !r.ended) {
@@ -357,7 +360,7 @@ export class Listener {
 
   /** Opaque TCP: balanced per connection when the destination has endpoints. `counted`: the TCP
    *  metrics have it already (inbound mesh TLS). */
-  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, balancer?: Balancer, counted = false): void {
+  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, balancer?: Router['balancer'], counted = false): void {
     s.pause();
     let ep: Endpoint | undefined;
     if (balancer !== undefined) {

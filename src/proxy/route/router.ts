@@ -1,0 +1,97 @@
+// What the data path gets for one destination: its own balancer (opaque TCP, and HTTP when it has no
+// routes), its compiled route table, one balancer and one set of circuit breakers per backend Service
+// the routes name, and its retry budget. `routeRequest` turns a request into where it goes (a backend
+// with an available endpoint) or the typed error to answer; a destination without routes never calls
+// it (the data path checks `table.empty`: one branch).
+import type { Balancer, Endpoint } from '../balance/balancer.js';
+import { Codes, ProxyError } from '../errors/errors.js';
+import { pickAvailable, type Breakers } from './breaker.js';
+import type { RetryBudget } from './retry.js';
+import { chooseBackend } from './split.js';
+import { matchRoute, type CompiledRule, type RouteCandidate, type RouteRequest, type RouteTable } from './table.js';
+
+/** A backend Service port of a destination's routes, kept across answers (balancer stats, breakers). */
+export interface BackendTarget {
+  /** `name.ns.svc.cluster.local:port`. */
+  readonly service: string;
+  readonly balancer: Balancer;
+  readonly breakers: Breakers;
+}
+
+export interface Router {
+  /** Over the Service's own ready endpoints. */
+  readonly balancer: Balancer;
+  /** The routes of the latest answer (EMPTY_TABLE, whose `empty` is true, when there are none). */
+  readonly table: RouteTable;
+  /** The Service's authority, for messages; undefined for a pod. */
+  readonly service: string | undefined;
+  /** One per destination, shared by its routes. */
+  readonly budget: RetryBudget;
+  /** The backend of that name in the latest answer. */
+  backend(service: string): BackendTarget | undefined;
+}
+
+/** Where one attempt of a routed request goes. */
+export interface Attempt {
+  readonly backend: BackendTarget;
+  readonly endpoint: Endpoint;
+}
+
+/** Answers undefined when `r.table` is empty (use `r.balancer`); else the matching rule and its match
+ *  (the prefix matters to rewrites), or throws NO_ROUTE. */
+export function findRoute(r: Router, req: RouteRequest, label: string): RouteCandidate {
+  const c = matchRoute(r.table, req);
+  if (c === undefined) throw new ProxyError(Codes.NO_ROUTE, `${label}: no route matches ${req.method} ${req.path}`);
+  return c;
+}
+
+/** The backend for one attempt of `rule` (a weighted choice) and an endpoint of it that its breakers
+ *  let through, preferring one other than `avoid` (a retry goes elsewhere when it can). Throws
+ *  ROUTE_NO_BACKEND (500), NO_ENDPOINTS or ENDPOINTS_EJECTED (503). */
+export function chooseAttempt(r: Router, rule: CompiledRule, label: string, random: () => number, avoid?: string): Attempt {
+  const choice = chooseBackend(rule.split, random);
+  const backend = choice !== undefined && choice.exists ? r.backend(choice.service) : undefined;
+  if (backend === undefined) {
+    const why = choice === undefined ? 'has no backend with a weight' : `sends to ${choice.service}, which does not exist`;
+    throw new ProxyError(Codes.ROUTE_NO_BACKEND, `${label}: route ${rule.route} rule ${rule.name} ${why}`);
+  }
+  const endpoint = pickEndpoint(backend, avoid);
+  if (endpoint === undefined) {
+    if (backend.balancer.endpoints.length === 0) throw new ProxyError(Codes.NO_ENDPOINTS, `${label}: backend ${backend.service}: no ready endpoints`);
+    throw new ProxyError(Codes.ENDPOINTS_EJECTED, `${label}: backend ${backend.service}: every endpoint is ejected by its circuit breaker`);
+  }
+  return { backend, endpoint };
+}
+
+/** An available endpoint of `b`, other than `avoid` when another is available. */
+export function pickEndpoint(b: BackendTarget, avoid?: string): Endpoint | undefined {
+  if (avoid === undefined || b.balancer.endpoints.length < 2) return pickAvailable(b.balancer, b.breakers);
+  // A retry: a few picks for another endpoint; else any available one (the same, if it is the only one).
+  for (let i = 0; i < 4; i++) {
+    const e = b.balancer.pick();
+    if (e === undefined) return undefined;
+    if (e.key !== avoid && b.breakers.isAvailable(e.key)) {
+      b.breakers.get(e.key).dispatched();
+      return e;
+    }
+  }
+  for (const e of b.balancer.endpoints) {
+    if (e.key !== avoid && b.breakers.isAvailable(e.key)) {
+      b.breakers.get(e.key).dispatched();
+      return e;
+    }
+  }
+  return pickAvailable(b.balancer, b.breakers);
+}
+
+/** Tells an endpoint's breaker how an attempt went; true when this failure ejected it. */
+export function feedBreaker(b: BackendTarget, key: string, failed: boolean): boolean {
+  const br = b.breakers.get(key);
+  if (!failed) {
+    br.success();
+    return false;
+  }
+  const was = br.ejections;
+  br.failure();
+  return br.ejections > was;
+}

@@ -1,0 +1,397 @@
+// Gateway API routes on the proxy's outbound path, with real sockets and no root: a real control plane
+// (LocalStore) on loopback, a client proxy whose static destination is a Service address only the
+// store knows, and real HTTP/1 and gRPC servers as the backends' endpoints. Covers weighted splits and
+// their change, header and gRPC method matches, filters, 404, timeouts.request, retries (on 503, a
+// killed replica) with their budget, and circuit breaking.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { startControlPlane } from '../src/control/server.js';
+import { pod, service } from '../src/control/store/contract.js';
+import { LocalStore } from '../src/control/store/local/local.js';
+import type { EndpointEntry, RouteEntry, RouteRuleEntry, ServiceEntry } from '../src/control/store/store.js';
+import { createLogger } from '../src/core/log.js';
+import { closeServer, listen, metricValue, startTestProxy, type TestProxy } from './helpers.js';
+
+const VIP = '127.0.0.60';
+const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- backends -------------------------------------------------------------------------------------------
+
+interface Backend {
+  readonly name: string;
+  port: number;
+  hits: number;
+  /** What to answer; default 200 with the backend's name. */
+  handler?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  close(): Promise<void>;
+}
+
+async function startBackend(t: TestContext, name: string): Promise<Backend> {
+  const b: Backend = {
+    name,
+    port: 0,
+    hits: 0,
+    close: () => closeServer(server),
+  };
+  const server = http.createServer((req, res) => {
+    b.hits++;
+    req.resume();
+    req.on('end', () => {
+      if (b.handler) return b.handler(req, res);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ name, url: req.url, headers: req.headers }));
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  b.port = await listen(server);
+  t.after(() => closeServer(server));
+  return b;
+}
+
+const ep = (name: string, port: number): EndpointEntry => ({ pod: `default/${name}`, ip: '127.0.0.1', ports: { 80: port }, ready: true });
+const svc = (name: string, clusterIP: string, eps: EndpointEntry[], appProtocol = 'http'): ServiceEntry =>
+  service(name, clusterIP, eps, { ports: [{ name: 'http', port: 80, appProtocol }] });
+const rule = (r: Partial<RouteRuleEntry> & Pick<RouteRuleEntry, 'backends'>): RouteRuleEntry => ({
+  matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+  filters: [],
+  ...r,
+});
+const httpRoute = (name: string, rules: RouteRuleEntry[]): RouteEntry => ({ kind: 'HTTPRoute', namespace: 'default', name, parents: [{ name: 'web', port: 80 }], rules });
+
+interface Mesh {
+  readonly store: LocalStore;
+  readonly proxy: TestProxy;
+  set(services: ServiceEntry[], routes: RouteEntry[]): void;
+}
+
+/** A control plane with `services` and `routes`, and a client proxy sending everything to the Service `web` (VIP). */
+async function startMesh(t: TestContext, services: ServiceEntry[], routes: RouteEntry[], settings: Parameters<typeof startTestProxy>[1] = {}): Promise<Mesh> {
+  const store = new LocalStore();
+  const set = (s: ServiceEntry[], r: RouteEntry[]) => {
+    const pods = s.flatMap((x) => x.endpoints.map((e) => pod(e.pod.split('/')[1] as string, '127.0.0.1', { meshed: false })));
+    store.replace({ services: s, pods, routes: r });
+  };
+  set(services, routes);
+  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local', log });
+  t.after(() => cp.close());
+  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: `127.0.0.1:${cp.address.port}`, opaquePorts: '', ...settings });
+  t.after(() => proxy.close());
+  return { store, proxy, set };
+}
+
+interface Reply {
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+function request(p: TestProxy, pathname: string, opts: { headers?: http.OutgoingHttpHeaders; agent?: http.Agent; method?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: p.outbound.port, path: pathname, method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: opts.agent ?? false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const nameOf = (r: Reply): string => (r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `status ${r.status}`);
+
+/** `n` GETs, `concurrency` at a time over keep-alive connections; the replies in order. */
+async function load(p: TestProxy, n: number, concurrency = 16, pathname = '/'): Promise<Reply[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const out: Reply[] = new Array<Reply>(n);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      out[i] = await request(p, pathname, { agent });
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return out;
+}
+
+function shares(replies: Reply[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of replies) m.set(nameOf(r), (m.get(nameOf(r)) ?? 0) + 1);
+  return m;
+}
+
+// ---- the tests -----------------------------------------------------------------------------------------------
+
+void test('routes: a 90/10 split over 2,000 requests, then 50/50 after a store change', async (t) => {
+  const v1 = await startBackend(t, 'v1');
+  const v2 = await startBackend(t, 'v2');
+  const services = [svc('web', VIP, [ep('web-1', v1.port)]), svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)]), svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)])];
+  const split = (a: number, b: number) => [httpRoute('split', [rule({ backends: [{ name: 'web-v1', port: 80, weight: a }, { name: 'web-v2', port: 80, weight: b }] })])];
+  const m = await startMesh(t, services, split(90, 10));
+
+  const first = shares(await load(m.proxy, 2000));
+  const share1 = (first.get('v1') ?? 0) / 2000;
+  console.log(`90/10 split: v1 ${first.get('v1')}, v2 ${first.get('v2')} (v1 share ${(share1 * 100).toFixed(1)}%)`);
+  assert.equal((first.get('v1') ?? 0) + (first.get('v2') ?? 0), 2000, JSON.stringify([...first]));
+  assert.ok(Math.abs(share1 - 0.9) <= 0.03, `v1 share ${share1}`);
+
+  const updates = await metricValue(m.proxy, 'destination_updates_total');
+  const changedAt = Date.now();
+  m.set(services, split(50, 50));
+  await until('the proxy to receive the new routes', async () => (await metricValue(m.proxy, 'destination_updates_total')) > updates);
+  console.log(`50/50 change reached the proxy after ${Date.now() - changedAt} ms`);
+  const second = shares(await load(m.proxy, 2000));
+  const share2 = (second.get('v1') ?? 0) / 2000;
+  console.log(`50/50 split: v1 ${second.get('v1')}, v2 ${second.get('v2')} (v1 share ${(share2 * 100).toFixed(1)}%)`);
+  assert.ok(Math.abs(share2 - 0.5) <= 0.03, `v1 share ${share2}`);
+  // The route label is on the request metrics of routed requests.
+  assert.ok((await metricValue(m.proxy, 'request_total', { route: 'default/split' })) >= 4000);
+});
+
+void test('routes: header match, filters (header modifiers, rewrite, redirect) and 404 when no rule matches', async (t) => {
+  const v1 = await startBackend(t, 'v1');
+  const v2 = await startBackend(t, 'v2');
+  const services = [svc('web', VIP, [ep('web-1', v1.port)]), svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)]), svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)])];
+  const routes = [
+    httpRoute('canary', [
+      rule({
+        matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [{ type: 'Exact', name: 'x-canary', value: 'yes' }], queryParams: [] }],
+        filters: [
+          { type: 'RequestHeaderModifier', set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-secret'] },
+          { type: 'ResponseHeaderModifier', set: [{ name: 'x-served-by', value: 'canary' }], add: [], remove: [] },
+          { type: 'URLRewrite', path: { type: 'ReplacePrefixMatch', value: '/v2' } },
+        ],
+        backends: [{ name: 'web-v2', port: 80, weight: 1 }],
+      }),
+      rule({ matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [], queryParams: [] }], backends: [{ name: 'web-v1', port: 80, weight: 1 }] }),
+      rule({ matches: [{ path: { type: 'Exact', value: '/old' }, headers: [], queryParams: [] }], filters: [{ type: 'RequestRedirect', path: { type: 'ReplaceFullPath', value: '/new' }, statusCode: 301 }], backends: [] }),
+    ]),
+  ];
+  const m = await startMesh(t, services, routes);
+
+  const plain = await request(m.proxy, '/api/items');
+  assert.equal(nameOf(plain), 'v1');
+  const canary = await request(m.proxy, '/api/items?x=1', { headers: { 'x-canary': 'yes', 'x-secret': 's3cret' } });
+  assert.equal(nameOf(canary), 'v2');
+  const seen = JSON.parse(canary.body) as { url: string; headers: Record<string, string> };
+  assert.equal(seen.url, '/v2/items?x=1', 'ReplacePrefixMatch rewrote the path and kept the query');
+  assert.equal(seen.headers['x-route'], 'canary');
+  assert.equal(seen.headers['x-secret'], undefined);
+  assert.equal(canary.headers['x-served-by'], 'canary');
+  assert.equal(plain.headers['x-served-by'], undefined);
+
+  const moved = await request(m.proxy, '/old?q=2', { headers: { host: 'web.default:80' } });
+  assert.equal(moved.status, 301);
+  assert.equal(moved.headers.location, 'http://web.default/new?q=2');
+
+  // No rule matches: 404, and a keep-alive connection goes on.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const missing = await request(m.proxy, '/elsewhere', { agent });
+  assert.equal(missing.status, 404, missing.body);
+  assert.match(String(missing.headers['outrigger-proxy-error']), /no route matches GET \/elsewhere/);
+  assert.equal(nameOf(await request(m.proxy, '/api', { agent })), 'v1');
+});
+
+// ---- gRPC ------------------------------------------------------------------------------------------------------
+
+const PROTO = fileURLToPath(new URL('../../test/fixtures/echo.proto', import.meta.url));
+const Echo = (grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: true, defaults: true })) as unknown as { outrigger: { test: { Echo: grpc.ServiceClientConstructor } } }).outrigger
+  .test.Echo;
+interface EchoMsg {
+  text: string;
+  seq: number;
+}
+interface EchoClient extends grpc.Client {
+  Unary(req: EchoMsg, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoMsg) => void): grpc.ClientUnaryCall;
+  Bidi(): grpc.ClientDuplexStream<EchoMsg, EchoMsg>;
+}
+
+async function startGrpcBackend(t: TestContext, name: string, unary?: grpc.handleUnaryCall<EchoMsg, EchoMsg>): Promise<number> {
+  const server = new grpc.Server();
+  server.addService(Echo.service, {
+    Unary: unary ?? ((call: grpc.ServerUnaryCall<EchoMsg, EchoMsg>, cb: grpc.sendUnaryData<EchoMsg>) => cb(null, { text: `${name}:${call.request.text}`, seq: call.request.seq })),
+    Bidi: (call: grpc.ServerDuplexStream<EchoMsg, EchoMsg>) => {
+      call.on('data', (m: EchoMsg) => call.write({ text: `${name}:${m.text}`, seq: m.seq }));
+      call.on('end', () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  t.after(() => server.forceShutdown());
+  return port;
+}
+
+function unary(client: EchoClient, text: string): Promise<EchoMsg> {
+  return new Promise((resolve, reject) => client.Unary({ text, seq: 1 }, new grpc.Metadata(), {}, (err, res) => (err ? reject(err) : resolve(res as EchoMsg))));
+}
+
+void test('routes: gRPC method routing, and a retry of UNAVAILABLE on another replica', async (t) => {
+  const a = await startGrpcBackend(t, 'A');
+  const b = await startGrpcBackend(t, 'B');
+  let flakyCalls = 0;
+  const flaky = await startGrpcBackend(t, 'F', (_call, cb) => {
+    flakyCalls++;
+    cb({ code: grpc.status.UNAVAILABLE, details: 'flaky' });
+  });
+  const good = await startGrpcBackend(t, 'G');
+  const services = [
+    svc('web', VIP, [ep('web-1', a)], 'grpc'),
+    svc('grpc-a', '10.96.0.21', [ep('a-1', a)], 'grpc'),
+    svc('grpc-b', '10.96.0.22', [ep('b-1', b)], 'grpc'),
+    svc('grpc-r', '10.96.0.23', [ep('r-1', flaky), ep('r-2', good)], 'grpc'),
+  ];
+  const grpcRoute: RouteEntry = {
+    kind: 'GRPCRoute',
+    namespace: 'default',
+    name: 'echo',
+    parents: [{ name: 'web', port: 80 }],
+    rules: [
+      {
+        matches: [{ headers: [], queryParams: [], grpcMethod: { type: 'Exact', service: 'outrigger.test.Echo', method: 'Unary' } }],
+        filters: [],
+        backends: [{ name: 'grpc-a', port: 80, weight: 1 }],
+      },
+      {
+        matches: [{ headers: [{ type: 'Exact', name: 'x-retry', value: '1' }], queryParams: [], grpcMethod: { type: 'Exact', service: 'outrigger.test.Echo', method: 'Unary' } }],
+        filters: [],
+        backends: [{ name: 'grpc-r', port: 80, weight: 1 }],
+        retry: { attempts: 2, statuses: [], grpcCodes: [14], connectFailure: true, reset: true, timeout: false },
+      },
+      { matches: [{ headers: [], queryParams: [] }], filters: [], backends: [{ name: 'grpc-b', port: 80, weight: 1 }] },
+    ],
+  };
+  const m = await startMesh(t, services, [grpcRoute]);
+  const client = new Echo(`127.0.0.1:${m.proxy.outbound.port}`, grpc.credentials.createInsecure()) as unknown as EchoClient;
+  t.after(() => client.close());
+
+  assert.equal((await unary(client, 'hi')).text, 'A:hi');
+  const call = client.Bidi();
+  const got: string[] = [];
+  call.on('data', (msg: EchoMsg) => got.push(msg.text));
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  call.on('error', () => {});
+  call.write({ text: 'x', seq: 1 });
+  call.end();
+  assert.equal((await status).code, grpc.status.OK);
+  assert.deepEqual(got, ['B:x'], 'Bidi goes to the catch-all rule');
+
+  // Trailers-only UNAVAILABLE from the flaky replica is retried on the other one (the unary body replayed).
+  const md = new grpc.Metadata();
+  md.set('x-retry', '1');
+  for (let i = 0; i < 10; i++) {
+    const r = await new Promise<EchoMsg>((resolve, reject) => client.Unary({ text: `r${i}`, seq: i }, md, {}, (err, res) => (err ? reject(err) : resolve(res as EchoMsg))));
+    assert.equal(r.text, `G:r${i}`);
+  }
+  console.log(`grpc retries: flaky replica answered ${flakyCalls} of 10 calls' first attempts, all 10 succeeded`);
+  assert.ok(flakyCalls === 0 || (await metricValue(m.proxy, 'retry_total', { reason: 'status' })) >= flakyCalls);
+});
+
+// ---- timeouts, retries, budget, breakers ---------------------------------------------------------------------
+
+void test('routes: timeouts.request answers 504', async (t) => {
+  const slow = await startBackend(t, 'slow');
+  slow.handler = (_req, res) => setTimeout(() => res.end('late'), 3000);
+  const services = [svc('web', VIP, [ep('web-1', slow.port)]), svc('web-slow', '10.96.0.31', [ep('slow-1', slow.port)])];
+  const m = await startMesh(t, services, [httpRoute('slow', [rule({ backends: [{ name: 'web-slow', port: 80, weight: 1 }], requestTimeoutMs: 200 })])]);
+  const r = await request(m.proxy, '/');
+  assert.equal(r.status, 504, r.body);
+  assert.match(String(r.headers['outrigger-proxy-error']), /timed out after 200ms/);
+});
+
+void test('routes: a 503 is retried on the second replica', async (t) => {
+  const bad = await startBackend(t, 'bad');
+  bad.handler = (_req, res) => {
+    res.statusCode = 503;
+    res.end('unavailable');
+  };
+  const ok = await startBackend(t, 'ok');
+  const services = [svc('web', VIP, [ep('web-1', ok.port)]), svc('web-r', '10.96.0.41', [ep('bad-1', bad.port), ep('ok-1', ok.port)])];
+  const retry = { attempts: 2, statuses: [[503, 503]] as [number, number][], grpcCodes: [], connectFailure: true, reset: false, timeout: false };
+  const m = await startMesh(t, services, [httpRoute('retry', [rule({ backends: [{ name: 'web-r', port: 80, weight: 1 }], retry })])]);
+  const replies = await load(m.proxy, 50, 4);
+  assert.deepEqual([...shares(replies)], [['ok', 50]]);
+  const retries = await metricValue(m.proxy, 'retry_total', { route: 'default/retry', reason: 'status' });
+  console.log(`retry on 503: the bad replica saw ${bad.hits} requests, ${retries} retries, 50/50 succeeded`);
+  assert.ok(bad.hits >= 1, 'the bad replica was tried');
+  assert.equal(retries, bad.hits);
+});
+
+void test('routes: the retry budget keeps a backend failing 100% under about 1.2x the client rate', async (t) => {
+  const down = await startBackend(t, 'down');
+  down.handler = (_req, res) => {
+    res.statusCode = 503;
+    res.end('down');
+  };
+  const services = [svc('web', VIP, [ep('web-1', down.port)]), svc('web-down', '10.96.0.51', [ep('down-1', down.port)])];
+  const retry = { attempts: 3, statuses: [[500, 599]] as [number, number][], grpcCodes: [], connectFailure: true, reset: true, timeout: true };
+  // Breakers off in practice (a high threshold): every request reaches the backend, only the budget limits retries.
+  const m = await startMesh(t, services, [httpRoute('storm', [rule({ backends: [{ name: 'web-down', port: 80, weight: 1 }], retry })])], { breakerFailures: '1000000' });
+  const n = 3000;
+  const replies = await load(m.proxy, n, 8);
+  assert.ok(replies.every((r) => r.status === 503));
+  const retries = await metricValue(m.proxy, 'retry_total', { route: 'default/storm' });
+  const skipped = await metricValue(m.proxy, 'retry_skipped_total', { route: 'default/storm', reason: 'budget-exhausted' });
+  const ratio = down.hits / n;
+  console.log(`retry budget: ${n} client requests, ${down.hits} reached the backend (${ratio.toFixed(3)}x), ${retries} retries, ${skipped} refused by the budget`);
+  // 20% of the requests plus the reserve of 10/s over the 10 s window (100 retries).
+  assert.ok(down.hits <= n * 1.2 + 100, `backend saw ${down.hits}`);
+  assert.ok(ratio <= 1.25, `ratio ${ratio}`);
+  assert.ok(skipped > 0, 'the budget refused retries');
+});
+
+void test('routes: a killed replica: zero failures with retries on; counted failures and an ejection with retries off', async (t) => {
+  const r1 = await startBackend(t, 'r1');
+  const r2 = await startBackend(t, 'r2');
+  const r3 = await startBackend(t, 'r3');
+  const eps = [ep('r-1', r1.port), ep('r-2', r2.port), ep('r-3', r3.port)];
+  const services = [svc('web', VIP, eps), svc('web-on', '10.96.0.61', eps), svc('web-off', '10.96.0.62', eps)];
+  const retry = { attempts: 2, statuses: [[502, 503]] as [number, number][], grpcCodes: [], connectFailure: true, reset: true, timeout: false };
+  const routes = [
+    httpRoute('killed', [
+      rule({ matches: [{ path: { type: 'PathPrefix', value: '/on' }, headers: [], queryParams: [] }], backends: [{ name: 'web-on', port: 80, weight: 1 }], retry }),
+      rule({ matches: [{ path: { type: 'PathPrefix', value: '/off' }, headers: [], queryParams: [] }], backends: [{ name: 'web-off', port: 80, weight: 1 }] }),
+    ]),
+  ];
+  const m = await startMesh(t, services, routes);
+  // Warm both routes' pools, then kill r3 (its listener and its connections).
+  await load(m.proxy, 30, 3, '/on');
+  await load(m.proxy, 30, 3, '/off');
+  await r3.close();
+
+  const on = await load(m.proxy, 300, 4, '/on');
+  const onFailed = on.filter((r) => r.status !== 200).length;
+  const onRetries = await metricValue(m.proxy, 'retry_total', { route: 'default/killed' });
+  console.log(`killed replica, retries on: ${on.length} GETs, ${onFailed} failed, ${onRetries} retries`);
+  assert.equal(onFailed, 0);
+
+  const off = await load(m.proxy, 300, 4, '/off');
+  const offFailed = off.filter((r) => r.status !== 200).length;
+  const ejections = await metricValue(m.proxy, 'endpoint_ejections_total', { backend: 'web-off.default.svc.cluster.local:80' });
+  const failures = await metricValue(m.proxy, 'response_total', { route: 'default/killed', classification: 'failure' });
+  console.log(`killed replica, retries off: ${off.length} GETs, ${offFailed} failed (response_total failure ${failures}), ${ejections} ejection(s)`);
+  assert.ok(offFailed >= 1, 'some requests failed without retries');
+  assert.equal(failures, offFailed, 'the failures are counted');
+  assert.ok(ejections >= 1, 'the dead endpoint was ejected');
+  assert.ok(offFailed < 150, `the breaker keeps most requests off the dead endpoint (${offFailed} failed)`);
+});
