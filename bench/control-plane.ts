@@ -2,23 +2,74 @@
 // behind the real gRPC server (startControlPlane), changed by JSON lines on stdin so that its CPU is
 // its own and it never shares an event loop with the load or the simulated proxies.
 //
-// stdout, one JSON line each: first {"port":N}; then one reply per command, in order:
+// With `--identity DIR` (the mtls scenario) it is also the mesh CA: a MeshCa held in memory, the
+// identity service (Certify) whose token reviewer knows the bench's two pods, and it writes into DIR
+// (0600): one ServiceAccount token per bench pod (`<sa>.token`, for the two outrigger proxies), and for
+// the haproxy pair the same kind of leaf the proxies get (ECDSA P-256, SPIFFE URI SAN, signed by the
+// issuer): `haproxy-<sa>.pem` (leaf + issuer + key) and `ca.pem` (the trust anchor). Those keys are the
+// bench's, on disk because haproxy reads its key from a file; the proxies' keys never leave them.
+//
+// stdout, one JSON line each: first {"port":N} (after DIR is written); then one reply per command:
 //   {"id":N,"t_ns":"<process.hrtime.bigint() taken just before store.replace>","cpu_us":N,"watchers":N}
 // stdin, one JSON line each: {"id":N,"replace":StoreContent} or {"id":N} (only the figures).
 // hrtime is CLOCK_MONOTONIC on Linux, one clock for every process of the machine, so the driver can
 // subtract it from its own readings.
+import { createPrivateKey, webcrypto } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { startControlPlane } from '../src/control/server.js';
+import type { SpiffeId } from '../src/api/identity.js';
+import { MeshCa } from '../src/control/identity/ca.js';
+import { Certifier } from '../src/control/identity/certify.js';
+import { addIdentityService } from '../src/control/identity/service.js';
+import { LocalTokenIssuer } from '../src/control/identity/tokens.js';
+import { P256 } from '../src/control/identity/x509.js';
+import { startControlPlane, type ControlPlaneOptions } from '../src/control/server.js';
 import { LocalStore, type StoreContent } from '../src/control/store/local/local.js';
+import { MESH_NAMESPACE, MESH_PODS, TRUST_DOMAIN, spiffeOf } from './identity.js';
 
 interface Command {
   id: number;
   replace?: StoreContent;
 }
 
+/** `--identity DIR` from our argv, or undefined. */
+function identityDirArg(argv: readonly string[]): string | undefined {
+  const i = argv.indexOf('--identity');
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** A key and a leaf for `identity` from the mesh CA, as haproxy wants it: leaf, issuer, key in one PEM. */
+async function haproxyPem(ca: MeshCa, identity: SpiffeId): Promise<string> {
+  const keys = await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify']);
+  const now = Date.now();
+  const leaf = await ca.signLeaf({ publicKey: keys.publicKey, identity, notBefore: new Date(now - 60_000), notAfter: new Date(now + 24 * 3600_000) });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+  return leaf.pem + ca.issuerPem + keyPem;
+}
+
+/** The identity service, and the files the driver needs in `dir`. */
+async function setUpIdentity(dir: string): Promise<ControlPlaneOptions['services']> {
+  const ca = await MeshCa.create({ trustDomain: TRUST_DOMAIN });
+  const tokens = await LocalTokenIssuer.create();
+  const known = new Set(MESH_PODS.map((p) => `${MESH_NAMESPACE}/${p.name}/${p.uid}`));
+  const reviewer = tokens.reviewer((namespace, pod) => known.has(`${namespace}/${pod.name}/${pod.uid}`));
+  const certifier = new Certifier({ ca, reviewer });
+  for (const p of MESH_PODS) {
+    const token = await tokens.issue({ namespace: MESH_NAMESPACE, serviceAccount: p.serviceAccount, pod: { name: p.name, uid: p.uid } }, { lifetimeSeconds: 24 * 3600 });
+    writeFileSync(path.join(dir, `${p.serviceAccount}.token`), token, { mode: 0o600 });
+    writeFileSync(path.join(dir, `haproxy-${p.serviceAccount}.pem`), await haproxyPem(ca, spiffeOf(p.serviceAccount)), { mode: 0o600 });
+  }
+  writeFileSync(path.join(dir, 'ca.pem'), ca.trustAnchorPem, { mode: 0o600 });
+  return (server) => addIdentityService(server, { certifier });
+}
+
 async function main(): Promise<void> {
   const store = new LocalStore();
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local' });
+  const identityDir = identityDirArg(process.argv.slice(2));
+  const services = identityDir !== undefined ? await setUpIdentity(identityDir) : undefined;
+  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: TRUST_DOMAIN, ...(services ? { services } : {}) });
   process.stdout.write(JSON.stringify({ port: cp.address.port }) + '\n');
 
   const lines = createInterface({ input: process.stdin });

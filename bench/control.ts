@@ -1,9 +1,11 @@
-// The driver's handle on the control-plane child (bench/control-plane.ts): start it, change its store,
-// read its CPU; and the store content the balance and propagation scenarios hand it (one Service whose
-// virtual IP is an unused loopback address, endpoints on loopback ports, unmeshed pods).
+// The driver's handle on the control-plane child (bench/control-plane.ts): start it (with the identity
+// service for the mtls scenario), change its store, read its CPU; and the store content the scenarios
+// hand it (one Service whose virtual IP is an unused loopback address, endpoints on loopback ports;
+// unmeshed pods for balance and propagation, a meshed one for mtls).
 import { fileURLToPath } from 'node:url';
 import type { StoreContent } from '../src/control/store/local/local.js';
 import type { PodEntry, ServiceEntry } from '../src/control/store/store.js';
+import { MESH_NAMESPACE } from './identity.js';
 import { BenchError, spawnManaged, stopManaged, waitUntil, type Managed } from './tools.js';
 
 const SCRIPT = fileURLToPath(new URL('./control-plane.js', import.meta.url));
@@ -11,7 +13,7 @@ const SCRIPT = fileURLToPath(new URL('./control-plane.js', import.meta.url));
 /** Nothing listens there: the proxy only asks the control plane about it (a Service's clusterIP). */
 export const VIP = '127.0.0.77';
 export const VIP_PORT = 8080;
-const NAMESPACE = 'bench';
+const NAMESPACE = MESH_NAMESPACE;
 const SERVICE = 'replicas';
 
 export interface BenchEndpoint {
@@ -19,13 +21,18 @@ export interface BenchEndpoint {
   readonly pod: string;
   readonly ip: string;
   readonly port: number;
+  /** A meshed pod's proxy is reached over mesh TLS (default false). */
+  readonly meshed?: boolean;
+  /** The pod's ServiceAccount: its identity when meshed (default `default`). */
+  readonly serviceAccount?: string;
 }
 
-/** One Service `bench/replicas` at VIP:VIP_PORT (appProtocol http) over `endpoints`, all ready. */
-export function serviceContent(endpoints: readonly BenchEndpoint[]): StoreContent {
+/** One Service `bench/<name>` (default `replicas`) at VIP:VIP_PORT (appProtocol http) over `endpoints`,
+ *  all ready. */
+export function serviceContent(endpoints: readonly BenchEndpoint[], name = SERVICE): StoreContent {
   const service: ServiceEntry = {
     namespace: NAMESPACE,
-    name: SERVICE,
+    name,
     clusterIP: VIP,
     ports: [{ name: 'http', port: VIP_PORT, appProtocol: 'http' }],
     endpoints: endpoints.map((e) => ({ pod: `${NAMESPACE}/${e.pod}`, ip: e.ip, ports: { [VIP_PORT]: e.port }, ready: true })),
@@ -35,10 +42,10 @@ export function serviceContent(endpoints: readonly BenchEndpoint[]): StoreConten
     name: e.pod,
     ip: e.ip,
     ready: true,
-    meshed: false,
-    serviceAccount: 'default',
+    meshed: e.meshed ?? false,
+    serviceAccount: e.serviceAccount ?? 'default',
     opaquePorts: [],
-    labels: { app: SERVICE },
+    labels: { app: name },
   }));
   return { services: [service], pods };
 }
@@ -73,8 +80,11 @@ export interface ControlPlaneChild {
   stop(): Promise<void>;
 }
 
-export async function startControlPlaneChild(): Promise<ControlPlaneChild> {
-  const proc = spawnManaged('control plane', process.execPath, [SCRIPT]);
+/** `identityDir`: also run the identity service, and write the tokens and haproxy certificates there
+ *  (bench/control-plane.ts says which files) before the port is announced. */
+export async function startControlPlaneChild(opts: { identityDir?: string } = {}): Promise<ControlPlaneChild> {
+  const args = opts.identityDir !== undefined ? [SCRIPT, '--identity', opts.identityDir] : [SCRIPT];
+  const proc = spawnManaged('control plane', process.execPath, args);
   let buffered = '';
   let port: number | undefined;
   const waiting = new Map<number, { resolve: (r: ControlReply) => void; reject: (e: Error) => void }>();

@@ -8,6 +8,8 @@ export interface WrkLoad {
   port: number;
   durationS: number;
   connections: number;
+  /** Extra request headers (`Name: value`), e.g. `Connection: close` for a new connection per request. */
+  headers?: readonly string[];
 }
 
 /**
@@ -16,6 +18,7 @@ export interface WrkLoad {
  */
 export async function runWrk(load: WrkLoad): Promise<LoadResult> {
   const args = ['-t', '1', '-c', String(load.connections), '-d', `${load.durationS}s`, '--latency'];
+  for (const h of load.headers ?? []) args.push('-H', h);
   args.push(`http://127.0.0.1:${load.port}/`);
   const out = await runTool(load.wrk, args, (load.durationS + 30) * 1000);
   if (out.code !== 0) throw new BenchError(`wrk exited with ${out.code}: ${out.stderr.trim() || out.stdout.trim()}`);

@@ -3,15 +3,20 @@
 // The balance scenario runs one HTTP/1.1 load (h2load --h1 by default) against three replicas (one slow) through outrigger (its
 // endpoints from a control-plane child) and haproxy round-robin, counting where the requests went; the
 // propagation scenario times an endpoint change from the store to N watching Discovery clients
-// (bench/propagation.ts).
+// (bench/propagation.ts). The mtls scenario puts keep-alive load, then a new connection per request, on
+// a client proxy → mutual TLS → server proxy pair, outrigger's (identities from a control-plane child
+// that is also the CA) and haproxy's (bench/mtls.ts).
 //
 // Output: the table goes to stdout. `--json FILE` writes the JSON to FILE; `--json` alone (or `--json -`)
 // writes the JSON to stdout and moves the table to stderr, so `... --json > run.json` stays parseable.
 // JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","errors",
-//                           "replicas"?:[{"name","slow","requests","share"}]  (balance only)}],
+//                           "replicas"?:[{"name","slow","requests","share"}]  (balance only),
+//                           "client_proxy_rss_mb"?,"server_proxy_rss_mb"?,"client_proxy_cpu_us_per_request"?,
+//                           "server_proxy_cpu_us_per_request"?,"tls_connections_per_request"?,
+//                           "upstream_connections_per_request"?  (mtls and mtls-handshake only)}],
 //              "ratios":[{"scenario","rps_outrigger_over_haproxy","p99_outrigger_over_haproxy"}],
 //              "propagation"?:{"watchers","changes","samples","missed","p50_ms","p99_ms","max_ms",...},
-//              "config":{...}}
+//              "config":{...,"mtls_handshake_load"? (mtls only)}}
 // Aggregation: with --rounds N every path is measured N times, in a rotated order each round; each figure
 // reported is the MEDIAN over the N runs (errors are the SUM). Progress lines go to stderr.
 // The driver only spawns and parses: the upstream runs in its own node process (bench/upstream.ts),
@@ -24,6 +29,7 @@ import { H2_STREAMS, runH2load } from './h2.js';
 import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
 import { assertOutriggerBuilt, startBalancePath, startPath, type RunningPath } from './paths.js';
+import { HANDSHAKE_SETUP, runMtlsScenario } from './mtls.js';
 import { measurePropagation, type PropagationResult } from './propagation.js';
 import { buildReport, formatTable, type Sample } from './report.js';
 import {
@@ -63,16 +69,17 @@ function loadScenarios(opts: Options): LoadScenario[] {
   return opts.scenarios.filter((s): s is LoadScenario => s !== 'propagation');
 }
 
-/** The paths a scenario measures: balance has no direct path (there is nothing to balance). */
+/** The paths a scenario measures: balance has no direct path (there is nothing to balance), mtls
+ *  neither (it measures pairs of proxies; http1's direct row is its baseline). */
 function pathsOf(opts: Options, scenario: LoadScenario): PathName[] {
-  return scenario === 'balance' ? opts.paths.filter((p) => p !== 'direct') : opts.paths;
+  return scenario === 'balance' || scenario === 'mtls' ? opts.paths.filter((p) => p !== 'direct') : opts.paths;
 }
 
 function neededTools(opts: Options): Tool[] {
   const tools: Tool[] = [];
   const load = loadScenarios(opts);
   const balance = load.includes('balance');
-  if (load.includes('http1') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
+  if (load.includes('http1') || load.includes('mtls') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
   if (load.includes('h2') || (balance && opts.balanceClient === 'h2load')) tools.push('h2load');
   if (load.some((s) => pathsOf(opts, s).includes('haproxy'))) tools.push('haproxy');
   return tools;
@@ -205,7 +212,14 @@ async function main(): Promise<number> {
         `balance replicas ${ports.replicas.join(',')} (the last +${opts.slowMs} ms) (pid ${upstream.pid})`,
     );
     try {
-      for (const scenario of load) samples.push(...(await runScenario(ctx, scenario)));
+      for (const scenario of load) {
+        if (scenario === 'mtls') {
+          const mtls = { opts, wrk: tools.wrk ?? 'wrk', haproxy: tools.haproxy, upstreamPort: ports.http1, statsPort: ports.stats, log };
+          samples.push(...(await runMtlsScenario(mtls)));
+        } else {
+          samples.push(...(await runScenario(ctx, scenario)));
+        }
+      }
     } finally {
       await stopManaged(upstream);
       removeTempDir(tmpDir);
@@ -214,7 +228,7 @@ async function main(): Promise<number> {
   let propagation: PropagationResult | undefined;
   if (opts.scenarios.includes('propagation')) propagation = await measurePropagation(opts, log);
 
-  const report = buildReport(samples, opts, H2_STREAMS, propagation);
+  const report = buildReport(samples, opts, H2_STREAMS, propagation, HANDSHAKE_SETUP);
   const table = formatTable(report);
   const json = JSON.stringify(report, null, 2) + '\n';
   if (opts.json === '-') {

@@ -8,12 +8,15 @@ export const USAGE = `usage: node dist/bench/main.js [options]   (or: npm run be
   --rounds N           alternating rounds; each path is measured once per round (default 2).
                        The report gives per path the median over rounds (errors are summed).
   --connections N      client connections (default 16; h2load adds 10 streams per connection)
-  --scenario S         http1 | h2 | balance | propagation | all (default all)
+  --scenario S         http1 | h2 | balance | mtls | propagation | all (default all)
                        balance: three HTTP/1.1 replicas, one slow; outrigger's balancer (fed by a
                        control plane) vs haproxy balance roundrobin, same load
+                       mtls: client -> outbound proxy -> mutual TLS -> inbound proxy -> upstream,
+                       an outrigger pair vs a haproxy pair: wrk keep-alive, then wrk with
+                       "Connection: close" and a new TLS connection per request (handshake rate)
                        propagation: how long an endpoint change takes to reach N watching proxies
   --paths LIST         comma-separated subset of direct,outrigger,haproxy (default all three;
-                       balance uses outrigger and haproxy only)
+                       balance and mtls use outrigger and haproxy only)
   --balance-client C   balance: h2load (default; HTTP/1.1 with --h1, every request's latency logged)
                        or wrk (same load; its percentiles are unreliable with one slow replica,
                        see README)

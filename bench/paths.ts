@@ -33,7 +33,7 @@ export interface RunningPath {
   stop(): Promise<void>;
 }
 
-const READY_TIMEOUT_MS = 15_000;
+export const READY_TIMEOUT_MS = 15_000;
 
 /**
  * The CLI run as `outrigger proxy`: dist/src/cli/main.js next to this compiled dist/bench/, unless
@@ -96,8 +96,17 @@ function startOutrigger(scenario: Scenario, upstreamPort: number): Promise<Runni
   return spawnOutrigger(scenario, scenario, ['--static-destination', `127.0.0.1:${upstreamPort}`]);
 }
 
-/** `outrigger proxy` forwarding every connection as if it were going to `destinationArgs`' address. */
-async function spawnOutrigger(label: string, scenario: Scenario, destinationArgs: readonly string[]): Promise<RunningPath> {
+/** A started `outrigger proxy`: its process and its three loopback ports. */
+export interface OutriggerProcess {
+  readonly proc: Managed;
+  readonly outbound: number;
+  readonly inbound: number;
+  readonly admin: number;
+}
+
+/** Starts `outrigger proxy` on free loopback ports with `extraArgs` and waits for its /ready (with
+ *  identity flags: until it holds a certificate). The caller stops it (stopManaged). */
+export async function spawnOutriggerProcess(label: string, extraArgs: readonly string[]): Promise<OutriggerProcess> {
   assertOutriggerBuilt();
   const [outbound, inbound, admin] = await freePorts(3);
   if (outbound === undefined || inbound === undefined || admin === undefined) throw new Error('freePorts(3)');
@@ -106,12 +115,23 @@ async function spawnOutrigger(label: string, scenario: Scenario, destinationArgs
     'proxy',
     ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],
     ...['--outbound-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--admin-addr', '127.0.0.1'],
-    ...destinationArgs,
+    ...extraArgs,
     ...['--log-level', 'warn'],
   ];
   const proc = spawnManaged(`outrigger proxy (${label})`, process.execPath, args);
   try {
-    await waitUntil('outrigger /ready', async () => (await probeHttp1(admin, '/ready')) === 200, READY_TIMEOUT_MS, proc);
+    await waitUntil(`outrigger ${label} /ready`, async () => (await probeHttp1(admin, '/ready')) === 200, READY_TIMEOUT_MS, proc);
+  } catch (err) {
+    await stopManaged(proc);
+    throw err;
+  }
+  return { proc, outbound, inbound, admin };
+}
+
+/** `outrigger proxy` forwarding every connection as if it were going to `destinationArgs`' address. */
+async function spawnOutrigger(label: string, scenario: Scenario, destinationArgs: readonly string[]): Promise<RunningPath> {
+  const { proc, outbound } = await spawnOutriggerProcess(label, destinationArgs);
+  try {
     await waitUntil(`outrigger ${label} forwarding`, () => passesRequest(scenario, outbound), READY_TIMEOUT_MS, proc);
   } catch (err) {
     await stopManaged(proc);
@@ -131,12 +151,14 @@ export function haproxyBalanceConfig(listenPort: number, replicaPorts: readonly 
   return haproxyText(listenPort, '', ['balance roundrobin', ...replicaPorts.map((p, i) => `server replica${i} 127.0.0.1:${p}`)]);
 }
 
-function haproxyText(listenPort: number, proto: string, backendLines: readonly string[]): string {
-  return `# written by outrigger bench/paths.ts
+/** The global and defaults sections every bench haproxy shares (one thread, keep-alive both sides);
+ *  `globals` are added to the global section. */
+export function haproxyHead(writtenBy: string, globals: readonly string[] = []): string {
+  return `# written by outrigger ${writtenBy}
 global
     nbthread 1
     maxconn 4096
-
+${globals.map((l) => `    ${l}\n`).join('')}
 defaults
     mode http
     option http-keep-alive
@@ -144,7 +166,11 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 60s
+`;
+}
 
+function haproxyText(listenPort: number, proto: string, backendLines: readonly string[]): string {
+  return `${haproxyHead('bench/paths.ts')}
 frontend bench_in
     bind 127.0.0.1:${listenPort}${proto}
     default_backend bench_upstream

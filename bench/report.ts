@@ -2,9 +2,9 @@
 // (errors and the balance scenario's per-replica request counts are summed), the outrigger/haproxy
 // ratios, the propagation figures, a text table, and the JSON document.
 import type { PropagationResult } from './propagation.js';
-import type { LoadResult, LoadScenario, Options, PathName } from './types.js';
+import type { LoadResult, Options, PathName, ResultScenario } from './types.js';
 
-type Scenario = LoadScenario;
+type Scenario = ResultScenario;
 
 /** One measured load run. */
 export interface Sample extends LoadResult {
@@ -15,6 +15,14 @@ export interface Sample extends LoadResult {
   rssMb: number | null;
   /** balance: requests each replica received during this run (the slow one last). */
   replicaCounts?: number[];
+  /** mtls: the RSS of each proxy of the pair (rssMb is their sum). */
+  pairRssMb?: { client: number | null; server: number | null };
+  /** mtls: CPU time (user + system) each proxy of the pair used per request during this run, µs. */
+  pairCpuUsPerRequest?: { client: number | null; server: number | null };
+  /** mtls: TLS connections the pair's server side accepted during this run. */
+  tlsConnections?: number;
+  /** mtls: connections the upstream accepted during this run. */
+  upstreamConnections?: number;
 }
 
 /** balance: one replica's part of a path's requests, summed over rounds. */
@@ -37,6 +45,17 @@ export interface ResultRow {
   errors: number;
   /** balance only: where the requests went (the upstream counts them). */
   replicas?: ReplicaShare[];
+  /** mtls and mtls-handshake only: proxy_rss_mb is the pair's sum; these are its two parts (medians). */
+  client_proxy_rss_mb?: number | null;
+  server_proxy_rss_mb?: number | null;
+  /** mtls and mtls-handshake only: CPU time each proxy of the pair used per request, µs (medians). */
+  client_proxy_cpu_us_per_request?: number | null;
+  server_proxy_cpu_us_per_request?: number | null;
+  /** mtls and mtls-handshake only: TLS connections the server side accepted per request (summed over
+   *  rounds): about 1 in mtls-handshake, near 0 with keep-alive. */
+  tls_connections_per_request?: number;
+  /** mtls and mtls-handshake only: connections the upstream accepted per request (summed over rounds). */
+  upstream_connections_per_request?: number;
 }
 
 export interface RatioRow {
@@ -66,6 +85,9 @@ export interface Report {
     /** propagation. */
     watchers: number;
     changes: number;
+    /** mtls only: how the handshake load gives every request a new client connection and a new TLS
+     *  connection between the proxies. */
+    mtls_handshake_load?: string;
   };
 }
 
@@ -98,14 +120,41 @@ export function median(values: readonly number[]): number {
 
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
+/** The result scenarios of the selected scenarios: mtls reports two (keep-alive and handshake). */
+function resultScenarios(opts: Options): Scenario[] {
+  return opts.scenarios.flatMap((s): Scenario[] => (s === 'propagation' ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s]));
+}
+
+/** The mtls fields of a row: RSS parts and connections per request, when the samples have them. */
+function mtlsFields(mine: readonly Sample[]): Partial<ResultRow> {
+  const pairs = mine.map((s) => s.pairRssMb).filter((p): p is NonNullable<Sample['pairRssMb']> => p !== undefined);
+  if (pairs.length === 0) return {};
+  const part = (values: (number | null | undefined)[]): number | null => {
+    const known = values.filter((v): v is number => v !== null && v !== undefined);
+    return known.length > 0 ? round(median(known), 1) : null;
+  };
+  const requests = mine.reduce((sum, s) => sum + s.requests, 0);
+  const perRequest = (key: 'tlsConnections' | 'upstreamConnections'): number =>
+    requests > 0 ? round(mine.reduce((sum, s) => sum + (s[key] ?? 0), 0) / requests, 4) : 0;
+  return {
+    client_proxy_rss_mb: part(pairs.map((p) => p.client)),
+    server_proxy_rss_mb: part(pairs.map((p) => p.server)),
+    client_proxy_cpu_us_per_request: part(mine.map((s) => s.pairCpuUsPerRequest?.client)),
+    server_proxy_cpu_us_per_request: part(mine.map((s) => s.pairCpuUsPerRequest?.server)),
+    tls_connections_per_request: perRequest('tlsConnections'),
+    upstream_connections_per_request: perRequest('upstreamConnections'),
+  };
+}
+
 export function buildReport(
   samples: readonly Sample[],
   opts: Options,
   h2Streams: number,
   propagation?: PropagationResult,
+  mtlsHandshakeLoad = '',
 ): Report {
   const results: ResultRow[] = [];
-  const loadScenarios = opts.scenarios.filter((s): s is Scenario => s !== 'propagation');
+  const loadScenarios = resultScenarios(opts);
   for (const scenario of loadScenarios) {
     for (const path of opts.paths) {
       const mine = samples.filter((s) => s.scenario === scenario && s.path === path);
@@ -121,6 +170,7 @@ export function buildReport(
         proxy_rss_mb: rss.length > 0 ? round(median(rss), 1) : null,
         errors: mine.reduce((sum, s) => sum + s.errors, 0),
         ...(counts.length > 0 ? { replicas: replicaShares(counts) } : {}),
+        ...mtlsFields(mine),
       });
     }
   }
@@ -150,6 +200,7 @@ export function buildReport(
       balance_client: opts.balanceClient === 'h2load' ? 'h2load --h1' : 'wrk',
       watchers: opts.watchers,
       changes: opts.changes,
+      ...(opts.scenarios.includes('mtls') ? { mtls_handshake_load: mtlsHandshakeLoad } : {}),
     },
   };
 }
@@ -181,6 +232,34 @@ function formatShares(report: Report): string[] {
     `balance (load: ${report.config.balance_client}, ${report.config.connections} connections, one request in flight on each): ` +
       `requests per replica, summed over rounds; the slow one adds ${report.config.slow_ms} ms to every response`,
     ...columns(['path', ...names], cells, 1),
+  ];
+}
+
+/** mtls: what each pair's RSS is made of, and what the connections did per request. */
+function formatMtls(report: Report): string[] {
+  const rows = report.results.filter((r) => r.tls_connections_per_request !== undefined);
+  if (rows.length === 0) return [];
+  const fixed1 = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(1));
+  const cells = rows.map((r) => [
+    r.scenario,
+    r.path,
+    fixed1(r.client_proxy_rss_mb),
+    fixed1(r.server_proxy_rss_mb),
+    fixed1(r.client_proxy_cpu_us_per_request),
+    fixed1(r.server_proxy_cpu_us_per_request),
+    (r.tls_connections_per_request ?? 0).toFixed(3),
+    (r.upstream_connections_per_request ?? 0).toFixed(3),
+  ]);
+  return [
+    '',
+    'mtls: client -> client-side proxy -> mutual TLS 1.3 -> server-side proxy -> upstream (RSS above: the pair\'s sum). ' +
+      'mtls-handshake: RPS = new client connections per second, each with a new TLS connection between the proxies ' +
+      `(${report.config.mtls_handshake_load ?? ''}); counted on the server side and at the upstream:`,
+    ...columns(
+      ['scenario', 'path', 'client RSS MB', 'server RSS MB', 'client CPU us/req', 'server CPU us/req', 'TLS conns/req', 'upstream conns/req'],
+      cells,
+      2,
+    ),
   ];
 }
 
@@ -230,7 +309,7 @@ export function formatTable(report: Report): string {
     `(h2: x${c.h2_streams_per_connection} streams), ${c.warmup_s > 0 ? `after ${c.warmup_s}s warm-up per path` : 'no warm-up'}; ` +
     'o/h = outrigger/haproxy';
   const main = rows.length > 0 ? [...columns(header, rows, 2), '', note] : [];
-  const lines = [...main, ...formatShares(report), ...formatPropagation(report)];
+  const lines = [...main, ...formatShares(report), ...formatMtls(report), ...formatPropagation(report)];
   while (lines[0] === '') lines.shift();
   return lines.join('\n') + '\n';
 }

@@ -227,24 +227,36 @@ export function probeHttp1(port: number, urlPath = '/'): Promise<number> {
   });
 }
 
-/** The JSON body of one HTTP/1.1 GET to 127.0.0.1:port (fresh connection); rejects on a non-200. */
-export function fetchJson(port: number, urlPath: string): Promise<unknown> {
+/** The body of one HTTP/1.1 GET to 127.0.0.1:port (fresh connection); rejects on a non-200. */
+export function fetchText(port: number, urlPath: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.once('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`GET ${urlPath}: status ${res.statusCode ?? 0}`));
-        try {
-          resolve(JSON.parse(body));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
+      res.once('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${urlPath}: status ${res.statusCode ?? 0}`))));
     });
     req.once('timeout', () => req.destroy(new Error('timed out')));
     req.once('error', reject);
+  });
+}
+
+/** The JSON body of one HTTP/1.1 GET to 127.0.0.1:port (fresh connection); rejects on a non-200. */
+export async function fetchJson(port: number, urlPath: string): Promise<unknown> {
+  return JSON.parse(await fetchText(port, urlPath));
+}
+
+/** What a line-oriented unix socket (haproxy's stats socket) answers to `command`, read until it closes. */
+export function unixCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socketPath);
+    let out = '';
+    s.setEncoding('utf8');
+    s.setTimeout(timeoutMs, () => s.destroy(new Error(`${socketPath}: no answer to "${command}" within ${timeoutMs} ms`)));
+    s.on('data', (c: string) => (out += c));
+    s.once('error', reject);
+    s.once('close', () => resolve(out));
+    s.write(`${command}\n`); // non-interactive: haproxy answers one command, then closes
   });
 }
 
@@ -304,6 +316,24 @@ export function rssMb(pid: number): number | null {
   try {
     const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match?.[1] !== undefined ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a process has used so far, in seconds (/proc/PID/stat, clock ticks of
+ *  1/100 s on Linux), or null if unreadable. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / CLOCK_TICKS : null;
   } catch {
     return null;
   }

@@ -1,11 +1,15 @@
 // Shared vocabulary of the benchmark: scenarios, the paths the load takes, options, and one load run's figures.
 
-export const SCENARIOS = ['http1', 'h2', 'balance', 'propagation'] as const;
+export const SCENARIOS = ['http1', 'h2', 'balance', 'mtls', 'propagation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** Scenarios whose figures are load runs on paths (propagation has its own shape). */
 export type LoadScenario = Exclude<Scenario, 'propagation'>;
+/** What a result row measured: a load scenario, or the mtls scenario's second load (a new client
+ *  connection and a new mesh TLS connection for every request). */
+export type ResultScenario = LoadScenario | 'mtls-handshake';
 
-/** direct: client → upstream; outrigger / haproxy: client → proxy → upstream. */
+/** direct: client → upstream; outrigger / haproxy: client → proxy → upstream (mtls: client → outbound
+ *  proxy → mesh TLS → inbound proxy → upstream, a pair of each). */
 export const PATHS = ['direct', 'outrigger', 'haproxy'] as const;
 export type PathName = (typeof PATHS)[number];
 

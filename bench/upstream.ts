@@ -2,7 +2,9 @@
 // answer every request with the same 1 kB body. Runs as its own process so it never shares the driver's loop.
 // For the balance scenario it also runs three HTTP/1.1 replicas (the last one adds --slow-ms to every
 // response; the others answer at once), counts the requests each receives, and serves the counts as
-// JSON on a stats port (`GET /counts`) so the driver can diff them around each load run.
+// JSON on a stats port (`GET /counts`) so the driver can diff them around each load run. `GET /connections`
+// answers the TCP connections the HTTP/1.1 server has accepted so far (a JSON number): the mtls scenario
+// uses it to tell whether a proxy pair reused its connections to the upstream.
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -14,7 +16,8 @@ export interface UpstreamPorts {
   h2: number;
   /** The balance scenario's HTTP/1.1 replicas; the last one is the slow one. */
   replicas: number[];
-  /** `GET /counts` answers the requests each replica received so far, as a JSON array of numbers. */
+  /** `GET /counts` answers the requests each replica received so far, as a JSON array of numbers;
+   *  `GET /connections` the connections the http1 server accepted so far, as a JSON number. */
   stats: number;
 }
 
@@ -83,6 +86,8 @@ function listen(server: http.Server | http2.Http2Server): Promise<number> {
 async function main(): Promise<void> {
   const slowMs = slowMsArg(process.argv.slice(2));
   const h1 = http1Server(onHttp1Request);
+  let h1Connections = 0;
+  h1.on('connection', () => h1Connections++);
 
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
   h2.on('stream', onH2Stream);
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < REPLICAS; i++) replicas.push(await listen(http1Server(replicaHandler(counts, i, i === SLOW_REPLICA ? slowMs : 0))));
   const stats = http.createServer((req, res) => {
     req.resume();
-    const body = JSON.stringify(counts);
+    const body = JSON.stringify(req.url === '/connections' ? h1Connections : counts);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
     res.end(body);
   });
