@@ -7,6 +7,9 @@ export const WEB_SERVER = `
 import http.server, os, time
 class Web(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Head and body leave in two writes: with Nagle on, the body waits for the peer's delayed ACK
+    # (40 ms a request on keep-alive, with or without a mesh in between).
+    disable_nagle_algorithm = True
     def do_GET(self):
         if self.path.startswith("/slow"):
             time.sleep(float(os.environ.get("SLOW_SECONDS", "2")))
