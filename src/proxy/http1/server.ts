@@ -581,12 +581,17 @@ export class ClientConn implements UpstreamOwner {
       pooled.socket.write(this.reqHead, 'latin1');
       return pooled.socket;
     }
+    const connectStarted = performance.now();
     const c = connectUpstream(
       this.upAddr,
       this.upKey,
       cfg.connectTimeoutMs,
       () => {
         this.connecting = null;
+        // The balancer learns the endpoint's answer time, not what setting up a connection (and its
+        // mTLS handshake) cost once: one slow first sample would otherwise starve a new endpoint for
+        // as long as the peak takes to decay (tens of seconds).
+        if (this.ep !== null) this.epStart += performance.now() - connectStarted;
       },
       (err) => {
         this.connecting = null;
