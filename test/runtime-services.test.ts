@@ -154,13 +154,29 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     assert.ok(inbound >= 4, `the web pods' proxies saw the requests (${inbound})`);
   });
 
+  // Peak-EWMA is latency-aware: one slow answer (a cold first request on a loaded machine) makes a
+  // replica cost more until that peak decays (10 s time constant), and a client sending one request at
+  // a time then never picks it meanwhile. So "spread" is checked as "every replica answers within a
+  // bounded time", and how long it took is printed.
+  const untilAllThree = async (what: string, batch: () => Promise<string[]>): Promise<void> => {
+    const seen = new Map<string, number>();
+    const started = Date.now();
+    let batches = 0;
+    while (seen.size < 3 && Date.now() - started < 90_000) {
+      for (const line of await batch()) seen.set(replicaOf(line), (seen.get(replicaOf(line)) ?? 0) + 1);
+      batches++;
+    }
+    console.log(`# ${what}: ${seen.size} replicas answered after ${batches} batch(es), ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify([...seen])}`);
+    assert.equal(seen.size, 3, `${what}: every replica answered: ${JSON.stringify([...seen])}`);
+  };
+
   await t.test('requests spread over all three replicas, from a meshed and from an unmeshed client', async () => {
     for (const client of ['client', 'plain-client']) {
-      const r = await exec(client, ['sh', '-c', 'for i in $(seq 1 45); do curl -sS -m 10 --fail http://web/ || exit 1; done']);
-      assert.equal(r.code, 0, show(r));
-      const counts = new Map<string, number>();
-      for (const line of r.stdout.trim().split('\n')) counts.set(replicaOf(line), (counts.get(replicaOf(line)) ?? 0) + 1);
-      assert.equal(counts.size, 3, `${client}: every replica answered: ${JSON.stringify([...counts])}`);
+      await untilAllThree(`${client}, a new connection per request`, async () => {
+        const r = await exec(client, ['sh', '-c', 'for i in $(seq 1 45); do curl -sS -m 10 --fail http://web/ || exit 1; done']);
+        assert.equal(r.code, 0, show(r));
+        return r.stdout.trim().split('\n');
+      });
     }
   });
 
@@ -168,13 +184,17 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     const opened = async () => sumMetric(await metrics('client'), 'tcp_open_total', { direction: 'outbound' });
     const before = await opened();
     const urls = Array.from({ length: 30 }, () => 'http://web/');
-    const r = await exec('client', ['curl', '-sS', '-m', '20', '--fail', ...urls]);
-    assert.equal(r.code, 0, show(r));
-    const lines = r.stdout.trim().split('\n');
-    assert.equal(lines.length, 30, r.stdout);
-    assert.equal(new Set(lines.map(replicaOf)).size, 3, `every replica answered on one connection:\n${r.stdout}`);
-    // The metrics scrape itself is one more connection to the admin port, which is not outbound.
-    assert.equal((await opened()) - before, 1, 'curl opened one connection to the proxy');
+    let batches = 0;
+    await untilAllThree('client, one keep-alive connection', async () => {
+      const r = await exec('client', ['curl', '-sS', '-m', '20', '--fail', ...urls]);
+      assert.equal(r.code, 0, show(r));
+      const lines = r.stdout.trim().split('\n');
+      assert.equal(lines.length, 30, r.stdout);
+      batches++;
+      return lines;
+    });
+    // One connection per curl run (the metrics scrapes go to the admin port, which is not outbound).
+    assert.equal((await opened()) - before, batches, 'each curl run opened one connection to the proxy');
   });
 
   const startLoad = (pod: string) => {
