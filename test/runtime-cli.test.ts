@@ -237,7 +237,7 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 1
         pod('twin'),
       ].join('---\n'),
     );
-    const r = await cli(['up', '-f', bad, '--state-dir', badState, '--bridge', `ortb${tag}`, '--pod-cidr', '10.247.0.0/24']);
+    const r = await cli(['up', '-f', bad, '--state-dir', badState, '--bridge', `ortb${tag}`, '--pod-cidr', '10.239.0.0/24']);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /spec\.ports\[0\]\.port: must be an integer from 1 to 65535, got 70000/);
     assert.match(r.stderr, /spec\.containers\[0\]\.command: is required/);
@@ -251,9 +251,9 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 1
     const failing = join(work, 'failing.yaml');
     await writeFile(failing, 'apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n  containers:\n    - name: x\n      command: [sleep, infinity]\n      readinessProbe:\n        tcpSocket: {port: 9}\n        periodSeconds: 1\n');
     const failState = join(work, 'state-fail');
-    const r = await cli(['up', '-f', failing, '--state-dir', failState, '--bridge', `ortf${tag}`, '--pod-cidr', '10.247.1.0/24', '--timeout', '3']);
+    const r = await cli(['up', '-f', failing, '--state-dir', failState, '--bridge', `ortf${tag}`, '--pod-cidr', '10.239.1.0/24', '--timeout', '3']);
     assert.equal(r.code, 1, show(r));
-    assert.match(r.stderr, /pod default\/broken was not ready within 3 s: .*probe: connect 10\.247\.1\.2:9: ECONNREFUSED/);
+    assert.match(r.stderr, /pod default\/broken was not ready within 3 s: .*probe: connect 10\.239\.1\.2:9: ECONNREFUSED/);
     assert.deepEqual(await waitGone(`ortf${tag}`, failState, []), []);
   });
 

@@ -108,7 +108,7 @@ void test('mTLS between meshed pods: nothing in clear, identities, rotation unde
 
   const tag = (process.pid + 13) % 10000;
   const bridge = `orti${tag}`;
-  const cidr = `10.248.${process.pid % 250}.0/24`;
+  const cidr = `10.241.${process.pid % 250}.0/24`;
   const work = await meshWorkDir('outrigger-id-');
   const stateDir = join(work, 'state');
   const common = ['--state-dir', stateDir];

@@ -111,7 +111,7 @@ void test('HTTPRoute in the proxies: weighted split, apply, header match, timeou
   const file = join(work, 'mesh.yaml');
   await writeFile(file, manifest(work, 90, 10));
   const up = await cli([
-    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', `10.249.${process.pid % 250}.0/24`,
+    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', `10.242.${process.pid % 250}.0/24`,
     '--service-cidr', `10.99.${process.pid % 250}.0/24`, '--control-port', String(20000 + tag),
   ]);
   assert.equal(up.code, 0, show(up));

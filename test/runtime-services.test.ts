@@ -92,7 +92,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
 
   const tag = (process.pid + 7) % 10000;
   const bridge = `orts${tag}`;
-  const cidr = `10.247.${process.pid % 250}.0/24`;
+  const cidr = `10.240.${process.pid % 250}.0/24`;
   const serviceCidr = `10.97.${process.pid % 250}.0/24`;
   const work = await meshWorkDir('outrigger-svc-');
   const stateDir = join(work, 'state');
