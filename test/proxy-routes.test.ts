@@ -395,3 +395,53 @@ void test('routes: a killed replica: zero failures with retries on; counted fail
   assert.ok(ejections >= 1, 'the dead endpoint was ejected');
   assert.ok(offFailed < 150, `the breaker keeps most requests off the dead endpoint (${offFailed} failed)`);
 });
+
+void test('circuit breaking without routes: a killed replica of three is ejected, the others answer, and it is probed back in', async (t) => {
+  const r1 = await startBackend(t, 'r1');
+  const r2 = await startBackend(t, 'r2');
+  const r3 = await startBackend(t, 'r3');
+  const m = await startMesh(t, [svc('web', VIP, [ep('r-1', r1.port), ep('r-2', r2.port), ep('r-3', r3.port)])], []);
+  const backend = { backend: 'web.default.svc.cluster.local:80' };
+  await load(m.proxy, 30, 3);
+  assert.ok(r3.hits > 0, 'r3 was in rotation');
+  await r3.close();
+
+  // Until the breaker ejects r3 (7 failures in a row by default): bounded by requests, not time.
+  let sent = 0;
+  let failedBefore = 0;
+  while ((await metricValue(m.proxy, 'endpoint_ejections_total', backend)) === 0) {
+    assert.ok(sent < 2000, `r3 not ejected after ${sent} requests`);
+    const rs = await load(m.proxy, 20, 4);
+    sent += rs.length;
+    failedBefore += rs.filter((r) => r.status !== 200).length;
+  }
+  assert.ok(failedBefore >= 1, 'the dead replica failed requests before its ejection');
+
+  // Ejected: the others answer. A failure now can only be a probe of r3 (its backoff ended), and a
+  // failed probe ejects it again: so failures never exceed the new ejections.
+  const ejected = await metricValue(m.proxy, 'endpoint_ejections_total', backend);
+  const during = await load(m.proxy, 200, 4);
+  const failedDuring = during.filter((r) => r.status !== 200);
+  const reEjections = (await metricValue(m.proxy, 'endpoint_ejections_total', backend)) - ejected;
+  console.log(`no routes, killed replica: ${sent} GETs until its ejection (${failedBefore} failed); then ${during.length} GETs, ${failedDuring.length} failed, ${reEjections} re-ejection(s)`);
+  assert.ok(failedDuring.length <= reEjections, `only failed probes fail (${failedDuring.length} failed, ${reEjections} re-ejections)`);
+  for (const r of during) if (r.status === 200) assert.notEqual(nameOf(r), 'r3');
+  assert.ok(during.filter((r) => r.status === 200).length >= 200 - reEjections);
+
+  // r3 comes back on its port: a probe finds it and it is back in rotation.
+  let revivedHits = 0;
+  const revived = http.createServer((req, res) => {
+    revivedHits++;
+    req.resume();
+    req.on('end', () => res.end(JSON.stringify({ name: 'r3' })));
+  });
+  await new Promise<void>((resolve, reject) => {
+    revived.once('error', reject);
+    revived.listen(r3.port, '127.0.0.1', () => resolve());
+  });
+  t.after(() => closeServer(revived));
+  await until('r3 probed back in', async () => (await load(m.proxy, 20, 4)).some((r) => r.status === 200 && nameOf(r) === 'r3'));
+  const after = await load(m.proxy, 60, 4);
+  assert.equal(after.filter((r) => r.status !== 200).length, 0, 'no failures once every replica answers');
+  assert.ok(revivedHits > 0);
+});

@@ -55,7 +55,7 @@ export const SETTINGS = {
     'pooled upstream connections idle longer than this are closed (ms); keep it below the servers\' keep-alive timeout',
     '4000',
   ),
-  breakerFailures: s('breaker-failures', 'consecutive failures (connect errors, 5xx) that eject an endpoint of a route backend', '7'),
+  breakerFailures: s('breaker-failures', 'consecutive failures (connect errors, resets, 5xx) that eject an endpoint (of a Service, or of a route backend)', '7'),
   maxIdlePerUpstream: s('max-idle-per-upstream', 'idle HTTP/1 connections kept per upstream address', '256'),
   drainTimeoutMs: s('drain-timeout-ms', 'on shutdown, how long in-flight work may take before it is cut (ms)', '30000'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),

@@ -221,7 +221,7 @@ export class ProxyMetrics {
     });
     this.endpointEjectionsTotal = new Counter({
       name: 'endpoint_ejections_total',
-      help: 'endpoints of a route backend ejected by their circuit breaker (consecutive failures)',
+      help: 'endpoints ejected by their circuit breaker (consecutive failures), of a route backend or of the destination itself',
       labelNames: ['direction', 'target_addr', 'backend'],
       registers,
     });

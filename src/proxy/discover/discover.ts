@@ -29,7 +29,8 @@ export interface DiscoveryOptions {
   readonly backoff?: JitteredBackoffOptions;
   /** The balancer each destination gets (default: peak-EWMA), and each backend of its routes. */
   readonly balancer?: BalancerFactory;
-  /** Circuit breakers of route backends (defaults: BREAKER_DEFAULTS). */
+  /** Circuit breakers of each destination's own endpoints and of route backends (defaults:
+   *  BREAKER_DEFAULTS). */
   readonly breakers?: BreakerOptions;
   /** Each destination's retry budget (defaults: RETRY_BUDGET_DEFAULTS). */
   readonly retryBudget?: RetryBudgetOptions;
@@ -87,6 +88,8 @@ class Watch implements Destination {
   closed = false;
   lastUsed = performance.now();
   readonly balancer: Balancer;
+  /** `service` follows the latest answer (the address itself for a pod). */
+  readonly own: { service: string; readonly balancer: Balancer; readonly breakers: Breakers };
   readonly ready: Promise<Destination>;
   private settle!: (d: Destination) => void;
   private call: grpc.ClientReadableStream<Update> | undefined;
@@ -103,6 +106,7 @@ class Watch implements Destination {
   ) {
     this.path = formatAddr(dst);
     this.balancer = o.balancer();
+    this.own = { service: this.path, balancer: this.balancer, breakers: new Breakers(o.breakers) };
     this.budget = new RetryBudget(o.retryBudget);
     this.backoff = new JitteredBackoff(o.backoff);
     this.ready = new Promise((resolve) => (this.settle = resolve));
@@ -150,7 +154,10 @@ class Watch implements Destination {
     const endpoints = this.endpointInfos(u.endpoints);
     this.known = u.known;
     this.service = u.known && u.service !== '' ? u.service : undefined;
-    this.balancer.update(u.known ? endpoints : []);
+    this.own.service = this.service ?? this.path;
+    const own = u.known ? endpoints : [];
+    this.balancer.update(own);
+    this.own.breakers.sync(own.map((e) => e.key));
     this.applyRoutes(u.known ? u : undefined);
     this.answered = true;
     this.d.answered();
@@ -220,6 +227,7 @@ class Watch implements Destination {
       this.known = false;
       this.service = undefined;
       this.balancer.update([]);
+      this.own.breakers.sync([]);
       this.applyRoutes(undefined);
       this.finishLookup();
       return;
@@ -354,8 +362,9 @@ export class Discovery {
 
 const passthroughBudget = new RetryBudget();
 const emptyBalancer: Balancer = { update: () => {}, pick: () => undefined, endpoints: [] };
+const passthroughOwn: BackendTarget = { service: '', balancer: emptyBalancer, breakers: new Breakers() };
 
 /** What a closed Discovery answers: forward to the original address. */
 function passthrough(dst: SocketAddr): Destination {
-  return { dst, known: false, service: undefined, balancer: emptyBalancer, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, backend: () => undefined };
+  return { dst, known: false, service: undefined, balancer: emptyBalancer, own: passthroughOwn, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, backend: () => undefined };
 }

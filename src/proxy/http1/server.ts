@@ -16,8 +16,8 @@ import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
 import type { Endpoint } from '../balance/balancer.js';
 import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror } from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
-import { isEndpointFailure } from '../route/breaker.js';
-import { chooseAttempt, feedBreaker, findRoute, type BackendTarget, type Router } from '../route/router.js';
+import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
+import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
 import { splitTarget, type CompiledRule, type RouteCandidate } from '../route/table.js';
 import { reasonPhrase } from '../errors/respond.js';
 import { mirrorHttp1 } from './mirror.js';
@@ -106,6 +106,8 @@ export class ClientConn implements UpstreamOwner {
 
   // Routing (only when the destination has routes; null otherwise).
   private rule: CompiledRule | null = null;
+  /** Whose breakers learn how the exchange went: the rule's backend, or the Service's own endpoints
+   *  when it has no routes; null: the original destination (no breakers). */
   private backend: BackendTarget | null = null;
   /** Request body bytes kept for a retry (the rule has a retry policy); null: none, or too many. */
   private replay: Buffer[] | null = null;
@@ -291,7 +293,8 @@ export class ClientConn implements UpstreamOwner {
     this.upReusable = true;
     this.retried = false;
     if (router !== undefined) {
-      const ep = router.balancer.pick();
+      const own = router.own;
+      const ep = pickAvailable(own.balancer, own.breakers);
       if (ep === undefined) {
         this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
         this.stats.requests.inc();
@@ -300,9 +303,10 @@ export class ClientConn implements UpstreamOwner {
           this.reqDone = true;
           this.buf = rest;
         }
-        this.fail(new ProxyError(Codes.NO_ENDPOINTS, `${this.targetKey}${head.authority !== '' ? ` (${head.authority})` : ''}: no ready endpoints`));
+        this.fail(noEndpoint(own, `${this.targetKey}${head.authority !== '' ? ` (${head.authority})` : ''}`));
         return;
       }
+      this.backend = own;
       this.ep = ep;
       this.epStart = ep.begin();
       this.upAddr = ep.addr;
@@ -481,7 +485,7 @@ export class ClientConn implements UpstreamOwner {
     return rule > 0 && (cfg === 0 || rule < cfg) ? rule : cfg;
   }
 
-  /** Feeds the breaker of the attempt's endpoint (routed requests only). */
+  /** Feeds the breaker of the attempt's endpoint (none for the original destination). */
   private feed(failed: boolean): void {
     const b = this.backend;
     const ep = this.ep;
@@ -674,6 +678,7 @@ export class ClientConn implements UpstreamOwner {
     this.closed = true;
     this.ctx.conns.delete(this);
     this.clearTimers();
+    if (this.backend !== null && this.ep !== null && this.res === null) abandonBreaker(this.backend, this.ep.key);
     this.settleEndpoint(true); // the client left: no fault of the endpoint's
     const up = this.up;
     this.up = null;
@@ -739,11 +744,11 @@ export class ClientConn implements UpstreamOwner {
         continue;
       }
       this.rbuf = null;
-      if (this.rule !== null) {
-        // The status line decides: the breaker learns from it, and a retryable answer is dropped
-        // before any byte of it reaches the client.
+      if (this.backend !== null) {
+        // The status line decides: the breaker learns from it, and (routes only) a retryable answer
+        // is dropped before any byte of it reaches the client.
         this.feed(isEndpointFailure(res.status));
-        if (this.rule.retry !== undefined && this.maybeRetry(res)) return;
+        if (this.rule !== null && this.rule.retry !== undefined && this.maybeRetry(res)) return;
       }
       if (this.resTimer) {
         clearTimeout(this.resTimer);
@@ -925,9 +930,9 @@ export class ClientConn implements UpstreamOwner {
     this.waitUpstreamDrain = false;
     this.waitClientDrain = false;
     this.stats = null;
+    this.backend = null;
     if (this.rule !== null) {
       this.rule = null;
-      this.backend = null;
       this.replay = null;
       this.deadline = Infinity;
       this.failKind = null;
@@ -964,10 +969,10 @@ export class ClientConn implements UpstreamOwner {
     if (this.closed) return;
     const kind = this.failKind;
     this.failKind = null;
-    if (kind !== null && this.rule !== null && this.res === null) {
+    if (kind !== null && this.backend !== null && this.res === null) {
       // The attempt failed before a response head: the endpoint's fault; retried if the rule says so.
       this.feed(true);
-      if (this.rule.retry !== undefined && this.maybeRetry(kind)) return;
+      if (this.rule !== null && this.rule.retry !== undefined && this.maybeRetry(kind)) return;
     }
     const responseStarted = this.res !== null;
     // Only the upstream's faults count against the endpoint (not a client's malformed bytes).

@@ -5,10 +5,10 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../../core/log.js';
 import type { Endpoint } from '../balance/balancer.js';
-import { isEndpointFailure } from '../route/breaker.js';
+import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
 import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror, type CompiledHeaderModifier } from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
-import { chooseAttempt, feedBreaker, findRoute, type BackendTarget, type Router } from '../route/router.js';
+import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
 import { splitTarget, type RouteCandidate } from '../route/table.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
 import type { ProxyConfig } from '../config.js';
@@ -161,8 +161,12 @@ export class H2Proxy {
   ): void {
     const { metrics, cfg, direction, mtls } = this.ctx;
     const startedAt = performance.now();
-    const balancer = router?.balancer;
-    const ep = balancer?.pick();
+    // The Service's own endpoints (no routes): an endpoint its breakers let through; their breakers
+    // learn from the answer (5xx, or a gRPC status that means the server is unwell) or the failure
+    // before one, once.
+    const own = router?.own;
+    const ep = own !== undefined ? pickAvailable(own.balancer, own.breakers) : undefined;
+    let fed = ep === undefined;
     const epStart = ep?.begin() ?? 0;
     let epOk = true;
     const upAddr = ep?.addr ?? target;
@@ -187,10 +191,18 @@ export class H2Proxy {
     };
     stream.on('error', () => {}); // a client's reset is not the proxy's error; 'close' follows
 
+    const feed = (failure: boolean) => {
+      if (fed) return;
+      fed = true;
+      if (feedBreaker(own as BackendTarget, (ep as Endpoint).key, failure)) {
+        metrics.endpointEjectionsTotal.inc({ direction, target_addr: key, backend: (own as BackendTarget).service });
+      }
+    };
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
       epOk = false;
+      if (!responded) feed(true);
       if (up && !up.closed) up.close(NGHTTP2_CANCEL);
       if (stream.closed || stream.destroyed) return;
       if (responded || stream.headersSent) {
@@ -220,11 +232,16 @@ export class H2Proxy {
     let up: ClientHttp2Stream | undefined;
     let session: ClientHttp2Session;
     if (this.draining) stream.session?.close();
-    if (balancer !== undefined && ep === undefined) {
-      fail(new ProxyError(Codes.NO_ENDPOINTS, `${key}${authority !== '' ? ` (${authority})` : ''}: no ready endpoints`));
+    if (own !== undefined && ep === undefined) {
+      fail(noEndpoint(own, `${key}${authority !== '' ? ` (${authority})` : ''}`));
       return;
     }
-    if (ep !== undefined) stream.once('close', () => ep.end(epStart, epOk));
+    if (ep !== undefined) {
+      stream.once('close', () => {
+        ep.end(epStart, epOk);
+        if (!fed) abandonBreaker(own as BackendTarget, ep.key);
+      });
+    }
     try {
       session = this.upstream(upAddr, upKey, serverId);
       const out = forwardable(headers);
@@ -275,18 +292,22 @@ export class H2Proxy {
       const out = forwardable(h);
       if (flags & NGHTTP2_FLAG_END_STREAM) {
         grpcStatus = grpcStatusOf(h);
+        feed(isEndpointFailure(status, grpc ? grpcStatus : undefined));
         stream.respond(out, { endStream: true });
         record();
         responseSent = true;
         stopClientIfDone();
         return;
       }
+      // gRPC's status comes in the trailers unless the answer is trailers-only.
+      if (!grpc || status !== 200) feed(isEndpointFailure(status));
       stream.respond(out, { waitForTrailers: true });
       upStream.pipe(stream);
     });
     upStream.on('trailers', (t: IncomingHttpHeaders) => {
       upTrailers = t;
       grpcStatus = grpcStatusOf(t);
+      if (grpc) feed(isEndpointFailure(200, grpcStatus));
     });
     stream.on('wantTrailers', () => {
       stream.sendTrailers(upTrailers ? forwardable(upTrailers) : {});
@@ -307,6 +328,7 @@ export class H2Proxy {
       if (code === undefined || code === NGHTTP2_NO_ERROR) {
         // Closed cleanly without ever answering (the session went away under it): still an answer is owed.
         if (!responded) fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`));
+        else feed(false); // answered (a gRPC answer without trailers has not fed it yet)
         upstreamClosedClean = true;
         stopClientIfDone();
         return;
@@ -317,6 +339,7 @@ export class H2Proxy {
         if (!responded) {
           status = 0;
           latency = performance.now() - startedAt;
+          feed(true);
         }
         record();
         stream.close(code);

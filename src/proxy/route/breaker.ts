@@ -58,6 +58,12 @@ export class CircuitBreaker {
     if (this.open && now >= this.until) this.probing = true;
   }
 
+  /** A request sent to the endpoint ended without telling anything (its client left first): if it
+   *  was the probe, the next request may probe instead (else the endpoint would stay ejected). */
+  abandoned(): void {
+    this.probing = false;
+  }
+
   success(): void {
     this.failures = 0;
     if (this.open) {

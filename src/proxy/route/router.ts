@@ -1,5 +1,5 @@
-// What the data path gets for one destination: its own balancer (opaque TCP, and HTTP when it has no
-// routes), its compiled route table, one balancer and one set of circuit breakers per backend Service
+// What the data path gets for one destination: its own balancer and circuit breakers (`own`: opaque
+// TCP, and HTTP when it has no routes), its compiled route table, one balancer and one set of circuit breakers per backend Service
 // the routes name, and its retry budget. `routeRequest` turns a request into where it goes (a backend
 // with an available endpoint) or the typed error to answer; a destination without routes never calls
 // it (the data path checks `table.empty`: one branch).
@@ -21,6 +21,9 @@ export interface BackendTarget {
 export interface Router {
   /** Over the Service's own ready endpoints. */
   readonly balancer: Balancer;
+  /** The Service's own endpoints as a backend: `balancer` and the breakers of its endpoints, kept
+   *  across answers. Where a request or connection goes when there are no routes. */
+  readonly own: BackendTarget;
   /** The routes of the latest answer (EMPTY_TABLE, whose `empty` is true, when there are none). */
   readonly table: RouteTable;
   /** The Service's authority, for messages; undefined for a pod. */
@@ -82,6 +85,18 @@ export function pickEndpoint(b: BackendTarget, avoid?: string): Endpoint | undef
     }
   }
   return pickAvailable(b.balancer, b.breakers);
+}
+
+/** The error for a pick of `b` that found no endpoint: NO_ENDPOINTS when it has none, else
+ *  ENDPOINTS_EJECTED (503: every endpoint is ejected by its breaker). */
+export function noEndpoint(b: BackendTarget, label: string): ProxyError {
+  if (b.balancer.endpoints.length === 0) return new ProxyError(Codes.NO_ENDPOINTS, `${label}: no ready endpoints`);
+  return new ProxyError(Codes.ENDPOINTS_EJECTED, `${label}: every endpoint of ${b.service} is ejected by its circuit breaker`);
+}
+
+/** An attempt ended without a verdict (its client left): a probe must not stay in flight forever. */
+export function abandonBreaker(b: BackendTarget, key: string): void {
+  b.breakers.get(key).abandoned();
 }
 
 /** Tells an endpoint's breaker how an attempt went; true when this failure ejected it. */

@@ -17,7 +17,8 @@ import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
 import { joinSockets } from './tcp.js';
 import type { Endpoint } from '../balance/balancer.js';
-import type { Router } from '../route/router.js';
+import { pickAvailable } from '../route/breaker.js';
+import { abandonBreaker, feedBreaker, type BackendTarget, type Router } from '../route/router.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import { MAX_CLIENT_HELLO_BYTES, classifyClientHello } from '../tls/clienthello.js';
@@ -178,10 +179,11 @@ export class Listener {
   private serve(s: Socket, target: SocketAddr, key: string, router: Router | undefined): void {
     const { cfg, metrics, mtls } = this.deps;
     const balancer = router?.balancer;
+    const own = router?.own;
     // Opaque when this proxy's list says so, or when the server's pod says so (discovery's hint).
     if (portListHas(cfg.opaquePorts, target.port) || (balancer !== undefined && balancer.endpoints.some((e) => e.protocolHint === 'OPAQUE'))) {
       if (mtls !== undefined && this.direction === 'inbound') this.inboundOpaque(s, target, key, mtls);
-      else this.opaque(s, target, key, Buffer.alloc(0), false, balancer);
+      else this.opaque(s, target, key, Buffer.alloc(0), false, own);
       return;
     }
     s.resume();
@@ -201,11 +203,11 @@ export class Listener {
             this.inboundTls(s, target, key, r.initial, mtls);
             break;
           }
-          this.opaque(s, target, key, r.initial, r.ended, balancer);
+          this.opaque(s, target, key, r.initial, r.ended, own);
           break;
         default:
           // TLS that the app started, and everything else: bytes as they are.
-          this.opaque(s, target, key, r.initial, r.ended, balancer);
+          this.opaque(s, target, key, r.initial, r.ended, own);
       }
     });
   }
@@ -358,15 +360,16 @@ export class Listener {
     s.resume();
   }
 
-  /** Opaque TCP: balanced per connection when the destination has endpoints. `counted`: the TCP
-   *  metrics have it already (inbound mesh TLS). */
-  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, balancer?: Router['balancer'], counted = false): void {
+  /** Opaque TCP: balanced per connection over `own` (the Service's endpoints) when the destination
+   *  has endpoints, skipping those its breakers eject; a connect is what they learn from. `counted`:
+   *  the TCP metrics have it already (inbound mesh TLS). */
+  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, own?: BackendTarget, counted = false): void {
     s.pause();
     let ep: Endpoint | undefined;
-    if (balancer !== undefined) {
-      ep = balancer.pick();
+    if (own !== undefined) {
+      ep = pickAvailable(own.balancer, own.breakers);
       if (ep === undefined) {
-        this.deps.log.debug({ target: key }, 'no ready endpoints; client reset');
+        this.deps.log.debug({ target: key, ejected: own.balancer.endpoints.length > 0 }, 'no ready endpoints (or all ejected); client reset');
         s.resetAndDestroy();
         return;
       }
@@ -387,11 +390,13 @@ export class Listener {
         // Per connection, what the balancer learns from is the connect time (a connection's lifetime
         // says nothing about the endpoint).
         ep?.end(start, true);
+        if (ep !== undefined) this.feed(own as BackendTarget, ep.key, key, false);
         if (initial.length) up.write(initial);
         joinSockets(s, up, { aEnded: ended });
       },
       (err) => {
         ep?.end(start, false);
+        if (ep !== undefined) this.feed(own as BackendTarget, ep.key, key, true);
         this.deps.log.debug({ target: upKey, err: err.message }, 'opaque connection failed; client reset');
         s.resetAndDestroy();
       },
@@ -401,8 +406,13 @@ export class Listener {
       c.cancel();
       c.socket.destroy();
       ep?.end(start, true);
+      if (ep !== undefined) abandonBreaker(own as BackendTarget, ep.key);
     };
     s.once('close', onEarlyClose);
+  }
+
+  private feed(own: BackendTarget, epKey: string, key: string, failed: boolean): void {
+    if (feedBreaker(own, epKey, failed)) this.deps.metrics.endpointEjectionsTotal.inc({ direction: this.direction, target_addr: key, backend: own.service });
   }
 
   /** Stops accepting and asks every connection to finish what it is doing. */
