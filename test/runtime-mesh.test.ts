@@ -172,6 +172,14 @@ void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both
     assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
   });
 
+  await t.test('an unmeshed client gets the banner of a meshed server-first app too (in clear: it has no identity)', async () => {
+    // The server's proxy asks discovery whether the client is a meshed pod; it is not, so the app's
+    // greeting is not held for a ClientHello that will never come.
+    const started = Date.now();
+    await readBanner(plain.name, 3306);
+    console.log(`# unmeshed client got the banner in ${Date.now() - started} ms (including outrigger exec)`);
+  });
+
   await t.test('the opaque-ports annotation makes a non-default port (9000) opaque', async () => {
     const target = `${banner.ip}:9000`;
     await readBanner('client-opaque', 9000);

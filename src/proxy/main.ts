@@ -46,7 +46,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const discovery = cfg.destinationAddr !== undefined ? new Discovery({ addr: cfg.destinationAddr, log: log.child({ component: 'discovery' }), breakers: { consecutiveFailures: cfg.breakerFailures } }) : undefined;
   if (discovery !== undefined) metrics.watchDiscovery(discovery.stats);
   const outboundL = new Listener(discovery !== undefined ? { ...deps, resolver: discovery } : deps, 'outbound');
-  const inboundL = new Listener(deps, 'inbound');
+  // Inbound, discovery tells whether a client is a meshed pod (for server-first apps on opaque ports).
+  const inboundL = new Listener(discovery !== undefined ? { ...deps, peers: discovery } : deps, 'inbound');
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));

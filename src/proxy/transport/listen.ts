@@ -38,6 +38,8 @@ export interface Resolver {
 export interface ListenerDeps {
   /** Outbound only: absent, every connection goes to its original destination. */
   readonly resolver?: Resolver;
+  /** Inbound only: discovery, asked whether a client's address is a meshed pod (see inboundOpaque). */
+  readonly peers?: Resolver;
   readonly cfg: ProxyConfig;
   readonly metrics: ProxyMetrics;
   readonly pool: UpstreamPool;
@@ -254,9 +256,10 @@ export class Listener {
    * plaintext. A meshed client sends its ClientHello at once; an unmeshed client of a server-first
    * protocol (SMTP, MySQL) waits for the app. So the app is connected at once, and the client's first
    * bytes decide: a mesh ClientHello is terminated, anything else goes as it is. What the app says
-   * before that is held back (it must not reach a meshed client in clear, nor break its handshake)
-   * until the client speaks or SERVER_FIRST_GRACE_MS pass: then the client is taken for an unmeshed
-   * one waiting for the server, and the app's bytes go to it as they are.
+   * before that must not reach a meshed client in clear (nor break its handshake), so discovery is
+   * asked whether the client's address is a meshed pod: if so, the app's greeting waits for the
+   * ClientHello (up to the detection timeout); if not, it goes at once. Without discovery, or until it
+   * answers, the greeting waits SERVER_FIRST_GRACE_MS for the client to speak.
    */
   private inboundOpaque(s: Socket, target: SocketAddr, key: string, mtls: MeshTls): void {
     let buf: Buffer = Buffer.alloc(0);
@@ -278,6 +281,7 @@ export class Listener {
     const join = (client: Socket, u: Socket, aEnded: boolean) => {
       joined = true;
       s.off('close', onEarlyClose);
+      u.off('end', onUpEnd);
       for (const b of held) client.write(b);
       held = [];
       joinSockets(client, u, { aEnded, bEnded: appEnded });
@@ -289,7 +293,8 @@ export class Listener {
       s.off('end', onEnd);
       s.pause();
       up?.off('data', onUpData);
-      up?.off('end', onUpEnd);
+      // Not 'end': a paused socket with nothing buffered still emits it when the app's FIN comes,
+      // and a FIN nobody heard would leave the client waiting forever. join() takes it over.
       up?.pause();
     };
     const plain = () => {
@@ -315,14 +320,32 @@ export class Listener {
       clientEnded = true;
       plain();
     };
+    // Whether the client is a meshed pod: undefined until discovery says (or without discovery).
+    let peerMeshed: boolean | undefined;
+    const holdGreeting = () => {
+      if (decided || grace !== undefined) return;
+      if (peerMeshed === false) plain();
+      else grace = setTimeout(plain, peerMeshed === true ? this.deps.cfg.detectTimeoutMs : SERVER_FIRST_GRACE_MS);
+    };
+    const peer = this.deps.peers?.resolve({ host: normalizeHost(s.remoteAddress ?? ''), port: target.port } as SocketAddr);
+    const learn = (d: Resolved) => {
+      peerMeshed = d.known && d.balancer.endpoints.some((e) => e.meshed);
+      if (decided || (held.length === 0 && !appEnded)) return;
+      // The greeting is waiting: now that the client is known, hold it for a ClientHello or let it go.
+      clearTimeout(grace);
+      grace = undefined;
+      holdGreeting();
+    };
+    if (peer instanceof Promise) peer.then(learn, () => undefined);
+    else if (peer !== undefined) learn(peer);
     const onUpData = (chunk: Buffer) => {
       if (decided) return;
       held.push(chunk);
-      grace ??= setTimeout(plain, SERVER_FIRST_GRACE_MS);
+      holdGreeting();
     };
     const onUpEnd = () => {
       appEnded = true;
-      grace ??= setTimeout(plain, SERVER_FIRST_GRACE_MS);
+      if (!decided) holdGreeting();
     };
     const c = connectUpstream(
       target,
@@ -337,11 +360,10 @@ export class Listener {
             s.destroy();
           }
         });
+        u.on('end', onUpEnd);
         if (onUp !== undefined) onUp(u);
-        else if (!decided) {
-          u.on('data', onUpData);
-          u.on('end', onUpEnd);
-        } else u.pause();
+        else if (!decided) u.on('data', onUpData);
+        else u.pause();
       },
       (err) => {
         this.deps.log.debug({ target: key, err: err.message }, 'opaque connection failed; client reset');
