@@ -91,3 +91,13 @@ export async function startEchoServer(): Promise<{ port: number; server: http.Se
   const port = await listen(server);
   return { port, server, close: () => closeServer(server) };
 }
+
+/** Polls `cond` every 50 ms until it holds; throws after `ms` naming what it waited for. A generous
+ *  deadline for a condition, never a timing assertion. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

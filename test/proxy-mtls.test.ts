@@ -26,7 +26,7 @@ import { createLogger } from '../src/core/log.js';
 import { ProxyIdentity } from '../src/proxy/identity/identity.js';
 import { MESH_ALPN } from '../src/proxy/tls/alpn.js';
 import { connectMeshTls } from '../src/proxy/tls/client.js';
-import { closeServer, listen, metricValue, startTestProxy, type TestProxy } from './helpers.js';
+import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 
 const TD = 'cluster.local';
 const WEB_ID = `spiffe://${TD}/ns/default/sa/web` as SpiffeId;
@@ -38,13 +38,6 @@ const API_VIP = '127.0.0.50';
 const IMPOSTOR_VIP = '127.0.0.51';
 const OPAQUE_VIP = '127.0.0.52';
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // ---- the app: one port speaking HTTP/1, h2c (gRPC included), its own TLS and an echo protocol --------
 
@@ -233,7 +226,7 @@ async function startMesh(t: TestContext, opts: { leafLifetimeSeconds?: number } 
     [pod('api-1', '127.0.0.1', { serviceAccount: 'api' }), pod('web-1', '127.0.0.9', { serviceAccount: 'web' })],
   );
   const client = await proxy('web', `${API_VIP}:80`);
-  await until('both proxies ready', async () => (await ready(client)) && (await ready(server)));
+  await waitFor('both proxies ready', async () => (await ready(client)) && (await ready(server)));
   return { app, client, server, relay, controlAddr, ca, tokenFile, proxy, setStore };
 }
 
@@ -382,7 +375,7 @@ void test('mtls: a server proxy that is not the identity discovery named is refu
     [pod('api-1', '127.0.0.1', { serviceAccount: 'api' }), pod('db-1', '127.0.0.2', { serviceAccount: 'db' })],
   );
   const client = await m.proxy('web', `${IMPOSTOR_VIP}:80`);
-  await until('ready', () => ready(client));
+  await waitFor('ready', () => ready(client));
 
   const r = await get(client, '/secret-REQUEST-MARKER');
   assert.equal(r.status, 502, r.body);
@@ -444,7 +437,7 @@ void test('mtls: on an opaque port the inbound side still terminates mesh TLS, a
     [pod('api-2', '127.0.0.3', { serviceAccount: 'api' })],
   );
   const client = await m.proxy('web', `${OPAQUE_VIP}:80`);
-  await until('ready', async () => (await ready(client)) && (await ready(opaqueServer)));
+  await waitFor('ready', async () => (await ready(client)) && (await ready(opaqueServer)));
   assert.equal(await exchange(client.outbound.port, 'OPAQUE-MARKER-a\n', 'echo:OPAQUE-MARKER-a\n'.length), 'echo:OPAQUE-MARKER-a\n');
   assertNotInClear(relay, ['OPAQUE-MARKER']);
   assert.ok((await metricValue(opaqueServer, 'tcp_open_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 1);
@@ -481,7 +474,7 @@ void test('mtls: not ready before the first certificate; /identity shows it (nev
   assert.equal(await metricValue(p, 'identity_cert_expiration_timestamp_seconds'), 0);
 
   await fs.copyFile(await m.tokenFile('web'), tokenPath);
-  await until('ready', () => ready(p));
+  await waitFor('ready', () => ready(p));
   const res = await fetch(`${admin}/identity`);
   assert.equal(res.status, 200);
   const text = await res.text();

@@ -14,18 +14,11 @@ import { pod, service } from '../src/control/store/contract.js';
 import { LocalStore } from '../src/control/store/local/local.js';
 import type { EndpointEntry, RouteEntry, RouteRuleEntry, ServiceEntry } from '../src/control/store/store.js';
 import { createLogger } from '../src/core/log.js';
-import { closeServer, listen, metricValue, startTestProxy, type TestProxy } from './helpers.js';
+import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 
 const VIP = '127.0.0.60';
 const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // ---- backends -------------------------------------------------------------------------------------------
 
@@ -159,7 +152,7 @@ void test('routes: a 90/10 split over 2,000 requests, then 50/50 after a store c
   const updates = await metricValue(m.proxy, 'destination_updates_total');
   const changedAt = Date.now();
   m.set(services, split(50, 50));
-  await until('the proxy to receive the new routes', async () => (await metricValue(m.proxy, 'destination_updates_total')) > updates);
+  await waitFor('the proxy to receive the new routes', async () => (await metricValue(m.proxy, 'destination_updates_total')) > updates);
   console.log(`50/50 change reached the proxy after ${Date.now() - changedAt} ms`);
   const second = shares(await load(m.proxy, 2000));
   const share2 = (second.get('v1') ?? 0) / 2000;
@@ -440,7 +433,7 @@ void test('circuit breaking without routes: a killed replica of three is ejected
     revived.listen(r3.port, '127.0.0.1', () => resolve());
   });
   t.after(() => closeServer(revived));
-  await until('r3 probed back in', async () => (await load(m.proxy, 20, 4)).some((r) => r.status === 200 && nameOf(r) === 'r3'));
+  await waitFor('r3 probed back in', async () => (await load(m.proxy, 20, 4)).some((r) => r.status === 200 && nameOf(r) === 'r3'));
   const after = await load(m.proxy, 60, 4);
   assert.equal(after.filter((r) => r.status !== 200).length, 0, 'no failures once every replica answers');
   assert.ok(revivedHits > 0);

@@ -10,6 +10,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { waitFor } from './helpers.js';
 import { parseManifests, planPods, type PodPlan } from '../src/runtime/manifests/index.js';
 import {
   DEFAULT_PROXY_INIT,
@@ -50,13 +51,6 @@ function container(s: PodStatus, name: string): ContainerStatus | undefined {
   return s.containers.find((c) => c.name === name);
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function alive(pid: number): Promise<boolean> {
   try {

@@ -2,20 +2,13 @@
 // serial; never the key), read from the proxy's admin server across the bridge.
 import http from 'node:http';
 import { Command, Option } from 'commander';
+import type { IdentityView } from '../proxy/admin/server.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
 
 interface IdentityOptions {
   readonly namespace: string;
   readonly output?: string;
   readonly stateDir: string;
-}
-
-export interface IdentityView {
-  readonly identity: string;
-  readonly issuer: string;
-  readonly notBefore: string;
-  readonly notAfter: string;
-  readonly serial: string;
 }
 
 function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {

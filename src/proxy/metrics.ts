@@ -253,16 +253,7 @@ export class ProxyMetrics {
         this.set(source.metrics.certExpirationSeconds);
       },
     });
-    const counter = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
     counter('identity_cert_refresh_count', 'certificates obtained from the identity service, the first one included', () => source.metrics.refreshCount);
     counter('identity_cert_refresh_failures_total', 'certificate requests that failed (identity service unreachable, token refused)', () => source.metrics.refreshFailures);
   }
@@ -270,16 +261,7 @@ export class ProxyMetrics {
   /** Discovery's counters (plain numbers kept by src/proxy/discover), read at scrape time. */
   watchDiscovery(stats: { readonly updates: number; readonly reconnects: number; readonly lookupTimeouts: number; readonly watches: number }): void {
     const registers = [this.registry];
-    const counter = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
     counter('destination_updates_total', 'answers received from the destination service', () => stats.updates);
     counter('destination_reconnects_total', 'destination watches started again after their stream ended (control plane restarts, network)', () => stats.reconnects);
     counter('destination_lookup_timeouts_total', 'first lookups not answered in time, sent to the original address meanwhile', () => stats.lookupTimeouts);
@@ -322,4 +304,17 @@ export class ProxyMetrics {
     }
     return t;
   }
+}
+
+/** A counter whose value is read from plain numbers kept elsewhere, at scrape time. */
+function scrapeCounter(registers: Registry[], name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
 }

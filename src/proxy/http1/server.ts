@@ -273,22 +273,7 @@ export class ClientConn implements UpstreamOwner {
       this.startRouted(head, rest, router);
       return;
     }
-    const f = head.fields;
-    let s = `${head.method} ${head.target} HTTP/1.1\r\n`;
-    if (this.identityHeader) {
-      for (let i = 0; i < f.length; i += 2) {
-        const name = f[i] as string;
-        if (name.length === CLIENT_ID_HEADER.length && name.toLowerCase() === CLIENT_ID_HEADER) continue;
-        s += `${name}: ${f[i + 1]}\r\n`;
-      }
-      if (this.clientId !== undefined) s += `${CLIENT_ID_HEADER}: ${this.clientId}\r\n`;
-    } else {
-      for (let i = 0; i < f.length; i += 2) s += `${f[i]}: ${f[i + 1]}\r\n`;
-    }
-    if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
-    // We speak HTTP/1.1 upstream, where Host is required: an HTTP/1.0 client may not have sent one.
-    if (head.authority === '' && head.minor === 0) s += `host: ${this.targetKey}\r\n`;
-    this.reqHead = s + '\r\n';
+    this.reqHead = this.headText(head, head.target, head.fields);
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
@@ -306,19 +291,7 @@ export class ClientConn implements UpstreamOwner {
         this.fail(noEndpoint(own, `${this.targetKey}${head.authority !== '' ? ` (${head.authority})` : ''}`));
         return;
       }
-      this.backend = own;
-      this.ep = ep;
-      this.epStart = ep.begin();
-      this.upAddr = ep.addr;
-      this.upKey = ep.key;
-      // A meshed endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy).
-      if (ep.identity !== undefined && this.ctx.mtls !== undefined) {
-        this.serverId = ep.identity as SpiffeId;
-        this.poolKey = `tls\0${ep.key}\0${ep.identity}`;
-      } else {
-        this.serverId = undefined;
-        this.poolKey = ep.key;
-      }
+      this.useEndpoint(own, ep);
     }
     this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority, this.clientId ?? this.serverId);
     this.stats.requests.inc();
@@ -342,6 +315,7 @@ export class ClientConn implements UpstreamOwner {
       for (let i = 0; i < f.length; i += 2) s += `${f[i]}: ${f[i + 1]}\r\n`;
     }
     if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
+    // We speak HTTP/1.1 upstream, where Host is required: an HTTP/1.0 client may not have sent one.
     if (head.authority === '' && head.minor === 0) s += `host: ${this.targetKey}\r\n`;
     return s + '\r\n';
   }
@@ -431,8 +405,14 @@ export class ClientConn implements UpstreamOwner {
       this.pickError = err;
       return false;
     }
-    const ep = a.endpoint;
-    this.backend = a.backend;
+    this.useEndpoint(a.backend, a.endpoint);
+    return true;
+  }
+
+  /** Sends the exchange (or this attempt of it) to `ep`, whose breakers are `backend`'s. A meshed
+   *  endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy), pooled apart. */
+  private useEndpoint(backend: BackendTarget, ep: Endpoint): void {
+    this.backend = backend;
     this.ep = ep;
     this.epStart = ep.begin();
     this.upAddr = ep.addr;
@@ -444,7 +424,6 @@ export class ClientConn implements UpstreamOwner {
       this.serverId = undefined;
       this.poolKey = ep.key;
     }
-    return true;
   }
 
   /** Answers an error for a request nothing was sent for (no route, no backend, no endpoint). */

@@ -14,7 +14,7 @@ import { formatAddr, type SocketAddr } from '../../core/addr.js';
 import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics } from '../metrics.js';
 import { Codes, ProxyError } from '../errors/errors.js';
-import { errorResponse } from '../errors/respond.js';
+import { errorResponse, type ErrorResponse } from '../errors/respond.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import { meshUpstreamError, type MeshTls } from '../transport/mtls.js';
@@ -78,6 +78,21 @@ function classify(err: unknown, target: string): ProxyError {
     return new ProxyError(Codes.CONNECT_REFUSED, `upstream ${target}: connect failed: ${e.code}`);
   }
   return new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${target}: http/2 error: ${e?.code ?? String(err)}`);
+}
+
+/** Answers a stream with the proxy's error: for gRPC a "trailers-only" response (gRPC clients read
+ *  errors from grpc-status, not :status), else the status and a short body. Returns what was sent. */
+function respondWithError(stream: ServerHttp2Stream, r: ErrorResponse, grpc: boolean): { status: number; grpcStatus: number | undefined } {
+  if (grpc) {
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`) },
+      { endStream: true },
+    );
+    return { status: 200, grpcStatus: r.grpcStatus };
+  }
+  stream.respond({ ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?') });
+  stream.end(`outrigger proxy: ${r.message}\n`);
+  return { status: r.status, grpcStatus: undefined };
 }
 
 export class H2Proxy {
@@ -209,23 +224,9 @@ export class H2Proxy {
         stream.close(NGHTTP2_INTERNAL_ERROR);
         return;
       }
-      const e = classify(err, upKey);
-      const r = errorResponse(e);
       latency = performance.now() - startedAt;
       responded = true;
-      if (grpc) {
-        // gRPC clients read errors from grpc-status (a "trailers-only" response), not from :status.
-        status = 200;
-        grpcStatus = r.grpcStatus;
-        stream.respond(
-          { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`) },
-          { endStream: true },
-        );
-      } else {
-        status = r.status;
-        stream.respond({ ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?') });
-        stream.end(`outrigger proxy: ${r.message}\n`);
-      }
+      ({ status, grpcStatus } = respondWithError(stream, errorResponse(classify(err, upKey)), grpc));
       record();
     };
 
@@ -402,19 +403,7 @@ export class H2Proxy {
         return;
       }
       responded = true;
-      const r = errorResponse(classify(err, upKey));
-      if (grpc) {
-        status = 200;
-        grpcStatus = r.grpcStatus;
-        stream.respond(
-          { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`) },
-          { endStream: true },
-        );
-      } else {
-        status = r.status;
-        stream.respond({ ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?') });
-        stream.end(`outrigger proxy: ${r.message}\n`);
-      }
+      ({ status, grpcStatus } = respondWithError(stream, errorResponse(classify(err, upKey)), grpc));
       record();
     };
     let responded = false;
