@@ -281,7 +281,7 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 1
     process.kill(control, 'SIGKILL');
     const refused = await cli(['up', '-f', file, ...c2, '--bridge', bridge2, '--pod-cidr', cidr2]);
     assert.equal(refused.code, 1, show(refused));
-    assert.match(refused.stderr, /was not shut down \(its control process \d+ is gone\); run outrigger down/);
+    assert.match(refused.stderr, /lost its control process \(\d+\) but its pods may still run: run outrigger up --state-dir \S+ without -f to resume it, or outrigger down/);
     const down = await cli(['down', ...c2]);
     assert.equal(down.code, 0, show(down));
     assert.match(down.stdout, /killed default\/client\/outrigger-proxy/);

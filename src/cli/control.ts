@@ -32,6 +32,7 @@ interface ControlOptions {
   readonly issuerKey?: string;
   readonly certLifetime: string;
   readonly readyTimeoutMs: string;
+  readonly resume?: boolean;
 }
 
 /** The mesh CA: the user's files when given (all three), else the one in the state directory. */
@@ -45,7 +46,8 @@ export async function openMeshCa(o: { stateDir: string; trustDomain: string; tru
 export function controlCommand(): Command {
   return new Command('control')
     .description('(internal) the control process of a local mesh; started by outrigger up')
-    .requiredOption('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [...prev, v], [] as string[])
+    .option('--resume', 'take over the running mesh a killed control process left, from its records')
     .addOption(stateDirOption())
     .addOption(new Option('--bridge <name>'))
     .addOption(new Option('--pod-cidr <cidr>'))
@@ -64,6 +66,7 @@ export function controlCommand(): Command {
       const ca = await openMeshCa({ ...o, stateDir: dir });
       const { issuer } = await LocalTokenIssuer.openDir(join(dir, 'identity'));
       const controlPlane: ControlPlaneHost = {
+        port: Number(o.controlPort),
         async start(gateway, podExists) {
           const certifier = new Certifier({ ca, reviewer: issuer.reviewer(podExists), leafLifetimeSeconds: Number(o.certLifetime) });
           const cp = await startControlPlane({
@@ -82,6 +85,7 @@ export function controlCommand(): Command {
       const code = await runControl({
         stateDir: dir,
         files: o.file,
+        ...(o.resume === true ? { resume: true } : {}),
         ...(o.bridge !== undefined ? { bridge: o.bridge } : {}),
         ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),
         ...(o.serviceCidr !== undefined ? { serviceCidr: o.serviceCidr } : {}),

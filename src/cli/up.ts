@@ -8,7 +8,7 @@ import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests
 import { checkBridgeName, kernelProblems, parseCidr } from '../runtime/net/index.js';
 import { cleanupFromRecords, controlRequest, meshStatus } from '../runtime/control.js';
 import type { MeshStatus } from '../runtime/mesh.js';
-import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths } from '../runtime/state.js';
+import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths, writeJsonAtomic } from '../runtime/state.js';
 import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';
 import { openMeshCa } from './control.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
@@ -47,7 +47,7 @@ export function machineProblems(): string[] {
 export function upCommand(): Command {
   return new Command('up')
     .description('start a local mesh from manifests and wait until every pod is ready')
-    .requiredOption('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-f, --file <file>', 'a manifest file (repeatable); without any, `up` resumes a mesh whose control process was killed', (v: string, prev: string[] = []) => [...prev, v], [] as string[])
     .addOption(stateDirOption())
     .addOption(new Option('--bridge <name>', 'the pods\' bridge (default outr0)'))
     .addOption(new Option('--pod-cidr <cidr>', 'the pods\' addresses (default 10.244.0.0/16)'))
@@ -66,9 +66,19 @@ export function upCommand(): Command {
       const running = runningControlPid(dir);
       if (running !== undefined) fail('up', `a mesh is already running (pid ${running}); use apply or down`);
       const stale = recordedControlPid(dir);
+      const downCmd = `outrigger down${dir !== DEFAULT_STATE_DIR ? ` --state-dir ${dir}` : ''}`;
       if (stale !== undefined || (await readJson(statePaths(dir).net)) !== undefined) {
-        fail('up', `a mesh in ${dir} was not shut down${stale !== undefined ? ` (its control process ${stale} is gone)` : ''}; run outrigger down${dir !== DEFAULT_STATE_DIR ? ` --state-dir ${dir}` : ''} first`);
+        const paths = statePaths(dir);
+        const args = (await readJson(paths.controlArgs)) as string[] | undefined;
+        const resumable = args !== undefined && (await readJson(paths.resume)) !== undefined;
+        if (!resumable) fail('up', `a mesh in ${dir} was not shut down${stale !== undefined ? ` (its control process ${stale} is gone)` : ''} and cannot be resumed; run ${downCmd} first`);
+        if (o.file.length > 0) {
+          fail('up', `the mesh in ${dir} lost its control process${stale !== undefined ? ` (${stale})` : ''} but its pods may still run: run outrigger up${dir !== DEFAULT_STATE_DIR ? ` --state-dir ${dir}` : ''} without -f to resume it, or ${downCmd} to remove it`);
+        }
+        process.stdout.write(`the mesh in ${dir} lost its control process${stale !== undefined ? ` (${stale})` : ''}: resuming it\n`);
+        return runAndFollow(dir, [...args, '--resume'], 'a');
       }
+      if (o.file.length === 0) fail('up', 'no manifests: give at least one with -f FILE');
       const timeoutS = Number(o.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) fail('up', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
 
@@ -106,10 +116,7 @@ export function upCommand(): Command {
       } catch (err) {
         fail('up', `mesh CA: ${(err as Error).message}`);
       }
-      const paths = statePaths(dir);
-      const logFd = openSync(paths.controlLog, 'w', 0o600);
-      const args = [join(PACKAGE_ROOT, 'bin', 'outrigger.js'), 'control', controlMarker(dir), '--ready-timeout-ms', String(Math.round(timeoutS * 1000))];
-      for (const f of files) args.push('-f', f);
+      const args = [controlMarker(dir), '--ready-timeout-ms', String(Math.round(timeoutS * 1000))];
       if (o.bridge !== undefined) args.push('--bridge', o.bridge);
       if (o.podCidr !== undefined) args.push('--pod-cidr', o.podCidr);
       if (o.serviceCidr !== undefined) args.push('--service-cidr', o.serviceCidr);
@@ -119,62 +126,74 @@ export function upCommand(): Command {
         args.push('--trust-anchor', ca.trustAnchor, '--issuer-cert', ca.issuerCert, '--issuer-key', ca.issuerKey);
       }
       if (o.certLifetime !== undefined) args.push('--cert-lifetime', o.certLifetime);
-      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
-      closeSync(logFd);
-      let childExited = false;
-      child.on('exit', () => (childExited = true));
-      child.unref();
-      process.stdout.write(`control process ${child.pid ?? '?'} (log ${paths.controlLog})\n`);
-
-      const gone = async (what: string): Promise<never> => {
-        const tail = await tailFile(paths.controlLog, 20);
-        process.stderr.write(`outrigger up: ${what}${tail !== '' ? `; the end of ${paths.controlLog}:\n${tail}` : ''}\n`);
-        await cleanupFromRecords(dir).catch((e: unknown) => process.stderr.write(`outrigger up: cleanup: ${(e as Error).message}\n`));
-        process.exit(1);
-      };
-
-      // ^C while waiting: the mesh is half made, so it is stopped rather than left in the background.
-      process.once('SIGINT', () => {
-        process.stderr.write('\noutrigger up: interrupted: stopping the mesh...\n');
-        void controlRequest(dir, 'POST', '/shutdown')
-          .catch(() => (child.pid !== undefined ? process.kill(child.pid, 'SIGTERM') : undefined))
-          .then(async () => {
-            for (let i = 0; i < 600 && runningControlPid(dir) !== undefined; i++) await sleep(100);
-            process.exit(130);
-          });
-      });
-
-      let printed = 0;
-      let status: MeshStatus | undefined;
-      for (;;) {
-        await sleep(200);
-        if (childExited && status?.phase !== 'Failed') return gone('the control process exited');
-        try {
-          status = await meshStatus(dir);
-        } catch {
-          if (status !== undefined && !childExited) return gone('the control process stopped answering');
-          continue; // not listening yet
-        }
-        for (; printed < status.progress.length; printed++) process.stdout.write(`${status.progress[printed] ?? ''}\n`);
-        if (status.phase === 'Ready') {
-          process.stdout.write(`mesh is up: ${status.pods.length} pod${status.pods.length === 1 ? '' : 's'} ready (state ${dir})\n`);
-          process.exit(0);
-        }
-        if (status.phase === 'Failed') break;
-        if (status.phase === 'Stopping' || status.phase === 'Stopped') {
-          process.stderr.write('outrigger up: the mesh is being stopped (outrigger down?)\n');
-          process.exit(1);
-        }
-      }
-      process.stderr.write(`outrigger up: failed: ${status.message ?? 'unknown error'}\nremoving what was created...\n`);
-      await controlRequest(dir, 'POST', '/shutdown').catch(() => undefined);
-      const pid = child.pid;
-      for (let i = 0; i < 600 && pid !== undefined && !childExited && runningControlPid(dir) !== undefined; i++) await sleep(100);
-      if (runningControlPid(dir) !== undefined) fail('up', `the control process did not stop; run outrigger down`);
-      // The control process removes everything; if it could not, the records are still there.
-      if ((await readJson(paths.net)) !== undefined) await cleanupFromRecords(dir).catch((e: unknown) => fail('up', `cleanup: ${(e as Error).message}`));
-      process.exit(1);
+      // Kept for a later `up` that resumes this mesh after its control process was killed.
+      await writeJsonAtomic(statePaths(dir).controlArgs, args);
+      return runAndFollow(dir, [...args, ...files.flatMap((f) => ['-f', f])], 'w');
     });
+}
+
+/** Starts the control process in the background with `args` and follows its progress until the mesh
+ *  is ready (exit 0) or failed (exit 1, after removing what was made). `logMode` 'a' keeps the log of
+ *  the control process being replaced. */
+async function runAndFollow(dir: string, controlArgs: readonly string[], logMode: 'w' | 'a'): Promise<never> {
+  const paths = statePaths(dir);
+  const logFd = openSync(paths.controlLog, logMode, 0o600);
+  const args = [join(PACKAGE_ROOT, 'bin', 'outrigger.js'), 'control', ...controlArgs];
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
+  closeSync(logFd);
+  let childExited = false;
+  child.on('exit', () => (childExited = true));
+  child.unref();
+  process.stdout.write(`control process ${child.pid ?? '?'} (log ${paths.controlLog})\n`);
+
+  const gone = async (what: string): Promise<never> => {
+    const tail = await tailFile(paths.controlLog, 20);
+    process.stderr.write(`outrigger up: ${what}${tail !== '' ? `; the end of ${paths.controlLog}:\n${tail}` : ''}\n`);
+    await cleanupFromRecords(dir).catch((e: unknown) => process.stderr.write(`outrigger up: cleanup: ${(e as Error).message}\n`));
+    process.exit(1);
+  };
+
+  // ^C while waiting: the mesh is half made, so it is stopped rather than left in the background.
+  process.once('SIGINT', () => {
+    process.stderr.write('\noutrigger up: interrupted: stopping the mesh...\n');
+    void controlRequest(dir, 'POST', '/shutdown')
+      .catch(() => (child.pid !== undefined ? process.kill(child.pid, 'SIGTERM') : undefined))
+      .then(async () => {
+        for (let i = 0; i < 600 && runningControlPid(dir) !== undefined; i++) await sleep(100);
+        process.exit(130);
+      });
+  });
+
+  let printed = 0;
+  let status: MeshStatus | undefined;
+  for (;;) {
+    await sleep(200);
+    if (childExited && status?.phase !== 'Failed') return gone('the control process exited');
+    try {
+      status = await meshStatus(dir);
+    } catch {
+      if (status !== undefined && !childExited) return gone('the control process stopped answering');
+      continue; // not listening yet
+    }
+    for (; printed < status.progress.length; printed++) process.stdout.write(`${status.progress[printed] ?? ''}\n`);
+    if (status.phase === 'Ready') {
+      process.stdout.write(`mesh is up: ${status.pods.length} pod${status.pods.length === 1 ? '' : 's'} ready (state ${dir})\n`);
+      process.exit(0);
+    }
+    if (status.phase === 'Failed') break;
+    if (status.phase === 'Stopping' || status.phase === 'Stopped') {
+      process.stderr.write('outrigger up: the mesh is being stopped (outrigger down?)\n');
+      process.exit(1);
+    }
+  }
+  process.stderr.write(`outrigger up: failed: ${status.message ?? 'unknown error'}\nremoving what was created...\n`);
+  await controlRequest(dir, 'POST', '/shutdown').catch(() => undefined);
+  const pid = child.pid;
+  for (let i = 0; i < 600 && pid !== undefined && !childExited && runningControlPid(dir) !== undefined; i++) await sleep(100);
+  if (runningControlPid(dir) !== undefined) fail('up', `the control process did not stop; run outrigger down`);
+  // The control process removes everything; if it could not, the records are still there.
+  if ((await readJson(paths.net)) !== undefined) await cleanupFromRecords(dir).catch((e: unknown) => fail('up', `cleanup: ${(e as Error).message}`));
+  process.exit(1);
 }
 
 function sleep(ms: number): Promise<void> {

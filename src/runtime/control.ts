@@ -14,6 +14,8 @@ import { ensureStateDir, readJson, removeStateFiles, statePaths } from './state.
 export interface ControlOptions {
   readonly stateDir: string;
   readonly files: readonly string[];
+  /** Take over the running mesh a killed control process left (Mesh.resume) instead of starting one. */
+  readonly resume?: boolean;
   readonly bridge?: string;
   readonly podCidr?: string;
   readonly serviceCidr?: string;
@@ -111,6 +113,16 @@ export async function runControl(o: ControlOptions): Promise<number> {
   log(`control process ${process.pid} serving ${paths.socket}`);
 
   void (async () => {
+    if (o.resume === true) {
+      try {
+        await mesh.resume();
+      } catch (err) {
+        log(`resume failed: ${(err as Error).message}`);
+        await mesh.stop().catch((e: unknown) => log(`stop failed: ${(e as Error).message}`));
+        setTimeout(() => void shutdown(1), FAILED_LINGER_MS).unref();
+      }
+      return;
+    }
     let files: ManifestFile[];
     try {
       files = await Promise.all(o.files.map(async (f) => ({ path: resolve(f), name: f, text: await readFile(f, 'utf8') })));

@@ -5,7 +5,7 @@
 // and Service rules current. Progress lines as it goes; the status `get` shows.
 import { randomUUID } from 'node:crypto';
 import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { EndpointEntry, PodEntry, ServiceEntry, StoreSnapshot } from '../control/store/store.js';
 import {
   formatPortList,
@@ -25,6 +25,7 @@ import {
   DEFAULT_PROXY_INIT,
   IpPool,
   NetConfigError,
+  parseNetRecord,
   PodNetwork,
   serviceHostNames,
   type HostEntry,
@@ -32,8 +33,9 @@ import {
   type PodNet,
   type ServiceRule,
 } from './net/index.js';
-import { PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
-import { removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
+import { killNetnsProcesses, PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
+import { readJson, removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
+import * as z from 'zod';
 import { routeEntries } from './routes.js';
 import { takeOver } from './manifests/takeover.js';
 
@@ -51,6 +53,9 @@ export interface TokenSubject {
  *  exists; the proxies reach it at `addr`. */
 export interface ControlPlaneHost {
   start(gateway: string, podExists: PodExists): Promise<{ readonly addr: string; close(): Promise<void> }>;
+  /** The port it listens on (on the gateway's address): a mesh that is resumed must know the address
+   *  before the control plane serves, to publish what its pods are first (see Mesh.resume). */
+  readonly port: number;
   /** Called with every new snapshot of Services, endpoints and pods. */
   publish(snapshot: Omit<StoreSnapshot, 'version'>): void;
   /** With identity: the trust domain, and a signed ServiceAccount token bound to a pod, which the
@@ -145,6 +150,26 @@ interface RunningPod {
   terminating: boolean;
 }
 
+/** What a new control process needs to take over this mesh (StatePaths.resume). It holds the
+ *  manifests' text (with their env values): 0600, like state.json. */
+const resumeRecord = z.object({
+  version: z.literal(1),
+  serviceCidr: z.string().optional(),
+  sources: z.array(z.object({ path: z.string(), file: z.string(), text: z.string() })),
+  vips: z.record(z.string(), z.string()),
+  pods: z.array(
+    z.object({
+      key: z.string(),
+      uid: z.string(),
+      fingerprint: z.string(),
+      netns: z.string(),
+      /** Per container name: whether it was ready. */
+      ready: z.record(z.string(), z.boolean()),
+    }),
+  ),
+});
+type ResumeRecord = z.output<typeof resumeRecord>;
+
 const EMPTY_SET: ManifestSet = { objects: [], namespaces: [], pods: [], deployments: [], services: [], serviceAccounts: [], httpRoutes: [], grpcRoutes: [] };
 
 export class Mesh {
@@ -169,6 +194,8 @@ export class Mesh {
   private lastRules = '';
   private saveQueued = false;
   private tokenTimer: NodeJS.Timeout | undefined;
+  /** The service CIDR a resumed mesh was started with (kept in its resume record). */
+  private resumedServiceCidr: string | undefined;
   /** Checked once: the proxy's uid must be able to walk down to the token files. */
   private tokensReachable: Promise<void> | undefined;
 
@@ -208,6 +235,102 @@ export class Mesh {
         }
       }
       await this.applyNow(files);
+      this.phase = 'Ready';
+      this.say(`ready: ${this.running.size} pod${this.running.size === 1 ? '' : 's'}`);
+      await this.save();
+    } catch (err) {
+      this.phase = 'Failed';
+      this.message = (err as Error).message;
+      await this.save().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Takes over a mesh whose control process was killed, from the records it left (network, processes,
+   * resume.json): the pods' processes keep running untouched and are adopted (ready ones stay ready,
+   * so no endpoint blinks); their state is published before the control plane serves again, so a
+   * proxy that reconnects gets what it had. Then it reconciles, as an apply would: pods whose
+   * processes died meanwhile are started again, and pods in the middle of an interrupted change are
+   * replaced. On failure the phase is Failed and the error is rethrown, as with start().
+   */
+  async resume(): Promise<void> {
+    try {
+      const raw = await readJson(this.paths.resume);
+      if (raw === undefined) throw new Error(`${this.paths.resume} is missing: the mesh cannot be resumed (run outrigger down)`);
+      const parsed = resumeRecord.safeParse(raw);
+      if (!parsed.success) throw new Error(`${this.paths.resume} is damaged: ${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? ''}`);
+      const rec = parsed.data;
+      this.resumedServiceCidr = rec.serviceCidr;
+      const netRaw = await readJson(this.paths.net);
+      if (netRaw === undefined) throw new Error(`${this.paths.net} is missing: the mesh cannot be resumed (run outrigger down)`);
+      this.net = await PodNetwork.adopt(parseNetRecord(netRaw), {
+        ...(rec.serviceCidr !== undefined ? { serviceCidr: rec.serviceCidr } : {}),
+        onRecord: (r: NetRecord) => writeJsonAtomic(this.paths.net, r),
+      });
+      this.vipPool = new IpPool(this.net.serviceCidr, [], 'service');
+      for (const [k, ip] of Object.entries(rec.vips)) {
+        this.vipPool.reserve(ip);
+        this.vips.set(k, ip);
+      }
+      this.sources = new Map(rec.sources.map((x) => [x.path, { file: x.file, text: x.text }]));
+      this.set = parseManifests([...this.sources.values()]);
+      const plans = new Map(planPods(this.set).map((p) => [key(p), p]));
+      this.say(`resuming the mesh: network ${this.net.bridge}, ${rec.pods.length} pod${rec.pods.length === 1 ? '' : 's'} on record`);
+      const cp = this.o.controlPlane;
+      if (cp !== undefined) this.controlAddr = `${this.net.gateway}:${cp.port}`;
+      if ([...plans.values()].some((p) => p.mesh.inject)) {
+        this.proxyCommand = await resolveProxyCommand({ user: { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid }, stateDir: this.o.stateDir });
+      }
+
+      // Adopt what still runs as it was; anything else goes, and the reconcile below makes it anew.
+      const leftovers: string[] = [];
+      await Promise.all(
+        rec.pods.map(async (p) => {
+          const plan = plans.get(p.key);
+          const podNet = this.net?.has(p.netns) === true ? this.net.podByNetns(p.netns) : undefined;
+          if (plan === undefined || podNet === undefined || fingerprint(plan) !== p.fingerprint) {
+            leftovers.push(p.netns);
+            return;
+          }
+          const r = this.runningPod(plan, p.uid, podNet);
+          if (plan.mesh.inject) {
+            await this.net?.applyProxyInit(podNet.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: plan.mesh.skipInboundPorts, skipOutboundPorts: plan.mesh.skipOutboundPorts });
+          }
+          try {
+            const { adopted, started } = await r.pp.adopt(p.ready);
+            this.say(`pod ${p.key}: adopted ${adopted.join(', ') || 'nothing'}${started.length > 0 ? `; started again: ${started.join(', ')}` : ''}`);
+          } catch (err) {
+            this.say(`pod ${p.key}: ${(err as Error).message}`);
+            this.running.delete(p.key);
+            leftovers.push(p.netns);
+          }
+        }),
+      );
+      // Pods in the network record but not (or no longer) adoptable: their processes and network go.
+      for (const p of this.net.pods()) {
+        const adopted = [...this.running.values()].some((r) => r.net.netns === p.netns);
+        if (!adopted && !leftovers.includes(p.netns)) leftovers.push(p.netns);
+      }
+      for (const netns of leftovers) {
+        await killNetnsProcesses(netns).catch(() => undefined);
+        await this.net.removePod(netns);
+      }
+      this.sync(); // the adopted state, published before any proxy can ask
+      await this.rewriteHosts();
+
+      if (cp !== undefined) {
+        const started = await cp.start(this.net.gateway, (ns, pod) => this.running.get(`${ns}/${pod.name}`)?.uid === pod.uid);
+        this.closeControl = () => started.close();
+        this.say(`control plane: ${started.addr}`);
+        if (cp.identity !== undefined) {
+          await this.refreshTokens();
+          this.tokenTimer = setInterval(() => void this.refreshTokens(), (TOKEN_LIFETIME_S / 2) * 1000);
+          this.tokenTimer.unref();
+        }
+      }
+      await this.reconcilePods([...plans.values()]);
+      this.sync();
       this.phase = 'Ready';
       this.say(`ready: ${this.running.size} pod${this.running.size === 1 ? '' : 's'}`);
       await this.save();
@@ -436,12 +559,27 @@ export class Mesh {
       await net.applyProxyInit(podNet.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: plan.mesh.skipInboundPorts, skipOutboundPorts: plan.mesh.skipOutboundPorts });
     }
     const uid = randomUUID();
+    if (plan.mesh.inject && this.o.controlPlane?.identity !== undefined && this.controlAddr !== undefined) {
+      await this.writeToken({ namespace: plan.namespace, serviceAccount: plan.spec.serviceAccountName, pod: { name: plan.name, uid } });
+    }
+    const { pp } = this.runningPod(plan, uid, podNet);
+    this.say(
+      `pod ${k}: ${podNet.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
+    );
+    await this.save();
+    await pp.start();
+    this.say(`pod ${k}: started`);
+    await pp.whenReady(timeoutMs);
+    this.say(`pod ${k}: ready`);
+  }
+
+  /** The processes of a pod (not started) with its proxy's settings, entered in `running`. */
+  private runningPod(plan: PodPlan, uid: string, podNet: PodNet): RunningPod {
     const extraArgs = this.controlAddr !== undefined ? ['--destination-addr', this.controlAddr] : [];
     const identity = this.o.controlPlane?.identity;
     if (plan.mesh.inject && identity !== undefined && this.controlAddr !== undefined) {
       const sa = plan.spec.serviceAccountName;
-      const tokenFile = await this.writeToken({ namespace: plan.namespace, serviceAccount: sa, pod: { name: plan.name, uid } });
-      extraArgs.push('--identity-addr', this.controlAddr, '--identity-token-file', tokenFile, '--identity', `spiffe://${identity.trustDomain}/ns/${plan.namespace}/sa/${sa}`);
+      extraArgs.push('--identity-addr', this.controlAddr, '--identity-token-file', this.tokenFile(plan.namespace, plan.name), '--identity', `spiffe://${identity.trustDomain}/ns/${plan.namespace}/sa/${sa}`);
     }
     const pp = new PodProcesses({
       pod: plan,
@@ -455,15 +593,12 @@ export class Mesh {
       this.queueSync();
       this.queueSave();
     });
-    this.running.set(k, r);
-    this.say(
-      `pod ${k}: ${podNet.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
-    );
-    await this.save();
-    await pp.start();
-    this.say(`pod ${k}: started`);
-    await pp.whenReady(timeoutMs);
-    this.say(`pod ${k}: ready`);
+    this.running.set(key(plan), r);
+    return r;
+  }
+
+  private tokenFile(namespace: string, pod: string): string {
+    return join(this.paths.root, 'tokens', namespace, pod, 'token');
   }
 
   /** Writes a pod's ServiceAccount token where only its proxy's uid can read it (0400, owned by that
@@ -472,11 +607,11 @@ export class Mesh {
   private async writeToken(subject: TokenSubject): Promise<string> {
     const identity = this.o.controlPlane?.identity;
     if (identity === undefined) throw new Error('bug: no identity to issue tokens');
-    const dir = join(this.paths.root, 'tokens', subject.namespace, subject.pod.name);
+    const file = this.tokenFile(subject.namespace, subject.pod.name);
+    const dir = dirname(file);
     await mkdir(dir, { recursive: true, mode: 0o711 });
     this.tokensReachable ??= searchableByOthers(dir);
     await this.tokensReachable;
-    const file = join(dir, 'token');
     const tmp = `${file}.tmp`;
     await writeFile(tmp, await identity.issueToken(subject), { mode: 0o400 });
     await chown(tmp, DEFAULT_PROXY_INIT.proxyUid, DEFAULT_PROXY_INIT.proxyUid);
@@ -624,6 +759,21 @@ export class Mesh {
 
   private async save(): Promise<void> {
     await writeJsonAtomic(this.paths.state, this.status());
+    if (this.net === undefined || this.phase === 'Failed') return;
+    const rec: ResumeRecord = {
+      version: 1,
+      ...(this.o.serviceCidr !== undefined ? { serviceCidr: this.o.serviceCidr } : this.resumedServiceCidr !== undefined ? { serviceCidr: this.resumedServiceCidr } : {}),
+      sources: [...this.sources].map(([path, x]) => ({ path, file: x.file, text: x.text })),
+      vips: Object.fromEntries(this.vips),
+      pods: [...this.running.values()].map((r) => ({
+        key: key(r.plan),
+        uid: r.uid,
+        fingerprint: r.fingerprint,
+        netns: r.net.netns,
+        ready: Object.fromEntries(r.pp.status().containers.map((c) => [c.name, c.ready])),
+      })),
+    };
+    await writeJsonAtomic(this.paths.resume, rec);
   }
 
   status(): MeshStatus {

@@ -20,6 +20,11 @@ export interface StatePaths {
   /** The control process's own stdout and stderr. */
   readonly controlLog: string;
   readonly pods: string;
+  /** What a new control process needs to take over a running mesh after the last one was killed:
+   *  the applied files, the Services' addresses, each pod's uid and readiness (mesh.ts). */
+  readonly resume: string;
+  /** The arguments the control process was started with (less the files), to start it again. */
+  readonly controlArgs: string;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -31,6 +36,8 @@ export function statePaths(root: string): StatePaths {
     socket: join(root, 'control.sock'),
     controlLog: join(root, 'control.log'),
     pods: join(root, 'pods'),
+    resume: join(root, 'resume.json'),
+    controlArgs: join(root, 'control-args.json'),
   };
 }
 
@@ -97,6 +104,6 @@ export function recordedControlPid(root: string): number | undefined {
 export async function removeStateFiles(root: string, o: { readonly control?: boolean } = {}): Promise<void> {
   const p = statePaths(root);
   // The pods' tokens go with the pods; the CA (identity/) stays, so the trust anchor outlives a restart.
-  const files = [p.net, p.state, join(root, 'proxy'), join(root, 'tokens'), ...(o.control === false ? [] : [p.socket, p.pid])];
+  const files = [p.net, p.state, p.resume, p.controlArgs, join(root, 'proxy'), join(root, 'tokens'), ...(o.control === false ? [] : [p.socket, p.pid])];
   for (const f of files) await rm(f, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 //
 // A pod gets loopback, one address and a default route via the gateway, nothing else: no NAT, and
 // nothing forwarded off the machine. Every change is recorded before it is made (see record.ts).
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cidrsOverlap, formatCidr, formatIPv4, gatewayOf, NetConfigError, parseCidr, type Cidr } from './cidr.js';
 import { CommandError, runCommand, type Runner } from './exec.js';
@@ -19,6 +19,8 @@ import { removePodNetwork, teardownNetwork, type TeardownReport } from './teardo
 export const DEFAULT_POD_CIDR = '10.244.0.0/16';
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
 export const DEFAULT_ETC_NETNS_DIR = '/etc/netns';
+/** Where `ip netns add` mounts named network namespaces. */
+const NETNS_RUN_DIR = '/run/netns';
 
 export interface NetworkOptions {
   /** Bridge name (default `outr0`); every other name derives from it (names.ts). */
@@ -131,6 +133,42 @@ export class PodNetwork {
       throw err;
     }
     return net;
+  }
+
+  /**
+   * Takes over the network an earlier runtime made (its record), when that runtime was killed and a
+   * new one carries on: nothing is created or changed here. Fails if the bridge is gone (the network
+   * cannot be resumed: run `down`). Pods whose namespace is gone stay in the record, not made, for the
+   * caller to remove with removePod.
+   */
+  static async adopt(rec: NetRecord, opts: Omit<NetworkOptions, 'bridge' | 'podCidr' | 'iptables' | 'etcNetnsDir'> = {}): Promise<PodNetwork> {
+    const cidr = parseCidr(rec.podCidr, 'pod CIDR');
+    const serviceCidr = parseCidr(opts.serviceCidr ?? DEFAULT_SERVICE_CIDR, 'service CIDR');
+    const run = opts.runner ?? runCommand;
+    if (!(await listLinks(run)).some((l) => l.ifname === rec.bridge)) {
+      throw new NetConfigError(`bridge ${rec.bridge} is gone: the mesh's network cannot be resumed (run outrigger down)`);
+    }
+    const net = new PodNetwork(structuredClone(rec), cidr, serviceCidr, opts);
+    for (const p of rec.pods) {
+      try {
+        await stat(join(NETNS_RUN_DIR, p.netns));
+        net.made.add(p.netns);
+      } catch {
+        // gone: see the doc comment
+      }
+    }
+    return net;
+  }
+
+  /** Whether a pod's namespace exists (was made by this network, or found by adopt). */
+  has(netns: string): boolean {
+    return this.made.has(netns);
+  }
+
+  /** The network of a pod in the record, by namespace name. */
+  podByNetns(netns: string): PodNet | undefined {
+    const p = this.rec.pods.find((x) => x.netns === netns);
+    return p === undefined ? undefined : this.podNet(p);
   }
 
   /** A copy of the record as it stands. */

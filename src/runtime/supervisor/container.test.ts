@@ -235,3 +235,28 @@ void test('gate: a process whose gate closes without the go line exits without r
   assert.equal(await exited, GATE_CLOSED_EXIT);
   assert.equal(await readFile(join(dir, 'log'), 'utf8'), '');
 });
+
+void test('container: a new runtime adopts the process an earlier one started, and restarts it when it ends', async (t) => {
+  const { make } = await setup(t);
+  // The earlier runtime's container; Never, so that only the adopter restarts the process.
+  const first = make({ argv: ['sleep', '300'], restartPolicy: 'Never' });
+  await first.start();
+  const st = first.status().state;
+  assert.equal(st.state, 'running');
+  const pid = st.state === 'running' ? st.pid : 0;
+
+  const nothing = make({ name: 'other', argv: ['sleep', '300'] });
+  assert.equal(await nothing.adopt(), false, 'no record: nothing to adopt');
+
+  const adopter = make({ argv: ['sleep', '300'] });
+  assert.equal(await adopter.adopt({ wasReady: true }), true);
+  const now = adopter.status();
+  assert.deepEqual([now.state.state, now.state.state === 'running' ? now.state.pid : 0, now.ready, now.restarts], ['running', pid, true, 0]);
+
+  process.kill(-pid, 'SIGKILL');
+  await waitFor('the adopter to notice the end and start the container again', () => adopter.status().restarts === 1 && adopter.status().state.state === 'running', 5000);
+  const after = adopter.status();
+  assert.notEqual(after.state.state === 'running' ? after.state.pid : pid, pid);
+  assert.match(after.lastTermination?.message ?? '', /exit status is unknown/);
+  assert.equal(after.lastTermination?.reason, 'Error');
+});

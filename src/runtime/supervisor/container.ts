@@ -3,7 +3,7 @@
 // SIGTERM then SIGKILL after the grace period, always as a whole process group.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { appendFile, access, constants, open, stat } from 'node:fs/promises';
+import { appendFile, access, constants, open, readFile, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { RestartPolicy } from '../manifests/index.js';
@@ -11,7 +11,7 @@ import { Backoff, shouldRestart, type BackoffOptions } from './backoff.js';
 import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from './launch.js';
 import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import { bootId, groupMembers, procStat } from './proc.js';
-import { ensurePodStateDir, logPath, recordPath, removeProcessRecord, RUN_MARKER_ENV, writeProcessRecord } from './record.js';
+import { ensurePodStateDir, logPath, parseProcessRecord, recordedGroupAlive, recordPath, removeProcessRecord, RUN_MARKER_ENV, writeProcessRecord, type ProcessRecord } from './record.js';
 
 /** What to run, fully resolved (env expanded, probe ports numeric): see pod.ts for the manifest side. */
 export interface ContainerSpec {
@@ -85,6 +85,9 @@ const NETNS_RUN_DIR = '/run/netns';
 /** SIGKILL cannot be refused; this only guards against a process stuck in the kernel (state D). */
 const KILL_WAIT_MS = 10_000;
 
+/** How often an adopted process (not our child: no exit event) is checked for in /proc. */
+const ADOPTED_POLL_MS = 250;
+
 export class Container extends EventEmitter<ContainerEvents> {
   readonly spec: ContainerSpec;
   readonly logFile: string;
@@ -150,6 +153,50 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.startCalled = true;
     await ensurePodStateDir(this.opts.podDir);
     await this.launchOnce();
+  }
+
+  /**
+   * Takes over the process an earlier runtime started for this container (its record in the pod's
+   * directory), when the runtime was killed and started again: the process keeps running, untouched,
+   * and is watched from here on. It is not our child, so its end is noticed by polling /proc and its
+   * exit status is unknown. Returns false (adopting nothing) when the record is missing or damaged or
+   * its process is gone; the caller then starts the container afresh. A group whose leader is gone but
+   * whose members live on is killed first, so that a fresh start never runs beside leftovers.
+   */
+  async adopt(o: { readonly wasReady?: boolean } = {}): Promise<boolean> {
+    if (this.startCalled || this.stopping) throw new Error(`container ${this.label}: already started`);
+    let rec: ProcessRecord;
+    try {
+      rec = parseProcessRecord(JSON.parse(await readFile(this.recordFile, 'utf8')));
+    } catch {
+      return false;
+    }
+    const leader = await procStat(rec.pid);
+    const alive = rec.bootId === (await bootId()) && leader !== undefined && leader.startTicks === rec.startTicks && leader.pgrp === rec.pid && leader.state !== 'Z';
+    if (!alive) {
+      if (await recordedGroupAlive(rec)) killGroup(rec.pid, 'SIGKILL');
+      await removeProcessRecord(this.recordFile);
+      return false;
+    }
+    this.startCalled = true;
+    const pid = rec.pid;
+    this.pid = pid;
+    this.gateOpened = true;
+    this.everStarted = true;
+    this.startedAt = new Date();
+    this.exited = (async () => {
+      for (;;) {
+        await new Promise((r) => setTimeout(r, ADOPTED_POLL_MS));
+        const now = await procStat(pid);
+        if (now === undefined || now.startTicks !== rec.startTicks || now.state === 'Z' || now.state === 'X') break;
+      }
+      this.onExit(pid, null, null, true);
+    })();
+    await this.logLine(`adopted container ${this.spec.name}: pid ${pid}, left running by an earlier control process`);
+    this.setState({ state: 'running', pid, startedAt: this.startedAt });
+    this.emit('start', { pid, restarts: this.restartCount });
+    this.startReadiness(o.wasReady === true);
+    return true;
   }
 
   private launchOnce(): Promise<void> {
@@ -268,7 +315,9 @@ export class Container extends EventEmitter<ContainerEvents> {
     return `command "${cmd}" not found in PATH ${this.spec.env.PATH ?? '(unset)'}`;
   }
 
-  private startReadiness(): void {
+  /** `wasReady`: an adopted process that was ready keeps being ready until its probe says otherwise,
+   *  so that taking it over never takes it out of its Services' endpoints. */
+  private startReadiness(wasReady = false): void {
     const probe = this.spec.readinessProbe;
     if (probe === undefined) {
       this.setReady(true, undefined); // no probe: ready while running
@@ -285,7 +334,8 @@ export class Container extends EventEmitter<ContainerEvents> {
       (ready, result) => this.setReady(ready, result),
       this.opts.probeRunner,
     );
-    this.probe.start();
+    if (wasReady) this.setReady(true, undefined);
+    this.probe.start({ ready: wasReady });
   }
 
   private stopReadiness(): void {
@@ -305,7 +355,8 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.emit('change');
   }
 
-  private onExit(pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+  /** `adopted`: the process was not our child, so its exit status is unknown (reported as an Error). */
+  private onExit(pid: number, code: number | null, signal: NodeJS.Signals | null, adopted = false): void {
     if (this.pid !== pid) return;
     this.pid = undefined;
     // Children the process left behind in its group go with it, as with a container's PID namespace.
@@ -327,12 +378,14 @@ export class Container extends EventEmitter<ContainerEvents> {
     const termination: Termination = {
       exitCode,
       signal,
-      reason: exitCode === 0 ? 'Completed' : 'Error',
+      reason: exitCode === 0 && !adopted ? 'Completed' : 'Error',
+      ...(adopted ? { message: 'an adopted process ended; its exit status is unknown' } : {}),
       ...(this.startedAt !== undefined ? { startedAt: this.startedAt } : {}),
       finishedAt: new Date(),
     };
     const ranMs = this.startedAt !== undefined ? termination.finishedAt.getTime() - this.startedAt.getTime() : 0;
-    void this.afterEnd(termination, ranMs, `container ${this.spec.name} (pid ${pid}) ${signal !== null ? `was killed by ${signal}` : `exited with code ${code}`} after ${(ranMs / 1000).toFixed(1)} s`);
+    const how = adopted ? 'ended (exit status unknown: adopted)' : signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
+    void this.afterEnd(termination, ranMs, `container ${this.spec.name} (pid ${pid}) ${how} after ${(ranMs / 1000).toFixed(1)} s`);
   }
 
   /** Returns when its log line is written. */

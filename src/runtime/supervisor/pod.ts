@@ -155,6 +155,46 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.update();
   }
 
+  /**
+   * Takes over a pod an earlier runtime started (see Container.adopt): each container whose process
+   * still runs is adopted as it is, ready if it was (`wasReady`, by container name); any other is
+   * started afresh, the proxy first as in start(). Rejects, having stopped the pod, like start().
+   */
+  async adopt(wasReady: Readonly<Record<string, boolean>> = {}): Promise<{ adopted: string[]; started: string[] }> {
+    if (this.started) throw new Error(`pod ${this.label}: already started`);
+    this.started = true;
+    const adopted: string[] = [];
+    const started: string[] = [];
+    const take = async (c: Container) => {
+      if (await c.adopt({ wasReady: wasReady[c.spec.name] === true })) adopted.push(c.spec.name);
+      else {
+        await c.start();
+        started.push(c.spec.name);
+      }
+    };
+    try {
+      if (this.proxySpec !== undefined) {
+        const proxy = this.container(this.proxySpec);
+        this.proxy = proxy;
+        await take(proxy);
+        await this.waitProxyReady(proxy, this.o.proxy?.readyTimeoutMs ?? 30_000);
+      }
+      for (const spec of this.appSpecs) {
+        if (this.stopping !== undefined) break;
+        const c = this.container(spec);
+        this.apps.push(c);
+        await take(c);
+      }
+    } catch (err) {
+      this.failure = (err as Error).message;
+      this.update();
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+    this.update();
+    return { adopted, started };
+  }
+
   private container(spec: ContainerSpec): Container {
     const c = new Container(spec, {
       pod: { namespace: this.o.pod.namespace, name: this.o.pod.name },

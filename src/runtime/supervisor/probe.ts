@@ -112,7 +112,14 @@ export class ProbeLoop {
     private readonly run: ProbeRunner = runProbe,
   ) {}
 
-  start(): void {
+  /** `ready`: the container was ready before this loop existed (a process adopted from an earlier
+   *  runtime): it stays ready unless probes fail, and probing goes on at the usual period. */
+  start(o: { readonly ready?: boolean } = {}): void {
+    if (o.ready === true) {
+      this.state = { ready: true, everReady: true, successes: 0, failures: 0 };
+      this.schedule(this.probe.timing.periodMs);
+      return;
+    }
     this.schedule(this.probe.timing.initialDelayMs);
   }
 

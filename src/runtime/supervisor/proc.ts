@@ -68,12 +68,12 @@ export async function environHas(pid: number, entry: string): Promise<boolean> {
   }
 }
 
-/** Whether a process is gone (a zombie counts as gone: it runs nothing and its parent will reap it). */
 /** Live members of process group `pgid` (zombies are dead already and do not count). */
 export async function groupMembers(pgid: number): Promise<ProcStat[]> {
   return (await allProcesses()).filter((p) => p.pgrp === pgid && p.state !== 'Z' && p.state !== 'X');
 }
 
+/** Whether a process is gone (a zombie counts as gone: it runs nothing and its parent will reap it). */
 export async function isGone(pid: number): Promise<boolean> {
   const s = await procStat(pid);
   return s === undefined || s.state === 'Z' || s.state === 'X';
