@@ -6,6 +6,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -437,4 +439,76 @@ void test('circuit breaking without routes: a killed replica of three is ejected
   const after = await load(m.proxy, 60, 4);
   assert.equal(after.filter((r) => r.status !== 200).length, 0, 'no failures once every replica answers');
   assert.ok(revivedHits > 0);
+});
+
+void test('a full queue: past max-in-flight and max-queued, requests get 503 at once; the queued ones go when slots free; a client that leaves while queued frees its place', async (t) => {
+  const held: http.ServerResponse[] = [];
+  const b = await startBackend(t, 'busy');
+  b.handler = (_req, res) => void held.push(res);
+  const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', b.port)])], [], { maxInFlightRequests: '2', maxQueuedRequests: '2' });
+
+  // One request that leaves while it waits: its place in the queue must not be lost for good.
+  const first = [request(m.proxy, '/a'), request(m.proxy, '/b')];
+  await waitFor('two requests in flight', () => held.length === 2);
+  const leaver = net.connect(m.proxy.outbound.port, '127.0.0.1');
+  leaver.on('error', () => undefined);
+  leaver.write(`GET /leaver HTTP/1.1\r\nhost: web\r\n\r\n`);
+  await waitFor('the leaver queued', async () => (await metricValue(m.proxy, 'request_queue_total', { result: 'queued' })) === 1);
+  leaver.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+
+  const rest = Array.from({ length: 8 }, (_, i) => request(m.proxy, `/r${i}`));
+  await waitFor('six refused', async () => (await metricValue(m.proxy, 'request_queue_total', { result: 'full' })) === 6);
+  assert.equal(held.length, 2, 'the backend sees no more than max-in-flight at once');
+  // Free the slots, one at a time: each goes to a waiting request.
+  for (let i = 0; i < 2; i++) {
+    held.shift()?.end('ok');
+    await waitFor('a waiting request to reach the backend', () => held.length === 2);
+  }
+  for (const r of held.splice(0)) r.end('ok');
+  const replies = await Promise.all([...first, ...rest]);
+  const statuses = replies.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [200, 200, 200, 200, 503, 503, 503, 503, 503, 503]);
+  const refused = replies.find((r) => r.status === 503);
+  assert.match(refused?.body ?? '', /2 requests in flight and 2 waiting: the queue is full/);
+  assert.equal(b.hits, 4, 'the leaver never reached the backend');
+
+  // Nothing leaked: two at once go straight through again.
+  b.handler = (_req, res) => res.end('ok');
+  const again = await Promise.all([request(m.proxy, '/x'), request(m.proxy, '/y')]);
+  assert.deepEqual(again.map((r) => r.status), [200, 200]);
+  assert.equal(await metricValue(m.proxy, 'request_queue_total', { result: 'queued' }), 3);
+});
+
+void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, and the slot comes back when the held stream ends', async (t) => {
+  const held: http2.Http2ServerResponse[] = [];
+  let hold = true;
+  const server = http2.createServer((_req, res) => (hold ? void held.push(res) : res.end('ok')));
+  const port = await listen(server);
+  t.after(() => closeServer(server));
+  const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', port)], 'h2c')], [], { maxInFlightRequests: '1', maxQueuedRequests: '0' });
+  const session = http2.connect(`http://127.0.0.1:${m.proxy.outbound.port}`);
+  t.after(() => session.close());
+  const get = (path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const s = session.request({ ':path': path, ':authority': 'web' });
+      let status = 0;
+      let body = '';
+      s.on('response', (h) => (status = Number(h[':status'])));
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (body += d));
+      s.on('end', () => resolve({ status, body }));
+      s.on('error', reject);
+      s.end();
+    });
+  const a = get('/held');
+  await waitFor('one stream in flight', () => held.length === 1);
+  const refused = await get('/over');
+  assert.equal(refused.status, 503);
+  assert.match(refused.body, /1 requests in flight and 0 waiting: the queue is full/);
+  held.shift()?.end('ok');
+  assert.equal((await a).status, 200);
+  hold = false;
+  assert.equal((await get('/after')).status, 200, 'the slot came back');
+  assert.equal(await metricValue(m.proxy, 'request_queue_total', { result: 'full' }), 1);
 });

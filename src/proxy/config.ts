@@ -68,6 +68,8 @@ const schema = z.object({
   responseTimeoutMs: ms(0),
   upstreamIdleTimeoutMs: ms(1),
   breakerFailures: z.coerce.number().int().min(1, 'must be at least 1'),
+  maxInFlightRequests: z.coerce.number().int().min(1, 'must be at least 1'),
+  maxQueuedRequests: z.coerce.number().int().min(0, 'must be at least 0'),
   maxIdlePerUpstream: z.coerce.number().int().min(0, 'must be at least 0'),
   drainTimeoutMs: ms(0),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

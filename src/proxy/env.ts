@@ -56,6 +56,8 @@ export const SETTINGS = {
     '4000',
   ),
   breakerFailures: s('breaker-failures', 'consecutive failures (connect errors, resets, 5xx) that eject an endpoint (of a Service, or of a route backend)', '7'),
+  maxInFlightRequests: s('max-in-flight-requests', 'HTTP requests in flight to one destination (a Service or a pod) at once', '10000'),
+  maxQueuedRequests: s('max-queued-requests', 'HTTP requests waiting for one of those slots, per destination; beyond it, 503 at once', '1000'),
   maxIdlePerUpstream: s('max-idle-per-upstream', 'idle HTTP/1 connections kept per upstream address', '256'),
   drainTimeoutMs: s('drain-timeout-ms', 'on shutdown, how long in-flight work may take before it is cut (ms)', '30000'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),

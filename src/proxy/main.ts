@@ -43,7 +43,15 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
   // Outbound destinations are looked up in the control plane when there is one: Services are balanced
   // per request; what it does not know goes to the original address.
-  const discovery = cfg.destinationAddr !== undefined ? new Discovery({ addr: cfg.destinationAddr, log: log.child({ component: 'discovery' }), breakers: { consecutiveFailures: cfg.breakerFailures } }) : undefined;
+  const discovery =
+    cfg.destinationAddr !== undefined
+      ? new Discovery({
+          addr: cfg.destinationAddr,
+          log: log.child({ component: 'discovery' }),
+          breakers: { consecutiveFailures: cfg.breakerFailures },
+          limit: { maxInFlight: cfg.maxInFlightRequests, maxQueued: cfg.maxQueuedRequests },
+        })
+      : undefined;
   if (discovery !== undefined) metrics.watchDiscovery(discovery.stats);
   const outboundL = new Listener(discovery !== undefined ? { ...deps, resolver: discovery } : deps, 'outbound');
   // Inbound, discovery tells whether a client is a meshed pod (for server-first apps on opaque ports).

@@ -133,6 +133,9 @@ export class ProxyMetrics {
   readonly retrySkippedTotal: Counter<'direction' | 'target_addr' | 'route' | 'reason'>;
   /** Endpoints ejected by their circuit breaker (each ejection, re-ejections after a failed probe too). */
   readonly endpointEjectionsTotal: Counter<'direction' | 'target_addr' | 'backend'>;
+  /** HTTP requests that waited for a slot of their destination's in-flight limit (result="queued"), or
+   *  were refused with 503 because its queue was full (result="full"). */
+  readonly requestQueueTotal: Counter<'direction' | 'target_addr' | 'result'>;
   /** Mirrored requests: result="sent" | "failed" | "dropped" (too many in flight). */
   readonly mirrorTotal: Counter<'direction' | 'target_addr' | 'result'>;
   private readonly routes = new Map<string, RouteStats>();
@@ -204,6 +207,12 @@ export class ProxyMetrics {
       name: 'tcp_refused_total',
       help: 'connections refused before proxying: reason="loop" (meant for the proxy itself) or "no_destination" (not redirected)',
       labelNames: ['direction', 'reason'],
+      registers,
+    });
+    this.requestQueueTotal = new Counter({
+      name: 'request_queue_total',
+      help: 'HTTP requests that waited for a slot of their destination\'s in-flight limit (result="queued") or were refused with 503 because its queue was full (result="full")',
+      labelNames: ['direction', 'target_addr', 'result'],
       registers,
     });
     const routeLabels = ['direction', 'target_addr', 'route', 'reason'] as const;

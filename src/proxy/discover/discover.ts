@@ -11,6 +11,7 @@ import type { Logger } from '../../core/log.js';
 import type { Balancer, BalancerFactory, EndpointInfo, ProtocolHint } from '../balance/balancer.js';
 import { PeakEwmaBalancer } from '../balance/peak-ewma.js';
 import { Breakers, type BreakerOptions } from '../route/breaker.js';
+import { InFlightLimit, type LimitOptions } from '../route/limit.js';
 import { RetryBudget, type RetryBudgetOptions } from '../route/retry.js';
 import type { BackendTarget, Router } from '../route/router.js';
 import { compileRoutes, EMPTY_TABLE, type RouteTable } from '../route/table.js';
@@ -34,6 +35,8 @@ export interface DiscoveryOptions {
   readonly breakers?: BreakerOptions;
   /** Each destination's retry budget (defaults: RETRY_BUDGET_DEFAULTS). */
   readonly retryBudget?: RetryBudgetOptions;
+  /** Each destination's bound on requests in flight and queued (defaults: LIMIT_DEFAULTS). */
+  readonly limit?: LimitOptions;
 }
 
 /** Plain counters for the proxy's metrics. */
@@ -79,6 +82,7 @@ class Watch implements Destination {
   service: string | undefined = undefined;
   table: RouteTable = EMPTY_TABLE;
   readonly budget: RetryBudget;
+  readonly limit: InFlightLimit;
   /** Route backends by service, kept across answers while the routes name them. */
   private readonly backends = new Map<string, BackendTarget>();
   answered = false;
@@ -108,6 +112,7 @@ class Watch implements Destination {
     this.balancer = o.balancer();
     this.own = { service: this.path, balancer: this.balancer, breakers: new Breakers(o.breakers) };
     this.budget = new RetryBudget(o.retryBudget);
+    this.limit = new InFlightLimit(o.limit);
     this.backoff = new JitteredBackoff(o.backoff);
     this.ready = new Promise((resolve) => (this.settle = resolve));
   }
@@ -250,6 +255,7 @@ class Watch implements Destination {
   }
 
   busy(): boolean {
+    if (this.limit.inFlight > 0 || this.limit.queued > 0) return true;
     for (const e of this.balancer.endpoints) if (e.pending > 0) return true;
     for (const b of this.backends.values()) for (const e of b.balancer.endpoints) if (e.pending > 0) return true;
     return false;
@@ -365,6 +371,10 @@ const emptyBalancer: Balancer = { update: () => {}, pick: () => undefined, endpo
 const passthroughOwn: BackendTarget = { service: '', balancer: emptyBalancer, breakers: new Breakers() };
 
 /** What a closed Discovery answers: forward to the original address. */
+/** Passthrough destinations share one unbounded limit: they are not balanced, and their requests are
+ *  bounded by the connections that carry them. */
+const passthroughLimit = new InFlightLimit({ maxInFlight: Number.MAX_SAFE_INTEGER, maxQueued: 0 });
+
 function passthrough(dst: SocketAddr): Destination {
-  return { dst, known: false, service: undefined, balancer: emptyBalancer, own: passthroughOwn, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, backend: () => undefined };
+  return { dst, known: false, service: undefined, balancer: emptyBalancer, own: passthroughOwn, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, limit: passthroughLimit, backend: () => undefined };
 }

@@ -26,6 +26,8 @@ export const Codes = {
   UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
   /** The destination is a known Service with no ready endpoint to send the request to. */
   NO_ENDPOINTS: 'OUTR_ERR_NO_ENDPOINTS',
+  /** The destination has as many requests in flight as it may, and as many waiting as may wait. */
+  QUEUE_FULL: 'OUTR_ERR_QUEUE_FULL',
   /** Every endpoint of the destination is ejected by its circuit breaker: fail fast. */
   ENDPOINTS_EJECTED: 'OUTR_ERR_ENDPOINTS_EJECTED',
   /** The destination has routes and none matches the request (Gateway API: 404, gRPC UNIMPLEMENTED). */

@@ -24,6 +24,7 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.NO_IDENTITY]: { status: 503, grpc: 14 },
   [Codes.NO_ENDPOINTS]: { status: 503, grpc: 14 /* UNAVAILABLE */ },
   [Codes.ENDPOINTS_EJECTED]: { status: 503, grpc: 14 },
+  [Codes.QUEUE_FULL]: { status: 503, grpc: 14 },
   [Codes.NO_ROUTE]: { status: 404, grpc: 12 /* UNIMPLEMENTED */ },
   [Codes.ROUTE_NO_BACKEND]: { status: 500, grpc: 13 /* INTERNAL */ },
   [Codes.ROUTE_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },

@@ -18,6 +18,7 @@ import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror } from '.
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
 import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
+import { Slot } from '../route/limit.js';
 import { splitTarget, type CompiledRule, type RouteCandidate } from '../route/table.js';
 import { reasonPhrase } from '../errors/respond.js';
 import { mirrorHttp1 } from './mirror.js';
@@ -84,6 +85,13 @@ export class ClientConn implements UpstreamOwner {
   private closeAfter = false;
   private waitUpstreamDrain = false;
   private waitClientDrain = false;
+
+  // A request waiting for a slot of its destination's in-flight limit (route/limit.ts), with the bytes
+  // that came after its head; and whether this connection holds a slot for its exchange.
+  private waitingHead: RequestHead | null = null;
+  private waitingRest: Buffer | null = null;
+  private waitingSince = 0;
+  private slot = false;
 
   // The exchange in progress (one at a time).
   private req: RequestHead | null = null;
@@ -189,7 +197,7 @@ export class ClientConn implements UpstreamOwner {
    */
   private updateReading(): void {
     if (this.closed) return;
-    if ((this.buf !== null && this.req !== null) || this.waitUpstreamDrain) this.sock.pause();
+    if ((this.buf !== null && this.req !== null) || this.waitUpstreamDrain || this.waitingHead !== null) this.sock.pause();
     else this.sock.resume();
   }
 
@@ -199,19 +207,24 @@ export class ClientConn implements UpstreamOwner {
    * would be refreshed on every read and write of the hot path.
    */
   closeIfIdleSince(limit: number): void {
-    if (this.idleSince !== 0 && this.idleSince < limit && !this.req && !this.buf) this.sock.destroy();
+    if (this.idleSince !== 0 && this.idleSince < limit && !this.req && !this.buf && this.waitingHead === null) this.sock.destroy();
   }
 
   /** Shutdown: finish the exchange in flight, then close; close now if idle. */
   drain(): void {
     this.closeAfter = true;
-    if (!this.req && !this.buf) this.sock.end();
+    if (!this.req && !this.buf && this.waitingHead === null) this.sock.end();
   }
 
   // ---- client side ----
 
   private clientData(chunk: Buffer): void {
     if (this.closed) return;
+    if (this.waitingHead !== null) {
+      // Read before the pause took hold: it goes with the waiting request.
+      this.waitingRest = this.waitingRest ? Buffer.concat([this.waitingRest, chunk]) : chunk;
+      return;
+    }
     if (this.req && !this.reqDone) {
       this.feedRequestBody(chunk);
       return;
@@ -264,11 +277,36 @@ export class ClientConn implements UpstreamOwner {
 
   private startExchange(head: RequestHead, rest: Buffer | null): void {
     const { metrics } = this.ctx;
+    const router = this.router;
+    if (router !== undefined && !this.slot) {
+      const got = router.limit.acquire(this.onSlot);
+      if (got === Slot.Queued) {
+        metrics.requestQueueTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, result: 'queued' });
+        this.waitingHead = head;
+        this.waitingRest = rest;
+        this.waitingSince = performance.now();
+        this.idleSince = 0;
+        this.sock.pause();
+        return;
+      }
+      if (got === Slot.Full) {
+        metrics.requestQueueTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, result: 'full' });
+        this.req = head;
+        this.startedAt = performance.now();
+        this.idleSince = 0;
+        if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
+        const l = router.limit;
+        this.refuse(head, rest, new ProxyError(Codes.QUEUE_FULL, `${this.targetKey}: ${l.maxInFlight} requests in flight and ${l.maxQueued} waiting: the queue is full`), undefined);
+        return;
+      }
+      this.slot = true;
+    }
     this.req = head;
-    this.startedAt = performance.now();
+    // A request that waited for its slot: its latency and deadline count from when it arrived.
+    this.startedAt = this.waitingSince !== 0 ? this.waitingSince : performance.now();
+    this.waitingSince = 0;
     this.idleSince = 0;
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
-    const router = this.router;
     if (router !== undefined && !router.table.empty) {
       this.startRouted(head, rest, router);
       return;
@@ -653,10 +691,41 @@ export class ClientConn implements UpstreamOwner {
     this.closeAfter = true;
   }
 
+  /** A slot of the destination's limit is ours (passed on by a finishing request): the waiting request
+   *  starts, on a later tick, so that it never runs inside the code of the request that gave it up. */
+  private readonly onSlot = (): void => {
+    queueMicrotask(() => {
+      const head = this.waitingHead;
+      const rest = this.waitingRest;
+      this.waitingHead = null;
+      this.waitingRest = null;
+      if (this.closed || head === null) {
+        this.router?.limit.release();
+        return;
+      }
+      this.slot = true;
+      this.startExchange(head, rest);
+      this.updateReading();
+    });
+  };
+
+  /** Gives the exchange's slot back (to the next waiting request, if any). */
+  private releaseSlot(): void {
+    if (!this.slot) return;
+    this.slot = false;
+    this.router?.limit.release();
+  }
+
   private clientClosed(): void {
     this.closed = true;
     this.ctx.conns.delete(this);
     this.clearTimers();
+    if (this.waitingHead !== null) {
+      this.router?.limit.cancel(this.onSlot);
+      this.waitingHead = null;
+      this.waitingRest = null;
+    }
+    this.releaseSlot();
     if (this.backend !== null && this.ep !== null && this.res === null) abandonBreaker(this.backend, this.ep.key);
     this.settleEndpoint(true); // the client left: no fault of the endpoint's
     const up = this.up;
@@ -897,6 +966,7 @@ export class ClientConn implements UpstreamOwner {
   }
 
   private resetExchange(): void {
+    this.releaseSlot();
     this.idleSince = performance.now();
     this.req = null;
     this.res = null;

@@ -9,6 +9,7 @@ import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
 import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror, type CompiledHeaderModifier } from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
 import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
+import { Slot } from '../route/limit.js';
 import { splitTarget, type RouteCandidate } from '../route/table.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
 import type { ProxyConfig } from '../config.js';
@@ -117,8 +118,39 @@ export class H2Proxy {
     session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
     session.on('close', () => this.downstreams.delete(session));
     session.on('stream', (stream, headers) => {
-      if (router !== undefined && !router.table.empty) this.forwardRouted(stream, headers, target, key, router);
-      else this.forward(stream, headers, target, key, router, clientId);
+      if (router === undefined) {
+        this.forward(stream, headers, target, key, router, clientId);
+        return;
+      }
+      // A stream to a destination the mesh knows holds one of its in-flight slots until it closes.
+      const dispatch = () => {
+        stream.once('close', () => router.limit.release());
+        if (!router.table.empty) this.forwardRouted(stream, headers, target, key, router);
+        else this.forward(stream, headers, target, key, router, clientId);
+      };
+      // On a later tick: never inside the close of the stream that passed the slot on.
+      const onSlot = () =>
+        queueMicrotask(() => {
+          stream.off('close', onGone);
+          if (stream.closed || stream.destroyed) router.limit.release();
+          else dispatch();
+        });
+      const onGone = () => router.limit.cancel(onSlot);
+      const got = router.limit.acquire(onSlot);
+      if (got === Slot.Now) return dispatch();
+      const { metrics, direction } = this.ctx;
+      if (got === Slot.Queued) {
+        metrics.requestQueueTotal.inc({ direction, target_addr: key, result: 'queued' });
+        stream.once('close', onGone);
+        return;
+      }
+      metrics.requestQueueTotal.inc({ direction, target_addr: key, result: 'full' });
+      const stats = metrics.route(direction, key, headers[':authority'] ?? '', clientId);
+      stats.requests.inc();
+      const l = router.limit;
+      const r = errorResponse(new ProxyError(Codes.QUEUE_FULL, `${key}: ${l.maxInFlight} requests in flight and ${l.maxQueued} waiting: the queue is full`));
+      const sent = respondWithError(stream, r, (headers['content-type'] ?? '').startsWith('application/grpc'));
+      stats.response(sent.status, 0, sent.grpcStatus);
     });
     // An idle client session is let go like an idle HTTP/1 connection; close() is graceful (GOAWAY), so
     // a long quiet gRPC stream still open on it is not cut.

@@ -3,6 +3,7 @@
 // the routes name, and its retry budget. `routeRequest` turns a request into where it goes (a backend
 // with an available endpoint) or the typed error to answer; a destination without routes never calls
 // it (the data path checks `table.empty`: one branch).
+import type { InFlightLimit } from './limit.js';
 import type { Balancer, Endpoint } from '../balance/balancer.js';
 import { Codes, ProxyError } from '../errors/errors.js';
 import { pickAvailable, type Breakers } from './breaker.js';
@@ -30,6 +31,9 @@ export interface Router {
   readonly service: string | undefined;
   /** One per destination, shared by its routes. */
   readonly budget: RetryBudget;
+  /** The destination's bound on requests in flight and waiting (HTTP only; a connection of opaque
+   *  TCP is not a request). */
+  readonly limit: InFlightLimit;
   /** The backend of that name in the latest answer. */
   backend(service: string): BackendTarget | undefined;
 }
