@@ -11,6 +11,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN, cli, MESH_TOOLS, meshPreconditions, meshWorkDir, show, unavailable as unavailable_, type Run } from './root-helpers.js';
@@ -51,7 +52,8 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Web).serve_forever()
 `;
 
 /** GETs from `host` on N keep-alive connections until the stop file exists; prints one line per
- *  request: seconds since start, status, answering pod (or the error), latency in ms. */
+ *  request: seconds since start, status, answering pod (or the error), latency in ms. Creates
+ *  `<stop>.<host>.started` once the first answer came, so that the test's clock starts with the traffic. */
 const LOAD = `
 import http.client, os, sys, threading, time
 host, conns, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -73,6 +75,8 @@ def run():
             c = None
             line = f"{start - t0:.3f} 0 {type(e).__name__} {(time.time() - start) * 1000:.1f}"
         with lock:
+            if not out:
+                open(stop + "." + host + ".started", "w").close()
             out.append(line)
 threads = [threading.Thread(target=run) for _ in range(conns)]
 for th in threads: th.start()
@@ -201,11 +205,20 @@ void test('failure handling on the local runtime: a slow replica is avoided, a k
     return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
   };
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Until every load given its stop file is sending (a loaded machine can take seconds to start one). */
+  const sending = async (stop: string, ...hosts: string[]) => {
+    const deadline = Date.now() + 60_000;
+    while (!hosts.every((h) => existsSync(`${stop}.${h}.started`))) {
+      if (Date.now() > deadline) throw new Error(`the load for ${stop} never got an answer`);
+      await sleep(100);
+    }
+  };
 
   await t.test('one replica of three made 200 ms slower gets under 10% of the requests within 10 s', async () => {
     const slow = webs[0] as string;
     const stop = join(work, 'stop-slow');
     const done = startLoad('web-plain', 4, stop);
+    await sending(stop, 'web-plain');
     await sleep(4000);
     const slowAt = Date.now();
     await writeFile(join(work, `slow-${slow}`), '');
@@ -245,6 +258,7 @@ void test('failure handling on the local runtime: a slow replica is avoided, a k
     const before = sumMetric(await clientMetrics(), 'response_total', { authority: 'web-plain', classification: 'failure' });
     const retried = startLoad('web', 2, stopAll);
     const plain = startLoad('web-plain', 2, stopAll);
+    await sending(stopAll, 'web', 'web-plain');
     await sleep(3000);
     // Down for good: its restarts exit at once.
     await writeFile(join(work, `dead-${victim}`), '');
@@ -276,6 +290,7 @@ void test('failure handling on the local runtime: a slow replica is avoided, a k
     const stopAll = join(work, 'stop-broken');
     const retried = startLoad('web', 2, stopAll);
     const plain = startLoad('web-plain', 2, stopAll);
+    await sending(stopAll, 'web', 'web-plain');
     await sleep(2000);
     await writeFile(join(work, `broken-${broken}`), '');
     await sleep(8000);
