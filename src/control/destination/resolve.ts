@@ -111,7 +111,7 @@ export function indexSnapshot(s: StoreSnapshot): SnapshotIndex {
   }
   const routesByService = new Map<string, RouteEntry[]>();
   for (const r of s.routes ?? []) {
-    for (const name of new Set(r.parents.map((p) => p.name))) {
+    for (const name of new Set(r.parents.filter((p) => p.kind !== 'Server').map((p) => p.name))) {
       const key = `${r.namespace}/${name}`;
       let list = routesByService.get(key);
       if (list === undefined) routesByService.set(key, (list = []));
@@ -178,7 +178,7 @@ function readyEndpoints(idx: SnapshotIndex, trustDomain: string, svc: ServiceEnt
 function serviceAnswer(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Update {
   const update: Update = { known: true, service: serviceAuthority(svc, port.port), endpoints: readyEndpoints(idx, trustDomain, svc, port) };
   const attached = (idx.routesByService.get(`${svc.namespace}/${svc.name}`) ?? []).filter((r) =>
-    r.parents.some((p) => p.name === svc.name && (p.port === undefined || p.port === port.port)),
+    r.parents.some((p) => p.kind !== 'Server' && p.name === svc.name && (p.port === undefined || p.port === port.port)),
   );
   if (attached.length === 0) return update;
   // Every Service port the routes name, answered once (rules refer to it by its authority).
@@ -232,7 +232,7 @@ function ruleMessage(rule: RouteRuleEntry, backend: (name: string, port: number)
   };
 }
 
-function matchMessage(m: RouteMatchEntry): Match {
+export function matchMessage(m: RouteMatchEntry): Match {
   const value = (v: { type: 'Exact' | 'RegularExpression'; name: string; value: string }) => ({ type: VALUE_TYPE[v.type], name: v.name, value: v.value });
   return {
     ...(m.path !== undefined ? { path: { type: PATH_TYPE[m.path.type], value: m.path.value } } : {}),
