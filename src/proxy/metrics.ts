@@ -117,6 +117,15 @@ export class TcpStats {
   }
 }
 
+/** The counters of inbound policy (ProxyMetrics.enablePolicy). */
+export interface PolicyMetrics {
+  readonly httpAllow: Counter<'srv' | 'route' | 'rule'>;
+  readonly httpDeny: Counter<'srv' | 'route' | 'rule'>;
+  readonly tcpAllow: Counter<'srv' | 'rule'>;
+  readonly tcpDeny: Counter<'srv' | 'rule'>;
+  readonly rateLimited: Counter<'srv' | 'ratelimit' | 'limit'>;
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly tcpOpenTotal: Counter<TcpLabel>;
@@ -241,6 +250,34 @@ export class ProxyMetrics {
       : undefined;
     collectDefaultMetrics({ register: this.registry });
   }
+
+  /** Inbound authorization and rate limiting, registered when the proxy has a policy service. The
+   *  counters' children are taken once per connection decision (src/proxy/inbound/authz), not per request. */
+  enablePolicy(stats: { readonly updates: number; readonly reconnects: number }): PolicyMetrics {
+    const registers = [this.registry];
+    const http = ['srv', 'route', 'rule'] as const;
+    const tcp = ['srv', 'rule'] as const;
+    const m: PolicyMetrics = {
+      httpAllow: new Counter({ name: 'inbound_http_authz_allow_total', help: 'inbound HTTP requests authorized; srv: the Server (or default:<policy>), route: the inbound route, rule: the authorization that allowed it', labelNames: http, registers }),
+      httpDeny: new Counter({ name: 'inbound_http_authz_deny_total', help: 'inbound HTTP requests denied (403, gRPC PERMISSION_DENIED; rule="no-route": 404)', labelNames: http, registers }),
+      tcpAllow: new Counter({ name: 'inbound_tcp_authz_allow_total', help: 'inbound opaque TCP connections authorized', labelNames: tcp, registers }),
+      tcpDeny: new Counter({ name: 'inbound_tcp_authz_deny_total', help: 'inbound opaque TCP connections denied (closed at once)', labelNames: tcp, registers }),
+      rateLimited: new Counter({
+        name: 'inbound_http_ratelimit_limited_total',
+        help: 'inbound HTTP requests refused by a local rate limit (429); limit: total, identity or override',
+        labelNames: ['srv', 'ratelimit', 'limit'],
+        registers,
+      }),
+    };
+    const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
+    counter('policy_updates_total', 'inbound policies received from the policy service', () => stats.updates);
+    counter('policy_reconnects_total', 'policy watches started again after their stream ended', () => stats.reconnects);
+    this.policy = m;
+    return m;
+  }
+
+  /** Set by enablePolicy. */
+  policy: PolicyMetrics | undefined;
 
   /** The proxy's certificate figures (kept by src/proxy/identity), read at scrape time. */
   watchIdentity(source: { readonly metrics: { readonly certExpirationSeconds: number; readonly refreshCount: number; readonly refreshFailures: number } }): void {
