@@ -103,6 +103,24 @@ except Exception as e:
     print("error " + repr(e))
 `;
 
+/** Sends METHOD PATH every 20 ms until one is answered 403 (or 20 s pass); prints the wall-clock time
+ *  (ms) the first 403 request was sent and how many were allowed before it. */
+const POLL = `
+import http.client, json, sys, time
+host, port, method, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+c = http.client.HTTPConnection(host, port, timeout=10)
+ok = 0; end = time.time() + 20
+while time.time() < end:
+    t = time.time()
+    c.request(method, path, body=b"")
+    r = c.getresponse(); r.read()
+    if r.status == 403:
+        print(json.dumps({"denied_at_ms": t * 1000, "allowed_before": ok})); sys.exit(0)
+    ok += 1
+    time.sleep(0.02)
+print(json.dumps({"denied_at_ms": None, "allowed_before": ok}))
+`;
+
 interface Options {
   /** The AuthorizationPolicy that lets ops POST /admin. */
   readonly adminAuthorized: boolean;
@@ -313,6 +331,7 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
   await writeFile(join(work, 'web.py'), WEB);
   await writeFile(join(work, 'load.py'), LOAD);
   await writeFile(join(work, 'tcp.py'), TCP);
+  await writeFile(join(work, 'poll.py'), POLL);
   const file = join(work, 'mesh.yaml');
   let opts: Options = { adminAuthorized: true, rate: 'identity' };
   await writeFile(file, manifest(work, podCidr, opts));
@@ -408,16 +427,36 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     assert.equal((await one('ops', 'web', 8080, 'POST', '/admin/a')).status, '200');
   });
 
+  await t.test('outrigger authz: the effective policy per port and route, and --check', async () => {
+    const r = await cli(['authz', 'web', ...common]);
+    assert.equal(r.code, 0, show(r));
+    console.log(r.stdout.replace(/^/gm, '# '));
+    assert.match(r.stdout, /8080 +default\/web-routes +HTTP\/1 +default\/admin +default\/admin-ops: mesh identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/ops/);
+    assert.match(r.stdout, /8080 +default\/web-routes +HTTP\/1 +default\/public +default\/public-all: any client/);
+    assert.match(r.stdout, /8081 .*default\/web-rate: per client 20\/s, default\/ops 40\/s/);
+    assert.match(r.stdout, /other +default:all-authenticated .*any mesh identity/);
+    const allowed = await cli(['authz', 'web', ...common, '--check', '--from', 'ops', '--method', 'POST', '--path', '/admin/x', '--port', '8080']);
+    assert.match(allowed.stdout, /port 8080: allowed by default\/admin-ops \(server default\/web-routes, route default\/admin\)/, show(allowed));
+    const denied = await cli(['authz', 'web', ...common, '--check', '--from', 'outsider', '--path', '/x']);
+    assert.match(denied.stdout, /port 8080: denied by server default\/web-routes: no inbound route matches GET \/x/, show(denied));
+    assert.match(denied.stdout, /other ports: denied by server default:all-authenticated: no authorization allows 10\.243\.[0-9.]+ \(no mesh identity\)/, show(denied));
+  });
+
   await t.test('live change: an authorization removed denies new requests within 1 s; one in flight finishes', async () => {
-    // A slow request (3 s in the app) starts under the old rule...
+    // A slow request (3 s in the app) starts under the old rule, and a poller sends a request every 20 ms.
     const inflight = load('ops', 'web', 8080, 'POST', '/admin/slow');
-    await new Promise((r) => setTimeout(r, 700));
+    const poll = cli(['exec', 'ops', ...common, '--', 'python3', join(work, 'poll.py'), 'web', '8080', 'POST', '/admin/p']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const started = Date.now();
     await apply({ ...opts, adminAuthorized: false });
     const applied = Date.now();
-    await new Promise((r) => setTimeout(r, 1000));
-    const after = await one('ops', 'web', 8080, 'POST', '/admin/b');
-    console.log(`# denied ${Date.now() - applied} ms after apply returned (incl. exec): ${after.status}`);
-    assert.equal(after.status, '403', after.body);
+    const p = await poll;
+    assert.equal(p.code, 0, show(p));
+    const { denied_at_ms: deniedAt, allowed_before: before } = JSON.parse(p.stdout) as { denied_at_ms: number | null; allowed_before: number };
+    assert.ok(deniedAt !== null && before > 0, p.stdout);
+    console.log(`# first denied request: ${Math.round(deniedAt - started)} ms after apply started, ${Math.round(deniedAt - applied)} ms after it returned (${before} allowed before)`);
+    assert.ok(deniedAt - applied < 1000, `denied ${deniedAt - applied} ms after apply returned`);
+    assert.equal((await one('ops', 'web', 8080, 'POST', '/admin/b')).status, '403');
     // ...and finishes under it: a request is authorized when it starts (docs/policy.md).
     const slow = await inflight;
     assert.deepEqual(slow.statuses, { '200': 1 }, slow.body);

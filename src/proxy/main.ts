@@ -67,6 +67,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     ready: () => ready && !draining && (identity === undefined || identity.current() !== undefined) && (policy === undefined || policy.answered),
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
+    ...(policy !== undefined ? { policy: () => ({ answered: policy.answered, policy: policy.raw }) } : {}),
   });
   const listeners = [outboundL, inboundL];
 

@@ -33,6 +33,8 @@ export class PolicyWatch implements PolicySource {
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private outage = false;
+  /** The answer in force, as received (the admin server's /policy). */
+  raw: InboundPolicy;
   /** Whether an answer has come (from a control plane that knows the pod). */
   answered = false;
   private readonly firstAnswer: Promise<void>;
@@ -41,7 +43,8 @@ export class PolicyWatch implements PolicySource {
   constructor(private readonly o: PolicyWatchOptions) {
     // Before the first answer the cluster's networks are not known: cluster-authenticated checks the
     // identity only.
-    this.policy = compilePolicy({ known: false, default_policy: o.defaultPolicy, default_authorizations: defaultAuthorizations(o.defaultPolicy, []), ports: [] }, undefined, []);
+    this.raw = { known: false, default_policy: o.defaultPolicy, default_authorizations: defaultAuthorizations(o.defaultPolicy, []), ports: [] };
+    this.policy = compilePolicy(this.raw, undefined, []);
     this.client = policyClient(o.addr);
     this.backoff = new JitteredBackoff(o.backoff);
     this.firstAnswer = new Promise((r) => (this.onFirst = r));
@@ -91,6 +94,7 @@ export class PolicyWatch implements PolicySource {
     if (!p.known && this.answered) return;
     const problems: string[] = [];
     this.policy = compilePolicy(p, this.policy, problems);
+    this.raw = p;
     if (problems.length > 0) this.o.log.warn({ problems }, 'policy: inbound routes with problems (their matches never match)');
     if (p.known) {
       this.answered = true;
