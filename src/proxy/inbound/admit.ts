@@ -48,6 +48,7 @@ export class InboundGate {
     }
     const limiter = d.limiter;
     if (limiter !== undefined && !limiter.allow(this.clientKey, this.clientId !== undefined, performance.now())) {
+      // Refusals only: a Map lookup, no label hashing.
       this.deps.metrics.rateLimited.labels({ srv: d.server, ratelimit: limiter.name, limit: limiter.limitedBy }).inc();
       return new ProxyError(Codes.RATE_LIMITED, `server ${d.server}: rate limit ${limiter.name} (${limiter.limitedBy}) exceeded`, {
         retryAfterS: Math.max(1, Math.ceil(limiter.retryAfterMs / 1000)),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Counter, Registry } from 'prom-client';
+import { CounterCells } from '../../metrics.js';
 import type { InboundPolicy } from '../../../api/policy.js';
 import { defaultAuthorizations } from '../../../api/policy.js';
 import { allows, compileAuthz, compilePolicy, ConnAuthz, parseIpv4, type AuthzCounters, type CompiledPolicy } from './authz.js';
@@ -36,13 +36,7 @@ void test('networks with exceptions, IPv4-mapped addresses, and every requiremen
 });
 
 function counters(): AuthzCounters {
-  const registers = [new Registry()];
-  return {
-    httpAllow: new Counter({ name: 'a', help: 'a', labelNames: ['srv', 'route', 'rule'], registers }),
-    httpDeny: new Counter({ name: 'b', help: 'b', labelNames: ['srv', 'route', 'rule'], registers }),
-    tcpAllow: new Counter({ name: 'c', help: 'c', labelNames: ['srv', 'rule'], registers }),
-    tcpDeny: new Counter({ name: 'd', help: 'd', labelNames: ['srv', 'rule'], registers }),
-  };
+  return { httpAllow: new CounterCells(), httpDeny: new CounterCells(), tcpAllow: new CounterCells(), tcpDeny: new CounterCells() };
 }
 
 const route = (name: string, method: string, prefix: string) => ({

@@ -3,7 +3,6 @@
 // the connection proved: its mesh identity (mesh TLS) and its address. Both are fixed for a connection,
 // so a connection decides once per server (and once per route it uses) and keeps the decision until
 // the policy changes (ConnAuthz); a request costs a version compare and, with routes, a route match.
-import type { Counter } from 'prom-client';
 import type { Authorization, InboundPolicy, PortPolicy } from '../../../api/policy.js';
 import type { Route } from '../../../api/destination.js';
 import { compileRoutes, matchRoute, EMPTY_TABLE, type RouteRequest, type RouteTable } from '../../route/table.js';
@@ -167,12 +166,17 @@ export interface Decision {
   readonly limiter: RateLimiter | undefined;
 }
 
-/** The authz counters (ProxyMetrics.authz). */
+/** A counter by label set; `labels` is called once per decision, `inc` per request. */
+export interface LabelledCounter {
+  labels(labels: Readonly<Record<string, string>>): { inc(): void };
+}
+
+/** The authz counters (ProxyMetrics.enablePolicy's). */
 export interface AuthzCounters {
-  readonly httpAllow: Counter<'srv' | 'route' | 'rule'>;
-  readonly httpDeny: Counter<'srv' | 'route' | 'rule'>;
-  readonly tcpAllow: Counter<'srv' | 'rule'>;
-  readonly tcpDeny: Counter<'srv' | 'rule'>;
+  readonly httpAllow: LabelledCounter;
+  readonly httpDeny: LabelledCounter;
+  readonly tcpAllow: LabelledCounter;
+  readonly tcpDeny: LabelledCounter;
 }
 
 /** Per connection: its decisions per route, kept until the policy's version changes. */

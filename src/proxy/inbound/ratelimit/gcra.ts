@@ -1,25 +1,33 @@
 // A local rate limiter for inbound HTTP requests: the generic cell rate algorithm (GCRA, ITU-T I.371;
 // the "virtual scheduling" form), one cell per limit and key. A cell keeps one number, the theoretical
-// arrival time (TAT) of the next request; a request is allowed when it does not arrive more than one
-// emission interval (1 / rate) ahead of it, and then pushes TAT one interval further. So, over any
-// period, at most rate × period + 1 requests pass, and a client at twice the rate gets the rate exactly:
-// lateness is absorbed because TAT moves from its own value, not from the arrival time, while the
-// client keeps up. Pure: the caller passes the clock (ms).
+// arrival time (TAT) of the next request; a request is allowed when it does not arrive more than the
+// tolerance ahead of it, and then pushes TAT one emission interval (1 / rate) further. The tolerance is
+// a tenth of a second's worth of requests (at least one interval): over any period at most
+// rate × (period + 0.1 s) + 1 requests pass, so a client at twice the rate for 10 s gets the rate
+// within about 1%, while a client that stalls for up to 0.1 s (a GC pause, a busy CPU) and then
+// catches up loses nothing: TAT moves from its own value, not from the arrival time. Pure: the caller
+// passes the clock (ms).
 import type { RateLimit } from '../../../api/policy.js';
+
+/** How far ahead of its schedule a client may be (ms): bursts of up to this much of the rate. */
+export const BURST_MS = 100;
 
 export class Gcra {
   /** Emission interval (ms). */
   readonly interval: number;
+  /** How far ahead of TAT a request may arrive (ms). */
+  readonly tolerance: number;
   private tat = 0;
   constructor(readonly rps: number) {
     this.interval = 1000 / rps;
+    this.tolerance = Math.max(this.interval, BURST_MS);
   }
 
   /** 0 when allowed (and counted); else how long (ms) until a request would be. */
   take(now: number): number {
     const tat = this.tat > now ? this.tat : now;
     const ahead = tat - now;
-    if (ahead > this.interval) return ahead - this.interval;
+    if (ahead > this.tolerance) return ahead - this.tolerance;
     this.tat = tat + this.interval;
     return 0;
   }
