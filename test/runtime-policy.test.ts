@@ -24,7 +24,7 @@ function unavailable(t: TestContext, why: string): void {
 }
 
 /** HTTP/1.1 on ports 8080-8083 answering `<port> <method> <path> id=<outrigger-client-id>` (paths with
- *  "slow" after 3 s), and an echo on 9000 that answers "pong" to a line. */
+ *  "slow" after 3 s), and on 9000 and 9001 an echo that answers "pong" to a line. */
 const WEB = `
 import http.server, socket, threading, time
 class Web(http.server.BaseHTTPRequestHandler):
@@ -54,13 +54,16 @@ def echo(c):
     except OSError:
         pass
     c.close()
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", 9000))
-srv.listen(64)
-while True:
-    c, _ = srv.accept()
-    threading.Thread(target=echo, args=(c,), daemon=True).start()
+def serve(port):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(64)
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+threading.Thread(target=serve, args=(9001,), daemon=True).start()
+serve(9000)
 `;
 
 /** Requests at a fixed rate (open loop, one keep-alive connection) for a duration, or one request
@@ -194,6 +197,7 @@ spec:
         - {containerPort: 8082}
         - {containerPort: 8083}
         - {containerPort: 9000}
+        - {containerPort: 9001}
       readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
 ---
 apiVersion: v1
@@ -207,6 +211,7 @@ spec:
     - {name: net, port: 8082}
     - {name: plain, port: 8083}
     - {name: echo, port: 9000}
+    - {name: echo-opaque, port: 9001}
 ---
 ${openWeb('open-web', '')}
 ---
@@ -262,6 +267,28 @@ spec:
 ---`
     : ''
 }
+# An opaque Server: meshed clients of namespace default only (a wildcard identity).
+apiVersion: policy.outrigger.io/v1beta1
+kind: Server
+metadata: {name: web-echo}
+spec:
+  podSelector: {matchExpressions: [{key: app, operator: In, values: [web]}]}
+  port: 9001
+  proxyProtocol: opaque
+---
+apiVersion: policy.outrigger.io/v1beta1
+kind: MeshTLSAuthentication
+metadata: {name: default-ns}
+spec:
+  identities: ["spiffe://cluster.local/ns/default/sa/*"]
+---
+apiVersion: policy.outrigger.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: echo-default-ns}
+spec:
+  targetRef: {kind: Server, name: web-echo}
+  requiredAuthenticationRefs: [{kind: MeshTLSAuthentication, name: default-ns}]
+---
 # Rate limits: every client may call, at the rate the limit says.
 apiVersion: policy.outrigger.io/v1beta1
 kind: Server
@@ -385,6 +412,15 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     assert.match(m, /inbound_http_authz_deny_total\{srv="default:all-authenticated",route="",rule="unauthorized"\} [1-9]/);
     assert.match(m, /inbound_tcp_authz_deny_total\{srv="default:all-authenticated",rule="unauthorized"\} [1-9]/);
     assert.match(m, /inbound_tcp_authz_allow_total\{srv="default:all-authenticated",rule="default:all-authenticated"\} [1-9]/);
+  });
+
+  await t.test('an opaque Server: a wildcard MeshTLSAuthentication lets meshed clients of the namespace in, others are closed', async () => {
+    assert.equal(await tcp('client', 'web', 9001), 'pong');
+    assert.equal(await tcp('ops', 'web', 9001), 'pong');
+    assert.match(await tcp('outsider', 'web', 9001), /^(reset|closed)$/);
+    const m = await metrics('web');
+    assert.match(m, /inbound_tcp_authz_allow_total\{srv="default\/web-echo",rule="default\/echo-default-ns"\} 2/);
+    assert.match(m, /inbound_tcp_authz_deny_total\{srv="default\/web-echo",rule="unauthorized"\} 1/);
   });
 
   await t.test('route-level rules: GET /public for all, POST /admin for service account ops only', async () => {
