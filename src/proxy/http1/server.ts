@@ -450,7 +450,7 @@ export class ClientConn implements UpstreamOwner {
 
   /** Answers an error for a request nothing was sent for (no route, no backend, no endpoint). */
   private refuse(head: RequestHead, rest: Buffer | null, err: unknown, route: string | undefined): void {
-    this.stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, head.authority, undefined, route);
+    this.stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, head.authority, this.ctx.direction === 'inbound' ? this.clientId : undefined, route);
     this.stats.requests.inc();
     // Nothing was sent: a request without a body is over, and the connection can go on.
     if (head.bodyKind === 'none') {

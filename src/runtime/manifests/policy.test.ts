@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as z from 'zod';
+import { POLICY_KINDS } from './policy.js';
 import { formatProblem, loadManifestFiles, ManifestError, parseManifests, planPods } from './index.js';
 import { policyEntries } from '../policy.js';
 import { routeEntries } from '../routes.js';
@@ -81,4 +83,13 @@ void test('a policy kind with the wrong apiVersion, and an unknown field, say so
   const problems = problemsOf('apiVersion: policy.outrigger.io/v1\nkind: Server\nmetadata: {name: s}\nspec:\n  podSelector: {}\n  port: 80\n  protocol: HTTP/1\n');
   assert.ok(problems.some((p) => /apiVersion: must be "policy\.outrigger\.io\/v1beta1" for Server/.test(p)), problems.join('\n'));
   assert.ok(problems.some((p) => /spec\.protocol: unknown field/.test(p)), problems.join('\n'));
+});
+
+void test('every policy kind converts to JSON Schema (the Kubernetes CRDs are generated from these)', () => {
+  for (const [kind, schema] of Object.entries(POLICY_KINDS)) {
+    const json = z.toJSONSchema(schema, { io: 'input' }) as { type?: string; properties?: Record<string, unknown>; required?: string[] };
+    assert.equal(json.type, 'object', kind);
+    assert.ok(json.properties?.spec !== undefined && json.properties.metadata !== undefined, kind);
+    assert.ok(json.required?.includes('spec'), kind);
+  }
 });

@@ -80,12 +80,12 @@ export const serverSchema = z.strictObject({
   metadata,
   spec: z.strictObject({
     /** The pods of this namespace it covers; `{}` selects every pod of the namespace. */
-    podSelector: labelSelector,
+    podSelector: labelSelector.describe('The pods of this namespace it covers; {} selects every pod of the namespace.'),
     /** A container port number, or the name of a container port of the selected pods. */
-    port: z.union([portNumber, portName], { error: 'must be a port number from 1 to 65535 or a container port name' }),
+    port: z.union([portNumber, portName], { error: 'must be a port number from 1 to 65535 or a container port name' }).describe('A container port number, or the name of a container port of the selected pods.'),
     /** How the proxy treats the port: `unknown` detects the protocol; `opaque` forwards bytes without
      *  detection (as config.outrigger.io/opaque-ports); the HTTP ones and `TLS` are hints. */
-    proxyProtocol: z.enum(PROXY_PROTOCOLS).default('unknown'),
+    proxyProtocol: z.enum(PROXY_PROTOCOLS).default('unknown').describe('unknown: detect; opaque: forward bytes without detection; HTTP/1, HTTP/2, gRPC, TLS: hints.'),
   }),
 });
 
@@ -116,9 +116,13 @@ export const authorizationPolicySchema = z.strictObject({
   spec: z.strictObject({
     /** What it authorizes clients for: a Server, an HTTPRoute or GRPCRoute (attached to a Server), or
      *  every Server of a Namespace (its own). */
-    targetRef,
+    targetRef: targetRef.describe('A Server, an inbound HTTPRoute or GRPCRoute, or the policy\'s own Namespace (every Server in it).'),
     /** Every one of these must accept the client (AND); an empty list authorizes every client. */
-    requiredAuthenticationRefs: z.array(authenticationRef).max(16).default([]),
+    requiredAuthenticationRefs: z
+      .array(authenticationRef)
+      .max(16)
+      .default([])
+      .describe('Every one must accept the client (MeshTLSAuthentication, NetworkAuthentication, ServiceAccount); empty: every client.'),
   }),
 });
 
@@ -139,9 +143,9 @@ export const meshTLSAuthenticationSchema = z
     metadata,
     spec: z.strictObject({
       /** Client identities (SPIFFE ids with `*` wildcards); any one of them (or of identityRefs) passes. */
-      identities: z.array(identity).max(64).optional(),
+      identities: z.array(identity).max(64).optional().describe('SPIFFE ids with * wildcards (one path segment), or * for any mesh identity.'),
       /** ServiceAccounts (namespace: the object's own when absent) and Namespaces whose every account passes. */
-      identityRefs: z.array(identityRef).max(64).optional(),
+      identityRefs: z.array(identityRef).max(64).optional().describe('ServiceAccounts, and Namespaces whose every account passes (name * for all).'),
     }),
   })
   .refine((d) => (d.spec.identities?.length ?? 0) + (d.spec.identityRefs?.length ?? 0) > 0, {
@@ -161,11 +165,12 @@ export const networkAuthenticationSchema = z.strictObject({
       .array(
         z.strictObject({
           cidr,
-          except: z.array(cidr).max(64).default([]),
+          except: z.array(cidr).max(64).default([]).describe('Networks or addresses inside cidr that do not pass.'),
         }),
       )
       .min(1)
-      .max(64),
+      .max(64)
+      .describe('A client whose address is in one of these, and in none of its exceptions, passes.'),
   }),
 });
 
@@ -183,9 +188,9 @@ export const httpLocalRateLimitPolicySchema = z.strictObject({
       name,
     }),
     /** Every request to the server, whoever sends it. */
-    total: z.strictObject({ requestsPerSecond: rps }).optional(),
+    total: z.strictObject({ requestsPerSecond: rps }).optional().describe('Every request to the server, whoever sends it, per pod.'),
     /** Each client identity separately (unmeshed clients: each client address). */
-    identity: z.strictObject({ requestsPerSecond: rps }).optional(),
+    identity: z.strictObject({ requestsPerSecond: rps }).optional().describe('Each client identity separately (unmeshed clients: each address), per pod.'),
     /** Clients with a rate of their own instead of `identity`'s. */
     overrides: z
       .array(
@@ -198,7 +203,8 @@ export const httpLocalRateLimitPolicySchema = z.strictObject({
         }),
       )
       .max(64)
-      .default([]),
+      .default([])
+      .describe('Clients with a rate of their own instead of identity\'s.'),
   }),
 });
 
