@@ -152,6 +152,6 @@ export function authzCommand(): Command {
       const ports = o.port !== undefined ? [Number(o.port)] : [...compiled.ports.keys()];
       const lines = ports.map((p) => `port ${p}: ${checkText(compiled.ports.get(p) ?? compiled.fallback, client, who, o.method.toUpperCase(), o.path)}`);
       if (o.port === undefined) lines.push(`other ports: ${checkText(compiled.fallback, client, who, o.method.toUpperCase(), o.path)}`);
-      process.stdout.write(`${o.method.toUpperCase()} ${o.path} from ${from.namespace}/${from.name} (${who}) to ${pod.namespace}/${pod.name}\n${lines.join('\n')}\n`);
+      process.stdout.write(`${o.method.toUpperCase()} ${o.path} from ${from.namespace}/${from.name} (${id ?? 'no mesh identity'}, ${from.ip}) to ${pod.namespace}/${pod.name}\n${lines.join('\n')}\n`);
     });
 }
