@@ -16,6 +16,10 @@ import { LocalStore } from '../control/store/local/local.js';
 import { runControl } from '../runtime/control.js';
 import type { ControlPlaneHost } from '../runtime/mesh.js';
 import { stateDir, stateDirOption } from './mesh-common.js';
+import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
+
+/** The pods' network when `up` is not given one (the runtime's default): cluster-authenticated's. */
+const DEFAULT_POD_CIDR = '10.244.0.0/16';
 
 export const DEFAULT_CONTROL_PORT = 8086;
 
@@ -33,6 +37,7 @@ interface ControlOptions {
   readonly certLifetime: string;
   readonly readyTimeoutMs: string;
   readonly resume?: boolean;
+  readonly defaultInboundPolicy: DefaultPolicyName;
 }
 
 /** The mesh CA: the user's files when given (all three), else the one in the state directory. */
@@ -59,6 +64,7 @@ export function controlCommand(): Command {
     .addOption(new Option('--issuer-key <file>'))
     .addOption(new Option('--cert-lifetime <seconds>').default(String(24 * 3600)))
     .addOption(new Option('--ready-timeout-ms <ms>').default('60000'))
+    .addOption(new Option('--default-inbound-policy <policy>').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'))
     .action(async (o: ControlOptions) => {
       const dir = stateDir(o.stateDir);
       const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
@@ -75,6 +81,7 @@ export function controlCommand(): Command {
             port: Number(o.controlPort),
             trustDomain: ca.trustDomain,
             log,
+            policy: { defaultPolicy: o.defaultInboundPolicy, clusterNetworks: [o.podCidr ?? DEFAULT_POD_CIDR] },
             services: (server) => addIdentityService(server, { certifier, log: log.child({ service: 'identity' }) }),
           });
           return { addr: `${gateway}:${cp.address.port}`, close: () => cp.close() };
@@ -91,6 +98,7 @@ export function controlCommand(): Command {
         ...(o.serviceCidr !== undefined ? { serviceCidr: o.serviceCidr } : {}),
         controlPlane,
         readyTimeoutMs: Number(o.readyTimeoutMs),
+        defaultInboundPolicy: o.defaultInboundPolicy,
       });
       process.exit(code);
     });

@@ -6,6 +6,7 @@ import { downCommand } from './down.js';
 import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
 import { identityCommand } from './identity.js';
+import { authzCommand } from './authz.js';
 import { logsCommand } from './logs.js';
 import { proxyCommand } from './proxy.js';
 import { upCommand } from './up.js';
@@ -19,6 +20,7 @@ const program = new Command('outrigger')
   .addCommand(logsCommand())
   .addCommand(execCommand())
   .addCommand(identityCommand())
+  .addCommand(authzCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
   .addCommand(controlCommand(), { hidden: true });

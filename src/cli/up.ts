@@ -12,6 +12,7 @@ import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedCon
 import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';
 import { openMeshCa } from './control.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
+import { DEFAULT_POLICY_NAMES } from '../api/policy.js';
 
 interface UpOptions {
   readonly file: string[];
@@ -26,6 +27,7 @@ interface UpOptions {
   readonly issuerKey?: string;
   readonly certLifetime?: string;
   readonly timeout: string;
+  readonly defaultInboundPolicy?: string;
 }
 
 /** What the machine needs, and the package that usually provides it. */
@@ -59,6 +61,11 @@ export function upCommand(): Command {
     .addOption(new Option('--issuer-key <file>', 'the issuer\'s private key, PEM (ECDSA)'))
     .addOption(new Option('--cert-lifetime <seconds>', 'lifetime of the proxies\' certificates (default 86400)'))
     .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
+    .addOption(
+      new Option('--default-inbound-policy <policy>', 'inbound policy of ports no Server covers, unless a pod or namespace annotation says otherwise (default all-unauthenticated)').choices(
+        DEFAULT_POLICY_NAMES,
+      ),
+    )
     .action(async (o: UpOptions) => {
       const dir = stateDir(o.stateDir);
       const problems = machineProblems();
@@ -126,6 +133,7 @@ export function upCommand(): Command {
         args.push('--trust-anchor', ca.trustAnchor, '--issuer-cert', ca.issuerCert, '--issuer-key', ca.issuerKey);
       }
       if (o.certLifetime !== undefined) args.push('--cert-lifetime', o.certLifetime);
+      if (o.defaultInboundPolicy !== undefined) args.push('--default-inbound-policy', o.defaultInboundPolicy);
       // Kept for a later `up` that resumes this mesh after its control process was killed.
       await writeJsonAtomic(statePaths(dir).controlArgs, args);
       return runAndFollow(dir, [...args, ...files.flatMap((f) => ['-f', f])], 'w');

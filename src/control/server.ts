@@ -1,10 +1,12 @@
 // The control plane's gRPC server: one port hosting the destination service and whatever else the
-// caller adds (identity; policy later). Plaintext for now.
+// caller adds (identity), and the policy service. Plaintext for now.
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { destinationServiceDefinition } from '../api/destination.js';
 import type { Logger } from '../core/log.js';
 import { createDestinationService, type DestinationService } from './destination/service.js';
+import { policyServiceDefinition, type DefaultPolicyName } from '../api/policy.js';
+import { createPolicyService, type PolicyService } from './policy/service.js';
 import type { Store } from './store/store.js';
 
 export interface ControlPlaneOptions {
@@ -18,7 +20,9 @@ export interface ControlPlaneOptions {
   readonly log?: Logger;
   /** How long close() lets clients go before cutting their connections (ms). Default 2000. */
   readonly closeGraceMs?: number;
-  /** Adds more services (identity, policy) before the server starts listening. */
+  /** The policy service's mesh-wide settings (defaults: all-unauthenticated, no cluster networks). */
+  readonly policy?: { readonly defaultPolicy?: DefaultPolicyName; readonly clusterNetworks?: readonly string[] };
+  /** Adds more services (identity) before the server starts listening. */
   readonly services?: (server: grpc.Server) => void;
 }
 
@@ -26,6 +30,7 @@ export interface ControlPlane {
   readonly address: { readonly host: string; readonly port: number };
   readonly server: grpc.Server;
   readonly destination: DestinationService;
+  readonly policy: PolicyService;
   /** Ends every stream with UNAVAILABLE, then stops the server (forcibly after closeGraceMs). */
   close(): Promise<void>;
 }
@@ -42,6 +47,14 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const server = new grpc.Server(SERVER_OPTIONS);
   const destination = createDestinationService({ store: o.store, trustDomain: o.trustDomain, log: log.child({ service: 'destination' }) });
   server.addService(destinationServiceDefinition(), destination.handlers);
+  const policy = createPolicyService({
+    store: o.store,
+    trustDomain: o.trustDomain,
+    defaultPolicy: o.policy?.defaultPolicy ?? 'all-unauthenticated',
+    clusterNetworks: o.policy?.clusterNetworks ?? [],
+    log: log.child({ service: 'policy' }),
+  });
+  server.addService(policyServiceDefinition(), policy.handlers);
   o.services?.(server);
   const bindHost = o.host.includes(':') ? `[${o.host}]` : o.host;
   let port: number;
@@ -51,6 +64,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     );
   } catch (err) {
     destination.close();
+    policy.close();
     server.forceShutdown();
     throw new Error(`control plane: cannot listen on ${bindHost}:${o.port}: ${(err as Error).message}`, { cause: err });
   }
@@ -60,6 +74,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const close = (): Promise<void> =>
     (closing ??= new Promise<void>((resolve) => {
       destination.close();
+      policy.close();
       const timer = setTimeout(() => server.forceShutdown(), o.closeGraceMs ?? 2000);
       server.tryShutdown(() => {
         clearTimeout(timer);
@@ -67,5 +82,5 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       });
     }));
 
-  return { address: { host: o.host, port }, server, destination, close };
+  return { address: { host: o.host, port }, server, destination, policy, close };
 }

@@ -5,6 +5,7 @@ import { ConfigError } from '../core/errors.js';
 import { parseAddr, type Port, type SocketAddr } from '../core/addr.js';
 import { parsePortList, type PortList } from '../core/ports.js';
 import { parseSpiffeId, type SpiffeId } from '../api/identity.js';
+import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { SETTINGS, type SettingName } from './env.js';
 
 const port = z.coerce
@@ -53,6 +54,9 @@ const schema = z.object({
   identityAddr: optionalAddr,
   identityTokenFile: optionalText,
   identity: optionalSpiffeId,
+  policyAddr: optionalAddr,
+  pod: optionalText.refine((v) => v === undefined || /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v), 'must be namespace/name'),
+  defaultInboundPolicy: z.enum(DEFAULT_POLICY_NAMES as [DefaultPolicyName, ...DefaultPolicyName[]]),
   // The same format as the pod annotation config.outrigger.io/opaque-ports, parsed by the same code.
   opaquePorts: z.string().transform((v, ctx): PortList => {
     const r = parsePortList(v);
@@ -118,6 +122,7 @@ export function loadProxyConfig(flags: Partial<Record<SettingName, string | unde
     const flags = (list: typeof identity) => list.map(([k]) => `--${SETTINGS[k].flag} (${SETTINGS[k].env})`).join(', ');
     problems.push(`mTLS needs --identity-addr, --identity-token-file and --identity together (or none of them): ${flags(given)} given, ${flags(identity.filter(([, set]) => !set))} missing`);
   }
+  if (cfg.policyAddr !== undefined && cfg.pod === undefined) problems.push(`--policy-addr (${SETTINGS.policyAddr.env}) needs --pod (${SETTINGS.pod.env}): the policy service answers per pod`);
   if (problems.length) throw new ConfigError('proxy configuration', problems);
   return Object.freeze(cfg);
 }

@@ -38,6 +38,16 @@ export const SETTINGS = {
   ),
   identityTokenFile: s('identity-token-file', 'file holding the pod\'s ServiceAccount token, read again before every certificate request'),
   identity: s('identity', 'this proxy\'s own workload identity, spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>'),
+  policyAddr: s(
+    'policy-addr',
+    'HOST:PORT of the control plane\'s policy service; with --pod, inbound traffic is authorized and rate limited as the pod\'s policy says',
+  ),
+  pod: s('pod', 'this proxy\'s pod, namespace/name (the policy service answers for it)'),
+  defaultInboundPolicy: s(
+    'default-inbound-policy',
+    'inbound policy of ports no Server covers until the policy service answers: all-unauthenticated | all-authenticated | cluster-authenticated | deny',
+    'all-unauthenticated',
+  ),
   opaquePorts: s(
     'opaque-ports',
     'ports whose traffic is forwarded as opaque TCP without protocol detection (list and ranges, "" for none)',

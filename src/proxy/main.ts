@@ -11,6 +11,7 @@ import { Listener } from './transport/listen.js';
 import { checkOrigDstAddon } from './transport/origdst.js';
 import { createAdminServer, listenAdmin } from './admin/server.js';
 import { Discovery } from './discover/discover.js';
+import { PolicyWatch } from './inbound/policy/watch.js';
 
 export interface RunningProxy {
   readonly outbound: SocketAddr;
@@ -54,8 +55,16 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       : undefined;
   if (discovery !== undefined) metrics.watchDiscovery(discovery.stats);
   const outboundL = new Listener(discovery !== undefined ? { ...deps, resolver: discovery } : deps, 'outbound');
+  // Inbound, the pod's policy (authorization, rate limits) when there is a policy service: one watch of
+  // this pod; the proxy is ready once the first answer came, so no request meets only the default.
+  let policy: PolicyWatch | undefined;
+  if (cfg.policyAddr !== undefined && cfg.pod !== undefined) {
+    const [namespace = '', pod = ''] = cfg.pod.split('/');
+    policy = new PolicyWatch({ addr: cfg.policyAddr, namespace, pod, defaultPolicy: cfg.defaultInboundPolicy, log: log.child({ component: 'policy' }) });
+  }
+  const inboundPolicy = policy !== undefined ? { policy: { source: policy, metrics: metrics.enablePolicy(policy.stats) } } : {};
   // Inbound, discovery tells whether a client is a meshed pod (for server-first apps on opaque ports).
-  const inboundL = new Listener(discovery !== undefined ? { ...deps, peers: discovery } : deps, 'inbound');
+  const inboundL = new Listener(discovery !== undefined ? { ...deps, ...inboundPolicy, peers: discovery } : { ...deps, ...inboundPolicy }, 'inbound');
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
@@ -63,9 +72,10 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const certificate = identity !== undefined ? () => identity.current() : undefined;
   const admin: http.Server = createAdminServer({
     metrics,
-    ready: () => ready && !draining && (identity === undefined || identity.current() !== undefined),
+    ready: () => ready && !draining && (identity === undefined || identity.current() !== undefined) && (policy === undefined || policy.answered),
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
+    ...(policy !== undefined ? { policy: () => ({ answered: policy.answered, policy: policy.raw }) } : {}),
   });
   const listeners = [outboundL, inboundL];
 
@@ -83,6 +93,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       if (left > 0) log.warn({ connections: left }, 'drain timeout reached: closing the connections still open');
       for (const l of listeners) l.destroyAll();
       discovery?.close();
+      policy?.close();
       pool.close();
       mtls?.close();
       await identity?.close();
@@ -117,6 +128,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     for (const l of listeners) l.server.close();
     admin.close();
     discovery?.close();
+    policy?.close();
     pool.close();
     mtls?.close();
     void identity?.close();

@@ -117,6 +117,40 @@ export class TcpStats {
   }
 }
 
+/** One label set of a CounterCells: a plain number. */
+export class CounterCell {
+  value = 0;
+  constructor(readonly labels: Readonly<Record<string, string>>) {}
+  inc(): void {
+    this.value++;
+  }
+}
+
+/** A counter whose label sets are taken once and kept (few: servers × routes × rules), and whose
+ *  values are plain numbers read at scrape time. */
+export class CounterCells {
+  private readonly cells = new Map<string, CounterCell>();
+  /** The cell of a label set (the same object every time). */
+  labels(labels: Readonly<Record<string, string>>): CounterCell {
+    const key = Object.values(labels).join('\0');
+    let c = this.cells.get(key);
+    if (c === undefined) this.cells.set(key, (c = new CounterCell(labels)));
+    return c;
+  }
+  samples(): Sample[] {
+    return [...this.cells.values()].filter((c) => c.value > 0).map((c) => ({ value: c.value, labels: { ...c.labels } }));
+  }
+}
+
+/** The counters of inbound policy (ProxyMetrics.enablePolicy). */
+export interface PolicyMetrics {
+  readonly httpAllow: CounterCells;
+  readonly httpDeny: CounterCells;
+  readonly tcpAllow: CounterCells;
+  readonly tcpDeny: CounterCells;
+  readonly rateLimited: CounterCells;
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly tcpOpenTotal: Counter<TcpLabel>;
@@ -250,6 +284,35 @@ export class ProxyMetrics {
       : undefined;
     collectDefaultMetrics({ register: this.registry });
   }
+
+  /** Inbound authorization and rate limiting, registered when the proxy has a policy service. Like
+   *  RouteStats, plain numbers rendered at scrape time: a decision takes its cell once (per connection
+   *  and policy version, src/proxy/inbound/authz), and a request only adds one to it. */
+  enablePolicy(stats: { readonly updates: number; readonly reconnects: number }): PolicyMetrics {
+    const m: PolicyMetrics = {
+      httpAllow: new CounterCells(),
+      httpDeny: new CounterCells(),
+      tcpAllow: new CounterCells(),
+      tcpDeny: new CounterCells(),
+      rateLimited: new CounterCells(),
+    };
+    const reg = (name: string, help: string, cells: CounterCells) =>
+      this.registry.registerMetric(scrapeTimeMetric(name, help, 'counter', () => cells.samples()) as unknown as Counter);
+    reg('inbound_http_authz_allow_total', 'inbound HTTP requests authorized; srv: the Server (or default:<policy>), route: the inbound route, rule: the authorization that allowed it', m.httpAllow);
+    reg('inbound_http_authz_deny_total', 'inbound HTTP requests denied (403, gRPC PERMISSION_DENIED); rule="no-route": no inbound route matched (404)', m.httpDeny);
+    reg('inbound_tcp_authz_allow_total', 'inbound opaque TCP connections authorized', m.tcpAllow);
+    reg('inbound_tcp_authz_deny_total', 'inbound opaque TCP connections denied (closed at once)', m.tcpDeny);
+    reg('inbound_http_ratelimit_limited_total', 'inbound HTTP requests refused by a local rate limit (429); limit: total, identity or override', m.rateLimited);
+    const registers = [this.registry];
+    const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
+    counter('policy_updates_total', 'inbound policies received from the policy service', () => stats.updates);
+    counter('policy_reconnects_total', 'policy watches started again after their stream ended', () => stats.reconnects);
+    this.policy = m;
+    return m;
+  }
+
+  /** Set by enablePolicy. */
+  policy: PolicyMetrics | undefined;
 
   /** The proxy's certificate figures (kept by src/proxy/identity), read at scrape time. */
   watchIdentity(source: { readonly metrics: { readonly certExpirationSeconds: number; readonly refreshCount: number; readonly refreshFailures: number } }): void {

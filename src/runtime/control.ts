@@ -6,6 +6,7 @@ import http from 'node:http';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ManifestError } from './manifests/index.js';
+import type { DefaultInboundPolicy } from '../control/store/store.js';
 import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
 import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
 import { Mesh, type ApplyResult, type ControlPlaneHost, type ManifestFile, type MeshStatus } from './mesh.js';
@@ -22,6 +23,7 @@ export interface ControlOptions {
   /** What serves the proxies (destination, identity): the CLI assembles it from src/control. */
   readonly controlPlane?: ControlPlaneHost;
   readonly readyTimeoutMs?: number;
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 /** The most a request body (manifests sent by `apply`) may be. */
@@ -41,6 +43,7 @@ export async function runControl(o: ControlOptions): Promise<number> {
     ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),
     ...(o.serviceCidr !== undefined ? { serviceCidr: o.serviceCidr } : {}),
     ...(o.readyTimeoutMs !== undefined ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
+    ...(o.defaultInboundPolicy !== undefined ? { defaultInboundPolicy: o.defaultInboundPolicy } : {}),
     ...(o.controlPlane !== undefined ? { controlPlane: o.controlPlane } : {}),
     onProgress: log,
   });

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { EndpointEntry, PodEntry, ServiceEntry, StoreSnapshot } from '../control/store/store.js';
+import type { DefaultInboundPolicy, EndpointEntry, PodEntry, ServiceEntry, StoreSnapshot } from '../control/store/store.js';
 import {
   formatPortList,
   ManifestError,
@@ -37,6 +37,7 @@ import { killNetnsProcesses, PodProcesses, resolveProxyCommand, type PodStatus, 
 import { readJson, removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
 import * as z from 'zod';
 import { routeEntries } from './routes.js';
+import { policyEntries } from './policy.js';
 import { takeOver } from './manifests/takeover.js';
 
 /** Whether a pod with this name and uid runs now (a recreated pod has a new uid). */
@@ -80,6 +81,9 @@ export interface MeshOptions {
    *  proxies and Service rules stop sending it new work first (ms, default 1500). */
   readonly endpointGraceMs?: number;
   readonly controlPlane?: ControlPlaneHost;
+  /** The mesh-wide default inbound policy (`up --default-inbound-policy`); a pod's or its namespace's
+   *  config.outrigger.io/default-inbound-policy wins. Default all-unauthenticated. */
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
   /** Called with each progress line (also kept in the status). */
   readonly onProgress?: (line: string) => void;
 }
@@ -575,7 +579,19 @@ export class Mesh {
 
   /** The processes of a pod (not started) with its proxy's settings, entered in `running`. */
   private runningPod(plan: PodPlan, uid: string, podNet: PodNet): RunningPod {
-    const extraArgs = this.controlAddr !== undefined ? ['--destination-addr', this.controlAddr] : [];
+    const extraArgs =
+      this.controlAddr !== undefined
+        ? [
+            '--destination-addr',
+            this.controlAddr,
+            '--policy-addr',
+            this.controlAddr,
+            '--pod',
+            `${plan.namespace}/${plan.name}`,
+            '--default-inbound-policy',
+            plan.mesh.defaultInboundPolicy ?? this.o.defaultInboundPolicy ?? 'all-unauthenticated',
+          ]
+        : [];
     const identity = this.o.controlPlane?.identity;
     if (plan.mesh.inject && identity !== undefined && this.controlAddr !== undefined) {
       const sa = plan.spec.serviceAccountName;
@@ -717,8 +733,10 @@ export class Mesh {
       serviceAccount: r.plan.spec.serviceAccountName,
       opaquePorts: r.plan.mesh.opaquePorts,
       labels: r.plan.labels,
+      ports: r.plan.spec.containers.flatMap((c) => c.ports.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), containerPort: p.containerPort }))),
+      ...(r.plan.mesh.defaultInboundPolicy !== undefined ? { defaultInboundPolicy: r.plan.mesh.defaultInboundPolicy } : {}),
     }));
-    return { services, pods, routes: routeEntries(this.set) };
+    return { services, pods, routes: routeEntries(this.set), policy: policyEntries(this.set) };
   }
 
   /** Stops every pod (apps, then proxies, then anything left in their namespaces), the control plane,

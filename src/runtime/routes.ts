@@ -3,7 +3,7 @@
 // store beside its Services and pods (StoreContent.routes).
 import type { BackendRefEntry, PathModifierEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry } from '../control/store/store.js';
 import type { ManifestSet, RouteObject, ServiceObject } from './manifests/index.js';
-import { parseDuration } from './manifests/routes.js';
+import { isServerParent, parseDuration } from './manifests/routes.js';
 import type { GRPCRouteFilter, HTTPPathModifier, HTTPRouteFilter } from './manifests/schema.js';
 
 /** Every route of a valid set, sorted by namespace and name. */
@@ -17,7 +17,8 @@ export function routeEntries(set: ManifestSet): RouteEntry[] {
 
 function routeEntry(r: RouteObject, services: ReadonlyMap<string, ServiceObject>): RouteEntry {
   const ns = r.metadata.namespace;
-  const parents = r.spec.parentRefs.map((p) => {
+  const parents = r.spec.parentRefs.map((p): RouteEntry['parents'][number] => {
+    if (isServerParent(p)) return { name: p.name, kind: 'Server' };
     const port = p.port ?? (p.sectionName !== undefined ? services.get(`${ns}/${p.name}`)?.spec.ports.find((sp) => sp.name === p.sectionName)?.port : undefined);
     return port !== undefined ? { name: p.name, port } : { name: p.name };
   });

@@ -121,6 +121,31 @@ void test('protocol hints: the pod opaque port wins, then appProtocol; a missing
   assert.deepEqual(opaqueSvc, { known: true, service: 'other.shop.svc.cluster.local:7000', endpoints: [] });
 });
 
+void test('a Server with proxyProtocol opaque makes its pods\' port opaque for clients too', () => {
+  const server = (name: string, proxyProtocol: 'opaque' | 'HTTP/1') => ({
+    namespace: 'default',
+    name,
+    podSelector: { matchLabels: { app: 'web' }, matchExpressions: [] },
+    port: 9000,
+    proxyProtocol,
+  });
+  const withServer: StoreSnapshot = {
+    ...snap,
+    policy: { servers: [server('db', 'opaque')], authorizationPolicies: [], meshTLSAuthentications: [], networkAuthentications: [], rateLimits: [] },
+  };
+  const db = answer(withServer, target('10.96.0.10:9000'), 'td');
+  assert.deepEqual(
+    db.endpoints.map((e) => [e.pod, e.protocol_hint]),
+    [
+      ['default/web-1', 'OPAQUE'],
+      ['default/web-2', 'OPAQUE'],
+    ],
+  );
+  assert.equal(answer(withServer, target('10.244.0.12:9000'), 'td').endpoints[0]?.protocol_hint, 'OPAQUE');
+  const http = { ...withServer, policy: { ...(withServer.policy as NonNullable<StoreSnapshot['policy']>), servers: [server('db', 'HTTP/1')] } };
+  assert.equal(answer(http, target('10.244.0.12:9000'), 'td').endpoints[0]?.protocol_hint, 'UNKNOWN');
+});
+
 void test('a pod IP: that pod alone, even when not ready, with the hints a Service gives its port', () => {
   assert.deepEqual(answer(snap, target('10.244.0.20:5000'), 'td'), {
     known: true,

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { Backend, Endpoint, Filter, Match, PathModifier, ProtocolHint, Route, Rule, Update } from '../../api/destination.js';
 import { isPort, parseAddr } from '../../core/addr.js';
 import { portListHas } from '../../core/ports.js';
+import { podServers } from '../policy/servers.js';
 import type { PathModifierEntry, PodEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry, ServiceEntry, ServicePortEntry, StoreSnapshot } from '../store/store.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
@@ -71,6 +72,8 @@ export interface SnapshotIndex {
   readonly servicePortByPodPort: ReadonlyMap<string, ServicePortEntry>;
   /** `namespace/name` of a Service → the routes attached to it (any port), in the snapshot's order. */
   readonly routesByService: ReadonlyMap<string, readonly RouteEntry[]>;
+  /** `podIP:podPort` of every port a Server declares opaque (proxyProtocol: opaque). */
+  readonly opaqueByServer: ReadonlySet<string>;
 }
 
 /** `ip:port`, or `[ip]:port` for IPv6 (the form of Endpoint.addr). */
@@ -111,14 +114,20 @@ export function indexSnapshot(s: StoreSnapshot): SnapshotIndex {
   }
   const routesByService = new Map<string, RouteEntry[]>();
   for (const r of s.routes ?? []) {
-    for (const name of new Set(r.parents.map((p) => p.name))) {
+    for (const name of new Set(r.parents.filter((p) => p.kind !== 'Server').map((p) => p.name))) {
       const key = `${r.namespace}/${name}`;
       let list = routesByService.get(key);
       if (list === undefined) routesByService.set(key, (list = []));
       list.push(r);
     }
   }
-  idx = { servicesByIP, servicesByName, podsByIP, podsByKey, servicePortByPodPort, routesByService };
+  const opaqueByServer = new Set<string>();
+  if (s.policy !== undefined && s.policy.servers.some((x) => x.proxyProtocol === 'opaque')) {
+    for (const p of s.pods) {
+      for (const [port, server] of podServers(s.policy, p)) if (server.proxyProtocol === 'opaque') opaqueByServer.add(hostPort(p.ip.toLowerCase(), port));
+    }
+  }
+  idx = { servicesByIP, servicesByName, podsByIP, podsByKey, servicePortByPodPort, routesByService, opaqueByServer };
   indexes.set(s, idx);
   return idx;
 }
@@ -145,7 +154,7 @@ export function protocolHintOf(appProtocol: string | undefined): ProtocolHint {
   }
 }
 
-function endpointFor(trustDomain: string, podKey: string, pod: PodEntry | undefined, ip: string, port: number, svcPort: ServicePortEntry | undefined): Endpoint {
+function endpointFor(idx: SnapshotIndex, trustDomain: string, podKey: string, pod: PodEntry | undefined, ip: string, port: number, svcPort: ServicePortEntry | undefined): Endpoint {
   // A pod missing from the snapshot (the two lists are computed together, so only for a moment) is
   // treated as unmeshed: without its service account there is no identity to verify.
   const meshed = pod?.meshed === true;
@@ -154,7 +163,11 @@ function endpointFor(trustDomain: string, podKey: string, pod: PodEntry | undefi
     weight: 1,
     identity: meshed && pod ? spiffeId(trustDomain, pod) : '',
     // Opaque wins: the pod's proxy will not detect a protocol on that port, so neither may the client.
-    protocol_hint: svcPort?.opaque === true || (pod && portListHas(pod.opaquePorts, port)) ? 'OPAQUE' : protocolHintOf(svcPort?.appProtocol),
+    // (or a Server covering the port says proxyProtocol: opaque).
+    protocol_hint:
+      svcPort?.opaque === true || (pod && portListHas(pod.opaquePorts, port)) || idx.opaqueByServer.has(hostPort(ip.toLowerCase(), port))
+        ? 'OPAQUE'
+        : protocolHintOf(svcPort?.appProtocol),
     meshed,
     pod: podKey,
   };
@@ -169,7 +182,7 @@ function readyEndpoints(idx: SnapshotIndex, trustDomain: string, svc: ServiceEnt
     const target = ep.ports[port.port];
     // A named targetPort the pod does not declare leaves the pod out, as Kubernetes does.
     if (target === undefined) continue;
-    endpoints.push(endpointFor(trustDomain, ep.pod, idx.podsByKey.get(ep.pod), ep.ip, target, port));
+    endpoints.push(endpointFor(idx, trustDomain, ep.pod, idx.podsByKey.get(ep.pod), ep.ip, target, port));
   }
   endpoints.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
   return endpoints;
@@ -178,7 +191,7 @@ function readyEndpoints(idx: SnapshotIndex, trustDomain: string, svc: ServiceEnt
 function serviceAnswer(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Update {
   const update: Update = { known: true, service: serviceAuthority(svc, port.port), endpoints: readyEndpoints(idx, trustDomain, svc, port) };
   const attached = (idx.routesByService.get(`${svc.namespace}/${svc.name}`) ?? []).filter((r) =>
-    r.parents.some((p) => p.name === svc.name && (p.port === undefined || p.port === port.port)),
+    r.parents.some((p) => p.kind !== 'Server' && p.name === svc.name && (p.port === undefined || p.port === port.port)),
   );
   if (attached.length === 0) return update;
   // Every Service port the routes name, answered once (rules refer to it by its authority).
@@ -232,7 +245,7 @@ function ruleMessage(rule: RouteRuleEntry, backend: (name: string, port: number)
   };
 }
 
-function matchMessage(m: RouteMatchEntry): Match {
+export function matchMessage(m: RouteMatchEntry): Match {
   const value = (v: { type: 'Exact' | 'RegularExpression'; name: string; value: string }) => ({ type: VALUE_TYPE[v.type], name: v.name, value: v.value });
   return {
     ...(m.path !== undefined ? { path: { type: PATH_TYPE[m.path.type], value: m.path.value } } : {}),
@@ -290,7 +303,7 @@ export function answer(s: StoreSnapshot, target: Target, trustDomain: string): U
     // direct connection in Kubernetes); readiness only decides what a Service balances over.
     const key = `${pod.namespace}/${pod.name}`;
     const svcPort = idx.servicePortByPodPort.get(hostPort(target.ip, target.port));
-    return { known: true, service: '', endpoints: [endpointFor(trustDomain, key, pod, pod.ip, target.port, svcPort)] };
+    return { known: true, service: '', endpoints: [endpointFor(idx, trustDomain, key, pod, pod.ip, target.port, svcPort)] };
   }
   return UNKNOWN;
 }

@@ -2,13 +2,13 @@
 // an implementation's test file calls `storeContract` with a harness that can set the store's content.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PodEntry, ServiceEntry, Store, StoreSnapshot } from './store.js';
+import type { PodEntry, PolicyEntries, ServiceEntry, Store, StoreSnapshot } from './store.js';
 
 export interface StoreContract {
   readonly store: Store;
   /** Makes the store's source hold exactly `content` (LocalStore: replace; a Kubernetes store: write
    *  objects to a test API server). The store may reflect it later; the suite waits. */
-  set(content: { services: readonly ServiceEntry[]; pods: readonly PodEntry[] }): Promise<void> | void;
+  set(content: { services: readonly ServiceEntry[]; pods: readonly PodEntry[]; policy?: PolicyEntries }): Promise<void> | void;
   close(): Promise<void> | void;
 }
 
@@ -52,7 +52,33 @@ export function sampleContent(): { services: ServiceEntry[]; pods: PodEntry[] } 
         { pod: 'default/web-2', ip: '10.244.0.12', ports: { 80: 8080 }, ready: false },
       ]),
     ],
-    pods: [pod('web-1', '10.244.0.11'), pod('web-2', '10.244.0.12', { ready: false }), pod('client', '10.244.0.20', { meshed: false, labels: {} })],
+    pods: [
+      pod('web-1', '10.244.0.11', { ports: [{ name: 'http', containerPort: 8080 }] }),
+      pod('web-2', '10.244.0.12', { ready: false, defaultInboundPolicy: 'deny' }),
+      pod('client', '10.244.0.20', { meshed: false, labels: {} }),
+    ],
+  };
+}
+
+/** One of each policy kind, normalised as StoreSnapshot.policy holds them (lists sorted by namespace
+ *  and name, references with their namespace). */
+export function samplePolicy(): PolicyEntries {
+  return {
+    servers: [{ namespace: 'default', name: 'web-http', podSelector: { matchLabels: { app: 'web' }, matchExpressions: [] }, port: 'http', proxyProtocol: 'HTTP/1' }],
+    authorizationPolicies: [
+      {
+        namespace: 'default',
+        name: 'web-ops',
+        target: { kind: 'Server', name: 'web-http' },
+        authentications: [
+          { kind: 'MeshTLSAuthentication', namespace: 'default', name: 'ops' },
+          { kind: 'NetworkAuthentication', namespace: 'default', name: 'pods' },
+        ],
+      },
+    ],
+    meshTLSAuthentications: [{ namespace: 'default', name: 'ops', identities: ['spiffe://cluster.local/ns/ops/sa/*'], identityRefs: [{ kind: 'ServiceAccount', namespace: 'default', name: 'ops' }] }],
+    networkAuthentications: [{ namespace: 'default', name: 'pods', networks: [{ cidr: '10.244.0.0/16', except: ['10.244.0.20/32'] }] }],
+    rateLimits: [{ namespace: 'default', name: 'web', server: 'web-http', total: 100, identity: 10, overrides: [{ requestsPerSecond: 50, serviceAccounts: [{ namespace: 'default', name: 'ops' }] }] }],
   };
 }
 
@@ -136,6 +162,27 @@ export function storeContract(name: string, make: () => Promise<StoreContract> |
         await h.set(sampleContent());
         await until('the remaining subscriber to hear of it', () => (other > 0 ? true : undefined));
         assert.equal(stopped, 0);
+      } finally {
+        await h.close();
+      }
+    });
+
+    await t.test('carries the policy objects, normalised, and their changes', async () => {
+      const h = await make();
+      try {
+        const content = { ...sampleContent(), policy: samplePolicy() };
+        await h.set(content);
+        const s = await until('the policy to show', () => {
+          const s = h.store.snapshot();
+          return (s.policy?.servers.length ?? 0) === 1 ? s : undefined;
+        });
+        assert.deepEqual(s.policy, samplePolicy());
+        const web1 = s.pods.find((p) => p.name === 'web-1');
+        assert.deepEqual(web1?.ports, [{ name: 'http', containerPort: 8080 }]);
+        assert.equal(s.pods.find((p) => p.name === 'web-2')?.defaultInboundPolicy, 'deny');
+        const fewer = { ...samplePolicy(), authorizationPolicies: [] };
+        await h.set({ ...sampleContent(), policy: fewer });
+        await until('the authorization to go', () => (h.store.snapshot().policy?.authorizationPolicies.length === 0 ? true : undefined));
       } finally {
         await h.close();
       }

@@ -125,8 +125,10 @@ export interface RouteEntry {
   readonly kind: RouteKind;
   readonly namespace: string;
   readonly name: string;
-  /** The Services (in `namespace`) it attaches to; `port` absent: every port of the Service. */
-  readonly parents: readonly { readonly name: string; readonly port?: number }[];
+  /** The Services (in `namespace`) it attaches to; `port` absent: every port of the Service. With
+   *  `kind: 'Server'`, a Server (policy.outrigger.io) instead: an inbound route, which authorization
+   *  policies can target (the destination service ignores those). */
+  readonly parents: readonly { readonly name: string; readonly port?: number; readonly kind?: 'Server' }[];
   readonly rules: readonly RouteRuleEntry[];
 }
 
@@ -141,6 +143,73 @@ export interface PodEntry {
   /** Ports whose traffic the pod's proxy treats as opaque TCP (config.outrigger.io/opaque-ports). */
   readonly opaquePorts: PortList;
   readonly labels: Readonly<Record<string, string>>;
+  /** The containers' declared ports (a Server may name one). Absent: none known. */
+  readonly ports?: readonly { readonly name?: string; readonly containerPort: number }[];
+  /** config.outrigger.io/default-inbound-policy of the pod, else of its namespace; absent: the mesh's. */
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
+}
+
+// ---- policy (policy.outrigger.io/v1beta1, normalised) -----------------------------------------
+// The policy kinds as the policy service reads them: defaults applied, every reference resolved to a
+// namespace. src/runtime/manifests/policy.ts has the manifests' schemas and docs/policy.md the meaning.
+
+export type DefaultInboundPolicy = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
+
+export interface LabelSelectorEntry {
+  readonly matchLabels: Readonly<Record<string, string>>;
+  readonly matchExpressions: readonly { readonly key: string; readonly operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; readonly values: readonly string[] }[];
+}
+
+export interface ServerEntry {
+  readonly namespace: string;
+  readonly name: string;
+  readonly podSelector: LabelSelectorEntry;
+  /** A container port number, or the name of one. */
+  readonly port: number | string;
+  readonly proxyProtocol: 'unknown' | 'HTTP/1' | 'HTTP/2' | 'gRPC' | 'opaque' | 'TLS';
+}
+
+export interface AuthorizationPolicyEntry {
+  readonly namespace: string;
+  readonly name: string;
+  /** A Server, an inbound route (by name, in `namespace`) or the Namespace `namespace` itself. */
+  readonly target: { readonly kind: 'Server' | 'HTTPRoute' | 'GRPCRoute' | 'Namespace'; readonly name: string };
+  /** All must accept the client; empty: every client. */
+  readonly authentications: readonly { readonly kind: 'MeshTLSAuthentication' | 'NetworkAuthentication' | 'ServiceAccount'; readonly namespace: string; readonly name: string }[];
+}
+
+export interface MeshTLSAuthenticationEntry {
+  readonly namespace: string;
+  readonly name: string;
+  /** SPIFFE ids with `*` wildcards, or `*` (any authenticated client). */
+  readonly identities: readonly string[];
+  /** `name` '*' with kind Namespace: every namespace. */
+  readonly identityRefs: readonly { readonly kind: 'ServiceAccount' | 'Namespace'; readonly namespace: string; readonly name: string }[];
+}
+
+export interface NetworkAuthenticationEntry {
+  readonly namespace: string;
+  readonly name: string;
+  readonly networks: readonly { readonly cidr: string; readonly except: readonly string[] }[];
+}
+
+export interface RateLimitEntry {
+  readonly namespace: string;
+  readonly name: string;
+  /** The Server (in `namespace`). */
+  readonly server: string;
+  /** Requests per second; absent: no such limit. */
+  readonly total?: number;
+  readonly identity?: number;
+  readonly overrides: readonly { readonly requestsPerSecond: number; readonly serviceAccounts: readonly { readonly namespace: string; readonly name: string }[] }[];
+}
+
+export interface PolicyEntries {
+  readonly servers: readonly ServerEntry[];
+  readonly authorizationPolicies: readonly AuthorizationPolicyEntry[];
+  readonly meshTLSAuthentications: readonly MeshTLSAuthenticationEntry[];
+  readonly networkAuthentications: readonly NetworkAuthenticationEntry[];
+  readonly rateLimits: readonly RateLimitEntry[];
 }
 
 export interface StoreSnapshot {
@@ -151,6 +220,8 @@ export interface StoreSnapshot {
   /** HTTPRoutes and GRPCRoutes, sorted by namespace and name (Gateway API's tie-break between routes
    *  of equal precedence, as the local runtime has no creation times). Absent: none. */
   readonly routes?: readonly RouteEntry[];
+  /** The policy objects. Absent: none. */
+  readonly policy?: PolicyEntries;
 }
 
 export interface Store {

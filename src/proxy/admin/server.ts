@@ -1,5 +1,5 @@
 // The admin server: liveness, readiness, Prometheus metrics, the certificate held (never the key) and
-// a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
+// the inbound policy in force, and a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +11,9 @@ export interface AdminHooks {
   shutdown(): void;
   /** mTLS on: the certificate held now (undefined before the first). Absent: mTLS is off. */
   readonly certificate?: () => { readonly leafPem: string } | undefined;
+  /** With a policy service: the inbound policy in force (the policy API's message, as received), and
+   *  whether it came from the control plane. Absent: no policy service. */
+  readonly policy?: () => { readonly answered: boolean; readonly policy: unknown };
 }
 
 /** What GET /identity answers (`outrigger identity` prints it). */
@@ -62,6 +65,12 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         const cert = hooks.certificate();
         if (cert === undefined) return text(503, 'no certificate yet\n');
         return text(200, `${JSON.stringify(identityView(cert.leafPem))}\n`, { 'content-type': 'application/json' });
+      }
+      case '/policy': {
+        // What `outrigger authz` shows and checks: who may call this pod (no secrets in it).
+        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (hooks.policy === undefined) return text(404, 'this proxy has no policy service (every client is allowed)\n');
+        return text(200, `${JSON.stringify(hooks.policy())}\n`, { 'content-type': 'application/json' });
       }
       case '/shutdown':
         if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });

@@ -37,15 +37,22 @@ export const Codes = {
   ROUTE_NO_BACKEND: 'OUTR_ERR_ROUTE_NO_BACKEND',
   /** The matched rule's timeouts.request expired (the whole request, retries included): 504. */
   ROUTE_TIMEOUT: 'OUTR_ERR_ROUTE_TIMEOUT',
+  /** Inbound: the pod's policy does not authorize this client for this server or route: 403. */
+  UNAUTHORIZED: 'OUTR_ERR_UNAUTHORIZED',
+  /** Inbound: the server's local rate limit refused the request: 429 with Retry-After. */
+  RATE_LIMITED: 'OUTR_ERR_RATE_LIMITED',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];
 
 export class ProxyError extends OutriggerError {
   declare readonly code: Code;
-  constructor(code: Code, message: string, options?: { cause?: unknown }) {
+  /** RATE_LIMITED: when the client may try again (whole seconds, for Retry-After). */
+  readonly retryAfterS: number | undefined;
+  constructor(code: Code, message: string, options?: { cause?: unknown; retryAfterS?: number }) {
     super(code, message, options);
     this.name = 'ProxyError';
+    this.retryAfterS = options?.retryAfterS;
   }
 }
 

@@ -8,6 +8,8 @@ export interface ErrorResponse {
   /** gRPC status code for gRPC requests (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
   readonly grpcStatus: number;
   readonly message: string;
+  /** Seconds for a Retry-After header (429). */
+  readonly retryAfterS?: number;
 }
 
 const TABLE: Record<Code, { status: number; grpc: number }> = {
@@ -28,13 +30,15 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.NO_ROUTE]: { status: 404, grpc: 12 /* UNIMPLEMENTED */ },
   [Codes.ROUTE_NO_BACKEND]: { status: 500, grpc: 13 /* INTERNAL */ },
   [Codes.ROUTE_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
+  [Codes.UNAUTHORIZED]: { status: 403, grpc: 7 /* PERMISSION_DENIED */ },
+  [Codes.RATE_LIMITED]: { status: 429, grpc: 8 /* RESOURCE_EXHAUSTED */ },
 };
 
 /** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */
 export function errorResponse(err: unknown): ErrorResponse {
   if (err instanceof ProxyError) {
     const row = TABLE[err.code];
-    return { status: row.status, grpcStatus: row.grpc, message: err.message };
+    return { status: row.status, grpcStatus: row.grpc, message: err.message, ...(err.retryAfterS !== undefined ? { retryAfterS: err.retryAfterS } : {}) };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { status: 502, grpcStatus: 14, message: `proxy error: ${message}` };
@@ -47,8 +51,10 @@ const REASONS: Record<number, string> = {
   307: 'Temporary Redirect',
   308: 'Permanent Redirect',
   400: 'Bad Request',
+  403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
@@ -69,6 +75,7 @@ export function http1ErrorResponse(r: ErrorResponse, close: boolean): string {
     `content-type: text/plain; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     `outrigger-proxy-error: ${r.message.replace(/[^\x20-\x7e]/g, '?')}\r\n` +
+    (r.retryAfterS !== undefined ? `retry-after: ${r.retryAfterS}\r\n` : '') +
     (close ? 'connection: close\r\n' : '') +
     `\r\n${body}`
   );

@@ -19,12 +19,13 @@ import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type Fai
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
 import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
 import { Slot } from '../route/limit.js';
-import { splitTarget, type CompiledRule, type RouteCandidate } from '../route/table.js';
+import { splitTarget, type CompiledRule, type RouteCandidate, type RouteRequest } from '../route/table.js';
 import { reasonPhrase } from '../errors/respond.js';
 import { mirrorHttp1 } from './mirror.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import type { MeshTls } from '../transport/mtls.js';
+import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 
 export interface Http1Context {
   readonly cfg: ProxyConfig;
@@ -38,6 +39,8 @@ export interface Http1Context {
   /** mTLS is on: outbound requests to meshed endpoints go over mesh TLS, inbound requests get the
    *  client identity header. Absent: plaintext everywhere, headers untouched. */
   readonly mtls?: MeshTls;
+  /** Inbound with a policy service: every request is authorized and rate limited (../inbound). */
+  readonly policy?: InboundPolicyDeps;
 }
 
 /** The header that tells the app who the client is: set by the inbound proxy from the identity mesh TLS
@@ -70,8 +73,10 @@ export class ClientConn implements UpstreamOwner {
   private poolKey: string;
   /** The identity the exchange's endpoint must prove (mesh TLS), undefined for plaintext. */
   private serverId: SpiffeId | undefined = undefined;
-  /** Inbound with mTLS on: remove the client identity header from requests (and set it from `clientId`). */
+  /** Inbound: remove the client identity header from requests (and set it from `clientId`). */
   private readonly identityHeader: boolean;
+  /** Inbound with a policy: authorization and rate limits, decided per connection where they can be. */
+  private readonly gate: InboundGate | null;
   /** The original destination's port (a redirect's default port). */
   private readonly targetPort: number;
   private ep: Endpoint | null = null;
@@ -172,13 +177,18 @@ export class ClientConn implements UpstreamOwner {
     private readonly router?: Router,
     /** Inbound over mesh TLS: the identity the client proved. */
     private readonly clientId?: SpiffeId,
+    /** Inbound: the client's address (of the raw connection, under any TLS). */
+    peerAddr?: string,
   ) {
     this.targetKey = formatAddr(target);
     this.targetPort = target.port;
     this.upAddr = target;
     this.upKey = this.targetKey;
     this.poolKey = this.targetKey;
-    this.identityHeader = ctx.mtls !== undefined && ctx.direction === 'inbound';
+    // Inbound, the identity header is stripped whether or not mTLS is on: nobody may claim an identity
+    // with a header (DESIGN.md's security rule).
+    this.identityHeader = ctx.direction === 'inbound';
+    this.gate = ctx.direction === 'inbound' && ctx.policy !== undefined ? new InboundGate(ctx.policy, target.port, clientId, peerAddr ?? sock.remoteAddress) : null;
     sock.setNoDelay(true);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
@@ -307,6 +317,18 @@ export class ClientConn implements UpstreamOwner {
     this.waitingSince = 0;
     this.idleSince = 0;
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
+    if (this.gate !== null) {
+      let req: RouteRequest | undefined;
+      if (this.gate.routed()) {
+        const { path, query } = splitTarget(head.target);
+        req = { method: head.method, path, query, headers: head.fields };
+      }
+      const denied = this.gate.http(req);
+      if (denied !== undefined) {
+        this.refuse(head, rest, denied, undefined);
+        return;
+      }
+    }
     if (router !== undefined && !router.table.empty) {
       this.startRouted(head, rest, router);
       return;
@@ -466,7 +488,7 @@ export class ClientConn implements UpstreamOwner {
 
   /** Answers an error for a request nothing was sent for (no route, no backend, no endpoint). */
   private refuse(head: RequestHead, rest: Buffer | null, err: unknown, route: string | undefined): void {
-    this.stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, head.authority, undefined, route);
+    this.stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, head.authority, this.ctx.direction === 'inbound' ? this.clientId : undefined, route);
     this.stats.requests.inc();
     // Nothing was sent: a request without a body is over, and the connection can go on.
     if (head.bodyKind === 'none') {

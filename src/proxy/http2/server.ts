@@ -10,7 +10,7 @@ import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror, type Com
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
 import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
 import { Slot } from '../route/limit.js';
-import { splitTarget, type RouteCandidate } from '../route/table.js';
+import { splitTarget, type RouteCandidate, type RouteRequest } from '../route/table.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
 import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics } from '../metrics.js';
@@ -20,6 +20,7 @@ import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import { meshUpstreamError, type MeshTls } from '../transport/mtls.js';
 import { CLIENT_ID_HEADER } from '../http1/server.js';
+import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 
 export interface H2Context {
   readonly cfg: ProxyConfig;
@@ -29,6 +30,8 @@ export interface H2Context {
   /** mTLS is on: streams to meshed endpoints go over a mesh TLS session, inbound streams get the
    *  client identity header. */
   readonly mtls?: MeshTls;
+  /** Inbound with a policy service: every stream is authorized and rate limited (../inbound). */
+  readonly policy?: InboundPolicyDeps;
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -43,6 +46,18 @@ function forwardable(h: IncomingHttpHeaders): http2.OutgoingHttpHeaders {
     out[k] = h[k];
   }
   return out;
+}
+
+/** Regular header fields (no pseudo-headers) as alternating name, value, as route matching takes them. */
+function headerFields(headers: IncomingHttpHeaders): string[] {
+  const fields: string[] = [];
+  for (const k of Object.keys(headers)) {
+    if (k.charCodeAt(0) === 0x3a) continue;
+    const v = headers[k];
+    if (Array.isArray(v)) for (const x of v) fields.push(k, x);
+    else if (v !== undefined) fields.push(k, String(v));
+  }
+  return fields;
 }
 
 function grpcStatusOf(h: IncomingHttpHeaders | undefined): number | undefined {
@@ -91,7 +106,12 @@ function respondWithError(stream: ServerHttp2Stream, r: ErrorResponse, grpc: boo
     );
     return { status: 200, grpcStatus: r.grpcStatus };
   }
-  stream.respond({ ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?') });
+  stream.respond({
+    ':status': r.status,
+    'content-type': 'text/plain; charset=utf-8',
+    'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?'),
+    ...(r.retryAfterS !== undefined ? { 'retry-after': String(r.retryAfterS) } : {}),
+  });
   stream.end(`outrigger proxy: ${r.message}\n`);
   return { status: r.status, grpcStatus: undefined };
 }
@@ -106,7 +126,10 @@ export class H2Proxy {
   /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface.
    *  With a `router` (a Service), each stream goes where its routes say, or to the endpoint its
    *  balancer picks when it has none. */
-  handle(socket: Socket, target: SocketAddr, initial: Buffer, router?: Router, clientId?: SpiffeId): void {
+  handle(socket: Socket, target: SocketAddr, initial: Buffer, router?: Router, clientId?: SpiffeId, peerAddr?: string): void {
+    const { policy, direction } = this.ctx;
+    // Inbound with a policy: one gate per client session (its identity and address are the session's).
+    const gate = direction === 'inbound' && policy !== undefined ? new InboundGate(policy, target.port, clientId, peerAddr ?? socket.remoteAddress) : undefined;
     if (initial.length) socket.unshift(initial);
     // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
     // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
@@ -119,14 +142,14 @@ export class H2Proxy {
     session.on('close', () => this.downstreams.delete(session));
     session.on('stream', (stream, headers) => {
       if (router === undefined) {
-        this.forward(stream, headers, target, key, router, clientId);
+        this.forward(stream, headers, target, key, router, clientId, gate);
         return;
       }
       // A stream to a destination the mesh knows holds one of its in-flight slots until it closes.
       const dispatch = () => {
         stream.once('close', () => router.limit.release());
         if (!router.table.empty) this.forwardRouted(stream, headers, target, key, router);
-        else this.forward(stream, headers, target, key, router, clientId);
+        else this.forward(stream, headers, target, key, router, clientId, gate);
       };
       // On a later tick: never inside the close of the stream that passed the slot on.
       const onSlot = () =>
@@ -205,6 +228,7 @@ export class H2Proxy {
     key: string,
     router: Router | undefined,
     clientId: SpiffeId | undefined,
+    gate?: InboundGate,
   ): void {
     const { metrics, cfg, direction, mtls } = this.ctx;
     const startedAt = performance.now();
@@ -265,6 +289,18 @@ export class H2Proxy {
     let up: ClientHttp2Stream | undefined;
     let session: ClientHttp2Session;
     if (this.draining) stream.session?.close();
+    if (gate !== undefined) {
+      let req: RouteRequest | undefined;
+      if (gate.routed()) {
+        const { path, query } = splitTarget(String(headers[':path'] ?? '/'));
+        req = { method: String(headers[':method'] ?? 'GET'), path, query, headers: headerFields(headers) };
+      }
+      const denied = gate.http(req);
+      if (denied !== undefined) {
+        fail(denied);
+        return;
+      }
+    }
     if (own !== undefined && ep === undefined) {
       fail(noEndpoint(own, `${key}${authority !== '' ? ` (${authority})` : ''}`));
       return;
@@ -278,7 +314,7 @@ export class H2Proxy {
     try {
       session = this.upstream(upAddr, upKey, serverId);
       const out = forwardable(headers);
-      if (mtls !== undefined && direction === 'inbound') {
+      if (direction === 'inbound') {
         // The identity header comes from the proxy only (DESIGN.md's security rule).
         delete out[CLIENT_ID_HEADER];
         if (clientId !== undefined) out[CLIENT_ID_HEADER] = clientId;
@@ -409,13 +445,7 @@ export class H2Proxy {
     const authority = String(headers[':authority'] ?? headers.host ?? '');
     const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
     const { path, query } = splitTarget(rawPath);
-    const fields: string[] = [];
-    for (const k of Object.keys(headers)) {
-      if (k.charCodeAt(0) === 0x3a) continue;
-      const v = headers[k];
-      if (Array.isArray(v)) for (const x of v) fields.push(k, x);
-      else if (v !== undefined) fields.push(k, String(v));
-    }
+    const fields = headerFields(headers);
     let stats = metrics.route(direction, key, authority);
     let status = 0;
     let grpcStatus: number | undefined;

@@ -23,6 +23,7 @@ import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import { MAX_CLIENT_HELLO_BYTES, classifyClientHello } from '../tls/clienthello.js';
 import type { MeshTls } from './mtls.js';
+import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 
 /** What the outbound side needs from discovery (src/proxy/discover): for an original destination,
  *  whether the mesh knows it and, if so, its router (a balancer over its ready endpoints, its routes
@@ -49,6 +50,8 @@ export interface ListenerDeps {
   readonly ownPorts: () => readonly number[];
   /** mTLS is on (the proxy has an identity). */
   readonly mtls?: MeshTls;
+  /** Inbound only: the pod's policy (authorization, rate limits, opaque Servers). */
+  readonly policy?: InboundPolicyDeps;
 }
 
 /** Bytes of TLS record headers a ClientHello of MAX_CLIENT_HELLO_BYTES may come with (one per record). */
@@ -84,8 +87,9 @@ export class Listener {
     readonly direction: Direction,
   ) {
     const { cfg, metrics, log, mtls } = deps;
-    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}) };
-    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}) });
+    const policy = direction === 'inbound' && deps.policy !== undefined ? { policy: deps.policy } : {};
+    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}), ...policy };
+    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}), ...policy });
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
     this.sweeper = setInterval(() => {
       const limit = performance.now() - cfg.idleTimeoutMs;
@@ -182,8 +186,13 @@ export class Listener {
     const { cfg, metrics, mtls } = this.deps;
     const balancer = router?.balancer;
     const own = router?.own;
-    // Opaque when this proxy's list says so, or when the server's pod says so (discovery's hint).
-    if (portListHas(cfg.opaquePorts, target.port) || (balancer !== undefined && balancer.endpoints.some((e) => e.protocolHint === 'OPAQUE'))) {
+    // Opaque when this proxy's list says so, when the server's pod says so (discovery's hint), or
+    // (inbound) when the Server covering the port says proxyProtocol: opaque.
+    if (
+      portListHas(cfg.opaquePorts, target.port) ||
+      (balancer !== undefined && balancer.endpoints.some((e) => e.protocolHint === 'OPAQUE')) ||
+      (this.direction === 'inbound' && this.deps.policy?.source.current().ports.get(target.port)?.opaque === true)
+    ) {
       if (mtls !== undefined && this.direction === 'inbound') this.inboundOpaque(s, target, key, mtls);
       else this.opaque(s, target, key, Buffer.alloc(0), false, own);
       return;
@@ -226,7 +235,7 @@ export class Listener {
     });
   }
 
-  private terminate(s: Socket, target: SocketAddr, key: string, hello: Buffer, mtls: MeshTls, onReady?: (tlsSocket: Socket) => void): void {
+  private terminate(s: Socket, target: SocketAddr, key: string, hello: Buffer, mtls: MeshTls, onReady?: (tlsSocket: Socket, clientId: SpiffeId) => void): void {
     void mtls.terminate(s, hello).then((c) => {
       if (c === undefined || s.destroyed) {
         c?.socket.destroy();
@@ -235,17 +244,18 @@ export class Listener {
       this.tracked(s, key, c.clientId);
       c.socket.on('error', () => {}); // handled by each protocol's close; never crash on a peer's reset
       if (onReady !== undefined) {
-        onReady(c.socket);
+        onReady(c.socket, c.clientId);
         return;
       }
       switch (c.alpn) {
         case MESH_ALPN.http1:
-          new ClientConn(this.h1, c.socket, target, Buffer.alloc(0), false, undefined, c.clientId);
+          new ClientConn(this.h1, c.socket, target, Buffer.alloc(0), false, undefined, c.clientId, s.remoteAddress);
           break;
         case MESH_ALPN.h2:
-          this.h2.handle(c.socket, target, Buffer.alloc(0), undefined, c.clientId);
+          this.h2.handle(c.socket, target, Buffer.alloc(0), undefined, c.clientId, s.remoteAddress);
           break;
         default:
+          if (!this.admitTcp(c.socket, target, c.clientId, s.remoteAddress)) return;
           this.opaque(c.socket, target, key, Buffer.alloc(0), false, undefined, true);
       }
     });
@@ -300,6 +310,7 @@ export class Listener {
     const plain = () => {
       stop();
       this.tracked(s, key, undefined);
+      if (!this.admitTcp(s, target, undefined, s.remoteAddress)) return;
       whenUp((u) => {
         if (buf.length) u.write(buf);
         join(s, u, clientEnded);
@@ -314,7 +325,9 @@ export class Listener {
         return;
       }
       stop();
-      this.terminate(s, target, key, buf, mtls, (tlsSocket) => whenUp((u) => join(tlsSocket, u, false)));
+      this.terminate(s, target, key, buf, mtls, (tlsSocket, clientId) => {
+        if (this.admitTcp(tlsSocket, target, clientId, s.remoteAddress)) whenUp((u) => join(tlsSocket, u, false));
+      });
     };
     const onEnd = () => {
       clientEnded = true;
@@ -387,6 +400,9 @@ export class Listener {
    *  the TCP metrics have it already (inbound mesh TLS). */
   private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, own?: BackendTarget, counted = false): void {
     s.pause();
+    // Inbound plaintext (or the app's own TLS): authorized by address alone. Mesh TLS was checked in
+    // terminate(), with the client's identity.
+    if (!counted && !this.admitTcp(s, target, undefined, s.remoteAddress)) return;
     let ep: Endpoint | undefined;
     if (own !== undefined) {
       ep = pickAvailable(own.balancer, own.breakers);
@@ -431,6 +447,19 @@ export class Listener {
       if (ep !== undefined) abandonBreaker(own as BackendTarget, ep.key);
     };
     s.once('close', onEarlyClose);
+  }
+
+  /** Inbound with a policy: whether the pod's policy lets this opaque connection through; a denied
+   *  one is closed at once (reset), and counted. Outbound, or without a policy: always. */
+  private admitTcp(s: Socket, target: SocketAddr, clientId: SpiffeId | undefined, peerAddr: string | undefined): boolean {
+    const policy = this.deps.policy;
+    if (this.direction !== 'inbound' || policy === undefined) return true;
+    if (new InboundGate(policy, target.port, clientId, peerAddr).tcp()) return true;
+    this.deps.log.debug({ target: formatAddr(target), client: clientId ?? peerAddr }, 'inbound tcp connection not authorized; closed');
+    if (s.destroyed) return false;
+    if ('resetAndDestroy' in s && typeof s.resetAndDestroy === 'function' && !(s as { encrypted?: boolean }).encrypted) s.resetAndDestroy();
+    else s.destroy();
+    return false;
   }
 
   private feed(own: BackendTarget, epKey: string, key: string, failed: boolean): void {

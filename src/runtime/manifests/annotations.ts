@@ -1,12 +1,15 @@
 // Outrigger's annotations (`outrigger.io/inject`, `config.outrigger.io/*-ports`): where each may be
 // written, how its value is parsed, and how a pod's settings combine with its namespace's.
 import { parsePortList, type PortList } from '../../core/ports.js';
+import { DEFAULT_INBOUND_POLICIES, type DefaultInboundPolicy } from './policy.js';
 
 export const ANNOTATION = {
   inject: 'outrigger.io/inject',
   opaquePorts: 'config.outrigger.io/opaque-ports',
   skipInboundPorts: 'config.outrigger.io/skip-inbound-ports',
   skipOutboundPorts: 'config.outrigger.io/skip-outbound-ports',
+  /** On a pod or namespace: the inbound policy of ports no Server covers (policy.ts). */
+  defaultInboundPolicy: 'config.outrigger.io/default-inbound-policy',
   /** On an HTTPRoute or GRPCRoute: what is retried (parsed in routes.ts). */
   retryOn: 'retry.outrigger.io/on',
   /** On an HTTPRoute or GRPCRoute: how many retries a request may get after its first attempt. */
@@ -15,7 +18,7 @@ export const ANNOTATION = {
 
 const KNOWN = Object.values(ANNOTATION) as string[];
 /** The annotations that configure a pod's proxy (and may be set on its namespace). */
-const PROXY = [ANNOTATION.inject, ANNOTATION.opaquePorts, ANNOTATION.skipInboundPorts, ANNOTATION.skipOutboundPorts] as string[];
+const PROXY = [ANNOTATION.inject, ANNOTATION.opaquePorts, ANNOTATION.skipInboundPorts, ANNOTATION.skipOutboundPorts, ANNOTATION.defaultInboundPolicy] as string[];
 /** The annotations that configure a route; their values are read by routes.ts. */
 export const ROUTE_ANNOTATIONS: readonly string[] = [ANNOTATION.retryOn, ANNOTATION.retryAttempts];
 
@@ -29,6 +32,8 @@ export interface MeshAnnotations {
   readonly skipInboundPorts?: PortList;
   /** Outbound destination ports not redirected to the proxy. */
   readonly skipOutboundPorts?: PortList;
+  /** config.outrigger.io/default-inbound-policy. */
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 /** What a pod runs with: its own annotations over its namespace's, over the defaults. */
@@ -37,10 +42,12 @@ export interface MeshSettings {
   readonly opaquePorts: PortList;
   readonly skipInboundPorts: PortList;
   readonly skipOutboundPorts: PortList;
+  /** Absent: neither the pod nor its namespace says; the mesh's default applies. */
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 /** Where an annotation is written decides which of ours are meaningful there. */
-export type AnnotationSite = 'namespace' | 'pod' | 'service' | 'deployment' | 'serviceaccount' | 'route';
+export type AnnotationSite = 'namespace' | 'pod' | 'service' | 'deployment' | 'serviceaccount' | 'route' | 'policy';
 
 const ALLOWED: Record<AnnotationSite, readonly string[]> = {
   namespace: PROXY,
@@ -50,6 +57,7 @@ const ALLOWED: Record<AnnotationSite, readonly string[]> = {
   deployment: [],
   serviceaccount: [],
   route: ROUTE_ANNOTATIONS,
+  policy: [],
 };
 
 const SITE_HINT: Record<AnnotationSite, string> = {
@@ -60,6 +68,7 @@ const SITE_HINT: Record<AnnotationSite, string> = {
   deployment: 'put it on spec.template.metadata.annotations, where it applies to the pods',
   serviceaccount: 'put it on the pod or its namespace',
   route: 'on a route only retry.outrigger.io/on and retry.outrigger.io/attempts are meaningful',
+  policy: 'put it on the pod or its namespace',
 };
 
 export interface AnnotationIssue {
@@ -103,6 +112,11 @@ export function readMeshAnnotations(
       else issues.push({ key, message: `must be "enabled" or "disabled", got ${JSON.stringify(value)}` });
       continue;
     }
+    if (key === ANNOTATION.defaultInboundPolicy) {
+      if ((DEFAULT_INBOUND_POLICIES as readonly string[]).includes(value)) mesh.defaultInboundPolicy = value as DefaultInboundPolicy;
+      else issues.push({ key, message: `must be one of ${DEFAULT_INBOUND_POLICIES.join(', ')}, got ${JSON.stringify(value)}` });
+      continue;
+    }
     const parsed = parsePortList(value);
     if (!parsed.ok) {
       issues.push({ key, message: parsed.message });
@@ -122,6 +136,9 @@ export function meshSettings(pod: MeshAnnotations, namespace: MeshAnnotations): 
     opaquePorts: pod.opaquePorts ?? namespace.opaquePorts ?? [],
     skipInboundPorts: pod.skipInboundPorts ?? namespace.skipInboundPorts ?? [],
     skipOutboundPorts: pod.skipOutboundPorts ?? namespace.skipOutboundPorts ?? [],
+    ...((pod.defaultInboundPolicy ?? namespace.defaultInboundPolicy) !== undefined
+      ? { defaultInboundPolicy: (pod.defaultInboundPolicy ?? namespace.defaultInboundPolicy) as DefaultInboundPolicy }
+      : {}),
   };
 }
 

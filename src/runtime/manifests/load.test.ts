@@ -76,8 +76,8 @@ void test('a port out of range names file, document, kind/name, field, value and
 
 void test('an unknown or missing kind lists the known kinds', async () => {
   assert.deepEqual(await problemsOf(['errors/unknown-kind.yaml']), [
-    'errors/unknown-kind.yaml: document 1: kind: unknown kind "Ingress"; known kinds: Deployment, GRPCRoute, HTTPRoute, Namespace, Pod, Service, ServiceAccount (line 2)',
-    'errors/unknown-kind.yaml: document 2: kind: is required; known kinds: Deployment, GRPCRoute, HTTPRoute, Namespace, Pod, Service, ServiceAccount (line 6)',
+    'errors/unknown-kind.yaml: document 1: kind: unknown kind "Ingress"; known kinds: AuthorizationPolicy, Deployment, GRPCRoute, HTTPLocalRateLimitPolicy, HTTPRoute, MeshTLSAuthentication, Namespace, NetworkAuthentication, Pod, Server, Service, ServiceAccount (line 2)',
+    'errors/unknown-kind.yaml: document 2: kind: is required; known kinds: AuthorizationPolicy, Deployment, GRPCRoute, HTTPLocalRateLimitPolicy, HTTPRoute, MeshTLSAuthentication, Namespace, NetworkAuthentication, Pod, Server, Service, ServiceAccount (line 6)',
   ]);
 });
 

@@ -7,6 +7,8 @@ import { editDistance, type AnnotationSite } from './annotations.js';
 import { checkDeployment, checkMetadata, checkPodSpec, checkService, type CheckOptions, type Path } from './check.js';
 import { describeValue, formatPath, ManifestError, type ManifestProblem } from './errors.js';
 import { checkRoute, checkRouteReferences } from './routes.js';
+import { POLICY_KINDS } from './policy.js';
+import { checkPolicy, checkPolicyReferences } from './policy-check.js';
 import { allowedFields, errorMessage, KIND_NAMES, KINDS, type KindName } from './schema.js';
 import type {
   DeploymentObject,
@@ -16,6 +18,7 @@ import type {
   ManifestSet,
   NamespaceObject,
   PodObject,
+  PolicyObject,
   RouteObject,
   ServiceAccountObject,
   ServiceObject,
@@ -118,6 +121,7 @@ export function parseManifests(
     serviceAccounts: all.filter((o): o is ServiceAccountObject => o.kind === 'ServiceAccount'),
     httpRoutes: all.filter((o): o is HTTPRouteObject => o.kind === 'HTTPRoute'),
     grpcRoutes: all.filter((o): o is GRPCRouteObject => o.kind === 'GRPCRoute'),
+    policies: all.filter((o): o is PolicyObject => POLICY_KIND_SET.has(o.kind)),
   };
 }
 
@@ -229,6 +233,15 @@ function loadDocument(doc: Document, at0: Located, opts: CheckOptions, problemAt
       obj = data.kind === 'HTTPRoute' ? { ...data, source, retry } : { ...data, source, retry };
       break;
     }
+    case 'Server':
+    case 'AuthorizationPolicy':
+    case 'MeshTLSAuthentication':
+    case 'NetworkAuthentication':
+    case 'HTTPLocalRateLimitPolicy':
+      checkMetadata(data.metadata, ['metadata'], 'policy', report);
+      checkPolicy(data, report);
+      obj = { ...data, source } as PolicyObject;
+      break;
   }
   return { at, kind, namespace: ident?.namespace, name: ident?.name ?? data.metadata.name, obj };
 }
@@ -241,7 +254,14 @@ const SITES: Record<KindName, AnnotationSite> = {
   ServiceAccount: 'serviceaccount',
   HTTPRoute: 'route',
   GRPCRoute: 'route',
+  Server: 'policy',
+  AuthorizationPolicy: 'policy',
+  MeshTLSAuthentication: 'policy',
+  NetworkAuthentication: 'policy',
+  HTTPLocalRateLimitPolicy: 'policy',
 };
+
+const POLICY_KIND_SET: ReadonlySet<string> = new Set(Object.keys(POLICY_KINDS));
 
 /** zod's issues as problems: one per unknown field (with a suggestion), and "is required" dropped
  *  where an unknown field next to it already says "did you mean" that field. */
@@ -324,6 +344,28 @@ function checkAcrossDocuments(docs: readonly Identified[], opts: LoadOptions, pr
     },
     (route, path, message) => {
       const at = where.get(route);
+      if (at !== undefined) problemAt(at, path, message);
+    },
+  );
+
+  // Policy targets, authentications and the Servers of inbound routes (a document that failed its
+  // schema still exists for these checks).
+  const known = new Set(docs.map((d) => `${d.kind} ${d.namespace ?? ''}/${d.name}`));
+  const policyAt = new Map<object, Located>();
+  const policies: PolicyObject[] = [];
+  for (const d of docs) {
+    if (d.obj !== undefined && POLICY_KIND_SET.has(d.obj.kind)) {
+      policies.push(d.obj as PolicyObject);
+      policyAt.set(d.obj, d.at);
+    }
+  }
+  for (const r of routes) policyAt.set(r.route, r.at);
+  checkPolicyReferences(
+    policies,
+    routes.map((r) => r.route),
+    (kind, ns, name) => known.has(`${kind} ${ns}/${name}`),
+    (o, path, message) => {
+      const at = policyAt.get(o);
       if (at !== undefined) problemAt(at, path, message);
     },
   );

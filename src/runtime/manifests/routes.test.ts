@@ -113,7 +113,7 @@ void test('parents: only Services of the route\'s namespace, by port or port nam
     ),
     [
       `${at}spec.parentRefs[0].group: must be "" (the core group, of Services), got "gateway.networking.k8s.io"`,
-      `${at}spec.parentRefs[0].kind: must be "Service": outrigger attaches routes to Services (GAMMA) and has no Gateways, got "Gateway"`,
+      `${at}spec.parentRefs[0].kind: must be "Service" (outbound routes, GAMMA) or, with group policy.outrigger.io, "Server" (inbound routes); outrigger has no Gateways, got "Gateway"`,
       `${at}spec.parentRefs[1].namespace: must be the route's own namespace "default": routes for a Service in another namespace (consumer routes) are not supported yet, got "other"`,
       `${at}spec.parentRefs[5]: duplicate parentRef (also parentRefs[4])`,
       `${at}spec.parentRefs[2].sectionName: Service default/web has no port named "grpc" (its ports: 80 (http), 9000 (admin))`,

@@ -163,7 +163,18 @@ function checkName(type: 'Exact' | 'RegularExpression', value: string, re: RegEx
   }
 }
 
+/** An inbound route: attached to a Server (policy.outrigger.io) rather than a Service. */
+export function isServerParent(p: Pick<ParentRef, 'group' | 'kind'>): boolean {
+  return p.group === 'policy.outrigger.io' && p.kind === 'Server';
+}
+
 function checkParentRef(p: ParentRef, at: Path, ns: string, report: Report): void {
+  if (isServerParent(p)) {
+    // An inbound route (authorization per route, on the server's side): checked with the policies.
+    if (p.namespace !== undefined && p.namespace !== ns) report([...at, 'namespace'], `must be the route's own namespace ${JSON.stringify(ns)}, got ${JSON.stringify(p.namespace)}`);
+    if (p.port !== undefined || p.sectionName !== undefined) report([...at, p.port !== undefined ? 'port' : 'sectionName'], 'must not be set on a Server parent: the Server names its port');
+    return;
+  }
   if (p.group === undefined) {
     report([...at, 'group'], 'is required: "" for a Service (Gateway API\'s default is gateway.networking.k8s.io, the group of Gateways)');
   } else if (p.group !== '' && p.group !== 'core') {
@@ -172,7 +183,7 @@ function checkParentRef(p: ParentRef, at: Path, ns: string, report: Report): voi
   if (p.kind === undefined) {
     report([...at, 'kind'], 'is required: "Service" (Gateway API\'s default is Gateway; outrigger attaches routes to Services only)');
   } else if (p.kind !== 'Service') {
-    report([...at, 'kind'], `must be "Service": outrigger attaches routes to Services (GAMMA) and has no Gateways, got ${JSON.stringify(p.kind)}`);
+    report([...at, 'kind'], `must be "Service" (outbound routes, GAMMA) or, with group policy.outrigger.io, "Server" (inbound routes); outrigger has no Gateways, got ${JSON.stringify(p.kind)}`);
   }
   if (p.namespace !== undefined && p.namespace !== ns) {
     report(
@@ -411,6 +422,7 @@ export function checkRouteReferences(routes: readonly RouteObject[], lookup: Ser
     const report = (path: Path, message: string) => reportAt(route, path, message);
     route.spec.parentRefs.forEach((p, i) => {
       const at = ['spec', 'parentRefs', i];
+      if (isServerParent(p)) return; // policy-check.ts
       const found = lookup(ns, p.name);
       if (!found.found) {
         report([...at, 'name'], `Service ${JSON.stringify(`${ns}/${p.name}`)} does not exist: a route attaches to a Service in its own namespace`);

@@ -2,6 +2,7 @@
 // (unknown fields are errors, like `kubectl apply --validate=strict`), with Kubernetes' defaults.
 // Rules that span fields or documents live in check.ts; turning zod issues into messages lives here.
 import * as z from 'zod';
+import { POLICY_API_VERSION, POLICY_KINDS } from './policy.js';
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -489,6 +490,11 @@ export const KINDS = {
   ServiceAccount: { apiVersion: 'v1', namespaced: true, schema: serviceAccountSchema },
   HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, schema: httpRouteSchema },
   GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, schema: grpcRouteSchema },
+  Server: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.Server },
+  AuthorizationPolicy: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.AuthorizationPolicy },
+  MeshTLSAuthentication: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.MeshTLSAuthentication },
+  NetworkAuthentication: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.NetworkAuthentication },
+  HTTPLocalRateLimitPolicy: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.HTTPLocalRateLimitPolicy },
 } as const;
 
 export type KindName = keyof typeof KINDS;

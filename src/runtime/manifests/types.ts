@@ -2,6 +2,7 @@
 // defaults applied), where it came from, and its parsed outrigger annotations.
 import type { MeshAnnotations } from './annotations.js';
 import type { PortList } from '../../core/ports.js';
+import type { AuthorizationPolicyDoc, HTTPLocalRateLimitPolicyDoc, MeshTLSAuthenticationDoc, NetworkAuthenticationDoc, ServerDoc } from './policy.js';
 import type { DeploymentDoc, GRPCRouteDoc, HTTPRouteDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
 
 /** Where a document came from: the file as the caller named it and its 1-based document index. */
@@ -51,7 +52,15 @@ export type GRPCRouteObject = GRPCRouteDoc & { readonly source: Source; readonly
 
 export type RouteObject = HTTPRouteObject | GRPCRouteObject;
 
-export type ManifestObject = NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject | RouteObject;
+export type ServerObject = ServerDoc & { readonly source: Source };
+export type AuthorizationPolicyObject = AuthorizationPolicyDoc & { readonly source: Source };
+export type MeshTLSAuthenticationObject = MeshTLSAuthenticationDoc & { readonly source: Source };
+export type NetworkAuthenticationObject = NetworkAuthenticationDoc & { readonly source: Source };
+export type HTTPLocalRateLimitPolicyObject = HTTPLocalRateLimitPolicyDoc & { readonly source: Source };
+/** The policy kinds (policy.outrigger.io/v1beta1). */
+export type PolicyObject = ServerObject | AuthorizationPolicyObject | MeshTLSAuthenticationObject | NetworkAuthenticationObject | HTTPLocalRateLimitPolicyObject;
+
+export type ManifestObject = NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject | RouteObject | PolicyObject;
 
 /** Everything the files described, in file order, and by kind. */
 export interface ManifestSet {
@@ -65,6 +74,8 @@ export interface ManifestSet {
    *  list them. */
   readonly httpRoutes?: readonly HTTPRouteObject[];
   readonly grpcRoutes?: readonly GRPCRouteObject[];
+  /** The policy kinds, in file order; optional for the same reason. */
+  readonly policies?: readonly PolicyObject[];
 }
 
 /** `namespace/name`, or `name` for a Namespace. */

@@ -1,6 +1,6 @@
 // The local runtime's store: the runtime computes Services and pods from its manifests and running
 // pods and hands over the whole picture with `replace`; readers get immutable snapshots.
-import type { PodEntry, RouteEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
+import type { PodEntry, PolicyEntries, RouteEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
 
 /** What the runtime hands over: every Service and every pod, as they are now. */
 export interface StoreContent {
@@ -8,6 +8,8 @@ export interface StoreContent {
   readonly pods: readonly PodEntry[];
   /** Absent: no routes. Sorted here by namespace and name, as the snapshot promises. */
   readonly routes?: readonly RouteEntry[];
+  /** Absent: no policy objects. */
+  readonly policy?: PolicyEntries;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -28,7 +30,12 @@ export class LocalStore implements Store {
 
   /** A copy (the caller may go on changing its objects), frozen so no reader can change it either. */
   private static freeze(version: number, content: StoreContent): StoreSnapshot {
-    const snapshot: StoreSnapshot = { version, services: structuredClone(content.services), pods: structuredClone(content.pods) };
+    const snapshot: StoreSnapshot = {
+      version,
+      services: structuredClone(content.services),
+      pods: structuredClone(content.pods),
+      ...(content.policy !== undefined ? { policy: structuredClone(content.policy) } : {}),
+    };
     if (content.routes !== undefined && content.routes.length > 0) {
       const routes = structuredClone(content.routes) as RouteEntry[];
       routes.sort((a, b) => (a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

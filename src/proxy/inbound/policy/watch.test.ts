@@ -1,0 +1,81 @@
+// The proxy's policy watch against the real control plane (gRPC on loopback, a LocalStore): the first
+// answer, a change streamed, and static stability: the last policy stays while the control plane is
+// away, and the watch catches up when it is back. (The control plane is started here as a test
+// fixture; the proxy's code never imports it.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { toPort } from '../../../core/addr.js';
+import { createLogger } from '../../../core/log.js';
+import { startControlPlane, type ControlPlane } from '../../../control/server.js';
+import { sampleContent, samplePolicy } from '../../../control/store/contract.js';
+import { LocalStore } from '../../../control/store/local/local.js';
+import { PolicyWatch } from './watch.js';
+
+const log = createLogger('test-policy', 'silent');
+
+async function until<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startOn(store: LocalStore, port: number): Promise<ControlPlane> {
+  for (let i = 0; ; i++) {
+    try {
+      return await startControlPlane({ store, host: '127.0.0.1', port, trustDomain: 'cluster.local', policy: { defaultPolicy: 'all-authenticated', clusterNetworks: ['10.244.0.0/16'] } });
+    } catch (err) {
+      if (i > 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+void test('policy watch: first answer, live change, and the last policy kept while the control plane is away', async (t) => {
+  const store = new LocalStore({ ...sampleContent(), policy: samplePolicy() });
+  const port = await freePort();
+  let cp = await startOn(store, port);
+  const w = new PolicyWatch({ addr: { host: '127.0.0.1', port: toPort(port) }, namespace: 'default', pod: 'web-1', defaultPolicy: 'deny', log, backoff: { initialMs: 50, maxMs: 200 } });
+  t.after(async () => {
+    w.close();
+    await cp.close();
+  });
+  // Before the first answer: the configured default.
+  assert.equal(w.current().fallback.server, 'default:deny');
+  await w.whenAnswered(10_000);
+  assert.equal(w.answered, true);
+  const first = w.current();
+  assert.equal(first.fallback.server, 'default:all-authenticated');
+  assert.equal(first.ports.get(8080)?.server, 'default/web-http');
+  assert.deepEqual(first.ports.get(8080)?.authorizations.map((a) => a.name), ['default/web-ops']);
+  assert.equal(first.ports.get(8080)?.limiter?.name, 'default/web');
+
+  // A change is streamed: the authorization goes.
+  store.replace({ ...sampleContent(), policy: { ...samplePolicy(), authorizationPolicies: [] } });
+  await until('the change', () => (w.current().ports.get(8080)?.authorizations.length === 0 ? true : undefined));
+  const second = w.current();
+  assert.ok(second.version > first.version);
+
+  // The control plane goes away: the policy stays.
+  await cp.close();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(w.current(), second);
+  assert.ok(w.stats.reconnects > 0);
+
+  // It comes back with another policy: the watch catches up.
+  store.replace({ ...sampleContent(), policy: samplePolicy() });
+  cp = await startOn(store, port);
+  await until('the answer after the outage', () => (w.current().ports.get(8080)?.authorizations.length === 1 ? true : undefined));
+});
