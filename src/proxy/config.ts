@@ -70,6 +70,12 @@ const schema = z.object({
   breakerFailures: z.coerce.number().int().min(1, 'must be at least 1'),
   maxIdlePerUpstream: z.coerce.number().int().min(0, 'must be at least 0'),
   drainTimeoutMs: ms(0),
+  podNamespace: z.string().default(''),
+  podName: z.string().default(''),
+  podWorkload: z.string().default(''),
+  tapTokenFile: optionalText,
+  traceCollector: optionalText.refine((v) => v === undefined || /^https?:\/\/[^/]+/.test(v), 'must be an http:// or https:// URL'),
+  accessLog: optionalText,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 

@@ -58,6 +58,12 @@ export const SETTINGS = {
   breakerFailures: s('breaker-failures', 'consecutive failures (connect errors, resets, 5xx) that eject an endpoint (of a Service, or of a route backend)', '7'),
   maxIdlePerUpstream: s('max-idle-per-upstream', 'idle HTTP/1 connections kept per upstream address', '256'),
   drainTimeoutMs: s('drain-timeout-ms', 'on shutdown, how long in-flight work may take before it is cut (ms)', '30000'),
+  podNamespace: s('pod-namespace', 'the namespace of the pod this proxy serves: the dst_namespace of inbound metrics, tap and spans'),
+  podName: s('pod-name', 'the name of the pod this proxy serves (dst_pod of inbound metrics)'),
+  podWorkload: s('pod-workload', 'the Deployment that owns the pod (dst_deployment of inbound metrics, the service.name of spans)'),
+  tapTokenFile: s('tap-token-file', 'file holding the mesh\'s tap token; GET /tap on the admin port needs it as a bearer token (unset: tap is off)'),
+  traceCollector: s('trace-collector', 'URL of an OTLP/HTTP collector (e.g. http://10.0.0.1:4318): one span per request, JSON, batched (unset: no tracing)'),
+  accessLog: s('access-log', 'one JSON line per request to "stdout" or to this file (unset: off)'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),
 } as const satisfies Record<string, SettingSpec>;
 

@@ -582,6 +582,7 @@ export class Mesh {
       serviceAccount: r.plan.spec.serviceAccountName,
       opaquePorts: r.plan.mesh.opaquePorts,
       labels: r.plan.labels,
+      ...(r.plan.owner !== undefined ? { workload: r.plan.owner.name } : {}),
     }));
     return { services, pods, routes: routeEntries(this.set) };
   }

@@ -157,6 +157,7 @@ function endpointFor(trustDomain: string, podKey: string, pod: PodEntry | undefi
     protocol_hint: svcPort?.opaque === true || (pod && portListHas(pod.opaquePorts, port)) ? 'OPAQUE' : protocolHintOf(svcPort?.appProtocol),
     meshed,
     pod: podKey,
+    ...(pod?.workload !== undefined && pod.workload !== '' ? { workload: pod.workload } : {}),
   };
 }
 

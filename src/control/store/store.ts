@@ -141,6 +141,8 @@ export interface PodEntry {
   /** Ports whose traffic the pod's proxy treats as opaque TCP (config.outrigger.io/opaque-ports). */
   readonly opaquePorts: PortList;
   readonly labels: Readonly<Record<string, string>>;
+  /** The workload that owns the pod (a Deployment's name), for metrics and tap; absent for a bare pod. */
+  readonly workload?: string;
 }
 
 export interface StoreSnapshot {

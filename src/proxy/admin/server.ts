@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProxyMetrics } from '../metrics.js';
+import type { TapHub } from '../observe/tap.js';
 
 export interface AdminHooks {
   readonly metrics: ProxyMetrics;
@@ -11,6 +12,8 @@ export interface AdminHooks {
   shutdown(): void;
   /** mTLS on: the certificate held now (undefined before the first). Absent: mTLS is off. */
   readonly certificate?: () => { readonly leafPem: string } | undefined;
+  /** Tap sessions (GET /tap); absent: no tap token, tap is off. */
+  readonly tap?: TapHub;
 }
 
 /** What GET /identity answers (`outrigger identity` prints it). */
@@ -39,7 +42,9 @@ const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 export function createAdminServer(hooks: AdminHooks): http.Server {
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
     const text = (status: number, body: string, headers: http.OutgoingHttpHeaders = {}) => {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
       res.end(body);
@@ -63,6 +68,10 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         if (cert === undefined) return text(503, 'no certificate yet\n');
         return text(200, `${JSON.stringify(identityView(cert.leafPem))}\n`, { 'content-type': 'application/json' });
       }
+      case '/tap':
+        if (hooks.tap === undefined) return text(403, 'tap is off: this proxy has no tap token (--tap-token-file)\n');
+        hooks.tap.handle(req, res, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
+        return;
       case '/shutdown':
         if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });
         // Only the pod itself may stop its proxy (the admin port listens on every address for probes).

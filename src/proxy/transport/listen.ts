@@ -12,6 +12,7 @@ import type { Direction, ProxyMetrics } from '../metrics.js';
 import { detect } from '../detect/detect.js';
 import { ClientConn, type Http1Context } from '../http1/server.js';
 import type { UpstreamPool } from '../http1/pool.js';
+import type { Observer } from '../observe/observer.js';
 import { H2Proxy } from '../http2/server.js';
 import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
@@ -49,6 +50,8 @@ export interface ListenerDeps {
   readonly ownPorts: () => readonly number[];
   /** mTLS is on (the proxy has an identity). */
   readonly mtls?: MeshTls;
+  /** Tap, tracing, the access log. */
+  readonly obs?: Observer;
 }
 
 /** Bytes of TLS record headers a ClientHello of MAX_CLIENT_HELLO_BYTES may come with (one per record). */
@@ -83,9 +86,9 @@ export class Listener {
     private readonly deps: ListenerDeps,
     readonly direction: Direction,
   ) {
-    const { cfg, metrics, log, mtls } = deps;
-    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}) };
-    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}) });
+    const { cfg, metrics, log, mtls, obs } = deps;
+    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}), ...(obs ? { obs } : {}) };
+    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}), ...(obs ? { obs } : {}) });
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
     this.sweeper = setInterval(() => {
       const limit = performance.now() - cfg.idleTimeoutMs;
