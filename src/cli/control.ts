@@ -32,6 +32,7 @@ interface ControlOptions {
   readonly issuerKey?: string;
   readonly certLifetime: string;
   readonly readyTimeoutMs: string;
+  readonly traceCollector?: string;
 }
 
 /** The mesh CA: the user's files when given (all three), else the one in the state directory. */
@@ -57,6 +58,7 @@ export function controlCommand(): Command {
     .addOption(new Option('--issuer-key <file>'))
     .addOption(new Option('--cert-lifetime <seconds>').default(String(24 * 3600)))
     .addOption(new Option('--ready-timeout-ms <ms>').default('60000'))
+    .addOption(new Option('--trace-collector <url>'))
     .action(async (o: ControlOptions) => {
       const dir = stateDir(o.stateDir);
       const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
@@ -87,6 +89,7 @@ export function controlCommand(): Command {
         ...(o.serviceCidr !== undefined ? { serviceCidr: o.serviceCidr } : {}),
         controlPlane,
         readyTimeoutMs: Number(o.readyTimeoutMs),
+        ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
       });
       process.exit(code);
     });

@@ -7,7 +7,9 @@ import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
 import { identityCommand } from './identity.js';
 import { logsCommand } from './logs.js';
+import { prometheusConfigCommand } from './prometheus-config.js';
 import { proxyCommand } from './proxy.js';
+import { tapCommand } from './tap.js';
 import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
@@ -19,6 +21,8 @@ const program = new Command('outrigger')
   .addCommand(logsCommand())
   .addCommand(execCommand())
   .addCommand(identityCommand())
+  .addCommand(tapCommand())
+  .addCommand(prometheusConfigCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
   .addCommand(controlCommand(), { hidden: true });

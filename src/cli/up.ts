@@ -26,6 +26,7 @@ interface UpOptions {
   readonly issuerKey?: string;
   readonly certLifetime?: string;
   readonly timeout: string;
+  readonly traceCollector?: string;
 }
 
 /** What the machine needs, and the package that usually provides it. */
@@ -59,6 +60,7 @@ export function upCommand(): Command {
     .addOption(new Option('--issuer-key <file>', 'the issuer\'s private key, PEM (ECDSA)'))
     .addOption(new Option('--cert-lifetime <seconds>', 'lifetime of the proxies\' certificates (default 86400)'))
     .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
+    .addOption(new Option('--trace-collector <url>', 'an OTLP/HTTP collector (http://HOST:4318) every proxy sends one span per request to (default: no tracing)'))
     .action(async (o: UpOptions) => {
       const dir = stateDir(o.stateDir);
       const problems = machineProblems();
@@ -86,6 +88,7 @@ export function upCommand(): Command {
       if (o.certLifetime !== undefined && !(/^[0-9]+$/.test(o.certLifetime) && Number(o.certLifetime) >= 2)) {
         fail('up', `--cert-lifetime must be a whole number of seconds, 2 or more, got ${JSON.stringify(o.certLifetime)}`);
       }
+      if (o.traceCollector !== undefined && !/^https?:\/\/[^/]+/.test(o.traceCollector)) fail('up', `--trace-collector must be an http:// or https:// URL, got ${JSON.stringify(o.traceCollector)}`);
       const kernel = await kernelProblems();
       if (kernel.length > 0) fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
 
@@ -119,6 +122,7 @@ export function upCommand(): Command {
         args.push('--trust-anchor', ca.trustAnchor, '--issuer-cert', ca.issuerCert, '--issuer-key', ca.issuerKey);
       }
       if (o.certLifetime !== undefined) args.push('--cert-lifetime', o.certLifetime);
+      if (o.traceCollector !== undefined) args.push('--trace-collector', o.traceCollector);
       const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
       closeSync(logFd);
       let childExited = false;

@@ -20,6 +20,8 @@ export interface ControlOptions {
   /** What serves the proxies (destination, identity): the CLI assembles it from src/control. */
   readonly controlPlane?: ControlPlaneHost;
   readonly readyTimeoutMs?: number;
+  /** An OTLP/HTTP collector for every proxy's spans. */
+  readonly traceCollector?: string;
 }
 
 /** The most a request body (manifests sent by `apply`) may be. */
@@ -40,6 +42,7 @@ export async function runControl(o: ControlOptions): Promise<number> {
     ...(o.serviceCidr !== undefined ? { serviceCidr: o.serviceCidr } : {}),
     ...(o.readyTimeoutMs !== undefined ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
     ...(o.controlPlane !== undefined ? { controlPlane: o.controlPlane } : {}),
+    ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
     onProgress: log,
   });
 

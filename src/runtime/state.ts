@@ -20,6 +20,8 @@ export interface StatePaths {
   /** The control process's own stdout and stderr. */
   readonly controlLog: string;
   readonly pods: string;
+  /** The mesh's tap token (0600, root): `outrigger tap` and the dashboard send it to the proxies. */
+  readonly tapToken: string;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -31,6 +33,7 @@ export function statePaths(root: string): StatePaths {
     socket: join(root, 'control.sock'),
     controlLog: join(root, 'control.log'),
     pods: join(root, 'pods'),
+    tapToken: join(root, 'tap-token'),
   };
 }
 
@@ -97,6 +100,6 @@ export function recordedControlPid(root: string): number | undefined {
 export async function removeStateFiles(root: string, o: { readonly control?: boolean } = {}): Promise<void> {
   const p = statePaths(root);
   // The pods' tokens go with the pods; the CA (identity/) stays, so the trust anchor outlives a restart.
-  const files = [p.net, p.state, join(root, 'proxy'), join(root, 'tokens'), ...(o.control === false ? [] : [p.socket, p.pid])];
+  const files = [p.net, p.state, join(root, 'proxy'), join(root, 'tokens'), p.tapToken, ...(o.control === false ? [] : [p.socket, p.pid])];
   for (const f of files) await rm(f, { recursive: true, force: true });
 }

@@ -29,3 +29,25 @@ void test('withTraceparent replaces the header (any case) and keeps the others, 
   assert.equal(fieldValue(f, 'traceparent'), 'old');
   assert.equal(f[3], 'old', 'the original list is left as it is');
 });
+
+void test('the span queue is bounded: beyond it spans are dropped and counted, as are those of a failed export', async () => {
+  const { Tracer } = await import('./trace.js');
+  const { createLogger } = await import('../../core/log.js');
+  const { NO_DST } = await import('../metrics.js');
+  // Nothing listens on port 9 of loopback (discard): the export fails.
+  const tr = new Tracer({ collector: 'http://127.0.0.1:9', resource: { 'service.name': 'x' }, log: createLogger('test', 'silent'), maxQueue: 2, maxBatch: 100, flushMs: 60_000 });
+  const ev = {
+    startMs: Date.now(), direction: 'outbound' as const, src: 'a:1', dst: 'b:2', tls: false, clientId: '', serverId: '', method: 'GET', authority: 'web',
+    path: '/', status: 200, grpcStatus: undefined, latencyMs: 1, route: 'default', dstMeta: NO_DST, fields: [], trace: childContext(undefined),
+  };
+  for (let i = 0; i < 5; i++) tr.emit(ev);
+  tr.emit({ ...ev, trace: childContext('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00') }); // unsampled: never queued
+  assert.equal(tr.stats.dropped, 3);
+  tr.flush();
+  const end = Date.now() + 5000;
+  while (tr.stats.exportFailures === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(tr.stats.exportFailures, 1);
+  assert.equal(tr.stats.dropped, 5);
+  assert.equal(tr.stats.exported, 0);
+  tr.close();
+});
