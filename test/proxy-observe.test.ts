@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,8 +79,10 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   const otlp = await otlpReceiver();
   // The upstream echoes the traceparent it received, and answers 503 on /fail.
   const seen: (string | undefined)[] = [];
+  const states: (string | undefined)[] = [];
   const upstream = http.createServer((req, res) => {
     seen.push(req.headers.traceparent as string | undefined);
+    states.push(req.headers.tracestate as string | undefined);
     res.writeHead(req.url === '/fail' ? 503 : 200, { 'content-type': 'text/plain' });
     res.end(`tp=${req.headers.traceparent ?? ''}`);
   });
@@ -87,6 +90,13 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   const h2up = http2.createServer();
   h2up.on('stream', (s, h) => {
     seen.push(h.traceparent as string | undefined);
+    if (h['content-type'] === 'application/grpc') {
+      // A gRPC answer whose status (5, NOT_FOUND) comes in the trailers.
+      s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      s.on('wantTrailers', () => s.sendTrailers({ 'grpc-status': '5', 'grpc-message': 'nope' }));
+      s.end(Buffer.alloc(5));
+      return;
+    }
     s.respond({ ':status': 200 });
     s.end('h2');
   });
@@ -99,7 +109,7 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
     podName: 'cart-0',
     podWorkload: 'cart',
   });
-  const h2proxy = await startTestProxy(`127.0.0.1:${h2Port}`, { traceCollector: otlp.url, podWorkload: 'h2' });
+  const h2proxy = await startTestProxy(`127.0.0.1:${h2Port}`, { traceCollector: otlp.url, podWorkload: 'h2', tapTokenFile: tokenFile });
   t.after(async () => {
     await proxy.close();
     await h2proxy.close();
@@ -134,6 +144,7 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   // The upstream sees the same trace with the proxy's span as the parent.
   assert.match(r1.body, /^tp=00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
   assert.ok(!r1.body.includes('00f067aa0ba902b7'));
+  assert.equal(states[0], 'vendor=1', 'tracestate passes through');
   const proxySpanId = r1.body.split('-')[2];
   // No traceparent: the proxy starts a trace.
   const r2 = await get(`${proxy.url}/fail`);
@@ -179,6 +190,23 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   });
   assert.equal(h2body, 'h2');
   assert.match(seen.at(-1) ?? '', /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+
+  // gRPC over HTTP/2: tap shows the gRPC status from the trailers.
+  const grpcEvents: TapEvent[] = [];
+  let grpcTapOn = false;
+  const grpcTap = tapPod({ addr: `127.0.0.1:${h2proxy.admin.port}`, token, filter: { max: 1, path: '/pkg.Svc/' }, onEvent: (e) => grpcEvents.push(e), onStart: () => (grpcTapOn = true) });
+  await until('the gRPC tap session', () => grpcTapOn);
+  await new Promise<void>((resolve, reject) => {
+    const s = c.request({ ':method': 'POST', ':path': '/pkg.Svc/Get', 'content-type': 'application/grpc', te: 'trailers' });
+    s.on('data', () => {});
+    s.on('end', () => resolve());
+    s.on('error', reject);
+    s.end(Buffer.alloc(5));
+  });
+  assert.equal(await grpcTap, 'done');
+  assert.equal(grpcEvents[0]?.status, 200);
+  assert.equal(grpcEvents[0]?.grpc_status, 5);
+  assert.equal(grpcEvents[0]?.method, 'POST');
 
   // Spans: one per request, batched to the receiver within about a second.
   await until('4 spans', () => otlp.spans.length >= 4, 5000);
@@ -235,4 +263,50 @@ void test('tap is off without a token file (403), and nothing is observed', asyn
   assert.equal((await get(`http://127.0.0.1:${proxy.admin.port}/tap`, { authorization: 'Bearer x' })).status, 403);
   const text = await (await fetch(`http://127.0.0.1:${proxy.admin.port}/metrics`)).text();
   assert.ok(!text.includes('tap_sessions') && !text.includes('trace_spans') && !text.includes('access_log'));
+});
+
+void test('a tap client that does not read loses events (counted); the proxy goes on serving', { timeout: 60_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'outrigger-observe-'));
+  const tokenFile = join(dir, 'tap-token');
+  await writeFile(tokenFile, 'slow-reader-token\n', { mode: 0o600 });
+  const server = http.createServer((_req, res) => res.end('ok'));
+  const port = await listen(server);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`, { tapTokenFile: tokenFile });
+  const sock = net.connect(proxy.admin.port, '127.0.0.1');
+  t.after(async () => {
+    sock.destroy();
+    await proxy.close();
+    await closeServer(server);
+    await rm(dir, { recursive: true, force: true });
+  });
+  // A tap session whose client never reads: the events pile up in the kernel's buffers, then the
+  // session's own buffer, then are dropped.
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  sock.write('GET /tap?max=10000 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer slow-reader-token\r\n\r\n');
+  sock.pause();
+  const admin = `http://127.0.0.1:${proxy.admin.port}`;
+  const sessions = async () => Number(/^tap_sessions (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
+  const t0 = Date.now();
+  while ((await sessions()) !== 1) {
+    if (Date.now() - t0 > 5000) assert.fail('no tap session');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // Long paths make big events: about 8 KiB each.
+  const path = `/${'p'.repeat(8000)}`;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.after(() => agent.destroy());
+  const one = () =>
+    new Promise<number>((resolve, reject) => {
+      http.get(`${proxy.url}${path}`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      }).on('error', reject);
+    });
+  let dropped = 0;
+  for (let round = 0; round < 40 && dropped === 0; round++) {
+    const statuses = await Promise.all(Array.from({ length: 50 }, one));
+    assert.ok(statuses.every((s) => s === 200));
+    dropped = Number(/^tap_events_dropped_total (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
+  }
+  assert.ok(dropped > 0, 'events were dropped for the slow reader');
 });
