@@ -224,6 +224,19 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   await writeFile(promYml, pc.stdout);
   const check = spawnSync('promtool', ['check', 'config', promYml], { encoding: 'utf8' });
   if (check.error === undefined) assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
+  // The file_sd form: the targets in a JSON file the printed config points at.
+  const sdFile = join(work, 'targets.json');
+  const sd = await cli(['prometheus-config', ...common, '--file-sd', sdFile]);
+  assert.equal(sd.code, 0, show(sd));
+  assert.ok(sd.stdout.includes(sdFile));
+  const groups = JSON.parse(await readFile(sdFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
+  assert.deepEqual(groups.map((g) => g.labels.deployment).sort(), ['client', 'web', 'web']);
+  assert.ok(groups.every((g) => /^10\.238\.\d+\.\d+:4191$/.test(g.targets[0] as string)));
+  if (check.error === undefined) {
+    await writeFile(join(work, 'prometheus-sd.yml'), sd.stdout);
+    const c2 = spawnSync('promtool', ['check', 'config', join(work, 'prometheus-sd.yml')], { encoding: 'utf8' });
+    assert.equal(c2.status, 0, `promtool: ${c2.stdout}${c2.stderr}`);
+  }
   const promPort = await freePort();
   const promLog: string[] = [];
   const prom = spawn('prometheus', [`--config.file=${promYml}`, `--storage.tsdb.path=${join(work, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'], {
