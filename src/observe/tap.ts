@@ -2,16 +2,14 @@
 // line), for `outrigger tap` and the dashboard. Also reads the local mesh's tap token.
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { TapEvent } from '../proxy/observe/tap.js';
+import { statePaths } from '../runtime/state.js';
 
 export type { TapEvent };
 
-/** The file, in a local mesh's state directory, holding its tap token (0600, root). */
-export const TAP_TOKEN_FILE = 'tap-token';
-
+/** The local mesh's tap token, from `<stateDir>/tap-token` (0600, root). */
 export async function readTapToken(stateDir: string): Promise<string> {
-  return (await readFile(join(stateDir, TAP_TOKEN_FILE), 'utf8')).trim();
+  return (await readFile(statePaths(stateDir).tapToken, 'utf8')).trim();
 }
 
 /** What to tap: every field is optional (see the proxy's GET /tap). */
