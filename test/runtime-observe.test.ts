@@ -1,5 +1,6 @@
 // End-to-end, as root (issue 7): a real Prometheus (Debian's `prometheus`) scrapes every proxy of a
-// running local mesh with the configuration `outrigger prometheus-config` prints; a success-rate and a
+// running local mesh with the configuration `outrigger prometheus-config --file-sd --watch` keeps current
+// (a pod added later becomes a target by itself); a success-rate and a
 // p99 query give exactly what the traffic made; every query of grafana/outrigger.json parses and returns
 // data. `outrigger tap deploy/web` streams the requests of both web pods; traces cross the mesh to a small
 // OTLP/HTTP receiver in this test, one span per side, with the mesh's attributes.
@@ -60,13 +61,13 @@ for _, _, path in seq:
 print(json.dumps(out))
 `;
 
-function manifest(dir: string): string {
+function manifest(dir: string, webReplicas = 2): string {
   return `
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
-  replicas: 2
+  replicas: ${webReplicas}
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
@@ -175,10 +176,12 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   const work = await meshWorkDir('outrigger-observe-');
   const stateDir = join(work, 'state');
   const common = ['--state-dir', stateDir];
-  /** The Prometheus this test starts (stopped in t.after, whatever happens). */
-  const started: { prom?: ChildProcess } = {};
+  /** The processes this test starts: Prometheus and `prometheus-config --watch` (stopped in t.after,
+   *  whatever happens, by pid). */
+  const started: { prom?: ChildProcess; watch?: ChildProcess } = {};
   const otlp = await otlpReceiver();
   t.after(async () => {
+    if (started.watch?.pid !== undefined && started.watch.exitCode === null) started.watch.kill('SIGKILL');
     const prom = started.prom;
     if (prom?.pid !== undefined && prom.exitCode === null) {
       prom.kill('SIGTERM');
@@ -224,22 +227,29 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   await writeFile(promYml, pc.stdout);
   const check = spawnSync('promtool', ['check', 'config', promYml], { encoding: 'utf8' });
   if (check.error === undefined) assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
-  // The file_sd form: the targets in a JSON file the printed config points at.
+  // The file_sd form, kept up to date by --watch: what this Prometheus runs with, so that a pod added
+  // later becomes a target by itself (checked at the end).
   const sdFile = join(work, 'targets.json');
-  const sd = await cli(['prometheus-config', ...common, '--file-sd', sdFile]);
-  assert.equal(sd.code, 0, show(sd));
-  assert.ok(sd.stdout.includes(sdFile));
+  const watch = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'prometheus-config', ...common, '--scrape-interval', '1s', '--file-sd', sdFile, '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.watch = watch;
+  let sdYml = '';
+  watch.stdout.on('data', (d: Buffer) => (sdYml += d.toString()));
+  for (const t0 = Date.now(); !sdYml.includes(sdFile); ) {
+    if (watch.exitCode !== null || Date.now() - t0 > 30_000) assert.fail(`prometheus-config --watch printed: ${sdYml}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const groups = JSON.parse(await readFile(sdFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
   assert.deepEqual(groups.map((g) => g.labels.deployment).sort(), ['client', 'web', 'web']);
   assert.ok(groups.every((g) => /^10\.238\.\d+\.\d+:4191$/.test(g.targets[0] as string)));
+  const sdYmlFile = join(work, 'prometheus-sd.yml');
+  await writeFile(sdYmlFile, sdYml);
   if (check.error === undefined) {
-    await writeFile(join(work, 'prometheus-sd.yml'), sd.stdout);
-    const c2 = spawnSync('promtool', ['check', 'config', join(work, 'prometheus-sd.yml')], { encoding: 'utf8' });
+    const c2 = spawnSync('promtool', ['check', 'config', sdYmlFile], { encoding: 'utf8' });
     assert.equal(c2.status, 0, `promtool: ${c2.stdout}${c2.stderr}`);
   }
   const promPort = await freePort();
   const promLog: string[] = [];
-  const prom = spawn('prometheus', [`--config.file=${promYml}`, `--storage.tsdb.path=${join(work, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'], {
+  const prom = spawn('prometheus', [`--config.file=${sdYmlFile}`, `--storage.tsdb.path=${join(work, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.prom = prom;
@@ -382,4 +392,12 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   assert.equal(attr(server, 'url.path'), '/traced');
   assert.equal(attr(server, 'http.response.status_code'), '200');
   assert.ok(otlp.resources.some((r) => r.includes('"client"')) && otlp.resources.some((r) => r.includes('"web"')), 'service.name is the workload');
+
+  // A third web pod: --watch rewrites the targets file and Prometheus scrapes the new proxy by itself.
+  await writeFile(file, manifest(work, 3));
+  const applied = await cli(['apply', '-f', file, ...common], 120_000);
+  assert.equal(applied.code, 0, show(applied));
+  await waitFor('4 proxies scraped after the scale-up', async () => Number((await query('sum(up{job="outrigger-proxy"})')).data?.result[0]?.value[1]) === 4);
+  const web3 = await query('count(up{job="outrigger-proxy", deployment="web"} == 1)');
+  assert.equal(web3.data?.result[0]?.value[1], '3');
 });
