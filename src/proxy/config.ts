@@ -75,6 +75,7 @@ const schema = z.object({
   podWorkload: z.string().default(''),
   tapTokenFile: optionalText,
   traceCollector: optionalText.refine((v) => v === undefined || /^https?:\/\/[^/]+/.test(v), 'must be an http:// or https:// URL'),
+  traceSampleRatio: z.coerce.number({ error: 'must be a number from 0 to 1' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1'),
   accessLog: optionalText,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });

@@ -63,6 +63,7 @@ export const SETTINGS = {
   podWorkload: s('pod-workload', 'the Deployment that owns the pod (dst_deployment of inbound metrics, the service.name of spans)'),
   tapTokenFile: s('tap-token-file', 'file holding the mesh\'s tap token; GET /tap on the admin port needs it as a bearer token (unset: tap is off)'),
   traceCollector: s('trace-collector', 'URL of an OTLP/HTTP collector (e.g. http://10.0.0.1:4318): one span per request, JSON, batched (unset: no tracing)'),
+  traceSampleRatio: s('trace-sample-ratio', 'share of the traces this proxy starts (requests without a traceparent) that are sampled and exported, 0 to 1; a caller\'s sampled flag is always kept', '1'),
   accessLog: s('access-log', 'one JSON line per request to "stdout" or to this file (unset: off)'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),
 } as const satisfies Record<string, SettingSpec>;

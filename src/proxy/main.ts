@@ -142,6 +142,7 @@ function startObservers(cfg: ProxyConfig, log: Logger): { observer: Observer; ta
     cfg.traceCollector !== undefined
       ? new Tracer({
           collector: cfg.traceCollector,
+          sampleRatio: cfg.traceSampleRatio,
           log: log.child({ component: 'trace' }),
           resource: {
             'service.name': cfg.podWorkload !== '' ? cfg.podWorkload : cfg.podName !== '' ? cfg.podName : 'outrigger-proxy',

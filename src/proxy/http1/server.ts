@@ -25,7 +25,7 @@ import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import type { MeshTls } from '../transport/mtls.js';
 import type { Observer } from '../observe/observer.js';
-import { childContext, fieldValue, formatTraceparent, withTraceparent, type TraceContext } from '../observe/trace.js';
+import { fieldValue, formatTraceparent, withTraceparent, type TraceContext, type Tracer } from '../observe/trace.js';
 
 export interface Http1Context {
   readonly cfg: ProxyConfig;
@@ -309,7 +309,7 @@ export class ClientConn implements UpstreamOwner {
 
   /** Tracing: this side's span, and the fields with the traceparent the next hop gets. */
   private traced(fields: readonly string[]): string[] {
-    const t = childContext(fieldValue(fields, 'traceparent'));
+    const t = (this.ctx.obs?.tracer as Tracer).child(fieldValue(fields, 'traceparent'));
     this.trace = t;
     return withTraceparent(fields, formatTraceparent(t));
   }

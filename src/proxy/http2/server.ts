@@ -21,7 +21,7 @@ import { meshUpstreamError, type MeshTls } from '../transport/mtls.js';
 import { CLIENT_ID_HEADER } from '../http1/server.js';
 import type { Observer } from '../observe/observer.js';
 import { h2Fields } from '../observe/event.js';
-import { childContext, formatTraceparent, type TraceContext } from '../observe/trace.js';
+import { formatTraceparent, type TraceContext } from '../observe/trace.js';
 import type { RouteStats } from '../metrics.js';
 
 export interface H2Context {
@@ -215,7 +215,7 @@ export class H2Proxy {
     let responded = false;
     /** fail() has answered (or reset) the client: the upstream stream's own close must not touch it. */
     let failed = false;
-    const trace = this.ctx.obs?.tracer !== undefined ? childContext(headerText(headers.traceparent)) : undefined;
+    const trace = this.ctx.obs?.tracer?.child(headerText(headers.traceparent));
     const record = () => {
       if (recorded) return;
       recorded = true;
@@ -409,7 +409,7 @@ export class H2Proxy {
     let grpcStatus: number | undefined;
     let recorded = false;
     let serverIdNow: string | undefined;
-    const trace = this.ctx.obs?.tracer !== undefined ? childContext(headerText(headers.traceparent)) : undefined;
+    const trace = this.ctx.obs?.tracer?.child(headerText(headers.traceparent));
     const record = () => {
       if (recorded) return;
       recorded = true;

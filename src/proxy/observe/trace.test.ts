@@ -51,3 +51,11 @@ void test('the span queue is bounded: beyond it spans are dropped and counted, a
   assert.equal(tr.stats.exported, 0);
   tr.close();
 });
+
+void test('sampling: a started trace is sampled with the ratio; a parent\'s flag always wins', () => {
+  let n = 0;
+  for (let i = 0; i < 2000; i++) if (childContext(undefined, 0.25).sampled) n++;
+  assert.ok(n > 400 && n < 600, `${n} of 2000 sampled at 0.25`);
+  assert.equal(childContext(undefined, 0).sampled, false);
+  assert.equal(childContext('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 0).sampled, true);
+});

@@ -26,14 +26,15 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
 
-/** A new span for a request that came with `traceparent` (undefined or invalid: a new trace). */
-export function childContext(traceparent: string | undefined): TraceContext {
+/** A new span for a request that came with `traceparent` (undefined or invalid: a new trace, sampled
+ *  with probability `sampleRatio`; a parent's sampled flag is kept as it is). */
+export function childContext(traceparent: string | undefined, sampleRatio = 1): TraceContext {
   const m = traceparent !== undefined ? TRACEPARENT.exec(traceparent.trim().toLowerCase()) : null;
   // Version ff is invalid; an all-zero trace or parent id is invalid (section 3.2.2.3 and 3.2.2.4).
   if (m !== null && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) {
     return { traceId: m[2] as string, spanId: randomBytes(8).toString('hex'), parentSpanId: m[3] as string, sampled: (parseInt(m[4] as string, 16) & 1) === 1 };
   }
-  return { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), parentSpanId: '', sampled: true };
+  return { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), parentSpanId: '', sampled: sampleRatio >= 1 || Math.random() < sampleRatio };
 }
 
 /** The traceparent the next hop gets: our span is its parent. */
@@ -74,6 +75,8 @@ export interface TracerOptions {
   readonly maxBatch?: number;
   /** How often a partial batch is sent (ms, default 1000). */
   readonly flushMs?: number;
+  /** The share of the traces this proxy starts that are sampled (0 to 1, default 1). */
+  readonly sampleRatio?: number;
 }
 
 export interface TracerStats {
@@ -114,6 +117,11 @@ export class Tracer implements EventSink {
       .map(([k, v]) => str(k, v));
     this.timer = setInterval(() => this.flush(), o.flushMs ?? 1000);
     this.timer.unref();
+  }
+
+  /** This side's span of a request that came with `traceparent`. */
+  child(traceparent: string | undefined): TraceContext {
+    return childContext(traceparent, this.o.sampleRatio ?? 1);
   }
 
   emit(ev: RequestEvent): void {
