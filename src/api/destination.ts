@@ -20,6 +20,8 @@ export interface Endpoint {
   protocol_hint: ProtocolHint;
   meshed: boolean;
   pod: string;
+  /** The Deployment that owns the pod; absent (or "" as a client receives it) for a bare pod. */
+  workload?: string;
 }
 
 export interface Update {

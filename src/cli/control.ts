@@ -38,6 +38,7 @@ interface ControlOptions {
   readonly readyTimeoutMs: string;
   readonly resume?: boolean;
   readonly defaultInboundPolicy: DefaultPolicyName;
+  readonly traceCollector?: string;
 }
 
 /** The mesh CA: the user's files when given (all three), else the one in the state directory. */
@@ -65,6 +66,7 @@ export function controlCommand(): Command {
     .addOption(new Option('--cert-lifetime <seconds>').default(String(24 * 3600)))
     .addOption(new Option('--ready-timeout-ms <ms>').default('60000'))
     .addOption(new Option('--default-inbound-policy <policy>').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'))
+    .addOption(new Option('--trace-collector <url>'))
     .action(async (o: ControlOptions) => {
       const dir = stateDir(o.stateDir);
       const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
@@ -99,6 +101,7 @@ export function controlCommand(): Command {
         controlPlane,
         readyTimeoutMs: Number(o.readyTimeoutMs),
         defaultInboundPolicy: o.defaultInboundPolicy,
+        ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
       });
       process.exit(code);
     });

@@ -8,7 +8,9 @@ import { getCommand } from './get.js';
 import { identityCommand } from './identity.js';
 import { authzCommand } from './authz.js';
 import { logsCommand } from './logs.js';
+import { prometheusConfigCommand } from './prometheus-config.js';
 import { proxyCommand } from './proxy.js';
+import { tapCommand } from './tap.js';
 import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
@@ -21,6 +23,8 @@ const program = new Command('outrigger')
   .addCommand(execCommand())
   .addCommand(identityCommand())
   .addCommand(authzCommand())
+  .addCommand(tapCommand())
+  .addCommand(prometheusConfigCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
   .addCommand(controlCommand(), { hidden: true });

@@ -28,6 +28,7 @@ interface UpOptions {
   readonly certLifetime?: string;
   readonly timeout: string;
   readonly defaultInboundPolicy?: string;
+  readonly traceCollector?: string;
 }
 
 /** What the machine needs, and the package that usually provides it. */
@@ -66,6 +67,7 @@ export function upCommand(): Command {
         DEFAULT_POLICY_NAMES,
       ),
     )
+    .addOption(new Option('--trace-collector <url>', 'an OTLP/HTTP collector (http://HOST:4318) every proxy sends one span per request to (default: no tracing)'))
     .action(async (o: UpOptions) => {
       const dir = stateDir(o.stateDir);
       const problems = machineProblems();
@@ -103,6 +105,7 @@ export function upCommand(): Command {
       if (o.certLifetime !== undefined && !(/^[0-9]+$/.test(o.certLifetime) && Number(o.certLifetime) >= 2)) {
         fail('up', `--cert-lifetime must be a whole number of seconds, 2 or more, got ${JSON.stringify(o.certLifetime)}`);
       }
+      if (o.traceCollector !== undefined && !/^https?:\/\/[^/]+/.test(o.traceCollector)) fail('up', `--trace-collector must be an http:// or https:// URL, got ${JSON.stringify(o.traceCollector)}`);
       const kernel = await kernelProblems();
       if (kernel.length > 0) fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
 
@@ -133,6 +136,7 @@ export function upCommand(): Command {
         args.push('--trust-anchor', ca.trustAnchor, '--issuer-cert', ca.issuerCert, '--issuer-key', ca.issuerKey);
       }
       if (o.certLifetime !== undefined) args.push('--cert-lifetime', o.certLifetime);
+      if (o.traceCollector !== undefined) args.push('--trace-collector', o.traceCollector);
       if (o.defaultInboundPolicy !== undefined) args.push('--default-inbound-policy', o.defaultInboundPolicy);
       // Kept for a later `up` that resumes this mesh after its control process was killed.
       await writeJsonAtomic(statePaths(dir).controlArgs, args);

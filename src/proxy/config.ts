@@ -76,6 +76,13 @@ const schema = z.object({
   maxQueuedRequests: z.coerce.number().int().min(0, 'must be at least 0'),
   maxIdlePerUpstream: z.coerce.number().int().min(0, 'must be at least 0'),
   drainTimeoutMs: ms(0),
+  podNamespace: z.string().default(''),
+  podName: z.string().default(''),
+  podWorkload: z.string().default(''),
+  tapTokenFile: optionalText,
+  traceCollector: optionalText.refine((v) => v === undefined || /^https?:\/\/[^/]+/.test(v), 'must be an http:// or https:// URL'),
+  traceSampleRatio: z.coerce.number({ error: 'must be a number from 0 to 1' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1'),
+  accessLog: optionalText,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 

@@ -70,6 +70,13 @@ export const SETTINGS = {
   maxQueuedRequests: s('max-queued-requests', 'HTTP requests waiting for one of those slots, per destination; beyond it, 503 at once', '1000'),
   maxIdlePerUpstream: s('max-idle-per-upstream', 'idle HTTP/1 connections kept per upstream address', '256'),
   drainTimeoutMs: s('drain-timeout-ms', 'on shutdown, how long in-flight work may take before it is cut (ms)', '30000'),
+  podNamespace: s('pod-namespace', 'the namespace of the pod this proxy serves: the dst_namespace of inbound metrics, tap and spans'),
+  podName: s('pod-name', 'the name of the pod this proxy serves (dst_pod of inbound metrics)'),
+  podWorkload: s('pod-workload', 'the Deployment that owns the pod (dst_deployment of inbound metrics, the service.name of spans)'),
+  tapTokenFile: s('tap-token-file', 'file holding the mesh\'s tap token; GET /tap on the admin port needs it as a bearer token (unset: tap is off)'),
+  traceCollector: s('trace-collector', 'URL of an OTLP/HTTP collector (e.g. http://10.0.0.1:4318): one span per request, JSON, batched (unset: no tracing)'),
+  traceSampleRatio: s('trace-sample-ratio', 'share of the traces this proxy starts (requests without a traceparent) that are sampled and exported, 0 to 1; a caller\'s sampled flag is always kept', '1'),
+  accessLog: s('access-log', 'one JSON line per request to "stdout" or to this file (unset: off)'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),
 } as const satisfies Record<string, SettingSpec>;
 

@@ -12,6 +12,11 @@ import { checkOrigDstAddon } from './transport/origdst.js';
 import { createAdminServer, listenAdmin } from './admin/server.js';
 import { Discovery } from './discover/discover.js';
 import { PolicyWatch } from './inbound/policy/watch.js';
+import { readFileSync } from 'node:fs';
+import { Observer } from './observe/observer.js';
+import { TapHub } from './observe/tap.js';
+import { Tracer } from './observe/trace.js';
+import { AccessLog } from './observe/access-log.js';
 
 export interface RunningProxy {
   readonly outbound: SocketAddr;
@@ -27,7 +32,10 @@ export interface RunningProxy {
 export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
   if (!cfg.staticDestination) checkOrigDstAddon();
   const ids = identitySettings(cfg);
-  const metrics = new ProxyMetrics({ tls: ids !== undefined });
+  const self = { key: `${cfg.podNamespace}\0${cfg.podWorkload}\0${cfg.podName}\0`, namespace: cfg.podNamespace, workload: cfg.podWorkload, pod: cfg.podName, service: '' };
+  const metrics = new ProxyMetrics({ tls: ids !== undefined, self });
+  const obs = startObservers(cfg, log);
+  metrics.watchObservers(obs);
   const pool = new UpstreamPool(cfg.maxIdlePerUpstream, cfg.upstreamIdleTimeoutMs);
   let draining = false;
   let ready = false;
@@ -41,7 +49,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     metrics.watchIdentity(identity);
     mtls = new MeshTls({ identity, metrics, log: log.child({ component: 'mtls' }), handshakeTimeoutMs: cfg.detectTimeoutMs });
   }
-  const deps = { cfg, metrics, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
+  const deps = { cfg, metrics, obs: obs.observer, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
   // Outbound destinations are looked up in the control plane when there is one: Services are balanced
   // per request; what it does not know goes to the original address.
   const discovery =
@@ -72,6 +80,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const certificate = identity !== undefined ? () => identity.current() : undefined;
   const admin: http.Server = createAdminServer({
     metrics,
+    ...(obs.tap !== undefined ? { tap: obs.tap } : {}),
     ready: () => ready && !draining && (identity === undefined || identity.current() !== undefined) && (policy === undefined || policy.answered),
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
@@ -92,6 +101,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       const left = open();
       if (left > 0) log.warn({ connections: left }, 'drain timeout reached: closing the connections still open');
       for (const l of listeners) l.destroyAll();
+      obs.close();
       discovery?.close();
       policy?.close();
       pool.close();
@@ -126,6 +136,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     return { outbound, inbound, admin: adminAddr, metrics, shutdown, closed };
   } catch (err) {
     for (const l of listeners) l.server.close();
+    obs.close();
     admin.close();
     discovery?.close();
     policy?.close();
@@ -134,4 +145,45 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     void identity?.close();
     throw err;
   }
+}
+
+/** The observers the config asks for: tap (with a token), tracing (with a collector), the access log. */
+function startObservers(cfg: ProxyConfig, log: Logger): { observer: Observer; tap: TapHub | undefined; close(): void } {
+  let token: string | undefined;
+  if (cfg.tapTokenFile !== undefined) {
+    // Read once: the runtime writes it before it starts the proxy. Never logged.
+    try {
+      token = readFileSync(cfg.tapTokenFile, 'utf8').trim();
+    } catch (err) {
+      log.warn({ file: cfg.tapTokenFile, err: (err as NodeJS.ErrnoException).code }, 'tap token unreadable: tap is off');
+    }
+  }
+  const tracer =
+    cfg.traceCollector !== undefined
+      ? new Tracer({
+          collector: cfg.traceCollector,
+          sampleRatio: cfg.traceSampleRatio,
+          log: log.child({ component: 'trace' }),
+          resource: {
+            'service.name': cfg.podWorkload !== '' ? cfg.podWorkload : cfg.podName !== '' ? cfg.podName : 'outrigger-proxy',
+            'k8s.namespace.name': cfg.podNamespace,
+            'k8s.pod.name': cfg.podName,
+            'k8s.deployment.name': cfg.podWorkload,
+            'service.namespace': cfg.podNamespace,
+          },
+        })
+      : undefined;
+  const accessLog = cfg.accessLog !== undefined ? new AccessLog(cfg.accessLog, log) : undefined;
+  const observer = new Observer(tracer, accessLog);
+  const tap = token !== undefined && token !== '' ? new TapHub(token, () => observer.refresh()) : undefined;
+  if (tap !== undefined) observer.attachTap(tap);
+  return {
+    observer,
+    tap,
+    close() {
+      tap?.close();
+      tracer?.close();
+      accessLog?.close();
+    },
+  };
 }

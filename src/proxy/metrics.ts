@@ -22,6 +22,8 @@ export interface ProxyMetricsOptions {
   /** mTLS is on (the proxy has an identity): add the TLS labels and the identity and handshake metrics.
    *  Off, every label set is what it was before mTLS existed. */
   readonly tls?: boolean;
+  /** The proxy's own pod (the dst_* labels of inbound requests); NO_DST when not told. */
+  readonly self?: DstMeta;
 }
 
 /** The peer label for a direction: who the client (inbound) or the server (outbound) proved to be. */
@@ -29,8 +31,30 @@ function tlsLabels(direction: Direction, peer: string | undefined): Record<strin
   return { tls: peer === undefined ? 'no_identity' : 'true', [direction === 'inbound' ? 'client_id' : 'server_id']: peer ?? '' };
 }
 
+/** The destination's workload labels of the route_* family: an endpoint's (outbound) or the proxy's
+ *  own pod's (inbound). */
+export interface DstMeta {
+  /** Identifies the label set as one string (made once per endpoint, never per request). */
+  readonly key: string;
+  readonly namespace: string;
+  readonly workload: string;
+  readonly pod: string;
+  readonly service: string;
+}
+
+/** No known destination (no endpoint was picked, a passthrough, or past the label cap). */
+export const NO_DST: DstMeta = Object.freeze({ key: '', namespace: '', workload: '', pod: '', service: '' });
+const OVERFLOW_DST: DstMeta = Object.freeze({ key: '\0overflow', namespace: 'overflow', workload: 'overflow', pod: 'overflow', service: 'overflow' });
+
+function dstLabels(d: DstMeta): Record<string, string> {
+  return { dst_namespace: d.namespace, dst_deployment: d.workload, dst_pod: d.pod, dst_service: d.service };
+}
+
 /** One response label set: its count and latency histogram, as plain numbers (rendered at scrape time). */
 interface ResponseCell {
+  /** status_code, grpc_status_code, classification. */
+  readonly status: Record<string, string>;
+  /** The route_* family's labels: the RouteStats' labels and `status`. */
   readonly labels: Record<string, string>;
   count: number;
   sum: number;
@@ -39,34 +63,38 @@ interface ResponseCell {
 }
 
 /**
- * Per (direction, target, authority): what a request touches. Plain fields, no label hashing on the
- * hot path; ProxyMetrics renders them when Prometheus scrapes.
+ * Per (direction, target, authority, peer, route, destination workload): what a request touches. Plain
+ * fields, no label hashing on the hot path; ProxyMetrics renders them when Prometheus scrapes, as the
+ * route_* family (one series per RouteStats) and as the older request_total family (summed over the
+ * destinations of one RouteGroup).
  */
 export class RouteStats {
   count = 0;
-  readonly cells = new Map<string, ResponseCell>();
+  /** Keyed by status * 1000 + gRPC status (+ 999 when not gRPC). */
+  readonly cells = new Map<number, ResponseCell>();
   readonly requests = { inc: () => void this.count++ };
-  /** direction, target_addr, authority; with mTLS on, also tls and client_id (inbound) or server_id (outbound). */
-  constructor(readonly labels: Readonly<Record<string, string>>) {}
+  /** The route_* family's labels: direction, target_addr, authority, (tls, client_id, server_id),
+   *  route ("default" when no route rule chose it) and dst_namespace, dst_deployment, dst_pod, dst_service. */
+  constructor(
+    readonly labels: Readonly<Record<string, string>>,
+    readonly dst: DstMeta,
+    /** The `route` label ("default" without a route rule). */
+    readonly route: string,
+  ) {}
 
   /** Records one finished exchange. grpcStatus is undefined for plain HTTP; status 0 means no response. */
   response(status: number, latencyMs: number, grpcStatus?: number): void {
-    const key = grpcStatus === undefined ? status : status * 1000 + grpcStatus;
-    let c = this.cells.get(String(key));
+    const key = status * 1000 + (grpcStatus === undefined ? 999 : grpcStatus);
+    let c = this.cells.get(key);
     if (!c) {
       const failure = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0) || status === 0;
-      c = {
-        labels: {
-          ...this.labels,
-          status_code: status === 0 ? '' : String(status),
-          grpc_status_code: grpcStatus === undefined ? '' : String(grpcStatus),
-          classification: failure ? 'failure' : 'success',
-        },
-        count: 0,
-        sum: 0,
-        buckets: new Float64Array(LATENCY_BUCKETS_MS.length + 1),
+      const st = {
+        status_code: status === 0 ? '' : String(status),
+        grpc_status_code: grpcStatus === undefined ? '' : String(grpcStatus),
+        classification: failure ? 'failure' : 'success',
       };
-      this.cells.set(String(key), c);
+      c = { status: st, labels: { ...this.labels, ...st }, count: 0, sum: 0, buckets: new Float64Array(LATENCY_BUCKETS_MS.length + 1) };
+      this.cells.set(key, c);
     }
     c.count++;
     c.sum += latencyMs;
@@ -74,6 +102,28 @@ export class RouteStats {
     while (i < LATENCY_BUCKETS_MS.length && latencyMs > (LATENCY_BUCKETS_MS[i] as number)) i++;
     (c.buckets[i] as number)++;
   }
+}
+
+/** One label set of the request_total family: the RouteStats of its destinations. */
+class RouteGroup {
+  /** By DstMeta.key. */
+  readonly byDst = new Map<string, RouteStats>();
+  constructor(
+    /** direction, target_addr, authority; (tls, client_id, server_id); route when routed. */
+    readonly labels: Readonly<Record<string, string>>,
+    readonly route: string,
+  ) {}
+}
+
+function pushHistogram(out: Sample[], name: string, labels: Record<string, string>, buckets: Float64Array, count: number, sum: number): void {
+  let acc = 0;
+  LATENCY_BUCKETS_MS.forEach((le, i) => {
+    acc += buckets[i] as number;
+    out.push({ metricName: `${name}_bucket`, value: acc, labels: { le, ...labels } });
+  });
+  out.push({ metricName: `${name}_bucket`, value: count, labels: { le: '+Inf', ...labels } });
+  out.push({ metricName: `${name}_sum`, value: sum, labels });
+  out.push({ metricName: `${name}_count`, value: count, labels });
 }
 
 type Sample = { value: number; labels: Record<string, string | number>; metricName?: string };
@@ -172,40 +222,78 @@ export class ProxyMetrics {
   readonly requestQueueTotal: Counter<'direction' | 'target_addr' | 'result'>;
   /** Mirrored requests: result="sent" | "failed" | "dropped" (too many in flight). */
   readonly mirrorTotal: Counter<'direction' | 'target_addr' | 'result'>;
-  private readonly routes = new Map<string, RouteStats>();
+  private readonly groups = new Map<string, RouteGroup>();
+  /** RouteStats made so far (bounded by MAX_ROUTES, then the overflow destination). */
+  private statsCount = 0;
+  /** The proxy's own pod: the destination of every inbound request. */
+  private readonly self: DstMeta;
   private readonly tcp = new Map<string, TcpStats>();
 
   constructor(opts: ProxyMetricsOptions = {}) {
     this.tls = opts.tls === true;
+    this.self = opts.self ?? NO_DST;
     const registers = [this.registry];
     const tcpLabels: TcpLabel[] = this.tls ? [...TCP_LABELS, ...TLS_LABELS] : [...TCP_LABELS];
-    const routes = this.routes;
+    const groups = this.groups;
     const reg = (m: ReturnType<typeof scrapeTimeMetric>) => this.registry.registerMetric(m as unknown as Counter);
+    // The older family: one series per RouteGroup, its destinations summed.
+    const merged = () => {
+      const out: { labels: Record<string, string>; count: number; sum: number; buckets: Float64Array }[] = [];
+      for (const g of groups.values()) {
+        const byStatus = new Map<number, (typeof out)[number]>();
+        for (const r of g.byDst.values()) {
+          for (const [k, c] of r.cells) {
+            let m = byStatus.get(k);
+            if (!m) {
+              m = { labels: { ...g.labels, ...c.status }, count: 0, sum: 0, buckets: new Float64Array(c.buckets.length) };
+              byStatus.set(k, m);
+              out.push(m);
+            }
+            m.count += c.count;
+            m.sum += c.sum;
+            for (let i = 0; i < c.buckets.length; i++) (m.buckets[i] as number) += c.buckets[i] as number;
+          }
+        }
+      }
+      return out;
+    };
+    const allStats = function* () {
+      for (const g of groups.values()) yield* g.byDst.values();
+    };
     reg(
-      scrapeTimeMetric('request_total', 'HTTP requests received', 'counter', () =>
-        [...routes.values()].filter((r) => r.count > 0).map((r) => ({ value: r.count, labels: r.labels })),
-      ),
+      scrapeTimeMetric('request_total', 'HTTP requests received', 'counter', () => {
+        const out: Sample[] = [];
+        for (const g of groups.values()) {
+          let n = 0;
+          for (const r of g.byDst.values()) n += r.count;
+          if (n > 0) out.push({ value: n, labels: g.labels });
+        }
+        return out;
+      }),
     );
-    reg(
-      scrapeTimeMetric('response_total', 'HTTP responses sent', 'counter', () =>
-        [...routes.values()].flatMap((r) => [...r.cells.values()].map((c) => ({ value: c.count, labels: c.labels }))),
-      ),
-    );
+    reg(scrapeTimeMetric('response_total', 'HTTP responses sent', 'counter', () => merged().map((c) => ({ value: c.count, labels: c.labels }))));
     reg(
       scrapeTimeMetric('response_latency_ms', 'time from a request head arriving to its response head leaving (ms)', 'histogram', () => {
         const out: Sample[] = [];
-        for (const r of routes.values()) {
-          for (const c of r.cells.values()) {
-            let acc = 0;
-            LATENCY_BUCKETS_MS.forEach((le, i) => {
-              acc += c.buckets[i] as number;
-              out.push({ metricName: 'response_latency_ms_bucket', value: acc, labels: { le, ...c.labels } });
-            });
-            out.push({ metricName: 'response_latency_ms_bucket', value: c.count, labels: { le: '+Inf', ...c.labels } });
-            out.push({ metricName: 'response_latency_ms_sum', value: c.sum, labels: c.labels });
-            out.push({ metricName: 'response_latency_ms_count', value: c.count, labels: c.labels });
-          }
-        }
+        for (const c of merged()) pushHistogram(out, 'response_latency_ms', c.labels, c.buckets, c.count, c.sum);
+        return out;
+      }),
+    );
+    // The route_* family: per route rule ("default" without one) and destination workload.
+    reg(
+      scrapeTimeMetric('route_request_total', 'HTTP requests received, by route and destination workload', 'counter', () =>
+        [...allStats()].filter((r) => r.count > 0).map((r) => ({ value: r.count, labels: r.labels })),
+      ),
+    );
+    reg(
+      scrapeTimeMetric('route_response_total', 'HTTP responses sent, by route and destination workload', 'counter', () =>
+        [...allStats()].flatMap((r) => [...r.cells.values()].map((c) => ({ value: c.count, labels: c.labels }))),
+      ),
+    );
+    reg(
+      scrapeTimeMetric('route_response_latency_ms', 'time from a request head arriving to its response head leaving (ms), by route and destination workload', 'histogram', () => {
+        const out: Sample[] = [];
+        for (const r of allStats()) for (const c of r.cells.values()) pushHistogram(out, 'route_response_latency_ms', c.labels, c.buckets, c.count, c.sum);
         return out;
       }),
     );
@@ -330,6 +418,43 @@ export class ProxyMetrics {
     counter('identity_cert_refresh_failures_total', 'certificate requests that failed (identity service unreachable, token refused)', () => source.metrics.refreshFailures);
   }
 
+  /** Tap, tracing and access log counters (plain numbers kept by src/proxy/observe), read at scrape time;
+   *  each only when it is configured. */
+  watchObservers(o: {
+    readonly tap: { readonly stats: { readonly sessions: number; readonly events: number; readonly dropped: number } } | undefined;
+    readonly observer: {
+      readonly tracer: { readonly stats: { readonly exported: number; readonly dropped: number; readonly exportFailures: number } } | undefined;
+      readonly accessLog: { readonly stats: { readonly lines: number; readonly dropped: number } } | undefined;
+    };
+  }): void {
+    const registers = [this.registry];
+    const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
+    const tap = o.tap;
+    if (tap !== undefined) {
+      new Gauge({
+        name: 'tap_sessions',
+        help: 'tap sessions open now',
+        registers,
+        collect() {
+          this.set(tap.stats.sessions);
+        },
+      });
+      counter('tap_events_total', 'events sent to tap sessions', () => tap.stats.events);
+      counter('tap_events_dropped_total', 'events a tap session missed because its client read too slowly', () => tap.stats.dropped);
+    }
+    const tracer = o.observer.tracer;
+    if (tracer !== undefined) {
+      counter('trace_spans_exported_total', 'spans the OTLP collector accepted', () => tracer.stats.exported);
+      counter('trace_spans_dropped_total', 'spans dropped: the export queue was full or the export failed', () => tracer.stats.dropped);
+      counter('trace_export_failures_total', 'OTLP export requests that failed', () => tracer.stats.exportFailures);
+    }
+    const accessLog = o.observer.accessLog;
+    if (accessLog !== undefined) {
+      counter('access_log_lines_total', 'access log lines written', () => accessLog.stats.lines);
+      counter('access_log_dropped_total', 'access log lines dropped because the log could not keep up', () => accessLog.stats.dropped);
+    }
+  }
+
   /** Discovery's counters (plain numbers kept by src/proxy/discover), read at scrape time. */
   watchDiscovery(stats: { readonly updates: number; readonly reconnects: number; readonly lookupTimeouts: number; readonly watches: number }): void {
     const registers = [this.registry];
@@ -349,18 +474,28 @@ export class ProxyMetrics {
 
   /** `peer`: the identity mesh TLS proved for the other proxy (client inbound, server outbound);
    *  undefined for plaintext. Always undefined with mTLS off. `route`: the `namespace/name` of the
-   *  HTTPRoute or GRPCRoute that sent the request (a `route` label, only on requests routed). */
-  route(direction: Direction, target: string, authority: string, peer?: string, route?: string): RouteStats {
+   *  HTTPRoute or GRPCRoute that sent the request (a `route` label, only on requests routed).
+   *  `dst`: the endpoint's workload (outbound); inbound it is always the proxy's own pod. */
+  route(direction: Direction, target: string, authority: string, peer?: string, route?: string, dst?: DstMeta): RouteStats {
     let key = peer === undefined ? `${direction}\0${target}\0${authority}` : `${direction}\0${target}\0${authority}\0${peer}`;
     if (route !== undefined) key += `\0\0${route}`;
-    let r = this.routes.get(key);
-    if (r) return r;
-    // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
-    if (this.routes.size >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow');
-    const base = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
-    const labels = route !== undefined ? { ...base, route } : base;
-    r = new RouteStats(labels);
-    this.routes.set(key, r);
+    let g = this.groups.get(key);
+    if (g === undefined) {
+      // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
+      if (this.statsCount >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow', undefined, undefined, OVERFLOW_DST);
+      const base = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
+      g = new RouteGroup(route !== undefined ? { ...base, route } : base, route ?? 'default');
+      this.groups.set(key, g);
+    }
+    const d = dst === OVERFLOW_DST ? dst : direction === 'inbound' ? this.self : (dst ?? NO_DST);
+    let r = g.byDst.get(d.key);
+    if (r === undefined) {
+      if (this.statsCount >= MAX_ROUTES && d !== OVERFLOW_DST) return this.route(direction, target, authority, peer, route, OVERFLOW_DST);
+      const base = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
+      r = new RouteStats({ ...base, route: g.route, ...dstLabels(d) }, d, g.route);
+      g.byDst.set(d.key, r);
+      this.statsCount++;
+    }
     return r;
   }
 

@@ -24,6 +24,8 @@ export interface ControlOptions {
   readonly controlPlane?: ControlPlaneHost;
   readonly readyTimeoutMs?: number;
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
+  /** An OTLP/HTTP collector for every proxy's spans. */
+  readonly traceCollector?: string;
 }
 
 /** The most a request body (manifests sent by `apply`) may be. */
@@ -45,6 +47,7 @@ export async function runControl(o: ControlOptions): Promise<number> {
     ...(o.readyTimeoutMs !== undefined ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
     ...(o.defaultInboundPolicy !== undefined ? { defaultInboundPolicy: o.defaultInboundPolicy } : {}),
     ...(o.controlPlane !== undefined ? { controlPlane: o.controlPlane } : {}),
+    ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
     onProgress: log,
   });
 

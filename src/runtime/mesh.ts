@@ -3,11 +3,12 @@
 // what the manifests now say (pods added, removed, or replaced one at a time). It publishes what the
 // control plane serves (a snapshot of Services, endpoints and pods) and keeps every pod's hosts file
 // and Service rules current. Progress lines as it goes; the status `get` shows.
-import { randomUUID } from 'node:crypto';
-import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DefaultInboundPolicy, EndpointEntry, PodEntry, ServiceEntry, StoreSnapshot } from '../control/store/store.js';
 import {
+  ANNOTATION,
   formatPortList,
   ManifestError,
   parseManifests,
@@ -86,6 +87,8 @@ export interface MeshOptions {
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
   /** Called with each progress line (also kept in the status). */
   readonly onProgress?: (line: string) => void;
+  /** An OTLP/HTTP collector every proxy sends spans to (a pod's annotation overrides it). */
+  readonly traceCollector?: string;
 }
 
 export type MeshPhase = 'Starting' | 'Ready' | 'Failed' | 'Stopping' | 'Stopped';
@@ -202,6 +205,8 @@ export class Mesh {
   private resumedServiceCidr: string | undefined;
   /** Checked once: the proxy's uid must be able to walk down to the token files. */
   private tokensReachable: Promise<void> | undefined;
+  /** The proxies' copy of the mesh's tap token (readable by the proxy uid only). */
+  private tapTokenFile: string | undefined;
 
   constructor(private readonly o: MeshOptions) {
     this.paths = statePaths(o.stateDir);
@@ -226,6 +231,7 @@ export class Mesh {
         onRecord: (r: NetRecord) => writeJsonAtomic(this.paths.net, r),
       });
       this.vipPool = new IpPool(this.net.serviceCidr, [], 'service');
+      await this.writeTapToken();
       this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${this.o.serviceCidr ?? '10.96.0.0/16'}`);
       if (this.o.controlPlane !== undefined) {
         const cp = await this.o.controlPlane.start(this.net.gateway, (ns, pod) => this.running.get(`${ns}/${pod.name}`)?.uid === pod.uid);
@@ -592,6 +598,14 @@ export class Mesh {
             plan.mesh.defaultInboundPolicy ?? this.o.defaultInboundPolicy ?? 'all-unauthenticated',
           ]
         : [];
+    // Who the proxy serves (its metrics' dst_* labels inbound, its spans' resource), tap, tracing.
+    extraArgs.push('--pod-namespace', plan.namespace, '--pod-name', plan.name);
+    if (plan.owner !== undefined) extraArgs.push('--pod-workload', plan.owner.name);
+    if (this.tapTokenFile !== undefined) extraArgs.push('--tap-token-file', this.tapTokenFile);
+    const collector = plan.annotations[ANNOTATION.traceCollector] ?? this.o.traceCollector;
+    if (collector !== undefined && collector !== '') extraArgs.push('--trace-collector', collector);
+    const accessLog = plan.annotations[ANNOTATION.accessLog];
+    if (accessLog === 'stdout') extraArgs.push('--access-log', 'stdout');
     const identity = this.o.controlPlane?.identity;
     if (plan.mesh.inject && identity !== undefined && this.controlAddr !== undefined) {
       const sa = plan.spec.serviceAccountName;
@@ -615,6 +629,29 @@ export class Mesh {
 
   private tokenFile(namespace: string, pod: string): string {
     return join(this.paths.root, 'tokens', namespace, pod, 'token');
+  }
+
+  /** Makes the mesh's tap token: `<state>/tap-token` (0600, root: for `outrigger tap` and the
+   *  dashboard) and the proxies' copy in tokens/ (0400, the proxy uid), given to each by file, never
+   *  in argv or logs. Made when the mesh starts (down removes it). */
+  private async writeTapToken(): Promise<void> {
+    const root = this.paths.tapToken;
+    let token: string;
+    try {
+      token = (await readFile(root, 'utf8')).trim();
+      if (token === '') throw new Error('empty');
+    } catch {
+      token = randomBytes(32).toString('base64url');
+      await writeFile(`${root}.tmp`, `${token}\n`, { mode: 0o600 });
+      await rename(`${root}.tmp`, root);
+    }
+    const dir = join(this.paths.root, 'tokens');
+    await mkdir(dir, { recursive: true, mode: 0o711 });
+    const file = join(dir, 'tap-token');
+    await writeFile(`${file}.tmp`, `${token}\n`, { mode: 0o400 });
+    await chown(`${file}.tmp`, DEFAULT_PROXY_INIT.proxyUid, DEFAULT_PROXY_INIT.proxyUid);
+    await rename(`${file}.tmp`, file);
+    this.tapTokenFile = file;
   }
 
   /** Writes a pod's ServiceAccount token where only its proxy's uid can read it (0400, owned by that
@@ -735,6 +772,7 @@ export class Mesh {
       labels: r.plan.labels,
       ports: r.plan.spec.containers.flatMap((c) => c.ports.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), containerPort: p.containerPort }))),
       ...(r.plan.mesh.defaultInboundPolicy !== undefined ? { defaultInboundPolicy: r.plan.mesh.defaultInboundPolicy } : {}),
+      ...(r.plan.owner !== undefined ? { workload: r.plan.owner.name } : {}),
     }));
     return { services, pods, routes: routeEntries(this.set), policy: policyEntries(this.set) };
   }

@@ -25,6 +25,8 @@ export interface StatePaths {
   readonly resume: string;
   /** The arguments the control process was started with (less the files), to start it again. */
   readonly controlArgs: string;
+  /** The mesh's tap token (0600, root): `outrigger tap` and the dashboard send it to the proxies. */
+  readonly tapToken: string;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -38,6 +40,7 @@ export function statePaths(root: string): StatePaths {
     pods: join(root, 'pods'),
     resume: join(root, 'resume.json'),
     controlArgs: join(root, 'control-args.json'),
+    tapToken: join(root, 'tap-token'),
   };
 }
 
@@ -104,6 +107,6 @@ export function recordedControlPid(root: string): number | undefined {
 export async function removeStateFiles(root: string, o: { readonly control?: boolean } = {}): Promise<void> {
   const p = statePaths(root);
   // The pods' tokens go with the pods; the CA (identity/) stays, so the trust anchor outlives a restart.
-  const files = [p.net, p.state, p.resume, p.controlArgs, join(root, 'proxy'), join(root, 'tokens'), ...(o.control === false ? [] : [p.socket, p.pid])];
+  const files = [p.net, p.state, p.resume, p.controlArgs, join(root, 'proxy'), join(root, 'tokens'), p.tapToken, ...(o.control === false ? [] : [p.socket, p.pid])];
   for (const f of files) await rm(f, { recursive: true, force: true });
 }

@@ -295,3 +295,10 @@ void test('a GRPCRoute: kind GRPC, method matches, no path', () => {
   ]);
   assert.deepEqual(a.routes?.[0]?.rules[0]?.retry?.grpc_codes, [14]);
 });
+
+void test('an endpoint carries the workload (Deployment) that owns its pod, when the store knows it', () => {
+  const withWorkload: StoreSnapshot = { ...snap, pods: snap.pods.map((p) => (p.name === 'web-1' ? { ...p, workload: 'web' } : p)) };
+  const eps = answer(withWorkload, target('10.96.0.10:80'), 'td').endpoints;
+  assert.equal(eps.find((e) => e.pod === 'default/web-1')?.workload, 'web');
+  assert.equal(eps.find((e) => e.pod === 'default/web-2')?.workload, undefined, 'absent for a pod without one');
+});

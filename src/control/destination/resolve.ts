@@ -170,6 +170,7 @@ function endpointFor(idx: SnapshotIndex, trustDomain: string, podKey: string, po
         : protocolHintOf(svcPort?.appProtocol),
     meshed,
     pod: podKey,
+    ...(pod?.workload !== undefined && pod.workload !== '' ? { workload: pod.workload } : {}),
   };
 }
 

@@ -48,9 +48,9 @@ void test('a Service IP: the answer at once, then a new one after a change that 
     known: true,
     service: 'web.default.svc.cluster.local:80',
     endpoints: [
-      { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://cluster.local/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1' },
+      { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://cluster.local/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1', workload: '' },
     ],
-    // A client receives absent repeated fields as empty lists.
+    // A client receives absent repeated fields as empty lists (and an absent workload as "").
     routes: [],
     backends: [],
   });

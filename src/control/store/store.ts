@@ -147,6 +147,8 @@ export interface PodEntry {
   readonly ports?: readonly { readonly name?: string; readonly containerPort: number }[];
   /** config.outrigger.io/default-inbound-policy of the pod, else of its namespace; absent: the mesh's. */
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
+  /** The workload that owns the pod (a Deployment's name), for metrics and tap; absent for a bare pod. */
+  readonly workload?: string;
 }
 
 // ---- policy (policy.outrigger.io/v1beta1, normalised) -----------------------------------------

@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProxyMetrics } from '../metrics.js';
+import type { TapHub } from '../observe/tap.js';
 
 export interface AdminHooks {
   readonly metrics: ProxyMetrics;
@@ -14,6 +15,8 @@ export interface AdminHooks {
   /** With a policy service: the inbound policy in force (the policy API's message, as received), and
    *  whether it came from the control plane. Absent: no policy service. */
   readonly policy?: () => { readonly answered: boolean; readonly policy: unknown };
+  /** Tap sessions (GET /tap); absent: no tap token, tap is off. */
+  readonly tap?: TapHub;
 }
 
 /** What GET /identity answers (`outrigger identity` prints it). */
@@ -42,7 +45,9 @@ const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 export function createAdminServer(hooks: AdminHooks): http.Server {
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
     const text = (status: number, body: string, headers: http.OutgoingHttpHeaders = {}) => {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
       res.end(body);
@@ -72,6 +77,10 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         if (hooks.policy === undefined) return text(404, 'this proxy has no policy service (every client is allowed)\n');
         return text(200, `${JSON.stringify(hooks.policy())}\n`, { 'content-type': 'application/json' });
       }
+      case '/tap':
+        if (hooks.tap === undefined) return text(403, 'tap is off: this proxy has no tap token (--tap-token-file)\n');
+        hooks.tap.handle(req, res, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
+        return;
       case '/shutdown':
         if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });
         // Only the pod itself may stop its proxy (the admin port listens on every address for probes).

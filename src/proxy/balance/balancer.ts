@@ -19,6 +19,21 @@ export interface EndpointInfo {
   readonly meshed: boolean;
   /** `namespace/name` of the pod. */
   readonly pod: string;
+  /** Who the endpoint is, for metrics labels (dst_*) and tap; absent in tests and benchmarks. */
+  readonly meta?: EndpointMeta;
+}
+
+/** Who an endpoint is: made once per endpoint and answer, so that the hot path only passes it on. */
+export interface EndpointMeta {
+  /** Identifies the label set (namespace, workload, pod, service) as one string. */
+  readonly key: string;
+  readonly namespace: string;
+  /** The Deployment that owns the pod, "" when none. */
+  readonly workload: string;
+  /** The pod's name. */
+  readonly pod: string;
+  /** The Service's name the endpoint was reached through ("" for a pod IP). */
+  readonly service: string;
 }
 
 export interface Endpoint extends EndpointInfo {

@@ -20,7 +20,7 @@
 // onto it before the first answer (the flood Finagle guards against with its "penalty"). With work in
 // flight, it is judged by the last estimate times its pending count.
 import { performance } from 'node:perf_hooks';
-import type { Balancer, BalancerEnv, Endpoint, EndpointInfo, ProtocolHint } from './balancer.js';
+import type { Balancer, BalancerEnv, Endpoint, EndpointInfo, EndpointMeta, ProtocolHint } from './balancer.js';
 
 export interface PeakEwmaOptions extends BalancerEnv {
   /** The estimate of a new endpoint when no peer has answered yet (ms). Default 30, as linkerd2-proxy. */
@@ -41,6 +41,7 @@ class PeakEwmaEndpoint implements Endpoint {
   readonly protocolHint: ProtocolHint;
   readonly meshed: boolean;
   readonly pod: string;
+  readonly meta: EndpointMeta | undefined;
   pending = 0;
   /** Whether a piece of work has ended here, so the estimate is measured rather than assumed. */
   answered = false;
@@ -61,6 +62,7 @@ class PeakEwmaEndpoint implements Endpoint {
     this.protocolHint = info.protocolHint;
     this.meshed = info.meshed;
     this.pod = info.pod;
+    this.meta = info.meta;
     this.rtt = initialRttMs;
     this.stamp = b.now();
   }
@@ -69,6 +71,7 @@ class PeakEwmaEndpoint implements Endpoint {
     return (
       this.key === info.key &&
       this.pod === info.pod &&
+      this.meta?.key === info.meta?.key &&
       this.identity === info.identity &&
       this.protocolHint === info.protocolHint &&
       this.meshed === info.meshed &&

@@ -69,6 +69,8 @@ void test('first answer, then the same object synchronously; an update after a c
   assert.equal(e?.protocolHint, 'HTTP1');
   assert.equal(e?.meshed, true);
   assert.equal(e?.pod, 'default/web-1');
+  // The metrics' and tap's view of it (no workload in the sample store: "").
+  assert.deepEqual(e?.meta, { key: 'default\0\0web-1\0web', namespace: 'default', workload: '', pod: 'web-1', service: 'web' });
   assert.equal(d.resolve(addr('10.96.0.10:80')), dest, 'then the same object, synchronously');
 
   const changed = sampleContent();

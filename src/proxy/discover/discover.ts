@@ -8,7 +8,7 @@ import { destinationClient, type DestinationClient, type Update } from '../../ap
 import { formatAddr, parseAddr, type ServerAddr, type SocketAddr } from '../../core/addr.js';
 import { JitteredBackoff, type JitteredBackoffOptions } from '../../core/backoff.js';
 import type { Logger } from '../../core/log.js';
-import type { Balancer, BalancerFactory, EndpointInfo, ProtocolHint } from '../balance/balancer.js';
+import type { Balancer, BalancerFactory, EndpointInfo, EndpointMeta, ProtocolHint } from '../balance/balancer.js';
 import { PeakEwmaBalancer } from '../balance/peak-ewma.js';
 import { Breakers, type BreakerOptions } from '../route/breaker.js';
 import { InFlightLimit, type LimitOptions } from '../route/limit.js';
@@ -156,7 +156,7 @@ class Watch implements Destination {
     this.d.stats.updates++;
     this.backoff.reset();
     this.stale = false;
-    const endpoints = this.endpointInfos(u.endpoints);
+    const endpoints = this.endpointInfos(u.endpoints, u.service);
     this.known = u.known;
     this.service = u.known && u.service !== '' ? u.service : undefined;
     this.own.service = this.service ?? this.path;
@@ -169,8 +169,10 @@ class Watch implements Destination {
     this.finishLookup();
   }
 
-  private endpointInfos(list: Update['endpoints']): EndpointInfo[] {
+  /** `service`: the canonical authority the endpoints belong to ("" for a pod IP). */
+  private endpointInfos(list: Update['endpoints'], service: string): EndpointInfo[] {
     const endpoints: EndpointInfo[] = [];
+    const svcName = service === '' ? '' : (service.split('.')[0] ?? '');
     for (const e of list) {
       const addr = parseAddr(e.addr);
       if (!addr) {
@@ -187,6 +189,7 @@ class Watch implements Destination {
         protocolHint: HINTS.has(e.protocol_hint) ? e.protocol_hint : 'UNKNOWN',
         meshed: e.meshed,
         pod: e.pod,
+        meta: endpointMeta(e.pod, e.workload ?? '', svcName),
       });
     }
     return endpoints;
@@ -214,7 +217,7 @@ class Watch implements Destination {
         t = { service: b.service, balancer: this.o.balancer(), breakers: new Breakers(this.o.breakers) };
         this.backends.set(b.service, t);
       }
-      const infos = b.exists ? this.endpointInfos(b.endpoints) : [];
+      const infos = b.exists ? this.endpointInfos(b.endpoints, b.service) : [];
       t.balancer.update(infos);
       t.breakers.sync(infos.map((e) => e.key));
     }
@@ -377,4 +380,12 @@ const passthroughLimit = new InFlightLimit({ maxInFlight: Number.MAX_SAFE_INTEGE
 
 function passthrough(dst: SocketAddr): Destination {
   return { dst, known: false, service: undefined, balancer: emptyBalancer, own: passthroughOwn, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, limit: passthroughLimit, backend: () => undefined };
+}
+
+/** The metrics and tap view of an endpoint: `pod` is `namespace/name`. */
+function endpointMeta(pod: string, workload: string, service: string): EndpointMeta {
+  const slash = pod.indexOf('/');
+  const namespace = slash === -1 ? '' : pod.slice(0, slash);
+  const name = slash === -1 ? pod : pod.slice(slash + 1);
+  return { key: `${namespace}\0${workload}\0${name}\0${service}`, namespace, workload, pod: name, service };
 }

@@ -26,6 +26,8 @@ import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import type { MeshTls } from '../transport/mtls.js';
 import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
+import type { Observer } from '../observe/observer.js';
+import { fieldValue, formatTraceparent, withTraceparent, type TraceContext, type Tracer } from '../observe/trace.js';
 
 export interface Http1Context {
   readonly cfg: ProxyConfig;
@@ -41,6 +43,8 @@ export interface Http1Context {
   readonly mtls?: MeshTls;
   /** Inbound with a policy service: every request is authorized and rate limited (../inbound). */
   readonly policy?: InboundPolicyDeps;
+  /** Tap, tracing and the access log; absent or inactive: nothing is built per request. */
+  readonly obs?: Observer;
 }
 
 /** The header that tells the app who the client is: set by the inbound proxy from the identity mesh TLS
@@ -106,6 +110,8 @@ export class ClientConn implements UpstreamOwner {
   private reqChunks: ChunkedScanner | null = null;
   private stats: RouteStats | null = null;
   private startedAt = 0;
+  /** Tracing on: this side's span of the exchange. */
+  private trace: TraceContext | undefined = undefined;
   private up: UpstreamConn | null = null;
   private connecting: Connecting | null = null;
   private upReusable = true;
@@ -333,7 +339,7 @@ export class ClientConn implements UpstreamOwner {
       this.startRouted(head, rest, router);
       return;
     }
-    this.reqHead = this.headText(head, head.target, head.fields);
+    this.reqHead = this.headText(head, head.target, this.ctx.obs?.tracer !== undefined ? this.traced(head.fields) : head.fields);
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
@@ -353,12 +359,53 @@ export class ClientConn implements UpstreamOwner {
       }
       this.useEndpoint(own, ep);
     }
-    this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority, this.clientId ?? this.serverId);
+    this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority, this.clientId ?? this.serverId, undefined, this.ep?.meta);
     this.stats.requests.inc();
     // The head and the body bytes that came with it leave in one write.
     const upSock = this.sendHead(true);
     this.requestBody(head, rest);
     upSock.uncork();
+  }
+
+  /** Tracing: this side's span, and the fields with the traceparent the next hop gets. */
+  private traced(fields: readonly string[]): string[] {
+    const t = (this.ctx.obs?.tracer as Tracer).child(fieldValue(fields, 'traceparent'));
+    this.trace = t;
+    return withTraceparent(fields, formatTraceparent(t));
+  }
+
+  /** Records the exchange's answer: metrics always, observers when someone observes. */
+  private record(stats: RouteStats, status: number): void {
+    const latency = performance.now() - this.startedAt;
+    stats.response(status, latency);
+    const obs = this.ctx.obs;
+    if (obs !== undefined && obs.active) this.observe(obs, stats, status, latency);
+  }
+
+  private observe(obs: Observer, stats: RouteStats, status: number, latencyMs: number): void {
+    const req = this.req;
+    const inbound = this.ctx.direction === 'inbound';
+    const own = this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '';
+    const peer = inbound ? this.clientId : this.serverId;
+    obs.emit({
+      startMs: Date.now() - latencyMs,
+      direction: this.ctx.direction,
+      src: `${this.sock.remoteAddress ?? ''}:${this.sock.remotePort ?? 0}`,
+      dst: this.upKey,
+      tls: peer !== undefined,
+      clientId: inbound ? (this.clientId ?? '') : peer !== undefined ? own : '',
+      serverId: inbound ? (peer !== undefined ? own : '') : (this.serverId ?? ''),
+      method: req?.method ?? '',
+      authority: req?.authority ?? '',
+      path: req?.target ?? '',
+      status,
+      grpcStatus: undefined,
+      latencyMs,
+      route: stats.route,
+      dstMeta: stats.dst,
+      fields: req?.fields ?? [],
+      trace: this.trace,
+    });
   }
 
   /** The head as it goes upstream: request line, fields (the client identity header handled inbound). */
@@ -420,6 +467,7 @@ export class ClientConn implements UpstreamOwner {
         if (rw.authority !== head.authority) setHost(fields, rw.authority);
       }
     }
+    if (this.ctx.obs?.tracer !== undefined) fields = this.traced(fields);
     this.reqHead = this.headText(head, target, fields);
     if (filters.mirrors.length > 0) {
       // Body-less requests only: a body is streamed once, to the chosen backend.
@@ -447,7 +495,7 @@ export class ClientConn implements UpstreamOwner {
       this.refuse(head, rest, this.pickError, rule.route);
       return;
     }
-    this.stats = metrics.route(direction, this.targetKey, head.authority, this.clientId ?? this.serverId, rule.route);
+    this.stats = metrics.route(direction, this.targetKey, head.authority, this.clientId ?? this.serverId, rule.route, this.ep?.meta);
     this.stats.requests.inc();
     const upSock = this.sendHead(true);
     this.requestBody(head, rest);
@@ -500,8 +548,7 @@ export class ClientConn implements UpstreamOwner {
 
   /** Answers the exchange from the proxy itself (a redirect) with an empty body. */
   private respondLocal(status: number, extra: string): void {
-    const stats = this.stats as RouteStats;
-    stats.response(status, performance.now() - this.startedAt);
+    this.record(this.stats as RouteStats, status);
     const close = this.closeAfter || this.clientEnded || !this.reqDone;
     this.sock.write(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${extra}content-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
     this.clearTimers();
@@ -825,7 +872,7 @@ export class ClientConn implements UpstreamOwner {
         this.resTimer = null;
       }
       this.res = res;
-      (this.stats as RouteStats).response(res.status, performance.now() - this.startedAt);
+      this.record(this.stats as RouteStats, res.status);
       if ((res.status === 101 && req.upgrade !== undefined) || (req.method === 'CONNECT' && res.status < 300)) {
         const extra = res.status === 101 ? `connection: upgrade\r\nupgrade: ${res.upgrade ?? req.upgrade}\r\n` : '';
         this.sock.write(this.responseHeadText(res, extra), 'latin1');
@@ -1001,6 +1048,7 @@ export class ClientConn implements UpstreamOwner {
     this.waitUpstreamDrain = false;
     this.waitClientDrain = false;
     this.stats = null;
+    this.trace = undefined;
     this.backend = null;
     if (this.rule !== null) {
       this.rule = null;
@@ -1074,7 +1122,7 @@ export class ClientConn implements UpstreamOwner {
       stats.requests.inc();
       this.startedAt = performance.now();
     }
-    stats.response(r.status, performance.now() - this.startedAt);
+    this.record(stats, r.status);
     // After a malformed request or an unread body there is no telling where the next request starts.
     const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
     this.ctx.log.debug({ target: this.upKey, status: r.status, err: r.message }, 'http/1 request failed');

@@ -21,6 +21,10 @@ import { MESH_ALPN } from '../tls/alpn.js';
 import { meshUpstreamError, type MeshTls } from '../transport/mtls.js';
 import { CLIENT_ID_HEADER } from '../http1/server.js';
 import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
+import type { Observer } from '../observe/observer.js';
+import { h2Fields } from '../observe/event.js';
+import { formatTraceparent, type TraceContext } from '../observe/trace.js';
+import type { RouteStats } from '../metrics.js';
 
 export interface H2Context {
   readonly cfg: ProxyConfig;
@@ -32,6 +36,18 @@ export interface H2Context {
   readonly mtls?: MeshTls;
   /** Inbound with a policy service: every stream is authorized and rate limited (../inbound). */
   readonly policy?: InboundPolicyDeps;
+  /** Tap, tracing and the access log; absent or inactive: nothing is built per stream. */
+  readonly obs?: Observer;
+}
+
+/** What an observed stream's event needs besides its answer. */
+interface StreamFacts {
+  readonly stream: ServerHttp2Stream;
+  readonly headers: IncomingHttpHeaders;
+  readonly dst: string;
+  readonly clientId: string | undefined;
+  readonly serverId: string | undefined;
+  readonly trace: TraceContext | undefined;
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -245,7 +261,7 @@ export class H2Proxy {
     const authority = headers[':authority'] ?? headers.host ?? '';
     // A meshed endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy).
     const serverId = ep?.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
-    const stats = metrics.route(direction, key, authority, clientId ?? serverId);
+    const stats = metrics.route(direction, key, authority, clientId ?? serverId, undefined, ep?.meta);
     stats.requests.inc();
     const grpc = (headers['content-type'] ?? '').startsWith('application/grpc');
     let status = 0;
@@ -255,10 +271,13 @@ export class H2Proxy {
     let responded = false;
     /** fail() has answered (or reset) the client: the upstream stream's own close must not touch it. */
     let failed = false;
+    const trace = this.ctx.obs?.tracer?.child(headerText(headers.traceparent));
     const record = () => {
       if (recorded) return;
       recorded = true;
       stats.response(status, latency, grpc ? grpcStatus : undefined);
+      const obs = this.ctx.obs;
+      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, { stream, headers, dst: upKey, clientId, serverId, trace });
     };
     stream.on('error', () => {}); // a client's reset is not the proxy's error; 'close' follows
 
@@ -319,6 +338,7 @@ export class H2Proxy {
         delete out[CLIENT_ID_HEADER];
         if (clientId !== undefined) out[CLIENT_ID_HEADER] = clientId;
       }
+      if (trace !== undefined) out.traceparent = formatTraceparent(trace);
       up = session.request(out, stream.endAfterHeaders ? { endStream: true } : { waitForTrailers: true });
     } catch (err) {
       fail(err);
@@ -446,14 +466,19 @@ export class H2Proxy {
     const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
     const { path, query } = splitTarget(rawPath);
     const fields = headerFields(headers);
-    let stats = metrics.route(direction, key, authority);
+    let stats: RouteStats = metrics.route(direction, key, authority);
     let status = 0;
     let grpcStatus: number | undefined;
     let recorded = false;
+    let serverIdNow: string | undefined;
+    const trace = this.ctx.obs?.tracer?.child(headerText(headers.traceparent));
     const record = () => {
       if (recorded) return;
       recorded = true;
-      stats.response(status, performance.now() - startedAt, grpc ? grpcStatus : undefined);
+      const latency = performance.now() - startedAt;
+      stats.response(status, latency, grpc ? grpcStatus : undefined);
+      const obs = this.ctx.obs;
+      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, { stream, headers, dst: upKey, clientId: undefined, serverId: serverIdNow, trace });
     };
     /** Answers from the proxy (an error, or a redirect); after a response began, resets the stream. */
     const answerError = (err: unknown) => {
@@ -494,6 +519,7 @@ export class H2Proxy {
     }
     router.budget.deposit();
     const out = forwardable(headers);
+    if (trace !== undefined) out.traceparent = formatTraceparent(trace);
     if (filters.request !== undefined) applyModifier(out, filters.request);
     if (filters.rewrite !== undefined) {
       const rw = rewriteRequest({ path, query, authority }, cand.prefix, filters.rewrite);
@@ -614,9 +640,10 @@ export class H2Proxy {
       epStart = ep.begin();
       upKey = ep.key;
       const serverId = ep.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
+      serverIdNow = serverId;
       if (firstAttempt) {
         firstAttempt = false;
-        stats = metrics.route(direction, key, authority, serverId, rule.route);
+        stats = metrics.route(direction, key, authority, serverId, rule.route, ep.meta);
         stats.requests.inc();
       }
       let u: ClientHttp2Stream;
@@ -726,6 +753,34 @@ export class H2Proxy {
     attempt(undefined);
   }
 
+  /** Hands a finished stream to the observers (only called when someone observes). */
+  private observe(obs: Observer, stats: RouteStats, status: number, grpcStatus: number | undefined, latencyMs: number, f: StreamFacts): void {
+    const inbound = this.ctx.direction === 'inbound';
+    const own = this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '';
+    const peer = inbound ? f.clientId : f.serverId;
+    const sock = f.stream.session?.socket;
+    const h = f.headers;
+    obs.emit({
+      startMs: Date.now() - latencyMs,
+      direction: this.ctx.direction,
+      src: `${sock?.remoteAddress ?? ''}:${sock?.remotePort ?? 0}`,
+      dst: f.dst,
+      tls: peer !== undefined,
+      clientId: inbound ? (f.clientId ?? '') : peer !== undefined ? own : '',
+      serverId: inbound ? (peer !== undefined ? own : '') : (f.serverId ?? ''),
+      method: headerText(h[':method']) ?? '',
+      authority: headerText(h[':authority']) ?? headerText(h.host) ?? '',
+      path: headerText(h[':path']) ?? '',
+      status,
+      grpcStatus,
+      latencyMs,
+      route: stats.route,
+      dstMeta: stats.dst,
+      fields: h2Fields(h),
+      trace: f.trace,
+    });
+  }
+
   /** RequestMirror: a copy of a stream without a body to an endpoint of `b`, its answer dropped. */
   private mirror(b: BackendTarget, out: http2.OutgoingHttpHeaders, key: string): void {
     const { metrics, direction, mtls } = this.ctx;
@@ -788,4 +843,9 @@ function applyModifier(h: http2.OutgoingHttpHeaders, m: CompiledHeaderModifier):
     const prev = h[k];
     h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev.map(String), v] : [String(prev), v];
   }
+}
+
+/** A header's value as one string (the first of a list). */
+function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }

@@ -12,6 +12,7 @@ import type { Direction, ProxyMetrics } from '../metrics.js';
 import { detect } from '../detect/detect.js';
 import { ClientConn, type Http1Context } from '../http1/server.js';
 import type { UpstreamPool } from '../http1/pool.js';
+import type { Observer } from '../observe/observer.js';
 import { H2Proxy } from '../http2/server.js';
 import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
@@ -52,6 +53,8 @@ export interface ListenerDeps {
   readonly mtls?: MeshTls;
   /** Inbound only: the pod's policy (authorization, rate limits, opaque Servers). */
   readonly policy?: InboundPolicyDeps;
+  /** Tap, tracing, the access log. */
+  readonly obs?: Observer;
 }
 
 /** Bytes of TLS record headers a ClientHello of MAX_CLIENT_HELLO_BYTES may come with (one per record). */
@@ -86,10 +89,10 @@ export class Listener {
     private readonly deps: ListenerDeps,
     readonly direction: Direction,
   ) {
-    const { cfg, metrics, log, mtls } = deps;
+    const { cfg, metrics, log, mtls, obs } = deps;
     const policy = direction === 'inbound' && deps.policy !== undefined ? { policy: deps.policy } : {};
-    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}), ...policy };
-    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}), ...policy });
+    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}), ...policy, ...(obs ? { obs } : {}) };
+    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}), ...policy, ...(obs ? { obs } : {}) });
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
     this.sweeper = setInterval(() => {
       const limit = performance.now() - cfg.idleTimeoutMs;

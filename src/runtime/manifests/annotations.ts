@@ -14,6 +14,11 @@ export const ANNOTATION = {
   retryOn: 'retry.outrigger.io/on',
   /** On an HTTPRoute or GRPCRoute: how many retries a request may get after its first attempt. */
   retryAttempts: 'retry.outrigger.io/attempts',
+  /** On a pod (template): the OTLP/HTTP collector its proxy sends spans to ("" turns tracing off for the
+   *  pod); overrides `up --trace-collector`. */
+  traceCollector: 'config.outrigger.io/trace-collector',
+  /** On a pod (template): "stdout" (the proxy's log, `outrigger logs POD -c proxy`) turns on its access log. */
+  accessLog: 'config.outrigger.io/access-log',
 } as const;
 
 const KNOWN = Object.values(ANNOTATION) as string[];
