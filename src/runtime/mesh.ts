@@ -283,6 +283,7 @@ export class Mesh {
         this.vipPool.reserve(ip);
         this.vips.set(k, ip);
       }
+      await this.writeTapToken(); // the one the running proxies hold (kept in the state directory)
       this.sources = new Map(rec.sources.map((x) => [x.path, { file: x.file, text: x.text }]));
       this.set = parseManifests([...this.sources.values()]);
       const plans = new Map(planPods(this.set).map((p) => [key(p), p]));
