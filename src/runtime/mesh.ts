@@ -117,6 +117,17 @@ export interface MeshStatus {
   readonly pods: readonly PodView[];
   readonly services: readonly ServiceView[];
   readonly deployments: readonly DeploymentView[];
+  /** HTTPRoutes and GRPCRoutes: what `routes` and the dashboard show beside each route's figures. */
+  readonly routes?: readonly RouteView[];
+}
+
+/** A route, its parent Services and the weighted backends of its widest rule (a canary's split). */
+export interface RouteView {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly parents: readonly string[];
+  readonly backends: readonly { readonly service: string; readonly weight: number }[];
 }
 
 /** A manifest file as `up` or `apply` sends it: `path` (absolute) identifies it across applies, `name`
@@ -657,7 +668,17 @@ export class Mesh {
       const mine = pods.filter((p) => p.namespace === d.metadata.namespace && p.deployment === d.metadata.name);
       return { namespace: d.metadata.namespace, name: d.metadata.name, replicas: d.spec.replicas, ready: mine.filter((p) => p.ready && p.terminating !== true).length, pods: mine.map((p) => p.name) };
     });
-    return { phase: this.phase, ...(this.message !== undefined ? { message: this.message } : {}), progress: [...this.progress], pods, services, deployments };
+    const routes: RouteView[] = routeEntries(this.set).map((r) => {
+      const widest = r.rules.reduce<(typeof r.rules)[number] | undefined>((w, x) => (w === undefined || x.backends.length >= w.backends.length ? x : w), undefined);
+      return {
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+        parents: r.parents.map((p) => p.name),
+        backends: (widest?.backends ?? []).map((b) => ({ service: b.name, weight: b.weight })),
+      };
+    });
+    return { phase: this.phase, ...(this.message !== undefined ? { message: this.message } : {}), progress: [...this.progress], pods, services, deployments, routes };
   }
 }
 
