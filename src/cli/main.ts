@@ -2,23 +2,33 @@
 import { Command } from 'commander';
 import { applyCommand } from './apply.js';
 import { controlCommand } from './control.js';
+import { dashboardCommand } from './dashboard.js';
+import { demoCommand } from './demo.js';
 import { downCommand } from './down.js';
 import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
 import { identityCommand } from './identity.js';
 import { logsCommand } from './logs.js';
 import { proxyCommand } from './proxy.js';
+import { routesCommand } from './routes.js';
+import { statCommand } from './stat.js';
+import { topCommand } from './top.js';
 import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
   .description('Outrigger: a service mesh whose proxy runs beside every pod')
   .showHelpAfterError()
+  .addCommand(demoCommand())
   .addCommand(upCommand())
   .addCommand(applyCommand())
   .addCommand(getCommand())
   .addCommand(logsCommand())
   .addCommand(execCommand())
   .addCommand(identityCommand())
+  .addCommand(statCommand())
+  .addCommand(topCommand())
+  .addCommand(routesCommand())
+  .addCommand(dashboardCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
   .addCommand(controlCommand(), { hidden: true });
