@@ -22,6 +22,9 @@ export const DEFAULT_DASHBOARD_PORT = 50750;
  *  one finished request per line. */
 export const TAP_TOKEN_FILE = 'tap-token';
 const TAP_PARAMS = ['path', 'method', 'authority', 'direction', 'max'] as const;
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
+const LOOPBACK_HOST = /^(localhost|127\.[0-9.]+|\[::1\])(:[0-9]+)?$/i;
+
 /** Most pods one tap stream follows at once. */
 const MAX_TAP_PODS = 16;
 
@@ -51,12 +54,16 @@ const STATIC = new Set(['/index.html', '/app.js', '/map.js', '/util.js', '/style
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const webRoot = o.webRoot ?? WEB_ROOT;
   const streams = new Set<http.ServerResponse>();
+  const loopbackOnly = LOOPBACK.test(o.address ?? '127.0.0.1');
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(body));
     };
+    // On loopback, a page from elsewhere must not reach the API through DNS rebinding: the Host must
+    // name this machine's loopback.
+    if (loopbackOnly && !LOOPBACK_HOST.test(req.headers.host ?? '')) return json(403, { error: 'the dashboard answers only to localhost and 127.0.0.1' });
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     if (url.pathname === '/api/overview') {
       const window = Number(url.searchParams.get('window') ?? '60');
