@@ -7,7 +7,7 @@ import type { MeshStatus } from '../runtime/mesh.js';
 import type { ObserveSnapshot, Ref, RouteRow } from '../observe/stats.js';
 import { table } from './get.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { fmtRate, GOLDEN_HEAD, goldenCells, parseRef, parseWindow } from './observe-common.js';
+import { fmtRate, fmtRps, GOLDEN_HEAD, goldenCells, parseRef, parseWindow } from './observe-common.js';
 
 /** The Services a resource is reached through: itself, or those selecting its pods. */
 export function servicesOf(status: Pick<MeshStatus, 'pods' | 'services'>, ref: Ref): string[] {
@@ -51,10 +51,10 @@ export function routesCommand(): Command {
         process.stderr.write(`no traffic to ${ref.kind}/${ref.name}'s services (${servicesOf(status, ref).join(', ') || 'none'}) in the last ${o.window}\n`);
         return;
       }
-      const out: string[][] = [['ROUTE', 'SERVICE', ...GOLDEN_HEAD.slice(0, 5), 'BACKENDS (weight → actual share)']];
+      const out: string[][] = [['ROUTE', 'SERVICE', ...GOLDEN_HEAD.slice(0, 5), 'RETRIES', 'BACKENDS (weight → actual share)']];
       for (const r of rows) {
         const backends = r.backends.map((b) => `${b.service} ${fmtRate(b.weight).replace('.00', '')} → ${fmtRate(b.share)}`).join(', ');
-        out.push([r.route, r.service, ...goldenCells(r).slice(0, 5), backends || '-']);
+        out.push([r.route, r.service, ...goldenCells(r).slice(0, 5), r.retryRps > 0 ? fmtRps(r.retryRps) : '-', backends || '-']);
       }
       process.stdout.write(table(out));
       if (rows.some((r) => r.backends.length > 0)) process.stderr.write('(actual shares are estimated from the backends\' inbound traffic)\n');

@@ -7,7 +7,7 @@ import { meshObserve } from '../runtime/control.js';
 import type { Edge, ObserveSnapshot, Ref, StatRow } from '../observe/stats.js';
 import { table } from './get.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { fmtBytes, fmtCpu, GOLDEN_HEAD, goldenCells, parseKind, parseRef, parseWindow, sameRef } from './observe-common.js';
+import { fmtBytes, fmtCpu, fmtRps, GOLDEN_HEAD, goldenCells, parseKind, parseRef, parseWindow, sameRef } from './observe-common.js';
 
 interface StatOptions {
   readonly namespace: string;
@@ -47,8 +47,8 @@ export function statRows(snap: ObserveSnapshot, q: { kind: Ref['kind']; name?: s
 const byName = (a: Ref, b: Ref) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
 
 function golden(e: Edge) {
-  const { requests, rps, successRate, p50, p95, p99, tcpConnections, tcpBytesPerSec } = e;
-  return { requests, rps, successRate, p50, p95, p99, tcpConnections, tcpBytesPerSec };
+  const { requests, rps, successRate, p50, p95, p99, tcpConnections, tcpBytesPerSec, retryRps } = e;
+  return { requests, rps, successRate, p50, p95, p99, tcpConnections, tcpBytesPerSec, retryRps };
 }
 
 export function statCommand(): Command {
@@ -98,13 +98,14 @@ export function statCommand(): Command {
       }
       const wide = o.output === 'wide';
       const all = o.allNamespaces === true;
-      const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'MESHED', ...GOLDEN_HEAD, ...(wide ? ['TCP_BYTES/S'] : []), ...(wide && kind !== 'svc' ? ['PROXY_CPU', 'PROXY_MEM'] : []), ...(wide ? ['REQUESTS'] : [])];
+      const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'MESHED', ...GOLDEN_HEAD, ...(wide ? ['TCP_BYTES/S'] : []), ...(wide && kind === 'svc' ? ['RETRIES'] : []), ...(wide && kind !== 'svc' ? ['PROXY_CPU', 'PROXY_MEM'] : []), ...(wide ? ['REQUESTS'] : [])];
       const body = rows.map((r) => [
         ...(all ? [r.namespace] : []),
         r.name,
         `${r.meshed}/${r.pods}`,
         ...goldenCells(r),
         ...(wide ? [String(r.tcpBytesPerSec)] : []),
+        ...(wide && kind === 'svc' ? [fmtRps(r.retryRps)] : []),
         ...(wide && kind !== 'svc' ? [fmtCpu(r.proxyCpu), fmtBytes(r.proxyMemory)] : []),
         ...(wide ? [String(r.requests)] : []),
       ]);

@@ -45,6 +45,8 @@ export interface Golden {
   readonly tcpConnections: number;
   /** Opaque and HTTP bytes per second through the proxies (read + written). */
   readonly tcpBytesPerSec: number;
+  /** Retries per second the callers' proxies made (route retry policies; outbound figures only). */
+  readonly retryRps: number;
 }
 
 export interface StatRow extends Ref, Golden {
@@ -101,6 +103,7 @@ class Acc {
   successRps = 0;
   tcp = 0;
   bytesPerSec = 0;
+  retryRps = 0;
   readonly buckets = new Map<number, number>();
 
   addResponses(increase: number, spanSec: number, success: boolean): void {
@@ -120,6 +123,7 @@ class Acc {
     this.successRps += o.successRps * factor;
     this.tcp += o.tcp * factor;
     this.bytesPerSec += o.bytesPerSec * factor;
+    this.retryRps += o.retryRps * factor;
     for (const [le, n] of o.buckets) this.addBucket(le, n * factor);
   }
 
@@ -137,6 +141,7 @@ class Acc {
       p99: q(0.99),
       tcpConnections: Math.round(this.tcp),
       tcpBytesPerSec: Math.round(this.bytesPerSec),
+      retryRps: round(this.retryRps, 3),
     };
   }
 }
@@ -162,6 +167,7 @@ export const OBSERVED_METRICS: ReadonlySet<string> = new Set([
   'tcp_write_bytes_total',
   'process_cpu_seconds_total',
   'process_resident_memory_bytes',
+  'retry_total',
 ]);
 
 function isSuccess(labels: Readonly<Record<string, string>>): boolean {
@@ -265,6 +271,9 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
           if (w.spanSec <= 0) break;
           if (l.direction === 'inbound') inbound.bytesPerSec += increase / w.spanSec;
           else if (l.direction === 'outbound') for (const a of outAccs().slice(0, 1)) a.bytesPerSec += increase / w.spanSec;
+          break;
+        case 'retry_total':
+          if (l.direction === 'outbound' && w.spanSec > 0) for (const a of outAccs()) a.retryRps += increase / w.spanSec;
           break;
         case ROUTE_RESPONSE:
         case ROUTE_LATENCY: {

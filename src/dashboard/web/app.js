@@ -116,11 +116,17 @@ function workloadTable(rows) {
 function serviceTable(rows) {
   if (rows.length === 0) return el('div', { class: 'empty' }, 'No services.');
   return el('table', { class: 'grid', id: 'service-table' },
-    el('thead', {}, el('tr', {}, ...['Service', 'Endpoints meshed', 'Success', 'RPS', 'P50', 'P99', 'TCP'].map((h, i) => el('th', { class: i > 1 ? 'num' : '' }, h)))),
+    el('thead', {}, el('tr', {}, ...['Service', 'Endpoints meshed', 'Success', 'RPS', 'Retries', 'P50', 'P99', 'TCP'].map((h, i) => el('th', { class: i > 1 ? 'num' : '' }, h)))),
     el('tbody', {}, ...rows.map((s) =>
       el('tr', { 'data-service': `${s.namespace}/${s.name}` },
         el('td', {}, s.name), el('td', {}, `${s.meshed}/${s.pods}`),
-        el('td', { class: 'num' }, ratePill(s.successRate)), num(fmtRps(s.rps), s.rps, 'rps'), num(fmtMs(s.p50), s.p50, 'p50'), num(fmtMs(s.p99), s.p99, 'p99'), num(String(s.tcpConnections), s.tcpConnections, 'tcp')))));
+        el('td', { class: 'num' }, ratePill(s.successRate)), num(fmtRps(s.rps), s.rps, 'rps'), retries(s), num(fmtMs(s.p50), s.p50, 'p50'), num(fmtMs(s.p99), s.p99, 'p99'), num(String(s.tcpConnections), s.tcpConnections, 'tcp')))));
+}
+
+/** Retries the callers' proxies made: what kept a flaky backend from showing through. */
+function retries(g) {
+  if (!(g.retryRps > 0)) return num('–', 0, 'retries');
+  return el('td', { class: 'num', 'data-field': 'retries', 'data-value': g.retryRps, title: 'requests the callers\' proxies retried on another endpoint (route retry policy)' }, `${fmtRps(g.retryRps)}`);
 }
 
 // ---------------------------------------------------------------------------------------------- workload
@@ -177,10 +183,10 @@ function renderWorkload(ref) {
         ]))))))));
   const edgeRows = (edges, side) => edges.length === 0 ? el('div', { class: 'empty' }, 'None in this window.') :
     el('table', { class: 'grid' },
-      el('thead', {}, el('tr', {}, ...[side === 'from' ? 'Caller' : 'Service', 'Success', 'RPS', 'P99'].map((h, i) => el('th', { class: i > 0 ? 'num' : '' }, h)))),
+      el('thead', {}, el('tr', {}, ...[side === 'from' ? 'Caller' : 'Service', 'Success', 'RPS', ...(side === 'to' ? ['Retries'] : []), 'P99'].map((h, i) => el('th', { class: i > 0 ? 'num' : '' }, h)))),
       el('tbody', {}, ...edges.sort((a, b) => b.rps - a.rps).map((e) => el('tr', {},
         el('td', {}, e[side].kind === 'svc' ? `svc/${e[side].name}` : el('a', { href: href(e[side]) }, `${e[side].kind}/${e[side].name}`), e.via && side === 'from' ? el('span', { class: 'meshed' }, ` via ${e.via}${e.estimated ? ' (est.)' : ''}`) : ''),
-        el('td', { class: 'num' }, ratePill(e.successRate)), num(fmtRps(e.rps), e.rps, 'rps'), num(fmtMs(e.p99), e.p99, 'p99')))));
+        el('td', { class: 'num' }, ratePill(e.successRate)), num(fmtRps(e.rps), e.rps, 'rps'), side === 'to' ? retries(e) : '', num(fmtMs(e.p99), e.p99, 'p99')))));
   $('sources').replaceChildren(edgeRows(observe.edges.filter((e) => same(e.to, ref)), 'from'));
   $('dests').replaceChildren(edgeRows(observe.serviceEdges.filter((e) => same(e.from, ref)), 'to'));
   const pods = observe.pods.filter((p) => p.namespace === ref.namespace && status.pods.some((s) => s.name === p.name && s.namespace === p.namespace && (ref.kind === 'pod' ? s.name === ref.name : s.deployment === ref.name)));
@@ -225,7 +231,10 @@ function tapPanel(ref) {
       if (message) status.replaceWith(el('div', { class: cls ?? 'notice', id: 'tap-status' }, message));
     };
     es.addEventListener('open', () => (status.textContent = 'Tapping… (requests appear as they finish)'));
-    es.addEventListener('unavailable', (ev) => end(JSON.parse(ev.data).message));
+    es.addEventListener('unavailable', (ev) => {
+      tableEl.remove();
+      end(JSON.parse(ev.data).message);
+    });
     es.addEventListener('error', (ev) => {
       if (ev.data) status.textContent = JSON.parse(ev.data).message;
       else end(n === 0 ? 'The tap stream ended.' : `The tap stream ended after ${n} requests.`, 'empty');

@@ -90,7 +90,7 @@ export function renderMap(container, workloads, edges, onOpen) {
     const g = svg('g', { class: `edge${e.estimated ? ' estimated' : ''}`, 'data-from': key(e.from), 'data-to': key(e.to) });
     g.append(svg('path', { d, stroke: color, 'stroke-width': tcpOnly ? 2 : widthPx.toFixed(1), 'marker-end': `url(#arrow-${cls})`, opacity: e.rps > 0 || tcpOnly ? 0.9 : 0.35 }));
     const title = svg('title');
-    title.textContent = `${e.from.name} → ${e.to.name}${e.via ? ` (via service ${e.via})` : ''}: ${fmtRps(e.rps)}, success ${fmtRate(e.successRate)}, p50 ${fmtMs(e.p50)}, p99 ${fmtMs(e.p99)}${e.estimated ? '\nThe split between this service\'s workloads is estimated from their inbound traffic.' : ''}`;
+    title.textContent = `${e.from.name} → ${e.to.name}${e.via ? ` (via service ${e.via})` : ''}: ${fmtRps(e.rps)}, success ${fmtRate(e.successRate)}, p50 ${fmtMs(e.p50)}, p99 ${fmtMs(e.p99)}${e.retryRps > 0 ? `; the caller's proxy retried ${fmtRps(e.retryRps)}` : ''}${e.estimated ? '\nThe split between this service\'s workloads is estimated from their inbound traffic.' : ''}`;
     g.append(title);
     root.append(g);
     // The label sits past the middle of the curve, where edges fanning out of one node have parted.
