@@ -145,6 +145,7 @@ function renderWorkload(ref) {
     view.dataset.view = id;
     view.replaceChildren(
       el('div', { class: 'cards', id: 'cards' }),
+      el('div', { id: 'insight-slot' }),
       el('section', { class: 'panel' }, el('h3', {}, 'Routes', el('span', { class: 'hint' }, 'HTTPRoutes and GRPCRoutes on its services; backends: configured weight and the share each really got')), el('div', { id: 'routes' })),
       el('div', { class: 'two' },
         el('section', { class: 'panel' }, el('h3', {}, 'Callers', el('span', { class: 'hint' }, 'measured at the caller')), el('div', { id: 'sources' })),
@@ -158,6 +159,16 @@ function renderWorkload(ref) {
     $('cards').replaceChildren(el('div', { class: 'notice' }, `${ref.kind}/${ref.name} is not in the mesh (any more).`));
     return;
   }
+  // The story a failing replica behind retries tells: it fails, its callers hardly notice.
+  const svcsNow = new Set(servicesOf(status, ref));
+  const callers = observe.serviceEdges.filter((e) => e.to.namespace === ref.namespace && svcsNow.has(e.to.name));
+  const retried = callers.reduce((n, e) => n + (e.retryRps ?? 0), 0);
+  const callersOk = callers.filter((e) => e.rps > 0);
+  const seen = callersOk.length > 0 ? callersOk.reduce((n, e) => n + e.rps * (e.successRate ?? 0), 0) / callersOk.reduce((n, e) => n + e.rps, 0) : null;
+  const insight = w.successRate !== null && w.successRate < 0.95 && seen !== null && seen > w.successRate + 0.02
+    ? el('div', { class: 'notice', id: 'insight', style: 'margin:0 0 18px' },
+      `${ref.name} answers only ${fmtRate(w.successRate)} of its requests successfully, yet its callers see ${fmtRate(seen)}: their proxies retried ${fmtRps(retried)} of failed requests on another replica (the route's retry policy). The mesh is hiding a failure you should still fix.`)
+    : '';
   $('cards').replaceChildren(
     card('Success', fmtRate(w.successRate), `inbound, last ${fmtWindow(observe.windowSec)}`, rateClass(w.successRate)),
     card('Requests', fmtRps(w.rps), `${w.requests} in the window`),
@@ -166,7 +177,8 @@ function renderWorkload(ref) {
     card('Meshed', `${w.meshed}/${w.pods}`, w.meshed === w.pods ? 'every pod has a proxy (mTLS)' : 'some pods run without a proxy'),
     card('Proxies', fmtMem(w.proxyMemory), `CPU ${fmtCpu(w.proxyCpu)}`),
   );
-  const svcs = new Set(servicesOf(status, ref));
+  $('insight-slot').replaceChildren(insight);
+  const svcs = svcsNow;
   const routes = observe.routes.filter((r) => r.namespace === ref.namespace && (svcs.has(r.service) || r.backends.some((b) => svcs.has(b.service))));
   $('routes').replaceChildren(routes.length === 0 ? el('div', { class: 'empty' }, `No traffic to its services (${[...svcs].join(', ') || 'none'}) in this window.`) :
     el('table', { class: 'grid', id: 'route-table' },
@@ -186,7 +198,9 @@ function renderWorkload(ref) {
       el('thead', {}, el('tr', {}, ...[side === 'from' ? 'Caller' : 'Service', 'Success', 'RPS', ...(side === 'to' ? ['Retries'] : []), 'P99'].map((h, i) => el('th', { class: i > 0 ? 'num' : '' }, h)))),
       el('tbody', {}, ...edges.sort((a, b) => b.rps - a.rps).map((e) => el('tr', {},
         el('td', {}, e[side].kind === 'svc' ? `svc/${e[side].name}` : el('a', { href: href(e[side]) }, `${e[side].kind}/${e[side].name}`), e.via && side === 'from' ? el('span', { class: 'meshed' }, ` via ${e.via}${e.estimated ? ' (est.)' : ''}`) : ''),
-        el('td', { class: 'num' }, ratePill(e.successRate)), num(fmtRps(e.rps), e.rps, 'rps'), side === 'to' ? retries(e) : '', num(fmtMs(e.p99), e.p99, 'p99')))));
+        ...(e.rps === 0 && e.tcpConnections > 0
+          ? [el('td', { class: 'num' }, el('span', { class: 'pill none' }, 'TCP')), num(`${e.tcpConnections} conn${e.tcpConnections === 1 ? '' : 's'}`, 0, 'rps'), side === 'to' ? num('–', 0) : '', num('–', null)]
+          : [el('td', { class: 'num' }, ratePill(e.successRate)), num(fmtRps(e.rps), e.rps, 'rps'), side === 'to' ? retries(e) : '', num(fmtMs(e.p99), e.p99, 'p99')])))));
   $('sources').replaceChildren(edgeRows(observe.edges.filter((e) => same(e.to, ref)), 'from'));
   $('dests').replaceChildren(edgeRows(observe.serviceEdges.filter((e) => same(e.from, ref)), 'to'));
   const pods = observe.pods.filter((p) => p.namespace === ref.namespace && status.pods.some((s) => s.name === p.name && s.namespace === p.namespace && (ref.kind === 'pod' ? s.name === ref.name : s.deployment === ref.name)));
