@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { BIN, cli, MESH_TOOLS, meshPreconditions, meshWorkDir, ROOT, show, unavailable as unavailable_ } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { StatResult } from '../src/cli/stat.js';
-import type { RouteRow, StatRow } from '../src/observe/stats.js';
+import type { ObserveSnapshot, RouteRow, StatRow } from '../src/observe/stats.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -194,6 +194,33 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
     } finally {
       await browser.close();
     }
+  });
+
+  await t.test('outrigger dashboard serves the same API on its own, prints its URL and stops on SIGINT', async () => {
+    const d = spawn(process.execPath, [BIN, 'dashboard', '--port', '0', ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => d.once('exit', (code) => r(code)));
+    try {
+      let text = '';
+      const dashUrl = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL within 20 s: ${text}`)), 20_000);
+        d.stdout.on('data', (b: Buffer) => {
+          text += b.toString();
+          const m = /Outrigger dashboard: (http:\/\/127\.0\.0\.1:[0-9]+\/)/.exec(text);
+          if (m !== null) {
+            clearTimeout(timer);
+            resolve(m[1] as string);
+          }
+        });
+      });
+      const res = await fetch(`${dashUrl}api/overview?window=30`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { status: { phase: string }; observe: ObserveSnapshot };
+      assert.equal(body.status.phase, 'Ready');
+      assert.ok((body.observe.workloads.find((w) => w.name === 'frontend')?.rps ?? 0) > 0);
+    } finally {
+      d.kill('SIGINT');
+    }
+    assert.equal(await exited, 0);
   });
 
   await t.test('Ctrl-C (SIGINT) stops the demo and removes everything', async () => {
