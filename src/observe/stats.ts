@@ -242,7 +242,9 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
           let m = toService.get(src);
           if (m === undefined) toService.set(src, (m = new Map()));
           out.push(accFor(m, podKey(svc)));
-          out.push(accFor(routeAcc, `${l.route ?? '[default]'}\0${podKey(svc)}`));
+          // Unrouted requests: no route label, or (the route_* era) route="default" or "".
+          const route = l.route === undefined || l.route === '' || l.route === 'default' ? '[default]' : l.route;
+          out.push(accFor(routeAcc, `${route}\0${podKey(svc)}`));
         } else if (dstPod !== undefined) {
           let m = toWorkload.get(src);
           if (m === undefined) toWorkload.set(src, (m = new Map()));
