@@ -180,6 +180,8 @@ export class Mesh {
   private lastRules = '';
   private saveQueued = false;
   private tokenTimer: NodeJS.Timeout | undefined;
+  /** Pods being set up (network, rules, token) and not yet in `running`. */
+  private readonly settingUp = new Set<Promise<void>>();
   /** Checked once: the proxy's uid must be able to walk down to the token files. */
   private tokensReachable: Promise<void> | undefined;
 
@@ -440,6 +442,32 @@ export class Mesh {
 
   private async createPod(plan: PodPlan, timeoutMs: number): Promise<void> {
     if (this.stopping !== undefined) throw new Error('stopped while starting');
+    // Until the pod is in `running`, stop() cannot see it: it waits for this setup instead, which,
+    // finding the mesh stopping, removes the pod's network itself (a Ctrl-C during `up` or `demo`
+    // left namespaces behind otherwise).
+    const setup = this.setUpPod(plan);
+    this.settingUp.add(setup);
+    try {
+      await setup;
+    } finally {
+      this.settingUp.delete(setup);
+    }
+    const k = key(plan);
+    const r = this.running.get(k) as RunningPod;
+    const { pp } = r;
+    this.say(
+      `pod ${k}: ${r.net.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
+    );
+    await this.save();
+    if (this.stopping !== undefined) throw new Error('stopped while starting');
+    await pp.start();
+    this.say(`pod ${k}: started`);
+    await pp.whenReady(timeoutMs);
+    this.say(`pod ${k}: ready`);
+  }
+
+  /** A pod's network, proxy-init rules and token, then its entry in `running` (not started yet). */
+  private async setUpPod(plan: PodPlan): Promise<void> {
     const net = this.net as PodNetwork;
     const k = key(plan);
     const podNet = await net.addPod({ namespace: plan.namespace, name: plan.name, hostname: plan.hostname }, this.hostEntries(plan.namespace));
@@ -466,15 +494,11 @@ export class Mesh {
       this.queueSync();
       this.queueSave();
     });
+    if (this.stopping !== undefined) {
+      await net.removePod(podNet.netns).catch(() => undefined);
+      throw new Error('stopped while starting');
+    }
     this.running.set(k, r);
-    this.say(
-      `pod ${k}: ${podNet.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
-    );
-    await this.save();
-    await pp.start();
-    this.say(`pod ${k}: started`);
-    await pp.whenReady(timeoutMs);
-    this.say(`pod ${k}: ready`);
   }
 
   /** Writes a pod's ServiceAccount token where only its proxy's uid can read it (0400, owned by that
@@ -606,6 +630,7 @@ export class Mesh {
       if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
       if (this.tokenTimer !== undefined) clearInterval(this.tokenTimer);
       const errors: string[] = [];
+      await Promise.allSettled([...this.settingUp]);
       const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
       await this.closeControl?.().catch((err: unknown) => errors.push(`control plane: ${(err as Error).message}`));
