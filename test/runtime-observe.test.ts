@@ -92,7 +92,7 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
   };
   const byName = (rows: readonly StatRow[]) => Object.fromEntries(rows.map((r) => [r.name, r]));
 
-  await t.test('stat deploy -o json: every serving workload has traffic; the flaky replica fails about 30%', async () => {
+  await t.test('stat deploy -o json: every serving workload has traffic that matches what loadgen sends', async () => {
     const s = await json<StatResult>(['stat', 'deploy', '-o', 'json', '-t', '30s']);
     const d = byName(s.rows);
     console.log(`# stat deploy (${s.spanSec} s): ${s.rows.map((r) => `${r.name} ${r.rps} rps ${r.successRate ?? '-'} p99 ${r.p99 ?? '-'}`).join('; ')}`);
@@ -103,10 +103,6 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
     // Every frontend request calls the catalog once.
     assert.ok(Math.abs((d.catalog?.rps ?? 0) - (d.frontend?.rps ?? 0)) <= 0.25 * (d.frontend?.rps ?? 0) + 0.5, `catalog ${d.catalog?.rps} vs frontend ${d.frontend?.rps}`);
     assert.ok((d.frontend?.successRate ?? 0) >= 0.95, `frontend success ${d.frontend?.successRate}`);
-    // cart-flaky, the faster replica, gets most of the cart's traffic and fails 30% of it.
-    const flaky = d['cart-flaky']?.successRate ?? 1;
-    assert.ok((d['cart-flaky']?.requests ?? 0) >= 20, `cart-flaky had ${d['cart-flaky']?.requests} requests`);
-    assert.ok(flaky > 0.45 && flaky < 0.9, `cart-flaky success ${flaky} (fails 30%)`);
     assert.equal(d.frontend?.meshed, 1);
     assert.ok((d.frontend?.p99 ?? 0) > 0);
     assert.ok((d.frontend?.proxyMemory ?? 0) > 10e6, 'the proxy memory is read');
@@ -194,6 +190,17 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
     } finally {
       await browser.close();
     }
+  });
+
+  await t.test('stat deploy -t 1m: the flaky replica fails about 30% of its requests', async () => {
+    // Checked last, over the longest window the test has: the balancer decides how much of the cart's
+    // traffic cart-flaky gets, and its success rate needs enough requests to be near 70%.
+    const s = await json<StatResult>(['stat', 'deploy', 'cart-flaky', '-o', 'json', '-t', '1m']);
+    const flaky = s.rows[0];
+    console.log(`# cart-flaky over ${s.spanSec} s: ${flaky?.requests} requests, success ${flaky?.successRate}`);
+    assert.ok((flaky?.requests ?? 0) >= 20, `cart-flaky had ${flaky?.requests} requests`);
+    const rate = flaky?.successRate ?? 1;
+    assert.ok(rate > 0.45 && rate < 0.9, `cart-flaky success ${rate} (fails 30%)`);
   });
 
   await t.test('outrigger dashboard serves the same API on its own, prints its URL and stops on SIGINT', async () => {
