@@ -57,7 +57,7 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGINT');
-      await Promise.race([demoExit, new Promise((r) => setTimeout(r, 60_000))]);
+      await Promise.race([demoExit, new Promise((r) => setTimeout(r, 60_000).unref())]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     await cli(['down', ...common], 60_000).catch(() => undefined);
@@ -76,7 +76,10 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
       }
     };
     child.stdout?.on('data', check);
-    void demoExit.then((code) => reject(new Error(`the demo exited (${code}) before it was running:\n${out}`)));
+    void demoExit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the demo exited (${code}) before it was running:\n${out}`));
+    });
   });
   console.log(`# demo running after ${((Date.now() - started) / 1000).toFixed(1)} s at ${url}`);
   assert.match(out, /pod frontend-\S+ ready, with its proxy \(\d\/8\)/);
@@ -232,7 +235,8 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
 
   await t.test('Ctrl-C (SIGINT) stops the demo and removes everything', async () => {
     child.kill('SIGINT');
-    const code = await Promise.race([demoExit, new Promise((r) => setTimeout(() => r('timeout'), 90_000))]);
+    // (unref: a timer left running would keep the test file alive after its tests end)
+    const code = await Promise.race([demoExit, new Promise((r) => setTimeout(() => r('timeout'), 90_000).unref())]);
     assert.equal(code, 0, out);
     assert.match(out, /removed: every pod, network namespace, link, iptables rule and process of the demo/);
     const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
