@@ -20,4 +20,18 @@ export default tseslint.config(
     files: ['**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
+  {
+    // The demo's pod programs: plain Node.
+    files: ['examples/**/*.js'],
+    languageOptions: { globals: { Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearTimeout: 'readonly', clearInterval: 'readonly' } },
+  },
+  {
+    // The dashboard's browser code (served as is, no bundler).
+    files: ['src/dashboard/web/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'localStorage', 'fetch', 'URL', 'URLSearchParams', 'EventSource', 'Node', 'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { applyCommand } from './apply.js';
 import { controlCommand } from './control.js';
+import { dashboardCommand } from './dashboard.js';
+import { demoCommand } from './demo.js';
 import { downCommand } from './down.js';
 import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
@@ -11,11 +13,15 @@ import { logsCommand } from './logs.js';
 import { prometheusConfigCommand } from './prometheus-config.js';
 import { proxyCommand } from './proxy.js';
 import { tapCommand } from './tap.js';
+import { routesCommand } from './routes.js';
+import { statCommand } from './stat.js';
+import { topCommand } from './top.js';
 import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
   .description('Outrigger: a service mesh whose proxy runs beside every pod')
   .showHelpAfterError()
+  .addCommand(demoCommand())
   .addCommand(upCommand())
   .addCommand(applyCommand())
   .addCommand(getCommand())
@@ -25,6 +31,10 @@ const program = new Command('outrigger')
   .addCommand(authzCommand())
   .addCommand(tapCommand())
   .addCommand(prometheusConfigCommand())
+  .addCommand(statCommand())
+  .addCommand(topCommand())
+  .addCommand(routesCommand())
+  .addCommand(dashboardCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
   .addCommand(controlCommand(), { hidden: true });

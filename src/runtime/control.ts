@@ -7,6 +7,10 @@ import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ManifestError } from './manifests/index.js';
 import type { DefaultInboundPolicy } from '../control/store/store.js';
+import { MetricsHistory } from '../observe/history.js';
+import { MetricsScraper } from '../observe/scrape.js';
+import { aggregate, type ObserveSnapshot } from '../observe/stats.js';
+import { DEFAULT_PROXY_ADMIN_PORT } from './supervisor/pod.js';
 import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
 import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
 import { Mesh, type ApplyResult, type ControlPlaneHost, type ManifestFile, type MeshStatus } from './mesh.js';
@@ -31,6 +35,12 @@ export interface ControlOptions {
 /** The most a request body (manifests sent by `apply`) may be. */
 const MAX_BODY = 8 << 20;
 
+/** How often the control process scrapes every proxy's metrics, and how far back it keeps them. */
+export const SCRAPE_INTERVAL_MS = 3000;
+const METRICS_RETENTION_MS = 15 * 60_000;
+/** The longest window GET /observe computes (the retention). */
+export const MAX_WINDOW_SEC = METRICS_RETENTION_MS / 1000;
+
 /** How long a failed mesh keeps answering (so that `up` can read why) before it exits on its own. */
 const FAILED_LINGER_MS = 30_000;
 
@@ -51,12 +61,25 @@ export async function runControl(o: ControlOptions): Promise<number> {
     onProgress: log,
   });
 
+  // The mesh's golden metrics: every proxy scraped into a bounded history (see src/observe).
+  const history = new MetricsHistory(METRICS_RETENTION_MS);
+  const scraper = new MetricsScraper({
+    history,
+    intervalMs: SCRAPE_INTERVAL_MS,
+    targets: () =>
+      mesh
+        .status()
+        .pods.filter((p) => p.meshed && p.ip !== '' && p.phase === 'Running')
+        .map((p) => ({ key: `${p.namespace}/${p.name}`, url: `http://${p.ip}:${DEFAULT_PROXY_ADMIN_PORT}/metrics` })),
+  });
+
   let exit!: (code: number) => void;
   const exited = new Promise<number>((r) => (exit = r));
   let shuttingDown = false;
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
+    await scraper.stop();
     let rc = code;
     try {
       await mesh.stop();
@@ -77,6 +100,12 @@ export async function runControl(o: ControlOptions): Promise<number> {
       res.end(JSON.stringify(body));
     };
     if (req.method === 'GET' && req.url === '/status') return send(200, mesh.status());
+    if (req.method === 'GET' && (req.url === '/observe' || req.url?.startsWith('/observe?') === true)) {
+      const window = Number(new URL(req.url, 'http://control').searchParams.get('window') ?? '60');
+      if (!Number.isFinite(window) || window <= 0 || window > MAX_WINDOW_SEC) return send(400, { error: `window must be from 1 to ${MAX_WINDOW_SEC} seconds` });
+      const snap: ObserveSnapshot = aggregate(mesh.status(), history, { now: Date.now(), windowSec: window, scrapeIntervalSec: SCRAPE_INTERVAL_MS / 1000, scrapeErrors: scraper.errors() });
+      return send(200, snap);
+    }
     if (req.method === 'POST' && req.url === '/apply') {
       void readBody(req).then(
         async (body) => {
@@ -136,6 +165,7 @@ export async function runControl(o: ControlOptions): Promise<number> {
       log(`manifests: ${(err as Error).message}`);
       return void shutdown(1);
     }
+    scraper.start();
     try {
       await mesh.start(files);
     } catch (err) {
@@ -231,6 +261,11 @@ export class ControlError extends Error {
     super(message);
     this.name = 'ControlError';
   }
+}
+
+/** The mesh's golden metrics over the last `windowSec` seconds. */
+export function meshObserve(stateDir: string, windowSec: number): Promise<ObserveSnapshot> {
+  return controlRequest<ObserveSnapshot>(stateDir, 'GET', `/observe?window=${windowSec}`);
 }
 
 export function meshStatus(stateDir: string): Promise<MeshStatus> {

@@ -129,6 +129,17 @@ export interface MeshStatus {
   readonly pods: readonly PodView[];
   readonly services: readonly ServiceView[];
   readonly deployments: readonly DeploymentView[];
+  /** HTTPRoutes and GRPCRoutes: what `routes` and the dashboard show beside each route's figures. */
+  readonly routes?: readonly RouteView[];
+}
+
+/** A route, its parent Services and the weighted backends of its widest rule (a canary's split). */
+export interface RouteView {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly parents: readonly string[];
+  readonly backends: readonly { readonly service: string; readonly weight: number }[];
 }
 
 /** A manifest file as `up` or `apply` sends it: `path` (absolute) identifies it across applies, `name`
@@ -203,6 +214,8 @@ export class Mesh {
   private tokenTimer: NodeJS.Timeout | undefined;
   /** The service CIDR a resumed mesh was started with (kept in its resume record). */
   private resumedServiceCidr: string | undefined;
+  /** Pods being set up (network, rules, token) and not yet in `running`. */
+  private readonly settingUp = new Set<Promise<void>>();
   /** Checked once: the proxy's uid must be able to walk down to the token files. */
   private tokensReachable: Promise<void> | undefined;
   /** The proxies' copy of the mesh's tap token (readable by the proxy uid only). */
@@ -305,6 +318,7 @@ export class Mesh {
             return;
           }
           const r = this.runningPod(plan, p.uid, podNet);
+          this.running.set(p.key, r);
           if (plan.mesh.inject) {
             await this.net?.applyProxyInit(podNet.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: plan.mesh.skipInboundPorts, skipOutboundPorts: plan.mesh.skipOutboundPorts });
           }
@@ -563,6 +577,32 @@ export class Mesh {
 
   private async createPod(plan: PodPlan, timeoutMs: number): Promise<void> {
     if (this.stopping !== undefined) throw new Error('stopped while starting');
+    // Until the pod is in `running`, stop() cannot see it: it waits for this setup instead, which,
+    // finding the mesh stopping, removes the pod's network itself (a Ctrl-C during `up` or `demo`
+    // left namespaces behind otherwise).
+    const setup = this.setUpPod(plan);
+    this.settingUp.add(setup);
+    try {
+      await setup;
+    } finally {
+      this.settingUp.delete(setup);
+    }
+    const k = key(plan);
+    const r = this.running.get(k) as RunningPod;
+    const { pp } = r;
+    this.say(
+      `pod ${k}: ${r.net.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
+    );
+    await this.save();
+    if (this.stopping !== undefined) throw new Error('stopped while starting');
+    await pp.start();
+    this.say(`pod ${k}: started`);
+    await pp.whenReady(timeoutMs);
+    this.say(`pod ${k}: ready`);
+  }
+
+  /** A pod's network, proxy-init rules and token, then its entry in `running` (not started yet). */
+  private async setUpPod(plan: PodPlan): Promise<void> {
     const net = this.net as PodNetwork;
     const k = key(plan);
     const podNet = await net.addPod({ namespace: plan.namespace, name: plan.name, hostname: plan.hostname }, this.hostEntries(plan.namespace));
@@ -573,18 +613,15 @@ export class Mesh {
     if (plan.mesh.inject && this.o.controlPlane?.identity !== undefined && this.controlAddr !== undefined) {
       await this.writeToken({ namespace: plan.namespace, serviceAccount: plan.spec.serviceAccountName, pod: { name: plan.name, uid } });
     }
-    const { pp } = this.runningPod(plan, uid, podNet);
-    this.say(
-      `pod ${k}: ${podNet.ip}${plan.mesh.inject ? ', meshed' : ', not meshed'}${plan.mesh.inject && plan.mesh.skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(plan.mesh.skipOutboundPorts)})` : ''}`,
-    );
-    await this.save();
-    await pp.start();
-    this.say(`pod ${k}: started`);
-    await pp.whenReady(timeoutMs);
-    this.say(`pod ${k}: ready`);
+    const r = this.runningPod(plan, uid, podNet);
+    if (this.stopping !== undefined) {
+      await net.removePod(podNet.netns).catch(() => undefined);
+      throw new Error('stopped while starting');
+    }
+    this.running.set(k, r);
   }
 
-  /** The processes of a pod (not started) with its proxy's settings, entered in `running`. */
+  /** The processes of a pod (not started) with its proxy's settings; the caller enters it in `running`. */
   private runningPod(plan: PodPlan, uid: string, podNet: PodNet): RunningPod {
     const extraArgs =
       this.controlAddr !== undefined
@@ -624,7 +661,6 @@ export class Mesh {
       this.queueSync();
       this.queueSave();
     });
-    this.running.set(key(plan), r);
     return r;
   }
 
@@ -787,6 +823,7 @@ export class Mesh {
       if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
       if (this.tokenTimer !== undefined) clearInterval(this.tokenTimer);
       const errors: string[] = [];
+      await Promise.allSettled([...this.settingUp]);
       const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
       await this.closeControl?.().catch((err: unknown) => errors.push(`control plane: ${(err as Error).message}`));
@@ -864,7 +901,17 @@ export class Mesh {
       const mine = pods.filter((p) => p.namespace === d.metadata.namespace && p.deployment === d.metadata.name);
       return { namespace: d.metadata.namespace, name: d.metadata.name, replicas: d.spec.replicas, ready: mine.filter((p) => p.ready && p.terminating !== true).length, pods: mine.map((p) => p.name) };
     });
-    return { phase: this.phase, ...(this.message !== undefined ? { message: this.message } : {}), progress: [...this.progress], pods, services, deployments };
+    const routes: RouteView[] = routeEntries(this.set).map((r) => {
+      const widest = r.rules.reduce<(typeof r.rules)[number] | undefined>((w, x) => (w === undefined || x.backends.length >= w.backends.length ? x : w), undefined);
+      return {
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+        parents: r.parents.map((p) => p.name),
+        backends: (widest?.backends ?? []).map((b) => ({ service: b.name, weight: b.weight })),
+      };
+    });
+    return { phase: this.phase, ...(this.message !== undefined ? { message: this.message } : {}), progress: [...this.progress], pods, services, deployments, routes };
   }
 }
 
