@@ -1,13 +1,19 @@
 // The `outrigger` command: one subcommand per file in this folder, dispatched here.
 import { Command } from 'commander';
 import { applyCommand } from './apply.js';
+import { checkCommand } from './check.js';
+import { controlPlaneCommand } from './control-plane.js';
 import { controlCommand } from './control.js';
 import { downCommand } from './down.js';
 import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
 import { identityCommand } from './identity.js';
+import { injectCommand } from './inject.js';
+import { installCommand } from './install.js';
 import { logsCommand } from './logs.js';
 import { proxyCommand } from './proxy.js';
+import { proxyInitCommand } from './proxy-init.js';
+import { uninstallCommand } from './uninstall.js';
 import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
@@ -21,6 +27,12 @@ const program = new Command('outrigger')
   .addCommand(identityCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
+  .addCommand(installCommand())
+  .addCommand(uninstallCommand())
+  .addCommand(injectCommand())
+  .addCommand(checkCommand())
+  .addCommand(proxyInitCommand())
+  .addCommand(controlPlaneCommand())
   .addCommand(controlCommand(), { hidden: true });
 
 await program.parseAsync(process.argv);
