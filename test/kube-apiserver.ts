@@ -6,6 +6,7 @@
 // client must list again. Also: TokenReview, /version, and injected failures.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as k8s from '@kubernetes/client-node';
 
 export type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; [k: string]: unknown }; [k: string]: unknown };
 
@@ -49,6 +50,10 @@ export class FakeApiServer {
   partitioned = false;
   tokenReview: (body: { spec?: { token?: string; audiences?: string[] } }) => unknown = () => ({ status: { authenticated: false, error: 'no reviewer' } });
   version = { major: '1', minor: '31', gitVersion: 'v1.31.2' };
+  /** SelfSubjectAccessReview: whether the caller may do this. */
+  allow: (attributes: { verb?: string; group?: string; resource?: string; namespace?: string }) => boolean = () => true;
+  /** The API server's service proxy (/api/v1/namespaces/NS/services/NAME/proxy/PATH). */
+  serviceProxy: (namespace: string, service: string, path: string) => { status: number; body: string } = () => ({ status: 503, body: 'no endpoints available for service' });
 
   constructor(readonly opts: { bookmarkMs?: number } = {}) {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -167,6 +172,19 @@ export class FakeApiServer {
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { token?: string; audiences?: string[] } };
       return json(201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', metadata: {}, spec: body.spec, ...(this.tokenReview(body) as object) });
     }
+    if (req.method === 'POST' && path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { resourceAttributes?: Record<string, string> } };
+      return json(201, { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', metadata: {}, spec: body.spec, status: { allowed: this.allow(body.spec?.resourceAttributes ?? {}) } });
+    }
+    const proxy = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy\/(.*)$/.exec(path);
+    if (proxy !== null) {
+      const r = this.serviceProxy(proxy[1] as string, decodeURIComponent(proxy[2] as string), proxy[3] as string);
+      res.writeHead(r.status, { 'content-type': 'text/plain' });
+      res.end(r.body);
+      return;
+    }
     const fail = this.failures.findIndex((f) => f.path === path && f.watch === watch);
     if (fail !== -1) {
       const f = this.failures.splice(fail, 1)[0] as { status: number };
@@ -174,6 +192,11 @@ export class FakeApiServer {
     }
     if (this.absent.has(path)) return json(404, status(404, 'the server could not find the requested resource'));
     if (req.method !== 'GET') return json(405, status(405, 'method not allowed'));
+    const single = objectKey(path);
+    if (!watch && single !== undefined) {
+      const o = this.objects.get(single);
+      return o !== undefined ? json(200, o) : json(404, status(404, `${path.split('/').slice(-2).join(' "')}" not found`));
+    }
     if (!watch) {
       const items = [...this.objects.values()].filter((o) => collectionPath(o) === path);
       return json(200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.rv) }, items });
@@ -193,10 +216,34 @@ export class FakeApiServer {
   }
 }
 
+/** The stored key of a path that names one object (`.../namespaces/NS/PLURAL/NAME` or a cluster-scoped
+ *  `.../PLURAL/NAME`), or undefined for a collection. */
+function objectKey(path: string): string | undefined {
+  const parts = path.split('/').filter((p) => p !== '');
+  const base = parts[0] === 'api' ? 2 : 3; // api/v1 | apis/group/version
+  const rest = parts.slice(base);
+  const prefix = '/' + parts.slice(0, base).join('/');
+  if (rest.length === 4 && rest[0] === 'namespaces') return `${prefix}/${rest[2]}|${rest[1]}/${rest[3]}`;
+  if (rest.length === 2) return `${prefix}/${rest[0]}|/${rest[1]}`;
+  return undefined;
+}
+
 function status(code: number, message: string): unknown {
   return { apiVersion: 'v1', kind: 'Status', metadata: {}, status: 'Failure', message, code };
 }
 
 function gone(from: number): unknown {
   return { apiVersion: 'v1', kind: 'Status', metadata: {}, status: 'Failure', message: `too old resource version: ${from}`, reason: 'Expired', code: 410 };
+}
+
+/** A kubeconfig that points at a stand-in. */
+export function kubeConfigFor(server: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server, skipTLSVerify: true }],
+    users: [{ name: 'test', token: 'test-token' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'test' }],
+    currentContext: 'fake',
+  });
+  return kc;
 }

@@ -5,26 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import * as k8s from '@kubernetes/client-node';
 import { formatPortList } from '../src/core/ports.js';
 import { storeContract } from '../src/control/store/contract.js';
 import { KubernetesStore, RESOURCES } from '../src/control/store/kubernetes/kubernetes.js';
 import { KubernetesTokenReviewer } from '../src/control/identity/token-review.js';
 import type { PodEntry, ServiceEntry, StoreSnapshot } from '../src/control/store/store.js';
-import { FakeApiServer, type Obj } from './kube-apiserver.js';
+import { FakeApiServer, kubeConfigFor, type Obj } from './kube-apiserver.js';
 
 const FIXTURES = new URL('../../test/fixtures/kube/', import.meta.url);
-
-export function kubeConfigFor(server: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server, skipTLSVerify: true }],
-    users: [{ name: 'test', token: 'test-token' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'test' }],
-    currentContext: 'fake',
-  });
-  return kc;
-}
 
 /** The API objects a cluster would hold for the store content (what the contract suite sets). */
 function objectsFor(content: { services: readonly ServiceEntry[]; pods: readonly PodEntry[] }): Obj[] {
