@@ -14,6 +14,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends make g++ python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# node-gyp builds against this Node's own headers instead of downloading them.
+ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
 # Scripts off: `install` (node-gyp) and `prepare` (tsc) need files copied below.
 RUN npm ci --ignore-scripts
