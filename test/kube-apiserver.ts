@@ -51,7 +51,7 @@ export class FakeApiServer {
   tokenReview: (body: { spec?: { token?: string; audiences?: string[] } }) => unknown = () => ({ status: { authenticated: false, error: 'no reviewer' } });
   version = { major: '1', minor: '31', gitVersion: 'v1.31.2' };
   /** SelfSubjectAccessReview: whether the caller may do this. */
-  allow: (attributes: { verb?: string; group?: string; resource?: string; namespace?: string }) => boolean = () => true;
+  allow: (attributes: { verb?: string; group?: string; resource?: string; namespace?: string; user?: string }) => boolean = () => true;
   /** The API server's service proxy (/api/v1/namespaces/NS/services/NAME/proxy/PATH). */
   serviceProxy: (namespace: string, service: string, path: string) => { status: number; body: string } = () => ({ status: 503, body: 'no endpoints available for service' });
 
@@ -172,11 +172,13 @@ export class FakeApiServer {
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { token?: string; audiences?: string[] } };
       return json(201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', metadata: {}, spec: body.spec, ...(this.tokenReview(body) as object) });
     }
-    if (req.method === 'POST' && path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
+    const sar = /^\/apis\/authorization\.k8s\.io\/v1\/(self)?subjectaccessreviews$/.exec(path);
+    if (req.method === 'POST' && sar !== null) {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { resourceAttributes?: Record<string, string> } };
-      return json(201, { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', metadata: {}, spec: body.spec, status: { allowed: this.allow(body.spec?.resourceAttributes ?? {}) } });
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { user?: string; resourceAttributes?: Record<string, string> } };
+      const kind = sar[1] !== undefined ? 'SelfSubjectAccessReview' : 'SubjectAccessReview';
+      return json(201, { apiVersion: 'authorization.k8s.io/v1', kind, metadata: {}, spec: body.spec, status: { allowed: this.allow({ ...(body.spec?.resourceAttributes ?? {}), ...(body.spec?.user !== undefined ? { user: body.spec.user } : {}) }) } });
     }
     const proxy = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy\/(.*)$/.exec(path);
     if (proxy !== null) {

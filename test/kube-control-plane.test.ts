@@ -154,7 +154,7 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
     const printed: string[] = [];
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false, (r) => printed.push(formatResult(r)));
     assert.equal(printed.length, results.length);
-    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^CRDs installed/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
+    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
       assert.ok(line(results, re).ok, re.source);
     }
     const notReady = line(results, /^proxies ready/);
@@ -170,11 +170,13 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
 void test('check: what fails is said: control plane not ready, webhook unreachable, certificates near expiry', async () => {
   const api = new FakeApiServer();
   await installed(api, { readyReplicas: 0 });
+  api.allow = (a) => !(a.user === 'system:serviceaccount:outrigger:outrigger-control-plane' && a.resource === 'tokenreviews');
   const url = await api.listen();
   try {
     // 360 days on: the webhook's and the issuer's certificates (a year) expire within 30 days.
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger', now: new Date(Date.now() + 360 * 86_400_000) }, false);
     assert.match(line(results, /^control plane ready/).detail ?? '', /0\/2 replicas ready/);
+    assert.match(line(results, /^RBAC: the control plane/).detail ?? '', /outrigger-control-plane may not create tokenreviews\.authentication\.k8s\.io$/);
     assert.equal(line(results, /^webhook reachable/).ok, false);
     assert.match(line(results, /^issuer certificate/).detail ?? '', /expires .* in \d days/);
     assert.match(line(results, /^injector certificate/).detail ?? '', /expires/);

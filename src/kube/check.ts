@@ -14,6 +14,7 @@ import {
   INJECTOR_TLS_SECRET,
   KUBE_ANNOTATION,
   PROXY_CONTAINER,
+  SERVICE_ACCOUNT,
   VERSION,
   WEBHOOK_CONFIGURATION,
 } from './names.js';
@@ -96,6 +97,33 @@ const rbac: Check = async (c) => {
   return denied.length === 0
     ? ok('RBAC: can create what install creates')
     : bad('RBAC: can create what install creates', `not allowed to create ${denied.join(', ')}`, 'install as a cluster administrator');
+};
+
+/** What the control plane's ServiceAccount must be allowed (install's ClusterRole), checked as that
+ *  account with SubjectAccessReviews: a ClusterRole edited by hand, or a binding lost, shows here. */
+export const CONTROL_PLANE_PERMISSIONS: readonly { verb: string; group: string; resource: string }[] = [
+  ...['pods', 'services', 'namespaces', 'serviceaccounts'].flatMap((resource) => ['list', 'watch'].map((verb) => ({ verb, group: '', resource }))),
+  ...['list', 'watch'].map((verb) => ({ verb, group: 'discovery.k8s.io', resource: 'endpointslices' })),
+  { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
+];
+
+const controlPlaneRbac: Check = async (c) => {
+  const api = c.kubeConfig.makeApiClient(k8s.AuthorizationV1Api);
+  const user = `system:serviceaccount:${c.namespace}:${SERVICE_ACCOUNT}`;
+  const denied: string[] = [];
+  try {
+    for (const p of CONTROL_PLANE_PERMISSIONS) {
+      const r = await api.createSubjectAccessReview({
+        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${c.namespace}`], resourceAttributes: { verb: p.verb, group: p.group, resource: p.resource } } },
+      });
+      if (r.status?.allowed !== true) denied.push(`${p.verb} ${p.resource}${p.group !== '' ? `.${p.group}` : ''}`);
+    }
+  } catch (err) {
+    return bad('RBAC: the control plane may watch what it needs', why(err), 'your user must be allowed to create SubjectAccessReviews');
+  }
+  return denied.length === 0
+    ? ok('RBAC: the control plane may watch what it needs')
+    : bad('RBAC: the control plane may watch what it needs', `${user} may not ${denied.join(', ')}`, '`outrigger install --control-plane | kubectl apply -f -` restores the ClusterRole and its binding');
 };
 
 const crds: Check = async (c) => {
@@ -207,7 +235,7 @@ const namespaceFree: Check = async (c) => {
 };
 
 export const PRE_CHECKS: readonly Check[] = [apiReachable, rbac, namespaceFree];
-export const POST_CHECKS: readonly Check[] = [apiReachable, crds, controlPlaneReady, webhook, certificates, proxies];
+export const POST_CHECKS: readonly Check[] = [apiReachable, controlPlaneRbac, crds, controlPlaneReady, webhook, certificates, proxies];
 
 /** Runs the checks in order; stops after a failed API check (nothing else can work). */
 export async function runChecks(c: CheckContext, pre: boolean, onResult: (r: CheckResult) => void = () => {}): Promise<CheckResult[]> {
