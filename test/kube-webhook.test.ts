@@ -267,3 +267,12 @@ void test('outrigger inject: every workload of a YAML stream, offline; other doc
   assert.equal(parseAllDocuments(renderObjects(objects, 'yaml')).length, 5);
   assert.throws(() => injectManifests('a: [b', CFG), /document 1/);
 });
+
+void test('examples/kubernetes/hello.yaml: valid as written and once injected', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile(new URL('../../examples/kubernetes/hello.yaml', import.meta.url), 'utf8');
+  for (const d of parseAllDocuments(text)) validateK8s(d.toJS());
+  const { objects, report } = injectManifests(text, CFG);
+  assert.deepEqual(report, ['deployment/web injected', 'deployment/client injected']);
+  for (const o of objects) validateK8s(o);
+});
