@@ -142,6 +142,8 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
     restartPolicy: 'Always',
     args: ['proxy'],
     env: [
+      // The pod's own name too: the policy service (not merged yet) answers per pod.
+      { name: 'OUTRIGGER_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'OUTRIGGER_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'OUTRIGGER_POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
       env('destinationAddr', cfg.controlAddr),
