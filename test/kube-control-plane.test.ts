@@ -104,6 +104,14 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
   const proxy = ops.find((o) => o.path === '/spec/initContainers')?.value[1];
   assert.equal(proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_DESTINATION_ADDR').value, 'outrigger-control-plane.mesh.svc:8086');
 
+  // A namespace the watch has not delivered yet (the stand-in holds its events back): read directly.
+  api.partitioned = true;
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fresh', annotations: { 'outrigger.io/inject': 'enabled' } } });
+  const fresh = await httpsPost(cp.webhook.port, tls.caPem, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u3', operation: 'CREATE', namespace: 'fresh', object: { ...pod, metadata: { generateName: 'x-', namespace: 'fresh' } } } });
+  assert.equal(cp.store.namespaceAnnotations('fresh'), undefined);
+  assert.equal(fresh.body.response.patchType, 'JSONPatch');
+  api.partitioned = false;
+
   // Identity: TokenReview says who, the pod cache says the pod is there, the CA from the files signs.
   const id = 'spiffe://cluster.local/ns/shop/sa/web';
   const res = await client.certify({ token: 'good', csr_pem: await csrFor(id) });

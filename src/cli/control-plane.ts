@@ -88,7 +88,16 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
   });
   const webhook = await startWebhook({
     inject: { image: o.image, controlAddr: controlAddr(o.namespace), trustDomain: ca.trustDomain, tokenAudience: o.tokenAudience },
-    namespaceAnnotations: (ns) => store.namespaceAnnotations(ns),
+    // A namespace created a moment ago may not be in the cache yet: ask the API server then.
+    namespaceAnnotations: async (ns) => {
+      const cached = store.namespaceAnnotations(ns);
+      if (cached !== undefined) return cached;
+      try {
+        return (await o.kubeConfig.makeApiClient(k8s.CoreV1Api).readNamespace({ name: ns })).metadata?.annotations ?? {};
+      } catch {
+        return undefined;
+      }
+    },
     cert: tls.cert,
     key: tls.key,
     host: o.host,

@@ -114,7 +114,8 @@ export async function startWebhook(o: WebhookOptions): Promise<Webhook> {
         if (r.injected) counts.injected++;
         else counts.skipped++;
         const req0 = (body as { request: Json }).request;
-        log.info({ uid: r.response.uid, namespace: req0.namespace, name: (req0.object as Json | undefined)?.metadata, injected: r.injected, reason: r.reason }, 'admission review');
+        const meta = (req0.object as Json | undefined)?.metadata as Json | undefined;
+        log.info({ uid: r.response.uid, namespace: req0.namespace, name: meta?.name ?? meta?.generateName, injected: r.injected, reason: r.reason }, 'admission review');
         send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: r.response });
       } catch (err) {
         counts.errors++;

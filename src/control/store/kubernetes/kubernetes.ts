@@ -120,7 +120,6 @@ export class KubernetesStore implements Store {
       informer.on('add', () => this.changed(w));
       informer.on('update', () => this.changed(w));
       informer.on('delete', () => this.changed(w));
-      informer.on('connect', () => undefined);
       informer.on('error', (err: unknown) => this.failed(w, err));
       this.watched.push(w);
     }
