@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { IdentityClient } from '../src/api/identity.js';
-import { startKubeControlPlane } from '../src/cli/control-plane.js';
+import { startKubeControlPlane } from '../src/cli/control-plane-start.js';
 import { MeshCa } from '../src/control/identity/ca.js';
 import { x509 } from '../src/control/identity/x509.js';
 import { makeServingTls } from '../src/kube/certs.js';

@@ -78,7 +78,17 @@ storeContract('KubernetesStore (API server stand-in)', async () => {
   await store.ready;
   return {
     store,
-    set: (content) => api.replaceAll(objectsFor(content)),
+    // Written to the API server, then delivered: every informer has reached the server's current
+    // resourceVersion (events, or the bookmarks that follow them on the same stream) and the snapshot
+    // is computed. The contract then checks what that snapshot holds.
+    set: async (content) => {
+      api.replaceAll(objectsFor(content));
+      const target = api.resourceVersion;
+      await until('the store to catch up with the API server', () => {
+        const p = store.progress();
+        return !p.pending && Object.values(p.resourceVersions).every((rv) => Number(rv) >= target) ? true : undefined;
+      });
+    },
     close: async () => {
       await store.close();
       await api.close();

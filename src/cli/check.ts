@@ -1,7 +1,6 @@
-// `outrigger check [--pre]`: is this cluster ready for Outrigger, and is Outrigger healthy on it.
-import * as k8s from '@kubernetes/client-node';
+// `outrigger check [--pre]`: is this cluster ready for Outrigger, and is Outrigger healthy on it. The
+// Kubernetes client is loaded when the command runs (see control-plane.ts for why).
 import { Command, Option } from 'commander';
-import { formatResult, runChecks } from '../kube/check.js';
 import { DEFAULT_NAMESPACE } from '../kube/names.js';
 
 export function checkCommand(): Command {
@@ -12,6 +11,8 @@ export function checkCommand(): Command {
     .addOption(new Option('--kubeconfig <file>', 'default: $KUBECONFIG or ~/.kube/config'))
     .addOption(new Option('--context <name>', 'a kubeconfig context other than the current one'))
     .action(async (f: { pre?: boolean; namespace: string; kubeconfig?: string; context?: string }) => {
+      const k8s = await import('@kubernetes/client-node');
+      const { formatResult, runChecks } = await import('../kube/check.js');
       const kubeConfig = new k8s.KubeConfig();
       try {
         if (f.kubeconfig !== undefined) kubeConfig.loadFromFile(f.kubeconfig);

@@ -2,8 +2,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { DEFAULT_IMAGE, DEFAULT_NAMESPACE, controlAddr } from '../kube/names.js';
-import { injectManifests } from '../kube/offline.js';
-import { renderObjects } from '../kube/render.js';
 
 async function readInput(file: string): Promise<string> {
   if (file !== '-') return readFile(file, 'utf8');
@@ -21,6 +19,8 @@ export function injectCommand(): Command {
     .addOption(new Option('--image <image>', 'the image the proxy and proxy-init run').default(DEFAULT_IMAGE))
     .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
     .action(async (file: string, f: { namespace: string; trustDomain: string; image: string; output: 'yaml' | 'json' }) => {
+      const { injectManifests } = await import('../kube/offline.js');
+      const { renderObjects } = await import('../kube/render.js');
       try {
         const { objects, report } = injectManifests(await readInput(file), { image: f.image, controlAddr: controlAddr(f.namespace), trustDomain: f.trustDomain });
         process.stdout.write(renderObjects(objects, f.output));

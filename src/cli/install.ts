@@ -1,10 +1,9 @@
-// `outrigger install`: prints every manifest a cluster needs, for `| kubectl apply -f -`.
+// `outrigger install`: prints every manifest a cluster needs, for `| kubectl apply -f -`. What makes
+// them (certificates, CRD schemas) is loaded when the command runs.
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { parseDuration } from '../runtime/manifests/routes.js';
-import { INSTALL_DEFAULTS, installObjects } from '../kube/install.js';
 import { DEFAULT_IMAGE, DEFAULT_NAMESPACE } from '../kube/names.js';
-import { renderObjects } from '../kube/render.js';
 
 interface Flags {
   readonly namespace: string;
@@ -32,10 +31,10 @@ export function installCommand(): Command {
   return new Command('install')
     .description('print the manifests that install Outrigger on a Kubernetes cluster (pipe them to `kubectl apply -f -`)')
     .addOption(new Option('-n, --namespace <ns>', 'the control plane\'s namespace').default(DEFAULT_NAMESPACE))
-    .addOption(new Option('--trust-domain <domain>', 'the SPIFFE trust domain of workload identities').default(INSTALL_DEFAULTS.trustDomain))
+    .addOption(new Option('--trust-domain <domain>', 'the SPIFFE trust domain of workload identities').default('cluster.local'))
     .addOption(new Option('--identity-lifetime <duration>', 'lifetime of the proxies\' certificates (seconds, or e.g. 24h)').default('24h'))
     .addOption(new Option('--image <image>', 'the image the control plane, proxies and proxy-init run').default(DEFAULT_IMAGE))
-    .addOption(new Option('--replicas <n>', 'control plane replicas').default(String(INSTALL_DEFAULTS.replicas)))
+    .addOption(new Option('--replicas <n>', 'control plane replicas').default('2'))
     .addOption(new Option('--webhook-failure-policy <policy>', 'Ignore: pods are admitted (unmeshed) while the injector is down; Fail: they wait').choices(['Ignore', 'Fail']).default('Ignore'))
     .addOption(new Option('--trust-anchor <file>', 'your trust anchor (PEM); with --issuer-cert and --issuer-key, instead of a generated CA'))
     .addOption(new Option('--issuer-cert <file>'))
@@ -57,6 +56,8 @@ export function installCommand(): Command {
         process.exit(2);
       }
       try {
+        const { installObjects } = await import('../kube/install.js');
+        const { renderObjects } = await import('../kube/render.js');
         const ca =
           given === 3
             ? {

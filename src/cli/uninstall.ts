@@ -1,8 +1,6 @@
 // `outrigger uninstall`: prints what `outrigger install` created, for `| kubectl delete -f -`.
 import { Command, Option } from 'commander';
-import { uninstallObjects } from '../kube/install.js';
 import { DEFAULT_NAMESPACE } from '../kube/names.js';
-import { renderObjects } from '../kube/render.js';
 
 export function uninstallCommand(): Command {
   return new Command('uninstall')
@@ -10,7 +8,9 @@ export function uninstallCommand(): Command {
     .addOption(new Option('-n, --namespace <ns>', 'the control plane\'s namespace').default(DEFAULT_NAMESPACE))
     .option('--keep-crds', 'keep the CustomResourceDefinitions (deleting them deletes every policy object)')
     .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
-    .action((f: { namespace: string; keepCrds?: boolean; output: 'yaml' | 'json' }) => {
+    .action(async (f: { namespace: string; keepCrds?: boolean; output: 'yaml' | 'json' }) => {
+      const { uninstallObjects } = await import('../kube/install.js');
+      const { renderObjects } = await import('../kube/render.js');
       process.stdout.write(renderObjects(uninstallObjects({ namespace: f.namespace, keepCrds: f.keepCrds === true }), f.output));
     });
 }

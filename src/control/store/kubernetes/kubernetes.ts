@@ -256,6 +256,17 @@ export class KubernetesStore implements Store {
     return () => void this.subscribers.delete(entry);
   }
 
+  /** The resourceVersion each informer has reached (its list, events and bookmarks), and whether a
+   *  snapshot is still to be computed from them: with the API server's current resourceVersion, tells
+   *  when the snapshot has caught up (tests, debugging). Each resource's watch is its own stream, so
+   *  between two events of different resources a snapshot may hold one and not yet the other. */
+  progress(): { readonly resourceVersions: Readonly<Record<string, string>>; readonly pending: boolean } {
+    return {
+      resourceVersions: Object.fromEntries(this.watched.map((w) => [w.resource.key, (w.informer as unknown as { latestResourceVersion(): string }).latestResourceVersion()])),
+      pending: this.pending !== undefined,
+    };
+  }
+
   /** The raw cached objects of a resource (policy kinds until the snapshot models them; `check`). */
   objects(key: string): readonly ApiObject[] {
     return this.cached(key);
