@@ -52,3 +52,18 @@ void test('JSON pointers and templates: escaped keys, each workload kind\'s temp
   assert.deepEqual(ops[0], { op: 'add', path: '/metadata', value: {} }, 'a pod without metadata gets it first');
   assert.ok(applyOps(noMeta, ops));
 });
+
+void test('the proxy container\'s environment, expanded as the kubelet does, is a valid proxy configuration with mTLS on', async () => {
+  const { loadProxyConfig, identitySettings } = await import('../proxy/config.js');
+  const { ops } = injectObject(pod({ 'config.outrigger.io/opaque-ports': '5432' }), {}, CFG, 'offline');
+  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[] }[])[1];
+  const downward: Record<string, string> = { 'metadata.namespace': 'shop', 'metadata.name': 'web-0', 'spec.serviceAccountName': 'web' };
+  const env: Record<string, string> = {};
+  for (const e of proxy?.env ?? []) {
+    // Kubernetes: $(VAR) refers to a variable defined earlier in the list.
+    env[e.name] = e.valueFrom !== undefined ? (downward[e.valueFrom.fieldRef.fieldPath] as string) : (e.value ?? '').replace(/\$\(([A-Z_]+)\)/g, (_m, v: string) => env[v] ?? '');
+  }
+  const cfg = loadProxyConfig({}, env);
+  assert.deepEqual(identitySettings(cfg)?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
+  assert.equal(identitySettings(cfg)?.tokenFile, '/var/run/secrets/outrigger.io/identity/token');
+});
