@@ -1,6 +1,8 @@
 // The `outrigger` command: one subcommand per file in this folder, dispatched here.
 import { Command } from 'commander';
 import { applyCommand } from './apply.js';
+import { checkCommand } from './check.js';
+import { controlPlaneCommand } from './control-plane.js';
 import { controlCommand } from './control.js';
 import { dashboardCommand } from './dashboard.js';
 import { demoCommand } from './demo.js';
@@ -9,6 +11,8 @@ import { execCommand } from './exec.js';
 import { getCommand } from './get.js';
 import { identityCommand } from './identity.js';
 import { authzCommand } from './authz.js';
+import { injectCommand } from './inject.js';
+import { installCommand } from './install.js';
 import { logsCommand } from './logs.js';
 import { prometheusConfigCommand } from './prometheus-config.js';
 import { proxyCommand } from './proxy.js';
@@ -16,6 +20,8 @@ import { tapCommand } from './tap.js';
 import { routesCommand } from './routes.js';
 import { statCommand } from './stat.js';
 import { topCommand } from './top.js';
+import { proxyInitCommand } from './proxy-init.js';
+import { uninstallCommand } from './uninstall.js';
 import { upCommand } from './up.js';
 
 const program = new Command('outrigger')
@@ -37,6 +43,12 @@ const program = new Command('outrigger')
   .addCommand(dashboardCommand())
   .addCommand(downCommand())
   .addCommand(proxyCommand())
+  .addCommand(installCommand())
+  .addCommand(uninstallCommand())
+  .addCommand(injectCommand())
+  .addCommand(checkCommand())
+  .addCommand(proxyInitCommand())
+  .addCommand(controlPlaneCommand())
   .addCommand(controlCommand(), { hidden: true });
 
 await program.parseAsync(process.argv);

@@ -11,7 +11,7 @@ import { listLinks, listRoutes } from './host.js';
 import { renderHosts, renderResolvConf, type HostEntry } from './hosts.js';
 import { IpPool } from './ipam.js';
 import { checkBridgeName, DEFAULT_BRIDGE, forwardChain, netnsName, POD_INTERFACE, vethName } from './names.js';
-import type { ProxyInitConfig } from './proxy-init.js';
+import { restoreCommand, type ProxyInitConfig } from './proxy-init.js';
 import { renderPodRules, type ServiceRule } from './pod-rules.js';
 import type { NetRecord, PodNetRecord } from './record.js';
 import { removePodNetwork, teardownNetwork, type TeardownReport } from './teardown.js';
@@ -298,7 +298,8 @@ export class PodNetwork {
       if (p === undefined || !this.made.has(netns)) return; // removed meanwhile
       const cfg = this.proxyInit.get(netns);
       const text = renderPodRules({ pod: p.pod, ...(cfg !== undefined ? { proxyInit: cfg } : {}), services: this.services, serviceCidr: this.serviceCidr });
-      await this.run('ip', ['netns', 'exec', netns, `${this.rec.iptables}-restore`, '-w'], { input: text });
+      const { file, args } = restoreCommand(this.rec.iptables, netns);
+      await this.run(file, args, { input: text });
     });
     this.ruleQueue.set(netns, next);
     void next.finally(() => {

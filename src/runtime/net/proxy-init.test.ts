@@ -58,3 +58,19 @@ void test('bad ports and uids are refused', () => {
   assert.throws(() => renderProxyInitRules({ ...DEFAULT_PROXY_INIT, outboundPort: 0 }), /outboundPort must be an integer from 1 to 65535, got 0/);
   assert.throws(() => renderProxyInitRules({ ...DEFAULT_PROXY_INIT, proxyUid: -1 }), /proxyUid/);
 });
+
+void test('applyProxyInit: the same rules, through iptables-restore in the current namespace or in a named one', async () => {
+  const { applyProxyInit } = await import('./proxy-init.js');
+  const calls: { file: string; args: readonly string[]; input?: string }[] = [];
+  const run = (file: string, args: readonly string[], opts?: { input?: string }) => {
+    calls.push({ file, args, ...(opts?.input !== undefined ? { input: opts.input } : {}) });
+    return Promise.resolve({ stdout: '', stderr: '' });
+  };
+  const cfg = { ...DEFAULT_PROXY_INIT, skipInboundPorts: [{ from: 22, to: 22 }], skipOutboundPorts: [{ from: 5432, to: 5433 }] };
+  const text = await applyProxyInit(run, cfg, { iptables: 'iptables-nft', label: 'shop/web-0' });
+  assert.deepEqual(calls[0], { file: 'iptables-nft-restore', args: ['-w'], input: renderProxyInitRules(cfg, 'shop/web-0') });
+  assert.equal(text, calls[0]?.input);
+  await applyProxyInit(run, cfg, { iptables: 'iptables', netns: 'outr-pod-1' });
+  assert.deepEqual(calls[1]?.file, 'ip');
+  assert.deepEqual(calls[1]?.args, ['netns', 'exec', 'outr-pod-1', 'iptables-restore', '-w']);
+});

@@ -5,6 +5,7 @@
 // atomically: the pod's namespace holds no other rules, so its tables are replaced whole, which also
 // makes applying twice harmless.
 import { NetConfigError } from './cidr.js';
+import type { Runner } from './exec.js';
 
 /** Inclusive port ranges (structurally the manifests' PortList). */
 export type PortRanges = readonly { readonly from: number; readonly to: number }[];
@@ -100,3 +101,20 @@ export function renderProxyInitRules(cfg: ProxyInitConfig, label = 'pod'): strin
 }
 
 export const NAT_BUILTINS = [':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
+
+/** The command that loads an iptables-restore file: inside the network namespace `netns` (the local
+ *  runtime, from the host), or in the current one (`outrigger proxy-init`, the Kubernetes init
+ *  container, which already runs in the pod's namespace). */
+export function restoreCommand(iptables: string, netns?: string): { readonly file: string; readonly args: string[] } {
+  const restore = [`${iptables}-restore`, '-w'];
+  return netns === undefined ? { file: restore[0] as string, args: restore.slice(1) } : { file: 'ip', args: ['netns', 'exec', netns, ...restore] };
+}
+
+/** Installs proxy-init's rules alone (no Service rules: in a cluster kube-proxy does that part),
+ *  replacing the nat table whole, so that running it twice is harmless. Returns the rules written. */
+export async function applyProxyInit(run: Runner, cfg: ProxyInitConfig, o: { readonly iptables: string; readonly netns?: string; readonly label?: string }): Promise<string> {
+  const text = renderProxyInitRules(cfg, o.label);
+  const { file, args } = restoreCommand(o.iptables, o.netns);
+  await run(file, args, { input: text });
+  return text;
+}

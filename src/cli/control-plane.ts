@@ -1,0 +1,80 @@
+// `outrigger control-plane --store kubernetes`: the control plane as it runs in a cluster. The command
+// is defined here with light imports only; what it runs (control-plane-start.ts, with the Kubernetes
+// client) is loaded when it runs, so that no other command, the proxy least of all, pays for it.
+import { Command, Option } from 'commander';
+import { createLogger } from '../core/log.js';
+import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
+import { CONTROL_ADMIN_PORT, DEFAULT_IMAGE, DEFAULT_NAMESPACE, GRPC_PORT, IDENTITY_DIR, IDENTITY_KEYS, INJECTOR_TLS_DIR, WEBHOOK_PORT } from '../kube/names.js';
+
+interface Flags {
+  readonly store: string;
+  readonly kubeconfig?: string;
+  readonly namespace: string;
+  readonly trustDomain: string;
+  readonly identityLifetime: string;
+  readonly tokenAudience: string;
+  readonly image: string;
+  readonly host: string;
+  readonly grpcPort: string;
+  readonly webhookPort: string;
+  readonly adminPort: string;
+  readonly identityDir: string;
+  readonly injectorTlsDir: string;
+  readonly logLevel: string;
+}
+
+export function controlPlaneCommand(): Command {
+  return new Command('control-plane')
+    .description('the control plane in a Kubernetes cluster (destination, identity, the injector webhook); the Deployment from `outrigger install` runs it')
+    .addOption(new Option('--store <kind>', 'where the truth comes from').choices(['kubernetes']).default('kubernetes'))
+    .addOption(new Option('--kubeconfig <file>', 'a kubeconfig (default: in-cluster, or $KUBECONFIG)'))
+    .addOption(new Option('--namespace <ns>', 'the namespace the control plane runs in').default(process.env.OUTRIGGER_POD_NAMESPACE ?? DEFAULT_NAMESPACE))
+    .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
+    .addOption(new Option('--identity-lifetime <seconds>', 'lifetime of the proxies\' certificates').default(String(24 * 3600)))
+    .addOption(new Option('--token-audience <aud>').default(DEFAULT_TOKEN_AUDIENCE))
+    .addOption(new Option('--image <image>', 'the image injected proxies run').default(DEFAULT_IMAGE))
+    .addOption(new Option('--host <addr>').default('0.0.0.0'))
+    .addOption(new Option('--grpc-port <port>').default(String(GRPC_PORT)))
+    .addOption(new Option('--webhook-port <port>').default(String(WEBHOOK_PORT)))
+    .addOption(new Option('--admin-port <port>').default(String(CONTROL_ADMIN_PORT)))
+    .addOption(new Option('--identity-dir <dir>', `the mounted identity Secret (${Object.values(IDENTITY_KEYS).join(', ')})`).default(IDENTITY_DIR))
+    .addOption(new Option('--injector-tls-dir <dir>', 'the mounted injector TLS Secret (tls.crt, tls.key)').default(INJECTOR_TLS_DIR))
+    .addOption(new Option('--log-level <level>').default('info'))
+    .action(async (f: Flags) => {
+      const log = createLogger('outrigger-control-plane', f.logLevel as 'info');
+      const k8s = await import('@kubernetes/client-node');
+      const { startKubeControlPlane } = await import('./control-plane-start.js');
+      const kubeConfig = new k8s.KubeConfig();
+      if (f.kubeconfig !== undefined) kubeConfig.loadFromFile(f.kubeconfig);
+      else kubeConfig.loadFromDefault();
+      const lifetime = Number(f.identityLifetime);
+      if (!Number.isInteger(lifetime) || lifetime < 60) {
+        process.stderr.write(`outrigger control-plane: --identity-lifetime must be a whole number of seconds, at least 60; got ${JSON.stringify(f.identityLifetime)}\n`);
+        process.exit(2);
+      }
+      let cp: Awaited<ReturnType<typeof startKubeControlPlane>>;
+      try {
+        cp = await startKubeControlPlane({
+          kubeConfig,
+          namespace: f.namespace,
+          trustDomain: f.trustDomain,
+          identityLifetimeSeconds: lifetime,
+          tokenAudience: f.tokenAudience,
+          image: f.image,
+          host: f.host,
+          grpcPort: Number(f.grpcPort),
+          webhookPort: Number(f.webhookPort),
+          adminPort: Number(f.adminPort),
+          identityDir: f.identityDir,
+          injectorTlsDir: f.injectorTlsDir,
+          log,
+        });
+      } catch (err) {
+        process.stderr.write(`outrigger control-plane: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+      const stop = () => void cp.close().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

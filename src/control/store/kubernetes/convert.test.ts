@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { podEntry, routeEntriesFrom, serviceEntry } from './convert.js';
+
+const svc = { metadata: { name: 'web', namespace: 'ns' }, spec: { clusterIP: '10.96.0.5', ports: [{ port: 80, protocol: 'TCP' }] } };
+
+void test('serviceEntry: an unnamed port, a pod in two slices, a nil ready (ready) and an address without a pod', () => {
+  const slices = [
+    { metadata: { name: 'a' }, addressType: 'IPv4', ports: [{ port: 8080 }], endpoints: [{ addresses: ['10.0.0.1'], targetRef: { kind: 'Pod', name: 'p1' } }, { addresses: ['10.0.0.9'], conditions: { ready: false } }] },
+    { metadata: { name: 'b' }, addressType: 'IPv4', ports: [{ name: '', port: 8080 }], endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'p1' } }] },
+    { metadata: { name: 'fqdn' }, addressType: 'FQDN', ports: [{ port: 80 }], endpoints: [{ addresses: ['example.com'] }] },
+  ];
+  assert.deepEqual(serviceEntry(svc, slices), {
+    namespace: 'ns',
+    name: 'web',
+    clusterIP: '10.96.0.5',
+    ports: [{ port: 80 }],
+    endpoints: [
+      { pod: 'ns/10.0.0.9', ip: '10.0.0.9', ports: { 80: 8080 }, ready: false },
+      { pod: 'ns/p1', ip: '10.0.0.1', ports: { 80: 8080 }, ready: true },
+    ],
+  });
+  assert.equal(serviceEntry({ ...svc, spec: { ...svc.spec, clusterIP: 'None' } }, []), undefined);
+  assert.equal(serviceEntry({ ...svc, spec: { type: 'ExternalName', externalName: 'x' } }, []), undefined);
+});
+
+void test('podEntry: finished pods and pods without an address are left out; the pod\'s opaque ports win over its namespace\'s', () => {
+  const base = { metadata: { name: 'p', namespace: 'ns', annotations: { 'config.outrigger.io/opaque-ports': '3306' } }, spec: { containers: [] }, status: { podIP: '10.0.0.1', phase: 'Running' } };
+  assert.deepEqual(podEntry(base, { 'config.outrigger.io/opaque-ports': '5432' })?.opaquePorts, [{ from: 3306, to: 3306 }]);
+  assert.equal(podEntry({ ...base, status: { podIP: '10.0.0.1', phase: 'Succeeded' } }, {}), undefined);
+  assert.equal(podEntry({ ...base, status: { phase: 'Pending' } }, {}), undefined);
+  assert.equal(podEntry(base, {})?.meshed, false);
+  assert.equal(podEntry(base, {})?.serviceAccount, 'default');
+});
+
+void test('routeEntriesFrom: a route outside what outrigger supports is left out with its problems; the others stay', () => {
+  const ok = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r1', namespace: 'ns', uid: 'u', resourceVersion: '5' }, spec: { parentRefs: [{ kind: 'Service', group: '', name: 'web' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] }, status: {} };
+  const gatewayParent = { ...ok, metadata: { name: 'r2', namespace: 'ns' }, spec: { parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } };
+  const { routes, problems } = routeEntriesFrom([ok, gatewayParent], [], [svc]);
+  assert.deepEqual(routes.map((r) => r.name), ['r1']);
+  assert.ok(problems.has('HTTPRoute ns/r2'), [...problems.keys()].join());
+});

@@ -1,0 +1,158 @@
+// From API objects (as the API server sends them: JSON, whatever else they carry) to the store's
+// entries. Pure functions over the informers' caches, so that a snapshot is a function of what was
+// watched and nothing else.
+import { normalizePortList, parsePortList, type PortList } from '../../../core/ports.js';
+import { ANNOTATION } from '../../../runtime/manifests/annotations.js';
+import { checkRoute } from '../../../runtime/manifests/routes.js';
+import { grpcRouteSchema, httpRouteSchema } from '../../../runtime/manifests/schema.js';
+import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, ServiceObject } from '../../../runtime/manifests/types.js';
+import { routeEntries } from '../../../runtime/routes.js';
+import type { EndpointEntry, PodEntry, RouteEntry, ServiceEntry, ServicePortEntry } from '../store.js';
+
+/** The container name the injector gives the proxy (src/kube/names.ts says the same). */
+export const PROXY_CONTAINER_NAME = 'outrigger-proxy';
+
+export interface Meta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  resourceVersion?: string;
+}
+export interface ApiObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: Meta;
+  [k: string]: unknown;
+}
+
+type J = Record<string, unknown>;
+const o = (v: unknown): J => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as J) : {});
+const a = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const s = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function ports(text: string | undefined): PortList | undefined {
+  if (text === undefined) return undefined;
+  const p = parsePortList(text);
+  return p.ok ? normalizePortList(p.ports) : undefined;
+}
+
+/** A pod as the store sees it; undefined for pods without an address yet (or finished ones). */
+export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<string, string>> | undefined): PodEntry | undefined {
+  const status = o(pod.status);
+  const spec = o(pod.spec);
+  const ip = s(status.podIP);
+  const name = pod.metadata?.name;
+  const namespace = pod.metadata?.namespace;
+  if (ip === undefined || ip === '' || name === undefined || namespace === undefined) return undefined;
+  if (status.phase === 'Succeeded' || status.phase === 'Failed') return undefined;
+  const ready = a(status.conditions).some((c) => o(c).type === 'Ready' && o(c).status === 'True');
+  const meshed = [...a(spec.initContainers), ...a(spec.containers)].some((c) => o(c).name === PROXY_CONTAINER_NAME);
+  const opaque = ports(pod.metadata?.annotations?.[ANNOTATION.opaquePorts]) ?? ports(namespaceAnnotations?.[ANNOTATION.opaquePorts]) ?? [];
+  return {
+    namespace,
+    name,
+    ip,
+    ready,
+    meshed,
+    serviceAccount: s(spec.serviceAccountName) ?? 'default',
+    opaquePorts: opaque,
+    labels: { ...(pod.metadata?.labels ?? {}) },
+  };
+}
+
+/** A Service with its endpoints from its EndpointSlices; undefined for headless and ExternalName ones
+ *  (no virtual IP for a proxy to see). */
+export function serviceEntry(svc: ApiObject, slices: readonly ApiObject[]): ServiceEntry | undefined {
+  const spec = o(svc.spec);
+  const clusterIP = s(spec.clusterIP);
+  const name = svc.metadata?.name;
+  const namespace = svc.metadata?.namespace;
+  if (name === undefined || namespace === undefined || clusterIP === undefined || clusterIP === '' || clusterIP === 'None') return undefined;
+  const opaque = ports(svc.metadata?.annotations?.[ANNOTATION.opaquePorts]) ?? [];
+  const svcPorts = a(spec.ports)
+    .map(o)
+    .filter((p) => (s(p.protocol) ?? 'TCP') === 'TCP' && typeof p.port === 'number');
+  const entries: ServicePortEntry[] = svcPorts.map((p) => {
+    const port = p.port as number;
+    const isOpaque = opaque.some((r) => r.from <= port && port <= r.to);
+    return {
+      ...(s(p.name) !== undefined && p.name !== '' ? { name: p.name as string } : {}),
+      port,
+      ...(s(p.appProtocol) !== undefined ? { appProtocol: p.appProtocol as string } : {}),
+      ...(isOpaque ? { opaque: true } : {}),
+    };
+  });
+  // One entry per pod address: a pod may be in several slices (one per address family, or split).
+  const byPod = new Map<string, { pod: string; ip: string; ports: Record<number, number>; ready: boolean }>();
+  for (const slice of slices) {
+    if (s(slice.addressType) !== 'IPv4' && s(slice.addressType) !== 'IPv6') continue;
+    const slicePorts = a(slice.ports).map(o);
+    for (const ep of a(slice.endpoints).map(o)) {
+      const ip = s(a(ep.addresses)[0]);
+      if (ip === undefined) continue;
+      const ref = o(ep.targetRef);
+      const pod = s(ref.kind) === 'Pod' && s(ref.name) !== undefined ? `${s(ref.namespace) ?? namespace}/${s(ref.name)}` : `${namespace}/${ip}`;
+      // Kubernetes: a nil `ready` means ready; serving-but-terminating endpoints are not ready.
+      const ready = o(ep.conditions).ready !== false;
+      const entry = byPod.get(ip) ?? { pod, ip, ports: {}, ready };
+      for (const sp of svcPorts) {
+        const match = slicePorts.find((p) => (s(p.name) ?? '') === (s(sp.name) ?? ''));
+        if (match !== undefined && typeof match.port === 'number') entry.ports[sp.port as number] = match.port;
+      }
+      byPod.set(ip, entry);
+    }
+  }
+  const endpoints: EndpointEntry[] = [...byPod.values()].sort((x, y) => (x.pod < y.pod ? -1 : x.pod > y.pod ? 1 : 0));
+  return { namespace, name, clusterIP, ports: entries, endpoints };
+}
+
+/** The parts of an API object's metadata our strict manifest schemas know. */
+function manifestMeta(m: Meta | undefined): Meta {
+  return {
+    ...(m?.name !== undefined ? { name: m.name } : {}),
+    ...(m?.namespace !== undefined ? { namespace: m.namespace } : {}),
+    ...(m?.labels !== undefined ? { labels: m.labels } : {}),
+    ...(m?.annotations !== undefined ? { annotations: m.annotations } : {}),
+  };
+}
+
+/** HTTPRoutes and GRPCRoutes, checked as the local runtime checks them; a route that fails is left
+ *  out and its problems returned (the caller logs them once). */
+export function routeEntriesFrom(
+  httpRoutes: readonly ApiObject[],
+  grpcRoutes: readonly ApiObject[],
+  services: readonly ApiObject[],
+): { routes: RouteEntry[]; problems: Map<string, string[]> } {
+  const problems = new Map<string, string[]>();
+  const http: HTTPRouteObject[] = [];
+  const grpc: GRPCRouteObject[] = [];
+  const source = { file: 'kubernetes', document: 0 };
+  for (const [kind, list] of [['HTTPRoute', httpRoutes], ['GRPCRoute', grpcRoutes]] as const) {
+    for (const r of list) {
+      const key = `${kind} ${r.metadata?.namespace}/${r.metadata?.name}`;
+      const raw = { apiVersion: r.apiVersion, kind, metadata: manifestMeta(r.metadata), spec: r.spec };
+      const parsed = (kind === 'HTTPRoute' ? httpRouteSchema : grpcRouteSchema).safeParse(raw);
+      if (!parsed.success) {
+        problems.set(key, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+        continue;
+      }
+      const found: string[] = [];
+      const retry = checkRoute(parsed.data, (path, message) => found.push(`${path.join('.')}: ${message}`));
+      if (found.length > 0) {
+        problems.set(key, found);
+        continue;
+      }
+      if (parsed.data.kind === 'HTTPRoute') http.push({ ...parsed.data, source, retry });
+      else grpc.push({ ...parsed.data, source, retry } as GRPCRouteObject);
+    }
+  }
+  if (http.length + grpc.length === 0) return { routes: [], problems };
+  const svcObjects = services.map((svc) => ({
+    metadata: { name: svc.metadata?.name ?? '', namespace: svc.metadata?.namespace ?? '' },
+    spec: { ports: a(o(svc.spec).ports).map(o).map((p) => ({ name: s(p.name), port: p.port as number, targetPort: p.port as number })) },
+  })) as unknown as ServiceObject[];
+  const set = { objects: [], namespaces: [], pods: [], deployments: [], services: svcObjects, serviceAccounts: [], httpRoutes: http, grpcRoutes: grpc } as ManifestSet;
+  return { routes: routeEntries(set), problems };
+}

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, templatePath } from './inject.js';
+
+const CFG = { image: 'img', controlAddr: 'cp:8086', trustDomain: 'cluster.local' };
+const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({ kind: 'Pod', metadata: { annotations }, spec: { containers: [{ name: 'app', image: 'a' }], ...spec } });
+
+void test('decide: the webhook is opt-in (pod over namespace); offline injects unless disabled', () => {
+  const en = { 'outrigger.io/inject': 'enabled' };
+  const dis = { 'outrigger.io/inject': 'disabled' };
+  assert.equal(decide(pod(), en, 'webhook').inject, true);
+  assert.equal(decide(pod(en), {}, 'webhook').inject, true);
+  assert.equal(decide(pod(en), dis, 'webhook').inject, true, 'the pod wins over its namespace');
+  assert.equal(decide(pod(dis), en, 'webhook').inject, false);
+  assert.equal(decide(pod(), {}, 'webhook').inject, false);
+  assert.equal(decide(pod(), dis, 'webhook').inject, false);
+  assert.equal(decide(pod(), {}, 'offline').inject, true);
+  assert.equal(decide(pod(dis), {}, 'offline').inject, false);
+  assert.equal(decide(pod({}, { hostNetwork: true }), en, 'webhook').inject, false);
+  assert.equal(decide({ kind: 'Pod', metadata: {} }, en, 'webhook').inject, false, 'no spec');
+  const injected = pod({}, { initContainers: [{ name: 'outrigger-proxy', image: 'x' }] });
+  assert.deepEqual(decide(injected, en, 'webhook'), { inject: false, reason: 'already injected' });
+});
+
+void test('podMesh: each port annotation of the pod wins over the namespace, field by field; ours that the runtime does not know are not problems', () => {
+  const { mesh, problems } = podMesh(pod({ 'config.outrigger.io/skip-inbound-ports': '22', 'config.outrigger.io/proxy-cpu-limit': '1' }), { 'config.outrigger.io/skip-inbound-ports': '80', 'config.outrigger.io/opaque-ports': '5432' });
+  assert.deepEqual(mesh.skipInboundPorts, [{ from: 22, to: 22 }]);
+  assert.deepEqual(mesh.opaquePorts, [{ from: 5432, to: 5432 }]);
+  assert.deepEqual(problems, []);
+  assert.match(podMesh(pod({ 'config.outrigger.io/opaque-port': '1' }), {}).problems[0] ?? '', /did you mean "config.outrigger.io\/opaque-ports"/);
+});
+
+void test('proxyResources: quantities from annotations over the defaults; bad ones are problems', () => {
+  assert.deepEqual(proxyResources({}).resources, { requests: { cpu: '20m', memory: '64Mi' } });
+  assert.deepEqual(proxyResources({ 'config.outrigger.io/proxy-cpu-request': '0.1', 'config.outrigger.io/proxy-memory-limit': '1Gi' }).resources, {
+    requests: { cpu: '0.1', memory: '64Mi' },
+    limits: { memory: '1Gi' },
+  });
+  for (const bad of ['1 Gi', '-1', 'lots', '1.2.3', '']) assert.equal(proxyResources({ 'config.outrigger.io/proxy-memory-limit': bad }).problems.length, 1, bad);
+  for (const good of ['100m', '1e3', '128974848', '129M', '.5', '1.5Gi']) assert.deepEqual(proxyResources({ 'config.outrigger.io/proxy-memory-limit': good }).problems, [], good);
+});
+
+void test('JSON pointers and templates: escaped keys, each workload kind\'s template path', () => {
+  assert.equal(pointer('a/b~c'), 'a~1b~0c');
+  assert.deepEqual(applyOps({ m: {} }, [{ op: 'add', path: `/m/${pointer('x/y~z')}`, value: 1 }]), { m: { 'x/y~z': 1 } });
+  assert.equal(templatePath('Pod'), '');
+  assert.equal(templatePath('StatefulSet'), '/spec/template');
+  assert.equal(templatePath('CronJob'), '/spec/jobTemplate/spec/template');
+  assert.equal(templatePath('Service'), undefined);
+  const noMeta = { kind: 'Pod', spec: { containers: [{ name: 'a', image: 'a' }] } };
+  const { ops } = injectObject(noMeta, {}, CFG, 'offline');
+  assert.deepEqual(ops[0], { op: 'add', path: '/metadata', value: {} }, 'a pod without metadata gets it first');
+  assert.ok(applyOps(noMeta, ops));
+});
+
+void test('the proxy container\'s environment, expanded as the kubelet does, is a valid proxy configuration with mTLS on', async () => {
+  const { loadProxyConfig, identitySettings } = await import('../proxy/config.js');
+  const { ops } = injectObject(pod({ 'config.outrigger.io/opaque-ports': '5432' }), {}, CFG, 'offline');
+  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[] }[])[1];
+  const downward: Record<string, string> = { 'metadata.namespace': 'shop', 'metadata.name': 'web-0', 'spec.serviceAccountName': 'web' };
+  const env: Record<string, string> = {};
+  for (const e of proxy?.env ?? []) {
+    // Kubernetes: $(VAR) refers to a variable defined earlier in the list.
+    env[e.name] = e.valueFrom !== undefined ? (downward[e.valueFrom.fieldRef.fieldPath] as string) : (e.value ?? '').replace(/\$\(([A-Z_]+)\)/g, (_m, v: string) => env[v] ?? '');
+  }
+  const cfg = loadProxyConfig({}, env);
+  assert.deepEqual(identitySettings(cfg)?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
+  assert.equal(identitySettings(cfg)?.tokenFile, '/var/run/secrets/outrigger.io/identity/token');
+});

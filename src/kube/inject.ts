@@ -1,0 +1,321 @@
+// The injector's decision and patch: whether a pod gets the mesh, and the pod it becomes (the proxy as
+// a native sidecar, proxy-init writing the iptables rules, the projected identity token). Pure
+// functions over plain objects, shared by the admission webhook (webhook.ts) and `outrigger inject`.
+//
+// Native sidecars (an init container with restartPolicy: Always, KEP-753, on by default since
+// Kubernetes 1.29): the kubelet starts the proxy before the app containers and waits for its startup
+// probe, so the app never runs without its proxy; and the proxy is stopped after the app, so a Job
+// completes when its app exits.
+import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../runtime/manifests/annotations.js';
+import { formatPortList, type PortList } from '../core/ports.js';
+import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
+import { SETTINGS } from '../proxy/env.js';
+import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
+import {
+  INIT_CONTAINER,
+  KUBE_ANNOTATION,
+  PROXY_CONTAINER,
+  PROXY_UID,
+  TOKEN_DIR,
+  TOKEN_EXPIRATION_SECONDS,
+  TOKEN_FILE,
+  TOKEN_VOLUME,
+  VERSION,
+} from './names.js';
+
+/** A JSON object as the API server sends it (only the fields we touch are typed). */
+export type Json = Record<string, unknown>;
+
+export interface InjectConfig {
+  /** The image the proxy and proxy-init run from. */
+  readonly image: string;
+  /** HOST:PORT of the control plane's gRPC service (destination and identity). */
+  readonly controlAddr: string;
+  readonly trustDomain: string;
+  /** Audience of the projected token, which the identity service checks. */
+  readonly tokenAudience?: string;
+  readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+}
+
+export type Decision = { readonly inject: true } | { readonly inject: false; readonly reason: string };
+
+/** Who asks: the webhook injects only where a pod or its namespace says `enabled`; `outrigger inject`
+ *  was asked by the user, so it injects unless the pod says `disabled`. */
+export type InjectMode = 'webhook' | 'offline';
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const obj = (v: unknown): Json | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined);
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+function annotationsOf(o: Json | undefined): Record<string, string> {
+  const a = obj(obj(o?.metadata)?.annotations) ?? {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(a)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** Whether a pod (or pod template) is already injected: re-injecting must change nothing. */
+export function isInjected(pod: Json): boolean {
+  if (annotationsOf(pod)[KUBE_ANNOTATION.injected] !== undefined) return true;
+  const spec = obj(pod.spec);
+  return [...arr(spec?.initContainers), ...arr(spec?.containers)].some((c) => str(obj(c)?.name) === PROXY_CONTAINER);
+}
+
+/** The mesh settings the pod's annotations state, over its namespace's. Bad values are errors: the
+ *  webhook then leaves the pod alone (and says why) rather than guess. */
+export function podMesh(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>): { mesh: MeshAnnotations & { inject?: boolean }; problems: string[] } {
+  const podA = readMeshAnnotations(annotationsOf(pod), 'pod');
+  const nsA = readMeshAnnotations(namespaceAnnotations, 'namespace');
+  const kubeKeys = Object.values(KUBE_ANNOTATION) as string[];
+  const problems = [...podA.issues, ...nsA.issues].filter((i) => !kubeKeys.includes(i.key)).map((i) => `${i.key}: ${i.message}`);
+  const m = podA.mesh;
+  const n = nsA.mesh;
+  const mesh: { -readonly [K in keyof MeshAnnotations]: MeshAnnotations[K] } = {};
+  const inject = m.inject ?? n.inject;
+  if (inject !== undefined) mesh.inject = inject;
+  const opaque = m.opaquePorts ?? n.opaquePorts;
+  if (opaque !== undefined) mesh.opaquePorts = opaque;
+  const skipIn = m.skipInboundPorts ?? n.skipInboundPorts;
+  if (skipIn !== undefined) mesh.skipInboundPorts = skipIn;
+  const skipOut = m.skipOutboundPorts ?? n.skipOutboundPorts;
+  if (skipOut !== undefined) mesh.skipOutboundPorts = skipOut;
+  return { mesh, problems };
+}
+
+export function decide(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, mode: InjectMode): Decision {
+  const spec = obj(pod.spec);
+  if (spec === undefined) return { inject: false, reason: 'the object has no pod spec' };
+  if (spec.hostNetwork === true) return { inject: false, reason: 'host-network pods are never injected (their iptables rules would be the node\'s)' };
+  if (isInjected(pod)) return { inject: false, reason: 'already injected' };
+  const podInject = annotationsOf(pod)[ANNOTATION.inject];
+  const nsInject = namespaceAnnotations[ANNOTATION.inject];
+  if (podInject === 'disabled') return { inject: false, reason: `the pod says ${ANNOTATION.inject}: disabled` };
+  if (podInject === undefined && nsInject === 'disabled' && mode === 'webhook') return { inject: false, reason: `the namespace says ${ANNOTATION.inject}: disabled` };
+  if (mode === 'webhook' && podInject !== 'enabled' && nsInject !== 'enabled') {
+    return { inject: false, reason: `neither the pod nor its namespace says ${ANNOTATION.inject}: enabled` };
+  }
+  const { problems } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
+  const resources = proxyResources(annotationsOf(pod));
+  if (problems.length > 0 || resources.problems.length > 0) return { inject: false, reason: `bad annotations: ${[...problems, ...resources.problems].join('; ')}` };
+  return { inject: true };
+}
+
+/** Kubernetes resource quantities, e.g. `100m`, `0.5`, `128Mi`, `1G`, `1e3`. */
+const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/;
+
+const DEFAULT_PROXY_RESOURCES = { requests: { cpu: '20m', memory: '64Mi' } } as const;
+
+export function proxyResources(a: Readonly<Record<string, string>>): { resources: { requests?: Record<string, string>; limits?: Record<string, string> }; problems: string[] } {
+  const problems: string[] = [];
+  const requests: Record<string, string> = { ...DEFAULT_PROXY_RESOURCES.requests };
+  const limits: Record<string, string> = {};
+  const take = (key: string, into: Record<string, string>, name: 'cpu' | 'memory') => {
+    const v = a[key];
+    if (v === undefined) return;
+    if (!QUANTITY.test(v)) problems.push(`${key}: ${JSON.stringify(v)} is not a Kubernetes quantity (e.g. 100m, 128Mi)`);
+    else into[name] = v;
+  };
+  take(KUBE_ANNOTATION.proxyCpuRequest, requests, 'cpu');
+  take(KUBE_ANNOTATION.proxyMemoryRequest, requests, 'memory');
+  take(KUBE_ANNOTATION.proxyCpuLimit, limits, 'cpu');
+  take(KUBE_ANNOTATION.proxyMemoryLimit, limits, 'memory');
+  return { resources: Object.keys(limits).length > 0 ? { requests, limits } : { requests }, problems };
+}
+
+const ports = (p: PortList | undefined): string => formatPortList(p ?? []);
+
+function env(name: keyof typeof SETTINGS, value: string): Json {
+  return { name: SETTINGS[name].env, value };
+}
+
+const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' } };
+
+/** The native sidecar. Its identity is built from the pod's own namespace and ServiceAccount through
+ *  the downward API, so that a template injected offline is right in whatever namespace it lands. */
+export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>): Json {
+  const logLevel = a[KUBE_ANNOTATION.proxyLogLevel];
+  const image = a[KUBE_ANNOTATION.proxyImage] ?? cfg.image;
+  return {
+    name: PROXY_CONTAINER,
+    image,
+    imagePullPolicy: cfg.imagePullPolicy ?? 'IfNotPresent',
+    restartPolicy: 'Always',
+    args: ['proxy'],
+    env: [
+      // The pod's own name too: the policy service (not merged yet) answers per pod.
+      { name: 'OUTRIGGER_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'OUTRIGGER_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'OUTRIGGER_POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
+      env('destinationAddr', cfg.controlAddr),
+      env('identityAddr', cfg.controlAddr),
+      env('identityTokenFile', `${TOKEN_DIR}/${TOKEN_FILE}`),
+      // $(VAR) refers to the variables above (Kubernetes expands them in order).
+      env('identity', `spiffe://${cfg.trustDomain}/ns/$(OUTRIGGER_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)`),
+      env('inboundPort', String(DEFAULT_PROXY_INIT.inboundPort)),
+      env('outboundPort', String(DEFAULT_PROXY_INIT.outboundPort)),
+      ...(mesh.opaquePorts !== undefined ? [env('opaquePorts', ports(mesh.opaquePorts))] : []),
+      ...(logLevel !== undefined ? [env('logLevel', logLevel)] : []),
+    ],
+    ports: [
+      { name: 'outrigger-in', containerPort: DEFAULT_PROXY_INIT.inboundPort, protocol: 'TCP' },
+      { name: 'outrigger-admin', containerPort: 4191, protocol: 'TCP' },
+    ],
+    // The app starts only once this passes: the proxy holds its certificate and listens.
+    startupProbe: { httpGet: { path: '/ready', port: 4191 }, periodSeconds: 1, failureThreshold: 120, timeoutSeconds: 1 },
+    readinessProbe: { httpGet: { path: '/ready', port: 4191 }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
+    livenessProbe: { httpGet: { path: '/live', port: 4191 }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
+    resources: proxyResources(a).resources,
+    securityContext: {
+      ...RESTRICTED,
+      runAsUser: PROXY_UID,
+      runAsGroup: PROXY_UID,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+    },
+    volumeMounts: [{ name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/** proxy-init: the same rules the local runtime writes (runtime/net/proxy-init.ts), through
+ *  `outrigger proxy-init`. Root in the pod's network namespace with NET_ADMIN and NET_RAW only. */
+export function initContainer(cfg: InjectConfig, mesh: MeshAnnotations): Json {
+  return {
+    name: INIT_CONTAINER,
+    image: cfg.image,
+    imagePullPolicy: cfg.imagePullPolicy ?? 'IfNotPresent',
+    args: [
+      'proxy-init',
+      '--inbound-port', String(DEFAULT_PROXY_INIT.inboundPort),
+      '--outbound-port', String(DEFAULT_PROXY_INIT.outboundPort),
+      '--proxy-uid', String(PROXY_UID),
+      '--proxy-ports', DEFAULT_PROXY_INIT.proxyPorts.join(','),
+      '--skip-inbound-ports', ports(mesh.skipInboundPorts),
+      '--skip-outbound-ports', ports(mesh.skipOutboundPorts),
+    ],
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+    securityContext: {
+      ...RESTRICTED,
+      runAsUser: 0,
+      runAsNonRoot: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+    },
+    // iptables takes its lock in /run; the root file system is read-only.
+    volumeMounts: [{ name: `${INIT_CONTAINER}-run`, mountPath: '/run' }],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+export function injectedVolumes(cfg: InjectConfig): Json[] {
+  return [
+    {
+      name: TOKEN_VOLUME,
+      projected: {
+        sources: [{ serviceAccountToken: { audience: cfg.tokenAudience ?? DEFAULT_TOKEN_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: TOKEN_FILE } }],
+      },
+    },
+    { name: `${INIT_CONTAINER}-run`, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+  ];
+}
+
+export interface PodPatch {
+  readonly metadataAnnotations: Record<string, string>;
+  readonly initContainers: Json[];
+  readonly volumes: Json[];
+}
+
+/** What an injected pod's annotations, init containers and volumes become (the rest is untouched). */
+export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, cfg: InjectConfig, mode: InjectMode): PodPatch {
+  const spec = obj(pod.spec) ?? {};
+  const a = annotationsOf(pod);
+  const { mesh } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
+  const firstApp = str(obj(arr(spec.containers)[0])?.name);
+  const annotations: Record<string, string> = { ...(obj(obj(pod.metadata)?.annotations) as Record<string, string> | undefined), [KUBE_ANNOTATION.injected]: VERSION };
+  // `kubectl logs` and `kubectl exec` then pick the app, not the proxy.
+  if (firstApp !== undefined && annotations['kubectl.kubernetes.io/default-container'] === undefined) annotations['kubectl.kubernetes.io/default-container'] = firstApp;
+  return {
+    metadataAnnotations: annotations,
+    // proxy-init, then the proxy, then the user's init containers (which thus run inside the mesh).
+    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a), ...(arr(spec.initContainers) as Json[])],
+    volumes: [...(arr(spec.volumes) as Json[]).filter((v) => !injectedVolumes(cfg).some((w) => w.name === obj(v)?.name)), ...injectedVolumes(cfg)],
+  };
+}
+
+/** RFC 6901: `~` and `/` in a key. */
+export const pointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+export interface JsonPatchOp {
+  readonly op: 'add' | 'replace' | 'remove';
+  readonly path: string;
+  readonly value?: unknown;
+}
+
+/** The JSON Patch (RFC 6902) for a pod at `prefix` ('' for a Pod, '/spec/template' for a template).
+ *  `add` on an existing member replaces it (RFC 6902 4.1), so each op sets one whole field. */
+export function podPatchOps(pod: Json, p: PodPatch, prefix: string): JsonPatchOp[] {
+  const ops: JsonPatchOp[] = [];
+  if (obj(pod.metadata) === undefined) ops.push({ op: 'add', path: `${prefix}/metadata`, value: {} });
+  ops.push({ op: 'add', path: `${prefix}/metadata/annotations`, value: p.metadataAnnotations });
+  ops.push({ op: 'add', path: `${prefix}/spec/initContainers`, value: p.initContainers });
+  ops.push({ op: 'add', path: `${prefix}/spec/volumes`, value: p.volumes });
+  return ops;
+}
+
+/** Where a workload kind keeps its pod template (JSON pointer), '' for a Pod; undefined: not a workload. */
+export function templatePath(kind: string): string | undefined {
+  switch (kind) {
+    case 'Pod':
+      return '';
+    case 'Deployment':
+    case 'StatefulSet':
+    case 'DaemonSet':
+    case 'ReplicaSet':
+    case 'ReplicationController':
+    case 'Job':
+      return '/spec/template';
+    case 'CronJob':
+      return '/spec/jobTemplate/spec/template';
+    default:
+      return undefined;
+  }
+}
+
+export function getAt(o: Json, path: string): Json | undefined {
+  let cur: unknown = o;
+  for (const part of path.split('/').slice(1)) cur = obj(cur)?.[part];
+  return obj(cur);
+}
+
+/** Applies our own patch ops (adds of whole members only) to a copy: for `outrigger inject` and tests. */
+export function applyOps(doc: Json, ops: readonly JsonPatchOp[]): Json {
+  const out = structuredClone(doc);
+  for (const op of ops) {
+    const parts = op.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = parts.pop() as string;
+    let cur: Json = out;
+    for (const p of parts) {
+      const next = obj(cur[p]);
+      if (next === undefined) throw new Error(`json patch: ${op.path}: parent does not exist`);
+      cur = next;
+    }
+    if (op.op === 'remove') delete cur[last];
+    else cur[last] = structuredClone(op.value);
+  }
+  return out;
+}
+
+/** The patch for one object of any workload kind; an empty list when it is not to be injected. */
+export function injectObject(
+  o: Json,
+  namespaceAnnotations: Readonly<Record<string, string>>,
+  cfg: InjectConfig,
+  mode: InjectMode,
+): { ops: JsonPatchOp[]; decision: Decision } {
+  const path = templatePath(str(o.kind) ?? 'Pod');
+  if (path === undefined) return { ops: [], decision: { inject: false, reason: `kind ${str(o.kind)} has no pod template` } };
+  const pod = path === '' ? o : getAt(o, path);
+  if (pod === undefined) return { ops: [], decision: { inject: false, reason: 'the object has no pod template' } };
+  const decision = decide(pod, namespaceAnnotations, mode);
+  if (!decision.inject) return { ops: [], decision };
+  return { ops: podPatchOps(pod, injectPod(pod, namespaceAnnotations, cfg, mode), path), decision };
+}

@@ -1,0 +1,60 @@
+// The names and numbers the Kubernetes parts agree on: install manifests, the injector, the control
+// plane entry point and `outrigger check`. One place, so that a Service name or a mount path cannot
+// differ between the manifest that creates it and the code that uses it.
+import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
+
+export const DEFAULT_NAMESPACE = 'outrigger';
+export const DEFAULT_IMAGE = 'ghcr.io/outrigger/outrigger:0.1.0';
+
+export const CONTROL_PLANE = 'outrigger-control-plane';
+/** The Service proxies reach the control plane's gRPC port (destination, identity) through. */
+export const CONTROL_SERVICE = 'outrigger-control-plane';
+/** The Service the API server reaches the injector webhook through. */
+export const INJECTOR_SERVICE = 'outrigger-injector';
+export const WEBHOOK_CONFIGURATION = 'outrigger-injector';
+/** The webhook's name; Kubernetes wants a fully qualified name with at least three segments. */
+export const WEBHOOK_NAME = 'inject.outrigger.io';
+export const WEBHOOK_PATH = '/inject';
+
+export const IDENTITY_SECRET = 'outrigger-identity';
+export const INJECTOR_TLS_SECRET = 'outrigger-injector-tls';
+export const SERVICE_ACCOUNT = 'outrigger-control-plane';
+
+export const GRPC_PORT = 8086;
+export const WEBHOOK_PORT = 8443;
+/** The control plane's own health endpoints (/live, /ready) and metrics. */
+export const CONTROL_ADMIN_PORT = 9990;
+
+/** Where the control plane container finds its Secrets. */
+export const IDENTITY_DIR = '/var/run/outrigger/identity';
+export const INJECTOR_TLS_DIR = '/var/run/outrigger/injector-tls';
+/** Keys of the identity Secret. */
+export const IDENTITY_KEYS = { trustAnchor: 'ca.crt', issuerCert: 'issuer.crt', issuerKey: 'issuer.key' } as const;
+
+/** The proxy's uid and gid (the local runtime uses the same: its iptables rules exempt it). */
+export const PROXY_UID = DEFAULT_PROXY_INIT.proxyUid;
+export const PROXY_CONTAINER = 'outrigger-proxy';
+export const INIT_CONTAINER = 'outrigger-init';
+export const TOKEN_VOLUME = 'outrigger-identity-token';
+export const TOKEN_DIR = '/var/run/secrets/outrigger.io/identity';
+export const TOKEN_FILE = 'token';
+/** Projected token lifetime (s): the kubelet refreshes it at 80%; Kubernetes' minimum is 600. */
+export const TOKEN_EXPIRATION_SECONDS = 3600;
+
+/** Annotations the injector reads (besides the mesh ones in runtime/manifests/annotations.ts). */
+export const KUBE_ANNOTATION = {
+  /** Set by the injector on a pod it injected, with the version: re-injection is then a no-op. */
+  injected: 'outrigger.io/injected',
+  proxyCpuRequest: 'config.outrigger.io/proxy-cpu-request',
+  proxyCpuLimit: 'config.outrigger.io/proxy-cpu-limit',
+  proxyMemoryRequest: 'config.outrigger.io/proxy-memory-request',
+  proxyMemoryLimit: 'config.outrigger.io/proxy-memory-limit',
+  proxyImage: 'config.outrigger.io/proxy-image',
+  proxyLogLevel: 'config.outrigger.io/proxy-log-level',
+} as const;
+
+export const VERSION = '0.1.0';
+
+export function controlAddr(namespace: string): string {
+  return `${CONTROL_SERVICE}.${namespace}.svc:${GRPC_PORT}`;
+}

@@ -1,0 +1,7 @@
+// Objects to text for `kubectl apply -f -`: YAML documents separated by `---` (or one JSON List).
+import { stringify } from 'yaml';
+
+export function renderObjects(objects: readonly unknown[], output: 'yaml' | 'json'): string {
+  if (output === 'json') return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }, null, 2) + '\n';
+  return objects.map((o) => `---\n${stringify(o, { lineWidth: 0 })}`).join('');
+}

@@ -1,0 +1,220 @@
+// The control plane as it runs in a cluster (`outrigger control-plane --store kubernetes`), in-process
+// against the API server stand-in with its Secrets in files as the kubelet would mount them: probes,
+// the injector over HTTPS, identity over gRPC with TokenReview and the pod binding. Then `outrigger
+// check`, before and after install, against the same stand-in.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate, webcrypto } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { IdentityClient } from '../src/api/identity.js';
+import { startKubeControlPlane } from '../src/cli/control-plane-start.js';
+import { MeshCa } from '../src/control/identity/ca.js';
+import { x509 } from '../src/control/identity/x509.js';
+import { makeServingTls } from '../src/kube/certs.js';
+import { formatResult, runChecks, type CheckResult } from '../src/kube/check.js';
+import { installObjects, type K8sObject } from '../src/kube/install.js';
+import { FakeApiServer, kubeConfigFor, type Obj } from './kube-apiserver.js';
+
+const FIXTURES = new URL('../../test/fixtures/kube/', import.meta.url);
+const recorded = async () => (JSON.parse(await readFile(new URL('recorded.json', FIXTURES), 'utf8')) as { items: Obj[] }).items;
+
+async function csrFor(id: string): Promise<string> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  return (await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])] })).toString('pem');
+}
+
+function httpsPost(port: number, ca: string, body: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body);
+    const req = httpsRequest({ host: '127.0.0.1', servername: 'outrigger-injector.mesh.svc', port, path: '/inject', method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+void test('control-plane --store kubernetes: probes, the injector and identity, from mounted Secrets and the API server', async (t) => {
+  const api = new FakeApiServer();
+  for (const o of await recorded()) api.put(o);
+  api.tokenReview = (body) =>
+    body.spec?.token === 'good'
+      ? {
+          status: {
+            authenticated: true,
+            audiences: body.spec.audiences,
+            user: { username: 'system:serviceaccount:shop:web', extra: { 'authentication.kubernetes.io/pod-name': ['web-7d9f8b6c5-4xk2p'], 'authentication.kubernetes.io/pod-uid': ['5b0c1f0e-8a51-4a43-9d5e-3f7f2a0c9b11'] } },
+          },
+        }
+      : { status: { authenticated: false, error: 'invalid bearer token' } };
+  const url = await api.listen();
+  const dir = await mkdtemp(join(tmpdir(), 'outrigger-kube-cp-'));
+  const pems = await MeshCa.generatePems('cluster.local');
+  const tls = await makeServingTls(['outrigger-injector.mesh.svc']);
+  await mkdir(join(dir, 'identity'));
+  await mkdir(join(dir, 'tls'));
+  await writeFile(join(dir, 'identity', 'ca.crt'), pems.trustAnchorPem);
+  await writeFile(join(dir, 'identity', 'issuer.crt'), pems.issuerCertPem);
+  await writeFile(join(dir, 'identity', 'issuer.key'), pems.issuerKeyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'tls', 'tls.crt'), tls.certPem);
+  await writeFile(join(dir, 'tls', 'tls.key'), tls.keyPem);
+  const cp = await startKubeControlPlane({
+    kubeConfig: kubeConfigFor(url),
+    namespace: 'mesh',
+    trustDomain: 'cluster.local',
+    identityLifetimeSeconds: 3600,
+    tokenAudience: 'identity.outrigger.io',
+    image: 'registry.example/outrigger:test',
+    host: '127.0.0.1',
+    grpcPort: 0,
+    webhookPort: 0,
+    adminPort: 0,
+    identityDir: join(dir, 'identity'),
+    injectorTlsDir: join(dir, 'tls'),
+    tlsReloadMs: 50,
+    log: pino({ level: 'silent' }),
+  });
+  const client = new IdentityClient(`127.0.0.1:${cp.grpc.address.port}`);
+  t.after(async () => {
+    client.close();
+    await cp.close();
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const probe = async (path: string) => (await fetch(`http://127.0.0.1:${cp.adminPort}${path}`)).status;
+  assert.equal(await probe('/live'), 200);
+  await cp.store.ready;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await probe('/ready'), 200);
+
+  // The injector: the namespace annotation comes from the store's cache; the proxy is pointed at this
+  // control plane's Service in its namespace.
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'shop' }, spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } };
+  const ans = await httpsPost(cp.webhook.port, tls.caPem, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1', operation: 'CREATE', namespace: 'shop', object: pod } });
+  assert.equal(ans.status, 200);
+  const ops = JSON.parse(Buffer.from(ans.body.response.patch as string, 'base64').toString('utf8')) as { path: string; value: any }[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const proxy = ops.find((o) => o.path === '/spec/initContainers')?.value[1];
+  assert.equal(proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_DESTINATION_ADDR').value, 'outrigger-control-plane.mesh.svc:8086');
+
+  // A namespace the watch has not delivered yet (the stand-in holds its events back): read directly.
+  api.partitioned = true;
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fresh', annotations: { 'outrigger.io/inject': 'enabled' } } });
+  const fresh = await httpsPost(cp.webhook.port, tls.caPem, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u3', operation: 'CREATE', namespace: 'fresh', object: { ...pod, metadata: { generateName: 'x-', namespace: 'fresh' } } } });
+  assert.equal(cp.store.namespaceAnnotations('fresh'), undefined);
+  assert.equal(fresh.body.response.patchType, 'JSONPatch');
+  api.partitioned = false;
+
+  // Identity: TokenReview says who, the pod cache says the pod is there, the CA from the files signs.
+  const id = 'spiffe://cluster.local/ns/shop/sa/web';
+  const res = await client.certify({ token: 'good', csr_pem: await csrFor(id) });
+  assert.equal(res.identity, id);
+  assert.equal(res.trust_anchor_pem.trim(), pems.trustAnchorPem.trim());
+  assert.equal(new X509Certificate(res.leaf_pem).subjectAltName, `URI:${id}`);
+  const refused = (await client.certify({ token: 'forged', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as grpc.ServiceError;
+  assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
+  api.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d9f8b6c5-4xk2p', namespace: 'shop' } });
+  await new Promise((r) => setTimeout(r, 100));
+  const gone = (await client.certify({ token: 'good', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as grpc.ServiceError;
+  assert.equal(gone.code, grpc.status.UNAUTHENTICATED, 'a token whose pod is gone is worth nothing');
+  assert.match(gone.details, /does not exist now/);
+
+  // The injector's certificate is read again when the mounted Secret changes.
+  const next = await makeServingTls(['outrigger-injector.mesh.svc']);
+  await writeFile(join(dir, 'tls', 'tls.crt'), next.certPem);
+  await writeFile(join(dir, 'tls', 'tls.key'), next.keyPem);
+  let reloaded = false;
+  for (let i = 0; i < 100 && !reloaded; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    reloaded = await httpsPost(cp.webhook.port, next.caPem, { request: { uid: 'u2', operation: 'DELETE' } }).then(() => true, () => false);
+  }
+  assert.ok(reloaded, 'serves the new certificate');
+});
+
+// ---- outrigger check ------------------------------------------------------------------------------
+
+async function installed(api: FakeApiServer, o: { readyReplicas: number; now?: Date }): Promise<K8sObject[]> {
+  const objs = await installObjects({ namespace: 'outrigger', trustDomain: 'cluster.local', identityLifetimeSeconds: 3600, image: 'x', replicas: 2, failurePolicy: 'Ignore' });
+  for (const obj of objs) api.put((obj.kind === 'Deployment' ? { ...obj, status: { readyReplicas: o.readyReplicas, replicas: 2 } } : obj) as Obj);
+  for (const r of await recorded()) api.put(r);
+  return objs;
+}
+
+const line = (results: CheckResult[], re: RegExp) => {
+  const found = results.filter((r) => re.test(r.name));
+  assert.equal(found.length, 1, `one check named ${re}: ${results.map((r) => r.name).join(' | ')}`);
+  return found[0] as CheckResult;
+};
+
+void test('check: after install, one line per check, ✓ where healthy and ✗ with a hint where not', async () => {
+  const api = new FakeApiServer();
+  await installed(api, { readyReplicas: 2 });
+  api.serviceProxy = (ns, svc, path) => (ns === 'outrigger' && svc === 'https:outrigger-injector:443' && path === 'live' ? { status: 200, body: '{"ok":true}' } : { status: 404, body: '' });
+  const url = await api.listen();
+  try {
+    const printed: string[] = [];
+    const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false, (r) => printed.push(formatResult(r)));
+    assert.equal(printed.length, results.length);
+    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
+      assert.ok(line(results, re).ok, re.source);
+    }
+    const notReady = line(results, /^proxies ready/);
+    assert.equal(notReady.ok, false);
+    assert.match(notReady.detail ?? '', /shop\/web-7d9f8b6c5-9qz8m/);
+    assert.match(formatResult(notReady), /^✗ proxies ready: .*\n {4}hint: /);
+    assert.ok(printed.filter((p) => p.startsWith('✓')).length >= 10);
+  } finally {
+    await api.close();
+  }
+});
+
+void test('check: what fails is said: control plane not ready, webhook unreachable, certificates near expiry', async () => {
+  const api = new FakeApiServer();
+  await installed(api, { readyReplicas: 0 });
+  api.allow = (a) => !(a.user === 'system:serviceaccount:outrigger:outrigger-control-plane' && a.resource === 'tokenreviews');
+  const url = await api.listen();
+  try {
+    // 360 days on: the webhook's and the issuer's certificates (a year) expire within 30 days.
+    const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger', now: new Date(Date.now() + 360 * 86_400_000) }, false);
+    assert.match(line(results, /^control plane ready/).detail ?? '', /0\/2 replicas ready/);
+    assert.match(line(results, /^RBAC: the control plane/).detail ?? '', /outrigger-control-plane may not create tokenreviews\.authentication\.k8s\.io$/);
+    assert.equal(line(results, /^webhook reachable/).ok, false);
+    assert.match(line(results, /^issuer certificate/).detail ?? '', /expires .* in \d days/);
+    assert.match(line(results, /^injector certificate/).detail ?? '', /expires/);
+    assert.ok(line(results, /^trust anchor certificate/).ok, 'the trust anchor lives ten years');
+  } finally {
+    await api.close();
+  }
+});
+
+void test('check --pre: version, RBAC and the namespace; an unreachable API stops the rest', async () => {
+  const api = new FakeApiServer();
+  api.version = { major: '1', minor: '28+', gitVersion: 'v1.28.9-eks-1' };
+  api.allow = (a) => a.resource !== 'mutatingwebhookconfigurations';
+  const url = await api.listen();
+  try {
+    const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, true);
+    assert.equal(line(results, /^Kubernetes version/).ok, false);
+    assert.match(line(results, /^Kubernetes version/).hint ?? '', /native sidecars/);
+    assert.match(line(results, /^RBAC/).detail ?? '', /^not allowed to create mutatingwebhookconfigurations\.admissionregistration\.k8s\.io$/);
+    assert.ok(line(results, /^namespace outrigger is free/).ok);
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'outrigger' } });
+    api.version = { major: '1', minor: '30', gitVersion: 'v1.30.0' };
+    api.allow = () => true;
+    const again = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, true);
+    assert.deepEqual(again.map((r) => r.ok), [true, true, true, false]);
+  } finally {
+    await api.close();
+  }
+  const down = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false);
+  assert.equal(down.length, 1);
+  assert.equal(down[0]?.ok, false);
+  assert.match(formatResult(down[0] as CheckResult), /^✗ API server reachable: .*\n {4}hint: check your kubeconfig/);
+});

@@ -1,0 +1,215 @@
+// `outrigger install` / `uninstall`: every object printed validates against the Kubernetes OpenAPI
+// schemas (kubernetes-models, offline), and says what the issue asks for (non-root, read-only root
+// file system, dropped capabilities, probes, requests, PodDisruptionBudget, least-privilege RBAC, the
+// CA bundle of the injector's certificate). And the CRD generator: structural schemas from zod ones,
+// which validate example objects.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { MeshCa } from '../src/control/identity/ca.js';
+import { crd, specSchema, type CrdKind, type JsonSchema } from '../src/kube/crds.js';
+import { installObjects, uninstallObjects, type K8sObject } from '../src/kube/install.js';
+import { POLICY_CRDS, POLICY_RESOURCES, policyCrdKinds } from '../src/kube/policy-crds.js';
+import { renderObjects } from '../src/kube/render.js';
+import { grpcRouteSchema, httpRouteSchema } from '../src/runtime/manifests/schema.js';
+import { validateOpenApi } from './kube-openapi.js';
+import { unknownContainerFields, validateK8s } from './kube-validate.js';
+
+const OPTS = { namespace: 'mesh-system', trustDomain: 'example.org', identityLifetimeSeconds: 3600, image: 'registry.example/outrigger:test', replicas: 2, failurePolicy: 'Ignore' as const };
+
+const byKind = (objs: readonly K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
+const one = (objs: readonly K8sObject[], kind: string, name?: string) => {
+  const found = byKind(objs, kind).filter((o) => name === undefined || o.metadata.name === name);
+  assert.equal(found.length, 1, `one ${kind} ${name ?? ''}`);
+  return found[0] as K8sObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+};
+
+void test('install: every object validates offline, in apply order, namespaced into --namespace', async () => {
+  const objs = await installObjects(OPTS);
+  for (const o of objs) validateK8s(o);
+  assert.equal(objs[0]?.kind, 'Namespace');
+  assert.equal(objs.at(-1)?.kind, 'MutatingWebhookConfiguration', 'the webhook last: its Service exists before the API server calls it');
+  for (const o of objs) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'CustomResourceDefinition'].includes(o.kind)) assert.equal(o.metadata.namespace, 'mesh-system', `${o.kind} ${o.metadata.name}`);
+  // The YAML is what kubectl reads: it parses back to the same objects.
+  const docs = parseAllDocuments(renderObjects(objs, 'yaml')).map((d) => d.toJS() as unknown);
+  assert.deepEqual(docs, JSON.parse(JSON.stringify(objs)));
+  assert.deepEqual((JSON.parse(renderObjects(objs, 'json')) as { items: unknown[] }).items, JSON.parse(JSON.stringify(objs)));
+});
+
+void test('install: the control plane Deployment is hardened, probed, sized and spread; a PDB keeps one up', async () => {
+  const objs = await installObjects(OPTS);
+  const d = one(objs, 'Deployment');
+  assert.equal(d.spec.replicas, 2);
+  const pod = d.spec.template.spec;
+  const c = pod.containers[0];
+  assert.deepEqual(unknownContainerFields(pod.containers), []);
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.ok(pod.securityContext.runAsUser > 0);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+  assert.equal(c.image, OPTS.image);
+  for (const p of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.ok(c[p]?.httpGet, p);
+  assert.ok(c.resources.requests.cpu && c.resources.requests.memory);
+  assert.deepEqual(c.args.slice(0, 3), ['control-plane', '--store', 'kubernetes']);
+  assert.ok(c.args.includes('example.org') && c.args.includes('3600'));
+  assert.equal(d.spec.template.metadata.annotations['outrigger.io/inject'], 'disabled');
+  const pdb = one(objs, 'PodDisruptionBudget');
+  assert.equal(pdb.spec.minAvailable, 1);
+  assert.deepEqual(pdb.spec.selector.matchLabels, d.spec.selector.matchLabels);
+  for (const s of byKind(objs, 'Service')) assert.deepEqual((s as any).spec.selector, d.spec.selector.matchLabels); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const single = await installObjects({ ...OPTS, replicas: 1 });
+  assert.equal(one(single, 'PodDisruptionBudget').spec.maxUnavailable, 1, 'one replica: a PDB that still lets nodes drain');
+});
+
+void test('install: least-privilege RBAC: read what the store watches, create TokenReviews, nothing else (no Secrets)', async () => {
+  const objs = await installObjects(OPTS);
+  const role = one(objs, 'ClusterRole');
+  for (const r of role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
+    if (r.resources.includes('tokenreviews')) assert.deepEqual(r.verbs, ['create']);
+    else assert.deepEqual(r.verbs, ['get', 'list', 'watch'], r.resources.join(','));
+    assert.ok(!r.resources.includes('secrets') && !r.resources.includes('*') && !r.apiGroups.includes('*'));
+  }
+  const resources = (role.rules as { resources: string[] }[]).flatMap((r) => r.resources);
+  for (const r of ['pods', 'services', 'namespaces', 'serviceaccounts', 'endpointslices', 'httproutes', 'grpcroutes', ...POLICY_RESOURCES]) assert.ok(resources.includes(r), r);
+  const binding = one(objs, 'ClusterRoleBinding');
+  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: one(objs, 'ServiceAccount').metadata.name, namespace: 'mesh-system' }]);
+  assert.equal(one(objs, 'Deployment').spec.template.spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
+});
+
+void test('install: the CA Secrets load as a mesh CA, and the webhook trusts the injector certificate, which names its Service', async () => {
+  const objs = await installObjects({ ...OPTS, failurePolicy: 'Fail' });
+  const dec = (s: K8sObject, k: string) => Buffer.from((s as any).data[k], 'base64').toString('utf8'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const id = one(objs, 'Secret', 'outrigger-identity');
+  const ca = await MeshCa.fromPems({ trustAnchorPem: dec(id, 'ca.crt'), issuerCertPem: dec(id, 'issuer.crt'), issuerKeyPem: dec(id, 'issuer.key') }, { trustDomain: 'example.org' });
+  assert.equal(ca.trustDomain, 'example.org');
+  const tls = one(objs, 'Secret', 'outrigger-injector-tls');
+  assert.equal(tls.type, 'kubernetes.io/tls');
+  const webhookConfig = one(objs, 'MutatingWebhookConfiguration');
+  const hook = webhookConfig.webhooks[0];
+  assert.equal(Buffer.from(hook.clientConfig.caBundle, 'base64').toString('utf8'), dec(tls, 'ca.crt'));
+  const cert = new X509Certificate(dec(tls, 'tls.crt'));
+  assert.ok(cert.verify(new X509Certificate(dec(tls, 'ca.crt')).publicKey), 'signed by the caBundle CA');
+  assert.ok(cert.checkHost(`${hook.clientConfig.service.name}.mesh-system.svc`), cert.subjectAltName);
+  assert.equal(hook.failurePolicy, 'Fail');
+  assert.equal(hook.sideEffects, 'None');
+  assert.deepEqual(hook.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+  assert.ok(hook.namespaceSelector.matchExpressions[0].values.includes('kube-system') && hook.namespaceSelector.matchExpressions[0].values.includes('mesh-system'));
+  const svc = byKind(objs, 'Service').find((s) => s.metadata.name === hook.clientConfig.service.name) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.equal(svc.spec.ports[0].port, hook.clientConfig.service.port);
+});
+
+void test('install: a CA given by the user is used; a bad one stops the install', async () => {
+  const pems = await MeshCa.generatePems('example.org');
+  const objs = await installObjects({ ...OPTS, ca: pems });
+  assert.equal(Buffer.from((one(objs, 'Secret', 'outrigger-identity') as any).data['issuer.crt'], 'base64').toString('utf8'), pems.issuerCertPem); // eslint-disable-line @typescript-eslint/no-explicit-any
+  await assert.rejects(installObjects({ ...OPTS, ca: { ...pems, issuerKeyPem: 'nonsense' } }));
+});
+
+void test('install parts and uninstall: --crds, --control-plane; uninstall lists what install made, webhook first', async () => {
+  const cp = await installObjects({ ...OPTS, part: 'control-plane' });
+  assert.equal(byKind(cp, 'CustomResourceDefinition').length, 0);
+  const crds = await installObjects({ ...OPTS, part: 'crds' });
+  assert.ok(crds.every((o) => o.kind === 'CustomResourceDefinition'));
+  assert.equal(crds.length, POLICY_CRDS.length);
+  const un = uninstallObjects({ namespace: 'mesh-system' });
+  for (const o of un) validateK8s({ ...o, ...(o.kind === 'ClusterRoleBinding' ? { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'x' } } : {}) });
+  assert.equal(un[0]?.kind, 'MutatingWebhookConfiguration');
+  assert.equal(un.at(-1)?.kind, 'Namespace');
+  const made = new Set((await installObjects(OPTS)).filter((o) => o.metadata.namespace === undefined).map((o) => `${o.kind}/${o.metadata.name}`));
+  assert.deepEqual(new Set(un.map((o) => `${o.kind}/${o.metadata.name}`)), made, 'every cluster-scoped object (namespaced ones go with the namespace)');
+});
+
+// ---- the CRD generator ----------------------------------------------------------------------------
+
+/** Kubernetes' structural schema rules (the ones zod output can break). */
+function structuralProblems(s: JsonSchema, path = ''): string[] {
+  const out: string[] = [];
+  const typed = typeof s.type === 'string' || s['x-kubernetes-int-or-string'] === true || s['x-kubernetes-preserve-unknown-fields'] === true;
+  if (!typed) out.push(`${path || '/'}: no type`);
+  for (const k of ['$ref', '$schema', 'const', 'anyOf', 'oneOf', 'allOf', 'not', 'propertyNames', 'patternProperties', '$defs', 'definitions']) if (k in s) out.push(`${path}: ${k}`);
+  if (s.uniqueItems === true) out.push(`${path}: uniqueItems`);
+  if (s.additionalProperties !== undefined && (s.properties !== undefined || typeof s.additionalProperties === 'boolean')) out.push(`${path}: additionalProperties`);
+  if (typeof s.pattern === 'string' && /\(\?[=!<]/.test(s.pattern)) out.push(`${path}: pattern with lookaround`);
+  for (const [k, v] of Object.entries((s.properties as Record<string, JsonSchema> | undefined) ?? {})) out.push(...structuralProblems(v, `${path}/${k}`));
+  if (s.items !== undefined) out.push(...structuralProblems(s.items as JsonSchema, `${path}[]`));
+  if (typeof s.additionalProperties === 'object') out.push(...structuralProblems(s.additionalProperties as JsonSchema, `${path}{}`));
+  return out;
+}
+
+/** Validates an object against a CRD's openAPIV3Schema as the API server would on create. */
+function crdValidator(c: Record<string, unknown>): (o: unknown) => string[] {
+  const schema = (c as any).spec.versions[0].schema.openAPIV3Schema as JsonSchema; // eslint-disable-line @typescript-eslint/no-explicit-any
+  return (o) => validateOpenApi(schema, o);
+}
+
+const sample: CrdKind = {
+  group: 'example.outrigger.io',
+  version: 'v1alpha1',
+  kind: 'Widget',
+  plural: 'widgets',
+  schema: z.strictObject({
+    apiVersion: z.string(),
+    kind: z.literal('Widget'),
+    metadata: z.object({ name: z.string() }),
+    spec: z.strictObject({
+      port: z.union([z.int().min(1).max(65535), z.string().regex(/^[a-z]+$/)]),
+      mode: z.enum(['fast', 'safe']).default('safe'),
+      replicas: z.int().min(1).max(10).optional(),
+      match: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('Exact'), value: z.string() }), z.strictObject({ type: z.literal('Prefix'), value: z.string(), caseless: z.boolean().optional() })]),
+      labels: z.record(z.string(), z.string()).optional(),
+      tags: z.array(z.string().max(10)).max(3).optional(),
+    }),
+  }),
+  printerColumns: [{ name: 'Port', type: 'string', jsonPath: '.spec.port' }],
+};
+
+void test('CRD generator: a structural schema from a zod schema, which validates example objects as zod does', () => {
+  const c = crd(sample);
+  validateK8s(c);
+  const spec = specSchema(sample.schema);
+  assert.deepEqual(structuralProblems(spec), []);
+  assert.deepEqual((spec.properties as any).port, { 'x-kubernetes-int-or-string': true }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.deepEqual((spec.properties as any).match.properties.type, { type: 'string', enum: ['Exact', 'Prefix'] }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.deepEqual((spec.properties as any).labels, { type: 'object', additionalProperties: { type: 'string' } }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const validate = crdValidator(c);
+  const good = { apiVersion: 'example.outrigger.io/v1alpha1', kind: 'Widget', metadata: { name: 'w' }, spec: { port: 8080, match: { type: 'Exact', value: '/' }, tags: ['a'] } };
+  assert.deepEqual(validate(good), []);
+  assert.ok(sample.schema.safeParse(good).success);
+  for (const badSpec of [{ port: 80, replicas: 11, match: { type: 'Exact', value: '/' } }, { port: 80, match: { type: 'Exact', value: '/', caseless: 'yes' } }, { port: 80, mode: 'slow', match: { type: 'Exact', value: '/' } }, { port: 80, match: { type: 'Regex', value: '/' } }, { port: 80, match: { type: 'Exact', value: '/' }, tags: ['a', 'b', 'c', 'd'] }, { port: 80 }]) {
+    const bad = { ...good, spec: badSpec };
+    assert.notDeepEqual(validate(bad), [], JSON.stringify(badSpec));
+    assert.ok(!sample.schema.safeParse(bad).success);
+  }
+  // Looser than zod where a structural schema cannot say it (an int-or-string keeps no bounds): the
+  // control plane's own validation stays the strict one.
+  assert.deepEqual(validate({ ...good, spec: { ...good.spec, port: 70000 } }), []);
+  const cols = (c as any).spec.versions[0].additionalPrinterColumns; // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.deepEqual(cols.map((x: { name: string }) => x.name), ['Port', 'Age']);
+});
+
+void test('CRD generator: the manifests\' own HTTPRoute and GRPCRoute schemas (large, real zod) come out structural and accept the examples', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const routes = parseAllDocuments(await readFile(new URL('../../src/runtime/manifests/testdata/valid/routes.yaml', import.meta.url), 'utf8')).map((d) => d.toJS() as { kind: string });
+  for (const [kind, schema] of [['HTTPRoute', httpRouteSchema], ['GRPCRoute', grpcRouteSchema]] as const) {
+    const c = crd({ group: 'gateway.example.io', version: 'v1', kind, plural: `${kind.toLowerCase()}s`, schema });
+    validateK8s(c);
+    assert.deepEqual(structuralProblems(specSchema(schema)), [], kind);
+    const validate = crdValidator(c);
+    const examples = routes.filter((r) => r.kind === kind);
+    assert.ok(examples.length > 0, `examples of ${kind}`);
+    for (const r of examples) assert.deepEqual(validate(r), [], JSON.stringify(r).slice(0, 200));
+  }
+});
+
+void test('policy CRDs: adding a kind is one entry; names for every policy kind; unknown kinds refused', () => {
+  const kinds = policyCrdKinds({ Server: sample.schema });
+  assert.equal(kinds[0]?.plural, 'servers');
+  const c = crd(kinds[0] as CrdKind);
+  validateK8s(c);
+  assert.equal((c as any).metadata.name, 'servers.policy.outrigger.io'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.throws(() => policyCrdKinds({ Gadget: sample.schema }), /no CRD names/);
+  assert.equal(POLICY_RESOURCES.length, 5);
+});
