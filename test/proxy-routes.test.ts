@@ -312,6 +312,7 @@ void test('routes: timeouts.request answers 504', async (t) => {
   const r = await request(m.proxy, '/');
   assert.equal(r.status, 504, r.body);
   assert.match(String(r.headers['outrigger-proxy-error']), /timed out after 200ms/);
+  assert.equal(await metricValue(m.proxy, 'request_errors_total', { direction: 'outbound', error: 'route_timeout' }), 1);
 });
 
 void test('routes: a 503 is retried on the second replica', async (t) => {
@@ -478,6 +479,7 @@ void test('a full queue: past max-in-flight and max-queued, requests get 503 at 
   const again = await Promise.all([request(m.proxy, '/x'), request(m.proxy, '/y')]);
   assert.deepEqual(again.map((r) => r.status), [200, 200]);
   assert.equal(await metricValue(m.proxy, 'request_queue_total', { result: 'queued' }), 3);
+  assert.equal(await metricValue(m.proxy, 'request_errors_total', { error: 'queue_full' }), 6, 'each refusal is counted by its cause');
 });
 
 void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, and the slot comes back when the held stream ends', async (t) => {
@@ -511,4 +513,5 @@ void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, a
   hold = false;
   assert.equal((await get('/after')).status, 200, 'the slot came back');
   assert.equal(await metricValue(m.proxy, 'request_queue_total', { result: 'full' }), 1);
+  assert.equal(await metricValue(m.proxy, 'request_errors_total', { error: 'queue_full' }), 1);
 });

@@ -3,6 +3,7 @@
 // read from the sockets when Prometheus scrapes, not counted per chunk.
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { ProxyError } from './errors/errors.js';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -220,6 +221,10 @@ export class ProxyMetrics {
   /** HTTP requests that waited for a slot of their destination's in-flight limit (result="queued"), or
    *  were refused with 503 because its queue was full (result="full"). */
   readonly requestQueueTotal: Counter<'direction' | 'target_addr' | 'result'>;
+  /** HTTP requests (or HTTP/2 streams) the proxy ended with an error of its own, by its stable code:
+   *  what each 4xx/5xx the proxy answered (or each response it cut) was. Plain numbers, read at scrape
+   *  time; label sets: directions × destinations × the codes in errors/errors.ts. */
+  readonly requestErrors = new CounterCells();
   /** Mirrored requests: result="sent" | "failed" | "dropped" (too many in flight). */
   readonly mirrorTotal: Counter<'direction' | 'target_addr' | 'result'>;
   private readonly groups = new Map<string, RouteGroup>();
@@ -331,6 +336,14 @@ export class ProxyMetrics {
       labelNames: ['direction', 'reason'],
       registers,
     });
+    this.registry.registerMetric(
+      scrapeTimeMetric(
+        'request_errors_total',
+        'HTTP requests the proxy ended with an error of its own; error: connect_refused, connect_timeout, response_timeout, route_timeout, no_endpoints, endpoints_ejected, queue_full, upstream_tls, ... (the codes of src/proxy/errors/errors.ts)',
+        'counter',
+        () => this.requestErrors.samples(),
+      ) as unknown as Counter,
+    );
     this.requestQueueTotal = new Counter({
       name: 'request_queue_total',
       help: 'HTTP requests that waited for a slot of their destination\'s in-flight limit (result="queued") or were refused with 503 because its queue was full (result="full")',
@@ -397,6 +410,12 @@ export class ProxyMetrics {
     counter('policy_reconnects_total', 'policy watches started again after their stream ended', () => stats.reconnects);
     this.policy = m;
     return m;
+  }
+
+  /** Counts a request the proxy ended with `err` (request_errors_total). */
+  requestError(direction: Direction, targetAddr: string, err: unknown): void {
+    const error = err instanceof ProxyError ? err.code.replace(/^OUTR_ERR_/, '').toLowerCase() : 'internal';
+    this.requestErrors.labels({ direction, target_addr: targetAddr, error }).inc();
   }
 
   /** Set by enablePolicy. */

@@ -1094,6 +1094,7 @@ export class ClientConn implements UpstreamOwner {
       if (this.rule !== null && this.rule.retry !== undefined && this.maybeRetry(kind)) return;
     }
     const responseStarted = this.res !== null;
+    this.ctx.metrics.requestError(this.ctx.direction, this.targetKey, err);
     // Only the upstream's faults count against the endpoint (not a client's malformed bytes).
     const code = (err as ProxyError | undefined)?.code;
     this.settleEndpoint(

@@ -187,7 +187,9 @@ export class H2Proxy {
       const stats = metrics.route(direction, key, headers[':authority'] ?? '', clientId);
       stats.requests.inc();
       const l = router.limit;
-      const r = errorResponse(new ProxyError(Codes.QUEUE_FULL, `${key}: ${l.maxInFlight} requests in flight and ${l.maxQueued} waiting: the queue is full`));
+      const full = new ProxyError(Codes.QUEUE_FULL, `${key}: ${l.maxInFlight} requests in flight and ${l.maxQueued} waiting: the queue is full`);
+      metrics.requestError(direction, key, full);
+      const r = errorResponse(full);
       const sent = respondWithError(stream, r, (headers['content-type'] ?? '').startsWith('application/grpc'));
       stats.response(sent.status, 0, sent.grpcStatus);
     });
@@ -291,6 +293,7 @@ export class H2Proxy {
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
+      metrics.requestError(direction, key, classify(err, upKey));
       epOk = false;
       if (!responded) feed(true);
       if (up && !up.closed) up.close(NGHTTP2_CANCEL);
@@ -483,6 +486,7 @@ export class H2Proxy {
     /** Answers from the proxy (an error, or a redirect); after a response began, resets the stream. */
     const answerError = (err: unknown) => {
       finished = true;
+      metrics.requestError(direction, key, classify(err, upKey));
       clearTimers();
       if (stream.closed || stream.destroyed) return;
       if (responded || stream.headersSent) {
