@@ -7,6 +7,7 @@
 // it needs root and how to run it.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { sumMetric } from './metrics-text.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -131,6 +132,21 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
     assert.ok(Math.abs((v1?.share ?? 0) - 0.9) <= 0.07, `v1 share ${v1?.share}`);
     const text = await cli(['routes', 'svc/cart', ...common]);
     assert.match(text.stdout, /default\/cart-retries\s+cart\s+/);
+  });
+
+  await t.test('the denied call: the cache proxy refuses loadgen (only catalog and cart may call it) and counts it', async () => {
+    const metrics = await cli(['exec', 'deploy/cache', ...common, '--', 'curl', '-s', 'http://127.0.0.1:4191/metrics']);
+    assert.equal(metrics.code, 0, show(metrics));
+    const denied = sumMetric(metrics.stdout, 'inbound_tcp_authz_deny_total', {});
+    const allowed = sumMetric(metrics.stdout, 'inbound_tcp_authz_allow_total', {});
+    console.log(`# cache: ${denied} connections denied, ${allowed} allowed`);
+    assert.ok(denied >= 3, `loadgen tries every 5 s: ${denied} denied`);
+    assert.ok(allowed >= 2, `catalog and cart get through: ${allowed} allowed`);
+    const logs = await cli(['logs', 'deploy/loadgen', ...common]);
+    assert.match(logs.stdout, /cache tried \d+: refused [1-9]\d* \(as the policy says\), answered 0/);
+    const authz = await cli(['authz', 'deploy/cache', ...common]);
+    assert.equal(authz.code, 0, show(authz));
+    assert.match(authz.stdout, /cache-clients/);
   });
 
   await t.test('top --once names the callers and the services called', async () => {
