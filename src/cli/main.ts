@@ -1,54 +1,42 @@
-// The `outrigger` command: one subcommand per file in this folder, dispatched here.
+// The `outrigger` command: one subcommand per file in this folder, dispatched here. Each command's
+// module is loaded only when it is needed: the proxy, which runs in every pod, loads the proxy alone
+// (not the dashboard, the Kubernetes client or the other commands), and so does each other command.
 import { Command } from 'commander';
-import { applyCommand } from './apply.js';
-import { checkCommand } from './check.js';
-import { controlPlaneCommand } from './control-plane.js';
-import { controlCommand } from './control.js';
-import { dashboardCommand } from './dashboard.js';
-import { demoCommand } from './demo.js';
-import { downCommand } from './down.js';
-import { execCommand } from './exec.js';
-import { getCommand } from './get.js';
-import { identityCommand } from './identity.js';
-import { authzCommand } from './authz.js';
-import { injectCommand } from './inject.js';
-import { installCommand } from './install.js';
-import { logsCommand } from './logs.js';
-import { prometheusConfigCommand } from './prometheus-config.js';
-import { proxyCommand } from './proxy.js';
-import { tapCommand } from './tap.js';
-import { routesCommand } from './routes.js';
-import { statCommand } from './stat.js';
-import { topCommand } from './top.js';
-import { proxyInitCommand } from './proxy-init.js';
-import { uninstallCommand } from './uninstall.js';
-import { upCommand } from './up.js';
 
-const program = new Command('outrigger')
-  .description('Outrigger: a service mesh whose proxy runs beside every pod')
-  .showHelpAfterError()
-  .addCommand(demoCommand())
-  .addCommand(upCommand())
-  .addCommand(applyCommand())
-  .addCommand(getCommand())
-  .addCommand(logsCommand())
-  .addCommand(execCommand())
-  .addCommand(identityCommand())
-  .addCommand(authzCommand())
-  .addCommand(tapCommand())
-  .addCommand(prometheusConfigCommand())
-  .addCommand(statCommand())
-  .addCommand(topCommand())
-  .addCommand(routesCommand())
-  .addCommand(dashboardCommand())
-  .addCommand(downCommand())
-  .addCommand(proxyCommand())
-  .addCommand(installCommand())
-  .addCommand(uninstallCommand())
-  .addCommand(injectCommand())
-  .addCommand(checkCommand())
-  .addCommand(proxyInitCommand())
-  .addCommand(controlPlaneCommand())
-  .addCommand(controlCommand(), { hidden: true });
+type Loader = () => Promise<Command>;
+
+/** In the order `outrigger --help` lists them. */
+const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean])[] = [
+  ['demo', async () => (await import('./demo.js')).demoCommand()],
+  ['up', async () => (await import('./up.js')).upCommand()],
+  ['apply', async () => (await import('./apply.js')).applyCommand()],
+  ['get', async () => (await import('./get.js')).getCommand()],
+  ['logs', async () => (await import('./logs.js')).logsCommand()],
+  ['exec', async () => (await import('./exec.js')).execCommand()],
+  ['identity', async () => (await import('./identity.js')).identityCommand()],
+  ['authz', async () => (await import('./authz.js')).authzCommand()],
+  ['tap', async () => (await import('./tap.js')).tapCommand()],
+  ['prometheus-config', async () => (await import('./prometheus-config.js')).prometheusConfigCommand()],
+  ['stat', async () => (await import('./stat.js')).statCommand()],
+  ['top', async () => (await import('./top.js')).topCommand()],
+  ['routes', async () => (await import('./routes.js')).routesCommand()],
+  ['dashboard', async () => (await import('./dashboard.js')).dashboardCommand()],
+  ['down', async () => (await import('./down.js')).downCommand()],
+  ['proxy', async () => (await import('./proxy.js')).proxyCommand()],
+  ['install', async () => (await import('./install.js')).installCommand()],
+  ['uninstall', async () => (await import('./uninstall.js')).uninstallCommand()],
+  ['inject', async () => (await import('./inject.js')).injectCommand()],
+  ['check', async () => (await import('./check.js')).checkCommand()],
+  ['proxy-init', async () => (await import('./proxy-init.js')).proxyInitCommand()],
+  ['control-plane', async () => (await import('./control-plane.js')).controlPlaneCommand()],
+  ['control', async () => (await import('./control.js')).controlCommand(), true],
+];
+
+const program = new Command('outrigger').description('Outrigger: a service mesh whose proxy runs beside every pod').showHelpAfterError();
+const asked = COMMANDS.find(([name]) => name === process.argv[2]);
+// A known command: only its module. Anything else (help, a typo): all of them, for the listing.
+for (const [, load, hidden] of asked !== undefined ? [asked] : COMMANDS) {
+  program.addCommand(await load(), hidden === true ? { hidden: true } : {});
+}
 
 await program.parseAsync(process.argv);
