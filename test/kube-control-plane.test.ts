@@ -140,9 +140,16 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
 
 // ---- outrigger check ------------------------------------------------------------------------------
 
-async function installed(api: FakeApiServer, o: { readyReplicas: number; now?: Date }): Promise<K8sObject[]> {
+async function installed(api: FakeApiServer, o: { readyReplicas: number; now?: Date; notEstablished?: string }): Promise<K8sObject[]> {
   const objs = await installObjects({ namespace: 'outrigger', trustDomain: 'cluster.local', identityLifetimeSeconds: 3600, image: 'x', replicas: 2, failurePolicy: 'Ignore' });
-  for (const obj of objs) api.put((obj.kind === 'Deployment' ? { ...obj, status: { readyReplicas: o.readyReplicas, replicas: 2 } } : obj) as Obj);
+  // The status an API server gives them: the Deployment's replicas, the CRDs' Established condition.
+  const status = (obj: K8sObject) =>
+    obj.kind === 'Deployment'
+      ? { status: { readyReplicas: o.readyReplicas, replicas: 2 } }
+      : obj.kind === 'CustomResourceDefinition'
+        ? { status: { conditions: [{ type: 'Established', status: obj.metadata.name === o.notEstablished ? 'False' : 'True' }] } }
+        : {};
+  for (const obj of objs) api.put({ ...obj, ...status(obj) } as Obj);
   for (const r of await recorded()) api.put(r);
   return objs;
 }
@@ -162,7 +169,7 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
     const printed: string[] = [];
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false, (r) => printed.push(formatResult(r)));
     assert.equal(printed.length, results.length);
-    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
+    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed \(5\)/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
       assert.ok(line(results, re).ok, re.source);
     }
     const notReady = line(results, /^proxies ready/);
@@ -177,13 +184,14 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
 
 void test('check: what fails is said: control plane not ready, webhook unreachable, certificates near expiry', async () => {
   const api = new FakeApiServer();
-  await installed(api, { readyReplicas: 0 });
+  await installed(api, { readyReplicas: 0, notEstablished: 'servers.policy.outrigger.io' });
   api.allow = (a) => !(a.user === 'system:serviceaccount:outrigger:outrigger-control-plane' && a.resource === 'tokenreviews');
   const url = await api.listen();
   try {
     // 360 days on: the webhook's and the issuer's certificates (a year) expire within 30 days.
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger', now: new Date(Date.now() + 360 * 86_400_000) }, false);
     assert.match(line(results, /^control plane ready/).detail ?? '', /0\/2 replicas ready/);
+    assert.match(line(results, /^CRDs installed/).detail ?? '', /^missing: servers\.policy\.outrigger\.io \(not established\)$/);
     assert.match(line(results, /^RBAC: the control plane/).detail ?? '', /outrigger-control-plane may not create tokenreviews\.authentication\.k8s\.io$/);
     assert.equal(line(results, /^webhook reachable/).ok, false);
     assert.match(line(results, /^issuer certificate/).detail ?? '', /expires .* in \d days/);

@@ -76,8 +76,7 @@ export function installCommand(): Command {
           ...(ca !== undefined ? { ca } : {}),
           part: f.crds === true ? 'crds' : f.controlPlane === true ? 'control-plane' : 'all',
         });
-        if (objects.length === 0) process.stderr.write('outrigger install: this build has no CRDs to print yet (the policy kinds\' schemas are not part of it)\n');
-        else process.stdout.write(renderObjects(objects, f.output));
+        process.stdout.write(renderObjects(objects, f.output));
       } catch (err) {
         process.stderr.write(`outrigger install: ${(err as Error).message}\n`);
         process.exit(1);
