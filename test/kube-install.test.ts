@@ -75,6 +75,14 @@ void test('install: least-privilege RBAC: read what the store watches, create To
   }
   const resources = (role.rules as { resources: string[] }[]).flatMap((r) => r.resources);
   for (const r of ['pods', 'services', 'namespaces', 'serviceaccounts', 'endpointslices', 'httproutes', 'grpcroutes', ...POLICY_RESOURCES]) assert.ok(resources.includes(r), r);
+  // In step with the store: every resource it watches is readable, nothing else is (plus TokenReview).
+  const { RESOURCES } = await import('../src/control/store/kubernetes/kubernetes.js');
+  const watched = RESOURCES.map((r) => {
+    const parts = r.path.split('/');
+    return parts[1] === 'api' ? `/${parts[3]}` : `${parts[2]}/${parts[4]}`;
+  });
+  const granted = (role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).filter((r) => !r.resources.includes('tokenreviews')).flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((x) => `${g}/${x}`)));
+  assert.deepEqual([...granted].sort(), [...watched].sort());
   const binding = one(objs, 'ClusterRoleBinding');
   assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: one(objs, 'ServiceAccount').metadata.name, namespace: 'mesh-system' }]);
   assert.equal(one(objs, 'Deployment').spec.template.spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
