@@ -11,6 +11,8 @@ import { formatPortList, type PortList } from '../core/ports.js';
 import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
 import { SETTINGS } from '../proxy/env.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
+import { deploymentOf } from '../control/store/kubernetes/convert.js';
+import type { DefaultInboundPolicy } from '../runtime/manifests/policy.js';
 import {
   INIT_CONTAINER,
   KUBE_ANNOTATION,
@@ -35,6 +37,9 @@ export interface InjectConfig {
   /** Audience of the projected token, which the identity service checks. */
   readonly tokenAudience?: string;
   readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** The mesh's default inbound policy (`install --default-inbound-policy`), for pods whose own and
+   *  namespace's annotations say none. Default all-unauthenticated. */
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 export type Decision = { readonly inject: true } | { readonly inject: false; readonly reason: string };
@@ -79,6 +84,8 @@ export function podMesh(pod: Json, namespaceAnnotations: Readonly<Record<string,
   if (skipIn !== undefined) mesh.skipInboundPorts = skipIn;
   const skipOut = m.skipOutboundPorts ?? n.skipOutboundPorts;
   if (skipOut !== undefined) mesh.skipOutboundPorts = skipOut;
+  const inboundDefault = m.defaultInboundPolicy ?? n.defaultInboundPolicy;
+  if (inboundDefault !== undefined) mesh.defaultInboundPolicy = inboundDefault;
   return { mesh, problems };
 }
 
@@ -128,13 +135,25 @@ function env(name: keyof typeof SETTINGS, value: string): Json {
   return { name: SETTINGS[name].env, value };
 }
 
+function fieldEnv(name: string, fieldPath: string): Json {
+  return { name, valueFrom: { fieldRef: { fieldPath } } };
+}
+
+/** Not a proxy setting: the pod's ServiceAccount, for the identity's expansion. */
+const SERVICE_ACCOUNT_ENV = 'OUTRIGGER_POD_SERVICE_ACCOUNT';
+
 const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' } };
 
-/** The native sidecar. Its identity is built from the pod's own namespace and ServiceAccount through
- *  the downward API, so that a template injected offline is right in whatever namespace it lands. */
-export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>): Json {
+/** The native sidecar. Its identity and its pod (for the policy service, metrics and tap) come from
+ *  the pod's own namespace, name and ServiceAccount through the downward API, so that a template
+ *  injected offline is right in whatever namespace it lands and whatever name the pod is given. What
+ *  the local runtime passes as flags (mesh.ts runningPod) is passed here as the same settings'
+ *  environment variables. `workload`: the Deployment, when it is known at injection. */
+export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>, workload?: string): Json {
   const logLevel = a[KUBE_ANNOTATION.proxyLogLevel];
   const image = a[KUBE_ANNOTATION.proxyImage] ?? cfg.image;
+  const podNamespace = SETTINGS.podNamespace.env;
+  const podName = SETTINGS.podName.env;
   return {
     name: PROXY_CONTAINER,
     image,
@@ -142,15 +161,20 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
     restartPolicy: 'Always',
     args: ['proxy'],
     env: [
-      // The pod's own name too: the policy service (not merged yet) answers per pod.
-      { name: 'OUTRIGGER_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'OUTRIGGER_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: 'OUTRIGGER_POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
+      fieldEnv(podNamespace, 'metadata.namespace'),
+      fieldEnv(podName, 'metadata.name'),
+      fieldEnv(SERVICE_ACCOUNT_ENV, 'spec.serviceAccountName'),
+      ...(workload !== undefined ? [env('podWorkload', workload)] : []),
       env('destinationAddr', cfg.controlAddr),
+      env('policyAddr', cfg.controlAddr),
+      // $(VAR) refers to the variables above (Kubernetes expands them in order).
+      env('pod', `$(${podNamespace})/$(${podName})`),
+      // Only until the policy service answers (which then says the pod's default as the store sees
+      // it now): the pod's annotation, else its namespace's, else the mesh's.
+      env('defaultInboundPolicy', mesh.defaultInboundPolicy ?? cfg.defaultInboundPolicy ?? 'all-unauthenticated'),
       env('identityAddr', cfg.controlAddr),
       env('identityTokenFile', `${TOKEN_DIR}/${TOKEN_FILE}`),
-      // $(VAR) refers to the variables above (Kubernetes expands them in order).
-      env('identity', `spiffe://${cfg.trustDomain}/ns/$(OUTRIGGER_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)`),
+      env('identity', `spiffe://${cfg.trustDomain}/ns/$(${podNamespace})/sa/$(${SERVICE_ACCOUNT_ENV})`),
       env('inboundPort', String(DEFAULT_PROXY_INIT.inboundPort)),
       env('outboundPort', String(DEFAULT_PROXY_INIT.outboundPort)),
       ...(mesh.opaquePorts !== undefined ? [env('opaquePorts', ports(mesh.opaquePorts))] : []),
@@ -225,7 +249,7 @@ export interface PodPatch {
 }
 
 /** What an injected pod's annotations, init containers and volumes become (the rest is untouched). */
-export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, cfg: InjectConfig, mode: InjectMode): PodPatch {
+export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, cfg: InjectConfig, mode: InjectMode, workload?: string): PodPatch {
   const spec = obj(pod.spec) ?? {};
   const a = annotationsOf(pod);
   const { mesh } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
@@ -236,7 +260,7 @@ export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<strin
   return {
     metadataAnnotations: annotations,
     // proxy-init, then the proxy, then the user's init containers (which thus run inside the mesh).
-    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a), ...(arr(spec.initContainers) as Json[])],
+    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a, workload), ...(arr(spec.initContainers) as Json[])],
     volumes: [...(arr(spec.volumes) as Json[]).filter((v) => !injectedVolumes(cfg).some((w) => w.name === obj(v)?.name)), ...injectedVolumes(cfg)],
   };
 }
@@ -317,5 +341,8 @@ export function injectObject(
   if (pod === undefined) return { ops: [], decision: { inject: false, reason: 'the object has no pod template' } };
   const decision = decide(pod, namespaceAnnotations, mode);
   if (!decision.inject) return { ops: [], decision };
-  return { ops: podPatchOps(pod, injectPod(pod, namespaceAnnotations, cfg, mode), path), decision };
+  // The Deployment: the object itself (offline), or the pod's ReplicaSet owner (the webhook: the
+  // ReplicaSet controller creates pods with their ownerReferences and pod-template-hash label).
+  const workload = str(o.kind) === 'Deployment' ? str(obj(o.metadata)?.name) : path === '' ? deploymentOf(o as Parameters<typeof deploymentOf>[0]) : undefined;
+  return { ops: podPatchOps(pod, injectPod(pod, namespaceAnnotations, cfg, mode, workload), path), decision };
 }
