@@ -56,6 +56,16 @@ void test('install: the control plane Deployment is hardened, probed, sized and 
   assert.ok(c.resources.requests.cpu && c.resources.requests.memory);
   assert.deepEqual(c.args.slice(0, 3), ['control-plane', '--store', 'kubernetes']);
   assert.ok(c.args.includes('example.org') && c.args.includes('3600'));
+  const arg = (args: string[], name: string) => args[args.indexOf(name) + 1];
+  assert.equal(arg(c.args, '--default-inbound-policy'), 'all-unauthenticated');
+  assert.equal(arg(c.args, '--cluster-networks'), '10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16');
+  const narrowed = one(await installObjects({ ...OPTS, defaultInboundPolicy: 'cluster-authenticated', clusterNetworks: ['10.244.0.0/16'] }), 'Deployment').spec.template.spec.containers[0].args as string[];
+  assert.equal(arg(narrowed, '--default-inbound-policy'), 'cluster-authenticated');
+  assert.equal(arg(narrowed, '--cluster-networks'), '10.244.0.0/16');
+  // The flags are the control plane command's own.
+  const { controlPlaneCommand } = await import('../src/cli/control-plane.js');
+  const known = controlPlaneCommand().options.map((o) => o.long);
+  for (const a of c.args.filter((x: string) => x.startsWith('--'))) assert.ok(known.includes(a), a);
   assert.equal(d.spec.template.metadata.annotations['outrigger.io/inject'], 'disabled');
   const pdb = one(objs, 'PodDisruptionBudget');
   assert.equal(pdb.spec.minAvailable, 1);
