@@ -254,6 +254,34 @@ void test('webhook: the default inbound policy is the pod\'s, else its namespace
   }
 });
 
+void test('webhook: the app\'s httpGet and tcpSocket probes are pointed at the proxy\'s admin port, which forwards them (policy never meets the kubelet)', async () => {
+  await withWebhook(async (review) => {
+    const p = pod('api', 'meshed', { annotations: { 'config.outrigger.io/skip-inbound-ports': '9000' } });
+    const app = (p.spec as { containers: Json[] }).containers[0] as Json;
+    Object.assign(app, {
+      readinessProbe: { httpGet: { path: '/ready', port: 'http', scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
+      livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
+      startupProbe: { httpGet: { path: '/started', port: 9000, scheme: 'HTTP' }, periodSeconds: 1, failureThreshold: 30 },
+    });
+    const { patched, ops } = await review(p, 'meshed');
+    assert.ok(patched && ops);
+    validateK8s({ ...patched, metadata: { ...(patched.metadata as Json), name: 'api-x1' } });
+    assert.deepEqual(ops.map((o) => o.path).sort(), ['/metadata/annotations', '/spec/containers', '/spec/initContainers', '/spec/volumes']);
+    const c = (patched.spec as any).containers[0]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(c.readinessProbe, { httpGet: { path: '/app-probe/app-readiness', port: 4191, scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 });
+    assert.deepEqual(c.livenessProbe.httpGet, { path: '/app-probe/app-liveness', port: 4191, scheme: 'HTTP' });
+    assert.equal(c.livenessProbe.tcpSocket, undefined);
+    assert.deepEqual(c.startupProbe, app.startupProbe, 'a port that skips the proxy is probed directly');
+    const { startupProbe: _s, readinessProbe: _r, livenessProbe: _l, ...rest } = c;
+    const { startupProbe: _s0, readinessProbe: _r0, livenessProbe: _l0, ...restBefore } = app;
+    assert.deepEqual(rest, restBefore, 'nothing else of the app container changes');
+    const proxy = (patched.spec as any).initContainers[1]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const probes = JSON.parse(proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_APP_PROBES').value as string) as unknown;
+    assert.deepEqual(probes, { 'app-readiness': { port: 8080, scheme: 'HTTP', path: '/ready' }, 'app-liveness': { port: 8080, scheme: 'TCP' } });
+    assert.equal((await review(patched, 'meshed')).ops, undefined, 'idempotent');
+  });
+});
+
 void test('webhook: bad annotations or a broken request admit the pod unchanged, with a warning', async () => {
   await withWebhook(async (review, w, ca) => {
     const bad = await review(pod('x', 'meshed', { annotations: { 'config.outrigger.io/opaque-ports': '80-abc', 'config.outrigger.io/proxy-cpu-limit': 'lots' } }), 'meshed');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, templatePath } from './inject.js';
+import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, rewriteProbes, templatePath } from './inject.js';
 
 const CFG = { image: 'img', controlAddr: 'cp:8086', trustDomain: 'cluster.local' };
 const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({ kind: 'Pod', metadata: { annotations }, spec: { containers: [{ name: 'app', image: 'a' }], ...spec } });
@@ -90,4 +90,33 @@ void test('the default inbound policy: the pod\'s annotation, its namespace\'s (
   assert.equal(value(pod(), { ...en, [key]: 'all-authenticated' }, CFG, 'webhook'), 'all-authenticated');
   assert.equal(value(pod(), en, { ...CFG, defaultInboundPolicy: 'deny' }, 'webhook'), 'deny');
   assert.equal(value(pod(), en, CFG, 'webhook'), 'all-unauthenticated');
+});
+
+void test('rewriteProbes: httpGet and tcpSocket probes go to the admin port, their targets to the proxy; the rest stays', async () => {
+  const { loadProxyConfig } = await import('../proxy/config.js');
+  const app = {
+    name: 'web',
+    image: 'w',
+    ports: [{ name: 'http', containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/ready', port: 'http', httpHeaders: [{ name: 'X-A', value: 'b' }] }, periodSeconds: 5 },
+    livenessProbe: { tcpSocket: { port: 8080 }, failureThreshold: 4 },
+    startupProbe: { grpc: { port: 9090 } },
+  };
+  const sidecarish = { name: 'db', image: 'd', livenessProbe: { tcpSocket: { port: 5432 } }, readinessProbe: { httpGet: { path: '/', port: 80, host: 'example.com' } }, startupProbe: { httpGet: { path: '/', port: 'nope' } } };
+  const { containers, probes } = rewriteProbes([app, sidecarish], [{ from: 5432, to: 5432 }]);
+  assert.deepEqual(probes, {
+    'web-readiness': { port: 8080, scheme: 'HTTP', path: '/ready', headers: [{ name: 'X-A', value: 'b' }] },
+    'web-liveness': { port: 8080, scheme: 'TCP' },
+  });
+  assert.deepEqual(containers[0]?.readinessProbe, { httpGet: { path: '/app-probe/web-readiness', port: 4191, scheme: 'HTTP' }, periodSeconds: 5 });
+  assert.deepEqual(containers[0]?.livenessProbe, { httpGet: { path: '/app-probe/web-liveness', port: 4191, scheme: 'HTTP' }, failureThreshold: 4 });
+  assert.deepEqual(containers[0]?.startupProbe, app.startupProbe, 'gRPC probes are not forwarded');
+  assert.equal(containers[1], sidecarish, 'skipped port, another host, an unknown port name: untouched');
+  // Injected: the containers are patched, and the proxy's setting parses.
+  const { ops } = injectObject({ kind: 'Pod', metadata: {}, spec: { containers: [app] } }, {}, CFG, 'offline');
+  assert.deepEqual(ops.find((o) => o.path === '/spec/containers')?.value, [containers[0]]);
+  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+  const json = proxy?.env.find((e) => e.name === 'OUTRIGGER_PROXY_APP_PROBES')?.value ?? '';
+  assert.deepEqual(Object.fromEntries(loadProxyConfig({ appProbes: json }, {}).appProbes ?? []), probes);
+  assert.equal(injectObject(pod(), {}, CFG, 'offline').ops.some((o) => o.path === '/spec/containers'), false, 'no probes: the containers are not touched');
 });

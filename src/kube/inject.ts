@@ -10,6 +10,7 @@ import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../runtim
 import { formatPortList, type PortList } from '../core/ports.js';
 import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
 import { SETTINGS } from '../proxy/env.js';
+import { APP_PROBE_PATH, type AppProbeTarget } from '../proxy/admin/probes.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
 import { deploymentOf } from '../control/store/kubernetes/convert.js';
 import type { DefaultInboundPolicy } from '../runtime/manifests/policy.js';
@@ -149,7 +150,7 @@ const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: tr
  *  injected offline is right in whatever namespace it lands and whatever name the pod is given. What
  *  the local runtime passes as flags (mesh.ts runningPod) is passed here as the same settings'
  *  environment variables. `workload`: the Deployment, when it is known at injection. */
-export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>, workload?: string): Json {
+export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>, workload?: string, probes: Readonly<Record<string, AppProbeTarget>> = {}): Json {
   const logLevel = a[KUBE_ANNOTATION.proxyLogLevel];
   const image = a[KUBE_ANNOTATION.proxyImage] ?? cfg.image;
   const podNamespace = SETTINGS.podNamespace.env;
@@ -178,6 +179,7 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
       env('inboundPort', String(DEFAULT_PROXY_INIT.inboundPort)),
       env('outboundPort', String(DEFAULT_PROXY_INIT.outboundPort)),
       ...(mesh.opaquePorts !== undefined ? [env('opaquePorts', ports(mesh.opaquePorts))] : []),
+      ...(Object.keys(probes).length > 0 ? [env('appProbes', JSON.stringify(probes))] : []),
       ...(logLevel !== undefined ? [env('logLevel', logLevel)] : []),
     ],
     ports: [
@@ -246,6 +248,52 @@ export interface PodPatch {
   readonly metadataAnnotations: Record<string, string>;
   readonly initContainers: Json[];
   readonly volumes: Json[];
+  /** The app containers, when their probes were pointed at the proxy (else untouched). */
+  readonly containers?: Json[];
+}
+
+const ADMIN_PORT = Number(SETTINGS.adminPort.default);
+const PROBE_KINDS = ['startupProbe', 'readinessProbe', 'livenessProbe'] as const;
+
+/** The container port a probe names (a number, or the name of one of the container's ports). */
+function probePort(port: unknown, container: Json): number | undefined {
+  if (typeof port === 'number') return port;
+  if (typeof port === 'string' && /^[0-9]+$/.test(port)) return Number(port);
+  return arr(container.ports).map(obj).find((p) => p?.name === port)?.containerPort as number | undefined;
+}
+
+/**
+ * The app containers' httpGet and tcpSocket probes pointed at the proxy's admin port
+ * (`/app-probe/<container>-<startup|readiness|liveness>`), and what each pointed at, for the proxy to
+ * forward over loopback (src/proxy/admin/probes.ts): the kubelet's probes then never meet the pod's
+ * inbound policy. Left alone: probes on a port that skips the proxy (skip-inbound-ports), with a
+ * `host` (not this pod), on a named port the container does not declare, gRPC and exec probes.
+ */
+export function rewriteProbes(containers: readonly Json[], skipInbound: PortList): { containers: Json[]; probes: Record<string, AppProbeTarget> } {
+  const probes: Record<string, AppProbeTarget> = {};
+  const out = containers.map((c) => {
+    let next: Json | undefined;
+    for (const kind of PROBE_KINDS) {
+      const probe = obj(c[kind]);
+      const http = obj(probe?.httpGet);
+      const tcp = obj(probe?.tcpSocket);
+      const handler = http ?? tcp;
+      if (probe === undefined || handler === undefined || handler.host !== undefined) continue;
+      const port = probePort(handler.port, c);
+      if (port === undefined || port < 1 || port > 65535 || skipInbound.some((r) => r.from <= port && port <= r.to)) continue;
+      const name = `${str(c.name) ?? 'app'}-${kind.slice(0, -'Probe'.length)}`;
+      const headers = arr(http?.httpHeaders).map(obj).filter((h): h is Json => typeof h?.name === 'string' && typeof h.value === 'string');
+      probes[name] =
+        http !== undefined
+          ? { port, scheme: str(http.scheme) === 'HTTPS' ? 'HTTPS' : 'HTTP', path: str(http.path) ?? '/', ...(headers.length > 0 ? { headers: headers.map((h) => ({ name: h.name as string, value: h.value as string })) } : {}) }
+          : { port, scheme: 'TCP' };
+      const { httpGet: _h, tcpSocket: _t, ...rest } = probe;
+      next ??= { ...c };
+      next[kind] = { ...rest, httpGet: { path: `${APP_PROBE_PATH}${name}`, port: ADMIN_PORT, scheme: 'HTTP' } };
+    }
+    return next ?? c;
+  });
+  return { containers: out, probes };
 }
 
 /** What an injected pod's annotations, init containers and volumes become (the rest is untouched). */
@@ -253,6 +301,9 @@ export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<strin
   const spec = obj(pod.spec) ?? {};
   const a = annotationsOf(pod);
   const { mesh } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
+  const apps = arr(spec.containers).map((c) => obj(c) ?? {});
+  const rewritten = rewriteProbes(apps, mesh.skipInboundPorts ?? []);
+  const probesMoved = Object.keys(rewritten.probes).length > 0;
   const firstApp = str(obj(arr(spec.containers)[0])?.name);
   const annotations: Record<string, string> = { ...(obj(obj(pod.metadata)?.annotations) as Record<string, string> | undefined), [KUBE_ANNOTATION.injected]: VERSION };
   // `kubectl logs` and `kubectl exec` then pick the app, not the proxy.
@@ -260,8 +311,9 @@ export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<strin
   return {
     metadataAnnotations: annotations,
     // proxy-init, then the proxy, then the user's init containers (which thus run inside the mesh).
-    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a, workload), ...(arr(spec.initContainers) as Json[])],
+    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a, workload, rewritten.probes), ...(arr(spec.initContainers) as Json[])],
     volumes: [...(arr(spec.volumes) as Json[]).filter((v) => !injectedVolumes(cfg).some((w) => w.name === obj(v)?.name)), ...injectedVolumes(cfg)],
+    ...(probesMoved ? { containers: rewritten.containers } : {}),
   };
 }
 
@@ -282,6 +334,7 @@ export function podPatchOps(pod: Json, p: PodPatch, prefix: string): JsonPatchOp
   ops.push({ op: 'add', path: `${prefix}/metadata/annotations`, value: p.metadataAnnotations });
   ops.push({ op: 'add', path: `${prefix}/spec/initContainers`, value: p.initContainers });
   ops.push({ op: 'add', path: `${prefix}/spec/volumes`, value: p.volumes });
+  if (p.containers !== undefined) ops.push({ op: 'replace', path: `${prefix}/spec/containers`, value: p.containers });
   return ops;
 }
 
