@@ -1,5 +1,6 @@
 // The injector's decision and patch: whether a pod gets the mesh, and the pod it becomes (the proxy as
-// a native sidecar, proxy-init writing the iptables rules, the projected identity token). Pure
+// a native sidecar, proxy-init writing the iptables rules, the projected identity token, the app's
+// probes sent through the proxy's admin port so that inbound policy never meets the kubelet). Pure
 // functions over plain objects, shared by the admission webhook (webhook.ts) and `outrigger inject`.
 //
 // Native sidecars (an init container with restartPolicy: Always, KEP-753, on by default since
