@@ -68,3 +68,23 @@ void test('podEntry: declared TCP ports of the app and its native sidecars (not 
   assert.equal(podEntry({ ...base, spec: { containers: [{ name: 'app' }] } }, {})?.ports, undefined);
   assert.equal('ports' in (podEntry({ ...base, spec: { containers: [{ name: 'app' }] } }, {}) ?? {}), false);
 });
+
+void test('routeEntriesFrom: an inbound route (a Server parent) is kept for the policy service', () => {
+  const r = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'api-admin', namespace: 'shop', uid: 'u', managedFields: [] }, spec: { parentRefs: [{ group: 'policy.outrigger.io', kind: 'Server', name: 'api-http' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/admin' }, method: 'POST' }] }] } };
+  const { routes, problems } = routeEntriesFrom([r], [], []);
+  assert.deepEqual(problems.size, 0);
+  assert.deepEqual(routes[0]?.parents, [{ name: 'api-http', kind: 'Server' }]);
+});
+
+void test('policyEntriesFrom: API objects (with what the API server adds) normalised as the local runtime does; bad ones left out with their problems', async () => {
+  const { policyEntriesFrom } = await import('./convert.js');
+  const meta = (name: string) => ({ name, namespace: 'shop', uid: 'u', resourceVersion: '7', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z', managedFields: [{ manager: 'kubectl' }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } });
+  const server = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: meta('api-http'), spec: { podSelector: { matchLabels: { app: 'api' } }, port: 'http' } };
+  const authz = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'AuthorizationPolicy', metadata: meta('both'), spec: { targetRef: { kind: 'Server', name: 'api-http' }, requiredAuthenticationRefs: [{ kind: 'ServiceAccount', name: 'a' }, { kind: 'MeshTLSAuthentication', name: 'm' }] } };
+  const oldVersion = { ...server, apiVersion: 'policy.outrigger.io/v1alpha1', metadata: meta('old') };
+  const { policy, count, problems } = policyEntriesFrom({ Server: [server, oldVersion], AuthorizationPolicy: [authz] });
+  assert.equal(count, 1);
+  assert.deepEqual(policy.servers, [{ namespace: 'shop', name: 'api-http', podSelector: { matchLabels: { app: 'api' }, matchExpressions: [] }, port: 'http', proxyProtocol: 'unknown' }]);
+  assert.deepEqual([...problems.keys()].sort(), ['AuthorizationPolicy shop/both', 'Server shop/old']);
+  assert.match(problems.get('AuthorizationPolicy shop/both')?.[0] ?? '', /names both ServiceAccounts and a MeshTLSAuthentication/);
+});
