@@ -67,7 +67,11 @@ export function forwardAppProbe(probes: ReadonlyMap<string, AppProbeTarget>, nam
   });
   up.once('timeout', () => up.destroy(new Error('timed out')));
   up.once('error', (err) => {
-    if (!res.headersSent) text(503, `app probe failed: ${err.message}\n`);
+    if (!res.headersSent && !res.destroyed) text(503, `app probe failed: ${err.message}\n`);
+  });
+  // The kubelet gave up (its timeoutSeconds): so do we.
+  res.once('close', () => {
+    if (!res.writableFinished) up.destroy();
   });
   up.end();
 }
