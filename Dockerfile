@@ -39,7 +39,8 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist/src ./dist/src
-COPY --from=build /src/src/api/destination.proto /src/src/api/identity.proto ./src/api/
+# Every .proto: the control plane and the proxy load them at run time (@grpc/proto-loader).
+COPY --from=build /src/src/api/*.proto ./src/api/
 COPY --from=build /src/native/build/Release/origdst.node ./native/build/Release/origdst.node
 USER 2102:2102
 ENTRYPOINT ["node", "/app/bin/outrigger.js"]

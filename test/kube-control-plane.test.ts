@@ -1,6 +1,7 @@
 // The control plane as it runs in a cluster (`outrigger control-plane --store kubernetes`), in-process
 // against the API server stand-in with its Secrets in files as the kubelet would mount them: probes,
-// the injector over HTTPS, identity over gRPC with TokenReview and the pod binding. Then `outrigger
+// the injector over HTTPS, identity over gRPC with TokenReview and the pod binding, policy over gRPC
+// from the policy objects the store watches. Then `outrigger
 // check`, before and after install, against the same stand-in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { IdentityClient } from '../src/api/identity.js';
+import { policyClient, type InboundPolicy } from '../src/api/policy.js';
 import { startKubeControlPlane } from '../src/cli/control-plane-start.js';
 import { MeshCa } from '../src/control/identity/ca.js';
 import { x509 } from '../src/control/identity/x509.js';
@@ -80,10 +82,14 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
     identityDir: join(dir, 'identity'),
     injectorTlsDir: join(dir, 'tls'),
     tlsReloadMs: 50,
+    defaultInboundPolicy: 'cluster-authenticated',
+    clusterNetworks: ['10.244.0.0/16'],
     log: pino({ level: 'silent' }),
   });
   const client = new IdentityClient(`127.0.0.1:${cp.grpc.address.port}`);
+  const policy = policyClient(`127.0.0.1:${cp.grpc.address.port}`);
   t.after(async () => {
+    policy.close();
     client.close();
     await cp.close();
     await api.close();
@@ -102,7 +108,31 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
   assert.equal(ans.status, 200);
   const ops = JSON.parse(Buffer.from(ans.body.response.patch as string, 'base64').toString('utf8')) as { path: string; value: any }[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   const proxy = ops.find((o) => o.path === '/spec/initContainers')?.value[1];
-  assert.equal(proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_DESTINATION_ADDR').value, 'outrigger-control-plane.mesh.svc:8086');
+  const proxyEnv = (name: string) => proxy.env.find((e: { name: string }) => e.name === name)?.value as string | undefined;
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_DESTINATION_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_POLICY_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY'), 'cluster-authenticated', 'the mesh\'s default, as this control plane was started with');
+
+  // Policy: the Kubernetes store's policy objects, the cluster networks and the mesh default, served
+  // over gRPC per pod as the proxies' policy client asks.
+  api.put({ apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: { name: 'web-http', namespace: 'shop' }, spec: { podSelector: { matchLabels: { app: 'web' } }, port: 'http', proxyProtocol: 'HTTP/1' } });
+  api.put({ apiVersion: 'policy.outrigger.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'web-all', namespace: 'shop' }, spec: { targetRef: { group: 'policy.outrigger.io', kind: 'Server', name: 'web-http' }, requiredAuthenticationRefs: [{ kind: 'ServiceAccount', name: 'frontend' }] } });
+  const answer = await new Promise<InboundPolicy>((resolve, reject) => {
+    const call = policy.Watch({ namespace: 'shop', pod: 'web-7d9f8b6c5-4xk2p' });
+    call.on('data', (m: InboundPolicy) => {
+      if (m.ports.length > 0 && m.ports[0]?.authorizations.length === 1) {
+        call.cancel();
+        resolve(m);
+      }
+    });
+    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? undefined : reject(err)));
+  });
+  assert.equal(answer.known, true);
+  assert.equal(answer.default_policy, 'cluster-authenticated');
+  assert.deepEqual(answer.default_authorizations[0]?.all.flatMap((r) => r.networks.map((n) => n.cidr)), ['10.244.0.0/16']);
+  assert.equal(answer.ports[0]?.port, 8080, 'the named port, from the pod\'s containers');
+  assert.equal(answer.ports[0]?.server, 'shop/web-http');
+  assert.deepEqual(answer.ports[0]?.authorizations[0]?.all[0]?.identities, ['spiffe://cluster.local/ns/shop/sa/frontend']);
 
   // A namespace the watch has not delivered yet (the stand-in holds its events back): read directly.
   api.partitioned = true;
@@ -140,9 +170,16 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
 
 // ---- outrigger check ------------------------------------------------------------------------------
 
-async function installed(api: FakeApiServer, o: { readyReplicas: number; now?: Date }): Promise<K8sObject[]> {
+async function installed(api: FakeApiServer, o: { readyReplicas: number; now?: Date; notEstablished?: string }): Promise<K8sObject[]> {
   const objs = await installObjects({ namespace: 'outrigger', trustDomain: 'cluster.local', identityLifetimeSeconds: 3600, image: 'x', replicas: 2, failurePolicy: 'Ignore' });
-  for (const obj of objs) api.put((obj.kind === 'Deployment' ? { ...obj, status: { readyReplicas: o.readyReplicas, replicas: 2 } } : obj) as Obj);
+  // The status an API server gives them: the Deployment's replicas, the CRDs' Established condition.
+  const status = (obj: K8sObject) =>
+    obj.kind === 'Deployment'
+      ? { status: { readyReplicas: o.readyReplicas, replicas: 2 } }
+      : obj.kind === 'CustomResourceDefinition'
+        ? { status: { conditions: [{ type: 'Established', status: obj.metadata.name === o.notEstablished ? 'False' : 'True' }] } }
+        : {};
+  for (const obj of objs) api.put({ ...obj, ...status(obj) } as Obj);
   for (const r of await recorded()) api.put(r);
   return objs;
 }
@@ -162,7 +199,7 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
     const printed: string[] = [];
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false, (r) => printed.push(formatResult(r)));
     assert.equal(printed.length, results.length);
-    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
+    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed \(5\)/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
       assert.ok(line(results, re).ok, re.source);
     }
     const notReady = line(results, /^proxies ready/);
@@ -177,13 +214,14 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
 
 void test('check: what fails is said: control plane not ready, webhook unreachable, certificates near expiry', async () => {
   const api = new FakeApiServer();
-  await installed(api, { readyReplicas: 0 });
+  await installed(api, { readyReplicas: 0, notEstablished: 'servers.policy.outrigger.io' });
   api.allow = (a) => !(a.user === 'system:serviceaccount:outrigger:outrigger-control-plane' && a.resource === 'tokenreviews');
   const url = await api.listen();
   try {
     // 360 days on: the webhook's and the issuer's certificates (a year) expire within 30 days.
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger', now: new Date(Date.now() + 360 * 86_400_000) }, false);
     assert.match(line(results, /^control plane ready/).detail ?? '', /0\/2 replicas ready/);
+    assert.match(line(results, /^CRDs installed/).detail ?? '', /^missing: servers\.policy\.outrigger\.io \(not established\)$/);
     assert.match(line(results, /^RBAC: the control plane/).detail ?? '', /outrigger-control-plane may not create tokenreviews\.authentication\.k8s\.io$/);
     assert.equal(line(results, /^webhook reachable/).ok, false);
     assert.match(line(results, /^issuer certificate/).detail ?? '', /expires .* in \d days/);

@@ -49,6 +49,17 @@ void test('Dockerfile: two stages, node:20-slim, non-root (uid 2102), iptables i
   assert.ok(!runtime.some((l) => /\b(g\+\+|make|python3)\b/.test(l)), 'no toolchain in the runtime stage');
 });
 
+/** A COPY source with Docker's wildcards (`*`, `?`) in its last segment, expanded against `root`
+ *  (as Docker expands it against the build context or the stage); a plain path stays itself. */
+function expand(root: string, path: string): string[] {
+  const slash = path.lastIndexOf('/');
+  const dir = path.slice(0, slash + 1);
+  const base = path.slice(slash + 1);
+  if (!/[*?]/.test(base)) return [path];
+  const re = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  return existsSync(join(root, dir)) ? readdirSync(join(root, dir)).filter((f) => re.test(f)).map((f) => `${dir}${f}`) : [];
+}
+
 void test('Dockerfile: what the build stage copies is in the context and not ignored; what the runtime stage copies exists after a build', () => {
   const ignored = (p: string) => ignore.some((i) => p === i || p.startsWith(`${i}/`));
   for (const c of copies()) {
@@ -57,13 +68,17 @@ void test('Dockerfile: what the build stage copies is in the context and not ign
         assert.ok(existsSync(join(ROOT, src)), `build context: ${src}`);
         assert.ok(!ignored(src), `${src} is in .dockerignore`);
       } else {
-        // /src is the build stage's WORKDIR: the same tree as this checkout after `npm ci`.
+        // /src is the build stage's WORKDIR: the same tree as this checkout after `npm ci`. A wildcard
+        // that matches nothing fails the build.
         const rel = src.replace(/^\/src\//, '');
-        assert.ok(existsSync(join(ROOT, rel)), `built tree: ${rel}`);
+        const found = expand(ROOT, rel);
+        assert.ok(found.length > 0 && found.every((f) => existsSync(join(ROOT, f))), `built tree: ${rel}`);
+        if (found.length > 1 || found[0] !== rel) assert.ok(c.dest.endsWith('/'), `${src}: several files need a directory destination ending in /`);
       }
     }
   }
-  const runtimeSources = copies().filter((c) => c.from !== undefined).flatMap((c) => c.sources);
+  // Wildcards expanded: `src/api/*.proto` copies every .proto there is, now and later.
+  const runtimeSources = copies().filter((c) => c.from !== undefined).flatMap((c) => c.sources.flatMap((src) => expand(ROOT, src.replace(/^\/src\//, '')).map((f) => `/src/${f}`)));
   for (const proto of readdirSync(join(ROOT, 'src/api')).filter((f) => f.endsWith('.proto'))) {
     assert.ok(runtimeSources.includes(`/src/src/api/${proto}`), `${proto} is read at run time and must be in the image`);
   }

@@ -13,6 +13,7 @@ import { crd, specSchema, type CrdKind, type JsonSchema } from '../src/kube/crds
 import { installObjects, uninstallObjects, type K8sObject } from '../src/kube/install.js';
 import { POLICY_CRDS, POLICY_RESOURCES, policyCrdKinds } from '../src/kube/policy-crds.js';
 import { renderObjects } from '../src/kube/render.js';
+import { POLICY_API_VERSION, POLICY_KINDS } from '../src/runtime/manifests/policy.js';
 import { grpcRouteSchema, httpRouteSchema } from '../src/runtime/manifests/schema.js';
 import { validateOpenApi } from './kube-openapi.js';
 import { unknownContainerFields, validateK8s } from './kube-validate.js';
@@ -55,6 +56,16 @@ void test('install: the control plane Deployment is hardened, probed, sized and 
   assert.ok(c.resources.requests.cpu && c.resources.requests.memory);
   assert.deepEqual(c.args.slice(0, 3), ['control-plane', '--store', 'kubernetes']);
   assert.ok(c.args.includes('example.org') && c.args.includes('3600'));
+  const arg = (args: string[], name: string) => args[args.indexOf(name) + 1];
+  assert.equal(arg(c.args, '--default-inbound-policy'), 'all-unauthenticated');
+  assert.equal(arg(c.args, '--cluster-networks'), '10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16');
+  const narrowed = one(await installObjects({ ...OPTS, defaultInboundPolicy: 'cluster-authenticated', clusterNetworks: ['10.244.0.0/16'] }), 'Deployment').spec.template.spec.containers[0].args as string[];
+  assert.equal(arg(narrowed, '--default-inbound-policy'), 'cluster-authenticated');
+  assert.equal(arg(narrowed, '--cluster-networks'), '10.244.0.0/16');
+  // The flags are the control plane command's own.
+  const { controlPlaneCommand } = await import('../src/cli/control-plane.js');
+  const known = controlPlaneCommand().options.map((o) => o.long);
+  for (const a of c.args.filter((x: string) => x.startsWith('--'))) assert.ok(known.includes(a), a);
   assert.equal(d.spec.template.metadata.annotations['outrigger.io/inject'], 'disabled');
   const pdb = one(objs, 'PodDisruptionBudget');
   assert.equal(pdb.spec.minAvailable, 1);
@@ -74,6 +85,14 @@ void test('install: least-privilege RBAC: read what the store watches, create To
   }
   const resources = (role.rules as { resources: string[] }[]).flatMap((r) => r.resources);
   for (const r of ['pods', 'services', 'namespaces', 'serviceaccounts', 'endpointslices', 'httproutes', 'grpcroutes', ...POLICY_RESOURCES]) assert.ok(resources.includes(r), r);
+  // In step with the store: every resource it watches is readable, nothing else is (plus TokenReview).
+  const { RESOURCES } = await import('../src/control/store/kubernetes/kubernetes.js');
+  const watched = RESOURCES.map((r) => {
+    const parts = r.path.split('/');
+    return parts[1] === 'api' ? `/${parts[3]}` : `${parts[2]}/${parts[4]}`;
+  });
+  const granted = (role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).filter((r) => !r.resources.includes('tokenreviews')).flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((x) => `${g}/${x}`)));
+  assert.deepEqual([...granted].sort(), [...watched].sort());
   const binding = one(objs, 'ClusterRoleBinding');
   assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: one(objs, 'ServiceAccount').metadata.name, namespace: 'mesh-system' }]);
   assert.equal(one(objs, 'Deployment').spec.template.spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
@@ -115,7 +134,13 @@ void test('install parts and uninstall: --crds, --control-plane; uninstall lists
   assert.ok(crds.every((o) => o.kind === 'CustomResourceDefinition'));
   assert.equal(crds.length, POLICY_CRDS.length);
   const un = uninstallObjects({ namespace: 'mesh-system' });
-  for (const o of un) validateK8s({ ...o, ...(o.kind === 'ClusterRoleBinding' ? { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'x' } } : {}) });
+  // A delete needs kind and name only; the fields a create needs are filled in to validate the rest.
+  const filler: Record<string, object> = {
+    ClusterRoleBinding: { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'x' } },
+    CustomResourceDefinition: { spec: (crds[0] as Record<string, unknown>).spec as object },
+  };
+  for (const o of un) validateK8s({ ...o, ...(filler[o.kind] ?? {}) });
+  assert.equal(un.filter((o) => o.kind === 'CustomResourceDefinition').length, 5);
   assert.equal(un[0]?.kind, 'MutatingWebhookConfiguration');
   assert.equal(un.at(-1)?.kind, 'Namespace');
   const made = new Set((await installObjects(OPTS)).filter((o) => o.metadata.namespace === undefined).map((o) => `${o.kind}/${o.metadata.name}`));
@@ -212,4 +237,63 @@ void test('policy CRDs: adding a kind is one entry; names for every policy kind;
   assert.equal((c as any).metadata.name, 'servers.policy.outrigger.io'); // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.throws(() => policyCrdKinds({ Gadget: sample.schema }), /no CRD names/);
   assert.equal(POLICY_RESOURCES.length, 5);
+});
+
+/** The policy objects of examples/policy.yaml and of docs/policy.md's YAML blocks (every kind). */
+async function policyExamples(): Promise<{ kind: string; apiVersion: string; metadata: { name: string } }[]> {
+  const { readFile } = await import('node:fs/promises');
+  const example = await readFile(new URL('../../examples/policy.yaml', import.meta.url), 'utf8');
+  const doc = await readFile(new URL('../../docs/policy.md', import.meta.url), 'utf8');
+  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+  return [example, ...blocks]
+    .flatMap((text) => parseAllDocuments(text).map((d) => d.toJS() as unknown))
+    .filter((o): o is { kind: string; apiVersion: string; metadata: { name: string } } => typeof o === 'object' && o !== null && (o as { apiVersion?: unknown }).apiVersion === POLICY_API_VERSION);
+}
+
+void test('policy CRDs: install --crds prints one CRD per policy kind, structural, with printer columns, that accepts the examples and refuses what zod refuses', async () => {
+  const crds = await installObjects({ ...OPTS, part: 'crds' });
+  assert.deepEqual(crds.map((c) => (c as any).spec.names.kind), Object.keys(POLICY_KINDS)); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.equal(crds.length, 5);
+  const byKindName = new Map(crds.map((c) => [(c as any).spec.names.kind as string, c])); // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (const c of crds) {
+    validateK8s(c);
+    const v = (c as any).spec.versions[0]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(`${(c as any).spec.group}/${v.name}`, POLICY_API_VERSION); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(structuralProblems(v.schema.openAPIV3Schema), [], c.metadata.name);
+    const cols = v.additionalPrinterColumns as { name: string; jsonPath: string }[];
+    assert.ok(cols.length >= 2 && cols.at(-1)?.name === 'Age', `${c.metadata.name}: printer columns ${cols.map((x) => x.name).join(',')}`);
+    // Every column points at a field the schema has.
+    for (const col of cols.slice(0, -1)) {
+      let node = v.schema.openAPIV3Schema as JsonSchema;
+      for (const part of col.jsonPath.replace(/\[\*\]/g, '').split('.').slice(1)) {
+        node = (node.items as JsonSchema | undefined) ?? node;
+        node = (node.properties as Record<string, JsonSchema>)[part] as JsonSchema;
+        assert.ok(node !== undefined, `${c.metadata.name}: column ${col.name}: ${col.jsonPath}`);
+      }
+    }
+  }
+  const examples = await policyExamples();
+  assert.deepEqual(new Set(examples.map((e) => e.kind)), new Set(Object.keys(POLICY_KINDS)), 'an example of every kind');
+  for (const e of examples) {
+    const c = byKindName.get(e.kind) as K8sObject;
+    assert.deepEqual(crdValidator(c)(e), [], `${e.kind} ${e.metadata.name}`);
+    assert.ok(POLICY_KINDS[e.kind as keyof typeof POLICY_KINDS].safeParse(e).success, `zod too: ${e.kind} ${e.metadata.name}`);
+  }
+  // What the API server refuses, the control plane's own checks refuse too.
+  const bad: [string, unknown][] = [
+    ['Server', { podSelector: {}, port: true }],
+    ['Server', { podSelector: {}, port: 80, proxyProtocol: 'HTTP/3' }],
+    ['Server', { port: 80 }],
+    ['AuthorizationPolicy', { targetRef: { kind: 'Deployment', name: 'web' } }],
+    ['AuthorizationPolicy', { targetRef: { kind: 'Server', name: 'web' }, requiredAuthenticationRefs: [{ kind: 'Secret', name: 'x' }] }],
+    ['MeshTLSAuthentication', { identities: ['not an id'] }],
+    ['NetworkAuthentication', { networks: [{ cidr: '300.0.0.0/8' }] }],
+    ['NetworkAuthentication', { networks: [] }],
+    ['HTTPLocalRateLimitPolicy', { targetRef: { kind: 'Server', name: 'web' }, total: { requestsPerSecond: 0 } }],
+  ];
+  for (const [kind, spec] of bad) {
+    const o = { apiVersion: POLICY_API_VERSION, kind, metadata: { name: 'x', namespace: 'default' }, spec };
+    assert.notDeepEqual(crdValidator(byKindName.get(kind) as K8sObject)(o), [], `${kind} ${JSON.stringify(spec)}`);
+    assert.ok(!POLICY_KINDS[kind as keyof typeof POLICY_KINDS].safeParse(o).success, `zod: ${kind} ${JSON.stringify(spec)}`);
+  }
 });

@@ -6,28 +6,68 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { formatPortList } from '../src/core/ports.js';
-import { storeContract } from '../src/control/store/contract.js';
+import { pino } from 'pino';
+import { samplePolicy, storeContract } from '../src/control/store/contract.js';
 import { KubernetesStore, RESOURCES } from '../src/control/store/kubernetes/kubernetes.js';
 import { KubernetesTokenReviewer } from '../src/control/identity/token-review.js';
-import type { PodEntry, ServiceEntry, StoreSnapshot } from '../src/control/store/store.js';
+import type { PodEntry, PolicyEntries, ServiceEntry, StoreSnapshot } from '../src/control/store/store.js';
 import { FakeApiServer, kubeConfigFor, type Obj } from './kube-apiserver.js';
 
 const FIXTURES = new URL('../../test/fixtures/kube/', import.meta.url);
 
+/** The policy objects a cluster would hold for normalised policy entries, as `kubectl apply` leaves
+ *  them (the API server adds uid and resourceVersion). */
+function policyObjects(policy: PolicyEntries): Obj[] {
+  const obj = (kind: string, namespace: string, name: string, spec: unknown): Obj => ({
+    apiVersion: 'policy.outrigger.io/v1beta1',
+    kind,
+    metadata: { name, namespace, generation: 1, creationTimestamp: '2026-11-25T10:00:00Z', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } },
+    spec,
+  });
+  const targetGroup = { Server: 'policy.outrigger.io', HTTPRoute: 'gateway.networking.k8s.io', GRPCRoute: 'gateway.networking.k8s.io', Namespace: '' } as const;
+  return [
+    ...policy.servers.map((x) => obj('Server', x.namespace, x.name, { podSelector: x.podSelector, port: x.port, proxyProtocol: x.proxyProtocol })),
+    ...policy.authorizationPolicies.map((x) =>
+      obj('AuthorizationPolicy', x.namespace, x.name, {
+        targetRef: { group: targetGroup[x.target.kind], kind: x.target.kind, name: x.target.name },
+        requiredAuthenticationRefs: x.authentications.map((r) => ({ kind: r.kind, name: r.name, ...(r.namespace !== x.namespace ? { namespace: r.namespace } : {}) })),
+      }),
+    ),
+    ...policy.meshTLSAuthentications.map((x) =>
+      obj('MeshTLSAuthentication', x.namespace, x.name, {
+        identities: x.identities,
+        identityRefs: x.identityRefs.map((r) => (r.kind === 'Namespace' ? { kind: r.kind, name: r.name } : { kind: r.kind, name: r.name, namespace: r.namespace })),
+      }),
+    ),
+    ...policy.networkAuthentications.map((x) => obj('NetworkAuthentication', x.namespace, x.name, { networks: x.networks })),
+    ...policy.rateLimits.map((x) =>
+      obj('HTTPLocalRateLimitPolicy', x.namespace, x.name, {
+        targetRef: { group: 'policy.outrigger.io', kind: 'Server', name: x.server },
+        ...(x.total !== undefined ? { total: { requestsPerSecond: x.total } } : {}),
+        ...(x.identity !== undefined ? { identity: { requestsPerSecond: x.identity } } : {}),
+        overrides: x.overrides.map((o) => ({ requestsPerSecond: o.requestsPerSecond, clientRefs: o.serviceAccounts.map((sa) => ({ kind: 'ServiceAccount', name: sa.name, namespace: sa.namespace })) })),
+      }),
+    ),
+  ];
+}
+
 /** The API objects a cluster would hold for the store content (what the contract suite sets). */
-function objectsFor(content: { services: readonly ServiceEntry[]; pods: readonly PodEntry[] }): Obj[] {
+function objectsFor(content: { services: readonly ServiceEntry[]; pods: readonly PodEntry[]; policy?: PolicyEntries }): Obj[] {
   const namespaces = new Set(['default', ...content.pods.map((p) => p.namespace), ...content.services.map((s) => s.namespace)]);
   const out: Obj[] = [...namespaces].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
   for (const p of content.pods) {
-    const annotations = p.opaquePorts.length > 0 ? { 'config.outrigger.io/opaque-ports': formatPortList(p.opaquePorts) } : {};
+    const annotations = {
+      ...(p.opaquePorts.length > 0 ? { 'config.outrigger.io/opaque-ports': formatPortList(p.opaquePorts) } : {}),
+      ...(p.defaultInboundPolicy !== undefined ? { 'config.outrigger.io/default-inbound-policy': p.defaultInboundPolicy } : {}),
+    };
     out.push({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: p.name, namespace: p.namespace, labels: { ...p.labels }, annotations },
       spec: {
         serviceAccountName: p.serviceAccount,
-        ...(p.meshed ? { initContainers: [{ name: 'outrigger-proxy', image: 'outrigger', restartPolicy: 'Always' }] } : {}),
-        containers: [{ name: 'app', image: 'app' }],
+        ...(p.meshed ? { initContainers: [{ name: 'outrigger-proxy', image: 'outrigger', restartPolicy: 'Always', ports: [{ name: 'outrigger-admin', containerPort: 4191, protocol: 'TCP' }] }] } : {}),
+        containers: [{ name: 'app', image: 'app', ...(p.ports !== undefined ? { ports: p.ports.map((x) => ({ ...x, protocol: 'TCP' })) } : {}) }],
       },
       status: { phase: 'Running', podIP: p.ip, conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }] },
     });
@@ -53,6 +93,7 @@ function objectsFor(content: { services: readonly ServiceEntry[]; pods: readonly
       ports: [...targetPorts].map(([name, port]) => ({ name, port, protocol: 'TCP' })),
     });
   }
+  if (content.policy !== undefined) out.push(...policyObjects(content.policy));
   return out;
 }
 
@@ -60,6 +101,11 @@ async function startStore(api: FakeApiServer, extra: { coalesceMs?: number; back
   const url = await api.listen();
   const store = new KubernetesStore({ kubeConfig: kubeConfigFor(url), coalesceMs: 5, backoff: { initialMs: 20, maxMs: 200 }, ...extra }).start();
   return store;
+}
+
+function caughtUp(store: KubernetesStore, api: FakeApiServer): boolean {
+  const p = store.progress();
+  return !p.pending && Object.values(p.resourceVersions).every((rv) => Number(rv) >= api.resourceVersion);
 }
 
 async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
@@ -107,7 +153,10 @@ void test('KubernetesStore: recorded API objects become Services, endpoints, pod
   const store = await startStore(api);
   try {
     await store.ready;
-    const s = await until('the snapshot', () => (store.snapshot().services.length > 0 ? store.snapshot() : undefined));
+    // Every informer's list is the server's current state; each resource is its own stream, so wait
+    // for all of them (and the snapshot computed after), not for the first one to show.
+    await until('the store to catch up', () => (caughtUp(store, api) ? true : undefined));
+    const s = store.snapshot();
     const web = s.services.find((x) => x.name === 'web');
     assert.deepEqual(web, {
       namespace: 'shop',
@@ -131,7 +180,11 @@ void test('KubernetesStore: recorded API objects become Services, endpoints, pod
       // From the namespace's annotation (the pod has none).
       opaquePorts: [{ from: 6379, to: 6379 }],
       labels: { app: 'web', 'pod-template-hash': '7d9f8b6c5' },
+      ports: [{ name: 'http', containerPort: 8080 }, { name: 'redis', containerPort: 6379 }],
+      // Its ReplicaSet web-7d9f8b6c5, less the pod-template-hash: the Deployment.
+      workload: 'web',
     });
+    assert.equal(s.pods.find((p) => p.name === 'web-7d9f8b6c5-9qz8m')?.workload, undefined, 'no owner recorded: no workload');
     assert.equal(s.pods.find((p) => p.name === 'pending-0'), undefined, 'a pod without an IP is not listed');
     assert.equal(s.pods.find((p) => p.name === 'web-7d9f8b6c5-9qz8m')?.ready, false);
     assert.equal(s.routes?.length, 1);
@@ -206,6 +259,71 @@ void test('KubernetesStore: a failing list or watch is retried with backoff; the
   }
 });
 
+void test('KubernetesStore: policy objects are checked as the local runtime checks them; one that fails is left out, logged once, and taken in once fixed', async () => {
+  const api = new FakeApiServer({ bookmarkMs: 20 });
+  const lines: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+  const url = await api.listen();
+  const store = new KubernetesStore({ kubeConfig: kubeConfigFor(url), coalesceMs: 2, backoff: { initialMs: 20, maxMs: 200 }, log }).start();
+  try {
+    await store.ready;
+    const good = policyObjects(samplePolicy());
+    // Unknown field, a rule of checkPolicy (an exception outside its network), a wrong version.
+    const typo: Obj = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: { name: 'typo', namespace: 'default' }, spec: { podSelector: {}, port: 80, protocl: 'HTTP/1' } };
+    const outside: Obj = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'NetworkAuthentication', metadata: { name: 'outside', namespace: 'default' }, spec: { networks: [{ cidr: '10.0.0.0/8', except: ['192.168.0.0/16'] }] } };
+    for (const o of [...good, typo, outside]) api.put(o);
+    await until('the store to catch up', () => (caughtUp(store, api) ? true : undefined));
+    const s = store.snapshot();
+    assert.deepEqual(s.policy, samplePolicy(), 'the valid ones, normalised as the local runtime normalises them');
+    await until('both problems logged', () => (lines.length >= 2 ? true : undefined));
+    const logged = lines.map((l) => JSON.parse(l) as { object: string; problems: string[] });
+    assert.deepEqual(logged.map((l) => l.object).sort(), ['NetworkAuthentication default/outside', 'Server default/typo']);
+    assert.match(logged.find((l) => l.object === 'NetworkAuthentication default/outside')?.problems[0] ?? '', /192\.168\.0\.0\/16 is not inside 10\.0\.0\.0\/8/);
+    // Other changes recompute the snapshot; the same problems are not logged again.
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'other' } });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(lines.length, 2);
+    api.put({ ...typo, spec: { podSelector: {}, port: 80, proxyProtocol: 'HTTP/1' } });
+    await until('the fixed Server', () => (store.snapshot().policy?.servers.some((x) => x.name === 'typo') === true ? true : undefined));
+    for (const o of [...good, outside]) api.delete(o);
+    await until('only the fixed Server left', () => (store.snapshot().policy?.servers.map((x) => x.name).join() === 'typo' && store.snapshot().policy?.authorizationPolicies.length === 0 ? true : undefined));
+  } finally {
+    await store.close();
+    await api.close();
+  }
+});
+
+void test('KubernetesStore: the default inbound policy is the pod\'s annotation, else its namespace\'s; a bad value is ignored', async () => {
+  const api = new FakeApiServer();
+  const annotation = 'config.outrigger.io/default-inbound-policy';
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'locked', annotations: { [annotation]: 'all-authenticated' } } });
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'open' } });
+  const pod = (namespace: string, name: string, ip: string, annotations: Record<string, string> = {}): Obj => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, annotations },
+    spec: { containers: [{ name: 'a', image: 'a' }] },
+    status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+  api.put(pod('locked', 'inherits', '10.244.0.2'));
+  api.put(pod('locked', 'own', '10.244.0.3', { [annotation]: 'deny' }));
+  api.put(pod('locked', 'bad', '10.244.0.4', { [annotation]: 'nobody' }));
+  api.put(pod('open', 'plain', '10.244.0.5'));
+  const store = await startStore(api);
+  try {
+    await store.ready;
+    const s = await until('four pods', () => (store.snapshot().pods.length === 4 ? store.snapshot() : undefined));
+    const of = (name: string) => s.pods.find((p) => p.name === name)?.defaultInboundPolicy;
+    assert.equal(of('inherits'), 'all-authenticated');
+    assert.equal(of('own'), 'deny');
+    assert.equal(of('bad'), 'all-authenticated');
+    assert.equal(of('plain'), undefined, 'the mesh\'s default then (the policy service\'s setting)');
+  } finally {
+    await store.close();
+    await api.close();
+  }
+});
+
 void test('KubernetesStore: CRDs that are not installed do not hold up readiness, and are picked up later', async () => {
   const api = new FakeApiServer();
   const routes = RESOURCES.filter((r) => r.optional).map((r) => r.path);
@@ -217,6 +335,9 @@ void test('KubernetesStore: CRDs that are not installed do not hold up readiness
     api.absent.clear();
     for (const o of await recorded()) api.put(o);
     await until('the route once the CRD exists', () => (store.snapshot().routes?.length === 1 ? true : undefined));
+    assert.equal(store.snapshot().policy, undefined);
+    for (const o of policyObjects(samplePolicy())) api.put(o);
+    await until('the policy once its CRDs exist', () => (store.snapshot().policy?.rateLimits.length === 1 ? true : undefined));
   } finally {
     await store.close();
     await api.close();

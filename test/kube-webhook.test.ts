@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:https';
 import { parseAllDocuments } from 'yaml';
 import { makeServingTls } from '../src/kube/certs.js';
-import type { Json } from '../src/kube/inject.js';
+import type { InjectConfig, Json } from '../src/kube/inject.js';
 import { injectManifests } from '../src/kube/offline.js';
 import { renderObjects } from '../src/kube/render.js';
 import { startWebhook, type Webhook } from '../src/kube/webhook.js';
@@ -95,9 +95,15 @@ function post(w: Webhook, ca: string, body: unknown, raw?: string): Promise<Answ
   });
 }
 
-async function withWebhook(fn: (review: (object: Json, ns: string, opts?: { operation?: string; kind?: string }) => Promise<{ answer: Answer; patched?: Json; ops?: { op: string; path: string; value?: unknown }[] }>, w: Webhook, ca: string) => Promise<void>): Promise<void> {
+type Review = (object: Json, ns: string, opts?: { operation?: string; kind?: string }) => Promise<{ answer: Answer; patched?: Json; ops?: { op: string; path: string; value?: unknown }[] }>;
+
+async function withWebhook(fn: (review: Review, w: Webhook, ca: string) => Promise<void>): Promise<void> {
+  return withWebhookConfig(CFG, fn);
+}
+
+async function withWebhookConfig(cfg: InjectConfig, fn: (review: Review, w: Webhook, ca: string) => Promise<void>): Promise<void> {
   const tls = await makeServingTls(['localhost'], { ips: ['127.0.0.1'] });
-  const w = await startWebhook({ inject: CFG, namespaceAnnotations: (ns) => NAMESPACES[ns], cert: tls.certPem, key: tls.keyPem, host: '127.0.0.1', port: 0 });
+  const w = await startWebhook({ inject: cfg, namespaceAnnotations: (ns) => NAMESPACES[ns], cert: tls.certPem, key: tls.keyPem, host: '127.0.0.1', port: 0 });
   try {
     await fn(
       async (object, ns, opts) => {
@@ -121,7 +127,7 @@ async function withWebhook(fn: (review: (object: Json, ns: string, opts?: { oper
 }
 
 /** What every injected pod spec holds, checked field by field. */
-function assertInjected(spec: any, original: any, expect: { skipIn?: string; skipOut?: string; opaque?: string; resources?: unknown } = {}): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+function assertInjected(spec: any, original: any, expect: { skipIn?: string; skipOut?: string; opaque?: string; resources?: unknown; defaultPolicy?: string; workload?: string } = {}): void { // eslint-disable-line @typescript-eslint/no-explicit-any
   const init = spec.initContainers;
   assert.deepEqual(init.map((c: { name: string }) => c.name), ['outrigger-init', 'outrigger-proxy', ...(original.initContainers ?? []).map((c: { name: string }) => c.name)]);
   assert.deepEqual(spec.containers, original.containers, 'the app containers are untouched');
@@ -149,7 +155,17 @@ function assertInjected(spec: any, original: any, expect: { skipIn?: string; ski
   assert.equal(env.OUTRIGGER_PROXY_DESTINATION_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE, '/var/run/secrets/outrigger.io/identity/token');
-  assert.equal(env.OUTRIGGER_PROXY_IDENTITY, 'spiffe://cluster.local/ns/$(OUTRIGGER_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)');
+  assert.equal(env.OUTRIGGER_PROXY_IDENTITY, 'spiffe://cluster.local/ns/$(OUTRIGGER_PROXY_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)');
+  // Policy and the pod's own identity for metrics and tap, as the local runtime gives its proxies.
+  assert.equal(env.OUTRIGGER_PROXY_POLICY_ADDR, CFG.controlAddr);
+  assert.equal(env.OUTRIGGER_PROXY_POD, '$(OUTRIGGER_PROXY_POD_NAMESPACE)/$(OUTRIGGER_PROXY_POD_NAME)');
+  assert.equal(env.OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY, expect.defaultPolicy ?? 'all-unauthenticated');
+  assert.equal(env.OUTRIGGER_PROXY_POD_WORKLOAD, expect.workload);
+  const fields = Object.fromEntries(proxy.env.filter((e: { valueFrom?: unknown }) => e.valueFrom !== undefined).map((e: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }) => [e.name, e.valueFrom.fieldRef.fieldPath]));
+  assert.deepEqual(fields, { OUTRIGGER_PROXY_POD_NAMESPACE: 'metadata.namespace', OUTRIGGER_PROXY_POD_NAME: 'metadata.name', OUTRIGGER_POD_SERVICE_ACCOUNT: 'spec.serviceAccountName' });
+  // $(VAR) expands only variables defined earlier in the list.
+  const order = proxy.env.map((e: { name: string }) => e.name);
+  for (const [user, used] of [['OUTRIGGER_PROXY_POD', 'OUTRIGGER_PROXY_POD_NAME'], ['OUTRIGGER_PROXY_IDENTITY', 'OUTRIGGER_POD_SERVICE_ACCOUNT']]) assert.ok(order.indexOf(used) < order.indexOf(user), `${used} before ${user}`);
   assert.equal(env.OUTRIGGER_PROXY_OPAQUE_PORTS, expect.opaque);
   if (expect.resources !== undefined) assert.deepEqual(proxy.resources, expect.resources);
   // The token: projected, audience-bound, mounted read-only where the proxy reads it.
@@ -210,6 +226,62 @@ void test('webhook: annotations set the ports, the proxy resources; user init co
   });
 });
 
+void test('webhook: the default inbound policy is the pod\'s, else its namespace\'s, else the mesh\'s; a Deployment\'s pod names its Deployment', async () => {
+  const annotation = 'config.outrigger.io/default-inbound-policy';
+  NAMESPACES.locked = { 'outrigger.io/inject': 'enabled', [annotation]: 'all-authenticated' };
+  try {
+    await withWebhook(async (review) => {
+      const own = await review(pod('a', 'locked', { annotations: { [annotation]: 'deny' } }), 'locked');
+      assertInjected(own.patched?.spec, pod('a', 'locked').spec, { defaultPolicy: 'deny' });
+      const inherits = await review(pod('b', 'locked'), 'locked');
+      assertInjected(inherits.patched?.spec, pod('b', 'locked').spec, { defaultPolicy: 'all-authenticated' });
+      const bad = await review(pod('c', 'meshed', { annotations: { [annotation]: 'nobody' } }), 'meshed');
+      assert.equal(bad.ops, undefined);
+      assert.match(bad.answer.body.response?.warnings?.[0] ?? '', /default-inbound-policy: must be one of/);
+      // As the ReplicaSet controller creates a Deployment's pods: owner reference and template hash.
+      const fromRs = pod('web', 'meshed');
+      (fromRs.metadata as Json).labels = { app: 'web', 'pod-template-hash': '5d8f7c9b6' };
+      (fromRs.metadata as Json).ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f7c9b6', uid: 'u', controller: true, blockOwnerDeletion: true }];
+      const r = await review(fromRs, 'meshed');
+      assertInjected(r.patched?.spec, fromRs.spec, { workload: 'web' });
+    });
+    await withWebhookConfig({ ...CFG, defaultInboundPolicy: 'cluster-authenticated' }, async (review) => {
+      const mesh = await review(pod('d', 'meshed'), 'meshed');
+      assertInjected(mesh.patched?.spec, pod('d', 'meshed').spec, { defaultPolicy: 'cluster-authenticated' });
+    });
+  } finally {
+    delete NAMESPACES.locked;
+  }
+});
+
+void test('webhook: the app\'s httpGet and tcpSocket probes are pointed at the proxy\'s admin port, which forwards them (policy never meets the kubelet)', async () => {
+  await withWebhook(async (review) => {
+    const p = pod('api', 'meshed', { annotations: { 'config.outrigger.io/skip-inbound-ports': '9000' } });
+    const app = (p.spec as { containers: Json[] }).containers[0] as Json;
+    Object.assign(app, {
+      readinessProbe: { httpGet: { path: '/ready', port: 'http', scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
+      livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
+      startupProbe: { httpGet: { path: '/started', port: 9000, scheme: 'HTTP' }, periodSeconds: 1, failureThreshold: 30 },
+    });
+    const { patched, ops } = await review(p, 'meshed');
+    assert.ok(patched && ops);
+    validateK8s({ ...patched, metadata: { ...(patched.metadata as Json), name: 'api-x1' } });
+    assert.deepEqual(ops.map((o) => o.path).sort(), ['/metadata/annotations', '/spec/containers', '/spec/initContainers', '/spec/volumes']);
+    const c = (patched.spec as any).containers[0]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(c.readinessProbe, { httpGet: { path: '/app-probe/app-readiness', port: 4191, scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 });
+    assert.deepEqual(c.livenessProbe.httpGet, { path: '/app-probe/app-liveness', port: 4191, scheme: 'HTTP' });
+    assert.equal(c.livenessProbe.tcpSocket, undefined);
+    assert.deepEqual(c.startupProbe, app.startupProbe, 'a port that skips the proxy is probed directly');
+    const { startupProbe: _s, readinessProbe: _r, livenessProbe: _l, ...rest } = c;
+    const { startupProbe: _s0, readinessProbe: _r0, livenessProbe: _l0, ...restBefore } = app;
+    assert.deepEqual(rest, restBefore, 'nothing else of the app container changes');
+    const proxy = (patched.spec as any).initContainers[1]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const probes = JSON.parse(proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_APP_PROBES').value as string) as unknown;
+    assert.deepEqual(probes, { 'app-readiness': { port: 8080, scheme: 'HTTP', path: '/ready' }, 'app-liveness': { port: 8080, scheme: 'TCP' } });
+    assert.equal((await review(patched, 'meshed')).ops, undefined, 'idempotent');
+  });
+});
+
 void test('webhook: bad annotations or a broken request admit the pod unchanged, with a warning', async () => {
   await withWebhook(async (review, w, ca) => {
     const bad = await review(pod('x', 'meshed', { annotations: { 'config.outrigger.io/opaque-ports': '80-abc', 'config.outrigger.io/proxy-cpu-limit': 'lots' } }), 'meshed');
@@ -229,7 +301,7 @@ void test('webhook: workload templates (Deployment, Job, CronJob) are patched in
     assert.ok(d.patched && d.ops);
     assert.ok(d.ops.every((o) => o.path.startsWith('/spec/template/')));
     validateK8s(d.patched);
-    assertInjected((d.patched as any).spec.template.spec, template.spec); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assertInjected((d.patched as any).spec.template.spec, template.spec, { workload: 'web' }); // eslint-disable-line @typescript-eslint/no-explicit-any
     const jobTemplate = { ...template, spec: { ...(template.spec as Json), restartPolicy: 'Never' } };
     const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'once', namespace: 'meshed' }, spec: { template: jobTemplate } };
     const j = await review(job, 'meshed', { kind: 'Job' });
@@ -260,7 +332,7 @@ void test('outrigger inject: every workload of a YAML stream, offline; other doc
   ]);
   for (const o of objects) validateK8s(o);
   const deploy = objects[1] as any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  assertInjected(deploy.spec.template.spec, pod('web', 'shop').spec);
+  assertInjected(deploy.spec.template.spec, pod('web', 'shop').spec, { workload: 'web' });
   // Injecting the output again changes nothing (the webhook would also leave these pods alone).
   const again = injectManifests(renderObjects(objects, 'yaml'), CFG);
   assert.deepEqual(again.objects, objects);

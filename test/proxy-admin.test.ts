@@ -120,3 +120,19 @@ void test('the CLI refuses a bad configuration with every problem, and exits 0 o
   const [exitCode] = (await once(child, 'exit')) as [number];
   assert.equal(exitCode, 0);
 });
+
+void test('admin: the app probes given with --app-probes are forwarded to the app; a bad value stops start-up', async (t) => {
+  const server = http.createServer((req, res) => res.writeHead(req.url === '/healthz' ? 204 : 500).end());
+  const port = await listen(server);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`, { appProbes: JSON.stringify({ 'web-readiness': { port, scheme: 'HTTP', path: '/healthz' }, 'web-liveness': { port, scheme: 'TCP' } }) });
+  t.after(async () => {
+    await proxy.close();
+    await closeServer(server);
+  });
+  const admin = `http://127.0.0.1:${proxy.admin.port}`;
+  assert.equal((await get(`${admin}/app-probe/web-readiness`)).status, 204);
+  assert.equal((await get(`${admin}/app-probe/web-liveness`)).status, 200);
+  assert.equal((await get(`${admin}/app-probe/other`)).status, 404);
+  await assert.rejects(startTestProxy(undefined, { appProbes: '{"x": {"port": 0, "scheme": "HTTP"}}' }), /--app-probes \(OUTRIGGER_PROXY_APP_PROBES\): x\.port/);
+  await assert.rejects(startTestProxy(undefined, { appProbes: 'not json' }), /--app-probes.*must be JSON/);
+});

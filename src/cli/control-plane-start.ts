@@ -1,13 +1,14 @@
 // The control plane as it runs in a cluster (`outrigger control-plane --store kubernetes`, the
-// Deployment `outrigger install` prints), assembled. One process serves, from the Kubernetes store: destination
-// and identity over gRPC (the mesh CA from the mounted identity Secret, tokens checked with TokenReview
-// and the pod binding), the injector webhook over HTTPS (its certificate from the mounted Secret,
-// reloaded when the Secret changes), and /live and /ready for the kubelet.
+// Deployment `outrigger install` prints), assembled. One process serves, from the Kubernetes store: destination,
+// policy and identity over gRPC (the mesh CA from the mounted identity Secret, tokens checked with
+// TokenReview and the pod binding), the injector webhook over HTTPS (its certificate from the mounted
+// Secret, reloaded when the Secret changes), and /live and /ready for the kubelet.
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import type { DefaultPolicyName } from '../api/policy.js';
 import type { Logger } from '../core/log.js';
 import { MeshCa } from '../control/identity/ca.js';
 import { Certifier } from '../control/identity/certify.js';
@@ -31,6 +32,11 @@ export interface KubeControlPlaneOptions {
   readonly adminPort: number;
   readonly identityDir: string;
   readonly injectorTlsDir: string;
+  /** The mesh-wide default inbound policy (ports no Server covers; a pod's or its namespace's
+   *  annotation wins). Default all-unauthenticated. */
+  readonly defaultInboundPolicy?: DefaultPolicyName;
+  /** The cluster's pod networks (IPv4 CIDRs), which cluster-authenticated admits. */
+  readonly clusterNetworks: readonly string[];
   /** How often the injector's certificate files are read again (ms). Default 60 s. */
   readonly tlsReloadMs?: number;
   readonly log: Logger;
@@ -72,10 +78,17 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
     port: o.grpcPort,
     trustDomain: ca.trustDomain,
     log: o.log,
+    policy: { defaultPolicy: o.defaultInboundPolicy ?? 'all-unauthenticated', clusterNetworks: o.clusterNetworks },
     services: (server) => addIdentityService(server, { certifier, log: o.log.child({ service: 'identity' }) }),
   });
   const webhook = await startWebhook({
-    inject: { image: o.image, controlAddr: controlAddr(o.namespace), trustDomain: ca.trustDomain, tokenAudience: o.tokenAudience },
+    inject: {
+      image: o.image,
+      controlAddr: controlAddr(o.namespace),
+      trustDomain: ca.trustDomain,
+      tokenAudience: o.tokenAudience,
+      defaultInboundPolicy: o.defaultInboundPolicy ?? 'all-unauthenticated',
+    },
     // A namespace created a moment ago may not be in the cache yet: ask the API server then.
     namespaceAnnotations: async (ns) => {
       const cached = store.namespaceAnnotations(ns);

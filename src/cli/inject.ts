@@ -1,6 +1,7 @@
 // `outrigger inject FILE|-`: the injector's work on manifests, offline (see kube/offline.ts).
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
+import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { DEFAULT_IMAGE, DEFAULT_NAMESPACE, controlAddr } from '../kube/names.js';
 
 async function readInput(file: string): Promise<string> {
@@ -17,12 +18,13 @@ export function injectCommand(): Command {
     .addOption(new Option('-n, --namespace <ns>', 'the control plane\'s namespace').default(DEFAULT_NAMESPACE))
     .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
     .addOption(new Option('--image <image>', 'the image the proxy and proxy-init run').default(DEFAULT_IMAGE))
+    .addOption(new Option('--default-inbound-policy <policy>', 'the mesh\'s default (as given to install), for pods without their own config.outrigger.io/default-inbound-policy; the proxies use it only until the control plane answers').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'))
     .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
-    .action(async (file: string, f: { namespace: string; trustDomain: string; image: string; output: 'yaml' | 'json' }) => {
+    .action(async (file: string, f: { namespace: string; trustDomain: string; image: string; defaultInboundPolicy: DefaultPolicyName; output: 'yaml' | 'json' }) => {
       const { injectManifests } = await import('../kube/offline.js');
       const { renderObjects } = await import('../kube/render.js');
       try {
-        const { objects, report } = injectManifests(await readInput(file), { image: f.image, controlAddr: controlAddr(f.namespace), trustDomain: f.trustDomain });
+        const { objects, report } = injectManifests(await readInput(file), { image: f.image, controlAddr: controlAddr(f.namespace), trustDomain: f.trustDomain, defaultInboundPolicy: f.defaultInboundPolicy });
         process.stdout.write(renderObjects(objects, f.output));
         for (const line of report) process.stderr.write(`${line}\n`);
       } catch (err) {

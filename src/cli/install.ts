@@ -3,7 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { parseDuration } from '../runtime/manifests/routes.js';
-import { DEFAULT_IMAGE, DEFAULT_NAMESPACE } from '../kube/names.js';
+import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
+import { DEFAULT_CLUSTER_NETWORKS, DEFAULT_IMAGE, DEFAULT_NAMESPACE, parseClusterNetworks } from '../kube/names.js';
 
 interface Flags {
   readonly namespace: string;
@@ -12,6 +13,8 @@ interface Flags {
   readonly image: string;
   readonly replicas: string;
   readonly webhookFailurePolicy: 'Ignore' | 'Fail';
+  readonly defaultInboundPolicy: DefaultPolicyName;
+  readonly clusterNetworks: string;
   readonly trustAnchor?: string;
   readonly issuerCert?: string;
   readonly issuerKey?: string;
@@ -36,6 +39,8 @@ export function installCommand(): Command {
     .addOption(new Option('--image <image>', 'the image the control plane, proxies and proxy-init run').default(DEFAULT_IMAGE))
     .addOption(new Option('--replicas <n>', 'control plane replicas').default('2'))
     .addOption(new Option('--webhook-failure-policy <policy>', 'Ignore: pods are admitted (unmeshed) while the injector is down; Fail: they wait').choices(['Ignore', 'Fail']).default('Ignore'))
+    .addOption(new Option('--default-inbound-policy <policy>', 'inbound policy of ports no Server covers (a namespace\'s or pod\'s config.outrigger.io/default-inbound-policy wins)').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'))
+    .addOption(new Option('--cluster-networks <cidrs>', 'the cluster\'s pod networks, comma-separated IPv4 CIDRs: what cluster-authenticated admits').default(DEFAULT_CLUSTER_NETWORKS.join(',')))
     .addOption(new Option('--trust-anchor <file>', 'your trust anchor (PEM); with --issuer-cert and --issuer-key, instead of a generated CA'))
     .addOption(new Option('--issuer-cert <file>'))
     .addOption(new Option('--issuer-key <file>'))
@@ -51,6 +56,8 @@ export function installCommand(): Command {
       const given = [f.trustAnchor, f.issuerCert, f.issuerKey].filter((x) => x !== undefined).length;
       if (given !== 0 && given !== 3) problems.push('--trust-anchor, --issuer-cert and --issuer-key go together (all three or none)');
       if (f.crds === true && f.controlPlane === true) problems.push('--crds and --control-plane: choose one (neither prints both)');
+      const networks = parseClusterNetworks(f.clusterNetworks);
+      problems.push(...networks.problems);
       if (problems.length > 0) {
         process.stderr.write(`outrigger install: ${problems.join('; ')}\n`);
         process.exit(2);
@@ -73,11 +80,12 @@ export function installCommand(): Command {
           image: f.image,
           replicas,
           failurePolicy: f.webhookFailurePolicy,
+          defaultInboundPolicy: f.defaultInboundPolicy,
+          clusterNetworks: networks.networks,
           ...(ca !== undefined ? { ca } : {}),
           part: f.crds === true ? 'crds' : f.controlPlane === true ? 'control-plane' : 'all',
         });
-        if (objects.length === 0) process.stderr.write('outrigger install: this build has no CRDs to print yet (the policy kinds\' schemas are not part of it)\n');
-        else process.stdout.write(renderObjects(objects, f.output));
+        process.stdout.write(renderObjects(objects, f.output));
       } catch (err) {
         process.stderr.write(`outrigger install: ${(err as Error).message}\n`);
         process.exit(1);

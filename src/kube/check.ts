@@ -137,7 +137,6 @@ const crds: Check = async (c) => {
       missing.push(status(err) === 404 ? crdName(k) : `${crdName(k)} (${why(err)})`);
     }
   }
-  if (POLICY_CRDS.length === 0) return ok('CRDs installed', 'this build has no CRDs to install');
   return missing.length === 0 ? ok(`CRDs installed (${POLICY_CRDS.length})`) : bad('CRDs installed', `missing: ${missing.join(', ')}`, '`outrigger install --crds | kubectl apply -f -`');
 };
 

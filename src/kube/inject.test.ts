@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, templatePath } from './inject.js';
+import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, rewriteProbes, templatePath } from './inject.js';
 
 const CFG = { image: 'img', controlAddr: 'cp:8086', trustDomain: 'cluster.local' };
 const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({ kind: 'Pod', metadata: { annotations }, spec: { containers: [{ name: 'app', image: 'a' }], ...spec } });
@@ -53,9 +53,11 @@ void test('JSON pointers and templates: escaped keys, each workload kind\'s temp
   assert.ok(applyOps(noMeta, ops));
 });
 
-void test('the proxy container\'s environment, expanded as the kubelet does, is a valid proxy configuration with mTLS on', async () => {
+void test('the proxy container\'s environment, expanded as the kubelet does, is a valid proxy configuration with mTLS, policy and the pod\'s identity on', async () => {
   const { loadProxyConfig, identitySettings } = await import('../proxy/config.js');
-  const { ops } = injectObject(pod({ 'config.outrigger.io/opaque-ports': '5432' }), {}, CFG, 'offline');
+  const owned = pod({ 'config.outrigger.io/opaque-ports': '5432', 'config.outrigger.io/default-inbound-policy': 'all-authenticated' });
+  Object.assign(owned.metadata, { labels: { 'pod-template-hash': '6b7c' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-6b7c', controller: true }] });
+  const { ops } = injectObject(owned, {}, CFG, 'offline');
   const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[] }[])[1];
   const downward: Record<string, string> = { 'metadata.namespace': 'shop', 'metadata.name': 'web-0', 'spec.serviceAccountName': 'web' };
   const env: Record<string, string> = {};
@@ -66,4 +68,55 @@ void test('the proxy container\'s environment, expanded as the kubelet does, is 
   const cfg = loadProxyConfig({}, env);
   assert.deepEqual(identitySettings(cfg)?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
   assert.equal(identitySettings(cfg)?.tokenFile, '/var/run/secrets/outrigger.io/identity/token');
+  // What the local runtime passes as flags (runtime/mesh.ts runningPod).
+  assert.equal(cfg.policyAddr?.host, 'cp');
+  assert.equal(cfg.policyAddr?.port, 8086);
+  assert.equal(cfg.pod, 'shop/web-0');
+  assert.equal(cfg.defaultInboundPolicy, 'all-authenticated');
+  assert.equal(cfg.podNamespace, 'shop');
+  assert.equal(cfg.podName, 'web-0');
+  assert.equal(cfg.podWorkload, 'web');
+});
+
+void test('the default inbound policy: the pod\'s annotation, its namespace\'s (webhook), the mesh\'s, all-unauthenticated', () => {
+  const value = (p: ReturnType<typeof pod>, ns: Record<string, string>, cfg: typeof CFG & { defaultInboundPolicy?: 'deny' }, mode: 'webhook' | 'offline') => {
+    const { ops } = injectObject(p, ns, cfg, mode);
+    const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+    return proxy?.env.find((e) => e.name === 'OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY')?.value;
+  };
+  const key = 'config.outrigger.io/default-inbound-policy';
+  const en = { 'outrigger.io/inject': 'enabled' };
+  assert.equal(value(pod({ [key]: 'deny' }), { ...en, [key]: 'all-authenticated' }, CFG, 'webhook'), 'deny');
+  assert.equal(value(pod(), { ...en, [key]: 'all-authenticated' }, CFG, 'webhook'), 'all-authenticated');
+  assert.equal(value(pod(), en, { ...CFG, defaultInboundPolicy: 'deny' }, 'webhook'), 'deny');
+  assert.equal(value(pod(), en, CFG, 'webhook'), 'all-unauthenticated');
+});
+
+void test('rewriteProbes: httpGet and tcpSocket probes go to the admin port, their targets to the proxy; the rest stays', async () => {
+  const { loadProxyConfig } = await import('../proxy/config.js');
+  const app = {
+    name: 'web',
+    image: 'w',
+    ports: [{ name: 'http', containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/ready', port: 'http', httpHeaders: [{ name: 'X-A', value: 'b' }] }, periodSeconds: 5 },
+    livenessProbe: { tcpSocket: { port: 8080 }, failureThreshold: 4 },
+    startupProbe: { grpc: { port: 9090 } },
+  };
+  const sidecarish = { name: 'db', image: 'd', livenessProbe: { tcpSocket: { port: 5432 } }, readinessProbe: { httpGet: { path: '/', port: 80, host: 'example.com' } }, startupProbe: { httpGet: { path: '/', port: 'nope' } } };
+  const { containers, probes } = rewriteProbes([app, sidecarish], [{ from: 5432, to: 5432 }]);
+  assert.deepEqual(probes, {
+    'web-readiness': { port: 8080, scheme: 'HTTP', path: '/ready', headers: [{ name: 'X-A', value: 'b' }] },
+    'web-liveness': { port: 8080, scheme: 'TCP' },
+  });
+  assert.deepEqual(containers[0]?.readinessProbe, { httpGet: { path: '/app-probe/web-readiness', port: 4191, scheme: 'HTTP' }, periodSeconds: 5 });
+  assert.deepEqual(containers[0]?.livenessProbe, { httpGet: { path: '/app-probe/web-liveness', port: 4191, scheme: 'HTTP' }, failureThreshold: 4 });
+  assert.deepEqual(containers[0]?.startupProbe, app.startupProbe, 'gRPC probes are not forwarded');
+  assert.equal(containers[1], sidecarish, 'skipped port, another host, an unknown port name: untouched');
+  // Injected: the containers are patched, and the proxy's setting parses.
+  const { ops } = injectObject({ kind: 'Pod', metadata: {}, spec: { containers: [app] } }, {}, CFG, 'offline');
+  assert.deepEqual(ops.find((o) => o.path === '/spec/containers')?.value, [containers[0]]);
+  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+  const json = proxy?.env.find((e) => e.name === 'OUTRIGGER_PROXY_APP_PROBES')?.value ?? '';
+  assert.deepEqual(Object.fromEntries(loadProxyConfig({ appProbes: json }, {}).appProbes ?? []), probes);
+  assert.equal(injectObject(pod(), {}, CFG, 'offline').ops.some((o) => o.path === '/spec/containers'), false, 'no probes: the containers are not touched');
 });

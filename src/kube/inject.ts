@@ -1,5 +1,6 @@
 // The injector's decision and patch: whether a pod gets the mesh, and the pod it becomes (the proxy as
-// a native sidecar, proxy-init writing the iptables rules, the projected identity token). Pure
+// a native sidecar, proxy-init writing the iptables rules, the projected identity token, the app's
+// probes sent through the proxy's admin port so that inbound policy never meets the kubelet). Pure
 // functions over plain objects, shared by the admission webhook (webhook.ts) and `outrigger inject`.
 //
 // Native sidecars (an init container with restartPolicy: Always, KEP-753, on by default since
@@ -10,7 +11,10 @@ import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../runtim
 import { formatPortList, type PortList } from '../core/ports.js';
 import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
 import { SETTINGS } from '../proxy/env.js';
+import { APP_PROBE_PATH, type AppProbeTarget } from '../proxy/admin/probes.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
+import { deploymentOf } from '../control/store/kubernetes/convert.js';
+import type { DefaultInboundPolicy } from '../runtime/manifests/policy.js';
 import {
   INIT_CONTAINER,
   KUBE_ANNOTATION,
@@ -35,6 +39,9 @@ export interface InjectConfig {
   /** Audience of the projected token, which the identity service checks. */
   readonly tokenAudience?: string;
   readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** The mesh's default inbound policy (`install --default-inbound-policy`), for pods whose own and
+   *  namespace's annotations say none. Default all-unauthenticated. */
+  readonly defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 export type Decision = { readonly inject: true } | { readonly inject: false; readonly reason: string };
@@ -79,6 +86,8 @@ export function podMesh(pod: Json, namespaceAnnotations: Readonly<Record<string,
   if (skipIn !== undefined) mesh.skipInboundPorts = skipIn;
   const skipOut = m.skipOutboundPorts ?? n.skipOutboundPorts;
   if (skipOut !== undefined) mesh.skipOutboundPorts = skipOut;
+  const inboundDefault = m.defaultInboundPolicy ?? n.defaultInboundPolicy;
+  if (inboundDefault !== undefined) mesh.defaultInboundPolicy = inboundDefault;
   return { mesh, problems };
 }
 
@@ -128,13 +137,25 @@ function env(name: keyof typeof SETTINGS, value: string): Json {
   return { name: SETTINGS[name].env, value };
 }
 
+function fieldEnv(name: string, fieldPath: string): Json {
+  return { name, valueFrom: { fieldRef: { fieldPath } } };
+}
+
+/** Not a proxy setting: the pod's ServiceAccount, for the identity's expansion. */
+const SERVICE_ACCOUNT_ENV = 'OUTRIGGER_POD_SERVICE_ACCOUNT';
+
 const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' } };
 
-/** The native sidecar. Its identity is built from the pod's own namespace and ServiceAccount through
- *  the downward API, so that a template injected offline is right in whatever namespace it lands. */
-export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>): Json {
+/** The native sidecar. Its identity and its pod (for the policy service, metrics and tap) come from
+ *  the pod's own namespace, name and ServiceAccount through the downward API, so that a template
+ *  injected offline is right in whatever namespace it lands and whatever name the pod is given. What
+ *  the local runtime passes as flags (mesh.ts runningPod) is passed here as the same settings'
+ *  environment variables. `workload`: the Deployment, when it is known at injection. */
+export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>, workload?: string, probes: Readonly<Record<string, AppProbeTarget>> = {}): Json {
   const logLevel = a[KUBE_ANNOTATION.proxyLogLevel];
   const image = a[KUBE_ANNOTATION.proxyImage] ?? cfg.image;
+  const podNamespace = SETTINGS.podNamespace.env;
+  const podName = SETTINGS.podName.env;
   return {
     name: PROXY_CONTAINER,
     image,
@@ -142,18 +163,24 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
     restartPolicy: 'Always',
     args: ['proxy'],
     env: [
-      // The pod's own name too: the policy service (not merged yet) answers per pod.
-      { name: 'OUTRIGGER_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'OUTRIGGER_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: 'OUTRIGGER_POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
+      fieldEnv(podNamespace, 'metadata.namespace'),
+      fieldEnv(podName, 'metadata.name'),
+      fieldEnv(SERVICE_ACCOUNT_ENV, 'spec.serviceAccountName'),
+      ...(workload !== undefined ? [env('podWorkload', workload)] : []),
       env('destinationAddr', cfg.controlAddr),
+      env('policyAddr', cfg.controlAddr),
+      // $(VAR) refers to the variables above (Kubernetes expands them in order).
+      env('pod', `$(${podNamespace})/$(${podName})`),
+      // Only until the policy service answers (which then says the pod's default as the store sees
+      // it now): the pod's annotation, else its namespace's, else the mesh's.
+      env('defaultInboundPolicy', mesh.defaultInboundPolicy ?? cfg.defaultInboundPolicy ?? 'all-unauthenticated'),
       env('identityAddr', cfg.controlAddr),
       env('identityTokenFile', `${TOKEN_DIR}/${TOKEN_FILE}`),
-      // $(VAR) refers to the variables above (Kubernetes expands them in order).
-      env('identity', `spiffe://${cfg.trustDomain}/ns/$(OUTRIGGER_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)`),
+      env('identity', `spiffe://${cfg.trustDomain}/ns/$(${podNamespace})/sa/$(${SERVICE_ACCOUNT_ENV})`),
       env('inboundPort', String(DEFAULT_PROXY_INIT.inboundPort)),
       env('outboundPort', String(DEFAULT_PROXY_INIT.outboundPort)),
       ...(mesh.opaquePorts !== undefined ? [env('opaquePorts', ports(mesh.opaquePorts))] : []),
+      ...(Object.keys(probes).length > 0 ? [env('appProbes', JSON.stringify(probes))] : []),
       ...(logLevel !== undefined ? [env('logLevel', logLevel)] : []),
     ],
     ports: [
@@ -222,13 +249,62 @@ export interface PodPatch {
   readonly metadataAnnotations: Record<string, string>;
   readonly initContainers: Json[];
   readonly volumes: Json[];
+  /** The app containers, when their probes were pointed at the proxy (else untouched). */
+  readonly containers?: Json[];
+}
+
+const ADMIN_PORT = Number(SETTINGS.adminPort.default);
+const PROBE_KINDS = ['startupProbe', 'readinessProbe', 'livenessProbe'] as const;
+
+/** The container port a probe names (a number, or the name of one of the container's ports). */
+function probePort(port: unknown, container: Json): number | undefined {
+  if (typeof port === 'number') return port;
+  if (typeof port === 'string' && /^[0-9]+$/.test(port)) return Number(port);
+  return arr(container.ports).map(obj).find((p) => p?.name === port)?.containerPort as number | undefined;
+}
+
+/**
+ * The app containers' httpGet and tcpSocket probes pointed at the proxy's admin port
+ * (`/app-probe/<container>-<startup|readiness|liveness>`), and what each pointed at, for the proxy to
+ * forward over loopback (src/proxy/admin/probes.ts): the kubelet's probes then never meet the pod's
+ * inbound policy. Left alone: probes on a port that skips the proxy (skip-inbound-ports), with a
+ * `host` (not this pod), on a named port the container does not declare, gRPC and exec probes.
+ */
+export function rewriteProbes(containers: readonly Json[], skipInbound: PortList): { containers: Json[]; probes: Record<string, AppProbeTarget> } {
+  const probes: Record<string, AppProbeTarget> = {};
+  const out = containers.map((c) => {
+    let next: Json | undefined;
+    for (const kind of PROBE_KINDS) {
+      const probe = obj(c[kind]);
+      const http = obj(probe?.httpGet);
+      const tcp = obj(probe?.tcpSocket);
+      const handler = http ?? tcp;
+      if (probe === undefined || handler === undefined || handler.host !== undefined) continue;
+      const port = probePort(handler.port, c);
+      if (port === undefined || port < 1 || port > 65535 || skipInbound.some((r) => r.from <= port && port <= r.to)) continue;
+      const name = `${str(c.name) ?? 'app'}-${kind.slice(0, -'Probe'.length)}`;
+      const headers = arr(http?.httpHeaders).map(obj).filter((h): h is Json => typeof h?.name === 'string' && typeof h.value === 'string');
+      probes[name] =
+        http !== undefined
+          ? { port, scheme: str(http.scheme) === 'HTTPS' ? 'HTTPS' : 'HTTP', path: str(http.path) ?? '/', ...(headers.length > 0 ? { headers: headers.map((h) => ({ name: h.name as string, value: h.value as string })) } : {}) }
+          : { port, scheme: 'TCP' };
+      const { httpGet: _h, tcpSocket: _t, ...rest } = probe;
+      next ??= { ...c };
+      next[kind] = { ...rest, httpGet: { path: `${APP_PROBE_PATH}${name}`, port: ADMIN_PORT, scheme: 'HTTP' } };
+    }
+    return next ?? c;
+  });
+  return { containers: out, probes };
 }
 
 /** What an injected pod's annotations, init containers and volumes become (the rest is untouched). */
-export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, cfg: InjectConfig, mode: InjectMode): PodPatch {
+export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, cfg: InjectConfig, mode: InjectMode, workload?: string): PodPatch {
   const spec = obj(pod.spec) ?? {};
   const a = annotationsOf(pod);
   const { mesh } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
+  const apps = arr(spec.containers).map((c) => obj(c) ?? {});
+  const rewritten = rewriteProbes(apps, mesh.skipInboundPorts ?? []);
+  const probesMoved = Object.keys(rewritten.probes).length > 0;
   const firstApp = str(obj(arr(spec.containers)[0])?.name);
   const annotations: Record<string, string> = { ...(obj(obj(pod.metadata)?.annotations) as Record<string, string> | undefined), [KUBE_ANNOTATION.injected]: VERSION };
   // `kubectl logs` and `kubectl exec` then pick the app, not the proxy.
@@ -236,8 +312,9 @@ export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<strin
   return {
     metadataAnnotations: annotations,
     // proxy-init, then the proxy, then the user's init containers (which thus run inside the mesh).
-    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a), ...(arr(spec.initContainers) as Json[])],
+    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a, workload, rewritten.probes), ...(arr(spec.initContainers) as Json[])],
     volumes: [...(arr(spec.volumes) as Json[]).filter((v) => !injectedVolumes(cfg).some((w) => w.name === obj(v)?.name)), ...injectedVolumes(cfg)],
+    ...(probesMoved ? { containers: rewritten.containers } : {}),
   };
 }
 
@@ -258,6 +335,7 @@ export function podPatchOps(pod: Json, p: PodPatch, prefix: string): JsonPatchOp
   ops.push({ op: 'add', path: `${prefix}/metadata/annotations`, value: p.metadataAnnotations });
   ops.push({ op: 'add', path: `${prefix}/spec/initContainers`, value: p.initContainers });
   ops.push({ op: 'add', path: `${prefix}/spec/volumes`, value: p.volumes });
+  if (p.containers !== undefined) ops.push({ op: 'replace', path: `${prefix}/spec/containers`, value: p.containers });
   return ops;
 }
 
@@ -317,5 +395,8 @@ export function injectObject(
   if (pod === undefined) return { ops: [], decision: { inject: false, reason: 'the object has no pod template' } };
   const decision = decide(pod, namespaceAnnotations, mode);
   if (!decision.inject) return { ops: [], decision };
-  return { ops: podPatchOps(pod, injectPod(pod, namespaceAnnotations, cfg, mode), path), decision };
+  // The Deployment: the object itself (offline), or the pod's ReplicaSet owner (the webhook: the
+  // ReplicaSet controller creates pods with their ownerReferences and pod-template-hash label).
+  const workload = str(o.kind) === 'Deployment' ? str(obj(o.metadata)?.name) : path === '' ? deploymentOf(o as Parameters<typeof deploymentOf>[0]) : undefined;
+  return { ops: podPatchOps(pod, injectPod(pod, namespaceAnnotations, cfg, mode, workload), path), decision };
 }

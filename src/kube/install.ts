@@ -2,6 +2,7 @@
 // them: the namespace, the CRDs, RBAC, the Secrets (the mesh CA, the injector's serving certificate),
 // the control plane Deployment, its Services and PodDisruptionBudget, then the webhook configuration
 // last (so the API server never calls a webhook whose Service does not exist yet).
+import type { DefaultPolicyName } from '../api/policy.js';
 import { MeshCa } from '../control/identity/ca.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
 import { makeServingTls, serviceDnsNames } from './certs.js';
@@ -11,6 +12,7 @@ import {
   CONTROL_ADMIN_PORT,
   CONTROL_PLANE,
   CONTROL_SERVICE,
+  DEFAULT_CLUSTER_NETWORKS,
   GRPC_PORT,
   IDENTITY_DIR,
   IDENTITY_KEYS,
@@ -45,6 +47,11 @@ export interface InstallOptions {
   readonly ca?: { readonly trustAnchorPem: string; readonly issuerCertPem: string; readonly issuerKeyPem: string };
   /** The injector's serving certificate as PEM; generated when absent. */
   readonly injectorTls?: { readonly caPem: string; readonly certPem: string; readonly keyPem: string };
+  /** The mesh-wide default inbound policy (the control plane's `--default-inbound-policy`, and the
+   *  injected proxies' until the policy service answers). Default all-unauthenticated. */
+  readonly defaultInboundPolicy?: DefaultPolicyName;
+  /** The cluster's pod networks (IPv4 CIDRs), for cluster-authenticated. Default: DEFAULT_CLUSTER_NETWORKS. */
+  readonly clusterNetworks?: readonly string[];
   /** Which parts: everything (default), the CRDs alone, or everything but the CRDs. */
   readonly part?: 'all' | 'crds' | 'control-plane';
 }
@@ -147,6 +154,8 @@ function controlPlaneDeployment(o: InstallOptions): K8sObject {
                 '--webhook-port', String(WEBHOOK_PORT),
                 '--admin-port', String(CONTROL_ADMIN_PORT),
                 '--image', o.image,
+                '--default-inbound-policy', o.defaultInboundPolicy ?? 'all-unauthenticated',
+                '--cluster-networks', (o.clusterNetworks ?? DEFAULT_CLUSTER_NETWORKS).join(','),
               ],
               env: [{ name: 'OUTRIGGER_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
               ports: [

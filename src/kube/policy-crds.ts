@@ -1,15 +1,12 @@
 // The policy kinds' CRDs (policy.outrigger.io/v1beta1): names, plurals and printer columns here; the
-// OpenAPI schemas come from the same zod schemas the manifests are validated with (crds.ts).
-//
-// The schemas live in src/runtime/manifests/policy.ts (branch `policy`, not merged yet). When it is,
-// the one line below becomes:
-//   import { POLICY_KINDS } from '../runtime/manifests/policy.js';
-//   export const POLICY_CRDS = policyCrdKinds(POLICY_KINDS);
+// OpenAPI schemas come from the same zod schemas the manifests are validated with
+// (src/runtime/manifests/policy.ts, through crds.ts).
 import type { z } from 'zod';
+import { POLICY_API_VERSION, POLICY_GROUP, POLICY_KINDS } from '../runtime/manifests/policy.js';
 import type { CrdKind, PrinterColumn } from './crds.js';
 
-export const POLICY_GROUP = 'policy.outrigger.io';
-export const POLICY_VERSION = 'v1beta1';
+export { POLICY_GROUP };
+export const POLICY_VERSION = POLICY_API_VERSION.slice(POLICY_GROUP.length + 1);
 
 interface KindNames {
   readonly plural: string;
@@ -74,4 +71,4 @@ export function policyCrdKinds(schemas: Readonly<Record<string, z.ZodType>>): Cr
   });
 }
 
-export const POLICY_CRDS: readonly CrdKind[] = policyCrdKinds({});
+export const POLICY_CRDS: readonly CrdKind[] = policyCrdKinds(POLICY_KINDS);

@@ -7,6 +7,7 @@ import { parsePortList, type PortList } from '../core/ports.js';
 import { parseSpiffeId, type SpiffeId } from '../api/identity.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { SETTINGS, type SettingName } from './env.js';
+import { appProbesSchema, type AppProbeTarget } from './admin/probes.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })
@@ -82,6 +83,19 @@ const schema = z.object({
   tapTokenFile: optionalText,
   traceCollector: optionalText.refine((v) => v === undefined || /^https?:\/\/[^/]+/.test(v), 'must be an http:// or https:// URL'),
   traceSampleRatio: z.coerce.number({ error: 'must be a number from 0 to 1' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1'),
+  appProbes: optionalText.transform((v, ctx): ReadonlyMap<string, AppProbeTarget> | undefined => {
+    if (v === undefined) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+      return undefined;
+    }
+    const r = appProbesSchema.safeParse(json);
+    if (!r.success) ctx.addIssue({ code: 'custom', message: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    return r.success ? new Map(Object.entries(r.data)) : undefined;
+  }),
   accessLog: optionalText,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });

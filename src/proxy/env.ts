@@ -76,6 +76,10 @@ export const SETTINGS = {
   tapTokenFile: s('tap-token-file', 'file holding the mesh\'s tap token; GET /tap on the admin port needs it as a bearer token (unset: tap is off)'),
   traceCollector: s('trace-collector', 'URL of an OTLP/HTTP collector (e.g. http://10.0.0.1:4318): one span per request, JSON, batched (unset: no tracing)'),
   traceSampleRatio: s('trace-sample-ratio', 'share of the traces this proxy starts (requests without a traceparent) that are sampled and exported, 0 to 1; a caller\'s sampled flag is always kept', '1'),
+  appProbes: s(
+    'app-probes',
+    'JSON {"<name>": {"port": N, "scheme": "HTTP|HTTPS|TCP", "path": "/x", "headers": [{"name","value"}]}}: the app\'s kubelet probes the admin server forwards at GET /app-probe/<name> (the injector writes it)',
+  ),
   accessLog: s('access-log', 'one JSON line per request to "stdout" or to this file (unset: off)'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),
 } as const satisfies Record<string, SettingSpec>;

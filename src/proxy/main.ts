@@ -85,6 +85,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
     ...(policy !== undefined ? { policy: () => ({ answered: policy.answered, policy: policy.raw }) } : {}),
+    ...(cfg.appProbes !== undefined ? { appProbes: cfg.appProbes } : {}),
   });
   const listeners = [outboundL, inboundL];
 

@@ -1,10 +1,11 @@
 // The admin server: liveness, readiness, Prometheus metrics, the certificate held (never the key) and
-// the inbound policy in force, and a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
+// the inbound policy in force, the app's forwarded kubelet probes, and a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProxyMetrics } from '../metrics.js';
 import type { TapHub } from '../observe/tap.js';
+import { APP_PROBE_PATH, forwardAppProbe, type AppProbeTarget } from './probes.js';
 
 export interface AdminHooks {
   readonly metrics: ProxyMetrics;
@@ -17,6 +18,8 @@ export interface AdminHooks {
   readonly policy?: () => { readonly answered: boolean; readonly policy: unknown };
   /** Tap sessions (GET /tap); absent: no tap token, tap is off. */
   readonly tap?: TapHub;
+  /** The app's kubelet probes this admin server forwards (GET /app-probe/<name>; probes.ts). */
+  readonly appProbes?: ReadonlyMap<string, AppProbeTarget>;
 }
 
 /** What GET /identity answers (`outrigger identity` prints it). */
@@ -89,6 +92,7 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         hooks.shutdown();
         return;
       default:
+        if (path.startsWith(APP_PROBE_PATH) && hooks.appProbes !== undefined) return forwardAppProbe(hooks.appProbes, path.slice(APP_PROBE_PATH.length), req, res);
         return text(404, 'not found\n');
     }
   });

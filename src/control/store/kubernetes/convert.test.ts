@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { podEntry, routeEntriesFrom, serviceEntry } from './convert.js';
+import { deploymentOf, podEntry, routeEntriesFrom, serviceEntry } from './convert.js';
 
 const svc = { metadata: { name: 'web', namespace: 'ns' }, spec: { clusterIP: '10.96.0.5', ports: [{ port: 80, protocol: 'TCP' }] } };
 
@@ -39,4 +39,52 @@ void test('routeEntriesFrom: a route outside what outrigger supports is left out
   const { routes, problems } = routeEntriesFrom([ok, gatewayParent], [], [svc]);
   assert.deepEqual(routes.map((r) => r.name), ['r1']);
   assert.ok(problems.has('HTTPRoute ns/r2'), [...problems.keys()].join());
+});
+
+void test('deploymentOf: the controlling ReplicaSet less the pod-template-hash; nothing for other owners', () => {
+  const pod = (owner: { kind: string; name: string; controller?: boolean } | undefined, hash?: string) => ({
+    metadata: { name: 'x', ...(hash !== undefined ? { labels: { 'pod-template-hash': hash } } : {}), ...(owner !== undefined ? { ownerReferences: [{ controller: true, ...owner }] } : {}) },
+  });
+  assert.equal(deploymentOf(pod({ kind: 'ReplicaSet', name: 'web-7d9f8b6c5' }, '7d9f8b6c5')), 'web');
+  assert.equal(deploymentOf(pod({ kind: 'ReplicaSet', name: 'my-app-v2-5c4b8f' }, '5c4b8f')), 'my-app-v2');
+  assert.equal(deploymentOf(pod({ kind: 'ReplicaSet', name: 'bare-rs' })), undefined, 'a ReplicaSet of its own');
+  assert.equal(deploymentOf(pod({ kind: 'ReplicaSet', name: 'other-1234' }, '5678')), undefined);
+  assert.equal(deploymentOf(pod({ kind: 'StatefulSet', name: 'db' }, 'abc')), undefined);
+  assert.equal(deploymentOf(pod({ kind: 'ReplicaSet', name: 'web-abc', controller: false }, 'abc')), undefined, 'not the controller');
+  assert.equal(deploymentOf(pod(undefined)), undefined);
+});
+
+void test('podEntry: declared TCP ports of the app and its native sidecars (not the proxy\'s); none: absent', () => {
+  const base = { metadata: { name: 'p', namespace: 'ns' }, status: { podIP: '10.0.0.1', phase: 'Running' } };
+  const spec = {
+    initContainers: [
+      { name: 'outrigger-proxy', restartPolicy: 'Always', ports: [{ name: 'outrigger-admin', containerPort: 4191 }] },
+      { name: 'log-shipper', restartPolicy: 'Always', ports: [{ name: 'metrics', containerPort: 9102 }] },
+      { name: 'migrate', ports: [{ containerPort: 1 }] },
+    ],
+    containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'dns', containerPort: 53, protocol: 'UDP' }, { containerPort: 9000 }] }],
+  };
+  assert.deepEqual(podEntry({ ...base, spec }, {})?.ports, [{ name: 'http', containerPort: 8080 }, { containerPort: 9000 }, { name: 'metrics', containerPort: 9102 }]);
+  assert.equal(podEntry({ ...base, spec: { containers: [{ name: 'app' }] } }, {})?.ports, undefined);
+  assert.equal('ports' in (podEntry({ ...base, spec: { containers: [{ name: 'app' }] } }, {}) ?? {}), false);
+});
+
+void test('routeEntriesFrom: an inbound route (a Server parent) is kept for the policy service', () => {
+  const r = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'api-admin', namespace: 'shop', uid: 'u', managedFields: [] }, spec: { parentRefs: [{ group: 'policy.outrigger.io', kind: 'Server', name: 'api-http' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/admin' }, method: 'POST' }] }] } };
+  const { routes, problems } = routeEntriesFrom([r], [], []);
+  assert.deepEqual(problems.size, 0);
+  assert.deepEqual(routes[0]?.parents, [{ name: 'api-http', kind: 'Server' }]);
+});
+
+void test('policyEntriesFrom: API objects (with what the API server adds) normalised as the local runtime does; bad ones left out with their problems', async () => {
+  const { policyEntriesFrom } = await import('./convert.js');
+  const meta = (name: string) => ({ name, namespace: 'shop', uid: 'u', resourceVersion: '7', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z', managedFields: [{ manager: 'kubectl' }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } });
+  const server = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: meta('api-http'), spec: { podSelector: { matchLabels: { app: 'api' } }, port: 'http' } };
+  const authz = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'AuthorizationPolicy', metadata: meta('both'), spec: { targetRef: { kind: 'Server', name: 'api-http' }, requiredAuthenticationRefs: [{ kind: 'ServiceAccount', name: 'a' }, { kind: 'MeshTLSAuthentication', name: 'm' }] } };
+  const oldVersion = { ...server, apiVersion: 'policy.outrigger.io/v1alpha1', metadata: meta('old') };
+  const { policy, count, problems } = policyEntriesFrom({ Server: [server, oldVersion], AuthorizationPolicy: [authz] });
+  assert.equal(count, 1);
+  assert.deepEqual(policy.servers, [{ namespace: 'shop', name: 'api-http', podSelector: { matchLabels: { app: 'api' }, matchExpressions: [] }, port: 'http', proxyProtocol: 'unknown' }]);
+  assert.deepEqual([...problems.keys()].sort(), ['AuthorizationPolicy shop/both', 'Server shop/old']);
+  assert.match(problems.get('AuthorizationPolicy shop/both')?.[0] ?? '', /names both ServiceAccounts and a MeshTLSAuthentication/);
 });

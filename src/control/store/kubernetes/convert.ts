@@ -3,11 +3,14 @@
 // watched and nothing else.
 import { normalizePortList, parsePortList, type PortList } from '../../../core/ports.js';
 import { ANNOTATION } from '../../../runtime/manifests/annotations.js';
+import { DEFAULT_INBOUND_POLICIES, POLICY_API_VERSION, POLICY_KINDS, type PolicyKindName } from '../../../runtime/manifests/policy.js';
+import { checkPolicy } from '../../../runtime/manifests/policy-check.js';
 import { checkRoute } from '../../../runtime/manifests/routes.js';
 import { grpcRouteSchema, httpRouteSchema } from '../../../runtime/manifests/schema.js';
-import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, ServiceObject } from '../../../runtime/manifests/types.js';
+import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, PolicyObject, ServiceObject } from '../../../runtime/manifests/types.js';
+import { policyEntries } from '../../../runtime/policy.js';
 import { routeEntries } from '../../../runtime/routes.js';
-import type { EndpointEntry, PodEntry, RouteEntry, ServiceEntry, ServicePortEntry } from '../store.js';
+import type { DefaultInboundPolicy, EndpointEntry, PodEntry, PolicyEntries, RouteEntry, ServiceEntry, ServicePortEntry } from '../store.js';
 
 /** The container name the injector gives the proxy (src/kube/names.ts says the same). */
 export const PROXY_CONTAINER_NAME = 'outrigger-proxy';
@@ -19,6 +22,7 @@ export interface Meta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   resourceVersion?: string;
+  ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
 }
 export interface ApiObject {
   apiVersion?: string;
@@ -38,6 +42,36 @@ function ports(text: string | undefined): PortList | undefined {
   return p.ok ? normalizePortList(p.ports) : undefined;
 }
 
+function defaultPolicy(text: string | undefined): DefaultInboundPolicy | undefined {
+  return text !== undefined && (DEFAULT_INBOUND_POLICIES as readonly string[]).includes(text) ? (text as DefaultInboundPolicy) : undefined;
+}
+
+/** The Deployment that owns a pod: its controller is a ReplicaSet named `<deployment>-<hash>`, where
+ *  the hash is the pod's `pod-template-hash` label (the Deployment controller names both so). A pod of
+ *  a ReplicaSet without that label, of a StatefulSet, a Job... has no Deployment: undefined. Read from
+ *  the pod alone, so the store need not watch ReplicaSets (nor have the RBAC to). */
+export function deploymentOf(pod: ApiObject): string | undefined {
+  const owner = pod.metadata?.ownerReferences?.find((r) => r.controller === true);
+  const hash = pod.metadata?.labels?.['pod-template-hash'];
+  if (owner?.kind !== 'ReplicaSet' || owner.name === undefined || hash === undefined || hash === '') return undefined;
+  const suffix = `-${hash}`;
+  return owner.name.endsWith(suffix) && owner.name.length > suffix.length ? owner.name.slice(0, -suffix.length) : undefined;
+}
+
+/** The TCP ports the pod's containers declare (a Server may name one): the app containers' and its
+ *  native sidecars' (init containers with restartPolicy Always), not the mesh proxy's own. */
+function containerPorts(spec: J): { name?: string; containerPort: number }[] {
+  const containers = [...a(spec.containers), ...a(spec.initContainers).filter((c) => o(c).restartPolicy === 'Always' && o(c).name !== PROXY_CONTAINER_NAME)];
+  const out: { name?: string; containerPort: number }[] = [];
+  for (const c of containers) {
+    for (const p of a(o(c).ports).map(o)) {
+      if ((s(p.protocol) ?? 'TCP') !== 'TCP' || typeof p.containerPort !== 'number') continue;
+      out.push({ ...(s(p.name) !== undefined && p.name !== '' ? { name: p.name as string } : {}), containerPort: p.containerPort });
+    }
+  }
+  return out;
+}
+
 /** A pod as the store sees it; undefined for pods without an address yet (or finished ones). */
 export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<string, string>> | undefined): PodEntry | undefined {
   const status = o(pod.status);
@@ -50,6 +84,11 @@ export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<s
   const ready = a(status.conditions).some((c) => o(c).type === 'Ready' && o(c).status === 'True');
   const meshed = [...a(spec.initContainers), ...a(spec.containers)].some((c) => o(c).name === PROXY_CONTAINER_NAME);
   const opaque = ports(pod.metadata?.annotations?.[ANNOTATION.opaquePorts]) ?? ports(namespaceAnnotations?.[ANNOTATION.opaquePorts]) ?? [];
+  // A value that is not a policy is ignored (the injector warned when it admitted the pod): the
+  // namespace's, then the mesh's, apply.
+  const inboundDefault = defaultPolicy(pod.metadata?.annotations?.[ANNOTATION.defaultInboundPolicy]) ?? defaultPolicy(namespaceAnnotations?.[ANNOTATION.defaultInboundPolicy]);
+  const declared = containerPorts(spec);
+  const workload = deploymentOf(pod);
   return {
     namespace,
     name,
@@ -59,6 +98,9 @@ export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<s
     serviceAccount: s(spec.serviceAccountName) ?? 'default',
     opaquePorts: opaque,
     labels: { ...(pod.metadata?.labels ?? {}) },
+    ...(declared.length > 0 ? { ports: declared } : {}),
+    ...(inboundDefault !== undefined ? { defaultInboundPolicy: inboundDefault } : {}),
+    ...(workload !== undefined ? { workload } : {}),
   };
 }
 
@@ -155,4 +197,39 @@ export function routeEntriesFrom(
   })) as unknown as ServiceObject[];
   const set = { objects: [], namespaces: [], pods: [], deployments: [], services: svcObjects, serviceAccounts: [], httpRoutes: http, grpcRoutes: grpc } as ManifestSet;
   return { routes: routeEntries(set), problems };
+}
+
+/** The policy objects (policy.outrigger.io), by kind: each is parsed with the schema and checked with
+ *  the rules the local runtime applies to manifests (POLICY_KINDS, checkPolicy); one that fails is left
+ *  out and its problems returned (the caller logs them once). References between objects are not
+ *  required to resolve: in a cluster a target may come later or go first, and a reference to nothing
+ *  authorizes nobody (the policy service's rule). */
+export function policyEntriesFrom(byKind: Readonly<Partial<Record<PolicyKindName, readonly ApiObject[]>>>): { policy: PolicyEntries; count: number; problems: Map<string, string[]> } {
+  const problems = new Map<string, string[]>();
+  const policies: PolicyObject[] = [];
+  const source = { file: 'kubernetes', document: 0 };
+  for (const kind of Object.keys(POLICY_KINDS) as PolicyKindName[]) {
+    for (const p of byKind[kind] ?? []) {
+      const key = `${kind} ${p.metadata?.namespace}/${p.metadata?.name}`;
+      if (p.apiVersion !== POLICY_API_VERSION) {
+        problems.set(key, [`apiVersion: must be ${JSON.stringify(POLICY_API_VERSION)}, got ${JSON.stringify(p.apiVersion)}`]);
+        continue;
+      }
+      const raw = { apiVersion: p.apiVersion, kind, metadata: manifestMeta(p.metadata), spec: p.spec };
+      const parsed = POLICY_KINDS[kind].safeParse(raw);
+      if (!parsed.success) {
+        problems.set(key, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+        continue;
+      }
+      const found: string[] = [];
+      checkPolicy(parsed.data, (path, message) => found.push(`${path.join('.')}: ${message}`));
+      if (found.length > 0) {
+        problems.set(key, found);
+        continue;
+      }
+      policies.push({ ...parsed.data, source } as PolicyObject);
+    }
+  }
+  const set = { objects: [], namespaces: [], pods: [], deployments: [], services: [], serviceAccounts: [], policies } as unknown as ManifestSet;
+  return { policy: policyEntries(set), count: policies.length, problems };
 }

@@ -9,8 +9,9 @@ import { pino } from 'pino';
 import { JitteredBackoff } from '../../../core/backoff.js';
 import type { Logger } from '../../../core/log.js';
 import type { PodRef } from '../../identity/tokens.js';
+import { POLICY_API_VERSION, type PolicyKindName } from '../../../runtime/manifests/policy.js';
 import type { PodEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
-import { podEntry, routeEntriesFrom, serviceEntry, type ApiObject } from './convert.js';
+import { podEntry, policyEntriesFrom, routeEntriesFrom, serviceEntry, type ApiObject } from './convert.js';
 
 /** One watched resource: its collection path and how it is listed. */
 export interface Resource {
@@ -39,7 +40,17 @@ const group = (g: string, v: string, plural: string, optional: boolean): Resourc
   list: (kc) => kc.makeApiClient(k8s.CustomObjectsApi).listClusterCustomObject({ group: g, version: v, plural }) as List,
 });
 
-export const POLICY_PLURALS = ['servers', 'authorizationpolicies', 'meshtlsauthentications', 'networkauthentications', 'httplocalratelimitpolicies'];
+/** The policy kinds' resource names (src/kube/policy-crds.ts names the CRDs the same; a test keeps
+ *  the install's RBAC in step with RESOURCES). */
+export const POLICY_PLURALS: Readonly<Record<PolicyKindName, string>> = {
+  Server: 'servers',
+  AuthorizationPolicy: 'authorizationpolicies',
+  MeshTLSAuthentication: 'meshtlsauthentications',
+  NetworkAuthentication: 'networkauthentications',
+  HTTPLocalRateLimitPolicy: 'httplocalratelimitpolicies',
+};
+const [POLICY_GROUP_NAME, POLICY_VERSION] = POLICY_API_VERSION.split('/') as [string, string];
+const policyKey = (kind: PolicyKindName) => `${POLICY_PLURALS[kind]}.${POLICY_GROUP_NAME}`;
 
 export const RESOURCES: readonly Resource[] = [
   core('namespaces', (api) => api.listNamespace()),
@@ -54,7 +65,7 @@ export const RESOURCES: readonly Resource[] = [
   },
   group('gateway.networking.k8s.io', 'v1', 'httproutes', true),
   group('gateway.networking.k8s.io', 'v1', 'grpcroutes', true),
-  ...POLICY_PLURALS.map((p) => group('policy.outrigger.io', 'v1beta1', p, true)),
+  ...Object.values(POLICY_PLURALS).map((p) => group(POLICY_GROUP_NAME, POLICY_VERSION, p, true)),
 ];
 
 export interface KubernetesStoreOptions {
@@ -104,7 +115,8 @@ export class KubernetesStore implements Store {
   private pending?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
   private closed = false;
-  private readonly routeProblems = new Map<string, string>();
+  /** What was last logged about each object left out (routes, policy): logged again only when it changes. */
+  private readonly problems = new Map<string, string>();
   private readyResolve!: () => void;
   /** Resolves once every resource has been listed once (absent optional ones count). */
   readonly ready: Promise<void> = new Promise((r) => (this.readyResolve = r));
@@ -227,15 +239,25 @@ export class KubernetesStore implements Store {
       if (e !== undefined) services.push(e);
     }
     const { routes, problems } = routeEntriesFrom(this.cached('httproutes.gateway.networking.k8s.io'), this.cached('grpcroutes.gateway.networking.k8s.io'), serviceObjects);
-    for (const [route, list] of problems) {
+    const policy = policyEntriesFrom(Object.fromEntries((Object.keys(POLICY_PLURALS) as PolicyKindName[]).map((k) => [k, this.cached(policyKey(k))])));
+    const leftOut = new Map<string, string[]>([...problems, ...policy.problems]);
+    for (const [object, list] of leftOut) {
       const text = list.join('; ');
-      if (this.routeProblems.get(route) !== text) this.log.warn({ route, problems: list }, 'route left out: not valid for outrigger');
-      this.routeProblems.set(route, text);
+      if (this.problems.get(object) !== text) this.log.warn({ object, problems: list }, 'object left out: not valid for outrigger');
+      this.problems.set(object, text);
     }
+    // Fixed or deleted: say so again if it comes back broken.
+    for (const object of [...this.problems.keys()]) if (!leftOut.has(object)) this.problems.delete(object);
     const byKey = <T extends { namespace: string; name: string }>(x: T, y: T) => (x.namespace !== y.namespace ? (x.namespace < y.namespace ? -1 : 1) : x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
     services.sort(byKey);
     pods.sort(byKey);
-    const next: StoreSnapshot = freeze({ version: this.current.version + 1, services, pods, ...(routes.length > 0 ? { routes } : {}) });
+    const next: StoreSnapshot = freeze({
+      version: this.current.version + 1,
+      services,
+      pods,
+      ...(routes.length > 0 ? { routes } : {}),
+      ...(policy.count > 0 ? { policy: policy.policy } : {}),
+    });
     this.current = next;
     for (const fn of [...this.subscribers]) {
       try {
@@ -267,7 +289,7 @@ export class KubernetesStore implements Store {
     };
   }
 
-  /** The raw cached objects of a resource (policy kinds until the snapshot models them; `check`). */
+  /** The raw cached objects of a resource (`check`, debugging). */
   objects(key: string): readonly ApiObject[] {
     return this.cached(key);
   }
