@@ -157,7 +157,7 @@ export function destinationServiceDefinition(): grpc.ServiceDefinition {
  *  without closing its connection is noticed. */
 export const WATCH_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 250,
-  'grpc.max_reconnect_backoff_ms': 5000,
+  'grpc.max_reconnect_backoff_ms': 2000,
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
 };

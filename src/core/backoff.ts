@@ -13,7 +13,7 @@ export interface JitteredBackoffOptions {
   readonly random?: () => number;
 }
 
-export const DEFAULT_JITTERED_BACKOFF = { initialMs: 250, maxMs: 5000, jitter: 0.5 } as const;
+export const DEFAULT_JITTERED_BACKOFF = { initialMs: 250, maxMs: 2000, jitter: 0.5 } as const;
 
 export class JitteredBackoff {
   private readonly initialMs: number;

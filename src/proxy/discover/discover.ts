@@ -26,7 +26,7 @@ export interface DiscoveryOptions {
   /** A destination nobody looked up (and with no work in flight) for this long is no longer watched
    *  (ms, default 5 min). */
   readonly idleMs?: number;
-  /** Reconnection delays of a watch whose stream ended (defaults: 250 ms doubling to 5 s, ±50%). */
+  /** Reconnection delays of a watch whose stream ended (defaults: 250 ms doubling to 2 s, each shortened by up to half). */
   readonly backoff?: JitteredBackoffOptions;
   /** The balancer each destination gets (default: peak-EWMA), and each backend of its routes. */
   readonly balancer?: BalancerFactory;
