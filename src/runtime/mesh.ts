@@ -233,8 +233,8 @@ export class Mesh {
   /** Creates the network and the control plane, then applies the files and waits until every pod is
    *  ready. On failure the phase is Failed and the error is rethrown; the caller stops the mesh (which
    *  removes what was made). */
-  async start(files: readonly ManifestFile[]): Promise<void> {
-    try {
+  start(files: readonly ManifestFile[]): Promise<void> {
+    return this.becomeReady(async () => {
       // Logs of an earlier mesh in this state directory (down keeps them) would mix with ours.
       await rm(this.paths.pods, { recursive: true, force: true });
       this.net = await PodNetwork.create({
@@ -251,13 +251,17 @@ export class Mesh {
         this.controlAddr = cp.addr;
         this.closeControl = () => cp.close();
         this.say(`control plane: ${cp.addr}${this.o.controlPlane.identity !== undefined ? `, identity for trust domain ${this.o.controlPlane.identity.trustDomain}` : ''}`);
-        if (this.o.controlPlane.identity !== undefined) {
-          // Tokens are replaced at half their lifetime, as the kubelet does with projected tokens.
-          this.tokenTimer = setInterval(() => void this.refreshTokens(), (TOKEN_LIFETIME_S / 2) * 1000);
-          this.tokenTimer.unref();
-        }
+        if (this.o.controlPlane.identity !== undefined) this.refreshTokensPeriodically();
       }
       await this.applyNow(files);
+    });
+  }
+
+  /** Runs `steps`, after which the mesh is Ready. On failure the phase is Failed with the error's
+   *  message, and the error is rethrown. */
+  private async becomeReady(steps: () => Promise<void>): Promise<void> {
+    try {
+      await steps();
       this.phase = 'Ready';
       this.say(`ready: ${this.running.size} pod${this.running.size === 1 ? '' : 's'}`);
       await this.save();
@@ -269,6 +273,12 @@ export class Mesh {
     }
   }
 
+  /** Tokens are replaced at half their lifetime, as the kubelet does with projected tokens. */
+  private refreshTokensPeriodically(): void {
+    this.tokenTimer = setInterval(() => void this.refreshTokens(), (TOKEN_LIFETIME_S / 2) * 1000);
+    this.tokenTimer.unref();
+  }
+
   /**
    * Takes over a mesh whose control process was killed, from the records it left (network, processes,
    * resume.json): the pods' processes keep running untouched and are adopted (ready ones stay ready,
@@ -277,8 +287,8 @@ export class Mesh {
    * processes died meanwhile are started again, and pods in the middle of an interrupted change are
    * replaced. On failure the phase is Failed and the error is rethrown, as with start().
    */
-  async resume(): Promise<void> {
-    try {
+  resume(): Promise<void> {
+    return this.becomeReady(async () => {
       const raw = await readJson(this.paths.resume);
       if (raw === undefined) throw new Error(`${this.paths.resume} is missing: the mesh cannot be resumed (run outrigger down)`);
       const parsed = resumeRecord.safeParse(raw);
@@ -350,21 +360,12 @@ export class Mesh {
         this.say(`control plane: ${started.addr}`);
         if (cp.identity !== undefined) {
           await this.refreshTokens();
-          this.tokenTimer = setInterval(() => void this.refreshTokens(), (TOKEN_LIFETIME_S / 2) * 1000);
-          this.tokenTimer.unref();
+          this.refreshTokensPeriodically();
         }
       }
       await this.reconcilePods([...plans.values()]);
       this.sync();
-      this.phase = 'Ready';
-      this.say(`ready: ${this.running.size} pod${this.running.size === 1 ? '' : 's'}`);
-      await this.save();
-    } catch (err) {
-      this.phase = 'Failed';
-      this.message = (err as Error).message;
-      await this.save().catch(() => undefined);
-      throw err;
-    }
+    });
   }
 
   /** Moves the running mesh to what the files say, together with every file applied before (an
