@@ -2,8 +2,8 @@
 // MutatingWebhookConfiguration's caBundle) and a server certificate for the webhook Service's DNS
 // names. Separate from the mesh CA on purpose: the API server trusting the webhook has nothing to do
 // with workload identity, and rotating one must not touch the other.
-import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
-import { P256, x509 } from '../control/identity/x509.js';
+import { createPrivateKey, webcrypto } from 'node:crypto';
+import { P256, randomSerial, x509 } from '../control/identity/x509.js';
 
 export interface ServingTls {
   readonly caPem: string;
@@ -12,12 +12,6 @@ export interface ServingTls {
 }
 
 const DAY_MS = 24 * 3600 * 1000;
-
-function serial(): string {
-  const b = randomBytes(16);
-  b[0] = ((b[0] as number) & 0x7f) | 0x40;
-  return b.toString('hex');
-}
 
 /** DNS names the API server may use for `service.namespace`. */
 export function serviceDnsNames(service: string, namespace: string): string[] {
@@ -31,7 +25,7 @@ export async function makeServingTls(dnsNames: readonly string[], opts: { lifeti
   const notAfter = new Date(now.getTime() + (opts.lifetimeDays ?? 365) * DAY_MS);
   const caKeys = await webcrypto.subtle.generateKey(P256, false, ['sign', 'verify']);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
+    serialNumber: randomSerial(),
     name: 'CN=outrigger injector CA',
     notBefore,
     notAfter,
@@ -45,7 +39,7 @@ export async function makeServingTls(dnsNames: readonly string[], opts: { lifeti
   });
   const keys = await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
+    serialNumber: randomSerial(),
     subject: `CN=${dnsNames[0] ?? 'outrigger-injector'}`,
     issuer: ca.subject,
     notBefore,

@@ -502,7 +502,7 @@ export class ProxyMetrics {
     if (g === undefined) {
       // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
       if (this.statsCount >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow', undefined, undefined, OVERFLOW_DST);
-      const base = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
+      const base = this.baseLabels(direction, target, authority, peer);
       g = new RouteGroup(route !== undefined ? { ...base, route } : base, route ?? 'default');
       this.groups.set(key, g);
     }
@@ -510,12 +510,16 @@ export class ProxyMetrics {
     let r = g.byDst.get(d.key);
     if (r === undefined) {
       if (this.statsCount >= MAX_ROUTES && d !== OVERFLOW_DST) return this.route(direction, target, authority, peer, route, OVERFLOW_DST);
-      const base = this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
-      r = new RouteStats({ ...base, route: g.route, ...dstLabels(d) }, d, g.route);
+      r = new RouteStats({ ...this.baseLabels(direction, target, authority, peer), route: g.route, ...dstLabels(d) }, d, g.route);
       g.byDst.set(d.key, r);
       this.statsCount++;
     }
     return r;
+  }
+
+  /** The labels every request series has: direction, target and authority, and with mTLS the peer's. */
+  private baseLabels(direction: Direction, target: string, authority: string, peer: string | undefined): Record<string, string> {
+    return this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
   }
 
   /** `peer` as for route(). */

@@ -212,6 +212,8 @@ export class Mesh {
   private lastRules = '';
   private saveQueued = false;
   private tokenTimer: NodeJS.Timeout | undefined;
+  /** The resume record last written (JSON), so an unchanged one is not written again. */
+  private lastResume = '';
   /** The service CIDR a resumed mesh was started with (kept in its resume record). */
   private resumedServiceCidr: string | undefined;
   /** Pods being set up (network, rules, token) and not yet in `running`. */
@@ -868,7 +870,11 @@ export class Mesh {
         ready: Object.fromEntries(r.pp.status().containers.map((c) => [c.name, c.ready])),
       })),
     };
+    // A save follows every change of a pod's status (probes, restarts); the record changes less often.
+    const text = JSON.stringify(rec);
+    if (text === this.lastResume) return;
     await writeJsonAtomic(this.paths.resume, rec);
+    this.lastResume = text;
   }
 
   status(): MeshStatus {

@@ -6,13 +6,13 @@
 // copy of the state directory yields one key (the issuer's), not two. The price: replacing the issuer
 // needs a new trust anchor too (remove the directory and restart). Users who want to rotate issuers
 // under a long-lived root keep that root offline and supply their own files.
-import { X509Certificate, createPrivateKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, webcrypto, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import { DEFAULT_TRUST_DOMAIN, trustDomainProblem, type SpiffeId } from '../../api/identity.js';
 import { ConfigError } from '../../core/errors.js';
 import { IdentityFileError } from './errors.js';
 import { ensureDir, exists, readText, requirePrivateMode, writeFileAtomic } from './files.js';
-import { P256, x509 } from './x509.js';
+import { P256, randomSerial, x509 } from './x509.js';
 
 /** The file names of a generated CA inside its directory. */
 export const CA_FILE_NAMES = {
@@ -60,13 +60,6 @@ export interface SignedLeaf {
 }
 
 const YEAR_S = 365 * 24 * 3600;
-
-/** A random positive 128-bit serial (RFC 5280 section 4.1.2.2 allows up to 20 octets). */
-function randomSerial(): string {
-  const b = randomBytes(16);
-  b[0] = ((b[0] as number) & 0x7f) | 0x40;
-  return b.toString('hex');
-}
 
 function checkTrustDomain(td: string): string {
   const problem = trustDomainProblem(td);

@@ -17,7 +17,7 @@ import type { Endpoint } from '../balance/balancer.js';
 import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror } from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
-import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
+import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, queueFull, type BackendTarget, type Router } from '../route/router.js';
 import { Slot } from '../route/limit.js';
 import { splitTarget, type CompiledRule, type RouteCandidate, type RouteRequest } from '../route/table.js';
 import { reasonPhrase } from '../errors/respond.js';
@@ -305,17 +305,7 @@ export class ClientConn implements UpstreamOwner {
         this.sock.pause();
         return;
       }
-      if (got === Slot.Full) {
-        metrics.requestQueueTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, result: 'full' });
-        this.req = head;
-        this.startedAt = performance.now();
-        this.idleSince = 0;
-        if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
-        const l = router.limit;
-        this.refuse(head, rest, new ProxyError(Codes.QUEUE_FULL, `${this.targetKey}: ${l.maxInFlight} requests in flight and ${l.maxQueued} waiting: the queue is full`), undefined);
-        return;
-      }
-      this.slot = true;
+      this.slot = got === Slot.Now;
     }
     this.req = head;
     // A request that waited for its slot: its latency and deadline count from when it arrived.
@@ -323,6 +313,12 @@ export class ClientConn implements UpstreamOwner {
     this.waitingSince = 0;
     this.idleSince = 0;
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
+    if (router !== undefined && !this.slot) {
+      // No slot and no room in the queue.
+      metrics.requestQueueTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, result: 'full' });
+      this.refuse(head, rest, queueFull(router.limit, this.targetKey), undefined);
+      return;
+    }
     if (this.gate !== null) {
       let req: RouteRequest | undefined;
       if (this.gate.routed()) {

@@ -8,7 +8,7 @@ import type { Endpoint } from '../balance/balancer.js';
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
 import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror, type CompiledHeaderModifier } from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
-import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, type BackendTarget, type Router } from '../route/router.js';
+import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, queueFull, type BackendTarget, type Router } from '../route/router.js';
 import { Slot } from '../route/limit.js';
 import { splitTarget, type RouteCandidate, type RouteRequest } from '../route/table.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
@@ -186,8 +186,7 @@ export class H2Proxy {
       metrics.requestQueueTotal.inc({ direction, target_addr: key, result: 'full' });
       const stats = metrics.route(direction, key, headers[':authority'] ?? '', clientId);
       stats.requests.inc();
-      const l = router.limit;
-      const full = new ProxyError(Codes.QUEUE_FULL, `${key}: ${l.maxInFlight} requests in flight and ${l.maxQueued} waiting: the queue is full`);
+      const full = queueFull(router.limit, key);
       metrics.requestError(direction, key, full);
       const r = errorResponse(full);
       const sent = respondWithError(stream, r, (headers['content-type'] ?? '').startsWith('application/grpc'));

@@ -98,6 +98,11 @@ export function noEndpoint(b: BackendTarget, label: string): ProxyError {
   return new ProxyError(Codes.ENDPOINTS_EJECTED, `${label}: every endpoint of ${b.service} is ejected by its circuit breaker`);
 }
 
+/** The refusal of a request its destination has no slot and no queue room for (./limit.ts). */
+export function queueFull(limit: InFlightLimit, label: string): ProxyError {
+  return new ProxyError(Codes.QUEUE_FULL, `${label}: ${limit.maxInFlight} requests in flight and ${limit.maxQueued} waiting: the queue is full`);
+}
+
 /** An attempt ended without a verdict (its client left): a probe must not stay in flight forever. */
 export function abandonBreaker(b: BackendTarget, key: string): void {
   b.breakers.get(key).abandoned();
