@@ -7,6 +7,7 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHt
 import net from 'node:net';
 import { once } from 'node:events';
 import { listen, metricValue, startTestProxy, type TestProxy } from './helpers.js';
+import { checkEarly, checkEndings, startEarlyServer, startEndingsServer } from './h2-endings.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
@@ -539,4 +540,29 @@ void test('h2: an idle client session gets a GOAWAY after the idle timeout', asy
   const [code] = (await once(client, 'goaway')) as [number];
   assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
   await once(client, 'close');
+});
+
+void test('h2: an upstream that answers and resets (NO_ERROR) before the request ended: the client still gets the trailers', async (t) => {
+  const up = await startEarlyServer();
+  const proxy = await startTestProxy(`127.0.0.1:${up.port}`, { opaquePorts: '' });
+  const client = connectClient(proxy);
+  t.after(async () => {
+    client.destroy();
+    await proxy.close();
+    await up.close();
+  });
+  await checkEarly(client);
+  assert.equal(await metricValue(proxy, 'response_total', { grpc_status_code: '0', classification: 'success' }), 70);
+});
+
+void test('h2: every other way a gRPC answer ends reaches the client as gRPC says (no status, a lost connection, a reset) and counts as it is', async (t) => {
+  const up = await startEndingsServer();
+  const proxy = await startTestProxy(`127.0.0.1:${up.port}`, { opaquePorts: '' });
+  const client = connectClient(proxy);
+  t.after(async () => {
+    client.destroy();
+    await proxy.close();
+    await up.close();
+  });
+  await checkEndings(client, proxy, 'response_total', { direction: 'outbound', target_addr: `127.0.0.1:${up.port}` });
 });

@@ -17,6 +17,7 @@ import { LocalStore } from '../src/control/store/local/local.js';
 import type { EndpointEntry, RouteEntry, RouteRuleEntry, ServiceEntry } from '../src/control/store/store.js';
 import { createLogger } from '../src/core/log.js';
 import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
+import { checkEarly, checkEndings, startEarlyServer, startEndingsServer } from './h2-endings.js';
 
 const VIP = '127.0.0.60';
 const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
@@ -487,8 +488,10 @@ void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, a
   let hold = true;
   const server = http2.createServer((_req, res) => (hold ? void held.push(res) : res.end('ok')));
   const port = await listen(server);
-  t.after(() => closeServer(server));
   const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', port)], 'h2c')], [], { maxInFlightRequests: '1', maxQueuedRequests: '0' });
+  // After the proxy's close (hooks run in the order they were added): an h2 server closes only once its
+  // sessions are gone, and the proxy's pooled session to it would otherwise stay until its idle timeout.
+  t.after(() => closeServer(server));
   const session = http2.connect(`http://127.0.0.1:${m.proxy.outbound.port}`);
   t.after(() => session.close());
   const get = (path: string) =>
@@ -514,4 +517,28 @@ void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, a
   assert.equal((await get('/after')).status, 200, 'the slot came back');
   assert.equal(await metricValue(m.proxy, 'request_queue_total', { result: 'full' }), 1);
   assert.equal(await metricValue(m.proxy, 'request_errors_total', { error: 'queue_full' }), 1);
+});
+
+void test('routes over HTTP/2: an answer and reset before the request ended keeps its trailers; no status, a lost connection and a reset reach the client as gRPC says and count as failures', async (t) => {
+  const early = await startEarlyServer();
+  const endings = await startEndingsServer();
+  t.after(async () => {
+    await early.close();
+    await endings.close();
+  });
+  const services = [
+    svc('web', VIP, [ep('web-1', endings.port)], 'h2c'),
+    svc('early', '10.96.0.41', [ep('early-1', early.port)], 'h2c'),
+    svc('endings', '10.96.0.42', [ep('endings-1', endings.port)], 'h2c'),
+  ];
+  const route = httpRoute('web', [
+    rule({ matches: [{ path: { type: 'Exact', value: '/early' }, headers: [], queryParams: [] }], backends: [{ name: 'early', port: 80, weight: 1 }] }),
+    rule({ backends: [{ name: 'endings', port: 80, weight: 1 }] }),
+  ]);
+  const m = await startMesh(t, services, [route]);
+  const session = http2.connect(`http://127.0.0.1:${m.proxy.outbound.port}`);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  await checkEarly(session);
+  await checkEndings(session, m.proxy, 'route_response_total', { direction: 'outbound', route: 'default/web', dst_pod: 'endings-1' });
 });

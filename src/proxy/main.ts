@@ -97,7 +97,10 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       const drained = Promise.all(listeners.map((l) => l.drain()));
       const open = () => listeners.reduce((n, l) => n + l.sockets.size, 0);
       const deadline = Date.now() + cfg.drainTimeoutMs;
-      await drained;
+      // A peer that never closes its connection must not hold shutdown past the drain timeout.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, cfg.drainTimeoutMs)))]);
+      clearTimeout(timer);
       while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const left = open();
       if (left > 0) log.warn({ connections: left }, 'drain timeout reached: closing the connections still open');

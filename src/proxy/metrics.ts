@@ -51,6 +51,17 @@ function dstLabels(d: DstMeta): Record<string, string> {
   return { dst_namespace: d.namespace, dst_deployment: d.workload, dst_pod: d.pod, dst_service: d.service };
 }
 
+/** A proxy error as request_errors_total's `error` label (and tap's `failure`) name it: its code, short. */
+export function errorLabel(err: ProxyError): string {
+  return err.code.replace(/^OUTR_ERR_/, '').toLowerCase();
+}
+
+/** The classification every metric, tap event and span shares: no response, a 5xx, a gRPC status
+ *  other than OK, or an answer that did not end whole is a failure. */
+export function isFailure(status: number, grpcStatus: number | undefined, cut: boolean): boolean {
+  return cut || status === 0 || status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0);
+}
+
 /** One response label set: its count and latency histogram, as plain numbers (rendered at scrape time). */
 interface ResponseCell {
   /** status_code, grpc_status_code, classification. */
@@ -83,12 +94,15 @@ export class RouteStats {
     readonly route: string,
   ) {}
 
-  /** Records one finished exchange. grpcStatus is undefined for plain HTTP; status 0 means no response. */
-  response(status: number, latencyMs: number, grpcStatus?: number): void {
-    const key = status * 1000 + (grpcStatus === undefined ? 999 : grpcStatus);
+  /**
+   * Records one finished exchange. grpcStatus is undefined for plain HTTP; status 0 means no response;
+   * `cut`: the answer did not end whole (reset or cut off after its head), whatever its status said.
+   */
+  response(status: number, latencyMs: number, grpcStatus?: number, cut = false): void {
+    const key = (status * 1000 + (grpcStatus === undefined ? 999 : grpcStatus)) * 2 + (cut ? 1 : 0);
     let c = this.cells.get(key);
     if (!c) {
-      const failure = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0) || status === 0;
+      const failure = isFailure(status, grpcStatus, cut);
       const st = {
         status_code: status === 0 ? '' : String(status),
         grpc_status_code: grpcStatus === undefined ? '' : String(grpcStatus),
@@ -414,7 +428,7 @@ export class ProxyMetrics {
 
   /** Counts a request the proxy ended with `err` (request_errors_total). */
   requestError(direction: Direction, targetAddr: string, err: unknown): void {
-    const error = err instanceof ProxyError ? err.code.replace(/^OUTR_ERR_/, '').toLowerCase() : 'internal';
+    const error = err instanceof ProxyError ? errorLabel(err) : 'internal';
     this.requestErrors.labels({ direction, target_addr: targetAddr, error }).inc();
   }
 

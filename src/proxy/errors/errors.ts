@@ -24,6 +24,8 @@ export const Codes = {
   NO_IDENTITY: 'OUTR_ERR_NO_IDENTITY',
   /** The upstream answered with bytes that are not a valid HTTP response, or closed mid-response. */
   UPSTREAM_PROTOCOL: 'OUTR_ERR_UPSTREAM_PROTOCOL',
+  /** The upstream ended a gRPC response (HTTP 200) without grpc-status: the proxy ends it with INTERNAL. */
+  GRPC_STATUS_MISSING: 'OUTR_ERR_GRPC_STATUS_MISSING',
   /** The destination is a known Service with no ready endpoint to send the request to. */
   NO_ENDPOINTS: 'OUTR_ERR_NO_ENDPOINTS',
   /** The destination has as many requests in flight as it may, and as many waiting as may wait. */

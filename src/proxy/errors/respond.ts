@@ -21,6 +21,7 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.CONNECT_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
   [Codes.RESPONSE_TIMEOUT]: { status: 504, grpc: 4 },
   [Codes.UPSTREAM_PROTOCOL]: { status: 502, grpc: 14 },
+  [Codes.GRPC_STATUS_MISSING]: { status: 502, grpc: 13 /* INTERNAL */ },
   [Codes.UPSTREAM_TLS]: { status: 502, grpc: 14 /* UNAVAILABLE */ },
   [Codes.UPSTREAM_IDENTITY]: { status: 502, grpc: 14 },
   [Codes.NO_IDENTITY]: { status: 503, grpc: 14 },

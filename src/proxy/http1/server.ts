@@ -396,6 +396,7 @@ export class ClientConn implements UpstreamOwner {
       path: req?.target ?? '',
       status,
       grpcStatus: undefined,
+      failure: undefined,
       latencyMs,
       route: stats.route,
       dstMeta: stats.dst,

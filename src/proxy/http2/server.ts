@@ -23,6 +23,9 @@ import { CLIENT_ID_HEADER } from '../http1/server.js';
 import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 import type { Observer } from '../observe/observer.js';
 import { h2Fields } from '../observe/event.js';
+import { Answer, type AnswerEnd } from './answer.js';
+import { grpcMessage, grpcStatusOf, grpcStatusOfReset, isGrpc } from './grpc.js';
+import { forwardable, headerText } from './headers.js';
 import { formatTraceparent, type TraceContext } from '../observe/trace.js';
 import type { RouteStats } from '../metrics.js';
 
@@ -51,47 +54,6 @@ interface StreamFacts {
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
-/** Request headers that must not cross the proxy (RFC 9113 section 8.2.2); Node refuses most of them anyway. */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
-
-function forwardable(h: IncomingHttpHeaders): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  for (const k of Object.keys(h)) {
-    if (DROP.has(k)) continue;
-    if (k === 'te' && h[k] !== 'trailers') continue;
-    out[k] = h[k];
-  }
-  return out;
-}
-
-/** Regular header fields (no pseudo-headers) as alternating name, value, as route matching takes them. */
-function headerFields(headers: IncomingHttpHeaders): string[] {
-  const fields: string[] = [];
-  for (const k of Object.keys(headers)) {
-    if (k.charCodeAt(0) === 0x3a) continue;
-    const v = headers[k];
-    if (Array.isArray(v)) for (const x of v) fields.push(k, x);
-    else if (v !== undefined) fields.push(k, String(v));
-  }
-  return fields;
-}
-
-function grpcStatusOf(h: IncomingHttpHeaders | undefined): number | undefined {
-  const v = h?.['grpc-status'];
-  return typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
-}
-
-/**
- * grpc-message is percent-encoded, but only bytes outside printable ASCII and '%' itself ("PROTOCOL-HTTP2"
- * in grpc/grpc doc); encodeURIComponent would also encode ':' and ' ', which clients show as they are.
- */
-function grpcMessage(text: string): string {
-  let out = '';
-  for (const b of Buffer.from(text, 'utf8')) {
-    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
 
 /** Maps an error seen on an upstream stream or session to the proxy's typed error. */
 function classify(err: unknown, target: string): ProxyError {
@@ -189,7 +151,7 @@ export class H2Proxy {
       const full = queueFull(router.limit, key);
       metrics.requestError(direction, key, full);
       const r = errorResponse(full);
-      const sent = respondWithError(stream, r, (headers['content-type'] ?? '').startsWith('application/grpc'));
+      const sent = respondWithError(stream, r, isGrpc(headers));
       stats.response(sent.status, 0, sent.grpcStatus);
     });
     // An idle client session is let go like an idle HTTP/1 connection; close() is graceful (GOAWAY), so
@@ -264,7 +226,7 @@ export class H2Proxy {
     const serverId = ep?.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
     const stats = metrics.route(direction, key, authority, clientId ?? serverId, undefined, ep?.meta);
     stats.requests.inc();
-    const grpc = (headers['content-type'] ?? '').startsWith('application/grpc');
+    const grpc = isGrpc(headers);
     let status = 0;
     let latency = 0;
     let grpcStatus: number | undefined;
@@ -273,12 +235,12 @@ export class H2Proxy {
     /** fail() has answered (or reset) the client: the upstream stream's own close must not touch it. */
     let failed = false;
     const trace = this.ctx.obs?.tracer?.child(headerText(headers.traceparent));
-    const record = () => {
+    const record = (reason?: string) => {
       if (recorded) return;
       recorded = true;
-      stats.response(status, latency, grpc ? grpcStatus : undefined);
+      stats.response(status, latency, grpc ? grpcStatus : undefined, reason !== undefined);
       const obs = this.ctx.obs;
-      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, { stream, headers, dst: upKey, clientId, serverId, trace });
+      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, reason, { stream, headers, dst: upKey, clientId, serverId, trace });
     };
     stream.on('error', () => {}); // a client's reset is not the proxy's error; 'close' follows
 
@@ -297,7 +259,7 @@ export class H2Proxy {
       if (!responded) feed(true);
       if (up && !up.closed) up.close(NGHTTP2_CANCEL);
       if (stream.closed || stream.destroyed) return;
-      if (responded || stream.headersSent) {
+      if (stream.headersSent) {
         stream.close(NGHTTP2_INTERNAL_ERROR);
         return;
       }
@@ -314,7 +276,7 @@ export class H2Proxy {
       let req: RouteRequest | undefined;
       if (gate.routed()) {
         const { path, query } = splitTarget(String(headers[':path'] ?? '/'));
-        req = { method: String(headers[':method'] ?? 'GET'), path, query, headers: headerFields(headers) };
+        req = { method: String(headers[':method'] ?? 'GET'), path, query, headers: h2Fields(headers) };
       }
       const denied = gate.http(req);
       if (denied !== undefined) {
@@ -363,76 +325,49 @@ export class H2Proxy {
     upStream.on('wantTrailers', () => upStream.sendTrailers(clientTrailers ? forwardable(clientTrailers) : {}));
     if (!stream.endAfterHeaders) stream.pipe(upStream);
 
-    // Response: head, body and trailers back to the client.
-    let upTrailers: IncomingHttpHeaders | undefined;
-    let responseSent = false;
-    let upstreamClosedClean = false;
-    // The upstream answered in full before reading the whole request and closed its stream (RST_STREAM
-    // NO_ERROR, RFC 9113 section 8.1): tell the client to stop sending the same way, once our copy of
-    // the response is out (node flushes pending data before the RST); else its upload stalls forever.
-    const stopClientIfDone = () => {
-      if (!responseSent || !upstreamClosedClean || stream.closed || stream.destroyed || stream.readableEnded) return;
-      if (stream.state.remoteClose === 0) stream.close(NGHTTP2_NO_ERROR);
+    // Response: head, body and trailers back to the client (./answer.ts); the breaker learns from it.
+    let answer: Answer | undefined;
+    const answered = (end: AnswerEnd) => {
+      status = end.status;
+      grpcStatus = end.grpcStatus;
+      if (end.error !== undefined) metrics.requestError(direction, key, end.error);
+      if (end.failed) epOk = false;
+      feed(end.failed || isEndpointFailure(status, grpcStatus));
+      record(end.failed ? end.reason : undefined);
     };
     upStream.on('response', (h: IncomingHttpHeaders, flags: number) => {
       clearTimeout(resTimer);
       if (stream.closed || stream.destroyed) return;
       responded = true;
-      status = Number(h[':status']) || 0;
       latency = performance.now() - startedAt;
-      const out = forwardable(h);
-      if (flags & NGHTTP2_FLAG_END_STREAM) {
-        grpcStatus = grpcStatusOf(h);
-        feed(isEndpointFailure(status, grpc ? grpcStatus : undefined));
-        stream.respond(out, { endStream: true });
-        record();
-        responseSent = true;
-        stopClientIfDone();
-        return;
-      }
-      // gRPC's status comes in the trailers unless the answer is trailers-only.
-      if (!grpc || status !== 200) feed(isEndpointFailure(status));
-      stream.respond(out, { waitForTrailers: true });
-      upStream.pipe(stream);
-    });
-    upStream.on('trailers', (t: IncomingHttpHeaders) => {
-      upTrailers = t;
-      grpcStatus = grpcStatusOf(t);
-      if (grpc) feed(isEndpointFailure(200, grpcStatus));
-    });
-    stream.on('wantTrailers', () => {
-      stream.sendTrailers(upTrailers ? forwardable(upTrailers) : {});
-      record();
-      responseSent = true;
-      stopClientIfDone();
+      // gRPC's status comes at the end; anything else is judged by its head at once.
+      const st = Number(h[':status']) || 0;
+      if (!grpc || st !== 200) feed(isEndpointFailure(st));
+      answer = new Answer(stream, upStream, h, flags, { grpc, label: upKey, done: answered });
     });
     upStream.on('error', (err: NodeJS.ErrnoException) => {
       // The upstream sent RST_STREAM: that is an answer, passed on as the same reset by 'close' below,
-      // not a failure to answer with a 502.
-      if (err.code === 'ERR_HTTP2_STREAM_ERROR' && upStream.rstCode) return;
+      // not a failure to answer with a 502. Once answering, the Answer deals with how it ends.
+      if (responded || (err.code === 'ERR_HTTP2_STREAM_ERROR' && upStream.rstCode)) return;
       fail(err);
     });
     upStream.on('close', () => {
       clearTimeout(resTimer);
-      if (failed) return;
+      if (failed || responded) return;
       const code = upStream.rstCode;
+      // Closed cleanly without ever answering (the session went away under it): still an answer is owed.
       if (code === undefined || code === NGHTTP2_NO_ERROR) {
-        // Closed cleanly without ever answering (the session went away under it): still an answer is owed.
-        if (!responded) fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`));
-        else feed(false); // answered (a gRPC answer without trailers has not fed it yet)
-        upstreamClosedClean = true;
-        stopClientIfDone();
+        fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`));
         return;
       }
       if (!stream.closed && !stream.destroyed) {
-        // The upstream reset the stream: reset ours the same way (REFUSED_STREAM tells the client that
-        // nothing was processed, so it may retry).
-        if (!responded) {
-          status = 0;
-          latency = performance.now() - startedAt;
-          feed(true);
-        }
-        record();
+        // The upstream reset the stream before answering: reset ours the same way (REFUSED_STREAM tells
+        // the client that nothing was processed, so it may retry).
+        latency = performance.now() - startedAt;
+        feed(true);
+        epOk = false;
+        if (grpc) grpcStatus = grpcStatusOfReset(code);
+        record('reset');
         stream.close(code);
       }
     });
@@ -442,10 +377,9 @@ export class H2Proxy {
       // A client reset goes upstream with its code. A client stream that closed "cleanly" before the
       // whole response went out did not finish either: its session went away (socket closed, rstCode 0),
       // and the upstream stream would otherwise stay open on the shared session forever.
-      if (!upStream.closed && (code !== NGHTTP2_NO_ERROR || !responseSent)) {
+      if (!upStream.closed && (code !== NGHTTP2_NO_ERROR || answer === undefined || !answer.sent)) {
         upStream.close(code === NGHTTP2_NO_ERROR || code === NGHTTP2_REFUSED_STREAM ? NGHTTP2_CANCEL : code);
       }
-      if (!recorded && responded) record();
     });
   }
 
@@ -465,22 +399,22 @@ export class H2Proxy {
     const method = String(headers[':method'] ?? 'GET');
     const rawPath = String(headers[':path'] ?? '/');
     const authority = String(headers[':authority'] ?? headers.host ?? '');
-    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+    const grpc = isGrpc(headers);
     const { path, query } = splitTarget(rawPath);
-    const fields = headerFields(headers);
+    const fields = h2Fields(headers);
     let stats: RouteStats = metrics.route(direction, key, authority);
     let status = 0;
     let grpcStatus: number | undefined;
     let recorded = false;
     let serverIdNow: string | undefined;
     const trace = this.ctx.obs?.tracer?.child(headerText(headers.traceparent));
-    const record = () => {
+    const record = (reason?: string) => {
       if (recorded) return;
       recorded = true;
       const latency = performance.now() - startedAt;
-      stats.response(status, latency, grpc ? grpcStatus : undefined);
+      stats.response(status, latency, grpc ? grpcStatus : undefined, reason !== undefined);
       const obs = this.ctx.obs;
-      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, { stream, headers, dst: upKey, clientId: undefined, serverId: serverIdNow, trace });
+      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, reason, { stream, headers, dst: upKey, clientId: undefined, serverId: serverIdNow, trace });
     };
     /** Answers from the proxy (an error, or a redirect); after a response began, resets the stream. */
     const answerError = (err: unknown) => {
@@ -488,7 +422,7 @@ export class H2Proxy {
       metrics.requestError(direction, key, classify(err, upKey));
       clearTimers();
       if (stream.closed || stream.destroyed) return;
-      if (responded || stream.headersSent) {
+      if (stream.headersSent) {
         stream.close(NGHTTP2_INTERNAL_ERROR);
         return;
       }
@@ -497,6 +431,8 @@ export class H2Proxy {
       record();
     };
     let responded = false;
+    /** The upstream's answer on its way to the client (./answer.ts), once one was taken. */
+    let answer: Answer | undefined;
     let finished = false;
     let upKey = key;
 
@@ -681,83 +617,79 @@ export class H2Proxy {
         if (rule.retry !== undefined && !responded && maybeRetry(gs !== undefined ? { status: st, grpcStatus: gs } : { status: st })) return;
         if (stream.closed || stream.destroyed) return;
         responded = true;
-        status = st;
-        grpcStatus = gs;
-        const resOut = forwardable(h);
-        if (filters.response !== undefined) applyModifier(resOut, filters.response);
-        if (endStream) {
-          stream.respond(resOut, { endStream: true });
-          record();
-          finished = true;
-          clearTimers();
-          return;
-        }
-        stream.respond(resOut, { waitForTrailers: true });
-        u.pipe(stream);
-      });
-      u.on('trailers', (t: IncomingHttpHeaders) => {
-        if (up !== u) return;
-        upTrailers = t;
-        grpcStatus = grpcStatusOf(t);
-        if (grpc) feed(isEndpointFailure(200, grpcStatus));
+        const fedAtHead = !grpc || endStream || st !== 200;
+        const modify = filters.response;
+        answer = new Answer(stream, u, h, flags, {
+          grpc,
+          label: upKey,
+          ...(modify !== undefined ? { modify: (o: http2.OutgoingHttpHeaders) => applyModifier(o, modify) } : {}),
+          done: (end) => {
+            status = end.status;
+            grpcStatus = end.grpcStatus;
+            if (end.error !== undefined) metrics.requestError(direction, key, end.error);
+            if (!fedAtHead) feed(end.failed || isEndpointFailure(status, grpcStatus));
+            finished = true;
+            clearTimers();
+            settle(!end.failed);
+            record(end.failed ? end.reason : undefined);
+          },
+        });
       });
       u.on('error', (err: NodeJS.ErrnoException) => {
-        if (up !== u) return;
+        // Once answering, the Answer deals with how the upstream's stream ends.
+        if (up !== u || responded) return;
         if (err.code === 'ERR_HTTP2_STREAM_ERROR' && u.rstCode) return;
         const e = classify(err, upKey);
         const connect = e.code === Codes.CONNECT_REFUSED || e.code === Codes.CONNECT_TIMEOUT || e.code === Codes.UPSTREAM_TLS || e.code === Codes.UPSTREAM_IDENTITY;
-        failAttempt(e, responded ? undefined : connect ? 'connect-failure' : 'reset');
+        failAttempt(e, connect ? 'connect-failure' : 'reset');
       });
       u.on('close', () => {
-        if (up !== u || finished) return;
+        if (up !== u || finished || responded) return;
         const code = u.rstCode;
         if (code === undefined || code === NGHTTP2_NO_ERROR) {
-          if (!responded) failAttempt(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`), 'reset');
+          failAttempt(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`), 'reset');
           return;
         }
-        if (!responded) {
-          // Reset before answering: REFUSED_STREAM means nothing was processed (like a refused connect).
-          feed(true);
-          if (rule.retry !== undefined && maybeRetry(code === NGHTTP2_REFUSED_STREAM ? 'connect-failure' : 'reset')) return;
-        }
+        // Reset before answering: REFUSED_STREAM means nothing was processed (like a refused connect).
+        feed(true);
+        if (rule.retry !== undefined && maybeRetry(code === NGHTTP2_REFUSED_STREAM ? 'connect-failure' : 'reset')) return;
         finished = true;
         clearTimers();
-        settle(responded);
+        settle(false);
         if (!stream.closed && !stream.destroyed) {
-          record();
+          if (grpc) grpcStatus = grpcStatusOfReset(code);
+          record('reset');
           stream.close(code);
         }
       });
     };
 
-    let upTrailers: IncomingHttpHeaders | undefined;
-    stream.on('wantTrailers', () => {
-      stream.sendTrailers(upTrailers ? forwardable(upTrailers) : {});
-      record();
-      finished = true;
-      clearTimers();
-      settle(true);
-    });
     stream.on('close', () => {
       clearTimers();
       const u = up;
-      if (u !== undefined && !u.closed) u.close(NGHTTP2_CANCEL);
+      if (u !== undefined && !u.closed && (answer === undefined || !answer.sent || stream.rstCode !== NGHTTP2_NO_ERROR)) u.close(NGHTTP2_CANCEL);
       settle(true);
-      if (!recorded && responded) record();
     });
     if (deadline !== Infinity) {
       routeTimer = setTimeout(() => {
         if (finished) return;
+        const err = new ProxyError(Codes.ROUTE_TIMEOUT, `${key}: route ${rule.route} timed out after ${rule.requestTimeoutMs}ms (timeouts.request)`);
+        if (answer !== undefined) {
+          // Mid-answer: gRPC gets DEADLINE_EXCEEDED in the trailers, anything else a reset.
+          answer.abort(err, errorResponse(err).grpcStatus);
+          dropAttempt();
+          return;
+        }
         settle(false);
         dropAttempt();
-        answerError(new ProxyError(Codes.ROUTE_TIMEOUT, `${key}: route ${rule.route} timed out after ${rule.requestTimeoutMs}ms (timeouts.request)`));
+        answerError(err);
       }, rule.requestTimeoutMs);
     }
     attempt(undefined);
   }
 
   /** Hands a finished stream to the observers (only called when someone observes). */
-  private observe(obs: Observer, stats: RouteStats, status: number, grpcStatus: number | undefined, latencyMs: number, f: StreamFacts): void {
+  private observe(obs: Observer, stats: RouteStats, status: number, grpcStatus: number | undefined, latencyMs: number, failure: string | undefined, f: StreamFacts): void {
     const inbound = this.ctx.direction === 'inbound';
     const own = this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '';
     const peer = inbound ? f.clientId : f.serverId;
@@ -776,6 +708,7 @@ export class H2Proxy {
       path: headerText(h[':path']) ?? '',
       status,
       grpcStatus,
+      failure,
       latencyMs,
       route: stats.route,
       dstMeta: stats.dst,
@@ -846,9 +779,4 @@ function applyModifier(h: http2.OutgoingHttpHeaders, m: CompiledHeaderModifier):
     const prev = h[k];
     h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev.map(String), v] : [String(prev), v];
   }
-}
-
-/** A header's value as one string (the first of a list). */
-function headerText(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }

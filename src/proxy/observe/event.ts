@@ -25,6 +25,8 @@ export interface RequestEvent {
   /** 0: no response (reset, client gone). */
   readonly status: number;
   readonly grpcStatus: number | undefined;
+  /** Why an answer that began did not end whole (a proxy error's short code, "reset", "cancelled"). */
+  readonly failure: string | undefined;
   readonly latencyMs: number;
   /** The route rule's `namespace/name`, or "default". */
   readonly route: string;

@@ -16,6 +16,7 @@ const ev: RequestEvent = {
   path: '/api/items?x=1',
   status: 200,
   grpcStatus: undefined,
+  failure: undefined,
   latencyMs: 1.23456,
   route: 'default',
   dstMeta: { key: 'k', namespace: 'default', workload: 'web', pod: 'web-1', service: 'web' },

@@ -43,6 +43,8 @@ export interface TapEvent {
   readonly path: string;
   readonly status: number;
   readonly grpc_status?: number;
+  /** An answer that began but did not end whole: why (see RequestEvent.failure). */
+  readonly failure?: string;
   readonly latency_ms: number;
   readonly route: string;
   readonly dst_workload?: string;
@@ -117,6 +119,7 @@ export function tapEvent(ev: RequestEvent, withValues: boolean): TapEvent {
     path: ev.path,
     status: ev.status,
     ...(ev.grpcStatus !== undefined ? { grpc_status: ev.grpcStatus } : {}),
+    ...(ev.failure !== undefined ? { failure: ev.failure } : {}),
     latency_ms: Math.round(ev.latencyMs * 1000) / 1000,
     route: ev.route,
     ...(workload !== '' ? { dst_workload: workload } : {}),

@@ -38,7 +38,7 @@ void test('the span queue is bounded: beyond it spans are dropped and counted, a
   const tr = new Tracer({ collector: 'http://127.0.0.1:9', resource: { 'service.name': 'x' }, log: createLogger('test', 'silent'), maxQueue: 2, maxBatch: 100, flushMs: 60_000 });
   const ev = {
     startMs: Date.now(), direction: 'outbound' as const, src: 'a:1', dst: 'b:2', tls: false, clientId: '', serverId: '', method: 'GET', authority: 'web',
-    path: '/', status: 200, grpcStatus: undefined, latencyMs: 1, route: 'default', dstMeta: NO_DST, fields: [], trace: childContext(undefined),
+    path: '/', status: 200, grpcStatus: undefined, failure: undefined, latencyMs: 1, route: 'default', dstMeta: NO_DST, fields: [], trace: childContext(undefined),
   };
   for (let i = 0; i < 5; i++) tr.emit(ev);
   tr.emit({ ...ev, trace: childContext('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00') }); // unsampled: never queued

@@ -9,6 +9,7 @@ import https from 'node:https';
 import type { Logger } from '../../core/log.js';
 import type { EventSink, RequestEvent } from './event.js';
 import { pathOnly } from './event.js';
+import { isFailure } from '../metrics.js';
 
 /** This side's span of a request. */
 export interface TraceContext {
@@ -131,7 +132,7 @@ export class Tracer implements EventSink {
       this.stats.dropped++;
       return;
     }
-    const failure = ev.status === 0 || ev.status >= 500 || (ev.grpcStatus !== undefined && ev.grpcStatus !== 0);
+    const failure = isFailure(ev.status, ev.grpcStatus, ev.failure !== undefined);
     const attrs: Attr[] = [
       str('outrigger.direction', ev.direction),
       str('http.request.method', ev.method),
