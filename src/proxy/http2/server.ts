@@ -119,6 +119,10 @@ export class H2Proxy {
     session.on('error', (err) => this.ctx.log.debug({ target: key, err: err.message }, 'http/2 client session error'));
     session.on('close', () => this.downstreams.delete(session));
     session.on('stream', (stream, headers) => {
+      // A stream without a request body is never read, and Node closes such a server stream with
+      // RST_STREAM(NO_ERROR) as soon as our writes are handed over, dropping the DATA and END_STREAM that
+      // flow control still holds back (a slow reader of a large answer lost its end). Flowing, it is not.
+      if (stream.endAfterHeaders) stream.resume();
       if (router === undefined) {
         this.forward(stream, headers, target, key, router, clientId, gate);
         return;
