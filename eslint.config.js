@@ -21,9 +21,9 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
-    // The demo's pod programs: plain Node.
-    files: ['examples/**/*.js'],
-    languageOptions: { globals: { Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearTimeout: 'readonly', clearInterval: 'readonly' } },
+    // The demo's and the interop tests' pod programs: plain Node.
+    files: ['examples/**/*.js', 'test/fixtures/**/*.js'],
+    languageOptions: { globals: { Buffer: 'readonly', URL: 'readonly', setImmediate: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearTimeout: 'readonly', clearInterval: 'readonly' } },
   },
   {
     // The dashboard's browser code (served as is, no bundler).
