@@ -59,3 +59,10 @@ void test('tap event: header names only unless asked, then values', () => {
   assert.equal(plain.grpc_status, undefined);
   assert.deepEqual(tapEvent(ev, true).headers, { host: ['web'], authorization: ['secret'], 'x-a': ['1', '2'] });
 });
+
+void test('tap event: an answer that did not end whole says why; a whole one has no failure field', () => {
+  assert.equal('failure' in tapEvent(ev, false), false);
+  const cut = tapEvent({ ...ev, status: 200, grpcStatus: 13, failure: 'grpc_status_missing' }, false);
+  assert.equal(cut.failure, 'grpc_status_missing');
+  assert.equal(cut.grpc_status, 13);
+});

@@ -59,3 +59,21 @@ void test('sampling: a started trace is sampled with the ratio; a parent\'s flag
   assert.equal(childContext(undefined, 0).sampled, false);
   assert.equal(childContext('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 0).sampled, true);
 });
+
+void test('a span of an answer cut after a 200 head is an error span that says why', async () => {
+  const { Tracer } = await import('./trace.js');
+  const { createLogger } = await import('../../core/log.js');
+  const { NO_DST } = await import('../metrics.js');
+  const tr = new Tracer({ collector: 'http://127.0.0.1:9', resource: { 'service.name': 'x' }, log: createLogger('test', 'silent'), maxQueue: 10, maxBatch: 100, flushMs: 60_000 });
+  const ev = {
+    startMs: Date.now(), direction: 'outbound' as const, src: 'a:1', dst: 'b:2', tls: false, clientId: '', serverId: '', method: 'GET', authority: 'web',
+    path: '/', status: 200, grpcStatus: undefined, failure: undefined as string | undefined, latencyMs: 1, route: 'default', dstMeta: NO_DST, fields: [], trace: childContext(undefined),
+  };
+  tr.emit(ev);
+  tr.emit({ ...ev, failure: 'reset' });
+  const [whole, cut] = (tr as unknown as { queue: { status: unknown; attributes: { key: string; value: { stringValue?: string } }[] }[] }).queue;
+  assert.deepEqual(whole?.status, {});
+  assert.deepEqual(cut?.status, { code: 2 });
+  assert.equal(cut?.attributes.find((a) => a.key === 'outrigger.failure')?.value.stringValue, 'reset');
+  tr.close();
+});

@@ -145,6 +145,7 @@ export class Tracer implements EventSink {
       str('outrigger.tls', String(ev.tls)),
     ];
     if (ev.grpcStatus !== undefined) attrs.push(int('rpc.grpc.status_code', ev.grpcStatus));
+    if (ev.failure !== undefined) attrs.push(str('outrigger.failure', ev.failure));
     if (ev.clientId !== '') attrs.push(str('outrigger.client_id', ev.clientId));
     if (ev.serverId !== '') attrs.push(str('outrigger.server_id', ev.serverId));
     const d = ev.dstMeta;
