@@ -16,7 +16,7 @@ function plan(yaml: string): PodPlan {
   return pod;
 }
 
-const proxyCommand = { argv: ['/usr/bin/node', '/opt/outrigger/bin/outrigger.js', 'proxy'], root: '/opt/outrigger', staged: false };
+const proxyCommand = { argv: ['/usr/bin/node', '/opt/outrigger/bin/outrigger.js', 'proxy'], root: '/opt/outrigger', staged: false, env: {} };
 
 void test('podPhase: Pending until all started, Running, then Succeeded or Failed when all ended for good', () => {
   const running = { started: true, finished: false };
