@@ -62,7 +62,12 @@ run_tests() {
   # proxy and of the control plane's identity (CA, CSR checks, the identity service).
   local files=(dist/test/runtime-identity.test.js dist/test/netns-origdst.test.js dist/test/proxy-*.test.js)
   mapfile -t -O "${#files[@]}" files < <(find dist/src/proxy dist/src/control/identity -name '*.test.js' | sort)
-  echo "node24: $("$NODE" -p '`Node ${process.version}, OpenSSL ${process.versions.openssl}`'): ${#files[@]} test files" >&2
+  # The Node that runs npm (Node 20 in CI) is the peer of test/proxy-mtls-peer.test.ts: mesh TLS between
+  # proxies on the two versions, as in a mesh halfway through the move.
+  local peer
+  peer="$(command -v node || true)"
+  if [ -n "$peer" ] && [ "$("$peer" -p 'process.versions.node.split(".")[0]')" != 24 ]; then export OUTRIGGER_PEER_NODE="$peer"; fi
+  echo "node24: $("$NODE" -p '`Node ${process.version}, OpenSSL ${process.versions.openssl}`'): ${#files[@]} test files${OUTRIGGER_PEER_NODE:+, peer Node $("$OUTRIGGER_PEER_NODE" --version)}" >&2
   OUTRIGGER_ORIGDST_ADDON="$ADDON" "$NODE" --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
 }
 
