@@ -9,7 +9,7 @@
 # (proxy-init is given uid 0 and NET_ADMIN/NET_RAW by the pod spec the injector writes; the control
 # plane Deployment sets its own uid).
 
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make g++ python3 \
  && rm -rf /var/lib/apt/lists/*
@@ -27,7 +27,7 @@ RUN npm run build \
  && npm prune --omit=dev \
  && rm -rf native/build/Release/obj.target native/build/Release/.deps
 
-FROM node:20-slim
+FROM node:24-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables \
  && rm -rf /var/lib/apt/lists/* \

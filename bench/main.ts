@@ -22,13 +22,14 @@
 // The driver only spawns and parses: the upstream runs in its own node process (bench/upstream.ts),
 // and wrk/h2load run one thread each, since client, proxy and upstream share the machine's cores.
 // OUTRIGGER_BENCH_CLI=/path/to/cli/main.js runs that build as `outrigger proxy` instead of dist/src/cli/main.js.
+// OUTRIGGER_BENCH_NODE=/path/to/node runs the outrigger proxies with that Node instead of this one.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { H2_STREAMS, runH2load } from './h2.js';
 import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
-import { assertOutriggerBuilt, startBalancePath, startPath, type RunningPath } from './paths.js';
+import { assertOutriggerBuilt, proxyNodeVersion, startBalancePath, startPath, type RunningPath } from './paths.js';
 import { HANDSHAKE_SETUP, runMtlsScenario } from './mtls.js';
 import { measurePropagation, type PropagationResult } from './propagation.js';
 import { buildReport, formatTable, type Sample } from './report.js';
@@ -200,7 +201,10 @@ async function main(): Promise<number> {
   const opts = parsed;
   const tools = requireTools(neededTools(opts));
   const load = loadScenarios(opts);
-  if (load.some((s) => pathsOf(opts, s).includes('outrigger'))) assertOutriggerBuilt(); // fail before starting anything
+  if (load.some((s) => pathsOf(opts, s).includes('outrigger'))) {
+    assertOutriggerBuilt(); // fail before starting anything
+    log(`outrigger proxies run on Node ${proxyNodeVersion()}`);
+  }
 
   const samples: Sample[] = [];
   if (load.length > 0) {

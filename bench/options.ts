@@ -29,6 +29,8 @@ export const USAGE = `usage: node dist/bench/main.js [options]   (or: npm run be
   --help               this text
 
 Needs wrk, h2load and haproxy (Debian: wrk nghttp2-client haproxy); installs nothing itself.
+OUTRIGGER_BENCH_NODE=PATH runs the outrigger proxies with that node binary (default: this one), e.g.
+OUTRIGGER_BENCH_NODE="$(scripts/node24.sh node)" npm run bench, to compare Node 20 and Node 24.
 `;
 
 const DEFAULTS: Options = {

@@ -3,6 +3,7 @@
 // The balance scenario's paths go to three replicas instead: outrigger asks the control plane about a
 // Service VIP (--static-destination VIP --destination-addr CP) and balances over its endpoints;
 // haproxy has the same three servers with `balance roundrobin`.
+import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,13 @@ export const READY_TIMEOUT_MS = 15_000;
 export const OUTRIGGER_CLI =
   process.env['OUTRIGGER_BENCH_CLI'] ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
+/**
+ * The Node that runs the outrigger proxies under test: this one, unless OUTRIGGER_BENCH_NODE names another
+ * binary (e.g. Node 24: OUTRIGGER_BENCH_NODE="$(scripts/node24.sh node)", to compare Node versions on the
+ * same build). Everything else (the driver, the upstream, the control plane) stays on this Node.
+ */
+export const PROXY_NODE = process.env['OUTRIGGER_BENCH_NODE'] || process.execPath;
+
 /** haproxy: the binary main resolved (with the missing-package check); needed only for that path. */
 export function assertOutriggerBuilt(): void {
   if (!existsSync(OUTRIGGER_CLI)) {
@@ -49,6 +57,17 @@ export function assertOutriggerBuilt(): void {
       `outrigger CLI not built (${OUTRIGGER_CLI} missing): run \`npx tsc -p .\`, or measure the other paths ` +
         'with --paths direct,haproxy',
     );
+  }
+}
+
+/** "v24.22.3, OpenSSL 3.5.9 (/path/to/node)": what runs the proxies, for the log. Throws a BenchError
+ *  when OUTRIGGER_BENCH_NODE names something that does not run. */
+export function proxyNodeVersion(): string {
+  try {
+    const v = execFileSync(PROXY_NODE, ['-p', 'process.version + ", OpenSSL " + process.versions.openssl'], { encoding: 'utf8', timeout: 10_000 });
+    return `${v.trim()} (${PROXY_NODE})`;
+  } catch (err) {
+    throw new BenchError(`the proxies' Node ${PROXY_NODE} (OUTRIGGER_BENCH_NODE) does not run: ${(err as Error).message.split('\n')[0]}`);
   }
 }
 
@@ -118,7 +137,7 @@ export async function spawnOutriggerProcess(label: string, extraArgs: readonly s
     ...extraArgs,
     ...['--log-level', 'warn'],
   ];
-  const proc = spawnManaged(`outrigger proxy (${label})`, process.execPath, args);
+  const proc = spawnManaged(`outrigger proxy (${label})`, PROXY_NODE, args);
   try {
     await waitUntil(`outrigger ${label} /ready`, async () => (await probeHttp1(admin, '/ready')) === 200, READY_TIMEOUT_MS, proc);
   } catch (err) {

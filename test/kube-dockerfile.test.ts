@@ -39,10 +39,10 @@ function copies(): Copy[] {
   return out;
 }
 
-void test('Dockerfile: two stages, node:20-slim, non-root (uid 2102), iptables in the runtime stage', () => {
+void test('Dockerfile: two stages, node:24-slim, non-root (uid 2102), iptables in the runtime stage', () => {
   const froms = lines.filter((l) => /^FROM /i.test(l));
   assert.equal(froms.length, 2);
-  for (const f of froms) assert.match(f, /^FROM node:20-slim/);
+  for (const f of froms) assert.match(f, /^FROM node:24-slim/);
   const runtime = lines.slice(lines.indexOf(froms[1] as string));
   assert.ok(runtime.some((l) => /^USER 2102(:2102)?$/.test(l)));
   assert.ok(runtime.some((l) => /apt-get install .*\biptables\b/.test(l)));

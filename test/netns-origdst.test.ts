@@ -6,10 +6,11 @@ import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_proces
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sumMetric } from './metrics-text.js';
+import { origDstAddonPath } from '../src/proxy/transport/origdst.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → the project
 const BIN = `${ROOT}bin/outrigger.js`;
-const ADDON = `${ROOT}native/build/Release/origdst.node`;
+const ADDON = origDstAddonPath(); // the project's build, or the one $OUTRIGGER_ORIGDST_ADDON names
 const PROXY_UID = '2102';
 const POD = `outr-t-${process.pid}`;
 const SRV = `outr-t-${process.pid}-srv`;

@@ -171,12 +171,16 @@ void test('grpc: a non-OK status (NOT_FOUND with a message) reaches the client',
 void test('grpc: a deadline the server does not meet cancels the call upstream', async (t) => {
   let cancelled!: () => void;
   const upstreamCancelled = new Promise<void>((r) => (cancelled = r));
+  let arrived = false;
   const port = await startGrpcServer(t, {
-    Unary: (call) => call.on('cancelled', () => cancelled()), // never answers
+    Unary: (call) => ((arrived = true), call.on('cancelled', () => cancelled())), // never answers
   });
   const { client } = await proxied(t, port);
-  const err = await callError(unary(client, { text: 'slow', seq: 0 }, new grpc.Metadata(), { deadline: Date.now() + 300 }));
+  // Long enough for the call to reach the server on a busy machine: one whose deadline passes before
+  // that is never seen upstream, and there would be nothing to cancel (the wait below would never end).
+  const err = await callError(unary(client, { text: 'slow', seq: 0 }, new grpc.Metadata(), { deadline: Date.now() + 1500 }));
   assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
+  assert.ok(arrived, 'the call reached the server before its deadline');
   await upstreamCancelled;
 });
 

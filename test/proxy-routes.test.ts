@@ -345,15 +345,19 @@ void test('routes: the retry budget keeps a backend failing 100% under about 1.2
   // Breakers off in practice (a high threshold): every request reaches the backend, only the budget limits retries.
   const m = await startMesh(t, services, [httpRoute('storm', [rule({ backends: [{ name: 'web-down', port: 80, weight: 1 }], retry })])], { breakerFailures: '1000000' });
   const n = 3000;
+  const started = performance.now();
   const replies = await load(m.proxy, n, 8);
+  const seconds = (performance.now() - started) / 1000;
   assert.ok(replies.every((r) => r.status === 503));
   const retries = await metricValue(m.proxy, 'retry_total', { route: 'default/storm' });
   const skipped = await metricValue(m.proxy, 'retry_skipped_total', { route: 'default/storm', reason: 'budget-exhausted' });
   const ratio = down.hits / n;
-  console.log(`retry budget: ${n} client requests, ${down.hits} reached the backend (${ratio.toFixed(3)}x), ${retries} retries, ${skipped} refused by the budget`);
-  // 20% of the requests plus the reserve of 10/s over the 10 s window (100 retries).
-  assert.ok(down.hits <= n * 1.2 + 100, `backend saw ${down.hits}`);
-  assert.ok(ratio <= 1.25, `ratio ${ratio}`);
+  console.log(`retry budget: ${n} client requests in ${seconds.toFixed(1)} s, ${down.hits} reached the backend (${ratio.toFixed(3)}x), ${retries} retries, ${skipped} refused by the budget`);
+  // 20% of the requests plus the reserve of 10/s over the 10 s window (100 retries), which each new
+  // window gives again: a run longer than one window (a busy machine) gets it once more per window.
+  const reserve = 100 * Math.ceil((seconds + 1) / 10);
+  assert.ok(down.hits <= n * 1.2 + reserve, `backend saw ${down.hits} in ${seconds.toFixed(1)} s`);
+  assert.ok(ratio <= 1.2 + reserve / n + 0.02, `ratio ${ratio}`);
   assert.ok(skipped > 0, 'the budget refused retries');
 });
 

@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { origDstAddonPath } from '../src/proxy/transport/origdst.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → the project
 export const BIN = `${ROOT}bin/outrigger.js`;
-export const ADDON = `${ROOT}native/build/Release/origdst.node`;
+/** The addon the proxies load: native/build/Release/origdst.node, or another build $OUTRIGGER_ORIGDST_ADDON names. */
+export const ADDON = origDstAddonPath();
 
 export interface Run {
   readonly code: number | null;

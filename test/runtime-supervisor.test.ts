@@ -266,7 +266,7 @@ spec:
 `);
       assert.ok(pod !== undefined);
       const podNet = await addPod(pod);
-      const broken = { argv: ['/bin/sh', '-c', 'echo "proxy: cannot bind: EADDRINUSE" >&2; exit 1', 'fake-proxy'], root: '/', staged: false };
+      const broken = { argv: ['/bin/sh', '-c', 'echo "proxy: cannot bind: EADDRINUSE" >&2; exit 1', 'fake-proxy'], root: '/', staged: false, env: {} };
       const pp = new PodProcesses({ pod, net: podNet, stateDir, proxy: { command: broken, readyTimeoutMs: 2500 }, backoff: { initialMs: 200 } });
       pods.push(pp);
       await assert.rejects(pp.start(), (err: Error) => {

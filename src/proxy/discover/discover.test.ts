@@ -164,7 +164,9 @@ void test('control plane down: the last answer stays; after a restart on the sam
 void test('idle watches are closed; close() ends everything and settles pending lookups', async (t) => {
   const store = new LocalStore(sampleContent());
   const cp = await startOn(store, 0);
-  const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, idleMs: 100, backoff: fast });
+  // idleMs well above a first answer's time on a busy machine (at 100 ms the watch was sometimes closed
+  // before the first assertion).
+  const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, idleMs: 500, backoff: fast });
   t.after(async () => {
     d.close();
     await cp.close();
@@ -183,7 +185,7 @@ void test('idle watches are closed; close() ends everything and settles pending 
   const e = busy.balancer.pick();
   assert.ok(e);
   const start = e.begin();
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 1200));
   assert.equal(d.stats.idleClosed, 1);
   assert.equal(d.resolve(addr('10.96.0.10:80')), busy);
   e.end(start, true);

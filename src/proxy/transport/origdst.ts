@@ -11,21 +11,29 @@ interface Addon {
 
 // dist/src/proxy/transport/ → native/build/Release/ (the addon is built by `npm ci`). fileURLToPath, not
 // URL.pathname: a checkout under a folder with a space or non-ASCII letters would be percent-encoded.
-const ADDON_PATH = fileURLToPath(new URL('../../../../native/build/Release/origdst.node', import.meta.url));
+const BUILT_ADDON = fileURLToPath(new URL('../../../../native/build/Release/origdst.node', import.meta.url));
+
+/** Names another build of the addon to load instead of native/build/Release/origdst.node: the same
+ *  source built against another Node's headers (scripts/node24.sh), without overwriting the default build. */
+export const ORIGDST_ADDON_ENV = 'OUTRIGGER_ORIGDST_ADDON';
+
+/** The addon this process loads: $OUTRIGGER_ORIGDST_ADDON if set (not empty), else the project's build. */
+export function origDstAddonPath(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env[ORIGDST_ADDON_ENV];
+  return override !== undefined && override !== '' ? override : BUILT_ADDON;
+}
 
 let addon: Addon | undefined;
 
 function load(): Addon {
   if (!addon) {
     const require = createRequire(import.meta.url);
+    const path = origDstAddonPath();
     try {
-      addon = require(ADDON_PATH) as Addon;
+      addon = require(path) as Addon;
     } catch (err) {
-      throw new Error(
-        `native addon ${ADDON_PATH} cannot be loaded (${(err as Error).message.split('\n')[0]}); ` +
-          'build it with `npm ci` or `npx node-gyp rebuild --directory native`',
-        { cause: err },
-      );
+      const how = path === BUILT_ADDON ? 'build it with `npm ci` or `npx node-gyp rebuild --directory native`' : `${ORIGDST_ADDON_ENV} names it`;
+      throw new Error(`native addon ${path} cannot be loaded (${(err as Error).message.split('\n')[0]}); ${how}`, { cause: err });
     }
   }
   return addon;

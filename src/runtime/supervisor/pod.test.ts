@@ -16,7 +16,7 @@ function plan(yaml: string): PodPlan {
   return pod;
 }
 
-const proxyCommand = { argv: ['/usr/bin/node', '/opt/outrigger/bin/outrigger.js', 'proxy'], root: '/opt/outrigger', staged: false };
+const proxyCommand = { argv: ['/usr/bin/node', '/opt/outrigger/bin/outrigger.js', 'proxy'], root: '/opt/outrigger', staged: false, env: {} };
 
 void test('podPhase: Pending until all started, Running, then Succeeded or Failed when all ended for good', () => {
   const running = { started: true, finished: false };
@@ -63,6 +63,8 @@ void test('proxy container: uid 2102, the redirect ports, the pod opaque ports, 
   assert.deepEqual(spec.readinessProbe?.action, { kind: 'http', host: '127.0.0.1', port: 4191, path: '/ready', scheme: 'HTTP', headers: [] });
   assert.equal(spec.restartPolicy, 'Always');
   assert.deepEqual(Object.keys(spec.env).sort(), ['HOME', 'HOSTNAME', 'PATH'], 'no runtime environment leaks into the proxy');
+  const otherAddon = proxyContainerSpec(plan(MESHED), { command: { ...proxyCommand, env: { OUTRIGGER_ORIGDST_ADDON: '/opt/node24/origdst.node' } } });
+  assert.equal(otherAddon.env.OUTRIGGER_ORIGDST_ADDON, '/opt/node24/origdst.node', 'what the command needs is added');
 
   const plain = proxyContainerSpec(plan(MESHED.replace(/ {2}annotations:\n.*\n/, '')), { command: proxyCommand });
   assert.doesNotMatch(plain.argv.join(' '), /--opaque-ports/, 'without the annotation the proxy keeps its default list');

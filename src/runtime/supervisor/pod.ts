@@ -414,8 +414,9 @@ export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec
   return {
     name: PROXY_CONTAINER,
     argv: [...p.command.argv, ...args],
-    // Nothing of the runtime's environment: no OUTRIGGER_PROXY_* setting may leak in unseen.
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', HOSTNAME: pod.hostname },
+    // Nothing of the runtime's environment: no OUTRIGGER_PROXY_* setting may leak in unseen. Only what
+    // the command itself needs (another build of the addon) is added.
+    env: { ...p.command.env, PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', HOSTNAME: pod.hostname },
     restartPolicy: 'Always',
     user: uid,
     readinessProbe: {

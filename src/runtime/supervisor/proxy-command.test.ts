@@ -2,9 +2,10 @@
 // directory when it is not (a clone in a private home directory). The uid part needs root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ORIGDST_ADDON_ENV } from '../../proxy/transport/origdst.js';
 import { placedArgv, runBounded } from './launch.js';
 import { copyProxyFiles, PACKAGE_ROOT, productionPackages, resolveProxyCommand } from './proxy-command.js';
 
@@ -55,5 +56,32 @@ if (!isRoot && process.env.CI === 'true') {
       resolveProxyCommand({ user: PROXY, stateDir: join(hidden, 'state'), packageRoot: join(home, 'outrigger') }),
       /the proxy cannot run as uid 2102: .*must be searchable by uid 2102/s,
     );
+  });
+
+  void test('proxy command: another build of the addon ($OUTRIGGER_ORIGDST_ADDON) is handed to a proxy run in place, and is the one a copy holds', { timeout: 60_000 }, async (t) => {
+    const work = await mkdtemp(join(tmpdir(), 'outr-pc-addon-'));
+    await chmod(work, 0o755);
+    const saved = process.env[ORIGDST_ADDON_ENV];
+    t.after(async () => {
+      if (saved === undefined) delete process.env[ORIGDST_ADDON_ENV];
+      else process.env[ORIGDST_ADDON_ENV] = saved;
+      await rm(work, { recursive: true, force: true });
+    });
+    // "Another build": the same addon with a few bytes after its end (the dynamic loader ignores them).
+    const other = join(work, 'origdst-other.node');
+    await copyFile(join(PACKAGE_ROOT, 'native', 'build', 'Release', 'origdst.node'), other);
+    await appendFile(other, 'outrigger test: another build');
+    await chmod(other, 0o755);
+    process.env[ORIGDST_ADDON_ENV] = other;
+
+    if ((await stat(PACKAGE_ROOT)).mode & 0o005) {
+      const cmd = await resolveProxyCommand({ user: PROXY, stateDir: join(work, 'state') });
+      assert.equal(cmd.staged, false);
+      assert.deepEqual(cmd.env, { [ORIGDST_ADDON_ENV]: other });
+    }
+    // What a staged copy is made with: the other build goes where the proxy looks by default, so a
+    // proxy run from the copy needs no variable.
+    await copyProxyFiles(PACKAGE_ROOT, join(work, 'copy'));
+    assert.ok((await readFile(join(work, 'copy', 'native', 'build', 'Release', 'origdst.node'))).equals(await readFile(other)));
   });
 }

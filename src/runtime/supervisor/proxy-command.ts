@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, cp, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ORIGDST_ADDON_ENV } from '../../proxy/transport/origdst.js';
 import { placedArgv, runBounded, type RunAs } from './launch.js';
 
 export interface ProxyCommand {
@@ -17,6 +18,9 @@ export interface ProxyCommand {
   /** The project the files come from, or the copy made for the proxy's uid. */
   readonly root: string;
   readonly staged: boolean;
+  /** Variables the proxy needs besides its own settings: only OUTRIGGER_ORIGDST_ADDON, when the runtime
+   *  was given another build of the addon and the proxy runs in place (a copy holds it in the usual place). */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 export interface ProxyCommandOptions {
@@ -36,6 +40,13 @@ export const PACKAGE_ROOT = fileURLToPath(new URL('../../../../', import.meta.ur
 const BIN = join('bin', 'outrigger.js');
 const ADDON = join('native', 'build', 'Release', 'origdst.node');
 
+/** The addon the proxy is to load: the one $OUTRIGGER_ORIGDST_ADDON names (e.g. built for another Node
+ *  by scripts/node24.sh), else the project's own build. */
+function addonSource(root: string): string {
+  const override = process.env[ORIGDST_ADDON_ENV];
+  return override !== undefined && override !== '' ? override : join(root, ADDON);
+}
+
 export class ProxyCommandError extends Error {
   constructor(message: string) {
     super(message);
@@ -47,19 +58,23 @@ export class ProxyCommandError extends Error {
 export async function resolveProxyCommand(o: ProxyCommandOptions): Promise<ProxyCommand> {
   const root = o.packageRoot ?? PACKAGE_ROOT;
   const execPath = o.execPath ?? process.execPath;
-  const inPlace = await canRunProxy(o.user, execPath, root);
-  if (inPlace.ok) return { argv: [execPath, join(root, BIN), 'proxy'], root, staged: false };
+  const addon = addonSource(root);
+  const inPlace = await canRunProxy(o.user, execPath, root, addon);
+  if (inPlace.ok) {
+    const env: Record<string, string> = addon === join(root, ADDON) ? {} : { [ORIGDST_ADDON_ENV]: addon };
+    return { argv: [execPath, join(root, BIN), 'proxy'], root, staged: false, env };
+  }
 
   const dest = await stageProxyFiles(root, o.stateDir, execPath);
   const node = (await canRun(o.user, [execPath, '-e', '0'])).ok ? execPath : await stageNode(execPath, dest);
-  const staged = await canRunProxy(o.user, node, dest);
+  const staged = await canRunProxy(o.user, node, dest, join(dest, ADDON));
   if (!staged.ok) {
     throw new ProxyCommandError(
       `the proxy cannot run as uid ${o.user.uid}: from ${root}: ${inPlace.why}; from the copy in ${dest}: ${staged.why}. ` +
         `Every directory above ${o.stateDir} must be searchable by uid ${o.user.uid} (o+x), as the default /var/run/outrigger is`,
     );
   }
-  return { argv: [node, join(dest, BIN), 'proxy'], root: dest, staged: true };
+  return { argv: [node, join(dest, BIN), 'proxy'], root: dest, staged: true, env: {} };
 }
 
 interface CanRun {
@@ -78,9 +93,9 @@ async function canRun(user: RunAs, argv: readonly string[]): Promise<CanRun> {
 }
 
 /** The whole CLI (every module the proxy command loads) and the native addon, loaded as `user`. */
-function canRunProxy(user: RunAs, node: string, root: string): Promise<CanRun> {
+function canRunProxy(user: RunAs, node: string, root: string, addon: string): Promise<CanRun> {
   const script = '"$0" "$1" proxy --help >/dev/null && exec "$0" -e "require(process.argv[1])" "$2"';
-  return canRun(user, ['/bin/sh', '-c', script, node, join(root, BIN), join(root, ADDON)]);
+  return canRun(user, ['/bin/sh', '-c', script, node, join(root, BIN), addon]);
 }
 
 /** Copies what the proxy needs from `root` into `<stateDir>/proxy/<build id>`, readable by everyone,
@@ -119,7 +134,8 @@ export async function copyProxyFiles(root: string, dest: string): Promise<void> 
   await copy('package.json');
   await copy('bin');
   await copy(join('dist', 'src'), (src) => !/\.test\.js(\.map)?$/.test(src));
-  await copy(ADDON);
+  await mkdir(dirname(join(dest, ADDON)), { recursive: true, mode: 0o755 });
+  await cp(addonSource(root), join(dest, ADDON), { dereference: true });
   for (const pkg of await productionPackages(root)) {
     const abs = join(root, pkg);
     // A package's own node_modules holds its nested dependencies, which the closure lists themselves.
@@ -196,7 +212,7 @@ async function stageNode(execPath: string, dest: string): Promise<string> {
 /** Changes when the build or the Node binary does, so a stale copy is never used. */
 async function buildId(root: string, execPath: string): Promise<string> {
   const h = createHash('sha256').update(root).update('\0').update(execPath);
-  for (const f of [join(root, 'package-lock.json'), join(root, 'dist', '.tsbuildinfo'), join(root, ADDON)]) {
+  for (const f of [join(root, 'package-lock.json'), join(root, 'dist', '.tsbuildinfo'), addonSource(root)]) {
     try {
       const s = await stat(f);
       h.update(`\0${f}:${s.size}:${s.mtimeMs}`);
