@@ -218,7 +218,7 @@ export class ProxyIdentity {
     } catch (err) {
       throw new ProxyIdentityError(`token file ${this.#opts.tokenPath}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    const { keyPem, csrPem } = await newKeyAndCsr(this.identity);
+    const { keyPem, csrPem } = newKeyAndCsr(this.identity);
     let res;
     try {
       res = await certify(this.#channel, { token, csr_pem: csrPem }, this.#opts.requestTimeoutMs ?? 10_000);
