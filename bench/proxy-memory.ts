@@ -10,7 +10,10 @@
 // `--cli` names a build's dist/src/cli/main.js (default: this build, labelled `this`); give it twice to
 // compare two builds in the same run, e.g. a checkout of main built in another directory:
 //   node dist/bench/proxy-memory.js --cli main=/tmp/outrigger-main/dist/src/cli/main.js --cli lean=dist/src/cli/main.js
-// The builds are measured one after the other, alternating each round, against the same control plane.
+// Each round starts one pair per build side by side (each its own Service on the same control plane),
+// so they idle through the same minutes. Idle means long enough for V8 to shrink its heap once
+// traffic stopped (its memory reducer): a proxy read 10 s after its last request may still hold 10 MB
+// it gives back within the next minute, hence the default of 120 s; the JSON has a reading every 10 s.
 // Figures are MB of 2^20 bytes. USS does not depend on what else runs on the machine; PSS does (pages
 // shared with every other node process, the control plane included, are split between them), and RSS
 // counts shared pages whole. CPU and latency are not measured here.
@@ -20,14 +23,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StoreContent } from '../src/control/store/local/local.js';
-import { startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
+import { startControlPlaneChild, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { MESH_NAMESPACE, MESH_PODS, spiffeOf } from './identity.js';
 import { BenchError, freePorts, installCleanupHandlers, makeTempDir, probeHttp1, removeTempDir, spawnManaged, stopManaged, waitUntil, type Managed } from './tools.js';
 
 const USAGE = `usage: node dist/bench/proxy-memory.js [--cli LABEL=PATH]... [--rounds N] [--idle-s S] [--requests N] [--json]
   --cli LABEL=PATH  a build's dist/src/cli/main.js to measure (repeatable; default: this build as "this")
-  --rounds N        pairs started per build, alternating builds (default 3); the table shows the median
-  --idle-s S        seconds the pair sits idle after its requests before the second reading (default 10)
+  --rounds N        pairs started per build (default 2); the table shows the median
+  --idle-s S        seconds the pairs sit idle after their requests before the second reading (default 120)
   --requests N      requests sent through the pair once it is ready (default 20)
   --json            one JSON document on stdout instead of the table
 `;
@@ -48,7 +51,7 @@ interface Options {
 const THIS_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 function parseArgs(argv: readonly string[]): Options | 'help' {
-  const o: Options = { builds: [], rounds: 3, idleS: 10, requests: 20, json: false };
+  const o: Options = { builds: [], rounds: 2, idleS: 120, requests: 20, json: false };
   const count = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new BenchError(`${name}: expected an integer >= ${min}, got ${v ?? 'nothing'}`);
@@ -118,6 +121,8 @@ interface Row {
   readonly role: Role;
   readonly moment: Moment;
   readonly memory: MemoryReading;
+  /** idle rows: USS every 10 s from the last request on (MB). */
+  readonly ussSeries?: readonly number[];
 }
 
 interface Ports {
@@ -136,9 +141,9 @@ const podOf = (role: Role) => {
   return p;
 };
 
-/** Both bench pods (meshed, each with its ServiceAccount), and the Service at VIP over the server
- *  proxy's inbound port: what the control plane answers the pair's destination and policy watches. */
-function meshContent(serverInbound: number): StoreContent {
+/** Both bench pods (meshed, each with its ServiceAccount), and one Service per pair over its server
+ *  proxy's inbound port: what the control plane answers the pairs' destination and policy watches. */
+function meshContent(pairs: readonly { vip: string; serverInbound: number }[]): StoreContent {
   const pods = MESH_PODS.map((p) => ({
     namespace: MESH_NAMESPACE,
     name: p.name,
@@ -150,15 +155,18 @@ function meshContent(serverInbound: number): StoreContent {
     labels: { app: p.serviceAccount },
   }));
   const server = podOf('server');
-  const service = {
+  const services = pairs.map((p, i) => ({
     namespace: MESH_NAMESPACE,
-    name: 'server',
-    clusterIP: VIP,
+    name: `server-${i}`,
+    clusterIP: p.vip,
     ports: [{ name: 'http', port: VIP_PORT, appProtocol: 'http' }],
-    endpoints: [{ pod: `${MESH_NAMESPACE}/${server.name}`, ip: '127.0.0.1', ports: { [VIP_PORT]: serverInbound }, ready: true }],
-  };
-  return { services: [service], pods };
+    endpoints: [{ pod: `${MESH_NAMESPACE}/${server.name}`, ip: '127.0.0.1', ports: { [VIP_PORT]: p.serverInbound }, ready: true }],
+  }));
+  return { services, pods };
 }
+
+/** The Service address of the i-th pair: unused loopback addresses, nothing listens there. */
+const vipOf = (i: number): string => `127.0.0.${77 + i}`;
 
 /** Three free loopback ports for a proxy's listeners. */
 async function proxyPorts(): Promise<Ports> {
@@ -208,29 +216,49 @@ async function startUpstream(): Promise<http.Server> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** One pair of `build`: started, read when ready, used, left idle, read again, stopped. */
-async function measurePair(build: Build, round: number, o: Options, control: ControlPlaneChild, identityDir: string, upstreamPort: number): Promise<Row[]> {
+interface Pair {
+  readonly build: Build;
+  readonly client: Proxy;
+  readonly server: Proxy;
+}
+
+/** One round: a pair per build, started side by side, read when ready, used, left idle (read every
+ *  10 s), read again, stopped. */
+async function measureRound(round: number, o: Options, control: ControlPlaneChild, identityDir: string, upstreamPort: number): Promise<Row[]> {
+  // Alternate which build starts first, so neither always follows the other.
+  const builds = round % 2 === 1 ? o.builds : [...o.builds].reverse();
+  const ports = await Promise.all(builds.map(async () => ({ server: await proxyPorts(), client: await proxyPorts() })));
+  await control.replace(meshContent(ports.map((p, i) => ({ vip: vipOf(i), serverInbound: p.server.inbound }))));
   const started: Proxy[] = [];
+  const pairs: Pair[] = [];
   try {
-    const serverPorts = await proxyPorts();
-    const clientPorts = await proxyPorts();
-    await control.replace(meshContent(serverPorts.inbound));
-    const server = await startProxy(build, 'server', serverPorts, control, identityDir, `127.0.0.1:${upstreamPort}`);
-    started.push(server);
-    const client = await startProxy(build, 'client', clientPorts, control, identityDir, `${VIP}:${VIP_PORT}`);
-    started.push(client);
-    const rows: Row[] = [];
-    const read = (moment: Moment): void => {
-      for (const [role, p] of [['client', client], ['server', server]] as const) rows.push({ build: build.label, round, role, moment, memory: readMemory(p.proc.pid) });
-    };
-    read('ready');
-    for (let i = 0; i < o.requests; i++) {
-      const status = await probeHttp1(client.outbound);
-      if (status !== 200) throw new BenchError(`${build.label}: a request through the pair answered ${status}`);
+    for (const [i, build] of builds.entries()) {
+      const p = ports[i];
+      if (p === undefined) throw new Error('unreachable: ports');
+      const server = await startProxy(build, 'server', p.server, control, identityDir, `127.0.0.1:${upstreamPort}`);
+      started.push(server);
+      const client = await startProxy(build, 'client', p.client, control, identityDir, `${vipOf(i)}:${VIP_PORT}`);
+      started.push(client);
+      pairs.push({ build, client, server });
     }
-    await sleep(o.idleS * 1000);
-    if (started.some((p) => p.proc.hasExited())) throw new BenchError(`${build.label}: a proxy exited while idle`);
-    read('idle');
+    const rows: Row[] = [];
+    const roles = (p: Pair) => [['client', p.client], ['server', p.server]] as const;
+    for (const p of pairs) for (const [role, x] of roles(p)) rows.push({ build: p.build.label, round, role, moment: 'ready', memory: readMemory(x.proc.pid) });
+    for (const p of pairs) {
+      for (let i = 0; i < o.requests; i++) {
+        const status = await probeHttp1(p.client.outbound);
+        if (status !== 200) throw new BenchError(`${p.build.label}: a request through the pair answered ${status}`);
+      }
+    }
+    const series = new Map<Proxy, number[]>(started.map((x) => [x, []]));
+    for (let waited = 0; waited < o.idleS; waited += 10) {
+      for (const [x, s] of series) s.push(Number(readMemory(x.proc.pid).ussMb.toFixed(1)));
+      await sleep(Math.min(10, o.idleS - waited) * 1000);
+      if (started.some((x) => x.proc.hasExited())) throw new BenchError('a proxy exited while idle');
+    }
+    for (const p of pairs) {
+      for (const [role, x] of roles(p)) rows.push({ build: p.build.label, round, role, moment: 'idle', memory: readMemory(x.proc.pid), ussSeries: series.get(x) ?? [] });
+    }
     return rows;
   } finally {
     for (const p of started.reverse()) await stopManaged(p.proc);
@@ -276,13 +304,9 @@ async function main(): Promise<number> {
   try {
     const upstreamPort = (upstream.address() as AddressInfo).port;
     for (let round = 1; round <= o.rounds; round++) {
-      // Alternate which build goes first, so neither always follows the other.
-      const order = round % 2 === 1 ? o.builds : [...o.builds].reverse();
-      for (const b of order) {
-        const got = await measurePair(b, round, o, control, identityDir, upstreamPort);
-        rows.push(...got);
-        for (const r of got) log(`[round ${round}] ${r.build} ${r.role} ${r.moment}: uss ${r.memory.ussMb.toFixed(1)} pss ${r.memory.pssMb.toFixed(1)} rss ${r.memory.rssMb.toFixed(1)}`);
-      }
+      const got = await measureRound(round, o, control, identityDir, upstreamPort);
+      rows.push(...got);
+      for (const r of got) log(`[round ${round}] ${r.build} ${r.role} ${r.moment}: uss ${r.memory.ussMb.toFixed(1)} pss ${r.memory.pssMb.toFixed(1)} rss ${r.memory.rssMb.toFixed(1)}${r.ussSeries ? ` (uss every 10 s: ${r.ussSeries.join(' ')})` : ''}`);
     }
   } finally {
     await control.stop();
