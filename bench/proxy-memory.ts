@@ -12,8 +12,9 @@
 //   node dist/bench/proxy-memory.js --cli main=/tmp/outrigger-main/dist/src/cli/main.js --cli lean=dist/src/cli/main.js
 // Each round starts one pair per build side by side (each its own Service on the same control plane),
 // so they idle through the same minutes. Idle means long enough for V8 to shrink its heap once
-// traffic stopped (its memory reducer): a proxy read 10 s after its last request may still hold 10 MB
-// it gives back within the next minute, hence the default of 120 s; the JSON has a reading every 10 s.
+// traffic stopped (its memory reducer): a proxy read 10 s after its last request may still hold
+// 10 MB it gives back within the next minute or two, hence the default of 180 s; the log and the JSON
+// have a reading every 10 s.
 // Figures are MB of 2^20 bytes. USS does not depend on what else runs on the machine; PSS does (pages
 // shared with every other node process, the control plane included, are split between them), and RSS
 // counts shared pages whole. CPU and latency are not measured here.
@@ -30,7 +31,7 @@ import { BenchError, freePorts, installCleanupHandlers, makeTempDir, probeHttp1,
 const USAGE = `usage: node dist/bench/proxy-memory.js [--cli LABEL=PATH]... [--rounds N] [--idle-s S] [--requests N] [--json]
   --cli LABEL=PATH  a build's dist/src/cli/main.js to measure (repeatable; default: this build as "this")
   --rounds N        pairs started per build (default 2); the table shows the median
-  --idle-s S        seconds the pairs sit idle after their requests before the second reading (default 120)
+  --idle-s S        seconds the pairs sit idle after their requests before the second reading (default 180)
   --requests N      requests sent through the pair once it is ready (default 20)
   --json            one JSON document on stdout instead of the table
 `;
@@ -51,7 +52,7 @@ interface Options {
 const THIS_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 function parseArgs(argv: readonly string[]): Options | 'help' {
-  const o: Options = { builds: [], rounds: 2, idleS: 120, requests: 20, json: false };
+  const o: Options = { builds: [], rounds: 2, idleS: 180, requests: 20, json: false };
   const count = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new BenchError(`${name}: expected an integer >= ${min}, got ${v ?? 'nothing'}`);
