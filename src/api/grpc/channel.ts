@@ -192,7 +192,7 @@ export class GrpcChannel {
 
   /** The connection new calls go on: the current one, or a new one (its calls wait while it connects). */
   #connection(): Connection {
-    if (this.#conn !== undefined) return this.#conn;
+    if (this.#conn !== undefined && !this.#conn.session.closed && !this.#conn.session.destroyed) return this.#conn;
     const session = http2.connect(`http://${this.target}`, { settings: { enablePush: false } });
     const conn: Connection = { session, connected: false, lostReason: undefined };
     this.#conn = conn;
@@ -302,7 +302,7 @@ class ChannelCall<Res> implements Call {
     stream.on('error', (err: Error) => {
       this.#streamError ??= err;
     });
-    stream.on('close', () => this.#closed(stream));
+    stream.on('close', () => this.#streamClosed(stream));
   }
 
   cancel(): void {
@@ -383,7 +383,7 @@ class ChannelCall<Res> implements Call {
   }
 
   /** The stream is over: the status the server sent, or the one a gRPC client derives from how it ended. */
-  #closed(stream: http2.ClientHttp2Stream): void {
+  #streamClosed(stream: http2.ClientHttp2Stream): void {
     if (this.#done) return;
     const partial = this.#have > 0 || !this.#inPrefix;
     if (this.#received !== undefined) {
