@@ -9,7 +9,6 @@
 // The watchers share this one process (and its event loop), unlike 200 real proxies on 200 pods: the
 // last of them to be served also waits for the others' message handling, so the tail is pessimistic.
 import { readFileSync } from 'node:fs';
-import { WATCH_CHANNEL_OPTIONS } from '../src/api/destination.js';
 import { toPort, type SocketAddr } from '../src/core/addr.js';
 import { createLogger } from '../src/core/log.js';
 import type { EndpointInfo } from '../src/proxy/balance/balancer.js';
@@ -76,11 +75,7 @@ export async function measurePropagation(
   o: { watchers: number; changes: number },
   log: (line: string) => void,
 ): Promise<PropagationResult> {
-  // grpc-js shares one TCP connection among all the clients of a process that have the same target and
-  // options (its global subchannel pool); 200 proxies would have 200. A local pool per channel gives
-  // each Discovery its own connection, as in production (this process only; checked below).
-  (WATCH_CHANNEL_OPTIONS as Record<string, unknown>)['grpc.use_local_subchannel_pool'] = 1;
-
+  // Each Discovery made without a channel opens its own connection, as 200 proxies would (checked below).
   const cp = await startControlPlaneChild();
   const discoveries: Discovery[] = [];
   try {

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { IdentityClient } from '../src/api/identity.js';
-import { policyClient, type InboundPolicy } from '../src/api/policy.js';
+import { GrpcChannel, type GrpcError } from '../src/api/grpc/channel.js';
+import { certify } from '../src/api/identity.js';
+import { watchInboundPolicy, type InboundPolicy } from '../src/api/policy.js';
 import { startKubeControlPlane } from '../src/cli/control-plane-start.js';
 import { MeshCa } from '../src/control/identity/ca.js';
 import { x509 } from '../src/control/identity/x509.js';
@@ -86,11 +87,10 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
     clusterNetworks: ['10.244.0.0/16'],
     log: pino({ level: 'silent' }),
   });
-  const client = new IdentityClient(`127.0.0.1:${cp.grpc.address.port}`);
-  const policy = policyClient(`127.0.0.1:${cp.grpc.address.port}`);
+  // The API's own client, as the proxies use it.
+  const channel = new GrpcChannel(`127.0.0.1:${cp.grpc.address.port}`);
   t.after(async () => {
-    policy.close();
-    client.close();
+    channel.close();
     await cp.close();
     await api.close();
     await rm(dir, { recursive: true, force: true });
@@ -118,14 +118,19 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
   api.put({ apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: { name: 'web-http', namespace: 'shop' }, spec: { podSelector: { matchLabels: { app: 'web' } }, port: 'http', proxyProtocol: 'HTTP/1' } });
   api.put({ apiVersion: 'policy.outrigger.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'web-all', namespace: 'shop' }, spec: { targetRef: { group: 'policy.outrigger.io', kind: 'Server', name: 'web-http' }, requiredAuthenticationRefs: [{ kind: 'ServiceAccount', name: 'frontend' }] } });
   const answer = await new Promise<InboundPolicy>((resolve, reject) => {
-    const call = policy.Watch({ namespace: 'shop', pod: 'web-7d9f8b6c5-4xk2p' });
-    call.on('data', (m: InboundPolicy) => {
-      if (m.ports.length > 0 && m.ports[0]?.authorizations.length === 1) {
-        call.cancel();
-        resolve(m);
-      }
-    });
-    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? undefined : reject(err)));
+    const call = watchInboundPolicy(
+      channel,
+      { namespace: 'shop', pod: 'web-7d9f8b6c5-4xk2p' },
+      {
+        message: (m) => {
+          if (m.ports.length > 0 && m.ports[0]?.authorizations.length === 1) {
+            call.cancel();
+            resolve(m);
+          }
+        },
+        end: (s) => (s.code === grpc.status.CANCELLED ? undefined : reject(new Error(`policy watch ended: ${s.code} ${s.details}`))),
+      },
+    );
   });
   assert.equal(answer.known, true);
   assert.equal(answer.default_policy, 'cluster-authenticated');
@@ -144,15 +149,15 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
 
   // Identity: TokenReview says who, the pod cache says the pod is there, the CA from the files signs.
   const id = 'spiffe://cluster.local/ns/shop/sa/web';
-  const res = await client.certify({ token: 'good', csr_pem: await csrFor(id) });
+  const res = await certify(channel, { token: 'good', csr_pem: await csrFor(id) });
   assert.equal(res.identity, id);
   assert.equal(res.trust_anchor_pem.trim(), pems.trustAnchorPem.trim());
   assert.equal(new X509Certificate(res.leaf_pem).subjectAltName, `URI:${id}`);
-  const refused = (await client.certify({ token: 'forged', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as grpc.ServiceError;
+  const refused = (await certify(channel, { token: 'forged', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as GrpcError;
   assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
   api.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d9f8b6c5-4xk2p', namespace: 'shop' } });
   await new Promise((r) => setTimeout(r, 100));
-  const gone = (await client.certify({ token: 'good', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as grpc.ServiceError;
+  const gone = (await certify(channel, { token: 'good', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as GrpcError;
   assert.equal(gone.code, grpc.status.UNAUTHENTICATED, 'a token whose pod is gone is worth nothing');
   assert.match(gone.details, /does not exist now/);
 

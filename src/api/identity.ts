@@ -1,7 +1,8 @@
 // The identity API shared by the control plane and the proxy: workload identities (SPIFFE IDs), the
-// Certify messages of identity.proto as TypeScript types, and a small promise-based client.
-import grpc from '@grpc/grpc-js';
-import { loadService } from './load.js';
+// Certify messages of identity.proto as TypeScript types, and the Certify call. The server's
+// definition is in load.ts.
+import type { GrpcChannel, Method } from './grpc/channel.js';
+import { API } from './proto/registry.js';
 
 /** `spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>`, the identity in a URI SAN. */
 export type SpiffeId = string & { readonly __brand: 'SpiffeId' };
@@ -50,7 +51,7 @@ export function parseSpiffeId(text: string): (WorkloadName & { readonly id: Spif
   return { trustDomain, namespace, serviceAccount, id: text as SpiffeId };
 }
 
-// Messages, with the field names of identity.proto (proto-loader keeps their case).
+// Messages, with the field names of identity.proto.
 
 export interface CertifyRequest {
   token: string;
@@ -61,49 +62,15 @@ export interface CertifyResponse {
   leaf_pem: string;
   chain_pem: string;
   trust_anchor_pem: string;
-  /** int64: a decimal string when received (proto-loader `longs: String`); a number or string when sent. */
+  /** int64: a decimal string when received; a number or string when sent. */
   not_after_unix_seconds: string | number;
   identity: string;
 }
 
-export const IDENTITY_PROTO = 'identity.proto';
-export const IDENTITY_SERVICE = 'outrigger.identity.v1.Identity';
+export const IDENTITY_CERTIFY: Method<CertifyRequest, CertifyResponse> = API.method('/outrigger.identity.v1.Identity/Certify');
 
-/** The client constructor of the Identity service; `.service` is what a grpc.Server adds. */
-export function identityServiceClient(): grpc.ServiceClientConstructor {
-  return loadService(IDENTITY_PROTO, IDENTITY_SERVICE);
-}
-
-export interface IdentityClientOptions {
-  /** Default: insecure (plaintext), for loopback and tests. */
-  readonly credentials?: grpc.ChannelCredentials;
-  /** Channel options, e.g. `grpc.initial_reconnect_backoff_ms`. */
-  readonly channelOptions?: grpc.ChannelOptions;
-}
-
-/** A promise-based client of the Identity service. Errors are grpc ServiceErrors (with `.code`). */
-export class IdentityClient {
-  readonly #client: grpc.Client & {
-    Certify(req: CertifyRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: CertifyResponse) => void): grpc.ClientUnaryCall;
-  };
-
-  /** `address` is `host:port` of the control plane's gRPC port. */
-  constructor(address: string, opts: IdentityClientOptions = {}) {
-    const Ctor = identityServiceClient();
-    this.#client = new Ctor(address, opts.credentials ?? grpc.credentials.createInsecure(), opts.channelOptions) as never;
-  }
-
-  certify(req: CertifyRequest, timeoutMs = 10_000): Promise<CertifyResponse> {
-    return new Promise((resolve, reject) => {
-      this.#client.Certify(req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(err);
-        else if (res === undefined) reject(new Error('identity service: empty certify response'));
-        else resolve(res);
-      });
-    });
-  }
-
-  close(): void {
-    this.#client.close();
-  }
+/** Asks for a certificate; rejects with a GrpcError (`.code`, `.details`) when the server refuses, or
+ *  after `timeoutMs` (DEADLINE_EXCEEDED). */
+export function certify(channel: GrpcChannel, request: CertifyRequest, timeoutMs = 10_000): Promise<CertifyResponse> {
+  return channel.unary(IDENTITY_CERTIFY, request, { timeoutMs });
 }

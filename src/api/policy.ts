@@ -1,13 +1,9 @@
-// The policy API (policy.proto) for TypeScript: the messages as the loader gives them (snake_case
-// field names, absent fields at their defaults), the service definition a server adds, a client, and
-// what each default inbound policy allows (shared by the control plane and the proxy's fallback).
-import grpc from '@grpc/grpc-js';
-import { formatAddr, type SocketAddr } from '../core/addr.js';
+// The policy API (policy.proto) for TypeScript: the messages as both sides see them (snake_case field
+// names, absent fields at their defaults), the Watch call, and what each default inbound policy allows
+// (shared by the control plane and the proxy's fallback). The server's definition is in load.ts.
 import type { Route } from './destination.js';
-import { WATCH_CHANNEL_OPTIONS } from './destination.js';
-import { loadService } from './load.js';
-
-export const POLICY_SERVICE = 'outrigger.policy.v1.Policy';
+import type { Call, CallHandlers, GrpcChannel, Method } from './grpc/channel.js';
+import { API } from './proto/registry.js';
 
 export type DefaultPolicyName = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
 export const DEFAULT_POLICY_NAMES: readonly DefaultPolicyName[] = ['all-unauthenticated', 'all-authenticated', 'cluster-authenticated', 'deny'];
@@ -89,25 +85,10 @@ export function defaultAuthorizations(policy: DefaultPolicyName, clusterNetworks
   }
 }
 
-export interface PolicyClient extends grpc.Client {
-  Watch(request: WatchInbound, options?: grpc.CallOptions): grpc.ClientReadableStream<InboundPolicy>;
-}
+export const POLICY_WATCH: Method<WatchInbound, InboundPolicy> = API.method('/outrigger.policy.v1.Policy/Watch');
 
-export interface PolicyHandlers extends grpc.UntypedServiceImplementation {
-  Watch: grpc.handleServerStreamingCall<WatchInbound, InboundPolicy>;
-}
-
-function ctor(): grpc.ServiceClientConstructor {
-  return loadService('policy.proto', POLICY_SERVICE);
-}
-
-export function policyServiceDefinition(): grpc.ServiceDefinition {
-  return ctor().service;
-}
-
-/** A plaintext client of the policy service at `addr`. */
-export function policyClient(addr: SocketAddr | string, options: grpc.ChannelOptions = WATCH_CHANNEL_OPTIONS): PolicyClient {
-  const Client = ctor();
-  const target = typeof addr === 'string' ? addr : formatAddr(addr);
-  return new Client(target, grpc.credentials.createInsecure(), options) as unknown as PolicyClient;
+/** Watches the inbound policy of a pod: every InboundPolicy as it comes (each the whole policy), then
+ *  how the stream ended. */
+export function watchInboundPolicy(channel: GrpcChannel, pod: WatchInbound, handlers: CallHandlers<InboundPolicy>): Call {
+  return channel.call(POLICY_WATCH, pod, handlers);
 }

@@ -1,7 +1,14 @@
 // The `outrigger` command: one subcommand per file in this folder, dispatched here. Each command's
 // module is loaded only when it is needed: the proxy, which runs in every pod, loads the proxy alone
-// (not the dashboard, the Kubernetes client or the other commands), and so does each other command.
-import { Command } from 'commander';
+// (not the dashboard, the Kubernetes client, the other commands, nor commander: it reads its own
+// flags), and every other command loads its own module.
+import type { Command } from 'commander';
+
+if (process.argv[2] === 'proxy') {
+  await (await import('./proxy.js')).runProxy(process.argv.slice(3));
+}
+
+const { Command: CommandClass } = await import('commander');
 
 type Loader = () => Promise<Command>;
 
@@ -22,7 +29,14 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
   ['routes', async () => (await import('./routes.js')).routesCommand()],
   ['dashboard', async () => (await import('./dashboard.js')).dashboardCommand()],
   ['down', async () => (await import('./down.js')).downCommand()],
-  ['proxy', async () => (await import('./proxy.js')).proxyCommand()],
+  // Listed here only (`outrigger --help`, `outrigger help proxy`, with the proxy's own help text); it
+  // runs from the top of this file.
+  ['proxy', async () => {
+    const [{ PROXY_DESCRIPTION, proxyHelp }, { SETTINGS }] = await Promise.all([import('./proxy.js'), import('../proxy/env.js')]);
+    const cmd = new CommandClass('proxy').description(PROXY_DESCRIPTION).configureHelp({ formatHelp: () => proxyHelp() });
+    for (const spec of Object.values(SETTINGS)) cmd.option(`--${spec.flag} <value>`, spec.help);
+    return cmd;
+  }],
   ['install', async () => (await import('./install.js')).installCommand()],
   ['uninstall', async () => (await import('./uninstall.js')).uninstallCommand()],
   ['inject', async () => (await import('./inject.js')).injectCommand()],
@@ -32,7 +46,7 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
   ['control', async () => (await import('./control.js')).controlCommand(), true],
 ];
 
-const program = new Command('outrigger').description('Outrigger: a service mesh whose proxy runs beside every pod').showHelpAfterError();
+const program = new CommandClass('outrigger').description('Outrigger: a service mesh whose proxy runs beside every pod').showHelpAfterError();
 const asked = COMMANDS.find(([name]) => name === process.argv[2]);
 // A known command: only its module. Anything else (help, a typo): all of them, for the listing.
 for (const [, load, hidden] of asked !== undefined ? [asked] : COMMANDS) {

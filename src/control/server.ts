@@ -2,10 +2,10 @@
 // caller adds (identity), and the policy service. Plaintext for now.
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { destinationServiceDefinition } from '../api/destination.js';
+import { destinationServiceDefinition, policyServiceDefinition } from '../api/load.js';
 import type { Logger } from '../core/log.js';
 import { createDestinationService, type DestinationService } from './destination/service.js';
-import { policyServiceDefinition, type DefaultPolicyName } from '../api/policy.js';
+import type { DefaultPolicyName } from '../api/policy.js';
 import { createPolicyService, type PolicyService } from './policy/service.js';
 import type { Store } from './store/store.js';
 

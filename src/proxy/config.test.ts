@@ -48,3 +48,51 @@ void test('opaque ports take the annotation format, ranges included, and name th
   assert.throws(() => loadProxyConfig({ opaquePorts: '10-5' }, {}), /--opaque-ports .*range 10-5 starts after it ends/);
   assert.throws(() => loadProxyConfig({ opaquePorts: '0' }, {}), /--opaque-ports .*port 0 is out of range/);
 });
+
+void test('numbers, names and lists: each rule says what it wants', () => {
+  const problems = (flags: Parameters<typeof loadProxyConfig>[0]): readonly string[] => {
+    try {
+      loadProxyConfig(flags, {});
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
+  assert.deepEqual(problems({ detectTimeoutMs: 'soon', detectMaxBytes: '1.5', maxHeaderBytes: '100', traceSampleRatio: '2', logLevel: 'loud', inboundAddr: 'localhost', pod: 'web' }), [
+    '--inbound-addr (OUTRIGGER_PROXY_INBOUND_ADDR): must be an IP address, got "localhost"',
+    '--pod (OUTRIGGER_PROXY_POD): must be namespace/name, got "web"',
+    '--detect-timeout-ms (OUTRIGGER_PROXY_DETECT_TIMEOUT_MS): must be a number of milliseconds, got "soon"',
+    '--detect-max-bytes (OUTRIGGER_PROXY_DETECT_MAX_BYTES): must be an integer, got "1.5"',
+    '--max-header-bytes (OUTRIGGER_PROXY_MAX_HEADER_BYTES): must be at least 1024, got "100"',
+    '--trace-sample-ratio (OUTRIGGER_PROXY_TRACE_SAMPLE_RATIO): must be from 0 to 1, got "2"',
+    '--log-level (OUTRIGGER_PROXY_LOG_LEVEL): must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+  ]);
+  const cfg = loadProxyConfig({ traceSampleRatio: '0.25', pod: 'shop/web-1', identity: 'spiffe://cluster.local/ns/shop/sa/web', identityAddr: '10.0.0.1:8086', identityTokenFile: '/t' }, {});
+  assert.equal(cfg.traceSampleRatio, 0.25);
+  assert.equal(cfg.pod, 'shop/web-1');
+  assert.deepEqual(cfg.identityAddr, { host: '10.0.0.1', port: 8086 });
+  assert.equal(cfg.podNamespace, '');
+});
+
+void test('app probes: every problem, each with the path of what is wrong', () => {
+  const bad = { 'Web': { port: 0, scheme: 'FTP', path: 'x', extra: 1 }, 'ok': { port: 80, scheme: 'HTTP', headers: [{ name: '', value: 'v' }] } };
+  assert.throws(
+    () => loadProxyConfig({ appProbes: JSON.stringify(bad) }, {}),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(
+        err.problems[0]?.startsWith(
+          '--app-probes (OUTRIGGER_PROXY_APP_PROBES): Web: a probe name must be lower-case letters, digits, "-" and "."; Web: unknown key "extra"; ' +
+            'Web.port: must be an integer from 1 to 65535; Web.scheme: must be one of HTTP, HTTPS, TCP; Web.path: must be a string starting with "/"; ' +
+            'ok.headers.0: must be {name, value}, the name not empty',
+        ),
+        err.problems[0],
+      );
+      return true;
+    },
+  );
+  assert.throws(() => loadProxyConfig({ appProbes: '[]' }, {}), /--app-probes .*must be an object of probes by name/);
+  const probes = loadProxyConfig({ appProbes: '{"web-liveness": {"port": 8080, "scheme": "TCP"}}' }, {}).appProbes;
+  assert.deepEqual([...(probes ?? [])], [['web-liveness', { port: 8080, scheme: 'TCP' }]]);
+});

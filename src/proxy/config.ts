@@ -1,48 +1,88 @@
-// The proxy's configuration: flags and OUTRIGGER_PROXY_* variables, validated once at start-up with a
-// schema that reports every problem at once, then frozen. Flags win over the environment.
-import { z } from 'zod';
+// The proxy's configuration: flags and OUTRIGGER_PROXY_* variables, validated once at start-up by one
+// parser per setting (all of them run, so every problem is reported at once), then frozen. Flags win
+// over the environment. The settings are strings with simple rules, so the parsers are written here
+// rather than with a schema library: the proxy runs in every pod, and zod alone holds about 6 MB.
 import { ConfigError } from '../core/errors.js';
 import { parseAddr, type Port, type SocketAddr } from '../core/addr.js';
 import { parsePortList, type PortList } from '../core/ports.js';
 import { parseSpiffeId, type SpiffeId } from '../api/identity.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { SETTINGS, type SettingName } from './env.js';
-import { appProbesSchema, type AppProbeTarget } from './admin/probes.js';
+import { parseAppProbes, type AppProbeTarget } from './admin/probes.js';
 
-const port = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be an integer')
-  .min(0, 'must be from 0 (any free port) to 65535')
-  .max(65535, 'must be from 0 (any free port) to 65535')
-  .transform((n) => n as Port);
-const ms = (min = 0) => z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be an integer').min(min, `must be at least ${min}`);
-const ip = z.string().refine((v) => /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) && v.length > 0, 'must be an IP address');
+/** What a parser throws: what is wrong with the value. */
+class Invalid extends Error {}
+function invalid(message: string): never {
+  throw new Invalid(message);
+}
 
-/** An optional HOST:PORT; unset or empty is undefined. */
-const optionalAddr = z
-  .string()
-  .optional()
-  .transform((v, ctx): SocketAddr | undefined => {
-    if (v === undefined || v === '') return undefined;
-    const a = parseAddr(v);
-    if (!a) ctx.addIssue({ code: 'custom', message: `must be HOST:PORT, got "${v}"` });
-    return a;
-  });
+/** The value as a number, converted as Number() does (so " 5 " is 5). */
+function num(v: string | undefined, notANumber = 'must be a number'): number {
+  const n = Number(v);
+  return v === undefined || !Number.isFinite(n) ? invalid(notANumber) : n;
+}
+
+function int(v: string | undefined, notANumber?: string): number {
+  const n = num(v, notANumber);
+  return Number.isInteger(n) ? n : invalid('must be an integer');
+}
+
+/** `n` when min <= n <= max; `message` (default: the bound it breaks) otherwise. */
+function within(n: number, min: number, max: number, message?: string): number {
+  if (n < min) invalid(message ?? `must be at least ${min}`);
+  if (n > max) invalid(message ?? `must be at most ${max}`);
+  return n;
+}
+
+const port = (v: string | undefined): Port => within(int(v), 0, 65535, 'must be from 0 (any free port) to 65535') as Port;
+const ms =
+  (min: number) =>
+  (v: string | undefined): number =>
+    within(int(v, 'must be a number of milliseconds'), min, Infinity);
+const count =
+  (min: number, max = Infinity) =>
+  (v: string | undefined): number =>
+    within(int(v), min, max);
+const ip = (v: string | undefined): string => (v !== undefined && /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) ? v : invalid('must be an IP address'));
+const oneOf =
+  <T extends string>(names: readonly T[]) =>
+  (v: string | undefined): T =>
+    names.includes(v as T) ? (v as T) : invalid(`must be one of ${names.join(', ')}`);
 
 /** An optional string; unset or empty is undefined. */
-const optionalText = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v === '' ? undefined : v));
+const optionalText = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v);
 
-const optionalSpiffeId = optionalText.transform((v, ctx): SpiffeId | undefined => {
-  if (v === undefined) return undefined;
-  const id = parseSpiffeId(v)?.id;
-  if (id === undefined) ctx.addIssue({ code: 'custom', message: `must be spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>, got "${v}"` });
-  return id;
-});
+/** An optional HOST:PORT; unset or empty is undefined. */
+const optionalAddr = (v: string | undefined): SocketAddr | undefined => {
+  const text = optionalText(v);
+  return text === undefined ? undefined : (parseAddr(text) ?? invalid(`must be HOST:PORT, got "${text}"`));
+};
 
-const schema = z.object({
+const optionalSpiffeId = (v: string | undefined): SpiffeId | undefined => {
+  const text = optionalText(v);
+  return text === undefined ? undefined : (parseSpiffeId(text)?.id ?? invalid(`must be spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>, got "${text}"`));
+};
+
+const matching = (re: RegExp, message: string) => (v: string | undefined) => {
+  const text = optionalText(v);
+  return text === undefined || re.test(text) ? text : invalid(message);
+};
+
+const appProbes = (v: string | undefined): ReadonlyMap<string, AppProbeTarget> | undefined => {
+  const text = optionalText(v);
+  if (text === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return invalid('must be JSON');
+  }
+  const r = parseAppProbes(json);
+  return r.ok ? new Map(Object.entries(r.probes)) : invalid(r.problems.join('; '));
+};
+
+/** One parser per setting (SETTINGS in env.ts has the flags, variables, help and defaults). */
+const PARSERS = {
   outboundPort: port,
   outboundAddr: ip,
   inboundPort: port,
@@ -56,51 +96,38 @@ const schema = z.object({
   identityTokenFile: optionalText,
   identity: optionalSpiffeId,
   policyAddr: optionalAddr,
-  pod: optionalText.refine((v) => v === undefined || /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v), 'must be namespace/name'),
-  defaultInboundPolicy: z.enum(DEFAULT_POLICY_NAMES as [DefaultPolicyName, ...DefaultPolicyName[]]),
+  pod: matching(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name'),
+  defaultInboundPolicy: oneOf<DefaultPolicyName>(DEFAULT_POLICY_NAMES),
   // The same format as the pod annotation config.outrigger.io/opaque-ports, parsed by the same code.
-  opaquePorts: z.string().transform((v, ctx): PortList => {
-    const r = parsePortList(v);
-    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
-    return r.ok ? r.ports : [];
-  }),
+  opaquePorts: (v: string | undefined): PortList => {
+    const r = parsePortList(v ?? '');
+    return r.ok ? r.ports : invalid(r.message);
+  },
   detectTimeoutMs: ms(1),
-  detectMaxBytes: z.coerce.number().int().min(64, 'must be at least 64').max(1 << 20, 'must be at most 1048576'),
-  maxHeaderBytes: z.coerce.number().int().min(1024, 'must be at least 1024').max(1 << 20, 'must be at most 1048576'),
+  detectMaxBytes: count(64, 1 << 20),
+  maxHeaderBytes: count(1024, 1 << 20),
   headerTimeoutMs: ms(1),
   idleTimeoutMs: ms(1),
   connectTimeoutMs: ms(1),
   responseTimeoutMs: ms(0),
   upstreamIdleTimeoutMs: ms(1),
-  breakerFailures: z.coerce.number().int().min(1, 'must be at least 1'),
-  maxInFlightRequests: z.coerce.number().int().min(1, 'must be at least 1'),
-  maxQueuedRequests: z.coerce.number().int().min(0, 'must be at least 0'),
-  maxIdlePerUpstream: z.coerce.number().int().min(0, 'must be at least 0'),
+  breakerFailures: count(1),
+  maxInFlightRequests: count(1),
+  maxQueuedRequests: count(0),
+  maxIdlePerUpstream: count(0),
   drainTimeoutMs: ms(0),
-  podNamespace: z.string().default(''),
-  podName: z.string().default(''),
-  podWorkload: z.string().default(''),
+  podNamespace: (v: string | undefined): string => v ?? '',
+  podName: (v: string | undefined): string => v ?? '',
+  podWorkload: (v: string | undefined): string => v ?? '',
   tapTokenFile: optionalText,
-  traceCollector: optionalText.refine((v) => v === undefined || /^https?:\/\/[^/]+/.test(v), 'must be an http:// or https:// URL'),
-  traceSampleRatio: z.coerce.number({ error: 'must be a number from 0 to 1' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1'),
-  appProbes: optionalText.transform((v, ctx): ReadonlyMap<string, AppProbeTarget> | undefined => {
-    if (v === undefined) return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(v);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-      return undefined;
-    }
-    const r = appProbesSchema.safeParse(json);
-    if (!r.success) ctx.addIssue({ code: 'custom', message: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
-    return r.success ? new Map(Object.entries(r.data)) : undefined;
-  }),
+  traceCollector: matching(/^https?:\/\/[^/]+/, 'must be an http:// or https:// URL'),
+  traceSampleRatio: (v: string | undefined): number => within(num(v, 'must be a number from 0 to 1'), 0, 1, 'must be from 0 to 1'),
+  appProbes,
   accessLog: optionalText,
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-});
+  logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+} satisfies Record<SettingName, (v: string | undefined) => unknown>;
 
-export type ProxyConfig = Readonly<z.infer<typeof schema>>;
+export type ProxyConfig = { readonly [K in SettingName]: ReturnType<(typeof PARSERS)[K]> };
 
 /** The identity settings, when mTLS is on (all three are set; loadProxyConfig checks). */
 export function identitySettings(cfg: ProxyConfig): { addr: SocketAddr; tokenFile: string; identity: SpiffeId } | undefined {
@@ -117,19 +144,20 @@ export function loadProxyConfig(flags: Partial<Record<SettingName, string | unde
   for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
     raw[name] = flags[name] ?? env[spec.env] ?? ('default' in spec ? spec.default : undefined);
   }
-  const result = schema.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const key = String(issue.path[0]) as SettingName;
+  const parsed: Partial<Record<SettingName, unknown>> = {};
+  const invalidSettings: string[] = [];
+  for (const key of Object.keys(PARSERS) as SettingName[]) {
+    try {
+      parsed[key] = PARSERS[key](raw[key]);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
       const spec = SETTINGS[key];
       const given = raw[key];
-      return spec
-        ? `--${spec.flag} (${spec.env}): ${issue.message}${given !== undefined && !issue.message.includes('got') && !issue.message.includes(given) ? `, got "${given}"` : ''}`
-        : issue.message;
-    });
-    throw new ConfigError('proxy configuration', problems);
+      invalidSettings.push(`--${spec.flag} (${spec.env}): ${err.message}${given !== undefined && !err.message.includes('got') && !err.message.includes(given) ? `, got "${given}"` : ''}`);
+    }
   }
-  const cfg = result.data;
+  if (invalidSettings.length > 0) throw new ConfigError('proxy configuration', invalidSettings);
+  const cfg = parsed as ProxyConfig;
   const problems: string[] = [];
   const ports = [cfg.outboundPort, cfg.inboundPort, cfg.adminPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) problems.push(`--outbound-port, --inbound-port and --admin-port must differ, got ${ports.join(', ')}`);

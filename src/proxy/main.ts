@@ -2,6 +2,7 @@
 import type http from 'node:http';
 import type { Logger } from '../core/log.js';
 import { formatAddr, type SocketAddr } from '../core/addr.js';
+import { GrpcChannel } from '../api/grpc/channel.js';
 import { identitySettings, type ProxyConfig } from './config.js';
 import { ProxyIdentity } from './identity/identity.js';
 import { MeshTls } from './transport/mtls.js';
@@ -40,12 +41,24 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let draining = false;
   let ready = false;
   const ports: number[] = [];
+  // One connection to each control plane address (usually one for all three services), shared by
+  // identity, discovery and policy, and closed last.
+  const channels = new Map<string, GrpcChannel>();
+  const channelTo = (addr: SocketAddr): GrpcChannel => {
+    const target = formatAddr(addr);
+    let c = channels.get(target);
+    if (c === undefined) {
+      c = new GrpcChannel(target);
+      channels.set(target, c);
+    }
+    return c;
+  };
   // mTLS: the key is made in memory and a certificate asked for at once; the proxy is ready only once
   // it holds one. Without identity settings, plaintext everywhere as before.
   let identity: ProxyIdentity | undefined;
   let mtls: MeshTls | undefined;
   if (ids !== undefined) {
-    identity = ProxyIdentity.start({ controlAddr: formatAddr(ids.addr), tokenPath: ids.tokenFile, identity: ids.identity, log: log.child({ component: 'identity' }) });
+    identity = ProxyIdentity.start({ controlAddr: formatAddr(ids.addr), channel: channelTo(ids.addr), tokenPath: ids.tokenFile, identity: ids.identity, log: log.child({ component: 'identity' }) });
     metrics.watchIdentity(identity);
     mtls = new MeshTls({ identity, metrics, log: log.child({ component: 'mtls' }), handshakeTimeoutMs: cfg.detectTimeoutMs });
   }
@@ -56,6 +69,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     cfg.destinationAddr !== undefined
       ? new Discovery({
           addr: cfg.destinationAddr,
+          channel: channelTo(cfg.destinationAddr),
           log: log.child({ component: 'discovery' }),
           breakers: { consecutiveFailures: cfg.breakerFailures },
           limit: { maxInFlight: cfg.maxInFlightRequests, maxQueued: cfg.maxQueuedRequests },
@@ -68,7 +82,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let policy: PolicyWatch | undefined;
   if (cfg.policyAddr !== undefined && cfg.pod !== undefined) {
     const [namespace = '', pod = ''] = cfg.pod.split('/');
-    policy = new PolicyWatch({ addr: cfg.policyAddr, namespace, pod, defaultPolicy: cfg.defaultInboundPolicy, log: log.child({ component: 'policy' }) });
+    policy = new PolicyWatch({ addr: cfg.policyAddr, channel: channelTo(cfg.policyAddr), namespace, pod, defaultPolicy: cfg.defaultInboundPolicy, log: log.child({ component: 'policy' }) });
   }
   const inboundPolicy = policy !== undefined ? { policy: { source: policy, metrics: metrics.enablePolicy(policy.stats) } } : {};
   // Inbound, discovery tells whether a client is a meshed pod (for server-first apps on opaque ports).
@@ -111,6 +125,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       pool.close();
       mtls?.close();
       await identity?.close();
+      for (const c of channels.values()) c.close();
       await new Promise<void>((r) => {
         admin.close(() => r());
         admin.closeAllConnections();
@@ -147,6 +162,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     pool.close();
     mtls?.close();
     void identity?.close();
+    for (const c of channels.values()) c.close();
     throw err;
   }
 }

@@ -1,9 +1,9 @@
-// The destination service over real gRPC on loopback, with a raw client of the API.
+// The destination service over real gRPC on loopback, with the API's own client (what the proxy uses).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import grpc from '@grpc/grpc-js';
-import { toPort } from '../../core/addr.js';
-import { destinationClient, type DestinationClient, type Update } from '../../api/destination.js';
+import { watchDestination, type Update } from '../../api/destination.js';
+import { GrpcChannel, type Call, type Status } from '../../api/grpc/channel.js';
+import { GrpcStatus } from '../../api/grpc/protocol.js';
 import { startControlPlane, type ControlPlane } from '../server.js';
 import { sampleContent, pod } from '../store/contract.js';
 import { LocalStore } from '../store/local/local.js';
@@ -19,19 +19,16 @@ async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Pro
 }
 
 /** A watch that records every message and how it ended. */
-function watch(client: DestinationClient, path: string) {
-  const updates: Update[] = [];
-  const w = { updates, status: undefined as grpc.StatusObject | undefined, call: client.Get({ path }) };
-  w.call.on('data', (u: Update) => updates.push(u));
-  w.call.on('error', () => {});
-  w.call.on('status', (s: grpc.StatusObject) => (w.status = s));
-  return w;
+function watch(client: GrpcChannel, path: string): { updates: Update[]; status: Status | undefined; call: Call } {
+  const w = { updates: [] as Update[], status: undefined as Status | undefined };
+  const call = watchDestination(client, path, { message: (u) => w.updates.push(u), end: (s) => (w.status = s) });
+  return Object.assign(w, { call });
 }
 
-async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<{ store: LocalStore; cp: ControlPlane; client: DestinationClient }> {
+async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<{ store: LocalStore; cp: ControlPlane; client: GrpcChannel }> {
   const store = new LocalStore(sampleContent());
   const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local' });
-  const client = destinationClient({ host: '127.0.0.1', port: toPort(cp.address.port) });
+  const client = new GrpcChannel(`127.0.0.1:${cp.address.port}`);
   t.after(async () => {
     client.close();
     await cp.close();
@@ -92,7 +89,7 @@ void test('garbage: INVALID_ARGUMENT naming the path', async (t) => {
   const { client } = await setup(t);
   const w = watch(client, 'not a path');
   const status = await until('the status', () => w.status);
-  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(status.code, GrpcStatus.INVALID_ARGUMENT);
   assert.match(status.details, /^path "not a path": /);
   assert.equal(w.updates.length, 0);
 });
@@ -108,7 +105,7 @@ void test('a cancelled stream is forgotten; close ends the others with UNAVAILAB
   await until('the server to forget the cancelled stream', () => (cp.destination.watchers() === 1 ? true : undefined));
   await cp.close();
   const status = await until('the status', () => b.status);
-  assert.equal(status.code, grpc.status.UNAVAILABLE);
+  assert.equal(status.code, GrpcStatus.UNAVAILABLE);
   assert.equal(cp.destination.watchers(), 0);
 });
 

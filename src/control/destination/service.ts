@@ -2,7 +2,8 @@
 // whole answer for it (../streams.ts: at once, then after store changes, only when it changed).
 import grpc from '@grpc/grpc-js';
 import type { Logger } from '../../core/log.js';
-import type { GetDestination, Update, DestinationHandlers } from '../../api/destination.js';
+import type { GetDestination, Update } from '../../api/destination.js';
+import type { DestinationHandlers } from '../../api/load.js';
 import type { Store } from '../store/store.js';
 import { answer, parsePath, type Target } from './resolve.js';
 import { snapshotStreams } from '../streams.js';

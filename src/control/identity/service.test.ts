@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
-import { IdentityClient, type SpiffeId } from '../../api/identity.js';
+import { GrpcChannel, type GrpcError } from '../../api/grpc/channel.js';
+import { certify as certifyCall, type CertifyRequest, type CertifyResponse, type SpiffeId } from '../../api/identity.js';
 import { MeshCa } from './ca.js';
 import { Certifier } from './certify.js';
 import { addIdentityService } from './service.js';
@@ -18,6 +19,12 @@ async function csrFor(id: string): Promise<string> {
   return (await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])] })).toString('pem');
 }
 
+/** Certify over the API's own client (what the proxy uses). */
+function identityClient(port: number): { certify(req: CertifyRequest): Promise<CertifyResponse>; close(): void } {
+  const channel = new GrpcChannel(`127.0.0.1:${port}`);
+  return { certify: (req) => certifyCall(channel, req), close: () => channel.close() };
+}
+
 async function serve(certifier: Certifier): Promise<{ port: number; server: grpc.Server }> {
   const server = new grpc.Server();
   addIdentityService(server, { certifier });
@@ -31,7 +38,7 @@ void test('Certify over real gRPC: a certificate, and each refusal as its status
   const ca = await MeshCa.create();
   const tokens = await LocalTokenIssuer.create();
   const { port, server } = await serve(new Certifier({ ca, reviewer: tokens.reviewer(() => true) }));
-  const client = new IdentityClient(`127.0.0.1:${port}`);
+  const client = identityClient(port);
   t.after(() => {
     client.close();
     server.forceShutdown();
@@ -54,7 +61,7 @@ void test('Certify over real gRPC: a certificate, and each refusal as its status
     const err = (await call().then(
       () => assert.fail(`${name}: accepted`),
       (e: unknown) => e,
-    )) as grpc.ServiceError;
+    )) as GrpcError;
     assert.equal(err.code, code, `${name}: ${err.message}`);
     assert.match(err.details, re, name);
     assert.ok(!err.details.includes(token), `${name}: the token is not in the status`);
@@ -65,12 +72,12 @@ void test('an unexpected failure is INTERNAL without details', async (t) => {
   const ca = await MeshCa.create();
   const reviewer: TokenReviewer = { review: () => Promise.reject(new Error('apiserver 10.0.0.1: secret detail')) };
   const { port, server } = await serve(new Certifier({ ca, reviewer }));
-  const client = new IdentityClient(`127.0.0.1:${port}`);
+  const client = identityClient(port);
   t.after(() => {
     client.close();
     server.forceShutdown();
   });
-  const err = (await client.certify({ token: 't', csr_pem: await csrFor(WEB_ID) }).catch((e: unknown) => e)) as grpc.ServiceError;
+  const err = (await client.certify({ token: 't', csr_pem: await csrFor(WEB_ID) }).catch((e: unknown) => e)) as GrpcError;
   assert.equal(err.code, grpc.status.INTERNAL);
   assert.equal(err.details, 'internal error');
 });

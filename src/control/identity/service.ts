@@ -2,7 +2,8 @@
 // and is the one rescue point that turns identity errors into gRPC status codes. Unexpected errors
 // become INTERNAL without details (they are logged, never sent).
 import grpc from '@grpc/grpc-js';
-import { identityServiceClient, type CertifyRequest, type CertifyResponse } from '../../api/identity.js';
+import type { CertifyRequest, CertifyResponse } from '../../api/identity.js';
+import { identityServiceDefinition } from '../../api/load.js';
 import type { Logger } from '../../core/log.js';
 import type { Certifier } from './certify.js';
 import { IdentityCodes, IdentityError, type IdentityCode } from './errors.js';
@@ -48,5 +49,5 @@ export function addIdentityService(server: grpc.Server, deps: IdentityServiceDep
       );
     },
   };
-  server.addService(identityServiceClient().service, impl);
+  server.addService(identityServiceDefinition(), impl);
 }

@@ -2,7 +2,8 @@
 // whole policy (../streams.ts: at once, then after store changes, only when it changed).
 import grpc from '@grpc/grpc-js';
 import type { Logger } from '../../core/log.js';
-import type { InboundPolicy, PolicyHandlers, WatchInbound } from '../../api/policy.js';
+import type { PolicyHandlers } from '../../api/load.js';
+import type { InboundPolicy, WatchInbound } from '../../api/policy.js';
 import type { Store } from '../store/store.js';
 import { inboundPolicy, type PolicySettings } from './resolve.js';
 import { snapshotStreams } from '../streams.js';

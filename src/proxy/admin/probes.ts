@@ -9,22 +9,55 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { z } from 'zod';
 
 export const APP_PROBE_PATH = '/app-probe/';
 
-const target = z.strictObject({
+/** Where the admin server sends one of the app's probes. */
+export interface AppProbeTarget {
   /** The app's port (the injector resolved a named one). */
-  port: z.int().min(1).max(65535),
+  readonly port: number;
   /** HTTP and HTTPS: GET this path (with its query); TCP: a connection that opens passes. */
-  scheme: z.enum(['HTTP', 'HTTPS', 'TCP']),
-  path: z.string().startsWith('/').optional(),
-  headers: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).max(32).optional(),
-});
-export type AppProbeTarget = z.infer<typeof target>;
+  readonly scheme: 'HTTP' | 'HTTPS' | 'TCP';
+  readonly path?: string;
+  /** At most 32. */
+  readonly headers?: readonly { readonly name: string; readonly value: string }[];
+}
 
-/** `{"<name>": {port, scheme, path?, headers?}, ...}`, as the injector writes it. */
-export const appProbesSchema = z.record(z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/), target);
+const PROBE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const SCHEMES: readonly string[] = ['HTTP', 'HTTPS', 'TCP'];
+const TARGET_KEYS: readonly string[] = ['port', 'scheme', 'path', 'headers'];
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `{"<name>": {port, scheme, path?, headers?}, ...}` as the injector writes it (parsed JSON): the
+ *  targets, or every problem, each led by the path of what is wrong (`web-readiness.port: ...`). */
+export function parseAppProbes(json: unknown): { ok: true; probes: Record<string, AppProbeTarget> } | { ok: false; problems: string[] } {
+  if (!isObject(json)) return { ok: false, problems: ['must be an object of probes by name'] };
+  const problems: string[] = [];
+  const bad = (path: string, message: string): void => void problems.push(`${path}: ${message}`);
+  for (const [name, t] of Object.entries(json)) {
+    if (!PROBE_NAME.test(name)) bad(name, 'a probe name must be lower-case letters, digits, "-" and "."');
+    if (!isObject(t)) {
+      bad(name, 'must be an object {port, scheme, path?, headers?}');
+      continue;
+    }
+    for (const k of Object.keys(t)) if (!TARGET_KEYS.includes(k)) bad(name, `unknown key "${k}"`);
+    if (typeof t['port'] !== 'number' || !Number.isInteger(t['port']) || t['port'] < 1 || t['port'] > 65535) bad(`${name}.port`, 'must be an integer from 1 to 65535');
+    if (typeof t['scheme'] !== 'string' || !SCHEMES.includes(t['scheme'])) bad(`${name}.scheme`, `must be one of ${SCHEMES.join(', ')}`);
+    if (t['path'] !== undefined && (typeof t['path'] !== 'string' || !t['path'].startsWith('/'))) bad(`${name}.path`, 'must be a string starting with "/"');
+    const headers = t['headers'];
+    if (headers === undefined) continue;
+    if (!Array.isArray(headers) || headers.length > 32) {
+      bad(`${name}.headers`, 'must be a list of at most 32 {name, value}');
+      continue;
+    }
+    headers.forEach((h: unknown, i) => {
+      const ok = isObject(h) && Object.keys(h).every((k) => k === 'name' || k === 'value') && typeof h['name'] === 'string' && h['name'] !== '' && typeof h['value'] === 'string';
+      if (!ok) bad(`${name}.headers.${i}`, 'must be {name, value}, the name not empty');
+    });
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, probes: json as Record<string, AppProbeTarget> };
+}
 
 /** The kubelet's own timeout bounds the wait anyway; this only keeps a hung app from holding sockets. */
 const PROBE_TIMEOUT_MS = 10_000;

@@ -3,8 +3,9 @@
 // static stability: when the control plane is down, every destination keeps its last answer while its
 // watch reconnects with jittered backoff, and catches up with the first answer after.
 import { performance } from 'node:perf_hooks';
-import grpc from '@grpc/grpc-js';
-import { destinationClient, type DestinationClient, type Update } from '../../api/destination.js';
+import { watchDestination, type Update } from '../../api/destination.js';
+import { GrpcChannel, type Call, type Status } from '../../api/grpc/channel.js';
+import { GrpcStatus, grpcStatusName } from '../../api/grpc/protocol.js';
 import { formatAddr, parseAddr, type ServerAddr, type SocketAddr } from '../../core/addr.js';
 import { JitteredBackoff, type JitteredBackoffOptions } from '../../core/backoff.js';
 import type { Logger } from '../../core/log.js';
@@ -19,6 +20,9 @@ import { compileRoutes, EMPTY_TABLE, type RouteTable } from '../route/table.js';
 export interface DiscoveryOptions {
   /** The control plane's gRPC address. */
   readonly addr: SocketAddr;
+  /** The connection to it, when shared with the proxy's other clients of the control plane (left open
+   *  by close()); default: a channel of its own, closed with it. */
+  readonly channel?: GrpcChannel;
   readonly log: Logger;
   /** How long a first lookup waits for an answer before the destination is treated as passthrough
    *  (ms, default 1000). The answer still replaces it when it comes. */
@@ -96,7 +100,7 @@ class Watch implements Destination {
   readonly own: { service: string; readonly balancer: Balancer; readonly breakers: Breakers };
   readonly ready: Promise<Destination>;
   private settle!: (d: Destination) => void;
-  private call: grpc.ClientReadableStream<Update> | undefined;
+  private call: Call | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private firstTimer: NodeJS.Timeout | undefined;
   private readonly backoff: JitteredBackoff;
@@ -141,15 +145,15 @@ class Watch implements Destination {
   private connect(): void {
     this.retryTimer = undefined;
     if (this.closed) return;
-    const call = this.d.client.Get({ path: this.path });
+    const call: Call = watchDestination(this.d.channel, this.path, {
+      message: (u) => {
+        if (this.call === call) this.apply(u);
+      },
+      end: (s) => {
+        if (this.call === call) this.ended(s);
+      },
+    });
     this.call = call;
-    call.on('data', (u: Update) => {
-      if (this.call === call) this.apply(u);
-    });
-    call.on('error', () => {}); // the 'status' event that always follows handles it
-    call.on('status', (s: grpc.StatusObject) => {
-      if (this.call === call) this.ended(s);
-    });
   }
 
   private apply(u: Update): void {
@@ -225,10 +229,10 @@ class Watch implements Destination {
     this.table = table;
   }
 
-  private ended(s: grpc.StatusObject): void {
+  private ended(s: Status): void {
     this.call = undefined;
     if (this.closed) return;
-    if (s.code === grpc.status.INVALID_ARGUMENT) {
+    if (s.code === GrpcStatus.INVALID_ARGUMENT) {
       // Asking again would get the same refusal: serve it as passthrough until the watch goes idle.
       this.d.stats.refused++;
       this.o.log.warn({ dst: this.path, reason: s.details }, 'destination: the control plane refused the lookup; forwarding to the original address');
@@ -268,7 +272,8 @@ class Watch implements Destination {
 export class Discovery {
   readonly stats: DiscoveryStats = { updates: 0, reconnects: 0, lookupTimeouts: 0, refused: 0, idleClosed: 0, watches: 0, routeProblems: 0 };
   /** @internal */
-  readonly client: DestinationClient;
+  readonly channel: GrpcChannel;
+  private readonly ownChannel: boolean;
   private readonly o: Required<Pick<DiscoveryOptions, 'initialTimeoutMs' | 'balancer' | 'idleMs'>> & DiscoveryOptions;
 
   /** host → port → watch: no string is built per lookup. */
@@ -286,7 +291,8 @@ export class Discovery {
       idleMs: opts.idleMs ?? 5 * 60_000,
       balancer: opts.balancer ?? ((env) => new PeakEwmaBalancer(env)),
     };
-    this.client = destinationClient(opts.addr);
+    this.ownChannel = opts.channel === undefined;
+    this.channel = opts.channel ?? new GrpcChannel(formatAddr(opts.addr));
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(this.o.idleMs / 2, 30_000)));
     this.sweeper.unref();
   }
@@ -320,7 +326,7 @@ export class Discovery {
     for (const byPort of this.watches.values()) for (const w of byPort.values()) w.close();
     this.watches.clear();
     this.stats.watches = 0;
-    this.client.close();
+    if (this.ownChannel) this.channel.close();
   }
 
   private sweep(): void {
@@ -349,11 +355,11 @@ export class Discovery {
   }
 
   /** @internal */
-  streamFailed(s: grpc.StatusObject): void {
+  streamFailed(s: Status): void {
     if (this.outage) return;
     this.outage = true;
     this.o.log.warn(
-      { addr: formatAddr(this.o.addr), code: grpc.status[s.code], reason: s.details },
+      { addr: formatAddr(this.o.addr), code: grpcStatusName(s.code), reason: s.details },
       'destination service unreachable; keeping the last answers and reconnecting',
     );
   }

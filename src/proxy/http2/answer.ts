@@ -7,7 +7,7 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Codes, ProxyError } from '../errors/errors.js';
 import { errorLabel } from '../metrics.js';
-import { GrpcStatus, grpcMessage, grpcStatusOf, grpcStatusOfHttp, grpcStatusOfReset } from './grpc.js';
+import { GrpcStatus, grpcMessage, grpcStatusOf, grpcStatusOfHttp, grpcStatusOfReset } from '../../api/grpc/protocol.js';
 import { forwardable } from './headers.js';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;

@@ -24,7 +24,7 @@ import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 import type { Observer } from '../observe/observer.js';
 import { h2Fields } from '../observe/event.js';
 import { Answer, type AnswerEnd } from './answer.js';
-import { grpcMessage, grpcStatusOf, grpcStatusOfReset, isGrpc } from './grpc.js';
+import { grpcMessage, grpcStatusOf, grpcStatusOfReset, isGrpc } from '../../api/grpc/protocol.js';
 import { forwardable, headerText } from './headers.js';
 import { formatTraceparent, type TraceContext } from '../observe/trace.js';
 import type { RouteStats } from '../metrics.js';

@@ -6,8 +6,9 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
-import grpc from '@grpc/grpc-js';
-import { IdentityClient, type SpiffeId } from '../../api/identity.js';
+import { GrpcChannel, GrpcError } from '../../api/grpc/channel.js';
+import { grpcStatusName } from '../../api/grpc/protocol.js';
+import { certify, type SpiffeId } from '../../api/identity.js';
 import type { Logger } from '../../core/log.js';
 import { newKeyAndCsr } from './csr.js';
 
@@ -18,8 +19,9 @@ export interface ProxyIdentityOptions {
   readonly tokenPath: string;
   /** The identity to ask for: the pod's, `spiffe://<td>/ns/<ns>/sa/<sa>`. */
   readonly identity: SpiffeId;
-  /** Default insecure (the control plane's port is on loopback or the pod network). */
-  readonly credentials?: grpc.ChannelCredentials;
+  /** The connection to the control plane (plaintext: its port is on loopback or the pod network) when
+   *  shared with the proxy's other clients of it (left open by close()); default: its own. */
+  readonly channel?: GrpcChannel;
   /** Fraction of the remaining lifetime after which to renew; default 0.7. */
   readonly renewFraction?: number;
   /** Random spread around `renewFraction` (± this fraction of the lifetime); default 0.05. */
@@ -78,7 +80,7 @@ export function identitySecureContext(c: { keyPem: string; leafPem: string; chai
 export class ProxyIdentity {
   readonly identity: SpiffeId;
   readonly #opts: ProxyIdentityOptions;
-  readonly #client: IdentityClient;
+  readonly #channel: GrpcChannel;
   #current: IdentityCert | undefined;
   #refreshCount = 0;
   #failures = 0;
@@ -94,13 +96,9 @@ export class ProxyIdentity {
   private constructor(opts: ProxyIdentityOptions) {
     this.#opts = opts;
     this.identity = opts.identity;
-    const min = opts.backoffMinMs ?? 500;
-    const max = opts.backoffMaxMs ?? 30_000;
-    this.#client = new IdentityClient(opts.controlAddr, {
-      ...(opts.credentials ? { credentials: opts.credentials } : {}),
-      // Reconnect about as eagerly as we retry, so that a CA that comes back is seen at the next retry.
-      channelOptions: { 'grpc.initial_reconnect_backoff_ms': min, 'grpc.max_reconnect_backoff_ms': max, 'grpc.min_reconnect_backoff_ms': min },
-    });
+    // One call at a time, spaced by our own backoff: every retry may try to connect again, so that a CA
+    // that comes back is seen at the next retry.
+    this.#channel = opts.channel ?? new GrpcChannel(opts.controlAddr, { reconnectDelayMs: 0 });
     this.#ready = new Promise((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
@@ -149,7 +147,7 @@ export class ProxyIdentity {
     if (!this.#closed) {
       this.#closed = true;
       clearTimeout(this.#timer);
-      this.#client.close();
+      if (this.#opts.channel === undefined) this.#channel.close();
       this.#rejectReady(new ProxyIdentityError(`identity ${this.identity}: closed before a certificate was obtained`));
     }
     return Promise.resolve();
@@ -220,14 +218,13 @@ export class ProxyIdentity {
     } catch (err) {
       throw new ProxyIdentityError(`token file ${this.#opts.tokenPath}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    const { keyPem, csrPem } = await newKeyAndCsr(this.identity);
+    const { keyPem, csrPem } = newKeyAndCsr(this.identity);
     let res;
     try {
-      res = await this.#client.certify({ token, csr_pem: csrPem }, this.#opts.requestTimeoutMs ?? 10_000);
+      res = await certify(this.#channel, { token, csr_pem: csrPem }, this.#opts.requestTimeoutMs ?? 10_000);
     } catch (err) {
-      const e = err as grpc.ServiceError;
-      const code = typeof e.code === 'number' ? (grpc.status[e.code] ?? String(e.code)) : 'error';
-      throw new ProxyIdentityError(`identity service ${this.#opts.controlAddr}: certify failed: ${code}: ${e.details ?? e.message}`);
+      const why = err instanceof GrpcError ? `${grpcStatusName(err.code)}: ${err.details}` : `error: ${(err as Error).message}`;
+      throw new ProxyIdentityError(`identity service ${this.#opts.controlAddr}: certify failed: ${why}`);
     }
     return checkResponse(this.identity, keyPem, res.leaf_pem, res.chain_pem, res.trust_anchor_pem);
   }

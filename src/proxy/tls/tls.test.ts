@@ -19,7 +19,7 @@ const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/api' as SpiffeId;
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
 async function certFor(ca: MeshCa, identity: SpiffeId, opts: { expired?: boolean; san?: string } = {}): Promise<IdentityCert> {
-  const { keyPem, csrPem } = await newKeyAndCsr(identity);
+  const { keyPem, csrPem } = newKeyAndCsr(identity);
   const now = Date.now();
   const leaf = await ca.signLeaf({
     publicKey: new x509.Pkcs10CertificateRequest(csrPem).publicKey,

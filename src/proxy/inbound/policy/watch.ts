@@ -2,15 +2,17 @@
 // control plane's policy service, each answer compiled and replacing the last. Static stability like
 // discovery: while the control plane is away the last answer stays in force and the watch reconnects
 // with jittered backoff. Until the first answer, the configured default applies to every port.
-import grpc from '@grpc/grpc-js';
-import { defaultAuthorizations, policyClient, type DefaultPolicyName, type InboundPolicy, type PolicyClient } from '../../../api/policy.js';
-import type { SocketAddr } from '../../../core/addr.js';
+import { GrpcChannel, type Call } from '../../../api/grpc/channel.js';
+import { defaultAuthorizations, watchInboundPolicy, type DefaultPolicyName, type InboundPolicy } from '../../../api/policy.js';
+import { formatAddr, type SocketAddr } from '../../../core/addr.js';
 import { JitteredBackoff, type JitteredBackoffOptions } from '../../../core/backoff.js';
 import type { Logger } from '../../../core/log.js';
 import { compilePolicy, type CompiledPolicy, type PolicySource } from '../authz/authz.js';
 
 export interface PolicyWatchOptions {
   readonly addr: SocketAddr;
+  /** The connection to the control plane when shared (left open by close()); default: its own. */
+  readonly channel?: GrpcChannel;
   readonly namespace: string;
   readonly pod: string;
   /** Applies to every port until the first answer (the runtime passes the pod's effective default). */
@@ -27,9 +29,9 @@ export interface PolicyStats {
 export class PolicyWatch implements PolicySource {
   readonly stats: PolicyStats = { updates: 0, reconnects: 0 };
   private policy: CompiledPolicy;
-  private readonly client: PolicyClient;
+  private readonly channel: GrpcChannel;
   private readonly backoff: JitteredBackoff;
-  private call: grpc.ClientReadableStream<InboundPolicy> | undefined;
+  private call: Call | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private outage = false;
@@ -45,7 +47,7 @@ export class PolicyWatch implements PolicySource {
     // identity only.
     this.raw = { known: false, default_policy: o.defaultPolicy, default_authorizations: defaultAuthorizations(o.defaultPolicy, []), ports: [] };
     this.policy = compilePolicy(this.raw, undefined, []);
-    this.client = policyClient(o.addr);
+    this.channel = o.channel ?? new GrpcChannel(formatAddr(o.addr));
     this.backoff = new JitteredBackoff(o.backoff);
     this.firstAnswer = new Promise((r) => (this.onFirst = r));
     this.connect();
@@ -63,24 +65,28 @@ export class PolicyWatch implements PolicySource {
   private connect(): void {
     this.retryTimer = undefined;
     if (this.closed) return;
-    const call = this.client.Watch({ namespace: this.o.namespace, pod: this.o.pod });
+    const call: Call = watchInboundPolicy(
+      this.channel,
+      { namespace: this.o.namespace, pod: this.o.pod },
+      {
+        message: (p) => {
+          if (this.call === call) this.apply(p);
+        },
+        end: (s) => {
+          if (this.call !== call) return;
+          this.call = undefined;
+          if (this.closed) return;
+          if (!this.outage) {
+            this.outage = true;
+            this.o.log.warn({ code: s.code, details: s.details }, 'policy: watch ended; keeping the last policy while reconnecting (logged once per outage)');
+          }
+          this.stats.reconnects++;
+          this.retryTimer = setTimeout(() => this.connect(), this.backoff.next());
+          this.retryTimer.unref();
+        },
+      },
+    );
     this.call = call;
-    call.on('data', (p: InboundPolicy) => {
-      if (this.call === call) this.apply(p);
-    });
-    call.on('error', () => {}); // 'status' follows
-    call.on('status', (s: grpc.StatusObject) => {
-      if (this.call !== call) return;
-      this.call = undefined;
-      if (this.closed) return;
-      if (!this.outage) {
-        this.outage = true;
-        this.o.log.warn({ code: s.code, details: s.details }, 'policy: watch ended; keeping the last policy while reconnecting (logged once per outage)');
-      }
-      this.stats.reconnects++;
-      this.retryTimer = setTimeout(() => this.connect(), this.backoff.next());
-      this.retryTimer.unref();
-    });
   }
 
   private apply(p: InboundPolicy): void {
@@ -108,7 +114,7 @@ export class PolicyWatch implements PolicySource {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.call?.cancel();
     this.call = undefined;
-    this.client.close();
+    if (this.o.channel === undefined) this.channel.close();
     this.onFirst();
   }
 }

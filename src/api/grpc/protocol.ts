@@ -1,20 +1,37 @@
-// gRPC's rules over HTTP/2 that the proxy needs to speak for a server or to know what a client was told:
-// reading grpc-status, encoding grpc-message, and the status a client derives when it gets an HTTP
-// status or a reset instead of one (grpc's "PROTOCOL-HTTP2" and "http-grpc-status-mapping" documents).
+// gRPC's rules over HTTP/2, shared by the proxy (which speaks for a server, or must know what a client
+// was told) and the API's own client: the status codes, reading grpc-status, encoding and decoding
+// grpc-message, and the status a client derives when it gets an HTTP status or a reset instead of one
+// (grpc's "PROTOCOL-HTTP2" and "http-grpc-status-mapping" documents).
 import http2, { type IncomingHttpHeaders } from 'node:http2';
 
 export const GrpcStatus = {
   OK: 0,
   CANCELLED: 1,
   UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  DATA_LOSS: 15,
   UNAUTHENTICATED: 16,
 } as const;
+
+export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
+
+const NAMES: readonly string[] = Object.keys(GrpcStatus);
+
+/** `UNAVAILABLE` for 14; the number itself for a code gRPC does not define. */
+export function grpcStatusName(code: number): string {
+  return NAMES[code] ?? String(code);
+}
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY } = http2.constants;
 
@@ -40,6 +57,16 @@ export function grpcMessage(text: string): string {
     out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
+}
+
+/** The text of a grpc-message header (percent-decoded; kept as it is when it does not decode). */
+export function grpcMessageText(header: string): string {
+  if (!header.includes('%')) return header;
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return header;
+  }
 }
 
 /** The status a gRPC client derives from a response that ended without grpc-status (by its HTTP status). */
