@@ -9,9 +9,9 @@
 //
 // Output: the table goes to stdout. `--json FILE` writes the JSON to FILE; `--json` alone (or `--json -`)
 // writes the JSON to stdout and moves the table to stderr, so `... --json > run.json` stays parseable.
-// JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","errors",
+// JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","proxy_uss_mb","proxy_pss_mb","errors",
 //                           "replicas"?:[{"name","slow","requests","share"}]  (balance only),
-//                           "client_proxy_rss_mb"?,"server_proxy_rss_mb"?,"client_proxy_cpu_us_per_request"?,
+//                           "client_proxy_{rss,uss,pss}_mb"?,"server_proxy_{rss,uss,pss}_mb"?,"client_proxy_cpu_us_per_request"?,
 //                           "server_proxy_cpu_us_per_request"?,"tls_connections_per_request"?,
 //                           "upstream_connections_per_request"?  (mtls and mtls-handshake only)}],
 //              "ratios":[{"scenario","rps_outrigger_over_haproxy","p99_outrigger_over_haproxy"}],
@@ -30,6 +30,7 @@ import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
 import { assertOutriggerBuilt, startBalancePath, startPath, type RunningPath } from './paths.js';
 import { HANDSHAKE_SETUP, runMtlsScenario } from './mtls.js';
+import { formatMemory, readMemory } from './memory.js';
 import { measurePropagation, type PropagationResult } from './propagation.js';
 import { buildReport, formatTable, type Sample } from './report.js';
 import {
@@ -41,7 +42,6 @@ import {
   makeTempDir,
   removeTempDir,
   requireTools,
-  rssMb,
   spawnManaged,
   stopManaged,
   waitUntil,
@@ -169,15 +169,15 @@ async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample
       for (const p of order) {
         const before = scenario === 'balance' ? await replicaCounts(ctx) : undefined;
         const result = await runLoad(ctx, scenario, p.port, opts.duration);
-        const rss = p.pid === null ? null : rssMb(p.pid);
+        const memory = p.pid === null ? null : readMemory(p.pid);
         if (p.exitedEarly()) throw new BenchError(`[${scenario}] ${p.path} exited during its load run`);
         const after = before !== undefined ? await replicaCounts(ctx) : undefined;
         const counts = before !== undefined && after !== undefined ? after.map((n, i) => n - (before[i] ?? 0)) : undefined;
-        samples.push({ ...result, scenario, path: p.path, round, rssMb: rss, ...(counts !== undefined ? { replicaCounts: counts } : {}) });
+        samples.push({ ...result, scenario, path: p.path, round, memory, ...(counts !== undefined ? { replicaCounts: counts } : {}) });
         log(
           `[${scenario} round ${round}/${opts.rounds}] ${p.path.padEnd(9)} ${result.rps.toFixed(0)} req/s, ` +
             `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms` +
-            (rss === null ? '' : `, rss ${rss.toFixed(1)} MB`) +
+            (p.pid === null ? '' : `, ${formatMemory(memory)}`) +
             (counts === undefined ? '' : `, per replica ${counts.join('/')} (slow last)`) +
             (result.errors > 0 ? `, WARNING ${result.errors} errors of ${result.requests} requests` : ''),
         );

@@ -28,6 +28,7 @@ import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlan
 import { runWrk } from './http1.js';
 import { MESH_PODS, spiffeOf } from './identity.js';
 import { haproxyHead, READY_TIMEOUT_MS, spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
+import { formatMemory, readMemory, type MemoryFigures } from './memory.js';
 import type { Sample } from './report.js';
 import {
   BenchError,
@@ -38,7 +39,6 @@ import {
   makeTempDir,
   probeHttp1,
   removeTempDir,
-  rssMb,
   spawnManaged,
   stopManaged,
   unixCommand,
@@ -282,8 +282,8 @@ async function measure(ctx: MtlsContext, pair: MeshPair, load: Load, round: numb
   const cpuBefore = { client: cpuSeconds(pids.client), server: cpuSeconds(pids.server) };
   const result = await runLoad(ctx, pair, load, ctx.opts.duration);
   const cpuAfter = { client: cpuSeconds(pids.client), server: cpuSeconds(pids.server) };
-  const client = rssMb(pids.client);
-  const server = rssMb(pids.server);
+  const client = readMemory(pids.client);
+  const server = readMemory(pids.server);
   const cpuUs = (side: 'client' | 'server'): number | null => {
     const [a, b] = [cpuBefore[side], cpuAfter[side]];
     return a === null || b === null || result.requests === 0 ? null : ((b - a) * 1e6) / result.requests;
@@ -296,19 +296,25 @@ async function measure(ctx: MtlsContext, pair: MeshPair, load: Load, round: numb
     scenario: load === 'keepalive' ? 'mtls' : 'mtls-handshake',
     path: pair.path,
     round,
-    rssMb: client !== null && server !== null ? client + server : null,
-    pairRssMb: { client, server },
+    memory: client !== null && server !== null ? sumMemory(client, server) : null,
+    pairMemory: { client, server },
     pairCpuUsPerRequest: { client: cpuUs('client'), server: cpuUs('server') },
     tlsConnections,
     upstreamConnections: upstreamConns,
   };
 }
 
+/** A pair's memory: each figure summed over its two proxies. */
+function sumMemory(a: MemoryFigures, b: MemoryFigures): MemoryFigures {
+  const sum = (k: keyof MemoryFigures): number => Number((a[k] + b[k]).toFixed(2));
+  return { rss_mb: sum('rss_mb'), pss_mb: sum('pss_mb'), uss_mb: sum('uss_mb'), private_dirty_mb: sum('private_dirty_mb') };
+}
+
 function describe(s: Sample): string {
   const perReq = (n: number | undefined): string => (n === undefined || s.requests === 0 ? '?' : (n / s.requests).toFixed(3));
   return (
     `${s.path.padEnd(9)} ${s.rps.toFixed(0)} req/s, p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms` +
-    (s.pairRssMb ? `, rss ${s.pairRssMb.client?.toFixed(1) ?? '?'}+${s.pairRssMb.server?.toFixed(1) ?? '?'} MB` : '') +
+    (s.pairMemory ? `, client ${formatMemory(s.pairMemory.client)}, server ${formatMemory(s.pairMemory.server)}` : '') +
     (s.pairCpuUsPerRequest
       ? `, cpu/req ${s.pairCpuUsPerRequest.client?.toFixed(0) ?? '?'}+${s.pairCpuUsPerRequest.server?.toFixed(0) ?? '?'} us`
       : '') +

@@ -1,5 +1,6 @@
 // Process and host plumbing for the benchmark: finding the external tools (never installing them),
-// spawning children that are always cleaned up (even on SIGINT), temp dirs, free ports, probes, RSS.
+// spawning children that are always cleaned up (even on SIGINT), temp dirs, free ports, probes, CPU
+// time (memory: bench/memory.ts).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -308,16 +309,6 @@ export async function waitUntil(
       throw new BenchError(`${what}: not ready after ${timeoutMs} ms${last ? ` (last error: ${last})` : ''}${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Resident set size of a process in MB (VmRSS from /proc/PID/status), or null if unreadable. */
-export function rssMb(pid: number): number | null {
-  try {
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match?.[1] !== undefined ? Number(match[1]) / 1024 : null;
-  } catch {
-    return null;
   }
 }
 
