@@ -23,14 +23,15 @@
 // and wrk/h2load run one thread each, since client, proxy and upstream share the machine's cores.
 // OUTRIGGER_BENCH_CLI=/path/to/cli/main.js runs that build as `outrigger proxy` instead of dist/src/cli/main.js.
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { H2_STREAMS, runH2load } from './h2.js';
 import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
 import { assertOutriggerBuilt, startBalancePath, startPath, type RunningPath } from './paths.js';
 import { HANDSHAKE_SETUP, runMtlsScenario } from './mtls.js';
+import { runFixedRateScenario, type FixedRateReport } from './fixed-rate.js';
 import { formatMemory, readMemory } from './memory.js';
+import { meshSizeUnavailable, runMeshSizeScenario } from './mesh-size.js';
 import { measurePropagation, type PropagationResult } from './propagation.js';
 import { buildReport, formatTable, type Sample } from './report.js';
 import {
@@ -42,16 +43,12 @@ import {
   makeTempDir,
   removeTempDir,
   requireTools,
-  spawnManaged,
   stopManaged,
-  waitUntil,
-  type Managed,
   type Tool,
 } from './tools.js';
-import { REPLICAS, type LoadResult, type LoadScenario, type Options, type PathName } from './types.js';
+import { isLoadScenario, REPLICAS, type LoadResult, type LoadScenario, type Options, type PathName } from './types.js';
+import { startUpstream } from './upstream-child.js';
 import type { UpstreamPorts } from './upstream.js';
-
-const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream.js', import.meta.url));
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -64,9 +61,10 @@ interface Context {
   tmpDir: string;
 }
 
-/** The scenarios that put load on paths (all but propagation). */
+/** The scenarios that put closed-loop load on paths (propagation, fixed-rate and mesh-size have their
+ *  own shapes). */
 function loadScenarios(opts: Options): LoadScenario[] {
-  return opts.scenarios.filter((s): s is LoadScenario => s !== 'propagation');
+  return opts.scenarios.filter(isLoadScenario);
 }
 
 /** The paths a scenario measures: balance has no direct path (there is nothing to balance), mtls
@@ -81,26 +79,9 @@ function neededTools(opts: Options): Tool[] {
   const balance = load.includes('balance');
   if (load.includes('http1') || load.includes('mtls') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
   if (load.includes('h2') || (balance && opts.balanceClient === 'h2load')) tools.push('h2load');
-  if (load.some((s) => pathsOf(opts, s).includes('haproxy'))) tools.push('haproxy');
+  const fixedRate = opts.scenarios.includes('fixed-rate');
+  if (load.some((s) => pathsOf(opts, s).includes('haproxy')) || (fixedRate && opts.paths.includes('haproxy'))) tools.push('haproxy');
   return tools;
-}
-
-/** Starts bench/upstream.js and reads the ports it prints on its first stdout line. */
-async function startUpstream(slowMs: number): Promise<{ proc: Managed; ports: UpstreamPorts }> {
-  const proc = spawnManaged('upstream', process.execPath, [UPSTREAM_SCRIPT, '--slow-ms', String(slowMs)]);
-  let ports: UpstreamPorts | undefined;
-  await waitUntil(
-    'upstream',
-    () => {
-      const line = proc.tail().split('\n')[0];
-      if (line !== undefined && proc.tail().includes('\n')) ports = JSON.parse(line) as UpstreamPorts;
-      return Promise.resolve(ports !== undefined);
-    },
-    10_000,
-    proc,
-  );
-  if (ports === undefined) throw new Error('unreachable: upstream ports');
-  return { proc, ports };
 }
 
 function runLoad(ctx: Context, scenario: LoadScenario, port: number, durationS: number): Promise<LoadResult> {
@@ -200,10 +181,16 @@ async function main(): Promise<number> {
   const opts = parsed;
   const tools = requireTools(neededTools(opts));
   const load = loadScenarios(opts);
-  if (load.some((s) => pathsOf(opts, s).includes('outrigger'))) assertOutriggerBuilt(); // fail before starting anything
+  const fixedRate = opts.scenarios.includes('fixed-rate');
+  const meshSize = opts.scenarios.includes('mesh-size');
+  // Fail before starting anything.
+  if (load.some((s) => pathsOf(opts, s).includes('outrigger')) || (fixedRate && opts.paths.includes('outrigger')) || meshSize) assertOutriggerBuilt();
+  const noMesh = meshSize ? meshSizeUnavailable() : undefined;
+  if (noMesh !== undefined) throw new BenchError(`mesh-size: ${noMesh}`);
 
   const samples: Sample[] = [];
-  if (load.length > 0) {
+  let fixedRateReport: FixedRateReport | undefined;
+  if (load.length > 0 || fixedRate) {
     const { proc: upstream, ports } = await startUpstream(opts.slowMs);
     const tmpDir = makeTempDir('run');
     const ctx: Context = { opts, tools, upstream: ports, tmpDir };
@@ -220,6 +207,7 @@ async function main(): Promise<number> {
           samples.push(...(await runScenario(ctx, scenario)));
         }
       }
+      if (fixedRate) fixedRateReport = await runFixedRateScenario({ opts, haproxy: tools.haproxy, upstreamPort: ports.http1, log });
     } finally {
       await stopManaged(upstream);
       removeTempDir(tmpDir);
@@ -227,8 +215,12 @@ async function main(): Promise<number> {
   }
   let propagation: PropagationResult | undefined;
   if (opts.scenarios.includes('propagation')) propagation = await measurePropagation(opts, log);
+  const meshSizeReport = meshSize ? await runMeshSizeScenario(opts, log) : undefined;
 
-  const report = buildReport(samples, opts, H2_STREAMS, propagation, HANDSHAKE_SETUP);
+  const report = buildReport(samples, opts, H2_STREAMS, propagation, HANDSHAKE_SETUP, {
+    ...(fixedRateReport !== undefined ? { fixedRate: fixedRateReport } : {}),
+    ...(meshSizeReport !== undefined ? { meshSize: meshSizeReport } : {}),
+  });
   const table = formatTable(report);
   const json = JSON.stringify(report, null, 2) + '\n';
   if (opts.json === '-') {
@@ -243,6 +235,9 @@ async function main(): Promise<number> {
   }
   if (report.results.some((r) => r.errors > 0)) log('WARNING: some runs had errors; their figures are suspect');
   if ((propagation?.missed ?? 0) > 0) log('WARNING: some watchers never saw some changes (propagation "missed")');
+  if (fixedRateReport?.results.some((r) => r.errors > 0)) log('WARNING: fixed-rate: some runs had errors; their figures are suspect');
+  if (fixedRateReport?.results.some((r) => r.schedule.problems.length > 0)) log('WARNING: fixed-rate: the schedule was not kept in some runs (see "schedule"); their latencies are suspect');
+  if (meshSizeReport?.cells.some((c) => c.errors > 0 || c.watches !== c.used)) log('WARNING: mesh-size: some cells had errors or did not watch every used Service');
   return 0;
 }
 

@@ -1,9 +1,13 @@
 // Turns the per-round measurements into the report: per path the MEDIAN over rounds of every figure
 // (errors and the balance scenario's per-replica request counts are summed), the outrigger/haproxy
 // ratios, the propagation figures, a text table, and the JSON document.
+import { formatFixedRate, type FixedRateReport } from './fixed-rate.js';
 import type { MemoryFigures } from './memory.js';
+import { formatMeshSize, type MeshSizeReport } from './mesh-size.js';
+import { median } from './stats.js';
+import { columns } from './table.js';
 import type { PropagationResult } from './propagation.js';
-import type { LoadResult, Options, PathName, ResultScenario } from './types.js';
+import { isLoadScenario, type LoadResult, type Options, type PathName, type ResultScenario } from './types.js';
 
 type Scenario = ResultScenario;
 
@@ -82,6 +86,10 @@ export interface Report {
   ratios: RatioRow[];
   /** Present when the propagation scenario ran. */
   propagation?: PropagationResult;
+  /** Present when the fixed-rate scenario ran. */
+  fixed_rate?: FixedRateReport;
+  /** Present when the mesh-size scenario ran. */
+  mesh_size?: MeshSizeReport;
   config: {
     duration_s: number;
     rounds: number;
@@ -102,13 +110,6 @@ export interface Report {
   };
 }
 
-/** Nearest-rank percentile (q in 0..100) of values sorted ascending; NaN when empty. */
-export function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.max(1, Math.ceil((q / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1] ?? NaN;
-}
-
 /** Replica shares from per-run counts (summed); names fast1.., then slow for the last. */
 export function replicaShares(runs: readonly (readonly number[])[]): ReplicaShare[] {
   const n = Math.max(0, ...runs.map((r) => r.length));
@@ -122,18 +123,14 @@ export function replicaShares(runs: readonly (readonly number[])[]): ReplicaShar
   }));
 }
 
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
+// Kept here for the modules and tests that import them from the report.
+export { median, percentile } from './stats.js';
 
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
 /** The result scenarios of the selected scenarios: mtls reports two (keep-alive and handshake). */
 function resultScenarios(opts: Options): Scenario[] {
-  return opts.scenarios.flatMap((s): Scenario[] => (s === 'propagation' ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s]));
+  return opts.scenarios.flatMap((s): Scenario[] => (!isLoadScenario(s) ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s]));
 }
 
 /** The mtls fields of a row: RSS parts and connections per request, when the samples have them. */
@@ -168,6 +165,7 @@ export function buildReport(
   h2Streams: number,
   propagation?: PropagationResult,
   mtlsHandshakeLoad = '',
+  more: { fixedRate?: FixedRateReport; meshSize?: MeshSizeReport } = {},
 ): Report {
   const results: ResultRow[] = [];
   const loadScenarios = resultScenarios(opts);
@@ -208,6 +206,8 @@ export function buildReport(
     results,
     ratios,
     ...(propagation !== undefined ? { propagation } : {}),
+    ...(more.fixedRate !== undefined ? { fixed_rate: more.fixedRate } : {}),
+    ...(more.meshSize !== undefined ? { mesh_size: more.meshSize } : {}),
     config: {
       duration_s: opts.duration,
       rounds: opts.rounds,
@@ -227,14 +227,6 @@ export function buildReport(
 /** Two decimals, or two significant digits below 0.1 (the balance scenario's p99 ratio is tiny). */
 export function formatRatio(value: number): string {
   return value !== 0 && Math.abs(value) < 0.1 ? value.toPrecision(2) : value.toFixed(2);
-}
-
-/** Text columns (the first `textColumns`) left-aligned, figures right-aligned. */
-function columns(header: readonly string[], rows: readonly (readonly string[])[], textColumns: number): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)];
 }
 
 /** balance: requests per replica and path. */
@@ -334,7 +326,14 @@ export function formatTable(report: Report): string {
     `(h2: x${c.h2_streams_per_connection} streams), ${c.warmup_s > 0 ? `after ${c.warmup_s}s warm-up per path` : 'no warm-up'}; ` +
     'o/h = outrigger/haproxy';
   const main = rows.length > 0 ? [...columns(header, rows, 2), '', note] : [];
-  const lines = [...main, ...formatShares(report), ...formatMtls(report), ...formatPropagation(report)];
+  const lines = [
+    ...main,
+    ...formatShares(report),
+    ...formatMtls(report),
+    ...formatPropagation(report),
+    ...formatFixedRate(report.fixed_rate),
+    ...formatMeshSize(report.mesh_size),
+  ];
   while (lines[0] === '') lines.shift();
   return lines.join('\n') + '\n';
 }

@@ -123,7 +123,7 @@ export async function stopManaged(m: Managed, timeoutMs = 5000): Promise<void> {
   }
 }
 
-function killPid(pid: number, signal: NodeJS.Signals): void {
+export function killPid(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch {
@@ -163,10 +163,28 @@ export function runTool(command: string, args: readonly string[], timeoutMs: num
   });
 }
 
-/** Kills every child still alive (by pid) and removes temp dirs; synchronous so it works in 'exit'. */
+const cleanups = new Set<() => void>();
+
+/** Registers a synchronous clean-up (e.g. removing a network namespace) that cleanupSync runs after
+ *  killing the children; returns the function that unregisters it (call it once done by hand). */
+export function addCleanup(fn: () => void): () => void {
+  cleanups.add(fn);
+  return () => void cleanups.delete(fn);
+}
+
+/** Kills every child still alive (by pid), runs the registered clean-ups and removes temp dirs;
+ *  synchronous so it works in 'exit'. */
 export function cleanupSync(): void {
   for (const child of liveChildren) {
     if (child.pid !== undefined) killPid(child.pid, 'SIGKILL');
+  }
+  for (const fn of [...cleanups]) {
+    cleanups.delete(fn);
+    try {
+      fn();
+    } catch {
+      // best effort: the next clean-up still runs
+    }
   }
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
