@@ -5,7 +5,11 @@
 // propagation scenario times an endpoint change from the store to N watching Discovery clients
 // (bench/propagation.ts). The mtls scenario puts keep-alive load, then a new connection per request, on
 // a client proxy → mutual TLS → server proxy pair, outrigger's (identities from a control-plane child
-// that is also the CA) and haproxy's (bench/mtls.ts).
+// that is also the CA) and haproxy's (bench/mtls.ts). The fixed-rate scenario puts an open-loop load at
+// constant rates on direct and on those two pairs (bench/fixed-rate.ts; our own generator,
+// bench/loadgen.ts); the mesh-size scenario measures a proxy's and the control plane's memory against
+// the Services the mesh knows and the proxy uses (bench/mesh-size.ts, root, in a network namespace).
+// Every memory figure is RSS, USS and PSS from /proc/PID/smaps_rollup (bench/memory.ts).
 //
 // Output: the table goes to stdout. `--json FILE` writes the JSON to FILE; `--json` alone (or `--json -`)
 // writes the JSON to stdout and moves the table to stderr, so `... --json > run.json` stays parseable.
@@ -16,9 +20,13 @@
 //                           "upstream_connections_per_request"?  (mtls and mtls-handshake only)}],
 //              "ratios":[{"scenario","rps_outrigger_over_haproxy","p99_outrigger_over_haproxy"}],
 //              "propagation"?:{"watchers","changes","samples","missed","p50_ms","p99_ms","max_ms",...},
+//              "fixed_rate"?:{"config","results":[{"rate","path","latency_ms","added_ms","proxies","schedule",...}],"runs"},
+//              "mesh_size"?:{"config","cells":[{"services","used","proxy","proxy_heap_mb","control_plane",...}],
+//                            "spreads","idle_uss_range_mb","target","runs"},
 //              "config":{...,"mtls_handshake_load"? (mtls only)}}
 // Aggregation: with --rounds N every path is measured N times, in a rotated order each round; each figure
-// reported is the MEDIAN over the N runs (errors are the SUM). Progress lines go to stderr.
+// reported is the MEDIAN over the N runs (errors are the SUM); fixed-rate pools the rounds' requests into
+// one latency histogram per rate and path. Progress lines go to stderr.
 // The driver only spawns and parses: the upstream runs in its own node process (bench/upstream.ts),
 // and wrk/h2load run one thread each, since client, proxy and upstream share the machine's cores.
 // OUTRIGGER_BENCH_CLI=/path/to/cli/main.js runs that build as `outrigger proxy` instead of dist/src/cli/main.js.

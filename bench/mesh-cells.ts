@@ -11,9 +11,9 @@
 // rate, one connection per Service), and read again after 2 s. Everything every cell needs is started
 // the same way; only N and K differ.
 //
-// The proxy runs with bench/gc-preload.js (node --expose-gc --import): just before the idle and the end
-// readings the bench asks it for a full garbage collection (SIGUSR2) and gets back the V8 heap it holds
-// alive. USS itself varies by a few MB between two launches of the same proxy (mostly the malloc arenas
+// The proxy and the control plane run with bench/gc-preload.js (node --expose-gc --import): after the
+// idle and the end readings the bench asks each for a full garbage collection (SIGUSR2) and gets back
+// the V8 heap it holds alive. USS itself varies by a few MB between two launches of the same proxy (mostly the malloc arenas
 // of its threads, and how much of V8's young generation was touched), whatever it holds; the live heap
 // after a full GC does not, so it is the figure that shows state kept per Service.
 //
@@ -27,7 +27,7 @@ import { MemorySampler, readMemory, formatMemory, type MemoryFigures, type Memor
 import { CLIENT_POD, GC_LINE, meshContent, MESH_NS, SERVICE_CIDR, usedTargets } from './mesh-store.js';
 import { promCounterSum } from './mtls.js';
 import { spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
-import { cleanupSync, fetchText, installCleanupHandlers, stopManaged, waitUntil } from './tools.js';
+import { cleanupSync, fetchText, installCleanupHandlers, stopManaged, waitUntil, type Managed } from './tools.js';
 import { startUpstream } from './upstream-child.js';
 
 export interface CellsConfig {
@@ -50,10 +50,12 @@ export interface CellRun {
   services: number;
   used: number;
   round: number;
-  /** After start-up (the proxy ready, 2 s of quiet, a full GC), before any traffic. */
-  idle: { proxy: MemoryFigures | null; control_plane: MemoryFigures | null; proxy_heap: LiveHeap | null };
-  /** The proxy's live heap after a full GC, 2 s after the traffic. */
+  /** After start-up (the proxy ready, 2 s of quiet), before any traffic; then each one's live heap
+   *  (a full GC each). */
+  idle: { proxy: MemoryFigures | null; control_plane: MemoryFigures | null; proxy_heap: LiveHeap | null; control_plane_heap: LiveHeap | null };
+  /** The live heaps after a full GC, 2 s after the traffic (after the end readings). */
   proxy_heap_end: LiveHeap | null;
+  control_plane_heap_end: LiveHeap | null;
   /** Sampled during the traffic (max) and read 2 s after it (end). */
   proxy: MemoryOverRun | null;
   control_plane: MemoryOverRun | null;
@@ -82,17 +84,35 @@ function redirectServicesTo(port: number): void {
   execFileSync('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-d', SERVICE_CIDR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(port)]);
 }
 
-/** Asks the proxy (running with gc-preload) for a full GC and returns its live heap, or null if it
- *  does not answer within 10 s. */
-async function collect(proxy: OutriggerProcess, lines: string[]): Promise<LiveHeap | null> {
-  const before = lines.length;
-  process.kill(proxy.proc.pid, 'SIGUSR2');
+/** Node's flags for a process whose live heap the bench reads (bench/gc-preload.ts). */
+const GC_NODE_ARGS = ['--expose-gc', '--import', GC_PRELOAD];
+
+/** The gc-preload answers of a process, from its stderr. */
+function gcAnswers(proc: Managed): string[] {
+  const lines: string[] = [];
+  let partial = '';
+  proc.child.stderr?.on('data', (c: Buffer) => {
+    partial += c.toString('utf8');
+    for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      if (line.startsWith(GC_LINE)) lines.push(line.slice(GC_LINE.length));
+    }
+  });
+  return lines;
+}
+
+/** Asks a process running with gc-preload for a full GC and returns its live heap, or null if it does
+ *  not answer within 10 s. */
+async function collect(proc: Managed, answers: string[]): Promise<LiveHeap | null> {
+  const before = answers.length;
+  process.kill(proc.pid, 'SIGUSR2');
   try {
-    await waitUntil('proxy gc', () => Promise.resolve(lines.length > before), 10_000, proxy.proc);
+    await waitUntil(`${proc.name} gc`, () => Promise.resolve(answers.length > before), 10_000, proc);
   } catch {
     return null;
   }
-  const m = JSON.parse(lines[lines.length - 1] ?? '{}') as { heap_used?: number; external?: number };
+  const m = JSON.parse(answers[answers.length - 1] ?? '{}') as { heap_used?: number; external?: number };
   const mb = (b: number | undefined): number => Number(((b ?? NaN) / 1048576).toFixed(2));
   return { heap_used_mb: mb(m.heap_used), external_mb: mb(m.external) };
 }
@@ -101,7 +121,8 @@ async function runCell(cfg: CellsConfig, upstreamPort: number, services: number,
   let control: ControlPlaneChild | undefined;
   let proxy: OutriggerProcess | undefined;
   try {
-    control = await startControlPlaneChild();
+    control = await startControlPlaneChild({ nodeArgs: GC_NODE_ARGS });
+    const cpAnswers = gcAnswers(control.proc);
     const t = Date.now();
     await control.replace(meshContent({ services, endpointsPerService: cfg.endpoints, upstreamPort }));
     const fillMs = Date.now() - t;
@@ -109,22 +130,17 @@ async function runCell(cfg: CellsConfig, upstreamPort: number, services: number,
     proxy = await spawnOutriggerProcess(
       `mesh-size ${services}x${used}`,
       ['--destination-addr', cp, '--policy-addr', cp, '--pod', `${MESH_NS}/${CLIENT_POD}`],
-      ['--expose-gc', '--import', GC_PRELOAD],
+      GC_NODE_ARGS,
     );
-    const gcLines: string[] = [];
-    let partial = '';
-    proxy.proc.child.stderr?.on('data', (c: Buffer) => {
-      partial += c.toString('utf8');
-      for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        if (line.startsWith(GC_LINE)) gcLines.push(line.slice(GC_LINE.length));
-      }
-    });
+    const proxyAnswers = gcAnswers(proxy.proc);
     redirectServicesTo(proxy.outbound);
     await sleep(SETTLE_MS);
-    const idleHeap = await collect(proxy, gcLines);
-    const idle = { proxy: readMemory(proxy.proc.pid), control_plane: readMemory(control.proc.pid), proxy_heap: idleHeap };
+    const idle = {
+      proxy: readMemory(proxy.proc.pid),
+      control_plane: readMemory(control.proc.pid),
+      proxy_heap: await collect(proxy.proc, proxyAnswers),
+      control_plane_heap: await collect(control.proc, cpAnswers),
+    };
     const sampler = new MemorySampler({ proxy: proxy.proc.pid, control_plane: control.proc.pid }, cfg.memorySampleS * 1000);
     let gen: GeneratorRun;
     let memory: Record<string, MemoryOverRun>;
@@ -136,7 +152,8 @@ async function runCell(cfg: CellsConfig, upstreamPort: number, services: number,
     }
     // After the end reading (the sampler's last): the GC would lower USS only a little (V8 keeps the
     // pages it freed), but the live heap is then exact.
-    const endHeap = await collect(proxy, gcLines);
+    const endHeap = await collect(proxy.proc, proxyAnswers);
+    const cpEndHeap = await collect(control.proc, cpAnswers);
     const metrics = await fetchText(proxy.admin, '/metrics');
     const r = gen.result;
     return {
@@ -145,6 +162,7 @@ async function runCell(cfg: CellsConfig, upstreamPort: number, services: number,
       round,
       idle,
       proxy_heap_end: endHeap,
+      control_plane_heap_end: cpEndHeap,
       proxy: memory['proxy'] ?? null,
       control_plane: memory['control_plane'] ?? null,
       watches: promCounterSum(metrics, 'destination_watches', {}),
@@ -174,7 +192,7 @@ async function main(): Promise<void> {
           log(
             `[mesh-size round ${round}/${cfg.rounds}] ${services} Services, ${used} used: proxy idle ${formatMemory(c.idle.proxy)}, ` +
               `end ${formatMemory(c.proxy?.end)}, live heap ${c.idle.proxy_heap?.heap_used_mb ?? '?'} -> ${c.proxy_heap_end?.heap_used_mb ?? '?'} MB; ` +
-              `control plane end ${formatMemory(c.control_plane?.end)}; ` +
+              `control plane end ${formatMemory(c.control_plane?.end)}, live heap ${c.control_plane_heap_end?.heap_used_mb ?? '?'} MB; ` +
               `${c.watches} watches, ${c.achieved_rps} req/s` +
               (c.errors > 0 ? `, WARNING ${c.errors} errors of ${c.requests}` : ''),
           );

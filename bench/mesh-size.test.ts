@@ -56,8 +56,9 @@ function cell(services: number, used: number, round: number, uss: number, heap: 
     services,
     used,
     round,
-    idle: { proxy: mem(40 + round), control_plane: mem(cpUss), proxy_heap: { heap_used_mb: 16.9, external_mb: 2.5 } },
+    idle: { proxy: mem(40 + round), control_plane: mem(cpUss), proxy_heap: { heap_used_mb: 16.9, external_mb: 2.5 }, control_plane_heap: { heap_used_mb: cpUss / 2, external_mb: 1 } },
     proxy_heap_end: { heap_used_mb: heap, external_mb: 2.5 },
+    control_plane_heap_end: { heap_used_mb: cpUss / 2, external_mb: 1 },
     proxy: { max: mem(uss + 1), end: mem(uss), samples: 4 },
     control_plane: { max: mem(cpUss + 1), end: mem(cpUss), samples: 4 },
     watches: used,
@@ -92,19 +93,31 @@ void test('report: medians over rounds per cell, the spread across mesh sizes, t
   assert.equal(big?.control_plane.end?.uss_mb, 78.5);
   assert.equal(big?.proxy_heap_mb.end, 17.9);
   assert.deepEqual(r.spreads, [
-    { used: 1, smallest_mesh: 10, largest_mesh: 5000, uss_delta_mb: 0.5, uss_spread_mb: 0.5, heap_delta_mb: 0 },
-    { used: 10, smallest_mesh: 10, largest_mesh: 5000, uss_delta_mb: 2, uss_spread_mb: 2, heap_delta_mb: 0 },
+    { used: 1, smallest_mesh: 10, largest_mesh: 5000, uss_delta_mb: 0.5, uss_spread_mb: 0.5, uss_growth_delta_mb: 0.5, heap_delta_mb: 0 },
+    { used: 10, smallest_mesh: 10, largest_mesh: 5000, uss_delta_mb: 2, uss_spread_mb: 2, uss_growth_delta_mb: 2, heap_delta_mb: 0 },
   ]);
-  assert.deepEqual(r.target, { used: 10, limit_mb: 2, uss_delta_mb: 2, met: true });
+  assert.deepEqual(r.target, { used: 10, limit_mb: 2, uss_delta_mb: 2, uss_growth_delta_mb: 2, heap_delta_mb: 0, verdict: 'met', met: true });
+  assert.equal(big?.proxy_uss_growth_mb, 7);
   assert.deepEqual(r.idle_uss_range_mb, [41, 42]);
   assert.equal(r.runs.length, 6);
 
+  // More memory at 5000 Services, and more live heap: missed.
   const missed = buildMeshSizeReport([cell(10, 10, 1, 46, 17.9, 34), cell(5000, 10, 1, 52.5, 23, 78)], opts);
-  assert.deepEqual(missed.target, { used: 10, limit_mb: 2, uss_delta_mb: 6.5, met: false });
+  assert.equal(missed.target?.verdict, 'missed');
+  assert.equal(missed.target?.met, false);
+  assert.match(formatMeshSize(missed).join('\n'), /MISSED \(\+6\.5 MB; growth from idle \+6\.5 MB, live heap \+5\.1 MB\)/);
+  // More USS at 5000 Services, but already before any traffic (a launch that started 5 MB higher),
+  // and the same live heap: launch noise, not the mesh.
+  const noisy = cell(5000, 10, 1, 52, 17.9, 78);
+  noisy.idle.proxy = mem(46);
+  const inconclusive = buildMeshSizeReport([cell(10, 10, 1, 46, 17.9, 34), noisy], opts);
+  assert.equal(inconclusive.target?.verdict, 'inconclusive');
+  assert.match(formatMeshSize(inconclusive).join('\n'), /inconclusive: USS \+6\.0 MB, but the growth from idle \(\+1\.0 MB\)/);
 
   const text = formatTable(buildReport([], opts, 10, undefined, '', { meshSize: r }));
-  assert.match(text, /\n\s+5000\s+10\s+41\.5\s+48\.5\s+50\.0\s+50\.5\s+91\.5\s+16\.9\s+17\.9\s+78\.5\s+78\.5\s+80\.5\s+121\.5\s+10\s+0\n/);
-  assert.match(text, /10 used: proxy at 5000 Services - at 10: USS \+2\.0 MB \(spread over all sizes 2\.0 MB\), live heap 0\.0 MB/);
+  assert.match(text, /\n\s+5000\s+10\s+41\.5\s+48\.5\s+50\.0\s+50\.5\s+91\.5\s+16\.9\s+17\.9\s+78\.5\s+78\.5\s+80\.5\s+121\.5\s+39\.3\s+10\s+0\n/);
+  assert.equal(big?.control_plane_heap_mb.end, 39.25);
+  assert.match(text, /10 used: proxy at 5000 Services - at 10: USS \+2\.0 MB \(spread over all sizes 2\.0 MB\), USS growth from idle \+2\.0 MB, live heap 0\.0 MB/);
   assert.match(text, /noise floor: the proxy's USS before any traffic ranged 41\.0 to 42\.0 MB/);
   assert.match(text, /target \(10 used, USS within 2 MB whatever the mesh size\): met \(\+2\.0 MB\)/);
   assert.deepEqual(formatMeshSize(undefined), []);

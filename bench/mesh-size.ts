@@ -36,7 +36,11 @@ export interface MeshSizeCell {
   proxy: { idle: MemoryFigures | null; end: MemoryFigures | null; max: MemoryFigures | null };
   /** The proxy's V8 heap alive after a full GC, before and after the traffic (medians, MB). */
   proxy_heap_mb: { idle: number | null; end: number | null };
+  /** What the traffic added to the proxy's USS: end - idle of each launch, median over rounds (MB). */
+  proxy_uss_growth_mb: number | null;
   control_plane: { idle: MemoryFigures | null; end: MemoryFigures | null; max: MemoryFigures | null };
+  /** The control plane's V8 heap alive after a full GC, before and after the traffic (medians, MB). */
+  control_plane_heap_mb: { idle: number | null; end: number | null };
   /** destination_watches after the traffic (median): should be `used`. */
   watches: number;
   requests: number;
@@ -53,6 +57,9 @@ export interface MeshSizeSpread {
   largest_mesh: number;
   uss_delta_mb: number;
   uss_spread_mb: number;
+  /** The same for what the traffic added to each launch's USS (end - idle, median over rounds): the
+   *  difference without the launch-to-launch noise of the idle USS. */
+  uss_growth_delta_mb: number | null;
   /** The same for the proxy's live heap after a full GC. */
   heap_delta_mb: number | null;
 }
@@ -74,8 +81,12 @@ export interface MeshSizeReport {
   /** The proxy's USS before any traffic, lowest and highest over every cell and round: with nothing
    *  Service-specific held yet, how far two launches of the same proxy differ (the noise floor). */
   idle_uss_range_mb: [number, number] | null;
-  /** The target's verdict; undefined when K = TARGET.used was not measured at two mesh sizes. */
-  target?: { used: number; limit_mb: number; uss_delta_mb: number; met: boolean };
+  /** The target's verdict; undefined when K = TARGET.used was not measured at two mesh sizes. met:
+   *  the USS difference is within the limit; missed: it is not, and neither the growth from idle nor
+   *  the live heap says it is noise; inconclusive: the USS difference is beyond the limit but it was
+   *  there before any traffic (the growth and the live heap agree within the limit): launch noise, so
+   *  more --rounds are needed to say. */
+  target?: { used: number; limit_mb: number; uss_delta_mb: number; uss_growth_delta_mb: number | null; heap_delta_mb: number | null; verdict: 'met' | 'missed' | 'inconclusive'; met: boolean };
   runs: CellRun[];
 }
 
@@ -102,6 +113,21 @@ function maxMemory(list: readonly (MemoryFigures | null | undefined)[]): MemoryF
   return { rss_mb: max('rss_mb'), pss_mb: max('pss_mb'), uss_mb: max('uss_mb'), private_dirty_mb: max('private_dirty_mb') };
 }
 
+/** The target's verdict from the spread at TARGET.used Services used. */
+export function verdictOf(t: MeshSizeSpread): NonNullable<MeshSizeReport['target']> {
+  const within = (v: number | null): boolean => v !== null && Math.abs(v) <= TARGET.limitMb;
+  const verdict = within(t.uss_delta_mb) ? 'met' : within(t.uss_growth_delta_mb) && within(t.heap_delta_mb) ? 'inconclusive' : 'missed';
+  return {
+    used: t.used,
+    limit_mb: TARGET.limitMb,
+    uss_delta_mb: t.uss_delta_mb,
+    uss_growth_delta_mb: t.uss_growth_delta_mb,
+    heap_delta_mb: t.heap_delta_mb,
+    verdict,
+    met: verdict === 'met',
+  };
+}
+
 /** The report from the cells' runs (pure). */
 export function buildMeshSizeReport(runs: readonly CellRun[], opts: Options): MeshSizeReport {
   const cells: MeshSizeCell[] = [];
@@ -115,10 +141,15 @@ export function buildMeshSizeReport(runs: readonly CellRun[], opts: Options): Me
         rounds: mine.length,
         proxy: { idle: medianMemory(mine.map((r) => r.idle.proxy)), end: medianMemory(mine.map((r) => r.proxy?.end)), max: maxMemory(mine.map((r) => r.proxy?.max)) },
         proxy_heap_mb: { idle: medianOf(mine.map((r) => r.idle.proxy_heap?.heap_used_mb)), end: medianOf(mine.map((r) => r.proxy_heap_end?.heap_used_mb)) },
+        proxy_uss_growth_mb: medianOf(mine.map((r) => (r.proxy !== null && r.idle.proxy !== null ? r.proxy.end.uss_mb - r.idle.proxy.uss_mb : null))),
         control_plane: {
           idle: medianMemory(mine.map((r) => r.idle.control_plane)),
           end: medianMemory(mine.map((r) => r.control_plane?.end)),
           max: maxMemory(mine.map((r) => r.control_plane?.max)),
+        },
+        control_plane_heap_mb: {
+          idle: medianOf(mine.map((r) => r.idle.control_plane_heap?.heap_used_mb)),
+          end: medianOf(mine.map((r) => r.control_plane_heap_end?.heap_used_mb)),
         },
         watches: median(mine.map((r) => r.watches)),
         requests: mine.reduce((a, r) => a + r.requests, 0),
@@ -137,12 +168,15 @@ export function buildMeshSizeReport(runs: readonly CellRun[], opts: Options): Me
     const uss = row.map((c) => c.proxy.end?.uss_mb ?? 0);
     const heapFirst = first.proxy_heap_mb.end;
     const heapLast = last.proxy_heap_mb.end;
+    const growthFirst = first.proxy_uss_growth_mb;
+    const growthLast = last.proxy_uss_growth_mb;
     spreads.push({
       used,
       smallest_mesh: first.services,
       largest_mesh: last.services,
       uss_delta_mb: r2(last.proxy.end.uss_mb - first.proxy.end.uss_mb),
       uss_spread_mb: r2(Math.max(...uss) - Math.min(...uss)),
+      uss_growth_delta_mb: growthFirst !== null && growthLast !== null ? r2(growthLast - growthFirst) : null,
       heap_delta_mb: heapFirst !== null && heapLast !== null ? r2(heapLast - heapFirst) : null,
     });
   }
@@ -163,7 +197,7 @@ export function buildMeshSizeReport(runs: readonly CellRun[], opts: Options): Me
     cells,
     spreads,
     idle_uss_range_mb: idleUss.length > 0 ? [Math.min(...idleUss), Math.max(...idleUss)] : null,
-    ...(t !== undefined ? { target: { used: t.used, limit_mb: TARGET.limitMb, uss_delta_mb: t.uss_delta_mb, met: Math.abs(t.uss_delta_mb) <= TARGET.limitMb } } : {}),
+    ...(t !== undefined ? { target: verdictOf(t) } : {}),
     runs: [...runs],
   };
 }
@@ -187,6 +221,7 @@ export function formatMeshSize(r: MeshSizeReport | undefined): string[] {
     f1(x.control_plane.end?.uss_mb),
     f1(x.control_plane.end?.pss_mb),
     f1(x.control_plane.end?.rss_mb),
+    f1(x.control_plane_heap_mb.end),
     String(x.watches),
     String(x.errors),
   ]);
@@ -194,7 +229,7 @@ export function formatMeshSize(r: MeshSizeReport | undefined): string[] {
   const spread = r.spreads.map(
     (s) =>
       `  ${s.used} used: proxy at ${s.largest_mesh} Services - at ${s.smallest_mesh}: USS ${signed(s.uss_delta_mb)} MB ` +
-      `(spread over all sizes ${s.uss_spread_mb.toFixed(1)} MB), live heap ${signed(s.heap_delta_mb)} MB`,
+      `(spread over all sizes ${s.uss_spread_mb.toFixed(1)} MB), USS growth from idle ${signed(s.uss_growth_delta_mb)} MB, live heap ${signed(s.heap_delta_mb)} MB`,
   );
   const noise =
     r.idle_uss_range_mb === null
@@ -203,14 +238,20 @@ export function formatMeshSize(r: MeshSizeReport | undefined): string[] {
   const verdict =
     r.target === undefined
       ? `  target (${TARGET.used} used, within ${TARGET.limitMb} MB whatever the mesh size): not measured (needs ${TARGET.used} used at two mesh sizes)`
-      : `  target (${r.target.used} used, USS within ${r.target.limit_mb} MB whatever the mesh size): ${r.target.met ? 'met' : 'MISSED'} (${signed(r.target.uss_delta_mb)} MB)`;
+      : `  target (${r.target.used} used, USS within ${r.target.limit_mb} MB whatever the mesh size): ` +
+        (r.target.verdict === 'met'
+          ? `met (${signed(r.target.uss_delta_mb)} MB)`
+          : r.target.verdict === 'missed'
+            ? `MISSED (${signed(r.target.uss_delta_mb)} MB; growth from idle ${signed(r.target.uss_growth_delta_mb)} MB, live heap ${signed(r.target.heap_delta_mb)} MB)`
+            : `inconclusive: USS ${signed(r.target.uss_delta_mb)} MB, but the growth from idle (${signed(r.target.uss_growth_delta_mb)} MB) and the live heap ` +
+              `(${signed(r.target.heap_delta_mb)} MB) agree within the limit: the difference was there before any traffic (launch noise); run more --rounds`);
   return [
     '',
     `mesh-size: memory (MB) of one proxy and of the control plane; the mesh knows N Services (${c.endpoints_per_service} endpoints each), ` +
       `the proxy talks to K of them (${c.rate} req/s spread over the K for ${c.hold_s} s); idle: before any traffic, end: 2 s after it, ` +
-      `max: sampled every ${c.memory_sample_s} s during it; heap: the proxy's V8 heap alive after a full GC; CP: the control plane; ${c.aggregate}:`,
+      `max: sampled every ${c.memory_sample_s} s during it; heap: the V8 heap alive after a full GC; CP: the control plane; ${c.aggregate}:`,
     ...columns(
-      ['Services', 'used', 'proxy USS idle', 'USS end', 'USS max', 'PSS end', 'RSS end', 'heap idle', 'heap end', 'CP USS idle', 'CP USS end', 'CP PSS end', 'CP RSS end', 'watches', 'errors'],
+      ['Services', 'used', 'proxy USS idle', 'USS end', 'USS max', 'PSS end', 'RSS end', 'heap idle', 'heap end', 'CP USS idle', 'CP USS end', 'CP PSS end', 'CP RSS end', 'CP heap end', 'watches', 'errors'],
       rows,
       0,
     ),

@@ -22,6 +22,9 @@
 //   connections to the upstream. The run counts the TLS connections the server side accepted (outrigger:
 //   tcp_open_total{direction="inbound",tls="true"}; haproxy: CumSslConns) and the connections the
 //   upstream accepted, so the report shows per request what really happened.
+//
+// startMeshPairs is the one setup of both pairs: the fixed-rate scenario (bench/fixed-rate.ts) puts its
+// open-loop load on the same pairs, set up for the keep-alive load only.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
