@@ -81,9 +81,10 @@ export interface ControlPlaneChild {
 }
 
 /** `identityDir`: also run the identity service, and write the tokens and haproxy certificates there
- *  (bench/control-plane.ts says which files) before the port is announced. */
-export async function startControlPlaneChild(opts: { identityDir?: string } = {}): Promise<ControlPlaneChild> {
-  const args = opts.identityDir !== undefined ? [SCRIPT, '--identity', opts.identityDir] : [SCRIPT];
+ *  (bench/control-plane.ts says which files) before the port is announced. `nodeArgs` go to node
+ *  itself, before the script. */
+export async function startControlPlaneChild(opts: { identityDir?: string; nodeArgs?: readonly string[] } = {}): Promise<ControlPlaneChild> {
+  const args = [...(opts.nodeArgs ?? []), ...(opts.identityDir !== undefined ? [SCRIPT, '--identity', opts.identityDir] : [SCRIPT])];
   const proc = spawnManaged('control plane', process.execPath, args);
   let buffered = '';
   let port: number | undefined;

@@ -5,32 +5,42 @@
 // propagation scenario times an endpoint change from the store to N watching Discovery clients
 // (bench/propagation.ts). The mtls scenario puts keep-alive load, then a new connection per request, on
 // a client proxy → mutual TLS → server proxy pair, outrigger's (identities from a control-plane child
-// that is also the CA) and haproxy's (bench/mtls.ts).
+// that is also the CA) and haproxy's (bench/mtls.ts). The fixed-rate scenario puts an open-loop load at
+// constant rates on direct and on those two pairs (bench/fixed-rate.ts; our own generator,
+// bench/loadgen.ts); the mesh-size scenario measures a proxy's and the control plane's memory against
+// the Services the mesh knows and the proxy uses (bench/mesh-size.ts, root, in a network namespace).
+// Every memory figure is RSS, USS and PSS from /proc/PID/smaps_rollup (bench/memory.ts).
 //
 // Output: the table goes to stdout. `--json FILE` writes the JSON to FILE; `--json` alone (or `--json -`)
 // writes the JSON to stdout and moves the table to stderr, so `... --json > run.json` stays parseable.
-// JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","errors",
+// JSON shape: {"results":[{"scenario","path","rps","p50_ms","p99_ms","proxy_rss_mb","proxy_uss_mb","proxy_pss_mb","errors",
 //                           "replicas"?:[{"name","slow","requests","share"}]  (balance only),
-//                           "client_proxy_rss_mb"?,"server_proxy_rss_mb"?,"client_proxy_cpu_us_per_request"?,
+//                           "client_proxy_{rss,uss,pss}_mb"?,"server_proxy_{rss,uss,pss}_mb"?,"client_proxy_cpu_us_per_request"?,
 //                           "server_proxy_cpu_us_per_request"?,"tls_connections_per_request"?,
 //                           "upstream_connections_per_request"?  (mtls and mtls-handshake only)}],
 //              "ratios":[{"scenario","rps_outrigger_over_haproxy","p99_outrigger_over_haproxy"}],
 //              "propagation"?:{"watchers","changes","samples","missed","p50_ms","p99_ms","max_ms",...},
+//              "fixed_rate"?:{"config","results":[{"rate","path","latency_ms","added_ms","proxies","schedule",...}],"runs"},
+//              "mesh_size"?:{"config","cells":[{"services","used","proxy","proxy_heap_mb","control_plane",...}],
+//                            "spreads","idle_uss_range_mb","target","runs"},
 //              "config":{...,"mtls_handshake_load"? (mtls only)}}
 // Aggregation: with --rounds N every path is measured N times, in a rotated order each round; each figure
-// reported is the MEDIAN over the N runs (errors are the SUM). Progress lines go to stderr.
+// reported is the MEDIAN over the N runs (errors are the SUM); fixed-rate pools the rounds' requests into
+// one latency histogram per rate and path. Progress lines go to stderr.
 // The driver only spawns and parses: the upstream runs in its own node process (bench/upstream.ts),
 // and wrk/h2load run one thread each, since client, proxy and upstream share the machine's cores.
 // OUTRIGGER_BENCH_CLI=/path/to/cli/main.js runs that build as `outrigger proxy` instead of dist/src/cli/main.js.
 // OUTRIGGER_BENCH_NODE=/path/to/node runs the outrigger proxies with that Node instead of this one.
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { H2_STREAMS, runH2load } from './h2.js';
 import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
 import { assertOutriggerBuilt, proxyNodeVersion, startBalancePath, startPath, type RunningPath } from './paths.js';
 import { HANDSHAKE_SETUP, runMtlsScenario } from './mtls.js';
+import { runFixedRateScenario, type FixedRateReport } from './fixed-rate.js';
+import { formatMemory, readMemory } from './memory.js';
+import { meshSizeUnavailable, runMeshSizeScenario } from './mesh-size.js';
 import { measurePropagation, type PropagationResult } from './propagation.js';
 import { buildReport, formatTable, type Sample } from './report.js';
 import {
@@ -42,17 +52,12 @@ import {
   makeTempDir,
   removeTempDir,
   requireTools,
-  rssMb,
-  spawnManaged,
   stopManaged,
-  waitUntil,
-  type Managed,
   type Tool,
 } from './tools.js';
-import { REPLICAS, type LoadResult, type LoadScenario, type Options, type PathName } from './types.js';
+import { isLoadScenario, REPLICAS, type LoadResult, type LoadScenario, type Options, type PathName } from './types.js';
+import { startUpstream } from './upstream-child.js';
 import type { UpstreamPorts } from './upstream.js';
-
-const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream.js', import.meta.url));
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -65,9 +70,10 @@ interface Context {
   tmpDir: string;
 }
 
-/** The scenarios that put load on paths (all but propagation). */
+/** The scenarios that put closed-loop load on paths (propagation, fixed-rate and mesh-size have their
+ *  own shapes). */
 function loadScenarios(opts: Options): LoadScenario[] {
-  return opts.scenarios.filter((s): s is LoadScenario => s !== 'propagation');
+  return opts.scenarios.filter(isLoadScenario);
 }
 
 /** The paths a scenario measures: balance has no direct path (there is nothing to balance), mtls
@@ -82,26 +88,9 @@ function neededTools(opts: Options): Tool[] {
   const balance = load.includes('balance');
   if (load.includes('http1') || load.includes('mtls') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
   if (load.includes('h2') || (balance && opts.balanceClient === 'h2load')) tools.push('h2load');
-  if (load.some((s) => pathsOf(opts, s).includes('haproxy'))) tools.push('haproxy');
+  const fixedRate = opts.scenarios.includes('fixed-rate');
+  if (load.some((s) => pathsOf(opts, s).includes('haproxy')) || (fixedRate && opts.paths.includes('haproxy'))) tools.push('haproxy');
   return tools;
-}
-
-/** Starts bench/upstream.js and reads the ports it prints on its first stdout line. */
-async function startUpstream(slowMs: number): Promise<{ proc: Managed; ports: UpstreamPorts }> {
-  const proc = spawnManaged('upstream', process.execPath, [UPSTREAM_SCRIPT, '--slow-ms', String(slowMs)]);
-  let ports: UpstreamPorts | undefined;
-  await waitUntil(
-    'upstream',
-    () => {
-      const line = proc.tail().split('\n')[0];
-      if (line !== undefined && proc.tail().includes('\n')) ports = JSON.parse(line) as UpstreamPorts;
-      return Promise.resolve(ports !== undefined);
-    },
-    10_000,
-    proc,
-  );
-  if (ports === undefined) throw new Error('unreachable: upstream ports');
-  return { proc, ports };
 }
 
 function runLoad(ctx: Context, scenario: LoadScenario, port: number, durationS: number): Promise<LoadResult> {
@@ -170,15 +159,15 @@ async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample
       for (const p of order) {
         const before = scenario === 'balance' ? await replicaCounts(ctx) : undefined;
         const result = await runLoad(ctx, scenario, p.port, opts.duration);
-        const rss = p.pid === null ? null : rssMb(p.pid);
+        const memory = p.pid === null ? null : readMemory(p.pid);
         if (p.exitedEarly()) throw new BenchError(`[${scenario}] ${p.path} exited during its load run`);
         const after = before !== undefined ? await replicaCounts(ctx) : undefined;
         const counts = before !== undefined && after !== undefined ? after.map((n, i) => n - (before[i] ?? 0)) : undefined;
-        samples.push({ ...result, scenario, path: p.path, round, rssMb: rss, ...(counts !== undefined ? { replicaCounts: counts } : {}) });
+        samples.push({ ...result, scenario, path: p.path, round, memory, ...(counts !== undefined ? { replicaCounts: counts } : {}) });
         log(
           `[${scenario} round ${round}/${opts.rounds}] ${p.path.padEnd(9)} ${result.rps.toFixed(0)} req/s, ` +
             `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms` +
-            (rss === null ? '' : `, rss ${rss.toFixed(1)} MB`) +
+            (p.pid === null ? '' : `, ${formatMemory(memory)}`) +
             (counts === undefined ? '' : `, per replica ${counts.join('/')} (slow last)`) +
             (result.errors > 0 ? `, WARNING ${result.errors} errors of ${result.requests} requests` : ''),
         );
@@ -201,13 +190,19 @@ async function main(): Promise<number> {
   const opts = parsed;
   const tools = requireTools(neededTools(opts));
   const load = loadScenarios(opts);
-  if (load.some((s) => pathsOf(opts, s).includes('outrigger'))) {
-    assertOutriggerBuilt(); // fail before starting anything
+  const fixedRate = opts.scenarios.includes('fixed-rate');
+  const meshSize = opts.scenarios.includes('mesh-size');
+  // Fail before starting anything.
+  if (load.some((s) => pathsOf(opts, s).includes('outrigger')) || (fixedRate && opts.paths.includes('outrigger')) || meshSize) {
+    assertOutriggerBuilt();
     log(`outrigger proxies run on Node ${proxyNodeVersion()}`);
   }
+  const noMesh = meshSize ? meshSizeUnavailable() : undefined;
+  if (noMesh !== undefined) throw new BenchError(`mesh-size: ${noMesh}`);
 
   const samples: Sample[] = [];
-  if (load.length > 0) {
+  let fixedRateReport: FixedRateReport | undefined;
+  if (load.length > 0 || fixedRate) {
     const { proc: upstream, ports } = await startUpstream(opts.slowMs);
     const tmpDir = makeTempDir('run');
     const ctx: Context = { opts, tools, upstream: ports, tmpDir };
@@ -224,6 +219,7 @@ async function main(): Promise<number> {
           samples.push(...(await runScenario(ctx, scenario)));
         }
       }
+      if (fixedRate) fixedRateReport = await runFixedRateScenario({ opts, haproxy: tools.haproxy, upstreamPort: ports.http1, log });
     } finally {
       await stopManaged(upstream);
       removeTempDir(tmpDir);
@@ -231,8 +227,12 @@ async function main(): Promise<number> {
   }
   let propagation: PropagationResult | undefined;
   if (opts.scenarios.includes('propagation')) propagation = await measurePropagation(opts, log);
+  const meshSizeReport = meshSize ? await runMeshSizeScenario(opts, log) : undefined;
 
-  const report = buildReport(samples, opts, H2_STREAMS, propagation, HANDSHAKE_SETUP);
+  const report = buildReport(samples, opts, H2_STREAMS, propagation, HANDSHAKE_SETUP, {
+    ...(fixedRateReport !== undefined ? { fixedRate: fixedRateReport } : {}),
+    ...(meshSizeReport !== undefined ? { meshSize: meshSizeReport } : {}),
+  });
   const table = formatTable(report);
   const json = JSON.stringify(report, null, 2) + '\n';
   if (opts.json === '-') {
@@ -247,6 +247,9 @@ async function main(): Promise<number> {
   }
   if (report.results.some((r) => r.errors > 0)) log('WARNING: some runs had errors; their figures are suspect');
   if ((propagation?.missed ?? 0) > 0) log('WARNING: some watchers never saw some changes (propagation "missed")');
+  if (fixedRateReport?.results.some((r) => r.errors > 0)) log('WARNING: fixed-rate: some runs had errors; their figures are suspect');
+  if (fixedRateReport?.results.some((r) => r.schedule.problems.length > 0)) log('WARNING: fixed-rate: the schedule was not kept in some runs (see "schedule"); their latencies are suspect');
+  if (meshSizeReport?.cells.some((c) => c.errors > 0 || c.watches !== c.used)) log('WARNING: mesh-size: some cells had errors or did not watch every used Service');
   return 0;
 }
 

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { serviceContent, VIP, VIP_PORT } from './control.js';
 import { spiffeOf } from './identity.js';
+import type { MemoryFigures } from './memory.js';
 import { haproxyInfoField, haproxyMtlsClientConfig, haproxyMtlsServerConfig, HANDSHAKE_SETUP, promCounterSum } from './mtls.js';
 import { parseOptions } from './options.js';
 import { buildReport, formatTable, type Sample } from './report.js';
@@ -64,7 +65,10 @@ void test('options: --scenario mtls', () => {
   assert.deepEqual(o.scenarios, ['mtls']);
 });
 
-void test('report: mtls gives keep-alive and handshake rows, each with its ratio, RSS parts and connections per request', () => {
+/** Memory figures with PSS halfway between USS and RSS. */
+const mem = (rss: number, uss: number): MemoryFigures => ({ rss_mb: rss, uss_mb: uss, pss_mb: (rss + uss) / 2, private_dirty_mb: uss });
+
+void test('report: mtls gives keep-alive and handshake rows, each with its ratio, memory parts and connections per request', () => {
   const opts = parseOptions(['--scenario', 'mtls', '--rounds', '2']);
   assert.ok(opts !== 'help');
   const sample = (scenario: 'mtls' | 'mtls-handshake', path: 'outrigger' | 'haproxy', round: number, rps: number, tls: number): Sample => ({
@@ -76,8 +80,8 @@ void test('report: mtls gives keep-alive and handshake rows, each with its ratio
     p99Ms: path === 'outrigger' ? 4 : 2,
     requests: 1000,
     errors: 0,
-    rssMb: path === 'outrigger' ? 200 : 30,
-    pairRssMb: path === 'outrigger' ? { client: 90, server: 110 } : { client: 14, server: 16 },
+    memory: path === 'outrigger' ? mem(200, 80) : mem(30, 12),
+    pairMemory: path === 'outrigger' ? { client: mem(90, 35), server: mem(110, 45) } : { client: mem(14, 5), server: mem(16, 7) },
     pairCpuUsPerRequest: { client: round * 10, server: null },
     tlsConnections: tls,
     upstreamConnections: 0,
@@ -106,22 +110,27 @@ void test('report: mtls gives keep-alive and handshake rows, each with its ratio
   ]);
   const o = report.results[0];
   assert.equal(o?.proxy_rss_mb, 200);
+  assert.equal(o?.proxy_uss_mb, 80);
+  assert.equal(o?.proxy_pss_mb, 140);
   assert.equal(o?.client_proxy_rss_mb, 90);
+  assert.equal(o?.client_proxy_uss_mb, 35);
+  assert.equal(o?.client_proxy_pss_mb, 62.5);
   assert.equal(o?.server_proxy_rss_mb, 110);
+  assert.equal(o?.server_proxy_uss_mb, 45);
   assert.equal(o?.client_proxy_cpu_us_per_request, 15);
   assert.equal(o?.server_proxy_cpu_us_per_request, null);
   assert.equal(o?.tls_connections_per_request, 0.008);
   assert.equal(report.results[3]?.tls_connections_per_request, 1.003);
   assert.equal(report.config.mtls_handshake_load, HANDSHAKE_SETUP);
   const table = formatTable(report);
-  assert.match(table, /mtls-handshake\s+outrigger\s+500\s+1\.00\s+4\.00\s+200\.0\s+0\.50\s+2\.00\s+0/);
-  assert.match(table, /mtls-handshake\s+haproxy\s+14\.0\s+16\.0\s+10\.0\s+-\s+1\.003\s+0\.000/);
+  assert.match(table, /mtls-handshake\s+outrigger\s+500\s+1\.00\s+4\.00\s+200\.0\s+80\.0\s+140\.0\s+0\.50\s+2\.00\s+0/);
+  assert.match(table, /mtls-handshake\s+haproxy\s+14\.0\s+5\.0\s+9\.5\s+16\.0\s+7\.0\s+11\.5\s+10\.0\s+-\s+1\.003\s+0\.000/);
   // Without mtls the report has none of its fields (the JSON other scenarios wrote stays as it was).
   const plain = parseOptions(['--scenario', 'http1']);
   assert.ok(plain !== 'help');
-  const r = buildReport([{ ...sample('mtls', 'haproxy', 1, 1, 0), scenario: 'http1', pairRssMb: undefined }], plain, 10);
+  const r = buildReport([{ ...sample('mtls', 'haproxy', 1, 1, 0), scenario: 'http1', pairMemory: undefined }], plain, 10);
   assert.equal('mtls_handshake_load' in r.config, false);
-  assert.deepEqual(Object.keys(r.results[0] ?? {}), ['scenario', 'path', 'rps', 'p50_ms', 'p99_ms', 'proxy_rss_mb', 'errors']);
+  assert.deepEqual(Object.keys(r.results[0] ?? {}), ['scenario', 'path', 'rps', 'p50_ms', 'p99_ms', 'proxy_rss_mb', 'proxy_uss_mb', 'proxy_pss_mb', 'errors']);
 });
 
 void test('cpu time of a process from /proc', () => {

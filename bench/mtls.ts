@@ -22,12 +22,16 @@
 //   connections to the upstream. The run counts the TLS connections the server side accepted (outrigger:
 //   tcp_open_total{direction="inbound",tls="true"}; haproxy: CumSslConns) and the connections the
 //   upstream accepted, so the report shows per request what really happened.
+//
+// startMeshPairs is the one setup of both pairs: the fixed-rate scenario (bench/fixed-rate.ts) puts its
+// open-loop load on the same pairs, set up for the keep-alive load only.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { runWrk } from './http1.js';
 import { MESH_PODS, spiffeOf } from './identity.js';
 import { haproxyHead, READY_TIMEOUT_MS, spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
+import { formatMemory, readMemory, type MemoryFigures } from './memory.js';
 import type { Sample } from './report.js';
 import {
   BenchError,
@@ -38,7 +42,6 @@ import {
   makeTempDir,
   probeHttp1,
   removeTempDir,
-  rssMb,
   spawnManaged,
   stopManaged,
   unixCommand,
@@ -54,16 +57,18 @@ export const HANDSHAKE_SETUP =
   `wrk -H '${CLOSE_HEADER}'; outrigger: a client proxy with --max-idle-per-upstream 0; ` +
   'haproxy: backend http-reuse never, server no-ssl-reuse (full TLS 1.3 handshakes both)';
 
-type PairName = 'outrigger' | 'haproxy';
-type Load = 'keepalive' | 'handshake';
+export type PairName = 'outrigger' | 'haproxy';
+/** keepalive: pooled TLS connections between the proxies; handshake: a new one for every request. */
+export type MeshLoad = 'keepalive' | 'handshake';
+type Load = MeshLoad;
 
 /** One side's process pair and how to read the counters that say what a load did. */
 export interface MeshPair {
   readonly path: PairName;
-  /** Where each load connects. */
-  readonly ports: Record<Load, number>;
-  /** The client side and server side processes whose RSS each load reports. */
-  readonly pids: Record<Load, { client: number; server: number }>;
+  /** Where each load it was set up for connects. */
+  readonly ports: Partial<Record<Load, number>>;
+  /** The client side and server side processes whose memory and CPU each load reports. */
+  readonly pids: Partial<Record<Load, { client: number; server: number }>>;
   /** TLS connections the server side has accepted so far. */
   tlsAccepted(): Promise<number>;
   exitedEarly(): boolean;
@@ -124,7 +129,7 @@ function identityArgs(controlAddr: string, dir: string, serviceAccount: string):
 /** Where the server proxy's TLS connections show in its metrics. */
 const INBOUND_TLS = { direction: 'inbound', tls: 'true' } as const;
 
-async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstreamPort: number): Promise<MeshPair> {
+async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstreamPort: number, loads: readonly Load[]): Promise<MeshPair> {
   const controlAddr = `127.0.0.1:${control.port}`;
   const started: OutriggerProcess[] = [];
   const stopAll = async (): Promise<void> => {
@@ -147,20 +152,29 @@ async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstr
     ];
     const client = await spawnOutriggerProcess('mtls client', clientArgs);
     started.push(client);
-    const fresh = await spawnOutriggerProcess('mtls client, no upstream pooling', [...clientArgs, '--max-idle-per-upstream', '0']);
-    started.push(fresh);
+    const clients: [string, OutriggerProcess][] = [['mtls client', client]];
+    // The handshake load's client: nothing pooled, so every request opens a new mesh TLS connection.
+    let fresh: OutriggerProcess | undefined;
+    if (loads.includes('handshake')) {
+      fresh = await spawnOutriggerProcess('mtls client, no upstream pooling', [...clientArgs, '--max-idle-per-upstream', '0']);
+      started.push(fresh);
+      clients.push(['mtls client, no upstream pooling', fresh]);
+    }
     const metrics = (): Promise<string> => fetchText(server.admin, '/metrics');
-    for (const [label, p] of [['mtls client', client], ['mtls client, no upstream pooling', fresh]] as const) {
+    for (const [label, p] of clients) {
       await waitUntil(`outrigger ${label} forwarding over mesh tls`, async () => (await probeHttp1(p.outbound)) === 200, READY_TIMEOUT_MS, p.proc);
     }
     // The requests above must have crossed as mesh TLS (not plaintext to an unmeshed endpoint).
-    if (promCounterSum(await metrics(), 'tcp_open_total', INBOUND_TLS) < 2) {
+    if (promCounterSum(await metrics(), 'tcp_open_total', INBOUND_TLS) < clients.length) {
       throw new BenchError(`outrigger mtls pair: the server proxy counted no mesh tls connection; the pair is not doing mTLS:\n${await metrics()}`);
     }
     return {
       path: 'outrigger',
-      ports: { keepalive: client.outbound, handshake: fresh.outbound },
-      pids: { keepalive: { client: client.proc.pid, server: server.proc.pid }, handshake: { client: fresh.proc.pid, server: server.proc.pid } },
+      ports: { keepalive: client.outbound, ...(fresh ? { handshake: fresh.outbound } : {}) },
+      pids: {
+        keepalive: { client: client.proc.pid, server: server.proc.pid },
+        ...(fresh ? { handshake: { client: fresh.proc.pid, server: server.proc.pid } } : {}),
+      },
       tlsAccepted: async () => promCounterSum(await metrics(), 'tcp_open_total', INBOUND_TLS),
       exitedEarly: () => started.some((p) => p.proc.hasExited()),
       stop: stopAll,
@@ -263,12 +277,69 @@ async function startHaproxyPair(haproxy: string, dir: string, upstreamPort: numb
   }
 }
 
+// ---- both pairs, as the mtls and fixed-rate scenarios set them up ----
+
+export interface MeshPairs {
+  /** In the order asked. */
+  readonly pairs: readonly MeshPair[];
+  /** The control plane and CA both pairs' certificates come from. */
+  readonly control: ControlPlaneChild;
+  /** Stops the pairs and the control plane, and removes the keys and tokens. */
+  stop(): Promise<void>;
+}
+
+/** Starts the control plane (mesh CA, destination) and the pairs asked for, each ready for `loads`:
+ *  the one setup of the outrigger and haproxy mTLS pairs (bench/mtls.ts's header says how). */
+export async function startMeshPairs(o: {
+  pairs: readonly PairName[];
+  loads: readonly Load[];
+  haproxy: string | undefined;
+  upstreamPort: number;
+  log: (line: string) => void;
+  /** The scenario, for progress lines. */
+  label: string;
+}): Promise<MeshPairs> {
+  const dir = makeTempDir('mtls');
+  const pairs: MeshPair[] = [];
+  let control: ControlPlaneChild | undefined;
+  const stop = async (): Promise<void> => {
+    for (const p of pairs) await p.stop();
+    await control?.stop();
+    removeTempDir(dir);
+  };
+  try {
+    // The haproxy pair's certificates come from the control plane child (the mesh CA) too.
+    control = await startControlPlaneChild({ identityDir: dir });
+    o.log(`[${o.label}] control plane + CA on 127.0.0.1:${control.port} (pid ${control.proc.pid})`);
+    for (const which of o.pairs) {
+      o.log(`[${o.label}] starting the ${which} pair`);
+      if (which === 'outrigger') pairs.push(await startOutriggerPair(control, dir, o.upstreamPort, o.loads));
+      else {
+        if (o.haproxy === undefined) throw new Error('haproxy binary not resolved');
+        pairs.push(await startHaproxyPair(o.haproxy, dir, o.upstreamPort));
+      }
+    }
+    return { pairs, control, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
 // ---- the scenario ----
+
+/** Where `load` enters `pair`, and the processes it goes through (the pair was set up for it). */
+export function pairEntry(pair: MeshPair, load: Load): { port: number; pids: { client: number; server: number } } {
+  const port = pair.ports[load];
+  const pids = pair.pids[load];
+  if (port === undefined || pids === undefined) throw new Error(`the ${pair.path} pair was not set up for the ${load} load`);
+  return { port, pids };
+}
 
 function runLoad(ctx: MtlsContext, pair: MeshPair, load: Load, durationS: number): Promise<LoadResult> {
   return runWrk({
     wrk: ctx.wrk,
-    port: pair.ports[load],
+    port: pairEntry(pair, load).port,
     durationS,
     connections: ctx.opts.connections,
     ...(load === 'handshake' ? { headers: [CLOSE_HEADER] } : {}),
@@ -276,14 +347,14 @@ function runLoad(ctx: MtlsContext, pair: MeshPair, load: Load, durationS: number
 }
 
 async function measure(ctx: MtlsContext, pair: MeshPair, load: Load, round: number): Promise<Sample> {
-  const pids = pair.pids[load];
+  const { pids } = pairEntry(pair, load);
   const tlsBefore = await pair.tlsAccepted();
   const upBefore = await upstreamConnections(ctx.statsPort);
   const cpuBefore = { client: cpuSeconds(pids.client), server: cpuSeconds(pids.server) };
   const result = await runLoad(ctx, pair, load, ctx.opts.duration);
   const cpuAfter = { client: cpuSeconds(pids.client), server: cpuSeconds(pids.server) };
-  const client = rssMb(pids.client);
-  const server = rssMb(pids.server);
+  const client = readMemory(pids.client);
+  const server = readMemory(pids.server);
   const cpuUs = (side: 'client' | 'server'): number | null => {
     const [a, b] = [cpuBefore[side], cpuAfter[side]];
     return a === null || b === null || result.requests === 0 ? null : ((b - a) * 1e6) / result.requests;
@@ -296,19 +367,25 @@ async function measure(ctx: MtlsContext, pair: MeshPair, load: Load, round: numb
     scenario: load === 'keepalive' ? 'mtls' : 'mtls-handshake',
     path: pair.path,
     round,
-    rssMb: client !== null && server !== null ? client + server : null,
-    pairRssMb: { client, server },
+    memory: client !== null && server !== null ? sumMemory(client, server) : null,
+    pairMemory: { client, server },
     pairCpuUsPerRequest: { client: cpuUs('client'), server: cpuUs('server') },
     tlsConnections,
     upstreamConnections: upstreamConns,
   };
 }
 
+/** A pair's memory: each figure summed over its two proxies. */
+function sumMemory(a: MemoryFigures, b: MemoryFigures): MemoryFigures {
+  const sum = (k: keyof MemoryFigures): number => Number((a[k] + b[k]).toFixed(2));
+  return { rss_mb: sum('rss_mb'), pss_mb: sum('pss_mb'), uss_mb: sum('uss_mb'), private_dirty_mb: sum('private_dirty_mb') };
+}
+
 function describe(s: Sample): string {
   const perReq = (n: number | undefined): string => (n === undefined || s.requests === 0 ? '?' : (n / s.requests).toFixed(3));
   return (
     `${s.path.padEnd(9)} ${s.rps.toFixed(0)} req/s, p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms` +
-    (s.pairRssMb ? `, rss ${s.pairRssMb.client?.toFixed(1) ?? '?'}+${s.pairRssMb.server?.toFixed(1) ?? '?'} MB` : '') +
+    (s.pairMemory ? `, client ${formatMemory(s.pairMemory.client)}, server ${formatMemory(s.pairMemory.server)}` : '') +
     (s.pairCpuUsPerRequest
       ? `, cpu/req ${s.pairCpuUsPerRequest.client?.toFixed(0) ?? '?'}+${s.pairCpuUsPerRequest.server?.toFixed(0) ?? '?'} us`
       : '') +
@@ -325,24 +402,10 @@ export async function runMtlsScenario(ctx: MtlsContext): Promise<Sample[]> {
     log('[mtls] skipped: it measures outrigger and haproxy pairs, and --paths has neither');
     return [];
   }
-  const dir = makeTempDir('mtls');
-  const pairs: MeshPair[] = [];
-  let control: ControlPlaneChild | undefined;
+  const mesh = await startMeshPairs({ pairs: wanted, loads: ['keepalive', 'handshake'], haproxy: ctx.haproxy, upstreamPort: ctx.upstreamPort, log, label: 'mtls' });
+  const { pairs } = mesh;
   const samples: Sample[] = [];
   try {
-    for (const which of wanted) {
-      log(`[mtls] starting the ${which} pair`);
-      if (which === 'outrigger') {
-        control = await startControlPlaneChild({ identityDir: dir });
-        log(`[mtls] control plane + CA on 127.0.0.1:${control.port} (pid ${control.proc.pid})`);
-        pairs.push(await startOutriggerPair(control, dir, ctx.upstreamPort));
-      } else {
-        if (ctx.haproxy === undefined) throw new Error('haproxy binary not resolved');
-        // The certificates come from the control plane child (the mesh CA): start it for them if needed.
-        control ??= await startControlPlaneChild({ identityDir: dir });
-        pairs.push(await startHaproxyPair(ctx.haproxy, dir, ctx.upstreamPort));
-      }
-    }
     if (opts.warmup > 0) {
       for (const p of pairs) {
         for (const load of ['keepalive', 'handshake'] as const) {
@@ -363,9 +426,7 @@ export async function runMtlsScenario(ctx: MtlsContext): Promise<Sample[]> {
       }
     }
   } finally {
-    for (const p of pairs) await p.stop();
-    await control?.stop();
-    removeTempDir(dir);
+    await mesh.stop();
   }
   return samples;
 }

@@ -148,7 +148,7 @@ void test('report: balance shares and propagation appear in the table and the JS
     scenario: 'balance' as const,
     path,
     round: 1,
-    rssMb: 10,
+    memory: { rss_mb: 10, uss_mb: 4, pss_mb: 6, private_dirty_mb: 4 },
     rps: 100,
     p50Ms: 1,
     p99Ms,
@@ -174,7 +174,7 @@ void test('report: balance shares and propagation appear in the table and the JS
   assert.deepEqual(report.results[1]?.replicas?.map((r) => r.share), [0.33, 0.33, 0.34]);
   assert.equal(report.propagation?.p99_ms, 45);
   const table = formatTable(report);
-  assert.match(table, /balance\s+outrigger\s+100\s+1\.00\s+1\.00\s+10\.0\s+1\.00\s+0\.0050/);
+  assert.match(table, /balance\s+outrigger\s+100\s+1\.00\s+1\.00\s+10\.0\s+4\.0\s+6\.0\s+1\.00\s+0\.0050/);
   assert.match(table, /haproxy\s+33 \(33\.0%\)\s+33 \(33\.0%\)\s+34 \(34\.0%\)/);
   assert.match(table, /200\s+2\s+30\.0\s+45\.0\s+50\.0\s+0\s+200/);
   assert.equal(formatRatio(1.234), '1.23');

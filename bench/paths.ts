@@ -124,12 +124,14 @@ export interface OutriggerProcess {
 }
 
 /** Starts `outrigger proxy` on free loopback ports with `extraArgs` and waits for its /ready (with
- *  identity flags: until it holds a certificate). The caller stops it (stopManaged). */
-export async function spawnOutriggerProcess(label: string, extraArgs: readonly string[]): Promise<OutriggerProcess> {
+ *  identity flags: until it holds a certificate). `nodeArgs` go to node itself, before the CLI. The
+ *  caller stops it (stopManaged). */
+export async function spawnOutriggerProcess(label: string, extraArgs: readonly string[], nodeArgs: readonly string[] = []): Promise<OutriggerProcess> {
   assertOutriggerBuilt();
   const [outbound, inbound, admin] = await freePorts(3);
   if (outbound === undefined || inbound === undefined || admin === undefined) throw new Error('freePorts(3)');
   const args = [
+    ...nodeArgs,
     OUTRIGGER_CLI,
     'proxy',
     ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],

@@ -1,8 +1,13 @@
 // Turns the per-round measurements into the report: per path the MEDIAN over rounds of every figure
 // (errors and the balance scenario's per-replica request counts are summed), the outrigger/haproxy
 // ratios, the propagation figures, a text table, and the JSON document.
+import { formatFixedRate, type FixedRateReport } from './fixed-rate.js';
+import type { MemoryFigures } from './memory.js';
+import { formatMeshSize, type MeshSizeReport } from './mesh-size.js';
+import { median } from './stats.js';
+import { columns } from './table.js';
 import type { PropagationResult } from './propagation.js';
-import type { LoadResult, Options, PathName, ResultScenario } from './types.js';
+import { isLoadScenario, type LoadResult, type Options, type PathName, type ResultScenario } from './types.js';
 
 type Scenario = ResultScenario;
 
@@ -11,12 +16,13 @@ export interface Sample extends LoadResult {
   scenario: Scenario;
   path: PathName;
   round: number;
-  /** VmRSS of the proxy right after the run; null for direct. */
-  rssMb: number | null;
+  /** The proxy's memory right after the run (bench/memory.ts; an mtls pair's: the sum of both); null
+   *  for direct. */
+  memory: MemoryFigures | null;
   /** balance: requests each replica received during this run (the slow one last). */
   replicaCounts?: number[];
-  /** mtls: the RSS of each proxy of the pair (rssMb is their sum). */
-  pairRssMb?: { client: number | null; server: number | null };
+  /** mtls: the memory of each proxy of the pair (memory is their sum). */
+  pairMemory?: { client: MemoryFigures | null; server: MemoryFigures | null };
   /** mtls: CPU time (user + system) each proxy of the pair used per request during this run, µs. */
   pairCpuUsPerRequest?: { client: number | null; server: number | null };
   /** mtls: TLS connections the pair's server side accepted during this run. */
@@ -41,13 +47,22 @@ export interface ResultRow {
   rps: number;
   p50_ms: number;
   p99_ms: number;
+  /** The proxy's memory (medians): RSS, and beside it USS (its private pages: what one more proxy
+   *  costs) and PSS (shared pages divided among the processes that map them). */
   proxy_rss_mb: number | null;
+  proxy_uss_mb: number | null;
+  proxy_pss_mb: number | null;
   errors: number;
   /** balance only: where the requests went (the upstream counts them). */
   replicas?: ReplicaShare[];
-  /** mtls and mtls-handshake only: proxy_rss_mb is the pair's sum; these are its two parts (medians). */
+  /** mtls and mtls-handshake only: the proxy_* memory figures are the pair's sums; these are its two
+   *  parts (medians). */
   client_proxy_rss_mb?: number | null;
+  client_proxy_uss_mb?: number | null;
+  client_proxy_pss_mb?: number | null;
   server_proxy_rss_mb?: number | null;
+  server_proxy_uss_mb?: number | null;
+  server_proxy_pss_mb?: number | null;
   /** mtls and mtls-handshake only: CPU time each proxy of the pair used per request, µs (medians). */
   client_proxy_cpu_us_per_request?: number | null;
   server_proxy_cpu_us_per_request?: number | null;
@@ -71,6 +86,10 @@ export interface Report {
   ratios: RatioRow[];
   /** Present when the propagation scenario ran. */
   propagation?: PropagationResult;
+  /** Present when the fixed-rate scenario ran. */
+  fixed_rate?: FixedRateReport;
+  /** Present when the mesh-size scenario ran. */
+  mesh_size?: MeshSizeReport;
   config: {
     duration_s: number;
     rounds: number;
@@ -91,13 +110,6 @@ export interface Report {
   };
 }
 
-/** Nearest-rank percentile (q in 0..100) of values sorted ascending; NaN when empty. */
-export function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.max(1, Math.ceil((q / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1] ?? NaN;
-}
-
 /** Replica shares from per-run counts (summed); names fast1.., then slow for the last. */
 export function replicaShares(runs: readonly (readonly number[])[]): ReplicaShare[] {
   const n = Math.max(0, ...runs.map((r) => r.length));
@@ -111,34 +123,35 @@ export function replicaShares(runs: readonly (readonly number[])[]): ReplicaShar
   }));
 }
 
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
+// Kept here for the modules and tests that import them from the report.
+export { median, percentile } from './stats.js';
 
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
 /** The result scenarios of the selected scenarios: mtls reports two (keep-alive and handshake). */
 function resultScenarios(opts: Options): Scenario[] {
-  return opts.scenarios.flatMap((s): Scenario[] => (s === 'propagation' ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s]));
+  return opts.scenarios.flatMap((s): Scenario[] => (!isLoadScenario(s) ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s]));
 }
 
 /** The mtls fields of a row: RSS parts and connections per request, when the samples have them. */
 function mtlsFields(mine: readonly Sample[]): Partial<ResultRow> {
-  const pairs = mine.map((s) => s.pairRssMb).filter((p): p is NonNullable<Sample['pairRssMb']> => p !== undefined);
+  const pairs = mine.map((s) => s.pairMemory).filter((p): p is NonNullable<Sample['pairMemory']> => p !== undefined);
   if (pairs.length === 0) return {};
   const part = (values: (number | null | undefined)[]): number | null => {
     const known = values.filter((v): v is number => v !== null && v !== undefined);
     return known.length > 0 ? round(median(known), 1) : null;
   };
+  const mem = (side: 'client' | 'server', figure: keyof MemoryFigures): number | null => part(pairs.map((p) => p[side]?.[figure]));
   const requests = mine.reduce((sum, s) => sum + s.requests, 0);
   const perRequest = (key: 'tlsConnections' | 'upstreamConnections'): number =>
     requests > 0 ? round(mine.reduce((sum, s) => sum + (s[key] ?? 0), 0) / requests, 4) : 0;
   return {
-    client_proxy_rss_mb: part(pairs.map((p) => p.client)),
-    server_proxy_rss_mb: part(pairs.map((p) => p.server)),
+    client_proxy_rss_mb: mem('client', 'rss_mb'),
+    client_proxy_uss_mb: mem('client', 'uss_mb'),
+    client_proxy_pss_mb: mem('client', 'pss_mb'),
+    server_proxy_rss_mb: mem('server', 'rss_mb'),
+    server_proxy_uss_mb: mem('server', 'uss_mb'),
+    server_proxy_pss_mb: mem('server', 'pss_mb'),
     client_proxy_cpu_us_per_request: part(mine.map((s) => s.pairCpuUsPerRequest?.client)),
     server_proxy_cpu_us_per_request: part(mine.map((s) => s.pairCpuUsPerRequest?.server)),
     tls_connections_per_request: perRequest('tlsConnections'),
@@ -152,6 +165,7 @@ export function buildReport(
   h2Streams: number,
   propagation?: PropagationResult,
   mtlsHandshakeLoad = '',
+  more: { fixedRate?: FixedRateReport; meshSize?: MeshSizeReport } = {},
 ): Report {
   const results: ResultRow[] = [];
   const loadScenarios = resultScenarios(opts);
@@ -159,7 +173,8 @@ export function buildReport(
     for (const path of opts.paths) {
       const mine = samples.filter((s) => s.scenario === scenario && s.path === path);
       if (mine.length === 0) continue;
-      const rss = mine.map((s) => s.rssMb).filter((v): v is number => v !== null);
+      const memory = mine.map((s) => s.memory).filter((m): m is MemoryFigures => m !== null);
+      const mem = (figure: keyof MemoryFigures): number | null => (memory.length > 0 ? round(median(memory.map((m) => m[figure])), 1) : null);
       const counts = mine.map((s) => s.replicaCounts).filter((c): c is number[] => c !== undefined);
       results.push({
         scenario,
@@ -167,7 +182,9 @@ export function buildReport(
         rps: round(median(mine.map((s) => s.rps)), 1),
         p50_ms: round(median(mine.map((s) => s.p50Ms)), 3),
         p99_ms: round(median(mine.map((s) => s.p99Ms)), 3),
-        proxy_rss_mb: rss.length > 0 ? round(median(rss), 1) : null,
+        proxy_rss_mb: mem('rss_mb'),
+        proxy_uss_mb: mem('uss_mb'),
+        proxy_pss_mb: mem('pss_mb'),
         errors: mine.reduce((sum, s) => sum + s.errors, 0),
         ...(counts.length > 0 ? { replicas: replicaShares(counts) } : {}),
         ...mtlsFields(mine),
@@ -189,6 +206,8 @@ export function buildReport(
     results,
     ratios,
     ...(propagation !== undefined ? { propagation } : {}),
+    ...(more.fixedRate !== undefined ? { fixed_rate: more.fixedRate } : {}),
+    ...(more.meshSize !== undefined ? { mesh_size: more.meshSize } : {}),
     config: {
       duration_s: opts.duration,
       rounds: opts.rounds,
@@ -208,14 +227,6 @@ export function buildReport(
 /** Two decimals, or two significant digits below 0.1 (the balance scenario's p99 ratio is tiny). */
 export function formatRatio(value: number): string {
   return value !== 0 && Math.abs(value) < 0.1 ? value.toPrecision(2) : value.toFixed(2);
-}
-
-/** Text columns (the first `textColumns`) left-aligned, figures right-aligned. */
-function columns(header: readonly string[], rows: readonly (readonly string[])[], textColumns: number): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)];
 }
 
 /** balance: requests per replica and path. */
@@ -244,7 +255,11 @@ function formatMtls(report: Report): string[] {
     r.scenario,
     r.path,
     fixed1(r.client_proxy_rss_mb),
+    fixed1(r.client_proxy_uss_mb),
+    fixed1(r.client_proxy_pss_mb),
     fixed1(r.server_proxy_rss_mb),
+    fixed1(r.server_proxy_uss_mb),
+    fixed1(r.server_proxy_pss_mb),
     fixed1(r.client_proxy_cpu_us_per_request),
     fixed1(r.server_proxy_cpu_us_per_request),
     (r.tls_connections_per_request ?? 0).toFixed(3),
@@ -252,11 +267,11 @@ function formatMtls(report: Report): string[] {
   ]);
   return [
     '',
-    'mtls: client -> client-side proxy -> mutual TLS 1.3 -> server-side proxy -> upstream (RSS above: the pair\'s sum). ' +
+    'mtls: client -> client-side proxy -> mutual TLS 1.3 -> server-side proxy -> upstream (memory above: the pair\'s sum). ' +
       'mtls-handshake: RPS = new client connections per second, each with a new TLS connection between the proxies ' +
       `(${report.config.mtls_handshake_load ?? ''}); counted on the server side and at the upstream:`,
     ...columns(
-      ['scenario', 'path', 'client RSS MB', 'server RSS MB', 'client CPU us/req', 'server CPU us/req', 'TLS conns/req', 'upstream conns/req'],
+      ['scenario', 'path', 'client RSS MB', 'USS', 'PSS', 'server RSS MB', 'USS', 'PSS', 'client CPU us/req', 'server CPU us/req', 'TLS conns/req', 'upstream conns/req'],
       cells,
       2,
     ),
@@ -288,7 +303,7 @@ function formatPropagation(report: Report): string[] {
 
 /** The text table; ratios sit on the outrigger row of each scenario. */
 export function formatTable(report: Report): string {
-  const header = ['scenario', 'path', 'RPS', 'p50 ms', 'p99 ms', 'proxy RSS MB', 'RPS o/h', 'p99 o/h', 'errors'];
+  const header = ['scenario', 'path', 'RPS', 'p50 ms', 'p99 ms', 'proxy RSS MB', 'USS MB', 'PSS MB', 'RPS o/h', 'p99 o/h', 'errors'];
   const rows = report.results.map((r) => {
     const ratio = r.path === 'outrigger' ? report.ratios.find((x) => x.scenario === r.scenario) : undefined;
     return [
@@ -298,6 +313,8 @@ export function formatTable(report: Report): string {
       r.p50_ms.toFixed(2),
       r.p99_ms.toFixed(2),
       r.proxy_rss_mb === null ? '-' : r.proxy_rss_mb.toFixed(1),
+      r.proxy_uss_mb === null ? '-' : r.proxy_uss_mb.toFixed(1),
+      r.proxy_pss_mb === null ? '-' : r.proxy_pss_mb.toFixed(1),
       ratio ? formatRatio(ratio.rps_outrigger_over_haproxy) : '-',
       ratio ? formatRatio(ratio.p99_outrigger_over_haproxy) : '-',
       String(r.errors),
@@ -309,7 +326,14 @@ export function formatTable(report: Report): string {
     `(h2: x${c.h2_streams_per_connection} streams), ${c.warmup_s > 0 ? `after ${c.warmup_s}s warm-up per path` : 'no warm-up'}; ` +
     'o/h = outrigger/haproxy';
   const main = rows.length > 0 ? [...columns(header, rows, 2), '', note] : [];
-  const lines = [...main, ...formatShares(report), ...formatMtls(report), ...formatPropagation(report)];
+  const lines = [
+    ...main,
+    ...formatShares(report),
+    ...formatMtls(report),
+    ...formatPropagation(report),
+    ...formatFixedRate(report.fixed_rate),
+    ...formatMeshSize(report.mesh_size),
+  ];
   while (lines[0] === '') lines.shift();
   return lines.join('\n') + '\n';
 }

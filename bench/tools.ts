@@ -1,5 +1,6 @@
 // Process and host plumbing for the benchmark: finding the external tools (never installing them),
-// spawning children that are always cleaned up (even on SIGINT), temp dirs, free ports, probes, RSS.
+// spawning children that are always cleaned up (even on SIGINT), temp dirs, free ports, probes, CPU
+// time (memory: bench/memory.ts).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -122,7 +123,7 @@ export async function stopManaged(m: Managed, timeoutMs = 5000): Promise<void> {
   }
 }
 
-function killPid(pid: number, signal: NodeJS.Signals): void {
+export function killPid(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch {
@@ -162,10 +163,28 @@ export function runTool(command: string, args: readonly string[], timeoutMs: num
   });
 }
 
-/** Kills every child still alive (by pid) and removes temp dirs; synchronous so it works in 'exit'. */
+const cleanups = new Set<() => void>();
+
+/** Registers a synchronous clean-up (e.g. removing a network namespace) that cleanupSync runs after
+ *  killing the children; returns the function that unregisters it (call it once done by hand). */
+export function addCleanup(fn: () => void): () => void {
+  cleanups.add(fn);
+  return () => void cleanups.delete(fn);
+}
+
+/** Kills every child still alive (by pid), runs the registered clean-ups and removes temp dirs;
+ *  synchronous so it works in 'exit'. */
 export function cleanupSync(): void {
   for (const child of liveChildren) {
     if (child.pid !== undefined) killPid(child.pid, 'SIGKILL');
+  }
+  for (const fn of [...cleanups]) {
+    cleanups.delete(fn);
+    try {
+      fn();
+    } catch {
+      // best effort: the next clean-up still runs
+    }
   }
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
@@ -308,16 +327,6 @@ export async function waitUntil(
       throw new BenchError(`${what}: not ready after ${timeoutMs} ms${last ? ` (last error: ${last})` : ''}${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Resident set size of a process in MB (VmRSS from /proc/PID/status), or null if unreadable. */
-export function rssMb(pid: number): number | null {
-  try {
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match?.[1] !== undefined ? Number(match[1]) / 1024 : null;
-  } catch {
-    return null;
   }
 }
 

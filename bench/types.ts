@@ -1,9 +1,15 @@
 // Shared vocabulary of the benchmark: scenarios, the paths the load takes, options, and one load run's figures.
 
-export const SCENARIOS = ['http1', 'h2', 'balance', 'mtls', 'propagation'] as const;
+export const SCENARIOS = ['http1', 'h2', 'balance', 'mtls', 'propagation', 'fixed-rate', 'mesh-size'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
-/** Scenarios whose figures are load runs on paths (propagation has its own shape). */
-export type LoadScenario = Exclude<Scenario, 'propagation'>;
+/** What `--scenario all` (and no --scenario) runs: the quick comparisons. fixed-rate (minutes of
+ *  open-loop load per rate and path) and mesh-size (root: a network namespace) run when named. */
+export const ALL_SCENARIOS: readonly Scenario[] = ['http1', 'h2', 'balance', 'mtls', 'propagation'];
+/** Scenarios whose figures are closed-loop load runs on paths (the others have their own shapes). */
+export type LoadScenario = Exclude<Scenario, 'propagation' | 'fixed-rate' | 'mesh-size'>;
+export function isLoadScenario(s: Scenario): s is LoadScenario {
+  return s !== 'propagation' && s !== 'fixed-rate' && s !== 'mesh-size';
+}
 /** What a result row measured: a load scenario, or the mtls scenario's second load (a new client
  *  connection and a new mesh TLS connection for every request). */
 export type ResultScenario = LoadScenario | 'mtls-handshake';
@@ -37,6 +43,22 @@ export interface Options {
   watchers: number;
   /** propagation: endpoint changes measured. */
   changes: number;
+  /** fixed-rate: the constant rates (requests per second), each run on every path. */
+  rates: number[];
+  /** fixed-rate: seconds of measured load per run (60; --duration sets it too, --short 10). */
+  fixedDuration: number;
+  /** fixed-rate and mesh-size: seconds between memory samples of each proxy during a run. */
+  memorySampleS: number;
+  /** mesh-size: how many Services the mesh knows, one cell per value... */
+  meshServices: number[];
+  /** ...times how many of them the proxy talks to (cells where it is more than the mesh has are skipped). */
+  meshUsed: number[];
+  /** mesh-size: ready endpoints of every Service. */
+  meshEndpoints: number;
+  /** mesh-size: requests per second, all used Services together (spread evenly). */
+  meshRate: number;
+  /** mesh-size: seconds of traffic per cell. */
+  meshHoldS: number;
   /** undefined: no JSON; '-': JSON on stdout (the table then goes to stderr); else a file path. */
   json: string | undefined;
 }

@@ -4,7 +4,9 @@
 // response; the others answer at once), counts the requests each receives, and serves the counts as
 // JSON on a stats port (`GET /counts`) so the driver can diff them around each load run. `GET /connections`
 // answers the TCP connections the HTTP/1.1 server has accepted so far (a JSON number): the mtls scenario
-// uses it to tell whether a proxy pair reused its connections to the upstream.
+// uses it to tell whether a proxy pair reused its connections to the upstream. `--listen-host H` (default
+// 127.0.0.1) is where they listen: the mesh-size scenario, in a network namespace of its own, gives
+// 0.0.0.0, so that every loopback address of its Services' endpoints (127.1.x.y) reaches the one upstream.
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -76,10 +78,16 @@ function onH2Stream(stream: http2.ServerHttp2Stream): void {
   stream.end(BODY);
 }
 
+/** `--listen-host H` from our argv; 127.0.0.1 when absent. */
+const LISTEN_HOST = ((): string => {
+  const i = process.argv.indexOf('--listen-host');
+  return i >= 0 ? (process.argv[i + 1] ?? '127.0.0.1') : '127.0.0.1';
+})();
+
 function listen(server: http.Server | http2.Http2Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    server.listen(0, LISTEN_HOST, () => resolve((server.address() as AddressInfo).port));
   });
 }
 
