@@ -21,8 +21,43 @@ export interface Run {
   readonly stderr: string;
 }
 
-/** Runs `outrigger ARGS` to completion (killed after `timeoutMs`). */
+/** The state directories of meshes this test process brought up and has not taken down yet. */
+const meshesUp = new Set<string>();
+let signalHandlers = false;
+
+/**
+ * Takes the mesh in `stateDir` down if this test file is stopped by a signal: the test runner sends
+ * SIGTERM to a file that ran past --test-timeout, and Ctrl-C sends SIGINT. t.after never runs then,
+ * and a mesh's control process (a daemon, not our child) would keep its pods, namespaces and rules,
+ * and the load it makes would slow every test after it. `cli(['up', ...])` calls this itself.
+ */
+export function downOnSignal(stateDir: string): void {
+  meshesUp.add(stateDir);
+  if (signalHandlers) return;
+  signalHandlers = true;
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const dir of meshesUp) {
+      console.error(`\n*** ${signal}: taking down the mesh in ${dir} ***`);
+      spawnSync(process.execPath, [BIN, 'down', '--state-dir', dir], { stdio: 'inherit', timeout: 60_000 });
+    }
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+/** The --state-dir of a CLI command line, if it has one. */
+function stateDirOf(args: readonly string[]): string | undefined {
+  const i = args.indexOf('--state-dir');
+  if (i >= 0) return args[i + 1];
+  return args.find((a) => a.startsWith('--state-dir='))?.slice('--state-dir='.length);
+}
+
+/** Runs `outrigger ARGS` to completion (killed after `timeoutMs`). An `up` is remembered for
+ *  downOnSignal; a `down` that succeeded forgets its mesh. */
 export function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
+  const dir = stateDirOf(args);
+  if (dir !== undefined && args[0] === 'up') downOnSignal(dir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -33,6 +68,7 @@ export function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      if (dir !== undefined && args[0] === 'down' && code === 0) meshesUp.delete(dir);
       resolve({ code, stdout, stderr });
     });
   });

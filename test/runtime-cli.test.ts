@@ -124,7 +124,7 @@ const metric = sumMetric;
 
 // --- the test -----------------------------------------------------------------------------------------------
 
-void test('outrigger up / get / exec / logs / down with real pods', { timeout: 110_000 }, async (t) => {
+void test('outrigger up / get / exec / logs / down with real pods', { timeout: 240_000 }, async (t) => {
   const why = preconditions();
   if (why) return unavailable(t, why);
 

@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, MESH_TOOLS, meshPreconditions, meshWorkDir, ROOT, show, unavailable as unavailable_ } from './root-helpers.js';
+import { BIN, cli, downOnSignal, MESH_TOOLS, meshPreconditions, meshWorkDir, ROOT, show, unavailable as unavailable_ } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
 import type { StatResult } from '../src/cli/stat.js';
 import type { ObserveSnapshot, RouteRow, StatRow } from '../src/observe/stats.js';
@@ -49,6 +49,7 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
   const common = ['--state-dir', stateDir];
   let out = '';
   const started = Date.now();
+  downOnSignal(stateDir);
   const demo = spawn(process.execPath, [
     BIN, 'demo', ...common, '--bridge', bridge, '--pod-cidr', `10.237.${process.pid % 250}.0/24`, '--service-cidr', `10.94.${process.pid % 250}.0/24`,
     '--control-port', String(24000 + tag), '--port', '0', '--rate', '10',
