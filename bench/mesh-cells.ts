@@ -26,7 +26,7 @@ import { runGenerator, type GeneratorRun } from './generator.js';
 import { MemorySampler, readMemory, formatMemory, type MemoryFigures, type MemoryOverRun } from './memory.js';
 import { CLIENT_POD, GC_LINE, meshContent, MESH_NS, SERVICE_CIDR, usedTargets } from './mesh-store.js';
 import { promCounterSum } from './mtls.js';
-import { spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
+import { BENCH_PROXY_NODE_OPTIONS, spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
 import { cleanupSync, fetchText, installCleanupHandlers, stopManaged, waitUntil, type Managed } from './tools.js';
 import { startUpstream } from './upstream-child.js';
 
@@ -130,7 +130,7 @@ async function runCell(cfg: CellsConfig, upstreamPort: number, services: number,
     proxy = await spawnOutriggerProcess(
       `mesh-size ${services}x${used}`,
       ['--destination-addr', cp, '--policy-addr', cp, '--pod', `${MESH_NS}/${CLIENT_POD}`],
-      GC_NODE_ARGS,
+      [...BENCH_PROXY_NODE_OPTIONS, ...GC_NODE_ARGS],
     );
     const proxyAnswers = gcAnswers(proxy.proc);
     redirectServicesTo(proxy.outbound);

@@ -20,6 +20,7 @@ import {
   type Managed,
 } from './tools.js';
 import type { LoadScenario, PathName } from './types.js';
+import { PROXY_NODE_OPTIONS } from '../src/proxy/node-options.js';
 
 type Scenario = Exclude<LoadScenario, 'balance'>;
 
@@ -49,6 +50,16 @@ export const OUTRIGGER_CLI =
  * same build). Everything else (the driver, the upstream, the control plane) stays on this Node.
  */
 export const PROXY_NODE = process.env['OUTRIGGER_BENCH_NODE'] || process.execPath;
+
+/**
+ * The node flags the outrigger proxies under test get: the ones the runtime and the injector give a
+ * proxy (src/proxy/node-options.ts), unless OUTRIGGER_BENCH_PROXY_NODE_OPTIONS says others (space-separated;
+ * empty: none, V8's defaults), to compare V8 settings on one build.
+ */
+export const BENCH_PROXY_NODE_OPTIONS: readonly string[] = (() => {
+  const v = process.env['OUTRIGGER_BENCH_PROXY_NODE_OPTIONS'];
+  return v === undefined ? PROXY_NODE_OPTIONS : v.split(/\s+/).filter((f) => f !== '');
+})();
 
 /** haproxy: the binary main resolved (with the missing-package check); needed only for that path. */
 export function assertOutriggerBuilt(): void {
@@ -124,9 +135,10 @@ export interface OutriggerProcess {
 }
 
 /** Starts `outrigger proxy` on free loopback ports with `extraArgs` and waits for its /ready (with
- *  identity flags: until it holds a certificate). `nodeArgs` go to node itself, before the CLI. The
+ *  identity flags: until it holds a certificate). `nodeArgs` go to node itself, before the CLI (default:
+ *  BENCH_PROXY_NODE_OPTIONS). The
  *  caller stops it (stopManaged). */
-export async function spawnOutriggerProcess(label: string, extraArgs: readonly string[], nodeArgs: readonly string[] = []): Promise<OutriggerProcess> {
+export async function spawnOutriggerProcess(label: string, extraArgs: readonly string[], nodeArgs: readonly string[] = BENCH_PROXY_NODE_OPTIONS): Promise<OutriggerProcess> {
   assertOutriggerBuilt();
   const [outbound, inbound, admin] = await freePorts(3);
   if (outbound === undefined || inbound === undefined || admin === undefined) throw new Error('freePorts(3)');

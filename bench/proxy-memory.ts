@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import type { StoreContent } from '../src/control/store/local/local.js';
 import { startControlPlaneChild, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { MESH_NAMESPACE, MESH_PODS, spiffeOf } from './identity.js';
+import { BENCH_PROXY_NODE_OPTIONS, PROXY_NODE } from './paths.js';
 import { BenchError, freePorts, installCleanupHandlers, makeTempDir, probeHttp1, removeTempDir, spawnManaged, stopManaged, waitUntil, type Managed } from './tools.js';
 
 const USAGE = `usage: node dist/bench/proxy-memory.js [--cli LABEL=PATH]... [--rounds N] [--idle-s S] [--requests N] [--json]
@@ -184,6 +185,7 @@ async function startProxy(build: Build, role: Role, ports: Ports, control: Contr
   const cp = `127.0.0.1:${control.port}`;
   const pod = podOf(role);
   const args = [
+    ...BENCH_PROXY_NODE_OPTIONS,
     build.cli,
     'proxy',
     ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],
@@ -194,7 +196,7 @@ async function startProxy(build: Build, role: Role, ports: Ports, control: Contr
     ...['--identity-addr', cp, '--identity-token-file', path.join(identityDir, `${role}.token`), '--identity', spiffeOf(role)],
     ...['--log-level', 'warn'],
   ];
-  const proc = spawnManaged(`outrigger proxy (${build.label} ${role})`, process.execPath, args);
+  const proc = spawnManaged(`outrigger proxy (${build.label} ${role})`, PROXY_NODE, args);
   try {
     await waitUntil(`${build.label} ${role} proxy /ready`, async () => (await probeHttp1(admin, '/ready')) === 200, 30_000, proc);
   } catch (err) {

@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { PROXY_NODE_OPTIONS } from '../proxy/node-options.js';
 import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, rewriteProbes, templatePath } from './inject.js';
 
 const CFG = { image: 'img', controlAddr: 'cp:8086', trustDomain: 'cluster.local' };
@@ -90,6 +92,19 @@ void test('the default inbound policy: the pod\'s annotation, its namespace\'s (
   assert.equal(value(pod(), { ...en, [key]: 'all-authenticated' }, CFG, 'webhook'), 'all-authenticated');
   assert.equal(value(pod(), en, { ...CFG, defaultInboundPolicy: 'deny' }, 'webhook'), 'deny');
   assert.equal(value(pod(), en, CFG, 'webhook'), 'all-unauthenticated');
+});
+
+void test('the sidecar gets the proxy\'s V8 settings in NODE_OPTIONS, as the local runtime gives them on its command line', () => {
+  const { ops } = injectObject(pod(), { 'outrigger.io/inject': 'enabled' }, CFG, 'webhook');
+  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+  const value = proxy?.env.find((e) => e.name === 'NODE_OPTIONS')?.value;
+  assert.equal(value, PROXY_NODE_OPTIONS.join(' '));
+  // Node refuses to start on a flag NODE_OPTIONS does not allow: this is what the container's node does.
+  const run = spawnSync(process.execPath, ['-e', '0'], {
+    env: { ...process.env, NODE_OPTIONS: value },
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stderr);
 });
 
 void test('rewriteProbes: httpGet and tcpSocket probes go to the admin port, their targets to the proxy; the rest stays', async () => {

@@ -11,6 +11,7 @@ import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../runtim
 import { formatPortList, type PortList } from '../core/ports.js';
 import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
 import { SETTINGS } from '../proxy/env.js';
+import { proxyNodeOptionsEnv } from '../proxy/node-options.js';
 import { APP_PROBE_PATH, type AppProbeTarget } from '../proxy/admin/probes.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
 import { deploymentOf } from '../control/store/kubernetes/convert.js';
@@ -166,6 +167,8 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
       fieldEnv(podNamespace, 'metadata.namespace'),
       fieldEnv(podName, 'metadata.name'),
       fieldEnv(SERVICE_ACCOUNT_ENV, 'spec.serviceAccountName'),
+      // The V8 settings every proxy runs with (src/proxy/node-options.ts), as the runtime gives them.
+      { name: 'NODE_OPTIONS', value: proxyNodeOptionsEnv() },
       ...(workload !== undefined ? [env('podWorkload', workload)] : []),
       env('destinationAddr', cfg.controlAddr),
       env('policyAddr', cfg.controlAddr),

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ORIGDST_ADDON_ENV } from '../../proxy/transport/origdst.js';
 import { placedArgv, runBounded } from './launch.js';
+import { PROXY_NODE_OPTIONS } from '../../proxy/node-options.js';
 import { copyProxyFiles, PACKAGE_ROOT, productionPackages, resolveProxyCommand } from './proxy-command.js';
 
 const PROXY = { uid: 2102, gid: 2102 };
@@ -33,7 +34,8 @@ if (!isRoot && process.env.CI === 'true') {
     if (readable) {
       const cmd = await resolveProxyCommand({ user: PROXY, stateDir });
       assert.equal(cmd.staged, false, 'a world-readable project runs in place');
-      assert.equal(cmd.argv[1], join(PACKAGE_ROOT, 'bin', 'outrigger.js'));
+      // The proxy's V8 settings come first, as node's own flags, then the CLI.
+      assert.deepEqual(cmd.argv.slice(1), [...PROXY_NODE_OPTIONS, join(PACKAGE_ROOT, 'bin', 'outrigger.js'), 'proxy']);
     }
     // A "clone in a private home": a complete copy inside a 0700 directory.
     const home = join(work, 'home');
@@ -42,6 +44,7 @@ if (!isRoot && process.env.CI === 'true') {
     await chmod(work, 0o755);
     const staged = await resolveProxyCommand({ user: PROXY, stateDir, packageRoot: join(home, 'outrigger') });
     assert.equal(staged.staged, true);
+    assert.deepEqual(staged.argv.slice(1, 1 + PROXY_NODE_OPTIONS.length), PROXY_NODE_OPTIONS);
     assert.ok(staged.root.startsWith(join(stateDir, 'proxy') + '/'), staged.root);
     const help = await runBounded(placedArgv({ user: PROXY }, [...staged.argv, '--help']), { env: { PATH: process.env.PATH ?? '' }, cwd: '/', timeoutMs: 20_000 });
     assert.equal(help.code, 0, help.output);

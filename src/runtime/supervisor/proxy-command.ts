@@ -9,11 +9,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, cp, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROXY_NODE_OPTIONS } from '../../proxy/node-options.js';
 import { ORIGDST_ADDON_ENV } from '../../proxy/transport/origdst.js';
 import { placedArgv, runBounded, type RunAs } from './launch.js';
 
 export interface ProxyCommand {
-  /** The argv prefix that runs the proxy: `[node, <root>/bin/outrigger.js, 'proxy']`. */
+  /** The argv prefix that runs the proxy: `[node, ...PROXY_NODE_OPTIONS, <root>/bin/outrigger.js, 'proxy']`. */
   readonly argv: readonly string[];
   /** The project the files come from, or the copy made for the proxy's uid. */
   readonly root: string;
@@ -62,7 +63,7 @@ export async function resolveProxyCommand(o: ProxyCommandOptions): Promise<Proxy
   const inPlace = await canRunProxy(o.user, execPath, root, addon);
   if (inPlace.ok) {
     const env: Record<string, string> = addon === join(root, ADDON) ? {} : { [ORIGDST_ADDON_ENV]: addon };
-    return { argv: [execPath, join(root, BIN), 'proxy'], root, staged: false, env };
+    return { argv: [execPath, ...PROXY_NODE_OPTIONS, join(root, BIN), 'proxy'], root, staged: false, env };
   }
 
   const dest = await stageProxyFiles(root, o.stateDir, execPath);
@@ -74,7 +75,7 @@ export async function resolveProxyCommand(o: ProxyCommandOptions): Promise<Proxy
         `Every directory above ${o.stateDir} must be searchable by uid ${o.user.uid} (o+x), as the default /var/run/outrigger is`,
     );
   }
-  return { argv: [node, join(dest, BIN), 'proxy'], root: dest, staged: true, env: {} };
+  return { argv: [node, ...PROXY_NODE_OPTIONS, join(dest, BIN), 'proxy'], root: dest, staged: true, env: {} };
 }
 
 interface CanRun {
