@@ -391,6 +391,32 @@ void test('mtls: a server proxy that is not the identity discovery named is refu
   assert.ok(!relay2.bytes().toString('latin1').includes('REQUEST-MARKER'), 'no request byte reached the wrong server');
 });
 
+void test('mtls: new connections between the proxies resume TLS sessions, the client still known; off, none does', async (t) => {
+  const m = await startMesh(t);
+  // No pooling: every request is a new mesh TLS connection (as the bench's mtls-handshake load).
+  const fresh = await m.proxy('web', `${API_VIP}:80`, { maxIdlePerUpstream: '0' });
+  const off = await m.proxy('web', `${API_VIP}:80`, { maxIdlePerUpstream: '0', meshTlsSessionResumption: 'false' });
+  await waitFor('ready', async () => (await ready(fresh)) && (await ready(off)));
+  const requests = async (p: TestProxy) => {
+    for (let i = 0; i < 4; i++) {
+      const r = await get(p, `/resume/${i}`, { [CLIENT_ID_HEADER]: 'forged' });
+      assert.equal(r.status, 200, r.body);
+      assert.equal((JSON.parse(r.body) as Seen).headers[CLIENT_ID_HEADER], WEB_ID);
+    }
+  };
+  const inboundResumed = () => metricValue(m.server, 'tls_handshakes_total', { direction: 'inbound', resumed: 'true' });
+  await requests(fresh);
+  const resumed = await metricValue(fresh, 'tls_handshakes_total', { direction: 'outbound', resumed: 'true' });
+  assert.ok(resumed >= 1, `resumed: ${resumed}`);
+  assert.equal(resumed + (await metricValue(fresh, 'tls_handshakes_total', { direction: 'outbound', resumed: 'false' })), 4, 'one handshake per request');
+  assert.equal(await inboundResumed(), resumed);
+  await requests(off);
+  assert.equal(await metricValue(off, 'tls_handshakes_total', { direction: 'outbound', resumed: 'false' }), 4);
+  assert.equal(await metricValue(off, 'tls_handshakes_total', { direction: 'outbound', resumed: 'true' }), 0);
+  assert.equal(await inboundResumed(), resumed);
+  assertNotInClear(m.relay, ['/resume/', CLIENT_ID_HEADER]);
+});
+
 void test('mtls: the inbound side passes the app\'s own TLS through untouched, and still takes plaintext', async (t) => {
   const m = await startMesh(t);
   // Straight to the server proxy's inbound port (an unmeshed client) and through the client proxy.

@@ -11,6 +11,7 @@ void test('defaults match the issue: 4140 / 4143 / 4191 and the default opaque p
   assert.equal(cfg.adminPort, 4191);
   assert.equal(formatPortList(cfg.opaquePorts), '25,587,3306,4444,5432,6379,9300,11211');
   assert.equal(cfg.detectTimeoutMs, 10000);
+  assert.equal(cfg.meshTlsSessionResumption, true);
   assert.ok(Object.isFrozen(cfg));
 });
 
@@ -33,6 +34,12 @@ void test('every problem is reported at once, each with its flag and variable', 
       return true;
     },
   );
+});
+
+void test('a switch is true or false, by flag or variable', () => {
+  assert.equal(loadProxyConfig({ meshTlsSessionResumption: 'false' }, {}).meshTlsSessionResumption, false);
+  assert.equal(loadProxyConfig({}, { OUTRIGGER_PROXY_MESH_TLS_SESSION_RESUMPTION: 'false' }).meshTlsSessionResumption, false);
+  assert.throws(() => loadProxyConfig({ meshTlsSessionResumption: 'no' }, {}), /--mesh-tls-session-resumption \(OUTRIGGER_PROXY_MESH_TLS_SESSION_RESUMPTION\): must be true or false, got "no"/);
 });
 
 void test('listener ports must differ; a static destination must be HOST:PORT', () => {

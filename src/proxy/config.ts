@@ -44,6 +44,7 @@ const count =
   (v: string | undefined): number =>
     within(int(v), min, max);
 const ip = (v: string | undefined): string => (v !== undefined && /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) ? v : invalid('must be an IP address'));
+const bool = (v: string | undefined): boolean => (v === 'true' ? true : v === 'false' ? false : invalid('must be true or false'));
 const oneOf =
   <T extends string>(names: readonly T[]) =>
   (v: string | undefined): T =>
@@ -95,6 +96,7 @@ const PARSERS = {
   identityAddr: optionalAddr,
   identityTokenFile: optionalText,
   identity: optionalSpiffeId,
+  meshTlsSessionResumption: bool,
   policyAddr: optionalAddr,
   pod: matching(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name'),
   defaultInboundPolicy: oneOf<DefaultPolicyName>(DEFAULT_POLICY_NAMES),

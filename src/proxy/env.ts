@@ -38,6 +38,11 @@ export const SETTINGS = {
   ),
   identityTokenFile: s('identity-token-file', 'file holding the pod\'s ServiceAccount token, read again before every certificate request'),
   identity: s('identity', 'this proxy\'s own workload identity, spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>'),
+  meshTlsSessionResumption: s(
+    'mesh-tls-session-resumption',
+    'resume mesh TLS sessions between proxies with TLS 1.3 tickets (300 s, one use each) instead of a full handshake per connection, outbound and inbound: true | false',
+    'true',
+  ),
   policyAddr: s(
     'policy-addr',
     'HOST:PORT of the control plane\'s policy service; with --pod, inbound traffic is authorized and rate limited as the pod\'s policy says',

@@ -60,7 +60,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   if (ids !== undefined) {
     identity = ProxyIdentity.start({ controlAddr: formatAddr(ids.addr), channel: channelTo(ids.addr), tokenPath: ids.tokenFile, identity: ids.identity, log: log.child({ component: 'identity' }) });
     metrics.watchIdentity(identity);
-    mtls = new MeshTls({ identity, metrics, log: log.child({ component: 'mtls' }), handshakeTimeoutMs: cfg.detectTimeoutMs });
+    mtls = new MeshTls({
+      identity,
+      metrics,
+      log: log.child({ component: 'mtls' }),
+      handshakeTimeoutMs: cfg.detectTimeoutMs,
+      sessionResumption: cfg.meshTlsSessionResumption,
+    });
   }
   const deps = { cfg, metrics, obs: obs.observer, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
   // Outbound destinations are looked up in the control plane when there is one: Services are balanced

@@ -223,6 +223,8 @@ export class ProxyMetrics {
   readonly tcpOpenConnections: Gauge<TcpLabel>;
   /** Mesh TLS handshakes that failed, by direction and reason (only with mTLS on). */
   readonly tlsHandshakeErrors: Counter<'direction' | 'reason'> | undefined;
+  /** Mesh TLS handshakes that completed, by direction and resumed="true"|"false" (only with mTLS on). */
+  readonly tlsHandshakes: Counter<'direction' | 'resumed'> | undefined;
   readonly tls: boolean;
   readonly detectTimeoutTotal: Counter<'direction'>;
   readonly refusedTotal: Counter<'direction' | 'reason'>;
@@ -394,6 +396,14 @@ export class ProxyMetrics {
           name: 'tls_handshake_errors_total',
           help: 'mesh TLS handshakes that failed: reason="handshake" (chain, expiry, ALPN, broken off), "peer_identity" (not the expected identity), "no_identity" (no certificate yet)',
           labelNames: ['direction', 'reason'],
+          registers,
+        })
+      : undefined;
+    this.tlsHandshakes = this.tls
+      ? new Counter({
+          name: 'tls_handshakes_total',
+          help: 'mesh TLS handshakes that completed: resumed="true" (a session ticket, no certificates exchanged) or "false" (a full handshake)',
+          labelNames: ['direction', 'resumed'],
           registers,
         })
       : undefined;

@@ -2,12 +2,20 @@
 // client certificate that verifies to the trust anchor, and tells the caller who the client is (the
 // SPIFFE ID in its URI SAN) and what the connection carries (ALPN). A rotation changes the certificate
 // of new connections only; open ones keep the one they were made with.
+//
+// Clients may resume: the server issues TLS 1.3 session tickets (two after each full handshake) and
+// accepts them for SESSION_LIFETIME_S. A resumed session carries the client certificate verified when
+// it was made, so the client's identity is known the same way. The tickets are sealed with keys of the
+// secure context, and a rotation makes a new context with new random keys: tickets issued before it are
+// no longer accepted, and those clients make a full handshake with the new certificate (and trust anchor).
+import { constants } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { parseSpiffeId, type SpiffeId } from '../../api/identity.js';
 import type { IdentityCert } from '../identity/identity.js';
 import { MESH_ALPN_LIST, isMeshAlpn, type MeshAlpn } from './alpn.js';
 import { MeshTlsError, TlsCodes } from './errors.js';
+import { SESSION_LIFETIME_S } from './sessions.js';
 
 /** What mesh TLS needs from the proxy's identity (ProxyIdentity provides it). */
 export interface IdentitySource {
@@ -21,6 +29,8 @@ export interface MeshTlsServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** ALPN ids accepted; default all three. */
   readonly alpn?: readonly MeshAlpn[];
+  /** Issue session tickets and let clients resume with them; default true. */
+  readonly sessionResumption?: boolean;
 }
 
 export interface MeshTlsConnection {
@@ -28,6 +38,8 @@ export interface MeshTlsConnection {
   /** The client's identity, from the only URI SAN of its verified certificate. */
   readonly clientId: SpiffeId;
   readonly alpn: MeshAlpn;
+  /** The client resumed a session (a ticket this server issued): no certificate was sent this time. */
+  readonly resumed: boolean;
 }
 
 interface Pending {
@@ -96,6 +108,11 @@ export class MeshTlsServer {
       ca: c.trustAnchorPem,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
+      // Set, not left to the default: Node documents 300 s, but unset it leaves OpenSSL's 7200 s in force.
+      sessionTimeout: SESSION_LIFETIME_S,
+      // Off: the tickets sent are stateful (session ids), and as the server keeps no session cache, none
+      // of them ever resumes.
+      ...(this.#opts.sessionResumption === false ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
     };
     this.#trustDomain = parseSpiffeId(c.identity)?.trustDomain;
     if (this.#server !== undefined) {
@@ -127,7 +144,10 @@ export class MeshTlsServer {
       return;
     }
     const alpn = socket.alpnProtocol;
-    const san = socket.getPeerX509Certificate()?.subjectAltName;
+    const resumed = socket.isSessionReused();
+    // Resumed: the certificate verified when the session was made (OpenSSL keeps it in the session).
+    const peer = socket.getPeerX509Certificate();
+    const san = peer?.subjectAltName;
     const clientId = identityFromSan(san);
     if (!isMeshAlpn(alpn)) {
       socket.destroy();
@@ -143,8 +163,15 @@ export class MeshTlsServer {
       );
       return;
     }
+    // A resumption verifies no certificate: one that expired since the full handshake (at most
+    // SESSION_LIFETIME_S ago) is refused here, as that handshake would refuse it now.
+    if (resumed && !(Date.parse(peer?.validTo ?? '') > Date.now())) {
+      socket.destroy();
+      this.#fail(p, new MeshTlsError(TlsCodes.HANDSHAKE, `inbound mesh tls from ${socket.remoteAddress ?? '?'}: resumed session of ${clientId}: its certificate expired`));
+      return;
+    }
     p.done = true;
-    p.resolve({ socket, clientId, alpn });
+    p.resolve({ socket, clientId, alpn, resumed });
   }
 
   #onError(err: Error, socket: tls.TLSSocket): void {

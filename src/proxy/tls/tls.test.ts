@@ -2,6 +2,8 @@
 // here as a fixture only).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { SpiffeId } from '../../api/identity.js';
@@ -11,21 +13,21 @@ import { newKeyAndCsr } from '../identity/csr.js';
 import { identitySecureContext, type IdentityCert } from '../identity/identity.js';
 import { MESH_ALPN } from './alpn.js';
 import { classifyClientHello } from './clienthello.js';
-import { connectMeshTls } from './client.js';
+import { checkMeshServerIdentity, connectMeshTls } from './client.js';
 import { MeshTlsError, TlsCodes } from './errors.js';
 import { MeshTlsServer, type IdentitySource, type MeshTlsConnection } from './server.js';
 
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/api' as SpiffeId;
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
-async function certFor(ca: MeshCa, identity: SpiffeId, opts: { expired?: boolean; san?: string } = {}): Promise<IdentityCert> {
+async function certFor(ca: MeshCa, identity: SpiffeId, opts: { expired?: boolean; san?: string; lifetimeMs?: number } = {}): Promise<IdentityCert> {
   const { keyPem, csrPem } = newKeyAndCsr(identity);
   const now = Date.now();
   const leaf = await ca.signLeaf({
     publicKey: new x509.Pkcs10CertificateRequest(csrPem).publicKey,
     identity: (opts.san ?? identity) as SpiffeId,
     notBefore: new Date(now - (opts.expired ? 7200_000 : 60_000)),
-    notAfter: new Date(now + (opts.expired ? -3600_000 : 3600_000)),
+    notAfter: new Date(now + (opts.expired ? -3600_000 : (opts.lifetimeMs ?? 3600_000))),
   });
   const pems = { keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem, trustAnchorPem: ca.trustAnchorPem };
   return { identity, ...pems, serial: leaf.serial, notAfter: leaf.notAfter, secureContext: identitySecureContext(pems) };
@@ -53,8 +55,8 @@ class TestIdentity implements IdentitySource {
 
 /** A loopback listener that reads the ClientHello first (like the inbound's detection), then hands
  *  the socket and the bytes it read to the mesh TLS server; echoes "pong:<data>" on success. */
-async function startInbound(t: { after(fn: () => unknown): void }, identity: IdentitySource) {
-  const mesh = new MeshTlsServer({ identity, handshakeTimeoutMs: 5000 });
+async function startInbound(t: { after(fn: () => unknown): void }, identity: IdentitySource, opts: { sessionResumption?: boolean } = {}) {
+  const mesh = new MeshTlsServer({ identity, handshakeTimeoutMs: 5000, ...opts });
   const accepted: MeshTlsConnection[] = [];
   const refused: MeshTlsError[] = [];
   const kinds: string[] = [];
@@ -104,12 +106,33 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): P
   }
 }
 
-async function setup(t: { after(fn: () => unknown): void }) {
+async function setup(t: { after(fn: () => unknown): void }, opts: { sessionResumption?: boolean } = {}) {
   const ca = await MeshCa.create();
   const other = await MeshCa.create();
   const serverIdentity = new TestIdentity(await certFor(ca, SERVER_ID));
-  const inbound = await startInbound(t, serverIdentity);
+  const inbound = await startInbound(t, serverIdentity, opts);
   return { ca, other, serverIdentity, inbound };
+}
+
+/** A mesh client made with tls.connect itself, offering `session` when given (the proxy's own client
+ *  and its ticket cache are tested in ../transport/mtls.test.ts). Resolves after one exchange, with the
+ *  tickets the server sent (they arrive before its first data). */
+async function ticketClient(t: { after(fn: () => unknown): void }, port: number, cert: IdentityCert, session?: Buffer) {
+  const tickets: Buffer[] = [];
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port,
+    secureContext: cert.secureContext,
+    minVersion: 'TLSv1.3',
+    ALPNProtocols: [MESH_ALPN.h2],
+    checkServerIdentity: checkMeshServerIdentity(SERVER_ID),
+    ...(session !== undefined ? { session } : {}),
+  });
+  t.after(() => socket.destroy());
+  socket.on('session', (s: Buffer) => tickets.push(s));
+  await once(socket, 'secureConnect');
+  const reply = await exchange(socket, 'ping');
+  return { socket, reply, resumed: socket.isSessionReused(), tickets };
 }
 
 void test('the right identities connect: the server learns the client identity, both agree on ALPN', async (t) => {
@@ -196,6 +219,64 @@ void test('a rotation changes the certificate of new connections and leaves open
   assert.equal(await exchange(a, 'old'), 'pong:old', 'the connection opened before the rotation still works');
   assert.equal(await exchange(b, 'new'), 'pong:new');
   assert.equal(inbound.accepted[0]?.socket.getX509Certificate()?.serialNumber, serverSerialA);
+});
+
+void test('a client resumes with a ticket, and the server still knows it by the certificate of the session', async (t) => {
+  const { ca, inbound } = await setup(t);
+  const cert = await certFor(ca, CLIENT_ID);
+  const full = await ticketClient(t, inbound.port, cert);
+  assert.equal(full.resumed, false);
+  assert.ok(full.tickets.length > 0, 'the server sent session tickets');
+  const again = await ticketClient(t, inbound.port, cert, full.tickets[0]);
+  assert.equal(again.reply, 'pong:ping');
+  assert.equal(again.resumed, true, 'the client resumed');
+  const [first, second] = inbound.accepted;
+  assert.equal(first?.resumed, false);
+  assert.equal(second?.resumed, true, 'the server resumed');
+  assert.equal(second?.socket.isSessionReused(), true);
+  assert.equal(second?.clientId, CLIENT_ID);
+  assert.equal(second?.alpn, MESH_ALPN.h2);
+  assert.equal(second?.socket.getPeerX509Certificate()?.serialNumber, cert.serial.toUpperCase(), 'the very certificate of the full handshake');
+});
+
+void test('after a rotation of the server certificate, earlier tickets fall back to a full handshake with the new one', async (t) => {
+  const { ca, serverIdentity, inbound } = await setup(t);
+  const cert = await certFor(ca, CLIENT_ID);
+  const before = await ticketClient(t, inbound.port, cert);
+  serverIdentity.rotate(await certFor(ca, SERVER_ID));
+  const after = await ticketClient(t, inbound.port, cert, before.tickets[0]);
+  assert.equal(after.resumed, false, 'the new context has new ticket keys');
+  assert.equal(after.reply, 'pong:ping');
+  assert.equal(inbound.accepted[1]?.resumed, false);
+  assert.equal(inbound.accepted[1]?.socket.getX509Certificate()?.serialNumber, serverIdentity.current().serial.toUpperCase());
+  // The tickets of the new context work.
+  assert.equal((await ticketClient(t, inbound.port, cert, after.tickets[0])).resumed, true);
+});
+
+void test('with session resumption off, the server resumes no session', async (t) => {
+  const { ca, inbound } = await setup(t, { sessionResumption: false });
+  const cert = await certFor(ca, CLIENT_ID);
+  const full = await ticketClient(t, inbound.port, cert);
+  // OpenSSL still sends (stateful) tickets; the server keeps no session to resume them with.
+  assert.ok(full.tickets.length > 0);
+  for (const ticket of full.tickets) assert.equal((await ticketClient(t, inbound.port, cert, ticket)).resumed, false);
+  assert.ok(inbound.accepted.every((c) => !c.resumed));
+  assert.equal(inbound.accepted.length, 1 + full.tickets.length);
+});
+
+void test('a resumed session whose client certificate has expired since the full handshake is refused', async (t) => {
+  const { ca, inbound } = await setup(t);
+  const cert = await certFor(ca, CLIENT_ID, { lifetimeMs: 2000 });
+  const full = await ticketClient(t, inbound.port, cert);
+  assert.equal(full.reply, 'pong:ping');
+  // Certificate times have whole seconds: wait until it has surely expired.
+  const expires = Date.parse(new crypto.X509Certificate(cert.leafPem).validTo);
+  await new Promise((r) => setTimeout(r, expires - Date.now() + 1100));
+  const late = await ticketClient(t, inbound.port, cert, full.tickets[0]).catch((e: Error) => e);
+  assert.ok(late instanceof Error, 'the client was cut off');
+  await waitFor('the refusal', () => inbound.refused.length === 1);
+  assert.match(inbound.refused[0]?.message ?? '', /resumed session of spiffe:\/\/cluster\.local\/ns\/default\/sa\/web: its certificate expired/);
+  assert.equal(inbound.accepted.length, 1);
 });
 
 void test('a mesh ClientHello is told from an app TLS ClientHello, also when it arrives in pieces', async (t) => {
