@@ -37,7 +37,7 @@ import { H2_STREAMS, runH2load } from './h2.js';
 import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
 import { assertOutriggerBuilt, proxyNodeVersion, startBalancePath, startPath, type RunningPath } from './paths.js';
-import { HANDSHAKE_SETUP, runMtlsScenario } from './mtls.js';
+import { handshakeSetup, runMtlsScenario } from './mtls.js';
 import { runFixedRateScenario, type FixedRateReport } from './fixed-rate.js';
 import { formatMemory, readMemory } from './memory.js';
 import { meshSizeUnavailable, runMeshSizeScenario } from './mesh-size.js';
@@ -229,7 +229,7 @@ async function main(): Promise<number> {
   if (opts.scenarios.includes('propagation')) propagation = await measurePropagation(opts, log);
   const meshSizeReport = meshSize ? await runMeshSizeScenario(opts, log) : undefined;
 
-  const report = buildReport(samples, opts, H2_STREAMS, propagation, HANDSHAKE_SETUP, {
+  const report = buildReport(samples, opts, H2_STREAMS, propagation, handshakeSetup(opts.resumption), {
     ...(fixedRateReport !== undefined ? { fixedRate: fixedRateReport } : {}),
     ...(meshSizeReport !== undefined ? { meshSize: meshSizeReport } : {}),
   });

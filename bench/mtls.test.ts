@@ -47,6 +47,9 @@ void test('haproxy mtls pair: TLS 1.3 both ways, client certificates required, p
   assert.match(client, /frontend bench_handshake\n {4}bind 127\.0\.0\.1:9002\n {4}default_backend mesh_fresh\n/);
   assert.match(client, new RegExp(`backend mesh_pooled\\n {4}http-reuse always\\n {4}${origin}\\n`));
   assert.match(client, new RegExp(`backend mesh_fresh\\n {4}http-reuse never\\n {4}${origin} no-ssl-reuse\\n`));
+  // --resumption on: haproxy may resume its TLS sessions too, as outrigger does by default.
+  const resuming = haproxyMtlsClientConfig({ keepalive: 9001, handshake: 9002 }, 9100, files, true);
+  assert.match(resuming, new RegExp(`backend mesh_fresh\\n {4}http-reuse never\\n {4}${origin}\\n`));
 });
 
 void test('mtls store content: the Service endpoint is the server proxy, meshed, with its ServiceAccount', () => {

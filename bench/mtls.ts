@@ -53,9 +53,15 @@ import type { LoadResult, Options } from './types.js';
 /** The header that makes every request of the handshake load a new client connection. */
 export const CLOSE_HEADER = 'Connection: close';
 /** What the handshake load does to each pair, said once for the report's config. */
-export const HANDSHAKE_SETUP =
-  `wrk -H '${CLOSE_HEADER}'; outrigger: a client proxy with --max-idle-per-upstream 0; ` +
-  'haproxy: backend http-reuse never, server no-ssl-reuse (full TLS 1.3 handshakes both)';
+export function handshakeSetup(resumption: boolean): string {
+  return resumption
+    ? `wrk -H '${CLOSE_HEADER}'; outrigger: a client proxy with --max-idle-per-upstream 0 (TLS sessions resumed, its default); ` +
+        'haproxy: backend http-reuse never, its SSL sessions reused (TLS 1.3 resumption both)'
+    : `wrk -H '${CLOSE_HEADER}'; outrigger: a client proxy with --max-idle-per-upstream 0 --mesh-tls-session-resumption false; ` +
+        'haproxy: backend http-reuse never, server no-ssl-reuse (full TLS 1.3 handshakes both)';
+}
+/** The handshake load as the published figures measure it: full handshakes on both pairs. */
+export const HANDSHAKE_SETUP = handshakeSetup(false);
 
 export type PairName = 'outrigger' | 'haproxy';
 /** keepalive: pooled TLS connections between the proxies; handshake: a new one for every request. */
@@ -129,7 +135,7 @@ function identityArgs(controlAddr: string, dir: string, serviceAccount: string):
 /** Where the server proxy's TLS connections show in its metrics. */
 const INBOUND_TLS = { direction: 'inbound', tls: 'true' } as const;
 
-async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstreamPort: number, loads: readonly Load[]): Promise<MeshPair> {
+async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstreamPort: number, loads: readonly Load[], resumption: boolean): Promise<MeshPair> {
   const controlAddr = `127.0.0.1:${control.port}`;
   const started: OutriggerProcess[] = [];
   const stopAll = async (): Promise<void> => {
@@ -156,7 +162,10 @@ async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstr
     // The handshake load's client: nothing pooled, so every request opens a new mesh TLS connection.
     let fresh: OutriggerProcess | undefined;
     if (loads.includes('handshake')) {
-      fresh = await spawnOutriggerProcess('mtls client, no upstream pooling', [...clientArgs, '--max-idle-per-upstream', '0']);
+      fresh = await spawnOutriggerProcess('mtls client, no upstream pooling', [
+        ...clientArgs,
+        ...['--max-idle-per-upstream', '0', '--mesh-tls-session-resumption', String(resumption)],
+      ]);
       started.push(fresh);
       clients.push(['mtls client, no upstream pooling', fresh]);
     }
@@ -213,7 +222,7 @@ backend app
 /** The client side: two plaintext frontends, each originating mutual TLS to the server side. bench_in
  *  pools its TLS connections (http-reuse always, like the existing haproxy path); bench_handshake opens
  *  a new one for every client connection (http-reuse never) with a full handshake (no-ssl-reuse). */
-export function haproxyMtlsClientConfig(ports: Record<Load, number>, serverPort: number, files: HaproxyMtlsFiles): string {
+export function haproxyMtlsClientConfig(ports: Record<Load, number>, serverPort: number, files: HaproxyMtlsFiles, resumption = false): string {
   const server = `server mesh 127.0.0.1:${serverPort} ssl crt ${files.clientPem} ca-file ${files.caPem} verify required ${TLS13}`;
   return `${haproxyHead('bench/mtls.ts')}
 frontend bench_in
@@ -230,11 +239,11 @@ backend mesh_pooled
 
 backend mesh_fresh
     http-reuse never
-    ${server} no-ssl-reuse
+    ${server}${resumption ? '' : ' no-ssl-reuse'}
 `;
 }
 
-async function startHaproxyPair(haproxy: string, dir: string, upstreamPort: number): Promise<MeshPair> {
+async function startHaproxyPair(haproxy: string, dir: string, upstreamPort: number, resumption: boolean): Promise<MeshPair> {
   const [keepalive, handshake, serverPort] = await freePorts(3);
   if (keepalive === undefined || handshake === undefined || serverPort === undefined) throw new Error('freePorts(3)');
   const files: HaproxyMtlsFiles = {
@@ -246,7 +255,7 @@ async function startHaproxyPair(haproxy: string, dir: string, upstreamPort: numb
   const serverCfg = path.join(dir, 'haproxy-server.cfg');
   const clientCfg = path.join(dir, 'haproxy-client.cfg');
   writeFileSync(serverCfg, haproxyMtlsServerConfig(serverPort, upstreamPort, files, statsSocket));
-  writeFileSync(clientCfg, haproxyMtlsClientConfig({ keepalive, handshake }, serverPort, files));
+  writeFileSync(clientCfg, haproxyMtlsClientConfig({ keepalive, handshake }, serverPort, files, resumption));
   const procs: Managed[] = [];
   const stopAll = async (): Promise<void> => {
     for (const p of procs.reverse()) await stopManaged(p);
@@ -293,6 +302,8 @@ export interface MeshPairs {
 export async function startMeshPairs(o: {
   pairs: readonly PairName[];
   loads: readonly Load[];
+  /** mtls-handshake: TLS sessions resumed between the proxies (default false: full handshakes). */
+  resumption?: boolean;
   haproxy: string | undefined;
   upstreamPort: number;
   log: (line: string) => void;
@@ -313,10 +324,10 @@ export async function startMeshPairs(o: {
     o.log(`[${o.label}] control plane + CA on 127.0.0.1:${control.port} (pid ${control.proc.pid})`);
     for (const which of o.pairs) {
       o.log(`[${o.label}] starting the ${which} pair`);
-      if (which === 'outrigger') pairs.push(await startOutriggerPair(control, dir, o.upstreamPort, o.loads));
+      if (which === 'outrigger') pairs.push(await startOutriggerPair(control, dir, o.upstreamPort, o.loads, o.resumption ?? false));
       else {
         if (o.haproxy === undefined) throw new Error('haproxy binary not resolved');
-        pairs.push(await startHaproxyPair(o.haproxy, dir, o.upstreamPort));
+        pairs.push(await startHaproxyPair(o.haproxy, dir, o.upstreamPort, o.resumption ?? false));
       }
     }
     return { pairs, control, stop };
@@ -402,7 +413,7 @@ export async function runMtlsScenario(ctx: MtlsContext): Promise<Sample[]> {
     log('[mtls] skipped: it measures outrigger and haproxy pairs, and --paths has neither');
     return [];
   }
-  const mesh = await startMeshPairs({ pairs: wanted, loads: ['keepalive', 'handshake'], haproxy: ctx.haproxy, upstreamPort: ctx.upstreamPort, log, label: 'mtls' });
+  const mesh = await startMeshPairs({ pairs: wanted, loads: ['keepalive', 'handshake'], resumption: opts.resumption, haproxy: ctx.haproxy, upstreamPort: ctx.upstreamPort, log, label: 'mtls' });
   const { pairs } = mesh;
   const samples: Sample[] = [];
   try {

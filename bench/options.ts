@@ -30,6 +30,10 @@ export const USAGE = `usage: node dist/bench/main.js [options]   (or: npm run be
   --balance-client C   balance: h2load (default; HTTP/1.1 with --h1, every request's latency logged)
                        or wrk (same load; its percentiles are unreliable with one slow replica,
                        see README)
+  --resumption on|off  mtls-handshake: off (default) makes every new TLS connection between the
+                       proxies a full handshake on both pairs (outrigger --mesh-tls-session-resumption
+                       false; haproxy no-ssl-reuse); on lets both resume TLS sessions (outrigger's
+                       default; haproxy's server line without no-ssl-reuse)
   --slow-ms MS         balance: delay the slow replica adds to every response (default 200)
   --watchers N         propagation: simulated proxies watching the Service (default 200)
   --changes N          propagation: endpoint changes measured (default 10)
@@ -61,6 +65,7 @@ const DEFAULTS: Options = {
   connections: 16,
   warmup: 1,
   balanceClient: 'h2load',
+  resumption: false,
   slowMs: 200,
   watchers: 200,
   changes: 10,
@@ -160,6 +165,12 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
         const raw = args[++i];
         if (raw === 'h2load' || raw === 'wrk') opts.balanceClient = raw;
         else problems.push(`--balance-client wants h2load or wrk, got "${raw ?? ''}"`);
+        break;
+      }
+      case '--resumption': {
+        const raw = args[++i];
+        if (raw === 'on' || raw === 'off') opts.resumption = raw === 'on';
+        else problems.push(`--resumption wants on or off, got "${raw ?? ''}"`);
         break;
       }
       case '--slow-ms':

@@ -37,6 +37,9 @@ export interface Options {
   /** balance: the load generator. h2load --h1 logs every request's latency; wrk's percentiles were
    *  far off in this scenario (README, "Benchmark"), so it is there only to compare. */
   balanceClient: 'h2load' | 'wrk';
+  /** mtls-handshake: whether new TLS connections between the proxies resume sessions (both pairs) or
+   *  make full handshakes (both pairs). */
+  resumption: boolean;
   /** balance: the delay (ms) the slow replica adds to every response. */
   slowMs: number;
   /** propagation: simulated proxies watching the Service. */

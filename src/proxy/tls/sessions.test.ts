@@ -7,7 +7,7 @@ import { SessionCache, sessionKey } from './sessions.js';
 const API = 'spiffe://cluster.local/ns/default/sa/api' as SpiffeId;
 const DB = 'spiffe://cluster.local/ns/default/sa/db' as SpiffeId;
 const ticket = (n: number) => Buffer.from([n]);
-const taken = (c: SessionCache, key: string) => c.take(key)?.session[0];
+const taken = (c: SessionCache, key: string) => c.offer(key)?.session[0];
 
 void test('sessions: every part of the key tells sessions apart', () => {
   const key = sessionKey(1, API, MESH_ALPN.h2, '10.0.0.1:4143');
@@ -20,19 +20,18 @@ void test('sessions: every part of the key tells sessions apart', () => {
   assert.equal(new Set([key, ...others]).size, 5);
   const c = new SessionCache();
   c.put(key, ticket(1), Date.now() + 60_000);
-  for (const k of others) assert.equal(c.take(k), undefined);
+  for (const k of others) assert.equal(c.offer(k), undefined);
   assert.equal(taken(c, key), 1);
 });
 
-void test('sessions: a ticket is taken once, the newest first', () => {
+void test('sessions: the newest ticket is offered, and again to the next connection while it lives', () => {
   const c = new SessionCache();
   c.put('k', ticket(1), Date.now() + 60_000);
   c.put('k', ticket(2), Date.now() + 60_000);
   assert.equal(c.size, 2);
   assert.equal(taken(c, 'k'), 2);
-  assert.equal(taken(c, 'k'), 1);
-  assert.equal(c.take('k'), undefined);
-  assert.equal(c.size, 0);
+  assert.equal(taken(c, 'k'), 2);
+  assert.equal(c.size, 2);
 });
 
 void test('sessions: expired tickets are never returned, nor kept', () => {
@@ -44,12 +43,13 @@ void test('sessions: expired tickets are never returned, nor kept', () => {
   assert.equal(c.size, 2);
   now += 60;
   assert.equal(taken(c, 'k'), 1, 'the newest one has expired: the next one is returned');
+  assert.equal(c.size, 1, 'and the expired one is gone');
   now += 100;
   c.put('k', ticket(4), now + 10);
   c.put('j', ticket(5), now + 10);
   now += 10;
-  assert.equal(c.take('k'), undefined);
-  assert.equal(c.take('j'), undefined);
+  assert.equal(c.offer('k'), undefined);
+  assert.equal(c.offer('j'), undefined);
   assert.equal(c.size, 0);
 });
 
@@ -66,10 +66,10 @@ void test('sessions: bounded per key and in all, the least recently used key los
   c.put('d', ticket(6), later); // over 4: "a" is the least recently used key, it loses its oldest
   assert.equal(c.size, 4);
   assert.equal(taken(c, 'a'), 3);
-  assert.equal(c.take('a'), undefined);
+  c.drop('a');
   c.put('e', ticket(7), later); // "a" is gone; "b" is now the least recently used
   c.put('e', ticket(8), later);
-  assert.equal(c.take('b'), undefined);
+  assert.equal(c.offer('b'), undefined);
   assert.equal(taken(c, 'c'), 5);
   assert.equal(taken(c, 'e'), 8);
 });
@@ -82,8 +82,8 @@ void test('sessions: drop forgets a key, clear forgets all', () => {
   c.put('b', ticket(3), later);
   c.drop('a');
   assert.equal(c.size, 1);
-  assert.equal(c.take('a'), undefined);
+  assert.equal(c.offer('a'), undefined);
   c.clear();
   assert.equal(c.size, 0);
-  assert.equal(c.take('b'), undefined);
+  assert.equal(c.offer('b'), undefined);
 });

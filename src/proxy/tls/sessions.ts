@@ -1,8 +1,8 @@
 // TLS 1.3 session resumption between proxies: the ticket lifetime both sides use, and the outbound
 // side's bounded cache of the tickets peer proxies sent, so that a new connection to the same proxy can
 // resume (no certificates, no signatures) instead of running a full handshake. What must match for a
-// ticket to be offered is its key (`sessionKey`); a ticket is offered once, and never past its lifetime
-// nor past the expiry of either certificate its session was made with.
+// ticket to be offered is its key (`sessionKey`); a ticket is offered until its lifetime ends or either
+// certificate its session was made with expires, whichever comes first.
 import type { SpiffeId } from '../../api/identity.js';
 import type { MeshAlpn } from './alpn.js';
 
@@ -40,8 +40,14 @@ export function sessionKey(certId: number, serverId: SpiffeId, alpn: MeshAlpn, a
   return `${certId}\0${serverId}\0${alpn}\0${addr}`;
 }
 
-/** A bounded LRU of tickets by key. `take` removes what it returns: a ticket is offered once, as
- *  RFC 8446 appendix C.4 asks of clients (a reused ticket lets observers link connections). */
+/**
+ * A bounded LRU of tickets by key. `offer` keeps what it returns: a ticket is offered to every new
+ * connection of its key while it lives. RFC 8446 appendix C.4 asks clients to use a ticket once, so that
+ * observers cannot link connections by it; between two pods' proxies the addresses link them anyway,
+ * and OpenSSL sends no new ticket on a resumed connection, so single use would resume at most two
+ * connections of every three (a full handshake brings two tickets). No early data is ever sent, so a
+ * reused ticket replays nothing.
+ */
 export class SessionCache {
   /** Map order is recency: the first key is the least recently used. Each list is oldest first. */
   readonly #byKey = new Map<string, CachedSession[]>();
@@ -61,16 +67,19 @@ export class SessionCache {
     return this.#size;
   }
 
-  /** Removes and returns the newest ticket of `key` that has not expired (expired ones are dropped). */
-  take(key: string): CachedSession | undefined {
+  /** The newest ticket of `key` that has not expired (expired ones are dropped); it stays cached. */
+  offer(key: string): CachedSession | undefined {
     const list = this.#byKey.get(key);
     if (list === undefined) return undefined;
     const now = this.#now();
     let found: CachedSession | undefined;
     while (found === undefined && list.length > 0) {
-      const t = list.pop() as CachedSession;
-      this.#size--;
+      const t = list[list.length - 1] as CachedSession;
       if (t.expires > now) found = t;
+      else {
+        list.pop();
+        this.#size--;
+      }
     }
     this.#byKey.delete(key);
     if (list.length > 0) this.#byKey.set(key, list);

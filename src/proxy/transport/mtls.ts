@@ -102,7 +102,7 @@ export class MeshTls {
     if (!rawConnected) raw.once('connect', () => (rawConnected = true));
     const checkIdentity = checkMeshServerIdentity(serverId);
     const key = cert !== undefined && this.#sessions !== undefined ? sessionKey(this.#certId(cert), serverId, alpn, label) : undefined;
-    const offered = key !== undefined ? this.#sessions?.take(key) : undefined;
+    const offered = key !== undefined ? this.#sessions?.offer(key) : undefined;
     // When the tickets of this connection must be dropped at the latest (ms since the epoch): the expiry
     // of the server's certificate, read at a full handshake, or, resumed, that of the ticket used (so
     // that resumptions never stretch trust in a certificate beyond it).
