@@ -14,7 +14,8 @@
 //   - CIDR-based network authentication with an exception.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, meshWorkDir } from './root-helpers.js';
 import { sweepBridge } from '../src/runtime/net/index.js';
@@ -111,6 +112,7 @@ except Exception as e:
 const POLL = `
 import http.client, json, sys, time
 host, port, method, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+marker = sys.argv[5] if len(sys.argv) > 5 else None
 c = http.client.HTTPConnection(host, port, timeout=10)
 ok = 0; end = time.time() + 20
 while time.time() < end:
@@ -120,6 +122,8 @@ while time.time() < end:
     if r.status == 403:
         print(json.dumps({"denied_at_ms": t * 1000, "allowed_before": ok})); sys.exit(0)
     ok += 1
+    if ok == 1 and marker:
+        open(marker, "w").close()
     time.sleep(0.02)
 print(json.dumps({"denied_at_ms": None, "allowed_before": ok}))
 `;
@@ -481,8 +485,19 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
   await t.test('live change: an authorization removed denies new requests within 1 s; one in flight finishes', async () => {
     // A slow request (3 s in the app) starts under the old rule, and a poller sends a request every 20 ms.
     const inflight = load('ops', 'web', 8080, 'POST', '/admin/slow');
-    const poll = cli(['exec', 'ops', ...common, '--', 'python3', join(work, 'poll.py'), 'web', '8080', 'POST', '/admin/p']);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The poller says when its first request was allowed (a file it creates): the rule changes only after
+    // that, however long `outrigger exec` takes to start it on a loaded machine.
+    const marks = join(work, 'marks');
+    await mkdir(marks, { recursive: true, mode: 0o777 });
+    await chmod(marks, 0o777);
+    const marker = join(marks, 'poll-allowed');
+    const poll = cli(['exec', 'ops', ...common, '--', 'python3', join(work, 'poll.py'), 'web', '8080', 'POST', '/admin/p', marker]);
+    const waitStart = Date.now();
+    while (!existsSync(marker)) {
+      assert.ok(Date.now() - waitStart < 30_000, 'the poller had no request allowed within 30 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();
     await apply({ ...opts, adminAuthorized: false });
     const applied = Date.now();
