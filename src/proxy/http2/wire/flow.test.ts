@@ -46,7 +46,7 @@ void test('WINDOW_UPDATE past 2^31-1: a stream error on a stream, a connection e
   assert.deepEqual([e.code, e.h2Code, e.scope], [...FC, 'connection']);
 });
 
-void test("the peer's SETTINGS_INITIAL_WINDOW_SIZE moves every open stream, possibly below 0, not the connection", () => {
+void test("the peer's SETTINGS_INITIAL_WINDOW_SIZE moves every open stream (even below 0), not the connection", () => {
   const f = new ConnectionFlow();
   const a = f.openStream(1);
   const b = f.openStream(3);

@@ -57,12 +57,12 @@ function readAll(chunks: Buffer[], options: ConstructorParameters<typeof FrameRe
   return { frames, zeroCopy };
 }
 
-const view = (type: number, flags: number, streamId: number, payload: Buffer | string = ''): FrameView => ({
-  type,
-  flags,
-  streamId,
-  payload: typeof payload === 'string' ? Buffer.from(payload.replace(/\s+/g, ''), 'hex') : payload,
-});
+/** A frame whose payload sits in the middle of a larger buffer, as it does in a socket chunk. */
+const view = (type: number, flags: number, streamId: number, payload: Buffer | string = ''): FrameView => {
+  const p = typeof payload === 'string' ? Buffer.from(payload.replace(/\s+/g, ''), 'hex') : payload;
+  const data = Buffer.concat([Buffer.from('junk'), p, Buffer.from('more junk')]);
+  return { type, flags, streamId, length: p.length, data, offset: 4, payload: data.subarray(4, 4 + p.length) };
+};
 
 const caught = (fn: () => unknown, what = ''): H2Error => {
   try {

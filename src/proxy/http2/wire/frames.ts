@@ -52,11 +52,17 @@ export const DEFAULT_WINDOW = 65535;
 /** What a client sends first (RFC 9113 section 3.4). */
 export const PREFACE: Buffer = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-/** A frame as the payload checks need it; FrameReader is one. */
+/** A frame as the payload checks need it; FrameReader is one. The payload is `data[offset, offset +
+ *  length)`: checks of fixed-size frames read it by index, without making a Buffer view of it (a view
+ *  costs an allocation of about the price of reading a frame). */
 export interface FrameView {
   readonly type: number;
   readonly flags: number;
   readonly streamId: number;
+  readonly length: number;
+  readonly data: Buffer;
+  readonly offset: number;
+  /** The payload as a Buffer (a view, made on demand). */
   readonly payload: Buffer;
 }
 
@@ -84,8 +90,12 @@ export class FrameReader implements FrameView {
   streamId = 0;
   /** Payload length of the current frame. */
   length = 0;
-  payload: Buffer = EMPTY;
+  /** The buffer that holds the current payload (a socket chunk, or a copy for a frame across chunks)... */
+  data: Buffer = EMPTY;
+  /** ...and where in it the payload starts. */
+  offset = 0;
   maxFrameSize: number;
+  private view: Buffer | null = null;
 
   private chunk: Buffer = EMPTY;
   private pos = 0;
@@ -109,6 +119,14 @@ export class FrameReader implements FrameView {
     if (this.pos < this.chunk.length) throw new Error('frame reader: push() before next() consumed the last chunk');
     this.chunk = chunk;
     this.pos = 0;
+  }
+
+  /** The current payload as a Buffer: a view of `data`, made on the first call for each frame. */
+  get payload(): Buffer {
+    if (this.view === null) {
+      this.view = this.length === 0 ? EMPTY : this.data.subarray(this.offset, this.offset + this.length);
+    }
+    return this.view;
   }
 
   /** Whether a field block is open, waiting for CONTINUATION frames. */
@@ -141,7 +159,9 @@ export class FrameReader implements FrameView {
       this.pos = pos + take;
       if (this.bodyFill < body.length) return false;
       this.body = null;
-      this.payload = body;
+      this.data = body;
+      this.offset = 0;
+      this.view = body;
       return this.check();
     }
     let h: Buffer;
@@ -183,7 +203,9 @@ export class FrameReader implements FrameView {
       );
     }
     if (n - pos >= length) {
-      this.payload = length === 0 ? EMPTY : chunk.subarray(pos, pos + length);
+      this.data = chunk;
+      this.offset = pos;
+      this.view = null;
       this.pos = pos + length;
       return this.check();
     }
@@ -226,31 +248,43 @@ export class FrameReader implements FrameView {
 const protocol = (message: string) => connectionError(H2Codes.PROTOCOL, H2ErrorCode.PROTOCOL_ERROR, message);
 const frameSize = (message: string) => connectionError(H2Codes.FRAME_SIZE, H2ErrorCode.FRAME_SIZE_ERROR, message);
 
-/** The payload of a padded frame without its Pad Length field and padding (sections 6.1, 6.2). */
-function unpad(f: FrameView, what: string): Buffer {
-  const p = f.payload;
-  if ((f.flags & Flag.PADDED) === 0) return p;
-  if (p.length < 1) throw frameSize(`padded ${what} frame without a pad length`);
-  const pad = p[0] as number;
+/** Where a padded frame's content starts and ends in f.data, without its Pad Length field and padding
+ *  (sections 6.1, 6.2); returns the start, and the end in `contentEnd`. */
+let contentEnd = 0;
+function unpad(f: FrameView, what: string): number {
+  const start = f.offset;
+  const len = f.length;
+  if ((f.flags & Flag.PADDED) === 0) {
+    contentEnd = start + len;
+    return start;
+  }
+  if (len < 1) throw frameSize(`padded ${what} frame without a pad length`);
+  const pad = f.data[start] as number;
   // "If the length of the padding is the length of the frame payload or greater ... PROTOCOL_ERROR".
-  if (pad >= p.length) throw protocol(`${what} padding of ${pad} bytes in a ${p.length}-byte payload`);
-  return p.subarray(1, p.length - pad);
+  if (pad >= len) throw protocol(`${what} padding of ${pad} bytes in a ${len}-byte payload`);
+  contentEnd = start + len - pad;
+  return start + 1;
 }
 
 /** DATA (section 6.1): the data without padding. Flow control counts the whole frame length instead. */
 export function dataPayload(f: FrameView): Buffer {
   if (f.streamId === 0) throw protocol('data frame on stream 0');
-  return unpad(f, 'data');
+  if ((f.flags & Flag.PADDED) === 0) return f.payload;
+  const start = unpad(f, 'data');
+  return f.data.subarray(start, contentEnd);
 }
 
 /** HEADERS (section 6.2): the field block fragment, without padding and priority fields (which RFC 9113
  *  section 5.3.2 deprecates; we never act on them). */
 export function headersFragment(f: FrameView): Buffer {
   if (f.streamId === 0) throw protocol('headers frame on stream 0');
-  const p = unpad(f, 'headers');
-  if ((f.flags & Flag.PRIORITY) === 0) return p;
-  if (p.length < 5) throw frameSize('headers frame too short for its priority fields');
-  return p.subarray(5);
+  if ((f.flags & (Flag.PADDED | Flag.PRIORITY)) === 0) return f.payload;
+  let start = unpad(f, 'headers');
+  if ((f.flags & Flag.PRIORITY) !== 0) {
+    if (contentEnd - start < 5) throw frameSize('headers frame too short for its priority fields');
+    start += 5;
+  }
+  return f.data.subarray(start, contentEnd);
 }
 
 /** CONTINUATION (section 6.10): the field block fragment; the reader checked where it may appear. */
@@ -262,11 +296,10 @@ export function continuationFragment(f: FrameView): Buffer {
 /** PRIORITY (section 6.3): checked, then ignored. */
 export function checkPriority(f: FrameView): void {
   if (f.streamId === 0) throw protocol('priority frame on stream 0');
-  const p = f.payload;
-  if (p.length !== 5) {
+  if (f.length !== 5) {
     throw streamError(H2Codes.FRAME_SIZE, H2ErrorCode.FRAME_SIZE_ERROR, f.streamId, 'priority frame not 5 bytes');
   }
-  const dependency = p.readUInt32BE(0) & 0x7fffffff;
+  const dependency = f.data.readUInt32BE(f.offset) & 0x7fffffff;
   // Section 5.3.1: a stream cannot depend on itself.
   if (dependency === f.streamId) {
     throw streamError(H2Codes.PROTOCOL, H2ErrorCode.PROTOCOL_ERROR, f.streamId, 'stream depends on itself');
@@ -276,8 +309,8 @@ export function checkPriority(f: FrameView): void {
 /** RST_STREAM (section 6.4): the error code. */
 export function rstStreamCode(f: FrameView): number {
   if (f.streamId === 0) throw protocol('rst_stream frame on stream 0');
-  if (f.payload.length !== 4) throw frameSize('rst_stream frame not 4 bytes');
-  return f.payload.readUInt32BE(0);
+  if (f.length !== 4) throw frameSize('rst_stream frame not 4 bytes');
+  return f.data.readUInt32BE(f.offset);
 }
 
 /** The peer's settings (section 6.5.2), at their initial values until its SETTINGS frames change them. */
@@ -302,14 +335,14 @@ export class Settings {
  */
 export function parseSettings(f: FrameView, into: Settings, fromServer: boolean): boolean {
   if (f.streamId !== 0) throw protocol(`settings frame on stream ${f.streamId}`);
-  const p = f.payload;
   if ((f.flags & Flag.ACK) !== 0) {
-    if (p.length !== 0) throw frameSize('settings ack with a payload');
+    if (f.length !== 0) throw frameSize('settings ack with a payload');
     return true;
   }
-  if (p.length % 6 !== 0) throw frameSize(`settings payload of ${p.length} bytes is not a multiple of 6`);
+  if (f.length % 6 !== 0) throw frameSize(`settings payload of ${f.length} bytes is not a multiple of 6`);
+  const p = f.data;
   let lowest = into.headerTableSize;
-  for (let i = 0; i < p.length; i += 6) {
+  for (let i = f.offset; i < f.offset + f.length; i += 6) {
     const id = p.readUInt16BE(i);
     const value = p.readUInt32BE(i + 2);
     switch (id) {
@@ -364,7 +397,7 @@ export function refusePushPromise(f: FrameView): never {
 /** PING (section 6.7): the 8 opaque bytes, to echo in the ACK. */
 export function pingData(f: FrameView): Buffer {
   if (f.streamId !== 0) throw protocol(`ping frame on stream ${f.streamId}`);
-  if (f.payload.length !== 8) throw frameSize('ping frame not 8 bytes');
+  if (f.length !== 8) throw frameSize('ping frame not 8 bytes');
   return f.payload;
 }
 
@@ -377,16 +410,16 @@ export interface GoAway {
 /** GOAWAY (section 6.8). */
 export function parseGoAway(f: FrameView): GoAway {
   if (f.streamId !== 0) throw protocol(`goaway frame on stream ${f.streamId}`);
+  if (f.length < 8) throw frameSize('goaway frame shorter than 8 bytes');
   const p = f.payload;
-  if (p.length < 8) throw frameSize('goaway frame shorter than 8 bytes');
   return { lastStreamId: p.readUInt32BE(0) & 0x7fffffff, errorCode: p.readUInt32BE(4), debugData: p.subarray(8) };
 }
 
 /** WINDOW_UPDATE (section 6.9): the increment. A 0 increment ends the stream, or the connection when it
  *  is on stream 0. */
 export function windowIncrement(f: FrameView): number {
-  if (f.payload.length !== 4) throw frameSize('window_update frame not 4 bytes');
-  const inc = f.payload.readUInt32BE(0) & 0x7fffffff;
+  if (f.length !== 4) throw frameSize('window_update frame not 4 bytes');
+  const inc = f.data.readUInt32BE(f.offset) & 0x7fffffff;
   if (inc === 0) {
     if (f.streamId === 0) throw protocol('window_update of 0 on the connection');
     throw streamError(H2Codes.PROTOCOL, H2ErrorCode.PROTOCOL_ERROR, f.streamId, 'window_update of 0');

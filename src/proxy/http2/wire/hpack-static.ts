@@ -1,4 +1,4 @@
-// HPACK's static table (RFC 7541 Appendix A), and the lookups the encoder uses to find an entry by name
+// HPACK's static table (RFC 7541 Appendix A), and the lookup the encoder uses to find an entry by name
 // or by name and value.
 
 /** Entries 1..61 as [name, value]; index 0 is unused so that table indexes read as in the RFC. */
@@ -26,21 +26,21 @@ export const STATIC_COUNT = 61;
 export const STATIC_NAMES: readonly string[] = ENTRIES.map((e) => e[0]);
 export const STATIC_VALUES: readonly string[] = ENTRIES.map((e) => e[1]);
 
-/** The lowest static index of each name. */
-export const STATIC_NAME_INDEX: ReadonlyMap<string, number> = new Map(
-  ENTRIES.map((e, i) => [e[0], i] as const)
-    .filter(([, i]) => i > 0)
-    .reverse(),
-);
+/** What the encoder needs to know of a name in the static table, found with one lookup. */
+export interface StaticName {
+  /** The lowest static index with this name. */
+  readonly index: number;
+  /** Value → static index: '' for most names, the values the table lists for :method, :status... */
+  readonly values: ReadonlyMap<string, number>;
+}
 
-/** Name → value → static index, for the entries that have a value worth matching exactly. */
-export const STATIC_PAIR_INDEX: ReadonlyMap<string, ReadonlyMap<string, number>> = (() => {
-  const m = new Map<string, Map<string, number>>();
+export const STATIC_BY_NAME: ReadonlyMap<string, StaticName> = (() => {
+  const m = new Map<string, { index: number; values: Map<string, number> }>();
   for (let i = 1; i <= STATIC_COUNT; i++) {
     const [name, value] = ENTRIES[i] as readonly [string, string];
-    let values = m.get(name);
-    if (!values) m.set(name, (values = new Map()));
-    if (!values.has(value)) values.set(value, i);
+    let e = m.get(name);
+    if (!e) m.set(name, (e = { index: i, values: new Map() }));
+    if (!e.values.has(value)) e.values.set(value, i);
   }
   return m;
 })();

@@ -3,7 +3,7 @@
 // Strings are latin1: one character per octet, so a string's length is its size on the wire.
 import { compressionError, H2Codes, H2Error, H2ErrorCode } from './errors.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength, huffmanMaxDecodedLength } from './huffman.js';
-import { STATIC_COUNT, STATIC_NAME_INDEX, STATIC_NAMES, STATIC_PAIR_INDEX, STATIC_VALUES } from './hpack-static.js';
+import { STATIC_BY_NAME, STATIC_COUNT, STATIC_NAMES, STATIC_VALUES, type StaticName } from './hpack-static.js';
 
 /** Field flag: the field came (or must go) as a never-indexed literal (RFC 7541 section 6.2.3): a proxy
  *  re-encodes it the same way, so that no later hop puts it in a compression table. */
@@ -371,10 +371,16 @@ export interface EncoderOptions {
   huffman?: 'auto' | 'always' | 'never';
 }
 
-/** Sent as never-indexed literals whatever the field's flags say (RFC 7541 section 7.1.3). */
-const SENSITIVE = new Set(['authorization', 'proxy-authorization']);
-/** Short cookies are guessable from a compression table's behaviour (RFC 7541 section 7.1.3). */
+/** Sent as never-indexed literals whatever the field's flags say (RFC 7541 section 7.1.3): credentials,
+ *  and short cookies, which are guessable from a compression table's behaviour. */
+const SENSITIVE = STATIC_BY_NAME.get('authorization');
+const SENSITIVE_PROXY = STATIC_BY_NAME.get('proxy-authorization');
+const COOKIE = STATIC_BY_NAME.get('cookie');
 const SHORT_COOKIE = 20;
+
+function isSensitive(st: StaticName, value: string): boolean {
+  return st === SENSITIVE || st === SENSITIVE_PROXY || (st === COOKIE && value.length < SHORT_COOKIE);
+}
 
 /**
  * Encodes field lists into blocks. Every field is indexed in the dynamic table unless its flags say
@@ -445,19 +451,18 @@ export class HpackEncoder {
     // Room for the worst case: two integers and both strings at 30 bits per octet.
     this.ensure(12 + 4 * (name.length + value.length));
     const table = this.table;
-    if (
-      (flags & NEVER_INDEXED) !== 0 ||
-      SENSITIVE.has(name) ||
-      (name === 'cookie' && value.length < SHORT_COOKIE)
-    ) {
-      this.literal(name, value, 0x10, 4);
+    // One lookup for what the static table knows of the name (sensitive names are all in it).
+    const st = STATIC_BY_NAME.get(name);
+    if ((flags & NEVER_INDEXED) !== 0 || (st !== undefined && isSensitive(st, value))) {
+      this.literal(st, name, value, 0x10, 4);
       return;
     }
-    const staticValues = STATIC_PAIR_INDEX.get(name);
-    const staticIndex = staticValues?.get(value);
-    if (staticIndex !== undefined) {
-      this.writeInt(staticIndex, 7, 0x80);
-      return;
+    if (st !== undefined) {
+      const index = st.values.get(value);
+      if (index !== undefined) {
+        this.writeInt(index, 7, 0x80);
+        return;
+      }
     }
     const seq = table.pairs.get(name)?.get(value);
     if (seq !== undefined) {
@@ -466,16 +471,16 @@ export class HpackEncoder {
     }
     const entrySize = name.length + value.length + ENTRY_OVERHEAD;
     if ((flags & NOT_INDEXED) !== 0 || entrySize * 4 > table.maxSize * 3) {
-      this.literal(name, value, 0x00, 4);
+      this.literal(st, name, value, 0x00, 4);
       return;
     }
-    this.literal(name, value, 0x40, 6);
+    this.literal(st, name, value, 0x40, 6);
     table.insert(name, value);
   }
 
   /** A literal field: `pattern` is the representation's first bits, `prefix` its index prefix width. */
-  private literal(name: string, value: string, pattern: number, prefix: number): void {
-    let nameIndex = STATIC_NAME_INDEX.get(name);
+  private literal(st: StaticName | undefined, name: string, value: string, pattern: number, prefix: number): void {
+    let nameIndex = st?.index;
     if (nameIndex === undefined) {
       const seq = this.table.names_.get(name);
       if (seq !== undefined) nameIndex = this.table.indexOf(seq);
