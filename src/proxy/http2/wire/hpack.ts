@@ -333,18 +333,18 @@ const EMPTY = Buffer.alloc(0);
 /** The encoder's dynamic table, with lookups by name and by name and value to sequence numbers. */
 class EncoderTable extends DynamicTable {
   /** name → value → sequence number of the newest entry with both. */
-  readonly pairs = new Map<string, Map<string, number>>();
+  readonly byPair = new Map<string, Map<string, number>>();
   /** name → sequence number of the newest entry with that name. */
-  readonly names_ = new Map<string, number>();
+  readonly byName = new Map<string, number>();
 
   insert(name: string, value: string): void {
     const seq = this.inserted;
     this.add(name, value);
     if (this.inserted - this.count > seq) return; // too large: it emptied the table and was not added
-    let values = this.pairs.get(name);
-    if (!values) this.pairs.set(name, (values = new Map()));
+    let values = this.byPair.get(name);
+    if (!values) this.byPair.set(name, (values = new Map()));
     values.set(value, seq);
-    this.names_.set(name, seq);
+    this.byName.set(name, seq);
   }
 
   /** HPACK index of an entry by its sequence number. */
@@ -354,12 +354,12 @@ class EncoderTable extends DynamicTable {
 
   protected override onEvict(seq: number, name: string, value: string): void {
     // Entries leave oldest first, so a map still pointing at this one has no newer entry to point to.
-    const values = this.pairs.get(name);
+    const values = this.byPair.get(name);
     if (values !== undefined && values.get(value) === seq) {
       values.delete(value);
-      if (values.size === 0) this.pairs.delete(name);
+      if (values.size === 0) this.byPair.delete(name);
     }
-    if (this.names_.get(name) === seq) this.names_.delete(name);
+    if (this.byName.get(name) === seq) this.byName.delete(name);
   }
 }
 
@@ -464,7 +464,7 @@ export class HpackEncoder {
         return;
       }
     }
-    const seq = table.pairs.get(name)?.get(value);
+    const seq = table.byPair.get(name)?.get(value);
     if (seq !== undefined) {
       this.writeInt(table.indexOf(seq), 7, 0x80);
       return;
@@ -482,7 +482,7 @@ export class HpackEncoder {
   private literal(st: StaticName | undefined, name: string, value: string, pattern: number, prefix: number): void {
     let nameIndex = st?.index;
     if (nameIndex === undefined) {
-      const seq = this.table.names_.get(name);
+      const seq = this.table.byName.get(name);
       if (seq !== undefined) nameIndex = this.table.indexOf(seq);
     }
     if (nameIndex !== undefined) this.writeInt(nameIndex, prefix, pattern);
