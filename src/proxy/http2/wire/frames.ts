@@ -67,7 +67,8 @@ export interface FrameView {
 }
 
 export interface FrameReaderOptions {
-  /** The SETTINGS_MAX_FRAME_SIZE we advertise (default 16384): longer frames are a FRAME_SIZE_ERROR. */
+  /** The SETTINGS_MAX_FRAME_SIZE we advertise (default 16384): longer frames are a FRAME_SIZE_ERROR.
+   *  (Raise `maxFrameSize` when sending a larger value; lower it only once the peer acknowledged.) */
   maxFrameSize?: number;
   /** Server side: the client's 24-byte preface comes first and is checked. */
   expectPreface?: boolean;
@@ -82,7 +83,8 @@ const NO_BLOCK = -1;
  * next call. A payload within one chunk is a subarray of it; a frame split across chunks is copied once
  * into a Buffer of its own. Unknown frame types are passed on, for the caller to ignore (section 5.5).
  * Besides lengths, the reader enforces the two rules of frame order: SETTINGS first (section 3.4) and
- * nothing but CONTINUATION on the same stream inside a field block (section 6.10).
+ * nothing but CONTINUATION on the same stream inside a field block (section 6.10). After it throws, the
+ * connection is over: the reader is not meant to be used again.
  */
 export class FrameReader implements FrameView {
   type = 0;
