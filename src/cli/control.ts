@@ -13,7 +13,7 @@ import { Certifier } from '../control/identity/certify.js';
 import { addIdentityService } from '../control/identity/service.js';
 import { LocalTokenIssuer } from '../control/identity/tokens.js';
 import { LocalStore } from '../control/store/local/local.js';
-import { runControl } from '../runtime/control.js';
+import { runControl } from '../daemon/server.js';
 import type { ControlPlaneHost } from '../runtime/mesh.js';
 import { stateDir, stateDirOption } from './mesh-common.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';

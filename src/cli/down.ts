@@ -3,7 +3,7 @@
 // (the trust anchor outlives a restart, as a cluster's does); `--purge` removes them too.
 import { rm } from 'node:fs/promises';
 import { Command } from 'commander';
-import { cleanupFromRecords, controlRequest } from '../runtime/control.js';
+import { cleanupFromRecords, controlRequest } from '../daemon/server.js';
 import { readJson, runningControlPid, statePaths } from '../runtime/state.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
 

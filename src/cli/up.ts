@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
 import { checkBridgeName, kernelProblems, parseCidr } from '../runtime/net/index.js';
-import { cleanupFromRecords, controlRequest, meshStatus } from '../runtime/control.js';
+import { cleanupFromRecords, controlRequest, meshStatus } from '../daemon/server.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths, writeJsonAtomic } from '../runtime/state.js';
 import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';

@@ -5,16 +5,16 @@
 import http from 'node:http';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ManifestError } from './manifests/index.js';
+import { ManifestError } from '../runtime/manifests/index.js';
 import type { DefaultInboundPolicy } from '../control/store/store.js';
 import { MetricsHistory } from '../observe/history.js';
 import { MetricsScraper } from '../observe/scrape.js';
 import { aggregate, type ObserveSnapshot } from '../observe/stats.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from './supervisor/pod.js';
-import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
-import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
-import { Mesh, type ApplyResult, type ControlPlaneHost, type ManifestFile, type MeshStatus } from './mesh.js';
-import { ensureStateDir, readJson, removeStateFiles, statePaths } from './state.js';
+import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/pod.js';
+import { parseNetRecord, teardownNetwork, type TeardownReport } from '../runtime/net/index.js';
+import { killNetnsProcesses, killRecordedProcesses } from '../runtime/supervisor/index.js';
+import { Mesh, type ApplyResult, type ControlPlaneHost, type ManifestFile, type MeshStatus } from '../runtime/mesh.js';
+import { ensureStateDir, readJson, removeStateFiles, statePaths } from '../runtime/state.js';
 
 export interface ControlOptions {
   readonly stateDir: string;

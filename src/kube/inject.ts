@@ -7,7 +7,7 @@
 // Kubernetes 1.29): the kubelet starts the proxy before the app containers and waits for its startup
 // probe, so the app never runs without its proxy; and the proxy is stopped after the app, so a Job
 // completes when its app exits.
-import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../runtime/manifests/annotations.js';
+import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../manifests/annotations.js';
 import { formatPortList, type PortList } from '../core/ports.js';
 import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
 import { SETTINGS } from '../proxy/env.js';
@@ -15,7 +15,7 @@ import { proxyNodeOptionsEnv } from '../proxy/node-options.js';
 import { APP_PROBE_PATH, type AppProbeTarget } from '../proxy/admin/probes.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
 import { deploymentOf } from '../control/store/kubernetes/convert.js';
-import type { DefaultInboundPolicy } from '../runtime/manifests/policy.js';
+import type { DefaultInboundPolicy } from '../manifests/policy.js';
 import {
   INIT_CONTAINER,
   KUBE_ANNOTATION,

@@ -41,7 +41,7 @@ export const TOKEN_FILE = 'token';
 /** Projected token lifetime (s): the kubelet refreshes it at 80%; Kubernetes' minimum is 600. */
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 
-/** Annotations the injector reads (besides the mesh ones in runtime/manifests/annotations.ts). */
+/** Annotations the injector reads (besides the mesh ones in src/manifests/annotations.ts). */
 export const KUBE_ANNOTATION = {
   /** Set by the injector on a pod it injected, with the version: re-injection is then a no-op. */
   injected: 'outrigger.io/injected',

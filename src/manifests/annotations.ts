@@ -1,6 +1,6 @@
 // Outrigger's annotations (`outrigger.io/inject`, `config.outrigger.io/*-ports`): where each may be
 // written, how its value is parsed, and how a pod's settings combine with its namespace's.
-import { parsePortList, type PortList } from '../../core/ports.js';
+import { parsePortList, type PortList } from '../core/ports.js';
 import { DEFAULT_INBOUND_POLICIES, type DefaultInboundPolicy } from './policy.js';
 
 export const ANNOTATION = {

@@ -1,7 +1,7 @@
-// The typed objects a successful load produces: each kind's validated document (with Kubernetes'
+// The typed objects a successful load (the runtime's loader, the kubernetes store's conversion) produces: each kind's validated document (with Kubernetes'
 // defaults applied), where it came from, and its parsed outrigger annotations.
 import type { MeshAnnotations } from './annotations.js';
-import type { PortList } from '../../core/ports.js';
+import type { PortList } from '../core/ports.js';
 import type { AuthorizationPolicyDoc, HTTPLocalRateLimitPolicyDoc, MeshTLSAuthenticationDoc, NetworkAuthenticationDoc, ServerDoc } from './policy.js';
 import type { DeploymentDoc, GRPCRouteDoc, HTTPRouteDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
 

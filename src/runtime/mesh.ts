@@ -37,8 +37,8 @@ import {
 import { killNetnsProcesses, PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
 import { readJson, removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
 import * as z from 'zod';
-import { routeEntries } from './routes.js';
-import { policyEntries } from './policy.js';
+import { routeEntries } from '../control/store/manifests/routes.js';
+import { policyEntries } from '../control/store/manifests/policy.js';
 import { takeOver } from './manifests/takeover.js';
 
 /** Whether a pod with this name and uid runs now (a recreated pod has a new uid). */

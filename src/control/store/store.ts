@@ -153,7 +153,7 @@ export interface PodEntry {
 
 // ---- policy (policy.outrigger.io/v1beta1, normalised) -----------------------------------------
 // The policy kinds as the policy service reads them: defaults applied, every reference resolved to a
-// namespace. src/runtime/manifests/policy.ts has the manifests' schemas and docs/policy.md the meaning.
+// namespace. src/manifests/policy.ts has the manifests' schemas and docs/policy.md the meaning.
 
 export type DefaultInboundPolicy = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
 

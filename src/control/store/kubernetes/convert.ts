@@ -2,14 +2,14 @@
 // entries. Pure functions over the informers' caches, so that a snapshot is a function of what was
 // watched and nothing else.
 import { normalizePortList, parsePortList, type PortList } from '../../../core/ports.js';
-import { ANNOTATION } from '../../../runtime/manifests/annotations.js';
-import { DEFAULT_INBOUND_POLICIES, POLICY_API_VERSION, POLICY_KINDS, type PolicyKindName } from '../../../runtime/manifests/policy.js';
-import { checkPolicy } from '../../../runtime/manifests/policy-check.js';
-import { checkRoute } from '../../../runtime/manifests/routes.js';
-import { grpcRouteSchema, httpRouteSchema } from '../../../runtime/manifests/schema.js';
-import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, PolicyObject, ServiceObject } from '../../../runtime/manifests/types.js';
-import { policyEntries } from '../../../runtime/policy.js';
-import { routeEntries } from '../../../runtime/routes.js';
+import { ANNOTATION } from '../../../manifests/annotations.js';
+import { DEFAULT_INBOUND_POLICIES, POLICY_API_VERSION, POLICY_KINDS, type PolicyKindName } from '../../../manifests/policy.js';
+import { checkPolicy } from '../../../manifests/policy-check.js';
+import { checkRoute } from '../../../manifests/routes.js';
+import { grpcRouteSchema, httpRouteSchema } from '../../../manifests/schema.js';
+import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, PolicyObject, ServiceObject } from '../../../manifests/types.js';
+import { policyEntries } from '../manifests/policy.js';
+import { routeEntries } from '../manifests/routes.js';
 import type { DefaultInboundPolicy, EndpointEntry, PodEntry, PolicyEntries, RouteEntry, ServiceEntry, ServicePortEntry } from '../store.js';
 
 /** The container name the injector gives the proxy (src/kube/names.ts says the same). */
