@@ -7,7 +7,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
-import { meshStatus } from '../daemon/server.js';
+import { meshStatus } from '../daemon/client.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/index.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';

@@ -2,7 +2,7 @@
 // requests no route matched), the success rate, RPS and latency its clients' proxies measured, and each
 // backend's configured weight beside the share it really got (a canary at a glance).
 import { Command, Option } from 'commander';
-import { meshObserve } from '../daemon/server.js';
+import { meshObserve } from '../daemon/client.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import type { ObserveSnapshot, Ref, RouteRow } from '../observe/stats.js';
 import { table } from './get.js';

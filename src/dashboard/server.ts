@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { controlRequest, meshObserve, MAX_WINDOW_SEC } from '../daemon/server.js';
+import { controlRequest, meshObserve, MAX_WINDOW_SEC } from '../daemon/client.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/index.js';
 
