@@ -46,6 +46,16 @@ export interface RetryPolicy {
   readonly timeout: boolean;
 }
 
+/** A route as the mesh's status shows it (`routes`, the dashboard): its parent Services and the
+ *  weighted backends of its widest rule (a canary's split). */
+export interface RouteView {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly parents: readonly string[];
+  readonly backends: readonly { readonly service: string; readonly weight: number }[];
+}
+
 export type HTTPRouteObject = HTTPRouteDoc & { readonly source: Source; readonly retry: RetryPolicy | undefined };
 
 export type GRPCRouteObject = GRPCRouteDoc & { readonly source: Source; readonly retry: RetryPolicy | undefined };
