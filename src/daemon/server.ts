@@ -10,7 +10,7 @@ import type { DefaultInboundPolicy } from '../control/store/store.js';
 import { MetricsHistory } from '../observe/history.js';
 import { MetricsScraper } from '../observe/scrape.js';
 import { aggregate, type ObserveSnapshot } from '../observe/stats.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/pod.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 import { Mesh, type ControlPlaneHost, type ManifestFile } from '../runtime/mesh.js';
 import { ensureStateDir, statePaths } from '../runtime/state.js';
 import { MAX_WINDOW_SEC, METRICS_RETENTION_MS, SCRAPE_INTERVAL_MS } from './client.js';
@@ -63,7 +63,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       mesh
         .status()
         .pods.filter((p) => p.meshed && p.ip !== '' && p.phase === 'Running')
-        .map((p) => ({ key: `${p.namespace}/${p.name}`, url: `http://${p.ip}:${DEFAULT_PROXY_ADMIN_PORT}/metrics` })),
+        .map((p) => ({ key: `${p.namespace}/${p.name}`, url: `http://${p.ip}:${PROXY_ADMIN_PORT}/metrics` })),
   });
 
   let exit!: (code: number) => void;
