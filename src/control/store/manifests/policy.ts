@@ -2,7 +2,7 @@
 // defaults applied and every reference given its namespace. The runtime hands these to its local store
 // beside its Services, pods and routes; the kubernetes store converts what it watches the same way.
 import type { PolicyEntries } from '../store.js';
-import type { ManifestSet } from '../../../runtime/manifests/index.js';
+import type { ManifestSet } from '../../../manifests/types.js';
 
 const byName = <T extends { namespace: string; name: string }>(a: T, b: T): number =>
   a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;

@@ -2,7 +2,7 @@
 // durations in milliseconds, parentRef sectionNames resolved to ports. The runtime hands these to its
 // local store beside its Services and pods; the kubernetes store converts what it watches the same way.
 import type { BackendRefEntry, PathModifierEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry } from '../store.js';
-import type { ManifestSet, RouteObject, ServiceObject } from '../../../runtime/manifests/index.js';
+import type { ManifestSet, RouteObject, ServiceObject } from '../../../manifests/types.js';
 import { isServerParent, parseDuration } from '../../../manifests/routes.js';
 import type { GRPCRouteFilter, HTTPPathModifier, HTTPRouteFilter } from '../../../manifests/schema.js';
 
