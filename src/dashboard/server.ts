@@ -17,7 +17,8 @@ export const WEB_ROOT = fileURLToPath(new URL('../../../src/dashboard/web/', imp
 
 export const DEFAULT_DASHBOARD_PORT = 50750;
 
-/** The tap contract (issue 7): GET http://<podIP>:<adminPort>/tap?path=&method=&authority=&direction=&max=
+/** The tap contract of the proxies' admin server:
+ *  GET http://<podIP>:<adminPort>/tap?path=&method=&authority=&direction=&max=
  *  with `Authorization: Bearer <the content of <stateDir>/tap-token>`, answering application/x-ndjson,
  *  one finished request per line. */
 const TAP_PARAMS = ['path', 'method', 'authority', 'direction', 'max'] as const;
@@ -135,7 +136,7 @@ async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: h
   try {
     token = await readTapToken(stateDir);
   } catch {
-    send('unavailable', { message: 'the proxies do not offer tap yet: this mesh has no tap token (tap comes with the proxy-side work of issue 7)' });
+    send('unavailable', { message: 'the proxies do not offer tap yet: this mesh has no tap token' });
     return finish();
   }
   const q = new URLSearchParams();
