@@ -21,6 +21,11 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
+    // CommonJS configuration files (.dependency-cruiser.cjs).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     // The demo's and the interop tests' pod programs: plain Node.
     files: ['examples/**/*.js', 'test/fixtures/**/*.js'],
     languageOptions: { globals: { Buffer: 'readonly', URL: 'readonly', setImmediate: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearTimeout: 'readonly', clearInterval: 'readonly' } },

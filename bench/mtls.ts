@@ -32,7 +32,6 @@ import { runWrk } from './http1.js';
 import { MESH_PODS, spiffeOf } from './identity.js';
 import { haproxyHead, READY_TIMEOUT_MS, spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
 import { formatMemory, readMemory, type MemoryFigures } from './memory.js';
-import type { Sample } from './report.js';
 import {
   BenchError,
   cpuSeconds,
@@ -48,7 +47,7 @@ import {
   waitUntil,
   type Managed,
 } from './tools.js';
-import type { LoadResult, Options } from './types.js';
+import type { LoadResult, Options, Sample } from './types.js';
 
 /** The header that makes every request of the handshake load a new client connection. */
 export const CLOSE_HEADER = 'Connection: close';

@@ -15,7 +15,7 @@ import type { EndpointInfo } from '../src/proxy/balance/balancer.js';
 import { PeakEwmaBalancer } from '../src/proxy/balance/peak-ewma.js';
 import { Discovery } from '../src/proxy/discover/discover.js';
 import { serviceContent, startControlPlaneChild, VIP, VIP_PORT, type BenchEndpoint } from './control.js';
-import { percentile } from './report.js';
+import { percentile } from './stats.js';
 import { BenchError } from './tools.js';
 
 export interface PropagationResult {

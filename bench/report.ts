@@ -7,29 +7,11 @@ import { formatMeshSize, type MeshSizeReport } from './mesh-size.js';
 import { median } from './stats.js';
 import { columns } from './table.js';
 import type { PropagationResult } from './propagation.js';
-import { isLoadScenario, type LoadResult, type Options, type PathName, type ResultScenario } from './types.js';
+import { isLoadScenario, type Options, type PathName, type ResultScenario, type Sample } from './types.js';
 
 type Scenario = ResultScenario;
 
-/** One measured load run. */
-export interface Sample extends LoadResult {
-  scenario: Scenario;
-  path: PathName;
-  round: number;
-  /** The proxy's memory right after the run (bench/memory.ts; an mtls pair's: the sum of both); null
-   *  for direct. */
-  memory: MemoryFigures | null;
-  /** balance: requests each replica received during this run (the slow one last). */
-  replicaCounts?: number[];
-  /** mtls: the memory of each proxy of the pair (memory is their sum). */
-  pairMemory?: { client: MemoryFigures | null; server: MemoryFigures | null };
-  /** mtls: CPU time (user + system) each proxy of the pair used per request during this run, µs. */
-  pairCpuUsPerRequest?: { client: number | null; server: number | null };
-  /** mtls: TLS connections the pair's server side accepted during this run. */
-  tlsConnections?: number;
-  /** mtls: connections the upstream accepted during this run. */
-  upstreamConnections?: number;
-}
+export type { Sample };
 
 /** balance: one replica's part of a path's requests, summed over rounds. */
 export interface ReplicaShare {

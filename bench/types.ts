@@ -1,4 +1,5 @@
 // Shared vocabulary of the benchmark: scenarios, the paths the load takes, options, and one load run's figures.
+import type { MemoryFigures } from './memory.js';
 
 export const SCENARIOS = ['http1', 'h2', 'balance', 'mtls', 'propagation', 'fixed-rate', 'mesh-size'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -74,4 +75,24 @@ export interface LoadResult {
   requests: number;
   /** Socket errors, failed streams and non-2xx responses. */
   errors: number;
+}
+
+/** One measured load run. */
+export interface Sample extends LoadResult {
+  scenario: ResultScenario;
+  path: PathName;
+  round: number;
+  /** The proxy's memory right after the run (bench/memory.ts; an mtls pair's: the sum of both); null
+   *  for direct. */
+  memory: MemoryFigures | null;
+  /** balance: requests each replica received during this run (the slow one last). */
+  replicaCounts?: number[];
+  /** mtls: the memory of each proxy of the pair (memory is their sum). */
+  pairMemory?: { client: MemoryFigures | null; server: MemoryFigures | null };
+  /** mtls: CPU time (user + system) each proxy of the pair used per request during this run, µs. */
+  pairCpuUsPerRequest?: { client: number | null; server: number | null };
+  /** mtls: TLS connections the pair's server side accepted during this run. */
+  tlsConnections?: number;
+  /** mtls: connections the upstream accepted during this run. */
+  upstreamConnections?: number;
 }

@@ -13,8 +13,8 @@ import { crd, specSchema, type CrdKind, type JsonSchema } from '../src/kube/crds
 import { installObjects, uninstallObjects, type K8sObject } from '../src/kube/install.js';
 import { POLICY_CRDS, POLICY_RESOURCES, policyCrdKinds } from '../src/kube/policy-crds.js';
 import { renderObjects } from '../src/kube/render.js';
-import { POLICY_API_VERSION, POLICY_KINDS } from '../src/runtime/manifests/policy.js';
-import { grpcRouteSchema, httpRouteSchema } from '../src/runtime/manifests/schema.js';
+import { POLICY_API_VERSION, POLICY_KINDS } from '../src/manifests/policy.js';
+import { grpcRouteSchema, httpRouteSchema } from '../src/manifests/schema.js';
 import { validateOpenApi } from './kube-openapi.js';
 import { unknownContainerFields, validateK8s } from './kube-validate.js';
 

@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 2): the real `outrigger proxy` in a pod-like network namespace with iptables
+// End-to-end, as root: the real `outrigger proxy` in a pod-like network namespace with iptables
 // REDIRECT (its uid exempted) forwards an app's connections to a server, using the addon's original destination.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Observability of one proxy, with real sockets (issue 7): GET /tap (auth, filters, header values only
+// Observability of one proxy, with real sockets: GET /tap (auth, filters, header values only
 // when asked, max, the session bound), W3C traceparent propagation with spans exported to a small OTLP/HTTP
 // receiver over HTTP/1 and HTTP/2, the access log, and the route_* and process_* metrics.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 3): the real `outrigger up / get / exec / logs / down` on a test-only
+// End-to-end, as root: the real `outrigger up / get / exec / logs / down` on a test-only
 // bridge, pod CIDR and state directory: a meshed python3 http.server Deployment and a client pod, a
 // request through both sidecars, refusals, and `down` (also after kill -9 of the control process)
 // leaving no namespace, link, rule, process or state file behind.

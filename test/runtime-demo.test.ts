@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 7, the consumer side): `outrigger demo` starts the sample shop with its
+// End-to-end, as root (the consumer side): `outrigger demo` starts the sample shop with its
 // traffic on a mesh of its own; then `stat` shows non-zero figures that match the traffic (the flaky
 // replica near 70% success, the cart Service near 100% because retries hide it), `routes` shows the
 // canary's 90/10 split, `top` names the callers, and the dashboard in headless Chromium shows the

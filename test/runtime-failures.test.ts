@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 5, failure handling on the local runtime): three replicas of a web server
+// End-to-end, as root (failure handling on the local runtime): three replicas of a web server
 // behind two Services (`web`, with an HTTPRoute that retries 5xx and connect failures; `web-plain`, no
 // route, no retries), and a meshed client sending GETs as fast as four keep-alive connections allow.
 // - One replica made slow (200 ms more per request): within 10 s it gets under 10% of the requests,

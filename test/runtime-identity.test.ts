@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 4): automatic mTLS between meshed pods. One mesh brought up with the real
+// End-to-end, as root: automatic mTLS between meshed pods. One mesh brought up with the real
 // `outrigger up` and certificates that live a few seconds: a meshed web Deployment with its own
 // ServiceAccount behind a Service, an opaque banner server, a meshed client and an unmeshed one.
 // A packet capture on the bridge never sees a payload in clear; identities are the pods' service

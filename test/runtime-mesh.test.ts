@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 3): traffic cases that need no Service VIPs, in one mesh brought up once
+// End-to-end, as root: traffic cases that need no Service VIPs, in one mesh brought up once
 // with the real `outrigger up` on a test-only bridge, pod CIDR and state directory: a server-speaks-first
 // program on an opaque port (the default list, and a port made opaque by the pod annotation), an
 // unmeshed pod reaching a meshed one and the other way round, and `get pods` telling them apart.

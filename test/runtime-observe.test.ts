@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 7): a real Prometheus (Debian's `prometheus`) scrapes every proxy of a
+// End-to-end, as root: a real Prometheus (Debian's `prometheus`) scrapes every proxy of a
 // running local mesh with the configuration `outrigger prometheus-config --file-sd --watch` keeps current
 // (a pod added later becomes a target by itself); a success-rate and a
 // p99 query give exactly what the traffic made; every query of grafana/outrigger.json parses and returns

@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 6): authorization policy and rate limiting, enforced by each server pod's
+// End-to-end, as root: authorization policy and rate limiting, enforced by each server pod's
 // own proxy. One mesh started with `up --default-inbound-policy all-authenticated`; one web pod serves
 // several ports, each covered by a different Server (or by none), and clients are meshed pods with
 // different service accounts and unmeshed pods:

@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 5, static stability): the mesh's control process (which hosts the control
+// End-to-end, as root (static stability): the mesh's control process (which hosts the control
 // plane) is killed with SIGKILL while a meshed client sends requests, and stays dead for 30 s. The pods
 // run on, and the proxies keep routing with what they last knew: no request fails. `outrigger up`
 // without files then resumes the mesh: the pods' processes are adopted (same pids, no restart), and a

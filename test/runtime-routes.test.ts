@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 5): Gateway API routes in the proxies. One mesh with two versions of a web
+// End-to-end, as root: Gateway API routes in the proxies. One mesh with two versions of a web
 // server behind a Service and an HTTPRoute on it: a 90/10 split lands within ±3% over 2,000 requests,
 // `apply` moves it to 50/50 and the next requests follow; a header match sends canary traffic to v2;
 // a request timeout produces a 504; a route that matches nothing produces a 404.

@@ -1,4 +1,4 @@
-// End-to-end, as root (issue 3): Services. One mesh brought up with the real `outrigger up`: a
+// End-to-end, as root: Services. One mesh brought up with the real `outrigger up`: a
 // Deployment of three meshed web servers behind a Service, a meshed client and an unmeshed one. Names
 // resolve from the pods' hosts files; requests spread over the replicas from both clients; `apply`
 // scales 3 → 1 → 3 and rolls a template change while both clients send requests the whole time,

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
-import { applyManifests, ControlError, meshStatus } from '../runtime/control.js';
+import { applyManifests, ControlError, meshStatus } from '../daemon/client.js';
 import type { ManifestFile } from '../runtime/mesh.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
 

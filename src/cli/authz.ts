@@ -11,6 +11,7 @@ import { matchRoute, splitTarget } from '../proxy/route/table.js';
 import type { IdentityView } from '../proxy/admin/server.js';
 import type { PodView } from '../runtime/mesh.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 
 interface AuthzOptions {
   readonly namespace: string;
@@ -104,7 +105,7 @@ function table(rows: string[][]): string {
 async function readPolicy(pod: PodView): Promise<{ answered: boolean; policy: InboundPolicy }> {
   let r: { status: number; body: string };
   try {
-    r = await get(`http://${pod.ip}:4191/policy`);
+    r = await get(`http://${pod.ip}:${PROXY_ADMIN_PORT}/policy`);
   } catch (err) {
     return fail('authz', `the proxy of ${pod.namespace}/${pod.name} does not answer: ${(err as Error).message}`);
   }
@@ -142,7 +143,7 @@ export function authzCommand(): Command {
       if (typeof from === 'string') fail('authz', from);
       let id: string | undefined;
       if (from.meshed) {
-        const r = await get(`http://${from.ip}:4191/identity`).catch((err: unknown) => fail('authz', `the proxy of ${from.namespace}/${from.name} does not answer: ${(err as Error).message}`));
+        const r = await get(`http://${from.ip}:${PROXY_ADMIN_PORT}/identity`).catch((err: unknown) => fail('authz', `the proxy of ${from.namespace}/${from.name} does not answer: ${(err as Error).message}`));
         if (r.status !== 200) fail('authz', `pod ${from.namespace}/${from.name} holds no identity: ${r.body.trim()}`);
         id = (JSON.parse(r.body) as IdentityView).identity;
       }

@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander';
 import { createLogger } from '../core/log.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
-import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
+import { IDENTITY_TOKEN_AUDIENCE } from '../manifests/contract.js';
 import { CONTROL_ADMIN_PORT, DEFAULT_CLUSTER_NETWORKS, DEFAULT_IMAGE, parseClusterNetworks, DEFAULT_NAMESPACE, GRPC_PORT, IDENTITY_DIR, IDENTITY_KEYS, INJECTOR_TLS_DIR, WEBHOOK_PORT } from '../kube/names.js';
 
 interface Flags {
@@ -35,7 +35,7 @@ export function controlPlaneCommand(): Command {
     .addOption(new Option('--namespace <ns>', 'the namespace the control plane runs in').default(process.env.OUTRIGGER_POD_NAMESPACE ?? DEFAULT_NAMESPACE))
     .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
     .addOption(new Option('--identity-lifetime <seconds>', 'lifetime of the proxies\' certificates').default(String(24 * 3600)))
-    .addOption(new Option('--token-audience <aud>').default(DEFAULT_TOKEN_AUDIENCE))
+    .addOption(new Option('--token-audience <aud>').default(IDENTITY_TOKEN_AUDIENCE))
     .addOption(new Option('--image <image>', 'the image injected proxies run').default(DEFAULT_IMAGE))
     .addOption(new Option('--host <addr>').default('0.0.0.0'))
     .addOption(new Option('--grpc-port <port>').default(String(GRPC_PORT)))

@@ -1,27 +1,10 @@
-// `outrigger control`: the mesh's control process, started in the background by `up` (not for people).
-// Here the local runtime and the control plane meet: the runtime publishes snapshots of Services,
-// endpoints and pods into a local store, and the control plane serves them to the proxies over gRPC on
-// the bridge's address, with the identity service: the mesh CA (created in the state directory on
-// first start, or the user's) signs each proxy's CSR after checking its pod's token, which the runtime
-// issues (as the kubelet would).
-import { join } from 'node:path';
+// `outrigger control`: the local mesh's daemon (src/daemon), started in the background by `up` (not for
+// people). The options here; the daemon and the control plane it hosts are assembled in src/daemon.
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
-import { startControlPlane } from '../control/server.js';
-import { MeshCa } from '../control/identity/ca.js';
-import { Certifier } from '../control/identity/certify.js';
-import { addIdentityService } from '../control/identity/service.js';
-import { LocalTokenIssuer } from '../control/identity/tokens.js';
-import { LocalStore } from '../control/store/local/local.js';
-import { runControl } from '../runtime/control.js';
-import type { ControlPlaneHost } from '../runtime/mesh.js';
+import { DEFAULT_CONTROL_PORT, localControlPlane } from '../daemon/control-plane.js';
+import { runDaemon } from '../daemon/server.js';
 import { stateDir, stateDirOption } from './mesh-common.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
-
-/** The pods' network when `up` is not given one (the runtime's default): cluster-authenticated's. */
-const DEFAULT_POD_CIDR = '10.244.0.0/16';
-
-export const DEFAULT_CONTROL_PORT = 8086;
 
 interface ControlOptions {
   readonly file: string[];
@@ -39,14 +22,6 @@ interface ControlOptions {
   readonly resume?: boolean;
   readonly defaultInboundPolicy: DefaultPolicyName;
   readonly traceCollector?: string;
-}
-
-/** The mesh CA: the user's files when given (all three), else the one in the state directory. */
-export async function openMeshCa(o: { stateDir: string; trustDomain: string; trustAnchor?: string; issuerCert?: string; issuerKey?: string }): Promise<MeshCa> {
-  if (o.trustAnchor !== undefined && o.issuerCert !== undefined && o.issuerKey !== undefined) {
-    return MeshCa.load({ trustAnchor: o.trustAnchor, issuerCert: o.issuerCert, issuerKey: o.issuerKey }, { trustDomain: o.trustDomain });
-  }
-  return (await MeshCa.openDir(join(o.stateDir, 'identity'), { trustDomain: o.trustDomain })).ca;
 }
 
 export function controlCommand(): Command {
@@ -69,29 +44,18 @@ export function controlCommand(): Command {
     .addOption(new Option('--trace-collector <url>'))
     .action(async (o: ControlOptions) => {
       const dir = stateDir(o.stateDir);
-      const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
-      const store = new LocalStore();
-      const ca = await openMeshCa({ ...o, stateDir: dir });
-      const { issuer } = await LocalTokenIssuer.openDir(join(dir, 'identity'));
-      const controlPlane: ControlPlaneHost = {
-        port: Number(o.controlPort),
-        async start(gateway, podExists) {
-          const certifier = new Certifier({ ca, reviewer: issuer.reviewer(podExists), leafLifetimeSeconds: Number(o.certLifetime) });
-          const cp = await startControlPlane({
-            store,
-            host: gateway,
-            port: Number(o.controlPort),
-            trustDomain: ca.trustDomain,
-            log,
-            policy: { defaultPolicy: o.defaultInboundPolicy, clusterNetworks: [o.podCidr ?? DEFAULT_POD_CIDR] },
-            services: (server) => addIdentityService(server, { certifier, log: log.child({ service: 'identity' }) }),
-          });
-          return { addr: `${gateway}:${cp.address.port}`, close: () => cp.close() };
-        },
-        publish: (snapshot) => store.replace(snapshot),
-        identity: { trustDomain: ca.trustDomain, issueToken: (subject) => issuer.issue(subject, { lifetimeSeconds: 3600 }) },
-      };
-      const code = await runControl({
+      const controlPlane = await localControlPlane({
+        stateDir: dir,
+        ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),
+        controlPort: Number(o.controlPort),
+        trustDomain: o.trustDomain,
+        ...(o.trustAnchor !== undefined ? { trustAnchor: o.trustAnchor } : {}),
+        ...(o.issuerCert !== undefined ? { issuerCert: o.issuerCert } : {}),
+        ...(o.issuerKey !== undefined ? { issuerKey: o.issuerKey } : {}),
+        certLifetimeSeconds: Number(o.certLifetime),
+        defaultInboundPolicy: o.defaultInboundPolicy,
+      });
+      const code = await runDaemon({
         stateDir: dir,
         files: o.file,
         ...(o.resume === true ? { resume: true } : {}),

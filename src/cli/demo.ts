@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import { DEFAULT_DASHBOARD_PORT, startDashboard, type Dashboard } from '../dashboard/server.js';
-import { cleanupFromRecords } from '../runtime/control.js';
+import { cleanupFromRecords } from '../runtime/cleanup.js';
 import { DEFAULT_STATE_DIR, recordedControlPid, runningControlPid } from '../runtime/state.js';
 import { PACKAGE_ROOT } from '../runtime/supervisor/index.js';
 import { stateDir } from './mesh-common.js';

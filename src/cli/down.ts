@@ -3,7 +3,8 @@
 // (the trust anchor outlives a restart, as a cluster's does); `--purge` removes them too.
 import { rm } from 'node:fs/promises';
 import { Command } from 'commander';
-import { cleanupFromRecords, controlRequest } from '../runtime/control.js';
+import { controlRequest } from '../daemon/client.js';
+import { cleanupFromRecords } from '../runtime/cleanup.js';
 import { readJson, runningControlPid, statePaths } from '../runtime/state.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
 

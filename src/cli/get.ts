@@ -1,6 +1,7 @@
 // `outrigger get pods|services|deployments`: tables (or JSON) of the running mesh's objects.
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
+import { PROXY_CONTAINER } from '../manifests/contract.js';
 import type { DeploymentView, PodView, ServiceView } from '../runtime/mesh.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
 
@@ -56,7 +57,7 @@ export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
   return [
     head,
     ...pods.map((p) => {
-      const apps = p.containers.filter((c) => c.name !== 'outrigger-proxy');
+      const apps = p.containers.filter((c) => c.name !== PROXY_CONTAINER);
       const readyApps = apps.filter((c) => c.ready).length;
       return [
         p.name,

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { Command, Option } from 'commander';
 import type { IdentityView } from '../proxy/admin/server.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 
 interface IdentityOptions {
   readonly namespace: string;
@@ -39,7 +40,7 @@ export function identityCommand(): Command {
       if (!pod.meshed) fail('identity', `pod ${pod.namespace}/${pod.name} is not meshed: it has no proxy and no identity`);
       let r: { status: number; body: string };
       try {
-        r = await getJson(`http://${pod.ip}:4191/identity`, 5000);
+        r = await getJson(`http://${pod.ip}:${PROXY_ADMIN_PORT}/identity`, 5000);
       } catch (err) {
         return fail('identity', `the proxy of ${pod.namespace}/${pod.name} does not answer: ${(err as Error).message}`);
       }

@@ -2,7 +2,7 @@
 // them (certificates, CRD schemas) is loaded when the command runs.
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { parseDuration } from '../runtime/manifests/routes.js';
+import { parseDuration } from '../manifests/routes.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { DEFAULT_CLUSTER_NETWORKS, DEFAULT_IMAGE, DEFAULT_NAMESPACE, parseClusterNetworks } from '../kube/names.js';
 

@@ -2,7 +2,7 @@
 // with a message, reaching the running mesh, and finding a pod by name or `deploy/NAME`.
 import { resolve } from 'node:path';
 import { Option } from 'commander';
-import { meshStatus, savedStatus } from '../runtime/control.js';
+import { meshStatus, savedStatus } from '../daemon/client.js';
 import type { MeshStatus, PodView } from '../runtime/mesh.js';
 import { DEFAULT_STATE_DIR, runningControlPid } from '../runtime/state.js';
 

@@ -1,7 +1,7 @@
 // What stat, top, routes and the dashboard share on the CLI side: the `-t` window, resource
 // references (`deploy/NAME`, `svc/NAME`, `pod/NAME`), and how figures are printed.
 import type { Golden, Ref, ResourceKind } from '../observe/stats.js';
-import { MAX_WINDOW_SEC } from '../runtime/control.js';
+import { MAX_WINDOW_SEC } from '../daemon/client.js';
 
 const KIND_ALIASES: Record<string, ResourceKind> = {
   deploy: 'deploy', deployment: 'deploy', deployments: 'deploy', deploys: 'deploy',

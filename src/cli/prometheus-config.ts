@@ -7,9 +7,9 @@ import { rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
-import { meshStatus } from '../runtime/control.js';
+import { meshStatus } from '../daemon/client.js';
 import type { MeshStatus } from '../runtime/mesh.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/index.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
 
 interface PromOptions {
@@ -29,7 +29,7 @@ export function proxyTargets(status: MeshStatus): TargetGroup[] {
   return status.pods
     .filter((p) => p.meshed && p.ip !== '' && p.terminating !== true)
     .map((p) => ({
-      targets: [`${p.ip}:${DEFAULT_PROXY_ADMIN_PORT}`],
+      targets: [`${p.ip}:${PROXY_ADMIN_PORT}`],
       labels: { namespace: p.namespace, pod: p.name, ...(p.deployment !== undefined ? { deployment: p.deployment, workload: p.deployment } : { workload: p.name }) },
     }))
     .sort((a, b) => (a.targets[0] as string).localeCompare(b.targets[0] as string));

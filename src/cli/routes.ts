@@ -2,7 +2,8 @@
 // requests no route matched), the success rate, RPS and latency its clients' proxies measured, and each
 // backend's configured weight beside the share it really got (a canary at a glance).
 import { Command, Option } from 'commander';
-import { meshObserve } from '../runtime/control.js';
+import { meshObserve } from '../daemon/client.js';
+import { matchesMap } from '../manifests/labels.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import type { ObserveSnapshot, Ref, RouteRow } from '../observe/stats.js';
 import { table } from './get.js';
@@ -14,7 +15,7 @@ export function servicesOf(status: Pick<MeshStatus, 'pods' | 'services'>, ref: R
   if (ref.kind === 'svc') return [ref.name];
   const pods = status.pods.filter((p) => p.namespace === ref.namespace && (ref.kind === 'pod' ? p.name === ref.name : p.deployment === ref.name));
   return status.services
-    .filter((s) => s.namespace === ref.namespace && Object.keys(s.selector).length > 0 && pods.some((p) => Object.entries(s.selector).every(([k, v]) => p.labels[k] === v)))
+    .filter((s) => s.namespace === ref.namespace && pods.some((p) => matchesMap(s.selector, p.labels)))
     .map((s) => s.name);
 }
 

@@ -3,7 +3,7 @@
 // from the control process's history of every proxy's metrics. `--from`/`--to` narrow them to the
 // traffic between two resources, as measured by the client's proxy.
 import { Command, Option } from 'commander';
-import { meshObserve } from '../runtime/control.js';
+import { meshObserve } from '../daemon/client.js';
 import type { Edge, ObserveSnapshot, Ref, StatRow } from '../observe/stats.js';
 import { table } from './get.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';

@@ -1,9 +1,10 @@
 // `outrigger tap [-n NS] POD|deploy/NAME`: the live requests a pod's proxy (or every pod of a Deployment
 // at once) sees, from each proxy's admin GET /tap, with the mesh's tap token from the state directory.
 import { Command, Option } from 'commander';
-import { readTapToken, tapPod, TapError, type TapEvent, type TapQuery } from '../observe/tap.js';
+import { tapPod, TapError, type TapEvent, type TapQuery } from '../observe/tap.js';
+import { readTapToken } from '../daemon/client.js';
 import type { MeshStatus, PodView } from '../runtime/mesh.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/index.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
 
 interface TapOptions {
@@ -100,7 +101,7 @@ export function tapCommand(): Command {
       await Promise.all(
         pods.map((p) =>
           tapPod({
-            addr: `${p.ip}:${DEFAULT_PROXY_ADMIN_PORT}`,
+            addr: `${p.ip}:${PROXY_ADMIN_PORT}`,
             token,
             filter,
             signal: ac.signal,

@@ -1,7 +1,7 @@
 // `outrigger top deploy/NAME`: a live table, refreshed every few seconds, of who sends the workload the
 // most traffic, where it sends its own, and its busiest routes (figures over a short window).
 import { Command } from 'commander';
-import { meshObserve, meshStatus } from '../runtime/control.js';
+import { meshObserve, meshStatus } from '../daemon/client.js';
 import type { Edge, ObserveSnapshot, Ref } from '../observe/stats.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import { table } from './get.js';

@@ -6,11 +6,12 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
 import { checkBridgeName, kernelProblems, parseCidr } from '../runtime/net/index.js';
-import { cleanupFromRecords, controlRequest, meshStatus } from '../runtime/control.js';
+import { controlRequest, meshStatus } from '../daemon/client.js';
+import { cleanupFromRecords } from '../runtime/cleanup.js';
 import type { MeshStatus } from '../runtime/mesh.js';
 import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths, writeJsonAtomic } from '../runtime/state.js';
 import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';
-import { openMeshCa } from './control.js';
+import { openMeshCa } from '../daemon/control-plane.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
 import { DEFAULT_POLICY_NAMES } from '../api/policy.js';
 

@@ -4,10 +4,10 @@
 import http from 'node:http';
 import { Command, Option } from 'commander';
 import { versionView, type VersionView } from '../core/version.js';
-import { controlVersion, meshStatus } from '../runtime/control.js';
+import { controlVersion, meshStatus } from '../daemon/client.js';
 import type { PodView } from '../runtime/mesh.js';
 import { runningControlPid } from '../runtime/state.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/pod.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 import { stateDir, stateDirOption } from './mesh-common.js';
 
 interface VersionOptions {
@@ -40,7 +40,7 @@ const ASK_TIMEOUT_MS = 3000;
 
 function proxyVersion(ip: string): Promise<VersionView> {
   return new Promise((resolve, reject) => {
-    const url = `http://${ip}:${DEFAULT_PROXY_ADMIN_PORT}/version`;
+    const url = `http://${ip}:${PROXY_ADMIN_PORT}/version`;
     const req = http.get(url, { timeout: ASK_TIMEOUT_MS }, (res) => {
       let body = '';
       res.setEncoding('utf8');

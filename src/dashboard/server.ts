@@ -8,19 +8,19 @@ import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { controlRequest, meshObserve, MAX_WINDOW_SEC } from '../runtime/control.js';
+import { controlRequest, meshObserve, MAX_WINDOW_SEC, readTapToken } from '../daemon/client.js';
 import type { MeshStatus } from '../runtime/mesh.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from '../runtime/supervisor/index.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 
 /** dist/src/dashboard/ → the project's src/dashboard/web/ (served as they are: there is no build). */
 export const WEB_ROOT = fileURLToPath(new URL('../../../src/dashboard/web/', import.meta.url));
 
 export const DEFAULT_DASHBOARD_PORT = 50750;
 
-/** The tap contract (issue 7): GET http://<podIP>:<adminPort>/tap?path=&method=&authority=&direction=&max=
+/** The tap contract of the proxies' admin server:
+ *  GET http://<podIP>:<adminPort>/tap?path=&method=&authority=&direction=&max=
  *  with `Authorization: Bearer <the content of <stateDir>/tap-token>`, answering application/x-ndjson,
  *  one finished request per line. */
-export const TAP_TOKEN_FILE = 'tap-token';
 const TAP_PARAMS = ['path', 'method', 'authority', 'direction', 'max'] as const;
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
 const LOOPBACK_HOST = /^(localhost|127\.[0-9.]+|\[::1\])(:[0-9]+)?$/i;
@@ -134,9 +134,9 @@ async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: h
   }
   let token: string;
   try {
-    token = (await readFile(join(stateDir, TAP_TOKEN_FILE), 'utf8')).trim();
+    token = await readTapToken(stateDir);
   } catch {
-    send('unavailable', { message: 'the proxies do not offer tap yet: this mesh has no tap token (tap comes with the proxy-side work of issue 7)' });
+    send('unavailable', { message: 'the proxies do not offer tap yet: this mesh has no tap token' });
     return finish();
   }
   const q = new URLSearchParams();
@@ -149,7 +149,7 @@ async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: h
   await Promise.all(
     pods.map(async (p) => {
       try {
-        const r = await fetch(`http://${p.ip}:${DEFAULT_PROXY_ADMIN_PORT}/tap?${q.toString()}`, { headers: { authorization: `Bearer ${token}` }, signal: aborts.signal });
+        const r = await fetch(`http://${p.ip}:${PROXY_ADMIN_PORT}/tap?${q.toString()}`, { headers: { authorization: `Bearer ${token}` }, signal: aborts.signal });
         // 404: a proxy without the tap endpoint; 403 "tap is off": one started without the token.
         if (r.status === 404 || r.status === 403) {
           unavailable++;

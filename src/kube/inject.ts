@@ -7,15 +7,21 @@
 // Kubernetes 1.29): the kubelet starts the proxy before the app containers and waits for its startup
 // probe, so the app never runs without its proxy; and the proxy is stopped after the app, so a Job
 // completes when its app exits.
-import { readMeshAnnotations, ANNOTATION, type MeshAnnotations } from '../runtime/manifests/annotations.js';
+import { readMeshAnnotations, type MeshAnnotations } from '../manifests/annotations.js';
+import {
+  ANNOTATION,
+  IDENTITY_TOKEN_AUDIENCE,
+  PROXY_ADMIN_PORT,
+  PROXY_INBOUND_PORT,
+  PROXY_OUTBOUND_PORT,
+  PROXY_OWN_PORTS,
+} from '../manifests/contract.js';
 import { formatPortList, type PortList } from '../core/ports.js';
-import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
 import { SETTINGS } from '../proxy/env.js';
 import { proxyNodeOptionsEnv } from '../proxy/node-options.js';
 import { APP_PROBE_PATH, type AppProbeTarget } from '../proxy/admin/probes.js';
-import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
 import { deploymentOf } from '../control/store/kubernetes/convert.js';
-import type { DefaultInboundPolicy } from '../runtime/manifests/policy.js';
+import type { DefaultInboundPolicy } from '../manifests/policy.js';
 import {
   INIT_CONTAINER,
   KUBE_ANNOTATION,
@@ -180,20 +186,20 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
       env('identityAddr', cfg.controlAddr),
       env('identityTokenFile', `${TOKEN_DIR}/${TOKEN_FILE}`),
       env('identity', `spiffe://${cfg.trustDomain}/ns/$(${podNamespace})/sa/$(${SERVICE_ACCOUNT_ENV})`),
-      env('inboundPort', String(DEFAULT_PROXY_INIT.inboundPort)),
-      env('outboundPort', String(DEFAULT_PROXY_INIT.outboundPort)),
+      env('inboundPort', String(PROXY_INBOUND_PORT)),
+      env('outboundPort', String(PROXY_OUTBOUND_PORT)),
       ...(mesh.opaquePorts !== undefined ? [env('opaquePorts', ports(mesh.opaquePorts))] : []),
       ...(Object.keys(probes).length > 0 ? [env('appProbes', JSON.stringify(probes))] : []),
       ...(logLevel !== undefined ? [env('logLevel', logLevel)] : []),
     ],
     ports: [
-      { name: 'outrigger-in', containerPort: DEFAULT_PROXY_INIT.inboundPort, protocol: 'TCP' },
-      { name: 'outrigger-admin', containerPort: 4191, protocol: 'TCP' },
+      { name: 'outrigger-in', containerPort: PROXY_INBOUND_PORT, protocol: 'TCP' },
+      { name: 'outrigger-admin', containerPort: PROXY_ADMIN_PORT, protocol: 'TCP' },
     ],
     // The app starts only once this passes: the proxy holds its certificate and listens.
-    startupProbe: { httpGet: { path: '/ready', port: 4191 }, periodSeconds: 1, failureThreshold: 120, timeoutSeconds: 1 },
-    readinessProbe: { httpGet: { path: '/ready', port: 4191 }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
-    livenessProbe: { httpGet: { path: '/live', port: 4191 }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
+    startupProbe: { httpGet: { path: '/ready', port: PROXY_ADMIN_PORT }, periodSeconds: 1, failureThreshold: 120, timeoutSeconds: 1 },
+    readinessProbe: { httpGet: { path: '/ready', port: PROXY_ADMIN_PORT }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
+    livenessProbe: { httpGet: { path: '/live', port: PROXY_ADMIN_PORT }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
     resources: proxyResources(a).resources,
     securityContext: {
       ...RESTRICTED,
@@ -216,10 +222,10 @@ export function initContainer(cfg: InjectConfig, mesh: MeshAnnotations): Json {
     imagePullPolicy: cfg.imagePullPolicy ?? 'IfNotPresent',
     args: [
       'proxy-init',
-      '--inbound-port', String(DEFAULT_PROXY_INIT.inboundPort),
-      '--outbound-port', String(DEFAULT_PROXY_INIT.outboundPort),
+      '--inbound-port', String(PROXY_INBOUND_PORT),
+      '--outbound-port', String(PROXY_OUTBOUND_PORT),
       '--proxy-uid', String(PROXY_UID),
-      '--proxy-ports', DEFAULT_PROXY_INIT.proxyPorts.join(','),
+      '--proxy-ports', PROXY_OWN_PORTS.join(','),
       '--skip-inbound-ports', ports(mesh.skipInboundPorts),
       '--skip-outbound-ports', ports(mesh.skipOutboundPorts),
     ],
@@ -241,7 +247,7 @@ export function injectedVolumes(cfg: InjectConfig): Json[] {
     {
       name: TOKEN_VOLUME,
       projected: {
-        sources: [{ serviceAccountToken: { audience: cfg.tokenAudience ?? DEFAULT_TOKEN_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: TOKEN_FILE } }],
+        sources: [{ serviceAccountToken: { audience: cfg.tokenAudience ?? IDENTITY_TOKEN_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: TOKEN_FILE } }],
       },
     },
     { name: `${INIT_CONTAINER}-run`, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },

@@ -4,7 +4,7 @@
 // last (so the API server never calls a webhook whose Service does not exist yet).
 import type { DefaultPolicyName } from '../api/policy.js';
 import { MeshCa } from '../control/identity/ca.js';
-import { DEFAULT_TOKEN_AUDIENCE } from '../control/identity/tokens.js';
+import { ANNOTATION, CONTROL_PLANE_LABEL, IDENTITY_TOKEN_AUDIENCE } from '../manifests/contract.js';
 import { makeServingTls, serviceDnsNames } from './certs.js';
 import { crd } from './crds.js';
 import { POLICY_CRDS, POLICY_RESOURCES, POLICY_GROUP } from './policy-crds.js';
@@ -124,8 +124,8 @@ function controlPlaneDeployment(o: InstallOptions): K8sObject {
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: {
-          labels: { ...labels('control-plane'), ...selector, 'outrigger.io/control-plane': 'true' },
-          annotations: { 'outrigger.io/inject': 'disabled' },
+          labels: { ...labels('control-plane'), ...selector, [CONTROL_PLANE_LABEL]: 'true' },
+          annotations: { [ANNOTATION.inject]: 'disabled' },
         },
         spec: {
           serviceAccountName: SERVICE_ACCOUNT,
@@ -149,7 +149,7 @@ function controlPlaneDeployment(o: InstallOptions): K8sObject {
                 '--namespace', o.namespace,
                 '--trust-domain', o.trustDomain,
                 '--identity-lifetime', String(o.identityLifetimeSeconds),
-                '--token-audience', DEFAULT_TOKEN_AUDIENCE,
+                '--token-audience', IDENTITY_TOKEN_AUDIENCE,
                 '--grpc-port', String(GRPC_PORT),
                 '--webhook-port', String(WEBHOOK_PORT),
                 '--admin-port', String(CONTROL_ADMIN_PORT),
@@ -203,7 +203,7 @@ export async function controlPlaneObjects(o: InstallOptions): Promise<K8sObject[
       metadata: {
         name: o.namespace,
         labels: { ...labels('control-plane'), 'pod-security.kubernetes.io/enforce': 'restricted' },
-        annotations: { 'outrigger.io/inject': 'disabled' },
+        annotations: { [ANNOTATION.inject]: 'disabled' },
       },
     },
     ...rbacObjects(o),
@@ -258,7 +258,7 @@ export async function controlPlaneObjects(o: InstallOptions): Promise<K8sObject[
           // Annotations cannot be selected on: the webhook reads outrigger.io/inject itself. Never the
           // system namespaces, nor the control plane's own pods (it could not start to inject itself).
           namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excludedNamespaces(o.namespace) }] },
-          objectSelector: { matchExpressions: [{ key: 'outrigger.io/control-plane', operator: 'DoesNotExist' }] },
+          objectSelector: { matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'DoesNotExist' }] },
         },
       ],
     },

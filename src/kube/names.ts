@@ -1,7 +1,7 @@
 // The names and numbers the Kubernetes parts agree on: install manifests, the injector, the control
 // plane entry point and `outrigger check`. One place, so that a Service name or a mount path cannot
 // differ between the manifest that creates it and the code that uses it.
-import { DEFAULT_PROXY_INIT } from '../runtime/net/proxy-init.js';
+import { KUBE_ANNOTATION, PROXY_CONTAINER, PROXY_UID } from '../manifests/contract.js';
 
 export const DEFAULT_NAMESPACE = 'outrigger';
 export const DEFAULT_IMAGE = 'ghcr.io/outrigger/outrigger:0.1.0';
@@ -31,9 +31,8 @@ export const INJECTOR_TLS_DIR = '/var/run/outrigger/injector-tls';
 /** Keys of the identity Secret. */
 export const IDENTITY_KEYS = { trustAnchor: 'ca.crt', issuerCert: 'issuer.crt', issuerKey: 'issuer.key' } as const;
 
-/** The proxy's uid and gid (the local runtime uses the same: its iptables rules exempt it). */
-export const PROXY_UID = DEFAULT_PROXY_INIT.proxyUid;
-export const PROXY_CONTAINER = 'outrigger-proxy';
+/** The proxy's uid and gid and its container's name (the local runtime uses the same): contract values. */
+export { PROXY_CONTAINER, PROXY_UID };
 export const INIT_CONTAINER = 'outrigger-init';
 export const TOKEN_VOLUME = 'outrigger-identity-token';
 export const TOKEN_DIR = '/var/run/secrets/outrigger.io/identity';
@@ -41,17 +40,8 @@ export const TOKEN_FILE = 'token';
 /** Projected token lifetime (s): the kubelet refreshes it at 80%; Kubernetes' minimum is 600. */
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 
-/** Annotations the injector reads (besides the mesh ones in runtime/manifests/annotations.ts). */
-export const KUBE_ANNOTATION = {
-  /** Set by the injector on a pod it injected, with the version: re-injection is then a no-op. */
-  injected: 'outrigger.io/injected',
-  proxyCpuRequest: 'config.outrigger.io/proxy-cpu-request',
-  proxyCpuLimit: 'config.outrigger.io/proxy-cpu-limit',
-  proxyMemoryRequest: 'config.outrigger.io/proxy-memory-request',
-  proxyMemoryLimit: 'config.outrigger.io/proxy-memory-limit',
-  proxyImage: 'config.outrigger.io/proxy-image',
-  proxyLogLevel: 'config.outrigger.io/proxy-log-level',
-} as const;
+/** Annotations the injector reads (besides the mesh ones): contract values too. */
+export { KUBE_ANNOTATION };
 
 export const VERSION = '0.1.0';
 

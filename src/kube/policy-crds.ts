@@ -1,8 +1,8 @@
 // The policy kinds' CRDs (policy.outrigger.io/v1beta1): names, plurals and printer columns here; the
 // OpenAPI schemas come from the same zod schemas the manifests are validated with
-// (src/runtime/manifests/policy.ts, through crds.ts).
+// (src/manifests/policy.ts, through crds.ts).
 import type { z } from 'zod';
-import { POLICY_API_VERSION, POLICY_GROUP, POLICY_KINDS } from '../runtime/manifests/policy.js';
+import { POLICY_API_VERSION, POLICY_GROUP, POLICY_KINDS } from '../manifests/policy.js';
 import type { CrdKind, PrinterColumn } from './crds.js';
 
 export { POLICY_GROUP };

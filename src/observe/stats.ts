@@ -6,6 +6,8 @@
 // served by several workloads (a canary), the proxies' `route_*` series with `dst_deployment` say
 // which got what; without them the split is estimated from each workload's inbound rate, and the
 // edge says so (`estimated`).
+import { matchesMap } from '../manifests/labels.js';
+import type { RouteView } from '../manifests/types.js';
 import { histogramQuantile } from './quantile.js';
 import type { MetricsHistory, PodWindow } from './history.js';
 
@@ -16,14 +18,7 @@ export interface Topology {
   readonly routes?: readonly RouteView[];
 }
 
-/** An HTTPRoute or GRPCRoute as the status shows it: its parents and each backend's weight. */
-export interface RouteView {
-  readonly kind: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly parents: readonly string[];
-  readonly backends: readonly { readonly service: string; readonly weight: number }[];
-}
+export type { RouteView };
 
 export type ResourceKind = 'deploy' | 'pod' | 'svc';
 
@@ -191,8 +186,7 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
     p.deployment !== undefined ? { kind: 'deploy', namespace: p.namespace, name: p.deployment } : { kind: 'pod', namespace: p.namespace, name: p.name };
   const svcByIp = new Map(topo.services.filter((s) => s.clusterIP !== '').map((s) => [s.clusterIP, s]));
   const podByIp = new Map(topo.pods.map((p) => [p.ip, p]));
-  const selects = (s: Topology['services'][number], p: Topology['pods'][number]) =>
-    p.namespace === s.namespace && Object.keys(s.selector).length > 0 && Object.entries(s.selector).every(([k, v]) => p.labels[k] === v);
+  const selects = (s: Topology['services'][number], p: Topology['pods'][number]) => p.namespace === s.namespace && matchesMap(s.selector, p.labels);
 
   const podIn = new Map<string, Acc>();
   const podCpu = new Map<string, number>();

@@ -1,16 +1,9 @@
 // The tap client: streams the requests one proxy sees (GET /tap on its admin port, one JSON object per
-// line), for `outrigger tap` and the dashboard. Also reads the local mesh's tap token.
+// line), for `outrigger tap` and the dashboard. The caller brings the mesh's tap token.
 import http from 'node:http';
-import { readFile } from 'node:fs/promises';
 import type { TapEvent } from '../proxy/observe/tap.js';
-import { statePaths } from '../runtime/state.js';
 
 export type { TapEvent };
-
-/** The local mesh's tap token, from `<stateDir>/tap-token` (0600, root). */
-export async function readTapToken(stateDir: string): Promise<string> {
-  return (await readFile(statePaths(stateDir).tapToken, 'utf8')).trim();
-}
 
 /** What to tap: every field is optional (see the proxy's GET /tap). */
 export interface TapQuery {

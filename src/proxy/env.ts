@@ -1,5 +1,6 @@
 // Every setting of the proxy: its flag, its OUTRIGGER_PROXY_* environment variable and its help text,
 // in one table so that the CLI, the config schema and the docs cannot drift apart.
+import { PROXY_ADMIN_PORT, PROXY_INBOUND_PORT, PROXY_OUTBOUND_PORT } from '../manifests/contract.js';
 
 export interface SettingSpec {
   /** Flag without the leading dashes, e.g. "outbound-port". */
@@ -18,11 +19,11 @@ const s = (flag: string, help: string, def?: string): SettingSpec => ({
 });
 
 export const SETTINGS = {
-  outboundPort: s('outbound-port', 'port for traffic the app sends, redirected here by iptables', '4140'),
+  outboundPort: s('outbound-port', 'port for traffic the app sends, redirected here by iptables', String(PROXY_OUTBOUND_PORT)),
   outboundAddr: s('outbound-addr', 'address the outbound listener binds', '127.0.0.1'),
-  inboundPort: s('inbound-port', 'port for traffic coming into the pod, redirected here by iptables', '4143'),
+  inboundPort: s('inbound-port', 'port for traffic coming into the pod, redirected here by iptables', String(PROXY_INBOUND_PORT)),
   inboundAddr: s('inbound-addr', 'address the inbound listener binds', '0.0.0.0'),
-  adminPort: s('admin-port', 'port of the admin server (/live, /ready, /metrics, /shutdown)', '4191'),
+  adminPort: s('admin-port', 'port of the admin server (/live, /ready, /metrics, /shutdown)', String(PROXY_ADMIN_PORT)),
   adminAddr: s('admin-addr', 'address the admin server binds', '0.0.0.0'),
   staticDestination: s(
     'static-destination',

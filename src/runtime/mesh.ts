@@ -37,9 +37,10 @@ import {
 import { killNetnsProcesses, PodProcesses, resolveProxyCommand, type PodStatus, type ProxyCommand } from './supervisor/index.js';
 import { readJson, removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
 import * as z from 'zod';
-import { routeEntries } from './routes.js';
-import { policyEntries } from './policy.js';
+import { routeEntries } from '../control/store/manifests/routes.js';
+import { policyEntries } from '../control/store/manifests/policy.js';
 import { takeOver } from './manifests/takeover.js';
+import type { RouteView } from '../manifests/types.js';
 
 /** Whether a pod with this name and uid runs now (a recreated pod has a new uid). */
 export type PodExists = (namespace: string, pod: { readonly name: string; readonly uid: string }) => boolean;
@@ -133,14 +134,7 @@ export interface MeshStatus {
   readonly routes?: readonly RouteView[];
 }
 
-/** A route, its parent Services and the weighted backends of its widest rule (a canary's split). */
-export interface RouteView {
-  readonly kind: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly parents: readonly string[];
-  readonly backends: readonly { readonly service: string; readonly weight: number }[];
-}
+export type { RouteView };
 
 /** A manifest file as `up` or `apply` sends it: `path` (absolute) identifies it across applies, `name`
  *  is how the user wrote it (for messages). */

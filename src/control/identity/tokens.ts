@@ -8,9 +8,8 @@ import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import { IdentityCodes, IdentityError, IdentityFileError, type TokenProblem } from './errors.js';
 import { ensureDir, exists, readText, requirePrivateMode, writeFileAtomic } from './files.js';
 import { P256 } from './x509.js';
+import { IDENTITY_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER } from '../../manifests/contract.js';
 
-export const DEFAULT_TOKEN_AUDIENCE = 'identity.outrigger.io';
-export const DEFAULT_TOKEN_ISSUER = 'outrigger.io/local-runtime';
 export const TOKEN_KEY_FILE = 'token-signing.key';
 /** Longest token we look at (bytes); a real one is under 2 KiB. */
 export const MAX_TOKEN_BYTES = 16 * 1024;
@@ -68,8 +67,8 @@ export class LocalTokenIssuer {
   private constructor(privateKey: KeyObject, settings: TokenSettings) {
     this.#privateKey = privateKey;
     this.publicKey = createPublicKey(privateKey);
-    this.issuer = settings.issuer ?? DEFAULT_TOKEN_ISSUER;
-    this.audience = settings.audience ?? DEFAULT_TOKEN_AUDIENCE;
+    this.issuer = settings.issuer ?? LOCAL_TOKEN_ISSUER;
+    this.audience = settings.audience ?? IDENTITY_TOKEN_AUDIENCE;
   }
 
   /** Loads the signing key from `dir/token-signing.key`, or creates it (0600) when it is absent. */

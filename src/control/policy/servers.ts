@@ -1,30 +1,8 @@
 // Which Server covers which port of a pod: label selectors and named container ports. Shared by the
 // policy service (authorizations per port) and the destination service (a Server that declares a port
 // opaque makes clients treat it as opaque too).
-import type { LabelSelectorEntry, PodEntry, PolicyEntries, ServerEntry } from '../store/store.js';
-
-export function selects(sel: LabelSelectorEntry, labels: Readonly<Record<string, string>>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels)) if (labels[k] !== v) return false;
-  for (const e of sel.matchExpressions) {
-    const has = Object.hasOwn(labels, e.key);
-    const v = labels[e.key];
-    switch (e.operator) {
-      case 'In':
-        if (!has || !e.values.includes(v as string)) return false;
-        break;
-      case 'NotIn':
-        if (has && e.values.includes(v as string)) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
-}
+import { matchesSelector } from '../../manifests/labels.js';
+import type { PodEntry, PolicyEntries, ServerEntry } from '../store/store.js';
 
 /** The container port a Server names on this pod, or undefined when the pod has no port of that name. */
 export function serverPort(server: ServerEntry, pod: PodEntry): number | undefined {
@@ -36,7 +14,7 @@ export function serverPort(server: ServerEntry, pod: PodEntry): number | undefin
 export function podServers(policy: PolicyEntries, pod: PodEntry): Map<number, ServerEntry> {
   const out = new Map<number, ServerEntry>();
   for (const s of policy.servers) {
-    if (s.namespace !== pod.namespace || !selects(s.podSelector, pod.labels)) continue;
+    if (s.namespace !== pod.namespace || !matchesSelector(s.podSelector, pod.labels)) continue;
     const port = serverPort(s, pod);
     if (port !== undefined && !out.has(port)) out.set(port, s);
   }

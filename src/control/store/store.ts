@@ -3,6 +3,8 @@
 // snapshots from its manifests and pods; a Kubernetes store will compute them from watches. Every
 // server (destination, identity, policy) reads only this interface.
 import type { PortList } from '../../core/ports.js';
+import type { LabelSelector } from '../../manifests/labels.js';
+import type { RetryPolicy } from '../../manifests/types.js';
 
 export interface ServicePortEntry {
   readonly name?: string;
@@ -96,17 +98,6 @@ export type RouteFilterEntry =
       readonly statusCode: number;
     };
 
-export interface RetryEntry {
-  /** Retries after the first attempt. */
-  readonly attempts: number;
-  /** HTTP statuses retried, as inclusive [from, to] ranges. */
-  readonly statuses: readonly (readonly [number, number])[];
-  readonly grpcCodes: readonly number[];
-  readonly connectFailure: boolean;
-  readonly reset: boolean;
-  readonly timeout: boolean;
-}
-
 export interface RouteRuleEntry {
   readonly name?: string;
   /** Never empty: any one of them selects the rule. */
@@ -118,7 +109,8 @@ export interface RouteRuleEntry {
   readonly requestTimeoutMs?: number;
   /** Each attempt (ms); absent or 0: no timeout. */
   readonly backendRequestTimeoutMs?: number;
-  readonly retry?: RetryEntry;
+  /** The route's retry.outrigger.io annotations, parsed (manifests/types.ts). */
+  readonly retry?: RetryPolicy;
 }
 
 export interface RouteEntry {
@@ -153,14 +145,12 @@ export interface PodEntry {
 
 // ---- policy (policy.outrigger.io/v1beta1, normalised) -----------------------------------------
 // The policy kinds as the policy service reads them: defaults applied, every reference resolved to a
-// namespace. src/runtime/manifests/policy.ts has the manifests' schemas and docs/policy.md the meaning.
+// namespace. src/manifests/policy.ts has the manifests' schemas and docs/policy.md the meaning.
 
 export type DefaultInboundPolicy = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
 
-export interface LabelSelectorEntry {
-  readonly matchLabels: Readonly<Record<string, string>>;
-  readonly matchExpressions: readonly { readonly key: string; readonly operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; readonly values: readonly string[] }[];
-}
+/** A label selector, as manifests/labels.ts defines (and matches) it. */
+export type LabelSelectorEntry = LabelSelector;
 
 export interface ServerEntry {
   readonly namespace: string;

@@ -48,7 +48,7 @@ export interface Http1Context {
 }
 
 /** The header that tells the app who the client is: set by the inbound proxy from the identity mesh TLS
- *  verified, and removed from every request that arrives otherwise (DESIGN.md's security rule). */
+ *  verified, and removed from every request that arrives otherwise: no client claims an identity by header. */
 export const CLIENT_ID_HEADER = 'outrigger-client-id';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
@@ -192,7 +192,7 @@ export class ClientConn implements UpstreamOwner {
     this.upKey = this.targetKey;
     this.poolKey = this.targetKey;
     // Inbound, the identity header is stripped whether or not mTLS is on: nobody may claim an identity
-    // with a header (DESIGN.md's security rule).
+    // with a header.
     this.identityHeader = ctx.direction === 'inbound';
     this.gate = ctx.direction === 'inbound' && ctx.policy !== undefined ? new InboundGate(ctx.policy, target.port, clientId, peerAddr ?? sock.remoteAddress) : null;
     sock.setNoDelay(true);

@@ -302,7 +302,7 @@ export class H2Proxy {
       session = this.upstream(upAddr, upKey, serverId);
       const out = forwardable(headers);
       if (direction === 'inbound') {
-        // The identity header comes from the proxy only (DESIGN.md's security rule).
+        // The identity header comes from the proxy only: a client's own could claim any identity.
         delete out[CLIENT_ID_HEADER];
         if (clientId !== undefined) out[CLIENT_ID_HEADER] = clientId;
       }

@@ -1,5 +1,6 @@
 // A new workload key and its CSR. The key is generated in memory and only ever leaves this process as
-// the public half inside the CSR (DESIGN.md, security rules); its PEM stays in memory for node:tls.
+// the public half inside the CSR (a private key is never written anywhere); its PEM stays in memory for
+// node:tls.
 // The CSR is a PKCS#10 request (RFC 2986) written with node:crypto and a little DER: an empty subject,
 // the P-256 public key, and one extensionRequest attribute (RFC 2985 section 5.4.2) holding a critical
 // subjectAltName with the identity as its only URI (RFC 5280 section 4.2.1.6: critical because the

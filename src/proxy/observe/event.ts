@@ -3,7 +3,18 @@
 // access log is configured, so that a request nobody observes builds no event and no JSON.
 import type { DstMeta } from '../metrics.js';
 import type { Direction } from '../metrics.js';
-import type { TraceContext } from './trace.js';
+
+/** This side's span of a request (made and propagated by trace.ts; here because every event carries it). */
+export interface TraceContext {
+  /** 32 lower-case hex digits. */
+  readonly traceId: string;
+  /** 16 hex digits: this proxy's span, the parent the next hop sees. */
+  readonly spanId: string;
+  /** The caller's span ("" when this proxy started the trace). */
+  readonly parentSpanId: string;
+  /** The sampled flag: unsampled traces are propagated but not exported. */
+  readonly sampled: boolean;
+}
 
 /** One finished exchange, as the HTTP/1 and HTTP/2 servers saw it. Built only when Observer.active. */
 export interface RequestEvent {

@@ -7,21 +7,11 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from '../../core/log.js';
-import type { EventSink, RequestEvent } from './event.js';
+import type { EventSink, RequestEvent, TraceContext } from './event.js';
 import { pathOnly } from './event.js';
 import { isFailure } from '../metrics.js';
 
-/** This side's span of a request. */
-export interface TraceContext {
-  /** 32 lower-case hex digits. */
-  readonly traceId: string;
-  /** 16 hex digits: this proxy's span, the parent the next hop sees. */
-  readonly spanId: string;
-  /** The caller's span ("" when this proxy started the trace). */
-  readonly parentSpanId: string;
-  /** The sampled flag: unsampled traces are propagated but not exported. */
-  readonly sampled: boolean;
-}
+export type { TraceContext };
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const ZERO_TRACE = '0'.repeat(32);

@@ -3,13 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type * as z from 'zod';
-import { editDistance, type AnnotationSite } from './annotations.js';
-import { checkDeployment, checkMetadata, checkPodSpec, checkService, type CheckOptions, type Path } from './check.js';
-import { describeValue, formatPath, ManifestError, type ManifestProblem } from './errors.js';
-import { checkRoute, checkRouteReferences } from './routes.js';
-import { POLICY_KINDS } from './policy.js';
-import { checkPolicy, checkPolicyReferences } from './policy-check.js';
-import { allowedFields, errorMessage, KIND_NAMES, KINDS, type KindName } from './schema.js';
+import { editDistance, type AnnotationSite } from '../../manifests/annotations.js';
+import { checkDeployment, checkMetadata, checkPodSpec, checkService, type CheckOptions, type Path } from '../../manifests/check.js';
+import { describeValue, formatPath, ManifestError, type ManifestProblem } from '../../manifests/errors.js';
+import { checkRoute, checkRouteReferences } from '../../manifests/routes.js';
+import { POLICY_KINDS } from '../../manifests/policy.js';
+import { checkPolicy, checkPolicyReferences } from '../../manifests/policy-check.js';
+import { allowedFields, errorMessage, KIND_NAMES, KINDS, type KindName } from '../../manifests/schema.js';
 import type {
   DeploymentObject,
   GRPCRouteObject,
@@ -23,7 +23,7 @@ import type {
   ServiceAccountObject,
   ServiceObject,
   Source,
-} from './types.js';
+} from '../../manifests/types.js';
 
 export interface LoadOptions {
   /** Namespaces that exist without a Namespace document (default: `default`). On a running mesh,

@@ -7,11 +7,11 @@
 // pods, so a rollout can start a new pod beside the old one; changing only `replicas` does not.
 // Names are stable across runs, so `outrigger get` and logs keep pointing at the same pod.
 import { createHash } from 'node:crypto';
-import { meshSettings, type MeshAnnotations, type MeshSettings } from './annotations.js';
-import { formatPath, ManifestError, type ManifestProblem } from './errors.js';
-import { matchesMap } from './labels.js';
-import type { Container, PodSpec } from './schema.js';
-import type { DeploymentObject, ManifestSet, ResolvedServicePort, ServiceObject, Source } from './types.js';
+import { meshSettings, type MeshAnnotations, type MeshSettings } from '../../manifests/annotations.js';
+import { formatPath, ManifestError, type ManifestProblem } from '../../manifests/errors.js';
+import { matchesMap } from '../../manifests/labels.js';
+import type { Container, PodSpec } from '../../manifests/schema.js';
+import type { DeploymentObject, ManifestSet, ResolvedServicePort, ServiceObject, Source } from '../../manifests/types.js';
 
 /** A container whose command is known (from `command` or a known image). */
 export type RunnableContainer = Container & { readonly command: readonly string[] };

@@ -4,6 +4,7 @@
 // Rendered into the pod's one iptables-restore file (pod-rules.ts, with the Service rules) and applied
 // atomically: the pod's namespace holds no other rules, so its tables are replaced whole, which also
 // makes applying twice harmless.
+import { PROXY_INBOUND_PORT, PROXY_OUTBOUND_PORT, PROXY_OWN_PORTS, PROXY_UID } from '../../manifests/contract.js';
 import { NetConfigError } from './cidr.js';
 import type { Runner } from './exec.js';
 
@@ -26,10 +27,10 @@ export interface ProxyInitConfig {
 }
 
 export const DEFAULT_PROXY_INIT: ProxyInitConfig = {
-  inboundPort: 4143,
-  outboundPort: 4140,
-  proxyUid: 2102,
-  proxyPorts: [4190, 4191],
+  inboundPort: PROXY_INBOUND_PORT,
+  outboundPort: PROXY_OUTBOUND_PORT,
+  proxyUid: PROXY_UID,
+  proxyPorts: PROXY_OWN_PORTS,
   skipInboundPorts: [],
   skipOutboundPorts: [],
 };

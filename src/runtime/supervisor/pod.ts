@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { PROXY_ADMIN_PORT, PROXY_CONTAINER } from '../../manifests/contract.js';
 import { ANNOTATION, formatPortList, type PodPlan } from '../manifests/index.js';
 import { DEFAULT_PROXY_INIT, netnsPids, runCommand } from '../net/index.js';
 import type { BackoffOptions } from './backoff.js';
@@ -18,12 +19,11 @@ import { podStateDir } from './record.js';
 
 /** The proxy's container name: its log is `<pod dir>/outrigger-proxy.log`. An app container may not
  *  use it. */
-export const PROXY_CONTAINER = 'outrigger-proxy';
-export const DEFAULT_PROXY_ADMIN_PORT = 4191;
+export { PROXY_CONTAINER };
 
 export interface ProxyOptions {
   readonly command: ProxyCommand;
-  /** Default uid and gid 2102: must match the proxy-init rules' exempt uid. */
+  /** Default uid and gid PROXY_UID (2102): must match the proxy-init rules' exempt uid. */
   readonly user?: RunAs;
   readonly inboundPort?: number;
   readonly outboundPort?: number;
@@ -395,7 +395,7 @@ function appContainerSpecs(o: PodProcessesOptions): ContainerSpec[] {
 export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec {
   const inbound = p.inboundPort ?? DEFAULT_PROXY_INIT.inboundPort;
   const outbound = p.outboundPort ?? DEFAULT_PROXY_INIT.outboundPort;
-  const admin = p.adminPort ?? DEFAULT_PROXY_ADMIN_PORT;
+  const admin = p.adminPort ?? PROXY_ADMIN_PORT;
   const uid = p.user ?? { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid };
   const grace = p.terminationGraceMs ?? 10_000;
   const args = [

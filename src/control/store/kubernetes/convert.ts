@@ -2,18 +2,16 @@
 // entries. Pure functions over the informers' caches, so that a snapshot is a function of what was
 // watched and nothing else.
 import { normalizePortList, parsePortList, type PortList } from '../../../core/ports.js';
-import { ANNOTATION } from '../../../runtime/manifests/annotations.js';
-import { DEFAULT_INBOUND_POLICIES, POLICY_API_VERSION, POLICY_KINDS, type PolicyKindName } from '../../../runtime/manifests/policy.js';
-import { checkPolicy } from '../../../runtime/manifests/policy-check.js';
-import { checkRoute } from '../../../runtime/manifests/routes.js';
-import { grpcRouteSchema, httpRouteSchema } from '../../../runtime/manifests/schema.js';
-import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, PolicyObject, ServiceObject } from '../../../runtime/manifests/types.js';
-import { policyEntries } from '../../../runtime/policy.js';
-import { routeEntries } from '../../../runtime/routes.js';
+import { ANNOTATION, PROXY_CONTAINER } from '../../../manifests/contract.js';
+import { DEFAULT_INBOUND_POLICIES, POLICY_API_VERSION, POLICY_KINDS, type PolicyKindName } from '../../../manifests/policy.js';
+import { checkPolicy } from '../../../manifests/policy-check.js';
+import { checkRoute } from '../../../manifests/routes.js';
+import { grpcRouteSchema, httpRouteSchema } from '../../../manifests/schema.js';
+import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, PolicyObject, ServiceObject } from '../../../manifests/types.js';
+import { policyEntries } from '../manifests/policy.js';
+import { routeEntries } from '../manifests/routes.js';
 import type { DefaultInboundPolicy, EndpointEntry, PodEntry, PolicyEntries, RouteEntry, ServiceEntry, ServicePortEntry } from '../store.js';
 
-/** The container name the injector gives the proxy (src/kube/names.ts says the same). */
-export const PROXY_CONTAINER_NAME = 'outrigger-proxy';
 
 export interface Meta {
   name?: string;
@@ -61,7 +59,7 @@ export function deploymentOf(pod: ApiObject): string | undefined {
 /** The TCP ports the pod's containers declare (a Server may name one): the app containers' and its
  *  native sidecars' (init containers with restartPolicy Always), not the mesh proxy's own. */
 function containerPorts(spec: J): { name?: string; containerPort: number }[] {
-  const containers = [...a(spec.containers), ...a(spec.initContainers).filter((c) => o(c).restartPolicy === 'Always' && o(c).name !== PROXY_CONTAINER_NAME)];
+  const containers = [...a(spec.containers), ...a(spec.initContainers).filter((c) => o(c).restartPolicy === 'Always' && o(c).name !== PROXY_CONTAINER)];
   const out: { name?: string; containerPort: number }[] = [];
   for (const c of containers) {
     for (const p of a(o(c).ports).map(o)) {
@@ -82,7 +80,7 @@ export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<s
   if (ip === undefined || ip === '' || name === undefined || namespace === undefined) return undefined;
   if (status.phase === 'Succeeded' || status.phase === 'Failed') return undefined;
   const ready = a(status.conditions).some((c) => o(c).type === 'Ready' && o(c).status === 'True');
-  const meshed = [...a(spec.initContainers), ...a(spec.containers)].some((c) => o(c).name === PROXY_CONTAINER_NAME);
+  const meshed = [...a(spec.initContainers), ...a(spec.containers)].some((c) => o(c).name === PROXY_CONTAINER);
   const opaque = ports(pod.metadata?.annotations?.[ANNOTATION.opaquePorts]) ?? ports(namespaceAnnotations?.[ANNOTATION.opaquePorts]) ?? [];
   // A value that is not a policy is ignored (the injector warned when it admitted the pod): the
   // namespace's, then the mesh's, apply.

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { JitteredBackoff } from '../../../core/backoff.js';
 import type { Logger } from '../../../core/log.js';
 import type { PodRef } from '../../identity/tokens.js';
-import { POLICY_API_VERSION, type PolicyKindName } from '../../../runtime/manifests/policy.js';
+import { POLICY_API_VERSION, type PolicyKindName } from '../../../manifests/policy.js';
 import type { PodEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
 import { podEntry, policyEntriesFrom, routeEntriesFrom, serviceEntry, type ApiObject } from './convert.js';
 

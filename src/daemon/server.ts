@@ -1,23 +1,22 @@
-// The control process of a local mesh (started in the background by `up`) and its client: it owns the
-// network and the pods, hosts the control plane the proxies talk to, writes its pid, and serves JSON
-// over HTTP on a unix socket in the state directory (status, version, apply, shutdown). Also the cleanup `down`
-// does from the records when the control process is gone.
+// The daemon: the local mesh's control process (started in the background by `up`; not the control
+// plane, which it hosts). It owns the network and the pods, hosts the control plane the proxies talk to,
+// scrapes the proxies' metrics, writes its pid, and serves JSON over HTTP on a unix socket in the state
+// directory (status, version, observe, apply, shutdown); client.ts is its client.
 import http from 'node:http';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ManifestError } from './manifests/index.js';
+import { ManifestError } from '../manifests/errors.js';
 import type { DefaultInboundPolicy } from '../control/store/store.js';
-import { versionView, type VersionView } from '../core/version.js';
+import { versionView } from '../core/version.js';
 import { MetricsHistory } from '../observe/history.js';
 import { MetricsScraper } from '../observe/scrape.js';
 import { aggregate, type ObserveSnapshot } from '../observe/stats.js';
-import { DEFAULT_PROXY_ADMIN_PORT } from './supervisor/pod.js';
-import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
-import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
-import { Mesh, type ApplyResult, type ControlPlaneHost, type ManifestFile, type MeshStatus } from './mesh.js';
-import { ensureStateDir, readJson, removeStateFiles, statePaths } from './state.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
+import { Mesh, type ControlPlaneHost, type ManifestFile } from '../runtime/mesh.js';
+import { ensureStateDir, statePaths } from '../runtime/state.js';
+import { MAX_WINDOW_SEC, METRICS_RETENTION_MS, SCRAPE_INTERVAL_MS } from './client.js';
 
-export interface ControlOptions {
+export interface DaemonOptions {
   readonly stateDir: string;
   readonly files: readonly string[];
   /** Take over the running mesh a killed control process left (Mesh.resume) instead of starting one. */
@@ -25,7 +24,7 @@ export interface ControlOptions {
   readonly bridge?: string;
   readonly podCidr?: string;
   readonly serviceCidr?: string;
-  /** What serves the proxies (destination, identity): the CLI assembles it from src/control. */
+  /** What serves the proxies (destination, identity): control-plane.ts assembles it from src/control. */
   readonly controlPlane?: ControlPlaneHost;
   readonly readyTimeoutMs?: number;
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
@@ -36,17 +35,11 @@ export interface ControlOptions {
 /** The most a request body (manifests sent by `apply`) may be. */
 const MAX_BODY = 8 << 20;
 
-/** How often the control process scrapes every proxy's metrics, and how far back it keeps them. */
-export const SCRAPE_INTERVAL_MS = 3000;
-const METRICS_RETENTION_MS = 15 * 60_000;
-/** The longest window GET /observe computes (the retention). */
-export const MAX_WINDOW_SEC = METRICS_RETENTION_MS / 1000;
-
 /** How long a failed mesh keeps answering (so that `up` can read why) before it exits on its own. */
 const FAILED_LINGER_MS = 30_000;
 
-/** Runs the control process until it is asked to stop; resolves with the exit code. */
-export async function runControl(o: ControlOptions): Promise<number> {
+/** Runs the daemon until it is asked to stop; resolves with the exit code. */
+export async function runDaemon(o: DaemonOptions): Promise<number> {
   const paths = statePaths(o.stateDir);
   await ensureStateDir(o.stateDir);
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -71,7 +64,7 @@ export async function runControl(o: ControlOptions): Promise<number> {
       mesh
         .status()
         .pods.filter((p) => p.meshed && p.ip !== '' && p.phase === 'Running')
-        .map((p) => ({ key: `${p.namespace}/${p.name}`, url: `http://${p.ip}:${DEFAULT_PROXY_ADMIN_PORT}/metrics` })),
+        .map((p) => ({ key: `${p.namespace}/${p.name}`, url: `http://${p.ip}:${PROXY_ADMIN_PORT}/metrics` })),
   });
 
   let exit!: (code: number) => void;
@@ -215,100 +208,4 @@ function parseApplyBody(body: string): ManifestFile[] | string {
     }
   }
   return files as ManifestFile[];
-}
-
-/** Sends manifests to the running mesh; resolves when they are in force (new pods ready). */
-export function applyManifests(stateDir: string, files: readonly ManifestFile[], timeoutMs: number): Promise<ApplyResult> {
-  return controlRequest<ApplyResult>(stateDir, 'POST', '/apply', timeoutMs, JSON.stringify({ files }));
-}
-
-/** A request to the control process's API; rejects if it is not answering. */
-export function controlRequest<T>(stateDir: string, method: 'GET' | 'POST', path: string, timeoutMs = 5000, body?: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const headers = body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
-    const req = http.request({ socketPath: statePaths(stateDir).socket, method, path, timeout: timeoutMs, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if ((res.statusCode ?? 500) >= 300) {
-          let why = text;
-          try {
-            why = (JSON.parse(text) as { error?: string }).error ?? text;
-          } catch {
-            // not JSON: keep the text
-          }
-          return reject(new ControlError(res.statusCode ?? 500, why));
-        }
-        try {
-          resolve(JSON.parse(text) as T);
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`control process did not answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** The control process answered with an error status; `message` is its explanation. */
-export class ControlError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ControlError';
-  }
-}
-
-/** The mesh's golden metrics over the last `windowSec` seconds. */
-export function meshObserve(stateDir: string, windowSec: number): Promise<ObserveSnapshot> {
-  return controlRequest<ObserveSnapshot>(stateDir, 'GET', `/observe?window=${windowSec}`);
-}
-
-/** The version of Outrigger (and of Node.js) the running control process is. */
-export function controlVersion(stateDir: string): Promise<VersionView> {
-  return controlRequest<VersionView>(stateDir, 'GET', '/version');
-}
-
-export function meshStatus(stateDir: string): Promise<MeshStatus> {
-  return controlRequest<MeshStatus>(stateDir, 'GET', '/status');
-}
-
-/** The last status the control process wrote (for when it is gone). */
-export async function savedStatus(stateDir: string): Promise<MeshStatus | undefined> {
-  return (await readJson(statePaths(stateDir).state)) as MeshStatus | undefined;
-}
-
-export interface CleanupReport {
-  readonly found: boolean;
-  readonly killed: string[];
-  readonly removed: string[];
-  readonly warnings: string[];
-}
-
-/** `down` without a control process (it was killed, or crashed): kills every recorded process group
- *  and everything left in the pods' namespaces, then removes the network from its record, then the
- *  state files. Throws (TeardownError) if something could not be removed; the records stay for a retry. */
-export async function cleanupFromRecords(stateDir: string): Promise<CleanupReport> {
-  const paths = statePaths(stateDir);
-  const procs = await killRecordedProcesses(stateDir);
-  const warnings = [...procs.problems];
-  const raw = await readJson(paths.net);
-  let net: TeardownReport = { removed: [], warnings: [] };
-  if (raw !== undefined) {
-    const rec = parseNetRecord(raw);
-    for (const p of rec.pods) {
-      const pids = await killNetnsProcesses(p.netns).catch((e: unknown) => void warnings.push((e as Error).message));
-      if (pids !== undefined && pids.length > 0) procs.killed.push(`${p.pod}: pids ${pids.join(', ')}`);
-    }
-    net = await teardownNetwork(rec);
-  }
-  const found = raw !== undefined || procs.killed.length > 0 || (await readFile(paths.pid, 'utf8').then(() => true, () => false));
-  await removeStateFiles(stateDir);
-  return { found, killed: procs.killed, removed: net.removed, warnings: [...warnings, ...net.warnings] };
 }

@@ -12,7 +12,8 @@
 //   retry.outrigger.io/attempts: "2"                             (retries after the first try, 1-10, default 1)
 // One place, next to the rules it applies to, read by people and by `kubectl get -o yaml` alike, and
 // no new kind whose target could go stale. It applies to every rule of the route.
-import { ANNOTATION } from './annotations.js';
+import { ANNOTATION } from './contract.js';
+import { POLICY_GROUP } from './policy.js';
 import type { Path, Report } from './check.js';
 import { DURATION, type BackendRef, type GRPCRouteDoc, type HeaderModifier, type HTTPPathModifier, type HTTPRouteDoc, type HTTPRouteMatch, type ParentRef } from './schema.js';
 import type { RetryPolicy, RouteObject, ServiceObject } from './types.js';
@@ -165,7 +166,7 @@ function checkName(type: 'Exact' | 'RegularExpression', value: string, re: RegEx
 
 /** An inbound route: attached to a Server (policy.outrigger.io) rather than a Service. */
 export function isServerParent(p: Pick<ParentRef, 'group' | 'kind'>): boolean {
-  return p.group === 'policy.outrigger.io' && p.kind === 'Server';
+  return p.group === POLICY_GROUP && p.kind === 'Server';
 }
 
 function checkParentRef(p: ParentRef, at: Path, ns: string, report: Report): void {

@@ -1,25 +1,11 @@
 // Outrigger's annotations (`outrigger.io/inject`, `config.outrigger.io/*-ports`): where each may be
-// written, how its value is parsed, and how a pod's settings combine with its namespace's.
-import { parsePortList, type PortList } from '../../core/ports.js';
+// written, how its value is parsed, and how a pod's settings combine with its namespace's (the names
+// themselves are contract values: contract.ts).
+import { parsePortList, type PortList } from '../core/ports.js';
+import { ANNOTATION } from './contract.js';
 import { DEFAULT_INBOUND_POLICIES, type DefaultInboundPolicy } from './policy.js';
 
-export const ANNOTATION = {
-  inject: 'outrigger.io/inject',
-  opaquePorts: 'config.outrigger.io/opaque-ports',
-  skipInboundPorts: 'config.outrigger.io/skip-inbound-ports',
-  skipOutboundPorts: 'config.outrigger.io/skip-outbound-ports',
-  /** On a pod or namespace: the inbound policy of ports no Server covers (policy.ts). */
-  defaultInboundPolicy: 'config.outrigger.io/default-inbound-policy',
-  /** On an HTTPRoute or GRPCRoute: what is retried (parsed in routes.ts). */
-  retryOn: 'retry.outrigger.io/on',
-  /** On an HTTPRoute or GRPCRoute: how many retries a request may get after its first attempt. */
-  retryAttempts: 'retry.outrigger.io/attempts',
-  /** On a pod (template): the OTLP/HTTP collector its proxy sends spans to ("" turns tracing off for the
-   *  pod); overrides `up --trace-collector`. */
-  traceCollector: 'config.outrigger.io/trace-collector',
-  /** On a pod (template): "stdout" (the proxy's log, `outrigger logs POD -c proxy`) turns on its access log. */
-  accessLog: 'config.outrigger.io/access-log',
-} as const;
+export { ANNOTATION };
 
 const KNOWN = Object.values(ANNOTATION) as string[];
 /** The annotations that configure a pod's proxy (and may be set on its namespace). */

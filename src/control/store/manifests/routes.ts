@@ -1,10 +1,10 @@
 // The routes of a manifest set as the control plane's store holds them: Gateway API defaults applied,
-// durations in milliseconds, parentRef sectionNames resolved to ports. The runtime hands these to the
-// store beside its Services and pods (StoreContent.routes).
-import type { BackendRefEntry, PathModifierEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry } from '../control/store/store.js';
-import type { ManifestSet, RouteObject, ServiceObject } from './manifests/index.js';
-import { isServerParent, parseDuration } from './manifests/routes.js';
-import type { GRPCRouteFilter, HTTPPathModifier, HTTPRouteFilter } from './manifests/schema.js';
+// durations in milliseconds, parentRef sectionNames resolved to ports. The runtime hands these to its
+// local store beside its Services and pods; the kubernetes store converts what it watches the same way.
+import type { BackendRefEntry, PathModifierEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry } from '../store.js';
+import type { ManifestSet, RouteObject, ServiceObject } from '../../../manifests/types.js';
+import { isServerParent, parseDuration } from '../../../manifests/routes.js';
+import type { GRPCRouteFilter, HTTPPathModifier, HTTPRouteFilter } from '../../../manifests/schema.js';
 
 /** Every route of a valid set, sorted by namespace and name. */
 export function routeEntries(set: ManifestSet): RouteEntry[] {

@@ -1,6 +1,6 @@
 // Manifest problems and the one error that carries them all: every problem found in one pass is
 // reported together, each naming the file, the document (with its kind and name) and the field path.
-import { OutriggerError } from '../../core/errors.js';
+import { OutriggerError } from '../core/errors.js';
 
 /** Where a problem is, as precisely as we know it, and what is wrong. */
 export interface ManifestProblem {

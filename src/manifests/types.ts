@@ -1,7 +1,7 @@
-// The typed objects a successful load produces: each kind's validated document (with Kubernetes'
+// The typed objects a successful load (the runtime's loader, the kubernetes store's conversion) produces: each kind's validated document (with Kubernetes'
 // defaults applied), where it came from, and its parsed outrigger annotations.
 import type { MeshAnnotations } from './annotations.js';
-import type { PortList } from '../../core/ports.js';
+import type { PortList } from '../core/ports.js';
 import type { AuthorizationPolicyDoc, HTTPLocalRateLimitPolicyDoc, MeshTLSAuthenticationDoc, NetworkAuthenticationDoc, ServerDoc } from './policy.js';
 import type { DeploymentDoc, GRPCRouteDoc, HTTPRouteDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
 
@@ -44,6 +44,16 @@ export interface RetryPolicy {
   readonly reset: boolean;
   /** A backendRequest timeout expired before a response head came. */
   readonly timeout: boolean;
+}
+
+/** A route as the mesh's status shows it (`routes`, the dashboard): its parent Services and the
+ *  weighted backends of its widest rule (a canary's split). */
+export interface RouteView {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly parents: readonly string[];
+  readonly backends: readonly { readonly service: string; readonly weight: number }[];
 }
 
 export type HTTPRouteObject = HTTPRouteDoc & { readonly source: Source; readonly retry: RetryPolicy | undefined };

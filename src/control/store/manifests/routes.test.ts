@@ -1,15 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadManifestFiles } from './manifests/index.js';
-import { routeEntries } from './routes.js';
+import { readFile } from 'node:fs/promises';
+import { parseAllDocuments } from 'yaml';
+import { routeEntriesFrom, type ApiObject } from '../kubernetes/convert.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+/** The runtime's route fixtures, as API objects (the control plane reads no manifest files itself). */
+const FIXTURE = new URL('../../../../../src/runtime/manifests/testdata/valid/routes.yaml', import.meta.url);
+
+/** Fixture objects of one kind, in the default namespace as the API server would give them. */
+async function objects(kind: string): Promise<ApiObject[]> {
+  const docs = parseAllDocuments(await readFile(FIXTURE, 'utf8')).map((d) => d.toJS() as ApiObject);
+  return docs.filter((d) => d.kind === kind).map((d) => ({ ...d, metadata: { namespace: 'default', ...d.metadata } }));
+}
 
 void test('routes for the store: defaults applied, durations in ms, sectionName resolved, sorted', async () => {
-  const set = await loadManifestFiles([join(root, 'src/runtime/manifests/testdata/valid/routes.yaml')]);
-  const [greeter, split] = routeEntries(set);
+  const { routes, problems } = routeEntriesFrom(await objects('HTTPRoute'), await objects('GRPCRoute'), await objects('Service'));
+  assert.deepEqual([...problems], []);
+  const [greeter, split] = routes;
   assert.equal(greeter?.name, 'greeter');
   assert.deepEqual(greeter?.parents, [{ name: 'greeter', port: 50051 }]);
   assert.deepEqual(greeter?.rules[0]?.matches[1], {

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
 import { POLICY_KINDS } from './policy.js';
-import { formatProblem, loadManifestFiles, ManifestError, parseManifests, planPods } from './index.js';
-import { policyEntries } from '../policy.js';
-import { routeEntries } from '../routes.js';
+import { formatProblem, loadManifestFiles, ManifestError, parseManifests, planPods } from '../runtime/manifests/index.js';
+import { policyEntries } from '../control/store/manifests/policy.js';
+import { routeEntries } from '../control/store/manifests/routes.js';
 
-const root = fileURLToPath(new URL('../../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 function problemsOf(text: string): string[] {
   try {

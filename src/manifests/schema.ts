@@ -1,4 +1,4 @@
-// The shapes of the Kubernetes kinds the local runtime understands, as zod (v4) schemas in strict mode
+// The shapes of the Kubernetes kinds outrigger reads (the local runtime, the kubernetes store), as zod (v4) schemas in strict mode
 // (unknown fields are errors, like `kubectl apply --validate=strict`), with Kubernetes' defaults.
 // Rules that span fields or documents live in check.ts; turning zod issues into messages lives here.
 import * as z from 'zod';

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatProblem, loadManifestFiles, ManifestError, parseManifests } from './index.js';
+import { formatProblem, loadManifestFiles, ManifestError, parseManifests } from '../runtime/manifests/index.js';
 import { parseDuration, regexProblem } from './routes.js';
 
-const root = fileURLToPath(new URL('../../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 const dir = join(root, 'src/runtime/manifests/testdata');
 
 async function problemsOf(files: string[]): Promise<string[]> {

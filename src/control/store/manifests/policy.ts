@@ -1,8 +1,8 @@
 // The policy objects of a manifest set as the control plane's store holds them (StoreSnapshot.policy):
-// defaults applied and every reference given its namespace. The runtime hands these to the store beside
-// its Services, pods and routes.
-import type { PolicyEntries } from '../control/store/store.js';
-import type { ManifestSet } from './manifests/index.js';
+// defaults applied and every reference given its namespace. The runtime hands these to its local store
+// beside its Services, pods and routes; the kubernetes store converts what it watches the same way.
+import type { PolicyEntries } from '../store.js';
+import type { ManifestSet } from '../../../manifests/types.js';
 
 const byName = <T extends { namespace: string; name: string }>(a: T, b: T): number =>
   a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;

@@ -1,6 +1,16 @@
 // Labels and selectors: Kubernetes' syntax rules for label keys and values (and annotation keys), and
-// matching a Service's map selector or a Deployment's label selector against a pod's labels.
-import type { LabelSelector } from './schema.js';
+// matching a Service's map selector or a label selector (a Deployment's, a Server's) against a pod's
+// labels: the one implementation the runtime, the control plane and observe share.
+
+/** A label selector as the manifests' schema and the control plane's store both hold it. */
+export interface LabelSelector {
+  readonly matchLabels: Readonly<Record<string, string>>;
+  readonly matchExpressions: readonly {
+    readonly key: string;
+    readonly operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    readonly values: readonly string[];
+  }[];
+}
 
 const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const PREFIX = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -37,7 +47,7 @@ export function matchesMap(selector: Readonly<Record<string, string>>, labels: R
   return entries.every(([k, v]) => labels[k] === v);
 }
 
-/** A Deployment's label selector (matchLabels and matchExpressions, ANDed). */
+/** A label selector (matchLabels and matchExpressions, ANDed): a Deployment's, a Server's podSelector. */
 export function matchesSelector(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
   for (const [k, v] of Object.entries(selector.matchLabels)) if (labels[k] !== v) return false;
   for (const e of selector.matchExpressions) {

@@ -1,0 +1,35 @@
+// `down` without a control process: the local mesh taken apart from the records it left in the state
+// directory (process groups, the pods' namespaces, the network), then the state files removed.
+import { readFile } from 'node:fs/promises';
+import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
+import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
+import { readJson, removeStateFiles, statePaths } from './state.js';
+
+export interface CleanupReport {
+  readonly found: boolean;
+  readonly killed: string[];
+  readonly removed: string[];
+  readonly warnings: string[];
+}
+
+/** `down` without a control process (it was killed, or crashed): kills every recorded process group
+ *  and everything left in the pods' namespaces, then removes the network from its record, then the
+ *  state files. Throws (TeardownError) if something could not be removed; the records stay for a retry. */
+export async function cleanupFromRecords(stateDir: string): Promise<CleanupReport> {
+  const paths = statePaths(stateDir);
+  const procs = await killRecordedProcesses(stateDir);
+  const warnings = [...procs.problems];
+  const raw = await readJson(paths.net);
+  let net: TeardownReport = { removed: [], warnings: [] };
+  if (raw !== undefined) {
+    const rec = parseNetRecord(raw);
+    for (const p of rec.pods) {
+      const pids = await killNetnsProcesses(p.netns).catch((e: unknown) => void warnings.push((e as Error).message));
+      if (pids !== undefined && pids.length > 0) procs.killed.push(`${p.pod}: pids ${pids.join(', ')}`);
+    }
+    net = await teardownNetwork(rec);
+  }
+  const found = raw !== undefined || procs.killed.length > 0 || (await readFile(paths.pid, 'utf8').then(() => true, () => false));
+  await removeStateFiles(stateDir);
+  return { found, killed: procs.killed, removed: net.removed, warnings: [...warnings, ...net.warnings] };
+}
