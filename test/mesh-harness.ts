@@ -61,9 +61,14 @@ export const MESH_NETS = {
 
 export type MeshFile = keyof typeof MESH_NETS;
 
+/** The first three octets of a /24 CIDR, e.g. 10.200.1 of 10.200.1.0/24. */
+export function prefixOf(cidr: string): string {
+  return cidr.split('.').slice(0, 3).join('.');
+}
+
 /** Host `n` of a /24 pod CIDR: 1 is the bridge (the gateway), pods get 2 and up. */
 export function hostOf(cidr: string, n: number): string {
-  return `${cidr.split('.').slice(0, 3).join('.')}.${n}`;
+  return `${prefixOf(cidr)}.${n}`;
 }
 
 /** A RegExp source that matches `text` literally. */
