@@ -2,6 +2,7 @@
 // proxy's own code never imports the control plane).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../../../test/basics.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,14 +19,6 @@ const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
 async function bind(server: grpc.Server, addr: string): Promise<number> {
   return new Promise((resolve, reject) => server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSeconds: number) {
@@ -63,7 +56,7 @@ void test('gets a certificate over gRPC and rotates it at about 70% of a short l
 
   // Tokens rotate: the next request reads the file again.
   await writeFile(f.tokenPath, await f.tokens.issue(WEB));
-  await waitFor('three refreshes', () => id.metrics.refreshCount >= 4);
+  await waitFor('three refreshes', () => id.metrics.refreshCount >= 4, 60_000);
   const serials = new Set(rotations.map((c) => c.serial));
   assert.ok(serials.size >= 3, 'each rotation is a new certificate');
   const keys = new Set(rotations.map((c) => c.keyPem));
@@ -81,7 +74,7 @@ void test('keeps its certificate while the CA is down and renews when it is back
   const held = await id.whenReady();
 
   server.forceShutdown();
-  await waitFor('failed renewals', () => id.metrics.refreshFailures >= 3);
+  await waitFor('failed renewals', () => id.metrics.refreshFailures >= 3, 60_000);
   assert.equal(id.current(), held, 'the certificate held is kept while the CA is down');
   assert.match(id.lastError()?.message ?? '', /identity service 127\.0\.0\.1:\d+: certify failed: UNAVAILABLE/);
   const count = id.metrics.refreshCount;
@@ -97,7 +90,7 @@ void test('keeps its certificate while the CA is down and renews when it is back
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  await waitFor('a renewal after the CA is back', () => id.metrics.refreshCount > count);
+  await waitFor('a renewal after the CA is back', () => id.metrics.refreshCount > count, 60_000);
   assert.notEqual(id.current()?.serial, held.serial);
   assert.equal(id.lastError(), undefined);
 });
@@ -108,7 +101,7 @@ void test('close before the first certificate rejects whenReady; a refused token
   t.after(() => server.forceShutdown());
   await writeFile(f.tokenPath, await f.tokens.issue(WEB, { audience: 'elsewhere' }));
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 200 });
-  await waitFor('a refusal', () => id.metrics.refreshFailures >= 1);
+  await waitFor('a refusal', () => id.metrics.refreshFailures >= 1, 60_000);
   assert.match(id.lastError()?.message ?? '', /UNAUTHENTICATED: token: is not for audience/);
   await id.close();
   await assert.rejects(id.whenReady(), /closed before a certificate was obtained/);
