@@ -11,16 +11,14 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { startControlPlane } from '../src/control/server.js';
+import { startTestControlPlane } from './control-plane.js';
 import { pod, service } from '../src/control/store/contract.js';
 import { LocalStore } from '../src/control/store/local/local.js';
 import type { EndpointEntry, RouteEntry, RouteRuleEntry, ServiceEntry } from '../src/control/store/store.js';
-import { createLogger } from '../src/core/log.js';
 import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 import { checkEarly, checkEndings, startEarlyServer, startEndingsServer } from './h2-endings.js';
 
 const VIP = '127.0.0.60';
-const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
 
 
 // ---- backends -------------------------------------------------------------------------------------------
@@ -80,9 +78,9 @@ async function startMesh(t: TestContext, services: ServiceEntry[], routes: Route
     store.replace({ services: s, pods, routes: r });
   };
   set(services, routes);
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local', log });
+  const cp = await startTestControlPlane({ store });
   t.after(() => cp.close());
-  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: `127.0.0.1:${cp.address.port}`, opaquePorts: '', ...settings });
+  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: cp.addr, opaquePorts: '', ...settings });
   t.after(() => proxy.close());
   return { store, proxy, set };
 }
