@@ -4,6 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../../../test/basics.js';
+import { startGrpcServer } from '../../../test/grpc.js';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
@@ -28,13 +29,7 @@ function record<Req, Res>(c: GrpcChannel, method: Method<Req, Res>, req: Req, ti
 
 // ---- against grpc-js ----
 
-async function grpcServer(t: TestContext, add: (s: grpc.Server) => void, port = 0): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server();
-  add(server);
-  const bound = await new Promise<number>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  t.after(() => server.forceShutdown());
-  return { server, port: bound };
-}
+const grpcServer = (t: TestContext, add: (s: grpc.Server) => void, port = 0) => startGrpcServer(add, { t, port });
 
 const update = (n: number): Update => ({
   known: true,

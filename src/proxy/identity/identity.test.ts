@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../../../test/basics.js';
+import { startGrpcServer } from '../../../test/grpc.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import grpc from '@grpc/grpc-js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MeshCa } from '../../control/identity/ca.js';
 import { Certifier } from '../../control/identity/certify.js';
@@ -17,21 +17,13 @@ import { ProxyIdentity, type IdentityCert } from './identity.js';
 const WEB = { namespace: 'default', serviceAccount: 'web', pod: { name: 'web-1', uid: 'u1' } };
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
-async function bind(server: grpc.Server, addr: string): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-}
-
 async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSeconds: number) {
   const dir = await mkdtemp(path.join(tmpdir(), 'outrigger-pid-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const ca = await MeshCa.create();
   const tokens = await LocalTokenIssuer.create();
   const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true), leafLifetimeSeconds, clockSkewSeconds: 1 });
-  const start = async (addr: string) => {
-    const server = new grpc.Server();
-    addIdentityService(server, { certifier });
-    return { server, port: await bind(server, addr) };
-  };
+  const start = (port = 0) => startGrpcServer((server) => addIdentityService(server, { certifier }), { port });
   const tokenPath = path.join(dir, 'token');
   await writeFile(tokenPath, await tokens.issue(WEB), { mode: 0o600 });
   return { ca, tokens, start, tokenPath };
@@ -39,7 +31,7 @@ async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSecond
 
 void test('gets a certificate over gRPC and rotates it at about 70% of a short lifetime', async (t) => {
   const f = await fixture(t, 3);
-  const { server, port } = await f.start('127.0.0.1:0');
+  const { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 500 });
   t.after(() => id.close());
@@ -67,7 +59,7 @@ void test('gets a certificate over gRPC and rotates it at about 70% of a short l
 
 void test('keeps its certificate while the CA is down and renews when it is back', async (t) => {
   const f = await fixture(t, 4);
-  let { server, port } = await f.start('127.0.0.1:0');
+  let { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 100, backoffMaxMs: 400 });
   t.after(() => id.close());
@@ -83,7 +75,7 @@ void test('keeps its certificate while the CA is down and renews when it is back
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      ({ server, port } = await f.start(`127.0.0.1:${port}`));
+      ({ server, port } = await f.start(port));
       break;
     } catch (err) {
       if (Date.now() > deadline) throw err;
@@ -97,7 +89,7 @@ void test('keeps its certificate while the CA is down and renews when it is back
 
 void test('close before the first certificate rejects whenReady; a refused token keeps retrying', async (t) => {
   const f = await fixture(t, 60);
-  const { server, port } = await f.start('127.0.0.1:0');
+  const { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   await writeFile(f.tokenPath, await f.tokens.issue(WEB, { audience: 'elsewhere' }));
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 200 });
