@@ -5,7 +5,7 @@
 // the file with a signal (past --test-timeout, or Ctrl-C), when t.after never runs.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,36 +28,41 @@ export interface MeshNet {
   readonly controlPort: number;
 }
 
+/** Network N of the table: pod CIDR 10.200.N.0/24, service CIDR 10.201.N.0/24, control port 27100 + N. */
+function net(bridge: string, n: number): MeshNet {
+  return { bridge, podCidr: `10.200.${n}.0/24`, serviceCidr: `10.201.${n}.0/24`, controlPort: 27100 + n };
+}
+
 /**
  * Every network the root tests use, one row per file (a file with more than one mesh, or that builds
- * pod networks itself, has several). Pod CIDRs are 10.200.N.0/24 and service CIDRs 10.201.N.0/24 with
- * N unique across the table, control ports 27100 + N: a new file takes the next N. Bridge names start
- * with `ote`, which nothing else creates, so a sweep by name only ever removes a test's leftovers.
+ * pod networks itself, has several). N is unique across the table (checked below): a new file takes
+ * the next one. Bridge names start with `ote`, which nothing else creates, so a sweep by name only
+ * ever removes a test's leftovers.
  */
 export const MESH_NETS = {
-  'runtime-cli': [
-    { bridge: 'otecli', podCidr: '10.200.1.0/24', serviceCidr: '10.201.1.0/24', controlPort: 27101 },
-    { bridge: 'otecli2', podCidr: '10.200.2.0/24', serviceCidr: '10.201.2.0/24', controlPort: 27102 },
-    { bridge: 'oteclibad', podCidr: '10.200.3.0/24', serviceCidr: '10.201.3.0/24', controlPort: 27103 },
-    { bridge: 'oteclifail', podCidr: '10.200.4.0/24', serviceCidr: '10.201.4.0/24', controlPort: 27104 },
-  ],
-  'runtime-mesh': [{ bridge: 'otemesh', podCidr: '10.200.5.0/24', serviceCidr: '10.201.5.0/24', controlPort: 27105 }],
-  'runtime-services': [{ bridge: 'otesvc', podCidr: '10.200.6.0/24', serviceCidr: '10.201.6.0/24', controlPort: 27106 }],
-  'runtime-identity': [{ bridge: 'oteid', podCidr: '10.200.7.0/24', serviceCidr: '10.201.7.0/24', controlPort: 27107 }],
-  'runtime-routes': [{ bridge: 'oteroutes', podCidr: '10.200.8.0/24', serviceCidr: '10.201.8.0/24', controlPort: 27108 }],
-  'runtime-policy': [{ bridge: 'otepolicy', podCidr: '10.200.9.0/24', serviceCidr: '10.201.9.0/24', controlPort: 27109 }],
-  'runtime-observe': [{ bridge: 'oteobserve', podCidr: '10.200.10.0/24', serviceCidr: '10.201.10.0/24', controlPort: 27110 }],
-  'runtime-demo': [{ bridge: 'otedemo', podCidr: '10.200.11.0/24', serviceCidr: '10.201.11.0/24', controlPort: 27111 }],
-  'runtime-resume': [{ bridge: 'oteresume', podCidr: '10.200.12.0/24', serviceCidr: '10.201.12.0/24', controlPort: 27112 }],
-  'runtime-failures': [{ bridge: 'otefail', podCidr: '10.200.13.0/24', serviceCidr: '10.201.13.0/24', controlPort: 27113 }],
-  'runtime-interop': [{ bridge: 'oteinterop', podCidr: '10.200.14.0/24', serviceCidr: '10.201.14.0/24', controlPort: 27114 }],
-  'runtime-net': [
-    { bridge: 'otenet1', podCidr: '10.200.15.0/24', serviceCidr: '10.201.15.0/24', controlPort: 27115 },
-    { bridge: 'otenet2', podCidr: '10.200.16.0/24', serviceCidr: '10.201.16.0/24', controlPort: 27116 },
-    { bridge: 'otenet3', podCidr: '10.200.17.0/24', serviceCidr: '10.201.17.0/24', controlPort: 27117 },
-  ],
-  'runtime-supervisor': [{ bridge: 'otesup', podCidr: '10.200.18.0/24', serviceCidr: '10.201.18.0/24', controlPort: 27118 }],
+  'runtime-cli': [net('otecli', 1), net('otecli2', 2), net('oteclibad', 3), net('oteclifail', 4)],
+  'runtime-mesh': [net('otemesh', 5)],
+  'runtime-services': [net('otesvc', 6)],
+  'runtime-identity': [net('oteid', 7)],
+  'runtime-routes': [net('oteroutes', 8)],
+  'runtime-policy': [net('otepolicy', 9)],
+  'runtime-observe': [net('oteobserve', 10)],
+  'runtime-demo': [net('otedemo', 11)],
+  'runtime-resume': [net('oteresume', 12)],
+  'runtime-failures': [net('otefail', 13)],
+  'runtime-interop': [net('oteinterop', 14)],
+  'runtime-net': [net('otenet1', 15), net('otenet2', 16), net('otenet3', 17)],
+  'runtime-supervisor': [net('otesup', 18)],
 } as const satisfies Record<string, readonly MeshNet[]>;
+
+{
+  const all = Object.values(MESH_NETS).flat();
+  for (const key of ['bridge', 'podCidr'] as const) {
+    const seen = all.map((n) => n[key]);
+    const twice = seen.filter((v, i) => seen.indexOf(v) !== i);
+    if (twice.length > 0) throw new Error(`MESH_NETS: ${key} used twice: ${twice.join(', ')}`);
+  }
+}
 
 export type MeshFile = keyof typeof MESH_NETS;
 
@@ -77,7 +82,7 @@ export function literal(text: string): string {
 }
 
 /** The fixed work directory of a file: state, manifests, pod programs; found again by the next run. */
-function workDirOf(file: MeshFile): string {
+export function workDirOf(file: MeshFile): string {
   return join(tmpdir(), 'outrigger-e2e', file);
 }
 
@@ -117,7 +122,8 @@ function cleanOnSignal(file: MeshFile): void {
         console.error(`\n*** ${signal}: taking down the meshes of ${f} ***`);
         for (const i of MESH_NETS[f].keys()) {
           const stateDir = stateDirOf(f, i);
-          if (existsSync(stateDir)) spawnSync(process.execPath, [BIN, 'down', '--state-dir', stateDir], { stdio: 'inherit', timeout: 60_000 });
+          if (!existsSync(stateDir)) continue;
+          spawnSync(process.execPath, [BIN, 'down', '--state-dir', stateDir], { stdio: 'inherit', timeout: 60_000 });
         }
         for (const net of MESH_NETS[f]) await sweepBridge(net.bridge).catch(() => undefined);
       }
@@ -128,10 +134,10 @@ function cleanOnSignal(file: MeshFile): void {
   process.once('SIGINT', onSignal);
 }
 
-const alive = (pid: number): boolean => {
+/** Whether `pid` is a live run of the file (not a process that got the pid of a dead one later). */
+const runningFile = (pid: number, file: MeshFile): boolean => {
   try {
-    process.kill(pid, 0);
-    return true;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${file}.test`);
   } catch {
     return false;
   }
@@ -145,7 +151,9 @@ const alive = (pid: number): boolean => {
 export async function claimNetworks(file: MeshFile): Promise<string> {
   const work = workDirOf(file);
   const owner = Number((await readFile(join(work, 'owner'), 'utf8').catch(() => '')).trim());
-  if (owner > 0 && owner !== process.pid && alive(owner)) assert.fail(`${file}: another run of it (pid ${owner}) owns ${work}`);
+  if (owner > 0 && owner !== process.pid && runningFile(owner, file)) {
+    assert.fail(`${file}: another run of it (pid ${owner}) owns ${work}`);
+  }
   if (owner !== process.pid) {
     if (existsSync(work)) console.error(`# ${file}: removing what an earlier run left in ${work}`);
     await clean(file);
@@ -165,6 +173,20 @@ export async function releaseNetworks(file: MeshFile): Promise<void> {
   await clean(file);
   await rm(workDirOf(file), { recursive: true, force: true });
   active.delete(file);
+}
+
+/**
+ * For a test that builds pod networks itself (not through `outrigger up`): claims the file's networks
+ * and work directory, and releases them after the test. Hooks run in the order they were registered:
+ * call this after registering the test's own cleanup (which may need the networks), not before.
+ */
+export async function networksFor(
+  t: TestContext,
+  file: MeshFile,
+): Promise<{ readonly work: string; readonly nets: readonly MeshNet[] }> {
+  const work = await claimNetworks(file);
+  t.after(() => releaseNetworks(file));
+  return { work, nets: MESH_NETS[file] };
 }
 
 // --- the mesh ------------------------------------------------------------------------------------------
@@ -256,7 +278,10 @@ export class Mesh {
 
   /** `--bridge ... --pod-cidr ... --service-cidr ... --control-port ...` of a network of this file. */
   netFlags(net: MeshNet = this.net): string[] {
-    return ['--bridge', net.bridge, '--pod-cidr', net.podCidr, '--service-cidr', net.serviceCidr, '--control-port', String(net.controlPort)];
+    return [
+      ...['--bridge', net.bridge, '--pod-cidr', net.podCidr],
+      ...['--service-cidr', net.serviceCidr, '--control-port', String(net.controlPort)],
+    ];
   }
 
   /** A path below the work directory. */
@@ -357,8 +382,15 @@ export class Mesh {
    * GETs http://HOST:PORT/PATH from POD in a loop (a new connection each, or one kept alive) until
    * `stop` is called, which returns the counts ({ok, fail, seen: answers by body, errors}).
    */
-  loadLoop(pod: string, host: string, port: number, path: string, opts: { readonly keepAlive?: boolean } = {}): { stop(): Promise<LoadSummary> } {
-    const argv = ['python3', this.path(LOAD_PROGRAM), host, String(port), path, this.stopFile, ...(opts.keepAlive === true ? ['--keep-alive'] : [])];
+  loadLoop(
+    pod: string,
+    host: string,
+    port: number,
+    path: string,
+    opts: { readonly keepAlive?: boolean } = {},
+  ): { stop(): Promise<LoadSummary> } {
+    const keepAlive = opts.keepAlive === true ? ['--keep-alive'] : [];
+    const argv = ['python3', this.path(LOAD_PROGRAM), host, String(port), path, this.stopFile, ...keepAlive];
     const { done } = this.spawnExec(pod, argv);
     return {
       stop: async () => {
@@ -372,8 +404,15 @@ export class Mesh {
 
   /** N GETs of http://HOST:PORT/PATH from POD on one keep-alive connection (with a header `name:value`
    *  if given); how many answers each body's first word (or `status-N` for a non-200) got. */
-  async countRequests(pod: string, target: { host: string; port: number; path: string; header?: string }, n: number, timeoutMs = 120_000): Promise<Record<string, number>> {
-    const argv = ['python3', this.path(COUNT_PROGRAM), target.host, String(target.port), String(n), target.path, ...(target.header !== undefined ? [target.header] : [])];
+  async countRequests(
+    pod: string,
+    target: { readonly host: string; readonly port: number; readonly path: string; readonly header?: string },
+    n: number,
+    timeoutMs = 120_000,
+  ): Promise<Record<string, number>> {
+    const header = target.header !== undefined ? [target.header] : [];
+    const { host, port, path } = target;
+    const argv = ['python3', this.path(COUNT_PROGRAM), host, String(port), String(n), path, ...header];
     return JSON.parse(await this.run(pod, argv, { timeoutMs })) as Record<string, number>;
   }
 
@@ -391,7 +430,9 @@ export class Mesh {
       await b.done.catch(() => undefined);
       clearTimeout(timer);
     }
-    for (const fn of this.deferred.reverse()) await Promise.resolve(fn()).catch((e: unknown) => console.error(`teardown: ${String(e)}`));
+    for (const fn of this.deferred.reverse()) {
+      await (async () => fn())().catch((e: unknown) => console.error(`teardown: ${String(e)}`));
+    }
     await releaseNetworks(this.name);
   }
 }
