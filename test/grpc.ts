@@ -23,7 +23,8 @@ export async function startGrpcServer(
 // Compiled to dist/test/, the .proto stays in test/fixtures/.
 const PROTO = fileURLToPath(new URL('../../test/fixtures/echo.proto', import.meta.url));
 type EchoPackage = { outrigger: { test: { Echo: grpc.ServiceClientConstructor } } };
-export const Echo = (grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: true, defaults: true })) as unknown as EchoPackage).outrigger.test.Echo;
+const echoDefinition = protoLoader.loadSync(PROTO, { keepCase: true, defaults: true });
+export const Echo = (grpc.loadPackageDefinition(echoDefinition) as unknown as EchoPackage).outrigger.test.Echo;
 
 export interface EchoMsg {
   text: string;
@@ -31,7 +32,12 @@ export interface EchoMsg {
 }
 
 export interface EchoClient extends grpc.Client {
-  Unary(req: EchoMsg, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoMsg) => void): grpc.ClientUnaryCall;
+  Unary(
+    req: EchoMsg,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: EchoMsg) => void,
+  ): grpc.ClientUnaryCall;
   Bidi(): grpc.ClientDuplexStream<EchoMsg, EchoMsg>;
 }
 
@@ -43,11 +49,13 @@ export interface EchoHandlers {
 /** An Echo server, shut down after the test: Unary answers the request as it is, Bidi answers each
  *  message with `echo <text>`, unless `handlers` say otherwise. Returns its port. */
 export async function startGrpcEcho(t: { after(fn: () => void): void }, handlers: EchoHandlers = {}): Promise<number> {
-  const unary: grpc.handleUnaryCall<EchoMsg, EchoMsg> = (call, cb) => cb(null, { text: call.request.text, seq: call.request.seq });
+  const unary: grpc.handleUnaryCall<EchoMsg, EchoMsg> = (call, cb) =>
+    cb(null, { text: call.request.text, seq: call.request.seq });
   const bidi: grpc.handleBidiStreamingCall<EchoMsg, EchoMsg> = (call) => {
     call.on('data', (m: EchoMsg) => call.write({ text: `echo ${m.text}`, seq: m.seq }));
     call.on('end', () => call.end());
   };
-  const { port } = await startGrpcServer((s) => s.addService(Echo.service, { Unary: handlers.Unary ?? unary, Bidi: handlers.Bidi ?? bidi }), { t });
+  const service = { Unary: handlers.Unary ?? unary, Bidi: handlers.Bidi ?? bidi };
+  const { port } = await startGrpcServer((s) => s.addService(Echo.service, service), { t });
   return port;
 }

@@ -111,7 +111,10 @@ spec:
 // --- the test -----------------------------------------------------------------------------------------------
 
 void test('outrigger up / get / exec / logs / down with real pods', { timeout: 240_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-cli', { what: 'the end-to-end outrigger up/down test', files: { 'www/hello.txt': 'hello from web\n' } });
+  const mesh = await meshTest(t, 'runtime-cli', {
+    what: 'the end-to-end outrigger up/down test',
+    files: { 'www/hello.txt': 'hello from web\n' },
+  });
   if (mesh === undefined) return;
   const { bridge, podCidr } = mesh.net;
   const stateDir = mesh.stateDir;
@@ -149,7 +152,8 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     const metrics = (pod: string) => mesh.metrics(pod);
     const outBefore = metric(await metrics('client'), 'request_total', { direction: 'outbound', target_addr: target });
     const inBefore = metric(await metrics(web.name), 'response_total', { direction: 'inbound', status_code: '200' });
-    assert.equal(await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${target}/hello.txt`]), 'hello from web\n');
+    const body = await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${target}/hello.txt`]);
+    assert.equal(body, 'hello from web\n');
 
     const out = await metrics('client');
     assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: target }), outBefore + 1, `client proxy outbound request_total for ${target}:\n${out}`);

@@ -52,7 +52,8 @@ void test('demo â†’ stat, routes, top and the dashboard agree with the traffic â
   const common = ['--state-dir', stateDir];
   let out = '';
   const started = Date.now();
-  const child = spawn(process.execPath, [BIN, 'demo', ...common, ...mesh.netFlags(), '--port', '0', '--rate', '10'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [BIN, 'demo', ...common, ...mesh.netFlags(), '--port', '0', '--rate', '10'];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const demoExit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   mesh.defer(async () => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -104,7 +104,8 @@ void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both
 
   const metrics = (name: string) => mesh.metrics(name);
   const readBanner = async (from: string, port: number) => {
-    assert.equal(await mesh.run(from, ['python3', mesh.path('banner-client.py'), banner.ip, String(port)]), `hello from ${port}\n`);
+    const got = await mesh.run(from, ['python3', mesh.path('banner-client.py'), banner.ip, String(port)]);
+    assert.equal(got, `hello from ${port}\n`);
   };
 
   await t.test('get pods -o json: the inject-disabled pod is not meshed and has no proxy', () => {
@@ -153,13 +154,15 @@ void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both
   await t.test('an unmeshed pod reaches a meshed pod, and a meshed pod reaches the unmeshed one', async () => {
     const toWeb = `${web.ip}:8080`;
     const inBefore = metric(await metrics('web'), 'request_total', { direction: 'inbound' });
-    assert.equal(await mesh.run(plain.name, ['curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]), 'hello from www\n');
+    const there = await mesh.run(plain.name, ['curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]);
+    assert.equal(there, 'hello from www\n');
     const inn = await metrics('web');
     assert.equal(metric(inn, 'request_total', { direction: 'inbound' }), inBefore + 1, inn);
 
     const toPlain = `${plain.ip}:8081`;
     const outBefore = metric(await metrics('client'), 'request_total', { direction: 'outbound', target_addr: toPlain });
-    assert.equal(await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]), 'hello from www\n');
+    const back = await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]);
+    assert.equal(back, 'hello from www\n');
     const out = await metrics('client');
     assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: toPlain }), outBefore + 1, out);
   });

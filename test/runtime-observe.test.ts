@@ -269,14 +269,17 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
 
   // The traffic: 150 fast 200s, 30 500s, 20 slow 200s (220 ms): success rate 170/200 = 0.85; p99 is
   // in the (200, 300] ms bucket: rank 198 of 200, 180 below 200 ms, so 200 + (198 - 180) / 20 * 100 = 290.
-  const gen = await mesh.exec('deploy/client', ['python3', join(work, 'gen.py'), '-', '/', '150', '/fail', '30', '/slow', '20'], { timeoutMs: 120_000 });
+  const traffic = ['-', '/', '150', '/fail', '30', '/slow', '20'];
+  const gen = await mesh.exec('deploy/client', ['python3', join(work, 'gen.py'), ...traffic], { timeoutMs: 120_000 });
   assert.equal(gen.code, 0, show(gen));
   assert.deepEqual(JSON.parse(gen.stdout), { '200': 170, '500': 30 });
-  const tapme = await mesh.exec('deploy/client', ['python3', join(work, 'gen.py'), 'x-tap-secret:hidden', '/tapme', '6'], { timeoutMs: 60_000 });
+  const tapArgs = ['python3', join(work, 'gen.py'), 'x-tap-secret:hidden', '/tapme', '6'];
+  const tapme = await mesh.exec('deploy/client', tapArgs, { timeoutMs: 60_000 });
   assert.equal(tapme.code, 0, show(tapme));
   // A traced request.
   const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-  const traced = await mesh.exec('deploy/client', ['curl', '-sS', '-H', `traceparent: ${parent}`, 'http://web/traced'], { timeoutMs: 60_000 });
+  const traceArgs = ['curl', '-sS', '-H', `traceparent: ${parent}`, 'http://web/traced'];
+  const traced = await mesh.exec('deploy/client', traceArgs, { timeoutMs: 60_000 });
   assert.equal(traced.code, 0, show(traced));
   // The app sees the same trace, its parent the server-side proxy's span.
   const appTp = /tp=00-([0-9a-f]{32})-([0-9a-f]{16})-01/.exec(traced.stdout);

@@ -70,7 +70,10 @@ spec:
 }
 
 void test('HTTPRoute in the proxies: weighted split, apply, header match, timeout, no match', { timeout: 180_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-routes', { what: 'the end-to-end routes test', files: { 'web.py': WEB_SERVER } });
+  const mesh = await meshTest(t, 'runtime-routes', {
+    what: 'the end-to-end routes test',
+    files: { 'web.py': WEB_SERVER },
+  });
   if (mesh === undefined) return;
   await mesh.up(manifest(mesh.work, 90, 10));
 

@@ -71,7 +71,10 @@ spec:
 }
 
 void test('Services: names, spreading, apply scaling and rollout under load', { timeout: 240_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-services', { what: 'the end-to-end Services test', files: { 'web.py': WEB_SERVER } });
+  const mesh = await meshTest(t, 'runtime-services', {
+    what: 'the end-to-end Services test',
+    files: { 'web.py': WEB_SERVER },
+  });
   if (mesh === undefined) return;
   const up = await mesh.up(manifest(mesh.work, 3, 'v1'));
   assert.match(up.stdout, /mesh is up: 5 pods ready/);
