@@ -4,7 +4,7 @@
 // first; and the mesh is always taken down: after the test (passed or failed) and when the runner stops
 // the file with a signal (past --test-timeout, or Ctrl-C), when t.after never runs.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -107,6 +107,10 @@ async function clean(file: MeshFile): Promise<void> {
   }
 }
 
+/** Meshes of this process not yet torn down: on a signal each gets its full teardown (loads and
+ *  deferred steps too, e.g. a Prometheus the test started), not only `down`. */
+const meshes = new Set<Mesh>();
+
 /**
  * The runner sends SIGTERM to a file that ran past --test-timeout (Ctrl-C sends SIGINT): t.after never
  * runs then, and a mesh's control process (a daemon, not our child) would keep its pods, namespaces and
@@ -118,15 +122,9 @@ function cleanOnSignal(file: MeshFile): void {
   signalHandlers = true;
   const onSignal = (signal: NodeJS.Signals) => {
     void (async () => {
-      for (const f of active) {
-        console.error(`\n*** ${signal}: taking down the meshes of ${f} ***`);
-        for (const i of MESH_NETS[f].keys()) {
-          const stateDir = stateDirOf(f, i);
-          if (!existsSync(stateDir)) continue;
-          spawnSync(process.execPath, [BIN, 'down', '--state-dir', stateDir], { stdio: 'inherit', timeout: 60_000 });
-        }
-        for (const net of MESH_NETS[f]) await sweepBridge(net.bridge).catch(() => undefined);
-      }
+      console.error(`\n*** ${signal}: taking down the meshes of ${[...active].join(', ')} ***`);
+      for (const m of meshes) await m.teardown().catch((e: unknown) => console.error(`teardown: ${String(e)}`));
+      for (const f of active) await releaseNetworks(f).catch((e: unknown) => console.error(`teardown: ${String(e)}`));
       process.exit(signal === 'SIGINT' ? 130 : 143);
     })();
   };
@@ -243,6 +241,7 @@ export async function meshTest(t: TestContext, file: MeshFile, opts: MeshTestOpt
     return undefined;
   }
   const mesh = new Mesh(file, await claimNetworks(file));
+  meshes.add(mesh);
   t.after(() => mesh.teardown());
   await mesh.write(LOAD_PROGRAM, LOAD_LOOP);
   await mesh.write(COUNT_PROGRAM, REQUEST_COUNT);
@@ -424,6 +423,7 @@ export class Mesh {
   /** Stops the loads (the stop file, 15 s, then SIGKILL), runs what was deferred, takes every network
    *  of the file down and removes the work directory. */
   async teardown(): Promise<void> {
+    if (!meshes.delete(this)) return; // done already (after a signal, or twice)
     await writeFile(this.stopFile, '').catch(() => undefined);
     for (const b of this.background) {
       const timer = setTimeout(() => b.child.kill('SIGKILL'), 15_000);
