@@ -8,6 +8,8 @@ import { startProxy, type RunningProxy } from '../src/proxy/main.js';
 import { createLogger } from '../src/core/log.js';
 import { sumMetric } from './metrics-text.js';
 
+export { freePort, waitFor } from './basics.js';
+
 export interface TestProxy extends RunningProxy {
   /** URL of the outbound listener, e.g. http://127.0.0.1:PORT */
   readonly url: string;
@@ -90,14 +92,4 @@ export async function startEchoServer(): Promise<{ port: number; server: http.Se
   });
   const port = await listen(server);
   return { port, server, close: () => closeServer(server) };
-}
-
-/** Polls `cond` every 50 ms until it holds; throws after `ms` naming what it waited for. A generous
- *  deadline for a condition, never a timing assertion. */
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -12,6 +12,7 @@ import { KubernetesStore, RESOURCES } from '../src/control/store/kubernetes/kube
 import { KubernetesTokenReviewer } from '../src/control/identity/token-review.js';
 import type { PodEntry, PolicyEntries, ServiceEntry, StoreSnapshot } from '../src/control/store/store.js';
 import { FakeApiServer, kubeConfigFor, type Obj } from './kube-apiserver.js';
+import { waitFor } from './basics.js';
 
 const FIXTURES = new URL('../../test/fixtures/kube/', import.meta.url);
 
@@ -108,16 +109,6 @@ function caughtUp(store: KubernetesStore, api: FakeApiServer): boolean {
   return !p.pending && Object.values(p.resourceVersions).every((rv) => Number(rv) >= api.resourceVersion);
 }
 
-async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 storeContract('KubernetesStore (API server stand-in)', async () => {
   const api = new FakeApiServer({ bookmarkMs: 50 });
   const store = await startStore(api);
@@ -130,7 +121,7 @@ storeContract('KubernetesStore (API server stand-in)', async () => {
     set: async (content) => {
       api.replaceAll(objectsFor(content));
       const target = api.resourceVersion;
-      await until('the store to catch up with the API server', () => {
+      await waitFor('the store to catch up with the API server', () => {
         const p = store.progress();
         return !p.pending && Object.values(p.resourceVersions).every((rv) => Number(rv) >= target) ? true : undefined;
       });
@@ -155,7 +146,7 @@ void test('KubernetesStore: recorded API objects become Services, endpoints, pod
     await store.ready;
     // Every informer's list is the server's current state; each resource is its own stream, so wait
     // for all of them (and the snapshot computed after), not for the first one to show.
-    await until('the store to catch up', () => (caughtUp(store, api) ? true : undefined));
+    await waitFor('the store to catch up', () => (caughtUp(store, api) ? true : undefined));
     const s = store.snapshot();
     const web = s.services.find((x) => x.name === 'web');
     assert.deepEqual(web, {
@@ -208,12 +199,12 @@ void test('KubernetesStore: watches resume from the resourceVersion; 410 Gone fo
     const pod = (name: string, ip: string): Obj => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [{ name: 'a', image: 'a' }] }, status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] } });
     api.put(pod('a', '10.244.0.2'));
     api.put(pod('b', '10.244.0.3'));
-    await until('two pods', () => (store.snapshot().pods.length === 2 ? true : undefined));
+    await waitFor('two pods', () => (store.snapshot().pods.length === 2 ? true : undefined));
     // Bookmarks advance the informer's resourceVersion; a watch that ends resumes from it, not from 0.
     await new Promise((r) => setTimeout(r, 60));
     const before = api.requests.filter((r) => r.path === '/api/v1/pods' && !r.query.has('watch')).length;
     api.closeWatches();
-    await until('the pod watch to reopen', () => (api.openWatches('/api/v1/pods') === 1 ? true : undefined));
+    await waitFor('the pod watch to reopen', () => (api.openWatches('/api/v1/pods') === 1 ? true : undefined));
     const rewatch = api.requests.filter((r) => r.path === '/api/v1/pods' && r.query.get('watch') === 'true').at(-1);
     assert.ok(Number(rewatch?.query.get('resourceVersion')) >= 103, `resumed from ${rewatch?.query.get('resourceVersion')}`);
     assert.equal(api.requests.filter((r) => r.path === '/api/v1/pods' && !r.query.has('watch')).length, before, 'no relist after a normal end');
@@ -224,7 +215,7 @@ void test('KubernetesStore: watches resume from the resourceVersion; 410 Gone fo
     api.put(pod('c', '10.244.0.4'));
     api.compact(true);
     api.partitioned = false;
-    await until('the relist to show c and drop b', () => {
+    await waitFor('the relist to show c and drop b', () => {
       const names = store.snapshot().pods.map((p) => p.name).sort().join(',');
       return names === 'a,c' ? true : undefined;
     });
@@ -244,15 +235,15 @@ void test('KubernetesStore: a failing list or watch is retried with backoff; the
   try {
     await store.ready;
     assert.ok((store.restarts.get('pods') ?? 0) >= 2);
-    await until('the pod', () => (store.snapshot().pods.length === 1 ? true : undefined));
+    await waitFor('the pod', () => (store.snapshot().pods.length === 1 ? true : undefined));
     const seen: StoreSnapshot[] = [];
     store.subscribe((s) => seen.push(s));
     api.failNext('/api/v1/pods', 500, true);
     api.closeWatches();
-    await until('the watch back', () => (api.openWatches('/api/v1/pods') === 1 ? true : undefined));
+    await waitFor('the watch back', () => (api.openWatches('/api/v1/pods') === 1 ? true : undefined));
     assert.equal(store.snapshot().pods.length, 1);
     api.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'b', namespace: 'default' }, spec: { containers: [] }, status: { podIP: '10.244.0.3', conditions: [] } });
-    await until('the new pod', () => (store.snapshot().pods.length === 2 ? true : undefined));
+    await waitFor('the new pod', () => (store.snapshot().pods.length === 2 ? true : undefined));
   } finally {
     await store.close();
     await api.close();
@@ -272,10 +263,10 @@ void test('KubernetesStore: policy objects are checked as the local runtime chec
     const typo: Obj = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: { name: 'typo', namespace: 'default' }, spec: { podSelector: {}, port: 80, protocl: 'HTTP/1' } };
     const outside: Obj = { apiVersion: 'policy.outrigger.io/v1beta1', kind: 'NetworkAuthentication', metadata: { name: 'outside', namespace: 'default' }, spec: { networks: [{ cidr: '10.0.0.0/8', except: ['192.168.0.0/16'] }] } };
     for (const o of [...good, typo, outside]) api.put(o);
-    await until('the store to catch up', () => (caughtUp(store, api) ? true : undefined));
+    await waitFor('the store to catch up', () => (caughtUp(store, api) ? true : undefined));
     const s = store.snapshot();
     assert.deepEqual(s.policy, samplePolicy(), 'the valid ones, normalised as the local runtime normalises them');
-    await until('both problems logged', () => (lines.length >= 2 ? true : undefined));
+    await waitFor('both problems logged', () => (lines.length >= 2 ? true : undefined));
     const logged = lines.map((l) => JSON.parse(l) as { object: string; problems: string[] });
     assert.deepEqual(logged.map((l) => l.object).sort(), ['NetworkAuthentication default/outside', 'Server default/typo']);
     assert.match(logged.find((l) => l.object === 'NetworkAuthentication default/outside')?.problems[0] ?? '', /192\.168\.0\.0\/16 is not inside 10\.0\.0\.0\/8/);
@@ -284,9 +275,9 @@ void test('KubernetesStore: policy objects are checked as the local runtime chec
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(lines.length, 2);
     api.put({ ...typo, spec: { podSelector: {}, port: 80, proxyProtocol: 'HTTP/1' } });
-    await until('the fixed Server', () => (store.snapshot().policy?.servers.some((x) => x.name === 'typo') === true ? true : undefined));
+    await waitFor('the fixed Server', () => (store.snapshot().policy?.servers.some((x) => x.name === 'typo') === true ? true : undefined));
     for (const o of [...good, outside]) api.delete(o);
-    await until('only the fixed Server left', () => (store.snapshot().policy?.servers.map((x) => x.name).join() === 'typo' && store.snapshot().policy?.authorizationPolicies.length === 0 ? true : undefined));
+    await waitFor('only the fixed Server left', () => (store.snapshot().policy?.servers.map((x) => x.name).join() === 'typo' && store.snapshot().policy?.authorizationPolicies.length === 0 ? true : undefined));
   } finally {
     await store.close();
     await api.close();
@@ -312,7 +303,7 @@ void test('KubernetesStore: the default inbound policy is the pod\'s annotation,
   const store = await startStore(api);
   try {
     await store.ready;
-    const s = await until('four pods', () => (store.snapshot().pods.length === 4 ? store.snapshot() : undefined));
+    const s = await waitFor('four pods', () => (store.snapshot().pods.length === 4 ? store.snapshot() : undefined));
     const of = (name: string) => s.pods.find((p) => p.name === name)?.defaultInboundPolicy;
     assert.equal(of('inherits'), 'all-authenticated');
     assert.equal(of('own'), 'deny');
@@ -334,10 +325,10 @@ void test('KubernetesStore: CRDs that are not installed do not hold up readiness
     assert.equal(store.snapshot().routes, undefined);
     api.absent.clear();
     for (const o of await recorded()) api.put(o);
-    await until('the route once the CRD exists', () => (store.snapshot().routes?.length === 1 ? true : undefined));
+    await waitFor('the route once the CRD exists', () => (store.snapshot().routes?.length === 1 ? true : undefined));
     assert.equal(store.snapshot().policy, undefined);
     for (const o of policyObjects(samplePolicy())) api.put(o);
-    await until('the policy once its CRDs exist', () => (store.snapshot().policy?.rateLimits.length === 1 ? true : undefined));
+    await waitFor('the policy once its CRDs exist', () => (store.snapshot().policy?.rateLimits.length === 1 ? true : undefined));
   } finally {
     await store.close();
     await api.close();

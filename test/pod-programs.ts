@@ -86,3 +86,20 @@ while True:
     data += b
 sys.stdout.write(data.decode())
 `;
+
+/** N GETs of http://argv[1]:argv[2]argv[4] on one keep-alive connection, with a header `name:value` if
+ *  argv[5] is given; prints how many answers each body's first word got (`status-N` for a non-200). */
+export const REQUEST_COUNT = `
+import http.client, json, sys
+host, port, n, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+headers = dict([sys.argv[5].split(":", 1)]) if len(sys.argv) > 5 else {}
+c = http.client.HTTPConnection(host, port, timeout=10)
+counts = {}
+for i in range(n):
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    text = r.read().decode()
+    body = text.split(" ")[0] if r.status == 200 else f"status-{r.status}"
+    counts[body] = counts.get(body, 0) + 1
+print(json.dumps(counts))
+`;

@@ -3,11 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { closeServer, listen, startTestProxy } from './helpers.js';
+import { closeServer, freePort, listen, startTestProxy } from './helpers.js';
 import { outriggerVersion } from '../src/core/version.js';
 
 const BIN = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url));
@@ -22,14 +21,6 @@ function get(url: string, method = 'GET'): Promise<{ status: number; body: strin
       })
       .on('error', reject)
       .end();
-  });
-}
-
-function freePort(): Promise<number> {
-  const s = net.createServer();
-  return listen(s).then(async (p) => {
-    await closeServer(s);
-    return p;
   });
 }
 

@@ -3,54 +3,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { listen, metricValue, startTestProxy, type TestProxy } from './helpers.js';
-
-// Compiled to dist/test/, the .proto stays in test/fixtures/.
-const PROTO = fileURLToPath(new URL('../../test/fixtures/echo.proto', import.meta.url));
-const definition = protoLoader.loadSync(PROTO, { keepCase: true, defaults: true });
-const Echo = (grpc.loadPackageDefinition(definition) as unknown as { outrigger: { test: { Echo: grpc.ServiceClientConstructor } } }).outrigger.test.Echo;
-
-interface EchoRequest {
-  text: string;
-  seq: number;
-}
-interface EchoReply {
-  text: string;
-  seq: number;
-}
-interface EchoClient extends grpc.Client {
-  Unary(req: EchoRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoReply) => void): grpc.ClientUnaryCall;
-  Bidi(): grpc.ClientDuplexStream<EchoRequest, EchoReply>;
-}
-
-type Handlers = {
-  Unary?: grpc.handleUnaryCall<EchoRequest, EchoReply>;
-  Bidi?: grpc.handleBidiStreamingCall<EchoRequest, EchoReply>;
-};
-
-/** A grpc-js server with the Echo service; handlers default to echoing. */
-async function startGrpcServer(t: TestContext, handlers: Handlers = {}): Promise<number> {
-  const server = new grpc.Server();
-  server.addService(Echo.service, {
-    Unary:
-      handlers.Unary ??
-      ((call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) => cb(null, { text: call.request.text, seq: call.request.seq })),
-    Bidi:
-      handlers.Bidi ??
-      ((call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) => {
-        call.on('data', (m: EchoRequest) => call.write({ text: `echo ${m.text}`, seq: m.seq }));
-        call.on('end', () => call.end());
-      }),
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  t.after(() => server.forceShutdown());
-  return port;
-}
+import { Echo, startGrpcEcho, type EchoClient, type EchoMsg } from './grpc.js';
 
 /** A proxy in front of 127.0.0.1:`port` and a client whose channel goes to the proxy's outbound port. */
 async function proxied(t: TestContext, port: number): Promise<{ proxy: TestProxy; client: EchoClient }> {
@@ -63,12 +18,12 @@ async function proxied(t: TestContext, port: number): Promise<{ proxy: TestProxy
   return { proxy, client };
 }
 
-function unary(client: EchoClient, req: EchoRequest, md = new grpc.Metadata(), opts: grpc.CallOptions = {}) {
-  return new Promise<{ reply: EchoReply; headers: grpc.Metadata; trailers: grpc.Metadata }>((resolve, reject) => {
+function unary(client: EchoClient, req: EchoMsg, md = new grpc.Metadata(), opts: grpc.CallOptions = {}) {
+  return new Promise<{ reply: EchoMsg; headers: grpc.Metadata; trailers: grpc.Metadata }>((resolve, reject) => {
     let headers = new grpc.Metadata();
     const call = client.Unary(req, md, opts, (err, reply) => {
       if (err) reject(err);
-      else call.on('status', (s: grpc.StatusObject) => resolve({ reply: reply as EchoReply, headers, trailers: s.metadata }));
+      else call.on('status', (s: grpc.StatusObject) => resolve({ reply: reply as EchoMsg, headers, trailers: s.metadata }));
     });
     call.on('metadata', (m: grpc.Metadata) => (headers = m));
   });
@@ -85,7 +40,7 @@ async function callError(p: Promise<unknown>): Promise<grpc.ServiceError> {
 
 void test('grpc: a unary call with metadata both ways', async (t) => {
   let seenMeta: unknown;
-  const port = await startGrpcServer(t, {
+  const port = await startGrpcEcho(t, {
     Unary: (call, cb) => {
       seenMeta = call.metadata.get('x-client-meta')[0];
       const head = new grpc.Metadata();
@@ -107,12 +62,12 @@ void test('grpc: a unary call with metadata both ways', async (t) => {
 });
 
 void test('grpc: a bidirectional stream: ping-pong, then a burst, both sides close', async (t) => {
-  const port = await startGrpcServer(t);
+  const port = await startGrpcEcho(t);
   const { client } = await proxied(t, port);
   const call = client.Bidi();
-  const got: EchoReply[] = [];
+  const got: EchoMsg[] = [];
   let onReply: (() => void) | undefined;
-  call.on('data', (m: EchoReply) => {
+  call.on('data', (m: EchoMsg) => {
     got.push(m);
     onReply?.();
   });
@@ -138,7 +93,7 @@ void test('grpc: a bidirectional stream: ping-pong, then a burst, both sides clo
 });
 
 void test('grpc: a non-OK status (NOT_FOUND with a message) reaches the client', async (t) => {
-  const port = await startGrpcServer(t, {
+  const port = await startGrpcEcho(t, {
     Unary: (call, cb) => cb({ code: grpc.status.NOT_FOUND, details: `no echo named ${call.request.text}` }),
     Bidi: (call) => {
       // A status after messages: it travels in the trailers, not in a trailers-only response.
@@ -153,8 +108,8 @@ void test('grpc: a non-OK status (NOT_FOUND with a message) reaches the client',
   assert.equal(err.details, 'no echo named ghost');
 
   const call = client.Bidi();
-  const got: EchoReply[] = [];
-  call.on('data', (m: EchoReply) => got.push(m));
+  const got: EchoMsg[] = [];
+  call.on('data', (m: EchoMsg) => got.push(m));
   call.on('error', () => {});
   const s = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
   assert.equal(s.code, grpc.status.RESOURCE_EXHAUSTED);
@@ -172,7 +127,7 @@ void test('grpc: a deadline the server does not meet cancels the call upstream',
   let cancelled!: () => void;
   const upstreamCancelled = new Promise<void>((r) => (cancelled = r));
   let arrived = false;
-  const port = await startGrpcServer(t, {
+  const port = await startGrpcEcho(t, {
     Unary: (call) => ((arrived = true), call.on('cancelled', () => cancelled())), // never answers
   });
   const { client } = await proxied(t, port);
@@ -202,7 +157,7 @@ void test('grpc: nothing listening upstream → UNAVAILABLE with a message namin
 });
 
 void test('grpc: response_total counts calls by grpc_status_code', async (t) => {
-  const port = await startGrpcServer(t, {
+  const port = await startGrpcEcho(t, {
     Unary: (call, cb) => (call.request.seq % 2 ? cb({ code: grpc.status.INVALID_ARGUMENT, details: 'odd' }) : cb(null, call.request)),
   });
   const { client, proxy } = await proxied(t, port);

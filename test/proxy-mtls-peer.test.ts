@@ -18,12 +18,11 @@ import { MeshCa } from '../src/control/identity/ca.js';
 import { Certifier } from '../src/control/identity/certify.js';
 import { addIdentityService } from '../src/control/identity/service.js';
 import { LocalTokenIssuer } from '../src/control/identity/tokens.js';
-import { startControlPlane } from '../src/control/server.js';
+import { controlLog, startTestControlPlane } from './control-plane.js';
 import { pod, service } from '../src/control/store/contract.js';
 import { LocalStore } from '../src/control/store/local/local.js';
-import { createLogger } from '../src/core/log.js';
 import { SETTINGS, type SettingName } from '../src/proxy/env.js';
-import { closeServer, listen, metricValue, startTestProxy, waitFor } from './helpers.js';
+import { closeServer, freePort, listen, metricValue, startTestProxy, waitFor } from './helpers.js';
 
 const PEER_NODE = process.env.OUTRIGGER_PEER_NODE ?? '';
 const BIN = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url)); // dist/test/ → the project
@@ -39,12 +38,6 @@ function versionOf(node: string): string {
 }
 
 /** A port nothing listens on now (the child binds it a moment later). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await closeServer(s);
-  return port;
-}
 
 /** The app: answers HTTP/1.1 and h2c on one port with who the proxy says the client is. */
 async function startApp(t: TestContext): Promise<number> {
@@ -156,10 +149,10 @@ void test('mtls across Node versions: each side on the other Node, HTTP/1.1 and 
   const tokens = await LocalTokenIssuer.create();
   const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true) });
   const store = new LocalStore();
-  const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: TD, log, services: (server) => addIdentityService(server, { certifier, log }) });
+  const log = controlLog();
+  const cp = await startTestControlPlane({ store, trustDomain: TD, log, services: (server) => addIdentityService(server, { certifier, log }) });
   t.after(() => cp.close());
-  const controlAddr = `127.0.0.1:${cp.address.port}`;
+  const controlAddr = cp.addr;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outrigger-mtls-peer-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const mesh = async (sa: string): Promise<Partial<Record<SettingName, string>>> => {

@@ -18,11 +18,10 @@ import { MeshCa } from '../src/control/identity/ca.js';
 import { Certifier } from '../src/control/identity/certify.js';
 import { addIdentityService } from '../src/control/identity/service.js';
 import { LocalTokenIssuer } from '../src/control/identity/tokens.js';
-import { startControlPlane } from '../src/control/server.js';
+import { controlLog, startTestControlPlane } from './control-plane.js';
 import { pod, service } from '../src/control/store/contract.js';
 import { LocalStore } from '../src/control/store/local/local.js';
 import type { PodEntry, ServiceEntry } from '../src/control/store/store.js';
-import { createLogger } from '../src/core/log.js';
 import { ProxyIdentity } from '../src/proxy/identity/identity.js';
 import { MESH_ALPN } from '../src/proxy/tls/alpn.js';
 import { connectMeshTls } from '../src/proxy/tls/client.js';
@@ -194,10 +193,10 @@ async function startMesh(t: TestContext, opts: { leafLifetimeSeconds?: number } 
   const tokens = await LocalTokenIssuer.create();
   const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true), ...(opts.leafLifetimeSeconds ? { leafLifetimeSeconds: opts.leafLifetimeSeconds } : {}) });
   const store = new LocalStore();
-  const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: TD, log, services: (server) => addIdentityService(server, { certifier, log }) });
+  const log = controlLog();
+  const cp = await startTestControlPlane({ store, trustDomain: TD, log, services: (server) => addIdentityService(server, { certifier, log }) });
   t.after(() => cp.close());
-  const controlAddr = `127.0.0.1:${cp.address.port}`;
+  const controlAddr = cp.addr;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outrigger-mtls-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const tokenFile = async (sa: string) => {

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closeServer, listen, startTestProxy } from './helpers.js';
+import { closeServer, listen, startTestProxy, waitFor } from './helpers.js';
 import { tapPod, TapError, type TapEvent } from '../src/observe/tap.js';
 
 interface Span {
@@ -60,14 +60,6 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
       })
       .on('error', reject);
   });
-}
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000 }, async (t) => {
@@ -136,7 +128,7 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   const onStart = () => void started++;
   const a = tapPod({ addr: admin, token, filter: { path: '/api', max: 2 }, onEvent: (e) => names.push(e), onStart });
   const b = tapPod({ addr: admin, token, filter: { max: 3, headers: true, method: 'GET' }, onEvent: (e) => values.push(e), onStart });
-  await until('both tap sessions', () => started === 2);
+  await waitFor('both tap sessions', () => started === 2);
 
   const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
   const r1 = await get(`${proxy.url}/api/one?q=1`, { traceparent: parent, tracestate: 'vendor=1', 'x-secret': 's3cret' });
@@ -173,7 +165,7 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   const ac = new AbortController();
   let open = 0;
   const held = Array.from({ length: 8 }, () => tapPod({ addr: admin, token, signal: ac.signal, onEvent: () => {}, onStart: () => void open++ }));
-  await until('8 tap sessions', () => open === 8);
+  await waitFor('8 tap sessions', () => open === 8);
   await assert.rejects(tapPod({ addr: admin, token, onEvent: () => {} }), (e: unknown) => e instanceof TapError && e.status === 429);
   ac.abort();
   assert.deepEqual(await Promise.all(held), Array(8).fill('aborted'));
@@ -195,7 +187,7 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   const grpcEvents: TapEvent[] = [];
   let grpcTapOn = false;
   const grpcTap = tapPod({ addr: `127.0.0.1:${h2proxy.admin.port}`, token, filter: { max: 1, path: '/pkg.Svc/' }, onEvent: (e) => grpcEvents.push(e), onStart: () => (grpcTapOn = true) });
-  await until('the gRPC tap session', () => grpcTapOn);
+  await waitFor('the gRPC tap session', () => grpcTapOn);
   await new Promise<void>((resolve, reject) => {
     const s = c.request({ ':method': 'POST', ':path': '/pkg.Svc/Get', 'content-type': 'application/grpc', te: 'trailers' });
     s.on('data', () => {});
@@ -209,7 +201,7 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   assert.equal(grpcEvents[0]?.method, 'POST');
 
   // Spans: one per request, batched to the receiver within about a second.
-  await until('4 spans', () => otlp.spans.length >= 4, 5000);
+  await waitFor('4 spans', () => otlp.spans.length >= 4, 5000);
   const s1 = otlp.spans.find((s) => s.spanId === proxySpanId);
   assert.ok(s1, `a span ${proxySpanId} among ${JSON.stringify(otlp.spans.map((s) => s.spanId))}`);
   assert.equal(s1.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
@@ -227,9 +219,9 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   assert.ok(JSON.stringify(otlp.resources).includes('"cart"'), 'service.name is the workload');
 
   // The access log: one JSON line per request (no header values).
-  await until('access log lines', () => true);
+  await waitFor('access log lines', () => true);
   let lines: Record<string, unknown>[] = [];
-  await until(
+  await waitFor(
     '3 access log lines',
     () => {
       void readFile(accessLog, 'utf8').then((s) => (lines = s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)));

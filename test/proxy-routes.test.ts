@@ -8,19 +8,16 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { startControlPlane } from '../src/control/server.js';
+import { startTestControlPlane } from './control-plane.js';
+import { Echo, startGrpcEcho, type EchoClient, type EchoMsg } from './grpc.js';
 import { pod, service } from '../src/control/store/contract.js';
 import { LocalStore } from '../src/control/store/local/local.js';
 import type { EndpointEntry, RouteEntry, RouteRuleEntry, ServiceEntry } from '../src/control/store/store.js';
-import { createLogger } from '../src/core/log.js';
 import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 import { checkEarly, checkEndings, startEarlyServer, startEndingsServer } from './h2-endings.js';
 
 const VIP = '127.0.0.60';
-const log = createLogger('test-control', process.env.OUTRIGGER_TEST_LOG === undefined ? 'silent' : 'info');
 
 
 // ---- backends -------------------------------------------------------------------------------------------
@@ -80,9 +77,9 @@ async function startMesh(t: TestContext, services: ServiceEntry[], routes: Route
     store.replace({ services: s, pods, routes: r });
   };
   set(services, routes);
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local', log });
+  const cp = await startTestControlPlane({ store });
   t.after(() => cp.close());
-  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: `127.0.0.1:${cp.address.port}`, opaquePorts: '', ...settings });
+  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: cp.addr, opaquePorts: '', ...settings });
   t.after(() => proxy.close());
   return { store, proxy, set };
 }
@@ -212,30 +209,15 @@ void test('routes: header match, filters (header modifiers, rewrite, redirect) a
 
 // ---- gRPC ------------------------------------------------------------------------------------------------------
 
-const PROTO = fileURLToPath(new URL('../../test/fixtures/echo.proto', import.meta.url));
-const Echo = (grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: true, defaults: true })) as unknown as { outrigger: { test: { Echo: grpc.ServiceClientConstructor } } }).outrigger
-  .test.Echo;
-interface EchoMsg {
-  text: string;
-  seq: number;
-}
-interface EchoClient extends grpc.Client {
-  Unary(req: EchoMsg, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoMsg) => void): grpc.ClientUnaryCall;
-  Bidi(): grpc.ClientDuplexStream<EchoMsg, EchoMsg>;
-}
-
-async function startGrpcBackend(t: TestContext, name: string, unary?: grpc.handleUnaryCall<EchoMsg, EchoMsg>): Promise<number> {
-  const server = new grpc.Server();
-  server.addService(Echo.service, {
-    Unary: unary ?? ((call: grpc.ServerUnaryCall<EchoMsg, EchoMsg>, cb: grpc.sendUnaryData<EchoMsg>) => cb(null, { text: `${name}:${call.request.text}`, seq: call.request.seq })),
-    Bidi: (call: grpc.ServerDuplexStream<EchoMsg, EchoMsg>) => {
+/** An Echo backend that prefixes every answer with its name. */
+function startGrpcBackend(t: TestContext, name: string, unary?: grpc.handleUnaryCall<EchoMsg, EchoMsg>): Promise<number> {
+  return startGrpcEcho(t, {
+    Unary: unary ?? ((call, cb) => cb(null, { text: `${name}:${call.request.text}`, seq: call.request.seq })),
+    Bidi: (call) => {
       call.on('data', (m: EchoMsg) => call.write({ text: `${name}:${m.text}`, seq: m.seq }));
       call.on('end', () => call.end());
     },
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  t.after(() => server.forceShutdown());
-  return port;
 }
 
 function unary(client: EchoClient, text: string): Promise<EchoMsg> {

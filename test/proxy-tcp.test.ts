@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { closeServer, listen, metricValue, startTestProxy, type TestProxy } from './helpers.js';
+import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 
 /** A TCP server; every connection it accepted is destroyed after the test. */
 async function startServer(t: TestContext, onConn: (s: net.Socket) => void, opts: net.ServerOpts = {}): Promise<number> {
@@ -156,19 +156,11 @@ void test('tcp: the server half-closes first; the client can still send and get 
   const got = await readAll(c);
   assert.equal(got.toString(), 'ready\n');
   // The server's side is closed; the client's is not: it still sends, and the server reads it all.
-  const server = await waitFor(() => serverSockets[0]);
+  const server = await waitFor('the server side of the connection', () => serverSockets[0]);
   const serverEnd = readAll(server);
   c.end('still talking after your FIN');
   assert.equal((await serverEnd).toString(), 'still talking after your FIN');
 });
-
-async function waitFor<T>(f: () => T | undefined): Promise<T> {
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 void test('tcp: a client that sends and half-closes before detection decides still gets its answer', async (t) => {
   const port = await startServer(
@@ -248,7 +240,7 @@ void test('tcp: a client that stops reading stalls the server instead of filling
   let n = 0;
   c.on('data', (d: Buffer) => (n += d.length));
   c.resume();
-  await waitFor(() => (n >= accepted ? true : undefined));
+  await waitFor('the connections accepted', () => (n >= accepted ? true : undefined));
 });
 
 void test('tcp: a server-speaks-first protocol on an opaque port reaches the client at once', { timeout: 20_000 }, async (t) => {
@@ -356,7 +348,7 @@ void test('tcp: closes travel both ways: a server FIN ends the client; a reset o
 
   const b = connect(t, proxy);
   b.write('hi');
-  const server = await waitFor(() => serverSockets[1]);
+  const server = await waitFor('the second server connection', () => serverSockets[1]);
   let serverError: string | undefined;
   server.on('error', (e: NodeJS.ErrnoException) => (serverError = e.code));
   const serverClosed = new Promise((r) => server.once('close', r));
@@ -367,7 +359,7 @@ void test('tcp: closes travel both ways: a server FIN ends the client; a reset o
   // And the other way: the server resets, the client sees a reset.
   const c = connect(t, proxy);
   c.write('hi');
-  const server2 = await waitFor(() => serverSockets[2]);
+  const server2 = await waitFor('the third server connection', () => serverSockets[2]);
   const clientErr = new Promise<string | undefined>((r) => {
     c.once('error', (e: NodeJS.ErrnoException) => r(e.code));
     c.once('close', () => r(undefined));

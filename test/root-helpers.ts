@@ -1,11 +1,8 @@
-// Shared plumbing of the root end-to-end tests: running the real CLI, and the loud "cannot run here"
+// Shared plumbing of the root tests: running the real CLI, and the loud "cannot run here"
 // rule (skip when not root, but fail under CI=true, where these tests must always run).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { origDstAddonPath } from '../src/proxy/transport/origdst.js';
@@ -21,43 +18,9 @@ export interface Run {
   readonly stderr: string;
 }
 
-/** The state directories of meshes this test process brought up and has not taken down yet. */
-const meshesUp = new Set<string>();
-let signalHandlers = false;
-
-/**
- * Takes the mesh in `stateDir` down if this test file is stopped by a signal: the test runner sends
- * SIGTERM to a file that ran past --test-timeout, and Ctrl-C sends SIGINT. t.after never runs then,
- * and a mesh's control process (a daemon, not our child) would keep its pods, namespaces and rules,
- * and the load it makes would slow every test after it. `cli(['up', ...])` calls this itself.
- */
-export function downOnSignal(stateDir: string): void {
-  meshesUp.add(stateDir);
-  if (signalHandlers) return;
-  signalHandlers = true;
-  const onSignal = (signal: NodeJS.Signals) => {
-    for (const dir of meshesUp) {
-      console.error(`\n*** ${signal}: taking down the mesh in ${dir} ***`);
-      spawnSync(process.execPath, [BIN, 'down', '--state-dir', dir], { stdio: 'inherit', timeout: 60_000 });
-    }
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-}
-
-/** The --state-dir of a CLI command line, if it has one. */
-function stateDirOf(args: readonly string[]): string | undefined {
-  const i = args.indexOf('--state-dir');
-  if (i >= 0) return args[i + 1];
-  return args.find((a) => a.startsWith('--state-dir='))?.slice('--state-dir='.length);
-}
-
-/** Runs `outrigger ARGS` to completion (killed after `timeoutMs`). An `up` is remembered for
- *  downOnSignal; a `down` that succeeded forgets its mesh. */
+/** Runs `outrigger ARGS` to completion (killed after `timeoutMs`). Meshes are brought up through the
+ *  harness (mesh-harness.ts), which also takes them down when the file is stopped by a signal. */
 export function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
-  const dir = stateDirOf(args);
-  if (dir !== undefined && args[0] === 'up') downOnSignal(dir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -68,7 +31,6 @@ export function cli(args: readonly string[], timeoutMs = 90_000): Promise<Run> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (dir !== undefined && args[0] === 'down' && code === 0) meshesUp.delete(dir);
       resolve({ code, stdout, stderr });
     });
   });
@@ -101,12 +63,4 @@ export function unavailable(t: TestContext, file: string, what: string, why: str
   console.error(`\n*** ${msg} ***\n`);
   if (ci) assert.fail(msg);
   t.skip(msg);
-}
-
-/** A temporary directory for a mesh's state and files: searchable by others (0711), since the
- *  proxies run as their own uid and read their token files below it. */
-export async function meshWorkDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  await chmod(dir, 0o711);
-  return dir;
 }

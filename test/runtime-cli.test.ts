@@ -2,27 +2,15 @@
 // bridge, pod CIDR and state directory: a meshed python3 http.server Deployment and a client pod, a
 // request through both sidecars, refusals, and `down` (also after kill -9 of the control process)
 // leaving no namespace, link, rule, process or state file behind.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, meshWorkDir } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import type { PodView, ServiceView } from '../src/runtime/mesh.js';
-import { sumMetric } from './metrics-text.js';
-
-
-// --- preconditions ------------------------------------------------------------------------------------------
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-cli', 'the end-to-end outrigger up/down test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
-}
-
-function preconditions(): string | undefined {
-  return meshPreconditions(MESH_TOOLS);
-}
+import { cli, show } from './root-helpers.js';
+import { hostOf, literal, meshTest, prefixOf, type PodView, type ServiceView } from './mesh-harness.js';
+import { sumMetric as metric } from './metrics-text.js';
 
 // --- what "nothing left" means ------------------------------------------------------------------------------
 
@@ -120,86 +108,52 @@ spec:
 `;
 }
 
-const metric = sumMetric;
-
 // --- the test -----------------------------------------------------------------------------------------------
 
 void test('outrigger up / get / exec / logs / down with real pods', { timeout: 240_000 }, async (t) => {
-  const why = preconditions();
-  if (why) return unavailable(t, why);
-
-  const tag = process.pid % 10000;
-  const bridge = `ortc${tag}`;
-  const bridge2 = `ortk${tag}`;
-  const cidr = `10.249.${process.pid % 250}.0/24`;
-  const cidr2 = `10.248.${process.pid % 250}.0/24`;
-  const work = await meshWorkDir('outrigger-cli-');
-  const stateDir = join(work, 'state');
-  const stateDir2 = join(work, 'state2');
-  const badState = join(work, 'state-bad');
-  t.after(async () => {
-    // Whatever happened: stop the meshes, then sweep by bridge name for anything a failed down left.
-    for (const [d, b] of [[stateDir, bridge], [stateDir2, bridge2], [join(work, 'state-fail'), `ortf${tag}`]] as const) {
-      await cli(['down', '--state-dir', d], 60_000).catch(() => undefined);
-      await sweepBridge(b).catch(() => undefined);
-    }
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-cli', {
+    what: 'the end-to-end outrigger up/down test',
+    files: { 'www/hello.txt': 'hello from web\n' },
   });
-
-  const webRoot = join(work, 'www');
-  await rm(webRoot, { recursive: true, force: true });
-  await mkdir(webRoot, { recursive: true });
-  await writeFile(join(webRoot, 'hello.txt'), 'hello from web\n');
-  const file = join(work, 'hello.yaml');
-  await writeFile(file, manifest(webRoot));
-  const common = ['--state-dir', stateDir];
-
-  const up = await cli(['up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr]);
-  assert.equal(up.code, 0, show(up));
+  if (mesh === undefined) return;
+  const { bridge, podCidr } = mesh.net;
+  const stateDir = mesh.stateDir;
+  const podIp = `${literal(prefixOf(podCidr))}\\.`;
+  const up = await mesh.up(manifest(mesh.path('www')));
   assert.match(up.stdout, /pod default\/client: ready/);
   assert.match(up.stdout, /mesh is up: 3 pods ready/);
 
   await t.test('get pods -o json: all ready and meshed', async () => {
-    const r = await cli(['get', 'pods', '-o', 'json', ...common]);
-    assert.equal(r.code, 0, show(r));
-    const pods = (JSON.parse(r.stdout) as { items: PodView[] }).items;
-    assert.equal(pods.length, 3, r.stdout);
+    const pods = await mesh.pods();
+    assert.equal(pods.length, 3, JSON.stringify(pods));
     for (const p of pods) {
       assert.equal(p.ready, true, `${p.name} ready`);
       assert.equal(p.meshed, true, `${p.name} meshed`);
       assert.equal(p.phase, 'Running');
-      assert.match(p.ip, /^10\.249\./);
+      assert.match(p.ip, new RegExp(`^${podIp}`));
     }
-    const table = await cli(['get', 'pods', ...common]);
+    const table = await mesh.cli(['get', 'pods']);
     assert.match(table.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+IP\s+MESHED\n/);
-    assert.match(table.stdout, /\nclient\s+1\/1\s+Running\s+0\s+10\.249\.\S+\s+yes\n/);
+    assert.match(table.stdout, new RegExp(`\\nclient\\s+1/1\\s+Running\\s+0\\s+${podIp}\\S+\\s+yes\\n`));
   });
 
   await t.test('get services and deployments', async () => {
-    const r = await cli(['get', 'services', '-o', 'json', ...common]);
-    assert.equal(r.code, 0, show(r));
-    const [svc] = (JSON.parse(r.stdout) as { items: ServiceView[] }).items;
+    const [svc] = await mesh.get<ServiceView>('services');
     assert.equal(svc?.name, 'web');
     assert.equal(svc?.endpoints.length, 2, JSON.stringify(svc));
-    const d = await cli(['get', 'deployments', ...common]);
+    const d = await mesh.cli(['get', 'deployments']);
     assert.match(d.stdout, /\nweb\s+2\/2\s/, show(d));
   });
 
   await t.test('exec: curl from the client to a web pod goes through both proxies', async () => {
-    const pods = (JSON.parse((await cli(['get', 'pods', '-o', 'json', ...common])).stdout) as { items: PodView[] }).items;
-    const web = pods.find((p) => p.deployment === 'web');
+    const web = (await mesh.pods()).find((p: PodView) => p.deployment === 'web');
     assert.ok(web);
     const target = `${web.ip}:8080`;
-    const metrics = async (pod: string) => {
-      const m = await cli(['exec', pod, ...common, '--', 'curl', '-sS', '-m', '5', 'http://127.0.0.1:4191/metrics']);
-      assert.equal(m.code, 0, show(m));
-      return m.stdout;
-    };
+    const metrics = (pod: string) => mesh.metrics(pod);
     const outBefore = metric(await metrics('client'), 'request_total', { direction: 'outbound', target_addr: target });
     const inBefore = metric(await metrics(web.name), 'response_total', { direction: 'inbound', status_code: '200' });
-    const r = await cli(['exec', 'client', ...common, '--', 'curl', '-sS', '-m', '10', `http://${target}/hello.txt`]);
-    assert.equal(r.code, 0, show(r));
-    assert.equal(r.stdout, 'hello from web\n');
+    const body = await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${target}/hello.txt`]);
+    assert.equal(body, 'hello from web\n');
 
     const out = await metrics('client');
     assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: target }), outBefore + 1, `client proxy outbound request_total for ${target}:\n${out}`);
@@ -208,24 +162,26 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     const inn = await metrics(web.name);
     assert.equal(metric(inn, 'response_total', { direction: 'inbound', status_code: '200' }), inBefore + 1, `web proxy inbound response_total:\n${inn}`);
 
-    const code = await cli(['exec', 'deploy/web', ...common, '--', 'sh', '-c', 'exit 7']);
+    const code = await mesh.exec('deploy/web', ['sh', '-c', 'exit 7']);
     assert.equal(code.code, 7, 'the exit code is passed through');
 
-    const logs = await cli(['logs', web.name, ...common]);
+    const logs = await mesh.cli(['logs', web.name]);
     assert.equal(logs.code, 0, show(logs));
     assert.match(logs.stdout, /"GET \/hello\.txt HTTP\/1\.1" 200/);
-    const proxyLog = await cli(['logs', 'client', '-c', 'proxy', ...common]);
+    const proxyLog = await mesh.cli(['logs', 'client', '-c', 'proxy']);
     assert.match(proxyLog.stdout, /proxy ready/, show(proxyLog));
   });
 
   await t.test('a second up is refused', async () => {
-    const r = await cli(['up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr]);
+    const r = await mesh.cli(['up', '-f', mesh.file, ...mesh.netFlags()]);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /a mesh is already running \(pid \d+\); use apply or down/);
   });
 
   await t.test('a bad manifest gets its errors and nothing is created', async () => {
-    const bad = join(work, 'bad.yaml');
+    const badNet = mesh.spare(2);
+    const badState = badNet.stateDir;
+    const bad = mesh.path('bad.yaml');
     const pod = (name: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers: [{name: c, command: [sleep, infinity]}]\n`;
     await writeFile(
       bad,
@@ -237,49 +193,53 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
         pod('twin'),
       ].join('---\n'),
     );
-    const r = await cli(['up', '-f', bad, '--state-dir', badState, '--bridge', `ortb${tag}`, '--pod-cidr', '10.239.0.0/24']);
+    const r = await cli(['up', '-f', bad, '--state-dir', badState, ...mesh.netFlags(badNet)]);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /spec\.ports\[0\]\.port: must be an integer from 1 to 65535, got 70000/);
     assert.match(r.stderr, /spec\.containers\[0\]\.command: is required/);
     assert.match(r.stderr, /document 3 \(Deployment default\/d\): spec\.replicas: must be an integer of 0 or more, got "three"/);
     assert.match(r.stderr, /document 5 \(Pod default\/twin\): metadata\.name: duplicate Pod "default\/twin": first defined in document 4/);
     assert.equal(existsSync(badState), false, 'no state directory');
-    assert.deepEqual(leftovers(`ortb${tag}`, badState, []), []);
+    assert.deepEqual(leftovers(badNet.bridge, badState, []), []);
   });
 
   await t.test('an up whose pod never becomes ready fails with why, and removes everything', async () => {
-    const failing = join(work, 'failing.yaml');
+    const failNet = mesh.spare(3);
+    const failing = mesh.path('failing.yaml');
     await writeFile(failing, 'apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n  containers:\n    - name: x\n      command: [sleep, infinity]\n      readinessProbe:\n        tcpSocket: {port: 9}\n        periodSeconds: 1\n');
-    const failState = join(work, 'state-fail');
-    const r = await cli(['up', '-f', failing, '--state-dir', failState, '--bridge', `ortf${tag}`, '--pod-cidr', '10.239.1.0/24', '--timeout', '3']);
+    const failState = failNet.stateDir;
+    const r = await cli(['up', '-f', failing, '--state-dir', failState, ...mesh.netFlags(failNet), '--timeout', '3']);
     assert.equal(r.code, 1, show(r));
-    assert.match(r.stderr, /pod default\/broken was not ready within 3 s: .*probe: connect 10\.239\.1\.2:9: ECONNREFUSED/);
-    assert.deepEqual(await waitGone(`ortf${tag}`, failState, []), []);
+    const refused = `probe: connect ${literal(hostOf(failNet.podCidr, 2))}:9: ECONNREFUSED`;
+    assert.match(r.stderr, new RegExp(`pod default/broken was not ready within 3 s: .*${refused}`));
+    assert.deepEqual(await waitGone(failNet.bridge, failState, []), []);
   });
 
   await t.test('down leaves nothing but the logs and the CA; --purge removes those too', async () => {
     const pids = podPids(bridge);
     assert.ok(pids.length >= 6, `pids in the pods: ${pids.join(', ')}`);
-    const r = await cli(['down', ...common]);
+    const r = await mesh.cli(['down']);
     assert.equal(r.code, 0, show(r));
     assert.deepEqual(await waitGone(bridge, stateDir, pids), []);
     assert.deepEqual((await readdir(stateDir)).sort(), ['control.log', 'identity', 'pods']);
-    const again = await cli(['get', 'pods', ...common]);
+    const again = await mesh.cli(['get', 'pods']);
     assert.equal(again.code, 1);
-    const purge = await cli(['down', '--purge', ...common]);
+    const purge = await mesh.cli(['down', '--purge']);
     assert.equal(purge.code, 0, show(purge));
     assert.equal(existsSync(stateDir), false, 'the state directory is gone');
     assert.match(again.stderr, /no mesh is running/);
   });
 
   await t.test('down after kill -9 of the control process leaves nothing', async () => {
+    const second = mesh.spare(1);
+    const { bridge: bridge2, stateDir: stateDir2 } = second;
     const c2 = ['--state-dir', stateDir2];
-    const r = await cli(['up', '-f', file, ...c2, '--bridge', bridge2, '--pod-cidr', cidr2]);
+    const r = await cli(['up', '-f', mesh.file, ...c2, ...mesh.netFlags(second)]);
     assert.equal(r.code, 0, show(r));
     const pids = podPids(bridge2);
     const control = Number((await readFile(join(stateDir2, 'control.pid'), 'utf8')).trim());
     process.kill(control, 'SIGKILL');
-    const refused = await cli(['up', '-f', file, ...c2, '--bridge', bridge2, '--pod-cidr', cidr2]);
+    const refused = await cli(['up', '-f', mesh.file, ...c2, ...mesh.netFlags(second)]);
     assert.equal(refused.code, 1, show(refused));
     assert.match(refused.stderr, /lost its control process \(\d+\) but its pods may still run: run outrigger up --state-dir \S+ without -f to resume it, or outrigger down/);
     const down = await cli(['down', ...c2]);

@@ -10,18 +10,20 @@ import assert from 'node:assert/strict';
 import { sumMetric } from './metrics-text.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, downOnSignal, MESH_TOOLS, meshPreconditions, meshWorkDir, ROOT, show, unavailable as unavailable_ } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
+import { BIN, ROOT, show, unavailable as unavailable_ } from './root-helpers.js';
+import { meshTest } from './mesh-harness.js';
 import type { StatResult } from '../src/cli/stat.js';
 import type { ObserveSnapshot, RouteRow, StatRow } from '../src/observe/stats.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
+const NEEDS = 'iproute2, iptables, util-linux (setpriv), curl, python3 and chromium';
+
 function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-demo', 'the end-to-end demo, stat and dashboard test', why, 'iproute2, iptables, util-linux (setpriv), curl, python3 and chromium');
+  unavailable_(t, 'runtime-demo', 'the end-to-end demo, stat and dashboard test', why, NEEDS);
 }
 
 void test('outrigger demo as a user who is not root: says why it needs root and the command to run', async (t) => {
@@ -38,33 +40,27 @@ void test('outrigger demo as a user who is not root: says why it needs root and 
 });
 
 void test('demo → stat, routes, top and the dashboard agree with the traffic → Ctrl-C leaves nothing', { timeout: 300_000 }, async (t) => {
-  const why = meshPreconditions(MESH_TOOLS);
-  if (why) return unavailable(t, why);
-  if (!existsSync(CHROMIUM)) return unavailable(t, `no ${CHROMIUM} (apt-get install chromium)`);
-
-  const tag = process.pid % 1000;
-  const bridge = `ordb${tag}`;
-  const work = await meshWorkDir('outrigger-observe-dash-');
-  const stateDir = join(work, 'state');
+  const mesh = await meshTest(t, 'runtime-demo', {
+    what: 'the end-to-end demo, stat and dashboard test',
+    needs: NEEDS,
+    check: () => (existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (apt-get install chromium)`),
+  });
+  if (mesh === undefined) return;
+  // The demo makes the state directory itself (and removes it on Ctrl-C).
+  const { stateDir } = mesh;
+  const { bridge } = mesh.net;
   const common = ['--state-dir', stateDir];
   let out = '';
   const started = Date.now();
-  downOnSignal(stateDir);
-  const demo = spawn(process.execPath, [
-    BIN, 'demo', ...common, '--bridge', bridge, '--pod-cidr', `10.237.${process.pid % 250}.0/24`, '--service-cidr', `10.94.${process.pid % 250}.0/24`,
-    '--control-port', String(24000 + tag), '--port', '0', '--rate', '10',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const child = demo;
+  const argv = [BIN, 'demo', ...common, ...mesh.netFlags(), '--port', '0', '--rate', '10'];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const demoExit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  t.after(async () => {
+  mesh.defer(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGINT');
       await Promise.race([demoExit, new Promise((r) => setTimeout(r, 60_000).unref())]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
   });
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -91,7 +87,7 @@ void test('demo → stat, routes, top and the dashboard agree with the traffic �
   assert.match(out, /Press Ctrl-C/);
 
   const json = async <T>(args: string[]): Promise<T> => {
-    const r = await cli([...args, ...common]);
+    const r = await mesh.cli(args);
     assert.equal(r.code, 0, show(r));
     return JSON.parse(r.stdout) as T;
   };
@@ -131,27 +127,26 @@ void test('demo → stat, routes, top and the dashboard agree with the traffic �
     console.log(`# canary: ${JSON.stringify(canary.backends)}`);
     assert.deepEqual([v1?.service, v1?.weight, v2?.service, v2?.weight], ['ratings-v1', 0.9, 'ratings-v2', 0.1]);
     assert.ok(Math.abs((v1?.share ?? 0) - 0.9) <= 0.07, `v1 share ${v1?.share}`);
-    const text = await cli(['routes', 'svc/cart', ...common]);
+    const text = await mesh.cli(['routes', 'svc/cart']);
     assert.match(text.stdout, /default\/cart-retries\s+cart\s+/);
   });
 
   await t.test('the denied call: the cache proxy refuses loadgen (only catalog and cart may call it) and counts it', async () => {
-    const metrics = await cli(['exec', 'deploy/cache', ...common, '--', 'curl', '-s', 'http://127.0.0.1:4191/metrics']);
-    assert.equal(metrics.code, 0, show(metrics));
-    const denied = sumMetric(metrics.stdout, 'inbound_tcp_authz_deny_total', {});
-    const allowed = sumMetric(metrics.stdout, 'inbound_tcp_authz_allow_total', {});
+    const metrics = await mesh.metrics('deploy/cache');
+    const denied = sumMetric(metrics, 'inbound_tcp_authz_deny_total', {});
+    const allowed = sumMetric(metrics, 'inbound_tcp_authz_allow_total', {});
     console.log(`# cache: ${denied} connections denied, ${allowed} allowed`);
     assert.ok(denied >= 3, `loadgen tries every 5 s: ${denied} denied`);
     assert.ok(allowed >= 2, `catalog and cart get through: ${allowed} allowed`);
-    const logs = await cli(['logs', 'deploy/loadgen', ...common]);
+    const logs = await mesh.cli(['logs', 'deploy/loadgen']);
     assert.match(logs.stdout, /cache tried \d+: refused [1-9]\d* \(as the policy says\), answered 0/);
-    const authz = await cli(['authz', 'deploy/cache', ...common]);
+    const authz = await mesh.cli(['authz', 'deploy/cache']);
     assert.equal(authz.code, 0, show(authz));
     assert.match(authz.stdout, /cache-clients/);
   });
 
   await t.test('top --once names the callers and the services called', async () => {
-    const r = await cli(['top', 'deploy/frontend', '--once', ...common]);
+    const r = await mesh.cli(['top', 'deploy/frontend', '--once']);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /deploy\/loadgen \(via svc\/frontend\)/);
     assert.match(r.stdout, /svc\/catalog/);

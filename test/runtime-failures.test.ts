@@ -8,20 +8,14 @@
 //   without, the client's proxy counts exactly the failures the client saw.
 // - One replica that fails every request while its readiness probe still passes (it stays an
 //   endpoint): the client's proxy ejects it after consecutive failures; with retries, zero failures.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, MESH_TOOLS, meshPreconditions, meshWorkDir, show, unavailable as unavailable_, type Run } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import type { PodView } from '../src/runtime/mesh.js';
+import { show, type Run } from './root-helpers.js';
+import { meshTest } from './mesh-harness.js';
 import { sumMetric } from './metrics-text.js';
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-failures', 'the slow and killed replica tests', why, 'iproute2, iptables, util-linux (setpriv) and python3');
-}
 
 /** A keep-alive web server answering its pod's name. Files in CONTROL_DIR change it: `slow-<pod>` adds
  *  200 ms to every answer; `dead-<pod>` makes it exit at start (a killed replica stays down);
@@ -166,44 +160,19 @@ function p99(xs: readonly Sample[]): number {
 }
 
 void test('failure handling on the local runtime: a slow replica is avoided, a killed one is retried around or ejected', { timeout: 240_000 }, async (t) => {
-  const why = meshPreconditions(MESH_TOOLS);
-  if (why) return unavailable(t, why);
-
-  const tag = (process.pid + 41) % 10000;
-  const bridge = `ortx${tag}`;
-  const work = await meshWorkDir('outrigger-failures-');
-  const stateDir = join(work, 'state');
-  const common = ['--state-dir', stateDir];
-  const loads: ChildProcess[] = [];
-  t.after(async () => {
-    await writeFile(join(work, 'stop'), '').catch(() => undefined);
-    for (const l of loads) if (l.exitCode === null) l.kill('SIGKILL');
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-failures', {
+    what: 'the slow and killed replica tests',
+    needs: 'iproute2, iptables, util-linux (setpriv) and python3',
+    files: { 'web.py': WEB, 'load.py': LOAD },
   });
-  await writeFile(join(work, 'web.py'), WEB);
-  await writeFile(join(work, 'load.py'), LOAD);
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest(work));
-  const up = await cli([
-    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', `10.235.${process.pid % 250}.0/24`,
-    '--service-cidr', `10.92.${process.pid % 250}.0/24`, '--control-port', String(26000 + tag),
-  ]);
-  assert.equal(up.code, 0, show(up));
-  const pods = (JSON.parse((await cli(['get', 'pods', '-o', 'json', ...common])).stdout) as { items: PodView[] }).items;
-  const webs = pods.filter((p) => p.deployment === 'web').map((p) => p.name).sort();
+  if (mesh === undefined) return;
+  const { work } = mesh;
+  await mesh.up(manifest(work));
+  const webs = (await mesh.pods()).filter((p) => p.deployment === 'web').map((p) => p.name).sort();
   assert.equal(webs.length, 3);
 
-  const startLoad = (host: string, conns: number, stop: string): Promise<Run> => {
-    const child = spawn(process.execPath, [BIN, 'exec', 'client', ...common, '--', 'python3', join(work, 'load.py'), host, String(conns), stop], { stdio: ['ignore', 'pipe', 'pipe'] });
-    loads.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  };
+  const startLoad = (host: string, conns: number, stop: string): Promise<Run> =>
+    mesh.spawnExec('client', ['python3', join(work, 'load.py'), host, String(conns), stop]).done;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** Until every load given its stop file is sending (a loaded machine can take seconds to start one). */
   const sending = async (stop: string, ...hosts: string[]) => {
@@ -245,11 +214,7 @@ void test('failure handling on the local runtime: a slow replica is avoided, a k
     await rm(join(work, `slow-${slow}`));
   });
 
-  const clientMetrics = async (): Promise<string> => {
-    const m = await cli(['exec', 'client', ...common, '--', 'curl', '-s', 'http://127.0.0.1:4191/metrics']);
-    assert.equal(m.code, 0, show(m));
-    return m.stdout;
-  };
+  const clientMetrics = (): Promise<string> => mesh.metrics('client');
   const failed = (xs: readonly Sample[]) => xs.filter((s) => s.status !== 200);
 
   await t.test('one replica of three killed: zero failures with retries; without, the proxy counts what the client saw', async () => {
@@ -262,7 +227,7 @@ void test('failure handling on the local runtime: a slow replica is avoided, a k
     await sleep(3000);
     // Down for good: its restarts exit at once.
     await writeFile(join(work, `dead-${victim}`), '');
-    const status = (JSON.parse((await cli(['get', 'pods', '-o', 'json', ...common])).stdout) as { items: PodView[] }).items;
+    const status = await mesh.pods();
     const app = status.find((p) => p.name === victim)?.containers.find((c) => c.name === 'http');
     assert.ok(app !== undefined && app.state.state === 'running', JSON.stringify(app));
     process.kill(app.state.state === 'running' ? app.state.pid : 0, 'SIGKILL');

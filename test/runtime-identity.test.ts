@@ -4,20 +4,15 @@
 // A packet capture on the bridge never sees a payload in clear; identities are the pods' service
 // accounts; requests keep flowing, none failing, across several certificate lifetimes; the only
 // private keys on disk are the CA's issuer key and the runtime's token key.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, type Run, meshWorkDir } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import type { PodView } from '../src/runtime/mesh.js';
+import { show } from './root-helpers.js';
+import { meshTest } from './mesh-harness.js';
 import { sumMetric } from './metrics-text.js';
-import { BANNER_CLIENT, BANNER_SERVER, LOAD_LOOP, WEB_SERVER } from './pod-programs.js';
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-identity', 'the end-to-end mTLS test', why, 'iproute2, iptables, util-linux (setpriv), curl, python3 and tcpdump');
-}
+import { BANNER_CLIENT, BANNER_SERVER, WEB_SERVER } from './pod-programs.js';
 
 const LIFETIME_S = 6;
 const MARKER = 'Zebra-Quokka-7781'; // in requests and responses; must never cross the bridge in clear
@@ -103,76 +98,37 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 void test('mTLS between meshed pods: nothing in clear, identities, rotation under load, no keys on disk', { timeout: 240_000 }, async (t) => {
-  const why = meshPreconditions([...MESH_TOOLS, ['tcpdump', '--version']]);
-  if (why) return unavailable(t, why);
-
-  const tag = (process.pid + 13) % 10000;
-  const bridge = `orti${tag}`;
-  const cidr = `10.241.${process.pid % 250}.0/24`;
-  const work = await meshWorkDir('outrigger-id-');
-  const stateDir = join(work, 'state');
-  const common = ['--state-dir', stateDir];
-  const children: { kill(): void; done: Promise<Run> }[] = [];
-  t.after(async () => {
-    await writeFile(join(work, 'stop'), '').catch(() => undefined);
-    for (const c of children) {
-      const timer = setTimeout(() => c.kill(), 15_000);
-      await c.done.catch(() => undefined);
-      clearTimeout(timer);
-    }
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-identity', {
+    what: 'the end-to-end mTLS test',
+    tools: [['tcpdump', '--version']],
+    needs: 'iproute2, iptables, util-linux (setpriv), curl, python3 and tcpdump',
+    files: { 'web.py': WEB_SERVER, 'banner.py': BANNER_SERVER, 'read-banner.py': BANNER_CLIENT },
   });
-
-  await writeFile(join(work, 'web.py'), WEB_SERVER);
-  await writeFile(join(work, 'banner.py'), BANNER_SERVER);
-  await writeFile(join(work, 'read-banner.py'), BANNER_CLIENT);
-  await writeFile(join(work, 'load.py'), LOAD_LOOP);
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest(work));
-
-  const up = await cli([
-    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr, '--service-cidr', `10.98.${process.pid % 250}.0/24`,
-    '--control-port', String(19000 + tag), '--cert-lifetime', String(LIFETIME_S),
-  ]);
-  assert.equal(up.code, 0, show(up));
+  if (mesh === undefined) return;
+  const { stateDir, work } = mesh;
+  const { bridge, podCidr: cidr } = mesh.net;
+  const up = await mesh.up(manifest(work), ['--cert-lifetime', String(LIFETIME_S)]);
   assert.match(up.stdout, /identity for trust domain cluster\.local/);
 
-  const g = await cli(['get', 'pods', '-o', 'json', ...common]);
-  const pods = (JSON.parse(g.stdout) as { items: PodView[] }).items;
+  const pods = await mesh.pods();
   const banner = pods.find((p) => p.name === 'banner');
-  assert.ok(banner, g.stdout);
+  assert.ok(banner, JSON.stringify(pods));
   const webPods = pods.filter((p) => p.deployment === 'web');
-  const exec = (pod: string, argv: readonly string[]) => cli(['exec', pod, ...common, '--', ...argv]);
-  const metrics = async (pod: string) => {
-    const r = await exec(pod, ['curl', '-sS', '-m', '5', 'http://127.0.0.1:4191/metrics']);
-    assert.equal(r.code, 0, show(r));
-    return r.stdout;
-  };
-  const spawnCli = (args: readonly string[]) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-    children.push({ kill: () => child.kill('SIGKILL'), done });
-    return done;
-  };
+  const exec = (pod: string, argv: readonly string[]) => mesh.exec(pod, argv);
+  const metrics = (pod: string) => mesh.metrics(pod);
 
   await t.test('outrigger identity: each pod holds its service account identity from the mesh CA', async () => {
-    const r = await cli(['identity', 'deploy/web', ...common]);
+    const r = await mesh.cli(['identity', 'deploy/web']);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /^identity\s+spiffe:\/\/cluster\.local\/ns\/default\/sa\/web-sa$/m);
     assert.match(r.stdout, /^serial\s+[0-9a-f]+$/m);
-    const c = await cli(['identity', 'client', '-o', 'json', ...common]);
+    const c = await mesh.cli(['identity', 'client', '-o', 'json']);
     assert.equal(c.code, 0, show(c));
     const v = JSON.parse(c.stdout) as { identity: string; notAfter: string; notBefore: string };
     assert.equal(v.identity, 'spiffe://cluster.local/ns/default/sa/default');
     const life = (Date.parse(v.notAfter) - Date.parse(v.notBefore)) / 1000;
     assert.ok(life <= LIFETIME_S + 61, `a short-lived certificate (${life} s incl. clock skew allowance)`);
-    const plain = await cli(['identity', 'plain-client', ...common]);
+    const plain = await mesh.cli(['identity', 'plain-client']);
     assert.equal(plain.code, 1);
     assert.match(plain.stderr, /not meshed/);
   });
@@ -185,7 +141,9 @@ void test('mTLS between meshed pods: nothing in clear, identities, rotation unde
     let dumpErr = '';
     dump.stderr.on('data', (d: Buffer) => (dumpErr += d.toString()));
     const dumped = new Promise<void>((resolve) => dump.on('close', () => resolve()));
-    children.push({ kill: () => dump.kill('SIGKILL'), done: dumped.then(() => ({ code: 0, stdout: '', stderr: dumpErr })) });
+    mesh.defer(() => {
+      if (dump.exitCode === null && dump.signalCode === null) dump.kill('SIGKILL');
+    });
     for (let i = 0; i < 100 && !/listening on/.test(dumpErr); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(dumpErr, /listening on/, dumpErr);
 
@@ -230,12 +188,9 @@ void test('mTLS between meshed pods: nothing in clear, identities, rotation unde
       return n;
     };
     const startRefreshes = await refreshes();
-    const load = spawnCli(['exec', 'client', ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', '/load', join(work, 'stop'), '--keep-alive']);
+    const load = mesh.loadLoop('client', 'web', 80, '/load', { keepAlive: true });
     await new Promise((r) => setTimeout(r, LIFETIME_S * 3.5 * 1000));
-    await writeFile(join(work, 'stop'), '');
-    const r = await load;
-    assert.equal(r.code, 0, show(r));
-    const s = JSON.parse(r.stdout) as { ok: number; fail: number; errors: string[] };
+    const s = await load.stop();
     console.log(`# during rotation: ${s.ok} requests ok, ${s.fail} failed`);
     assert.equal(s.fail, 0, JSON.stringify(s));
     assert.ok(s.ok > 100, JSON.stringify(s));

@@ -8,20 +8,17 @@
 // through unchanged. Afterwards no proxy has counted a gRPC response without a grpc-status. HTTP/2: curl,
 // nghttp and h2load against a Node HTTP/2 server and nghttpd (C): downloads and uploads checked by
 // sha256, trailers, concurrency, 10,000 requests with h2load, a client that gives up, a server reset.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import { cli, MESH_TOOLS, meshPreconditions, meshWorkDir, ROOT, show, unavailable as unavailable_ } from './root-helpers.js';
+import { ROOT, show } from './root-helpers.js';
+import { meshTest } from './mesh-harness.js';
 import { sumMetric } from './metrics-text.js';
 
 const NEEDS = 'iproute2, iptables, util-linux (setpriv), curl, python3 with Debian\'s python3-grpcio, nghttp2-client (nghttp, h2load) and nghttp2-server (nghttpd)';
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-interop', 'the gRPC and HTTP/2 interop matrix', why, NEEDS);
-}
 
 /** Debian's Python, where python3-grpcio lives (a python3 earlier on PATH may be another build). */
 const PYTHON = '/usr/bin/python3';
@@ -34,9 +31,7 @@ const CONCURRENT = { python: { python: 10_000, 'grpc-js': 3_000 }, 'grpc-js': { 
 const CASES = ['server-stream', 'client-stream', 'bidi', 'large', 'metadata', 'errors', 'deadline', 'cancel-client', 'cancel-server'];
 const BIG = 20 * 1024 * 1024;
 
-function preconditions(): string | undefined {
-  const why = meshPreconditions([...MESH_TOOLS, ['nghttp', '--version'], ['h2load', '--version'], ['nghttpd', '--version']]);
-  if (why !== undefined) return why;
+function grpcio(): string | undefined {
   if (spawnSync(PYTHON, ['-c', 'import grpc'], { stdio: 'ignore' }).status !== 0) return `${PYTHON} cannot import grpc (apt-get install python3-grpcio)`;
   return undefined;
 }
@@ -111,31 +106,25 @@ interface CaseResult {
 }
 
 void test('interop: gRPC (grpcio and grpc-js, all four ways) and HTTP/2 clients (curl, nghttp, h2load) through meshed pods with mTLS', { timeout: 1_200_000 }, async (t) => {
-  const why = preconditions();
-  if (why) return unavailable(t, why);
-
-  const tag = (process.pid + 53) % 10000;
-  const bridge = `orgi${tag}`;
-  const work = await meshWorkDir('outrigger-interop-');
-  const stateDir = join(work, 'state');
-  const common = ['--state-dir', stateDir];
-  t.after(async () => {
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-interop', {
+    what: 'the gRPC and HTTP/2 interop matrix',
+    needs: NEEDS,
+    tools: [['nghttp', '--version'], ['h2load', '--version'], ['nghttpd', '--version']],
+    check: grpcio,
   });
+  if (mesh === undefined) return;
+  const { work } = mesh;
 
   // nghttpd's document root: a small page and a large file.
   const docroot = join(work, 'www');
-  await mkdir(docroot);
-  await writeFile(join(docroot, 'index.html'), '<p>hello from nghttpd</p>\n');
+  await mesh.write('www/index.html', '<p>hello from nghttpd</p>\n');
   const big = Buffer.allocUnsafe(BIG);
   for (let i = 0; i < BIG; i++) big[i] = (i * 13 + 5) & 0xff;
-  await writeFile(join(docroot, 'big.bin'), big);
+  await mesh.write('www/big.bin', big);
   const bigSha = createHash('sha256').update(big).digest('hex');
-  await writeFile(join(work, 'upload.bin'), big.subarray(0, 3 * 1024 * 1024));
+  await mesh.write('upload.bin', big.subarray(0, 3 * 1024 * 1024));
   const uploadSha = createHash('sha256').update(big.subarray(0, 3 * 1024 * 1024)).digest('hex');
-  await writeFile(join(work, 'small.bin'), big.subarray(0, 64 * 1024));
+  await mesh.write('small.bin', big.subarray(0, 64 * 1024));
 
   const node = process.execPath;
   const manifest =
@@ -151,17 +140,11 @@ spec:
   containers:
     - {name: sleep, command: [sleep, infinity]}
 `;
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest);
-  const up = await cli([
-    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', `10.234.${process.pid % 250}.0/24`,
-    '--service-cidr', `10.91.${process.pid % 250}.0/24`, '--control-port', String(27000 + tag),
-  ], 120_000);
-  assert.equal(up.code, 0, show(up));
+  await mesh.up(manifest, [], 120_000);
 
   /** Runs CMD in POD (the client pod, or deploy/NAME) and returns its stdout; asserts the exit code when given. */
   const exec = async (pod: string, cmd: readonly string[], expectCode: number | undefined = 0): Promise<string> => {
-    const r = await cli(['exec', pod, ...common, '--', ...cmd], 300_000);
+    const r = await mesh.exec(pod, cmd, { timeoutMs: 300_000 });
     if (expectCode !== undefined) assert.equal(r.code, expectCode, `${cmd.join(' ')}\n${show(r)}`);
     return r.stdout;
   };

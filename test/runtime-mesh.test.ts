@@ -2,27 +2,12 @@
 // with the real `outrigger up` on a test-only bridge, pod CIDR and state directory: a server-speaks-first
 // program on an opaque port (the default list, and a port made opaque by the pod annotation), an
 // unmeshed pod reaching a meshed one and the other way round, and `get pods` telling them apart.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, meshWorkDir } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import type { PodView } from '../src/runtime/mesh.js';
-import { sumMetric } from './metrics-text.js';
+import { meshTest, type PodView } from './mesh-harness.js';
+import { sumMetric as metric } from './metrics-text.js';
 import { BANNER_CLIENT, BANNER_SERVER } from './pod-programs.js';
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-mesh', 'the end-to-end mesh traffic test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
-}
-
-function preconditions(): string | undefined {
-  return meshPreconditions(MESH_TOOLS);
-}
-
-const metric = sumMetric;
-
-
 
 function manifest(dir: string): string {
   const banner = (name: string, port: number) => `
@@ -99,57 +84,32 @@ spec:
 }
 
 void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both ways', { timeout: 110_000 }, async (t) => {
-  const why = preconditions();
-  if (why) return unavailable(t, why);
-
-  const tag = process.pid % 10000;
-  const bridge = `ortm${tag}`;
-  const cidr = `10.246.${process.pid % 250}.0/24`;
-  const work = await meshWorkDir('outrigger-mesh-');
-  const stateDir = join(work, 'state');
-  t.after(async () => {
-    await cli(['down', '--state-dir', stateDir], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-mesh', {
+    what: 'the end-to-end mesh traffic test',
+    files: { 'www/hello.txt': 'hello from www\n', 'banner.py': BANNER_SERVER, 'banner-client.py': BANNER_CLIENT },
   });
-
-  await mkdir(join(work, 'www'), { recursive: true });
-  await writeFile(join(work, 'www', 'hello.txt'), 'hello from www\n');
-  await writeFile(join(work, 'banner.py'), BANNER_SERVER);
-  await writeFile(join(work, 'banner-client.py'), BANNER_CLIENT);
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest(work));
-  const common = ['--state-dir', stateDir];
-
-  const up = await cli(['up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr]);
-  assert.equal(up.code, 0, show(up));
+  if (mesh === undefined) return;
+  const up = await mesh.up(manifest(mesh.work));
   assert.match(up.stdout, /mesh is up: 5 pods ready/);
 
-  const g = await cli(['get', 'pods', '-o', 'json', ...common]);
-  assert.equal(g.code, 0, show(g));
-  const pods = (JSON.parse(g.stdout) as { items: PodView[] }).items;
+  const pods = await mesh.pods();
   const pod = (pred: (p: PodView) => boolean, what: string): PodView => {
     const p = pods.find(pred);
-    assert.ok(p, `${what} in ${g.stdout}`);
+    assert.ok(p, `${what} in ${JSON.stringify(pods)}`);
     return p;
   };
   const banner = pod((p) => p.name === 'banner', 'pod banner');
   const web = pod((p) => p.name === 'web', 'pod web');
   const plain = pod((p) => p.deployment === 'plain', 'the plain pod');
 
-  const metrics = async (name: string) => {
-    const m = await cli(['exec', name, ...common, '--', 'curl', '-sS', '-m', '5', 'http://127.0.0.1:4191/metrics']);
-    assert.equal(m.code, 0, show(m));
-    return m.stdout;
-  };
+  const metrics = (name: string) => mesh.metrics(name);
   const readBanner = async (from: string, port: number) => {
-    const r = await cli(['exec', from, ...common, '--', 'python3', join(work, 'banner-client.py'), banner.ip, String(port)]);
-    assert.equal(r.code, 0, show(r));
-    assert.equal(r.stdout, `hello from ${port}\n`);
+    const got = await mesh.run(from, ['python3', mesh.path('banner-client.py'), banner.ip, String(port)]);
+    assert.equal(got, `hello from ${port}\n`);
   };
 
   await t.test('get pods -o json: the inject-disabled pod is not meshed and has no proxy', () => {
-    assert.equal(pods.length, 5, g.stdout);
+    assert.equal(pods.length, 5, JSON.stringify(pods));
     assert.equal(plain.meshed, false, JSON.stringify(plain));
     assert.equal(plain.ready, true);
     assert.deepEqual(plain.containers.map((c) => c.name), ['http']);
@@ -194,17 +154,15 @@ void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both
   await t.test('an unmeshed pod reaches a meshed pod, and a meshed pod reaches the unmeshed one', async () => {
     const toWeb = `${web.ip}:8080`;
     const inBefore = metric(await metrics('web'), 'request_total', { direction: 'inbound' });
-    const r = await cli(['exec', plain.name, ...common, '--', 'curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]);
-    assert.equal(r.code, 0, show(r));
-    assert.equal(r.stdout, 'hello from www\n');
+    const there = await mesh.run(plain.name, ['curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]);
+    assert.equal(there, 'hello from www\n');
     const inn = await metrics('web');
     assert.equal(metric(inn, 'request_total', { direction: 'inbound' }), inBefore + 1, inn);
 
     const toPlain = `${plain.ip}:8081`;
     const outBefore = metric(await metrics('client'), 'request_total', { direction: 'outbound', target_addr: toPlain });
-    const back = await cli(['exec', 'client', ...common, '--', 'curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]);
-    assert.equal(back.code, 0, show(back));
-    assert.equal(back.stdout, 'hello from www\n');
+    const back = await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]);
+    assert.equal(back, 'hello from www\n');
     const out = await metrics('client');
     assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: toPlain }), outBefore + 1, out);
   });

@@ -3,17 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   CommandError,
   DEFAULT_PROXY_INIT,
   forwardChain,
-  NetConfigError,
   netnsExecArgv,
   netnsPids,
   netnsPrefix,
@@ -27,6 +24,7 @@ import {
   type NetRecord,
   type PodNet,
 } from '../src/runtime/net/index.js';
+import { MESH_NETS, networksFor } from './mesh-harness.js';
 
 const execFileP = promisify(execFile);
 const PROXY_UID = DEFAULT_PROXY_INIT.proxyUid;
@@ -81,40 +79,27 @@ if (!isRoot && process.env.CI === 'true') {
   void test('runtime-net: pod network end to end', { skip: `SKIPPED: ${skipReason}` }, () => undefined);
 } else {
   void test('runtime-net: pod network end to end', { timeout: 120_000 }, async (t) => {
-    const bridge = `ot${randomBytes(3).toString('hex')}`; // e.g. ot1a2b3c: unique per run, fits 15 chars
-    const stateDir = await mkdtemp(join(tmpdir(), 'outr-net-test-'));
-    const recordFile = join(stateDir, 'network.json');
+    const { bridge, podCidr } = MESH_NETS['runtime-net'][0];
     const started = new Set<ChildProcess>();
     let lastRecord: NetRecord | undefined;
 
     // Registered first, so it runs however the test ends: stop what we started (by pid), then remove
-    // everything from the record, then anything named for our bridge that the record missed.
+    // everything from the record; the harness then sweeps anything named for our bridge it missed.
     t.after(async () => {
       for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       await Promise.all([...started].map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
       if (lastRecord !== undefined) await teardownNetwork(lastRecord).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
-      await sweepBridge(bridge).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
-      await rm(stateDir, { recursive: true, force: true });
     });
+    const recordFile = join((await networksFor(t, 'runtime-net')).work, 'network.json');
 
-    const create = async (): Promise<PodNetwork> => {
-      // A CIDR the host does not route yet; retry on the rare overlap.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await PodNetwork.create({
-            bridge,
-            podCidr: `10.250.${randomInt(1, 255)}.0/24`,
-            onRecord: async (r) => {
-              lastRecord = r;
-              await writeFile(recordFile, JSON.stringify(r));
-            },
-          });
-        } catch (err) {
-          if (!(err instanceof NetConfigError) || !err.message.includes('overlaps') || attempt > 5) throw err;
-        }
-      }
-    };
-    const network = await create();
+    const network = await PodNetwork.create({
+      bridge,
+      podCidr,
+      onRecord: async (r) => {
+        lastRecord = r;
+        await writeFile(recordFile, JSON.stringify(r));
+      },
+    });
     const gateway = network.gateway;
 
     const a = await network.addPod({ namespace: 'default', name: 'pod-a', hostname: 'pod-a' });
@@ -284,7 +269,7 @@ if (!isRoot && process.env.CI === 'true') {
 
 if (isRoot) {
   void test('runtime-net: a pod that fails half-way is removed, the rest of the network stays', { timeout: 60_000 }, async (t) => {
-    const bridge = `ot${randomBytes(3).toString('hex')}`;
+    const { bridge, podCidr } = MESH_NETS['runtime-net'][1];
     let failNext = true;
     // The real runner, except that attaching the first veth to the bridge fails.
     const runner: Runner = (file, args, opts) => {
@@ -297,9 +282,9 @@ if (isRoot) {
     let lastRecord: NetRecord | undefined;
     t.after(async () => {
       if (lastRecord !== undefined) await teardownNetwork(lastRecord).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
-      await sweepBridge(bridge).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
     });
-    const network = await PodNetwork.create({ bridge, podCidr: `10.251.${randomInt(1, 255)}.0/24`, runner, onRecord: (r) => void (lastRecord = r) });
+    await networksFor(t, 'runtime-net');
+    const network = await PodNetwork.create({ bridge, podCidr, runner, onRecord: (r) => void (lastRecord = r) });
     await assert.rejects(network.addPod({ namespace: 'default', name: 'broken', hostname: 'broken' }), /injected failure/);
     assert.deepEqual(network.record.pods, []);
     const namespaces = await run('ip', ['netns', 'list']);
@@ -313,9 +298,7 @@ if (isRoot) {
   });
 
   void test('runtime-net: down after kill -9 of the process that built the network', { timeout: 60_000 }, async (t) => {
-    const bridge = `ot${randomBytes(3).toString('hex')}`;
-    const stateDir = await mkdtemp(join(tmpdir(), 'outr-net-crash-'));
-    const recordFile = join(stateDir, 'network.json');
+    const { bridge, podCidr } = MESH_NETS['runtime-net'][2];
     const moduleUrl = new URL('../src/runtime/net/index.js', import.meta.url).href;
     const started: { builder?: ChildProcess } = {};
     const orphans: number[] = [];
@@ -329,16 +312,15 @@ if (isRoot) {
           // already gone
         }
       }
-      await sweepBridge(bridge).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
-      await rm(stateDir, { recursive: true, force: true });
     });
+    const recordFile = join((await networksFor(t, 'runtime-net')).work, 'network.json');
     // A stand-in for the control process: builds a network with two pods, starts a long-running
     // program in one (as the runtime will), says READY, and waits to be killed.
     const script = `
 import { PodNetwork, DEFAULT_PROXY_INIT, netnsExecArgv } from ${JSON.stringify(moduleUrl)};
 import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-const net = await PodNetwork.create({ bridge: ${JSON.stringify(bridge)}, podCidr: '10.252.${randomInt(1, 255)}.0/24',
+const net = await PodNetwork.create({ bridge: ${JSON.stringify(bridge)}, podCidr: '${podCidr}',
   onRecord: (r) => writeFileSync(${JSON.stringify(recordFile)}, JSON.stringify(r)) });
 const a = await net.addPod({ namespace: 'default', name: 'a', hostname: 'a' });
 await net.addPod({ namespace: 'default', name: 'b', hostname: 'b' });

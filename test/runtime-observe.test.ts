@@ -4,19 +4,16 @@
 // p99 query give exactly what the traffic made; every query of grafana/outrigger.json parses and returns
 // data. `outrigger tap deploy/web` streams the requests of both web pods; traces cross the mesh to a small
 // OTLP/HTTP receiver in this test, one span per side, with the mesh's attributes.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, MESH_TOOLS, meshPreconditions, ROOT, show, unavailable as unavailable_, meshWorkDir } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-observe', 'the end-to-end observability test', why, 'iproute2, iptables, util-linux (setpriv), curl, python3 and prometheus');
-}
+import { ROOT, show } from './root-helpers.js';
+import { hostOf, literal, meshTest, prefixOf } from './mesh-harness.js';
+import { freePort } from './basics.js';
 
 // / answers 200 at once, /fail 500, /slow 200 after 220 ms (the (200, 300] ms latency bucket).
 const WEB = `
@@ -145,16 +142,6 @@ async function otlpReceiver(): Promise<{ port: number; spans: Span[]; resources:
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 const attr = (s: Span, k: string) => {
   const v = s.attributes.find((a) => a.key === k)?.value;
   return v?.stringValue ?? v?.intValue;
@@ -167,20 +154,20 @@ interface PromResult {
 }
 
 void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana query; tap deploy/web; traces across the mesh', { timeout: 300_000 }, async (t) => {
-  const why = meshPreconditions([...MESH_TOOLS, ['prometheus', '--version']]);
-  if (why) return unavailable(t, why);
-
-  const tag = (process.pid + 37) % 10000;
-  const bridge = `orob${tag}`;
-  const podNet = process.pid % 250;
-  const work = await meshWorkDir('outrigger-observe-');
-  const stateDir = join(work, 'state');
+  const mesh = await meshTest(t, 'runtime-observe', {
+    what: 'the end-to-end observability test',
+    tools: [['prometheus', '--version']],
+    needs: 'iproute2, iptables, util-linux (setpriv), curl, python3 and prometheus',
+    files: { 'web.py': WEB, 'gen.py': GEN },
+  });
+  if (mesh === undefined) return;
+  const { work, stateDir } = mesh;
   const common = ['--state-dir', stateDir];
-  /** The processes this test starts: Prometheus and `prometheus-config --watch` (stopped in t.after,
-   *  whatever happens, by pid). */
+  /** The processes this test starts: Prometheus and `prometheus-config --watch` (stopped before the
+   *  mesh goes down, whatever happens, by pid). */
   const started: { prom?: ChildProcess; watch?: ChildProcess } = {};
   const otlp = await otlpReceiver();
-  t.after(async () => {
+  mesh.defer(async () => {
     if (started.watch?.pid !== undefined && started.watch.exitCode === null) started.watch.kill('SIGKILL');
     const prom = started.prom;
     if (prom?.pid !== undefined && prom.exitCode === null) {
@@ -197,20 +184,8 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
       });
     }
     await otlp.close();
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
   });
-  await writeFile(join(work, 'web.py'), WEB);
-  await writeFile(join(work, 'gen.py'), GEN);
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest(work));
-  const up = await cli([
-    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', `10.238.${podNet}.0/24`,
-    '--service-cidr', `10.95.${podNet}.0/24`, '--control-port', String(23000 + tag),
-    '--trace-collector', `http://10.238.${podNet}.1:${otlp.port}`,
-  ]);
-  assert.equal(up.code, 0, show(up));
+  await mesh.up(manifest(work), ['--trace-collector', `http://${hostOf(mesh.net.podCidr, 1)}:${otlp.port}`]);
 
   // The tap token: root only.
   const tokenText = (await readFile(join(stateDir, 'tap-token'), 'utf8')).trim();
@@ -219,7 +194,7 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   assert.equal(st.stdout.trim(), '600 0');
 
   // Prometheus, with the configuration the CLI prints (every proxy, labelled), scraping every second.
-  const pc = await cli(['prometheus-config', ...common, '--scrape-interval', '1s']);
+  const pc = await mesh.cli(['prometheus-config', '--scrape-interval', '1s']);
   assert.equal(pc.code, 0, show(pc));
   assert.match(pc.stdout, /job_name: outrigger-proxy/);
   for (const label of ['namespace: default', 'deployment: web', 'deployment: client', 'pod: web-']) assert.ok(pc.stdout.includes(label), `${label} in\n${pc.stdout}`);
@@ -240,7 +215,8 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   }
   const groups = JSON.parse(await readFile(sdFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
   assert.deepEqual(groups.map((g) => g.labels.deployment).sort(), ['client', 'web', 'web']);
-  assert.ok(groups.every((g) => /^10\.238\.\d+\.\d+:4191$/.test(g.targets[0] as string)));
+  const target = new RegExp(`^${literal(prefixOf(mesh.net.podCidr))}\\.\\d+:4191$`);
+  assert.ok(groups.every((g) => target.test(g.targets[0] as string)));
   const sdYmlFile = join(work, 'prometheus-sd.yml');
   await writeFile(sdYmlFile, sdYml);
   if (check.error === undefined) {
@@ -293,14 +269,17 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
 
   // The traffic: 150 fast 200s, 30 500s, 20 slow 200s (220 ms): success rate 170/200 = 0.85; p99 is
   // in the (200, 300] ms bucket: rank 198 of 200, 180 below 200 ms, so 200 + (198 - 180) / 20 * 100 = 290.
-  const gen = await cli(['exec', 'deploy/client', ...common, '--', 'python3', join(work, 'gen.py'), '-', '/', '150', '/fail', '30', '/slow', '20'], 120_000);
+  const traffic = ['-', '/', '150', '/fail', '30', '/slow', '20'];
+  const gen = await mesh.exec('deploy/client', ['python3', join(work, 'gen.py'), ...traffic], { timeoutMs: 120_000 });
   assert.equal(gen.code, 0, show(gen));
   assert.deepEqual(JSON.parse(gen.stdout), { '200': 170, '500': 30 });
-  const tapme = await cli(['exec', 'deploy/client', ...common, '--', 'python3', join(work, 'gen.py'), 'x-tap-secret:hidden', '/tapme', '6'], 60_000);
+  const tapArgs = ['python3', join(work, 'gen.py'), 'x-tap-secret:hidden', '/tapme', '6'];
+  const tapme = await mesh.exec('deploy/client', tapArgs, { timeoutMs: 60_000 });
   assert.equal(tapme.code, 0, show(tapme));
   // A traced request.
   const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-  const traced = await cli(['exec', 'deploy/client', ...common, '--', 'curl', '-sS', '-H', `traceparent: ${parent}`, 'http://web/traced'], 60_000);
+  const traceArgs = ['curl', '-sS', '-H', `traceparent: ${parent}`, 'http://web/traced'];
+  const traced = await mesh.exec('deploy/client', traceArgs, { timeoutMs: 60_000 });
   assert.equal(traced.code, 0, show(traced));
   // The app sees the same trace, its parent the server-side proxy's span.
   const appTp = /tp=00-([0-9a-f]{32})-([0-9a-f]{16})-01/.exec(traced.stdout);
@@ -324,7 +303,7 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   }
   assert.ok(!tapOut.join('').includes('hidden'), 'no header values unless asked');
   // The proxies refuse a tap without the token.
-  const pods = (JSON.parse((await cli(['get', 'pods', ...common, '-o', 'json'])).stdout) as { items: { name: string; ip: string }[] }).items;
+  const pods = await mesh.pods();
   const webIp = pods.find((p) => p.name.startsWith('web-'))?.ip;
   assert.ok(webIp !== undefined);
   assert.equal((await fetch(`http://${webIp}:4191/tap`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
@@ -394,9 +373,7 @@ void test('Prometheus scrapes the mesh; success rate, p99 and every Grafana quer
   assert.ok(otlp.resources.some((r) => r.includes('"client"')) && otlp.resources.some((r) => r.includes('"web"')), 'service.name is the workload');
 
   // A third web pod: --watch rewrites the targets file and Prometheus scrapes the new proxy by itself.
-  await writeFile(file, manifest(work, 3));
-  const applied = await cli(['apply', '-f', file, ...common], 120_000);
-  assert.equal(applied.code, 0, show(applied));
+  await mesh.apply(manifest(work, 3), { timeoutMs: 120_000 });
   await waitFor('4 proxies scraped after the scale-up', async () => Number((await query('sum(up{job="outrigger-proxy"})')).data?.result[0]?.value[1]) === 4);
   const web3 = await query('count(up{job="outrigger-proxy", deployment="web"} == 1)');
   assert.equal(web3.data?.result[0]?.value[1], '3');

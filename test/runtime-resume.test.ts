@@ -3,20 +3,14 @@
 // run on, and the proxies keep routing with what they last knew: no request fails. `outrigger up`
 // without files then resumes the mesh: the pods' processes are adopted (same pids, no restart), and a
 // change applied after that (a fourth replica) reaches the proxies.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, MESH_TOOLS, meshPreconditions, meshWorkDir, show, unavailable as unavailable_, type Run } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import type { PodView } from '../src/runtime/mesh.js';
-import { LOAD_LOOP, WEB_SERVER } from './pod-programs.js';
+import { show } from './root-helpers.js';
+import { meshTest, type PodView } from './mesh-harness.js';
+import { WEB_SERVER } from './pod-programs.js';
 import { sumMetric } from './metrics-text.js';
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-resume', 'the control-process restart test', why, 'iproute2, iptables, util-linux (setpriv) and python3');
-}
 
 /** How long the control process stays dead (the issue asks for 30 s). */
 const DEAD_MS = 30_000;
@@ -59,13 +53,6 @@ spec:
 `;
 }
 
-interface LoadSummary {
-  readonly ok: number;
-  readonly fail: number;
-  readonly seen: Record<string, number>;
-  readonly errors: readonly string[];
-}
-
 /** `pod/container` → pid of every running container, as the mesh reports them. */
 function containerPids(pods: readonly PodView[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -83,62 +70,32 @@ function alive(pid: number): boolean {
 }
 
 void test('the control process killed for 30 s under load: nothing fails, `up` resumes the mesh, a later change reaches the proxies', { timeout: 240_000 }, async (t) => {
-  const why = meshPreconditions(MESH_TOOLS);
-  if (why) return unavailable(t, why);
-
-  const tag = (process.pid + 31) % 10000;
-  const bridge = `ortq${tag}`;
-  const work = await meshWorkDir('outrigger-resume-');
-  const stateDir = join(work, 'state');
-  const common = ['--state-dir', stateDir];
-  const started: { load?: ChildProcess } = {};
-  t.after(async () => {
-    await writeFile(join(work, 'stop'), '').catch(() => undefined);
-    if (started.load !== undefined && started.load.exitCode === null) started.load.kill('SIGKILL');
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-resume', {
+    what: 'the control-process restart test',
+    needs: 'iproute2, iptables, util-linux (setpriv) and python3',
+    files: { 'web.py': WEB_SERVER },
   });
-  await writeFile(join(work, 'web.py'), WEB_SERVER);
-  await writeFile(join(work, 'load.py'), LOAD_LOOP);
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest(work, 3));
-  const up = await cli([
-    'up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', `10.236.${process.pid % 250}.0/24`,
-    '--service-cidr', `10.93.${process.pid % 250}.0/24`, '--control-port', String(25000 + tag),
-  ]);
-  assert.equal(up.code, 0, show(up));
+  if (mesh === undefined) return;
+  await mesh.up(manifest(mesh.work, 3));
 
   // A meshed client: every request goes through its proxy, which asks the control plane about `web`.
-  const load = spawn(process.execPath, [BIN, 'exec', 'client', ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', '/', join(work, 'stop'), '--keep-alive'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.load = load;
-  let out = '';
-  let err = '';
-  load.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  load.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const loadDone = new Promise<Run>((resolve) => load.on('close', (code) => resolve({ code, stdout: out, stderr: err })));
+  const load = mesh.loadLoop('client', 'web', 80, '/', { keepAlive: true });
   await new Promise((r) => setTimeout(r, 2000));
 
-  const getPods = async () => {
-    const r = await cli(['get', 'pods', '-o', 'json', ...common]);
-    assert.equal(r.code, 0, show(r));
-    return (JSON.parse(r.stdout) as { items: PodView[] }).items;
-  };
+  const getPods = () => mesh.pods();
   const pidsBefore = containerPids(await getPods());
   assert.equal(Object.keys(pidsBefore).length, 8, JSON.stringify(pidsBefore));
-  const updatesAtKill = sumMetric((await cli(['exec', 'client', ...common, '--', 'curl', '-s', 'http://127.0.0.1:4191/metrics'])).stdout, 'destination_updates_total', {});
-  const control = Number((await readFile(join(stateDir, 'control.pid'), 'utf8')).trim());
+  const updatesAtKill = await mesh.metric('client', 'destination_updates_total');
+  const control = Number((await readFile(join(mesh.stateDir, 'control.pid'), 'utf8')).trim());
   process.kill(control, 'SIGKILL');
   const killedAt = Date.now();
   // While it is dead nobody answers for the mesh, but the pods and their proxies run on.
-  const status = await cli(['get', 'pods', ...common]);
+  const status = await mesh.cli(['get', 'pods']);
   assert.notEqual(status.code, 0, 'no control process answers');
   await new Promise((r) => setTimeout(r, DEAD_MS - (Date.now() - killedAt)));
   for (const [c, pid] of Object.entries(pidsBefore)) assert.ok(alive(pid), `${c} (pid ${pid}) ran on without its control process`);
 
-  const resumed = await cli(['up', ...common], 120_000);
+  const resumed = await mesh.cli(['up'], 120_000);
   assert.equal(resumed.code, 0, show(resumed));
   assert.match(resumed.stdout, /lost its control process \(\d+\): resuming it/);
   assert.equal((resumed.stdout.match(/: adopted outrigger-proxy, (http|sleep)\n/g) ?? []).length, 4, resumed.stdout);
@@ -151,20 +108,14 @@ void test('the control process killed for 30 s under load: nothing fails, `up` r
   }
 
   // The client's proxy reconnects on its own (jittered backoff) and gets the state again.
-  const clientMetrics = async () => {
-    const m = await cli(['exec', 'client', ...common, '--', 'curl', '-s', 'http://127.0.0.1:4191/metrics']);
-    assert.equal(m.code, 0, show(m));
-    return m.stdout;
-  };
+  const clientMetrics = () => mesh.metrics('client');
   const resumedAt = Date.now();
   while (sumMetric(await clientMetrics(), 'destination_updates_total', {}) <= updatesAtKill && Date.now() - resumedAt < 20_000) await new Promise((r) => setTimeout(r, 200));
   const reconnectedS = (Date.now() - resumedAt) / 1000;
   assert.ok(sumMetric(await clientMetrics(), 'destination_updates_total', {}) > updatesAtKill, 'the client proxy reconnected to the control plane and got an answer');
 
   // A change made after that reaches the proxies: a fourth replica gets requests.
-  await writeFile(file, manifest(work, 4));
-  const applied = await cli(['apply', '-f', file, ...common], 120_000);
-  assert.equal(applied.code, 0, show(applied));
+  const applied = await mesh.apply(manifest(mesh.work, 4), { timeoutMs: 120_000 });
   assert.match(applied.stdout, /applied: pods 1 created, 0 replaced, 0 deleted, 4 unchanged/);
   const appliedAt = Date.now();
   const newName = (await getPods()).map((p) => p.name).find((n) => !pods.some((p) => p.name === n)) as string;
@@ -183,10 +134,7 @@ void test('the control process killed for 30 s under load: nothing fails, `up` r
   assert.ok(toNew > 0, `the client's proxy sent nothing to ${newName} within 20 s`);
   await new Promise((r) => setTimeout(r, 2000));
 
-  await writeFile(join(work, 'stop'), '');
-  const r = await loadDone;
-  assert.equal(r.code, 0, show(r));
-  const s = JSON.parse(r.stdout) as LoadSummary;
+  const s = await load.stop();
   const byPod = Object.fromEntries(Object.entries(s.seen).map(([body, n]) => [body.replace(/^hello from /, '').replace(/ \/$/, ''), n]));
   console.log(`# load through kill -9, ${DEAD_MS / 1000} s without a control process, resume and scale-up: ${s.ok} ok, ${s.fail} failed; by pod ${JSON.stringify(byPod)}`);
   assert.equal(s.fail, 0, JSON.stringify(s));

@@ -3,22 +3,13 @@
 // resolve from the pods' hosts files; requests spread over the replicas from both clients; `apply`
 // scales 3 → 1 → 3 and rolls a template change while both clients send requests the whole time,
 // without a failed request; a bad apply changes nothing.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable as unavailable_, type Run, meshWorkDir } from './root-helpers.js';
-import { sweepBridge } from '../src/runtime/net/index.js';
-import type { DeploymentView, PodView, ServiceView } from '../src/runtime/mesh.js';
+import { literal, meshTest, prefixOf, type DeploymentView, type PodView, type ServiceView } from './mesh-harness.js';
+import { show } from './root-helpers.js';
 import { sumMetric } from './metrics-text.js';
-import { LOAD_LOOP, WEB_SERVER } from './pod-programs.js';
-
-function unavailable(t: TestContext, why: string): void {
-  unavailable_(t, 'runtime-services', 'the end-to-end Services test', why, 'iproute2, iptables, util-linux (setpriv), curl and python3');
-}
-
-
+import { WEB_SERVER } from './pod-programs.js';
 
 function manifest(dir: string, replicas: number, version: string): string {
   return `
@@ -79,66 +70,27 @@ spec:
 `;
 }
 
-interface LoadSummary {
-  readonly ok: number;
-  readonly fail: number;
-  readonly seen: Record<string, number>;
-  readonly errors: readonly string[];
-}
-
 void test('Services: names, spreading, apply scaling and rollout under load', { timeout: 240_000 }, async (t) => {
-  const why = meshPreconditions(MESH_TOOLS);
-  if (why) return unavailable(t, why);
-
-  const tag = (process.pid + 7) % 10000;
-  const bridge = `orts${tag}`;
-  const cidr = `10.240.${process.pid % 250}.0/24`;
-  const serviceCidr = `10.97.${process.pid % 250}.0/24`;
-  const work = await meshWorkDir('outrigger-svc-');
-  const stateDir = join(work, 'state');
-  const common = ['--state-dir', stateDir];
-  const loads: { child: ReturnType<typeof spawn>; done: Promise<Run> }[] = [];
-  t.after(async () => {
-    await writeFile(join(work, 'stop'), '').catch(() => undefined);
-    for (const l of loads) {
-      const timer = setTimeout(() => l.child.kill('SIGKILL'), 15_000);
-      await l.done.catch(() => undefined);
-      clearTimeout(timer);
-    }
-    await cli(['down', ...common], 60_000).catch(() => undefined);
-    await sweepBridge(bridge).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+  const mesh = await meshTest(t, 'runtime-services', {
+    what: 'the end-to-end Services test',
+    files: { 'web.py': WEB_SERVER },
   });
-
-  await writeFile(join(work, 'web.py'), WEB_SERVER);
-  await writeFile(join(work, 'load.py'), LOAD_LOOP);
-  const file = join(work, 'mesh.yaml');
-  await writeFile(file, manifest(work, 3, 'v1'));
-
-  const up = await cli(['up', '-f', file, ...common, '--bridge', bridge, '--pod-cidr', cidr, '--service-cidr', serviceCidr, '--control-port', String(18000 + tag)]);
-  assert.equal(up.code, 0, show(up));
+  if (mesh === undefined) return;
+  const up = await mesh.up(manifest(mesh.work, 3, 'v1'));
   assert.match(up.stdout, /mesh is up: 5 pods ready/);
 
-  const get = async <T>(kind: string): Promise<T[]> => {
-    const g = await cli(['get', kind, '-o', 'json', ...common]);
-    assert.equal(g.code, 0, show(g));
-    return (JSON.parse(g.stdout) as { items: T[] }).items;
-  };
-  const exec = (pod: string, argv: readonly string[]) => cli(['exec', pod, ...common, '--', ...argv]);
-  const curl = async (pod: string, url: string): Promise<string> => {
-    const r = await exec(pod, ['curl', '-sS', '-m', '10', '--fail', url]);
-    assert.equal(r.code, 0, show(r));
-    return r.stdout;
-  };
-  const metrics = async (pod: string) => curl(pod, 'http://127.0.0.1:4191/metrics');
+  const get = <T>(kind: string) => mesh.get<T>(kind);
+  const exec = (pod: string, argv: readonly string[]) => mesh.exec(pod, argv);
+  const curl = (pod: string, url: string): Promise<string> => mesh.run(pod, ['curl', '-sS', '-m', '10', '--fail', url]);
+  const metrics = (pod: string) => mesh.metrics(pod);
   const replicaOf = (body: string) => /hello from (web-\S+)/.exec(body)?.[1] ?? `?${body}`;
 
   await t.test('get services: a virtual IP from the service CIDR and three endpoints', async () => {
     const [web] = await get<ServiceView>('services');
     assert.ok(web, 'the web Service');
-    assert.match(web.clusterIP, new RegExp(`^10\\.97\\.${process.pid % 250}\\.\\d+$`), JSON.stringify(web));
+    assert.match(web.clusterIP, new RegExp(`^${literal(prefixOf(mesh.net.serviceCidr))}\\.\\d+$`), JSON.stringify(web));
     assert.equal(web.endpoints.length, 3, JSON.stringify(web));
-    const table = await cli(['get', 'svc', ...common]);
+    const table = await mesh.cli(['get', 'svc']);
     assert.match(table.stdout, new RegExp(`web\\s+${web.clusterIP.replace(/\./g, '\\.')}\\s+app=web\\s+80:http/TCP`), table.stdout);
   });
 
@@ -197,41 +149,27 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     assert.equal((await opened()) - before, batches, 'each curl run opened one connection to the proxy');
   });
 
-  const startLoad = (pod: string) => {
-    const child = spawn(process.execPath, [BIN, 'exec', pod, ...common, '--', 'python3', join(work, 'load.py'), 'web', '80', '/', join(work, 'stop')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-    loads.push({ child, done });
-    return done;
-  };
-  const applyFile = async (text: string) => {
-    await writeFile(file, text);
-    const r = await cli(['apply', '-f', file, ...common], 180_000);
-    assert.equal(r.code, 0, show(r));
-    return r;
-  };
+  const startLoad = (pod: string) => mesh.loadLoop(pod, 'web', 80, '/');
+  const applyFile = (text: string) => mesh.apply(text, { timeoutMs: 180_000 });
 
   await t.test('apply scales 3 → 1 → 3 and rolls a new template while two clients send requests, none failing', async () => {
     const meshed = startLoad('client');
     const plain = startLoad('plain-client');
     await new Promise((r) => setTimeout(r, 1000));
 
-    const down = await applyFile(manifest(work, 1, 'v1'));
+    const down = await applyFile(manifest(mesh.work, 1, 'v1'));
     assert.match(down.stdout, /applied: pods 0 created, 0 replaced, 2 deleted, 3 unchanged/);
     let deps = await get<DeploymentView>('deployments');
     assert.equal(deps[0]?.replicas, 1);
     assert.equal(deps[0]?.pods.length, 1, JSON.stringify(deps));
 
-    const back = await applyFile(manifest(work, 3, 'v1'));
+    const back = await applyFile(manifest(mesh.work, 3, 'v1'));
     assert.match(back.stdout, /applied: pods 2 created, 0 replaced, 0 deleted, 3 unchanged/);
     deps = await get<DeploymentView>('deployments');
     assert.equal(deps[0]?.ready, 3, JSON.stringify(deps));
 
     // A new template: each new pod is ready before an old one goes.
-    const roll = await applyFile(manifest(work, 3, 'v2'));
+    const roll = await applyFile(manifest(mesh.work, 3, 'v2'));
     assert.match(roll.stdout, /rolling out 3 new pods, replacing 3, one at a time/);
     const lines = roll.stdout.split('\n');
     const readyAt = lines.map((l, i) => (/pod default\/web-\S+: ready/.test(l) ? i : -1)).filter((i) => i >= 0);
@@ -242,11 +180,8 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     await new Promise((r) => setTimeout(r, 1500));
     assert.match(await curl('client', 'http://web/'), / v2 \/\n$/);
 
-    await writeFile(join(work, 'stop'), '');
-    for (const [name, done] of [['meshed', meshed], ['unmeshed', plain]] as const) {
-      const r = await done;
-      assert.equal(r.code, 0, show(r));
-      const s = JSON.parse(r.stdout) as LoadSummary;
+    for (const [name, load] of [['meshed', meshed], ['unmeshed', plain]] as const) {
+      const s = await load.stop();
       console.log(`# ${name} client during scaling and rollout: ${s.ok} ok, ${s.fail} failed, ${Object.keys(s.seen).length} distinct replica versions`);
       assert.equal(s.fail, 0, `${name} client: ${JSON.stringify(s)}`);
       assert.ok(s.ok > 50, `${name} client kept sending: ${JSON.stringify(s)}`);
@@ -255,9 +190,7 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
 
   await t.test('a bad apply is refused with the field named, and changes nothing', async () => {
     const before = await get<PodView>('pods');
-    await writeFile(file, manifest(work, 3, 'v2').replace('port: 80,', 'port: 70000,'));
-    const r = await cli(['apply', '-f', file, ...common]);
-    assert.equal(r.code, 1, show(r));
+    const r = await mesh.apply(manifest(mesh.work, 3, 'v2').replace('port: 80,', 'port: 70000,'), { code: 1 });
     assert.match(r.stderr, /mesh\.yaml: document 2 \(Service default\/web\): spec\.ports\[0\]\.port: .*70000/);
     assert.deepEqual((await get<PodView>('pods')).map((p) => p.name), before.map((p) => p.name));
   });

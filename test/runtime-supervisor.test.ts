@@ -5,9 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { waitFor } from './helpers.js';
@@ -16,15 +14,14 @@ import {
   DEFAULT_PROXY_INIT,
   listLinks,
   listNetns,
-  NetConfigError,
   netnsPrefix,
   PodNetwork,
   runCommand,
-  sweepBridge,
   teardownNetwork,
   type NetRecord,
   type PodNet,
 } from '../src/runtime/net/index.js';
+import { MESH_NETS, networksFor, workDirOf } from './mesh-harness.js';
 import {
   killNetnsProcesses,
   killRecordedProcesses,
@@ -79,15 +76,15 @@ if (!isRoot && process.env.CI === 'true') {
   void test('runtime-supervisor: pods as processes end to end', { skip: `SKIPPED: ${skipReason}` }, () => undefined);
 } else {
   void test('runtime-supervisor: pods as processes end to end', { timeout: 180_000 }, async (t) => {
-    const bridge = `os${randomBytes(3).toString('hex')}`;
-    const stateDir = await mkdtemp(join(tmpdir(), 'outr-sv-e2e-'));
-    await chmod(stateDir, 0o755); // the proxy's uid may need to reach a staged copy in here
+    const { bridge, podCidr } = MESH_NETS['runtime-supervisor'][0];
+    const stateDir = join(workDirOf('runtime-supervisor'), 'state');
     const pods: PodProcesses[] = [];
     const seenPids = new Set<number>();
     let lastRecord: NetRecord | undefined;
 
     // Registered first, so it runs however the test ends: stop the pods, kill whatever their records
-    // or namespaces still hold, remove the network from its record and by name, then the state.
+    // or namespaces still hold, remove the network from its record; the harness then sweeps the bridge
+    // by name and removes the state.
     t.after(async () => {
       const warn = (e: unknown) => console.error(`cleanup: ${String(e)}`);
       await Promise.all(pods.map((p) => p.stop().catch(warn)));
@@ -96,26 +93,19 @@ if (!isRoot && process.env.CI === 'true') {
         if (ns.startsWith(netnsPrefix(bridge))) await killNetnsProcesses(ns).catch(warn);
       }
       if (lastRecord !== undefined) await teardownNetwork(lastRecord).catch(warn);
-      await sweepBridge(bridge).catch(warn);
-      await rm(stateDir, { recursive: true, force: true });
     });
+    await networksFor(t, 'runtime-supervisor');
+    await mkdir(stateDir, { mode: 0o755 }); // the proxy's uid may need to reach a staged copy in here
+    await chmod(stateDir, 0o755);
 
-    let network: PodNetwork | undefined;
-    for (let attempt = 0; network === undefined; attempt++) {
-      try {
-        network = await PodNetwork.create({
-          bridge,
-          podCidr: `10.252.${randomInt(1, 255)}.0/24`,
-          onRecord: async (r) => {
-            lastRecord = r;
-            await writeFile(join(stateDir, 'network.json'), JSON.stringify(r));
-          },
-        });
-      } catch (err) {
-        if (!(err instanceof NetConfigError) || !err.message.includes('overlaps') || attempt > 5) throw err;
-      }
-    }
-    const net = network;
+    const net = await PodNetwork.create({
+      bridge,
+      podCidr,
+      onRecord: async (r) => {
+        lastRecord = r;
+        await writeFile(join(stateDir, 'network.json'), JSON.stringify(r));
+      },
+    });
     const www = join(stateDir, 'www');
     await mkdir(www);
     await writeFile(join(www, 'hello.txt'), 'hello from the pod\n');

@@ -3,6 +3,8 @@
 // HTTP errors, resets, cut or compressed messages, a peer that stops answering pings, GOAWAY.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../../../test/basics.js';
+import { startGrpcServer } from '../../../test/grpc.js';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
@@ -11,16 +13,6 @@ import { IDENTITY_CERTIFY, certify, type CertifyRequest, type CertifyResponse } 
 import { destinationServiceDefinition, identityServiceDefinition } from '../load.js';
 import { GrpcChannel, GrpcError, type Call, type ChannelOptions, type Method, type Status } from './channel.js';
 import { GrpcStatus, grpcStatusName } from './protocol.js';
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function channel(t: TestContext, port: number, o: ChannelOptions = {}): GrpcChannel {
   const c = new GrpcChannel(`127.0.0.1:${port}`, o);
@@ -37,13 +29,7 @@ function record<Req, Res>(c: GrpcChannel, method: Method<Req, Res>, req: Req, ti
 
 // ---- against grpc-js ----
 
-async function grpcServer(t: TestContext, add: (s: grpc.Server) => void, port = 0): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server();
-  add(server);
-  const bound = await new Promise<number>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  t.after(() => server.forceShutdown());
-  return { server, port: bound };
-}
+const grpcServer = (t: TestContext, add: (s: grpc.Server) => void, port = 0) => startGrpcServer(add, { t, port });
 
 const update = (n: number): Update => ({
   known: true,
@@ -80,7 +66,7 @@ void test('grpc-js: a unary answer, a refusal with its (non-ASCII) details, a de
   assert.ok(late instanceof GrpcError);
   assert.equal(late.code, GrpcStatus.DEADLINE_EXCEEDED);
   assert.ok(Date.now() - started < 5000);
-  await until('the server to see the call end', () => (cancelled ? true : undefined));
+  await waitFor('the server to see the call end', () => (cancelled ? true : undefined));
 });
 
 void test('grpc-js: a server stream, its messages in order and its end; cancel reaches the server', async (t) => {
@@ -107,7 +93,7 @@ void test('grpc-js: a server stream, its messages in order and its end; cancel r
   );
   const c = channel(t, port);
   const three = record(c, DESTINATION_GET, { path: 'three' });
-  const ended = await until('the end', () => three.status);
+  const ended = await waitFor('the end', () => three.status);
   assert.deepEqual(ended, { code: GrpcStatus.OK, details: 'OK' });
   assert.deepEqual(
     three.messages.map((m) => m.service),
@@ -117,15 +103,15 @@ void test('grpc-js: a server stream, its messages in order and its end; cancel r
   assert.deepEqual(three.messages[0], update(1));
 
   const invalid = record(c, DESTINATION_GET, { path: 'invalid' });
-  assert.deepEqual(await until('the refusal', () => invalid.status), { code: GrpcStatus.INVALID_ARGUMENT, details: 'path "invalid": no' });
+  assert.deepEqual(await waitFor('the refusal', () => invalid.status), { code: GrpcStatus.INVALID_ARGUMENT, details: 'path "invalid": no' });
 
   const watch = record(c, DESTINATION_GET, { path: 'watch' });
-  await until('the first message', () => watch.messages[0]);
+  await waitFor('the first message', () => watch.messages[0]);
   assert.equal(open.size, 1);
   watch.call.cancel();
   assert.equal(watch.status, undefined, 'end comes later, not from within cancel()');
-  assert.equal((await until('the end', () => watch.status)).code, GrpcStatus.CANCELLED);
-  await until('the server to see the cancel', () => (open.size === 0 ? true : undefined));
+  assert.equal((await waitFor('the end', () => watch.status)).code, GrpcStatus.CANCELLED);
+  await waitFor('the server to see the cancel', () => (open.size === 0 ? true : undefined));
 });
 
 void test('grpc-js: the server crashes mid-stream: UNAVAILABLE; back on the same port: the next call connects again', async (t) => {
@@ -133,9 +119,9 @@ void test('grpc-js: the server crashes mid-stream: UNAVAILABLE; back on the same
   const first = await grpcServer(t, add);
   const c = channel(t, first.port, { reconnectDelayMs: 100 });
   const w = record(c, DESTINATION_GET, { path: 'x' });
-  await until('a message', () => w.messages[0]);
+  await waitFor('a message', () => w.messages[0]);
   first.server.forceShutdown();
-  const s = await until('the end', () => w.status);
+  const s = await waitFor('the end', () => w.status);
   assert.equal(s.code, GrpcStatus.UNAVAILABLE, s.details);
 
   // Nobody listens: refused at once, then refused without a new attempt for reconnectDelayMs.
@@ -151,7 +137,7 @@ void test('grpc-js: the server crashes mid-stream: UNAVAILABLE; back on the same
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = record(c, DESTINATION_GET, { path: 'x' });
-    const got = await until('a message or an end', () => (r.messages[0] !== undefined ? 'message' : r.status !== undefined ? 'end' : undefined));
+    const got = await waitFor('a message or an end', () => (r.messages[0] !== undefined ? 'message' : r.status !== undefined ? 'end' : undefined));
     if (got === 'message') {
       r.call.cancel();
       break;
@@ -240,7 +226,7 @@ void test('raw: messages cut anywhere and several in one chunk are read in order
     step();
   });
   const r = record(channel(t, port), ECHO, '');
-  assert.deepEqual(await until('the end', () => r.status), { code: GrpcStatus.OK, details: '' });
+  assert.deepEqual(await waitFor('the end', () => r.status), { code: GrpcStatus.OK, details: '' });
   assert.deepEqual(
     r.messages.map((m) => (m.length > 10 ? `${m.length} bytes` : m)),
     ['a', '', '70000 bytes', 'b', 'c'],
@@ -294,7 +280,7 @@ void test('raw: each way an answer can go wrong gives the status a gRPC client d
   const got: Record<string, string> = {};
   for (const name of Object.keys(cases)) {
     const r = record(c, ECHO, name);
-    const s = await until(name, () => r.status);
+    const s = await waitFor(name, () => r.status);
     got[name] = `${grpcStatusName(s.code)}: ${s.details}`;
   }
   assert.deepEqual(got, {
@@ -355,11 +341,11 @@ void test('raw: a peer that stops answering pings is dropped (keepalive); its ca
   });
   const relay = await freezableRelay(t, port);
   const r = record(channel(t, relay.port, { keepaliveMs: 50, keepaliveTimeoutMs: 100 }), ECHO, '');
-  await until('the message', () => r.messages[0]);
+  await waitFor('the message', () => r.messages[0]);
   await new Promise((res) => setTimeout(res, 200));
   assert.equal(r.status, undefined, 'pings answered: the call stays open');
   relay.freeze();
-  const s = await until('the end', () => r.status);
+  const s = await waitFor('the end', () => r.status);
   assert.equal(s.code, GrpcStatus.UNAVAILABLE);
   assert.match(s.details, /keepalive ping not answered within 100 ms/);
 });
@@ -378,7 +364,7 @@ void test('raw: after GOAWAY new calls open a new connection; an idle connection
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(await c.unary(ECHO, ''), 'ok');
   assert.equal(sessions.length, 2, 'a new connection after GOAWAY');
-  await until('the idle connection to close', () => (sessions[1]?.closed || sessions[1]?.destroyed ? true : undefined), 5000);
+  await waitFor('the idle connection to close', () => (sessions[1]?.closed || sessions[1]?.destroyed ? true : undefined), 5000);
 });
 
 void test('close(): open calls end CANCELLED, later ones UNAVAILABLE; end never runs inside call()', async (t) => {
@@ -388,12 +374,12 @@ void test('close(): open calls end CANCELLED, later ones UNAVAILABLE; end never 
   });
   const c = channel(t, port);
   const r = record(c, ECHO, '');
-  await until('the message', () => r.messages[0]);
+  await waitFor('the message', () => r.messages[0]);
   c.close();
-  assert.equal((await until('the end', () => r.status)).code, GrpcStatus.CANCELLED);
+  assert.equal((await waitFor('the end', () => r.status)).code, GrpcStatus.CANCELLED);
   const after = record(c, ECHO, '');
   assert.equal(after.status, undefined, 'not yet: the caller has not even stored the call');
-  assert.deepEqual(await until('the end', () => after.status), { code: GrpcStatus.UNAVAILABLE, details: 'channel closed' });
+  assert.deepEqual(await waitFor('the end', () => after.status), { code: GrpcStatus.UNAVAILABLE, details: 'channel closed' });
 });
 
 void test('nothing listening and a connect that never completes: UNAVAILABLE, not a hang', async (t) => {
@@ -414,10 +400,10 @@ void test('nothing listening and a connect that never completes: UNAVAILABLE, no
   await new Promise((r) => probe.close(r));
 
   const refused = record(channel(t, free), ECHO, '');
-  const s = await until('refused', () => refused.status);
+  const s = await waitFor('refused', () => refused.status);
   assert.equal(s.code, GrpcStatus.UNAVAILABLE);
   assert.match(s.details, new RegExp(`127\\.0\\.0\\.1:${free}: connect ECONNREFUSED`));
 
   const mute = record(channel(t, (silent.address() as AddressInfo).port), ECHO, '', 300);
-  assert.equal((await until('the deadline', () => mute.status)).code, GrpcStatus.DEADLINE_EXCEEDED);
+  assert.equal((await waitFor('the deadline', () => mute.status)).code, GrpcStatus.DEADLINE_EXCEEDED);
 });

@@ -1,22 +1,14 @@
 // The destination service over real gRPC on loopback, with the API's own client (what the proxy uses).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../../../test/basics.js';
+import { startTestControlPlane } from '../../../test/control-plane.js';
 import { watchDestination, type Update } from '../../api/destination.js';
 import { GrpcChannel, type Call, type Status } from '../../api/grpc/channel.js';
 import { GrpcStatus } from '../../api/grpc/protocol.js';
 import { startControlPlane, type ControlPlane } from '../server.js';
 import { sampleContent, pod } from '../store/contract.js';
 import { LocalStore } from '../store/local/local.js';
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A watch that records every message and how it ended. */
 function watch(client: GrpcChannel, path: string): { updates: Update[]; status: Status | undefined; call: Call } {
@@ -27,8 +19,8 @@ function watch(client: GrpcChannel, path: string): { updates: Update[]; status: 
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<{ store: LocalStore; cp: ControlPlane; client: GrpcChannel }> {
   const store = new LocalStore(sampleContent());
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: 'cluster.local' });
-  const client = new GrpcChannel(`127.0.0.1:${cp.address.port}`);
+  const cp = await startTestControlPlane({ store });
+  const client = new GrpcChannel(cp.addr);
   t.after(async () => {
     client.close();
     await cp.close();
@@ -40,7 +32,7 @@ void test('a Service IP: the answer at once, then a new one after a change that 
   const { store, client, cp } = await setup(t);
   assert.ok(cp.address.port > 0);
   const w = watch(client, '10.96.0.10:80');
-  const first = await until('the first answer', () => w.updates[0]);
+  const first = await waitFor('the first answer', () => w.updates[0]);
   assert.deepEqual(first, {
     known: true,
     service: 'web.default.svc.cluster.local:80',
@@ -64,7 +56,7 @@ void test('a Service IP: the answer at once, then a new one after a change that 
   changed.pods[1] = { ...changed.pods[1]!, ready: true };
   const t0 = Date.now();
   store.replace(changed);
-  const second = await until('the second answer', () => w.updates[1]);
+  const second = await waitFor('the second answer', () => w.updates[1]);
   t.diagnostic(`update arrived ${Date.now() - t0} ms after the change`);
   assert.deepEqual(
     second.endpoints.map((e) => e.addr),
@@ -76,11 +68,11 @@ void test('a Service IP: the answer at once, then a new one after a change that 
 void test('an address the mesh does not know: known=false, and known once it appears', async (t) => {
   const { store, client } = await setup(t);
   const w = watch(client, '10.244.0.99:5000');
-  assert.deepEqual(await until('the first answer', () => w.updates[0]), { known: false, service: '', endpoints: [], routes: [], backends: [] });
+  assert.deepEqual(await waitFor('the first answer', () => w.updates[0]), { known: false, service: '', endpoints: [], routes: [], backends: [] });
   const more = sampleContent();
   more.pods.push(pod('late', '10.244.0.99'));
   store.replace(more);
-  const second = await until('the second answer', () => w.updates[1]);
+  const second = await waitFor('the second answer', () => w.updates[1]);
   assert.equal(second.known, true);
   assert.equal(second.endpoints[0]?.pod, 'default/late');
 });
@@ -88,7 +80,7 @@ void test('an address the mesh does not know: known=false, and known once it app
 void test('garbage: INVALID_ARGUMENT naming the path', async (t) => {
   const { client } = await setup(t);
   const w = watch(client, 'not a path');
-  const status = await until('the status', () => w.status);
+  const status = await waitFor('the status', () => w.status);
   assert.equal(status.code, GrpcStatus.INVALID_ARGUMENT);
   assert.match(status.details, /^path "not a path": /);
   assert.equal(w.updates.length, 0);
@@ -98,13 +90,13 @@ void test('a cancelled stream is forgotten; close ends the others with UNAVAILAB
   const { client, cp } = await setup(t);
   const a = watch(client, 'web.default:80');
   const b = watch(client, 'web.default.svc.cluster.local:80');
-  await until('both answers', () => (a.updates.length && b.updates.length ? true : undefined));
+  await waitFor('both answers', () => (a.updates.length && b.updates.length ? true : undefined));
   assert.deepEqual(a.updates[0], b.updates[0]);
   assert.equal(cp.destination.watchers(), 2);
   a.call.cancel();
-  await until('the server to forget the cancelled stream', () => (cp.destination.watchers() === 1 ? true : undefined));
+  await waitFor('the server to forget the cancelled stream', () => (cp.destination.watchers() === 1 ? true : undefined));
   await cp.close();
-  const status = await until('the status', () => b.status);
+  const status = await waitFor('the status', () => b.status);
   assert.equal(status.code, GrpcStatus.UNAVAILABLE);
   assert.equal(cp.destination.watchers(), 0);
 });
@@ -146,7 +138,7 @@ void test('routes and backends over the wire: what a client decodes', async (t) 
     ],
   });
   const w = watch(client, 'web.default:80');
-  const u = await until('the first answer', () => w.updates[0]);
+  const u = await waitFor('the first answer', () => w.updates[0]);
   const [redirect, split] = u.routes?.[0]?.rules ?? [];
   // Message fields that were not sent decode as null, scalars at their defaults.
   assert.deepEqual(redirect?.matches[0], {

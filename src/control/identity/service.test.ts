@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { startGrpcServer } from '../../../test/grpc.js';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { GrpcChannel, type GrpcError } from '../../api/grpc/channel.js';
@@ -25,14 +26,7 @@ function identityClient(port: number): { certify(req: CertifyRequest): Promise<C
   return { certify: (req) => certifyCall(channel, req), close: () => channel.close() };
 }
 
-async function serve(certifier: Certifier): Promise<{ port: number; server: grpc.Server }> {
-  const server = new grpc.Server();
-  addIdentityService(server, { certifier });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { port, server };
-}
+const serve = (certifier: Certifier) => startGrpcServer((server) => addIdentityService(server, { certifier }));
 
 void test('Certify over real gRPC: a certificate, and each refusal as its status code', async (t) => {
   const ca = await MeshCa.create();

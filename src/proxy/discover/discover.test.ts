@@ -2,10 +2,11 @@
 // plane, which the proxy's own code never imports: they meet only over the API.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import { freePort, waitFor } from '../../../test/basics.js';
+import { startTestControlPlane } from '../../../test/control-plane.js';
 import { toPort, type SocketAddr } from '../../core/addr.js';
 import { createLogger } from '../../core/log.js';
-import { startControlPlane, type ControlPlane } from '../../control/server.js';
+import type { ControlPlane } from '../../control/server.js';
 import { pod, sampleContent } from '../../control/store/contract.js';
 import { LocalStore } from '../../control/store/local/local.js';
 import { Discovery, type Destination } from './discover.js';
@@ -16,42 +17,12 @@ const addr = (text: string): SocketAddr => {
   return { host, port: toPort(Number(port)) };
 };
 
-async function until<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Starts the control plane on `port`, retrying while the old one's socket lets go of it. */
-async function startOn(store: LocalStore, port: number): Promise<ControlPlane> {
-  for (let i = 0; ; i++) {
-    try {
-      return await startControlPlane({ store, host: '127.0.0.1', port, trustDomain: 'cluster.local' });
-    } catch (err) {
-      if (i > 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 const keys = (d: Destination) => d.balancer.endpoints.map((e) => e.key).sort();
 const fast = { initialMs: 50, maxMs: 500 };
 
 void test('first answer, then the same object synchronously; an update after a change', async (t) => {
   const store = new LocalStore(sampleContent());
-  const cp = await startOn(store, 0);
+  const cp = await startTestControlPlane({ store });
   const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, backoff: fast });
   t.after(async () => {
     d.close();
@@ -77,7 +48,7 @@ void test('first answer, then the same object synchronously; an update after a c
   changed.services[0] = { ...changed.services[0]!, endpoints: changed.services[0]!.endpoints.map((x) => ({ ...x, ready: true })) };
   const t0 = Date.now();
   store.replace(changed);
-  await until('the second endpoint', () => (dest.balancer.endpoints.length === 2 ? true : undefined));
+  await waitFor('the second endpoint', () => (dest.balancer.endpoints.length === 2 ? true : undefined));
   t.diagnostic(`the change reached the client in ${Date.now() - t0} ms`);
   assert.deepEqual(keys(dest), ['10.244.0.11:8080', '10.244.0.12:8080']);
   assert.equal(dest.balancer.endpoints.find((x) => x.key === '10.244.0.11:8080'), e, 'the remaining endpoint kept its stats');
@@ -86,7 +57,7 @@ void test('first answer, then the same object synchronously; an update after a c
 
 void test('an unknown IP is passthrough; garbage is refused and passthrough; a pod IP is that pod', async (t) => {
   const store = new LocalStore(sampleContent());
-  const cp = await startOn(store, 0);
+  const cp = await startTestControlPlane({ store });
   const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, backoff: fast });
   t.after(async () => {
     d.close();
@@ -121,14 +92,14 @@ void test('no control plane: passthrough after the initial timeout, then the ans
   assert.equal(dest.answered, false);
   assert.equal(d.stats.lookupTimeouts, 1);
   assert.equal(d.resolve(addr('10.96.0.10:80')), dest, 'settled: the object itself');
-  started.cp = await startOn(new LocalStore(sampleContent()), port);
-  await until('the answer', () => (dest.known ? true : undefined));
+  started.cp = await startTestControlPlane({ store: new LocalStore(sampleContent()), port });
+  await waitFor('the answer', () => (dest.known ? true : undefined));
   assert.deepEqual(keys(dest), ['10.244.0.11:8080']);
 });
 
 void test('control plane down: the last answer stays; after a restart on the same port, the client catches up', async (t) => {
   const store = new LocalStore(sampleContent());
-  let cp = await startOn(store, 0);
+  let cp = await startTestControlPlane({ store });
   const port = cp.address.port;
   const d = new Discovery({ addr: addr(`127.0.0.1:${port}`), log, backoff: fast });
   t.after(async () => {
@@ -140,12 +111,12 @@ void test('control plane down: the last answer stays; after a restart on the sam
 
   // A crash, not a goodbye: connections cut.
   cp.server.forceShutdown();
-  await until('the watch to notice', () => (dest.stale ? true : undefined));
+  await waitFor('the watch to notice', () => (dest.stale ? true : undefined));
   assert.equal(dest.known, true);
   assert.deepEqual(keys(dest), ['10.244.0.11:8080'], 'still routing with what it knew');
   assert.equal(d.resolve(addr('10.96.0.10:80')), dest);
   // Let a few reconnection attempts fail.
-  await until('reconnection attempts', () => (d.stats.reconnects >= 3 ? true : undefined));
+  await waitFor('reconnection attempts', () => (d.stats.reconnects >= 3 ? true : undefined));
   assert.deepEqual(keys(dest), ['10.244.0.11:8080']);
 
   // Meanwhile the world changed.
@@ -156,14 +127,14 @@ void test('control plane down: the last answer stays; after a restart on the sam
   };
   changed.pods.push(pod('web-3', '10.244.0.13'));
   store.replace(changed);
-  cp = await startOn(store, port);
-  await until('the client to catch up', () => (dest.balancer.endpoints.length === 2 && !dest.stale ? true : undefined));
+  cp = await startTestControlPlane({ store, port });
+  await waitFor('the client to catch up', () => (dest.balancer.endpoints.length === 2 && !dest.stale ? true : undefined));
   assert.deepEqual(keys(dest), ['10.244.0.11:8080', '10.244.0.13:8080']);
 });
 
 void test('idle watches are closed; close() ends everything and settles pending lookups', async (t) => {
   const store = new LocalStore(sampleContent());
-  const cp = await startOn(store, 0);
+  const cp = await startTestControlPlane({ store });
   // idleMs well above a first answer's time on a busy machine (at 100 ms the watch was sometimes closed
   // before the first assertion).
   const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, idleMs: 500, backoff: fast });
@@ -173,9 +144,9 @@ void test('idle watches are closed; close() ends everything and settles pending 
   });
   const dest = await d.resolve(addr('10.96.0.10:80'));
   assert.equal(d.stats.watches, 1);
-  await until('the idle watch to close', () => (d.stats.idleClosed === 1 ? true : undefined));
+  await waitFor('the idle watch to close', () => (d.stats.idleClosed === 1 ? true : undefined));
   assert.equal(d.stats.watches, 0);
-  await until('the server to see the stream go', () => (cp.destination.watchers() === 0 ? true : undefined));
+  await waitFor('the server to see the stream go', () => (cp.destination.watchers() === 0 ? true : undefined));
   const again = d.resolve(addr('10.96.0.10:80'));
   assert.ok(again instanceof Promise, 'a new watch');
   assert.notEqual(await again, dest);
@@ -197,5 +168,5 @@ void test('idle watches are closed; close() ends everything and settles pending 
   const after = d.resolve(addr('10.96.0.10:80'));
   assert.ok(!(after instanceof Promise));
   assert.equal(after.known, false);
-  await until('the server to see every stream go', () => (cp.destination.watchers() === 0 ? true : undefined));
+  await waitFor('the server to see every stream go', () => (cp.destination.watchers() === 0 ? true : undefined));
 });

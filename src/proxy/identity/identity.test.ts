@@ -2,10 +2,11 @@
 // proxy's own code never imports the control plane).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../../../test/basics.js';
+import { startGrpcServer } from '../../../test/grpc.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import grpc from '@grpc/grpc-js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MeshCa } from '../../control/identity/ca.js';
 import { Certifier } from '../../control/identity/certify.js';
@@ -16,29 +17,13 @@ import { ProxyIdentity, type IdentityCert } from './identity.js';
 const WEB = { namespace: 'default', serviceAccount: 'web', pod: { name: 'web-1', uid: 'u1' } };
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
-async function bind(server: grpc.Server, addr: string): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSeconds: number) {
   const dir = await mkdtemp(path.join(tmpdir(), 'outrigger-pid-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const ca = await MeshCa.create();
   const tokens = await LocalTokenIssuer.create();
   const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true), leafLifetimeSeconds, clockSkewSeconds: 1 });
-  const start = async (addr: string) => {
-    const server = new grpc.Server();
-    addIdentityService(server, { certifier });
-    return { server, port: await bind(server, addr) };
-  };
+  const start = (port = 0) => startGrpcServer((server) => addIdentityService(server, { certifier }), { port });
   const tokenPath = path.join(dir, 'token');
   await writeFile(tokenPath, await tokens.issue(WEB), { mode: 0o600 });
   return { ca, tokens, start, tokenPath };
@@ -46,7 +31,7 @@ async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSecond
 
 void test('gets a certificate over gRPC and rotates it at about 70% of a short lifetime', async (t) => {
   const f = await fixture(t, 3);
-  const { server, port } = await f.start('127.0.0.1:0');
+  const { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 500 });
   t.after(() => id.close());
@@ -63,7 +48,7 @@ void test('gets a certificate over gRPC and rotates it at about 70% of a short l
 
   // Tokens rotate: the next request reads the file again.
   await writeFile(f.tokenPath, await f.tokens.issue(WEB));
-  await waitFor('three refreshes', () => id.metrics.refreshCount >= 4);
+  await waitFor('three refreshes', () => id.metrics.refreshCount >= 4, 60_000);
   const serials = new Set(rotations.map((c) => c.serial));
   assert.ok(serials.size >= 3, 'each rotation is a new certificate');
   const keys = new Set(rotations.map((c) => c.keyPem));
@@ -74,14 +59,14 @@ void test('gets a certificate over gRPC and rotates it at about 70% of a short l
 
 void test('keeps its certificate while the CA is down and renews when it is back', async (t) => {
   const f = await fixture(t, 4);
-  let { server, port } = await f.start('127.0.0.1:0');
+  let { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 100, backoffMaxMs: 400 });
   t.after(() => id.close());
   const held = await id.whenReady();
 
   server.forceShutdown();
-  await waitFor('failed renewals', () => id.metrics.refreshFailures >= 3);
+  await waitFor('failed renewals', () => id.metrics.refreshFailures >= 3, 60_000);
   assert.equal(id.current(), held, 'the certificate held is kept while the CA is down');
   assert.match(id.lastError()?.message ?? '', /identity service 127\.0\.0\.1:\d+: certify failed: UNAVAILABLE/);
   const count = id.metrics.refreshCount;
@@ -90,25 +75,25 @@ void test('keeps its certificate while the CA is down and renews when it is back
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      ({ server, port } = await f.start(`127.0.0.1:${port}`));
+      ({ server, port } = await f.start(port));
       break;
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  await waitFor('a renewal after the CA is back', () => id.metrics.refreshCount > count);
+  await waitFor('a renewal after the CA is back', () => id.metrics.refreshCount > count, 60_000);
   assert.notEqual(id.current()?.serial, held.serial);
   assert.equal(id.lastError(), undefined);
 });
 
 void test('close before the first certificate rejects whenReady; a refused token keeps retrying', async (t) => {
   const f = await fixture(t, 60);
-  const { server, port } = await f.start('127.0.0.1:0');
+  const { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   await writeFile(f.tokenPath, await f.tokens.issue(WEB, { audience: 'elsewhere' }));
   const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 200 });
-  await waitFor('a refusal', () => id.metrics.refreshFailures >= 1);
+  await waitFor('a refusal', () => id.metrics.refreshFailures >= 1, 60_000);
   assert.match(id.lastError()?.message ?? '', /UNAUTHENTICATED: token: is not for audience/);
   await id.close();
   await assert.rejects(id.whenReady(), /closed before a certificate was obtained/);

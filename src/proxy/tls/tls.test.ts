@@ -2,6 +2,7 @@
 // here as a fixture only).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../../../test/basics.js';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
@@ -96,14 +97,6 @@ function exchange(socket: tls.TLSSocket, msg: string): Promise<string> {
     socket.once('close', () => reject(new Error('closed')));
     socket.write(msg);
   });
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function setup(t: { after(fn: () => unknown): void }, opts: { sessionResumption?: boolean } = {}) {

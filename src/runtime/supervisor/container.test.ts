@@ -3,6 +3,7 @@
 // and finding processes again after the runtime was killed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../../../test/basics.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -34,14 +35,6 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }): Promise<{
     return c;
   };
   return { stateDir, podDir, make };
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 void test('container: a crashing process is restarted with growing backoff, counted, each start marked in its log', async (t) => {

@@ -1,6 +1,7 @@
 // Probes: resolving manifest probes, running each kind for real on the host namespace, and the loop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { freePort } from '../../../test/basics.js';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { ProbeLoop, resolveProbe, runProbe, type ProbeAction, type ProbeResult } from './probe.js';
@@ -100,10 +101,3 @@ void test('ProbeLoop: initial delay, period, thresholds, stop', async () => {
   assert.equal(loop.ready, false);
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}

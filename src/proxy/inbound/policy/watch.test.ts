@@ -4,44 +4,18 @@
 // fixture; the proxy's code never imports it.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import { freePort, waitFor } from '../../../../test/basics.js';
+import { startTestControlPlane } from '../../../../test/control-plane.js';
 import { toPort } from '../../../core/addr.js';
 import { createLogger } from '../../../core/log.js';
-import { startControlPlane, type ControlPlane } from '../../../control/server.js';
 import { sampleContent, samplePolicy } from '../../../control/store/contract.js';
 import { LocalStore } from '../../../control/store/local/local.js';
 import { PolicyWatch } from './watch.js';
 
 const log = createLogger('test-policy', 'silent');
 
-async function until<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function startOn(store: LocalStore, port: number): Promise<ControlPlane> {
-  for (let i = 0; ; i++) {
-    try {
-      return await startControlPlane({ store, host: '127.0.0.1', port, trustDomain: 'cluster.local', policy: { defaultPolicy: 'all-authenticated', clusterNetworks: ['10.244.0.0/16'] } });
-    } catch (err) {
-      if (i > 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
+const startOn = (store: LocalStore, port: number) =>
+  startTestControlPlane({ store, port, policy: { defaultPolicy: 'all-authenticated', clusterNetworks: ['10.244.0.0/16'] } });
 
 void test('policy watch: first answer, live change, and the last policy kept while the control plane is away', async (t) => {
   const store = new LocalStore({ ...sampleContent(), policy: samplePolicy() });
@@ -64,7 +38,7 @@ void test('policy watch: first answer, live change, and the last policy kept whi
 
   // A change is streamed: the authorization goes.
   store.replace({ ...sampleContent(), policy: { ...samplePolicy(), authorizationPolicies: [] } });
-  await until('the change', () => (w.current().ports.get(8080)?.authorizations.length === 0 ? true : undefined));
+  await waitFor('the change', () => (w.current().ports.get(8080)?.authorizations.length === 0 ? true : undefined));
   const second = w.current();
   assert.ok(second.version > first.version);
 
@@ -77,5 +51,5 @@ void test('policy watch: first answer, live change, and the last policy kept whi
   // It comes back with another policy: the watch catches up.
   store.replace({ ...sampleContent(), policy: samplePolicy() });
   cp = await startOn(store, port);
-  await until('the answer after the outage', () => (w.current().ports.get(8080)?.authorizations.length === 1 ? true : undefined));
+  await waitFor('the answer after the outage', () => (w.current().ports.get(8080)?.authorizations.length === 1 ? true : undefined));
 });
