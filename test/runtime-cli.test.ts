@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { cli, show } from './root-helpers.js';
 import { hostOf, literal, meshTest, prefixOf, type PodView, type ServiceView } from './mesh-harness.js';
 import { sumMetric as metric } from './metrics-text.js';
+import { outriggerVersion } from '../src/core/version.js';
 
 // --- what "nothing left" means ------------------------------------------------------------------------------
 
@@ -170,6 +171,25 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     assert.match(logs.stdout, /"GET \/hello\.txt HTTP\/1\.1" 200/);
     const proxyLog = await mesh.cli(['logs', 'client', '-c', 'proxy']);
     assert.match(proxyLog.stdout, /proxy ready/, show(proxyLog));
+  });
+
+  await t.test('version: the CLI, the control process and every proxy say which Outrigger they run', async () => {
+    const r = await mesh.cli(['version', '-o', 'json']);
+    assert.equal(r.code, 0, show(r));
+    const v = JSON.parse(r.stdout) as {
+      client: { version: string; node: string };
+      control: { version: string; node: string };
+      proxies: { namespace: string; pod: string; version?: string; node?: string; error?: string }[];
+    };
+    const mine = { version: outriggerVersion(), node: process.version };
+    assert.deepEqual(v.client, mine);
+    assert.deepEqual(v.control, mine);
+    const pods = (await mesh.pods()).map((p: PodView) => p.name).sort();
+    assert.deepEqual(v.proxies.map((p) => p.pod).sort(), pods);
+    for (const p of v.proxies) assert.deepEqual({ version: p.version, node: p.node }, mine, JSON.stringify(p));
+    const table = await mesh.cli(['version']);
+    assert.match(table.stdout, new RegExp(`^Control process: ${literal(mine.version)} \\(node ${literal(mine.node)}\\)$`, 'm'));
+    assert.match(table.stdout, new RegExp(`^default\\s+client\\s+${literal(mine.version)} `, 'm'), show(table));
   });
 
   await t.test('a second up is refused', async () => {
