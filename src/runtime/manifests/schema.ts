@@ -239,7 +239,9 @@ const servicePort = strict({
 
 // ---- kinds ----------------------------------------------------------------------------------
 
-const top = { apiVersion: z.string(), status: z.unknown().optional() };
+// apiVersion is checked once, against the kind, by the loader (load.ts), which can say what it must
+// be; a schema check as well told a user of a missing one twice.
+const top = { apiVersion: z.unknown().optional(), status: z.unknown().optional() };
 
 /** A Namespace is cluster-scoped: like the API server, we ignore a metadata.namespace on it. */
 const clusterMeta = strict({
