@@ -17,7 +17,7 @@ import {
 import { DEFAULT_PROXY_INIT, PodNetwork, type NetRecord, type PodNet } from './net/index.js';
 import { killNetnsProcesses, PodProcesses, resolveProxyCommand, type ProxyCommand } from './supervisor/index.js';
 import { removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
-import { takeOver } from './manifests/takeover.js';
+import { applyOver } from './manifests/takeover.js';
 import { ServiceAddresses } from './mesh-addresses.js';
 import { hostEntries, rewriteHosts } from './mesh-hosts.js';
 import { fingerprint, planReconcile, podKey as key, type RunningPod } from './mesh-pods.js';
@@ -301,9 +301,9 @@ export class Mesh {
 
   private async applyNow(files: readonly ManifestFile[]): Promise<ApplyResult> {
     const applied = new Map(files.map((f) => [f.path, { file: f.name, text: f.text }]));
-    const { sources, moved } = takeOver(this.sources, applied);
-    // Everything is checked before anything changes: manifests, pod names, Service addresses.
-    const set = parseManifests([...sources.values()]);
+    // Everything is checked before anything changes: manifests (the new files with every earlier one),
+    // pod names, Service addresses.
+    const { sources, moved, set } = applyOver(this.sources, applied);
     const plans = planPods(set);
     const addresses = this.addresses;
     if (addresses === undefined) throw new Error('bug: no service address pool');
