@@ -6,6 +6,7 @@ import { parseNetRecord, type NetRecord } from './net/index.js';
 import type { ManifestSource } from './manifests/index.js';
 import { readJson, type StatePaths } from './state.js';
 import { podKey, type RunningPod } from './mesh-pods.js';
+import { RuntimeCodes, RuntimeError } from './errors.js';
 
 /** It holds the manifests' text (with their env values): written 0600, like state.json. */
 const resumeRecord = z.object({
@@ -52,13 +53,16 @@ export function resumeRecordOf(m: {
  *  damaged. */
 export async function readResumeRecords(paths: StatePaths): Promise<{ resume: ResumeRecord; net: NetRecord }> {
   const raw = await readJson(paths.resume);
-  if (raw === undefined) throw new Error(`${paths.resume} is missing: the mesh cannot be resumed (run outrigger down)`);
+  const missing = (file: string) =>
+    new RuntimeError(RuntimeCodes.STATE_RECORD, `${file} is missing: the mesh cannot be resumed (run outrigger down)`);
+  if (raw === undefined) throw missing(paths.resume);
   const parsed = resumeRecord.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new Error(`${paths.resume} is damaged: ${first?.path.join('.') ?? ''}: ${first?.message ?? ''}`);
+    const why = `${first?.path.join('.') ?? ''}: ${first?.message ?? ''}`;
+    throw new RuntimeError(RuntimeCodes.STATE_RECORD, `${paths.resume} is damaged: ${why}`);
   }
   const netRaw = await readJson(paths.net);
-  if (netRaw === undefined) throw new Error(`${paths.net} is missing: the mesh cannot be resumed (run outrigger down)`);
+  if (netRaw === undefined) throw missing(paths.net);
   return { resume: parsed.data, net: parseNetRecord(netRaw) };
 }

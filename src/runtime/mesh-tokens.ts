@@ -6,6 +6,8 @@ import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/pro
 import { dirname, join } from 'node:path';
 import { DEFAULT_PROXY_INIT } from './net/index.js';
 import type { StatePaths } from './state.js';
+import { RuntimeCodes, RuntimeError } from './errors.js';
+import { internalError } from '../core/errors.js';
 
 /** Who a ServiceAccount token is for. */
 export interface TokenSubject {
@@ -42,11 +44,8 @@ export class MeshTokens {
    *  (0400, the proxy uid). Returns the copy's path. Made when the mesh starts (down removes it). */
   async writeTapToken(): Promise<string> {
     const root = this.paths.tapToken;
-    let token: string;
-    try {
-      token = (await readFile(root, 'utf8')).trim();
-      if (token === '') throw new Error('empty');
-    } catch {
+    let token = await readFile(root, 'utf8').then((t) => t.trim(), () => '');
+    if (token === '') {
       token = randomBytes(32).toString('base64url');
       await writeFile(`${root}.tmp`, `${token}\n`, { mode: 0o600 });
       await rename(`${root}.tmp`, root);
@@ -63,7 +62,7 @@ export class MeshTokens {
    *  uid, in a root-owned directory of its own) and returns the path. Replaced atomically, so the
    *  proxy reads either the old token or the new one. */
   async writeToken(subject: TokenSubject): Promise<string> {
-    if (this.issue === undefined) throw new Error('bug: no identity to issue tokens');
+    if (this.issue === undefined) throw internalError('no identity to issue tokens');
     const file = this.tokenFile(subject.namespace, subject.pod.name);
     const dir = dirname(file);
     await mkdir(dir, { recursive: true, mode: 0o711 });
@@ -109,7 +108,8 @@ async function searchableByOthers(dir: string): Promise<void> {
     const d = `/${parts.slice(0, i).join('/')}`;
     const mode = (await stat(d)).mode & 0o777;
     if ((mode & 0o001) === 0) {
-      throw new Error(
+      throw new RuntimeError(
+        RuntimeCodes.TOKEN_ACCESS,
         `the proxies (uid ${DEFAULT_PROXY_INIT.proxyUid}) cannot reach their token files: ${d} is mode ` +
           `${mode.toString(8).padStart(4, '0')}; use a state directory whose parents others may search ` +
           `(chmod o+x ${d}), as the default /var/run/outrigger is`,

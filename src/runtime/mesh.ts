@@ -26,6 +26,8 @@ import { readResumeRecords, resumeRecordOf } from './mesh-resume.js';
 import { meshSnapshot, serviceRules, type MeshSnapshot } from './mesh-snapshot.js';
 import { meshStatus, type MeshPhase, type MeshStatus } from './mesh-status.js';
 import { MeshTokens, type TokenSubject } from './mesh-tokens.js';
+import { RuntimeCodes, RuntimeError } from './errors.js';
+import { internalError } from '../core/errors.js';
 
 export type { DeploymentView, MeshPhase, MeshStatus, PodView, RouteView, ServiceView } from './mesh-status.js';
 export type { TokenSubject } from './mesh-tokens.js';
@@ -292,7 +294,8 @@ export class Mesh {
    *  nothing, if the manifests are invalid. One apply at a time. */
   apply(files: readonly ManifestFile[]): Promise<ApplyResult> {
     if (this.phase !== 'Ready') {
-      return Promise.reject(new Error(`the mesh is ${this.phase.toLowerCase()}, not ready: apply refused`));
+      const why = `the mesh is ${this.phase.toLowerCase()}, not ready: apply refused`;
+      return Promise.reject(new RuntimeError(RuntimeCodes.NOT_READY, why));
     }
     const run = this.applyQueue.catch(() => undefined).then(() => this.applyNow(files));
     this.applyQueue = run;
@@ -306,7 +309,7 @@ export class Mesh {
     const { sources, moved, set } = applyOver(this.sources, applied);
     const plans = planPods(set);
     const addresses = this.addresses;
-    if (addresses === undefined) throw new Error('bug: no service address pool');
+    if (addresses === undefined) throw internalError('no service address pool');
     const vips = addresses.plan(set.services);
     if (plans.some((p) => p.mesh.inject)) await this.prepareProxyCommand(true);
 
@@ -394,12 +397,12 @@ export class Mesh {
         ),
       ),
     ]);
-    if (failures.length > 0) throw new Error(failures.join('; '));
+    if (failures.length > 0) throw new RuntimeError(RuntimeCodes.POD_START, failures.join('; '));
     return { created, replaced, deleted, unchanged };
   }
 
   private async createPod(plan: PodPlan, timeoutMs: number): Promise<void> {
-    if (this.stopping !== undefined) throw new Error('stopped while starting');
+    if (this.stopping !== undefined) throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
     // Until the pod is in `running`, stop() cannot see it: it waits for this setup instead, which,
     // finding the mesh stopping, removes the pod's network itself (a Ctrl-C during `up` or `demo`
     // left namespaces behind otherwise).
@@ -417,7 +420,7 @@ export class Mesh {
     const skip = inject && skipOutboundPorts.length > 0 ? ` (skip outbound ${formatPortList(skipOutboundPorts)})` : '';
     this.say(`pod ${k}: ${r.net.ip}${inject ? ', meshed' : ', not meshed'}${skip}`);
     await this.save();
-    if (this.stopping !== undefined) throw new Error('stopped while starting');
+    if (this.stopping !== undefined) throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
     await pp.start();
     this.say(`pod ${k}: started`);
     await pp.whenReady(timeoutMs);
@@ -438,7 +441,7 @@ export class Mesh {
     const r = this.runningPod(plan, uid, podNet);
     if (this.stopping !== undefined) {
       await net.removePod(podNet.netns).catch(() => undefined);
-      throw new Error('stopped while starting');
+      throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
     }
     this.running.set(k, r);
   }
@@ -535,7 +538,7 @@ export class Mesh {
           errors.push((err as Error).message);
         }
       }
-      if (errors.length > 0) throw new Error(`stop: ${errors.join('; ')}`);
+      if (errors.length > 0) throw new RuntimeError(RuntimeCodes.STOP, `stop: ${errors.join('; ')}`);
       // A failed mesh stays Failed (with its message) so that `up` can still tell why.
       if (this.phase !== 'Failed') this.phase = 'Stopped';
       await removeStateFiles(this.o.stateDir, { control: false });
