@@ -196,6 +196,27 @@ void test('a missing or non-string apiVersion is one problem, not one from the l
   ]);
 });
 
+void test('an unknown field of a policy kind lists the fields allowed there, as other kinds do', () => {
+  const text = `apiVersion: policy.outrigger.io/v1beta1
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 80
+  containers: []
+`;
+  try {
+    parseManifests([{ file: 'server.yaml', text }]);
+    assert.fail('expected a ManifestError');
+  } catch (e) {
+    if (!(e instanceof ManifestError)) throw e;
+    assert.deepEqual(e.problems.map(formatProblem), [
+      'server.yaml: document 1 (Server default/web): spec.containers: unknown field; ' +
+        'allowed here: podSelector, port, proxyProtocol (line 7)',
+    ]);
+  }
+});
+
 void test('every file is read and checked before failing; an unreadable file is one more problem', async () => {
   const problems = await problemsOf(['does-not-exist.yaml', 'errors/port-range.yaml', 'errors/unknown-kind.yaml']);
   assert.equal(problems[0], 'does-not-exist.yaml: cannot read: no such file');
