@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { closeServer, listen, startTestProxy } from './helpers.js';
+import { outriggerVersion } from '../src/core/version.js';
 
 const BIN = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url));
 
@@ -32,7 +33,7 @@ function freePort(): Promise<number> {
   });
 }
 
-void test('admin: /live, /ready and /metrics with the metric names dashboards use', async (t) => {
+void test('admin: /live, /ready, /version and /metrics with the metric names dashboards use', async (t) => {
   const server = http.createServer((_req, res) => res.end('hi'));
   const port = await listen(server);
   const proxy = await startTestProxy(`127.0.0.1:${port}`);
@@ -44,6 +45,9 @@ void test('admin: /live, /ready and /metrics with the metric names dashboards us
   assert.deepEqual(await get(`${admin}/live`), { status: 200, body: 'live\n' });
   assert.deepEqual(await get(`${admin}/ready`), { status: 200, body: 'ready\n' });
   assert.equal((await get(`${admin}/nope`)).status, 404);
+  const version = await get(`${admin}/version`);
+  assert.equal(version.status, 200);
+  assert.deepEqual(JSON.parse(version.body), { version: outriggerVersion(), node: process.version });
   assert.equal((await get(`${admin}/shutdown`)).status, 405);
   await get(`${proxy.url}/x`);
   const metrics = (await get(`${admin}/metrics`)).body;

@@ -8,6 +8,12 @@ if (process.argv[2] === 'proxy') {
   await (await import('./proxy.js')).runProxy(process.argv.slice(3));
 }
 
+// Answered before any command is loaded (as `outrigger version --client` is).
+if (process.argv[2] === '--version' || process.argv[2] === '-V') {
+  process.stdout.write(`${(await import('../core/version.js')).outriggerVersion()}\n`);
+  process.exit(0);
+}
+
 const { Command: CommandClass } = await import('commander');
 
 type Loader = () => Promise<Command>;
@@ -29,6 +35,7 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
   ['routes', async () => (await import('./routes.js')).routesCommand()],
   ['dashboard', async () => (await import('./dashboard.js')).dashboardCommand()],
   ['down', async () => (await import('./down.js')).downCommand()],
+  ['version', async () => (await import('./version.js')).versionCommand()],
   // Listed here only (`outrigger --help`, `outrigger help proxy`, with the proxy's own help text); it
   // runs from the top of this file.
   ['proxy', async () => {
@@ -46,7 +53,10 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
   ['control', async () => (await import('./control.js')).controlCommand(), true],
 ];
 
-const program = new CommandClass('outrigger').description('Outrigger: a service mesh whose proxy runs beside every pod').showHelpAfterError();
+const program = new CommandClass('outrigger')
+  .description('Outrigger: a service mesh whose proxy runs beside every pod')
+  .version((await import('../core/version.js')).outriggerVersion(), '-V, --version', "show the CLI's version")
+  .showHelpAfterError();
 const asked = COMMANDS.find(([name]) => name === process.argv[2]);
 // A known command: only its module. Anything else (help, a typo): all of them, for the listing.
 for (const [, load, hidden] of asked !== undefined ? [asked] : COMMANDS) {

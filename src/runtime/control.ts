@@ -1,12 +1,13 @@
 // The control process of a local mesh (started in the background by `up`) and its client: it owns the
 // network and the pods, hosts the control plane the proxies talk to, writes its pid, and serves JSON
-// over HTTP on a unix socket in the state directory (status, apply, shutdown). Also the cleanup `down`
+// over HTTP on a unix socket in the state directory (status, version, apply, shutdown). Also the cleanup `down`
 // does from the records when the control process is gone.
 import http from 'node:http';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ManifestError } from './manifests/index.js';
 import type { DefaultInboundPolicy } from '../control/store/store.js';
+import { versionView, type VersionView } from '../core/version.js';
 import { MetricsHistory } from '../observe/history.js';
 import { MetricsScraper } from '../observe/scrape.js';
 import { aggregate, type ObserveSnapshot } from '../observe/stats.js';
@@ -100,6 +101,7 @@ export async function runControl(o: ControlOptions): Promise<number> {
       res.end(JSON.stringify(body));
     };
     if (req.method === 'GET' && req.url === '/status') return send(200, mesh.status());
+    if (req.method === 'GET' && req.url === '/version') return send(200, versionView());
     if (req.method === 'GET' && (req.url === '/observe' || req.url?.startsWith('/observe?') === true)) {
       const window = Number(new URL(req.url, 'http://control').searchParams.get('window') ?? '60');
       if (!Number.isFinite(window) || window <= 0 || window > MAX_WINDOW_SEC) return send(400, { error: `window must be from 1 to ${MAX_WINDOW_SEC} seconds` });
@@ -266,6 +268,11 @@ export class ControlError extends Error {
 /** The mesh's golden metrics over the last `windowSec` seconds. */
 export function meshObserve(stateDir: string, windowSec: number): Promise<ObserveSnapshot> {
   return controlRequest<ObserveSnapshot>(stateDir, 'GET', `/observe?window=${windowSec}`);
+}
+
+/** The version of Outrigger (and of Node.js) the running control process is. */
+export function controlVersion(stateDir: string): Promise<VersionView> {
+  return controlRequest<VersionView>(stateDir, 'GET', '/version');
 }
 
 export function meshStatus(stateDir: string): Promise<MeshStatus> {

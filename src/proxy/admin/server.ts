@@ -1,8 +1,9 @@
-// The admin server: liveness, readiness, Prometheus metrics, the certificate held (never the key) and
+// The admin server: liveness, readiness, Prometheus metrics, the version, the certificate held (never the key) and
 // the inbound policy in force, the app's forwarded kubelet probes, and a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { versionView } from '../../core/version.js';
 import type { ProxyMetrics } from '../metrics.js';
 import type { TapHub } from '../observe/tap.js';
 import { APP_PROBE_PATH, forwardAppProbe, type AppProbeTarget } from './probes.js';
@@ -67,6 +68,10 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
           (err: Error) => text(500, `metrics: ${err.message}\n`),
         );
         return;
+      case '/version':
+        // Which Outrigger and which Node.js this proxy runs (`outrigger version` lists every proxy's).
+        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        return text(200, `${JSON.stringify(versionView())}\n`, { 'content-type': 'application/json' });
       case '/identity': {
         if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
         if (hooks.certificate === undefined) return text(404, 'this proxy has no identity (mTLS is off)\n');
