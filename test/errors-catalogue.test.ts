@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreCodes } from '../src/core/errors.js';
 import { Codes } from '../src/proxy/errors/errors.js';
 import { TlsCodes } from '../src/proxy/tls/errors.js';
+import { H2Codes } from '../src/proxy/http2/wire/errors.js';
 import { IdentityCodes, IdentityFileCodes } from '../src/control/identity/errors.js';
 import { ManifestCodes } from '../src/runtime/manifests/errors.js';
 import { RuntimeCodes } from '../src/runtime/errors.js';
@@ -18,6 +19,7 @@ const REGISTRIES: Record<string, Readonly<Record<string, string>>> = {
   CoreCodes,
   Codes,
   TlsCodes,
+  H2Codes,
   IdentityCodes,
   IdentityFileCodes,
   ManifestCodes,
