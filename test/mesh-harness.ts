@@ -16,7 +16,7 @@ import { BIN, cli, MESH_TOOLS, meshPreconditions, show, unavailable, type Run } 
 import { sumMetric } from './metrics-text.js';
 import { LOAD_LOOP, REQUEST_COUNT } from './pod-programs.js';
 
-export type { DeploymentView, PodView, ServiceView } from '../src/runtime/mesh.js';
+export type { DeploymentView, MeshStatus, PodView, ServiceView } from '../src/runtime/mesh.js';
 
 /** One network a test file may bring a mesh up on. */
 export interface MeshNet {
@@ -53,6 +53,7 @@ export const MESH_NETS = {
   'runtime-interop': [net('oteinterop', 14)],
   'runtime-net': [net('otenet1', 15), net('otenet2', 16), net('otenet3', 17)],
   'runtime-supervisor': [net('otesup', 18)],
+  'runtime-apply': [net('oteapply', 19)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 
 {

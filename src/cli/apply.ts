@@ -5,7 +5,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
 import { applyManifests, ControlError, meshStatus } from '../daemon/client.js';
 import type { ManifestFile } from '../runtime/mesh.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
@@ -26,15 +25,20 @@ export function applyCommand(): Command {
       const dir = stateDir(o.stateDir);
       const timeoutS = Number(o.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) fail('apply', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
-      // The files on their own first, for errors that name the file and field without a round trip.
-      try {
-        planPods(await loadManifestFiles(o.file));
-      } catch (err) {
-        if (err instanceof ManifestError) fail('apply', err.message);
-        throw err;
+      // The files are checked by the mesh, together with the files it runs (an object of these files may
+      // name objects that earlier files hold), never on their own here.
+      const files: ManifestFile[] = [];
+      const unreadable: string[] = [];
+      for (const f of o.file) {
+        try {
+          files.push({ path: resolve(f), name: f, text: await readFile(f, 'utf8') });
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          unreadable.push(`  ${f}: cannot read: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+        }
       }
+      if (unreadable.length > 0) fail('apply', `refused, nothing changed:\n${unreadable.join('\n')}`);
       const before = await liveStatus('apply', dir);
-      const files: ManifestFile[] = await Promise.all(o.file.map(async (f) => ({ path: resolve(f), name: f, text: await readFile(f, 'utf8') })));
 
       let printed = before.progress.length;
       let done = false;

@@ -5,6 +5,7 @@
 // rewrites what it refuses. See
 // https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema
 import { z } from 'zod';
+import { internalError } from '../core/errors.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -51,7 +52,7 @@ function re2Compatible(pattern: string): boolean {
 function resolveRef(ref: string, defs: Record<string, JsonSchema>): JsonSchema {
   const name = ref.replace(/^#\/(\$defs|definitions)\//, '');
   const d = defs[name];
-  if (d === undefined) throw new Error(`crd schema: unresolved $ref ${ref}`);
+  if (d === undefined) throw internalError(`crd schema: unresolved $ref ${ref}`);
   return d;
 }
 

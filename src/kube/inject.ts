@@ -33,6 +33,7 @@ import {
   TOKEN_VOLUME,
   VERSION,
 } from './names.js';
+import { internalError } from '../core/errors.js';
 
 /** A JSON object as the API server sends it (only the fields we touch are typed). */
 export type Json = Record<string, unknown>;
@@ -382,7 +383,7 @@ export function applyOps(doc: Json, ops: readonly JsonPatchOp[]): Json {
     let cur: Json = out;
     for (const p of parts) {
       const next = obj(cur[p]);
-      if (next === undefined) throw new Error(`json patch: ${op.path}: parent does not exist`);
+      if (next === undefined) throw internalError(`json patch: ${op.path}: parent does not exist`);
       cur = next;
     }
     if (op.op === 'remove') delete cur[last];

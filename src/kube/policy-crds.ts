@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import { POLICY_API_VERSION, POLICY_GROUP, POLICY_KINDS } from '../manifests/policy.js';
 import type { CrdKind, PrinterColumn } from './crds.js';
+import { internalError } from '../core/errors.js';
 
 export { POLICY_GROUP };
 export const POLICY_VERSION = POLICY_API_VERSION.slice(POLICY_GROUP.length + 1);
@@ -66,7 +67,7 @@ export const POLICY_RESOURCES: readonly string[] = Object.values(POLICY_KIND_NAM
 export function policyCrdKinds(schemas: Readonly<Record<string, z.ZodType>>): CrdKind[] {
   return Object.entries(schemas).map(([kind, schema]) => {
     const names = POLICY_KIND_NAMES[kind];
-    if (names === undefined) throw new Error(`policy kind ${kind} has no CRD names in src/kube/policy-crds.ts`);
+    if (names === undefined) throw internalError(`policy kind ${kind} has no CRD names in src/kube/policy-crds.ts`);
     return { group: POLICY_GROUP, version: POLICY_VERSION, kind, schema, ...names };
   });
 }

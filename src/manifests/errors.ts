@@ -30,6 +30,11 @@ export function formatProblem(p: ManifestProblem): string {
   return `${where}: ${field}${p.message}${line}`;
 }
 
+export const ManifestCodes = {
+  /** Manifests that cannot be used: every problem, with file, document, object, field and line. */
+  MANIFEST: 'OUTR_ERR_MANIFEST',
+} as const;
+
 /** Thrown when manifests are invalid; `problems` holds every problem found, in file order. */
 export class ManifestError extends OutriggerError {
   readonly problems: readonly ManifestProblem[];
@@ -37,7 +42,7 @@ export class ManifestError extends OutriggerError {
   constructor(problems: readonly ManifestProblem[]) {
     const n = problems.length;
     super(
-      'OUTR_ERR_MANIFEST',
+      ManifestCodes.MANIFEST,
       `${n} problem${n === 1 ? '' : 's'} in manifests:\n` + problems.map((p) => `  ${formatProblem(p)}`).join('\n'),
     );
     this.name = 'ManifestError';

@@ -67,7 +67,9 @@ const identity = z.string().regex(IDENTITY, { error: 'must be "*" or a SPIFFE id
 const rps = z.int({ error: 'must be a whole number of requests per second' }).min(1, { error: 'must be at least 1' }).max(1_000_000, { error: 'must be at most 1000000' });
 
 /** apiVersion must be POLICY_API_VERSION; the loader checks it (with one message for every kind). */
-const top = { apiVersion: z.string(), status: z.unknown().optional() };
+// apiVersion is checked once, against the kind, by the loader (load.ts), which can say what it must
+// be; a schema check as well told a user of a missing one twice.
+const top = { apiVersion: z.unknown().optional(), status: z.unknown().optional() };
 
 // ---- Server -------------------------------------------------------------------------------------
 

@@ -14,6 +14,41 @@ export function allowedFields(input: unknown): readonly string[] | undefined {
   return typeof input === 'object' && input !== null ? allowedFieldsOf.get(input) : undefined;
 }
 
+/** The fields `schema` allows at `path` (list indexes and map keys included), read from the schema
+ *  itself: for objects not made with strict() below (the policy kinds' in policy.ts), whose unknown
+ *  fields otherwise came with an empty "allowed here" list. Undefined where it cannot tell. */
+export function fieldsAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): readonly string[] | undefined {
+  let node: z.core.$ZodType | undefined = schema;
+  let i = 0;
+  while (node !== undefined) {
+    const def = node._zod.def as z.core.$ZodTypeDef & {
+      shape?: Record<string, z.core.$ZodType>;
+      innerType?: z.core.$ZodType;
+      element?: z.core.$ZodType;
+      valueType?: z.core.$ZodType;
+      in?: z.core.$ZodType;
+    };
+    if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') {
+      node = def.innerType;
+    } else if (def.type === 'pipe') {
+      node = def.in;
+    } else if (i === path.length) {
+      return def.type === 'object' && def.shape !== undefined ? Object.keys(def.shape) : undefined;
+    } else if (def.type === 'object') {
+      node = def.shape?.[String(path[i++])];
+    } else if (def.type === 'array') {
+      node = def.element;
+      i++;
+    } else if (def.type === 'record') {
+      node = def.valueType;
+      i++;
+    } else {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
 /** A strict object: unknown fields are reported, and the allowed ones remembered for suggestions. */
 function strict<S extends z.core.$ZodLooseShape>(shape: S) {
   const allowed = Object.keys(shape);
@@ -239,7 +274,9 @@ const servicePort = strict({
 
 // ---- kinds ----------------------------------------------------------------------------------
 
-const top = { apiVersion: z.string(), status: z.unknown().optional() };
+// apiVersion is checked once, against the kind, by the loader (load.ts), which can say what it must
+// be; a schema check as well told a user of a missing one twice.
+const top = { apiVersion: z.unknown().optional(), status: z.unknown().optional() };
 
 /** A Namespace is cluster-scoped: like the API server, we ignore a metadata.namespace on it. */
 const clusterMeta = strict({

@@ -3,6 +3,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { RuntimeCodes, RuntimeError } from './errors.js';
 
 export const DEFAULT_STATE_DIR = '/var/run/outrigger';
 
@@ -64,7 +65,7 @@ export async function readJson(path: string): Promise<unknown> {
     return JSON.parse(await readFile(path, 'utf8')) as unknown;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw new RuntimeError(RuntimeCodes.STATE_RECORD, `${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -6,6 +6,7 @@
 // number), 64-bit integers as decimal strings. Unknown fields are skipped, so a newer control plane
 // can add fields. Encoding follows proto3: zero values are not written, repeated numbers are packed.
 // https://protobuf.dev/programming-guides/encoding/
+import { internalError } from '../../core/errors.js';
 
 /** Scalar types this codec knows; the generator refuses a .proto that uses another. */
 export const SCALARS = ['string', 'bytes', 'bool', 'int32', 'uint32', 'int64', 'uint64'] as const;
@@ -99,7 +100,7 @@ export class ProtoRegistry {
   /** A method's path and the codecs of its request and response (what a gRPC channel calls it with). */
   method<Req, Res>(path: string): { readonly path: string; encode(request: Req): Buffer; decode(bytes: Buffer): Res } {
     const spec = this.#tables.methods[path];
-    if (spec === undefined) throw new Error(`api tables: no method ${path}`);
+    if (spec === undefined) throw internalError(`api tables: no method ${path}`);
     const request = this.codec<Req>(spec.request);
     const response = this.codec<Res>(spec.response);
     return { path, encode: request.encode, decode: response.decode };
@@ -109,7 +110,7 @@ export class ProtoRegistry {
     let m = this.#messages.get(name);
     if (m !== undefined) return m;
     const specs = this.#tables.messages[name];
-    if (specs === undefined) throw new Error(`api tables: no message ${name}`);
+    if (specs === undefined) throw internalError(`api tables: no message ${name}`);
     const fields = specs.map(([no, fieldName, type, repeated]): Field => {
       const base = { no, name: fieldName, repeated: repeated === 'repeated' };
       if ((SCALARS as readonly string[]).includes(type)) return { ...base, kind: type as Scalar };
@@ -118,7 +119,9 @@ export class ProtoRegistry {
         const numbers = new Map(Object.entries(names).map(([n, v]) => [v, Number(n)]));
         return { ...base, kind: 'enum', enumNames: names, enumNumbers: numbers };
       }
-      if (this.#tables.messages[type] === undefined) throw new Error(`api tables: ${name}.${fieldName} has unknown type ${type}`);
+      if (this.#tables.messages[type] === undefined) {
+        throw internalError(`api tables: ${name}.${fieldName} has unknown type ${type}`);
+      }
       return { ...base, kind: 'message', messageName: type };
     });
     m = { name, fields, byNumber: new Map(fields.map((f) => [f.no, f])) };

@@ -38,11 +38,17 @@ export class IdentityError extends OutriggerError {
   }
 }
 
+/** The identity service's own files; apart from IdentityCodes, which are answers to a proxy's request. */
+export const IdentityFileCodes = {
+  /** A CA or token-signing key file that cannot be read, parsed or used. */
+  FILE: 'OUTR_ERR_IDENTITY_FILE',
+} as const;
+
 /** A CA or token-key file that cannot be used; names the file and says what is wrong with it. */
 export class IdentityFileError extends OutriggerError {
   readonly file: string;
   constructor(what: string, file: string, problem: string, options?: { cause?: unknown }) {
-    super('OUTR_ERR_IDENTITY_FILE', `${what} ${file}: ${problem}`, options);
+    super(IdentityFileCodes.FILE, `${what} ${file}: ${problem}`, options);
     this.name = 'IdentityFileError';
     this.file = file;
   }

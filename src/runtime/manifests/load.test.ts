@@ -173,6 +173,50 @@ void test('apiVersion must match the kind; a document must be a mapping', async 
   ]);
 });
 
+void test('a missing or non-string apiVersion is one problem, not one from the loader and one from the schema', () => {
+  const problems = (text: string) => {
+    try {
+      parseManifests([{ file: 'pod.yaml', text }]);
+    } catch (e) {
+      if (e instanceof ManifestError) return e.problems.map(formatProblem);
+      throw e;
+    }
+    return [];
+  };
+  const pod = 'metadata: {name: web}\nspec:\n  containers: [{name: app, command: [sleep, "1"]}]\n';
+  assert.deepEqual(problems(`kind: Pod\n${pod}`), [
+    'pod.yaml: document 1 (Pod default/web): apiVersion: is required: Pod is "v1" (line 1)',
+  ]);
+  assert.deepEqual(problems(`apiVersion: 1\nkind: Pod\n${pod}`), [
+    'pod.yaml: document 1 (Pod default/web): apiVersion: must be "v1" for Pod, got 1 (line 1)',
+  ]);
+  const server = 'metadata: {name: web}\nspec: {podSelector: {}, port: 80}\n';
+  assert.deepEqual(problems(`kind: Server\n${server}`), [
+    'pod.yaml: document 1 (Server default/web): apiVersion: is required: Server is "policy.outrigger.io/v1beta1" (line 1)',
+  ]);
+});
+
+void test('an unknown field of a policy kind lists the fields allowed there, as other kinds do', () => {
+  const text = `apiVersion: policy.outrigger.io/v1beta1
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 80
+  containers: []
+`;
+  try {
+    parseManifests([{ file: 'server.yaml', text }]);
+    assert.fail('expected a ManifestError');
+  } catch (e) {
+    if (!(e instanceof ManifestError)) throw e;
+    assert.deepEqual(e.problems.map(formatProblem), [
+      'server.yaml: document 1 (Server default/web): spec.containers: unknown field; ' +
+        'allowed here: podSelector, port, proxyProtocol (line 7)',
+    ]);
+  }
+});
+
 void test('every file is read and checked before failing; an unreadable file is one more problem', async () => {
   const problems = await problemsOf(['does-not-exist.yaml', 'errors/port-range.yaml', 'errors/unknown-kind.yaml']);
   assert.equal(problems[0], 'does-not-exist.yaml: cannot read: no such file');

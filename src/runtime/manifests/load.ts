@@ -9,7 +9,7 @@ import { describeValue, formatPath, ManifestError, type ManifestProblem } from '
 import { checkRoute, checkRouteReferences } from '../../manifests/routes.js';
 import { POLICY_KINDS } from '../../manifests/policy.js';
 import { checkPolicy, checkPolicyReferences } from '../../manifests/policy-check.js';
-import { allowedFields, errorMessage, KIND_NAMES, KINDS, type KindName } from '../../manifests/schema.js';
+import { allowedFields, errorMessage, fieldsAt, KIND_NAMES, KINDS, type KindName } from '../../manifests/schema.js';
 import type {
   DeploymentObject,
   GRPCRouteObject,
@@ -186,7 +186,7 @@ function loadDocument(doc: Document, at0: Located, opts: CheckOptions, problemAt
   const report = (path: Path, message: string): void => problemAt(at, path, message);
   const parsed = spec.schema.safeParse(raw, { reportInput: true, error: errorMessage });
   if (!parsed.success) {
-    reportSchemaIssues(parsed.error.issues, at, problemAt);
+    reportSchemaIssues(parsed.error.issues, spec.schema, at, problemAt);
     // The rest of the document is not typed, but its annotations are worth checking now rather
     // than after the user fixes the first round (their values are strings or were just reported).
     checkMetadata(stringEntries(fields.metadata), ['metadata'], SITES[kind], report);
@@ -265,18 +265,28 @@ const POLICY_KIND_SET: ReadonlySet<string> = new Set(Object.keys(POLICY_KINDS));
 
 /** zod's issues as problems: one per unknown field (with a suggestion), and "is required" dropped
  *  where an unknown field next to it already says "did you mean" that field. */
-function reportSchemaIssues(issues: readonly z.core.$ZodIssue[], at: Located, problemAt: ProblemAt): void {
+function reportSchemaIssues(
+  issues: readonly z.core.$ZodIssue[],
+  schema: z.core.$ZodType,
+  at: Located,
+  problemAt: ProblemAt,
+): void {
   const suggested = new Set<string>();
   const found: { path: Path; message: string }[] = [];
   for (const iss of issues) {
     if (iss.code === 'unrecognized_keys') {
-      const allowed = allowedFields(iss.input) ?? [];
+      const allowed = allowedFields(iss.input) ?? fieldsAt(schema, iss.path) ?? [];
       for (const key of iss.keys) {
         const near = nearestField(key, allowed);
         if (near !== undefined) suggested.add(formatPath([...iss.path, near]));
         found.push({
           path: [...iss.path, key],
-          message: near !== undefined ? `unknown field; did you mean "${near}"?` : `unknown field; allowed here: ${allowed.join(', ')}`,
+          message:
+            near !== undefined
+              ? `unknown field; did you mean "${near}"?`
+              : allowed.length > 0
+                ? `unknown field; allowed here: ${allowed.join(', ')}`
+                : 'unknown field',
         });
       }
       continue;

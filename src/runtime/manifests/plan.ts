@@ -12,6 +12,7 @@ import { formatPath, ManifestError, type ManifestProblem } from '../../manifests
 import { matchesMap } from '../../manifests/labels.js';
 import type { Container, PodSpec } from '../../manifests/schema.js';
 import type { DeploymentObject, ManifestSet, ResolvedServicePort, ServiceObject, Source } from '../../manifests/types.js';
+import { internalError } from '../../core/errors.js';
 
 /** A container whose command is known (from `command` or a known image). */
 export type RunnableContainer = Container & { readonly command: readonly string[] };
@@ -161,7 +162,7 @@ function namedPort(pod: PodPlan, name: string, protocol: string): number | undef
 function runnable(spec: PodSpec): PodPlan['spec'] {
   // load() has already failed on a container without a command or a known image.
   const containers = spec.containers.map((c) => {
-    if (c.command === undefined) throw new Error(`bug: container "${c.name}" has no command after loading`);
+    if (c.command === undefined) throw internalError(`container "${c.name}" has no command after loading`);
     return { ...c, command: c.command };
   });
   return { ...spec, containers };

@@ -1,11 +1,12 @@
 // IPv4 addresses and CIDR blocks as numbers: parsing with clear errors, containment and overlap,
 // the gateway (first host) address of a block. The pod network is IPv4 only.
 import { OutriggerError } from '../../core/errors.js';
+import { RuntimeCodes } from '../errors.js';
 
 /** A configuration value the network cannot work with (bad CIDR, bad bridge name, ...). */
 export class NetConfigError extends OutriggerError {
   constructor(message: string) {
-    super('OUTR_ERR_NET_CONFIG', message);
+    super(RuntimeCodes.NET_CONFIG, message);
     this.name = 'NetConfigError';
   }
 }

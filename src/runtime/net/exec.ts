@@ -2,6 +2,7 @@
 // in the error, so a failure says which command failed and what the tool said.
 import { execFile } from 'node:child_process';
 import { OutriggerError } from '../../core/errors.js';
+import { RuntimeCodes } from '../errors.js';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -20,7 +21,7 @@ export class CommandError extends OutriggerError {
     detail?: string,
   ) {
     const why = detail ?? (exitCode === null ? 'killed' : `exit ${exitCode}`);
-    super('OUTR_ERR_NET_COMMAND', `${argv.join(' ')}: ${why}${stderr.trim() !== '' ? `: ${stderr.trim()}` : ''}`);
+    super(RuntimeCodes.NET_COMMAND, `${argv.join(' ')}: ${why}${stderr.trim() !== '' ? `: ${stderr.trim()}` : ''}`);
     this.name = 'CommandError';
   }
 }

@@ -1,6 +1,7 @@
 // The files `ip netns exec` bind-mounts over /etc for a pod: hosts (how pods resolve Services and
 // their own hostname: there is no DNS server) and resolv.conf. Rendering here; writing in network.ts.
 import { parseIPv4 } from './cidr.js';
+import { NetConfigError } from './cidr.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 
@@ -31,9 +32,11 @@ export function renderHosts(pod: { readonly namespace: string; readonly name: st
 }
 
 function line(e: HostEntry): string {
-  if (parseIPv4(e.ip) === undefined) throw new Error(`hosts entry: ${JSON.stringify(e.ip)} is not an IPv4 address`);
+  if (parseIPv4(e.ip) === undefined) {
+    throw new NetConfigError(`hosts entry: ${JSON.stringify(e.ip)} is not an IPv4 address`);
+  }
   for (const n of e.names) {
-    if (!HOST_NAME.test(n)) throw new Error(`hosts entry: ${JSON.stringify(n)} is not a host name`);
+    if (!HOST_NAME.test(n)) throw new NetConfigError(`hosts entry: ${JSON.stringify(n)} is not a host name`);
   }
   return `${e.ip}\t${e.names.join(' ')}`;
 }

@@ -15,6 +15,7 @@ import { restoreCommand, type ProxyInitConfig } from './proxy-init.js';
 import { renderPodRules, type ServiceRule } from './pod-rules.js';
 import type { NetRecord, PodNetRecord } from './record.js';
 import { removePodNetwork, teardownNetwork, type TeardownReport } from './teardown.js';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
 
 export const DEFAULT_POD_CIDR = '10.244.0.0/16';
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
@@ -225,7 +226,10 @@ export class PodNetwork {
    *  made and rethrows. `hosts` are extra hosts-file entries (Services). */
   async addPod(pod: PodIdentity, hosts: readonly HostEntry[] = []): Promise<PodNet> {
     const netns = netnsName(this.rec.bridge, pod.namespace, pod.name);
-    if (this.rec.pods.some((p) => p.netns === netns)) throw new Error(`pod ${pod.namespace}/${pod.name} already has a network (${netns})`);
+    if (this.rec.pods.some((p) => p.netns === netns)) {
+      const why = `pod ${pod.namespace}/${pod.name} already has a network (${netns})`;
+      throw new RuntimeError(RuntimeCodes.POD_NETWORK, why);
+    }
     const entry: PodNetRecord = {
       pod: `${pod.namespace}/${pod.name}`,
       netns,
@@ -286,7 +290,7 @@ export class PodNetwork {
     this.services = services;
     const results = await Promise.allSettled([...this.made].map((netns) => this.applyRules(netns)));
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
-    if (failed.length > 0) throw new Error(`service rules: ${failed.join('; ')}`);
+    if (failed.length > 0) throw new RuntimeError(RuntimeCodes.SERVICE_RULES, `service rules: ${failed.join('; ')}`);
   }
 
   /** Writes a pod's rules file: one at a time per pod, each with the settings current when it runs,
@@ -346,7 +350,9 @@ export class PodNetwork {
 
   private findPod(netns: string): PodNetRecord {
     const p = this.rec.pods.find((x) => x.netns === netns);
-    if (p === undefined) throw new Error(`no pod network ${netns} on bridge ${this.rec.bridge}`);
+    if (p === undefined) {
+      throw new RuntimeError(RuntimeCodes.POD_NETWORK, `no pod network ${netns} on bridge ${this.rec.bridge}`);
+    }
     return p;
   }
 

@@ -2,6 +2,7 @@
 // so that `down` after a crash, or after the control process was killed, can remove all of it.
 // It holds no secrets; the caller stores it as JSON in the state directory.
 import * as z from 'zod';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
 
 const podRecord = z.object({
   /** `namespace/name` of the pod, for messages. */
@@ -35,7 +36,8 @@ export function parseNetRecord(data: unknown): NetRecord {
   const r = netRecord.safeParse(data);
   if (!r.success) {
     const first = r.error.issues[0];
-    throw new Error(`network record is damaged: ${first?.path.join('.') ?? ''}: ${first?.message ?? 'invalid'}`);
+    const why = `${first?.path.join('.') ?? ''}: ${first?.message ?? 'invalid'}`;
+    throw new RuntimeError(RuntimeCodes.STATE_RECORD, `network record is damaged: ${why}`);
   }
   return r.data;
 }

@@ -8,6 +8,7 @@ import { CommandError, runCommand, type Runner } from './exec.js';
 import { listLinks, listNetns, netnsPids, splitRule, succeeds } from './host.js';
 import { forwardChain, NETNS_PREFIX, netnsPrefix, vethName } from './names.js';
 import type { NetRecord, PodNetRecord } from './record.js';
+import { RuntimeCodes } from '../errors.js';
 
 export interface TeardownReport {
   /** What was removed, e.g. `netns outr-outr0-default.web-0`, `link outr0`. */
@@ -21,7 +22,8 @@ export class TeardownError extends OutriggerError {
     readonly failures: readonly string[],
     readonly report: TeardownReport,
   ) {
-    super('OUTR_ERR_NET_TEARDOWN', `teardown left ${failures.length} thing${failures.length === 1 ? '' : 's'} behind:\n  ${failures.join('\n  ')}`);
+    const things = `${failures.length} thing${failures.length === 1 ? '' : 's'}`;
+    super(RuntimeCodes.NET_TEARDOWN, `teardown left ${things} behind:\n  ${failures.join('\n  ')}`);
     this.name = 'TeardownError';
   }
 }

@@ -12,6 +12,8 @@ import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from 
 import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import { bootId, groupMembers, procStat } from './proc.js';
 import { ensurePodStateDir, logPath, parseProcessRecord, recordedGroupAlive, recordPath, removeProcessRecord, RUN_MARKER_ENV, writeProcessRecord, type ProcessRecord } from './record.js';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
+import { internalError } from '../../core/errors.js';
 
 /** What to run, fully resolved (env expanded, probe ports numeric): see pod.ts for the manifest side. */
 export interface ContainerSpec {
@@ -116,7 +118,7 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   constructor(spec: ContainerSpec, opts: ContainerOptions) {
     super();
-    if (spec.argv.length === 0) throw new Error(`container ${spec.name}: empty command`);
+    if (spec.argv.length === 0) throw new RuntimeError(RuntimeCodes.POD_SPEC, `container ${spec.name}: empty command`);
     this.spec = spec;
     this.opts = opts;
     this.backoff = new Backoff(opts.backoff);
@@ -149,7 +151,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   /** Starts the container; resolves once its process runs (or its start failed and a restart is
    *  scheduled, or it ended for good: see status()). Rejects only if the state directory is unusable. */
   async start(): Promise<void> {
-    if (this.startCalled || this.stopping) throw new Error(`container ${this.label}: already started`);
+    if (this.startCalled || this.stopping) throw internalError(`container ${this.label}: already started`);
     this.startCalled = true;
     await ensurePodStateDir(this.opts.podDir);
     await this.launchOnce();
@@ -164,7 +166,7 @@ export class Container extends EventEmitter<ContainerEvents> {
    * whose members live on is killed first, so that a fresh start never runs beside leftovers.
    */
   async adopt(o: { readonly wasReady?: boolean } = {}): Promise<boolean> {
-    if (this.startCalled || this.stopping) throw new Error(`container ${this.label}: already started`);
+    if (this.startCalled || this.stopping) throw internalError(`container ${this.label}: already started`);
     let rec: ProcessRecord;
     try {
       rec = parseProcessRecord(JSON.parse(await readFile(this.recordFile, 'utf8')));
@@ -241,7 +243,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     // The record first: from here on a crash of the runtime leaves a process `down` can find.
     try {
       const st = await procStat(pid);
-      if (st === undefined) throw new Error(`process ${pid} vanished before it started`);
+      if (st === undefined) throw new RuntimeError(RuntimeCodes.POD_START, `process ${pid} vanished before it started`);
       await writeProcessRecord(this.recordFile, {
         version: 1,
         pod: `${this.opts.pod.namespace}/${this.opts.pod.name}`,
@@ -449,7 +451,8 @@ export class Container extends EventEmitter<ContainerEvents> {
         killGroup(pid, 'SIGKILL');
         const killDeadline = Date.now() + KILL_WAIT_MS;
         if (!(await settlesWithin(exited, KILL_WAIT_MS)) || !(await groupGoneBy(pid, killDeadline))) {
-          throw new Error(`container ${this.label}: process group ${pid} survived SIGKILL for ${KILL_WAIT_MS} ms`);
+          const why = `container ${this.label}: process group ${pid} survived SIGKILL for ${KILL_WAIT_MS} ms`;
+          throw new RuntimeError(RuntimeCodes.STOP, why);
         }
       }
     } else if (!this.finished) {

@@ -2,6 +2,7 @@
 // in order with `valueFrom.fieldRef` resolved and `$(VAR)` references expanded, which `command` and
 // `args` may use too. The runtime's own environment is not passed on (a pod does not see the host's).
 import type { EnvVar } from '../manifests/index.js';
+import { internalError } from '../../core/errors.js';
 
 /** What a fieldRef may ask for, known once the pod has its network. */
 export interface PodFacts {
@@ -45,7 +46,7 @@ export function fieldValue(path: string, f: PodFacts): string {
     case 'status.hostIP':
       return f.hostIP;
     default:
-      throw new Error(`unsupported fieldRef ${path}`); // the manifest schema allows only the above
+      throw internalError(`unsupported fieldRef ${path}`); // the manifest schema allows only the above
   }
 }
 

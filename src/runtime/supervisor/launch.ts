@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
 
 /** A user to run as instead of the runtime's own (root). */
 export interface RunAs {
@@ -99,7 +100,8 @@ export function runBounded(argv: readonly string[], o: { env: Readonly<Record<st
   return new Promise((resolve) => {
     const [file, ...args] = argv;
     if (file === undefined) {
-      resolve({ code: null, signal: null, output: '', timedOut: false, error: new Error('empty command') });
+      const error = new RuntimeError(RuntimeCodes.POD_SPEC, 'empty command');
+      resolve({ code: null, signal: null, output: '', timedOut: false, error });
       return;
     }
     const child = spawn(file, args, { cwd: o.cwd, env: { ...o.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

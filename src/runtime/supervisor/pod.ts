@@ -16,6 +16,8 @@ import { resolveProbe, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import type { ProxyCommand } from './proxy-command.js';
 import { isGone } from './proc.js';
 import { podStateDir } from './record.js';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
+import { internalError } from '../../core/errors.js';
 
 /** The proxy's container name: its log is `<pod dir>/outrigger-proxy.log`. An app container may not
  *  use it. */
@@ -87,9 +89,9 @@ export function podPhase(apps: readonly Pick<ContainerStatus, 'started' | 'finis
   return 'Running';
 }
 
-export class PodStartError extends Error {
+export class PodStartError extends RuntimeError {
   constructor(message: string) {
-    super(message);
+    super(RuntimeCodes.POD_START, message);
     this.name = 'PodStartError';
   }
 }
@@ -113,10 +115,17 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.o = o;
     this.meshed = o.pod.mesh.inject;
     this.podDir = podStateDir(o.stateDir, o.pod.namespace, o.pod.name);
-    if (this.meshed && o.proxy === undefined) throw new Error(`pod ${this.label} is meshed but no proxy command was given`);
-    if (this.meshed && o.net.netns === undefined) throw new Error(`pod ${this.label} is meshed: it needs a network namespace`);
+    if (this.meshed && o.proxy === undefined) {
+      throw new RuntimeError(RuntimeCodes.POD_SPEC, `pod ${this.label} is meshed but no proxy command was given`);
+    }
+    if (this.meshed && o.net.netns === undefined) {
+      throw new RuntimeError(RuntimeCodes.POD_SPEC, `pod ${this.label} is meshed: it needs a network namespace`);
+    }
     for (const c of o.pod.spec.containers) {
-      if (c.name === PROXY_CONTAINER) throw new Error(`pod ${this.label}: container name "${PROXY_CONTAINER}" is reserved for the proxy`);
+      if (c.name === PROXY_CONTAINER) {
+        const why = `pod ${this.label}: container name "${PROXY_CONTAINER}" is reserved for the proxy`;
+        throw new RuntimeError(RuntimeCodes.POD_SPEC, why);
+      }
     }
     // Everything is resolved before anything runs, so a bad spec starts nothing.
     this.appSpecs = appContainerSpecs(o);
@@ -131,7 +140,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
    *  order. Resolves once all are started (not necessarily ready: see whenReady). If the proxy does
    *  not become ready in time, stops everything and rejects with what its log says. */
   async start(): Promise<void> {
-    if (this.started) throw new Error(`pod ${this.label}: already started`);
+    if (this.started) throw internalError(`pod ${this.label}: already started`);
     this.started = true;
     try {
       if (this.proxySpec !== undefined) {
@@ -161,7 +170,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
    * started afresh, the proxy first as in start(). Rejects, having stopped the pod, like start().
    */
   async adopt(wasReady: Readonly<Record<string, boolean>> = {}): Promise<{ adopted: string[]; started: string[] }> {
-    if (this.started) throw new Error(`pod ${this.label}: already started`);
+    if (this.started) throw internalError(`pod ${this.label}: already started`);
     this.started = true;
     const adopted: string[] = [];
     const started: string[] = [];
@@ -328,7 +337,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       if (this.proxy !== undefined) await settle(this.proxy.stop());
       if (this.o.net.netns !== undefined) await settle(killNetnsProcesses(this.o.net.netns).then(() => undefined));
       this.readyNow = false;
-      if (errors.length > 0) throw new Error(`pod ${this.label}: stop: ${errors.join('; ')}`);
+      if (errors.length > 0) throw new RuntimeError(RuntimeCodes.STOP, `pod ${this.label}: stop: ${errors.join('; ')}`);
     })();
     return this.stopping;
   }
@@ -350,7 +359,9 @@ export async function killNetnsProcesses(netns: string, timeoutMs = 5000): Promi
     const live: number[] = [];
     for (const pid of pids) if (!(await isGone(pid))) live.push(pid);
     if (live.length === 0) return [...killed];
-    if (Date.now() > deadline) throw new Error(`processes survive in ${netns}: ${live.join(', ')}`);
+    if (Date.now() > deadline) {
+      throw new RuntimeError(RuntimeCodes.STOP, `processes survive in ${netns}: ${live.join(', ')}`);
+    }
     for (const pid of live) {
       try {
         process.kill(pid, 'SIGKILL');

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
 
 interface HttpCheck {
   readonly kind: 'http';
@@ -29,14 +30,24 @@ function done(ok: boolean, message: string): never {
   process.exit(ok ? 0 : 1);
 }
 
+function timedOut(ms: number): RuntimeError {
+  return new RuntimeError(RuntimeCodes.PROBE_TIMEOUT, `timed out after ${ms} ms`);
+}
+
+/** A system error by its code (ECONNREFUSED), our own (a timeout) by its message. */
+function why(e: NodeJS.ErrnoException): string {
+  return e instanceof RuntimeError ? e.message : (e.code ?? e.message);
+}
+
 function checkHttp(c: HttpCheck): void {
   const headers: Record<string, string> = { 'user-agent': 'outrigger-probe/1', accept: '*/*', connection: 'close' };
   for (const h of c.headers) headers[h.name.toLowerCase()] = h.value;
   const mod = c.scheme === 'HTTPS' ? https : http;
   // As the kubelet does: an HTTPS probe does not verify the certificate (it checks liveness, not identity).
   const req = mod.request({ host: c.host, port: c.port, path: c.path, method: 'GET', headers, rejectUnauthorized: false, agent: false });
-  req.setTimeout(c.timeoutMs, () => req.destroy(new Error(`timed out after ${c.timeoutMs} ms`)));
-  req.on('error', (e: NodeJS.ErrnoException) => done(false, `GET ${c.scheme.toLowerCase()}://${c.host}:${c.port}${c.path}: ${e.code ?? e.message}`));
+  req.setTimeout(c.timeoutMs, () => req.destroy(timedOut(c.timeoutMs)));
+  const url = `${c.scheme.toLowerCase()}://${c.host}:${c.port}${c.path}`;
+  req.on('error', (e: NodeJS.ErrnoException) => done(false, `GET ${url}: ${why(e)}`));
   req.on('response', (res) => {
     let n = 0;
     res.on('data', (d: Buffer) => {
@@ -54,12 +65,12 @@ function checkHttp(c: HttpCheck): void {
 
 function checkTcp(c: TcpCheck): void {
   const s = net.connect({ host: c.host, port: c.port });
-  s.setTimeout(c.timeoutMs, () => s.destroy(Object.assign(new Error(`timed out after ${c.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+  s.setTimeout(c.timeoutMs, () => s.destroy(timedOut(c.timeoutMs)));
   s.on('connect', () => {
     s.destroy();
     done(true, `connected to ${c.host}:${c.port}`);
   });
-  s.on('error', (e: NodeJS.ErrnoException) => done(false, `connect ${c.host}:${c.port}: ${e.code ?? e.message}`));
+  s.on('error', (e: NodeJS.ErrnoException) => done(false, `connect ${c.host}:${c.port}: ${why(e)}`));
 }
 
 const check = JSON.parse(process.argv[2] ?? '{}') as NetCheck;

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_OPTIONS } from '../../proxy/node-options.js';
 import { ORIGDST_ADDON_ENV } from '../../proxy/transport/origdst.js';
 import { placedArgv, runBounded, type RunAs } from './launch.js';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
 
 export interface ProxyCommand {
   /** The argv prefix that runs the proxy: `[node, ...PROXY_NODE_OPTIONS, <root>/bin/outrigger.js, 'proxy']`. */
@@ -48,9 +49,9 @@ function addonSource(root: string): string {
   return override !== undefined && override !== '' ? override : join(root, ADDON);
 }
 
-export class ProxyCommandError extends Error {
+export class ProxyCommandError extends RuntimeError {
   constructor(message: string) {
-    super(message);
+    super(RuntimeCodes.PROXY_COMMAND, message);
     this.name = 'ProxyCommandError';
   }
 }

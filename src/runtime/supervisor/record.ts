@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as z from 'zod';
 import { killGroup } from './launch.js';
 import { allProcesses, bootId, environHas, procStat } from './proc.js';
+import { RuntimeCodes, RuntimeError } from '../errors.js';
 
 /** Set in every container process's environment (and so inherited by its children): `<runId>`. */
 export const RUN_MARKER_ENV = 'OUTRIGGER_CONTAINER_RUN';
@@ -54,7 +55,8 @@ export function parseProcessRecord(data: unknown): ProcessRecord {
   const r = processRecord.safeParse(data);
   if (!r.success) {
     const first = r.error.issues[0];
-    throw new Error(`process record is damaged: ${first?.path.join('.') ?? ''}: ${first?.message ?? 'invalid'}`);
+    const why = `${first?.path.join('.') ?? ''}: ${first?.message ?? 'invalid'}`;
+    throw new RuntimeError(RuntimeCodes.STATE_RECORD, `process record is damaged: ${why}`);
   }
   return r.data;
 }
