@@ -38,7 +38,8 @@ module.exports = {
     ...layerRules,
     {
       name: 'control-not-runtime',
-      comment: 'the control plane stands without the local runtime (the kubernetes store uses it too): not even its tests import it',
+      comment:
+        'the control plane stands without the local runtime (the kubernetes store uses it too): not even its tests import it',
       severity: 'error',
       from: { path: '^src/control/' },
       to: { path: '^src/(runtime|daemon|kube|dashboard|cli)/' },

@@ -28,14 +28,38 @@ export default tseslint.config(
   {
     // The demo's and the interop tests' pod programs: plain Node.
     files: ['examples/**/*.js', 'test/fixtures/**/*.js'],
-    languageOptions: { globals: { Buffer: 'readonly', URL: 'readonly', setImmediate: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearTimeout: 'readonly', clearInterval: 'readonly' } },
+    languageOptions: {
+      globals: {
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setImmediate: 'readonly',
+        setTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearTimeout: 'readonly',
+        clearInterval: 'readonly',
+      },
+    },
   },
   {
     // The dashboard's browser code (served as is, no bundler).
     files: ['src/dashboard/web/**/*.js'],
     languageOptions: {
       globals: Object.fromEntries(
-        ['window', 'document', 'location', 'localStorage', 'fetch', 'URL', 'URLSearchParams', 'EventSource', 'Node', 'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval'].map((g) => [g, 'readonly']),
+        [
+          'window',
+          'document',
+          'location',
+          'localStorage',
+          'fetch',
+          'URL',
+          'URLSearchParams',
+          'EventSource',
+          'Node',
+          'setTimeout',
+          'setInterval',
+          'clearTimeout',
+          'clearInterval',
+        ].map((g) => [g, 'readonly']),
       ),
     },
   },

@@ -43,9 +43,17 @@ function identityDirArg(argv: readonly string[]): string | undefined {
 async function haproxyPem(ca: MeshCa, identity: SpiffeId): Promise<string> {
   const keys = await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify']);
   const now = Date.now();
-  const leaf = await ca.signLeaf({ publicKey: keys.publicKey, identity, notBefore: new Date(now - 60_000), notAfter: new Date(now + 24 * 3600_000) });
+  const leaf = await ca.signLeaf({
+    publicKey: keys.publicKey,
+    identity,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 24 * 3600_000),
+  });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
   return leaf.pem + ca.issuerPem + keyPem;
 }
 
@@ -57,9 +65,14 @@ async function setUpIdentity(dir: string): Promise<ControlPlaneOptions['services
   const reviewer = tokens.reviewer((namespace, pod) => known.has(`${namespace}/${pod.name}/${pod.uid}`));
   const certifier = new Certifier({ ca, reviewer });
   for (const p of MESH_PODS) {
-    const token = await tokens.issue({ namespace: MESH_NAMESPACE, serviceAccount: p.serviceAccount, pod: { name: p.name, uid: p.uid } }, { lifetimeSeconds: 24 * 3600 });
+    const token = await tokens.issue(
+      { namespace: MESH_NAMESPACE, serviceAccount: p.serviceAccount, pod: { name: p.name, uid: p.uid } },
+      { lifetimeSeconds: 24 * 3600 },
+    );
     writeFileSync(path.join(dir, `${p.serviceAccount}.token`), token, { mode: 0o600 });
-    writeFileSync(path.join(dir, `haproxy-${p.serviceAccount}.pem`), await haproxyPem(ca, spiffeOf(p.serviceAccount)), { mode: 0o600 });
+    writeFileSync(path.join(dir, `haproxy-${p.serviceAccount}.pem`), await haproxyPem(ca, spiffeOf(p.serviceAccount)), {
+      mode: 0o600,
+    });
   }
   writeFileSync(path.join(dir, 'ca.pem'), ca.trustAnchorPem, { mode: 0o600 });
   return (server) => addIdentityService(server, { certifier });
@@ -69,7 +82,13 @@ async function main(): Promise<void> {
   const store = new LocalStore();
   const identityDir = identityDirArg(process.argv.slice(2));
   const services = identityDir !== undefined ? await setUpIdentity(identityDir) : undefined;
-  const cp = await startControlPlane({ store, host: '127.0.0.1', port: 0, trustDomain: TRUST_DOMAIN, ...(services ? { services } : {}) });
+  const cp = await startControlPlane({
+    store,
+    host: '127.0.0.1',
+    port: 0,
+    trustDomain: TRUST_DOMAIN,
+    ...(services ? { services } : {}),
+  });
   process.stdout.write(JSON.stringify({ port: cp.address.port }) + '\n');
 
   const lines = createInterface({ input: process.stdin });
@@ -78,7 +97,12 @@ async function main(): Promise<void> {
     const t = process.hrtime.bigint();
     if (cmd.replace !== undefined) store.replace(cmd.replace);
     const cpu = process.cpuUsage();
-    const reply = { id: cmd.id, t_ns: t.toString(), cpu_us: cpu.user + cpu.system, watchers: cp.destination.watchers() };
+    const reply = {
+      id: cmd.id,
+      t_ns: t.toString(),
+      cpu_us: cpu.user + cpu.system,
+      watchers: cp.destination.watchers(),
+    };
     process.stdout.write(JSON.stringify(reply) + '\n');
   });
   // The driver holds our stdin open; when it goes away (even by SIGKILL) we go too.

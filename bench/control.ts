@@ -35,7 +35,12 @@ export function serviceContent(endpoints: readonly BenchEndpoint[], name = SERVI
     name,
     clusterIP: VIP,
     ports: [{ name: 'http', port: VIP_PORT, appProtocol: 'http' }],
-    endpoints: endpoints.map((e) => ({ pod: `${NAMESPACE}/${e.pod}`, ip: e.ip, ports: { [VIP_PORT]: e.port }, ready: true })),
+    endpoints: endpoints.map((e) => ({
+      pod: `${NAMESPACE}/${e.pod}`,
+      ip: e.ip,
+      ports: { [VIP_PORT]: e.port },
+      ready: true,
+    })),
   };
   const pods: PodEntry[] = endpoints.map((e) => ({
     namespace: NAMESPACE,
@@ -63,7 +68,12 @@ export interface ControlReply {
 
 export function parseControlReply(line: string): ControlReply {
   const o = JSON.parse(line) as { id?: unknown; t_ns?: unknown; cpu_us?: unknown; watchers?: unknown };
-  if (typeof o.id !== 'number' || typeof o.t_ns !== 'string' || typeof o.cpu_us !== 'number' || typeof o.watchers !== 'number') {
+  if (
+    typeof o.id !== 'number' ||
+    typeof o.t_ns !== 'string' ||
+    typeof o.cpu_us !== 'number' ||
+    typeof o.watchers !== 'number'
+  ) {
     throw new BenchError(`control plane: unexpected reply ${line}`);
   }
   return { id: o.id, tNs: BigInt(o.t_ns), cpuUs: o.cpu_us, watchers: o.watchers };
@@ -83,8 +93,13 @@ export interface ControlPlaneChild {
 /** `identityDir`: also run the identity service, and write the tokens and haproxy certificates there
  *  (bench/control-plane.ts says which files) before the port is announced. `nodeArgs` go to node
  *  itself, before the script. */
-export async function startControlPlaneChild(opts: { identityDir?: string; nodeArgs?: readonly string[] } = {}): Promise<ControlPlaneChild> {
-  const args = [...(opts.nodeArgs ?? []), ...(opts.identityDir !== undefined ? [SCRIPT, '--identity', opts.identityDir] : [SCRIPT])];
+export async function startControlPlaneChild(
+  opts: { identityDir?: string; nodeArgs?: readonly string[] } = {},
+): Promise<ControlPlaneChild> {
+  const args = [
+    ...(opts.nodeArgs ?? []),
+    ...(opts.identityDir !== undefined ? [SCRIPT, '--identity', opts.identityDir] : [SCRIPT]),
+  ];
   const proc = spawnManaged('control plane', process.execPath, args);
   let buffered = '';
   let port: number | undefined;

@@ -3,9 +3,17 @@ import assert from 'node:assert/strict';
 import { summarize } from './cpu-profile.js';
 
 void test('cpu profile: self time per function and per file, as shares of the busy time', () => {
-  const frame = (id: number, functionName: string, url: string, lineNumber = 0) => ({ id, callFrame: { functionName, url, lineNumber } });
+  const frame = (id: number, functionName: string, url: string, lineNumber = 0) => ({
+    id,
+    callFrame: { functionName, url, lineNumber },
+  });
   const s = summarize({
-    nodes: [frame(1, '(idle)', ''), frame(2, 'writev', ''), frame(3, 'parseRequestHead', 'file:///x/dist/src/proxy/http1/parse.js', 131), frame(4, 'emit', 'node:events')],
+    nodes: [
+      frame(1, '(idle)', ''),
+      frame(2, 'writev', ''),
+      frame(3, 'parseRequestHead', 'file:///x/dist/src/proxy/http1/parse.js', 131),
+      frame(4, 'emit', 'node:events'),
+    ],
     samples: [1, 2, 3, 2, 4, 1],
     timeDeltas: [500, 300, 100, 300, 100, 700],
   });

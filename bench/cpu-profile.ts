@@ -36,7 +36,10 @@ export interface ProfileSummary {
 /** Where a frame lives, shortened: src/proxy/..., node:..., (native) for V8 and C++. */
 function fileOf(url: string): string {
   if (url === '') return '(native)';
-  return url.replace(/^.*\/dist\/(src|bench)\//, '$1/').replace(/^.*\/node_modules\//, '').replace(/^node:internal\//, 'node:');
+  return url
+    .replace(/^.*\/dist\/(src|bench)\//, '$1/')
+    .replace(/^.*\/node_modules\//, '')
+    .replace(/^node:internal\//, 'node:');
 }
 
 export function summarize(p: Profile, top = 25): ProfileSummary {
@@ -65,7 +68,10 @@ export function summarize(p: Profile, top = 25): ProfileSummary {
   }
   const busyUs = totalUs - idleUs;
   const shares = (m: Map<string, number>): [string, number][] =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, us]) => [k, busyUs > 0 ? us / busyUs : 0]);
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, us]) => [k, busyUs > 0 ? us / busyUs : 0]);
   return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, functions: shares(functions), files: shares(files) };
 }
 
@@ -85,5 +91,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write('usage: node dist/bench/cpu-profile.js FILE.cpuprofile...\n');
     process.exit(2);
   }
-  for (const f of files) process.stdout.write(`${format(f, summarize(JSON.parse(readFileSync(f, 'utf8')) as Profile))}\n\n`);
+  for (const f of files)
+    process.stdout.write(`${format(f, summarize(JSON.parse(readFileSync(f, 'utf8')) as Profile))}\n\n`);
 }

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { buildFixedRateReport, formatFixedRate, percentilesMs, subtractPercentiles, vcpuPerKrps, type FixedRateRun } from './fixed-rate.js';
+import {
+  buildFixedRateReport,
+  formatFixedRate,
+  percentilesMs,
+  subtractPercentiles,
+  vcpuPerKrps,
+  type FixedRateRun,
+} from './fixed-rate.js';
 import { checkSchedule, parseLoadgenResult, runGenerator, type GeneratorRun, type LoadgenResult } from './generator.js';
 import { Histogram } from './histogram.js';
 import type { MemoryFigures, MemoryOverRun } from './memory.js';
@@ -15,7 +22,15 @@ import { buildReport, formatTable } from './report.js';
 const MS = 1e6;
 
 /** A generator run whose every latency is `latencyMs` but the last `slow` ones, which take `slowMs`. */
-function genRun(o: { rate: number; latencyMs: number; slow?: number; slowMs?: number; lagUs?: number; queued?: number; errors?: number }): GeneratorRun {
+function genRun(o: {
+  rate: number;
+  latencyMs: number;
+  slow?: number;
+  slowMs?: number;
+  lagUs?: number;
+  queued?: number;
+  errors?: number;
+}): GeneratorRun {
   const latency = new Histogram();
   const service = new Histogram();
   const lag = new Histogram();
@@ -49,9 +64,20 @@ function genRun(o: { rate: number; latencyMs: number; slow?: number; slowMs?: nu
   return parseLoadgenResult(JSON.stringify(result));
 }
 
-const mem = (uss: number): MemoryFigures => ({ rss_mb: uss + 40, pss_mb: uss + 2, uss_mb: uss, private_dirty_mb: uss - 1 });
+const mem = (uss: number): MemoryFigures => ({
+  rss_mb: uss + 40,
+  pss_mb: uss + 2,
+  uss_mb: uss,
+  private_dirty_mb: uss - 1,
+});
 
-function run(path: 'direct' | 'outrigger' | 'haproxy', rate: number, round: number, gen: GeneratorRun, cpuS = 1): FixedRateRun {
+function run(
+  path: 'direct' | 'outrigger' | 'haproxy',
+  rate: number,
+  round: number,
+  gen: GeneratorRun,
+  cpuS = 1,
+): FixedRateRun {
   const proxies: Record<string, number> = path === 'direct' ? {} : { client: cpuS, server: cpuS * 2 };
   const memory: Record<string, MemoryOverRun> =
     path === 'direct'
@@ -69,20 +95,32 @@ void test('percentiles in ms, and a pair minus direct percentile by percentile',
   assert.equal(p.p99, 0.25);
   assert.ok(p.p99_9 >= 5 && p.p99_9 < 5.01);
   assert.equal(p.max, 5);
-  assert.deepEqual(subtractPercentiles({ p50: 1, p90: 2, p99: 3, p99_9: 4, max: 10 }, { p50: 0.25, p90: 0.5, p99: 1, p99_9: 1.5, max: 2 }), {
-    p50: 0.75,
-    p90: 1.5,
-    p99: 2,
-    p99_9: 2.5,
-    max: 8,
-  });
+  assert.deepEqual(
+    subtractPercentiles(
+      { p50: 1, p90: 2, p99: 3, p99_9: 4, max: 10 },
+      { p50: 0.25, p90: 0.5, p99: 1, p99_9: 1.5, max: 2 },
+    ),
+    {
+      p50: 0.75,
+      p90: 1.5,
+      p99: 2,
+      p99_9: 2.5,
+      max: 8,
+    },
+  );
 });
 
 void test('vCPU per 1,000 RPS: CPU seconds over the window, per krps answered, pooled over runs', () => {
   // 0.5 s of CPU in a 10 s window at 1000 RPS: 0.05 vCPU per krps.
   assert.equal(vcpuPerKrps([{ cpuS: 0.5, windowS: 10, answeredRps: 1000 }]), 0.05);
   // Two runs at 2000 RPS, 1 s and 3 s of CPU over 10 s each: 0.2 vCPU at 2 krps = 0.1 per krps.
-  assert.equal(vcpuPerKrps([{ cpuS: 1, windowS: 10, answeredRps: 2000 }, { cpuS: 3, windowS: 10, answeredRps: 2000 }]), 0.1);
+  assert.equal(
+    vcpuPerKrps([
+      { cpuS: 1, windowS: 10, answeredRps: 2000 },
+      { cpuS: 3, windowS: 10, answeredRps: 2000 },
+    ]),
+    0.1,
+  );
   assert.equal(vcpuPerKrps([{ cpuS: null, windowS: 10, answeredRps: 1000 }]), null);
 });
 
@@ -112,7 +150,10 @@ void test('report: rounds pooled per rate and path, added over direct, per-proxy
     run('haproxy', 1000, 2, genRun({ rate: 1000, latencyMs: 0.4, errors: 2 })),
   ];
   const r = buildFixedRateReport(runs, opts);
-  assert.deepEqual(r.results.map((x) => x.path), ['direct', 'outrigger', 'haproxy']);
+  assert.deepEqual(
+    r.results.map((x) => x.path),
+    ['direct', 'outrigger', 'haproxy'],
+  );
   const [direct, o, h] = r.results;
   assert.equal(direct?.added_ms, null);
   assert.equal(direct?.requests, 20_000);
@@ -124,7 +165,13 @@ void test('report: rounds pooled per rate and path, added over direct, per-proxy
   assert.equal(h?.added_ms?.p99, 0.2);
   assert.equal(h?.errors, 2);
   // client: 1 s and 3 s of CPU over two 10 s windows at 1 krps = 0.2 vCPU per krps; server twice that.
-  assert.deepEqual(o?.proxies.map((p) => [p.role, p.vcpu_per_krps]), [['client', 0.2], ['server', 0.4]]);
+  assert.deepEqual(
+    o?.proxies.map((p) => [p.role, p.vcpu_per_krps]),
+    [
+      ['client', 0.2],
+      ['server', 0.4],
+    ],
+  );
   assert.equal(o?.proxies[0]?.max?.uss_mb, 52, 'the largest of the rounds');
   assert.equal(o?.proxies[0]?.end?.uss_mb, 47, 'the last round');
   assert.equal(r.runs.length, 6);
@@ -134,7 +181,10 @@ void test('report: rounds pooled per rate and path, added over direct, per-proxy
   const report = buildReport([], opts, 10, undefined, '', { fixedRate: r });
   assert.equal(report.fixed_rate?.results.length, 3);
   const text = formatTable(report);
-  assert.match(text, /1000\s+outrigger\s+0\.801\s+0\.801\s+0\.801\s+0\.801\s+20\.000\s+0\.601\s+0\.601\s+0\.601\s+0\.601\s+19\.800\s+0/);
+  assert.match(
+    text,
+    /1000\s+outrigger\s+0\.801\s+0\.801\s+0\.801\s+0\.801\s+20\.000\s+0\.601\s+0\.601\s+0\.601\s+0\.601\s+19\.800\s+0/,
+  );
   assert.match(text, /1000\s+outrigger\s+client\s+0\.200\s+92\.0\/87\.0\s+52\.0\/47\.0\s+54\.0\/49\.0/);
   assert.match(text, /1000\s+haproxy\s+1000\.0\s+1000\.0\s+50\/50\/50\s+0\.00\s+1\s+0\.100\s+kept/);
   assert.deepEqual(formatFixedRate(undefined), []);
@@ -168,30 +218,34 @@ void test('options: fixed-rate defaults, --rates, --duration, --short', () => {
   assert.throws(() => parseOptions(['--rates', '0,x', '--scenario', 'fast']), /--rates wants[\s\S]*--scenario wants/);
 });
 
-void test('the generator: a real run against a local server keeps a low rate and times every request', { timeout: 30_000 }, async () => {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    res.writeHead(200, { 'content-length': '1024' });
-    res.end(Buffer.alloc(1024, 'x'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  try {
-    let started = 0;
-    let ended = 0;
-    const g = await runGenerator(
-      { targets: [{ host: '127.0.0.1', port }], rate: 200, connections: 4, durationS: 1 },
-      { onStart: () => started++, onEnd: () => ended++ },
-    );
-    assert.deepEqual([started, ended], [1, 1]);
-    assert.equal(g.result.scheduled, 200);
-    assert.equal(g.result.completed, 200);
-    assert.equal(g.latency.count, 200);
-    assert.equal(g.result.status_errors + g.result.connection_errors + g.result.unfinished, 0);
-    assert.ok(g.latency.percentile(50) > 0 && g.latency.percentile(50) < 1e9);
-    assert.ok(g.lag.count > 0 && g.lag.count <= 200);
-  } finally {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
-});
+void test(
+  'the generator: a real run against a local server keeps a low rate and times every request',
+  { timeout: 30_000 },
+  async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': '1024' });
+      res.end(Buffer.alloc(1024, 'x'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      let started = 0;
+      let ended = 0;
+      const g = await runGenerator(
+        { targets: [{ host: '127.0.0.1', port }], rate: 200, connections: 4, durationS: 1 },
+        { onStart: () => started++, onEnd: () => ended++ },
+      );
+      assert.deepEqual([started, ended], [1, 1]);
+      assert.equal(g.result.scheduled, 200);
+      assert.equal(g.result.completed, 200);
+      assert.equal(g.latency.count, 200);
+      assert.equal(g.result.status_errors + g.result.connection_errors + g.result.unfinished, 0);
+      assert.ok(g.latency.percentile(50) > 0 && g.latency.percentile(50) < 1e9);
+      assert.ok(g.lag.count > 0 && g.lag.count <= 200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  },
+);

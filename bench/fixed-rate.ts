@@ -112,19 +112,33 @@ export const METHOD =
 const ms3 = (ns: number): number => Number((ns / 1e6).toFixed(3));
 
 export function percentilesMs(h: Histogram): Percentiles {
-  return { p50: ms3(h.percentile(50)), p90: ms3(h.percentile(90)), p99: ms3(h.percentile(99)), p99_9: ms3(h.percentile(99.9)), max: ms3(h.max) };
+  return {
+    p50: ms3(h.percentile(50)),
+    p90: ms3(h.percentile(90)),
+    p99: ms3(h.percentile(99)),
+    p99_9: ms3(h.percentile(99.9)),
+    max: ms3(h.max),
+  };
 }
 
 export function subtractPercentiles(a: Percentiles, b: Percentiles): Percentiles {
   const d = (x: number, y: number): number => Number((x - y).toFixed(3));
-  return { p50: d(a.p50, b.p50), p90: d(a.p90, b.p90), p99: d(a.p99, b.p99), p99_9: d(a.p99_9, b.p99_9), max: d(a.max, b.max) };
+  return {
+    p50: d(a.p50, b.p50),
+    p90: d(a.p90, b.p90),
+    p99: d(a.p99, b.p99),
+    p99_9: d(a.p99_9, b.p99_9),
+    max: d(a.max, b.max),
+  };
 }
 
 const errorsOf = (g: GeneratorRun): number => g.result.status_errors + g.result.connection_errors + g.result.unfinished;
 const answeredRps = (g: GeneratorRun): number => g.result.completed_in_window / g.result.duration_s;
 
 /** vCPU per 1,000 answered RPS over runs: their CPU seconds over their windows, per krps answered. */
-export function vcpuPerKrps(runs: readonly { cpuS: number | null; windowS: number; answeredRps: number }[]): number | null {
+export function vcpuPerKrps(
+  runs: readonly { cpuS: number | null; windowS: number; answeredRps: number }[],
+): number | null {
   const known = runs.filter((r) => r.cpuS !== null && r.windowS > 0);
   if (known.length === 0) return null;
   const cpu = known.reduce((a, r) => a + (r.cpuS ?? 0), 0);
@@ -156,8 +170,18 @@ export function buildFixedRateReport(runs: readonly FixedRateRun[], opts: Option
         const max = (k: keyof MemoryFigures): number => Math.max(...mem.map((m) => m.max[k]));
         return {
           role,
-          vcpu_per_krps: vcpuPerKrps(mine.map((r) => ({ cpuS: r.cpuS[role] ?? null, windowS: r.windowS, answeredRps: answeredRps(r.gen) }))),
-          max: mem.length > 0 ? { rss_mb: max('rss_mb'), pss_mb: max('pss_mb'), uss_mb: max('uss_mb'), private_dirty_mb: max('private_dirty_mb') } : null,
+          vcpu_per_krps: vcpuPerKrps(
+            mine.map((r) => ({ cpuS: r.cpuS[role] ?? null, windowS: r.windowS, answeredRps: answeredRps(r.gen) })),
+          ),
+          max:
+            mem.length > 0
+              ? {
+                  rss_mb: max('rss_mb'),
+                  pss_mb: max('pss_mb'),
+                  uss_mb: max('uss_mb'),
+                  private_dirty_mb: max('private_dirty_mb'),
+                }
+              : null,
           end: mem[mem.length - 1]?.end ?? null,
         };
       });
@@ -173,7 +197,9 @@ export function buildFixedRateReport(runs: readonly FixedRateRun[], opts: Option
         schedule: checkSchedule(mine.map((r) => r.gen)),
       });
     }
-    for (const row of results) if (row.rate === rate && row.path !== 'direct' && direct !== undefined) row.added_ms = subtractPercentiles(row.latency_ms, direct);
+    for (const row of results)
+      if (row.rate === rate && row.path !== 'direct' && direct !== undefined)
+        row.added_ms = subtractPercentiles(row.latency_ms, direct);
   }
   return {
     config: {
@@ -198,7 +224,9 @@ export function buildFixedRateReport(runs: readonly FixedRateRun[], opts: Option
       window_s: Number(r.windowS.toFixed(3)),
       proxies: Object.entries(r.memory).map(([role, m]) => ({
         role,
-        vcpu_per_krps: vcpuPerKrps([{ cpuS: r.cpuS[role] ?? null, windowS: r.windowS, answeredRps: answeredRps(r.gen) }]),
+        vcpu_per_krps: vcpuPerKrps([
+          { cpuS: r.cpuS[role] ?? null, windowS: r.windowS, answeredRps: answeredRps(r.gen) },
+        ]),
         max: m.max,
         end: m.end,
       })),
@@ -209,21 +237,31 @@ export function buildFixedRateReport(runs: readonly FixedRateRun[], opts: Option
 async function measure(ctx: FixedRateContext, t: Target, rate: number, round: number): Promise<FixedRateRun> {
   const { opts } = ctx;
   const sampler = new MemorySampler(t.proxies, opts.memorySampleS * 1000);
-  const cpuAt = (): Record<string, number | null> => Object.fromEntries(Object.entries(t.proxies).map(([role, pid]) => [role, cpuSeconds(pid)]));
+  const cpuAt = (): Record<string, number | null> =>
+    Object.fromEntries(Object.entries(t.proxies).map(([role, pid]) => [role, cpuSeconds(pid)]));
   let start: { at: bigint; cpu: Record<string, number | null> } | undefined;
   let end: { at: bigint; cpu: Record<string, number | null> } | undefined;
   let gen: GeneratorRun;
   let memory: Record<string, MemoryOverRun> = {};
   try {
     gen = await runGenerator(
-      { targets: [{ host: '127.0.0.1', port: t.port }], rate, connections: opts.connections, durationS: opts.fixedDuration },
-      { onStart: () => (start = { at: process.hrtime.bigint(), cpu: cpuAt() }), onEnd: () => (end = { at: process.hrtime.bigint(), cpu: cpuAt() }) },
+      {
+        targets: [{ host: '127.0.0.1', port: t.port }],
+        rate,
+        connections: opts.connections,
+        durationS: opts.fixedDuration,
+      },
+      {
+        onStart: () => (start = { at: process.hrtime.bigint(), cpu: cpuAt() }),
+        onEnd: () => (end = { at: process.hrtime.bigint(), cpu: cpuAt() }),
+      },
     );
   } finally {
     memory = sampler.stop();
   }
   if (t.exitedEarly()) throw new BenchError(`[fixed-rate] a process of the ${t.path} path exited during its run`);
-  if (start === undefined || end === undefined) throw new BenchError('[fixed-rate] the generator never said when its window started and ended');
+  if (start === undefined || end === undefined)
+    throw new BenchError('[fixed-rate] the generator never said when its window started and ended');
   const s = start;
   const e = end;
   const cpuS = Object.fromEntries(
@@ -240,7 +278,10 @@ function describe(r: FixedRateRun): string {
   const l = percentilesMs(r.gen.latency);
   const g = r.gen.result;
   const cpu = Object.entries(r.cpuS)
-    .map(([role, s]) => `${role} ${s === null ? '?' : ((s / r.windowS / (answeredRps(r.gen) / 1000)) * 1000).toFixed(0)} mvCPU/krps`)
+    .map(
+      ([role, s]) =>
+        `${role} ${s === null ? '?' : ((s / r.windowS / (answeredRps(r.gen) / 1000)) * 1000).toFixed(0)} mvCPU/krps`,
+    )
     .join(', ');
   const mem = Object.entries(r.memory)
     .map(([role, m]) => `${role} ${formatMemory(m.end)}`)
@@ -263,18 +304,36 @@ export async function runFixedRateScenario(ctx: FixedRateContext): Promise<Fixed
   const runs: FixedRateRun[] = [];
   try {
     if (pairNames.length > 0) {
-      mesh = await startMeshPairs({ pairs: pairNames, loads: ['keepalive'], haproxy: ctx.haproxy, upstreamPort: ctx.upstreamPort, log, label: 'fixed-rate' });
+      mesh = await startMeshPairs({
+        pairs: pairNames,
+        loads: ['keepalive'],
+        haproxy: ctx.haproxy,
+        upstreamPort: ctx.upstreamPort,
+        log,
+        label: 'fixed-rate',
+      });
     }
     const targets: Target[] = [];
-    if (opts.paths.includes('direct')) targets.push({ path: 'direct', port: ctx.upstreamPort, proxies: {}, exitedEarly: () => false });
+    if (opts.paths.includes('direct'))
+      targets.push({ path: 'direct', port: ctx.upstreamPort, proxies: {}, exitedEarly: () => false });
     for (const p of mesh?.pairs ?? []) {
       const { port, pids } = pairEntry(p, 'keepalive');
-      targets.push({ path: p.path, port, proxies: { client: pids.client, server: pids.server }, exitedEarly: () => p.exitedEarly() });
+      targets.push({
+        path: p.path,
+        port,
+        proxies: { client: pids.client, server: pids.server },
+        exitedEarly: () => p.exitedEarly(),
+      });
     }
     if (opts.warmup > 0) {
       for (const t of targets) {
         log(`[fixed-rate] warm-up ${t.path} ${opts.warmup}s at ${opts.rates[0] ?? 0} req/s`);
-        await runGenerator({ targets: [{ host: '127.0.0.1', port: t.port }], rate: opts.rates[0] ?? 1000, connections: opts.connections, durationS: opts.warmup });
+        await runGenerator({
+          targets: [{ host: '127.0.0.1', port: t.port }],
+          rate: opts.rates[0] ?? 1000,
+          connections: opts.connections,
+          durationS: opts.warmup,
+        });
       }
     }
     for (let round = 1; round <= opts.rounds; round++) {
@@ -303,8 +362,15 @@ const f1 = (v: number | null | undefined): string => (v === null || v === undefi
 export function formatFixedRate(r: FixedRateReport | undefined): string[] {
   if (r === undefined || r.results.length === 0) return [];
   const c = r.config;
-  const pct = (p: Percentiles | null): string[] => (p === null ? ['-', '-', '-', '-', '-'] : [f3(p.p50), f3(p.p90), f3(p.p99), f3(p.p99_9), f3(p.max)]);
-  const latency = r.results.map((row) => [String(row.rate), row.path, ...pct(row.latency_ms), ...pct(row.added_ms), String(row.errors)]);
+  const pct = (p: Percentiles | null): string[] =>
+    p === null ? ['-', '-', '-', '-', '-'] : [f3(p.p50), f3(p.p90), f3(p.p99), f3(p.p99_9), f3(p.max)];
+  const latency = r.results.map((row) => [
+    String(row.rate),
+    row.path,
+    ...pct(row.latency_ms),
+    ...pct(row.added_ms),
+    String(row.errors),
+  ]);
   const proxies = r.results.flatMap((row) =>
     row.proxies.map((p) => [
       String(row.rate),
@@ -335,13 +401,35 @@ export function formatFixedRate(r: FixedRateReport | undefined): string[] {
     `fixed-rate: open loop, latency from each request's intended send time (coordinated omission corrected, as wrk2); ` +
       `${c.connections} connections, ${c.duration_s} s per run, ${c.rounds} round(s) pooled, ${c.answer_bytes} B answers; ` +
       'pairs: client proxy -> mutual TLS -> server proxy (as --scenario mtls); added = pair - direct, percentile by percentile:',
-    ...columns(['RPS', 'path', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', '+p50 ms', '+p90 ms', '+p99 ms', '+p99.9 ms', '+max ms', 'errors'], latency, 2),
+    ...columns(
+      [
+        'RPS',
+        'path',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'p99.9 ms',
+        'max ms',
+        '+p50 ms',
+        '+p90 ms',
+        '+p99 ms',
+        '+p99.9 ms',
+        '+max ms',
+        'errors',
+      ],
+      latency,
+      2,
+    ),
     '',
     `fixed-rate, each proxy: vCPU per 1,000 answered RPS over the window; memory sampled every ${c.memory_sample_s} s, largest/last (MB):`,
     ...columns(['RPS', 'path', 'proxy', 'vCPU/kRPS', 'RSS max/end', 'USS max/end', 'PSS max/end'], proxies, 3),
     '',
-    'fixed-rate, the schedule: sends and answers per second inside the window; the generator\'s own send lag (us, p50/p99/max, sends ' +
-      'not queued behind an answer); sends queued behind an answer (%); the generator\'s own vCPU per 1,000 RPS:',
-    ...columns(['RPS', 'path', 'sent/s', 'answered/s', 'lag us', 'queued %', 'max backlog', 'gen vCPU/kRPS', 'schedule'], schedule, 2),
+    "fixed-rate, the schedule: sends and answers per second inside the window; the generator's own send lag (us, p50/p99/max, sends " +
+      "not queued behind an answer); sends queued behind an answer (%); the generator's own vCPU per 1,000 RPS:",
+    ...columns(
+      ['RPS', 'path', 'sent/s', 'answered/s', 'lag us', 'queued %', 'max backlog', 'gen vCPU/kRPS', 'schedule'],
+      schedule,
+      2,
+    ),
   ];
 }

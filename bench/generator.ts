@@ -63,7 +63,12 @@ export function parseLoadgenResult(line: string): GeneratorRun {
   if (r.event !== 'result' || typeof r.scheduled !== 'number' || typeof r.completed !== 'number') {
     throw new BenchError(`loadgen: unexpected result ${line.slice(0, 200)}`);
   }
-  return { result: r, latency: Histogram.fromJSON(r.latency), serviceTime: Histogram.fromJSON(r.service_time), lag: Histogram.fromJSON(r.lag) };
+  return {
+    result: r,
+    latency: Histogram.fromJSON(r.latency),
+    serviceTime: Histogram.fromJSON(r.service_time),
+    lag: Histogram.fromJSON(r.lag),
+  };
 }
 
 export interface GeneratorHooks {
@@ -147,7 +152,9 @@ export function checkSchedule(runs: readonly GeneratorRun[]): ScheduleCheck {
     problems: [],
   };
   if (check.achieved_send_rps < target * SCHEDULE_LIMITS.minRateShare) {
-    check.problems.push(`sent ${check.achieved_send_rps} req/s of the ${target} asked (the system under test was behind: ${(check.queued_share * 100).toFixed(1)}% of sends queued)`);
+    check.problems.push(
+      `sent ${check.achieved_send_rps} req/s of the ${target} asked (the system under test was behind: ${(check.queued_share * 100).toFixed(1)}% of sends queued)`,
+    );
   }
   if (check.send_lag_p99_us > SCHEDULE_LIMITS.maxLagP99Us) {
     check.problems.push(`the generator's own sends were late: p99 ${check.send_lag_p99_us} us (is the machine busy?)`);

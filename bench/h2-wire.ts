@@ -64,7 +64,12 @@ const warm = enc.encode(grpcRequest);
 const warmNote = `${warm.length} B block`;
 const encodeWarm = () => (sink += enc.encode(grpcRequest, FRAME_HEADER_SIZE).length);
 row('hpack encode, warm table', N, time(N, encodeWarm), warmNote);
-row('hpack decode, warm table', N, time(N, () => (sink += dec.decode(warm).length)), warmNote);
+row(
+  'hpack decode, warm table',
+  N,
+  time(N, () => (sink += dec.decode(warm).length)),
+  warmNote,
+);
 // What forwarding a request head costs: decode from one peer, encode for the other (own tables each).
 const next = new HpackEncoder();
 next.encode(grpcRequest);
@@ -135,7 +140,9 @@ const mb = `${(stream.length / 1048576).toFixed(1)} MB, ${frames} frames`;
 row('frame read, one buffer', reps * frames, time(reps, readAll([stream])) / frames, mb);
 row('frame read, 16 KiB chunks', reps * frames, time(reps, readAll(chunks)) / frames, mb);
 
-const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+const load = loadavg()
+  .map((l) => l.toFixed(1))
+  .join(' ');
 console.log(`outrigger h2 wire micro-benchmark: node ${process.version}, ${cpus().length} cpus, load ${load}`);
 console.log(`best of ${ROUNDS} rounds per figure, ${new Date().toISOString()}`);
 console.log(columns(['operation', 'n', 'ns/op', 'Mops/s', 'note'], rows, 1).join('\n'));

@@ -97,7 +97,13 @@ export class Histogram {
   toJSON(): HistogramJson {
     const buckets: [number, number][] = [];
     for (let b = 0; b < BUCKETS; b++) if ((this.counts[b] ?? 0) > 0) buckets.push([b, this.counts[b] ?? 0]);
-    return { count: this.count, min: this.count > 0 ? this.min : 0, max: this.count > 0 ? this.max : 0, sum: this.sum, buckets };
+    return {
+      count: this.count,
+      min: this.count > 0 ? this.min : 0,
+      max: this.count > 0 ? this.max : 0,
+      sum: this.sum,
+      buckets,
+    };
   }
 
   /** Throws on a form that is not a histogram's (a generator from another build, a truncated line). */
@@ -105,7 +111,8 @@ export class Histogram {
     const h = new Histogram();
     let total = 0;
     for (const [b, n] of j.buckets) {
-      if (!Number.isInteger(b) || b < 0 || b >= BUCKETS || !(n > 0)) throw new Error(`histogram: bad bucket [${b}, ${n}]`);
+      if (!Number.isInteger(b) || b < 0 || b >= BUCKETS || !(n > 0))
+        throw new Error(`histogram: bad bucket [${b}, ${n}]`);
       h.counts[b]! += n;
       total += n;
     }

@@ -32,9 +32,12 @@ function requestFor(t: { host: string; port: number }, path: string): Buffer {
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? 'null') as LoadgenConfig | null;
-  if (cfg === null || !(cfg.rate > 0) || !(cfg.durationS > 0) || cfg.connections < 1 || cfg.targets.length === 0) fail('bad config');
+  if (cfg === null || !(cfg.rate > 0) || !(cfg.durationS > 0) || cfg.connections < 1 || cfg.targets.length === 0)
+    fail('bad config');
   const C = cfg.connections;
-  const requests = Array.from({ length: C }, (_, c) => requestFor(cfg.targets[c % cfg.targets.length]!, cfg.path ?? '/'));
+  const requests = Array.from({ length: C }, (_, c) =>
+    requestFor(cfg.targets[c % cfg.targets.length]!, cfg.path ?? '/'),
+  );
   const sockets: (net.Socket | undefined)[] = new Array<net.Socket | undefined>(C);
   let t0 = 0n;
   const now = (): number => Number(process.hrtime.bigint() - t0);
@@ -84,11 +87,14 @@ async function main(): Promise<void> {
     });
 
   await Promise.all(Array.from({ length: C }, (_, c) => open(c)));
-  if (connectFailures > 0) fail(`${connectFailures} of ${C} connections to ${cfg.targets.map((t) => `${t.host}:${t.port}`).join(',')} failed`);
+  if (connectFailures > 0)
+    fail(`${connectFailures} of ${C} connections to ${cfg.targets.map((t) => `${t.host}:${t.port}`).join(',')} failed`);
 
   // The metronome starts first and waits for t0, so that a thread's start-up is not in the schedule.
   const stop = new SharedArrayBuffer(4);
-  const metronome = new Worker(new URL('./metronome.js', import.meta.url), { workerData: { rate: cfg.rate, count, stop } });
+  const metronome = new Worker(new URL('./metronome.js', import.meta.url), {
+    workerData: { rate: cfg.rate, count, stop },
+  });
   metronome.on('error', (err) => fail(`metronome: ${err.message}`));
   await new Promise<void>((resolve) => metronome.once('message', () => resolve()));
   metronome.on('message', () => loop.tick(now()));

@@ -89,7 +89,8 @@ function neededTools(opts: Options): Tool[] {
   if (load.includes('http1') || load.includes('mtls') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
   if (load.includes('h2') || (balance && opts.balanceClient === 'h2load')) tools.push('h2load');
   const fixedRate = opts.scenarios.includes('fixed-rate');
-  if (load.some((s) => pathsOf(opts, s).includes('haproxy')) || (fixedRate && opts.paths.includes('haproxy'))) tools.push('haproxy');
+  if (load.some((s) => pathsOf(opts, s).includes('haproxy')) || (fixedRate && opts.paths.includes('haproxy')))
+    tools.push('haproxy');
   return tools;
 }
 
@@ -99,7 +100,14 @@ function runLoad(ctx: Context, scenario: LoadScenario, port: number, durationS: 
     return runH2load({ h2load: ctx.tools.h2load ?? 'h2load', port, durationS, connections, tmpDir: ctx.tmpDir });
   }
   if (scenario === 'balance' && ctx.opts.balanceClient === 'h2load') {
-    return runH2load({ h2load: ctx.tools.h2load ?? 'h2load', port, durationS, connections, tmpDir: ctx.tmpDir, h1: true });
+    return runH2load({
+      h2load: ctx.tools.h2load ?? 'h2load',
+      port,
+      durationS,
+      connections,
+      tmpDir: ctx.tmpDir,
+      h1: true,
+    });
   }
   return runWrk({ wrk: ctx.tools.wrk ?? 'wrk', port, durationS, connections });
 }
@@ -130,8 +138,12 @@ async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample
       const replicas = ctx.upstream.replicas;
       if (paths.includes('outrigger')) {
         control = await startControlPlaneChild();
-        await control.replace(serviceContent(replicas.map((port, i) => ({ pod: `replica-${i}`, ip: '127.0.0.1', port }))));
-        log(`[balance] control plane on 127.0.0.1:${control.port} (pid ${control.proc.pid}): ${VIP}:${VIP_PORT} -> ${replicas.length} replicas`);
+        await control.replace(
+          serviceContent(replicas.map((port, i) => ({ pod: `replica-${i}`, ip: '127.0.0.1', port }))),
+        );
+        log(
+          `[balance] control plane on 127.0.0.1:${control.port} (pid ${control.proc.pid}): ${VIP}:${VIP_PORT} -> ${replicas.length} replicas`,
+        );
       }
       const controlPort = control?.port ?? 0;
       start = (path) => {
@@ -162,8 +174,16 @@ async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample
         const memory = p.pid === null ? null : readMemory(p.pid);
         if (p.exitedEarly()) throw new BenchError(`[${scenario}] ${p.path} exited during its load run`);
         const after = before !== undefined ? await replicaCounts(ctx) : undefined;
-        const counts = before !== undefined && after !== undefined ? after.map((n, i) => n - (before[i] ?? 0)) : undefined;
-        samples.push({ ...result, scenario, path: p.path, round, memory, ...(counts !== undefined ? { replicaCounts: counts } : {}) });
+        const counts =
+          before !== undefined && after !== undefined ? after.map((n, i) => n - (before[i] ?? 0)) : undefined;
+        samples.push({
+          ...result,
+          scenario,
+          path: p.path,
+          round,
+          memory,
+          ...(counts !== undefined ? { replicaCounts: counts } : {}),
+        });
         log(
           `[${scenario} round ${round}/${opts.rounds}] ${p.path.padEnd(9)} ${result.rps.toFixed(0)} req/s, ` +
             `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms` +
@@ -193,7 +213,11 @@ async function main(): Promise<number> {
   const fixedRate = opts.scenarios.includes('fixed-rate');
   const meshSize = opts.scenarios.includes('mesh-size');
   // Fail before starting anything.
-  if (load.some((s) => pathsOf(opts, s).includes('outrigger')) || (fixedRate && opts.paths.includes('outrigger')) || meshSize) {
+  if (
+    load.some((s) => pathsOf(opts, s).includes('outrigger')) ||
+    (fixedRate && opts.paths.includes('outrigger')) ||
+    meshSize
+  ) {
     assertOutriggerBuilt();
     log(`outrigger proxies run on Node ${proxyNodeVersion()}`);
   }
@@ -213,13 +237,21 @@ async function main(): Promise<number> {
     try {
       for (const scenario of load) {
         if (scenario === 'mtls') {
-          const mtls = { opts, wrk: tools.wrk ?? 'wrk', haproxy: tools.haproxy, upstreamPort: ports.http1, statsPort: ports.stats, log };
+          const mtls = {
+            opts,
+            wrk: tools.wrk ?? 'wrk',
+            haproxy: tools.haproxy,
+            upstreamPort: ports.http1,
+            statsPort: ports.stats,
+            log,
+          };
           samples.push(...(await runMtlsScenario(mtls)));
         } else {
           samples.push(...(await runScenario(ctx, scenario)));
         }
       }
-      if (fixedRate) fixedRateReport = await runFixedRateScenario({ opts, haproxy: tools.haproxy, upstreamPort: ports.http1, log });
+      if (fixedRate)
+        fixedRateReport = await runFixedRateScenario({ opts, haproxy: tools.haproxy, upstreamPort: ports.http1, log });
     } finally {
       await stopManaged(upstream);
       removeTempDir(tmpDir);
@@ -247,9 +279,12 @@ async function main(): Promise<number> {
   }
   if (report.results.some((r) => r.errors > 0)) log('WARNING: some runs had errors; their figures are suspect');
   if ((propagation?.missed ?? 0) > 0) log('WARNING: some watchers never saw some changes (propagation "missed")');
-  if (fixedRateReport?.results.some((r) => r.errors > 0)) log('WARNING: fixed-rate: some runs had errors; their figures are suspect');
-  if (fixedRateReport?.results.some((r) => r.schedule.problems.length > 0)) log('WARNING: fixed-rate: the schedule was not kept in some runs (see "schedule"); their latencies are suspect');
-  if (meshSizeReport?.cells.some((c) => c.errors > 0 || c.watches !== c.used)) log('WARNING: mesh-size: some cells had errors or did not watch every used Service');
+  if (fixedRateReport?.results.some((r) => r.errors > 0))
+    log('WARNING: fixed-rate: some runs had errors; their figures are suspect');
+  if (fixedRateReport?.results.some((r) => r.schedule.problems.length > 0))
+    log('WARNING: fixed-rate: the schedule was not kept in some runs (see "schedule"); their latencies are suspect');
+  if (meshSizeReport?.cells.some((c) => c.errors > 0 || c.watches !== c.used))
+    log('WARNING: mesh-size: some cells had errors or did not watch every used Service');
   return 0;
 }
 

@@ -31,7 +31,9 @@ void test('smaps_rollup: RSS, PSS, and USS = Private_Clean + Private_Dirty, in M
   assert.equal(f.get('Shared_Clean'), 49152);
   assert.equal(f.has('00400000-7ffd5a1b8000 ---p 00000000 00'), false, 'the header line is not a field');
   // Older kernels have no Pss_Dirty/Pss_Anon lines: not needed.
-  const old = ROLLUP.split('\n').filter((l) => !l.startsWith('Pss_')).join('\n');
+  const old = ROLLUP.split('\n')
+    .filter((l) => !l.startsWith('Pss_'))
+    .join('\n');
   assert.deepEqual(parseSmapsRollup(old), parseSmapsRollup(ROLLUP));
   assert.throws(() => parseSmapsRollup('Rss: 1 kB\nPss: 1 kB\n'), /no Private_Dirty field/);
 });

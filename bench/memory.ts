@@ -38,7 +38,12 @@ export function parseSmapsRollup(text: string): MemoryFigures {
     return v;
   };
   const privateDirty = get('Private_Dirty');
-  return { rss_mb: mb(get('Rss')), pss_mb: mb(get('Pss')), uss_mb: mb(get('Private_Clean') + privateDirty), private_dirty_mb: mb(privateDirty) };
+  return {
+    rss_mb: mb(get('Rss')),
+    pss_mb: mb(get('Pss')),
+    uss_mb: mb(get('Private_Clean') + privateDirty),
+    private_dirty_mb: mb(privateDirty),
+  };
 }
 
 /** The process's memory now, or null when it cannot be read (gone, or not ours to read). Reading

@@ -52,7 +52,12 @@ export interface CellRun {
   round: number;
   /** After start-up (the proxy ready, 2 s of quiet), before any traffic; then each one's live heap
    *  (a full GC each). */
-  idle: { proxy: MemoryFigures | null; control_plane: MemoryFigures | null; proxy_heap: LiveHeap | null; control_plane_heap: LiveHeap | null };
+  idle: {
+    proxy: MemoryFigures | null;
+    control_plane: MemoryFigures | null;
+    proxy_heap: LiveHeap | null;
+    control_plane_heap: LiveHeap | null;
+  };
   /** The live heaps after a full GC, 2 s after the traffic (after the end readings). */
   proxy_heap_end: LiveHeap | null;
   control_plane_heap_end: LiveHeap | null;
@@ -81,7 +86,20 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 /** Points the Services' range at the proxy's outbound port (this namespace's nat table is ours alone). */
 function redirectServicesTo(port: number): void {
   execFileSync('iptables', ['-t', 'nat', '-F', 'OUTPUT']);
-  execFileSync('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-d', SERVICE_CIDR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(port)]);
+  execFileSync('iptables', [
+    '-t',
+    'nat',
+    '-A',
+    'OUTPUT',
+    '-d',
+    SERVICE_CIDR,
+    '-p',
+    'tcp',
+    '-j',
+    'REDIRECT',
+    '--to-ports',
+    String(port),
+  ]);
 }
 
 /** Node's flags for a process whose live heap the bench reads (bench/gc-preload.ts). */
@@ -117,7 +135,13 @@ async function collect(proc: Managed, answers: string[]): Promise<LiveHeap | nul
   return { heap_used_mb: mb(m.heap_used), external_mb: mb(m.external) };
 }
 
-async function runCell(cfg: CellsConfig, upstreamPort: number, services: number, used: number, round: number): Promise<CellRun> {
+async function runCell(
+  cfg: CellsConfig,
+  upstreamPort: number,
+  services: number,
+  used: number,
+  round: number,
+): Promise<CellRun> {
   let control: ControlPlaneChild | undefined;
   let proxy: OutriggerProcess | undefined;
   try {
@@ -141,11 +165,20 @@ async function runCell(cfg: CellsConfig, upstreamPort: number, services: number,
       proxy_heap: await collect(proxy.proc, proxyAnswers),
       control_plane_heap: await collect(control.proc, cpAnswers),
     };
-    const sampler = new MemorySampler({ proxy: proxy.proc.pid, control_plane: control.proc.pid }, cfg.memorySampleS * 1000);
+    const sampler = new MemorySampler(
+      { proxy: proxy.proc.pid, control_plane: control.proc.pid },
+      cfg.memorySampleS * 1000,
+    );
     let gen: GeneratorRun;
     let memory: Record<string, MemoryOverRun>;
     try {
-      gen = await runGenerator({ targets: usedTargets(used), rate: cfg.rate, connections: used, durationS: cfg.holdS, drainS: 5 });
+      gen = await runGenerator({
+        targets: usedTargets(used),
+        rate: cfg.rate,
+        connections: used,
+        durationS: cfg.holdS,
+        drainS: 5,
+      });
       await sleep(SETTLE_MS);
     } finally {
       memory = sampler.stop();

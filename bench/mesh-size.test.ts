@@ -46,7 +46,10 @@ void test('the mesh: N Services with E ready endpoints each on the upstream port
   const a = answer(store.snapshot(), target.target, 'cluster.local');
   assert.equal(a.known, true);
   assert.equal(a.service, `svc-2.${MESH_NS}.svc.cluster.local:${SERVICE_PORT}`);
-  assert.deepEqual(a.endpoints.map((e) => e.addr), ['127.1.0.5:9000', '127.1.0.6:9000']);
+  assert.deepEqual(
+    a.endpoints.map((e) => e.addr),
+    ['127.1.0.5:9000', '127.1.0.6:9000'],
+  );
 });
 
 const mem = (uss: number) => ({ rss_mb: uss + 43, pss_mb: uss + 2, uss_mb: uss, private_dirty_mb: uss - 1 });
@@ -56,7 +59,12 @@ function cell(services: number, used: number, round: number, uss: number, heap: 
     services,
     used,
     round,
-    idle: { proxy: mem(40 + round), control_plane: mem(cpUss), proxy_heap: { heap_used_mb: 16.9, external_mb: 2.5 }, control_plane_heap: { heap_used_mb: cpUss / 2, external_mb: 1 } },
+    idle: {
+      proxy: mem(40 + round),
+      control_plane: mem(cpUss),
+      proxy_heap: { heap_used_mb: 16.9, external_mb: 2.5 },
+      control_plane_heap: { heap_used_mb: cpUss / 2, external_mb: 1 },
+    },
     proxy_heap_end: { heap_used_mb: heap, external_mb: 2.5 },
     control_plane_heap_end: { heap_used_mb: cpUss / 2, external_mb: 1 },
     proxy: { max: mem(uss + 1), end: mem(uss), samples: 4 },
@@ -81,22 +89,49 @@ void test('report: medians over rounds per cell, the spread across mesh sizes, t
     cell(5000, 10, 2, 48, 17.9, 79),
   ];
   const r = buildMeshSizeReport(runs, opts);
-  assert.deepEqual(r.cells.map((c) => [c.services, c.used, c.rounds]), [
-    [10, 1, 1],
-    [10, 10, 2],
-    [5000, 1, 1],
-    [5000, 10, 2],
-  ]);
+  assert.deepEqual(
+    r.cells.map((c) => [c.services, c.used, c.rounds]),
+    [
+      [10, 1, 1],
+      [10, 10, 2],
+      [5000, 1, 1],
+      [5000, 10, 2],
+    ],
+  );
   const big = r.cells[3];
   assert.equal(big?.proxy.end?.uss_mb, 48.5);
   assert.equal(big?.proxy.max?.uss_mb, 50);
   assert.equal(big?.control_plane.end?.uss_mb, 78.5);
   assert.equal(big?.proxy_heap_mb.end, 17.9);
   assert.deepEqual(r.spreads, [
-    { used: 1, smallest_mesh: 10, largest_mesh: 5000, uss_delta_mb: 0.5, uss_spread_mb: 0.5, uss_growth_delta_mb: 0.5, heap_delta_mb: 0 },
-    { used: 10, smallest_mesh: 10, largest_mesh: 5000, uss_delta_mb: 2, uss_spread_mb: 2, uss_growth_delta_mb: 2, heap_delta_mb: 0 },
+    {
+      used: 1,
+      smallest_mesh: 10,
+      largest_mesh: 5000,
+      uss_delta_mb: 0.5,
+      uss_spread_mb: 0.5,
+      uss_growth_delta_mb: 0.5,
+      heap_delta_mb: 0,
+    },
+    {
+      used: 10,
+      smallest_mesh: 10,
+      largest_mesh: 5000,
+      uss_delta_mb: 2,
+      uss_spread_mb: 2,
+      uss_growth_delta_mb: 2,
+      heap_delta_mb: 0,
+    },
   ]);
-  assert.deepEqual(r.target, { used: 10, limit_mb: 2, uss_delta_mb: 2, uss_growth_delta_mb: 2, heap_delta_mb: 0, verdict: 'met', met: true });
+  assert.deepEqual(r.target, {
+    used: 10,
+    limit_mb: 2,
+    uss_delta_mb: 2,
+    uss_growth_delta_mb: 2,
+    heap_delta_mb: 0,
+    verdict: 'met',
+    met: true,
+  });
   assert.equal(big?.proxy_uss_growth_mb, 7);
   assert.deepEqual(r.idle_uss_range_mb, [41, 42]);
   assert.equal(r.runs.length, 6);
@@ -105,19 +140,31 @@ void test('report: medians over rounds per cell, the spread across mesh sizes, t
   const missed = buildMeshSizeReport([cell(10, 10, 1, 46, 17.9, 34), cell(5000, 10, 1, 52.5, 23, 78)], opts);
   assert.equal(missed.target?.verdict, 'missed');
   assert.equal(missed.target?.met, false);
-  assert.match(formatMeshSize(missed).join('\n'), /MISSED \(\+6\.5 MB; growth from idle \+6\.5 MB, live heap \+5\.1 MB\)/);
+  assert.match(
+    formatMeshSize(missed).join('\n'),
+    /MISSED \(\+6\.5 MB; growth from idle \+6\.5 MB, live heap \+5\.1 MB\)/,
+  );
   // More USS at 5000 Services, but already before any traffic (a launch that started 5 MB higher),
   // and the same live heap: launch noise, not the mesh.
   const noisy = cell(5000, 10, 1, 52, 17.9, 78);
   noisy.idle.proxy = mem(46);
   const inconclusive = buildMeshSizeReport([cell(10, 10, 1, 46, 17.9, 34), noisy], opts);
   assert.equal(inconclusive.target?.verdict, 'inconclusive');
-  assert.match(formatMeshSize(inconclusive).join('\n'), /inconclusive: USS \+6\.0 MB, but the growth from idle \(\+1\.0 MB\)/);
+  assert.match(
+    formatMeshSize(inconclusive).join('\n'),
+    /inconclusive: USS \+6\.0 MB, but the growth from idle \(\+1\.0 MB\)/,
+  );
 
   const text = formatTable(buildReport([], opts, 10, undefined, '', { meshSize: r }));
-  assert.match(text, /\n\s+5000\s+10\s+41\.5\s+48\.5\s+50\.0\s+50\.5\s+91\.5\s+16\.9\s+17\.9\s+78\.5\s+78\.5\s+80\.5\s+121\.5\s+39\.3\s+10\s+0\n/);
+  assert.match(
+    text,
+    /\n\s+5000\s+10\s+41\.5\s+48\.5\s+50\.0\s+50\.5\s+91\.5\s+16\.9\s+17\.9\s+78\.5\s+78\.5\s+80\.5\s+121\.5\s+39\.3\s+10\s+0\n/,
+  );
   assert.equal(big?.control_plane_heap_mb.end, 39.25);
-  assert.match(text, /10 used: proxy at 5000 Services - at 10: USS \+2\.0 MB \(spread over all sizes 2\.0 MB\), USS growth from idle \+2\.0 MB, live heap 0\.0 MB/);
+  assert.match(
+    text,
+    /10 used: proxy at 5000 Services - at 10: USS \+2\.0 MB \(spread over all sizes 2\.0 MB\), USS growth from idle \+2\.0 MB, live heap 0\.0 MB/,
+  );
   assert.match(text, /noise floor: the proxy's USS before any traffic ranged 41\.0 to 42\.0 MB/);
   assert.match(text, /target \(10 used, USS within 2 MB whatever the mesh size\): met \(\+2\.0 MB\)/);
   assert.deepEqual(formatMeshSize(undefined), []);
@@ -135,8 +182,24 @@ void test('memory medians skip what was not readable', () => {
 void test('options: mesh-size defaults, lists, --short', () => {
   const d = parseOptions(['--scenario', 'mesh-size']);
   assert.ok(d !== 'help');
-  assert.deepEqual([d.meshServices, d.meshUsed, d.meshEndpoints, d.meshRate, d.meshHoldS], [[10, 100, 1000, 5000], [1, 10, 100], 2, 200, 15]);
-  const o = parseOptions(['--scenario', 'mesh-size', '--services', '50,500', '--used', '5', '--endpoints', '3', '--mesh-rate', '100', '--hold', '8']);
+  assert.deepEqual(
+    [d.meshServices, d.meshUsed, d.meshEndpoints, d.meshRate, d.meshHoldS],
+    [[10, 100, 1000, 5000], [1, 10, 100], 2, 200, 15],
+  );
+  const o = parseOptions([
+    '--scenario',
+    'mesh-size',
+    '--services',
+    '50,500',
+    '--used',
+    '5',
+    '--endpoints',
+    '3',
+    '--mesh-rate',
+    '100',
+    '--hold',
+    '8',
+  ]);
   assert.ok(o !== 'help');
   assert.deepEqual([o.meshServices, o.meshUsed, o.meshEndpoints, o.meshRate, o.meshHoldS], [[50, 500], [5], 3, 100, 8]);
   const s = parseOptions(['--scenario', 'mesh-size', '--short', '--used', '1,10']);

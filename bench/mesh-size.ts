@@ -86,7 +86,15 @@ export interface MeshSizeReport {
    *  the live heap says it is noise; inconclusive: the USS difference is beyond the limit but it was
    *  there before any traffic (the growth and the live heap agree within the limit): launch noise, so
    *  more --rounds are needed to say. */
-  target?: { used: number; limit_mb: number; uss_delta_mb: number; uss_growth_delta_mb: number | null; heap_delta_mb: number | null; verdict: 'met' | 'missed' | 'inconclusive'; met: boolean };
+  target?: {
+    used: number;
+    limit_mb: number;
+    uss_delta_mb: number;
+    uss_growth_delta_mb: number | null;
+    heap_delta_mb: number | null;
+    verdict: 'met' | 'missed' | 'inconclusive';
+    met: boolean;
+  };
   runs: CellRun[];
 }
 
@@ -97,7 +105,12 @@ export function medianMemory(list: readonly (MemoryFigures | null | undefined)[]
   const known = list.filter((m): m is MemoryFigures => m !== null && m !== undefined);
   if (known.length === 0) return null;
   const med = (k: keyof MemoryFigures): number => r2(median(known.map((m) => m[k])));
-  return { rss_mb: med('rss_mb'), pss_mb: med('pss_mb'), uss_mb: med('uss_mb'), private_dirty_mb: med('private_dirty_mb') };
+  return {
+    rss_mb: med('rss_mb'),
+    pss_mb: med('pss_mb'),
+    uss_mb: med('uss_mb'),
+    private_dirty_mb: med('private_dirty_mb'),
+  };
 }
 
 /** The median of the numbers that exist, or null. */
@@ -110,13 +123,22 @@ function maxMemory(list: readonly (MemoryFigures | null | undefined)[]): MemoryF
   const known = list.filter((m): m is MemoryFigures => m !== null && m !== undefined);
   if (known.length === 0) return null;
   const max = (k: keyof MemoryFigures): number => Math.max(...known.map((m) => m[k]));
-  return { rss_mb: max('rss_mb'), pss_mb: max('pss_mb'), uss_mb: max('uss_mb'), private_dirty_mb: max('private_dirty_mb') };
+  return {
+    rss_mb: max('rss_mb'),
+    pss_mb: max('pss_mb'),
+    uss_mb: max('uss_mb'),
+    private_dirty_mb: max('private_dirty_mb'),
+  };
 }
 
 /** The target's verdict from the spread at TARGET.used Services used. */
 export function verdictOf(t: MeshSizeSpread): NonNullable<MeshSizeReport['target']> {
   const within = (v: number | null): boolean => v !== null && Math.abs(v) <= TARGET.limitMb;
-  const verdict = within(t.uss_delta_mb) ? 'met' : within(t.uss_growth_delta_mb) && within(t.heap_delta_mb) ? 'inconclusive' : 'missed';
+  const verdict = within(t.uss_delta_mb)
+    ? 'met'
+    : within(t.uss_growth_delta_mb) && within(t.heap_delta_mb)
+      ? 'inconclusive'
+      : 'missed';
   return {
     used: t.used,
     limit_mb: TARGET.limitMb,
@@ -139,9 +161,20 @@ export function buildMeshSizeReport(runs: readonly CellRun[], opts: Options): Me
         services,
         used,
         rounds: mine.length,
-        proxy: { idle: medianMemory(mine.map((r) => r.idle.proxy)), end: medianMemory(mine.map((r) => r.proxy?.end)), max: maxMemory(mine.map((r) => r.proxy?.max)) },
-        proxy_heap_mb: { idle: medianOf(mine.map((r) => r.idle.proxy_heap?.heap_used_mb)), end: medianOf(mine.map((r) => r.proxy_heap_end?.heap_used_mb)) },
-        proxy_uss_growth_mb: medianOf(mine.map((r) => (r.proxy !== null && r.idle.proxy !== null ? r.proxy.end.uss_mb - r.idle.proxy.uss_mb : null))),
+        proxy: {
+          idle: medianMemory(mine.map((r) => r.idle.proxy)),
+          end: medianMemory(mine.map((r) => r.proxy?.end)),
+          max: maxMemory(mine.map((r) => r.proxy?.max)),
+        },
+        proxy_heap_mb: {
+          idle: medianOf(mine.map((r) => r.idle.proxy_heap?.heap_used_mb)),
+          end: medianOf(mine.map((r) => r.proxy_heap_end?.heap_used_mb)),
+        },
+        proxy_uss_growth_mb: medianOf(
+          mine.map((r) =>
+            r.proxy !== null && r.idle.proxy !== null ? r.proxy.end.uss_mb - r.idle.proxy.uss_mb : null,
+          ),
+        ),
         control_plane: {
           idle: medianMemory(mine.map((r) => r.idle.control_plane)),
           end: medianMemory(mine.map((r) => r.control_plane?.end)),
@@ -225,7 +258,8 @@ export function formatMeshSize(r: MeshSizeReport | undefined): string[] {
     String(x.watches),
     String(x.errors),
   ]);
-  const signed = (v: number | null): string => (v === null ? '?' : Math.abs(v) < 0.05 ? '0.0' : `${v > 0 ? '+' : ''}${v.toFixed(1)}`);
+  const signed = (v: number | null): string =>
+    v === null ? '?' : Math.abs(v) < 0.05 ? '0.0' : `${v > 0 ? '+' : ''}${v.toFixed(1)}`;
   const spread = r.spreads.map(
     (s) =>
       `  ${s.used} used: proxy at ${s.largest_mesh} Services - at ${s.smallest_mesh}: USS ${signed(s.uss_delta_mb)} MB ` +
@@ -234,7 +268,9 @@ export function formatMeshSize(r: MeshSizeReport | undefined): string[] {
   const noise =
     r.idle_uss_range_mb === null
       ? []
-      : [`  noise floor: the proxy's USS before any traffic ranged ${r.idle_uss_range_mb[0].toFixed(1)} to ${r.idle_uss_range_mb[1].toFixed(1)} MB over every launch`];
+      : [
+          `  noise floor: the proxy's USS before any traffic ranged ${r.idle_uss_range_mb[0].toFixed(1)} to ${r.idle_uss_range_mb[1].toFixed(1)} MB over every launch`,
+        ];
   const verdict =
     r.target === undefined
       ? `  target (${TARGET.used} used, within ${TARGET.limitMb} MB whatever the mesh size): not measured (needs ${TARGET.used} used at two mesh sizes)`
@@ -251,7 +287,24 @@ export function formatMeshSize(r: MeshSizeReport | undefined): string[] {
       `the proxy talks to K of them (${c.rate} req/s spread over the K for ${c.hold_s} s); idle: before any traffic, end: 2 s after it, ` +
       `max: sampled every ${c.memory_sample_s} s during it; heap: the V8 heap alive after a full GC; CP: the control plane; ${c.aggregate}:`,
     ...columns(
-      ['Services', 'used', 'proxy USS idle', 'USS end', 'USS max', 'PSS end', 'RSS end', 'heap idle', 'heap end', 'CP USS idle', 'CP USS end', 'CP PSS end', 'CP RSS end', 'CP heap end', 'watches', 'errors'],
+      [
+        'Services',
+        'used',
+        'proxy USS idle',
+        'USS end',
+        'USS max',
+        'PSS end',
+        'RSS end',
+        'heap idle',
+        'heap end',
+        'CP USS idle',
+        'CP USS end',
+        'CP PSS end',
+        'CP RSS end',
+        'CP heap end',
+        'watches',
+        'errors',
+      ],
       rows,
       0,
     ),
@@ -279,7 +332,11 @@ function ipCmd(args: readonly string[]): void {
 /** Kills what still runs in the namespace (only our processes can be in it) and deletes it. */
 function removeNamespace(ns: string): void {
   const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
-  for (const pid of pids.split('\n').map(Number).filter((p) => Number.isInteger(p) && p > 0)) killPid(pid, 'SIGKILL');
+  for (const pid of pids
+    .split('\n')
+    .map(Number)
+    .filter((p) => Number.isInteger(p) && p > 0))
+    killPid(pid, 'SIGKILL');
   spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
 }
 
@@ -307,7 +364,14 @@ export async function runMeshSizeScenario(opts: Options, log: (line: string) => 
       rounds: opts.rounds,
       memorySampleS: opts.memorySampleS,
     };
-    const proc = spawnManaged('mesh-size cells', 'ip', ['netns', 'exec', ns, process.execPath, CELLS_SCRIPT, JSON.stringify(cfg)]);
+    const proc = spawnManaged('mesh-size cells', 'ip', [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      CELLS_SCRIPT,
+      JSON.stringify(cfg),
+    ]);
     let stdout = '';
     let partial = '';
     proc.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -321,7 +385,8 @@ export async function runMeshSizeScenario(opts: Options, log: (line: string) => 
     const how = await proc.exited;
     if (how !== 'code 0') throw new BenchError(`mesh-size: the cells runner exited (${how}):\n${proc.tail()}`);
     const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as CellsResult;
-    if (!Array.isArray(result.runs)) throw new BenchError(`mesh-size: no result from the cells runner:\n${proc.tail()}`);
+    if (!Array.isArray(result.runs))
+      throw new BenchError(`mesh-size: no result from the cells runner:\n${proc.tail()}`);
     await stopManaged(proc);
     return buildMeshSizeReport(result.runs, opts);
   } finally {

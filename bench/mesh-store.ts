@@ -57,11 +57,37 @@ export function meshContent(spec: MeshSpec): StoreContent {
       const pod = `${name}-${e}`;
       const ip = endpointIp(n++);
       endpoints.push({ pod: `${MESH_NS}/${pod}`, ip, ports: { [SERVICE_PORT]: spec.upstreamPort }, ready: true });
-      pods.push({ namespace: MESH_NS, name: pod, ip, ready: true, meshed: false, serviceAccount: 'default', opaquePorts: [], labels: { app: name }, workload: name });
+      pods.push({
+        namespace: MESH_NS,
+        name: pod,
+        ip,
+        ready: true,
+        meshed: false,
+        serviceAccount: 'default',
+        opaquePorts: [],
+        labels: { app: name },
+        workload: name,
+      });
     }
-    services.push({ namespace: MESH_NS, name, clusterIP: serviceIp(i), ports: [{ name: 'http', port: SERVICE_PORT, appProtocol: 'http' }], endpoints });
+    services.push({
+      namespace: MESH_NS,
+      name,
+      clusterIP: serviceIp(i),
+      ports: [{ name: 'http', port: SERVICE_PORT, appProtocol: 'http' }],
+      endpoints,
+    });
   }
-  pods.push({ namespace: MESH_NS, name: CLIENT_POD, ip: '127.0.0.1', ready: true, meshed: true, serviceAccount: 'client', opaquePorts: [], labels: { app: 'client' }, workload: 'client' });
+  pods.push({
+    namespace: MESH_NS,
+    name: CLIENT_POD,
+    ip: '127.0.0.1',
+    ready: true,
+    meshed: true,
+    serviceAccount: 'client',
+    opaquePorts: [],
+    labels: { app: 'client' },
+    workload: 'client',
+  });
   return { services, pods };
 }
 

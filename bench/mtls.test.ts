@@ -5,7 +5,13 @@ import { test } from 'node:test';
 import { serviceContent, VIP, VIP_PORT } from './control.js';
 import { spiffeOf } from './identity.js';
 import type { MemoryFigures } from './memory.js';
-import { haproxyInfoField, haproxyMtlsClientConfig, haproxyMtlsServerConfig, HANDSHAKE_SETUP, promCounterSum } from './mtls.js';
+import {
+  haproxyInfoField,
+  haproxyMtlsClientConfig,
+  haproxyMtlsServerConfig,
+  HANDSHAKE_SETUP,
+  promCounterSum,
+} from './mtls.js';
 import { parseOptions } from './options.js';
 import { buildReport, formatTable, type Sample } from './report.js';
 import { cpuSeconds } from './tools.js';
@@ -39,10 +45,14 @@ void test('haproxy mtls pair: TLS 1.3 both ways, client certificates required, p
   const server = haproxyMtlsServerConfig(9100, 9200, files, '/d/s.sock');
   assert.match(server, /\n {4}nbthread 1\n/);
   assert.match(server, /\n {4}stats socket \/d\/s\.sock mode 600 level user\n/);
-  assert.match(server, /\n {4}bind 127\.0\.0\.1:9100 ssl crt \/d\/haproxy-server\.pem ca-file \/d\/ca\.pem verify required ssl-min-ver TLSv1\.3 ssl-max-ver TLSv1\.3\n/);
+  assert.match(
+    server,
+    /\n {4}bind 127\.0\.0\.1:9100 ssl crt \/d\/haproxy-server\.pem ca-file \/d\/ca\.pem verify required ssl-min-ver TLSv1\.3 ssl-max-ver TLSv1\.3\n/,
+  );
   assert.match(server, /backend app\n {4}http-reuse always\n {4}server upstream 127\.0\.0\.1:9200\n/);
   const client = haproxyMtlsClientConfig({ keepalive: 9001, handshake: 9002 }, 9100, files);
-  const origin = 'server mesh 127\\.0\\.0\\.1:9100 ssl crt /d/haproxy-client\\.pem ca-file /d/ca\\.pem verify required ssl-min-ver TLSv1\\.3 ssl-max-ver TLSv1\\.3';
+  const origin =
+    'server mesh 127\\.0\\.0\\.1:9100 ssl crt /d/haproxy-client\\.pem ca-file /d/ca\\.pem verify required ssl-min-ver TLSv1\\.3 ssl-max-ver TLSv1\\.3';
   assert.match(client, /frontend bench_in\n {4}bind 127\.0\.0\.1:9001\n {4}default_backend mesh_pooled\n/);
   assert.match(client, /frontend bench_handshake\n {4}bind 127\.0\.0\.1:9002\n {4}default_backend mesh_fresh\n/);
   assert.match(client, new RegExp(`backend mesh_pooled\\n {4}http-reuse always\\n {4}${origin}\\n`));
@@ -53,10 +63,15 @@ void test('haproxy mtls pair: TLS 1.3 both ways, client certificates required, p
 });
 
 void test('mtls store content: the Service endpoint is the server proxy, meshed, with its ServiceAccount', () => {
-  const c = serviceContent([{ pod: 'server-0', ip: '127.0.0.1', port: 9100, meshed: true, serviceAccount: 'server' }], 'server');
+  const c = serviceContent(
+    [{ pod: 'server-0', ip: '127.0.0.1', port: 9100, meshed: true, serviceAccount: 'server' }],
+    'server',
+  );
   assert.equal(c.services[0]?.name, 'server');
   assert.equal(c.services[0]?.clusterIP, VIP);
-  assert.deepEqual(c.services[0]?.endpoints, [{ pod: 'bench/server-0', ip: '127.0.0.1', ports: { [VIP_PORT]: 9100 }, ready: true }]);
+  assert.deepEqual(c.services[0]?.endpoints, [
+    { pod: 'bench/server-0', ip: '127.0.0.1', ports: { [VIP_PORT]: 9100 }, ready: true },
+  ]);
   assert.equal(c.pods[0]?.meshed, true);
   assert.equal(c.pods[0]?.serviceAccount, 'server');
   assert.equal(spiffeOf('server'), 'spiffe://cluster.local/ns/bench/sa/server');
@@ -69,12 +84,23 @@ void test('options: --scenario mtls', () => {
 });
 
 /** Memory figures with PSS halfway between USS and RSS. */
-const mem = (rss: number, uss: number): MemoryFigures => ({ rss_mb: rss, uss_mb: uss, pss_mb: (rss + uss) / 2, private_dirty_mb: uss });
+const mem = (rss: number, uss: number): MemoryFigures => ({
+  rss_mb: rss,
+  uss_mb: uss,
+  pss_mb: (rss + uss) / 2,
+  private_dirty_mb: uss,
+});
 
 void test('report: mtls gives keep-alive and handshake rows, each with its ratio, memory parts and connections per request', () => {
   const opts = parseOptions(['--scenario', 'mtls', '--rounds', '2']);
   assert.ok(opts !== 'help');
-  const sample = (scenario: 'mtls' | 'mtls-handshake', path: 'outrigger' | 'haproxy', round: number, rps: number, tls: number): Sample => ({
+  const sample = (
+    scenario: 'mtls' | 'mtls-handshake',
+    path: 'outrigger' | 'haproxy',
+    round: number,
+    rps: number,
+    tls: number,
+  ): Sample => ({
     scenario,
     path,
     round,
@@ -84,7 +110,8 @@ void test('report: mtls gives keep-alive and handshake rows, each with its ratio
     requests: 1000,
     errors: 0,
     memory: path === 'outrigger' ? mem(200, 80) : mem(30, 12),
-    pairMemory: path === 'outrigger' ? { client: mem(90, 35), server: mem(110, 45) } : { client: mem(14, 5), server: mem(16, 7) },
+    pairMemory:
+      path === 'outrigger' ? { client: mem(90, 35), server: mem(110, 45) } : { client: mem(14, 5), server: mem(16, 7) },
     pairCpuUsPerRequest: { client: round * 10, server: null },
     tlsConnections: tls,
     upstreamConnections: 0,
@@ -127,13 +154,30 @@ void test('report: mtls gives keep-alive and handshake rows, each with its ratio
   assert.equal(report.config.mtls_handshake_load, HANDSHAKE_SETUP);
   const table = formatTable(report);
   assert.match(table, /mtls-handshake\s+outrigger\s+500\s+1\.00\s+4\.00\s+200\.0\s+80\.0\s+140\.0\s+0\.50\s+2\.00\s+0/);
-  assert.match(table, /mtls-handshake\s+haproxy\s+14\.0\s+5\.0\s+9\.5\s+16\.0\s+7\.0\s+11\.5\s+10\.0\s+-\s+1\.003\s+0\.000/);
+  assert.match(
+    table,
+    /mtls-handshake\s+haproxy\s+14\.0\s+5\.0\s+9\.5\s+16\.0\s+7\.0\s+11\.5\s+10\.0\s+-\s+1\.003\s+0\.000/,
+  );
   // Without mtls the report has none of its fields (the JSON other scenarios wrote stays as it was).
   const plain = parseOptions(['--scenario', 'http1']);
   assert.ok(plain !== 'help');
-  const r = buildReport([{ ...sample('mtls', 'haproxy', 1, 1, 0), scenario: 'http1', pairMemory: undefined }], plain, 10);
+  const r = buildReport(
+    [{ ...sample('mtls', 'haproxy', 1, 1, 0), scenario: 'http1', pairMemory: undefined }],
+    plain,
+    10,
+  );
   assert.equal('mtls_handshake_load' in r.config, false);
-  assert.deepEqual(Object.keys(r.results[0] ?? {}), ['scenario', 'path', 'rps', 'p50_ms', 'p99_ms', 'proxy_rss_mb', 'proxy_uss_mb', 'proxy_pss_mb', 'errors']);
+  assert.deepEqual(Object.keys(r.results[0] ?? {}), [
+    'scenario',
+    'path',
+    'rps',
+    'p50_ms',
+    'p99_ms',
+    'proxy_rss_mb',
+    'proxy_uss_mb',
+    'proxy_pss_mb',
+    'errors',
+  ]);
 });
 
 void test('cpu time of a process from /proc', () => {

@@ -103,7 +103,12 @@ export function promCounterSum(text: string, name: string, labels: Readonly<Reco
     // Label values here are identities and addresses: no quotes or commas inside them.
     const have = new Set(labelText.split(','));
     if (!want.every((w) => have.has(w))) continue;
-    const value = Number(line.slice(close >= 0 ? close + 1 : name.length).trim().split(' ')[0]);
+    const value = Number(
+      line
+        .slice(close >= 0 ? close + 1 : name.length)
+        .trim()
+        .split(' ')[0],
+    );
     if (Number.isFinite(value)) sum += value;
   }
   return sum;
@@ -134,7 +139,13 @@ function identityArgs(controlAddr: string, dir: string, serviceAccount: string):
 /** Where the server proxy's TLS connections show in its metrics. */
 const INBOUND_TLS = { direction: 'inbound', tls: 'true' } as const;
 
-async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstreamPort: number, loads: readonly Load[], resumption: boolean): Promise<MeshPair> {
+async function startOutriggerPair(
+  control: ControlPlaneChild,
+  dir: string,
+  upstreamPort: number,
+  loads: readonly Load[],
+  resumption: boolean,
+): Promise<MeshPair> {
   const controlAddr = `127.0.0.1:${control.port}`;
   const started: OutriggerProcess[] = [];
   const stopAll = async (): Promise<void> => {
@@ -149,7 +160,10 @@ async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstr
     const serverPod = MESH_PODS.find((p) => p.serviceAccount === 'server');
     if (serverPod === undefined) throw new Error('unreachable: no server pod');
     await control.replace(
-      serviceContent([{ pod: serverPod.name, ip: '127.0.0.1', port: server.inbound, meshed: true, serviceAccount: 'server' }], 'server'),
+      serviceContent(
+        [{ pod: serverPod.name, ip: '127.0.0.1', port: server.inbound, meshed: true, serviceAccount: 'server' }],
+        'server',
+      ),
     );
     const clientArgs = [
       ...['--static-destination', `${VIP}:${VIP_PORT}`, '--destination-addr', controlAddr],
@@ -170,11 +184,18 @@ async function startOutriggerPair(control: ControlPlaneChild, dir: string, upstr
     }
     const metrics = (): Promise<string> => fetchText(server.admin, '/metrics');
     for (const [label, p] of clients) {
-      await waitUntil(`outrigger ${label} forwarding over mesh tls`, async () => (await probeHttp1(p.outbound)) === 200, READY_TIMEOUT_MS, p.proc);
+      await waitUntil(
+        `outrigger ${label} forwarding over mesh tls`,
+        async () => (await probeHttp1(p.outbound)) === 200,
+        READY_TIMEOUT_MS,
+        p.proc,
+      );
     }
     // The requests above must have crossed as mesh TLS (not plaintext to an unmeshed endpoint).
     if (promCounterSum(await metrics(), 'tcp_open_total', INBOUND_TLS) < clients.length) {
-      throw new BenchError(`outrigger mtls pair: the server proxy counted no mesh tls connection; the pair is not doing mTLS:\n${await metrics()}`);
+      throw new BenchError(
+        `outrigger mtls pair: the server proxy counted no mesh tls connection; the pair is not doing mTLS:\n${await metrics()}`,
+      );
     }
     return {
       path: 'outrigger',
@@ -206,7 +227,12 @@ const TLS13 = 'ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3';
 
 /** The server side: terminates mutual TLS (a client certificate from the mesh CA required), forwards
  *  in plaintext to the upstream over pooled connections, like the outrigger server proxy. */
-export function haproxyMtlsServerConfig(listenPort: number, upstreamPort: number, files: HaproxyMtlsFiles, statsSocket: string): string {
+export function haproxyMtlsServerConfig(
+  listenPort: number,
+  upstreamPort: number,
+  files: HaproxyMtlsFiles,
+  statsSocket: string,
+): string {
   return `${haproxyHead('bench/mtls.ts', [`stats socket ${statsSocket} mode 600 level user`])}
 frontend mesh_in
     bind 127.0.0.1:${listenPort} ssl crt ${files.serverPem} ca-file ${files.caPem} verify required ${TLS13}
@@ -221,7 +247,12 @@ backend app
 /** The client side: two plaintext frontends, each originating mutual TLS to the server side. bench_in
  *  pools its TLS connections (http-reuse always, like the existing haproxy path); bench_handshake opens
  *  a new one for every client connection (http-reuse never) with a full handshake (no-ssl-reuse). */
-export function haproxyMtlsClientConfig(ports: Record<Load, number>, serverPort: number, files: HaproxyMtlsFiles, resumption = false): string {
+export function haproxyMtlsClientConfig(
+  ports: Record<Load, number>,
+  serverPort: number,
+  files: HaproxyMtlsFiles,
+  resumption = false,
+): string {
   const server = `server mesh 127.0.0.1:${serverPort} ssl crt ${files.clientPem} ca-file ${files.caPem} verify required ${TLS13}`;
   return `${haproxyHead('bench/mtls.ts')}
 frontend bench_in
@@ -242,7 +273,12 @@ backend mesh_fresh
 `;
 }
 
-async function startHaproxyPair(haproxy: string, dir: string, upstreamPort: number, resumption: boolean): Promise<MeshPair> {
+async function startHaproxyPair(
+  haproxy: string,
+  dir: string,
+  upstreamPort: number,
+  resumption: boolean,
+): Promise<MeshPair> {
   const [keepalive, handshake, serverPort] = await freePorts(3);
   if (keepalive === undefined || handshake === undefined || serverPort === undefined) throw new Error('freePorts(3)');
   const files: HaproxyMtlsFiles = {
@@ -266,15 +302,24 @@ async function startHaproxyPair(haproxy: string, dir: string, upstreamPort: numb
     const client = spawnManaged('haproxy (mtls client)', haproxy, ['-f', clientCfg, '-db']);
     procs.push(client);
     for (const port of [keepalive, handshake]) {
-      await waitUntil('haproxy mtls pair forwarding', async () => (await probeHttp1(port)) === 200, READY_TIMEOUT_MS, client);
+      await waitUntil(
+        'haproxy mtls pair forwarding',
+        async () => (await probeHttp1(port)) === 200,
+        READY_TIMEOUT_MS,
+        client,
+      );
     }
     if (server.hasExited()) throw new BenchError(`haproxy (mtls server) exited:\n${server.tail()}`);
-    const tlsAccepted = async (): Promise<number> => haproxyInfoField(await unixCommand(statsSocket, 'show info'), 'CumSslConns');
+    const tlsAccepted = async (): Promise<number> =>
+      haproxyInfoField(await unixCommand(statsSocket, 'show info'), 'CumSslConns');
     if ((await tlsAccepted()) < 2) throw new BenchError('haproxy mtls pair: the server side counted no TLS connection');
     return {
       path: 'haproxy',
       ports: { keepalive, handshake },
-      pids: { keepalive: { client: client.pid, server: server.pid }, handshake: { client: client.pid, server: server.pid } },
+      pids: {
+        keepalive: { client: client.pid, server: server.pid },
+        handshake: { client: client.pid, server: server.pid },
+      },
       tlsAccepted,
       exitedEarly: () => procs.some((p) => p.hasExited()),
       stop: stopAll,
@@ -323,7 +368,8 @@ export async function startMeshPairs(o: {
     o.log(`[${o.label}] control plane + CA on 127.0.0.1:${control.port} (pid ${control.proc.pid})`);
     for (const which of o.pairs) {
       o.log(`[${o.label}] starting the ${which} pair`);
-      if (which === 'outrigger') pairs.push(await startOutriggerPair(control, dir, o.upstreamPort, o.loads, o.resumption ?? false));
+      if (which === 'outrigger')
+        pairs.push(await startOutriggerPair(control, dir, o.upstreamPort, o.loads, o.resumption ?? false));
       else {
         if (o.haproxy === undefined) throw new Error('haproxy binary not resolved');
         pairs.push(await startHaproxyPair(o.haproxy, dir, o.upstreamPort, o.resumption ?? false));
@@ -342,7 +388,8 @@ export async function startMeshPairs(o: {
 export function pairEntry(pair: MeshPair, load: Load): { port: number; pids: { client: number; server: number } } {
   const port = pair.ports[load];
   const pids = pair.pids[load];
-  if (port === undefined || pids === undefined) throw new Error(`the ${pair.path} pair was not set up for the ${load} load`);
+  if (port === undefined || pids === undefined)
+    throw new Error(`the ${pair.path} pair was not set up for the ${load} load`);
   return { port, pids };
 }
 
@@ -369,7 +416,8 @@ async function measure(ctx: MtlsContext, pair: MeshPair, load: Load, round: numb
     const [a, b] = [cpuBefore[side], cpuAfter[side]];
     return a === null || b === null || result.requests === 0 ? null : ((b - a) * 1e6) / result.requests;
   };
-  if (pair.exitedEarly()) throw new BenchError(`[mtls] a process of the ${pair.path} pair exited during its ${load} run`);
+  if (pair.exitedEarly())
+    throw new BenchError(`[mtls] a process of the ${pair.path} pair exited during its ${load} run`);
   const tlsConnections = (await pair.tlsAccepted()) - tlsBefore;
   const upstreamConns = (await upstreamConnections(ctx.statsPort)) - upBefore;
   return {
@@ -388,11 +436,17 @@ async function measure(ctx: MtlsContext, pair: MeshPair, load: Load, round: numb
 /** A pair's memory: each figure summed over its two proxies. */
 function sumMemory(a: MemoryFigures, b: MemoryFigures): MemoryFigures {
   const sum = (k: keyof MemoryFigures): number => Number((a[k] + b[k]).toFixed(2));
-  return { rss_mb: sum('rss_mb'), pss_mb: sum('pss_mb'), uss_mb: sum('uss_mb'), private_dirty_mb: sum('private_dirty_mb') };
+  return {
+    rss_mb: sum('rss_mb'),
+    pss_mb: sum('pss_mb'),
+    uss_mb: sum('uss_mb'),
+    private_dirty_mb: sum('private_dirty_mb'),
+  };
 }
 
 function describe(s: Sample): string {
-  const perReq = (n: number | undefined): string => (n === undefined || s.requests === 0 ? '?' : (n / s.requests).toFixed(3));
+  const perReq = (n: number | undefined): string =>
+    n === undefined || s.requests === 0 ? '?' : (n / s.requests).toFixed(3);
   return (
     `${s.path.padEnd(9)} ${s.rps.toFixed(0)} req/s, p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms` +
     (s.pairMemory ? `, client ${formatMemory(s.pairMemory.client)}, server ${formatMemory(s.pairMemory.server)}` : '') +
@@ -412,7 +466,15 @@ export async function runMtlsScenario(ctx: MtlsContext): Promise<Sample[]> {
     log('[mtls] skipped: it measures outrigger and haproxy pairs, and --paths has neither');
     return [];
   }
-  const mesh = await startMeshPairs({ pairs: wanted, loads: ['keepalive', 'handshake'], resumption: opts.resumption, haproxy: ctx.haproxy, upstreamPort: ctx.upstreamPort, log, label: 'mtls' });
+  const mesh = await startMeshPairs({
+    pairs: wanted,
+    loads: ['keepalive', 'handshake'],
+    resumption: opts.resumption,
+    haproxy: ctx.haproxy,
+    upstreamPort: ctx.upstreamPort,
+    log,
+    label: 'mtls',
+  });
   const { pairs } = mesh;
   const samples: Sample[] = [];
   try {

@@ -45,7 +45,8 @@ function simulate(s: Sim): { loop: OpenLoop; sends: number[] } {
     const due = loop.nextDueNs();
     const wake = due === undefined ? Infinity : due + (s.wakeLateNs ?? 0);
     let first = -1;
-    for (let i = 0; i < answers.length; i++) if (first === -1 || (answers[i]?.at ?? 0) < (answers[first]?.at ?? 0)) first = i;
+    for (let i = 0; i < answers.length; i++)
+      if (first === -1 || (answers[i]?.at ?? 0) < (answers[first]?.at ?? 0)) first = i;
     const answer = first >= 0 ? answers[first] : undefined;
     if (answer === undefined && wake === Infinity) throw new Error('simulation stuck');
     if (answer !== undefined && answer.at <= wake) {
@@ -112,7 +113,13 @@ void test('with more connections than the stall needs, requests spread and the s
 });
 
 void test("the generator's own lateness is measured apart, and counted in the latency", () => {
-  const { loop } = simulate({ rate: 500, connections: 2, durationS: 1, answerAt: (t) => t + 200 * US, wakeLateNs: 300 * US });
+  const { loop } = simulate({
+    rate: 500,
+    connections: 2,
+    durationS: 1,
+    answerAt: (t) => t + 200 * US,
+    wakeLateNs: 300 * US,
+  });
   assert.equal(loop.lag.percentile(50), 300 * US);
   assert.equal(loop.lag.max, 300 * US);
   assert.equal(loop.latency.percentile(50), 500 * US, 'late send + service time, from the intended time');
@@ -150,7 +157,8 @@ void test('a lost connection loses its request in flight; once back, it sends wh
 // ---- answer framing ----
 
 const ANSWER = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 5\r\n\r\nhello';
-const CHUNKED = 'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0a\r\n0123456789\r\n0\r\nx-trailer: t\r\n\r\n';
+const CHUNKED =
+  'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0a\r\n0123456789\r\n0\r\nx-trailer: t\r\n\r\n';
 
 function statusesOf(pieces: readonly Buffer[], reader = new ResponseReader()): number[] {
   const got: number[] = [];
@@ -165,16 +173,24 @@ function everySplit(text: string): Buffer[][] {
 }
 
 void test('answers: Content-Length and chunked bodies, pipelined, cut at every byte', () => {
-  const both = ANSWER + CHUNKED + 'HTTP/1.1 204 No Content\r\n\r\n' + 'HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n';
+  const both =
+    ANSWER + CHUNKED + 'HTTP/1.1 204 No Content\r\n\r\n' + 'HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n';
   for (const pieces of everySplit(both)) assert.deepEqual(statusesOf(pieces), [200, 201, 204, 404]);
   const bytes = Buffer.from(both, 'latin1');
   assert.deepEqual(statusesOf(Array.from(bytes, (b) => Buffer.from([b]))), [200, 201, 204, 404], 'one byte at a time');
-  assert.deepEqual(statusesOf([Buffer.from('HTTP/1.1 100 Continue\r\n\r\n' + ANSWER)]), [200], 'an interim 100 is not an answer');
+  assert.deepEqual(
+    statusesOf([Buffer.from('HTTP/1.1 100 Continue\r\n\r\n' + ANSWER)]),
+    [200],
+    'an interim 100 is not an answer',
+  );
 });
 
 void test('answers: what cannot be framed is an error', () => {
   assert.throws(() => statusesOf([Buffer.from('HTTP/1.1 200 OK\r\n\r\nbody until close')]), /without a length/);
   assert.throws(() => statusesOf([Buffer.from('SSH-2.0-OpenSSH\r\n\r\n')]), /bad status line/);
-  assert.throws(() => statusesOf([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')]), /bad chunk size/);
+  assert.throws(
+    () => statusesOf([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')]),
+    /bad chunk size/,
+  );
   assert.throws(() => statusesOf([Buffer.alloc(70_000, 'a')]), /longer than 64 KiB/);
 });

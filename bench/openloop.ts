@@ -70,13 +70,24 @@ export class OpenLoop {
   private readonly up: Uint8Array;
 
   constructor(private readonly o: OpenLoopOptions) {
-    if (!(o.rate > 0) || !Number.isInteger(o.connections) || o.connections < 1) throw new Error('open loop: rate > 0 and connections >= 1');
+    if (!(o.rate > 0) || !Number.isInteger(o.connections) || o.connections < 1)
+      throw new Error('open loop: rate > 0 and connections >= 1');
     const c = o.connections;
     this.nextSend = Float64Array.from({ length: c }, (_, i) => i);
     this.inFlight = new Float64Array(c).fill(-1);
     this.sentAt = new Float64Array(c);
     this.up = new Uint8Array(c);
-    this.stats = { scheduled: o.count, sent: 0, completed: 0, statusErrors: 0, connectionErrors: 0, sentInWindow: 0, completedInWindow: 0, queuedSends: 0, maxBacklog: 0 };
+    this.stats = {
+      scheduled: o.count,
+      sent: 0,
+      completed: 0,
+      statusErrors: 0,
+      connectionErrors: 0,
+      sentInWindow: 0,
+      completedInWindow: 0,
+      queuedSends: 0,
+      maxBacklog: 0,
+    };
   }
 
   /** When the next request not yet due is meant to go (ns after t0), or undefined when all are due. */
@@ -133,7 +144,8 @@ export class OpenLoop {
   }
 
   private sendQueued(c: number, now: number): void {
-    if (this.up[c] === 1 && this.inFlight[c] === -1 && (this.nextSend[c] ?? Infinity) < this.due) this.sendOn(c, now, true);
+    if (this.up[c] === 1 && this.inFlight[c] === -1 && (this.nextSend[c] ?? Infinity) < this.due)
+      this.sendOn(c, now, true);
   }
 
   private sendOn(c: number, now: number, queued: boolean): void {

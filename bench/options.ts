@@ -83,7 +83,13 @@ const DEFAULTS: Options = {
 };
 
 /** What --short changes, unless the option itself is given. */
-const SHORT: Partial<Options> = { rounds: 1, fixedDuration: 10, meshServices: [10, 5000], meshUsed: [10], meshHoldS: 5 };
+const SHORT: Partial<Options> = {
+  rounds: 1,
+  fixedDuration: 10,
+  meshServices: [10, 5000],
+  meshUsed: [10],
+  meshHoldS: 5,
+};
 
 /** Parsed options, or 'help'. Throws a BenchError listing every bad option. */
 export function parseOptions(argv: readonly string[]): Options | 'help' {
@@ -92,7 +98,9 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   /** The options given on the command line (by their Options key), which --short leaves alone. */
   const given = new Set<keyof Options>();
   let short = false;
-  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+  const args = argv.flatMap((a) =>
+    a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a],
+  );
 
   const integer = (name: string, raw: string | undefined, min: number): number => {
     const value = Number(raw);
@@ -186,7 +194,8 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
         const raw = args[++i] ?? '';
         const list = raw.split(',').filter(Boolean);
         const bad = list.filter((s) => s !== 'all' && !SCENARIOS.includes(s as Scenario));
-        if (list.length === 0 || bad.length > 0) problems.push(`--scenario wants ${SCENARIOS.join(', ')} or all (or a comma-separated list), got "${raw}"`);
+        if (list.length === 0 || bad.length > 0)
+          problems.push(`--scenario wants ${SCENARIOS.join(', ')} or all (or a comma-separated list), got "${raw}"`);
         // In the order given, each once; `all` stands for the quick ones.
         else opts.scenarios = [...new Set(list.flatMap((s) => (s === 'all' ? [...ALL_SCENARIOS] : [s as Scenario])))];
         break;
@@ -194,7 +203,8 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       case '--paths': {
         const list = (args[++i] ?? '').split(',').filter(Boolean);
         const bad = list.filter((p) => !PATHS.includes(p as PathName));
-        if (list.length === 0 || bad.length > 0) problems.push(`--paths wants a subset of ${PATHS.join(',')}, got "${list.join(',')}"`);
+        if (list.length === 0 || bad.length > 0)
+          problems.push(`--paths wants a subset of ${PATHS.join(',')}, got "${list.join(',')}"`);
         else opts.paths = PATHS.filter((p) => list.includes(p)); // keep a stable order
         break;
       }

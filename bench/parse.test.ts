@@ -73,14 +73,27 @@ void test('options: balance and propagation flags', () => {
   assert.equal(d.watchers, 200);
   assert.equal(d.changes, 10);
   assert.equal(d.balanceClient, 'h2load');
-  const o = parseOptions(['--scenario', 'propagation', '--watchers=50', '--changes', '3', '--slow-ms', '0', '--balance-client', 'wrk']);
+  const o = parseOptions([
+    '--scenario',
+    'propagation',
+    '--watchers=50',
+    '--changes',
+    '3',
+    '--slow-ms',
+    '0',
+    '--balance-client',
+    'wrk',
+  ]);
   assert.ok(o !== 'help');
   assert.deepEqual(o.scenarios, ['propagation']);
   assert.equal(o.watchers, 50);
   assert.equal(o.changes, 3);
   assert.equal(o.slowMs, 0);
   assert.equal(o.balanceClient, 'wrk');
-  assert.throws(() => parseOptions(['--scenario', 'nope', '--watchers', '0', '--balance-client', 'ab']), /scenario[\s\S]*watchers[\s\S]*balance-client/);
+  assert.throws(
+    () => parseOptions(['--scenario', 'nope', '--watchers', '0', '--balance-client', 'ab']),
+    /scenario[\s\S]*watchers[\s\S]*balance-client/,
+  );
 });
 
 void test('nearest-rank percentile', () => {
@@ -107,7 +120,10 @@ void test('balance: replica shares summed over rounds, the last replica is the s
 void test('balance: haproxy gets the three servers with balance roundrobin', () => {
   const cfg = haproxyBalanceConfig(9000, [9001, 9002, 9003]);
   assert.match(cfg, /bind 127\.0\.0\.1:9000\n/);
-  assert.match(cfg, /\n {4}balance roundrobin\n {4}server replica0 127\.0\.0\.1:9001\n {4}server replica1 127\.0\.0\.1:9002\n {4}server replica2 127\.0\.0\.1:9003\n/);
+  assert.match(
+    cfg,
+    /\n {4}balance roundrobin\n {4}server replica0 127\.0\.0\.1:9001\n {4}server replica1 127\.0\.0\.1:9002\n {4}server replica2 127\.0\.0\.1:9003\n/,
+  );
   // The single-server config is unchanged.
   assert.match(haproxyConfig('http1', 9000, 9001), /\n {4}server upstream 127\.0\.0\.1:9001\n$/);
 });
@@ -169,9 +185,17 @@ void test('report: balance shares and propagation appear in the table and the JS
     control_plane_cpu_ms_per_change: 10,
     watchers_cpu_ms_per_change: 15,
   };
-  const report = buildReport([sample('outrigger', 1, [50, 50, 0]), sample('haproxy', 200, [33, 33, 34])], opts, 10, propagation);
+  const report = buildReport(
+    [sample('outrigger', 1, [50, 50, 0]), sample('haproxy', 200, [33, 33, 34])],
+    opts,
+    10,
+    propagation,
+  );
   assert.equal(report.ratios[0]?.p99_outrigger_over_haproxy, 0.005);
-  assert.deepEqual(report.results[1]?.replicas?.map((r) => r.share), [0.33, 0.33, 0.34]);
+  assert.deepEqual(
+    report.results[1]?.replicas?.map((r) => r.share),
+    [0.33, 0.33, 0.34],
+  );
   assert.equal(report.propagation?.p99_ms, 45);
   const table = formatTable(report);
   assert.match(table, /balance\s+outrigger\s+100\s+1\.00\s+1\.00\s+10\.0\s+4\.0\s+6\.0\s+1\.00\s+0\.0050/);

@@ -75,10 +75,15 @@ export function assertOutriggerBuilt(): void {
  *  when OUTRIGGER_BENCH_NODE names something that does not run. */
 export function proxyNodeVersion(): string {
   try {
-    const v = execFileSync(PROXY_NODE, ['-p', 'process.version + ", OpenSSL " + process.versions.openssl'], { encoding: 'utf8', timeout: 10_000 });
+    const v = execFileSync(PROXY_NODE, ['-p', 'process.version + ", OpenSSL " + process.versions.openssl'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     return `${v.trim()} (${PROXY_NODE})`;
   } catch (err) {
-    throw new BenchError(`the proxies' Node ${PROXY_NODE} (OUTRIGGER_BENCH_NODE) does not run: ${(err as Error).message.split('\n')[0]}`);
+    throw new BenchError(
+      `the proxies' Node ${PROXY_NODE} (OUTRIGGER_BENCH_NODE) does not run: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -138,7 +143,11 @@ export interface OutriggerProcess {
  *  identity flags: until it holds a certificate). `nodeArgs` go to node itself, before the CLI (default:
  *  BENCH_PROXY_NODE_OPTIONS). The
  *  caller stops it (stopManaged). */
-export async function spawnOutriggerProcess(label: string, extraArgs: readonly string[], nodeArgs: readonly string[] = BENCH_PROXY_NODE_OPTIONS): Promise<OutriggerProcess> {
+export async function spawnOutriggerProcess(
+  label: string,
+  extraArgs: readonly string[],
+  nodeArgs: readonly string[] = BENCH_PROXY_NODE_OPTIONS,
+): Promise<OutriggerProcess> {
   assertOutriggerBuilt();
   const [outbound, inbound, admin] = await freePorts(3);
   if (outbound === undefined || inbound === undefined || admin === undefined) throw new Error('freePorts(3)');
@@ -153,7 +162,12 @@ export async function spawnOutriggerProcess(label: string, extraArgs: readonly s
   ];
   const proc = spawnManaged(`outrigger proxy (${label})`, PROXY_NODE, args);
   try {
-    await waitUntil(`outrigger ${label} /ready`, async () => (await probeHttp1(admin, '/ready')) === 200, READY_TIMEOUT_MS, proc);
+    await waitUntil(
+      `outrigger ${label} /ready`,
+      async () => (await probeHttp1(admin, '/ready')) === 200,
+      READY_TIMEOUT_MS,
+      proc,
+    );
   } catch (err) {
     await stopManaged(proc);
     throw err;
@@ -162,7 +176,11 @@ export async function spawnOutriggerProcess(label: string, extraArgs: readonly s
 }
 
 /** `outrigger proxy` forwarding every connection as if it were going to `destinationArgs`' address. */
-async function spawnOutrigger(label: string, scenario: Scenario, destinationArgs: readonly string[]): Promise<RunningPath> {
+async function spawnOutrigger(
+  label: string,
+  scenario: Scenario,
+  destinationArgs: readonly string[],
+): Promise<RunningPath> {
   const { proc, outbound } = await spawnOutriggerProcess(label, destinationArgs);
   try {
     await waitUntil(`outrigger ${label} forwarding`, () => passesRequest(scenario, outbound), READY_TIMEOUT_MS, proc);
@@ -181,7 +199,10 @@ export function haproxyConfig(scenario: Scenario, listenPort: number, upstreamPo
 
 /** The balance scenario: the same forwarding over several HTTP/1.1 servers, taken in turn. */
 export function haproxyBalanceConfig(listenPort: number, replicaPorts: readonly number[]): string {
-  return haproxyText(listenPort, '', ['balance roundrobin', ...replicaPorts.map((p, i) => `server replica${i} 127.0.0.1:${p}`)]);
+  return haproxyText(listenPort, '', [
+    'balance roundrobin',
+    ...replicaPorts.map((p, i) => `server replica${i} 127.0.0.1:${p}`),
+  ]);
 }
 
 /** The global and defaults sections every bench haproxy shares (one thread, keep-alive both sides);
@@ -218,7 +239,12 @@ function startHaproxy(haproxy: string, scenario: Scenario, upstreamPort: number)
   return spawnHaproxy(haproxy, scenario, scenario, (port) => haproxyConfig(scenario, port, upstreamPort));
 }
 
-async function spawnHaproxy(haproxy: string, label: string, scenario: Scenario, config: (port: number) => string): Promise<RunningPath> {
+async function spawnHaproxy(
+  haproxy: string,
+  label: string,
+  scenario: Scenario,
+  config: (port: number) => string,
+): Promise<RunningPath> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error('freePorts(1)');
   const dir = makeTempDir('haproxy');
@@ -247,7 +273,12 @@ export function startBalancePath(
   haproxy: string | undefined,
 ): Promise<RunningPath> {
   if (which === 'outrigger') {
-    return spawnOutrigger('balance', 'http1', ['--static-destination', vip, '--destination-addr', `127.0.0.1:${controlPort}`]);
+    return spawnOutrigger('balance', 'http1', [
+      '--static-destination',
+      vip,
+      '--destination-addr',
+      `127.0.0.1:${controlPort}`,
+    ]);
   }
   if (haproxy === undefined) throw new Error('haproxy binary not resolved');
   return spawnHaproxy(haproxy, 'balance', 'http1', (port) => haproxyBalanceConfig(port, replicaPorts));

@@ -116,11 +116,15 @@ export async function measurePropagation(
     }
     const first = await Promise.all(discoveries.map((d) => d.resolve(dst)));
     const unknown = first.filter((d) => !d.known).length;
-    if (unknown > 0) throw new BenchError(`propagation: ${unknown} of ${o.watchers} watchers got no answer for ${VIP}:${VIP_PORT}`);
+    if (unknown > 0)
+      throw new BenchError(`propagation: ${unknown} of ${o.watchers} watchers got no answer for ${VIP}:${VIP_PORT}`);
     const connections = countConnectionsTo(readFileSync('/proc/net/tcp', 'utf8'), cp.port);
     const streams = (await cp.stats()).watchers;
-    log(`[propagation] ${o.watchers} watchers answered; ${streams} destination streams, ${connections} TCP connections`);
-    if (connections !== o.watchers) log(`[propagation] WARNING: expected ${o.watchers} TCP connections to the control plane, saw ${connections}`);
+    log(
+      `[propagation] ${o.watchers} watchers answered; ${streams} destination streams, ${connections} TCP connections`,
+    );
+    if (connections !== o.watchers)
+      log(`[propagation] WARNING: expected ${o.watchers} TCP connections to the control plane, saw ${connections}`);
 
     const latencies: number[] = [];
     const maxPerChange: number[] = [];
@@ -152,7 +156,10 @@ export async function measurePropagation(
         worst = Math.max(worst, ms);
       }
       maxPerChange.push(Number(worst.toFixed(2)));
-      log(`[propagation change ${k}/${o.changes}] slowest watcher ${worst.toFixed(1)} ms` + (all() ? '' : `, MISSED by ${remaining} watcher(s)`));
+      log(
+        `[propagation change ${k}/${o.changes}] slowest watcher ${worst.toFixed(1)} ms` +
+          (all() ? '' : `, MISSED by ${remaining} watcher(s)`),
+      );
     }
     const oursCpu = process.cpuUsage(oursBefore);
     const cpAfter = await cp.stats();

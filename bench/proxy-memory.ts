@@ -27,7 +27,18 @@ import type { StoreContent } from '../src/control/store/local/local.js';
 import { startControlPlaneChild, VIP_PORT, type ControlPlaneChild } from './control.js';
 import { MESH_NAMESPACE, MESH_PODS, spiffeOf } from './identity.js';
 import { BENCH_PROXY_NODE_OPTIONS, PROXY_NODE } from './paths.js';
-import { BenchError, freePorts, installCleanupHandlers, makeTempDir, probeHttp1, removeTempDir, spawnManaged, stopManaged, waitUntil, type Managed } from './tools.js';
+import {
+  BenchError,
+  freePorts,
+  installCleanupHandlers,
+  makeTempDir,
+  probeHttp1,
+  removeTempDir,
+  spawnManaged,
+  stopManaged,
+  waitUntil,
+  type Managed,
+} from './tools.js';
 
 const USAGE = `usage: node dist/bench/proxy-memory.js [--cli LABEL=PATH]... [--rounds N] [--idle-s S] [--requests N] [--json]
   --cli LABEL=PATH  a build's dist/src/cli/main.js to measure (repeatable; default: this build as "this")
@@ -56,7 +67,8 @@ function parseArgs(argv: readonly string[]): Options | 'help' {
   const o: Options = { builds: [], rounds: 2, idleS: 180, requests: 20, json: false };
   const count = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new BenchError(`${name}: expected an integer >= ${min}, got ${v ?? 'nothing'}`);
+    if (!Number.isInteger(n) || n < min)
+      throw new BenchError(`${name}: expected an integer >= ${min}, got ${v ?? 'nothing'}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -162,7 +174,9 @@ function meshContent(pairs: readonly { vip: string; serverInbound: number }[]): 
     name: `server-${i}`,
     clusterIP: p.vip,
     ports: [{ name: 'http', port: VIP_PORT, appProtocol: 'http' }],
-    endpoints: [{ pod: `${MESH_NAMESPACE}/${server.name}`, ip: '127.0.0.1', ports: { [VIP_PORT]: p.serverInbound }, ready: true }],
+    endpoints: [
+      { pod: `${MESH_NAMESPACE}/${server.name}`, ip: '127.0.0.1', ports: { [VIP_PORT]: p.serverInbound }, ready: true },
+    ],
   }));
   return { services, pods };
 }
@@ -180,7 +194,14 @@ async function proxyPorts(): Promise<Ports> {
 /** `outrigger proxy` with the flags the local runtime gives a meshed pod's proxy (src/runtime/mesh.ts),
  *  on loopback ports, forwarding as if every connection went to `destination`. Ready once it holds a
  *  certificate and its pod's policy (so the store must know the pod before). */
-async function startProxy(build: Build, role: Role, ports: Ports, control: ControlPlaneChild, identityDir: string, destination: string): Promise<Proxy> {
+async function startProxy(
+  build: Build,
+  role: Role,
+  ports: Ports,
+  control: ControlPlaneChild,
+  identityDir: string,
+  destination: string,
+): Promise<Proxy> {
   const { outbound, inbound, admin } = ports;
   const cp = `127.0.0.1:${control.port}`;
   const pod = podOf(role);
@@ -191,14 +212,35 @@ async function startProxy(build: Build, role: Role, ports: Ports, control: Contr
     ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],
     ...['--outbound-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--admin-addr', '127.0.0.1'],
     ...['--static-destination', destination],
-    ...['--destination-addr', cp, '--policy-addr', cp, '--pod', `${MESH_NAMESPACE}/${pod.name}`, '--default-inbound-policy', 'all-unauthenticated'],
+    ...[
+      '--destination-addr',
+      cp,
+      '--policy-addr',
+      cp,
+      '--pod',
+      `${MESH_NAMESPACE}/${pod.name}`,
+      '--default-inbound-policy',
+      'all-unauthenticated',
+    ],
     ...['--pod-namespace', MESH_NAMESPACE, '--pod-name', pod.name],
-    ...['--identity-addr', cp, '--identity-token-file', path.join(identityDir, `${role}.token`), '--identity', spiffeOf(role)],
+    ...[
+      '--identity-addr',
+      cp,
+      '--identity-token-file',
+      path.join(identityDir, `${role}.token`),
+      '--identity',
+      spiffeOf(role),
+    ],
     ...['--log-level', 'warn'],
   ];
   const proc = spawnManaged(`outrigger proxy (${build.label} ${role})`, PROXY_NODE, args);
   try {
-    await waitUntil(`${build.label} ${role} proxy /ready`, async () => (await probeHttp1(admin, '/ready')) === 200, 30_000, proc);
+    await waitUntil(
+      `${build.label} ${role} proxy /ready`,
+      async () => (await probeHttp1(admin, '/ready')) === 200,
+      30_000,
+      proc,
+    );
   } catch (err) {
     await stopManaged(proc);
     throw err;
@@ -227,7 +269,13 @@ interface Pair {
 
 /** One round: a pair per build, started side by side, read when ready, used, left idle (read every
  *  10 s), read again, stopped. */
-async function measureRound(round: number, o: Options, control: ControlPlaneChild, identityDir: string, upstreamPort: number): Promise<Row[]> {
+async function measureRound(
+  round: number,
+  o: Options,
+  control: ControlPlaneChild,
+  identityDir: string,
+  upstreamPort: number,
+): Promise<Row[]> {
   // Alternate which build starts first, so neither always follows the other.
   const builds = round % 2 === 1 ? o.builds : [...o.builds].reverse();
   const ports = await Promise.all(builds.map(async () => ({ server: await proxyPorts(), client: await proxyPorts() })));
@@ -245,8 +293,14 @@ async function measureRound(round: number, o: Options, control: ControlPlaneChil
       pairs.push({ build, client, server });
     }
     const rows: Row[] = [];
-    const roles = (p: Pair) => [['client', p.client], ['server', p.server]] as const;
-    for (const p of pairs) for (const [role, x] of roles(p)) rows.push({ build: p.build.label, round, role, moment: 'ready', memory: readMemory(x.proc.pid) });
+    const roles = (p: Pair) =>
+      [
+        ['client', p.client],
+        ['server', p.server],
+      ] as const;
+    for (const p of pairs)
+      for (const [role, x] of roles(p))
+        rows.push({ build: p.build.label, round, role, moment: 'ready', memory: readMemory(x.proc.pid) });
     for (const p of pairs) {
       for (let i = 0; i < o.requests; i++) {
         const status = await probeHttp1(p.client.outbound);
@@ -260,7 +314,15 @@ async function measureRound(round: number, o: Options, control: ControlPlaneChil
       if (started.some((x) => x.proc.hasExited())) throw new BenchError('a proxy exited while idle');
     }
     for (const p of pairs) {
-      for (const [role, x] of roles(p)) rows.push({ build: p.build.label, round, role, moment: 'idle', memory: readMemory(x.proc.pid), ussSeries: series.get(x) ?? [] });
+      for (const [role, x] of roles(p))
+        rows.push({
+          build: p.build.label,
+          round,
+          role,
+          moment: 'idle',
+          memory: readMemory(x.proc.pid),
+          ussSeries: series.get(x) ?? [],
+        });
     }
     return rows;
   } finally {
@@ -283,8 +345,13 @@ function table(rows: readonly Row[], o: Options): string {
     for (const role of ['client', 'server'] as const) {
       for (const moment of ['ready', 'idle'] as const) {
         const sel = rows.filter((r) => r.build === b.label && r.role === role && r.moment === moment);
-        const f = (k: keyof MemoryReading): string => median(sel.map((r) => r.memory[k])).toFixed(1).padStart(7);
-        lines.push(`${b.label.padEnd(10)} ${role.padEnd(7)} ${moment.padEnd(7)} ${f('ussMb')} ${f('pssMb')} ${f('rssMb')}`);
+        const f = (k: keyof MemoryReading): string =>
+          median(sel.map((r) => r.memory[k]))
+            .toFixed(1)
+            .padStart(7);
+        lines.push(
+          `${b.label.padEnd(10)} ${role.padEnd(7)} ${moment.padEnd(7)} ${f('ussMb')} ${f('pssMb')} ${f('rssMb')}`,
+        );
       }
     }
   }
@@ -309,7 +376,10 @@ async function main(): Promise<number> {
     for (let round = 1; round <= o.rounds; round++) {
       const got = await measureRound(round, o, control, identityDir, upstreamPort);
       rows.push(...got);
-      for (const r of got) log(`[round ${round}] ${r.build} ${r.role} ${r.moment}: uss ${r.memory.ussMb.toFixed(1)} pss ${r.memory.pssMb.toFixed(1)} rss ${r.memory.rssMb.toFixed(1)}${r.ussSeries ? ` (uss every 10 s: ${r.ussSeries.join(' ')})` : ''}`);
+      for (const r of got)
+        log(
+          `[round ${round}] ${r.build} ${r.role} ${r.moment}: uss ${r.memory.ussMb.toFixed(1)} pss ${r.memory.pssMb.toFixed(1)} rss ${r.memory.rssMb.toFixed(1)}${r.ussSeries ? ` (uss every 10 s: ${r.ussSeries.join(' ')})` : ''}`,
+        );
     }
   } finally {
     await control.stop();
@@ -323,7 +393,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`proxy-memory: ${err instanceof BenchError ? err.message : String((err as Error).stack ?? err)}\n`);
+    process.stderr.write(
+      `proxy-memory: ${err instanceof BenchError ? err.message : String((err as Error).stack ?? err)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -112,7 +112,9 @@ const round = (value: number, digits: number): number => Number(value.toFixed(di
 
 /** The result scenarios of the selected scenarios: mtls reports two (keep-alive and handshake). */
 function resultScenarios(opts: Options): Scenario[] {
-  return opts.scenarios.flatMap((s): Scenario[] => (!isLoadScenario(s) ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s]));
+  return opts.scenarios.flatMap((s): Scenario[] =>
+    !isLoadScenario(s) ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s],
+  );
 }
 
 /** The mtls fields of a row: RSS parts and connections per request, when the samples have them. */
@@ -123,7 +125,8 @@ function mtlsFields(mine: readonly Sample[]): Partial<ResultRow> {
     const known = values.filter((v): v is number => v !== null && v !== undefined);
     return known.length > 0 ? round(median(known), 1) : null;
   };
-  const mem = (side: 'client' | 'server', figure: keyof MemoryFigures): number | null => part(pairs.map((p) => p[side]?.[figure]));
+  const mem = (side: 'client' | 'server', figure: keyof MemoryFigures): number | null =>
+    part(pairs.map((p) => p[side]?.[figure]));
   const requests = mine.reduce((sum, s) => sum + s.requests, 0);
   const perRequest = (key: 'tlsConnections' | 'upstreamConnections'): number =>
     requests > 0 ? round(mine.reduce((sum, s) => sum + (s[key] ?? 0), 0) / requests, 4) : 0;
@@ -156,7 +159,8 @@ export function buildReport(
       const mine = samples.filter((s) => s.scenario === scenario && s.path === path);
       if (mine.length === 0) continue;
       const memory = mine.map((s) => s.memory).filter((m): m is MemoryFigures => m !== null);
-      const mem = (figure: keyof MemoryFigures): number | null => (memory.length > 0 ? round(median(memory.map((m) => m[figure])), 1) : null);
+      const mem = (figure: keyof MemoryFigures): number | null =>
+        memory.length > 0 ? round(median(memory.map((m) => m[figure])), 1) : null;
       const counts = mine.map((s) => s.replicaCounts).filter((c): c is number[] => c !== undefined);
       results.push({
         scenario,
@@ -249,11 +253,24 @@ function formatMtls(report: Report): string[] {
   ]);
   return [
     '',
-    'mtls: client -> client-side proxy -> mutual TLS 1.3 -> server-side proxy -> upstream (memory above: the pair\'s sum). ' +
+    "mtls: client -> client-side proxy -> mutual TLS 1.3 -> server-side proxy -> upstream (memory above: the pair's sum). " +
       'mtls-handshake: RPS = new client connections per second, each with a new TLS connection between the proxies ' +
       `(${report.config.mtls_handshake_load ?? ''}); counted on the server side and at the upstream:`,
     ...columns(
-      ['scenario', 'path', 'client RSS MB', 'USS', 'PSS', 'server RSS MB', 'USS', 'PSS', 'client CPU us/req', 'server CPU us/req', 'TLS conns/req', 'upstream conns/req'],
+      [
+        'scenario',
+        'path',
+        'client RSS MB',
+        'USS',
+        'PSS',
+        'server RSS MB',
+        'USS',
+        'PSS',
+        'client CPU us/req',
+        'server CPU us/req',
+        'TLS conns/req',
+        'upstream conns/req',
+      ],
       cells,
       2,
     ),
@@ -263,7 +280,17 @@ function formatMtls(report: Report): string[] {
 function formatPropagation(report: Report): string[] {
   const p = report.propagation;
   if (p === undefined) return [];
-  const header = ['watchers', 'changes', 'p50 ms', 'p99 ms', 'max ms', 'missed', 'TCP conns', 'CP CPU ms/change', 'watchers CPU ms/change'];
+  const header = [
+    'watchers',
+    'changes',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'missed',
+    'TCP conns',
+    'CP CPU ms/change',
+    'watchers CPU ms/change',
+  ];
   const row = [
     String(p.watchers),
     String(p.changes),
@@ -277,7 +304,7 @@ function formatPropagation(report: Report): string[] {
   ];
   return [
     '',
-    'propagation: store.replace in the control plane -> the new endpoint set in each watcher\'s balancer',
+    "propagation: store.replace in the control plane -> the new endpoint set in each watcher's balancer",
     ...columns(header, [row], 0),
     `slowest watcher per change, ms: ${p.max_per_change_ms.map((v) => v.toFixed(1)).join(' ')}`,
   ];
@@ -285,7 +312,19 @@ function formatPropagation(report: Report): string[] {
 
 /** The text table; ratios sit on the outrigger row of each scenario. */
 export function formatTable(report: Report): string {
-  const header = ['scenario', 'path', 'RPS', 'p50 ms', 'p99 ms', 'proxy RSS MB', 'USS MB', 'PSS MB', 'RPS o/h', 'p99 o/h', 'errors'];
+  const header = [
+    'scenario',
+    'path',
+    'RPS',
+    'p50 ms',
+    'p99 ms',
+    'proxy RSS MB',
+    'USS MB',
+    'PSS MB',
+    'RPS o/h',
+    'p99 o/h',
+    'errors',
+  ];
   const rows = report.results.map((r) => {
     const ratio = r.path === 'outrigger' ? report.ratios.find((x) => x.scenario === r.scenario) : undefined;
     return [

@@ -253,7 +253,9 @@ export function fetchText(port: number, urlPath: string): Promise<string> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.once('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${urlPath}: status ${res.statusCode ?? 0}`))));
+      res.once('end', () =>
+        res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${urlPath}: status ${res.statusCode ?? 0}`)),
+      );
     });
     req.once('timeout', () => req.destroy(new Error('timed out')));
     req.once('error', reject);
@@ -271,7 +273,9 @@ export function unixCommand(socketPath: string, command: string, timeoutMs = 500
     const s = net.connect(socketPath);
     let out = '';
     s.setEncoding('utf8');
-    s.setTimeout(timeoutMs, () => s.destroy(new Error(`${socketPath}: no answer to "${command}" within ${timeoutMs} ms`)));
+    s.setTimeout(timeoutMs, () =>
+      s.destroy(new Error(`${socketPath}: no answer to "${command}" within ${timeoutMs} ms`)),
+    );
     s.on('data', (c: string) => (out += c));
     s.once('error', reject);
     s.once('close', () => resolve(out));
@@ -315,7 +319,9 @@ export async function waitUntil(
   let last = '';
   for (;;) {
     if (watched?.hasExited()) {
-      throw new BenchError(`${what}: ${watched.name} exited (${await watched.exited}) before ready:\n${watched.tail()}`);
+      throw new BenchError(
+        `${what}: ${watched.name} exited (${await watched.exited}) before ready:\n${watched.tail()}`,
+      );
     }
     try {
       if (await check()) return;

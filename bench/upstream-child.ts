@@ -7,8 +7,16 @@ const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream.js', import.meta.url))
 
 /** Starts bench/upstream.js and reads the ports it prints on its first stdout line. `listenHost`:
  *  where its servers listen (default 127.0.0.1). */
-export async function startUpstream(slowMs: number, listenHost?: string): Promise<{ proc: Managed; ports: UpstreamPorts }> {
-  const args = [UPSTREAM_SCRIPT, '--slow-ms', String(slowMs), ...(listenHost !== undefined ? ['--listen-host', listenHost] : [])];
+export async function startUpstream(
+  slowMs: number,
+  listenHost?: string,
+): Promise<{ proc: Managed; ports: UpstreamPorts }> {
+  const args = [
+    UPSTREAM_SCRIPT,
+    '--slow-ms',
+    String(slowMs),
+    ...(listenHost !== undefined ? ['--listen-host', listenHost] : []),
+  ];
   const proc = spawnManaged('upstream', process.execPath, args);
   let ports: UpstreamPorts | undefined;
   await waitUntil(

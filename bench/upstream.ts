@@ -68,7 +68,8 @@ function http1Server(handler: http.RequestListener): http.Server {
 function slowMsArg(argv: readonly string[]): number {
   const i = argv.indexOf('--slow-ms');
   const value = i >= 0 ? Number(argv[i + 1]) : 200;
-  if (!Number.isInteger(value) || value < 0) throw new Error(`--slow-ms wants an integer >= 0, got "${argv[i + 1] ?? ''}"`);
+  if (!Number.isInteger(value) || value < 0)
+    throw new Error(`--slow-ms wants an integer >= 0, got "${argv[i + 1] ?? ''}"`);
   return value;
 }
 
@@ -103,7 +104,8 @@ async function main(): Promise<void> {
 
   const counts = Array.from({ length: REPLICAS }, () => 0);
   const replicas: number[] = [];
-  for (let i = 0; i < REPLICAS; i++) replicas.push(await listen(http1Server(replicaHandler(counts, i, i === SLOW_REPLICA ? slowMs : 0))));
+  for (let i = 0; i < REPLICAS; i++)
+    replicas.push(await listen(http1Server(replicaHandler(counts, i, i === SLOW_REPLICA ? slowMs : 0))));
   const stats = http.createServer((req, res) => {
     req.resume();
     const body = JSON.stringify(req.url === '/connections' ? h1Connections : counts);

@@ -18,17 +18,24 @@ async function check(files: Readonly<Record<string, string>>): Promise<{ ok: boo
   const dir = await mkdtemp(join(tmpdir(), 'outrigger-layers-'));
   try {
     await copyFile(join(ROOT, '.dependency-cruiser.cjs'), join(dir, '.dependency-cruiser.cjs'));
-    const tsconfig = { compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true }, include: ['src'] };
+    const tsconfig = {
+      compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true },
+      include: ['src'],
+    };
     await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));
     for (const [path, text] of Object.entries(files)) {
       await mkdir(dirname(join(dir, path)), { recursive: true });
       await writeFile(join(dir, path), text);
     }
-    const r = spawnSync(process.execPath, [DEPCRUISE, 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], {
-      cwd: dir,
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [DEPCRUISE, 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err'],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
     assert.equal(r.error, undefined, String(r.error));
     return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
   } finally {
@@ -45,7 +52,8 @@ void test('imports that point down pass (a NodeNext `.js` import of a .ts file r
     'src/manifests/contract.ts': "import { x } from '../core/log.js';\nexport const y = x;\n",
     'src/proxy/env.ts': "import { y } from '../manifests/contract.js';\nexport const z = y;\n",
     'src/control/server.ts': "import { y } from '../manifests/contract.js';\nexport const z = y;\n",
-    'src/runtime/mesh.ts': "import { z } from '../control/server.js';\nimport { z as p } from '../proxy/env.js';\nexport const m = z + p;\n",
+    'src/runtime/mesh.ts':
+      "import { z } from '../control/server.js';\nimport { z as p } from '../proxy/env.js';\nexport const m = z + p;\n",
     'src/daemon/server.ts': "import { m } from '../runtime/mesh.js';\nexport const d = m;\n",
     'src/cli/main.ts': "import { d } from '../daemon/server.js';\nexport const c = d;\n",
     // A unit test may bring up a peer to test against (a proxy test starts a control plane).
@@ -63,10 +71,11 @@ void test('an import up or across the layers fails, naming the rule', async () =
   assert.match(r.output, /layer-proxy: src\/proxy\/env\.ts → src\/daemon\/server\.ts/);
 });
 
-void test('a type-only import counts: the control plane may not name the runtime\'s types', async () => {
+void test("a type-only import counts: the control plane may not name the runtime's types", async () => {
   const r = await check({
     'src/runtime/mesh.ts': 'export interface Mesh { readonly name: string }\n',
-    'src/control/server.ts': "import type { Mesh } from '../runtime/mesh.js';\nexport const f = (m: Mesh): string => m.name;\n",
+    'src/control/server.ts':
+      "import type { Mesh } from '../runtime/mesh.js';\nexport const f = (m: Mesh): string => m.name;\n",
   });
   assert.ok(!r.ok, r.output);
   assert.match(r.output, /layer-control: src\/control\/server\.ts → src\/runtime\/mesh\.ts/);

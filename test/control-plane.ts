@@ -3,8 +3,7 @@
 import { createLogger } from '../src/core/log.js';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../src/control/server.js';
 
-export type TestControlPlaneOptions = Pick<ControlPlaneOptions, 'store'> &
-  Partial<Omit<ControlPlaneOptions, 'store'>>;
+export type TestControlPlaneOptions = Pick<ControlPlaneOptions, 'store'> & Partial<Omit<ControlPlaneOptions, 'store'>>;
 
 /** A logger for a test's control plane: silent, or at info when OUTRIGGER_TEST_LOG is set. */
 export const controlLog = () =>

@@ -86,7 +86,8 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
  *  values under 127 bytes. */
 function literalBlock(fields: readonly (readonly [string, string])[]): Buffer {
   const parts: Buffer[] = [];
-  for (const [name, value] of fields) parts.push(Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value));
+  for (const [name, value] of fields)
+    parts.push(Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value));
   return Buffer.concat(parts);
 }
 
@@ -131,13 +132,23 @@ export async function startEarlyServer(): Promise<EndingsServer> {
         else if (type === PING && (flags & ACK) === 0) sock.write(frame(PING, ACK, 0, payload));
         else if (type === DATA && payload.length > 0 && !answered.has(id)) {
           answered.add(id);
-          const head = Buffer.concat([Buffer.from([0x88]) /* :status 200, static index 8 */, literalBlock([['content-type', 'application/grpc']])]);
+          const head = Buffer.concat([
+            Buffer.from([0x88]) /* :status 200, static index 8 */,
+            literalBlock([['content-type', 'application/grpc']]),
+          ]);
           const trailers = literalBlock([
             ['grpc-status', '0'],
             ['x-early', 'yes'],
           ]);
           const rst = Buffer.alloc(4); // NO_ERROR
-          sock.write(Buffer.concat([frame(HEADERS, END_HEADERS, id, head), frame(DATA, 0, id, payload), frame(HEADERS, END_HEADERS | END_STREAM, id, trailers), frame(RST_STREAM, 0, id, rst)]));
+          sock.write(
+            Buffer.concat([
+              frame(HEADERS, END_HEADERS, id, head),
+              frame(DATA, 0, id, payload),
+              frame(HEADERS, END_HEADERS | END_STREAM, id, trailers),
+              frame(RST_STREAM, 0, id, rst),
+            ]),
+          );
         }
       }
     });
@@ -181,7 +192,11 @@ function call(client: ClientHttp2Session, path: string, holdMs = 0): Promise<End
 export async function checkEarly(client: ClientHttp2Session): Promise<void> {
   for (let i = 0; i < 20; i++) {
     const e = await call(client, '/early', 30);
-    assert.equal(e.trailers?.['grpc-status'], '0', `/early #${i}: trailers ${JSON.stringify(e.trailers)}, reset ${e.rstCode}`);
+    assert.equal(
+      e.trailers?.['grpc-status'],
+      '0',
+      `/early #${i}: trailers ${JSON.stringify(e.trailers)}, reset ${e.rstCode}`,
+    );
     assert.equal(e.trailers?.['x-early'], 'yes');
   }
   const many = await Promise.all(Array.from({ length: 50 }, () => call(client, '/early', 30)));
@@ -193,7 +208,12 @@ export async function checkEarly(client: ClientHttp2Session): Promise<void> {
 
 /** Runs every other ending through `client` (which reaches the endings server through `proxy`) and
  *  checks what the client saw and what the proxy counted in `metric` (a response_total family) under `labels`. */
-export async function checkEndings(client: ClientHttp2Session, proxy: RunningProxy, metric: string, labels: Record<string, string>): Promise<void> {
+export async function checkEndings(
+  client: ClientHttp2Session,
+  proxy: RunningProxy,
+  metric: string,
+  labels: Record<string, string>,
+): Promise<void> {
   const noStatus = await call(client, '/no-status');
   assert.equal(noStatus.trailers?.['grpc-status'], '13', JSON.stringify(noStatus));
   assert.match(String(noStatus.trailers?.['grpc-message']), /outrigger proxy: .*without grpc-status/);
@@ -216,7 +236,8 @@ export async function checkEndings(client: ClientHttp2Session, proxy: RunningPro
   assert.equal(await count({ grpc_status_code: '13', classification: 'failure' }), 3);
   assert.equal(await count({ grpc_status_code: '14', classification: 'failure' }), 1);
   assert.equal(await count({ classification: 'failure' }), 4);
-  const errors = (error: string) => metricValue(proxy, 'request_errors_total', { direction: labels.direction ?? 'outbound', error });
+  const errors = (error: string) =>
+    metricValue(proxy, 'request_errors_total', { direction: labels.direction ?? 'outbound', error });
   assert.equal(await errors('grpc_status_missing'), 2);
   assert.equal(await errors('upstream_protocol'), 1);
 }

@@ -17,7 +17,10 @@ export interface TestProxy extends RunningProxy {
 }
 
 /** Starts a proxy on free loopback ports; by default every connection goes to `destination`. */
-export async function startTestProxy(destination: string | undefined, settings: Partial<Record<SettingName, string>> = {}): Promise<TestProxy> {
+export async function startTestProxy(
+  destination: string | undefined,
+  settings: Partial<Record<SettingName, string>> = {},
+): Promise<TestProxy> {
   const cfg = loadProxyConfig(
     {
       outboundPort: '0',
@@ -53,7 +56,11 @@ export function closeServer(server: net.Server | http.Server): Promise<void> {
 }
 
 /** Reads the proxy's /metrics and returns the sum of a metric's samples whose labels include `match`. */
-export async function metricValue(proxy: RunningProxy, name: string, match: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  proxy: RunningProxy,
+  name: string,
+  match: Record<string, string> = {},
+): Promise<number> {
   return sumMetric(await (await fetch(`http://127.0.0.1:${proxy.admin.port}/metrics`)).text(), name, match);
 }
 
@@ -87,7 +94,15 @@ export async function startEchoServer(): Promise<{ port: number; server: http.Se
     req.on('data', (d: Buffer) => (n += d.length));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyBytes: n, httpVersion: req.httpVersion }));
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          bodyBytes: n,
+          httpVersion: req.httpVersion,
+        }),
+      );
     });
   });
   const port = await listen(server);

@@ -8,7 +8,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 
-export type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; [k: string]: unknown }; [k: string]: unknown };
+export type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; [k: string]: unknown };
+  [k: string]: unknown;
+};
 
 interface Event {
   readonly rv: number;
@@ -48,12 +53,23 @@ export class FakeApiServer {
   readonly absent = new Set<string>();
   /** While set, open watches are sent nothing (a network partition); events still happen. */
   partitioned = false;
-  tokenReview: (body: { spec?: { token?: string; audiences?: string[] } }) => unknown = () => ({ status: { authenticated: false, error: 'no reviewer' } });
+  tokenReview: (body: { spec?: { token?: string; audiences?: string[] } }) => unknown = () => ({
+    status: { authenticated: false, error: 'no reviewer' },
+  });
   version = { major: '1', minor: '31', gitVersion: 'v1.31.2' };
   /** SelfSubjectAccessReview: whether the caller may do this. */
-  allow: (attributes: { verb?: string; group?: string; resource?: string; namespace?: string; user?: string }) => boolean = () => true;
+  allow: (attributes: {
+    verb?: string;
+    group?: string;
+    resource?: string;
+    namespace?: string;
+    user?: string;
+  }) => boolean = () => true;
   /** The API server's service proxy (/api/v1/namespaces/NS/services/NAME/proxy/PATH). */
-  serviceProxy: (namespace: string, service: string, path: string) => { status: number; body: string } = () => ({ status: 503, body: 'no endpoints available for service' });
+  serviceProxy: (namespace: string, service: string, path: string) => { status: number; body: string } = () => ({
+    status: 503,
+    body: 'no endpoints available for service',
+  });
 
   constructor(readonly opts: { bookmarkMs?: number } = {}) {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -61,7 +77,8 @@ export class FakeApiServer {
 
   async listen(): Promise<string> {
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    if (this.opts.bookmarkMs !== undefined) this.bookmarkTimer = setInterval(() => this.bookmarks(), this.opts.bookmarkMs);
+    if (this.opts.bookmarkMs !== undefined)
+      this.bookmarkTimer = setInterval(() => this.bookmarks(), this.opts.bookmarkMs);
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
@@ -75,7 +92,11 @@ export class FakeApiServer {
     const had = this.objects.has(k);
     const prev = this.objects.get(k);
     const stored: Obj = structuredClone(o);
-    stored.metadata = { ...stored.metadata, uid: stored.metadata.uid ?? prev?.metadata.uid ?? `uid-${stored.metadata.name}-${this.rv}`, resourceVersion: String(++this.rv) };
+    stored.metadata = {
+      ...stored.metadata,
+      uid: stored.metadata.uid ?? prev?.metadata.uid ?? `uid-${stored.metadata.name}-${this.rv}`,
+      resourceVersion: String(++this.rv),
+    };
     this.objects.set(k, stored);
     this.emit({ rv: this.rv, path: collectionPath(o), type: had ? 'MODIFIED' : 'ADDED', object: stored });
     return stored;
@@ -96,7 +117,10 @@ export class FakeApiServer {
     for (const [k, o] of [...this.objects]) if (!want.has(k)) this.delete(o);
     for (const [k, o] of want) {
       const prev = this.objects.get(k);
-      const strip = (x: Obj | undefined) => (x === undefined ? undefined : JSON.stringify({ ...x, metadata: { ...x.metadata, resourceVersion: undefined, uid: undefined } }));
+      const strip = (x: Obj | undefined) =>
+        x === undefined
+          ? undefined
+          : JSON.stringify({ ...x, metadata: { ...x.metadata, resourceVersion: undefined, uid: undefined } });
       if (strip(prev) !== strip({ ...o, metadata: { ...o.metadata, uid: undefined } })) this.put(o);
     }
   }
@@ -140,14 +164,18 @@ export class FakeApiServer {
   private bookmarks(): void {
     for (const w of this.watches) {
       const kind = w.path.split('/').pop() ?? '';
-      this.writeEvent(w.res, { type: 'BOOKMARK', object: { kind, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } } });
+      this.writeEvent(w.res, {
+        type: 'BOOKMARK',
+        object: { kind, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } },
+      });
     }
   }
 
   private emit(e: Event): void {
     this.events.push(e);
     if (this.partitioned) return;
-    for (const w of this.watches) if (w.path === e.path && e.rv > w.from) this.writeEvent(w.res, { type: e.type, object: e.object });
+    for (const w of this.watches)
+      if (w.path === e.path && e.rv > w.from) this.writeEvent(w.res, { type: e.type, object: e.object });
   }
 
   private writeEvent(res: ServerResponse, e: unknown): void {
@@ -169,16 +197,37 @@ export class FakeApiServer {
     if (req.method === 'POST' && path === '/apis/authentication.k8s.io/v1/tokenreviews') {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { token?: string; audiences?: string[] } };
-      return json(201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', metadata: {}, spec: body.spec, ...(this.tokenReview(body) as object) });
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        spec?: { token?: string; audiences?: string[] };
+      };
+      return json(201, {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        metadata: {},
+        spec: body.spec,
+        ...(this.tokenReview(body) as object),
+      });
     }
     const sar = /^\/apis\/authorization\.k8s\.io\/v1\/(self)?subjectaccessreviews$/.exec(path);
     if (req.method === 'POST' && sar !== null) {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { user?: string; resourceAttributes?: Record<string, string> } };
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        spec?: { user?: string; resourceAttributes?: Record<string, string> };
+      };
       const kind = sar[1] !== undefined ? 'SelfSubjectAccessReview' : 'SubjectAccessReview';
-      return json(201, { apiVersion: 'authorization.k8s.io/v1', kind, metadata: {}, spec: body.spec, status: { allowed: this.allow({ ...(body.spec?.resourceAttributes ?? {}), ...(body.spec?.user !== undefined ? { user: body.spec.user } : {}) }) } });
+      return json(201, {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind,
+        metadata: {},
+        spec: body.spec,
+        status: {
+          allowed: this.allow({
+            ...(body.spec?.resourceAttributes ?? {}),
+            ...(body.spec?.user !== undefined ? { user: body.spec.user } : {}),
+          }),
+        },
+      });
     }
     const proxy = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy\/(.*)$/.exec(path);
     if (proxy !== null) {
@@ -197,7 +246,9 @@ export class FakeApiServer {
     const single = objectKey(path);
     if (!watch && single !== undefined) {
       const o = this.objects.get(single);
-      return o !== undefined ? json(200, o) : json(404, status(404, `${path.split('/').slice(-2).join(' "')}" not found`));
+      return o !== undefined
+        ? json(200, o)
+        : json(404, status(404, `${path.split('/').slice(-2).join(' "')}" not found`));
     }
     if (!watch) {
       const items = [...this.objects.values()].filter((o) => collectionPath(o) === path);
@@ -212,7 +263,8 @@ export class FakeApiServer {
       return;
     }
     const w = { path, res, from };
-    for (const e of this.events) if (e.path === path && e.rv > from) this.writeEvent(res, { type: e.type, object: e.object });
+    for (const e of this.events)
+      if (e.path === path && e.rv > from) this.writeEvent(res, { type: e.type, object: e.object });
     this.watches.add(w);
     res.on('close', () => this.watches.delete(w));
   }
@@ -235,7 +287,15 @@ function status(code: number, message: string): unknown {
 }
 
 function gone(from: number): unknown {
-  return { apiVersion: 'v1', kind: 'Status', metadata: {}, status: 'Failure', message: `too old resource version: ${from}`, reason: 'Expired', code: 410 };
+  return {
+    apiVersion: 'v1',
+    kind: 'Status',
+    metadata: {},
+    status: 'Failure',
+    message: `too old resource version: ${from}`,
+    reason: 'Expired',
+    code: 410,
+  };
 }
 
 /** A kubeconfig that points at a stand-in. */

@@ -24,22 +24,43 @@ import { installObjects, type K8sObject } from '../src/kube/install.js';
 import { FakeApiServer, kubeConfigFor, type Obj } from './kube-apiserver.js';
 
 const FIXTURES = new URL('../../test/fixtures/kube/', import.meta.url);
-const recorded = async () => (JSON.parse(await readFile(new URL('recorded.json', FIXTURES), 'utf8')) as { items: Obj[] }).items;
+const recorded = async () =>
+  (JSON.parse(await readFile(new URL('recorded.json', FIXTURES), 'utf8')) as { items: Obj[] }).items;
 
 async function csrFor(id: string): Promise<string> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  return (await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])] })).toString('pem');
+  return (
+    await x509.Pkcs10CertificateRequestGenerator.create({
+      keys,
+      signingAlgorithm: alg,
+      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])],
+    })
+  ).toString('pem');
 }
 
-function httpsPost(port: number, ca: string, body: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function httpsPost(port: number, ca: string, body: unknown): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
-    const req = httpsRequest({ host: '127.0.0.1', servername: 'outrigger-injector.mesh.svc', port, path: '/inject', method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        servername: 'outrigger-injector.mesh.svc',
+        port,
+        path: '/inject',
+        method: 'POST',
+        ca,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(text);
   });
@@ -54,7 +75,13 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
           status: {
             authenticated: true,
             audiences: body.spec.audiences,
-            user: { username: 'system:serviceaccount:shop:web', extra: { 'authentication.kubernetes.io/pod-name': ['web-7d9f8b6c5-4xk2p'], 'authentication.kubernetes.io/pod-uid': ['5b0c1f0e-8a51-4a43-9d5e-3f7f2a0c9b11'] } },
+            user: {
+              username: 'system:serviceaccount:shop:web',
+              extra: {
+                'authentication.kubernetes.io/pod-name': ['web-7d9f8b6c5-4xk2p'],
+                'authentication.kubernetes.io/pod-uid': ['5b0c1f0e-8a51-4a43-9d5e-3f7f2a0c9b11'],
+              },
+            },
           },
         }
       : { status: { authenticated: false, error: 'invalid bearer token' } };
@@ -103,20 +130,50 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
 
   // The injector: the namespace annotation comes from the store's cache; the proxy is pointed at this
   // control plane's Service in its namespace.
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'shop' }, spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } };
-  const ans = await httpsPost(cp.webhook.port, tls.caPem, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1', operation: 'CREATE', namespace: 'shop', object: pod } });
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { generateName: 'web-', namespace: 'shop' },
+    spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] },
+  };
+  const ans = await httpsPost(cp.webhook.port, tls.caPem, {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid: 'u1', operation: 'CREATE', namespace: 'shop', object: pod },
+  });
   assert.equal(ans.status, 200);
-  const ops = JSON.parse(Buffer.from(ans.body.response.patch as string, 'base64').toString('utf8')) as { path: string; value: any }[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const ops = JSON.parse(Buffer.from(ans.body.response.patch as string, 'base64').toString('utf8')) as {
+    path: string;
+    value: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  }[];
   const proxy = ops.find((o) => o.path === '/spec/initContainers')?.value[1];
-  const proxyEnv = (name: string) => proxy.env.find((e: { name: string }) => e.name === name)?.value as string | undefined;
+  const proxyEnv = (name: string) =>
+    proxy.env.find((e: { name: string }) => e.name === name)?.value as string | undefined;
   assert.equal(proxyEnv('OUTRIGGER_PROXY_DESTINATION_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
   assert.equal(proxyEnv('OUTRIGGER_PROXY_POLICY_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
-  assert.equal(proxyEnv('OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY'), 'cluster-authenticated', 'the mesh\'s default, as this control plane was started with');
+  assert.equal(
+    proxyEnv('OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY'),
+    'cluster-authenticated',
+    "the mesh's default, as this control plane was started with",
+  );
 
   // Policy: the Kubernetes store's policy objects, the cluster networks and the mesh default, served
   // over gRPC per pod as the proxies' policy client asks.
-  api.put({ apiVersion: 'policy.outrigger.io/v1beta1', kind: 'Server', metadata: { name: 'web-http', namespace: 'shop' }, spec: { podSelector: { matchLabels: { app: 'web' } }, port: 'http', proxyProtocol: 'HTTP/1' } });
-  api.put({ apiVersion: 'policy.outrigger.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'web-all', namespace: 'shop' }, spec: { targetRef: { group: 'policy.outrigger.io', kind: 'Server', name: 'web-http' }, requiredAuthenticationRefs: [{ kind: 'ServiceAccount', name: 'frontend' }] } });
+  api.put({
+    apiVersion: 'policy.outrigger.io/v1beta1',
+    kind: 'Server',
+    metadata: { name: 'web-http', namespace: 'shop' },
+    spec: { podSelector: { matchLabels: { app: 'web' } }, port: 'http', proxyProtocol: 'HTTP/1' },
+  });
+  api.put({
+    apiVersion: 'policy.outrigger.io/v1beta1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'web-all', namespace: 'shop' },
+    spec: {
+      targetRef: { group: 'policy.outrigger.io', kind: 'Server', name: 'web-http' },
+      requiredAuthenticationRefs: [{ kind: 'ServiceAccount', name: 'frontend' }],
+    },
+  });
   const answer = await new Promise<InboundPolicy>((resolve, reject) => {
     const call = watchInboundPolicy(
       channel,
@@ -128,21 +185,42 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
             resolve(m);
           }
         },
-        end: (s) => (s.code === grpc.status.CANCELLED ? undefined : reject(new Error(`policy watch ended: ${s.code} ${s.details}`))),
+        end: (s) =>
+          s.code === grpc.status.CANCELLED
+            ? undefined
+            : reject(new Error(`policy watch ended: ${s.code} ${s.details}`)),
       },
     );
   });
   assert.equal(answer.known, true);
   assert.equal(answer.default_policy, 'cluster-authenticated');
-  assert.deepEqual(answer.default_authorizations[0]?.all.flatMap((r) => r.networks.map((n) => n.cidr)), ['10.244.0.0/16']);
-  assert.equal(answer.ports[0]?.port, 8080, 'the named port, from the pod\'s containers');
+  assert.deepEqual(
+    answer.default_authorizations[0]?.all.flatMap((r) => r.networks.map((n) => n.cidr)),
+    ['10.244.0.0/16'],
+  );
+  assert.equal(answer.ports[0]?.port, 8080, "the named port, from the pod's containers");
   assert.equal(answer.ports[0]?.server, 'shop/web-http');
-  assert.deepEqual(answer.ports[0]?.authorizations[0]?.all[0]?.identities, ['spiffe://cluster.local/ns/shop/sa/frontend']);
+  assert.deepEqual(answer.ports[0]?.authorizations[0]?.all[0]?.identities, [
+    'spiffe://cluster.local/ns/shop/sa/frontend',
+  ]);
 
   // A namespace the watch has not delivered yet (the stand-in holds its events back): read directly.
   api.partitioned = true;
-  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fresh', annotations: { 'outrigger.io/inject': 'enabled' } } });
-  const fresh = await httpsPost(cp.webhook.port, tls.caPem, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u3', operation: 'CREATE', namespace: 'fresh', object: { ...pod, metadata: { generateName: 'x-', namespace: 'fresh' } } } });
+  api.put({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'fresh', annotations: { 'outrigger.io/inject': 'enabled' } },
+  });
+  const fresh = await httpsPost(cp.webhook.port, tls.caPem, {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'u3',
+      operation: 'CREATE',
+      namespace: 'fresh',
+      object: { ...pod, metadata: { generateName: 'x-', namespace: 'fresh' } },
+    },
+  });
   assert.equal(cp.store.namespaceAnnotations('fresh'), undefined);
   assert.equal(fresh.body.response.patchType, 'JSONPatch');
   api.partitioned = false;
@@ -153,11 +231,15 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
   assert.equal(res.identity, id);
   assert.equal(res.trust_anchor_pem.trim(), pems.trustAnchorPem.trim());
   assert.equal(new X509Certificate(res.leaf_pem).subjectAltName, `URI:${id}`);
-  const refused = (await certify(channel, { token: 'forged', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as GrpcError;
+  const refused = (await certify(channel, { token: 'forged', csr_pem: await csrFor(id) }).catch(
+    (e: unknown) => e,
+  )) as GrpcError;
   assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
   api.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d9f8b6c5-4xk2p', namespace: 'shop' } });
   await new Promise((r) => setTimeout(r, 100));
-  const gone = (await certify(channel, { token: 'good', csr_pem: await csrFor(id) }).catch((e: unknown) => e)) as GrpcError;
+  const gone = (await certify(channel, { token: 'good', csr_pem: await csrFor(id) }).catch(
+    (e: unknown) => e,
+  )) as GrpcError;
   assert.equal(gone.code, grpc.status.UNAUTHENTICATED, 'a token whose pod is gone is worth nothing');
   assert.match(gone.details, /does not exist now/);
 
@@ -168,21 +250,38 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
   let reloaded = false;
   for (let i = 0; i < 100 && !reloaded; i++) {
     await new Promise((r) => setTimeout(r, 20));
-    reloaded = await httpsPost(cp.webhook.port, next.caPem, { request: { uid: 'u2', operation: 'DELETE' } }).then(() => true, () => false);
+    reloaded = await httpsPost(cp.webhook.port, next.caPem, { request: { uid: 'u2', operation: 'DELETE' } }).then(
+      () => true,
+      () => false,
+    );
   }
   assert.ok(reloaded, 'serves the new certificate');
 });
 
 // ---- outrigger check ------------------------------------------------------------------------------
 
-async function installed(api: FakeApiServer, o: { readyReplicas: number; now?: Date; notEstablished?: string }): Promise<K8sObject[]> {
-  const objs = await installObjects({ namespace: 'outrigger', trustDomain: 'cluster.local', identityLifetimeSeconds: 3600, image: 'x', replicas: 2, failurePolicy: 'Ignore' });
+async function installed(
+  api: FakeApiServer,
+  o: { readyReplicas: number; now?: Date; notEstablished?: string },
+): Promise<K8sObject[]> {
+  const objs = await installObjects({
+    namespace: 'outrigger',
+    trustDomain: 'cluster.local',
+    identityLifetimeSeconds: 3600,
+    image: 'x',
+    replicas: 2,
+    failurePolicy: 'Ignore',
+  });
   // The status an API server gives them: the Deployment's replicas, the CRDs' Established condition.
   const status = (obj: K8sObject) =>
     obj.kind === 'Deployment'
       ? { status: { readyReplicas: o.readyReplicas, replicas: 2 } }
       : obj.kind === 'CustomResourceDefinition'
-        ? { status: { conditions: [{ type: 'Established', status: obj.metadata.name === o.notEstablished ? 'False' : 'True' }] } }
+        ? {
+            status: {
+              conditions: [{ type: 'Established', status: obj.metadata.name === o.notEstablished ? 'False' : 'True' }],
+            },
+          }
         : {};
   for (const obj of objs) api.put({ ...obj, ...status(obj) } as Obj);
   for (const r of await recorded()) api.put(r);
@@ -198,13 +297,30 @@ const line = (results: CheckResult[], re: RegExp) => {
 void test('check: after install, one line per check, ✓ where healthy and ✗ with a hint where not', async () => {
   const api = new FakeApiServer();
   await installed(api, { readyReplicas: 2 });
-  api.serviceProxy = (ns, svc, path) => (ns === 'outrigger' && svc === 'https:outrigger-injector:443' && path === 'live' ? { status: 200, body: '{"ok":true}' } : { status: 404, body: '' });
+  api.serviceProxy = (ns, svc, path) =>
+    ns === 'outrigger' && svc === 'https:outrigger-injector:443' && path === 'live'
+      ? { status: 200, body: '{"ok":true}' }
+      : { status: 404, body: '' };
   const url = await api.listen();
   try {
     const printed: string[] = [];
-    const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false, (r) => printed.push(formatResult(r)));
+    const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, false, (r) =>
+      printed.push(formatResult(r)),
+    );
     assert.equal(printed.length, results.length);
-    for (const re of [/^API server reachable/, /^Kubernetes version v1\.31\.2/, /^RBAC: the control plane/, /^CRDs installed \(5\)/, /^control plane ready \(2\/2\)/, /^webhook configured/, /^webhook reachable/, /^trust anchor certificate/, /^issuer certificate/, /^injector certificate/, /^proxies at version 0\.1\.0 \(2 meshed pods\)/]) {
+    for (const re of [
+      /^API server reachable/,
+      /^Kubernetes version v1\.31\.2/,
+      /^RBAC: the control plane/,
+      /^CRDs installed \(5\)/,
+      /^control plane ready \(2\/2\)/,
+      /^webhook configured/,
+      /^webhook reachable/,
+      /^trust anchor certificate/,
+      /^issuer certificate/,
+      /^injector certificate/,
+      /^proxies at version 0\.1\.0 \(2 meshed pods\)/,
+    ]) {
       assert.ok(line(results, re).ok, re.source);
     }
     const notReady = line(results, /^proxies ready/);
@@ -220,14 +336,24 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
 void test('check: what fails is said: control plane not ready, webhook unreachable, certificates near expiry', async () => {
   const api = new FakeApiServer();
   await installed(api, { readyReplicas: 0, notEstablished: 'servers.policy.outrigger.io' });
-  api.allow = (a) => !(a.user === 'system:serviceaccount:outrigger:outrigger-control-plane' && a.resource === 'tokenreviews');
+  api.allow = (a) =>
+    !(a.user === 'system:serviceaccount:outrigger:outrigger-control-plane' && a.resource === 'tokenreviews');
   const url = await api.listen();
   try {
     // 360 days on: the webhook's and the issuer's certificates (a year) expire within 30 days.
-    const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger', now: new Date(Date.now() + 360 * 86_400_000) }, false);
+    const results = await runChecks(
+      { kubeConfig: kubeConfigFor(url), namespace: 'outrigger', now: new Date(Date.now() + 360 * 86_400_000) },
+      false,
+    );
     assert.match(line(results, /^control plane ready/).detail ?? '', /0\/2 replicas ready/);
-    assert.match(line(results, /^CRDs installed/).detail ?? '', /^missing: servers\.policy\.outrigger\.io \(not established\)$/);
-    assert.match(line(results, /^RBAC: the control plane/).detail ?? '', /outrigger-control-plane may not create tokenreviews\.authentication\.k8s\.io$/);
+    assert.match(
+      line(results, /^CRDs installed/).detail ?? '',
+      /^missing: servers\.policy\.outrigger\.io \(not established\)$/,
+    );
+    assert.match(
+      line(results, /^RBAC: the control plane/).detail ?? '',
+      /outrigger-control-plane may not create tokenreviews\.authentication\.k8s\.io$/,
+    );
     assert.equal(line(results, /^webhook reachable/).ok, false);
     assert.match(line(results, /^issuer certificate/).detail ?? '', /expires .* in \d days/);
     assert.match(line(results, /^injector certificate/).detail ?? '', /expires/);
@@ -246,13 +372,19 @@ void test('check --pre: version, RBAC and the namespace; an unreachable API stop
     const results = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, true);
     assert.equal(line(results, /^Kubernetes version/).ok, false);
     assert.match(line(results, /^Kubernetes version/).hint ?? '', /native sidecars/);
-    assert.match(line(results, /^RBAC/).detail ?? '', /^not allowed to create mutatingwebhookconfigurations\.admissionregistration\.k8s\.io$/);
+    assert.match(
+      line(results, /^RBAC/).detail ?? '',
+      /^not allowed to create mutatingwebhookconfigurations\.admissionregistration\.k8s\.io$/,
+    );
     assert.ok(line(results, /^namespace outrigger is free/).ok);
     api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'outrigger' } });
     api.version = { major: '1', minor: '30', gitVersion: 'v1.30.0' };
     api.allow = () => true;
     const again = await runChecks({ kubeConfig: kubeConfigFor(url), namespace: 'outrigger' }, true);
-    assert.deepEqual(again.map((r) => r.ok), [true, true, true, false]);
+    assert.deepEqual(
+      again.map((r) => r.ok),
+      [true, true, true, false],
+    );
   } finally {
     await api.close();
   }

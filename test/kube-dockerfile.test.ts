@@ -15,8 +15,15 @@ import { injectObject } from '../src/kube/inject.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
-const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
+const lines = dockerfile
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
 
 interface Copy {
   readonly from?: string;
@@ -34,7 +41,12 @@ function copies(): Copy[] {
     const words = l.split(/\s+/).slice(1);
     const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length);
     const paths = words.filter((w) => !w.startsWith('--'));
-    out.push({ ...(from !== undefined ? { from } : {}), sources: paths.slice(0, -1), dest: paths.at(-1) as string, stage });
+    out.push({
+      ...(from !== undefined ? { from } : {}),
+      sources: paths.slice(0, -1),
+      dest: paths.at(-1) as string,
+      stage,
+    });
   }
   return out;
 }
@@ -56,8 +68,17 @@ function expand(root: string, path: string): string[] {
   const dir = path.slice(0, slash + 1);
   const base = path.slice(slash + 1);
   if (!/[*?]/.test(base)) return [path];
-  const re = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
-  return existsSync(join(root, dir)) ? readdirSync(join(root, dir)).filter((f) => re.test(f)).map((f) => `${dir}${f}`) : [];
+  const re = new RegExp(
+    `^${base
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')}$`,
+  );
+  return existsSync(join(root, dir))
+    ? readdirSync(join(root, dir))
+        .filter((f) => re.test(f))
+        .map((f) => `${dir}${f}`)
+    : [];
 }
 
 void test('Dockerfile: what the build stage copies is in the context and not ignored; what the runtime stage copies exists after a build', () => {
@@ -73,16 +94,29 @@ void test('Dockerfile: what the build stage copies is in the context and not ign
         const rel = src.replace(/^\/src\//, '');
         const found = expand(ROOT, rel);
         assert.ok(found.length > 0 && found.every((f) => existsSync(join(ROOT, f))), `built tree: ${rel}`);
-        if (found.length > 1 || found[0] !== rel) assert.ok(c.dest.endsWith('/'), `${src}: several files need a directory destination ending in /`);
+        if (found.length > 1 || found[0] !== rel)
+          assert.ok(c.dest.endsWith('/'), `${src}: several files need a directory destination ending in /`);
       }
     }
   }
   // Wildcards expanded: `src/api/*.proto` copies every .proto there is, now and later.
-  const runtimeSources = copies().filter((c) => c.from !== undefined).flatMap((c) => c.sources.flatMap((src) => expand(ROOT, src.replace(/^\/src\//, '')).map((f) => `/src/${f}`)));
+  const runtimeSources = copies()
+    .filter((c) => c.from !== undefined)
+    .flatMap((c) => c.sources.flatMap((src) => expand(ROOT, src.replace(/^\/src\//, '')).map((f) => `/src/${f}`)));
   for (const proto of readdirSync(join(ROOT, 'src/api')).filter((f) => f.endsWith('.proto'))) {
-    assert.ok(runtimeSources.includes(`/src/src/api/${proto}`), `${proto} is read at run time and must be in the image`);
+    assert.ok(
+      runtimeSources.includes(`/src/src/api/${proto}`),
+      `${proto} is read at run time and must be in the image`,
+    );
   }
-  for (const needed of ['/src/node_modules', '/src/dist/src', '/src/bin', '/src/package.json', '/src/native/build/Release/origdst.node']) assert.ok(runtimeSources.includes(needed), needed);
+  for (const needed of [
+    '/src/node_modules',
+    '/src/dist/src',
+    '/src/bin',
+    '/src/package.json',
+    '/src/native/build/Release/origdst.node',
+  ])
+    assert.ok(runtimeSources.includes(needed), needed);
 });
 
 void test('Dockerfile: the entry point runs the subcommands the manifests and the injector name', async () => {
@@ -91,7 +125,14 @@ void test('Dockerfile: the entry point runs the subcommands the manifests and th
   assert.equal(argv[0], 'node');
   const bin = (argv[1] as string).replace(/^\/app\//, '');
   assert.ok(existsSync(join(ROOT, bin)));
-  const objs = await installObjects({ namespace: 'outrigger', trustDomain: 'cluster.local', identityLifetimeSeconds: 3600, image: 'x', replicas: 1, failurePolicy: 'Ignore' });
+  const objs = await installObjects({
+    namespace: 'outrigger',
+    trustDomain: 'cluster.local',
+    identityLifetimeSeconds: 3600,
+    image: 'x',
+    replicas: 1,
+    failurePolicy: 'Ignore',
+  });
   const deploy = objs.find((o) => o.kind === 'Deployment') as any; // eslint-disable-line @typescript-eslint/no-explicit-any
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: {}, spec: { containers: [{ name: 'a', image: 'a' }] } };
   const { ops } = injectObject(pod, {}, { image: 'x', controlAddr: 'c:1', trustDomain: 'cluster.local' }, 'offline');
@@ -104,6 +145,8 @@ void test('Dockerfile: the entry point runs the subcommands the manifests and th
     assert.match(stdout, new RegExp(`Usage: outrigger ${sub}`));
   }
   // The init container's arguments are accepted as given (dry run: print the rules, write nothing).
-  const { stdout } = await run(process.execPath, [join(ROOT, bin), ...(init[0]?.args ?? []), '--dry-run'], { cwd: ROOT });
+  const { stdout } = await run(process.execPath, [join(ROOT, bin), ...(init[0]?.args ?? []), '--dry-run'], {
+    cwd: ROOT,
+  });
   assert.match(stdout, /-A OUTR-OUTBOUND -m owner --uid-owner 2102 -j RETURN/);
 });

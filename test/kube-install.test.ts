@@ -18,7 +18,14 @@ import { grpcRouteSchema, httpRouteSchema } from '../src/manifests/schema.js';
 import { validateOpenApi } from './kube-openapi.js';
 import { unknownContainerFields, validateK8s } from './kube-validate.js';
 
-const OPTS = { namespace: 'mesh-system', trustDomain: 'example.org', identityLifetimeSeconds: 3600, image: 'registry.example/outrigger:test', replicas: 2, failurePolicy: 'Ignore' as const };
+const OPTS = {
+  namespace: 'mesh-system',
+  trustDomain: 'example.org',
+  identityLifetimeSeconds: 3600,
+  image: 'registry.example/outrigger:test',
+  replicas: 2,
+  failurePolicy: 'Ignore' as const,
+};
 
 const byKind = (objs: readonly K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
 const one = (objs: readonly K8sObject[], kind: string, name?: string) => {
@@ -31,12 +38,29 @@ void test('install: every object validates offline, in apply order, namespaced i
   const objs = await installObjects(OPTS);
   for (const o of objs) validateK8s(o);
   assert.equal(objs[0]?.kind, 'Namespace');
-  assert.equal(objs.at(-1)?.kind, 'MutatingWebhookConfiguration', 'the webhook last: its Service exists before the API server calls it');
-  for (const o of objs) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'CustomResourceDefinition'].includes(o.kind)) assert.equal(o.metadata.namespace, 'mesh-system', `${o.kind} ${o.metadata.name}`);
+  assert.equal(
+    objs.at(-1)?.kind,
+    'MutatingWebhookConfiguration',
+    'the webhook last: its Service exists before the API server calls it',
+  );
+  for (const o of objs)
+    if (
+      ![
+        'Namespace',
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'MutatingWebhookConfiguration',
+        'CustomResourceDefinition',
+      ].includes(o.kind)
+    )
+      assert.equal(o.metadata.namespace, 'mesh-system', `${o.kind} ${o.metadata.name}`);
   // The YAML is what kubectl reads: it parses back to the same objects.
   const docs = parseAllDocuments(renderObjects(objs, 'yaml')).map((d) => d.toJS() as unknown);
   assert.deepEqual(docs, JSON.parse(JSON.stringify(objs)));
-  assert.deepEqual((JSON.parse(renderObjects(objs, 'json')) as { items: unknown[] }).items, JSON.parse(JSON.stringify(objs)));
+  assert.deepEqual(
+    (JSON.parse(renderObjects(objs, 'json')) as { items: unknown[] }).items,
+    JSON.parse(JSON.stringify(objs)),
+  );
 });
 
 void test('install: the control plane Deployment is hardened, probed, sized and spread; a PDB keeps one up', async () => {
@@ -59,7 +83,14 @@ void test('install: the control plane Deployment is hardened, probed, sized and 
   const arg = (args: string[], name: string) => args[args.indexOf(name) + 1];
   assert.equal(arg(c.args, '--default-inbound-policy'), 'all-unauthenticated');
   assert.equal(arg(c.args, '--cluster-networks'), '10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16');
-  const narrowed = one(await installObjects({ ...OPTS, defaultInboundPolicy: 'cluster-authenticated', clusterNetworks: ['10.244.0.0/16'] }), 'Deployment').spec.template.spec.containers[0].args as string[];
+  const narrowed = one(
+    await installObjects({
+      ...OPTS,
+      defaultInboundPolicy: 'cluster-authenticated',
+      clusterNetworks: ['10.244.0.0/16'],
+    }),
+    'Deployment',
+  ).spec.template.spec.containers[0].args as string[];
   assert.equal(arg(narrowed, '--default-inbound-policy'), 'cluster-authenticated');
   assert.equal(arg(narrowed, '--cluster-networks'), '10.244.0.0/16');
   // The flags are the control plane command's own.
@@ -72,7 +103,11 @@ void test('install: the control plane Deployment is hardened, probed, sized and 
   assert.deepEqual(pdb.spec.selector.matchLabels, d.spec.selector.matchLabels);
   for (const s of byKind(objs, 'Service')) assert.deepEqual((s as any).spec.selector, d.spec.selector.matchLabels); // eslint-disable-line @typescript-eslint/no-explicit-any
   const single = await installObjects({ ...OPTS, replicas: 1 });
-  assert.equal(one(single, 'PodDisruptionBudget').spec.maxUnavailable, 1, 'one replica: a PDB that still lets nodes drain');
+  assert.equal(
+    one(single, 'PodDisruptionBudget').spec.maxUnavailable,
+    1,
+    'one replica: a PDB that still lets nodes drain',
+  );
 });
 
 void test('install: least-privilege RBAC: read what the store watches, create TokenReviews, nothing else (no Secrets)', async () => {
@@ -84,25 +119,45 @@ void test('install: least-privilege RBAC: read what the store watches, create To
     assert.ok(!r.resources.includes('secrets') && !r.resources.includes('*') && !r.apiGroups.includes('*'));
   }
   const resources = (role.rules as { resources: string[] }[]).flatMap((r) => r.resources);
-  for (const r of ['pods', 'services', 'namespaces', 'serviceaccounts', 'endpointslices', 'httproutes', 'grpcroutes', ...POLICY_RESOURCES]) assert.ok(resources.includes(r), r);
+  for (const r of [
+    'pods',
+    'services',
+    'namespaces',
+    'serviceaccounts',
+    'endpointslices',
+    'httproutes',
+    'grpcroutes',
+    ...POLICY_RESOURCES,
+  ])
+    assert.ok(resources.includes(r), r);
   // In step with the store: every resource it watches is readable, nothing else is (plus TokenReview).
   const { RESOURCES } = await import('../src/control/store/kubernetes/kubernetes.js');
   const watched = RESOURCES.map((r) => {
     const parts = r.path.split('/');
     return parts[1] === 'api' ? `/${parts[3]}` : `${parts[2]}/${parts[4]}`;
   });
-  const granted = (role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).filter((r) => !r.resources.includes('tokenreviews')).flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((x) => `${g}/${x}`)));
+  const granted = (role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[])
+    .filter((r) => !r.resources.includes('tokenreviews'))
+    .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((x) => `${g}/${x}`)));
   assert.deepEqual([...granted].sort(), [...watched].sort());
   const binding = one(objs, 'ClusterRoleBinding');
-  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: one(objs, 'ServiceAccount').metadata.name, namespace: 'mesh-system' }]);
-  assert.equal(one(objs, 'Deployment').spec.template.spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
+  assert.deepEqual(binding.subjects, [
+    { kind: 'ServiceAccount', name: one(objs, 'ServiceAccount').metadata.name, namespace: 'mesh-system' },
+  ]);
+  assert.equal(
+    one(objs, 'Deployment').spec.template.spec.serviceAccountName,
+    one(objs, 'ServiceAccount').metadata.name,
+  );
 });
 
 void test('install: the CA Secrets load as a mesh CA, and the webhook trusts the injector certificate, which names its Service', async () => {
   const objs = await installObjects({ ...OPTS, failurePolicy: 'Fail' });
   const dec = (s: K8sObject, k: string) => Buffer.from((s as any).data[k], 'base64').toString('utf8'); // eslint-disable-line @typescript-eslint/no-explicit-any
   const id = one(objs, 'Secret', 'outrigger-identity');
-  const ca = await MeshCa.fromPems({ trustAnchorPem: dec(id, 'ca.crt'), issuerCertPem: dec(id, 'issuer.crt'), issuerKeyPem: dec(id, 'issuer.key') }, { trustDomain: 'example.org' });
+  const ca = await MeshCa.fromPems(
+    { trustAnchorPem: dec(id, 'ca.crt'), issuerCertPem: dec(id, 'issuer.crt'), issuerKeyPem: dec(id, 'issuer.key') },
+    { trustDomain: 'example.org' },
+  );
   assert.equal(ca.trustDomain, 'example.org');
   const tls = one(objs, 'Secret', 'outrigger-injector-tls');
   assert.equal(tls.type, 'kubernetes.io/tls');
@@ -114,8 +169,13 @@ void test('install: the CA Secrets load as a mesh CA, and the webhook trusts the
   assert.ok(cert.checkHost(`${hook.clientConfig.service.name}.mesh-system.svc`), cert.subjectAltName);
   assert.equal(hook.failurePolicy, 'Fail');
   assert.equal(hook.sideEffects, 'None');
-  assert.deepEqual(hook.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
-  assert.ok(hook.namespaceSelector.matchExpressions[0].values.includes('kube-system') && hook.namespaceSelector.matchExpressions[0].values.includes('mesh-system'));
+  assert.deepEqual(hook.rules, [
+    { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' },
+  ]);
+  assert.ok(
+    hook.namespaceSelector.matchExpressions[0].values.includes('kube-system') &&
+      hook.namespaceSelector.matchExpressions[0].values.includes('mesh-system'),
+  );
   const svc = byKind(objs, 'Service').find((s) => s.metadata.name === hook.clientConfig.service.name) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.equal(svc.spec.ports[0].port, hook.clientConfig.service.port);
 });
@@ -123,7 +183,11 @@ void test('install: the CA Secrets load as a mesh CA, and the webhook trusts the
 void test('install: a CA given by the user is used; a bad one stops the install', async () => {
   const pems = await MeshCa.generatePems('example.org');
   const objs = await installObjects({ ...OPTS, ca: pems });
-  assert.equal(Buffer.from((one(objs, 'Secret', 'outrigger-identity') as any).data['issuer.crt'], 'base64').toString('utf8'), pems.issuerCertPem); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.equal(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    Buffer.from((one(objs, 'Secret', 'outrigger-identity') as any).data['issuer.crt'], 'base64').toString('utf8'),
+    pems.issuerCertPem,
+  );
   await assert.rejects(installObjects({ ...OPTS, ca: { ...pems, issuerKeyPem: 'nonsense' } }));
 });
 
@@ -143,8 +207,16 @@ void test('install parts and uninstall: --crds, --control-plane; uninstall lists
   assert.equal(un.filter((o) => o.kind === 'CustomResourceDefinition').length, 5);
   assert.equal(un[0]?.kind, 'MutatingWebhookConfiguration');
   assert.equal(un.at(-1)?.kind, 'Namespace');
-  const made = new Set((await installObjects(OPTS)).filter((o) => o.metadata.namespace === undefined).map((o) => `${o.kind}/${o.metadata.name}`));
-  assert.deepEqual(new Set(un.map((o) => `${o.kind}/${o.metadata.name}`)), made, 'every cluster-scoped object (namespaced ones go with the namespace)');
+  const made = new Set(
+    (await installObjects(OPTS))
+      .filter((o) => o.metadata.namespace === undefined)
+      .map((o) => `${o.kind}/${o.metadata.name}`),
+  );
+  assert.deepEqual(
+    new Set(un.map((o) => `${o.kind}/${o.metadata.name}`)),
+    made,
+    'every cluster-scoped object (namespaced ones go with the namespace)',
+  );
 });
 
 // ---- the CRD generator ----------------------------------------------------------------------------
@@ -152,15 +224,37 @@ void test('install parts and uninstall: --crds, --control-plane; uninstall lists
 /** Kubernetes' structural schema rules (the ones zod output can break). */
 function structuralProblems(s: JsonSchema, path = ''): string[] {
   const out: string[] = [];
-  const typed = typeof s.type === 'string' || s['x-kubernetes-int-or-string'] === true || s['x-kubernetes-preserve-unknown-fields'] === true;
+  const typed =
+    typeof s.type === 'string' ||
+    s['x-kubernetes-int-or-string'] === true ||
+    s['x-kubernetes-preserve-unknown-fields'] === true;
   if (!typed) out.push(`${path || '/'}: no type`);
-  for (const k of ['$ref', '$schema', 'const', 'anyOf', 'oneOf', 'allOf', 'not', 'propertyNames', 'patternProperties', '$defs', 'definitions']) if (k in s) out.push(`${path}: ${k}`);
+  for (const k of [
+    '$ref',
+    '$schema',
+    'const',
+    'anyOf',
+    'oneOf',
+    'allOf',
+    'not',
+    'propertyNames',
+    'patternProperties',
+    '$defs',
+    'definitions',
+  ])
+    if (k in s) out.push(`${path}: ${k}`);
   if (s.uniqueItems === true) out.push(`${path}: uniqueItems`);
-  if (s.additionalProperties !== undefined && (s.properties !== undefined || typeof s.additionalProperties === 'boolean')) out.push(`${path}: additionalProperties`);
+  if (
+    s.additionalProperties !== undefined &&
+    (s.properties !== undefined || typeof s.additionalProperties === 'boolean')
+  )
+    out.push(`${path}: additionalProperties`);
   if (typeof s.pattern === 'string' && /\(\?[=!<]/.test(s.pattern)) out.push(`${path}: pattern with lookaround`);
-  for (const [k, v] of Object.entries((s.properties as Record<string, JsonSchema> | undefined) ?? {})) out.push(...structuralProblems(v, `${path}/${k}`));
+  for (const [k, v] of Object.entries((s.properties as Record<string, JsonSchema> | undefined) ?? {}))
+    out.push(...structuralProblems(v, `${path}/${k}`));
   if (s.items !== undefined) out.push(...structuralProblems(s.items as JsonSchema, `${path}[]`));
-  if (typeof s.additionalProperties === 'object') out.push(...structuralProblems(s.additionalProperties as JsonSchema, `${path}{}`));
+  if (typeof s.additionalProperties === 'object')
+    out.push(...structuralProblems(s.additionalProperties as JsonSchema, `${path}{}`));
   return out;
 }
 
@@ -183,7 +277,10 @@ const sample: CrdKind = {
       port: z.union([z.int().min(1).max(65535), z.string().regex(/^[a-z]+$/)]),
       mode: z.enum(['fast', 'safe']).default('safe'),
       replicas: z.int().min(1).max(10).optional(),
-      match: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('Exact'), value: z.string() }), z.strictObject({ type: z.literal('Prefix'), value: z.string(), caseless: z.boolean().optional() })]),
+      match: z.discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('Exact'), value: z.string() }),
+        z.strictObject({ type: z.literal('Prefix'), value: z.string(), caseless: z.boolean().optional() }),
+      ]),
       labels: z.record(z.string(), z.string()).optional(),
       tags: z.array(z.string().max(10)).max(3).optional(),
     }),
@@ -200,10 +297,22 @@ void test('CRD generator: a structural schema from a zod schema, which validates
   assert.deepEqual((spec.properties as any).match.properties.type, { type: 'string', enum: ['Exact', 'Prefix'] }); // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.deepEqual((spec.properties as any).labels, { type: 'object', additionalProperties: { type: 'string' } }); // eslint-disable-line @typescript-eslint/no-explicit-any
   const validate = crdValidator(c);
-  const good = { apiVersion: 'example.outrigger.io/v1alpha1', kind: 'Widget', metadata: { name: 'w' }, spec: { port: 8080, match: { type: 'Exact', value: '/' }, tags: ['a'] } };
+  const good = {
+    apiVersion: 'example.outrigger.io/v1alpha1',
+    kind: 'Widget',
+    metadata: { name: 'w' },
+    spec: { port: 8080, match: { type: 'Exact', value: '/' }, tags: ['a'] },
+  };
   assert.deepEqual(validate(good), []);
   assert.ok(sample.schema.safeParse(good).success);
-  for (const badSpec of [{ port: 80, replicas: 11, match: { type: 'Exact', value: '/' } }, { port: 80, match: { type: 'Exact', value: '/', caseless: 'yes' } }, { port: 80, mode: 'slow', match: { type: 'Exact', value: '/' } }, { port: 80, match: { type: 'Regex', value: '/' } }, { port: 80, match: { type: 'Exact', value: '/' }, tags: ['a', 'b', 'c', 'd'] }, { port: 80 }]) {
+  for (const badSpec of [
+    { port: 80, replicas: 11, match: { type: 'Exact', value: '/' } },
+    { port: 80, match: { type: 'Exact', value: '/', caseless: 'yes' } },
+    { port: 80, mode: 'slow', match: { type: 'Exact', value: '/' } },
+    { port: 80, match: { type: 'Regex', value: '/' } },
+    { port: 80, match: { type: 'Exact', value: '/' }, tags: ['a', 'b', 'c', 'd'] },
+    { port: 80 },
+  ]) {
     const bad = { ...good, spec: badSpec };
     assert.notDeepEqual(validate(bad), [], JSON.stringify(badSpec));
     assert.ok(!sample.schema.safeParse(bad).success);
@@ -212,13 +321,21 @@ void test('CRD generator: a structural schema from a zod schema, which validates
   // control plane's own validation stays the strict one.
   assert.deepEqual(validate({ ...good, spec: { ...good.spec, port: 70000 } }), []);
   const cols = (c as any).spec.versions[0].additionalPrinterColumns; // eslint-disable-line @typescript-eslint/no-explicit-any
-  assert.deepEqual(cols.map((x: { name: string }) => x.name), ['Port', 'Age']);
+  assert.deepEqual(
+    cols.map((x: { name: string }) => x.name),
+    ['Port', 'Age'],
+  );
 });
 
-void test('CRD generator: the manifests\' own HTTPRoute and GRPCRoute schemas (large, real zod) come out structural and accept the examples', async () => {
+void test("CRD generator: the manifests' own HTTPRoute and GRPCRoute schemas (large, real zod) come out structural and accept the examples", async () => {
   const { readFile } = await import('node:fs/promises');
-  const routes = parseAllDocuments(await readFile(new URL('../../src/runtime/manifests/testdata/valid/routes.yaml', import.meta.url), 'utf8')).map((d) => d.toJS() as { kind: string });
-  for (const [kind, schema] of [['HTTPRoute', httpRouteSchema], ['GRPCRoute', grpcRouteSchema]] as const) {
+  const routes = parseAllDocuments(
+    await readFile(new URL('../../src/runtime/manifests/testdata/valid/routes.yaml', import.meta.url), 'utf8'),
+  ).map((d) => d.toJS() as { kind: string });
+  for (const [kind, schema] of [
+    ['HTTPRoute', httpRouteSchema],
+    ['GRPCRoute', grpcRouteSchema],
+  ] as const) {
     const c = crd({ group: 'gateway.example.io', version: 'v1', kind, plural: `${kind.toLowerCase()}s`, schema });
     validateK8s(c);
     assert.deepEqual(structuralProblems(specSchema(schema)), [], kind);
@@ -247,12 +364,19 @@ async function policyExamples(): Promise<{ kind: string; apiVersion: string; met
   const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string);
   return [example, ...blocks]
     .flatMap((text) => parseAllDocuments(text).map((d) => d.toJS() as unknown))
-    .filter((o): o is { kind: string; apiVersion: string; metadata: { name: string } } => typeof o === 'object' && o !== null && (o as { apiVersion?: unknown }).apiVersion === POLICY_API_VERSION);
+    .filter(
+      (o): o is { kind: string; apiVersion: string; metadata: { name: string } } =>
+        typeof o === 'object' && o !== null && (o as { apiVersion?: unknown }).apiVersion === POLICY_API_VERSION,
+    );
 }
 
 void test('policy CRDs: install --crds prints one CRD per policy kind, structural, with printer columns, that accepts the examples and refuses what zod refuses', async () => {
   const crds = await installObjects({ ...OPTS, part: 'crds' });
-  assert.deepEqual(crds.map((c) => (c as any).spec.names.kind), Object.keys(POLICY_KINDS)); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.deepEqual(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    crds.map((c) => (c as any).spec.names.kind),
+    Object.keys(POLICY_KINDS),
+  );
   assert.equal(crds.length, 5);
   const byKindName = new Map(crds.map((c) => [(c as any).spec.names.kind as string, c])); // eslint-disable-line @typescript-eslint/no-explicit-any
   for (const c of crds) {
@@ -261,11 +385,17 @@ void test('policy CRDs: install --crds prints one CRD per policy kind, structura
     assert.equal(`${(c as any).spec.group}/${v.name}`, POLICY_API_VERSION); // eslint-disable-line @typescript-eslint/no-explicit-any
     assert.deepEqual(structuralProblems(v.schema.openAPIV3Schema), [], c.metadata.name);
     const cols = v.additionalPrinterColumns as { name: string; jsonPath: string }[];
-    assert.ok(cols.length >= 2 && cols.at(-1)?.name === 'Age', `${c.metadata.name}: printer columns ${cols.map((x) => x.name).join(',')}`);
+    assert.ok(
+      cols.length >= 2 && cols.at(-1)?.name === 'Age',
+      `${c.metadata.name}: printer columns ${cols.map((x) => x.name).join(',')}`,
+    );
     // Every column points at a field the schema has.
     for (const col of cols.slice(0, -1)) {
       let node = v.schema.openAPIV3Schema as JsonSchema;
-      for (const part of col.jsonPath.replace(/\[\*\]/g, '').split('.').slice(1)) {
+      for (const part of col.jsonPath
+        .replace(/\[\*\]/g, '')
+        .split('.')
+        .slice(1)) {
         node = (node.items as JsonSchema | undefined) ?? node;
         node = (node.properties as Record<string, JsonSchema>)[part] as JsonSchema;
         assert.ok(node !== undefined, `${c.metadata.name}: column ${col.name}: ${col.jsonPath}`);
@@ -273,11 +403,18 @@ void test('policy CRDs: install --crds prints one CRD per policy kind, structura
     }
   }
   const examples = await policyExamples();
-  assert.deepEqual(new Set(examples.map((e) => e.kind)), new Set(Object.keys(POLICY_KINDS)), 'an example of every kind');
+  assert.deepEqual(
+    new Set(examples.map((e) => e.kind)),
+    new Set(Object.keys(POLICY_KINDS)),
+    'an example of every kind',
+  );
   for (const e of examples) {
     const c = byKindName.get(e.kind) as K8sObject;
     assert.deepEqual(crdValidator(c)(e), [], `${e.kind} ${e.metadata.name}`);
-    assert.ok(POLICY_KINDS[e.kind as keyof typeof POLICY_KINDS].safeParse(e).success, `zod too: ${e.kind} ${e.metadata.name}`);
+    assert.ok(
+      POLICY_KINDS[e.kind as keyof typeof POLICY_KINDS].safeParse(e).success,
+      `zod too: ${e.kind} ${e.metadata.name}`,
+    );
   }
   // What the API server refuses, the control plane's own checks refuse too.
   const bad: [string, unknown][] = [
@@ -285,7 +422,10 @@ void test('policy CRDs: install --crds prints one CRD per policy kind, structura
     ['Server', { podSelector: {}, port: 80, proxyProtocol: 'HTTP/3' }],
     ['Server', { port: 80 }],
     ['AuthorizationPolicy', { targetRef: { kind: 'Deployment', name: 'web' } }],
-    ['AuthorizationPolicy', { targetRef: { kind: 'Server', name: 'web' }, requiredAuthenticationRefs: [{ kind: 'Secret', name: 'x' }] }],
+    [
+      'AuthorizationPolicy',
+      { targetRef: { kind: 'Server', name: 'web' }, requiredAuthenticationRefs: [{ kind: 'Secret', name: 'x' }] },
+    ],
     ['MeshTLSAuthentication', { identities: ['not an id'] }],
     ['NetworkAuthentication', { networks: [{ cidr: '300.0.0.0/8' }] }],
     ['NetworkAuthentication', { networks: [] }],
@@ -294,6 +434,9 @@ void test('policy CRDs: install --crds prints one CRD per policy kind, structura
   for (const [kind, spec] of bad) {
     const o = { apiVersion: POLICY_API_VERSION, kind, metadata: { name: 'x', namespace: 'default' }, spec };
     assert.notDeepEqual(crdValidator(byKindName.get(kind) as K8sObject)(o), [], `${kind} ${JSON.stringify(spec)}`);
-    assert.ok(!POLICY_KINDS[kind as keyof typeof POLICY_KINDS].safeParse(o).success, `zod: ${kind} ${JSON.stringify(spec)}`);
+    assert.ok(
+      !POLICY_KINDS[kind as keyof typeof POLICY_KINDS].safeParse(o).success,
+      `zod: ${kind} ${JSON.stringify(spec)}`,
+    );
   }
 });

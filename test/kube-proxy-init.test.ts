@@ -15,8 +15,11 @@ const run = (argv: string[]) => {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
-void test('proxy-init in a network namespace writes the local runtime\'s rules; twice is the same', (t) => {
-  const why = meshPreconditions([['ip', '-V'], ['iptables', '--version']]);
+void test("proxy-init in a network namespace writes the local runtime's rules; twice is the same", (t) => {
+  const why = meshPreconditions([
+    ['ip', '-V'],
+    ['iptables', '--version'],
+  ]);
   if (why !== undefined) {
     unavailable(t, 'kube-proxy-init.test.ts', 'the proxy-init test', why, 'ip and iptables');
     return;
@@ -24,9 +27,20 @@ void test('proxy-init in a network namespace writes the local runtime\'s rules; 
   const ns = `outr-kt-${randomBytes(3).toString('hex')}`;
   assert.equal(run(['ip', 'netns', 'add', ns]).code, 0);
   t.after(() => void run(['ip', 'netns', 'del', ns]));
-  const pod = { kind: 'Pod', metadata: { annotations: { 'config.outrigger.io/skip-inbound-ports': '22', 'config.outrigger.io/skip-outbound-ports': '5432-5433' } }, spec: { containers: [{ name: 'a', image: 'a' }] } };
+  const pod = {
+    kind: 'Pod',
+    metadata: {
+      annotations: {
+        'config.outrigger.io/skip-inbound-ports': '22',
+        'config.outrigger.io/skip-outbound-ports': '5432-5433',
+      },
+    },
+    spec: { containers: [{ name: 'a', image: 'a' }] },
+  };
   const { ops } = injectObject(pod, {}, { image: 'x', controlAddr: 'c:1', trustDomain: 'cluster.local' }, 'offline');
-  const args = ((ops.find((o) => o.path === '/spec/initContainers')?.value as { args: string[] }[])[0] as { args: string[] }).args;
+  const args = (
+    (ops.find((o) => o.path === '/spec/initContainers')?.value as { args: string[] }[])[0] as { args: string[] }
+  ).args;
   for (let i = 0; i < 2; i++) {
     const r = run(['ip', 'netns', 'exec', ns, process.execPath, BIN, ...args]);
     assert.equal(r.code, 0, show(r));
@@ -34,12 +48,17 @@ void test('proxy-init in a network namespace writes the local runtime\'s rules; 
   const listed = run(['ip', 'netns', 'exec', ns, 'iptables', '-w', '-t', 'nat', '-S']);
   assert.equal(listed.code, 0, show(listed));
   const rules = listed.stdout.split('\n').filter((l) => l.startsWith('-A'));
-  const expected = renderProxyInitRules({ ...DEFAULT_PROXY_INIT, skipInboundPorts: [{ from: 22, to: 22 }], skipOutboundPorts: [{ from: 5432, to: 5433 }] })
+  const expected = renderProxyInitRules({
+    ...DEFAULT_PROXY_INIT,
+    skipInboundPorts: [{ from: 22, to: 22 }],
+    skipOutboundPorts: [{ from: 5432, to: 5433 }],
+  })
     .split('\n')
     .filter((l) => l.startsWith('-A'));
   // iptables -S prints the rules as it normalised them (e.g. `-m comment` and `-m tcp` placement);
   // compare what matters: each rule's chain, ports and target.
-  const key = (l: string) => [l.split(' ')[1], ...(l.match(/--dports \S+|--to-ports \d+|--uid-owner \d+|-o lo|-j \S+/g) ?? [])].join(' ');
+  const key = (l: string) =>
+    [l.split(' ')[1], ...(l.match(/--dports \S+|--to-ports \d+|--uid-owner \d+|-o lo|-j \S+/g) ?? [])].join(' ');
   // iptables lists chain by chain; the order within each chain is what counts.
   const byChain = (ls: string[]) => {
     const m: Record<string, string[]> = {};

@@ -58,20 +58,52 @@ export function validateK8s(o: unknown): void {
 /** Field names a container may have (core/v1 Container), to catch a misspelt field that
  *  kubernetes-models would let through. */
 const CONTAINER_FIELDS = new Set([
-  'name', 'image', 'command', 'args', 'workingDir', 'ports', 'envFrom', 'env', 'resources', 'resizePolicy', 'restartPolicy',
-  'volumeMounts', 'volumeDevices', 'livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle', 'terminationMessagePath',
-  'terminationMessagePolicy', 'imagePullPolicy', 'securityContext', 'stdin', 'stdinOnce', 'tty',
+  'name',
+  'image',
+  'command',
+  'args',
+  'workingDir',
+  'ports',
+  'envFrom',
+  'env',
+  'resources',
+  'resizePolicy',
+  'restartPolicy',
+  'volumeMounts',
+  'volumeDevices',
+  'livenessProbe',
+  'readinessProbe',
+  'startupProbe',
+  'lifecycle',
+  'terminationMessagePath',
+  'terminationMessagePolicy',
+  'imagePullPolicy',
+  'securityContext',
+  'stdin',
+  'stdinOnce',
+  'tty',
 ]);
 const SECURITY_CONTEXT_FIELDS = new Set([
-  'capabilities', 'privileged', 'seLinuxOptions', 'windowsOptions', 'runAsUser', 'runAsGroup', 'runAsNonRoot', 'readOnlyRootFilesystem',
-  'allowPrivilegeEscalation', 'procMount', 'seccompProfile', 'appArmorProfile',
+  'capabilities',
+  'privileged',
+  'seLinuxOptions',
+  'windowsOptions',
+  'runAsUser',
+  'runAsGroup',
+  'runAsNonRoot',
+  'readOnlyRootFilesystem',
+  'allowPrivilegeEscalation',
+  'procMount',
+  'seccompProfile',
+  'appArmorProfile',
 ]);
 
 export function unknownContainerFields(containers: readonly Record<string, unknown>[]): string[] {
   const out: string[] = [];
   for (const c of containers) {
     for (const k of Object.keys(c)) if (!CONTAINER_FIELDS.has(k)) out.push(`${String(c.name)}.${k}`);
-    for (const k of Object.keys((c.securityContext as Record<string, unknown> | undefined) ?? {})) if (!SECURITY_CONTEXT_FIELDS.has(k)) out.push(`${String(c.name)}.securityContext.${k}`);
+    for (const k of Object.keys((c.securityContext as Record<string, unknown> | undefined) ?? {}))
+      if (!SECURITY_CONTEXT_FIELDS.has(k)) out.push(`${String(c.name)}.securityContext.${k}`);
   }
   return out;
 }

@@ -12,18 +12,29 @@ import { renderObjects } from '../src/kube/render.js';
 import { startWebhook, type Webhook } from '../src/kube/webhook.js';
 import { unknownContainerFields, validateK8s } from './kube-validate.js';
 
-const CFG = { image: 'registry.example/outrigger:test', controlAddr: 'outrigger-control-plane.outrigger.svc:8086', trustDomain: 'cluster.local' };
+const CFG = {
+  image: 'registry.example/outrigger:test',
+  controlAddr: 'outrigger-control-plane.outrigger.svc:8086',
+  trustDomain: 'cluster.local',
+};
 const NAMESPACES: Record<string, Record<string, string>> = {
   meshed: { 'outrigger.io/inject': 'enabled' },
   plain: {},
-  opaque: { 'outrigger.io/inject': 'enabled', 'config.outrigger.io/opaque-ports': '5432', 'config.outrigger.io/skip-outbound-ports': '25' },
+  opaque: {
+    'outrigger.io/inject': 'enabled',
+    'config.outrigger.io/opaque-ports': '5432',
+    'config.outrigger.io/skip-outbound-ports': '25',
+  },
 };
 
 /** RFC 6902 add/replace/remove, written here independently of the code under test. */
 function applyPatch(doc: unknown, ops: { op: string; path: string; value?: unknown }[]): Json {
   const out = structuredClone(doc) as Json;
   for (const op of ops) {
-    const parts = op.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parts = op.path
+      .split('/')
+      .slice(1)
+      .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
     const last = parts.pop() as string;
     let cur: any = out; // eslint-disable-line @typescript-eslint/no-explicit-any
     for (const p of parts) {
@@ -44,13 +55,33 @@ function pod(name: string, namespace: string, extra: { annotations?: Record<stri
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { generateName: `${name}-`, namespace, labels: { app: name }, ...(extra.annotations !== undefined ? { annotations: extra.annotations } : {}) },
+    metadata: {
+      generateName: `${name}-`,
+      namespace,
+      labels: { app: name },
+      ...(extra.annotations !== undefined ? { annotations: extra.annotations } : {}),
+    },
     spec: {
       serviceAccountName: name,
-      containers: [{ name: 'app', image: 'example/app:1', ports: [{ containerPort: 8080, name: 'http', protocol: 'TCP' }], resources: {}, terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File', imagePullPolicy: 'IfNotPresent' }],
+      containers: [
+        {
+          name: 'app',
+          image: 'example/app:1',
+          ports: [{ containerPort: 8080, name: 'http', protocol: 'TCP' }],
+          resources: {},
+          terminationMessagePath: '/dev/termination-log',
+          terminationMessagePolicy: 'File',
+          imagePullPolicy: 'IfNotPresent',
+        },
+      ],
       restartPolicy: 'Always',
       dnsPolicy: 'ClusterFirst',
-      volumes: [{ name: 'kube-api-access-abcde', projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: 'token' } }] } }],
+      volumes: [
+        {
+          name: 'kube-api-access-abcde',
+          projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: 'token' } }] },
+        },
+      ],
       ...(extra.spec ?? {}),
     },
   };
@@ -68,7 +99,10 @@ function admissionReview(object: Json, namespace: string, opts: { operation?: st
       requestKind: { group: '', version: 'v1', kind },
       namespace,
       operation: opts.operation ?? 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller', groups: ['system:serviceaccounts'] },
+      userInfo: {
+        username: 'system:serviceaccount:kube-system:replicaset-controller',
+        groups: ['system:serviceaccounts'],
+      },
       object,
       oldObject: null,
       dryRun: false,
@@ -79,31 +113,66 @@ function admissionReview(object: Json, namespace: string, opts: { operation?: st
 
 interface Answer {
   status: number;
-  body: { apiVersion?: string; kind?: string; response?: { uid: string; allowed: boolean; patchType?: string; patch?: string; warnings?: string[] }; error?: string };
+  body: {
+    apiVersion?: string;
+    kind?: string;
+    response?: { uid: string; allowed: boolean; patchType?: string; patch?: string; warnings?: string[] };
+    error?: string;
+  };
 }
 
 function post(w: Webhook, ca: string, body: unknown, raw?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const text = raw ?? JSON.stringify(body);
-    const req = request({ host: '127.0.0.1', servername: 'localhost', port: w.port, path: '/inject?timeout=10s', method: 'POST', ca, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'] }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: w.port,
+        path: '/inject?timeout=10s',
+        method: 'POST',
+        ca,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'],
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(text);
   });
 }
 
-type Review = (object: Json, ns: string, opts?: { operation?: string; kind?: string }) => Promise<{ answer: Answer; patched?: Json; ops?: { op: string; path: string; value?: unknown }[] }>;
+type Review = (
+  object: Json,
+  ns: string,
+  opts?: { operation?: string; kind?: string },
+) => Promise<{ answer: Answer; patched?: Json; ops?: { op: string; path: string; value?: unknown }[] }>;
 
 async function withWebhook(fn: (review: Review, w: Webhook, ca: string) => Promise<void>): Promise<void> {
   return withWebhookConfig(CFG, fn);
 }
 
-async function withWebhookConfig(cfg: InjectConfig, fn: (review: Review, w: Webhook, ca: string) => Promise<void>): Promise<void> {
+async function withWebhookConfig(
+  cfg: InjectConfig,
+  fn: (review: Review, w: Webhook, ca: string) => Promise<void>,
+): Promise<void> {
   const tls = await makeServingTls(['localhost'], { ips: ['127.0.0.1'] });
-  const w = await startWebhook({ inject: cfg, namespaceAnnotations: (ns) => NAMESPACES[ns], cert: tls.certPem, key: tls.keyPem, host: '127.0.0.1', port: 0 });
+  const w = await startWebhook({
+    inject: cfg,
+    namespaceAnnotations: (ns) => NAMESPACES[ns],
+    cert: tls.certPem,
+    key: tls.keyPem,
+    host: '127.0.0.1',
+    port: 0,
+  });
   try {
     await fn(
       async (object, ns, opts) => {
@@ -115,7 +184,11 @@ async function withWebhookConfig(cfg: InjectConfig, fn: (review: Review, w: Webh
         assert.equal(answer.body.response?.allowed, true, 'never refuses');
         if (answer.body.response?.patch === undefined) return { answer };
         assert.equal(answer.body.response.patchType, 'JSONPatch');
-        const ops = JSON.parse(Buffer.from(answer.body.response.patch, 'base64').toString('utf8')) as { op: string; path: string; value?: unknown }[];
+        const ops = JSON.parse(Buffer.from(answer.body.response.patch, 'base64').toString('utf8')) as {
+          op: string;
+          path: string;
+          value?: unknown;
+        }[];
         return { answer, ops, patched: applyPatch(object, ops) };
       },
       w,
@@ -127,9 +200,25 @@ async function withWebhookConfig(cfg: InjectConfig, fn: (review: Review, w: Webh
 }
 
 /** What every injected pod spec holds, checked field by field. */
-function assertInjected(spec: any, original: any, expect: { skipIn?: string; skipOut?: string; opaque?: string; resources?: unknown; defaultPolicy?: string; workload?: string } = {}): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+/* eslint-disable @typescript-eslint/no-explicit-any -- pod specs as the API server returns them */
+function assertInjected(
+  spec: any,
+  original: any,
+  expect: {
+    skipIn?: string;
+    skipOut?: string;
+    opaque?: string;
+    resources?: unknown;
+    defaultPolicy?: string;
+    workload?: string;
+  } = {},
+): void {
+  /* eslint-enable @typescript-eslint/no-explicit-any */
   const init = spec.initContainers;
-  assert.deepEqual(init.map((c: { name: string }) => c.name), ['outrigger-init', 'outrigger-proxy', ...(original.initContainers ?? []).map((c: { name: string }) => c.name)]);
+  assert.deepEqual(
+    init.map((c: { name: string }) => c.name),
+    ['outrigger-init', 'outrigger-proxy', ...(original.initContainers ?? []).map((c: { name: string }) => c.name)],
+  );
   assert.deepEqual(spec.containers, original.containers, 'the app containers are untouched');
   assert.deepEqual(unknownContainerFields([...init, ...spec.containers]), []);
   const [pinit, proxy] = init;
@@ -155,24 +244,50 @@ function assertInjected(spec: any, original: any, expect: { skipIn?: string; ski
   assert.equal(env.OUTRIGGER_PROXY_DESTINATION_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE, '/var/run/secrets/outrigger.io/identity/token');
-  assert.equal(env.OUTRIGGER_PROXY_IDENTITY, 'spiffe://cluster.local/ns/$(OUTRIGGER_PROXY_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)');
+  assert.equal(
+    env.OUTRIGGER_PROXY_IDENTITY,
+    'spiffe://cluster.local/ns/$(OUTRIGGER_PROXY_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)',
+  );
   // Policy and the pod's own identity for metrics and tap, as the local runtime gives its proxies.
   assert.equal(env.OUTRIGGER_PROXY_POLICY_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_POD, '$(OUTRIGGER_PROXY_POD_NAMESPACE)/$(OUTRIGGER_PROXY_POD_NAME)');
   assert.equal(env.OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY, expect.defaultPolicy ?? 'all-unauthenticated');
   assert.equal(env.OUTRIGGER_PROXY_POD_WORKLOAD, expect.workload);
-  const fields = Object.fromEntries(proxy.env.filter((e: { valueFrom?: unknown }) => e.valueFrom !== undefined).map((e: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }) => [e.name, e.valueFrom.fieldRef.fieldPath]));
-  assert.deepEqual(fields, { OUTRIGGER_PROXY_POD_NAMESPACE: 'metadata.namespace', OUTRIGGER_PROXY_POD_NAME: 'metadata.name', OUTRIGGER_POD_SERVICE_ACCOUNT: 'spec.serviceAccountName' });
+  const fields = Object.fromEntries(
+    proxy.env
+      .filter((e: { valueFrom?: unknown }) => e.valueFrom !== undefined)
+      .map((e: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }) => [
+        e.name,
+        e.valueFrom.fieldRef.fieldPath,
+      ]),
+  );
+  assert.deepEqual(fields, {
+    OUTRIGGER_PROXY_POD_NAMESPACE: 'metadata.namespace',
+    OUTRIGGER_PROXY_POD_NAME: 'metadata.name',
+    OUTRIGGER_POD_SERVICE_ACCOUNT: 'spec.serviceAccountName',
+  });
   // $(VAR) expands only variables defined earlier in the list.
   const order = proxy.env.map((e: { name: string }) => e.name);
-  for (const [user, used] of [['OUTRIGGER_PROXY_POD', 'OUTRIGGER_PROXY_POD_NAME'], ['OUTRIGGER_PROXY_IDENTITY', 'OUTRIGGER_POD_SERVICE_ACCOUNT']]) assert.ok(order.indexOf(used) < order.indexOf(user), `${used} before ${user}`);
+  for (const [user, used] of [
+    ['OUTRIGGER_PROXY_POD', 'OUTRIGGER_PROXY_POD_NAME'],
+    ['OUTRIGGER_PROXY_IDENTITY', 'OUTRIGGER_POD_SERVICE_ACCOUNT'],
+  ])
+    assert.ok(order.indexOf(used) < order.indexOf(user), `${used} before ${user}`);
   assert.equal(env.OUTRIGGER_PROXY_OPAQUE_PORTS, expect.opaque);
   if (expect.resources !== undefined) assert.deepEqual(proxy.resources, expect.resources);
   // The token: projected, audience-bound, mounted read-only where the proxy reads it.
   const vol = spec.volumes.find((v: { name: string }) => v.name === 'outrigger-identity-token');
-  assert.deepEqual(vol.projected.sources, [{ serviceAccountToken: { audience: 'identity.outrigger.io', expirationSeconds: 3600, path: 'token' } }]);
-  assert.deepEqual(proxy.volumeMounts, [{ name: 'outrigger-identity-token', mountPath: '/var/run/secrets/outrigger.io/identity', readOnly: true }]);
-  for (const v of original.volumes ?? []) assert.ok(spec.volumes.some((x: { name: string }) => x.name === v.name), `keeps volume ${v.name}`);
+  assert.deepEqual(vol.projected.sources, [
+    { serviceAccountToken: { audience: 'identity.outrigger.io', expirationSeconds: 3600, path: 'token' } },
+  ]);
+  assert.deepEqual(proxy.volumeMounts, [
+    { name: 'outrigger-identity-token', mountPath: '/var/run/secrets/outrigger.io/identity', readOnly: true },
+  ]);
+  for (const v of original.volumes ?? [])
+    assert.ok(
+      spec.volumes.some((x: { name: string }) => x.name === v.name),
+      `keeps volume ${v.name}`,
+    );
 }
 
 void test('webhook: a pod in an injected namespace gets the mesh; the patched pod validates; injecting it again changes nothing', async () => {
@@ -196,10 +311,17 @@ void test('webhook: who is injected: pod or namespace enabled; never disabled, h
   await withWebhook(async (review) => {
     assert.ok((await review(pod('a', 'plain', { annotations: { 'outrigger.io/inject': 'enabled' } }), 'plain')).ops);
     assert.equal((await review(pod('b', 'plain'), 'plain')).ops, undefined, 'opt-in: nothing says enabled');
-    assert.equal((await review(pod('c', 'meshed', { annotations: { 'outrigger.io/inject': 'disabled' } }), 'meshed')).ops, undefined);
+    assert.equal(
+      (await review(pod('c', 'meshed', { annotations: { 'outrigger.io/inject': 'disabled' } }), 'meshed')).ops,
+      undefined,
+    );
     assert.equal((await review(pod('d', 'meshed', { spec: { hostNetwork: true } }), 'meshed')).ops, undefined);
     assert.equal((await review(pod('e', 'meshed'), 'meshed', { operation: 'UPDATE' })).ops, undefined);
-    assert.equal((await review(pod('f', 'unknown-ns'), 'unknown-ns')).ops, undefined, 'a namespace not known: as if not annotated');
+    assert.equal(
+      (await review(pod('f', 'unknown-ns'), 'unknown-ns')).ops,
+      undefined,
+      'a namespace not known: as if not annotated',
+    );
   });
 });
 
@@ -212,7 +334,10 @@ void test('webhook: annotations set the ports, the proxy resources; user init co
         'config.outrigger.io/proxy-memory-request': '100Mi',
         'config.outrigger.io/proxy-memory-limit': '256Mi',
       },
-      spec: { initContainers: [{ name: 'migrate', image: 'example/migrate:1' }], volumes: [{ name: 'data', emptyDir: {} }] },
+      spec: {
+        initContainers: [{ name: 'migrate', image: 'example/migrate:1' }],
+        volumes: [{ name: 'data', emptyDir: {} }],
+      },
     });
     const { patched } = await review(p, 'opaque');
     assert.ok(patched);
@@ -226,7 +351,7 @@ void test('webhook: annotations set the ports, the proxy resources; user init co
   });
 });
 
-void test('webhook: the default inbound policy is the pod\'s, else its namespace\'s, else the mesh\'s; a Deployment\'s pod names its Deployment', async () => {
+void test("webhook: the default inbound policy is the pod's, else its namespace's, else the mesh's; a Deployment's pod names its Deployment", async () => {
   const annotation = 'config.outrigger.io/default-inbound-policy';
   NAMESPACES.locked = { 'outrigger.io/inject': 'enabled', [annotation]: 'all-authenticated' };
   try {
@@ -241,7 +366,16 @@ void test('webhook: the default inbound policy is the pod\'s, else its namespace
       // As the ReplicaSet controller creates a Deployment's pods: owner reference and template hash.
       const fromRs = pod('web', 'meshed');
       (fromRs.metadata as Json).labels = { app: 'web', 'pod-template-hash': '5d8f7c9b6' };
-      (fromRs.metadata as Json).ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f7c9b6', uid: 'u', controller: true, blockOwnerDeletion: true }];
+      (fromRs.metadata as Json).ownerReferences = [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'ReplicaSet',
+          name: 'web-5d8f7c9b6',
+          uid: 'u',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ];
       const r = await review(fromRs, 'meshed');
       assertInjected(r.patched?.spec, fromRs.spec, { workload: 'web' });
     });
@@ -254,21 +388,48 @@ void test('webhook: the default inbound policy is the pod\'s, else its namespace
   }
 });
 
-void test('webhook: the app\'s httpGet and tcpSocket probes are pointed at the proxy\'s admin port, which forwards them (policy never meets the kubelet)', async () => {
+void test("webhook: the app's httpGet and tcpSocket probes are pointed at the proxy's admin port, which forwards them (policy never meets the kubelet)", async () => {
   await withWebhook(async (review) => {
     const p = pod('api', 'meshed', { annotations: { 'config.outrigger.io/skip-inbound-ports': '9000' } });
     const app = (p.spec as { containers: Json[] }).containers[0] as Json;
     Object.assign(app, {
-      readinessProbe: { httpGet: { path: '/ready', port: 'http', scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
-      livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
-      startupProbe: { httpGet: { path: '/started', port: 9000, scheme: 'HTTP' }, periodSeconds: 1, failureThreshold: 30 },
+      readinessProbe: {
+        httpGet: { path: '/ready', port: 'http', scheme: 'HTTP' },
+        periodSeconds: 5,
+        timeoutSeconds: 1,
+        successThreshold: 1,
+        failureThreshold: 3,
+      },
+      livenessProbe: {
+        tcpSocket: { port: 8080 },
+        periodSeconds: 10,
+        timeoutSeconds: 1,
+        successThreshold: 1,
+        failureThreshold: 3,
+      },
+      startupProbe: {
+        httpGet: { path: '/started', port: 9000, scheme: 'HTTP' },
+        periodSeconds: 1,
+        failureThreshold: 30,
+      },
     });
     const { patched, ops } = await review(p, 'meshed');
     assert.ok(patched && ops);
     validateK8s({ ...patched, metadata: { ...(patched.metadata as Json), name: 'api-x1' } });
-    assert.deepEqual(ops.map((o) => o.path).sort(), ['/metadata/annotations', '/spec/containers', '/spec/initContainers', '/spec/volumes']);
+    assert.deepEqual(ops.map((o) => o.path).sort(), [
+      '/metadata/annotations',
+      '/spec/containers',
+      '/spec/initContainers',
+      '/spec/volumes',
+    ]);
     const c = (patched.spec as any).containers[0]; // eslint-disable-line @typescript-eslint/no-explicit-any
-    assert.deepEqual(c.readinessProbe, { httpGet: { path: '/app-probe/app-readiness', port: 4191, scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 });
+    assert.deepEqual(c.readinessProbe, {
+      httpGet: { path: '/app-probe/app-readiness', port: 4191, scheme: 'HTTP' },
+      periodSeconds: 5,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 3,
+    });
     assert.deepEqual(c.livenessProbe.httpGet, { path: '/app-probe/app-liveness', port: 4191, scheme: 'HTTP' });
     assert.equal(c.livenessProbe.tcpSocket, undefined);
     assert.deepEqual(c.startupProbe, app.startupProbe, 'a port that skips the proxy is probed directly');
@@ -276,17 +437,30 @@ void test('webhook: the app\'s httpGet and tcpSocket probes are pointed at the p
     const { startupProbe: _s0, readinessProbe: _r0, livenessProbe: _l0, ...restBefore } = app;
     assert.deepEqual(rest, restBefore, 'nothing else of the app container changes');
     const proxy = (patched.spec as any).initContainers[1]; // eslint-disable-line @typescript-eslint/no-explicit-any
-    const probes = JSON.parse(proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_APP_PROBES').value as string) as unknown;
-    assert.deepEqual(probes, { 'app-readiness': { port: 8080, scheme: 'HTTP', path: '/ready' }, 'app-liveness': { port: 8080, scheme: 'TCP' } });
+    const probes = JSON.parse(
+      proxy.env.find((e: { name: string }) => e.name === 'OUTRIGGER_PROXY_APP_PROBES').value as string,
+    ) as unknown;
+    assert.deepEqual(probes, {
+      'app-readiness': { port: 8080, scheme: 'HTTP', path: '/ready' },
+      'app-liveness': { port: 8080, scheme: 'TCP' },
+    });
     assert.equal((await review(patched, 'meshed')).ops, undefined, 'idempotent');
   });
 });
 
 void test('webhook: bad annotations or a broken request admit the pod unchanged, with a warning', async () => {
   await withWebhook(async (review, w, ca) => {
-    const bad = await review(pod('x', 'meshed', { annotations: { 'config.outrigger.io/opaque-ports': '80-abc', 'config.outrigger.io/proxy-cpu-limit': 'lots' } }), 'meshed');
+    const bad = await review(
+      pod('x', 'meshed', {
+        annotations: { 'config.outrigger.io/opaque-ports': '80-abc', 'config.outrigger.io/proxy-cpu-limit': 'lots' },
+      }),
+      'meshed',
+    );
     assert.equal(bad.ops, undefined);
-    assert.match(bad.answer.body.response?.warnings?.[0] ?? '', /not injected: bad annotations: .*opaque-ports.*proxy-cpu-limit/);
+    assert.match(
+      bad.answer.body.response?.warnings?.[0] ?? '',
+      /not injected: bad annotations: .*opaque-ports.*proxy-cpu-limit/,
+    );
     assert.equal((await post(w, ca, undefined, '{not json')).status, 400);
     assert.equal((await post(w, ca, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' })).status, 400);
     assert.ok(w.counts.errors >= 2 && w.counts.skipped >= 1);
@@ -296,20 +470,35 @@ void test('webhook: bad annotations or a broken request admit the pod unchanged,
 void test('webhook: workload templates (Deployment, Job, CronJob) are patched in their pod template', async () => {
   await withWebhook(async (review) => {
     const template = { metadata: { labels: { app: 'web' } }, spec: pod('web', 'meshed').spec };
-    const deploy = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'meshed' }, spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template } };
+    const deploy = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: 'meshed' },
+      spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template },
+    };
     const d = await review(deploy, 'meshed', { kind: 'Deployment' });
     assert.ok(d.patched && d.ops);
     assert.ok(d.ops.every((o) => o.path.startsWith('/spec/template/')));
     validateK8s(d.patched);
     assertInjected((d.patched as any).spec.template.spec, template.spec, { workload: 'web' }); // eslint-disable-line @typescript-eslint/no-explicit-any
     const jobTemplate = { ...template, spec: { ...(template.spec as Json), restartPolicy: 'Never' } };
-    const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'once', namespace: 'meshed' }, spec: { template: jobTemplate } };
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'once', namespace: 'meshed' },
+      spec: { template: jobTemplate },
+    };
     const j = await review(job, 'meshed', { kind: 'Job' });
     assert.ok(j.patched);
     validateK8s(j.patched);
     // The proxy is a native sidecar: the Job completes when its app exits.
     assert.equal((j.patched as any).spec.template.spec.initContainers[1].restartPolicy, 'Always'); // eslint-disable-line @typescript-eslint/no-explicit-any
-    const cron = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'nightly', namespace: 'meshed' }, spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template: jobTemplate } } } };
+    const cron = {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'nightly', namespace: 'meshed' },
+      spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template: jobTemplate } } },
+    };
     const c = await review(cron, 'meshed', { kind: 'CronJob' });
     assert.ok(c.patched);
     validateK8s(c.patched);
@@ -319,10 +508,57 @@ void test('webhook: workload templates (Deployment, Job, CronJob) are patched in
 void test('outrigger inject: every workload of a YAML stream, offline; other documents pass through; output validates', () => {
   const input = [
     renderObjects([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }], 'yaml'),
-    renderObjects([{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: pod('web', 'shop').spec } } }], 'yaml'),
-    renderObjects([{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } }], 'yaml'),
-    renderObjects([{ ...pod('legacy', 'shop', { annotations: { 'outrigger.io/inject': 'disabled' } }), metadata: { name: 'legacy', namespace: 'shop', annotations: { 'outrigger.io/inject': 'disabled' } } }], 'yaml'),
-    renderObjects([{ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'agent', namespace: 'shop' }, spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { ...(pod('agent', 'shop').spec as Json), hostNetwork: true } } } }], 'yaml'),
+    renderObjects(
+      [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'web', namespace: 'shop' },
+          spec: {
+            selector: { matchLabels: { app: 'web' } },
+            template: { metadata: { labels: { app: 'web' } }, spec: pod('web', 'shop').spec },
+          },
+        },
+      ],
+      'yaml',
+    ),
+    renderObjects(
+      [
+        {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: 'web', namespace: 'shop' },
+          spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+      ],
+      'yaml',
+    ),
+    renderObjects(
+      [
+        {
+          ...pod('legacy', 'shop', { annotations: { 'outrigger.io/inject': 'disabled' } }),
+          metadata: { name: 'legacy', namespace: 'shop', annotations: { 'outrigger.io/inject': 'disabled' } },
+        },
+      ],
+      'yaml',
+    ),
+    renderObjects(
+      [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'DaemonSet',
+          metadata: { name: 'agent', namespace: 'shop' },
+          spec: {
+            selector: { matchLabels: { app: 'agent' } },
+            template: {
+              metadata: { labels: { app: 'agent' } },
+              spec: { ...(pod('agent', 'shop').spec as Json), hostNetwork: true },
+            },
+          },
+        },
+      ],
+      'yaml',
+    ),
   ].join('');
   const { objects, report } = injectManifests(input, CFG);
   assert.deepEqual(report, [

@@ -94,7 +94,8 @@ function namespaces(): string[] {
 /** Synchronous and idempotent, so that it can run from after(), a signal handler, or twice. */
 function cleanup(): void {
   for (const d of daemons) killGroup(d.child, 'SIGKILL');
-  for (const ns of [POD, SRV]) if (namespaces().includes(ns)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  for (const ns of [POD, SRV])
+    if (namespaces().includes(ns)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
 }
 
 function onSignal(signal: NodeJS.Signals): void {
@@ -150,7 +151,19 @@ async function startProxyIn(outboundAddr: string): Promise<Daemon> {
   const d = startDaemon(
     POD,
     ['--reuid', PROXY_UID, '--regid', PROXY_UID, '--clear-groups'],
-    [process.execPath, BIN, 'proxy', '--outbound-addr', outboundAddr, '--admin-addr', '127.0.0.1', '--log-level', 'warn', '--drain-timeout-ms', '2000'],
+    [
+      process.execPath,
+      BIN,
+      'proxy',
+      '--outbound-addr',
+      outboundAddr,
+      '--admin-addr',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+      '--drain-timeout-ms',
+      '2000',
+    ],
   );
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -191,7 +204,11 @@ async function assertRefused(url: string, reason: 'loop' | 'no_destination', pro
   const r = await curl(url);
   assert.notEqual(r.code, 0, `${url} should be refused, got: ${r.stdout}`);
   assert.equal(r.stdout, '');
-  assert.equal(await metric('tcp_refused_total', { direction: 'outbound', reason }), before + 1, `${url}: tcp_refused_total{reason="${reason}"}\n${proxy.output()}`);
+  assert.equal(
+    await metric('tcp_refused_total', { direction: 'outbound', reason }),
+    before + 1,
+    `${url}: tcp_refused_total{reason="${reason}"}\n${proxy.output()}`,
+  );
 }
 
 // --- preconditions ------------------------------------------------------------------------------------------
@@ -219,149 +236,226 @@ function preconditions(): string | undefined {
   if (gone.length) return `missing ${gone.map(([cmd]) => cmd).join(', ')}`;
   if (!existsSync(ADDON)) return `the addon is not built (${ADDON}); run npm ci`;
   // The proxy runs as uid 2102: it must be able to read the project (a checkout under /root is not).
-  const read = spawnSync('setpriv', ['--reuid', PROXY_UID, '--regid', PROXY_UID, '--clear-groups', 'test', '-r', BIN, '-a', '-r', ADDON, '-a', '-x', process.execPath]);
-  if (read.status !== 0) return `uid ${PROXY_UID} cannot read ${BIN} and ${ADDON} or run ${process.execPath} (is the checkout in a private home?)`;
+  const read = spawnSync('setpriv', [
+    '--reuid',
+    PROXY_UID,
+    '--regid',
+    PROXY_UID,
+    '--clear-groups',
+    'test',
+    '-r',
+    BIN,
+    '-a',
+    '-r',
+    ADDON,
+    '-a',
+    '-x',
+    process.execPath,
+  ]);
+  if (read.status !== 0)
+    return `uid ${PROXY_UID} cannot read ${BIN} and ${ADDON} or run ${process.execPath} (is the checkout in a private home?)`;
   return undefined;
 }
 
 // --- the test -----------------------------------------------------------------------------------------------
 
-void test('netns + iptables REDIRECT: the real proxy forwards to the original destination read by the addon', { timeout: 120_000 }, async (t) => {
-  const why = preconditions();
-  if (why) return unavailable(t, why);
+void test(
+  'netns + iptables REDIRECT: the real proxy forwards to the original destination read by the addon',
+  { timeout: 120_000 },
+  async (t) => {
+    const why = preconditions();
+    if (why) return unavailable(t, why);
 
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  t.after(() => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    cleanup();
-  });
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    t.after(() => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      cleanup();
+    });
 
-  // Layout: namespace POD holds the app (curl, as root: redirected) and the proxy (uid 2102: exempted);
-  // namespace SRV holds the server. A veth pair joins them, so the server's address is not local to POD:
-  // connections to local addresses leave through `lo`, and `-o lo -j RETURN` (as in linkerd's proxy-init)
-  // leaves those alone, which is what lets the test dial the proxy directly to check loop refusal.
-  //
-  //   POD 10.251.0.1 fd00:251::1 v0 <==veth==> v1 10.251.0.2 fd00:251::2 SRV (HTTP :8080, line protocol :6379)
-  cleanup(); // a namespace left by an earlier run that was SIGKILLed with this same pid
-  const added = await run('ip', ['netns', 'add', POD]);
-  if (added.code !== 0) return unavailable(t, `cannot create a network namespace (${added.stderr.trim()})`);
-  await must('ip', 'netns', 'add', SRV);
-  for (const ns of [POD, SRV]) await must('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-  await must('ip', '-n', POD, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', SRV);
-  await must('ip', '-n', POD, 'addr', 'add', `${POD4}/24`, 'dev', 'v0');
-  await must('ip', '-n', SRV, 'addr', 'add', `${SRV4}/24`, 'dev', 'v1');
+    // Layout: namespace POD holds the app (curl, as root: redirected) and the proxy (uid 2102: exempted);
+    // namespace SRV holds the server. A veth pair joins them, so the server's address is not local to POD:
+    // connections to local addresses leave through `lo`, and `-o lo -j RETURN` (as in linkerd's proxy-init)
+    // leaves those alone, which is what lets the test dial the proxy directly to check loop refusal.
+    //
+    //   POD 10.251.0.1 fd00:251::1 v0 <==veth==> v1 10.251.0.2 fd00:251::2 SRV (HTTP :8080, line protocol :6379)
+    cleanup(); // a namespace left by an earlier run that was SIGKILLed with this same pid
+    const added = await run('ip', ['netns', 'add', POD]);
+    if (added.code !== 0) return unavailable(t, `cannot create a network namespace (${added.stderr.trim()})`);
+    await must('ip', 'netns', 'add', SRV);
+    for (const ns of [POD, SRV]) await must('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+    await must('ip', '-n', POD, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', SRV);
+    await must('ip', '-n', POD, 'addr', 'add', `${POD4}/24`, 'dev', 'v0');
+    await must('ip', '-n', SRV, 'addr', 'add', `${SRV4}/24`, 'dev', 'v1');
 
-  // IPv6 as far as the machine allows; `nodad` so the addresses are usable at once.
-  let noV6: string | undefined = missing('ip6tables', '--version') ? 'missing ip6tables' : undefined;
-  if (!noV6) {
-    const a = await run('ip', ['-n', POD, '-6', 'addr', 'add', `${POD6}/64`, 'dev', 'v0', 'nodad']);
-    const b = await run('ip', ['-n', SRV, '-6', 'addr', 'add', `${SRV6}/64`, 'dev', 'v1', 'nodad']);
-    if (a.code !== 0 || b.code !== 0) noV6 = `cannot add IPv6 addresses (${(a.stderr + b.stderr).trim()})`;
-  }
-  for (const ns of [POD, SRV]) await must('ip', '-n', ns, 'link', 'set', ns === POD ? 'v0' : 'v1', 'up');
-
-  // proxy-init's rules: the proxy's own connections and loopback traffic go out as they are; every other
-  // TCP connection the pod starts is redirected to the outbound listener (REDIRECT in OUTPUT → 127.0.0.1/::1).
-  for (const ipt of noV6 ? ['iptables'] : ['iptables', 'ip6tables']) {
-    await must('ip', 'netns', 'exec', POD, ipt, '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'owner', '--uid-owner', PROXY_UID, '-j', 'RETURN');
-    await must('ip', 'netns', 'exec', POD, ipt, '-t', 'nat', '-A', 'OUTPUT', '-o', 'lo', '-j', 'RETURN');
-    await must('ip', 'netns', 'exec', POD, ipt, '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(OUTBOUND));
-  }
-  // Connections conntrack knows nothing of: 127.0.0.2 untracked both ways; 127.0.0.3 only the client's
-  // packets, so the proxy's own ACKs can create an entry the other way round (loose pickup), racing the
-  // accept: its "original destination" is the client itself (see is_peer in native/origdst.c).
-  const raw = (...rule: string[]) => must('ip', 'netns', 'exec', POD, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-p', 'tcp', ...rule, '-j', 'CT', '--notrack');
-  await raw('-d', '127.0.0.2', '--dport', String(OUTBOUND));
-  await raw('-s', '127.0.0.2', '--sport', String(OUTBOUND));
-  await raw('-d', '127.0.0.3', '--dport', String(OUTBOUND));
-
-  await startServer(noV6 ? [SRV4] : [SRV4, SRV6]);
-
-  await t.test('IPv4 listener (0.0.0.0): HTTP and opaque TCP reach the server; direct connections are refused', async (st) => {
-    const proxy = await startProxyIn('0.0.0.0');
-    st.after(() => killNow(proxy)); // on failure: the next listener needs the ports
-
-    // HTTP: the app dials the server; iptables sends it to the proxy, which can only know where it was
-    // going from SO_ORIGINAL_DST, and says so in target_addr.
-    const r = await curl(`http://${SRV4}:8080/hello`);
-    assert.equal(r.code, 0, `curl: ${r.stderr}\n${proxy.output()}`);
-    assert.equal(r.stdout, `server ${SRV4} port 8080 url /hello from ${POD4}\n`);
-    assert.equal(await metric('request_total', { direction: 'outbound', target_addr: `${SRV4}:8080` }), 1);
-    assert.equal(await metric('response_total', { target_addr: `${SRV4}:8080`, status_code: '200' }), 1);
-
-    // Opaque TCP on 6379 (an opaque port by default: no detection, the server's reply is immediate).
-    const o = await inPod(process.execPath, '-e', LINE_CLIENT, SRV4, '6379', 'PING');
-    assert.equal(o.code, 0, `line client: ${o.stderr}\n${proxy.output()}`);
-    assert.equal(o.stdout, `+PONG PING from ${POD4}\r\n`);
-    assert.equal(await metric('tcp_open_total', { direction: 'outbound', target_addr: `${SRV4}:6379` }), 1);
-
-    // Not redirected (loopback, and the pod's own address, which also leaves through lo) but tracked, since
-    // the nat table makes conntrack follow every connection: the kernel answers the proxy's own address.
-    await assertRefused(`http://127.0.0.1:${OUTBOUND}/direct`, 'loop', proxy);
-    await assertRefused(`http://${POD4}:${OUTBOUND}/direct`, 'loop', proxy);
-    // Untracked: ENOENT. Half tracked: the kernel answers the client's own address, which the addon refuses.
-    await assertRefused(`http://127.0.0.2:${OUTBOUND}/untracked`, 'no_destination', proxy);
-    await assertRefused(`http://127.0.0.3:${OUTBOUND}/half-tracked`, 'no_destination', proxy);
-    assert.equal(await metric('request_total'), 1, 'only the first request was proxied');
-
-    assert.equal(await stopProxy(proxy), 0, `graceful shutdown on SIGTERM exits 0\n${proxy.output()}`);
-  });
-
-  // Rules that also redirect the pod's calls to its own IP (as istio's do) make REDIRECT rewrite the
-  // destination to 127.0.0.1, so the listener sees dst = pod IP:4143, local = 127.0.0.1:4140. That is the
-  // proxy itself, but listen.ts only knows loopback and the accepting address as "itself": it proxies the
-  // connection, and the loop is caught one hop later by the inbound listener (the app gets a 502).
-  await t.test('a redirected connection to the pod IP on a proxy port is a loop', async (st) => {
-    const rule = ['-d', POD4, '-p', 'tcp', '--dport', '4143', '-j', 'REDIRECT', '--to-ports', String(OUTBOUND)];
-    // Position 2: after the proxy uid's RETURN, or the proxy's own connection would be redirected forever.
-    await must('ip', 'netns', 'exec', POD, 'iptables', '-t', 'nat', '-I', 'OUTPUT', '2', ...rule);
-    st.after(() => run('ip', ['netns', 'exec', POD, 'iptables', '-t', 'nat', '-D', 'OUTPUT', ...rule]));
-    const proxy = await startProxyIn('0.0.0.0');
-    st.after(() => killNow(proxy));
-    await assertRefused(`http://${POD4}:4143/self`, 'loop', proxy);
-    assert.equal(await metric('request_total'), 0, 'nothing proxied');
-  });
-
-  await t.test('dual-stack listener (::): IPv6 through IP6T_SO_ORIGINAL_DST, IPv4 clients as v4-mapped', async (st) => {
-    if (noV6) return unavailable(st, noV6);
-    const proxy = await startProxyIn('::');
-    st.after(() => killNow(proxy));
-
-    const r6 = await curl(`http://[${SRV6}]:8080/hello6`);
-    assert.equal(r6.code, 0, `curl: ${r6.stderr}\n${proxy.output()}`);
-    assert.equal(r6.stdout, `server ${SRV6} port 8080 url /hello6 from ${POD6}\n`);
-    assert.equal(await metric('request_total', { direction: 'outbound', target_addr: `[${SRV6}]:8080` }), 1);
-
-    const o6 = await inPod(process.execPath, '-e', LINE_CLIENT, SRV6, '6379', 'PING6');
-    assert.equal(o6.code, 0, `line client: ${o6.stderr}\n${proxy.output()}`);
-    assert.equal(o6.stdout, `+PONG PING6 from ${POD6}\r\n`);
-    assert.equal(await metric('tcp_open_total', { target_addr: `[${SRV6}]:6379` }), 1);
-
-    const r4 = await curl(`http://${SRV4}:8080/mapped`);
-    assert.equal(r4.code, 0, `curl: ${r4.stderr}\n${proxy.output()}`);
-    assert.equal(r4.stdout, `server ${SRV4} port 8080 url /mapped from ${POD4}\n`);
-    assert.equal(await metric('request_total', { target_addr: `${SRV4}:8080` }), 1);
-
-    await assertRefused(`http://[::1]:${OUTBOUND}/direct6`, 'loop', proxy);
-    await assertRefused(`http://[${POD6}]:${OUTBOUND}/direct6`, 'loop', proxy);
-    await assertRefused(`http://127.0.0.1:${OUTBOUND}/direct-mapped`, 'loop', proxy);
-    await assertRefused(`http://127.0.0.3:${OUTBOUND}/half-tracked-mapped`, 'no_destination', proxy);
-
-    assert.equal(await stopProxy(proxy), 0, `graceful shutdown on SIGTERM exits 0\n${proxy.output()}`);
-  });
-
-  await t.test('cleanup leaves no namespace and no process behind', async () => {
-    const started = [...daemons];
-    cleanup();
-    const left = namespaces().filter((n) => n === POD || n === SRV);
-    assert.deepEqual(left, [], `namespaces left: ${left.join(', ')}`);
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref());
-    for (const d of started) {
-      assert.notEqual(await Promise.race([d.exited, timeout]), 'timeout', `pid ${d.child.pid} still running`);
-      const pgid = d.child.pid ?? 0;
-      assert.throws(() => process.kill(-pgid, 0), { code: 'ESRCH' }, `process group ${pgid} still has processes`);
+    // IPv6 as far as the machine allows; `nodad` so the addresses are usable at once.
+    let noV6: string | undefined = missing('ip6tables', '--version') ? 'missing ip6tables' : undefined;
+    if (!noV6) {
+      const a = await run('ip', ['-n', POD, '-6', 'addr', 'add', `${POD6}/64`, 'dev', 'v0', 'nodad']);
+      const b = await run('ip', ['-n', SRV, '-6', 'addr', 'add', `${SRV6}/64`, 'dev', 'v1', 'nodad']);
+      if (a.code !== 0 || b.code !== 0) noV6 = `cannot add IPv6 addresses (${(a.stderr + b.stderr).trim()})`;
     }
-  });
-});
+    for (const ns of [POD, SRV]) await must('ip', '-n', ns, 'link', 'set', ns === POD ? 'v0' : 'v1', 'up');
+
+    // proxy-init's rules: the proxy's own connections and loopback traffic go out as they are; every other
+    // TCP connection the pod starts is redirected to the outbound listener (REDIRECT in OUTPUT → 127.0.0.1/::1).
+    for (const ipt of noV6 ? ['iptables'] : ['iptables', 'ip6tables']) {
+      await must(
+        'ip',
+        'netns',
+        'exec',
+        POD,
+        ipt,
+        '-t',
+        'nat',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-m',
+        'owner',
+        '--uid-owner',
+        PROXY_UID,
+        '-j',
+        'RETURN',
+      );
+      await must('ip', 'netns', 'exec', POD, ipt, '-t', 'nat', '-A', 'OUTPUT', '-o', 'lo', '-j', 'RETURN');
+      await must(
+        'ip',
+        'netns',
+        'exec',
+        POD,
+        ipt,
+        '-t',
+        'nat',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-j',
+        'REDIRECT',
+        '--to-ports',
+        String(OUTBOUND),
+      );
+    }
+    // Connections conntrack knows nothing of: 127.0.0.2 untracked both ways; 127.0.0.3 only the client's
+    // packets, so the proxy's own ACKs can create an entry the other way round (loose pickup), racing the
+    // accept: its "original destination" is the client itself (see is_peer in native/origdst.c).
+    const raw = (...rule: string[]) =>
+      must(
+        'ip',
+        'netns',
+        'exec',
+        POD,
+        'iptables',
+        '-t',
+        'raw',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        ...rule,
+        '-j',
+        'CT',
+        '--notrack',
+      );
+    await raw('-d', '127.0.0.2', '--dport', String(OUTBOUND));
+    await raw('-s', '127.0.0.2', '--sport', String(OUTBOUND));
+    await raw('-d', '127.0.0.3', '--dport', String(OUTBOUND));
+
+    await startServer(noV6 ? [SRV4] : [SRV4, SRV6]);
+
+    await t.test(
+      'IPv4 listener (0.0.0.0): HTTP and opaque TCP reach the server; direct connections are refused',
+      async (st) => {
+        const proxy = await startProxyIn('0.0.0.0');
+        st.after(() => killNow(proxy)); // on failure: the next listener needs the ports
+
+        // HTTP: the app dials the server; iptables sends it to the proxy, which can only know where it was
+        // going from SO_ORIGINAL_DST, and says so in target_addr.
+        const r = await curl(`http://${SRV4}:8080/hello`);
+        assert.equal(r.code, 0, `curl: ${r.stderr}\n${proxy.output()}`);
+        assert.equal(r.stdout, `server ${SRV4} port 8080 url /hello from ${POD4}\n`);
+        assert.equal(await metric('request_total', { direction: 'outbound', target_addr: `${SRV4}:8080` }), 1);
+        assert.equal(await metric('response_total', { target_addr: `${SRV4}:8080`, status_code: '200' }), 1);
+
+        // Opaque TCP on 6379 (an opaque port by default: no detection, the server's reply is immediate).
+        const o = await inPod(process.execPath, '-e', LINE_CLIENT, SRV4, '6379', 'PING');
+        assert.equal(o.code, 0, `line client: ${o.stderr}\n${proxy.output()}`);
+        assert.equal(o.stdout, `+PONG PING from ${POD4}\r\n`);
+        assert.equal(await metric('tcp_open_total', { direction: 'outbound', target_addr: `${SRV4}:6379` }), 1);
+
+        // Not redirected (loopback, and the pod's own address, which also leaves through lo) but tracked, since
+        // the nat table makes conntrack follow every connection: the kernel answers the proxy's own address.
+        await assertRefused(`http://127.0.0.1:${OUTBOUND}/direct`, 'loop', proxy);
+        await assertRefused(`http://${POD4}:${OUTBOUND}/direct`, 'loop', proxy);
+        // Untracked: ENOENT. Half tracked: the kernel answers the client's own address, which the addon refuses.
+        await assertRefused(`http://127.0.0.2:${OUTBOUND}/untracked`, 'no_destination', proxy);
+        await assertRefused(`http://127.0.0.3:${OUTBOUND}/half-tracked`, 'no_destination', proxy);
+        assert.equal(await metric('request_total'), 1, 'only the first request was proxied');
+
+        assert.equal(await stopProxy(proxy), 0, `graceful shutdown on SIGTERM exits 0\n${proxy.output()}`);
+      },
+    );
+
+    // Rules that also redirect the pod's calls to its own IP (as istio's do) make REDIRECT rewrite the
+    // destination to 127.0.0.1, so the listener sees dst = pod IP:4143, local = 127.0.0.1:4140. That is the
+    // proxy itself, but listen.ts only knows loopback and the accepting address as "itself": it proxies the
+    // connection, and the loop is caught one hop later by the inbound listener (the app gets a 502).
+    await t.test('a redirected connection to the pod IP on a proxy port is a loop', async (st) => {
+      const rule = ['-d', POD4, '-p', 'tcp', '--dport', '4143', '-j', 'REDIRECT', '--to-ports', String(OUTBOUND)];
+      // Position 2: after the proxy uid's RETURN, or the proxy's own connection would be redirected forever.
+      await must('ip', 'netns', 'exec', POD, 'iptables', '-t', 'nat', '-I', 'OUTPUT', '2', ...rule);
+      st.after(() => run('ip', ['netns', 'exec', POD, 'iptables', '-t', 'nat', '-D', 'OUTPUT', ...rule]));
+      const proxy = await startProxyIn('0.0.0.0');
+      st.after(() => killNow(proxy));
+      await assertRefused(`http://${POD4}:4143/self`, 'loop', proxy);
+      assert.equal(await metric('request_total'), 0, 'nothing proxied');
+    });
+
+    await t.test(
+      'dual-stack listener (::): IPv6 through IP6T_SO_ORIGINAL_DST, IPv4 clients as v4-mapped',
+      async (st) => {
+        if (noV6) return unavailable(st, noV6);
+        const proxy = await startProxyIn('::');
+        st.after(() => killNow(proxy));
+
+        const r6 = await curl(`http://[${SRV6}]:8080/hello6`);
+        assert.equal(r6.code, 0, `curl: ${r6.stderr}\n${proxy.output()}`);
+        assert.equal(r6.stdout, `server ${SRV6} port 8080 url /hello6 from ${POD6}\n`);
+        assert.equal(await metric('request_total', { direction: 'outbound', target_addr: `[${SRV6}]:8080` }), 1);
+
+        const o6 = await inPod(process.execPath, '-e', LINE_CLIENT, SRV6, '6379', 'PING6');
+        assert.equal(o6.code, 0, `line client: ${o6.stderr}\n${proxy.output()}`);
+        assert.equal(o6.stdout, `+PONG PING6 from ${POD6}\r\n`);
+        assert.equal(await metric('tcp_open_total', { target_addr: `[${SRV6}]:6379` }), 1);
+
+        const r4 = await curl(`http://${SRV4}:8080/mapped`);
+        assert.equal(r4.code, 0, `curl: ${r4.stderr}\n${proxy.output()}`);
+        assert.equal(r4.stdout, `server ${SRV4} port 8080 url /mapped from ${POD4}\n`);
+        assert.equal(await metric('request_total', { target_addr: `${SRV4}:8080` }), 1);
+
+        await assertRefused(`http://[::1]:${OUTBOUND}/direct6`, 'loop', proxy);
+        await assertRefused(`http://[${POD6}]:${OUTBOUND}/direct6`, 'loop', proxy);
+        await assertRefused(`http://127.0.0.1:${OUTBOUND}/direct-mapped`, 'loop', proxy);
+        await assertRefused(`http://127.0.0.3:${OUTBOUND}/half-tracked-mapped`, 'no_destination', proxy);
+
+        assert.equal(await stopProxy(proxy), 0, `graceful shutdown on SIGTERM exits 0\n${proxy.output()}`);
+      },
+    );
+
+    await t.test('cleanup leaves no namespace and no process behind', async () => {
+      const started = [...daemons];
+      cleanup();
+      const left = namespaces().filter((n) => n === POD || n === SRV);
+      assert.deepEqual(left, [], `namespaces left: ${left.join(', ')}`);
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref());
+      for (const d of started) {
+        assert.notEqual(await Promise.race([d.exited, timeout]), 'timeout', `pid ${d.child.pid} still running`);
+        const pgid = d.child.pid ?? 0;
+        assert.throws(() => process.kill(-pgid, 0), { code: 'ESRCH' }, `process group ${pgid} still has processes`);
+      }
+    });
+  },
+);

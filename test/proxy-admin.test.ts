@@ -57,7 +57,10 @@ void test('admin: /live, /ready, /version and /metrics with the metric names das
     assert.match(metrics, new RegExp(`^(# TYPE )?${name}[{ ]`, 'm'), name);
   }
   assert.match(metrics, /response_latency_ms_bucket\{le="0.5",direction="outbound"/);
-  assert.match(metrics, /request_total\{direction="outbound",target_addr="127\.0\.0\.1:\d+",authority="127\.0\.0\.1:\d+"\} 1/);
+  assert.match(
+    metrics,
+    /request_total\{direction="outbound",target_addr="127\.0\.0\.1:\d+",authority="127\.0\.0\.1:\d+"\} 1/,
+  );
 });
 
 void test('POST /shutdown drains: the request in flight finishes, new connections are refused', async (t) => {
@@ -95,7 +98,22 @@ void test('the CLI refuses a bad configuration with every problem, and exits 0 o
   const [o, i, a] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(
     process.execPath,
-    [BIN, 'proxy', '--outbound-port', String(o), '--inbound-port', String(i), '--admin-port', String(a), '--admin-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--log-level', 'warn'],
+    [
+      BIN,
+      'proxy',
+      '--outbound-port',
+      String(o),
+      '--inbound-port',
+      String(i),
+      '--admin-port',
+      String(a),
+      '--admin-addr',
+      '127.0.0.1',
+      '--inbound-addr',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+    ],
     { env: { ...process.env, OUTRIGGER_PROXY_STATIC_DESTINATION: `127.0.0.1:${up}` }, stdio: 'ignore' },
   );
   t.after(async () => {
@@ -119,7 +137,12 @@ void test('the CLI refuses a bad configuration with every problem, and exits 0 o
 void test('admin: the app probes given with --app-probes are forwarded to the app; a bad value stops start-up', async (t) => {
   const server = http.createServer((req, res) => res.writeHead(req.url === '/healthz' ? 204 : 500).end());
   const port = await listen(server);
-  const proxy = await startTestProxy(`127.0.0.1:${port}`, { appProbes: JSON.stringify({ 'web-readiness': { port, scheme: 'HTTP', path: '/healthz' }, 'web-liveness': { port, scheme: 'TCP' } }) });
+  const proxy = await startTestProxy(`127.0.0.1:${port}`, {
+    appProbes: JSON.stringify({
+      'web-readiness': { port, scheme: 'HTTP', path: '/healthz' },
+      'web-liveness': { port, scheme: 'TCP' },
+    }),
+  });
   t.after(async () => {
     await proxy.close();
     await closeServer(server);
@@ -128,6 +151,9 @@ void test('admin: the app probes given with --app-probes are forwarded to the ap
   assert.equal((await get(`${admin}/app-probe/web-readiness`)).status, 204);
   assert.equal((await get(`${admin}/app-probe/web-liveness`)).status, 200);
   assert.equal((await get(`${admin}/app-probe/other`)).status, 404);
-  await assert.rejects(startTestProxy(undefined, { appProbes: '{"x": {"port": 0, "scheme": "HTTP"}}' }), /--app-probes \(OUTRIGGER_PROXY_APP_PROBES\): x\.port/);
+  await assert.rejects(
+    startTestProxy(undefined, { appProbes: '{"x": {"port": 0, "scheme": "HTTP"}}' }),
+    /--app-probes \(OUTRIGGER_PROXY_APP_PROBES\): x\.port/,
+  );
   await assert.rejects(startTestProxy(undefined, { appProbes: 'not json' }), /--app-probes.*must be JSON/);
 });

@@ -67,12 +67,24 @@ void test('malformed input gets its error while other clients are served', async
     ['unknown HTTP version', 'GET / HTTP/3.0\r\nhost: x\r\n\r\n', /^HTTP\/1\.1 505 /],
     ['header without a colon', 'GET / HTTP/1.1\r\nhost: x\r\nnocolon\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['obsolete line folding', 'GET / HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n  folded\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['content-length and transfer-encoding together', 'POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'content-length and transfer-encoding together',
+      'POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
     ['invalid content-length', 'POST / HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['oversized headers', `GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(10000)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
     ['oversized headers that never end', `GET / HTTP/1.1\r\nx-big: ${'a'.repeat(20000)}`, /^HTTP\/1\.1 431 /],
-    ['invalid chunk size', 'POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['chunk longer than its size', 'POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'invalid chunk size',
+      'POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'chunk longer than its size',
+      'POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
   ];
   const results = await Promise.all(cases.map(([, bytes]) => rawExchange(port, bytes)));
   // Slowloris: one byte every 100 ms never completes a head; the header timeout (500 ms) answers 408.
@@ -154,7 +166,11 @@ void test('mutated requests (random bytes flipped, cut, repeated) never take the
     return out;
   };
   for (let round = 0; round < 10; round++) {
-    await Promise.all(Array.from({ length: 30 }, () => rawExchange(proxy.outbound.port, mutate(seeds[rand(seeds.length)] as string), 1000).catch(() => '')));
+    await Promise.all(
+      Array.from({ length: 30 }, () =>
+        rawExchange(proxy.outbound.port, mutate(seeds[rand(seeds.length)] as string), 1000).catch(() => ''),
+      ),
+    );
   }
   const after = await rawExchange(proxy.outbound.port, 'GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
   assert.match(after, /^HTTP\/1\.1 200 OK[\s\S]*fine$/);

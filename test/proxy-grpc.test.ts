@@ -10,7 +10,10 @@ import { Echo, startGrpcEcho, type EchoClient, type EchoMsg } from './grpc.js';
 /** A proxy in front of 127.0.0.1:`port` and a client whose channel goes to the proxy's outbound port. */
 async function proxied(t: TestContext, port: number): Promise<{ proxy: TestProxy; client: EchoClient }> {
   const proxy = await startTestProxy(`127.0.0.1:${port}`, { opaquePorts: '' });
-  const client = new Echo(`127.0.0.1:${proxy.outbound.port}`, grpc.credentials.createInsecure()) as unknown as EchoClient;
+  const client = new Echo(
+    `127.0.0.1:${proxy.outbound.port}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as EchoClient;
   t.after(async () => {
     client.close();
     await proxy.close();
@@ -23,7 +26,10 @@ function unary(client: EchoClient, req: EchoMsg, md = new grpc.Metadata(), opts:
     let headers = new grpc.Metadata();
     const call = client.Unary(req, md, opts, (err, reply) => {
       if (err) reject(err);
-      else call.on('status', (s: grpc.StatusObject) => resolve({ reply: reply as EchoMsg, headers, trailers: s.metadata }));
+      else
+        call.on('status', (s: grpc.StatusObject) =>
+          resolve({ reply: reply as EchoMsg, headers, trailers: s.metadata }),
+        );
     });
     call.on('metadata', (m: grpc.Metadata) => (headers = m));
   });
@@ -119,8 +125,22 @@ void test('grpc: a non-OK status (NOT_FOUND with a message) reaches the client',
     ['one', 'two'],
   );
   const target = `127.0.0.1:${port}`;
-  assert.equal(await metricValue(proxy, 'response_total', { target_addr: target, grpc_status_code: '5', classification: 'failure' }), 1);
-  assert.equal(await metricValue(proxy, 'response_total', { target_addr: target, grpc_status_code: '8', classification: 'failure' }), 1);
+  assert.equal(
+    await metricValue(proxy, 'response_total', {
+      target_addr: target,
+      grpc_status_code: '5',
+      classification: 'failure',
+    }),
+    1,
+  );
+  assert.equal(
+    await metricValue(proxy, 'response_total', {
+      target_addr: target,
+      grpc_status_code: '8',
+      classification: 'failure',
+    }),
+    1,
+  );
 });
 
 void test('grpc: a deadline the server does not meet cancels the call upstream', async (t) => {
@@ -133,7 +153,9 @@ void test('grpc: a deadline the server does not meet cancels the call upstream',
   const { client } = await proxied(t, port);
   // Long enough for the call to reach the server on a busy machine: one whose deadline passes before
   // that is never seen upstream, and there would be nothing to cancel (the wait below would never end).
-  const err = await callError(unary(client, { text: 'slow', seq: 0 }, new grpc.Metadata(), { deadline: Date.now() + 1500 }));
+  const err = await callError(
+    unary(client, { text: 'slow', seq: 0 }, new grpc.Metadata(), { deadline: Date.now() + 1500 }),
+  );
   assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
   assert.ok(arrived, 'the call reached the server before its deadline');
   await upstreamCancelled;
@@ -158,12 +180,29 @@ void test('grpc: nothing listening upstream → UNAVAILABLE with a message namin
 
 void test('grpc: response_total counts calls by grpc_status_code', async (t) => {
   const port = await startGrpcEcho(t, {
-    Unary: (call, cb) => (call.request.seq % 2 ? cb({ code: grpc.status.INVALID_ARGUMENT, details: 'odd' }) : cb(null, call.request)),
+    Unary: (call, cb) =>
+      call.request.seq % 2 ? cb({ code: grpc.status.INVALID_ARGUMENT, details: 'odd' }) : cb(null, call.request),
   });
   const { client, proxy } = await proxied(t, port);
   for (let i = 0; i < 6; i++) await unary(client, { text: 'x', seq: i }).catch(() => undefined);
   const base = { direction: 'outbound', target_addr: `127.0.0.1:${port}` };
   assert.equal(await metricValue(proxy, 'request_total', base), 6);
-  assert.equal(await metricValue(proxy, 'response_total', { ...base, status_code: '200', grpc_status_code: '0', classification: 'success' }), 3);
-  assert.equal(await metricValue(proxy, 'response_total', { ...base, status_code: '200', grpc_status_code: '3', classification: 'failure' }), 3);
+  assert.equal(
+    await metricValue(proxy, 'response_total', {
+      ...base,
+      status_code: '200',
+      grpc_status_code: '0',
+      classification: 'success',
+    }),
+    3,
+  );
+  assert.equal(
+    await metricValue(proxy, 'response_total', {
+      ...base,
+      status_code: '200',
+      grpc_status_code: '3',
+      classification: 'failure',
+    }),
+    3,
+  );
 });

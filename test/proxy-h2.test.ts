@@ -8,7 +8,12 @@ import crypto from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import http2, {
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
 import { listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
@@ -27,7 +32,9 @@ interface Upstream {
 }
 
 /** A real h2c server; `onStream` answers each stream. */
-async function startH2Server(onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void): Promise<Upstream> {
+async function startH2Server(
+  onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void,
+): Promise<Upstream> {
   const server = http2.createServer();
   const sessions: ServerHttp2Session[] = [];
   server.on('session', (s) => {
@@ -76,7 +83,11 @@ interface Reply {
 }
 
 /** One request; resolves with the whole response, rejects if the stream fails. */
-function request(client: ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string | Buffer): Promise<Reply> {
+function request(
+  client: ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+  body?: string | Buffer,
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = client.request(headers, { endStream: body === undefined });
     let head: IncomingHttpHeaders = {};
@@ -196,7 +207,9 @@ void test('h2: request trailers reach the server and response trailers reach the
     stream.on('data', (d: Buffer) => (n += d.length));
     stream.on('end', () => {
       stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-res-trailer': 'done', 'x-saw-req-trailer': String(reqTrailers['x-req-trailer']) }));
+      stream.on('wantTrailers', () =>
+        stream.sendTrailers({ 'x-res-trailer': 'done', 'x-saw-req-trailer': String(reqTrailers['x-req-trailer']) }),
+      );
       stream.end(`read ${n} bytes`);
     });
   });
@@ -222,7 +235,8 @@ void test('h2: many client streams, from two client sessions, share ONE upstream
   t.after(() => second.destroy());
   await request(client, { ':path': '/warm-up' });
   const all = [];
-  for (let i = 0; i < 50; i++) all.push(request(client, { ':path': `/a/${i}` }), request(second, { ':path': `/b/${i}` }));
+  for (let i = 0; i < 50; i++)
+    all.push(request(client, { ':path': `/a/${i}` }), request(second, { ':path': `/b/${i}` }));
   for (const r of await Promise.all(all)) assert.equal(r.headers[':status'], 200);
   assert.equal(up.sessions.length, 1);
 });
@@ -428,7 +442,10 @@ void test('h2: request_total and response_total count h2 requests', async (t) =>
   for (let i = 0; i < 3; i++) await request(client, { ':path': '/missing' });
   const base = { direction: 'outbound', target_addr: target };
   assert.equal(await metricValue(proxy, 'request_total', base), 10);
-  assert.equal(await metricValue(proxy, 'response_total', { ...base, status_code: '200', classification: 'success' }), 7);
+  assert.equal(
+    await metricValue(proxy, 'response_total', { ...base, status_code: '200', classification: 'success' }),
+    7,
+  );
   assert.equal(await metricValue(proxy, 'response_total', { ...base, status_code: '404' }), 3);
   assert.equal(await metricValue(proxy, 'response_latency_ms_count', base), 10);
 });
@@ -512,7 +529,8 @@ void test('h2: a client session that goes away cancels its streams upstream', as
   assert.equal(up.sessions.length, 1);
   assert.equal(up.sessions[0]?.destroyed, false);
   // And the proxy let go of the client's connection (the setup client stays: one connection open).
-  while ((await metricValue(proxy, 'tcp_open_connections', { direction: 'outbound' })) !== 1) await new Promise((r) => setTimeout(r, 20));
+  while ((await metricValue(proxy, 'tcp_open_connections', { direction: 'outbound' })) !== 1)
+    await new Promise((r) => setTimeout(r, 20));
 });
 
 void test('h2: proxy shutdown lets a stream in flight finish', async (t) => {
@@ -578,8 +596,17 @@ void test('h2: large answers to body-less requests all end with END_STREAM, neve
   // Node's own client does not make the proxy hit this; nghttp's scheduling of 16 streams of 4 MB on one
   // connection did, in about half the runs: a server stream that was never read was reset (NO_ERROR) as
   // soon as its writes were handed over, while flow control still held its last DATA and END_STREAM.
-  const missing = ['nghttp', 'nghttpd'].filter((c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).error !== undefined);
-  if (missing.length > 0) return unavailable(t, 'proxy-h2', 'the nghttp/nghttpd flow-control test', `missing ${missing.join(', ')}`, 'nghttp2-client and nghttp2-server (apt-get install nghttp2-client nghttp2-server)');
+  const missing = ['nghttp', 'nghttpd'].filter(
+    (c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).error !== undefined,
+  );
+  if (missing.length > 0)
+    return unavailable(
+      t,
+      'proxy-h2',
+      'the nghttp/nghttpd flow-control test',
+      `missing ${missing.join(', ')}`,
+      'nghttp2-client and nghttp2-server (apt-get install nghttp2-client nghttp2-server)',
+    );
   const dir = await mkdtemp(join(tmpdir(), 'outrigger-h2-'));
   const size = 4 * 1024 * 1024;
   await writeFile(join(dir, 'big.bin'), crypto.randomBytes(size));
@@ -594,7 +621,9 @@ void test('h2: large answers to body-less requests all end with END_STREAM, neve
   await waitFor('nghttpd listening', () => canConnect(port));
   for (let run = 0; run < 8; run++) {
     // Asynchronously: the proxy runs in this process.
-    const out = await execFileP('nghttp', ['-v', '-n', '-m', '16', `${proxy.url}/big.bin`], { maxBuffer: 64 * 1024 * 1024 });
+    const out = await execFileP('nghttp', ['-v', '-n', '-m', '16', `${proxy.url}/big.bin`], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const frames = [...out.stdout.matchAll(/recv DATA frame <length=(\d+), flags=0x([0-9a-f]+), stream_id=(\d+)>/g)];
     const bytes = frames.reduce((n, f) => n + Number(f[1]), 0);
     const ended = frames.filter((f) => (parseInt(f[2] as string, 16) & 1) !== 0).length;

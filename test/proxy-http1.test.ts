@@ -10,7 +10,11 @@ import { once } from 'node:events';
 import WebSocket, { WebSocketServer } from 'ws';
 import { closeServer, listen, metricValue, rawExchange, startEchoServer, startTestProxy } from './helpers.js';
 
-function request(url: string, opts: http.RequestOptions = {}, body?: Buffer | string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+function request(
+  url: string,
+  opts: http.RequestOptions = {},
+  body?: Buffer | string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const r = http.request(url, opts, (res) => {
       const chunks: Buffer[] = [];
@@ -54,7 +58,14 @@ void test('hop-by-hop headers are not forwarded; end-to-end ones are', async (t)
     await echo.close();
   });
   const r = await request(`${proxy.url}/h`, {
-    headers: { connection: 'keep-alive, x-private', 'x-private': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'x', 'x-end-to-end': 'kept' },
+    headers: {
+      connection: 'keep-alive, x-private',
+      'x-private': 'secret',
+      'keep-alive': 'timeout=5',
+      te: 'trailers',
+      'proxy-connection': 'x',
+      'x-end-to-end': 'kept',
+    },
   });
   const h = JSON.parse(r.body.toString()).headers as Record<string, string>;
   assert.equal(h['x-end-to-end'], 'kept');
@@ -99,20 +110,22 @@ void test('chunked request and response bodies, and large bodies streamed both w
   const upload = Buffer.alloc(size);
   for (let i = 0; i < size; i += 4096) upload[i] = i & 0xff;
   // Chunked upload (no content-length) of 32 MiB, and a 32 MiB chunked download.
-  const res = await new Promise<{ headers: http.IncomingHttpHeaders; bytes: number; sha: string }>((resolve, reject) => {
-    const r = http.request(`${proxy.url}/up?size=${size}`, { method: 'POST' }, (resp) => {
-      const h = createHash('sha256');
-      let n = 0;
-      resp.on('data', (d: Buffer) => {
-        n += d.length;
-        h.update(d);
+  const res = await new Promise<{ headers: http.IncomingHttpHeaders; bytes: number; sha: string }>(
+    (resolve, reject) => {
+      const r = http.request(`${proxy.url}/up?size=${size}`, { method: 'POST' }, (resp) => {
+        const h = createHash('sha256');
+        let n = 0;
+        resp.on('data', (d: Buffer) => {
+          n += d.length;
+          h.update(d);
+        });
+        resp.on('end', () => resolve({ headers: resp.headers, bytes: n, sha: h.digest('hex') }));
       });
-      resp.on('end', () => resolve({ headers: resp.headers, bytes: n, sha: h.digest('hex') }));
-    });
-    r.on('error', reject);
-    for (let i = 0; i < size; i += 1 << 20) r.write(upload.subarray(i, i + (1 << 20)));
-    r.end();
-  });
+      r.on('error', reject);
+      for (let i = 0; i < size; i += 1 << 20) r.write(upload.subarray(i, i + (1 << 20)));
+      r.end();
+    },
+  );
   assert.equal(res.headers['x-request-bytes'], String(size));
   assert.equal(res.headers['x-request-sha256'], createHash('sha256').update(upload).digest('hex'));
   assert.equal(res.headers['transfer-encoding'], 'chunked');
@@ -176,11 +189,15 @@ void test('100-continue is honoured: the body is sent only after the upstream sa
   });
   const body = Buffer.alloc(10000, 3);
   const result = await new Promise<string>((resolve, reject) => {
-    const r = http.request(`${proxy.url}/c`, { method: 'PUT', headers: { expect: '100-continue', 'content-length': body.length } }, (res) => {
-      let s = '';
-      res.on('data', (d) => (s += d));
-      res.on('end', () => resolve(s));
-    });
+    const r = http.request(
+      `${proxy.url}/c`,
+      { method: 'PUT', headers: { expect: '100-continue', 'content-length': body.length } },
+      (res) => {
+        let s = '';
+        res.on('data', (d) => (s += d));
+        res.on('end', () => resolve(s));
+      },
+    );
     r.on('continue', () => r.end(body));
     r.on('error', reject);
   });
@@ -200,7 +217,9 @@ void test('pipelined requests are answered in order on one connection', async (t
     await proxy.close();
     await closeServer(server);
   });
-  const reqs = ['/1', '/2', '/3'].map((p, i) => `GET ${p} HTTP/1.1\r\nhost: x\r\n${i === 2 ? 'connection: close\r\n' : ''}\r\n`).join('');
+  const reqs = ['/1', '/2', '/3']
+    .map((p, i) => `GET ${p} HTTP/1.1\r\nhost: x\r\n${i === 2 ? 'connection: close\r\n' : ''}\r\n`)
+    .join('');
   const out = await rawExchange(proxy.outbound.port, reqs);
   const answers = [...out.matchAll(/answer (\/\d)/g)].map((m) => m[1]);
   assert.deepEqual(answers, ['/1', '/2', '/3']);
@@ -231,7 +250,10 @@ void test('HTTP/1.0 clients: connection closes after the answer, a chunked upstr
     await proxy2.close();
     await echo.close();
   });
-  const two = await rawExchange(proxy2.outbound.port, ['GET /a HTTP/1.0\r\nconnection: keep-alive\r\n\r\n', 'GET /b HTTP/1.0\r\n\r\n']);
+  const two = await rawExchange(proxy2.outbound.port, [
+    'GET /a HTTP/1.0\r\nconnection: keep-alive\r\n\r\n',
+    'GET /b HTTP/1.0\r\n\r\n',
+  ]);
   assert.equal(two.match(/HTTP\/1\.1 200/g)?.length, 2, two);
   assert.match(two, /connection: keep-alive/i);
 });
@@ -256,7 +278,10 @@ void test('WebSocket upgrade becomes a byte tunnel: echo through the proxy', asy
   const big = 'x'.repeat(1 << 20);
   ws.send(big);
   while (got.length < 51) await once(ws, 'message');
-  assert.deepEqual(got.slice(0, 50), Array.from({ length: 50 }, (_, i) => `message ${i}`));
+  assert.deepEqual(
+    got.slice(0, 50),
+    Array.from({ length: 50 }, (_, i) => `message ${i}`),
+  );
   assert.equal(got[50], big);
   assert.equal(await metricValue(proxy, 'response_total', { status_code: '101' }), 1);
 });

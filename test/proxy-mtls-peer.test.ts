@@ -34,7 +34,9 @@ const PEER_VIP = '127.0.0.61';
 
 /** "v20.20.2, OpenSSL 3.0.19" of a node binary. */
 function versionOf(node: string): string {
-  return execFileSync(node, ['-p', 'process.version + ", OpenSSL " + process.versions.openssl'], { encoding: 'utf8' }).trim();
+  return execFileSync(node, ['-p', 'process.version + ", OpenSSL " + process.versions.openssl'], {
+    encoding: 'utf8',
+  }).trim();
 }
 
 /** A port nothing listens on now (the child binds it a moment later). */
@@ -102,10 +104,14 @@ async function startPeerProxy(t: TestContext, settings: Partial<Record<SettingNa
     await exited;
     clearTimeout(timer);
   });
-  await waitFor(`the peer proxy (${PEER_NODE}) ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`the peer proxy exited ${child.exitCode}:\n${output}`);
-    return (await fetch(`http://127.0.0.1:${ports.admin}/ready`).catch(() => undefined))?.status === 200;
-  }, 60_000);
+  await waitFor(
+    `the peer proxy (${PEER_NODE}) ready`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the peer proxy exited ${child.exitCode}:\n${output}`);
+      return (await fetch(`http://127.0.0.1:${ports.admin}/ready`).catch(() => undefined))?.status === 200;
+    },
+    60_000,
+  );
   return ports;
 }
 
@@ -139,61 +145,106 @@ function h2get(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
-const skip = PEER_NODE === '' ? 'OUTRIGGER_PEER_NODE is not set (scripts/node24.sh sets it to the Node that runs npm)' : false;
+const skip =
+  PEER_NODE === '' ? 'OUTRIGGER_PEER_NODE is not set (scripts/node24.sh sets it to the Node that runs npm)' : false;
 
-void test('mtls across Node versions: each side on the other Node, HTTP/1.1 and HTTP/2, the client identity known', { skip, timeout: 120_000 }, async (t) => {
-  const peerVersion = versionOf(PEER_NODE);
-  console.log(`mesh TLS between Node ${process.version}, OpenSSL ${process.versions.openssl} (here) and Node ${peerVersion} (peer)`);
+void test(
+  'mtls across Node versions: each side on the other Node, HTTP/1.1 and HTTP/2, the client identity known',
+  { skip, timeout: 120_000 },
+  async (t) => {
+    const peerVersion = versionOf(PEER_NODE);
+    console.log(
+      `mesh TLS between Node ${process.version}, OpenSSL ${process.versions.openssl} (here) and Node ${peerVersion} (peer)`,
+    );
 
-  const ca = await MeshCa.create({ trustDomain: TD });
-  const tokens = await LocalTokenIssuer.create();
-  const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true) });
-  const store = new LocalStore();
-  const log = controlLog();
-  const cp = await startTestControlPlane({ store, trustDomain: TD, log, services: (server) => addIdentityService(server, { certifier, log }) });
-  t.after(() => cp.close());
-  const controlAddr = cp.addr;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outrigger-mtls-peer-'));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const mesh = async (sa: string): Promise<Partial<Record<SettingName, string>>> => {
-    const file = path.join(dir, `${sa}.token`);
-    await fs.writeFile(file, await tokens.issue({ namespace: 'default', serviceAccount: sa, pod: { name: `${sa}-1`, uid: `uid-${sa}` } }), { mode: 0o600 });
-    return { identityAddr: controlAddr, identityTokenFile: file, identity: `spiffe://${TD}/ns/default/sa/${sa}`, destinationAddr: controlAddr };
-  };
-  const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}` as SpiffeId;
+    const ca = await MeshCa.create({ trustDomain: TD });
+    const tokens = await LocalTokenIssuer.create();
+    const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true) });
+    const store = new LocalStore();
+    const log = controlLog();
+    const cp = await startTestControlPlane({
+      store,
+      trustDomain: TD,
+      log,
+      services: (server) => addIdentityService(server, { certifier, log }),
+    });
+    t.after(() => cp.close());
+    const controlAddr = cp.addr;
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outrigger-mtls-peer-'));
+    t.after(() => fs.rm(dir, { recursive: true, force: true }));
+    const mesh = async (sa: string): Promise<Partial<Record<SettingName, string>>> => {
+      const file = path.join(dir, `${sa}.token`);
+      await fs.writeFile(
+        file,
+        await tokens.issue({ namespace: 'default', serviceAccount: sa, pod: { name: `${sa}-1`, uid: `uid-${sa}` } }),
+        { mode: 0o600 },
+      );
+      return {
+        identityAddr: controlAddr,
+        identityTokenFile: file,
+        identity: `spiffe://${TD}/ns/default/sa/${sa}`,
+        destinationAddr: controlAddr,
+      };
+    };
+    const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}` as SpiffeId;
 
-  // Servers: "here-srv" on this Node, "peer-srv" on the peer's, in front of the same app. Clients: this
-  // Node's proxy calls the peer's server, the peer's proxy calls this Node's server. All four start at
-  // once (a Node start and a certificate each).
-  const app = await startApp(t);
-  const [hereServer, peerServer, hereClient, peerClient] = await Promise.all([
-    (async () => startTestProxy(`127.0.0.1:${app}`, await mesh('here-srv')))(),
-    (async () => startPeerProxy(t, { staticDestination: `127.0.0.1:${app}`, inboundAddr: '127.0.0.2', ...(await mesh('peer-srv')) }))(),
-    (async () => startTestProxy(`${PEER_VIP}:80`, await mesh('here-cli')))(),
-    (async () => startPeerProxy(t, { staticDestination: `${HERE_VIP}:80`, ...(await mesh('peer-cli')) }))(),
-  ]);
-  t.after(() => hereServer.close());
-  t.after(() => hereClient.close());
-  store.replace({
-    services: [
-      service('here', HERE_VIP, [{ pod: 'default/here-srv-1', ip: '127.0.0.1', ports: { 80: hereServer.inbound.port }, ready: true }], { ports: [{ name: 'http', port: 80 }] }),
-      service('peer', PEER_VIP, [{ pod: 'default/peer-srv-1', ip: '127.0.0.2', ports: { 80: peerServer.inbound }, ready: true }], { ports: [{ name: 'http', port: 80 }] }),
-    ],
-    pods: [pod('here-srv-1', '127.0.0.1', { serviceAccount: 'here-srv' }), pod('peer-srv-1', '127.0.0.2', { serviceAccount: 'peer-srv' })],
-  });
+    // Servers: "here-srv" on this Node, "peer-srv" on the peer's, in front of the same app. Clients: this
+    // Node's proxy calls the peer's server, the peer's proxy calls this Node's server. All four start at
+    // once (a Node start and a certificate each).
+    const app = await startApp(t);
+    const [hereServer, peerServer, hereClient, peerClient] = await Promise.all([
+      (async () => startTestProxy(`127.0.0.1:${app}`, await mesh('here-srv')))(),
+      (async () =>
+        startPeerProxy(t, {
+          staticDestination: `127.0.0.1:${app}`,
+          inboundAddr: '127.0.0.2',
+          ...(await mesh('peer-srv')),
+        }))(),
+      (async () => startTestProxy(`${PEER_VIP}:80`, await mesh('here-cli')))(),
+      (async () => startPeerProxy(t, { staticDestination: `${HERE_VIP}:80`, ...(await mesh('peer-cli')) }))(),
+    ]);
+    t.after(() => hereServer.close());
+    t.after(() => hereClient.close());
+    store.replace({
+      services: [
+        service(
+          'here',
+          HERE_VIP,
+          [{ pod: 'default/here-srv-1', ip: '127.0.0.1', ports: { 80: hereServer.inbound.port }, ready: true }],
+          { ports: [{ name: 'http', port: 80 }] },
+        ),
+        service(
+          'peer',
+          PEER_VIP,
+          [{ pod: 'default/peer-srv-1', ip: '127.0.0.2', ports: { 80: peerServer.inbound }, ready: true }],
+          { ports: [{ name: 'http', port: 80 }] },
+        ),
+      ],
+      pods: [
+        pod('here-srv-1', '127.0.0.1', { serviceAccount: 'here-srv' }),
+        pod('peer-srv-1', '127.0.0.2', { serviceAccount: 'peer-srv' }),
+      ],
+    });
 
-  for (const [what, port, clientId] of [
-    [`Node ${process.version} client → Node ${peerVersion} server`, hereClient.outbound.port, id('here-cli')],
-    [`Node ${peerVersion} client → Node ${process.version} server`, peerClient.outbound, id('peer-cli')],
-  ] as const) {
-    const r1 = await get(port);
-    assert.equal(r1.status, 200, `${what}, HTTP/1.1: ${r1.body}`);
-    assert.deepEqual(JSON.parse(r1.body), { clientId }, `${what}, HTTP/1.1`);
-    const r2 = await h2get(port);
-    assert.equal(r2.status, 200, `${what}, HTTP/2: ${r2.body}`);
-    assert.deepEqual(JSON.parse(r2.body), { clientId }, `${what}, HTTP/2`);
-  }
-  // The requests that reached this Node's server came over mesh TLS from the peer's identity.
-  assert.equal(await metricValue(hereServer, 'request_total', { direction: 'inbound', tls: 'true', client_id: id('peer-cli') }), 2);
-  assert.equal(await metricValue(hereClient, 'request_total', { direction: 'outbound', tls: 'true', server_id: id('peer-srv') }), 2);
-});
+    for (const [what, port, clientId] of [
+      [`Node ${process.version} client → Node ${peerVersion} server`, hereClient.outbound.port, id('here-cli')],
+      [`Node ${peerVersion} client → Node ${process.version} server`, peerClient.outbound, id('peer-cli')],
+    ] as const) {
+      const r1 = await get(port);
+      assert.equal(r1.status, 200, `${what}, HTTP/1.1: ${r1.body}`);
+      assert.deepEqual(JSON.parse(r1.body), { clientId }, `${what}, HTTP/1.1`);
+      const r2 = await h2get(port);
+      assert.equal(r2.status, 200, `${what}, HTTP/2: ${r2.body}`);
+      assert.deepEqual(JSON.parse(r2.body), { clientId }, `${what}, HTTP/2`);
+    }
+    // The requests that reached this Node's server came over mesh TLS from the peer's identity.
+    assert.equal(
+      await metricValue(hereServer, 'request_total', { direction: 'inbound', tls: 'true', client_id: id('peer-cli') }),
+      2,
+    );
+    assert.equal(
+      await metricValue(hereClient, 'request_total', { direction: 'outbound', tls: 'true', server_id: id('peer-srv') }),
+      2,
+    );
+  },
+);

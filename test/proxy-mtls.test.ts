@@ -37,7 +37,6 @@ const API_VIP = '127.0.0.50';
 const IMPOSTOR_VIP = '127.0.0.51';
 const OPAQUE_VIP = '127.0.0.52';
 
-
 // ---- the app: one port speaking HTTP/1, h2c (gRPC included), its own TLS and an echo protocol --------
 
 interface App {
@@ -62,7 +61,9 @@ async function startApp(t: TestContext, ca: MeshCa): Promise<App> {
     req.on('data', (d: string) => (body += d));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body, marker: 'RESPONSE-MARKER-h1' }));
+      res.end(
+        JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body, marker: 'RESPONSE-MARKER-h1' }),
+      );
     });
   });
   h1.keepAliveTimeout = 60_000;
@@ -81,7 +82,15 @@ async function startApp(t: TestContext, ca: MeshCa): Promise<App> {
       }
       const { ':method': method, ':path': url, ...rest } = headers;
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
-      stream.end(JSON.stringify({ method, url, headers: rest, body: Buffer.concat(chunks).toString(), marker: 'RESPONSE-MARKER-h2' }));
+      stream.end(
+        JSON.stringify({
+          method,
+          url,
+          headers: rest,
+          body: Buffer.concat(chunks).toString(),
+          marker: 'RESPONSE-MARKER-h2',
+        }),
+      );
     });
   });
   // The app's own TLS, with a certificate that is not a proxy's (the test checks that its client sees it).
@@ -135,7 +144,10 @@ async function selfSignedForApp(ca: MeshCa): Promise<{ keyPem: string; certPem: 
     notAfter: new Date(Date.now() + 3600_000),
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
   return { keyPem, certPem: leaf.pem + ca.issuerPem, serial: leaf.serial };
 }
 
@@ -184,24 +196,41 @@ interface Mesh {
   readonly ca: MeshCa;
   readonly tokenFile: (sa: string) => Promise<string>;
   /** Starts a proxy with the given identity (its token file is made here). */
-  readonly proxy: (sa: string, destination: string, settings?: Parameters<typeof startTestProxy>[1]) => Promise<TestProxy>;
+  readonly proxy: (
+    sa: string,
+    destination: string,
+    settings?: Parameters<typeof startTestProxy>[1],
+  ) => Promise<TestProxy>;
   readonly setStore: (services: ServiceEntry[], pods: PodEntry[]) => void;
 }
 
 async function startMesh(t: TestContext, opts: { leafLifetimeSeconds?: number } = {}): Promise<Mesh> {
   const ca = await MeshCa.create({ trustDomain: TD });
   const tokens = await LocalTokenIssuer.create();
-  const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true), ...(opts.leafLifetimeSeconds ? { leafLifetimeSeconds: opts.leafLifetimeSeconds } : {}) });
+  const certifier = new Certifier({
+    ca,
+    reviewer: tokens.reviewer(() => true),
+    ...(opts.leafLifetimeSeconds ? { leafLifetimeSeconds: opts.leafLifetimeSeconds } : {}),
+  });
   const store = new LocalStore();
   const log = controlLog();
-  const cp = await startTestControlPlane({ store, trustDomain: TD, log, services: (server) => addIdentityService(server, { certifier, log }) });
+  const cp = await startTestControlPlane({
+    store,
+    trustDomain: TD,
+    log,
+    services: (server) => addIdentityService(server, { certifier, log }),
+  });
   t.after(() => cp.close());
   const controlAddr = cp.addr;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outrigger-mtls-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const tokenFile = async (sa: string) => {
     const file = path.join(dir, `${sa}.token`);
-    await fs.writeFile(file, await tokens.issue({ namespace: 'default', serviceAccount: sa, pod: { name: `${sa}-1`, uid: `uid-${sa}` } }), { mode: 0o600 });
+    await fs.writeFile(
+      file,
+      await tokens.issue({ namespace: 'default', serviceAccount: sa, pod: { name: `${sa}-1`, uid: `uid-${sa}` } }),
+      { mode: 0o600 },
+    );
     return file;
   };
   const proxy = async (sa: string, destination: string, settings: Parameters<typeof startTestProxy>[1] = {}) => {
@@ -221,7 +250,11 @@ async function startMesh(t: TestContext, opts: { leafLifetimeSeconds?: number } 
   const server = await proxy('api', `127.0.0.1:${app.port}`);
   const relay = await startRelay(t, '127.0.0.1', server.inbound.port);
   setStore(
-    [service('api', API_VIP, [{ pod: 'default/api-1', ip: '127.0.0.1', ports: { 80: relay.port }, ready: true }], { ports: [{ name: 'http', port: 80 }] })],
+    [
+      service('api', API_VIP, [{ pod: 'default/api-1', ip: '127.0.0.1', ports: { 80: relay.port }, ready: true }], {
+        ports: [{ name: 'http', port: 80 }],
+      }),
+    ],
     [pod('api-1', '127.0.0.1', { serviceAccount: 'api' }), pod('web-1', '127.0.0.9', { serviceAccount: 'web' })],
   );
   const client = await proxy('web', `${API_VIP}:80`);
@@ -234,21 +267,33 @@ async function ready(p: TestProxy): Promise<boolean> {
 }
 
 /** An HTTP/1.1 request through a proxy's outbound listener, with keep-alive off unless `agent`. */
-function get(p: TestProxy, pathname: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function get(
+  p: TestProxy,
+  pathname: string,
+  headers: http.OutgoingHttpHeaders = {},
+  agent?: http.Agent,
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: p.outbound.port, path: pathname, headers, agent: agent ?? false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: p.outbound.port, path: pathname, headers, agent: agent ?? false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
 }
 
-function h2get(port: number, pathname: string, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
+function h2get(
+  port: number,
+  pathname: string,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', reject);
@@ -309,12 +354,15 @@ void test('mtls: HTTP/1, HTTP/2, gRPC and opaque TCP cross the proxy pair encryp
   // A body larger than every buffer on the way, on a new mesh TLS connection.
   const big = 'B'.repeat(1 << 20);
   const posted = await new Promise<Seen>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: m.client.outbound.port, path: '/upload', method: 'POST', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(JSON.parse(body) as Seen));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: m.client.outbound.port, path: '/upload', method: 'POST', agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(JSON.parse(body) as Seen));
+      },
+    );
     req.on('error', reject);
     req.end(big);
   });
@@ -348,11 +396,27 @@ void test('mtls: HTTP/1, HTTP/2, gRPC and opaque TCP cross the proxy pair encryp
   assertNotInClear(m.relay, ['REQUEST-MARKER', 'RESPONSE-MARKER', 'GRPC-MARKER', 'OPAQUE-MARKER', CLIENT_ID_HEADER]);
 
   // Metrics: the client labels its requests with the server it verified, the server with the client.
-  assert.ok((await metricValue(m.client, 'request_total', { direction: 'outbound', tls: 'true', server_id: API_ID })) >= 3);
-  assert.ok((await metricValue(m.server, 'request_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 3);
-  assert.ok((await metricValue(m.server, 'response_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID, status_code: '200' })) >= 3);
-  assert.ok((await metricValue(m.client, 'tcp_open_total', { direction: 'outbound', tls: 'true', server_id: API_ID })) >= 1, 'the opaque connection');
-  assert.ok((await metricValue(m.server, 'tcp_open_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 3);
+  assert.ok(
+    (await metricValue(m.client, 'request_total', { direction: 'outbound', tls: 'true', server_id: API_ID })) >= 3,
+  );
+  assert.ok(
+    (await metricValue(m.server, 'request_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 3,
+  );
+  assert.ok(
+    (await metricValue(m.server, 'response_total', {
+      direction: 'inbound',
+      tls: 'true',
+      client_id: WEB_ID,
+      status_code: '200',
+    })) >= 3,
+  );
+  assert.ok(
+    (await metricValue(m.client, 'tcp_open_total', { direction: 'outbound', tls: 'true', server_id: API_ID })) >= 1,
+    'the opaque connection',
+  );
+  assert.ok(
+    (await metricValue(m.server, 'tcp_open_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 3,
+  );
   assert.equal(await metricValue(m.client, 'tls_handshake_errors_total'), 0);
   assert.equal(await metricValue(m.server, 'tls_handshake_errors_total'), 0);
   for (const p of [m.client, m.server]) {
@@ -368,8 +432,15 @@ void test('mtls: a server proxy that is not the identity discovery named is refu
   const relay1 = m.relay;
   m.setStore(
     [
-      service('api', API_VIP, [{ pod: 'default/api-1', ip: '127.0.0.1', ports: { 80: relay1.port }, ready: true }], { ports: [{ name: 'http', port: 80 }] }),
-      service('impostor', IMPOSTOR_VIP, [{ pod: 'default/db-1', ip: '127.0.0.2', ports: { 80: relay2.port }, ready: true }], { ports: [{ name: 'http', port: 80 }] }),
+      service('api', API_VIP, [{ pod: 'default/api-1', ip: '127.0.0.1', ports: { 80: relay1.port }, ready: true }], {
+        ports: [{ name: 'http', port: 80 }],
+      }),
+      service(
+        'impostor',
+        IMPOSTOR_VIP,
+        [{ pod: 'default/db-1', ip: '127.0.0.2', ports: { 80: relay2.port }, ready: true }],
+        { ports: [{ name: 'http', port: 80 }] },
+      ),
     ],
     [pod('api-1', '127.0.0.1', { serviceAccount: 'api' }), pod('db-1', '127.0.0.2', { serviceAccount: 'db' })],
   );
@@ -378,14 +449,19 @@ void test('mtls: a server proxy that is not the identity discovery named is refu
 
   const r = await get(client, '/secret-REQUEST-MARKER');
   assert.equal(r.status, 502, r.body);
-  assert.match(r.body, new RegExp(`server presented ${API_ID.replace(/[/.]/g, '\\$&')}, expected ${DB_ID.replace(/[/.]/g, '\\$&')}`));
+  assert.match(
+    r.body,
+    new RegExp(`server presented ${API_ID.replace(/[/.]/g, '\\$&')}, expected ${DB_ID.replace(/[/.]/g, '\\$&')}`),
+  );
   assert.match(String(r.headers['outrigger-proxy-error']), /mesh tls/);
   const h2 = await h2get(client.outbound.port, '/h2');
   assert.equal(h2.status, 502, h2.body);
   assert.match(h2.body, /expected spiffe:\/\/cluster\.local\/ns\/default\/sa\/db/);
   // Opaque: the client is reset, nothing echoed.
   assert.equal(await exchange(client.outbound.port, 'OPAQUE-MARKER-x\n', 1).catch(() => ''), '');
-  assert.ok((await metricValue(client, 'tls_handshake_errors_total', { direction: 'outbound', reason: 'peer_identity' })) >= 3);
+  assert.ok(
+    (await metricValue(client, 'tls_handshake_errors_total', { direction: 'outbound', reason: 'peer_identity' })) >= 3,
+  );
   assert.ok((await metricValue(client, 'response_total', { status_code: '502', tls: 'true', server_id: DB_ID })) >= 2);
   assert.ok(!relay2.bytes().toString('latin1').includes('REQUEST-MARKER'), 'no request byte reached the wrong server');
 });
@@ -408,7 +484,11 @@ void test('mtls: new connections between the proxies resume TLS sessions, the cl
   const resumed = await metricValue(fresh, 'tls_handshakes_total', { direction: 'outbound', resumed: 'true' });
   // The first connection is a full handshake; every later one resumes with the ticket it brought.
   assert.equal(resumed, 3);
-  assert.equal(resumed + (await metricValue(fresh, 'tls_handshakes_total', { direction: 'outbound', resumed: 'false' })), 4, 'one handshake per request');
+  assert.equal(
+    resumed + (await metricValue(fresh, 'tls_handshakes_total', { direction: 'outbound', resumed: 'false' })),
+    4,
+    'one handshake per request',
+  );
   assert.equal(await inboundResumed(), resumed);
   await requests(off);
   assert.equal(await metricValue(off, 'tls_handshakes_total', { direction: 'outbound', resumed: 'false' }), 4);
@@ -417,17 +497,27 @@ void test('mtls: new connections between the proxies resume TLS sessions, the cl
   assertNotInClear(m.relay, ['/resume/', CLIENT_ID_HEADER]);
 });
 
-void test('mtls: the inbound side passes the app\'s own TLS through untouched, and still takes plaintext', async (t) => {
+void test("mtls: the inbound side passes the app's own TLS through untouched, and still takes plaintext", async (t) => {
   const m = await startMesh(t);
   // Straight to the server proxy's inbound port (an unmeshed client) and through the client proxy.
   for (const port of [m.server.inbound.port, m.client.outbound.port]) {
-    const s = tls.connect({ host: '127.0.0.1', port, ca: m.app.tlsCa, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ca: m.app.tlsCa,
+      ALPNProtocols: ['http/1.1'],
+      checkServerIdentity: () => undefined,
+    });
     t.after(() => s.destroy());
     await new Promise<void>((resolve, reject) => {
       s.once('secureConnect', resolve);
       s.once('error', reject);
     });
-    assert.equal(s.getPeerX509Certificate()?.serialNumber.toLowerCase(), m.app.tlsSerial.toLowerCase(), 'the app\'s own certificate');
+    assert.equal(
+      s.getPeerX509Certificate()?.serialNumber.toLowerCase(),
+      m.app.tlsSerial.toLowerCase(),
+      "the app's own certificate",
+    );
     const echoed = await new Promise<string>((resolve) => {
       s.once('data', (d: Buffer) => resolve(d.toString()));
       s.write('hello');
@@ -438,18 +528,29 @@ void test('mtls: the inbound side passes the app\'s own TLS through untouched, a
 
   // Plaintext from an unmeshed client: served, without any identity header (a forged one is removed).
   const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: m.server.inbound.port, path: '/plain', headers: { [CLIENT_ID_HEADER]: WEB_ID }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: m.server.inbound.port,
+        path: '/plain',
+        headers: { [CLIENT_ID_HEADER]: WEB_ID },
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
   assert.equal(r.status, 200, r.body);
   assert.equal((JSON.parse(r.body) as Seen).headers[CLIENT_ID_HEADER], undefined);
-  assert.ok((await metricValue(m.server, 'request_total', { direction: 'inbound', tls: 'no_identity', client_id: '' })) >= 1);
+  assert.ok(
+    (await metricValue(m.server, 'request_total', { direction: 'inbound', tls: 'no_identity', client_id: '' })) >= 1,
+  );
   const h2 = await h2get(m.server.inbound.port, '/plain-h2', { [CLIENT_ID_HEADER]: WEB_ID });
   assert.equal((JSON.parse(h2.body) as Seen).headers[CLIENT_ID_HEADER], undefined);
 });
@@ -459,22 +560,43 @@ void test('mtls: on an opaque port the inbound side still terminates mesh TLS, a
   const opaqueServer = await m.proxy('api', `127.0.0.1:${m.app.port}`, { opaquePorts: String(m.app.port) });
   const relay = await startRelay(t, '127.0.0.3', opaqueServer.inbound.port);
   m.setStore(
-    [service('api-opaque', OPAQUE_VIP, [{ pod: 'default/api-2', ip: '127.0.0.3', ports: { 80: relay.port }, ready: true }], { ports: [{ port: 80, opaque: true }] })],
+    [
+      service(
+        'api-opaque',
+        OPAQUE_VIP,
+        [{ pod: 'default/api-2', ip: '127.0.0.3', ports: { 80: relay.port }, ready: true }],
+        { ports: [{ port: 80, opaque: true }] },
+      ),
+    ],
     [pod('api-2', '127.0.0.3', { serviceAccount: 'api' })],
   );
   const client = await m.proxy('web', `${OPAQUE_VIP}:80`);
   await waitFor('ready', async () => (await ready(client)) && (await ready(opaqueServer)));
-  assert.equal(await exchange(client.outbound.port, 'OPAQUE-MARKER-a\n', 'echo:OPAQUE-MARKER-a\n'.length), 'echo:OPAQUE-MARKER-a\n');
+  assert.equal(
+    await exchange(client.outbound.port, 'OPAQUE-MARKER-a\n', 'echo:OPAQUE-MARKER-a\n'.length),
+    'echo:OPAQUE-MARKER-a\n',
+  );
   assertNotInClear(relay, ['OPAQUE-MARKER']);
-  assert.ok((await metricValue(opaqueServer, 'tcp_open_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 1);
+  assert.ok(
+    (await metricValue(opaqueServer, 'tcp_open_total', { direction: 'inbound', tls: 'true', client_id: WEB_ID })) >= 1,
+  );
   // Plaintext straight to the inbound port.
-  assert.equal(await exchange(opaqueServer.inbound.port, 'OPAQUE-plain\n', 'echo:OPAQUE-plain\n'.length), 'echo:OPAQUE-plain\n');
+  assert.equal(
+    await exchange(opaqueServer.inbound.port, 'OPAQUE-plain\n', 'echo:OPAQUE-plain\n'.length),
+    'echo:OPAQUE-plain\n',
+  );
 
   // A mesh TLS client with its own identity from the same control plane (a real ProxyIdentity).
   const id = ProxyIdentity.start({ controlAddr: m.controlAddr, tokenPath: await m.tokenFile('web'), identity: WEB_ID });
   t.after(() => id.close());
   await id.whenReady();
-  const s = await connectMeshTls({ identity: id, serverId: API_ID, alpn: MESH_ALPN.opaque, host: '127.0.0.1', port: opaqueServer.inbound.port });
+  const s = await connectMeshTls({
+    identity: id,
+    serverId: API_ID,
+    alpn: MESH_ALPN.opaque,
+    host: '127.0.0.1',
+    port: opaqueServer.inbound.port,
+  });
   t.after(() => s.destroy());
   const echoed = await new Promise<string>((resolve) => {
     s.once('data', (d: Buffer) => resolve(d.toString()));
@@ -489,7 +611,11 @@ void test('mtls: not ready before the first certificate; /identity shows it (nev
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const tokenPath = path.join(dir, 'token');
   // The token is not there yet: the proxy listens but cannot get a certificate.
-  const p = await startTestProxy('127.0.0.1:9', { identityAddr: m.controlAddr, identityTokenFile: tokenPath, identity: WEB_ID });
+  const p = await startTestProxy('127.0.0.1:9', {
+    identityAddr: m.controlAddr,
+    identityTokenFile: tokenPath,
+    identity: WEB_ID,
+  });
   t.after(() => p.close());
   const admin = `http://127.0.0.1:${p.admin.port}`;
   assert.equal((await fetch(`${admin}/ready`)).status, 503);
@@ -505,13 +631,22 @@ void test('mtls: not ready before the first certificate; /identity shows it (nev
   assert.equal(res.status, 200);
   const text = await res.text();
   assert.ok(!/PRIVATE|BEGIN/.test(text), 'no key and no PEM in the answer');
-  const v = JSON.parse(text) as { identity: string; issuer: string; notBefore: string; notAfter: string; serial: string };
+  const v = JSON.parse(text) as {
+    identity: string;
+    issuer: string;
+    notBefore: string;
+    notAfter: string;
+    serial: string;
+  };
   assert.deepEqual(Object.keys(v).sort(), ['identity', 'issuer', 'notAfter', 'notBefore', 'serial']);
   assert.equal(v.identity, WEB_ID);
   assert.match(v.issuer, /outrigger issuer/);
   assert.ok(Date.parse(v.notAfter) > Date.now() && Date.parse(v.notBefore) < Date.now());
   assert.match(v.serial, /^[0-9a-f]+$/);
-  assert.equal(await metricValue(p, 'identity_cert_expiration_timestamp_seconds'), Math.floor(Date.parse(v.notAfter) / 1000));
+  assert.equal(
+    await metricValue(p, 'identity_cert_expiration_timestamp_seconds'),
+    Math.floor(Date.parse(v.notAfter) / 1000),
+  );
   assert.ok((await metricValue(p, 'identity_cert_refresh_failures_total')) >= 1);
 
   // A proxy without identity has no /identity.
@@ -532,7 +667,10 @@ void test('mtls: certificates of a few seconds rotate under continuous traffic w
     for (let n = 0; Date.now() < deadline; n++) {
       try {
         // Some requests on kept-alive connections, some on new ones (new TLS handshakes after rotations).
-        const r = n % 2 === 0 ? await get(m.client, `/rotate/${i}/${n}`, {}, agent) : await h2get(m.client.outbound.port, `/rotate-h2/${i}/${n}`);
+        const r =
+          n % 2 === 0
+            ? await get(m.client, `/rotate/${i}/${n}`, {}, agent)
+            : await h2get(m.client.outbound.port, `/rotate-h2/${i}/${n}`);
         if (r.status === 200) ok++;
         else failures.push(`${r.status} ${r.body}`);
       } catch (err) {
@@ -557,12 +695,25 @@ void test('mtls settings: all three or none, each checked', async () => {
     () => loadProxyConfig({ identityAddr: '127.0.0.1:8086' }, {}),
     /mTLS needs --identity-addr, --identity-token-file and --identity together .*--identity-addr \(OUTRIGGER_PROXY_IDENTITY_ADDR\) given, --identity-token-file \(OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE\), --identity \(OUTRIGGER_PROXY_IDENTITY\) missing/,
   );
-  assert.throws(() => loadProxyConfig({ identityAddr: 'nope', identityTokenFile: '/t', identity: 'spiffe://x/y' }, {}), (err: Error) => {
-    assert.match(err.message, /--identity-addr .*HOST:PORT/);
-    assert.match(err.message, /--identity \(OUTRIGGER_PROXY_IDENTITY\): must be spiffe:\/\/<trust-domain>\/ns\/<namespace>\/sa\/<serviceaccount>, got "spiffe:\/\/x\/y"/);
-    return true;
-  });
-  const cfg = loadProxyConfig({}, { OUTRIGGER_PROXY_IDENTITY_ADDR: '10.0.0.1:8086', OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE: '/var/run/token', OUTRIGGER_PROXY_IDENTITY: WEB_ID });
+  assert.throws(
+    () => loadProxyConfig({ identityAddr: 'nope', identityTokenFile: '/t', identity: 'spiffe://x/y' }, {}),
+    (err: Error) => {
+      assert.match(err.message, /--identity-addr .*HOST:PORT/);
+      assert.match(
+        err.message,
+        /--identity \(OUTRIGGER_PROXY_IDENTITY\): must be spiffe:\/\/<trust-domain>\/ns\/<namespace>\/sa\/<serviceaccount>, got "spiffe:\/\/x\/y"/,
+      );
+      return true;
+    },
+  );
+  const cfg = loadProxyConfig(
+    {},
+    {
+      OUTRIGGER_PROXY_IDENTITY_ADDR: '10.0.0.1:8086',
+      OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE: '/var/run/token',
+      OUTRIGGER_PROXY_IDENTITY: WEB_ID,
+    },
+  );
   assert.equal(cfg.identity, WEB_ID);
   assert.equal(cfg.identityTokenFile, '/var/run/token');
   assert.deepEqual(cfg.identityAddr, { host: '10.0.0.1', port: 8086 });

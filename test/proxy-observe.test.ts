@@ -101,7 +101,11 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
     podName: 'cart-0',
     podWorkload: 'cart',
   });
-  const h2proxy = await startTestProxy(`127.0.0.1:${h2Port}`, { traceCollector: otlp.url, podWorkload: 'h2', tapTokenFile: tokenFile });
+  const h2proxy = await startTestProxy(`127.0.0.1:${h2Port}`, {
+    traceCollector: otlp.url,
+    podWorkload: 'h2',
+    tapTokenFile: tokenFile,
+  });
   t.after(async () => {
     await proxy.close();
     await h2proxy.close();
@@ -127,11 +131,21 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   let started = 0;
   const onStart = () => void started++;
   const a = tapPod({ addr: admin, token, filter: { path: '/api', max: 2 }, onEvent: (e) => names.push(e), onStart });
-  const b = tapPod({ addr: admin, token, filter: { max: 3, headers: true, method: 'GET' }, onEvent: (e) => values.push(e), onStart });
+  const b = tapPod({
+    addr: admin,
+    token,
+    filter: { max: 3, headers: true, method: 'GET' },
+    onEvent: (e) => values.push(e),
+    onStart,
+  });
   await waitFor('both tap sessions', () => started === 2);
 
   const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-  const r1 = await get(`${proxy.url}/api/one?q=1`, { traceparent: parent, tracestate: 'vendor=1', 'x-secret': 's3cret' });
+  const r1 = await get(`${proxy.url}/api/one?q=1`, {
+    traceparent: parent,
+    tracestate: 'vendor=1',
+    'x-secret': 's3cret',
+  });
   assert.equal(r1.status, 200);
   // The upstream sees the same trace with the proxy's span as the parent.
   assert.match(r1.body, /^tp=00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
@@ -146,7 +160,10 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   assert.equal(await a, 'done');
   assert.equal(await b, 'done');
 
-  assert.deepEqual(names.map((e) => e.path), ['/api/one?q=1', '/api/two']);
+  assert.deepEqual(
+    names.map((e) => e.path),
+    ['/api/one?q=1', '/api/two'],
+  );
   const e1 = names[0] as TapEvent;
   assert.equal(e1.direction, 'outbound');
   assert.equal(e1.method, 'GET');
@@ -158,15 +175,27 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   assert.ok(Array.isArray(e1.headers) && e1.headers.includes('x-secret'));
   assert.ok(!JSON.stringify(names).includes('s3cret'), 'no header values unless asked');
   assert.ok(e1.latency_ms >= 0 && !Number.isNaN(Date.parse(e1.ts)));
-  assert.deepEqual(values.map((e) => [e.path, e.status]), [['/api/one?q=1', 200], ['/fail', 503], ['/api/two', 200]]);
+  assert.deepEqual(
+    values.map((e) => [e.path, e.status]),
+    [
+      ['/api/one?q=1', 200],
+      ['/fail', 503],
+      ['/api/two', 200],
+    ],
+  );
   assert.deepEqual((values[0]?.headers as Record<string, string[]>)['x-secret'], ['s3cret']);
 
   // At most 8 sessions at once: the 9th is refused with 429.
   const ac = new AbortController();
   let open = 0;
-  const held = Array.from({ length: 8 }, () => tapPod({ addr: admin, token, signal: ac.signal, onEvent: () => {}, onStart: () => void open++ }));
+  const held = Array.from({ length: 8 }, () =>
+    tapPod({ addr: admin, token, signal: ac.signal, onEvent: () => {}, onStart: () => void open++ }),
+  );
   await waitFor('8 tap sessions', () => open === 8);
-  await assert.rejects(tapPod({ addr: admin, token, onEvent: () => {} }), (e: unknown) => e instanceof TapError && e.status === 429);
+  await assert.rejects(
+    tapPod({ addr: admin, token, onEvent: () => {} }),
+    (e: unknown) => e instanceof TapError && e.status === 429,
+  );
   ac.abort();
   assert.deepEqual(await Promise.all(held), Array(8).fill('aborted'));
 
@@ -186,10 +215,21 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   // gRPC over HTTP/2: tap shows the gRPC status from the trailers.
   const grpcEvents: TapEvent[] = [];
   let grpcTapOn = false;
-  const grpcTap = tapPod({ addr: `127.0.0.1:${h2proxy.admin.port}`, token, filter: { max: 1, path: '/pkg.Svc/' }, onEvent: (e) => grpcEvents.push(e), onStart: () => (grpcTapOn = true) });
+  const grpcTap = tapPod({
+    addr: `127.0.0.1:${h2proxy.admin.port}`,
+    token,
+    filter: { max: 1, path: '/pkg.Svc/' },
+    onEvent: (e) => grpcEvents.push(e),
+    onStart: () => (grpcTapOn = true),
+  });
   await waitFor('the gRPC tap session', () => grpcTapOn);
   await new Promise<void>((resolve, reject) => {
-    const s = c.request({ ':method': 'POST', ':path': '/pkg.Svc/Get', 'content-type': 'application/grpc', te: 'trailers' });
+    const s = c.request({
+      ':method': 'POST',
+      ':path': '/pkg.Svc/Get',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     s.on('data', () => {});
     s.on('end', () => resolve());
     s.on('error', reject);
@@ -224,18 +264,31 @@ void test('tap, tracing, access log and metrics of one proxy', { timeout: 60_000
   await waitFor(
     '3 access log lines',
     () => {
-      void readFile(accessLog, 'utf8').then((s) => (lines = s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)));
+      void readFile(accessLog, 'utf8').then(
+        (s) =>
+          (lines = s
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)),
+      );
       return lines.length >= 3;
     },
     5000,
   );
-  assert.deepEqual(lines.map((l) => [l.path, l.status]).slice(0, 3), [['/api/one?q=1', 200], ['/fail', 503], ['/api/two', 200]]);
+  assert.deepEqual(lines.map((l) => [l.path, l.status]).slice(0, 3), [
+    ['/api/one?q=1', 200],
+    ['/fail', 503],
+    ['/api/two', 200],
+  ]);
   assert.equal(lines[0]?.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
   assert.ok(!JSON.stringify(lines).includes('s3cret'));
 
   // Metrics: the route_* family and the observers' counters.
   const text = await (await fetch(`http://${admin}/metrics`)).text();
-  assert.match(text, /route_request_total\{direction="outbound",target_addr="127\.0\.0\.1:\d+",authority="127\.0\.0\.1:\d+",route="default",dst_namespace="",dst_deployment="",dst_pod="",dst_service=""\} 3/);
+  assert.match(
+    text,
+    /route_request_total\{direction="outbound",target_addr="127\.0\.0\.1:\d+",authority="127\.0\.0\.1:\d+",route="default",dst_namespace="",dst_deployment="",dst_pod="",dst_service=""\} 3/,
+  );
   assert.match(text, /route_response_total\{[^}]*status_code="503"[^}]*classification="failure"\} 1/);
   assert.match(text, /^tap_events_total \d+/m);
   assert.match(text, /^tap_sessions 0$/m);
@@ -257,48 +310,55 @@ void test('tap is off without a token file (403), and nothing is observed', asyn
   assert.ok(!text.includes('tap_sessions') && !text.includes('trace_spans') && !text.includes('access_log'));
 });
 
-void test('a tap client that does not read loses events (counted); the proxy goes on serving', { timeout: 60_000 }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outrigger-observe-'));
-  const tokenFile = join(dir, 'tap-token');
-  await writeFile(tokenFile, 'slow-reader-token\n', { mode: 0o600 });
-  const server = http.createServer((_req, res) => res.end('ok'));
-  const port = await listen(server);
-  const proxy = await startTestProxy(`127.0.0.1:${port}`, { tapTokenFile: tokenFile });
-  const sock = net.connect(proxy.admin.port, '127.0.0.1');
-  t.after(async () => {
-    sock.destroy();
-    await proxy.close();
-    await closeServer(server);
-    await rm(dir, { recursive: true, force: true });
-  });
-  // A tap session whose client never reads: the events pile up in the kernel's buffers, then the
-  // session's own buffer, then are dropped.
-  await new Promise<void>((r) => sock.once('connect', () => r()));
-  sock.write('GET /tap?max=10000 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer slow-reader-token\r\n\r\n');
-  sock.pause();
-  const admin = `http://127.0.0.1:${proxy.admin.port}`;
-  const sessions = async () => Number(/^tap_sessions (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
-  const t0 = Date.now();
-  while ((await sessions()) !== 1) {
-    if (Date.now() - t0 > 5000) assert.fail('no tap session');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  // Long paths make big events: about 8 KiB each.
-  const path = `/${'p'.repeat(8000)}`;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  t.after(() => agent.destroy());
-  const one = () =>
-    new Promise<number>((resolve, reject) => {
-      http.get(`${proxy.url}${path}`, { agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      }).on('error', reject);
+void test(
+  'a tap client that does not read loses events (counted); the proxy goes on serving',
+  { timeout: 60_000 },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'outrigger-observe-'));
+    const tokenFile = join(dir, 'tap-token');
+    await writeFile(tokenFile, 'slow-reader-token\n', { mode: 0o600 });
+    const server = http.createServer((_req, res) => res.end('ok'));
+    const port = await listen(server);
+    const proxy = await startTestProxy(`127.0.0.1:${port}`, { tapTokenFile: tokenFile });
+    const sock = net.connect(proxy.admin.port, '127.0.0.1');
+    t.after(async () => {
+      sock.destroy();
+      await proxy.close();
+      await closeServer(server);
+      await rm(dir, { recursive: true, force: true });
     });
-  let dropped = 0;
-  for (let round = 0; round < 40 && dropped === 0; round++) {
-    const statuses = await Promise.all(Array.from({ length: 50 }, one));
-    assert.ok(statuses.every((s) => s === 200));
-    dropped = Number(/^tap_events_dropped_total (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
-  }
-  assert.ok(dropped > 0, 'events were dropped for the slow reader');
-});
+    // A tap session whose client never reads: the events pile up in the kernel's buffers, then the
+    // session's own buffer, then are dropped.
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write('GET /tap?max=10000 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer slow-reader-token\r\n\r\n');
+    sock.pause();
+    const admin = `http://127.0.0.1:${proxy.admin.port}`;
+    const sessions = async () =>
+      Number(/^tap_sessions (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
+    const t0 = Date.now();
+    while ((await sessions()) !== 1) {
+      if (Date.now() - t0 > 5000) assert.fail('no tap session');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Long paths make big events: about 8 KiB each.
+    const path = `/${'p'.repeat(8000)}`;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    t.after(() => agent.destroy());
+    const one = () =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get(`${proxy.url}${path}`, { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+          .on('error', reject);
+      });
+    let dropped = 0;
+    for (let round = 0; round < 40 && dropped === 0; round++) {
+      const statuses = await Promise.all(Array.from({ length: 50 }, one));
+      assert.ok(statuses.every((s) => s === 200));
+      dropped = Number(/^tap_events_dropped_total (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
+    }
+    assert.ok(dropped > 0, 'events were dropped for the slow reader');
+  },
+);

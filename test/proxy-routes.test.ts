@@ -19,7 +19,6 @@ import { checkEarly, checkEndings, startEarlyServer, startEndingsServer } from '
 
 const VIP = '127.0.0.60';
 
-
 // ---- backends -------------------------------------------------------------------------------------------
 
 interface Backend {
@@ -53,7 +52,12 @@ async function startBackend(t: TestContext, name: string): Promise<Backend> {
   return b;
 }
 
-const ep = (name: string, port: number): EndpointEntry => ({ pod: `default/${name}`, ip: '127.0.0.1', ports: { 80: port }, ready: true });
+const ep = (name: string, port: number): EndpointEntry => ({
+  pod: `default/${name}`,
+  ip: '127.0.0.1',
+  ports: { 80: port },
+  ready: true,
+});
 const svc = (name: string, clusterIP: string, eps: EndpointEntry[], appProtocol = 'http'): ServiceEntry =>
   service(name, clusterIP, eps, { ports: [{ name: 'http', port: 80, appProtocol }] });
 const rule = (r: Partial<RouteRuleEntry> & Pick<RouteRuleEntry, 'backends'>): RouteRuleEntry => ({
@@ -61,7 +65,13 @@ const rule = (r: Partial<RouteRuleEntry> & Pick<RouteRuleEntry, 'backends'>): Ro
   filters: [],
   ...r,
 });
-const httpRoute = (name: string, rules: RouteRuleEntry[]): RouteEntry => ({ kind: 'HTTPRoute', namespace: 'default', name, parents: [{ name: 'web', port: 80 }], rules });
+const httpRoute = (name: string, rules: RouteRuleEntry[]): RouteEntry => ({
+  kind: 'HTTPRoute',
+  namespace: 'default',
+  name,
+  parents: [{ name: 'web', port: 80 }],
+  rules,
+});
 
 interface Mesh {
   readonly store: LocalStore;
@@ -70,10 +80,17 @@ interface Mesh {
 }
 
 /** A control plane with `services` and `routes`, and a client proxy sending everything to the Service `web` (VIP). */
-async function startMesh(t: TestContext, services: ServiceEntry[], routes: RouteEntry[], settings: Parameters<typeof startTestProxy>[1] = {}): Promise<Mesh> {
+async function startMesh(
+  t: TestContext,
+  services: ServiceEntry[],
+  routes: RouteEntry[],
+  settings: Parameters<typeof startTestProxy>[1] = {},
+): Promise<Mesh> {
   const store = new LocalStore();
   const set = (s: ServiceEntry[], r: RouteEntry[]) => {
-    const pods = s.flatMap((x) => x.endpoints.map((e) => pod(e.pod.split('/')[1] as string, '127.0.0.1', { meshed: false })));
+    const pods = s.flatMap((x) =>
+      x.endpoints.map((e) => pod(e.pod.split('/')[1] as string, '127.0.0.1', { meshed: false })),
+    );
     store.replace({ services: s, pods, routes: r });
   };
   set(services, routes);
@@ -90,10 +107,21 @@ interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
-function request(p: TestProxy, pathname: string, opts: { headers?: http.OutgoingHttpHeaders; agent?: http.Agent; method?: string } = {}): Promise<Reply> {
+function request(
+  p: TestProxy,
+  pathname: string,
+  opts: { headers?: http.OutgoingHttpHeaders; agent?: http.Agent; method?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port: p.outbound.port, path: pathname, method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: opts.agent ?? false },
+      {
+        host: '127.0.0.1',
+        port: p.outbound.port,
+        path: pathname,
+        method: opts.method ?? 'GET',
+        headers: opts.headers ?? {},
+        agent: opts.agent ?? false,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -107,7 +135,8 @@ function request(p: TestProxy, pathname: string, opts: { headers?: http.Outgoing
   });
 }
 
-const nameOf = (r: Reply): string => (r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `status ${r.status}`);
+const nameOf = (r: Reply): string =>
+  r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `status ${r.status}`;
 
 /** `n` GETs, `concurrency` at a time over keep-alive connections; the replies in order. */
 async function load(p: TestProxy, n: number, concurrency = 16, pathname = '/'): Promise<Reply[]> {
@@ -139,8 +168,21 @@ function shares(replies: Reply[]): Map<string, number> {
 void test('routes: a 90/10 split over 2,000 requests, then 50/50 after a store change', async (t) => {
   const v1 = await startBackend(t, 'v1');
   const v2 = await startBackend(t, 'v2');
-  const services = [svc('web', VIP, [ep('web-1', v1.port)]), svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)]), svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)])];
-  const split = (a: number, b: number) => [httpRoute('split', [rule({ backends: [{ name: 'web-v1', port: 80, weight: a }, { name: 'web-v2', port: 80, weight: b }] })])];
+  const services = [
+    svc('web', VIP, [ep('web-1', v1.port)]),
+    svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)]),
+    svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)]),
+  ];
+  const split = (a: number, b: number) => [
+    httpRoute('split', [
+      rule({
+        backends: [
+          { name: 'web-v1', port: 80, weight: a },
+          { name: 'web-v2', port: 80, weight: b },
+        ],
+      }),
+    ]),
+  ];
   const m = await startMesh(t, services, split(90, 10));
 
   const first = shares(await load(m.proxy, 2000));
@@ -152,7 +194,10 @@ void test('routes: a 90/10 split over 2,000 requests, then 50/50 after a store c
   const updates = await metricValue(m.proxy, 'destination_updates_total');
   const changedAt = Date.now();
   m.set(services, split(50, 50));
-  await waitFor('the proxy to receive the new routes', async () => (await metricValue(m.proxy, 'destination_updates_total')) > updates);
+  await waitFor(
+    'the proxy to receive the new routes',
+    async () => (await metricValue(m.proxy, 'destination_updates_total')) > updates,
+  );
   console.log(`50/50 change reached the proxy after ${Date.now() - changedAt} ms`);
   const second = shares(await load(m.proxy, 2000));
   const share2 = (second.get('v1') ?? 0) / 2000;
@@ -165,11 +210,21 @@ void test('routes: a 90/10 split over 2,000 requests, then 50/50 after a store c
 void test('routes: header match, filters (header modifiers, rewrite, redirect) and 404 when no rule matches', async (t) => {
   const v1 = await startBackend(t, 'v1');
   const v2 = await startBackend(t, 'v2');
-  const services = [svc('web', VIP, [ep('web-1', v1.port)]), svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)]), svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)])];
+  const services = [
+    svc('web', VIP, [ep('web-1', v1.port)]),
+    svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)]),
+    svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)]),
+  ];
   const routes = [
     httpRoute('canary', [
       rule({
-        matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [{ type: 'Exact', name: 'x-canary', value: 'yes' }], queryParams: [] }],
+        matches: [
+          {
+            path: { type: 'PathPrefix', value: '/api' },
+            headers: [{ type: 'Exact', name: 'x-canary', value: 'yes' }],
+            queryParams: [],
+          },
+        ],
         filters: [
           { type: 'RequestHeaderModifier', set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-secret'] },
           { type: 'ResponseHeaderModifier', set: [{ name: 'x-served-by', value: 'canary' }], add: [], remove: [] },
@@ -177,8 +232,15 @@ void test('routes: header match, filters (header modifiers, rewrite, redirect) a
         ],
         backends: [{ name: 'web-v2', port: 80, weight: 1 }],
       }),
-      rule({ matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [], queryParams: [] }], backends: [{ name: 'web-v1', port: 80, weight: 1 }] }),
-      rule({ matches: [{ path: { type: 'Exact', value: '/old' }, headers: [], queryParams: [] }], filters: [{ type: 'RequestRedirect', path: { type: 'ReplaceFullPath', value: '/new' }, statusCode: 301 }], backends: [] }),
+      rule({
+        matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [], queryParams: [] }],
+        backends: [{ name: 'web-v1', port: 80, weight: 1 }],
+      }),
+      rule({
+        matches: [{ path: { type: 'Exact', value: '/old' }, headers: [], queryParams: [] }],
+        filters: [{ type: 'RequestRedirect', path: { type: 'ReplaceFullPath', value: '/new' }, statusCode: 301 }],
+        backends: [],
+      }),
     ]),
   ];
   const m = await startMesh(t, services, routes);
@@ -210,7 +272,11 @@ void test('routes: header match, filters (header modifiers, rewrite, redirect) a
 // ---- gRPC ------------------------------------------------------------------------------------------------------
 
 /** An Echo backend that prefixes every answer with its name. */
-function startGrpcBackend(t: TestContext, name: string, unary?: grpc.handleUnaryCall<EchoMsg, EchoMsg>): Promise<number> {
+function startGrpcBackend(
+  t: TestContext,
+  name: string,
+  unary?: grpc.handleUnaryCall<EchoMsg, EchoMsg>,
+): Promise<number> {
   return startGrpcEcho(t, {
     Unary: unary ?? ((call, cb) => cb(null, { text: `${name}:${call.request.text}`, seq: call.request.seq })),
     Bidi: (call) => {
@@ -221,7 +287,11 @@ function startGrpcBackend(t: TestContext, name: string, unary?: grpc.handleUnary
 }
 
 function unary(client: EchoClient, text: string): Promise<EchoMsg> {
-  return new Promise((resolve, reject) => client.Unary({ text, seq: 1 }, new grpc.Metadata(), {}, (err, res) => (err ? reject(err) : resolve(res as EchoMsg))));
+  return new Promise((resolve, reject) =>
+    client.Unary({ text, seq: 1 }, new grpc.Metadata(), {}, (err, res) =>
+      err ? reject(err) : resolve(res as EchoMsg),
+    ),
+  );
 }
 
 void test('routes: gRPC method routing, and a retry of UNAVAILABLE on another replica', async (t) => {
@@ -246,12 +316,24 @@ void test('routes: gRPC method routing, and a retry of UNAVAILABLE on another re
     parents: [{ name: 'web', port: 80 }],
     rules: [
       {
-        matches: [{ headers: [], queryParams: [], grpcMethod: { type: 'Exact', service: 'outrigger.test.Echo', method: 'Unary' } }],
+        matches: [
+          {
+            headers: [],
+            queryParams: [],
+            grpcMethod: { type: 'Exact', service: 'outrigger.test.Echo', method: 'Unary' },
+          },
+        ],
         filters: [],
         backends: [{ name: 'grpc-a', port: 80, weight: 1 }],
       },
       {
-        matches: [{ headers: [{ type: 'Exact', name: 'x-retry', value: '1' }], queryParams: [], grpcMethod: { type: 'Exact', service: 'outrigger.test.Echo', method: 'Unary' } }],
+        matches: [
+          {
+            headers: [{ type: 'Exact', name: 'x-retry', value: '1' }],
+            queryParams: [],
+            grpcMethod: { type: 'Exact', service: 'outrigger.test.Echo', method: 'Unary' },
+          },
+        ],
         filters: [],
         backends: [{ name: 'grpc-r', port: 80, weight: 1 }],
         retry: { attempts: 2, statuses: [], grpcCodes: [14], connectFailure: true, reset: true, timeout: false },
@@ -260,7 +342,10 @@ void test('routes: gRPC method routing, and a retry of UNAVAILABLE on another re
     ],
   };
   const m = await startMesh(t, services, [grpcRoute]);
-  const client = new Echo(`127.0.0.1:${m.proxy.outbound.port}`, grpc.credentials.createInsecure()) as unknown as EchoClient;
+  const client = new Echo(
+    `127.0.0.1:${m.proxy.outbound.port}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as EchoClient;
   t.after(() => client.close());
 
   assert.equal((await unary(client, 'hi')).text, 'A:hi');
@@ -278,7 +363,9 @@ void test('routes: gRPC method routing, and a retry of UNAVAILABLE on another re
   const md = new grpc.Metadata();
   md.set('x-retry', '1');
   for (let i = 0; i < 10; i++) {
-    const r = await new Promise<EchoMsg>((resolve, reject) => client.Unary({ text: `r${i}`, seq: i }, md, {}, (err, res) => (err ? reject(err) : resolve(res as EchoMsg))));
+    const r = await new Promise<EchoMsg>((resolve, reject) =>
+      client.Unary({ text: `r${i}`, seq: i }, md, {}, (err, res) => (err ? reject(err) : resolve(res as EchoMsg))),
+    );
     assert.equal(r.text, `G:r${i}`);
   }
   console.log(`grpc retries: flaky replica answered ${flakyCalls} of 10 calls' first attempts, all 10 succeeded`);
@@ -290,12 +377,20 @@ void test('routes: gRPC method routing, and a retry of UNAVAILABLE on another re
 void test('routes: timeouts.request answers 504', async (t) => {
   const slow = await startBackend(t, 'slow');
   slow.handler = (_req, res) => setTimeout(() => res.end('late'), 3000);
-  const services = [svc('web', VIP, [ep('web-1', slow.port)]), svc('web-slow', '10.96.0.31', [ep('slow-1', slow.port)])];
-  const m = await startMesh(t, services, [httpRoute('slow', [rule({ backends: [{ name: 'web-slow', port: 80, weight: 1 }], requestTimeoutMs: 200 })])]);
+  const services = [
+    svc('web', VIP, [ep('web-1', slow.port)]),
+    svc('web-slow', '10.96.0.31', [ep('slow-1', slow.port)]),
+  ];
+  const m = await startMesh(t, services, [
+    httpRoute('slow', [rule({ backends: [{ name: 'web-slow', port: 80, weight: 1 }], requestTimeoutMs: 200 })]),
+  ]);
   const r = await request(m.proxy, '/');
   assert.equal(r.status, 504, r.body);
   assert.match(String(r.headers['outrigger-proxy-error']), /timed out after 200ms/);
-  assert.equal(await metricValue(m.proxy, 'request_errors_total', { direction: 'outbound', error: 'route_timeout' }), 1);
+  assert.equal(
+    await metricValue(m.proxy, 'request_errors_total', { direction: 'outbound', error: 'route_timeout' }),
+    1,
+  );
 });
 
 void test('routes: a 503 is retried on the second replica', async (t) => {
@@ -305,9 +400,21 @@ void test('routes: a 503 is retried on the second replica', async (t) => {
     res.end('unavailable');
   };
   const ok = await startBackend(t, 'ok');
-  const services = [svc('web', VIP, [ep('web-1', ok.port)]), svc('web-r', '10.96.0.41', [ep('bad-1', bad.port), ep('ok-1', ok.port)])];
-  const retry = { attempts: 2, statuses: [[503, 503]] as [number, number][], grpcCodes: [], connectFailure: true, reset: false, timeout: false };
-  const m = await startMesh(t, services, [httpRoute('retry', [rule({ backends: [{ name: 'web-r', port: 80, weight: 1 }], retry })])]);
+  const services = [
+    svc('web', VIP, [ep('web-1', ok.port)]),
+    svc('web-r', '10.96.0.41', [ep('bad-1', bad.port), ep('ok-1', ok.port)]),
+  ];
+  const retry = {
+    attempts: 2,
+    statuses: [[503, 503]] as [number, number][],
+    grpcCodes: [],
+    connectFailure: true,
+    reset: false,
+    timeout: false,
+  };
+  const m = await startMesh(t, services, [
+    httpRoute('retry', [rule({ backends: [{ name: 'web-r', port: 80, weight: 1 }], retry })]),
+  ]);
   const replies = await load(m.proxy, 50, 4);
   assert.deepEqual([...shares(replies)], [['ok', 50]]);
   const retries = await metricValue(m.proxy, 'retry_total', { route: 'default/retry', reason: 'status' });
@@ -322,19 +429,39 @@ void test('routes: the retry budget keeps a backend failing 100% under about 1.2
     res.statusCode = 503;
     res.end('down');
   };
-  const services = [svc('web', VIP, [ep('web-1', down.port)]), svc('web-down', '10.96.0.51', [ep('down-1', down.port)])];
-  const retry = { attempts: 3, statuses: [[500, 599]] as [number, number][], grpcCodes: [], connectFailure: true, reset: true, timeout: true };
+  const services = [
+    svc('web', VIP, [ep('web-1', down.port)]),
+    svc('web-down', '10.96.0.51', [ep('down-1', down.port)]),
+  ];
+  const retry = {
+    attempts: 3,
+    statuses: [[500, 599]] as [number, number][],
+    grpcCodes: [],
+    connectFailure: true,
+    reset: true,
+    timeout: true,
+  };
   // Breakers off in practice (a high threshold): every request reaches the backend, only the budget limits retries.
-  const m = await startMesh(t, services, [httpRoute('storm', [rule({ backends: [{ name: 'web-down', port: 80, weight: 1 }], retry })])], { breakerFailures: '1000000' });
+  const m = await startMesh(
+    t,
+    services,
+    [httpRoute('storm', [rule({ backends: [{ name: 'web-down', port: 80, weight: 1 }], retry })])],
+    { breakerFailures: '1000000' },
+  );
   const n = 3000;
   const started = performance.now();
   const replies = await load(m.proxy, n, 8);
   const seconds = (performance.now() - started) / 1000;
   assert.ok(replies.every((r) => r.status === 503));
   const retries = await metricValue(m.proxy, 'retry_total', { route: 'default/storm' });
-  const skipped = await metricValue(m.proxy, 'retry_skipped_total', { route: 'default/storm', reason: 'budget-exhausted' });
+  const skipped = await metricValue(m.proxy, 'retry_skipped_total', {
+    route: 'default/storm',
+    reason: 'budget-exhausted',
+  });
   const ratio = down.hits / n;
-  console.log(`retry budget: ${n} client requests in ${seconds.toFixed(1)} s, ${down.hits} reached the backend (${ratio.toFixed(3)}x), ${retries} retries, ${skipped} refused by the budget`);
+  console.log(
+    `retry budget: ${n} client requests in ${seconds.toFixed(1)} s, ${down.hits} reached the backend (${ratio.toFixed(3)}x), ${retries} retries, ${skipped} refused by the budget`,
+  );
   // 20% of the requests plus the reserve of 10/s over the 10 s window (100 retries), which each new
   // window gives again: a run longer than one window (a busy machine) gets it once more per window.
   const reserve = 100 * Math.ceil((seconds + 1) / 10);
@@ -349,11 +476,25 @@ void test('routes: a killed replica: zero failures with retries on; counted fail
   const r3 = await startBackend(t, 'r3');
   const eps = [ep('r-1', r1.port), ep('r-2', r2.port), ep('r-3', r3.port)];
   const services = [svc('web', VIP, eps), svc('web-on', '10.96.0.61', eps), svc('web-off', '10.96.0.62', eps)];
-  const retry = { attempts: 2, statuses: [[502, 503]] as [number, number][], grpcCodes: [], connectFailure: true, reset: true, timeout: false };
+  const retry = {
+    attempts: 2,
+    statuses: [[502, 503]] as [number, number][],
+    grpcCodes: [],
+    connectFailure: true,
+    reset: true,
+    timeout: false,
+  };
   const routes = [
     httpRoute('killed', [
-      rule({ matches: [{ path: { type: 'PathPrefix', value: '/on' }, headers: [], queryParams: [] }], backends: [{ name: 'web-on', port: 80, weight: 1 }], retry }),
-      rule({ matches: [{ path: { type: 'PathPrefix', value: '/off' }, headers: [], queryParams: [] }], backends: [{ name: 'web-off', port: 80, weight: 1 }] }),
+      rule({
+        matches: [{ path: { type: 'PathPrefix', value: '/on' }, headers: [], queryParams: [] }],
+        backends: [{ name: 'web-on', port: 80, weight: 1 }],
+        retry,
+      }),
+      rule({
+        matches: [{ path: { type: 'PathPrefix', value: '/off' }, headers: [], queryParams: [] }],
+        backends: [{ name: 'web-off', port: 80, weight: 1 }],
+      }),
     ]),
   ];
   const m = await startMesh(t, services, routes);
@@ -370,9 +511,13 @@ void test('routes: a killed replica: zero failures with retries on; counted fail
 
   const off = await load(m.proxy, 300, 4, '/off');
   const offFailed = off.filter((r) => r.status !== 200).length;
-  const ejections = await metricValue(m.proxy, 'endpoint_ejections_total', { backend: 'web-off.default.svc.cluster.local:80' });
+  const ejections = await metricValue(m.proxy, 'endpoint_ejections_total', {
+    backend: 'web-off.default.svc.cluster.local:80',
+  });
   const failures = await metricValue(m.proxy, 'response_total', { route: 'default/killed', classification: 'failure' });
-  console.log(`killed replica, retries off: ${off.length} GETs, ${offFailed} failed (response_total failure ${failures}), ${ejections} ejection(s)`);
+  console.log(
+    `killed replica, retries off: ${off.length} GETs, ${offFailed} failed (response_total failure ${failures}), ${ejections} ejection(s)`,
+  );
   assert.ok(offFailed >= 1, 'some requests failed without retries');
   assert.equal(failures, offFailed, 'the failures are counted');
   assert.ok(ejections >= 1, 'the dead endpoint was ejected');
@@ -406,8 +551,13 @@ void test('circuit breaking without routes: a killed replica of three is ejected
   const during = await load(m.proxy, 200, 4);
   const failedDuring = during.filter((r) => r.status !== 200);
   const reEjections = (await metricValue(m.proxy, 'endpoint_ejections_total', backend)) - ejected;
-  console.log(`no routes, killed replica: ${sent} GETs until its ejection (${failedBefore} failed); then ${during.length} GETs, ${failedDuring.length} failed, ${reEjections} re-ejection(s)`);
-  assert.ok(failedDuring.length <= reEjections, `only failed probes fail (${failedDuring.length} failed, ${reEjections} re-ejections)`);
+  console.log(
+    `no routes, killed replica: ${sent} GETs until its ejection (${failedBefore} failed); then ${during.length} GETs, ${failedDuring.length} failed, ${reEjections} re-ejection(s)`,
+  );
+  assert.ok(
+    failedDuring.length <= reEjections,
+    `only failed probes fail (${failedDuring.length} failed, ${reEjections} re-ejections)`,
+  );
   for (const r of during) if (r.status === 200) assert.notEqual(nameOf(r), 'r3');
   assert.ok(during.filter((r) => r.status === 200).length >= 200 - reEjections);
 
@@ -423,7 +573,9 @@ void test('circuit breaking without routes: a killed replica of three is ejected
     revived.listen(r3.port, '127.0.0.1', () => resolve());
   });
   t.after(() => closeServer(revived));
-  await waitFor('r3 probed back in', async () => (await load(m.proxy, 20, 4)).some((r) => r.status === 200 && nameOf(r) === 'r3'));
+  await waitFor('r3 probed back in', async () =>
+    (await load(m.proxy, 20, 4)).some((r) => r.status === 200 && nameOf(r) === 'r3'),
+  );
   const after = await load(m.proxy, 60, 4);
   assert.equal(after.filter((r) => r.status !== 200).length, 0, 'no failures once every replica answers');
   assert.ok(revivedHits > 0);
@@ -433,7 +585,10 @@ void test('a full queue: past max-in-flight and max-queued, requests get 503 at 
   const held: http.ServerResponse[] = [];
   const b = await startBackend(t, 'busy');
   b.handler = (_req, res) => void held.push(res);
-  const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', b.port)])], [], { maxInFlightRequests: '2', maxQueuedRequests: '2' });
+  const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', b.port)])], [], {
+    maxInFlightRequests: '2',
+    maxQueuedRequests: '2',
+  });
 
   // One request that leaves while it waits: its place in the queue must not be lost for good.
   const first = [request(m.proxy, '/a'), request(m.proxy, '/b')];
@@ -441,12 +596,18 @@ void test('a full queue: past max-in-flight and max-queued, requests get 503 at 
   const leaver = net.connect(m.proxy.outbound.port, '127.0.0.1');
   leaver.on('error', () => undefined);
   leaver.write(`GET /leaver HTTP/1.1\r\nhost: web\r\n\r\n`);
-  await waitFor('the leaver queued', async () => (await metricValue(m.proxy, 'request_queue_total', { result: 'queued' })) === 1);
+  await waitFor(
+    'the leaver queued',
+    async () => (await metricValue(m.proxy, 'request_queue_total', { result: 'queued' })) === 1,
+  );
   leaver.destroy();
   await new Promise((r) => setTimeout(r, 100));
 
   const rest = Array.from({ length: 8 }, (_, i) => request(m.proxy, `/r${i}`));
-  await waitFor('six refused', async () => (await metricValue(m.proxy, 'request_queue_total', { result: 'full' })) === 6);
+  await waitFor(
+    'six refused',
+    async () => (await metricValue(m.proxy, 'request_queue_total', { result: 'full' })) === 6,
+  );
   assert.equal(held.length, 2, 'the backend sees no more than max-in-flight at once');
   // Free the slots, one at a time: each goes to a waiting request.
   for (let i = 0; i < 2; i++) {
@@ -464,9 +625,16 @@ void test('a full queue: past max-in-flight and max-queued, requests get 503 at 
   // Nothing leaked: two at once go straight through again.
   b.handler = (_req, res) => res.end('ok');
   const again = await Promise.all([request(m.proxy, '/x'), request(m.proxy, '/y')]);
-  assert.deepEqual(again.map((r) => r.status), [200, 200]);
+  assert.deepEqual(
+    again.map((r) => r.status),
+    [200, 200],
+  );
   assert.equal(await metricValue(m.proxy, 'request_queue_total', { result: 'queued' }), 3);
-  assert.equal(await metricValue(m.proxy, 'request_errors_total', { error: 'queue_full' }), 6, 'each refusal is counted by its cause');
+  assert.equal(
+    await metricValue(m.proxy, 'request_errors_total', { error: 'queue_full' }),
+    6,
+    'each refusal is counted by its cause',
+  );
 });
 
 void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, and the slot comes back when the held stream ends', async (t) => {
@@ -474,7 +642,10 @@ void test('a full queue over HTTP/2: a stream past the limit gets 503 at once, a
   let hold = true;
   const server = http2.createServer((_req, res) => (hold ? void held.push(res) : res.end('ok')));
   const port = await listen(server);
-  const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', port)], 'h2c')], [], { maxInFlightRequests: '1', maxQueuedRequests: '0' });
+  const m = await startMesh(t, [svc('web', VIP, [ep('busy-1', port)], 'h2c')], [], {
+    maxInFlightRequests: '1',
+    maxQueuedRequests: '0',
+  });
   // After the proxy's close (hooks run in the order they were added): an h2 server closes only once its
   // sessions are gone, and the proxy's pooled session to it would otherwise stay until its idle timeout.
   t.after(() => closeServer(server));
@@ -518,7 +689,10 @@ void test('routes over HTTP/2: an answer and reset before the request ended keep
     svc('endings', '10.96.0.42', [ep('endings-1', endings.port)], 'h2c'),
   ];
   const route = httpRoute('web', [
-    rule({ matches: [{ path: { type: 'Exact', value: '/early' }, headers: [], queryParams: [] }], backends: [{ name: 'early', port: 80, weight: 1 }] }),
+    rule({
+      matches: [{ path: { type: 'Exact', value: '/early' }, headers: [], queryParams: [] }],
+      backends: [{ name: 'early', port: 80, weight: 1 }],
+    }),
     rule({ backends: [{ name: 'endings', port: 80, weight: 1 }] }),
   ]);
   const m = await startMesh(t, services, [route]);
@@ -526,5 +700,9 @@ void test('routes over HTTP/2: an answer and reset before the request ended keep
   session.on('error', () => {});
   t.after(() => session.destroy());
   await checkEarly(session);
-  await checkEndings(session, m.proxy, 'route_response_total', { direction: 'outbound', route: 'default/web', dst_pod: 'endings-1' });
+  await checkEndings(session, m.proxy, 'route_response_total', {
+    direction: 'outbound',
+    route: 'default/web',
+    dst_pod: 'endings-1',
+  });
 });

@@ -14,7 +14,11 @@ import { promisify } from 'node:util';
 import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 
 /** A TCP server; every connection it accepted is destroyed after the test. */
-async function startServer(t: TestContext, onConn: (s: net.Socket) => void, opts: net.ServerOpts = {}): Promise<number> {
+async function startServer(
+  t: TestContext,
+  onConn: (s: net.Socket) => void,
+  opts: net.ServerOpts = {},
+): Promise<number> {
   const conns = new Set<net.Socket>();
   const server = net.createServer(opts, (s) => {
     conns.add(s);
@@ -30,7 +34,11 @@ async function startServer(t: TestContext, onConn: (s: net.Socket) => void, opts
   return port;
 }
 
-async function proxyTo(t: TestContext, port: number, settings: Parameters<typeof startTestProxy>[1] = {}): Promise<TestProxy> {
+async function proxyTo(
+  t: TestContext,
+  port: number,
+  settings: Parameters<typeof startTestProxy>[1] = {},
+): Promise<TestProxy> {
   const proxy = await startTestProxy(`127.0.0.1:${port}`, settings);
   t.after(() => proxy.close());
   return proxy;
@@ -105,7 +113,10 @@ void test('tcp: an opaque port carries bytes both ways', async (t) => {
   assert.equal((await readBytes(c, 6)).toString(), 'HELLO ');
   c.write('again');
   assert.equal((await readBytes(c, 5)).toString(), 'AGAIN');
-  assert.equal(await metricValue(proxy, 'tcp_open_total', { direction: 'outbound', target_addr: `127.0.0.1:${port}` }), 1);
+  assert.equal(
+    await metricValue(proxy, 'tcp_open_total', { direction: 'outbound', target_addr: `127.0.0.1:${port}` }),
+    1,
+  );
 });
 
 void test('tcp: the client half-closes; the server answers after EOF; the client gets all of it, then the close', async (t) => {
@@ -243,22 +254,26 @@ void test('tcp: a client that stops reading stalls the server instead of filling
   await waitFor('the connections accepted', () => (n >= accepted ? true : undefined));
 });
 
-void test('tcp: a server-speaks-first protocol on an opaque port reaches the client at once', { timeout: 20_000 }, async (t) => {
-  const port = await startServer(t, (s) => {
-    s.write('220 mail.example ESMTP ready\r\n');
-    s.on('data', (d: Buffer) => {
-      if (d.toString().startsWith('QUIT')) s.end('221 bye\r\n');
+void test(
+  'tcp: a server-speaks-first protocol on an opaque port reaches the client at once',
+  { timeout: 20_000 },
+  async (t) => {
+    const port = await startServer(t, (s) => {
+      s.write('220 mail.example ESMTP ready\r\n');
+      s.on('data', (d: Buffer) => {
+        if (d.toString().startsWith('QUIT')) s.end('221 bye\r\n');
+      });
     });
-  });
-  // Detection would wait a minute: the banner can only arrive if the opaque port skips it.
-  const proxy = await proxyTo(t, port, { opaquePorts: String(port), detectTimeoutMs: '60000' });
-  const c = connect(t, proxy);
-  assert.equal((await readBytes(c, 30)).toString(), '220 mail.example ESMTP ready\r\n');
-  const rest = readAll(c);
-  c.write('QUIT\r\n');
-  assert.equal((await rest).toString(), '221 bye\r\n');
-  assert.equal(await metricValue(proxy, 'protocol_detect_timeout_total'), 0);
-});
+    // Detection would wait a minute: the banner can only arrive if the opaque port skips it.
+    const proxy = await proxyTo(t, port, { opaquePorts: String(port), detectTimeoutMs: '60000' });
+    const c = connect(t, proxy);
+    assert.equal((await readBytes(c, 30)).toString(), '220 mail.example ESMTP ready\r\n');
+    const rest = readAll(c);
+    c.write('QUIT\r\n');
+    assert.equal((await rest).toString(), '221 bye\r\n');
+    assert.equal(await metricValue(proxy, 'protocol_detect_timeout_total'), 0);
+  },
+);
 
 void test('tcp: a server-speaks-first protocol on a non-opaque port falls back to opaque after the detection timeout', async (t) => {
   const port = await startServer(t, (s) => {
@@ -303,7 +318,13 @@ void test('tcp: a TLS handshake from a real client to a real TLS server passes t
   });
   // Not an opaque port: detection sees the ClientHello and must hand it on as it is.
   const proxy = await proxyTo(t, port, { opaquePorts: '', detectTimeoutMs: '60000' });
-  const c = tls.connect({ host: '127.0.0.1', port: proxy.outbound.port, servername: 'localhost', ca: pem.cert, ALPNProtocols: ['echo/1'] });
+  const c = tls.connect({
+    host: '127.0.0.1',
+    port: proxy.outbound.port,
+    servername: 'localhost',
+    ca: pem.cert,
+    ALPNProtocols: ['echo/1'],
+  });
   t.after(() => c.destroy());
   await once(c, 'secureConnect');
   assert.equal(c.authorized, true, String(c.authorizationError));

@@ -62,7 +62,10 @@ void test('apply of one changed route is checked against the running mesh', { ti
   // The mesh's status (state.json) shows the new version of the route.
   const state = JSON.parse(await readFile(join(mesh.stateDir, 'state.json'), 'utf8')) as MeshStatus;
   const web = state.routes?.find((r) => r.namespace === 'shop' && r.name === 'web');
-  assert.deepEqual(web?.backends.map((b) => b.service), ['web', 'web-v2']);
+  assert.deepEqual(
+    web?.backends.map((b) => b.service),
+    ['web', 'web-v2'],
+  );
 
   const badFile = await mesh.write('bad-route.yaml', route('web-v3'));
   const bad = await mesh.cli(['apply', '-f', badFile]);

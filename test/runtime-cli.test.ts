@@ -17,14 +17,21 @@ import { outriggerVersion } from '../src/core/version.js';
 
 function leftovers(bridge: string, stateDir: string, pids: readonly number[]): string[] {
   const out: string[] = [];
-  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`outr-${bridge}-`));
+  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.startsWith(`outr-${bridge}-`));
   out.push(...ns.map((n) => `netns ${n}`));
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
   if (new RegExp(`: ${bridge}[:@]`).test(links)) out.push(`link ${bridge}`);
   if (new RegExp(`master ${bridge} `).test(links)) out.push(`links on ${bridge}`);
   const rules = spawnSync('iptables', ['-w', '-S'], { encoding: 'utf8' }).stdout;
   if (rules.includes(`OUTR-FWD-${bridge}`)) out.push(`iptables rules or chain OUTR-FWD-${bridge}`);
-  if (existsSync('/etc/netns')) out.push(...readdirSync('/etc/netns').filter((e) => e.startsWith(`outr-${bridge}-`)).map((e) => `/etc/netns/${e}`));
+  if (existsSync('/etc/netns'))
+    out.push(
+      ...readdirSync('/etc/netns')
+        .filter((e) => e.startsWith(`outr-${bridge}-`))
+        .map((e) => `/etc/netns/${e}`),
+    );
   for (const pid of pids) if (alive(pid)) out.push(`process ${pid}`);
   if (existsSync(stateDir)) {
     // The logs stay, and the mesh CA (so the trust anchor outlives a restart); `down --purge` removes both.
@@ -32,7 +39,9 @@ function leftovers(bridge: string, stateDir: string, pids: readonly number[]): s
     out.push(...extra.map((f) => `state file ${f}`));
     const ca = join(stateDir, 'identity');
     if (existsSync(ca)) {
-      const odd = readdirSync(ca).filter((f) => !['issuer.crt', 'issuer.key', 'trust-anchor.crt', 'token-signing.key'].includes(f));
+      const odd = readdirSync(ca).filter(
+        (f) => !['issuer.crt', 'issuer.key', 'trust-anchor.crt', 'token-signing.key'].includes(f),
+      );
       out.push(...odd.map((f) => `state file identity/${f}`));
     }
   }
@@ -52,8 +61,16 @@ function alive(pid: number): boolean {
 
 /** Every pid in the mesh's pod namespaces (to check that `down` killed them all). */
 function podPids(bridge: string): number[] {
-  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`outr-${bridge}-`));
-  return ns.flatMap((n) => spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l !== '').map(Number));
+  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(`outr-${bridge}-`));
+  return ns.flatMap((n) =>
+    spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l !== '')
+      .map(Number),
+  );
 }
 
 async function waitGone(bridge: string, stateDir: string, pids: readonly number[]): Promise<string[]> {
@@ -157,11 +174,19 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     assert.equal(body, 'hello from web\n');
 
     const out = await metrics('client');
-    assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: target }), outBefore + 1, `client proxy outbound request_total for ${target}:\n${out}`);
+    assert.equal(
+      metric(out, 'request_total', { direction: 'outbound', target_addr: target }),
+      outBefore + 1,
+      `client proxy outbound request_total for ${target}:\n${out}`,
+    );
     // Readiness probes reach the app from inside its own pod (not through the inbound proxy), so the
     // count moves by exactly our one request.
     const inn = await metrics(web.name);
-    assert.equal(metric(inn, 'response_total', { direction: 'inbound', status_code: '200' }), inBefore + 1, `web proxy inbound response_total:\n${inn}`);
+    assert.equal(
+      metric(inn, 'response_total', { direction: 'inbound', status_code: '200' }),
+      inBefore + 1,
+      `web proxy inbound response_total:\n${inn}`,
+    );
 
     const code = await mesh.exec('deploy/web', ['sh', '-c', 'exit 7']);
     assert.equal(code.code, 7, 'the exit code is passed through');
@@ -188,7 +213,10 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     assert.deepEqual(v.proxies.map((p) => p.pod).sort(), pods);
     for (const p of v.proxies) assert.deepEqual({ version: p.version, node: p.node }, mine, JSON.stringify(p));
     const table = await mesh.cli(['version']);
-    assert.match(table.stdout, new RegExp(`^Control process: ${literal(mine.version)} \\(node ${literal(mine.node)}\\)$`, 'm'));
+    assert.match(
+      table.stdout,
+      new RegExp(`^Control process: ${literal(mine.version)} \\(node ${literal(mine.node)}\\)$`, 'm'),
+    );
     assert.match(table.stdout, new RegExp(`^default\\s+client\\s+${literal(mine.version)} `, 'm'), show(table));
   });
 
@@ -202,7 +230,8 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     const badNet = mesh.spare(2);
     const badState = badNet.stateDir;
     const bad = mesh.path('bad.yaml');
-    const pod = (name: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers: [{name: c, command: [sleep, infinity]}]\n`;
+    const pod = (name: string) =>
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers: [{name: c, command: [sleep, infinity]}]\n`;
     await writeFile(
       bad,
       [
@@ -217,8 +246,14 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /spec\.ports\[0\]\.port: must be an integer from 1 to 65535, got 70000/);
     assert.match(r.stderr, /spec\.containers\[0\]\.command: is required/);
-    assert.match(r.stderr, /document 3 \(Deployment default\/d\): spec\.replicas: must be an integer of 0 or more, got "three"/);
-    assert.match(r.stderr, /document 5 \(Pod default\/twin\): metadata\.name: duplicate Pod "default\/twin": first defined in document 4/);
+    assert.match(
+      r.stderr,
+      /document 3 \(Deployment default\/d\): spec\.replicas: must be an integer of 0 or more, got "three"/,
+    );
+    assert.match(
+      r.stderr,
+      /document 5 \(Pod default\/twin\): metadata\.name: duplicate Pod "default\/twin": first defined in document 4/,
+    );
     assert.equal(existsSync(badState), false, 'no state directory');
     assert.deepEqual(leftovers(badNet.bridge, badState, []), []);
   });
@@ -226,7 +261,10 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
   await t.test('an up whose pod never becomes ready fails with why, and removes everything', async () => {
     const failNet = mesh.spare(3);
     const failing = mesh.path('failing.yaml');
-    await writeFile(failing, 'apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n  containers:\n    - name: x\n      command: [sleep, infinity]\n      readinessProbe:\n        tcpSocket: {port: 9}\n        periodSeconds: 1\n');
+    await writeFile(
+      failing,
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n  containers:\n    - name: x\n      command: [sleep, infinity]\n      readinessProbe:\n        tcpSocket: {port: 9}\n        periodSeconds: 1\n',
+    );
     const failState = failNet.stateDir;
     const r = await cli(['up', '-f', failing, '--state-dir', failState, ...mesh.netFlags(failNet), '--timeout', '3']);
     assert.equal(r.code, 1, show(r));
@@ -261,7 +299,10 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     process.kill(control, 'SIGKILL');
     const refused = await cli(['up', '-f', mesh.file, ...c2, ...mesh.netFlags(second)]);
     assert.equal(refused.code, 1, show(refused));
-    assert.match(refused.stderr, /lost its control process \(\d+\) but its pods may still run: run outrigger up --state-dir \S+ without -f to resume it, or outrigger down/);
+    assert.match(
+      refused.stderr,
+      /lost its control process \(\d+\) but its pods may still run: run outrigger up --state-dir \S+ without -f to resume it, or outrigger down/,
+    );
     const down = await cli(['down', ...c2]);
     assert.equal(down.code, 0, show(down));
     assert.match(down.stdout, /killed default\/client\/outrigger-proxy/);

@@ -159,123 +159,149 @@ function p99(xs: readonly Sample[]): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? NaN;
 }
 
-void test('failure handling on the local runtime: a slow replica is avoided, a killed one is retried around or ejected', { timeout: 240_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-failures', {
-    what: 'the slow and killed replica tests',
-    needs: 'iproute2, iptables, util-linux (setpriv) and python3',
-    files: { 'web.py': WEB, 'load.py': LOAD },
-  });
-  if (mesh === undefined) return;
-  const { work } = mesh;
-  await mesh.up(manifest(work));
-  const webs = (await mesh.pods()).filter((p) => p.deployment === 'web').map((p) => p.name).sort();
-  assert.equal(webs.length, 3);
+void test(
+  'failure handling on the local runtime: a slow replica is avoided, a killed one is retried around or ejected',
+  { timeout: 240_000 },
+  async (t) => {
+    const mesh = await meshTest(t, 'runtime-failures', {
+      what: 'the slow and killed replica tests',
+      needs: 'iproute2, iptables, util-linux (setpriv) and python3',
+      files: { 'web.py': WEB, 'load.py': LOAD },
+    });
+    if (mesh === undefined) return;
+    const { work } = mesh;
+    await mesh.up(manifest(work));
+    const webs = (await mesh.pods())
+      .filter((p) => p.deployment === 'web')
+      .map((p) => p.name)
+      .sort();
+    assert.equal(webs.length, 3);
 
-  const startLoad = (host: string, conns: number, stop: string): Promise<Run> =>
-    mesh.spawnExec('client', ['python3', join(work, 'load.py'), host, String(conns), stop]).done;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  /** Until every load given its stop file is sending (a loaded machine can take seconds to start one). */
-  const sending = async (stop: string, ...hosts: string[]) => {
-    const deadline = Date.now() + 60_000;
-    while (!hosts.every((h) => existsSync(`${stop}.${h}.started`))) {
-      if (Date.now() > deadline) throw new Error(`the load for ${stop} never got an answer`);
-      await sleep(100);
-    }
-  };
+    const startLoad = (host: string, conns: number, stop: string): Promise<Run> =>
+      mesh.spawnExec('client', ['python3', join(work, 'load.py'), host, String(conns), stop]).done;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    /** Until every load given its stop file is sending (a loaded machine can take seconds to start one). */
+    const sending = async (stop: string, ...hosts: string[]) => {
+      const deadline = Date.now() + 60_000;
+      while (!hosts.every((h) => existsSync(`${stop}.${h}.started`))) {
+        if (Date.now() > deadline) throw new Error(`the load for ${stop} never got an answer`);
+        await sleep(100);
+      }
+    };
 
-  await t.test('one replica of three made 200 ms slower gets under 10% of the requests within 10 s', async () => {
-    const slow = webs[0] as string;
-    const stop = join(work, 'stop-slow');
-    const done = startLoad('web-plain', 4, stop);
-    await sending(stop, 'web-plain');
-    await sleep(4000);
-    const slowAt = Date.now();
-    await writeFile(join(work, `slow-${slow}`), '');
-    await sleep(20_000);
-    await writeFile(stop, '');
-    const r = await done;
-    assert.equal(r.code, 0, show(r));
-    const samples = parseSamples(r.stdout);
-    // The load's clock started about when the process did; the marks are relative to the last sample.
-    const end = Math.max(...samples.map((s) => s.t));
-    const tSlow = end - (Date.now() - slowAt) / 1000;
-    const before = samples.filter((s) => s.t < tSlow);
-    const adapting = samples.filter((s) => s.t >= tSlow && s.t < tSlow + 10);
-    const settled = samples.filter((s) => s.t >= tSlow + 10);
-    const share = (xs: readonly Sample[]) => xs.filter((s) => s.pod === slow).length / Math.max(1, xs.length);
-    console.log(
-      `# slow replica ${slow}: share before ${(share(before) * 100).toFixed(1)}%, first 10 s ${(share(adapting) * 100).toFixed(1)}%, next 10 s ${(share(settled) * 100).toFixed(1)}% ` +
-        `(${settled.length} requests); client p99 before ${p99(before).toFixed(1)} ms, first 10 s ${p99(adapting).toFixed(1)} ms, next 10 s ${p99(settled).toFixed(1)} ms`,
+    await t.test('one replica of three made 200 ms slower gets under 10% of the requests within 10 s', async () => {
+      const slow = webs[0] as string;
+      const stop = join(work, 'stop-slow');
+      const done = startLoad('web-plain', 4, stop);
+      await sending(stop, 'web-plain');
+      await sleep(4000);
+      const slowAt = Date.now();
+      await writeFile(join(work, `slow-${slow}`), '');
+      await sleep(20_000);
+      await writeFile(stop, '');
+      const r = await done;
+      assert.equal(r.code, 0, show(r));
+      const samples = parseSamples(r.stdout);
+      // The load's clock started about when the process did; the marks are relative to the last sample.
+      const end = Math.max(...samples.map((s) => s.t));
+      const tSlow = end - (Date.now() - slowAt) / 1000;
+      const before = samples.filter((s) => s.t < tSlow);
+      const adapting = samples.filter((s) => s.t >= tSlow && s.t < tSlow + 10);
+      const settled = samples.filter((s) => s.t >= tSlow + 10);
+      const share = (xs: readonly Sample[]) => xs.filter((s) => s.pod === slow).length / Math.max(1, xs.length);
+      console.log(
+        `# slow replica ${slow}: share before ${(share(before) * 100).toFixed(1)}%, first 10 s ${(share(adapting) * 100).toFixed(1)}%, next 10 s ${(share(settled) * 100).toFixed(1)}% ` +
+          `(${settled.length} requests); client p99 before ${p99(before).toFixed(1)} ms, first 10 s ${p99(adapting).toFixed(1)} ms, next 10 s ${p99(settled).toFixed(1)} ms`,
+      );
+      assert.equal(samples.filter((s) => s.status !== 200).length, 0, 'a slow replica fails nothing');
+      assert.ok(settled.length > 200, `enough requests to judge: ${settled.length}`);
+      assert.ok(share(settled) < 0.1, `the slow replica got ${(share(settled) * 100).toFixed(1)}% after 10 s`);
+      assert.ok(
+        p99(settled) < 200,
+        `the client's p99 after 10 s is ${p99(settled).toFixed(1)} ms: the slow replica is avoided`,
+      );
+      await rm(join(work, `slow-${slow}`));
+    });
+
+    const clientMetrics = (): Promise<string> => mesh.metrics('client');
+    const failed = (xs: readonly Sample[]) => xs.filter((s) => s.status !== 200);
+
+    await t.test(
+      'one replica of three killed: zero failures with retries; without, the proxy counts what the client saw',
+      async () => {
+        const victim = webs[1] as string;
+        const stopAll = join(work, 'stop-kill');
+        const before = sumMetric(await clientMetrics(), 'response_total', {
+          authority: 'web-plain',
+          classification: 'failure',
+        });
+        const retried = startLoad('web', 2, stopAll);
+        const plain = startLoad('web-plain', 2, stopAll);
+        await sending(stopAll, 'web', 'web-plain');
+        await sleep(3000);
+        // Down for good: its restarts exit at once.
+        await writeFile(join(work, `dead-${victim}`), '');
+        const status = await mesh.pods();
+        const app = status.find((p) => p.name === victim)?.containers.find((c) => c.name === 'http');
+        assert.ok(app !== undefined && app.state.state === 'running', JSON.stringify(app));
+        process.kill(app.state.state === 'running' ? app.state.pid : 0, 'SIGKILL');
+        await sleep(6000);
+        await writeFile(stopAll, '');
+        const [a, b] = await Promise.all([retried, plain]);
+        assert.equal(a.code, 0, show(a));
+        assert.equal(b.code, 0, show(b));
+        const withRetries = parseSamples(a.stdout);
+        const without = parseSamples(b.stdout);
+        const text = await clientMetrics();
+        const counted =
+          sumMetric(text, 'response_total', { authority: 'web-plain', classification: 'failure' }) - before;
+        console.log(
+          `# killed replica ${victim}: with retries ${withRetries.length} requests, ${failed(withRetries).length} failed (retries ${sumMetric(text, 'retry_total', {})}); ` +
+            `without ${without.length} requests, ${failed(without).length} failed, ${counted} counted by the client's proxy as failures`,
+        );
+        assert.equal(failed(withRetries).length, 0, JSON.stringify(failed(withRetries).slice(0, 5)));
+        assert.equal(counted, failed(without).length, "every failure the client saw is in the proxy's metrics");
+        assert.ok(withRetries.length > 100 && without.length > 100, 'both clients kept sending');
+        assert.ok(
+          !withRetries.slice(-50).some((s) => s.pod === victim) && !without.slice(-50).some((s) => s.pod === victim),
+          'the killed replica is out of the endpoints',
+        );
+      },
     );
-    assert.equal(samples.filter((s) => s.status !== 200).length, 0, 'a slow replica fails nothing');
-    assert.ok(settled.length > 200, `enough requests to judge: ${settled.length}`);
-    assert.ok(share(settled) < 0.1, `the slow replica got ${(share(settled) * 100).toFixed(1)}% after 10 s`);
-    assert.ok(p99(settled) < 200, `the client's p99 after 10 s is ${p99(settled).toFixed(1)} ms: the slow replica is avoided`);
-    await rm(join(work, `slow-${slow}`));
-  });
 
-  const clientMetrics = (): Promise<string> => mesh.metrics('client');
-  const failed = (xs: readonly Sample[]) => xs.filter((s) => s.status !== 200);
-
-  await t.test('one replica of three killed: zero failures with retries; without, the proxy counts what the client saw', async () => {
-    const victim = webs[1] as string;
-    const stopAll = join(work, 'stop-kill');
-    const before = sumMetric(await clientMetrics(), 'response_total', { authority: 'web-plain', classification: 'failure' });
-    const retried = startLoad('web', 2, stopAll);
-    const plain = startLoad('web-plain', 2, stopAll);
-    await sending(stopAll, 'web', 'web-plain');
-    await sleep(3000);
-    // Down for good: its restarts exit at once.
-    await writeFile(join(work, `dead-${victim}`), '');
-    const status = await mesh.pods();
-    const app = status.find((p) => p.name === victim)?.containers.find((c) => c.name === 'http');
-    assert.ok(app !== undefined && app.state.state === 'running', JSON.stringify(app));
-    process.kill(app.state.state === 'running' ? app.state.pid : 0, 'SIGKILL');
-    await sleep(6000);
-    await writeFile(stopAll, '');
-    const [a, b] = await Promise.all([retried, plain]);
-    assert.equal(a.code, 0, show(a));
-    assert.equal(b.code, 0, show(b));
-    const withRetries = parseSamples(a.stdout);
-    const without = parseSamples(b.stdout);
-    const text = await clientMetrics();
-    const counted = sumMetric(text, 'response_total', { authority: 'web-plain', classification: 'failure' }) - before;
-    console.log(
-      `# killed replica ${victim}: with retries ${withRetries.length} requests, ${failed(withRetries).length} failed (retries ${sumMetric(text, 'retry_total', {})}); ` +
-        `without ${without.length} requests, ${failed(without).length} failed, ${counted} counted by the client's proxy as failures`,
+    await t.test(
+      'a replica failing every request while its probe passes is ejected; with retries nothing fails',
+      async () => {
+        const broken = webs[2] as string;
+        const stopAll = join(work, 'stop-broken');
+        const retried = startLoad('web', 2, stopAll);
+        const plain = startLoad('web-plain', 2, stopAll);
+        await sending(stopAll, 'web', 'web-plain');
+        await sleep(2000);
+        await writeFile(join(work, `broken-${broken}`), '');
+        await sleep(8000);
+        await writeFile(stopAll, '');
+        const [a, b] = await Promise.all([retried, plain]);
+        assert.equal(a.code, 0, show(a));
+        assert.equal(b.code, 0, show(b));
+        const withRetries = parseSamples(a.stdout);
+        const without = parseSamples(b.stdout);
+        const text = await clientMetrics();
+        const ejections = sumMetric(text, 'endpoint_ejections_total', {});
+        console.log(
+          `# broken replica ${broken}: with retries ${withRetries.length} requests, ${failed(withRetries).length} failed; ` +
+            `without ${without.length} requests, ${failed(without).length} failed; ejections ${ejections}`,
+        );
+        assert.equal(failed(withRetries).length, 0, JSON.stringify(failed(withRetries).slice(0, 5)));
+        assert.ok(failed(without).length > 0, 'without retries the failures reach the client');
+        assert.ok(ejections >= 1, `the client's proxy ejected the endpoint (${ejections})`);
+        // Ejected, it gets only the occasional probe request: most of the 8 s go to the two healthy ones.
+        const late = without.filter((s) => s.t > (without.at(-1)?.t ?? 0) - 4);
+        assert.ok(
+          late.filter((s) => s.status !== 200).length <= 0.05 * late.length,
+          `failures in the last 4 s: ${late.filter((s) => s.status !== 200).length} of ${late.length}`,
+        );
+      },
     );
-    assert.equal(failed(withRetries).length, 0, JSON.stringify(failed(withRetries).slice(0, 5)));
-    assert.equal(counted, failed(without).length, 'every failure the client saw is in the proxy\'s metrics');
-    assert.ok(withRetries.length > 100 && without.length > 100, 'both clients kept sending');
-    assert.ok(!withRetries.slice(-50).some((s) => s.pod === victim) && !without.slice(-50).some((s) => s.pod === victim), 'the killed replica is out of the endpoints');
-  });
-
-  await t.test('a replica failing every request while its probe passes is ejected; with retries nothing fails', async () => {
-    const broken = webs[2] as string;
-    const stopAll = join(work, 'stop-broken');
-    const retried = startLoad('web', 2, stopAll);
-    const plain = startLoad('web-plain', 2, stopAll);
-    await sending(stopAll, 'web', 'web-plain');
-    await sleep(2000);
-    await writeFile(join(work, `broken-${broken}`), '');
-    await sleep(8000);
-    await writeFile(stopAll, '');
-    const [a, b] = await Promise.all([retried, plain]);
-    assert.equal(a.code, 0, show(a));
-    assert.equal(b.code, 0, show(b));
-    const withRetries = parseSamples(a.stdout);
-    const without = parseSamples(b.stdout);
-    const text = await clientMetrics();
-    const ejections = sumMetric(text, 'endpoint_ejections_total', {});
-    console.log(
-      `# broken replica ${broken}: with retries ${withRetries.length} requests, ${failed(withRetries).length} failed; ` +
-        `without ${without.length} requests, ${failed(without).length} failed; ejections ${ejections}`,
-    );
-    assert.equal(failed(withRetries).length, 0, JSON.stringify(failed(withRetries).slice(0, 5)));
-    assert.ok(failed(without).length > 0, 'without retries the failures reach the client');
-    assert.ok(ejections >= 1, `the client's proxy ejected the endpoint (${ejections})`);
-    // Ejected, it gets only the occasional probe request: most of the 8 s go to the two healthy ones.
-    const late = without.filter((s) => s.t > (without.at(-1)?.t ?? 0) - 4);
-    assert.ok(late.filter((s) => s.status !== 200).length <= 0.05 * late.length, `failures in the last 4 s: ${late.filter((s) => s.status !== 200).length} of ${late.length}`);
-  });
-});
+  },
+);

@@ -83,87 +83,107 @@ spec:
 `;
 }
 
-void test('mesh traffic without Service VIPs: opaque server-first, unmeshed both ways', { timeout: 110_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-mesh', {
-    what: 'the end-to-end mesh traffic test',
-    files: { 'www/hello.txt': 'hello from www\n', 'banner.py': BANNER_SERVER, 'banner-client.py': BANNER_CLIENT },
-  });
-  if (mesh === undefined) return;
-  const up = await mesh.up(manifest(mesh.work));
-  assert.match(up.stdout, /mesh is up: 5 pods ready/);
+void test(
+  'mesh traffic without Service VIPs: opaque server-first, unmeshed both ways',
+  { timeout: 110_000 },
+  async (t) => {
+    const mesh = await meshTest(t, 'runtime-mesh', {
+      what: 'the end-to-end mesh traffic test',
+      files: { 'www/hello.txt': 'hello from www\n', 'banner.py': BANNER_SERVER, 'banner-client.py': BANNER_CLIENT },
+    });
+    if (mesh === undefined) return;
+    const up = await mesh.up(manifest(mesh.work));
+    assert.match(up.stdout, /mesh is up: 5 pods ready/);
 
-  const pods = await mesh.pods();
-  const pod = (pred: (p: PodView) => boolean, what: string): PodView => {
-    const p = pods.find(pred);
-    assert.ok(p, `${what} in ${JSON.stringify(pods)}`);
-    return p;
-  };
-  const banner = pod((p) => p.name === 'banner', 'pod banner');
-  const web = pod((p) => p.name === 'web', 'pod web');
-  const plain = pod((p) => p.deployment === 'plain', 'the plain pod');
+    const pods = await mesh.pods();
+    const pod = (pred: (p: PodView) => boolean, what: string): PodView => {
+      const p = pods.find(pred);
+      assert.ok(p, `${what} in ${JSON.stringify(pods)}`);
+      return p;
+    };
+    const banner = pod((p) => p.name === 'banner', 'pod banner');
+    const web = pod((p) => p.name === 'web', 'pod web');
+    const plain = pod((p) => p.deployment === 'plain', 'the plain pod');
 
-  const metrics = (name: string) => mesh.metrics(name);
-  const readBanner = async (from: string, port: number) => {
-    const got = await mesh.run(from, ['python3', mesh.path('banner-client.py'), banner.ip, String(port)]);
-    assert.equal(got, `hello from ${port}\n`);
-  };
+    const metrics = (name: string) => mesh.metrics(name);
+    const readBanner = async (from: string, port: number) => {
+      const got = await mesh.run(from, ['python3', mesh.path('banner-client.py'), banner.ip, String(port)]);
+      assert.equal(got, `hello from ${port}\n`);
+    };
 
-  await t.test('get pods -o json: the inject-disabled pod is not meshed and has no proxy', () => {
-    assert.equal(pods.length, 5, JSON.stringify(pods));
-    assert.equal(plain.meshed, false, JSON.stringify(plain));
-    assert.equal(plain.ready, true);
-    assert.deepEqual(plain.containers.map((c) => c.name), ['http']);
-    assert.deepEqual(plain.appContainers, ['http']);
-    for (const p of pods.filter((q) => q !== plain)) {
-      assert.equal(p.meshed, true, `${p.name} meshed`);
-      assert.equal(p.containers[0]?.name, 'outrigger-proxy', `${p.name}: the proxy comes first`);
-    }
-  });
+    await t.test('get pods -o json: the inject-disabled pod is not meshed and has no proxy', () => {
+      assert.equal(pods.length, 5, JSON.stringify(pods));
+      assert.equal(plain.meshed, false, JSON.stringify(plain));
+      assert.equal(plain.ready, true);
+      assert.deepEqual(
+        plain.containers.map((c) => c.name),
+        ['http'],
+      );
+      assert.deepEqual(plain.appContainers, ['http']);
+      for (const p of pods.filter((q) => q !== plain)) {
+        assert.equal(p.meshed, true, `${p.name} meshed`);
+        assert.equal(p.containers[0]?.name, 'outrigger-proxy', `${p.name}: the proxy comes first`);
+      }
+    });
 
-  await t.test('a server-speaks-first program on a default opaque port (3306) gets its banner without detection', async () => {
-    const target = `${banner.ip}:3306`;
-    const before = await metrics('client');
-    await readBanner('client', 3306);
-    const after = await metrics('client');
-    assert.equal(metric(after, 'tcp_open_total', { direction: 'outbound', target_addr: target }), metric(before, 'tcp_open_total', { direction: 'outbound', target_addr: target }) + 1, after);
-    assert.equal(metric(after, 'protocol_detect_timeout_total', {}), 0, after);
-    const server = await metrics('banner');
-    assert.equal(metric(server, 'protocol_detect_timeout_total', {}), 0, server);
-    assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
-  });
+    await t.test(
+      'a server-speaks-first program on a default opaque port (3306) gets its banner without detection',
+      async () => {
+        const target = `${banner.ip}:3306`;
+        const before = await metrics('client');
+        await readBanner('client', 3306);
+        const after = await metrics('client');
+        assert.equal(
+          metric(after, 'tcp_open_total', { direction: 'outbound', target_addr: target }),
+          metric(before, 'tcp_open_total', { direction: 'outbound', target_addr: target }) + 1,
+          after,
+        );
+        assert.equal(metric(after, 'protocol_detect_timeout_total', {}), 0, after);
+        const server = await metrics('banner');
+        assert.equal(metric(server, 'protocol_detect_timeout_total', {}), 0, server);
+        assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
+      },
+    );
 
-  await t.test('an unmeshed client gets the banner of a meshed server-first app too (in clear: it has no identity)', async () => {
-    // The server's proxy asks discovery whether the client is a meshed pod; it is not, so the app's
-    // greeting is not held for a ClientHello that will never come.
-    const started = Date.now();
-    await readBanner(plain.name, 3306);
-    console.log(`# unmeshed client got the banner in ${Date.now() - started} ms (including outrigger exec)`);
-  });
+    await t.test(
+      'an unmeshed client gets the banner of a meshed server-first app too (in clear: it has no identity)',
+      async () => {
+        // The server's proxy asks discovery whether the client is a meshed pod; it is not, so the app's
+        // greeting is not held for a ClientHello that will never come.
+        const started = Date.now();
+        await readBanner(plain.name, 3306);
+        console.log(`# unmeshed client got the banner in ${Date.now() - started} ms (including outrigger exec)`);
+      },
+    );
 
-  await t.test('the opaque-ports annotation makes a non-default port (9000) opaque', async () => {
-    const target = `${banner.ip}:9000`;
-    await readBanner('client-opaque', 9000);
-    const after = await metrics('client-opaque');
-    assert.equal(metric(after, 'tcp_open_total', { direction: 'outbound', target_addr: target }), 1, after);
-    assert.equal(metric(after, 'protocol_detect_timeout_total', {}), 0, after);
-    const server = await metrics('banner');
-    assert.equal(metric(server, 'protocol_detect_timeout_total', {}), 0, server);
-    assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
-  });
+    await t.test('the opaque-ports annotation makes a non-default port (9000) opaque', async () => {
+      const target = `${banner.ip}:9000`;
+      await readBanner('client-opaque', 9000);
+      const after = await metrics('client-opaque');
+      assert.equal(metric(after, 'tcp_open_total', { direction: 'outbound', target_addr: target }), 1, after);
+      assert.equal(metric(after, 'protocol_detect_timeout_total', {}), 0, after);
+      const server = await metrics('banner');
+      assert.equal(metric(server, 'protocol_detect_timeout_total', {}), 0, server);
+      assert.ok(metric(server, 'tcp_open_total', { direction: 'inbound', target_addr: target }) >= 1, server);
+    });
 
-  await t.test('an unmeshed pod reaches a meshed pod, and a meshed pod reaches the unmeshed one', async () => {
-    const toWeb = `${web.ip}:8080`;
-    const inBefore = metric(await metrics('web'), 'request_total', { direction: 'inbound' });
-    const there = await mesh.run(plain.name, ['curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]);
-    assert.equal(there, 'hello from www\n');
-    const inn = await metrics('web');
-    assert.equal(metric(inn, 'request_total', { direction: 'inbound' }), inBefore + 1, inn);
+    await t.test('an unmeshed pod reaches a meshed pod, and a meshed pod reaches the unmeshed one', async () => {
+      const toWeb = `${web.ip}:8080`;
+      const inBefore = metric(await metrics('web'), 'request_total', { direction: 'inbound' });
+      const there = await mesh.run(plain.name, ['curl', '-sS', '-m', '10', `http://${toWeb}/hello.txt`]);
+      assert.equal(there, 'hello from www\n');
+      const inn = await metrics('web');
+      assert.equal(metric(inn, 'request_total', { direction: 'inbound' }), inBefore + 1, inn);
 
-    const toPlain = `${plain.ip}:8081`;
-    const outBefore = metric(await metrics('client'), 'request_total', { direction: 'outbound', target_addr: toPlain });
-    const back = await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]);
-    assert.equal(back, 'hello from www\n');
-    const out = await metrics('client');
-    assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: toPlain }), outBefore + 1, out);
-  });
-});
+      const toPlain = `${plain.ip}:8081`;
+      const outBefore = metric(await metrics('client'), 'request_total', {
+        direction: 'outbound',
+        target_addr: toPlain,
+      });
+      const back = await mesh.run('client', ['curl', '-sS', '-m', '10', `http://${toPlain}/hello.txt`]);
+      assert.equal(back, 'hello from www\n');
+      const out = await metrics('client');
+      assert.equal(metric(out, 'request_total', { direction: 'outbound', target_addr: toPlain }), outBefore + 1, out);
+    });
+  },
+);

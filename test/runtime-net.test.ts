@@ -75,7 +75,9 @@ if (!isRoot && process.env.CI === 'true') {
     assert.fail(`runtime-net.test.js ${skipReason}, and CI=true: run CI as root (this test must not be skipped there)`);
   });
 } else if (!isRoot) {
-  process.stderr.write(`\n!!! SKIPPING test/runtime-net.test.ts: it ${skipReason}; run it as root (sudo) to test the pod network !!!\n\n`);
+  process.stderr.write(
+    `\n!!! SKIPPING test/runtime-net.test.ts: it ${skipReason}; run it as root (sudo) to test the pod network !!!\n\n`,
+  );
   void test('runtime-net: pod network end to end', { skip: `SKIPPED: ${skipReason}` }, () => undefined);
 } else {
   void test('runtime-net: pod network end to end', { timeout: 120_000 }, async (t) => {
@@ -87,8 +89,13 @@ if (!isRoot && process.env.CI === 'true') {
     // everything from the record; the harness then sweeps anything named for our bridge it missed.
     t.after(async () => {
       for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      await Promise.all([...started].map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
-      if (lastRecord !== undefined) await teardownNetwork(lastRecord).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
+      await Promise.all(
+        [...started].map((c) =>
+          c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined,
+        ),
+      );
+      if (lastRecord !== undefined)
+        await teardownNetwork(lastRecord).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
     });
     const recordFile = join((await networksFor(t, 'runtime-net')).work, 'network.json');
 
@@ -129,14 +136,25 @@ if (!isRoot && process.env.CI === 'true') {
     };
 
     /** Connects from inside a pod (as root like an app, or as the proxy uid); returns what came back. */
-    const connectFrom = async (pod: PodNet, host: string, port: number, opts: { asProxy?: boolean } = {}): Promise<string> => {
+    const connectFrom = async (
+      pod: PodNet,
+      host: string,
+      port: number,
+      opts: { asProxy?: boolean } = {},
+    ): Promise<string> => {
       const prefix = opts.asProxy === true ? await asProxyUid() : [];
       const argv = netnsExecArgv(pod.netns, [...prefix, process.execPath, '-e', clientScript(host, port)]);
       const { stdout } = await execFileP(argv[0] as string, argv.slice(1), { cwd: '/', timeout: 10_000 });
       return stdout;
     };
 
-    await startInPod(b, serversScript([['0.0.0.0', 7001, 'b:7001'], ['0.0.0.0', 7002, 'b:7002']]));
+    await startInPod(
+      b,
+      serversScript([
+        ['0.0.0.0', 7001, 'b:7001'],
+        ['0.0.0.0', 7002, 'b:7002'],
+      ]),
+    );
     await startInPod(
       a,
       serversScript([
@@ -231,7 +249,11 @@ if (!isRoot && process.env.CI === 'true') {
       assert.equal(await connectFrom(a, '127.0.0.1', 9000), 'a:local-9000', 'loopback is left alone');
       // Applying again replaces the table rather than stacking rules.
       const before = await network.natRules(a.netns);
-      await network.applyProxyInit(a.netns, { ...DEFAULT_PROXY_INIT, skipInboundPorts: [{ from: 8081, to: 8081 }], skipOutboundPorts: [{ from: 7002, to: 7002 }] });
+      await network.applyProxyInit(a.netns, {
+        ...DEFAULT_PROXY_INIT,
+        skipInboundPorts: [{ from: 8081, to: 8081 }],
+        skipOutboundPorts: [{ from: 7002, to: 7002 }],
+      });
       assert.deepEqual(await network.natRules(a.netns), before);
       assert.ok(before.includes(`-A OUTR-OUTBOUND -m owner --uid-owner ${PROXY_UID} -j RETURN`), before.join('\n'));
     });
@@ -244,58 +266,73 @@ if (!isRoot && process.env.CI === 'true') {
       assert.equal(await connectFrom(b, a.ip, 5555), 'a:inbound-proxy');
     });
 
-    await t.test('down from the record on disk (as after a crash) leaves nothing behind, and is idempotent', async () => {
-      // Stop our processes first, as `down` would; then forget the PodNetwork object and work from the file.
-      for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-      await Promise.all([...started].map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
-      const c = await network.addPod({ namespace: 'other', name: 'pod-c', hostname: 'pod-c' });
-      const record = parseNetRecord(JSON.parse(await readFile(recordFile, 'utf8')));
-      assert.deepEqual(
-        record.pods.map((p) => p.netns),
-        [a.netns, b.netns, c.netns],
-      );
-      const report = await teardownNetwork(record);
-      assert.deepEqual(report.warnings, []);
-      assert.ok(report.removed.includes(`link ${bridge}`), report.removed.join('\n'));
-      await assertNothingLeft(bridge, [a, b, c]);
-      // Again, and through the object, and by sweeping: nothing to do, no error.
-      assert.deepEqual((await teardownNetwork(record)).removed, []);
-      assert.deepEqual((await network.teardown()).removed, []);
-      assert.deepEqual((await sweepBridge(bridge)).removed, []);
-      await assertNothingLeft(bridge, [a, b, c]);
-    });
+    await t.test(
+      'down from the record on disk (as after a crash) leaves nothing behind, and is idempotent',
+      async () => {
+        // Stop our processes first, as `down` would; then forget the PodNetwork object and work from the file.
+        for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+        await Promise.all(
+          [...started].map((c) =>
+            c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined,
+          ),
+        );
+        const c = await network.addPod({ namespace: 'other', name: 'pod-c', hostname: 'pod-c' });
+        const record = parseNetRecord(JSON.parse(await readFile(recordFile, 'utf8')));
+        assert.deepEqual(
+          record.pods.map((p) => p.netns),
+          [a.netns, b.netns, c.netns],
+        );
+        const report = await teardownNetwork(record);
+        assert.deepEqual(report.warnings, []);
+        assert.ok(report.removed.includes(`link ${bridge}`), report.removed.join('\n'));
+        await assertNothingLeft(bridge, [a, b, c]);
+        // Again, and through the object, and by sweeping: nothing to do, no error.
+        assert.deepEqual((await teardownNetwork(record)).removed, []);
+        assert.deepEqual((await network.teardown()).removed, []);
+        assert.deepEqual((await sweepBridge(bridge)).removed, []);
+        await assertNothingLeft(bridge, [a, b, c]);
+      },
+    );
   });
 }
 
 if (isRoot) {
-  void test('runtime-net: a pod that fails half-way is removed, the rest of the network stays', { timeout: 60_000 }, async (t) => {
-    const { bridge, podCidr } = MESH_NETS['runtime-net'][1];
-    let failNext = true;
-    // The real runner, except that attaching the first veth to the bridge fails.
-    const runner: Runner = (file, args, opts) => {
-      if (failNext && args.includes('master')) {
-        failNext = false;
-        return Promise.reject(new CommandError([file, ...args], 2, 'injected failure'));
-      }
-      return runCommand(file, args, opts);
-    };
-    let lastRecord: NetRecord | undefined;
-    t.after(async () => {
-      if (lastRecord !== undefined) await teardownNetwork(lastRecord).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
-    });
-    await networksFor(t, 'runtime-net');
-    const network = await PodNetwork.create({ bridge, podCidr, runner, onRecord: (r) => void (lastRecord = r) });
-    await assert.rejects(network.addPod({ namespace: 'default', name: 'broken', hostname: 'broken' }), /injected failure/);
-    assert.deepEqual(network.record.pods, []);
-    const namespaces = await run('ip', ['netns', 'list']);
-    assert.ok(!namespaces.includes(`${netnsPrefix(bridge)}default.broken`), namespaces);
-    // The next pod works (taking the next address: a released one is reused last, see ipam.ts).
-    const ok = await network.addPod({ namespace: 'default', name: 'fine', hostname: 'fine' });
-    assert.ok(ok.ip.endsWith('.3'), ok.ip);
-    assert.equal(await connectTo(ok, network.gateway), 'reachable');
-    await network.teardown();
-    await assertNothingLeft(bridge, [ok]);
-  });
+  void test(
+    'runtime-net: a pod that fails half-way is removed, the rest of the network stays',
+    { timeout: 60_000 },
+    async (t) => {
+      const { bridge, podCidr } = MESH_NETS['runtime-net'][1];
+      let failNext = true;
+      // The real runner, except that attaching the first veth to the bridge fails.
+      const runner: Runner = (file, args, opts) => {
+        if (failNext && args.includes('master')) {
+          failNext = false;
+          return Promise.reject(new CommandError([file, ...args], 2, 'injected failure'));
+        }
+        return runCommand(file, args, opts);
+      };
+      let lastRecord: NetRecord | undefined;
+      t.after(async () => {
+        if (lastRecord !== undefined)
+          await teardownNetwork(lastRecord).catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
+      });
+      await networksFor(t, 'runtime-net');
+      const network = await PodNetwork.create({ bridge, podCidr, runner, onRecord: (r) => void (lastRecord = r) });
+      await assert.rejects(
+        network.addPod({ namespace: 'default', name: 'broken', hostname: 'broken' }),
+        /injected failure/,
+      );
+      assert.deepEqual(network.record.pods, []);
+      const namespaces = await run('ip', ['netns', 'list']);
+      assert.ok(!namespaces.includes(`${netnsPrefix(bridge)}default.broken`), namespaces);
+      // The next pod works (taking the next address: a released one is reused last, see ipam.ts).
+      const ok = await network.addPod({ namespace: 'default', name: 'fine', hostname: 'fine' });
+      assert.ok(ok.ip.endsWith('.3'), ok.ip);
+      assert.equal(await connectTo(ok, network.gateway), 'reachable');
+      await network.teardown();
+      await assertNothingLeft(bridge, [ok]);
+    },
+  );
 
   void test('runtime-net: down after kill -9 of the process that built the network', { timeout: 60_000 }, async (t) => {
     const { bridge, podCidr } = MESH_NETS['runtime-net'][2];
@@ -330,7 +367,10 @@ spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true }).unref();
 console.log('READY');
 setInterval(() => {}, 1000);
 `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     started.builder = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -357,7 +397,15 @@ setInterval(() => {}, 1000);
     assert.match(report.warnings[0] ?? '', new RegExp(`processes still in ${podA.netns}: ${orphans[0]}`));
     await assertNothingLeft(
       bridge,
-      record.pods.map((p) => ({ netns: p.netns, veth: p.veth, interface: 'eth0', ip: p.ip, prefix: 24, gateway: record.gateway, etcDir: p.etcDir })),
+      record.pods.map((p) => ({
+        netns: p.netns,
+        veth: p.veth,
+        interface: 'eth0',
+        ip: p.ip,
+        prefix: 24,
+        gateway: record.gateway,
+        etcDir: p.etcDir,
+      })),
     );
   });
 }
@@ -367,7 +415,11 @@ async function connectTo(pod: PodNet, host: string): Promise<string> {
   const server = net.createServer((s) => s.end('reachable'));
   await new Promise<void>((r) => server.listen(0, host, r));
   try {
-    const argv = netnsExecArgv(pod.netns, [process.execPath, '-e', clientScript(host, (server.address() as AddressInfo).port)]);
+    const argv = netnsExecArgv(pod.netns, [
+      process.execPath,
+      '-e',
+      clientScript(host, (server.address() as AddressInfo).port),
+    ]);
     return (await execFileP(argv[0] as string, argv.slice(1), { cwd: '/', timeout: 10_000 })).stdout;
   } finally {
     server.close();
@@ -382,7 +434,10 @@ async function assertNothingLeft(bridge: string, pods: readonly PodNet[]): Promi
   assert.ok(!links.includes(bridge), `bridge left: ${links}`);
   for (const p of pods) assert.ok(!links.includes(p.veth), `veth ${p.veth} left`);
   const etc = await readdir('/etc/netns').catch(() => []);
-  assert.deepEqual(etc.filter((e) => e.startsWith(netnsPrefix(bridge))), []);
+  assert.deepEqual(
+    etc.filter((e) => e.startsWith(netnsPrefix(bridge))),
+    [],
+  );
   const forward = await run('iptables', ['-w', '-S', 'FORWARD']);
   assert.ok(!forward.includes(forwardChain(bridge)), `FORWARD rules left: ${forward}`);
   await assert.rejects(run('iptables', ['-w', '-S', forwardChain(bridge)]), 'chain left');

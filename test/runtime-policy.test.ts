@@ -340,7 +340,7 @@ interface LoadResult {
   readonly elapsed: number;
 }
 
-void test('authorization policy and rate limiting in the server pods\' proxies', { timeout: 300_000 }, async (t) => {
+void test("authorization policy and rate limiting in the server pods' proxies", { timeout: 300_000 }, async (t) => {
   const mesh = await meshTest(t, 'runtime-policy', {
     what: 'the end-to-end policy test',
     files: { 'web.py': WEB, 'load.py': LOAD, 'tcp.py': TCP, 'poll.py': POLL },
@@ -355,12 +355,28 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     opts = o;
     await mesh.apply(manifest(work, podCidr, o));
   };
-  const load = async (pod: string, host: string, port: number, method: string, path: string, rate = 0, seconds = 0, ...headers: string[]): Promise<LoadResult> => {
+  const load = async (
+    pod: string,
+    host: string,
+    port: number,
+    method: string,
+    path: string,
+    rate = 0,
+    seconds = 0,
+    ...headers: string[]
+  ): Promise<LoadResult> => {
     const argv = ['python3', join(work, 'load.py'), host, String(port), method, path, String(rate), String(seconds)];
     argv.push(...headers);
     return JSON.parse(await mesh.run(pod, argv, { timeoutMs: 120_000 })) as LoadResult;
   };
-  const one = async (pod: string, host: string, port: number, method: string, path: string, ...headers: string[]): Promise<{ status: string; body: string }> => {
+  const one = async (
+    pod: string,
+    host: string,
+    port: number,
+    method: string,
+    path: string,
+    ...headers: string[]
+  ): Promise<{ status: string; body: string }> => {
     const r = await load(pod, host, port, method, path, 0, 0, ...headers);
     return { status: Object.keys(r.statuses)[0] ?? '', body: r.body };
   };
@@ -369,34 +385,68 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
   };
   const metrics = (pod: string, ns = 'default'): Promise<string> => mesh.metrics(pod, ns);
 
-  await t.test('all-authenticated (mesh default): meshed client allowed; unmeshed refused over HTTP/1, HTTP/2 and TCP', async () => {
-    const ok = await one('client', 'web', 8083, 'GET', '/x');
-    assert.equal(ok.status, '200', ok.body);
-    assert.match(ok.body, /^8083 GET \/x id=spiffe:\/\/cluster\.local\/ns\/default\/sa\/default$/);
-    const denied = await one('outsider', 'web', 8083, 'GET', '/x');
-    assert.equal(denied.status, '403', denied.body);
-    assert.match(denied.body, /not authorized/);
-    // HTTP/2 and gRPC from an unmeshed client: 403, and gRPC status 7 (PERMISSION_DENIED).
-    const h2 = await mesh.exec('outsider', ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--http2-prior-knowledge', 'http://web:8083/x']);
-    assert.equal(h2.stdout, '403', show(h2));
-    const grpc = await mesh.exec('outsider', ['curl', '-s', '-D', '-', '-o', '/dev/null', '--http2-prior-knowledge', '-H', 'content-type: application/grpc', '-d', '', 'http://web:8083/pkg.Svc/Call']);
-    assert.match(grpc.stdout, /grpc-status: 7/, show(grpc));
-    assert.equal(await tcp('client', 'web', 9000), 'pong');
-    assert.match(await tcp('outsider', 'web', 9000), /^(reset|closed)$/);
-    const m = await metrics('web');
-    assert.match(m, /inbound_http_authz_deny_total\{srv="default:all-authenticated",route="",rule="unauthorized"\} [1-9]/);
-    assert.match(m, /inbound_tcp_authz_deny_total\{srv="default:all-authenticated",rule="unauthorized"\} [1-9]/);
-    assert.match(m, /inbound_tcp_authz_allow_total\{srv="default:all-authenticated",rule="default:all-authenticated"\} [1-9]/);
-  });
+  await t.test(
+    'all-authenticated (mesh default): meshed client allowed; unmeshed refused over HTTP/1, HTTP/2 and TCP',
+    async () => {
+      const ok = await one('client', 'web', 8083, 'GET', '/x');
+      assert.equal(ok.status, '200', ok.body);
+      assert.match(ok.body, /^8083 GET \/x id=spiffe:\/\/cluster\.local\/ns\/default\/sa\/default$/);
+      const denied = await one('outsider', 'web', 8083, 'GET', '/x');
+      assert.equal(denied.status, '403', denied.body);
+      assert.match(denied.body, /not authorized/);
+      // HTTP/2 and gRPC from an unmeshed client: 403, and gRPC status 7 (PERMISSION_DENIED).
+      const h2 = await mesh.exec('outsider', [
+        'curl',
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--http2-prior-knowledge',
+        'http://web:8083/x',
+      ]);
+      assert.equal(h2.stdout, '403', show(h2));
+      const grpc = await mesh.exec('outsider', [
+        'curl',
+        '-s',
+        '-D',
+        '-',
+        '-o',
+        '/dev/null',
+        '--http2-prior-knowledge',
+        '-H',
+        'content-type: application/grpc',
+        '-d',
+        '',
+        'http://web:8083/pkg.Svc/Call',
+      ]);
+      assert.match(grpc.stdout, /grpc-status: 7/, show(grpc));
+      assert.equal(await tcp('client', 'web', 9000), 'pong');
+      assert.match(await tcp('outsider', 'web', 9000), /^(reset|closed)$/);
+      const m = await metrics('web');
+      assert.match(
+        m,
+        /inbound_http_authz_deny_total\{srv="default:all-authenticated",route="",rule="unauthorized"\} [1-9]/,
+      );
+      assert.match(m, /inbound_tcp_authz_deny_total\{srv="default:all-authenticated",rule="unauthorized"\} [1-9]/);
+      assert.match(
+        m,
+        /inbound_tcp_authz_allow_total\{srv="default:all-authenticated",rule="default:all-authenticated"\} [1-9]/,
+      );
+    },
+  );
 
-  await t.test('an opaque Server: a wildcard MeshTLSAuthentication lets meshed clients of the namespace in, others are closed', async () => {
-    assert.equal(await tcp('client', 'web', 9001), 'pong');
-    assert.equal(await tcp('ops', 'web', 9001), 'pong');
-    assert.match(await tcp('outsider', 'web', 9001), /^(reset|closed)$/);
-    const m = await metrics('web');
-    assert.match(m, /inbound_tcp_authz_allow_total\{srv="default\/web-echo",rule="default\/echo-default-ns"\} 2/);
-    assert.match(m, /inbound_tcp_authz_deny_total\{srv="default\/web-echo",rule="unauthorized"\} 1/);
-  });
+  await t.test(
+    'an opaque Server: a wildcard MeshTLSAuthentication lets meshed clients of the namespace in, others are closed',
+    async () => {
+      assert.equal(await tcp('client', 'web', 9001), 'pong');
+      assert.equal(await tcp('ops', 'web', 9001), 'pong');
+      assert.match(await tcp('outsider', 'web', 9001), /^(reset|closed)$/);
+      const m = await metrics('web');
+      assert.match(m, /inbound_tcp_authz_allow_total\{srv="default\/web-echo",rule="default\/echo-default-ns"\} 2/);
+      assert.match(m, /inbound_tcp_authz_deny_total\{srv="default\/web-echo",rule="unauthorized"\} 1/);
+    },
+  );
 
   await t.test('route-level rules: GET /public for all, POST /admin for service account ops only', async () => {
     assert.equal((await one('outsider', 'web', 8080, 'GET', '/public/a')).status, '200');
@@ -407,8 +457,14 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     // GET /admin matches no route (the admin route is POST only): 404.
     assert.equal((await one('ops', 'web', 8080, 'GET', '/admin/a')).status, '404');
     const m = await metrics('web');
-    assert.match(m, /inbound_http_authz_allow_total\{srv="default\/web-routes",route="default\/admin",rule="default\/admin-ops"\} 1/);
-    assert.match(m, /inbound_http_authz_deny_total\{srv="default\/web-routes",route="default\/admin",rule="unauthorized"\} 2/);
+    assert.match(
+      m,
+      /inbound_http_authz_allow_total\{srv="default\/web-routes",route="default\/admin",rule="default\/admin-ops"\} 1/,
+    );
+    assert.match(
+      m,
+      /inbound_http_authz_deny_total\{srv="default\/web-routes",route="default\/admin",rule="unauthorized"\} 2/,
+    );
   });
 
   await t.test('defaults: namespace over mesh, pod over namespace', async () => {
@@ -427,14 +483,21 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     assert.equal(pub.status, '200');
     assert.equal(pub.body, '8080 GET /public/b id=', 'the app must not see the header an unmeshed client sent');
     // A meshed client's own claim is replaced by the identity mesh TLS proved.
-    assert.equal((await one('client', 'web', 8080, 'GET', '/public/c', spoof)).body, '8080 GET /public/c id=spiffe://cluster.local/ns/default/sa/default');
+    assert.equal(
+      (await one('client', 'web', 8080, 'GET', '/public/c', spoof)).body,
+      '8080 GET /public/c id=spiffe://cluster.local/ns/default/sa/default',
+    );
   });
 
   await t.test('an invalid policy is refused with the field named; the previous one stays', async () => {
     const bad = await mesh.write('bad.yaml', manifest(work, podCidr, opts).replace('cidr: 10.', 'cidr: 300.'));
     const r = await mesh.cli(['apply', '-f', bad]);
     assert.notEqual(r.code, 0, show(r));
-    assert.match(r.stderr, /NetworkAuthentication default\/pods\): spec\.networks\[0\]\.cidr: must be an IPv4 CIDR/, show(r));
+    assert.match(
+      r.stderr,
+      /NetworkAuthentication default\/pods\): spec\.networks\[0\]\.cidr: must be an IPv4 CIDR/,
+      show(r),
+    );
     assert.equal((await one('ops', 'web', 8080, 'POST', '/admin/a')).status, '200');
   });
 
@@ -442,60 +505,99 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     const r = await mesh.cli(['authz', 'web']);
     assert.equal(r.code, 0, show(r));
     console.log(r.stdout.replace(/^/gm, '# '));
-    assert.match(r.stdout, /8080 +default\/web-routes +HTTP\/1 +default\/admin +default\/admin-ops: mesh identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/ops/);
+    assert.match(
+      r.stdout,
+      /8080 +default\/web-routes +HTTP\/1 +default\/admin +default\/admin-ops: mesh identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/ops/,
+    );
     assert.match(r.stdout, /8080 +default\/web-routes +HTTP\/1 +default\/public +default\/public-all: any client/);
     assert.match(r.stdout, /8081 .*default\/web-rate: per client 20\/s, default\/ops 40\/s/);
     assert.match(r.stdout, /other +default:all-authenticated .*any mesh identity/);
-    const allowed = await mesh.cli(['authz', 'web', '--check', '--from', 'ops', '--method', 'POST', '--path', '/admin/x', '--port', '8080']);
-    assert.match(allowed.stdout, /port 8080: allowed by default\/admin-ops \(server default\/web-routes, route default\/admin\)/, show(allowed));
+    const allowed = await mesh.cli([
+      'authz',
+      'web',
+      '--check',
+      '--from',
+      'ops',
+      '--method',
+      'POST',
+      '--path',
+      '/admin/x',
+      '--port',
+      '8080',
+    ]);
+    assert.match(
+      allowed.stdout,
+      /port 8080: allowed by default\/admin-ops \(server default\/web-routes, route default\/admin\)/,
+      show(allowed),
+    );
     const denied = await mesh.cli(['authz', 'web', '--check', '--from', 'outsider', '--path', '/x']);
-    assert.match(denied.stdout, /port 8080: denied by server default\/web-routes: no inbound route matches GET \/x/, show(denied));
+    assert.match(
+      denied.stdout,
+      /port 8080: denied by server default\/web-routes: no inbound route matches GET \/x/,
+      show(denied),
+    );
     const other = `other ports: denied by server default:all-authenticated: no authorization allows`;
     const outsider = `${literal(prefixOf(podCidr))}\\.[0-9.]+ \\(no mesh identity\\)`;
     assert.match(denied.stdout, new RegExp(`${other} ${outsider}`), show(denied));
   });
 
-  await t.test('live change: an authorization removed denies new requests within 1 s; one in flight finishes', async () => {
-    // A slow request (3 s in the app) starts under the old rule, and a poller sends a request every 20 ms.
-    const inflight = load('ops', 'web', 8080, 'POST', '/admin/slow');
-    // The poller says when its first request was allowed (a file it creates): the rule changes only after
-    // that, however long `outrigger exec` takes to start it on a loaded machine.
-    const marks = join(work, 'marks');
-    await mkdir(marks, { recursive: true, mode: 0o777 });
-    await chmod(marks, 0o777);
-    const marker = join(marks, 'poll-allowed');
-    const poll = mesh.exec('ops', ['python3', join(work, 'poll.py'), 'web', '8080', 'POST', '/admin/p', marker]);
-    const waitStart = Date.now();
-    while (!existsSync(marker)) {
-      assert.ok(Date.now() - waitStart < 30_000, 'the poller had no request allowed within 30 s');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
-    await apply({ ...opts, adminAuthorized: false });
-    const applied = Date.now();
-    const p = await poll;
-    assert.equal(p.code, 0, show(p));
-    const { denied_at_ms: deniedAt, allowed_before: before } = JSON.parse(p.stdout) as { denied_at_ms: number | null; allowed_before: number };
-    assert.ok(deniedAt !== null && before > 0, p.stdout);
-    console.log(`# first denied request: ${Math.round(deniedAt - started)} ms after apply started, ${Math.round(deniedAt - applied)} ms after it returned (${before} allowed before)`);
-    assert.ok(deniedAt - applied < 1000, `denied ${deniedAt - applied} ms after apply returned`);
-    assert.equal((await one('ops', 'web', 8080, 'POST', '/admin/b')).status, '403');
-    // ...and finishes under it: a request is authorized when it starts (docs/policy.md).
-    const slow = await inflight;
-    assert.deepEqual(slow.statuses, { '200': 1 }, slow.body);
-    await apply({ ...opts, adminAuthorized: true });
-  });
+  await t.test(
+    'live change: an authorization removed denies new requests within 1 s; one in flight finishes',
+    async () => {
+      // A slow request (3 s in the app) starts under the old rule, and a poller sends a request every 20 ms.
+      const inflight = load('ops', 'web', 8080, 'POST', '/admin/slow');
+      // The poller says when its first request was allowed (a file it creates): the rule changes only after
+      // that, however long `outrigger exec` takes to start it on a loaded machine.
+      const marks = join(work, 'marks');
+      await mkdir(marks, { recursive: true, mode: 0o777 });
+      await chmod(marks, 0o777);
+      const marker = join(marks, 'poll-allowed');
+      const poll = mesh.exec('ops', ['python3', join(work, 'poll.py'), 'web', '8080', 'POST', '/admin/p', marker]);
+      const waitStart = Date.now();
+      while (!existsSync(marker)) {
+        assert.ok(Date.now() - waitStart < 30_000, 'the poller had no request allowed within 30 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      await apply({ ...opts, adminAuthorized: false });
+      const applied = Date.now();
+      const p = await poll;
+      assert.equal(p.code, 0, show(p));
+      const { denied_at_ms: deniedAt, allowed_before: before } = JSON.parse(p.stdout) as {
+        denied_at_ms: number | null;
+        allowed_before: number;
+      };
+      assert.ok(deniedAt !== null && before > 0, p.stdout);
+      console.log(
+        `# first denied request: ${Math.round(deniedAt - started)} ms after apply started, ${Math.round(deniedAt - applied)} ms after it returned (${before} allowed before)`,
+      );
+      assert.ok(deniedAt - applied < 1000, `denied ${deniedAt - applied} ms after apply returned`);
+      assert.equal((await one('ops', 'web', 8080, 'POST', '/admin/b')).status, '403');
+      // ...and finishes under it: a request is authorized when it starts (docs/policy.md).
+      const slow = await inflight;
+      assert.deepEqual(slow.statuses, { '200': 1 }, slow.body);
+      await apply({ ...opts, adminAuthorized: true });
+    },
+  );
 
   await t.test('rate limit per identity, with an override, at 2x for 10 s: within 5%', async () => {
     // identity 20 rps; ops has its own 40 rps. Each client sends twice its limit, at the same time.
-    const [plain, ops] = await Promise.all([load('client', 'web', 8081, 'GET', '/r', 40, 10), load('ops', 'web', 8081, 'GET', '/r', 80, 10)]);
+    const [plain, ops] = await Promise.all([
+      load('client', 'web', 8081, 'GET', '/r', 40, 10),
+      load('ops', 'web', 8081, 'GET', '/r', 80, 10),
+    ]);
     const rate = (r: LoadResult) => (r.statuses['200'] ?? 0) / 10;
-    console.log(`# identity limit 20/s: accepted ${rate(plain)}/s ${JSON.stringify(plain.statuses)} in ${plain.elapsed.toFixed(2)} s; override 40/s: accepted ${rate(ops)}/s ${JSON.stringify(ops.statuses)} in ${ops.elapsed.toFixed(2)} s`);
+    console.log(
+      `# identity limit 20/s: accepted ${rate(plain)}/s ${JSON.stringify(plain.statuses)} in ${plain.elapsed.toFixed(2)} s; override 40/s: accepted ${rate(ops)}/s ${JSON.stringify(ops.statuses)} in ${ops.elapsed.toFixed(2)} s`,
+    );
     assert.ok(Math.abs(rate(plain) - 20) <= 1, `identity: ${rate(plain)}/s`);
     assert.ok(Math.abs(rate(ops) - 40) <= 2, `override: ${rate(ops)}/s`);
     assert.ok(plain.retry_after !== null && Number(plain.retry_after) >= 1, 'a 429 carries Retry-After');
-    assert.match(await metrics('web'), /inbound_http_ratelimit_limited_total\{srv="default\/web-rate",ratelimit="default\/web-rate",limit="override"\} [1-9]/);
+    assert.match(
+      await metrics('web'),
+      /inbound_http_ratelimit_limited_total\{srv="default\/web-rate",ratelimit="default\/web-rate",limit="override"\} [1-9]/,
+    );
   });
 
   await t.test('rate limit total, changed live, at 2x for 10 s: within 5%', async () => {
@@ -503,7 +605,9 @@ void test('authorization policy and rate limiting in the server pods\' proxies',
     await new Promise((r) => setTimeout(r, 1000));
     const r = await load('client', 'web', 8081, 'GET', '/r', 100, 10);
     const accepted = (r.statuses['200'] ?? 0) / 10;
-    console.log(`# total limit 50/s: accepted ${accepted}/s ${JSON.stringify(r.statuses)} in ${r.elapsed.toFixed(2)} s`);
+    console.log(
+      `# total limit 50/s: accepted ${accepted}/s ${JSON.stringify(r.statuses)} in ${r.elapsed.toFixed(2)} s`,
+    );
     assert.ok(Math.abs(accepted - 50) <= 2.5, `total: ${accepted}/s`);
   });
 

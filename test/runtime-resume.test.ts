@@ -56,7 +56,8 @@ spec:
 /** `pod/container` → pid of every running container, as the mesh reports them. */
 function containerPids(pods: readonly PodView[]): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const p of pods) for (const c of p.containers) if (c.state.state === 'running') out[`${p.name}/${c.name}`] = c.state.pid;
+  for (const p of pods)
+    for (const c of p.containers) if (c.state.state === 'running') out[`${p.name}/${c.name}`] = c.state.pid;
   return out;
 }
 
@@ -69,75 +70,94 @@ function alive(pid: number): boolean {
   }
 }
 
-void test('the control process killed for 30 s under load: nothing fails, `up` resumes the mesh, a later change reaches the proxies', { timeout: 240_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-resume', {
-    what: 'the control-process restart test',
-    needs: 'iproute2, iptables, util-linux (setpriv) and python3',
-    files: { 'web.py': WEB_SERVER },
-  });
-  if (mesh === undefined) return;
-  await mesh.up(manifest(mesh.work, 3));
+void test(
+  'the control process killed for 30 s under load: nothing fails, `up` resumes the mesh, a later change reaches the proxies',
+  { timeout: 240_000 },
+  async (t) => {
+    const mesh = await meshTest(t, 'runtime-resume', {
+      what: 'the control-process restart test',
+      needs: 'iproute2, iptables, util-linux (setpriv) and python3',
+      files: { 'web.py': WEB_SERVER },
+    });
+    if (mesh === undefined) return;
+    await mesh.up(manifest(mesh.work, 3));
 
-  // A meshed client: every request goes through its proxy, which asks the control plane about `web`.
-  const load = mesh.loadLoop('client', 'web', 80, '/', { keepAlive: true });
-  await new Promise((r) => setTimeout(r, 2000));
+    // A meshed client: every request goes through its proxy, which asks the control plane about `web`.
+    const load = mesh.loadLoop('client', 'web', 80, '/', { keepAlive: true });
+    await new Promise((r) => setTimeout(r, 2000));
 
-  const getPods = () => mesh.pods();
-  const pidsBefore = containerPids(await getPods());
-  assert.equal(Object.keys(pidsBefore).length, 8, JSON.stringify(pidsBefore));
-  const updatesAtKill = await mesh.metric('client', 'destination_updates_total');
-  const control = Number((await readFile(join(mesh.stateDir, 'control.pid'), 'utf8')).trim());
-  process.kill(control, 'SIGKILL');
-  const killedAt = Date.now();
-  // While it is dead nobody answers for the mesh, but the pods and their proxies run on.
-  const status = await mesh.cli(['get', 'pods']);
-  assert.notEqual(status.code, 0, 'no control process answers');
-  await new Promise((r) => setTimeout(r, DEAD_MS - (Date.now() - killedAt)));
-  for (const [c, pid] of Object.entries(pidsBefore)) assert.ok(alive(pid), `${c} (pid ${pid}) ran on without its control process`);
+    const getPods = () => mesh.pods();
+    const pidsBefore = containerPids(await getPods());
+    assert.equal(Object.keys(pidsBefore).length, 8, JSON.stringify(pidsBefore));
+    const updatesAtKill = await mesh.metric('client', 'destination_updates_total');
+    const control = Number((await readFile(join(mesh.stateDir, 'control.pid'), 'utf8')).trim());
+    process.kill(control, 'SIGKILL');
+    const killedAt = Date.now();
+    // While it is dead nobody answers for the mesh, but the pods and their proxies run on.
+    const status = await mesh.cli(['get', 'pods']);
+    assert.notEqual(status.code, 0, 'no control process answers');
+    await new Promise((r) => setTimeout(r, DEAD_MS - (Date.now() - killedAt)));
+    for (const [c, pid] of Object.entries(pidsBefore))
+      assert.ok(alive(pid), `${c} (pid ${pid}) ran on without its control process`);
 
-  const resumed = await mesh.cli(['up'], 120_000);
-  assert.equal(resumed.code, 0, show(resumed));
-  assert.match(resumed.stdout, /lost its control process \(\d+\): resuming it/);
-  assert.equal((resumed.stdout.match(/: adopted outrigger-proxy, (http|sleep)\n/g) ?? []).length, 4, resumed.stdout);
-  const pods = await getPods();
-  assert.deepEqual(containerPids(pods), pidsBefore, 'the pods were adopted, not restarted');
-  assert.equal(pods.length, 4);
-  for (const p of pods) {
-    assert.equal(p.ready, true, `${p.name} ready`);
-    assert.equal(p.restarts, 0, `${p.name} restarts`);
-  }
+    const resumed = await mesh.cli(['up'], 120_000);
+    assert.equal(resumed.code, 0, show(resumed));
+    assert.match(resumed.stdout, /lost its control process \(\d+\): resuming it/);
+    assert.equal((resumed.stdout.match(/: adopted outrigger-proxy, (http|sleep)\n/g) ?? []).length, 4, resumed.stdout);
+    const pods = await getPods();
+    assert.deepEqual(containerPids(pods), pidsBefore, 'the pods were adopted, not restarted');
+    assert.equal(pods.length, 4);
+    for (const p of pods) {
+      assert.equal(p.ready, true, `${p.name} ready`);
+      assert.equal(p.restarts, 0, `${p.name} restarts`);
+    }
 
-  // The client's proxy reconnects on its own (jittered backoff) and gets the state again.
-  const clientMetrics = () => mesh.metrics('client');
-  const resumedAt = Date.now();
-  while (sumMetric(await clientMetrics(), 'destination_updates_total', {}) <= updatesAtKill && Date.now() - resumedAt < 20_000) await new Promise((r) => setTimeout(r, 200));
-  const reconnectedS = (Date.now() - resumedAt) / 1000;
-  assert.ok(sumMetric(await clientMetrics(), 'destination_updates_total', {}) > updatesAtKill, 'the client proxy reconnected to the control plane and got an answer');
+    // The client's proxy reconnects on its own (jittered backoff) and gets the state again.
+    const clientMetrics = () => mesh.metrics('client');
+    const resumedAt = Date.now();
+    while (
+      sumMetric(await clientMetrics(), 'destination_updates_total', {}) <= updatesAtKill &&
+      Date.now() - resumedAt < 20_000
+    )
+      await new Promise((r) => setTimeout(r, 200));
+    const reconnectedS = (Date.now() - resumedAt) / 1000;
+    assert.ok(
+      sumMetric(await clientMetrics(), 'destination_updates_total', {}) > updatesAtKill,
+      'the client proxy reconnected to the control plane and got an answer',
+    );
 
-  // A change made after that reaches the proxies: a fourth replica gets requests.
-  const applied = await mesh.apply(manifest(mesh.work, 4), { timeoutMs: 120_000 });
-  assert.match(applied.stdout, /applied: pods 1 created, 0 replaced, 0 deleted, 4 unchanged/);
-  const appliedAt = Date.now();
-  const newName = (await getPods()).map((p) => p.name).find((n) => !pods.some((p) => p.name === n)) as string;
-  // The client's proxy reports what it sent where (dst_pod): wait for the new replica to show up.
-  let toNew = 0;
-  let text = '';
-  while (toNew === 0 && Date.now() - appliedAt < 20_000) {
-    text = await clientMetrics();
-    toNew = sumMetric(text, 'route_response_total', { direction: 'outbound', dst_pod: newName });
-    if (toNew === 0) await new Promise((r) => setTimeout(r, 250));
-  }
-  console.log(
-    `# the client's proxy had the control plane again ${reconnectedS.toFixed(1)} s after the resume (reconnect attempts ${sumMetric(text, 'destination_reconnects_total', {})}); ` +
-      `the replica added after that (${newName}) got its first requests ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after apply returned`,
-  );
-  assert.ok(toNew > 0, `the client's proxy sent nothing to ${newName} within 20 s`);
-  await new Promise((r) => setTimeout(r, 2000));
+    // A change made after that reaches the proxies: a fourth replica gets requests.
+    const applied = await mesh.apply(manifest(mesh.work, 4), { timeoutMs: 120_000 });
+    assert.match(applied.stdout, /applied: pods 1 created, 0 replaced, 0 deleted, 4 unchanged/);
+    const appliedAt = Date.now();
+    const newName = (await getPods()).map((p) => p.name).find((n) => !pods.some((p) => p.name === n)) as string;
+    // The client's proxy reports what it sent where (dst_pod): wait for the new replica to show up.
+    let toNew = 0;
+    let text = '';
+    while (toNew === 0 && Date.now() - appliedAt < 20_000) {
+      text = await clientMetrics();
+      toNew = sumMetric(text, 'route_response_total', { direction: 'outbound', dst_pod: newName });
+      if (toNew === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(
+      `# the client's proxy had the control plane again ${reconnectedS.toFixed(1)} s after the resume (reconnect attempts ${sumMetric(text, 'destination_reconnects_total', {})}); ` +
+        `the replica added after that (${newName}) got its first requests ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after apply returned`,
+    );
+    assert.ok(toNew > 0, `the client's proxy sent nothing to ${newName} within 20 s`);
+    await new Promise((r) => setTimeout(r, 2000));
 
-  const s = await load.stop();
-  const byPod = Object.fromEntries(Object.entries(s.seen).map(([body, n]) => [body.replace(/^hello from /, '').replace(/ \/$/, ''), n]));
-  console.log(`# load through kill -9, ${DEAD_MS / 1000} s without a control process, resume and scale-up: ${s.ok} ok, ${s.fail} failed; by pod ${JSON.stringify(byPod)}`);
-  assert.equal(s.fail, 0, JSON.stringify(s));
-  assert.ok(s.ok > 300, `the client kept sending: ${JSON.stringify(s)}`);
-  assert.ok((byPod[newName] ?? 0) > 0, `the replica added after the resume answered the load: ${JSON.stringify(byPod)}`);
-});
+    const s = await load.stop();
+    const byPod = Object.fromEntries(
+      Object.entries(s.seen).map(([body, n]) => [body.replace(/^hello from /, '').replace(/ \/$/, ''), n]),
+    );
+    console.log(
+      `# load through kill -9, ${DEAD_MS / 1000} s without a control process, resume and scale-up: ${s.ok} ok, ${s.fail} failed; by pod ${JSON.stringify(byPod)}`,
+    );
+    assert.equal(s.fail, 0, JSON.stringify(s));
+    assert.ok(s.ok > 300, `the client kept sending: ${JSON.stringify(s)}`);
+    assert.ok(
+      (byPod[newName] ?? 0) > 0,
+      `the replica added after the resume answered the load: ${JSON.stringify(byPod)}`,
+    );
+  },
+);

@@ -69,46 +69,50 @@ spec:
 `;
 }
 
-void test('HTTPRoute in the proxies: weighted split, apply, header match, timeout, no match', { timeout: 180_000 }, async (t) => {
-  const mesh = await meshTest(t, 'runtime-routes', {
-    what: 'the end-to-end routes test',
-    files: { 'web.py': WEB_SERVER },
-  });
-  if (mesh === undefined) return;
-  await mesh.up(manifest(mesh.work, 90, 10));
+void test(
+  'HTTPRoute in the proxies: weighted split, apply, header match, timeout, no match',
+  { timeout: 180_000 },
+  async (t) => {
+    const mesh = await meshTest(t, 'runtime-routes', {
+      what: 'the end-to-end routes test',
+      files: { 'web.py': WEB_SERVER },
+    });
+    if (mesh === undefined) return;
+    await mesh.up(manifest(mesh.work, 90, 10));
 
-  const count = (n: number, path: string, header?: string) =>
-    mesh.countRequests('client', { host: 'web', port: 80, path, header }, n);
-  const within = (counts: Record<string, number>, n: number, v2Share: number) => {
-    const v2 = (counts.v2 ?? 0) / n;
-    console.log(`# split: ${JSON.stringify(counts)} → v2 ${(v2 * 100).toFixed(1)}% (want ${v2Share * 100}% ± 3)`);
-    assert.equal((counts.v1 ?? 0) + (counts.v2 ?? 0), n, JSON.stringify(counts));
-    assert.ok(Math.abs(v2 - v2Share) <= 0.03, `v2 got ${(v2 * 100).toFixed(1)}%: ${JSON.stringify(counts)}`);
-  };
+    const count = (n: number, path: string, header?: string) =>
+      mesh.countRequests('client', { host: 'web', port: 80, path, header }, n);
+    const within = (counts: Record<string, number>, n: number, v2Share: number) => {
+      const v2 = (counts.v2 ?? 0) / n;
+      console.log(`# split: ${JSON.stringify(counts)} → v2 ${(v2 * 100).toFixed(1)}% (want ${v2Share * 100}% ± 3)`);
+      assert.equal((counts.v1 ?? 0) + (counts.v2 ?? 0), n, JSON.stringify(counts));
+      assert.ok(Math.abs(v2 - v2Share) <= 0.03, `v2 got ${(v2 * 100).toFixed(1)}%: ${JSON.stringify(counts)}`);
+    };
 
-  await t.test('a 90/10 split over 2,000 requests lands within ±3%', async () => {
-    within(await count(2000, '/app/x'), 2000, 0.1);
-  });
+    await t.test('a 90/10 split over 2,000 requests lands within ±3%', async () => {
+      within(await count(2000, '/app/x'), 2000, 0.1);
+    });
 
-  await t.test('apply moves it to 50/50; the requests after it follow', async () => {
-    await mesh.apply(manifest(mesh.work, 50, 50));
-    await new Promise((res) => setTimeout(res, 1000)); // the issue's bound: in force within a second
-    // 4,000 here: at 50/50 the standard deviation of 2,000 draws is 1.1%, so ±3% would fail by chance
-    // about once in 150 runs; with 4,000 it is 0.8% (±3% is 3.8 of them).
-    within(await count(4000, '/app/y'), 4000, 0.5);
-  });
+    await t.test('apply moves it to 50/50; the requests after it follow', async () => {
+      await mesh.apply(manifest(mesh.work, 50, 50));
+      await new Promise((res) => setTimeout(res, 1000)); // the issue's bound: in force within a second
+      // 4,000 here: at 50/50 the standard deviation of 2,000 draws is 1.1%, so ±3% would fail by chance
+      // about once in 150 runs; with 4,000 it is 0.8% (±3% is 3.8 of them).
+      within(await count(4000, '/app/y'), 4000, 0.5);
+    });
 
-  await t.test('a header match sends canary requests to v2 only', async () => {
-    assert.deepEqual(await count(50, '/app/z', 'x-canary:yes'), { v2: 50 });
-  });
+    await t.test('a header match sends canary requests to v2 only', async () => {
+      assert.deepEqual(await count(50, '/app/z', 'x-canary:yes'), { v2: 50 });
+    });
 
-  await t.test('timeouts.request gives a 504 when the backend is slower', async () => {
-    const started = Date.now();
-    assert.deepEqual(await count(1, '/slow'), { 'status-504': 1 });
-    console.log(`# /slow answered after ${Date.now() - started} ms (incl. exec) with 504`);
-  });
+    await t.test('timeouts.request gives a 504 when the backend is slower', async () => {
+      const started = Date.now();
+      assert.deepEqual(await count(1, '/slow'), { 'status-504': 1 });
+      console.log(`# /slow answered after ${Date.now() - started} ms (incl. exec) with 504`);
+    });
 
-  await t.test('a request no rule matches gets a 404 from the proxy', async () => {
-    assert.deepEqual(await count(3, '/elsewhere'), { 'status-404': 3 });
-  });
-});
+    await t.test('a request no rule matches gets a 404 from the proxy', async () => {
+      assert.deepEqual(await count(3, '/elsewhere'), { 'status-404': 3 });
+    });
+  },
+);

@@ -91,7 +91,11 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     assert.match(web.clusterIP, new RegExp(`^${literal(prefixOf(mesh.net.serviceCidr))}\\.\\d+$`), JSON.stringify(web));
     assert.equal(web.endpoints.length, 3, JSON.stringify(web));
     const table = await mesh.cli(['get', 'svc']);
-    assert.match(table.stdout, new RegExp(`web\\s+${web.clusterIP.replace(/\./g, '\\.')}\\s+app=web\\s+80:http/TCP`), table.stdout);
+    assert.match(
+      table.stdout,
+      new RegExp(`web\\s+${web.clusterIP.replace(/\./g, '\\.')}\\s+app=web\\s+80:http/TCP`),
+      table.stdout,
+    );
   });
 
   await t.test('a meshed client reaches the Service by every name form, through both proxies', async () => {
@@ -102,7 +106,8 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
     const after = sumMetric(await metrics('client'), 'request_total', { direction: 'outbound' });
     assert.equal(after, before + 4, 'four requests through the client proxy');
     let inbound = 0;
-    for (const p of (await get<PodView>('pods')).filter((x) => x.deployment === 'web')) inbound += sumMetric(await metrics(p.name), 'request_total', { direction: 'inbound' });
+    for (const p of (await get<PodView>('pods')).filter((x) => x.deployment === 'web'))
+      inbound += sumMetric(await metrics(p.name), 'request_total', { direction: 'inbound' });
     assert.ok(inbound >= 4, `the web pods' proxies saw the requests (${inbound})`);
   });
 
@@ -118,14 +123,20 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
       for (const line of await batch()) seen.set(replicaOf(line), (seen.get(replicaOf(line)) ?? 0) + 1);
       batches++;
     }
-    console.log(`# ${what}: ${seen.size} replicas answered after ${batches} batch(es), ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify([...seen])}`);
+    console.log(
+      `# ${what}: ${seen.size} replicas answered after ${batches} batch(es), ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify([...seen])}`,
+    );
     assert.equal(seen.size, 3, `${what}: every replica answered: ${JSON.stringify([...seen])}`);
   };
 
   await t.test('requests spread over all three replicas, from a meshed and from an unmeshed client', async () => {
     for (const client of ['client', 'plain-client']) {
       await untilAllThree(`${client}, a new connection per request`, async () => {
-        const r = await exec(client, ['sh', '-c', 'for i in $(seq 1 45); do curl -sS -m 10 --fail http://web/ || exit 1; done']);
+        const r = await exec(client, [
+          'sh',
+          '-c',
+          'for i in $(seq 1 45); do curl -sS -m 10 --fail http://web/ || exit 1; done',
+        ]);
         assert.equal(r.code, 0, show(r));
         return r.stdout.trim().split('\n');
       });
@@ -152,46 +163,61 @@ void test('Services: names, spreading, apply scaling and rollout under load', { 
   const startLoad = (pod: string) => mesh.loadLoop(pod, 'web', 80, '/');
   const applyFile = (text: string) => mesh.apply(text, { timeoutMs: 180_000 });
 
-  await t.test('apply scales 3 → 1 → 3 and rolls a new template while two clients send requests, none failing', async () => {
-    const meshed = startLoad('client');
-    const plain = startLoad('plain-client');
-    await new Promise((r) => setTimeout(r, 1000));
+  await t.test(
+    'apply scales 3 → 1 → 3 and rolls a new template while two clients send requests, none failing',
+    async () => {
+      const meshed = startLoad('client');
+      const plain = startLoad('plain-client');
+      await new Promise((r) => setTimeout(r, 1000));
 
-    const down = await applyFile(manifest(mesh.work, 1, 'v1'));
-    assert.match(down.stdout, /applied: pods 0 created, 0 replaced, 2 deleted, 3 unchanged/);
-    let deps = await get<DeploymentView>('deployments');
-    assert.equal(deps[0]?.replicas, 1);
-    assert.equal(deps[0]?.pods.length, 1, JSON.stringify(deps));
+      const down = await applyFile(manifest(mesh.work, 1, 'v1'));
+      assert.match(down.stdout, /applied: pods 0 created, 0 replaced, 2 deleted, 3 unchanged/);
+      let deps = await get<DeploymentView>('deployments');
+      assert.equal(deps[0]?.replicas, 1);
+      assert.equal(deps[0]?.pods.length, 1, JSON.stringify(deps));
 
-    const back = await applyFile(manifest(mesh.work, 3, 'v1'));
-    assert.match(back.stdout, /applied: pods 2 created, 0 replaced, 0 deleted, 3 unchanged/);
-    deps = await get<DeploymentView>('deployments');
-    assert.equal(deps[0]?.ready, 3, JSON.stringify(deps));
+      const back = await applyFile(manifest(mesh.work, 3, 'v1'));
+      assert.match(back.stdout, /applied: pods 2 created, 0 replaced, 0 deleted, 3 unchanged/);
+      deps = await get<DeploymentView>('deployments');
+      assert.equal(deps[0]?.ready, 3, JSON.stringify(deps));
 
-    // A new template: each new pod is ready before an old one goes.
-    const roll = await applyFile(manifest(mesh.work, 3, 'v2'));
-    assert.match(roll.stdout, /rolling out 3 new pods, replacing 3, one at a time/);
-    const lines = roll.stdout.split('\n');
-    const readyAt = lines.map((l, i) => (/pod default\/web-\S+: ready/.test(l) ? i : -1)).filter((i) => i >= 0);
-    const removedAt = lines.map((l, i) => (/pod default\/web-\S+: removed/.test(l) ? i : -1)).filter((i) => i >= 0);
-    assert.equal(readyAt.length, 3, roll.stdout);
-    assert.equal(removedAt.length, 3, roll.stdout);
-    for (let i = 0; i < 3; i++) assert.ok((readyAt[i] ?? 0) < (removedAt[i] ?? 0), `new pod ${i} ready before old pod ${i} removed:\n${roll.stdout}`);
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.match(await curl('client', 'http://web/'), / v2 \/\n$/);
+      // A new template: each new pod is ready before an old one goes.
+      const roll = await applyFile(manifest(mesh.work, 3, 'v2'));
+      assert.match(roll.stdout, /rolling out 3 new pods, replacing 3, one at a time/);
+      const lines = roll.stdout.split('\n');
+      const readyAt = lines.map((l, i) => (/pod default\/web-\S+: ready/.test(l) ? i : -1)).filter((i) => i >= 0);
+      const removedAt = lines.map((l, i) => (/pod default\/web-\S+: removed/.test(l) ? i : -1)).filter((i) => i >= 0);
+      assert.equal(readyAt.length, 3, roll.stdout);
+      assert.equal(removedAt.length, 3, roll.stdout);
+      for (let i = 0; i < 3; i++)
+        assert.ok(
+          (readyAt[i] ?? 0) < (removedAt[i] ?? 0),
+          `new pod ${i} ready before old pod ${i} removed:\n${roll.stdout}`,
+        );
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.match(await curl('client', 'http://web/'), / v2 \/\n$/);
 
-    for (const [name, load] of [['meshed', meshed], ['unmeshed', plain]] as const) {
-      const s = await load.stop();
-      console.log(`# ${name} client during scaling and rollout: ${s.ok} ok, ${s.fail} failed, ${Object.keys(s.seen).length} distinct replica versions`);
-      assert.equal(s.fail, 0, `${name} client: ${JSON.stringify(s)}`);
-      assert.ok(s.ok > 50, `${name} client kept sending: ${JSON.stringify(s)}`);
-    }
-  });
+      for (const [name, load] of [
+        ['meshed', meshed],
+        ['unmeshed', plain],
+      ] as const) {
+        const s = await load.stop();
+        console.log(
+          `# ${name} client during scaling and rollout: ${s.ok} ok, ${s.fail} failed, ${Object.keys(s.seen).length} distinct replica versions`,
+        );
+        assert.equal(s.fail, 0, `${name} client: ${JSON.stringify(s)}`);
+        assert.ok(s.ok > 50, `${name} client kept sending: ${JSON.stringify(s)}`);
+      }
+    },
+  );
 
   await t.test('a bad apply is refused with the field named, and changes nothing', async () => {
     const before = await get<PodView>('pods');
     const r = await mesh.apply(manifest(mesh.work, 3, 'v2').replace('port: 80,', 'port: 70000,'), { code: 1 });
     assert.match(r.stderr, /mesh\.yaml: document 2 \(Service default\/web\): spec\.ports\[0\]\.port: .*70000/);
-    assert.deepEqual((await get<PodView>('pods')).map((p) => p.name), before.map((p) => p.name));
+    assert.deepEqual(
+      (await get<PodView>('pods')).map((p) => p.name),
+      before.map((p) => p.name),
+    );
   });
 });

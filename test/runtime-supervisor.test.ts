@@ -40,14 +40,14 @@ const skipReason = 'needs root to create network namespaces, run processes in th
 const isRoot = process.getuid?.() === 0;
 
 function runningPid(c: ContainerStatus | undefined): number {
-  if (c?.state.state !== 'running') throw new Error(`container ${c?.name ?? '?'} is not running: ${JSON.stringify(c?.state)}`);
+  if (c?.state.state !== 'running')
+    throw new Error(`container ${c?.name ?? '?'} is not running: ${JSON.stringify(c?.state)}`);
   return c.state.pid;
 }
 
 function container(s: PodStatus, name: string): ContainerStatus | undefined {
   return s.containers.find((c) => c.name === name);
 }
-
 
 async function alive(pid: number): Promise<boolean> {
   try {
@@ -69,10 +69,14 @@ function podsFrom(yaml: string): PodPlan[] {
 
 if (!isRoot && process.env.CI === 'true') {
   void test('runtime-supervisor: pods as processes end to end', () => {
-    assert.fail(`runtime-supervisor.test.js ${skipReason}, and CI=true: run CI as root (this test must not be skipped there)`);
+    assert.fail(
+      `runtime-supervisor.test.js ${skipReason}, and CI=true: run CI as root (this test must not be skipped there)`,
+    );
   });
 } else if (!isRoot) {
-  process.stderr.write(`\n!!! SKIPPING test/runtime-supervisor.test.ts: it ${skipReason}; run it as root (sudo) !!!\n\n`);
+  process.stderr.write(
+    `\n!!! SKIPPING test/runtime-supervisor.test.ts: it ${skipReason}; run it as root (sudo) !!!\n\n`,
+  );
   void test('runtime-supervisor: pods as processes end to end', { skip: `SKIPPED: ${skipReason}` }, () => undefined);
 } else {
   void test('runtime-supervisor: pods as processes end to end', { timeout: 180_000 }, async (t) => {
@@ -110,7 +114,8 @@ if (!isRoot && process.env.CI === 'true') {
     await mkdir(www);
     await writeFile(join(www, 'hello.txt'), 'hello from the pod\n');
 
-    const addPod = async (p: PodPlan): Promise<PodNet> => net.addPod({ namespace: p.namespace, name: p.name, hostname: p.hostname });
+    const addPod = async (p: PodPlan): Promise<PodNet> =>
+      net.addPod({ namespace: p.namespace, name: p.name, hostname: p.hostname });
 
     await t.test('an http.server pod: probed ready from inside its namespace, restarted after a kill', async () => {
       const [pod] = podsFrom(`
@@ -142,8 +147,12 @@ spec:
       await pp.whenReady(20_000);
       const first = runningPid(container(pp.status(), 'http'));
       seenPids.add(first);
-      assert.equal((await execFileP('ip', ['netns', 'identify', String(first)])).stdout.trim(), podNet.netns, 'the app runs in the pod namespace');
-      assert.equal((await (await fetch(`http://${podNet.ip}:8080/hello.txt`)).text()), 'hello from the pod\n');
+      assert.equal(
+        (await execFileP('ip', ['netns', 'identify', String(first)])).stdout.trim(),
+        podNet.netns,
+        'the app runs in the pod namespace',
+      );
+      assert.equal(await (await fetch(`http://${podNet.ip}:8080/hello.txt`)).text(), 'hello from the pod\n');
 
       const readiness: string[] = [];
       pp.on('ready', () => readiness.push('ready'));
@@ -159,8 +168,16 @@ spec:
       assert.equal(c?.lastTermination?.signal, 'SIGKILL');
 
       const log = await readFile(join(stateDir, 'pods', 'default', 'web', 'http.log'), 'utf8');
-      assert.match(log, new RegExp(`start of container http: pid ${first}: python3 -u -m http.server 8080 --bind ${podNet.ip.replace(/\./g, '\\.')}`));
-      assert.match(log, new RegExp(`container http \\(pid ${first}\\) was killed by SIGKILL after [0-9.]+ s; restarting in 1\\.0 s`));
+      assert.match(
+        log,
+        new RegExp(
+          `start of container http: pid ${first}: python3 -u -m http.server 8080 --bind ${podNet.ip.replace(/\./g, '\\.')}`,
+        ),
+      );
+      assert.match(
+        log,
+        new RegExp(`container http \\(pid ${first}\\) was killed by SIGKILL after [0-9.]+ s; restarting in 1\\.0 s`),
+      );
       assert.match(log, new RegExp(`start \\(restart 1\\) of container http: pid ${second}`));
       assert.equal(log.match(/Serving HTTP on /g)?.length, 2, `both starts served:\n${log}`);
       assert.match(log, /"GET \/hello.txt HTTP\/1.1" 200/, 'the probes reached the app');
@@ -201,14 +218,20 @@ spec:
 
       const started: PodProcesses[] = [];
       for (const p of [server, client]) {
-        const pp = new PodProcesses({ pod: p, net: nets.get(p.name) as PodNet, stateDir, proxy: { command: proxyCommand, terminationGraceMs: 3000 } });
+        const pp = new PodProcesses({
+          pod: p,
+          net: nets.get(p.name) as PodNet,
+          stateDir,
+          proxy: { command: proxyCommand, terminationGraceMs: 3000 },
+        });
         pods.push(pp);
         started.push(pp);
         // The moment an app container first shows up, the proxy must already be ready.
         pp.on('change', () => {
           const s = pp.status();
           const app = s.containers.find((c) => c.name !== PROXY_CONTAINER);
-          if (app !== undefined && !proxyWasReadyFirst.has(p.name)) proxyWasReadyFirst.set(p.name, container(s, PROXY_CONTAINER)?.ready === true);
+          if (app !== undefined && !proxyWasReadyFirst.has(p.name))
+            proxyWasReadyFirst.set(p.name, container(s, PROXY_CONTAINER)?.ready === true);
         });
       }
       const proxyWasReadyFirst = new Map<string, boolean>();
@@ -219,7 +242,10 @@ spec:
         const s = pp.status();
         assert.equal(s.meshed, true);
         assert.equal(s.phase, 'Running');
-        assert.deepEqual(s.containers.map((c) => c.name), [PROXY_CONTAINER, s.containers[1]?.name]);
+        assert.deepEqual(
+          s.containers.map((c) => c.name),
+          [PROXY_CONTAINER, s.containers[1]?.name],
+        );
         assert.equal(proxyWasReadyFirst.get(s.name), true, `${s.name}: the proxy was ready before the app started`);
         const proxyPid = runningPid(container(s, PROXY_CONTAINER));
         const appPid = runningPid(s.containers[1]);
@@ -227,25 +253,57 @@ spec:
         seenPids.add(appPid);
         const proxyC = container(s, PROXY_CONTAINER);
         const appC = s.containers[1];
-        assert.ok(proxyC?.state.state === 'running' && appC?.state.state === 'running' && proxyC.state.startedAt <= appC.state.startedAt);
-        assert.equal((await execFileP('ps', ['-o', 'uid=', '-p', String(proxyPid)])).stdout.trim(), String(PROXY_UID), 'the proxy runs as uid 2102');
-        assert.equal((await execFileP('ps', ['-o', 'uid=', '-p', String(appPid)])).stdout.trim(), '0', 'the app runs as root');
+        assert.ok(
+          proxyC?.state.state === 'running' &&
+            appC?.state.state === 'running' &&
+            proxyC.state.startedAt <= appC.state.startedAt,
+        );
+        assert.equal(
+          (await execFileP('ps', ['-o', 'uid=', '-p', String(proxyPid)])).stdout.trim(),
+          String(PROXY_UID),
+          'the proxy runs as uid 2102',
+        );
+        assert.equal(
+          (await execFileP('ps', ['-o', 'uid=', '-p', String(appPid)])).stdout.trim(),
+          '0',
+          'the app runs as root',
+        );
         assert.equal((await execFileP('ip', ['netns', 'identify', String(proxyPid)])).stdout.trim(), s.netns);
       }
 
       // A's app → A's proxy (outbound, orig dst B:8081) → B's proxy (inbound) → B's app.
-      const { stdout } = await execFileP('ip', ['netns', 'exec', clientNet.netns, 'curl', '-sS', '-m', '10', `http://${serverNet.ip}:8081/hello.txt`]);
+      const { stdout } = await execFileP('ip', [
+        'netns',
+        'exec',
+        clientNet.netns,
+        'curl',
+        '-sS',
+        '-m',
+        '10',
+        `http://${serverNet.ip}:8081/hello.txt`,
+      ]);
       assert.equal(stdout, 'hello from the pod\n');
-      assert.ok((await metric(clientNet.ip, 'request_total', { direction: 'outbound' })) >= 1, 'the client proxy carried the request out');
-      assert.ok((await metric(serverNet.ip, 'request_total', { direction: 'inbound' })) >= 1, 'the server proxy carried it in');
+      assert.ok(
+        (await metric(clientNet.ip, 'request_total', { direction: 'outbound' })) >= 1,
+        'the client proxy carried the request out',
+      );
+      assert.ok(
+        (await metric(serverNet.ip, 'request_total', { direction: 'inbound' })) >= 1,
+        'the server proxy carried it in',
+      );
       assert.equal(await metric(serverNet.ip, 'request_total', { direction: 'outbound' }), 0);
 
       const proxyLog = await readFile(join(stateDir, 'pods', 'default', 'server', `${PROXY_CONTAINER}.log`), 'utf8');
-      assert.match(proxyLog, /start of container outrigger-proxy: pid \d+: .*outrigger\.js proxy .*--inbound-port 4143/);
+      assert.match(
+        proxyLog,
+        /start of container outrigger-proxy: pid \d+: .*outrigger\.js proxy .*--inbound-port 4143/,
+      );
     });
 
-    await t.test('a proxy that never gets ready fails the pod start with its log, and nothing of the pod is left running', async () => {
-      const [pod] = podsFrom(`
+    await t.test(
+      'a proxy that never gets ready fails the pod start with its log, and nothing of the pod is left running',
+      async () => {
+        const [pod] = podsFrom(`
 apiVersion: v1
 kind: Pod
 metadata: { name: broken }
@@ -254,38 +312,74 @@ spec:
     - name: app
       command: [sleep, "300"]
 `);
-      assert.ok(pod !== undefined);
-      const podNet = await addPod(pod);
-      const broken = { argv: ['/bin/sh', '-c', 'echo "proxy: cannot bind: EADDRINUSE" >&2; exit 1', 'fake-proxy'], root: '/', staged: false, env: {} };
-      const pp = new PodProcesses({ pod, net: podNet, stateDir, proxy: { command: broken, readyTimeoutMs: 2500 }, backoff: { initialMs: 200 } });
-      pods.push(pp);
-      await assert.rejects(pp.start(), (err: Error) => {
-        assert.match(err.message, /pod default\/broken: the proxy was not ready within 2.5 s \(.*restarts [1-9]\d*\)/);
-        assert.match(err.message, /proxy: cannot bind: EADDRINUSE/, 'the end of the proxy log is in the message');
-        return true;
-      });
-      const s = pp.status();
-      assert.equal(s.phase, 'Failed');
-      assert.deepEqual(s.containers.map((c) => c.name), [PROXY_CONTAINER], 'the app was never started');
-      assert.equal(container(s, PROXY_CONTAINER)?.finished, true);
-      assert.deepEqual((await execFileP('ip', ['netns', 'pids', podNet.netns])).stdout.trim(), '', 'nothing runs in the pod');
-    });
+        assert.ok(pod !== undefined);
+        const podNet = await addPod(pod);
+        const broken = {
+          argv: ['/bin/sh', '-c', 'echo "proxy: cannot bind: EADDRINUSE" >&2; exit 1', 'fake-proxy'],
+          root: '/',
+          staged: false,
+          env: {},
+        };
+        const pp = new PodProcesses({
+          pod,
+          net: podNet,
+          stateDir,
+          proxy: { command: broken, readyTimeoutMs: 2500 },
+          backoff: { initialMs: 200 },
+        });
+        pods.push(pp);
+        await assert.rejects(pp.start(), (err: Error) => {
+          assert.match(
+            err.message,
+            /pod default\/broken: the proxy was not ready within 2.5 s \(.*restarts [1-9]\d*\)/,
+          );
+          assert.match(err.message, /proxy: cannot bind: EADDRINUSE/, 'the end of the proxy log is in the message');
+          return true;
+        });
+        const s = pp.status();
+        assert.equal(s.phase, 'Failed');
+        assert.deepEqual(
+          s.containers.map((c) => c.name),
+          [PROXY_CONTAINER],
+          'the app was never started',
+        );
+        assert.equal(container(s, PROXY_CONTAINER)?.finished, true);
+        assert.deepEqual(
+          (await execFileP('ip', ['netns', 'pids', podNet.netns])).stdout.trim(),
+          '',
+          'nothing runs in the pod',
+        );
+      },
+    );
 
     await t.test('stop and teardown leave nothing behind', async () => {
       const statuses = pods.map((p) => p.status());
-      for (const s of statuses) for (const c of s.containers) if (c.state.state === 'running') seenPids.add(c.state.pid);
+      for (const s of statuses)
+        for (const c of s.containers) if (c.state.state === 'running') seenPids.add(c.state.pid);
       const began = Date.now();
       await Promise.all(pods.map((p) => p.stop()));
       assert.ok(Date.now() - began < 10_000, `stopping took ${Date.now() - began} ms`);
       for (const pid of seenPids) assert.equal(await alive(pid), false, `process ${pid} is gone`);
-      for (const s of statuses) if (s.netns !== undefined) assert.deepEqual(await killNetnsProcesses(s.netns), [], `nothing was left in ${s.netns}`);
-      const records = (await readdir(join(stateDir, 'pods'), { recursive: true })).filter((f) => String(f).endsWith('.proc.json'));
+      for (const s of statuses)
+        if (s.netns !== undefined)
+          assert.deepEqual(await killNetnsProcesses(s.netns), [], `nothing was left in ${s.netns}`);
+      const records = (await readdir(join(stateDir, 'pods'), { recursive: true })).filter((f) =>
+        String(f).endsWith('.proc.json'),
+      );
       assert.deepEqual(records, [], 'no process record is left');
 
       await net.teardown();
-      assert.deepEqual((await listNetns(runCommand)).filter((n) => n.startsWith(netnsPrefix(bridge))), [], 'no namespace');
+      assert.deepEqual(
+        (await listNetns(runCommand)).filter((n) => n.startsWith(netnsPrefix(bridge))),
+        [],
+        'no namespace',
+      );
       const links = await listLinks(runCommand);
-      assert.deepEqual(links.filter((l) => l.ifname === bridge || l.master === bridge), [], 'no bridge, no veth');
+      assert.deepEqual(
+        links.filter((l) => l.ifname === bridge || l.master === bridge),
+        [],
+        'no bridge, no veth',
+      );
       const { stdout: ps } = await execFileP('ps', ['-eo', 'pid=,args=']);
       assert.doesNotMatch(ps, new RegExp(`${stateDir}|http\\.server 808[01]`), 'no process of this test');
     });

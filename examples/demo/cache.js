@@ -19,16 +19,24 @@ net
         const [cmd = '', key = '', ...rest] = buf.slice(0, nl).trim().split(' ');
         buf = buf.slice(nl + 1);
         switch (cmd.toUpperCase()) {
-          case 'PING': sock.write('+PONG\n'); break;
-          case 'GET': sock.write(`$${data.get(key) ?? ''}\n`); break;
-          case 'SET': data.set(key, rest.join(' ')); sock.write('+OK\n'); break;
+          case 'PING':
+            sock.write('+PONG\n');
+            break;
+          case 'GET':
+            sock.write(`$${data.get(key) ?? ''}\n`);
+            break;
+          case 'SET':
+            data.set(key, rest.join(' '));
+            sock.write('+OK\n');
+            break;
           case 'INCR': {
             const n = Number(data.get(key) ?? 0) + 1;
             data.set(key, String(n));
             sock.write(`:${n}\n`);
             break;
           }
-          default: sock.write(`-ERR unknown command ${cmd}\n`);
+          default:
+            sock.write(`-ERR unknown command ${cmd}\n`);
         }
       }
     });

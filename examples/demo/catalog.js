@@ -9,8 +9,12 @@ const demo = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { defaults: 
 const cache = new CacheClient(process.env.CACHE_HOST ?? 'cache', 6379);
 
 const PRODUCTS = [
-  ['p1', 'Outrigger canoe', 129900], ['p2', 'Carbon paddle', 18900], ['p3', 'Spray skirt', 7900],
-  ['p4', 'Dry bag', 2900], ['p5', 'Life vest', 9900], ['p6', 'Ama repair kit', 4900],
+  ['p1', 'Outrigger canoe', 129900],
+  ['p2', 'Carbon paddle', 18900],
+  ['p3', 'Spray skirt', 7900],
+  ['p4', 'Dry bag', 2900],
+  ['p5', 'Life vest', 9900],
+  ['p6', 'Ama repair kit', 4900],
 ].map(([id, name, priceCents]) => ({ id, name, priceCents }));
 
 async function withStock(p) {
@@ -28,12 +32,18 @@ const server = new grpc.Server();
 server.addService(demo.Catalog.service, {
   ListProducts: (call, cb) => {
     const limit = call.request.limit > 0 ? call.request.limit : PRODUCTS.length;
-    Promise.all(PRODUCTS.slice(0, limit).map(withStock)).then((products) => cb(null, { products }), (err) => cb(err));
+    Promise.all(PRODUCTS.slice(0, limit).map(withStock)).then(
+      (products) => cb(null, { products }),
+      (err) => cb(err),
+    );
   },
   GetProduct: (call, cb) => {
     const p = PRODUCTS.find((x) => x.id === call.request.id);
     if (p === undefined) return cb({ code: grpc.status.NOT_FOUND, message: `no product ${call.request.id}` });
-    withStock(p).then((x) => cb(null, x), (err) => cb(err));
+    withStock(p).then(
+      (x) => cb(null, x),
+      (err) => cb(err),
+    );
   },
 });
 server.bindAsync(`0.0.0.0:${process.env.PORT ?? 9090}`, grpc.ServerCredentials.createInsecure(), (err, port) => {

@@ -9,7 +9,9 @@ const PROTO = fileURLToPath(new URL('./catalog.proto', import.meta.url));
 const demo = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { defaults: true })).demo;
 const catalog = new demo.Catalog('catalog:9090', grpc.credentials.createInsecure());
 const call = (method, req) =>
-  new Promise((resolve, reject) => catalog[method](req, { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res))));
+  new Promise((resolve, reject) =>
+    catalog[method](req, { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res))),
+  );
 
 async function rating(id) {
   const r = await get('ratings', 80, `/ratings/${id}`);
@@ -20,7 +22,10 @@ serve(8080, async (req, url) => {
   const user = req.headers['x-user'] ?? 'guest';
   if (url.pathname === '/') {
     const { products } = await call('ListProducts', { limit: 4 });
-    const [stars, cart] = await Promise.all([Promise.all(products.map((p) => rating(p.id))), get('cart', 80, `/cart/${user}`)]);
+    const [stars, cart] = await Promise.all([
+      Promise.all(products.map((p) => rating(p.id))),
+      get('cart', 80, `/cart/${user}`),
+    ]);
     if (cart.status !== 200) return [502, { error: `cart answered ${cart.status}` }];
     return [200, { products: products.map((p, i) => ({ ...p, rating: stars[i] })), cart: cart.body }];
   }

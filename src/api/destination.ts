@@ -34,7 +34,8 @@ export interface Update {
 export type RouteKind = 'HTTP' | 'GRPC';
 export type PathMatchType = 'EXACT' | 'PREFIX' | 'REGEX';
 export type ValueMatchType = 'EXACT' | 'REGEX';
-export type FilterType = 'REQUEST_HEADER_MODIFIER' | 'RESPONSE_HEADER_MODIFIER' | 'REQUEST_MIRROR' | 'URL_REWRITE' | 'REQUEST_REDIRECT';
+export type FilterType =
+  'REQUEST_HEADER_MODIFIER' | 'RESPONSE_HEADER_MODIFIER' | 'REQUEST_MIRROR' | 'URL_REWRITE' | 'REQUEST_REDIRECT';
 export type PathModifierType = 'REPLACE_FULL_PATH' | 'REPLACE_PREFIX_MATCH';
 
 export interface Route {

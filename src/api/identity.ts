@@ -35,7 +35,8 @@ export function trustDomainProblem(td: string): string | undefined {
 export function spiffeIdFor(w: WorkloadName): SpiffeId {
   const tdProblem = trustDomainProblem(w.trustDomain);
   if (tdProblem !== undefined) throw new RangeError(tdProblem);
-  if (!NAMESPACE.test(w.namespace)) throw new RangeError(`namespace "${w.namespace}" is not a valid kubernetes namespace name`);
+  if (!NAMESPACE.test(w.namespace))
+    throw new RangeError(`namespace "${w.namespace}" is not a valid kubernetes namespace name`);
   if (!SERVICE_ACCOUNT.test(w.serviceAccount)) {
     throw new RangeError(`service account "${w.serviceAccount}" is not a valid kubernetes service account name`);
   }
@@ -47,7 +48,12 @@ export function parseSpiffeId(text: string): (WorkloadName & { readonly id: Spif
   const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(text);
   if (!m) return undefined;
   const [, trustDomain, namespace, serviceAccount] = m as unknown as [string, string, string, string];
-  if (trustDomainProblem(trustDomain) !== undefined || !NAMESPACE.test(namespace) || !SERVICE_ACCOUNT.test(serviceAccount)) return undefined;
+  if (
+    trustDomainProblem(trustDomain) !== undefined ||
+    !NAMESPACE.test(namespace) ||
+    !SERVICE_ACCOUNT.test(serviceAccount)
+  )
+    return undefined;
   return { trustDomain, namespace, serviceAccount, id: text as SpiffeId };
 }
 
@@ -67,7 +73,9 @@ export interface CertifyResponse {
   identity: string;
 }
 
-export const IDENTITY_CERTIFY: Method<CertifyRequest, CertifyResponse> = API.method('/outrigger.identity.v1.Identity/Certify');
+export const IDENTITY_CERTIFY: Method<CertifyRequest, CertifyResponse> = API.method(
+  '/outrigger.identity.v1.Identity/Certify',
+);
 
 /** Asks for a certificate; rejects with a GrpcError (`.code`, `.details`) when the server refuses, or
  *  after `timeoutMs` (DEADLINE_EXCEEDED). */

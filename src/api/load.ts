@@ -9,7 +9,9 @@ import type { GetDestination, Update } from './destination.js';
 import type { InboundPolicy, WatchInbound } from './policy.js';
 
 /** The directory holding the .proto files, from either src/api (tsx) or dist/src/api (compiled). */
-const PROTO_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../src/api/' : './', import.meta.url));
+const PROTO_DIR = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/') ? '../../../src/api/' : './', import.meta.url),
+);
 
 const LOADER_OPTIONS: protoLoader.Options = {
   // Field names stay as written in the .proto (snake_case), enums as their names, 64-bit numbers as

@@ -6,7 +6,12 @@ import type { Call, CallHandlers, GrpcChannel, Method } from './grpc/channel.js'
 import { API } from './proto/registry.js';
 
 export type DefaultPolicyName = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
-export const DEFAULT_POLICY_NAMES: readonly DefaultPolicyName[] = ['all-unauthenticated', 'all-authenticated', 'cluster-authenticated', 'deny'];
+export const DEFAULT_POLICY_NAMES: readonly DefaultPolicyName[] = [
+  'all-unauthenticated',
+  'all-authenticated',
+  'cluster-authenticated',
+  'deny',
+];
 
 export interface WatchInbound {
   namespace: string;
@@ -76,7 +81,9 @@ export function defaultAuthorizations(policy: DefaultPolicyName, clusterNetworks
           name,
           all: [
             { identities: ['*'], networks: [] },
-            ...(clusterNetworks.length > 0 ? [{ identities: [], networks: clusterNetworks.map((cidr) => ({ cidr, except: [] })) }] : []),
+            ...(clusterNetworks.length > 0
+              ? [{ identities: [], networks: clusterNetworks.map((cidr) => ({ cidr, except: [] })) }]
+              : []),
           ],
         },
       ];
@@ -89,6 +96,10 @@ export const POLICY_WATCH: Method<WatchInbound, InboundPolicy> = API.method('/ou
 
 /** Watches the inbound policy of a pod: every InboundPolicy as it comes (each the whole policy), then
  *  how the stream ended. */
-export function watchInboundPolicy(channel: GrpcChannel, pod: WatchInbound, handlers: CallHandlers<InboundPolicy>): Call {
+export function watchInboundPolicy(
+  channel: GrpcChannel,
+  pod: WatchInbound,
+  handlers: CallHandlers<InboundPolicy>,
+): Call {
   return channel.call(POLICY_WATCH, pod, handlers);
 }

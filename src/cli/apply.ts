@@ -18,13 +18,17 @@ interface ApplyOptions {
 export function applyCommand(): Command {
   return new Command('apply')
     .description('add, change or remove objects of the running mesh from manifests')
-    .requiredOption('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .requiredOption('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [
+      ...prev,
+      v,
+    ])
     .addOption(stateDirOption())
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the change to be in force').default('300'))
     .action(async (o: ApplyOptions) => {
       const dir = stateDir(o.stateDir);
       const timeoutS = Number(o.timeout);
-      if (!Number.isFinite(timeoutS) || timeoutS <= 0) fail('apply', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0)
+        fail('apply', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
       // The files are checked by the mesh, together with the files it runs (an object of these files may
       // name objects that earlier files hold), never on their own here.
       const files: ManifestFile[] = [];
@@ -55,13 +59,20 @@ export function applyCommand(): Command {
         done = true;
         await follow;
         const s = await meshStatus(dir).catch(() => undefined);
-        for (; s !== undefined && printed < s.progress.length; printed++) process.stdout.write(`${s.progress[printed] ?? ''}\n`);
-        const parts = [`${r.created.length} created`, `${r.replaced.length} replaced`, `${r.deleted.length} deleted`, `${r.unchanged} unchanged`];
+        for (; s !== undefined && printed < s.progress.length; printed++)
+          process.stdout.write(`${s.progress[printed] ?? ''}\n`);
+        const parts = [
+          `${r.created.length} created`,
+          `${r.replaced.length} replaced`,
+          `${r.deleted.length} deleted`,
+          `${r.unchanged} unchanged`,
+        ];
         process.stdout.write(`applied: pods ${parts.join(', ')}\n`);
       } catch (err) {
         done = true;
         await follow;
-        if (err instanceof ControlError) fail('apply', err.status === 422 ? `refused, nothing changed:\n${err.message}` : err.message);
+        if (err instanceof ControlError)
+          fail('apply', err.status === 422 ? `refused, nothing changed:\n${err.message}` : err.message);
         fail('apply', (err as Error).message);
       }
     });

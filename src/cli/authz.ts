@@ -57,7 +57,10 @@ function rateLimitText(p: InboundPolicy['ports'][number]): string {
   const parts = [
     ...(rl.total_rps > 0 ? [`total ${rl.total_rps}/s`] : []),
     ...(rl.identity_rps > 0 ? [`per client ${rl.identity_rps}/s`] : []),
-    ...rl.overrides.map((o) => `${o.identities.map((i) => i.replace(/^spiffe:\/\/[^/]+\/ns\//, '').replace('/sa/', '/')).join(', ')} ${o.rps}/s`),
+    ...rl.overrides.map(
+      (o) =>
+        `${o.identities.map((i) => i.replace(/^spiffe:\/\/[^/]+\/ns\//, '').replace('/sa/', '/')).join(', ')} ${o.rps}/s`,
+    ),
   ];
   return `${rl.name}: ${parts.join(', ')}`;
 }
@@ -66,7 +69,10 @@ function rateLimitText(p: InboundPolicy['ports'][number]): string {
 export function policyRows(p: InboundPolicy): string[][] {
   const rows: string[][] = [['PORT', 'SERVER', 'PROTOCOL', 'ROUTE', 'AUTHORIZED', 'RATE LIMIT']];
   for (const port of p.ports) {
-    const server = port.authorizations.length > 0 ? port.authorizations.map(describeAuthorization).join('; ') : 'nobody (no AuthorizationPolicy)';
+    const server =
+      port.authorizations.length > 0
+        ? port.authorizations.map(describeAuthorization).join('; ')
+        : 'nobody (no AuthorizationPolicy)';
     if (port.routes.length === 0) {
       rows.push([String(port.port), port.server, port.protocol, '*', server, rateLimitText(port)]);
       continue;
@@ -74,10 +80,18 @@ export function policyRows(p: InboundPolicy): string[][] {
     for (const r of port.routes) {
       const own = r.authorizations.map(describeAuthorization);
       const who = [...(port.authorizations.length > 0 ? [server] : []), ...own];
-      rows.push([String(port.port), port.server, port.protocol, r.route?.name ?? '?', who.length > 0 ? who.join('; ') : 'nobody (no AuthorizationPolicy)', rateLimitText(port)]);
+      rows.push([
+        String(port.port),
+        port.server,
+        port.protocol,
+        r.route?.name ?? '?',
+        who.length > 0 ? who.join('; ') : 'nobody (no AuthorizationPolicy)',
+        rateLimitText(port),
+      ]);
     }
   }
-  const def = p.default_authorizations.length > 0 ? p.default_authorizations.map(describeAuthorization).join('; ') : 'nobody';
+  const def =
+    p.default_authorizations.length > 0 ? p.default_authorizations.map(describeAuthorization).join('; ') : 'nobody';
   rows.push(['other', `default:${p.default_policy}`, '-', '*', def, '']);
   return rows;
 }
@@ -91,7 +105,9 @@ export function checkText(rules: PortRules, client: Client, who: string, method:
     if (c === undefined) return `denied by server ${rules.server}: no inbound route matches ${method} ${path} (404)`;
     route = c.rule.route;
   }
-  const a = firstAllowing(rules.authorizations, client) ?? (route !== '' ? firstAllowing(rules.routeAuthz.get(route) ?? [], client) : undefined);
+  const a =
+    firstAllowing(rules.authorizations, client) ??
+    (route !== '' ? firstAllowing(rules.routeAuthz.get(route) ?? [], client) : undefined);
   const where = `server ${rules.server}${route !== '' ? `, route ${route}` : ''}`;
   if (a !== undefined) return `allowed by ${a.name} (${where})`;
   return `denied by ${where}: no authorization allows ${who} (403; opaque TCP: closed)`;
@@ -99,7 +115,16 @@ export function checkText(rules: PortRules, client: Client, who: string, method:
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 2))).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 2)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 async function readPolicy(pod: PodView): Promise<{ answered: boolean; policy: InboundPolicy }> {
@@ -115,7 +140,9 @@ async function readPolicy(pod: PodView): Promise<{ answered: boolean; policy: In
 
 export function authzCommand(): Command {
   return new Command('authz')
-    .description("show the inbound policy a pod's proxy enforces for each port and route; --check a request from another pod")
+    .description(
+      "show the inbound policy a pod's proxy enforces for each port and route; --check a request from another pod",
+    )
     .argument('<pod>', 'a pod name, or deploy/NAME')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('--check', 'say whether a request from --from would be allowed, and by what')
@@ -130,9 +157,16 @@ export function authzCommand(): Command {
       const status = await liveStatus('authz', stateDir(o.stateDir));
       const pod = findPod(status, o.namespace, ref);
       if (typeof pod === 'string') fail('authz', pod);
-      if (!pod.meshed) fail('authz', `pod ${pod.namespace}/${pod.name} is not meshed: no proxy enforces a policy, every client reaches it`);
+      if (!pod.meshed)
+        fail(
+          'authz',
+          `pod ${pod.namespace}/${pod.name} is not meshed: no proxy enforces a policy, every client reaches it`,
+        );
       const { answered, policy } = await readPolicy(pod);
-      if (!answered) process.stderr.write(`outrigger authz: the proxy of ${pod.namespace}/${pod.name} has no answer from the policy service yet: its configured default applies\n`);
+      if (!answered)
+        process.stderr.write(
+          `outrigger authz: the proxy of ${pod.namespace}/${pod.name} has no answer from the policy service yet: its configured default applies\n`,
+        );
       if (o.check !== true) {
         if (o.output === 'json') process.stdout.write(`${JSON.stringify(policy, null, 2)}\n`);
         else process.stdout.write(table(policyRows(policy)));
@@ -143,7 +177,9 @@ export function authzCommand(): Command {
       if (typeof from === 'string') fail('authz', from);
       let id: string | undefined;
       if (from.meshed) {
-        const r = await get(`http://${from.ip}:${PROXY_ADMIN_PORT}/identity`).catch((err: unknown) => fail('authz', `the proxy of ${from.namespace}/${from.name} does not answer: ${(err as Error).message}`));
+        const r = await get(`http://${from.ip}:${PROXY_ADMIN_PORT}/identity`).catch((err: unknown) =>
+          fail('authz', `the proxy of ${from.namespace}/${from.name} does not answer: ${(err as Error).message}`),
+        );
         if (r.status !== 200) fail('authz', `pod ${from.namespace}/${from.name} holds no identity: ${r.body.trim()}`);
         id = (JSON.parse(r.body) as IdentityView).identity;
       }
@@ -151,8 +187,14 @@ export function authzCommand(): Command {
       const who = id ?? `${from.ip} (no mesh identity)`;
       const compiled = compilePolicy(policy, undefined, []);
       const ports = o.port !== undefined ? [Number(o.port)] : [...compiled.ports.keys()];
-      const lines = ports.map((p) => `port ${p}: ${checkText(compiled.ports.get(p) ?? compiled.fallback, client, who, o.method.toUpperCase(), o.path)}`);
-      if (o.port === undefined) lines.push(`other ports: ${checkText(compiled.fallback, client, who, o.method.toUpperCase(), o.path)}`);
-      process.stdout.write(`${o.method.toUpperCase()} ${o.path} from ${from.namespace}/${from.name} (${id ?? 'no mesh identity'}, ${from.ip}) to ${pod.namespace}/${pod.name}\n${lines.join('\n')}\n`);
+      const lines = ports.map(
+        (p) =>
+          `port ${p}: ${checkText(compiled.ports.get(p) ?? compiled.fallback, client, who, o.method.toUpperCase(), o.path)}`,
+      );
+      if (o.port === undefined)
+        lines.push(`other ports: ${checkText(compiled.fallback, client, who, o.method.toUpperCase(), o.path)}`);
+      process.stdout.write(
+        `${o.method.toUpperCase()} ${o.path} from ${from.namespace}/${from.name} (${id ?? 'no mesh identity'}, ${from.ip}) to ${pod.namespace}/${pod.name}\n${lines.join('\n')}\n`,
+      );
     });
 }

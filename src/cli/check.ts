@@ -7,7 +7,7 @@ export function checkCommand(): Command {
   return new Command('check')
     .description('check a Kubernetes cluster before (--pre) or after installing Outrigger; one line per check')
     .option('--pre', 'the checks before installing')
-    .addOption(new Option('-n, --namespace <ns>', 'the control plane\'s namespace').default(DEFAULT_NAMESPACE))
+    .addOption(new Option('-n, --namespace <ns>', "the control plane's namespace").default(DEFAULT_NAMESPACE))
     .addOption(new Option('--kubeconfig <file>', 'default: $KUBECONFIG or ~/.kube/config'))
     .addOption(new Option('--context <name>', 'a kubeconfig context other than the current one'))
     .action(async (f: { pre?: boolean; namespace: string; kubeconfig?: string; context?: string }) => {
@@ -22,9 +22,13 @@ export function checkCommand(): Command {
         process.stdout.write(`✗ kubeconfig: ${(err as Error).message}\n    hint: pass --kubeconfig FILE\n`);
         process.exit(1);
       }
-      const results = await runChecks({ kubeConfig, namespace: f.namespace }, f.pre === true, (r) => process.stdout.write(`${formatResult(r)}\n`));
+      const results = await runChecks({ kubeConfig, namespace: f.namespace }, f.pre === true, (r) =>
+        process.stdout.write(`${formatResult(r)}\n`),
+      );
       const failed = results.filter((r) => !r.ok).length;
-      process.stdout.write(failed === 0 ? `\nall ${results.length} checks passed\n` : `\n${failed} of ${results.length} checks failed\n`);
+      process.stdout.write(
+        failed === 0 ? `\nall ${results.length} checks passed\n` : `\n${failed} of ${results.length} checks failed\n`,
+      );
       process.exit(failed === 0 ? 0 : 1);
     });
 }

@@ -53,10 +53,17 @@ export interface KubeControlPlane {
 
 export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise<KubeControlPlane> {
   const ca = await MeshCa.load(
-    { trustAnchor: join(o.identityDir, IDENTITY_KEYS.trustAnchor), issuerCert: join(o.identityDir, IDENTITY_KEYS.issuerCert), issuerKey: join(o.identityDir, IDENTITY_KEYS.issuerKey) },
+    {
+      trustAnchor: join(o.identityDir, IDENTITY_KEYS.trustAnchor),
+      issuerCert: join(o.identityDir, IDENTITY_KEYS.issuerCert),
+      issuerKey: join(o.identityDir, IDENTITY_KEYS.issuerKey),
+    },
     { trustDomain: o.trustDomain },
   );
-  const readTls = async () => ({ cert: await readFile(join(o.injectorTlsDir, 'tls.crt'), 'utf8'), key: await readFile(join(o.injectorTlsDir, 'tls.key'), 'utf8') });
+  const readTls = async () => ({
+    cert: await readFile(join(o.injectorTlsDir, 'tls.crt'), 'utf8'),
+    key: await readFile(join(o.injectorTlsDir, 'tls.key'), 'utf8'),
+  });
   let tls = await readTls();
 
   let ready = false;
@@ -64,13 +71,20 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
   const admin = createServer((req, res) => {
     const path = req.url?.split('?')[0];
     if (path === '/live') res.writeHead(200).end('live\n');
-    else if (path === '/ready') res.writeHead(ready ? 200 : 503).end(ready ? 'ready\n' : 'waiting for the first list of every watched resource\n');
+    else if (path === '/ready')
+      res
+        .writeHead(ready ? 200 : 503)
+        .end(ready ? 'ready\n' : 'waiting for the first list of every watched resource\n');
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => admin.listen(o.adminPort, o.host, r));
 
   const store = new KubernetesStore({ kubeConfig: o.kubeConfig, log: o.log.child({ component: 'store' }) }).start();
-  const reviewer = new KubernetesTokenReviewer({ kubeConfig: o.kubeConfig, audience: o.tokenAudience, podExists: (ns, pod) => store.podExists(ns, pod) });
+  const reviewer = new KubernetesTokenReviewer({
+    kubeConfig: o.kubeConfig,
+    audience: o.tokenAudience,
+    podExists: (ns, pod) => store.podExists(ns, pod),
+  });
   const certifier = new Certifier({ ca, reviewer, leafLifetimeSeconds: o.identityLifetimeSeconds });
   const grpc = await startControlPlane({
     store,
@@ -94,7 +108,9 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
       const cached = store.namespaceAnnotations(ns);
       if (cached !== undefined) return cached;
       try {
-        return (await o.kubeConfig.makeApiClient(k8s.CoreV1Api).readNamespace({ name: ns })).metadata?.annotations ?? {};
+        return (
+          (await o.kubeConfig.makeApiClient(k8s.CoreV1Api).readNamespace({ name: ns })).metadata?.annotations ?? {}
+        );
       } catch {
         return undefined;
       }
@@ -114,7 +130,12 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
         tls = next;
         o.log.info('injector certificate reloaded');
       })
-      .catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'injector certificate: cannot read it again; keeping the current one'));
+      .catch((err: unknown) =>
+        o.log.warn(
+          { err: (err as Error).message },
+          'injector certificate: cannot read it again; keeping the current one',
+        ),
+      );
   }, o.tlsReloadMs ?? 60_000);
   reload.unref();
   void store.ready.then(() => {
@@ -129,7 +150,12 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
     adminPort: (admin.address() as AddressInfo).port,
     async close() {
       clearInterval(reload);
-      await Promise.all([grpc.close(), webhook.close(), store.close(), new Promise<void>((r) => admin.close(() => r()))]);
+      await Promise.all([
+        grpc.close(),
+        webhook.close(),
+        store.close(),
+        new Promise<void>((r) => admin.close(() => r())),
+      ]);
     },
   };
 }

@@ -5,7 +5,18 @@ import { Command, Option } from 'commander';
 import { createLogger } from '../core/log.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { IDENTITY_TOKEN_AUDIENCE } from '../manifests/contract.js';
-import { CONTROL_ADMIN_PORT, DEFAULT_CLUSTER_NETWORKS, DEFAULT_IMAGE, parseClusterNetworks, DEFAULT_NAMESPACE, GRPC_PORT, IDENTITY_DIR, IDENTITY_KEYS, INJECTOR_TLS_DIR, WEBHOOK_PORT } from '../kube/names.js';
+import {
+  CONTROL_ADMIN_PORT,
+  DEFAULT_CLUSTER_NETWORKS,
+  DEFAULT_IMAGE,
+  parseClusterNetworks,
+  DEFAULT_NAMESPACE,
+  GRPC_PORT,
+  IDENTITY_DIR,
+  IDENTITY_KEYS,
+  INJECTOR_TLS_DIR,
+  WEBHOOK_PORT,
+} from '../kube/names.js';
 
 interface Flags {
   readonly store: string;
@@ -26,25 +37,53 @@ interface Flags {
   readonly logLevel: string;
 }
 
-
 export function controlPlaneCommand(): Command {
   return new Command('control-plane')
-    .description('the control plane in a Kubernetes cluster (destination, identity, policy, the injector webhook); the Deployment from `outrigger install` runs it')
+    .description(
+      'the control plane in a Kubernetes cluster (destination, identity, policy, the injector webhook); the Deployment from `outrigger install` runs it',
+    )
     .addOption(new Option('--store <kind>', 'where the truth comes from').choices(['kubernetes']).default('kubernetes'))
     .addOption(new Option('--kubeconfig <file>', 'a kubeconfig (default: in-cluster, or $KUBECONFIG)'))
-    .addOption(new Option('--namespace <ns>', 'the namespace the control plane runs in').default(process.env.OUTRIGGER_POD_NAMESPACE ?? DEFAULT_NAMESPACE))
+    .addOption(
+      new Option('--namespace <ns>', 'the namespace the control plane runs in').default(
+        process.env.OUTRIGGER_POD_NAMESPACE ?? DEFAULT_NAMESPACE,
+      ),
+    )
     .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
-    .addOption(new Option('--identity-lifetime <seconds>', 'lifetime of the proxies\' certificates').default(String(24 * 3600)))
+    .addOption(
+      new Option('--identity-lifetime <seconds>', "lifetime of the proxies' certificates").default(String(24 * 3600)),
+    )
     .addOption(new Option('--token-audience <aud>').default(IDENTITY_TOKEN_AUDIENCE))
     .addOption(new Option('--image <image>', 'the image injected proxies run').default(DEFAULT_IMAGE))
     .addOption(new Option('--host <addr>').default('0.0.0.0'))
     .addOption(new Option('--grpc-port <port>').default(String(GRPC_PORT)))
     .addOption(new Option('--webhook-port <port>').default(String(WEBHOOK_PORT)))
     .addOption(new Option('--admin-port <port>').default(String(CONTROL_ADMIN_PORT)))
-    .addOption(new Option('--identity-dir <dir>', `the mounted identity Secret (${Object.values(IDENTITY_KEYS).join(', ')})`).default(IDENTITY_DIR))
-    .addOption(new Option('--injector-tls-dir <dir>', 'the mounted injector TLS Secret (tls.crt, tls.key)').default(INJECTOR_TLS_DIR))
-    .addOption(new Option('--default-inbound-policy <policy>', 'inbound policy of ports no Server covers, unless the pod\'s or its namespace\'s config.outrigger.io/default-inbound-policy says otherwise').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'))
-    .addOption(new Option('--cluster-networks <cidrs>', 'the cluster\'s pod networks, comma-separated IPv4 CIDRs (what cluster-authenticated admits)').default(DEFAULT_CLUSTER_NETWORKS.join(',')))
+    .addOption(
+      new Option(
+        '--identity-dir <dir>',
+        `the mounted identity Secret (${Object.values(IDENTITY_KEYS).join(', ')})`,
+      ).default(IDENTITY_DIR),
+    )
+    .addOption(
+      new Option('--injector-tls-dir <dir>', 'the mounted injector TLS Secret (tls.crt, tls.key)').default(
+        INJECTOR_TLS_DIR,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--default-inbound-policy <policy>',
+        "inbound policy of ports no Server covers, unless the pod's or its namespace's config.outrigger.io/default-inbound-policy says otherwise",
+      )
+        .choices(DEFAULT_POLICY_NAMES)
+        .default('all-unauthenticated'),
+    )
+    .addOption(
+      new Option(
+        '--cluster-networks <cidrs>',
+        "the cluster's pod networks, comma-separated IPv4 CIDRs (what cluster-authenticated admits)",
+      ).default(DEFAULT_CLUSTER_NETWORKS.join(',')),
+    )
     .addOption(new Option('--log-level <level>').default('info'))
     .action(async (f: Flags) => {
       const log = createLogger('outrigger-control-plane', f.logLevel as 'info');
@@ -52,7 +91,10 @@ export function controlPlaneCommand(): Command {
       const { startKubeControlPlane } = await import('./control-plane-start.js');
       const lifetime = Number(f.identityLifetime);
       const { networks, problems } = parseClusterNetworks(f.clusterNetworks);
-      if (!Number.isInteger(lifetime) || lifetime < 60) problems.unshift(`--identity-lifetime must be a whole number of seconds, at least 60; got ${JSON.stringify(f.identityLifetime)}`);
+      if (!Number.isInteger(lifetime) || lifetime < 60)
+        problems.unshift(
+          `--identity-lifetime must be a whole number of seconds, at least 60; got ${JSON.stringify(f.identityLifetime)}`,
+        );
       if (problems.length > 0) {
         process.stderr.write(`outrigger control-plane: ${problems.join('; ')}\n`);
         process.exit(2);

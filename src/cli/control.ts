@@ -27,7 +27,12 @@ interface ControlOptions {
 export function controlCommand(): Command {
   return new Command('control')
     .description('(internal) the control process of a local mesh; started by outrigger up')
-    .option('-f, --file <file>', 'a manifest file (repeatable)', (v: string, prev: string[] = []) => [...prev, v], [] as string[])
+    .option(
+      '-f, --file <file>',
+      'a manifest file (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+      [] as string[],
+    )
     .option('--resume', 'take over the running mesh a killed control process left, from its records')
     .addOption(stateDirOption())
     .addOption(new Option('--bridge <name>'))
@@ -40,7 +45,9 @@ export function controlCommand(): Command {
     .addOption(new Option('--issuer-key <file>'))
     .addOption(new Option('--cert-lifetime <seconds>').default(String(24 * 3600)))
     .addOption(new Option('--ready-timeout-ms <ms>').default('60000'))
-    .addOption(new Option('--default-inbound-policy <policy>').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'))
+    .addOption(
+      new Option('--default-inbound-policy <policy>').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'),
+    )
     .addOption(new Option('--trace-collector <url>'))
     .action(async (o: ControlOptions) => {
       const dir = stateDir(o.stateDir);

@@ -38,7 +38,7 @@ export function notRootMessage(): string {
     '',
     'It builds a small mesh on this machine the way a Kubernetes node would: every pod is a Linux',
     'network namespace joined to a bridge, and iptables rules in each pod send its traffic through the',
-    'pod\'s sidecar proxy. Creating network namespaces, virtual links, a bridge and iptables rules takes',
+    "pod's sidecar proxy. Creating network namespaces, virtual links, a bridge and iptables rules takes",
     'root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Nothing is installed: Ctrl-C removes all of it.',
     '',
     'Run it as:',
@@ -57,12 +57,16 @@ export function demoCommand(): Command {
   return new Command('demo')
     .description('start a local mesh running a sample shop with traffic, and its dashboard; Ctrl-C removes everything')
     .addOption(new Option('--state-dir <dir>', 'the mesh state directory').default(DEFAULT_STATE_DIR))
-    .addOption(new Option('--bridge <name>', 'the pods\' bridge (default outr0)'))
-    .addOption(new Option('--pod-cidr <cidr>', 'the pods\' addresses (default 10.244.0.0/16)'))
-    .addOption(new Option('--service-cidr <cidr>', 'Services\' virtual addresses (default 10.96.0.0/16)'))
-    .addOption(new Option('--control-port <port>', 'the control plane\'s gRPC port (default 8086)'))
-    .option('--port <port>', 'the dashboard\'s port (0: any free port; when the default is taken, any free port)', String(DEFAULT_DASHBOARD_PORT))
-    .option('--address <address>', 'the dashboard\'s address', '127.0.0.1')
+    .addOption(new Option('--bridge <name>', "the pods' bridge (default outr0)"))
+    .addOption(new Option('--pod-cidr <cidr>', "the pods' addresses (default 10.244.0.0/16)"))
+    .addOption(new Option('--service-cidr <cidr>', "Services' virtual addresses (default 10.96.0.0/16)"))
+    .addOption(new Option('--control-port <port>', "the control plane's gRPC port (default 8086)"))
+    .option(
+      '--port <port>',
+      "the dashboard's port (0: any free port; when the default is taken, any free port)",
+      String(DEFAULT_DASHBOARD_PORT),
+    )
+    .option('--address <address>', "the dashboard's address", '127.0.0.1')
     .option('--rate <rps>', 'requests per second the traffic generator sends', '10')
     .option('--timeout <seconds>', 'how long each pod may take to become ready', '120')
     .action(async (o: DemoOptions) => {
@@ -90,7 +94,14 @@ export function demoCommand(): Command {
       }
       const template = await readFile(join(DEMO_DIR, 'demo.yaml'), 'utf8');
       const manifest = join(dir, 'demo.yaml');
-      await writeFile(manifest, template.replaceAll('@NODE@', process.execPath).replaceAll('@DEMO@', DEMO_DIR).replaceAll('@RATE@', String(rate)), { mode: 0o644 });
+      await writeFile(
+        manifest,
+        template
+          .replaceAll('@NODE@', process.execPath)
+          .replaceAll('@DEMO@', DEMO_DIR)
+          .replaceAll('@RATE@', String(rate)),
+        { mode: 0o644 },
+      );
       const flags = ['--state-dir', dir];
       const hint = dir === DEFAULT_STATE_DIR ? '' : ` --state-dir ${dir}`;
 
@@ -127,7 +138,10 @@ export function demoCommand(): Command {
             process.stderr.write(`outrigger demo: down failed:\n${down.output}`);
             process.exit(1);
           }
-          say(green('✓') + ` removed: every pod, network namespace, link, iptables rule and process of the demo${fresh ? `, and ${dir}` : ' (logs and the mesh CA stay in ' + dir + ')'}.`);
+          say(
+            green('✓') +
+              ` removed: every pod, network namespace, link, iptables rule and process of the demo${fresh ? `, and ${dir}` : ' (logs and the mesh CA stay in ' + dir + ')'}.`,
+          );
           process.exit(code);
         })();
       };
@@ -156,12 +170,16 @@ export function demoCommand(): Command {
       say();
       say('  What runs:  loadgen ──HTTP──> frontend ──gRPC──> catalog ──TCP──> cache');
       say('                                         ├─HTTP──> ratings   (canary route: 90% v1, 10% v2)');
-      say('                                         └─HTTP──> cart      (one replica fails 30%; retries hide it) ──TCP──> cache');
+      say(
+        '                                         └─HTTP──> cart      (one replica fails 30%; retries hide it) ──TCP──> cache',
+      );
       say();
       say('  Try, in another terminal:');
       say(`    sudo npx outrigger stat deploy${hint}                      # success rate, RPS, latency per workload`);
       say(`    sudo npx outrigger stat svc${hint}                         # the same, as callers see each Service`);
-      say(`    sudo npx outrigger routes deploy/ratings-v1${hint}         # the canary: weights vs what really happened`);
+      say(
+        `    sudo npx outrigger routes deploy/ratings-v1${hint}         # the canary: weights vs what really happened`,
+      );
       say(`    sudo npx outrigger top deploy/frontend${hint}              # live: who calls it, what it calls`);
       say(`    sudo npx outrigger stat deploy --from deploy/frontend${hint}`);
       say(`    sudo npx outrigger exec deploy/loadgen${hint} -- curl -s http://frontend/product/p1`);
@@ -189,13 +207,20 @@ async function followUp(up: ChildProcess): Promise<{ ok: boolean; stderr: string
   const tick = green('✓');
   lines.on('line', (line) => {
     let m: RegExpExecArray | null;
-    if ((m = /^network: bridge (\S+), gateway (\S+), services (\S+)/.exec(line)) !== null) say(`  ${tick} pod network: bridge ${m[1]}, gateway ${m[2]}`);
-    else if ((m = /^control plane: (\S+?),? (identity.*)?$/.exec(line)) !== null) say(`  ${tick} control plane on ${m[1]}: service discovery, and a mesh CA that gives each proxy its identity (mTLS)`);
+    if ((m = /^network: bridge (\S+), gateway (\S+), services (\S+)/.exec(line)) !== null)
+      say(`  ${tick} pod network: bridge ${m[1]}, gateway ${m[2]}`);
+    else if ((m = /^control plane: (\S+?),? (identity.*)?$/.exec(line)) !== null)
+      say(
+        `  ${tick} control plane on ${m[1]}: service discovery, and a mesh CA that gives each proxy its identity (mTLS)`,
+      );
     else if (/^service \S+: /.test(line)) services++;
     else if ((m = /^pod (\S+): [0-9.]+, (meshed|not meshed)/.exec(line)) !== null) {
-      if (pods++ === 0) say(`  ${tick} ${services} services, each with a virtual IP and a name in every pod's /etc/hosts\n  … starting the pods, each with its sidecar proxy`);
-    }
-    else if ((m = /^pod [^/]+\/(\S+): ready$/.exec(line)) !== null) say(`  ${tick} pod ${m[1]} ready, with its proxy (${++ready}/${pods})`);
+      if (pods++ === 0)
+        say(
+          `  ${tick} ${services} services, each with a virtual IP and a name in every pod's /etc/hosts\n  … starting the pods, each with its sidecar proxy`,
+        );
+    } else if ((m = /^pod [^/]+\/(\S+): ready$/.exec(line)) !== null)
+      say(`  ${tick} pod ${m[1]} ready, with its proxy (${++ready}/${pods})`);
   });
   const code = await new Promise<number | null>((r) => up.once('close', r));
   return { ok: code === 0, stderr };

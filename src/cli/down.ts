@@ -10,7 +10,9 @@ import { fail, stateDir, stateDirOption } from './mesh-common.js';
 
 export function downCommand(): Command {
   return new Command('down')
-    .description('stop the mesh and remove every namespace, link, rule, process and state file it created (logs and the mesh CA stay)')
+    .description(
+      'stop the mesh and remove every namespace, link, rule, process and state file it created (logs and the mesh CA stay)',
+    )
     .addOption(stateDirOption())
     .option('--timeout <seconds>', 'how long to wait for the control process to stop', '90')
     .option('--purge', 'also remove the logs and the mesh CA (the whole state directory)')

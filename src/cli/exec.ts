@@ -8,7 +8,7 @@ import { fail, findPod, liveStatus, stateDir, stateDirOption } from './mesh-comm
 
 export function execCommand(): Command {
   return new Command('exec')
-    .description('run a command in a pod\'s network namespace: outrigger exec POD -- CMD ...')
+    .description("run a command in a pod's network namespace: outrigger exec POD -- CMD ...")
     .argument('<pod>', 'pod name, or deploy/NAME (its first ready pod)')
     .argument('<command...>', 'the command and its arguments (after --)')
     .option('-n, --namespace <ns>', 'namespace', 'default')

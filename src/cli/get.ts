@@ -13,9 +13,15 @@ interface GetOptions {
 }
 
 const KINDS: Record<string, 'pods' | 'services' | 'deployments'> = {
-  pod: 'pods', pods: 'pods', po: 'pods',
-  service: 'services', services: 'services', svc: 'services',
-  deployment: 'deployments', deployments: 'deployments', deploy: 'deployments',
+  pod: 'pods',
+  pods: 'pods',
+  po: 'pods',
+  service: 'services',
+  services: 'services',
+  svc: 'services',
+  deployment: 'deployments',
+  deployments: 'deployments',
+  deploy: 'deployments',
 };
 
 export function getCommand(): Command {
@@ -31,8 +37,10 @@ export function getCommand(): Command {
       if (kind === undefined) fail('get', `unknown kind ${JSON.stringify(kindArg)}: use pods, services or deployments`);
       const status = await liveStatus('get', stateDir(o.stateDir));
       const all = o.allNamespaces === true;
-      const mine = <T extends { namespace: string }>(xs: readonly T[]) => xs.filter((x) => all || x.namespace === o.namespace);
-      const items = kind === 'pods' ? mine(status.pods) : kind === 'services' ? mine(status.services) : mine(status.deployments);
+      const mine = <T extends { namespace: string }>(xs: readonly T[]) =>
+        xs.filter((x) => all || x.namespace === o.namespace);
+      const items =
+        kind === 'pods' ? mine(status.pods) : kind === 'services' ? mine(status.services) : mine(status.deployments);
       if (o.output === 'json') {
         process.stdout.write(JSON.stringify({ kind, phase: status.phase, items }, null, 2) + '\n');
         return;
@@ -42,13 +50,20 @@ export function getCommand(): Command {
         return;
       }
       const wide = o.output === 'wide';
-      const rows = kind === 'pods' ? podRows(mine(status.pods), wide) : kind === 'services' ? serviceRows(mine(status.services)) : deploymentRows(mine(status.deployments));
+      const rows =
+        kind === 'pods'
+          ? podRows(mine(status.pods), wide)
+          : kind === 'services'
+            ? serviceRows(mine(status.services))
+            : deploymentRows(mine(status.deployments));
       if (rows.length <= 1) {
         process.stderr.write(`no ${kind} ${all ? 'in any namespace' : `in namespace ${o.namespace}`}\n`);
         return;
       }
       // With -A every item is listed, in the same order as `items`.
-      process.stdout.write(table(all ? rows.map((r, i) => [i === 0 ? 'NAMESPACE' : (items[i - 1]?.namespace ?? ''), ...r]) : rows));
+      process.stdout.write(
+        table(all ? rows.map((r, i) => [i === 0 ? 'NAMESPACE' : (items[i - 1]?.namespace ?? ''), ...r]) : rows),
+      );
     });
 }
 
@@ -78,8 +93,12 @@ function serviceRows(services: readonly ServiceView[]): string[][] {
     ...services.map((s) => [
       s.name,
       s.clusterIP || '<none>',
-      Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(',') || '<none>',
-      s.ports.map((p) => `${p.port}${String(p.targetPort) !== String(p.port) ? `:${p.targetPort}` : ''}/${p.protocol}`).join(','),
+      Object.entries(s.selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || '<none>',
+      s.ports
+        .map((p) => `${p.port}${String(p.targetPort) !== String(p.port) ? `:${p.targetPort}` : ''}/${p.protocol}`)
+        .join(','),
       s.endpoints.join(',') || '<none>',
     ]),
   ];
@@ -92,5 +111,8 @@ function deploymentRows(ds: readonly DeploymentView[]): string[][] {
 export function table(rows: readonly (readonly string[])[]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('')).join('\n') + '\n';
+  return (
+    rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('')).join('\n') +
+    '\n'
+  );
 }

@@ -37,14 +37,16 @@ export function identityCommand(): Command {
       const status = await liveStatus('identity', stateDir(o.stateDir));
       const pod = findPod(status, o.namespace, ref);
       if (typeof pod === 'string') fail('identity', pod);
-      if (!pod.meshed) fail('identity', `pod ${pod.namespace}/${pod.name} is not meshed: it has no proxy and no identity`);
+      if (!pod.meshed)
+        fail('identity', `pod ${pod.namespace}/${pod.name} is not meshed: it has no proxy and no identity`);
       let r: { status: number; body: string };
       try {
         r = await getJson(`http://${pod.ip}:${PROXY_ADMIN_PORT}/identity`, 5000);
       } catch (err) {
         return fail('identity', `the proxy of ${pod.namespace}/${pod.name} does not answer: ${(err as Error).message}`);
       }
-      if (r.status !== 200) fail('identity', `pod ${pod.namespace}/${pod.name}: ${r.body.trim() || `status ${r.status}`}`);
+      if (r.status !== 200)
+        fail('identity', `pod ${pod.namespace}/${pod.name}: ${r.body.trim() || `status ${r.status}`}`);
       const v = JSON.parse(r.body) as IdentityView;
       if (o.output === 'json') {
         process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);

@@ -14,7 +14,7 @@ interface LogsOptions {
 
 export function logsCommand(): Command {
   return new Command('logs')
-    .description('print the log of a pod\'s container (default: its first app container; -c proxy: the sidecar)')
+    .description("print the log of a pod's container (default: its first app container; -c proxy: the sidecar)")
     .argument('<pod>', 'pod name, or deploy/NAME')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-c, --container <name>', 'container name, or proxy')
@@ -32,11 +32,19 @@ export function logsCommand(): Command {
         apps = pod.appContainers;
       }
       const podDir = podStateDir(dir, o.namespace, podName);
-      const files = await readdir(podDir).catch(() => fail('logs', `no logs for pod ${o.namespace}/${podName} in ${dir}`));
+      const files = await readdir(podDir).catch(() =>
+        fail('logs', `no logs for pod ${o.namespace}/${podName} in ${dir}`),
+      );
       const logged = files.filter((f) => f.endsWith('.log')).map((f) => f.slice(0, -4));
-      const container = o.container === 'proxy' ? PROXY_CONTAINER : o.container ?? apps?.[0] ?? logged.find((c) => c !== PROXY_CONTAINER);
+      const container =
+        o.container === 'proxy'
+          ? PROXY_CONTAINER
+          : (o.container ?? apps?.[0] ?? logged.find((c) => c !== PROXY_CONTAINER));
       if (container === undefined || !logged.includes(container)) {
-        fail('logs', `pod ${o.namespace}/${podName} has no log for container ${JSON.stringify(container ?? '')}; it has: ${logged.map((c) => (c === PROXY_CONTAINER ? 'proxy' : c)).join(', ')}`);
+        fail(
+          'logs',
+          `pod ${o.namespace}/${podName} has no log for container ${JSON.stringify(container ?? '')}; it has: ${logged.map((c) => (c === PROXY_CONTAINER ? 'proxy' : c)).join(', ')}`,
+        );
       }
       await printLog(logPath(podDir, container), o.follow === true);
     });

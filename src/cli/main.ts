@@ -38,12 +38,20 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
   ['version', async () => (await import('./version.js')).versionCommand()],
   // Listed here only (`outrigger --help`, `outrigger help proxy`, with the proxy's own help text); it
   // runs from the top of this file.
-  ['proxy', async () => {
-    const [{ PROXY_DESCRIPTION, proxyHelp }, { SETTINGS }] = await Promise.all([import('./proxy.js'), import('../proxy/env.js')]);
-    const cmd = new CommandClass('proxy').description(PROXY_DESCRIPTION).configureHelp({ formatHelp: () => proxyHelp() });
-    for (const spec of Object.values(SETTINGS)) cmd.option(`--${spec.flag} <value>`, spec.help);
-    return cmd;
-  }],
+  [
+    'proxy',
+    async () => {
+      const [{ PROXY_DESCRIPTION, proxyHelp }, { SETTINGS }] = await Promise.all([
+        import('./proxy.js'),
+        import('../proxy/env.js'),
+      ]);
+      const cmd = new CommandClass('proxy')
+        .description(PROXY_DESCRIPTION)
+        .configureHelp({ formatHelp: () => proxyHelp() });
+      for (const spec of Object.values(SETTINGS)) cmd.option(`--${spec.flag} <value>`, spec.help);
+      return cmd;
+    },
+  ],
   ['install', async () => (await import('./install.js')).installCommand()],
   ['uninstall', async () => (await import('./uninstall.js')).uninstallCommand()],
   ['inject', async () => (await import('./inject.js')).injectCommand()],

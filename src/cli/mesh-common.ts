@@ -22,7 +22,8 @@ export function fail(cmd: string, message: string, code = 1): never {
 
 /** The running mesh's status; exits with a message if no mesh runs in the directory. */
 export async function liveStatus(cmd: string, dir: string): Promise<MeshStatus> {
-  if (runningControlPid(dir) === undefined) fail(cmd, `no mesh is running in ${dir} (start one with outrigger up -f FILE)`);
+  if (runningControlPid(dir) === undefined)
+    fail(cmd, `no mesh is running in ${dir} (start one with outrigger up -f FILE)`);
   try {
     return await meshStatus(dir);
   } catch (err) {
@@ -51,5 +52,8 @@ export function findPod(status: MeshStatus, namespace: string, ref: string): Pod
     return mine.find((p) => p.ready) ?? (mine[0] as PodView);
   }
   const pod = status.pods.find((p) => p.namespace === namespace && p.name === ref);
-  return pod ?? `no pod ${namespace}/${ref}${status.pods.some((p) => p.name === ref) ? ' (it is in another namespace: use -n)' : ''}`;
+  return (
+    pod ??
+    `no pod ${namespace}/${ref}${status.pods.some((p) => p.name === ref) ? ' (it is in another namespace: use -n)' : ''}`
+  );
 }

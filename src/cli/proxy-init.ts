@@ -3,7 +3,13 @@
 // (runtime/net/proxy-init.ts), in the network namespace it runs in, then exits.
 import { Command, Option } from 'commander';
 import { parsePortList, type PortList } from '../core/ports.js';
-import { DEFAULT_PROXY_INIT, applyProxyInit, renderProxyInitRules, runCommand, type ProxyInitConfig } from '../runtime/net/index.js';
+import {
+  DEFAULT_PROXY_INIT,
+  applyProxyInit,
+  renderProxyInitRules,
+  runCommand,
+  type ProxyInitConfig,
+} from '../runtime/net/index.js';
 
 interface Flags {
   readonly inboundPort: string;
@@ -36,7 +42,9 @@ export function proxyInitConfig(f: Flags): { cfg?: ProxyInitConfig; problems: st
     inboundPort: int('inbound-port', f.inboundPort),
     outboundPort: int('outbound-port', f.outboundPort),
     proxyUid: int('proxy-uid', f.proxyUid),
-    proxyPorts: list('proxy-ports', f.proxyPorts).flatMap((r) => Array.from({ length: r.to - r.from + 1 }, (_, i) => r.from + i)),
+    proxyPorts: list('proxy-ports', f.proxyPorts).flatMap((r) =>
+      Array.from({ length: r.to - r.from + 1 }, (_, i) => r.from + i),
+    ),
     skipInboundPorts: list('skip-inbound-ports', f.skipInboundPorts),
     skipOutboundPorts: list('skip-outbound-ports', f.skipOutboundPorts),
   };
@@ -46,14 +54,28 @@ export function proxyInitConfig(f: Flags): { cfg?: ProxyInitConfig; problems: st
 export function proxyInitCommand(): Command {
   const d = DEFAULT_PROXY_INIT;
   return new Command('proxy-init')
-    .description('write the iptables rules that send a pod\'s TCP through its proxy (the injected init container runs this)')
-    .addOption(new Option('--inbound-port <port>', 'the proxy\'s inbound port').default(String(d.inboundPort)))
-    .addOption(new Option('--outbound-port <port>', 'the proxy\'s outbound port').default(String(d.outboundPort)))
-    .addOption(new Option('--proxy-uid <uid>', 'the proxy\'s uid, whose connections are not redirected').default(String(d.proxyUid)))
-    .addOption(new Option('--proxy-ports <ports>', 'the proxy\'s own ports (admin), never redirected inbound').default(d.proxyPorts.join(',')))
+    .description(
+      "write the iptables rules that send a pod's TCP through its proxy (the injected init container runs this)",
+    )
+    .addOption(new Option('--inbound-port <port>', "the proxy's inbound port").default(String(d.inboundPort)))
+    .addOption(new Option('--outbound-port <port>', "the proxy's outbound port").default(String(d.outboundPort)))
+    .addOption(
+      new Option('--proxy-uid <uid>', "the proxy's uid, whose connections are not redirected").default(
+        String(d.proxyUid),
+      ),
+    )
+    .addOption(
+      new Option('--proxy-ports <ports>', "the proxy's own ports (admin), never redirected inbound").default(
+        d.proxyPorts.join(','),
+      ),
+    )
     .addOption(new Option('--skip-inbound-ports <ports>', 'inbound ports left alone').default(''))
     .addOption(new Option('--skip-outbound-ports <ports>', 'outbound ports left alone').default(''))
-    .addOption(new Option('--iptables <command>', 'iptables, iptables-nft or iptables-legacy (whichever the node uses)').default('iptables'))
+    .addOption(
+      new Option('--iptables <command>', 'iptables, iptables-nft or iptables-legacy (whichever the node uses)').default(
+        'iptables',
+      ),
+    )
     .option('--dry-run', 'print the rules instead of writing them')
     .action(async (f: Flags) => {
       const { cfg, problems } = proxyInitConfig(f);
@@ -66,7 +88,10 @@ export function proxyInitCommand(): Command {
         return;
       }
       try {
-        const text = await applyProxyInit(runCommand, cfg, { iptables: f.iptables, label: process.env.HOSTNAME ?? 'pod' });
+        const text = await applyProxyInit(runCommand, cfg, {
+          iptables: f.iptables,
+          label: process.env.HOSTNAME ?? 'pod',
+        });
         process.stdout.write(text);
       } catch (err) {
         process.stderr.write(`outrigger proxy-init: ${(err as Error).message}\n`);

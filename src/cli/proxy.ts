@@ -8,11 +8,17 @@ import { loadProxyConfig } from '../proxy/config.js';
 import { SETTINGS, type SettingName } from '../proxy/env.js';
 import { startProxy } from '../proxy/main.js';
 
-export const PROXY_DESCRIPTION = 'run the sidecar proxy: outbound and inbound listeners for redirected traffic, and the admin server';
+export const PROXY_DESCRIPTION =
+  'run the sidecar proxy: outbound and inbound listeners for redirected traffic, and the admin server';
 
 /** Flag name → setting, and parseArgs' options: every setting takes a value. */
-const BY_FLAG = new Map<string, SettingName>((Object.keys(SETTINGS) as SettingName[]).map((name) => [SETTINGS[name].flag, name]));
-const OPTIONS = Object.fromEntries([...[...BY_FLAG.keys()].map((flag) => [flag, { type: 'string' as const }]), ['help', { type: 'boolean' as const, short: 'h' }]]);
+const BY_FLAG = new Map<string, SettingName>(
+  (Object.keys(SETTINGS) as SettingName[]).map((name) => [SETTINGS[name].flag, name]),
+);
+const OPTIONS = Object.fromEntries([
+  ...[...BY_FLAG.keys()].map((flag) => [flag, { type: 'string' as const }]),
+  ['help', { type: 'boolean' as const, short: 'h' }],
+]);
 
 /** `outrigger proxy --help`: the flags with their variables and defaults, as commander lays out help. */
 export function proxyHelp(): string {

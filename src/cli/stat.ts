@@ -7,7 +7,17 @@ import { meshObserve } from '../daemon/client.js';
 import type { Edge, ObserveSnapshot, Ref, StatRow } from '../observe/stats.js';
 import { table } from './get.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { fmtBytes, fmtCpu, fmtRps, GOLDEN_HEAD, goldenCells, parseKind, parseRef, parseWindow, sameRef } from './observe-common.js';
+import {
+  fmtBytes,
+  fmtCpu,
+  fmtRps,
+  GOLDEN_HEAD,
+  goldenCells,
+  parseKind,
+  parseRef,
+  parseWindow,
+  sameRef,
+} from './observe-common.js';
 
 interface StatOptions {
   readonly namespace: string;
@@ -26,22 +36,37 @@ export interface StatResult {
 }
 
 /** The rows `stat` prints, from a snapshot (pure: the tests and the dashboard agree through it). */
-export function statRows(snap: ObserveSnapshot, q: { kind: Ref['kind']; name?: string; namespace?: string; from?: Ref; to?: Ref }): StatRow[] | string {
+export function statRows(
+  snap: ObserveSnapshot,
+  q: { kind: Ref['kind']; name?: string; namespace?: string; from?: Ref; to?: Ref },
+): StatRow[] | string {
   const inNs = (r: Ref) => q.namespace === undefined || r.namespace === q.namespace;
   const named = (r: Ref) => q.name === undefined || r.name === q.name;
-  const base = q.kind === 'svc' ? snap.services : q.kind === 'pod' ? snap.pods : snap.workloads.filter((w) => w.kind === 'deploy');
+  const base =
+    q.kind === 'svc' ? snap.services : q.kind === 'pod' ? snap.pods : snap.workloads.filter((w) => w.kind === 'deploy');
   if (q.from === undefined && q.to === undefined) return base.filter((r) => inNs(r) && named(r)).sort(byName);
   if (q.kind === 'pod') return '--from and --to work with deploy and svc (traffic is measured per workload)';
   const meshedOf = (r: Ref) => [...snap.workloads, ...snap.services].find((x) => sameRef(x, r));
-  const row = (r: Ref, e: Edge): StatRow => ({ ...r, meshed: meshedOf(r)?.meshed ?? 0, pods: meshedOf(r)?.pods ?? 0, ...golden(e) });
+  const row = (r: Ref, e: Edge): StatRow => ({
+    ...r,
+    meshed: meshedOf(r)?.meshed ?? 0,
+    pods: meshedOf(r)?.pods ?? 0,
+    ...golden(e),
+  });
   if (q.from !== undefined) {
     const from = q.from;
     const edges = q.kind === 'svc' ? snap.serviceEdges : snap.edges.filter((e) => e.to.kind === 'deploy');
-    return edges.filter((e) => sameRef(e.from, from) && inNs(e.to) && named(e.to) && (q.to === undefined || sameRef(e.to, q.to))).map((e) => row(e.to, e)).sort(byName);
+    return edges
+      .filter((e) => sameRef(e.from, from) && inNs(e.to) && named(e.to) && (q.to === undefined || sameRef(e.to, q.to)))
+      .map((e) => row(e.to, e))
+      .sort(byName);
   }
   const to = q.to as Ref;
   const edges = to.kind === 'svc' ? snap.serviceEdges : snap.edges;
-  return edges.filter((e) => sameRef(e.to, to) && e.from.kind === q.kind && inNs(e.from) && named(e.from)).map((e) => row(e.from, e)).sort(byName);
+  return edges
+    .filter((e) => sameRef(e.to, to) && e.from.kind === q.kind && inNs(e.from) && named(e.from))
+    .map((e) => row(e.from, e))
+    .sort(byName);
 }
 
 const byName = (a: Ref, b: Ref) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
@@ -59,7 +84,10 @@ export function statCommand(): Command {
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-A, --all-namespaces', 'every namespace')
     .option('--from <resource>', 'only traffic from this workload (deploy/NAME), measured at its proxies')
-    .option('--to <resource>', 'only traffic to this resource (deploy/NAME or svc/NAME), measured at the clients\' proxies')
+    .option(
+      '--to <resource>',
+      "only traffic to this resource (deploy/NAME or svc/NAME), measured at the clients' proxies",
+    )
     .option('-t, --window <duration>', 'the window the figures cover (e.g. 30s, 1m, 10m)', '1m')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['wide', 'json']))
     .addOption(stateDirOption())
@@ -71,7 +99,8 @@ export function statCommand(): Command {
       if (kind === undefined) fail('stat', `unknown kind ${JSON.stringify(kindText)}: use deploy, pod or svc`);
       const windowSec = parseWindow(o.window);
       if (typeof windowSec === 'string') fail('stat', windowSec);
-      if (o.from !== undefined && o.to !== undefined && name === undefined) fail('stat', 'give --from or --to, not both (or name the resource)');
+      if (o.from !== undefined && o.to !== undefined && name === undefined)
+        fail('stat', 'give --from or --to, not both (or name the resource)');
       const ref = (s: string | undefined) => {
         if (s === undefined) return undefined;
         const r = parseRef(s, o.namespace);
@@ -80,11 +109,18 @@ export function statCommand(): Command {
       };
       const from = ref(o.from);
       const to = ref(o.to);
-      if (from !== undefined && from.kind === 'svc') fail('stat', '--from takes a workload (deploy/NAME or pod/NAME): a Service sends no traffic');
+      if (from !== undefined && from.kind === 'svc')
+        fail('stat', '--from takes a workload (deploy/NAME or pod/NAME): a Service sends no traffic');
       const dir = stateDir(o.stateDir);
       await liveStatus('stat', dir);
       const snap = await meshObserve(dir, windowSec).catch((err: unknown) => fail('stat', (err as Error).message));
-      const rows = statRows(snap, { kind, ...(name !== undefined ? { name } : {}), ...(o.allNamespaces === true ? {} : { namespace: o.namespace }), ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) });
+      const rows = statRows(snap, {
+        kind,
+        ...(name !== undefined ? { name } : {}),
+        ...(o.allNamespaces === true ? {} : { namespace: o.namespace }),
+        ...(from !== undefined ? { from } : {}),
+        ...(to !== undefined ? { to } : {}),
+      });
       if (typeof rows === 'string') fail('stat', rows);
       if (o.output === 'json') {
         const out: StatResult = { windowSec: snap.windowSec, spanSec: snap.spanSec, rows };
@@ -92,13 +128,24 @@ export function statCommand(): Command {
         return;
       }
       if (rows.length === 0) {
-        process.stderr.write(`no ${kind === 'deploy' ? 'deployments' : kind === 'pod' ? 'pods' : 'services'}${name !== undefined ? ` named ${name}` : ''}${from !== undefined || to !== undefined ? ' with that traffic' : ''} ${o.allNamespaces === true ? 'in any namespace' : `in namespace ${o.namespace}`}\n`);
+        process.stderr.write(
+          `no ${kind === 'deploy' ? 'deployments' : kind === 'pod' ? 'pods' : 'services'}${name !== undefined ? ` named ${name}` : ''}${from !== undefined || to !== undefined ? ' with that traffic' : ''} ${o.allNamespaces === true ? 'in any namespace' : `in namespace ${o.namespace}`}\n`,
+        );
         if (name !== undefined) process.exitCode = 1;
         return;
       }
       const wide = o.output === 'wide';
       const all = o.allNamespaces === true;
-      const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'MESHED', ...GOLDEN_HEAD, ...(wide ? ['TCP_BYTES/S'] : []), ...(wide && kind === 'svc' ? ['RETRIES'] : []), ...(wide && kind !== 'svc' ? ['PROXY_CPU', 'PROXY_MEM'] : []), ...(wide ? ['REQUESTS'] : [])];
+      const head = [
+        ...(all ? ['NAMESPACE'] : []),
+        'NAME',
+        'MESHED',
+        ...GOLDEN_HEAD,
+        ...(wide ? ['TCP_BYTES/S'] : []),
+        ...(wide && kind === 'svc' ? ['RETRIES'] : []),
+        ...(wide && kind !== 'svc' ? ['PROXY_CPU', 'PROXY_MEM'] : []),
+        ...(wide ? ['REQUESTS'] : []),
+      ];
       const body = rows.map((r) => [
         ...(all ? [r.namespace] : []),
         r.name,
@@ -110,6 +157,7 @@ export function statCommand(): Command {
         ...(wide ? [String(r.requests)] : []),
       ]);
       process.stdout.write(table([head, ...body]));
-      if (snap.spanSec + snap.scrapeIntervalSec < windowSec) process.stderr.write(`(the mesh has ${snap.spanSec.toFixed(0)} s of metrics so far; the figures cover that)\n`);
+      if (snap.spanSec + snap.scrapeIntervalSec < windowSec)
+        process.stderr.write(`(the mesh has ${snap.spanSec.toFixed(0)} s of metrics so far; the figures cover that)\n`);
     });
 }

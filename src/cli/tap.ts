@@ -23,7 +23,10 @@ interface TapOptions {
 /** The meshed pods `ref` names: one pod, or every pod of a Deployment. */
 export function tapTargets(status: MeshStatus, namespace: string, ref: string): PodView[] | string {
   const m = /^(?:deploy|deployment|deployments)\/(.+)$/.exec(ref);
-  const pods = m !== null ? status.pods.filter((p) => p.namespace === namespace && p.deployment === m[1] && p.terminating !== true) : status.pods.filter((p) => p.namespace === namespace && p.name === ref);
+  const pods =
+    m !== null
+      ? status.pods.filter((p) => p.namespace === namespace && p.deployment === m[1] && p.terminating !== true)
+      : status.pods.filter((p) => p.namespace === namespace && p.name === ref);
   if (pods.length === 0) return m !== null ? `no deployment ${namespace}/${m[1]}` : `no pod ${namespace}/${ref}`;
   const meshed = pods.filter((p) => p.meshed);
   if (meshed.length === 0) return `${ref} is not meshed: no proxy to tap`;
@@ -67,7 +70,8 @@ export function tapCommand(): Command {
     .addOption(stateDirOption())
     .action(async (ref: string, o: TapOptions) => {
       const dir = stateDir(o.stateDir);
-      if (!/^\d+$/.test(o.max) || Number(o.max) < 1) fail('tap', `--max must be a positive integer, got ${JSON.stringify(o.max)}`);
+      if (!/^\d+$/.test(o.max) || Number(o.max) < 1)
+        fail('tap', `--max must be a positive integer, got ${JSON.stringify(o.max)}`);
       const max = Number(o.max);
       const status = await liveStatus('tap', dir);
       const pods = tapTargets(status, o.namespace, ref);
@@ -95,7 +99,9 @@ export function tapCommand(): Command {
       const onEvent = (pod: PodView) => (e: TapEvent) => {
         if (seen >= max) return;
         seen++;
-        process.stdout.write(o.output === 'json' ? `${JSON.stringify({ pod: pod.name, ...e })}\n` : `${formatTapLine(pod.name, e)}\n`);
+        process.stdout.write(
+          o.output === 'json' ? `${JSON.stringify({ pod: pod.name, ...e })}\n` : `${formatTapLine(pod.name, e)}\n`,
+        );
         if (seen >= max) ac.abort();
       };
       await Promise.all(
@@ -107,9 +113,12 @@ export function tapCommand(): Command {
             signal: ac.signal,
             onEvent: onEvent(p),
             onStart: () => {
-              if (++started === pods.length) process.stderr.write(`tapping ${pods.map((x) => x.name).join(', ')} (^C to stop)\n`);
+              if (++started === pods.length)
+                process.stderr.write(`tapping ${pods.map((x) => x.name).join(', ')} (^C to stop)\n`);
             },
-          }).catch((err: unknown) => errors.push(err instanceof TapError ? `${p.name}: ${err.message}` : `${p.name}: ${(err as Error).message}`)),
+          }).catch((err: unknown) =>
+            errors.push(err instanceof TapError ? `${p.name}: ${err.message}` : `${p.name}: ${(err as Error).message}`),
+          ),
         ),
       );
       if (errors.length > 0) fail('tap', errors.join('; '));

@@ -15,20 +15,44 @@ export function topScreen(snap: ObserveSnapshot, status: MeshStatus, ref: Ref, l
   const self = [...snap.workloads, ...snap.services].find((r) => sameRef(r, ref));
   const head = GOLDEN_HEAD.slice(0, 5);
   const lines: string[] = [];
-  lines.push(`${refText(ref)} (namespace ${ref.namespace}) over the last ${snap.windowSec}s: ${self !== undefined ? goldenCells(self).slice(0, 2).join(' success, ') : 'no traffic'}   ${new Date(snap.at).toISOString().slice(11, 19)} UTC\n`);
+  lines.push(
+    `${refText(ref)} (namespace ${ref.namespace}) over the last ${snap.windowSec}s: ${self !== undefined ? goldenCells(self).slice(0, 2).join(' success, ') : 'no traffic'}   ${new Date(snap.at).toISOString().slice(11, 19)} UTC\n`,
+  );
   const edgeTable = (title: string, edges: Edge[], side: 'from' | 'to') => {
     lines.push(`${title}\n`);
     if (edges.length === 0) return void lines.push('  (none)\n\n');
-    const rows = edges.sort(byRps).slice(0, limit).map((e) => [refText(e[side]) + (e.via !== undefined && side === 'from' ? ` (via svc/${e.via})` : ''), ...goldenCells(e).slice(0, 5)]);
+    const rows = edges
+      .sort(byRps)
+      .slice(0, limit)
+      .map((e) => [
+        refText(e[side]) + (e.via !== undefined && side === 'from' ? ` (via svc/${e.via})` : ''),
+        ...goldenCells(e).slice(0, 5),
+      ]);
     lines.push(indent(table([[side === 'from' ? 'SOURCE' : 'DESTINATION', ...head], ...rows])) + '\n');
   };
-  const intoMe = ref.kind === 'svc' ? snap.serviceEdges.filter((e) => sameRef(e.to, ref)) : snap.edges.filter((e) => sameRef(e.to, ref));
+  const intoMe =
+    ref.kind === 'svc'
+      ? snap.serviceEdges.filter((e) => sameRef(e.to, ref))
+      : snap.edges.filter((e) => sameRef(e.to, ref));
   edgeTable('SOURCES', intoMe, 'from');
-  if (ref.kind !== 'svc') edgeTable('DESTINATIONS', snap.serviceEdges.filter((e) => sameRef(e.from, ref)), 'to');
+  if (ref.kind !== 'svc')
+    edgeTable(
+      'DESTINATIONS',
+      snap.serviceEdges.filter((e) => sameRef(e.from, ref)),
+      'to',
+    );
   const routes = routeRows(snap, status, ref).sort(byRps).slice(0, limit);
   lines.push('ROUTES\n');
   if (routes.length === 0) lines.push('  (none)\n');
-  else lines.push(indent(table([['ROUTE', 'SERVICE', ...head], ...routes.map((r) => [r.route, r.service, ...goldenCells(r).slice(0, 5)])])));
+  else
+    lines.push(
+      indent(
+        table([
+          ['ROUTE', 'SERVICE', ...head],
+          ...routes.map((r) => [r.route, r.service, ...goldenCells(r).slice(0, 5)]),
+        ]),
+      ),
+    );
   return lines.join('');
 }
 
@@ -36,7 +60,7 @@ const indent = (text: string) => text.replace(/^(?=.)/gm, '  ');
 
 export function topCommand(): Command {
   return new Command('top')
-    .description('a live table of a workload\'s busiest sources, destinations and routes')
+    .description("a live table of a workload's busiest sources, destinations and routes")
     .argument('<resource>', 'deploy/NAME, pod/NAME or svc/NAME')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-t, --window <duration>', 'the window each refresh covers', '10s')
@@ -44,30 +68,35 @@ export function topCommand(): Command {
     .option('--limit <n>', 'rows per table', '10')
     .option('--once', 'print one screen and exit (also when stdout is not a terminal)')
     .addOption(stateDirOption())
-    .action(async (resource: string, o: { namespace: string; window: string; interval: string; limit: string; once?: boolean; stateDir: string }) => {
-      const ref = parseRef(resource, o.namespace);
-      if (typeof ref === 'string') fail('top', ref);
-      const windowSec = parseWindow(o.window);
-      if (typeof windowSec === 'string') fail('top', windowSec);
-      const interval = Number(o.interval);
-      if (!(interval >= 0.5)) fail('top', `--interval must be at least 0.5 seconds, got ${o.interval}`);
-      const dir = stateDir(o.stateDir);
-      await liveStatus('top', dir);
-      const live = o.once !== true && process.stdout.isTTY;
-      for (;;) {
-        let screen: string;
-        try {
-          const [snap, status] = await Promise.all([meshObserve(dir, windowSec), meshStatus(dir)]);
-          screen = topScreen(snap, status, ref, Number(o.limit) || 10);
-        } catch (err) {
-          return fail('top', `the mesh stopped answering: ${(err as Error).message}`);
+    .action(
+      async (
+        resource: string,
+        o: { namespace: string; window: string; interval: string; limit: string; once?: boolean; stateDir: string },
+      ) => {
+        const ref = parseRef(resource, o.namespace);
+        if (typeof ref === 'string') fail('top', ref);
+        const windowSec = parseWindow(o.window);
+        if (typeof windowSec === 'string') fail('top', windowSec);
+        const interval = Number(o.interval);
+        if (!(interval >= 0.5)) fail('top', `--interval must be at least 0.5 seconds, got ${o.interval}`);
+        const dir = stateDir(o.stateDir);
+        await liveStatus('top', dir);
+        const live = o.once !== true && process.stdout.isTTY;
+        for (;;) {
+          let screen: string;
+          try {
+            const [snap, status] = await Promise.all([meshObserve(dir, windowSec), meshStatus(dir)]);
+            screen = topScreen(snap, status, ref, Number(o.limit) || 10);
+          } catch (err) {
+            return fail('top', `the mesh stopped answering: ${(err as Error).message}`);
+          }
+          if (!live) {
+            process.stdout.write(screen);
+            return;
+          }
+          process.stdout.write(`\x1b[H\x1b[2J${screen}\n(refreshing every ${interval}s; Ctrl-C to quit)\n`);
+          await new Promise((r) => setTimeout(r, interval * 1000));
         }
-        if (!live) {
-          process.stdout.write(screen);
-          return;
-        }
-        process.stdout.write(`\x1b[H\x1b[2J${screen}\n(refreshing every ${interval}s; Ctrl-C to quit)\n`);
-        await new Promise((r) => setTimeout(r, interval * 1000));
-      }
-    });
+      },
+    );
 }

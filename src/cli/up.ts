@@ -9,7 +9,16 @@ import { checkBridgeName, kernelProblems, parseCidr } from '../runtime/net/index
 import { controlRequest, meshStatus } from '../daemon/client.js';
 import { cleanupFromRecords } from '../runtime/cleanup.js';
 import type { MeshStatus } from '../runtime/mesh.js';
-import { controlMarker, DEFAULT_STATE_DIR, ensureStateDir, readJson, recordedControlPid, runningControlPid, statePaths, writeJsonAtomic } from '../runtime/state.js';
+import {
+  controlMarker,
+  DEFAULT_STATE_DIR,
+  ensureStateDir,
+  readJson,
+  recordedControlPid,
+  runningControlPid,
+  statePaths,
+  writeJsonAtomic,
+} from '../runtime/state.js';
 import { PACKAGE_ROOT, tailFile } from '../runtime/supervisor/index.js';
 import { openMeshCa } from '../daemon/control-plane.js';
 import { fail, stateDir, stateDirOption } from './mesh-common.js';
@@ -51,24 +60,44 @@ export function machineProblems(): string[] {
 export function upCommand(): Command {
   return new Command('up')
     .description('start a local mesh from manifests and wait until every pod is ready')
-    .option('-f, --file <file>', 'a manifest file (repeatable); without any, `up` resumes a mesh whose control process was killed', (v: string, prev: string[] = []) => [...prev, v], [] as string[])
+    .option(
+      '-f, --file <file>',
+      'a manifest file (repeatable); without any, `up` resumes a mesh whose control process was killed',
+      (v: string, prev: string[] = []) => [...prev, v],
+      [] as string[],
+    )
     .addOption(stateDirOption())
-    .addOption(new Option('--bridge <name>', 'the pods\' bridge (default outr0)'))
-    .addOption(new Option('--pod-cidr <cidr>', 'the pods\' addresses (default 10.244.0.0/16)'))
-    .addOption(new Option('--service-cidr <cidr>', 'Services\' virtual addresses (default 10.96.0.0/16)'))
-    .addOption(new Option('--control-port <port>', 'the control plane\'s gRPC port on the bridge address (default 8086)'))
-    .addOption(new Option('--trust-domain <domain>', 'the trust domain of workload identities (default cluster.local)'))
-    .addOption(new Option('--trust-anchor <file>', 'your trust anchor (root) certificate, PEM; with --issuer-cert and --issuer-key'))
-    .addOption(new Option('--issuer-cert <file>', 'your issuer (intermediate) certificate, PEM, signed by the trust anchor'))
-    .addOption(new Option('--issuer-key <file>', 'the issuer\'s private key, PEM (ECDSA)'))
-    .addOption(new Option('--cert-lifetime <seconds>', 'lifetime of the proxies\' certificates (default 86400)'))
-    .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
+    .addOption(new Option('--bridge <name>', "the pods' bridge (default outr0)"))
+    .addOption(new Option('--pod-cidr <cidr>', "the pods' addresses (default 10.244.0.0/16)"))
+    .addOption(new Option('--service-cidr <cidr>', "Services' virtual addresses (default 10.96.0.0/16)"))
     .addOption(
-      new Option('--default-inbound-policy <policy>', 'inbound policy of ports no Server covers, unless a pod or namespace annotation says otherwise (default all-unauthenticated)').choices(
-        DEFAULT_POLICY_NAMES,
+      new Option('--control-port <port>', "the control plane's gRPC port on the bridge address (default 8086)"),
+    )
+    .addOption(new Option('--trust-domain <domain>', 'the trust domain of workload identities (default cluster.local)'))
+    .addOption(
+      new Option(
+        '--trust-anchor <file>',
+        'your trust anchor (root) certificate, PEM; with --issuer-cert and --issuer-key',
       ),
     )
-    .addOption(new Option('--trace-collector <url>', 'an OTLP/HTTP collector (http://HOST:4318) every proxy sends one span per request to (default: no tracing)'))
+    .addOption(
+      new Option('--issuer-cert <file>', 'your issuer (intermediate) certificate, PEM, signed by the trust anchor'),
+    )
+    .addOption(new Option('--issuer-key <file>', "the issuer's private key, PEM (ECDSA)"))
+    .addOption(new Option('--cert-lifetime <seconds>', "lifetime of the proxies' certificates (default 86400)"))
+    .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
+    .addOption(
+      new Option(
+        '--default-inbound-policy <policy>',
+        'inbound policy of ports no Server covers, unless a pod or namespace annotation says otherwise (default all-unauthenticated)',
+      ).choices(DEFAULT_POLICY_NAMES),
+    )
+    .addOption(
+      new Option(
+        '--trace-collector <url>',
+        'an OTLP/HTTP collector (http://HOST:4318) every proxy sends one span per request to (default: no tracing)',
+      ),
+    )
     .action(async (o: UpOptions) => {
       const dir = stateDir(o.stateDir);
       const problems = machineProblems();
@@ -81,16 +110,26 @@ export function upCommand(): Command {
         const paths = statePaths(dir);
         const args = (await readJson(paths.controlArgs)) as string[] | undefined;
         const resumable = args !== undefined && (await readJson(paths.resume)) !== undefined;
-        if (!resumable) fail('up', `a mesh in ${dir} was not shut down${stale !== undefined ? ` (its control process ${stale} is gone)` : ''} and cannot be resumed; run ${downCmd} first`);
+        if (!resumable)
+          fail(
+            'up',
+            `a mesh in ${dir} was not shut down${stale !== undefined ? ` (its control process ${stale} is gone)` : ''} and cannot be resumed; run ${downCmd} first`,
+          );
         if (o.file.length > 0) {
-          fail('up', `the mesh in ${dir} lost its control process${stale !== undefined ? ` (${stale})` : ''} but its pods may still run: run outrigger up${dir !== DEFAULT_STATE_DIR ? ` --state-dir ${dir}` : ''} without -f to resume it, or ${downCmd} to remove it`);
+          fail(
+            'up',
+            `the mesh in ${dir} lost its control process${stale !== undefined ? ` (${stale})` : ''} but its pods may still run: run outrigger up${dir !== DEFAULT_STATE_DIR ? ` --state-dir ${dir}` : ''} without -f to resume it, or ${downCmd} to remove it`,
+          );
         }
-        process.stdout.write(`the mesh in ${dir} lost its control process${stale !== undefined ? ` (${stale})` : ''}: resuming it\n`);
+        process.stdout.write(
+          `the mesh in ${dir} lost its control process${stale !== undefined ? ` (${stale})` : ''}: resuming it\n`,
+        );
         return runAndFollow(dir, [...args, '--resume'], 'a');
       }
       if (o.file.length === 0) fail('up', 'no manifests: give at least one with -f FILE');
       const timeoutS = Number(o.timeout);
-      if (!Number.isFinite(timeoutS) || timeoutS <= 0) fail('up', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0)
+        fail('up', `--timeout must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
 
       try {
         if (o.bridge !== undefined) checkBridgeName(o.bridge);
@@ -99,16 +138,27 @@ export function upCommand(): Command {
       } catch (err) {
         fail('up', (err as Error).message);
       }
-      if (o.controlPort !== undefined && !/^[0-9]+$/.test(o.controlPort)) fail('up', `--control-port must be a port number, got ${JSON.stringify(o.controlPort)}`);
-      if (o.controlPort !== undefined && (Number(o.controlPort) < 1 || Number(o.controlPort) > 65535)) fail('up', `--control-port must be from 1 to 65535, got ${o.controlPort}`);
+      if (o.controlPort !== undefined && !/^[0-9]+$/.test(o.controlPort))
+        fail('up', `--control-port must be a port number, got ${JSON.stringify(o.controlPort)}`);
+      if (o.controlPort !== undefined && (Number(o.controlPort) < 1 || Number(o.controlPort) > 65535))
+        fail('up', `--control-port must be from 1 to 65535, got ${o.controlPort}`);
       const caFiles = [o.trustAnchor, o.issuerCert, o.issuerKey].filter((f) => f !== undefined).length;
-      if (caFiles !== 0 && caFiles !== 3) fail('up', '--trust-anchor, --issuer-cert and --issuer-key go together: give all three, or none for a CA made in the state directory');
+      if (caFiles !== 0 && caFiles !== 3)
+        fail(
+          'up',
+          '--trust-anchor, --issuer-cert and --issuer-key go together: give all three, or none for a CA made in the state directory',
+        );
       if (o.certLifetime !== undefined && !(/^[0-9]+$/.test(o.certLifetime) && Number(o.certLifetime) >= 2)) {
-        fail('up', `--cert-lifetime must be a whole number of seconds, 2 or more, got ${JSON.stringify(o.certLifetime)}`);
+        fail(
+          'up',
+          `--cert-lifetime must be a whole number of seconds, 2 or more, got ${JSON.stringify(o.certLifetime)}`,
+        );
       }
-      if (o.traceCollector !== undefined && !/^https?:\/\/[^/]+/.test(o.traceCollector)) fail('up', `--trace-collector must be an http:// or https:// URL, got ${JSON.stringify(o.traceCollector)}`);
+      if (o.traceCollector !== undefined && !/^https?:\/\/[^/]+/.test(o.traceCollector))
+        fail('up', `--trace-collector must be an http:// or https:// URL, got ${JSON.stringify(o.traceCollector)}`);
       const kernel = await kernelProblems();
-      if (kernel.length > 0) fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
+      if (kernel.length > 0)
+        fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
 
       const files = o.file.map((f) => resolve(f));
       try {
@@ -162,7 +212,9 @@ async function runAndFollow(dir: string, controlArgs: readonly string[], logMode
   const gone = async (what: string): Promise<never> => {
     const tail = await tailFile(paths.controlLog, 20);
     process.stderr.write(`outrigger up: ${what}${tail !== '' ? `; the end of ${paths.controlLog}:\n${tail}` : ''}\n`);
-    await cleanupFromRecords(dir).catch((e: unknown) => process.stderr.write(`outrigger up: cleanup: ${(e as Error).message}\n`));
+    await cleanupFromRecords(dir).catch((e: unknown) =>
+      process.stderr.write(`outrigger up: cleanup: ${(e as Error).message}\n`),
+    );
     process.exit(1);
   };
 
@@ -190,7 +242,9 @@ async function runAndFollow(dir: string, controlArgs: readonly string[], logMode
     }
     for (; printed < status.progress.length; printed++) process.stdout.write(`${status.progress[printed] ?? ''}\n`);
     if (status.phase === 'Ready') {
-      process.stdout.write(`mesh is up: ${status.pods.length} pod${status.pods.length === 1 ? '' : 's'} ready (state ${dir})\n`);
+      process.stdout.write(
+        `mesh is up: ${status.pods.length} pod${status.pods.length === 1 ? '' : 's'} ready (state ${dir})\n`,
+      );
       process.exit(0);
     }
     if (status.phase === 'Failed') break;
@@ -202,10 +256,12 @@ async function runAndFollow(dir: string, controlArgs: readonly string[], logMode
   process.stderr.write(`outrigger up: failed: ${status.message ?? 'unknown error'}\nremoving what was created...\n`);
   await controlRequest(dir, 'POST', '/shutdown').catch(() => undefined);
   const pid = child.pid;
-  for (let i = 0; i < 600 && pid !== undefined && !childExited && runningControlPid(dir) !== undefined; i++) await sleep(100);
+  for (let i = 0; i < 600 && pid !== undefined && !childExited && runningControlPid(dir) !== undefined; i++)
+    await sleep(100);
   if (runningControlPid(dir) !== undefined) fail('up', `the control process did not stop; run outrigger down`);
   // The control process removes everything; if it could not, the records are still there.
-  if ((await readJson(paths.net)) !== undefined) await cleanupFromRecords(dir).catch((e: unknown) => fail('up', `cleanup: ${(e as Error).message}`));
+  if ((await readJson(paths.net)) !== undefined)
+    await cleanupFromRecords(dir).catch((e: unknown) => fail('up', `cleanup: ${(e as Error).message}`));
   process.exit(1);
 }
 

@@ -26,10 +26,16 @@ void test('outrigger version without a mesh: the client, and that no mesh runs',
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const r = run('version', '--state-dir', dir);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, `Client version:  ${outriggerVersion()} (node ${process.version})\nControl process: no mesh is running in ${dir}\n`);
+  assert.equal(
+    r.stdout,
+    `Client version:  ${outriggerVersion()} (node ${process.version})\nControl process: no mesh is running in ${dir}\n`,
+  );
   const j = run('version', '--client', '-o', 'json');
   assert.equal(j.status, 0, j.stderr);
-  assert.deepEqual(JSON.parse(j.stdout), { client: { version: outriggerVersion(), node: process.version }, proxies: [] });
+  assert.deepEqual(JSON.parse(j.stdout), {
+    client: { version: outriggerVersion(), node: process.version },
+    proxies: [],
+  });
 });
 
 void test('the version table: one line a proxy, and why a part did not answer', () => {
@@ -56,6 +62,9 @@ void test('the version table: one line a proxy, and why a part did not answer', 
       '',
     ].join('\n'),
   );
-  const none = formatVersionReport({ client: { version: '1', node: 'v' }, control: { version: '1', node: 'v' }, proxies: [] }, '/d');
+  const none = formatVersionReport(
+    { client: { version: '1', node: 'v' }, control: { version: '1', node: 'v' }, proxies: [] },
+    '/d',
+  );
   assert.match(none, /Proxies: +none \(no meshed pods\)/);
 });

@@ -45,7 +45,11 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const log = o.log ?? pino({ level: 'silent' });
   const server = new grpc.Server(SERVER_OPTIONS);
-  const destination = createDestinationService({ store: o.store, trustDomain: o.trustDomain, log: log.child({ service: 'destination' }) });
+  const destination = createDestinationService({
+    store: o.store,
+    trustDomain: o.trustDomain,
+    log: log.child({ service: 'destination' }),
+  });
   server.addService(destinationServiceDefinition(), destination.handlers);
   const policy = createPolicyService({
     store: o.store,
@@ -60,7 +64,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${bindHost}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`${bindHost}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
   } catch (err) {
     destination.close();

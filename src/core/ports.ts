@@ -47,7 +47,8 @@ export function normalizePortList(ranges: readonly PortRange[]): PortList {
   const out: PortRange[] = [];
   for (const r of sorted) {
     const last = out[out.length - 1];
-    if (last !== undefined && r.from <= last.to + 1) out[out.length - 1] = { from: last.from, to: Math.max(last.to, r.to) };
+    if (last !== undefined && r.from <= last.to + 1)
+      out[out.length - 1] = { from: last.from, to: Math.max(last.to, r.to) };
     else out.push({ from: r.from, to: r.to });
   }
   return out;

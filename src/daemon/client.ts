@@ -15,36 +15,50 @@ export const METRICS_RETENTION_MS = 15 * 60_000;
 export const MAX_WINDOW_SEC = METRICS_RETENTION_MS / 1000;
 
 /** Sends manifests to the running mesh; resolves when they are in force (new pods ready). */
-export function applyManifests(stateDir: string, files: readonly ManifestFile[], timeoutMs: number): Promise<ApplyResult> {
+export function applyManifests(
+  stateDir: string,
+  files: readonly ManifestFile[],
+  timeoutMs: number,
+): Promise<ApplyResult> {
   return controlRequest<ApplyResult>(stateDir, 'POST', '/apply', timeoutMs, JSON.stringify({ files }));
 }
 
 /** A request to the control process's API; rejects if it is not answering. */
-export function controlRequest<T>(stateDir: string, method: 'GET' | 'POST', path: string, timeoutMs = 5000, body?: string): Promise<T> {
+export function controlRequest<T>(
+  stateDir: string,
+  method: 'GET' | 'POST',
+  path: string,
+  timeoutMs = 5000,
+  body?: string,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const headers = body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
-    const req = http.request({ socketPath: statePaths(stateDir).socket, method, path, timeout: timeoutMs, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if ((res.statusCode ?? 500) >= 300) {
-          let why = text;
-          try {
-            why = (JSON.parse(text) as { error?: string }).error ?? text;
-          } catch {
-            // not JSON: keep the text
+    const headers =
+      body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+    const req = http.request(
+      { socketPath: statePaths(stateDir).socket, method, path, timeout: timeoutMs, headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if ((res.statusCode ?? 500) >= 300) {
+            let why = text;
+            try {
+              why = (JSON.parse(text) as { error?: string }).error ?? text;
+            } catch {
+              // not JSON: keep the text
+            }
+            return reject(new ControlError(res.statusCode ?? 500, why));
           }
-          return reject(new ControlError(res.statusCode ?? 500, why));
-        }
-        try {
-          resolve(JSON.parse(text) as T);
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      res.on('error', reject);
-    });
+          try {
+            resolve(JSON.parse(text) as T);
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`control process did not answer within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);

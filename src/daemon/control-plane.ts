@@ -33,9 +33,18 @@ export interface LocalControlPlaneOptions {
 }
 
 /** The mesh CA: the user's files when given (all three), else the one in the state directory. */
-export async function openMeshCa(o: { stateDir: string; trustDomain: string; trustAnchor?: string; issuerCert?: string; issuerKey?: string }): Promise<MeshCa> {
+export async function openMeshCa(o: {
+  stateDir: string;
+  trustDomain: string;
+  trustAnchor?: string;
+  issuerCert?: string;
+  issuerKey?: string;
+}): Promise<MeshCa> {
   if (o.trustAnchor !== undefined && o.issuerCert !== undefined && o.issuerKey !== undefined) {
-    return MeshCa.load({ trustAnchor: o.trustAnchor, issuerCert: o.issuerCert, issuerKey: o.issuerKey }, { trustDomain: o.trustDomain });
+    return MeshCa.load(
+      { trustAnchor: o.trustAnchor, issuerCert: o.issuerCert, issuerKey: o.issuerKey },
+      { trustDomain: o.trustDomain },
+    );
   }
   return (await MeshCa.openDir(join(o.stateDir, 'identity'), { trustDomain: o.trustDomain })).ca;
 }
@@ -49,7 +58,11 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
   return {
     port: o.controlPort,
     async start(gateway, podExists) {
-      const certifier = new Certifier({ ca, reviewer: issuer.reviewer(podExists), leafLifetimeSeconds: o.certLifetimeSeconds });
+      const certifier = new Certifier({
+        ca,
+        reviewer: issuer.reviewer(podExists),
+        leafLifetimeSeconds: o.certLifetimeSeconds,
+      });
       const cp = await startControlPlane({
         store,
         host: gateway,
@@ -62,6 +75,9 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
       return { addr: `${gateway}:${cp.address.port}`, close: () => cp.close() };
     },
     publish: (snapshot) => store.replace(snapshot),
-    identity: { trustDomain: ca.trustDomain, issueToken: (subject) => issuer.issue(subject, { lifetimeSeconds: 3600 }) },
+    identity: {
+      trustDomain: ca.trustDomain,
+      issueToken: (subject) => issuer.issue(subject, { lifetimeSeconds: 3600 }),
+    },
   };
 }

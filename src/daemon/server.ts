@@ -97,8 +97,14 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     if (req.method === 'GET' && req.url === '/version') return send(200, versionView());
     if (req.method === 'GET' && (req.url === '/observe' || req.url?.startsWith('/observe?') === true)) {
       const window = Number(new URL(req.url, 'http://control').searchParams.get('window') ?? '60');
-      if (!Number.isFinite(window) || window <= 0 || window > MAX_WINDOW_SEC) return send(400, { error: `window must be from 1 to ${MAX_WINDOW_SEC} seconds` });
-      const snap: ObserveSnapshot = aggregate(mesh.status(), history, { now: Date.now(), windowSec: window, scrapeIntervalSec: SCRAPE_INTERVAL_MS / 1000, scrapeErrors: scraper.errors() });
+      if (!Number.isFinite(window) || window <= 0 || window > MAX_WINDOW_SEC)
+        return send(400, { error: `window must be from 1 to ${MAX_WINDOW_SEC} seconds` });
+      const snap: ObserveSnapshot = aggregate(mesh.status(), history, {
+        now: Date.now(),
+        windowSec: window,
+        scrapeIntervalSec: SCRAPE_INTERVAL_MS / 1000,
+        scrapeErrors: scraper.errors(),
+      });
       return send(200, snap);
     }
     if (req.method === 'POST' && req.url === '/apply') {
@@ -155,7 +161,9 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     }
     let files: ManifestFile[];
     try {
-      files = await Promise.all(o.files.map(async (f) => ({ path: resolve(f), name: f, text: await readFile(f, 'utf8') })));
+      files = await Promise.all(
+        o.files.map(async (f) => ({ path: resolve(f), name: f, text: await readFile(f, 'utf8') })),
+      );
     } catch (err) {
       log(`manifests: ${(err as Error).message}`);
       return void shutdown(1);
@@ -203,7 +211,12 @@ function parseApplyBody(body: string): ManifestFile[] | string {
   if (!Array.isArray(files) || files.length === 0) return 'apply: expected {"files": [{"path", "name", "text"}, ...]}';
   for (const f of files as unknown[]) {
     const x = f as Record<string, unknown>;
-    if (typeof x.path !== 'string' || !x.path.startsWith('/') || typeof x.name !== 'string' || typeof x.text !== 'string') {
+    if (
+      typeof x.path !== 'string' ||
+      !x.path.startsWith('/') ||
+      typeof x.name !== 'string' ||
+      typeof x.text !== 'string'
+    ) {
       return 'apply: each file needs an absolute "path", a "name" and its "text"';
     }
   }

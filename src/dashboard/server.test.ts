@@ -22,7 +22,8 @@ void test('the dashboard serves its page and files, refuses other hosts, and say
   assert.equal(page.status, 200);
   assert.match(page.type, /text\/html/);
   assert.match(page.body, /<script type="module" src="\/app.js">/);
-  for (const f of ['app.js', 'map.js', 'util.js', 'style.css', 'favicon.svg']) assert.equal((await get(`${d.url}${f}`)).status, 200, f);
+  for (const f of ['app.js', 'map.js', 'util.js', 'style.css', 'favicon.svg'])
+    assert.equal((await get(`${d.url}${f}`)).status, 200, f);
   assert.equal((await get(`${d.url}../package.json`)).status, 404);
   assert.equal((await get(`${d.url}api/overview?window=0`)).status, 400);
   const down = await get(`${d.url}api/overview`);

@@ -63,12 +63,17 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     };
     // On loopback, a page from elsewhere must not reach the API through DNS rebinding: the Host must
     // name this machine's loopback.
-    if (loopbackOnly && !LOOPBACK_HOST.test(req.headers.host ?? '')) return json(403, { error: 'the dashboard answers only to localhost and 127.0.0.1' });
+    if (loopbackOnly && !LOOPBACK_HOST.test(req.headers.host ?? ''))
+      return json(403, { error: 'the dashboard answers only to localhost and 127.0.0.1' });
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     if (url.pathname === '/api/overview') {
       const window = Number(url.searchParams.get('window') ?? '60');
-      if (!(window >= 1 && window <= MAX_WINDOW_SEC)) return json(400, { error: `window must be from 1 to ${MAX_WINDOW_SEC} seconds` });
-      void Promise.all([controlRequest<MeshStatus>(o.stateDir, 'GET', '/status'), meshObserve(o.stateDir, window)]).then(
+      if (!(window >= 1 && window <= MAX_WINDOW_SEC))
+        return json(400, { error: `window must be from 1 to ${MAX_WINDOW_SEC} seconds` });
+      void Promise.all([
+        controlRequest<MeshStatus>(o.stateDir, 'GET', '/status'),
+        meshObserve(o.stateDir, window),
+      ]).then(
         ([status, observe]) => json(200, { status: { ...status, progress: undefined }, observe }),
         (err: unknown) => json(503, { error: `the mesh does not answer: ${(err as Error).message}` }),
       );
@@ -79,7 +84,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     if (!STATIC.has(path)) return json(404, { error: `no ${url.pathname}` });
     void readFile(join(webRoot, path)).then(
       (body) => {
-        res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+        res.writeHead(200, {
+          'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
+          'cache-control': 'no-cache',
+          'x-content-type-options': 'nosniff',
+        });
         res.end(body);
       },
       (err: unknown) => json(500, { error: `${path}: ${(err as Error).message}` }),
@@ -104,7 +113,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
 /** GET /api/tap?namespace=&deploy=|pod=&path=&method=&authority=&direction=&max= → text/event-stream:
  *  `event: request` per tapped request, `event: unavailable` (why there is no tap), `event: error`. */
-async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: http.ServerResponse, streams: Set<http.ServerResponse>): Promise<void> {
+async function tap(
+  stateDir: string,
+  url: URL,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  streams: Set<http.ServerResponse>,
+): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   streams.add(res);
   const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -126,10 +141,15 @@ async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: h
   const deploy = url.searchParams.get('deploy');
   const podName = url.searchParams.get('pod');
   const pods = status.pods
-    .filter((p) => p.namespace === ns && p.meshed && p.ready && (deploy !== null ? p.deployment === deploy : p.name === podName))
+    .filter(
+      (p) =>
+        p.namespace === ns && p.meshed && p.ready && (deploy !== null ? p.deployment === deploy : p.name === podName),
+    )
     .slice(0, MAX_TAP_PODS);
   if (pods.length === 0) {
-    send('unavailable', { message: `no ready meshed pod of ${deploy !== null ? `deploy/${deploy}` : `pod/${podName ?? ''}`} in namespace ${ns} to tap` });
+    send('unavailable', {
+      message: `no ready meshed pod of ${deploy !== null ? `deploy/${deploy}` : `pod/${podName ?? ''}`} in namespace ${ns} to tap`,
+    });
     return finish();
   }
   let token: string;
@@ -149,7 +169,10 @@ async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: h
   await Promise.all(
     pods.map(async (p) => {
       try {
-        const r = await fetch(`http://${p.ip}:${PROXY_ADMIN_PORT}/tap?${q.toString()}`, { headers: { authorization: `Bearer ${token}` }, signal: aborts.signal });
+        const r = await fetch(`http://${p.ip}:${PROXY_ADMIN_PORT}/tap?${q.toString()}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: aborts.signal,
+        });
         // 404: a proxy without the tap endpoint; 403 "tap is off": one started without the token.
         if (r.status === 404 || r.status === 403) {
           unavailable++;
@@ -182,6 +205,9 @@ async function tap(stateDir: string, url: URL, req: http.IncomingMessage, res: h
       }
     }),
   );
-  if (open === 0 && unavailable > 0) send('unavailable', { message: 'the proxies do not offer tap yet (their admin server has no /tap endpoint, or tap is off)' });
+  if (open === 0 && unavailable > 0)
+    send('unavailable', {
+      message: 'the proxies do not offer tap yet (their admin server has no /tap endpoint, or tap is off)',
+    });
   finish();
 }

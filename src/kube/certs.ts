@@ -15,11 +15,19 @@ const DAY_MS = 24 * 3600 * 1000;
 
 /** DNS names the API server may use for `service.namespace`. */
 export function serviceDnsNames(service: string, namespace: string): string[] {
-  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+  return [
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+  ];
 }
 
 /** A new CA and server certificate (ECDSA P-256) for `dnsNames` (plus `ips`), valid `lifetimeDays`. */
-export async function makeServingTls(dnsNames: readonly string[], opts: { lifetimeDays?: number; ips?: readonly string[]; now?: Date } = {}): Promise<ServingTls> {
+export async function makeServingTls(
+  dnsNames: readonly string[],
+  opts: { lifetimeDays?: number; ips?: readonly string[]; now?: Date } = {},
+): Promise<ServingTls> {
   const now = opts.now ?? new Date();
   const notBefore = new Date(now.getTime() - 60_000);
   const notAfter = new Date(now.getTime() + (opts.lifetimeDays ?? 365) * DAY_MS);
@@ -62,7 +70,10 @@ export async function makeServingTls(dnsNames: readonly string[], opts: { lifeti
   return {
     caPem: ca.toString('pem') + '\n',
     certPem: cert.toString('pem') + '\n',
-    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string,
+    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+      type: 'pkcs8',
+      format: 'pem',
+    }) as string,
   };
 }
 

@@ -39,14 +39,20 @@ export interface CheckContext {
 
 type Check = (c: CheckContext) => Promise<CheckResult | CheckResult[]>;
 
-const ok = (name: string, detail?: string): CheckResult => ({ name, ok: true, ...(detail !== undefined ? { detail } : {}) });
+const ok = (name: string, detail?: string): CheckResult => ({
+  name,
+  ok: true,
+  ...(detail !== undefined ? { detail } : {}),
+});
 const bad = (name: string, detail: string, hint: string): CheckResult => ({ name, ok: false, detail, hint });
 
 function why(err: unknown): string {
   const e = err as { code?: unknown; message?: string; body?: unknown };
   const body = typeof e.body === 'string' ? e.body : '';
   const msg = /"message":"([^"]*)"/.exec(body)?.[1];
-  return typeof e.code === 'number' ? `HTTP ${e.code}${msg !== undefined ? `: ${msg}` : ''}` : (e.message ?? String(err));
+  return typeof e.code === 'number'
+    ? `HTTP ${e.code}${msg !== undefined ? `: ${msg}` : ''}`
+    : (e.message ?? String(err));
 }
 const status = (err: unknown): number | undefined => {
   const c = (err as { code?: unknown }).code;
@@ -61,10 +67,18 @@ const apiReachable: Check = async (c) => {
     const version =
       major > MIN_KUBERNETES.major || (major === MIN_KUBERNETES.major && minor >= MIN_KUBERNETES.minor)
         ? ok(`Kubernetes version ${v.gitVersion} (at least ${MIN_KUBERNETES.major}.${MIN_KUBERNETES.minor})`)
-        : bad(`Kubernetes version ${v.gitVersion}`, `older than ${MIN_KUBERNETES.major}.${MIN_KUBERNETES.minor}`, 'the injector uses native sidecars (init containers with restartPolicy: Always); upgrade the cluster');
+        : bad(
+            `Kubernetes version ${v.gitVersion}`,
+            `older than ${MIN_KUBERNETES.major}.${MIN_KUBERNETES.minor}`,
+            'the injector uses native sidecars (init containers with restartPolicy: Always); upgrade the cluster',
+          );
     return [ok(`API server reachable (${c.kubeConfig.getCurrentCluster()?.server ?? '?'})`), version];
   } catch (err) {
-    return bad('API server reachable', why(err), 'check your kubeconfig context (`kubectl config current-context`) and that the cluster is up');
+    return bad(
+      'API server reachable',
+      why(err),
+      'check your kubeconfig context (`kubectl config current-context`) and that the cluster is up',
+    );
   }
 };
 
@@ -87,22 +101,43 @@ const rbac: Check = async (c) => {
   try {
     for (const p of INSTALL_PERMISSIONS) {
       const r = await api.createSelfSubjectAccessReview({
-        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: 'create', group: p.group, resource: p.resource, ...(p.namespaced ? { namespace: c.namespace } : {}) } } },
+        body: {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SelfSubjectAccessReview',
+          spec: {
+            resourceAttributes: {
+              verb: 'create',
+              group: p.group,
+              resource: p.resource,
+              ...(p.namespaced ? { namespace: c.namespace } : {}),
+            },
+          },
+        },
       });
       if (r.status?.allowed !== true) denied.push(`${p.resource}${p.group !== '' ? `.${p.group}` : ''}`);
     }
   } catch (err) {
-    return bad('RBAC: can create what install creates', why(err), 'your user must be allowed to create SelfSubjectAccessReviews');
+    return bad(
+      'RBAC: can create what install creates',
+      why(err),
+      'your user must be allowed to create SelfSubjectAccessReviews',
+    );
   }
   return denied.length === 0
     ? ok('RBAC: can create what install creates')
-    : bad('RBAC: can create what install creates', `not allowed to create ${denied.join(', ')}`, 'install as a cluster administrator');
+    : bad(
+        'RBAC: can create what install creates',
+        `not allowed to create ${denied.join(', ')}`,
+        'install as a cluster administrator',
+      );
 };
 
 /** What the control plane's ServiceAccount must be allowed (install's ClusterRole), checked as that
  *  account with SubjectAccessReviews: a ClusterRole edited by hand, or a binding lost, shows here. */
 export const CONTROL_PLANE_PERMISSIONS: readonly { verb: string; group: string; resource: string }[] = [
-  ...['pods', 'services', 'namespaces', 'serviceaccounts'].flatMap((resource) => ['list', 'watch'].map((verb) => ({ verb, group: '', resource }))),
+  ...['pods', 'services', 'namespaces', 'serviceaccounts'].flatMap((resource) =>
+    ['list', 'watch'].map((verb) => ({ verb, group: '', resource })),
+  ),
   ...['list', 'watch'].map((verb) => ({ verb, group: 'discovery.k8s.io', resource: 'endpointslices' })),
   { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
 ];
@@ -114,16 +149,32 @@ const controlPlaneRbac: Check = async (c) => {
   try {
     for (const p of CONTROL_PLANE_PERMISSIONS) {
       const r = await api.createSubjectAccessReview({
-        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${c.namespace}`], resourceAttributes: { verb: p.verb, group: p.group, resource: p.resource } } },
+        body: {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SubjectAccessReview',
+          spec: {
+            user,
+            groups: ['system:serviceaccounts', `system:serviceaccounts:${c.namespace}`],
+            resourceAttributes: { verb: p.verb, group: p.group, resource: p.resource },
+          },
+        },
       });
       if (r.status?.allowed !== true) denied.push(`${p.verb} ${p.resource}${p.group !== '' ? `.${p.group}` : ''}`);
     }
   } catch (err) {
-    return bad('RBAC: the control plane may watch what it needs', why(err), 'your user must be allowed to create SubjectAccessReviews');
+    return bad(
+      'RBAC: the control plane may watch what it needs',
+      why(err),
+      'your user must be allowed to create SubjectAccessReviews',
+    );
   }
   return denied.length === 0
     ? ok('RBAC: the control plane may watch what it needs')
-    : bad('RBAC: the control plane may watch what it needs', `${user} may not ${denied.join(', ')}`, '`outrigger install --control-plane | kubectl apply -f -` restores the ClusterRole and its binding');
+    : bad(
+        'RBAC: the control plane may watch what it needs',
+        `${user} may not ${denied.join(', ')}`,
+        '`outrigger install --control-plane | kubectl apply -f -` restores the ClusterRole and its binding',
+      );
 };
 
 const crds: Check = async (c) => {
@@ -132,23 +183,36 @@ const crds: Check = async (c) => {
   for (const k of POLICY_CRDS) {
     try {
       const d = await api.readCustomResourceDefinition({ name: crdName(k) });
-      if (!(d.status?.conditions ?? []).some((x) => x.type === 'Established' && x.status === 'True')) missing.push(`${crdName(k)} (not established)`);
+      if (!(d.status?.conditions ?? []).some((x) => x.type === 'Established' && x.status === 'True'))
+        missing.push(`${crdName(k)} (not established)`);
     } catch (err) {
       missing.push(status(err) === 404 ? crdName(k) : `${crdName(k)} (${why(err)})`);
     }
   }
-  return missing.length === 0 ? ok(`CRDs installed (${POLICY_CRDS.length})`) : bad('CRDs installed', `missing: ${missing.join(', ')}`, '`outrigger install --crds | kubectl apply -f -`');
+  return missing.length === 0
+    ? ok(`CRDs installed (${POLICY_CRDS.length})`)
+    : bad('CRDs installed', `missing: ${missing.join(', ')}`, '`outrigger install --crds | kubectl apply -f -`');
 };
 
 const controlPlaneReady: Check = async (c) => {
   try {
-    const d = await c.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ name: CONTROL_PLANE, namespace: c.namespace });
+    const d = await c.kubeConfig
+      .makeApiClient(k8s.AppsV1Api)
+      .readNamespacedDeployment({ name: CONTROL_PLANE, namespace: c.namespace });
     const want = d.spec?.replicas ?? 1;
     const ready = d.status?.readyReplicas ?? 0;
     if (ready >= want) return ok(`control plane ready (${ready}/${want})`);
-    return bad('control plane ready', `${ready}/${want} replicas ready`, `\`kubectl -n ${c.namespace} describe deploy/${CONTROL_PLANE}\` and its pods' logs`);
+    return bad(
+      'control plane ready',
+      `${ready}/${want} replicas ready`,
+      `\`kubectl -n ${c.namespace} describe deploy/${CONTROL_PLANE}\` and its pods' logs`,
+    );
   } catch (err) {
-    return bad('control plane ready', why(err), status(err) === 404 ? '`outrigger install | kubectl apply -f -`' : 'check your access to the namespace');
+    return bad(
+      'control plane ready',
+      why(err),
+      status(err) === 404 ? '`outrigger install | kubectl apply -f -`' : 'check your access to the namespace',
+    );
   }
 };
 
@@ -156,18 +220,34 @@ const webhook: Check = async (c) => {
   const results: CheckResult[] = [];
   let caBundle: string | undefined;
   try {
-    const w = await c.kubeConfig.makeApiClient(k8s.AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION });
+    const w = await c.kubeConfig
+      .makeApiClient(k8s.AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION });
     caBundle = w.webhooks?.[0]?.clientConfig.caBundle;
-    results.push(caBundle !== undefined && caBundle !== '' ? ok('webhook configured') : bad('webhook configured', 'no caBundle', 'install again'));
+    results.push(
+      caBundle !== undefined && caBundle !== ''
+        ? ok('webhook configured')
+        : bad('webhook configured', 'no caBundle', 'install again'),
+    );
   } catch (err) {
     return bad('webhook configured', why(err), '`outrigger install --control-plane | kubectl apply -f -`');
   }
   try {
     // Through the API server's service proxy: the same network path the API server takes to call it.
-    await c.kubeConfig.makeApiClient(k8s.CoreV1Api).connectGetNamespacedServiceProxyWithPath({ name: `https:${INJECTOR_SERVICE}:443`, namespace: c.namespace, path: 'live' });
+    await c.kubeConfig.makeApiClient(k8s.CoreV1Api).connectGetNamespacedServiceProxyWithPath({
+      name: `https:${INJECTOR_SERVICE}:443`,
+      namespace: c.namespace,
+      path: 'live',
+    });
     results.push(ok('webhook reachable'));
   } catch (err) {
-    results.push(bad('webhook reachable', why(err), `pods are admitted unmeshed meanwhile; \`kubectl -n ${c.namespace} get endpointslices -l kubernetes.io/service-name=${INJECTOR_SERVICE}\``));
+    results.push(
+      bad(
+        'webhook reachable',
+        why(err),
+        `pods are admitted unmeshed meanwhile; \`kubectl -n ${c.namespace} get endpointslices -l kubernetes.io/service-name=${INJECTOR_SERVICE}\``,
+      ),
+    );
   }
   return results;
 };
@@ -181,17 +261,26 @@ function certCheck(name: string, pem: string | undefined, now: Date, issuer?: st
     return bad(name, 'not a PEM certificate', 'install again with good files');
   }
   const left = cert.notAfter.getTime() - now.getTime();
-  if (cert.notBefore.getTime() > now.getTime()) return bad(name, `not valid before ${cert.notBefore.toISOString()}`, 'check the clocks');
-  if (left <= 0) return bad(name, `expired ${cert.notAfter.toISOString()}`, 'rotate it (see the README, Kubernetes: certificates)');
-  if (left < NEAR_EXPIRY_MS) return bad(name, `expires ${cert.notAfter.toISOString()}, in ${Math.floor(left / 86_400_000)} days`, 'rotate it soon');
-  if (issuer !== undefined && cert.issuer !== new x509.X509Certificate(issuer).subject) return bad(name, 'not issued by the trust anchor', 'the issuer and trust anchor Secrets do not belong together');
+  if (cert.notBefore.getTime() > now.getTime())
+    return bad(name, `not valid before ${cert.notBefore.toISOString()}`, 'check the clocks');
+  if (left <= 0)
+    return bad(name, `expired ${cert.notAfter.toISOString()}`, 'rotate it (see the README, Kubernetes: certificates)');
+  if (left < NEAR_EXPIRY_MS)
+    return bad(
+      name,
+      `expires ${cert.notAfter.toISOString()}, in ${Math.floor(left / 86_400_000)} days`,
+      'rotate it soon',
+    );
+  if (issuer !== undefined && cert.issuer !== new x509.X509Certificate(issuer).subject)
+    return bad(name, 'not issued by the trust anchor', 'the issuer and trust anchor Secrets do not belong together');
   return ok(name, `valid until ${cert.notAfter.toISOString()}`);
 }
 
 const certificates: Check = async (c) => {
   const api = c.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const now = c.now ?? new Date();
-  const dec = (s: k8s.V1Secret, k: string) => (s.data?.[k] !== undefined ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
+  const dec = (s: k8s.V1Secret, k: string) =>
+    s.data?.[k] !== undefined ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined;
   try {
     const id = await api.readNamespacedSecret({ name: IDENTITY_SECRET, namespace: c.namespace });
     const tls = await api.readNamespacedSecret({ name: INJECTOR_TLS_SECRET, namespace: c.namespace });
@@ -202,7 +291,11 @@ const certificates: Check = async (c) => {
       certCheck('injector certificate', dec(tls, 'tls.crt'), now, dec(tls, 'ca.crt')),
     ];
   } catch (err) {
-    return bad('certificates', why(err), `the Secrets ${IDENTITY_SECRET} and ${INJECTOR_TLS_SECRET} in ${c.namespace} must exist (and you must be allowed to read them)`);
+    return bad(
+      'certificates',
+      why(err),
+      `the Secrets ${IDENTITY_SECRET} and ${INJECTOR_TLS_SECRET} in ${c.namespace} must exist (and you must be allowed to read them)`,
+    );
   }
 };
 
@@ -211,33 +304,73 @@ const proxies: Check = async (c) => {
     const pods = await c.kubeConfig.makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces();
     const meshed = pods.items.filter((p) => p.metadata?.annotations?.[KUBE_ANNOTATION.injected] !== undefined);
     const old = meshed.filter((p) => p.metadata?.annotations?.[KUBE_ANNOTATION.injected] !== VERSION);
-    const notRunning = meshed.filter((p) => !(p.status?.initContainerStatuses ?? []).some((s) => s.name === PROXY_CONTAINER && s.ready === true));
+    const notRunning = meshed.filter(
+      (p) => !(p.status?.initContainerStatuses ?? []).some((s) => s.name === PROXY_CONTAINER && s.ready === true),
+    );
     const results = [
       old.length === 0
         ? ok(`proxies at version ${VERSION} (${meshed.length} meshed pods)`)
-        : bad('proxies\' versions', `${old.length} of ${meshed.length} meshed pods run another version: ${old.slice(0, 5).map((p) => `${p.metadata?.namespace}/${p.metadata?.name} (${p.metadata?.annotations?.[KUBE_ANNOTATION.injected]})`).join(', ')}`, 'restart them (`kubectl rollout restart deploy/NAME`) to get the new proxy'),
+        : bad(
+            "proxies' versions",
+            `${old.length} of ${meshed.length} meshed pods run another version: ${old
+              .slice(0, 5)
+              .map(
+                (p) =>
+                  `${p.metadata?.namespace}/${p.metadata?.name} (${p.metadata?.annotations?.[KUBE_ANNOTATION.injected]})`,
+              )
+              .join(', ')}`,
+            'restart them (`kubectl rollout restart deploy/NAME`) to get the new proxy',
+          ),
     ];
-    if (notRunning.length > 0) results.push(bad('proxies ready', `${notRunning.length} meshed pods' proxies are not ready: ${notRunning.slice(0, 5).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`).join(', ')}`, '`kubectl logs POD -c outrigger-proxy`'));
+    if (notRunning.length > 0)
+      results.push(
+        bad(
+          'proxies ready',
+          `${notRunning.length} meshed pods' proxies are not ready: ${notRunning
+            .slice(0, 5)
+            .map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`)
+            .join(', ')}`,
+          '`kubectl logs POD -c outrigger-proxy`',
+        ),
+      );
     return results;
   } catch (err) {
-    return bad('proxies\' versions', why(err), 'you must be allowed to list pods');
+    return bad("proxies' versions", why(err), 'you must be allowed to list pods');
   }
 };
 
 const namespaceFree: Check = async (c) => {
   try {
     await c.kubeConfig.makeApiClient(k8s.CoreV1Api).readNamespace({ name: c.namespace });
-    return bad(`namespace ${c.namespace} is free`, 'it exists already', 'Outrigger may be installed; run `outrigger check` (without --pre), or choose another --namespace');
+    return bad(
+      `namespace ${c.namespace} is free`,
+      'it exists already',
+      'Outrigger may be installed; run `outrigger check` (without --pre), or choose another --namespace',
+    );
   } catch (err) {
-    return status(err) === 404 ? ok(`namespace ${c.namespace} is free`) : bad(`namespace ${c.namespace} is free`, why(err), 'check your access');
+    return status(err) === 404
+      ? ok(`namespace ${c.namespace} is free`)
+      : bad(`namespace ${c.namespace} is free`, why(err), 'check your access');
   }
 };
 
 export const PRE_CHECKS: readonly Check[] = [apiReachable, rbac, namespaceFree];
-export const POST_CHECKS: readonly Check[] = [apiReachable, controlPlaneRbac, crds, controlPlaneReady, webhook, certificates, proxies];
+export const POST_CHECKS: readonly Check[] = [
+  apiReachable,
+  controlPlaneRbac,
+  crds,
+  controlPlaneReady,
+  webhook,
+  certificates,
+  proxies,
+];
 
 /** Runs the checks in order; stops after a failed API check (nothing else can work). */
-export async function runChecks(c: CheckContext, pre: boolean, onResult: (r: CheckResult) => void = () => {}): Promise<CheckResult[]> {
+export async function runChecks(
+  c: CheckContext,
+  pre: boolean,
+  onResult: (r: CheckResult) => void = () => {},
+): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
   for (const [i, check] of (pre ? PRE_CHECKS : POST_CHECKS).entries()) {
     const r = await check(c);

@@ -31,7 +31,20 @@ export interface CrdKind {
   readonly description?: string;
 }
 
-const DROP = new Set(['$schema', 'id', '$id', 'propertyNames', 'patternProperties', 'uniqueItems', 'examples', 'readOnly', 'writeOnly', 'contentEncoding', 'contentMediaType', '$comment']);
+const DROP = new Set([
+  '$schema',
+  'id',
+  '$id',
+  'propertyNames',
+  'patternProperties',
+  'uniqueItems',
+  'examples',
+  'readOnly',
+  'writeOnly',
+  'contentEncoding',
+  'contentMediaType',
+  '$comment',
+]);
 /** zod's bounds for a plain z.number() / z.int(): no bound at all for Kubernetes. */
 const SAFE = Number.MAX_SAFE_INTEGER;
 
@@ -60,11 +73,17 @@ function mergeObjects(options: JsonSchema[]): JsonSchema {
   const properties: Record<string, JsonSchema[]> = {};
   let required: string[] | undefined;
   for (const o of options) {
-    for (const [k, v] of Object.entries((o.properties as Record<string, JsonSchema> | undefined) ?? {})) (properties[k] ??= []).push(v);
+    for (const [k, v] of Object.entries((o.properties as Record<string, JsonSchema> | undefined) ?? {}))
+      (properties[k] ??= []).push(v);
     const req = (o.required as string[] | undefined) ?? [];
     required = required === undefined ? [...req] : required.filter((r) => req.includes(r));
   }
-  const out: JsonSchema = { type: 'object', properties: Object.fromEntries(Object.entries(properties).map(([k, vs]) => [k, vs.length === 1 ? vs[0] : union(vs)])) };
+  const out: JsonSchema = {
+    type: 'object',
+    properties: Object.fromEntries(
+      Object.entries(properties).map(([k, vs]) => [k, vs.length === 1 ? vs[0] : union(vs)]),
+    ),
+  };
   if (required !== undefined && required.length > 0) out.required = required;
   return out;
 }
@@ -77,9 +96,16 @@ function union(options: JsonSchema[]): JsonSchema {
   const types = new Set(opts.map(typeOf));
   let out: JsonSchema;
   if (opts.length === 1) out = { ...(opts[0] as JsonSchema) };
-  else if (types.size === 1 && opts.every((o) => Array.isArray(o.enum))) out = { type: [...types][0], enum: [...new Set(opts.flatMap((o) => o.enum as unknown[]))] };
+  else if (types.size === 1 && opts.every((o) => Array.isArray(o.enum)))
+    out = { type: [...types][0], enum: [...new Set(opts.flatMap((o) => o.enum as unknown[]))] };
   else if (types.size === 1 && types.has('object')) out = mergeObjects(opts);
-  else if (types.size === 1 && types.has('array')) out = { type: 'array', items: union(opts.map((o) => (o.items as JsonSchema | undefined) ?? { 'x-kubernetes-preserve-unknown-fields': true })) };
+  else if (types.size === 1 && types.has('array'))
+    out = {
+      type: 'array',
+      items: union(
+        opts.map((o) => (o.items as JsonSchema | undefined) ?? { 'x-kubernetes-preserve-unknown-fields': true }),
+      ),
+    };
   else if (types.size === 1 && types.has('string')) out = { type: 'string' };
   else if (types.size === 1) out = { type: [...types][0] };
   else if ([...types].every((t) => t === 'integer' || t === 'string')) out = { 'x-kubernetes-int-or-string': true };
@@ -105,7 +131,14 @@ export function structural(node: JsonSchema, defs: Record<string, JsonSchema> = 
     const { allOf, ...rest } = node;
     const parts = (allOf as JsonSchema[]).map((o) => structural(o, defs));
     const objects = parts.filter((p) => p.type === 'object');
-    const merged = objects.length === parts.length ? { type: 'object', properties: Object.assign({}, ...objects.map((o) => o.properties ?? {})) as JsonSchema, required: [...new Set(objects.flatMap((o) => (o.required as string[] | undefined) ?? []))] } : (parts[0] ?? {});
+    const merged =
+      objects.length === parts.length
+        ? {
+            type: 'object',
+            properties: Object.assign({}, ...objects.map((o) => o.properties ?? {})) as JsonSchema,
+            required: [...new Set(objects.flatMap((o) => (o.required as string[] | undefined) ?? []))],
+          }
+        : (parts[0] ?? {});
     return structural({ ...rest, ...merged }, defs);
   }
   const out: JsonSchema = {};
@@ -118,26 +151,36 @@ export function structural(node: JsonSchema, defs: Record<string, JsonSchema> = 
     if ((k === 'maximum' && v === SAFE) || (k === 'minimum' && v === -SAFE)) continue;
     if (k === 'pattern' && typeof v === 'string' && !re2Compatible(v)) continue;
     if (k === 'properties') {
-      out.properties = Object.fromEntries(Object.entries(v as Record<string, JsonSchema>).map(([p, s]) => [p, structural(s, defs)]));
+      out.properties = Object.fromEntries(
+        Object.entries(v as Record<string, JsonSchema>).map(([p, s]) => [p, structural(s, defs)]),
+      );
       continue;
     }
     if (k === 'items') {
-      out.items = Array.isArray(v) ? union((v as JsonSchema[]).map((s) => structural(s, defs))) : structural(v as JsonSchema, defs);
+      out.items = Array.isArray(v)
+        ? union((v as JsonSchema[]).map((s) => structural(s, defs)))
+        : structural(v as JsonSchema, defs);
       continue;
     }
     if (k === 'additionalProperties') {
-      if (typeof v === 'object' && v !== null && node.properties === undefined) out.additionalProperties = structural(v as JsonSchema, defs);
+      if (typeof v === 'object' && v !== null && node.properties === undefined)
+        out.additionalProperties = structural(v as JsonSchema, defs);
       continue; // `false` (zod's strict objects) is not allowed; unknown fields are pruned instead.
     }
     if (k === 'required' && Array.isArray(v) && v.length === 0) continue;
     out[k] = v;
   }
-  if (out.type === undefined && out['x-kubernetes-int-or-string'] === undefined && out['x-kubernetes-preserve-unknown-fields'] === undefined) {
+  if (
+    out.type === undefined &&
+    out['x-kubernetes-int-or-string'] === undefined &&
+    out['x-kubernetes-preserve-unknown-fields'] === undefined
+  ) {
     const t = typeOf(out);
     if (t !== undefined) out.type = t;
     else out['x-kubernetes-preserve-unknown-fields'] = true;
   }
-  if (out.type === 'object' && out.properties === undefined && out.additionalProperties === undefined) out['x-kubernetes-preserve-unknown-fields'] = true;
+  if (out.type === 'object' && out.properties === undefined && out.additionalProperties === undefined)
+    out['x-kubernetes-preserve-unknown-fields'] = true;
   if (out.type === 'array' && out.items === undefined) out.items = { 'x-kubernetes-preserve-unknown-fields': true };
   if (typeof out.type !== 'string' && out.type !== undefined) out.type = 'string';
   return out;
@@ -145,8 +188,16 @@ export function structural(node: JsonSchema, defs: Record<string, JsonSchema> = 
 
 /** The spec's structural schema from a zod schema of a document (or of a spec). */
 export function specSchema(schema: z.ZodType): JsonSchema {
-  const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any', reused: 'inline' }) as JsonSchema;
-  const defs = { ...((json.$defs as Record<string, JsonSchema> | undefined) ?? {}), ...((json.definitions as Record<string, JsonSchema> | undefined) ?? {}) };
+  const json = z.toJSONSchema(schema, {
+    target: 'openapi-3.0',
+    io: 'input',
+    unrepresentable: 'any',
+    reused: 'inline',
+  }) as JsonSchema;
+  const defs = {
+    ...((json.$defs as Record<string, JsonSchema> | undefined) ?? {}),
+    ...((json.definitions as Record<string, JsonSchema> | undefined) ?? {}),
+  };
   const root = structural(json, defs);
   const props = root.properties as Record<string, JsonSchema> | undefined;
   return props?.spec !== undefined && props.kind !== undefined ? props.spec : root;
@@ -192,7 +243,10 @@ export function crd(k: CrdKind, labels: Record<string, string> = {}): Record<str
               },
             },
           },
-          additionalPrinterColumns: [...(k.printerColumns ?? []), { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
+          additionalPrinterColumns: [
+            ...(k.printerColumns ?? []),
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
         },
       ],
     },

@@ -2,10 +2,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { PROXY_NODE_OPTIONS } from '../proxy/node-options.js';
-import { applyOps, decide, injectObject, pointer, podMesh, proxyResources, rewriteProbes, templatePath } from './inject.js';
+import {
+  applyOps,
+  decide,
+  injectObject,
+  pointer,
+  podMesh,
+  proxyResources,
+  rewriteProbes,
+  templatePath,
+} from './inject.js';
 
 const CFG = { image: 'img', controlAddr: 'cp:8086', trustDomain: 'cluster.local' };
-const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({ kind: 'Pod', metadata: { annotations }, spec: { containers: [{ name: 'app', image: 'a' }], ...spec } });
+const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({
+  kind: 'Pod',
+  metadata: { annotations },
+  spec: { containers: [{ name: 'app', image: 'a' }], ...spec },
+});
 
 void test('decide: the webhook is opt-in (pod over namespace); offline injects unless disabled', () => {
   const en = { 'outrigger.io/inject': 'enabled' };
@@ -25,26 +38,40 @@ void test('decide: the webhook is opt-in (pod over namespace); offline injects u
 });
 
 void test('podMesh: each port annotation of the pod wins over the namespace, field by field; ours that the runtime does not know are not problems', () => {
-  const { mesh, problems } = podMesh(pod({ 'config.outrigger.io/skip-inbound-ports': '22', 'config.outrigger.io/proxy-cpu-limit': '1' }), { 'config.outrigger.io/skip-inbound-ports': '80', 'config.outrigger.io/opaque-ports': '5432' });
+  const { mesh, problems } = podMesh(
+    pod({ 'config.outrigger.io/skip-inbound-ports': '22', 'config.outrigger.io/proxy-cpu-limit': '1' }),
+    { 'config.outrigger.io/skip-inbound-ports': '80', 'config.outrigger.io/opaque-ports': '5432' },
+  );
   assert.deepEqual(mesh.skipInboundPorts, [{ from: 22, to: 22 }]);
   assert.deepEqual(mesh.opaquePorts, [{ from: 5432, to: 5432 }]);
   assert.deepEqual(problems, []);
-  assert.match(podMesh(pod({ 'config.outrigger.io/opaque-port': '1' }), {}).problems[0] ?? '', /did you mean "config.outrigger.io\/opaque-ports"/);
+  assert.match(
+    podMesh(pod({ 'config.outrigger.io/opaque-port': '1' }), {}).problems[0] ?? '',
+    /did you mean "config.outrigger.io\/opaque-ports"/,
+  );
 });
 
 void test('proxyResources: quantities from annotations over the defaults; bad ones are problems', () => {
   assert.deepEqual(proxyResources({}).resources, { requests: { cpu: '20m', memory: '64Mi' } });
-  assert.deepEqual(proxyResources({ 'config.outrigger.io/proxy-cpu-request': '0.1', 'config.outrigger.io/proxy-memory-limit': '1Gi' }).resources, {
-    requests: { cpu: '0.1', memory: '64Mi' },
-    limits: { memory: '1Gi' },
-  });
-  for (const bad of ['1 Gi', '-1', 'lots', '1.2.3', '']) assert.equal(proxyResources({ 'config.outrigger.io/proxy-memory-limit': bad }).problems.length, 1, bad);
-  for (const good of ['100m', '1e3', '128974848', '129M', '.5', '1.5Gi']) assert.deepEqual(proxyResources({ 'config.outrigger.io/proxy-memory-limit': good }).problems, [], good);
+  assert.deepEqual(
+    proxyResources({ 'config.outrigger.io/proxy-cpu-request': '0.1', 'config.outrigger.io/proxy-memory-limit': '1Gi' })
+      .resources,
+    {
+      requests: { cpu: '0.1', memory: '64Mi' },
+      limits: { memory: '1Gi' },
+    },
+  );
+  for (const bad of ['1 Gi', '-1', 'lots', '1.2.3', ''])
+    assert.equal(proxyResources({ 'config.outrigger.io/proxy-memory-limit': bad }).problems.length, 1, bad);
+  for (const good of ['100m', '1e3', '128974848', '129M', '.5', '1.5Gi'])
+    assert.deepEqual(proxyResources({ 'config.outrigger.io/proxy-memory-limit': good }).problems, [], good);
 });
 
-void test('JSON pointers and templates: escaped keys, each workload kind\'s template path', () => {
+void test("JSON pointers and templates: escaped keys, each workload kind's template path", () => {
   assert.equal(pointer('a/b~c'), 'a~1b~0c');
-  assert.deepEqual(applyOps({ m: {} }, [{ op: 'add', path: `/m/${pointer('x/y~z')}`, value: 1 }]), { m: { 'x/y~z': 1 } });
+  assert.deepEqual(applyOps({ m: {} }, [{ op: 'add', path: `/m/${pointer('x/y~z')}`, value: 1 }]), {
+    m: { 'x/y~z': 1 },
+  });
   assert.equal(templatePath('Pod'), '');
   assert.equal(templatePath('StatefulSet'), '/spec/template');
   assert.equal(templatePath('CronJob'), '/spec/jobTemplate/spec/template');
@@ -55,17 +82,34 @@ void test('JSON pointers and templates: escaped keys, each workload kind\'s temp
   assert.ok(applyOps(noMeta, ops));
 });
 
-void test('the proxy container\'s environment, expanded as the kubelet does, is a valid proxy configuration with mTLS, policy and the pod\'s identity on', async () => {
+void test("the proxy container's environment, expanded as the kubelet does, is a valid proxy configuration with mTLS, policy and the pod's identity on", async () => {
   const { loadProxyConfig, identitySettings } = await import('../proxy/config.js');
-  const owned = pod({ 'config.outrigger.io/opaque-ports': '5432', 'config.outrigger.io/default-inbound-policy': 'all-authenticated' });
-  Object.assign(owned.metadata, { labels: { 'pod-template-hash': '6b7c' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-6b7c', controller: true }] });
+  const owned = pod({
+    'config.outrigger.io/opaque-ports': '5432',
+    'config.outrigger.io/default-inbound-policy': 'all-authenticated',
+  });
+  Object.assign(owned.metadata, {
+    labels: { 'pod-template-hash': '6b7c' },
+    ownerReferences: [{ kind: 'ReplicaSet', name: 'web-6b7c', controller: true }],
+  });
   const { ops } = injectObject(owned, {}, CFG, 'offline');
-  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[] }[])[1];
-  const downward: Record<string, string> = { 'metadata.namespace': 'shop', 'metadata.name': 'web-0', 'spec.serviceAccountName': 'web' };
+  const proxy = (
+    ops.find((o) => o.path === '/spec/initContainers')?.value as {
+      env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
+    }[]
+  )[1];
+  const downward: Record<string, string> = {
+    'metadata.namespace': 'shop',
+    'metadata.name': 'web-0',
+    'spec.serviceAccountName': 'web',
+  };
   const env: Record<string, string> = {};
   for (const e of proxy?.env ?? []) {
     // Kubernetes: $(VAR) refers to a variable defined earlier in the list.
-    env[e.name] = e.valueFrom !== undefined ? (downward[e.valueFrom.fieldRef.fieldPath] as string) : (e.value ?? '').replace(/\$\(([A-Z_]+)\)/g, (_m, v: string) => env[v] ?? '');
+    env[e.name] =
+      e.valueFrom !== undefined
+        ? (downward[e.valueFrom.fieldRef.fieldPath] as string)
+        : (e.value ?? '').replace(/\$\(([A-Z_]+)\)/g, (_m, v: string) => env[v] ?? '');
   }
   const cfg = loadProxyConfig({}, env);
   assert.deepEqual(identitySettings(cfg)?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
@@ -80,10 +124,17 @@ void test('the proxy container\'s environment, expanded as the kubelet does, is 
   assert.equal(cfg.podWorkload, 'web');
 });
 
-void test('the default inbound policy: the pod\'s annotation, its namespace\'s (webhook), the mesh\'s, all-unauthenticated', () => {
-  const value = (p: ReturnType<typeof pod>, ns: Record<string, string>, cfg: typeof CFG & { defaultInboundPolicy?: 'deny' }, mode: 'webhook' | 'offline') => {
+void test("the default inbound policy: the pod's annotation, its namespace's (webhook), the mesh's, all-unauthenticated", () => {
+  const value = (
+    p: ReturnType<typeof pod>,
+    ns: Record<string, string>,
+    cfg: typeof CFG & { defaultInboundPolicy?: 'deny' },
+    mode: 'webhook' | 'offline',
+  ) => {
     const { ops } = injectObject(p, ns, cfg, mode);
-    const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+    const proxy = (
+      ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[]
+    )[1];
     return proxy?.env.find((e) => e.name === 'OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY')?.value;
   };
   const key = 'config.outrigger.io/default-inbound-policy';
@@ -94,9 +145,11 @@ void test('the default inbound policy: the pod\'s annotation, its namespace\'s (
   assert.equal(value(pod(), en, CFG, 'webhook'), 'all-unauthenticated');
 });
 
-void test('the sidecar gets the proxy\'s V8 settings in NODE_OPTIONS, as the local runtime gives them on its command line', () => {
+void test("the sidecar gets the proxy's V8 settings in NODE_OPTIONS, as the local runtime gives them on its command line", () => {
   const { ops } = injectObject(pod(), { 'outrigger.io/inject': 'enabled' }, CFG, 'webhook');
-  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+  const proxy = (
+    ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[]
+  )[1];
   const value = proxy?.env.find((e) => e.name === 'NODE_OPTIONS')?.value;
   assert.equal(value, PROXY_NODE_OPTIONS.join(' '));
   // Node refuses to start on a flag NODE_OPTIONS does not allow: this is what the container's node does.
@@ -113,25 +166,46 @@ void test('rewriteProbes: httpGet and tcpSocket probes go to the admin port, the
     name: 'web',
     image: 'w',
     ports: [{ name: 'http', containerPort: 8080 }],
-    readinessProbe: { httpGet: { path: '/ready', port: 'http', httpHeaders: [{ name: 'X-A', value: 'b' }] }, periodSeconds: 5 },
+    readinessProbe: {
+      httpGet: { path: '/ready', port: 'http', httpHeaders: [{ name: 'X-A', value: 'b' }] },
+      periodSeconds: 5,
+    },
     livenessProbe: { tcpSocket: { port: 8080 }, failureThreshold: 4 },
     startupProbe: { grpc: { port: 9090 } },
   };
-  const sidecarish = { name: 'db', image: 'd', livenessProbe: { tcpSocket: { port: 5432 } }, readinessProbe: { httpGet: { path: '/', port: 80, host: 'example.com' } }, startupProbe: { httpGet: { path: '/', port: 'nope' } } };
+  const sidecarish = {
+    name: 'db',
+    image: 'd',
+    livenessProbe: { tcpSocket: { port: 5432 } },
+    readinessProbe: { httpGet: { path: '/', port: 80, host: 'example.com' } },
+    startupProbe: { httpGet: { path: '/', port: 'nope' } },
+  };
   const { containers, probes } = rewriteProbes([app, sidecarish], [{ from: 5432, to: 5432 }]);
   assert.deepEqual(probes, {
     'web-readiness': { port: 8080, scheme: 'HTTP', path: '/ready', headers: [{ name: 'X-A', value: 'b' }] },
     'web-liveness': { port: 8080, scheme: 'TCP' },
   });
-  assert.deepEqual(containers[0]?.readinessProbe, { httpGet: { path: '/app-probe/web-readiness', port: 4191, scheme: 'HTTP' }, periodSeconds: 5 });
-  assert.deepEqual(containers[0]?.livenessProbe, { httpGet: { path: '/app-probe/web-liveness', port: 4191, scheme: 'HTTP' }, failureThreshold: 4 });
+  assert.deepEqual(containers[0]?.readinessProbe, {
+    httpGet: { path: '/app-probe/web-readiness', port: 4191, scheme: 'HTTP' },
+    periodSeconds: 5,
+  });
+  assert.deepEqual(containers[0]?.livenessProbe, {
+    httpGet: { path: '/app-probe/web-liveness', port: 4191, scheme: 'HTTP' },
+    failureThreshold: 4,
+  });
   assert.deepEqual(containers[0]?.startupProbe, app.startupProbe, 'gRPC probes are not forwarded');
   assert.equal(containers[1], sidecarish, 'skipped port, another host, an unknown port name: untouched');
   // Injected: the containers are patched, and the proxy's setting parses.
   const { ops } = injectObject({ kind: 'Pod', metadata: {}, spec: { containers: [app] } }, {}, CFG, 'offline');
   assert.deepEqual(ops.find((o) => o.path === '/spec/containers')?.value, [containers[0]]);
-  const proxy = (ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[])[1];
+  const proxy = (
+    ops.find((o) => o.path === '/spec/initContainers')?.value as { env: { name: string; value?: string }[] }[]
+  )[1];
   const json = proxy?.env.find((e) => e.name === 'OUTRIGGER_PROXY_APP_PROBES')?.value ?? '';
   assert.deepEqual(Object.fromEntries(loadProxyConfig({ appProbes: json }, {}).appProbes ?? []), probes);
-  assert.equal(injectObject(pod(), {}, CFG, 'offline').ops.some((o) => o.path === '/spec/containers'), false, 'no probes: the containers are not touched');
+  assert.equal(
+    injectObject(pod(), {}, CFG, 'offline').ops.some((o) => o.path === '/spec/containers'),
+    false,
+    'no probes: the containers are not touched',
+  );
 });

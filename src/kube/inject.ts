@@ -59,7 +59,8 @@ export type Decision = { readonly inject: true } | { readonly inject: false; rea
 export type InjectMode = 'webhook' | 'offline';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const obj = (v: unknown): Json | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined);
+const obj = (v: unknown): Json | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 function annotationsOf(o: Json | undefined): Record<string, string> {
@@ -78,11 +79,16 @@ export function isInjected(pod: Json): boolean {
 
 /** The mesh settings the pod's annotations state, over its namespace's. Bad values are errors: the
  *  webhook then leaves the pod alone (and says why) rather than guess. */
-export function podMesh(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>): { mesh: MeshAnnotations & { inject?: boolean }; problems: string[] } {
+export function podMesh(
+  pod: Json,
+  namespaceAnnotations: Readonly<Record<string, string>>,
+): { mesh: MeshAnnotations & { inject?: boolean }; problems: string[] } {
   const podA = readMeshAnnotations(annotationsOf(pod), 'pod');
   const nsA = readMeshAnnotations(namespaceAnnotations, 'namespace');
   const kubeKeys = Object.values(KUBE_ANNOTATION) as string[];
-  const problems = [...podA.issues, ...nsA.issues].filter((i) => !kubeKeys.includes(i.key)).map((i) => `${i.key}: ${i.message}`);
+  const problems = [...podA.issues, ...nsA.issues]
+    .filter((i) => !kubeKeys.includes(i.key))
+    .map((i) => `${i.key}: ${i.message}`);
   const m = podA.mesh;
   const n = nsA.mesh;
   const mesh: { -readonly [K in keyof MeshAnnotations]: MeshAnnotations[K] } = {};
@@ -102,18 +108,21 @@ export function podMesh(pod: Json, namespaceAnnotations: Readonly<Record<string,
 export function decide(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, mode: InjectMode): Decision {
   const spec = obj(pod.spec);
   if (spec === undefined) return { inject: false, reason: 'the object has no pod spec' };
-  if (spec.hostNetwork === true) return { inject: false, reason: 'host-network pods are never injected (their iptables rules would be the node\'s)' };
+  if (spec.hostNetwork === true)
+    return { inject: false, reason: "host-network pods are never injected (their iptables rules would be the node's)" };
   if (isInjected(pod)) return { inject: false, reason: 'already injected' };
   const podInject = annotationsOf(pod)[ANNOTATION.inject];
   const nsInject = namespaceAnnotations[ANNOTATION.inject];
   if (podInject === 'disabled') return { inject: false, reason: `the pod says ${ANNOTATION.inject}: disabled` };
-  if (podInject === undefined && nsInject === 'disabled' && mode === 'webhook') return { inject: false, reason: `the namespace says ${ANNOTATION.inject}: disabled` };
+  if (podInject === undefined && nsInject === 'disabled' && mode === 'webhook')
+    return { inject: false, reason: `the namespace says ${ANNOTATION.inject}: disabled` };
   if (mode === 'webhook' && podInject !== 'enabled' && nsInject !== 'enabled') {
     return { inject: false, reason: `neither the pod nor its namespace says ${ANNOTATION.inject}: enabled` };
   }
   const { problems } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
   const resources = proxyResources(annotationsOf(pod));
-  if (problems.length > 0 || resources.problems.length > 0) return { inject: false, reason: `bad annotations: ${[...problems, ...resources.problems].join('; ')}` };
+  if (problems.length > 0 || resources.problems.length > 0)
+    return { inject: false, reason: `bad annotations: ${[...problems, ...resources.problems].join('; ')}` };
   return { inject: true };
 }
 
@@ -122,14 +131,18 @@ const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|
 
 const DEFAULT_PROXY_RESOURCES = { requests: { cpu: '20m', memory: '64Mi' } } as const;
 
-export function proxyResources(a: Readonly<Record<string, string>>): { resources: { requests?: Record<string, string>; limits?: Record<string, string> }; problems: string[] } {
+export function proxyResources(a: Readonly<Record<string, string>>): {
+  resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+  problems: string[];
+} {
   const problems: string[] = [];
   const requests: Record<string, string> = { ...DEFAULT_PROXY_RESOURCES.requests };
   const limits: Record<string, string> = {};
   const take = (key: string, into: Record<string, string>, name: 'cpu' | 'memory') => {
     const v = a[key];
     if (v === undefined) return;
-    if (!QUANTITY.test(v)) problems.push(`${key}: ${JSON.stringify(v)} is not a Kubernetes quantity (e.g. 100m, 128Mi)`);
+    if (!QUANTITY.test(v))
+      problems.push(`${key}: ${JSON.stringify(v)} is not a Kubernetes quantity (e.g. 100m, 128Mi)`);
     else into[name] = v;
   };
   take(KUBE_ANNOTATION.proxyCpuRequest, requests, 'cpu');
@@ -152,14 +165,24 @@ function fieldEnv(name: string, fieldPath: string): Json {
 /** Not a proxy setting: the pod's ServiceAccount, for the identity's expansion. */
 const SERVICE_ACCOUNT_ENV = 'OUTRIGGER_POD_SERVICE_ACCOUNT';
 
-const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' } };
+const RESTRICTED = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
 
 /** The native sidecar. Its identity and its pod (for the policy service, metrics and tap) come from
  *  the pod's own namespace, name and ServiceAccount through the downward API, so that a template
  *  injected offline is right in whatever namespace it lands and whatever name the pod is given. What
  *  the local runtime passes as flags (mesh.ts runningPod) is passed here as the same settings'
  *  environment variables. `workload`: the Deployment, when it is known at injection. */
-export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Readonly<Record<string, string>>, workload?: string, probes: Readonly<Record<string, AppProbeTarget>> = {}): Json {
+export function proxyContainer(
+  cfg: InjectConfig,
+  mesh: MeshAnnotations,
+  a: Readonly<Record<string, string>>,
+  workload?: string,
+  probes: Readonly<Record<string, AppProbeTarget>> = {},
+): Json {
   const logLevel = a[KUBE_ANNOTATION.proxyLogLevel];
   const image = a[KUBE_ANNOTATION.proxyImage] ?? cfg.image;
   const podNamespace = SETTINGS.podNamespace.env;
@@ -198,9 +221,24 @@ export function proxyContainer(cfg: InjectConfig, mesh: MeshAnnotations, a: Read
       { name: 'outrigger-admin', containerPort: PROXY_ADMIN_PORT, protocol: 'TCP' },
     ],
     // The app starts only once this passes: the proxy holds its certificate and listens.
-    startupProbe: { httpGet: { path: '/ready', port: PROXY_ADMIN_PORT }, periodSeconds: 1, failureThreshold: 120, timeoutSeconds: 1 },
-    readinessProbe: { httpGet: { path: '/ready', port: PROXY_ADMIN_PORT }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
-    livenessProbe: { httpGet: { path: '/live', port: PROXY_ADMIN_PORT }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 },
+    startupProbe: {
+      httpGet: { path: '/ready', port: PROXY_ADMIN_PORT },
+      periodSeconds: 1,
+      failureThreshold: 120,
+      timeoutSeconds: 1,
+    },
+    readinessProbe: {
+      httpGet: { path: '/ready', port: PROXY_ADMIN_PORT },
+      periodSeconds: 10,
+      failureThreshold: 3,
+      timeoutSeconds: 1,
+    },
+    livenessProbe: {
+      httpGet: { path: '/live', port: PROXY_ADMIN_PORT },
+      periodSeconds: 10,
+      failureThreshold: 3,
+      timeoutSeconds: 1,
+    },
     resources: proxyResources(a).resources,
     securityContext: {
       ...RESTRICTED,
@@ -223,12 +261,18 @@ export function initContainer(cfg: InjectConfig, mesh: MeshAnnotations): Json {
     imagePullPolicy: cfg.imagePullPolicy ?? 'IfNotPresent',
     args: [
       'proxy-init',
-      '--inbound-port', String(PROXY_INBOUND_PORT),
-      '--outbound-port', String(PROXY_OUTBOUND_PORT),
-      '--proxy-uid', String(PROXY_UID),
-      '--proxy-ports', PROXY_OWN_PORTS.join(','),
-      '--skip-inbound-ports', ports(mesh.skipInboundPorts),
-      '--skip-outbound-ports', ports(mesh.skipOutboundPorts),
+      '--inbound-port',
+      String(PROXY_INBOUND_PORT),
+      '--outbound-port',
+      String(PROXY_OUTBOUND_PORT),
+      '--proxy-uid',
+      String(PROXY_UID),
+      '--proxy-ports',
+      PROXY_OWN_PORTS.join(','),
+      '--skip-inbound-ports',
+      ports(mesh.skipInboundPorts),
+      '--skip-outbound-ports',
+      ports(mesh.skipOutboundPorts),
     ],
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
     securityContext: {
@@ -248,7 +292,15 @@ export function injectedVolumes(cfg: InjectConfig): Json[] {
     {
       name: TOKEN_VOLUME,
       projected: {
-        sources: [{ serviceAccountToken: { audience: cfg.tokenAudience ?? IDENTITY_TOKEN_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: TOKEN_FILE } }],
+        sources: [
+          {
+            serviceAccountToken: {
+              audience: cfg.tokenAudience ?? IDENTITY_TOKEN_AUDIENCE,
+              expirationSeconds: TOKEN_EXPIRATION_SECONDS,
+              path: TOKEN_FILE,
+            },
+          },
+        ],
       },
     },
     { name: `${INIT_CONTAINER}-run`, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
@@ -270,7 +322,9 @@ const PROBE_KINDS = ['startupProbe', 'readinessProbe', 'livenessProbe'] as const
 function probePort(port: unknown, container: Json): number | undefined {
   if (typeof port === 'number') return port;
   if (typeof port === 'string' && /^[0-9]+$/.test(port)) return Number(port);
-  return arr(container.ports).map(obj).find((p) => p?.name === port)?.containerPort as number | undefined;
+  return arr(container.ports)
+    .map(obj)
+    .find((p) => p?.name === port)?.containerPort as number | undefined;
 }
 
 /**
@@ -280,7 +334,10 @@ function probePort(port: unknown, container: Json): number | undefined {
  * inbound policy. Left alone: probes on a port that skips the proxy (skip-inbound-ports), with a
  * `host` (not this pod), on a named port the container does not declare, gRPC and exec probes.
  */
-export function rewriteProbes(containers: readonly Json[], skipInbound: PortList): { containers: Json[]; probes: Record<string, AppProbeTarget> } {
+export function rewriteProbes(
+  containers: readonly Json[],
+  skipInbound: PortList,
+): { containers: Json[]; probes: Record<string, AppProbeTarget> } {
   const probes: Record<string, AppProbeTarget> = {};
   const out = containers.map((c) => {
     let next: Json | undefined;
@@ -291,12 +348,22 @@ export function rewriteProbes(containers: readonly Json[], skipInbound: PortList
       const handler = http ?? tcp;
       if (probe === undefined || handler === undefined || handler.host !== undefined) continue;
       const port = probePort(handler.port, c);
-      if (port === undefined || port < 1 || port > 65535 || skipInbound.some((r) => r.from <= port && port <= r.to)) continue;
+      if (port === undefined || port < 1 || port > 65535 || skipInbound.some((r) => r.from <= port && port <= r.to))
+        continue;
       const name = `${str(c.name) ?? 'app'}-${kind.slice(0, -'Probe'.length)}`;
-      const headers = arr(http?.httpHeaders).map(obj).filter((h): h is Json => typeof h?.name === 'string' && typeof h.value === 'string');
+      const headers = arr(http?.httpHeaders)
+        .map(obj)
+        .filter((h): h is Json => typeof h?.name === 'string' && typeof h.value === 'string');
       probes[name] =
         http !== undefined
-          ? { port, scheme: str(http.scheme) === 'HTTPS' ? 'HTTPS' : 'HTTP', path: str(http.path) ?? '/', ...(headers.length > 0 ? { headers: headers.map((h) => ({ name: h.name as string, value: h.value as string })) } : {}) }
+          ? {
+              port,
+              scheme: str(http.scheme) === 'HTTPS' ? 'HTTPS' : 'HTTP',
+              path: str(http.path) ?? '/',
+              ...(headers.length > 0
+                ? { headers: headers.map((h) => ({ name: h.name as string, value: h.value as string })) }
+                : {}),
+            }
           : { port, scheme: 'TCP' };
       const { httpGet: _h, tcpSocket: _t, ...rest } = probe;
       next ??= { ...c };
@@ -308,7 +375,13 @@ export function rewriteProbes(containers: readonly Json[], skipInbound: PortList
 }
 
 /** What an injected pod's annotations, init containers and volumes become (the rest is untouched). */
-export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<string, string>>, cfg: InjectConfig, mode: InjectMode, workload?: string): PodPatch {
+export function injectPod(
+  pod: Json,
+  namespaceAnnotations: Readonly<Record<string, string>>,
+  cfg: InjectConfig,
+  mode: InjectMode,
+  workload?: string,
+): PodPatch {
   const spec = obj(pod.spec) ?? {};
   const a = annotationsOf(pod);
   const { mesh } = podMesh(pod, mode === 'webhook' ? namespaceAnnotations : {});
@@ -316,14 +389,25 @@ export function injectPod(pod: Json, namespaceAnnotations: Readonly<Record<strin
   const rewritten = rewriteProbes(apps, mesh.skipInboundPorts ?? []);
   const probesMoved = Object.keys(rewritten.probes).length > 0;
   const firstApp = str(obj(arr(spec.containers)[0])?.name);
-  const annotations: Record<string, string> = { ...(obj(obj(pod.metadata)?.annotations) as Record<string, string> | undefined), [KUBE_ANNOTATION.injected]: VERSION };
+  const annotations: Record<string, string> = {
+    ...(obj(obj(pod.metadata)?.annotations) as Record<string, string> | undefined),
+    [KUBE_ANNOTATION.injected]: VERSION,
+  };
   // `kubectl logs` and `kubectl exec` then pick the app, not the proxy.
-  if (firstApp !== undefined && annotations['kubectl.kubernetes.io/default-container'] === undefined) annotations['kubectl.kubernetes.io/default-container'] = firstApp;
+  if (firstApp !== undefined && annotations['kubectl.kubernetes.io/default-container'] === undefined)
+    annotations['kubectl.kubernetes.io/default-container'] = firstApp;
   return {
     metadataAnnotations: annotations,
     // proxy-init, then the proxy, then the user's init containers (which thus run inside the mesh).
-    initContainers: [initContainer(cfg, mesh), proxyContainer(cfg, mesh, a, workload, rewritten.probes), ...(arr(spec.initContainers) as Json[])],
-    volumes: [...(arr(spec.volumes) as Json[]).filter((v) => !injectedVolumes(cfg).some((w) => w.name === obj(v)?.name)), ...injectedVolumes(cfg)],
+    initContainers: [
+      initContainer(cfg, mesh),
+      proxyContainer(cfg, mesh, a, workload, rewritten.probes),
+      ...(arr(spec.initContainers) as Json[]),
+    ],
+    volumes: [
+      ...(arr(spec.volumes) as Json[]).filter((v) => !injectedVolumes(cfg).some((w) => w.name === obj(v)?.name)),
+      ...injectedVolumes(cfg),
+    ],
     ...(probesMoved ? { containers: rewritten.containers } : {}),
   };
 }
@@ -378,7 +462,10 @@ export function getAt(o: Json, path: string): Json | undefined {
 export function applyOps(doc: Json, ops: readonly JsonPatchOp[]): Json {
   const out = structuredClone(doc);
   for (const op of ops) {
-    const parts = op.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parts = op.path
+      .split('/')
+      .slice(1)
+      .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
     const last = parts.pop() as string;
     let cur: Json = out;
     for (const p of parts) {
@@ -400,13 +487,19 @@ export function injectObject(
   mode: InjectMode,
 ): { ops: JsonPatchOp[]; decision: Decision } {
   const path = templatePath(str(o.kind) ?? 'Pod');
-  if (path === undefined) return { ops: [], decision: { inject: false, reason: `kind ${str(o.kind)} has no pod template` } };
+  if (path === undefined)
+    return { ops: [], decision: { inject: false, reason: `kind ${str(o.kind)} has no pod template` } };
   const pod = path === '' ? o : getAt(o, path);
   if (pod === undefined) return { ops: [], decision: { inject: false, reason: 'the object has no pod template' } };
   const decision = decide(pod, namespaceAnnotations, mode);
   if (!decision.inject) return { ops: [], decision };
   // The Deployment: the object itself (offline), or the pod's ReplicaSet owner (the webhook: the
   // ReplicaSet controller creates pods with their ownerReferences and pod-template-hash label).
-  const workload = str(o.kind) === 'Deployment' ? str(obj(o.metadata)?.name) : path === '' ? deploymentOf(o as Parameters<typeof deploymentOf>[0]) : undefined;
+  const workload =
+    str(o.kind) === 'Deployment'
+      ? str(obj(o.metadata)?.name)
+      : path === ''
+        ? deploymentOf(o as Parameters<typeof deploymentOf>[0])
+        : undefined;
   return { ops: podPatchOps(pod, injectPod(pod, namespaceAnnotations, cfg, mode, workload), path), decision };
 }

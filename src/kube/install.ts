@@ -28,7 +28,11 @@ import {
   WEBHOOK_PORT,
 } from './names.js';
 
-export type K8sObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown } };
+export type K8sObject = Record<string, unknown> & {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [k: string]: unknown };
+};
 
 /** The control plane's uid: not the proxy's (2102), so that proxy-init's exemption never covers it. */
 export const CONTROL_UID = 2103;
@@ -86,7 +90,12 @@ export function crdObjects(): K8sObject[] {
 export function rbacObjects(o: Pick<InstallOptions, 'namespace'>): K8sObject[] {
   const read = ['get', 'list', 'watch'];
   return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: SERVICE_ACCOUNT, namespace: o.namespace, labels: labels('control-plane') }, automountServiceAccountToken: true },
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: SERVICE_ACCOUNT, namespace: o.namespace, labels: labels('control-plane') },
+      automountServiceAccountToken: true,
+    },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
@@ -113,7 +122,11 @@ export function rbacObjects(o: Pick<InstallOptions, 'namespace'>): K8sObject[] {
 
 function controlPlaneDeployment(o: InstallOptions): K8sObject {
   const selector = { 'app.kubernetes.io/name': 'outrigger', 'app.kubernetes.io/component': 'control-plane' };
-  const probe = (path: string, extra: Record<string, number>) => ({ httpGet: { path, port: 'admin' }, timeoutSeconds: 1, ...extra });
+  const probe = (path: string, extra: Record<string, number>) => ({
+    httpGet: { path, port: 'admin' },
+    timeoutSeconds: 1,
+    ...extra,
+  });
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -131,10 +144,21 @@ function controlPlaneDeployment(o: InstallOptions): K8sObject {
           serviceAccountName: SERVICE_ACCOUNT,
           automountServiceAccountToken: true,
           enableServiceLinks: false,
-          securityContext: { runAsNonRoot: true, runAsUser: CONTROL_UID, runAsGroup: CONTROL_UID, fsGroup: CONTROL_UID, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: CONTROL_UID,
+            runAsGroup: CONTROL_UID,
+            fsGroup: CONTROL_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           affinity: {
             podAntiAffinity: {
-              preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } } }],
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 100,
+                  podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } },
+                },
+              ],
             },
           },
           terminationGracePeriodSeconds: 30,
@@ -145,17 +169,28 @@ function controlPlaneDeployment(o: InstallOptions): K8sObject {
               imagePullPolicy: 'IfNotPresent',
               args: [
                 'control-plane',
-                '--store', 'kubernetes',
-                '--namespace', o.namespace,
-                '--trust-domain', o.trustDomain,
-                '--identity-lifetime', String(o.identityLifetimeSeconds),
-                '--token-audience', IDENTITY_TOKEN_AUDIENCE,
-                '--grpc-port', String(GRPC_PORT),
-                '--webhook-port', String(WEBHOOK_PORT),
-                '--admin-port', String(CONTROL_ADMIN_PORT),
-                '--image', o.image,
-                '--default-inbound-policy', o.defaultInboundPolicy ?? 'all-unauthenticated',
-                '--cluster-networks', (o.clusterNetworks ?? DEFAULT_CLUSTER_NETWORKS).join(','),
+                '--store',
+                'kubernetes',
+                '--namespace',
+                o.namespace,
+                '--trust-domain',
+                o.trustDomain,
+                '--identity-lifetime',
+                String(o.identityLifetimeSeconds),
+                '--token-audience',
+                IDENTITY_TOKEN_AUDIENCE,
+                '--grpc-port',
+                String(GRPC_PORT),
+                '--webhook-port',
+                String(WEBHOOK_PORT),
+                '--admin-port',
+                String(CONTROL_ADMIN_PORT),
+                '--image',
+                o.image,
+                '--default-inbound-policy',
+                o.defaultInboundPolicy ?? 'all-unauthenticated',
+                '--cluster-networks',
+                (o.clusterNetworks ?? DEFAULT_CLUSTER_NETWORKS).join(','),
               ],
               env: [{ name: 'OUTRIGGER_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
               ports: [
@@ -212,7 +247,11 @@ export async function controlPlaneObjects(o: InstallOptions): Promise<K8sObject[
       kind: 'Secret',
       metadata: { name: IDENTITY_SECRET, namespace: o.namespace, labels: labels('identity') },
       type: 'Opaque',
-      data: { [IDENTITY_KEYS.trustAnchor]: b64(ca.trustAnchorPem), [IDENTITY_KEYS.issuerCert]: b64(ca.issuerCertPem), [IDENTITY_KEYS.issuerKey]: b64(ca.issuerKeyPem) },
+      data: {
+        [IDENTITY_KEYS.trustAnchor]: b64(ca.trustAnchorPem),
+        [IDENTITY_KEYS.issuerCert]: b64(ca.issuerCertPem),
+        [IDENTITY_KEYS.issuerKey]: b64(ca.issuerKeyPem),
+      },
     },
     {
       apiVersion: 'v1',
@@ -226,13 +265,23 @@ export async function controlPlaneObjects(o: InstallOptions): Promise<K8sObject[
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: CONTROL_SERVICE, namespace: o.namespace, labels: labels('control-plane') },
-      spec: { type: 'ClusterIP', selector, ports: [{ name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }] },
+      spec: {
+        type: 'ClusterIP',
+        selector,
+        ports: [
+          { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
+        ],
+      },
     },
     {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: INJECTOR_SERVICE, namespace: o.namespace, labels: labels('injector') },
-      spec: { type: 'ClusterIP', selector, ports: [{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }] },
+      spec: {
+        type: 'ClusterIP',
+        selector,
+        ports: [{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }],
+      },
     },
     {
       apiVersion: 'policy/v1',
@@ -253,11 +302,20 @@ export async function controlPlaneObjects(o: InstallOptions): Promise<K8sObject[
           matchPolicy: 'Equivalent',
           reinvocationPolicy: 'Never',
           timeoutSeconds: 10,
-          clientConfig: { service: { name: INJECTOR_SERVICE, namespace: o.namespace, path: WEBHOOK_PATH, port: 443 }, caBundle: b64(tls.caPem) },
-          rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+          clientConfig: {
+            service: { name: INJECTOR_SERVICE, namespace: o.namespace, path: WEBHOOK_PATH, port: 443 },
+            caBundle: b64(tls.caPem),
+          },
+          rules: [
+            { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' },
+          ],
           // Annotations cannot be selected on: the webhook reads outrigger.io/inject itself. Never the
           // system namespaces, nor the control plane's own pods (it could not start to inject itself).
-          namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excludedNamespaces(o.namespace) }] },
+          namespaceSelector: {
+            matchExpressions: [
+              { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excludedNamespaces(o.namespace) },
+            ],
+          },
           objectSelector: { matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'DoesNotExist' }] },
         },
       ],
@@ -277,12 +335,18 @@ export async function installObjects(o: InstallOptions): Promise<K8sObject[]> {
 /** What `outrigger uninstall` prints for `kubectl delete -f -`: each object by kind and name, the
  *  webhook first (so no pod waits on a webhook being removed), the namespace last. */
 export function uninstallObjects(o: { namespace: string; keepCrds?: boolean }): K8sObject[] {
-  const ref = (apiVersion: string, kind: string, name: string, namespace?: string): K8sObject => ({ apiVersion, kind, metadata: { name, ...(namespace !== undefined ? { namespace } : {}) } });
+  const ref = (apiVersion: string, kind: string, name: string, namespace?: string): K8sObject => ({
+    apiVersion,
+    kind,
+    metadata: { name, ...(namespace !== undefined ? { namespace } : {}) },
+  });
   return [
     ref('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', WEBHOOK_CONFIGURATION),
     ref('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', CONTROL_PLANE),
     ref('rbac.authorization.k8s.io/v1', 'ClusterRole', CONTROL_PLANE),
-    ...(o.keepCrds === true ? [] : crdObjects().map((c) => ref('apiextensions.k8s.io/v1', 'CustomResourceDefinition', c.metadata.name))),
+    ...(o.keepCrds === true
+      ? []
+      : crdObjects().map((c) => ref('apiextensions.k8s.io/v1', 'CustomResourceDefinition', c.metadata.name))),
     ref('v1', 'Namespace', o.namespace),
   ];
 }

@@ -49,18 +49,29 @@ export const VERSION = '0.1.0';
  *  the shared address space (RFC 6598), where CNI plugins put pods (kind and flannel 10.244/16, k3s
  *  10.42/16, Calico 192.168/16, cloud VPCs). `cluster-authenticated` admits meshed clients from
  *  these; narrow them with `install --cluster-networks` when nodes or other hosts share the ranges. */
-export const DEFAULT_CLUSTER_NETWORKS: readonly string[] = ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16'];
+export const DEFAULT_CLUSTER_NETWORKS: readonly string[] = [
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+];
 
 export function controlAddr(namespace: string): string {
   return `${CONTROL_SERVICE}.${namespace}.svc:${GRPC_PORT}`;
 }
 
-const IPV4_CIDR = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}\/([0-9]|[12][0-9]|3[0-2])$/;
+const IPV4_CIDR =
+  /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}\/([0-9]|[12][0-9]|3[0-2])$/;
 
 /** IPv4 CIDRs, comma-separated; a problem for each one that is not. */
 export function parseClusterNetworks(text: string): { networks: string[]; problems: string[] } {
-  const networks = text.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  const problems = networks.filter((n) => !IPV4_CIDR.test(n)).map((n) => `--cluster-networks: ${JSON.stringify(n)} is not an IPv4 CIDR such as 10.244.0.0/16`);
+  const networks = text
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  const problems = networks
+    .filter((n) => !IPV4_CIDR.test(n))
+    .map((n) => `--cluster-networks: ${JSON.stringify(n)} is not an IPv4 CIDR such as 10.244.0.0/16`);
   if (networks.length === 0) problems.push('--cluster-networks: needs at least one network');
   return { networks, problems };
 }

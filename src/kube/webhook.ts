@@ -16,7 +16,9 @@ export const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
 export interface WebhookOptions {
   readonly inject: InjectConfig;
   /** A namespace's annotations (undefined: not known, treated as none). */
-  readonly namespaceAnnotations: (namespace: string) => Readonly<Record<string, string>> | undefined | Promise<Readonly<Record<string, string>> | undefined>;
+  readonly namespaceAnnotations: (
+    namespace: string,
+  ) => Readonly<Record<string, string>> | undefined | Promise<Readonly<Record<string, string>> | undefined>;
   /** PEM; read again by the caller and passed to `setCertificate` when the Secret is rotated. */
   readonly cert: string;
   readonly key: string;
@@ -44,21 +46,39 @@ export interface AdmissionResponse {
 }
 
 /** One AdmissionReview in, its answer out (exported for unit tests and `outrigger inject`). */
-export async function review(body: unknown, o: Pick<WebhookOptions, 'inject' | 'namespaceAnnotations'>): Promise<{ response: AdmissionResponse; injected: boolean; reason: string }> {
+export async function review(
+  body: unknown,
+  o: Pick<WebhookOptions, 'inject' | 'namespaceAnnotations'>,
+): Promise<{ response: AdmissionResponse; injected: boolean; reason: string }> {
   const req = (body as { request?: Json } | undefined)?.request;
   const uid = typeof req?.uid === 'string' ? req.uid : '';
   if (req === undefined || uid === '') throw new Error('not an AdmissionReview request (request.uid is missing)');
   const object = req.object as Json | undefined;
-  if (req.operation !== 'CREATE' || object === undefined) return { response: { uid, allowed: true }, injected: false, reason: `operation ${String(req.operation)} is not injected` };
-  const namespace = typeof req.namespace === 'string' ? req.namespace : ((object.metadata as Json | undefined)?.namespace as string | undefined) ?? 'default';
+  if (req.operation !== 'CREATE' || object === undefined)
+    return {
+      response: { uid, allowed: true },
+      injected: false,
+      reason: `operation ${String(req.operation)} is not injected`,
+    };
+  const namespace =
+    typeof req.namespace === 'string'
+      ? req.namespace
+      : (((object.metadata as Json | undefined)?.namespace as string | undefined) ?? 'default');
   const nsAnnotations = (await o.namespaceAnnotations(namespace)) ?? {};
   const { ops, decision } = injectObject(object, nsAnnotations, o.inject, 'webhook');
   if (!decision.inject) {
-    const warn = decision.reason.startsWith('bad annotations') ? { warnings: [`outrigger: not injected: ${decision.reason}`] } : {};
+    const warn = decision.reason.startsWith('bad annotations')
+      ? { warnings: [`outrigger: not injected: ${decision.reason}`] }
+      : {};
     return { response: { uid, allowed: true, ...warn }, injected: false, reason: decision.reason };
   }
   return {
-    response: { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(ops)).toString('base64') },
+    response: {
+      uid,
+      allowed: true,
+      patchType: 'JSONPatch',
+      patch: Buffer.from(JSON.stringify(ops)).toString('base64'),
+    },
     injected: true,
     reason: 'injected',
   };
@@ -115,13 +135,27 @@ export async function startWebhook(o: WebhookOptions): Promise<Webhook> {
         else counts.skipped++;
         const req0 = (body as { request: Json }).request;
         const meta = (req0.object as Json | undefined)?.metadata as Json | undefined;
-        log.info({ uid: r.response.uid, namespace: req0.namespace, name: meta?.name ?? meta?.generateName, injected: r.injected, reason: r.reason }, 'admission review');
+        log.info(
+          {
+            uid: r.response.uid,
+            namespace: req0.namespace,
+            name: meta?.name ?? meta?.generateName,
+            injected: r.injected,
+            reason: r.reason,
+          },
+          'admission review',
+        );
         send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: r.response });
       } catch (err) {
         counts.errors++;
         const uid = (body as { request?: { uid?: unknown } } | undefined)?.request?.uid;
         log.warn({ err: (err as Error).message }, 'admission review failed; the pod is admitted unchanged');
-        if (typeof uid === 'string') send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true, warnings: [`outrigger: not injected: ${(err as Error).message}`] } });
+        if (typeof uid === 'string')
+          send(res, 200, {
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: { uid, allowed: true, warnings: [`outrigger: not injected: ${(err as Error).message}`] },
+          });
         else send(res, 400, { error: (err as Error).message });
       }
     })();
@@ -140,9 +174,10 @@ export async function startWebhook(o: WebhookOptions): Promise<Webhook> {
     server,
     counts,
     setCertificate: (cert, key) => server.setSecureContext({ cert, key }),
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

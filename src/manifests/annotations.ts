@@ -9,7 +9,13 @@ export { ANNOTATION };
 
 const KNOWN = Object.values(ANNOTATION) as string[];
 /** The annotations that configure a pod's proxy (and may be set on its namespace). */
-const PROXY = [ANNOTATION.inject, ANNOTATION.opaquePorts, ANNOTATION.skipInboundPorts, ANNOTATION.skipOutboundPorts, ANNOTATION.defaultInboundPolicy] as string[];
+const PROXY = [
+  ANNOTATION.inject,
+  ANNOTATION.opaquePorts,
+  ANNOTATION.skipInboundPorts,
+  ANNOTATION.skipOutboundPorts,
+  ANNOTATION.defaultInboundPolicy,
+] as string[];
 /** The annotations that configure a route; their values are read by routes.ts. */
 export const ROUTE_ANNOTATIONS: readonly string[] = [ANNOTATION.retryOn, ANNOTATION.retryAttempts];
 
@@ -54,7 +60,8 @@ const ALLOWED: Record<AnnotationSite, readonly string[]> = {
 const SITE_HINT: Record<AnnotationSite, string> = {
   namespace: '',
   pod: '',
-  service: 'on a Service only config.outrigger.io/opaque-ports is meaningful; put the others on the pod template or the namespace',
+  service:
+    'on a Service only config.outrigger.io/opaque-ports is meaningful; put the others on the pod template or the namespace',
   // The classic mistake: on the Deployment's own metadata it would silently do nothing in a cluster.
   deployment: 'put it on spec.template.metadata.annotations, where it applies to the pods',
   serviceaccount: 'put it on the pod or its namespace',
@@ -104,8 +111,13 @@ export function readMeshAnnotations(
       continue;
     }
     if (key === ANNOTATION.defaultInboundPolicy) {
-      if ((DEFAULT_INBOUND_POLICIES as readonly string[]).includes(value)) mesh.defaultInboundPolicy = value as DefaultInboundPolicy;
-      else issues.push({ key, message: `must be one of ${DEFAULT_INBOUND_POLICIES.join(', ')}, got ${JSON.stringify(value)}` });
+      if ((DEFAULT_INBOUND_POLICIES as readonly string[]).includes(value))
+        mesh.defaultInboundPolicy = value as DefaultInboundPolicy;
+      else
+        issues.push({
+          key,
+          message: `must be one of ${DEFAULT_INBOUND_POLICIES.join(', ')}, got ${JSON.stringify(value)}`,
+        });
       continue;
     }
     const parsed = parsePortList(value);

@@ -22,7 +22,8 @@ export function checkMetadata(
 ): MeshAnnotations {
   for (const [k, v] of Object.entries(meta.labels)) {
     const problem = checkQualifiedName(k) ?? checkLabelValue(v);
-    if (problem !== undefined) report([...base, 'labels', k], `${problem}, got ${JSON.stringify(problem.startsWith('value') ? v : k)}`);
+    if (problem !== undefined)
+      report([...base, 'labels', k], `${problem}, got ${JSON.stringify(problem.startsWith('value') ? v : k)}`);
   }
   for (const k of Object.keys(meta.annotations)) {
     const problem = checkQualifiedName(k);
@@ -40,7 +41,8 @@ export function checkPodSpec(spec: PodSpec, base: Path, opts: CheckOptions, repo
   spec.containers.forEach((c, i) => {
     const at = [...base, 'containers', i];
     const first = containerNames.get(c.name);
-    if (first !== undefined) report([...at, 'name'], `duplicate container name "${c.name}" (also containers[${first}])`);
+    if (first !== undefined)
+      report([...at, 'name'], `duplicate container name "${c.name}" (also containers[${first}])`);
     else containerNames.set(c.name, i);
 
     if (c.command !== undefined && c.command.length === 0) {
@@ -70,16 +72,22 @@ export function checkPodSpec(spec: PodSpec, base: Path, opts: CheckOptions, repo
       else numbers.set(key, j);
       if (p.name === undefined) return;
       const owner = portNames.get(p.name);
-      if (owner !== undefined) report([...at, 'ports', j, 'name'], `duplicate port name "${p.name}" in the pod (also in container "${owner}")`);
+      if (owner !== undefined)
+        report(
+          [...at, 'ports', j, 'name'],
+          `duplicate port name "${p.name}" in the pod (also in container "${owner}")`,
+        );
       else portNames.set(p.name, c.name);
       ownPorts.add(p.name);
     });
 
-    if (c.readinessProbe !== undefined) checkProbe(c.readinessProbe, [...at, 'readinessProbe'], c.name, ownPorts, report);
+    if (c.readinessProbe !== undefined)
+      checkProbe(c.readinessProbe, [...at, 'readinessProbe'], c.name, ownPorts, report);
     if (c.livenessProbe !== undefined) checkProbe(c.livenessProbe, [...at, 'livenessProbe'], c.name, ownPorts, report);
 
     c.env.forEach((e, j) => {
-      if (e.value !== undefined && e.valueFrom !== undefined) report([...at, 'env', j], 'has both value and valueFrom; give one');
+      if (e.value !== undefined && e.valueFrom !== undefined)
+        report([...at, 'env', j], 'has both value and valueFrom; give one');
     });
   });
 }
@@ -87,7 +95,10 @@ export function checkPodSpec(spec: PodSpec, base: Path, opts: CheckOptions, repo
 function checkProbe(p: Probe, at: Path, container: string, ports: ReadonlySet<string>, report: Report): void {
   const handlers = (['httpGet', 'tcpSocket', 'exec'] as const).filter((h) => p[h] !== undefined);
   if (handlers.length !== 1) {
-    report(at, `needs exactly one of httpGet, tcpSocket, exec, got ${handlers.length === 0 ? 'none' : handlers.join(' and ')}`);
+    report(
+      at,
+      `needs exactly one of httpGet, tcpSocket, exec, got ${handlers.length === 0 ? 'none' : handlers.join(' and ')}`,
+    );
   }
   for (const h of ['httpGet', 'tcpSocket'] as const) {
     const port = p[h]?.port;
@@ -107,16 +118,26 @@ export function checkDeployment(d: DeploymentDoc, opts: CheckOptions, report: Re
   if (Object.keys(sel.matchLabels).length === 0 && sel.matchExpressions.length === 0) {
     report(['spec', 'selector'], 'must not be empty: it says which pods belong to the Deployment');
   } else if (!matchesSelector(sel, tmpl.metadata.labels)) {
-    const labels = Object.entries(tmpl.metadata.labels).map(([k, v]) => `${k}=${v}`).join(', ');
-    report(['spec', 'selector'], `does not match the template's labels (spec.template.metadata.labels: ${labels === '' ? 'none' : labels})`);
+    const labels = Object.entries(tmpl.metadata.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
+    report(
+      ['spec', 'selector'],
+      `does not match the template's labels (spec.template.metadata.labels: ${labels === '' ? 'none' : labels})`,
+    );
   }
   sel.matchExpressions.forEach((e, i) => {
     const needsValues = e.operator === 'In' || e.operator === 'NotIn';
-    if (needsValues && e.values.length === 0) report(['spec', 'selector', 'matchExpressions', i, 'values'], `must not be empty for operator ${e.operator}`);
-    if (!needsValues && e.values.length > 0) report(['spec', 'selector', 'matchExpressions', i, 'values'], `must be empty for operator ${e.operator}`);
+    if (needsValues && e.values.length === 0)
+      report(['spec', 'selector', 'matchExpressions', i, 'values'], `must not be empty for operator ${e.operator}`);
+    if (!needsValues && e.values.length > 0)
+      report(['spec', 'selector', 'matchExpressions', i, 'values'], `must be empty for operator ${e.operator}`);
   });
   if (tmpl.spec.restartPolicy !== 'Always') {
-    report(['spec', 'template', 'spec', 'restartPolicy'], `must be "Always" in a Deployment, got ${JSON.stringify(tmpl.spec.restartPolicy)}`);
+    report(
+      ['spec', 'template', 'spec', 'restartPolicy'],
+      `must be "Always" in a Deployment, got ${JSON.stringify(tmpl.spec.restartPolicy)}`,
+    );
   }
   checkPodSpec(tmpl.spec, ['spec', 'template', 'spec'], opts, report);
   return checkMetadata(tmpl.metadata, ['spec', 'template', 'metadata'], 'pod', report);

@@ -41,7 +41,10 @@ export function checkLabelValue(value: string): string | undefined {
 
 /** A Service selector: every pair must be present. An empty selector selects nothing (Kubernetes'
  *  Services without a selector have no automatic endpoints). */
-export function matchesMap(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+export function matchesMap(
+  selector: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>>,
+): boolean {
   const entries = Object.entries(selector);
   if (entries.length === 0) return false;
   return entries.every(([k, v]) => labels[k] === v);

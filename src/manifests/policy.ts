@@ -12,16 +12,30 @@ export const POLICY_GROUP = 'policy.outrigger.io';
 export const POLICY_API_VERSION = 'policy.outrigger.io/v1beta1';
 
 /** The default inbound policies, for traffic no Server covers (mesh flag, namespace and pod annotation). */
-export const DEFAULT_INBOUND_POLICIES = ['all-unauthenticated', 'all-authenticated', 'cluster-authenticated', 'deny'] as const;
+export const DEFAULT_INBOUND_POLICIES = [
+  'all-unauthenticated',
+  'all-authenticated',
+  'cluster-authenticated',
+  'deny',
+] as const;
 export type DefaultInboundPolicy = (typeof DEFAULT_INBOUND_POLICIES)[number];
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const IANA_SVC_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-const label = z.string().max(63).regex(DNS1123_LABEL, { error: "must be a DNS label: lowercase letters, digits and '-'" });
-const name = z.string().max(253).regex(DNS1123_SUBDOMAIN, { error: "must be a DNS subdomain: lowercase letters, digits, '-' and '.'" });
-const portNumber = z.int().min(1, { error: 'must be an integer from 1 to 65535' }).max(65535, { error: 'must be an integer from 1 to 65535' });
+const label = z
+  .string()
+  .max(63)
+  .regex(DNS1123_LABEL, { error: "must be a DNS label: lowercase letters, digits and '-'" });
+const name = z
+  .string()
+  .max(253)
+  .regex(DNS1123_SUBDOMAIN, { error: "must be a DNS subdomain: lowercase letters, digits, '-' and '.'" });
+const portNumber = z
+  .int()
+  .min(1, { error: 'must be an integer from 1 to 65535' })
+  .max(65535, { error: 'must be an integer from 1 to 65535' });
 const portName = z
   .string()
   .max(15)
@@ -56,15 +70,21 @@ const labelSelector = z.strictObject({
 });
 
 /** IPv4 CIDR (a.b.c.d/n) or a single address (taken as /32). IPv6 is not supported yet. */
-const CIDR = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}(\/([0-9]|[12][0-9]|3[0-2]))?$/;
+const CIDR =
+  /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}(\/([0-9]|[12][0-9]|3[0-2]))?$/;
 export const cidr = z.string().regex(CIDR, { error: 'must be an IPv4 CIDR such as "10.0.0.0/8" (or one address)' });
 
 /** A SPIFFE id with `*` wildcards (each `*` stands for one path segment or part of one), or `*` alone
  *  for any authenticated client. */
 const IDENTITY = /^(\*|spiffe:\/\/[A-Za-z0-9.*-]+(\/[A-Za-z0-9._*-]+)*)$/;
-const identity = z.string().regex(IDENTITY, { error: 'must be "*" or a SPIFFE id such as "spiffe://cluster.local/ns/prod/sa/web", with "*" wildcards' });
+const identity = z.string().regex(IDENTITY, {
+  error: 'must be "*" or a SPIFFE id such as "spiffe://cluster.local/ns/prod/sa/web", with "*" wildcards',
+});
 
-const rps = z.int({ error: 'must be a whole number of requests per second' }).min(1, { error: 'must be at least 1' }).max(1_000_000, { error: 'must be at most 1000000' });
+const rps = z
+  .int({ error: 'must be a whole number of requests per second' })
+  .min(1, { error: 'must be at least 1' })
+  .max(1_000_000, { error: 'must be at most 1000000' });
 
 /** apiVersion must be POLICY_API_VERSION; the loader checks it (with one message for every kind). */
 // apiVersion is checked once, against the kind, by the loader (load.ts), which can say what it must
@@ -84,10 +104,15 @@ export const serverSchema = z.strictObject({
     /** The pods of this namespace it covers; `{}` selects every pod of the namespace. */
     podSelector: labelSelector.describe('The pods of this namespace it covers; {} selects every pod of the namespace.'),
     /** A container port number, or the name of a container port of the selected pods. */
-    port: z.union([portNumber, portName], { error: 'must be a port number from 1 to 65535 or a container port name' }).describe('A container port number, or the name of a container port of the selected pods.'),
+    port: z
+      .union([portNumber, portName], { error: 'must be a port number from 1 to 65535 or a container port name' })
+      .describe('A container port number, or the name of a container port of the selected pods.'),
     /** How the proxy treats the port: `unknown` detects the protocol; `opaque` forwards bytes without
      *  detection (as config.outrigger.io/opaque-ports); the HTTP ones and `TLS` are hints. */
-    proxyProtocol: z.enum(PROXY_PROTOCOLS).default('unknown').describe('unknown: detect; opaque: forward bytes without detection; HTTP/1, HTTP/2, gRPC, TLS: hints.'),
+    proxyProtocol: z
+      .enum(PROXY_PROTOCOLS)
+      .default('unknown')
+      .describe('unknown: detect; opaque: forward bytes without detection; HTTP/1, HTTP/2, gRPC, TLS: hints.'),
   }),
 });
 
@@ -118,13 +143,17 @@ export const authorizationPolicySchema = z.strictObject({
   spec: z.strictObject({
     /** What it authorizes clients for: a Server, an HTTPRoute or GRPCRoute (attached to a Server), or
      *  every Server of a Namespace (its own). */
-    targetRef: targetRef.describe('A Server, an inbound HTTPRoute or GRPCRoute, or the policy\'s own Namespace (every Server in it).'),
+    targetRef: targetRef.describe(
+      "A Server, an inbound HTTPRoute or GRPCRoute, or the policy's own Namespace (every Server in it).",
+    ),
     /** Every one of these must accept the client (AND); an empty list authorizes every client. */
     requiredAuthenticationRefs: z
       .array(authenticationRef)
       .max(16)
       .default([])
-      .describe('Every one must accept the client (MeshTLSAuthentication, NetworkAuthentication, ServiceAccount); empty: every client.'),
+      .describe(
+        'Every one must accept the client (MeshTLSAuthentication, NetworkAuthentication, ServiceAccount); empty: every client.',
+      ),
   }),
 });
 
@@ -145,9 +174,17 @@ export const meshTLSAuthenticationSchema = z
     metadata,
     spec: z.strictObject({
       /** Client identities (SPIFFE ids with `*` wildcards); any one of them (or of identityRefs) passes. */
-      identities: z.array(identity).max(64).optional().describe('SPIFFE ids with * wildcards (one path segment), or * for any mesh identity.'),
+      identities: z
+        .array(identity)
+        .max(64)
+        .optional()
+        .describe('SPIFFE ids with * wildcards (one path segment), or * for any mesh identity.'),
       /** ServiceAccounts (namespace: the object's own when absent) and Namespaces whose every account passes. */
-      identityRefs: z.array(identityRef).max(64).optional().describe('ServiceAccounts, and Namespaces whose every account passes (name * for all).'),
+      identityRefs: z
+        .array(identityRef)
+        .max(64)
+        .optional()
+        .describe('ServiceAccounts, and Namespaces whose every account passes (name * for all).'),
     }),
   })
   .refine((d) => (d.spec.identities?.length ?? 0) + (d.spec.identityRefs?.length ?? 0) > 0, {
@@ -190,23 +227,36 @@ export const httpLocalRateLimitPolicySchema = z.strictObject({
       name,
     }),
     /** Every request to the server, whoever sends it. */
-    total: z.strictObject({ requestsPerSecond: rps }).optional().describe('Every request to the server, whoever sends it, per pod.'),
+    total: z
+      .strictObject({ requestsPerSecond: rps })
+      .optional()
+      .describe('Every request to the server, whoever sends it, per pod.'),
     /** Each client identity separately (unmeshed clients: each client address). */
-    identity: z.strictObject({ requestsPerSecond: rps }).optional().describe('Each client identity separately (unmeshed clients: each address), per pod.'),
+    identity: z
+      .strictObject({ requestsPerSecond: rps })
+      .optional()
+      .describe('Each client identity separately (unmeshed clients: each address), per pod.'),
     /** Clients with a rate of their own instead of `identity`'s. */
     overrides: z
       .array(
         z.strictObject({
           requestsPerSecond: rps,
           clientRefs: z
-            .array(z.strictObject({ group: z.string().optional(), kind: z.literal('ServiceAccount'), name, namespace: label.optional() }))
+            .array(
+              z.strictObject({
+                group: z.string().optional(),
+                kind: z.literal('ServiceAccount'),
+                name,
+                namespace: label.optional(),
+              }),
+            )
             .min(1)
             .max(64),
         }),
       )
       .max(64)
       .default([])
-      .describe('Clients with a rate of their own instead of identity\'s.'),
+      .describe("Clients with a rate of their own instead of identity's."),
   }),
 });
 
@@ -226,4 +276,9 @@ export type AuthorizationPolicyDoc = z.output<typeof authorizationPolicySchema>;
 export type MeshTLSAuthenticationDoc = z.output<typeof meshTLSAuthenticationSchema>;
 export type NetworkAuthenticationDoc = z.output<typeof networkAuthenticationSchema>;
 export type HTTPLocalRateLimitPolicyDoc = z.output<typeof httpLocalRateLimitPolicySchema>;
-export type PolicyDoc = ServerDoc | AuthorizationPolicyDoc | MeshTLSAuthenticationDoc | NetworkAuthenticationDoc | HTTPLocalRateLimitPolicyDoc;
+export type PolicyDoc =
+  | ServerDoc
+  | AuthorizationPolicyDoc
+  | MeshTLSAuthenticationDoc
+  | NetworkAuthenticationDoc
+  | HTTPLocalRateLimitPolicyDoc;

@@ -20,7 +20,8 @@ async function problemsOf(files: string[]): Promise<string[]> {
 
 /** Problems of inline YAML after a Service `web` (ports 80 "http" and 9000 "admin"), without lines. */
 function problemsOfText(text: string): string[] {
-  const svc = 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{name: http, port: 80}, {name: admin, port: 9000}]\n---\n';
+  const svc =
+    'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{name: http, port: 80}, {name: admin, port: 9000}]\n---\n';
   try {
     parseManifests([{ file: 'r.yaml', text: svc + text }]);
   } catch (err) {
@@ -53,11 +54,32 @@ void test('valid routes load with Gateway API defaults and parsed retry policies
       ['', 'Service', 'web-canary', 80, 10],
     ],
   );
-  assert.deepEqual(http.retry, { attempts: 2, statuses: [[500, 599], [429, 429]], grpcCodes: [], connectFailure: true, reset: true, timeout: true });
+  assert.deepEqual(http.retry, {
+    attempts: 2,
+    statuses: [
+      [500, 599],
+      [429, 429],
+    ],
+    grpcCodes: [],
+    connectFailure: true,
+    reset: true,
+    timeout: true,
+  });
   const grpc = set.grpcRoutes?.[0];
   assert.ok(grpc);
-  assert.deepEqual(grpc.spec.rules[0]?.matches?.[0]?.method, { type: 'Exact', service: 'helloworld.Greeter', method: 'SayHello' });
-  assert.deepEqual(grpc.retry, { attempts: 1, statuses: [], grpcCodes: [14, 4], connectFailure: false, reset: false, timeout: true });
+  assert.deepEqual(grpc.spec.rules[0]?.matches?.[0]?.method, {
+    type: 'Exact',
+    service: 'helloworld.Greeter',
+    method: 'SayHello',
+  });
+  assert.deepEqual(grpc.retry, {
+    attempts: 1,
+    statuses: [],
+    grpcCodes: [14, 4],
+    connectFailure: false,
+    reset: false,
+    timeout: true,
+  });
   assert.equal(set.httpRoutes?.length, 1);
   assert.equal(set.grpcRoutes?.length, 1);
 });
@@ -97,7 +119,7 @@ void test('route problems name file, document, route and field, all in one pass'
   ]);
 });
 
-void test('parents: only Services of the route\'s namespace, by port or port name', () => {
+void test("parents: only Services of the route's namespace, by port or port name", () => {
   const at = 'r.yaml: document 2 (HTTPRoute default/r): ';
   assert.deepEqual(
     problemsOfText(
@@ -161,7 +183,14 @@ void test('filters: header modifiers, mirrors, path modifiers', () => {
     ],
   );
   // No matches is the default PathPrefix "/", which ReplacePrefixMatch accepts.
-  assert.deepEqual(problemsOfText(rules('        - type: URLRewrite\n          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}\n')), []);
+  assert.deepEqual(
+    problemsOfText(
+      rules(
+        '        - type: URLRewrite\n          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}\n',
+      ),
+    ),
+    [],
+  );
 });
 
 void test('retry annotations: values, combinations, and where they belong', () => {
@@ -176,14 +205,26 @@ void test('retry annotations: values, combinations, and where they belong', () =
     `${at}["retry.outrigger.io/on"]: "5xx" is listed twice in "5xx,,600,5xx,bogus"; allowed on an HTTPRoute: 5xx, gateway-error, connect-failure, reset, or a status or range from 400 to 599 such as 503 or 500-504`,
     `${at}["retry.outrigger.io/on"]: unknown retry condition "bogus" in "5xx,,600,5xx,bogus"; allowed on an HTTPRoute: 5xx, gateway-error, connect-failure, reset, or a status or range from 400 to 599 such as 503 or 500-504`,
   ]);
-  const g = problemsOfText(route(rules.replace(', port: 80}]', ', port: 80}]'), '{retry.outrigger.io/on: "gateway-error"}', 'GRPCRoute'));
+  const g = problemsOfText(
+    route(rules.replace(', port: 80}]', ', port: 80}]'), '{retry.outrigger.io/on: "gateway-error"}', 'GRPCRoute'),
+  );
   assert.equal(g.length, 1);
-  assert.match(g[0] ?? '', /"gateway-error" is for HTTP responses; a GRPCRoute retries on gRPC statuses .*allowed on a GRPCRoute: connect-failure, reset, or gRPC status names: cancelled, unknown/);
-  assert.deepEqual(problemsOfText(route(rules, '{retry.outrigger.io/on: "gateway-error, 429, 500-504", retry.outrigger.io/attempts: "3", retry.outrigger.io/oops: x}')), [
-    `${at}["retry.outrigger.io/oops"]: unknown outrigger annotation; did you mean "retry.outrigger.io/on"?`,
-  ]);
+  assert.match(
+    g[0] ?? '',
+    /"gateway-error" is for HTTP responses; a GRPCRoute retries on gRPC statuses .*allowed on a GRPCRoute: connect-failure, reset, or gRPC status names: cancelled, unknown/,
+  );
+  assert.deepEqual(
+    problemsOfText(
+      route(
+        rules,
+        '{retry.outrigger.io/on: "gateway-error, 429, 500-504", retry.outrigger.io/attempts: "3", retry.outrigger.io/oops: x}',
+      ),
+    ),
+    [`${at}["retry.outrigger.io/oops"]: unknown outrigger annotation; did you mean "retry.outrigger.io/on"?`],
+  );
   // On a Service (or a pod) they do nothing, and the message says where they go.
-  const svc = 'apiVersion: v1\nkind: Service\nmetadata: {name: api, annotations: {retry.outrigger.io/on: 5xx}}\nspec: {ports: [{port: 80}]}\n';
+  const svc =
+    'apiVersion: v1\nkind: Service\nmetadata: {name: api, annotations: {retry.outrigger.io/on: 5xx}}\nspec: {ports: [{port: 80}]}\n';
   assert.deepEqual(problemsOfText(svc), [
     'r.yaml: document 2 (Service default/api): metadata.annotations["retry.outrigger.io/on"]: has no effect here; put it on an HTTPRoute or GRPCRoute',
   ]);
@@ -191,14 +232,22 @@ void test('retry annotations: values, combinations, and where they belong', () =
 
 void test('timeouts: durations, nesting, and the longest timer', () => {
   const at = 'r.yaml: document 2 (HTTPRoute default/r): spec.rules[0].timeouts.';
-  const t = (timeouts: string) => problemsOfText(route(`${PARENT}  rules: [{backendRefs: [{name: web, port: 80}], timeouts: ${timeouts}}]\n`));
+  const t = (timeouts: string) =>
+    problemsOfText(route(`${PARENT}  rules: [{backendRefs: [{name: web, port: 80}], timeouts: ${timeouts}}]\n`));
   assert.deepEqual(t('{request: 0s, backendRequest: 5s}'), [], 'no overall timeout: any attempt timeout');
   assert.deepEqual(t('{request: 1m30s, backendRequest: 90s}'), []);
-  assert.deepEqual(t('{request: 10s, backendRequest: 0s}'), [`${at}backendRequest: must not exceed request (10s): each attempt fits in the whole request, got "0s"`]);
-  assert.deepEqual(problemsOfText(route(`${PARENT}  rules: [{backendRefs: [{name: web, port: 80}], retry: {attempts: 2}}]\n`)), [
-    'r.yaml: document 2 (HTTPRoute default/r): spec.rules[0].retry: is experimental in Gateway API (GEP-1731) and not supported; use the retry.outrigger.io/on and retry.outrigger.io/attempts annotations on the route',
+  assert.deepEqual(t('{request: 10s, backendRequest: 0s}'), [
+    `${at}backendRequest: must not exceed request (10s): each attempt fits in the whole request, got "0s"`,
   ]);
-  assert.deepEqual(t('{request: 99999h}'), [`${at}request: must be at most 596h (the longest timer Node.js can set), got "99999h"`]);
+  assert.deepEqual(
+    problemsOfText(route(`${PARENT}  rules: [{backendRefs: [{name: web, port: 80}], retry: {attempts: 2}}]\n`)),
+    [
+      'r.yaml: document 2 (HTTPRoute default/r): spec.rules[0].retry: is experimental in Gateway API (GEP-1731) and not supported; use the retry.outrigger.io/on and retry.outrigger.io/attempts annotations on the route',
+    ],
+  );
+  assert.deepEqual(t('{request: 99999h}'), [
+    `${at}request: must be at most 596h (the longest timer Node.js can set), got "99999h"`,
+  ]);
 });
 
 void test('durations and regexes', () => {

@@ -15,7 +15,16 @@
 import { ANNOTATION } from './contract.js';
 import { POLICY_GROUP } from './policy.js';
 import type { Path, Report } from './check.js';
-import { DURATION, type BackendRef, type GRPCRouteDoc, type HeaderModifier, type HTTPPathModifier, type HTTPRouteDoc, type HTTPRouteMatch, type ParentRef } from './schema.js';
+import {
+  DURATION,
+  type BackendRef,
+  type GRPCRouteDoc,
+  type HeaderModifier,
+  type HTTPPathModifier,
+  type HTTPRouteDoc,
+  type HTTPRouteMatch,
+  type ParentRef,
+} from './schema.js';
 import type { RetryPolicy, RouteObject, ServiceObject } from './types.js';
 
 export const MAX_RETRY_ATTEMPTS = 10;
@@ -42,7 +51,8 @@ export const GRPC_STATUS: Readonly<Record<string, number>> = {
   unauthenticated: 16,
 };
 
-const HTTP_RETRY_HELP = '5xx, gateway-error, connect-failure, reset, or a status or range from 400 to 599 such as 503 or 500-504';
+const HTTP_RETRY_HELP =
+  '5xx, gateway-error, connect-failure, reset, or a status or range from 400 to 599 such as 503 or 500-504';
 const GRPC_RETRY_HELP = `connect-failure, reset, or gRPC status names: ${Object.keys(GRPC_STATUS).join(', ')}`;
 
 /** Parses a Gateway API duration (`1m30s`, `500ms`) into milliseconds; undefined when malformed. */
@@ -91,8 +101,10 @@ function pathProblem(value: string): string | undefined {
   for (const bad of ['//', '/./', '/../', '%2f', '%2F', '#']) {
     if (value.includes(bad)) return `must not contain ${JSON.stringify(bad)}, got ${JSON.stringify(value)}`;
   }
-  if (value.endsWith('/..') || value.endsWith('/.')) return `must not end with "/." or "/..", got ${JSON.stringify(value)}`;
-  if (/[^\x21-\x7e]/.test(value)) return `must be visible ASCII (percent-encode the rest), got ${JSON.stringify(value)}`;
+  if (value.endsWith('/..') || value.endsWith('/.'))
+    return `must not end with "/." or "/..", got ${JSON.stringify(value)}`;
+  if (/[^\x21-\x7e]/.test(value))
+    return `must be visible ASCII (percent-encode the rest), got ${JSON.stringify(value)}`;
   return undefined;
 }
 
@@ -102,14 +114,27 @@ const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
 
 /** Headers that carry the message framing or the connection: a filter that changed them would break
  *  the proxy's forwarding, so they are refused rather than ignored. */
-const FRAMING_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'host']);
+const FRAMING_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'host',
+]);
 
 /** Per-document checks of a route; returns its retry policy (undefined: no retries). */
 export function checkRoute(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): RetryPolicy | undefined {
   const ns = doc.metadata.namespace;
   const spec = doc.spec;
   if (spec.hostnames !== undefined && spec.hostnames.length > 0) {
-    report(['spec', 'hostnames'], 'is not supported on a route attached to a Service (GAMMA): the Service is the host; remove it');
+    report(
+      ['spec', 'hostnames'],
+      'is not supported on a route attached to a Service (GAMMA): the Service is the host; remove it',
+    );
   }
   const seenParents = new Map<string, number>();
   spec.parentRefs.forEach((p, i) => {
@@ -135,27 +160,57 @@ export function checkRoute(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): Re
         const mat = [...at, 'matches', j];
         if (m.method !== undefined) {
           const { type, service, method } = m.method;
-          if (service === undefined && method === undefined) report([...mat, 'method'], 'needs a service, a method or both');
-          if (service !== undefined) checkName(type, service, GRPC_SERVICE, 'a gRPC service name such as "helloworld.Greeter"', [...mat, 'method', 'service'], report);
-          if (method !== undefined) checkName(type, method, GRPC_METHOD, 'a gRPC method name such as "SayHello"', [...mat, 'method', 'method'], report);
+          if (service === undefined && method === undefined)
+            report([...mat, 'method'], 'needs a service, a method or both');
+          if (service !== undefined)
+            checkName(
+              type,
+              service,
+              GRPC_SERVICE,
+              'a gRPC service name such as "helloworld.Greeter"',
+              [...mat, 'method', 'service'],
+              report,
+            );
+          if (method !== undefined)
+            checkName(
+              type,
+              method,
+              GRPC_METHOD,
+              'a gRPC method name such as "SayHello"',
+              [...mat, 'method', 'method'],
+              report,
+            );
         }
         checkHeaderMatches(m.headers, [...mat, 'headers'], report);
       });
       checkFilterFields(rule.filters, at, report);
     }
     if ('retry' in r && r.retry !== undefined) {
-      report([...at, 'retry'], `is experimental in Gateway API (GEP-1731) and not supported; use the ${ANNOTATION.retryOn} and ${ANNOTATION.retryAttempts} annotations on the route`);
+      report(
+        [...at, 'retry'],
+        `is experimental in Gateway API (GEP-1731) and not supported; use the ${ANNOTATION.retryOn} and ${ANNOTATION.retryAttempts} annotations on the route`,
+      );
     }
     r.backendRefs.forEach((b, j) => checkBackendRef(b, [...at, 'backendRefs', j], ns, report));
     const weighted = r.backendRefs.reduce((sum, b) => sum + b.weight, 0);
     if (r.backendRefs.length > 0 && weighted === 0) {
-      report([...at, 'backendRefs'], 'every weight is 0: the rule would answer every request with 500; give one backend a weight above 0');
+      report(
+        [...at, 'backendRefs'],
+        'every weight is 0: the rule would answer every request with 500; give one backend a weight above 0',
+      );
     }
   });
   return readRetry(doc, report);
 }
 
-function checkName(type: 'Exact' | 'RegularExpression', value: string, re: RegExp, what: string, at: Path, report: Report): void {
+function checkName(
+  type: 'Exact' | 'RegularExpression',
+  value: string,
+  re: RegExp,
+  what: string,
+  at: Path,
+  report: Report,
+): void {
   if (type === 'RegularExpression') {
     const problem = regexProblem(value);
     if (problem !== undefined) report(at, `${problem}, got ${JSON.stringify(value)}`);
@@ -172,19 +227,36 @@ export function isServerParent(p: Pick<ParentRef, 'group' | 'kind'>): boolean {
 function checkParentRef(p: ParentRef, at: Path, ns: string, report: Report): void {
   if (isServerParent(p)) {
     // An inbound route (authorization per route, on the server's side): checked with the policies.
-    if (p.namespace !== undefined && p.namespace !== ns) report([...at, 'namespace'], `must be the route's own namespace ${JSON.stringify(ns)}, got ${JSON.stringify(p.namespace)}`);
-    if (p.port !== undefined || p.sectionName !== undefined) report([...at, p.port !== undefined ? 'port' : 'sectionName'], 'must not be set on a Server parent: the Server names its port');
+    if (p.namespace !== undefined && p.namespace !== ns)
+      report(
+        [...at, 'namespace'],
+        `must be the route's own namespace ${JSON.stringify(ns)}, got ${JSON.stringify(p.namespace)}`,
+      );
+    if (p.port !== undefined || p.sectionName !== undefined)
+      report(
+        [...at, p.port !== undefined ? 'port' : 'sectionName'],
+        'must not be set on a Server parent: the Server names its port',
+      );
     return;
   }
   if (p.group === undefined) {
-    report([...at, 'group'], 'is required: "" for a Service (Gateway API\'s default is gateway.networking.k8s.io, the group of Gateways)');
+    report(
+      [...at, 'group'],
+      'is required: "" for a Service (Gateway API\'s default is gateway.networking.k8s.io, the group of Gateways)',
+    );
   } else if (p.group !== '' && p.group !== 'core') {
     report([...at, 'group'], `must be "" (the core group, of Services), got ${JSON.stringify(p.group)}`);
   }
   if (p.kind === undefined) {
-    report([...at, 'kind'], 'is required: "Service" (Gateway API\'s default is Gateway; outrigger attaches routes to Services only)');
+    report(
+      [...at, 'kind'],
+      'is required: "Service" (Gateway API\'s default is Gateway; outrigger attaches routes to Services only)',
+    );
   } else if (p.kind !== 'Service') {
-    report([...at, 'kind'], `must be "Service" (outbound routes, GAMMA) or, with group policy.outrigger.io, "Server" (inbound routes); outrigger has no Gateways, got ${JSON.stringify(p.kind)}`);
+    report(
+      [...at, 'kind'],
+      `must be "Service" (outbound routes, GAMMA) or, with group policy.outrigger.io, "Server" (inbound routes); outrigger has no Gateways, got ${JSON.stringify(p.kind)}`,
+    );
   }
   if (p.namespace !== undefined && p.namespace !== ns) {
     report(
@@ -195,7 +267,8 @@ function checkParentRef(p: ParentRef, at: Path, ns: string, report: Report): voi
 }
 
 function checkBackendRef(b: BackendRef, at: Path, ns: string, report: Report): void {
-  if (b.group !== '' && b.group !== 'core') report([...at, 'group'], `must be "" (the core group, of Services), got ${JSON.stringify(b.group)}`);
+  if (b.group !== '' && b.group !== 'core')
+    report([...at, 'group'], `must be "" (the core group, of Services), got ${JSON.stringify(b.group)}`);
   if (b.kind !== 'Service') report([...at, 'kind'], `must be "Service", got ${JSON.stringify(b.kind)}`);
   if (b.namespace !== undefined && b.namespace !== ns) {
     report(
@@ -204,15 +277,24 @@ function checkBackendRef(b: BackendRef, at: Path, ns: string, report: Report): v
     );
   }
   if (b.port === undefined) report([...at, 'port'], 'is required: the port of the Service that receives the requests');
-  if ('filters' in b && b.filters !== undefined) report([...at, 'filters'], 'are not supported on a backendRef; put the filter on the rule');
+  if ('filters' in b && b.filters !== undefined)
+    report([...at, 'filters'], 'are not supported on a backendRef; put the filter on the rule');
 }
 
-function checkHeaderMatches(headers: readonly { type: string; name: string; value: string }[], at: Path, report: Report): void {
+function checkHeaderMatches(
+  headers: readonly { type: string; name: string; value: string }[],
+  at: Path,
+  report: Report,
+): void {
   const seen = new Map<string, number>();
   headers.forEach((h, i) => {
     const lower = h.name.toLowerCase();
     const dup = seen.get(lower);
-    if (dup !== undefined) report([...at, i, 'name'], `duplicate header ${JSON.stringify(h.name)} (also [${dup}]); header names are case-insensitive`);
+    if (dup !== undefined)
+      report(
+        [...at, i, 'name'],
+        `duplicate header ${JSON.stringify(h.name)} (also [${dup}]); header names are case-insensitive`,
+      );
     else seen.set(lower, i);
     if (h.type === 'RegularExpression') {
       const problem = regexProblem(h.value);
@@ -224,18 +306,27 @@ function checkHeaderMatches(headers: readonly { type: string; name: string; valu
 function checkHttpMatch(m: HTTPRouteMatch, at: Path, report: Report): void {
   if (m.path !== undefined) {
     const problem = m.path.type === 'RegularExpression' ? regexProblem(m.path.value) : pathProblem(m.path.value);
-    if (problem !== undefined) report([...at, 'path', 'value'], m.path.type === 'RegularExpression' ? `${problem}, got ${JSON.stringify(m.path.value)}` : problem);
+    if (problem !== undefined)
+      report(
+        [...at, 'path', 'value'],
+        m.path.type === 'RegularExpression' ? `${problem}, got ${JSON.stringify(m.path.value)}` : problem,
+      );
   }
   checkHeaderMatches(m.headers, [...at, 'headers'], report);
   const seen = new Map<string, number>();
   m.queryParams.forEach((q, i) => {
     // Query parameter names are case-sensitive (Gateway API).
     const dup = seen.get(q.name);
-    if (dup !== undefined) report([...at, 'queryParams', i, 'name'], `duplicate query parameter ${JSON.stringify(q.name)} (also queryParams[${dup}])`);
+    if (dup !== undefined)
+      report(
+        [...at, 'queryParams', i, 'name'],
+        `duplicate query parameter ${JSON.stringify(q.name)} (also queryParams[${dup}])`,
+      );
     else seen.set(q.name, i);
     if (q.type === 'RegularExpression') {
       const problem = regexProblem(q.value);
-      if (problem !== undefined) report([...at, 'queryParams', i, 'value'], `${problem}, got ${JSON.stringify(q.value)}`);
+      if (problem !== undefined)
+        report([...at, 'queryParams', i, 'value'], `${problem}, got ${JSON.stringify(q.value)}`);
     }
   });
 }
@@ -249,7 +340,9 @@ const FILTER_FIELD = {
   URLRewrite: 'urlRewrite',
 } as const;
 
-type AnyFilter = { type: keyof typeof FILTER_FIELD } & Partial<Record<(typeof FILTER_FIELD)[keyof typeof FILTER_FIELD], unknown>>;
+type AnyFilter = { type: keyof typeof FILTER_FIELD } & Partial<
+  Record<(typeof FILTER_FIELD)[keyof typeof FILTER_FIELD], unknown>
+>;
 
 /** Each filter has exactly its own config; no type but RequestMirror twice; header modifiers sane. */
 function checkFilterFields(filters: readonly AnyFilter[], at: Path, report: Report): void {
@@ -259,20 +352,27 @@ function checkFilterFields(filters: readonly AnyFilter[], at: Path, report: Repo
     const own = FILTER_FIELD[f.type];
     if (f[own] === undefined) report([...fat, own], `is required for a filter of type ${f.type}`);
     for (const other of Object.values(FILTER_FIELD)) {
-      if (other !== own && f[other] !== undefined) report([...fat, other], `must not be set on a filter of type ${f.type}`);
+      if (other !== own && f[other] !== undefined)
+        report([...fat, other], `must not be set on a filter of type ${f.type}`);
     }
     const dup = seen.get(f.type);
-    if (dup !== undefined && f.type !== 'RequestMirror') report([...fat, 'type'], `${f.type} may appear once per rule (also filters[${dup}])`);
+    if (dup !== undefined && f.type !== 'RequestMirror')
+      report([...fat, 'type'], `${f.type} may appear once per rule (also filters[${dup}])`);
     else if (dup === undefined) seen.set(f.type, i);
     if (f.type === 'RequestHeaderModifier' || f.type === 'ResponseHeaderModifier') {
       const m = f[own] as HeaderModifier | undefined;
       if (m !== undefined) checkHeaderModifier(m, [...fat, own], report);
     }
     if (f.type === 'RequestMirror') {
-      const m = f.requestMirror as { percent?: number; fraction?: { numerator: number; denominator: number }; backendRef: BackendRef } | undefined;
-      if (m?.percent !== undefined && m.fraction !== undefined) report([...fat, 'requestMirror'], 'give percent or fraction, not both');
+      const m = f.requestMirror as
+        { percent?: number; fraction?: { numerator: number; denominator: number }; backendRef: BackendRef } | undefined;
+      if (m?.percent !== undefined && m.fraction !== undefined)
+        report([...fat, 'requestMirror'], 'give percent or fraction, not both');
       if (m?.fraction !== undefined && m.fraction.numerator > m.fraction.denominator) {
-        report([...fat, 'requestMirror', 'fraction', 'numerator'], `must not exceed the denominator (${m.fraction.denominator}), got ${m.fraction.numerator}`);
+        report(
+          [...fat, 'requestMirror', 'fraction', 'numerator'],
+          `must not exceed the denominator (${m.fraction.denominator}), got ${m.fraction.numerator}`,
+        );
       }
     }
   });
@@ -282,9 +382,14 @@ function checkHeaderModifier(m: HeaderModifier, at: Path, report: Report): void 
   const seen = new Map<string, string>();
   const check = (name: string, path: Path, where: string): void => {
     const lower = name.toLowerCase();
-    if (FRAMING_HEADERS.has(lower)) report(path, `header ${JSON.stringify(name)} cannot be changed by a filter: the proxy owns the message framing and the connection`);
+    if (FRAMING_HEADERS.has(lower))
+      report(
+        path,
+        `header ${JSON.stringify(name)} cannot be changed by a filter: the proxy owns the message framing and the connection`,
+      );
     const first = seen.get(lower);
-    if (first !== undefined) report(path, `header ${JSON.stringify(name)} is also in ${first}; header names are case-insensitive`);
+    if (first !== undefined)
+      report(path, `header ${JSON.stringify(name)} is also in ${first}; header names are case-insensitive`);
     else seen.set(lower, where);
   };
   m.set.forEach((h, i) => check(h.name, [...at, 'set', i, 'name'], `set[${i}]`));
@@ -304,29 +409,40 @@ function checkHttpFilters(rule: HTTPRouteDoc['spec']['rules'][number], at: Path,
     );
   }
   if (redirectAt !== -1 && rule.backendRefs.length > 0) {
-    report([...at, 'backendRefs'], `must be empty with a RequestRedirect filter (filters[${redirectAt}]): the proxy answers with the redirect and sends nothing to a backend`);
+    report(
+      [...at, 'backendRefs'],
+      `must be empty with a RequestRedirect filter (filters[${redirectAt}]): the proxy answers with the redirect and sends nothing to a backend`,
+    );
   }
   rule.filters.forEach((f, i) => {
-    const path = f.type === 'RequestRedirect' ? f.requestRedirect?.path : f.type === 'URLRewrite' ? f.urlRewrite?.path : undefined;
+    const path =
+      f.type === 'RequestRedirect' ? f.requestRedirect?.path : f.type === 'URLRewrite' ? f.urlRewrite?.path : undefined;
     if (path === undefined) return;
     const field = f.type === 'RequestRedirect' ? 'requestRedirect' : 'urlRewrite';
     checkPathModifier(path, rule.matches, [...at, 'filters', i, field, 'path'], report);
   });
 }
 
-function checkPathModifier(p: HTTPPathModifier, matches: readonly HTTPRouteMatch[] | undefined, at: Path, report: Report): void {
+function checkPathModifier(
+  p: HTTPPathModifier,
+  matches: readonly HTTPRouteMatch[] | undefined,
+  at: Path,
+  report: Report,
+): void {
   const own = p.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'replacePrefixMatch';
   const other = p.type === 'ReplaceFullPath' ? 'replacePrefixMatch' : 'replaceFullPath';
   const value = p[own];
   if (value === undefined) report([...at, own], `is required for type ${p.type}`);
-  else if (!value.startsWith('/') || /[^\x21-\x7e]/.test(value)) report([...at, own], `must be a path starting with "/" in visible ASCII, got ${JSON.stringify(value)}`);
+  else if (!value.startsWith('/') || /[^\x21-\x7e]/.test(value))
+    report([...at, own], `must be a path starting with "/" in visible ASCII, got ${JSON.stringify(value)}`);
   if (p[other] !== undefined) report([...at, other], `must not be set for type ${p.type}`);
   if (p.type === 'ReplacePrefixMatch') {
     // Gateway API: the prefix replaced is the one matched, so there must be exactly one, a PathPrefix
     // (no matches means the default PathPrefix "/").
     const ms = matches ?? [{ path: { type: 'PathPrefix', value: '/' } }];
     const prefixes = ms.length === 1 && (ms[0]?.path === undefined || ms[0].path.type === 'PathPrefix');
-    if (!prefixes) report([...at, 'type'], 'ReplacePrefixMatch needs the rule to have exactly one match, with a PathPrefix path');
+    if (!prefixes)
+      report([...at, 'type'], 'ReplacePrefixMatch needs the rule to have exactly one match, with a PathPrefix path');
   }
 }
 
@@ -334,10 +450,21 @@ function checkTimeouts(t: { request?: string; backendRequest?: string } | undefi
   if (t === undefined) return;
   const request = t.request !== undefined ? parseDuration(t.request) : undefined;
   const backend = t.backendRequest !== undefined ? parseDuration(t.backendRequest) : undefined;
-  if (request !== undefined && request > MAX_TIMEOUT_MS) report([...at, 'request'], `must be at most 596h (the longest timer Node.js can set), got ${JSON.stringify(t.request)}`);
-  if (backend !== undefined && backend > MAX_TIMEOUT_MS) report([...at, 'backendRequest'], `must be at most 596h (the longest timer Node.js can set), got ${JSON.stringify(t.backendRequest)}`);
+  if (request !== undefined && request > MAX_TIMEOUT_MS)
+    report(
+      [...at, 'request'],
+      `must be at most 596h (the longest timer Node.js can set), got ${JSON.stringify(t.request)}`,
+    );
+  if (backend !== undefined && backend > MAX_TIMEOUT_MS)
+    report(
+      [...at, 'backendRequest'],
+      `must be at most 596h (the longest timer Node.js can set), got ${JSON.stringify(t.backendRequest)}`,
+    );
   if (request !== undefined && backend !== undefined && request !== 0 && (backend > request || backend === 0)) {
-    report([...at, 'backendRequest'], `must not exceed request (${t.request ?? ''}): each attempt fits in the whole request, got ${JSON.stringify(t.backendRequest)}`);
+    report(
+      [...at, 'backendRequest'],
+      `must not exceed request (${t.request ?? ''}): each attempt fits in the whole request, got ${JSON.stringify(t.backendRequest)}`,
+    );
   }
 }
 
@@ -351,7 +478,10 @@ function readRetry(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): RetryPolic
   let attempts = 1;
   if (attemptsText !== undefined) {
     if (!/^[0-9]{1,2}$/.test(attemptsText) || Number(attemptsText) < 1 || Number(attemptsText) > MAX_RETRY_ATTEMPTS) {
-      report(attemptsAt, `must be a whole number of retries from 1 to ${MAX_RETRY_ATTEMPTS}, got ${JSON.stringify(attemptsText)}`);
+      report(
+        attemptsAt,
+        `must be a whole number of retries from 1 to ${MAX_RETRY_ATTEMPTS}, got ${JSON.stringify(attemptsText)}`,
+      );
     } else {
       attempts = Number(attemptsText);
     }
@@ -359,14 +489,24 @@ function readRetry(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): RetryPolic
   }
   if (on === undefined) return undefined;
   const grpc = doc.kind === 'GRPCRoute';
-  const policy = { attempts, statuses: [] as [number, number][], grpcCodes: [] as number[], connectFailure: false, reset: false, timeout: false };
+  const policy = {
+    attempts,
+    statuses: [] as [number, number][],
+    grpcCodes: [] as number[],
+    connectFailure: false,
+    reset: false,
+    timeout: false,
+  };
   const tokens = on.split(',').map((t) => t.trim());
   const seen = new Set<string>();
   let ok = true;
   for (const t of tokens) {
     const bad = (why: string) => {
       ok = false;
-      report(onAt, `${why} in ${JSON.stringify(on)}; allowed on a${grpc ? ' GRPCRoute' : 'n HTTPRoute'}: ${grpc ? GRPC_RETRY_HELP : HTTP_RETRY_HELP}`);
+      report(
+        onAt,
+        `${why} in ${JSON.stringify(on)}; allowed on a${grpc ? ' GRPCRoute' : 'n HTTPRoute'}: ${grpc ? GRPC_RETRY_HELP : HTTP_RETRY_HELP}`,
+      );
     };
     if (t === '') {
       bad('empty entry');
@@ -384,7 +524,8 @@ function readRetry(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): RetryPolic
       if (code !== undefined) {
         policy.grpcCodes.push(code);
         if (code === 4) policy.timeout = true;
-      } else if (t === '5xx' || t === 'gateway-error' || /^[0-9]/.test(t)) bad(`${JSON.stringify(t)} is for HTTP responses; a GRPCRoute retries on gRPC statuses`);
+      } else if (t === '5xx' || t === 'gateway-error' || /^[0-9]/.test(t))
+        bad(`${JSON.stringify(t)} is for HTTP responses; a GRPCRoute retries on gRPC statuses`);
       else bad(`unknown retry condition ${JSON.stringify(t)}`);
     } else if (t === '5xx' || t === 'gateway-error') {
       // As Envoy's: an endpoint that gave no response (could not be reached, reset, timed out) is
@@ -396,7 +537,11 @@ function readRetry(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): RetryPolic
       const from = m ? Number(m[1]) : NaN;
       const to = m?.[2] !== undefined ? Number(m[2]) : from;
       if (!m) {
-        bad(GRPC_STATUS[t] !== undefined ? `${JSON.stringify(t)} is a gRPC status; use it on a GRPCRoute` : `unknown retry condition ${JSON.stringify(t)}`);
+        bad(
+          GRPC_STATUS[t] !== undefined
+            ? `${JSON.stringify(t)} is a gRPC status; use it on a GRPCRoute`
+            : `unknown retry condition ${JSON.stringify(t)}`,
+        );
       } else if (from < 400 || to > 599 || from > to) {
         bad(`status range ${JSON.stringify(t)} must lie within 400-599 and not end before it starts`);
       } else {
@@ -411,11 +556,18 @@ function readRetry(doc: HTTPRouteDoc | GRPCRouteDoc, report: Report): RetryPolic
 
 /** What a cross-document check needs to know of a Service: undefined when the Service exists but its
  *  document was invalid (its ports are unknown, so nothing more is said about references to it). */
-export type ServiceLookup = (namespace: string, name: string) => { readonly found: boolean; readonly service?: ServiceObject };
+export type ServiceLookup = (
+  namespace: string,
+  name: string,
+) => { readonly found: boolean; readonly service?: ServiceObject };
 
 /** The Services a route names (parents, backends, mirrors) must exist with the ports it names; a
  *  Service port takes either HTTPRoutes or GRPCRoutes. `reportAt` reports on the route's document. */
-export function checkRouteReferences(routes: readonly RouteObject[], lookup: ServiceLookup, reportAt: (route: RouteObject, path: Path, message: string) => void): void {
+export function checkRouteReferences(
+  routes: readonly RouteObject[],
+  lookup: ServiceLookup,
+  reportAt: (route: RouteObject, path: Path, message: string) => void,
+): void {
   /** `ns/name:port` (or `ns/name:*`) → the first route of each kind attached there. */
   const attached = new Map<string, { http?: RouteObject; grpc?: RouteObject }>();
   for (const route of routes) {
@@ -426,7 +578,10 @@ export function checkRouteReferences(routes: readonly RouteObject[], lookup: Ser
       if (isServerParent(p)) return; // policy-check.ts
       const found = lookup(ns, p.name);
       if (!found.found) {
-        report([...at, 'name'], `Service ${JSON.stringify(`${ns}/${p.name}`)} does not exist: a route attaches to a Service in its own namespace`);
+        report(
+          [...at, 'name'],
+          `Service ${JSON.stringify(`${ns}/${p.name}`)} does not exist: a route attaches to a Service in its own namespace`,
+        );
         return;
       }
       const svc = found.service;
@@ -434,8 +589,13 @@ export function checkRouteReferences(routes: readonly RouteObject[], lookup: Ser
       let port = p.port;
       if (p.sectionName !== undefined) {
         const named = svc.spec.ports.find((sp) => sp.name === p.sectionName);
-        if (named === undefined) report([...at, 'sectionName'], `Service ${ns}/${p.name} has no port named ${JSON.stringify(p.sectionName)} (${portList(svc)})`);
-        else if (port !== undefined && named.port !== port) report([...at, 'port'], `is ${port} but sectionName ${JSON.stringify(p.sectionName)} is port ${named.port}`);
+        if (named === undefined)
+          report(
+            [...at, 'sectionName'],
+            `Service ${ns}/${p.name} has no port named ${JSON.stringify(p.sectionName)} (${portList(svc)})`,
+          );
+        else if (port !== undefined && named.port !== port)
+          report([...at, 'port'], `is ${port} but sectionName ${JSON.stringify(p.sectionName)} is port ${named.port}`);
         else port = named.port;
       }
       if (p.port !== undefined && !svc.spec.ports.some((sp) => sp.port === p.port)) {
@@ -460,17 +620,31 @@ export function checkRouteReferences(routes: readonly RouteObject[], lookup: Ser
       }
     });
     route.spec.rules.forEach((r, i) => {
-      r.backendRefs.forEach((b, j) => checkBackendExists(b, ['spec', 'rules', i, 'backendRefs', j], ns, lookup, report));
+      r.backendRefs.forEach((b, j) =>
+        checkBackendExists(b, ['spec', 'rules', i, 'backendRefs', j], ns, lookup, report),
+      );
       r.filters.forEach((f, j) => {
         if (f.type === 'RequestMirror' && f.requestMirror !== undefined) {
-          checkBackendExists(f.requestMirror.backendRef, ['spec', 'rules', i, 'filters', j, 'requestMirror', 'backendRef'], ns, lookup, report);
+          checkBackendExists(
+            f.requestMirror.backendRef,
+            ['spec', 'rules', i, 'filters', j, 'requestMirror', 'backendRef'],
+            ns,
+            lookup,
+            report,
+          );
         }
       });
     });
   }
 }
 
-function checkBackendExists(b: Pick<BackendRef, 'kind' | 'name' | 'namespace' | 'port'>, at: Path, ns: string, lookup: ServiceLookup, report: Report): void {
+function checkBackendExists(
+  b: Pick<BackendRef, 'kind' | 'name' | 'namespace' | 'port'>,
+  at: Path,
+  ns: string,
+  lookup: ServiceLookup,
+  report: Report,
+): void {
   if (b.kind !== 'Service' || (b.namespace !== undefined && b.namespace !== ns)) return; // reported already
   const found = lookup(ns, b.name);
   if (!found.found) {

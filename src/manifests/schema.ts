@@ -84,7 +84,8 @@ export function errorMessage(iss: z.core.$ZodRawIssue): string | undefined {
       return `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'too_small':
       if (iss.origin === 'array') return `must have at least ${iss.minimum} item${iss.minimum === 1 ? '' : 's'}`;
-      if (iss.origin === 'string') return iss.minimum === 1 ? 'must not be empty' : `must be at least ${iss.minimum} characters`;
+      if (iss.origin === 'string')
+        return iss.minimum === 1 ? 'must not be empty' : `must be at least ${iss.minimum} characters`;
       return `must be at least ${iss.minimum}`;
     case 'too_big':
       if (iss.origin === 'string') return `must be at most ${iss.maximum} characters`;
@@ -117,17 +118,27 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-const LABEL_MESSAGE = "must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+const LABEL_MESSAGE =
+  "must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
 export const dnsLabel = z.string().regex(DNS1123_LABEL, rule(LABEL_MESSAGE)).max(63, rule(LABEL_MESSAGE));
 
-const SERVICE_NAME_MESSAGE = "must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit";
-export const dns1035Label = z.string().regex(DNS1035_LABEL, rule(SERVICE_NAME_MESSAGE)).max(63, rule(SERVICE_NAME_MESSAGE));
+const SERVICE_NAME_MESSAGE =
+  "must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit";
+export const dns1035Label = z
+  .string()
+  .regex(DNS1035_LABEL, rule(SERVICE_NAME_MESSAGE))
+  .max(63, rule(SERVICE_NAME_MESSAGE));
 
-const SUBDOMAIN_MESSAGE = "must be a DNS subdomain: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit";
-export const dnsSubdomain = z.string().regex(DNS1123_SUBDOMAIN, rule(SUBDOMAIN_MESSAGE)).max(253, rule(SUBDOMAIN_MESSAGE));
+const SUBDOMAIN_MESSAGE =
+  "must be a DNS subdomain: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit";
+export const dnsSubdomain = z
+  .string()
+  .regex(DNS1123_SUBDOMAIN, rule(SUBDOMAIN_MESSAGE))
+  .max(253, rule(SUBDOMAIN_MESSAGE));
 
 /** IANA_SVC_NAME (RFC 6335): what a container port name and a named targetPort must be. */
-const IANA_SVC_NAME_MESSAGE = "must be a port name: at most 15 lowercase letters, digits and '-', with at least one letter, no '--', not starting or ending with '-'";
+const IANA_SVC_NAME_MESSAGE =
+  "must be a port name: at most 15 lowercase letters, digits and '-', with at least one letter, no '--', not starting or ending with '-'";
 export const portName = z
   .string()
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, rule(IANA_SVC_NAME_MESSAGE))
@@ -181,11 +192,22 @@ const templateMeta = strict({
 // ---- containers and pods --------------------------------------------------------------------
 
 const envVar = strict({
-  name: z.string().min(1).refine((s) => !s.includes('='), { error: "must not contain '='" }),
+  name: z
+    .string()
+    .min(1)
+    .refine((s) => !s.includes('='), { error: "must not contain '='" }),
   value: z.string().optional(),
   valueFrom: strict({
     fieldRef: strict({
-      fieldPath: z.enum(['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.serviceAccountName', 'spec.nodeName', 'status.podIP', 'status.hostIP']),
+      fieldPath: z.enum([
+        'metadata.name',
+        'metadata.namespace',
+        'metadata.uid',
+        'spec.serviceAccountName',
+        'spec.nodeName',
+        'status.podIP',
+        'status.hostIP',
+      ]),
       apiVersion: z.string().optional(),
     }),
   }).optional(),
@@ -351,12 +373,18 @@ export const headerName = z
 
 /** A header value the proxy may write or compare: no CR, LF or NUL (they would split the message). */
 const HEADER_VALUE_MESSAGE = 'must be 1 to 4096 characters without CR, LF or NUL';
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const headerValue = z.string().min(1, rule(HEADER_VALUE_MESSAGE)).max(4096, rule(HEADER_VALUE_MESSAGE)).regex(/^[^\r\n\x00]*$/, rule(HEADER_VALUE_MESSAGE));
+const headerValue = z
+  .string()
+  .min(1, rule(HEADER_VALUE_MESSAGE))
+  .max(4096, rule(HEADER_VALUE_MESSAGE))
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  .regex(/^[^\r\n\x00]*$/, rule(HEADER_VALUE_MESSAGE));
 
 /** Gateway API's Duration (GEP-2257): `500ms`, `10s`, `1m30s`, `1h`; `0s` means no timeout. */
 export const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
-const duration = z.string().regex(DURATION, rule('must be a duration such as "500ms", "10s", "1m30s" or "1h" (units h, m, s, ms)'));
+const duration = z
+  .string()
+  .regex(DURATION, rule('must be a duration such as "500ms", "10s", "1m30s" or "1h" (units h, m, s, ms)'));
 
 /** RFC 1123 host name without a wildcard, for redirects and rewrites. */
 const preciseHostname = dnsSubdomain;
@@ -390,8 +418,14 @@ const headerMatch = strict({
 });
 
 const headerModifier = strict({
-  set: z.array(strict({ name: headerName, value: headerValue })).max(16).default([]),
-  add: z.array(strict({ name: headerName, value: headerValue })).max(16).default([]),
+  set: z
+    .array(strict({ name: headerName, value: headerValue }))
+    .max(16)
+    .default([]),
+  add: z
+    .array(strict({ name: headerName, value: headerValue }))
+    .max(16)
+    .default([]),
   remove: z.array(headerName).max(16).default([]),
 });
 
@@ -413,12 +447,23 @@ const redirect = strict({
   hostname: preciseHostname.optional(),
   path: pathModifier.optional(),
   port: port.optional(),
-  statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], rule('must be one of 301, 302, 303, 307, 308')).default(302),
+  statusCode: z
+    .union(
+      [z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)],
+      rule('must be one of 301, 302, 303, 307, 308'),
+    )
+    .default(302),
 });
 
 const urlRewrite = strict({ hostname: preciseHostname.optional(), path: pathModifier.optional() });
 
-const HTTP_FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'RequestRedirect', 'URLRewrite'] as const;
+const HTTP_FILTER_TYPES = [
+  'RequestHeaderModifier',
+  'ResponseHeaderModifier',
+  'RequestMirror',
+  'RequestRedirect',
+  'URLRewrite',
+] as const;
 const GRPC_FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror'] as const;
 
 const httpFilter = strict({
@@ -437,7 +482,10 @@ const grpcFilter = strict({
   requestMirror: mirror.optional(),
 });
 
-const weight = z.int(rule('must be an integer from 0 to 1000000')).min(0, rule('must be an integer from 0 to 1000000')).max(1_000_000, rule('must be an integer from 0 to 1000000'));
+const weight = z
+  .int(rule('must be an integer from 0 to 1000000'))
+  .min(0, rule('must be an integer from 0 to 1000000'))
+  .max(1_000_000, rule('must be an integer from 0 to 1000000'));
 
 const backendRef = strict({
   ...backendRefBase,
@@ -455,7 +503,16 @@ const httpPathMatch = strict({
 const httpMatch = strict({
   path: httpPathMatch.optional(),
   headers: z.array(headerMatch).max(16).default([]),
-  queryParams: z.array(strict({ type: z.enum(['Exact', 'RegularExpression']).default('Exact'), name: headerName, value: z.string().min(1).max(1024) })).max(16).default([]),
+  queryParams: z
+    .array(
+      strict({
+        type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
+        name: headerName,
+        value: z.string().min(1).max(1024),
+      }),
+    )
+    .max(16)
+    .default([]),
   method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']).optional(),
 });
 
@@ -475,7 +532,10 @@ const routeTimeouts = strict({
   backendRequest: duration.optional(),
 });
 
-const ruleName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, rule(LABEL_MESSAGE)).max(63, rule(LABEL_MESSAGE));
+const ruleName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, rule(LABEL_MESSAGE))
+  .max(63, rule(LABEL_MESSAGE));
 
 const httpRouteRule = strict({
   name: ruleName.optional(),
@@ -503,7 +563,11 @@ export const httpRouteSchema = strict({
     parentRefs: z.array(parentRef).min(1).max(32),
     /** Accepted by the schema so that the message can say why it is refused (routes.ts). */
     hostnames: z.array(z.string()).optional(),
-    rules: z.array(httpRouteRule).min(1).max(16).default([{ filters: [], backendRefs: [] }]),
+    rules: z
+      .array(httpRouteRule)
+      .min(1)
+      .max(16)
+      .default([{ filters: [], backendRefs: [] }]),
   }),
 });
 
@@ -514,7 +578,11 @@ export const grpcRouteSchema = strict({
   spec: strict({
     parentRefs: z.array(parentRef).min(1).max(32),
     hostnames: z.array(z.string()).optional(),
-    rules: z.array(grpcRouteRule).min(1).max(16).default([{ filters: [], backendRefs: [] }]),
+    rules: z
+      .array(grpcRouteRule)
+      .min(1)
+      .max(16)
+      .default([{ filters: [], backendRefs: [] }]),
   }),
 });
 
@@ -529,9 +597,21 @@ export const KINDS = {
   GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, schema: grpcRouteSchema },
   Server: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.Server },
   AuthorizationPolicy: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.AuthorizationPolicy },
-  MeshTLSAuthentication: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.MeshTLSAuthentication },
-  NetworkAuthentication: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.NetworkAuthentication },
-  HTTPLocalRateLimitPolicy: { apiVersion: POLICY_API_VERSION, namespaced: true, schema: POLICY_KINDS.HTTPLocalRateLimitPolicy },
+  MeshTLSAuthentication: {
+    apiVersion: POLICY_API_VERSION,
+    namespaced: true,
+    schema: POLICY_KINDS.MeshTLSAuthentication,
+  },
+  NetworkAuthentication: {
+    apiVersion: POLICY_API_VERSION,
+    namespaced: true,
+    schema: POLICY_KINDS.NetworkAuthentication,
+  },
+  HTTPLocalRateLimitPolicy: {
+    apiVersion: POLICY_API_VERSION,
+    namespaced: true,
+    schema: POLICY_KINDS.HTTPLocalRateLimitPolicy,
+  },
 } as const;
 
 export type KindName = keyof typeof KINDS;

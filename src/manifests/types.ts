@@ -2,8 +2,23 @@
 // defaults applied), where it came from, and its parsed outrigger annotations.
 import type { MeshAnnotations } from './annotations.js';
 import type { PortList } from '../core/ports.js';
-import type { AuthorizationPolicyDoc, HTTPLocalRateLimitPolicyDoc, MeshTLSAuthenticationDoc, NetworkAuthenticationDoc, ServerDoc } from './policy.js';
-import type { DeploymentDoc, GRPCRouteDoc, HTTPRouteDoc, NamespaceDoc, PodDoc, ServiceAccountDoc, ServiceDoc, ServicePort } from './schema.js';
+import type {
+  AuthorizationPolicyDoc,
+  HTTPLocalRateLimitPolicyDoc,
+  MeshTLSAuthenticationDoc,
+  NetworkAuthenticationDoc,
+  ServerDoc,
+} from './policy.js';
+import type {
+  DeploymentDoc,
+  GRPCRouteDoc,
+  HTTPRouteDoc,
+  NamespaceDoc,
+  PodDoc,
+  ServiceAccountDoc,
+  ServiceDoc,
+  ServicePort,
+} from './schema.js';
 
 /** Where a document came from: the file as the caller named it and its 1-based document index. */
 export interface Source {
@@ -68,9 +83,15 @@ export type MeshTLSAuthenticationObject = MeshTLSAuthenticationDoc & { readonly 
 export type NetworkAuthenticationObject = NetworkAuthenticationDoc & { readonly source: Source };
 export type HTTPLocalRateLimitPolicyObject = HTTPLocalRateLimitPolicyDoc & { readonly source: Source };
 /** The policy kinds (policy.outrigger.io/v1beta1). */
-export type PolicyObject = ServerObject | AuthorizationPolicyObject | MeshTLSAuthenticationObject | NetworkAuthenticationObject | HTTPLocalRateLimitPolicyObject;
+export type PolicyObject =
+  | ServerObject
+  | AuthorizationPolicyObject
+  | MeshTLSAuthenticationObject
+  | NetworkAuthenticationObject
+  | HTTPLocalRateLimitPolicyObject;
 
-export type ManifestObject = NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject | RouteObject | PolicyObject;
+export type ManifestObject =
+  NamespaceObject | PodObject | DeploymentObject | ServiceObject | ServiceAccountObject | RouteObject | PolicyObject;
 
 /** Everything the files described, in file order, and by kind. */
 export interface ManifestSet {

@@ -97,7 +97,8 @@ export class MetricsHistory {
       const b = last.values[i] ?? NaN;
       let increase = 0;
       if (!Number.isNaN(b)) {
-        if (Number.isNaN(a)) increase = first === last ? 0 : b; // appeared within the window
+        if (Number.isNaN(a))
+          increase = first === last ? 0 : b; // appeared within the window
         else increase = b >= a ? b - a : b; // a counter reset (the proxy restarted)
       }
       return { s, increase, latest: b };

@@ -5,14 +5,37 @@ import { parsePrometheusText } from './prom-text.js';
 
 void test('histogramQuantile interpolates inside the bucket, like Prometheus', () => {
   // 100 observations: 50 ≤ 1 ms, 40 in (1, 2], 10 in (2, 10].
-  const b = new Map([[1, 50], [2, 90], [10, 100], [Infinity, 100]]);
+  const b = new Map([
+    [1, 50],
+    [2, 90],
+    [10, 100],
+    [Infinity, 100],
+  ]);
   assert.equal(histogramQuantile(0.5, b), 1);
   assert.equal(histogramQuantile(0.7, b), 1.5);
   assert.equal(histogramQuantile(0.95, b), 6);
   assert.equal(histogramQuantile(0.25, b), 0.5);
-  assert.equal(histogramQuantile(0.5, new Map([[1, 0], [Infinity, 0]])), undefined);
+  assert.equal(
+    histogramQuantile(
+      0.5,
+      new Map([
+        [1, 0],
+        [Infinity, 0],
+      ]),
+    ),
+    undefined,
+  );
   // Everything above the highest finite bound: that bound.
-  assert.equal(histogramQuantile(0.99, new Map([[5, 0], [Infinity, 3]])), 5);
+  assert.equal(
+    histogramQuantile(
+      0.99,
+      new Map([
+        [5, 0],
+        [Infinity, 3],
+      ]),
+    ),
+    5,
+  );
 });
 
 void test('parsePrometheusText reads names, escaped labels and special values; skips comments and junk', () => {
@@ -27,7 +50,11 @@ void test('parsePrometheusText reads names, escaped labels and special values; s
   ].join('\n');
   const s = parsePrometheusText(text);
   assert.equal(s.length, 3);
-  assert.deepEqual(s[0], { name: 'request_total', labels: { direction: 'inbound', authority: 'a"b\\c', target_addr: '10.0.0.1:80' }, value: 42 });
+  assert.deepEqual(s[0], {
+    name: 'request_total',
+    labels: { direction: 'inbound', authority: 'a"b\\c', target_addr: '10.0.0.1:80' },
+    value: 42,
+  });
   assert.equal(s[1]?.labels.le, '+Inf');
   assert.equal(s[2]?.value, 1.5e8);
   assert.equal(parsePrometheusText(text, (n) => n === 'request_total').length, 1);

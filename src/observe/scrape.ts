@@ -63,7 +63,11 @@ export class MetricsScraper {
           const res = await fetch(t.url, { signal: AbortSignal.timeout(this.o.timeoutMs ?? 2000) });
           if (!res.ok) throw new Error(`HTTP ${res.status}`);
           const text = await res.text();
-          this.o.history.record(t.key, Date.now(), parsePrometheusText(text, (n) => OBSERVED_METRICS.has(n)));
+          this.o.history.record(
+            t.key,
+            Date.now(),
+            parsePrometheusText(text, (n) => OBSERVED_METRICS.has(n)),
+          );
           this.lastErrors.delete(t.key);
         } catch (err) {
           this.lastErrors.set(t.key, `${t.url}: ${(err as Error).message}`);

@@ -13,8 +13,21 @@ import type { MetricsHistory, PodWindow } from './history.js';
 
 /** The part of the mesh's status the aggregation needs (MeshStatus satisfies it). */
 export interface Topology {
-  readonly pods: readonly { readonly namespace: string; readonly name: string; readonly ip: string; readonly deployment?: string; readonly meshed: boolean; readonly ready: boolean; readonly labels: Readonly<Record<string, string>> }[];
-  readonly services: readonly { readonly namespace: string; readonly name: string; readonly clusterIP: string; readonly selector: Readonly<Record<string, string>> }[];
+  readonly pods: readonly {
+    readonly namespace: string;
+    readonly name: string;
+    readonly ip: string;
+    readonly deployment?: string;
+    readonly meshed: boolean;
+    readonly ready: boolean;
+    readonly labels: Readonly<Record<string, string>>;
+  }[];
+  readonly services: readonly {
+    readonly namespace: string;
+    readonly name: string;
+    readonly clusterIP: string;
+    readonly selector: Readonly<Record<string, string>>;
+  }[];
   readonly routes?: readonly RouteView[];
 }
 
@@ -68,7 +81,13 @@ export interface RouteRow extends Golden {
   readonly route: string;
   readonly kind: string;
   readonly service: string;
-  readonly backends: readonly { readonly service: string; readonly weight: number; readonly share: number | null; readonly rps: number; readonly estimated: boolean }[];
+  readonly backends: readonly {
+    readonly service: string;
+    readonly weight: number;
+    readonly share: number | null;
+    readonly rps: number;
+    readonly estimated: boolean;
+  }[];
 }
 
 export interface ObserveSnapshot {
@@ -180,13 +199,20 @@ function accFor<K>(m: Map<K, Acc>, k: K): Acc {
 }
 
 /** Aggregates the history over the window ending now. */
-export function aggregate(topo: Topology, history: MetricsHistory, o: { now: number; windowSec: number; scrapeIntervalSec: number; scrapeErrors?: Readonly<Record<string, string>> }): ObserveSnapshot {
+export function aggregate(
+  topo: Topology,
+  history: MetricsHistory,
+  o: { now: number; windowSec: number; scrapeIntervalSec: number; scrapeErrors?: Readonly<Record<string, string>> },
+): ObserveSnapshot {
   const podKey = (p: { namespace: string; name: string }) => `${p.namespace}/${p.name}`;
   const workloadOf = (p: Topology['pods'][number]): Ref =>
-    p.deployment !== undefined ? { kind: 'deploy', namespace: p.namespace, name: p.deployment } : { kind: 'pod', namespace: p.namespace, name: p.name };
+    p.deployment !== undefined
+      ? { kind: 'deploy', namespace: p.namespace, name: p.deployment }
+      : { kind: 'pod', namespace: p.namespace, name: p.name };
   const svcByIp = new Map(topo.services.filter((s) => s.clusterIP !== '').map((s) => [s.clusterIP, s]));
   const podByIp = new Map(topo.pods.map((p) => [p.ip, p]));
-  const selects = (s: Topology['services'][number], p: Topology['pods'][number]) => p.namespace === s.namespace && matchesMap(s.selector, p.labels);
+  const selects = (s: Topology['services'][number], p: Topology['pods'][number]) =>
+    p.namespace === s.namespace && matchesMap(s.selector, p.labels);
 
   const podIn = new Map<string, Acc>();
   const podCpu = new Map<string, number>();
@@ -249,7 +275,8 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
       switch (s.name) {
         case RESPONSE:
           if (l.direction === 'inbound') inbound.addResponses(increase, w.spanSec, isSuccess(l));
-          else if (l.direction === 'outbound') for (const a of outAccs()) a.addResponses(increase, w.spanSec, isSuccess(l));
+          else if (l.direction === 'outbound')
+            for (const a of outAccs()) a.addResponses(increase, w.spanSec, isSuccess(l));
           break;
         case LATENCY: {
           const le = l.le === '+Inf' ? Infinity : Number(l.le);
@@ -266,25 +293,43 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
         case 'tcp_write_bytes_total':
           if (w.spanSec <= 0) break;
           if (l.direction === 'inbound') inbound.bytesPerSec += increase / w.spanSec;
-          else if (l.direction === 'outbound') for (const a of outAccs().slice(0, 1)) a.bytesPerSec += increase / w.spanSec;
+          else if (l.direction === 'outbound')
+            for (const a of outAccs().slice(0, 1)) a.bytesPerSec += increase / w.spanSec;
           break;
         case 'retry_total':
-          if (l.direction === 'outbound' && w.spanSec > 0) for (const a of outAccs()) a.retryRps += increase / w.spanSec;
+          if (l.direction === 'outbound' && w.spanSec > 0)
+            for (const a of outAccs()) a.retryRps += increase / w.spanSec;
           break;
         case ROUTE_RESPONSE:
         case ROUTE_LATENCY: {
-          if (s.name === ROUTE_RESPONSE && l.direction === 'outbound' && svc !== undefined && l.dst_service !== undefined && l.dst_service !== '' && w.spanSec > 0) {
+          if (
+            s.name === ROUTE_RESPONSE &&
+            l.direction === 'outbound' &&
+            svc !== undefined &&
+            l.dst_service !== undefined &&
+            l.dst_service !== '' &&
+            w.spanSec > 0
+          ) {
             let m = exactBackends.get(podKey(svc));
             if (m === undefined) exactBackends.set(podKey(svc), (m = new Map()));
             m.set(l.dst_service, (m.get(l.dst_service) ?? 0) + increase / w.spanSec);
           }
           // The other proxy-side labels say exactly which workload answered a Service's request.
-          if (l.direction !== 'outbound' || svc === undefined || l.dst_deployment === undefined || l.dst_deployment === '') break;
+          if (
+            l.direction !== 'outbound' ||
+            svc === undefined ||
+            l.dst_deployment === undefined ||
+            l.dst_deployment === ''
+          )
+            break;
           let bySvc = exact.get(src);
           if (bySvc === undefined) exact.set(src, (bySvc = new Map()));
           let byDst = bySvc.get(podKey(svc));
           if (byDst === undefined) bySvc.set(podKey(svc), (byDst = new Map()));
-          const a = accFor(byDst, wkey({ kind: 'deploy', namespace: l.dst_namespace || svc.namespace, name: l.dst_deployment }));
+          const a = accFor(
+            byDst,
+            wkey({ kind: 'deploy', namespace: l.dst_namespace || svc.namespace, name: l.dst_deployment }),
+          );
           if (s.name === ROUTE_RESPONSE) a.addResponses(increase, w.spanSec, isSuccess(l));
           else a.addBucket(l.le === '+Inf' ? Infinity : Number(l.le), increase);
           break;
@@ -297,16 +342,25 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
   const podRows: StatRow[] = topo.pods.map((p) => {
     const a = podIn.get(podKey(p)) ?? new Acc();
     return {
-      kind: 'pod', namespace: p.namespace, name: p.name, meshed: p.meshed ? 1 : 0, pods: 1, ...a.golden(),
+      kind: 'pod',
+      namespace: p.namespace,
+      name: p.name,
+      meshed: p.meshed ? 1 : 0,
+      pods: 1,
+      ...a.golden(),
       ...(p.meshed && podCpu.has(podKey(p)) ? { proxyCpu: round(podCpu.get(podKey(p)) ?? 0, 4) } : {}),
       ...(p.meshed && podMem.has(podKey(p)) ? { proxyMemory: podMem.get(podKey(p)) ?? 0 } : {}),
     };
   });
-  const workloads = new Map<string, { ref: Ref; acc: Acc; meshed: number; pods: number; cpu: number; mem: number; metered: boolean }>();
+  const workloads = new Map<
+    string,
+    { ref: Ref; acc: Acc; meshed: number; pods: number; cpu: number; mem: number; metered: boolean }
+  >();
   for (const p of topo.pods) {
     const ref = workloadOf(p);
     let w = workloads.get(wkey(ref));
-    if (w === undefined) workloads.set(wkey(ref), (w = { ref, acc: new Acc(), meshed: 0, pods: 0, cpu: 0, mem: 0, metered: false }));
+    if (w === undefined)
+      workloads.set(wkey(ref), (w = { ref, acc: new Acc(), meshed: 0, pods: 0, cpu: 0, mem: 0, metered: false }));
     w.pods++;
     if (p.meshed) w.meshed++;
     const a = podIn.get(podKey(p));
@@ -318,13 +372,26 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
     }
   }
   const workloadRows = (): StatRow[] =>
-    [...workloads.values()].map((w) => ({ ...w.ref, meshed: w.meshed, pods: w.pods, ...w.acc.golden(), ...(w.metered ? { proxyCpu: round(w.cpu, 4), proxyMemory: w.mem } : {}) }));
+    [...workloads.values()].map((w) => ({
+      ...w.ref,
+      meshed: w.meshed,
+      pods: w.pods,
+      ...w.acc.golden(),
+      ...(w.metered ? { proxyCpu: round(w.cpu, 4), proxyMemory: w.mem } : {}),
+    }));
 
   const svcAcc = new Map<string, Acc>();
   for (const bySvc of toService.values()) for (const [k, a] of bySvc) accFor(svcAcc, k).merge(a);
   const serviceRows: StatRow[] = topo.services.map((s) => {
     const backing = topo.pods.filter((p) => selects(s, p));
-    return { kind: 'svc', namespace: s.namespace, name: s.name, meshed: backing.filter((p) => p.meshed).length, pods: backing.length, ...(svcAcc.get(podKey(s)) ?? new Acc()).golden() };
+    return {
+      kind: 'svc',
+      namespace: s.namespace,
+      name: s.name,
+      meshed: backing.filter((p) => p.meshed).length,
+      pods: backing.length,
+      ...(svcAcc.get(podKey(s)) ?? new Acc()).golden(),
+    };
   });
 
   // Edges.
@@ -354,11 +421,18 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
         if (dsts.length > 1 && share === 0) return;
         const part = new Acc();
         part.merge(a, share);
-        edges.push({ from: refOf(src), to: refOf(dst), via: s.name, ...part.golden(), ...(dsts.length > 1 ? { estimated: true } : {}) });
+        edges.push({
+          from: refOf(src),
+          to: refOf(dst),
+          via: s.name,
+          ...part.golden(),
+          ...(dsts.length > 1 ? { estimated: true } : {}),
+        });
       });
     }
   }
-  for (const [src, byDst] of toWorkload) for (const [dst, a] of byDst) edges.push({ from: refOf(src), to: refOf(dst), ...a.golden() });
+  for (const [src, byDst] of toWorkload)
+    for (const [dst, a] of byDst) edges.push({ from: refOf(src), to: refOf(dst), ...a.golden() });
 
   // Routes: each route attached to a Service, and the Service's traffic no route matched.
   const routes: RouteRow[] = [];
@@ -379,7 +453,8 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
     // Exact when the proxies label which backend Service answered (route_* dst_service), else estimated.
     const known = exactBackends.get(sk);
     const exactShares = known !== undefined && view !== undefined && view.backends.some((b) => known.has(b.service));
-    const measured = view?.backends.map((b) => (exactShares ? (known?.get(b.service) ?? 0) : backendShare(b.service))) ?? [];
+    const measured =
+      view?.backends.map((b) => (exactShares ? (known?.get(b.service) ?? 0) : backendShare(b.service))) ?? [];
     const measuredTotal = measured.reduce((x, y) => x + y, 0);
     const g = a.golden();
     routes.push({
@@ -390,7 +465,13 @@ export function aggregate(topo: Topology, history: MetricsHistory, o: { now: num
       ...g,
       backends: (view?.backends ?? []).map((b, i) => {
         const share = measuredTotal > 0 ? (measured[i] ?? 0) / measuredTotal : null;
-        return { service: b.service, weight: totalWeight > 0 ? round(b.weight / totalWeight, 4) : 0, share: share === null ? null : round(share, 4), rps: share === null ? 0 : round(g.rps * share, 3), estimated: !exactShares };
+        return {
+          service: b.service,
+          weight: totalWeight > 0 ? round(b.weight / totalWeight, 4) : 0,
+          share: share === null ? null : round(share, 4),
+          rps: share === null ? 0 : round(g.rps * share, 3),
+          estimated: !exactShares,
+        };
       }),
     });
   }

@@ -62,7 +62,10 @@ export function tapPath(filter: TapQuery = {}): string {
 export function tapPod(o: TapOptions): Promise<TapEnd> {
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted === true) return resolve('aborted');
-    const req = http.request(`http://${o.addr}${tapPath(o.filter)}`, { headers: { authorization: `Bearer ${o.token}` }, agent: false });
+    const req = http.request(`http://${o.addr}${tapPath(o.filter)}`, {
+      headers: { authorization: `Bearer ${o.token}` },
+      agent: false,
+    });
     let settled = false;
     const finish = (err: Error | undefined, end: TapEnd = 'done') => {
       if (settled) return;
@@ -83,7 +86,9 @@ export function tapPod(o: TapOptions): Promise<TapEnd> {
       if (res.statusCode !== 200) {
         let body = '';
         res.on('data', (d: string) => (body += d));
-        res.on('end', () => finish(new TapError(`tap ${o.addr}: ${res.statusCode} ${body.trim()}`, res.statusCode ?? 0)));
+        res.on('end', () =>
+          finish(new TapError(`tap ${o.addr}: ${res.statusCode} ${body.trim()}`, res.statusCode ?? 0)),
+        );
         return;
       }
       req.setTimeout(0);

@@ -16,14 +16,21 @@ void test('defaults match the issue: 4140 / 4143 / 4191 and the default opaque p
 });
 
 void test('flags win over environment variables, which win over defaults', () => {
-  const cfg = loadProxyConfig({ inboundPort: '5000' }, { OUTRIGGER_PROXY_INBOUND_PORT: '6000', OUTRIGGER_PROXY_ADMIN_PORT: '7000' });
+  const cfg = loadProxyConfig(
+    { inboundPort: '5000' },
+    { OUTRIGGER_PROXY_INBOUND_PORT: '6000', OUTRIGGER_PROXY_ADMIN_PORT: '7000' },
+  );
   assert.equal(cfg.inboundPort, 5000);
   assert.equal(cfg.adminPort, 7000);
 });
 
 void test('every problem is reported at once, each with its flag and variable', () => {
   assert.throws(
-    () => loadProxyConfig({ outboundPort: '70000', connectTimeoutMs: 'soon' }, { OUTRIGGER_PROXY_OPAQUE_PORTS: '25,x', OUTRIGGER_PROXY_LOG_LEVEL: 'loud' }),
+    () =>
+      loadProxyConfig(
+        { outboundPort: '70000', connectTimeoutMs: 'soon' },
+        { OUTRIGGER_PROXY_OPAQUE_PORTS: '25,x', OUTRIGGER_PROXY_LOG_LEVEL: 'loud' },
+      ),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.equal(err.problems.length, 4, err.message);
@@ -38,8 +45,14 @@ void test('every problem is reported at once, each with its flag and variable', 
 
 void test('a switch is true or false, by flag or variable', () => {
   assert.equal(loadProxyConfig({ meshTlsSessionResumption: 'false' }, {}).meshTlsSessionResumption, false);
-  assert.equal(loadProxyConfig({}, { OUTRIGGER_PROXY_MESH_TLS_SESSION_RESUMPTION: 'false' }).meshTlsSessionResumption, false);
-  assert.throws(() => loadProxyConfig({ meshTlsSessionResumption: 'no' }, {}), /--mesh-tls-session-resumption \(OUTRIGGER_PROXY_MESH_TLS_SESSION_RESUMPTION\): must be true or false, got "no"/);
+  assert.equal(
+    loadProxyConfig({}, { OUTRIGGER_PROXY_MESH_TLS_SESSION_RESUMPTION: 'false' }).meshTlsSessionResumption,
+    false,
+  );
+  assert.throws(
+    () => loadProxyConfig({ meshTlsSessionResumption: 'no' }, {}),
+    /--mesh-tls-session-resumption \(OUTRIGGER_PROXY_MESH_TLS_SESSION_RESUMPTION\): must be true or false, got "no"/,
+  );
 });
 
 void test('listener ports must differ; a static destination must be HOST:PORT', () => {
@@ -66,16 +79,36 @@ void test('numbers, names and lists: each rule says what it wants', () => {
     }
     return [];
   };
-  assert.deepEqual(problems({ detectTimeoutMs: 'soon', detectMaxBytes: '1.5', maxHeaderBytes: '100', traceSampleRatio: '2', logLevel: 'loud', inboundAddr: 'localhost', pod: 'web' }), [
-    '--inbound-addr (OUTRIGGER_PROXY_INBOUND_ADDR): must be an IP address, got "localhost"',
-    '--pod (OUTRIGGER_PROXY_POD): must be namespace/name, got "web"',
-    '--detect-timeout-ms (OUTRIGGER_PROXY_DETECT_TIMEOUT_MS): must be a number of milliseconds, got "soon"',
-    '--detect-max-bytes (OUTRIGGER_PROXY_DETECT_MAX_BYTES): must be an integer, got "1.5"',
-    '--max-header-bytes (OUTRIGGER_PROXY_MAX_HEADER_BYTES): must be at least 1024, got "100"',
-    '--trace-sample-ratio (OUTRIGGER_PROXY_TRACE_SAMPLE_RATIO): must be from 0 to 1, got "2"',
-    '--log-level (OUTRIGGER_PROXY_LOG_LEVEL): must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
-  ]);
-  const cfg = loadProxyConfig({ traceSampleRatio: '0.25', pod: 'shop/web-1', identity: 'spiffe://cluster.local/ns/shop/sa/web', identityAddr: '10.0.0.1:8086', identityTokenFile: '/t' }, {});
+  assert.deepEqual(
+    problems({
+      detectTimeoutMs: 'soon',
+      detectMaxBytes: '1.5',
+      maxHeaderBytes: '100',
+      traceSampleRatio: '2',
+      logLevel: 'loud',
+      inboundAddr: 'localhost',
+      pod: 'web',
+    }),
+    [
+      '--inbound-addr (OUTRIGGER_PROXY_INBOUND_ADDR): must be an IP address, got "localhost"',
+      '--pod (OUTRIGGER_PROXY_POD): must be namespace/name, got "web"',
+      '--detect-timeout-ms (OUTRIGGER_PROXY_DETECT_TIMEOUT_MS): must be a number of milliseconds, got "soon"',
+      '--detect-max-bytes (OUTRIGGER_PROXY_DETECT_MAX_BYTES): must be an integer, got "1.5"',
+      '--max-header-bytes (OUTRIGGER_PROXY_MAX_HEADER_BYTES): must be at least 1024, got "100"',
+      '--trace-sample-ratio (OUTRIGGER_PROXY_TRACE_SAMPLE_RATIO): must be from 0 to 1, got "2"',
+      '--log-level (OUTRIGGER_PROXY_LOG_LEVEL): must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+    ],
+  );
+  const cfg = loadProxyConfig(
+    {
+      traceSampleRatio: '0.25',
+      pod: 'shop/web-1',
+      identity: 'spiffe://cluster.local/ns/shop/sa/web',
+      identityAddr: '10.0.0.1:8086',
+      identityTokenFile: '/t',
+    },
+    {},
+  );
   assert.equal(cfg.traceSampleRatio, 0.25);
   assert.equal(cfg.pod, 'shop/web-1');
   assert.deepEqual(cfg.identityAddr, { host: '10.0.0.1', port: 8086 });
@@ -83,7 +116,10 @@ void test('numbers, names and lists: each rule says what it wants', () => {
 });
 
 void test('app probes: every problem, each with the path of what is wrong', () => {
-  const bad = { 'Web': { port: 0, scheme: 'FTP', path: 'x', extra: 1 }, 'ok': { port: 80, scheme: 'HTTP', headers: [{ name: '', value: 'v' }] } };
+  const bad = {
+    Web: { port: 0, scheme: 'FTP', path: 'x', extra: 1 },
+    ok: { port: 80, scheme: 'HTTP', headers: [{ name: '', value: 'v' }] },
+  };
   assert.throws(
     () => loadProxyConfig({ appProbes: JSON.stringify(bad) }, {}),
     (err: unknown) => {

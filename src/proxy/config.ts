@@ -34,7 +34,8 @@ function within(n: number, min: number, max: number, message?: string): number {
   return n;
 }
 
-const port = (v: string | undefined): Port => within(int(v), 0, 65535, 'must be from 0 (any free port) to 65535') as Port;
+const port = (v: string | undefined): Port =>
+  within(int(v), 0, 65535, 'must be from 0 (any free port) to 65535') as Port;
 const ms =
   (min: number) =>
   (v: string | undefined): number =>
@@ -43,8 +44,10 @@ const count =
   (min: number, max = Infinity) =>
   (v: string | undefined): number =>
     within(int(v), min, max);
-const ip = (v: string | undefined): string => (v !== undefined && /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) ? v : invalid('must be an IP address'));
-const bool = (v: string | undefined): boolean => (v === 'true' ? true : v === 'false' ? false : invalid('must be true or false'));
+const ip = (v: string | undefined): string =>
+  v !== undefined && /^[0-9.]+$|^[0-9A-Fa-f:]+$/.test(v) ? v : invalid('must be an IP address');
+const bool = (v: string | undefined): boolean =>
+  v === 'true' ? true : v === 'false' ? false : invalid('must be true or false');
 const oneOf =
   <T extends string>(names: readonly T[]) =>
   (v: string | undefined): T =>
@@ -61,7 +64,10 @@ const optionalAddr = (v: string | undefined): SocketAddr | undefined => {
 
 const optionalSpiffeId = (v: string | undefined): SpiffeId | undefined => {
   const text = optionalText(v);
-  return text === undefined ? undefined : (parseSpiffeId(text)?.id ?? invalid(`must be spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>, got "${text}"`));
+  return text === undefined
+    ? undefined
+    : (parseSpiffeId(text)?.id ??
+        invalid(`must be spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>, got "${text}"`));
 };
 
 const matching = (re: RegExp, message: string) => (v: string | undefined) => {
@@ -123,7 +129,8 @@ const PARSERS = {
   podWorkload: (v: string | undefined): string => v ?? '',
   tapTokenFile: optionalText,
   traceCollector: matching(/^https?:\/\/[^/]+/, 'must be an http:// or https:// URL'),
-  traceSampleRatio: (v: string | undefined): number => within(num(v, 'must be a number from 0 to 1'), 0, 1, 'must be from 0 to 1'),
+  traceSampleRatio: (v: string | undefined): number =>
+    within(num(v, 'must be a number from 0 to 1'), 0, 1, 'must be from 0 to 1'),
   appProbes,
   accessLog: optionalText,
   logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
@@ -132,8 +139,11 @@ const PARSERS = {
 export type ProxyConfig = { readonly [K in SettingName]: ReturnType<(typeof PARSERS)[K]> };
 
 /** The identity settings, when mTLS is on (all three are set; loadProxyConfig checks). */
-export function identitySettings(cfg: ProxyConfig): { addr: SocketAddr; tokenFile: string; identity: SpiffeId } | undefined {
-  if (cfg.identityAddr === undefined || cfg.identityTokenFile === undefined || cfg.identity === undefined) return undefined;
+export function identitySettings(
+  cfg: ProxyConfig,
+): { addr: SocketAddr; tokenFile: string; identity: SpiffeId } | undefined {
+  if (cfg.identityAddr === undefined || cfg.identityTokenFile === undefined || cfg.identity === undefined)
+    return undefined;
   return { addr: cfg.identityAddr, tokenFile: cfg.identityTokenFile, identity: cfg.identity };
 }
 
@@ -141,7 +151,10 @@ export function identitySettings(cfg: ProxyConfig): { addr: SocketAddr; tokenFil
  * Builds the config from flag values (camelCase keys, as commander gives them) over the environment
  * over the defaults. Throws ConfigError listing every problem, each with its flag and variable.
  */
-export function loadProxyConfig(flags: Partial<Record<SettingName, string | undefined>>, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+export function loadProxyConfig(
+  flags: Partial<Record<SettingName, string | undefined>>,
+  env: NodeJS.ProcessEnv = process.env,
+): ProxyConfig {
   const raw: Record<string, string | undefined> = {};
   for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
     raw[name] = flags[name] ?? env[spec.env] ?? ('default' in spec ? spec.default : undefined);
@@ -155,25 +168,37 @@ export function loadProxyConfig(flags: Partial<Record<SettingName, string | unde
       if (!(err instanceof Invalid)) throw err;
       const spec = SETTINGS[key];
       const given = raw[key];
-      invalidSettings.push(`--${spec.flag} (${spec.env}): ${err.message}${given !== undefined && !err.message.includes('got') && !err.message.includes(given) ? `, got "${given}"` : ''}`);
+      invalidSettings.push(
+        `--${spec.flag} (${spec.env}): ${err.message}${given !== undefined && !err.message.includes('got') && !err.message.includes(given) ? `, got "${given}"` : ''}`,
+      );
     }
   }
   if (invalidSettings.length > 0) throw new ConfigError('proxy configuration', invalidSettings);
   const cfg = parsed as ProxyConfig;
   const problems: string[] = [];
   const ports = [cfg.outboundPort, cfg.inboundPort, cfg.adminPort].filter((p) => p !== 0);
-  if (new Set(ports).size !== ports.length) problems.push(`--outbound-port, --inbound-port and --admin-port must differ, got ${ports.join(', ')}`);
+  if (new Set(ports).size !== ports.length)
+    problems.push(`--outbound-port, --inbound-port and --admin-port must differ, got ${ports.join(', ')}`);
   const dst = cfg.staticDestination;
   if (dst && ports.includes(dst.port) && /^(127\.|::1$|0\.0\.0\.0$|::$|localhost$)/.test(dst.host)) {
-    problems.push(`--static-destination (${SETTINGS.staticDestination.env}): ${dst.host}:${dst.port} is the proxy's own listener (a loop)`);
+    problems.push(
+      `--static-destination (${SETTINGS.staticDestination.env}): ${dst.host}:${dst.port} is the proxy's own listener (a loop)`,
+    );
   }
-  const identity = (['identityAddr', 'identityTokenFile', 'identity'] as const).map((k) => [k, cfg[k] !== undefined] as const);
+  const identity = (['identityAddr', 'identityTokenFile', 'identity'] as const).map(
+    (k) => [k, cfg[k] !== undefined] as const,
+  );
   const given = identity.filter(([, set]) => set);
   if (given.length > 0 && given.length < identity.length) {
     const flags = (list: typeof identity) => list.map(([k]) => `--${SETTINGS[k].flag} (${SETTINGS[k].env})`).join(', ');
-    problems.push(`mTLS needs --identity-addr, --identity-token-file and --identity together (or none of them): ${flags(given)} given, ${flags(identity.filter(([, set]) => !set))} missing`);
+    problems.push(
+      `mTLS needs --identity-addr, --identity-token-file and --identity together (or none of them): ${flags(given)} given, ${flags(identity.filter(([, set]) => !set))} missing`,
+    );
   }
-  if (cfg.policyAddr !== undefined && cfg.pod === undefined) problems.push(`--policy-addr (${SETTINGS.policyAddr.env}) needs --pod (${SETTINGS.pod.env}): the policy service answers per pod`);
+  if (cfg.policyAddr !== undefined && cfg.pod === undefined)
+    problems.push(
+      `--policy-addr (${SETTINGS.policyAddr.env}) needs --pod (${SETTINGS.pod.env}): the policy service answers per pod`,
+    );
   if (problems.length) throw new ConfigError('proxy configuration', problems);
   return Object.freeze(cfg);
 }

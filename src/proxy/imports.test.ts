@@ -28,7 +28,14 @@ function graph(entry: URL): { modules: Set<string>; packages: Map<string, string
     const text = readFileSync(fileURLToPath(url), 'utf8');
     for (const { fileName } of ts.preProcessFile(text, true, true).importedFiles) {
       if (fileName.startsWith('.')) walk(new URL(fileName, url));
-      else if (!fileName.startsWith('node:')) packages.set(fileName.split('/').slice(0, fileName.startsWith('@') ? 2 : 1).join('/'), rel(url));
+      else if (!fileName.startsWith('node:'))
+        packages.set(
+          fileName
+            .split('/')
+            .slice(0, fileName.startsWith('@') ? 2 : 1)
+            .join('/'),
+          rel(url),
+        );
     }
   };
   walk(entry);
@@ -40,21 +47,32 @@ const rel = (url: URL | string): string => String(url).slice(DIST_SRC.href.lengt
 void test('outrigger proxy loads only the packages it is allowed, and no other part of outrigger', () => {
   const { modules, packages } = graph(new URL('cli/proxy.js', DIST_SRC));
   const extra = [...packages].filter(([p]) => !(p in PACKAGES)).map(([p, from]) => `${p} (imported by ${from})`);
-  assert.deepEqual(extra, [], 'the proxy now loads these: every pod pays for them; if it must, add them to PACKAGES with the reason');
+  assert.deepEqual(
+    extra,
+    [],
+    'the proxy now loads these: every pod pays for them; if it must, add them to PACKAGES with the reason',
+  );
   // Of src/manifests only the contract values: a file of plain constants (the schemas would bring zod).
-  const outside = [...modules].map(rel).filter((m) => !/^(proxy|api|core)\//.test(m) && m !== 'cli/proxy.js' && m !== 'manifests/contract.js');
+  const outside = [...modules]
+    .map(rel)
+    .filter((m) => !/^(proxy|api|core)\//.test(m) && m !== 'cli/proxy.js' && m !== 'manifests/contract.js');
   assert.deepEqual(outside, [], 'the proxy imports only src/proxy, src/api, src/core and src/manifests/contract.ts');
-  assert.ok(!modules.has(new URL('api/load.js', DIST_SRC).href), 'api/load.ts is the control plane\'s (grpc-js)');
+  assert.ok(!modules.has(new URL('api/load.js', DIST_SRC).href), "api/load.ts is the control plane's (grpc-js)");
 });
 
 void test('the CLI hands `proxy` over before it loads anything else (commander included)', () => {
   const main = readFileSync(fileURLToPath(new URL('cli/main.js', DIST_SRC)), 'utf8');
   const statements = ts.createSourceFile('main.js', main, ts.ScriptTarget.ES2022).statements;
   assert.deepEqual(
-    statements.filter((s) => ts.isImportDeclaration(s) || (ts.isExportDeclaration(s) && s.moduleSpecifier !== undefined)).map((s) => s.getText()),
+    statements
+      .filter((s) => ts.isImportDeclaration(s) || (ts.isExportDeclaration(s) && s.moduleSpecifier !== undefined))
+      .map((s) => s.getText()),
     [],
     'cli/main.ts: no static import (it would load before the proxy branch)',
   );
   const branch = main.indexOf("process.argv[2] === 'proxy'");
-  assert.ok(branch >= 0 && branch < main.indexOf("import('commander')"), 'the proxy branch comes before commander is imported');
+  assert.ok(
+    branch >= 0 && branch < main.indexOf("import('commander')"),
+    'the proxy branch comes before commander is imported',
+  );
 });

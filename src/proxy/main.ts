@@ -33,7 +33,13 @@ export interface RunningProxy {
 export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
   if (!cfg.staticDestination) checkOrigDstAddon();
   const ids = identitySettings(cfg);
-  const self = { key: `${cfg.podNamespace}\0${cfg.podWorkload}\0${cfg.podName}\0`, namespace: cfg.podNamespace, workload: cfg.podWorkload, pod: cfg.podName, service: '' };
+  const self = {
+    key: `${cfg.podNamespace}\0${cfg.podWorkload}\0${cfg.podName}\0`,
+    namespace: cfg.podNamespace,
+    workload: cfg.podWorkload,
+    pod: cfg.podName,
+    service: '',
+  };
   const metrics = new ProxyMetrics({ tls: ids !== undefined, self });
   const obs = startObservers(cfg, log);
   metrics.watchObservers(obs);
@@ -58,7 +64,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let identity: ProxyIdentity | undefined;
   let mtls: MeshTls | undefined;
   if (ids !== undefined) {
-    identity = ProxyIdentity.start({ controlAddr: formatAddr(ids.addr), channel: channelTo(ids.addr), tokenPath: ids.tokenFile, identity: ids.identity, log: log.child({ component: 'identity' }) });
+    identity = ProxyIdentity.start({
+      controlAddr: formatAddr(ids.addr),
+      channel: channelTo(ids.addr),
+      tokenPath: ids.tokenFile,
+      identity: ids.identity,
+      log: log.child({ component: 'identity' }),
+    });
     metrics.watchIdentity(identity);
     mtls = new MeshTls({
       identity,
@@ -68,7 +80,16 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       sessionResumption: cfg.meshTlsSessionResumption,
     });
   }
-  const deps = { cfg, metrics, obs: obs.observer, pool, log, draining: () => draining, ownPorts: () => ports, ...(mtls ? { mtls } : {}) };
+  const deps = {
+    cfg,
+    metrics,
+    obs: obs.observer,
+    pool,
+    log,
+    draining: () => draining,
+    ownPorts: () => ports,
+    ...(mtls ? { mtls } : {}),
+  };
   // Outbound destinations are looked up in the control plane when there is one: Services are balanced
   // per request; what it does not know goes to the original address.
   const discovery =
@@ -88,11 +109,22 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let policy: PolicyWatch | undefined;
   if (cfg.policyAddr !== undefined && cfg.pod !== undefined) {
     const [namespace = '', pod = ''] = cfg.pod.split('/');
-    policy = new PolicyWatch({ addr: cfg.policyAddr, channel: channelTo(cfg.policyAddr), namespace, pod, defaultPolicy: cfg.defaultInboundPolicy, log: log.child({ component: 'policy' }) });
+    policy = new PolicyWatch({
+      addr: cfg.policyAddr,
+      channel: channelTo(cfg.policyAddr),
+      namespace,
+      pod,
+      defaultPolicy: cfg.defaultInboundPolicy,
+      log: log.child({ component: 'policy' }),
+    });
   }
-  const inboundPolicy = policy !== undefined ? { policy: { source: policy, metrics: metrics.enablePolicy(policy.stats) } } : {};
+  const inboundPolicy =
+    policy !== undefined ? { policy: { source: policy, metrics: metrics.enablePolicy(policy.stats) } } : {};
   // Inbound, discovery tells whether a client is a meshed pod (for server-first apps on opaque ports).
-  const inboundL = new Listener(discovery !== undefined ? { ...deps, ...inboundPolicy, peers: discovery } : { ...deps, ...inboundPolicy }, 'inbound');
+  const inboundL = new Listener(
+    discovery !== undefined ? { ...deps, ...inboundPolicy, peers: discovery } : { ...deps, ...inboundPolicy },
+    'inbound',
+  );
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
@@ -101,7 +133,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const admin: http.Server = createAdminServer({
     metrics,
     ...(obs.tap !== undefined ? { tap: obs.tap } : {}),
-    ready: () => ready && !draining && (identity === undefined || identity.current() !== undefined) && (policy === undefined || policy.answered),
+    ready: () =>
+      ready &&
+      !draining &&
+      (identity === undefined || identity.current() !== undefined) &&
+      (policy === undefined || policy.answered),
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
     ...(policy !== undefined ? { policy: () => ({ answered: policy.answered, policy: policy.raw }) } : {}),
@@ -181,7 +217,10 @@ function startObservers(cfg: ProxyConfig, log: Logger): { observer: Observer; ta
     try {
       token = readFileSync(cfg.tapTokenFile, 'utf8').trim();
     } catch (err) {
-      log.warn({ file: cfg.tapTokenFile, err: (err as NodeJS.ErrnoException).code }, 'tap token unreadable: tap is off');
+      log.warn(
+        { file: cfg.tapTokenFile, err: (err as NodeJS.ErrnoException).code },
+        'tap token unreadable: tap is off',
+      );
     }
   }
   const tracer =
@@ -191,7 +230,8 @@ function startObservers(cfg: ProxyConfig, log: Logger): { observer: Observer; ta
           sampleRatio: cfg.traceSampleRatio,
           log: log.child({ component: 'trace' }),
           resource: {
-            'service.name': cfg.podWorkload !== '' ? cfg.podWorkload : cfg.podName !== '' ? cfg.podName : 'outrigger-proxy',
+            'service.name':
+              cfg.podWorkload !== '' ? cfg.podWorkload : cfg.podName !== '' ? cfg.podName : 'outrigger-proxy',
             'k8s.namespace.name': cfg.podNamespace,
             'k8s.pod.name': cfg.podName,
             'k8s.deployment.name': cfg.podWorkload,

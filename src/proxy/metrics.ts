@@ -8,7 +8,9 @@ import { ProxyError } from './errors/errors.js';
 export type Direction = 'inbound' | 'outbound';
 
 /** Latency buckets in ms: sub-millisecond up to tens of seconds. */
-const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 5000, 10000, 30000];
+const LATENCY_BUCKETS_MS = [
+  0.25, 0.5, 1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 5000, 10000, 30000,
+];
 /** Label sets kept before new ones are folded into authority="overflow" (HTTP) or target_addr="overflow" (TCP). */
 const MAX_ROUTES = 4096;
 
@@ -29,7 +31,10 @@ export interface ProxyMetricsOptions {
 
 /** The peer label for a direction: who the client (inbound) or the server (outbound) proved to be. */
 function tlsLabels(direction: Direction, peer: string | undefined): Record<string, string> {
-  return { tls: peer === undefined ? 'no_identity' : 'true', [direction === 'inbound' ? 'client_id' : 'server_id']: peer ?? '' };
+  return {
+    tls: peer === undefined ? 'no_identity' : 'true',
+    [direction === 'inbound' ? 'client_id' : 'server_id']: peer ?? '',
+  };
 }
 
 /** The destination's workload labels of the route_* family: an endpoint's (outbound) or the proxy's
@@ -45,7 +50,13 @@ export interface DstMeta {
 
 /** No known destination (no endpoint was picked, a passthrough, or past the label cap). */
 export const NO_DST: DstMeta = Object.freeze({ key: '', namespace: '', workload: '', pod: '', service: '' });
-const OVERFLOW_DST: DstMeta = Object.freeze({ key: '\0overflow', namespace: 'overflow', workload: 'overflow', pod: 'overflow', service: 'overflow' });
+const OVERFLOW_DST: DstMeta = Object.freeze({
+  key: '\0overflow',
+  namespace: 'overflow',
+  workload: 'overflow',
+  pod: 'overflow',
+  service: 'overflow',
+});
 
 function dstLabels(d: DstMeta): Record<string, string> {
   return { dst_namespace: d.namespace, dst_deployment: d.workload, dst_pod: d.pod, dst_service: d.service };
@@ -108,7 +119,13 @@ export class RouteStats {
         grpc_status_code: grpcStatus === undefined ? '' : String(grpcStatus),
         classification: failure ? 'failure' : 'success',
       };
-      c = { status: st, labels: { ...this.labels, ...st }, count: 0, sum: 0, buckets: new Float64Array(LATENCY_BUCKETS_MS.length + 1) };
+      c = {
+        status: st,
+        labels: { ...this.labels, ...st },
+        count: 0,
+        sum: 0,
+        buckets: new Float64Array(LATENCY_BUCKETS_MS.length + 1),
+      };
       this.cells.set(key, c);
     }
     c.count++;
@@ -130,7 +147,14 @@ class RouteGroup {
   ) {}
 }
 
-function pushHistogram(out: Sample[], name: string, labels: Record<string, string>, buckets: Float64Array, count: number, sum: number): void {
+function pushHistogram(
+  out: Sample[],
+  name: string,
+  labels: Record<string, string>,
+  buckets: Float64Array,
+  count: number,
+  sum: number,
+): void {
   let acc = 0;
   LATENCY_BUCKETS_MS.forEach((le, i) => {
     acc += buckets[i] as number;
@@ -203,7 +227,9 @@ export class CounterCells {
     return c;
   }
   samples(): Sample[] {
-    return [...this.cells.values()].filter((c) => c.value > 0).map((c) => ({ value: c.value, labels: { ...c.labels } }));
+    return [...this.cells.values()]
+      .filter((c) => c.value > 0)
+      .map((c) => ({ value: c.value, labels: { ...c.labels } }));
   }
 }
 
@@ -266,7 +292,12 @@ export class ProxyMetrics {
           for (const [k, c] of r.cells) {
             let m = byStatus.get(k);
             if (!m) {
-              m = { labels: { ...g.labels, ...c.status }, count: 0, sum: 0, buckets: new Float64Array(c.buckets.length) };
+              m = {
+                labels: { ...g.labels, ...c.status },
+                count: 0,
+                sum: 0,
+                buckets: new Float64Array(c.buckets.length),
+              };
               byStatus.set(k, m);
               out.push(m);
             }
@@ -292,36 +323,78 @@ export class ProxyMetrics {
         return out;
       }),
     );
-    reg(scrapeTimeMetric('response_total', 'HTTP responses sent', 'counter', () => merged().map((c) => ({ value: c.count, labels: c.labels }))));
     reg(
-      scrapeTimeMetric('response_latency_ms', 'time from a request head arriving to its response head leaving (ms)', 'histogram', () => {
-        const out: Sample[] = [];
-        for (const c of merged()) pushHistogram(out, 'response_latency_ms', c.labels, c.buckets, c.count, c.sum);
-        return out;
-      }),
+      scrapeTimeMetric('response_total', 'HTTP responses sent', 'counter', () =>
+        merged().map((c) => ({ value: c.count, labels: c.labels })),
+      ),
+    );
+    reg(
+      scrapeTimeMetric(
+        'response_latency_ms',
+        'time from a request head arriving to its response head leaving (ms)',
+        'histogram',
+        () => {
+          const out: Sample[] = [];
+          for (const c of merged()) pushHistogram(out, 'response_latency_ms', c.labels, c.buckets, c.count, c.sum);
+          return out;
+        },
+      ),
     );
     // The route_* family: per route rule ("default" without one) and destination workload.
     reg(
-      scrapeTimeMetric('route_request_total', 'HTTP requests received, by route and destination workload', 'counter', () =>
-        [...allStats()].filter((r) => r.count > 0).map((r) => ({ value: r.count, labels: r.labels })),
+      scrapeTimeMetric(
+        'route_request_total',
+        'HTTP requests received, by route and destination workload',
+        'counter',
+        () => [...allStats()].filter((r) => r.count > 0).map((r) => ({ value: r.count, labels: r.labels })),
       ),
     );
     reg(
-      scrapeTimeMetric('route_response_total', 'HTTP responses sent, by route and destination workload', 'counter', () =>
-        [...allStats()].flatMap((r) => [...r.cells.values()].map((c) => ({ value: c.count, labels: c.labels }))),
+      scrapeTimeMetric(
+        'route_response_total',
+        'HTTP responses sent, by route and destination workload',
+        'counter',
+        () => [...allStats()].flatMap((r) => [...r.cells.values()].map((c) => ({ value: c.count, labels: c.labels }))),
       ),
     );
     reg(
-      scrapeTimeMetric('route_response_latency_ms', 'time from a request head arriving to its response head leaving (ms), by route and destination workload', 'histogram', () => {
-        const out: Sample[] = [];
-        for (const r of allStats()) for (const c of r.cells.values()) pushHistogram(out, 'route_response_latency_ms', c.labels, c.buckets, c.count, c.sum);
-        return out;
-      }),
+      scrapeTimeMetric(
+        'route_response_latency_ms',
+        'time from a request head arriving to its response head leaving (ms), by route and destination workload',
+        'histogram',
+        () => {
+          const out: Sample[] = [];
+          for (const r of allStats())
+            for (const c of r.cells.values())
+              pushHistogram(out, 'route_response_latency_ms', c.labels, c.buckets, c.count, c.sum);
+          return out;
+        },
+      ),
     );
-    this.tcpOpenTotal = new Counter({ name: 'tcp_open_total', help: 'connections accepted', labelNames: tcpLabels, registers });
-    this.tcpCloseTotal = new Counter({ name: 'tcp_close_total', help: 'connections closed', labelNames: [...tcpLabels, 'errno'], registers });
-    this.tcpOpenConnections = new Gauge({ name: 'tcp_open_connections', help: 'connections open now', labelNames: tcpLabels, registers });
-    const bytes = (name: string, help: string, field: 'bytesRead' | 'bytesWritten', closed: 'closedRead' | 'closedWritten') => {
+    this.tcpOpenTotal = new Counter({
+      name: 'tcp_open_total',
+      help: 'connections accepted',
+      labelNames: tcpLabels,
+      registers,
+    });
+    this.tcpCloseTotal = new Counter({
+      name: 'tcp_close_total',
+      help: 'connections closed',
+      labelNames: [...tcpLabels, 'errno'],
+      registers,
+    });
+    this.tcpOpenConnections = new Gauge({
+      name: 'tcp_open_connections',
+      help: 'connections open now',
+      labelNames: tcpLabels,
+      registers,
+    });
+    const bytes = (
+      name: string,
+      help: string,
+      field: 'bytesRead' | 'bytesWritten',
+      closed: 'closedRead' | 'closedWritten',
+    ) => {
       const tcp = this.tcp;
       return new Counter({
         name,
@@ -422,12 +495,26 @@ export class ProxyMetrics {
       rateLimited: new CounterCells(),
     };
     const reg = (name: string, help: string, cells: CounterCells) =>
-      this.registry.registerMetric(scrapeTimeMetric(name, help, 'counter', () => cells.samples()) as unknown as Counter);
-    reg('inbound_http_authz_allow_total', 'inbound HTTP requests authorized; srv: the Server (or default:<policy>), route: the inbound route, rule: the authorization that allowed it', m.httpAllow);
-    reg('inbound_http_authz_deny_total', 'inbound HTTP requests denied (403, gRPC PERMISSION_DENIED); rule="no-route": no inbound route matched (404)', m.httpDeny);
+      this.registry.registerMetric(
+        scrapeTimeMetric(name, help, 'counter', () => cells.samples()) as unknown as Counter,
+      );
+    reg(
+      'inbound_http_authz_allow_total',
+      'inbound HTTP requests authorized; srv: the Server (or default:<policy>), route: the inbound route, rule: the authorization that allowed it',
+      m.httpAllow,
+    );
+    reg(
+      'inbound_http_authz_deny_total',
+      'inbound HTTP requests denied (403, gRPC PERMISSION_DENIED); rule="no-route": no inbound route matched (404)',
+      m.httpDeny,
+    );
     reg('inbound_tcp_authz_allow_total', 'inbound opaque TCP connections authorized', m.tcpAllow);
     reg('inbound_tcp_authz_deny_total', 'inbound opaque TCP connections denied (closed at once)', m.tcpDeny);
-    reg('inbound_http_ratelimit_limited_total', 'inbound HTTP requests refused by a local rate limit (429); limit: total, identity or override', m.rateLimited);
+    reg(
+      'inbound_http_ratelimit_limited_total',
+      'inbound HTTP requests refused by a local rate limit (429); limit: total, identity or override',
+      m.rateLimited,
+    );
     const registers = [this.registry];
     const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
     counter('policy_updates_total', 'inbound policies received from the policy service', () => stats.updates);
@@ -446,7 +533,13 @@ export class ProxyMetrics {
   policy: PolicyMetrics | undefined;
 
   /** The proxy's certificate figures (kept by src/proxy/identity), read at scrape time. */
-  watchIdentity(source: { readonly metrics: { readonly certExpirationSeconds: number; readonly refreshCount: number; readonly refreshFailures: number } }): void {
+  watchIdentity(source: {
+    readonly metrics: {
+      readonly certExpirationSeconds: number;
+      readonly refreshCount: number;
+      readonly refreshFailures: number;
+    };
+  }): void {
     const registers = [this.registry];
     new Gauge({
       name: 'identity_cert_expiration_timestamp_seconds',
@@ -457,16 +550,27 @@ export class ProxyMetrics {
       },
     });
     const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
-    counter('identity_cert_refresh_count', 'certificates obtained from the identity service, the first one included', () => source.metrics.refreshCount);
-    counter('identity_cert_refresh_failures_total', 'certificate requests that failed (identity service unreachable, token refused)', () => source.metrics.refreshFailures);
+    counter(
+      'identity_cert_refresh_count',
+      'certificates obtained from the identity service, the first one included',
+      () => source.metrics.refreshCount,
+    );
+    counter(
+      'identity_cert_refresh_failures_total',
+      'certificate requests that failed (identity service unreachable, token refused)',
+      () => source.metrics.refreshFailures,
+    );
   }
 
   /** Tap, tracing and access log counters (plain numbers kept by src/proxy/observe), read at scrape time;
    *  each only when it is configured. */
   watchObservers(o: {
-    readonly tap: { readonly stats: { readonly sessions: number; readonly events: number; readonly dropped: number } } | undefined;
+    readonly tap:
+      { readonly stats: { readonly sessions: number; readonly events: number; readonly dropped: number } } | undefined;
     readonly observer: {
-      readonly tracer: { readonly stats: { readonly exported: number; readonly dropped: number; readonly exportFailures: number } } | undefined;
+      readonly tracer:
+        | { readonly stats: { readonly exported: number; readonly dropped: number; readonly exportFailures: number } }
+        | undefined;
       readonly accessLog: { readonly stats: { readonly lines: number; readonly dropped: number } } | undefined;
     };
   }): void {
@@ -483,28 +587,53 @@ export class ProxyMetrics {
         },
       });
       counter('tap_events_total', 'events sent to tap sessions', () => tap.stats.events);
-      counter('tap_events_dropped_total', 'events a tap session missed because its client read too slowly', () => tap.stats.dropped);
+      counter(
+        'tap_events_dropped_total',
+        'events a tap session missed because its client read too slowly',
+        () => tap.stats.dropped,
+      );
     }
     const tracer = o.observer.tracer;
     if (tracer !== undefined) {
       counter('trace_spans_exported_total', 'spans the OTLP collector accepted', () => tracer.stats.exported);
-      counter('trace_spans_dropped_total', 'spans dropped: the export queue was full or the export failed', () => tracer.stats.dropped);
+      counter(
+        'trace_spans_dropped_total',
+        'spans dropped: the export queue was full or the export failed',
+        () => tracer.stats.dropped,
+      );
       counter('trace_export_failures_total', 'OTLP export requests that failed', () => tracer.stats.exportFailures);
     }
     const accessLog = o.observer.accessLog;
     if (accessLog !== undefined) {
       counter('access_log_lines_total', 'access log lines written', () => accessLog.stats.lines);
-      counter('access_log_dropped_total', 'access log lines dropped because the log could not keep up', () => accessLog.stats.dropped);
+      counter(
+        'access_log_dropped_total',
+        'access log lines dropped because the log could not keep up',
+        () => accessLog.stats.dropped,
+      );
     }
   }
 
   /** Discovery's counters (plain numbers kept by src/proxy/discover), read at scrape time. */
-  watchDiscovery(stats: { readonly updates: number; readonly reconnects: number; readonly lookupTimeouts: number; readonly watches: number }): void {
+  watchDiscovery(stats: {
+    readonly updates: number;
+    readonly reconnects: number;
+    readonly lookupTimeouts: number;
+    readonly watches: number;
+  }): void {
     const registers = [this.registry];
     const counter = (name: string, help: string, read: () => number) => scrapeCounter(registers, name, help, read);
     counter('destination_updates_total', 'answers received from the destination service', () => stats.updates);
-    counter('destination_reconnects_total', 'destination watches started again after their stream ended (control plane restarts, network)', () => stats.reconnects);
-    counter('destination_lookup_timeouts_total', 'first lookups not answered in time, sent to the original address meanwhile', () => stats.lookupTimeouts);
+    counter(
+      'destination_reconnects_total',
+      'destination watches started again after their stream ended (control plane restarts, network)',
+      () => stats.reconnects,
+    );
+    counter(
+      'destination_lookup_timeouts_total',
+      'first lookups not answered in time, sent to the original address meanwhile',
+      () => stats.lookupTimeouts,
+    );
     new Gauge({
       name: 'destination_watches',
       help: 'destinations watched now',
@@ -519,13 +648,22 @@ export class ProxyMetrics {
    *  undefined for plaintext. Always undefined with mTLS off. `route`: the `namespace/name` of the
    *  HTTPRoute or GRPCRoute that sent the request (a `route` label, only on requests routed).
    *  `dst`: the endpoint's workload (outbound); inbound it is always the proxy's own pod. */
-  route(direction: Direction, target: string, authority: string, peer?: string, route?: string, dst?: DstMeta): RouteStats {
-    let key = peer === undefined ? `${direction}\0${target}\0${authority}` : `${direction}\0${target}\0${authority}\0${peer}`;
+  route(
+    direction: Direction,
+    target: string,
+    authority: string,
+    peer?: string,
+    route?: string,
+    dst?: DstMeta,
+  ): RouteStats {
+    let key =
+      peer === undefined ? `${direction}\0${target}\0${authority}` : `${direction}\0${target}\0${authority}\0${peer}`;
     if (route !== undefined) key += `\0\0${route}`;
     let g = this.groups.get(key);
     if (g === undefined) {
       // Past the cap, new label sets share one "overflow" set per direction (created beyond the cap).
-      if (this.statsCount >= MAX_ROUTES && authority !== 'overflow') return this.route(direction, 'overflow', 'overflow', undefined, undefined, OVERFLOW_DST);
+      if (this.statsCount >= MAX_ROUTES && authority !== 'overflow')
+        return this.route(direction, 'overflow', 'overflow', undefined, undefined, OVERFLOW_DST);
       const base = this.baseLabels(direction, target, authority, peer);
       g = new RouteGroup(route !== undefined ? { ...base, route } : base, route ?? 'default');
       this.groups.set(key, g);
@@ -533,8 +671,13 @@ export class ProxyMetrics {
     const d = dst === OVERFLOW_DST ? dst : direction === 'inbound' ? this.self : (dst ?? NO_DST);
     let r = g.byDst.get(d.key);
     if (r === undefined) {
-      if (this.statsCount >= MAX_ROUTES && d !== OVERFLOW_DST) return this.route(direction, target, authority, peer, route, OVERFLOW_DST);
-      r = new RouteStats({ ...this.baseLabels(direction, target, authority, peer), route: g.route, ...dstLabels(d) }, d, g.route);
+      if (this.statsCount >= MAX_ROUTES && d !== OVERFLOW_DST)
+        return this.route(direction, target, authority, peer, route, OVERFLOW_DST);
+      r = new RouteStats(
+        { ...this.baseLabels(direction, target, authority, peer), route: g.route, ...dstLabels(d) },
+        d,
+        g.route,
+      );
       g.byDst.set(d.key, r);
       this.statsCount++;
     }
@@ -542,8 +685,15 @@ export class ProxyMetrics {
   }
 
   /** The labels every request series has: direction, target and authority, and with mTLS the peer's. */
-  private baseLabels(direction: Direction, target: string, authority: string, peer: string | undefined): Record<string, string> {
-    return this.tls ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) } : { direction, target_addr: target, authority };
+  private baseLabels(
+    direction: Direction,
+    target: string,
+    authority: string,
+    peer: string | undefined,
+  ): Record<string, string> {
+    return this.tls
+      ? { direction, target_addr: target, authority, ...tlsLabels(direction, peer) }
+      : { direction, target_addr: target, authority };
   }
 
   /** `peer` as for route(). */
@@ -552,7 +702,9 @@ export class ProxyMetrics {
     let t = this.tcp.get(key);
     if (!t) {
       if (this.tcp.size >= MAX_ROUTES && target !== 'overflow') return this.tcpFor(direction, 'overflow');
-      const labels = this.tls ? { direction, target_addr: target, ...tlsLabels(direction, peer) } : { direction, target_addr: target };
+      const labels = this.tls
+        ? { direction, target_addr: target, ...tlsLabels(direction, peer) }
+        : { direction, target_addr: target };
       t = new TcpStats(labels, this.tcpOpenTotal.labels(labels), this.tcpOpenConnections.labels(labels), this);
       this.tcp.set(key, t);
     }

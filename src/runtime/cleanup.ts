@@ -29,7 +29,13 @@ export async function cleanupFromRecords(stateDir: string): Promise<CleanupRepor
     }
     net = await teardownNetwork(rec);
   }
-  const found = raw !== undefined || procs.killed.length > 0 || (await readFile(paths.pid, 'utf8').then(() => true, () => false));
+  const found =
+    raw !== undefined ||
+    procs.killed.length > 0 ||
+    (await readFile(paths.pid, 'utf8').then(
+      () => true,
+      () => false,
+    ));
   await removeStateFiles(stateDir);
   return { found, killed: procs.killed, removed: net.removed, warnings: [...warnings, ...net.warnings] };
 }

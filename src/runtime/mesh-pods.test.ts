@@ -58,7 +58,11 @@ void test('a scale-down removes, a scale-up creates, a bare pod whose spec chang
   const before = running(deployment(2, '10'), pod('10'));
   const down = load(deployment(1, '10'), pod('20'));
   const r = planReconcile(before, down.plans, down.set.deployments);
-  assert.deepEqual(r.deletes.map((d) => d.plan.owner?.index), [1], 'the highest replica goes');
+  assert.deepEqual(
+    r.deletes.map((d) => d.plan.owner?.index),
+    [1],
+    'the highest replica goes',
+  );
   assert.deepEqual(names(r.replaces), ['solo']);
   assert.equal(r.rollouts.size, 0);
   const up = load(deployment(3, '10'), pod('10'));

@@ -84,9 +84,10 @@ export function planReconcile(
   for (const r of deletes) {
     const o = r.plan.owner;
     const ro = o !== undefined ? rollouts.get(`${r.plan.namespace}/${o.name}`) : undefined;
-    const d = o !== undefined
-      ? deployments.find((x) => x.metadata.namespace === r.plan.namespace && x.metadata.name === o.name)
-      : undefined;
+    const d =
+      o !== undefined
+        ? deployments.find((x) => x.metadata.namespace === r.plan.namespace && x.metadata.name === o.name)
+        : undefined;
     const changed = d !== undefined && o !== undefined && o.templateHash !== templateHash(d.spec.template);
     if (ro !== undefined && changed) ro.olds.push(r);
     else plainDeletes.push(r);

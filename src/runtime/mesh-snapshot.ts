@@ -34,18 +34,20 @@ export function meshSnapshot(
         e.ports[port.port] = t.port;
       }
     }
-    return [{
-      namespace: s.metadata.namespace,
-      name: s.metadata.name,
-      clusterIP,
-      ports: s.spec.ports.map((p) => ({
-        ...(p.name !== undefined ? { name: p.name } : {}),
-        port: p.port,
-        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
-        ...(portListHas(s.opaquePorts, p.port) ? { opaque: true } : {}),
-      })),
-      endpoints: [...eps.values()] as EndpointEntry[],
-    }];
+    return [
+      {
+        namespace: s.metadata.namespace,
+        name: s.metadata.name,
+        clusterIP,
+        ports: s.spec.ports.map((p) => ({
+          ...(p.name !== undefined ? { name: p.name } : {}),
+          port: p.port,
+          ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+          ...(portListHas(s.opaquePorts, p.port) ? { opaque: true } : {}),
+        })),
+        endpoints: [...eps.values()] as EndpointEntry[],
+      },
+    ];
   });
   const pods: PodEntry[] = live.map((r) => ({
     namespace: r.plan.namespace,

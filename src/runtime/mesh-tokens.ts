@@ -44,7 +44,10 @@ export class MeshTokens {
    *  (0400, the proxy uid). Returns the copy's path. Made when the mesh starts (down removes it). */
   async writeTapToken(): Promise<string> {
     const root = this.paths.tapToken;
-    let token = await readFile(root, 'utf8').then((t) => t.trim(), () => '');
+    let token = await readFile(root, 'utf8').then(
+      (t) => t.trim(),
+      () => '',
+    );
     if (token === '') {
       token = randomBytes(32).toString('base64url');
       await writeFile(`${root}.tmp`, `${token}\n`, { mode: 0o600 });

@@ -455,9 +455,10 @@ export class Mesh {
       defaultInboundPolicy: this.o.defaultInboundPolicy,
       tapTokenFile: this.tapTokenFile,
       traceCollector: this.o.traceCollector,
-      identity: identity !== undefined
-        ? { trustDomain: identity.trustDomain, tokenFile: this.tokens.tokenFile(plan.namespace, plan.name) }
-        : undefined,
+      identity:
+        identity !== undefined
+          ? { trustDomain: identity.trustDomain, tokenFile: this.tokens.tokenFile(plan.namespace, plan.name) }
+          : undefined,
     });
     const pp = new PodProcesses({
       pod: plan,

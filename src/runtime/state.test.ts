@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readJson, recordedControlPid, removeStateFiles, runningControlPid, statePaths, writeJsonAtomic } from './state.js';
+import {
+  readJson,
+  recordedControlPid,
+  removeStateFiles,
+  runningControlPid,
+  statePaths,
+  writeJsonAtomic,
+} from './state.js';
 
 void test('state: JSON is written 0600 and read back; a missing file reads as undefined', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'outrigger-state-'));

@@ -108,6 +108,15 @@ export function recordedControlPid(root: string): number | undefined {
 export async function removeStateFiles(root: string, o: { readonly control?: boolean } = {}): Promise<void> {
   const p = statePaths(root);
   // The pods' tokens go with the pods; the CA (identity/) stays, so the trust anchor outlives a restart.
-  const files = [p.net, p.state, p.resume, p.controlArgs, join(root, 'proxy'), join(root, 'tokens'), p.tapToken, ...(o.control === false ? [] : [p.socket, p.pid])];
+  const files = [
+    p.net,
+    p.state,
+    p.resume,
+    p.controlArgs,
+    join(root, 'proxy'),
+    join(root, 'tokens'),
+    p.tapToken,
+    ...(o.control === false ? [] : [p.socket, p.pid]),
+  ];
   for (const f of files) await rm(f, { recursive: true, force: true });
 }

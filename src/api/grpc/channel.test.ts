@@ -21,9 +21,19 @@ function channel(t: TestContext, port: number, o: ChannelOptions = {}): GrpcChan
 }
 
 /** A call that records its messages and its end. */
-function record<Req, Res>(c: GrpcChannel, method: Method<Req, Res>, req: Req, timeoutMs?: number): { messages: Res[]; status: Status | undefined; call: Call } {
+function record<Req, Res>(
+  c: GrpcChannel,
+  method: Method<Req, Res>,
+  req: Req,
+  timeoutMs?: number,
+): { messages: Res[]; status: Status | undefined; call: Call } {
   const r = { messages: [] as Res[], status: undefined as Status | undefined };
-  const call = c.call(method, req, { message: (m) => r.messages.push(m), end: (s) => (r.status = s) }, timeoutMs !== undefined ? { timeoutMs } : {});
+  const call = c.call(
+    method,
+    req,
+    { message: (m) => r.messages.push(m), end: (s) => (r.status = s) },
+    timeoutMs !== undefined ? { timeoutMs } : {},
+  );
   return Object.assign(r, { call });
 }
 
@@ -34,7 +44,17 @@ const grpcServer = (t: TestContext, add: (s: grpc.Server) => void, port = 0) => 
 const update = (n: number): Update => ({
   known: true,
   service: `s${n}.default.svc.cluster.local:80`,
-  endpoints: [{ addr: `10.244.0.${n}:80`, weight: 1, identity: '', protocol_hint: 'OPAQUE', meshed: false, pod: `default/p${n}`, workload: '' }],
+  endpoints: [
+    {
+      addr: `10.244.0.${n}:80`,
+      weight: 1,
+      identity: '',
+      protocol_hint: 'OPAQUE',
+      meshed: false,
+      pod: `default/p${n}`,
+      workload: '',
+    },
+  ],
   routes: [],
   backends: [],
 });
@@ -43,9 +63,19 @@ void test('grpc-js: a unary answer, a refusal with its (non-ASCII) details, a de
   let cancelled = false;
   const { port } = await grpcServer(t, (s) =>
     s.addService(identityServiceDefinition(), {
-      Certify: (call: grpc.ServerUnaryCall<CertifyRequest, CertifyResponse>, cb: grpc.sendUnaryData<CertifyResponse>) => {
+      Certify: (
+        call: grpc.ServerUnaryCall<CertifyRequest, CertifyResponse>,
+        cb: grpc.sendUnaryData<CertifyResponse>,
+      ) => {
         const { token } = call.request;
-        if (token === 'good') cb(null, { leaf_pem: 'leaf', chain_pem: 'chain', trust_anchor_pem: 'anchor', not_after_unix_seconds: 1798761600, identity: call.request.csr_pem });
+        if (token === 'good')
+          cb(null, {
+            leaf_pem: 'leaf',
+            chain_pem: 'chain',
+            trust_anchor_pem: 'anchor',
+            not_after_unix_seconds: 1798761600,
+            identity: call.request.csr_pem,
+          });
         else if (token === 'slow') call.on('cancelled', () => (cancelled = true));
         else cb({ code: grpc.status.UNAUTHENTICATED, details: 'token: refusé à 100% (not ASCII, and %)' });
       },
@@ -53,7 +83,13 @@ void test('grpc-js: a unary answer, a refusal with its (non-ASCII) details, a de
   );
   const c = channel(t, port);
   const res = await certify(c, { token: 'good', csr_pem: 'spiffe://x' });
-  assert.deepEqual(res, { leaf_pem: 'leaf', chain_pem: 'chain', trust_anchor_pem: 'anchor', not_after_unix_seconds: '1798761600', identity: 'spiffe://x' });
+  assert.deepEqual(res, {
+    leaf_pem: 'leaf',
+    chain_pem: 'chain',
+    trust_anchor_pem: 'anchor',
+    not_after_unix_seconds: '1798761600',
+    identity: 'spiffe://x',
+  });
 
   const refused = await certify(c, { token: 'bad', csr_pem: '' }).catch((e: unknown) => e);
   assert.ok(refused instanceof GrpcError);
@@ -71,7 +107,13 @@ void test('grpc-js: a unary answer, a refusal with its (non-ASCII) details, a de
 
 void test('grpc-js: a server stream, its messages in order and its end; cancel reaches the server', async (t) => {
   const open = new Set<grpc.ServerWritableStream<GetDestination, Update>>();
-  const big: Update = { ...update(1), endpoints: Array.from({ length: 5000 }, (_, i) => ({ ...update(1).endpoints[0]!, addr: `10.0.${i >> 8}.${i & 255}:80` })) };
+  const big: Update = {
+    ...update(1),
+    endpoints: Array.from({ length: 5000 }, (_, i) => ({
+      ...update(1).endpoints[0]!,
+      addr: `10.0.${i >> 8}.${i & 255}:80`,
+    })),
+  };
   const { port } = await grpcServer(t, (s) =>
     s.addService(destinationServiceDefinition(), {
       Get: (call: grpc.ServerWritableStream<GetDestination, Update>) => {
@@ -97,13 +139,21 @@ void test('grpc-js: a server stream, its messages in order and its end; cancel r
   assert.deepEqual(ended, { code: GrpcStatus.OK, details: 'OK' });
   assert.deepEqual(
     three.messages.map((m) => m.service),
-    ['s1.default.svc.cluster.local:80', 's2.default.svc.cluster.local:80', 's3.default.svc.cluster.local:80', 's1.default.svc.cluster.local:80'],
+    [
+      's1.default.svc.cluster.local:80',
+      's2.default.svc.cluster.local:80',
+      's3.default.svc.cluster.local:80',
+      's1.default.svc.cluster.local:80',
+    ],
   );
   assert.equal(three.messages[3]?.endpoints.length, 5000, 'a message of several frames');
   assert.deepEqual(three.messages[0], update(1));
 
   const invalid = record(c, DESTINATION_GET, { path: 'invalid' });
-  assert.deepEqual(await waitFor('the refusal', () => invalid.status), { code: GrpcStatus.INVALID_ARGUMENT, details: 'path "invalid": no' });
+  assert.deepEqual(await waitFor('the refusal', () => invalid.status), {
+    code: GrpcStatus.INVALID_ARGUMENT,
+    details: 'path "invalid": no',
+  });
 
   const watch = record(c, DESTINATION_GET, { path: 'watch' });
   await waitFor('the first message', () => watch.messages[0]);
@@ -115,7 +165,10 @@ void test('grpc-js: a server stream, its messages in order and its end; cancel r
 });
 
 void test('grpc-js: the server crashes mid-stream: UNAVAILABLE; back on the same port: the next call connects again', async (t) => {
-  const add = (s: grpc.Server) => s.addService(destinationServiceDefinition(), { Get: (call: grpc.ServerWritableStream<GetDestination, Update>) => call.write(update(1)) });
+  const add = (s: grpc.Server) =>
+    s.addService(destinationServiceDefinition(), {
+      Get: (call: grpc.ServerWritableStream<GetDestination, Update>) => call.write(update(1)),
+    });
   const first = await grpcServer(t, add);
   const c = channel(t, first.port, { reconnectDelayMs: 100 });
   const w = record(c, DESTINATION_GET, { path: 'x' });
@@ -130,14 +183,20 @@ void test('grpc-js: the server crashes mid-stream: UNAVAILABLE; back on the same
   assert.equal(refused.code, GrpcStatus.UNAVAILABLE);
   assert.match(refused.details, /ECONNREFUSED/);
   const again = await c.unary(IDENTITY_CERTIFY, { token: '', csr_pem: '' }).catch((e: unknown) => e);
-  assert.match((again as GrpcError).details, /^127\.0\.0\.1:\d+: connect ECONNREFUSED/, 'the failure of the last attempt');
+  assert.match(
+    (again as GrpcError).details,
+    /^127\.0\.0\.1:\d+: connect ECONNREFUSED/,
+    'the failure of the last attempt',
+  );
 
   // Back on the same port: a call made after reconnectDelayMs connects again.
   await grpcServer(t, add, first.port);
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = record(c, DESTINATION_GET, { path: 'x' });
-    const got = await waitFor('a message or an end', () => (r.messages[0] !== undefined ? 'message' : r.status !== undefined ? 'end' : undefined));
+    const got = await waitFor('a message or an end', () =>
+      r.messages[0] !== undefined ? 'message' : r.status !== undefined ? 'end' : undefined,
+    );
     if (got === 'message') {
       r.call.cancel();
       break;
@@ -170,7 +229,10 @@ const frame = (s: string, flag = 0): Buffer => {
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
 
 /** An h2c server that hands each request, with its whole body, to `handler`. */
-async function rawServer(t: TestContext, handler: Handler): Promise<{ port: number; server: http2.Http2Server; sessions: http2.ServerHttp2Session[] }> {
+async function rawServer(
+  t: TestContext,
+  handler: Handler,
+): Promise<{ port: number; server: http2.Http2Server; sessions: http2.ServerHttp2Session[] }> {
   const server = http2.createServer();
   const sessions: http2.ServerHttp2Session[] = [];
   server.on('session', (s) => sessions.push(s));
@@ -235,7 +297,8 @@ void test('raw: messages cut anywhere and several in one chunk are read in order
 
 void test('raw: each way an answer can go wrong gives the status a gRPC client derives', async (t) => {
   const cases: Record<string, (stream: http2.ServerHttp2Stream) => void> = {
-    'trailers-only': (s) => s.respond({ ...OK_HEAD, 'grpc-status': '5', 'grpc-message': 'no%20such%20thing' }, { endStream: true }),
+    'trailers-only': (s) =>
+      s.respond({ ...OK_HEAD, 'grpc-status': '5', 'grpc-message': 'no%20such%20thing' }, { endStream: true }),
     'http 503': (s) => s.respond({ ':status': 503 }, { endStream: true }),
     'http 404 with a body': (s) => {
       s.respond({ ':status': 404, 'content-type': 'text/plain' });
@@ -293,7 +356,8 @@ void test('raw: each way an answer can go wrong gives the status a gRPC client d
     'reset by the server': 'INTERNAL: the server reset the stream (HTTP/2 error 2)',
     compressed: 'INTERNAL: the server sent a compressed message, and this client accepts none',
     'cut mid-message': 'INTERNAL: the stream ended in the middle of a message',
-    'a message that does not decode': 'INTERNAL: a response message of /test.Echo/Say could not be decoded: not a message',
+    'a message that does not decode':
+      'INTERNAL: a response message of /test.Echo/Say could not be decoded: not a message',
     'too large': 'RESOURCE_EXHAUSTED: received a message larger than the maximum (2000 vs. 1000 bytes)',
   });
   // A unary call needs exactly one message.
@@ -364,7 +428,11 @@ void test('raw: after GOAWAY new calls open a new connection; an idle connection
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(await c.unary(ECHO, ''), 'ok');
   assert.equal(sessions.length, 2, 'a new connection after GOAWAY');
-  await waitFor('the idle connection to close', () => (sessions[1]?.closed || sessions[1]?.destroyed ? true : undefined), 5000);
+  await waitFor(
+    'the idle connection to close',
+    () => (sessions[1]?.closed || sessions[1]?.destroyed ? true : undefined),
+    5000,
+  );
 });
 
 void test('close(): open calls end CANCELLED, later ones UNAVAILABLE; end never runs inside call()', async (t) => {
@@ -379,7 +447,10 @@ void test('close(): open calls end CANCELLED, later ones UNAVAILABLE; end never 
   assert.equal((await waitFor('the end', () => r.status)).code, GrpcStatus.CANCELLED);
   const after = record(c, ECHO, '');
   assert.equal(after.status, undefined, 'not yet: the caller has not even stored the call');
-  assert.deepEqual(await waitFor('the end', () => after.status), { code: GrpcStatus.UNAVAILABLE, details: 'channel closed' });
+  assert.deepEqual(await waitFor('the end', () => after.status), {
+    code: GrpcStatus.UNAVAILABLE,
+    details: 'channel closed',
+  });
 });
 
 void test('nothing listening and a connect that never completes: UNAVAILABLE, not a hang', async (t) => {

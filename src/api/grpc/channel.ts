@@ -6,7 +6,14 @@
 // proxy does not load @grpc/grpc-js; the control plane's server stays grpc-js, and the tests run this
 // client against it. https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
 import http2 from 'node:http2';
-import { GrpcStatus, grpcMessageText, grpcStatusName, grpcStatusOf, grpcStatusOfHttp, grpcStatusOfReset } from './protocol.js';
+import {
+  GrpcStatus,
+  grpcMessageText,
+  grpcStatusName,
+  grpcStatusOf,
+  grpcStatusOfHttp,
+  grpcStatusOfReset,
+} from './protocol.js';
 
 /** A method of a service: its path (`/package.Service/Method`) and how its messages are encoded. */
 export interface Method<Req, Res> {
@@ -158,7 +165,8 @@ export class GrpcChannel {
           message: (m) => got.push(m),
           end: (s) => {
             if (s.code !== GrpcStatus.OK) reject(new GrpcError(s.code, s.details));
-            else if (got.length !== 1) reject(new GrpcError(GrpcStatus.INTERNAL, `expected one response message, got ${got.length}`));
+            else if (got.length !== 1)
+              reject(new GrpcError(GrpcStatus.INTERNAL, `expected one response message, got ${got.length}`));
             else resolve(got[0] as Res);
           },
         },
@@ -196,7 +204,10 @@ export class GrpcChannel {
     const session = http2.connect(`http://${this.target}`, { settings: { enablePush: false } });
     const conn: Connection = { session, connected: false, lostReason: undefined };
     this.#conn = conn;
-    const connectTimer = setTimeout(() => session.destroy(new Error(`connect timed out after ${this.#o.connectTimeoutMs} ms`)), this.#o.connectTimeoutMs);
+    const connectTimer = setTimeout(
+      () => session.destroy(new Error(`connect timed out after ${this.#o.connectTimeoutMs} ms`)),
+      this.#o.connectTimeoutMs,
+    );
     connectTimer.unref();
     session.on('connect', () => {
       clearTimeout(connectTimer);
@@ -282,7 +293,10 @@ class ChannelCall<Res> implements Call {
     this.#stream = stream;
     this.#conn = conn;
     if (timeoutMs !== undefined) {
-      this.#timer = setTimeout(() => this.finish(GrpcStatus.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded`), timeoutMs);
+      this.#timer = setTimeout(
+        () => this.finish(GrpcStatus.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded`),
+        timeoutMs,
+      );
       this.#timer.unref();
     }
     stream.on('response', (headers) => {
@@ -291,7 +305,10 @@ class ChannelCall<Res> implements Call {
       if (this.#httpStatus === 200) {
         const ct = headers['content-type'];
         if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) {
-          this.finish(GrpcStatus.UNKNOWN, `the server answered with content-type ${ct ?? '(none)'}, not application/grpc`);
+          this.finish(
+            GrpcStatus.UNKNOWN,
+            `the server answered with content-type ${ct ?? '(none)'}, not application/grpc`,
+          );
           return;
         }
       }
@@ -340,7 +357,10 @@ class ChannelCall<Res> implements Call {
         }
         const length = bytes.readUInt32BE(1);
         if (length > this.maxMessageBytes) {
-          this.finish(GrpcStatus.RESOURCE_EXHAUSTED, `received a message larger than the maximum (${length} vs. ${this.maxMessageBytes} bytes)`);
+          this.finish(
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            `received a message larger than the maximum (${length} vs. ${this.maxMessageBytes} bytes)`,
+          );
           return;
         }
         this.#need = length;
@@ -353,7 +373,10 @@ class ChannelCall<Res> implements Call {
       try {
         m = this.method.decode(bytes);
       } catch (err) {
-        this.finish(GrpcStatus.INTERNAL, `a response message of ${this.method.path} could not be decoded: ${(err as Error).message}`);
+        this.finish(
+          GrpcStatus.INTERNAL,
+          `a response message of ${this.method.path} could not be decoded: ${(err as Error).message}`,
+        );
         return;
       }
       this.handlers.message(m);
@@ -387,7 +410,8 @@ class ChannelCall<Res> implements Call {
     if (this.#done) return;
     const partial = this.#have > 0 || !this.#inPrefix;
     if (this.#received !== undefined) {
-      if (partial && this.#received.code === GrpcStatus.OK) this.finish(GrpcStatus.INTERNAL, 'the stream ended in the middle of a message');
+      if (partial && this.#received.code === GrpcStatus.OK)
+        this.finish(GrpcStatus.INTERNAL, 'the stream ended in the middle of a message');
       else this.finish(this.#received.code, this.#received.details);
       return;
     }
@@ -397,14 +421,22 @@ class ChannelCall<Res> implements Call {
     }
     const err = this.#streamError;
     // A reset from the server is an error of this stream; anything else took the connection down.
-    if (stream.rstCode !== undefined && stream.rstCode !== NGHTTP2_NO_ERROR && (err === undefined || err.code === 'ERR_HTTP2_STREAM_ERROR') && this.#conn?.lostReason === undefined) {
+    if (
+      stream.rstCode !== undefined &&
+      stream.rstCode !== NGHTTP2_NO_ERROR &&
+      (err === undefined || err.code === 'ERR_HTTP2_STREAM_ERROR') &&
+      this.#conn?.lostReason === undefined
+    ) {
       this.finish(grpcStatusOfReset(stream.rstCode), `the server reset the stream (HTTP/2 error ${stream.rstCode})`);
       return;
     }
     // Node cancels the streams of a connection that failed with an error whose cause is the reason.
     const lost = this.#conn?.lostReason ?? (err?.cause instanceof Error ? err.cause.message : err?.message);
     if (lost !== undefined || this.#httpStatus === undefined) {
-      this.finish(GrpcStatus.UNAVAILABLE, `${this.channel.target}: ${lost ?? 'the connection closed before a response'}`);
+      this.finish(
+        GrpcStatus.UNAVAILABLE,
+        `${this.channel.target}: ${lost ?? 'the connection closed before a response'}`,
+      );
       return;
     }
     this.finish(GrpcStatus.INTERNAL, 'the stream ended without a grpc-status');

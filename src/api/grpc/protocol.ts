@@ -33,7 +33,8 @@ export function grpcStatusName(code: number): string {
   return NAMES[code] ?? String(code);
 }
 
-const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY } = http2.constants;
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY } =
+  http2.constants;
 
 /** A request is gRPC when its content type says so (application/grpc, +proto, +json...). */
 export function isGrpc(headers: IncomingHttpHeaders): boolean {
@@ -54,7 +55,10 @@ export function grpcStatusOf(h: IncomingHttpHeaders | undefined): number | undef
 export function grpcMessage(text: string): string {
   let out = '';
   for (const b of Buffer.from(text, 'utf8')) {
-    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

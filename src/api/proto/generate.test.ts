@@ -11,5 +11,7 @@ void test('src/api/proto/tables.ts is generated from the .proto files as they ar
   const a = actual.split('\n');
   const e = expected.split('\n');
   const i = e.findIndex((line, k) => line !== a[k]);
-  assert.fail(`src/api/proto/tables.ts differs from what the .proto files say at line ${i + 1}:\n  file:      ${a[i] ?? '(end)'}\n  generated: ${e[i] ?? '(end)'}\nrun \`npm run gen:api\``);
+  assert.fail(
+    `src/api/proto/tables.ts differs from what the .proto files say at line ${i + 1}:\n  file:      ${a[i] ?? '(end)'}\n  generated: ${e[i] ?? '(end)'}\nrun \`npm run gen:api\``,
+  );
 });

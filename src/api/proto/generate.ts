@@ -9,7 +9,9 @@ import protoLoader from '@grpc/proto-loader';
 import { SCALARS, type FieldSpec, type MethodSpec } from './wire.js';
 
 /** src/api, from either src/api/proto (tsx) or dist/src/api/proto (compiled). */
-export const API_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../../src/api/' : '../', import.meta.url));
+export const API_DIR = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/') ? '../../../../src/api/' : '../', import.meta.url),
+);
 export const TABLES_FILE = `${API_DIR}proto/tables.ts`;
 
 interface FieldDescriptor {
@@ -35,7 +37,9 @@ interface EnumDescriptor {
   value: { name: string; number: number }[];
 }
 
-const SCALAR_OF: Readonly<Record<string, string>> = Object.fromEntries(SCALARS.map((s) => [`TYPE_${s.toUpperCase()}`, s]));
+const SCALAR_OF: Readonly<Record<string, string>> = Object.fromEntries(
+  SCALARS.map((s) => [`TYPE_${s.toUpperCase()}`, s]),
+);
 
 /** The text of tables.ts for the .proto files now in src/api. */
 export function generateTables(): string {
@@ -92,7 +96,8 @@ export function generateTables(): string {
   ];
   for (const [name, d] of messages) {
     if (d.options?.mapEntry === true) throw new Error(`${name}: map fields are not supported by src/api/proto/wire.ts`);
-    if (d.oneofDecl.length > 0) throw new Error(`${name}: oneofs (and proto3 optional) are not supported by src/api/proto/wire.ts`);
+    if (d.oneofDecl.length > 0)
+      throw new Error(`${name}: oneofs (and proto3 optional) are not supported by src/api/proto/wire.ts`);
     out.push(`    '${name}': [`);
     for (const f of d.field) {
       const where = `${name}.${f.name}`;
@@ -100,8 +105,10 @@ export function generateTables(): string {
       let type: string | undefined;
       if (f.type === 'TYPE_MESSAGE' || f.type === 'TYPE_ENUM') type = resolveIn(name, f.typeName);
       else type = SCALAR_OF[f.type];
-      if (type === undefined) throw new Error(`${where}: ${f.type} is not supported by src/api/proto/wire.ts (add it there)`);
-      const spec: FieldSpec = f.label === 'LABEL_REPEATED' ? [f.number, f.name, type, 'repeated'] : [f.number, f.name, type];
+      if (type === undefined)
+        throw new Error(`${where}: ${f.type} is not supported by src/api/proto/wire.ts (add it there)`);
+      const spec: FieldSpec =
+        f.label === 'LABEL_REPEATED' ? [f.number, f.name, type, 'repeated'] : [f.number, f.name, type];
       out.push(`      [${spec.map((x) => (typeof x === 'number' ? String(x) : `'${x}'`)).join(', ')}],`);
     }
     out.push('    ],');
@@ -112,7 +119,9 @@ export function generateTables(): string {
   }
   out.push('  },', '  methods: {');
   for (const [path, m] of methods) {
-    out.push(`    '${path}': { request: '${m.request}', response: '${m.response}', requestStream: ${m.requestStream}, responseStream: ${m.responseStream} },`);
+    out.push(
+      `    '${path}': { request: '${m.request}', response: '${m.response}', requestStream: ${m.requestStream}, responseStream: ${m.responseStream} },`,
+    );
   }
   out.push('  },', '};', '');
   return out.join('\n');

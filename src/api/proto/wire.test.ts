@@ -57,20 +57,38 @@ const route = {
           header_modifier: { set: [{ name: 'a', value: 'b' }], add: [{ name: 'c', value: 'd' }], remove: ['e', 'f'] },
           mirror: { backend: 'm.default.svc.cluster.local:80', numerator: 1, denominator: 10 },
           url_rewrite: { hostname: 'h.example', path: { type: 'REPLACE_PREFIX_MATCH', value: '/p' } },
-          redirect: { scheme: 'https', hostname: 'r.example', path: { type: 'REPLACE_PREFIX_MATCH', value: '/q' }, port: 8443, status_code: 301 },
+          redirect: {
+            scheme: 'https',
+            hostname: 'r.example',
+            path: { type: 'REPLACE_PREFIX_MATCH', value: '/q' },
+            port: 8443,
+            status_code: 301,
+          },
         },
       ],
       backends: [{ backend: 'web.default.svc.cluster.local:80', weight: 4_000_000_000 }],
       request_timeout_ms: 5000,
       backend_request_timeout_ms: 1000,
-      retry: { attempts: 2, statuses: [{ from: 500, to: 599 }], grpc_codes: [14, 4, 300], connect_failure: true, reset: true, timeout: true },
+      retry: {
+        attempts: 2,
+        statuses: [{ from: 500, to: 599 }],
+        grpc_codes: [14, 4, 300],
+        connect_failure: true,
+        reset: true,
+        timeout: true,
+      },
     },
   ],
 };
 
 const authorization = {
   name: 'default/web-ops',
-  all: [{ identities: ['spiffe://cluster.local/ns/ops/sa/*', '*'], networks: [{ cidr: '10.244.0.0/16', except: ['10.244.9.0/24'] }] }],
+  all: [
+    {
+      identities: ['spiffe://cluster.local/ns/ops/sa/*', '*'],
+      networks: [{ cidr: '10.244.0.0/16', except: ['10.244.9.0/24'] }],
+    },
+  ],
 };
 
 /** One request and one response per method, every field of every message set somewhere. */
@@ -98,14 +116,25 @@ const SAMPLES: Record<string, { request: object; response: object }> = {
           protocol: 'HTTP/1',
           authorizations: [authorization],
           routes: [{ route, authorizations: [authorization] }],
-          rate_limit: { name: 'default/web', total_rps: 100, identity_rps: 10, overrides: [{ rps: 50, identities: ['spiffe://cluster.local/ns/ops/sa/admin'] }] },
+          rate_limit: {
+            name: 'default/web',
+            total_rps: 100,
+            identity_rps: 10,
+            overrides: [{ rps: 50, identities: ['spiffe://cluster.local/ns/ops/sa/admin'] }],
+          },
         },
       ],
     },
   },
   '/outrigger.identity.v1.Identity/Certify': {
     request: { token: 'eyJhbGciOi.x.y', csr_pem: '-----BEGIN CERTIFICATE REQUEST-----\n...' },
-    response: { leaf_pem: 'leaf', chain_pem: 'chain', trust_anchor_pem: 'anchor', not_after_unix_seconds: '1798761600', identity: 'spiffe://cluster.local/ns/default/sa/web' },
+    response: {
+      leaf_pem: 'leaf',
+      chain_pem: 'chain',
+      trust_anchor_pem: 'anchor',
+      not_after_unix_seconds: '1798761600',
+      identity: 'spiffe://cluster.local/ns/default/sa/web',
+    },
   },
 };
 
@@ -113,9 +142,10 @@ const SAMPLES: Record<string, { request: object; response: object }> = {
 function covered(type: string, value: Record<string, unknown>, seen: Set<string>): void {
   for (const [, name, fieldType, repeated] of TABLES.messages[type] ?? []) {
     const v = value[name];
-    const values = repeated ? (v as unknown[] | undefined) ?? [] : v === undefined || v === null ? [] : [v];
+    const values = repeated ? ((v as unknown[] | undefined) ?? []) : v === undefined || v === null ? [] : [v];
     if (values.some((x) => x !== '' && x !== 0 && x !== false && x !== '0' && x !== null)) seen.add(`${type}.${name}`);
-    if (TABLES.messages[fieldType] !== undefined) for (const x of values) covered(fieldType, x as Record<string, unknown>, seen);
+    if (TABLES.messages[fieldType] !== undefined)
+      for (const x of values) covered(fieldType, x as Record<string, unknown>, seen);
   }
 }
 
@@ -142,7 +172,11 @@ void test('decodes what the control plane encodes into what the control plane wo
     const response = pl.responseSerialize(s.response);
     assert.deepEqual(ours.decode(response), pl.responseDeserialize(response), `${path} response`);
     const request = pl.requestSerialize(s.request);
-    assert.deepEqual(API.codec(TABLES.methods[path]?.request ?? '').decode(request), pl.requestDeserialize(request), `${path} request`);
+    assert.deepEqual(
+      API.codec(TABLES.methods[path]?.request ?? '').decode(request),
+      pl.requestDeserialize(request),
+      `${path} request`,
+    );
   }
 });
 
@@ -153,9 +187,17 @@ void test('encodes what the control plane decodes as it would decode its own enc
     const pl = loaderMethod(path);
     const spec = TABLES.methods[path];
     assert.ok(spec);
-    assert.deepEqual(pl.requestDeserialize(API.method(path).encode(s.request)), pl.requestDeserialize(pl.requestSerialize(s.request)), `${path} request`);
+    assert.deepEqual(
+      pl.requestDeserialize(API.method(path).encode(s.request)),
+      pl.requestDeserialize(pl.requestSerialize(s.request)),
+      `${path} request`,
+    );
     const response = API.codec(spec.response).encode(s.response);
-    assert.deepEqual(pl.responseDeserialize(response), pl.responseDeserialize(pl.responseSerialize(s.response)), `${path} response`);
+    assert.deepEqual(
+      pl.responseDeserialize(response),
+      pl.responseDeserialize(pl.responseSerialize(s.response)),
+      `${path} response`,
+    );
   }
 });
 
@@ -173,7 +215,16 @@ void test('absent fields: zero values, null messages, empty lists, "0" for 64-bi
     identity: '',
   });
   // Zero values are not written (proto3), so an empty message encodes to nothing.
-  assert.equal(API.codec('outrigger.destination.v1.Update').encode({ known: false, service: '', endpoints: [], routes: [], backends: [] }).length, 0);
+  assert.equal(
+    API.codec('outrigger.destination.v1.Update').encode({
+      known: false,
+      service: '',
+      endpoints: [],
+      routes: [],
+      backends: [],
+    }).length,
+    0,
+  );
 });
 
 void test('64-bit numbers at their limits, and sent as numbers or strings', () => {
@@ -195,7 +246,11 @@ const varint = (n: number): number[] => {
   out.push(n);
   return out;
 };
-const len = (field: number, bytes: number[]): number[] => [...varint((field << 3) | 2), ...varint(bytes.length), ...bytes];
+const len = (field: number, bytes: number[]): number[] => [
+  ...varint((field << 3) | 2),
+  ...varint(bytes.length),
+  ...bytes,
+];
 const str = (field: number, s: string): number[] => len(field, [...Buffer.from(s)]);
 
 void test('a newer control plane: unknown fields of every wire type are skipped, an unknown enum value stays a number', () => {
@@ -208,12 +263,17 @@ void test('a newer control plane: unknown fields of every wire type are skipped,
     ...[...varint((23 << 3) | 5), 1, 2, 3, 4], // fixed32
     ...[...varint((24 << 3) | 3), ...varint((1 << 3) | 0), 7, ...varint((24 << 3) | 4)], // a group
   ];
-  assert.deepEqual(endpoint.decode(Buffer.from([...unknown, ...known, ...unknown])), endpoint.decode(Buffer.from(known)));
+  assert.deepEqual(
+    endpoint.decode(Buffer.from([...unknown, ...known, ...unknown])),
+    endpoint.decode(Buffer.from(known)),
+  );
   assert.equal(endpoint.decode(Buffer.from(known)).protocol_hint, 'H2');
 
   const update = [...len(3, [...varint((4 << 3) | 0), 9])];
   const pl = loaderMethod('/outrigger.destination.v1.Destination/Get');
-  const ours = API.method<object, { endpoints: { protocol_hint: unknown }[] }>('/outrigger.destination.v1.Destination/Get').decode(Buffer.from(update));
+  const ours = API.method<object, { endpoints: { protocol_hint: unknown }[] }>(
+    '/outrigger.destination.v1.Destination/Get',
+  ).decode(Buffer.from(update));
   assert.equal(ours.endpoints[0]?.protocol_hint, 9);
   assert.deepEqual(ours, pl.responseDeserialize(Buffer.from(update)));
 });

@@ -13,7 +13,12 @@ function target(path: string): Target {
 void test('paths: ip:port, [v6]:port and the three service name forms', () => {
   assert.deepEqual(target('10.96.0.10:80'), { kind: 'ip', ip: '10.96.0.10', port: 80 });
   assert.deepEqual(target('[FD00::1]:443'), { kind: 'ip', ip: 'fd00::1', port: 443 });
-  for (const p of ['web.default:80', 'web.default.svc:80', 'Web.Default.svc.cluster.local:80', 'web.default.svc.cluster.local.:80']) {
+  for (const p of [
+    'web.default:80',
+    'web.default.svc:80',
+    'Web.Default.svc.cluster.local:80',
+    'web.default.svc.cluster.local.:80',
+  ]) {
     assert.deepEqual(target(p), { kind: 'name', namespace: 'default', name: 'web', port: 80 }, p);
   }
   assert.deepEqual(target('www.example.com:443'), { kind: 'external', host: 'www.example.com', port: 443 });
@@ -95,9 +100,30 @@ void test('a Service IP: its ready endpoints, sorted, with identity only for mes
     known: true,
     service: 'web.default.svc.cluster.local:80',
     endpoints: [
-      { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://example.org/ns/default/sa/web', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1' },
-      { addr: '10.244.0.12:8080', weight: 1, identity: '', protocol_hint: 'HTTP1', meshed: false, pod: 'default/web-2' },
-      { addr: '10.244.0.14:8080', weight: 1, identity: 'spiffe://example.org/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/legacy' },
+      {
+        addr: '10.244.0.11:8080',
+        weight: 1,
+        identity: 'spiffe://example.org/ns/default/sa/web',
+        protocol_hint: 'HTTP1',
+        meshed: true,
+        pod: 'default/web-1',
+      },
+      {
+        addr: '10.244.0.12:8080',
+        weight: 1,
+        identity: '',
+        protocol_hint: 'HTTP1',
+        meshed: false,
+        pod: 'default/web-2',
+      },
+      {
+        addr: '10.244.0.14:8080',
+        weight: 1,
+        identity: 'spiffe://example.org/ns/default/sa/default',
+        protocol_hint: 'HTTP1',
+        meshed: true,
+        pod: 'default/legacy',
+      },
     ],
   });
   // The same answer by each name form.
@@ -121,7 +147,7 @@ void test('protocol hints: the pod opaque port wins, then appProtocol; a missing
   assert.deepEqual(opaqueSvc, { known: true, service: 'other.shop.svc.cluster.local:7000', endpoints: [] });
 });
 
-void test('a Server with proxyProtocol opaque makes its pods\' port opaque for clients too', () => {
+void test("a Server with proxyProtocol opaque makes its pods' port opaque for clients too", () => {
   const server = (name: string, proxyProtocol: 'opaque' | 'HTTP/1') => ({
     namespace: 'default',
     name,
@@ -131,7 +157,13 @@ void test('a Server with proxyProtocol opaque makes its pods\' port opaque for c
   });
   const withServer: StoreSnapshot = {
     ...snap,
-    policy: { servers: [server('db', 'opaque')], authorizationPolicies: [], meshTLSAuthentications: [], networkAuthentications: [], rateLimits: [] },
+    policy: {
+      servers: [server('db', 'opaque')],
+      authorizationPolicies: [],
+      meshTLSAuthentications: [],
+      networkAuthentications: [],
+      rateLimits: [],
+    },
   };
   const db = answer(withServer, target('10.96.0.10:9000'), 'td');
   assert.deepEqual(
@@ -142,7 +174,10 @@ void test('a Server with proxyProtocol opaque makes its pods\' port opaque for c
     ],
   );
   assert.equal(answer(withServer, target('10.244.0.12:9000'), 'td').endpoints[0]?.protocol_hint, 'OPAQUE');
-  const http = { ...withServer, policy: { ...(withServer.policy as NonNullable<StoreSnapshot['policy']>), servers: [server('db', 'HTTP/1')] } };
+  const http = {
+    ...withServer,
+    policy: { ...(withServer.policy as NonNullable<StoreSnapshot['policy']>), servers: [server('db', 'HTTP/1')] },
+  };
   assert.equal(answer(http, target('10.244.0.12:9000'), 'td').endpoints[0]?.protocol_hint, 'UNKNOWN');
 });
 
@@ -150,7 +185,16 @@ void test('a pod IP: that pod alone, even when not ready, with the hints a Servi
   assert.deepEqual(answer(snap, target('10.244.0.20:5000'), 'td'), {
     known: true,
     service: '',
-    endpoints: [{ addr: '10.244.0.20:5000', weight: 1, identity: 'spiffe://td/ns/shop/sa/lonely', protocol_hint: 'UNKNOWN', meshed: true, pod: 'shop/lonely' }],
+    endpoints: [
+      {
+        addr: '10.244.0.20:5000',
+        weight: 1,
+        identity: 'spiffe://td/ns/shop/sa/lonely',
+        protocol_hint: 'UNKNOWN',
+        meshed: true,
+        pod: 'shop/lonely',
+      },
+    ],
   });
   assert.equal(answer(snap, target('10.244.0.12:8080'), 'td').endpoints[0]?.protocol_hint, 'HTTP1');
   assert.equal(answer(snap, target('10.244.0.11:9000'), 'td').endpoints[0]?.protocol_hint, 'OPAQUE');
@@ -159,7 +203,15 @@ void test('a pod IP: that pod alone, even when not ready, with the hints a Servi
 
 void test('unknown: another IP, a Service port it does not have, an unknown name, an external name', () => {
   const unknown = { known: false, service: '', endpoints: [] };
-  for (const p of ['10.1.2.3:80', '10.96.0.10:81', 'nope.default:80', 'web.default:81', 'web.shop:80', 'example.com:443', 'www.example.com:443']) {
+  for (const p of [
+    '10.1.2.3:80',
+    '10.96.0.10:81',
+    'nope.default:80',
+    'web.default:81',
+    'web.shop:80',
+    'example.com:443',
+    'www.example.com:443',
+  ]) {
     assert.deepEqual(answer(snap, target(p), 'td'), unknown, p);
   }
 });
@@ -174,7 +226,14 @@ const split: RouteEntry = {
   rules: [
     {
       name: 'canary',
-      matches: [{ path: { type: 'PathPrefix', value: '/api' }, method: 'GET', headers: [{ type: 'Exact', name: 'x-canary', value: '1' }], queryParams: [] }],
+      matches: [
+        {
+          path: { type: 'PathPrefix', value: '/api' },
+          method: 'GET',
+          headers: [{ type: 'Exact', name: 'x-canary', value: '1' }],
+          queryParams: [],
+        },
+      ],
       filters: [
         { type: 'RequestHeaderModifier', set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-debug'] },
         { type: 'RequestMirror', backend: { name: 'shadow', port: 80 }, numerator: 10, denominator: 100 },
@@ -199,12 +258,17 @@ const split: RouteEntry = {
 const routed: StoreSnapshot = {
   version: 2,
   services: [
-    service('web', '10.96.0.10', [{ pod: 'default/web-1', ip: '10.244.0.11', ports: { 80: 8080, 9000: 9000 }, ready: true }], {
-      ports: [
-        { name: 'http', port: 80, appProtocol: 'http' },
-        { name: 'db', port: 9000 },
-      ],
-    }),
+    service(
+      'web',
+      '10.96.0.10',
+      [{ pod: 'default/web-1', ip: '10.244.0.11', ports: { 80: 8080, 9000: 9000 }, ready: true }],
+      {
+        ports: [
+          { name: 'http', port: 80, appProtocol: 'http' },
+          { name: 'db', port: 9000 },
+        ],
+      },
+    ),
     service('canary', '10.96.0.12', [
       { pod: 'default/canary-1', ip: '10.244.0.21', ports: { 80: 8080 }, ready: true },
       { pod: 'default/canary-2', ip: '10.244.0.22', ports: { 80: 8080 }, ready: false },
@@ -217,7 +281,11 @@ const routed: StoreSnapshot = {
 void test('a Service port with routes: its rules, and each backend once with its ready endpoints', () => {
   const a = answer(routed, target('web.default:80'), 'td');
   assert.equal(a.known, true);
-  assert.deepEqual(a.endpoints.map((e) => e.addr), ['10.244.0.11:8080'], 'the Service itself is still answered');
+  assert.deepEqual(
+    a.endpoints.map((e) => e.addr),
+    ['10.244.0.11:8080'],
+    'the Service itself is still answered',
+  );
   assert.deepEqual(a.routes, [
     {
       kind: 'HTTP',
@@ -225,16 +293,39 @@ void test('a Service port with routes: its rules, and each backend once with its
       rules: [
         {
           name: 'canary',
-          matches: [{ path: { type: 'PREFIX', value: '/api' }, method: 'GET', headers: [{ type: 'EXACT', name: 'x-canary', value: '1' }], query_params: [] }],
+          matches: [
+            {
+              path: { type: 'PREFIX', value: '/api' },
+              method: 'GET',
+              headers: [{ type: 'EXACT', name: 'x-canary', value: '1' }],
+              query_params: [],
+            },
+          ],
           filters: [
-            { type: 'REQUEST_HEADER_MODIFIER', header_modifier: { set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-debug'] } },
-            { type: 'REQUEST_MIRROR', mirror: { backend: 'shadow.default.svc.cluster.local:80', numerator: 10, denominator: 100 } },
-            { type: 'URL_REWRITE', url_rewrite: { hostname: '', path: { type: 'REPLACE_PREFIX_MATCH', value: '/v2' } } },
+            {
+              type: 'REQUEST_HEADER_MODIFIER',
+              header_modifier: { set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-debug'] },
+            },
+            {
+              type: 'REQUEST_MIRROR',
+              mirror: { backend: 'shadow.default.svc.cluster.local:80', numerator: 10, denominator: 100 },
+            },
+            {
+              type: 'URL_REWRITE',
+              url_rewrite: { hostname: '', path: { type: 'REPLACE_PREFIX_MATCH', value: '/v2' } },
+            },
           ],
           backends: [{ backend: 'canary.default.svc.cluster.local:80', weight: 1 }],
           request_timeout_ms: 10_000,
           backend_request_timeout_ms: 500,
-          retry: { attempts: 2, statuses: [{ from: 500, to: 599 }], grpc_codes: [], connect_failure: true, reset: true, timeout: true },
+          retry: {
+            attempts: 2,
+            statuses: [{ from: 500, to: 599 }],
+            grpc_codes: [],
+            connect_failure: true,
+            reset: true,
+            timeout: true,
+          },
         },
         {
           name: '',
@@ -291,13 +382,21 @@ void test('a GRPCRoute: kind GRPC, method matches, no path', () => {
   const a = answer({ ...routed, routes: [g] }, target('web.default:80'), 'td');
   assert.equal(a.routes?.[0]?.kind, 'GRPC');
   assert.deepEqual(a.routes?.[0]?.rules[0]?.matches, [
-    { method: '', headers: [], query_params: [], grpc_method: { type: 'EXACT', service: 'helloworld.Greeter', method: '' } },
+    {
+      method: '',
+      headers: [],
+      query_params: [],
+      grpc_method: { type: 'EXACT', service: 'helloworld.Greeter', method: '' },
+    },
   ]);
   assert.deepEqual(a.routes?.[0]?.rules[0]?.retry?.grpc_codes, [14]);
 });
 
 void test('an endpoint carries the workload (Deployment) that owns its pod, when the store knows it', () => {
-  const withWorkload: StoreSnapshot = { ...snap, pods: snap.pods.map((p) => (p.name === 'web-1' ? { ...p, workload: 'web' } : p)) };
+  const withWorkload: StoreSnapshot = {
+    ...snap,
+    pods: snap.pods.map((p) => (p.name === 'web-1' ? { ...p, workload: 'web' } : p)),
+  };
   const eps = answer(withWorkload, target('10.96.0.10:80'), 'td').endpoints;
   assert.equal(eps.find((e) => e.pod === 'default/web-1')?.workload, 'web');
   assert.equal(eps.find((e) => e.pod === 'default/web-2')?.workload, undefined, 'absent for a pod without one');

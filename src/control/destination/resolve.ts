@@ -2,11 +2,31 @@
 // paths (an IP and port, or a Service authority) and the answer (known?, the Service, its ready
 // endpoints with identity and protocol hints). Pure functions, so every rule is tested without gRPC.
 import { isIP } from 'node:net';
-import type { Backend, Endpoint, Filter, Match, PathModifier, ProtocolHint, Route, Rule, Update } from '../../api/destination.js';
+import type {
+  Backend,
+  Endpoint,
+  Filter,
+  Match,
+  PathModifier,
+  ProtocolHint,
+  Route,
+  Rule,
+  Update,
+} from '../../api/destination.js';
 import { isPort, parseAddr } from '../../core/addr.js';
 import { portListHas } from '../../core/ports.js';
 import { podServers } from '../policy/servers.js';
-import type { PathModifierEntry, PodEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry, ServiceEntry, ServicePortEntry, StoreSnapshot } from '../store/store.js';
+import type {
+  PathModifierEntry,
+  PodEntry,
+  RouteEntry,
+  RouteFilterEntry,
+  RouteMatchEntry,
+  RouteRuleEntry,
+  ServiceEntry,
+  ServicePortEntry,
+  StoreSnapshot,
+} from '../store/store.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 /** Longer paths are refused: nothing real is this long (a DNS name is at most 253 characters). */
@@ -124,7 +144,8 @@ export function indexSnapshot(s: StoreSnapshot): SnapshotIndex {
   const opaqueByServer = new Set<string>();
   if (s.policy !== undefined && s.policy.servers.some((x) => x.proxyProtocol === 'opaque')) {
     for (const p of s.pods) {
-      for (const [port, server] of podServers(s.policy, p)) if (server.proxyProtocol === 'opaque') opaqueByServer.add(hostPort(p.ip.toLowerCase(), port));
+      for (const [port, server] of podServers(s.policy, p))
+        if (server.proxyProtocol === 'opaque') opaqueByServer.add(hostPort(p.ip.toLowerCase(), port));
     }
   }
   idx = { servicesByIP, servicesByName, podsByIP, podsByKey, servicePortByPodPort, routesByService, opaqueByServer };
@@ -154,7 +175,15 @@ export function protocolHintOf(appProtocol: string | undefined): ProtocolHint {
   }
 }
 
-function endpointFor(idx: SnapshotIndex, trustDomain: string, podKey: string, pod: PodEntry | undefined, ip: string, port: number, svcPort: ServicePortEntry | undefined): Endpoint {
+function endpointFor(
+  idx: SnapshotIndex,
+  trustDomain: string,
+  podKey: string,
+  pod: PodEntry | undefined,
+  ip: string,
+  port: number,
+  svcPort: ServicePortEntry | undefined,
+): Endpoint {
   // A pod missing from the snapshot (the two lists are computed together, so only for a moment) is
   // treated as unmeshed: without its service account there is no identity to verify.
   const meshed = pod?.meshed === true;
@@ -165,7 +194,9 @@ function endpointFor(idx: SnapshotIndex, trustDomain: string, podKey: string, po
     // Opaque wins: the pod's proxy will not detect a protocol on that port, so neither may the client.
     // (or a Server covering the port says proxyProtocol: opaque).
     protocol_hint:
-      svcPort?.opaque === true || (pod && portListHas(pod.opaquePorts, port)) || idx.opaqueByServer.has(hostPort(ip.toLowerCase(), port))
+      svcPort?.opaque === true ||
+      (pod && portListHas(pod.opaquePorts, port)) ||
+      idx.opaqueByServer.has(hostPort(ip.toLowerCase(), port))
         ? 'OPAQUE'
         : protocolHintOf(svcPort?.appProtocol),
     meshed,
@@ -176,7 +207,12 @@ function endpointFor(idx: SnapshotIndex, trustDomain: string, podKey: string, po
 
 const UNKNOWN: Update = Object.freeze({ known: false, service: '', endpoints: [] }) as Update;
 
-function readyEndpoints(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Endpoint[] {
+function readyEndpoints(
+  idx: SnapshotIndex,
+  trustDomain: string,
+  svc: ServiceEntry,
+  port: ServicePortEntry,
+): Endpoint[] {
   const endpoints: Endpoint[] = [];
   for (const ep of svc.endpoints) {
     if (!ep.ready) continue;
@@ -190,7 +226,11 @@ function readyEndpoints(idx: SnapshotIndex, trustDomain: string, svc: ServiceEnt
 }
 
 function serviceAnswer(idx: SnapshotIndex, trustDomain: string, svc: ServiceEntry, port: ServicePortEntry): Update {
-  const update: Update = { known: true, service: serviceAuthority(svc, port.port), endpoints: readyEndpoints(idx, trustDomain, svc, port) };
+  const update: Update = {
+    known: true,
+    service: serviceAuthority(svc, port.port),
+    endpoints: readyEndpoints(idx, trustDomain, svc, port),
+  };
   const attached = (idx.routesByService.get(`${svc.namespace}/${svc.name}`) ?? []).filter((r) =>
     r.parents.some((p) => p.kind !== 'Server' && p.name === svc.name && (p.port === undefined || p.port === port.port)),
   );
@@ -247,20 +287,32 @@ function ruleMessage(rule: RouteRuleEntry, backend: (name: string, port: number)
 }
 
 export function matchMessage(m: RouteMatchEntry): Match {
-  const value = (v: { type: 'Exact' | 'RegularExpression'; name: string; value: string }) => ({ type: VALUE_TYPE[v.type], name: v.name, value: v.value });
+  const value = (v: { type: 'Exact' | 'RegularExpression'; name: string; value: string }) => ({
+    type: VALUE_TYPE[v.type],
+    name: v.name,
+    value: v.value,
+  });
   return {
     ...(m.path !== undefined ? { path: { type: PATH_TYPE[m.path.type], value: m.path.value } } : {}),
     method: m.method ?? '',
     headers: m.headers.map(value),
     query_params: m.queryParams.map(value),
     ...(m.grpcMethod !== undefined
-      ? { grpc_method: { type: VALUE_TYPE[m.grpcMethod.type], service: m.grpcMethod.service ?? '', method: m.grpcMethod.method ?? '' } }
+      ? {
+          grpc_method: {
+            type: VALUE_TYPE[m.grpcMethod.type],
+            service: m.grpcMethod.service ?? '',
+            method: m.grpcMethod.method ?? '',
+          },
+        }
       : {}),
   };
 }
 
 function pathModifierMessage(p: PathModifierEntry | undefined): { path?: PathModifier } {
-  return p === undefined ? {} : { path: { type: p.type === 'ReplaceFullPath' ? 'REPLACE_FULL_PATH' : 'REPLACE_PREFIX_MATCH', value: p.value } };
+  return p === undefined
+    ? {}
+    : { path: { type: p.type === 'ReplaceFullPath' ? 'REPLACE_FULL_PATH' : 'REPLACE_PREFIX_MATCH', value: p.value } };
 }
 
 function filterMessage(f: RouteFilterEntry, backend: (name: string, port: number) => string): Filter {
@@ -269,16 +321,33 @@ function filterMessage(f: RouteFilterEntry, backend: (name: string, port: number
     case 'ResponseHeaderModifier':
       return {
         type: f.type === 'RequestHeaderModifier' ? 'REQUEST_HEADER_MODIFIER' : 'RESPONSE_HEADER_MODIFIER',
-        header_modifier: { set: f.set.map((h) => ({ ...h })), add: f.add.map((h) => ({ ...h })), remove: [...f.remove] },
+        header_modifier: {
+          set: f.set.map((h) => ({ ...h })),
+          add: f.add.map((h) => ({ ...h })),
+          remove: [...f.remove],
+        },
       };
     case 'RequestMirror':
-      return { type: 'REQUEST_MIRROR', mirror: { backend: backend(f.backend.name, f.backend.port), numerator: f.numerator, denominator: f.denominator } };
+      return {
+        type: 'REQUEST_MIRROR',
+        mirror: {
+          backend: backend(f.backend.name, f.backend.port),
+          numerator: f.numerator,
+          denominator: f.denominator,
+        },
+      };
     case 'URLRewrite':
       return { type: 'URL_REWRITE', url_rewrite: { hostname: f.hostname ?? '', ...pathModifierMessage(f.path) } };
     case 'RequestRedirect':
       return {
         type: 'REQUEST_REDIRECT',
-        redirect: { scheme: f.scheme ?? '', hostname: f.hostname ?? '', ...pathModifierMessage(f.path), port: f.port ?? 0, status_code: f.statusCode },
+        redirect: {
+          scheme: f.scheme ?? '',
+          hostname: f.hostname ?? '',
+          ...pathModifierMessage(f.path),
+          port: f.port ?? 0,
+          status_code: f.statusCode,
+        },
       };
   }
 }
@@ -304,7 +373,11 @@ export function answer(s: StoreSnapshot, target: Target, trustDomain: string): U
     // direct connection in Kubernetes); readiness only decides what a Service balances over.
     const key = `${pod.namespace}/${pod.name}`;
     const svcPort = idx.servicePortByPodPort.get(hostPort(target.ip, target.port));
-    return { known: true, service: '', endpoints: [endpointFor(idx, trustDomain, key, pod, pod.ip, target.port, svcPort)] };
+    return {
+      known: true,
+      service: '',
+      endpoints: [endpointFor(idx, trustDomain, key, pod, pod.ip, target.port, svcPort)],
+    };
   }
   return UNKNOWN;
 }

@@ -17,7 +17,9 @@ function watch(client: GrpcChannel, path: string): { updates: Update[]; status: 
   return Object.assign(w, { call });
 }
 
-async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<{ store: LocalStore; cp: ControlPlane; client: GrpcChannel }> {
+async function setup(t: {
+  after(fn: () => Promise<void> | void): void;
+}): Promise<{ store: LocalStore; cp: ControlPlane; client: GrpcChannel }> {
   const store = new LocalStore(sampleContent());
   const cp = await startTestControlPlane({ store });
   const client = new GrpcChannel(cp.addr);
@@ -37,7 +39,15 @@ void test('a Service IP: the answer at once, then a new one after a change that 
     known: true,
     service: 'web.default.svc.cluster.local:80',
     endpoints: [
-      { addr: '10.244.0.11:8080', weight: 1, identity: 'spiffe://cluster.local/ns/default/sa/default', protocol_hint: 'HTTP1', meshed: true, pod: 'default/web-1', workload: '' },
+      {
+        addr: '10.244.0.11:8080',
+        weight: 1,
+        identity: 'spiffe://cluster.local/ns/default/sa/default',
+        protocol_hint: 'HTTP1',
+        meshed: true,
+        pod: 'default/web-1',
+        workload: '',
+      },
     ],
     // A client receives absent repeated fields as empty lists (and an absent workload as "").
     routes: [],
@@ -52,7 +62,10 @@ void test('a Service IP: the answer at once, then a new one after a change that 
 
   // web-2 becomes ready.
   const changed = sampleContent();
-  changed.services[0] = { ...changed.services[0]!, endpoints: changed.services[0]!.endpoints.map((e) => ({ ...e, ready: true })) };
+  changed.services[0] = {
+    ...changed.services[0]!,
+    endpoints: changed.services[0]!.endpoints.map((e) => ({ ...e, ready: true })),
+  };
   changed.pods[1] = { ...changed.pods[1]!, ready: true };
   const t0 = Date.now();
   store.replace(changed);
@@ -68,7 +81,13 @@ void test('a Service IP: the answer at once, then a new one after a change that 
 void test('an address the mesh does not know: known=false, and known once it appears', async (t) => {
   const { store, client } = await setup(t);
   const w = watch(client, '10.244.0.99:5000');
-  assert.deepEqual(await waitFor('the first answer', () => w.updates[0]), { known: false, service: '', endpoints: [], routes: [], backends: [] });
+  assert.deepEqual(await waitFor('the first answer', () => w.updates[0]), {
+    known: false,
+    service: '',
+    endpoints: [],
+    routes: [],
+    backends: [],
+  });
   const more = sampleContent();
   more.pods.push(pod('late', '10.244.0.99'));
   store.replace(more);
@@ -94,7 +113,9 @@ void test('a cancelled stream is forgotten; close ends the others with UNAVAILAB
   assert.deepEqual(a.updates[0], b.updates[0]);
   assert.equal(cp.destination.watchers(), 2);
   a.call.cancel();
-  await waitFor('the server to forget the cancelled stream', () => (cp.destination.watchers() === 1 ? true : undefined));
+  await waitFor('the server to forget the cancelled stream', () =>
+    cp.destination.watchers() === 1 ? true : undefined,
+  );
   await cp.close();
   const status = await waitFor('the status', () => b.status);
   assert.equal(status.code, GrpcStatus.UNAVAILABLE);
@@ -122,7 +143,13 @@ void test('routes and backends over the wire: what a client decodes', async (t) 
         parents: [{ name: 'web', port: 80 }],
         rules: [
           {
-            matches: [{ path: { type: 'Exact', value: '/x' }, headers: [], queryParams: [{ type: 'RegularExpression', name: 'v', value: '[0-9]+' }] }],
+            matches: [
+              {
+                path: { type: 'Exact', value: '/x' },
+                headers: [],
+                queryParams: [{ type: 'RegularExpression', name: 'v', value: '[0-9]+' }],
+              },
+            ],
             filters: [{ type: 'RequestRedirect', scheme: 'https', statusCode: 301 }],
             backends: [],
           },
@@ -131,7 +158,14 @@ void test('routes and backends over the wire: what a client decodes', async (t) 
             filters: [],
             backends: [{ name: 'web', port: 80, weight: 3 }],
             backendRequestTimeoutMs: 250,
-            retry: { attempts: 2, statuses: [[502, 504]], grpcCodes: [], connectFailure: true, reset: false, timeout: false },
+            retry: {
+              attempts: 2,
+              statuses: [[502, 504]],
+              grpcCodes: [],
+              connectFailure: true,
+              reset: false,
+              timeout: false,
+            },
           },
         ],
       },
@@ -158,7 +192,14 @@ void test('routes and backends over the wire: what a client decodes', async (t) 
   assert.equal(redirect?.retry, null);
   assert.deepEqual(split?.backends, [{ backend: 'web.default.svc.cluster.local:80', weight: 3 }]);
   assert.equal(split?.backend_request_timeout_ms, 250);
-  assert.deepEqual(split?.retry, { attempts: 2, statuses: [{ from: 502, to: 504 }], grpc_codes: [], connect_failure: true, reset: false, timeout: false });
+  assert.deepEqual(split?.retry, {
+    attempts: 2,
+    statuses: [{ from: 502, to: 504 }],
+    grpc_codes: [],
+    connect_failure: true,
+    reset: false,
+    timeout: false,
+  });
   assert.deepEqual(
     u.backends?.map((b) => [b.service, b.exists, b.endpoints.length]),
     [['web.default.svc.cluster.local:80', true, 1]],

@@ -57,18 +57,31 @@ void test('user-supplied files: each problem names its file', async (t) => {
   const other = await MeshCa.generatePems('cluster.local');
   const longAgo = new Date(Date.now() - 3 * 365 * 24 * 3600 * 1000);
   const expired = await MeshCa.generatePems('cluster.local', { now: () => longAgo, issuerLifetimeSeconds: 3600 });
-  const leafPem = (await (await MeshCa.fromPems(good)).signLeaf({
-    publicKey: (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])).publicKey,
-    identity: 'spiffe://cluster.local/ns/default/sa/web' as never,
-    notBefore: new Date(Date.now() - 1000),
-    notAfter: new Date(Date.now() + 3600_000),
-  })).pem;
+  const leafPem = (
+    await (
+      await MeshCa.fromPems(good)
+    ).signLeaf({
+      publicKey: (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']))
+        .publicKey,
+      identity: 'spiffe://cluster.local/ns/default/sa/web' as never,
+      notBefore: new Date(Date.now() - 1000),
+      notAfter: new Date(Date.now() + 3600_000),
+    })
+  ).pem;
 
   let n = 0;
-  async function files(p: { trustAnchorPem?: string; issuerCertPem?: string; issuerKeyPem?: string }): Promise<CaFiles> {
+  async function files(p: {
+    trustAnchorPem?: string;
+    issuerCertPem?: string;
+    issuerKeyPem?: string;
+  }): Promise<CaFiles> {
     const sub = path.join(dir, String(n++));
     await mkdir(sub);
-    const f: CaFiles = { trustAnchor: path.join(sub, 'ca.crt'), issuerCert: path.join(sub, 'issuer.crt'), issuerKey: path.join(sub, 'issuer.key') };
+    const f: CaFiles = {
+      trustAnchor: path.join(sub, 'ca.crt'),
+      issuerCert: path.join(sub, 'issuer.crt'),
+      issuerKey: path.join(sub, 'issuer.key'),
+    };
     if (p.trustAnchorPem !== undefined) await writeFile(f.trustAnchor, p.trustAnchorPem);
     if (p.issuerCertPem !== undefined) await writeFile(f.issuerCert, p.issuerCertPem);
     if (p.issuerKeyPem !== undefined) await writeFile(f.issuerKey, p.issuerKeyPem, { mode: 0o600 });
@@ -79,15 +92,43 @@ void test('user-supplied files: each problem names its file', async (t) => {
   assert.equal(ok.trustAnchorPem.trim(), good.trustAnchorPem.trim());
 
   const cases: [string, Parameters<typeof files>[0], RegExp][] = [
-    ['unreadable', { issuerCertPem: good.issuerCertPem, issuerKeyPem: good.issuerKeyPem }, /^trust anchor \S+ca\.crt: cannot read it \(ENOENT\)$/],
+    [
+      'unreadable',
+      { issuerCertPem: good.issuerCertPem, issuerKeyPem: good.issuerKeyPem },
+      /^trust anchor \S+ca\.crt: cannot read it \(ENOENT\)$/,
+    ],
     ['anchor not pem', { ...good, trustAnchorPem: 'hello' }, /^trust anchor \S+ca\.crt: is not a PEM certificate/],
-    ['issuer not pem', { ...good, issuerCertPem: good.issuerKeyPem }, /^issuer certificate \S+issuer\.crt: is not a PEM certificate/],
-    ['key not pem', { ...good, issuerKeyPem: good.issuerCertPem }, /^issuer key \S+issuer\.key: is not a PEM private key/],
-    ['key of another issuer', { ...good, issuerKeyPem: other.issuerKeyPem }, /^issuer key \S+issuer\.key: does not match the issuer certificate \S+issuer\.crt$/],
-    ['issuer is not a ca', { ...good, issuerCertPem: leafPem }, /^issuer certificate \S+issuer\.crt: is not a CA certificate/],
+    [
+      'issuer not pem',
+      { ...good, issuerCertPem: good.issuerKeyPem },
+      /^issuer certificate \S+issuer\.crt: is not a PEM certificate/,
+    ],
+    [
+      'key not pem',
+      { ...good, issuerKeyPem: good.issuerCertPem },
+      /^issuer key \S+issuer\.key: is not a PEM private key/,
+    ],
+    [
+      'key of another issuer',
+      { ...good, issuerKeyPem: other.issuerKeyPem },
+      /^issuer key \S+issuer\.key: does not match the issuer certificate \S+issuer\.crt$/,
+    ],
+    [
+      'issuer is not a ca',
+      { ...good, issuerCertPem: leafPem },
+      /^issuer certificate \S+issuer\.crt: is not a CA certificate/,
+    ],
     ['expired issuer', expired, /^issuer certificate \S+issuer\.crt: expired at \d{4}-/],
-    ['issuer of another anchor', { ...good, trustAnchorPem: other.trustAnchorPem }, /^issuer certificate \S+issuer\.crt: is not signed by the trust anchor \S+ca\.crt/],
-    ['anchor is the issuer', { ...good, trustAnchorPem: good.issuerCertPem }, /^trust anchor \S+ca\.crt: is not self-signed/],
+    [
+      'issuer of another anchor',
+      { ...good, trustAnchorPem: other.trustAnchorPem },
+      /^issuer certificate \S+issuer\.crt: is not signed by the trust anchor \S+ca\.crt/,
+    ],
+    [
+      'anchor is the issuer',
+      { ...good, trustAnchorPem: good.issuerCertPem },
+      /^trust anchor \S+ca\.crt: is not self-signed/,
+    ],
   ];
   for (const [name, p, re] of cases) {
     const err = await MeshCa.load(await files(p)).then(

@@ -74,8 +74,10 @@ function pemBlocks(text: string, label: string): string[] {
 
 function parseOneCert(what: string, file: string, text: string): { node: X509Certificate; cert: x509.X509Certificate } {
   const blocks = pemBlocks(text, 'CERTIFICATE');
-  if (blocks.length === 0) throw new IdentityFileError(what, file, 'is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block)');
-  if (blocks.length > 1) throw new IdentityFileError(what, file, `holds ${blocks.length} certificates; expected exactly one`);
+  if (blocks.length === 0)
+    throw new IdentityFileError(what, file, 'is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block)');
+  if (blocks.length > 1)
+    throw new IdentityFileError(what, file, `holds ${blocks.length} certificates; expected exactly one`);
   const pem = blocks[0] as string;
   try {
     return { node: new X509Certificate(pem), cert: new x509.X509Certificate(pem) };
@@ -84,8 +86,18 @@ function parseOneCert(what: string, file: string, text: string): { node: X509Cer
   }
 }
 
-function checkCa(what: string, file: string, c: { node: X509Certificate; cert: x509.X509Certificate }, now: Date): void {
-  if (!c.node.ca) throw new IdentityFileError(what, file, `is not a CA certificate (basic constraints CA is not set; subject "${c.node.subject}")`);
+function checkCa(
+  what: string,
+  file: string,
+  c: { node: X509Certificate; cert: x509.X509Certificate },
+  now: Date,
+): void {
+  if (!c.node.ca)
+    throw new IdentityFileError(
+      what,
+      file,
+      `is not a CA certificate (basic constraints CA is not set; subject "${c.node.subject}")`,
+    );
   const ku = c.cert.getExtension(x509.KeyUsagesExtension);
   if (ku !== null && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
     throw new IdentityFileError(what, file, 'may not sign certificates (its key usage lacks keyCertSign)');
@@ -99,10 +111,16 @@ function checkCa(what: string, file: string, c: { node: X509Certificate; cert: x
 }
 
 /** The WebCrypto algorithm for an EC key object, or a file error naming the unsupported key. */
-function ecAlgorithm(what: string, file: string, key: KeyObject): { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384'; hash: 'SHA-256' | 'SHA-384' } {
+function ecAlgorithm(
+  what: string,
+  file: string,
+  key: KeyObject,
+): { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384'; hash: 'SHA-256' | 'SHA-384' } {
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1') return { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
+  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1')
+    return { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1')
+    return { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
   const got = key.asymmetricKeyType === 'ec' ? `ec ${curve ?? 'unknown curve'}` : (key.asymmetricKeyType ?? 'unknown');
   throw new IdentityFileError(what, file, `is a ${got} key; the issuer key must be ECDSA P-256 or P-384`);
 }
@@ -156,7 +174,11 @@ export class MeshCa {
     }
     if (!present.every((p) => p)) {
       const missing = Object.values(CA_FILE_NAMES).filter((_, i) => !present[i]);
-      throw new IdentityFileError('ca directory', dir, `is incomplete (missing ${missing.join(', ')}); remove the directory to create a new trust anchor`);
+      throw new IdentityFileError(
+        'ca directory',
+        dir,
+        `is incomplete (missing ${missing.join(', ')}); remove the directory to create a new trust anchor`,
+      );
     }
     await requirePrivateMode('issuer key', files.issuerKey);
     return { ca: await MeshCa.load(files, opts), created: false };
@@ -215,7 +237,10 @@ export class MeshCa {
     return {
       trustAnchorPem: root.toString('pem') + '\n',
       issuerCertPem: issuer.toString('pem') + '\n',
-      issuerKeyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string,
+      issuerKeyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+        type: 'pkcs8',
+        format: 'pem',
+      }) as string,
     };
   }
 
@@ -226,7 +251,11 @@ export class MeshCa {
       readText('issuer certificate', files.issuerCert),
       readText('issuer key', files.issuerKey),
     ]);
-    return MeshCa.fromPems({ trustAnchorPem: anchorText, issuerCertPem: issuerText, issuerKeyPem: keyText }, opts, files);
+    return MeshCa.fromPems(
+      { trustAnchorPem: anchorText, issuerCertPem: issuerText, issuerKeyPem: keyText },
+      opts,
+      files,
+    );
   }
 
   /** Checks and loads PEM text; `files` only names the sources in errors. */
@@ -241,7 +270,11 @@ export class MeshCa {
     const anchor = parseOneCert('trust anchor', files.trustAnchor, pems.trustAnchorPem);
     checkCa('trust anchor', files.trustAnchor, anchor, now);
     if (!anchor.node.checkIssued(anchor.node) || !anchor.node.verify(anchor.node.publicKey)) {
-      throw new IdentityFileError('trust anchor', files.trustAnchor, `is not self-signed (issuer "${anchor.node.issuer}"); supply the root certificate`);
+      throw new IdentityFileError(
+        'trust anchor',
+        files.trustAnchor,
+        `is not self-signed (issuer "${anchor.node.issuer}"); supply the root certificate`,
+      );
     }
 
     const issuer = parseOneCert('issuer certificate', files.issuerCert, pems.issuerCertPem);
@@ -256,10 +289,18 @@ export class MeshCa {
 
     const keyBlocks = pemBlocks(pems.issuerKeyPem, '(?:EC |ENCRYPTED )?PRIVATE KEY');
     if (keyBlocks.length !== 1) {
-      throw new IdentityFileError('issuer key', files.issuerKey, 'is not a PEM private key (expected one "-----BEGIN PRIVATE KEY-----" or "EC PRIVATE KEY" block)');
+      throw new IdentityFileError(
+        'issuer key',
+        files.issuerKey,
+        'is not a PEM private key (expected one "-----BEGIN PRIVATE KEY-----" or "EC PRIVATE KEY" block)',
+      );
     }
     if ((keyBlocks[0] as string).includes('ENCRYPTED')) {
-      throw new IdentityFileError('issuer key', files.issuerKey, 'is encrypted; supply it unencrypted (protect it with file permissions)');
+      throw new IdentityFileError(
+        'issuer key',
+        files.issuerKey,
+        'is encrypted; supply it unencrypted (protect it with file permissions)',
+      );
     }
     let key: KeyObject;
     try {
@@ -271,10 +312,20 @@ export class MeshCa {
     }
     const alg = ecAlgorithm('issuer key', files.issuerKey, key);
     if (!issuer.node.checkPrivateKey(key)) {
-      throw new IdentityFileError('issuer key', files.issuerKey, `does not match the issuer certificate ${files.issuerCert}`);
+      throw new IdentityFileError(
+        'issuer key',
+        files.issuerKey,
+        `does not match the issuer certificate ${files.issuerCert}`,
+      );
     }
     const der = key.export({ type: 'pkcs8', format: 'der' });
-    const signingKey = await webcrypto.subtle.importKey('pkcs8', der, { name: alg.name, namedCurve: alg.namedCurve }, false, ['sign']);
+    const signingKey = await webcrypto.subtle.importKey(
+      'pkcs8',
+      der,
+      { name: alg.name, namedCurve: alg.namedCurve },
+      false,
+      ['sign'],
+    );
     return new MeshCa(trustDomain, anchor.cert.toString('pem') + '\n', issuer.cert, signingKey, alg.hash);
   }
 

@@ -14,10 +14,15 @@ import { x509 } from './x509.js';
 const WEB = { namespace: 'default', serviceAccount: 'web', pod: { name: 'web-1', uid: 'uid-web-1' } };
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
-async function csrFor(names: { type: 'url' | 'dns'; value: string }[], alg: { name: 'ECDSA'; namedCurve: string; hash: string } = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }): Promise<string> {
+async function csrFor(
+  names: { type: 'url' | 'dns'; value: string }[],
+  alg: { name: 'ECDSA'; namedCurve: string; hash: string } = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
+): Promise<string> {
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const ext = names.length ? [new x509.SubjectAlternativeNameExtension(names)] : [];
-  return (await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: ext })).toString('pem');
+  return (
+    await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: ext })
+  ).toString('pem');
 }
 
 async function setup(opts: { lifetime?: number } = {}) {
@@ -25,7 +30,11 @@ async function setup(opts: { lifetime?: number } = {}) {
   const tokens = await LocalTokenIssuer.create();
   const pods = new Set(['default/web-1/uid-web-1', 'default/api-1/uid-api-1']);
   const podExists = (ns: string, pod: PodRef) => pods.has(`${ns}/${pod.name}/${pod.uid}`);
-  const certifier = new Certifier({ ca, reviewer: tokens.reviewer(podExists), ...(opts.lifetime ? { leafLifetimeSeconds: opts.lifetime } : {}) });
+  const certifier = new Certifier({
+    ca,
+    reviewer: tokens.reviewer(podExists),
+    ...(opts.lifetime ? { leafLifetimeSeconds: opts.lifetime } : {}),
+  });
   return { ca, tokens, pods, certifier };
 }
 
@@ -64,14 +73,30 @@ void test('a good Certify yields a leaf for the token identity that verifies to 
 void test('a token for service account A with a CSR for B is refused, naming both', async () => {
   const { tokens, certifier } = await setup();
   const token = await tokens.issue(WEB);
-  const err = await refusal(certifier.certify(token, await csrFor([{ type: 'url', value: 'spiffe://cluster.local/ns/default/sa/api' }])));
+  const err = await refusal(
+    certifier.certify(token, await csrFor([{ type: 'url', value: 'spiffe://cluster.local/ns/default/sa/api' }])),
+  );
   assert.equal(err.code, IdentityCodes.PERMISSION_DENIED);
-  assert.match(err.message, /pod default\/web-1: csr asks for spiffe:\/\/cluster\.local\/ns\/default\/sa\/api; the token allows only spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/);
+  assert.match(
+    err.message,
+    /pod default\/web-1: csr asks for spiffe:\/\/cluster\.local\/ns\/default\/sa\/api; the token allows only spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/,
+  );
   assert.ok(!err.message.includes(token));
 
-  const two = await refusal(certifier.certify(token, await csrFor([{ type: 'url', value: WEB_ID }, { type: 'dns', value: 'web.default.svc' }])));
+  const two = await refusal(
+    certifier.certify(
+      token,
+      await csrFor([
+        { type: 'url', value: WEB_ID },
+        { type: 'dns', value: 'web.default.svc' },
+      ]),
+    ),
+  );
   assert.equal(two.code, IdentityCodes.PERMISSION_DENIED);
-  assert.match(two.message, /exactly one identity.*asks for uri:spiffe:\/\/cluster\.local\/ns\/default\/sa\/web, dns:web\.default\.svc/);
+  assert.match(
+    two.message,
+    /exactly one identity.*asks for uri:spiffe:\/\/cluster\.local\/ns\/default\/sa\/web, dns:web\.default\.svc/,
+  );
   const none = await refusal(certifier.certify(token, await csrFor([])));
   assert.match(none.message, /asks for no subject alternative name; the token allows spiffe/);
 });
@@ -83,7 +108,12 @@ void test('bad tokens are refused with clear errors', async () => {
   const other = await LocalTokenIssuer.create();
   const cases: [string, Promise<string>, string, RegExp][] = [
     ['expired', tokens.issue(WEB, { now: hourAgo, lifetimeSeconds: 60 }), 'expired', /^token: expired at \d{4}-/],
-    ['wrong audience', tokens.issue(WEB, { audience: 'someone-else' }), 'wrong-audience', /^token: is not for audience "identity\.outrigger\.io"$/],
+    [
+      'wrong audience',
+      tokens.issue(WEB, { audience: 'someone-else' }),
+      'wrong-audience',
+      /^token: is not for audience "identity\.outrigger\.io"$/,
+    ],
     ['other signer', other.issue(WEB), 'bad-signature', /^token: signature does not verify/],
     ['garbage', Promise.resolve('not.a.jwt'), 'malformed', /^token: is not a well-formed JWT$/],
     ['empty', Promise.resolve(''), 'missing', /^token: no token given$/],
@@ -120,7 +150,11 @@ void test('bad CSRs are invalid arguments', async () => {
     ['p-384 key', p384, /csr key is ECDSA P-384; only ECDSA P-256 keys are certified/],
     ['not pem', 'hello', /^csr is not PEM/],
     ['bad signature', tampered, /^csr signature/],
-    ['not a csr', '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----', /^csr is not a valid PKCS#10/],
+    [
+      'not a csr',
+      '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----',
+      /^csr is not a valid PKCS#10/,
+    ],
   ];
   for (const [name, csr, re] of cases) {
     const err = await refusal(certifier.certify(token, csr));

@@ -53,12 +53,17 @@ export class Certifier {
 
   async certify(token: string, csrPem: string): Promise<Certified> {
     const subject = await this.#opts.reviewer.review(token);
-    const allowed = spiffeIdFor({ trustDomain: this.#opts.ca.trustDomain, namespace: subject.namespace, serviceAccount: subject.serviceAccount });
+    const allowed = spiffeIdFor({
+      trustDomain: this.#opts.ca.trustDomain,
+      namespace: subject.namespace,
+      serviceAccount: subject.serviceAccount,
+    });
     const csr = await parseCsr(csrPem);
     const where = `pod ${subject.namespace}/${subject.pod.name}`;
 
     const sanExts = csr.extensions.filter((e) => e instanceof x509.SubjectAlternativeNameExtension);
-    if (sanExts.length > 1) throw invalid(`${where}: csr has ${sanExts.length} subject alternative name extensions; expected one`);
+    if (sanExts.length > 1)
+      throw invalid(`${where}: csr has ${sanExts.length} subject alternative name extensions; expected one`);
     const sanExt = sanExts[0];
     const names = sanExt?.names.items.map((n) => ({ type: n.type, value: n.value })) ?? [];
     if (names.length !== 1 || names[0]?.type !== 'url') {
@@ -70,7 +75,10 @@ export class Certifier {
     }
     const asked = names[0].value;
     if (asked !== allowed) {
-      throw new IdentityError(IdentityCodes.PERMISSION_DENIED, `${where}: csr asks for ${asked}; the token allows only ${allowed}`);
+      throw new IdentityError(
+        IdentityCodes.PERMISSION_DENIED,
+        `${where}: csr asks for ${asked}; the token allows only ${allowed}`,
+      );
     }
 
     const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };

@@ -51,6 +51,10 @@ export async function readText(what: string, file: string): Promise<string> {
 export async function requirePrivateMode(what: string, file: string): Promise<void> {
   const st = await stat(file);
   if ((st.mode & 0o077) !== 0) {
-    throw new IdentityFileError(what, file, `is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`);
+    throw new IdentityFileError(
+      what,
+      file,
+      `is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`,
+    );
   }
 }

@@ -4,7 +4,12 @@ import { startGrpcServer } from '../../../test/grpc.js';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { GrpcChannel, type GrpcError } from '../../api/grpc/channel.js';
-import { certify as certifyCall, type CertifyRequest, type CertifyResponse, type SpiffeId } from '../../api/identity.js';
+import {
+  certify as certifyCall,
+  type CertifyRequest,
+  type CertifyResponse,
+  type SpiffeId,
+} from '../../api/identity.js';
 import { MeshCa } from './ca.js';
 import { Certifier } from './certify.js';
 import { addIdentityService } from './service.js';
@@ -17,7 +22,13 @@ const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 async function csrFor(id: string): Promise<string> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  return (await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])] })).toString('pem');
+  return (
+    await x509.Pkcs10CertificateRequestGenerator.create({
+      keys,
+      signingAlgorithm: alg,
+      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])],
+    })
+  ).toString('pem');
 }
 
 /** Certify over the API's own client (what the proxy uses). */
@@ -47,8 +58,18 @@ void test('Certify over real gRPC: a certificate, and each refusal as its status
   assert.equal(Number(res.not_after_unix_seconds), Math.floor(Date.parse(leaf.validTo) / 1000));
 
   const cases: [string, () => Promise<unknown>, grpc.status, RegExp][] = [
-    ['bad token', async () => client.certify({ token: 'x.y.z', csr_pem: await csrFor(WEB_ID) }), grpc.status.UNAUTHENTICATED, /^token: is not a well-formed JWT$/],
-    ['other identity', async () => client.certify({ token, csr_pem: await csrFor('spiffe://cluster.local/ns/default/sa/db') }), grpc.status.PERMISSION_DENIED, /csr asks for .*sa\/db; the token allows only .*sa\/web/],
+    [
+      'bad token',
+      async () => client.certify({ token: 'x.y.z', csr_pem: await csrFor(WEB_ID) }),
+      grpc.status.UNAUTHENTICATED,
+      /^token: is not a well-formed JWT$/,
+    ],
+    [
+      'other identity',
+      async () => client.certify({ token, csr_pem: await csrFor('spiffe://cluster.local/ns/default/sa/db') }),
+      grpc.status.PERMISSION_DENIED,
+      /csr asks for .*sa\/db; the token allows only .*sa\/web/,
+    ],
     ['bad csr', () => client.certify({ token, csr_pem: 'nope' }), grpc.status.INVALID_ARGUMENT, /^csr is not PEM/],
   ];
   for (const [name, call, code, re] of cases) {
@@ -71,7 +92,9 @@ void test('an unexpected failure is INTERNAL without details', async (t) => {
     client.close();
     server.forceShutdown();
   });
-  const err = (await client.certify({ token: 't', csr_pem: await csrFor(WEB_ID) }).catch((e: unknown) => e)) as GrpcError;
+  const err = (await client
+    .certify({ token: 't', csr_pem: await csrFor(WEB_ID) })
+    .catch((e: unknown) => e)) as GrpcError;
   assert.equal(err.code, grpc.status.INTERNAL);
   assert.equal(err.details, 'internal error');
 });

@@ -27,11 +27,22 @@ export function toStatus(err: unknown): { code: grpc.status; details: string } {
 
 export function addIdentityService(server: grpc.Server, deps: IdentityServiceDeps): void {
   const impl: grpc.UntypedServiceImplementation = {
-    Certify: (call: grpc.ServerUnaryCall<CertifyRequest, CertifyResponse>, callback: grpc.sendUnaryData<CertifyResponse>) => {
+    Certify: (
+      call: grpc.ServerUnaryCall<CertifyRequest, CertifyResponse>,
+      callback: grpc.sendUnaryData<CertifyResponse>,
+    ) => {
       const req = call.request;
       deps.certifier.certify(req.token ?? '', req.csr_pem ?? '').then(
         (c) => {
-          deps.log?.info({ identity: c.identity, pod: `${c.subject.namespace}/${c.subject.pod.name}`, serial: c.serial, notAfter: c.notAfter.toISOString() }, 'certified');
+          deps.log?.info(
+            {
+              identity: c.identity,
+              pod: `${c.subject.namespace}/${c.subject.pod.name}`,
+              serial: c.serial,
+              notAfter: c.notAfter.toISOString(),
+            },
+            'certified',
+          );
           callback(null, {
             leaf_pem: c.leafPem,
             chain_pem: c.chainPem,

@@ -36,11 +36,20 @@ export class KubernetesTokenReviewer implements TokenReviewer {
     if (token.length > MAX_TOKEN_BYTES) throw unauthenticated('malformed', `is longer than ${MAX_TOKEN_BYTES} bytes`);
     let review: k8s.V1TokenReview;
     try {
-      review = await this.#api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.#o.audience] } } });
+      review = await this.#api.createTokenReview({
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token, audiences: [this.#o.audience] },
+        },
+      });
     } catch (err) {
       // Not the token's fault: the API server is unreachable or refuses us (RBAC). Never echo the token.
       const code = (err as { code?: unknown }).code;
-      throw new Error(`token review: the API server did not answer${typeof code === 'number' ? ` (HTTP ${code})` : ''}`, { cause: err });
+      throw new Error(
+        `token review: the API server did not answer${typeof code === 'number' ? ` (HTTP ${code})` : ''}`,
+        { cause: err },
+      );
     }
     const status = review.status;
     if (status?.authenticated !== true) {
@@ -62,7 +71,10 @@ export class KubernetesTokenReviewer implements TokenReviewer {
     }
     const pod = { name: podName, uid: podUid };
     if (!(await this.#o.podExists(namespace, pod))) {
-      throw unauthenticated('pod-not-found', `is bound to pod ${namespace}/${podName} (uid ${podUid}), which does not exist now`);
+      throw unauthenticated(
+        'pod-not-found',
+        `is bound to pod ${namespace}/${podName} (uid ${podUid}), which does not exist now`,
+      );
     }
     return { namespace, serviceAccount, pod };
   }

@@ -72,7 +72,10 @@ export class LocalTokenIssuer {
   }
 
   /** Loads the signing key from `dir/token-signing.key`, or creates it (0600) when it is absent. */
-  static async openDir(dir: string, settings: TokenSettings = {}): Promise<{ issuer: LocalTokenIssuer; created: boolean }> {
+  static async openDir(
+    dir: string,
+    settings: TokenSettings = {},
+  ): Promise<{ issuer: LocalTokenIssuer; created: boolean }> {
     const file = path.join(dir, TOKEN_KEY_FILE);
     if (!(await exists(file))) {
       await ensureDir(dir);
@@ -101,7 +104,10 @@ export class LocalTokenIssuer {
 
   /** Issues a token for a pod; `lifetimeSeconds` default 1 hour (the kubelet's default for projected
    *  tokens). `audience` and `now` are for tests. */
-  issue(subject: TokenSubject, opts: { lifetimeSeconds?: number; audience?: string; now?: Date } = {}): Promise<string> {
+  issue(
+    subject: TokenSubject,
+    opts: { lifetimeSeconds?: number; audience?: string; now?: Date } = {},
+  ): Promise<string> {
     const now = Math.floor((opts.now ?? new Date()).getTime() / 1000);
     const claim = {
       namespace: subject.namespace,
@@ -121,7 +127,13 @@ export class LocalTokenIssuer {
 
   /** A reviewer for the tokens this signer issues. */
   reviewer(podExists: PodExists, opts: { clockToleranceSeconds?: number } = {}): LocalTokenReviewer {
-    return new LocalTokenReviewer({ publicKey: this.publicKey, issuer: this.issuer, audience: this.audience, podExists, ...opts });
+    return new LocalTokenReviewer({
+      publicKey: this.publicKey,
+      issuer: this.issuer,
+      audience: this.audience,
+      podExists,
+      ...opts,
+    });
   }
 }
 
@@ -169,15 +181,26 @@ export class LocalTokenReviewer implements TokenReviewer {
     const sa = k8s?.serviceaccount?.name;
     const podName = k8s?.pod?.name;
     const podUid = k8s?.pod?.uid;
-    if (typeof namespace !== 'string' || typeof sa !== 'string' || typeof podName !== 'string' || typeof podUid !== 'string') {
-      throw unauthenticated('missing-claims', 'is not bound to a pod (kubernetes.io namespace, serviceaccount and pod claims are required)');
+    if (
+      typeof namespace !== 'string' ||
+      typeof sa !== 'string' ||
+      typeof podName !== 'string' ||
+      typeof podUid !== 'string'
+    ) {
+      throw unauthenticated(
+        'missing-claims',
+        'is not bound to a pod (kubernetes.io namespace, serviceaccount and pod claims are required)',
+      );
     }
     if (payload.sub !== serviceAccountSubject(namespace, sa)) {
       throw unauthenticated('missing-claims', `subject does not match its service account ${namespace}/${sa}`);
     }
     const pod = { name: podName, uid: podUid };
     if (!(await this.#opts.podExists(namespace, pod))) {
-      throw unauthenticated('pod-not-found', `is bound to pod ${namespace}/${podName} (uid ${podUid}), which does not exist now`);
+      throw unauthenticated(
+        'pod-not-found',
+        `is bound to pod ${namespace}/${podName} (uid ${podUid}), which does not exist now`,
+      );
     }
     return { namespace, serviceAccount: sa, pod };
   }
@@ -192,7 +215,8 @@ export class LocalTokenReviewer implements TokenReviewer {
       case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
         if (e.claim === 'aud') return unauthenticated('wrong-audience', `is not for audience "${this.#opts.audience}"`);
         if (e.claim === 'iss') return unauthenticated('wrong-issuer', `is not issued by "${this.#opts.issuer}"`);
-        if (e.claim === 'nbf' || e.claim === 'iat') return unauthenticated('not-yet-valid', 'is not valid yet (check the clocks)');
+        if (e.claim === 'nbf' || e.claim === 'iat')
+          return unauthenticated('not-yet-valid', 'is not valid yet (check the clocks)');
         return unauthenticated('missing-claims', `claim "${e.claim ?? '?'}" is missing or not valid`);
       case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
         return unauthenticated('bad-signature', 'signature does not verify with the runtime token key');

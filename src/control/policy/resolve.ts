@@ -1,11 +1,25 @@
 // The inbound policy of one pod, computed from a store snapshot: the Servers that select it and their
 // ports, the authorizations of each (Server and Namespace targets; route targets on its routes), the
 // rate limit, and the default for every other port. Pure: the service streams what this returns.
-import type { Authorization, DefaultPolicyName, InboundPolicy, InboundRoute, PortPolicy, RateLimit, Requirement } from '../../api/policy.js';
+import type {
+  Authorization,
+  DefaultPolicyName,
+  InboundPolicy,
+  InboundRoute,
+  PortPolicy,
+  RateLimit,
+  Requirement,
+} from '../../api/policy.js';
 import { defaultAuthorizations } from '../../api/policy.js';
 import type { Route } from '../../api/destination.js';
 import { matchMessage } from '../destination/resolve.js';
-import type { AuthorizationPolicyEntry, PolicyEntries, RouteEntry, ServerEntry, StoreSnapshot } from '../store/store.js';
+import type {
+  AuthorizationPolicyEntry,
+  PolicyEntries,
+  RouteEntry,
+  ServerEntry,
+  StoreSnapshot,
+} from '../store/store.js';
 import { podServers } from './servers.js';
 
 export interface PolicySettings {
@@ -16,7 +30,13 @@ export interface PolicySettings {
   readonly clusterNetworks: readonly string[];
 }
 
-const NO_POLICY: PolicyEntries = { servers: [], authorizationPolicies: [], meshTLSAuthentications: [], networkAuthentications: [], rateLimits: [] };
+const NO_POLICY: PolicyEntries = {
+  servers: [],
+  authorizationPolicies: [],
+  meshTLSAuthentications: [],
+  networkAuthentications: [],
+  rateLimits: [],
+};
 
 function requirements(p: AuthorizationPolicyEntry, policy: PolicyEntries, td: string): Requirement[] | undefined {
   const all: Requirement[] = [];
@@ -47,7 +67,11 @@ function requirements(p: AuthorizationPolicyEntry, policy: PolicyEntries, td: st
   return all;
 }
 
-function authorizationsFor(policy: PolicyEntries, td: string, match: (p: AuthorizationPolicyEntry) => boolean): Authorization[] {
+function authorizationsFor(
+  policy: PolicyEntries,
+  td: string,
+  match: (p: AuthorizationPolicyEntry) => boolean,
+): Authorization[] {
   const out: Authorization[] = [];
   for (const p of policy.authorizationPolicies) {
     if (!match(p)) continue;
@@ -70,7 +94,11 @@ function inboundRoute(r: RouteEntry, policy: PolicyEntries, td: string): Inbound
       backend_request_timeout_ms: 0,
     })),
   };
-  const authorizations = authorizationsFor(policy, td, (p) => p.namespace === r.namespace && p.target.kind === r.kind && p.target.name === r.name);
+  const authorizations = authorizationsFor(
+    policy,
+    td,
+    (p) => p.namespace === r.namespace && p.target.kind === r.kind && p.target.name === r.name,
+  );
   return { route, authorizations };
 }
 
@@ -81,7 +109,10 @@ function rateLimit(server: ServerEntry, policy: PolicyEntries, td: string): Rate
     name: `${rl.namespace}/${rl.name}`,
     total_rps: rl.total ?? 0,
     identity_rps: rl.identity ?? 0,
-    overrides: rl.overrides.map((o) => ({ rps: o.requestsPerSecond, identities: o.serviceAccounts.map((sa) => `spiffe://${td}/ns/${sa.namespace}/sa/${sa.name}`) })),
+    overrides: rl.overrides.map((o) => ({
+      rps: o.requestsPerSecond,
+      identities: o.serviceAccounts.map((sa) => `spiffe://${td}/ns/${sa.namespace}/sa/${sa.name}`),
+    })),
   };
 }
 
@@ -89,7 +120,10 @@ function rateLimit(server: ServerEntry, policy: PolicyEntries, td: string): Rate
 export function inboundPolicy(s: StoreSnapshot, namespace: string, podName: string, o: PolicySettings): InboundPolicy {
   const pod = s.pods.find((p) => p.namespace === namespace && p.name === podName);
   const defaultPolicy = pod?.defaultInboundPolicy ?? o.defaultPolicy;
-  const base = { default_policy: defaultPolicy, default_authorizations: defaultAuthorizations(defaultPolicy, o.clusterNetworks) };
+  const base = {
+    default_policy: defaultPolicy,
+    default_authorizations: defaultAuthorizations(defaultPolicy, o.clusterNetworks),
+  };
   if (pod === undefined) return { known: false, ...base, ports: [] };
   const policy = s.policy ?? NO_POLICY;
   const td = o.trustDomain;
@@ -98,10 +132,14 @@ export function inboundPolicy(s: StoreSnapshot, namespace: string, podName: stri
     const authorizations = authorizationsFor(
       policy,
       td,
-      (p) => p.namespace === server.namespace && ((p.target.kind === 'Server' && p.target.name === server.name) || p.target.kind === 'Namespace'),
+      (p) =>
+        p.namespace === server.namespace &&
+        ((p.target.kind === 'Server' && p.target.name === server.name) || p.target.kind === 'Namespace'),
     );
     const routes = (s.routes ?? [])
-      .filter((r) => r.namespace === server.namespace && r.parents.some((p) => p.kind === 'Server' && p.name === server.name))
+      .filter(
+        (r) => r.namespace === server.namespace && r.parents.some((p) => p.kind === 'Server' && p.name === server.name),
+      )
       .map((r) => inboundRoute(r, policy, td));
     const rl = rateLimit(server, policy, td);
     ports.push({

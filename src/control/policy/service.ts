@@ -36,7 +36,10 @@ export function createPolicyService(o: PolicyServiceOptions): PolicyService {
     const { namespace, pod } = call.request;
     if (streams.refuseIfClosed(call)) return;
     if (!NAME.test(namespace) || !NAME.test(pod)) {
-      call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `policy: namespace and pod must be Kubernetes names, got ${JSON.stringify(namespace)}/${JSON.stringify(pod)}` });
+      call.emit('error', {
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `policy: namespace and pod must be Kubernetes names, got ${JSON.stringify(namespace)}/${JSON.stringify(pod)}`,
+      });
       return;
     }
     streams.open(call, { namespace, pod });

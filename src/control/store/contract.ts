@@ -8,7 +8,11 @@ export interface StoreContract {
   readonly store: Store;
   /** Makes the store's source hold exactly `content` (LocalStore: replace; a Kubernetes store: write
    *  objects to a test API server). The store may reflect it later; the suite waits. */
-  set(content: { services: readonly ServiceEntry[]; pods: readonly PodEntry[]; policy?: PolicyEntries }): Promise<void> | void;
+  set(content: {
+    services: readonly ServiceEntry[];
+    pods: readonly PodEntry[];
+    policy?: PolicyEntries;
+  }): Promise<void> | void;
   close(): Promise<void> | void;
 }
 
@@ -39,8 +43,20 @@ export function pod(name: string, ip: string, extra: Partial<PodEntry> = {}): Po
   };
 }
 
-export function service(name: string, clusterIP: string, endpoints: ServiceEntry['endpoints'], extra: Partial<ServiceEntry> = {}): ServiceEntry {
-  return { namespace: 'default', name, clusterIP, ports: [{ name: 'http', port: 80, appProtocol: 'http' }], endpoints, ...extra };
+export function service(
+  name: string,
+  clusterIP: string,
+  endpoints: ServiceEntry['endpoints'],
+  extra: Partial<ServiceEntry> = {},
+): ServiceEntry {
+  return {
+    namespace: 'default',
+    name,
+    clusterIP,
+    ports: [{ name: 'http', port: 80, appProtocol: 'http' }],
+    endpoints,
+    ...extra,
+  };
 }
 
 /** A small mesh: one Service over two pods (one not ready) and a pod outside any Service. */
@@ -64,7 +80,15 @@ export function sampleContent(): { services: ServiceEntry[]; pods: PodEntry[] } 
  *  and name, references with their namespace). */
 export function samplePolicy(): PolicyEntries {
   return {
-    servers: [{ namespace: 'default', name: 'web-http', podSelector: { matchLabels: { app: 'web' }, matchExpressions: [] }, port: 'http', proxyProtocol: 'HTTP/1' }],
+    servers: [
+      {
+        namespace: 'default',
+        name: 'web-http',
+        podSelector: { matchLabels: { app: 'web' }, matchExpressions: [] },
+        port: 'http',
+        proxyProtocol: 'HTTP/1',
+      },
+    ],
     authorizationPolicies: [
       {
         namespace: 'default',
@@ -76,17 +100,38 @@ export function samplePolicy(): PolicyEntries {
         ],
       },
     ],
-    meshTLSAuthentications: [{ namespace: 'default', name: 'ops', identities: ['spiffe://cluster.local/ns/ops/sa/*'], identityRefs: [{ kind: 'ServiceAccount', namespace: 'default', name: 'ops' }] }],
-    networkAuthentications: [{ namespace: 'default', name: 'pods', networks: [{ cidr: '10.244.0.0/16', except: ['10.244.0.20/32'] }] }],
-    rateLimits: [{ namespace: 'default', name: 'web', server: 'web-http', total: 100, identity: 10, overrides: [{ requestsPerSecond: 50, serviceAccounts: [{ namespace: 'default', name: 'ops' }] }] }],
+    meshTLSAuthentications: [
+      {
+        namespace: 'default',
+        name: 'ops',
+        identities: ['spiffe://cluster.local/ns/ops/sa/*'],
+        identityRefs: [{ kind: 'ServiceAccount', namespace: 'default', name: 'ops' }],
+      },
+    ],
+    networkAuthentications: [
+      { namespace: 'default', name: 'pods', networks: [{ cidr: '10.244.0.0/16', except: ['10.244.0.20/32'] }] },
+    ],
+    rateLimits: [
+      {
+        namespace: 'default',
+        name: 'web',
+        server: 'web-http',
+        total: 100,
+        identity: 10,
+        overrides: [{ requestsPerSecond: 50, serviceAccounts: [{ namespace: 'default', name: 'ops' }] }],
+      },
+    ],
   };
 }
 
 /** Order-insensitive view of a snapshot's content (a store may list things in any order). */
 function normalized(s: { services: readonly ServiceEntry[]; pods: readonly PodEntry[] }): unknown {
-  const byKey = <T extends { namespace: string; name: string }>(a: T, b: T) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`);
+  const byKey = <T extends { namespace: string; name: string }>(a: T, b: T) =>
+    `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`);
   return {
-    services: [...s.services].sort(byKey).map((svc) => ({ ...svc, endpoints: [...svc.endpoints].sort((a, b) => a.pod.localeCompare(b.pod)) })),
+    services: [...s.services]
+      .sort(byKey)
+      .map((svc) => ({ ...svc, endpoints: [...svc.endpoints].sort((a, b) => a.pod.localeCompare(b.pod)) })),
     pods: [...s.pods].sort(byKey),
   };
 }
@@ -141,7 +186,8 @@ export function storeContract(name: string, make: () => Promise<StoreContract> |
           [seenA, seenB].every((seen) => seen.some((s) => s.pods.length === 4)) ? true : undefined,
         );
         for (const seen of [seenA, seenB]) {
-          for (let i = 1; i < seen.length; i++) assert.ok((seen[i] as StoreSnapshot).version > (seen[i - 1] as StoreSnapshot).version);
+          for (let i = 1; i < seen.length; i++)
+            assert.ok((seen[i] as StoreSnapshot).version > (seen[i - 1] as StoreSnapshot).version);
         }
         assert.ok(consistent.every(Boolean), 'snapshot() during a notification returns the notified snapshot');
         assert.deepEqual(normalized(seenA[seenA.length - 1] as StoreSnapshot), normalized(second));
@@ -182,7 +228,9 @@ export function storeContract(name: string, make: () => Promise<StoreContract> |
         assert.equal(s.pods.find((p) => p.name === 'web-2')?.defaultInboundPolicy, 'deny');
         const fewer = { ...samplePolicy(), authorizationPolicies: [] };
         await h.set({ ...sampleContent(), policy: fewer });
-        await until('the authorization to go', () => (h.store.snapshot().policy?.authorizationPolicies.length === 0 ? true : undefined));
+        await until('the authorization to go', () =>
+          h.store.snapshot().policy?.authorizationPolicies.length === 0 ? true : undefined,
+        );
       } finally {
         await h.close();
       }

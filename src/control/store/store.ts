@@ -87,7 +87,12 @@ export type RouteFilterEntry =
       readonly remove: readonly string[];
     }
   /** Mirrors numerator/denominator of requests (100/100 when the manifest gives no share). */
-  | { readonly type: 'RequestMirror'; readonly backend: BackendRefEntry; readonly numerator: number; readonly denominator: number }
+  | {
+      readonly type: 'RequestMirror';
+      readonly backend: BackendRefEntry;
+      readonly numerator: number;
+      readonly denominator: number;
+    }
   | { readonly type: 'URLRewrite'; readonly hostname?: string; readonly path?: PathModifierEntry }
   | {
       readonly type: 'RequestRedirect';
@@ -167,7 +172,11 @@ export interface AuthorizationPolicyEntry {
   /** A Server, an inbound route (by name, in `namespace`) or the Namespace `namespace` itself. */
   readonly target: { readonly kind: 'Server' | 'HTTPRoute' | 'GRPCRoute' | 'Namespace'; readonly name: string };
   /** All must accept the client; empty: every client. */
-  readonly authentications: readonly { readonly kind: 'MeshTLSAuthentication' | 'NetworkAuthentication' | 'ServiceAccount'; readonly namespace: string; readonly name: string }[];
+  readonly authentications: readonly {
+    readonly kind: 'MeshTLSAuthentication' | 'NetworkAuthentication' | 'ServiceAccount';
+    readonly namespace: string;
+    readonly name: string;
+  }[];
 }
 
 export interface MeshTLSAuthenticationEntry {
@@ -176,7 +185,11 @@ export interface MeshTLSAuthenticationEntry {
   /** SPIFFE ids with `*` wildcards, or `*` (any authenticated client). */
   readonly identities: readonly string[];
   /** `name` '*' with kind Namespace: every namespace. */
-  readonly identityRefs: readonly { readonly kind: 'ServiceAccount' | 'Namespace'; readonly namespace: string; readonly name: string }[];
+  readonly identityRefs: readonly {
+    readonly kind: 'ServiceAccount' | 'Namespace';
+    readonly namespace: string;
+    readonly name: string;
+  }[];
 }
 
 export interface NetworkAuthenticationEntry {
@@ -193,7 +206,10 @@ export interface RateLimitEntry {
   /** Requests per second; absent: no such limit. */
   readonly total?: number;
   readonly identity?: number;
-  readonly overrides: readonly { readonly requestsPerSecond: number; readonly serviceAccounts: readonly { readonly namespace: string; readonly name: string }[] }[];
+  readonly overrides: readonly {
+    readonly requestsPerSecond: number;
+    readonly serviceAccounts: readonly { readonly namespace: string; readonly name: string }[];
+  }[];
 }
 
 export interface PolicyEntries {

@@ -31,7 +31,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /** `{"<name>": {port, scheme, path?, headers?}, ...}` as the injector writes it (parsed JSON): the
  *  targets, or every problem, each led by the path of what is wrong (`web-readiness.port: ...`). */
-export function parseAppProbes(json: unknown): { ok: true; probes: Record<string, AppProbeTarget> } | { ok: false; problems: string[] } {
+export function parseAppProbes(
+  json: unknown,
+): { ok: true; probes: Record<string, AppProbeTarget> } | { ok: false; problems: string[] } {
   if (!isObject(json)) return { ok: false, problems: ['must be an object of probes by name'] };
   const problems: string[] = [];
   const bad = (path: string, message: string): void => void problems.push(`${path}: ${message}`);
@@ -42,9 +44,12 @@ export function parseAppProbes(json: unknown): { ok: true; probes: Record<string
       continue;
     }
     for (const k of Object.keys(t)) if (!TARGET_KEYS.includes(k)) bad(name, `unknown key "${k}"`);
-    if (typeof t['port'] !== 'number' || !Number.isInteger(t['port']) || t['port'] < 1 || t['port'] > 65535) bad(`${name}.port`, 'must be an integer from 1 to 65535');
-    if (typeof t['scheme'] !== 'string' || !SCHEMES.includes(t['scheme'])) bad(`${name}.scheme`, `must be one of ${SCHEMES.join(', ')}`);
-    if (t['path'] !== undefined && (typeof t['path'] !== 'string' || !t['path'].startsWith('/'))) bad(`${name}.path`, 'must be a string starting with "/"');
+    if (typeof t['port'] !== 'number' || !Number.isInteger(t['port']) || t['port'] < 1 || t['port'] > 65535)
+      bad(`${name}.port`, 'must be an integer from 1 to 65535');
+    if (typeof t['scheme'] !== 'string' || !SCHEMES.includes(t['scheme']))
+      bad(`${name}.scheme`, `must be one of ${SCHEMES.join(', ')}`);
+    if (t['path'] !== undefined && (typeof t['path'] !== 'string' || !t['path'].startsWith('/')))
+      bad(`${name}.path`, 'must be a string starting with "/"');
     const headers = t['headers'];
     if (headers === undefined) continue;
     if (!Array.isArray(headers) || headers.length > 32) {
@@ -52,7 +57,12 @@ export function parseAppProbes(json: unknown): { ok: true; probes: Record<string
       continue;
     }
     headers.forEach((h: unknown, i) => {
-      const ok = isObject(h) && Object.keys(h).every((k) => k === 'name' || k === 'value') && typeof h['name'] === 'string' && h['name'] !== '' && typeof h['value'] === 'string';
+      const ok =
+        isObject(h) &&
+        Object.keys(h).every((k) => k === 'name' || k === 'value') &&
+        typeof h['name'] === 'string' &&
+        h['name'] !== '' &&
+        typeof h['value'] === 'string';
       if (!ok) bad(`${name}.headers.${i}`, 'must be {name, value}, the name not empty');
     });
   }
@@ -77,7 +87,12 @@ function tcpProbe(port: number, timeoutMs: number): Promise<boolean> {
 
 /** Answers a GET /app-probe/<name> from the kubelet with the app's own answer (its status; 503 when it
  *  cannot be reached), as the kubelet would have seen it: 200-399 passes, anything else fails. */
-export function forwardAppProbe(probes: ReadonlyMap<string, AppProbeTarget>, name: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+export function forwardAppProbe(
+  probes: ReadonlyMap<string, AppProbeTarget>,
+  name: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): void {
   const text = (status: number, body: string) => {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(body);
@@ -86,13 +101,23 @@ export function forwardAppProbe(probes: ReadonlyMap<string, AppProbeTarget>, nam
   if (t === undefined) return text(404, `no app probe named ${JSON.stringify(name)}\n`);
   if (req.method !== 'GET') return text(405, 'method not allowed\n');
   if (t.scheme === 'TCP') {
-    void tcpProbe(t.port, PROBE_TIMEOUT_MS).then((ok) => (ok ? text(200, `port ${t.port} open\n`) : text(503, `port ${t.port}: connection refused or timed out\n`)));
+    void tcpProbe(t.port, PROBE_TIMEOUT_MS).then((ok) =>
+      ok ? text(200, `port ${t.port} open\n`) : text(503, `port ${t.port}: connection refused or timed out\n`),
+    );
     return;
   }
   const headers: Record<string, string> = { 'user-agent': req.headers['user-agent'] ?? 'kube-probe', accept: '*/*' };
   for (const h of t.headers ?? []) headers[h.name.toLowerCase()] = h.value;
   // The kubelet does not verify the app's certificate either.
-  const options = { host: '127.0.0.1', port: t.port, path: t.path ?? '/', method: 'GET', headers, timeout: PROBE_TIMEOUT_MS, ...(t.scheme === 'HTTPS' ? { rejectUnauthorized: false } : {}) };
+  const options = {
+    host: '127.0.0.1',
+    port: t.port,
+    path: t.path ?? '/',
+    method: 'GET',
+    headers,
+    timeout: PROBE_TIMEOUT_MS,
+    ...(t.scheme === 'HTTPS' ? { rejectUnauthorized: false } : {}),
+  };
   const up = (t.scheme === 'HTTPS' ? https : http).request(options, (r) => {
     r.resume();
     r.once('end', () => text(r.statusCode ?? 502, `app answered ${r.statusCode ?? 0}\n`));

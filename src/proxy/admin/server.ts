@@ -62,7 +62,8 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
       case '/ready':
         return hooks.ready() ? text(200, 'ready\n') : text(503, 'not ready\n');
       case '/metrics':
-        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
         hooks.metrics.registry.metrics().then(
           (body) => text(200, body, { 'content-type': hooks.metrics.registry.contentType }),
           (err: Error) => text(500, `metrics: ${err.message}\n`),
@@ -70,10 +71,12 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         return;
       case '/version':
         // Which Outrigger and which Node.js this proxy runs (`outrigger version` lists every proxy's).
-        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
         return text(200, `${JSON.stringify(versionView())}\n`, { 'content-type': 'application/json' });
       case '/identity': {
-        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
         if (hooks.certificate === undefined) return text(404, 'this proxy has no identity (mTLS is off)\n');
         const cert = hooks.certificate();
         if (cert === undefined) return text(503, 'no certificate yet\n');
@@ -81,8 +84,10 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
       }
       case '/policy': {
         // What `outrigger authz` shows and checks: who may call this pod (no secrets in it).
-        if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
-        if (hooks.policy === undefined) return text(404, 'this proxy has no policy service (every client is allowed)\n');
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (hooks.policy === undefined)
+          return text(404, 'this proxy has no policy service (every client is allowed)\n');
         return text(200, `${JSON.stringify(hooks.policy())}\n`, { 'content-type': 'application/json' });
       }
       case '/tap':
@@ -92,12 +97,14 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
       case '/shutdown':
         if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });
         // Only the pod itself may stop its proxy (the admin port listens on every address for probes).
-        if (!LOOPBACK.test(req.socket.remoteAddress ?? '')) return text(403, 'shutdown is only accepted from loopback\n');
+        if (!LOOPBACK.test(req.socket.remoteAddress ?? ''))
+          return text(403, 'shutdown is only accepted from loopback\n');
         text(202, 'shutting down\n');
         hooks.shutdown();
         return;
       default:
-        if (path.startsWith(APP_PROBE_PATH) && hooks.appProbes !== undefined) return forwardAppProbe(hooks.appProbes, path.slice(APP_PROBE_PATH.length), req, res);
+        if (path.startsWith(APP_PROBE_PATH) && hooks.appProbes !== undefined)
+          return forwardAppProbe(hooks.appProbes, path.slice(APP_PROBE_PATH.length), req, res);
         return text(404, 'not found\n');
     }
   });

@@ -89,7 +89,10 @@ export function balancerContract(name: string, make: BalancerFactory): void {
       // The same address for another pod is another endpoint.
       const start2 = kept.begin();
       b.update([endpointInfo(2, { pod: 'default/web-2-new' }), endpointInfo(4), endpointInfo(5)]);
-      assert.notEqual(b.endpoints.find((e) => e.key === '10.244.0.2:8080'), kept);
+      assert.notEqual(
+        b.endpoints.find((e) => e.key === '10.244.0.2:8080'),
+        kept,
+      );
       // Ending work on an endpoint that was removed is harmless.
       kept.end(start2, true);
       assert.equal(kept.pending, 0);
@@ -131,7 +134,10 @@ export function balancerContract(name: string, make: BalancerFactory): void {
       b.update([endpointInfo(1), endpointInfo(2), endpointInfo(3), endpointInfo(4)]);
       for (let i = 0; i < 400; i++) b.pick()?.begin();
       const pending = b.endpoints.map((e) => e.pending);
-      assert.equal(pending.reduce((a, c) => a + c, 0), 400);
+      assert.equal(
+        pending.reduce((a, c) => a + c, 0),
+        400,
+      );
       assert.ok(Math.max(...pending) - Math.min(...pending) <= 4, `pending per endpoint: ${pending.join(', ')}`);
     });
   });

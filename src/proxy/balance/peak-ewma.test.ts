@@ -45,7 +45,14 @@ interface SimEndpoint {
  * balancer's pick and completes after that endpoint's latency. Returns the picks per endpoint in each
  * `windowMs` window and the largest pending count seen per endpoint.
  */
-function simulate(o: { endpoints: SimEndpoint[]; intervalMs: number; durationMs: number; windowMs: number; seed: number; add?: { atMs: number; endpoint: SimEndpoint } }) {
+function simulate(o: {
+  endpoints: SimEndpoint[];
+  intervalMs: number;
+  durationMs: number;
+  windowMs: number;
+  seed: number;
+  add?: { atMs: number; endpoint: SimEndpoint };
+}) {
   const clock = manualClock(0);
   const b = new PeakEwmaBalancer({ now: clock.now, random: seededRandom(o.seed) });
   const all = o.add ? [...o.endpoints, o.add.endpoint] : o.endpoints;
@@ -90,7 +97,13 @@ const fast: SimEndpoint = { latencyMs: () => 1 };
 void test('simulation: a replica 200 ms slower than its two peers gets under 10% of requests within seconds', (t) => {
   const slow: SimEndpoint = { latencyMs: () => 201 };
   // 500 requests per second for 10 s, counted per second.
-  const { windows, maxPending } = simulate({ endpoints: [fast, slow, fast], intervalMs: 2, durationMs: 10_000, windowMs: 1000, seed: 42 });
+  const { windows, maxPending } = simulate({
+    endpoints: [fast, slow, fast],
+    intervalMs: 2,
+    durationMs: 10_000,
+    windowMs: 1000,
+    seed: 42,
+  });
   const shares = windows.map((w) => share(w, 1));
   t.diagnostic(`slow replica's share per second: ${shares.map((s) => `${(s * 100).toFixed(1)}%`).join(' ')}`);
   t.diagnostic(`largest pending per endpoint: ${maxPending.join(', ')}`);
@@ -103,7 +116,13 @@ void test('simulation: a replica 200 ms slower than its two peers gets under 10%
 void test('simulation: under load, outstanding requests are spread over equal replicas', (t) => {
   const busy: SimEndpoint = { latencyMs: () => 50 };
   // 2000 requests per second at 50 ms: about 100 in flight over 4 replicas.
-  const { windows, maxPending } = simulate({ endpoints: [busy, busy, busy, busy], intervalMs: 0.5, durationMs: 5000, windowMs: 5000, seed: 7 });
+  const { windows, maxPending } = simulate({
+    endpoints: [busy, busy, busy, busy],
+    intervalMs: 0.5,
+    durationMs: 5000,
+    windowMs: 5000,
+    seed: 7,
+  });
   t.diagnostic(`picks: ${windows[0]?.join(', ')}; largest pending: ${maxPending.join(', ')}`);
   assert.ok(Math.max(...maxPending) <= 40, `largest pending ${Math.max(...maxPending)} (about 25 each is even)`);
   for (let i = 0; i < 4; i++) assert.ok(share(windows[0] as number[], i) > 0.2, `replica ${i}`);
@@ -118,7 +137,14 @@ void test('simulation: a slow replica that recovers wins traffic back; a new rep
   assert.ok((shares[shares.length - 1] as number) > 0.2, 'it is back to about a third');
 
   slowUntil = 0;
-  const w = simulate({ endpoints: [fast, fast], intervalMs: 2, durationMs: 30_000, windowMs: 1000, seed: 5, add: { atMs: 10_000, endpoint: fast } });
+  const w = simulate({
+    endpoints: [fast, fast],
+    intervalMs: 2,
+    durationMs: 30_000,
+    windowMs: 1000,
+    seed: 5,
+    add: { atMs: 10_000, endpoint: fast },
+  });
   const newShares = w.windows.map((x) => share(x, 2));
   t.diagnostic(`new replica's share per second: ${newShares.map((s) => `${(s * 100).toFixed(1)}%`).join(' ')}`);
   assert.ok((newShares[10] as number) > 0, 'not starved in its first second');

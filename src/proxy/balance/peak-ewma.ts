@@ -121,7 +121,9 @@ export class PeakEwmaBalancer implements Balancer {
     this.defaultRttMs = opts.defaultRttMs ?? PEAK_EWMA_DEFAULTS.defaultRttMs;
     this.decayMs = opts.decayMs ?? PEAK_EWMA_DEFAULTS.decayMs;
     if (!(this.defaultRttMs > 0 && this.decayMs > 0)) {
-      throw new RangeError(`peak-ewma: defaultRttMs and decayMs must be > 0, got ${this.defaultRttMs} and ${this.decayMs}`);
+      throw new RangeError(
+        `peak-ewma: defaultRttMs and decayMs must be > 0, got ${this.defaultRttMs} and ${this.decayMs}`,
+      );
     }
   }
 

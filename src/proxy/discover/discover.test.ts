@@ -41,17 +41,30 @@ void test('first answer, then the same object synchronously; an update after a c
   assert.equal(e?.meshed, true);
   assert.equal(e?.pod, 'default/web-1');
   // The metrics' and tap's view of it (no workload in the sample store: "").
-  assert.deepEqual(e?.meta, { key: 'default\0\0web-1\0web', namespace: 'default', workload: '', pod: 'web-1', service: 'web' });
+  assert.deepEqual(e?.meta, {
+    key: 'default\0\0web-1\0web',
+    namespace: 'default',
+    workload: '',
+    pod: 'web-1',
+    service: 'web',
+  });
   assert.equal(d.resolve(addr('10.96.0.10:80')), dest, 'then the same object, synchronously');
 
   const changed = sampleContent();
-  changed.services[0] = { ...changed.services[0]!, endpoints: changed.services[0]!.endpoints.map((x) => ({ ...x, ready: true })) };
+  changed.services[0] = {
+    ...changed.services[0]!,
+    endpoints: changed.services[0]!.endpoints.map((x) => ({ ...x, ready: true })),
+  };
   const t0 = Date.now();
   store.replace(changed);
   await waitFor('the second endpoint', () => (dest.balancer.endpoints.length === 2 ? true : undefined));
   t.diagnostic(`the change reached the client in ${Date.now() - t0} ms`);
   assert.deepEqual(keys(dest), ['10.244.0.11:8080', '10.244.0.12:8080']);
-  assert.equal(dest.balancer.endpoints.find((x) => x.key === '10.244.0.11:8080'), e, 'the remaining endpoint kept its stats');
+  assert.equal(
+    dest.balancer.endpoints.find((x) => x.key === '10.244.0.11:8080'),
+    e,
+    'the remaining endpoint kept its stats',
+  );
   assert.equal(d.stats.updates, 2);
 });
 
@@ -123,12 +136,17 @@ void test('control plane down: the last answer stays; after a restart on the sam
   const changed = sampleContent();
   changed.services[0] = {
     ...changed.services[0]!,
-    endpoints: [...changed.services[0]!.endpoints, { pod: 'default/web-3', ip: '10.244.0.13', ports: { 80: 8080 }, ready: true }],
+    endpoints: [
+      ...changed.services[0]!.endpoints,
+      { pod: 'default/web-3', ip: '10.244.0.13', ports: { 80: 8080 }, ready: true },
+    ],
   };
   changed.pods.push(pod('web-3', '10.244.0.13'));
   store.replace(changed);
   cp = await startTestControlPlane({ store, port });
-  await waitFor('the client to catch up', () => (dest.balancer.endpoints.length === 2 && !dest.stale ? true : undefined));
+  await waitFor('the client to catch up', () =>
+    dest.balancer.endpoints.length === 2 && !dest.stale ? true : undefined,
+  );
   assert.deepEqual(keys(dest), ['10.244.0.11:8080', '10.244.0.13:8080']);
 });
 

@@ -180,7 +180,11 @@ class Watch implements Destination {
     for (const e of list) {
       const addr = parseAddr(e.addr);
       if (!addr) {
-        if (!this.badAddrLogged) this.o.log.warn({ dst: this.path, addr: e.addr }, 'destination: ignoring an endpoint address that is not ip:port');
+        if (!this.badAddrLogged)
+          this.o.log.warn(
+            { dst: this.path, addr: e.addr },
+            'destination: ignoring an endpoint address that is not ip:port',
+          );
         this.badAddrLogged = true;
         continue;
       }
@@ -211,7 +215,10 @@ class Watch implements Destination {
     const table = compileRoutes(routes, u?.backends ?? []);
     if (table.problems.length > 0) {
       this.d.stats.routeProblems += table.problems.length;
-      this.o.log.warn({ dst: this.path, problems: table.problems }, 'destination: routes with problems (their matches never match or their backends answer 500)');
+      this.o.log.warn(
+        { dst: this.path, problems: table.problems },
+        'destination: routes with problems (their matches never match or their backends answer 500)',
+      );
     }
     const seen = new Set<string>();
     for (const b of u?.backends ?? []) {
@@ -235,7 +242,10 @@ class Watch implements Destination {
     if (s.code === GrpcStatus.INVALID_ARGUMENT) {
       // Asking again would get the same refusal: serve it as passthrough until the watch goes idle.
       this.d.stats.refused++;
-      this.o.log.warn({ dst: this.path, reason: s.details }, 'destination: the control plane refused the lookup; forwarding to the original address');
+      this.o.log.warn(
+        { dst: this.path, reason: s.details },
+        'destination: the control plane refused the lookup; forwarding to the original address',
+      );
       this.known = false;
       this.service = undefined;
       this.balancer.update([]);
@@ -270,7 +280,15 @@ class Watch implements Destination {
 }
 
 export class Discovery {
-  readonly stats: DiscoveryStats = { updates: 0, reconnects: 0, lookupTimeouts: 0, refused: 0, idleClosed: 0, watches: 0, routeProblems: 0 };
+  readonly stats: DiscoveryStats = {
+    updates: 0,
+    reconnects: 0,
+    lookupTimeouts: 0,
+    refused: 0,
+    idleClosed: 0,
+    watches: 0,
+    routeProblems: 0,
+  };
   /** @internal */
   readonly channel: GrpcChannel;
   private readonly ownChannel: boolean;
@@ -385,7 +403,19 @@ const passthroughOwn: BackendTarget = { service: '', balancer: emptyBalancer, br
 const passthroughLimit = new InFlightLimit({ maxInFlight: Number.MAX_SAFE_INTEGER, maxQueued: 0 });
 
 function passthrough(dst: SocketAddr): Destination {
-  return { dst, known: false, service: undefined, balancer: emptyBalancer, own: passthroughOwn, answered: false, stale: false, table: EMPTY_TABLE, budget: passthroughBudget, limit: passthroughLimit, backend: () => undefined };
+  return {
+    dst,
+    known: false,
+    service: undefined,
+    balancer: emptyBalancer,
+    own: passthroughOwn,
+    answered: false,
+    stale: false,
+    table: EMPTY_TABLE,
+    budget: passthroughBudget,
+    limit: passthroughLimit,
+    backend: () => undefined,
+  };
 }
 
 /** The metrics and tap view of an endpoint: `pod` is `namespace/name`. */

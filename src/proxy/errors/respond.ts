@@ -39,7 +39,12 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
 export function errorResponse(err: unknown): ErrorResponse {
   if (err instanceof ProxyError) {
     const row = TABLE[err.code];
-    return { status: row.status, grpcStatus: row.grpc, message: err.message, ...(err.retryAfterS !== undefined ? { retryAfterS: err.retryAfterS } : {}) };
+    return {
+      status: row.status,
+      grpcStatus: row.grpc,
+      message: err.message,
+      ...(err.retryAfterS !== undefined ? { retryAfterS: err.retryAfterS } : {}),
+    };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { status: 502, grpcStatus: 14, message: `proxy error: ${message}` };

@@ -24,8 +24,16 @@ export interface MirrorContext {
 }
 
 /** Sends a copy of a body-less request (`fields`: alternating name, value, as forwarded) to `backend`. */
-export function mirrorHttp1(ctx: MirrorContext, targetKey: string, backend: BackendTarget, method: string, target: string, fields: readonly string[]): void {
-  const count = (result: string) => ctx.metrics.mirrorTotal.inc({ direction: ctx.direction, target_addr: targetKey, result });
+export function mirrorHttp1(
+  ctx: MirrorContext,
+  targetKey: string,
+  backend: BackendTarget,
+  method: string,
+  target: string,
+  fields: readonly string[],
+): void {
+  const count = (result: string) =>
+    ctx.metrics.mirrorTotal.inc({ direction: ctx.direction, target_addr: targetKey, result });
   const ep = backend.balancer.pick();
   if (ep === undefined || inFlight >= MAX_MIRRORS) {
     count('dropped');
@@ -56,7 +64,15 @@ export function mirrorHttp1(ctx: MirrorContext, targetKey: string, backend: Back
     path: target,
     headers,
     ...(serverId !== undefined && mtls !== undefined
-      ? { createConnection: () => mtls.originate(net.connect({ host: ep.addr.host, port: ep.addr.port, noDelay: true }), ep.key, serverId, MESH_ALPN.http1) }
+      ? {
+          createConnection: () =>
+            mtls.originate(
+              net.connect({ host: ep.addr.host, port: ep.addr.port, noDelay: true }),
+              ep.key,
+              serverId,
+              MESH_ALPN.http1,
+            ),
+        }
       : { agent }),
   };
   try {

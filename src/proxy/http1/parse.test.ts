@@ -14,7 +14,16 @@ const code = (fn: () => unknown) => {
 };
 
 void test('request head: framing, keep-alive and hop-by-hop fields', () => {
-  const h = req(['POST /a?b=1 HTTP/1.1', 'Host: web:8080', 'Connection: keep-alive, X-Secret', 'X-Secret: 1', 'Keep-Alive: timeout=5', 'TE: trailers', 'Content-Length: 5', 'X-Ok: yes']);
+  const h = req([
+    'POST /a?b=1 HTTP/1.1',
+    'Host: web:8080',
+    'Connection: keep-alive, X-Secret',
+    'X-Secret: 1',
+    'Keep-Alive: timeout=5',
+    'TE: trailers',
+    'Content-Length: 5',
+    'X-Ok: yes',
+  ]);
   assert.equal(h.method, 'POST');
   assert.equal(h.target, '/a?b=1');
   assert.equal(h.authority, 'web:8080');
@@ -59,8 +68,16 @@ void test('request head: malformed input is refused with 400-class codes', () =>
     ['POST / HTTP/1.0', 'Transfer-Encoding: chunked'],
     ['GET relative HTTP/1.1', 'Host: a'],
   ];
-  for (const lines of bad) assert.equal(code(() => req(lines)), 'OUTR_ERR_MALFORMED_REQUEST', JSON.stringify(lines));
-  assert.equal(code(() => req(['GET / HTTP/2.0', 'Host: a'])), 'OUTR_ERR_VERSION_NOT_SUPPORTED');
+  for (const lines of bad)
+    assert.equal(
+      code(() => req(lines)),
+      'OUTR_ERR_MALFORMED_REQUEST',
+      JSON.stringify(lines),
+    );
+  assert.equal(
+    code(() => req(['GET / HTTP/2.0', 'Host: a'])),
+    'OUTR_ERR_VERSION_NOT_SUPPORTED',
+  );
   // Repeated identical content-length values are allowed (RFC 9110 section 8.6).
   assert.equal(req(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 3', 'Content-Length: 3']).contentLength, 3);
 });
@@ -76,8 +93,14 @@ void test('response head: body framing follows the request method and status', (
   assert.equal(r(['HTTP/1.1 200 Connection established'], 'CONNECT').bodyKind, 'none');
   assert.equal(r(['HTTP/1.1 200']).reason, '');
   assert.equal(r(['HTTP/1.0 200 OK', 'Content-Length: 1']).keepAlive, false);
-  assert.equal(code(() => r(['HTTP/1.1 2000 OK'])), 'OUTR_ERR_UPSTREAM_PROTOCOL');
-  assert.equal(code(() => r(['SSH-2.0-OpenSSH'])), 'OUTR_ERR_UPSTREAM_PROTOCOL');
+  assert.equal(
+    code(() => r(['HTTP/1.1 2000 OK'])),
+    'OUTR_ERR_UPSTREAM_PROTOCOL',
+  );
+  assert.equal(
+    code(() => r(['SSH-2.0-OpenSSH'])),
+    'OUTR_ERR_UPSTREAM_PROTOCOL',
+  );
 });
 
 void test('chunked scanner: finds the end across any split, passes payload ranges, refuses bad sizes', () => {

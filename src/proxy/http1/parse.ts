@@ -173,7 +173,8 @@ export function parseRequestHead(text: string): RequestHead {
   let minor: number;
   if (version === 'HTTP/1.1') minor = 1;
   else if (version === 'HTTP/1.0') minor = 0;
-  else if (/^HTTP\/\d\.\d$/.test(version)) throw new ProxyError(Codes.VERSION_NOT_SUPPORTED, `http version ${version} is not supported here`);
+  else if (/^HTTP\/\d\.\d$/.test(version))
+    throw new ProxyError(Codes.VERSION_NOT_SUPPORTED, `http version ${version} is not supported here`);
   else throw malformed(`malformed http version ${JSON.stringify(version.slice(0, 20))}`);
   if (minor === 0 && lines.length > 1 && /\r\ntransfer-encoding:/i.test(text)) {
     // RFC 9112 section 6.1: transfer-encoding in HTTP/1.0 is faulty framing.
@@ -286,35 +287,49 @@ export class ChunkedScanner {
         }
         case S.Size: {
           const c = buf[i] as number;
-          const v = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+          const v =
+            c >= 0x30 && c <= 0x39
+              ? c - 0x30
+              : c >= 0x61 && c <= 0x66
+                ? c - 0x57
+                : c >= 0x41 && c <= 0x46
+                  ? c - 0x37
+                  : -1;
           if (v >= 0) {
             if (++this.digits > 12) throw this.fail('chunk size too large');
             this.size = this.size * 16 + v;
           } else if (this.digits === 0) throw this.fail('invalid chunk size');
           else if (c === 0x0d) this.state = S.SizeLf;
-          else if (c === 0x3b) { this.state = S.Ext; this.lineBytes = 0; }
-          else if (c === 0x20 || c === 0x09) this.state = S.SizeWs;
+          else if (c === 0x3b) {
+            this.state = S.Ext;
+            this.lineBytes = 0;
+          } else if (c === 0x20 || c === 0x09) this.state = S.SizeWs;
           else throw this.fail('invalid chunk size');
           break;
         }
         case S.SizeWs: {
           const c = buf[i];
-          if (c === 0x3b) { this.state = S.Ext; this.lineBytes = 0; }
-          else if (c === 0x0d) this.state = S.SizeLf;
+          if (c === 0x3b) {
+            this.state = S.Ext;
+            this.lineBytes = 0;
+          } else if (c === 0x0d) this.state = S.SizeLf;
           else if (c !== 0x20 && c !== 0x09) throw this.fail('invalid chunk size');
           break;
         }
         case S.Ext: {
           const c = buf[i] as number;
           if (c === 0x0d) this.state = S.SizeLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f || ++this.lineBytes > MAX_LINE) throw this.fail('invalid chunk extension');
+          else if ((c < 0x20 && c !== 0x09) || c === 0x7f || ++this.lineBytes > MAX_LINE)
+            throw this.fail('invalid chunk extension');
           break;
         }
         case S.SizeLf:
           if (buf[i] !== 0x0a) throw this.fail('invalid chunk size line ending');
           this.digits = 0;
-          if (this.size === 0) { this.state = S.TrailerStart; this.trailerBytes = 0; }
-          else this.state = S.Data;
+          if (this.size === 0) {
+            this.state = S.TrailerStart;
+            this.trailerBytes = 0;
+          } else this.state = S.Data;
           break;
         case S.DataCr:
           if (buf[i] !== 0x0d) throw this.fail('chunk data longer than its size');
@@ -326,7 +341,10 @@ export class ChunkedScanner {
           break;
         case S.TrailerStart:
           if (buf[i] === 0x0d) this.state = S.EndLf;
-          else { this.state = S.TrailerLine; this.trailerBytes++; }
+          else {
+            this.state = S.TrailerLine;
+            this.trailerBytes++;
+          }
           break;
         case S.TrailerLine: {
           const c = buf[i];

@@ -17,7 +17,16 @@ import type { Endpoint } from '../balance/balancer.js';
 import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror } from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
-import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, queueFull, type BackendTarget, type Router } from '../route/router.js';
+import {
+  abandonBreaker,
+  chooseAttempt,
+  feedBreaker,
+  findRoute,
+  noEndpoint,
+  queueFull,
+  type BackendTarget,
+  type Router,
+} from '../route/router.js';
 import { Slot } from '../route/limit.js';
 import { splitTarget, type CompiledRule, type RouteCandidate, type RouteRequest } from '../route/table.js';
 import { reasonPhrase } from '../errors/respond.js';
@@ -63,7 +72,8 @@ const enum Res {
 }
 
 const malformedBody = (m: string) => new ProxyError(Codes.MALFORMED_REQUEST, `invalid request body: ${m}`);
-const badUpstreamBody = (m: string) => new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream sent an invalid response body: ${m}`);
+const badUpstreamBody = (m: string) =>
+  new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream sent an invalid response body: ${m}`);
 
 export class ClientConn implements UpstreamOwner {
   /** The original destination, as the metrics label it. */
@@ -153,16 +163,25 @@ export class ClientConn implements UpstreamOwner {
   idleSince = performance.now();
   private readonly onHeadTimeout = () => {
     this.headTimer = null;
-    this.fail(new ProxyError(Codes.HEADER_TIMEOUT, `request head not received within ${this.ctx.cfg.headerTimeoutMs}ms`));
+    this.fail(
+      new ProxyError(Codes.HEADER_TIMEOUT, `request head not received within ${this.ctx.cfg.headerTimeoutMs}ms`),
+    );
   };
   private readonly onResTimeout = () => {
     this.resTimer = null;
     this.failKind = 'timeout';
-    this.fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.upKey}: no response within ${this.attemptTimeoutMs()}ms`));
+    this.fail(
+      new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.upKey}: no response within ${this.attemptTimeoutMs()}ms`),
+    );
   };
   private readonly onRouteTimeout = () => {
     this.routeTimer = null;
-    this.fail(new ProxyError(Codes.ROUTE_TIMEOUT, `${this.targetKey}: route ${this.rule?.route} timed out after ${this.rule?.requestTimeoutMs}ms (timeouts.request)`));
+    this.fail(
+      new ProxyError(
+        Codes.ROUTE_TIMEOUT,
+        `${this.targetKey}: route ${this.rule?.route} timed out after ${this.rule?.requestTimeoutMs}ms (timeouts.request)`,
+      ),
+    );
   };
   private readonly onRetryTimer = () => {
     this.retryTimer = null;
@@ -194,7 +213,10 @@ export class ClientConn implements UpstreamOwner {
     // Inbound, the identity header is stripped whether or not mTLS is on: nobody may claim an identity
     // with a header.
     this.identityHeader = ctx.direction === 'inbound';
-    this.gate = ctx.direction === 'inbound' && ctx.policy !== undefined ? new InboundGate(ctx.policy, target.port, clientId, peerAddr ?? sock.remoteAddress) : null;
+    this.gate =
+      ctx.direction === 'inbound' && ctx.policy !== undefined
+        ? new InboundGate(ctx.policy, target.port, clientId, peerAddr ?? sock.remoteAddress)
+        : null;
     sock.setNoDelay(true);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
@@ -213,7 +235,8 @@ export class ClientConn implements UpstreamOwner {
    */
   private updateReading(): void {
     if (this.closed) return;
-    if ((this.buf !== null && this.req !== null) || this.waitUpstreamDrain || this.waitingHead !== null) this.sock.pause();
+    if ((this.buf !== null && this.req !== null) || this.waitUpstreamDrain || this.waitingHead !== null)
+      this.sock.pause();
     else this.sock.resume();
   }
 
@@ -223,7 +246,8 @@ export class ClientConn implements UpstreamOwner {
    * would be refreshed on every read and write of the hot path.
    */
   closeIfIdleSince(limit: number): void {
-    if (this.idleSince !== 0 && this.idleSince < limit && !this.req && !this.buf && this.waitingHead === null) this.sock.destroy();
+    if (this.idleSince !== 0 && this.idleSince < limit && !this.req && !this.buf && this.waitingHead === null)
+      this.sock.destroy();
   }
 
   /** Shutdown: finish the exchange in flight, then close; close now if idle. */
@@ -335,7 +359,11 @@ export class ClientConn implements UpstreamOwner {
       this.startRouted(head, rest, router);
       return;
     }
-    this.reqHead = this.headText(head, head.target, this.ctx.obs?.tracer !== undefined ? this.traced(head.fields) : head.fields);
+    this.reqHead = this.headText(
+      head,
+      head.target,
+      this.ctx.obs?.tracer !== undefined ? this.traced(head.fields) : head.fields,
+    );
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
@@ -355,7 +383,14 @@ export class ClientConn implements UpstreamOwner {
       }
       this.useEndpoint(own, ep);
     }
-    this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority, this.clientId ?? this.serverId, undefined, this.ep?.meta);
+    this.stats = metrics.route(
+      this.ctx.direction,
+      this.targetKey,
+      head.authority,
+      this.clientId ?? this.serverId,
+      undefined,
+      this.ep?.meta,
+    );
     this.stats.requests.inc();
     // The head and the body bytes that came with it leave in one write.
     const upSock = this.sendHead(true);
@@ -441,7 +476,12 @@ export class ClientConn implements UpstreamOwner {
     const rule = cand.rule;
     const filters = rule.filters;
     if (filters.redirect !== undefined) {
-      const r = redirectLocation({ scheme: 'http', authority: head.authority !== '' ? head.authority : this.targetKey, path, query }, cand.prefix, filters.redirect, this.targetPort);
+      const r = redirectLocation(
+        { scheme: 'http', authority: head.authority !== '' ? head.authority : this.targetKey, path, query },
+        cand.prefix,
+        filters.redirect,
+        this.targetPort,
+      );
       this.stats = metrics.route(direction, this.targetKey, head.authority, undefined, rule.route);
       this.stats.requests.inc();
       if (head.bodyKind === 'none') {
@@ -492,7 +532,14 @@ export class ClientConn implements UpstreamOwner {
       this.refuse(head, rest, this.pickError, rule.route);
       return;
     }
-    this.stats = metrics.route(direction, this.targetKey, head.authority, this.clientId ?? this.serverId, rule.route, this.ep?.meta);
+    this.stats = metrics.route(
+      direction,
+      this.targetKey,
+      head.authority,
+      this.clientId ?? this.serverId,
+      rule.route,
+      this.ep?.meta,
+    );
     this.stats.requests.inc();
     const upSock = this.sendHead(true);
     this.requestBody(head, rest);
@@ -533,7 +580,13 @@ export class ClientConn implements UpstreamOwner {
 
   /** Answers an error for a request nothing was sent for (no route, no backend, no endpoint). */
   private refuse(head: RequestHead, rest: Buffer | null, err: unknown, route: string | undefined): void {
-    this.stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, head.authority, this.ctx.direction === 'inbound' ? this.clientId : undefined, route);
+    this.stats = this.ctx.metrics.route(
+      this.ctx.direction,
+      this.targetKey,
+      head.authority,
+      this.ctx.direction === 'inbound' ? this.clientId : undefined,
+      route,
+    );
     this.stats.requests.inc();
     // Nothing was sent: a request without a body is over, and the connection can go on.
     if (head.bodyKind === 'none') {
@@ -547,7 +600,10 @@ export class ClientConn implements UpstreamOwner {
   private respondLocal(status: number, extra: string): void {
     this.record(this.stats as RouteStats, status);
     const close = this.closeAfter || this.clientEnded || !this.reqDone;
-    this.sock.write(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${extra}content-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+    this.sock.write(
+      `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${extra}content-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
+      'latin1',
+    );
     this.clearTimers();
     this.resetExchange();
     if (close) {
@@ -574,7 +630,11 @@ export class ClientConn implements UpstreamOwner {
     const ep = this.ep;
     if (b === null || ep === null) return;
     if (feedBreaker(b, ep.key, failed)) {
-      this.ctx.metrics.endpointEjectionsTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, backend: b.service });
+      this.ctx.metrics.endpointEjectionsTotal.inc({
+        direction: this.ctx.direction,
+        target_addr: this.targetKey,
+        backend: b.service,
+      });
     }
   }
 
@@ -597,10 +657,16 @@ export class ClientConn implements UpstreamOwner {
     );
     const { metrics, direction } = this.ctx;
     if (d !== 'retry') {
-      if (d !== 'no-policy' && d !== 'not-retryable') metrics.retrySkippedTotal.inc({ direction, target_addr: this.targetKey, route: rule.route, reason: d });
+      if (d !== 'no-policy' && d !== 'not-retryable')
+        metrics.retrySkippedTotal.inc({ direction, target_addr: this.targetKey, route: rule.route, reason: d });
       return false;
     }
-    metrics.retryTotal.inc({ direction, target_addr: this.targetKey, route: rule.route, reason: typeof outcome === 'string' ? outcome : 'status' });
+    metrics.retryTotal.inc({
+      direction,
+      target_addr: this.targetKey,
+      route: rule.route,
+      reason: typeof outcome === 'string' ? outcome : 'status',
+    });
     this.retries++;
     // The failed attempt ends here: its connection is dropped (its response, if any, is not read).
     this.settleEndpoint(typeof outcome !== 'string');
@@ -690,7 +756,9 @@ export class ClientConn implements UpstreamOwner {
         this.failKind = 'connect-failure';
         this.fail(err);
       },
-      this.serverId !== undefined && this.ctx.mtls !== undefined ? { tls: this.ctx.mtls, serverId: this.serverId, alpn: MESH_ALPN.http1 } : undefined,
+      this.serverId !== undefined && this.ctx.mtls !== undefined
+        ? { tls: this.ctx.mtls, serverId: this.serverId, alpn: MESH_ALPN.http1 }
+        : undefined,
     );
     this.connecting = c;
     const up = pool.adopt(c.socket, this.poolKey);
@@ -829,7 +897,12 @@ export class ClientConn implements UpstreamOwner {
       if (end === -1) {
         if (rbuf.length > MAX_RESPONSE_HEAD) {
           this.upReusable = false;
-          this.fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.targetKey}: response head larger than ${MAX_RESPONSE_HEAD} bytes`));
+          this.fail(
+            new ProxyError(
+              Codes.UPSTREAM_PROTOCOL,
+              `upstream ${this.targetKey}: response head larger than ${MAX_RESPONSE_HEAD} bytes`,
+            ),
+          );
           return;
         }
         this.rbuf = rbuf;
@@ -977,7 +1050,14 @@ export class ClientConn implements UpstreamOwner {
       up.socket.destroy();
     }
     if (this.closed || !this.req || this.resPhase === Res.Done) return;
-    if (this.resPhase === Res.Head && !this.rbuf && up && up.uses > 1 && !this.retried && this.req.bodyKind === 'none') {
+    if (
+      this.resPhase === Res.Head &&
+      !this.rbuf &&
+      up &&
+      up.uses > 1 &&
+      !this.retried &&
+      this.req.bodyKind === 'none'
+    ) {
       // A pooled connection the server closed while it sat idle (a race no timeout can rule out): the
       // request had no body and got no byte of answer, so sending it again on a new connection is safe.
       this.retried = true;
@@ -1108,7 +1188,10 @@ export class ClientConn implements UpstreamOwner {
     this.releaseUpstream();
     this.clearTimers();
     if (responseStarted) {
-      this.ctx.log.debug({ target: this.upKey, err: (err as Error).message }, 'http/1 exchange failed after the response began');
+      this.ctx.log.debug(
+        { target: this.upKey, err: (err as Error).message },
+        'http/1 exchange failed after the response began',
+      );
       this.resetExchange();
       this.sock.destroy();
       return;

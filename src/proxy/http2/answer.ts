@@ -4,7 +4,12 @@
 // always ends with grpc-status (the proxy's INTERNAL when the upstream sent none, UNAVAILABLE when the
 // upstream went away mid-answer), an upstream's reset reaches the client as the same reset, and each
 // ending is reported once, classified, so that metrics, tap and spans never call a cut answer a success.
-import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, {
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { Codes, ProxyError } from '../errors/errors.js';
 import { errorLabel } from '../metrics.js';
 import { GrpcStatus, grpcMessage, grpcStatusOf, grpcStatusOfHttp, grpcStatusOfReset } from '../../api/grpc/protocol.js';
@@ -77,7 +82,13 @@ export class Answer {
   #finished = false;
 
   /** Starts the answer with the upstream's response head (`flags` as the 'response' event gave them). */
-  constructor(down: ServerHttp2Stream, up: ClientHttp2Stream, head: IncomingHttpHeaders, flags: number, o: AnswerOptions) {
+  constructor(
+    down: ServerHttp2Stream,
+    up: ClientHttp2Stream,
+    head: IncomingHttpHeaders,
+    flags: number,
+    o: AnswerOptions,
+  ) {
     this.#down = down;
     this.#up = up;
     this.#upSession = up.session;
@@ -115,12 +126,24 @@ export class Answer {
   /** What `out` (the last header block) ends the answer with; adds the proxy's status where gRPC has none. */
   #ending(last: IncomingHttpHeaders | undefined, out: OutgoingHttpHeaders): AnswerEnd {
     const { grpc, label } = this.#o;
-    if (!grpc) return { status: this.status, grpcStatus: undefined, failed: false, reason: undefined, error: undefined };
+    if (!grpc)
+      return { status: this.status, grpcStatus: undefined, failed: false, reason: undefined, error: undefined };
     const gs = grpcStatusOf(last);
-    if (gs !== undefined) return { status: this.status, grpcStatus: gs, failed: false, reason: undefined, error: undefined };
+    if (gs !== undefined)
+      return { status: this.status, grpcStatus: gs, failed: false, reason: undefined, error: undefined };
     // Not 200: the client derives a status from the HTTP one, as the proxy counts it.
-    if (this.status !== 200) return { status: this.status, grpcStatus: grpcStatusOfHttp(this.status), failed: false, reason: undefined, error: undefined };
-    const error = new ProxyError(Codes.GRPC_STATUS_MISSING, `upstream ${label}: the grpc response ended without grpc-status`);
+    if (this.status !== 200)
+      return {
+        status: this.status,
+        grpcStatus: grpcStatusOfHttp(this.status),
+        failed: false,
+        reason: undefined,
+        error: undefined,
+      };
+    const error = new ProxyError(
+      Codes.GRPC_STATUS_MISSING,
+      `upstream ${label}: the grpc response ended without grpc-status`,
+    );
     out['grpc-status'] = String(GrpcStatus.INTERNAL);
     out['grpc-message'] = grpcMessage(`outrigger proxy: ${error.message}`);
     return { status: this.status, grpcStatus: GrpcStatus.INTERNAL, failed: true, reason: errorLabel(error), error };
@@ -132,7 +155,13 @@ export class Answer {
     let end: AnswerEnd;
     if (ov !== undefined) {
       t = { 'grpc-status': String(ov.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${ov.error.message}`) };
-      end = { status: this.status, grpcStatus: ov.grpcStatus, failed: true, reason: errorLabel(ov.error), error: ov.error };
+      end = {
+        status: this.status,
+        grpcStatus: ov.grpcStatus,
+        failed: true,
+        reason: errorLabel(ov.error),
+        error: ov.error,
+      };
     } else {
       t = this.#trailers !== undefined ? forwardable(this.#trailers) : {};
       end = this.#ending(this.#trailers, t);
@@ -166,19 +195,34 @@ export class Answer {
     if (code !== NGHTTP2_NO_ERROR && !connectionLost) {
       // The upstream reset its stream mid-answer: the client's is reset the same way.
       down.close(code);
-      this.#finish({ status: this.status, grpcStatus: this.#o.grpc ? grpcStatusOfReset(code) : undefined, failed: true, reason: 'reset', error: undefined });
+      this.#finish({
+        status: this.status,
+        grpcStatus: this.#o.grpc ? grpcStatusOfReset(code) : undefined,
+        failed: true,
+        reason: 'reset',
+        error: undefined,
+      });
       return;
     }
     // Gone before its end (its connection closed, which Node reports as a CANCEL): the answer is cut.
     const how = connectionLost ? 'the connection closed' : 'the stream closed';
-    this.#cut(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.#o.label}: ${how} mid-response`), GrpcStatus.UNAVAILABLE);
+    this.#cut(
+      new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.#o.label}: ${how} mid-response`),
+      GrpcStatus.UNAVAILABLE,
+    );
   }
 
   /** The client's stream closed first: it went away (or reset it) before the answer was over. */
   #downClosed(): void {
     if (this.#finished) return;
     const grpc = this.#o.grpc;
-    this.#finish({ status: this.status, grpcStatus: grpc ? GrpcStatus.CANCELLED : undefined, failed: grpc, reason: 'cancelled', error: undefined });
+    this.#finish({
+      status: this.status,
+      grpcStatus: grpc ? GrpcStatus.CANCELLED : undefined,
+      failed: grpc,
+      reason: 'cancelled',
+      error: undefined,
+    });
   }
 
   /** Ends the answer here: a gRPC client gets trailers with `grpcStatus`, any other a reset. */
@@ -192,7 +236,13 @@ export class Answer {
       return;
     }
     down.close(NGHTTP2_INTERNAL_ERROR);
-    this.#finish({ status: this.status, grpcStatus: this.#o.grpc ? grpcStatusOfReset(NGHTTP2_INTERNAL_ERROR) : undefined, failed: true, reason: errorLabel(err), error: err });
+    this.#finish({
+      status: this.status,
+      grpcStatus: this.#o.grpc ? grpcStatusOfReset(NGHTTP2_INTERNAL_ERROR) : undefined,
+      failed: true,
+      reason: errorLabel(err),
+      error: err,
+    });
   }
 
   /**

@@ -2,7 +2,15 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 
 /** Headers that must not cross the proxy (RFC 9113 section 8.2.2); Node refuses most of them anyway. */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+const DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'host',
+]);
 
 /** A header block as it goes on: connection-specific fields left out, `te` only as "trailers". */
 export function forwardable(h: IncomingHttpHeaders): OutgoingHttpHeaders {

@@ -1,14 +1,35 @@
 // The HTTP/2 side of a listener (prior-knowledge h2c for now): each client stream is forwarded as a
 // stream on one multiplexed upstream session per destination, with flow control (streams are piped),
 // trailers (so gRPC status and streaming work), and RST_STREAM and GOAWAY passed on.
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import http2, {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../../core/log.js';
 import type { Endpoint } from '../balance/balancer.js';
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
-import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror, type CompiledHeaderModifier } from '../route/filters.js';
+import {
+  modifyHeaders,
+  redirectLocation,
+  rewriteRequest,
+  shouldMirror,
+  type CompiledHeaderModifier,
+} from '../route/filters.js';
 import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
-import { abandonBreaker, chooseAttempt, feedBreaker, findRoute, noEndpoint, queueFull, type BackendTarget, type Router } from '../route/router.js';
+import {
+  abandonBreaker,
+  chooseAttempt,
+  feedBreaker,
+  findRoute,
+  noEndpoint,
+  queueFull,
+  type BackendTarget,
+  type Router,
+} from '../route/router.js';
 import { Slot } from '../route/limit.js';
 import { splitTarget, type RouteCandidate, type RouteRequest } from '../route/table.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
@@ -53,7 +74,8 @@ interface StreamFacts {
   readonly trace: TraceContext | undefined;
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } =
+  http2.constants;
 
 /** Maps an error seen on an upstream stream or session to the proxy's typed error. */
 function classify(err: unknown, target: string): ProxyError {
@@ -76,10 +98,19 @@ function classify(err: unknown, target: string): ProxyError {
 
 /** Answers a stream with the proxy's error: for gRPC a "trailers-only" response (gRPC clients read
  *  errors from grpc-status, not :status), else the status and a short body. Returns what was sent. */
-function respondWithError(stream: ServerHttp2Stream, r: ErrorResponse, grpc: boolean): { status: number; grpcStatus: number | undefined } {
+function respondWithError(
+  stream: ServerHttp2Stream,
+  r: ErrorResponse,
+  grpc: boolean,
+): { status: number; grpcStatus: number | undefined } {
   if (grpc) {
     stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), 'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`) },
+      {
+        ':status': 200,
+        'content-type': 'application/grpc',
+        'grpc-status': String(r.grpcStatus),
+        'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`),
+      },
       { endStream: true },
     );
     return { status: 200, grpcStatus: r.grpcStatus };
@@ -104,10 +135,20 @@ export class H2Proxy {
   /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface.
    *  With a `router` (a Service), each stream goes where its routes say, or to the endpoint its
    *  balancer picks when it has none. */
-  handle(socket: Socket, target: SocketAddr, initial: Buffer, router?: Router, clientId?: SpiffeId, peerAddr?: string): void {
+  handle(
+    socket: Socket,
+    target: SocketAddr,
+    initial: Buffer,
+    router?: Router,
+    clientId?: SpiffeId,
+    peerAddr?: string,
+  ): void {
     const { policy, direction } = this.ctx;
     // Inbound with a policy: one gate per client session (its identity and address are the session's).
-    const gate = direction === 'inbound' && policy !== undefined ? new InboundGate(policy, target.port, clientId, peerAddr ?? socket.remoteAddress) : undefined;
+    const gate =
+      direction === 'inbound' && policy !== undefined
+        ? new InboundGate(policy, target.port, clientId, peerAddr ?? socket.remoteAddress)
+        : undefined;
     if (initial.length) socket.unshift(initial);
     // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
     // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
@@ -174,7 +215,10 @@ export class H2Proxy {
     const connect = () => net.connect({ host: target.host, port: target.port, noDelay: true });
     const session = http2.connect(`http://${label}`, {
       // http2 waits for a TLS socket's 'secureConnect' before it sends its preface.
-      createConnection: serverId === undefined || mtls === undefined ? connect : () => mtls.originate(connect(), label, serverId, MESH_ALPN.h2),
+      createConnection:
+        serverId === undefined || mtls === undefined
+          ? connect
+          : () => mtls.originate(connect(), label, serverId, MESH_ALPN.h2),
       settings: { enablePush: false },
       // Until the server's SETTINGS arrive (one round trip), nghttp2 assumes it allows 100 streams; a
       // server allowing fewer refuses the rest of a burst (REFUSED_STREAM) and the clients see resets.
@@ -187,7 +231,9 @@ export class H2Proxy {
     };
     const timer = setTimeout(() => {
       forget();
-      session.destroy(new ProxyError(Codes.CONNECT_TIMEOUT, `upstream ${label}: connect timed out after ${cfg.connectTimeoutMs}ms`));
+      session.destroy(
+        new ProxyError(Codes.CONNECT_TIMEOUT, `upstream ${label}: connect timed out after ${cfg.connectTimeoutMs}ms`),
+      );
     }, cfg.connectTimeoutMs);
     session.once('connect', () => clearTimeout(timer));
     session.on('error', (err) => {
@@ -244,7 +290,15 @@ export class H2Proxy {
       recorded = true;
       stats.response(status, latency, grpc ? grpcStatus : undefined, reason !== undefined);
       const obs = this.ctx.obs;
-      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, reason, { stream, headers, dst: upKey, clientId, serverId, trace });
+      if (obs !== undefined && obs.active)
+        this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, reason, {
+          stream,
+          headers,
+          dst: upKey,
+          clientId,
+          serverId,
+          trace,
+        });
     };
     stream.on('error', () => {}); // a client's reset is not the proxy's error; 'close' follows
 
@@ -316,7 +370,10 @@ export class H2Proxy {
     let resTimer: NodeJS.Timeout | undefined;
     if (cfg.responseTimeoutMs > 0) {
       resTimer = setTimeout(
-        () => fail(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${upKey}: no response within ${cfg.responseTimeoutMs}ms`)),
+        () =>
+          fail(
+            new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${upKey}: no response within ${cfg.responseTimeoutMs}ms`),
+          ),
         cfg.responseTimeoutMs,
       );
     }
@@ -395,7 +452,13 @@ export class H2Proxy {
    * before anything goes to the client; a request body is replayed when the client's stream ended
    * within MAX_RETRY_BODY_BYTES.
    */
-  private forwardRouted(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: SocketAddr, key: string, router: Router): void {
+  private forwardRouted(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    target: SocketAddr,
+    key: string,
+    router: Router,
+  ): void {
     const { metrics, cfg, direction, mtls } = this.ctx;
     const startedAt = performance.now();
     stream.on('error', () => {});
@@ -418,7 +481,15 @@ export class H2Proxy {
       const latency = performance.now() - startedAt;
       stats.response(status, latency, grpc ? grpcStatus : undefined, reason !== undefined);
       const obs = this.ctx.obs;
-      if (obs !== undefined && obs.active) this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, reason, { stream, headers, dst: upKey, clientId: undefined, serverId: serverIdNow, trace });
+      if (obs !== undefined && obs.active)
+        this.observe(obs, stats, status, grpc ? grpcStatus : undefined, latency, reason, {
+          stream,
+          headers,
+          dst: upKey,
+          clientId: undefined,
+          serverId: serverIdNow,
+          trace,
+        });
     };
     /** Answers from the proxy (an error, or a redirect); after a response began, resets the stream. */
     const answerError = (err: unknown) => {
@@ -453,7 +524,12 @@ export class H2Proxy {
     stats = metrics.route(direction, key, authority, undefined, rule.route);
     if (filters.redirect !== undefined) {
       stats.requests.inc();
-      const r = redirectLocation({ scheme: 'http', authority: authority !== '' ? authority : key, path, query }, cand.prefix, filters.redirect, target.port);
+      const r = redirectLocation(
+        { scheme: 'http', authority: authority !== '' ? authority : key, path, query },
+        cand.prefix,
+        filters.redirect,
+        target.port,
+      );
       responded = true;
       status = r.status;
       stream.respond({ ':status': r.status, location: r.location }, { endStream: true });
@@ -505,7 +581,11 @@ export class H2Proxy {
       clearTimeout(attemptTimer);
       clearTimeout(retryTimer);
     };
-    const attemptMs = rule.backendRequestTimeoutMs > 0 && (cfg.responseTimeoutMs === 0 || rule.backendRequestTimeoutMs < cfg.responseTimeoutMs) ? rule.backendRequestTimeoutMs : cfg.responseTimeoutMs;
+    const attemptMs =
+      rule.backendRequestTimeoutMs > 0 &&
+      (cfg.responseTimeoutMs === 0 || rule.backendRequestTimeoutMs < cfg.responseTimeoutMs)
+        ? rule.backendRequestTimeoutMs
+        : cfg.responseTimeoutMs;
 
     // The attempt in progress.
     let up: ClientHttp2Stream | undefined;
@@ -520,7 +600,8 @@ export class H2Proxy {
     };
     const feed = (failed: boolean) => {
       if (backend === undefined || ep === undefined) return;
-      if (feedBreaker(backend, ep.key, failed)) metrics.endpointEjectionsTotal.inc({ direction, target_addr: key, backend: backend.service });
+      if (feedBreaker(backend, ep.key, failed))
+        metrics.endpointEjectionsTotal.inc({ direction, target_addr: key, backend: backend.service });
     };
     const dropAttempt = () => {
       clearTimeout(attemptTimer);
@@ -546,10 +627,16 @@ export class H2Proxy {
         router.budget,
       );
       if (d !== 'retry') {
-        if (d !== 'no-policy' && d !== 'not-retryable') metrics.retrySkippedTotal.inc({ direction, target_addr: key, route: rule.route, reason: d });
+        if (d !== 'no-policy' && d !== 'not-retryable')
+          metrics.retrySkippedTotal.inc({ direction, target_addr: key, route: rule.route, reason: d });
         return false;
       }
-      metrics.retryTotal.inc({ direction, target_addr: key, route: rule.route, reason: typeof outcome === 'string' ? outcome : 'status' });
+      metrics.retryTotal.inc({
+        direction,
+        target_addr: key,
+        route: rule.route,
+        reason: typeof outcome === 'string' ? outcome : 'status',
+      });
       retries++;
       settle(typeof outcome !== 'string');
       const avoid = upKey;
@@ -605,7 +692,11 @@ export class H2Proxy {
       up = u;
       if (attemptMs > 0) {
         attemptTimer = setTimeout(
-          () => failAttempt(new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${upKey}: no response within ${attemptMs}ms`), 'timeout'),
+          () =>
+            failAttempt(
+              new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${upKey}: no response within ${attemptMs}ms`),
+              'timeout',
+            ),
           attemptMs,
         );
       }
@@ -618,7 +709,12 @@ export class H2Proxy {
         const gs = endStream ? grpcStatusOf(h) : undefined;
         // gRPC's status comes in the trailers unless the answer is trailers-only.
         if (!grpc || endStream || st !== 200) feed(isEndpointFailure(st, gs));
-        if (rule.retry !== undefined && !responded && maybeRetry(gs !== undefined ? { status: st, grpcStatus: gs } : { status: st })) return;
+        if (
+          rule.retry !== undefined &&
+          !responded &&
+          maybeRetry(gs !== undefined ? { status: st, grpcStatus: gs } : { status: st })
+        )
+          return;
         if (stream.closed || stream.destroyed) return;
         responded = true;
         const fedAtHead = !grpc || endStream || st !== 200;
@@ -644,19 +740,27 @@ export class H2Proxy {
         if (up !== u || responded) return;
         if (err.code === 'ERR_HTTP2_STREAM_ERROR' && u.rstCode) return;
         const e = classify(err, upKey);
-        const connect = e.code === Codes.CONNECT_REFUSED || e.code === Codes.CONNECT_TIMEOUT || e.code === Codes.UPSTREAM_TLS || e.code === Codes.UPSTREAM_IDENTITY;
+        const connect =
+          e.code === Codes.CONNECT_REFUSED ||
+          e.code === Codes.CONNECT_TIMEOUT ||
+          e.code === Codes.UPSTREAM_TLS ||
+          e.code === Codes.UPSTREAM_IDENTITY;
         failAttempt(e, connect ? 'connect-failure' : 'reset');
       });
       u.on('close', () => {
         if (up !== u || finished || responded) return;
         const code = u.rstCode;
         if (code === undefined || code === NGHTTP2_NO_ERROR) {
-          failAttempt(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`), 'reset');
+          failAttempt(
+            new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${upKey}: stream closed without a response`),
+            'reset',
+          );
           return;
         }
         // Reset before answering: REFUSED_STREAM means nothing was processed (like a refused connect).
         feed(true);
-        if (rule.retry !== undefined && maybeRetry(code === NGHTTP2_REFUSED_STREAM ? 'connect-failure' : 'reset')) return;
+        if (rule.retry !== undefined && maybeRetry(code === NGHTTP2_REFUSED_STREAM ? 'connect-failure' : 'reset'))
+          return;
         finished = true;
         clearTimers();
         settle(false);
@@ -671,13 +775,17 @@ export class H2Proxy {
     stream.on('close', () => {
       clearTimers();
       const u = up;
-      if (u !== undefined && !u.closed && (answer === undefined || !answer.sent || stream.rstCode !== NGHTTP2_NO_ERROR)) u.close(NGHTTP2_CANCEL);
+      if (u !== undefined && !u.closed && (answer === undefined || !answer.sent || stream.rstCode !== NGHTTP2_NO_ERROR))
+        u.close(NGHTTP2_CANCEL);
       settle(true);
     });
     if (deadline !== Infinity) {
       routeTimer = setTimeout(() => {
         if (finished) return;
-        const err = new ProxyError(Codes.ROUTE_TIMEOUT, `${key}: route ${rule.route} timed out after ${rule.requestTimeoutMs}ms (timeouts.request)`);
+        const err = new ProxyError(
+          Codes.ROUTE_TIMEOUT,
+          `${key}: route ${rule.route} timed out after ${rule.requestTimeoutMs}ms (timeouts.request)`,
+        );
         if (answer !== undefined) {
           // Mid-answer: gRPC gets DEADLINE_EXCEEDED in the trailers, anything else a reset.
           answer.abort(err, errorResponse(err).grpcStatus);
@@ -693,7 +801,15 @@ export class H2Proxy {
   }
 
   /** Hands a finished stream to the observers (only called when someone observes). */
-  private observe(obs: Observer, stats: RouteStats, status: number, grpcStatus: number | undefined, latencyMs: number, failure: string | undefined, f: StreamFacts): void {
+  private observe(
+    obs: Observer,
+    stats: RouteStats,
+    status: number,
+    grpcStatus: number | undefined,
+    latencyMs: number,
+    failure: string | undefined,
+    f: StreamFacts,
+  ): void {
     const inbound = this.ctx.direction === 'inbound';
     const own = this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '';
     const peer = inbound ? f.clientId : f.serverId;

@@ -37,7 +37,10 @@ async function opensslText(t: TestContext, pem: string): Promise<string | undefi
 void test('openssl verifies the request and reads an empty subject, a P-256 key, one critical URI SAN, ecdsa-with-SHA256', async (t) => {
   for (const id of [WEB, LONG]) {
     const { csrPem } = newKeyAndCsr(id);
-    assert.match(csrPem, /^-----BEGIN CERTIFICATE REQUEST-----\n([A-Za-z0-9+/=]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE REQUEST-----\n$/);
+    assert.match(
+      csrPem,
+      /^-----BEGIN CERTIFICATE REQUEST-----\n([A-Za-z0-9+/=]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE REQUEST-----\n$/,
+    );
     const text = await opensslText(t, csrPem);
     if (text === undefined) {
       const msg = 'csr: openssl is missing: the check of the CSR by openssl is SKIPPED (install the openssl package)';
@@ -66,7 +69,10 @@ void test('the control plane parses it, checks its signature and certifies its k
   assert.equal(sans[0]?.critical, true);
   assert.deepEqual(sans[0]?.names.toJSON(), [{ type: 'url', value: WEB }]);
   // The CSR's key is the key's public half.
-  assert.deepEqual(Buffer.from(csr.publicKey.rawData), createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' }));
+  assert.deepEqual(
+    Buffer.from(csr.publicKey.rawData),
+    createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' }),
+  );
 
   const ca = await MeshCa.create();
   const tokens = await LocalTokenIssuer.create();

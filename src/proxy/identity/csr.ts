@@ -7,7 +7,17 @@
 // subject is empty), signed with ecdsa-with-SHA256 (RFC 5758 section 3.2).
 import { generateKeyPairSync, sign } from 'node:crypto';
 import type { SpiffeId } from '../../api/identity.js';
-import { bitString, booleanTrue, contextConstructed, objectIdentifier, octetString, sequence, setOf, smallInteger, tlv } from './der.js';
+import {
+  bitString,
+  booleanTrue,
+  contextConstructed,
+  objectIdentifier,
+  octetString,
+  sequence,
+  setOf,
+  smallInteger,
+  tlv,
+} from './der.js';
 
 export interface KeyAndCsr {
   /** PKCS#8 PEM of the private key, in memory only. */
@@ -27,7 +37,8 @@ const URI_TAG = 0x86;
 /** Generates an ECDSA P-256 key and a CSR asking for `identity` as its only (URI) SAN. */
 export function newKeyAndCsr(identity: SpiffeId): KeyAndCsr {
   // IA5String is ASCII; a SPIFFE ID is ASCII by construction (spiffeIdFor), checked here anyway.
-  if (!/^[\x20-\x7e]+$/.test(identity)) throw new RangeError(`identity ${JSON.stringify(identity)}: not printable ASCII, so not a URI SAN`);
+  if (!/^[\x20-\x7e]+$/.test(identity))
+    throw new RangeError(`identity ${JSON.stringify(identity)}: not printable ASCII, so not a URI SAN`);
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const san = sequence(tlv(URI_TAG, Buffer.from(identity, 'ascii')));
   const extensions = sequence(sequence(objectIdentifier(OID.subjectAltName), booleanTrue(), octetString(san)));
@@ -40,7 +51,10 @@ export function newKeyAndCsr(identity: SpiffeId): KeyAndCsr {
   // node:crypto signs ECDSA as DER (Ecdsa-Sig-Value), which is what the BIT STRING holds.
   const signature = sign('sha256', info, privateKey);
   const csr = sequence(info, sequence(objectIdentifier(OID.ecdsaWithSha256)), bitString(signature));
-  return { keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, csrPem: pem('CERTIFICATE REQUEST', csr) };
+  return {
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    csrPem: pem('CERTIFICATE REQUEST', csr),
+  };
 }
 
 function pem(label: string, der: Buffer): string {

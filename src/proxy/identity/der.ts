@@ -39,7 +39,8 @@ export function smallInteger(n: number): Buffer {
 export function objectIdentifier(dotted: string): Buffer {
   const arcs = dotted.split('.').map(Number);
   const [a, b] = arcs;
-  if (a === undefined || b === undefined || arcs.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new RangeError(`der: "${dotted}" is not an object identifier`);
+  if (a === undefined || b === undefined || arcs.some((x) => !Number.isSafeInteger(x) || x < 0))
+    throw new RangeError(`der: "${dotted}" is not an object identifier`);
   const out: number[] = [];
   for (const arc of [40 * a + b, ...arcs.slice(2)]) {
     const bytes = [arc & 0x7f];

@@ -22,7 +22,12 @@ async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSecond
   t.after(() => rm(dir, { recursive: true, force: true }));
   const ca = await MeshCa.create();
   const tokens = await LocalTokenIssuer.create();
-  const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true), leafLifetimeSeconds, clockSkewSeconds: 1 });
+  const certifier = new Certifier({
+    ca,
+    reviewer: tokens.reviewer(() => true),
+    leafLifetimeSeconds,
+    clockSkewSeconds: 1,
+  });
   const start = (port = 0) => startGrpcServer((server) => addIdentityService(server, { certifier }), { port });
   const tokenPath = path.join(dir, 'token');
   await writeFile(tokenPath, await tokens.issue(WEB), { mode: 0o600 });
@@ -33,7 +38,13 @@ void test('gets a certificate over gRPC and rotates it at about 70% of a short l
   const f = await fixture(t, 3);
   const { server, port } = await f.start();
   t.after(() => server.forceShutdown());
-  const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 500 });
+  const id = ProxyIdentity.start({
+    controlAddr: `127.0.0.1:${port}`,
+    tokenPath: f.tokenPath,
+    identity: WEB_ID,
+    backoffMinMs: 50,
+    backoffMaxMs: 500,
+  });
   t.after(() => id.close());
   const rotations: IdentityCert[] = [];
   id.onRotate((c) => rotations.push(c));
@@ -61,7 +72,13 @@ void test('keeps its certificate while the CA is down and renews when it is back
   const f = await fixture(t, 4);
   let { server, port } = await f.start();
   t.after(() => server.forceShutdown());
-  const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 100, backoffMaxMs: 400 });
+  const id = ProxyIdentity.start({
+    controlAddr: `127.0.0.1:${port}`,
+    tokenPath: f.tokenPath,
+    identity: WEB_ID,
+    backoffMinMs: 100,
+    backoffMaxMs: 400,
+  });
   t.after(() => id.close());
   const held = await id.whenReady();
 
@@ -92,7 +109,13 @@ void test('close before the first certificate rejects whenReady; a refused token
   const { server, port } = await f.start();
   t.after(() => server.forceShutdown());
   await writeFile(f.tokenPath, await f.tokens.issue(WEB, { audience: 'elsewhere' }));
-  const id = ProxyIdentity.start({ controlAddr: `127.0.0.1:${port}`, tokenPath: f.tokenPath, identity: WEB_ID, backoffMinMs: 50, backoffMaxMs: 200 });
+  const id = ProxyIdentity.start({
+    controlAddr: `127.0.0.1:${port}`,
+    tokenPath: f.tokenPath,
+    identity: WEB_ID,
+    backoffMinMs: 50,
+    backoffMaxMs: 200,
+  });
   await waitFor('a refusal', () => id.metrics.refreshFailures >= 1, 60_000);
   assert.match(id.lastError()?.message ?? '', /UNAUTHENTICATED: token: is not for audience/);
   await id.close();

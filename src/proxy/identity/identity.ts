@@ -67,7 +67,12 @@ export class ProxyIdentityError extends Error {
 }
 
 /** Builds the TLS context for a certificate: TLS 1.3 only, the anchor as the only trusted CA. */
-export function identitySecureContext(c: { keyPem: string; leafPem: string; chainPem: string; trustAnchorPem: string }): tls.SecureContext {
+export function identitySecureContext(c: {
+  keyPem: string;
+  leafPem: string;
+  chainPem: string;
+  trustAnchorPem: string;
+}): tls.SecureContext {
   return tls.createSecureContext({
     key: c.keyPem,
     cert: c.leafPem + c.chainPem,
@@ -180,7 +185,13 @@ export class ProxyIdentity {
     const fraction = (this.#opts.renewFraction ?? 0.7) + (Math.random() * 2 - 1) * (this.#opts.renewJitter ?? 0.05);
     const delay = Math.max(0, Math.floor(remaining * fraction));
     this.#opts.log?.info(
-      { identity: cert.identity, serial: cert.serial, notAfter: cert.notAfter.toISOString(), renewInMs: delay, ...(recovered ? { afterFailures: recovered } : {}) },
+      {
+        identity: cert.identity,
+        serial: cert.serial,
+        notAfter: cert.notAfter.toISOString(),
+        renewInMs: delay,
+        ...(recovered ? { afterFailures: recovered } : {}),
+      },
       'identity certificate obtained',
     );
     for (const fn of this.#rotateListeners) {
@@ -205,7 +216,12 @@ export class ProxyIdentity {
     // A degraded mode logs once (then at debug until it recovers); the failure count is the metric.
     const level = this.#consecutiveFailures === 1 ? 'warn' : 'debug';
     this.#opts.log?.[level](
-      { identity: this.identity, reason: err.message, retryInMs: delay, holdingCertUntil: this.#current?.notAfter.toISOString() ?? null },
+      {
+        identity: this.identity,
+        reason: err.message,
+        retryInMs: delay,
+        holdingCertUntil: this.#current?.notAfter.toISOString() ?? null,
+      },
       'identity certificate request failed',
     );
     this.#schedule(delay);
@@ -216,14 +232,17 @@ export class ProxyIdentity {
     try {
       token = (await readFile(this.#opts.tokenPath, 'utf8')).trim();
     } catch (err) {
-      throw new ProxyIdentityError(`token file ${this.#opts.tokenPath}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new ProxyIdentityError(
+        `token file ${this.#opts.tokenPath}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     const { keyPem, csrPem } = newKeyAndCsr(this.identity);
     let res;
     try {
       res = await certify(this.#channel, { token, csr_pem: csrPem }, this.#opts.requestTimeoutMs ?? 10_000);
     } catch (err) {
-      const why = err instanceof GrpcError ? `${grpcStatusName(err.code)}: ${err.details}` : `error: ${(err as Error).message}`;
+      const why =
+        err instanceof GrpcError ? `${grpcStatusName(err.code)}: ${err.details}` : `error: ${(err as Error).message}`;
       throw new ProxyIdentityError(`identity service ${this.#opts.controlAddr}: certify failed: ${why}`);
     }
     return checkResponse(this.identity, keyPem, res.leaf_pem, res.chain_pem, res.trust_anchor_pem);
@@ -231,7 +250,13 @@ export class ProxyIdentity {
 }
 
 /** Checks that what the CA sent is for our identity and our key and chains to the anchor it sent. */
-function checkResponse(identity: SpiffeId, keyPem: string, leafPem: string, chainPem: string, trustAnchorPem: string): IdentityCert {
+function checkResponse(
+  identity: SpiffeId,
+  keyPem: string,
+  leafPem: string,
+  chainPem: string,
+  trustAnchorPem: string,
+): IdentityCert {
   const bad = (what: string) => new ProxyIdentityError(`identity service returned ${what}`);
   let leaf: X509Certificate, issuer: X509Certificate, anchor: X509Certificate;
   try {
@@ -241,9 +266,11 @@ function checkResponse(identity: SpiffeId, keyPem: string, leafPem: string, chai
   } catch {
     throw bad('a certificate that does not parse');
   }
-  if (leaf.subjectAltName !== `URI:${identity}`) throw bad(`a certificate for ${leaf.subjectAltName ?? 'no identity'}, not ${identity}`);
+  if (leaf.subjectAltName !== `URI:${identity}`)
+    throw bad(`a certificate for ${leaf.subjectAltName ?? 'no identity'}, not ${identity}`);
   if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw bad('a certificate for another key');
-  if (!leaf.verify(issuer.publicKey) || !issuer.verify(anchor.publicKey)) throw bad('a chain that does not verify to its trust anchor');
+  if (!leaf.verify(issuer.publicKey) || !issuer.verify(anchor.publicKey))
+    throw bad('a chain that does not verify to its trust anchor');
   return {
     identity,
     keyPem,

@@ -44,15 +44,22 @@ export class InboundGate {
     d.count.inc();
     if (d.noRoute) return new ProxyError(Codes.NO_ROUTE, `server ${d.server}: no inbound route matches the request`);
     if (!d.allowed) {
-      return new ProxyError(Codes.UNAUTHORIZED, `server ${d.server}${d.route !== '' ? ` route ${d.route}` : ''}: client ${this.who()} is not authorized`);
+      return new ProxyError(
+        Codes.UNAUTHORIZED,
+        `server ${d.server}${d.route !== '' ? ` route ${d.route}` : ''}: client ${this.who()} is not authorized`,
+      );
     }
     const limiter = d.limiter;
     if (limiter !== undefined && !limiter.allow(this.clientKey, this.clientId !== undefined, performance.now())) {
       // Refusals only: a Map lookup, no label hashing.
       this.deps.metrics.rateLimited.labels({ srv: d.server, ratelimit: limiter.name, limit: limiter.limitedBy }).inc();
-      return new ProxyError(Codes.RATE_LIMITED, `server ${d.server}: rate limit ${limiter.name} (${limiter.limitedBy}) exceeded`, {
-        retryAfterS: Math.max(1, Math.ceil(limiter.retryAfterMs / 1000)),
-      });
+      return new ProxyError(
+        Codes.RATE_LIMITED,
+        `server ${d.server}: rate limit ${limiter.name} (${limiter.limitedBy}) exceeded`,
+        {
+          retryAfterS: Math.max(1, Math.ceil(limiter.retryAfterMs / 1000)),
+        },
+      );
     }
     return undefined;
   }

@@ -55,7 +55,8 @@ export interface TapEvent {
 /** Parses the query of GET /tap; a string is the problem (400). */
 export function parseTapQuery(q: URLSearchParams): TapFilter | string {
   const direction = q.get('direction') ?? undefined;
-  if (direction !== undefined && direction !== 'inbound' && direction !== 'outbound') return `direction must be inbound or outbound, got "${direction}"`;
+  if (direction !== undefined && direction !== 'inbound' && direction !== 'outbound')
+    return `direction must be inbound or outbound, got "${direction}"`;
   const maxText = q.get('max');
   let max = DEFAULT_MAX_EVENTS;
   if (maxText !== null) {
@@ -96,7 +97,8 @@ export function tapEvent(ev: RequestEvent, withValues: boolean): TapEvent {
   let headers: TapEvent['headers'];
   if (withValues) {
     const h: Record<string, string[]> = {};
-    for (let i = 0; i < ev.fields.length; i += 2) (h[(ev.fields[i] as string).toLowerCase()] ??= []).push(ev.fields[i + 1] as string);
+    for (let i = 0; i < ev.fields.length; i += 2)
+      (h[(ev.fields[i] as string).toLowerCase()] ??= []).push(ev.fields[i + 1] as string);
     headers = h;
   } else {
     const names: string[] = [];
@@ -169,11 +171,14 @@ export class TapHub implements EventSink {
     const m = /^Bearer (.+)$/.exec(auth);
     const given = m !== null ? Buffer.from((m[1] as string).trim()) : Buffer.alloc(0);
     if (given.length !== this.token.length || !timingSafeEqual(given, this.token)) {
-      return text(401, 'tap needs the mesh tap token: Authorization: Bearer <token>\n', { 'www-authenticate': 'Bearer' });
+      return text(401, 'tap needs the mesh tap token: Authorization: Bearer <token>\n', {
+        'www-authenticate': 'Bearer',
+      });
     }
     const filter = parseTapQuery(query);
     if (typeof filter === 'string') return text(400, `${filter}\n`);
-    if (this.sessions.size >= MAX_SESSIONS) return text(429, `too many tap sessions on this proxy (at most ${MAX_SESSIONS})\n`, { 'retry-after': '1' });
+    if (this.sessions.size >= MAX_SESSIONS)
+      return text(429, `too many tap sessions on this proxy (at most ${MAX_SESSIONS})\n`, { 'retry-after': '1' });
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     // The head goes out at once, so that a client knows the session started before any event.
     res.flushHeaders();

@@ -14,7 +14,14 @@ void test('traceparent: a valid parent gives a child span of the same trace, kee
 });
 
 void test('traceparent: absent or invalid (version ff, zero ids, bad length) starts a new sampled trace', () => {
-  for (const bad of [undefined, '', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`, `00-4bf92f3577b34da6a3ce929d0e0e4736-${'0'.repeat(16)}-01`, '00-abc-def-01']) {
+  for (const bad of [
+    undefined,
+    '',
+    'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`,
+    `00-4bf92f3577b34da6a3ce929d0e0e4736-${'0'.repeat(16)}-01`,
+    '00-abc-def-01',
+  ]) {
     const c = childContext(bad);
     assert.match(c.traceId, /^[0-9a-f]{32}$/);
     assert.equal(c.parentSpanId, '');
@@ -35,10 +42,33 @@ void test('the span queue is bounded: beyond it spans are dropped and counted, a
   const { createLogger } = await import('../../core/log.js');
   const { NO_DST } = await import('../metrics.js');
   // Nothing listens on port 9 of loopback (discard): the export fails.
-  const tr = new Tracer({ collector: 'http://127.0.0.1:9', resource: { 'service.name': 'x' }, log: createLogger('test', 'silent'), maxQueue: 2, maxBatch: 100, flushMs: 60_000 });
+  const tr = new Tracer({
+    collector: 'http://127.0.0.1:9',
+    resource: { 'service.name': 'x' },
+    log: createLogger('test', 'silent'),
+    maxQueue: 2,
+    maxBatch: 100,
+    flushMs: 60_000,
+  });
   const ev = {
-    startMs: Date.now(), direction: 'outbound' as const, src: 'a:1', dst: 'b:2', tls: false, clientId: '', serverId: '', method: 'GET', authority: 'web',
-    path: '/', status: 200, grpcStatus: undefined, failure: undefined, latencyMs: 1, route: 'default', dstMeta: NO_DST, fields: [], trace: childContext(undefined),
+    startMs: Date.now(),
+    direction: 'outbound' as const,
+    src: 'a:1',
+    dst: 'b:2',
+    tls: false,
+    clientId: '',
+    serverId: '',
+    method: 'GET',
+    authority: 'web',
+    path: '/',
+    status: 200,
+    grpcStatus: undefined,
+    failure: undefined,
+    latencyMs: 1,
+    route: 'default',
+    dstMeta: NO_DST,
+    fields: [],
+    trace: childContext(undefined),
   };
   for (let i = 0; i < 5; i++) tr.emit(ev);
   tr.emit({ ...ev, trace: childContext('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00') }); // unsampled: never queued
@@ -52,7 +82,7 @@ void test('the span queue is bounded: beyond it spans are dropped and counted, a
   tr.close();
 });
 
-void test('sampling: a started trace is sampled with the ratio; a parent\'s flag always wins', () => {
+void test("sampling: a started trace is sampled with the ratio; a parent's flag always wins", () => {
   let n = 0;
   for (let i = 0; i < 2000; i++) if (childContext(undefined, 0.25).sampled) n++;
   assert.ok(n > 400 && n < 600, `${n} of 2000 sampled at 0.25`);
@@ -64,14 +94,39 @@ void test('a span of an answer cut after a 200 head is an error span that says w
   const { Tracer } = await import('./trace.js');
   const { createLogger } = await import('../../core/log.js');
   const { NO_DST } = await import('../metrics.js');
-  const tr = new Tracer({ collector: 'http://127.0.0.1:9', resource: { 'service.name': 'x' }, log: createLogger('test', 'silent'), maxQueue: 10, maxBatch: 100, flushMs: 60_000 });
+  const tr = new Tracer({
+    collector: 'http://127.0.0.1:9',
+    resource: { 'service.name': 'x' },
+    log: createLogger('test', 'silent'),
+    maxQueue: 10,
+    maxBatch: 100,
+    flushMs: 60_000,
+  });
   const ev = {
-    startMs: Date.now(), direction: 'outbound' as const, src: 'a:1', dst: 'b:2', tls: false, clientId: '', serverId: '', method: 'GET', authority: 'web',
-    path: '/', status: 200, grpcStatus: undefined, failure: undefined as string | undefined, latencyMs: 1, route: 'default', dstMeta: NO_DST, fields: [], trace: childContext(undefined),
+    startMs: Date.now(),
+    direction: 'outbound' as const,
+    src: 'a:1',
+    dst: 'b:2',
+    tls: false,
+    clientId: '',
+    serverId: '',
+    method: 'GET',
+    authority: 'web',
+    path: '/',
+    status: 200,
+    grpcStatus: undefined,
+    failure: undefined as string | undefined,
+    latencyMs: 1,
+    route: 'default',
+    dstMeta: NO_DST,
+    fields: [],
+    trace: childContext(undefined),
   };
   tr.emit(ev);
   tr.emit({ ...ev, failure: 'reset' });
-  const [whole, cut] = (tr as unknown as { queue: { status: unknown; attributes: { key: string; value: { stringValue?: string } }[] }[] }).queue;
+  const [whole, cut] = (
+    tr as unknown as { queue: { status: unknown; attributes: { key: string; value: { stringValue?: string } }[] }[] }
+  ).queue;
   assert.deepEqual(whole?.status, {});
   assert.deepEqual(cut?.status, { code: 2 });
   assert.equal(cut?.attributes.find((a) => a.key === 'outrigger.failure')?.value.stringValue, 'reset');

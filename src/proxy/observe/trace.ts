@@ -23,9 +23,19 @@ export function childContext(traceparent: string | undefined, sampleRatio = 1): 
   const m = traceparent !== undefined ? TRACEPARENT.exec(traceparent.trim().toLowerCase()) : null;
   // Version ff is invalid; an all-zero trace or parent id is invalid (section 3.2.2.3 and 3.2.2.4).
   if (m !== null && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) {
-    return { traceId: m[2] as string, spanId: randomBytes(8).toString('hex'), parentSpanId: m[3] as string, sampled: (parseInt(m[4] as string, 16) & 1) === 1 };
+    return {
+      traceId: m[2] as string,
+      spanId: randomBytes(8).toString('hex'),
+      parentSpanId: m[3] as string,
+      sampled: (parseInt(m[4] as string, 16) & 1) === 1,
+    };
   }
-  return { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), parentSpanId: '', sampled: sampleRatio >= 1 || Math.random() < sampleRatio };
+  return {
+    traceId: randomBytes(16).toString('hex'),
+    spanId: randomBytes(8).toString('hex'),
+    parentSpanId: '',
+    sampled: sampleRatio >= 1 || Math.random() < sampleRatio,
+  };
 }
 
 /** The traceparent the next hop gets: our span is its parent. */
@@ -164,7 +174,9 @@ export class Tracer implements EventSink {
     if (this.inFlight || this.queue.length === 0) return;
     const spans = this.queue.splice(0, this.maxBatch);
     const body = JSON.stringify({
-      resourceSpans: [{ resource: { attributes: this.resource }, scopeSpans: [{ scope: { name: 'outrigger-proxy' }, spans }] }],
+      resourceSpans: [
+        { resource: { attributes: this.resource }, scopeSpans: [{ scope: { name: 'outrigger-proxy' }, spans }] },
+      ],
     });
     this.inFlight = true;
     let settled = false;
@@ -179,17 +191,28 @@ export class Tracer implements EventSink {
         this.stats.exportFailures++;
         this.stats.dropped += spans.length;
         // Degraded mode: logged once until an export succeeds again, counted always.
-        if (!this.failureLogged) this.o.log.warn({ collector: this.url.origin, err: why }, 'trace export failed; spans dropped');
+        if (!this.failureLogged)
+          this.o.log.warn({ collector: this.url.origin, err: why }, 'trace export failed; spans dropped');
         this.failureLogged = true;
       }
       if (!this.closed && this.queue.length >= this.maxBatch) setImmediate(() => this.flush());
     };
     const mod = this.url.protocol === 'https:' ? https : http;
-    const req = mod.request(this.url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000 }, (res) => {
-      res.resume();
-      res.on('end', () => done((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300, `status ${res.statusCode}`));
-      res.on('error', (e) => done(false, e.message));
-    });
+    const req = mod.request(
+      this.url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: 10_000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          done((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300, `status ${res.statusCode}`),
+        );
+        res.on('error', (e) => done(false, e.message));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out after 10s')));
     req.on('error', (e) => done(false, e.message));
     req.end(body);

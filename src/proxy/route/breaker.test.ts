@@ -6,7 +6,14 @@ import { Breakers, isEndpointFailure, pickAvailable } from './breaker.js';
 
 function setup(opts: { jitter?: number } = {}) {
   const clock = manualClock(0);
-  const breakers = new Breakers({ consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionMs: 8000, jitter: opts.jitter ?? 0, now: clock.now, random: () => 0.5 });
+  const breakers = new Breakers({
+    consecutiveFailures: 3,
+    baseEjectionMs: 1000,
+    maxEjectionMs: 8000,
+    jitter: opts.jitter ?? 0,
+    now: clock.now,
+    random: () => 0.5,
+  });
   return { clock, breakers };
 }
 
@@ -65,7 +72,13 @@ void test('half-open lets exactly one probe through; its success closes, its fai
 
 void test('jitter shortens ejections by up to its fraction', () => {
   const clock = manualClock(0);
-  const breakers = new Breakers({ consecutiveFailures: 1, baseEjectionMs: 1000, jitter: 0.5, now: clock.now, random: () => 0.999 });
+  const breakers = new Breakers({
+    consecutiveFailures: 1,
+    baseEjectionMs: 1000,
+    jitter: 0.5,
+    now: clock.now,
+    random: () => 0.999,
+  });
   const b = breakers.get('a');
   b.failure();
   assert.ok(b.ejectedUntil > 500 && b.ejectedUntil < 502, String(b.ejectedUntil));
@@ -101,6 +114,12 @@ void test('the balancer skips ejected endpoints; all ejected gives undefined (fa
 });
 
 void test('what counts as an endpoint failure', () => {
-  assert.deepEqual([200, 404, 429, 500, 503].map((s) => isEndpointFailure(s)), [false, false, false, true, true]);
-  assert.deepEqual([0, 5, 4, 13, 14].map((g) => isEndpointFailure(200, g)), [false, false, true, true, true]);
+  assert.deepEqual(
+    [200, 404, 429, 500, 503].map((s) => isEndpointFailure(s)),
+    [false, false, false, true, true],
+  );
+  assert.deepEqual(
+    [0, 5, 4, 13, 14].map((g) => isEndpointFailure(200, g)),
+    [false, false, true, true, true],
+  );
 });

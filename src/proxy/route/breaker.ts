@@ -22,7 +22,12 @@ export interface BreakerOptions {
   readonly random?: () => number;
 }
 
-export const BREAKER_DEFAULTS = { consecutiveFailures: 7, baseEjectionMs: 1000, maxEjectionMs: 60_000, jitter: 0.5 } as const;
+export const BREAKER_DEFAULTS = {
+  consecutiveFailures: 7,
+  baseEjectionMs: 1000,
+  maxEjectionMs: 60_000,
+  jitter: 0.5,
+} as const;
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -114,7 +119,13 @@ export class Breakers implements AvailabilityView {
       random: opts.random ?? Math.random,
     };
     const o = this.o;
-    if (!(o.consecutiveFailures >= 1 && o.baseEjectionMs > 0 && o.maxEjectionMs >= o.baseEjectionMs && o.jitter >= 0 && o.jitter <= 1)) {
+    if (!(
+      o.consecutiveFailures >= 1 &&
+      o.baseEjectionMs > 0 &&
+      o.maxEjectionMs >= o.baseEjectionMs &&
+      o.jitter >= 0 &&
+      o.jitter <= 1
+    )) {
       throw new RangeError(
         `circuit breaker: need consecutiveFailures >= 1, 0 < baseEjectionMs <= maxEjectionMs, 0 <= jitter <= 1, got ${o.consecutiveFailures}, ${o.baseEjectionMs}, ${o.maxEjectionMs}, ${o.jitter}`,
       );
@@ -170,6 +181,9 @@ function dispatch(breakers: Breakers, e: Endpoint): Endpoint {
 /** Whether an answer counts as a failure for the breaker: 5xx (the endpoint is in trouble; a 4xx is
  *  the client's), or for gRPC the statuses that mean the server is unwell. */
 export function isEndpointFailure(status: number, grpcStatus?: number): boolean {
-  if (grpcStatus !== undefined) return grpcStatus === 13 /* INTERNAL */ || grpcStatus === 14 /* UNAVAILABLE */ || grpcStatus === 4 /* DEADLINE_EXCEEDED */;
+  if (grpcStatus !== undefined)
+    return (
+      grpcStatus === 13 /* INTERNAL */ || grpcStatus === 14 /* UNAVAILABLE */ || grpcStatus === 4
+    ); /* DEADLINE_EXCEEDED */
   return status >= 500;
 }

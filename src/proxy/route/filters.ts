@@ -43,7 +43,13 @@ export interface CompiledFilters {
   readonly redirect: CompiledRedirect | undefined;
 }
 
-const NONE: CompiledFilters = Object.freeze({ request: undefined, response: undefined, mirrors: [], rewrite: undefined, redirect: undefined });
+const NONE: CompiledFilters = Object.freeze({
+  request: undefined,
+  response: undefined,
+  mirrors: [],
+  rewrite: undefined,
+  redirect: undefined,
+});
 
 function compileModifier(m: Filter['header_modifier']): CompiledHeaderModifier {
   return {
@@ -54,7 +60,10 @@ function compileModifier(m: Filter['header_modifier']): CompiledHeaderModifier {
 }
 
 /** `backend` finds a Backend of the answer by its service (one that is missing is answered 500). */
-export function compileFilters(filters: readonly Filter[], backend: (service: string) => BackendChoice): CompiledFilters {
+export function compileFilters(
+  filters: readonly Filter[],
+  backend: (service: string) => BackendChoice,
+): CompiledFilters {
   if (filters.length === 0) return NONE;
   let request: CompiledHeaderModifier | undefined;
   let response: CompiledHeaderModifier | undefined;
@@ -70,7 +79,12 @@ export function compileFilters(filters: readonly Filter[], backend: (service: st
         response = compileModifier(f.header_modifier);
         break;
       case 'REQUEST_MIRROR':
-        if (f.mirror) mirrors.push({ backend: backend(f.mirror.backend), numerator: f.mirror.numerator, denominator: Math.max(1, f.mirror.denominator) });
+        if (f.mirror)
+          mirrors.push({
+            backend: backend(f.mirror.backend),
+            numerator: f.mirror.numerator,
+            denominator: Math.max(1, f.mirror.denominator),
+          });
         break;
       case 'URL_REWRITE':
         rewrite = { hostname: f.url_rewrite?.hostname || undefined, path: f.url_rewrite?.path ?? undefined };
@@ -78,7 +92,13 @@ export function compileFilters(filters: readonly Filter[], backend: (service: st
       case 'REQUEST_REDIRECT': {
         const r = f.redirect;
         const scheme = r?.scheme === 'http' || r?.scheme === 'https' ? r.scheme : undefined;
-        redirect = { scheme, hostname: r?.hostname || undefined, path: r?.path ?? undefined, port: r?.port || undefined, statusCode: r?.status_code || 302 };
+        redirect = {
+          scheme,
+          hostname: r?.hostname || undefined,
+          path: r?.path ?? undefined,
+          port: r?.port || undefined,
+          statusCode: r?.status_code || 302,
+        };
         break;
       }
     }
@@ -146,7 +166,10 @@ export function redirectLocation(
   const showPort = !((scheme === 'http' && port === 80) || (scheme === 'https' && port === 443));
   const path = r.path !== undefined ? modifyPath(req.path, prefix, r.path) : req.path;
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  return { status: r.statusCode, location: `${scheme}://${hostPart}${showPort ? `:${port}` : ''}${path}${req.query !== '' ? `?${req.query}` : ''}` };
+  return {
+    status: r.statusCode,
+    location: `${scheme}://${hostPart}${showPort ? `:${port}` : ''}${path}${req.query !== '' ? `?${req.query}` : ''}`,
+  };
 }
 
 /** The host of an authority, without its port (`[v6]:80` → `[v6]`). */

@@ -1,6 +1,17 @@
 // Routing on the proxy's outbound side, without sockets: the route table of a destination answer
 // (Gateway API precedence), traffic splitting, filters, retries with a budget, and circuit breaking.
-export { compileRoutes, matchRoute, headerValue, queryValue, splitTarget, EMPTY_TABLE, type RouteTable, type RouteRequest, type RouteCandidate, type CompiledRule } from './table.js';
+export {
+  compileRoutes,
+  matchRoute,
+  headerValue,
+  queryValue,
+  splitTarget,
+  EMPTY_TABLE,
+  type RouteTable,
+  type RouteRequest,
+  type RouteCandidate,
+  type CompiledRule,
+} from './table.js';
 export { chooseBackend, compileSplit, type BackendChoice, type Split } from './split.js';
 export {
   compileFilters,
@@ -32,4 +43,13 @@ export {
   type RetryPolicy,
   type RetryQuestion,
 } from './retry.js';
-export { Breakers, CircuitBreaker, pickAvailable, isEndpointFailure, BREAKER_DEFAULTS, type AvailabilityView, type BreakerOptions, type BreakerState } from './breaker.js';
+export {
+  Breakers,
+  CircuitBreaker,
+  pickAvailable,
+  isEndpointFailure,
+  BREAKER_DEFAULTS,
+  type AvailabilityView,
+  type BreakerOptions,
+  type BreakerState,
+} from './breaker.js';

@@ -1,26 +1,78 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manualClock } from '../balance/contract.js';
-import { compileRetry, decideRetry, isIdempotent, retryableFailure, retryableResponse, retryDelayMs, RetryBudget, type RetryQuestion } from './retry.js';
+import {
+  compileRetry,
+  decideRetry,
+  isIdempotent,
+  retryableFailure,
+  retryableResponse,
+  retryDelayMs,
+  RetryBudget,
+  type RetryQuestion,
+} from './retry.js';
 
-const http = compileRetry({ attempts: 2, statuses: [{ from: 502, to: 504 }, { from: 429, to: 429 }], grpc_codes: [], connect_failure: true, reset: true, timeout: false });
-const grpc = compileRetry({ attempts: 1, statuses: [], grpc_codes: [14, 4], connect_failure: true, reset: false, timeout: true });
+const http = compileRetry({
+  attempts: 2,
+  statuses: [
+    { from: 502, to: 504 },
+    { from: 429, to: 429 },
+  ],
+  grpc_codes: [],
+  connect_failure: true,
+  reset: true,
+  timeout: false,
+});
+const grpc = compileRetry({
+  attempts: 1,
+  statuses: [],
+  grpc_codes: [14, 4],
+  connect_failure: true,
+  reset: false,
+  timeout: true,
+});
 
 void test('classification: statuses by range, gRPC codes by grpc-status, failures by kind', () => {
-  assert.deepEqual([429, 500, 502, 503, 504, 505, 200].map((s) => retryableResponse(http, s)), [true, false, true, true, true, false, false]);
+  assert.deepEqual(
+    [429, 500, 502, 503, 504, 505, 200].map((s) => retryableResponse(http, s)),
+    [true, false, true, true, true, false, false],
+  );
   assert.equal(retryableResponse(grpc, 200, 14), true, 'a trailers-only UNAVAILABLE');
   assert.equal(retryableResponse(grpc, 200, 4), true);
   assert.equal(retryableResponse(grpc, 200, 13), false);
   assert.equal(retryableResponse(grpc, 200, 0), false, 'OK is never retried');
   assert.equal(retryableResponse(http, 503, 14), false, 'a gRPC status decides for a gRPC response');
-  assert.deepEqual((['connect-failure', 'reset', 'timeout'] as const).map((k) => retryableFailure(http, k)), [true, true, false]);
-  assert.deepEqual((['connect-failure', 'reset', 'timeout'] as const).map((k) => retryableFailure(grpc, k)), [true, false, true]);
-  assert.deepEqual(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'POST', 'PATCH'].map(isIdempotent), [true, true, true, true, true, true, false, false]);
+  assert.deepEqual(
+    (['connect-failure', 'reset', 'timeout'] as const).map((k) => retryableFailure(http, k)),
+    [true, true, false],
+  );
+  assert.deepEqual(
+    (['connect-failure', 'reset', 'timeout'] as const).map((k) => retryableFailure(grpc, k)),
+    [true, false, true],
+  );
+  assert.deepEqual(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'POST', 'PATCH'].map(isIdempotent), [
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    false,
+    false,
+  ]);
 });
 
 void test('decisions: every reason not to retry, checked before the budget is touched', () => {
   const budget = new RetryBudget({ now: () => 0, minPerSecond: 0.1, ttlMs: 10_000 }); // reserve: 1 retry
-  const q: RetryQuestion = { policy: http, retries: 0, outcome: { status: 503 }, replayable: true, idempotent: true, clientGone: false, remainingMs: Infinity };
+  const q: RetryQuestion = {
+    policy: http,
+    retries: 0,
+    outcome: { status: 503 },
+    replayable: true,
+    idempotent: true,
+    clientGone: false,
+    remainingMs: Infinity,
+  };
   assert.equal(decideRetry({ ...q, policy: undefined }, budget), 'no-policy');
   assert.equal(decideRetry({ ...q, outcome: { status: 500 } }, budget), 'not-retryable');
   assert.equal(decideRetry({ ...q, outcome: 'timeout' }, budget), 'not-retryable');
@@ -30,7 +82,11 @@ void test('decisions: every reason not to retry, checked before the budget is to
   assert.equal(decideRetry({ ...q, replayable: false }, budget), 'not-replayable');
   assert.equal(decideRetry({ ...q, remainingMs: 0 }, budget), 'deadline');
   assert.equal(budget.available(), 1, 'none of those spent the budget');
-  assert.equal(decideRetry({ ...q, outcome: 'connect-failure', idempotent: false }, budget), 'retry', 'nothing was sent: safe for a POST');
+  assert.equal(
+    decideRetry({ ...q, outcome: 'connect-failure', idempotent: false }, budget),
+    'retry',
+    'nothing was sent: safe for a POST',
+  );
   assert.equal(decideRetry(q, budget), 'budget-exhausted');
 });
 
@@ -76,6 +132,12 @@ void test('budget: ratio 0 leaves only the reserve; impossible settings are refu
 });
 
 void test('retry delay: 25 ms doubling to 250 ms, fully jittered', () => {
-  assert.deepEqual([1, 2, 3, 4, 5, 9].map((n) => retryDelayMs(n, () => 0.999999)).map(Math.round), [25, 50, 100, 200, 250, 250]);
-  assert.equal(retryDelayMs(3, () => 0), 0);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 9].map((n) => retryDelayMs(n, () => 0.999999)).map(Math.round),
+    [25, 50, 100, 200, 250, 250],
+  );
+  assert.equal(
+    retryDelayMs(3, () => 0),
+    0,
+  );
 });

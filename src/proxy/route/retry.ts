@@ -28,7 +28,14 @@ export function compileRetry(r: Retry): RetryPolicy {
   for (const { from, to } of r.statuses) for (let s = Math.max(100, from); s <= Math.min(599, to); s++) statuses[s] = 1;
   let grpcCodes = 0;
   for (const c of r.grpc_codes) if (c > 0 && c < 31) grpcCodes |= 1 << c;
-  return { attempts: r.attempts, statuses, grpcCodes, connectFailure: r.connect_failure, reset: r.reset, timeout: r.timeout };
+  return {
+    attempts: r.attempts,
+    statuses,
+    grpcCodes,
+    connectFailure: r.connect_failure,
+    reset: r.reset,
+    timeout: r.timeout,
+  };
 }
 
 /** Whether a response may be retried: its gRPC status when it has one (a trailers-only response,
@@ -44,7 +51,14 @@ export function retryableFailure(p: RetryPolicy, kind: FailureKind): boolean {
 
 /** RFC 9110 section 9.2.2. */
 export function isIdempotent(method: string): boolean {
-  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || method === 'TRACE' || method === 'PUT' || method === 'DELETE';
+  return (
+    method === 'GET' ||
+    method === 'HEAD' ||
+    method === 'OPTIONS' ||
+    method === 'TRACE' ||
+    method === 'PUT' ||
+    method === 'DELETE'
+  );
 }
 
 export interface RetryQuestion {
@@ -65,7 +79,16 @@ export interface RetryQuestion {
   readonly remainingMs: number;
 }
 
-export type RetryDecision = 'retry' | 'no-policy' | 'not-retryable' | 'not-idempotent' | 'attempts-exhausted' | 'not-replayable' | 'client-gone' | 'deadline' | 'budget-exhausted';
+export type RetryDecision =
+  | 'retry'
+  | 'no-policy'
+  | 'not-retryable'
+  | 'not-idempotent'
+  | 'attempts-exhausted'
+  | 'not-replayable'
+  | 'client-gone'
+  | 'deadline'
+  | 'budget-exhausted';
 
 /** Whether to retry; anything but 'retry' is the reason not to (a metric label). The budget is
  *  consulted last, so a token is spent only on a retry that happens. */
@@ -126,7 +149,9 @@ export class RetryBudget {
     this.ttlMs = o.ttlMs ?? RETRY_BUDGET_DEFAULTS.ttlMs;
     this.now = o.now ?? (() => performance.now());
     if (!(this.ratio >= 0 && this.ratio <= 1000 && this.minPerSecond >= 0 && this.ttlMs >= SLOTS)) {
-      throw new RangeError(`retry budget: need 0 <= ratio <= 1000, minPerSecond >= 0, ttlMs >= ${SLOTS}, got ratio=${this.ratio} minPerSecond=${this.minPerSecond} ttlMs=${this.ttlMs}`);
+      throw new RangeError(
+        `retry budget: need 0 <= ratio <= 1000, minPerSecond >= 0, ttlMs >= ${SLOTS}, got ratio=${this.ratio} minPerSecond=${this.minPerSecond} ttlMs=${this.ttlMs}`,
+      );
     }
     this.cost = this.ratio > 0 ? 1 / this.ratio : Infinity;
     this.reserve = this.minPerSecond * (this.ttlMs / 1000) * (this.ratio > 0 ? this.cost : 1);

@@ -55,17 +55,28 @@ export function findRoute(r: Router, req: RouteRequest, label: string): RouteCan
 /** The backend for one attempt of `rule` (a weighted choice) and an endpoint of it that its breakers
  *  let through, preferring one other than `avoid` (a retry goes elsewhere when it can). Throws
  *  ROUTE_NO_BACKEND (500), NO_ENDPOINTS or ENDPOINTS_EJECTED (503). */
-export function chooseAttempt(r: Router, rule: CompiledRule, label: string, random: () => number, avoid?: string): Attempt {
+export function chooseAttempt(
+  r: Router,
+  rule: CompiledRule,
+  label: string,
+  random: () => number,
+  avoid?: string,
+): Attempt {
   const choice = chooseBackend(rule.split, random);
   const backend = choice !== undefined && choice.exists ? r.backend(choice.service) : undefined;
   if (backend === undefined) {
-    const why = choice === undefined ? 'has no backend with a weight' : `sends to ${choice.service}, which does not exist`;
+    const why =
+      choice === undefined ? 'has no backend with a weight' : `sends to ${choice.service}, which does not exist`;
     throw new ProxyError(Codes.ROUTE_NO_BACKEND, `${label}: route ${rule.route} rule ${rule.name} ${why}`);
   }
   const endpoint = pickEndpoint(backend, avoid);
   if (endpoint === undefined) {
-    if (backend.balancer.endpoints.length === 0) throw new ProxyError(Codes.NO_ENDPOINTS, `${label}: backend ${backend.service}: no ready endpoints`);
-    throw new ProxyError(Codes.ENDPOINTS_EJECTED, `${label}: backend ${backend.service}: every endpoint is ejected by its circuit breaker`);
+    if (backend.balancer.endpoints.length === 0)
+      throw new ProxyError(Codes.NO_ENDPOINTS, `${label}: backend ${backend.service}: no ready endpoints`);
+    throw new ProxyError(
+      Codes.ENDPOINTS_EJECTED,
+      `${label}: backend ${backend.service}: every endpoint is ejected by its circuit breaker`,
+    );
   }
   return { backend, endpoint };
 }
@@ -95,12 +106,18 @@ export function pickEndpoint(b: BackendTarget, avoid?: string): Endpoint | undef
  *  ENDPOINTS_EJECTED (503: every endpoint is ejected by its breaker). */
 export function noEndpoint(b: BackendTarget, label: string): ProxyError {
   if (b.balancer.endpoints.length === 0) return new ProxyError(Codes.NO_ENDPOINTS, `${label}: no ready endpoints`);
-  return new ProxyError(Codes.ENDPOINTS_EJECTED, `${label}: every endpoint of ${b.service} is ejected by its circuit breaker`);
+  return new ProxyError(
+    Codes.ENDPOINTS_EJECTED,
+    `${label}: every endpoint of ${b.service} is ejected by its circuit breaker`,
+  );
 }
 
 /** The refusal of a request its destination has no slot and no queue room for (./limit.ts). */
 export function queueFull(limit: InFlightLimit, label: string): ProxyError {
-  return new ProxyError(Codes.QUEUE_FULL, `${label}: ${limit.maxInFlight} requests in flight and ${limit.maxQueued} waiting: the queue is full`);
+  return new ProxyError(
+    Codes.QUEUE_FULL,
+    `${label}: ${limit.maxInFlight} requests in flight and ${limit.maxQueued} waiting: the queue is full`,
+  );
 }
 
 /** An attempt ended without a verdict (its client left): a probe must not stay in flight forever. */

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { seededRandom } from '../balance/contract.js';
 import { chooseBackend, compileSplit, type BackendChoice } from './split.js';
 
-const b = (name: string): BackendChoice => ({ service: `${name}.default.svc.cluster.local:80`, exists: true, endpoints: [] });
+const b = (name: string): BackendChoice => ({
+  service: `${name}.default.svc.cluster.local:80`,
+  exists: true,
+  endpoints: [],
+});
 const [stable, canary, off] = [b('stable'), b('canary'), b('off')] as [BackendChoice, BackendChoice, BackendChoice];
 
 void test('weights split the traffic: 90/10 over 10,000 seeded choices lands within 1%', () => {
@@ -29,10 +33,22 @@ void test('the boundaries of the injected random number decide exactly', () => {
     { backend: stable, weight: 3 },
     { backend: canary, weight: 1 },
   ]);
-  assert.equal(chooseBackend(s, () => 0), stable);
-  assert.equal(chooseBackend(s, () => 0.7499), stable);
-  assert.equal(chooseBackend(s, () => 0.75), canary);
-  assert.equal(chooseBackend(s, () => 0.9999999), canary);
+  assert.equal(
+    chooseBackend(s, () => 0),
+    stable,
+  );
+  assert.equal(
+    chooseBackend(s, () => 0.7499),
+    stable,
+  );
+  assert.equal(
+    chooseBackend(s, () => 0.75),
+    canary,
+  );
+  assert.equal(
+    chooseBackend(s, () => 0.9999999),
+    canary,
+  );
 });
 
 void test('one backend costs no random number; none, or all weights 0, is undefined (answer 500)', () => {

@@ -10,10 +10,27 @@ function httpMatch(m: Partial<Match> & { path?: Match['path'] }): Match {
   return { path: { type: 'PREFIX', value: '/' }, method: '', headers: [], query_params: [], grpc_method: null, ...m };
 }
 function rule(name: string, matches: Match[], backend = 'web'): Rule {
-  return { name, matches, filters: [], backends: [{ backend: svc(backend), weight: 1 }], request_timeout_ms: 0, backend_request_timeout_ms: 0, retry: null };
+  return {
+    name,
+    matches,
+    filters: [],
+    backends: [{ backend: svc(backend), weight: 1 }],
+    request_timeout_ms: 0,
+    backend_request_timeout_ms: 0,
+    retry: null,
+  };
 }
-const route = (name: string, rules: Rule[], kind: Route['kind'] = 'HTTP'): Route => ({ kind, name: `default/${name}`, rules });
-const req = (target: string, extra: Partial<RouteRequest> = {}): RouteRequest => ({ method: 'GET', ...splitTarget(target), headers: [], ...extra });
+const route = (name: string, rules: Rule[], kind: Route['kind'] = 'HTTP'): Route => ({
+  kind,
+  name: `default/${name}`,
+  rules,
+});
+const req = (target: string, extra: Partial<RouteRequest> = {}): RouteRequest => ({
+  method: 'GET',
+  ...splitTarget(target),
+  headers: [],
+  ...extra,
+});
 
 void test('no routes: an empty table, and matchRoute says nothing (use the Service itself)', () => {
   const t = compileRoutes([], []);
@@ -30,7 +47,12 @@ void test('HTTP precedence: exact, then regex, then the longest prefix, then met
         rule('api', [httpMatch({ path: { type: 'PREFIX', value: '/api/' } })]),
         rule('api-v1', [httpMatch({ path: { type: 'PREFIX', value: '/api/v1' } })]),
         rule('api-post', [httpMatch({ path: { type: 'PREFIX', value: '/api' }, method: 'POST' })]),
-        rule('api-hdr', [httpMatch({ path: { type: 'PREFIX', value: '/api' }, headers: [{ type: 'EXACT', name: 'X-Canary', value: '1' }] })]),
+        rule('api-hdr', [
+          httpMatch({
+            path: { type: 'PREFIX', value: '/api' },
+            headers: [{ type: 'EXACT', name: 'X-Canary', value: '1' }],
+          }),
+        ]),
         rule('api-2hdr', [
           httpMatch({
             path: { type: 'PREFIX', value: '/api' },
@@ -40,7 +62,12 @@ void test('HTTP precedence: exact, then regex, then the longest prefix, then met
             ],
           }),
         ]),
-        rule('api-q', [httpMatch({ path: { type: 'PREFIX', value: '/api' }, query_params: [{ type: 'EXACT', name: 'debug', value: 'on' }] })]),
+        rule('api-q', [
+          httpMatch({
+            path: { type: 'PREFIX', value: '/api' },
+            query_params: [{ type: 'EXACT', name: 'debug', value: 'on' }],
+          }),
+        ]),
         rule('users', [httpMatch({ path: { type: 'REGEX', value: '/api/users/[0-9]+' } })]),
         rule('health', [httpMatch({ path: { type: 'EXACT', value: '/api/health' } })]),
       ]),
@@ -54,10 +81,22 @@ void test('HTTP precedence: exact, then regex, then the longest prefix, then met
   assert.equal(name(req('/api/v1/x')), 'api-v1');
   assert.equal(name(req('/api/v10')), 'api', '/api/v1 is not a prefix of /api/v10');
   assert.equal(name(req('/api/x', { method: 'POST' })), 'api-post');
-  assert.equal(name(req('/api/x', { method: 'POST', headers: ['X-CANARY', '1'] })), 'api-post', 'a method before headers');
+  assert.equal(
+    name(req('/api/x', { method: 'POST', headers: ['X-CANARY', '1'] })),
+    'api-post',
+    'a method before headers',
+  );
   assert.equal(name(req('/api/x', { headers: ['x-canary', '1'] })), 'api-hdr');
-  assert.equal(name(req('/api/x', { headers: ['x-canary', '1', 'X-User', 'alice'] })), 'api-2hdr', 'more headers first');
-  assert.equal(name(req('/api/x', { headers: ['x-canary', '1', 'X-User', 'bob'] })), 'api-hdr', 'a regex matches the whole value');
+  assert.equal(
+    name(req('/api/x', { headers: ['x-canary', '1', 'X-User', 'alice'] })),
+    'api-2hdr',
+    'more headers first',
+  );
+  assert.equal(
+    name(req('/api/x', { headers: ['x-canary', '1', 'X-User', 'bob'] })),
+    'api-hdr',
+    'a regex matches the whole value',
+  );
   assert.equal(name(req('/api/x?a=1&debug=on')), 'api-q');
   assert.equal(name(req('/api/x?debug=off')), 'api');
   assert.equal(name(req('/api/users/42')), 'users', 'a regex before any prefix');
@@ -71,7 +110,13 @@ void test('HTTP precedence: exact, then regex, then the longest prefix, then met
 
 void test('ties: route order (namespace, name) then rule order, then match order', () => {
   const t = compileRoutes(
-    [route('a', [rule('a0', [httpMatch({ path: { type: 'PREFIX', value: '/x' } })]), rule('a1', [httpMatch({ path: { type: 'PREFIX', value: '/x' } })])]), route('b', [rule('b0', [httpMatch({ path: { type: 'PREFIX', value: '/x' } })])])],
+    [
+      route('a', [
+        rule('a0', [httpMatch({ path: { type: 'PREFIX', value: '/x' } })]),
+        rule('a1', [httpMatch({ path: { type: 'PREFIX', value: '/x' } })]),
+      ]),
+      route('b', [rule('b0', [httpMatch({ path: { type: 'PREFIX', value: '/x' } })])]),
+    ],
     backends,
   );
   assert.equal(matchRoute(t, req('/x'))?.rule.name, 'a0');
@@ -83,14 +128,24 @@ void test('ties: route order (namespace, name) then rule order, then match order
 });
 
 void test('routes but no match: undefined with a non-empty table (answer 404)', () => {
-  const t = compileRoutes([route('a', [rule('only', [httpMatch({ path: { type: 'EXACT', value: '/only' } })])])], backends);
+  const t = compileRoutes(
+    [route('a', [rule('only', [httpMatch({ path: { type: 'EXACT', value: '/only' } })])])],
+    backends,
+  );
   assert.equal(t.empty, false);
   assert.equal(matchRoute(t, req('/other')), undefined);
-  assert.equal(matchRoute(t, req('/only', { method: 'DELETE' }))?.rule.name, 'only', 'no method in the match: any method');
+  assert.equal(
+    matchRoute(t, req('/only', { method: 'DELETE' }))?.rule.name,
+    'only',
+    'no method in the match: any method',
+  );
 });
 
 void test('a regex that does not compile never matches and is reported once', () => {
-  const t = compileRoutes([route('a', [rule('bad', [httpMatch({ path: { type: 'REGEX', value: '(' } })]), rule('good', [httpMatch({})])])], backends);
+  const t = compileRoutes(
+    [route('a', [rule('bad', [httpMatch({ path: { type: 'REGEX', value: '(' } })]), rule('good', [httpMatch({})])])],
+    backends,
+  );
   assert.equal(matchRoute(t, req('/('))?.rule.name, 'good');
   assert.equal(t.problems.length, 1);
   assert.match(t.problems[0] ?? '', /^route default\/a rule bad: regex "\(" does not compile/);
@@ -103,7 +158,12 @@ void test('a backend missing from the answer is a problem and a backend that doe
 });
 
 void test('gRPC precedence: exact service and method, exact service, regex, any; then headers', () => {
-  const g = (service: string, method: string, type: 'EXACT' | 'REGEX' = 'EXACT', headers: Match['headers'] = []): Match => ({
+  const g = (
+    service: string,
+    method: string,
+    type: 'EXACT' | 'REGEX' = 'EXACT',
+    headers: Match['headers'] = [],
+  ): Match => ({
     method: '',
     headers,
     query_params: [],
@@ -119,14 +179,17 @@ void test('gRPC precedence: exact service and method, exact service, regex, any;
           rule('svc-method', [g('helloworld.Greeter', 'SayHello')]),
           rule('regex-method', [g('', 'Say.*', 'REGEX')]),
           rule('regex-svc', [g('hello.*', '', 'REGEX')]),
-          rule('svc-tenant', [g('helloworld.Greeter', '', 'EXACT', [{ type: 'EXACT', name: 'x-tenant', value: 'blue' }])]),
+          rule('svc-tenant', [
+            g('helloworld.Greeter', '', 'EXACT', [{ type: 'EXACT', name: 'x-tenant', value: 'blue' }]),
+          ]),
         ],
         'GRPC',
       ),
     ],
     backends,
   );
-  const name = (path: string, headers: string[] = []) => matchRoute(t, { method: 'POST', path, query: '', headers })?.rule.name;
+  const name = (path: string, headers: string[] = []) =>
+    matchRoute(t, { method: 'POST', path, query: '', headers })?.rule.name;
   assert.equal(t.kind, 'GRPC');
   assert.equal(name('/helloworld.Greeter/SayHello'), 'svc-method');
   assert.equal(name('/helloworld.Greeter/SayBye'), 'svc');

@@ -115,11 +115,15 @@ function compileRegex(source: string, where: string, problems: string[]): RegExp
 }
 
 /** Builds the table of an answer; `routes` empty gives a table whose `empty` is true. */
-export function compileRoutes(routes: readonly Route[] | undefined, backends: readonly Backend[] | undefined): RouteTable {
+export function compileRoutes(
+  routes: readonly Route[] | undefined,
+  backends: readonly Backend[] | undefined,
+): RouteTable {
   if (routes === undefined || routes.length === 0) return EMPTY_TABLE;
   const problems: string[] = [];
   const choices = new Map<string, BackendChoice>();
-  for (const b of backends ?? []) choices.set(b.service, { service: b.service, exists: b.exists, endpoints: b.endpoints as readonly Endpoint[] });
+  for (const b of backends ?? [])
+    choices.set(b.service, { service: b.service, exists: b.exists, endpoints: b.endpoints as readonly Endpoint[] });
   const kind = routes[0]?.kind === 'GRPC' ? 'GRPC' : 'HTTP';
   const all: Candidate[] = [];
   routes.forEach((route, ri) => {
@@ -131,7 +135,9 @@ export function compileRoutes(routes: readonly Route[] | undefined, backends: re
     }
     route.rules.forEach((rule, i) => {
       const compiled = compileRule(route, rule, i, choices, problems);
-      rule.matches.forEach((m, mi) => all.push(compileMatch(kind, compiled, m, [ri, i, mi], `route ${route.name} rule ${compiled.name}`, problems)));
+      rule.matches.forEach((m, mi) =>
+        all.push(compileMatch(kind, compiled, m, [ri, i, mi], `route ${route.name} rule ${compiled.name}`, problems)),
+      );
     });
   });
   all.sort(compareCandidates);
@@ -151,7 +157,13 @@ export function compileRoutes(routes: readonly Route[] | undefined, backends: re
   return { kind, empty: false, backends: choices, problems, exact, ordered };
 }
 
-function compileRule(route: Route, rule: Rule, index: number, backends: Map<string, BackendChoice>, problems: string[]): CompiledRule {
+function compileRule(
+  route: Route,
+  rule: Rule,
+  index: number,
+  backends: Map<string, BackendChoice>,
+  problems: string[],
+): CompiledRule {
   const name = rule.name !== '' ? rule.name : String(index);
   const where = `route ${route.name} rule ${name}`;
   const lookup = (service: string): BackendChoice => {
@@ -176,7 +188,12 @@ function compileRule(route: Route, rule: Rule, index: number, backends: Map<stri
   };
 }
 
-function valueTests(list: Match['headers'], lower: boolean, where: string, problems: string[]): { tests: ValueTest[]; broken: boolean } {
+function valueTests(
+  list: Match['headers'],
+  lower: boolean,
+  where: string,
+  problems: string[],
+): { tests: ValueTest[]; broken: boolean } {
   let broken = false;
   const tests = list.map((v) => {
     const regex = v.type === 'REGEX' ? compileRegex(v.value, where, problems) : undefined;
@@ -186,7 +203,14 @@ function valueTests(list: Match['headers'], lower: boolean, where: string, probl
   return { tests, broken };
 }
 
-function compileMatch(kind: 'HTTP' | 'GRPC', rule: CompiledRule, m: Match, order: readonly number[], where: string, problems: string[]): Candidate {
+function compileMatch(
+  kind: 'HTTP' | 'GRPC',
+  rule: CompiledRule,
+  m: Match,
+  order: readonly number[],
+  where: string,
+  problems: string[],
+): Candidate {
   const headers = valueTests(m.headers, true, where, problems);
   const query = valueTests(m.query_params, false, where, problems);
   let broken = headers.broken || query.broken;
@@ -300,13 +324,28 @@ export function matchRoute(table: RouteTable, req: RouteRequest): RouteCandidate
 function matches(kind: RouteTable['kind'], c: Candidate, req: RouteRequest): boolean {
   if (c.broken) return false;
   if (kind === 'GRPC') {
-    if (c.serviceExact !== undefined || c.serviceRegex !== undefined || c.methodExact !== undefined || c.methodRegex !== undefined) {
+    if (
+      c.serviceExact !== undefined ||
+      c.serviceRegex !== undefined ||
+      c.methodExact !== undefined ||
+      c.methodRegex !== undefined
+    ) {
       // `/package.Service/Method`
       const path = req.path;
       const slash = path.lastIndexOf('/');
       if (slash <= 0 || path.charCodeAt(0) !== 0x2f) return false;
-      if (c.serviceExact !== undefined ? !(slash - 1 === c.serviceExact.length && path.startsWith(c.serviceExact, 1)) : c.serviceRegex !== undefined && !c.serviceRegex.test(path.slice(1, slash))) return false;
-      if (c.methodExact !== undefined ? !(path.length - slash - 1 === c.methodExact.length && path.endsWith(c.methodExact)) : c.methodRegex !== undefined && !c.methodRegex.test(path.slice(slash + 1))) return false;
+      if (
+        c.serviceExact !== undefined
+          ? !(slash - 1 === c.serviceExact.length && path.startsWith(c.serviceExact, 1))
+          : c.serviceRegex !== undefined && !c.serviceRegex.test(path.slice(1, slash))
+      )
+        return false;
+      if (
+        c.methodExact !== undefined
+          ? !(path.length - slash - 1 === c.methodExact.length && path.endsWith(c.methodExact))
+          : c.methodRegex !== undefined && !c.methodRegex.test(path.slice(slash + 1))
+      )
+        return false;
     }
   } else {
     switch (c.pathKind) {
@@ -315,7 +354,11 @@ function matches(kind: RouteTable['kind'], c: Candidate, req: RouteRequest): boo
         break;
       case PathKind.Prefix: {
         const p = c.path;
-        if (p !== '' && !(req.path.startsWith(p) && (req.path.length === p.length || req.path.charCodeAt(p.length) === 0x2f))) return false;
+        if (
+          p !== '' &&
+          !(req.path.startsWith(p) && (req.path.length === p.length || req.path.charCodeAt(p.length) === 0x2f))
+        )
+          return false;
         break;
       }
       case PathKind.Regex:

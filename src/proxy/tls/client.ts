@@ -24,7 +24,9 @@ export interface MeshTlsConnectOptions {
 }
 
 /** The checkServerIdentity of mesh TLS: the only SAN must be exactly `expected`. */
-export function checkMeshServerIdentity(expected: SpiffeId): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+export function checkMeshServerIdentity(
+  expected: SpiffeId,
+): (host: string, cert: tls.PeerCertificate) => Error | undefined {
   return (_host, cert) => {
     const got = identityFromSan(cert.subjectaltname);
     if (got === expected) return undefined;
@@ -41,7 +43,10 @@ export function connectMeshTls(opts: MeshTlsConnectOptions): Promise<tls.TLSSock
     return Promise.reject(new MeshTlsError(TlsCodes.NO_IDENTITY, `mesh tls to ${opts.serverId}: no certificate yet`));
   }
   return new Promise((resolve, reject) => {
-    const target = opts.socket === undefined ? `${opts.host ?? '?'}:${opts.port ?? '?'}` : `${opts.socket.remoteAddress ?? '?'}:${opts.socket.remotePort ?? '?'}`;
+    const target =
+      opts.socket === undefined
+        ? `${opts.host ?? '?'}:${opts.port ?? '?'}`
+        : `${opts.socket.remoteAddress ?? '?'}:${opts.socket.remotePort ?? '?'}`;
     const socket = tls.connect({
       ...(opts.socket !== undefined ? { socket: opts.socket } : { host: opts.host, port: opts.port }),
       // The context of the certificate held now: a rotation later does not touch this connection.
@@ -53,7 +58,12 @@ export function connectMeshTls(opts: MeshTlsConnectOptions): Promise<tls.TLSSock
       checkServerIdentity: checkMeshServerIdentity(opts.serverId),
     });
     const timer = setTimeout(() => {
-      socket.destroy(new MeshTlsError(TlsCodes.HANDSHAKE, `mesh tls to ${opts.serverId} at ${target}: handshake timed out after ${opts.timeoutMs ?? 10_000}ms`));
+      socket.destroy(
+        new MeshTlsError(
+          TlsCodes.HANDSHAKE,
+          `mesh tls to ${opts.serverId} at ${target}: handshake timed out after ${opts.timeoutMs ?? 10_000}ms`,
+        ),
+      );
     }, opts.timeoutMs ?? 10_000);
     const onError = (err: Error) => {
       clearTimeout(timer);
@@ -62,7 +72,12 @@ export function connectMeshTls(opts: MeshTlsConnectOptions): Promise<tls.TLSSock
         return;
       }
       const reason = (err as NodeJS.ErrnoException).code ?? err.message;
-      reject(new MeshTlsError(TlsCodes.HANDSHAKE, `mesh tls to ${opts.serverId} at ${target}: handshake failed: ${reason}`, { cause: err, reason }));
+      reject(
+        new MeshTlsError(TlsCodes.HANDSHAKE, `mesh tls to ${opts.serverId} at ${target}: handshake failed: ${reason}`, {
+          cause: err,
+          reason,
+        }),
+      );
     };
     socket.once('error', onError);
     socket.once('secureConnect', () => {
@@ -70,7 +85,12 @@ export function connectMeshTls(opts: MeshTlsConnectOptions): Promise<tls.TLSSock
       socket.off('error', onError);
       if (socket.alpnProtocol !== opts.alpn) {
         socket.destroy();
-        reject(new MeshTlsError(TlsCodes.HANDSHAKE, `mesh tls to ${opts.serverId} at ${target}: server did not agree to ${opts.alpn}`));
+        reject(
+          new MeshTlsError(
+            TlsCodes.HANDSHAKE,
+            `mesh tls to ${opts.serverId} at ${target}: server did not agree to ${opts.alpn}`,
+          ),
+        );
         return;
       }
       resolve(socket);

@@ -90,7 +90,12 @@ export class MeshTlsServer {
       // If the TLS socket dies before a verdict, its raw socket closes: never leave the caller waiting.
       // (Deferred: the tls.Server reports the reason, if any, just after the close.)
       raw.once('close', () =>
-        setImmediate(() => this.#fail(p, new MeshTlsError(TlsCodes.HANDSHAKE, 'inbound mesh tls: connection closed during the handshake'))),
+        setImmediate(() =>
+          this.#fail(
+            p,
+            new MeshTlsError(TlsCodes.HANDSHAKE, 'inbound mesh tls: connection closed during the handshake'),
+          ),
+        ),
       );
       if (initial !== undefined && initial.length > 0) raw.unshift(initial);
       server.emit('connection', raw);
@@ -151,7 +156,13 @@ export class MeshTlsServer {
     const clientId = identityFromSan(san);
     if (!isMeshAlpn(alpn)) {
       socket.destroy();
-      this.#fail(p, new MeshTlsError(TlsCodes.HANDSHAKE, `inbound mesh tls from ${socket.remoteAddress ?? '?'}: no mesh alpn agreed`));
+      this.#fail(
+        p,
+        new MeshTlsError(
+          TlsCodes.HANDSHAKE,
+          `inbound mesh tls from ${socket.remoteAddress ?? '?'}: no mesh alpn agreed`,
+        ),
+      );
       return;
     }
     if (clientId === undefined || parseSpiffeId(clientId)?.trustDomain !== this.#trustDomain) {
@@ -159,7 +170,10 @@ export class MeshTlsServer {
       const got = san === undefined ? 'no subject alternative name' : san;
       this.#fail(
         p,
-        new MeshTlsError(TlsCodes.PEER_IDENTITY, `inbound mesh tls from ${socket.remoteAddress ?? '?'}: client certificate has no identity of trust domain ${this.#trustDomain ?? '?'} (${got})`),
+        new MeshTlsError(
+          TlsCodes.PEER_IDENTITY,
+          `inbound mesh tls from ${socket.remoteAddress ?? '?'}: client certificate has no identity of trust domain ${this.#trustDomain ?? '?'} (${got})`,
+        ),
       );
       return;
     }
@@ -167,7 +181,13 @@ export class MeshTlsServer {
     // SESSION_LIFETIME_S ago) is refused here, as that handshake would refuse it now.
     if (resumed && !(Date.parse(peer?.validTo ?? '') > Date.now())) {
       socket.destroy();
-      this.#fail(p, new MeshTlsError(TlsCodes.HANDSHAKE, `inbound mesh tls from ${socket.remoteAddress ?? '?'}: resumed session of ${clientId}: its certificate expired`));
+      this.#fail(
+        p,
+        new MeshTlsError(
+          TlsCodes.HANDSHAKE,
+          `inbound mesh tls from ${socket.remoteAddress ?? '?'}: resumed session of ${clientId}: its certificate expired`,
+        ),
+      );
       return;
     }
     p.done = true;
@@ -179,8 +199,14 @@ export class MeshTlsServer {
     if (p === undefined) return;
     // A client certificate that does not verify ends in a reset whose message hides why; OpenSSL's
     // reason is kept in authorizationError.
-    const reason = (socket.authorizationError as unknown as string | undefined) ?? (err as NodeJS.ErrnoException).code ?? err.message;
-    this.#fail(p, new MeshTlsError(TlsCodes.HANDSHAKE, `inbound mesh tls: handshake failed: ${reason}`, { cause: err, reason }));
+    const reason =
+      (socket.authorizationError as unknown as string | undefined) ??
+      (err as NodeJS.ErrnoException).code ??
+      err.message;
+    this.#fail(
+      p,
+      new MeshTlsError(TlsCodes.HANDSHAKE, `inbound mesh tls: handshake failed: ${reason}`, { cause: err, reason }),
+    );
   }
 
   #fail(p: Pending, e: MeshTlsError): void {

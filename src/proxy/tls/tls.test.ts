@@ -21,7 +21,11 @@ import { MeshTlsServer, type IdentitySource, type MeshTlsConnection } from './se
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/api' as SpiffeId;
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId;
 
-async function certFor(ca: MeshCa, identity: SpiffeId, opts: { expired?: boolean; san?: string; lifetimeMs?: number } = {}): Promise<IdentityCert> {
+async function certFor(
+  ca: MeshCa,
+  identity: SpiffeId,
+  opts: { expired?: boolean; san?: string; lifetimeMs?: number } = {},
+): Promise<IdentityCert> {
   const { keyPem, csrPem } = newKeyAndCsr(identity);
   const now = Date.now();
   const leaf = await ca.signLeaf({
@@ -31,7 +35,13 @@ async function certFor(ca: MeshCa, identity: SpiffeId, opts: { expired?: boolean
     notAfter: new Date(now + (opts.expired ? -3600_000 : (opts.lifetimeMs ?? 3600_000))),
   });
   const pems = { keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem, trustAnchorPem: ca.trustAnchorPem };
-  return { identity, ...pems, serial: leaf.serial, notAfter: leaf.notAfter, secureContext: identitySecureContext(pems) };
+  return {
+    identity,
+    ...pems,
+    serial: leaf.serial,
+    notAfter: leaf.notAfter,
+    secureContext: identitySecureContext(pems),
+  };
 }
 
 /** An identity whose certificate the test sets; `rotate` behaves like a renewal. */
@@ -56,7 +66,11 @@ class TestIdentity implements IdentitySource {
 
 /** A loopback listener that reads the ClientHello first (like the inbound's detection), then hands
  *  the socket and the bytes it read to the mesh TLS server; echoes "pong:<data>" on success. */
-async function startInbound(t: { after(fn: () => unknown): void }, identity: IdentitySource, opts: { sessionResumption?: boolean } = {}) {
+async function startInbound(
+  t: { after(fn: () => unknown): void },
+  identity: IdentitySource,
+  opts: { sessionResumption?: boolean } = {},
+) {
   const mesh = new MeshTlsServer({ identity, handshakeTimeoutMs: 5000, ...opts });
   const accepted: MeshTlsConnection[] = [];
   const refused: MeshTlsError[] = [];
@@ -131,7 +145,13 @@ async function ticketClient(t: { after(fn: () => unknown): void }, port: number,
 void test('the right identities connect: the server learns the client identity, both agree on ALPN', async (t) => {
   const { ca, inbound } = await setup(t);
   const client = new TestIdentity(await certFor(ca, CLIENT_ID));
-  const s = await connectMeshTls({ identity: client, serverId: SERVER_ID, alpn: MESH_ALPN.h2, host: '127.0.0.1', port: inbound.port });
+  const s = await connectMeshTls({
+    identity: client,
+    serverId: SERVER_ID,
+    alpn: MESH_ALPN.h2,
+    host: '127.0.0.1',
+    port: inbound.port,
+  });
   t.after(() => s.destroy());
   assert.equal(s.getProtocol(), 'TLSv1.3');
   assert.equal(s.alpnProtocol, MESH_ALPN.h2);
@@ -144,19 +164,36 @@ void test('the right identities connect: the server learns the client identity, 
 void test('the client refuses a server with the wrong identity, another trust anchor, or an expired certificate', async (t) => {
   const { ca, other, serverIdentity, inbound } = await setup(t);
   const client = new TestIdentity(await certFor(ca, CLIENT_ID));
-  const connect = () => connectMeshTls({ identity: client, serverId: SERVER_ID, alpn: MESH_ALPN.http1, host: '127.0.0.1', port: inbound.port });
+  const connect = () =>
+    connectMeshTls({
+      identity: client,
+      serverId: SERVER_ID,
+      alpn: MESH_ALPN.http1,
+      host: '127.0.0.1',
+      port: inbound.port,
+    });
 
   // Another workload of the same mesh: its chain verifies, but it is not who we asked for.
   serverIdentity.rotate(await certFor(ca, 'spiffe://cluster.local/ns/default/sa/db' as SpiffeId));
   await assert.rejects(connect(), (e: MeshTlsError) => {
     assert.equal(e.code, TlsCodes.PEER_IDENTITY);
-    assert.equal(e.message, 'mesh tls: server presented spiffe://cluster.local/ns/default/sa/db, expected spiffe://cluster.local/ns/default/sa/api');
+    assert.equal(
+      e.message,
+      'mesh tls: server presented spiffe://cluster.local/ns/default/sa/db, expected spiffe://cluster.local/ns/default/sa/api',
+    );
     return true;
   });
   serverIdentity.rotate(await certFor(other, SERVER_ID));
-  await assert.rejects(connect(), (e: MeshTlsError) => e.code === TlsCodes.HANDSHAKE && /unable to get local issuer|UNABLE_TO_GET_ISSUER_CERT/i.test(e.message));
+  await assert.rejects(
+    connect(),
+    (e: MeshTlsError) =>
+      e.code === TlsCodes.HANDSHAKE && /unable to get local issuer|UNABLE_TO_GET_ISSUER_CERT/i.test(e.message),
+  );
   serverIdentity.rotate(await certFor(ca, SERVER_ID, { expired: true }));
-  await assert.rejects(connect(), (e: MeshTlsError) => e.code === TlsCodes.HANDSHAKE && e.reason === 'CERT_HAS_EXPIRED');
+  await assert.rejects(
+    connect(),
+    (e: MeshTlsError) => e.code === TlsCodes.HANDSHAKE && e.reason === 'CERT_HAS_EXPIRED',
+  );
   // And the right one again.
   serverIdentity.rotate(await certFor(ca, SERVER_ID));
   const s = await connect();
@@ -172,7 +209,13 @@ void test('the server refuses a client from another trust anchor, expired, or wi
     const before = inbound.refused.length;
     // In TLS 1.3 the client may finish its side before the server has judged its certificate; the
     // server's verdict then arrives as an alert on the first read.
-    const s = await connectMeshTls({ identity: client, serverId: SERVER_ID, alpn: MESH_ALPN.opaque, host: '127.0.0.1', port: inbound.port }).catch(() => undefined);
+    const s = await connectMeshTls({
+      identity: client,
+      serverId: SERVER_ID,
+      alpn: MESH_ALPN.opaque,
+      host: '127.0.0.1',
+      port: inbound.port,
+    }).catch(() => undefined);
     if (s) await assert.rejects(exchange(s, 'ping'));
     await waitFor('the server refusal', () => inbound.refused.length > before);
   };
@@ -183,14 +226,24 @@ void test('the server refuses a client from another trust anchor, expired, or wi
   assert.equal(inbound.refused.at(-1)?.reason, 'CERT_HAS_EXPIRED');
   await attempt(await certFor(ca, CLIENT_ID, { san: 'spiffe://other.domain/ns/default/sa/web' }));
   assert.equal(inbound.refused.at(-1)?.code, TlsCodes.PEER_IDENTITY);
-  assert.match(inbound.refused.at(-1)?.message ?? '', /client certificate has no identity of trust domain cluster\.local/);
+  assert.match(
+    inbound.refused.at(-1)?.message ?? '',
+    /client certificate has no identity of trust domain cluster\.local/,
+  );
   assert.equal(inbound.accepted.length, 0);
 });
 
 void test('a rotation changes the certificate of new connections and leaves open ones alone', async (t) => {
   const { ca, serverIdentity, inbound } = await setup(t);
   const client = new TestIdentity(await certFor(ca, CLIENT_ID));
-  const connect = () => connectMeshTls({ identity: client, serverId: SERVER_ID, alpn: MESH_ALPN.h2, host: '127.0.0.1', port: inbound.port });
+  const connect = () =>
+    connectMeshTls({
+      identity: client,
+      serverId: SERVER_ID,
+      alpn: MESH_ALPN.h2,
+      host: '127.0.0.1',
+      port: inbound.port,
+    });
   const a = await connect();
   t.after(() => a.destroy());
   // Each side's own certificate on a connection (the peer certificate of a TLS 1.3 client socket may
@@ -207,7 +260,10 @@ void test('a rotation changes the certificate of new connections and leaves open
   t.after(() => b.destroy());
   assert.equal(b.getX509Certificate()?.serialNumber, client.current().serial.toUpperCase());
   await waitFor('b accepted', () => inbound.accepted.length === 2);
-  assert.equal(inbound.accepted[1]?.socket.getX509Certificate()?.serialNumber, serverIdentity.current().serial.toUpperCase());
+  assert.equal(
+    inbound.accepted[1]?.socket.getX509Certificate()?.serialNumber,
+    serverIdentity.current().serial.toUpperCase(),
+  );
   assert.notEqual(clientSerialA, b.getX509Certificate()?.serialNumber);
   assert.equal(await exchange(a, 'old'), 'pong:old', 'the connection opened before the rotation still works');
   assert.equal(await exchange(b, 'new'), 'pong:new');
@@ -229,7 +285,11 @@ void test('a client resumes with a ticket, and the server still knows it by the 
   assert.equal(second?.socket.isSessionReused(), true);
   assert.equal(second?.clientId, CLIENT_ID);
   assert.equal(second?.alpn, MESH_ALPN.h2);
-  assert.equal(second?.socket.getPeerX509Certificate()?.serialNumber, cert.serial.toUpperCase(), 'the very certificate of the full handshake');
+  assert.equal(
+    second?.socket.getPeerX509Certificate()?.serialNumber,
+    cert.serial.toUpperCase(),
+    'the very certificate of the full handshake',
+  );
 });
 
 void test('after a rotation of the server certificate, earlier tickets fall back to a full handshake with the new one', async (t) => {
@@ -241,7 +301,10 @@ void test('after a rotation of the server certificate, earlier tickets fall back
   assert.equal(after.resumed, false, 'the new context has new ticket keys');
   assert.equal(after.reply, 'pong:ping');
   assert.equal(inbound.accepted[1]?.resumed, false);
-  assert.equal(inbound.accepted[1]?.socket.getX509Certificate()?.serialNumber, serverIdentity.current().serial.toUpperCase());
+  assert.equal(
+    inbound.accepted[1]?.socket.getX509Certificate()?.serialNumber,
+    serverIdentity.current().serial.toUpperCase(),
+  );
   // The tickets of the new context work.
   assert.equal((await ticketClient(t, inbound.port, cert, after.tickets[0])).resumed, true);
 });
@@ -268,7 +331,10 @@ void test('a resumed session whose client certificate has expired since the full
   const late = await ticketClient(t, inbound.port, cert, full.tickets[0]).catch((e: Error) => e);
   assert.ok(late instanceof Error, 'the client was cut off');
   await waitFor('the refusal', () => inbound.refused.length === 1);
-  assert.match(inbound.refused[0]?.message ?? '', /resumed session of spiffe:\/\/cluster\.local\/ns\/default\/sa\/web: its certificate expired/);
+  assert.match(
+    inbound.refused[0]?.message ?? '',
+    /resumed session of spiffe:\/\/cluster\.local\/ns\/default\/sa\/web: its certificate expired/,
+  );
   assert.equal(inbound.accepted.length, 1);
 });
 
@@ -280,7 +346,12 @@ void test('a mesh ClientHello is told from an app TLS ClientHello, also when it 
   const port = (server.address() as AddressInfo).port;
   const hello = async (alpn?: string[], servername?: string) => {
     const n = hellos.length;
-    const s = tls.connect({ host: '127.0.0.1', port, ...(alpn ? { ALPNProtocols: alpn } : {}), ...(servername ? { servername } : {}) });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ...(alpn ? { ALPNProtocols: alpn } : {}),
+      ...(servername ? { servername } : {}),
+    });
     s.on('error', () => undefined);
     await waitFor('a client hello', () => hellos.length > n);
     return hellos[n] as Buffer;
@@ -289,7 +360,8 @@ void test('a mesh ClientHello is told from an app TLS ClientHello, also when it 
   assert.equal(classifyClientHello(mesh), 'mesh');
   assert.equal(classifyClientHello(await hello(['h2', 'http/1.1'], 'example.com')), 'other');
   assert.equal(classifyClientHello(await hello()), 'other');
-  for (const cut of [1, 5, 9, mesh.length - 1]) assert.equal(classifyClientHello(mesh.subarray(0, cut)), undefined, `cut at ${cut}`);
+  for (const cut of [1, 5, 9, mesh.length - 1])
+    assert.equal(classifyClientHello(mesh.subarray(0, cut)), undefined, `cut at ${cut}`);
   // The same ClientHello split over two TLS records.
   const body = mesh.subarray(5);
   const rec = (b: Buffer) => Buffer.concat([Buffer.from([22, 3, 1, b.length >> 8, b.length & 0xff]), b]);

@@ -91,13 +91,35 @@ export class Listener {
   ) {
     const { cfg, metrics, log, mtls, obs } = deps;
     const policy = direction === 'inbound' && deps.policy !== undefined ? { policy: deps.policy } : {};
-    this.h1 = { cfg, metrics, pool: deps.pool, direction, log, draining: deps.draining, conns: new Set(), ...(mtls ? { mtls } : {}), ...policy, ...(obs ? { obs } : {}) };
-    this.h2 = new H2Proxy({ cfg, metrics, direction, log, ...(mtls ? { mtls } : {}), ...policy, ...(obs ? { obs } : {}) });
+    this.h1 = {
+      cfg,
+      metrics,
+      pool: deps.pool,
+      direction,
+      log,
+      draining: deps.draining,
+      conns: new Set(),
+      ...(mtls ? { mtls } : {}),
+      ...policy,
+      ...(obs ? { obs } : {}),
+    };
+    this.h2 = new H2Proxy({
+      cfg,
+      metrics,
+      direction,
+      log,
+      ...(mtls ? { mtls } : {}),
+      ...policy,
+      ...(obs ? { obs } : {}),
+    });
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
-    this.sweeper = setInterval(() => {
-      const limit = performance.now() - cfg.idleTimeoutMs;
-      for (const c of this.h1.conns) c.closeIfIdleSince(limit);
-    }, Math.max(100, Math.min(1000, cfg.idleTimeoutMs / 4)));
+    this.sweeper = setInterval(
+      () => {
+        const limit = performance.now() - cfg.idleTimeoutMs;
+        for (const c of this.h1.conns) c.closeIfIdleSince(limit);
+      },
+      Math.max(100, Math.min(1000, cfg.idleTimeoutMs / 4)),
+    );
     this.sweeper.unref();
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
     this.server.on('error', (err) => log.error({ direction, err: err.message }, 'listener error'));
@@ -135,7 +157,10 @@ export class Listener {
     const local = normalizeHost(s.localAddress ?? '');
     // A loop: the connection was meant for one of the proxy's own ports on one of this pod's addresses.
     // The interface lookup runs only for connections to a proxy port, so the normal path pays nothing.
-    if ((dst.host === local && dst.port === s.localPort) || (own.includes(dst.port) && (dst.host === local || isLocalAddress(dst.host)))) {
+    if (
+      (dst.host === local && dst.port === s.localPort) ||
+      (own.includes(dst.port) && (dst.host === local || isLocalAddress(dst.host)))
+    ) {
       metrics.refusedTotal.inc({ direction: this.direction, reason: 'loop' });
       log.debug({ direction: this.direction, dst: formatAddr(dst) }, 'connection to the proxy itself refused (loop)');
       return undefined;
@@ -238,7 +263,14 @@ export class Listener {
     });
   }
 
-  private terminate(s: Socket, target: SocketAddr, key: string, hello: Buffer, mtls: MeshTls, onReady?: (tlsSocket: Socket, clientId: SpiffeId) => void): void {
+  private terminate(
+    s: Socket,
+    target: SocketAddr,
+    key: string,
+    hello: Buffer,
+    mtls: MeshTls,
+    onReady?: (tlsSocket: Socket, clientId: SpiffeId) => void,
+  ): void {
     void mtls.terminate(s, hello).then((c) => {
       if (c === undefined || s.destroyed) {
         c?.socket.destroy();
@@ -343,7 +375,10 @@ export class Listener {
       if (peerMeshed === false) plain();
       else grace = setTimeout(plain, peerMeshed === true ? this.deps.cfg.detectTimeoutMs : SERVER_FIRST_GRACE_MS);
     };
-    const peer = this.deps.peers?.resolve({ host: normalizeHost(s.remoteAddress ?? ''), port: target.port } as SocketAddr);
+    const peer = this.deps.peers?.resolve({
+      host: normalizeHost(s.remoteAddress ?? ''),
+      port: target.port,
+    } as SocketAddr);
     const learn = (d: Resolved) => {
       peerMeshed = d.known && d.balancer.endpoints.some((e) => e.meshed);
       if (decided || (held.length === 0 && !appEnded)) return;
@@ -401,7 +436,15 @@ export class Listener {
   /** Opaque TCP: balanced per connection over `own` (the Service's endpoints) when the destination
    *  has endpoints, skipping those its breakers eject; a connect is what they learn from. `counted`:
    *  the TCP metrics have it already (inbound mesh TLS). */
-  private opaque(s: Socket, target: SocketAddr, key: string, initial: Buffer, ended: boolean, own?: BackendTarget, counted = false): void {
+  private opaque(
+    s: Socket,
+    target: SocketAddr,
+    key: string,
+    initial: Buffer,
+    ended: boolean,
+    own?: BackendTarget,
+    counted = false,
+  ): void {
     s.pause();
     // Inbound plaintext (or the app's own TLS): authorized by address alone. Mesh TLS was checked in
     // terminate(), with the client's identity.
@@ -410,7 +453,10 @@ export class Listener {
     if (own !== undefined) {
       ep = pickAvailable(own.balancer, own.breakers);
       if (ep === undefined) {
-        this.deps.log.debug({ target: key, ejected: own.balancer.endpoints.length > 0 }, 'no ready endpoints (or all ejected); client reset');
+        this.deps.log.debug(
+          { target: key, ejected: own.balancer.endpoints.length > 0 },
+          'no ready endpoints (or all ejected); client reset',
+        );
         s.resetAndDestroy();
         return;
       }
@@ -454,19 +500,33 @@ export class Listener {
 
   /** Inbound with a policy: whether the pod's policy lets this opaque connection through; a denied
    *  one is closed at once (reset), and counted. Outbound, or without a policy: always. */
-  private admitTcp(s: Socket, target: SocketAddr, clientId: SpiffeId | undefined, peerAddr: string | undefined): boolean {
+  private admitTcp(
+    s: Socket,
+    target: SocketAddr,
+    clientId: SpiffeId | undefined,
+    peerAddr: string | undefined,
+  ): boolean {
     const policy = this.deps.policy;
     if (this.direction !== 'inbound' || policy === undefined) return true;
     if (new InboundGate(policy, target.port, clientId, peerAddr).tcp()) return true;
-    this.deps.log.debug({ target: formatAddr(target), client: clientId ?? peerAddr }, 'inbound tcp connection not authorized; closed');
+    this.deps.log.debug(
+      { target: formatAddr(target), client: clientId ?? peerAddr },
+      'inbound tcp connection not authorized; closed',
+    );
     if (s.destroyed) return false;
-    if ('resetAndDestroy' in s && typeof s.resetAndDestroy === 'function' && !(s as { encrypted?: boolean }).encrypted) s.resetAndDestroy();
+    if ('resetAndDestroy' in s && typeof s.resetAndDestroy === 'function' && !(s as { encrypted?: boolean }).encrypted)
+      s.resetAndDestroy();
     else s.destroy();
     return false;
   }
 
   private feed(own: BackendTarget, epKey: string, key: string, failed: boolean): void {
-    if (feedBreaker(own, epKey, failed)) this.deps.metrics.endpointEjectionsTotal.inc({ direction: this.direction, target_addr: key, backend: own.service });
+    if (feedBreaker(own, epKey, failed))
+      this.deps.metrics.endpointEjectionsTotal.inc({
+        direction: this.direction,
+        target_addr: key,
+        backend: own.service,
+      });
   }
 
   /** Stops accepting and asks every connection to finish what it is doing. */
@@ -490,7 +550,12 @@ export class Listener {
  * `timeoutMs`; then calls back once with the kind, every byte read and whether the client half-closed.
  * The socket is left paused. Never calls back if the socket fails first.
  */
-function readClientHello(s: Socket, initial: Buffer, timeoutMs: number, done: (kind: 'mesh' | 'other', buf: Buffer, ended: boolean) => void): void {
+function readClientHello(
+  s: Socket,
+  initial: Buffer,
+  timeoutMs: number,
+  done: (kind: 'mesh' | 'other', buf: Buffer, ended: boolean) => void,
+): void {
   let buf = initial;
   const finish = (kind: 'mesh' | 'other', ended: boolean) => {
     clearTimeout(timer);

@@ -35,7 +35,13 @@ async function certFor(ca: MeshCa, identity: SpiffeId): Promise<IdentityCert> {
     notAfter: new Date(now + 3600_000),
   });
   const pems = { keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem, trustAnchorPem: ca.trustAnchorPem };
-  return { identity, ...pems, serial: leaf.serial, notAfter: leaf.notAfter, secureContext: identitySecureContext(pems) };
+  return {
+    identity,
+    ...pems,
+    serial: leaf.serial,
+    notAfter: leaf.notAfter,
+    secureContext: identitySecureContext(pems),
+  };
 }
 
 /** An identity whose certificate the test sets; `rotate` behaves like a renewal. */
@@ -62,11 +68,19 @@ const log = createLogger('test-mtls', 'silent');
 
 function meshTls(t: After, identity: IdentitySource, sessionResumption?: boolean) {
   const metrics = new ProxyMetrics({ tls: true });
-  const m = new MeshTls({ identity, metrics, log, handshakeTimeoutMs: 5000, ...(sessionResumption !== undefined ? { sessionResumption } : {}) });
+  const m = new MeshTls({
+    identity,
+    metrics,
+    log,
+    handshakeTimeoutMs: 5000,
+    ...(sessionResumption !== undefined ? { sessionResumption } : {}),
+  });
   t.after(() => m.close());
   /** tls_handshakes_total of a direction, resumed or not. */
   const handshakes = async (direction: 'inbound' | 'outbound', resumed: boolean): Promise<number> =>
-    (await metrics.tlsHandshakes?.get())?.values.find((v) => v.labels.direction === direction && v.labels.resumed === String(resumed))?.value ?? 0;
+    (await metrics.tlsHandshakes?.get())?.values.find(
+      (v) => v.labels.direction === direction && v.labels.resumed === String(resumed),
+    )?.value ?? 0;
   return { mtls: m, handshakes };
 }
 
@@ -93,7 +107,14 @@ async function startServer(t: After, identity: IdentitySource, sessionResumption
 
 /** Originates mesh TLS to `port`; resolves once verified and one exchange is done (the server's tickets
  *  arrive before its first data), or rejects with the proxy error the socket's error maps to. */
-async function call(t: After, mtls: MeshTls, port: number, label: string, serverId = SERVER_ID, alpn: MeshAlpn = MESH_ALPN.h2): Promise<tls.TLSSocket> {
+async function call(
+  t: After,
+  mtls: MeshTls,
+  port: number,
+  label: string,
+  serverId = SERVER_ID,
+  alpn: MeshAlpn = MESH_ALPN.h2,
+): Promise<tls.TLSSocket> {
   const socket = mtls.originate(net.connect({ host: '127.0.0.1', port }), label, serverId, alpn);
   t.after(() => socket.destroy());
   try {
@@ -138,7 +159,10 @@ void test('a ticket is not offered to a connection that expects another identity
   // The same address, another expected identity: a full handshake, and the server is refused.
   await assert.rejects(call(t, client.mtls, server.port, server.label, OTHER_ID), (e: ProxyError) => {
     assert.equal(e.code, Codes.UPSTREAM_IDENTITY);
-    assert.match(e.message, /server presented spiffe:\/\/cluster\.local\/ns\/default\/sa\/api, expected spiffe:\/\/cluster\.local\/ns\/default\/sa\/db/);
+    assert.match(
+      e.message,
+      /server presented spiffe:\/\/cluster\.local\/ns\/default\/sa\/api, expected spiffe:\/\/cluster\.local\/ns\/default\/sa\/db/,
+    );
     return true;
   });
   assert.equal(await client.handshakes('outbound', true), 0);
@@ -160,19 +184,28 @@ void test('after our certificate rotates, tickets of the old one are not offered
   const serial = clientIdentity.current().serial.toUpperCase();
   assert.equal(server.accepted[1]?.socket.getPeerX509Certificate()?.serialNumber, serial);
   assert.equal((await call(t, client.mtls, server.port, server.label)).isSessionReused(), true);
-  assert.equal(server.accepted[2]?.socket.getPeerX509Certificate()?.serialNumber, serial, 'resumed with the new certificate');
+  assert.equal(
+    server.accepted[2]?.socket.getPeerX509Certificate()?.serialNumber,
+    serial,
+    'resumed with the new certificate',
+  );
 });
 
 void test('with session resumption off on either side, nothing resumes', async (t) => {
   for (const off of [{ client: false }, { server: false }]) {
     const { server, client } = await setup(t, off);
-    for (let i = 0; i < 3; i++) assert.equal((await call(t, client.mtls, server.port, server.label)).isSessionReused(), false, JSON.stringify(off));
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        (await call(t, client.mtls, server.port, server.label)).isSessionReused(),
+        false,
+        JSON.stringify(off),
+      );
     assert.equal(await client.handshakes('outbound', false), 3);
     assert.equal(await server.handshakes('inbound', false), 3);
   }
 });
 
-void test('a resumption where the server agrees to no ALPN is refused before \'secureConnect\', HTTP/2 included', async (t) => {
+void test("a resumption where the server agrees to no ALPN is refused before 'secureConnect', HTTP/2 included", async (t) => {
   // Two servers that share ticket keys and the certificate (as one server that changed its ALPN list
   // would): the first agrees to ours, the second to none. Our own servers never change their list.
   const ca = await MeshCa.create();
@@ -210,9 +243,15 @@ void test('a resumption where the server agrees to no ALPN is refused before \'s
   });
 
   // HTTP/2 waits for 'secureConnect' to set up its session: it must never get it for such a socket.
-  const session = http2.connect(`http://${label}`, { createConnection: () => client.mtls.originate(net.connect({ host: '127.0.0.1', port: without }), label, SERVER_ID, MESH_ALPN.h2) });
+  const session = http2.connect(`http://${label}`, {
+    createConnection: () =>
+      client.mtls.originate(net.connect({ host: '127.0.0.1', port: without }), label, SERVER_ID, MESH_ALPN.h2),
+  });
   t.after(() => session.destroy());
   const [err] = (await once(session, 'error')) as [Error];
-  assert.match(meshUpstreamError(err)?.message ?? err.message, /resumed session: server did not agree to outrigger\/h2/);
+  assert.match(
+    meshUpstreamError(err)?.message ?? err.message,
+    /resumed session: server did not agree to outrigger\/h2/,
+  );
   assert.equal(await client.handshakes('outbound', true), 0);
 });

@@ -38,7 +38,10 @@ const INBOUND_RESUMED = { direction: 'inbound', resumed: 'true' } as const;
 const sessionReused = (socket: tls.TLSSocket): boolean => tls.TLSSocket.prototype.isSessionReused.call(socket);
 
 function noAlpn(serverId: SpiffeId, alpn: MeshAlpn, resumed: boolean): MeshTlsError {
-  return new MeshTlsError(TlsCodes.HANDSHAKE, `mesh tls to ${serverId}: ${resumed ? 'resumed session: ' : ''}server did not agree to ${alpn}`);
+  return new MeshTlsError(
+    TlsCodes.HANDSHAKE,
+    `mesh tls to ${serverId}: ${resumed ? 'resumed session: ' : ''}server did not agree to ${alpn}`,
+  );
 }
 
 export interface MeshTlsOptions {
@@ -70,7 +73,11 @@ export class MeshTls {
     this.#metrics = opts.metrics;
     this.#log = opts.log;
     const resumption = opts.sessionResumption !== false;
-    this.#server = new MeshTlsServer({ identity: opts.identity, handshakeTimeoutMs: opts.handshakeTimeoutMs, sessionResumption: resumption });
+    this.#server = new MeshTlsServer({
+      identity: opts.identity,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs,
+      sessionResumption: resumption,
+    });
     this.#sessions = resumption ? new SessionCache() : undefined;
     // The tickets of the previous certificate can no longer be offered (their key names it): let them go.
     this.#stopRotate = resumption ? opts.identity.onRotate(() => this.#sessions?.clear()) : () => undefined;
@@ -81,7 +88,10 @@ export class MeshTls {
     this.#metrics.tlsHandshakeErrors?.inc({ direction, reason });
     const level = this.#warned ? 'debug' : 'warn';
     this.#warned = true;
-    this.#log[level]({ direction, reason, err: message }, 'mesh tls handshake failed (first one logged at warn, then debug)');
+    this.#log[level](
+      { direction, reason, err: message },
+      'mesh tls handshake failed (first one logged at warn, then debug)',
+    );
   }
 
   /**
@@ -101,7 +111,10 @@ export class MeshTls {
     let rawConnected = !raw.connecting;
     if (!rawConnected) raw.once('connect', () => (rawConnected = true));
     const checkIdentity = checkMeshServerIdentity(serverId);
-    const key = cert !== undefined && this.#sessions !== undefined ? sessionKey(this.#certId(cert), serverId, alpn, label) : undefined;
+    const key =
+      cert !== undefined && this.#sessions !== undefined
+        ? sessionKey(this.#certId(cert), serverId, alpn, label)
+        : undefined;
     const offered = key !== undefined ? this.#sessions?.offer(key) : undefined;
     // When the tickets of this connection must be dropped at the latest (ms since the epoch): the expiry
     // of the server's certificate, read at a full handshake, or, resumed, that of the ticket used (so
@@ -121,7 +134,8 @@ export class MeshTls {
       // Resumed, it runs only when the ALPN is not ours (see below), and no certificate came.
       checkServerIdentity: (host, peer): Error | undefined => {
         if (offered !== undefined && sessionReused(socket)) return noAlpn(serverId, alpn, true);
-        const err = checkIdentity(host, peer) ?? (socket.alpnProtocol !== alpn ? noAlpn(serverId, alpn, false) : undefined);
+        const err =
+          checkIdentity(host, peer) ?? (socket.alpnProtocol !== alpn ? noAlpn(serverId, alpn, false) : undefined);
         // valid_to reads like "Mar  4 12:00:00 2026 GMT" (Date.parse takes it; NaN keeps no ticket).
         if (err === undefined) notAfter = Date.parse(peer.valid_to);
         return err;
@@ -138,7 +152,11 @@ export class MeshTls {
       // Node emits 'session' only once the connection is verified (after 'secureConnect'); in TLS 1.3
       // the tickets arrive after the handshake (two after a full one, none after a resumption).
       socket.on('session', (session: Buffer) =>
-        this.#sessions?.put(key, session, Math.min(Date.now() + SESSION_LIFETIME_S * 1000, notAfter ?? NaN, cert.notAfter.getTime())),
+        this.#sessions?.put(
+          key,
+          session,
+          Math.min(Date.now() + SESSION_LIFETIME_S * 1000, notAfter ?? NaN, cert.notAfter.getTime()),
+        ),
       );
     }
     // Held until verified (callers may write at once; a corked socket passes nothing down).
@@ -159,7 +177,10 @@ export class MeshTls {
       socket.uncork();
     });
     if (cert === undefined) {
-      const err = new MeshTlsError(TlsCodes.NO_IDENTITY, `upstream ${label}: mesh tls to ${serverId}: this proxy holds no certificate yet`);
+      const err = new MeshTlsError(
+        TlsCodes.NO_IDENTITY,
+        `upstream ${label}: mesh tls to ${serverId}: this proxy holds no certificate yet`,
+      );
       // Nothing was sent yet (the connection is still being made); 'error' is emitted on a later tick.
       socket.destroy(err);
       raw.destroy();
@@ -169,7 +190,10 @@ export class MeshTls {
 
   /** Destroys a socket from `originate` whose handshake took too long; returns the (counted) error. */
   timeout(socket: tls.TLSSocket, label: string, serverId: SpiffeId, ms: number): ProxyError {
-    const err = new MeshTlsError(TlsCodes.HANDSHAKE, `upstream ${label}: mesh tls to ${serverId}: handshake timed out after ${ms}ms`);
+    const err = new MeshTlsError(
+      TlsCodes.HANDSHAKE,
+      `upstream ${label}: mesh tls to ${serverId}: handshake timed out after ${ms}ms`,
+    );
     const e = new ProxyError(Codes.UPSTREAM_TLS, err.message, { cause: err });
     upstreamErrors.set(err, e);
     this.failed('outbound', 'timeout', err.message);
@@ -211,7 +235,15 @@ export class MeshTls {
       return c;
     } catch (err) {
       const e = err as MeshTlsError;
-      this.failed('inbound', e.code === TlsCodes.PEER_IDENTITY ? 'peer_identity' : e.code === TlsCodes.NO_IDENTITY ? 'no_identity' : 'handshake', e.message);
+      this.failed(
+        'inbound',
+        e.code === TlsCodes.PEER_IDENTITY
+          ? 'peer_identity'
+          : e.code === TlsCodes.NO_IDENTITY
+            ? 'no_identity'
+            : 'handshake',
+        e.message,
+      );
       raw.destroy();
       return undefined;
     }

@@ -32,8 +32,13 @@ function load(): Addon {
     try {
       addon = require(path) as Addon;
     } catch (err) {
-      const how = path === BUILT_ADDON ? 'build it with `npm ci` or `npx node-gyp rebuild --directory native`' : `${ORIGDST_ADDON_ENV} names it`;
-      throw new Error(`native addon ${path} cannot be loaded (${(err as Error).message.split('\n')[0]}); ${how}`, { cause: err });
+      const how =
+        path === BUILT_ADDON
+          ? 'build it with `npm ci` or `npx node-gyp rebuild --directory native`'
+          : `${ORIGDST_ADDON_ENV} names it`;
+      throw new Error(`native addon ${path} cannot be loaded (${(err as Error).message.split('\n')[0]}); ${how}`, {
+        cause: err,
+      });
     }
   }
   return addon;
@@ -51,7 +56,8 @@ export function checkOrigDstAddon(): void {
  */
 export function originalDst(socket: Socket): OrigDst {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw Object.assign(new Error('socket has no file descriptor'), { code: 'EBADF' });
+  if (typeof fd !== 'number' || fd < 0)
+    throw Object.assign(new Error('socket has no file descriptor'), { code: 'EBADF' });
   const r = load().getOriginalDst(fd);
   return { host: r.address, port: toPort(r.port) } as OrigDst;
 }

@@ -7,7 +7,12 @@ import type { Socket } from 'node:net';
  * Joins `a` and `b`. `aEnded` says `a` already half-closed (its 'end' was consumed earlier).
  * `onDone` runs once when both sockets are closed.
  */
-export function joinSockets(a: Socket, b: Socket, opts: { aEnded?: boolean; bEnded?: boolean } = {}, onDone?: () => void): void {
+export function joinSockets(
+  a: Socket,
+  b: Socket,
+  opts: { aEnded?: boolean; bEnded?: boolean } = {},
+  onDone?: () => void,
+): void {
   // A FIN from one peer must only end the other direction. A socket made with allowHalfOpen false (the
   // default of net.connect) would end its own writable side on 'end' and turn the other peer's later
   // bytes into EPIPE; the flag is read when 'end' happens, so setting it here covers every caller.

@@ -19,4 +19,13 @@ export { parsePortList, portListHas, formatPortList, type PortList, type PortRan
 export { matchesMap, matchesSelector } from '../../manifests/labels.js';
 export { KIND_NAMES } from '../../manifests/schema.js';
 export type * from '../../manifests/types.js';
-export type { Container, ContainerPort, EnvVar, Probe, PodSpec, RestartPolicy, LabelSelector, ServicePort } from '../../manifests/schema.js';
+export type {
+  Container,
+  ContainerPort,
+  EnvVar,
+  Probe,
+  PodSpec,
+  RestartPolicy,
+  LabelSelector,
+  ServicePort,
+} from '../../manifests/schema.js';

@@ -27,8 +27,19 @@ async function problemsOf(files: string[], opts?: LoadOptions): Promise<string[]
 void test('valid manifests load into typed objects with Kubernetes defaults', async () => {
   const set = await loadManifestFiles([join(dir, 'valid/web.yaml'), join(dir, 'valid/shop.yaml')]);
   assert.deepEqual(
-    set.objects.map((o) => `${o.kind} ${o.kind === 'Namespace' ? '' : `${o.metadata.namespace}/`}${o.metadata.name} @${o.source.document}`),
-    ['Deployment default/web @1', 'Service default/web @2', 'Pod default/client @4', 'Namespace shop @1', 'ServiceAccount shop/db @2', 'Pod shop/db @3', 'Service shop/db @4'],
+    set.objects.map(
+      (o) =>
+        `${o.kind} ${o.kind === 'Namespace' ? '' : `${o.metadata.namespace}/`}${o.metadata.name} @${o.source.document}`,
+    ),
+    [
+      'Deployment default/web @1',
+      'Service default/web @2',
+      'Pod default/client @4',
+      'Namespace shop @1',
+      'ServiceAccount shop/db @2',
+      'Pod shop/db @3',
+      'Service shop/db @4',
+    ],
   );
   const web = set.deployments[0];
   assert.ok(web);
@@ -106,7 +117,9 @@ void test('a container needs a command, or an image the runtime knows', async ()
     'errors/no-command.yaml: document 2 (Deployment default/nginx): spec.template.spec.containers[1].command: must not be empty: it is the program the container runs (line 23)',
   ]);
   // With nginx known, its command fills in; the other problems remain.
-  const withImage = await problemsOf(['errors/no-command.yaml'], { images: { 'nginx:1.27': ['nginx', '-g', 'daemon off;'] } });
+  const withImage = await problemsOf(['errors/no-command.yaml'], {
+    images: { 'nginx:1.27': ['nginx', '-g', 'daemon off;'] },
+  });
   assert.equal(withImage.length, 2);
   assert.ok(!withImage.some((p) => p.includes('nginx:1.27')));
 });
@@ -138,7 +151,7 @@ void test('wrong types: YAML numbers and booleans where strings belong get a quo
   ]);
 });
 
-void test('YAML syntax errors are reported beside the other documents\' problems', async () => {
+void test("YAML syntax errors are reported beside the other documents' problems", async () => {
   assert.deepEqual(await problemsOf(['errors/yaml-syntax.yaml']), [
     `errors/yaml-syntax.yaml: document 1 (Service default/Web): metadata.name: must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit, got "Web" (line 4)`,
     'errors/yaml-syntax.yaml: document 2: invalid YAML: Map keys must be unique (line 12)',
@@ -228,7 +241,9 @@ void test('every file is read and checked before failing; an unreadable file is 
 void test('the error message lists every problem, one per line', () => {
   const err = (() => {
     try {
-      parseManifests([{ file: 'a.yaml', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: []}\n' }]);
+      parseManifests([
+        { file: 'a.yaml', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: []}\n' },
+      ]);
     } catch (e) {
       return e;
     }

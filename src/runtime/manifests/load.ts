@@ -4,7 +4,14 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type * as z from 'zod';
 import { editDistance, type AnnotationSite } from '../../manifests/annotations.js';
-import { checkDeployment, checkMetadata, checkPodSpec, checkService, type CheckOptions, type Path } from '../../manifests/check.js';
+import {
+  checkDeployment,
+  checkMetadata,
+  checkPodSpec,
+  checkService,
+  type CheckOptions,
+  type Path,
+} from '../../manifests/check.js';
 import { describeValue, formatPath, ManifestError, type ManifestProblem } from '../../manifests/errors.js';
 import { checkRoute, checkRouteReferences } from '../../manifests/routes.js';
 import { POLICY_KINDS } from '../../manifests/policy.js';
@@ -161,7 +168,11 @@ function loadDocument(doc: Document, at0: Located, opts: CheckOptions, problemAt
   const fields = raw as Record<string, unknown>;
   const knownKinds = `known kinds: ${KIND_NAMES.join(', ')}`;
   if (typeof fields.kind !== 'string') {
-    problemAt(at0, ['kind'], fields.kind === undefined ? `is required; ${knownKinds}` : `must be a string, got ${describeValue(fields.kind)}`);
+    problemAt(
+      at0,
+      ['kind'],
+      fields.kind === undefined ? `is required; ${knownKinds}` : `must be a string, got ${describeValue(fields.kind)}`,
+    );
     return undefined;
   }
   if (!Object.hasOwn(KINDS, fields.kind)) {
@@ -292,7 +303,10 @@ function reportSchemaIssues(
       continue;
     }
     const input = 'input' in iss ? iss.input : undefined;
-    found.push({ path: iss.path, message: withValue(iss.message, iss.code, input, 'expected' in iss ? iss.expected : undefined) });
+    found.push({
+      path: iss.path,
+      message: withValue(iss.message, iss.code, input, 'expected' in iss ? iss.expected : undefined),
+    });
   }
   for (const f of found) {
     if (f.message === 'is required' && suggested.has(formatPath(f.path))) continue;
@@ -315,17 +329,23 @@ function checkAcrossDocuments(docs: readonly Identified[], opts: LoadOptions, pr
     const id = `${d.kind} ${key}`;
     const first = seen.get(id);
     if (first !== undefined) {
-      const where = first.file === d.at.source.file ? `document ${first.document}` : `${first.file} document ${first.document}`;
+      const where =
+        first.file === d.at.source.file ? `document ${first.document}` : `${first.file} document ${first.document}`;
       problemAt(d.at, ['metadata', 'name'], `duplicate ${d.kind} ${JSON.stringify(key)}: first defined in ${where}`);
     } else {
       seen.set(id, d.at.source);
     }
     if (d.namespace !== undefined && !namespaces.has(d.namespace)) {
-      problemAt(d.at, ['metadata', 'namespace'], `namespace ${JSON.stringify(d.namespace)} does not exist: add a Namespace document for it`);
+      problemAt(
+        d.at,
+        ['metadata', 'namespace'],
+        `namespace ${JSON.stringify(d.namespace)} does not exist: add a Namespace document for it`,
+      );
     }
     const obj = d.obj;
     if (obj === undefined || (obj.kind !== 'Pod' && obj.kind !== 'Deployment')) continue;
-    const [podSpec, path] = obj.kind === 'Pod' ? [obj.spec, ['spec']] : [obj.spec.template.spec, ['spec', 'template', 'spec']];
+    const [podSpec, path] =
+      obj.kind === 'Pod' ? [obj.spec, ['spec']] : [obj.spec.template.spec, ['spec', 'template', 'spec']];
     const sa = podSpec.serviceAccountName;
     if (sa !== 'default' && !accounts.has(`${obj.metadata.namespace}/${sa}`)) {
       problemAt(
@@ -405,7 +425,10 @@ function nearestField(key: string, allowed: readonly string[]): string | undefin
 }
 
 /** The name and namespace of a document, from its raw metadata, if they are strings. */
-function identify(metadata: unknown, namespaced: boolean): { name: string; namespace: string | undefined; display: string } | undefined {
+function identify(
+  metadata: unknown,
+  namespaced: boolean,
+): { name: string; namespace: string | undefined; display: string } | undefined {
   if (typeof metadata !== 'object' || metadata === null) return undefined;
   const m = metadata as Record<string, unknown>;
   if (typeof m.name !== 'string') return undefined;

@@ -189,5 +189,8 @@ spec:
 `;
   assert.equal(planPods(parseManifests([{ file: 'm.yaml', text }])).length, 1);
   const bad = text.replace('tier: back }', 'tier: front }');
-  assert.throws(() => parseManifests([{ file: 'm.yaml', text: bad }]), /spec\.selector: does not match the template's labels/);
+  assert.throws(
+    () => parseManifests([{ file: 'm.yaml', text: bad }]),
+    /spec\.selector: does not match the template's labels/,
+  );
 });

@@ -11,7 +11,13 @@ import { meshSettings, type MeshAnnotations, type MeshSettings } from '../../man
 import { formatPath, ManifestError, type ManifestProblem } from '../../manifests/errors.js';
 import { matchesMap } from '../../manifests/labels.js';
 import type { Container, PodSpec } from '../../manifests/schema.js';
-import type { DeploymentObject, ManifestSet, ResolvedServicePort, ServiceObject, Source } from '../../manifests/types.js';
+import type {
+  DeploymentObject,
+  ManifestSet,
+  ResolvedServicePort,
+  ServiceObject,
+  Source,
+} from '../../manifests/types.js';
 import { internalError } from '../../core/errors.js';
 
 /** A container whose command is known (from `command` or a known image). */
@@ -25,7 +31,12 @@ export interface PodPlan {
   readonly hostname: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
-  readonly owner?: { readonly kind: 'Deployment'; readonly name: string; readonly templateHash: string; readonly index: number };
+  readonly owner?: {
+    readonly kind: 'Deployment';
+    readonly name: string;
+    readonly templateHash: string;
+    readonly index: number;
+  };
   readonly spec: Omit<PodSpec, 'containers'> & { readonly containers: readonly RunnableContainer[] };
   readonly mesh: MeshSettings;
   readonly source: Source;
@@ -181,5 +192,7 @@ function fitName(base: string, suffix: string): string {
 
 function describeOrigin(p: PodPlan): string {
   const where = `${p.source.file} document ${p.source.document}`;
-  return p.owner === undefined ? `the Pod in ${where}` : `replica ${p.owner.index} of Deployment "${p.namespace}/${p.owner.name}" in ${where}`;
+  return p.owner === undefined
+    ? `the Pod in ${where}`
+    : `replica ${p.owner.index} of Deployment "${p.namespace}/${p.owner.name}" in ${where}`;
 }

@@ -4,7 +4,8 @@ import { parseManifests } from './load.js';
 import { ManifestError, formatProblem } from '../../manifests/errors.js';
 import { applyOver, objectName, takeOver } from './takeover.js';
 
-const pod = (name: string, ns?: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}${ns !== undefined ? `, namespace: ${ns}` : ''}}\nspec:\n  containers: [{name: c, command: [sleep, infinity]}]\n`;
+const pod = (name: string, ns?: string) =>
+  `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}${ns !== undefined ? `, namespace: ${ns}` : ''}}\nspec:\n  containers: [{name: c, command: [sleep, infinity]}]\n`;
 
 void test('a file applied later takes over the objects it shares with earlier files', () => {
   const earlier = new Map([
@@ -90,7 +91,7 @@ const problemsOf = (fn: () => unknown): string[] => {
   return [];
 };
 
-void test('an applied file is checked with the running mesh\'s objects: it may name what earlier files hold', () => {
+void test("an applied file is checked with the running mesh's objects: it may name what earlier files hold", () => {
   const earlier = new Map([['/work/mesh.yaml', { file: 'mesh.yaml', text: UP }]]);
   const policy = `apiVersion: policy.outrigger.io/v1beta1
 kind: AuthorizationPolicy
@@ -117,7 +118,10 @@ spec:
   assert.deepEqual(moved, ['httproute shop/web from mesh.yaml']);
   assert.equal(set.httpRoutes?.length, 1, 'the new version replaces the old one');
   assert.equal(set.httpRoutes?.[0]?.source.file, 'route.yaml');
-  assert.deepEqual(set.httpRoutes?.[0]?.spec.rules[0]?.backendRefs.map((b) => b.name), ['web', 'web-v2']);
+  assert.deepEqual(
+    set.httpRoutes?.[0]?.spec.rules[0]?.backendRefs.map((b) => b.name),
+    ['web', 'web-v2'],
+  );
   assert.deepEqual(set.services.map((s) => s.metadata.name).sort(), ['web', 'web-v2']);
   assert.equal(set.policies?.length, 2);
   assert.deepEqual(set.pods.map((p) => p.metadata.name).sort(), ['client', 'web']);

@@ -13,7 +13,10 @@ void test('rejects malformed CIDRs and host bits, with a suggestion', () => {
   assert.throws(() => parseCidr('10.244.0.0'), /must look like 10\.244\.0\.0\/16, got "10\.244\.0\.0"/);
   assert.throws(() => parseCidr('10.244.0.256/24'), /must look like/);
   assert.throws(() => parseCidr('10.244.0.0/33'), /must look like/);
-  assert.throws(() => parseCidr('10.244.1.0/16', 'pod CIDR'), /pod CIDR 10\.244\.1\.0\/16 has host bits set; did you mean 10\.244\.0\.0\/16\?/);
+  assert.throws(
+    () => parseCidr('10.244.1.0/16', 'pod CIDR'),
+    /pod CIDR 10\.244\.1\.0\/16 has host bits set; did you mean 10\.244\.0\.0\/16\?/,
+  );
 });
 
 void test('overlap', () => {

@@ -10,7 +10,11 @@ export interface CommandResult {
 }
 
 /** Runs one command; rejects with CommandError when it exits non-zero or cannot start. */
-export type Runner = (file: string, args: readonly string[], opts?: { readonly input?: string }) => Promise<CommandResult>;
+export type Runner = (
+  file: string,
+  args: readonly string[],
+  opts?: { readonly input?: string },
+) => Promise<CommandResult>;
 
 /** A command that failed, e.g. "ip link add outr0 type bridge: exit 2: RTNETLINK answers: File exists". */
 export class CommandError extends OutriggerError {
@@ -44,9 +48,23 @@ export const runCommand: Runner = (file, args, opts) =>
         const e = err as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
         if (typeof e.code === 'string') {
           // Could not start: ENOENT when the tool is not installed.
-          reject(new CommandError([file, ...args], null, stderr, e.code === 'ENOENT' ? `${file} is not installed (or not on PATH)` : e.message));
+          reject(
+            new CommandError(
+              [file, ...args],
+              null,
+              stderr,
+              e.code === 'ENOENT' ? `${file} is not installed (or not on PATH)` : e.message,
+            ),
+          );
         } else {
-          reject(new CommandError([file, ...args], typeof e.code === 'number' ? e.code : null, stderr, e.killed === true ? `timed out after ${TIMEOUT_MS} ms` : undefined));
+          reject(
+            new CommandError(
+              [file, ...args],
+              typeof e.code === 'number' ? e.code : null,
+              stderr,
+              e.killed === true ? `timed out after ${TIMEOUT_MS} ms` : undefined,
+            ),
+          );
         }
       },
     );

@@ -12,7 +12,15 @@ export async function listLinks(run: Runner): Promise<LinkInfo[]> {
   const { stdout } = await run('ip', ['-j', '-d', 'link', 'show']);
   const links = parseJsonArray(stdout) as { ifname?: string; master?: string; linkinfo?: { info_kind?: string } }[];
   return links.flatMap((l) =>
-    typeof l.ifname === 'string' ? [{ ifname: l.ifname, ...(l.master !== undefined ? { master: l.master } : {}), ...(l.linkinfo?.info_kind !== undefined ? { kind: l.linkinfo.info_kind } : {}) }] : [],
+    typeof l.ifname === 'string'
+      ? [
+          {
+            ifname: l.ifname,
+            ...(l.master !== undefined ? { master: l.master } : {}),
+            ...(l.linkinfo?.info_kind !== undefined ? { kind: l.linkinfo.info_kind } : {}),
+          },
+        ]
+      : [],
   );
 }
 

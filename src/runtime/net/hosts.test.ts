@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { renderHosts, renderResolvConf, serviceHostNames } from './hosts.js';
 
 void test('service names: the short name only from the same namespace', () => {
-  assert.deepEqual(serviceHostNames('web', 'default', 'default'), ['web', 'web.default', 'web.default.svc', 'web.default.svc.cluster.local']);
+  assert.deepEqual(serviceHostNames('web', 'default', 'default'), [
+    'web',
+    'web.default',
+    'web.default.svc',
+    'web.default.svc.cluster.local',
+  ]);
   assert.deepEqual(serviceHostNames('db', 'shop', 'default'), ['db.shop', 'db.shop.svc', 'db.shop.svc.cluster.local']);
 });
 
@@ -22,8 +27,15 @@ void test('hosts file: loopback, own hostname, services', () => {
       '',
     ].join('\n'),
   );
-  assert.throws(() => renderHosts({ namespace: 'd', name: 'p', hostname: 'p', ip: '10.0.0.1' }, [{ ip: 'x', names: ['a'] }]), /not an IPv4 address/);
-  assert.throws(() => renderHosts({ namespace: 'd', name: 'p', hostname: 'p', ip: '10.0.0.1' }, [{ ip: '10.0.0.2', names: ['a b'] }]), /not a host name/);
+  assert.throws(
+    () => renderHosts({ namespace: 'd', name: 'p', hostname: 'p', ip: '10.0.0.1' }, [{ ip: 'x', names: ['a'] }]),
+    /not an IPv4 address/,
+  );
+  assert.throws(
+    () =>
+      renderHosts({ namespace: 'd', name: 'p', hostname: 'p', ip: '10.0.0.1' }, [{ ip: '10.0.0.2', names: ['a b'] }]),
+    /not a host name/,
+  );
 });
 
 void test('resolv.conf searches the pod namespace first', () => {

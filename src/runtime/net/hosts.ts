@@ -14,13 +14,25 @@ const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 
 /** The names a Service answers to from a pod: `<svc>` only from its own namespace (glibc applies
  *  resolv.conf's search list to DNS queries, never to /etc/hosts, so every form is listed). */
-export function serviceHostNames(service: string, serviceNamespace: string, podNamespace: string, domain = CLUSTER_DOMAIN): string[] {
-  const names = [`${service}.${serviceNamespace}`, `${service}.${serviceNamespace}.svc`, `${service}.${serviceNamespace}.svc.${domain}`];
+export function serviceHostNames(
+  service: string,
+  serviceNamespace: string,
+  podNamespace: string,
+  domain = CLUSTER_DOMAIN,
+): string[] {
+  const names = [
+    `${service}.${serviceNamespace}`,
+    `${service}.${serviceNamespace}.svc`,
+    `${service}.${serviceNamespace}.svc.${domain}`,
+  ];
   return serviceNamespace === podNamespace ? [service, ...names] : names;
 }
 
 /** /etc/hosts for a pod: loopback, the pod's own hostname, then the given entries (Services). */
-export function renderHosts(pod: { readonly namespace: string; readonly name: string; readonly hostname: string; readonly ip: string }, entries: readonly HostEntry[]): string {
+export function renderHosts(
+  pod: { readonly namespace: string; readonly name: string; readonly hostname: string; readonly ip: string },
+  entries: readonly HostEntry[],
+): string {
   const lines = [
     `# Written by outrigger for pod ${pod.namespace}/${pod.name}; rewritten in place when Services change.`,
     '127.0.0.1\tlocalhost',

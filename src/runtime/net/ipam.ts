@@ -1,7 +1,16 @@
 // IP allocation from the pod CIDR (and the service CIDR), never handing out the network, gateway or broadcast address.
 // A released address is reused only after the rest of the block, so a restarted pod does not inherit
 // a dead pod's address while peers may still hold connections or ARP entries for it.
-import { cidrContains, cidrSize, formatCidr, formatIPv4, gatewayOf, NetConfigError, parseIPv4, type Cidr } from './cidr.js';
+import {
+  cidrContains,
+  cidrSize,
+  formatCidr,
+  formatIPv4,
+  gatewayOf,
+  NetConfigError,
+  parseIPv4,
+  type Cidr,
+} from './cidr.js';
 
 export class IpPool {
   private readonly used = new Set<number>();
@@ -16,7 +25,8 @@ export class IpPool {
     /** What the addresses are for, in messages: `pod` or `service`. */
     private readonly what: 'pod' | 'service' = 'pod',
   ) {
-    if (cidr.prefix > 30) throw new NetConfigError(`${what} CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger`);
+    if (cidr.prefix > 30)
+      throw new NetConfigError(`${what} CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger`);
     this.first = gatewayOf(cidr) + 1;
     this.last = cidr.network + cidrSize(cidr) - 2; // before the broadcast address
     this.next = this.first;
@@ -34,7 +44,9 @@ export class IpPool {
         return formatIPv4(candidate);
       }
     }
-    throw new NetConfigError(`${this.what} CIDR ${formatCidr(this.cidr)} has no free address left (${span} ${this.what}s)`);
+    throw new NetConfigError(
+      `${this.what} CIDR ${formatCidr(this.cidr)} has no free address left (${span} ${this.what}s)`,
+    );
   }
 
   reserve(ip: string): void {

@@ -80,7 +80,10 @@ export class PodNetwork {
   ) {
     this.rec = rec;
     this.run = opts.runner ?? runCommand;
-    this.pool = new IpPool(cidr, rec.pods.map((p) => p.ip));
+    this.pool = new IpPool(
+      cidr,
+      rec.pods.map((p) => p.ip),
+    );
     this.onRecord = opts.onRecord ?? (() => undefined);
   }
 
@@ -91,14 +94,19 @@ export class PodNetwork {
     const bridge = opts.bridge ?? DEFAULT_BRIDGE;
     checkBridgeName(bridge);
     const cidr = parseCidr(opts.podCidr ?? DEFAULT_POD_CIDR, 'pod CIDR');
-    if (cidr.prefix > 30) throw new NetConfigError(`pod CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger`);
+    if (cidr.prefix > 30)
+      throw new NetConfigError(`pod CIDR ${formatCidr(cidr)} is too small: it needs a /30 or larger`);
     const serviceCidr = parseCidr(opts.serviceCidr ?? DEFAULT_SERVICE_CIDR, 'service CIDR');
-    if (serviceCidr.prefix > 30) throw new NetConfigError(`service CIDR ${formatCidr(serviceCidr)} is too small: it needs a /30 or larger`);
-    if (cidrsOverlap(cidr, serviceCidr)) throw new NetConfigError(`service CIDR ${formatCidr(serviceCidr)} overlaps the pod CIDR ${formatCidr(cidr)}`);
+    if (serviceCidr.prefix > 30)
+      throw new NetConfigError(`service CIDR ${formatCidr(serviceCidr)} is too small: it needs a /30 or larger`);
+    if (cidrsOverlap(cidr, serviceCidr))
+      throw new NetConfigError(`service CIDR ${formatCidr(serviceCidr)} overlaps the pod CIDR ${formatCidr(cidr)}`);
     const run = opts.runner ?? runCommand;
 
     if ((await listLinks(run)).some((l) => l.ifname === bridge)) {
-      throw new NetConfigError(`bridge ${bridge} already exists: another mesh uses it, or one was not torn down (run outrigger down)`);
+      throw new NetConfigError(
+        `bridge ${bridge} already exists: another mesh uses it, or one was not torn down (run outrigger down)`,
+      );
     }
     for (const r of await listRoutes(run)) {
       if (r.dst === 'default') continue;
@@ -108,9 +116,14 @@ export class PodNetwork {
       } catch {
         continue; // a route form we do not model (e.g. a multicast or broadcast entry)
       }
-      for (const [what, c] of [['pod', cidr], ['service', serviceCidr]] as const) {
+      for (const [what, c] of [
+        ['pod', cidr],
+        ['service', serviceCidr],
+      ] as const) {
         if (cidrsOverlap(dst, c)) {
-          throw new NetConfigError(`${what} CIDR ${formatCidr(c)} overlaps the host's route to ${r.dst}${r.dev !== undefined ? ` on ${r.dev}` : ''}; choose another ${what} CIDR`);
+          throw new NetConfigError(
+            `${what} CIDR ${formatCidr(c)} overlaps the host's route to ${r.dst}${r.dev !== undefined ? ` on ${r.dev}` : ''}; choose another ${what} CIDR`,
+          );
         }
       }
     }
@@ -142,12 +155,17 @@ export class PodNetwork {
    * cannot be resumed: run `down`). Pods whose namespace is gone stay in the record, not made, for the
    * caller to remove with removePod.
    */
-  static async adopt(rec: NetRecord, opts: Omit<NetworkOptions, 'bridge' | 'podCidr' | 'iptables' | 'etcNetnsDir'> = {}): Promise<PodNetwork> {
+  static async adopt(
+    rec: NetRecord,
+    opts: Omit<NetworkOptions, 'bridge' | 'podCidr' | 'iptables' | 'etcNetnsDir'> = {},
+  ): Promise<PodNetwork> {
     const cidr = parseCidr(rec.podCidr, 'pod CIDR');
     const serviceCidr = parseCidr(opts.serviceCidr ?? DEFAULT_SERVICE_CIDR, 'service CIDR');
     const run = opts.runner ?? runCommand;
     if (!(await listLinks(run)).some((l) => l.ifname === rec.bridge)) {
-      throw new NetConfigError(`bridge ${rec.bridge} is gone: the mesh's network cannot be resumed (run outrigger down)`);
+      throw new NetConfigError(
+        `bridge ${rec.bridge} is gone: the mesh's network cannot be resumed (run outrigger down)`,
+      );
     }
     const net = new PodNetwork(structuredClone(rec), cidr, serviceCidr, opts);
     for (const p of rec.pods) {
@@ -207,7 +225,20 @@ export class PodNetwork {
     await this.run(iptables, ['-w', '-A', chain, '-i', bridge, '-o', bridge, '-j', 'ACCEPT']);
     await this.run(iptables, ['-w', '-A', chain, '-j', 'DROP']);
     for (const dir of ['-i', '-o']) {
-      await this.run(iptables, ['-w', '-I', 'FORWARD', '1', dir, bridge, '-m', 'comment', '--comment', `outrigger pods on ${bridge}`, '-j', chain]);
+      await this.run(iptables, [
+        '-w',
+        '-I',
+        'FORWARD',
+        '1',
+        dir,
+        bridge,
+        '-m',
+        'comment',
+        '--comment',
+        `outrigger pods on ${bridge}`,
+        '-j',
+        chain,
+      ]);
     }
   }
 
@@ -297,18 +328,27 @@ export class PodNetwork {
    *  so that the last change always wins. */
   private applyRules(netns: string): Promise<void> {
     const prev = this.ruleQueue.get(netns) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(async () => {
-      const p = this.rec.pods.find((x) => x.netns === netns);
-      if (p === undefined || !this.made.has(netns)) return; // removed meanwhile
-      const cfg = this.proxyInit.get(netns);
-      const text = renderPodRules({ pod: p.pod, ...(cfg !== undefined ? { proxyInit: cfg } : {}), services: this.services, serviceCidr: this.serviceCidr });
-      const { file, args } = restoreCommand(this.rec.iptables, netns);
-      await this.run(file, args, { input: text });
-    });
+    const next = prev
+      .catch(() => undefined)
+      .then(async () => {
+        const p = this.rec.pods.find((x) => x.netns === netns);
+        if (p === undefined || !this.made.has(netns)) return; // removed meanwhile
+        const cfg = this.proxyInit.get(netns);
+        const text = renderPodRules({
+          pod: p.pod,
+          ...(cfg !== undefined ? { proxyInit: cfg } : {}),
+          services: this.services,
+          serviceCidr: this.serviceCidr,
+        });
+        const { file, args } = restoreCommand(this.rec.iptables, netns);
+        await this.run(file, args, { input: text });
+      });
     this.ruleQueue.set(netns, next);
-    void next.finally(() => {
-      if (this.ruleQueue.get(netns) === next) this.ruleQueue.delete(netns);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.ruleQueue.get(netns) === next) this.ruleQueue.delete(netns);
+      })
+      .catch(() => undefined);
     return next;
   }
 
@@ -357,7 +397,15 @@ export class PodNetwork {
   }
 
   private podNet(p: PodNetRecord): PodNet {
-    return { netns: p.netns, veth: p.veth, interface: POD_INTERFACE, ip: p.ip, prefix: this.cidr.prefix, gateway: this.rec.gateway, etcDir: p.etcDir };
+    return {
+      netns: p.netns,
+      veth: p.veth,
+      interface: POD_INTERFACE,
+      ip: p.ip,
+      prefix: this.cidr.prefix,
+      gateway: this.rec.gateway,
+      etcDir: p.etcDir,
+    };
   }
 }
 

@@ -54,7 +54,9 @@ export function renderPodRules(r: PodRules): string {
     });
   }
   if (r.serviceCidr !== undefined) {
-    reject.push(`-A ${SERVICES_CHAIN} -d ${formatCidr(r.serviceCidr)} -p tcp -m comment --comment "no such service port" -j REJECT --reject-with tcp-reset`);
+    reject.push(
+      `-A ${SERVICES_CHAIN} -d ${formatCidr(r.serviceCidr)} -p tcp -m comment --comment "no such service port" -j REJECT --reject-with tcp-reset`,
+    );
   }
   const lines = [
     `# outrigger rules for pod ${r.pod}`,

@@ -8,12 +8,15 @@ import { DEFAULT_PROXY_INIT } from './proxy-init.js';
 import { parseCidr } from './cidr.js';
 
 /** What the kernel lacks, one line each; empty when everything worked. */
-export async function kernelProblems(opts: { readonly iptables?: string; readonly runner?: Runner } = {}): Promise<string[]> {
+export async function kernelProblems(
+  opts: { readonly iptables?: string; readonly runner?: Runner } = {},
+): Promise<string[]> {
   const run = opts.runner ?? runCommand;
   const iptables = opts.iptables ?? 'iptables';
   const ns = `outr-preflight-${process.pid}`;
   const problems: string[] = [];
-  const why = (err: unknown) => (err instanceof CommandError ? err.stderr.trim().split('\n')[0] ?? err.message : (err as Error).message);
+  const why = (err: unknown) =>
+    err instanceof CommandError ? (err.stderr.trim().split('\n')[0] ?? err.message) : (err as Error).message;
   try {
     await run('ip', ['netns', 'add', ns]);
   } catch (err) {
@@ -30,7 +33,17 @@ export async function kernelProblems(opts: { readonly iptables?: string; readonl
             input: renderPodRules({
               pod: 'preflight',
               proxyInit: { ...DEFAULT_PROXY_INIT, skipOutboundPorts: [{ from: 25, to: 26 }] },
-              services: [{ label: 'preflight', ip: '10.96.0.10', port: 80, endpoints: [{ ip: '10.244.0.2', port: 8080 }, { ip: '10.244.0.3', port: 8080 }] }],
+              services: [
+                {
+                  label: 'preflight',
+                  ip: '10.96.0.10',
+                  port: 80,
+                  endpoints: [
+                    { ip: '10.244.0.2', port: 8080 },
+                    { ip: '10.244.0.3', port: 8080 },
+                  ],
+                },
+              ],
               serviceCidr: parseCidr('10.96.0.0/16'),
             }),
           }),
@@ -44,7 +57,9 @@ export async function kernelProblems(opts: { readonly iptables?: string; readonl
       }
     }
   } finally {
-    await run('ip', ['netns', 'del', ns]).catch((err: unknown) => problems.push(`could not remove the scratch namespace ${ns}: ${why(err)}`));
+    await run('ip', ['netns', 'del', ns]).catch((err: unknown) =>
+      problems.push(`could not remove the scratch namespace ${ns}: ${why(err)}`),
+    );
   }
   return problems;
 }

@@ -55,7 +55,10 @@ void test('multiport lists are split at 15 slots, a range taking two', () => {
 });
 
 void test('bad ports and uids are refused', () => {
-  assert.throws(() => renderProxyInitRules({ ...DEFAULT_PROXY_INIT, outboundPort: 0 }), /outboundPort must be an integer from 1 to 65535, got 0/);
+  assert.throws(
+    () => renderProxyInitRules({ ...DEFAULT_PROXY_INIT, outboundPort: 0 }),
+    /outboundPort must be an integer from 1 to 65535, got 0/,
+  );
   assert.throws(() => renderProxyInitRules({ ...DEFAULT_PROXY_INIT, proxyUid: -1 }), /proxyUid/);
 });
 
@@ -66,9 +69,17 @@ void test('applyProxyInit: the same rules, through iptables-restore in the curre
     calls.push({ file, args, ...(opts?.input !== undefined ? { input: opts.input } : {}) });
     return Promise.resolve({ stdout: '', stderr: '' });
   };
-  const cfg = { ...DEFAULT_PROXY_INIT, skipInboundPorts: [{ from: 22, to: 22 }], skipOutboundPorts: [{ from: 5432, to: 5433 }] };
+  const cfg = {
+    ...DEFAULT_PROXY_INIT,
+    skipInboundPorts: [{ from: 22, to: 22 }],
+    skipOutboundPorts: [{ from: 5432, to: 5433 }],
+  };
   const text = await applyProxyInit(run, cfg, { iptables: 'iptables-nft', label: 'shop/web-0' });
-  assert.deepEqual(calls[0], { file: 'iptables-nft-restore', args: ['-w'], input: renderProxyInitRules(cfg, 'shop/web-0') });
+  assert.deepEqual(calls[0], {
+    file: 'iptables-nft-restore',
+    args: ['-w'],
+    input: renderProxyInitRules(cfg, 'shop/web-0'),
+  });
   assert.equal(text, calls[0]?.input);
   await applyProxyInit(run, cfg, { iptables: 'iptables', netns: 'outr-pod-1' });
   assert.deepEqual(calls[1]?.file, 'ip');

@@ -61,7 +61,8 @@ export function multiportChunks(ranges: PortRanges): string[] {
 }
 
 function checkPort(what: string, p: number): void {
-  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new NetConfigError(`proxy-init: ${what} must be an integer from 1 to 65535, got ${p}`);
+  if (!Number.isInteger(p) || p < 1 || p > 65535)
+    throw new NetConfigError(`proxy-init: ${what} must be an integer from 1 to 65535, got ${p}`);
 }
 
 /** The nat-table chains and rules of proxy-init, for a pod's rules file (see pod-rules.ts). */
@@ -73,7 +74,8 @@ export function proxyInitNat(cfg: ProxyInitConfig): { readonly chains: string[];
     checkPort('skip port', r.from);
     checkPort('skip port', r.to);
   }
-  if (!Number.isInteger(cfg.proxyUid) || cfg.proxyUid < 0) throw new NetConfigError(`proxy-init: proxyUid must be a non-negative integer, got ${cfg.proxyUid}`);
+  if (!Number.isInteger(cfg.proxyUid) || cfg.proxyUid < 0)
+    throw new NetConfigError(`proxy-init: proxyUid must be a non-negative integer, got ${cfg.proxyUid}`);
 
   const inboundSkips = [...cfg.proxyPorts.map((p) => ({ from: p, to: p })), ...cfg.skipInboundPorts];
   return {
@@ -82,14 +84,18 @@ export function proxyInitNat(cfg: ProxyInitConfig): { readonly chains: string[];
       // Inbound: everything that arrives for the pod goes to the proxy, except the proxy's own ports and
       // the skipped ones. REDIRECT keeps the original destination for SO_ORIGINAL_DST.
       `-A PREROUTING -p tcp -m comment --comment "outrigger: inbound to the proxy" -j ${INBOUND_CHAIN}`,
-      ...multiportChunks(inboundSkips).map((ports) => `-A ${INBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
+      ...multiportChunks(inboundSkips).map(
+        (ports) => `-A ${INBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`,
+      ),
       `-A ${INBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.inboundPort}`,
       // Outbound: the app's connections go to the proxy. Not the proxy's own (it would loop), not to
       // loopback (pod-local traffic, including the proxy's port itself), not the skipped ports.
       `-A OUTPUT -p tcp -m comment --comment "outrigger: outbound to the proxy" -j ${OUTBOUND_CHAIN}`,
       `-A ${OUTBOUND_CHAIN} -m owner --uid-owner ${cfg.proxyUid} -j RETURN`,
       `-A ${OUTBOUND_CHAIN} -o lo -j RETURN`,
-      ...multiportChunks(cfg.skipOutboundPorts).map((ports) => `-A ${OUTBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`),
+      ...multiportChunks(cfg.skipOutboundPorts).map(
+        (ports) => `-A ${OUTBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`,
+      ),
       `-A ${OUTBOUND_CHAIN} -p tcp -j REDIRECT --to-ports ${cfg.outboundPort}`,
     ],
   };
@@ -101,19 +107,30 @@ export function renderProxyInitRules(cfg: ProxyInitConfig, label = 'pod'): strin
   return [`# outrigger proxy-init for ${label}`, '*nat', ...NAT_BUILTINS, ...chains, ...rules, 'COMMIT', ''].join('\n');
 }
 
-export const NAT_BUILTINS = [':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
+export const NAT_BUILTINS = [
+  ':PREROUTING ACCEPT [0:0]',
+  ':INPUT ACCEPT [0:0]',
+  ':OUTPUT ACCEPT [0:0]',
+  ':POSTROUTING ACCEPT [0:0]',
+];
 
 /** The command that loads an iptables-restore file: inside the network namespace `netns` (the local
  *  runtime, from the host), or in the current one (`outrigger proxy-init`, the Kubernetes init
  *  container, which already runs in the pod's namespace). */
 export function restoreCommand(iptables: string, netns?: string): { readonly file: string; readonly args: string[] } {
   const restore = [`${iptables}-restore`, '-w'];
-  return netns === undefined ? { file: restore[0] as string, args: restore.slice(1) } : { file: 'ip', args: ['netns', 'exec', netns, ...restore] };
+  return netns === undefined
+    ? { file: restore[0] as string, args: restore.slice(1) }
+    : { file: 'ip', args: ['netns', 'exec', netns, ...restore] };
 }
 
 /** Installs proxy-init's rules alone (no Service rules: in a cluster kube-proxy does that part),
  *  replacing the nat table whole, so that running it twice is harmless. Returns the rules written. */
-export async function applyProxyInit(run: Runner, cfg: ProxyInitConfig, o: { readonly iptables: string; readonly netns?: string; readonly label?: string }): Promise<string> {
+export async function applyProxyInit(
+  run: Runner,
+  cfg: ProxyInitConfig,
+  o: { readonly iptables: string; readonly netns?: string; readonly label?: string },
+): Promise<string> {
   const text = renderProxyInitRules(cfg, o.label);
   const { file, args } = restoreCommand(o.iptables, o.netns);
   await run(file, args, { input: text });

@@ -21,7 +21,16 @@ function emptyHost(calls: string[][]): Runner {
 void test('teardown of nothing is a no-op that deletes nothing', async () => {
   const calls: string[][] = [];
   const report = await teardownNetwork(
-    { version: 1, bridge: 'tb0', podCidr: '10.250.9.0/24', gateway: '10.250.9.1', iptables: 'iptables', etcNetnsDir: '/nonexistent-etc-netns', forwardChain: 'OUTR-FWD-tb0', pods: [] },
+    {
+      version: 1,
+      bridge: 'tb0',
+      podCidr: '10.250.9.0/24',
+      gateway: '10.250.9.1',
+      iptables: 'iptables',
+      etcNetnsDir: '/nonexistent-etc-netns',
+      forwardChain: 'OUTR-FWD-tb0',
+      pods: [],
+    },
     { runner: emptyHost(calls) },
   );
   assert.deepEqual(report, { removed: [], warnings: [] });
@@ -41,7 +50,15 @@ void test('a damaged record cannot make teardown delete a directory that is not 
     iptables: 'iptables',
     etcNetnsDir: etc,
     forwardChain: 'OUTR-FWD-tb0',
-    pods: [{ pod: 'default/x', netns: 'outr-tb0-default.x', veth: 'vo0000000000', ip: '10.250.9.2', etcDir: join(etc, 'precious') }],
+    pods: [
+      {
+        pod: 'default/x',
+        netns: 'outr-tb0-default.x',
+        veth: 'vo0000000000',
+        ip: '10.250.9.2',
+        etcDir: join(etc, 'precious'),
+      },
+    ],
   };
   await assert.rejects(teardownNetwork(rec, { runner: emptyHost([]) }), (err: unknown) => {
     assert.ok(err instanceof TeardownError);

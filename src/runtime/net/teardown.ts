@@ -53,7 +53,11 @@ class Tally {
 }
 
 /** Removes one pod's network: its veth (which takes the pod end with it), namespace and /etc files. */
-export async function removePodNetwork(p: Pick<PodNetRecord, 'netns' | 'veth' | 'etcDir'>, rec: Pick<NetRecord, 'etcNetnsDir'>, run: Runner = runCommand): Promise<TeardownReport> {
+export async function removePodNetwork(
+  p: Pick<PodNetRecord, 'netns' | 'veth' | 'etcDir'>,
+  rec: Pick<NetRecord, 'etcNetnsDir'>,
+  run: Runner = runCommand,
+): Promise<TeardownReport> {
   const t = new Tally();
   await removePod(t, p, rec.etcNetnsDir, run, await listLinks(run), await listNetns(run));
   return t.done();
@@ -78,13 +82,26 @@ async function removePod(
   // Delete the veth explicitly: if a process keeps the namespace alive, the pair would otherwise
   // stay, still plugged into the bridge.
   if (links.some((l) => l.ifname === p.veth)) {
-    await t.step(`link ${p.veth}`, () => run('ip', ['link', 'del', p.veth]), () => linkThere(p.veth));
+    await t.step(
+      `link ${p.veth}`,
+      () => run('ip', ['link', 'del', p.veth]),
+      () => linkThere(p.veth),
+    );
   }
   if (namespaces.includes(p.netns)) {
-    await t.step(`netns ${p.netns}`, () => run('ip', ['netns', 'del', p.netns]), () => nsThere(p.netns));
+    await t.step(
+      `netns ${p.netns}`,
+      () => run('ip', ['netns', 'del', p.netns]),
+      () => nsThere(p.netns),
+    );
   }
   if (isOurEtcDir(p.etcDir, etcNetnsDir)) {
-    if (await exists(p.etcDir)) await t.step(`dir ${p.etcDir}`, () => rm(p.etcDir, { recursive: true, force: true }), () => exists(p.etcDir));
+    if (await exists(p.etcDir))
+      await t.step(
+        `dir ${p.etcDir}`,
+        () => rm(p.etcDir, { recursive: true, force: true }),
+        () => exists(p.etcDir),
+      );
   } else {
     t.failures.push(`dir ${p.etcDir}: not removed: not an outrigger directory under ${etcNetnsDir} (damaged record?)`);
   }
@@ -121,26 +138,37 @@ export async function teardownNetwork(rec: NetRecord, opts: TeardownOptions = {}
   const pods = new Map<string, Pick<PodNetRecord, 'netns' | 'veth' | 'etcDir'>>();
   for (const p of rec.pods) pods.set(p.netns, p);
   for (const ns of namespaces) {
-    if (ns.startsWith(prefix) && !pods.has(ns)) pods.set(ns, { netns: ns, veth: vethName(ns), etcDir: join(rec.etcNetnsDir, ns) });
+    if (ns.startsWith(prefix) && !pods.has(ns))
+      pods.set(ns, { netns: ns, veth: vethName(ns), etcDir: join(rec.etcNetnsDir, ns) });
   }
   for (const p of pods.values()) await removePod(t, p, rec.etcNetnsDir, run, links, namespaces);
 
   // Anything still plugged into the bridge (a veth whose namespace name we never learned).
   const linkThere = async (name: string) => (await listLinks(run)).some((l) => l.ifname === name);
   for (const l of await listLinks(run)) {
-    if (l.master === rec.bridge) await t.step(`link ${l.ifname}`, () => run('ip', ['link', 'del', l.ifname]), () => linkThere(l.ifname));
+    if (l.master === rec.bridge)
+      await t.step(
+        `link ${l.ifname}`,
+        () => run('ip', ['link', 'del', l.ifname]),
+        () => linkThere(l.ifname),
+      );
   }
 
   let etcEntries: string[] = [];
   try {
     etcEntries = await readdir(rec.etcNetnsDir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') t.failures.push(`dir ${rec.etcNetnsDir}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      t.failures.push(`dir ${rec.etcNetnsDir}: ${(err as Error).message}`);
   }
   for (const e of etcEntries) {
     if (!e.startsWith(prefix)) continue;
     const dir = join(rec.etcNetnsDir, e);
-    await t.step(`dir ${dir}`, () => rm(dir, { recursive: true, force: true }), () => exists(dir));
+    await t.step(
+      `dir ${dir}`,
+      () => rm(dir, { recursive: true, force: true }),
+      () => exists(dir),
+    );
   }
   // /etc/netns itself is usually created by us (addPod); remove it when nothing else lives there.
   // rmdir refuses a non-empty directory, so another user's files are never at risk.
@@ -156,7 +184,11 @@ export async function teardownNetwork(rec: NetRecord, opts: TeardownOptions = {}
   await removeForwardRules(t, run, rec.iptables, rec.forwardChain);
 
   if (links.some((l) => l.ifname === rec.bridge)) {
-    await t.step(`link ${rec.bridge}`, () => run('ip', ['link', 'del', rec.bridge]), () => linkThere(rec.bridge));
+    await t.step(
+      `link ${rec.bridge}`,
+      () => run('ip', ['link', 'del', rec.bridge]),
+      () => linkThere(rec.bridge),
+    );
   }
   return t.done();
 }
@@ -175,14 +207,22 @@ async function removeForwardRules(t: Tally, run: Runner, iptables: string, chain
     const j = args.indexOf('-j');
     if (args[0] !== '-A' || j === -1 || args[j + 1] !== chain) continue;
     const spec = ['-w', '-D', ...args.slice(1)];
-    await t.step(`rule ${line}`, () => run(iptables, spec), () => succeeds(run, iptables, ['-w', '-C', ...args.slice(1)]));
+    await t.step(
+      `rule ${line}`,
+      () => run(iptables, spec),
+      () => succeeds(run, iptables, ['-w', '-C', ...args.slice(1)]),
+    );
   }
   const chainThere = () => succeeds(run, iptables, ['-w', '-S', chain]);
   if (await chainThere()) {
-    await t.step(`chain ${chain}`, async () => {
-      await run(iptables, ['-w', '-F', chain]);
-      await run(iptables, ['-w', '-X', chain]);
-    }, chainThere);
+    await t.step(
+      `chain ${chain}`,
+      async () => {
+        await run(iptables, ['-w', '-F', chain]);
+        await run(iptables, ['-w', '-X', chain]);
+      },
+      chainThere,
+    );
   }
 }
 

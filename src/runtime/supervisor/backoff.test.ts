@@ -33,7 +33,16 @@ void test('restart policy: Always, OnFailure, Never', () => {
   const failed = { code: 3, signal: null };
   const killed = { code: null, signal: 'SIGKILL' as const };
   const startError = { code: null, signal: null };
-  assert.deepEqual([ok, failed, killed, startError].map((e) => shouldRestart('Always', e)), [true, true, true, true]);
-  assert.deepEqual([ok, failed, killed, startError].map((e) => shouldRestart('OnFailure', e)), [false, true, true, true]);
-  assert.deepEqual([ok, failed, killed, startError].map((e) => shouldRestart('Never', e)), [false, false, false, false]);
+  assert.deepEqual(
+    [ok, failed, killed, startError].map((e) => shouldRestart('Always', e)),
+    [true, true, true, true],
+  );
+  assert.deepEqual(
+    [ok, failed, killed, startError].map((e) => shouldRestart('OnFailure', e)),
+    [false, true, true, true],
+  );
+  assert.deepEqual(
+    [ok, failed, killed, startError].map((e) => shouldRestart('Never', e)),
+    [false, false, false, false],
+  );
 });

@@ -21,7 +21,9 @@ export class Backoff {
   constructor(opts: BackoffOptions = {}) {
     this.opts = { ...DEFAULT_BACKOFF, ...opts };
     if (!(this.opts.initialMs >= 0 && this.opts.maxMs >= this.opts.initialMs && this.opts.resetAfterMs >= 0)) {
-      throw new RangeError(`backoff: need 0 <= initialMs <= maxMs and resetAfterMs >= 0, got ${JSON.stringify(this.opts)}`);
+      throw new RangeError(
+        `backoff: need 0 <= initialMs <= maxMs and resetAfterMs >= 0, got ${JSON.stringify(this.opts)}`,
+      );
     }
     this.current = this.opts.initialMs;
   }

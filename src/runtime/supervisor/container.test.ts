@@ -18,7 +18,9 @@ import { killRecordedProcesses, podStateDir, recordPath } from './record.js';
 const PATH = process.env.PATH ?? '/usr/bin:/bin';
 const fast = { initialMs: 50, maxMs: 200, resetAfterMs: 10_000 };
 
-async function setup(t: { after: (fn: () => Promise<void>) => void }): Promise<{ stateDir: string; podDir: string; make: (s: Partial<ContainerSpec> & { argv: string[] }) => Container }> {
+async function setup(t: {
+  after: (fn: () => Promise<void>) => void;
+}): Promise<{ stateDir: string; podDir: string; make: (s: Partial<ContainerSpec> & { argv: string[] }) => Container }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'outr-sv-test-'));
   const podDir = podStateDir(stateDir, 'default', 'p');
   const made: Container[] = [];
@@ -75,8 +77,14 @@ void test('container: OnFailure stops after success, Never after failure; phases
   const flaky = make({ name: 'flaky', argv: ['sh', '-c', 'exit 2'], restartPolicy: 'OnFailure' });
   await Promise.all([ok.start(), bad.start(), flaky.start()]);
   await waitFor('ok and bad to finish', () => ok.status().finished && bad.status().finished);
-  assert.deepEqual([ok.status().state.state, ok.status().lastTermination?.reason, ok.status().restarts], ['terminated', 'Completed', 0]);
-  assert.deepEqual([bad.status().state.state, bad.status().lastTermination?.reason, bad.status().lastTermination?.exitCode], ['terminated', 'Error', 2]);
+  assert.deepEqual(
+    [ok.status().state.state, ok.status().lastTermination?.reason, ok.status().restarts],
+    ['terminated', 'Completed', 0],
+  );
+  assert.deepEqual(
+    [bad.status().state.state, bad.status().lastTermination?.reason, bad.status().lastTermination?.exitCode],
+    ['terminated', 'Error', 2],
+  );
   await waitFor('flaky to restart', () => flaky.status().restarts >= 1);
   assert.equal(flaky.status().finished, false);
 });
@@ -151,7 +159,13 @@ void test('container: a command or workingDir that does not exist is a start err
 
 void test('container: workingDir and env reach the process', async (t) => {
   const { make, stateDir } = await setup(t);
-  const c = make({ name: 'wd', argv: ['sh', '-c', 'echo "$(pwd) $GREETING $OUTRIGGER_CONTAINER_RUN"'], workingDir: stateDir, env: { PATH, GREETING: 'hello' }, restartPolicy: 'Never' });
+  const c = make({
+    name: 'wd',
+    argv: ['sh', '-c', 'echo "$(pwd) $GREETING $OUTRIGGER_CONTAINER_RUN"'],
+    workingDir: stateDir,
+    env: { PATH, GREETING: 'hello' },
+    restartPolicy: 'Never',
+  });
   await c.start();
   await waitFor('exit', () => c.status().finished);
   assert.match(await readFile(c.logFile, 'utf8'), new RegExp(`^${stateDir} hello [0-9a-f-]{36}$`, 'm'));
@@ -170,7 +184,10 @@ void test('container: ready when running without a probe; with a probe, as the p
   const probed = make({
     name: 'probed',
     argv: ['sleep', '30'],
-    readinessProbe: { action: { kind: 'exec', command: ['test', '-f', flag] }, timing: { initialDelayMs: 0, periodMs: 50, timeoutMs: 1000, successThreshold: 1, failureThreshold: 1 } },
+    readinessProbe: {
+      action: { kind: 'exec', command: ['test', '-f', flag] },
+      timing: { initialDelayMs: 0, periodMs: 50, timeoutMs: 1000, successThreshold: 1, failureThreshold: 1 },
+    },
   });
   const changes: string[] = [];
   probed.on('ready', () => changes.push('ready'));
@@ -199,7 +216,9 @@ void test('container: after the runtime is killed, its processes are found and k
     c.on('start', (e) => console.log('PID ' + e.pid));
     await c.start();
     setInterval(() => {}, 1000);`;
-  const runtime = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const runtime = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   runtime.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await waitFor('the container to start', () => /PID \d+/.test(out));
@@ -214,7 +233,11 @@ void test('container: after the runtime is killed, its processes are found and k
   const report = await killRecordedProcesses(stateDir);
   assert.deepEqual(report, { killed: [`default/crashy/orphan (pgid ${pid})`], problems: [] });
   await waitFor('the group to be gone', async () => (await isGone(pid)) && (await isGone(child)));
-  assert.deepEqual(await killRecordedProcesses(stateDir), { killed: [], problems: [] }, 'records are removed: a second down is a no-op');
+  assert.deepEqual(
+    await killRecordedProcesses(stateDir),
+    { killed: [], problems: [] },
+    'records are removed: a second down is a no-op',
+  );
 });
 
 void test('gate: a process whose gate closes without the go line exits without running anything', async (t) => {
@@ -244,10 +267,17 @@ void test('container: a new runtime adopts the process an earlier one started, a
   const adopter = make({ argv: ['sleep', '300'] });
   assert.equal(await adopter.adopt({ wasReady: true }), true);
   const now = adopter.status();
-  assert.deepEqual([now.state.state, now.state.state === 'running' ? now.state.pid : 0, now.ready, now.restarts], ['running', pid, true, 0]);
+  assert.deepEqual(
+    [now.state.state, now.state.state === 'running' ? now.state.pid : 0, now.ready, now.restarts],
+    ['running', pid, true, 0],
+  );
 
   process.kill(-pid, 'SIGKILL');
-  await waitFor('the adopter to notice the end and start the container again', () => adopter.status().restarts === 1 && adopter.status().state.state === 'running', 5000);
+  await waitFor(
+    'the adopter to notice the end and start the container again',
+    () => adopter.status().restarts === 1 && adopter.status().state.state === 'running',
+    5000,
+  );
   const after = adopter.status();
   assert.notEqual(after.state.state === 'running' ? after.state.pid : pid, pid);
   assert.match(after.lastTermination?.message ?? '', /exit status is unknown/);

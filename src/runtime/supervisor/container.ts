@@ -11,7 +11,17 @@ import { Backoff, shouldRestart, type BackoffOptions } from './backoff.js';
 import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from './launch.js';
 import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import { bootId, groupMembers, procStat } from './proc.js';
-import { ensurePodStateDir, logPath, parseProcessRecord, recordedGroupAlive, recordPath, removeProcessRecord, RUN_MARKER_ENV, writeProcessRecord, type ProcessRecord } from './record.js';
+import {
+  ensurePodStateDir,
+  logPath,
+  parseProcessRecord,
+  recordedGroupAlive,
+  recordPath,
+  removeProcessRecord,
+  RUN_MARKER_ENV,
+  writeProcessRecord,
+  type ProcessRecord,
+} from './record.js';
 import { RuntimeCodes, RuntimeError } from '../errors.js';
 import { internalError } from '../../core/errors.js';
 
@@ -174,7 +184,12 @@ export class Container extends EventEmitter<ContainerEvents> {
       return false;
     }
     const leader = await procStat(rec.pid);
-    const alive = rec.bootId === (await bootId()) && leader !== undefined && leader.startTicks === rec.startTicks && leader.pgrp === rec.pid && leader.state !== 'Z';
+    const alive =
+      rec.bootId === (await bootId()) &&
+      leader !== undefined &&
+      leader.startTicks === rec.startTicks &&
+      leader.pgrp === rec.pid &&
+      leader.state !== 'Z';
     if (!alive) {
       if (await recordedGroupAlive(rec)) killGroup(rec.pid, 'SIGKILL');
       await removeProcessRecord(this.recordFile);
@@ -216,7 +231,13 @@ export class Container extends EventEmitter<ContainerEvents> {
     if (problem !== undefined) return this.startFailedNow(problem);
 
     const runId = randomUUID();
-    const argv = placedArgv({ ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}), ...(this.spec.user !== undefined ? { user: this.spec.user } : {}) }, this.spec.argv);
+    const argv = placedArgv(
+      {
+        ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
+        ...(this.spec.user !== undefined ? { user: this.spec.user } : {}),
+      },
+      this.spec.argv,
+    );
     let log;
     try {
       log = await open(this.logFile, 'a', 0o600);
@@ -225,7 +246,12 @@ export class Container extends EventEmitter<ContainerEvents> {
     }
     let gated;
     try {
-      gated = await spawnGated({ argv, env: { ...this.spec.env, [RUN_MARKER_ENV]: runId }, cwd: this.spec.workingDir ?? '/', logFd: log.fd });
+      gated = await spawnGated({
+        argv,
+        env: { ...this.spec.env, [RUN_MARKER_ENV]: runId },
+        cwd: this.spec.workingDir ?? '/',
+        logFd: log.fd,
+      });
     } catch (err) {
       return this.startFailedNow(`cannot start: ${(err as Error).message}`);
     } finally {
@@ -235,10 +261,12 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.pid = pid;
     this.gateOpened = false;
     this.releaseFailure = undefined;
-    this.exited = new Promise((resolve) => gated.child.once('exit', (code, signal) => {
-      this.onExit(pid, code, signal);
-      resolve();
-    }));
+    this.exited = new Promise((resolve) =>
+      gated.child.once('exit', (code, signal) => {
+        this.onExit(pid, code, signal);
+        resolve();
+      }),
+    );
 
     // The record first: from here on a crash of the runtime leaves a process `down` can find.
     try {
@@ -254,7 +282,9 @@ export class Container extends EventEmitter<ContainerEvents> {
         bootId: await bootId(),
         runId,
       });
-      await this.logLine(`start${this.restartCount > 0 ? ` (restart ${this.restartCount})` : ''} of container ${this.spec.name}: pid ${pid}: ${this.spec.argv.join(' ')}`);
+      await this.logLine(
+        `start${this.restartCount > 0 ? ` (restart ${this.restartCount})` : ''} of container ${this.spec.name}: pid ${pid}: ${this.spec.argv.join(' ')}`,
+      );
     } catch (err) {
       this.releaseFailure = `cannot record process ${pid}: ${(err as Error).message}`;
       killGroup(pid, 'SIGKILL');
@@ -372,7 +402,10 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.stopReadiness();
     if (!this.gateOpened && !this.stopping) {
       void this.startFailedNow(
-        this.releaseFailure ?? (code === GATE_CLOSED_EXIT ? 'the gate closed before the process was released' : `process ${pid} died before it was released (${code ?? signal})`),
+        this.releaseFailure ??
+          (code === GATE_CLOSED_EXIT
+            ? 'the gate closed before the process was released'
+            : `process ${pid} died before it was released (${code ?? signal})`),
       );
       return;
     }
@@ -386,14 +419,28 @@ export class Container extends EventEmitter<ContainerEvents> {
       finishedAt: new Date(),
     };
     const ranMs = this.startedAt !== undefined ? termination.finishedAt.getTime() - this.startedAt.getTime() : 0;
-    const how = adopted ? 'ended (exit status unknown: adopted)' : signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
-    void this.afterEnd(termination, ranMs, `container ${this.spec.name} (pid ${pid}) ${how} after ${(ranMs / 1000).toFixed(1)} s`);
+    const how = adopted
+      ? 'ended (exit status unknown: adopted)'
+      : signal !== null
+        ? `was killed by ${signal}`
+        : `exited with code ${code}`;
+    void this.afterEnd(
+      termination,
+      ranMs,
+      `container ${this.spec.name} (pid ${pid}) ${how} after ${(ranMs / 1000).toFixed(1)} s`,
+    );
   }
 
   /** Returns when its log line is written. */
   private startFailedNow(message: string): Promise<void> {
     this.pid = undefined;
-    const termination: Termination = { exitCode: 128, signal: null, reason: 'StartError', message, finishedAt: new Date() };
+    const termination: Termination = {
+      exitCode: 128,
+      signal: null,
+      reason: 'StartError',
+      message,
+      finishedAt: new Date(),
+    };
     return this.afterEnd(termination, 0, `container ${this.spec.name} cannot start: ${message}`);
   }
 
@@ -408,9 +455,13 @@ export class Container extends EventEmitter<ContainerEvents> {
       this.emit('exit', { termination: t });
       return this.logLine(`${what}; stopped`);
     }
-    if (shouldRestart(this.spec.restartPolicy, { code: t.reason === 'StartError' ? null : t.exitCode, signal: t.signal })) {
+    if (
+      shouldRestart(this.spec.restartPolicy, { code: t.reason === 'StartError' ? null : t.exitCode, signal: t.signal })
+    ) {
       const delay = this.backoff.next(ranMs);
-      const logged = this.logLine(`${what}; restarting in ${(delay / 1000).toFixed(1)} s (restartPolicy ${this.spec.restartPolicy})`);
+      const logged = this.logLine(
+        `${what}; restarting in ${(delay / 1000).toFixed(1)} s (restartPolicy ${this.spec.restartPolicy})`,
+      );
       this.setState({ state: 'waiting', reason: 'CrashLoopBackOff', restartAt: new Date(Date.now() + delay) });
       this.emit('exit', { termination: t, restartInMs: delay });
       this.restartTimer = setTimeout(() => {
@@ -440,7 +491,9 @@ export class Container extends EventEmitter<ContainerEvents> {
     const pid = this.pid;
     const exited = this.exited;
     if (pid !== undefined && exited !== undefined) {
-      await this.logLine(`stopping container ${this.spec.name}: SIGTERM to process group ${pid}, SIGKILL after ${(graceMs / 1000).toFixed(1)} s`);
+      await this.logLine(
+        `stopping container ${this.spec.name}: SIGTERM to process group ${pid}, SIGKILL after ${(graceMs / 1000).toFixed(1)} s`,
+      );
       killGroup(pid, 'SIGTERM');
       // The whole group must go, not only its leader: a child that ignores SIGTERM outlives a leader that
       // honours it, and even after SIGKILL the kernel tears members down one by one.
@@ -457,7 +510,12 @@ export class Container extends EventEmitter<ContainerEvents> {
       }
     } else if (!this.finished) {
       this.finished = true;
-      if (this.current.state !== 'terminated') this.setState(this.last !== undefined ? { state: 'terminated', ...this.last } : { state: 'waiting', reason: 'ContainerCreating' });
+      if (this.current.state !== 'terminated')
+        this.setState(
+          this.last !== undefined
+            ? { state: 'terminated', ...this.last }
+            : { state: 'waiting', reason: 'ContainerCreating' },
+        );
     }
     this.setReady(false, undefined);
     await removeProcessRecord(this.recordFile);
@@ -467,8 +525,8 @@ export class Container extends EventEmitter<ContainerEvents> {
    *  Lines are written one after another, in the order asked. */
   private logLine(text: string): Promise<void> {
     const line = `[outrigger ${new Date().toISOString()}] ${text}\n`;
-    this.logChain = this.logChain.then(() =>
-      appendFile(this.logFile, line, { mode: 0o600 }).catch(() => undefined), // best effort: the status holds the same facts
+    this.logChain = this.logChain.then(
+      () => appendFile(this.logFile, line, { mode: 0o600 }).catch(() => undefined), // best effort: the status holds the same facts
     );
     return this.logChain;
   }

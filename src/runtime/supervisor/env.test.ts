@@ -17,11 +17,26 @@ void test('expandVars: Kubernetes $(VAR) rules', () => {
   assert.equal(expandVars('$(constructor)', env), '$(constructor)', 'no prototype lookups');
 });
 
-const facts: PodFacts = { namespace: 'shop', name: 'web-0', uid: 'u-1', serviceAccountName: 'default', nodeName: 'laptop', podIP: '10.244.0.5', hostIP: '10.244.0.1' };
+const facts: PodFacts = {
+  namespace: 'shop',
+  name: 'web-0',
+  uid: 'u-1',
+  serviceAccountName: 'default',
+  nodeName: 'laptop',
+  podIP: '10.244.0.5',
+  hostIP: '10.244.0.1',
+};
 
 void test('containerEnv: base, then entries in order, fieldRefs resolved, references to earlier ones', () => {
-  const base = baseEnv({ PATH: '/bin:/usr/bin', LANG: 'C.UTF-8', SECRET_OF_HOST: 'no' }, { hostname: 'web-0', home: '/root' });
-  assert.deepEqual(base, { PATH: '/bin:/usr/bin', HOME: '/root', HOSTNAME: 'web-0', LANG: 'C.UTF-8' }, 'the host environment does not leak');
+  const base = baseEnv(
+    { PATH: '/bin:/usr/bin', LANG: 'C.UTF-8', SECRET_OF_HOST: 'no' },
+    { hostname: 'web-0', home: '/root' },
+  );
+  assert.deepEqual(
+    base,
+    { PATH: '/bin:/usr/bin', HOME: '/root', HOSTNAME: 'web-0', LANG: 'C.UTF-8' },
+    'the host environment does not leak',
+  );
   const env = containerEnv(
     base,
     [
@@ -38,5 +53,9 @@ void test('containerEnv: base, then entries in order, fieldRefs resolved, refere
   assert.equal(env.URL, 'http://10.244.0.5:8080/shop/$(LATER)', 'only earlier variables expand');
   assert.equal(env.HOSTNAME, 'override-web-0');
   assert.equal(env.NOVALUE, '');
-  assert.equal(baseEnv({}, { hostname: 'h', home: '/' }).PATH?.includes('/usr/bin'), true, 'a PATH even when the host has none');
+  assert.equal(
+    baseEnv({}, { hostname: 'h', home: '/' }).PATH?.includes('/usr/bin'),
+    true,
+    'a PATH even when the host has none',
+  );
 });

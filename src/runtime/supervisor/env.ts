@@ -20,7 +20,10 @@ export const FALLBACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 
 /** The base every container gets: the host's PATH (a container runs a host command, so it finds what
  *  the host would), the locale, its home and the pod's hostname. */
-export function baseEnv(hostEnv: NodeJS.ProcessEnv, o: { readonly hostname: string; readonly home: string }): Record<string, string> {
+export function baseEnv(
+  hostEnv: NodeJS.ProcessEnv,
+  o: { readonly hostname: string; readonly home: string },
+): Record<string, string> {
   const env: Record<string, string> = { PATH: hostEnv.PATH ?? FALLBACK_PATH, HOME: o.home, HOSTNAME: o.hostname };
   for (const k of ['LANG', 'LC_ALL', 'TZ']) {
     const v = hostEnv[k];
@@ -51,7 +54,11 @@ export function fieldValue(path: string, f: PodFacts): string {
 }
 
 /** The container's environment: base, then each `env` entry in order, later ones overriding. */
-export function containerEnv(base: Readonly<Record<string, string>>, vars: readonly EnvVar[], facts: PodFacts): Record<string, string> {
+export function containerEnv(
+  base: Readonly<Record<string, string>>,
+  vars: readonly EnvVar[],
+  facts: PodFacts,
+): Record<string, string> {
   const env: Record<string, string> = { ...base };
   for (const v of vars) {
     if (v.valueFrom !== undefined) env[v.name] = fieldValue(v.valueFrom.fieldRef.fieldPath, facts);

@@ -95,7 +95,10 @@ export interface BoundedResult {
 
 /** Runs a short-lived command (a probe) in its own process group, killing the whole group with
  *  SIGKILL if it takes longer than `timeoutMs`. Never rejects. */
-export function runBounded(argv: readonly string[], o: { env: Readonly<Record<string, string>>; cwd: string; timeoutMs: number; maxOutput?: number }): Promise<BoundedResult> {
+export function runBounded(
+  argv: readonly string[],
+  o: { env: Readonly<Record<string, string>>; cwd: string; timeoutMs: number; maxOutput?: number },
+): Promise<BoundedResult> {
   const max = o.maxOutput ?? 10 * 1024;
   return new Promise((resolve) => {
     const [file, ...args] = argv;
@@ -104,7 +107,12 @@ export function runBounded(argv: readonly string[], o: { env: Readonly<Record<st
       resolve({ code: null, signal: null, output: '', timedOut: false, error });
       return;
     }
-    const child = spawn(file, args, { cwd: o.cwd, env: { ...o.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, {
+      cwd: o.cwd,
+      env: { ...o.env },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     const collect = (d: Buffer) => {
@@ -127,7 +135,13 @@ export function runBounded(argv: readonly string[], o: { env: Readonly<Record<st
       clearTimeout(timer);
       // Whatever the command left behind in its group goes with it.
       if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
-      resolve({ code, signal, output: Buffer.concat(chunks).toString('utf8'), timedOut, ...(startError !== undefined ? { error: startError } : {}) });
+      resolve({
+        code,
+        signal,
+        output: Buffer.concat(chunks).toString('utf8'),
+        timedOut,
+        ...(startError !== undefined ? { error: startError } : {}),
+      });
     });
   });
 }

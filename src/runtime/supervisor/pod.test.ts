@@ -16,12 +16,21 @@ function plan(yaml: string): PodPlan {
   return pod;
 }
 
-const proxyCommand = { argv: ['/usr/bin/node', '/opt/outrigger/bin/outrigger.js', 'proxy'], root: '/opt/outrigger', staged: false, env: {} };
+const proxyCommand = {
+  argv: ['/usr/bin/node', '/opt/outrigger/bin/outrigger.js', 'proxy'],
+  root: '/opt/outrigger',
+  staged: false,
+  env: {},
+};
 
 void test('podPhase: Pending until all started, Running, then Succeeded or Failed when all ended for good', () => {
   const running = { started: true, finished: false };
   const waiting = { started: false, finished: false };
-  const done = (reason: 'Completed' | 'Error') => ({ started: true, finished: true, lastTermination: { reason, exitCode: reason === 'Completed' ? 0 : 1, signal: null, finishedAt: new Date() } });
+  const done = (reason: 'Completed' | 'Error') => ({
+    started: true,
+    finished: true,
+    lastTermination: { reason, exitCode: reason === 'Completed' ? 0 : 1, signal: null, finishedAt: new Date() },
+  });
   const cases: [Parameters<typeof podPhase>[0], PodPhase][] = [
     [[waiting], 'Pending'],
     [[running, waiting], 'Pending'],
@@ -60,14 +69,31 @@ void test('proxy container: uid 2102, the redirect ports, the pod opaque ports, 
   assert.match(args, /--admin-port 4191/);
   assert.match(args, /--drain-timeout-ms 3000/);
   assert.match(args, /--opaque-ports 3306-3310,5432/);
-  assert.deepEqual(spec.readinessProbe?.action, { kind: 'http', host: '127.0.0.1', port: 4191, path: '/ready', scheme: 'HTTP', headers: [] });
+  assert.deepEqual(spec.readinessProbe?.action, {
+    kind: 'http',
+    host: '127.0.0.1',
+    port: 4191,
+    path: '/ready',
+    scheme: 'HTTP',
+    headers: [],
+  });
   assert.equal(spec.restartPolicy, 'Always');
-  assert.deepEqual(Object.keys(spec.env).sort(), ['HOME', 'HOSTNAME', 'PATH'], 'no runtime environment leaks into the proxy');
-  const otherAddon = proxyContainerSpec(plan(MESHED), { command: { ...proxyCommand, env: { OUTRIGGER_ORIGDST_ADDON: '/opt/node24/origdst.node' } } });
+  assert.deepEqual(
+    Object.keys(spec.env).sort(),
+    ['HOME', 'HOSTNAME', 'PATH'],
+    'no runtime environment leaks into the proxy',
+  );
+  const otherAddon = proxyContainerSpec(plan(MESHED), {
+    command: { ...proxyCommand, env: { OUTRIGGER_ORIGDST_ADDON: '/opt/node24/origdst.node' } },
+  });
   assert.equal(otherAddon.env.OUTRIGGER_ORIGDST_ADDON, '/opt/node24/origdst.node', 'what the command needs is added');
 
   const plain = proxyContainerSpec(plan(MESHED.replace(/ {2}annotations:\n.*\n/, '')), { command: proxyCommand });
-  assert.doesNotMatch(plain.argv.join(' '), /--opaque-ports/, 'without the annotation the proxy keeps its default list');
+  assert.doesNotMatch(
+    plain.argv.join(' '),
+    /--opaque-ports/,
+    'without the annotation the proxy keeps its default list',
+  );
   const none = proxyContainerSpec(plan(MESHED.replace('"5432,3306-3310"', '""')), { command: proxyCommand });
   assert.equal(none.argv[none.argv.indexOf('--opaque-ports') + 1], '', 'an explicit empty annotation means none');
 });
@@ -75,10 +101,31 @@ void test('proxy container: uid 2102, the redirect ports, the pod opaque ports, 
 void test('pod: a meshed pod needs a proxy and a namespace; the proxy name is reserved', async () => {
   const stateDir = '/nonexistent';
   const pod = plan(MESHED);
-  assert.throws(() => new PodProcesses({ pod, net: { netns: 'x', ip: '10.0.0.2', gateway: '10.0.0.1' }, stateDir }), /meshed but no proxy/);
-  assert.throws(() => new PodProcesses({ pod, net: { ip: '10.0.0.2', gateway: '10.0.0.1' }, stateDir, proxy: { command: proxyCommand } }), /needs a network namespace/);
+  assert.throws(
+    () => new PodProcesses({ pod, net: { netns: 'x', ip: '10.0.0.2', gateway: '10.0.0.1' }, stateDir }),
+    /meshed but no proxy/,
+  );
+  assert.throws(
+    () =>
+      new PodProcesses({
+        pod,
+        net: { ip: '10.0.0.2', gateway: '10.0.0.1' },
+        stateDir,
+        proxy: { command: proxyCommand },
+      }),
+    /needs a network namespace/,
+  );
   const reserved = plan(MESHED.replace('name: app', `name: ${PROXY_CONTAINER}`));
-  assert.throws(() => new PodProcesses({ pod: reserved, net: { netns: 'x', ip: '10.0.0.2', gateway: '10.0.0.1' }, stateDir, proxy: { command: proxyCommand } }), /reserved for the proxy/);
+  assert.throws(
+    () =>
+      new PodProcesses({
+        pod: reserved,
+        net: { netns: 'x', ip: '10.0.0.2', gateway: '10.0.0.1' },
+        stateDir,
+        proxy: { command: proxyCommand },
+      }),
+    /reserved for the proxy/,
+  );
 });
 
 void test('pod: an unmeshed pod runs its containers in order, becomes ready, counts restarts, stops', async (t) => {
@@ -106,7 +153,12 @@ spec:
         exec: { command: ["true"] }
         periodSeconds: 1
 `);
-  const pp = new PodProcesses({ pod, net: { ip: '10.9.9.9', gateway: '10.9.9.1' }, stateDir, backoff: { initialMs: 100, maxMs: 100 } });
+  const pp = new PodProcesses({
+    pod,
+    net: { ip: '10.9.9.9', gateway: '10.9.9.1' },
+    stateDir,
+    backoff: { initialMs: 100, maxMs: 100 },
+  });
   t.after(() => pp.stop());
   const phases: PodPhase[] = [];
   pp.on('phase', (p) => phases.push(p));
@@ -116,8 +168,15 @@ spec:
   await pp.whenReady(5000);
   const s = pp.status();
   assert.equal(s.meshed, false);
-  assert.deepEqual(s.containers.map((c) => c.name), ['first', 'second']);
-  assert.match(await readFile(join(pp.podDir, 'first.log'), 'utf8'), /^first two 10\.9\.9\.9 two$/m, '$(VAR) expansion in args, fieldRefs, HOSTNAME');
+  assert.deepEqual(
+    s.containers.map((c) => c.name),
+    ['first', 'second'],
+  );
+  assert.match(
+    await readFile(join(pp.podDir, 'first.log'), 'utf8'),
+    /^first two 10\.9\.9\.9 two$/m,
+    '$(VAR) expansion in args, fieldRefs, HOSTNAME',
+  );
   const firstStart = s.containers[0]?.state.state === 'running' ? s.containers[0].state.startedAt.getTime() : NaN;
   const secondStart = s.containers[1]?.state.state === 'running' ? s.containers[1].state.startedAt.getTime() : NaN;
   assert.ok(firstStart <= secondStart, 'started in order');
@@ -134,7 +193,7 @@ spec:
   assert.deepEqual(phases, ['Running']);
 });
 
-void test('pod: whenReady fails with the containers\' states when the pod cannot become ready', async (t) => {
+void test("pod: whenReady fails with the containers' states when the pod cannot become ready", async (t) => {
   const stateDir = await mkdtemp(join(tmpdir(), 'outr-sv-pod-'));
   t.after(() => rm(stateDir, { recursive: true, force: true }));
   const pod = plan(`
@@ -152,5 +211,8 @@ spec:
   const pp = new PodProcesses({ pod, net: { ip: '10.9.9.9', gateway: '10.9.9.1' }, stateDir });
   t.after(() => pp.stop());
   await pp.start();
-  await assert.rejects(pp.whenReady(5000), /pod default\/once is Failed and will not become ready: .*job: terminated \(Error, exit 3\)/);
+  await assert.rejects(
+    pp.whenReady(5000),
+    /pod default\/once is Failed and will not become ready: .*job: terminated \(Error, exit 3\)/,
+  );
 });

@@ -82,9 +82,13 @@ export interface PodEvents {
 /** The pod's phase from its app containers (the proxy, a sidecar, does not count), Kubernetes' way:
  *  Pending until every container has started once; Succeeded or Failed when all have ended for good
  *  (Failed if any did not exit 0); otherwise Running. */
-export function podPhase(apps: readonly Pick<ContainerStatus, 'started' | 'finished' | 'lastTermination'>[], startFailed = false): PodPhase {
+export function podPhase(
+  apps: readonly Pick<ContainerStatus, 'started' | 'finished' | 'lastTermination'>[],
+  startFailed = false,
+): PodPhase {
   if (startFailed) return 'Failed';
-  if (apps.length > 0 && apps.every((c) => c.finished)) return apps.every((c) => c.lastTermination?.reason === 'Completed') ? 'Succeeded' : 'Failed';
+  if (apps.length > 0 && apps.every((c) => c.finished))
+    return apps.every((c) => c.lastTermination?.reason === 'Completed') ? 'Succeeded' : 'Failed';
   if (apps.some((c) => !c.started)) return 'Pending';
   return 'Running';
 }
@@ -238,7 +242,11 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     if (ok) return;
     if (this.stopping !== undefined) throw new PodStartError(`pod ${this.label}: stopped while its proxy was starting`);
     const s = proxy.status();
-    const why = s.lastProbe?.message ?? (s.lastTermination !== undefined ? `last exit: ${s.lastTermination.message ?? `code ${s.lastTermination.exitCode}`}` : 'no probe answered');
+    const why =
+      s.lastProbe?.message ??
+      (s.lastTermination !== undefined
+        ? `last exit: ${s.lastTermination.message ?? `code ${s.lastTermination.exitCode}`}`
+        : 'no probe answered');
     const tail = await tailFile(proxy.logFile, 15);
     throw new PodStartError(
       `pod ${this.label}: the proxy was not ready within ${timeoutMs / 1000} s (${why}; restarts ${s.restarts})` +
@@ -259,7 +267,10 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     const apps = this.apps.map((c) => c.status());
     // Containers not created yet (waiting for the proxy) count as not started.
     const pendingApps = this.appSpecs.length - apps.length;
-    const phase = podPhase([...apps, ...Array.from({ length: pendingApps }, () => ({ started: false, finished: false }))], this.failure !== undefined);
+    const phase = podPhase(
+      [...apps, ...Array.from({ length: pendingApps }, () => ({ started: false, finished: false }))],
+      this.failure !== undefined,
+    );
     const all = [...(this.proxy !== undefined ? [this.proxy] : []), ...this.apps];
     const ready = phase === 'Running' && pendingApps === 0 && all.every((c) => c.ready);
     const phaseChanged = phase !== this.phaseNow;
@@ -300,10 +311,17 @@ export class PodProcesses extends EventEmitter<PodEvents> {
   whenReady(timeoutMs: number): Promise<void> {
     if (this.readyNow) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new PodStartError(`pod ${this.label} was not ready within ${timeoutMs / 1000} s: ${this.describe()}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(new PodStartError(`pod ${this.label} was not ready within ${timeoutMs / 1000} s: ${this.describe()}`)),
+        timeoutMs,
+      );
       const onChange = () => {
         if (this.readyNow) finish();
-        else if (this.phaseNow === 'Failed' || this.phaseNow === 'Succeeded') finish(new PodStartError(`pod ${this.label} is ${this.phaseNow} and will not become ready: ${this.describe()}`));
+        else if (this.phaseNow === 'Failed' || this.phaseNow === 'Succeeded')
+          finish(
+            new PodStartError(`pod ${this.label} is ${this.phaseNow} and will not become ready: ${this.describe()}`),
+          );
       };
       const finish = (err?: Error) => {
         clearTimeout(timer);
@@ -320,8 +338,18 @@ export class PodProcesses extends EventEmitter<PodEvents> {
   describe(): string {
     const s = this.status();
     const parts = s.containers.map((c) => {
-      const st = c.state.state === 'waiting' ? `waiting (${c.state.reason})` : c.state.state === 'running' ? 'running' : `terminated (${c.state.reason}, exit ${c.state.exitCode})`;
-      const extra = c.lastProbe !== undefined && !c.ready ? `; probe: ${c.lastProbe.message}` : c.lastTermination?.message !== undefined ? `; ${c.lastTermination.message}` : '';
+      const st =
+        c.state.state === 'waiting'
+          ? `waiting (${c.state.reason})`
+          : c.state.state === 'running'
+            ? 'running'
+            : `terminated (${c.state.reason}, exit ${c.state.exitCode})`;
+      const extra =
+        c.lastProbe !== undefined && !c.ready
+          ? `; probe: ${c.lastProbe.message}`
+          : c.lastTermination?.message !== undefined
+            ? `; ${c.lastTermination.message}`
+            : '';
       return `${c.name}: ${st}, ${c.ready ? 'ready' : 'not ready'}, restarts ${c.restarts}${extra}`;
     });
     return `phase ${s.phase}${s.message !== undefined ? ` (${s.message})` : ''}; ${parts.join('; ') || 'no containers started'}`;
@@ -388,7 +416,8 @@ function appContainerSpecs(o: PodProcessesOptions): ContainerSpec[] {
   const base = baseEnv(o.hostEnv ?? process.env, { hostname: pod.hostname, home: '/root' });
   return pod.spec.containers.map((c): ContainerSpec => {
     const env = containerEnv(base, c.env, facts);
-    const probe: ResolvedProbe | undefined = c.readinessProbe !== undefined ? resolveProbe(c.readinessProbe, c.ports, net.ip) : undefined;
+    const probe: ResolvedProbe | undefined =
+      c.readinessProbe !== undefined ? resolveProbe(c.readinessProbe, c.ports, net.ip) : undefined;
     return {
       name: c.name,
       argv: [...c.command, ...c.args].map((a) => expandVars(a, env)),
@@ -410,11 +439,22 @@ export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec
   const uid = p.user ?? { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid };
   const grace = p.terminationGraceMs ?? 10_000;
   const args = [
-    '--inbound-addr', '0.0.0.0', '--inbound-port', String(inbound),
-    '--outbound-addr', '127.0.0.1', '--outbound-port', String(outbound),
-    '--admin-addr', '0.0.0.0', '--admin-port', String(admin),
-    '--drain-timeout-ms', String(Math.max(0, grace - 1000)),
-    '--log-level', p.logLevel ?? 'info',
+    '--inbound-addr',
+    '0.0.0.0',
+    '--inbound-port',
+    String(inbound),
+    '--outbound-addr',
+    '127.0.0.1',
+    '--outbound-port',
+    String(outbound),
+    '--admin-addr',
+    '0.0.0.0',
+    '--admin-port',
+    String(admin),
+    '--drain-timeout-ms',
+    String(Math.max(0, grace - 1000)),
+    '--log-level',
+    p.logLevel ?? 'info',
   ];
   // The annotation's list replaces the proxy's default list; without the annotation (anywhere) the
   // proxy keeps its defaults. An explicit empty annotation on the pod means "no opaque ports".
@@ -433,7 +473,14 @@ export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec
     readinessProbe: {
       action: { kind: 'http', host: '127.0.0.1', port: admin, path: '/ready', scheme: 'HTTP', headers: [] },
       // Probed often until first ready so that the app starts without delay, then every 10 s.
-      timing: { initialDelayMs: 100, periodMs: 10_000, startupPeriodMs: 200, timeoutMs: 1000, successThreshold: 1, failureThreshold: 3 },
+      timing: {
+        initialDelayMs: 100,
+        periodMs: 10_000,
+        startupPeriodMs: 200,
+        timeoutMs: 1000,
+        successThreshold: 1,
+        failureThreshold: 3,
+      },
     },
     terminationGraceMs: grace,
   };
@@ -448,7 +495,12 @@ export async function tailFile(path: string, lines: number): Promise<string> {
     const len = Math.min(size, 64 * 1024);
     const buf = Buffer.alloc(len);
     await fh.read(buf, 0, len, size - len);
-    return buf.toString('utf8').split('\n').filter((l) => l !== '').slice(-lines).join('\n');
+    return buf
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .slice(-lines)
+      .join('\n');
   } catch {
     return '';
   } finally {

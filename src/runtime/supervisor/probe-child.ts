@@ -44,7 +44,15 @@ function checkHttp(c: HttpCheck): void {
   for (const h of c.headers) headers[h.name.toLowerCase()] = h.value;
   const mod = c.scheme === 'HTTPS' ? https : http;
   // As the kubelet does: an HTTPS probe does not verify the certificate (it checks liveness, not identity).
-  const req = mod.request({ host: c.host, port: c.port, path: c.path, method: 'GET', headers, rejectUnauthorized: false, agent: false });
+  const req = mod.request({
+    host: c.host,
+    port: c.port,
+    path: c.path,
+    method: 'GET',
+    headers,
+    rejectUnauthorized: false,
+    agent: false,
+  });
   req.setTimeout(c.timeoutMs, () => req.destroy(timedOut(c.timeoutMs)));
   const url = `${c.scheme.toLowerCase()}://${c.host}:${c.port}${c.path}`;
   req.on('error', (e: NodeJS.ErrnoException) => done(false, `GET ${url}: ${why(e)}`));

@@ -1,12 +1,30 @@
 // Probe scheduling and the threshold rule (pure): when probes run and when readiness flips.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyProbeResult, INITIAL_READINESS, nextProbeDelay, probeTiming, type ProbeTiming, type ReadinessState } from './probe-schedule.js';
+import {
+  applyProbeResult,
+  INITIAL_READINESS,
+  nextProbeDelay,
+  probeTiming,
+  type ProbeTiming,
+  type ReadinessState,
+} from './probe-schedule.js';
 
-const timing = (o: Partial<ProbeTiming> = {}): ProbeTiming => ({ initialDelayMs: 0, periodMs: 1000, timeoutMs: 1000, successThreshold: 1, failureThreshold: 3, ...o });
+const timing = (o: Partial<ProbeTiming> = {}): ProbeTiming => ({
+  initialDelayMs: 0,
+  periodMs: 1000,
+  timeoutMs: 1000,
+  successThreshold: 1,
+  failureThreshold: 3,
+  ...o,
+});
 
 /** Feeds results in order and returns the changes (r = ready, u = unready, . = none). */
-function run(results: string, t: ProbeTiming, from: ReadinessState = INITIAL_READINESS): { changes: string; state: ReadinessState } {
+function run(
+  results: string,
+  t: ProbeTiming,
+  from: ReadinessState = INITIAL_READINESS,
+): { changes: string; state: ReadinessState } {
   let state = from;
   let changes = '';
   for (const ch of results) {
@@ -18,13 +36,22 @@ function run(results: string, t: ProbeTiming, from: ReadinessState = INITIAL_REA
 }
 
 void test('probe: seconds become milliseconds', () => {
-  assert.deepEqual(probeTiming({ initialDelaySeconds: 2, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 2, failureThreshold: 4 }), {
-    initialDelayMs: 2000,
-    periodMs: 5000,
-    timeoutMs: 1000,
-    successThreshold: 2,
-    failureThreshold: 4,
-  });
+  assert.deepEqual(
+    probeTiming({
+      initialDelaySeconds: 2,
+      periodSeconds: 5,
+      timeoutSeconds: 1,
+      successThreshold: 2,
+      failureThreshold: 4,
+    }),
+    {
+      initialDelayMs: 2000,
+      periodMs: 5000,
+      timeoutMs: 1000,
+      successThreshold: 2,
+      failureThreshold: 4,
+    },
+  );
 });
 
 void test('probe: a container starts not ready; one success makes it ready with successThreshold 1', () => {

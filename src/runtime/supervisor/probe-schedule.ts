@@ -19,7 +19,9 @@ export interface ProbeTiming {
   readonly startupPeriodMs?: number;
 }
 
-export function probeTiming(p: Pick<Probe, 'initialDelaySeconds' | 'periodSeconds' | 'timeoutSeconds' | 'successThreshold' | 'failureThreshold'>): ProbeTiming {
+export function probeTiming(
+  p: Pick<Probe, 'initialDelaySeconds' | 'periodSeconds' | 'timeoutSeconds' | 'successThreshold' | 'failureThreshold'>,
+): ProbeTiming {
   return {
     initialDelayMs: p.initialDelaySeconds * 1000,
     periodMs: p.periodSeconds * 1000,
@@ -45,7 +47,11 @@ export type ReadinessChange = 'ready' | 'unready' | undefined;
 
 /** Applies one probe result. The threshold counts consecutive results of one kind; a result of the
  *  other kind starts the count again. */
-export function applyProbeResult(s: ReadinessState, ok: boolean, t: Pick<ProbeTiming, 'successThreshold' | 'failureThreshold'>): { state: ReadinessState; change: ReadinessChange } {
+export function applyProbeResult(
+  s: ReadinessState,
+  ok: boolean,
+  t: Pick<ProbeTiming, 'successThreshold' | 'failureThreshold'>,
+): { state: ReadinessState; change: ReadinessChange } {
   if (ok) {
     const successes = s.successes + 1;
     const becomesReady = !s.ready && successes >= t.successThreshold;

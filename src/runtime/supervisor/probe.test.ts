@@ -7,13 +7,32 @@ import net, { type AddressInfo } from 'node:net';
 import { ProbeLoop, resolveProbe, runProbe, type ProbeAction, type ProbeResult } from './probe.js';
 import type { Probe } from '../manifests/index.js';
 
-const probeDefaults = { initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 };
+const probeDefaults = {
+  initialDelaySeconds: 0,
+  periodSeconds: 10,
+  timeoutSeconds: 1,
+  successThreshold: 1,
+  failureThreshold: 3,
+};
 const ctx = { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: '/' };
 
 void test('resolveProbe: named ports, the pod IP as default host', () => {
-  const ports = [{ name: 'http', containerPort: 8080, protocol: 'TCP' as const }, { name: 'dns', containerPort: 53, protocol: 'UDP' as const }];
-  const http: Probe = { ...probeDefaults, httpGet: { path: '/healthz', port: 'http', scheme: 'HTTP', httpHeaders: [] } };
-  assert.deepEqual(resolveProbe(http, ports, '10.0.0.9').action, { kind: 'http', host: '10.0.0.9', port: 8080, path: '/healthz', scheme: 'HTTP', headers: [] });
+  const ports = [
+    { name: 'http', containerPort: 8080, protocol: 'TCP' as const },
+    { name: 'dns', containerPort: 53, protocol: 'UDP' as const },
+  ];
+  const http: Probe = {
+    ...probeDefaults,
+    httpGet: { path: '/healthz', port: 'http', scheme: 'HTTP', httpHeaders: [] },
+  };
+  assert.deepEqual(resolveProbe(http, ports, '10.0.0.9').action, {
+    kind: 'http',
+    host: '10.0.0.9',
+    port: 8080,
+    path: '/healthz',
+    scheme: 'HTTP',
+    headers: [],
+  });
   const tcp: Probe = { ...probeDefaults, tcpSocket: { port: 9000, host: '127.0.0.1' } };
   assert.deepEqual(resolveProbe(tcp, ports, '10.0.0.9').action, { kind: 'tcp', host: '127.0.0.1', port: 9000 });
   const udpName: Probe = { ...probeDefaults, tcpSocket: { port: 'dns' } };
@@ -38,13 +57,24 @@ void test('runProbe: http 2xx/3xx pass, 5xx and refused fail, headers sent', asy
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => server.close());
   const port = (server.address() as AddressInfo).port;
-  const get = (path: string): ProbeAction => ({ kind: 'http', host: '127.0.0.1', port, path, scheme: 'HTTP', headers: [{ name: 'X-Probe', value: 'yes' }] });
+  const get = (path: string): ProbeAction => ({
+    kind: 'http',
+    host: '127.0.0.1',
+    port,
+    path,
+    scheme: 'HTTP',
+    headers: [{ name: 'X-Probe', value: 'yes' }],
+  });
   assert.deepEqual(await runProbe(get('/200'), ctx, 1000), { ok: true, message: 'HTTP 200' });
   assert.equal(seen['x-probe'], 'yes');
   assert.equal((await runProbe(get('/302'), ctx, 1000)).ok, true);
   assert.deepEqual(await runProbe(get('/503'), ctx, 1000), { ok: false, message: 'HTTP 503' });
   const closed = await freePort();
-  const refused = await runProbe({ kind: 'http', host: '127.0.0.1', port: closed, path: '/', scheme: 'HTTP', headers: [] }, ctx, 1000);
+  const refused = await runProbe(
+    { kind: 'http', host: '127.0.0.1', port: closed, path: '/', scheme: 'HTTP', headers: [] },
+    ctx,
+    1000,
+  );
   assert.equal(refused.ok, false);
   assert.match(refused.message, /ECONNREFUSED/);
 });
@@ -54,7 +84,11 @@ void test('runProbe: http timeout, tcp connect, exec exit codes and timeout', as
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   t.after(() => silent.close());
   const port = (silent.address() as AddressInfo).port;
-  const slow = await runProbe({ kind: 'http', host: '127.0.0.1', port, path: '/', scheme: 'HTTP', headers: [] }, ctx, 300);
+  const slow = await runProbe(
+    { kind: 'http', host: '127.0.0.1', port, path: '/', scheme: 'HTTP', headers: [] },
+    ctx,
+    300,
+  );
   assert.equal(slow.ok, false);
   assert.match(slow.message, /timed out after 300 ms/);
   assert.equal((await runProbe({ kind: 'tcp', host: '127.0.0.1', port }, ctx, 1000)).ok, true);
@@ -78,7 +112,10 @@ void test('ProbeLoop: initial delay, period, thresholds, stop', async () => {
   const t0 = Date.now();
   const changes: string[] = [];
   const loop = new ProbeLoop(
-    { action: { kind: 'exec', command: ['unused'] }, timing: { initialDelayMs: 80, periodMs: 40, timeoutMs: 10, successThreshold: 1, failureThreshold: 2 } },
+    {
+      action: { kind: 'exec', command: ['unused'] },
+      timing: { initialDelayMs: 80, periodMs: 40, timeoutMs: 10, successThreshold: 1, failureThreshold: 2 },
+    },
     ctx,
     (ready, r) => changes.push(`${ready ? 'ready' : 'unready'}:${r.message}`),
     async (): Promise<ProbeResult> => {
@@ -95,9 +132,12 @@ void test('ProbeLoop: initial delay, period, thresholds, stop', async () => {
   assert.equal(calls.length, n, 'no probe after stop');
   assert.ok((calls[0] ?? 0) >= 75, `first probe after the initial delay, at ${calls[0]} ms`);
   assert.ok(n >= 5 && n <= 10, `about one probe per period, got ${n}`);
-  assert.deepEqual(changes.slice(0, 2), ['ready:#1', 'unready:#3'], 'ready at once; unready after two failures in a row');
+  assert.deepEqual(
+    changes.slice(0, 2),
+    ['ready:#1', 'unready:#3'],
+    'ready at once; unready after two failures in a row',
+  );
   assert.equal(changes[2], 'ready:#4');
   assert.equal(changes[3], 'unready:#6');
   assert.equal(loop.ready, false);
 });
-

@@ -12,10 +12,24 @@ import { fileURLToPath } from 'node:url';
 import type { ContainerPort, Probe } from '../manifests/index.js';
 import { placedArgv, runBounded, type RunAs } from './launch.js';
 import type { NetCheck } from './probe-child.js';
-import { applyProbeResult, INITIAL_READINESS, nextProbeDelay, probeTiming, type ProbeTiming, type ReadinessState } from './probe-schedule.js';
+import {
+  applyProbeResult,
+  INITIAL_READINESS,
+  nextProbeDelay,
+  probeTiming,
+  type ProbeTiming,
+  type ReadinessState,
+} from './probe-schedule.js';
 
 export type ProbeAction =
-  | { readonly kind: 'http'; readonly host: string; readonly port: number; readonly path: string; readonly scheme: 'HTTP' | 'HTTPS'; readonly headers: readonly { readonly name: string; readonly value: string }[] }
+  | {
+      readonly kind: 'http';
+      readonly host: string;
+      readonly port: number;
+      readonly path: string;
+      readonly scheme: 'HTTP' | 'HTTPS';
+      readonly headers: readonly { readonly name: string; readonly value: string }[];
+    }
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
   | { readonly kind: 'exec'; readonly command: readonly string[] }
   /** A probe that cannot work (e.g. a port name the container does not have): every run fails with
@@ -54,7 +68,17 @@ export function resolveProbe(p: Probe, ports: readonly ContainerPort[], podIP: s
   if (p.httpGet !== undefined) {
     const port = portOf(p.httpGet.port);
     if (typeof port === 'string') return { action: { kind: 'invalid', message: `httpGet: ${port}` }, timing };
-    return { action: { kind: 'http', host: p.httpGet.host ?? podIP, port, path: p.httpGet.path, scheme: p.httpGet.scheme, headers: p.httpGet.httpHeaders }, timing };
+    return {
+      action: {
+        kind: 'http',
+        host: p.httpGet.host ?? podIP,
+        port,
+        path: p.httpGet.path,
+        scheme: p.httpGet.scheme,
+        headers: p.httpGet.httpHeaders,
+      },
+      timing,
+    };
   }
   if (p.tcpSocket !== undefined) {
     const port = portOf(p.tcpSocket.port);
@@ -78,19 +102,40 @@ export async function runProbe(action: ProbeAction, ctx: ProbeContext, timeoutMs
     case 'http':
     case 'tcp': {
       const check: NetCheck = { ...action, timeoutMs };
-      const argv = placedArgv({ ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}) }, [process.execPath, PROBE_CHILD, JSON.stringify(check)]);
-      const r = await runBounded(argv, { env: { PATH: ctx.env.PATH ?? process.env.PATH ?? '' }, cwd: '/', timeoutMs: timeoutMs + CHILD_START_SLACK_MS });
+      const argv = placedArgv({ ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}) }, [
+        process.execPath,
+        PROBE_CHILD,
+        JSON.stringify(check),
+      ]);
+      const r = await runBounded(argv, {
+        env: { PATH: ctx.env.PATH ?? process.env.PATH ?? '' },
+        cwd: '/',
+        timeoutMs: timeoutMs + CHILD_START_SLACK_MS,
+      });
       if (r.error !== undefined) return { ok: false, message: `probe could not start: ${r.error.message}` };
       if (r.timedOut) return { ok: false, message: `timed out after ${timeoutMs} ms` };
-      return { ok: r.code === 0, message: r.output.trim() || (r.code === 0 ? 'ok' : `probe exited with ${r.code ?? r.signal}`) };
+      return {
+        ok: r.code === 0,
+        message: r.output.trim() || (r.code === 0 ? 'ok' : `probe exited with ${r.code ?? r.signal}`),
+      };
     }
     case 'exec': {
-      const argv = placedArgv({ ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}), ...(ctx.user !== undefined ? { user: ctx.user } : {}) }, action.command);
+      const argv = placedArgv(
+        {
+          ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}),
+          ...(ctx.user !== undefined ? { user: ctx.user } : {}),
+        },
+        action.command,
+      );
       const r = await runBounded(argv, { env: ctx.env, cwd: ctx.cwd, timeoutMs });
       if (r.error !== undefined) return { ok: false, message: `exec ${action.command.join(' ')}: ${r.error.message}` };
-      if (r.timedOut) return { ok: false, message: `exec ${action.command.join(' ')}: timed out after ${timeoutMs} ms` };
+      if (r.timedOut)
+        return { ok: false, message: `exec ${action.command.join(' ')}: timed out after ${timeoutMs} ms` };
       const tail = r.output.trim().split('\n').slice(-1)[0] ?? '';
-      return { ok: r.code === 0, message: `exec ${action.command.join(' ')}: ${r.code === null ? `killed by ${r.signal}` : `exit ${r.code}`}${tail !== '' ? `: ${tail}` : ''}` };
+      return {
+        ok: r.code === 0,
+        message: `exec ${action.command.join(' ')}: ${r.code === null ? `killed by ${r.signal}` : `exit ${r.code}`}${tail !== '' ? `: ${tail}` : ''}`,
+      };
     }
   }
 }

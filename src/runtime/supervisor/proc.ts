@@ -23,7 +23,8 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const state = rest[0];
   const pgrp = Number(rest[5 - 3]);
   const startTicks = Number(rest[22 - 3]);
-  if (state === undefined || !Number.isInteger(pid) || !Number.isInteger(pgrp) || !Number.isInteger(startTicks)) return undefined;
+  if (state === undefined || !Number.isInteger(pid) || !Number.isInteger(pgrp) || !Number.isInteger(startTicks))
+    return undefined;
   return { pid, pgrp, startTicks, state };
 }
 

@@ -85,12 +85,20 @@ interface CanRun {
 }
 
 async function canRun(user: RunAs, argv: readonly string[]): Promise<CanRun> {
-  const r = await runBounded(placedArgv({ user }, argv), { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: '/', timeoutMs: 30_000 });
+  const r = await runBounded(placedArgv({ user }, argv), {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    cwd: '/',
+    timeoutMs: 30_000,
+  });
   if (r.error !== undefined) return { ok: false, why: r.error.message };
   if (r.code === 0) return { ok: true, why: '' };
-  const lines = r.output.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = r.output
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   // Node's first line of an error is usually the file it could not read.
-  const first = lines.find((l) => /EACCES|EPERM|ENOENT|Cannot find|Error/.test(l)) ?? lines[0] ?? `exit ${r.code ?? r.signal}`;
+  const first =
+    lines.find((l) => /EACCES|EPERM|ENOENT|Cannot find|Error/.test(l)) ?? lines[0] ?? `exit ${r.code ?? r.signal}`;
   return { ok: false, why: first.trim() };
 }
 
@@ -131,7 +139,11 @@ export async function copyProxyFiles(root: string, dest: string): Promise<void> 
   await mkdir(dest, { recursive: true, mode: 0o755 });
   const copy = async (rel: string, filter?: (src: string) => boolean) => {
     await mkdir(dirname(join(dest, rel)), { recursive: true, mode: 0o755 });
-    await cp(join(root, rel), join(dest, rel), { recursive: true, dereference: true, ...(filter !== undefined ? { filter } : {}) });
+    await cp(join(root, rel), join(dest, rel), {
+      recursive: true,
+      dereference: true,
+      ...(filter !== undefined ? { filter } : {}),
+    });
   };
   await copy('package.json');
   await copy('bin');
@@ -157,12 +169,21 @@ export async function productionPackages(root: string): Promise<string[]> {
       peerDependencies?: Record<string, string>;
     };
     const required = Object.keys(manifest.dependencies ?? {});
-    const optional = [...Object.keys(manifest.optionalDependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})];
-    for (const [names, mustExist] of [[required, true], [optional, false]] as const) {
+    const optional = [
+      ...Object.keys(manifest.optionalDependencies ?? {}),
+      ...Object.keys(manifest.peerDependencies ?? {}),
+    ];
+    for (const [names, mustExist] of [
+      [required, true],
+      [optional, false],
+    ] as const) {
       for (const name of names) {
         const dir = await resolvePackage(root, pkgDir, name);
         if (dir === undefined) {
-          if (mustExist) throw new ProxyCommandError(`cannot stage the proxy: package ${name} (needed by ${relative(root, pkgDir) || 'the project'}) is not installed; run npm ci`);
+          if (mustExist)
+            throw new ProxyCommandError(
+              `cannot stage the proxy: package ${name} (needed by ${relative(root, pkgDir) || 'the project'}) is not installed; run npm ci`,
+            );
           continue;
         }
         const rel = relative(root, dir);

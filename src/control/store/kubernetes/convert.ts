@@ -3,15 +3,33 @@
 // watched and nothing else.
 import { normalizePortList, parsePortList, type PortList } from '../../../core/ports.js';
 import { ANNOTATION, PROXY_CONTAINER } from '../../../manifests/contract.js';
-import { DEFAULT_INBOUND_POLICIES, POLICY_API_VERSION, POLICY_KINDS, type PolicyKindName } from '../../../manifests/policy.js';
+import {
+  DEFAULT_INBOUND_POLICIES,
+  POLICY_API_VERSION,
+  POLICY_KINDS,
+  type PolicyKindName,
+} from '../../../manifests/policy.js';
 import { checkPolicy } from '../../../manifests/policy-check.js';
 import { checkRoute } from '../../../manifests/routes.js';
 import { grpcRouteSchema, httpRouteSchema } from '../../../manifests/schema.js';
-import type { GRPCRouteObject, HTTPRouteObject, ManifestSet, PolicyObject, ServiceObject } from '../../../manifests/types.js';
+import type {
+  GRPCRouteObject,
+  HTTPRouteObject,
+  ManifestSet,
+  PolicyObject,
+  ServiceObject,
+} from '../../../manifests/types.js';
 import { policyEntries } from '../manifests/policy.js';
 import { routeEntries } from '../manifests/routes.js';
-import type { DefaultInboundPolicy, EndpointEntry, PodEntry, PolicyEntries, RouteEntry, ServiceEntry, ServicePortEntry } from '../store.js';
-
+import type {
+  DefaultInboundPolicy,
+  EndpointEntry,
+  PodEntry,
+  PolicyEntries,
+  RouteEntry,
+  ServiceEntry,
+  ServicePortEntry,
+} from '../store.js';
 
 export interface Meta {
   name?: string;
@@ -41,7 +59,9 @@ function ports(text: string | undefined): PortList | undefined {
 }
 
 function defaultPolicy(text: string | undefined): DefaultInboundPolicy | undefined {
-  return text !== undefined && (DEFAULT_INBOUND_POLICIES as readonly string[]).includes(text) ? (text as DefaultInboundPolicy) : undefined;
+  return text !== undefined && (DEFAULT_INBOUND_POLICIES as readonly string[]).includes(text)
+    ? (text as DefaultInboundPolicy)
+    : undefined;
 }
 
 /** The Deployment that owns a pod: its controller is a ReplicaSet named `<deployment>-<hash>`, where
@@ -53,25 +73,36 @@ export function deploymentOf(pod: ApiObject): string | undefined {
   const hash = pod.metadata?.labels?.['pod-template-hash'];
   if (owner?.kind !== 'ReplicaSet' || owner.name === undefined || hash === undefined || hash === '') return undefined;
   const suffix = `-${hash}`;
-  return owner.name.endsWith(suffix) && owner.name.length > suffix.length ? owner.name.slice(0, -suffix.length) : undefined;
+  return owner.name.endsWith(suffix) && owner.name.length > suffix.length
+    ? owner.name.slice(0, -suffix.length)
+    : undefined;
 }
 
 /** The TCP ports the pod's containers declare (a Server may name one): the app containers' and its
  *  native sidecars' (init containers with restartPolicy Always), not the mesh proxy's own. */
 function containerPorts(spec: J): { name?: string; containerPort: number }[] {
-  const containers = [...a(spec.containers), ...a(spec.initContainers).filter((c) => o(c).restartPolicy === 'Always' && o(c).name !== PROXY_CONTAINER)];
+  const containers = [
+    ...a(spec.containers),
+    ...a(spec.initContainers).filter((c) => o(c).restartPolicy === 'Always' && o(c).name !== PROXY_CONTAINER),
+  ];
   const out: { name?: string; containerPort: number }[] = [];
   for (const c of containers) {
     for (const p of a(o(c).ports).map(o)) {
       if ((s(p.protocol) ?? 'TCP') !== 'TCP' || typeof p.containerPort !== 'number') continue;
-      out.push({ ...(s(p.name) !== undefined && p.name !== '' ? { name: p.name as string } : {}), containerPort: p.containerPort });
+      out.push({
+        ...(s(p.name) !== undefined && p.name !== '' ? { name: p.name as string } : {}),
+        containerPort: p.containerPort,
+      });
     }
   }
   return out;
 }
 
 /** A pod as the store sees it; undefined for pods without an address yet (or finished ones). */
-export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<string, string>> | undefined): PodEntry | undefined {
+export function podEntry(
+  pod: ApiObject,
+  namespaceAnnotations: Readonly<Record<string, string>> | undefined,
+): PodEntry | undefined {
   const status = o(pod.status);
   const spec = o(pod.spec);
   const ip = s(status.podIP);
@@ -81,10 +112,15 @@ export function podEntry(pod: ApiObject, namespaceAnnotations: Readonly<Record<s
   if (status.phase === 'Succeeded' || status.phase === 'Failed') return undefined;
   const ready = a(status.conditions).some((c) => o(c).type === 'Ready' && o(c).status === 'True');
   const meshed = [...a(spec.initContainers), ...a(spec.containers)].some((c) => o(c).name === PROXY_CONTAINER);
-  const opaque = ports(pod.metadata?.annotations?.[ANNOTATION.opaquePorts]) ?? ports(namespaceAnnotations?.[ANNOTATION.opaquePorts]) ?? [];
+  const opaque =
+    ports(pod.metadata?.annotations?.[ANNOTATION.opaquePorts]) ??
+    ports(namespaceAnnotations?.[ANNOTATION.opaquePorts]) ??
+    [];
   // A value that is not a policy is ignored (the injector warned when it admitted the pod): the
   // namespace's, then the mesh's, apply.
-  const inboundDefault = defaultPolicy(pod.metadata?.annotations?.[ANNOTATION.defaultInboundPolicy]) ?? defaultPolicy(namespaceAnnotations?.[ANNOTATION.defaultInboundPolicy]);
+  const inboundDefault =
+    defaultPolicy(pod.metadata?.annotations?.[ANNOTATION.defaultInboundPolicy]) ??
+    defaultPolicy(namespaceAnnotations?.[ANNOTATION.defaultInboundPolicy]);
   const declared = containerPorts(spec);
   const workload = deploymentOf(pod);
   return {
@@ -109,7 +145,14 @@ export function serviceEntry(svc: ApiObject, slices: readonly ApiObject[]): Serv
   const clusterIP = s(spec.clusterIP);
   const name = svc.metadata?.name;
   const namespace = svc.metadata?.namespace;
-  if (name === undefined || namespace === undefined || clusterIP === undefined || clusterIP === '' || clusterIP === 'None') return undefined;
+  if (
+    name === undefined ||
+    namespace === undefined ||
+    clusterIP === undefined ||
+    clusterIP === '' ||
+    clusterIP === 'None'
+  )
+    return undefined;
   const opaque = ports(svc.metadata?.annotations?.[ANNOTATION.opaquePorts]) ?? [];
   const svcPorts = a(spec.ports)
     .map(o)
@@ -133,7 +176,10 @@ export function serviceEntry(svc: ApiObject, slices: readonly ApiObject[]): Serv
       const ip = s(a(ep.addresses)[0]);
       if (ip === undefined) continue;
       const ref = o(ep.targetRef);
-      const pod = s(ref.kind) === 'Pod' && s(ref.name) !== undefined ? `${s(ref.namespace) ?? namespace}/${s(ref.name)}` : `${namespace}/${ip}`;
+      const pod =
+        s(ref.kind) === 'Pod' && s(ref.name) !== undefined
+          ? `${s(ref.namespace) ?? namespace}/${s(ref.name)}`
+          : `${namespace}/${ip}`;
       // Kubernetes: a nil `ready` means ready; serving-but-terminating endpoints are not ready.
       const ready = o(ep.conditions).ready !== false;
       const entry = byPod.get(ip) ?? { pod, ip, ports: {}, ready };
@@ -169,13 +215,19 @@ export function routeEntriesFrom(
   const http: HTTPRouteObject[] = [];
   const grpc: GRPCRouteObject[] = [];
   const source = { file: 'kubernetes', document: 0 };
-  for (const [kind, list] of [['HTTPRoute', httpRoutes], ['GRPCRoute', grpcRoutes]] as const) {
+  for (const [kind, list] of [
+    ['HTTPRoute', httpRoutes],
+    ['GRPCRoute', grpcRoutes],
+  ] as const) {
     for (const r of list) {
       const key = `${kind} ${r.metadata?.namespace}/${r.metadata?.name}`;
       const raw = { apiVersion: r.apiVersion, kind, metadata: manifestMeta(r.metadata), spec: r.spec };
       const parsed = (kind === 'HTTPRoute' ? httpRouteSchema : grpcRouteSchema).safeParse(raw);
       if (!parsed.success) {
-        problems.set(key, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+        problems.set(
+          key,
+          parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+        );
         continue;
       }
       const found: string[] = [];
@@ -191,9 +243,22 @@ export function routeEntriesFrom(
   if (http.length + grpc.length === 0) return { routes: [], problems };
   const svcObjects = services.map((svc) => ({
     metadata: { name: svc.metadata?.name ?? '', namespace: svc.metadata?.namespace ?? '' },
-    spec: { ports: a(o(svc.spec).ports).map(o).map((p) => ({ name: s(p.name), port: p.port as number, targetPort: p.port as number })) },
+    spec: {
+      ports: a(o(svc.spec).ports)
+        .map(o)
+        .map((p) => ({ name: s(p.name), port: p.port as number, targetPort: p.port as number })),
+    },
   })) as unknown as ServiceObject[];
-  const set = { objects: [], namespaces: [], pods: [], deployments: [], services: svcObjects, serviceAccounts: [], httpRoutes: http, grpcRoutes: grpc } as ManifestSet;
+  const set = {
+    objects: [],
+    namespaces: [],
+    pods: [],
+    deployments: [],
+    services: svcObjects,
+    serviceAccounts: [],
+    httpRoutes: http,
+    grpcRoutes: grpc,
+  } as ManifestSet;
   return { routes: routeEntries(set), problems };
 }
 
@@ -202,7 +267,11 @@ export function routeEntriesFrom(
  *  out and its problems returned (the caller logs them once). References between objects are not
  *  required to resolve: in a cluster a target may come later or go first, and a reference to nothing
  *  authorizes nobody (the policy service's rule). */
-export function policyEntriesFrom(byKind: Readonly<Partial<Record<PolicyKindName, readonly ApiObject[]>>>): { policy: PolicyEntries; count: number; problems: Map<string, string[]> } {
+export function policyEntriesFrom(byKind: Readonly<Partial<Record<PolicyKindName, readonly ApiObject[]>>>): {
+  policy: PolicyEntries;
+  count: number;
+  problems: Map<string, string[]>;
+} {
   const problems = new Map<string, string[]>();
   const policies: PolicyObject[] = [];
   const source = { file: 'kubernetes', document: 0 };
@@ -210,13 +279,18 @@ export function policyEntriesFrom(byKind: Readonly<Partial<Record<PolicyKindName
     for (const p of byKind[kind] ?? []) {
       const key = `${kind} ${p.metadata?.namespace}/${p.metadata?.name}`;
       if (p.apiVersion !== POLICY_API_VERSION) {
-        problems.set(key, [`apiVersion: must be ${JSON.stringify(POLICY_API_VERSION)}, got ${JSON.stringify(p.apiVersion)}`]);
+        problems.set(key, [
+          `apiVersion: must be ${JSON.stringify(POLICY_API_VERSION)}, got ${JSON.stringify(p.apiVersion)}`,
+        ]);
         continue;
       }
       const raw = { apiVersion: p.apiVersion, kind, metadata: manifestMeta(p.metadata), spec: p.spec };
       const parsed = POLICY_KINDS[kind].safeParse(raw);
       if (!parsed.success) {
-        problems.set(key, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+        problems.set(
+          key,
+          parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+        );
         continue;
       }
       const found: string[] = [];
@@ -228,6 +302,14 @@ export function policyEntriesFrom(byKind: Readonly<Partial<Record<PolicyKindName
       policies.push({ ...parsed.data, source } as PolicyObject);
     }
   }
-  const set = { objects: [], namespaces: [], pods: [], deployments: [], services: [], serviceAccounts: [], policies } as unknown as ManifestSet;
+  const set = {
+    objects: [],
+    namespaces: [],
+    pods: [],
+    deployments: [],
+    services: [],
+    serviceAccounts: [],
+    policies,
+  } as unknown as ManifestSet;
   return { policy: policyEntries(set), count: policies.length, problems };
 }

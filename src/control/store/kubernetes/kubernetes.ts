@@ -37,7 +37,8 @@ const group = (g: string, v: string, plural: string, optional: boolean): Resourc
   key: `${plural}.${g}`,
   path: `/apis/${g}/${v}/${plural}`,
   optional,
-  list: (kc) => kc.makeApiClient(k8s.CustomObjectsApi).listClusterCustomObject({ group: g, version: v, plural }) as List,
+  list: (kc) =>
+    kc.makeApiClient(k8s.CustomObjectsApi).listClusterCustomObject({ group: g, version: v, plural }) as List,
 });
 
 /** The policy kinds' resource names (src/kube/policy-crds.ts names the CRDs the same; a test keeps
@@ -128,7 +129,13 @@ export class KubernetesStore implements Store {
     for (const resource of o.resources ?? RESOURCES) {
       const list = () => this.list(resource);
       const informer = k8s.makeInformer(o.kubeConfig, resource.path, list as k8s.ListPromise<k8s.KubernetesObject>);
-      const w: Watched = { resource, informer, backoff: new JitteredBackoff(o.backoff ?? { initialMs: 250, maxMs: 30_000 }), synced: false, absent: false };
+      const w: Watched = {
+        resource,
+        informer,
+        backoff: new JitteredBackoff(o.backoff ?? { initialMs: 250, maxMs: 30_000 }),
+        synced: false,
+        absent: false,
+      };
       informer.on('add', () => this.changed(w));
       informer.on('update', () => this.changed(w));
       informer.on('delete', () => this.changed(w));
@@ -144,7 +151,11 @@ export class KubernetesStore implements Store {
       list = await r.list(this.o.kubeConfig);
     } catch (err) {
       if (statusOf(err) === 404 && r.optional && w !== undefined) {
-        if (!w.absent) this.log.info({ resource: r.key }, 'resource not served by this cluster (CRD not installed); watching for it');
+        if (!w.absent)
+          this.log.info(
+            { resource: r.key },
+            'resource not served by this cluster (CRD not installed); watching for it',
+          );
         w.absent = true;
         this.markSynced(w);
       }
@@ -183,7 +194,11 @@ export class KubernetesStore implements Store {
     const status = statusOf(err);
     const delay = w.absent ? (this.o.absentRetryMs ?? 60_000) : w.backoff.next();
     this.restarts.set(w.resource.key, (this.restarts.get(w.resource.key) ?? 0) + 1);
-    if (!w.absent) this.log.warn({ resource: w.resource.key, status, err: (err as Error | undefined)?.message, retryInMs: Math.round(delay) }, 'list/watch failed; restarting');
+    if (!w.absent)
+      this.log.warn(
+        { resource: w.resource.key, status, err: (err as Error | undefined)?.message, retryInMs: Math.round(delay) },
+        'list/watch failed; restarting',
+      );
     clearTimeout(w.timer);
     w.timer = setTimeout(() => {
       if (!this.closed) void w.informer.start().catch((e: unknown) => this.failed(w, e));
@@ -211,13 +226,16 @@ export class KubernetesStore implements Store {
 
   /** Whether the pod exists now with this uid (the identity service's pod binding check). */
   podExists(namespace: string, pod: PodRef): boolean {
-    const p = this.watched.find((x) => x.resource.key === 'pods')?.informer.get(pod.name, namespace) as ApiObject | undefined;
+    const p = this.watched.find((x) => x.resource.key === 'pods')?.informer.get(pod.name, namespace) as
+      ApiObject | undefined;
     return p !== undefined && p.metadata?.uid === pod.uid;
   }
 
   private recompute(): void {
     if (this.closed) return;
-    const nsAnnotations = new Map(this.cached('namespaces').map((n) => [n.metadata?.name ?? '', n.metadata?.annotations ?? {}]));
+    const nsAnnotations = new Map(
+      this.cached('namespaces').map((n) => [n.metadata?.name ?? '', n.metadata?.annotations ?? {}]),
+    );
     const pods: PodEntry[] = [];
     for (const p of this.cached('pods')) {
       const e = podEntry(p, nsAnnotations.get(p.metadata?.namespace ?? ''));
@@ -238,17 +256,33 @@ export class KubernetesStore implements Store {
       const e = serviceEntry(svc, slicesByService.get(`${svc.metadata?.namespace}/${svc.metadata?.name}`) ?? []);
       if (e !== undefined) services.push(e);
     }
-    const { routes, problems } = routeEntriesFrom(this.cached('httproutes.gateway.networking.k8s.io'), this.cached('grpcroutes.gateway.networking.k8s.io'), serviceObjects);
-    const policy = policyEntriesFrom(Object.fromEntries((Object.keys(POLICY_PLURALS) as PolicyKindName[]).map((k) => [k, this.cached(policyKey(k))])));
+    const { routes, problems } = routeEntriesFrom(
+      this.cached('httproutes.gateway.networking.k8s.io'),
+      this.cached('grpcroutes.gateway.networking.k8s.io'),
+      serviceObjects,
+    );
+    const policy = policyEntriesFrom(
+      Object.fromEntries((Object.keys(POLICY_PLURALS) as PolicyKindName[]).map((k) => [k, this.cached(policyKey(k))])),
+    );
     const leftOut = new Map<string, string[]>([...problems, ...policy.problems]);
     for (const [object, list] of leftOut) {
       const text = list.join('; ');
-      if (this.problems.get(object) !== text) this.log.warn({ object, problems: list }, 'object left out: not valid for outrigger');
+      if (this.problems.get(object) !== text)
+        this.log.warn({ object, problems: list }, 'object left out: not valid for outrigger');
       this.problems.set(object, text);
     }
     // Fixed or deleted: say so again if it comes back broken.
     for (const object of [...this.problems.keys()]) if (!leftOut.has(object)) this.problems.delete(object);
-    const byKey = <T extends { namespace: string; name: string }>(x: T, y: T) => (x.namespace !== y.namespace ? (x.namespace < y.namespace ? -1 : 1) : x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+    const byKey = <T extends { namespace: string; name: string }>(x: T, y: T) =>
+      x.namespace !== y.namespace
+        ? x.namespace < y.namespace
+          ? -1
+          : 1
+        : x.name < y.name
+          ? -1
+          : x.name > y.name
+            ? 1
+            : 0;
     services.sort(byKey);
     pods.sort(byKey);
     const next: StoreSnapshot = freeze({
@@ -284,7 +318,12 @@ export class KubernetesStore implements Store {
    *  between two events of different resources a snapshot may hold one and not yet the other. */
   progress(): { readonly resourceVersions: Readonly<Record<string, string>>; readonly pending: boolean } {
     return {
-      resourceVersions: Object.fromEntries(this.watched.map((w) => [w.resource.key, (w.informer as unknown as { latestResourceVersion(): string }).latestResourceVersion()])),
+      resourceVersions: Object.fromEntries(
+        this.watched.map((w) => [
+          w.resource.key,
+          (w.informer as unknown as { latestResourceVersion(): string }).latestResourceVersion(),
+        ]),
+      ),
       pending: this.pending !== undefined,
     };
   }

@@ -38,7 +38,17 @@ export class LocalStore implements Store {
     };
     if (content.routes !== undefined && content.routes.length > 0) {
       const routes = structuredClone(content.routes) as RouteEntry[];
-      routes.sort((a, b) => (a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      routes.sort((a, b) =>
+        a.namespace !== b.namespace
+          ? a.namespace < b.namespace
+            ? -1
+            : 1
+          : a.name < b.name
+            ? -1
+            : a.name > b.name
+              ? 1
+              : 0,
+      );
       return deepFreeze({ ...snapshot, routes });
     }
     return deepFreeze(snapshot);

@@ -8,7 +8,13 @@ const byName = <T extends { namespace: string; name: string }>(a: T, b: T): numb
   a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
 export function policyEntries(set: ManifestSet): PolicyEntries {
-  const out = { servers: [], authorizationPolicies: [], meshTLSAuthentications: [], networkAuthentications: [], rateLimits: [] } as {
+  const out = {
+    servers: [],
+    authorizationPolicies: [],
+    meshTLSAuthentications: [],
+    networkAuthentications: [],
+    rateLimits: [],
+  } as {
     -readonly [K in keyof PolicyEntries]: PolicyEntries[K][number][];
   };
   for (const p of set.policies ?? []) {
@@ -16,14 +22,24 @@ export function policyEntries(set: ManifestSet): PolicyEntries {
     const name = p.metadata.name;
     switch (p.kind) {
       case 'Server':
-        out.servers.push({ namespace, name, podSelector: p.spec.podSelector, port: p.spec.port, proxyProtocol: p.spec.proxyProtocol });
+        out.servers.push({
+          namespace,
+          name,
+          podSelector: p.spec.podSelector,
+          port: p.spec.port,
+          proxyProtocol: p.spec.proxyProtocol,
+        });
         break;
       case 'AuthorizationPolicy':
         out.authorizationPolicies.push({
           namespace,
           name,
           target: { kind: p.spec.targetRef.kind, name: p.spec.targetRef.name },
-          authentications: p.spec.requiredAuthenticationRefs.map((r) => ({ kind: r.kind, namespace: r.namespace ?? namespace, name: r.name })),
+          authentications: p.spec.requiredAuthenticationRefs.map((r) => ({
+            kind: r.kind,
+            namespace: r.namespace ?? namespace,
+            name: r.name,
+          })),
         });
         break;
       case 'MeshTLSAuthentication':
@@ -31,7 +47,11 @@ export function policyEntries(set: ManifestSet): PolicyEntries {
           namespace,
           name,
           identities: p.spec.identities ?? [],
-          identityRefs: (p.spec.identityRefs ?? []).map((r) => ({ kind: r.kind, namespace: r.kind === 'Namespace' ? r.name : (r.namespace ?? namespace), name: r.name })),
+          identityRefs: (p.spec.identityRefs ?? []).map((r) => ({
+            kind: r.kind,
+            namespace: r.kind === 'Namespace' ? r.name : (r.namespace ?? namespace),
+            name: r.name,
+          })),
         });
         break;
       case 'NetworkAuthentication':

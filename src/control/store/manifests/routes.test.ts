@@ -14,7 +14,11 @@ async function objects(kind: string): Promise<ApiObject[]> {
 }
 
 void test('routes for the store: defaults applied, durations in ms, sectionName resolved, sorted', async () => {
-  const { routes, problems } = routeEntriesFrom(await objects('HTTPRoute'), await objects('GRPCRoute'), await objects('Service'));
+  const { routes, problems } = routeEntriesFrom(
+    await objects('HTTPRoute'),
+    await objects('GRPCRoute'),
+    await objects('Service'),
+  );
   assert.deepEqual([...problems], []);
   const [greeter, split] = routes;
   assert.equal(greeter?.name, 'greeter');
@@ -33,7 +37,11 @@ void test('routes for the store: defaults applied, durations in ms, sectionName 
     { type: 'RequestHeaderModifier', set: [{ name: 'x-route', value: 'canary' }], add: [], remove: ['x-debug'] },
     { type: 'URLRewrite', path: { type: 'ReplacePrefixMatch', value: '/v2' } },
   ]);
-  assert.deepEqual(rest?.matches, [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }], "Gateway API's default match");
+  assert.deepEqual(
+    rest?.matches,
+    [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+    "Gateway API's default match",
+  );
   assert.deepEqual(rest?.backends, [
     { name: 'web', port: 80, weight: 90 },
     { name: 'web-canary', port: 80, weight: 10 },

@@ -1,7 +1,14 @@
 // The routes of a manifest set as the control plane's store holds them: Gateway API defaults applied,
 // durations in milliseconds, parentRef sectionNames resolved to ports. The runtime hands these to its
 // local store beside its Services and pods; the kubernetes store converts what it watches the same way.
-import type { BackendRefEntry, PathModifierEntry, RouteEntry, RouteFilterEntry, RouteMatchEntry, RouteRuleEntry } from '../store.js';
+import type {
+  BackendRefEntry,
+  PathModifierEntry,
+  RouteEntry,
+  RouteFilterEntry,
+  RouteMatchEntry,
+  RouteRuleEntry,
+} from '../store.js';
 import type { ManifestSet, RouteObject, ServiceObject } from '../../../manifests/types.js';
 import { isServerParent, parseDuration } from '../../../manifests/routes.js';
 import type { GRPCRouteFilter, HTTPPathModifier, HTTPRouteFilter } from '../../../manifests/schema.js';
@@ -12,14 +19,28 @@ export function routeEntries(set: ManifestSet): RouteEntry[] {
   const routes: RouteObject[] = [...(set.httpRoutes ?? []), ...(set.grpcRoutes ?? [])];
   return routes
     .map((r) => routeEntry(r, services))
-    .sort((a, b) => (a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort((a, b) =>
+      a.namespace !== b.namespace
+        ? a.namespace < b.namespace
+          ? -1
+          : 1
+        : a.name < b.name
+          ? -1
+          : a.name > b.name
+            ? 1
+            : 0,
+    );
 }
 
 function routeEntry(r: RouteObject, services: ReadonlyMap<string, ServiceObject>): RouteEntry {
   const ns = r.metadata.namespace;
   const parents = r.spec.parentRefs.map((p): RouteEntry['parents'][number] => {
     if (isServerParent(p)) return { name: p.name, kind: 'Server' };
-    const port = p.port ?? (p.sectionName !== undefined ? services.get(`${ns}/${p.name}`)?.spec.ports.find((sp) => sp.name === p.sectionName)?.port : undefined);
+    const port =
+      p.port ??
+      (p.sectionName !== undefined
+        ? services.get(`${ns}/${p.name}`)?.spec.ports.find((sp) => sp.name === p.sectionName)?.port
+        : undefined);
     return port !== undefined ? { name: p.name, port } : { name: p.name };
   });
   const retry = r.retry !== undefined ? { retry: r.retry } : {};
@@ -27,14 +48,12 @@ function routeEntry(r: RouteObject, services: ReadonlyMap<string, ServiceObject>
     r.kind === 'HTTPRoute'
       ? r.spec.rules.map((rule) => ({
           ...(rule.name !== undefined ? { name: rule.name } : {}),
-          matches: (rule.matches ?? [{ headers: [], queryParams: [] }]).map(
-            (m): RouteMatchEntry => ({
-              path: m.path ?? { type: 'PathPrefix', value: '/' },
-              ...(m.method !== undefined ? { method: m.method } : {}),
-              headers: m.headers,
-              queryParams: m.queryParams,
-            }),
-          ),
+          matches: (rule.matches ?? [{ headers: [], queryParams: [] }]).map((m): RouteMatchEntry => ({
+            path: m.path ?? { type: 'PathPrefix', value: '/' },
+            ...(m.method !== undefined ? { method: m.method } : {}),
+            headers: m.headers,
+            queryParams: m.queryParams,
+          })),
           filters: rule.filters.map(filterEntry),
           backends: rule.backendRefs.map((b) => ({ name: b.name, port: b.port ?? 0, weight: b.weight })),
           ...timeouts(rule.timeouts),
@@ -42,21 +61,19 @@ function routeEntry(r: RouteObject, services: ReadonlyMap<string, ServiceObject>
         }))
       : r.spec.rules.map((rule) => ({
           ...(rule.name !== undefined ? { name: rule.name } : {}),
-          matches: (rule.matches ?? [{ headers: [] }]).map(
-            (m): RouteMatchEntry => ({
-              headers: m.headers,
-              queryParams: [],
-              ...(m.method !== undefined
-                ? {
-                    grpcMethod: {
-                      type: m.method.type,
-                      ...(m.method.service !== undefined ? { service: m.method.service } : {}),
-                      ...(m.method.method !== undefined ? { method: m.method.method } : {}),
-                    },
-                  }
-                : {}),
-            }),
-          ),
+          matches: (rule.matches ?? [{ headers: [] }]).map((m): RouteMatchEntry => ({
+            headers: m.headers,
+            queryParams: [],
+            ...(m.method !== undefined
+              ? {
+                  grpcMethod: {
+                    type: m.method.type,
+                    ...(m.method.service !== undefined ? { service: m.method.service } : {}),
+                    ...(m.method.method !== undefined ? { method: m.method.method } : {}),
+                  },
+                }
+              : {}),
+          })),
           filters: rule.filters.map(filterEntry),
           backends: rule.backendRefs.map((b) => ({ name: b.name, port: b.port ?? 0, weight: b.weight })),
           ...retry,
@@ -64,33 +81,50 @@ function routeEntry(r: RouteObject, services: ReadonlyMap<string, ServiceObject>
   return { kind: r.kind, namespace: ns, name: r.metadata.name, parents, rules };
 }
 
-function timeouts(t: { request?: string; backendRequest?: string } | undefined): { requestTimeoutMs?: number; backendRequestTimeoutMs?: number } {
+function timeouts(t: { request?: string; backendRequest?: string } | undefined): {
+  requestTimeoutMs?: number;
+  backendRequestTimeoutMs?: number;
+} {
   const request = t?.request !== undefined ? parseDuration(t.request) : undefined;
   const backend = t?.backendRequest !== undefined ? parseDuration(t.backendRequest) : undefined;
-  return { ...(request !== undefined ? { requestTimeoutMs: request } : {}), ...(backend !== undefined ? { backendRequestTimeoutMs: backend } : {}) };
+  return {
+    ...(request !== undefined ? { requestTimeoutMs: request } : {}),
+    ...(backend !== undefined ? { backendRequestTimeoutMs: backend } : {}),
+  };
 }
 
 function pathModifier(p: HTTPPathModifier | undefined): { path?: PathModifierEntry } {
   if (p === undefined) return {};
-  return { path: { type: p.type, value: (p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.replacePrefixMatch) ?? '/' } };
+  return {
+    path: { type: p.type, value: (p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.replacePrefixMatch) ?? '/' },
+  };
 }
 
 function filterEntry(f: HTTPRouteFilter | GRPCRouteFilter): RouteFilterEntry {
   switch (f.type) {
     case 'RequestHeaderModifier':
     case 'ResponseHeaderModifier': {
-      const m = (f.type === 'RequestHeaderModifier' ? f.requestHeaderModifier : f.responseHeaderModifier) ?? { set: [], add: [], remove: [] };
+      const m = (f.type === 'RequestHeaderModifier' ? f.requestHeaderModifier : f.responseHeaderModifier) ?? {
+        set: [],
+        add: [],
+        remove: [],
+      };
       return { type: f.type, set: m.set, add: m.add, remove: m.remove };
     }
     case 'RequestMirror': {
       const m = f.requestMirror;
       const backend: BackendRefEntry = { name: m?.backendRef.name ?? '', port: m?.backendRef.port ?? 0 };
-      if (m?.fraction !== undefined) return { type: 'RequestMirror', backend, numerator: m.fraction.numerator, denominator: m.fraction.denominator };
+      if (m?.fraction !== undefined)
+        return { type: 'RequestMirror', backend, numerator: m.fraction.numerator, denominator: m.fraction.denominator };
       return { type: 'RequestMirror', backend, numerator: m?.percent ?? 100, denominator: 100 };
     }
     case 'URLRewrite': {
       const u = 'urlRewrite' in f ? f.urlRewrite : undefined;
-      return { type: 'URLRewrite', ...(u?.hostname !== undefined ? { hostname: u.hostname } : {}), ...pathModifier(u?.path) };
+      return {
+        type: 'URLRewrite',
+        ...(u?.hostname !== undefined ? { hostname: u.hostname } : {}),
+        ...pathModifier(u?.path),
+      };
     }
     case 'RequestRedirect': {
       const r = 'requestRedirect' in f ? f.requestRedirect : undefined;

@@ -83,7 +83,11 @@ void test('every frame type, written by our writers and read back by the reader 
   const data = Buffer.from('hello, world');
   const stream = Buffer.concat([
     PREFACE,
-    settingsFrame([[SettingId.INITIAL_WINDOW_SIZE, 1 << 20], [SettingId.MAX_FRAME_SIZE, 32768], [0x99, 7]]),
+    settingsFrame([
+      [SettingId.INITIAL_WINDOW_SIZE, 1 << 20],
+      [SettingId.MAX_FRAME_SIZE, 32768],
+      [0x99, 7],
+    ]),
     settingsAckFrame(),
     headers,
     dataFrameHeader(1, data.length, true),
@@ -172,7 +176,11 @@ void test('a large field block goes out as HEADERS + CONTINUATION in one buffer 
   assert.equal(out.length, size + Math.ceil(size / 16384) * FRAME_HEADER_SIZE);
   const { frames } = readAll([SETTINGS0, out]);
   const types = frames.slice(1).map((f) => [f.type, f.flags, f.streamId]);
-  assert.deepEqual(types, [[1, Flag.END_STREAM, 5], [9, 0, 5], [9, Flag.END_HEADERS, 5]]);
+  assert.deepEqual(types, [
+    [1, Flag.END_STREAM, 5],
+    [9, 0, 5],
+    [9, Flag.END_HEADERS, 5],
+  ]);
   const asm = new FieldBlockAssembler(65536);
   const parts = frames.slice(1).map((f) => Buffer.from(f.payload, 'hex'));
   assert.equal(asm.start(parts[0]!, false), null);
@@ -191,7 +199,12 @@ void test('a large field block goes out as HEADERS + CONTINUATION in one buffer 
   // So is a flood of empty CONTINUATION frames.
   const flood = new FieldBlockAssembler(100);
   flood.start(Buffer.alloc(1), false);
-  assert.equal(caught(() => { for (;;) flood.add(Buffer.alloc(0), false); }).code, H2Codes.FIELD_BLOCK_TOO_LARGE);
+  assert.equal(
+    caught(() => {
+      for (;;) flood.add(Buffer.alloc(0), false);
+    }).code,
+    H2Codes.FIELD_BLOCK_TOO_LARGE,
+  );
 });
 
 void test('a stream of frames cut at every offset, or byte by byte, reads as the same frames', () => {
@@ -224,7 +237,10 @@ void test('a stream of frames cut at every offset, or byte by byte, reads as the
 });
 
 void test('reader errors: frame size, preface, first frame, CONTINUATION out of place', () => {
-  const read = (chunks: Buffer[], options = {}) => () => readAll(chunks, options);
+  const read =
+    (chunks: Buffer[], options = {}) =>
+    () =>
+      readAll(chunks, options);
   const big = frame(FrameType.DATA, 0, 1, Buffer.alloc(16385));
   let e = caught(read([SETTINGS0, big]));
   assert.deepEqual([e.code, e.h2Code, e.scope], [H2Codes.FRAME_SIZE, H2ErrorCode.FRAME_SIZE_ERROR, 'connection']);
@@ -261,8 +277,10 @@ void test('reader errors: frame size, preface, first frame, CONTINUATION out of 
 });
 
 void test('payload errors: each with its RFC 9113 code and whether it ends the stream or the connection', () => {
-  const settings = (flags: number, streamId: number, payload: string, fromServer = false) => () =>
-    parseSettings(view(4, flags, streamId, payload), new Settings(), fromServer);
+  const settings =
+    (flags: number, streamId: number, payload: string, fromServer = false) =>
+    () =>
+      parseSettings(view(4, flags, streamId, payload), new Settings(), fromServer);
   const P = H2ErrorCode.PROTOCOL_ERROR;
   const F = H2ErrorCode.FRAME_SIZE_ERROR;
   const [PR, FS, SV] = [H2Codes.PROTOCOL, H2Codes.FRAME_SIZE, H2Codes.SETTINGS_VALUE];

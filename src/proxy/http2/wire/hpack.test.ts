@@ -98,7 +98,10 @@ void test('integers: RFC 7541 C.1 examples', () => {
   // Decoding 1337 as a table size update (5-bit prefix, pattern 001): above the limit, so refused,
   // while 31 + 1305 = 1336 is not.
   const d = new HpackDecoder({ maxTableSize: 1336 });
-  assert.equal(h2code(() => d.decode(hex('3f9a0a'))), H2Codes.HPACK_TABLE_SIZE_UPDATE);
+  assert.equal(
+    h2code(() => d.decode(hex('3f9a0a'))),
+    H2Codes.HPACK_TABLE_SIZE_UPDATE,
+  );
   d.decode(hex('3f990a'));
   assert.equal(d.tableMaxSize, 1336);
 });
@@ -115,8 +118,16 @@ void test('RFC 7541 C.2: literal and indexed fields, decoded and encoded byte fo
   for (const [name, fields, bytes, tableSize] of C2) {
     const d = new HpackDecoder();
     const got = d.decode(hex(bytes));
-    assert.deepEqual(pairs(got), fields.map(([n, v]) => [n, v]), name);
-    assert.deepEqual(got.flags, fields.map(([, , f]) => f ?? 0), name);
+    assert.deepEqual(
+      pairs(got),
+      fields.map(([n, v]) => [n, v]),
+      name,
+    );
+    assert.deepEqual(
+      got.flags,
+      fields.map(([, , f]) => f ?? 0),
+      name,
+    );
     assert.equal(d.tableSize, tableSize, name);
     const e = new HpackEncoder({ huffman: 'never' });
     assert.equal(e.encode(list(...fields)).toString('hex'), hex(bytes).toString('hex'), name);
@@ -125,13 +136,24 @@ void test('RFC 7541 C.2: literal and indexed fields, decoded and encoded byte fo
 });
 
 const REQUESTS: [string, string][][] = [
-  [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com']],
   [
-    [':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com'],
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', 'www.example.com'],
+  ],
+  [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', 'www.example.com'],
     ['cache-control', 'no-cache'],
   ],
   [
-    [':method', 'GET'], [':scheme', 'https'], [':path', '/index.html'], [':authority', 'www.example.com'],
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', '/index.html'],
+    [':authority', 'www.example.com'],
     ['custom-key', 'custom-value'],
   ],
 ];
@@ -151,11 +173,25 @@ const DATE1 = 'Mon, 21 Oct 2013 20:13:21 GMT';
 const DATE2 = 'Mon, 21 Oct 2013 20:13:22 GMT';
 const COOKIE = 'foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1';
 const RESPONSES: [string, string][][] = [
-  [[':status', '302'], ['cache-control', 'private'], ['date', DATE1], ['location', 'https://www.example.com']],
-  [[':status', '307'], ['cache-control', 'private'], ['date', DATE1], ['location', 'https://www.example.com']],
   [
-    [':status', '200'], ['cache-control', 'private'], ['date', DATE2], ['location', 'https://www.example.com'],
-    ['content-encoding', 'gzip'], ['set-cookie', COOKIE],
+    [':status', '302'],
+    ['cache-control', 'private'],
+    ['date', DATE1],
+    ['location', 'https://www.example.com'],
+  ],
+  [
+    [':status', '307'],
+    ['cache-control', 'private'],
+    ['date', DATE1],
+    ['location', 'https://www.example.com'],
+  ],
+  [
+    [':status', '200'],
+    ['cache-control', 'private'],
+    ['date', DATE2],
+    ['location', 'https://www.example.com'],
+    ['content-encoding', 'gzip'],
+    ['set-cookie', COOKIE],
   ],
 ];
 const C5 = [
@@ -176,7 +212,10 @@ const C6 = [
 const RESPONSE_TABLES = [222, 222, 215];
 
 void test('RFC 7541 C.3 and C.4: three requests on one connection, without and with Huffman', () => {
-  for (const [name, blocks, huffman] of [['C.3', C3, 'never'], ['C.4', C4, 'always']] as const) {
+  for (const [name, blocks, huffman] of [
+    ['C.3', C3, 'never'],
+    ['C.4', C4, 'always'],
+  ] as const) {
     const d = new HpackDecoder();
     const e = new HpackEncoder({ huffman });
     REQUESTS.forEach((req, i) => {
@@ -191,7 +230,10 @@ void test('RFC 7541 C.3 and C.4: three requests on one connection, without and w
 });
 
 void test('RFC 7541 C.5 and C.6: three responses with a 256-byte table, with evictions', () => {
-  for (const [name, blocks, huffman] of [['C.5', C5, 'never'], ['C.6', C6, 'always']] as const) {
+  for (const [name, blocks, huffman] of [
+    ['C.5', C5, 'never'],
+    ['C.6', C6, 'always'],
+  ] as const) {
     const d = new HpackDecoder();
     const e = new HpackEncoder({ maxTableSize: 256, huffman });
     // The examples assume a table of 256 bytes on both sides: our encoder says so with a size update
@@ -208,7 +250,11 @@ void test('RFC 7541 C.5 and C.6: three responses with a 256-byte table, with evi
       assert.equal(e.tableSize, RESPONSE_TABLES[i]);
     });
     // After C.x.3 the table holds set-cookie, content-encoding and the second date, newest first.
-    const table = [['set-cookie', COOKIE], ['content-encoding', 'gzip'], ['date', DATE2]];
+    const table = [
+      ['set-cookie', COOKIE],
+      ['content-encoding', 'gzip'],
+      ['date', DATE2],
+    ];
     assert.deepEqual(pairs(d.decode(hex('bebfc0'))), table);
   }
 });
@@ -226,8 +272,22 @@ function rng(seed: number): () => number {
 }
 
 void test('round-trips of random field lists through an encoder and a decoder that stay in step', () => {
-  const names = [':method', ':path', ':authority', 'content-type', 'te', 'grpc-timeout', 'user-agent', 'x-a',
-    'authorization', 'cookie', 'date', 'x-request-id', 'accept-encoding', ':status'];
+  const names = [
+    ':method',
+    ':path',
+    ':authority',
+    'content-type',
+    'te',
+    'grpc-timeout',
+    'user-agent',
+    'x-a',
+    'authorization',
+    'cookie',
+    'date',
+    'x-request-id',
+    'accept-encoding',
+    ':status',
+  ];
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     const r = rng(seed);
     const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
@@ -281,7 +341,10 @@ void test('sensitive fields go as never-indexed literals and keep the flag throu
 });
 
 void test('decoding errors: bad index, integer overflow, truncation, misplaced or oversized size updates', () => {
-  const dec = (h: string, d = new HpackDecoder()) => () => d.decode(hex(h));
+  const dec =
+    (h: string, d = new HpackDecoder()) =>
+    () =>
+      d.decode(hex(h));
   assert.equal(h2code(dec('80')), H2Codes.HPACK_BAD_INDEX); // index 0
   assert.equal(h2code(dec('be')), H2Codes.HPACK_BAD_INDEX); // 62 with an empty dynamic table
   assert.equal(h2code(dec('7f0a 0161')), H2Codes.HPACK_BAD_INDEX); // literal whose name index is 73
@@ -309,14 +372,23 @@ void test('after we lower SETTINGS_HEADER_TABLE_SIZE, the next block must start 
   const d = new HpackDecoder();
   d.decode(hex('400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572'));
   d.setMaxTableSize(40);
-  assert.equal(h2code(() => d.decode(hex('82'))), H2Codes.HPACK_TABLE_SIZE_UPDATE);
+  assert.equal(
+    h2code(() => d.decode(hex('82'))),
+    H2Codes.HPACK_TABLE_SIZE_UPDATE,
+  );
   const d2 = new HpackDecoder();
   d2.decode(hex('400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572'));
   d2.setMaxTableSize(40);
-  assert.equal(h2code(() => d2.decode(hex('3f0a'))), H2Codes.HPACK_TABLE_SIZE_UPDATE); // 41 > 40
+  assert.equal(
+    h2code(() => d2.decode(hex('3f0a'))),
+    H2Codes.HPACK_TABLE_SIZE_UPDATE,
+  ); // 41 > 40
   d2.decode(hex('3f09 82')); // 40: the 55-byte entry is evicted
   assert.equal(d2.tableSize, 0);
-  assert.equal(h2code(() => d2.decode(hex('be'))), H2Codes.HPACK_BAD_INDEX);
+  assert.equal(
+    h2code(() => d2.decode(hex('be'))),
+    H2Codes.HPACK_BAD_INDEX,
+  );
   // Raising the limit needs no update: the peer may keep its smaller table.
   d2.setMaxTableSize(8192);
   d2.decode(hex('82'));
@@ -376,7 +448,10 @@ void test('an HPACK bomb is refused after bounded work, and the table stays in s
   const limited = new HpackDecoder({ maxHeaderListSize: 16384 });
   limited.decode(seed);
   const late = Buffer.concat([Buffer.alloc(20000, 0xbe), tail]);
-  assert.equal(h2code(() => limited.decode(late)), H2Codes.HEADER_LIST_TOO_LARGE);
+  assert.equal(
+    h2code(() => limited.decode(late)),
+    H2Codes.HEADER_LIST_TOO_LARGE,
+  );
   assert.equal(limited.tableSize, unlimited.tableSize);
   assert.deepEqual(pairs(limited.decode(hex('be'))), [['x-after', 'y'.repeat(100)]]);
   assert.deepEqual(pairs(unlimited.decode(hex('be'))), [['x-after', 'y'.repeat(100)]]);

@@ -21,7 +21,9 @@ interface Net {
   readonly mask: number;
 }
 
-type Requirement = { readonly any: boolean; readonly ids: readonly RegExp[]; readonly exact: ReadonlySet<string> } | { readonly nets: readonly { readonly net: Net; readonly except: readonly Net[] }[] };
+type Requirement =
+  | { readonly any: boolean; readonly ids: readonly RegExp[]; readonly exact: ReadonlySet<string> }
+  | { readonly nets: readonly { readonly net: Net; readonly except: readonly Net[] }[] };
 
 export interface CompiledAuthz {
   /** `namespace/name` of the AuthorizationPolicy, or `default:<policy>`. */
@@ -47,11 +49,16 @@ function parseNet(cidr: string): Net | undefined {
   return { base: (ip & mask) >>> 0, mask };
 }
 
-const inNet = (ip: number, n: Net) => ((ip & n.mask) >>> 0) === n.base;
+const inNet = (ip: number, n: Net) => (ip & n.mask) >>> 0 === n.base;
 
 /** A SPIFFE id pattern: `*` stands for any run of characters within one path segment. */
 function identityPattern(p: string): RegExp {
-  return new RegExp(`^${p.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+  return new RegExp(
+    `^${p
+      .split('*')
+      .map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/]*')}$`,
+  );
 }
 
 export function compileAuthz(a: Authorization): CompiledAuthz {
@@ -76,7 +83,8 @@ export function allows(a: CompiledAuthz, c: Client): boolean {
   for (const r of a.all) {
     if ('nets' in r) {
       const ip = c.ip;
-      if (ip === undefined || !r.nets.some((n) => inNet(ip, n.net) && !n.except.some((e) => inNet(ip, e)))) return false;
+      if (ip === undefined || !r.nets.some((n) => inNet(ip, n.net) && !n.except.some((e) => inNet(ip, e))))
+        return false;
     } else {
       const id = c.id;
       if (id === undefined) return false;
@@ -117,9 +125,14 @@ export interface CompiledPolicy {
 let versions = 0;
 
 /** Compiles an answer; `previous` lends its rate limiters' state to unchanged limits. */
-export function compilePolicy(p: InboundPolicy, previous: CompiledPolicy | undefined, problems: string[]): CompiledPolicy {
+export function compilePolicy(
+  p: InboundPolicy,
+  previous: CompiledPolicy | undefined,
+  problems: string[],
+): CompiledPolicy {
   const limiters = new Map<string, RateLimiter>();
-  if (previous !== undefined) for (const r of previous.ports.values()) if (r.limiter !== undefined) limiters.set(r.limiter.key, r.limiter);
+  if (previous !== undefined)
+    for (const r of previous.ports.values()) if (r.limiter !== undefined) limiters.set(r.limiter.key, r.limiter);
   const ports = new Map<number, PortRules>();
   for (const pp of p.ports) ports.set(pp.port, portRules(pp, limiters, problems));
   const fallback: PortRules = {
@@ -144,7 +157,14 @@ function portRules(pp: PortPolicy, limiters: Map<string, RateLimiter>, problems:
     const fresh = new RateLimiter(pp.rate_limit);
     limiter = limiters.get(fresh.key) ?? fresh;
   }
-  return { server: pp.server, opaque: pp.protocol === 'opaque', authorizations: pp.authorizations.map(compileAuthz), routes: table, routeAuthz, limiter };
+  return {
+    server: pp.server,
+    opaque: pp.protocol === 'opaque',
+    authorizations: pp.authorizations.map(compileAuthz),
+    routes: table,
+    routeAuthz,
+    limiter,
+  };
 }
 
 /** What the proxy needs from the policy watch. */
@@ -212,13 +232,18 @@ export class ConnAuthz {
     let route = '';
     if (!rules.routes.empty && req !== undefined) {
       const c = matchRoute(rules.routes, req);
-      if (c === undefined) return this.decisions.get(NO_ROUTE) ?? this.keep(NO_ROUTE, this.make(rules, '', false, 'no-route', true, 'http'));
+      if (c === undefined)
+        return (
+          this.decisions.get(NO_ROUTE) ?? this.keep(NO_ROUTE, this.make(rules, '', false, 'no-route', true, 'http'))
+        );
       route = c.rule.route;
     }
     // Kept per route until the policy changes: a request pays one Map lookup (no closure, no labels).
     const kept = this.decisions.get(route);
     if (kept !== undefined) return kept;
-    const a = firstAllowing(rules.authorizations, this.client) ?? (route !== '' ? firstAllowing(rules.routeAuthz.get(route) ?? [], this.client) : undefined);
+    const a =
+      firstAllowing(rules.authorizations, this.client) ??
+      (route !== '' ? firstAllowing(rules.routeAuthz.get(route) ?? [], this.client) : undefined);
     return this.keep(route, this.make(rules, route, a !== undefined, a?.name ?? 'unauthorized', false, 'http'));
   }
 
@@ -246,7 +271,14 @@ export class ConnAuthz {
     return d;
   }
 
-  private make(rules: PortRules, route: string, allowed: boolean, rule: string, noRoute: boolean, proto: 'http' | 'tcp'): Decision {
+  private make(
+    rules: PortRules,
+    route: string,
+    allowed: boolean,
+    rule: string,
+    noRoute: boolean,
+    proto: 'http' | 'tcp',
+  ): Decision {
     const c = this.counters;
     const count =
       proto === 'http'

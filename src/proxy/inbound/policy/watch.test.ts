@@ -15,13 +15,24 @@ import { PolicyWatch } from './watch.js';
 const log = createLogger('test-policy', 'silent');
 
 const startOn = (store: LocalStore, port: number) =>
-  startTestControlPlane({ store, port, policy: { defaultPolicy: 'all-authenticated', clusterNetworks: ['10.244.0.0/16'] } });
+  startTestControlPlane({
+    store,
+    port,
+    policy: { defaultPolicy: 'all-authenticated', clusterNetworks: ['10.244.0.0/16'] },
+  });
 
 void test('policy watch: first answer, live change, and the last policy kept while the control plane is away', async (t) => {
   const store = new LocalStore({ ...sampleContent(), policy: samplePolicy() });
   const port = await freePort();
   let cp = await startOn(store, port);
-  const w = new PolicyWatch({ addr: { host: '127.0.0.1', port: toPort(port) }, namespace: 'default', pod: 'web-1', defaultPolicy: 'deny', log, backoff: { initialMs: 50, maxMs: 200 } });
+  const w = new PolicyWatch({
+    addr: { host: '127.0.0.1', port: toPort(port) },
+    namespace: 'default',
+    pod: 'web-1',
+    defaultPolicy: 'deny',
+    log,
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
   t.after(async () => {
     w.close();
     await cp.close();
@@ -33,7 +44,10 @@ void test('policy watch: first answer, live change, and the last policy kept whi
   const first = w.current();
   assert.equal(first.fallback.server, 'default:all-authenticated');
   assert.equal(first.ports.get(8080)?.server, 'default/web-http');
-  assert.deepEqual(first.ports.get(8080)?.authorizations.map((a) => a.name), ['default/web-ops']);
+  assert.deepEqual(
+    first.ports.get(8080)?.authorizations.map((a) => a.name),
+    ['default/web-ops'],
+  );
   assert.equal(first.ports.get(8080)?.limiter?.name, 'default/web');
 
   // A change is streamed: the authorization goes.
@@ -51,5 +65,7 @@ void test('policy watch: first answer, live change, and the last policy kept whi
   // It comes back with another policy: the watch catches up.
   store.replace({ ...sampleContent(), policy: samplePolicy() });
   cp = await startOn(store, port);
-  await waitFor('the answer after the outage', () => (w.current().ports.get(8080)?.authorizations.length === 1 ? true : undefined));
+  await waitFor('the answer after the outage', () =>
+    w.current().ports.get(8080)?.authorizations.length === 1 ? true : undefined,
+  );
 });

@@ -3,7 +3,12 @@
 // discovery: while the control plane is away the last answer stays in force and the watch reconnects
 // with jittered backoff. Until the first answer, the configured default applies to every port.
 import { GrpcChannel, type Call } from '../../../api/grpc/channel.js';
-import { defaultAuthorizations, watchInboundPolicy, type DefaultPolicyName, type InboundPolicy } from '../../../api/policy.js';
+import {
+  defaultAuthorizations,
+  watchInboundPolicy,
+  type DefaultPolicyName,
+  type InboundPolicy,
+} from '../../../api/policy.js';
 import { formatAddr, type SocketAddr } from '../../../core/addr.js';
 import { JitteredBackoff, type JitteredBackoffOptions } from '../../../core/backoff.js';
 import type { Logger } from '../../../core/log.js';
@@ -45,7 +50,12 @@ export class PolicyWatch implements PolicySource {
   constructor(private readonly o: PolicyWatchOptions) {
     // Before the first answer the cluster's networks are not known: cluster-authenticated checks the
     // identity only.
-    this.raw = { known: false, default_policy: o.defaultPolicy, default_authorizations: defaultAuthorizations(o.defaultPolicy, []), ports: [] };
+    this.raw = {
+      known: false,
+      default_policy: o.defaultPolicy,
+      default_authorizations: defaultAuthorizations(o.defaultPolicy, []),
+      ports: [],
+    };
     this.policy = compilePolicy(this.raw, undefined, []);
     this.channel = o.channel ?? new GrpcChannel(formatAddr(o.addr));
     this.backoff = new JitteredBackoff(o.backoff);
@@ -78,7 +88,10 @@ export class PolicyWatch implements PolicySource {
           if (this.closed) return;
           if (!this.outage) {
             this.outage = true;
-            this.o.log.warn({ code: s.code, details: s.details }, 'policy: watch ended; keeping the last policy while reconnecting (logged once per outage)');
+            this.o.log.warn(
+              { code: s.code, details: s.details },
+              'policy: watch ended; keeping the last policy while reconnecting (logged once per outage)',
+            );
           }
           this.stats.reconnects++;
           this.retryTimer = setTimeout(() => this.connect(), this.backoff.next());
@@ -101,7 +114,8 @@ export class PolicyWatch implements PolicySource {
     const problems: string[] = [];
     this.policy = compilePolicy(p, this.policy, problems);
     this.raw = p;
-    if (problems.length > 0) this.o.log.warn({ problems }, 'policy: inbound routes with problems (their matches never match)');
+    if (problems.length > 0)
+      this.o.log.warn({ problems }, 'policy: inbound routes with problems (their matches never match)');
     if (p.known) {
       this.answered = true;
       this.onFirst();

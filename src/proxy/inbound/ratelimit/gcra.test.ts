@@ -32,7 +32,12 @@ void test('gcra: a refusal says how long to wait', () => {
 });
 
 void test('rate limiter: per identity, overrides, and the total', () => {
-  const rl = new RateLimiter({ name: 'ns/rl', total_rps: 100, identity_rps: 10, overrides: [{ rps: 20, identities: ['spiffe://td/ns/a/sa/fast'] }] });
+  const rl = new RateLimiter({
+    name: 'ns/rl',
+    total_rps: 100,
+    identity_rps: 10,
+    overrides: [{ rps: 20, identities: ['spiffe://td/ns/a/sa/fast'] }],
+  });
   const counts = { slow: 0, fast: 0 };
   for (let t = 0; t < 10_000; t += 10) {
     if (rl.allow('spiffe://td/ns/a/sa/slow', true, t)) counts.slow++;
