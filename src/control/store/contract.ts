@@ -2,7 +2,14 @@
 // an implementation's test file calls `storeContract` with a harness that can set the store's content.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PodEntry, PolicyEntries, ServiceEntry, Store, StoreSnapshot } from './store.js';
+import {
+  byNamespaceName,
+  type PodEntry,
+  type PolicyEntries,
+  type ServiceEntry,
+  type Store,
+  type StoreSnapshot,
+} from './store.js';
 
 export interface StoreContract {
   readonly store: Store;
@@ -126,13 +133,11 @@ export function samplePolicy(): PolicyEntries {
 
 /** Order-insensitive view of a snapshot's content (a store may list things in any order). */
 function normalized(s: { services: readonly ServiceEntry[]; pods: readonly PodEntry[] }): unknown {
-  const byKey = <T extends { namespace: string; name: string }>(a: T, b: T) =>
-    `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`);
   return {
     services: [...s.services]
-      .sort(byKey)
+      .sort(byNamespaceName)
       .map((svc) => ({ ...svc, endpoints: [...svc.endpoints].sort((a, b) => a.pod.localeCompare(b.pod)) })),
-    pods: [...s.pods].sort(byKey),
+    pods: [...s.pods].sort(byNamespaceName),
   };
 }
 

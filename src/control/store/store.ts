@@ -238,3 +238,12 @@ export interface Store {
   /** Calls `fn` after every change; returns the function that stops it. */
   subscribe(fn: (s: StoreSnapshot) => void): () => void;
 }
+
+/** The order every store keeps its entries in: by namespace, then by name (so that snapshots compare). */
+export function byNamespaceName(
+  a: { namespace: string; name: string },
+  b: { namespace: string; name: string },
+): number {
+  if (a.namespace !== b.namespace) return a.namespace < b.namespace ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}

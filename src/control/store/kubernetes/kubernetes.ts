@@ -10,7 +10,7 @@ import { JitteredBackoff } from '../../../core/backoff.js';
 import type { Logger } from '../../../core/log.js';
 import type { PodRef } from '../../identity/tokens.js';
 import { POLICY_API_VERSION, type PolicyKindName } from '../../../manifests/policy.js';
-import type { PodEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
+import { byNamespaceName, type PodEntry, type ServiceEntry, type Store, type StoreSnapshot } from '../store.js';
 import { podEntry, policyEntriesFrom, routeEntriesFrom, serviceEntry, type ApiObject } from './convert.js';
 
 /** One watched resource: its collection path and how it is listed. */
@@ -273,18 +273,8 @@ export class KubernetesStore implements Store {
     }
     // Fixed or deleted: say so again if it comes back broken.
     for (const object of [...this.problems.keys()]) if (!leftOut.has(object)) this.problems.delete(object);
-    const byKey = <T extends { namespace: string; name: string }>(x: T, y: T) =>
-      x.namespace !== y.namespace
-        ? x.namespace < y.namespace
-          ? -1
-          : 1
-        : x.name < y.name
-          ? -1
-          : x.name > y.name
-            ? 1
-            : 0;
-    services.sort(byKey);
-    pods.sort(byKey);
+    services.sort(byNamespaceName);
+    pods.sort(byNamespaceName);
     const next: StoreSnapshot = freeze({
       version: this.current.version + 1,
       services,

@@ -1,6 +1,14 @@
 // The local runtime's store: the runtime computes Services and pods from its manifests and running
 // pods and hands over the whole picture with `replace`; readers get immutable snapshots.
-import type { PodEntry, PolicyEntries, RouteEntry, ServiceEntry, Store, StoreSnapshot } from '../store.js';
+import {
+  byNamespaceName,
+  type PodEntry,
+  type PolicyEntries,
+  type RouteEntry,
+  type ServiceEntry,
+  type Store,
+  type StoreSnapshot,
+} from '../store.js';
 
 /** What the runtime hands over: every Service and every pod, as they are now. */
 export interface StoreContent {
@@ -38,17 +46,7 @@ export class LocalStore implements Store {
     };
     if (content.routes !== undefined && content.routes.length > 0) {
       const routes = structuredClone(content.routes) as RouteEntry[];
-      routes.sort((a, b) =>
-        a.namespace !== b.namespace
-          ? a.namespace < b.namespace
-            ? -1
-            : 1
-          : a.name < b.name
-            ? -1
-            : a.name > b.name
-              ? 1
-              : 0,
-      );
+      routes.sort(byNamespaceName);
       return deepFreeze({ ...snapshot, routes });
     }
     return deepFreeze(snapshot);

@@ -1,11 +1,8 @@
 // The policy objects of a manifest set as the control plane's store holds them (StoreSnapshot.policy):
 // defaults applied and every reference given its namespace. The runtime hands these to its local store
 // beside its Services, pods and routes; the kubernetes store converts what it watches the same way.
-import type { PolicyEntries } from '../store.js';
+import { byNamespaceName, type PolicyEntries } from '../store.js';
 import type { ManifestSet } from '../../../manifests/types.js';
-
-const byName = <T extends { namespace: string; name: string }>(a: T, b: T): number =>
-  a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
 export function policyEntries(set: ManifestSet): PolicyEntries {
   const out = {
@@ -72,6 +69,6 @@ export function policyEntries(set: ManifestSet): PolicyEntries {
         break;
     }
   }
-  for (const list of Object.values(out)) list.sort(byName);
+  for (const list of Object.values(out)) list.sort(byNamespaceName);
   return out;
 }

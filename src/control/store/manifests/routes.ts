@@ -1,13 +1,14 @@
 // The routes of a manifest set as the control plane's store holds them: Gateway API defaults applied,
 // durations in milliseconds, parentRef sectionNames resolved to ports. The runtime hands these to its
 // local store beside its Services and pods; the kubernetes store converts what it watches the same way.
-import type {
-  BackendRefEntry,
-  PathModifierEntry,
-  RouteEntry,
-  RouteFilterEntry,
-  RouteMatchEntry,
-  RouteRuleEntry,
+import {
+  byNamespaceName,
+  type BackendRefEntry,
+  type PathModifierEntry,
+  type RouteEntry,
+  type RouteFilterEntry,
+  type RouteMatchEntry,
+  type RouteRuleEntry,
 } from '../store.js';
 import type { ManifestSet, RouteObject, ServiceObject } from '../../../manifests/types.js';
 import { isServerParent, parseDuration } from '../../../manifests/routes.js';
@@ -17,19 +18,7 @@ import type { GRPCRouteFilter, HTTPPathModifier, HTTPRouteFilter } from '../../.
 export function routeEntries(set: ManifestSet): RouteEntry[] {
   const services = new Map(set.services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   const routes: RouteObject[] = [...(set.httpRoutes ?? []), ...(set.grpcRoutes ?? [])];
-  return routes
-    .map((r) => routeEntry(r, services))
-    .sort((a, b) =>
-      a.namespace !== b.namespace
-        ? a.namespace < b.namespace
-          ? -1
-          : 1
-        : a.name < b.name
-          ? -1
-          : a.name > b.name
-            ? 1
-            : 0,
-    );
+  return routes.map((r) => routeEntry(r, services)).sort(byNamespaceName);
 }
 
 function routeEntry(r: RouteObject, services: ReadonlyMap<string, ServiceObject>): RouteEntry {
