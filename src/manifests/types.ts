@@ -109,6 +109,22 @@ export interface ManifestSet {
   readonly policies?: readonly PolicyObject[];
 }
 
+/** A set that holds nothing (a mesh before its first manifests), or only what `only` gives it. */
+export function manifestSet(only: Partial<ManifestSet> = {}): ManifestSet {
+  return {
+    objects: [],
+    namespaces: [],
+    pods: [],
+    deployments: [],
+    services: [],
+    serviceAccounts: [],
+    httpRoutes: [],
+    grpcRoutes: [],
+    policies: [],
+    ...only,
+  };
+}
+
 /** `namespace/name`, or `name` for a Namespace. */
 export function objectKey(o: ManifestObject): string {
   return o.kind === 'Namespace' ? o.metadata.name : `${o.metadata.namespace}/${o.metadata.name}`;

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { DefaultInboundPolicy, StoreSnapshot } from '../control/store/store.js';
+import { manifestSet } from '../manifests/types.js';
 import {
   formatPortList,
   parseManifests,
@@ -88,16 +89,7 @@ export interface ApplyResult {
   readonly unchanged: number;
 }
 
-const EMPTY_SET: ManifestSet = {
-  objects: [],
-  namespaces: [],
-  pods: [],
-  deployments: [],
-  services: [],
-  serviceAccounts: [],
-  httpRoutes: [],
-  grpcRoutes: [],
-};
+const EMPTY_SET: ManifestSet = manifestSet();
 
 export class Mesh {
   private readonly paths: StatePaths;

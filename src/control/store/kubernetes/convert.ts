@@ -12,12 +12,12 @@ import {
 import { checkPolicy } from '../../../manifests/policy-check.js';
 import { checkRoute } from '../../../manifests/routes.js';
 import { grpcRouteSchema, httpRouteSchema } from '../../../manifests/schema.js';
-import type {
-  GRPCRouteObject,
-  HTTPRouteObject,
-  ManifestSet,
-  PolicyObject,
-  ServiceObject,
+import {
+  manifestSet,
+  type GRPCRouteObject,
+  type HTTPRouteObject,
+  type PolicyObject,
+  type ServiceObject,
 } from '../../../manifests/types.js';
 import { policyEntries } from '../manifests/policy.js';
 import { routeEntries } from '../manifests/routes.js';
@@ -249,17 +249,7 @@ export function routeEntriesFrom(
         .map((p) => ({ name: s(p.name), port: p.port as number, targetPort: p.port as number })),
     },
   })) as unknown as ServiceObject[];
-  const set = {
-    objects: [],
-    namespaces: [],
-    pods: [],
-    deployments: [],
-    services: svcObjects,
-    serviceAccounts: [],
-    httpRoutes: http,
-    grpcRoutes: grpc,
-  } as ManifestSet;
-  return { routes: routeEntries(set), problems };
+  return { routes: routeEntries(manifestSet({ services: svcObjects, httpRoutes: http, grpcRoutes: grpc })), problems };
 }
 
 /** The policy objects (policy.outrigger.io), by kind: each is parsed with the schema and checked with
@@ -302,14 +292,5 @@ export function policyEntriesFrom(byKind: Readonly<Partial<Record<PolicyKindName
       policies.push({ ...parsed.data, source } as PolicyObject);
     }
   }
-  const set = {
-    objects: [],
-    namespaces: [],
-    pods: [],
-    deployments: [],
-    services: [],
-    serviceAccounts: [],
-    policies,
-  } as unknown as ManifestSet;
-  return { policy: policyEntries(set), count: policies.length, problems };
+  return { policy: policyEntries(manifestSet({ policies })), count: policies.length, problems };
 }
