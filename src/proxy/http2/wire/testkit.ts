@@ -47,6 +47,7 @@ interface EchoState {
  * The test server's behaviour, by :path. /echo: the body back (flow-controlled: bytes are consumed only
  * once our write accepted them). /size/N: N bytes of pattern(N). /trailers: body "ok" and trailers with
  * the request body's sha256. /info: a 103 then 200. /reset: RST_STREAM CANCEL. /hang: no answer.
+ * /hold: no answer, and the body is never consumed.
  * Anything else: 200 with a 1 kB body (the bench's shape).
  */
 export class EchoHandler implements H2Handler {
@@ -65,7 +66,7 @@ export class EchoHandler implements H2Handler {
     const st: EchoState = { path, held: 0, hash: createHash('sha256'), received: 0 };
     stream.user = st;
     if (path === '/reset') return this.conn.reset(stream, 0x8);
-    if (path === '/hang') return;
+    if (path === '/hang' || path === '/hold') return;
     if (path === '/info') this.conn.respond(stream, headers({ ':status': '103', link: '</a>; rel=preload' }), false);
     if (path === '/echo') {
       this.conn.respond(stream, headers({ ':status': '200', 'content-type': 'application/octet-stream' }), false);
@@ -92,6 +93,7 @@ export class EchoHandler implements H2Handler {
   onData(stream: H2Stream, buf: Buffer, off: number, len: number, endStream: boolean): void {
     const st = stream.user as EchoState;
     st.received += len;
+    if (st.path === '/hold') return; // never consumed: the peer's windows only shrink
     if (st.path === '/echo') {
       if (this.conn.write(stream, buf.subarray(off, off + len), endStream)) this.conn.consumed(stream, len);
       else st.held += len;
