@@ -132,9 +132,6 @@ export class H2Stats {
 const MAX_STREAM_ID = 0x7fffffff;
 /** Streams we reset lately, whose frames in flight we ignore (RFC 9113 section 5.1, "closed"). */
 const RECENT_RESETS = 64;
-/** Below this, a batch of frames is copied into one Buffer for one write; above, the socket is corked
- *  and each piece written as is (DATA payloads are not copied). */
-const CONCAT_BELOW = 16384;
 const TICK_MS = 1000;
 const CLOSE_GRACE_MS = 1000;
 const NO_BLOCK = -1;
@@ -453,7 +450,12 @@ export class H2Connection {
     }
   }
 
-  /** Writes the turn's frames: small batches copied into one Buffer, large ones corked (see CONCAT_BELOW). */
+  /**
+   * Writes the turn's frames in one batch: the socket is corked and each piece written as is, so that
+   * uncork makes one writev of them all and DATA payloads are not copied. Measured with h2load (16 x 10
+   * streams, 1 kB responses, our server): a write per frame ran at a tenth of the rate; copying every
+   * batch into one Buffer at 0.8-0.9x of corking; corking only batches over 16 kB at 0.9x.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const out = this.out;
@@ -470,8 +472,6 @@ export class H2Connection {
     this.stats.writes++;
     if (out.length === 1) {
       socket.write(out[0] as Buffer);
-    } else if (this.outBytes < CONCAT_BELOW) {
-      socket.write(Buffer.concat(out, this.outBytes));
     } else {
       socket.cork();
       for (let i = 0; i < out.length; i++) socket.write(out[i] as Buffer);
