@@ -228,3 +228,26 @@ void test('client role, node:http2 server: resets both ways', async () => {
   await h.closed;
   server.close();
 });
+
+void test('client role: keep-alive pings are answered; GOAWAY from the server refuses our streams above its last id', async () => {
+  const { server, port } = await nodeServer();
+  const sessions: http2.ServerHttp2Session[] = [];
+  server.on('session', (s) => sessions.push(s));
+  const { conn, h } = await connect(port, { keepAliveMs: 100 });
+  for (let i = 0; i < 300 && h.pings.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(h.pings.length >= 1, 'a keep-alive ping came back');
+  const req = { ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hang' };
+  const ex = [h.request(req), h.request(req), h.request(req)];
+  await new Promise((r) => setTimeout(r, 100));
+  sessions[0]!.goaway(0, 1);
+  const [, second, third] = [await Promise.race([ex[0], null]), await ex[1], await ex[2]];
+  assert.equal(second?.reset, H2ErrorCode.REFUSED_STREAM);
+  assert.equal(third?.reset, H2ErrorCode.REFUSED_STREAM);
+  assert.deepEqual(h.goaways, [[1, 0]]);
+  assert.equal(conn.full, true);
+  assert.equal(conn.request(headers(req), true), null);
+  assert.equal(conn.streamCount, 1); // stream 1 is still the server's to finish
+  conn.close();
+  await h.closed;
+  server.close();
+});

@@ -186,6 +186,8 @@ export class H2Connection {
   private outBytes = 0;
   private flushScheduled = false;
   private congested = false;
+  /** DATA stopped at the high water mark of one batch (see saturated()). */
+  private cutShort = false;
   private readPaused = false;
   private readonly highWater: number;
   /** Streams with DATA queued, waiting for window or for the socket. */
@@ -367,6 +369,7 @@ export class H2Connection {
   write(stream: H2Stream, buf: Buffer, endStream: boolean): boolean {
     if (stream.closed) return true;
     if (stream.localEnded) throw new Error(`h2 stream ${stream.id}: write after end`);
+    if (!stream.headersSent) throw new Error(`h2 stream ${stream.id}: write before the head`);
     if (buf.length > 0) stream.enqueue(buf);
     if (endStream) {
       stream.localEnded = true;
@@ -488,7 +491,23 @@ export class H2Connection {
         socket.pause();
       }
     }
-    if (this.closing && !socket.writableEnded) socket.end();
+    if (this.closing && !socket.writableEnded) {
+      socket.end();
+      return;
+    }
+    // The batch was cut at the high water mark but the socket took it: no 'drain' will come, go on.
+    if (this.cutShort && !this.congested) {
+      this.cutShort = false;
+      this.pump();
+    }
+  }
+
+  /** Enough is waiting for the socket: DATA waits in the streams' queues (by reference) instead. */
+  private saturated(): boolean {
+    if (this.congested) return true;
+    if (this.outBytes <= this.highWater) return false;
+    this.cutShort = true;
+    return true;
   }
 
   private drained(): void {
@@ -547,7 +566,7 @@ export class H2Connection {
    */
   private pumpStream(s: H2Stream, budget: number = Infinity): void {
     const maxFrame = this.peerSettings.maxFrameSize;
-    while (s.queued > 0 && !this.congested && budget > 0) {
+    while (s.queued > 0 && budget > 0 && !this.saturated()) {
       let n = this.flow.sendable(s.flow);
       if (n <= 0) return;
       if (n > maxFrame) n = maxFrame;
@@ -607,7 +626,7 @@ export class H2Connection {
     const list = this.blockedStreams;
     let notify = false;
     let progress = true;
-    while (progress && !this.congested && this.flow.sendWindow > 0) {
+    while (progress && this.flow.sendWindow > 0 && !this.saturated()) {
       progress = false;
       for (let i = 0; i < list.length; i++) {
         const s = list[i] as H2Stream;
@@ -1151,7 +1170,6 @@ export class H2Connection {
       this.count(err.code);
       this.sendGoAway(H2ErrorCode.NO_ERROR);
       this.shutdown(H2ErrorCode.NO_ERROR, err);
-      this.socket.destroy();
       return;
     }
     if (this.keepAliveMs > 0 && !this.pingOutstanding && now - this.quietSince >= this.keepAliveMs) this.ping();

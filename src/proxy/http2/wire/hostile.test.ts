@@ -275,3 +275,39 @@ void test('a bad preface: GOAWAY PROTOCOL_ERROR and close', async () => {
   assert.ok(goaway > 0 || all.length > 9);
   await srv.close();
 });
+
+void test('a peer that does not read: the socket holds about the high water mark, the body waits by reference', async () => {
+  const { srv, peer, conn, e } = await setup({ socketHighWater: 65536 });
+  // Windows as large as the protocol allows, then the peer stops reading.
+  peer.send(settingsFrame([[SettingId.INITIAL_WINDOW_SIZE, 0x7fffffff]]), windowUpdateFrame(0, 0x7fffffff - 65535));
+  await alive(peer);
+  peer.socket.pause();
+  peer.send(requestFrames(e, 1, '/size/20000000', true));
+  await new Promise((r) => setTimeout(r, 500));
+  const s = [...(conn as unknown as { streams: Map<number, import('./stream.js').H2Stream> }).streams.values()][0]!;
+  assert.ok(conn.socket.writableLength <= 2 * 65536 + 2 * 16384, `socket holds ${conn.socket.writableLength}`);
+  assert.ok(s.queued > 10_000_000, `queued ${s.queued}`); // still in the handler's own buffer
+  // Reading again, the peer gets all of it.
+  peer.socket.resume();
+  await peer.waitFor((f) => f.type === FrameType.DATA && (f.flags & Flag.END_STREAM) !== 0, 20_000);
+  const got = peer.frames.filter((f) => f.type === FrameType.DATA).reduce((n, f) => n + f.payload.length, 0);
+  assert.equal(got, 20_000_000);
+  await srv.close();
+});
+
+void test('keep-alive: an unanswered PING ends the connection; idle timeout drains with GOAWAY', async () => {
+  const srv = await serve({ keepAliveMs: 200, pingTimeoutMs: 200 });
+  const peer = await RawPeer.connect(srv.port);
+  const ping = await peer.waitFor((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) === 0, 5000);
+  assert.ok(ping, 'server pings a quiet peer');
+  assert.equal(await peer.goAwayCode(5000), H2ErrorCode.NO_ERROR);
+  const err = (await srv.handlers[0]!.closed) as { code?: string } | undefined;
+  assert.equal(err?.code, H2Codes.PING_TIMEOUT);
+  await srv.close();
+  const idle = await serve({ idleTimeoutMs: 200 });
+  const p2 = await RawPeer.connect(idle.port);
+  assert.equal(await p2.goAwayCode(5000), H2ErrorCode.NO_ERROR);
+  await p2.closedSocket();
+  assert.equal(await idle.handlers[0]!.closed, undefined);
+  await idle.close();
+});
