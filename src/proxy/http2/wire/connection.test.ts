@@ -5,8 +5,11 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import tls from 'node:tls';
 import { H2ErrorCode } from './errors.js';
-import { connect, headers, pattern, serve, sha256 } from './testkit.js';
+import { H2Connection } from './connection.js';
+import { CollectHandler, connect, EchoHandler, headers, pattern, serve, sha256 } from './testkit.js';
 
 const SMALL = { streamWindow: 16384, connectionWindow: 65535 };
 
@@ -248,6 +251,42 @@ void test('client role: keep-alive pings are answered; GOAWAY from the server re
   assert.equal(conn.request(headers(req), true), null);
   assert.equal(conn.streamCount, 1); // stream 1 is still the server's to finish
   conn.close();
+  await h.closed;
+  server.close();
+});
+
+void test('over TLS (ALPN h2): node:http2 client to our server role, and our client role to it', async () => {
+  // A throwaway self-signed certificate, kept in memory only.
+  // (Through a pipe: node's stdio is a socket, which /dev/stdout cannot be opened on.)
+  const openssl =
+    'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost ' +
+    '-addext subjectAltName=DNS:localhost -keyout /dev/stdout -out /dev/stdout | cat';
+  const pem = execFileSync('sh', ['-c', openssl], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  const key = /-----BEGIN PRIVATE KEY-----[^]*?-----END PRIVATE KEY-----/.exec(pem)?.[0] ?? '';
+  const cert = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/.exec(pem)?.[0] ?? '';
+  const server = tls.createServer({ key, cert, ALPNProtocols: ['h2'] }, (socket) => {
+    const h = new EchoHandler();
+    h.conn = new H2Connection(socket, h, { role: 'server', streamWindow: 16384 });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const client = http2.connect(`https://localhost:${port}`, { ca: cert });
+  const body = pattern(1 << 20, 4);
+  const r = await nodeRequest(client, '/echo', body, 'POST');
+  assert.equal(sha256(r.body), sha256(body));
+  client.close();
+  const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: cert, ALPNProtocols: ['h2'] });
+  await once(socket, 'secureConnect');
+  assert.equal(socket.alpnProtocol, 'h2');
+  const h = new CollectHandler();
+  const conn = new H2Connection(socket, h, { role: 'client', streamWindow: 16384 });
+  h.conn = conn;
+  await h.ready;
+  const req = { ':method': 'POST', ':scheme': 'https', ':authority': 'localhost', ':path': '/echo' };
+  const ex = await h.request(req, body, 20000);
+  assert.equal(sha256(ex.bodyBytes()), sha256(body));
+  conn.goaway();
   await h.closed;
   server.close();
 });
