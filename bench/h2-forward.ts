@@ -101,12 +101,28 @@ async function main(): Promise<void> {
     children.push(spawnManaged('nghttpd', nghttpd, ['--no-tls', '-d', docs, String(originPort)]));
     originName = 'nghttpd';
   } else {
-    children.push(spawnManaged('origin', process.execPath, [self, '--serve', 'origin', '--listen', String(originPort)]));
+    children.push(
+      spawnManaged('origin', process.execPath, [self, '--serve', 'origin', '--listen', String(originPort)]),
+    );
     originName = 'node:http2 origin';
   }
   const upstream = ['--upstream', String(originPort)];
-  const tiny = spawnManaged('tiny', process.execPath, [self, '--serve', 'tiny', '--listen', String(tinyPort), ...upstream]);
-  const node = spawnManaged('node', process.execPath, [self, '--serve', 'node', '--listen', String(nodePort), ...upstream]);
+  const tiny = spawnManaged('tiny', process.execPath, [
+    self,
+    '--serve',
+    'tiny',
+    '--listen',
+    String(tinyPort),
+    ...upstream,
+  ]);
+  const node = spawnManaged('node', process.execPath, [
+    self,
+    '--serve',
+    'node',
+    '--listen',
+    String(nodePort),
+    ...upstream,
+  ]);
   children.push(tiny, node);
   for (const [port, m] of [
     [originPort, children[0]],

@@ -176,7 +176,9 @@ void test('client role, node:http2 server: 300 streams over a limit of 100, then
   // 200 more in waves as capacity comes back.
   for (let wave = 0; wave < 2; wave++) {
     const rs = await Promise.all(
-      Array.from({ length: 100 }, () => h.request({ ':method': 'GET', ':path': '/size/5000', ':scheme': 'http', ':authority': 'x' })),
+      Array.from({ length: 100 }, () =>
+        h.request({ ':method': 'GET', ':path': '/size/5000', ':scheme': 'http', ':authority': 'x' }),
+      ),
     );
     for (const r of rs) assert.equal(sha256(r.bodyBytes()), sha256(pattern(5000)));
   }

@@ -580,9 +580,7 @@ export class H2Connection {
         const head = s.queue[s.queueHead] as Buffer;
         const avail = head.length - s.queueOffset;
         const take = avail < left ? avail : left;
-        this.out.push(
-          take === head.length ? head : head.subarray(s.queueOffset, s.queueOffset + take),
-        );
+        this.out.push(take === head.length ? head : head.subarray(s.queueOffset, s.queueOffset + take));
         this.outBytes += take;
         left -= take;
         if (take === avail) {

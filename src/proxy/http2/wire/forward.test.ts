@@ -18,25 +18,33 @@ async function forwarder(upstreamPort: number, options = {}) {
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-void test('h2load: 10,000 requests through the tiny forwarder, all succeed', { skip: !existsSync('/usr/bin/h2load') }, async () => {
-  const upstream = await serve();
-  const fwd = await forwarder(upstream.port);
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('h2load', ['-n', '10000', '-c', '16', '-m', '10', `http://127.0.0.1:${fwd.port}/`], (err, stdout) =>
-      err ? reject(err) : resolve(stdout),
-    );
-  });
-  assert.match(out, /requests: 10000 total, 10000 started, 10000 done, 10000 succeeded, 0 failed/);
-  assert.match(out, /status codes: 10000 2xx/);
-  // 1 kB a response: the bodies came through whole.
-  assert.match(out, /\(10240000\) data/);
-  fwd.server.close();
-  await upstream.close();
-});
+void test(
+  'h2load: 10,000 requests through the tiny forwarder, all succeed',
+  { skip: !existsSync('/usr/bin/h2load') },
+  async () => {
+    const upstream = await serve();
+    const fwd = await forwarder(upstream.port);
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('h2load', ['-n', '10000', '-c', '16', '-m', '10', `http://127.0.0.1:${fwd.port}/`], (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      );
+    });
+    assert.match(out, /requests: 10000 total, 10000 started, 10000 done, 10000 succeeded, 0 failed/);
+    assert.match(out, /status codes: 10000 2xx/);
+    // 1 kB a response: the bodies came through whole.
+    assert.match(out, /\(10240000\) data/);
+    fwd.server.close();
+    await upstream.close();
+  },
+);
 
 void test('node:http2 through the forwarder: bodies both ways under 16 kB windows, trailers, 1xx, resets', async () => {
   const upstream = await serve({ streamWindow: 16384, connectionWindow: 65535 });
-  const fwd = await forwarder(upstream.port, { streamWindow: 16384, connectionWindow: 65535, maxQueuedPerStream: 16384 });
+  const fwd = await forwarder(upstream.port, {
+    streamWindow: 16384,
+    connectionWindow: 65535,
+    maxQueuedPerStream: 16384,
+  });
   const client = http2.connect(`http://127.0.0.1:${fwd.port}`, { settings: { initialWindowSize: 16384 } });
   const call = (path: string, body?: Buffer) =>
     new Promise<{ status: number[]; body: Buffer; trailers: http2.IncomingHttpHeaders; rst: number }>((resolve) => {

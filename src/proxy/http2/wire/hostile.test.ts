@@ -38,13 +38,16 @@ async function setup(options = {}): Promise<{ srv: TestServer; peer: RawPeer; co
 }
 
 const isGoAway = (f: { type: number }) => f.type === FrameType.GOAWAY;
-const rstOn = (id: number) => (f: { type: number; streamId: number }) => f.type === FrameType.RST_STREAM && f.streamId === id;
+const rstOn = (id: number) => (f: { type: number; streamId: number }) =>
+  f.type === FrameType.RST_STREAM && f.streamId === id;
 
 /** The connection still answers: a PING comes back. */
 async function alive(peer: RawPeer): Promise<void> {
   const data = Buffer.from('alive!!!');
   peer.send(pingFrame(data, false));
-  const f = await peer.waitFor((x) => x.type === FrameType.PING && (x.flags & Flag.ACK) !== 0 && x.payload.equals(data));
+  const f = await peer.waitFor(
+    (x) => x.type === FrameType.PING && (x.flags & Flag.ACK) !== 0 && x.payload.equals(data),
+  );
   assert.ok(f, 'connection answers ping');
 }
 
@@ -90,7 +93,8 @@ void test('ping flood and settings flood: past the bound per second, GOAWAY ENHA
   for (const kind of ['ping', 'settings']) {
     const { srv, peer, conn } = await setup({ maxControlPerSecond: 50 });
     const parts: Buffer[] = [];
-    for (let i = 0; i < 1000; i++) parts.push(kind === 'ping' ? pingFrame(Buffer.alloc(8, i), false) : settingsFrame([]));
+    for (let i = 0; i < 1000; i++)
+      parts.push(kind === 'ping' ? pingFrame(Buffer.alloc(8, i), false) : settingsFrame([]));
     peer.send(...parts);
     assert.equal(await peer.goAwayCode(), H2ErrorCode.ENHANCE_YOUR_CALM, kind);
     const acks = peer.frames.filter((f) => f.type === (kind === 'ping' ? FrameType.PING : FrameType.SETTINGS));
@@ -172,7 +176,10 @@ void test('HPACK bomb: a small block that decodes past the header list limit get
   assert.equal(conn.stats.errors[H2Codes.HEADER_LIST_TOO_LARGE], 1);
   // The decoder kept its table in step: the next request on the same connection is fine. It inserts
   // :authority (now index 62) and uses x-big (now 63) once, within the limit.
-  const e2 = Buffer.concat([Buffer.alloc(FRAME_HEADER_SIZE), Buffer.from([0x82, 0x86, 0x84, 0x41, 0x01, 0x78, 0x80 | 63])]);
+  const e2 = Buffer.concat([
+    Buffer.alloc(FRAME_HEADER_SIZE),
+    Buffer.from([0x82, 0x86, 0x84, 0x41, 0x01, 0x78, 0x80 | 63]),
+  ]);
   peer.send(headersFrames(e2, 3, true, 16384));
   const ok = await peer.waitFor((f) => f.type === FrameType.HEADERS && f.streamId === 3);
   assert.equal(dec.decode(ok!.payload).values[0], '200');
@@ -184,15 +191,39 @@ void test('oversized and invalid frames: GOAWAY with the code RFC 9113 gives', a
     ['frame over max frame size', () => frame(FrameType.PING, 0, 0, Buffer.alloc(20000)), H2ErrorCode.FRAME_SIZE_ERROR],
     ['ping of 7 bytes', () => frame(FrameType.PING, 0, 0, Buffer.alloc(7)), H2ErrorCode.FRAME_SIZE_ERROR],
     ['settings on a stream', () => frame(FrameType.SETTINGS, 0, 1, Buffer.alloc(0)), H2ErrorCode.PROTOCOL_ERROR],
-    ['window_update of 0 on the connection', () => frame(FrameType.WINDOW_UPDATE, 0, 0, Buffer.alloc(4)), H2ErrorCode.PROTOCOL_ERROR],
+    [
+      'window_update of 0 on the connection',
+      () => frame(FrameType.WINDOW_UPDATE, 0, 0, Buffer.alloc(4)),
+      H2ErrorCode.PROTOCOL_ERROR,
+    ],
     ['connection window overflow', () => windowUpdateFrame(0, 0x7fffffff), H2ErrorCode.FLOW_CONTROL_ERROR],
-    ['push_promise from a client', () => frame(FrameType.PUSH_PROMISE, 4, 1, Buffer.alloc(4)), H2ErrorCode.PROTOCOL_ERROR],
-    ['continuation without headers', () => frame(FrameType.CONTINUATION, 4, 1, Buffer.alloc(0)), H2ErrorCode.PROTOCOL_ERROR],
-    ['data on an idle stream', () => Buffer.concat([dataFrameHeader(9, 1, false), Buffer.alloc(1)]), H2ErrorCode.PROTOCOL_ERROR],
+    [
+      'push_promise from a client',
+      () => frame(FrameType.PUSH_PROMISE, 4, 1, Buffer.alloc(4)),
+      H2ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      'continuation without headers',
+      () => frame(FrameType.CONTINUATION, 4, 1, Buffer.alloc(0)),
+      H2ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      'data on an idle stream',
+      () => Buffer.concat([dataFrameHeader(9, 1, false), Buffer.alloc(1)]),
+      H2ErrorCode.PROTOCOL_ERROR,
+    ],
     ['rst_stream on an idle stream', () => rstStreamFrame(9, 0), H2ErrorCode.PROTOCOL_ERROR],
     ['headers on an even (server) stream', (e) => requestFrames(e, 2, '/', true), H2ErrorCode.PROTOCOL_ERROR],
-    ['a broken hpack block', () => frame(FrameType.HEADERS, 5, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])), H2ErrorCode.COMPRESSION_ERROR],
-    ['settings max_frame_size too small', () => settingsFrame([[SettingId.MAX_FRAME_SIZE, 100]]), H2ErrorCode.PROTOCOL_ERROR],
+    [
+      'a broken hpack block',
+      () => frame(FrameType.HEADERS, 5, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])),
+      H2ErrorCode.COMPRESSION_ERROR,
+    ],
+    [
+      'settings max_frame_size too small',
+      () => settingsFrame([[SettingId.MAX_FRAME_SIZE, 100]]),
+      H2ErrorCode.PROTOCOL_ERROR,
+    ],
   ];
   for (const [what, make, code] of cases) {
     const { srv, peer } = await setup();

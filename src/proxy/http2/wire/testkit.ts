@@ -214,7 +214,12 @@ export class CollectHandler implements H2Handler {
   }
 
   /** Sends a request and, when given, a body in `chunk`-byte writes honouring backpressure. */
-  async request(fields: Record<string, string>, body?: Buffer, chunk = 16384, trailers?: HeaderList): Promise<Exchange> {
+  async request(
+    fields: Record<string, string>,
+    body?: Buffer,
+    chunk = 16384,
+    trailers?: HeaderList,
+  ): Promise<Exchange> {
     const ex = exchange();
     const noBody = body === undefined && trailers === undefined;
     const s = this.conn.request(headers(fields), noBody);
