@@ -36,6 +36,7 @@ import {
   windowUpdateFrame,
 } from './frames.js';
 import { DEFAULT_TABLE_SIZE, HeaderList, HpackDecoder, HpackEncoder } from './hpack.js';
+import { checkedContentLength, checkFields, Section } from './fields.js';
 import { H2Stream } from './stream.js';
 
 export { H2Stream, StreamState } from './stream.js';
@@ -907,6 +908,13 @@ export class H2Connection {
       this.releaseConnection(frameLen);
       throw streamError(H2Codes.PROTOCOL, H2ErrorCode.PROTOCOL_ERROR, id, `data before headers on stream ${id}`);
     }
+    if (s.contentLength >= 0) {
+      s.dataReceived += len;
+      if (s.dataReceived > s.contentLength || (endStream && s.dataReceived !== s.contentLength)) {
+        this.releaseConnection(frameLen);
+        throw streamError(H2Codes.MALFORMED, H2ErrorCode.PROTOCOL_ERROR, id, `data does not match content-length`);
+      }
+    }
     // Padding is ours to give back at once; the payload is the handler's to return with consumed().
     s.unconsumed += len;
     const pad = frameLen - len;
@@ -971,11 +979,18 @@ export class H2Connection {
       if (!endStream) {
         throw streamError(H2Codes.PROTOCOL, H2ErrorCode.PROTOCOL_ERROR, id, `trailers without end_stream on ${id}`);
       }
+      const bad = checkFields(fields, Section.TRAILERS);
+      if (bad !== null) throw streamError(H2Codes.MALFORMED, H2ErrorCode.PROTOCOL_ERROR, id, bad);
+      if (s.contentLength >= 0 && s.dataReceived !== s.contentLength) {
+        throw streamError(H2Codes.MALFORMED, H2ErrorCode.PROTOCOL_ERROR, id, 'data does not match content-length');
+      }
       s.remoteEnded = true;
       this.handler.onTrailers(s, fields);
       if (!s.closed) this.endedRemotely(s);
       return;
     }
+    const bad = checkFields(fields, s.local ? Section.RESPONSE : Section.REQUEST);
+    if (bad !== null) throw streamError(H2Codes.MALFORMED, H2ErrorCode.PROTOCOL_ERROR, id, bad);
     const status = fields.names[0] === ':status' ? fields.values[0] : undefined;
     if (status !== undefined && status.length === 3 && status.charCodeAt(0) === 0x31) {
       // A 1xx head (section 8.1): informational, the final one follows; it cannot end the stream.
@@ -1015,7 +1030,20 @@ export class H2Connection {
       if (!endStream) this.sendReset(id, H2ErrorCode.NO_ERROR);
       return;
     }
+    const bad = checkFields(fields, Section.REQUEST);
+    if (bad !== null) {
+      // Malformed (section 8.1.1): the handler never sees it.
+      this.count(H2Codes.MALFORMED);
+      this.streamFailed(id, H2ErrorCode.PROTOCOL_ERROR);
+      return;
+    }
     const s = new H2Stream(id, this.flow.openStream(id), false);
+    s.contentLength = checkedContentLength;
+    if (endStream && s.contentLength > 0) {
+      this.count(H2Codes.MALFORMED);
+      this.streamFailed(id, H2ErrorCode.PROTOCOL_ERROR);
+      return;
+    }
     this.streams.set(id, s);
     this.activePeer++;
     this.stats.streamsOpened++;

@@ -62,6 +62,9 @@ export const H2Codes = {
   /** A frame the stream's state does not allow (RFC 9113 section 5.1): DATA or HEADERS after the peer
    *  ended the stream, a frame on an idle stream, a stream identifier going backwards. */
   STREAM_STATE: 'OUTR_ERR_H2_STREAM_STATE',
+  /** A malformed field section or message (RFC 9113 section 8.1.1): bad pseudo-header fields, uppercase
+   *  or connection-specific names, or DATA that does not add up to content-length. */
+  MALFORMED: 'OUTR_ERR_H2_MALFORMED',
   /** A new stream over our SETTINGS_MAX_CONCURRENT_STREAMS, or after our GOAWAY. */
   REFUSED_STREAM: 'OUTR_ERR_H2_REFUSED_STREAM',
   /** The peer sends cheap frames that cost us work faster than we allow: resets (CVE-2023-44487), PING,

@@ -342,3 +342,33 @@ void test('keep-alive: an unanswered PING ends the connection; idle timeout drai
   assert.equal(await idle.handlers[0]!.closed, undefined);
   await idle.close();
 });
+
+void test('malformed requests (RFC 9113 section 8.1.1): RST_STREAM PROTOCOL_ERROR, the handler never sees them', async () => {
+  const { srv, peer, conn, e } = await setup();
+  const bad = (pairs: [string, string][]) => new HeaderList().add(pairs[0]![0], pairs[0]![1]);
+  peer.send(
+    requestFrames(e, 1, '/', true, bad([['X-Upper', 'a']])),
+    requestFrames(e, 3, '/', true, bad([['transfer-encoding', 'chunked']])),
+    // content-length says 10, the body is 5 bytes.
+    requestFrames(e, 5, '/', false, bad([['content-length', '10']])),
+    dataFrameHeader(5, 5, true),
+    Buffer.alloc(5),
+    // content-length says 2, the body is 5 bytes (past it at once).
+    requestFrames(e, 7, '/', false, bad([['content-length', '2']])),
+    dataFrameHeader(7, 5, false),
+    Buffer.alloc(5),
+  );
+  for (const id of [1, 3, 5, 7]) {
+    assert.equal((await peer.waitFor(rstOn(id)))?.payload.readUInt32BE(0), H2ErrorCode.PROTOCOL_ERROR, `stream ${id}`);
+  }
+  assert.equal(conn.stats.errors[H2Codes.MALFORMED], 4);
+  // A body that matches its content-length is served.
+  peer.send(
+    requestFrames(e, 9, '/', false, bad([['content-length', '5']])),
+    dataFrameHeader(9, 5, true),
+    Buffer.alloc(5),
+  );
+  assert.ok(await peer.waitFor((f) => f.type === FrameType.HEADERS && f.streamId === 9));
+  await alive(peer);
+  await srv.close();
+});

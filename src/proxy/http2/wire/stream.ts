@@ -36,6 +36,10 @@ export class H2Stream {
 
   /** DATA bytes received and handed to the handler but not yet returned with consumed(). */
   unconsumed = 0;
+  /** The request's content-length (server role), -1 when absent, and the DATA bytes received so far:
+   *  they must agree at END_STREAM (RFC 9113 section 8.1.1). */
+  contentLength = -1;
+  dataReceived = 0;
 
   /** DATA waiting for window: whole caller buffers, the first one sent up to queueOffset. */
   queue: Buffer[] = EMPTY_QUEUE;
