@@ -4,6 +4,7 @@
 // of the forwarder; figures only. Not one of `npm run bench`'s scenarios.
 // Run: node dist/bench/h2-forward.js [--duration 10]   (origin: nghttpd if installed, else node:http2)
 import http2 from 'node:http2';
+import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
@@ -36,9 +37,14 @@ const BODY = Buffer.alloc(1024, 0x62);
 /** A node:http2 forwarder: each downstream session gets one upstream session; streams are piped. */
 function nodeForwarder(port: number, upstreamPort: number): void {
   const server = http2.createServer();
+  // Nagle off on both sockets, as on ours (DESIGN.md's hot path rules): without it node's forwarder
+  // waits on delayed ACKs.
+  server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
   const ups = new WeakMap<http2.ServerHttp2Session, http2.ClientHttp2Session>();
   server.on('session', (session) => {
-    const up = http2.connect(`http://127.0.0.1:${upstreamPort}`);
+    const up = http2.connect(`http://127.0.0.1:${upstreamPort}`, {
+      createConnection: () => net.connect({ port: upstreamPort, host: '127.0.0.1', noDelay: true }),
+    });
     up.on('error', () => session.destroy());
     session.on('close', () => up.close());
     session.on('error', () => up.destroy());

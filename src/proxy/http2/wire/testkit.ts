@@ -39,7 +39,7 @@ interface EchoState {
   path: string;
   /** Bytes received but not returned to the peer's window (write() said stop). */
   held: number;
-  hash: ReturnType<typeof createHash>;
+  hash: ReturnType<typeof createHash> | null;
   received: number;
 }
 
@@ -63,7 +63,7 @@ export class EchoHandler implements H2Handler {
 
   onHeaders(stream: H2Stream, fields: HeaderList, endStream: boolean): void {
     const path = fieldsOf(fields)[':path'] ?? '/';
-    const st: EchoState = { path, held: 0, hash: createHash('sha256'), received: 0 };
+    const st: EchoState = { path, held: 0, hash: path === '/trailers' ? createHash('sha256') : null, received: 0 };
     stream.user = st;
     if (path === '/reset') return this.conn.reset(stream, 0x8);
     if (path === '/hang' || path === '/hold') return;
@@ -81,7 +81,7 @@ export class EchoHandler implements H2Handler {
     if (st.path === '/trailers') {
       c.respond(stream, headers({ ':status': '200' }), false);
       c.write(stream, Buffer.from('ok'), false);
-      c.trailers(stream, headers({ 'x-sha256': st.hash.digest('hex'), 'x-bytes': String(st.received) }));
+      c.trailers(stream, headers({ 'x-sha256': st.hash?.digest('hex') ?? '', 'x-bytes': String(st.received) }));
       return;
     }
     const m = /^\/size\/(\d+)$/.exec(st.path);
@@ -99,7 +99,7 @@ export class EchoHandler implements H2Handler {
       else st.held += len;
       return;
     }
-    st.hash.update(buf.subarray(off, off + len));
+    st.hash?.update(buf.subarray(off, off + len));
     this.conn.consumed(stream, len);
     if (endStream) this.finish(stream, st);
   }
