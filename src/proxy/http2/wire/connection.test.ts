@@ -292,3 +292,30 @@ void test('over TLS (ALPN h2): node:http2 client to our server role, and our cli
   await h.closed;
   server.close();
 });
+
+void test('ours to ours: trailers wait behind DATA queued on a small window; header tables of 0 both ways', async () => {
+  // A table of 0 on our side: nghttp2 and we must open the next block with a size update once the
+  // SETTINGS are acknowledged (RFC 7541 section 4.2), and nothing may be indexed after it.
+  const srv = await serve({ streamWindow: 16384, connectionWindow: 65535, headerTableSize: 0 });
+  const client = http2.connect(`http://127.0.0.1:${srv.port}`);
+  for (let i = 0; i < 20; i++) {
+    const r = await new Promise<number>((resolve, reject) => {
+      const req = client.request({ ':path': '/', 'x-repeat': 'same value each time', 'x-i': String(i) });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', reject);
+      req.resume();
+    });
+    assert.equal(r, 200);
+  }
+  client.close();
+  const { conn, h } = await connect(srv.port, { streamWindow: 16384, connectionWindow: 65535, headerTableSize: 0 });
+  const body = pattern(500_000, 17);
+  const req = { ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/trailers' };
+  const ex = await h.request(req, body, 100_000, headers({ 'x-client-trailer': 'yes' }));
+  assert.equal(ex.trailers?.['x-sha256'], sha256(body));
+  assert.equal(ex.trailers?.['x-bytes'], String(body.length));
+  assert.equal(ex.bodyBytes().toString(), 'ok');
+  conn.goaway();
+  await h.closed;
+  await srv.close();
+});
