@@ -1006,26 +1006,36 @@ export class H2Connection {
     if (endStream && !s.closed) this.endedRemotely(s);
   }
 
+  /** REFUSED_STREAM for a new stream; refusals count in the bound on stream errors, since each costs us a
+   *  decode and a frame while the peer may open streams for ever. */
+  private refuse(id: number): void {
+    if (++this.streamErrorsThisTick > this.maxStreamErrors) throw this.flood('too many refused streams');
+    this.stats.streamsRefused++;
+    this.count(H2Codes.REFUSED_STREAM);
+    this.sendReset(id, H2ErrorCode.REFUSED_STREAM);
+  }
+
+  private flood(message: string): H2Error {
+    return connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, message);
+  }
+
   private openPeerStream(id: number, fields: HeaderList | null, tooLarge: H2Error | null, endStream: boolean): void {
     this.lastPeerId = id;
     if (this.goAwaySent && id > this.goAwayLastId) {
       // After our GOAWAY new streams are not processed (section 6.8); REFUSED_STREAM says "retry".
-      this.stats.streamsRefused++;
-      this.count(H2Codes.REFUSED_STREAM);
-      this.sendReset(id, H2ErrorCode.REFUSED_STREAM);
+      this.refuse(id);
       return;
     }
     if (this.activePeer >= this.maxConcurrent) {
       // Section 5.1.2: over our limit is a stream error, REFUSED_STREAM so that the client may retry.
-      this.stats.streamsRefused++;
-      this.count(H2Codes.REFUSED_STREAM);
-      this.sendReset(id, H2ErrorCode.REFUSED_STREAM);
+      this.refuse(id);
       return;
     }
     if (tooLarge !== null || fields === null) {
       // A head over our limit: refuse this stream only, with a 431 so that the client learns why
       // (RFC 6585 section 5), then RST_STREAM if it was still sending (section 8.1).
       this.count(H2Codes.HEADER_LIST_TOO_LARGE);
+      if (++this.streamErrorsThisTick > this.maxStreamErrors) throw this.flood('too many refused streams');
       this.sendHeadersOn(id, new HeaderList().add(':status', '431'), true);
       if (!endStream) this.sendReset(id, H2ErrorCode.NO_ERROR);
       return;

@@ -372,3 +372,13 @@ void test('malformed requests (RFC 9113 section 8.1.1): RST_STREAM PROTOCOL_ERRO
   await alive(peer);
   await srv.close();
 });
+
+void test('streams over our limit, opened for ever: refusals count in the bound, then GOAWAY', async () => {
+  const { srv, peer, conn, e } = await setup({ maxConcurrentStreams: 1, maxStreamErrorsPerSecond: 50 });
+  const parts = [requestFrames(e, 1, '/hang', true)];
+  for (let i = 1; i < 300; i++) parts.push(requestFrames(e, 2 * i + 1, '/', true));
+  peer.send(...parts);
+  assert.equal(await peer.goAwayCode(), H2ErrorCode.ENHANCE_YOUR_CALM);
+  assert.equal(conn.stats.streamsRefused, 50);
+  await srv.close();
+});
