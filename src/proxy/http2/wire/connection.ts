@@ -51,7 +51,8 @@ export interface H2Handler {
   /** A 1xx response head (client role; RFC 9113 section 8.1): any number may precede the final one. */
   onInformational?(stream: H2Stream, fields: HeaderList): void;
   /** DATA: `len` bytes at `buf[off]` (a view of the socket's chunk, never reused). Return them with
-   *  consumed(stream, n) once passed on: until then they hold the peer's window. */
+   *  consumed(stream, n) once passed on, even after the stream ended: until then they hold the peer's
+   *  connection window (a reset stream's bytes are returned by the connection). */
   onData(stream: H2Stream, buf: Buffer, off: number, len: number, endStream: boolean): void;
   /** Trailers: a second HEADERS, which ends the stream. */
   onTrailers(stream: H2Stream, fields: HeaderList): void;
