@@ -59,6 +59,25 @@ export const H2Codes = {
   /** The decoded field list is larger than max header list size (name + value + 32 per field, RFC 9113
    *  section 6.5.2). The decoder kept its table in step, so only the stream is refused. */
   HEADER_LIST_TOO_LARGE: 'OUTR_ERR_H2_HEADER_LIST_TOO_LARGE',
+  /** A frame the stream's state does not allow (RFC 9113 section 5.1): DATA or HEADERS after the peer
+   *  ended the stream, a frame on an idle stream, a stream identifier going backwards. */
+  STREAM_STATE: 'OUTR_ERR_H2_STREAM_STATE',
+  /** A malformed field section or message (RFC 9113 section 8.1.1): bad pseudo-header fields, uppercase
+   *  or connection-specific names, or DATA that does not add up to content-length. */
+  MALFORMED: 'OUTR_ERR_H2_MALFORMED',
+  /** A new stream over our SETTINGS_MAX_CONCURRENT_STREAMS, or after our GOAWAY. */
+  REFUSED_STREAM: 'OUTR_ERR_H2_REFUSED_STREAM',
+  /** The peer sends cheap frames that cost us work faster than we allow: resets (CVE-2023-44487), PING,
+   *  SETTINGS, empty DATA, or frames that make us reset its streams. */
+  FLOOD: 'OUTR_ERR_H2_FLOOD',
+  /** The peer did not acknowledge our SETTINGS in time (RFC 9113 section 6.5.3). */
+  SETTINGS_TIMEOUT: 'OUTR_ERR_H2_SETTINGS_TIMEOUT',
+  /** The peer did not answer a keep-alive PING in time. */
+  PING_TIMEOUT: 'OUTR_ERR_H2_PING_TIMEOUT',
+  /** The peer sent GOAWAY with an error code, or reset a stream, or the socket closed under open streams. */
+  PEER_ERROR: 'OUTR_ERR_H2_PEER_ERROR',
+  /** Our own handler threw while the connection called it: the connection ends with INTERNAL_ERROR. */
+  INTERNAL: 'OUTR_ERR_H2_INTERNAL',
 } as const;
 
 export type H2Code = (typeof H2Codes)[keyof typeof H2Codes];
