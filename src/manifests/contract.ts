@@ -6,7 +6,7 @@
 export const PROXY_OUTBOUND_PORT = 4140;
 /** The proxy's inbound listener: TCP coming into the pod is redirected here. */
 export const PROXY_INBOUND_PORT = 4143;
-/** The proxy's admin server: /live, /ready, /metrics, /shutdown, /tap, /policy, /identity. */
+/** The proxy's admin server: /live, /ready, /metrics, /version, /shutdown, /tap, /policy, /identity. */
 export const PROXY_ADMIN_PORT = 4191;
 /** Ports of the proxy itself that peers reach directly, never redirected inbound: the admin port, and
  *  4190 held back for the proxy's own use. */
