@@ -133,6 +133,9 @@ void test('smuggling rules: OWS is SP and HTAB only, codings are known, Connecti
     ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: x, chunked'],
     ['POST / HTTP/1.1', 'Host: a', 'Connection: content-length', 'Content-Length: 3'],
     ['POST / HTTP/1.1', 'Host: a', 'Connection: Host'],
+    ['GET http://a>b:80/ HTTP/1.1', 'Host: a'],
+    ['GET http://a"b/ HTTP/1.1', 'Host: a'],
+    ['CONNECT /x HTTP/1.1', 'Host: a'],
   ];
   for (const lines of bad)
     assert.equal(
@@ -151,12 +154,14 @@ void test('chunked scanner: extensions follow their grammar, trailers are field 
   };
   const good = [
     '3;a\r\nabc\r\n0\r\n\r\n',
-    '3 ; a = b ;c="d;\\"e"\r\nabc\r\n0\r\n\r\n',
+    '3;a=b;c="d;\\"e"\r\nabc\r\n0\r\n\r\n',
     '3;a="\xe9"\r\nabc\r\n0;last\r\nx-sum: 1\r\ny:\r\n\r\n',
   ];
   for (const g of good) assert.equal(scan(g), g.length, JSON.stringify(g));
   const bad = [
     '3 \r\nabc\r\n0\r\n\r\n',
+    '3 ;a\r\nabc\r\n0\r\n\r\n',
+    '3;a =b\r\nabc\r\n0\r\n\r\n',
     '3;\r\nabc\r\n0\r\n\r\n',
     '3;a b\r\nabc\r\n0\r\n\r\n',
     '3;a=\r\nabc\r\n0\r\n\r\n',

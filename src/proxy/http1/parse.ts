@@ -65,6 +65,11 @@ function trimOws(s: string, from: number): string {
   return s.slice(a, b);
 }
 
+/** An authority's characters (RFC 3986 section 3.2): what routing reads must not be something else first. */
+const AUTHORITY = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@[\]]+$/;
+/** absolute-form (RFC 9112 section 3.2.2): scheme "://" authority, then path, query or nothing. */
+const ABSOLUTE = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([A-Za-z0-9\-._~%!$&'()*+,;=:@[\]]*)(?:[/?#]|$)/;
+
 /** Hop-by-hop fields (RFC 9110 section 7.6.1) that the proxy consumes and never forwards. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding']);
 
@@ -225,9 +230,11 @@ export function parseRequestHead(text: string): RequestHead {
     throw malformed('http/1.1 request without a host header');
   }
   let authority = f.host;
-  if (method === 'CONNECT') authority = target;
-  else if (target.charCodeAt(0) !== 0x2f /* "/" */ && target !== '*') {
-    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
+  if (method === 'CONNECT') {
+    if (!AUTHORITY.test(target)) throw malformed('invalid request target');
+    authority = target;
+  } else if (target.charCodeAt(0) !== 0x2f /* "/" */ && target !== '*') {
+    const m = ABSOLUTE.exec(target);
     if (!m) throw malformed('invalid request target');
     authority = m[1] as string;
   }
@@ -274,15 +281,13 @@ export function parseResponseHead(text: string, requestMethod: string): Response
 
 const enum S {
   Size,
-  SizeWs,
   ExtNameStart,
   ExtName,
-  ExtNameWs,
   ExtValStart,
   ExtToken,
   ExtQuoted,
   ExtQuotedPair,
-  ExtValWs,
+  ExtAfterQuote,
   SizeLf,
   Data,
   DataCr,
@@ -354,19 +359,7 @@ export class ChunkedScanner {
           else if (c === 0x3b) {
             this.state = S.ExtNameStart;
             this.lineBytes = 0;
-          } else if (c === 0x20 || c === 0x09) this.state = S.SizeWs;
-          else throw this.fail('invalid chunk size');
-          break;
-        }
-        // The chunk extensions (RFC 9112 section 7.1.1), checked to their grammar because they are
-        // forwarded as they came: BWS is allowed only around ";" and "=", a name is a token, a value a
-        // token or a quoted-string that cannot hold CR or LF. Rare, so the per-byte cost is theirs only.
-        case S.SizeWs: {
-          const c = buf[i];
-          if (c === 0x3b) {
-            this.state = S.ExtNameStart;
-            this.lineBytes = 0;
-          } else if (c !== 0x20 && c !== 0x09) throw this.fail('invalid chunk size');
+          } else throw this.fail('invalid chunk size');
           break;
         }
         case S.SizeLf:
@@ -433,36 +426,34 @@ export class ChunkedScanner {
     return -1;
   }
 
-  /** One byte of a chunk extension, in the states from ExtNameStart to ExtValWs. */
+  /**
+   * One byte of a chunk extension (RFC 9112 section 7.1.1), checked to its grammar because chunk lines
+   * are forwarded as they came: a name is a token, a value a token or a quoted-string, which cannot hold
+   * CR or LF. The BWS the grammar allows around ";" and "=" is refused, as llhttp refuses it: we can
+   * pass on only what a strict upstream reads the same way. Extensions are rare: the cost is theirs.
+   */
   private extension(c: number): void {
     if (++this.lineBytes > MAX_LINE) throw this.fail('chunk extension too long');
-    const ws = c === 0x20 || c === 0x09;
     switch (this.state) {
       case S.ExtNameStart:
-        if (TCHAR[c]) this.state = S.ExtName;
-        else if (!ws) throw this.fail('invalid chunk extension');
+        if (!TCHAR[c]) throw this.fail('invalid chunk extension');
+        this.state = S.ExtName;
         return;
       case S.ExtName:
       case S.ExtToken:
         if (c === 0x0d) this.state = S.SizeLf;
         else if (c === 0x3b) this.state = S.ExtNameStart;
         else if (c === 0x3d && this.state === S.ExtName) this.state = S.ExtValStart;
-        else if (ws) this.state = this.state === S.ExtName ? S.ExtNameWs : S.ExtValWs;
         else if (!TCHAR[c]) throw this.fail('invalid chunk extension');
-        return;
-      case S.ExtNameWs:
-        if (c === 0x3d) this.state = S.ExtValStart;
-        else if (c === 0x3b) this.state = S.ExtNameStart;
-        else if (!ws) throw this.fail('invalid chunk extension');
         return;
       case S.ExtValStart:
         if (c === 0x22) this.state = S.ExtQuoted;
         else if (TCHAR[c]) this.state = S.ExtToken;
-        else if (!ws) throw this.fail('invalid chunk extension');
+        else throw this.fail('invalid chunk extension');
         return;
       case S.ExtQuoted:
         // qdtext and quoted-pair (RFC 9110 section 5.6.4): no controls but HTAB, so never CR or LF.
-        if (c === 0x22) this.state = S.ExtValWs;
+        if (c === 0x22) this.state = S.ExtAfterQuote;
         else if (c === 0x5c) this.state = S.ExtQuotedPair;
         else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.fail('invalid chunk extension');
         return;
@@ -470,10 +461,10 @@ export class ChunkedScanner {
         if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.fail('invalid chunk extension');
         this.state = S.ExtQuoted;
         return;
-      case S.ExtValWs:
+      case S.ExtAfterQuote:
         if (c === 0x0d) this.state = S.SizeLf;
         else if (c === 0x3b) this.state = S.ExtNameStart;
-        else if (!ws) throw this.fail('invalid chunk extension');
+        else throw this.fail('invalid chunk extension');
         return;
       default:
         throw this.fail('invalid chunked framing');
