@@ -44,6 +44,12 @@ export function identityCommand(): Command {
         ['not before', v.notBefore],
         ['not after', v.notAfter],
         ['serial', v.serial],
+        ...(v.keyExchange !== undefined
+          ? ([
+              ['key exchange', v.keyExchange.offered.join(', ')],
+              ['last agreed', v.keyExchange.lastNegotiated ?? '(no outbound handshake yet)'],
+            ] as [string, string][])
+          : []),
       ];
       process.stdout.write(rows.map(([k, val]) => `${k.padEnd(12)}${val}`).join('\n') + '\n');
     });

@@ -140,6 +140,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       (policy === undefined || policy.answered),
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
+    ...(mtls !== undefined ? { keyExchange: () => (mtls as MeshTls).keyExchange() } : {}),
     ...(policy !== undefined ? { policy: () => ({ answered: policy.answered, policy: policy.raw }) } : {}),
     ...(cfg.appProbes !== undefined ? { appProbes: cfg.appProbes } : {}),
     ...(obs.token !== undefined ? { token: obs.token } : {}),

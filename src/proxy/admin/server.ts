@@ -15,6 +15,8 @@ export interface AdminHooks {
   shutdown(): void;
   /** mTLS on: the certificate held now (undefined before the first). Absent: mTLS is off. */
   readonly certificate?: () => { readonly leafPem: string } | undefined;
+  /** mTLS on: the key exchange groups offered, and the one the last outbound handshake agreed on. */
+  readonly keyExchange?: () => KeyExchangeView;
   /** With a policy service: the inbound policy in force (the policy API's message, as received), and
    *  whether it came from the control plane. Absent: no policy service. */
   readonly policy?: () => { readonly answered: boolean; readonly policy: unknown };
@@ -27,6 +29,12 @@ export interface AdminHooks {
   readonly token?: string;
 }
 
+/** The key exchange of mesh TLS: the groups offered, most preferred first, and the last one agreed. */
+export interface KeyExchangeView {
+  readonly offered: readonly string[];
+  readonly lastNegotiated: string | undefined;
+}
+
 /** What GET /identity answers (`outrigger identity` prints it). */
 export interface IdentityView {
   readonly identity: string;
@@ -34,6 +42,8 @@ export interface IdentityView {
   readonly notBefore: string;
   readonly notAfter: string;
   readonly serial: string;
+  /** Absent from proxies older than the post-quantum key exchange. */
+  readonly keyExchange?: KeyExchangeView;
 }
 
 /** The public facts of a certificate, from its PEM (the key is never looked at). */
@@ -111,7 +121,11 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         if (hooks.certificate === undefined) return text(404, 'this proxy has no identity (mTLS is off)\n');
         const cert = hooks.certificate();
         if (cert === undefined) return text(503, 'no certificate yet\n');
-        return text(200, `${JSON.stringify(identityView(cert.leafPem))}\n`, { 'content-type': 'application/json' });
+        const view: IdentityView = {
+          ...identityView(cert.leafPem),
+          ...(hooks.keyExchange !== undefined ? { keyExchange: hooks.keyExchange() } : {}),
+        };
+        return text(200, `${JSON.stringify(view)}\n`, { 'content-type': 'application/json' });
       }
       case '/policy': {
         // What `outrigger authz` shows and checks: who may call this pod (no secrets in it).
