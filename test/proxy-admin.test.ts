@@ -6,15 +6,23 @@ import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { closeServer, freePort, listen, startTestProxy } from './helpers.js';
+import { adminAuthorized, isLoopback } from '../src/proxy/admin/server.js';
 import { outriggerVersion } from '../src/core/version.js';
 
 const BIN = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url));
 
-function get(url: string, method = 'GET'): Promise<{ status: number; body: string }> {
+function get(
+  url: string,
+  method = 'GET',
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .request(url, { method, agent: false }, (res) => {
+      .request(url, { method, agent: false, headers }, (res) => {
         let body = '';
         res.on('data', (d) => (body += d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -156,4 +164,62 @@ void test('admin: the app probes given with --app-probes are forwarded to the ap
     /--app-probes \(OUTRIGGER_PROXY_APP_PROBES\): x\.port/,
   );
   await assert.rejects(startTestProxy(undefined, { appProbes: 'not json' }), /--app-probes.*must be JSON/);
+});
+
+void test('admin access: loopback and the bearer token, compared whole', () => {
+  for (const a of ['127.0.0.1', '127.9.9.9', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(a), a);
+  for (const a of ['10.244.0.7', '::ffff:10.0.0.1', '::2', '1127.0.0.1', undefined]) assert.ok(!isLoopback(a), a);
+  assert.ok(adminAuthorized('127.0.0.1', undefined, undefined), 'loopback needs no token');
+  assert.ok(adminAuthorized('10.0.0.1', 'Bearer s3cret', 's3cret'));
+  for (const auth of [undefined, '', 'Bearer ', 'Bearer s3cre', 'Bearer s3cretX', 'Basic s3cret', 'bearer s3cret'])
+    assert.ok(!adminAuthorized('10.0.0.1', auth, 's3cret'), String(auth));
+  assert.ok(!adminAuthorized('10.0.0.1', 'Bearer ', ''), 'an empty token opens nothing');
+  assert.ok(!adminAuthorized('10.0.0.1', 'Bearer x', undefined), 'no token: loopback only');
+});
+
+/** The machine's first non-loopback IPv4 address: requests to it come from it, not from loopback. */
+function otherAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
+}
+
+void test('admin from another address: probes, metrics and version open; identity and policy need the token; shutdown refused', async (t) => {
+  const addr = otherAddress();
+  if (addr === undefined) return t.skip('no non-loopback IPv4 address on this machine');
+  const dir = await mkdtemp(join(tmpdir(), 'outrigger-admin-'));
+  const tokenFile = join(dir, 'tap-token');
+  await writeFile(tokenFile, 'admin-t0ken\n', { mode: 0o600 });
+  const server = http.createServer((_req, res) => res.end('hi'));
+  const port = await listen(server);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`, {
+    adminAddr: '0.0.0.0',
+    tapTokenFile: tokenFile,
+    appProbes: JSON.stringify({ web: { port, scheme: 'TCP' } }),
+  });
+  t.after(async () => {
+    await proxy.close();
+    await closeServer(server);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const far = `http://${addr}:${proxy.admin.port}`;
+  const near = `http://127.0.0.1:${proxy.admin.port}`;
+  const bearer = { authorization: 'Bearer admin-t0ken' };
+  const wrong = { authorization: 'Bearer admin-t0keN' };
+  for (const path of ['/live', '/ready', '/metrics', '/version', '/app-probe/web'])
+    assert.equal((await get(`${far}${path}`)).status, 200, `${path} from ${addr}`);
+  for (const path of ['/identity', '/policy']) {
+    const denied = await get(`${far}${path}`);
+    assert.equal(denied.status, 401, `${path} without the token from ${addr}`);
+    assert.match(denied.body, /needs the mesh admin token/);
+    assert.equal((await get(`${far}${path}`, 'GET', wrong)).status, 401, `${path} with a wrong token`);
+    // With the token, or from loopback, the request goes through (404: this proxy has no mTLS, no policy).
+    assert.equal((await get(`${far}${path}`, 'GET', bearer)).status, 404, `${path} with the token`);
+    assert.equal((await get(`${near}${path}`)).status, 404, `${path} from loopback`);
+  }
+  assert.equal((await get(`${far}/tap`)).status, 401, '/tap without the token');
+  assert.equal((await get(`${near}/tap`)).status, 401, '/tap needs the token from loopback too');
+  const shut = await get(`${far}/shutdown`, 'POST', bearer);
+  assert.equal(shut.status, 403, '/shutdown from another address, token or not');
+  assert.equal((await get(`${near}/live`)).status, 200, 'still running');
 });

@@ -25,6 +25,7 @@ import type { PodEntry, ServiceEntry } from '../src/control/store/store.js';
 import { ProxyIdentity } from '../src/proxy/identity/identity.js';
 import { MESH_ALPN } from '../src/proxy/tls/alpn.js';
 import { connectMeshTls } from '../src/proxy/tls/client.js';
+import { HYBRID_GROUP, MESH_GROUPS, groupSupported } from '../src/proxy/tls/groups.js';
 import { closeServer, listen, metricValue, startTestProxy, type TestProxy, waitFor } from './helpers.js';
 
 const TD = 'cluster.local';
@@ -497,6 +498,27 @@ void test('mtls: new connections between the proxies resume TLS sessions, the cl
   assertNotInClear(m.relay, ['/resume/', CLIENT_ID_HEADER]);
 });
 
+void test('mtls: the proxies agree on X25519MLKEM768 when the runtime has it (Node 24), else X25519 (Node 20)', async (t) => {
+  const m = await startMesh(t);
+  const expected = groupSupported(HYBRID_GROUP) ? HYBRID_GROUP : 'X25519';
+  // OpenSSL 3.5 (Node 24) has the hybrid; 3.0 (Node 20) has not.
+  assert.equal(groupSupported(HYBRID_GROUP), Number(process.versions.node.split('.')[0]) >= 24);
+  const r = await get(m.client, '/pq');
+  assert.equal(r.status, 200, r.body);
+  assert.equal(
+    await metricValue(m.client, 'tls_handshakes_total', { direction: 'outbound', group: expected }),
+    await metricValue(m.client, 'tls_handshakes_total', { direction: 'outbound' }),
+    `every outbound handshake agreed on ${expected}`,
+  );
+  assert.ok((await metricValue(m.client, 'tls_handshakes_total', { direction: 'outbound' })) >= 1);
+  // The server side cannot tell the group (Node exposes it on the client side only).
+  assert.ok((await metricValue(m.server, 'tls_handshakes_total', { direction: 'inbound', group: 'unknown' })) >= 1);
+  const v = (await (await fetch(`http://127.0.0.1:${m.client.admin.port}/identity`)).json()) as {
+    keyExchange: { offered: string[]; lastNegotiated?: string };
+  };
+  assert.deepEqual(v.keyExchange, { offered: MESH_GROUPS, lastNegotiated: expected });
+});
+
 void test("mtls: the inbound side passes the app's own TLS through untouched, and still takes plaintext", async (t) => {
   const m = await startMesh(t);
   // Straight to the server proxy's inbound port (an unmeshed client) and through the client proxy.
@@ -637,8 +659,10 @@ void test('mtls: not ready before the first certificate; /identity shows it (nev
     notBefore: string;
     notAfter: string;
     serial: string;
+    keyExchange: { offered: string[]; lastNegotiated?: string };
   };
-  assert.deepEqual(Object.keys(v).sort(), ['identity', 'issuer', 'notAfter', 'notBefore', 'serial']);
+  assert.deepEqual(Object.keys(v).sort(), ['identity', 'issuer', 'keyExchange', 'notAfter', 'notBefore', 'serial']);
+  assert.deepEqual(v.keyExchange, { offered: MESH_GROUPS }, 'the groups offered; none agreed yet');
   assert.equal(v.identity, WEB_ID);
   assert.match(v.issuer, /outrigger issuer/);
   assert.ok(Date.parse(v.notAfter) > Date.now() && Date.parse(v.notBefore) < Date.now());

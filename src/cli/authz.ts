@@ -3,7 +3,6 @@
 // whether a request from that pod would be allowed, and by what, or denied, and why. The check runs the
 // proxy's own matcher (src/proxy/inbound/authz) on the policy the proxy holds, so it cannot disagree
 // with the proxy.
-import http from 'node:http';
 import { Command, Option } from 'commander';
 import type { Authorization, InboundPolicy } from '../api/policy.js';
 import { compilePolicy, firstAllowing, parseIpv4, type Client, type PortRules } from '../proxy/inbound/authz/authz.js';
@@ -11,7 +10,7 @@ import { matchRoute, splitTarget } from '../proxy/route/table.js';
 import type { IdentityView } from '../proxy/admin/server.js';
 import type { PodView } from '../runtime/mesh.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
+import { adminGet, adminToken } from './admin-get.js';
 
 interface AuthzOptions {
   readonly namespace: string;
@@ -23,20 +22,6 @@ interface AuthzOptions {
   readonly path: string;
   readonly method: string;
   readonly port?: string;
-}
-
-function get(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
 }
 
 /** One authorization in words: "any client", or its requirements joined with "and". */
@@ -127,10 +112,13 @@ function table(rows: string[][]): string {
   );
 }
 
-async function readPolicy(pod: PodView): Promise<{ answered: boolean; policy: InboundPolicy }> {
+async function readPolicy(
+  pod: PodView,
+  token: string | undefined,
+): Promise<{ answered: boolean; policy: InboundPolicy }> {
   let r: { status: number; body: string };
   try {
-    r = await get(`http://${pod.ip}:${PROXY_ADMIN_PORT}/policy`);
+    r = await adminGet(pod.ip, '/policy', token);
   } catch (err) {
     return fail('authz', `the proxy of ${pod.namespace}/${pod.name} does not answer: ${(err as Error).message}`);
   }
@@ -154,7 +142,9 @@ export function authzCommand(): Command {
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json']))
     .addOption(stateDirOption())
     .action(async (ref: string, o: AuthzOptions) => {
-      const status = await liveStatus('authz', stateDir(o.stateDir));
+      const dir = stateDir(o.stateDir);
+      const status = await liveStatus('authz', dir);
+      const token = await adminToken(dir);
       const pod = findPod(status, o.namespace, ref);
       if (typeof pod === 'string') fail('authz', pod);
       if (!pod.meshed)
@@ -162,7 +152,7 @@ export function authzCommand(): Command {
           'authz',
           `pod ${pod.namespace}/${pod.name} is not meshed: no proxy enforces a policy, every client reaches it`,
         );
-      const { answered, policy } = await readPolicy(pod);
+      const { answered, policy } = await readPolicy(pod, token);
       if (!answered)
         process.stderr.write(
           `outrigger authz: the proxy of ${pod.namespace}/${pod.name} has no answer from the policy service yet: its configured default applies\n`,
@@ -177,7 +167,7 @@ export function authzCommand(): Command {
       if (typeof from === 'string') fail('authz', from);
       let id: string | undefined;
       if (from.meshed) {
-        const r = await get(`http://${from.ip}:${PROXY_ADMIN_PORT}/identity`).catch((err: unknown) =>
+        const r = await adminGet(from.ip, '/identity', token).catch((err: unknown) =>
           fail('authz', `the proxy of ${from.namespace}/${from.name} does not answer: ${(err as Error).message}`),
         );
         if (r.status !== 200) fail('authz', `pod ${from.namespace}/${from.name} holds no identity: ${r.body.trim()}`);

@@ -1,29 +1,14 @@
 // `outrigger identity [-n NS] POD`: the certificate a pod's proxy holds now (identity, issuer, validity,
 // serial; never the key), read from the proxy's admin server across the bridge.
-import http from 'node:http';
 import { Command, Option } from 'commander';
 import type { IdentityView } from '../proxy/admin/server.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
+import { adminGet, adminToken } from './admin-get.js';
 
 interface IdentityOptions {
   readonly namespace: string;
   readonly output?: string;
   readonly stateDir: string;
-}
-
-function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
 }
 
 export function identityCommand(): Command {
@@ -34,14 +19,15 @@ export function identityCommand(): Command {
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json']))
     .addOption(stateDirOption())
     .action(async (ref: string, o: IdentityOptions) => {
-      const status = await liveStatus('identity', stateDir(o.stateDir));
+      const dir = stateDir(o.stateDir);
+      const status = await liveStatus('identity', dir);
       const pod = findPod(status, o.namespace, ref);
       if (typeof pod === 'string') fail('identity', pod);
       if (!pod.meshed)
         fail('identity', `pod ${pod.namespace}/${pod.name} is not meshed: it has no proxy and no identity`);
       let r: { status: number; body: string };
       try {
-        r = await getJson(`http://${pod.ip}:${PROXY_ADMIN_PORT}/identity`, 5000);
+        r = await adminGet(pod.ip, '/identity', await adminToken(dir));
       } catch (err) {
         return fail('identity', `the proxy of ${pod.namespace}/${pod.name} does not answer: ${(err as Error).message}`);
       }
@@ -58,6 +44,12 @@ export function identityCommand(): Command {
         ['not before', v.notBefore],
         ['not after', v.notAfter],
         ['serial', v.serial],
+        ...(v.keyExchange !== undefined
+          ? ([
+              ['key exchange', v.keyExchange.offered.join(', ')],
+              ['last agreed', v.keyExchange.lastNegotiated ?? '(no outbound handshake yet)'],
+            ] as [string, string][])
+          : []),
       ];
       process.stdout.write(rows.map(([k, val]) => `${k.padEnd(12)}${val}`).join('\n') + '\n');
     });

@@ -140,8 +140,10 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       (policy === undefined || policy.answered),
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
+    ...(mtls !== undefined ? { keyExchange: () => (mtls as MeshTls).keyExchange() } : {}),
     ...(policy !== undefined ? { policy: () => ({ answered: policy.answered, policy: policy.raw }) } : {}),
     ...(cfg.appProbes !== undefined ? { appProbes: cfg.appProbes } : {}),
+    ...(obs.token !== undefined ? { token: obs.token } : {}),
   });
   const listeners = [outboundL, inboundL];
 
@@ -210,7 +212,10 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
 }
 
 /** The observers the config asks for: tap (with a token), tracing (with a collector), the access log. */
-function startObservers(cfg: ProxyConfig, log: Logger): { observer: Observer; tap: TapHub | undefined; close(): void } {
+function startObservers(
+  cfg: ProxyConfig,
+  log: Logger,
+): { observer: Observer; tap: TapHub | undefined; token: string | undefined; close(): void } {
   let token: string | undefined;
   if (cfg.tapTokenFile !== undefined) {
     // Read once: the runtime writes it before it starts the proxy. Never logged.
@@ -246,6 +251,7 @@ function startObservers(cfg: ProxyConfig, log: Logger): { observer: Observer; ta
   return {
     observer,
     tap,
+    token: token !== '' ? token : undefined,
     close() {
       tap?.close();
       tracer?.close();

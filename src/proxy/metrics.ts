@@ -250,7 +250,7 @@ export class ProxyMetrics {
   /** Mesh TLS handshakes that failed, by direction and reason (only with mTLS on). */
   readonly tlsHandshakeErrors: Counter<'direction' | 'reason'> | undefined;
   /** Mesh TLS handshakes that completed, by direction and resumed="true"|"false" (only with mTLS on). */
-  readonly tlsHandshakes: Counter<'direction' | 'resumed'> | undefined;
+  readonly tlsHandshakes: Counter<'direction' | 'resumed' | 'group'> | undefined;
   readonly tls: boolean;
   readonly detectTimeoutTotal: Counter<'direction'>;
   readonly refusedTotal: Counter<'direction' | 'reason'>;
@@ -475,8 +475,8 @@ export class ProxyMetrics {
     this.tlsHandshakes = this.tls
       ? new Counter({
           name: 'tls_handshakes_total',
-          help: 'mesh TLS handshakes that completed: resumed="true" (a session ticket, no certificates exchanged) or "false" (a full handshake)',
-          labelNames: ['direction', 'resumed'],
+          help: 'mesh TLS handshakes that completed: resumed="true" (a session ticket, no certificates exchanged) or "false" (a full handshake); group: the key exchange agreed (X25519MLKEM768, X25519, ...), known on the client side only (outbound; inbound says "unknown")',
+          labelNames: ['direction', 'resumed', 'group'],
           registers,
         })
       : undefined;

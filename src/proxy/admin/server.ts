@@ -1,6 +1,7 @@
 // The admin server: liveness, readiness, Prometheus metrics, the version, the certificate held (never the key) and
 // the inbound policy in force, the app's forwarded kubelet probes, and a graceful shutdown, on its own port so that probes and scrapes never queue behind application traffic.
-import { X509Certificate } from 'node:crypto';
+// Other pods may read only the probes, metrics and version; the rest needs the mesh's admin token or loopback.
+import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { versionView } from '../../core/version.js';
@@ -14,6 +15,8 @@ export interface AdminHooks {
   shutdown(): void;
   /** mTLS on: the certificate held now (undefined before the first). Absent: mTLS is off. */
   readonly certificate?: () => { readonly leafPem: string } | undefined;
+  /** mTLS on: the key exchange groups offered, and the one the last outbound handshake agreed on. */
+  readonly keyExchange?: () => KeyExchangeView;
   /** With a policy service: the inbound policy in force (the policy API's message, as received), and
    *  whether it came from the control plane. Absent: no policy service. */
   readonly policy?: () => { readonly answered: boolean; readonly policy: unknown };
@@ -21,6 +24,15 @@ export interface AdminHooks {
   readonly tap?: TapHub;
   /** The app's kubelet probes this admin server forwards (GET /app-probe/<name>; probes.ts). */
   readonly appProbes?: ReadonlyMap<string, AppProbeTarget>;
+  /** The mesh's admin token (the tap token): /identity and /policy from another address need it as a
+   *  bearer. Absent: they answer loopback only. */
+  readonly token?: string;
+}
+
+/** The key exchange of mesh TLS: the groups offered, most preferred first, and the last one agreed. */
+export interface KeyExchangeView {
+  readonly offered: readonly string[];
+  readonly lastNegotiated: string | undefined;
 }
 
 /** What GET /identity answers (`outrigger identity` prints it). */
@@ -30,6 +42,8 @@ export interface IdentityView {
   readonly notBefore: string;
   readonly notAfter: string;
   readonly serial: string;
+  /** Absent from proxies older than the post-quantum key exchange. */
+  readonly keyExchange?: KeyExchangeView;
 }
 
 /** The public facts of a certificate, from its PEM (the key is never looked at). */
@@ -47,6 +61,26 @@ export function identityView(leafPem: string): IdentityView {
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
+/** Whether a peer address is the pod itself (IPv4 loopback, IPv6 loopback, or IPv4 loopback mapped). */
+export function isLoopback(addr: string | undefined): boolean {
+  return LOOPBACK.test(addr ?? '');
+}
+
+/**
+ * Whether a request may read the proxy's state (/identity, /policy): from loopback always (the pod
+ * itself, `kubectl port-forward`), from elsewhere with `Authorization: Bearer <token>`, compared in
+ * constant time so that the answer's timing does not tell how much of a guess was right.
+ */
+export function adminAuthorized(remoteAddr: string | undefined, authorization: string | undefined, token?: string) {
+  if (isLoopback(remoteAddr)) return true;
+  if (token === undefined || token === '') return false;
+  const m = /^Bearer (.+)$/.exec(authorization ?? '');
+  if (m === null) return false;
+  const given = Buffer.from((m[1] as string).trim());
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
 export function createAdminServer(hooks: AdminHooks): http.Server {
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
@@ -56,6 +90,12 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
       res.end(body);
     };
+    const unauthorized = () =>
+      hooks.token !== undefined && hooks.token !== ''
+        ? text(401, `${path} needs the mesh admin token from another address: Authorization: Bearer <token>\n`, {
+            'www-authenticate': 'Bearer',
+          })
+        : text(403, `${path} is only answered on loopback (this proxy has no admin token)\n`);
     switch (path) {
       case '/live':
         return text(200, 'live\n');
@@ -77,28 +117,34 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
       case '/identity': {
         if (req.method !== 'GET' && req.method !== 'HEAD')
           return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (!adminAuthorized(req.socket.remoteAddress, req.headers.authorization, hooks.token)) return unauthorized();
         if (hooks.certificate === undefined) return text(404, 'this proxy has no identity (mTLS is off)\n');
         const cert = hooks.certificate();
         if (cert === undefined) return text(503, 'no certificate yet\n');
-        return text(200, `${JSON.stringify(identityView(cert.leafPem))}\n`, { 'content-type': 'application/json' });
+        const view: IdentityView = {
+          ...identityView(cert.leafPem),
+          ...(hooks.keyExchange !== undefined ? { keyExchange: hooks.keyExchange() } : {}),
+        };
+        return text(200, `${JSON.stringify(view)}\n`, { 'content-type': 'application/json' });
       }
       case '/policy': {
         // What `outrigger authz` shows and checks: who may call this pod (no secrets in it).
         if (req.method !== 'GET' && req.method !== 'HEAD')
           return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+        if (!adminAuthorized(req.socket.remoteAddress, req.headers.authorization, hooks.token)) return unauthorized();
         if (hooks.policy === undefined)
           return text(404, 'this proxy has no policy service (every client is allowed)\n');
         return text(200, `${JSON.stringify(hooks.policy())}\n`, { 'content-type': 'application/json' });
       }
       case '/tap':
+        // The tap hub checks the token itself, from loopback too: it streams the traffic's metadata.
         if (hooks.tap === undefined) return text(403, 'tap is off: this proxy has no tap token (--tap-token-file)\n');
         hooks.tap.handle(req, res, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
         return;
       case '/shutdown':
         if (req.method !== 'POST') return text(405, 'method not allowed\n', { allow: 'POST' });
         // Only the pod itself may stop its proxy (the admin port listens on every address for probes).
-        if (!LOOPBACK.test(req.socket.remoteAddress ?? ''))
-          return text(403, 'shutdown is only accepted from loopback\n');
+        if (!isLoopback(req.socket.remoteAddress)) return text(403, 'shutdown is only accepted from loopback\n');
         text(202, 'shutting down\n');
         hooks.shutdown();
         return;

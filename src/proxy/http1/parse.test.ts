@@ -123,3 +123,56 @@ void test('chunked scanner: finds the end across any split, passes payload range
     assert.throws(() => s.scan(Buffer.from(bad)), ProxyError, bad);
   }
 });
+
+void test('smuggling rules: OWS is SP and HTAB only, codings are known, Connection cannot drop framing', () => {
+  const bad = [
+    ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding:\x0bchunked'],
+    ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked\xa0'],
+    ['POST / HTTP/1.1', 'Host: a', 'Content-Length: 3\xa0'],
+    ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: identity, chunked'],
+    ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: x, chunked'],
+    ['POST / HTTP/1.1', 'Host: a', 'Connection: content-length', 'Content-Length: 3'],
+    ['POST / HTTP/1.1', 'Host: a', 'Connection: Host'],
+    ['GET http://a>b:80/ HTTP/1.1', 'Host: a'],
+    ['GET http://a"b/ HTTP/1.1', 'Host: a'],
+    ['CONNECT /x HTTP/1.1', 'Host: a'],
+  ];
+  for (const lines of bad)
+    assert.equal(
+      code(() => req(lines)),
+      'OUTR_ERR_MALFORMED_REQUEST',
+      JSON.stringify(lines),
+    );
+  assert.equal(req(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding:\t chunked \t']).bodyKind, 'chunked');
+  assert.equal(req(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: gzip, chunked']).bodyKind, 'chunked');
+});
+
+void test('chunked scanner: extensions follow their grammar, trailers are field lines without framing fields', () => {
+  const scan = (body: string) => {
+    const s = new ChunkedScanner((m) => new ProxyError('OUTR_ERR_MALFORMED_REQUEST', m));
+    return s.scan(Buffer.from(body, 'latin1'));
+  };
+  const good = [
+    '3;a\r\nabc\r\n0\r\n\r\n',
+    '3;a=b;c="d;\\"e"\r\nabc\r\n0\r\n\r\n',
+    '3;a="\xe9"\r\nabc\r\n0;last\r\nx-sum: 1\r\ny:\r\n\r\n',
+  ];
+  for (const g of good) assert.equal(scan(g), g.length, JSON.stringify(g));
+  const bad = [
+    '3 \r\nabc\r\n0\r\n\r\n',
+    '3 ;a\r\nabc\r\n0\r\n\r\n',
+    '3;a =b\r\nabc\r\n0\r\n\r\n',
+    '3;\r\nabc\r\n0\r\n\r\n',
+    '3;a b\r\nabc\r\n0\r\n\r\n',
+    '3;a=\r\nabc\r\n0\r\n\r\n',
+    '3;a="\r\n"\r\nabc\r\n0\r\n\r\n',
+    '3;a=b c\r\nabc\r\n0\r\n\r\n',
+    '3;a\x00\r\nabc\r\n0\r\n\r\n',
+    '0\r\ncontent-length: 3\r\n\r\n',
+    '0\r\nTransfer-Encoding: chunked\r\n\r\n',
+    '0\r\nno colon\r\n\r\n',
+    '0\r\nx: a\x01\r\n\r\n',
+    '0\r\n y: folded\r\n\r\n',
+  ];
+  for (const b of bad) assert.throws(() => scan(b), ProxyError, JSON.stringify(b));
+});

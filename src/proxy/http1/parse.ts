@@ -38,6 +38,38 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** request-target: visible ASCII only (no spaces, no controls, no obs-text). */
 const BAD_TARGET = /[^\x21-\x7e]/;
 
+/** tchar (RFC 9110 section 5.6.2) by byte, for the chunked scanner's extension and trailer names. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+  TCHAR[c.charCodeAt(0)] = 1;
+
+/**
+ * Transfer codings a request may carry before the final chunked (RFC 9112 section 7). Anything else,
+ * "identity" included (no longer registered), is refused: an upstream that does not know a coding
+ * cannot agree with us on where the body ends.
+ */
+const REQUEST_CODINGS = new Set(['chunked', 'gzip', 'x-gzip', 'deflate', 'compress', 'x-compress']);
+
+/** Fields a Connection header may not name: removing them would change the message's framing or target. */
+const NOT_HOP_BY_HOP = new Set(['content-length', 'host']);
+
+/**
+ * The field value without its leading and trailing OWS (RFC 9110 section 5.5): SP and HTAB only, not
+ * String.prototype.trim's wider set (VT, FF, NBSP...), which would hide "Transfer-Encoding:\x0bchunked".
+ */
+function trimOws(s: string, from: number): string {
+  let a = from;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  return s.slice(a, b);
+}
+
+/** An authority's characters (RFC 3986 section 3.2): what routing reads must not be something else first. */
+const AUTHORITY = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@[\]]+$/;
+/** absolute-form (RFC 9112 section 3.2.2): scheme "://" authority, then path, query or nothing. */
+const ABSOLUTE = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([A-Za-z0-9\-._~%!$&'()*+,;=:@[\]]*)(?:[/?#]|$)/;
+
 /** Hop-by-hop fields (RFC 9110 section 7.6.1) that the proxy consumes and never forwards. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding']);
 
@@ -73,7 +105,7 @@ function scanFields(lines: string[], fail: (m: string) => ProxyError): FieldScan
     if (colon <= 0) throw fail(`header line without a field name: ${JSON.stringify(line.slice(0, 40))}`);
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) throw fail(`invalid header field name ${JSON.stringify(name.slice(0, 40))}`);
-    const value = line.slice(colon + 1).trim();
+    const value = trimOws(line, colon + 1);
     if (BAD_VALUE.test(value)) throw fail(`invalid character in header field ${name}`);
     const lower = name.toLowerCase();
     switch (lower) {
@@ -92,7 +124,7 @@ function scanFields(lines: string[], fail: (m: string) => ProxyError): FieldScan
         continue;
       case 'connection':
         for (const t of value.split(',')) {
-          const tok = t.trim().toLowerCase();
+          const tok = trimOws(t, 0).toLowerCase();
           if (tok) (connection ??= []).push(tok);
         }
         continue;
@@ -122,6 +154,7 @@ function scanFields(lines: string[], fail: (m: string) => ProxyError): FieldScan
       if (tok === 'close') close = true;
       else if (tok === 'keep-alive') keepAliveToken = true;
       else if (tok === 'upgrade') upgradeToken = true;
+      else if (NOT_HOP_BY_HOP.has(tok)) throw fail(`connection header names ${tok}`);
       else named.add(tok);
     }
     if (named.size) {
@@ -134,7 +167,7 @@ function scanFields(lines: string[], fail: (m: string) => ProxyError): FieldScan
   if (te !== undefined) {
     // RFC 9112 section 6.3: with both, the message is a smuggling attempt as far as we are concerned.
     if (contentLength >= 0) throw fail('both transfer-encoding and content-length');
-    const codings = te.split(',').map((c) => c.trim().toLowerCase());
+    const codings = te.split(',').map((c) => trimOws(c, 0).toLowerCase());
     if (codings[codings.length - 1] !== 'chunked') bodyKind = 'eof';
     else {
       if (codings.indexOf('chunked') !== codings.length - 1) throw fail('chunked applied more than once');
@@ -182,14 +215,26 @@ export function parseRequestHead(text: string): RequestHead {
   }
   const f = scanFields(lines, malformed);
   if (f.bodyKind === 'eof') throw malformed('request transfer-encoding does not end in chunked');
+  if (f.bodyKind === 'chunked') {
+    const te = f.fields[f.fields.length - 1] as string;
+    if (te.length !== 7) {
+      for (const c of te.split(',')) {
+        const coding = trimOws(c, 0).toLowerCase();
+        if (!REQUEST_CODINGS.has(coding))
+          throw malformed(`unknown transfer coding ${JSON.stringify(coding.slice(0, 20))}`);
+      }
+    }
+  }
   if (minor === 1 && f.host === '' && lines.length > 0) {
     // RFC 9112 section 3.2: a 1.1 request without Host is answered 400.
     throw malformed('http/1.1 request without a host header');
   }
   let authority = f.host;
-  if (method === 'CONNECT') authority = target;
-  else if (target.charCodeAt(0) !== 0x2f /* "/" */ && target !== '*') {
-    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
+  if (method === 'CONNECT') {
+    if (!AUTHORITY.test(target)) throw malformed('invalid request target');
+    authority = target;
+  } else if (target.charCodeAt(0) !== 0x2f /* "/" */ && target !== '*') {
+    const m = ABSOLUTE.exec(target);
     if (!m) throw malformed('invalid request target');
     authority = m[1] as string;
   }
@@ -236,14 +281,20 @@ export function parseResponseHead(text: string, requestMethod: string): Response
 
 const enum S {
   Size,
-  SizeWs,
-  Ext,
+  ExtNameStart,
+  ExtName,
+  ExtValStart,
+  ExtToken,
+  ExtQuoted,
+  ExtQuotedPair,
+  ExtAfterQuote,
   SizeLf,
   Data,
   DataCr,
   DataLf,
   TrailerStart,
-  TrailerLine,
+  TrailerName,
+  TrailerValue,
   TrailerLineLf,
   EndLf,
   Done,
@@ -252,6 +303,9 @@ const enum S {
 /** Longest chunk-size line extension and trailer section we accept, in bytes. */
 const MAX_LINE = 4096;
 const MAX_TRAILERS = 16384;
+/** Trailer fields refused (RFC 9110 section 6.5.1), and the longest of their names. */
+const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host']);
+const MAX_FORBIDDEN_TRAILER = 17;
 
 /**
  * Follows the chunked framing (RFC 9112 section 7.1) of a body as its bytes go by, to find where the
@@ -264,6 +318,8 @@ export class ChunkedScanner {
   private digits = 0;
   private lineBytes = 0;
   private trailerBytes = 0;
+  /** The current trailer field's name, lower case, kept only while it could still be a forbidden one. */
+  private trailerName = '';
 
   constructor(private readonly fail: (m: string) => ProxyError) {}
 
@@ -301,26 +357,9 @@ export class ChunkedScanner {
           } else if (this.digits === 0) throw this.fail('invalid chunk size');
           else if (c === 0x0d) this.state = S.SizeLf;
           else if (c === 0x3b) {
-            this.state = S.Ext;
+            this.state = S.ExtNameStart;
             this.lineBytes = 0;
-          } else if (c === 0x20 || c === 0x09) this.state = S.SizeWs;
-          else throw this.fail('invalid chunk size');
-          break;
-        }
-        case S.SizeWs: {
-          const c = buf[i];
-          if (c === 0x3b) {
-            this.state = S.Ext;
-            this.lineBytes = 0;
-          } else if (c === 0x0d) this.state = S.SizeLf;
-          else if (c !== 0x20 && c !== 0x09) throw this.fail('invalid chunk size');
-          break;
-        }
-        case S.Ext: {
-          const c = buf[i] as number;
-          if (c === 0x0d) this.state = S.SizeLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f || ++this.lineBytes > MAX_LINE)
-            throw this.fail('invalid chunk extension');
+          } else throw this.fail('invalid chunk size');
           break;
         }
         case S.SizeLf:
@@ -339,18 +378,34 @@ export class ChunkedScanner {
           if (buf[i] !== 0x0a) throw this.fail('chunk data longer than its size');
           this.state = S.Size;
           break;
-        case S.TrailerStart:
-          if (buf[i] === 0x0d) this.state = S.EndLf;
-          else {
-            this.state = S.TrailerLine;
+        // Trailer fields (RFC 9112 section 7.1.2) are forwarded as they came: each line must be a field
+        // line (token, ":", a value without controls), and none may be a framing or routing field (RFC 9110
+        // section 6.5.1), which a recipient merging trailers into the head could act on.
+        case S.TrailerStart: {
+          const c = buf[i] as number;
+          if (c === 0x0d) this.state = S.EndLf;
+          else if (TCHAR[c]) {
+            this.state = S.TrailerName;
+            this.trailerName = String.fromCharCode(c | 0x20);
             this.trailerBytes++;
-          }
+          } else throw this.fail('invalid trailer line');
           break;
-        case S.TrailerLine: {
-          const c = buf[i];
+        }
+        case S.TrailerName: {
+          const c = buf[i] as number;
+          if (++this.trailerBytes > MAX_TRAILERS) throw this.fail('trailer section too large');
+          if (c === 0x3a) {
+            if (FORBIDDEN_TRAILERS.has(this.trailerName)) throw this.fail(`${this.trailerName} in a trailer`);
+            this.state = S.TrailerValue;
+          } else if (!TCHAR[c]) throw this.fail('invalid trailer field name');
+          else if (this.trailerName.length <= MAX_FORBIDDEN_TRAILER) this.trailerName += String.fromCharCode(c | 0x20);
+          break;
+        }
+        case S.TrailerValue: {
+          const c = buf[i] as number;
           if (++this.trailerBytes > MAX_TRAILERS) throw this.fail('trailer section too large');
           if (c === 0x0d) this.state = S.TrailerLineLf;
-          else if (c === 0x0a || c === 0) throw this.fail('invalid trailer line');
+          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.fail('invalid trailer line');
           break;
         }
         case S.TrailerLineLf:
@@ -363,9 +418,56 @@ export class ChunkedScanner {
           return i + 1;
         case S.Done:
           return i;
+        default:
+          this.extension(buf[i] as number);
       }
       i++;
     }
     return -1;
+  }
+
+  /**
+   * One byte of a chunk extension (RFC 9112 section 7.1.1), checked to its grammar because chunk lines
+   * are forwarded as they came: a name is a token, a value a token or a quoted-string, which cannot hold
+   * CR or LF. The BWS the grammar allows around ";" and "=" is refused, as llhttp refuses it: we can
+   * pass on only what a strict upstream reads the same way. Extensions are rare: the cost is theirs.
+   */
+  private extension(c: number): void {
+    if (++this.lineBytes > MAX_LINE) throw this.fail('chunk extension too long');
+    switch (this.state) {
+      case S.ExtNameStart:
+        if (!TCHAR[c]) throw this.fail('invalid chunk extension');
+        this.state = S.ExtName;
+        return;
+      case S.ExtName:
+      case S.ExtToken:
+        if (c === 0x0d) this.state = S.SizeLf;
+        else if (c === 0x3b) this.state = S.ExtNameStart;
+        else if (c === 0x3d && this.state === S.ExtName) this.state = S.ExtValStart;
+        else if (!TCHAR[c]) throw this.fail('invalid chunk extension');
+        return;
+      case S.ExtValStart:
+        if (c === 0x22) this.state = S.ExtQuoted;
+        else if (TCHAR[c]) this.state = S.ExtToken;
+        else throw this.fail('invalid chunk extension');
+        return;
+      case S.ExtQuoted:
+        // qdtext and quoted-pair (RFC 9110 section 5.6.4): no controls but HTAB, so never CR or LF.
+        if (c === 0x22) this.state = S.ExtAfterQuote;
+        else if (c === 0x5c) this.state = S.ExtQuotedPair;
+        else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.fail('invalid chunk extension');
+        return;
+      case S.ExtQuotedPair:
+        if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.fail('invalid chunk extension');
+        this.state = S.ExtQuoted;
+        return;
+      case S.ExtAfterQuote:
+        if (c === 0x0d) this.state = S.SizeLf;
+        else if (c === 0x3b) this.state = S.ExtNameStart;
+        else throw this.fail('invalid chunk extension');
+        return;
+      default:
+        throw this.fail('invalid chunked framing');
+    }
   }
 }

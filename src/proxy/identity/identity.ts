@@ -3,6 +3,7 @@
 // CSR is sent with the pod's ServiceAccount token (re-read from its file each time: tokens rotate), the
 // certificate is renewed at about 70% of its lifetime, and while the CA is unreachable the proxy keeps
 // serving with the certificate it holds and retries with jittered exponential backoff.
+import { MESH_ECDH_CURVE } from '../tls/groups.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
@@ -79,6 +80,8 @@ export function identitySecureContext(c: {
     ca: c.trustAnchorPem,
     minVersion: 'TLSv1.3',
     maxVersion: 'TLSv1.3',
+    // The hybrid post-quantum group first when this runtime has it (../tls/groups.ts).
+    ecdhCurve: MESH_ECDH_CURVE,
   });
 }
 

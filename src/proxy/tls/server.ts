@@ -8,6 +8,7 @@
 // it was made, so the client's identity is known the same way. The tickets are sealed with keys of the
 // secure context, and a rotation makes a new context with new random keys: tickets issued before it are
 // no longer accepted, and those clients make a full handshake with the new certificate (and trust anchor).
+import { MESH_ECDH_CURVE } from './groups.js';
 import { constants } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -113,6 +114,8 @@ export class MeshTlsServer {
       ca: c.trustAnchorPem,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
+      // The server picks the first of the client's groups it has too (./groups.ts).
+      ecdhCurve: MESH_ECDH_CURVE,
       // Set, not left to the default: Node documents 300 s, but unset it leaves OpenSSL's 7200 s in force.
       sessionTimeout: SESSION_LIFETIME_S,
       // Off: the tickets sent are stateful (session ids), and as the server keeps no session cache, none

@@ -10,6 +10,7 @@ import type { Logger } from '../../core/log.js';
 import type { IdentityCert } from '../identity/identity.js';
 import type { MeshAlpn } from '../tls/alpn.js';
 import { checkMeshServerIdentity } from '../tls/client.js';
+import { MESH_GROUPS, negotiatedGroup } from '../tls/groups.js';
 import { MeshTlsError, TlsCodes } from '../tls/errors.js';
 import { MeshTlsServer, type IdentitySource, type MeshTlsConnection } from '../tls/server.js';
 import { SESSION_LIFETIME_S, SessionCache, sessionKey } from '../tls/sessions.js';
@@ -28,11 +29,9 @@ export function meshUpstreamError(err: unknown): ProxyError | undefined {
   return typeof err === 'object' && err !== null ? upstreamErrors.get(err) : undefined;
 }
 
-/** tls_handshakes_total's label sets. */
-const OUTBOUND_FULL = { direction: 'outbound', resumed: 'false' } as const;
-const OUTBOUND_RESUMED = { direction: 'outbound', resumed: 'true' } as const;
-const INBOUND_FULL = { direction: 'inbound', resumed: 'false' } as const;
-const INBOUND_RESUMED = { direction: 'inbound', resumed: 'true' } as const;
+/** tls_handshakes_total's inbound label sets: a server-side socket cannot tell the group (./groups.ts). */
+const INBOUND_FULL = { direction: 'inbound', resumed: 'false', group: 'unknown' } as const;
+const INBOUND_RESUMED = { direction: 'inbound', resumed: 'true', group: 'unknown' } as const;
 
 /** TLSSocket's own isSessionReused (originate shadows it on some sockets). */
 const sessionReused = (socket: tls.TLSSocket): boolean => tls.TLSSocket.prototype.isSessionReused.call(socket);
@@ -67,6 +66,8 @@ export class MeshTls {
   #lastCertId = 0;
   readonly #stopRotate: () => void;
   #warned = false;
+  /** The key exchange group of the last outbound handshake (what `outrigger identity` shows). */
+  #lastGroup: string | undefined;
 
   constructor(opts: MeshTlsOptions) {
     this.identity = opts.identity;
@@ -81,6 +82,11 @@ export class MeshTls {
     this.#sessions = resumption ? new SessionCache() : undefined;
     // The tickets of the previous certificate can no longer be offered (their key names it): let them go.
     this.#stopRotate = resumption ? opts.identity.onRotate(() => this.#sessions?.clear()) : () => undefined;
+  }
+
+  /** The groups this proxy offers, and the one its last outbound handshake agreed on (none yet: undefined). */
+  keyExchange(): { readonly offered: readonly string[]; readonly lastNegotiated: string | undefined } {
+    return { offered: MESH_GROUPS, lastNegotiated: this.#lastGroup };
   }
 
   /** Counts a failed handshake; the first one is logged at warn (a degraded mode logs once). */
@@ -170,7 +176,9 @@ export class MeshTls {
     socket.once('secureConnect', () => {
       socket.off('error', onError);
       const resumed = socket.isSessionReused();
-      this.#metrics.tlsHandshakes?.inc(resumed ? OUTBOUND_RESUMED : OUTBOUND_FULL);
+      const group = negotiatedGroup(socket) ?? 'unknown';
+      this.#lastGroup = group;
+      this.#metrics.tlsHandshakes?.inc({ direction: 'outbound', resumed: resumed ? 'true' : 'false', group });
       // The server did not take the ticket (it restarted, or rotated its certificate and so its
       // ticket keys): the other tickets of the key are no better (RFC 9149 section 3).
       if (offered !== undefined && !resumed && key !== undefined) this.#sessions?.drop(key);
