@@ -489,9 +489,13 @@ class Fwd {
     if (end && this.grpc) {
       const gs = grpcStatusIn(fields);
       if (gs === undefined && st === 200) {
-        // A gRPC answer always ends with grpc-status: the proxy's INTERNAL when the upstream sent none.
-        this.down.conn.respond(this.ds, fields, false);
-        this.missingGrpcStatus();
+        // A gRPC answer always ends with grpc-status: a trailers-only one gets the proxy's INTERNAL in its head.
+        const err = this.grpcStatusMissing();
+        fields
+          .add('grpc-status', String(GrpcStatus.INTERNAL))
+          .add('grpc-message', grpcMessage(`outrigger proxy: ${err.message}`));
+        this.down.conn.respond(this.ds, fields, true);
+        this.answered(true, errorLabel(err));
         return;
       }
       this.grpcStatus = gs ?? grpcStatusOfHttp(st);
@@ -528,15 +532,22 @@ class Fwd {
     this.answered(false, undefined);
   }
 
+  /** A gRPC answer ended without grpc-status: the proxy's INTERNAL in trailers. */
   private missingGrpcStatus(): void {
+    const err = this.grpcStatusMissing();
+    this.down.conn.trailers(this.ds, grpcTrailers(GrpcStatus.INTERNAL, err.message));
+    this.answered(true, errorLabel(err));
+  }
+
+  /** Counts the missing grpc-status as the proxy's error and sets the status the client ends with. */
+  private grpcStatusMissing(): ProxyError {
     const err = new ProxyError(
       Codes.GRPC_STATUS_MISSING,
       `upstream ${this.upKey}: the grpc response ended without grpc-status`,
     );
     this.grpcStatus = GrpcStatus.INTERNAL;
-    this.down.conn.trailers(this.ds, grpcTrailers(GrpcStatus.INTERNAL, err.message));
     this.proxy.ctx.metrics.requestError(this.proxy.ctx.direction, this.down.key, err);
-    this.answered(true, errorLabel(err));
+    return err;
   }
 
   /** The client's stream takes bytes again: return the upstream's bytes we held back. */
