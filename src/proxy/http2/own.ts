@@ -242,7 +242,8 @@ class Fwd {
   readonly startedAt = performance.now();
   readonly grpc: boolean;
   readonly authority: string;
-  stats: RouteStats;
+  /** Set when the request is counted (it started, or was refused for a full queue). */
+  stats: RouteStats | undefined;
   upKey: string;
   private ep: Endpoint | undefined;
   private epStart = 0;
@@ -285,7 +286,6 @@ class Fwd {
     this.grpc = ct !== undefined && ct.startsWith('application/grpc');
     this.authority = field(head, ':authority') ?? field(head, 'host') ?? '';
     this.upKey = down.key;
-    this.stats = undefined as unknown as RouteStats;
   }
 
   /** The destination's in-flight bound (a Service or pod the mesh knows), then start. */
@@ -315,8 +315,9 @@ class Fwd {
     }
     this.onSlot = undefined;
     metrics.requestQueueTotal.inc({ direction, target_addr: key, result: 'full' });
-    this.stats = metrics.route(direction, key, this.authority, this.down.clientId);
-    this.stats.requests.inc();
+    const stats = metrics.route(direction, key, this.authority, this.down.clientId);
+    this.stats = stats;
+    stats.requests.inc();
     this.fail(queueFull(router.limit, key));
   }
 
@@ -345,8 +346,9 @@ class Fwd {
     // A meshed endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy).
     const serverId = ep?.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
     this.serverId = serverId;
-    this.stats = metrics.route(direction, key, this.authority, clientId ?? serverId, undefined, ep?.meta);
-    this.stats.requests.inc();
+    const stats = metrics.route(direction, key, this.authority, clientId ?? serverId, undefined, ep?.meta);
+    this.stats = stats;
+    stats.requests.inc();
     this.trace = ctx.obs?.tracer?.child(field(this.head, 'traceparent'));
     if (gate !== undefined) {
       let req: RouteRequest | undefined;
@@ -668,7 +670,9 @@ class Fwd {
       if (!this.fed) abandonBreaker(this.down.router?.own as BackendTarget, ep.key);
     }
     const grpcStatus = this.grpc ? this.grpcStatus : undefined;
-    this.stats.response(this.status, latency, grpcStatus, reason !== undefined);
+    const stats = this.stats;
+    if (stats === undefined) return; // never counted: it waited for a slot until the client left
+    stats.response(this.status, latency, grpcStatus, reason !== undefined);
     const { ctx } = this.proxy;
     const obs = ctx.obs;
     if (obs !== undefined && obs.active) {
@@ -676,7 +680,7 @@ class Fwd {
       observeStream(
         obs,
         { direction: ctx.direction, own: ctx.mtls !== undefined ? (ctx.cfg.identity ?? '') : '' },
-        this.stats,
+        stats,
         this.status,
         grpcStatus,
         latency,
