@@ -39,13 +39,14 @@ import { Codes, ProxyError } from '../errors/errors.js';
 import { errorResponse, type ErrorResponse } from '../errors/respond.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
-import { meshUpstreamError, type MeshTls } from '../transport/mtls.js';
+import type { MeshTls } from '../transport/mtls.js';
 import { CLIENT_ID_HEADER } from '../http1/server.js';
 import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 import type { Observer } from '../observe/observer.js';
 import { h2Fields } from '../observe/event.js';
 import { Answer, type AnswerEnd } from './answer.js';
-import { grpcMessage, grpcStatusOf, grpcStatusOfReset, isGrpc } from '../../api/grpc/protocol.js';
+import { grpcStatusOf, grpcStatusOfReset, isGrpc } from '../../api/grpc/protocol.js';
+import { classify, errorAnswer, observeStream, type H2Engine } from './common.js';
 import { forwardable, headerText } from './headers.js';
 import { formatTraceparent, type TraceContext } from '../observe/trace.js';
 import type { RouteStats } from '../metrics.js';
@@ -65,7 +66,7 @@ export interface H2Context {
 }
 
 /** What an observed stream's event needs besides its answer. */
-interface StreamFacts {
+interface NodeStreamFacts {
   readonly stream: ServerHttp2Stream;
   readonly headers: IncomingHttpHeaders;
   readonly dst: string;
@@ -77,55 +78,24 @@ interface StreamFacts {
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } =
   http2.constants;
 
-/** Maps an error seen on an upstream stream or session to the proxy's typed error. */
-function classify(err: unknown, target: string): ProxyError {
-  if (err instanceof ProxyError) return err;
-  let e = err as NodeJS.ErrnoException;
-  // A stream still waiting for its session is cancelled with ERR_HTTP2_STREAM_CANCEL when the session
-  // fails (refused, timed out); the reason is its cause.
-  if (e?.code === 'ERR_HTTP2_STREAM_CANCEL' && e.cause) {
-    if (e.cause instanceof ProxyError) return e.cause;
-    e = e.cause as NodeJS.ErrnoException;
-  }
-  // A mesh TLS session that failed its handshake: the proxy's error for it, already counted.
-  const tlsErr = meshUpstreamError(e);
-  if (tlsErr !== undefined) return tlsErr;
-  if (e?.code && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|PIPE|ADDRNOTAVAIL)$/.test(e.code)) {
-    return new ProxyError(Codes.CONNECT_REFUSED, `upstream ${target}: connect failed: ${e.code}`);
-  }
-  return new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${target}: http/2 error: ${e?.code ?? String(err)}`);
-}
-
-/** Answers a stream with the proxy's error: for gRPC a "trailers-only" response (gRPC clients read
- *  errors from grpc-status, not :status), else the status and a short body. Returns what was sent. */
+/** Answers a stream with the proxy's error (./common.ts says how). Returns what was sent. */
 function respondWithError(
   stream: ServerHttp2Stream,
   r: ErrorResponse,
   grpc: boolean,
 ): { status: number; grpcStatus: number | undefined } {
-  if (grpc) {
-    stream.respond(
-      {
-        ':status': 200,
-        'content-type': 'application/grpc',
-        'grpc-status': String(r.grpcStatus),
-        'grpc-message': grpcMessage(`outrigger proxy: ${r.message}`),
-      },
-      { endStream: true },
-    );
-    return { status: 200, grpcStatus: r.grpcStatus };
+  const a = errorAnswer(r, grpc);
+  const head: http2.OutgoingHttpHeaders = { ':status': a.status };
+  for (let i = 0; i + 1 < a.fields.length; i += 2) head[a.fields[i] as string] = a.fields[i + 1];
+  if (a.body === undefined) stream.respond(head, { endStream: true });
+  else {
+    stream.respond(head);
+    stream.end(a.body);
   }
-  stream.respond({
-    ':status': r.status,
-    'content-type': 'text/plain; charset=utf-8',
-    'outrigger-proxy-error': r.message.replace(/[^\x20-\x7e]/g, '?'),
-    ...(r.retryAfterS !== undefined ? { 'retry-after': String(r.retryAfterS) } : {}),
-  });
-  stream.end(`outrigger proxy: ${r.message}\n`);
-  return { status: r.status, grpcStatus: undefined };
+  return { status: a.status, grpcStatus: a.grpcStatus };
 }
 
-export class H2Proxy {
+export class H2Proxy implements H2Engine {
   private readonly upstreams = new Map<string, ClientHttp2Session>();
   private readonly downstreams = new Set<ServerHttp2Session>();
   private draining = false;
@@ -808,33 +778,30 @@ export class H2Proxy {
     grpcStatus: number | undefined,
     latencyMs: number,
     failure: string | undefined,
-    f: StreamFacts,
+    f: NodeStreamFacts,
   ): void {
-    const inbound = this.ctx.direction === 'inbound';
-    const own = this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '';
-    const peer = inbound ? f.clientId : f.serverId;
     const sock = f.stream.session?.socket;
     const h = f.headers;
-    obs.emit({
-      startMs: Date.now() - latencyMs,
-      direction: this.ctx.direction,
-      src: `${sock?.remoteAddress ?? ''}:${sock?.remotePort ?? 0}`,
-      dst: f.dst,
-      tls: peer !== undefined,
-      clientId: inbound ? (f.clientId ?? '') : peer !== undefined ? own : '',
-      serverId: inbound ? (peer !== undefined ? own : '') : (f.serverId ?? ''),
-      method: headerText(h[':method']) ?? '',
-      authority: headerText(h[':authority']) ?? headerText(h.host) ?? '',
-      path: headerText(h[':path']) ?? '',
+    observeStream(
+      obs,
+      { direction: this.ctx.direction, own: this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '' },
+      stats,
       status,
       grpcStatus,
-      failure,
       latencyMs,
-      route: stats.route,
-      dstMeta: stats.dst,
-      fields: h2Fields(h),
-      trace: f.trace,
-    });
+      failure,
+      {
+        src: `${sock?.remoteAddress ?? ''}:${sock?.remotePort ?? 0}`,
+        method: headerText(h[':method']) ?? '',
+        authority: headerText(h[':authority']) ?? headerText(h.host) ?? '',
+        path: headerText(h[':path']) ?? '',
+        fields: h2Fields(h),
+        dst: f.dst,
+        clientId: f.clientId,
+        serverId: f.serverId,
+        trace: f.trace,
+      },
+    );
   }
 
   /** RequestMirror: a copy of a stream without a body to an endpoint of `b`, its answer dropped. */

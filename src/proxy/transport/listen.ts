@@ -14,6 +14,8 @@ import { ClientConn, type Http1Context } from '../http1/server.js';
 import type { UpstreamPool } from '../http1/pool.js';
 import type { Observer } from '../observe/observer.js';
 import { H2Proxy } from '../http2/server.js';
+import { OwnH2Proxy } from '../http2/own.js';
+import type { H2Engine } from '../http2/common.js';
 import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
 import { joinSockets } from './tcp.js';
@@ -78,7 +80,7 @@ const SERVER_FIRST_GRACE_MS = 1000;
 
 export class Listener {
   readonly server: net.Server;
-  readonly h2: H2Proxy;
+  readonly h2: H2Engine;
   readonly h1: Http1Context;
   /** Every accepted connection still open, whatever its protocol (for draining). */
   readonly sockets = new Set<Socket>();
@@ -103,7 +105,7 @@ export class Listener {
       ...policy,
       ...(obs ? { obs } : {}),
     };
-    this.h2 = new H2Proxy({
+    const h2ctx = {
       cfg,
       metrics,
       direction,
@@ -111,7 +113,8 @@ export class Listener {
       ...(mtls ? { mtls } : {}),
       ...policy,
       ...(obs ? { obs } : {}),
-    });
+    };
+    this.h2 = cfg.h2Engine === 'own' ? new OwnH2Proxy(h2ctx) : new H2Proxy(h2ctx);
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
     this.sweeper = setInterval(
       () => {

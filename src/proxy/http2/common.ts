@@ -1,0 +1,141 @@
+// What both HTTP/2 engines (node:http2 in ./server.ts, our own in ./own.ts) share above the wire: how an
+// upstream failure becomes the proxy's typed error, the fields of an error answer, and a stream's event.
+import type { Socket } from 'node:net';
+import type { SpiffeId } from '../../api/identity.js';
+import type { SocketAddr } from '../../core/addr.js';
+import type { Router } from '../route/router.js';
+import { grpcMessage } from '../../api/grpc/protocol.js';
+import { Codes, ProxyError } from '../errors/errors.js';
+import type { ErrorResponse } from '../errors/respond.js';
+import type { Direction, RouteStats } from '../metrics.js';
+import type { Observer } from '../observe/observer.js';
+import type { TraceContext } from '../observe/trace.js';
+import { meshUpstreamError } from '../transport/mtls.js';
+
+/** Maps an error seen on an upstream stream or connection to the proxy's typed error. */
+export function classify(err: unknown, target: string): ProxyError {
+  if (err instanceof ProxyError) return err;
+  let e = err as NodeJS.ErrnoException;
+  // A node:http2 stream still waiting for its session is cancelled with ERR_HTTP2_STREAM_CANCEL when
+  // the session fails (refused, timed out); the reason is its cause.
+  if (e?.code === 'ERR_HTTP2_STREAM_CANCEL' && e.cause) {
+    if (e.cause instanceof ProxyError) return e.cause;
+    e = e.cause as NodeJS.ErrnoException;
+  }
+  // A mesh TLS session that failed its handshake: the proxy's error for it, already counted.
+  const tlsErr = meshUpstreamError(e);
+  if (tlsErr !== undefined) return tlsErr;
+  if (e?.code && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|PIPE|ADDRNOTAVAIL)$/.test(e.code)) {
+    return new ProxyError(Codes.CONNECT_REFUSED, `upstream ${target}: connect failed: ${e.code}`);
+  }
+  return new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${target}: http/2 error: ${e?.code ?? String(err)}`);
+}
+
+/** The head (and body) of the proxy's own error answer to one stream. */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly grpcStatus: number | undefined;
+  /** Response fields after :status, as name/value pairs. */
+  readonly fields: readonly string[];
+  /** The body; undefined for gRPC, whose answer is "trailers-only" (the head ends the stream). */
+  readonly body: string | undefined;
+}
+
+/** For gRPC a trailers-only answer (gRPC clients read errors from grpc-status, not :status), else the
+ *  status with a short text body and the message in outrigger-proxy-error. */
+export function errorAnswer(r: ErrorResponse, grpc: boolean): ErrorAnswer {
+  if (grpc) {
+    return {
+      status: 200,
+      grpcStatus: r.grpcStatus,
+      fields: [
+        'content-type',
+        'application/grpc',
+        'grpc-status',
+        String(r.grpcStatus),
+        'grpc-message',
+        grpcMessage(`outrigger proxy: ${r.message}`),
+      ],
+      body: undefined,
+    };
+  }
+  const fields = [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'outrigger-proxy-error',
+    r.message.replace(/[^\x20-\x7e]/g, '?'),
+  ];
+  if (r.retryAfterS !== undefined) fields.push('retry-after', String(r.retryAfterS));
+  return { status: r.status, grpcStatus: undefined, fields, body: `outrigger proxy: ${r.message}\n` };
+}
+
+/** What an observed stream's event needs besides its answer, whichever engine carried it. */
+export interface StreamFacts {
+  readonly src: string;
+  readonly method: string;
+  readonly authority: string;
+  readonly path: string;
+  /** The request's fields without pseudo-headers, as name/value pairs. */
+  readonly fields: string[];
+  readonly dst: string;
+  readonly clientId: string | undefined;
+  readonly serverId: string | undefined;
+  readonly trace: TraceContext | undefined;
+}
+
+/** Who the observer reports the stream as between (the proxy's own identity on its mTLS side). */
+export interface ObserveScope {
+  readonly direction: Direction;
+  /** This proxy's identity when mTLS is on, else ''. */
+  readonly own: SpiffeId | '';
+}
+
+/** Hands a finished stream to the observers (only called when someone observes). */
+export function observeStream(
+  obs: Observer,
+  scope: ObserveScope,
+  stats: RouteStats,
+  status: number,
+  grpcStatus: number | undefined,
+  latencyMs: number,
+  failure: string | undefined,
+  f: StreamFacts,
+): void {
+  const inbound = scope.direction === 'inbound';
+  const peer = inbound ? f.clientId : f.serverId;
+  obs.emit({
+    startMs: Date.now() - latencyMs,
+    direction: scope.direction,
+    src: f.src,
+    dst: f.dst,
+    tls: peer !== undefined,
+    clientId: inbound ? (f.clientId ?? '') : peer !== undefined ? scope.own : '',
+    serverId: inbound ? (peer !== undefined ? scope.own : '') : (f.serverId ?? ''),
+    method: f.method,
+    authority: f.authority,
+    path: f.path,
+    status,
+    grpcStatus,
+    failure,
+    latencyMs,
+    route: stats.route,
+    dstMeta: stats.dst,
+    fields: f.fields,
+    trace: f.trace,
+  });
+}
+
+/** What a listener hands a detected HTTP/2 connection to, whichever engine serves it. */
+export interface H2Engine {
+  handle(
+    socket: Socket,
+    target: SocketAddr,
+    initial: Buffer,
+    router?: Router,
+    clientId?: SpiffeId,
+    peerAddr?: string,
+  ): void;
+  drain(): void;
+  close(): void;
+  readonly openSessions: number;
+}
