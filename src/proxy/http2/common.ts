@@ -11,6 +11,7 @@ import type { Direction, RouteStats } from '../metrics.js';
 import type { Observer } from '../observe/observer.js';
 import type { TraceContext } from '../observe/trace.js';
 import { meshUpstreamError } from '../transport/mtls.js';
+import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 
 /** Maps an error seen on an upstream stream or connection to the proxy's typed error. */
 export function classify(err: unknown, target: string): ProxyError {
@@ -123,6 +124,28 @@ export function observeStream(
     fields: f.fields,
     trace: f.trace,
   });
+}
+
+/**
+ * Readies a client connection either engine takes over: its first bytes put back, half-close turned
+ * off, and (inbound with a policy) the connection's one gate, since its identity and address are the
+ * connection's. HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts
+ * half-open sockets (for opaque TCP), and such a socket would stay open after 'end' with its streams
+ * and their upstream streams; closed here, the connection's close cancels them.
+ */
+export function takeClientSocket(
+  socket: Socket,
+  initial: Buffer,
+  direction: Direction,
+  policy: InboundPolicyDeps | undefined,
+  target: SocketAddr,
+  clientId: SpiffeId | undefined,
+  peerAddr: string | undefined,
+): InboundGate | undefined {
+  if (initial.length) socket.unshift(initial);
+  socket.allowHalfOpen = false;
+  if (direction !== 'inbound' || policy === undefined) return undefined;
+  return new InboundGate(policy, target.port, clientId, peerAddr ?? socket.remoteAddress);
 }
 
 /** What a listener hands a detected HTTP/2 connection to, whichever engine serves it. */

@@ -26,7 +26,7 @@ import {
 } from '../route/router.js';
 import { splitTarget, type RouteRequest } from '../route/table.js';
 import { MESH_ALPN } from '../tls/alpn.js';
-import { classify, errorAnswer, observeStream, type H2Engine } from './common.js';
+import { classify, errorAnswer, observeStream, takeClientSocket, type H2Engine } from './common.js';
 import { H2Proxy, type H2Context } from './server.js';
 import { H2Connection, type H2Handler, type H2Stream } from './wire/connection.js';
 import { H2ErrorCode } from './wire/errors.js';
@@ -725,14 +725,7 @@ export class OwnH2Proxy implements H2Engine {
       return;
     }
     const { policy, direction } = this.ctx;
-    // Inbound with a policy: one gate per client connection (its identity and address are the connection's).
-    const gate =
-      direction === 'inbound' && policy !== undefined
-        ? new InboundGate(policy, target.port, clientId, peerAddr ?? socket.remoteAddress)
-        : undefined;
-    if (initial.length) socket.unshift(initial);
-    // HTTP/2 has no half-close: a client's FIN means it is gone (the listener allows half-open sockets).
-    socket.allowHalfOpen = false;
+    const gate = takeClientSocket(socket, initial, direction, policy, target, clientId, peerAddr);
     const d = new DownConn(this, socket, target, formatAddr(target), router, clientId, gate);
     this.downstreams.add(d);
     socket.resume();

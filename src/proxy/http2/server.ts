@@ -46,7 +46,7 @@ import type { Observer } from '../observe/observer.js';
 import { h2Fields } from '../observe/event.js';
 import { Answer, type AnswerEnd } from './answer.js';
 import { grpcStatusOf, grpcStatusOfReset, isGrpc } from '../../api/grpc/protocol.js';
-import { classify, errorAnswer, observeStream, type H2Engine } from './common.js';
+import { classify, errorAnswer, observeStream, takeClientSocket, type H2Engine } from './common.js';
 import { forwardable, headerText } from './headers.js';
 import { formatTraceparent, type TraceContext } from '../observe/trace.js';
 import type { RouteStats } from '../metrics.js';
@@ -114,16 +114,7 @@ export class H2Proxy implements H2Engine {
     peerAddr?: string,
   ): void {
     const { policy, direction } = this.ctx;
-    // Inbound with a policy: one gate per client session (its identity and address are the session's).
-    const gate =
-      direction === 'inbound' && policy !== undefined
-        ? new InboundGate(policy, target.port, clientId, peerAddr ?? socket.remoteAddress)
-        : undefined;
-    if (initial.length) socket.unshift(initial);
-    // HTTP/2 has no half-close: a client's FIN means it is gone. The listener accepts half-open sockets
-    // (for opaque TCP), and such a socket stays open after 'end', so the session, its streams and their
-    // upstream streams would live on; closed here, the session's close cancels them.
-    socket.allowHalfOpen = false;
+    const gate = takeClientSocket(socket, initial, direction, policy, target, clientId, peerAddr);
     const key = formatAddr(target);
     const session = http2.performServerHandshake(socket, { settings: { enablePush: false } });
     this.downstreams.add(session);
