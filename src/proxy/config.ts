@@ -132,7 +132,6 @@ const PARSERS = {
   traceSampleRatio: (v: string | undefined): number =>
     within(num(v, 'must be a number from 0 to 1'), 0, 1, 'must be from 0 to 1'),
   appProbes,
-  h2Engine: oneOf(['node', 'own'] as const),
   accessLog: optionalText,
   logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
 } satisfies Record<SettingName, (v: string | undefined) => unknown>;

@@ -144,11 +144,6 @@ export const SETTINGS = {
     'app-probes',
     'JSON {"<name>": {"port": N, "scheme": "HTTP|HTTPS|TCP", "path": "/x", "headers": [{"name","value"}]}}: the app\'s kubelet probes the admin server forwards at GET /app-probe/<name> (the injector writes it)',
   ),
-  h2Engine: s(
-    'h2-engine',
-    "the HTTP/2 engine that forwards h2c and mesh h2 streams: node (node:http2) | own (the proxy's own, src/proxy/http2/wire; destinations with routes still go through node)",
-    'node',
-  ),
   accessLog: s('access-log', 'one JSON line per request to "stdout" or to this file (unset: off)'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),
 } as const satisfies Record<string, SettingSpec>;
