@@ -254,6 +254,7 @@ class UpConn implements H2Handler {
       u.upData(buf, off, len, endStream);
     } catch (err) {
       u.crashed(err);
+      this.conn.consumed(us, len); // whatever the fault left: the connection's window is not lost
     }
   }
   onTrailers(us: H2Stream, fields: HeaderList): void {
@@ -349,6 +350,7 @@ class DownConn implements H2Handler {
       f.clientData(buf, off, len, endStream);
     } catch (err) {
       f.crashed(err);
+      this.conn.consumed(ds, len); // whatever the fault left: the client's window is not lost
     }
   }
   onTrailers(ds: H2Stream, fields: HeaderList): void {
@@ -525,29 +527,30 @@ class Fwd implements RequestCodec, UpUser {
 
   /** The per-stream guard: a fault in code run for this stream (a handler of either connection, or a
    *  timer) ends this stream only. The client gets the proxy's error when nothing was answered yet (else
-   *  the answer is cut); the upstream stream is reset; the shared connections and other streams go on. */
+   *  the answer is cut, or the stream reset when even that fails); the upstream stream is reset; the
+   *  shared connections and their other streams go on. */
   crashed(err: unknown): void {
-    const { log } = this.proxy.ctx;
-    let clean = false;
     if (!this.crashing) {
       this.crashing = true;
       try {
-        log.error(
+        this.proxy.ctx.log.error(
           { target: this.down.key, stream: this.ds.id, err: (err as Error)?.stack ?? String(err) },
           'http/2 stream failed inside the proxy: the stream is ended, its connections go on',
         );
         const msg = err instanceof Error ? err.message : String(err);
-        this.ex.fail(
-          new ProxyError(Codes.PROXY_FAULT, `${this.down.key}: the proxy failed on this stream: ${msg}`),
-          null,
-        );
-        clean = true;
+        const fault = new ProxyError(Codes.PROXY_FAULT, `${this.down.key}: the proxy failed on this stream: ${msg}`);
+        // An exchange already over does not count errors any more: this one still is.
+        const { metrics, direction } = this.proxy.ctx;
+        if (this.ex.finished) metrics.requestError(direction, this.down.key, fault);
+        if (!this.ds.headersSent) this.ex.headNotSent();
+        this.ex.fail(fault, null);
       } catch {
         // Ending it cleanly failed too: the resets below end it.
       }
     }
     try {
       const us = this.us;
+      this.us = null;
       this.waitingOn = null;
       if (us !== null) {
         us.user = null;
@@ -556,10 +559,13 @@ class Fwd implements RequestCodec, UpUser {
     } catch {
       // The upstream connection refused the reset: nothing more to do for this stream there.
     }
-    if (clean) return;
     try {
-      this.ds.user = null;
-      if (!this.ds.closed) this.down.conn.reset(this.ds, H2ErrorCode.INTERNAL_ERROR);
+      // An answer that is not whole by now never will be.
+      const ds = this.ds;
+      if (!ds.closed && !ds.localEnded) {
+        ds.user = null;
+        this.down.conn.reset(ds, H2ErrorCode.INTERNAL_ERROR);
+      }
       this.ex.abandon(false);
     } catch {
       // Nothing left to try.

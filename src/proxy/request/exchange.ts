@@ -415,6 +415,12 @@ export class Exchange {
     this.releaseSlot();
   }
 
+  /** The answer head taken by answerHead never reached the client (a fault came between): a failure now
+   *  answers with the proxy's error instead of cutting an answer the client never saw. */
+  headNotSent(): void {
+    this.responded = false;
+  }
+
   /** Metrics (latency from the request's arrival) and the observers: once per request. */
   record(reason: string | undefined): void {
     if (this.recorded) return;
