@@ -180,7 +180,9 @@ class UpConn implements H2Handler {
     socket.on('error', (e: Error) => {
       this.err ??= e;
     });
-    this.conn = new H2Connection(socket, this, { role: 'client', idleTimeoutMs: proxy.ctx.cfg.idleTimeoutMs });
+    const idle = proxy.ctx.cfg.idleTimeoutMs;
+    this.conn = new H2Connection(socket, this, { role: 'client', idleTimeoutMs: idle, stallTimeoutMs: idle });
+    proxy.ctx.metrics.h2.track(this.conn, proxy.ctx.direction, 'server');
     this.timer = setTimeout(upConnectTimeout, proxy.ctx.cfg.connectTimeoutMs, this);
   }
 
@@ -323,7 +325,10 @@ class DownConn implements H2Handler {
     readonly gate: InboundGate | undefined,
   ) {
     this.src = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-    this.conn = new H2Connection(socket, this, { role: 'server', idleTimeoutMs: proxy.ctx.cfg.idleTimeoutMs });
+    // A peer that keeps its window shut (or reads nothing) for the idle timeout is let go (wire: stalls).
+    const idle = proxy.ctx.cfg.idleTimeoutMs;
+    this.conn = new H2Connection(socket, this, { role: 'server', idleTimeoutMs: idle, stallTimeoutMs: idle });
+    proxy.ctx.metrics.h2.track(this.conn, proxy.ctx.direction, 'client');
   }
 
   onHeaders(ds: H2Stream, fields: HeaderList, endStream: boolean): void {
