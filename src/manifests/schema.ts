@@ -313,7 +313,7 @@ const podSpec = strict({
   terminationGracePeriodSeconds: nonNegativeInt.default(30),
   hostname: dnsLabel.optional(),
   automountServiceAccountToken: z.boolean().optional(),
-  /** One PID namespace for all of the pod's containers (the proxy's included), as in Kubernetes. */
+  /** One PID namespace for all of the pod's containers: refused by the local runtime for now (check.ts). */
   shareProcessNamespace: z.boolean().optional(),
   securityContext: podSecurityContext.optional(),
   volumes: z.array(volume).default([]),

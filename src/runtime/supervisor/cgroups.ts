@@ -58,18 +58,22 @@ export function cgroupRootsOf(mountinfo: string, selfCgroup: string): CgroupRoot
       missing.push(c);
       continue;
     }
-    v1[c] = join(mount.point, relativeTo(own, mount.root));
+    v1[c] = trimSlash(join(mount.point, relativeTo(own, mount.root)));
   }
   if (missing.length === 0) return { version: 1, base: v1 };
   const v2 = mounts.find((m) => m.fstype === 'cgroup2');
   if (missing.length === V1_CONTROLLERS.length && v2 !== undefined && unified !== undefined) {
-    return { version: 2, base: join(v2.point, relativeTo(unified, v2.root)) };
+    return { version: 2, base: trimSlash(join(v2.point, relativeTo(unified, v2.root))) };
   }
   return {
     problem:
       `cgroup controllers not available: ${missing.join(', ')} (needed: cgroup v1 memory, cpu, cpuacct ` +
       `and pids hierarchies, or cgroup v2 with memory, cpu and pids)`,
   };
+}
+
+function trimSlash(p: string): string {
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
 function relativeTo(path: string, root: string): string {
