@@ -1,14 +1,16 @@
 // `down` without a control process: the local mesh taken apart from the records it left in the state
 // directory (process groups, the pods' namespaces, the network), then the state files removed.
-import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
 import {
   Cgroup,
   cgroupRoots,
   killNetnsProcesses,
   killRecordedProcesses,
+  podCgroupRel,
   removeCgroupDirs,
+  removePodCgroupDirs,
 } from './supervisor/index.js';
 import { readJson, removeStateFiles, statePaths } from './state.js';
 
@@ -40,13 +42,11 @@ export async function cleanupFromRecords(stateDir: string): Promise<CleanupRepor
     const podGroups = new Set(procs.cgroups.map((d) => dirname(d)));
     const roots = await cgroupRoots();
     if (!('problem' in roots)) {
-      for (const p of rec.pods) for (const d of new Cgroup(roots, `outrigger/${p.netns}`).dirs()) podGroups.add(d);
+      for (const p of rec.pods) for (const d of new Cgroup(roots, podCgroupRel(p.netns)).dirs()) podGroups.add(d);
     }
-    for (const pod of podGroups) {
-      const children = await readdir(pod, { withFileTypes: true }).catch(() => []);
-      const dirs = children.filter((e) => e.isDirectory()).map((e) => join(pod, e.name));
-      await removeCgroupDirs([...dirs, pod]).catch((e: unknown) => void warnings.push((e as Error).message));
-    }
+    await removePodCgroupDirs(podGroups).catch((e: unknown) => void warnings.push((e as Error).message));
+    const parents = new Set([...podGroups].map((d) => dirname(d)));
+    for (const d of parents) await removeCgroupDirs([d]).catch(() => undefined); // once empty
   }
   const found =
     raw !== undefined ||

@@ -17,7 +17,10 @@ import {
 } from './manifests/index.js';
 import { DEFAULT_PROXY_INIT, PodNetwork, type NetRecord, type PodNet } from './net/index.js';
 import {
+  Cgroup,
   cgroupRoots,
+  podCgroupRel,
+  removePodCgroupDirs,
   killNetnsProcesses,
   PodProcesses,
   resolveProxyCommand,
@@ -301,6 +304,11 @@ export class Mesh {
       for (const netns of leftovers) {
         await killNetnsProcesses(netns).catch(() => undefined);
         await this.net.removePod(netns);
+        const cg = this.cgroups;
+        if (cg !== undefined) {
+          const dirs = new Cgroup(cg, podCgroupRel(netns)).dirs();
+          await removePodCgroupDirs(dirs).catch((e: unknown) => this.say(`pod ${netns}: ${(e as Error).message}`));
+        }
       }
       this.sync(); // the adopted state, published before any proxy can ask
       await rewriteHosts(this.net, this.running.values(), this.set.services, this.addressOf);
@@ -567,6 +575,8 @@ export class Mesh {
       const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
       await this.closeControl?.().catch((err: unknown) => errors.push(`control plane: ${(err as Error).message}`));
+      // The pods' parent group, once empty (another mesh's pods may still be in it).
+      if (this.cgroups !== undefined) await new Cgroup(this.cgroups, 'outrigger').remove().catch(() => undefined);
       if (this.net !== undefined) {
         try {
           await this.net.teardown();

@@ -3,7 +3,7 @@
 // CPU and memory read back for `stat` and the dashboard. cgroup v1 (one hierarchy per controller:
 // memory, cpu, cpuacct, pids) and v2 (one unified hierarchy) are both handled; the pods' groups sit
 // below the control process's own, in `outrigger/<pod's netns name>/<container>`.
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RuntimeCodes, RuntimeError } from '../errors.js';
 
@@ -275,4 +275,16 @@ export async function removeCgroupDirs(dirs: readonly string[]): Promise<void> {
 /** `outrigger/<netns>` below each base: the pod's group. */
 export function podCgroupRel(netns: string): string {
   return `outrigger/${netns}`;
+}
+
+/** Removes pod groups (given by their directories) with every container group in them: for pods
+ *  whose processes are gone but whose records were lost (a crash, a resume's leftovers). */
+export async function removePodCgroupDirs(podDirs: Iterable<string>): Promise<void> {
+  const problems: string[] = [];
+  for (const pod of podDirs) {
+    const children = await readdir(pod, { withFileTypes: true }).catch(() => []);
+    const dirs = children.filter((e) => e.isDirectory()).map((e) => join(pod, e.name));
+    await removeCgroupDirs([...dirs, pod]).catch((e: unknown) => void problems.push((e as Error).message));
+  }
+  if (problems.length > 0) throw new RuntimeError(RuntimeCodes.CGROUP, problems.join('; '));
 }

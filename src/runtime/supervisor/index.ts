@@ -70,6 +70,8 @@ export {
   cgroupRootsOf,
   Cgroup,
   removeCgroupDirs,
+  removePodCgroupDirs,
+  podCgroupRel,
   type CgroupRoots,
   type CgroupLimits,
 } from './cgroups.js';

@@ -92,7 +92,9 @@ $1"; fi; shift ;;
       # for kernel filesystems (/proc is new, /sys is ip netns exec's) and /dev, whose nodes are not
       # written through their filesystem.
       while read -r _id _parent _dev _root mp _rest; do
-        mp=$(printf '%b' "$(printf '%s' "$mp" | sed 's/\\\\\\([0-7][0-7][0-7]\\)/\\\\0\\1/g')")
+        # Only a mount point with a space or the like is escaped (as octal): unescape those alone, as
+        # this runs in every container start and forks are what it costs.
+        case "$mp" in *\\\\*) mp=$(printf '%b' "$(printf '%s' "$mp" | sed 's/\\\\\\([0-7][0-7][0-7]\\)/\\\\0\\1/g')") ;; esac
         skip=""
         for p in /proc /sys /dev /run $writable $binds; do under "$mp" "$p" && skip=1; done
         [ -n "$skip" ] && continue
