@@ -54,6 +54,7 @@ export const MESH_NETS = {
   'runtime-net': [net('otenet1', 15), net('otenet2', 16), net('otenet3', 17)],
   'runtime-supervisor': [net('otesup', 18)],
   'runtime-apply': [net('oteapply', 19)],
+  'runtime-isolation': [net('oteiso', 20)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 
 {

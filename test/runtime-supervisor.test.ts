@@ -49,6 +49,13 @@ function container(s: PodStatus, name: string): ContainerStatus | undefined {
   return s.containers.find((c) => c.name === name);
 }
 
+/** The process a container runs: the child of the init that the recorded process (unshare) forked. */
+async function containerProcess(recorded: number): Promise<number> {
+  const child = async (pid: number) =>
+    Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/)[0]);
+  return child(await child(recorded));
+}
+
 async function alive(pid: number): Promise<boolean> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -110,7 +117,8 @@ if (!isRoot && process.env.CI === 'true') {
         await writeFile(join(stateDir, 'network.json'), JSON.stringify(r));
       },
     });
-    const www = join(stateDir, 'www');
+    // Beside the state directory, not in it: no container sees the state directory.
+    const www = join(workDirOf('runtime-supervisor'), 'www');
     await mkdir(www);
     await writeFile(join(www, 'hello.txt'), 'hello from the pod\n');
 
@@ -258,13 +266,15 @@ spec:
             appC?.state.state === 'running' &&
             proxyC.state.startedAt <= appC.state.startedAt,
         );
+        // The recorded pid enters the pod's namespaces and holds the container's init, which runs
+        // the container's own process (isolation.ts): that one has the container's uid.
         assert.equal(
-          (await execFileP('ps', ['-o', 'uid=', '-p', String(proxyPid)])).stdout.trim(),
+          (await execFileP('ps', ['-o', 'uid=', '-p', String(await containerProcess(proxyPid))])).stdout.trim(),
           String(PROXY_UID),
           'the proxy runs as uid 2102',
         );
         assert.equal(
-          (await execFileP('ps', ['-o', 'uid=', '-p', String(appPid)])).stdout.trim(),
+          (await execFileP('ps', ['-o', 'uid=', '-p', String(await containerProcess(appPid))])).stdout.trim(),
           '0',
           'the app runs as root',
         );

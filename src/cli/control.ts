@@ -1,5 +1,6 @@
 // `outrigger control`: the local mesh's daemon (src/daemon), started in the background by `up` (not for
 // people). The options here; the daemon and the control plane it hosts are assembled in src/daemon.
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DEFAULT_CONTROL_PORT, localControlPlane } from '../daemon/control-plane.js';
 import { runDaemon } from '../daemon/server.js';
@@ -73,6 +74,8 @@ export function controlCommand(): Command {
         readyTimeoutMs: Number(o.readyTimeoutMs),
         defaultInboundPolicy: o.defaultInboundPolicy,
         ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
+        // The CA's issuer key, when it lives outside the state directory: no container may read it.
+        ...(o.issuerKey !== undefined ? { hide: [resolve(o.issuerKey)] } : {}),
       });
       process.exit(code);
     });

@@ -67,6 +67,27 @@ export function getCommand(): Command {
     });
 }
 
+/** RESTARTS as kubectl shows it, with the last state of the container that ended last when one
+ *  did: `2 (OOMKilled 40s ago)`. */
+function restartsCell(p: PodView, now = Date.now()): string {
+  let last: { reason: string; at: number } | undefined;
+  for (const c of p.containers) {
+    const t = c.lastTermination;
+    if (t === undefined || c.restarts === 0) continue;
+    const at = new Date(t.finishedAt).getTime();
+    if (last === undefined || at > last.at) last = { reason: t.reason, at };
+  }
+  if (last === undefined) return String(p.restarts);
+  return `${p.restarts} (${last.reason} ${ago(now - last.at)})`;
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  return `${Math.round(s / 3600)}h ago`;
+}
+
 export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
   const head = ['NAME', 'READY', 'STATUS', 'RESTARTS', 'IP', 'MESHED', ...(wide ? ['NETNS', 'CONTAINERS'] : [])];
   return [
@@ -78,7 +99,7 @@ export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
         p.name,
         `${readyApps}/${p.appContainers.length}`,
         p.phase,
-        String(p.restarts),
+        restartsCell(p),
         p.ip,
         p.meshed ? 'yes' : 'no',
         ...(wide ? [p.netns ?? '', p.containers.map((c) => c.name).join(',')] : []),

@@ -112,7 +112,7 @@ export function statCommand(): Command {
       if (from !== undefined && from.kind === 'svc')
         fail('stat', '--from takes a workload (deploy/NAME or pod/NAME): a Service sends no traffic');
       const dir = stateDir(o.stateDir);
-      await liveStatus('stat', dir);
+      const status = await liveStatus('stat', dir);
       const snap = await meshObserve(dir, windowSec).catch((err: unknown) => fail('stat', (err as Error).message));
       const rows = statRows(snap, {
         kind,
@@ -143,9 +143,19 @@ export function statCommand(): Command {
         ...GOLDEN_HEAD,
         ...(wide ? ['TCP_BYTES/S'] : []),
         ...(wide && kind === 'svc' ? ['RETRIES'] : []),
-        ...(wide && kind !== 'svc' ? ['PROXY_CPU', 'PROXY_MEM'] : []),
+        ...(wide && kind !== 'svc' ? ['PROXY_CPU', 'PROXY_MEM', 'POD_CPU', 'POD_MEM'] : []),
         ...(wide ? ['REQUESTS'] : []),
       ];
+      // The pods' own CPU and memory, from their cgroups (the runtime samples them): a Deployment's
+      // are the sum of its pods'.
+      const usage = (r: { namespace: string; name: string }) => {
+        const mine = status.pods.filter(
+          (p) => p.namespace === r.namespace && (kind === 'pod' ? p.name === r.name : p.deployment === r.name),
+        );
+        const us = mine.flatMap((p) => (p.usage !== undefined ? [p.usage] : []));
+        if (us.length === 0) return { cpu: undefined, mem: undefined };
+        return { cpu: us.reduce((a, u) => a + u.cpuCores, 0), mem: us.reduce((a, u) => a + u.memoryBytes, 0) };
+      };
       const body = rows.map((r) => [
         ...(all ? [r.namespace] : []),
         r.name,
@@ -153,7 +163,9 @@ export function statCommand(): Command {
         ...goldenCells(r),
         ...(wide ? [String(r.tcpBytesPerSec)] : []),
         ...(wide && kind === 'svc' ? [fmtRps(r.retryRps)] : []),
-        ...(wide && kind !== 'svc' ? [fmtCpu(r.proxyCpu), fmtBytes(r.proxyMemory)] : []),
+        ...(wide && kind !== 'svc'
+          ? [fmtCpu(r.proxyCpu), fmtBytes(r.proxyMemory), fmtCpu(usage(r).cpu), fmtBytes(usage(r).mem)]
+          : []),
         ...(wide ? [String(r.requests)] : []),
       ]);
       process.stdout.write(table([head, ...body]));

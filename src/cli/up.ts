@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ManifestError, loadManifestFiles, planPods } from '../runtime/manifests/index.js';
 import { checkBridgeName, kernelProblems, parseCidr } from '../runtime/net/index.js';
+import { isolationProblems } from '../runtime/supervisor/index.js';
 import { controlRequest, meshStatus } from '../daemon/client.js';
 import { cleanupFromRecords } from '../runtime/cleanup.js';
 import type { MeshStatus } from '../runtime/mesh.js';
@@ -156,9 +157,9 @@ export function upCommand(): Command {
       }
       if (o.traceCollector !== undefined && !/^https?:\/\/[^/]+/.test(o.traceCollector))
         fail('up', `--trace-collector must be an http:// or https:// URL, got ${JSON.stringify(o.traceCollector)}`);
-      const kernel = await kernelProblems();
+      const kernel = [...(await kernelProblems()), ...(await isolationProblems())];
       if (kernel.length > 0)
-        fail('up', `this kernel lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
+        fail('up', `this machine lacks what pods need:\n${kernel.map((k) => `  - ${k}`).join('\n')}`);
 
       const files = o.file.map((f) => resolve(f));
       try {

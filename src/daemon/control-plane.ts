@@ -77,7 +77,8 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
     publish: (snapshot) => store.replace(snapshot),
     identity: {
       trustDomain: ca.trustDomain,
-      issueToken: (subject) => issuer.issue(subject, { lifetimeSeconds: 3600 }),
+      issueToken: (subject, audience) =>
+        issuer.issue(subject, { lifetimeSeconds: 3600, ...(audience !== undefined ? { audience } : {}) }),
     },
   };
 }

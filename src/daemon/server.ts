@@ -30,6 +30,8 @@ export interface DaemonOptions {
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
   /** An OTLP/HTTP collector for every proxy's spans. */
   readonly traceCollector?: string;
+  /** Files no container may see besides the state directory (a CA key given with --issuer-key). */
+  readonly hide?: readonly string[];
 }
 
 /** The most a request body (manifests sent by `apply`) may be. */
@@ -52,6 +54,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     ...(o.defaultInboundPolicy !== undefined ? { defaultInboundPolicy: o.defaultInboundPolicy } : {}),
     ...(o.controlPlane !== undefined ? { controlPlane: o.controlPlane } : {}),
     ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
+    ...(o.hide !== undefined ? { hide: o.hide } : {}),
     onProgress: log,
   });
 

@@ -4,6 +4,8 @@
 import { readMeshAnnotations, type AnnotationSite, type MeshAnnotations } from './annotations.js';
 import { checkLabelValue, checkQualifiedName, matchesSelector } from './labels.js';
 import type { DeploymentDoc, PodSpec, Probe, ServiceDoc } from './schema.js';
+import { parseCpu, parseMemory } from './quantity.js';
+import { CAPABILITIES } from './security.js';
 
 export type Path = readonly PropertyKey[];
 export type Report = (path: Path, message: string) => void;
@@ -89,7 +91,96 @@ export function checkPodSpec(spec: PodSpec, base: Path, opts: CheckOptions, repo
       if (e.value !== undefined && e.valueFrom !== undefined)
         report([...at, 'env', j], 'has both value and valueFrom; give one');
     });
+    checkResources(c.resources, [...at, 'resources'], report);
+    checkSecurity(spec, c, at, report);
+
+    const mountPaths = new Map<string, number>();
+    c.volumeMounts.forEach((m, j) => {
+      if (!spec.volumes.some((v) => v.name === m.name)) {
+        const names = spec.volumes.map((v) => v.name);
+        const list = names.length > 0 ? `its volumes: ${names.join(', ')}` : 'it has no volumes';
+        report([...at, 'volumeMounts', j, 'name'], `the pod has no volume named "${m.name}" (${list})`);
+      }
+      const path = m.mountPath.replace(/\/+$/, '') || '/';
+      if (path === '/' || path.split('/').includes('..'))
+        report(
+          [...at, 'volumeMounts', j, 'mountPath'],
+          `must be an absolute path below /, without "..", got ${JSON.stringify(m.mountPath)}`,
+        );
+      const dup = mountPaths.get(path);
+      if (dup !== undefined)
+        report([...at, 'volumeMounts', j, 'mountPath'], `duplicate mountPath ${path} (also volumeMounts[${dup}])`);
+      else mountPaths.set(path, j);
+    });
   });
+  if (spec.shareProcessNamespace === true)
+    report(
+      [...base, 'shareProcessNamespace'],
+      'is not supported by the local runtime yet: each container has a PID namespace of its own',
+    );
+  const volumeNames = new Map<string, number>();
+  spec.volumes.forEach((v, i) => {
+    const dup = volumeNames.get(v.name);
+    if (dup !== undefined)
+      report([...base, 'volumes', i, 'name'], `duplicate volume name "${v.name}" (also volumes[${dup}])`);
+    else volumeNames.set(v.name, i);
+    const size = v.emptyDir.sizeLimit;
+    if (size !== undefined) {
+      const bytes = parseMemory(size);
+      if (typeof bytes === 'string') report([...base, 'volumes', i, 'emptyDir', 'sizeLimit'], bytes);
+    }
+  });
+}
+
+type Resources = PodSpec['containers'][number]['resources'];
+
+/** cpu and memory must parse, and a request must not exceed its limit (as the API server says). */
+function checkResources(r: Resources, at: Path, report: Report): void {
+  if (r === undefined) return;
+  const parsed: Record<string, Record<string, number>> = { requests: {}, limits: {} };
+  for (const kind of ['requests', 'limits'] as const) {
+    for (const [name, v] of Object.entries(r[kind] ?? {})) {
+      if (name !== 'cpu' && name !== 'memory') continue;
+      const n = name === 'cpu' ? parseCpu(v) : parseMemory(v);
+      if (typeof n === 'string') report([...at, kind, name], n);
+      else (parsed[kind] as Record<string, number>)[name] = n;
+    }
+  }
+  for (const name of ['cpu', 'memory']) {
+    const req = parsed.requests?.[name];
+    const lim = parsed.limits?.[name];
+    if (req !== undefined && lim !== undefined && req > lim)
+      report(
+        [...at, 'requests', name],
+        `must not exceed limits.${name} (${String(r.limits?.[name])}), got ${String(r.requests?.[name])}`,
+      );
+  }
+}
+
+/** Capability names must exist; runAsNonRoot needs a uid other than 0 (the local runtime runs a
+ *  container as root unless told otherwise, as an image without USER does). */
+function checkSecurity(spec: PodSpec, c: PodSpec['containers'][number], at: Path, report: Report): void {
+  const sc = c.securityContext;
+  for (const kind of ['add', 'drop'] as const) {
+    sc?.capabilities?.[kind].forEach((cap, j) => {
+      if (cap !== 'ALL' && !CAPABILITIES.includes(cap))
+        report([...at, 'securityContext', 'capabilities', kind, j], `unknown capability ${JSON.stringify(cap)}`);
+    });
+  }
+  if (sc?.allowPrivilegeEscalation === true)
+    report(
+      [...at, 'securityContext', 'allowPrivilegeEscalation'],
+      'cannot be true in the local runtime: every container runs with no_new_privs',
+    );
+  const uid = sc?.runAsUser ?? spec.securityContext?.runAsUser ?? 0;
+  const nonRoot = sc?.runAsNonRoot ?? spec.securityContext?.runAsNonRoot ?? false;
+  if (nonRoot && uid === 0) {
+    const where =
+      sc?.runAsNonRoot !== undefined
+        ? [...at, 'securityContext', 'runAsNonRoot']
+        : [...at.slice(0, -2), 'securityContext', 'runAsNonRoot'];
+    report(where, 'is true but the container would run as root (uid 0): set runAsUser to another uid');
+  }
 }
 
 function checkProbe(p: Probe, at: Path, container: string, ports: ReadonlySet<string>, report: Report): void {

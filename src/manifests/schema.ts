@@ -236,11 +236,53 @@ const probe = strict({
   failureThreshold: positiveInt.default(3),
 });
 
-/** Resource requests and limits: accepted (so one file serves a cluster and a laptop) and ignored. */
+/** Resource requests and limits: cpu and memory are applied by the local runtime (the pod's cgroup;
+ *  their syntax is checked in check.ts), any other resource is accepted and ignored. */
 const resources = strict({
   limits: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   requests: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   claims: z.unknown().optional(),
+});
+
+/** The Linux capabilities a securityContext may add or drop: Kubernetes' names, without `CAP_`. */
+const capabilityName = z
+  .string()
+  .regex(/^(ALL|[A-Z][A-Z_]*)$/, { error: 'must be a capability name such as NET_ADMIN (without CAP_), or ALL' });
+
+/** The securityContext fields the local runtime honours (the rest of Kubernetes' are refused, so that
+ *  nothing is silently ignored): who the process runs as, its capabilities, and a read-only root. */
+const containerSecurityContext = strict({
+  runAsUser: nonNegativeInt.optional(),
+  runAsGroup: nonNegativeInt.optional(),
+  runAsNonRoot: z.boolean().optional(),
+  readOnlyRootFilesystem: z.boolean().optional(),
+  /** no_new_privs is always set by the local runtime: only `false` is meaningful, and it is the default. */
+  allowPrivilegeEscalation: z.boolean().optional(),
+  capabilities: strict({
+    add: z.array(capabilityName).default([]),
+    drop: z.array(capabilityName).default([]),
+  }).optional(),
+});
+
+const podSecurityContext = strict({
+  runAsUser: nonNegativeInt.optional(),
+  runAsGroup: nonNegativeInt.optional(),
+  runAsNonRoot: z.boolean().optional(),
+});
+
+const volumeMount = strict({
+  name: dnsLabel,
+  mountPath: z.string().regex(/^\//, { error: 'must be an absolute path' }),
+  readOnly: z.boolean().default(false),
+});
+
+/** Volumes: emptyDir only (a directory per pod, shared by its containers, removed with the pod). */
+const volume = strict({
+  name: dnsLabel,
+  emptyDir: strict({
+    medium: z.enum(['', 'Memory']).optional(),
+    sizeLimit: z.union([z.string(), z.number()]).optional(),
+  }),
 });
 
 const container = strict({
@@ -260,6 +302,8 @@ const container = strict({
   /** A local extension: overrides the pod's restartPolicy for this container. */
   restartPolicy: restartPolicy.optional(),
   resources: resources.optional(),
+  securityContext: containerSecurityContext.optional(),
+  volumeMounts: z.array(volumeMount).default([]),
 });
 
 const podSpec = strict({
@@ -269,6 +313,10 @@ const podSpec = strict({
   terminationGracePeriodSeconds: nonNegativeInt.default(30),
   hostname: dnsLabel.optional(),
   automountServiceAccountToken: z.boolean().optional(),
+  /** One PID namespace for all of the pod's containers: refused by the local runtime for now (check.ts). */
+  shareProcessNamespace: z.boolean().optional(),
+  securityContext: podSecurityContext.optional(),
+  volumes: z.array(volume).default([]),
 });
 
 const labelSelector = strict({
@@ -621,6 +669,9 @@ export type Container = z.output<typeof container>;
 export type ContainerPort = z.output<typeof containerPort>;
 export type EnvVar = z.output<typeof envVar>;
 export type Probe = z.output<typeof probe>;
+export type ContainerSecurityContext = z.output<typeof containerSecurityContext>;
+export type VolumeMount = z.output<typeof volumeMount>;
+export type Volume = z.output<typeof volume>;
 export type PodSpec = z.output<typeof podSpec>;
 export type RestartPolicy = z.output<typeof restartPolicy>;
 export type LabelSelector = z.output<typeof labelSelector>;

@@ -1,8 +1,17 @@
 // `down` without a control process: the local mesh taken apart from the records it left in the state
 // directory (process groups, the pods' namespaces, the network), then the state files removed.
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
-import { killNetnsProcesses, killRecordedProcesses } from './supervisor/index.js';
+import {
+  Cgroup,
+  cgroupRoots,
+  killNetnsProcesses,
+  killRecordedProcesses,
+  podCgroupRel,
+  removeCgroupDirs,
+  removePodCgroupDirs,
+} from './supervisor/index.js';
 import { readJson, removeStateFiles, statePaths } from './state.js';
 
 export interface CleanupReport {
@@ -28,6 +37,16 @@ export async function cleanupFromRecords(stateDir: string): Promise<CleanupRepor
       if (pids !== undefined && pids.length > 0) procs.killed.push(`${p.pod}: pids ${pids.join(', ')}`);
     }
     net = await teardownNetwork(rec);
+    // The pods' cgroups: where the records say, and where this process would put them (a container
+    // that had exited when the control process died has no record left).
+    const podGroups = new Set(procs.cgroups.map((d) => dirname(d)));
+    const roots = await cgroupRoots();
+    if (!('problem' in roots)) {
+      for (const p of rec.pods) for (const d of new Cgroup(roots, podCgroupRel(p.netns)).dirs()) podGroups.add(d);
+    }
+    await removePodCgroupDirs(podGroups).catch((e: unknown) => void warnings.push((e as Error).message));
+    const parents = new Set([...podGroups].map((d) => dirname(d)));
+    for (const d of parents) await removeCgroupDirs([d]).catch(() => undefined); // once empty
   }
   const found =
     raw !== undefined ||

@@ -38,6 +38,13 @@ export const RuntimeCodes = {
   PROXY_COMMAND: 'OUTR_ERR_RUNTIME_PROXY_COMMAND',
   /** A probe's check did not answer within its timeoutSeconds. */
   PROBE_TIMEOUT: 'OUTR_ERR_RUNTIME_PROBE_TIMEOUT',
+  /** A pod's cgroup cannot be made, limited or removed (controllers missing, or cgroup v2 without a
+   *  delegated group of its own). */
+  CGROUP: 'OUTR_ERR_RUNTIME_CGROUP',
+  /** The kernel or a tool lacks what isolates a container (mount or PID namespaces, unshare, nsenter,
+   *  setpriv with capability support), or a container's isolation cannot be set up as asked (a
+   *  volumeMount's path that does not exist on this machine). */
+  ISOLATION: 'OUTR_ERR_RUNTIME_ISOLATION',
 } as const;
 
 export type RuntimeCode = (typeof RuntimeCodes)[keyof typeof RuntimeCodes];

@@ -2,7 +2,7 @@
 // meshed pod's ServiceAccount token (bound to the pod's uid), written where only the proxy uid can
 // read them and replaced at half their lifetime, as the kubelet does with projected tokens.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DEFAULT_PROXY_INIT } from './net/index.js';
 import type { StatePaths } from './state.js';
@@ -16,6 +16,10 @@ export interface TokenSubject {
   readonly pod: { readonly name: string; readonly uid: string };
 }
 
+/** The audience of the ServiceAccount token app containers get, as a cluster's API server would take
+ *  it: never the identity service's, which refuses it. */
+export const API_TOKEN_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
+
 /** How long a pod's token is good for, and how often it is replaced (half of that). */
 export const TOKEN_LIFETIME_S = 3600;
 
@@ -26,8 +30,9 @@ export class MeshTokens {
 
   constructor(
     private readonly paths: StatePaths,
-    /** Signs a ServiceAccount token bound to a pod (absent without identity). */
-    private readonly issue: ((subject: TokenSubject) => Promise<string>) | undefined,
+    /** Signs a ServiceAccount token bound to a pod, for the identity service unless `audience` says
+     *  otherwise (absent without identity). */
+    private readonly issue: ((subject: TokenSubject, audience?: string) => Promise<string>) | undefined,
   ) {}
 
   private get dir(): string {
@@ -78,6 +83,19 @@ export class MeshTokens {
     return file;
   }
 
+  /** Writes the token of a pod's app containers, for the API audience, in the pod's directory
+   *  (`<podDir>/secrets/serviceaccount/token`, 0644 as Kubernetes mounts it, below a 0700 directory:
+   *  the containers see it at /run/secrets/kubernetes.io/serviceaccount/token). Replaced atomically. */
+  async writeAppToken(subject: TokenSubject, podDir: string): Promise<void> {
+    if (this.issue === undefined) throw internalError('no identity to issue tokens');
+    const dir = join(podDir, 'secrets', 'serviceaccount');
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await chmod(dirname(dir), 0o700);
+    const file = join(dir, 'token');
+    await writeFile(`${file}.tmp`, await this.issue(subject, API_TOKEN_AUDIENCE), { mode: 0o644 });
+    await rename(`${file}.tmp`, file);
+  }
+
   /** Removes a pod's token directory (the pod is gone). */
   async removePod(namespace: string, pod: string): Promise<void> {
     await rm(join(this.dir, namespace, pod), { recursive: true, force: true });
@@ -85,16 +103,23 @@ export class MeshTokens {
 
   /** Writes a new token for each subject in turn (taken one at a time, so a lazy list can stop early);
    *  a failure is reported and the others still go. */
-  async refresh(subjects: Iterable<TokenSubject>, onError: (subject: TokenSubject, err: Error) => void): Promise<void> {
+  async refresh(
+    subjects: Iterable<TokenSubject>,
+    onError: (subject: TokenSubject, err: Error) => void,
+    apps: Iterable<{ readonly subject: TokenSubject; readonly podDir: string }> = [],
+  ): Promise<void> {
     for (const s of subjects) await this.writeToken(s).catch((err: unknown) => onError(s, err as Error));
+    for (const a of apps)
+      await this.writeAppToken(a.subject, a.podDir).catch((err: unknown) => onError(a.subject, err as Error));
   }
 
   /** Refreshes the tokens of `subjects()` at half their lifetime until stop(). */
   refreshPeriodically(
     subjects: () => Iterable<TokenSubject>,
     onError: (subject: TokenSubject, err: Error) => void,
+    apps: () => Iterable<{ readonly subject: TokenSubject; readonly podDir: string }> = () => [],
   ): void {
-    this.timer = setInterval(() => void this.refresh(subjects(), onError), (TOKEN_LIFETIME_S / 2) * 1000);
+    this.timer = setInterval(() => void this.refresh(subjects(), onError, apps()), (TOKEN_LIFETIME_S / 2) * 1000);
     this.timer.unref();
   }
 

@@ -16,7 +16,17 @@ import {
   type PodPlan,
 } from './manifests/index.js';
 import { DEFAULT_PROXY_INIT, PodNetwork, type NetRecord, type PodNet } from './net/index.js';
-import { killNetnsProcesses, PodProcesses, resolveProxyCommand, type ProxyCommand } from './supervisor/index.js';
+import {
+  Cgroup,
+  cgroupRoots,
+  podCgroupRel,
+  removePodCgroupDirs,
+  killNetnsProcesses,
+  PodProcesses,
+  resolveProxyCommand,
+  type CgroupRoots,
+  type ProxyCommand,
+} from './supervisor/index.js';
 import { removeStateFiles, statePaths, writeJsonAtomic, type StatePaths } from './state.js';
 import { applyOver } from './manifests/takeover.js';
 import { ServiceAddresses } from './mesh-addresses.js';
@@ -50,7 +60,7 @@ export interface ControlPlaneHost {
    *  runtime hands to that pod's proxy (as the kubelet projects one into a pod). */
   readonly identity?: {
     readonly trustDomain: string;
-    issueToken(subject: TokenSubject): Promise<string>;
+    issueToken(subject: TokenSubject, audience?: string): Promise<string>;
   };
 }
 
@@ -72,6 +82,8 @@ export interface MeshOptions {
   readonly onProgress?: (line: string) => void;
   /** An OTLP/HTTP collector every proxy sends spans to (a pod's annotation overrides it). */
   readonly traceCollector?: string;
+  /** Paths of the host no container sees, besides the state directory (which none ever does). */
+  readonly hide?: readonly string[];
 }
 
 /** A manifest file as `up` or `apply` sends it: `path` (absolute) identifies it across applies, `name`
@@ -120,11 +132,16 @@ export class Mesh {
   private readonly settingUp = new Set<Promise<void>>();
   /** The proxies' copy of the mesh's tap token (readable by the proxy uid only). */
   private tapTokenFile: string | undefined;
+  /** Where the pods' cgroups go (found when the mesh starts). */
+  private cgroups: CgroupRoots | undefined;
 
   constructor(private readonly o: MeshOptions) {
     this.paths = statePaths(o.stateDir);
     const identity = o.controlPlane?.identity;
-    this.tokens = new MeshTokens(this.paths, identity !== undefined ? (s) => identity.issueToken(s) : undefined);
+    this.tokens = new MeshTokens(
+      this.paths,
+      identity !== undefined ? (s, audience) => identity.issueToken(s, audience) : undefined,
+    );
   }
 
   private say(line: string): void {
@@ -149,6 +166,7 @@ export class Mesh {
       });
       this.addresses = new ServiceAddresses(this.net.serviceCidr);
       this.tapTokenFile = await this.tokens.writeTapToken();
+      await this.findCgroups();
       const services = this.o.serviceCidr ?? '10.96.0.0/16';
       this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${services}`);
       const cp = this.o.controlPlane;
@@ -162,6 +180,14 @@ export class Mesh {
       }
       await this.applyNow(files);
     });
+  }
+
+  /** The pods' cgroups go below the control process's own; a machine without the controllers cannot
+   *  run a mesh (`up` says so before it starts one). */
+  private async findCgroups(): Promise<void> {
+    const roots = await cgroupRoots();
+    if ('problem' in roots) throw new RuntimeError(RuntimeCodes.CGROUP, roots.problem);
+    this.cgroups = roots;
   }
 
   private readonly podExists = (ns: string, pod: { readonly name: string; readonly uid: string }): boolean =>
@@ -192,6 +218,15 @@ export class Mesh {
     }
   }
 
+  /** The pods whose app containers get a ServiceAccount token (meshed or not), lazily as above. */
+  private *appTokenSubjects(): Generator<{ subject: TokenSubject; podDir: string }> {
+    for (const r of this.running.values()) {
+      if (this.stopping !== undefined) return;
+      if (r.terminating || r.plan.spec.automountServiceAccountToken === false) continue;
+      yield { subject: this.tokenSubject(r.plan, r.uid), podDir: r.pp.podDir };
+    }
+  }
+
   private tokenSubject(plan: PodPlan, uid: string): TokenSubject {
     return { namespace: plan.namespace, serviceAccount: plan.spec.serviceAccountName, pod: { name: plan.name, uid } };
   }
@@ -200,7 +235,11 @@ export class Mesh {
     this.say(`pod ${s.namespace}/${s.pod.name}: token: ${err.message}`);
 
   private refreshTokensPeriodically(): void {
-    this.tokens.refreshPeriodically(() => this.tokenSubjects(), this.tokenFailed);
+    this.tokens.refreshPeriodically(
+      () => this.tokenSubjects(),
+      this.tokenFailed,
+      () => this.appTokenSubjects(),
+    );
   }
 
   /**
@@ -221,6 +260,7 @@ export class Mesh {
       });
       this.addresses = new ServiceAddresses(this.net.serviceCidr);
       this.addresses.restore(rec.vips);
+      await this.findCgroups();
       // The tap token the running proxies hold (kept in the state directory).
       this.tapTokenFile = await this.tokens.writeTapToken();
       this.sources = new Map(rec.sources.map((x) => [x.path, { file: x.file, text: x.text }]));
@@ -264,6 +304,11 @@ export class Mesh {
       for (const netns of leftovers) {
         await killNetnsProcesses(netns).catch(() => undefined);
         await this.net.removePod(netns);
+        const cg = this.cgroups;
+        if (cg !== undefined) {
+          const dirs = new Cgroup(cg, podCgroupRel(netns)).dirs();
+          await removePodCgroupDirs(dirs).catch((e: unknown) => this.say(`pod ${netns}: ${(e as Error).message}`));
+        }
       }
       this.sync(); // the adopted state, published before any proxy can ask
       await rewriteHosts(this.net, this.running.values(), this.set.services, this.addressOf);
@@ -273,7 +318,7 @@ export class Mesh {
         this.closeControl = () => started.close();
         this.say(`control plane: ${started.addr}`);
         if (cp.identity !== undefined) {
-          await this.tokens.refresh(this.tokenSubjects(), this.tokenFailed);
+          await this.tokens.refresh(this.tokenSubjects(), this.tokenFailed, this.appTokenSubjects());
           this.refreshTokensPeriodically();
         }
       }
@@ -432,6 +477,9 @@ export class Mesh {
       await this.tokens.writeToken(this.tokenSubject(plan, uid));
     }
     const r = this.runningPod(plan, uid, podNet);
+    if (this.o.controlPlane?.identity !== undefined && plan.spec.automountServiceAccountToken !== false) {
+      await this.tokens.writeAppToken(this.tokenSubject(plan, uid), r.pp.podDir);
+    }
     if (this.stopping !== undefined) {
       await net.removePod(podNet.netns).catch(() => undefined);
       throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
@@ -457,6 +505,8 @@ export class Mesh {
       net: { netns: podNet.netns, ip: podNet.ip, gateway: podNet.gateway },
       stateDir: this.o.stateDir,
       podUid: uid,
+      ...(this.cgroups !== undefined ? { cgroups: this.cgroups } : {}),
+      ...(this.o.hide !== undefined ? { hide: this.o.hide } : {}),
       ...(plan.mesh.inject && this.proxyCommand !== undefined
         ? { proxy: { command: this.proxyCommand, extraArgs } }
         : {}),
@@ -525,6 +575,8 @@ export class Mesh {
       const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
       await this.closeControl?.().catch((err: unknown) => errors.push(`control plane: ${(err as Error).message}`));
+      // The pods' parent group, once empty (another mesh's pods may still be in it).
+      if (this.cgroups !== undefined) await new Cgroup(this.cgroups, 'outrigger').remove().catch(() => undefined);
       if (this.net !== undefined) {
         try {
           await this.net.teardown();

@@ -535,8 +535,8 @@ function renderWorkload(ref) {
         el(
           'tr',
           {},
-          ...['Pod', 'IP', 'Status', 'Success', 'RPS', 'P99', 'Proxy CPU', 'Proxy memory'].map((h, i) =>
-            el('th', { class: i > 2 ? 'num' : '' }, h),
+          ...['Pod', 'IP', 'Status', 'Success', 'RPS', 'P99', 'Proxy CPU', 'Proxy memory', 'Pod CPU', 'Pod memory'].map(
+            (h, i) => el('th', { class: i > 2 ? 'num' : '' }, h),
           ),
         ),
       ),
@@ -565,6 +565,12 @@ function renderWorkload(ref) {
             num(fmtMs(p.p99), p.p99),
             num(fmtCpu(p.proxyCpu), p.proxyCpu),
             num(fmtMem(p.proxyMemory), p.proxyMemory),
+            // The pod's own cgroup (app and proxy together), as the runtime samples it.
+            num(fmtCpu(s?.usage?.cpuCores), s?.usage?.cpuCores),
+            num(
+              `${fmtMem(s?.usage?.memoryBytes)}${s?.usage?.memoryLimit !== undefined ? ` / ${fmtMem(s.usage.memoryLimit)}` : ''}`,
+              s?.usage?.memoryBytes,
+            ),
           );
         }),
       ),

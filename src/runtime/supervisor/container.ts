@@ -9,6 +9,8 @@ import { delimiter, join } from 'node:path';
 import type { RestartPolicy } from '../manifests/index.js';
 import { Backoff, shouldRestart, type BackoffOptions } from './backoff.js';
 import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from './launch.js';
+import type { Cgroup, CgroupLimits } from './cgroups.js';
+import { isolatedArgv, type Isolation, type Privileges } from './isolation.js';
 import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import { bootId, groupMembers, procStat } from './proc.js';
 import {
@@ -39,6 +41,11 @@ export interface ContainerSpec {
   readonly user?: RunAs;
   /** Between SIGTERM and SIGKILL when stopping (ms). */
   readonly terminationGraceMs: number;
+  /** Its own mount and PID namespaces, privileges and view of the machine (isolation.ts); applies
+   *  when the pod has a network namespace. `user` is then ignored: `isolation.privileges` says it. */
+  readonly isolation?: Isolation;
+  /** Its cgroup's limits (applied when the pod has a cgroup). */
+  readonly resources?: CgroupLimits;
 }
 
 export interface ContainerOptions {
@@ -49,14 +56,17 @@ export interface ContainerOptions {
   readonly podDir: string;
   readonly backoff?: BackoffOptions;
   readonly probeRunner?: ProbeRunner;
+  /** The container's cgroup (below its pod's); made and limited at each start. */
+  readonly cgroup?: Cgroup;
 }
 
 export interface Termination {
   /** The exit code, or 128 + the signal's number when a signal ended it (as a shell reports). */
   readonly exitCode: number;
   readonly signal: NodeJS.Signals | null;
-  /** Completed (exit 0), Error, or StartError (the process could not be started). */
-  readonly reason: 'Completed' | 'Error' | 'StartError';
+  /** Completed (exit 0), Error, OOMKilled (the kernel killed a process of it over its memory limit),
+   *  or StartError (the process could not be started). */
+  readonly reason: 'Completed' | 'Error' | 'OOMKilled' | 'StartError';
   readonly message?: string;
   readonly startedAt?: Date;
   readonly finishedAt: Date;
@@ -80,6 +90,9 @@ export interface ContainerStatus {
   readonly lastTermination?: Termination;
   readonly lastProbe?: ProbeResult;
   readonly logFile: string;
+  /** How `outrigger exec` enters it: its privileges and working directory (isolated containers). */
+  readonly privileges?: Privileges;
+  readonly workingDir?: string;
 }
 
 export interface ContainerEvents {
@@ -125,6 +138,8 @@ export class Container extends EventEmitter<ContainerEvents> {
   private finished = false;
   private last: Termination | undefined;
   private logChain: Promise<void> = Promise.resolve();
+  /** The cgroup's OOM kill count when the current process started. */
+  private oomBefore = 0;
 
   constructor(spec: ContainerSpec, opts: ContainerOptions) {
     super();
@@ -155,7 +170,15 @@ export class Container extends EventEmitter<ContainerEvents> {
       ...(this.last !== undefined ? { lastTermination: this.last } : {}),
       ...(this.probe?.lastResult !== undefined ? { lastProbe: this.probe.lastResult } : {}),
       logFile: this.logFile,
+      ...(this.isolation !== undefined
+        ? { privileges: this.isolation.privileges, workingDir: this.spec.workingDir ?? '/' }
+        : {}),
     };
+  }
+
+  /** The isolation in force: only inside a network namespace (a test without root runs on the host). */
+  private get isolation(): Isolation | undefined {
+    return this.opts.netns !== undefined ? this.spec.isolation : undefined;
   }
 
   /** Starts the container; resolves once its process runs (or its start failed and a restart is
@@ -207,11 +230,12 @@ export class Container extends EventEmitter<ContainerEvents> {
         const now = await procStat(pid);
         if (now === undefined || now.startTicks !== rec.startTicks || now.state === 'Z' || now.state === 'X') break;
       }
-      this.onExit(pid, null, null, true);
+      await this.onExit(pid, null, null, true);
     })();
     await this.logLine(`adopted container ${this.spec.name}: pid ${pid}, left running by an earlier control process`);
     this.setState({ state: 'running', pid, startedAt: this.startedAt });
     this.emit('start', { pid, restarts: this.restartCount });
+    this.oomBefore = (await this.opts.cgroup?.oomKills()) ?? 0;
     this.startReadiness(o.wasReady === true);
     return true;
   }
@@ -231,13 +255,17 @@ export class Container extends EventEmitter<ContainerEvents> {
     if (problem !== undefined) return this.startFailedNow(problem);
 
     const runId = randomUUID();
-    const argv = placedArgv(
-      {
-        ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
-        ...(this.spec.user !== undefined ? { user: this.spec.user } : {}),
-      },
-      this.spec.argv,
-    );
+    const iso = this.isolation;
+    const argv =
+      iso !== undefined && this.opts.netns !== undefined
+        ? isolatedArgv(this.opts.netns, iso, this.spec.argv)
+        : placedArgv(
+            {
+              ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
+              ...(this.spec.user !== undefined ? { user: this.spec.user } : {}),
+            },
+            this.spec.argv,
+          );
     let log;
     try {
       log = await open(this.logFile, 'a', 0o600);
@@ -263,8 +291,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.releaseFailure = undefined;
     this.exited = new Promise((resolve) =>
       gated.child.once('exit', (code, signal) => {
-        this.onExit(pid, code, signal);
-        resolve();
+        void this.onExit(pid, code, signal).then(resolve);
       }),
     );
 
@@ -281,7 +308,15 @@ export class Container extends EventEmitter<ContainerEvents> {
         startTicks: st.startTicks,
         bootId: await bootId(),
         runId,
+        ...(this.opts.cgroup !== undefined ? { cgroups: this.opts.cgroup.dirs() } : {}),
       });
+      // Into its cgroup while held at the gate: everything the container starts is counted there.
+      const cg = this.opts.cgroup;
+      if (cg !== undefined) {
+        await cg.create(this.spec.resources ?? {});
+        await cg.add(pid);
+        this.oomBefore = await cg.oomKills();
+      }
       await this.logLine(
         `start${this.restartCount > 0 ? ` (restart ${this.restartCount})` : ''} of container ${this.spec.name}: pid ${pid}: ${this.spec.argv.join(' ')}`,
       );
@@ -360,6 +395,9 @@ export class Container extends EventEmitter<ContainerEvents> {
       {
         ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
         ...(this.spec.user !== undefined ? { user: this.spec.user } : {}),
+        ...(this.isolation !== undefined
+          ? { enter: { pid: () => this.pid, privileges: this.isolation.privileges } }
+          : {}),
         env: this.spec.env,
         cwd: this.spec.workingDir ?? '/',
       },
@@ -388,7 +426,12 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   /** `adopted`: the process was not our child, so its exit status is unknown (reported as an Error). */
-  private onExit(pid: number, code: number | null, signal: NodeJS.Signals | null, adopted = false): void {
+  private async onExit(
+    pid: number,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    adopted = false,
+  ): Promise<void> {
     if (this.pid !== pid) return;
     this.pid = undefined;
     // Children the process left behind in its group go with it, as with a container's PID namespace.
@@ -410,20 +453,29 @@ export class Container extends EventEmitter<ContainerEvents> {
       return;
     }
     const exitCode = code ?? 128 + (signal !== null ? (osConstants.signals[signal] ?? 0) : 0);
+    // The kernel's OOM killer counts in the cgroup: a kill since the start means over the limit.
+    const oomKilled = this.opts.cgroup !== undefined && (await this.opts.cgroup.oomKills()) > this.oomBefore;
+    const limit = this.spec.resources?.memoryLimit;
     const termination: Termination = {
       exitCode,
       signal,
-      reason: exitCode === 0 && !adopted ? 'Completed' : 'Error',
-      ...(adopted ? { message: 'an adopted process ended; its exit status is unknown' } : {}),
+      reason: oomKilled ? 'OOMKilled' : exitCode === 0 && !adopted ? 'Completed' : 'Error',
+      ...(oomKilled
+        ? { message: `over its memory limit${limit !== undefined ? ` (${limit} bytes)` : ''}: killed by the kernel` }
+        : adopted
+          ? { message: 'an adopted process ended; its exit status is unknown' }
+          : {}),
       ...(this.startedAt !== undefined ? { startedAt: this.startedAt } : {}),
       finishedAt: new Date(),
     };
     const ranMs = this.startedAt !== undefined ? termination.finishedAt.getTime() - this.startedAt.getTime() : 0;
-    const how = adopted
-      ? 'ended (exit status unknown: adopted)'
-      : signal !== null
-        ? `was killed by ${signal}`
-        : `exited with code ${code}`;
+    const how = oomKilled
+      ? `was OOMKilled (exit code ${exitCode}, over its memory limit)`
+      : adopted
+        ? 'ended (exit status unknown: adopted)'
+        : signal !== null
+          ? `was killed by ${signal}`
+          : `exited with code ${code}`;
     void this.afterEnd(
       termination,
       ranMs,

@@ -65,3 +65,23 @@ export {
 } from './record.js';
 export { baseEnv, containerEnv, expandVars, type PodFacts } from './env.js';
 export { placedArgv, type RunAs, type Placement } from './launch.js';
+export {
+  cgroupRoots,
+  cgroupRootsOf,
+  Cgroup,
+  removeCgroupDirs,
+  removePodCgroupDirs,
+  podCgroupRel,
+  type CgroupRoots,
+  type CgroupLimits,
+} from './cgroups.js';
+export {
+  containerInitPid,
+  enterArgv,
+  isolatedArgv,
+  setprivArgs,
+  type Isolation,
+  type Privileges,
+} from './isolation.js';
+export { containerLimits, SERVICE_ACCOUNT_DIR, type PodUsage } from './pod.js';
+export { isolationProblems } from './preflight.js';

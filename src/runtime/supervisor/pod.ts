@@ -3,8 +3,11 @@
 // first, then the proxy, then anything else left in the pod's namespace).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { open } from 'node:fs/promises';
+import { chmod, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseCpu, parseMemory } from '../../manifests/quantity.js';
+import { effectiveCapabilities } from '../../manifests/security.js';
 import { PROXY_ADMIN_PORT, PROXY_CONTAINER } from '../../manifests/contract.js';
 import { ANNOTATION, formatPortList, type PodPlan } from '../manifests/index.js';
 import { DEFAULT_PROXY_INIT, netnsPids, runCommand } from '../net/index.js';
@@ -12,6 +15,8 @@ import type { BackoffOptions } from './backoff.js';
 import { Container, type ContainerSpec, type ContainerStatus } from './container.js';
 import { baseEnv, containerEnv, expandVars, type PodFacts } from './env.js';
 import type { RunAs } from './launch.js';
+import { Cgroup, podCgroupRel, POD_PIDS_MAX, type CgroupLimits, type CgroupRoots } from './cgroups.js';
+import { DEFAULT_WRITABLE, type Isolation, type VolumeBind } from './isolation.js';
 import { resolveProbe, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import type { ProxyCommand } from './proxy-command.js';
 import { isGone } from './proc.js';
@@ -52,7 +57,23 @@ export interface PodProcessesOptions {
   /** Where PATH and the locale come from (default process.env). */
   readonly hostEnv?: NodeJS.ProcessEnv;
   readonly probeRunner?: ProbeRunner;
+  /** Where the pod's cgroup goes (cgroups.ts); without it the pod has none (tests without root). */
+  readonly cgroups?: CgroupRoots;
+  /** Directories of the host no container of the pod sees, besides the state directory and /etc/netns
+   *  (which are always hidden). */
+  readonly hide?: readonly string[];
 }
+
+/** The pod's CPU and memory, from its cgroup: `cpu` in cores over the last sample period. */
+export interface PodUsage {
+  readonly cpuCores: number;
+  readonly memoryBytes: number;
+  /** The pod's memory limit (the sum of its containers' when every one has one). */
+  readonly memoryLimit?: number;
+}
+
+/** Where the app containers find their ServiceAccount token, as in Kubernetes. */
+export const SERVICE_ACCOUNT_DIR = '/run/secrets/kubernetes.io/serviceaccount';
 
 export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
@@ -70,6 +91,8 @@ export interface PodStatus {
   readonly containers: readonly ContainerStatus[];
   /** Why the pod failed to start, when it did. */
   readonly message?: string;
+  /** From the pod's cgroup, once sampled. */
+  readonly usage?: PodUsage;
 }
 
 export interface PodEvents {
@@ -113,6 +136,9 @@ export class PodProcesses extends EventEmitter<PodEvents> {
   private failure: string | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
+  private readonly cgroup: Cgroup | undefined;
+  private usageNow: PodUsage | undefined;
+  private sampler: NodeJS.Timeout | undefined;
 
   constructor(o: PodProcessesOptions) {
     super();
@@ -132,8 +158,99 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       }
     }
     // Everything is resolved before anything runs, so a bad spec starts nothing.
-    this.appSpecs = appContainerSpecs(o);
-    this.proxySpec = this.meshed && o.proxy !== undefined ? proxyContainerSpec(o.pod, o.proxy) : undefined;
+    const isolate = o.net.netns !== undefined;
+    this.appSpecs = appContainerSpecs(o, isolate ? this.podDir : undefined);
+    this.proxySpec =
+      this.meshed && o.proxy !== undefined
+        ? proxyContainerSpec(o.pod, o.proxy, isolate ? { podDir: this.podDir, hide: this.hidden() } : undefined)
+        : undefined;
+    this.cgroup =
+      o.cgroups !== undefined && o.net.netns !== undefined
+        ? new Cgroup(o.cgroups, podCgroupRel(o.net.netns))
+        : undefined;
+  }
+
+  /** What no container of the pod sees: the mesh's state (CA, tokens, other pods, the control socket)
+   *  and the other pods' hosts files. */
+  private hidden(): string[] {
+    return [this.o.stateDir, '/etc/netns', ...(this.o.hide ?? [])];
+  }
+
+  /** The pod's limits: the sum of its containers' where every container has one (as the kubelet
+   *  sizes a pod's cgroup), and a pids limit. */
+  private podLimits(): CgroupLimits {
+    const all = [...(this.proxySpec !== undefined ? [this.proxySpec] : []), ...this.appSpecs];
+    const sum = (f: (l: CgroupLimits) => number | undefined) => {
+      const vs = all.map((c) => (c.resources !== undefined ? f(c.resources) : undefined));
+      return vs.every((v) => v !== undefined) ? vs.reduce((a, b) => a + b, 0) : undefined;
+    };
+    const memoryLimit = sum((l) => l.memoryLimit);
+    const cpuLimit = sum((l) => l.cpuLimit);
+    const requests = all.map((c) => c.resources?.cpuRequest ?? c.resources?.cpuLimit ?? 0).reduce((a, b) => a + b, 0);
+    return {
+      ...(memoryLimit !== undefined ? { memoryLimit } : {}),
+      ...(cpuLimit !== undefined ? { cpuLimit } : {}),
+      ...(requests > 0 ? { cpuRequest: requests } : {}),
+    };
+  }
+
+  /** The pod's cgroup, its directories on the host (volumes, the containers' /run) and the app
+   *  containers' ServiceAccount token mount point: before any container starts. */
+  private async prepare(): Promise<void> {
+    if (this.cgroup !== undefined) {
+      await this.cgroup.create(this.podLimits(), POD_PIDS_MAX);
+      this.sampleUsage();
+    }
+    if (this.o.net.netns === undefined) return;
+    const run = join(this.podDir, 'run');
+    await mkdir(run, { recursive: true, mode: 0o700 });
+    await chmod(run, 0o700);
+    if (this.o.pod.spec.automountServiceAccountToken !== false) {
+      // The token itself is written by whoever issues it (the mesh); the namespace is known here.
+      const sa = podDirs(this.podDir).serviceAccount;
+      await mkdir(sa, { recursive: true, mode: 0o755 });
+      await chmod(dirname(sa), 0o700);
+      await writeFile(join(sa, 'namespace'), this.o.pod.namespace, { mode: 0o644 });
+    }
+    for (const v of this.o.pod.spec.volumes) {
+      // Any uid of the pod may write to an emptyDir (0777, as in Kubernetes).
+      const dir = join(this.podDir, 'volumes', v.name);
+      await mkdir(dir, { recursive: true });
+      await chmod(join(this.podDir, 'volumes'), 0o700);
+      await chmod(dir, 0o777);
+    }
+    for (const spec of [...(this.proxySpec !== undefined ? [this.proxySpec] : []), ...this.appSpecs]) {
+      const iso = spec.isolation;
+      if (iso === undefined) continue;
+      await mkdir(iso.runDir, { recursive: true, mode: 0o755 });
+      await chmod(iso.runDir, 0o755);
+      for (const b of iso.binds) {
+        if (b.target.startsWith(`${iso.runDir}/`)) await mkdir(b.target, { recursive: true, mode: 0o755 });
+      }
+    }
+  }
+
+  /** Reads the pod's CPU and memory every 2 s while it runs. */
+  private sampleUsage(): void {
+    const cg = this.cgroup;
+    if (cg === undefined) return;
+    let last: { at: number; cpu: number } | undefined;
+    const limit = this.podLimits().memoryLimit;
+    const tick = async () => {
+      const u = await cg.usage();
+      if (u === undefined) return;
+      const at = Date.now();
+      const cpuCores = last !== undefined && at > last.at ? (u.cpuNanos - last.cpu) / 1e6 / (at - last.at) : 0;
+      last = { at, cpu: u.cpuNanos };
+      this.usageNow = {
+        cpuCores: Math.max(0, cpuCores),
+        memoryBytes: u.memoryBytes,
+        ...(limit !== undefined ? { memoryLimit: limit } : {}),
+      };
+    };
+    void tick();
+    this.sampler = setInterval(() => void tick(), 2000);
+    this.sampler.unref();
   }
 
   private get label(): string {
@@ -147,6 +264,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     if (this.started) throw internalError(`pod ${this.label}: already started`);
     this.started = true;
     try {
+      await this.prepare();
       if (this.proxySpec !== undefined) {
         const proxy = this.container(this.proxySpec);
         this.proxy = proxy;
@@ -186,6 +304,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       }
     };
     try {
+      await this.prepare();
       if (this.proxySpec !== undefined) {
         const proxy = this.container(this.proxySpec);
         this.proxy = proxy;
@@ -215,6 +334,9 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       podDir: this.podDir,
       ...(this.o.backoff !== undefined ? { backoff: this.o.backoff } : {}),
       ...(this.o.probeRunner !== undefined ? { probeRunner: this.o.probeRunner } : {}),
+      ...(this.cgroup !== undefined
+        ? { cgroup: new Cgroup(this.cgroup.roots, `${this.cgroup.rel}/${spec.name}`) }
+        : {}),
     });
     c.on('change', () => this.update());
     c.on('exit', () => this.sidecarCheck());
@@ -303,6 +425,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       ...(this.o.net.netns !== undefined ? { netns: this.o.net.netns } : {}),
       containers,
       ...(this.failure !== undefined ? { message: this.failure } : {}),
+      ...(this.usageNow !== undefined ? { usage: this.usageNow } : {}),
     };
   }
 
@@ -364,6 +487,16 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       await Promise.all(this.apps.map((c) => settle(c.stop())));
       if (this.proxy !== undefined) await settle(this.proxy.stop());
       if (this.o.net.netns !== undefined) await settle(killNetnsProcesses(this.o.net.netns).then(() => undefined));
+      if (this.sampler !== undefined) clearInterval(this.sampler);
+      const cg = this.cgroup;
+      if (cg !== undefined) {
+        const names = [...(this.proxySpec !== undefined ? [this.proxySpec] : []), ...this.appSpecs].map((c) => c.name);
+        await settle(removePodCgroup(cg, names));
+      }
+      // The pod's emptyDir volumes go with it (its logs stay, as `down` keeps them).
+      await settle(rm(join(this.podDir, 'volumes'), { recursive: true, force: true }));
+      await settle(rm(join(this.podDir, 'run'), { recursive: true, force: true }));
+      await settle(rm(join(this.podDir, 'secrets'), { recursive: true, force: true }));
       this.readyNow = false;
       if (errors.length > 0) throw new RuntimeError(RuntimeCodes.STOP, `pod ${this.label}: stop: ${errors.join('; ')}`);
     })();
@@ -402,7 +535,83 @@ export async function killNetnsProcesses(netns: string, timeoutMs = 5000): Promi
   }
 }
 
-function appContainerSpecs(o: PodProcessesOptions): ContainerSpec[] {
+/** Removes the containers' groups, then the pod's. */
+async function removePodCgroup(cg: Cgroup, containers: readonly string[]): Promise<void> {
+  for (const name of containers) await new Cgroup(cg.roots, `${cg.rel}/${name}`).remove();
+  await cg.remove();
+}
+
+type ManifestContainer = PodPlan['spec']['containers'][number];
+
+/** A container's cgroup limits from its resources (a request without a limit weighs CPU only). */
+export function containerLimits(r: ManifestContainer['resources']): CgroupLimits | undefined {
+  if (r === undefined) return undefined;
+  const num = (v: string | number | undefined, parse: (x: string | number) => number | string) => {
+    if (v === undefined) return undefined;
+    const n = parse(v);
+    return typeof n === 'number' ? n : undefined;
+  };
+  const cpuRequest = num(r.requests?.cpu, parseCpu);
+  const cpuLimit = num(r.limits?.cpu, parseCpu);
+  const memoryLimit = num(r.limits?.memory, parseMemory);
+  if (cpuRequest === undefined && cpuLimit === undefined && memoryLimit === undefined) return undefined;
+  return {
+    ...(cpuRequest !== undefined ? { cpuRequest } : {}),
+    ...(cpuLimit !== undefined ? { cpuLimit } : {}),
+    ...(memoryLimit !== undefined ? { memoryLimit } : {}),
+  };
+}
+
+/** The host directories of a pod: each container's /run, the emptyDir volumes, the app containers'
+ *  ServiceAccount token (a parent of each is 0700: only root on the host walks into them). */
+export function podDirs(podDir: string) {
+  return {
+    run: (container: string) => join(podDir, 'run', container),
+    volume: (name: string) => join(podDir, 'volumes', name),
+    serviceAccount: join(podDir, 'secrets', 'serviceaccount'),
+  };
+}
+
+/** An app container's isolation: its uid, gid and capabilities from its securityContext (the pod's
+ *  for uid and gid when its own does not say), the hidden paths, its volumes and token. */
+function appIsolation(
+  o: PodProcessesOptions,
+  c: ManifestContainer,
+  podDir: string,
+  hide: readonly string[],
+): Isolation {
+  const sc = c.securityContext;
+  const psc = o.pod.spec.securityContext;
+  const dirs = podDirs(podDir);
+  const runDir = dirs.run(c.name);
+  const inRun = (path: string): string | undefined => {
+    const p = path.replace(/\/+$/, '').replace(/^\/var\/run(\/|$)/, '/run$1');
+    return p.startsWith('/run/') ? join(runDir, p.slice('/run/'.length)) : undefined;
+  };
+  const binds: VolumeBind[] = c.volumeMounts.map((m) => ({
+    source: dirs.volume(m.name),
+    target: inRun(m.mountPath) ?? m.mountPath.replace(/\/+$/, ''),
+    readOnly: m.readOnly,
+  }));
+  if (o.pod.spec.automountServiceAccountToken !== false) {
+    binds.push({ source: dirs.serviceAccount, target: inRun(SERVICE_ACCOUNT_DIR) as string, readOnly: true });
+  }
+  return {
+    hide,
+    keep: [],
+    runDir,
+    binds,
+    writable: sc?.readOnlyRootFilesystem === true ? [] : DEFAULT_WRITABLE,
+    workingDir: c.workingDir ?? '/',
+    privileges: {
+      uid: sc?.runAsUser ?? psc?.runAsUser ?? 0,
+      gid: sc?.runAsGroup ?? psc?.runAsGroup ?? 0,
+      capabilities: effectiveCapabilities(sc?.capabilities ?? {}),
+    },
+  };
+}
+
+function appContainerSpecs(o: PodProcessesOptions, podDir?: string): ContainerSpec[] {
   const { pod, net } = o;
   const facts: PodFacts = {
     namespace: pod.namespace,
@@ -418,6 +627,8 @@ function appContainerSpecs(o: PodProcessesOptions): ContainerSpec[] {
     const env = containerEnv(base, c.env, facts);
     const probe: ResolvedProbe | undefined =
       c.readinessProbe !== undefined ? resolveProbe(c.readinessProbe, c.ports, net.ip) : undefined;
+    const resources = containerLimits(c.resources);
+    const hide = [o.stateDir, '/etc/netns', ...(o.hide ?? [])];
     return {
       name: c.name,
       argv: [...c.command, ...c.args].map((a) => expandVars(a, env)),
@@ -426,13 +637,19 @@ function appContainerSpecs(o: PodProcessesOptions): ContainerSpec[] {
       restartPolicy: c.restartPolicy ?? pod.spec.restartPolicy,
       ...(probe !== undefined ? { readinessProbe: probe } : {}),
       terminationGraceMs: pod.spec.terminationGracePeriodSeconds * 1000,
+      ...(resources !== undefined ? { resources } : {}),
+      ...(podDir !== undefined ? { isolation: appIsolation(o, c, podDir, hide) } : {}),
     };
   });
 }
 
 /** The proxy as a container: `outrigger proxy` with the ports the proxy-init rules redirect to, the
  *  pod's opaque ports, and a readiness probe on its admin /ready from inside the pod. */
-export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec {
+export function proxyContainerSpec(
+  pod: PodPlan,
+  p: ProxyOptions,
+  isolate?: { readonly podDir: string; readonly hide: readonly string[] },
+): ContainerSpec {
   const inbound = p.inboundPort ?? DEFAULT_PROXY_INIT.inboundPort;
   const outbound = p.outboundPort ?? DEFAULT_PROXY_INIT.outboundPort;
   const admin = p.adminPort ?? PROXY_ADMIN_PORT;
@@ -462,7 +679,21 @@ export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec
     args.push('--opaque-ports', formatPortList(pod.mesh.opaquePorts));
   }
   args.push(...(p.extraArgs ?? []));
+  const isolation: Isolation | undefined =
+    isolate !== undefined
+      ? {
+          hide: isolate.hide,
+          keep: proxyKeeps(p.command, args, isolate.hide),
+          runDir: podDirs(isolate.podDir).run(PROXY_CONTAINER),
+          binds: [],
+          writable: DEFAULT_WRITABLE,
+          workingDir: '/',
+          // Its own uid, which the proxy-init rules exempt, and no capability at all.
+          privileges: { uid: uid.uid, gid: uid.gid, capabilities: [] },
+        }
+      : undefined;
   return {
+    ...(isolation !== undefined ? { isolation } : {}),
     name: PROXY_CONTAINER,
     argv: [...p.command.argv, ...args],
     // Nothing of the runtime's environment: no OUTRIGGER_PROXY_* setting may leak in unseen. Only what
@@ -484,6 +715,20 @@ export function proxyContainerSpec(pod: PodPlan, p: ProxyOptions): ContainerSpec
     },
     terminationGraceMs: grace,
   };
+}
+
+/** What the proxy must still see below the hidden directories: its command when staged there, and the
+ *  files its flags name (its token's directory, as the token is replaced by rename; the tap token). */
+function proxyKeeps(command: ProxyCommand, args: readonly string[], hide: readonly string[]): string[] {
+  const under = (path: string) => hide.some((h) => path === h || path.startsWith(`${h}/`));
+  const keep = new Set<string>();
+  if (under(command.root)) keep.add(command.root);
+  for (const a of [...command.argv, ...args, ...Object.values(command.env)]) {
+    const path = a.startsWith('--') && a.includes('=') ? a.slice(a.indexOf('=') + 1) : a;
+    if (!path.startsWith('/') || !under(path) || [...keep].some((k) => path.startsWith(`${k}/`))) continue;
+    keep.add(path.endsWith('/token') ? dirname(path) : path);
+  }
+  return [...keep];
 }
 
 /** The last `lines` lines of a file (at most 64 KiB read), '' if it cannot be read. */

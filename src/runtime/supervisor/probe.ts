@@ -11,6 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ContainerPort, Probe } from '../manifests/index.js';
 import { placedArgv, runBounded, type RunAs } from './launch.js';
+import { containerInitPid, enterArgv, type Privileges } from './isolation.js';
 import type { NetCheck } from './probe-child.js';
 import {
   applyProbeResult,
@@ -54,6 +55,9 @@ export interface ProbeContext {
   readonly user?: RunAs;
   readonly env: Readonly<Record<string, string>>;
   readonly cwd: string;
+  /** An isolated container: exec probes run inside it (its namespaces, through the pid the runtime
+   *  recorded, and its privileges), as a kubelet's exec probe runs in the container. */
+  readonly enter?: { readonly pid: () => number | undefined; readonly privileges: Privileges };
 }
 
 /** Turns a manifest probe into an action with a numeric port and a host (the pod's IP by default, as
@@ -120,13 +124,20 @@ export async function runProbe(action: ProbeAction, ctx: ProbeContext, timeoutMs
       };
     }
     case 'exec': {
-      const argv = placedArgv(
-        {
-          ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}),
-          ...(ctx.user !== undefined ? { user: ctx.user } : {}),
-        },
-        action.command,
-      );
+      const recorded = ctx.enter?.pid();
+      const nsPid = recorded !== undefined ? await containerInitPid(recorded) : undefined;
+      if (ctx.enter !== undefined && nsPid === undefined)
+        return { ok: false, message: `exec ${action.command.join(' ')}: the container is not running` };
+      const argv =
+        ctx.enter !== undefined && nsPid !== undefined
+          ? enterArgv(nsPid, ctx.enter.privileges, action.command, ctx.cwd)
+          : placedArgv(
+              {
+                ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}),
+                ...(ctx.user !== undefined ? { user: ctx.user } : {}),
+              },
+              action.command,
+            );
       const r = await runBounded(argv, { env: ctx.env, cwd: ctx.cwd, timeoutMs });
       if (r.error !== undefined) return { ok: false, message: `exec ${action.command.join(' ')}: ${r.error.message}` };
       if (r.timedOut)

@@ -23,6 +23,8 @@ const processRecord = z.object({
   bootId: z.string(),
   /** The value of RUN_MARKER_ENV in the process's environment: unique per start. */
   runId: z.string().min(8),
+  /** The container's cgroup directories (one per hierarchy), removed with it after a crash. */
+  cgroups: z.array(z.string()).optional(),
 });
 
 export type ProcessRecord = z.output<typeof processRecord>;
@@ -81,6 +83,8 @@ export interface KillReport {
   readonly killed: string[];
   /** Records that could not be read. */
   readonly problems: string[];
+  /** The recorded containers' cgroup directories, for the caller to remove once the pods are gone. */
+  readonly cgroups: string[];
 }
 
 /** Kills (SIGKILL) every process group recorded under `<stateDir>/pods` and removes the records: for
@@ -88,6 +92,7 @@ export interface KillReport {
 export async function killRecordedProcesses(stateDir: string): Promise<KillReport> {
   const killed: string[] = [];
   const problems: string[] = [];
+  const cgroups: string[] = [];
   for (const file of await findRecords(join(stateDir, 'pods'))) {
     let rec: ProcessRecord;
     try {
@@ -99,9 +104,10 @@ export async function killRecordedProcesses(stateDir: string): Promise<KillRepor
     if (await recordedGroupAlive(rec)) {
       if (killGroup(rec.pid, 'SIGKILL')) killed.push(`${rec.pod}/${rec.container} (pgid ${rec.pid})`);
     }
+    cgroups.push(...(rec.cgroups ?? []));
     await rm(file, { force: true });
   }
-  return { killed, problems };
+  return { killed, problems, cgroups };
 }
 
 async function findRecords(dir: string): Promise<string[]> {

@@ -1,0 +1,234 @@
+// End to end, as root: a pod is the security boundary in the local runtime too. From inside an app
+// container (`outrigger exec`, which enters it as kubectl exec does): the mesh CA's keys, another pod's
+// token, its own proxy's token, the proxy's /proc/<pid>/environ and the control socket cannot be read
+// or reached; `iptables -t nat -F` is refused and traffic still goes through the sidecar; the host's
+// filesystem is read-only; the container has the default capability set and no_new_privs. Containers
+// of a pod share an emptyDir; apps get a ServiceAccount token for the API audience; securityContext's
+// uid and read-only root hold. A container over its memory limit is OOM-killed and restarted while a
+// neighbour's requests all succeed, `get pods` says OOMKilled, and `down` removes the pods' cgroups.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { waitFor } from './helpers.js';
+import { show } from './root-helpers.js';
+import { meshTest, type PodView } from './mesh-harness.js';
+
+const HOG_LIMIT = 64 * 1024 * 1024;
+
+/** Grows by 8 MiB every 50 ms until the kernel stops it. */
+const HOG = `import time
+b = []
+while True:
+    b.append(bytearray(8 << 20))
+    time.sleep(0.05)
+`;
+
+const manifest = (work: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  volumes: [{name: shared, emptyDir: {}}]
+  containers:
+    - name: http
+      command: [python3, -m, http.server, "8080", --directory, /run/shared]
+      ports: [{containerPort: 8080}]
+      volumeMounts: [{name: shared, mountPath: /run/shared}]
+      readinessProbe: {httpGet: {path: /hello.txt, port: 8080}, periodSeconds: 1}
+      resources: {requests: {cpu: 100m, memory: 32Mi}, limits: {cpu: "1", memory: 256Mi}}
+    - name: writer
+      command: [sh, -c, "echo hello-from-writer > /run/shared/hello.txt && exec sleep infinity"]
+      volumeMounts: [{name: shared, mountPath: /run/shared}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers: [{name: app, command: [sleep, infinity]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  automountServiceAccountToken: false
+  securityContext: {runAsUser: 1000, runAsGroup: 1000}
+  containers:
+    - name: app
+      command: [sleep, infinity]
+      securityContext: {runAsNonRoot: true, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hog, annotations: {outrigger.io/inject: disabled}}
+spec:
+  containers:
+    - name: hog
+      command: [python3, ${join(work, 'hog.py')}]
+      resources: {limits: {memory: 64Mi}}
+`;
+
+/** The capability numbers of capabilities(7) this test looks for in CapBnd. */
+const CAP = { NET_ADMIN: 12, NET_RAW: 13, SYS_PTRACE: 19, SYS_ADMIN: 21, NET_BIND_SERVICE: 10, CHOWN: 0 };
+
+function capSet(status: string, field: string): bigint {
+  const m = new RegExp(`^${field}:\\s+([0-9a-f]+)$`, 'm').exec(status);
+  assert.ok(m !== null, status);
+  return BigInt(`0x${m[1]}`);
+}
+
+const has = (set: bigint, cap: number) => ((set >> BigInt(cap)) & 1n) === 1n;
+
+void test('runtime isolation: a pod is the security boundary', { timeout: 600_000 }, async (t) => {
+  const mesh = await meshTest(t, 'runtime-isolation', {
+    what: 'the end-to-end isolation test',
+    files: { 'hog.py': HOG },
+  });
+  if (mesh === undefined) return;
+  const { stateDir, work } = mesh;
+  await mesh.up(manifest(work));
+  const pods = await mesh.pods();
+  const pod = (name: string) => pods.find((p) => p.name === name) as PodView;
+  const proxyPid = (p: PodView) => {
+    const s = p.containers.find((c) => c.name === 'outrigger-proxy')?.state;
+    assert.ok(s?.state === 'running', JSON.stringify(p.containers));
+    return s.pid;
+  };
+  const fails = async (argv: string[], what: string) => {
+    const r = await mesh.exec('client', argv);
+    assert.notEqual(r.code, 0, `${what} must fail from an app container\n${show(r)}`);
+    return r;
+  };
+
+  await t.test('the mesh CA, other pods, the proxy and the control plane are out of reach', async () => {
+    const identity = await readdir(join(stateDir, 'identity'));
+    assert.ok(identity.length > 0, 'the CA is on the host');
+    for (const f of identity) await fails(['cat', join(stateDir, 'identity', f)], `reading the CA's ${f}`);
+    const webToken = join(stateDir, 'tokens', 'default', 'web', 'token');
+    const ownProxyToken = join(stateDir, 'tokens', 'default', 'client', 'token');
+    assert.ok(existsSync(webToken) && existsSync(ownProxyToken), 'the proxies hold tokens on the host');
+    await fails(['cat', webToken], "reading another pod's token");
+    await fails(['cat', ownProxyToken], "reading its own proxy's token");
+    await fails(['cat', join(stateDir, 'tap-token')], "reading the mesh's tap token");
+    await fails(['cat', join(stateDir, 'state.json')], 'reading the mesh state');
+    await fails(
+      ['curl', '-sS', '-m', '5', '--unix-socket', join(stateDir, 'control.sock'), 'http://x/status'],
+      'the control socket',
+    );
+    for (const p of ['client', 'web']) {
+      await fails(['cat', `/proc/${proxyPid(pod(p))}/environ`], `reading the environ of ${p}'s proxy`);
+    }
+    // Its own PID namespace: the init, the app, and what exec runs; no proxy, no other pod.
+    const ps = await mesh.run('client', ['ps', '-eo', 'pid,args']);
+    assert.doesNotMatch(ps, /outrigger(\.js)? proxy/, ps);
+    assert.doesNotMatch(ps, /http\.server/, ps);
+    assert.match(ps, /^\s*1 /m, ps);
+    // The proxy itself still reads its token: it holds a certificate from the mesh CA.
+    const id = await mesh.cli(['identity', 'client']);
+    assert.equal(id.code, 0, show(id));
+    // Another pod's hosts file is not there to read either.
+    const etc = await mesh.exec('client', ['ls', '/etc/netns']);
+    assert.equal(etc.stdout.trim(), '', show(etc));
+  });
+
+  await t.test('iptables -t nat -F is refused; traffic still goes through the sidecar', async () => {
+    const r = await fails(['iptables', '-t', 'nat', '-F'], 'flushing the pod rules');
+    assert.match(r.stderr, /Permission denied|not permitted/i, show(r));
+    const before = await mesh.metric('client', 'request_total', { direction: 'outbound' });
+    const body = await mesh.run('client', ['curl', '-sS', '-m', '10', '--fail', 'http://web/hello.txt']);
+    assert.equal(body, 'hello-from-writer\n', 'the emptyDir is shared by the pod containers');
+    const after = await mesh.metric('client', 'request_total', { direction: 'outbound' });
+    assert.equal(after - before, 1, 'the request went through the client proxy');
+  });
+
+  await t.test('the default capabilities, no_new_privs, the host read-only, a token for the API', async () => {
+    const status = await mesh.run('client', ['cat', '/proc/self/status']);
+    const bnd = capSet(status, 'CapBnd');
+    for (const c of ['NET_ADMIN', 'NET_RAW', 'SYS_PTRACE', 'SYS_ADMIN'] as const) assert.ok(!has(bnd, CAP[c]), c);
+    for (const c of ['NET_BIND_SERVICE', 'CHOWN'] as const) assert.ok(has(bnd, CAP[c]), c);
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+    const w = await fails(['touch', '/usr/outrigger-isolation-test'], 'writing the host filesystem');
+    assert.match(w.stderr, /Read-only file system/, show(w));
+    assert.ok(!existsSync('/usr/outrigger-isolation-test'));
+    await mesh.run('client', ['touch', '/tmp/outrigger-isolation-test']); // scratch space stays writable
+    const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
+    assert.equal(await mesh.run('client', ['cat', `${sa}/namespace`]), 'default');
+    const jwt = await mesh.run('client', ['cat', `${sa}/token`]);
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { aud: unknown };
+    assert.deepEqual([claims.aud].flat(), ['https://kubernetes.default.svc.cluster.local']);
+    const proxyClaims = JSON.parse(
+      Buffer.from(
+        (await readFile(join(stateDir, 'tokens', 'default', 'client', 'token'), 'utf8')).split('.')[1] ?? '',
+        'base64url',
+      ).toString(),
+    ) as { aud: unknown };
+    assert.notDeepEqual([proxyClaims.aud].flat(), [claims.aud].flat(), 'the proxy token is for the identity service');
+  });
+
+  await t.test('securityContext: runAsUser, no capability, a read-only root, no token', async () => {
+    assert.equal((await mesh.run('nonroot', ['id', '-u'])).trim(), '1000');
+    assert.equal((await mesh.run('nonroot', ['id', '-g'])).trim(), '1000');
+    const status = await mesh.run('nonroot', ['cat', '/proc/self/status']);
+    assert.equal(capSet(status, 'CapBnd'), 0n);
+    assert.equal(capSet(status, 'CapEff'), 0n);
+    const w = await mesh.exec('nonroot', ['touch', '/tmp/outrigger-isolation-ro']);
+    assert.notEqual(w.code, 0, show(w));
+    assert.match(w.stderr, /Read-only file system/, show(w));
+    const sa = await mesh.exec('nonroot', ['ls', '/var/run/secrets/kubernetes.io/serviceaccount']);
+    assert.notEqual(sa.code, 0, `automountServiceAccountToken: false\n${show(sa)}`);
+  });
+
+  await t.test('a pod has a cgroup with its limits; over its memory limit a container is OOMKilled', async () => {
+    // The hog may be between two of its lives: read its cgroup from a live one.
+    const memLine = await waitFor('the hog running', async () => {
+      const s = (await mesh.pods()).find((p) => p.name === 'hog')?.containers.find((c) => c.name === 'hog')?.state;
+      if (s?.state !== 'running') return undefined;
+      const text = await readFile(`/proc/${s.pid}/cgroup`, 'utf8').catch(() => '');
+      return text.split('\n').find((l) => /:memory:/.test(l));
+    });
+    const rel = memLine.split(':')[2] ?? '';
+    assert.match(rel, /\/outrigger\/[^/]+\/hog$/);
+    const dir = join('/sys/fs/cgroup/memory', rel);
+    assert.equal(Number((await readFile(join(dir, 'memory.limit_in_bytes'), 'utf8')).trim()), HOG_LIMIT);
+
+    // A neighbour's requests all succeed meanwhile.
+    const hogRestarts = async () =>
+      (await mesh.pods()).find((x) => x.name === 'hog')?.containers.find((x) => x.name === 'hog')?.restarts ?? 0;
+    const before = await hogRestarts();
+    const load = mesh.loadLoop('client', 'web', 80, '/hello.txt');
+    const oom = await waitFor(
+      'an OOMKilled restart of the hog',
+      async () => {
+        const p = (await mesh.pods()).find((x) => x.name === 'hog');
+        const c = p?.containers.find((x) => x.name === 'hog');
+        return c !== undefined && c.restarts > before && c.lastTermination?.reason === 'OOMKilled' ? c : undefined;
+      },
+      120_000,
+    );
+    assert.equal(oom.lastTermination?.exitCode, 137);
+    const sum = await load.stop();
+    assert.ok(sum.ok > 0, JSON.stringify(sum));
+    assert.equal(sum.fail, 0, JSON.stringify(sum));
+
+    const table = await mesh.cli(['get', 'pods']);
+    assert.equal(table.code, 0, show(table));
+    assert.match(table.stdout, /^hog\s+\S+\s+\S+\s+[1-9][0-9]* \(OOMKilled [0-9]+[smh] ago\)/m, table.stdout);
+    const web = (await mesh.pods()).find((x) => x.name === 'web');
+    assert.ok((web?.usage?.memoryBytes ?? 0) > 0, JSON.stringify(web?.usage));
+    const wide = await mesh.cli(['stat', 'pod', '-o', 'wide']);
+    assert.equal(wide.code, 0, show(wide));
+    assert.match(wide.stdout, /POD_CPU\s+POD_MEM/, wide.stdout);
+
+    // down takes the pods' cgroups with them.
+    const podDir = join(dir, '..');
+    assert.ok(existsSync(podDir));
+    const down = await mesh.cli(['down'], 120_000);
+    assert.equal(down.code, 0, show(down));
+    assert.ok(!existsSync(podDir), `${podDir} is left after down`);
+  });
+});
