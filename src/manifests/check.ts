@@ -113,11 +113,6 @@ export function checkPodSpec(spec: PodSpec, base: Path, opts: CheckOptions, repo
       else mountPaths.set(path, j);
     });
   });
-  if (spec.shareProcessNamespace === true)
-    report(
-      [...base, 'shareProcessNamespace'],
-      'is not supported by the local runtime yet: each container has a PID namespace of its own',
-    );
   const volumeNames = new Map<string, number>();
   spec.volumes.forEach((v, i) => {
     const dup = volumeNames.get(v.name);

@@ -17,7 +17,6 @@ void test('resources, securityContext, volumes: bad values are named with their 
 kind: Pod
 metadata: {name: p}
 spec:
-  shareProcessNamespace: true
   volumes: [{name: data, emptyDir: {sizeLimit: lots}}]
   containers:
     - name: a
@@ -27,8 +26,7 @@ spec:
       volumeMounts: [{name: cache, mountPath: /cache}, {name: data, mountPath: /cache/}]
 `);
   for (const want of [
-    /iso\.yaml: document 1 \(Pod default\/p\): spec\.shareProcessNamespace: is not supported/,
-    /spec\.volumes\[0\]\.emptyDir\.sizeLimit: must be a memory quantity/,
+    /iso\.yaml: document 1 \(Pod default\/p\): spec\.volumes\[0\]\.emptyDir\.sizeLimit: must be a memory quantity/,
     /spec\.containers\[0\]\.resources\.limits\.memory: must be a memory quantity .*"64MB"/,
     /spec\.containers\[0\]\.resources\.requests\.cpu: must not exceed limits\.cpu \(500m\), got 2/,
     /spec\.containers\[0\]\.securityContext\.runAsNonRoot: is true but the container would run as root/,
@@ -40,6 +38,20 @@ spec:
     assert.match(msg, want);
 });
 
+void test('shareProcessNamespace: true and false are honoured; another value is refused, named', () => {
+  const msg = refused(`apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  shareProcessNamespace: "yes"
+  containers: [{name: a, command: [sleep, infinity]}]
+`);
+  assert.match(
+    msg,
+    /iso\.yaml: document 1 \(Pod default\/p\): spec\.shareProcessNamespace: must be true or false, got "yes"/,
+  );
+});
+
 void test('a pod with every honoured field is accepted', () => {
   const set = parseManifests([
     {
@@ -48,6 +60,7 @@ void test('a pod with every honoured field is accepted', () => {
 kind: Pod
 metadata: {name: p}
 spec:
+  shareProcessNamespace: true
   securityContext: {runAsUser: 1000, runAsNonRoot: true}
   volumes: [{name: data, emptyDir: {}}]
   containers:
@@ -60,4 +73,5 @@ spec:
     },
   ]);
   assert.equal(set.pods.length, 1);
+  assert.equal(set.pods[0]?.spec.shareProcessNamespace, true);
 });

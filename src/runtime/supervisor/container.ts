@@ -10,7 +10,7 @@ import type { RestartPolicy } from '../manifests/index.js';
 import { Backoff, shouldRestart, type BackoffOptions } from './backoff.js';
 import { GATE_CLOSED_EXIT, killGroup, placedArgv, spawnGated, type RunAs } from './launch.js';
 import type { Cgroup, CgroupLimits } from './cgroups.js';
-import { isolatedArgv, type Isolation, type Privileges } from './isolation.js';
+import { isolatedArgv, type Isolation, type JoinPid, type Privileges } from './isolation.js';
 import { ProbeLoop, type ProbeResult, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import { bootId, groupMembers, procStat } from './proc.js';
 import {
@@ -58,6 +58,9 @@ export interface ContainerOptions {
   readonly probeRunner?: ProbeRunner;
   /** The container's cgroup (below its pod's); made and limited at each start. */
   readonly cgroup?: Cgroup;
+  /** For a container whose isolation joins the pod's shared PID namespace: the holder's pid 1 (waiting
+   *  for it to run); rejects, with why, when there is none. Asked again at each start. */
+  readonly pidHolder?: () => Promise<number>;
 }
 
 export interface Termination {
@@ -240,6 +243,19 @@ export class Container extends EventEmitter<ContainerEvents> {
     return true;
   }
 
+  /** Kills what is left of the process an earlier runtime recorded for this container, if anything,
+   *  and removes its record: for a pod whose shared PID namespace is new, where nothing may be adopted. */
+  async dropLeftover(): Promise<void> {
+    let rec: ProcessRecord;
+    try {
+      rec = parseProcessRecord(JSON.parse(await readFile(this.recordFile, 'utf8')));
+    } catch {
+      return;
+    }
+    if (await recordedGroupAlive(rec)) killGroup(rec.pid, 'SIGKILL');
+    await removeProcessRecord(this.recordFile);
+  }
+
   private launchOnce(): Promise<void> {
     const p = this.launch().finally(() => {
       if (this.launching === p) this.launching = undefined;
@@ -256,9 +272,20 @@ export class Container extends EventEmitter<ContainerEvents> {
 
     const runId = randomUUID();
     const iso = this.isolation;
+    let join: JoinPid | undefined;
+    if (iso?.pidNamespace === 'join') {
+      if (this.opts.pidHolder === undefined)
+        return this.startFailedNow('it joins the pod PID namespace but the pod has no holder');
+      try {
+        join = { holderPid: await this.opts.pidHolder() };
+      } catch (err) {
+        return this.startFailedNow((err as Error).message);
+      }
+      if (this.stopping) return;
+    }
     const argv =
       iso !== undefined && this.opts.netns !== undefined
-        ? isolatedArgv(this.opts.netns, iso, this.spec.argv)
+        ? isolatedArgv(this.opts.netns, iso, this.spec.argv, join)
         : placedArgv(
             {
               ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
@@ -317,6 +344,9 @@ export class Container extends EventEmitter<ContainerEvents> {
         await cg.add(pid);
         this.oomBefore = await cg.oomKills();
       }
+      // The holder asked for above is still the same process: the namespace it names is the pod's.
+      if (join !== undefined && (await this.opts.pidHolder?.().catch(() => undefined)) !== join.holderPid)
+        throw new RuntimeError(RuntimeCodes.POD_START, "the holder of the pod's PID namespace changed meanwhile");
       await this.logLine(
         `start${this.restartCount > 0 ? ` (restart ${this.restartCount})` : ''} of container ${this.spec.name}: pid ${pid}: ${this.spec.argv.join(' ')}`,
       );

@@ -67,3 +67,27 @@ void test('cgroups: v1 roots per controller below this process, v2 when only the
   assert.equal(cpuWeight(1024), 39);
   assert.equal(cfsQuota(500), 50_000);
 });
+
+void test('isolatedArgv: the holder makes the pod PID namespace and holds it; a member joins it by the holder pid', () => {
+  const base = {
+    hide: ['/state'],
+    keep: [],
+    runDir: '/state/pods/a/run/c',
+    binds: [],
+    writable: [],
+    workingDir: '/',
+    privileges: { uid: 65535, gid: 65535, capabilities: [] },
+  };
+  const hold = isolatedArgv('ns1', { ...base, pidNamespace: 'hold' }, ['sleep', '9']);
+  assert.deepEqual(hold.slice(4, 6), ['unshare', '--pid']);
+  const holdInit = hold.indexOf('outrigger-init');
+  assert.equal(hold[hold.indexOf('--', holdInit) - 1], 'hold');
+  const join = isolatedArgv('ns1', { ...base, pidNamespace: 'join' }, ['app'], { holderPid: 4242 });
+  assert.deepEqual(join.slice(4, 12), [
+    ...['nsenter', '--pid=/proc/4242/ns/pid', '--no-fork', '--', 'unshare'],
+    ...['--mount', '--fork', '--kill-child'],
+  ]);
+  assert.ok(!join.includes('--pid') && !join.includes('hold'));
+  assert.throws(() => isolatedArgv('ns1', { ...base, pidNamespace: 'join' }, ['app']), /join pid/);
+  assert.throws(() => isolatedArgv('ns1', base, ['app'], { holderPid: 7 }), /join pid/);
+});

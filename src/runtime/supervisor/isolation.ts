@@ -13,6 +13,15 @@
 // SIGTERM's default action would never stop. The shell is pid 1, as the pause process or tini is; it
 // exits with the app's status, and when pid 1 exits the kernel kills everything left in the namespace.
 // `--kill-child` ties pid 1 to the recorded process: when that is SIGKILLed, the container goes too.
+//
+// With the pod's `shareProcessNamespace: true`, the pod has one PID namespace, made by a holder (the
+// pause container's part): the same chain with `hold`, whose pid 1 never exits while the pod lives and
+// reaps every process orphaned in the namespace (dash's `wait` reaps any child). Each container of the
+// pod, the proxy's included, then joins it instead of making its own:
+//   gate → ip netns exec NS → nsenter --pid=/proc/<holder's pid 1>/ns/pid --no-fork
+//     → unshare --mount --fork --kill-child --mount-proc (the child, in the shared namespace) → sh ...
+// Its init is then not pid 1, so it ignores TERM, INT and HUP itself (after starting the app, which
+// keeps the default actions) and still waits for the app's own exit status.
 import { readFile } from 'node:fs/promises';
 
 /** Who the container's process is, and what it may do. */
@@ -51,6 +60,14 @@ export interface Isolation {
   /** The working directory, changed to after the mounts (so that it is the one the container sees). */
   readonly workingDir: string;
   readonly privileges: Privileges;
+  /** Its PID namespace: its own (default); `hold`, the pod's shared one, whose pid 1 runs the argv again
+   *  whenever it ends (the holder); `join`, the holder's (its pid given when the container starts). */
+  readonly pidNamespace?: 'own' | 'hold' | 'join';
+}
+
+/** How a container enters the PID namespace it joins: the holder's pid 1 as the host sees it. */
+export interface JoinPid {
+  readonly holderPid: number;
 }
 
 /** Where the host stays writable for a container without readOnlyRootFilesystem: the scratch
@@ -65,7 +82,7 @@ export const DEFAULT_WRITABLE: readonly string[] = ['/tmp', '/var/tmp', '/dev/sh
 export const INIT_SCRIPT = `
 fail() { echo "outrigger: container setup: $*" >&2; exit 126; }
 under() { case "$1" in "$2"|"$2"/*) return 0;; esac; return 1; }
-keepn=4; keeps=""; writable=""; binds=""
+keepn=4; keeps=""; writable=""; binds=""; hold=""
 while [ "$#" -gt 0 ]; do
   op=$1; shift
   case "$op" in
@@ -115,11 +132,16 @@ $1"; fi; shift ;;
       fi; shift ;;
     cd)
       cd "$1" || fail "workingDir $1: cannot enter it"; shift ;;
+    hold) hold=1 ;;
     *) fail "unknown step $op" ;;
   esac
 done
 for n in $keeps; do eval "exec $n<&-"; done
+if [ -n "$hold" ]; then
+  while :; do "$@" & wait; done
+fi
 "$@" &
+trap '' TERM INT HUP
 wait $!
 `;
 
@@ -146,9 +168,14 @@ export function privilegedArgv(p: Privileges, argv: readonly string[]): string[]
   return ['env', '--default-signal=INT,QUIT', 'setpriv', ...setprivArgs(p), '--', ...argv];
 }
 
-/** The whole chain for a container of the pod in `netns`. */
-export function isolatedArgv(netns: string, iso: Isolation, argv: readonly string[]): string[] {
+/** The whole chain for a container of the pod in `netns`; `join` is required (and only allowed) when
+ *  its isolation joins the pod's shared PID namespace. */
+export function isolatedArgv(netns: string, iso: Isolation, argv: readonly string[], join?: JoinPid): string[] {
   if (iso.keep.length > 6) throw new RangeError(`at most 6 kept paths, got ${iso.keep.length}`);
+  const mode = iso.pidNamespace ?? 'own';
+  if ((mode === 'join') !== (join !== undefined)) throw new RangeError(`pid namespace ${mode}: join pid mismatch`);
+  if (join !== undefined && (!Number.isInteger(join.holderPid) || join.holderPid <= 1))
+    throw new RangeError(`bad holder pid ${join.holderPid}`);
   const ops: string[] = [];
   for (const k of iso.keep) ops.push('keep', k);
   for (const b of iso.binds) ops.push('bind', b.source, b.target, b.readOnly ? 'ro' : 'rw');
@@ -157,9 +184,14 @@ export function isolatedArgv(netns: string, iso: Isolation, argv: readonly strin
   ops.push('readonly');
   for (const h of iso.hide) ops.push('hide', h);
   ops.push('cd', iso.workingDir);
+  if (mode === 'hold') ops.push('hold');
+  const pid =
+    join !== undefined
+      ? ['nsenter', `--pid=/proc/${join.holderPid}/ns/pid`, '--no-fork', '--', 'unshare']
+      : ['unshare', '--pid'];
   return [
     ...['ip', 'netns', 'exec', netns],
-    ...['unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private'],
+    ...[...pid, '--mount', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private'],
     ...['--', '/bin/sh', '-c', INIT_SCRIPT, 'outrigger-init', ...ops, '--'],
     ...privilegedArgv(iso.privileges, argv),
   ];
@@ -174,8 +206,8 @@ export function enterArgv(nsPid: number, p: Privileges, argv: readonly string[],
   ];
 }
 
-/** The container's pid 1 as the host sees it: the one child of the recorded process (unshare), once
- *  it has forked. Undefined while there is none (starting, or gone). */
+/** The container's init as the host sees it (pid 1 in its own PID namespace, or a process of the pod's
+ *  shared one): the one child of the recorded process (unshare), once it has forked. Undefined while there is none (starting, or gone). */
 export async function containerInitPid(recordedPid: number): Promise<number | undefined> {
   try {
     const kids = (await readFile(`/proc/${recordedPid}/task/${recordedPid}/children`, 'utf8')).trim();

@@ -3,7 +3,7 @@
 // first, then the proxy, then anything else left in the pod's namespace).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { chmod, mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseCpu, parseMemory } from '../../manifests/quantity.js';
@@ -16,7 +16,7 @@ import { Container, type ContainerSpec, type ContainerStatus } from './container
 import { baseEnv, containerEnv, expandVars, type PodFacts } from './env.js';
 import type { RunAs } from './launch.js';
 import { Cgroup, podCgroupRel, POD_PIDS_MAX, type CgroupLimits, type CgroupRoots } from './cgroups.js';
-import { DEFAULT_WRITABLE, type Isolation, type VolumeBind } from './isolation.js';
+import { containerInitPid, DEFAULT_WRITABLE, type Isolation, type VolumeBind } from './isolation.js';
 import { resolveProbe, type ProbeRunner, type ResolvedProbe } from './probe.js';
 import type { ProxyCommand } from './proxy-command.js';
 import { isGone } from './proc.js';
@@ -27,6 +27,16 @@ import { internalError } from '../../core/errors.js';
 /** The proxy's container name: its log is `<pod dir>/outrigger-proxy.log`. An app container may not
  *  use it. */
 export { PROXY_CONTAINER };
+
+/** The holder of a pod's shared PID namespace (`shareProcessNamespace: true`), Kubernetes' pause
+ *  container: its log and process record are `<pod dir>/outrigger-pause.*`. Reserved like the proxy's. */
+export const PID_HOLDER = 'outrigger-pause';
+
+/** The holder's uid and gid, as the pause image's: nobody's, with no capability. */
+const PID_HOLDER_UID = 65535;
+
+/** How long a container that joins the pod's PID namespace waits for the holder to run (ms). */
+const PID_HOLDER_WAIT_MS = 10_000;
 
 export interface ProxyOptions {
   readonly command: ProxyCommand;
@@ -130,6 +140,8 @@ export class PodProcesses extends EventEmitter<PodEvents> {
   private readonly proxySpec: ContainerSpec | undefined;
   private readonly appSpecs: readonly ContainerSpec[];
   private proxy: Container | undefined;
+  private readonly holderSpec: ContainerSpec | undefined;
+  private holder: Container | undefined;
   private readonly apps: Container[] = [];
   private phaseNow: PodPhase = 'Pending';
   private readyNow = false;
@@ -152,18 +164,29 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       throw new RuntimeError(RuntimeCodes.POD_SPEC, `pod ${this.label} is meshed: it needs a network namespace`);
     }
     for (const c of o.pod.spec.containers) {
-      if (c.name === PROXY_CONTAINER) {
-        const why = `pod ${this.label}: container name "${PROXY_CONTAINER}" is reserved for the proxy`;
-        throw new RuntimeError(RuntimeCodes.POD_SPEC, why);
+      for (const [name, what] of [
+        [PROXY_CONTAINER, 'the proxy'],
+        [PID_HOLDER, "the holder of the pod's PID namespace"],
+      ]) {
+        if (c.name === name) {
+          const why = `pod ${this.label}: container name "${name}" is reserved for ${what}`;
+          throw new RuntimeError(RuntimeCodes.POD_SPEC, why);
+        }
       }
     }
     // Everything is resolved before anything runs, so a bad spec starts nothing.
     const isolate = o.net.netns !== undefined;
-    this.appSpecs = appContainerSpecs(o, isolate ? this.podDir : undefined);
+    const shared = isolate && o.pod.spec.shareProcessNamespace === true;
+    this.appSpecs = appContainerSpecs(o, isolate ? this.podDir : undefined, shared);
     this.proxySpec =
       this.meshed && o.proxy !== undefined
-        ? proxyContainerSpec(o.pod, o.proxy, isolate ? { podDir: this.podDir, hide: this.hidden() } : undefined)
+        ? proxyContainerSpec(
+            o.pod,
+            o.proxy,
+            isolate ? { podDir: this.podDir, hide: this.hidden(), sharedPid: shared } : undefined,
+          )
         : undefined;
+    this.holderSpec = shared ? pidHolderSpec(this.podDir, this.hidden(), o.hostEnv ?? process.env) : undefined;
     this.cgroup =
       o.cgroups !== undefined && o.net.netns !== undefined
         ? new Cgroup(o.cgroups, podCgroupRel(o.net.netns))
@@ -219,7 +242,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       await chmod(join(this.podDir, 'volumes'), 0o700);
       await chmod(dir, 0o777);
     }
-    for (const spec of [...(this.proxySpec !== undefined ? [this.proxySpec] : []), ...this.appSpecs]) {
+    for (const spec of [...this.containerSpecs(), ...(this.holderSpec !== undefined ? [this.holderSpec] : [])]) {
       const iso = spec.isolation;
       if (iso === undefined) continue;
       await mkdir(iso.runDir, { recursive: true, mode: 0o755 });
@@ -228,6 +251,50 @@ export class PodProcesses extends EventEmitter<PodEvents> {
         if (b.target.startsWith(`${iso.runDir}/`)) await mkdir(b.target, { recursive: true, mode: 0o755 });
       }
     }
+  }
+
+  /** The proxy's spec (meshed pods), then the app containers'. */
+  private containerSpecs(): ContainerSpec[] {
+    return [...(this.proxySpec !== undefined ? [this.proxySpec] : []), ...this.appSpecs];
+  }
+
+  /** Starts the holder of the pod's shared PID namespace (before any container), or takes over the one
+   *  an earlier runtime left (`adopt`). Returns whether it was taken over. */
+  private async startHolder(adopt: boolean): Promise<boolean> {
+    if (this.holderSpec === undefined) return false;
+    const h = this.container(this.holderSpec, false);
+    this.holder = h;
+    if (adopt && (await h.adopt())) return true;
+    await h.start();
+    await this.holderPid();
+    return false;
+  }
+
+  /**
+   * The holder's pid 1 as the host sees it, for a container about to join its PID namespace: waits for
+   * it to run (it may be restarting: when it ends, the kernel ends every process of the namespace, and
+   * the containers start again in a new one). Rejects if it does not run within PID_HOLDER_WAIT_MS.
+   */
+  private async holderPid(): Promise<number> {
+    const h = this.holder;
+    const deadline = Date.now() + PID_HOLDER_WAIT_MS;
+    let last = 'not started';
+    while (h !== undefined && !h.status().finished) {
+      const st = h.status().state;
+      if (st.state === 'running') {
+        const init = await containerInitPid(st.pid);
+        // Its own namespace's pid 1 (NSpid ends in 1), not a process on its way there.
+        if (init !== undefined && (await namespacePid(init)) === 1) return init;
+        last = 'starting';
+      } else last = st.state === 'waiting' ? st.reason : `terminated (${st.reason})`;
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (h?.status().finished === true) last = 'stopped';
+    throw new RuntimeError(
+      RuntimeCodes.POD_START,
+      `the holder of pod ${this.label}'s PID namespace (shareProcessNamespace) is not running: ${last}`,
+    );
   }
 
   /** Reads the pod's CPU and memory every 2 s while it runs. */
@@ -265,6 +332,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.started = true;
     try {
       await this.prepare();
+      await this.startHolder(false);
       if (this.proxySpec !== undefined) {
         const proxy = this.container(this.proxySpec);
         this.proxy = proxy;
@@ -296,15 +364,21 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.started = true;
     const adopted: string[] = [];
     const started: string[] = [];
+    // A holder started afresh means a new PID namespace: whatever the old one held was ended by the kernel
+    // with its pid 1, and a container's process left from it must not be taken over.
+    let freshNamespace = false;
     const take = async (c: Container) => {
-      if (await c.adopt({ wasReady: wasReady[c.spec.name] === true })) adopted.push(c.spec.name);
-      else {
-        await c.start();
-        started.push(c.spec.name);
+      if (freshNamespace) await c.dropLeftover();
+      else if (await c.adopt({ wasReady: wasReady[c.spec.name] === true })) {
+        adopted.push(c.spec.name);
+        return;
       }
+      await c.start();
+      started.push(c.spec.name);
     };
     try {
       await this.prepare();
+      if (this.holderSpec !== undefined) freshNamespace = !(await this.startHolder(true));
       if (this.proxySpec !== undefined) {
         const proxy = this.container(this.proxySpec);
         this.proxy = proxy;
@@ -327,7 +401,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     return { adopted, started };
   }
 
-  private container(spec: ContainerSpec): Container {
+  private container(spec: ContainerSpec, member = true): Container {
     const c = new Container(spec, {
       pod: { namespace: this.o.pod.namespace, name: this.o.pod.name },
       ...(this.o.net.netns !== undefined ? { netns: this.o.net.netns } : {}),
@@ -337,7 +411,9 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       ...(this.cgroup !== undefined
         ? { cgroup: new Cgroup(this.cgroup.roots, `${this.cgroup.rel}/${spec.name}`) }
         : {}),
+      ...(spec.isolation?.pidNamespace === 'join' ? { pidHolder: () => this.holderPid() } : {}),
     });
+    if (!member) return c; // the holder: not one of the pod's containers in its status
     c.on('change', () => this.update());
     c.on('exit', () => this.sidecarCheck());
     return c;
@@ -486,11 +562,14 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       const settle = async (p: Promise<void>) => p.catch((e: unknown) => void errors.push((e as Error).message));
       await Promise.all(this.apps.map((c) => settle(c.stop())));
       if (this.proxy !== undefined) await settle(this.proxy.stop());
+      if (this.holder !== undefined) await settle(this.holder.stop());
       if (this.o.net.netns !== undefined) await settle(killNetnsProcesses(this.o.net.netns).then(() => undefined));
       if (this.sampler !== undefined) clearInterval(this.sampler);
       const cg = this.cgroup;
       if (cg !== undefined) {
-        const names = [...(this.proxySpec !== undefined ? [this.proxySpec] : []), ...this.appSpecs].map((c) => c.name);
+        const names = [...this.containerSpecs(), ...(this.holderSpec !== undefined ? [this.holderSpec] : [])].map(
+          (c) => c.name,
+        );
         await settle(removePodCgroup(cg, names));
       }
       // The pod's emptyDir volumes go with it (its logs stay, as `down` keeps them).
@@ -579,6 +658,7 @@ function appIsolation(
   c: ManifestContainer,
   podDir: string,
   hide: readonly string[],
+  sharedPid: boolean,
 ): Isolation {
   const sc = c.securityContext;
   const psc = o.pod.spec.securityContext;
@@ -608,10 +688,11 @@ function appIsolation(
       gid: sc?.runAsGroup ?? psc?.runAsGroup ?? 0,
       capabilities: effectiveCapabilities(sc?.capabilities ?? {}),
     },
+    ...(sharedPid ? { pidNamespace: 'join' as const } : {}),
   };
 }
 
-function appContainerSpecs(o: PodProcessesOptions, podDir?: string): ContainerSpec[] {
+function appContainerSpecs(o: PodProcessesOptions, podDir?: string, sharedPid = false): ContainerSpec[] {
   const { pod, net } = o;
   const facts: PodFacts = {
     namespace: pod.namespace,
@@ -638,7 +719,7 @@ function appContainerSpecs(o: PodProcessesOptions, podDir?: string): ContainerSp
       ...(probe !== undefined ? { readinessProbe: probe } : {}),
       terminationGraceMs: pod.spec.terminationGracePeriodSeconds * 1000,
       ...(resources !== undefined ? { resources } : {}),
-      ...(podDir !== undefined ? { isolation: appIsolation(o, c, podDir, hide) } : {}),
+      ...(podDir !== undefined ? { isolation: appIsolation(o, c, podDir, hide, sharedPid) } : {}),
     };
   });
 }
@@ -648,7 +729,7 @@ function appContainerSpecs(o: PodProcessesOptions, podDir?: string): ContainerSp
 export function proxyContainerSpec(
   pod: PodPlan,
   p: ProxyOptions,
-  isolate?: { readonly podDir: string; readonly hide: readonly string[] },
+  isolate?: { readonly podDir: string; readonly hide: readonly string[]; readonly sharedPid?: boolean },
 ): ContainerSpec {
   const inbound = p.inboundPort ?? DEFAULT_PROXY_INIT.inboundPort;
   const outbound = p.outboundPort ?? DEFAULT_PROXY_INIT.outboundPort;
@@ -690,6 +771,7 @@ export function proxyContainerSpec(
           workingDir: '/',
           // Its own uid, which the proxy-init rules exempt, and no capability at all.
           privileges: { uid: uid.uid, gid: uid.gid, capabilities: [] },
+          ...(isolate.sharedPid === true ? { pidNamespace: 'join' as const } : {}),
         }
       : undefined;
   return {
@@ -715,6 +797,38 @@ export function proxyContainerSpec(
     },
     terminationGraceMs: grace,
   };
+}
+
+/** The holder of a pod's shared PID namespace: an isolated container like the others (the mesh's state
+ *  hidden, the host read-only, so that a container allowed SYS_PTRACE finds nothing through its
+ *  /proc/1/root), whose init is the namespace's pid 1 and keeps a placeholder (sleep, as nobody, with no
+ *  capability) running for as long as the pod lives. Restarted if it ever ends. */
+function pidHolderSpec(podDir: string, hide: readonly string[], hostEnv: NodeJS.ProcessEnv): ContainerSpec {
+  return {
+    name: PID_HOLDER,
+    argv: ['sleep', '2147483647'],
+    env: { PATH: hostEnv.PATH ?? '/usr/bin:/bin' },
+    restartPolicy: 'Always',
+    terminationGraceMs: 2000,
+    isolation: {
+      hide,
+      keep: [],
+      runDir: podDirs(podDir).run(PID_HOLDER),
+      binds: [],
+      writable: [],
+      workingDir: '/',
+      privileges: { uid: PID_HOLDER_UID, gid: PID_HOLDER_UID, capabilities: [] },
+      pidNamespace: 'hold',
+    },
+  };
+}
+
+/** A process's pid in its own (innermost) PID namespace, from the NSpid line of its status. */
+async function namespacePid(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /^NSpid:\s*(.*)$/m.exec(status);
+  const last = m?.[1]?.trim().split(/\s+/).pop();
+  return last !== undefined ? Number(last) : undefined;
 }
 
 /** What the proxy must still see below the hidden directories: its command when staged there, and the
