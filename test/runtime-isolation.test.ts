@@ -6,6 +6,10 @@
 // of a pod share an emptyDir; apps get a ServiceAccount token for the API audience; securityContext's
 // uid and read-only root hold. A container over its memory limit is OOM-killed and restarted while a
 // neighbour's requests all succeed, `get pods` says OOMKilled, and `down` removes the pods' cgroups.
+// A pod with shareProcessNamespace: true has one PID namespace, held by a holder as pid 1 that reaps
+// orphans; its app sees the proxy's process but cannot read its environ or its token through
+// /proc/<pid>/root (another uid, no SYS_PTRACE); a container's restart leaves the holder and the others
+// running; deleting the pod, resuming the mesh and `down` leave no holder behind or take it over.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -25,7 +29,21 @@ while True:
     time.sleep(0.05)
 `;
 
-const manifest = (work: string) => `apiVersion: v1
+/** The pod with one PID namespace for its containers, the proxy's included. */
+const SHARED_POD = `apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  shareProcessNamespace: true
+  containers:
+    - name: app
+      command: [sleep, infinity]
+    - name: sidekick
+      command: [sleep, "2147483646"]
+`;
+
+const manifest = (work: string) => `${SHARED_POD}---
+apiVersion: v1
 kind: Pod
 metadata: {name: web, labels: {app: web}}
 spec:
@@ -83,6 +101,46 @@ function capSet(status: string, field: string): bigint {
 }
 
 const has = (set: bigint, cap: number) => ((set >> BigInt(cap)) & 1n) === 1n;
+
+/** `ps -eo pid,ppid,user,stat,args` as rows. */
+interface PsRow {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly user: string;
+  readonly stat: string;
+  readonly args: string;
+}
+const PS = ['ps', '-eo', 'pid=,ppid=,user=,stat=,args='];
+function psRows(text: string): PsRow[] {
+  return text
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(l))
+    .filter((m) => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), user: m[3] ?? '', stat: m[4] ?? '', args: m[5] ?? '' }));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The holder's process record (pid and start time of its recorded process) and its pid 1 (the one child
+ *  of the recorded process), as the host sees them. */
+async function holderOf(stateDir: string, pod: string): Promise<{ pid: number; startTicks: number; init: number }> {
+  const rec = JSON.parse(
+    await readFile(join(stateDir, 'pods', 'default', pod, 'outrigger-pause.proc.json'), 'utf8'),
+  ) as { pid: number; startTicks: number };
+  const kids = (await readFile(`/proc/${rec.pid}/task/${rec.pid}/children`, 'utf8')).trim().split(/\s+/);
+  assert.equal(kids.length, 1, `the holder's unshare has one child: ${kids.join(' ')}`);
+  const init = Number(kids[0]);
+  const status = await readFile(`/proc/${init}/status`, 'utf8');
+  assert.match(status, /^NSpid:\s+\d+\s+1$/m, "the holder's init is pid 1 of its namespace");
+  return { pid: rec.pid, startTicks: rec.startTicks, init };
+}
 
 void test('runtime isolation: a pod is the security boundary', { timeout: 600_000 }, async (t) => {
   const mesh = await meshTest(t, 'runtime-isolation', {
@@ -183,6 +241,105 @@ void test('runtime isolation: a pod is the security boundary', { timeout: 600_00
     assert.notEqual(sa.code, 0, `automountServiceAccountToken: false\n${show(sa)}`);
   });
 
+  let heldBy: number[] = [];
+  await t.test('shareProcessNamespace: one PID namespace per pod, held by a holder', async () => {
+    const holder = await holderOf(stateDir, 'shared');
+    const ps = psRows(await mesh.run('shared', PS));
+    const one = ps.find((r) => r.pid === 1);
+    assert.ok(one !== undefined && /outrigger-init/.test(one.args) && one.user === 'root', JSON.stringify(ps));
+    assert.ok(
+      ps.some((r) => r.ppid === 1 && r.user === '65535' && r.args === 'sleep 2147483647'),
+      `the holder's placeholder, as nobody: ${JSON.stringify(ps)}`,
+    );
+    const proxy = ps.find((r) => /outrigger(\.js)? proxy/.test(r.args));
+    assert.ok(proxy !== undefined, `the app sees its proxy's process: ${JSON.stringify(ps)}`);
+    assert.equal(proxy.user, '2102');
+    const sidekick = ps.find((r) => r.args === 'sleep 2147483646');
+    assert.ok(sidekick !== undefined, `the app sees its neighbour container: ${JSON.stringify(ps)}`);
+    // The proxy shares it too.
+    const inProxy = await mesh.cli(['exec', 'shared', '-c', 'outrigger-proxy', '--', ...PS]);
+    assert.equal(inProxy.code, 0, show(inProxy));
+    const fromProxy = psRows(inProxy.stdout);
+    assert.ok(
+      fromProxy.some((r) => r.args === 'sleep infinity'),
+      JSON.stringify(fromProxy),
+    );
+
+    // Seen, not read: the proxy runs as another uid, and the app has no SYS_PTRACE.
+    assert.match(await mesh.run('shared', ['cat', `/proc/${proxy.pid}/cmdline`]), /proxy/);
+    const token = join(stateDir, 'tokens', 'default', 'shared', 'token');
+    assert.ok(existsSync(token), 'the proxy holds a token on the host');
+    for (const argv of [
+      ['cat', `/proc/${proxy.pid}/environ`],
+      ['ls', `/proc/${proxy.pid}/root/`],
+      ['cat', `/proc/${proxy.pid}/root${token}`],
+    ]) {
+      const r = await mesh.exec('shared', argv);
+      assert.notEqual(r.code, 0, `${argv.join(' ')} must fail from the app\n${show(r)}`);
+      assert.match(r.stderr, /Permission denied/, show(r));
+    }
+    // What the rule allows shows it is the rule that refuses: the same uid and capabilities read it.
+    assert.match(await mesh.run('shared', ['cat', `/proc/${sidekick.pid}/environ`]), /PATH=/);
+    // The proxy still reads its own token: it holds a certificate from the mesh CA.
+    const id = await mesh.cli(['identity', 'shared']);
+    assert.equal(id.code, 0, show(id));
+
+    // An orphan goes to the holder (pid 1), which reaps it: no zombie is left.
+    const orphan = await mesh.run('shared', [
+      'sh',
+      '-c',
+      `(exec sleep 0.7 &); sleep 0.3; ${PS.join(' ')}; echo ---; sleep 1.5; ${PS.join(' ')}`,
+    ]);
+    const [during, after] = orphan.split('---\n').map(psRows);
+    assert.ok(
+      during?.some((r) => r.args === 'sleep 0.7' && r.ppid === 1),
+      `the orphan's parent is the holder: ${orphan}`,
+    );
+    assert.ok(after !== undefined && !after.some((r) => r.args === 'sleep 0.7'), `reaped: ${orphan}`);
+    assert.ok(!after.some((r) => r.stat.startsWith('Z')), `no zombie: ${orphan}`);
+
+    // One container restarted (the app may signal it: same namespace, CAP_KILL): the holder and the
+    // others run on.
+    const before = (await mesh.pods()).find((p) => p.name === 'shared') as PodView;
+    const pidOf = (p: PodView, c: string) => {
+      const s = p.containers.find((x) => x.name === c)?.state;
+      return s?.state === 'running' ? s.pid : undefined;
+    };
+    await mesh.run('shared', ['kill', String(sidekick.pid)]);
+    const after2 = await waitFor('the sidekick restarted', async () => {
+      const p = (await mesh.pods()).find((x) => x.name === 'shared');
+      const c = p?.containers.find((x) => x.name === 'sidekick');
+      return p !== undefined && c !== undefined && c.restarts >= 1 && c.state.state === 'running' ? p : undefined;
+    });
+    assert.equal(pidOf(after2, 'app'), pidOf(before, 'app'));
+    assert.equal(pidOf(after2, 'outrigger-proxy'), pidOf(before, 'outrigger-proxy'));
+    assert.deepEqual(await holderOf(stateDir, 'shared'), holder, 'the holder ran on');
+    const ps2 = psRows(await mesh.run('shared', PS));
+    assert.ok(
+      ps2.some((r) => r.args === 'sleep 2147483646' && r.pid !== sidekick.pid),
+      JSON.stringify(ps2),
+    );
+
+    // Deleted with the pod: nothing of the holder is left.
+    const withoutShared = manifest(work).slice(SHARED_POD.length + '---\n'.length);
+    await mesh.apply(withoutShared);
+    for (const pid of [holder.pid, holder.init]) assert.ok(!alive(pid), `the holder (pid ${pid}) went with the pod`);
+    // Back, and the control process killed: the resumed mesh takes the holder over, and `down` removes it.
+    await mesh.apply(manifest(work));
+    const back = await holderOf(stateDir, 'shared');
+    const pidsBack = (await mesh.pods()).find((p) => p.name === 'shared') as PodView;
+    const control = Number((await readFile(join(stateDir, 'control.pid'), 'utf8')).trim());
+    process.kill(control, 'SIGKILL');
+    await waitFor('the control process gone', () => Promise.resolve(alive(control) ? undefined : true));
+    const resumed = await mesh.cli(['up'], 120_000);
+    assert.equal(resumed.code, 0, show(resumed));
+    assert.match(resumed.stdout, /shared: adopted outrigger-proxy, app, sidekick/, resumed.stdout);
+    assert.deepEqual(await holderOf(stateDir, 'shared'), back, 'the holder was taken over, not replaced');
+    const pidsResumed = (await mesh.pods()).find((p) => p.name === 'shared') as PodView;
+    for (const c of ['outrigger-proxy', 'app', 'sidekick']) assert.equal(pidOf(pidsResumed, c), pidOf(pidsBack, c), c);
+    heldBy = [back.pid, back.init];
+  });
+
   await t.test('a pod has a cgroup with its limits; over its memory limit a container is OOMKilled', async () => {
     // The hog may be between two of its lives: read its cgroup from a live one.
     const memLine = await waitFor('the hog running', async () => {
@@ -230,5 +387,6 @@ void test('runtime isolation: a pod is the security boundary', { timeout: 600_00
     const down = await mesh.cli(['down'], 120_000);
     assert.equal(down.code, 0, show(down));
     assert.ok(!existsSync(podDir), `${podDir} is left after down`);
+    for (const pid of heldBy) assert.ok(!alive(pid), `the shared pod's holder (pid ${pid}) is left after down`);
   });
 });
