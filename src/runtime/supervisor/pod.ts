@@ -562,7 +562,9 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       const settle = async (p: Promise<void>) => p.catch((e: unknown) => void errors.push((e as Error).message));
       await Promise.all(this.apps.map((c) => settle(c.stop())));
       if (this.proxy !== undefined) await settle(this.proxy.stop());
-      if (this.holder !== undefined) await settle(this.holder.stop());
+      // Nothing of the holder drains, and pid 1 ignores TERM (it has no handler, so that no container
+      // can end the namespace): SIGKILL at once.
+      if (this.holder !== undefined) await settle(this.holder.stop(0));
       if (this.o.net.netns !== undefined) await settle(killNetnsProcesses(this.o.net.netns).then(() => undefined));
       if (this.sampler !== undefined) clearInterval(this.sampler);
       const cg = this.cgroup;
@@ -809,7 +811,7 @@ function pidHolderSpec(podDir: string, hide: readonly string[], hostEnv: NodeJS.
     argv: ['sleep', '2147483647'],
     env: { PATH: hostEnv.PATH ?? '/usr/bin:/bin' },
     restartPolicy: 'Always',
-    terminationGraceMs: 2000,
+    terminationGraceMs: 0,
     isolation: {
       hide,
       keep: [],
