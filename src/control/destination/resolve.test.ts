@@ -201,6 +201,15 @@ void test('a pod IP: that pod alone, even when not ready, with the hints a Servi
   assert.equal(answer(snap, target('10.244.0.13:8080'), 'td').endpoints[0]?.pod, 'default/web-3');
 });
 
+void test("a meshed pod's proxy ports (its admin server) are reached like an unmeshed pod's: no identity", () => {
+  for (const port of [4190, 4191]) {
+    const [ep] = answer(snap, target(`10.244.0.20:${port}`), 'td').endpoints;
+    assert.equal(ep?.pod, 'shop/lonely');
+    assert.equal(ep.identity, '', `port ${port}`);
+    assert.equal(ep.meshed, false, `port ${port}`);
+  }
+});
+
 void test('unknown: another IP, a Service port it does not have, an unknown name, an external name', () => {
   const unknown = { known: false, service: '', endpoints: [] };
   for (const p of [

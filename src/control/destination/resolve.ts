@@ -15,6 +15,7 @@ import type {
 } from '../../api/destination.js';
 import { isPort, parseAddr } from '../../core/addr.js';
 import { portListHas } from '../../core/ports.js';
+import { PROXY_OWN_PORTS } from '../../manifests/contract.js';
 import { podServers } from '../policy/servers.js';
 import type {
   PathModifierEntry,
@@ -185,8 +186,10 @@ function endpointFor(
   svcPort: ServicePortEntry | undefined,
 ): Endpoint {
   // A pod missing from the snapshot (the two lists are computed together, so only for a moment) is
-  // treated as unmeshed: without its service account there is no identity to verify.
-  const meshed = pod?.meshed === true;
+  // treated as unmeshed: without its service account there is no identity to verify. The proxy's own
+  // ports (its admin server: probes, metrics) are never redirected to its inbound side and speak no mesh
+  // TLS: a client proxy reaches them as it would an unmeshed pod.
+  const meshed = pod?.meshed === true && !PROXY_OWN_PORTS.includes(port);
   return {
     addr: hostPort(ip, port),
     weight: 1,
