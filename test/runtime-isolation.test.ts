@@ -128,6 +128,14 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` still runs (a zombie runs nothing); what it is, for the message. */
+async function running(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '' || / Z /.test(stat.slice(stat.lastIndexOf(')')))) return undefined;
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return `${stat.trim()} :: ${cmd.split('\0').join(' ')}`;
+}
+
 /** The holder's process record (pid and start time of its recorded process) and its pid 1 (the one child
  *  of the recorded process), as the host sees them. */
 async function holderOf(stateDir: string, pod: string): Promise<{ pid: number; startTicks: number; init: number }> {
@@ -241,6 +249,52 @@ void test('runtime isolation: a pod is the security boundary', { timeout: 600_00
     assert.notEqual(sa.code, 0, `automountServiceAccountToken: false\n${show(sa)}`);
   });
 
+  let podCgroup: string | undefined;
+  await t.test('a pod has a cgroup with its limits; over its memory limit a container is OOMKilled', async () => {
+    // The hog may be between two of its lives: read its cgroup from a live one.
+    const memLine = await waitFor('the hog running', async () => {
+      const s = (await mesh.pods()).find((p) => p.name === 'hog')?.containers.find((c) => c.name === 'hog')?.state;
+      if (s?.state !== 'running') return undefined;
+      const text = await readFile(`/proc/${s.pid}/cgroup`, 'utf8').catch(() => '');
+      return text.split('\n').find((l) => /:memory:/.test(l));
+    });
+    const rel = memLine.split(':')[2] ?? '';
+    assert.match(rel, /\/outrigger\/[^/]+\/hog$/);
+    const dir = join('/sys/fs/cgroup/memory', rel);
+    assert.equal(Number((await readFile(join(dir, 'memory.limit_in_bytes'), 'utf8')).trim()), HOG_LIMIT);
+
+    // A neighbour's requests all succeed meanwhile.
+    const hogRestarts = async () =>
+      (await mesh.pods()).find((x) => x.name === 'hog')?.containers.find((x) => x.name === 'hog')?.restarts ?? 0;
+    const before = await hogRestarts();
+    const load = mesh.loadLoop('client', 'web', 80, '/hello.txt');
+    const oom = await waitFor(
+      'an OOMKilled restart of the hog',
+      async () => {
+        const p = (await mesh.pods()).find((x) => x.name === 'hog');
+        const c = p?.containers.find((x) => x.name === 'hog');
+        return c !== undefined && c.restarts > before && c.lastTermination?.reason === 'OOMKilled' ? c : undefined;
+      },
+      120_000,
+    );
+    assert.equal(oom.lastTermination?.exitCode, 137);
+    const sum = await load.stop();
+    assert.ok(sum.ok > 0, JSON.stringify(sum));
+    assert.equal(sum.fail, 0, JSON.stringify(sum));
+
+    const table = await mesh.cli(['get', 'pods']);
+    assert.equal(table.code, 0, show(table));
+    assert.match(table.stdout, /^hog\s+\S+\s+\S+\s+[1-9][0-9]* \(OOMKilled [0-9]+[smh] ago\)/m, table.stdout);
+    const web = (await mesh.pods()).find((x) => x.name === 'web');
+    assert.ok((web?.usage?.memoryBytes ?? 0) > 0, JSON.stringify(web?.usage));
+    const wide = await mesh.cli(['stat', 'pod', '-o', 'wide']);
+    assert.equal(wide.code, 0, show(wide));
+    assert.match(wide.stdout, /POD_CPU\s+POD_MEM/, wide.stdout);
+
+    podCgroup = join(dir, '..');
+    assert.ok(existsSync(podCgroup));
+  });
+
   let heldBy: number[] = [];
   await t.test('shareProcessNamespace: one PID namespace per pod, held by a holder', async () => {
     const holder = await holderOf(stateDir, 'shared');
@@ -323,7 +377,10 @@ void test('runtime isolation: a pod is the security boundary', { timeout: 600_00
     // Deleted with the pod: nothing of the holder is left.
     const withoutShared = manifest(work).slice(SHARED_POD.length + '---\n'.length);
     await mesh.apply(withoutShared);
-    for (const pid of [holder.pid, holder.init]) assert.ok(!alive(pid), `the holder (pid ${pid}) went with the pod`);
+    for (const pid of [holder.pid, holder.init]) {
+      const left = await running(pid);
+      assert.equal(left, undefined, `the holder (pid ${pid}) went with the pod: ${left}`);
+    }
     // Back, and the control process killed: the resumed mesh takes the holder over, and `down` removes it.
     await mesh.apply(manifest(work));
     const back = await holderOf(stateDir, 'shared');
@@ -340,53 +397,12 @@ void test('runtime isolation: a pod is the security boundary', { timeout: 600_00
     heldBy = [back.pid, back.init];
   });
 
-  await t.test('a pod has a cgroup with its limits; over its memory limit a container is OOMKilled', async () => {
-    // The hog may be between two of its lives: read its cgroup from a live one.
-    const memLine = await waitFor('the hog running', async () => {
-      const s = (await mesh.pods()).find((p) => p.name === 'hog')?.containers.find((c) => c.name === 'hog')?.state;
-      if (s?.state !== 'running') return undefined;
-      const text = await readFile(`/proc/${s.pid}/cgroup`, 'utf8').catch(() => '');
-      return text.split('\n').find((l) => /:memory:/.test(l));
-    });
-    const rel = memLine.split(':')[2] ?? '';
-    assert.match(rel, /\/outrigger\/[^/]+\/hog$/);
-    const dir = join('/sys/fs/cgroup/memory', rel);
-    assert.equal(Number((await readFile(join(dir, 'memory.limit_in_bytes'), 'utf8')).trim()), HOG_LIMIT);
-
-    // A neighbour's requests all succeed meanwhile.
-    const hogRestarts = async () =>
-      (await mesh.pods()).find((x) => x.name === 'hog')?.containers.find((x) => x.name === 'hog')?.restarts ?? 0;
-    const before = await hogRestarts();
-    const load = mesh.loadLoop('client', 'web', 80, '/hello.txt');
-    const oom = await waitFor(
-      'an OOMKilled restart of the hog',
-      async () => {
-        const p = (await mesh.pods()).find((x) => x.name === 'hog');
-        const c = p?.containers.find((x) => x.name === 'hog');
-        return c !== undefined && c.restarts > before && c.lastTermination?.reason === 'OOMKilled' ? c : undefined;
-      },
-      120_000,
-    );
-    assert.equal(oom.lastTermination?.exitCode, 137);
-    const sum = await load.stop();
-    assert.ok(sum.ok > 0, JSON.stringify(sum));
-    assert.equal(sum.fail, 0, JSON.stringify(sum));
-
-    const table = await mesh.cli(['get', 'pods']);
-    assert.equal(table.code, 0, show(table));
-    assert.match(table.stdout, /^hog\s+\S+\s+\S+\s+[1-9][0-9]* \(OOMKilled [0-9]+[smh] ago\)/m, table.stdout);
-    const web = (await mesh.pods()).find((x) => x.name === 'web');
-    assert.ok((web?.usage?.memoryBytes ?? 0) > 0, JSON.stringify(web?.usage));
-    const wide = await mesh.cli(['stat', 'pod', '-o', 'wide']);
-    assert.equal(wide.code, 0, show(wide));
-    assert.match(wide.stdout, /POD_CPU\s+POD_MEM/, wide.stdout);
-
-    // down takes the pods' cgroups with them.
-    const podDir = join(dir, '..');
-    assert.ok(existsSync(podDir));
+  await t.test("down takes the pods' cgroups and the shared pod's holder with them", async () => {
+    assert.ok(podCgroup !== undefined && heldBy.length > 0, 'the subtests before ran');
+    const podDir = podCgroup;
     const down = await mesh.cli(['down'], 120_000);
     assert.equal(down.code, 0, show(down));
     assert.ok(!existsSync(podDir), `${podDir} is left after down`);
-    for (const pid of heldBy) assert.ok(!alive(pid), `the shared pod's holder (pid ${pid}) is left after down`);
+    for (const pid of heldBy) assert.equal(await running(pid), undefined, `the shared pod's holder (pid ${pid})`);
   });
 });
