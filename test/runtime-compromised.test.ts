@@ -19,6 +19,14 @@ import { show } from './root-helpers.js';
 import { meshTest, type Mesh, type PodView } from './mesh-harness.js';
 
 const MANIFEST = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: attacker}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: target}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: attacker}
 spec:
