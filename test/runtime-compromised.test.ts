@@ -128,7 +128,7 @@ void test('another pod, and a compromised one: what they get', { timeout: 600_00
     ]);
     const metrics = await httpFrom(mesh, 'attacker', `${admin}/metrics`);
     assert.equal(metrics.status, 200);
-    assert.match(metrics.body, /^request_total\{/m);
+    assert.match(metrics.body, /^# TYPE request_total counter$/m);
     const version = await httpFrom(mesh, 'attacker', `${admin}/version`);
     assert.equal(version.status, 200);
     assert.ok('version' in (JSON.parse(version.body) as object), version.body);
