@@ -68,7 +68,7 @@ export function snapshotStreams<K, Res>(o: SnapshotStreamsOptions<K, Res>): Snap
     }
     if ('refused' in a) {
       watchers.delete(w);
-      w.call.emit('error', { code: a.refused.status, details: a.refused.message });
+      w.call.emit('error', { code: a.refused.status, details: `${a.refused.message} [${a.refused.code}]` });
       return;
     }
     if (a.json === w.sent) return;

@@ -9,7 +9,7 @@
 // client against it. https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
 import http2 from 'node:http2';
 import { parseAddr } from '../../core/addr.js';
-import { connectTls, type ChannelTls, type ClientCertificate } from './tls.js';
+import { ChannelTlsError, connectTls, type ChannelTls, type ClientCertificate } from './tls.js';
 import {
   GrpcStatus,
   grpcMessageText,
@@ -278,7 +278,7 @@ export class GrpcChannel {
       this.#keepalive(conn);
     });
     session.on('error', (err: Error) => {
-      conn.lostReason ??= conn.describe(err).message;
+      conn.lostReason ??= reason(conn.describe(err));
     });
     // A server going away (GOAWAY) finishes the calls it accepted; new calls need a new connection.
     session.on('goaway', () => {
@@ -320,6 +320,11 @@ export class GrpcChannel {
     timer.unref();
     conn.session.once('close', () => clearInterval(timer));
   }
+}
+
+/** Why a connection failed, for the calls' details: a TLS refusal with its code (docs/errors.md). */
+function reason(err: Error): string {
+  return err instanceof ChannelTlsError ? `${err.message} [${err.code}]` : err.message;
 }
 
 /** grpc-timeout: at most 8 digits and a unit (m: milliseconds, S: seconds). */
@@ -495,7 +500,7 @@ class ChannelCall<Res> implements Call {
     // Node cancels the streams of a connection that failed with an error whose cause is the reason.
     const cause = err?.cause instanceof Error ? err.cause : err;
     const lost =
-      this.#conn?.lostReason ?? (cause !== undefined ? (this.#conn?.describe(cause) ?? cause).message : undefined);
+      this.#conn?.lostReason ?? (cause !== undefined ? reason(this.#conn?.describe(cause) ?? cause) : undefined);
     if (lost !== undefined || this.#httpStatus === undefined) {
       this.finish(
         GrpcStatus.UNAVAILABLE,

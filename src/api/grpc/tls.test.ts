@@ -85,7 +85,7 @@ void test('another identity from the mesh CA is refused before anything is sent,
   assert.equal(r.code, 'UNAVAILABLE');
   assert.match(
     r.details,
-    /^127\.0\.0\.1:\d+: the server presents the identity spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web, expected spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane \(refused before sending anything\)$/,
+    /^127\.0\.0\.1:\d+: the server presents the identity spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web, expected spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane \(refused before sending anything\) \[OUTR_ERR_CONTROL_TLS_IDENTITY\]$/,
   );
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(server.received(), 0, 'not one byte after the handshake: no preface, no token');
@@ -97,7 +97,7 @@ void test('the right identity from another CA is refused before anything is sent
   assert.equal(r.code, 'UNAVAILABLE');
   assert.match(
     r.details,
-    /the server's certificate is not trusted \(UNABLE_TO_GET_ISSUER_CERT_LOCALLY: unable to get local issuer certificate\): it presents spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane, expected spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane under the mesh's trust anchor/,
+    /the server's certificate is not trusted \(UNABLE_TO_GET_ISSUER_CERT_LOCALLY: unable to get local issuer certificate\): it presents spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane, expected spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane under the mesh's trust anchor \(refused before sending anything\) \[OUTR_ERR_CONTROL_TLS_UNTRUSTED\]$/,
   );
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(server.received(), 0, 'not one byte after the handshake');

@@ -61,7 +61,7 @@ void test('no client certificate, or one the anchor does not verify: UNAUTHENTIC
   assert.deepEqual(await firstAnswer(client(t, cp), 'default', 'web-1'), {
     status: 'UNAUTHENTICATED',
     details:
-      "policy: pod default/web-1: the client presented no certificate the mesh's trust anchor verifies; the policy service answers a proxy that presents its own certificate",
+      "policy: pod default/web-1: the client presented no certificate the mesh's trust anchor verifies; the policy service answers a proxy that presents its own certificate [OUTR_ERR_CONTROL_UNAUTHENTICATED]",
   });
   const foreign = await workloadCertificate(await MeshCa.create(), { namespace: 'default', serviceAccount: 'default' });
   const got = await firstAnswer(client(t, cp, foreign), 'default', 'web-1');
@@ -76,14 +76,14 @@ void test("identity X asking about identity Y's pod: PERMISSION_DENIED, naming b
   assert.deepEqual(await firstAnswer(client(t, cp, other), 'default', 'web-1'), {
     status: 'PERMISSION_DENIED',
     details:
-      "policy: spiffe://cluster.local/ns/default/sa/billing may not read the policy of pod default/web-1, whose identity is spiffe://cluster.local/ns/default/sa/default; a proxy reads only its own pod's",
+      "policy: spiffe://cluster.local/ns/default/sa/billing may not read the policy of pod default/web-1, whose identity is spiffe://cluster.local/ns/default/sa/default; a proxy reads only its own pod's [OUTR_ERR_CONTROL_PERMISSION_DENIED]",
   });
   // Another namespace: refused at once, whatever the store knows.
   const shop = await workloadCertificate(cp.ca, { namespace: 'shop', serviceAccount: 'default' });
   assert.deepEqual(await firstAnswer(client(t, cp, shop), 'default', 'web-1'), {
     status: 'PERMISSION_DENIED',
     details:
-      "policy: spiffe://cluster.local/ns/shop/sa/default may not read the policy of pod default/web-1; a proxy reads only its own pod's",
+      "policy: spiffe://cluster.local/ns/shop/sa/default may not read the policy of pod default/web-1; a proxy reads only its own pod's [OUTR_ERR_CONTROL_PERMISSION_DENIED]",
   });
   assert.equal(cp.policy.watchers(), 0);
 });

@@ -69,7 +69,7 @@ export function createPolicyService(o: PolicyServiceOptions): PolicyService {
         `policy: pod ${namespace}/${pod}: the client presented no certificate the mesh's trust anchor verifies; the policy service answers a proxy that presents its own certificate`,
       );
       o.log.info({ peer: call.getPeer(), namespace, pod, code: err.code }, 'policy watch refused');
-      call.emit('error', { code: err.status, details: err.message });
+      call.emit('error', { code: err.status, details: `${err.message} [${err.code}]` });
       return;
     }
     // A workload identity names its namespace: one from elsewhere can own no pod here.
@@ -77,7 +77,7 @@ export function createPolicyService(o: PolicyServiceOptions): PolicyService {
     if (parsed?.trustDomain !== o.trustDomain || parsed.namespace !== namespace) {
       const err = denied(client, namespace, pod, undefined);
       o.log.info({ peer: call.getPeer(), client, namespace, pod, code: err.code }, 'policy watch refused');
-      call.emit('error', { code: err.status, details: err.message });
+      call.emit('error', { code: err.status, details: `${err.message} [${err.code}]` });
       return;
     }
     streams.open(call, { namespace, pod, client });
