@@ -153,10 +153,10 @@ async function runScenario(ctx: Context, scenario: Exclude<LoadScenario, 'grpc'>
           `[balance] control plane on 127.0.0.1:${control.port} (pid ${control.proc.pid}): ${VIP}:${VIP_PORT} -> ${replicas.length} replicas`,
         );
       }
-      const controlPort = control?.port ?? 0;
+      const controlTls = { port: control?.port ?? 0, tlsArgs: control?.tlsArgs ?? [] };
       start = (path) => {
         if (path === 'direct') throw new Error('unreachable: balance has no direct path');
-        return startBalancePath(path, `${VIP}:${VIP_PORT}`, controlPort, replicas, ctx.tools.haproxy);
+        return startBalancePath(path, `${VIP}:${VIP_PORT}`, controlTls, replicas, ctx.tools.haproxy);
       };
     } else {
       const upstreamPort = scenario === 'h2' ? ctx.upstream.h2 : ctx.upstream.http1;

@@ -129,10 +129,11 @@ async function upstreamConnections(statsPort: number): Promise<number> {
 
 // ---- the outrigger pair ----
 
-function identityArgs(controlAddr: string, dir: string, serviceAccount: string): string[] {
+function identityArgs(control: ControlPlaneChild, dir: string, serviceAccount: string): string[] {
   return [
-    ...['--identity-addr', controlAddr, '--identity-token-file', path.join(dir, `${serviceAccount}.token`)],
-    ...['--identity', spiffeOf(serviceAccount)],
+    ...['--identity-addr', `127.0.0.1:${control.port}`],
+    ...['--identity-token-file', path.join(dir, `${serviceAccount}.token`)],
+    ...['--identity', spiffeOf(serviceAccount), ...control.tlsArgs],
   ];
 }
 
@@ -159,7 +160,7 @@ async function startOutriggerPair(
   try {
     const server = await spawnOutriggerProcess('mtls server', [
       ...['--static-destination', `127.0.0.1:${upstreamPort}`],
-      ...identityArgs(controlAddr, dir, 'server'),
+      ...identityArgs(control, dir, 'server'),
     ]);
     started.push(server);
     const serverPod = MESH_PODS.find((p) => p.serviceAccount === 'server');
@@ -172,7 +173,7 @@ async function startOutriggerPair(
     );
     const clientArgs = [
       ...['--static-destination', `${VIP}:${VIP_PORT}`, '--destination-addr', controlAddr],
-      ...identityArgs(controlAddr, dir, 'client'),
+      ...identityArgs(control, dir, 'client'),
     ];
     const client = await spawnOutriggerProcess('mtls client', clientArgs);
     started.push(client);

@@ -268,7 +268,7 @@ async function spawnHaproxy(
 export function startBalancePath(
   which: Exclude<PathName, 'direct'>,
   vip: string,
-  controlPort: number,
+  control: { readonly port: number; readonly tlsArgs: readonly string[] },
   replicaPorts: readonly number[],
   haproxy: string | undefined,
 ): Promise<RunningPath> {
@@ -277,7 +277,8 @@ export function startBalancePath(
       '--static-destination',
       vip,
       '--destination-addr',
-      `127.0.0.1:${controlPort}`,
+      `127.0.0.1:${control.port}`,
+      ...control.tlsArgs,
     ]);
   }
   if (haproxy === undefined) throw new Error('haproxy binary not resolved');

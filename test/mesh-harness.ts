@@ -55,6 +55,7 @@ export const MESH_NETS = {
   'runtime-supervisor': [net('otesup', 18)],
   'runtime-apply': [net('oteapply', 19)],
   'runtime-isolation': [net('oteiso', 20)],
+  'runtime-capture': [net('otecap', 21)],
   'runtime-compromised': [net('otecomp', 23)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 

@@ -96,7 +96,12 @@ async function startMesh(
   set(services, routes);
   const cp = await startTestControlPlane({ store });
   t.after(() => cp.close());
-  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: cp.addr, opaquePorts: '', ...settings });
+  const proxy = await startTestProxy(`${VIP}:80`, {
+    destinationAddr: cp.addr,
+    trustAnchors: cp.ca.trustAnchorPem,
+    opaquePorts: '',
+    ...settings,
+  });
   t.after(() => proxy.close());
   return { store, proxy, set };
 }

@@ -53,6 +53,18 @@ export const SETTINGS = {
     'identity',
     "this proxy's own workload identity, spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>",
   ),
+  trustAnchors: s(
+    'trust-anchors',
+    "the mesh's trust anchors (PEM): the control plane's certificate must chain to them; needed (or --trust-anchors-file) with any control plane address",
+  ),
+  trustAnchorsFile: s(
+    'trust-anchors-file',
+    'a file holding the trust anchors (PEM), read at start-up and again for every new connection to the control plane',
+  ),
+  controlIdentity: s(
+    'control-identity',
+    "the identity the control plane's certificate must carry (its URI SAN), checked before anything is sent to it; default spiffe://<the trust domain of --identity, or cluster.local>/ns/outrigger/sa/outrigger-control-plane",
+  ),
   meshTlsSessionResumption: s(
     'mesh-tls-session-resumption',
     'resume mesh TLS sessions between proxies with TLS 1.3 tickets (300 s, one use each) instead of a full handshake per connection, outbound and inbound: true | false',
@@ -60,7 +72,7 @@ export const SETTINGS = {
   ),
   policyAddr: s(
     'policy-addr',
-    "HOST:PORT of the control plane's policy service; with --pod, inbound traffic is authorized and rate limited as the pod's policy says",
+    "HOST:PORT of the control plane's policy service; with --pod and mTLS (it answers only a proxy that presents its pod's certificate), inbound traffic is authorized and rate limited as the pod's policy says",
   ),
   pod: s('pod', "this proxy's pod, namespace/name (the policy service answers for it)"),
   defaultInboundPolicy: s(
