@@ -4,7 +4,7 @@
 // from anything but B's loopback (403) with or without the token and B keeps serving, and /identity never
 // shows a key. Pod A's proxy holds its own identity and nothing of B's (its /identity, and its mount
 // namespace from inside the proxy container); A's proxy token gets A's identity from the identity service
-// and is refused B's (PERMISSION_DENIED naming the identity it allows); the app's own ServiceAccount
+// (called as a proxy does: over TLS, the control plane's identity checked) and is refused B's (PERMISSION_DENIED naming the identity it allows); the app's own ServiceAccount
 // token (for the API's audience) is refused outright (UNAUTHENTICATED, wrong audience).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,7 +222,14 @@ void test('another pod, and a compromised one: what they get', { timeout: 600_00
     const targetId = (await flagOf(targetProxyPid, '--identity')) as SpiffeId;
     assert.notEqual(ownId, targetId);
     const proxyToken = (await readFile(tokenFile, 'utf8')).trim();
-    const channel = new GrpcChannel(controlAddr);
+    // As A's proxy calls it: TLS to the control plane, its certificate checked against the trust anchors
+    // and its identity before the token is sent.
+    const channel = new GrpcChannel(controlAddr, {
+      tls: {
+        trustAnchors: await readFile(await flagOf(attackerProxy, '--trust-anchors-file'), 'utf8'),
+        serverIdentity: await flagOf(attackerProxy, '--control-identity'),
+      },
+    });
     t.after(() => channel.close());
 
     // The proxy's token: its own identity, as its proxy gets it...
