@@ -12,6 +12,7 @@ import { spiffeIdFor, type SpiffeId } from '../api/identity.js';
 import type { Logger } from '../core/log.js';
 import type { MeshCa } from './identity/ca.js';
 import { P256 } from './identity/x509.js';
+import { MESH_ECDH_CURVE } from '../core/tls-groups.js';
 import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT } from '../manifests/contract.js';
 
 /** The identity the control plane serves with, and the one every proxy expects of it. */
@@ -51,6 +52,8 @@ class RenewableServerCredentials extends grpc.ServerCredentials {
         rejectUnauthorized: false,
         minVersion: 'TLSv1.3',
         maxVersion: 'TLSv1.3',
+        // The groups mesh TLS offers: the hybrid post-quantum X25519MLKEM768 first where OpenSSL has it.
+        ecdhCurve: MESH_ECDH_CURVE,
       },
       context,
     );
@@ -177,6 +180,6 @@ async function issue(
       certChainPem,
       trustAnchorPem: o.ca.trustAnchorPem,
     },
-    context: { key: keyPem, cert: certChainPem, ca: o.ca.trustAnchorPem },
+    context: { key: keyPem, cert: certChainPem, ca: o.ca.trustAnchorPem, ecdhCurve: MESH_ECDH_CURVE },
   };
 }
