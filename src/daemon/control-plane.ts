@@ -14,6 +14,8 @@ import { LocalTokenIssuer } from '../control/identity/tokens.js';
 import { LocalStore } from '../control/store/local/local.js';
 import type { ControlPlaneHost } from '../runtime/mesh.js';
 import { controlPlaneIdentity } from '../control/tls.js';
+import { Issuance } from '../control/identity/issuance.js';
+import { identityRegistry } from '../control/identity/expiry.js';
 
 /** The pods' network when `up` is not given one (the runtime's default): cluster-authenticated's. */
 const DEFAULT_POD_CIDR = '10.244.0.0/16';
@@ -50,11 +52,21 @@ export async function openMeshCa(o: {
   return (await MeshCa.openDir(join(o.stateDir, 'identity'), { trustDomain: o.trustDomain })).ca;
 }
 
+/** The daemon's control plane: what the mesh starts, with what it signs and publishes (a trust rotation
+ *  switches it) and its metrics (the issuer's expiry). */
+export interface LocalControlPlane extends ControlPlaneHost {
+  readonly issuance: Issuance;
+  /** The control plane's metrics, Prometheus text (the daemon serves them at GET /metrics). */
+  metricsText(): Promise<string>;
+}
+
 /** The control plane the daemon's mesh starts once its bridge is up, fed by the runtime's snapshots. */
-export async function localControlPlane(o: LocalControlPlaneOptions): Promise<ControlPlaneHost> {
+export async function localControlPlane(o: LocalControlPlaneOptions): Promise<LocalControlPlane> {
   const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
   const store = new LocalStore();
   const ca = await openMeshCa(o);
+  const issuance = new Issuance(ca);
+  const metrics = identityRegistry(issuance);
   const { issuer } = await LocalTokenIssuer.openDir(join(o.stateDir, 'identity'));
   return {
     port: o.controlPort,
@@ -62,7 +74,7 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
     trust: { trustAnchorsPem: ca.trustAnchorPem, identity: controlPlaneIdentity(ca.trustDomain) },
     async start(gateway, podExists) {
       const certifier = new Certifier({
-        ca,
+        ca: issuance,
         reviewer: issuer.reviewer(podExists),
         leafLifetimeSeconds: o.certLifetimeSeconds,
       });
@@ -70,7 +82,7 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
         store,
         host: gateway,
         port: o.controlPort,
-        ca,
+        ca: issuance,
         log,
         policy: { defaultPolicy: o.defaultInboundPolicy, clusterNetworks: [o.podCidr ?? DEFAULT_POD_CIDR] },
         services: (server) => addIdentityService(server, { certifier, log: log.child({ service: 'identity' }) }),
@@ -78,6 +90,8 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
       return { addr: `${gateway}:${cp.address.port}`, close: () => cp.close() };
     },
     publish: (snapshot) => store.replace(snapshot),
+    issuance,
+    metricsText: () => metrics.metrics(),
     identity: {
       trustDomain: ca.trustDomain,
       issueToken: (subject, audience) =>

@@ -25,7 +25,7 @@ export interface DaemonOptions {
   readonly podCidr?: string;
   readonly serviceCidr?: string;
   /** What serves the proxies (destination, identity): control-plane.ts assembles it from src/control. */
-  readonly controlPlane?: ControlPlaneHost;
+  readonly controlPlane?: ControlPlaneHost & { metricsText?(): Promise<string> };
   readonly readyTimeoutMs?: number;
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
   /** An OTLP/HTTP collector for every proxy's spans. */
@@ -98,6 +98,15 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     };
     if (req.method === 'GET' && req.url === '/status') return send(200, mesh.status());
     if (req.method === 'GET' && req.url === '/version') return send(200, versionView());
+    if (req.method === 'GET' && req.url === '/metrics') {
+      // The control plane's own metrics (the issuer's expiry): Prometheus text.
+      const text = o.controlPlane?.metricsText?.() ?? Promise.resolve('');
+      void text.then(
+        (t) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(t),
+        (err: unknown) => send(500, { error: (err as Error).message }),
+      );
+      return;
+    }
     if (req.method === 'GET' && (req.url === '/observe' || req.url?.startsWith('/observe?') === true)) {
       const window = Number(new URL(req.url, 'http://control').searchParams.get('window') ?? '60');
       if (!Number.isFinite(window) || window <= 0 || window > MAX_WINDOW_SEC)
