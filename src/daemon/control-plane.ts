@@ -16,6 +16,7 @@ import type { ControlPlaneHost } from '../runtime/mesh.js';
 import { controlPlaneIdentity } from '../control/tls.js';
 import { Issuance } from '../control/identity/issuance.js';
 import { identityRegistry } from '../control/identity/expiry.js';
+import { TrustManager } from './trust.js';
 
 /** The pods' network when `up` is not given one (the runtime's default): cluster-authenticated's. */
 const DEFAULT_POD_CIDR = '10.244.0.0/16';
@@ -56,6 +57,7 @@ export async function openMeshCa(o: {
  *  switches it) and its metrics (the issuer's expiry). */
 export interface LocalControlPlane extends ControlPlaneHost {
   readonly issuance: Issuance;
+  readonly rotation: TrustManager;
   /** The control plane's metrics, Prometheus text (the daemon serves them at GET /metrics). */
   metricsText(): Promise<string>;
 }
@@ -67,11 +69,18 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Lo
   const ca = await openMeshCa(o);
   const issuance = new Issuance(ca);
   const metrics = identityRegistry(issuance);
+  // The trust rotation's state (a recorded stage sets its bundle now); files given to `up` are the
+  // user's to rotate.
+  const userFiles = o.trustAnchor !== undefined && o.issuerCert !== undefined && o.issuerKey !== undefined;
+  const trust = await TrustManager.open(join(o.stateDir, 'identity'), issuance, userFiles);
   const { issuer } = await LocalTokenIssuer.openDir(join(o.stateDir, 'identity'));
   return {
     port: o.controlPort,
-    // It serves TLS only, as spiffe://<td>/ns/outrigger/sa/outrigger-control-plane.
-    trust: { trustAnchorsPem: ca.trustAnchorPem, identity: controlPlaneIdentity(ca.trustDomain) },
+    // It serves TLS only, as spiffe://<td>/ns/outrigger/sa/outrigger-control-plane; the proxies check it
+    // (and each other) against the bundle, which a rotation changes.
+    get trust() {
+      return { trustAnchorsPem: trust.bundleText(), identity: controlPlaneIdentity(ca.trustDomain) };
+    },
     async start(gateway, podExists) {
       const certifier = new Certifier({
         ca: issuance,
@@ -91,6 +100,7 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Lo
     },
     publish: (snapshot) => store.replace(snapshot),
     issuance,
+    rotation: trust,
     metricsText: () => metrics.metrics(),
     identity: {
       trustDomain: ca.trustDomain,
