@@ -14,6 +14,20 @@ import { sumMetric } from './metrics-text.js';
 import { WEB_SERVER } from './pod-programs.js';
 import type { TrustStatus } from '../src/daemon/trust.js';
 
+/** An HTTP/2 server without TLS (h2c, prior knowledge) on :8081 answering `h2 <POD_NAME> <path>`. */
+const H2_SERVER = `
+import http2 from 'node:http2';
+http2
+  .createServer((req, res) => res.end(\`h2 \${process.env.POD_NAME} \${req.url}\\n\`))
+  .listen(8081, () => console.log('h2c on 8081'));
+`;
+
+/** h2load runs of 200 requests (2 connections, 4 streams each) until the stop file exists; their
+ *  summaries on stdout. */
+const H2_LOOP = `
+while [ ! -e "$1" ]; do h2load -n 200 -c 2 -m 4 http://h2:81/h2 | grep -E '^(requests|status codes):' || echo "requests: h2load failed"; done
+`;
+
 function manifest(dir: string): string {
   return `
 apiVersion: v1
@@ -40,6 +54,14 @@ spec:
           readinessProbe:
             httpGet: {path: /, port: 8080}
             periodSeconds: 1
+        - name: h2
+          command: [${process.execPath}, ${join(dir, 'h2.mjs')}]
+          env:
+            - name: POD_NAME
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+          readinessProbe:
+            tcpSocket: {port: 8081}
+            periodSeconds: 1
 ---
 apiVersion: v1
 kind: Service
@@ -47,6 +69,13 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: h2}
+spec:
+  selector: {app: web}
+  ports: [{port: 81, targetPort: 8081}]
 ---
 apiVersion: v1
 kind: Pod
@@ -97,7 +126,9 @@ void test(
   async (t) => {
     const mesh = await meshTest(t, 'runtime-trust', {
       what: 'the end-to-end trust rotation test',
-      files: { 'web.py': WEB_SERVER },
+      tools: [['h2load', '--version']],
+      needs: 'iproute2, iptables, util-linux (setpriv), curl, python3 and nghttp2-client (h2load)',
+      files: { 'web.py': WEB_SERVER, 'h2.mjs': H2_SERVER, 'h2-loop.sh': H2_LOOP },
     });
     if (mesh === undefined) return;
     await mesh.up(manifest(mesh.work));
@@ -117,6 +148,8 @@ void test(
         const failedBefore = await failures(mesh, pods);
         const a = mesh.loadLoop('client-a', 'web', 80, '/a');
         const b = mesh.loadLoop('client-b', 'web', 80, '/b', { keepAlive: true });
+        // HTTP/2 end to end: h2load from client-a to the h2c server, through the proxies' mTLS.
+        const h2 = mesh.spawnExec('client-a', ['sh', mesh.path('h2-loop.sh'), mesh.stopFile]);
         // Load running before the rotation starts.
         await new Promise((r) => setTimeout(r, 2000));
         const r = await mesh.cli(['trust', 'rotate', '--anchor', '--timeout', '120s'], 400_000);
@@ -131,6 +164,21 @@ void test(
         await new Promise((res) => setTimeout(res, 2000));
         const sa = await a.stop();
         const sb = await b.stop();
+        const h2out = (await h2.done).stdout;
+        const h2runs = [
+          ...h2out.matchAll(
+            /^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/gm,
+          ),
+        ];
+        const h2codes = [...h2out.matchAll(/^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/gm)];
+        assert.ok(!h2out.includes('h2load failed') && h2runs.length > 0, h2out);
+        const h2ok = h2runs.reduce((n, m) => n + Number(m[2]), 0);
+        const h2bad = h2runs.reduce((n, m) => n + Number(m[3]) + Number(m[4]) + Number(m[5]), 0);
+        const h2non2xx = h2codes.reduce((n, m) => n + Number(m[2]) + Number(m[3]) + Number(m[4]), 0);
+        console.log(`# load: h2load ${h2ok} succeeded, ${h2bad} failed, ${h2non2xx} not 2xx`);
+        assert.equal(h2bad, 0, h2out);
+        assert.equal(h2non2xx, 0, h2out);
+        assert.ok(h2ok > 0);
         console.log(`# load: client-a ${sa.ok} ok ${sa.fail} failed, client-b ${sb.ok} ok ${sb.fail} failed`);
         assert.equal(sa.fail, 0, JSON.stringify(sa.errors.slice(0, 5)));
         assert.equal(sb.fail, 0, JSON.stringify(sb.errors.slice(0, 5)));
