@@ -8,6 +8,7 @@ import type { ChannelTls, ClientCertificate } from '../src/api/grpc/tls.js';
 import { spiffeIdFor, type SpiffeId } from '../src/api/identity.js';
 import { createLogger } from '../src/core/log.js';
 import { MeshCa } from '../src/control/identity/ca.js';
+import { issuanceOf, type Issuance } from '../src/control/identity/issuance.js';
 import { P256 } from '../src/control/identity/x509.js';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../src/control/server.js';
 
@@ -16,7 +17,10 @@ export type TestControlPlaneOptions = Pick<ControlPlaneOptions, 'store'> &
 
 export interface TestControlPlane extends ControlPlane {
   readonly addr: string;
+  /** The issuer it started with. */
   readonly ca: MeshCa;
+  /** What it signs with and publishes now (a test may switch it). */
+  readonly issuance: Issuance;
   /** What a GrpcChannel needs to reach it: the trust anchor and the identity it serves with. */
   readonly channelTls: ChannelTls;
 }
@@ -32,15 +36,17 @@ export const controlLog = () =>
  */
 export async function startTestControlPlane(o: TestControlPlaneOptions): Promise<TestControlPlane> {
   const { trustDomain, ...rest } = o;
-  const ca = o.ca ?? (await MeshCa.create({ trustDomain: trustDomain ?? 'cluster.local' }));
+  const issuance = issuanceOf(o.ca ?? (await MeshCa.create({ trustDomain: trustDomain ?? 'cluster.local' })));
+  const ca = issuance.ca;
   const defaults = { host: '127.0.0.1', port: 0, log: controlLog() };
-  const options: ControlPlaneOptions = { ...defaults, ...rest, ca };
+  const options: ControlPlaneOptions = { ...defaults, ...rest, ca: issuance };
   for (let i = 0; ; i++) {
     try {
       const cp = await startControlPlane(options);
       return Object.assign(cp, {
         addr: `${cp.address.host}:${cp.address.port}`,
         ca,
+        issuance,
         channelTls: { trustAnchors: ca.trustAnchorPem, serverIdentity: cp.identity },
       });
     } catch (err) {

@@ -56,6 +56,7 @@ export const MESH_NETS = {
   'runtime-apply': [net('oteapply', 19)],
   'runtime-isolation': [net('oteiso', 20)],
   'runtime-capture': [net('otecap', 21)],
+  'runtime-trust': [net('otetrust', 22)],
   'runtime-compromised': [net('otecomp', 23)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 

@@ -670,8 +670,26 @@ void test('mtls: not ready before the first certificate; /identity shows it (nev
     notAfter: string;
     serial: string;
     keyExchange: { offered: string[]; lastNegotiated?: string };
+    issuerFingerprint: string;
+    anchorFingerprint: string;
+    trust: { generation: number; anchors: { fingerprint: string; subject: string; notAfter: string }[] };
   };
-  assert.deepEqual(Object.keys(v).sort(), ['identity', 'issuer', 'keyExchange', 'notAfter', 'notBefore', 'serial']);
+  assert.deepEqual(Object.keys(v).sort(), [
+    'anchorFingerprint',
+    'identity',
+    'issuer',
+    'issuerFingerprint',
+    'keyExchange',
+    'notAfter',
+    'notBefore',
+    'serial',
+    'trust',
+  ]);
+  // What it trusts (the one anchor of its bundle) and what its certificate chains to.
+  assert.equal(v.trust.anchors.length, 1);
+  assert.match(v.trust.anchors[0]?.subject ?? '', /outrigger trust anchor/);
+  assert.equal(v.anchorFingerprint, v.trust.anchors[0]?.fingerprint);
+  assert.match(v.issuerFingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
   assert.deepEqual(v.keyExchange, { offered: MESH_GROUPS }, 'the groups offered; none agreed yet');
   assert.equal(v.identity, WEB_ID);
   assert.match(v.issuer, /outrigger issuer/);

@@ -3,7 +3,7 @@
 // ServiceAccount behind a Service, an opaque banner server, a meshed client and an unmeshed one.
 // A packet capture on the bridge never sees a payload in clear; identities are the pods' service
 // accounts; requests keep flowing, none failing, across several certificate lifetimes; the only
-// private keys on disk are the CA's issuer key and the runtime's token key.
+// private keys on disk are the CA's issuer and anchor keys and the runtime's token key.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -223,19 +223,23 @@ void test(
       },
     );
 
-    await t.test('the only private keys on disk are the issuer key and the token key, both 0600', async () => {
-      const holders: string[] = [];
-      for (const f of [
-        ...(await filesUnder(stateDir)),
-        ...(await filesUnder('/etc/netns').then((fs) => fs.filter((x) => x.includes(bridge)))),
-      ]) {
-        if ((await readFile(f)).toString('latin1').includes('PRIVATE KEY')) holders.push(f);
-      }
-      assert.deepEqual(holders.sort(), [
-        join(stateDir, 'identity', 'issuer.key'),
-        join(stateDir, 'identity', 'token-signing.key'),
-      ]);
-      for (const k of holders) assert.equal((await stat(k)).mode & 0o777, 0o600, k);
-    });
+    await t.test(
+      'the only private keys on disk are the issuer key, the anchor key (kept for trust rotate) and the token key, all 0600, all in the state directory pods do not see',
+      async () => {
+        const holders: string[] = [];
+        for (const f of [
+          ...(await filesUnder(stateDir)),
+          ...(await filesUnder('/etc/netns').then((fs) => fs.filter((x) => x.includes(bridge)))),
+        ]) {
+          if ((await readFile(f)).toString('latin1').includes('PRIVATE KEY')) holders.push(f);
+        }
+        assert.deepEqual(holders.sort(), [
+          join(stateDir, 'identity', 'issuer.key'),
+          join(stateDir, 'identity', 'token-signing.key'),
+          join(stateDir, 'identity', 'trust-anchor.key'),
+        ]);
+        for (const k of holders) assert.equal((await stat(k)).mode & 0o777, 0o600, k);
+      },
+    );
   },
 );

@@ -4,6 +4,8 @@
 // TokenReview and the pod binding), the injector webhook over HTTPS (its certificate from the mounted
 // Secret, reloaded when the Secret changes), and /live and /ready for the kubelet.
 import { createServer, type Server } from 'node:http';
+import { Issuance } from '../control/identity/issuance.js';
+import { identityRegistry } from '../control/identity/expiry.js';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -66,6 +68,7 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
   });
   let tls = await readTls();
 
+  const metrics = identityRegistry(new Issuance(ca));
   let ready = false;
   // The kubelet's probes: live as soon as the process serves; ready once the store has listed everything.
   const admin = createServer((req, res) => {
@@ -75,6 +78,12 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
       res
         .writeHead(ready ? 200 : 503)
         .end(ready ? 'ready\n' : 'waiting for the first list of every watched resource\n');
+    else if (path === '/metrics')
+      // The control plane's own metrics (the issuer's expiry, the anchors').
+      void metrics.metrics().then(
+        (t) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(t),
+        () => res.writeHead(500).end(),
+      );
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => admin.listen(o.adminPort, o.host, r));

@@ -27,6 +27,7 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
   ['logs', async () => (await import('./logs.js')).logsCommand()],
   ['exec', async () => (await import('./exec.js')).execCommand()],
   ['identity', async () => (await import('./identity.js')).identityCommand()],
+  ['trust', async () => (await import('./trust.js')).trustCommand()],
   ['authz', async () => (await import('./authz.js')).authzCommand()],
   ['tap', async () => (await import('./tap.js')).tapCommand()],
   ['prometheus-config', async () => (await import('./prometheus-config.js')).prometheusConfigCommand()],

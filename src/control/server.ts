@@ -10,6 +10,7 @@ import type { DefaultPolicyName } from '../api/policy.js';
 import { createPolicyService, type PolicyService } from './policy/service.js';
 import type { Store } from './store/store.js';
 import type { MeshCa } from './identity/ca.js';
+import { issuanceOf, type Issuance } from './identity/issuance.js';
 import { ControlPlaneTls } from './tls.js';
 import type { SpiffeId } from '../api/identity.js';
 
@@ -21,7 +22,7 @@ export interface ControlPlaneOptions {
   readonly port: number;
   /** The mesh CA: it issues the control plane's own certificate, and its trust domain (e.g.
    *  `cluster.local`) is the workload identities'. */
-  readonly ca: MeshCa;
+  readonly ca: MeshCa | Issuance;
   /** The namespace part of the control plane's identity (default `outrigger`; in Kubernetes, the
    *  install namespace). */
   readonly identityNamespace?: string;
@@ -57,9 +58,10 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
 
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const log = o.log ?? pino({ level: 'silent' });
-  const trustDomain = o.ca.trustDomain;
+  const issuance = issuanceOf(o.ca);
+  const trustDomain = issuance.ca.trustDomain;
   const tls = await ControlPlaneTls.start({
-    ca: o.ca,
+    ca: issuance,
     ...(o.identityNamespace !== undefined ? { namespace: o.identityNamespace } : {}),
     ...(o.certLifetimeSeconds !== undefined ? { lifetimeSeconds: o.certLifetimeSeconds } : {}),
     log,

@@ -11,7 +11,9 @@ import grpc from '@grpc/grpc-js';
 import { spiffeIdFor, type SpiffeId } from '../api/identity.js';
 import type { Logger } from '../core/log.js';
 import type { MeshCa } from './identity/ca.js';
+import { issuanceOf, type Issuance } from './identity/issuance.js';
 import { P256 } from './identity/x509.js';
+import { MESH_ECDH_CURVE } from '../core/tls-groups.js';
 import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT } from '../manifests/contract.js';
 
 /** The identity the control plane serves with, and the one every proxy expects of it. */
@@ -27,11 +29,15 @@ export interface ServingCertificate {
   readonly notAfter: Date;
   /** The leaf and the issuer (what the server sends). */
   readonly certChainPem: string;
+  /** The trust bundle client certificates are checked against (one or more anchors). */
   readonly trustAnchorPem: string;
+  /** The issuer certificate that signed it. */
+  readonly issuerPem: string;
 }
 
 export interface ControlPlaneTlsOptions {
-  readonly ca: MeshCa;
+  /** The issuer; with an Issuance, a switch of issuer or bundle renews the certificate at once. */
+  readonly ca: MeshCa | Issuance;
   /** The namespace part of the identity; default `outrigger`. */
   readonly namespace?: string;
   /** Lifetime of each certificate (seconds); default 24 h (clamped to the issuer's expiry by the CA). */
@@ -51,6 +57,8 @@ class RenewableServerCredentials extends grpc.ServerCredentials {
         rejectUnauthorized: false,
         minVersion: 'TLSv1.3',
         maxVersion: 'TLSv1.3',
+        // The groups mesh TLS offers: the hybrid post-quantum X25519MLKEM768 first where OpenSSL has it.
+        ecdhCurve: MESH_ECDH_CURVE,
       },
       context,
     );
@@ -67,8 +75,9 @@ class RenewableServerCredentials extends grpc.ServerCredentials {
 
 export class ControlPlaneTls {
   readonly identity: SpiffeId;
-  readonly trustAnchorPem: string;
   readonly credentials: grpc.ServerCredentials;
+  readonly #issuance: Issuance;
+  readonly #stopIssuance: () => void;
   readonly #creds: RenewableServerCredentials;
   readonly #o: ControlPlaneTlsOptions;
   #current: ServingCertificate;
@@ -76,20 +85,40 @@ export class ControlPlaneTls {
   #closed = false;
   readonly #listeners = new Set<(c: ServingCertificate) => void>();
 
-  private constructor(o: ControlPlaneTlsOptions, first: { cert: ServingCertificate; context: SecureContextOptions }) {
+  private constructor(
+    o: ControlPlaneTlsOptions,
+    issuance: Issuance,
+    first: { cert: ServingCertificate; context: SecureContextOptions },
+  ) {
     this.#o = o;
+    this.#issuance = issuance;
     this.identity = first.cert.identity;
-    this.trustAnchorPem = o.ca.trustAnchorPem;
     this.#current = first.cert;
     this.#creds = new RenewableServerCredentials(first.context);
     this.credentials = this.#creds;
+    // A new issuer or bundle: a certificate from the new issuer, and the new bundle for client
+    // certificates, from the next handshake on (the connections open keep theirs).
+    this.#stopIssuance = issuance.onChange(() => {
+      this.renew().catch((err: unknown) =>
+        o.log?.error(
+          { err: (err as Error).message },
+          'control plane certificate: renewal after an issuer change failed',
+        ),
+      );
+    });
+  }
+
+  /** The trust bundle now (PEM). */
+  get trustAnchorPem(): string {
+    return this.#issuance.bundlePem;
   }
 
   /** Issues the first certificate and schedules its renewals. */
   static async start(o: ControlPlaneTlsOptions): Promise<ControlPlaneTls> {
-    const identity = controlPlaneIdentity(o.ca.trustDomain, o.namespace);
-    const first = await issue(o, identity);
-    const t = new ControlPlaneTls(o, first);
+    const issuance = issuanceOf(o.ca);
+    const identity = controlPlaneIdentity(issuance.ca.trustDomain, o.namespace);
+    const first = await issue(issuance, o, identity);
+    const t = new ControlPlaneTls(o, issuance, first);
     t.#schedule();
     o.log?.info(
       { identity, serial: first.cert.serial, notAfter: first.cert.notAfter.toISOString() },
@@ -110,7 +139,7 @@ export class ControlPlaneTls {
 
   /** Issues a new certificate now and serves it from the next handshake on. */
   async renew(): Promise<ServingCertificate> {
-    const next = await issue(this.#o, this.identity);
+    const next = await issue(this.#issuance, this.#o, this.identity);
     if (this.#closed) return next.cert;
     this.#current = next.cert;
     this.#creds.renew(next.context);
@@ -126,6 +155,7 @@ export class ControlPlaneTls {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    this.#stopIssuance();
   }
 
   #schedule(): void {
@@ -151,12 +181,14 @@ export class ControlPlaneTls {
 }
 
 async function issue(
+  issuance: Issuance,
   o: ControlPlaneTlsOptions,
   identity: SpiffeId,
 ): Promise<{ cert: ServingCertificate; context: SecureContextOptions }> {
+  const { ca, bundlePem } = { ca: issuance.ca, bundlePem: issuance.bundlePem };
   const keys = await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify']);
   const now = Date.now();
-  const leaf = await o.ca.signLeaf({
+  const leaf = await ca.signLeaf({
     publicKey: keys.publicKey,
     identity,
     // A minute back, so that a proxy whose clock is a little behind still accepts it.
@@ -168,15 +200,16 @@ async function issue(
     type: 'pkcs8',
     format: 'pem',
   }) as string;
-  const certChainPem = leaf.pem + o.ca.issuerPem;
+  const certChainPem = leaf.pem + ca.issuerPem;
   return {
     cert: {
       identity,
       serial: leaf.serial,
       notAfter: leaf.notAfter,
       certChainPem,
-      trustAnchorPem: o.ca.trustAnchorPem,
+      trustAnchorPem: bundlePem,
+      issuerPem: ca.issuerPem,
     },
-    context: { key: keyPem, cert: certChainPem, ca: o.ca.trustAnchorPem },
+    context: { key: keyPem, cert: certChainPem, ca: bundlePem, ecdhCurve: MESH_ECDH_CURVE },
   };
 }

@@ -14,6 +14,9 @@ import { LocalTokenIssuer } from '../control/identity/tokens.js';
 import { LocalStore } from '../control/store/local/local.js';
 import type { ControlPlaneHost } from '../runtime/mesh.js';
 import { controlPlaneIdentity } from '../control/tls.js';
+import { Issuance } from '../control/identity/issuance.js';
+import { identityRegistry } from '../control/identity/expiry.js';
+import { TrustManager } from './trust.js';
 
 /** The pods' network when `up` is not given one (the runtime's default): cluster-authenticated's. */
 const DEFAULT_POD_CIDR = '10.244.0.0/16';
@@ -50,19 +53,37 @@ export async function openMeshCa(o: {
   return (await MeshCa.openDir(join(o.stateDir, 'identity'), { trustDomain: o.trustDomain })).ca;
 }
 
+/** The daemon's control plane: what the mesh starts, with what it signs and publishes (a trust rotation
+ *  switches it) and its metrics (the issuer's expiry). */
+export interface LocalControlPlane extends ControlPlaneHost {
+  readonly issuance: Issuance;
+  readonly rotation: TrustManager;
+  /** The control plane's metrics, Prometheus text (the daemon serves them at GET /metrics). */
+  metricsText(): Promise<string>;
+}
+
 /** The control plane the daemon's mesh starts once its bridge is up, fed by the runtime's snapshots. */
-export async function localControlPlane(o: LocalControlPlaneOptions): Promise<ControlPlaneHost> {
+export async function localControlPlane(o: LocalControlPlaneOptions): Promise<LocalControlPlane> {
   const log = pino({ level: 'info' }, pino.destination({ dest: 1, sync: false }));
   const store = new LocalStore();
   const ca = await openMeshCa(o);
+  const issuance = new Issuance(ca);
+  const metrics = identityRegistry(issuance);
+  // The trust rotation's state (a recorded stage sets its bundle now); files given to `up` are the
+  // user's to rotate.
+  const userFiles = o.trustAnchor !== undefined && o.issuerCert !== undefined && o.issuerKey !== undefined;
+  const trust = await TrustManager.open(join(o.stateDir, 'identity'), issuance, userFiles);
   const { issuer } = await LocalTokenIssuer.openDir(join(o.stateDir, 'identity'));
   return {
     port: o.controlPort,
-    // It serves TLS only, as spiffe://<td>/ns/outrigger/sa/outrigger-control-plane.
-    trust: { trustAnchorsPem: ca.trustAnchorPem, identity: controlPlaneIdentity(ca.trustDomain) },
+    // It serves TLS only, as spiffe://<td>/ns/outrigger/sa/outrigger-control-plane; the proxies check it
+    // (and each other) against the bundle, which a rotation changes.
+    get trust() {
+      return { trustAnchorsPem: trust.bundleText(), identity: controlPlaneIdentity(ca.trustDomain) };
+    },
     async start(gateway, podExists) {
       const certifier = new Certifier({
-        ca,
+        ca: issuance,
         reviewer: issuer.reviewer(podExists),
         leafLifetimeSeconds: o.certLifetimeSeconds,
       });
@@ -70,7 +91,7 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
         store,
         host: gateway,
         port: o.controlPort,
-        ca,
+        ca: issuance,
         log,
         policy: { defaultPolicy: o.defaultInboundPolicy, clusterNetworks: [o.podCidr ?? DEFAULT_POD_CIDR] },
         services: (server) => addIdentityService(server, { certifier, log: log.child({ service: 'identity' }) }),
@@ -78,6 +99,9 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
       return { addr: `${gateway}:${cp.address.port}`, close: () => cp.close() };
     },
     publish: (snapshot) => store.replace(snapshot),
+    issuance,
+    rotation: trust,
+    metricsText: () => metrics.metrics(),
     identity: {
       trustDomain: ca.trustDomain,
       issueToken: (subject, audience) =>

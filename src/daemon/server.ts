@@ -14,7 +14,8 @@ import { aggregate, type ObserveSnapshot } from '../observe/stats.js';
 import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 import { Mesh, type ControlPlaneHost, type ManifestFile } from '../runtime/mesh.js';
 import { ensureStateDir, statePaths } from '../runtime/state.js';
-import { MAX_WINDOW_SEC, METRICS_RETENTION_MS, SCRAPE_INTERVAL_MS } from './client.js';
+import { MAX_WINDOW_SEC, METRICS_RETENTION_MS, SCRAPE_INTERVAL_MS, readTapToken } from './client.js';
+import { TrustRotationError, type TrustManager } from './trust.js';
 
 export interface DaemonOptions {
   readonly stateDir: string;
@@ -25,7 +26,7 @@ export interface DaemonOptions {
   readonly podCidr?: string;
   readonly serviceCidr?: string;
   /** What serves the proxies (destination, identity): control-plane.ts assembles it from src/control. */
-  readonly controlPlane?: ControlPlaneHost;
+  readonly controlPlane?: ControlPlaneHost & { metricsText?(): Promise<string>; readonly rotation?: TrustManager };
   readonly readyTimeoutMs?: number;
   readonly defaultInboundPolicy?: DefaultInboundPolicy;
   /** An OTLP/HTTP collector for every proxy's spans. */
@@ -77,6 +78,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     if (shuttingDown) return;
     shuttingDown = true;
     await scraper.stop();
+    // A rotation stops at its stage (recorded): the next daemon's `trust rotate` resumes it.
+    await rotation?.stop();
     let rc = code;
     try {
       await mesh.stop();
@@ -91,13 +94,39 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     exit(rc);
   };
 
+  // The trust rotation reads the proxies' /identity and writes the bundle they watch.
+  const rotation = o.controlPlane?.rotation;
+  rotation?.attach({
+    proxies: () =>
+      mesh
+        .status()
+        .pods.filter((p) => p.meshed && p.ip !== '' && p.phase === 'Running' && p.terminating !== true)
+        .map((p) => ({ pod: `${p.namespace}/${p.name}`, ip: p.ip })),
+    token: () => readTapToken(o.stateDir).catch(() => undefined),
+    publish: (text) => mesh.publishTrust(text),
+    log,
+  });
+
   const server = http.createServer((req, res) => {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (req.url === '/trust' || req.url?.startsWith('/trust/') === true) {
+      if (rotation === undefined) return send(404, { error: 'this mesh has no control plane: no trust to rotate' });
+      return void trustRoute(rotation, req, send);
+    }
     if (req.method === 'GET' && req.url === '/status') return send(200, mesh.status());
     if (req.method === 'GET' && req.url === '/version') return send(200, versionView());
+    if (req.method === 'GET' && req.url === '/metrics') {
+      // The control plane's own metrics (the issuer's expiry): Prometheus text.
+      const text = o.controlPlane?.metricsText?.() ?? Promise.resolve('');
+      void text.then(
+        (t) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(t),
+        (err: unknown) => send(500, { error: (err as Error).message }),
+      );
+      return;
+    }
     if (req.method === 'GET' && (req.url === '/observe' || req.url?.startsWith('/observe?') === true)) {
       const window = Number(new URL(req.url, 'http://control').searchParams.get('window') ?? '60');
       if (!Number.isFinite(window) || window <= 0 || window > MAX_WINDOW_SEC)
@@ -224,4 +253,35 @@ function parseApplyBody(body: string): ManifestFile[] | string {
     }
   }
   return files as ManifestFile[];
+}
+
+/** GET /trust (the stage, every proxy's state), POST /trust/rotate {anchor, anchorKeyPem?, timeoutMs},
+ *  POST /trust/rollback {timeoutMs}: the rotation runs in the daemon; the CLI follows GET /trust. */
+async function trustRoute(
+  rotation: TrustManager,
+  req: http.IncomingMessage,
+  send: (status: number, body: unknown) => void,
+): Promise<void> {
+  try {
+    if (req.method === 'GET' && req.url === '/trust') return send(200, await rotation.status());
+    if (req.method !== 'POST') return send(405, { error: `no route ${req.method ?? ''} ${req.url ?? ''}` });
+    const body = JSON.parse((await readBody(req)) || '{}') as {
+      anchor?: unknown;
+      anchorKeyPem?: unknown;
+      timeoutMs?: unknown;
+    };
+    const timeoutMs = typeof body.timeoutMs === 'number' && body.timeoutMs > 0 ? body.timeoutMs : 300_000;
+    if (req.url === '/trust/rotate') {
+      const stage = await rotation.rotate({
+        anchor: body.anchor === true,
+        ...(typeof body.anchorKeyPem === 'string' ? { anchorKeyPem: body.anchorKeyPem } : {}),
+        timeoutMs,
+      });
+      return send(202, { stage });
+    }
+    if (req.url === '/trust/rollback') return send(202, { stage: rotation.rollback({ timeoutMs }) });
+    send(404, { error: `no route ${req.method} ${req.url ?? ''}` });
+  } catch (err) {
+    send(err instanceof TrustRotationError ? err.status : 500, { error: (err as Error).message });
+  }
 }

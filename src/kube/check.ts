@@ -2,6 +2,7 @@
 // cluster and this user take Outrigger?) and after (is it running, reachable, and are its certificates
 // good?). Each check is a small function over the Kubernetes API; a failed check never stops the rest
 // unless it makes them meaningless (no API server).
+import { X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { x509 } from '../control/identity/x509.js';
 import { crdName } from './crds.js';
@@ -276,6 +277,48 @@ function certCheck(name: string, pem: string | undefined, now: Date, issuer?: st
   return ok(name, `valid until ${cert.notAfter.toISOString()}`);
 }
 
+/**
+ * Where a cluster is in a trust rotation, from the trust bundle (the identity Secret's anchors, one or
+ * two) and the issuer that signs: no rotation (one anchor, the issuer under it), stage 1 (two anchors,
+ * the issuer under the older), stage 2 (two anchors, the issuer under the newer: drop the older once
+ * every proxy holds a new certificate), or broken (the issuer under none of them).
+ */
+export function trustStage(bundlePem: string, issuerPem: string): CheckResult {
+  const name = 'trust rotation stage';
+  const blocks = bundlePem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  let anchors: X509Certificate[];
+  let issuer: X509Certificate;
+  try {
+    anchors = blocks.map((b) => new X509Certificate(b));
+    issuer = new X509Certificate(issuerPem);
+  } catch {
+    return bad(name, 'a certificate of the trust bundle or the issuer does not parse', 'install again with good files');
+  }
+  if (anchors.length === 0) return bad(name, 'the trust bundle holds no certificate', 'install again');
+  const signer = anchors.findIndex((a) => issuer.checkIssued(a) && issuer.verify(a.publicKey));
+  const short = (a: X509Certificate | undefined) => (a?.fingerprint256 ?? '').slice(0, 23);
+  if (signer < 0)
+    return bad(
+      name,
+      `the issuer chains to none of the ${anchors.length} trusted anchor(s): no proxy accepts its certificates`,
+      'put the issuer back, or publish its anchor first (`outrigger install --trust-bundle old.crt,new.crt`)',
+    );
+  if (anchors.length === 1) return ok(name, `no rotation: one anchor (${short(anchors[0])}), the issuer under it`);
+  if (anchors.length > 2)
+    return bad(name, `${anchors.length} anchors trusted`, 'a rotation needs two at most: drop the ones no issuer uses');
+  // The newer of the two is the one being rotated to.
+  const newer = new Date(anchors[0]?.validFrom ?? 0) > new Date(anchors[1]?.validFrom ?? 0) ? 0 : 1;
+  return signer === newer
+    ? ok(
+        name,
+        `stage 2 of 3: both anchors trusted, the new issuer signs (under ${short(anchors[newer])}); once every proxy holds a new certificate, drop the old anchor (\`outrigger install --trust-bundle new.crt\`)`,
+      )
+    : ok(
+        name,
+        `stage 1 of 3: both anchors trusted, the old issuer signs (under ${short(anchors[signer])}); once every proxy trusts both, switch the issuer (\`outrigger install --issuer new-issuer.crt,new-issuer.key\`)`,
+      );
+}
+
 const certificates: Check = async (c) => {
   const api = c.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const now = c.now ?? new Date();
@@ -288,6 +331,9 @@ const certificates: Check = async (c) => {
     return [
       certCheck('trust anchor certificate', anchor, now),
       certCheck('issuer certificate', dec(id, IDENTITY_KEYS.issuerCert), now, anchor),
+      ...(anchor !== undefined && dec(id, IDENTITY_KEYS.issuerCert) !== undefined
+        ? [trustStage(anchor, dec(id, IDENTITY_KEYS.issuerCert) as string)]
+        : []),
       certCheck('injector certificate', dec(tls, 'tls.crt'), now, dec(tls, 'ca.crt')),
     ];
   } catch (err) {

@@ -61,3 +61,8 @@ export const KUBE_ANNOTATION = {
 
 /** The label install puts on the control plane's pods. */
 export const CONTROL_PLANE_LABEL = 'outrigger.io/control-plane';
+
+/** Where the local runtime keeps the trust bundle the proxies watch: a directory of its own (mounted
+ *  whole into each proxy's container, since a rotation replaces the file by a rename) and the file. */
+export const TRUST_BUNDLE_DIR = 'trust';
+export const TRUST_BUNDLE_FILE = 'trust-anchors.pem';

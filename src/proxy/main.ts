@@ -6,6 +6,7 @@ import { GrpcChannel } from '../api/grpc/channel.js';
 import { controlTls, identitySettings, type ProxyConfig } from './config.js';
 import { internalError } from '../core/errors.js';
 import { ProxyIdentity } from './identity/identity.js';
+import { TrustFile, fixedTrust, parseTrustBundle, type TrustSource } from './identity/bundle.js';
 import { MeshTls } from './transport/mtls.js';
 import { ProxyMetrics } from './metrics.js';
 import { UpstreamPool } from './http1/pool.js';
@@ -72,15 +73,30 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   // it holds one. Without identity settings, plaintext everywhere as before.
   let identity: ProxyIdentity | undefined;
   let mtls: MeshTls | undefined;
+  // The anchors peers are checked against: those the control plane's are (loadProxyConfig checked
+  // them); a file is watched, and a new bundle in it is used by new connections at once.
+  let trust: TrustSource | undefined;
   if (ids !== undefined) {
+    trust =
+      cfg.trustAnchorsFile !== undefined
+        ? await TrustFile.open(cfg.trustAnchorsFile, { log: log.child({ component: 'trust' }) })
+        : fixedTrust(parseTrustBundle(cfg.trustAnchors ?? '', '--trust-anchors'));
     identity = ProxyIdentity.start({
       controlAddr: formatAddr(ids.addr),
       channel: channelTo(ids.addr),
+      trust,
       tokenPath: ids.tokenFile,
       identity: ids.identity,
       log: log.child({ component: 'identity' }),
     });
-    metrics.watchIdentity(identity);
+    const file = trust instanceof TrustFile ? trust : undefined;
+    const id = identity;
+    metrics.watchIdentity({
+      get metrics() {
+        return id.metrics;
+      },
+      ...(file !== undefined ? { trustReadFailures: () => file.readFailures } : {}),
+    });
     // Every connection to the control plane presents the newest certificate (policy needs it).
     identity.onRotate((c) => {
       for (const ch of channels.values())
@@ -183,6 +199,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       pool.close();
       mtls?.close();
       await identity?.close();
+      trust?.close();
       for (const c of channels.values()) c.close();
       await new Promise<void>((r) => {
         admin.close(() => r());
@@ -220,6 +237,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     pool.close();
     mtls?.close();
     void identity?.close();
+    trust?.close();
     for (const c of channels.values()) c.close();
     throw err;
   }

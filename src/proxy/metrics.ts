@@ -1,6 +1,7 @@
 // The proxy's Prometheus metrics, with the names existing mesh dashboards use. Per-request figures are
 // plain numbers in RouteStats (no label hashing per request) rendered at scrape time; byte counters are
 // read from the sockets when Prometheus scrapes, not counted per chunk.
+import type { TrustAnchorView } from './identity/bundle.js';
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ProxyError } from './errors/errors.js';
@@ -543,9 +544,51 @@ export class ProxyMetrics {
       readonly certExpirationSeconds: number;
       readonly refreshCount: number;
       readonly refreshFailures: number;
+      readonly trust?: { readonly generation: number; readonly views: readonly TrustAnchorView[] } | undefined;
+      readonly issuer?: { readonly subject: string; readonly fingerprint: string } | undefined;
     };
+    /** Bad reads of the trust bundle file (the last good bundle kept). */
+    readonly trustReadFailures?: () => number;
   }): void {
     const registers = [this.registry];
+    // What the proxy trusts and holds, so that a rotation can check every proxy from its metrics.
+    new Gauge({
+      name: 'identity_trust_anchors',
+      help: 'the anchors of the trust bundle peers and the control plane are checked against (1 per anchor; info)',
+      labelNames: ['fingerprint', 'subject', 'not_after'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const v of source.metrics.trust?.views ?? [])
+          this.set({ fingerprint: v.fingerprint, subject: v.subject, not_after: v.notAfter }, 1);
+      },
+    });
+    new Gauge({
+      name: 'identity_trust_bundle_generation',
+      help: "the trust bundle's generation (raised by the runtime to make proxies renew; 0 without one)",
+      registers,
+      collect() {
+        this.set(source.metrics.trust?.generation ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'identity_cert_issuer',
+      help: 'the issuer of the certificate the proxy holds (1; info; none before the first)',
+      labelNames: ['fingerprint', 'subject'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const i = source.metrics.issuer;
+        if (i !== undefined) this.set({ fingerprint: i.fingerprint, subject: i.subject }, 1);
+      },
+    });
+    if (source.trustReadFailures !== undefined)
+      scrapeCounter(
+        registers,
+        'identity_trust_bundle_read_failures_total',
+        'reads of the trust bundle file that failed or held a bad bundle (the last good one kept)',
+        source.trustReadFailures,
+      );
     new Gauge({
       name: 'identity_cert_expiration_timestamp_seconds',
       help: 'when the certificate the proxy holds expires (unix seconds; 0 before the first)',

@@ -8,6 +8,7 @@ import { DEFAULT_PROXY_INIT } from './net/index.js';
 import type { StatePaths } from './state.js';
 import { RuntimeCodes, RuntimeError } from './errors.js';
 import { internalError } from '../core/errors.js';
+import { TRUST_BUNDLE_DIR, TRUST_BUNDLE_FILE } from '../manifests/contract.js';
 
 /** Who a ServiceAccount token is for. */
 export interface TokenSubject {
@@ -67,10 +68,13 @@ export class MeshTokens {
   }
 
   /** Writes the mesh's trust anchors (PEM) beside the tap token, for the proxies to check the control
-   *  plane's certificate against (public: 0444), and returns the path. */
+   *  plane's certificate and their peers' against (public: 0444), and returns the path. During a trust
+   *  rotation it is written again (several anchors, a generation line): the proxies watch it. */
   async writeTrustAnchors(pem: string): Promise<string> {
-    await mkdir(this.dir, { recursive: true, mode: 0o711 });
-    const file = join(this.dir, 'trust-anchors.pem');
+    // In a directory of its own, which the pods' isolation mounts whole (a rotation replaces the file).
+    const dir = join(this.dir, TRUST_BUNDLE_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const file = join(dir, TRUST_BUNDLE_FILE);
     await writeFile(`${file}.tmp`, pem, { mode: 0o444 });
     await rename(`${file}.tmp`, file);
     return file;

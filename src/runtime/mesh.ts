@@ -629,6 +629,11 @@ export class Mesh {
     this.lastResume = text;
   }
 
+  /** Writes the trust bundle the proxies watch (a trust rotation's stages); new proxies start with it. */
+  async publishTrust(text: string): Promise<void> {
+    if (this.trustAnchorsFile !== undefined) this.trustAnchorsFile = await this.tokens.writeTrustAnchors(text);
+  }
+
   status(): MeshStatus {
     return meshStatus({
       phase: this.phase,

@@ -15,7 +15,9 @@ import { watchDestination, type Update } from '../destination.js';
 import { certify } from '../identity.js';
 import { GrpcChannel } from './channel.js';
 import { GrpcStatus, grpcStatusName } from './protocol.js';
-import { ChannelTlsCodes, uriSans } from './tls.js';
+import { ChannelTlsCodes, connectTls, uriSans } from './tls.js';
+import type { SpiffeId } from '../identity.js';
+import { MESH_GROUPS, negotiatedGroup } from '../../core/tls-groups.js';
 
 const CONTROL_ID = 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane';
 const ca = await MeshCa.create();
@@ -163,4 +165,65 @@ void test('against the control plane: destination over TLS 1.3; a TLS 1.2 client
     s.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
   });
   assert.notEqual(old.slice(0, 9), 'connected', old);
+});
+
+void test('key exchange: both ends of a control plane connection offer only the mesh groups (hybrid post-quantum first where OpenSSL has it)', async (t) => {
+  // A server that has only P-384, a group Node offers by default but the mesh does not: the channel
+  // must not agree on it.
+  const cert = await workloadCertificate(ca, CONTROL_ID as SpiffeId);
+  const p384 = tls.createServer({
+    key: cert.keyPem,
+    cert: cert.certChainPem,
+    ALPNProtocols: ['h2'],
+    minVersion: 'TLSv1.3',
+    ecdhCurve: 'P-384',
+  });
+  p384.on('tlsClientError', () => undefined);
+  await new Promise<void>((r) => p384.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => p384.close(() => r())));
+  const { socket } = connectTls(
+    '127.0.0.1',
+    (p384.address() as AddressInfo).port,
+    { trustAnchors: ca.trustAnchorPem, serverIdentity: CONTROL_ID },
+    undefined,
+  );
+  const outcome = await new Promise<string>((resolve) => {
+    socket.on('secureConnect', () => resolve('connected'));
+    socket.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+  });
+  socket.destroy();
+  assert.notEqual(outcome, 'connected', 'the channel agreed on P-384');
+  // The control plane, the same the other way round; and the channel and it agree on the first mesh group.
+  const cp = await startTestControlPlane({ store: new LocalStore(sampleContent()), ca });
+  t.after(() => cp.close());
+  const offer = (ecdhCurve: string) =>
+    new Promise<string>((resolve) => {
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: cp.address.port,
+        ca: ca.trustAnchorPem,
+        ALPNProtocols: ['h2'],
+        minVersion: 'TLSv1.3',
+        ecdhCurve,
+        checkServerIdentity: () => undefined,
+      });
+      s.on('secureConnect', () => {
+        resolve(`connected ${negotiatedGroup(s) ?? '?'}`);
+        s.destroy();
+      });
+      s.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+    });
+  assert.notEqual((await offer('P-384')).slice(0, 9), 'connected', 'the control plane agreed on P-384');
+  const c = connectTls(
+    '127.0.0.1',
+    cp.address.port,
+    { trustAnchors: ca.trustAnchorPem, serverIdentity: CONTROL_ID },
+    undefined,
+  ).socket;
+  const group = await new Promise<string>((resolve, reject) => {
+    c.on('secureConnect', () => resolve(negotiatedGroup(c) ?? '?'));
+    c.on('error', reject);
+  });
+  c.destroy();
+  assert.equal(group, MESH_GROUPS[0]);
 });

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { OutriggerError } from '../../core/errors.js';
+import { MESH_ECDH_CURVE } from '../../core/tls-groups.js';
 
 export const ChannelTlsCodes = {
   /** The server's certificate does not chain to the trust anchors (an unknown CA, an expired certificate). */
@@ -102,6 +103,8 @@ export function connectTls(
     minVersion: 'TLSv1.3',
     maxVersion: 'TLSv1.3',
     ALPNProtocols: ['h2'],
+    // The same groups as mesh TLS: the hybrid post-quantum X25519MLKEM768 first where OpenSSL has it.
+    ecdhCurve: MESH_ECDH_CURVE,
     ...(clientCertificate !== undefined ? { key: clientCertificate.keyPem, cert: clientCertificate.certChainPem } : {}),
     // Called only when the chain verified against `ca`: the exact identity, and nothing else, is accepted
     // (a host name plays no part: the control plane is named by its identity).

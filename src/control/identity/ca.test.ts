@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, webcrypto } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CA_FILE_NAMES, MeshCa, type CaFiles } from './ca.js';
@@ -139,4 +139,21 @@ void test('user-supplied files: each problem names its file', async (t) => {
     assert.match(err.message, re, name);
     assert.ok(!/MI[GIH][A-Za-z0-9+/]{20}/.test(err.message), `${name}: no key material in the message`);
   }
+});
+
+void test('openDir keeps the anchor key (0600); issuerUnder signs a new issuer under the same anchor, and refuses another key', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'outrigger-ca-key-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { ca } = await MeshCa.openDir(dir);
+  const keyFile = path.join(dir, CA_FILE_NAMES.trustAnchorKey);
+  assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
+  const next = await MeshCa.issuerUnder(ca.trustAnchorPem, await readFile(keyFile, 'utf8'), 'cluster.local');
+  const loaded = await MeshCa.fromPems(next);
+  assert.equal(loaded.trustAnchorPem, ca.trustAnchorPem);
+  assert.notEqual(loaded.issuerPem, ca.issuerPem);
+  const other = await MeshCa.generatePems('cluster.local');
+  await assert.rejects(
+    MeshCa.issuerUnder(ca.trustAnchorPem, other.trustAnchorKeyPem, 'cluster.local'),
+    /the anchor key does not match the trust anchor/,
+  );
 });

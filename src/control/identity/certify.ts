@@ -3,6 +3,7 @@
 // grants and sign a short-lived leaf for it. The CA never sees a workload's private key.
 import { spiffeIdFor, type SpiffeId } from '../../api/identity.js';
 import type { MeshCa } from './ca.js';
+import { issuanceOf, type Issuance } from './issuance.js';
 import { IdentityCodes, IdentityError } from './errors.js';
 import type { TokenReviewer, TokenSubject } from './tokens.js';
 import { x509 } from './x509.js';
@@ -13,7 +14,8 @@ export const DEFAULT_LEAF_LIFETIME_SECONDS = 24 * 3600;
 export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
 
 export interface CertifierOptions {
-  readonly ca: MeshCa;
+  /** The issuer; an Issuance when it may be replaced while the control plane runs (a trust rotation). */
+  readonly ca: MeshCa | Issuance;
   readonly reviewer: TokenReviewer;
   /** Lifetime of a leaf (seconds); default 24 h. */
   readonly leafLifetimeSeconds?: number;
@@ -46,15 +48,17 @@ function describeName(n: { type: string; value: string }): string {
 
 export class Certifier {
   readonly #opts: CertifierOptions;
+  readonly #issuance: Issuance;
 
   constructor(opts: CertifierOptions) {
     this.#opts = opts;
+    this.#issuance = issuanceOf(opts.ca);
   }
 
   async certify(token: string, csrPem: string): Promise<Certified> {
     const subject = await this.#opts.reviewer.review(token);
     const allowed = spiffeIdFor({
-      trustDomain: this.#opts.ca.trustDomain,
+      trustDomain: this.#issuance.ca.trustDomain,
       namespace: subject.namespace,
       serviceAccount: subject.serviceAccount,
     });
@@ -90,7 +94,9 @@ export class Certifier {
     const now = (this.#opts.now ?? (() => new Date()))().getTime();
     const lifetimeS = this.#opts.leafLifetimeSeconds ?? DEFAULT_LEAF_LIFETIME_SECONDS;
     const skewS = Math.min(this.#opts.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, lifetimeS);
-    const leaf = await this.#opts.ca.signLeaf({
+    // The issuer and the bundle of this moment, taken together (a rotation may switch them meanwhile).
+    const { ca, bundlePem } = { ca: this.#issuance.ca, bundlePem: this.#issuance.bundlePem };
+    const leaf = await ca.signLeaf({
       publicKey: csr.publicKey,
       identity: allowed,
       notBefore: new Date(now - skewS * 1000),
@@ -99,8 +105,8 @@ export class Certifier {
     return {
       identity: allowed,
       leafPem: leaf.pem,
-      chainPem: this.#opts.ca.issuerPem,
-      trustAnchorPem: this.#opts.ca.trustAnchorPem,
+      chainPem: ca.issuerPem,
+      trustAnchorPem: bundlePem,
       serial: leaf.serial,
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { versionView } from '../../core/version.js';
 import type { ProxyMetrics } from '../metrics.js';
 import type { TapHub } from '../observe/tap.js';
+import type { TrustAnchorView } from '../identity/bundle.js';
 import { APP_PROBE_PATH, forwardAppProbe, type AppProbeTarget } from './probes.js';
 
 export interface AdminHooks {
@@ -14,7 +15,14 @@ export interface AdminHooks {
   ready(): boolean;
   shutdown(): void;
   /** mTLS on: the certificate held now (undefined before the first). Absent: mTLS is off. */
-  readonly certificate?: () => { readonly leafPem: string } | undefined;
+  readonly certificate?: () =>
+    | {
+        readonly leafPem: string;
+        readonly trust?: { readonly generation: number; readonly views: readonly TrustAnchorView[] };
+        readonly issuer?: { readonly subject: string; readonly fingerprint: string };
+        readonly anchorFingerprint?: string;
+      }
+    | undefined;
   /** mTLS on: the key exchange groups offered, and the one the last outbound handshake agreed on. */
   readonly keyExchange?: () => KeyExchangeView;
   /** With a policy service: the inbound policy in force (the policy API's message, as received), and
@@ -44,6 +52,12 @@ export interface IdentityView {
   readonly serial: string;
   /** Absent from proxies older than the post-quantum key exchange. */
   readonly keyExchange?: KeyExchangeView;
+  /** The certificate that signed the leaf (SHA-256 fingerprint), and the anchor of the bundle it chains
+   *  to ('' when the bundle no longer holds it). Absent from proxies older than trust bundles. */
+  readonly issuerFingerprint?: string;
+  readonly anchorFingerprint?: string;
+  /** The trust bundle: what peers (and the control plane) are checked against now. */
+  readonly trust?: { readonly generation: number; readonly anchors: readonly TrustAnchorView[] };
 }
 
 /** The public facts of a certificate, from its PEM (the key is never looked at). */
@@ -124,6 +138,11 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
         const view: IdentityView = {
           ...identityView(cert.leafPem),
           ...(hooks.keyExchange !== undefined ? { keyExchange: hooks.keyExchange() } : {}),
+          ...(cert.issuer !== undefined ? { issuerFingerprint: cert.issuer.fingerprint } : {}),
+          ...(cert.anchorFingerprint !== undefined ? { anchorFingerprint: cert.anchorFingerprint } : {}),
+          ...(cert.trust !== undefined
+            ? { trust: { generation: cert.trust.generation, anchors: cert.trust.views } }
+            : {}),
         };
         return text(200, `${JSON.stringify(view)}\n`, { 'content-type': 'application/json' });
       }

@@ -13,6 +13,7 @@ import { grpcStatusName } from '../../api/grpc/protocol.js';
 import { certify, type SpiffeId } from '../../api/identity.js';
 import type { Logger } from '../../core/log.js';
 import { newKeyAndCsr } from './csr.js';
+import { anchorOf, bundleKey, oneLine, parseTrustBundle, type TrustBundle, type TrustSource } from './bundle.js';
 
 export interface ProxyIdentityOptions {
   /** `host:port` of the control plane's gRPC port. */
@@ -26,6 +27,14 @@ export interface ProxyIdentityOptions {
   readonly channel?: GrpcChannel;
   /** How to reach the control plane (its trust anchors and identity) without a shared channel. */
   readonly tls?: ChannelTls;
+  /** The anchors the proxy trusts, for its peers and for the certificates it is given (--trust-anchors
+   *  or the watched --trust-anchors-file). A change applies to new connections at once; a new
+   *  generation, or a new set of anchors, makes the proxy renew its certificate within
+   *  `renewOnTrustChangeMs`. Default: the anchors of each Certify answer (tests). */
+  readonly trust?: TrustSource;
+  /** The longest random delay before the renewal a trust change asks for (ms; spread so that a mesh's
+   *  proxies do not all ask at once); default 2000. */
+  readonly renewOnTrustChangeMs?: number;
   /** Fraction of the remaining lifetime after which to renew; default 0.7. */
   readonly renewFraction?: number;
   /** Random spread around `renewFraction` (± this fraction of the lifetime); default 0.05. */
@@ -46,10 +55,17 @@ export interface IdentityCert {
   readonly keyPem: string;
   readonly leafPem: string;
   readonly chainPem: string;
+  /** The trust bundle's anchors (PEM), the only CAs peers are checked against. */
   readonly trustAnchorPem: string;
+  /** The bundle trusted while this certificate is used (it may change without a new certificate). */
+  readonly trust: TrustBundle;
   readonly serial: string;
   readonly notAfter: Date;
-  /** key + leaf + chain, and the trust anchor as the only CA; TLS 1.3 only. */
+  /** The certificate that signed the leaf (the first of the chain): its facts. */
+  readonly issuer: { readonly subject: string; readonly fingerprint: string };
+  /** The fingerprint of the anchor of the bundle the issuer chains to ('' once that anchor is dropped). */
+  readonly anchorFingerprint: string;
+  /** key + leaf + chain, and the bundle's anchors as the only CAs; TLS 1.3 only. */
   readonly secureContext: tls.SecureContext;
 }
 
@@ -61,6 +77,10 @@ export interface IdentityMetrics {
   readonly refreshCount: number;
   /** Certify attempts that failed (CA unreachable, token refused, ...). */
   readonly refreshFailures: number;
+  /** The bundle trusted now (undefined before the first certificate without a trust source). */
+  readonly trust: TrustBundle | undefined;
+  /** The issuer of the certificate held (undefined before the first). */
+  readonly issuer: { readonly subject: string; readonly fingerprint: string } | undefined;
 }
 
 export class ProxyIdentityError extends Error {
@@ -99,6 +119,7 @@ export class ProxyIdentity {
   #lastError: Error | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #stopTrust: () => void;
   readonly #rotateListeners = new Set<(c: IdentityCert) => void>();
   readonly #ready: Promise<IdentityCert>;
   #resolveReady!: (c: IdentityCert) => void;
@@ -120,6 +141,7 @@ export class ProxyIdentity {
     });
     // Nobody may be waiting for readiness; a close before it must not be an unhandled rejection.
     this.#ready.catch(() => undefined);
+    this.#stopTrust = opts.trust?.onChange((b) => this.#onTrustChange(b)) ?? (() => undefined);
   }
 
   /** Starts fetching the first certificate at once. */
@@ -149,6 +171,8 @@ export class ProxyIdentity {
       certExpirationSeconds: this.#current ? Math.floor(this.#current.notAfter.getTime() / 1000) : 0,
       refreshCount: this.#refreshCount,
       refreshFailures: this.#failures,
+      trust: this.#opts.trust?.current() ?? this.#current?.trust,
+      issuer: this.#current?.issuer,
     };
   }
 
@@ -162,6 +186,7 @@ export class ProxyIdentity {
     if (!this.#closed) {
       this.#closed = true;
       clearTimeout(this.#timer);
+      this.#stopTrust();
       if (this.#opts.channel === undefined) this.#channel.close();
       this.#rejectReady(new ProxyIdentityError(`identity ${this.identity}: closed before a certificate was obtained`));
     }
@@ -177,6 +202,7 @@ export class ProxyIdentity {
 
   async #refresh(): Promise<void> {
     let cert: IdentityCert;
+    const asked = this.#opts.trust?.current();
     try {
       cert = await this.#fetch();
     } catch (err) {
@@ -185,6 +211,9 @@ export class ProxyIdentity {
       return;
     }
     if (this.#closed) return;
+    // The bundle may have changed while the request was out: the certificate is used with the newest.
+    const trust = this.#opts.trust?.current();
+    if (trust !== undefined && trust !== cert.trust) cert = withTrust(cert, trust);
     const recovered = this.#consecutiveFailures;
     this.#consecutiveFailures = 0;
     this.#lastError = undefined;
@@ -193,17 +222,28 @@ export class ProxyIdentity {
     this.#resolveReady(cert);
     const remaining = cert.notAfter.getTime() - Date.now();
     const fraction = (this.#opts.renewFraction ?? 0.7) + (Math.random() * 2 - 1) * (this.#opts.renewJitter ?? 0.05);
-    const delay = Math.max(0, Math.floor(remaining * fraction));
+    // A bundle that changed while the request was out asks for another certificate soon (it may have
+    // come from the issuer being replaced).
+    const delay =
+      trust !== asked
+        ? Math.floor(Math.random() * (this.#opts.renewOnTrustChangeMs ?? 2000))
+        : Math.max(0, Math.floor(remaining * fraction));
     this.#opts.log?.info(
       {
         identity: cert.identity,
         serial: cert.serial,
         notAfter: cert.notAfter.toISOString(),
+        issuer: cert.issuer.fingerprint,
         renewInMs: delay,
         ...(recovered ? { afterFailures: recovered } : {}),
       },
       'identity certificate obtained',
     );
+    this.#tell(cert);
+    this.#schedule(delay);
+  }
+
+  #tell(cert: IdentityCert): void {
     for (const fn of this.#rotateListeners) {
       try {
         fn(cert);
@@ -211,7 +251,30 @@ export class ProxyIdentity {
         this.#opts.log?.error({ err }, 'identity rotate listener failed');
       }
     }
-    this.#schedule(delay);
+  }
+
+  /** A new bundle: new connections use it at once (the certificate held, with the new anchors), and a
+   *  new generation or set of anchors asks for a new certificate soon (the issuer may have changed). */
+  #onTrustChange(b: TrustBundle): void {
+    if (this.#closed) return;
+    const cur = this.#current;
+    if (cur === undefined) return; // the first certificate is still being fetched: it will take `b`
+    const next = withTrust(cur, b);
+    this.#current = next;
+    if (next.anchorFingerprint === '')
+      this.#opts.log?.warn(
+        { identity: this.identity, issuer: cur.issuer.fingerprint },
+        'trust bundle no longer holds the anchor of the certificate held; renewing it',
+      );
+    this.#tell(next);
+    if (b.generation !== cur.trust.generation || bundleKey(b) !== bundleKey(cur.trust)) {
+      const delay = Math.floor(Math.random() * (this.#opts.renewOnTrustChangeMs ?? 2000));
+      this.#opts.log?.info(
+        { identity: this.identity, generation: b.generation, renewInMs: delay },
+        'trust bundle changed: renewing the certificate',
+      );
+      this.#schedule(delay);
+    }
   }
 
   #onFailure(err: Error): void {
@@ -255,40 +318,74 @@ export class ProxyIdentity {
         err instanceof GrpcError ? `${grpcStatusName(err.code)}: ${err.details}` : `error: ${(err as Error).message}`;
       throw new ProxyIdentityError(`identity service ${this.#opts.controlAddr}: certify failed: ${why}`);
     }
-    return checkResponse(this.identity, keyPem, res.leaf_pem, res.chain_pem, res.trust_anchor_pem);
+    let trust = this.#opts.trust?.current();
+    if (trust === undefined) {
+      try {
+        trust = parseTrustBundle(res.trust_anchor_pem, "the identity service's trust anchors");
+      } catch (err) {
+        throw new ProxyIdentityError(`identity service returned bad trust anchors: ${(err as Error).message}`);
+      }
+    }
+    return checkResponse(this.identity, keyPem, res.leaf_pem, res.chain_pem, trust);
   }
 }
 
-/** Checks that what the CA sent is for our identity and our key and chains to the anchor it sent. */
+/** The same certificate used with another bundle. */
+function withTrust(c: IdentityCert, trust: TrustBundle): IdentityCert {
+  const anchor = anchorOf(trust, new X509Certificate(c.chainPem));
+  return {
+    ...c,
+    trust,
+    trustAnchorPem: trust.pem,
+    anchorFingerprint: anchor?.fingerprint256 ?? '',
+    secureContext: identitySecureContext({ ...c, trustAnchorPem: trust.pem }),
+  };
+}
+
+/** Checks that what the CA sent is for our identity and our key, and chains to an anchor we trust (a
+ *  certificate from an issuer of an anchor not in the bundle yet is refused: peers would refuse it). */
 function checkResponse(
   identity: SpiffeId,
   keyPem: string,
   leafPem: string,
   chainPem: string,
-  trustAnchorPem: string,
+  trust: TrustBundle,
 ): IdentityCert {
   const bad = (what: string) => new ProxyIdentityError(`identity service returned ${what}`);
-  let leaf: X509Certificate, issuer: X509Certificate, anchor: X509Certificate;
+  let leaf: X509Certificate, issuer: X509Certificate;
   try {
     leaf = new X509Certificate(leafPem);
     issuer = new X509Certificate(chainPem);
-    anchor = new X509Certificate(trustAnchorPem);
   } catch {
     throw bad('a certificate that does not parse');
   }
   if (leaf.subjectAltName !== `URI:${identity}`)
     throw bad(`a certificate for ${leaf.subjectAltName ?? 'no identity'}, not ${identity}`);
   if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw bad('a certificate for another key');
-  if (!leaf.verify(issuer.publicKey) || !issuer.verify(anchor.publicKey))
-    throw bad('a chain that does not verify to its trust anchor');
+  if (!leaf.verify(issuer.publicKey)) throw bad('a leaf that its chain did not sign');
+  if (anchorOf(trust, issuer) === undefined)
+    throw bad(
+      `a certificate from the issuer "${oneLine(issuer.subject)}" (${issuer.fingerprint256}) that chains to none of the ${trust.anchors.length} trusted anchor(s) ${trust.views.map((v) => v.fingerprint).join(', ')}`,
+    );
+  return identityCert({ identity, keyPem, leafPem, chainPem }, trust);
+}
+
+/** A certificate the proxy holds, with its facts and its TLS context under `trust` (no checks: see
+ *  checkResponse; tests build theirs with it). */
+export function identityCert(
+  c: { identity: SpiffeId; keyPem: string; leafPem: string; chainPem: string },
+  trust: TrustBundle,
+): IdentityCert {
+  const leaf = new X509Certificate(c.leafPem);
+  const issuer = new X509Certificate(c.chainPem);
   return {
-    identity,
-    keyPem,
-    leafPem,
-    chainPem,
-    trustAnchorPem,
+    ...c,
+    trustAnchorPem: trust.pem,
+    trust,
     serial: leaf.serialNumber,
     notAfter: new Date(leaf.validTo),
-    secureContext: identitySecureContext({ keyPem, leafPem, chainPem, trustAnchorPem }),
+    issuer: { subject: oneLine(issuer.subject), fingerprint: issuer.fingerprint256 },
+    anchorFingerprint: anchorOf(trust, issuer)?.fingerprint256 ?? '',
+    secureContext: identitySecureContext({ ...c, trustAnchorPem: trust.pem }),
   };
 }

@@ -11,7 +11,8 @@ import type { SpiffeId } from '../../api/identity.js';
 import { MeshCa } from '../../control/identity/ca.js';
 import { x509 } from '../../control/identity/x509.js';
 import { newKeyAndCsr } from '../identity/csr.js';
-import { identitySecureContext, type IdentityCert } from '../identity/identity.js';
+import { identityCert, type IdentityCert } from '../identity/identity.js';
+import { parseTrustBundle } from '../identity/bundle.js';
 import { MESH_ALPN } from './alpn.js';
 import { classifyClientHello } from './clienthello.js';
 import { checkMeshServerIdentity, connectMeshTls } from './client.js';
@@ -34,14 +35,10 @@ async function certFor(
     notBefore: new Date(now - (opts.expired ? 7200_000 : 60_000)),
     notAfter: new Date(now + (opts.expired ? -3600_000 : (opts.lifetimeMs ?? 3600_000))),
   });
-  const pems = { keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem, trustAnchorPem: ca.trustAnchorPem };
-  return {
-    identity,
-    ...pems,
-    serial: leaf.serial,
-    notAfter: leaf.notAfter,
-    secureContext: identitySecureContext(pems),
-  };
+  return identityCert(
+    { identity, keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem },
+    parseTrustBundle(ca.trustAnchorPem),
+  );
 }
 
 /** An identity whose certificate the test sets; `rotate` behaves like a renewal. */
@@ -204,8 +201,7 @@ void test('the server refuses a client from another trust anchor, expired, or wi
   const { ca, other, inbound } = await setup(t);
   const attempt = async (cert: IdentityCert): Promise<void> => {
     // The client trusts our anchor (so it would talk to the server) but presents `cert`.
-    const pems = { ...cert, trustAnchorPem: ca.trustAnchorPem };
-    const client = new TestIdentity({ ...pems, secureContext: identitySecureContext(pems) });
+    const client = new TestIdentity(identityCert(cert, parseTrustBundle(ca.trustAnchorPem)));
     const before = inbound.refused.length;
     // In TLS 1.3 the client may finish its side before the server has judged its certificate; the
     // server's verdict then arrives as an alert on the first read.

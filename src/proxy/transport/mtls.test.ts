@@ -13,7 +13,8 @@ import { x509 } from '../../control/identity/x509.js';
 import { createLogger } from '../../core/log.js';
 import { Codes, type ProxyError } from '../errors/errors.js';
 import { newKeyAndCsr } from '../identity/csr.js';
-import { identitySecureContext, type IdentityCert } from '../identity/identity.js';
+import { identityCert, type IdentityCert } from '../identity/identity.js';
+import { parseTrustBundle } from '../identity/bundle.js';
 import { ProxyMetrics } from '../metrics.js';
 import { MESH_ALPN, MESH_ALPN_LIST, type MeshAlpn } from '../tls/alpn.js';
 import type { IdentitySource, MeshTlsConnection } from '../tls/server.js';
@@ -34,14 +35,10 @@ async function certFor(ca: MeshCa, identity: SpiffeId): Promise<IdentityCert> {
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + 3600_000),
   });
-  const pems = { keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem, trustAnchorPem: ca.trustAnchorPem };
-  return {
-    identity,
-    ...pems,
-    serial: leaf.serial,
-    notAfter: leaf.notAfter,
-    secureContext: identitySecureContext(pems),
-  };
+  return identityCert(
+    { identity, keyPem, leafPem: leaf.pem, chainPem: ca.issuerPem },
+    parseTrustBundle(ca.trustAnchorPem),
+  );
 }
 
 /** An identity whose certificate the test sets; `rotate` behaves like a renewal. */

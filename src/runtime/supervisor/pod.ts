@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseCpu, parseMemory } from '../../manifests/quantity.js';
 import { effectiveCapabilities } from '../../manifests/security.js';
-import { PROXY_ADMIN_PORT, PROXY_CONTAINER } from '../../manifests/contract.js';
+import { PROXY_ADMIN_PORT, PROXY_CONTAINER, TRUST_BUNDLE_DIR, TRUST_BUNDLE_FILE } from '../../manifests/contract.js';
 import { ANNOTATION, formatPortList, type PodPlan } from '../manifests/index.js';
 import { DEFAULT_PROXY_INIT, netnsPids, runCommand } from '../net/index.js';
 import type { BackoffOptions } from './backoff.js';
@@ -842,7 +842,11 @@ function proxyKeeps(command: ProxyCommand, args: readonly string[], hide: readon
   for (const a of [...command.argv, ...args, ...Object.values(command.env)]) {
     const path = a.startsWith('--') && a.includes('=') ? a.slice(a.indexOf('=') + 1) : a;
     if (!path.startsWith('/') || !under(path) || [...keep].some((k) => path.startsWith(`${k}/`))) continue;
-    keep.add(path.endsWith('/token') ? dirname(path) : path);
+    // Files replaced by a rename while the proxy runs (its token, the trust bundle during a rotation)
+    // are kept through their directory: a bind mount of the file itself would stay on the old inode.
+    keep.add(
+      path.endsWith('/token') || path.endsWith(`/${TRUST_BUNDLE_DIR}/${TRUST_BUNDLE_FILE}`) ? dirname(path) : path,
+    );
   }
   return [...keep];
 }

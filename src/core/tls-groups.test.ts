@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
-import { HYBRID_GROUP, MESH_ECDH_CURVE, MESH_GROUPS, groupSupported } from './groups.js';
+import { HYBRID_GROUP, MESH_ECDH_CURVE, MESH_GROUPS, groupSupported } from './tls-groups.js';
 
 void test('groups: the hybrid post-quantum group first exactly when this OpenSSL has it, then X25519 and P-256', () => {
   const [major, minor] = process.versions.openssl.split('.').map(Number) as [number, number];
