@@ -10,6 +10,13 @@
  * address the client asked for. For a connection that was not NATed but is tracked by conntrack (the
  * namespace has a nat table), the proxy's own address: listen.ts calls that a loop. For an untracked
  * connection (no conntrack in the namespace, or NOTRACK rules), ENOENT.
+ *
+ * listenInNetns(nsPath: string, address: string, port: number, backlog: number): number
+ * A TCP listening socket opened in another network namespace (the per-host data plane's listeners
+ * inside each pod, src/runtime/dataplane/): setns on the calling thread, socket/bind/listen, setns back.
+ * A socket belongs for life to the namespace it was created in, so the fd, handed to a proxy in the
+ * host's namespace, accepts the pod's redirected connections and SO_ORIGINAL_DST answers from the pod's
+ * conntrack. Needs CAP_SYS_ADMIN (the runtime, root). Throws an Error with .code = errno name.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -21,6 +28,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/netfilter_ipv4.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* glibc declares setns only with _GNU_SOURCE, which must come before the first header; declared here. */
+extern int setns(int fd, int nstype);
+#ifndef CLONE_NEWNET
+#define CLONE_NEWNET 0x40000000
+#endif
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h; its header does not build in C++-free userland */
@@ -36,6 +53,10 @@ static const char *errno_name(int e) {
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
     case ENOTCONN: return "ENOTCONN";
     case EFAULT: return "EFAULT";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case ENOMEM: return "ENOMEM";
     default: return "EUNKNOWN";
   }
@@ -142,8 +163,82 @@ static napi_value get_original_dst(napi_env env, napi_callback_info info) {
   return make_result(env, text, ntohs(dst4.sin_port), 4);
 }
 
+static napi_value listen_in_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  char path[4096], host[INET6_ADDRSTRLEN];
+  size_t plen = 0, hlen = 0;
+  int32_t port = -1, backlog = 511;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok || plen == 0 ||
+      napi_get_value_string_utf8(env, argv[1], host, sizeof host, &hlen) != napi_ok || hlen == 0 ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || port < 0 || port > 65535 ||
+      (argc > 3 && napi_get_value_int32(env, argv[3], &backlog) != napi_ok)) {
+    napi_throw_type_error(env, "EINVAL", "listenInNetns: expected (nsPath, address, port 0-65535[, backlog])");
+    return NULL;
+  }
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  memset(&sa, 0, sizeof sa);
+  if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&sa)->sin_addr) == 1) {
+    ((struct sockaddr_in *)&sa)->sin_family = AF_INET;
+    ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
+    salen = sizeof(struct sockaddr_in);
+  } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&sa)->sin6_addr) == 1) {
+    ((struct sockaddr_in6 *)&sa)->sin6_family = AF_INET6;
+    ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
+    salen = sizeof(struct sockaddr_in6);
+  } else {
+    return throw_errno(env, EINVAL, "listenInNetns: not an IP address");
+  }
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) return throw_errno(env, errno, "listenInNetns: open(namespace)");
+  /* The calling thread's own namespace, to come back to (the thread's, not the process's: they differ
+   * only while a thread is between the two setns calls). */
+  int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (own < 0) {
+    int e = errno;
+    close(target);
+    return throw_errno(env, e, "listenInNetns: open(own namespace)");
+  }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    int e = errno;
+    close(target);
+    close(own);
+    return throw_errno(env, e, "listenInNetns: setns");
+  }
+  close(target);
+  int err = 0;
+  const char *what = "";
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    err = errno;
+    what = "listenInNetns: socket";
+  } else {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, salen) != 0) {
+      err = errno;
+      what = "listenInNetns: bind";
+    } else if (listen(fd, backlog) != 0) {
+      err = errno;
+      what = "listenInNetns: listen";
+    }
+    if (err != 0) close(fd);
+  }
+  /* Back home; a thread left in the pod's namespace would open every later socket there: fatal. */
+  if (setns(own, CLONE_NEWNET) != 0) abort();
+  close(own);
+  if (err != 0) return throw_errno(env, err, what);
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
+  napi_create_function(env, "listenInNetns", NAPI_AUTO_LENGTH, listen_in_netns, NULL, &fn);
+  napi_set_named_property(env, exports, "listenInNetns", fn);
   napi_create_function(env, "getOriginalDst", NAPI_AUTO_LENGTH, get_original_dst, NULL, &fn);
   napi_set_named_property(env, exports, "getOriginalDst", fn);
   return exports;
