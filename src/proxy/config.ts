@@ -96,6 +96,11 @@ const PARSERS = {
   inboundAddr: ip,
   adminPort: port,
   adminAddr: ip,
+  inboundSourceAddr: (v: string | undefined): string | undefined => (optionalText(v) === undefined ? undefined : ip(v)),
+  outboundSources: (v: string | undefined): readonly string[] | undefined => {
+    const text = optionalText(v);
+    return text === undefined ? undefined : Object.freeze(text.split(',').map((a) => ip(a.trim())));
+  },
   staticDestination: optionalAddr,
   destinationAddr: optionalAddr,
   // mTLS: all three or none (checked below).

@@ -33,6 +33,14 @@ export const SETTINGS = {
   inboundAddr: s('inbound-addr', 'address the inbound listener binds', '0.0.0.0'),
   adminPort: s('admin-port', 'port of the admin server (/live, /ready, /metrics, /shutdown)', String(PROXY_ADMIN_PORT)),
   adminAddr: s('admin-addr', 'address the admin server binds', '0.0.0.0'),
+  inboundSourceAddr: s(
+    'inbound-source-addr',
+    "source address of the inbound side's connections to the app (the per-host data plane: the node's address, which the pod's rules let through unredirected); unset: the system's choice",
+  ),
+  outboundSources: s(
+    'outbound-sources',
+    'comma-separated addresses the outbound side accepts connections from besides loopback (the per-host data plane: the pod\'s own address); any other source is refused and counted in tcp_refused_total{reason="source_not_pod"}; unset: any',
+  ),
   staticDestination: s(
     'static-destination',
     'HOST:PORT to forward every connection to instead of its original destination (no iptables: benchmarks, tests)',

@@ -8,6 +8,25 @@ import type { SpiffeId } from '../../api/identity.js';
 import type { MeshAlpn } from '../tls/alpn.js';
 import { meshUpstreamError, type MeshTls } from './mtls.js';
 
+/** The source address of a connection the proxy opens: only the inbound side of a per-host data plane
+ *  sets one (--inbound-source-addr: the node's address, which the pod's rules let reach the app without
+ *  being redirected back to the proxy). Sidecars leave it to the system. */
+export function sourceAddr(
+  cfg: { readonly inboundSourceAddr: string | undefined },
+  direction: 'inbound' | 'outbound',
+): string | undefined {
+  return direction === 'inbound' ? cfg.inboundSourceAddr : undefined;
+}
+
+/** `net.connect` options with the source address when there is one. */
+export function dialOptions(
+  host: string,
+  port: number,
+  localAddress: string | undefined,
+): { host: string; port: number; noDelay: true; localAddress?: string } {
+  return localAddress !== undefined ? { host, port, noDelay: true, localAddress } : { host, port, noDelay: true };
+}
+
 /** Mesh TLS to a meshed endpoint: whom it must be, and what the connection carries. */
 export interface MeshDial {
   readonly tls: MeshTls;
@@ -34,9 +53,16 @@ export function connectUpstream(
   onReady: (s: net.Socket) => void,
   onError: (e: ProxyError) => void,
   mesh?: MeshDial,
+  localAddress?: string,
 ): Connecting {
   // Half-open allowed: a server's FIN must not end our side while the client still sends (opaque TCP).
-  const raw = net.connect({ host: addr.host, port: addr.port, noDelay: true, allowHalfOpen: true });
+  const raw = net.connect({
+    host: addr.host,
+    port: addr.port,
+    noDelay: true,
+    allowHalfOpen: true,
+    ...(localAddress !== undefined ? { localAddress } : {}),
+  });
   const socket = mesh === undefined ? raw : mesh.tls.originate(raw, label, mesh.serverId, mesh.alpn);
   let settled = false;
   const timer = setTimeout(() => {
