@@ -55,6 +55,7 @@ export const MESH_NETS = {
   'runtime-supervisor': [net('otesup', 18)],
   'runtime-apply': [net('oteapply', 19)],
   'runtime-isolation': [net('oteiso', 20)],
+  'runtime-dataplane': [net('otedp', 21)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 
 {

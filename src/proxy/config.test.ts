@@ -139,3 +139,20 @@ void test('app probes: every problem, each with the path of what is wrong', () =
   const probes = loadProxyConfig({ appProbes: '{"web-liveness": {"port": 8080, "scheme": "TCP"}}' }, {}).appProbes;
   assert.deepEqual([...(probes ?? [])], [['web-liveness', { port: 8080, scheme: 'TCP' }]]);
 });
+
+void test('per-host data plane settings: the inbound source address and the outbound sources', () => {
+  const cfg = loadProxyConfig({ inboundSourceAddr: '10.244.0.2', outboundSources: '10.244.0.5, 10.244.0.6' }, {});
+  assert.equal(cfg.inboundSourceAddr, '10.244.0.2');
+  assert.deepEqual(cfg.outboundSources, ['10.244.0.5', '10.244.0.6']);
+  const none = loadProxyConfig({}, {});
+  assert.equal(none.inboundSourceAddr, undefined);
+  assert.equal(none.outboundSources, undefined);
+  assert.throws(
+    () => loadProxyConfig({ inboundSourceAddr: 'node-1', outboundSources: '10.0.0.1,pod' }, {}),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems.length === 2 &&
+      /--inbound-source-addr/.test(err.message) &&
+      /--outbound-sources/.test(err.message),
+  );
+});

@@ -510,6 +510,9 @@ export class Mesh {
     this.say(`pod ${k}: ${r.net.ip}${inject ? ', meshed' : ', not meshed'}${skip}`);
     await this.save();
     if (this.stopping !== undefined) throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
+    // Per-host, the pod's proxy (its node's) asks for the pod's policy before any container of the pod
+    // has started (whose changes publish the pod for a sidecar): the control plane must know it first.
+    if (r.node !== undefined) this.sync();
     await pp.start();
     this.say(`pod ${k}: started`);
     await pp.whenReady(timeoutMs);

@@ -54,14 +54,15 @@ export class NodeProxy {
   constructor(private readonly o: NodeProxyOptions) {
     collectDefaultMetrics({ register: this.registry });
     const labelNames = ['node'] as const;
-    const self = this;
+    const podCount = () => this.pods.size;
+    const keyCount = () => this.view().identities.length;
     new Gauge({
       name: 'dataplane_pods',
       help: 'pods this node proxy serves',
       labelNames,
       registers: [this.registry],
       collect() {
-        this.set({ node: o.node }, self.pods.size);
+        this.set({ node: o.node }, podCount());
       },
     });
     new Gauge({
@@ -70,7 +71,7 @@ export class NodeProxy {
       labelNames,
       registers: [this.registry],
       collect() {
-        this.set({ node: o.node }, self.view().identities.length);
+        this.set({ node: o.node }, keyCount());
       },
     });
     this.admin = http.createServer((req, res) => void this.serveAdmin(req, res));

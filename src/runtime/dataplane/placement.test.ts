@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { dataPlaneSettings, placePod } from './placement.js';
 import { RuntimeCodes } from '../errors.js';
 
-test('settings: sidecar by default, per-host with 2 nodes, bad values named', () => {
+void test('settings: sidecar by default, per-host with 2 nodes, bad values named', () => {
   assert.deepEqual(dataPlaneSettings(undefined, undefined), { mode: 'sidecar', nodes: 2 });
   assert.deepEqual(dataPlaneSettings('per-host', undefined), { mode: 'per-host', nodes: 2 });
   assert.deepEqual(dataPlaneSettings('per-host', '3'), { mode: 'per-host', nodes: 3 });
@@ -16,7 +16,7 @@ test('settings: sidecar by default, per-host with 2 nodes, bad values named', ()
   assert.throws(() => dataPlaneSettings('per-host', '1.5'), /--nodes must be a whole number/);
 });
 
-test('placement: spec.nodeName wins when it names a node; otherwise spread evenly and stably', () => {
+void test('placement: spec.nodeName wins when it names a node; otherwise spread evenly and stably', () => {
   const empty = new Map<string, number>();
   assert.equal(placePod({ namespace: 'a', name: 'x', nodeName: 'node-2' }, 2, new Map([['node-2', 9]])), 'node-2');
   // A name that is not one of the mesh's nodes is ignored.
