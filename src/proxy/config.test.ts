@@ -140,19 +140,19 @@ void test('app probes: every problem, each with the path of what is wrong', () =
   assert.deepEqual([...(probes ?? [])], [['web-liveness', { port: 8080, scheme: 'TCP' }]]);
 });
 
-void test('per-host data plane settings: the inbound source address and the outbound sources', () => {
-  const cfg = loadProxyConfig({ inboundSourceAddr: '10.244.0.2', outboundSources: '10.244.0.5, 10.244.0.6' }, {});
-  assert.equal(cfg.inboundSourceAddr, '10.244.0.2');
+void test('per-host data plane settings: the pod namespace to reach the app from, and the outbound sources', () => {
+  const cfg = loadProxyConfig({ inboundNetns: '/run/netns/outr-web', outboundSources: '10.244.0.5, 10.244.0.6' }, {});
+  assert.equal(cfg.inboundNetns, '/run/netns/outr-web');
   assert.deepEqual(cfg.outboundSources, ['10.244.0.5', '10.244.0.6']);
   const none = loadProxyConfig({}, {});
-  assert.equal(none.inboundSourceAddr, undefined);
+  assert.equal(none.inboundNetns, undefined);
   assert.equal(none.outboundSources, undefined);
   assert.throws(
-    () => loadProxyConfig({ inboundSourceAddr: 'node-1', outboundSources: '10.0.0.1,pod' }, {}),
+    () => loadProxyConfig({ inboundNetns: 'outr-web', outboundSources: '10.0.0.1,pod' }, {}),
     (err: unknown) =>
       err instanceof ConfigError &&
       err.problems.length === 2 &&
-      /--inbound-source-addr/.test(err.message) &&
+      /--inbound-netns/.test(err.message) &&
       /--outbound-sources/.test(err.message),
   );
 });

@@ -96,7 +96,7 @@ const PARSERS = {
   inboundAddr: ip,
   adminPort: port,
   adminAddr: ip,
-  inboundSourceAddr: (v: string | undefined): string | undefined => (optionalText(v) === undefined ? undefined : ip(v)),
+  inboundNetns: matching(/^\/[^\0]*$/, 'must be an absolute path'),
   outboundSources: (v: string | undefined): readonly string[] | undefined => {
     const text = optionalText(v);
     return text === undefined ? undefined : Object.freeze(text.split(',').map((a) => ip(a.trim())));

@@ -33,9 +33,9 @@ export const SETTINGS = {
   inboundAddr: s('inbound-addr', 'address the inbound listener binds', '0.0.0.0'),
   adminPort: s('admin-port', 'port of the admin server (/live, /ready, /metrics, /shutdown)', String(PROXY_ADMIN_PORT)),
   adminAddr: s('admin-addr', 'address the admin server binds', '0.0.0.0'),
-  inboundSourceAddr: s(
-    'inbound-source-addr',
-    "source address of the inbound side's connections to the app (the per-host data plane: the node's address, which the pod's rules let through unredirected); unset: the system's choice",
+  inboundNetns: s(
+    'inbound-netns',
+    "network namespace (a path such as /run/netns/NAME) the inbound side connects to the app from, as a sidecar does from inside its pod: the per-host data plane's node proxy, which needs CAP_SYS_ADMIN for it; unset: the proxy's own",
   ),
   outboundSources: s(
     'outbound-sources',

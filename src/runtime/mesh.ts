@@ -141,7 +141,7 @@ export class Mesh {
   /** The per-host data plane's node proxies (per-host meshes only). */
   private nodeProxies: NodeProxies | undefined;
   /** Node placements of pods not yet in `running` (between setUpPod and runningPod). */
-  private readonly placements = new Map<string, { node: string; address: string }>();
+  private readonly placements = new Map<string, string>();
 
   constructor(private readonly o: MeshOptions) {
     this.paths = statePaths(o.stateDir);
@@ -175,7 +175,7 @@ export class Mesh {
       this.addresses = new ServiceAddresses(this.net.serviceCidr);
       this.tapTokenFile = await this.tokens.writeTapToken();
       await this.findCgroups();
-      this.startDataPlane(this.net);
+      this.startDataPlane();
       const services = this.o.serviceCidr ?? '10.96.0.0/16';
       this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${services}`);
       const cp = this.o.controlPlane;
@@ -196,7 +196,7 @@ export class Mesh {
   }
 
   /** Per-host: the node proxies (each started with its first pod). */
-  private startDataPlane(net: PodNetwork): void {
+  private startDataPlane(): void {
     const dp = this.dataPlane;
     if (dp.mode !== 'per-host') return;
     this.nodeProxies = new NodeProxies({
@@ -207,7 +207,6 @@ export class Mesh {
         return this.proxyCommand;
       },
       cgroups: this.cgroups,
-      hostAddress: () => net.addHostAddress(),
       say: (line) => this.say(line),
       readyTimeoutMs: Math.min(30_000, this.o.readyTimeoutMs ?? 60_000),
     });
@@ -417,15 +416,9 @@ export class Mesh {
     this.proxyCommand = await resolveProxyCommand({ user: { uid, gid: uid }, stateDir: this.o.stateDir });
   }
 
-  private async applyProxyInit(podNet: PodNet, plan: PodPlan, nodeAddress?: string): Promise<void> {
+  private async applyProxyInit(podNet: PodNet, plan: PodPlan): Promise<void> {
     const { skipInboundPorts, skipOutboundPorts } = plan.mesh;
-    const config = {
-      ...DEFAULT_PROXY_INIT,
-      skipInboundPorts,
-      skipOutboundPorts,
-      // Per-host: the node proxy delivers to the app from its node's address, let through unredirected.
-      ...(nodeAddress !== undefined ? { inboundExemptSources: [nodeAddress] } : {}),
-    };
+    const config = { ...DEFAULT_PROXY_INIT, skipInboundPorts, skipOutboundPorts };
     await (this.net as PodNetwork).applyProxyInit(podNet.netns, config);
   }
 
@@ -527,10 +520,10 @@ export class Mesh {
     const podNet = await net.addPod(pod, hostEntries(this.set.services, this.addressOf, plan.namespace));
     const placed =
       this.nodeProxies !== undefined
-        ? await this.nodeProxies.place({ namespace: plan.namespace, name: plan.name, nodeName: plan.spec.nodeName })
+        ? this.nodeProxies.place({ namespace: plan.namespace, name: plan.name, nodeName: plan.spec.nodeName })
         : undefined;
     if (placed !== undefined) this.placements.set(k, placed);
-    if (plan.mesh.inject) await this.applyProxyInit(podNet, plan, placed?.address);
+    if (plan.mesh.inject) await this.applyProxyInit(podNet, plan);
     const uid = randomUUID();
     if (plan.mesh.inject && this.o.controlPlane?.identity !== undefined && this.controlAddr !== undefined) {
       await this.tokens.writeToken(this.tokenSubject(plan, uid));
@@ -562,18 +555,18 @@ export class Mesh {
     });
     const placed = this.placements.get(key(plan));
     const nodes = this.nodeProxies;
-    // Per-host: the node proxy serves the pod with its sidecar's flags, delivering from the node's
-    // address and accepting outbound connections from the pod's own address only.
+    // Per-host: the node proxy serves the pod with its sidecar's flags, reaching the app from inside the
+    // pod's namespace and accepting outbound connections from the pod's own address only.
     const dataPlane =
       plan.mesh.inject && placed !== undefined && nodes !== undefined
-        ? nodes.forPod(placed.node, {
+        ? nodes.forPod(placed, {
             key: key(plan),
             netns: podNet.netns,
             ip: podNet.ip,
             args: [
               ...proxyFlags(plan, { extraArgs }),
-              '--inbound-source-addr',
-              placed.address,
+              '--inbound-netns',
+              `/run/netns/${podNet.netns}`,
               '--outbound-sources',
               podNet.ip,
             ],
@@ -586,7 +579,7 @@ export class Mesh {
       podUid: uid,
       ...(this.cgroups !== undefined ? { cgroups: this.cgroups } : {}),
       ...(this.o.hide !== undefined ? { hide: this.o.hide } : {}),
-      ...(placed !== undefined ? { nodeName: placed.node } : {}),
+      ...(placed !== undefined ? { nodeName: placed } : {}),
       ...(dataPlane !== undefined
         ? { dataPlane }
         : plan.mesh.inject && this.proxyCommand !== undefined
@@ -600,7 +593,7 @@ export class Mesh {
       net: podNet,
       pp,
       terminating: false,
-      ...(placed !== undefined ? { node: placed.node } : {}),
+      ...(placed !== undefined ? { node: placed } : {}),
     };
     pp.on('change', () => {
       this.queueSync();

@@ -9,7 +9,7 @@ import type { ProxyConfig } from '../config.js';
 import type { Direction, ProxyMetrics, RouteStats } from '../metrics.js';
 import { Codes, ProxyError } from '../errors/errors.js';
 import { errorResponse, http1ErrorResponse } from '../errors/respond.js';
-import { connectUpstream, sourceAddr, type Connecting } from '../transport/connect.js';
+import { connectUpstream, type Connecting } from '../transport/connect.js';
 import { joinSockets } from '../transport/tcp.js';
 import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './parse.js';
 import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
@@ -759,7 +759,7 @@ export class ClientConn implements UpstreamOwner {
       this.serverId !== undefined && this.ctx.mtls !== undefined
         ? { tls: this.ctx.mtls, serverId: this.serverId, alpn: MESH_ALPN.http1 }
         : undefined,
-      sourceAddr(cfg, this.ctx.direction),
+      { cfg, direction: this.ctx.direction },
     );
     this.connecting = c;
     const up = pool.adopt(c.socket, this.poolKey);

@@ -2,7 +2,7 @@
 // stream on a pooled, multiplexed client-role H2Connection per upstream endpoint. DATA moves as it is
 // with flow control end to end; heads and trailers are re-encoded. Destinations with routes still go
 // through the node:http2 engine (./server.ts) until retries and filters are wired here.
-import { dialOptions, sourceAddr } from '../transport/connect.js';
+import { dial } from '../transport/connect.js';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SpiffeId } from '../../api/identity.js';
@@ -746,7 +746,7 @@ export class OwnH2Proxy implements H2Engine {
       this.pools.set(key, list);
     }
     const { mtls } = this.ctx;
-    const raw = net.connect(dialOptions(addr.host, addr.port, sourceAddr(this.ctx.cfg, this.ctx.direction)));
+    const raw = dial(this.ctx.cfg, this.ctx.direction, addr.host, addr.port);
     const socket =
       serverId === undefined || mtls === undefined ? raw : mtls.originate(raw, label, serverId, MESH_ALPN.h2);
     const c = new UpConn(this, key, label, socket);

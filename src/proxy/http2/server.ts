@@ -1,7 +1,7 @@
 // The HTTP/2 side of a listener (prior-knowledge h2c for now): each client stream is forwarded as a
 // stream on one multiplexed upstream session per destination, with flow control (streams are piped),
 // trailers (so gRPC status and streaming work), and RST_STREAM and GOAWAY passed on.
-import { dialOptions, sourceAddr } from '../transport/connect.js';
+import { dial } from '../transport/connect.js';
 import http2, {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -174,7 +174,7 @@ export class H2Proxy implements H2Engine {
     const existing = this.upstreams.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
     const { cfg, mtls } = this.ctx;
-    const connect = () => net.connect(dialOptions(target.host, target.port, sourceAddr(cfg, this.ctx.direction)));
+    const connect = () => dial(cfg, this.ctx.direction, target.host, target.port);
     const session = http2.connect(`http://${label}`, {
       // http2 waits for a TLS socket's 'secureConnect' before it sends its preface.
       createConnection:

@@ -7,24 +7,35 @@ import type { SocketAddr } from '../../core/addr.js';
 import type { SpiffeId } from '../../api/identity.js';
 import type { MeshAlpn } from '../tls/alpn.js';
 import { meshUpstreamError, type MeshTls } from './mtls.js';
+import { socketInNetns } from './origdst.js';
 
-/** The source address of a connection the proxy opens: only the inbound side of a per-host data plane
- *  sets one (--inbound-source-addr: the node's address, which the pod's rules let reach the app without
- *  being redirected back to the proxy). Sidecars leave it to the system. */
-export function sourceAddr(
-  cfg: { readonly inboundSourceAddr: string | undefined },
+/**
+ * A TCP connection to the upstream `host:port`. Only the inbound side of a per-host data plane's node
+ * proxy differs (--inbound-netns): its socket is made inside the pod's network namespace, so that it
+ * reaches the app from inside the pod as a sidecar's does (never crossing the bridge in clear) and,
+ * owned by the proxy's uid, is let through by the pod's rules rather than redirected back to the proxy.
+ */
+export function dial(
+  cfg: { readonly inboundNetns: string | undefined },
   direction: 'inbound' | 'outbound',
-): string | undefined {
-  return direction === 'inbound' ? cfg.inboundSourceAddr : undefined;
-}
-
-/** `net.connect` options with the source address when there is one. */
-export function dialOptions(
   host: string,
   port: number,
-  localAddress: string | undefined,
-): { host: string; port: number; noDelay: true; localAddress?: string } {
-  return localAddress !== undefined ? { host, port, noDelay: true, localAddress } : { host, port, noDelay: true };
+  allowHalfOpen = false,
+): net.Socket {
+  const ns = direction === 'inbound' ? cfg.inboundNetns : undefined;
+  if (ns === undefined) return net.connect({ host, port, noDelay: true, allowHalfOpen });
+  let fd: number;
+  try {
+    fd = socketInNetns(ns, net.isIPv6(host) ? 6 : 4);
+  } catch (err) {
+    // As a failed connect: the caller's error handler answers the client (502 or a reset).
+    const s = new net.Socket();
+    process.nextTick(() => s.destroy(err as Error));
+    return s;
+  }
+  const s = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen });
+  s.setNoDelay(true);
+  return s.connect({ host, port });
 }
 
 /** Mesh TLS to a meshed endpoint: whom it must be, and what the connection carries. */
@@ -53,16 +64,13 @@ export function connectUpstream(
   onReady: (s: net.Socket) => void,
   onError: (e: ProxyError) => void,
   mesh?: MeshDial,
-  localAddress?: string,
+  from?: { readonly cfg: { readonly inboundNetns: string | undefined }; readonly direction: 'inbound' | 'outbound' },
 ): Connecting {
   // Half-open allowed: a server's FIN must not end our side while the client still sends (opaque TCP).
-  const raw = net.connect({
-    host: addr.host,
-    port: addr.port,
-    noDelay: true,
-    allowHalfOpen: true,
-    ...(localAddress !== undefined ? { localAddress } : {}),
-  });
+  const raw =
+    from !== undefined
+      ? dial(from.cfg, from.direction, addr.host, addr.port, true)
+      : net.connect({ host: addr.host, port: addr.port, noDelay: true, allowHalfOpen: true });
   const socket = mesh === undefined ? raw : mesh.tls.originate(raw, label, mesh.serverId, mesh.alpn);
   let settled = false;
   const timer = setTimeout(() => {

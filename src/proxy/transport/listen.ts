@@ -16,7 +16,7 @@ import type { Observer } from '../observe/observer.js';
 import { H2Proxy } from '../http2/server.js';
 import { OwnH2Proxy } from '../http2/own.js';
 import type { H2Engine } from '../http2/common.js';
-import { connectUpstream, sourceAddr } from './connect.js';
+import { connectUpstream } from './connect.js';
 import { originalDst } from './origdst.js';
 import { joinSockets } from './tcp.js';
 import type { Endpoint } from '../balance/balancer.js';
@@ -455,7 +455,7 @@ export class Listener {
         s.resetAndDestroy();
       },
       undefined,
-      sourceAddr(this.deps.cfg, this.direction),
+      { cfg: this.deps.cfg, direction: this.direction },
     );
     // The client left (or its handshake failed) before the two were joined: let the app go too.
     const onEarlyClose = () => {
@@ -524,7 +524,7 @@ export class Listener {
         s.resetAndDestroy();
       },
       serverId !== undefined && mtls !== undefined ? { tls: mtls, serverId, alpn: MESH_ALPN.opaque } : undefined,
-      sourceAddr(this.deps.cfg, this.direction),
+      { cfg: this.deps.cfg, direction: this.direction },
     );
     const onEarlyClose = () => {
       c.cancel();

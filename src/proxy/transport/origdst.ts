@@ -8,6 +8,7 @@ import { toPort, type OrigDst } from '../../core/addr.js';
 interface Addon {
   getOriginalDst(fd: number): { address: string; port: number; family: 4 | 6 };
   listenInNetns(nsPath: string, address: string, port: number, backlog: number): number;
+  socketInNetns(nsPath: string, family: 4 | 6): number;
 }
 
 // dist/src/proxy/transport/ → native/build/Release/ (the addon is built by `npm ci`). fileURLToPath, not
@@ -71,4 +72,10 @@ export function originalDst(socket: Socket): OrigDst {
  */
 export function listenInNetns(nsPath: string, address: string, port: number, backlog = 511): number {
   return load().listenInNetns(nsPath, address, port, backlog);
+}
+
+/** An unconnected TCP socket made inside the network namespace at `nsPath`: its fd, for
+ *  `new net.Socket({ fd })` (the node proxy's connections to a pod's app). Needs CAP_SYS_ADMIN. */
+export function socketInNetns(nsPath: string, family: 4 | 6): number {
+  return load().socketInNetns(nsPath, family);
 }

@@ -14,11 +14,14 @@
 // and removes pods: a pipe only this process holds, so nothing else can reach the control of the node
 // proxy (no socket file to protect).
 //
-// The node proxy delivers to a pod's app from the node's address (one per node, on the bridge), which
-// the pod's rules let through unredirected; its own mesh connections (to other pods' inbound ports,
-// on this node or another) leave from the gateway address and are redirected like any other: so two pods
-// on one node still talk through mTLS, node proxy to itself (no short-cut: the same policy, metrics
-// and identity checks as between nodes).
+// The node proxy reaches a pod's app from inside the pod, as a sidecar does: it makes that connection's
+// socket in the pod's namespace (native socketInNetns), so it never crosses the bridge in clear and, as
+// the proxy's uid, is let through by the pod's rules. For that one thing it keeps CAP_SYS_ADMIN (setns),
+// which a sidecar never has: a per-host proxy is more privileged as well as holding more keys. Its mesh
+// connections (to other pods' inbound ports, on this node or another) leave from the host's side of the
+// bridge and are redirected in the server pod like any other: two pods on one node still talk through
+// mTLS, node proxy to itself (no short-cut: the same policy, metrics and identity checks as between
+// nodes, at the price of a handshake and a trip through the bridge).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, open } from 'node:fs/promises';
@@ -29,7 +32,7 @@ import { PROXY_ADMIN_PORT } from '../../manifests/contract.js';
 import { listenInNetns } from '../../proxy/transport/origdst.js';
 import type { ListenerRole, NodeToRuntime, RuntimeToNode } from '../../proxy/node/protocol.js';
 import { DEFAULT_PROXY_INIT } from '../net/index.js';
-import { Cgroup, placedArgv, type CgroupRoots, type PodDataPlane, type ProxyCommand } from '../supervisor/index.js';
+import { Cgroup, type CgroupRoots, type PodDataPlane, type ProxyCommand } from '../supervisor/index.js';
 import { RuntimeCodes, RuntimeError } from '../errors.js';
 import { nodeNames, placePod } from './placement.js';
 
@@ -39,8 +42,6 @@ export interface NodeProxiesOptions {
   /** How to run `outrigger proxy` as the proxy uid; the node proxy is its `proxy-node` sibling. */
   readonly command: () => ProxyCommand;
   readonly cgroups: CgroupRoots | undefined;
-  /** An address of the pod network for the host side (PodNetwork.addHostAddress). */
-  readonly hostAddress: () => Promise<string>;
   readonly say: (line: string) => void;
   /** How long a pod's view may take to answer /ready once added (ms, default 30 s). */
   readonly readyTimeoutMs?: number;
@@ -59,8 +60,6 @@ export interface NodePod {
 /** One node proxy as `get dataplane` shows it (what the process itself says is added by the CLI). */
 export interface NodeProxyStatus {
   readonly node: string;
-  /** The node's address on the bridge: the source of its deliveries to apps. */
-  readonly address: string;
   readonly pid?: number;
   /** host:port of its node-level admin server (loopback). */
   readonly admin?: string;
@@ -72,7 +71,6 @@ export interface NodeProxyStatus {
 
 interface NodeState {
   readonly name: string;
-  address: string | undefined;
   proc: ChildProcess | undefined;
   admin: string | undefined;
   starting: Promise<ChildProcess> | undefined;
@@ -100,7 +98,6 @@ export class NodeProxies {
     for (const name of nodeNames(o.nodes)) {
       this.nodes.set(name, {
         name,
-        address: undefined,
         proc: undefined,
         admin: undefined,
         starting: undefined,
@@ -113,18 +110,12 @@ export class NodeProxies {
     }
   }
 
-  /** Places a new pod on a node (see placePod) and gives that node's address (made on first use). */
-  async place(pod: {
-    readonly namespace: string;
-    readonly name: string;
-    readonly nodeName?: string | undefined;
-  }): Promise<{ node: string; address: string }> {
+  /** Places a new pod on a node (see placePod): the node's name. */
+  place(pod: { readonly namespace: string; readonly name: string; readonly nodeName?: string | undefined }): string {
     const load = new Map([...this.nodes.values()].map((n) => [n.name, n.placed.size]));
     const name = placePod(pod, this.o.nodes, load);
-    const n = this.node(name);
-    n.placed.add(`${pod.namespace}/${pod.name}`);
-    n.address ??= await this.o.hostAddress();
-    return { node: name, address: n.address };
+    this.node(name).placed.add(`${pod.namespace}/${pod.name}`);
+    return name;
   }
 
   /** Forgets a pod's placement (its pod is gone). */
@@ -140,7 +131,6 @@ export class NodeProxies {
   status(): NodeProxyStatus[] {
     return [...this.nodes.values()].map((n) => ({
       node: n.name,
-      address: n.address ?? '',
       ...(n.proc?.pid !== undefined && n.proc.exitCode === null ? { pid: n.proc.pid } : {}),
       ...(n.admin !== undefined ? { admin: n.admin } : {}),
       restarts: n.restarts,
@@ -250,14 +240,25 @@ export class NodeProxies {
     await mkdir(dir, { recursive: true });
     const log = await open(join(dir, `${n.name}.log`), 'a');
     const uid = DEFAULT_PROXY_INIT.proxyUid;
-    const argv = placedArgv({ user: { uid, gid: uid } }, [
+    // The proxy's uid (which the pods' rules exempt) with one capability kept through the uid change
+    // (ambient): CAP_SYS_ADMIN, to make sockets in its pods' namespaces. No other, and no new privileges.
+    const argv = [
+      'setpriv',
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      '--clear-groups',
+      '--inh-caps=-all,+sys_admin',
+      '--ambient-caps=-all,+sys_admin',
+      '--bounding-set=-all,+sys_admin',
+      '--no-new-privs',
+      '--',
       ...command.argv.slice(0, -1),
       'proxy-node',
       '--node',
       n.name,
       '--admin-addr',
       '127.0.0.1',
-    ]);
+    ];
     await n.cgroup?.create({});
     let proc: ChildProcess;
     try {

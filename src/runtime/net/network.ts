@@ -308,20 +308,6 @@ export class PodNetwork {
     await writeInPlace(join(p.etcDir, 'resolv.conf'), renderResolvConf(pod.namespace));
   }
 
-  /** Takes an address of the pod network for the host side (the per-host data plane's node address)
-   *  and puts it on the bridge, as a /32 (the bridge's own /prefix route keeps choosing the gateway as
-   *  the source of everything else). It goes with the bridge at teardown. */
-  async addHostAddress(): Promise<string> {
-    const ip = this.pool.allocate();
-    try {
-      await this.run('ip', ['addr', 'add', `${ip}/32`, 'dev', this.rec.bridge]);
-    } catch (err) {
-      this.pool.release(ip);
-      throw err;
-    }
-    return ip;
-  }
-
   /** Installs (or replaces) the proxy-init rules in a pod's namespace, with the Service rules. */
   async applyProxyInit(netns: string, cfg: ProxyInitConfig): Promise<void> {
     this.findPod(netns);

@@ -85,17 +85,3 @@ void test('applyProxyInit: the same rules, through iptables-restore in the curre
   assert.deepEqual(calls[1]?.file, 'ip');
   assert.deepEqual(calls[1]?.args, ['netns', 'exec', 'outr-pod-1', 'iptables-restore', '-w']);
 });
-
-void test("per-host data plane: the node's address reaches the app unredirected, first in the inbound chain", () => {
-  const text = renderProxyInitRules({ ...DEFAULT_PROXY_INIT, inboundExemptSources: ['10.244.0.2'] });
-  const lines = text.split('\n').filter((l) => l.startsWith('-A OUTR-INBOUND'));
-  assert.equal(
-    lines[0],
-    '-A OUTR-INBOUND -s 10.244.0.2/32 -p tcp -m comment --comment "outrigger: the node proxy to the app" -j RETURN',
-  );
-  assert.match(lines.at(-1) ?? '', /REDIRECT --to-ports 4143$/);
-  assert.throws(
-    () => renderProxyInitRules({ ...DEFAULT_PROXY_INIT, inboundExemptSources: ['10.244.0.2 -j ACCEPT'] }),
-    /inboundExemptSources must be IPv4 addresses/,
-  );
-});

@@ -24,9 +24,6 @@ export interface ProxyInitConfig {
   readonly skipInboundPorts: PortRanges;
   /** Outbound destination ports left alone (config.outrigger.io/skip-outbound-ports). */
   readonly skipOutboundPorts: PortRanges;
-  /** Sources whose inbound connections reach the app unredirected: the per-host data plane's node
-   *  address, from which the node proxy (outside the pod, so not exempt by uid) delivers to the app. */
-  readonly inboundExemptSources?: readonly string[];
 }
 
 export const DEFAULT_PROXY_INIT: ProxyInitConfig = {
@@ -73,10 +70,7 @@ export function proxyInitNat(cfg: ProxyInitConfig): { readonly chains: string[];
   checkPort('inboundPort', cfg.inboundPort);
   checkPort('outboundPort', cfg.outboundPort);
   for (const p of cfg.proxyPorts) checkPort('proxyPorts', p);
-  for (const a of cfg.inboundExemptSources ?? []) {
-    if (!/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(a))
-      throw new NetConfigError(`proxy-init: inboundExemptSources must be IPv4 addresses, got "${a}"`);
-  }
+
   for (const r of [...cfg.skipInboundPorts, ...cfg.skipOutboundPorts]) {
     checkPort('skip port', r.from);
     checkPort('skip port', r.to);
@@ -91,10 +85,6 @@ export function proxyInitNat(cfg: ProxyInitConfig): { readonly chains: string[];
       // Inbound: everything that arrives for the pod goes to the proxy, except the proxy's own ports and
       // the skipped ones. REDIRECT keeps the original destination for SO_ORIGINAL_DST.
       `-A PREROUTING -p tcp -m comment --comment "outrigger: inbound to the proxy" -j ${INBOUND_CHAIN}`,
-      ...(cfg.inboundExemptSources ?? []).map(
-        (a) =>
-          `-A ${INBOUND_CHAIN} -s ${a}/32 -p tcp -m comment --comment "outrigger: the node proxy to the app" -j RETURN`,
-      ),
       ...multiportChunks(inboundSkips).map(
         (ports) => `-A ${INBOUND_CHAIN} -p tcp -m multiport --dports ${ports} -j RETURN`,
       ),
