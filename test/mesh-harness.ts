@@ -56,6 +56,9 @@ export const MESH_NETS = {
   'runtime-apply': [net('oteapply', 19)],
   'runtime-isolation': [net('oteiso', 20)],
   'runtime-dataplane': [net('otedp', 21)],
+  // The per-host twins of the matrix (runtime-*-per-host.test.ts) run beside their sidecar files.
+  'runtime-mesh-per-host': [net('otemeshph', 22)],
+  'runtime-policy-per-host': [net('otepolph', 23)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 
 {
@@ -262,6 +265,10 @@ export async function meshTest(t: TestContext, file: MeshFile, opts: MeshTestOpt
     unavailable(t, file, opts.what, why, opts.needs ?? DEFAULT_NEEDS);
     return undefined;
   }
+  // A per-host run of a file with a twin in the matrix takes the twin's networks, so that the two
+  // can run at once (npm test runs two files at a time).
+  const twin = `${file}-per-host`;
+  if (dataPlaneOf() === 'per-host' && twin in MESH_NETS) file = twin as MeshFile;
   const mesh = new Mesh(file, await claimNetworks(file));
   meshes.add(mesh);
   t.after(() => mesh.teardown());

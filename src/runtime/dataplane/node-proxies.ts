@@ -5,14 +5,15 @@
 // in the pod's own namespace as for a sidecar, and the node proxy listens there on sockets this runtime
 // opens inside the pod's namespace and hands over.
 //
-// Why the root runtime opens the sockets (native listenInNetns: setns on its own thread, socket, bind,
-// listen, setns back) rather than the node proxy: entering a namespace needs CAP_SYS_ADMIN, which the
-// node proxy, holding every key of its node and parsing every peer's bytes, should not have; and
-// rather than a helper process started in the namespace per pod: that costs a Node start per pod
-// (about 50 ms and 40 MB for a moment) where a setns costs microseconds. The fd crosses to the node
-// proxy over its IPC channel as a net.Server handle (SCM_RIGHTS underneath), the same channel that adds
-// and removes pods: a pipe only this process holds, so nothing else can reach the control of the node
-// proxy (no socket file to protect).
+// Why the root runtime opens the listening sockets (native listenInNetns: setns on its own thread,
+// socket, bind, listen, setns back) rather than the node proxy: which pods a node proxy serves is the
+// runtime's decision, like the CNI's that hands ztunnel a pod, not something the proxy picks by naming
+// a namespace; and rather than a helper process started in each pod: that costs a Node start per pod
+// where setns is two system calls. (The node proxy does enter a pod's namespace for one thing, the
+// socket of each connection to the pod's app, which cannot be made in advance: see below.) The fd
+// crosses to the node proxy over its IPC channel as a net.Server handle (SCM_RIGHTS underneath), the
+// same channel that adds and removes pods: a pipe only this process holds, so nothing else can reach
+// the control of the node proxy (no socket file to protect).
 //
 // The node proxy reaches a pod's app from inside the pod, as a sidecar does: it makes that connection's
 // socket in the pod's namespace (native socketInNetns), so it never crosses the bridge in clear and, as
