@@ -3,7 +3,7 @@
 // with flow control end to end; heads and trailers are re-encoded. Destinations with routes still go
 // through the node:http2 engine (./server.ts) until retries and filters are wired here.
 import { dial } from '../transport/connect.js';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SpiffeId } from '../../api/identity.js';
 import { GrpcStatus, grpcMessage, grpcStatusOfHttp, grpcStatusOfReset } from '../../api/grpc/protocol.js';

@@ -9,7 +9,7 @@ import http2, {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../../core/log.js';
 import type { Endpoint } from '../balance/balancer.js';
 import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
