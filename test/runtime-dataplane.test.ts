@@ -115,8 +115,8 @@ void test(
       // The node proxies are in their nodes' cgroups, as a kubelet places a node agent, not in a pod's.
       for (const n of dp.items) {
         assert.ok(n.pid !== undefined, JSON.stringify(n));
-        assert.match(n.cgroups[0] ?? '', new RegExp(`/outrigger/${n.node}$`));
-        assert.match(cgroupOf(n.pid), new RegExp(`/outrigger/${n.node}$`, 'm'), cgroupOf(n.pid));
+        assert.match(n.cgroups[0] ?? '', new RegExp(`/outrigger/otedp-${n.node}$`));
+        assert.match(cgroupOf(n.pid), new RegExp(`/outrigger/otedp-${n.node}$`, 'm'), cgroupOf(n.pid));
         // In the host's network namespace, not a pod's.
         const hostNs = spawnSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).stdout;
         const itsNs = spawnSync('readlink', [`/proc/${n.pid}/ns/net`], { encoding: 'utf8' }).stdout;

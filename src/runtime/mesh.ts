@@ -201,6 +201,7 @@ export class Mesh {
     if (dp.mode !== 'per-host') return;
     this.nodeProxies = new NodeProxies({
       nodes: dp.nodes,
+      bridge: (this.net as PodNetwork).bridge,
       stateDir: this.o.stateDir,
       command: () => {
         if (this.proxyCommand === undefined) throw internalError('no proxy command');

@@ -1,5 +1,12 @@
 // The local runtime's data planes beside the sidecar: the per-host one (node proxies) and where pods go.
-export { NodeProxies, type NodePod, type NodeProxiesOptions, type NodeProxyStatus } from './node-proxies.js';
+export {
+  NodeProxies,
+  nodeCgroupRel,
+  removeNodeCgroups,
+  type NodePod,
+  type NodeProxiesOptions,
+  type NodeProxyStatus,
+} from './node-proxies.js';
 export {
   DATA_PLANE_MODES,
   DEFAULT_NODES,

@@ -1,6 +1,6 @@
 // The per-host data plane of the local runtime: one node proxy per simulated node (`outrigger
 // proxy-node`, src/proxy/node), in the host's network namespace, as the proxy uid, in the node's cgroup
-// (outrigger/<node>, where a kubelet puts a node agent rather than in any pod's). It serves every meshed
+// (outrigger/<bridge>-<node>, where a kubelet puts a node agent, not in any pod's). It serves every meshed
 // pod placed on its node. Interception stays in each pod: the pod's proxy-init rules redirect to ports
 // in the pod's own namespace as for a sidecar, and the node proxy listens there on sockets this runtime
 // opens inside the pod's namespace and hands over.
@@ -25,7 +25,7 @@
 // nodes, at the price of a handshake and a trip through the bridge).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -39,6 +39,8 @@ import { nodeNames, placePod } from './placement.js';
 
 export interface NodeProxiesOptions {
   readonly nodes: number;
+  /** The mesh's bridge: it names the nodes' cgroups, so that two meshes' nodes never share one. */
+  readonly bridge: string;
   readonly stateDir: string;
   /** How to run `outrigger proxy` as the proxy uid; the node proxy is its `proxy-node` sibling. */
   readonly command: () => ProxyCommand;
@@ -103,7 +105,7 @@ export class NodeProxies {
         admin: undefined,
         starting: undefined,
         restarts: 0,
-        cgroup: o.cgroups !== undefined ? new Cgroup(o.cgroups, `outrigger/${name}`) : undefined,
+        cgroup: o.cgroups !== undefined ? new Cgroup(o.cgroups, nodeCgroupRel(o.bridge, name)) : undefined,
         pods: new Map(),
         placed: new Set(),
         waiting: new Map(),
@@ -346,6 +348,42 @@ export class NodeProxies {
       }),
     );
   }
+}
+
+/** A node's cgroup below the pods' parent: `outrigger/<bridge>-<node>` (another mesh on the machine
+ *  has other nodes of the same names). */
+export function nodeCgroupRel(bridge: string, node: string): string {
+  return `outrigger/${bridge}-${node}`;
+}
+
+/** After a crash of the control process (`down` from the records): the node proxies of the mesh on
+ *  `bridge` are killed (they are the processes in its nodes' cgroups) and the cgroups removed. The node
+ *  proxies end by themselves when their control process goes, after draining; this does not wait. */
+export async function removeNodeCgroups(roots: CgroupRoots, bridge: string): Promise<string[]> {
+  const killed: string[] = [];
+  const base = new Cgroup(roots, 'outrigger').dir();
+  const names = (await readdir(base).catch(() => [] as string[])).filter((n) => n.startsWith(`${bridge}-node-`));
+  for (const name of names) {
+    const cg = new Cgroup(roots, `outrigger/${name}`);
+    for (let i = 0; i < 50; i++) {
+      const pids = (await readFile(join(cg.dir(), 'cgroup.procs'), 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map(Number);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          killed.push(`${name}: pid ${pid}`);
+        } catch {
+          // gone already
+        }
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await cg.remove();
+  }
+  return killed;
 }
 
 function httpGet(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
