@@ -2,14 +2,16 @@
 // behind the real gRPC server (startControlPlane), changed by JSON lines on stdin so that its CPU is
 // its own and it never shares an event loop with the load or the simulated proxies.
 //
-// With `--identity DIR` (the mtls scenario) it is also the mesh CA: a MeshCa held in memory, the
-// identity service (Certify) whose token reviewer knows the bench's two pods, and it writes into DIR
+// It serves TLS only, as every control plane does, with a certificate from a mesh CA it holds in memory.
+// With `--identity DIR` (the mtls scenario) it also serves the identity service (Certify) whose token
+// reviewer knows the bench's two pods, and it writes into DIR
 // (0600): one ServiceAccount token per bench pod (`<sa>.token`, for the two outrigger proxies), and for
 // the haproxy pair the same kind of leaf the proxies get (ECDSA P-256, SPIFFE URI SAN, signed by the
 // issuer): `haproxy-<sa>.pem` (leaf + issuer + key) and `ca.pem` (the trust anchor). Those keys are the
 // bench's, on disk because haproxy reads its key from a file; the proxies' keys never leave them.
 //
-// stdout, one JSON line each: first {"port":N} (after DIR is written); then one reply per command:
+// stdout, one JSON line each: first {"port":N,"trustAnchorPem":"...","identity":"spiffe://..."} (after DIR
+// is written: what a proxy needs to trust it); then one reply per command:
 //   {"id":N,"t_ns":"<process.hrtime.bigint() taken just before store.replace>","cpu_us":N,"watchers":N}
 // stdin, one JSON line each: {"id":N,"replace":StoreContent} or {"id":N} (only the figures).
 // hrtime is CLOCK_MONOTONIC on Linux, one clock for every process of the machine, so the driver can
@@ -58,8 +60,7 @@ async function haproxyPem(ca: MeshCa, identity: SpiffeId): Promise<string> {
 }
 
 /** The identity service, and the files the driver needs in `dir`. */
-async function setUpIdentity(dir: string): Promise<ControlPlaneOptions['services']> {
-  const ca = await MeshCa.create({ trustDomain: TRUST_DOMAIN });
+async function setUpIdentity(ca: MeshCa, dir: string): Promise<ControlPlaneOptions['services']> {
   const tokens = await LocalTokenIssuer.create();
   const known = new Set(MESH_PODS.map((p) => `${MESH_NAMESPACE}/${p.name}/${p.uid}`));
   const reviewer = tokens.reviewer((namespace, pod) => known.has(`${namespace}/${pod.name}/${pod.uid}`));
@@ -81,15 +82,18 @@ async function setUpIdentity(dir: string): Promise<ControlPlaneOptions['services
 async function main(): Promise<void> {
   const store = new LocalStore();
   const identityDir = identityDirArg(process.argv.slice(2));
-  const services = identityDir !== undefined ? await setUpIdentity(identityDir) : undefined;
+  const ca = await MeshCa.create({ trustDomain: TRUST_DOMAIN });
+  const services = identityDir !== undefined ? await setUpIdentity(ca, identityDir) : undefined;
   const cp = await startControlPlane({
     store,
     host: '127.0.0.1',
     port: 0,
-    trustDomain: TRUST_DOMAIN,
+    ca,
     ...(services ? { services } : {}),
   });
-  process.stdout.write(JSON.stringify({ port: cp.address.port }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ port: cp.address.port, trustAnchorPem: ca.trustAnchorPem, identity: cp.identity }) + '\n',
+  );
 
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {

@@ -81,8 +81,13 @@ export function parseControlReply(line: string): ControlReply {
 
 export interface ControlPlaneChild {
   readonly proc: Managed;
-  /** Its gRPC port on 127.0.0.1. */
+  /** Its gRPC port on 127.0.0.1 (TLS only). */
   readonly port: number;
+  /** What a proxy needs to reach it: the trust anchor (PEM) and the identity it serves with. */
+  readonly trustAnchorPem: string;
+  readonly identity: string;
+  /** The proxy flags that say so (--trust-anchors, --control-identity). */
+  readonly tlsArgs: readonly string[];
   /** Replaces the store's content; resolves with the child's reply. */
   replace(content: StoreContent): Promise<ControlReply>;
   /** The child's figures now, without changing anything. */
@@ -103,6 +108,7 @@ export async function startControlPlaneChild(
   const proc = spawnManaged('control plane', process.execPath, args);
   let buffered = '';
   let port: number | undefined;
+  let hello: { trustAnchorPem: string; identity: string } | undefined;
   const waiting = new Map<number, { resolve: (r: ControlReply) => void; reject: (e: Error) => void }>();
   proc.child.stdout?.on('data', (chunk: Buffer) => {
     buffered += chunk.toString('utf8');
@@ -110,7 +116,9 @@ export async function startControlPlaneChild(
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
       if (port === undefined) {
-        port = (JSON.parse(line) as { port: number }).port;
+        const first = JSON.parse(line) as { port: number; trustAnchorPem: string; identity: string };
+        hello = { trustAnchorPem: first.trustAnchorPem, identity: first.identity };
+        port = first.port;
         continue;
       }
       const reply = parseControlReply(line);
@@ -136,6 +144,15 @@ export async function startControlPlaneChild(
       waiting.set(id, { resolve, reject });
       proc.child.stdin?.write(JSON.stringify(replace === undefined ? { id } : { id, replace }) + '\n');
     });
-  if (port === undefined) throw new Error('unreachable: control plane port');
-  return { proc, port, replace: (c) => send(c), stats: () => send(undefined), stop: () => stopManaged(proc) };
+  if (port === undefined || hello === undefined) throw new Error('unreachable: control plane port');
+  const tlsArgs = ['--trust-anchors', hello.trustAnchorPem, '--control-identity', hello.identity];
+  return {
+    proc,
+    port,
+    ...hello,
+    tlsArgs,
+    replace: (c) => send(c),
+    stats: () => send(undefined),
+    stop: () => stopManaged(proc),
+  };
 }

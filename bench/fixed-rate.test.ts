@@ -214,7 +214,7 @@ void test('options: fixed-rate defaults, --rates, --duration, --short', () => {
   assert.deepEqual([sd.fixedDuration, sd.rates, sd.rounds], [30, [700, 800], 3], 'explicit options win over --short');
   const all = parseOptions(['--scenario', 'all,fixed-rate']);
   assert.ok(all !== 'help');
-  assert.deepEqual(all.scenarios, ['http1', 'h2', 'balance', 'mtls', 'propagation', 'fixed-rate']);
+  assert.deepEqual(all.scenarios, ['http1', 'h2', 'balance', 'mtls', 'grpc', 'propagation', 'fixed-rate']);
   assert.throws(() => parseOptions(['--rates', '0,x', '--scenario', 'fast']), /--rates wants[\s\S]*--scenario wants/);
 });
 

@@ -19,6 +19,12 @@ export interface H2Load {
   tmpDir: string;
   /** HTTP/1.1 instead of h2c, one request in flight per connection. */
   h1?: boolean;
+  /** The request path (default /). */
+  path?: string;
+  /** POST this file as every request's body (h2load -d). */
+  dataFile?: string;
+  /** Request header lines, "name: value" (h2load -H). */
+  headers?: readonly string[];
 }
 
 export async function runH2load(load: H2Load): Promise<LoadResult> {
@@ -26,7 +32,9 @@ export async function runH2load(load: H2Load): Promise<LoadResult> {
   const streams = load.h1 === true ? 1 : H2_STREAMS;
   const args = ['-t', '1', '-c', String(load.connections), '-m', String(streams), '-D', String(load.durationS)];
   if (load.h1 === true) args.push('--h1');
-  args.push('--log-file', logFile, `http://127.0.0.1:${load.port}/`);
+  if (load.dataFile !== undefined) args.push('-d', load.dataFile);
+  for (const h of load.headers ?? []) args.push('-H', h);
+  args.push('--log-file', logFile, `http://127.0.0.1:${load.port}${load.path ?? '/'}`);
   const out = await runTool(load.h2load, args, (load.durationS + 30) * 1000);
   if (out.code !== 0) throw new BenchError(`h2load exited with ${out.code}: ${out.stderr.trim() || out.stdout.trim()}`);
   const summary = parseH2loadSummary(out.stdout);

@@ -5,7 +5,8 @@
 // propagation scenario times an endpoint change from the store to N watching Discovery clients
 // (bench/propagation.ts). The mtls scenario puts keep-alive load, then a new connection per request, on
 // a client proxy → mutual TLS → server proxy pair, outrigger's (identities from a control-plane child
-// that is also the CA) and haproxy's (bench/mtls.ts). The fixed-rate scenario puts an open-loop load at
+// that is also the CA) and haproxy's (bench/mtls.ts); the grpc scenario puts gRPC calls (grpc-js clients and
+// h2load) on those pairs over HTTP/2 and on direct (bench/grpc.ts). The fixed-rate scenario puts an open-loop load at
 // constant rates on direct and on those two pairs (bench/fixed-rate.ts; our own generator,
 // bench/loadgen.ts); the mesh-size scenario measures a proxy's and the control plane's memory against
 // the Services the mesh knows and the proxy uses (bench/mesh-size.ts, root, in a network namespace).
@@ -38,6 +39,7 @@ import { runWrk } from './http1.js';
 import { parseOptions, USAGE } from './options.js';
 import { assertOutriggerBuilt, proxyNodeVersion, startBalancePath, startPath, type RunningPath } from './paths.js';
 import { handshakeSetup, runMtlsScenario } from './mtls.js';
+import { runGrpcScenario } from './grpc.js';
 import { runFixedRateScenario, type FixedRateReport } from './fixed-rate.js';
 import { formatMemory, readMemory } from './memory.js';
 import { meshSizeUnavailable, runMeshSizeScenario } from './mesh-size.js';
@@ -87,14 +89,20 @@ function neededTools(opts: Options): Tool[] {
   const load = loadScenarios(opts);
   const balance = load.includes('balance');
   if (load.includes('http1') || load.includes('mtls') || (balance && opts.balanceClient === 'wrk')) tools.push('wrk');
-  if (load.includes('h2') || (balance && opts.balanceClient === 'h2load')) tools.push('h2load');
+  if (load.includes('h2') || load.includes('grpc') || (balance && opts.balanceClient === 'h2load'))
+    tools.push('h2load');
   const fixedRate = opts.scenarios.includes('fixed-rate');
   if (load.some((s) => pathsOf(opts, s).includes('haproxy')) || (fixedRate && opts.paths.includes('haproxy')))
     tools.push('haproxy');
   return tools;
 }
 
-function runLoad(ctx: Context, scenario: LoadScenario, port: number, durationS: number): Promise<LoadResult> {
+function runLoad(
+  ctx: Context,
+  scenario: Exclude<LoadScenario, 'grpc'>,
+  port: number,
+  durationS: number,
+): Promise<LoadResult> {
   const connections = ctx.opts.connections;
   if (scenario === 'h2') {
     return runH2load({ h2load: ctx.tools.h2load ?? 'h2load', port, durationS, connections, tmpDir: ctx.tmpDir });
@@ -122,7 +130,7 @@ async function replicaCounts(ctx: Context): Promise<number[]> {
 }
 
 /** Starts every path for one scenario, warms each up, then runs the alternating rounds. */
-async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample[]> {
+async function runScenario(ctx: Context, scenario: Exclude<LoadScenario, 'grpc'>): Promise<Sample[]> {
   const { opts } = ctx;
   const paths = pathsOf(opts, scenario);
   if (paths.length === 0) {
@@ -145,10 +153,10 @@ async function runScenario(ctx: Context, scenario: LoadScenario): Promise<Sample
           `[balance] control plane on 127.0.0.1:${control.port} (pid ${control.proc.pid}): ${VIP}:${VIP_PORT} -> ${replicas.length} replicas`,
         );
       }
-      const controlPort = control?.port ?? 0;
+      const controlTls = { port: control?.port ?? 0, tlsArgs: control?.tlsArgs ?? [] };
       start = (path) => {
         if (path === 'direct') throw new Error('unreachable: balance has no direct path');
-        return startBalancePath(path, `${VIP}:${VIP_PORT}`, controlPort, replicas, ctx.tools.haproxy);
+        return startBalancePath(path, `${VIP}:${VIP_PORT}`, controlTls, replicas, ctx.tools.haproxy);
       };
     } else {
       const upstreamPort = scenario === 'h2' ? ctx.upstream.h2 : ctx.upstream.http1;
@@ -246,6 +254,9 @@ async function main(): Promise<number> {
             log,
           };
           samples.push(...(await runMtlsScenario(mtls)));
+        } else if (scenario === 'grpc') {
+          const grpc = { opts, h2load: tools.h2load ?? 'h2load', haproxy: tools.haproxy, log };
+          samples.push(...(await runGrpcScenario(grpc)));
         } else {
           samples.push(...(await runScenario(ctx, scenario)));
         }

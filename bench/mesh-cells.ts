@@ -20,6 +20,7 @@
 // argv[2]: the JSON of a CellsConfig. Progress on stderr; the result (CellsResult) as one JSON line on
 // stdout.
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlaneChild, type ControlPlaneChild } from './control.js';
 import { runGenerator, type GeneratorRun } from './generator.js';
@@ -27,7 +28,17 @@ import { MemorySampler, readMemory, formatMemory, type MemoryFigures, type Memor
 import { CLIENT_POD, GC_LINE, meshContent, MESH_NS, SERVICE_CIDR, usedTargets } from './mesh-store.js';
 import { promCounterSum } from './mtls.js';
 import { BENCH_PROXY_NODE_OPTIONS, spawnOutriggerProcess, type OutriggerProcess } from './paths.js';
-import { cleanupSync, fetchText, installCleanupHandlers, stopManaged, waitUntil, type Managed } from './tools.js';
+import {
+  cleanupSync,
+  fetchText,
+  installCleanupHandlers,
+  makeTempDir,
+  removeTempDir,
+  stopManaged,
+  waitUntil,
+  type Managed,
+} from './tools.js';
+import { spiffeOf } from './identity.js';
 import { startUpstream } from './upstream-child.js';
 
 export interface CellsConfig {
@@ -144,8 +155,11 @@ async function runCell(
 ): Promise<CellRun> {
   let control: ControlPlaneChild | undefined;
   let proxy: OutriggerProcess | undefined;
+  // The policy service answers only a proxy that presents its pod's certificate: the proxy gets one as
+  // client-0 (the child writes its token here), as a meshed pod's proxy would.
+  const identityDir = makeTempDir('mesh-cells');
   try {
-    control = await startControlPlaneChild({ nodeArgs: GC_NODE_ARGS });
+    control = await startControlPlaneChild({ nodeArgs: GC_NODE_ARGS, identityDir });
     const cpAnswers = gcAnswers(control.proc);
     const t = Date.now();
     await control.replace(meshContent({ services, endpointsPerService: cfg.endpoints, upstreamPort }));
@@ -153,7 +167,11 @@ async function runCell(
     const cp = `127.0.0.1:${control.port}`;
     proxy = await spawnOutriggerProcess(
       `mesh-size ${services}x${used}`,
-      ['--destination-addr', cp, '--policy-addr', cp, '--pod', `${MESH_NS}/${CLIENT_POD}`],
+      [
+        ...['--destination-addr', cp, '--policy-addr', cp, '--pod', `${MESH_NS}/${CLIENT_POD}`],
+        ...['--identity-addr', cp, '--identity-token-file', path.join(identityDir, 'client.token')],
+        ...['--identity', spiffeOf('client'), ...control.tlsArgs],
+      ],
       [...BENCH_PROXY_NODE_OPTIONS, ...GC_NODE_ARGS],
     );
     const proxyAnswers = gcAnswers(proxy.proc);
@@ -207,6 +225,7 @@ async function runCell(
   } finally {
     if (proxy !== undefined) await stopManaged(proxy.proc);
     await control?.stop();
+    removeTempDir(identityDir);
   }
 }
 

@@ -129,15 +129,20 @@ async function upstreamConnections(statsPort: number): Promise<number> {
 
 // ---- the outrigger pair ----
 
-function identityArgs(controlAddr: string, dir: string, serviceAccount: string): string[] {
+function identityArgs(control: ControlPlaneChild, dir: string, serviceAccount: string): string[] {
   return [
-    ...['--identity-addr', controlAddr, '--identity-token-file', path.join(dir, `${serviceAccount}.token`)],
-    ...['--identity', spiffeOf(serviceAccount)],
+    ...['--identity-addr', `127.0.0.1:${control.port}`],
+    ...['--identity-token-file', path.join(dir, `${serviceAccount}.token`)],
+    ...['--identity', spiffeOf(serviceAccount), ...control.tlsArgs],
   ];
 }
 
 /** Where the server proxy's TLS connections show in its metrics. */
 const INBOUND_TLS = { direction: 'inbound', tls: 'true' } as const;
+
+/** Whether a request through the pair entered at `port` succeeded (default: an HTTP/1.1 GET answered 200). */
+export type PairProbe = (port: number) => Promise<boolean>;
+const http1Probe: PairProbe = async (port) => (await probeHttp1(port)) === 200;
 
 async function startOutriggerPair(
   control: ControlPlaneChild,
@@ -145,6 +150,7 @@ async function startOutriggerPair(
   upstreamPort: number,
   loads: readonly Load[],
   resumption: boolean,
+  probe: PairProbe,
 ): Promise<MeshPair> {
   const controlAddr = `127.0.0.1:${control.port}`;
   const started: OutriggerProcess[] = [];
@@ -154,7 +160,7 @@ async function startOutriggerPair(
   try {
     const server = await spawnOutriggerProcess('mtls server', [
       ...['--static-destination', `127.0.0.1:${upstreamPort}`],
-      ...identityArgs(controlAddr, dir, 'server'),
+      ...identityArgs(control, dir, 'server'),
     ]);
     started.push(server);
     const serverPod = MESH_PODS.find((p) => p.serviceAccount === 'server');
@@ -167,7 +173,7 @@ async function startOutriggerPair(
     );
     const clientArgs = [
       ...['--static-destination', `${VIP}:${VIP_PORT}`, '--destination-addr', controlAddr],
-      ...identityArgs(controlAddr, dir, 'client'),
+      ...identityArgs(control, dir, 'client'),
     ];
     const client = await spawnOutriggerProcess('mtls client', clientArgs);
     started.push(client);
@@ -184,12 +190,7 @@ async function startOutriggerPair(
     }
     const metrics = (): Promise<string> => fetchText(server.admin, '/metrics');
     for (const [label, p] of clients) {
-      await waitUntil(
-        `outrigger ${label} forwarding over mesh tls`,
-        async () => (await probeHttp1(p.outbound)) === 200,
-        READY_TIMEOUT_MS,
-        p.proc,
-      );
+      await waitUntil(`outrigger ${label} forwarding over mesh tls`, () => probe(p.outbound), READY_TIMEOUT_MS, p.proc);
     }
     // The requests above must have crossed as mesh TLS (not plaintext to an unmeshed endpoint).
     if (promCounterSum(await metrics(), 'tcp_open_total', INBOUND_TLS) < clients.length) {
@@ -232,35 +233,39 @@ export function haproxyMtlsServerConfig(
   upstreamPort: number,
   files: HaproxyMtlsFiles,
   statsSocket: string,
+  h2 = false,
 ): string {
   return `${haproxyHead('bench/mtls.ts', [`stats socket ${statsSocket} mode 600 level user`])}
 frontend mesh_in
-    bind 127.0.0.1:${listenPort} ssl crt ${files.serverPem} ca-file ${files.caPem} verify required ${TLS13}
+    bind 127.0.0.1:${listenPort} ssl crt ${files.serverPem} ca-file ${files.caPem} verify required ${TLS13}${h2 ? ' alpn h2' : ''}
     default_backend app
 
 backend app
     http-reuse always
-    server upstream 127.0.0.1:${upstreamPort}
+    server upstream 127.0.0.1:${upstreamPort}${h2 ? ' proto h2' : ''}
 `;
 }
 
 /** The client side: two plaintext frontends, each originating mutual TLS to the server side. bench_in
  *  pools its TLS connections (http-reuse always, like the existing haproxy path); bench_handshake opens
- *  a new one for every client connection (http-reuse never) with a full handshake (no-ssl-reuse). */
+ *  a new one for every client connection (http-reuse never) with a full handshake (no-ssl-reuse).
+ *  `h2`: h2c from the client, HTTP/2 inside the TLS (ALPN h2), and from the server side to the upstream. */
 export function haproxyMtlsClientConfig(
   ports: Record<Load, number>,
   serverPort: number,
   files: HaproxyMtlsFiles,
   resumption = false,
+  h2 = false,
 ): string {
-  const server = `server mesh 127.0.0.1:${serverPort} ssl crt ${files.clientPem} ca-file ${files.caPem} verify required ${TLS13}`;
+  const server = `server mesh 127.0.0.1:${serverPort} ssl crt ${files.clientPem} ca-file ${files.caPem} verify required ${TLS13}${h2 ? ' alpn h2' : ''}`;
+  const proto = h2 ? ' proto h2' : '';
   return `${haproxyHead('bench/mtls.ts')}
 frontend bench_in
-    bind 127.0.0.1:${ports.keepalive}
+    bind 127.0.0.1:${ports.keepalive}${proto}
     default_backend mesh_pooled
 
 frontend bench_handshake
-    bind 127.0.0.1:${ports.handshake}
+    bind 127.0.0.1:${ports.handshake}${proto}
     default_backend mesh_fresh
 
 backend mesh_pooled
@@ -278,6 +283,8 @@ async function startHaproxyPair(
   dir: string,
   upstreamPort: number,
   resumption: boolean,
+  h2: boolean,
+  probe: PairProbe,
 ): Promise<MeshPair> {
   const [keepalive, handshake, serverPort] = await freePorts(3);
   if (keepalive === undefined || handshake === undefined || serverPort === undefined) throw new Error('freePorts(3)');
@@ -289,8 +296,8 @@ async function startHaproxyPair(
   const statsSocket = path.join(dir, 'haproxy-server.sock');
   const serverCfg = path.join(dir, 'haproxy-server.cfg');
   const clientCfg = path.join(dir, 'haproxy-client.cfg');
-  writeFileSync(serverCfg, haproxyMtlsServerConfig(serverPort, upstreamPort, files, statsSocket));
-  writeFileSync(clientCfg, haproxyMtlsClientConfig({ keepalive, handshake }, serverPort, files, resumption));
+  writeFileSync(serverCfg, haproxyMtlsServerConfig(serverPort, upstreamPort, files, statsSocket, h2));
+  writeFileSync(clientCfg, haproxyMtlsClientConfig({ keepalive, handshake }, serverPort, files, resumption, h2));
   const procs: Managed[] = [];
   const stopAll = async (): Promise<void> => {
     for (const p of procs.reverse()) await stopManaged(p);
@@ -302,12 +309,7 @@ async function startHaproxyPair(
     const client = spawnManaged('haproxy (mtls client)', haproxy, ['-f', clientCfg, '-db']);
     procs.push(client);
     for (const port of [keepalive, handshake]) {
-      await waitUntil(
-        'haproxy mtls pair forwarding',
-        async () => (await probeHttp1(port)) === 200,
-        READY_TIMEOUT_MS,
-        client,
-      );
+      await waitUntil('haproxy mtls pair forwarding', () => probe(port), READY_TIMEOUT_MS, client);
     }
     if (server.hasExited()) throw new BenchError(`haproxy (mtls server) exited:\n${server.tail()}`);
     const tlsAccepted = async (): Promise<number> =>
@@ -353,6 +355,11 @@ export async function startMeshPairs(o: {
   log: (line: string) => void;
   /** The scenario, for progress lines. */
   label: string;
+  /** HTTP/2 end to end (the grpc scenario): haproxy's frontends take h2c, its TLS says ALPN h2, its
+   *  server side speaks h2 to the upstream (outrigger detects HTTP/2 by itself). Default HTTP/1.1. */
+  h2?: boolean;
+  /** How a pair is known to forward (default: an HTTP/1.1 GET answered 200). */
+  probe?: PairProbe;
 }): Promise<MeshPairs> {
   const dir = makeTempDir('mtls');
   const pairs: MeshPair[] = [];
@@ -369,10 +376,21 @@ export async function startMeshPairs(o: {
     for (const which of o.pairs) {
       o.log(`[${o.label}] starting the ${which} pair`);
       if (which === 'outrigger')
-        pairs.push(await startOutriggerPair(control, dir, o.upstreamPort, o.loads, o.resumption ?? false));
+        pairs.push(
+          await startOutriggerPair(control, dir, o.upstreamPort, o.loads, o.resumption ?? false, o.probe ?? http1Probe),
+        );
       else {
         if (o.haproxy === undefined) throw new Error('haproxy binary not resolved');
-        pairs.push(await startHaproxyPair(o.haproxy, dir, o.upstreamPort, o.resumption ?? false));
+        pairs.push(
+          await startHaproxyPair(
+            o.haproxy,
+            dir,
+            o.upstreamPort,
+            o.resumption ?? false,
+            o.h2 ?? false,
+            o.probe ?? http1Probe,
+          ),
+        );
       }
     }
     return { pairs, control, stop };

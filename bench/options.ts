@@ -9,14 +9,17 @@ export const USAGE = `usage: node dist/bench/main.js [options]   (or: npm run be
                        The report gives per path the median over rounds (errors are summed);
                        fixed-rate pools the rounds' requests into one latency histogram.
   --connections N      client connections (default 16; h2load adds 10 streams per connection)
-  --scenario S[,S...]  http1 | h2 | balance | mtls | propagation | fixed-rate | mesh-size | all
-                       (default all = http1,h2,balance,mtls,propagation; fixed-rate and mesh-size
+  --scenario S[,S...]  http1 | h2 | balance | mtls | grpc | propagation | fixed-rate | mesh-size | all
+                       (default all = http1,h2,balance,mtls,grpc,propagation; fixed-rate and mesh-size
                        run only when named: they take minutes, and mesh-size needs root)
                        balance: three HTTP/1.1 replicas, one slow; outrigger's balancer (fed by a
                        control plane) vs haproxy balance roundrobin, same load
                        mtls: client -> outbound proxy -> mutual TLS -> inbound proxy -> upstream,
                        an outrigger pair vs a haproxy pair: wrk keep-alive, then wrk with
                        "Connection: close" and a new TLS connection per request (handshake rate)
+                       grpc: the mtls scenario's pairs over HTTP/2 to a @grpc/grpc-js server, and
+                       direct: unary and server-streaming calls from @grpc/grpc-js clients, and
+                       unary calls from h2load; the p99 each pair adds over direct
                        propagation: how long an endpoint change takes to reach N watching proxies
                        fixed-rate: an open-loop load at constant rates (latency from each request's
                        intended send time, coordinated omission corrected as wrk2 does) on direct

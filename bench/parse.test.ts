@@ -68,7 +68,7 @@ void test('options: defaults, --json with and without a file, every problem at o
 void test('options: balance and propagation flags', () => {
   const d = parseOptions([]);
   assert.ok(d !== 'help');
-  assert.deepEqual(d.scenarios, ['http1', 'h2', 'balance', 'mtls', 'propagation']);
+  assert.deepEqual(d.scenarios, ['http1', 'h2', 'balance', 'mtls', 'grpc', 'propagation']);
   assert.equal(d.slowMs, 200);
   assert.equal(d.watchers, 200);
   assert.equal(d.changes, 10);

@@ -61,13 +61,6 @@ export const BENCH_PROXY_NODE_OPTIONS: readonly string[] = (() => {
   return v === undefined ? PROXY_NODE_OPTIONS : v.split(/\s+/).filter((f) => f !== '');
 })();
 
-/** The HTTP/2 engine of the outrigger proxies under test (--h2-engine), when
- *  OUTRIGGER_BENCH_H2_ENGINE says one (node | own); unset: the proxy's default. */
-const BENCH_H2_ENGINE_ARGS: readonly string[] = (() => {
-  const v = process.env['OUTRIGGER_BENCH_H2_ENGINE'];
-  return v === undefined || v === '' ? [] : ['--h2-engine', v];
-})();
-
 /** haproxy: the binary main resolved (with the missing-package check); needed only for that path. */
 export function assertOutriggerBuilt(): void {
   if (!existsSync(OUTRIGGER_CLI)) {
@@ -164,7 +157,6 @@ export async function spawnOutriggerProcess(
     'proxy',
     ...['--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin)],
     ...['--outbound-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--admin-addr', '127.0.0.1'],
-    ...BENCH_H2_ENGINE_ARGS,
     ...extraArgs,
     ...['--log-level', 'warn'],
   ];
@@ -276,7 +268,7 @@ async function spawnHaproxy(
 export function startBalancePath(
   which: Exclude<PathName, 'direct'>,
   vip: string,
-  controlPort: number,
+  control: { readonly port: number; readonly tlsArgs: readonly string[] },
   replicaPorts: readonly number[],
   haproxy: string | undefined,
 ): Promise<RunningPath> {
@@ -285,7 +277,8 @@ export function startBalancePath(
       '--static-destination',
       vip,
       '--destination-addr',
-      `127.0.0.1:${controlPort}`,
+      `127.0.0.1:${control.port}`,
+      ...control.tlsArgs,
     ]);
   }
   if (haproxy === undefined) throw new Error('haproxy binary not resolved');

@@ -80,6 +80,7 @@ export async function measurePropagation(
   const discoveries: Discovery[] = [];
   try {
     const addr: SocketAddr = { host: '127.0.0.1', port: toPort(cp.port) };
+    const tls = { trustAnchors: cp.trustAnchorPem, serverIdentity: cp.identity };
     const dst: SocketAddr = { host: VIP, port: toPort(VIP_PORT) };
     const silent = createLogger('bench-propagation', 'silent');
 
@@ -112,7 +113,7 @@ export async function measurePropagation(
     for (let i = 0; i < o.watchers; i++) {
       seenKey.push('');
       seenAt.push(0n);
-      discoveries.push(new Discovery({ addr, log: silent, initialTimeoutMs: 30_000, balancer: hook(i) }));
+      discoveries.push(new Discovery({ addr, tls, log: silent, initialTimeoutMs: 30_000, balancer: hook(i) }));
     }
     const first = await Promise.all(discoveries.map((d) => d.resolve(dst)));
     const unknown = first.filter((d) => !d.known).length;

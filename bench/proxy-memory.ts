@@ -230,6 +230,7 @@ async function startProxy(
       path.join(identityDir, `${role}.token`),
       '--identity',
       spiffeOf(role),
+      ...control.tlsArgs,
     ],
     ...['--log-level', 'warn'],
   ];

@@ -53,6 +53,11 @@ export interface ResultRow {
   tls_connections_per_request?: number;
   /** mtls and mtls-handshake only: connections the upstream accepted per request (summed over rounds). */
   upstream_connections_per_request?: number;
+  /** grpc-* only: p99 - direct's p99 of the same load (the latency the pair adds at its tail). */
+  added_p99_ms?: number | null;
+  /** grpc-unary and grpc-stream only: the grpc-js generator's CPU, in cores (median); 0.9 and up: it was
+   *  the bottleneck of the run. */
+  loadgen_cpu_cores?: number;
 }
 
 export interface RatioRow {
@@ -61,6 +66,8 @@ export interface RatioRow {
   rps_outrigger_over_haproxy: number;
   /** outrigger p99 / haproxy p99: below 1 means outrigger's tail is shorter. */
   p99_outrigger_over_haproxy: number;
+  /** grpc-* only: outrigger's added p99 / haproxy's added p99. */
+  added_p99_outrigger_over_haproxy?: number;
 }
 
 export interface Report {
@@ -110,12 +117,21 @@ export { median, percentile } from './stats.js';
 
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
-/** The result scenarios of the selected scenarios: mtls reports two (keep-alive and handshake). */
+/** The result scenarios of the selected scenarios: mtls reports two (keep-alive and handshake), grpc
+ *  three (its loads). */
 function resultScenarios(opts: Options): Scenario[] {
   return opts.scenarios.flatMap((s): Scenario[] =>
-    !isLoadScenario(s) ? [] : s === 'mtls' ? ['mtls', 'mtls-handshake'] : [s],
+    !isLoadScenario(s)
+      ? []
+      : s === 'mtls'
+        ? ['mtls', 'mtls-handshake']
+        : s === 'grpc'
+          ? ['grpc-unary', 'grpc-stream', 'grpc-unary-h2load']
+          : [s],
   );
 }
+
+const isGrpc = (s: Scenario): boolean => s.startsWith('grpc-');
 
 /** The mtls fields of a row: RSS parts and connections per request, when the samples have them. */
 function mtlsFields(mine: readonly Sample[]): Partial<ResultRow> {
@@ -175,17 +191,30 @@ export function buildReport(
         ...(counts.length > 0 ? { replicas: replicaShares(counts) } : {}),
         ...mtlsFields(mine),
       });
+      const gen = mine.map((s) => s.loadgenCpuCores).filter((c): c is number => c !== undefined);
+      if (gen.length > 0) (results[results.length - 1] as ResultRow).loadgen_cpu_cores = round(median(gen), 2);
     }
+  }
+  // grpc: what each pair adds to direct's p99 under the same load.
+  for (const r of results) {
+    if (!isGrpc(r.scenario) || r.path === 'direct') continue;
+    const d = results.find((x) => x.scenario === r.scenario && x.path === 'direct');
+    r.added_p99_ms = d === undefined ? null : round(r.p99_ms - d.p99_ms, 3);
   }
   const ratios: RatioRow[] = [];
   for (const scenario of loadScenarios) {
     const o = results.find((r) => r.scenario === scenario && r.path === 'outrigger');
     const h = results.find((r) => r.scenario === scenario && r.path === 'haproxy');
     if (!o || !h) continue;
+    const addedO = o.added_p99_ms;
+    const addedH = h.added_p99_ms;
     ratios.push({
       scenario,
       rps_outrigger_over_haproxy: round(o.rps / h.rps, 4),
       p99_outrigger_over_haproxy: round(o.p99_ms / h.p99_ms, 4),
+      ...(typeof addedO === 'number' && typeof addedH === 'number' && addedH > 0
+        ? { added_p99_outrigger_over_haproxy: round(addedO / addedH, 4) }
+        : {}),
     });
   }
   return {
@@ -234,7 +263,9 @@ function formatShares(report: Report): string[] {
 
 /** mtls: what each pair's RSS is made of, and what the connections did per request. */
 function formatMtls(report: Report): string[] {
-  const rows = report.results.filter((r) => r.tls_connections_per_request !== undefined);
+  const rows = report.results.filter(
+    (r) => r.tls_connections_per_request !== undefined && (r.scenario === 'mtls' || r.scenario === 'mtls-handshake'),
+  );
   if (rows.length === 0) return [];
   const fixed1 = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(1));
   const cells = rows.map((r) => [
@@ -270,6 +301,58 @@ function formatMtls(report: Report): string[] {
         'server CPU us/req',
         'TLS conns/req',
         'upstream conns/req',
+      ],
+      cells,
+      2,
+    ),
+  ];
+}
+
+/** grpc: the added p99, each proxy's CPU per call and memory, and the generator's CPU. */
+function formatGrpc(report: Report): string[] {
+  const rows = report.results.filter((r) => isGrpc(r.scenario));
+  if (rows.length === 0) return [];
+  const fixed = (v: number | null | undefined, d = 1): string => (v === null || v === undefined ? '-' : v.toFixed(d));
+  const cells = rows.map((r) => {
+    const ratio = r.path === 'outrigger' ? report.ratios.find((x) => x.scenario === r.scenario) : undefined;
+    return [
+      r.scenario,
+      r.path,
+      r.rps.toFixed(0),
+      fixed(r.p99_ms, 2),
+      fixed(r.added_p99_ms, 2),
+      ratio?.added_p99_outrigger_over_haproxy !== undefined ? formatRatio(ratio.added_p99_outrigger_over_haproxy) : '-',
+      fixed(r.client_proxy_cpu_us_per_request),
+      fixed(r.server_proxy_cpu_us_per_request),
+      fixed(r.client_proxy_rss_mb),
+      fixed(r.client_proxy_uss_mb),
+      fixed(r.server_proxy_rss_mb),
+      fixed(r.server_proxy_uss_mb),
+      r.loadgen_cpu_cores === undefined
+        ? '-'
+        : `${r.loadgen_cpu_cores.toFixed(2)}${r.loadgen_cpu_cores >= 0.9 ? ' SATURATED' : ''}`,
+    ];
+  });
+  return [
+    '',
+    'grpc: gRPC (100-byte messages) client -> client-side proxy -> mutual TLS 1.3 (h2) -> server-side proxy -> ' +
+      '@grpc/grpc-js upstream, and direct; RPS = calls/s (grpc-stream: 10 answers per call); added p99 = p99 - ' +
+      "direct's; generator CPU in cores (grpc-js, one thread: SATURATED means the client, not the path, set the rate):",
+    ...columns(
+      [
+        'scenario',
+        'path',
+        'calls/s',
+        'p99 ms',
+        'added p99 ms',
+        'added o/h',
+        'client CPU us/call',
+        'server CPU us/call',
+        'client RSS MB',
+        'USS',
+        'server RSS MB',
+        'USS',
+        'generator CPU',
       ],
       cells,
       2,
@@ -351,6 +434,7 @@ export function formatTable(report: Report): string {
     ...main,
     ...formatShares(report),
     ...formatMtls(report),
+    ...formatGrpc(report),
     ...formatPropagation(report),
     ...formatFixedRate(report.fixed_rate),
     ...formatMeshSize(report.mesh_size),

@@ -1,19 +1,21 @@
 // Shared vocabulary of the benchmark: scenarios, the paths the load takes, options, and one load run's figures.
 import type { MemoryFigures } from './memory.js';
 
-export const SCENARIOS = ['http1', 'h2', 'balance', 'mtls', 'propagation', 'fixed-rate', 'mesh-size'] as const;
+export const SCENARIOS = ['http1', 'h2', 'balance', 'mtls', 'grpc', 'propagation', 'fixed-rate', 'mesh-size'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** What `--scenario all` (and no --scenario) runs: the quick comparisons. fixed-rate (minutes of
  *  open-loop load per rate and path) and mesh-size (root: a network namespace) run when named. */
-export const ALL_SCENARIOS: readonly Scenario[] = ['http1', 'h2', 'balance', 'mtls', 'propagation'];
+export const ALL_SCENARIOS: readonly Scenario[] = ['http1', 'h2', 'balance', 'mtls', 'grpc', 'propagation'];
 /** Scenarios whose figures are closed-loop load runs on paths (the others have their own shapes). */
 export type LoadScenario = Exclude<Scenario, 'propagation' | 'fixed-rate' | 'mesh-size'>;
 export function isLoadScenario(s: Scenario): s is LoadScenario {
   return s !== 'propagation' && s !== 'fixed-rate' && s !== 'mesh-size';
 }
-/** What a result row measured: a load scenario, or the mtls scenario's second load (a new client
- *  connection and a new mesh TLS connection for every request). */
-export type ResultScenario = LoadScenario | 'mtls-handshake';
+/** What a result row measured: a load scenario, the mtls scenario's second load (a new client
+ *  connection and a new mesh TLS connection for every request), or one of the grpc scenario's three
+ *  loads (bench/grpc.ts). */
+export type ResultScenario =
+  Exclude<LoadScenario, 'grpc'> | 'mtls-handshake' | 'grpc-unary' | 'grpc-stream' | 'grpc-unary-h2load';
 
 /** direct: client → upstream; outrigger / haproxy: client → proxy → upstream (mtls: client → outbound
  *  proxy → mesh TLS → inbound proxy → upstream, a pair of each). */
@@ -95,4 +97,7 @@ export interface Sample extends LoadResult {
   tlsConnections?: number;
   /** mtls: connections the upstream accepted during this run. */
   upstreamConnections?: number;
+  /** grpc (the grpc-js loads): the CPU the load generator used, in cores (its one thread: near 1 means
+   *  it, not the path, set the rate). */
+  loadgenCpuCores?: number;
 }

@@ -13,6 +13,8 @@ import { H2Codes } from '../src/proxy/http2/wire/errors.js';
 import { IdentityCodes, IdentityFileCodes } from '../src/control/identity/errors.js';
 import { ManifestCodes } from '../src/manifests/errors.js';
 import { RuntimeCodes } from '../src/runtime/errors.js';
+import { ChannelTlsCodes } from '../src/api/grpc/tls.js';
+import { AccessCodes } from '../src/control/access.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → the project
 const REGISTRIES: Record<string, Readonly<Record<string, string>>> = {
@@ -20,6 +22,8 @@ const REGISTRIES: Record<string, Readonly<Record<string, string>>> = {
   Codes,
   TlsCodes,
   H2Codes,
+  ChannelTlsCodes,
+  AccessCodes,
   IdentityCodes,
   IdentityFileCodes,
   ManifestCodes,

@@ -32,8 +32,6 @@ export async function startTestProxy(
       staticDestination: destination,
       drainTimeoutMs: '2000',
       logLevel: process.env.OUTRIGGER_TEST_LOG ?? 'silent',
-      // OUTRIGGER_TEST_H2_ENGINE=own runs a suite's HTTP/2 through the proxy's own engine.
-      ...(process.env.OUTRIGGER_TEST_H2_ENGINE !== undefined ? { h2Engine: process.env.OUTRIGGER_TEST_H2_ENGINE } : {}),
       ...settings,
     },
     {},

@@ -22,6 +22,7 @@ import { makeServingTls } from '../src/kube/certs.js';
 import { formatResult, runChecks, type CheckResult } from '../src/kube/check.js';
 import { installObjects, type K8sObject } from '../src/kube/install.js';
 import { FakeApiServer, kubeConfigFor, type Obj } from './kube-apiserver.js';
+import { workloadCertificate } from './control-plane.js';
 
 const FIXTURES = new URL('../../test/fixtures/kube/', import.meta.url);
 const recorded = async () =>
@@ -114,8 +115,27 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
     clusterNetworks: ['10.244.0.0/16'],
     log: pino({ level: 'silent' }),
   });
-  // The API's own client, as the proxies use it.
-  const channel = new GrpcChannel(`127.0.0.1:${cp.grpc.address.port}`);
+  // The API's own client, as the proxies use it: TLS, the control plane checked for its identity in the
+  // install namespace; once it holds the pod's certificate (the policy service needs it) it presents it.
+  const controlTls = {
+    trustAnchors: pems.trustAnchorPem,
+    serverIdentity: 'spiffe://cluster.local/ns/mesh/sa/outrigger-control-plane',
+  };
+  assert.equal(cp.grpc.identity, controlTls.serverIdentity);
+  const channel = new GrpcChannel(`127.0.0.1:${cp.grpc.address.port}`, { tls: controlTls });
+  const ca = await MeshCa.fromPems(pems);
+  channel.setClientCertificate(await workloadCertificate(ca, { namespace: 'shop', serviceAccount: 'web' }));
+  // In another namespace the control plane would be another identity: refused before anything is sent.
+  const elsewhere = new GrpcChannel(`127.0.0.1:${cp.grpc.address.port}`, {
+    tls: { ...controlTls, serverIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane' },
+  });
+  const wrong = (await certify(elsewhere, { token: 'good', csr_pem: 'x' }).catch((e: unknown) => e)) as GrpcError;
+  elsewhere.close();
+  assert.equal(wrong.code, grpc.status.UNAVAILABLE);
+  assert.match(
+    wrong.details,
+    /presents the identity spiffe:\/\/cluster\.local\/ns\/mesh\/sa\/outrigger-control-plane, expected spiffe:\/\/cluster\.local\/ns\/outrigger\/sa\/outrigger-control-plane/,
+  );
   t.after(async () => {
     channel.close();
     await cp.close();
@@ -151,6 +171,8 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
     proxy.env.find((e: { name: string }) => e.name === name)?.value as string | undefined;
   assert.equal(proxyEnv('OUTRIGGER_PROXY_DESTINATION_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
   assert.equal(proxyEnv('OUTRIGGER_PROXY_POLICY_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_TRUST_ANCHORS'), pems.trustAnchorPem);
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_CONTROL_IDENTITY'), controlTls.serverIdentity);
   assert.equal(
     proxyEnv('OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY'),
     'cluster-authenticated',

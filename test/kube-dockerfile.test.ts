@@ -135,7 +135,18 @@ void test('Dockerfile: the entry point runs the subcommands the manifests and th
   });
   const deploy = objs.find((o) => o.kind === 'Deployment') as any; // eslint-disable-line @typescript-eslint/no-explicit-any
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: {}, spec: { containers: [{ name: 'a', image: 'a' }] } };
-  const { ops } = injectObject(pod, {}, { image: 'x', controlAddr: 'c:1', trustDomain: 'cluster.local' }, 'offline');
+  const { ops } = injectObject(
+    pod,
+    {},
+    {
+      image: 'x',
+      controlAddr: 'c:1',
+      trustDomain: 'cluster.local',
+      trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n',
+      controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+    },
+    'offline',
+  );
   const init = (ops.find((o) => o.path === '/spec/initContainers')?.value ?? []) as { args: string[] }[];
   const subcommands = [deploy.spec.template.spec.containers[0].args[0], ...init.map((c) => c.args[0])];
   assert.deepEqual(subcommands, ['control-plane', 'proxy-init', 'proxy']);

@@ -37,7 +37,18 @@ void test("proxy-init in a network namespace writes the local runtime's rules; t
     },
     spec: { containers: [{ name: 'a', image: 'a' }] },
   };
-  const { ops } = injectObject(pod, {}, { image: 'x', controlAddr: 'c:1', trustDomain: 'cluster.local' }, 'offline');
+  const { ops } = injectObject(
+    pod,
+    {},
+    {
+      image: 'x',
+      controlAddr: 'c:1',
+      trustDomain: 'cluster.local',
+      trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n',
+      controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+    },
+    'offline',
+  );
   const args = (
     (ops.find((o) => o.path === '/spec/initContainers')?.value as { args: string[] }[])[0] as { args: string[] }
   ).args;

@@ -16,6 +16,8 @@ const CFG = {
   image: 'registry.example/outrigger:test',
   controlAddr: 'outrigger-control-plane.outrigger.svc:8086',
   trustDomain: 'cluster.local',
+  trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n',
+  controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
 };
 const NAMESPACES: Record<string, Record<string, string>> = {
   meshed: { 'outrigger.io/inject': 'enabled' },
@@ -244,6 +246,9 @@ function assertInjected(
   assert.equal(env.OUTRIGGER_PROXY_DESTINATION_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE, '/var/run/secrets/outrigger.io/identity/token');
+  // The control plane serves only TLS: the proxy checks it against the mesh's anchor, for its identity.
+  assert.equal(env.OUTRIGGER_PROXY_TRUST_ANCHORS, CFG.trustAnchorsPem);
+  assert.equal(env.OUTRIGGER_PROXY_CONTROL_IDENTITY, CFG.controlIdentity);
   assert.equal(
     env.OUTRIGGER_PROXY_IDENTITY,
     'spiffe://cluster.local/ns/$(OUTRIGGER_PROXY_POD_NAMESPACE)/sa/$(OUTRIGGER_POD_SERVICE_ACCOUNT)',

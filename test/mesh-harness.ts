@@ -55,7 +55,8 @@ export const MESH_NETS = {
   'runtime-supervisor': [net('otesup', 18)],
   'runtime-apply': [net('oteapply', 19)],
   'runtime-isolation': [net('oteiso', 20)],
-  'runtime-dataplane': [net('otedp', 21)],
+  'runtime-capture': [net('otecap', 21)],
+  'runtime-dataplane': [net('otedp', 24)],
   // The per-host twins of the matrix (runtime-*-per-host.test.ts) run beside their sidecar files.
   'runtime-mesh-per-host': [net('otemeshph', 22)],
   'runtime-policy-per-host': [net('otepolph', 23)],

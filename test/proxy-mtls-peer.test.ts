@@ -164,7 +164,7 @@ void test(
     const log = controlLog();
     const cp = await startTestControlPlane({
       store,
-      trustDomain: TD,
+      ca,
       log,
       services: (server) => addIdentityService(server, { certifier, log }),
     });
@@ -184,6 +184,7 @@ void test(
         identityTokenFile: file,
         identity: `spiffe://${TD}/ns/default/sa/${sa}`,
         destinationAddr: controlAddr,
+        trustAnchors: ca.trustAnchorPem,
       };
     };
     const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}` as SpiffeId;

@@ -217,7 +217,7 @@ async function startMesh(t: TestContext, opts: { leafLifetimeSeconds?: number } 
   const log = controlLog();
   const cp = await startTestControlPlane({
     store,
-    trustDomain: TD,
+    ca,
     log,
     services: (server) => addIdentityService(server, { certifier, log }),
   });
@@ -240,6 +240,7 @@ async function startMesh(t: TestContext, opts: { leafLifetimeSeconds?: number } 
       identityTokenFile: await tokenFile(sa),
       identity: `spiffe://${TD}/ns/default/sa/${sa}`,
       destinationAddr: controlAddr,
+      trustAnchors: ca.trustAnchorPem,
       ...settings,
     });
     t.after(() => p.close());
@@ -609,7 +610,15 @@ void test('mtls: on an opaque port the inbound side still terminates mesh TLS, a
   );
 
   // A mesh TLS client with its own identity from the same control plane (a real ProxyIdentity).
-  const id = ProxyIdentity.start({ controlAddr: m.controlAddr, tokenPath: await m.tokenFile('web'), identity: WEB_ID });
+  const id = ProxyIdentity.start({
+    controlAddr: m.controlAddr,
+    tls: {
+      trustAnchors: m.ca.trustAnchorPem,
+      serverIdentity: `spiffe://${TD}/ns/outrigger/sa/outrigger-control-plane`,
+    },
+    tokenPath: await m.tokenFile('web'),
+    identity: WEB_ID,
+  });
   t.after(() => id.close());
   await id.whenReady();
   const s = await connectMeshTls({
@@ -637,6 +646,7 @@ void test('mtls: not ready before the first certificate; /identity shows it (nev
     identityAddr: m.controlAddr,
     identityTokenFile: tokenPath,
     identity: WEB_ID,
+    trustAnchors: m.ca.trustAnchorPem,
   });
   t.after(() => p.close());
   const admin = `http://127.0.0.1:${p.admin.port}`;
@@ -736,6 +746,7 @@ void test('mtls settings: all three or none, each checked', async () => {
       OUTRIGGER_PROXY_IDENTITY_ADDR: '10.0.0.1:8086',
       OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE: '/var/run/token',
       OUTRIGGER_PROXY_IDENTITY: WEB_ID,
+      OUTRIGGER_PROXY_TRUST_ANCHORS: (await MeshCa.generatePems(TD)).trustAnchorPem,
     },
   );
   assert.equal(cfg.identity, WEB_ID);

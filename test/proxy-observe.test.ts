@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeServer, listen, startTestProxy, waitFor } from './helpers.js';
 import { tapPod, TapError, type TapEvent } from '../src/observe/tap.js';
+import { startTestControlPlane } from './control-plane.js';
+import { pod, service } from '../src/control/store/contract.js';
+import { LocalStore } from '../src/control/store/local/local.js';
 
 interface Span {
   traceId: string;
@@ -360,5 +363,179 @@ void test(
       dropped = Number(/^tap_events_dropped_total (\d+)/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
     }
     assert.ok(dropped > 0, 'events were dropped for the slow reader');
+  },
+);
+
+void test(
+  'HTTP/2 through a route: tap with header values, spans and the access log, gRPC status and a reset included',
+  { timeout: 60_000 },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'outrigger-observe-h2-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const tokenFile = join(dir, 'tap-token');
+    const token = 'h2-tap-token-0123456789';
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    const accessLog = join(dir, 'access.log');
+    const otlp = await otlpReceiver();
+    t.after(() => otlp.close());
+    const seen: { path: string; traceparent: string | undefined }[] = [];
+    const up = http2.createServer();
+    const sessions = new Set<http2.ServerHttp2Session>();
+    up.on('session', (s) => {
+      sessions.add(s);
+      s.on('error', () => {});
+    });
+    up.on('stream', (s, h) => {
+      s.on('error', () => {});
+      const path = String(h[':path']);
+      seen.push({ path, traceparent: h.traceparent as string | undefined });
+      if (path === '/v2/reset') return s.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      if (h['content-type'] === 'application/grpc') {
+        s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        s.on('wantTrailers', () => s.sendTrailers({ 'grpc-status': '5', 'grpc-message': 'nope' }));
+        s.end(Buffer.alloc(5));
+        return;
+      }
+      s.respond({ ':status': path === '/v2/fail' ? 503 : 200 });
+      s.end('h2');
+    });
+    const upPort = await listen(up as unknown as net.Server);
+    t.after(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sessions) s.destroy();
+          up.close(() => resolve());
+        }),
+    );
+    // A Service whose one route rewrites /api to /v2 on its backend.
+    const store = new LocalStore();
+    const ep = { pod: 'default/app-1', ip: '127.0.0.1', ports: { 80: upPort }, ready: true };
+    const svc = (name: string, ip: string) =>
+      service(name, ip, [ep], { ports: [{ name: 'http', port: 80, appProtocol: 'h2c' }] });
+    store.replace({
+      services: [svc('web', '127.0.0.61'), svc('app', '10.96.0.61')],
+      pods: [pod('app-1', '127.0.0.1', { meshed: false })],
+      routes: [
+        {
+          kind: 'HTTPRoute',
+          namespace: 'default',
+          name: 'api',
+          parents: [{ name: 'web', port: 80 }],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [], queryParams: [] }],
+              filters: [{ type: 'URLRewrite', path: { type: 'ReplacePrefixMatch', value: '/v2' } }],
+              backends: [{ name: 'app', port: 80, weight: 1 }],
+            },
+          ],
+        },
+      ],
+    });
+    const cp = await startTestControlPlane({ store });
+    t.after(() => cp.close());
+    const proxy = await startTestProxy('127.0.0.61:80', {
+      destinationAddr: cp.addr,
+      opaquePorts: '',
+      tapTokenFile: tokenFile,
+      traceCollector: otlp.url,
+      accessLog,
+      podWorkload: 'h2client',
+    });
+    t.after(() => proxy.close());
+    const admin = `127.0.0.1:${proxy.admin.port}`;
+
+    const events: TapEvent[] = [];
+    let on = false;
+    const tap = tapPod({
+      addr: admin,
+      token,
+      filter: { max: 4, headers: true },
+      onEvent: (e) => events.push(e),
+      onStart: () => (on = true),
+    });
+    await waitFor('the tap session', () => on);
+
+    const c = http2.connect(proxy.url);
+    c.on('error', () => {});
+    t.after(() => c.destroy());
+    const send = (headers: http2.OutgoingHttpHeaders, body?: Buffer) =>
+      new Promise<{ status: number; error?: string }>((resolve) => {
+        const s = c.request({ ':authority': 'web.default:80', ...headers }, { endStream: body === undefined });
+        let status = 0;
+        s.on('response', (h) => (status = Number(h[':status'])));
+        s.on('data', () => {});
+        s.on('end', () => resolve({ status }));
+        s.on('error', (e: Error) => resolve({ status, error: e.message }));
+        if (body) s.end(body);
+      });
+    const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    assert.equal((await send({ ':path': '/api/one?q=1', traceparent: parent, 'x-secret': 's3cret' })).status, 200);
+    assert.equal((await send({ ':path': '/api/fail' })).status, 503);
+    const g = await send(
+      { ':method': 'POST', ':path': '/api/pkg.Svc/Get', 'content-type': 'application/grpc', te: 'trailers' },
+      Buffer.alloc(5),
+    );
+    assert.equal(g.status, 200);
+    const reset = await send({ ':path': '/api/reset' });
+    assert.match(reset.error ?? '', /NGHTTP2_REFUSED_STREAM/, "the upstream's reset reaches the client as it was");
+    assert.equal(await tap, 'done');
+
+    // The upstream saw the rewritten path, and the trace with the proxy's span as the parent.
+    assert.equal(seen[0]?.path, '/v2/one?q=1');
+    assert.match(seen[0]?.traceparent ?? '', /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    const proxySpanId = (seen[0]?.traceparent ?? '').split('-')[2];
+
+    // Tap: the request as the client sent it, the route that took it, the answer as the client got it.
+    assert.deepEqual(
+      events.map((e) => [e.path, e.status, e.grpc_status, e.failure]),
+      [
+        ['/api/one?q=1', 200, undefined, undefined],
+        ['/api/fail', 503, undefined, undefined],
+        ['/api/pkg.Svc/Get', 200, 5, undefined],
+        ['/api/reset', 0, undefined, 'reset'],
+      ],
+    );
+    const e1 = events[0] as TapEvent;
+    assert.equal(e1.route, 'default/api');
+    assert.equal(e1.dst, `127.0.0.1:${upPort}`);
+    assert.equal(e1.authority, 'web.default:80');
+    assert.match(e1.src, /^127\.0\.0\.1:\d+$/);
+    assert.deepEqual((e1.headers as Record<string, string[]>)['x-secret'], ['s3cret']);
+    assert.equal(events[2]?.method, 'POST');
+
+    // Spans: the traced request's span is the proxy's, with the caller's as its parent.
+    await waitFor('4 spans', () => otlp.spans.length >= 4, 5000);
+    const s1 = otlp.spans.find((s) => s.spanId === proxySpanId);
+    assert.ok(s1, `a span ${proxySpanId} among ${JSON.stringify(otlp.spans.map((s) => s.spanId))}`);
+    assert.equal(s1.parentSpanId, '00f067aa0ba902b7');
+    assert.equal(attr(s1, 'url.path'), '/api/one');
+    assert.equal(attr(s1, 'outrigger.route'), 'default/api');
+    const sFail = otlp.spans.find((s) => attr(s, 'url.path') === '/api/fail');
+    assert.deepEqual((sFail as unknown as { status: unknown }).status, { code: 2 });
+
+    // The access log: one line per stream, in order, without header values.
+    let lines: Record<string, unknown>[] = [];
+    await waitFor(
+      '4 access log lines',
+      async () => {
+        lines = (await readFile(accessLog, 'utf8').catch(() => ''))
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        return lines.length >= 4;
+      },
+      5000,
+    );
+    assert.deepEqual(
+      lines.map((l) => [l.path, l.status, l.grpc_status, l.route]),
+      [
+        ['/api/one?q=1', 200, undefined, 'default/api'],
+        ['/api/fail', 503, undefined, 'default/api'],
+        ['/api/pkg.Svc/Get', 200, 5, 'default/api'],
+        ['/api/reset', 0, undefined, 'default/api'],
+      ],
+    );
+    assert.equal(lines[0]?.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
+    assert.ok(!JSON.stringify(lines).includes('s3cret'));
   },
 );

@@ -96,7 +96,12 @@ async function startMesh(
   set(services, routes);
   const cp = await startTestControlPlane({ store });
   t.after(() => cp.close());
-  const proxy = await startTestProxy(`${VIP}:80`, { destinationAddr: cp.addr, opaquePorts: '', ...settings });
+  const proxy = await startTestProxy(`${VIP}:80`, {
+    destinationAddr: cp.addr,
+    trustAnchors: cp.ca.trustAnchorPem,
+    opaquePorts: '',
+    ...settings,
+  });
   t.after(() => proxy.close());
   return { store, proxy, set };
 }
@@ -707,4 +712,207 @@ void test('routes over HTTP/2: an answer and reset before the request ended keep
     route: 'default/web',
     dst_pod: 'endings-1',
   });
+});
+
+// ---- HTTP/2 through routes (the own engine) ----------------------------------------------------------------
+
+interface H2Backend {
+  port: number;
+  hits: number;
+  /** Every request's path, method, headers and body length, in order. */
+  readonly seen: { path: string; method: string; headers: http2.IncomingHttpHeaders; bodyBytes: number }[];
+  /** What to answer once the body is read; default 200 with the backend's name as JSON. */
+  handler?: (res: http2.Http2ServerResponse, bodyBytes: number) => void;
+}
+
+/** An h2c server that reads each request body to its end and answers with its name and what it saw. */
+async function startH2Backend(t: TestContext, name: string): Promise<H2Backend> {
+  const b: H2Backend = { port: 0, hits: 0, seen: [] };
+  const server = http2.createServer((req, res) => {
+    b.hits++;
+    let n = 0;
+    req.on('data', (d: Buffer) => (n += d.length));
+    req.on('end', () => {
+      b.seen.push({ path: req.url, method: req.method, headers: req.headers, bodyBytes: n });
+      if (b.handler) return b.handler(res, n);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ name, url: req.url, headers: req.headers, bodyBytes: n }));
+    });
+  });
+  // An h2 server closes only once its sessions are gone: the proxy's pooled session to it is closed here.
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s: http2.ServerHttp2Session) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  b.port = await listen(server);
+  t.after(() => {
+    for (const s of sessions) s.destroy();
+    return closeServer(server);
+  });
+  return b;
+}
+
+interface H2Reply {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  body: string;
+}
+
+function h2request(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders = {},
+  body?: Buffer,
+): Promise<H2Reply> {
+  return new Promise((resolve, reject) => {
+    const s = session.request({ ':path': path, ':authority': 'web.default:80', ...headers }, { endStream: !body });
+    let h: http2.IncomingHttpHeaders = {};
+    let text = '';
+    s.on('response', (x) => (h = x));
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (text += d));
+    s.on('end', () => resolve({ status: Number(h[':status']), headers: h, body: text }));
+    s.on('error', reject);
+    if (body) s.end(body);
+  });
+}
+
+void test('routes over HTTP/2: header match, request and response header modifiers, rewrite of path and authority, redirect, 404 with the session going on, and a mirror', async (t) => {
+  const v1 = await startH2Backend(t, 'v1');
+  const v2 = await startH2Backend(t, 'v2');
+  const shadow = await startH2Backend(t, 'shadow');
+  const services = [
+    svc('web', VIP, [ep('web-1', v1.port)], 'h2c'),
+    svc('web-v1', '10.96.0.11', [ep('v1-1', v1.port)], 'h2c'),
+    svc('web-v2', '10.96.0.12', [ep('v2-1', v2.port)], 'h2c'),
+    svc('web-shadow', '10.96.0.13', [ep('shadow-1', shadow.port)], 'h2c'),
+  ];
+  const routes = [
+    httpRoute('canary', [
+      rule({
+        matches: [
+          {
+            path: { type: 'PathPrefix', value: '/api' },
+            headers: [{ type: 'Exact', name: 'x-canary', value: 'yes' }],
+            queryParams: [],
+          },
+        ],
+        filters: [
+          { type: 'RequestHeaderModifier', set: [{ name: 'X-Route', value: 'canary' }], add: [], remove: ['x-secret'] },
+          { type: 'ResponseHeaderModifier', set: [{ name: 'x-served-by', value: 'canary' }], add: [], remove: [] },
+          { type: 'URLRewrite', hostname: 'v2.internal', path: { type: 'ReplacePrefixMatch', value: '/v2' } },
+        ],
+        backends: [{ name: 'web-v2', port: 80, weight: 1 }],
+      }),
+      rule({
+        matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [], queryParams: [] }],
+        filters: [
+          {
+            type: 'RequestMirror',
+            backend: { name: 'web-shadow', port: 80 },
+            numerator: 1,
+            denominator: 1,
+          },
+        ],
+        backends: [{ name: 'web-v1', port: 80, weight: 1 }],
+      }),
+      rule({
+        matches: [{ path: { type: 'Exact', value: '/old' }, headers: [], queryParams: [] }],
+        filters: [{ type: 'RequestRedirect', path: { type: 'ReplaceFullPath', value: '/new' }, statusCode: 301 }],
+        backends: [],
+      }),
+    ]),
+  ];
+  const m = await startMesh(t, services, routes);
+  const session = http2.connect(`http://127.0.0.1:${m.proxy.outbound.port}`);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+
+  const plain = await h2request(session, '/api/items');
+  assert.equal(plain.status, 200);
+  assert.equal((JSON.parse(plain.body) as { name: string }).name, 'v1');
+  assert.equal(plain.headers['x-served-by'], undefined);
+  await waitFor('the mirror to reach its backend', () => shadow.seen.length === 1);
+  assert.equal(shadow.seen[0]?.path, '/api/items');
+  assert.equal(await metricValue(m.proxy, 'mirror_total', { result: 'sent' }), 1);
+
+  const canary = await h2request(session, '/api/items?x=1', { 'x-canary': 'yes', 'x-secret': 's3cret' });
+  assert.equal(canary.status, 200, canary.body);
+  const seen = JSON.parse(canary.body) as { name: string; url: string; headers: Record<string, string> };
+  assert.equal(seen.name, 'v2');
+  assert.equal(seen.url, '/v2/items?x=1', 'ReplacePrefixMatch rewrote :path and kept the query');
+  assert.equal(seen.headers[':authority'], 'v2.internal', 'URLRewrite hostname is the :authority upstream');
+  assert.equal(seen.headers['x-route'], 'canary', 'a modifier name in capitals goes out in lower case');
+  assert.equal(seen.headers['x-secret'], undefined);
+  assert.equal(canary.headers['x-served-by'], 'canary');
+
+  const moved = await h2request(session, '/old?q=2');
+  assert.equal(moved.status, 301);
+  assert.equal(moved.headers.location, 'http://web.default/new?q=2');
+
+  const missing = await h2request(session, '/elsewhere');
+  assert.equal(missing.status, 404, missing.body);
+  assert.match(String(missing.headers['outrigger-proxy-error']), /no route matches GET \/elsewhere/);
+  assert.equal((await h2request(session, '/api')).status, 200, 'the session goes on after a 404');
+  assert.equal(v1.hits + v2.hits, 3);
+});
+
+void test('routes over HTTP/2: a 503 is retried on the other replica with the request body replayed; timeouts.request answers 504', async (t) => {
+  const bad = await startH2Backend(t, 'bad');
+  bad.handler = (res) => {
+    res.statusCode = 503;
+    res.end('unavailable');
+  };
+  const good = await startH2Backend(t, 'good');
+  const slow = await startH2Backend(t, 'slow');
+  slow.handler = (res) => setTimeout(() => res.end('late'), 3000);
+  const services = [
+    svc('web', VIP, [ep('web-1', good.port)], 'h2c'),
+    svc('web-r', '10.96.0.41', [ep('bad-1', bad.port), ep('good-1', good.port)], 'h2c'),
+    svc('web-slow', '10.96.0.42', [ep('slow-1', slow.port)], 'h2c'),
+  ];
+  const retry = {
+    attempts: 2,
+    statuses: [[503, 503]] as [number, number][],
+    grpcCodes: [],
+    connectFailure: true,
+    reset: false,
+    timeout: false,
+  };
+  const m = await startMesh(t, services, [
+    httpRoute('retry', [
+      rule({
+        matches: [{ path: { type: 'PathPrefix', value: '/slow' }, headers: [], queryParams: [] }],
+        backends: [{ name: 'web-slow', port: 80, weight: 1 }],
+        requestTimeoutMs: 200,
+      }),
+      rule({ backends: [{ name: 'web-r', port: 80, weight: 1 }], retry }),
+    ]),
+  ]);
+  const session = http2.connect(`http://127.0.0.1:${m.proxy.outbound.port}`);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+
+  // A body of 40 000 bytes in several DATA frames: within the 64 KiB replay buffer.
+  const body = Buffer.alloc(40_000, 0x61);
+  const replies = await Promise.all(
+    Array.from({ length: 20 }, () => h2request(session, '/upload', { ':method': 'POST' }, body)),
+  );
+  for (const r of replies) {
+    assert.equal(r.status, 200, r.body);
+    const seen = JSON.parse(r.body) as { name: string; bodyBytes: number };
+    assert.equal(seen.name, 'good');
+    assert.equal(seen.bodyBytes, body.length, 'the whole body reached the replica that answered');
+  }
+  const retries = await metricValue(m.proxy, 'retry_total', { route: 'default/retry', reason: 'status' });
+  console.log(`h2 retry on 503: the bad replica saw ${bad.hits} requests, ${retries} retries, 20/20 succeeded`);
+  assert.ok(bad.hits >= 1, 'the bad replica was tried');
+  assert.equal(retries, bad.hits);
+  for (const s of bad.seen) assert.equal(s.bodyBytes, body.length);
+
+  const late = await h2request(session, '/slow');
+  assert.equal(late.status, 504, late.body);
+  assert.match(String(late.headers['outrigger-proxy-error']), /timed out after 200ms/);
+  assert.equal(await metricValue(m.proxy, 'request_errors_total', { error: 'route_timeout' }), 1);
 });

@@ -90,7 +90,9 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
     store,
     host: o.host,
     port: o.grpcPort,
-    trustDomain: ca.trustDomain,
+    ca,
+    // Its own identity is in the install namespace: spiffe://<td>/ns/<namespace>/sa/outrigger-control-plane.
+    identityNamespace: o.namespace,
     log: o.log,
     policy: { defaultPolicy: o.defaultInboundPolicy ?? 'all-unauthenticated', clusterNetworks: o.clusterNetworks },
     services: (server) => addIdentityService(server, { certifier, log: o.log.child({ service: 'identity' }) }),
@@ -100,6 +102,9 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
       image: o.image,
       controlAddr: controlAddr(o.namespace),
       trustDomain: ca.trustDomain,
+      // What the proxies check this control plane with (it serves only TLS).
+      trustAnchorsPem: ca.trustAnchorPem,
+      controlIdentity: grpc.identity,
       tokenAudience: o.tokenAudience,
       defaultInboundPolicy: o.defaultInboundPolicy ?? 'all-unauthenticated',
     },

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
-import { DEFAULT_IMAGE, DEFAULT_NAMESPACE, controlAddr } from '../kube/names.js';
+import { DEFAULT_IMAGE, DEFAULT_NAMESPACE, controlAddr, controlIdentity } from '../kube/names.js';
 
 async function readInput(file: string): Promise<string> {
   if (file !== '-') return readFile(file, 'utf8');
@@ -19,6 +19,12 @@ export function injectCommand(): Command {
     .argument('<file>', 'a YAML or JSON manifest file, or - for stdin')
     .addOption(new Option('-n, --namespace <ns>', "the control plane's namespace").default(DEFAULT_NAMESPACE))
     .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
+    .addOption(
+      new Option(
+        '--trust-anchor <file>',
+        "the mesh's trust anchor (PEM; the ca.crt of the Secret outrigger-identity): the proxies check the control plane's certificate against it",
+      ).makeOptionMandatory(),
+    )
     .addOption(new Option('--image <image>', 'the image the proxy and proxy-init run').default(DEFAULT_IMAGE))
     .addOption(
       new Option(
@@ -35,6 +41,7 @@ export function injectCommand(): Command {
         f: {
           namespace: string;
           trustDomain: string;
+          trustAnchor: string;
           image: string;
           defaultInboundPolicy: DefaultPolicyName;
           output: 'yaml' | 'json';
@@ -42,11 +49,21 @@ export function injectCommand(): Command {
       ) => {
         const { injectManifests } = await import('../kube/offline.js');
         const { renderObjects } = await import('../kube/render.js');
+        let trustAnchorsPem: string;
+        try {
+          trustAnchorsPem = await readFile(f.trustAnchor, 'utf8');
+          if (!trustAnchorsPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('holds no PEM certificate');
+        } catch (err) {
+          process.stderr.write(`outrigger inject: --trust-anchor ${f.trustAnchor}: ${(err as Error).message}\n`);
+          process.exit(1);
+        }
         try {
           const { objects, report } = injectManifests(await readInput(file), {
             image: f.image,
             controlAddr: controlAddr(f.namespace),
             trustDomain: f.trustDomain,
+            trustAnchorsPem,
+            controlIdentity: controlIdentity(f.trustDomain, f.namespace),
             defaultInboundPolicy: f.defaultInboundPolicy,
           });
           process.stdout.write(renderObjects(objects, f.output));

@@ -1,5 +1,6 @@
 // The control plane's gRPC server: one port hosting the destination service and whatever else the
-// caller adds (identity), and the policy service. Plaintext for now.
+// caller adds (identity), and the policy service. TLS 1.3 only, with a certificate from the mesh CA for
+// the control plane's own identity (./tls.ts); there is no plaintext port.
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { destinationServiceDefinition, policyServiceDefinition } from '../api/load.js';
@@ -8,6 +9,9 @@ import { createDestinationService, type DestinationService } from './destination
 import type { DefaultPolicyName } from '../api/policy.js';
 import { createPolicyService, type PolicyService } from './policy/service.js';
 import type { Store } from './store/store.js';
+import type { MeshCa } from './identity/ca.js';
+import { ControlPlaneTls } from './tls.js';
+import type { SpiffeId } from '../api/identity.js';
 
 export interface ControlPlaneOptions {
   readonly store: Store;
@@ -15,8 +19,14 @@ export interface ControlPlaneOptions {
   readonly host: string;
   /** TCP port; 0 picks a free one (see the returned address). */
   readonly port: number;
-  /** SPIFFE trust domain of workload identities, e.g. `cluster.local`. */
-  readonly trustDomain: string;
+  /** The mesh CA: it issues the control plane's own certificate, and its trust domain (e.g.
+   *  `cluster.local`) is the workload identities'. */
+  readonly ca: MeshCa;
+  /** The namespace part of the control plane's identity (default `outrigger`; in Kubernetes, the
+   *  install namespace). */
+  readonly identityNamespace?: string;
+  /** Lifetime of the control plane's own certificate (seconds, default 24 h); renewed at 70%. */
+  readonly certLifetimeSeconds?: number;
   readonly log?: Logger;
   /** How long close() lets clients go before cutting their connections (ms). Default 2000. */
   readonly closeGraceMs?: number;
@@ -28,6 +38,9 @@ export interface ControlPlaneOptions {
 
 export interface ControlPlane {
   readonly address: { readonly host: string; readonly port: number };
+  /** The identity it serves with (what proxies expect of it) and its certificate. */
+  readonly identity: SpiffeId;
+  readonly tls: ControlPlaneTls;
   readonly server: grpc.Server;
   readonly destination: DestinationService;
   readonly policy: PolicyService;
@@ -44,16 +57,23 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
 
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const log = o.log ?? pino({ level: 'silent' });
+  const trustDomain = o.ca.trustDomain;
+  const tls = await ControlPlaneTls.start({
+    ca: o.ca,
+    ...(o.identityNamespace !== undefined ? { namespace: o.identityNamespace } : {}),
+    ...(o.certLifetimeSeconds !== undefined ? { lifetimeSeconds: o.certLifetimeSeconds } : {}),
+    log,
+  });
   const server = new grpc.Server(SERVER_OPTIONS);
   const destination = createDestinationService({
     store: o.store,
-    trustDomain: o.trustDomain,
+    trustDomain,
     log: log.child({ service: 'destination' }),
   });
   server.addService(destinationServiceDefinition(), destination.handlers);
   const policy = createPolicyService({
     store: o.store,
-    trustDomain: o.trustDomain,
+    trustDomain,
     defaultPolicy: o.policy?.defaultPolicy ?? 'all-unauthenticated',
     clusterNetworks: o.policy?.clusterNetworks ?? [],
     log: log.child({ service: 'policy' }),
@@ -64,23 +84,23 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${bindHost}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
+      server.bindAsync(`${bindHost}:${o.port}`, tls.credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
   } catch (err) {
     destination.close();
     policy.close();
+    tls.close();
     server.forceShutdown();
     throw new Error(`control plane: cannot listen on ${bindHost}:${o.port}: ${(err as Error).message}`, { cause: err });
   }
-  log.info({ host: o.host, port }, 'control plane listening');
+  log.info({ host: o.host, port, identity: tls.identity }, 'control plane listening (tls)');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= new Promise<void>((resolve) => {
       destination.close();
       policy.close();
+      tls.close();
       const timer = setTimeout(() => server.forceShutdown(), o.closeGraceMs ?? 2000);
       server.tryShutdown(() => {
         clearTimeout(timer);
@@ -88,5 +108,5 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       });
     }));
 
-  return { address: { host: o.host, port }, server, destination, policy, close };
+  return { address: { host: o.host, port }, identity: tls.identity, tls, server, destination, policy, close };
 }

@@ -3,8 +3,10 @@
 // needs no resume point). The destination and policy services are both made of this: each stream gets
 // its answer at once, then again after store changes (coalesced for a few ms, so a burst of changes is
 // one message), and only when it differs from what that stream last received. Streams watching the
-// same key share one computed answer per change.
+// same key share one computed answer per change. An answer may instead be a refusal (an AccessError):
+// the stream then ends with its status, at once or at the change that made it one.
 import grpc from '@grpc/grpc-js';
+import { AccessError } from './access.js';
 import type { Store, StoreSnapshot } from './store/store.js';
 
 export interface SnapshotStreamsOptions<K, Res> {
@@ -13,7 +15,7 @@ export interface SnapshotStreamsOptions<K, Res> {
   readonly service: string;
   /** How long after a store change the answers are recomputed (ms). Default 25. */
   readonly coalesceMs?: number;
-  /** The answer for one key. */
+  /** The answer for one key; throws an AccessError to end the stream with its status instead. */
   answer(snapshot: StoreSnapshot, key: K): Res;
   /** A stream's failure (not its client's normal end). */
   onError(err: Error, key: K): void;
@@ -42,6 +44,8 @@ export interface SnapshotStreams<K, Res> {
   close(): void;
 }
 
+type Computed<Res> = { answer: Res; json: string } | { refused: AccessError };
+
 export function snapshotStreams<K, Res>(o: SnapshotStreamsOptions<K, Res>): SnapshotStreams<K, Res> {
   const coalesceMs = o.coalesceMs ?? 25;
   const watchers = new Set<Watcher<K, Res>>();
@@ -49,13 +53,23 @@ export function snapshotStreams<K, Res>(o: SnapshotStreamsOptions<K, Res>): Snap
   let closed = false;
   const closing = () => ({ code: grpc.status.UNAVAILABLE, details: `${o.service} is shutting down` });
 
-  const push = (w: Watcher<K, Res>, shared?: Map<string, { answer: Res; json: string }>): void => {
+  const push = (w: Watcher<K, Res>, shared?: Map<string, Computed<Res>>): void => {
     if (w.blocked || w.call.cancelled || w.call.writableEnded) return;
     let a = shared?.get(w.keyText);
     if (a === undefined) {
-      const answer = o.answer(o.store.snapshot(), w.key);
-      a = { answer, json: JSON.stringify(answer) };
+      try {
+        const answer = o.answer(o.store.snapshot(), w.key);
+        a = { answer, json: JSON.stringify(answer) };
+      } catch (err) {
+        if (!(err instanceof AccessError)) throw err;
+        a = { refused: err };
+      }
       shared?.set(w.keyText, a);
+    }
+    if ('refused' in a) {
+      watchers.delete(w);
+      w.call.emit('error', { code: a.refused.status, details: `${a.refused.message} [${a.refused.code}]` });
+      return;
     }
     if (a.json === w.sent) return;
     w.sent = a.json;
@@ -64,7 +78,7 @@ export function snapshotStreams<K, Res>(o: SnapshotStreamsOptions<K, Res>): Snap
 
   const refresh = (): void => {
     timer = undefined;
-    const shared = new Map<string, { answer: Res; json: string }>();
+    const shared = new Map<string, Computed<Res>>();
     for (const w of watchers) push(w, shared);
   };
 

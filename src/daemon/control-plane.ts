@@ -13,6 +13,7 @@ import { addIdentityService } from '../control/identity/service.js';
 import { LocalTokenIssuer } from '../control/identity/tokens.js';
 import { LocalStore } from '../control/store/local/local.js';
 import type { ControlPlaneHost } from '../runtime/mesh.js';
+import { controlPlaneIdentity } from '../control/tls.js';
 
 /** The pods' network when `up` is not given one (the runtime's default): cluster-authenticated's. */
 const DEFAULT_POD_CIDR = '10.244.0.0/16';
@@ -57,6 +58,8 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
   const { issuer } = await LocalTokenIssuer.openDir(join(o.stateDir, 'identity'));
   return {
     port: o.controlPort,
+    // It serves TLS only, as spiffe://<td>/ns/outrigger/sa/outrigger-control-plane.
+    trust: { trustAnchorsPem: ca.trustAnchorPem, identity: controlPlaneIdentity(ca.trustDomain) },
     async start(gateway, podExists) {
       const certifier = new Certifier({
         ca,
@@ -67,7 +70,7 @@ export async function localControlPlane(o: LocalControlPlaneOptions): Promise<Co
         store,
         host: gateway,
         port: o.controlPort,
-        trustDomain: ca.trustDomain,
+        ca,
         log,
         policy: { defaultPolicy: o.defaultInboundPolicy, clusterNetworks: [o.podCidr ?? DEFAULT_POD_CIDR] },
         services: (server) => addIdentityService(server, { certifier, log: log.child({ service: 'identity' }) }),

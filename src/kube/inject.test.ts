@@ -12,8 +12,16 @@ import {
   rewriteProbes,
   templatePath,
 } from './inject.js';
+import { MeshCa } from '../control/identity/ca.js';
 
-const CFG = { image: 'img', controlAddr: 'cp:8086', trustDomain: 'cluster.local' };
+const CFG = {
+  image: 'img',
+  controlAddr: 'cp:8086',
+  trustDomain: 'cluster.local',
+  // A real anchor: the environment must be a valid proxy configuration (checked below).
+  trustAnchorsPem: (await MeshCa.generatePems('cluster.local')).trustAnchorPem,
+  controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+};
 const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({
   kind: 'Pod',
   metadata: { annotations },
@@ -83,7 +91,7 @@ void test("JSON pointers and templates: escaped keys, each workload kind's templ
 });
 
 void test("the proxy container's environment, expanded as the kubelet does, is a valid proxy configuration with mTLS, policy and the pod's identity on", async () => {
-  const { loadProxyConfig, identitySettings } = await import('../proxy/config.js');
+  const { loadProxyConfig, identitySettings, controlTls } = await import('../proxy/config.js');
   const owned = pod({
     'config.outrigger.io/opaque-ports': '5432',
     'config.outrigger.io/default-inbound-policy': 'all-authenticated',
@@ -114,6 +122,10 @@ void test("the proxy container's environment, expanded as the kubelet does, is a
   const cfg = loadProxyConfig({}, env);
   assert.deepEqual(identitySettings(cfg)?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
   assert.equal(identitySettings(cfg)?.tokenFile, '/var/run/secrets/outrigger.io/identity/token');
+  // The control plane is reached over TLS, checked against the anchor for its identity.
+  const tls = controlTls(cfg);
+  assert.equal(tls?.trustAnchors, CFG.trustAnchorsPem);
+  assert.equal(tls?.serverIdentity, 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane');
   // What the local runtime passes as flags (runtime/mesh.ts runningPod).
   assert.equal(cfg.policyAddr?.host, 'cp');
   assert.equal(cfg.policyAddr?.port, 8086);

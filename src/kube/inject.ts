@@ -41,9 +41,14 @@ export type Json = Record<string, unknown>;
 export interface InjectConfig {
   /** The image the proxy and proxy-init run from. */
   readonly image: string;
-  /** HOST:PORT of the control plane's gRPC service (destination and identity). */
+  /** HOST:PORT of the control plane's gRPC service (destination, policy and identity; TLS only). */
   readonly controlAddr: string;
   readonly trustDomain: string;
+  /** The mesh's trust anchors (PEM), which the proxy checks the control plane's certificate against:
+   *  given inline (a pod cannot mount a ConfigMap of another namespace), as public as the anchor is. */
+  readonly trustAnchorsPem: string;
+  /** The identity the control plane serves with: spiffe://<td>/ns/<its namespace>/sa/outrigger-control-plane. */
+  readonly controlIdentity: string;
   /** Audience of the projected token, which the identity service checks. */
   readonly tokenAudience?: string;
   readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
@@ -210,6 +215,8 @@ export function proxyContainer(
       env('identityAddr', cfg.controlAddr),
       env('identityTokenFile', `${TOKEN_DIR}/${TOKEN_FILE}`),
       env('identity', `spiffe://${cfg.trustDomain}/ns/$(${podNamespace})/sa/$(${SERVICE_ACCOUNT_ENV})`),
+      env('trustAnchors', cfg.trustAnchorsPem),
+      env('controlIdentity', cfg.controlIdentity),
       env('inboundPort', String(PROXY_INBOUND_PORT)),
       env('outboundPort', String(PROXY_OUTBOUND_PORT)),
       ...(mesh.opaquePorts !== undefined ? [env('opaquePorts', ports(mesh.opaquePorts))] : []),

@@ -1,7 +1,7 @@
 // The names and numbers the Kubernetes parts agree on: install manifests, the injector, the control
 // plane entry point and `outrigger check`. One place, so that a Service name or a mount path cannot
 // differ between the manifest that creates it and the code that uses it.
-import { KUBE_ANNOTATION, PROXY_CONTAINER, PROXY_UID } from '../manifests/contract.js';
+import { CONTROL_PLANE_SERVICE_ACCOUNT, KUBE_ANNOTATION, PROXY_CONTAINER, PROXY_UID } from '../manifests/contract.js';
 
 export const DEFAULT_NAMESPACE = 'outrigger';
 export const DEFAULT_IMAGE = 'ghcr.io/outrigger/outrigger:0.1.0';
@@ -18,7 +18,8 @@ export const WEBHOOK_PATH = '/inject';
 
 export const IDENTITY_SECRET = 'outrigger-identity';
 export const INJECTOR_TLS_SECRET = 'outrigger-injector-tls';
-export const SERVICE_ACCOUNT = 'outrigger-control-plane';
+/** The control plane's ServiceAccount: its identity is spiffe://<td>/ns/<namespace>/sa/this. */
+export const SERVICE_ACCOUNT = CONTROL_PLANE_SERVICE_ACCOUNT;
 
 export const GRPC_PORT = 8086;
 export const WEBHOOK_PORT = 8443;
@@ -58,6 +59,11 @@ export const DEFAULT_CLUSTER_NETWORKS: readonly string[] = [
 
 export function controlAddr(namespace: string): string {
   return `${CONTROL_SERVICE}.${namespace}.svc:${GRPC_PORT}`;
+}
+
+/** The identity the control plane installed in `namespace` serves with (and the proxies check). */
+export function controlIdentity(trustDomain: string, namespace: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${SERVICE_ACCOUNT}`;
 }
 
 const IPV4_CIDR =

@@ -15,6 +15,11 @@ export const PROXY_OWN_PORTS: readonly number[] = [4190, PROXY_ADMIN_PORT];
 export const PROXY_UID = 2102;
 /** The proxy's container name, in the local runtime's pods and in injected Kubernetes pods (reserved). */
 export const PROXY_CONTAINER = 'outrigger-proxy';
+/** The control plane's ServiceAccount, and so its identity spiffe://<td>/ns/<namespace>/sa/this, which
+ *  every proxy checks the control plane's certificate for; the namespace is CONTROL_PLANE_NAMESPACE
+ *  locally and the install namespace in Kubernetes. */
+export const CONTROL_PLANE_SERVICE_ACCOUNT = 'outrigger-control-plane';
+export const CONTROL_PLANE_NAMESPACE = 'outrigger';
 
 /** The audience (`aud`) of the pod tokens the identity service accepts: the local runtime's tokens and
  *  the injector's projected ServiceAccount token. */

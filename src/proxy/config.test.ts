@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../core/errors.js';
 import { formatPortList } from '../core/ports.js';
-import { loadProxyConfig } from './config.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { MeshCa } from '../control/identity/ca.js';
+import { controlIdentity, controlTls, loadProxyConfig } from './config.js';
+
+/** A real trust anchor (PEM), and an issuer certificate (a CA too) and key to get wrong with. */
+const PEMS = await MeshCa.generatePems('cluster.local');
 
 void test('defaults match the issue: 4140 / 4143 / 4191 and the default opaque ports', () => {
   const cfg = loadProxyConfig({}, {});
@@ -106,6 +113,7 @@ void test('numbers, names and lists: each rule says what it wants', () => {
       identity: 'spiffe://cluster.local/ns/shop/sa/web',
       identityAddr: '10.0.0.1:8086',
       identityTokenFile: '/t',
+      trustAnchors: PEMS.trustAnchorPem,
     },
     {},
   );
@@ -155,4 +163,70 @@ void test('per-host data plane settings: the pod namespace to reach the app from
       /--inbound-netns/.test(err.message) &&
       /--outbound-sources/.test(err.message),
   );
+});
+
+void test('the control plane serves only TLS: its address needs trust anchors, and policy needs mTLS', async (t) => {
+  const problems = (flags: Parameters<typeof loadProxyConfig>[0]): readonly string[] => {
+    try {
+      loadProxyConfig(flags, {});
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
+  assert.deepEqual(problems({ destinationAddr: '10.0.0.1:8086' }), [
+    "--destination-addr (OUTRIGGER_PROXY_DESTINATION_ADDR) need the mesh's trust anchors, --trust-anchors (OUTRIGGER_PROXY_TRUST_ANCHORS) or --trust-anchors-file (OUTRIGGER_PROXY_TRUST_ANCHORS_FILE): the control plane serves only TLS, and its certificate is checked against them",
+  ]);
+  assert.deepEqual(problems({ policyAddr: '10.0.0.1:8086', pod: 'shop/web-1', trustAnchors: PEMS.trustAnchorPem }), [
+    "--policy-addr (OUTRIGGER_PROXY_POLICY_ADDR) needs mTLS (--identity-addr, --identity-token-file, --identity): the policy service answers only a proxy that presents its pod's certificate",
+  ]);
+  assert.deepEqual(problems({ trustAnchors: 'nope' }), [
+    '--trust-anchors (OUTRIGGER_PROXY_TRUST_ANCHORS): must be PEM certificates ("-----BEGIN CERTIFICATE-----"), got "nope"',
+  ]);
+  const dir = await mkdtemp(path.join(tmpdir(), 'outrigger-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const leafFile = path.join(dir, 'leaf.pem');
+  await writeFile(leafFile, PEMS.issuerKeyPem);
+  assert.deepEqual(problems({ destinationAddr: '10.0.0.1:8086', trustAnchorsFile: path.join(dir, 'none.pem') }), [
+    `--trust-anchors-file (OUTRIGGER_PROXY_TRUST_ANCHORS_FILE): cannot read ${path.join(dir, 'none.pem')} (ENOENT)`,
+  ]);
+  assert.deepEqual(problems({ trustAnchorsFile: leafFile }), [
+    `--trust-anchors-file (OUTRIGGER_PROXY_TRUST_ANCHORS_FILE): ${leafFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`,
+  ]);
+  assert.deepEqual(problems({ trustAnchors: PEMS.trustAnchorPem, trustAnchorsFile: leafFile }), [
+    '--trust-anchors (OUTRIGGER_PROXY_TRUST_ANCHORS) and --trust-anchors-file (OUTRIGGER_PROXY_TRUST_ANCHORS_FILE): give one of them, not both',
+    `--trust-anchors-file (OUTRIGGER_PROXY_TRUST_ANCHORS_FILE): ${leafFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`,
+  ]);
+
+  // The identity expected of the control plane: given, or the control plane's in the proxy's trust domain.
+  const file = path.join(dir, 'anchors.pem');
+  await writeFile(file, PEMS.trustAnchorPem);
+  const cfg = loadProxyConfig(
+    {
+      destinationAddr: '10.0.0.1:8086',
+      trustAnchorsFile: file,
+      identity: 'spiffe://example.org/ns/shop/sa/web',
+      identityAddr: '10.0.0.1:8086',
+      identityTokenFile: '/t',
+    },
+    {},
+  );
+  assert.equal(controlIdentity(cfg), 'spiffe://example.org/ns/outrigger/sa/outrigger-control-plane');
+  assert.equal(
+    controlIdentity(loadProxyConfig({ controlIdentity: 'spiffe://td/ns/mesh/sa/outrigger-control-plane' }, {})),
+    'spiffe://td/ns/mesh/sa/outrigger-control-plane',
+  );
+  assert.equal(
+    controlIdentity(loadProxyConfig({}, {})),
+    'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+  );
+  // The file is read again for each connection; a bad file then keeps the anchors read before.
+  const seen: string[] = [];
+  const tls = controlTls(cfg, (p) => seen.push(p));
+  assert.ok(tls !== undefined && typeof tls.trustAnchors === 'function');
+  assert.equal(tls.trustAnchors(), PEMS.trustAnchorPem);
+  await writeFile(file, 'garbage');
+  assert.equal(tls.trustAnchors(), PEMS.trustAnchorPem);
+  assert.deepEqual(seen, [`${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`]);
 });

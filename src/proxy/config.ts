@@ -2,10 +2,14 @@
 // parser per setting (all of them run, so every problem is reported at once), then frozen. Flags win
 // over the environment. The settings are strings with simple rules, so the parsers are written here
 // rather than with a schema library: the proxy runs in every pod, and zod alone holds about 6 MB.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors.js';
 import { parseAddr, type Port, type SocketAddr } from '../core/addr.js';
 import { parsePortList, type PortList } from '../core/ports.js';
-import { parseSpiffeId, type SpiffeId } from '../api/identity.js';
+import { DEFAULT_TRUST_DOMAIN, parseSpiffeId, type SpiffeId } from '../api/identity.js';
+import type { ChannelTls } from '../api/grpc/tls.js';
+import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT } from '../manifests/contract.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 import { SETTINGS, type SettingName } from './env.js';
 import { parseAppProbes, type AppProbeTarget } from './admin/probes.js';
@@ -107,6 +111,9 @@ const PARSERS = {
   identityAddr: optionalAddr,
   identityTokenFile: optionalText,
   identity: optionalSpiffeId,
+  trustAnchors: matching(/-----BEGIN CERTIFICATE-----/, 'must be PEM certificates ("-----BEGIN CERTIFICATE-----")'),
+  trustAnchorsFile: optionalText,
+  controlIdentity: optionalSpiffeId,
   meshTlsSessionResumption: bool,
   policyAddr: optionalAddr,
   pod: matching(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name'),
@@ -137,12 +144,74 @@ const PARSERS = {
   traceSampleRatio: (v: string | undefined): number =>
     within(num(v, 'must be a number from 0 to 1'), 0, 1, 'must be from 0 to 1'),
   appProbes,
-  h2Engine: oneOf(['node', 'own'] as const),
   accessLog: optionalText,
   logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
 } satisfies Record<SettingName, (v: string | undefined) => unknown>;
 
 export type ProxyConfig = { readonly [K in SettingName]: ReturnType<(typeof PARSERS)[K]> };
+
+/** Why PEM text cannot be the trust anchors, or undefined when it can (every block a CA certificate). */
+function trustAnchorsProblem(pem: string): string | undefined {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'holds no PEM certificate ("-----BEGIN CERTIFICATE-----")';
+  for (const [i, b] of blocks.entries()) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(b);
+    } catch {
+      return `certificate ${i + 1} of ${blocks.length} does not parse`;
+    }
+    if (!cert.ca) return `certificate ${i + 1} of ${blocks.length} (subject "${cert.subject}") is not a CA certificate`;
+  }
+  return undefined;
+}
+
+/** Reads the trust anchors file; throws an Error naming the file and the problem. */
+function readTrustAnchors(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const problem = trustAnchorsProblem(pem);
+  if (problem !== undefined) throw new Error(`${file} ${problem}`);
+  return pem;
+}
+
+/** The identity the control plane must present: --control-identity, else the control plane's identity
+ *  in the proxy's own trust domain (that of --identity, else cluster.local). */
+export function controlIdentity(cfg: ProxyConfig): SpiffeId {
+  if (cfg.controlIdentity !== undefined) return cfg.controlIdentity;
+  const td =
+    (cfg.identity !== undefined ? parseSpiffeId(cfg.identity)?.trustDomain : undefined) ?? DEFAULT_TRUST_DOMAIN;
+  return `spiffe://${td}/ns/${CONTROL_PLANE_NAMESPACE}/sa/${CONTROL_PLANE_SERVICE_ACCOUNT}` as SpiffeId;
+}
+
+/**
+ * How the proxy reaches the control plane: TLS, the trust anchors of --trust-anchors, or of
+ * --trust-anchors-file read again for each new connection (the last good ones kept if the file cannot
+ * be read or is bad then), and the identity it must present. Undefined without anchors (loadProxyConfig
+ * refuses a control plane address then).
+ */
+export function controlTls(cfg: ProxyConfig, onReadProblem?: (problem: string) => void): ChannelTls | undefined {
+  const serverIdentity = controlIdentity(cfg);
+  if (cfg.trustAnchors !== undefined) return { trustAnchors: cfg.trustAnchors, serverIdentity };
+  const file = cfg.trustAnchorsFile;
+  if (file === undefined) return undefined;
+  let last = readTrustAnchors(file);
+  return {
+    serverIdentity,
+    trustAnchors: () => {
+      try {
+        last = readTrustAnchors(file);
+      } catch (err) {
+        onReadProblem?.((err as Error).message);
+      }
+      return last;
+    },
+  };
+}
 
 /** The identity settings, when mTLS is on (all three are set; loadProxyConfig checks). */
 export function identitySettings(
@@ -205,6 +274,30 @@ export function loadProxyConfig(
     problems.push(
       `--policy-addr (${SETTINGS.policyAddr.env}) needs --pod (${SETTINGS.pod.env}): the policy service answers per pod`,
     );
+  if (cfg.policyAddr !== undefined && given.length === 0)
+    problems.push(
+      `--policy-addr (${SETTINGS.policyAddr.env}) needs mTLS (--identity-addr, --identity-token-file, --identity): the policy service answers only a proxy that presents its pod's certificate`,
+    );
+  // The control plane serves only TLS: whoever talks to it must know what to trust.
+  const flag = (k: SettingName) => `--${SETTINGS[k].flag} (${SETTINGS[k].env})`;
+  const control = (['destinationAddr', 'policyAddr', 'identityAddr'] as const).filter((k) => cfg[k] !== undefined);
+  if (cfg.trustAnchors !== undefined && cfg.trustAnchorsFile !== undefined)
+    problems.push(`${flag('trustAnchors')} and ${flag('trustAnchorsFile')}: give one of them, not both`);
+  else if (control.length > 0 && cfg.trustAnchors === undefined && cfg.trustAnchorsFile === undefined)
+    problems.push(
+      `${control.map(flag).join(', ')} need the mesh's trust anchors, ${flag('trustAnchors')} or ${flag('trustAnchorsFile')}: the control plane serves only TLS, and its certificate is checked against them`,
+    );
+  if (cfg.trustAnchors !== undefined) {
+    const problem = trustAnchorsProblem(cfg.trustAnchors);
+    if (problem !== undefined) problems.push(`${flag('trustAnchors')}: ${problem}`);
+  }
+  if (cfg.trustAnchorsFile !== undefined) {
+    try {
+      readTrustAnchors(cfg.trustAnchorsFile);
+    } catch (err) {
+      problems.push(`${flag('trustAnchorsFile')}: ${(err as Error).message}`);
+    }
+  }
   if (problems.length) throw new ConfigError('proxy configuration', problems);
   return Object.freeze(cfg);
 }

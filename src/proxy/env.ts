@@ -61,6 +61,18 @@ export const SETTINGS = {
     'identity',
     "this proxy's own workload identity, spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>",
   ),
+  trustAnchors: s(
+    'trust-anchors',
+    "the mesh's trust anchors (PEM): the control plane's certificate must chain to them; needed (or --trust-anchors-file) with any control plane address",
+  ),
+  trustAnchorsFile: s(
+    'trust-anchors-file',
+    'a file holding the trust anchors (PEM), read at start-up and again for every new connection to the control plane',
+  ),
+  controlIdentity: s(
+    'control-identity',
+    "the identity the control plane's certificate must carry (its URI SAN), checked before anything is sent to it; default spiffe://<the trust domain of --identity, or cluster.local>/ns/outrigger/sa/outrigger-control-plane",
+  ),
   meshTlsSessionResumption: s(
     'mesh-tls-session-resumption',
     'resume mesh TLS sessions between proxies with TLS 1.3 tickets (300 s, one use each) instead of a full handshake per connection, outbound and inbound: true | false',
@@ -68,7 +80,7 @@ export const SETTINGS = {
   ),
   policyAddr: s(
     'policy-addr',
-    "HOST:PORT of the control plane's policy service; with --pod, inbound traffic is authorized and rate limited as the pod's policy says",
+    "HOST:PORT of the control plane's policy service; with --pod and mTLS (it answers only a proxy that presents its pod's certificate), inbound traffic is authorized and rate limited as the pod's policy says",
   ),
   pod: s('pod', "this proxy's pod, namespace/name (the policy service answers for it)"),
   defaultInboundPolicy: s(
@@ -151,11 +163,6 @@ export const SETTINGS = {
   appProbes: s(
     'app-probes',
     'JSON {"<name>": {"port": N, "scheme": "HTTP|HTTPS|TCP", "path": "/x", "headers": [{"name","value"}]}}: the app\'s kubelet probes the admin server forwards at GET /app-probe/<name> (the injector writes it)',
-  ),
-  h2Engine: s(
-    'h2-engine',
-    "the HTTP/2 engine that forwards h2c and mesh h2 streams: node (node:http2) | own (the proxy's own, src/proxy/http2/wire; destinations with routes still go through node)",
-    'node',
   ),
   accessLog: s('access-log', 'one JSON line per request to "stdout" or to this file (unset: off)'),
   logLevel: s('log-level', 'fatal | error | warn | info | debug | trace | silent', 'info'),

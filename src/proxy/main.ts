@@ -4,7 +4,8 @@ import type net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { formatAddr, type SocketAddr } from '../core/addr.js';
 import { GrpcChannel } from '../api/grpc/channel.js';
-import { identitySettings, type ProxyConfig } from './config.js';
+import { controlTls, identitySettings, type ProxyConfig } from './config.js';
+import { internalError } from '../core/errors.js';
 import { ProxyIdentity } from './identity/identity.js';
 import { MeshTls } from './transport/mtls.js';
 import { ProxyMetrics } from './metrics.js';
@@ -61,13 +62,21 @@ export async function startProxy(cfg: ProxyConfig, log: Logger, handed?: HandedL
   let ready = false;
   const ports: number[] = [];
   // One connection to each control plane address (usually one for all three services), shared by
-  // identity, discovery and policy, and closed last.
+  // identity, discovery and policy, and closed last. TLS only: the control plane proves its identity
+  // before anything is sent, and once the proxy holds a certificate the channel presents it.
   const channels = new Map<string, GrpcChannel>();
+  let anchorsProblem: string | undefined;
+  const tls = controlTls(cfg, (problem) => {
+    if (problem === anchorsProblem) return;
+    anchorsProblem = problem;
+    log.warn({ problem }, 'trust anchors file: cannot use it now; keeping the anchors read before');
+  });
   const channelTo = (addr: SocketAddr): GrpcChannel => {
     const target = formatAddr(addr);
     let c = channels.get(target);
     if (c === undefined) {
-      c = new GrpcChannel(target);
+      if (tls === undefined) throw internalError('a control plane address without trust anchors passed the config');
+      c = new GrpcChannel(target, { tls });
       channels.set(target, c);
     }
     return c;
@@ -85,6 +94,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger, handed?: HandedL
       log: log.child({ component: 'identity' }),
     });
     metrics.watchIdentity(identity);
+    // Every connection to the control plane presents the newest certificate (policy needs it).
+    identity.onRotate((c) => {
+      for (const ch of channels.values())
+        ch.setClientCertificate({ keyPem: c.keyPem, certChainPem: c.leafPem + c.chainPem });
+    });
     mtls = new MeshTls({
       identity,
       metrics,

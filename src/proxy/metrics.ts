@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ProxyError } from './errors/errors.js';
+import { H2Metrics } from './metrics-h2.js';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -269,6 +270,9 @@ export class ProxyMetrics {
   readonly requestErrors = new CounterCells();
   /** Mirrored requests: result="sent" | "failed" | "dropped" (too many in flight). */
   readonly mirrorTotal: Counter<'direction' | 'target_addr' | 'result'>;
+  /** The HTTP/2 connections of the own engine (./metrics-h2.ts): streams, resets, GOAWAYs, protocol
+   *  errors by kind, frames, read from each connection's stats at close and at scrape time. */
+  readonly h2: H2Metrics;
   private readonly groups = new Map<string, RouteGroup>();
   /** RouteStats made so far (bounded by MAX_ROUTES, then the overflow destination). */
   private statsCount = 0;
@@ -480,6 +484,7 @@ export class ProxyMetrics {
           registers,
         })
       : undefined;
+    this.h2 = new H2Metrics(this.registry);
     collectDefaultMetrics({ register: this.registry });
   }
 

@@ -6,6 +6,8 @@ import type { DefaultInboundPolicy } from '../control/store/store.js';
 export interface ProxySettings {
   /** The control plane's address (destination, policy, identity), once it serves. */
   readonly controlAddr: string | undefined;
+  /** How the proxy checks the control plane (TLS only): the trust anchors file and its identity. */
+  readonly controlTls: { readonly trustAnchorsFile: string; readonly identity: string } | undefined;
   /** The mesh-wide default; a pod's own setting wins. */
   readonly defaultInboundPolicy: DefaultInboundPolicy | undefined;
   readonly tapTokenFile: string | undefined;
@@ -26,6 +28,9 @@ export function proxyArgs(plan: PodPlan, s: ProxySettings): string[] {
           `${plan.namespace}/${plan.name}`,
           '--default-inbound-policy',
           plan.mesh.defaultInboundPolicy ?? s.defaultInboundPolicy ?? 'all-unauthenticated',
+          ...(s.controlTls !== undefined
+            ? ['--trust-anchors-file', s.controlTls.trustAnchorsFile, '--control-identity', s.controlTls.identity]
+            : []),
         ]
       : [];
   // Who the proxy serves (its metrics' dst_* labels inbound, its spans' resource), tap, tracing.

@@ -66,6 +66,16 @@ export class MeshTokens {
     return file;
   }
 
+  /** Writes the mesh's trust anchors (PEM) beside the tap token, for the proxies to check the control
+   *  plane's certificate against (public: 0444), and returns the path. */
+  async writeTrustAnchors(pem: string): Promise<string> {
+    await mkdir(this.dir, { recursive: true, mode: 0o711 });
+    const file = join(this.dir, 'trust-anchors.pem');
+    await writeFile(`${file}.tmp`, pem, { mode: 0o444 });
+    await rename(`${file}.tmp`, file);
+    return file;
+  }
+
   /** Writes a pod's ServiceAccount token where only its proxy's uid can read it (0400, owned by that
    *  uid, in a root-owned directory of its own) and returns the path. Replaced atomically, so the
    *  proxy reads either the old token or the new one. */

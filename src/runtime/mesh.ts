@@ -56,6 +56,9 @@ export interface ControlPlaneHost {
   /** The port it listens on (on the gateway's address): a mesh that is resumed must know the address
    *  before the control plane serves, to publish what its pods are first (see Mesh.resume). */
   readonly port: number;
+  /** What the proxies check the control plane with (it serves only TLS): the mesh's trust anchors (PEM)
+   *  and the identity its certificate carries. */
+  readonly trust: { readonly trustAnchorsPem: string; readonly identity: string };
   /** Called with every new snapshot of Services, endpoints and pods. */
   publish(snapshot: Omit<StoreSnapshot, 'version'>): void;
   /** With identity: the trust domain, and a signed ServiceAccount token bound to a pod, which the
@@ -142,6 +145,7 @@ export class Mesh {
   private nodeProxies: NodeProxies | undefined;
   /** Node placements of pods not yet in `running` (between setUpPod and runningPod). */
   private readonly placements = new Map<string, string>();
+  private trustAnchorsFile: string | undefined;
 
   constructor(private readonly o: MeshOptions) {
     this.paths = statePaths(o.stateDir);
@@ -180,6 +184,7 @@ export class Mesh {
       this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${services}`);
       const cp = this.o.controlPlane;
       if (cp !== undefined) {
+        this.trustAnchorsFile = await this.tokens.writeTrustAnchors(cp.trust.trustAnchorsPem);
         const started = await cp.start(this.net.gateway, this.podExists);
         this.controlAddr = started.addr;
         this.closeControl = () => started.close();
@@ -314,7 +319,10 @@ export class Mesh {
       const onRecord = `${rec.pods.length} pod${rec.pods.length === 1 ? '' : 's'} on record`;
       this.say(`resuming the mesh: network ${this.net.bridge}, ${onRecord}`);
       const cp = this.o.controlPlane;
-      if (cp !== undefined) this.controlAddr = `${this.net.gateway}:${cp.port}`;
+      if (cp !== undefined) {
+        this.controlAddr = `${this.net.gateway}:${cp.port}`;
+        this.trustAnchorsFile = await this.tokens.writeTrustAnchors(cp.trust.trustAnchorsPem);
+      }
       if ([...plans.values()].some((p) => p.mesh.inject)) await this.prepareProxyCommand(false);
 
       // Adopt what still runs as it was; anything else goes, and the reconcile below makes it anew.
@@ -548,6 +556,10 @@ export class Mesh {
       controlAddr: this.controlAddr,
       defaultInboundPolicy: this.o.defaultInboundPolicy,
       tapTokenFile: this.tapTokenFile,
+      controlTls:
+        this.o.controlPlane !== undefined && this.trustAnchorsFile !== undefined
+          ? { trustAnchorsFile: this.trustAnchorsFile, identity: this.o.controlPlane.trust.identity }
+          : undefined,
       traceCollector: this.o.traceCollector,
       identity:
         identity !== undefined

@@ -2,10 +2,14 @@
 // watches, its Certify): one HTTP/2 connection per channel, opened when a call needs it and again after
 // it was lost; calls with gRPC's framing (a 5-byte prefix per message: compressed flag, big-endian
 // length), grpc-timeout, the status from trailers (or from a trailers-only answer), and keepalive pings.
-// What the API does not use is left out: client streaming, compression, TLS, metadata. It exists so the
-// proxy does not load @grpc/grpc-js; the control plane's server stays grpc-js, and the tests run this
+// With `tls` (what the proxy always gives: the control plane serves only TLS) every connection is TLS 1.3
+// to a server whose identity was checked first (./tls.ts), presenting the client's certificate once it
+// has one. What the API does not use is left out: client streaming, compression, metadata. It exists so
+// the proxy does not load @grpc/grpc-js; the control plane's server stays grpc-js, and the tests run this
 // client against it. https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
 import http2 from 'node:http2';
+import { parseAddr } from '../../core/addr.js';
+import { ChannelTlsError, connectTls, type ChannelTls, type ClientCertificate } from './tls.js';
 import {
   GrpcStatus,
   grpcMessageText,
@@ -71,9 +75,12 @@ export interface ChannelOptions {
   /** Largest response message accepted (bytes, default 4 MiB, as grpc's); larger ends the call with
    *  RESOURCE_EXHAUSTED. */
   readonly maxMessageBytes?: number;
+  /** TLS to the server, its identity checked (./tls.ts). Without it the channel speaks h2c: only the
+   *  channel's own tests do (the proxy's settings refuse a control plane address without trust anchors). */
+  readonly tls?: ChannelTls;
 }
 
-const DEFAULTS: Required<ChannelOptions> = {
+const DEFAULTS: Required<Omit<ChannelOptions, 'tls'>> = {
   reconnectDelayMs: 250,
   connectTimeoutMs: 20_000,
   keepaliveMs: 30_000,
@@ -90,11 +97,16 @@ interface Connection {
   connected: boolean;
   /** Why it failed or closed, for the details of the calls it takes down. */
   lostReason: string | undefined;
+  /** Puts a TLS failure in the channel's terms (an untrusted or wrong server). */
+  describe: (err: Error) => Error;
 }
 
 export class GrpcChannel {
-  readonly #o: Required<ChannelOptions>;
+  readonly #o: Required<Omit<ChannelOptions, 'tls'>>;
+  readonly #tls: ChannelTls | undefined;
   readonly #calls = new Set<ChannelCall<unknown>>();
+  #clientCertificate: ClientCertificate | undefined;
+  readonly #certificateListeners = new Set<() => void>();
   #conn: Connection | undefined;
   /** When the last connection attempt failed (performance.now() ms), and why. */
   #failedAt = -Infinity;
@@ -102,12 +114,44 @@ export class GrpcChannel {
   #idleTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  /** `target`: `host:port` (`[v6]:port`) of a plaintext gRPC server. */
+  /** `target`: `host:port` (`[v6]:port`) of a gRPC server (TLS with `o.tls`). */
   constructor(
     readonly target: string,
     o: ChannelOptions = {},
   ) {
-    this.#o = { ...DEFAULTS, ...o };
+    const { tls, ...rest } = o;
+    this.#o = { ...DEFAULTS, ...rest };
+    this.#tls = tls;
+  }
+
+  /** The certificate new connections present (undefined before the first). */
+  clientCertificate(): ClientCertificate | undefined {
+    return this.#clientCertificate;
+  }
+
+  /**
+   * Presents `c` from now on: the current connection is retired (new calls make a new one, with `c`),
+   * the listeners of onClientCertificate are told (they re-open their streams on it), and the old
+   * connection is closed once the calls still on it end. A TLS channel only.
+   */
+  setClientCertificate(c: ClientCertificate): void {
+    if (this.#tls === undefined) throw new Error(`channel to ${this.target}: a client certificate needs tls`);
+    const now = this.#clientCertificate;
+    if (now !== undefined && now.keyPem === c.keyPem && now.certChainPem === c.certChainPem) return;
+    this.#clientCertificate = c;
+    if (this.#closed) return;
+    const old = this.#conn;
+    this.#conn = undefined;
+    // A connection that failed without the certificate may succeed with it: no waiting for the retry.
+    this.#failedAt = -Infinity;
+    for (const fn of [...this.#certificateListeners]) fn();
+    old?.session.close();
+  }
+
+  /** Calls `fn` after each new client certificate, once new calls go out with it; returns what stops it. */
+  onClientCertificate(fn: () => void): () => void {
+    this.#certificateListeners.add(fn);
+    return () => this.#certificateListeners.delete(fn);
   }
 
   /** Starts a call whose response is a stream of messages (or one message: see unary). */
@@ -201,8 +245,26 @@ export class GrpcChannel {
   /** The connection new calls go on: the current one, or a new one (its calls wait while it connects). */
   #connection(): Connection {
     if (this.#conn !== undefined && !this.#conn.session.closed && !this.#conn.session.destroyed) return this.#conn;
-    const session = http2.connect(`http://${this.target}`, { settings: { enablePush: false } });
-    const conn: Connection = { session, connected: false, lostReason: undefined };
+    let describe = (err: Error): Error => err;
+    let session: http2.ClientHttp2Session;
+    const tlsSettings = this.#tls;
+    if (tlsSettings === undefined) {
+      session = http2.connect(`http://${this.target}`, { settings: { enablePush: false } });
+    } else {
+      const addr = parseAddr(this.target);
+      const cert = this.#clientCertificate;
+      // http2 waits for the socket's 'secureConnect' before it writes its preface: that event comes only
+      // once the server's identity was checked.
+      session = http2.connect(`https://${this.target}`, {
+        settings: { enablePush: false },
+        createConnection: () => {
+          const c = connectTls(addr?.host ?? this.target, addr?.port ?? 0, tlsSettings, cert);
+          describe = c.describe;
+          return c.socket;
+        },
+      });
+    }
+    const conn: Connection = { session, connected: false, lostReason: undefined, describe: (e) => describe(e) };
     this.#conn = conn;
     const connectTimer = setTimeout(
       () => session.destroy(new Error(`connect timed out after ${this.#o.connectTimeoutMs} ms`)),
@@ -216,7 +278,7 @@ export class GrpcChannel {
       this.#keepalive(conn);
     });
     session.on('error', (err: Error) => {
-      conn.lostReason ??= err.message;
+      conn.lostReason ??= reason(conn.describe(err));
     });
     // A server going away (GOAWAY) finishes the calls it accepted; new calls need a new connection.
     session.on('goaway', () => {
@@ -258,6 +320,11 @@ export class GrpcChannel {
     timer.unref();
     conn.session.once('close', () => clearInterval(timer));
   }
+}
+
+/** Why a connection failed, for the calls' details: a TLS refusal with its code (docs/errors.md). */
+function reason(err: Error): string {
+  return err instanceof ChannelTlsError ? `${err.message} [${err.code}]` : err.message;
 }
 
 /** grpc-timeout: at most 8 digits and a unit (m: milliseconds, S: seconds). */
@@ -431,7 +498,9 @@ class ChannelCall<Res> implements Call {
       return;
     }
     // Node cancels the streams of a connection that failed with an error whose cause is the reason.
-    const lost = this.#conn?.lostReason ?? (err?.cause instanceof Error ? err.cause.message : err?.message);
+    const cause = err?.cause instanceof Error ? err.cause : err;
+    const lost =
+      this.#conn?.lostReason ?? (cause !== undefined ? reason(this.#conn?.describe(cause) ?? cause) : undefined);
     if (lost !== undefined || this.#httpStatus === undefined) {
       this.finish(
         GrpcStatus.UNAVAILABLE,

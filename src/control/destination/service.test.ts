@@ -2,11 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../../../test/basics.js';
-import { startTestControlPlane } from '../../../test/control-plane.js';
+import { startTestControlPlane, type TestControlPlane } from '../../../test/control-plane.js';
 import { watchDestination, type Update } from '../../api/destination.js';
 import { GrpcChannel, type Call, type Status } from '../../api/grpc/channel.js';
 import { GrpcStatus } from '../../api/grpc/protocol.js';
-import { startControlPlane, type ControlPlane } from '../server.js';
+import { startControlPlane } from '../server.js';
 import { sampleContent, pod } from '../store/contract.js';
 import { LocalStore } from '../store/local/local.js';
 
@@ -19,10 +19,10 @@ function watch(client: GrpcChannel, path: string): { updates: Update[]; status: 
 
 async function setup(t: {
   after(fn: () => Promise<void> | void): void;
-}): Promise<{ store: LocalStore; cp: ControlPlane; client: GrpcChannel }> {
+}): Promise<{ store: LocalStore; cp: TestControlPlane; client: GrpcChannel }> {
   const store = new LocalStore(sampleContent());
   const cp = await startTestControlPlane({ store });
-  const client = new GrpcChannel(cp.addr);
+  const client = new GrpcChannel(cp.addr, { tls: cp.channelTls });
   t.after(async () => {
     client.close();
     await cp.close();
@@ -125,7 +125,7 @@ void test('a cancelled stream is forgotten; close ends the others with UNAVAILAB
 void test('port in use: a clear error', async (t) => {
   const { cp } = await setup(t);
   await assert.rejects(
-    startControlPlane({ store: new LocalStore(), host: '127.0.0.1', port: cp.address.port, trustDomain: 'td' }),
+    startControlPlane({ store: new LocalStore(), host: '127.0.0.1', port: cp.address.port, ca: cp.ca }),
     /control plane: cannot listen on 127\.0\.0\.1:\d+/,
   );
 });

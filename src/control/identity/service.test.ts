@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGrpcServer } from '../../../test/grpc.js';
+import { startTestControlPlane } from '../../../test/control-plane.js';
+import { LocalStore } from '../store/local/local.js';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { GrpcChannel, type GrpcError } from '../../api/grpc/channel.js';
@@ -31,19 +32,35 @@ async function csrFor(id: string): Promise<string> {
   ).toString('pem');
 }
 
-/** Certify over the API's own client (what the proxy uses). */
-function identityClient(port: number): { certify(req: CertifyRequest): Promise<CertifyResponse>; close(): void } {
-  const channel = new GrpcChannel(`127.0.0.1:${port}`);
+/** Certify over the API's own client (what the proxy uses: TLS, no client certificate yet). */
+function identityClient(
+  port: number,
+  ca: MeshCa,
+): { certify(req: CertifyRequest): Promise<CertifyResponse>; close(): void } {
+  const channel = new GrpcChannel(`127.0.0.1:${port}`, {
+    tls: {
+      trustAnchors: ca.trustAnchorPem,
+      serverIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+    },
+  });
   return { certify: (req) => certifyCall(channel, req), close: () => channel.close() };
 }
 
-const serve = (certifier: Certifier) => startGrpcServer((server) => addIdentityService(server, { certifier }));
+/** The control plane with the identity service, as the daemon and the cluster run it. */
+async function serve(ca: MeshCa, certifier: Certifier): Promise<{ port: number; server: { forceShutdown(): void } }> {
+  const cp = await startTestControlPlane({
+    store: new LocalStore(),
+    ca,
+    services: (server) => addIdentityService(server, { certifier }),
+  });
+  return { port: cp.address.port, server: { forceShutdown: () => void cp.close() } };
+}
 
 void test('Certify over real gRPC: a certificate, and each refusal as its status code', async (t) => {
   const ca = await MeshCa.create();
   const tokens = await LocalTokenIssuer.create();
-  const { port, server } = await serve(new Certifier({ ca, reviewer: tokens.reviewer(() => true) }));
-  const client = identityClient(port);
+  const { port, server } = await serve(ca, new Certifier({ ca, reviewer: tokens.reviewer(() => true) }));
+  const client = identityClient(port, ca);
   t.after(() => {
     client.close();
     server.forceShutdown();
@@ -86,8 +103,8 @@ void test('Certify over real gRPC: a certificate, and each refusal as its status
 void test('an unexpected failure is INTERNAL without details', async (t) => {
   const ca = await MeshCa.create();
   const reviewer: TokenReviewer = { review: () => Promise.reject(new Error('apiserver 10.0.0.1: secret detail')) };
-  const { port, server } = await serve(new Certifier({ ca, reviewer }));
-  const client = identityClient(port);
+  const { port, server } = await serve(ca, new Certifier({ ca, reviewer }));
+  const client = identityClient(port, ca);
   t.after(() => {
     client.close();
     server.forceShutdown();

@@ -3,7 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort, waitFor } from '../../../test/basics.js';
-import { startTestControlPlane } from '../../../test/control-plane.js';
+import {
+  startTestControlPlane as startControlPlane,
+  type TestControlPlaneOptions,
+} from '../../../test/control-plane.js';
+import { MeshCa } from '../../control/identity/ca.js';
 import { toPort, type SocketAddr } from '../../core/addr.js';
 import { createLogger } from '../../core/log.js';
 import type { ControlPlane } from '../../control/server.js';
@@ -19,11 +23,18 @@ const addr = (text: string): SocketAddr => {
 
 const keys = (d: Destination) => d.balancer.endpoints.map((e) => e.key).sort();
 const fast = { initialMs: 50, maxMs: 500 };
+// One CA for every control plane of this file: one started again on the same port is trusted again.
+const ca = await MeshCa.create();
+const TLS = {
+  trustAnchors: ca.trustAnchorPem,
+  serverIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+};
+const startTestControlPlane = (o: TestControlPlaneOptions) => startControlPlane({ ca, ...o });
 
 void test('first answer, then the same object synchronously; an update after a change', async (t) => {
   const store = new LocalStore(sampleContent());
   const cp = await startTestControlPlane({ store });
-  const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, backoff: fast });
+  const d = new Discovery({ tls: TLS, addr: addr(`127.0.0.1:${cp.address.port}`), log, backoff: fast });
   t.after(async () => {
     d.close();
     await cp.close();
@@ -71,7 +82,7 @@ void test('first answer, then the same object synchronously; an update after a c
 void test('an unknown IP is passthrough; garbage is refused and passthrough; a pod IP is that pod', async (t) => {
   const store = new LocalStore(sampleContent());
   const cp = await startTestControlPlane({ store });
-  const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, backoff: fast });
+  const d = new Discovery({ tls: TLS, addr: addr(`127.0.0.1:${cp.address.port}`), log, backoff: fast });
   t.after(async () => {
     d.close();
     await cp.close();
@@ -94,7 +105,7 @@ void test('an unknown IP is passthrough; garbage is refused and passthrough; a p
 
 void test('no control plane: passthrough after the initial timeout, then the answer when it comes', async (t) => {
   const port = await freePort();
-  const d = new Discovery({ addr: addr(`127.0.0.1:${port}`), log, initialTimeoutMs: 200, backoff: fast });
+  const d = new Discovery({ tls: TLS, addr: addr(`127.0.0.1:${port}`), log, initialTimeoutMs: 200, backoff: fast });
   const started: { cp?: ControlPlane } = {};
   t.after(async () => {
     d.close();
@@ -114,7 +125,7 @@ void test('control plane down: the last answer stays; after a restart on the sam
   const store = new LocalStore(sampleContent());
   let cp = await startTestControlPlane({ store });
   const port = cp.address.port;
-  const d = new Discovery({ addr: addr(`127.0.0.1:${port}`), log, backoff: fast });
+  const d = new Discovery({ tls: TLS, addr: addr(`127.0.0.1:${port}`), log, backoff: fast });
   t.after(async () => {
     d.close();
     await cp.close();
@@ -155,7 +166,7 @@ void test('idle watches are closed; close() ends everything and settles pending 
   const cp = await startTestControlPlane({ store });
   // idleMs well above a first answer's time on a busy machine (at 100 ms the watch was sometimes closed
   // before the first assertion).
-  const d = new Discovery({ addr: addr(`127.0.0.1:${cp.address.port}`), log, idleMs: 500, backoff: fast });
+  const d = new Discovery({ tls: TLS, addr: addr(`127.0.0.1:${cp.address.port}`), log, idleMs: 500, backoff: fast });
   t.after(async () => {
     d.close();
     await cp.close();

@@ -4,6 +4,7 @@
 // watch reconnects with jittered backoff, and catches up with the first answer after.
 import { performance } from 'node:perf_hooks';
 import { watchDestination, type Update } from '../../api/destination.js';
+import type { ChannelTls } from '../../api/grpc/tls.js';
 import { GrpcChannel, type Call, type Status } from '../../api/grpc/channel.js';
 import { GrpcStatus, grpcStatusName } from '../../api/grpc/protocol.js';
 import { formatAddr, parseAddr, type ServerAddr, type SocketAddr } from '../../core/addr.js';
@@ -21,8 +22,9 @@ export interface DiscoveryOptions {
   /** The control plane's gRPC address. */
   readonly addr: SocketAddr;
   /** The connection to it, when shared with the proxy's other clients of the control plane (left open
-   *  by close()); default: a channel of its own, closed with it. */
+   *  by close()); default: a channel of its own with `tls`, closed with it. */
   readonly channel?: GrpcChannel;
+  readonly tls?: ChannelTls;
   readonly log: Logger;
   /** How long a first lookup waits for an answer before the destination is treated as passthrough
    *  (ms, default 1000). The answer still replaces it when it comes. */
@@ -140,6 +142,17 @@ class Watch implements Destination {
     if (this.settled) return;
     this.settled = true;
     this.settle(this);
+  }
+
+  /** Moves the watch to a new connection of the channel (a new client certificate): the answer in
+   *  force stays until the new stream's first one, which is whole. */
+  reconnect(): void {
+    if (this.closed) return;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    const old = this.call;
+    this.call = undefined;
+    old?.cancel();
+    this.connect();
   }
 
   private connect(): void {
@@ -301,6 +314,7 @@ export class Discovery {
   /** The control plane is unreachable (logged once until an answer comes again). */
   private outage = false;
   private timeoutLogged = false;
+  private readonly stopCertificateWatch: () => void;
 
   constructor(opts: DiscoveryOptions) {
     this.o = {
@@ -310,9 +324,14 @@ export class Discovery {
       balancer: opts.balancer ?? ((env) => new PeakEwmaBalancer(env)),
     };
     this.ownChannel = opts.channel === undefined;
-    this.channel = opts.channel ?? new GrpcChannel(formatAddr(opts.addr));
+    this.channel = opts.channel ?? new GrpcChannel(formatAddr(opts.addr), { tls: opts.tls });
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(this.o.idleMs / 2, 30_000)));
     this.sweeper.unref();
+    // Once the proxy holds a certificate (and after each renewal) the channel presents it on a new
+    // connection: every watch moves there.
+    this.stopCertificateWatch = this.channel.onClientCertificate(() => {
+      for (const byPort of this.watches.values()) for (const w of byPort.values()) w.reconnect();
+    });
   }
 
   /** The destination for `dst`: the object itself when it is already watched (or the lookup is
@@ -340,6 +359,7 @@ export class Discovery {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopCertificateWatch();
     clearInterval(this.sweeper);
     for (const byPort of this.watches.values()) for (const w of byPort.values()) w.close();
     this.watches.clear();

@@ -43,6 +43,9 @@ export const Codes = {
   UNAUTHORIZED: 'OUTR_ERR_UNAUTHORIZED',
   /** Inbound: the server's local rate limit refused the request: 429 with Retry-After. */
   RATE_LIMITED: 'OUTR_ERR_RATE_LIMITED',
+  /** A fault in the proxy's own forwarding code, caught for one request (or HTTP/2 stream), which it
+   *  ends: 500 (gRPC INTERNAL) when nothing was answered yet, else the answer is cut. A bug: report it. */
+  PROXY_FAULT: 'OUTR_ERR_PROXY_FAULT',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

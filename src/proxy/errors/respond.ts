@@ -33,6 +33,7 @@ const TABLE: Record<Code, { status: number; grpc: number }> = {
   [Codes.ROUTE_TIMEOUT]: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
   [Codes.UNAUTHORIZED]: { status: 403, grpc: 7 /* PERMISSION_DENIED */ },
   [Codes.RATE_LIMITED]: { status: 429, grpc: 8 /* RESOURCE_EXHAUSTED */ },
+  [Codes.PROXY_FAULT]: { status: 500, grpc: 13 /* INTERNAL */ },
 };
 
 /** What to answer for an error; anything that is not a ProxyError is a 502 (a bug or an upstream fault). */

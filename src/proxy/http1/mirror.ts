@@ -1,61 +1,31 @@
-// RequestMirror for HTTP/1: a copy of a request without a body, sent fire and forget to an endpoint of
-// the mirror backend (mesh TLS when it is meshed); its answer is read and dropped. Off the hot path
-// (only rules with a mirror filter), bounded (MAX_MIRRORS in flight, the rest dropped and counted).
+// RequestMirror for HTTP/1: a copy of a request without a body, sent fire and forget to the endpoint of
+// a mirror ticket (../request/mirror.ts: the bound and the counts); mesh TLS when it is meshed. Its
+// answer is read and dropped.
 import http from 'node:http';
 import net from 'node:net';
 import type { SpiffeId } from '../../api/identity.js';
-import type { Direction, ProxyMetrics } from '../metrics.js';
-import type { BackendTarget } from '../route/router.js';
 import { MESH_ALPN } from '../tls/alpn.js';
 import type { MeshTls } from '../transport/mtls.js';
+import { MIRROR_TIMEOUT_MS, type MirrorTicket } from '../request/mirror.js';
 
-/** Mirrored requests in flight at most, per proxy. */
-export const MAX_MIRRORS = 64;
-/** A mirror that has not finished by then is cut (ms). */
-const MIRROR_TIMEOUT_MS = 10_000;
-
-let inFlight = 0;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 4 });
 
-export interface MirrorContext {
-  readonly metrics: ProxyMetrics;
-  readonly direction: Direction;
-  readonly mtls?: MeshTls;
-}
-
-/** Sends a copy of a body-less request (`fields`: alternating name, value, as forwarded) to `backend`. */
+/** Sends a copy of a body-less request (`fields`: alternating name, value, as forwarded) with `ticket`. */
 export function mirrorHttp1(
-  ctx: MirrorContext,
-  targetKey: string,
-  backend: BackendTarget,
+  mtls: MeshTls | undefined,
+  ticket: MirrorTicket,
   method: string,
   target: string,
   fields: readonly string[],
 ): void {
-  const count = (result: string) =>
-    ctx.metrics.mirrorTotal.inc({ direction: ctx.direction, target_addr: targetKey, result });
-  const ep = backend.balancer.pick();
-  if (ep === undefined || inFlight >= MAX_MIRRORS) {
-    count('dropped');
-    return;
-  }
-  inFlight++;
-  const start = ep.begin();
-  let done = false;
-  const finish = (ok: boolean) => {
-    if (done) return;
-    done = true;
-    inFlight--;
-    ep.end(start, ok);
-    count(ok ? 'sent' : 'failed');
-  };
+  const ep = ticket.endpoint;
+  const finish = (ok: boolean) => ticket.finish(ok);
   const headers: string[] = [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = (fields[i] as string).toLowerCase();
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
     headers.push(fields[i] as string, fields[i + 1] as string);
   }
-  const mtls = ctx.mtls;
   const serverId = ep.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
   const opts: http.RequestOptions = {
     host: ep.addr.host,

@@ -1,64 +1,38 @@
 // The HTTP/1.x side of a listener: one ClientConn per accepted connection. It parses only message heads
 // and moves body bytes between the client and a pooled upstream connection without copying them, one
 // exchange at a time (pipelined requests wait, so responses keep their order). Upgrades and CONNECT turn
-// into byte tunnels. Every failure ends at one rescue point, `fail`, which answers with ../errors/respond.
+// into byte tunnels. What a request is above the wire (its slot, policy, route, endpoint, timeouts,
+// retries, metrics and observers) is ../request/exchange.ts: one Exchange per connection, reused for each
+// of its requests, which calls this connection back as its RequestCodec. Every failure ends at one rescue
+// point, `fail`, which hands it to the exchange; the answer goes out here (../errors/respond).
 import type { Socket } from 'node:net';
-import type { Logger } from '../../core/log.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
-import type { ProxyConfig } from '../config.js';
-import type { Direction, ProxyMetrics, RouteStats } from '../metrics.js';
 import { Codes, ProxyError } from '../errors/errors.js';
-import { errorResponse, http1ErrorResponse } from '../errors/respond.js';
+import { http1ErrorResponse, reasonPhrase, type ErrorResponse } from '../errors/respond.js';
 import { connectUpstream, type Connecting } from '../transport/connect.js';
 import { joinSockets } from '../transport/tcp.js';
 import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './parse.js';
 import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
-import type { Endpoint } from '../balance/balancer.js';
-import { modifyHeaders, redirectLocation, rewriteRequest, shouldMirror } from '../route/filters.js';
-import { decideRetry, isIdempotent, MAX_RETRY_BODY_BYTES, retryDelayMs, type FailureKind } from '../route/retry.js';
-import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
-import {
-  abandonBreaker,
-  chooseAttempt,
-  feedBreaker,
-  findRoute,
-  noEndpoint,
-  queueFull,
-  type BackendTarget,
-  type Router,
-} from '../route/router.js';
-import { Slot } from '../route/limit.js';
-import { splitTarget, type CompiledRule, type RouteCandidate, type RouteRequest } from '../route/table.js';
-import { reasonPhrase } from '../errors/respond.js';
+import { modifyHeaders } from '../route/filters.js';
+import type { FailureKind } from '../route/retry.js';
+import type { Router } from '../route/router.js';
 import { mirrorHttp1 } from './mirror.js';
 import type { SpiffeId } from '../../api/identity.js';
 import { MESH_ALPN } from '../tls/alpn.js';
-import type { MeshTls } from '../transport/mtls.js';
 import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
-import type { Observer } from '../observe/observer.js';
-import { fieldValue, formatTraceparent, withTraceparent, type TraceContext, type Tracer } from '../observe/trace.js';
+import { Admit, CLIENT_ID_HEADER, Exchange, type ExchangeContext, type RequestCodec } from '../request/exchange.js';
+import type { MirrorTicket } from '../request/mirror.js';
 
-export interface Http1Context {
-  readonly cfg: ProxyConfig;
-  readonly metrics: ProxyMetrics;
+export interface Http1Context extends ExchangeContext {
   readonly pool: UpstreamPool;
-  readonly direction: Direction;
-  readonly log: Logger;
   readonly draining: () => boolean;
   /** Open client connections, so a shutdown can drain them and the listener close idle ones. */
   readonly conns: Set<ClientConn>;
-  /** mTLS is on: outbound requests to meshed endpoints go over mesh TLS, inbound requests get the
-   *  client identity header. Absent: plaintext everywhere, headers untouched. */
-  readonly mtls?: MeshTls;
   /** Inbound with a policy service: every request is authorized and rate limited (../inbound). */
   readonly policy?: InboundPolicyDeps;
-  /** Tap, tracing and the access log; absent or inactive: nothing is built per request. */
-  readonly obs?: Observer;
 }
 
-/** The header that tells the app who the client is: set by the inbound proxy from the identity mesh TLS
- *  verified, and removed from every request that arrives otherwise: no client claims an identity by header. */
-export const CLIENT_ID_HEADER = 'outrigger-client-id';
+export { CLIENT_ID_HEADER };
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Largest response head accepted from an upstream (bytes). */
@@ -75,30 +49,14 @@ const malformedBody = (m: string) => new ProxyError(Codes.MALFORMED_REQUEST, `in
 const badUpstreamBody = (m: string) =>
   new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream sent an invalid response body: ${m}`);
 
-export class ClientConn implements UpstreamOwner {
-  /** The original destination, as the metrics label it. */
-  private readonly targetKey: string;
-  /** Where the exchange in progress goes: the original destination, or the endpoint the balancer
-   *  picked for this request. */
-  private upAddr: SocketAddr;
-  private upKey: string;
-  /** The pool's key for the exchange's upstream: TLS connections are kept apart from plaintext ones,
-   *  and per expected identity. */
-  private poolKey: string;
-  /** The identity the exchange's endpoint must prove (mesh TLS), undefined for plaintext. */
-  private serverId: SpiffeId | undefined = undefined;
+export class ClientConn implements UpstreamOwner, RequestCodec {
+  /** The request layer's side of this connection's requests (one at a time, reused). */
+  private readonly ex: Exchange;
   /** Inbound: remove the client identity header from requests (and set it from `clientId`). */
   private readonly identityHeader: boolean;
-  /** Inbound with a policy: authorization and rate limits, decided per connection where they can be. */
-  private readonly gate: InboundGate | null;
-  /** The original destination's port (a redirect's default port). */
-  private readonly targetPort: number;
-  private ep: Endpoint | null = null;
-  private epStart = 0;
   /** Client bytes not yet consumed: a partial head, or pipelined requests waiting their turn. */
   private buf: Buffer | null = null;
   private headTimer: NodeJS.Timeout | null = null;
-  private resTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private clientEnded = false;
   private closeAfter = false;
@@ -106,22 +64,20 @@ export class ClientConn implements UpstreamOwner {
   private waitClientDrain = false;
 
   // A request waiting for a slot of its destination's in-flight limit (route/limit.ts), with the bytes
-  // that came after its head; and whether this connection holds a slot for its exchange.
+  // that came after its head.
   private waitingHead: RequestHead | null = null;
   private waitingRest: Buffer | null = null;
-  private waitingSince = 0;
-  private slot = false;
 
   // The exchange in progress (one at a time).
   private req: RequestHead | null = null;
+  /** The bytes after the request's head, until its first attempt takes them (or it is refused). */
+  private rest: Buffer | null = null;
+  /** The first attempt was sent: the request is no longer the proxy's to refuse without reading it. */
+  private attempted = false;
   private reqHead = '';
   private reqDone = false;
   private reqRemaining = 0;
   private reqChunks: ChunkedScanner | null = null;
-  private stats: RouteStats | null = null;
-  private startedAt = 0;
-  /** Tracing on: this side's span of the exchange. */
-  private trace: TraceContext | undefined = undefined;
   private up: UpstreamConn | null = null;
   private connecting: Connecting | null = null;
   private upReusable = true;
@@ -132,24 +88,6 @@ export class ClientConn implements UpstreamOwner {
   private resRemaining = 0;
   private resChunks: ChunkedScanner | null = null;
   private dechunk = false;
-
-  // Routing (only when the destination has routes; null otherwise).
-  private rule: CompiledRule | null = null;
-  /** Whose breakers learn how the exchange went: the rule's backend, or the Service's own endpoints
-   *  when it has no routes; null: the original destination (no breakers). */
-  private backend: BackendTarget | null = null;
-  /** Request body bytes kept for a retry (the rule has a retry policy); null: none, or too many. */
-  private replay: Buffer[] | null = null;
-  private replayBytes = 0;
-  private retries = 0;
-  /** performance.now() when the rule's request timeout expires; Infinity without one. */
-  private deadline = Infinity;
-  private routeTimer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  /** An interim response (100 Continue) went to the client: a retry would answer twice. */
-  private interimSent = false;
-  /** How the attempt in progress failed, set just before fail() by whoever saw it. */
-  private failKind: FailureKind | null = null;
 
   private readonly onData = (chunk: Buffer) => this.clientData(chunk);
   private readonly onEnd = () => this.clientEnd();
@@ -167,26 +105,6 @@ export class ClientConn implements UpstreamOwner {
       new ProxyError(Codes.HEADER_TIMEOUT, `request head not received within ${this.ctx.cfg.headerTimeoutMs}ms`),
     );
   };
-  private readonly onResTimeout = () => {
-    this.resTimer = null;
-    this.failKind = 'timeout';
-    this.fail(
-      new ProxyError(Codes.RESPONSE_TIMEOUT, `upstream ${this.upKey}: no response within ${this.attemptTimeoutMs()}ms`),
-    );
-  };
-  private readonly onRouteTimeout = () => {
-    this.routeTimer = null;
-    this.fail(
-      new ProxyError(
-        Codes.ROUTE_TIMEOUT,
-        `${this.targetKey}: route ${this.rule?.route} timed out after ${this.rule?.requestTimeoutMs}ms (timeouts.request)`,
-      ),
-    );
-  };
-  private readonly onRetryTimer = () => {
-    this.retryTimer = null;
-    this.nextAttempt();
-  };
   private readonly onDechunk = (b: Buffer, start: number, end: number) => {
     if (end > start && !this.sock.write(b.subarray(start, end))) this.pauseUpstream();
   };
@@ -199,24 +117,20 @@ export class ClientConn implements UpstreamOwner {
     ended: boolean,
     /** A Service: its routes, or its balancer when it has none, decide where each request goes.
      *  Absent: to the original address. */
-    private readonly router?: Router,
+    router?: Router,
     /** Inbound over mesh TLS: the identity the client proved. */
     private readonly clientId?: SpiffeId,
     /** Inbound: the client's address (of the raw connection, under any TLS). */
     peerAddr?: string,
   ) {
-    this.targetKey = formatAddr(target);
-    this.targetPort = target.port;
-    this.upAddr = target;
-    this.upKey = this.targetKey;
-    this.poolKey = this.targetKey;
     // Inbound, the identity header is stripped whether or not mTLS is on: nobody may claim an identity
     // with a header.
     this.identityHeader = ctx.direction === 'inbound';
-    this.gate =
+    const gate =
       ctx.direction === 'inbound' && ctx.policy !== undefined
         ? new InboundGate(ctx.policy, target.port, clientId, peerAddr ?? sock.remoteAddress)
-        : null;
+        : undefined;
+    this.ex = new Exchange(ctx, this, target, formatAddr(target), router, clientId, gate);
     sock.setNoDelay(true);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
@@ -312,132 +226,152 @@ export class ClientConn implements UpstreamOwner {
       return;
     }
     this.buf = null;
-    this.startExchange(head, end + 4 < buf.length ? buf.subarray(end + 4) : null);
+    const rest = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+    const ex = this.ex;
+    ex.open(head.method, head.target, head.authority, head.fields, false, head.bodyKind === 'none');
+    if (ex.admit() === Admit.Queued) {
+      this.waitingHead = head;
+      this.waitingRest = rest;
+      this.idleSince = 0;
+      this.sock.pause();
+      return;
+    }
+    this.startExchange(head, rest);
   }
 
+  /** The request has its slot (or was refused one): the exchange decides where it goes. */
   private startExchange(head: RequestHead, rest: Buffer | null): void {
-    const { metrics } = this.ctx;
-    const router = this.router;
-    if (router !== undefined && !this.slot) {
-      const got = router.limit.acquire(this.onSlot);
-      if (got === Slot.Queued) {
-        metrics.requestQueueTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, result: 'queued' });
-        this.waitingHead = head;
-        this.waitingRest = rest;
-        this.waitingSince = performance.now();
-        this.idleSince = 0;
-        this.sock.pause();
-        return;
-      }
-      this.slot = got === Slot.Now;
-    }
     this.req = head;
-    // A request that waited for its slot: its latency and deadline count from when it arrived.
-    this.startedAt = this.waitingSince !== 0 ? this.waitingSince : performance.now();
-    this.waitingSince = 0;
+    this.rest = rest;
+    this.attempted = false;
     this.idleSince = 0;
     if (!head.keepAlive || this.ctx.draining()) this.closeAfter = true;
-    if (router !== undefined && !this.slot) {
-      // No slot and no room in the queue.
-      metrics.requestQueueTotal.inc({ direction: this.ctx.direction, target_addr: this.targetKey, result: 'full' });
-      this.refuse(head, rest, queueFull(router.limit, this.targetKey), undefined);
-      return;
-    }
-    if (this.gate !== null) {
-      let req: RouteRequest | undefined;
-      if (this.gate.routed()) {
-        const { path, query } = splitTarget(head.target);
-        req = { method: head.method, path, query, headers: head.fields };
-      }
-      const denied = this.gate.http(req);
-      if (denied !== undefined) {
-        this.refuse(head, rest, denied, undefined);
-        return;
-      }
-    }
-    if (router !== undefined && !router.table.empty) {
-      this.startRouted(head, rest, router);
-      return;
-    }
-    this.reqHead = this.headText(
-      head,
-      head.target,
-      this.ctx.obs?.tracer !== undefined ? this.traced(head.fields) : head.fields,
-    );
+    this.ex.start();
+  }
+
+  // ---- RequestCodec: what the exchange asks of this connection ----
+
+  clientAddr(): string {
+    return `${this.sock.remoteAddress ?? ''}:${this.sock.remotePort ?? 0}`;
+  }
+
+  requestEnded(): boolean {
+    return this.reqDone;
+  }
+
+  clientGone(): boolean {
+    return this.closed;
+  }
+
+  /** A slot of the destination's limit is ours: the waiting request starts. */
+  admitted(): void {
+    const head = this.waitingHead;
+    const rest = this.waitingRest;
+    this.waitingHead = null;
+    this.waitingRest = null;
+    if (head === null) return;
+    this.startExchange(head, rest);
+    this.updateReading();
+  }
+
+  sendAttempt(retry: boolean): void {
+    const ex = this.ex;
+    const head = this.req as RequestHead;
     this.resPhase = Res.Head;
     this.upReusable = true;
     this.retried = false;
-    if (router !== undefined) {
-      const own = router.own;
-      const ep = pickAvailable(own.balancer, own.breakers);
-      if (ep === undefined) {
-        this.stats = metrics.route(this.ctx.direction, this.targetKey, head.authority);
-        this.stats.requests.inc();
-        // Nothing was sent: a request without a body is over, and the connection can go on.
-        if (head.bodyKind === 'none') {
-          this.reqDone = true;
-          this.buf = rest;
-        }
-        this.fail(noEndpoint(own, `${this.targetKey}${head.authority !== '' ? ` (${head.authority})` : ''}`));
-        return;
-      }
-      this.useEndpoint(own, ep);
+    if (!retry) {
+      this.reqHead = this.headText(head, ex.outTarget, ex.outFields);
+      this.attempted = true;
+      const rest = this.rest;
+      this.rest = null;
+      // The head and the body bytes that came with it leave in one write.
+      const upSock = this.sendHead(true);
+      this.requestBody(head, rest);
+      upSock.uncork();
+      return;
     }
-    this.stats = metrics.route(
-      this.ctx.direction,
-      this.targetKey,
-      head.authority,
-      this.clientId ?? this.serverId,
-      undefined,
-      this.ep?.meta,
-    );
-    this.stats.requests.inc();
-    // The head and the body bytes that came with it leave in one write.
     const upSock = this.sendHead(true);
-    this.requestBody(head, rest);
+    const replay = ex.replay;
+    if (replay !== null) for (const b of replay) upSock.write(b);
     upSock.uncork();
+    this.updateReading();
   }
 
-  /** Tracing: this side's span, and the fields with the traceparent the next hop gets. */
-  private traced(fields: readonly string[]): string[] {
-    const t = (this.ctx.obs?.tracer as Tracer).child(fieldValue(fields, 'traceparent'));
-    this.trace = t;
-    return withTraceparent(fields, formatTraceparent(t));
+  dropAttempt(): void {
+    this.upReusable = false;
+    this.releaseUpstream();
+    this.rbuf = null;
+    this.res = null;
+    this.waitUpstreamDrain = false;
+    this.waitClientDrain = false;
   }
 
-  /** Records the exchange's answer: metrics always, observers when someone observes. */
-  private record(stats: RouteStats, status: number): void {
-    const latency = performance.now() - this.startedAt;
-    stats.response(status, latency);
-    const obs = this.ctx.obs;
-    if (obs !== undefined && obs.active) this.observe(obs, stats, status, latency);
+  answerError(r: ErrorResponse): void {
+    this.notSent();
+    // After a malformed request or an unread body there is no telling where the next request starts.
+    const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
+    this.ctx.log.debug({ target: this.ex.upKey, status: r.status, err: r.message }, 'http/1 request failed');
+    this.sock.write(http1ErrorResponse(r, close), 'latin1');
+    this.endExchange(close);
   }
 
-  private observe(obs: Observer, stats: RouteStats, status: number, latencyMs: number): void {
-    const req = this.req;
-    const inbound = this.ctx.direction === 'inbound';
-    const own = this.ctx.mtls !== undefined ? (this.ctx.cfg.identity ?? '') : '';
-    const peer = inbound ? this.clientId : this.serverId;
-    obs.emit({
-      startMs: Date.now() - latencyMs,
-      direction: this.ctx.direction,
-      src: `${this.sock.remoteAddress ?? ''}:${this.sock.remotePort ?? 0}`,
-      dst: this.upKey,
-      tls: peer !== undefined,
-      clientId: inbound ? (this.clientId ?? '') : peer !== undefined ? own : '',
-      serverId: inbound ? (peer !== undefined ? own : '') : (this.serverId ?? ''),
-      method: req?.method ?? '',
-      authority: req?.authority ?? '',
-      path: req?.target ?? '',
-      status,
-      grpcStatus: undefined,
-      failure: undefined,
-      latencyMs,
-      route: stats.route,
-      dstMeta: stats.dst,
-      fields: req?.fields ?? [],
-      trace: this.trace,
-    });
+  answerRedirect(status: number, location: string): void {
+    this.notSent();
+    const close = this.closeAfter || this.clientEnded || !this.reqDone;
+    this.sock.write(
+      `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nlocation: ${location}\r\ncontent-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
+      'latin1',
+    );
+    this.endExchange(close);
+  }
+
+  cutAnswer(err: ProxyError): number | undefined {
+    this.ctx.log.debug({ target: this.ex.upKey, err: err.message }, 'http/1 exchange failed after the response began');
+    this.resetExchange();
+    this.sock.destroy();
+    return undefined;
+  }
+
+  mirror(ticket: MirrorTicket): void {
+    const ex = this.ex;
+    mirrorHttp1(this.ctx.mtls, ticket, ex.method, ex.outTarget, ex.outFields);
+  }
+
+  crashed(err: unknown): void {
+    const { metrics, direction } = this.ctx;
+    const msg = err instanceof Error ? err.message : String(err);
+    metrics.requestError(direction, this.ex.targetKey, new ProxyError(Codes.PROXY_FAULT, msg));
+    this.ctx.log.error(
+      { target: this.ex.targetKey, err: (err as Error)?.stack ?? String(err) },
+      'http/1 request failed inside the proxy: connection closed',
+    );
+    this.sock.destroy();
+    this.up?.socket.destroy();
+  }
+
+  /** The proxy answers a request nothing was sent for: one without a body is over, and the connection
+   *  can go on with the bytes after it. */
+  private notSent(): void {
+    const head = this.req;
+    if (head !== null && !this.attempted && head.bodyKind === 'none') {
+      this.reqDone = true;
+      this.buf = this.rest;
+    }
+    this.rest = null;
+  }
+
+  /** The exchange is over: the next request, or the connection ends (`close`). */
+  private endExchange(close: boolean): void {
+    this.resetExchange();
+    if (close) {
+      this.buf = null;
+      this.sock.end();
+      this.sock.destroySoon();
+      return;
+    }
+    if (this.buf) this.nextRequest();
+    this.updateReading();
   }
 
   /** The head as it goes upstream: request line, fields (the client identity header handled inbound). */
@@ -455,256 +389,11 @@ export class ClientConn implements UpstreamOwner {
     }
     if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
     // We speak HTTP/1.1 upstream, where Host is required: an HTTP/1.0 client may not have sent one.
-    if (head.authority === '' && head.minor === 0) s += `host: ${this.targetKey}\r\n`;
+    if (head.authority === '' && head.minor === 0) s += `host: ${this.ex.targetKey}\r\n`;
     return s + '\r\n';
   }
 
-  /**
-   * A request to a destination with routes: the rule that matches (404 when none), its redirect
-   * (answered here), header modifiers, rewrite and mirrors, its timeouts, then the first attempt.
-   */
-  private startRouted(head: RequestHead, rest: Buffer | null, router: Router): void {
-    const { metrics, direction } = this.ctx;
-    const { path, query } = splitTarget(head.target);
-    let cand: RouteCandidate;
-    try {
-      cand = findRoute(router, { method: head.method, path, query, headers: head.fields }, this.targetKey);
-    } catch (err) {
-      this.refuse(head, rest, err, undefined);
-      return;
-    }
-    const rule = cand.rule;
-    const filters = rule.filters;
-    if (filters.redirect !== undefined) {
-      const r = redirectLocation(
-        { scheme: 'http', authority: head.authority !== '' ? head.authority : this.targetKey, path, query },
-        cand.prefix,
-        filters.redirect,
-        this.targetPort,
-      );
-      this.stats = metrics.route(direction, this.targetKey, head.authority, undefined, rule.route);
-      this.stats.requests.inc();
-      if (head.bodyKind === 'none') {
-        this.reqDone = true;
-        this.buf = rest;
-      }
-      this.respondLocal(r.status, `location: ${r.location}\r\n`);
-      return;
-    }
-    this.rule = rule;
-    router.budget.deposit();
-    let fields = head.fields;
-    let target = head.target;
-    if (filters.request !== undefined || filters.rewrite !== undefined) {
-      fields = fields.slice();
-      if (filters.request !== undefined) modifyHeaders(fields, filters.request);
-      if (filters.rewrite !== undefined) {
-        const rw = rewriteRequest({ path, query, authority: head.authority }, cand.prefix, filters.rewrite);
-        target = rw.target;
-        if (rw.authority !== head.authority) setHost(fields, rw.authority);
-      }
-    }
-    if (this.ctx.obs?.tracer !== undefined) fields = this.traced(fields);
-    this.reqHead = this.headText(head, target, fields);
-    if (filters.mirrors.length > 0) {
-      // Body-less requests only: a body is streamed once, to the chosen backend.
-      for (const m of filters.mirrors) {
-        if (head.bodyKind !== 'none' || !shouldMirror(m, Math.random)) continue;
-        const b = router.backend(m.backend.service);
-        if (b !== undefined) mirrorHttp1(this.ctx, this.targetKey, b, head.method, target, fields);
-        else metrics.mirrorTotal.inc({ direction, target_addr: this.targetKey, result: 'dropped' });
-      }
-    }
-    if (rule.requestTimeoutMs > 0) {
-      this.deadline = this.startedAt + rule.requestTimeoutMs;
-      this.routeTimer = setTimeout(this.onRouteTimeout, rule.requestTimeoutMs);
-    }
-    this.resPhase = Res.Head;
-    this.upReusable = true;
-    this.retried = false;
-    this.retries = 0;
-    this.interimSent = false;
-    if (rule.retry !== undefined && head.bodyKind !== 'none') {
-      this.replay = [];
-      this.replayBytes = 0;
-    }
-    if (!this.pickAttempt(router, rule, undefined)) {
-      this.refuse(head, rest, this.pickError, rule.route);
-      return;
-    }
-    this.stats = metrics.route(
-      direction,
-      this.targetKey,
-      head.authority,
-      this.clientId ?? this.serverId,
-      rule.route,
-      this.ep?.meta,
-    );
-    this.stats.requests.inc();
-    const upSock = this.sendHead(true);
-    this.requestBody(head, rest);
-    upSock.uncork();
-  }
-
-  private pickError: unknown = undefined;
-
-  /** Chooses the backend and endpoint of an attempt; false (the error in pickError) when there is none. */
-  private pickAttempt(router: Router, rule: CompiledRule, avoid: string | undefined): boolean {
-    let a;
-    try {
-      a = chooseAttempt(router, rule, this.targetKey, Math.random, avoid);
-    } catch (err) {
-      this.pickError = err;
-      return false;
-    }
-    this.useEndpoint(a.backend, a.endpoint);
-    return true;
-  }
-
-  /** Sends the exchange (or this attempt of it) to `ep`, whose breakers are `backend`'s. A meshed
-   *  endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy), pooled apart. */
-  private useEndpoint(backend: BackendTarget, ep: Endpoint): void {
-    this.backend = backend;
-    this.ep = ep;
-    this.epStart = ep.begin();
-    this.upAddr = ep.addr;
-    this.upKey = ep.key;
-    if (ep.identity !== undefined && this.ctx.mtls !== undefined) {
-      this.serverId = ep.identity as SpiffeId;
-      this.poolKey = `tls\0${ep.key}\0${ep.identity}`;
-    } else {
-      this.serverId = undefined;
-      this.poolKey = ep.key;
-    }
-  }
-
-  /** Answers an error for a request nothing was sent for (no route, no backend, no endpoint). */
-  private refuse(head: RequestHead, rest: Buffer | null, err: unknown, route: string | undefined): void {
-    this.stats = this.ctx.metrics.route(
-      this.ctx.direction,
-      this.targetKey,
-      head.authority,
-      this.ctx.direction === 'inbound' ? this.clientId : undefined,
-      route,
-    );
-    this.stats.requests.inc();
-    // Nothing was sent: a request without a body is over, and the connection can go on.
-    if (head.bodyKind === 'none') {
-      this.reqDone = true;
-      this.buf = rest;
-    }
-    this.fail(err);
-  }
-
-  /** Answers the exchange from the proxy itself (a redirect) with an empty body. */
-  private respondLocal(status: number, extra: string): void {
-    this.record(this.stats as RouteStats, status);
-    const close = this.closeAfter || this.clientEnded || !this.reqDone;
-    this.sock.write(
-      `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${extra}content-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
-      'latin1',
-    );
-    this.clearTimers();
-    this.resetExchange();
-    if (close) {
-      this.buf = null;
-      this.sock.end();
-      this.sock.destroySoon();
-      return;
-    }
-    if (this.buf) this.nextRequest();
-    this.updateReading();
-  }
-
-  /** The timeout of one attempt until its response head: the proxy's, or the rule's backendRequest
-   *  when it is shorter (ms; 0: none). */
-  private attemptTimeoutMs(): number {
-    const cfg = this.ctx.cfg.responseTimeoutMs;
-    const rule = this.rule?.backendRequestTimeoutMs ?? 0;
-    return rule > 0 && (cfg === 0 || rule < cfg) ? rule : cfg;
-  }
-
-  /** Feeds the breaker of the attempt's endpoint (none for the original destination). */
-  private feed(failed: boolean): void {
-    const b = this.backend;
-    const ep = this.ep;
-    if (b === null || ep === null) return;
-    if (feedBreaker(b, ep.key, failed)) {
-      this.ctx.metrics.endpointEjectionsTotal.inc({
-        direction: this.ctx.direction,
-        target_addr: this.targetKey,
-        backend: b.service,
-      });
-    }
-  }
-
-  /** Whether the attempt that ended with `outcome` is retried (then it is under way); counts why not. */
-  private maybeRetry(outcome: { status: number } | FailureKind): boolean {
-    const rule = this.rule as CompiledRule;
-    const req = this.req as RequestHead;
-    const router = this.router as Router;
-    const d = decideRetry(
-      {
-        policy: rule.retry,
-        retries: this.retries,
-        outcome,
-        replayable: this.reqDone && !this.interimSent && (req.bodyKind === 'none' || this.replay !== null),
-        idempotent: isIdempotent(req.method),
-        clientGone: this.closed,
-        remainingMs: this.deadline - performance.now(),
-      },
-      router.budget,
-    );
-    const { metrics, direction } = this.ctx;
-    if (d !== 'retry') {
-      if (d !== 'no-policy' && d !== 'not-retryable')
-        metrics.retrySkippedTotal.inc({ direction, target_addr: this.targetKey, route: rule.route, reason: d });
-      return false;
-    }
-    metrics.retryTotal.inc({
-      direction,
-      target_addr: this.targetKey,
-      route: rule.route,
-      reason: typeof outcome === 'string' ? outcome : 'status',
-    });
-    this.retries++;
-    // The failed attempt ends here: its connection is dropped (its response, if any, is not read).
-    this.settleEndpoint(typeof outcome !== 'string');
-    this.upReusable = false;
-    this.releaseUpstream();
-    if (this.resTimer) {
-      clearTimeout(this.resTimer);
-      this.resTimer = null;
-    }
-    this.rbuf = null;
-    this.res = null;
-    this.resPhase = Res.Head;
-    this.retried = false;
-    this.waitUpstreamDrain = false;
-    this.waitClientDrain = false;
-    this.retryTimer = setTimeout(this.onRetryTimer, retryDelayMs(this.retries, Math.random));
-    return true;
-  }
-
-  /** Sends the request again (a retry): another endpoint when there is one, the head and any body. */
-  private nextAttempt(): void {
-    if (this.closed || this.req === null || this.rule === null) return;
-    const avoid = this.upKey;
-    if (!this.pickAttempt(this.router as Router, this.rule, avoid)) {
-      this.fail(this.pickError);
-      return;
-    }
-    const upSock = this.sendHead(true);
-    if (this.replay !== null) for (const b of this.replay) upSock.write(b);
-    upSock.uncork();
-    const ms = this.attemptTimeoutMs();
-    if (ms > 0) this.resTimer = setTimeout(this.onResTimeout, ms);
-    this.updateReading();
-  }
-
   private requestBody(head: RequestHead, rest: Buffer | null): void {
-    const timeout = this.rule === null ? this.ctx.cfg.responseTimeoutMs : this.attemptTimeoutMs();
-    if (timeout > 0) this.resTimer = setTimeout(this.onResTimeout, timeout);
     if (head.bodyKind === 'none') {
       this.reqDone = true;
       if (rest) {
@@ -722,11 +411,16 @@ export class ClientConn implements UpstreamOwner {
 
   /**
    * Writes the request head to a pooled upstream connection, or to a new one (`fresh`: never a pooled
-   * one). With `cork`, the socket is left corked for the caller to uncork. Returns the socket.
+   * one). With `cork`, the socket is left corked for the caller to uncork. Returns the socket. A meshed
+   * endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy), pooled apart: per
+   * expected identity, and apart from plaintext connections.
    */
   private sendHead(cork: boolean, fresh = false): Socket {
     const { pool, cfg } = this.ctx;
-    const pooled = fresh ? undefined : pool.acquire(this.poolKey);
+    const ex = this.ex;
+    const serverId = ex.serverId;
+    const poolKey = serverId !== undefined ? `tls\0${ex.upKey}\0${serverId}` : ex.upKey;
+    const pooled = fresh ? undefined : pool.acquire(poolKey);
     if (pooled) {
       this.up = pooled;
       pooled.owner = this;
@@ -736,15 +430,15 @@ export class ClientConn implements UpstreamOwner {
     }
     const connectStarted = performance.now();
     const c = connectUpstream(
-      this.upAddr,
-      this.upKey,
+      ex.upAddr,
+      ex.upKey,
       cfg.connectTimeoutMs,
       () => {
         this.connecting = null;
         // The balancer learns the endpoint's answer time, not what setting up a connection (and its
         // mTLS handshake) cost once: one slow first sample would otherwise starve a new endpoint for
         // as long as the peak takes to decay (tens of seconds).
-        if (this.ep !== null) this.epStart += performance.now() - connectStarted;
+        if (ex.ep !== null) ex.epStart += performance.now() - connectStarted;
       },
       (err) => {
         this.connecting = null;
@@ -753,16 +447,15 @@ export class ClientConn implements UpstreamOwner {
           up.owner = null;
           this.up = null;
         }
-        this.failKind = 'connect-failure';
-        this.fail(err);
+        this.fail(err, 'connect-failure');
       },
-      this.serverId !== undefined && this.ctx.mtls !== undefined
-        ? { tls: this.ctx.mtls, serverId: this.serverId, alpn: MESH_ALPN.http1 }
+      serverId !== undefined && this.ctx.mtls !== undefined
+        ? { tls: this.ctx.mtls, serverId, alpn: MESH_ALPN.http1 }
         : undefined,
       { cfg, direction: this.ctx.direction },
     );
     this.connecting = c;
-    const up = pool.adopt(c.socket, this.poolKey);
+    const up = pool.adopt(c.socket, poolKey);
     up.uses = 1;
     up.owner = this;
     this.up = up;
@@ -789,11 +482,8 @@ export class ClientConn implements UpstreamOwner {
       this.reqRemaining = 0;
     }
     const part = end === -1 ? chunk : chunk.subarray(0, end);
-    if (this.replay !== null && part.length) {
-      // Kept (by reference) for a retry, up to MAX_RETRY_BODY_BYTES; a longer body is never replayed.
-      if ((this.replayBytes += part.length) > MAX_RETRY_BODY_BYTES) this.replay = null;
-      else this.replay.push(part);
-    }
+    // Kept (by reference) for a retry while it fits; a longer body is never replayed.
+    if (part.length && this.ex.replay !== null) this.ex.keep(part);
     const up = this.up;
     if (up && part.length && !up.socket.write(part)) {
       this.waitUpstreamDrain = true;
@@ -826,43 +516,13 @@ export class ClientConn implements UpstreamOwner {
     this.closeAfter = true;
   }
 
-  /** A slot of the destination's limit is ours (passed on by a finishing request): the waiting request
-   *  starts, on a later tick, so that it never runs inside the code of the request that gave it up. */
-  private readonly onSlot = (): void => {
-    queueMicrotask(() => {
-      const head = this.waitingHead;
-      const rest = this.waitingRest;
-      this.waitingHead = null;
-      this.waitingRest = null;
-      if (this.closed || head === null) {
-        this.router?.limit.release();
-        return;
-      }
-      this.slot = true;
-      this.startExchange(head, rest);
-      this.updateReading();
-    });
-  };
-
-  /** Gives the exchange's slot back (to the next waiting request, if any). */
-  private releaseSlot(): void {
-    if (!this.slot) return;
-    this.slot = false;
-    this.router?.limit.release();
-  }
-
   private clientClosed(): void {
     this.closed = true;
     this.ctx.conns.delete(this);
     this.clearTimers();
-    if (this.waitingHead !== null) {
-      this.router?.limit.cancel(this.onSlot);
-      this.waitingHead = null;
-      this.waitingRest = null;
-    }
-    this.releaseSlot();
-    if (this.backend !== null && this.ep !== null && this.res === null) abandonBreaker(this.backend, this.ep.key);
-    this.settleEndpoint(true); // the client left: no fault of the endpoint's
+    this.waitingHead = null;
+    this.waitingRest = null;
+    this.ex.abandon(false);
     const up = this.up;
     this.up = null;
     if (up) {
@@ -901,7 +561,7 @@ export class ClientConn implements UpstreamOwner {
           this.fail(
             new ProxyError(
               Codes.UPSTREAM_PROTOCOL,
-              `upstream ${this.targetKey}: response head larger than ${MAX_RESPONSE_HEAD} bytes`,
+              `upstream ${this.ex.targetKey}: response head larger than ${MAX_RESPONSE_HEAD} bytes`,
             ),
           );
           return;
@@ -922,7 +582,7 @@ export class ClientConn implements UpstreamOwner {
         // Interim response (100 Continue, 103 Early Hints): passed on to HTTP/1.1 clients only.
         if (req.minor === 1) {
           this.sock.write(this.responseHeadText(res, ''), 'latin1');
-          this.interimSent = true;
+          this.ex.interimSent = true;
         }
         if (rest.length === 0) {
           this.rbuf = null;
@@ -932,18 +592,11 @@ export class ClientConn implements UpstreamOwner {
         continue;
       }
       this.rbuf = null;
-      if (this.backend !== null) {
-        // The status line decides: the breaker learns from it, and (routes only) a retryable answer
-        // is dropped before any byte of it reaches the client.
-        this.feed(isEndpointFailure(res.status));
-        if (this.rule !== null && this.rule.retry !== undefined && this.maybeRetry(res)) return;
-      }
-      if (this.resTimer) {
-        clearTimeout(this.resTimer);
-        this.resTimer = null;
-      }
+      // The status line decides: the breaker learns from it, and (routes only) a retryable answer is
+      // dropped before any byte of it reaches the client.
+      if (!this.ex.answerHead(res.status, undefined)) return;
       this.res = res;
-      this.record(this.stats as RouteStats, res.status);
+      this.ex.record(undefined);
       if ((res.status === 101 && req.upgrade !== undefined) || (req.method === 'CONNECT' && res.status < 300)) {
         const extra = res.status === 101 ? `connection: upgrade\r\nupgrade: ${res.upgrade ?? req.upgrade}\r\n` : '';
         this.sock.write(this.responseHeadText(res, extra), 'latin1');
@@ -979,7 +632,7 @@ export class ClientConn implements UpstreamOwner {
 
   private responseHeadText(res: ResponseHead, extra: string): string {
     let f = res.fields;
-    const m = this.rule?.filters.response;
+    const m = this.ex.rule?.filters.response;
     if (m !== undefined) {
       f = f.slice();
       modifyHeaders(f, m);
@@ -1067,12 +720,12 @@ export class ClientConn implements UpstreamOwner {
     }
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     const why = this.resPhase === Res.Head ? 'before responding' : 'before the response ended';
-    if (this.resPhase === Res.Head) this.failKind = 'reset';
     this.fail(
       new ProxyError(
         this.resPhase === Res.Head && !this.rbuf ? Codes.CONNECT_REFUSED : Codes.UPSTREAM_PROTOCOL,
-        `upstream ${this.upKey}: connection ${code ? `failed (${code})` : 'closed'} ${why}`,
+        `upstream ${this.ex.upKey}: connection ${code ? `failed (${code})` : 'closed'} ${why}`,
       ),
+      this.resPhase === Res.Head ? 'reset' : null,
     );
   }
 
@@ -1094,28 +747,17 @@ export class ClientConn implements UpstreamOwner {
   }
 
   private clearTimers(): void {
-    if (this.resTimer) {
-      clearTimeout(this.resTimer);
-      this.resTimer = null;
-    }
     if (this.headTimer) {
       clearTimeout(this.headTimer);
       this.headTimer = null;
     }
-    if (this.routeTimer) {
-      clearTimeout(this.routeTimer);
-      this.routeTimer = null;
-    }
-    if (this.retryTimer) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = null;
-    }
   }
 
   private resetExchange(): void {
-    this.releaseSlot();
+    this.ex.reset();
     this.idleSince = performance.now();
     this.req = null;
+    this.rest = null;
     this.res = null;
     this.reqChunks = null;
     this.resChunks = null;
@@ -1125,27 +767,10 @@ export class ClientConn implements UpstreamOwner {
     this.dechunk = false;
     this.waitUpstreamDrain = false;
     this.waitClientDrain = false;
-    this.stats = null;
-    this.trace = undefined;
-    this.backend = null;
-    if (this.rule !== null) {
-      this.rule = null;
-      this.replay = null;
-      this.deadline = Infinity;
-      this.failKind = null;
-    }
-  }
-
-  /** Tells the balancer how the exchange with its endpoint went (once per pick). */
-  private settleEndpoint(ok: boolean): void {
-    const ep = this.ep;
-    if (ep === null) return;
-    this.ep = null;
-    ep.end(this.epStart, ok);
   }
 
   private finishExchange(): void {
-    this.settleEndpoint(true);
+    this.ex.answered(false, undefined);
     this.releaseUpstream();
     this.clearTimers();
     this.resetExchange();
@@ -1159,65 +784,13 @@ export class ClientConn implements UpstreamOwner {
   }
 
   /**
-   * The rescue point: every error of this connection ends here. Before a response head went out the
-   * client gets the error's status (../errors/respond.ts); after, the connection is cut.
+   * The rescue point: every error of this connection ends here, and goes to the exchange (which may retry
+   * a failed attempt, `kind` saying how it failed). Before a response head went out the client gets the
+   * error's status (answerError); after, the connection is cut (cutAnswer).
    */
-  private fail(err: unknown): void {
+  private fail(err: unknown, kind: FailureKind | null = null): void {
     if (this.closed) return;
-    const kind = this.failKind;
-    this.failKind = null;
-    if (kind !== null && this.backend !== null && this.res === null) {
-      // The attempt failed before a response head: the endpoint's fault; retried if the rule says so.
-      this.feed(true);
-      if (this.rule !== null && this.rule.retry !== undefined && this.maybeRetry(kind)) return;
-    }
-    const responseStarted = this.res !== null;
-    this.ctx.metrics.requestError(this.ctx.direction, this.targetKey, err);
-    // Only the upstream's faults count against the endpoint (not a client's malformed bytes).
-    const code = (err as ProxyError | undefined)?.code;
-    this.settleEndpoint(
-      !(
-        code === Codes.CONNECT_REFUSED ||
-        code === Codes.CONNECT_TIMEOUT ||
-        code === Codes.RESPONSE_TIMEOUT ||
-        code === Codes.UPSTREAM_PROTOCOL ||
-        code === Codes.UPSTREAM_TLS ||
-        code === Codes.UPSTREAM_IDENTITY
-      ),
-    );
-    this.upReusable = false;
-    this.releaseUpstream();
-    this.clearTimers();
-    if (responseStarted) {
-      this.ctx.log.debug(
-        { target: this.upKey, err: (err as Error).message },
-        'http/1 exchange failed after the response began',
-      );
-      this.resetExchange();
-      this.sock.destroy();
-      return;
-    }
-    const r = errorResponse(err);
-    let stats = this.stats;
-    if (!stats) {
-      stats = this.ctx.metrics.route(this.ctx.direction, this.targetKey, '', this.clientId);
-      stats.requests.inc();
-      this.startedAt = performance.now();
-    }
-    this.record(stats, r.status);
-    // After a malformed request or an unread body there is no telling where the next request starts.
-    const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
-    this.ctx.log.debug({ target: this.upKey, status: r.status, err: r.message }, 'http/1 request failed');
-    this.sock.write(http1ErrorResponse(r, close), 'latin1');
-    this.resetExchange();
-    if (close) {
-      this.buf = null;
-      this.sock.end();
-      this.sock.destroySoon();
-      return;
-    }
-    if (this.buf) this.nextRequest();
-    this.updateReading();
+    this.ex.fail(err, kind);
   }
 
   /** 101 Switching Protocols or a CONNECT tunnel: from here on, bytes both ways. */
@@ -1225,7 +798,7 @@ export class ClientConn implements UpstreamOwner {
     const up = this.up as UpstreamConn;
     this.up = null;
     this.clearTimers();
-    this.settleEndpoint(true);
+    this.ex.answered(false, undefined);
     up.detach();
     const sock = this.sock;
     sock.off('data', this.onData);
@@ -1239,16 +812,4 @@ export class ClientConn implements UpstreamOwner {
     this.closed = true;
     joinSockets(sock, up.socket, { aEnded: this.clientEnded });
   }
-}
-
-/** Sets the Host field of a field list (a URLRewrite hostname). */
-function setHost(fields: string[], authority: string): void {
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      fields[i + 1] = authority;
-      return;
-    }
-  }
-  fields.push('host', authority);
 }

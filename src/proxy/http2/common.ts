@@ -1,5 +1,6 @@
-// What both HTTP/2 engines (node:http2 in ./server.ts, our own in ./own.ts) share above the wire: how an
-// upstream failure becomes the proxy's typed error, the fields of an error answer, and a stream's event.
+// The HTTP/2 engine's pieces above the wire that are not one request's: how an upstream failure becomes
+// the proxy's typed error, the fields of an error answer, how a client connection is taken over, and the
+// interface the listener holds.
 import type { Socket } from 'node:net';
 import type { SpiffeId } from '../../api/identity.js';
 import type { SocketAddr } from '../../core/addr.js';
@@ -7,22 +8,14 @@ import type { Router } from '../route/router.js';
 import { grpcMessage } from '../../api/grpc/protocol.js';
 import { Codes, ProxyError } from '../errors/errors.js';
 import type { ErrorResponse } from '../errors/respond.js';
-import type { Direction, RouteStats } from '../metrics.js';
-import type { Observer } from '../observe/observer.js';
-import type { TraceContext } from '../observe/trace.js';
+import type { Direction } from '../metrics.js';
 import { meshUpstreamError } from '../transport/mtls.js';
 import { InboundGate, type InboundPolicyDeps } from '../inbound/admit.js';
 
 /** Maps an error seen on an upstream stream or connection to the proxy's typed error. */
 export function classify(err: unknown, target: string): ProxyError {
   if (err instanceof ProxyError) return err;
-  let e = err as NodeJS.ErrnoException;
-  // A node:http2 stream still waiting for its session is cancelled with ERR_HTTP2_STREAM_CANCEL when
-  // the session fails (refused, timed out); the reason is its cause.
-  if (e?.code === 'ERR_HTTP2_STREAM_CANCEL' && e.cause) {
-    if (e.cause instanceof ProxyError) return e.cause;
-    e = e.cause as NodeJS.ErrnoException;
-  }
+  const e = err as NodeJS.ErrnoException;
   // A mesh TLS session that failed its handshake: the proxy's error for it, already counted.
   const tlsErr = meshUpstreamError(e);
   if (tlsErr !== undefined) return tlsErr;
@@ -68,62 +61,6 @@ export function errorAnswer(r: ErrorResponse, grpc: boolean): ErrorAnswer {
   ];
   if (r.retryAfterS !== undefined) fields.push('retry-after', String(r.retryAfterS));
   return { status: r.status, grpcStatus: undefined, fields, body: `outrigger proxy: ${r.message}\n` };
-}
-
-/** What an observed stream's event needs besides its answer, whichever engine carried it. */
-export interface StreamFacts {
-  readonly src: string;
-  readonly method: string;
-  readonly authority: string;
-  readonly path: string;
-  /** The request's fields without pseudo-headers, as name/value pairs. */
-  readonly fields: string[];
-  readonly dst: string;
-  readonly clientId: string | undefined;
-  readonly serverId: string | undefined;
-  readonly trace: TraceContext | undefined;
-}
-
-/** Who the observer reports the stream as between (the proxy's own identity on its mTLS side). */
-export interface ObserveScope {
-  readonly direction: Direction;
-  /** This proxy's identity when mTLS is on, else ''. */
-  readonly own: SpiffeId | '';
-}
-
-/** Hands a finished stream to the observers (only called when someone observes). */
-export function observeStream(
-  obs: Observer,
-  scope: ObserveScope,
-  stats: RouteStats,
-  status: number,
-  grpcStatus: number | undefined,
-  latencyMs: number,
-  failure: string | undefined,
-  f: StreamFacts,
-): void {
-  const inbound = scope.direction === 'inbound';
-  const peer = inbound ? f.clientId : f.serverId;
-  obs.emit({
-    startMs: Date.now() - latencyMs,
-    direction: scope.direction,
-    src: f.src,
-    dst: f.dst,
-    tls: peer !== undefined,
-    clientId: inbound ? (f.clientId ?? '') : peer !== undefined ? scope.own : '',
-    serverId: inbound ? (peer !== undefined ? scope.own : '') : (f.serverId ?? ''),
-    method: f.method,
-    authority: f.authority,
-    path: f.path,
-    status,
-    grpcStatus,
-    failure,
-    latencyMs,
-    route: stats.route,
-    dstMeta: stats.dst,
-    fields: f.fields,
-    trace: f.trace,
-  });
 }
 
 /**

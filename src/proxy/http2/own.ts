@@ -1,37 +1,33 @@
-// The HTTP/2 side of a listener on the proxy's own engine (./wire): each client stream is forwarded as a
-// stream on a pooled, multiplexed client-role H2Connection per upstream endpoint. DATA moves as it is
-// with flow control end to end; heads and trailers are re-encoded. Destinations with routes still go
-// through the node:http2 engine (./server.ts) until retries and filters are wired here.
-import { dial } from '../transport/connect.js';
+// The HTTP/2 side of a listener, on the proxy's own engine (./wire): each client stream becomes a Fwd,
+// which turns its frames into a request for the request layer (../request/exchange.ts: slot, policy,
+// routes, endpoint, timeouts, retries, metrics, observers) and forwards each attempt as a stream on a
+// pooled, multiplexed client-role H2Connection per upstream endpoint. DATA moves as it is with flow
+// control end to end; heads and trailers are re-encoded. Every handler call and timer that acts on a
+// stream runs under a per-stream guard: a fault in it ends that stream only, never a shared connection.
 import type { Socket } from 'node:net';
+import { dial } from '../transport/connect.js';
 import type { Duplex } from 'node:stream';
 import type { SpiffeId } from '../../api/identity.js';
 import { GrpcStatus, grpcMessage, grpcStatusOfHttp, grpcStatusOfReset } from '../../api/grpc/protocol.js';
 import { formatAddr, type SocketAddr } from '../../core/addr.js';
-import type { Endpoint } from '../balance/balancer.js';
 import { Codes, ProxyError } from '../errors/errors.js';
-import { errorResponse } from '../errors/respond.js';
-import { CLIENT_ID_HEADER } from '../http1/server.js';
-import { InboundGate } from '../inbound/admit.js';
-import { errorLabel, type RouteStats } from '../metrics.js';
-import { formatTraceparent, type TraceContext } from '../observe/trace.js';
-import { isEndpointFailure, pickAvailable } from '../route/breaker.js';
-import { Slot } from '../route/limit.js';
-import {
-  abandonBreaker,
-  feedBreaker,
-  noEndpoint,
-  queueFull,
-  type BackendTarget,
-  type Router,
-} from '../route/router.js';
-import { splitTarget, type RouteRequest } from '../route/table.js';
+import type { ErrorResponse } from '../errors/respond.js';
+import type { InboundGate, InboundPolicyDeps } from '../inbound/admit.js';
+import { errorLabel } from '../metrics.js';
+import { modifyHeaders, type CompiledHeaderModifier } from '../route/filters.js';
+import type { Router } from '../route/router.js';
 import { MESH_ALPN } from '../tls/alpn.js';
-import { classify, errorAnswer, observeStream, takeClientSocket, type H2Engine } from './common.js';
-import { H2Proxy, type H2Context } from './server.js';
+import { Admit, CLIENT_ID_HEADER, Exchange, type ExchangeContext, type RequestCodec } from '../request/exchange.js';
+import { MIRROR_TIMEOUT_MS, type MirrorTicket } from '../request/mirror.js';
+import { classify, errorAnswer, takeClientSocket, type H2Engine } from './common.js';
 import { H2Connection, type H2Handler, type H2Stream } from './wire/connection.js';
 import { H2ErrorCode } from './wire/errors.js';
 import { HeaderList } from './wire/hpack.js';
+
+export interface H2Context extends ExchangeContext {
+  /** Inbound with a policy service: every stream is authorized and rate limited (../inbound). */
+  readonly policy?: InboundPolicyDeps;
+}
 
 /** Client-role connections kept per upstream endpoint; a stream finding every one's queue full is refused. */
 const MAX_CONNECTIONS_PER_ENDPOINT = 16;
@@ -40,9 +36,27 @@ const MAX_CONNECTIONS_PER_ENDPOINT = 16;
  *  streams); another opens only when this many already wait. */
 const MAX_WAITING = 1024;
 
+/** Where a test may inject a fault into forwarding code (see setFaultHook). */
+export type FaultSite = 'start' | 'client-data' | 'head' | 'data' | 'error-answer';
+let faultHook: ((site: FaultSite, path: string) => void) | undefined;
+
+/** Tests only: `hook` runs at each FaultSite of every stream (with its :path) and may throw, as a bug
+ *  in forwarding code would. undefined: none (the default). */
+export function setFaultHook(hook: ((site: FaultSite, path: string) => void) | undefined): void {
+  faultHook = hook;
+}
+
 /** Fields that never cross the proxy (RFC 9113 section 8.2.2 forbids most; `host` is :authority's). */
 function dropped(name: string, value: string): boolean {
-  return name === 'host' || (name === 'te' && value !== 'trailers');
+  return (
+    name === 'host' ||
+    (name === 'te' && value !== 'trailers') ||
+    name === 'connection' ||
+    name === 'keep-alive' ||
+    name === 'proxy-connection' ||
+    name === 'transfer-encoding' ||
+    name === 'upgrade'
+  );
 }
 
 /** The value of the first field named `name`, or undefined. */
@@ -57,7 +71,7 @@ function grpcStatusIn(list: HeaderList): number | undefined {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
-/** The request's fields without pseudo-headers, as name/value pairs (tap and spans). */
+/** The request's fields without pseudo-headers, as name/value pairs (routes, tap and spans). */
 function plainFields(list: HeaderList): string[] {
   const out: string[] = [];
   for (let i = 0; i < list.names.length; i++) {
@@ -67,11 +81,35 @@ function plainFields(list: HeaderList): string[] {
   return out;
 }
 
+/** A response head with a route's header modifier applied (names lower case, as HTTP/2 wants). */
+function modifiedHead(list: HeaderList, m: CompiledHeaderModifier): HeaderList {
+  const out = new HeaderList();
+  const names = list.names;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (n.charCodeAt(0) === 0x3a) out.add(n, list.values[i] as string);
+  }
+  const f = plainFields(list);
+  modifyHeaders(f, m);
+  for (let i = 0; i + 1 < f.length; i += 2) out.add((f[i] as string).toLowerCase(), f[i + 1] as string);
+  return out;
+}
+
 /** Trailers a gRPC answer ends with when the proxy ends or mends it. */
 function grpcTrailers(status: number, message: string): HeaderList {
   return new HeaderList()
     .add('grpc-status', String(status))
     .add('grpc-message', grpcMessage(`outrigger proxy: ${message}`));
+}
+
+/** Whether an upstream failure happened before anything was sent (a retry may go anywhere then). */
+function connectFailure(e: ProxyError): boolean {
+  return (
+    e.code === Codes.CONNECT_REFUSED ||
+    e.code === Codes.CONNECT_TIMEOUT ||
+    e.code === Codes.UPSTREAM_TLS ||
+    e.code === Codes.UPSTREAM_IDENTITY
+  );
 }
 
 function upConnectTimeout(up: UpConn): void {
@@ -86,23 +124,43 @@ function upConnectTimeout(up: UpConn): void {
 /** Resets the client's stream with NO_ERROR once the answer queued on it is all written (a reset now
  *  would drop it); checked again shortly while flow control holds it. */
 function stopUploadWhenSent(f: Fwd, tries = 0): void {
-  const ds = f.ds;
-  if (ds.closed) return;
-  if (ds.queued === 0 && ds.trailers === null && !ds.endQueued) f.down.conn.reset(ds, H2ErrorCode.NO_ERROR);
-  else if (tries < 1000) setTimeout(stopUploadWhenSent, 10, f, tries + 1);
-  else f.down.conn.reset(ds, H2ErrorCode.NO_ERROR);
+  try {
+    const ds = f.ds;
+    if (ds.closed) return;
+    if (ds.queued === 0 && ds.trailers === null && !ds.endQueued) f.down.conn.reset(ds, H2ErrorCode.NO_ERROR);
+    else if (tries < 1000) setTimeout(stopUploadWhenSent, 10, f, tries + 1);
+    else f.down.conn.reset(ds, H2ErrorCode.NO_ERROR);
+  } catch (err) {
+    f.crashed(err);
+  }
 }
 
-function responseTimeout(f: Fwd): void {
-  f.fail(
-    new ProxyError(
-      Codes.RESPONSE_TIMEOUT,
-      `upstream ${f.upKey}: no response within ${f.proxy.ctx.cfg.responseTimeoutMs}ms`,
-    ),
-  );
+function mirrorTimeout(m: Mirror): void {
+  m.stop();
 }
 
-/** One client-role connection to an upstream endpoint, shared by the streams forwarded to it. */
+/** What rides a stream of an upstream connection: a forwarded request's attempt, or a mirror. */
+interface UpUser {
+  /** Waits on `up` for a stream (not yet opened, not dropped, not over). */
+  pendingOn(up: UpConn): boolean;
+  /** Opens the stream on `up`; false when `up` is full (it stays queued). */
+  open(up: UpConn): boolean;
+  /** The connection it waited on will take no streams: go to another one. */
+  dispatch(): void;
+  /** The connection it waited on failed with `err`. */
+  upFailed(err: Error): void;
+  upHead(fields: HeaderList, endStream: boolean): void;
+  upInformational(fields: HeaderList): void;
+  upData(buf: Buffer, off: number, len: number, endStream: boolean): void;
+  upTrailers(fields: HeaderList): void;
+  upReset(code: number, local: boolean, up: UpConn): void;
+  upWritable(): void;
+  /** A fault escaped code run for this stream: end it (and only it). */
+  crashed(err: unknown): void;
+}
+
+/** One client-role connection to an upstream endpoint, shared by the streams forwarded to it. Each
+ *  event for a stream is passed to its user under the per-stream guard. */
 class UpConn implements H2Handler {
   readonly conn: H2Connection;
   /** Why the socket failed, recorded before the connection resets its streams. */
@@ -111,7 +169,7 @@ class UpConn implements H2Handler {
   gone = false;
   ready = false;
   /** Streams waiting for the peer's SETTINGS (its limits are not known before) or a free slot. */
-  readonly waiting: Fwd[] = [];
+  readonly waiting: UpUser[] = [];
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -123,7 +181,9 @@ class UpConn implements H2Handler {
     socket.on('error', (e: Error) => {
       this.err ??= e;
     });
-    this.conn = new H2Connection(socket, this, { role: 'client', idleTimeoutMs: proxy.ctx.cfg.idleTimeoutMs });
+    const idle = proxy.ctx.cfg.idleTimeoutMs;
+    this.conn = new H2Connection(socket, this, { role: 'client', idleTimeoutMs: idle, stallTimeoutMs: idle });
+    proxy.ctx.metrics.h2.track(this.conn, proxy.ctx.direction, 'server');
     this.timer = setTimeout(upConnectTimeout, proxy.ctx.cfg.connectTimeoutMs, this);
   }
 
@@ -132,17 +192,28 @@ class UpConn implements H2Handler {
     return !this.gone && !this.conn.isClosed && this.waiting.length < MAX_WAITING;
   }
 
-  /** Opens `f`'s upstream stream now, or queues it until the connection can take it. */
-  take(f: Fwd): void {
-    if (!this.ready || this.waiting.length > 0 || !f.open(this)) this.waiting.push(f);
+  /** Opens `u`'s upstream stream now, or queues it until the connection can take it. */
+  take(u: UpUser): void {
+    if (this.ready && this.waiting.length === 0 && this.tryOpen(u)) return;
+    this.waiting.push(u);
+  }
+
+  /** Opens `u`'s stream; true when it no longer waits (opened, or failed under the guard). */
+  private tryOpen(u: UpUser): boolean {
+    try {
+      return u.open(this);
+    } catch (err) {
+      u.crashed(err);
+      return true;
+    }
   }
 
   private openWaiting(): void {
     const w = this.waiting;
     // A request() refused because the connection is full is what makes it call onCapacity later.
     while (w.length > 0) {
-      const f = w[0] as Fwd;
-      if (!f.settled && !f.open(this)) break;
+      const u = w[0] as UpUser;
+      if (u.pendingOn(this) && !this.tryOpen(u)) break;
       w.shift();
     }
   }
@@ -150,30 +221,71 @@ class UpConn implements H2Handler {
   /** The connection will take no more streams: those waiting go elsewhere, or fail with its error. */
   private redispatch(): void {
     const w = this.waiting.splice(0);
-    for (const f of w) {
-      if (f.settled) continue;
-      if (this.err !== undefined) f.fail(this.err);
-      else f.dispatch();
+    for (const u of w) {
+      if (!u.pendingOn(this)) continue;
+      try {
+        if (this.err !== undefined) u.upFailed(this.err);
+        else u.dispatch();
+      } catch (err) {
+        u.crashed(err);
+      }
     }
   }
 
   onHeaders(us: H2Stream, fields: HeaderList, endStream: boolean): void {
-    (us.user as Fwd).upHead(fields, endStream);
+    const u = us.user as UpUser | null;
+    if (u === null) return;
+    try {
+      u.upHead(fields, endStream);
+    } catch (err) {
+      u.crashed(err);
+    }
   }
   onInformational(us: H2Stream, fields: HeaderList): void {
-    (us.user as Fwd).upInformational(fields);
+    const u = us.user as UpUser | null;
+    if (u === null) return;
+    try {
+      u.upInformational(fields);
+    } catch (err) {
+      u.crashed(err);
+    }
   }
   onData(us: H2Stream, buf: Buffer, off: number, len: number, endStream: boolean): void {
-    (us.user as Fwd).upData(buf, off, len, endStream);
+    const u = us.user as UpUser | null;
+    if (u === null) return this.conn.consumed(us, len);
+    try {
+      u.upData(buf, off, len, endStream);
+    } catch (err) {
+      u.crashed(err);
+      this.conn.consumed(us, len); // whatever the fault left: the connection's window is not lost
+    }
   }
   onTrailers(us: H2Stream, fields: HeaderList): void {
-    (us.user as Fwd).upTrailers(fields);
+    const u = us.user as UpUser | null;
+    if (u === null) return;
+    try {
+      u.upTrailers(fields);
+    } catch (err) {
+      u.crashed(err);
+    }
   }
   onReset(us: H2Stream, code: number, local: boolean): void {
-    (us.user as Fwd | null)?.upReset(code, local, this);
+    const u = us.user as UpUser | null;
+    if (u === null) return;
+    try {
+      u.upReset(code, local, this);
+    } catch (err) {
+      u.crashed(err);
+    }
   }
   onWritable(us: H2Stream): void {
-    (us.user as Fwd).upWritable();
+    const u = us.user as UpUser | null;
+    if (u === null) return;
+    try {
+      u.upWritable();
+    } catch (err) {
+      u.crashed(err);
+    }
   }
   onGoAway(): void {
     // The server is going away: new streams go to another connection; streams in flight finish here.
@@ -198,7 +310,8 @@ class UpConn implements H2Handler {
   }
 }
 
-/** One client connection (server role): each request becomes a Fwd. */
+/** One client connection (server role): each request becomes a Fwd; each event for a stream is passed
+ *  to it under the per-stream guard. */
 class DownConn implements H2Handler {
   readonly conn: H2Connection;
   readonly src: string;
@@ -213,67 +326,95 @@ class DownConn implements H2Handler {
     readonly gate: InboundGate | undefined,
   ) {
     this.src = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-    this.conn = new H2Connection(socket, this, { role: 'server', idleTimeoutMs: proxy.ctx.cfg.idleTimeoutMs });
+    // A peer that keeps its window shut (or reads nothing) for the idle timeout is let go (wire: stalls).
+    const idle = proxy.ctx.cfg.idleTimeoutMs;
+    this.conn = new H2Connection(socket, this, { role: 'server', idleTimeoutMs: idle, stallTimeoutMs: idle });
+    proxy.ctx.metrics.h2.track(this.conn, proxy.ctx.direction, 'client');
   }
 
   onHeaders(ds: H2Stream, fields: HeaderList, endStream: boolean): void {
-    const f = new Fwd(this.proxy, this, ds, fields, endStream);
-    ds.user = f;
-    f.admit();
+    let f: Fwd | undefined;
+    try {
+      f = new Fwd(this.proxy, this, ds, fields, endStream);
+      ds.user = f;
+      f.admit();
+    } catch (err) {
+      if (f !== undefined) f.crashed(err);
+      else {
+        this.proxy.ctx.log.error(
+          { target: this.key, err: (err as Error)?.stack ?? String(err) },
+          'http/2 stream failed',
+        );
+        this.conn.reset(ds, H2ErrorCode.INTERNAL_ERROR);
+      }
+    }
   }
   onData(ds: H2Stream, buf: Buffer, off: number, len: number, endStream: boolean): void {
-    (ds.user as Fwd).clientData(buf, off, len, endStream);
+    const f = ds.user as Fwd | null;
+    if (f === null) return this.conn.consumed(ds, len);
+    try {
+      f.clientData(buf, off, len, endStream);
+    } catch (err) {
+      f.crashed(err);
+      this.conn.consumed(ds, len); // whatever the fault left: the client's window is not lost
+    }
   }
   onTrailers(ds: H2Stream, fields: HeaderList): void {
-    (ds.user as Fwd).clientTrailers(fields);
+    const f = ds.user as Fwd | null;
+    if (f === null) return;
+    try {
+      f.clientTrailers(fields);
+    } catch (err) {
+      f.crashed(err);
+    }
   }
   onReset(ds: H2Stream, code: number): void {
-    (ds.user as Fwd | null)?.clientGone(code);
+    const f = ds.user as Fwd | null;
+    if (f === null) return;
+    try {
+      f.clientReset(code);
+    } catch (err) {
+      f.crashed(err);
+    }
   }
   onWritable(ds: H2Stream): void {
-    (ds.user as Fwd).downWritable();
+    const f = ds.user as Fwd | null;
+    if (f === null) return;
+    try {
+      f.downWritable();
+    } catch (err) {
+      f.crashed(err);
+    }
   }
   onClose(): void {
     this.proxy.downstreams.delete(this);
   }
 }
 
-/** One forwarded request: the client's stream, the upstream's, and the bookkeeping of its answer. */
-class Fwd {
-  readonly startedAt = performance.now();
-  readonly grpc: boolean;
-  readonly authority: string;
-  /** Set when the request is counted (it started, or was refused for a full queue). */
-  stats: RouteStats | undefined;
-  upKey: string;
-  private ep: Endpoint | undefined;
-  private epStart = 0;
-  private epOk = true;
-  private fed = true;
+/** One forwarded request: the client's stream, the stream of the attempt in progress, and the bytes
+ *  between them; the request layer's Exchange decides the rest. */
+class Fwd implements RequestCodec, UpUser {
+  readonly ex: Exchange;
   private up: UpConn | null = null;
   private us: H2Stream | null = null;
-  private serverId: SpiffeId | undefined;
-  private trace: TraceContext | undefined;
-  /** The request body and trailers that arrived before the upstream stream opened (a queued slot). */
+  /** The connection the attempt waits on for a stream (it is in that connection's queue). */
+  private waitingOn: UpConn | null = null;
+  /** The attempt waiting for its stream is a retry (its body is the exchange's replay buffer). */
+  private retry = false;
+  /** The request head as it goes upstream, until the attempt's stream opens. */
+  private out: HeaderList | null = null;
+  /** The request body that arrived before the first attempt's stream opened: held, not consumed, so the
+   *  client's window bounds it. */
   private pending: Buffer[] | null = null;
   private pendingBytes = 0;
-  private pendingEnd = false;
-  private pendingTrailers: HeaderList | null = null;
+  /** The client's trailers (kept: a retry sends them again). */
+  private trailersIn: HeaderList | null = null;
   /** Bytes held back from one side because the other side's write said stop. */
   private heldDown = 0;
   private heldUp = 0;
   private clientEnded: boolean;
-  private holdsSlot = false;
-  private onSlot: (() => void) | undefined;
-  private responded = false;
-  private finished = false;
-  private recorded = false;
-  private status = 0;
-  private grpcStatus: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  /** The request head as it goes upstream, and where, until the upstream stream opens. */
-  private out: HeaderList | null = null;
-  private addr: SocketAddr | undefined;
+  /** The per-stream guard already ran for this stream. */
+  private crashing = false;
 
   constructor(
     readonly proxy: OwnH2Proxy,
@@ -284,171 +425,292 @@ class Fwd {
   ) {
     this.clientEnded = endStream;
     const ct = field(head, 'content-type');
-    this.grpc = ct !== undefined && ct.startsWith('application/grpc');
-    this.authority = field(head, ':authority') ?? field(head, 'host') ?? '';
-    this.upKey = down.key;
+    const ex = new Exchange(proxy.ctx, this, down.target, down.key, down.router, down.clientId, down.gate);
+    this.ex = ex;
+    ex.open(
+      field(head, ':method') ?? 'GET',
+      field(head, ':path') ?? '/',
+      field(head, ':authority') ?? field(head, 'host') ?? '',
+      plainFields(head),
+      ct !== undefined && ct.startsWith('application/grpc'),
+      endStream,
+    );
   }
 
-  /** The destination's in-flight bound (a Service or pod the mesh knows), then start. */
+  /** The destination's in-flight bound, then start. */
   admit(): void {
-    const router = this.down.router;
-    if (router === undefined) return this.start();
-    const { metrics, direction } = this.proxy.ctx;
-    const key = this.down.key;
-    this.onSlot = () => {
-      this.onSlot = undefined;
-      this.holdsSlot = true;
-      // On a later tick: never inside the release of the stream that passed the slot on.
-      queueMicrotask(() => {
-        if (this.ds.closed) this.releaseSlot();
-        else this.start();
-      });
-    };
-    const got = router.limit.acquire(this.onSlot);
-    if (got === Slot.Now) {
-      this.onSlot = undefined;
-      this.holdsSlot = true;
-      return this.start();
-    }
-    if (got === Slot.Queued) {
-      metrics.requestQueueTotal.inc({ direction, target_addr: key, result: 'queued' });
-      return;
-    }
-    this.onSlot = undefined;
-    metrics.requestQueueTotal.inc({ direction, target_addr: key, result: 'full' });
-    const stats = metrics.route(direction, key, this.authority, this.down.clientId);
-    this.stats = stats;
-    stats.requests.inc();
-    this.fail(queueFull(router.limit, key));
+    if (this.ex.admit() !== Admit.Queued) this.start();
   }
 
-  private releaseSlot(): void {
-    if (this.holdsSlot) {
-      this.holdsSlot = false;
-      this.down.router?.limit.release();
-    } else if (this.onSlot !== undefined) {
-      this.down.router?.limit.cancel(this.onSlot);
-      this.onSlot = undefined;
-    }
-  }
-
-  /** Policy, the endpoint, and the upstream stream. */
   private start(): void {
-    const { ctx } = this.proxy;
-    const { metrics, direction, mtls } = ctx;
-    const { router, gate, key, clientId, target } = this.down;
     if (this.proxy.draining) this.down.conn.goaway();
-    const own = router?.own;
-    const ep = own !== undefined ? pickAvailable(own.balancer, own.breakers) : undefined;
-    this.ep = ep;
-    this.fed = ep === undefined;
-    this.epStart = ep?.begin() ?? 0;
-    this.upKey = ep?.key ?? key;
-    // A meshed endpoint gets mesh TLS (to its app port, which its pod redirects to its proxy).
-    const serverId = ep?.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
-    this.serverId = serverId;
-    const stats = metrics.route(direction, key, this.authority, clientId ?? serverId, undefined, ep?.meta);
-    this.stats = stats;
-    stats.requests.inc();
-    this.trace = ctx.obs?.tracer?.child(field(this.head, 'traceparent'));
-    if (gate !== undefined) {
-      let req: RouteRequest | undefined;
-      if (gate.routed()) {
-        const { path, query } = splitTarget(field(this.head, ':path') ?? '/');
-        req = { method: field(this.head, ':method') ?? 'GET', path, query, headers: plainFields(this.head) };
-      }
-      const denied = gate.http(req);
-      if (denied !== undefined) return this.fail(denied);
-    }
-    if (own !== undefined && ep === undefined)
-      return this.fail(noEndpoint(own, `${key}${this.authority !== '' ? ` (${this.authority})` : ''}`));
+    if (faultHook !== undefined) faultHook('start', this.ex.path);
+    this.ex.start();
+  }
 
-    const out = new HeaderList();
-    const inbound = direction === 'inbound';
-    const h = this.head;
-    for (let i = 0; i < h.names.length; i++) {
-      const n = h.names[i] as string;
-      const v = h.values[i] as string;
-      if (dropped(n, v)) continue;
-      // The identity header comes from the proxy only: a client's own could claim any identity.
-      if (inbound && n === CLIENT_ID_HEADER) continue;
-      if (this.trace !== undefined && n === 'traceparent') continue;
-      out.add(n, v, h.flags[i]);
-    }
-    if (inbound && clientId !== undefined) out.add(CLIENT_ID_HEADER, clientId);
-    if (this.trace !== undefined) out.add('traceparent', formatTraceparent(this.trace));
+  // ---- RequestCodec ----
 
-    this.out = out;
-    this.addr = ep?.addr ?? target;
-    const ms = ctx.cfg.responseTimeoutMs;
-    if (ms > 0) this.timer = setTimeout(responseTimeout, ms, this);
+  clientAddr(): string {
+    return this.down.src;
+  }
+
+  requestEnded(): boolean {
+    return this.clientEnded;
+  }
+
+  clientGone(): boolean {
+    return this.ds.closed;
+  }
+
+  admitted(): void {
+    this.start();
+  }
+
+  sendAttempt(retry: boolean): void {
+    this.retry = retry;
+    this.out = this.requestHead();
     this.dispatch();
   }
 
-  /** Whether the request is over for the proxy (answered, failed, or the client went away). */
-  get settled(): boolean {
-    return this.finished || this.ds.closed;
+  dropAttempt(): void {
+    const us = this.us;
+    const up = this.up;
+    this.us = null;
+    this.up = null;
+    this.waitingOn = null;
+    this.out = null;
+    if (us !== null) {
+      us.user = null;
+      if (!us.closed) (up as UpConn).conn.reset(us, H2ErrorCode.CANCEL);
+    }
+    // What the client sent went to the dropped stream (or waits for one): its bytes go back to its window.
+    const n = this.heldDown + this.pendingBytes;
+    this.heldDown = 0;
+    this.heldUp = 0;
+    this.pending = null;
+    this.pendingBytes = 0;
+    if (n > 0) this.down.conn.consumed(this.ds, n);
   }
 
-  /** To an upstream connection of the endpoint: at once, or once it can take a stream. */
+  answerError(r: ErrorResponse): void {
+    if (faultHook !== undefined) faultHook('error-answer', this.ex.path);
+    const ds = this.ds;
+    if (ds.closed) return;
+    if (ds.headersSent) {
+      this.down.conn.reset(ds, H2ErrorCode.INTERNAL_ERROR);
+      return;
+    }
+    const a = errorAnswer(r, this.ex.grpc);
+    const h = new HeaderList().add(':status', String(a.status));
+    for (let i = 0; i + 1 < a.fields.length; i += 2) h.add(a.fields[i] as string, a.fields[i + 1] as string);
+    this.down.conn.respond(ds, h, a.body === undefined);
+    if (a.body !== undefined) this.down.conn.write(ds, Buffer.from(a.body), true);
+  }
+
+  answerRedirect(status: number, location: string): void {
+    if (this.ds.closed) return;
+    this.down.conn.respond(this.ds, new HeaderList().add(':status', String(status)).add('location', location), true);
+  }
+
+  cutAnswer(err: ProxyError, grpcStatus: number): number | undefined {
+    const ds = this.ds;
+    const grpc = this.ex.grpc;
+    if (ds.closed) return grpc ? GrpcStatus.CANCELLED : undefined;
+    if (grpc && !ds.localEnded) {
+      this.down.conn.trailers(ds, grpcTrailers(grpcStatus, err.message));
+      return grpcStatus;
+    }
+    this.down.conn.reset(ds, H2ErrorCode.INTERNAL_ERROR);
+    return grpc ? grpcStatusOfReset(H2ErrorCode.INTERNAL_ERROR) : undefined;
+  }
+
+  mirror(ticket: MirrorTicket): void {
+    const ep = ticket.endpoint;
+    const mtls = this.proxy.ctx.mtls;
+    const serverId = ep.identity !== undefined && mtls !== undefined ? (ep.identity as SpiffeId) : undefined;
+    new Mirror(this.proxy, ticket, serverId, this.requestHead()).dispatch();
+  }
+
+  /** The per-stream guard: a fault in code run for this stream (a handler of either connection, or a
+   *  timer) ends this stream only. The client gets the proxy's error when nothing was answered yet (else
+   *  the answer is cut, or the stream reset when even that fails); the upstream stream is reset; the
+   *  shared connections and their other streams go on. */
+  crashed(err: unknown): void {
+    if (!this.crashing) {
+      this.crashing = true;
+      try {
+        this.proxy.ctx.log.error(
+          { target: this.down.key, stream: this.ds.id, err: (err as Error)?.stack ?? String(err) },
+          'http/2 stream failed inside the proxy: the stream is ended, its connections go on',
+        );
+        const msg = err instanceof Error ? err.message : String(err);
+        const fault = new ProxyError(Codes.PROXY_FAULT, `${this.down.key}: the proxy failed on this stream: ${msg}`);
+        // An exchange already over does not count errors any more: this one still is.
+        const { metrics, direction } = this.proxy.ctx;
+        if (this.ex.finished) metrics.requestError(direction, this.down.key, fault);
+        if (!this.ds.headersSent) this.ex.headNotSent();
+        this.ex.fail(fault, null);
+      } catch {
+        // Ending it cleanly failed too: the resets below end it.
+      }
+    }
+    try {
+      const us = this.us;
+      this.us = null;
+      this.waitingOn = null;
+      if (us !== null) {
+        us.user = null;
+        if (!us.closed) (this.up as UpConn).conn.reset(us, H2ErrorCode.CANCEL);
+      }
+    } catch {
+      // The upstream connection refused the reset: nothing more to do for this stream there.
+    }
+    try {
+      // An answer that is not whole by now never will be.
+      const ds = this.ds;
+      if (!ds.closed && !ds.localEnded) {
+        ds.user = null;
+        this.down.conn.reset(ds, H2ErrorCode.INTERNAL_ERROR);
+      }
+      this.ex.abandon(false);
+    } catch {
+      // Nothing left to try.
+    }
+  }
+
+  // ---- UpUser: the attempt's stream ----
+
+  pendingOn(up: UpConn): boolean {
+    return this.waitingOn === up && !this.ex.finished && !this.ds.closed;
+  }
+
+  /** To an upstream connection of the attempt's endpoint: at once, or once it can take a stream. */
   dispatch(): void {
-    const up = this.proxy.upstream(this.addr as SocketAddr, this.upKey, this.serverId);
+    const ex = this.ex;
+    const up = this.proxy.upstream(ex.upAddr, ex.upKey, ex.serverId);
     if (up === undefined)
-      return this.fail(new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.upKey}: every connection is full`));
+      return ex.fail(
+        new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${ex.upKey}: every connection is full`),
+        'connect-failure',
+      );
+    this.waitingOn = up;
     up.take(this);
   }
 
-  /** Opens the upstream stream on `up` and sends what the client sent so far; false when `up` is full. */
+  upFailed(err: Error): void {
+    this.waitingOn = null;
+    const e = classify(err, this.ex.upKey);
+    this.ex.fail(e, connectFailure(e) ? 'connect-failure' : 'reset');
+  }
+
+  /** Opens the attempt's stream on `up` and sends the request so far (a retry: all of it). */
   open(up: UpConn): boolean {
-    const endNow = this.clientEnded && this.pending === null && this.pendingTrailers === null;
+    if (!this.pendingOn(up)) return true;
+    const retry = this.retry;
+    const replay = this.ex.replay;
+    const trailers = this.trailersIn;
+    const endNow = retry
+      ? this.ex.bodyless || ((replay === null || replay.length === 0) && trailers === null)
+      : this.clientEnded && this.pending === null && trailers === null;
     const us = up.conn.request(this.out as HeaderList, endNow);
     if (us === null) return false;
     this.out = null;
+    this.waitingOn = null;
     this.up = up;
     this.us = us;
     us.user = this;
-    const pending = this.pending;
-    if (pending !== null) {
-      this.pending = null;
-      let ok = true;
-      const last = this.pendingEnd && this.pendingTrailers === null;
-      for (let i = 0; i < pending.length; i++)
-        ok = up.conn.write(us, pending[i] as Buffer, last && i === pending.length - 1);
-      if (pending.length === 0 && last) up.conn.write(us, Buffer.alloc(0), true);
-      if (ok) this.down.conn.consumed(this.ds, this.pendingBytes);
-      else this.heldDown += this.pendingBytes;
-      this.pendingBytes = 0;
+    if (endNow) return true;
+    if (retry) {
+      // The whole request is in hand (a retry needs that): the replay buffer, then the trailers.
+      const r = replay ?? [];
+      for (let i = 0; i < r.length; i++) up.conn.write(us, r[i] as Buffer, trailers === null && i === r.length - 1);
+    } else {
+      const pending = this.pending;
+      if (pending !== null) {
+        this.pending = null;
+        let ok = true;
+        const last = this.clientEnded && trailers === null;
+        for (let i = 0; i < pending.length; i++)
+          ok = up.conn.write(us, pending[i] as Buffer, last && i === pending.length - 1);
+        if (pending.length === 0 && last) up.conn.write(us, Buffer.alloc(0), true);
+        if (ok) this.down.conn.consumed(this.ds, this.pendingBytes);
+        else this.heldDown += this.pendingBytes;
+        this.pendingBytes = 0;
+      }
     }
-    if (this.pendingTrailers !== null) up.conn.trailers(us, this.pendingTrailers);
-    this.pendingTrailers = null;
+    if (trailers !== null) up.conn.trailers(us, trailers);
     return true;
+  }
+
+  /** The request head as it goes upstream: re-encoded from the client's, or built from what the
+   *  exchange changed (route filters, rewrite, traceparent); the client identity header handled inbound. */
+  private requestHead(): HeaderList {
+    const ex = this.ex;
+    const inbound = this.proxy.ctx.direction === 'inbound';
+    const clientId = this.down.clientId;
+    const out = new HeaderList();
+    const h = this.head;
+    if (ex.outFields === ex.fields && ex.outTarget === ex.path && ex.outAuthority === ex.authority) {
+      for (let i = 0; i < h.names.length; i++) {
+        const n = h.names[i] as string;
+        const v = h.values[i] as string;
+        if (dropped(n, v)) continue;
+        // The identity header comes from the proxy only: a client's own could claim any identity.
+        if (inbound && n === CLIENT_ID_HEADER) continue;
+        out.add(n, v, h.flags[i]);
+      }
+    } else {
+      let authority = false;
+      for (let i = 0; i < h.names.length; i++) {
+        const n = h.names[i] as string;
+        if (n.charCodeAt(0) !== 0x3a) continue;
+        if (n === ':path') out.add(n, ex.outTarget);
+        else if (n === ':authority') {
+          authority = true;
+          out.add(n, ex.outAuthority);
+        } else out.add(n, h.values[i] as string, h.flags[i]);
+      }
+      if (!authority && ex.outAuthority !== ex.authority) out.add(':authority', ex.outAuthority);
+      const f = ex.outFields;
+      for (let i = 0; i + 1 < f.length; i += 2) {
+        const n = (f[i] as string).toLowerCase();
+        const v = f[i + 1] as string;
+        if (dropped(n, v) || (inbound && n === CLIENT_ID_HEADER)) continue;
+        out.add(n, v);
+      }
+    }
+    if (inbound && clientId !== undefined) out.add(CLIENT_ID_HEADER, clientId);
+    return out;
   }
 
   // ---- The request, client → upstream ----
 
   clientData(buf: Buffer, off: number, len: number, end: boolean): void {
     if (end) this.clientEnded = true;
-    const us = this.us;
-    if (us === null || this.finished) {
-      if (this.finished || this.recorded) {
-        this.down.conn.consumed(this.ds, len);
-        return;
-      }
-      // Held (not consumed) until the upstream stream opens: the client's window bounds it.
-      (this.pending ??= []).push(buf.subarray(off, off + len));
-      this.pendingBytes += len;
-      this.pendingEnd = end;
+    if (faultHook !== undefined) faultHook('client-data', this.ex.path);
+    if (this.ex.finished) {
+      // Answered (or failed) already: the rest of the upload is taken and dropped.
+      this.down.conn.consumed(this.ds, len);
       return;
     }
-    if ((this.up as UpConn).conn.write(us, buf.subarray(off, off + len), end)) this.down.conn.consumed(this.ds, len);
+    const chunk = buf.subarray(off, off + len);
+    if (len > 0 && this.ex.replay !== null) this.ex.keep(chunk);
+    const us = this.us;
+    if (us === null) {
+      // Held (not consumed) until the attempt's stream opens: the client's window bounds it.
+      (this.pending ??= []).push(chunk);
+      this.pendingBytes += len;
+      return;
+    }
+    if ((this.up as UpConn).conn.write(us, chunk, end)) this.down.conn.consumed(this.ds, len);
     else this.heldDown += len;
   }
 
   clientTrailers(fields: HeaderList): void {
     this.clientEnded = true;
-    if (this.finished) return;
-    if (this.us === null) this.pendingTrailers = fields;
-    else (this.up as UpConn).conn.trailers(this.us, fields);
+    this.trailersIn = fields;
+    if (this.ex.finished) return;
+    if (this.us !== null) (this.up as UpConn).conn.trailers(this.us, fields);
   }
 
   /** The upstream stream takes bytes again: return the client's bytes we held back. */
@@ -459,7 +721,7 @@ class Fwd {
   }
 
   /** The client reset its stream, or its connection went away. */
-  clientGone(code: number): void {
+  clientReset(code: number): void {
     const us = this.us;
     // A client reset goes upstream with its code; a connection that closed becomes CANCEL.
     if (us !== null && !us.closed)
@@ -467,30 +729,30 @@ class Fwd {
         us,
         code === H2ErrorCode.NO_ERROR || code === H2ErrorCode.REFUSED_STREAM ? H2ErrorCode.CANCEL : code,
       );
-    if (!this.finished && this.stats !== undefined) {
-      this.finished = true;
-      if (this.grpc) this.grpcStatus = GrpcStatus.CANCELLED;
-      this.end(this.grpc, 'cancelled');
-    }
-    this.releaseSlot();
+    this.waitingOn = null;
+    this.ex.abandon(true);
   }
 
   // ---- The answer, upstream → client ----
 
   upInformational(fields: HeaderList): void {
-    if (!this.ds.closed && !this.ds.headersSent) this.down.conn.respond(this.ds, fields, false);
+    if (this.ds.closed || this.ds.headersSent || this.ex.finished) return;
+    this.down.conn.respond(this.ds, fields, false);
+    this.ex.interimSent = true;
   }
 
   upHead(fields: HeaderList, end: boolean): void {
-    clearTimeout(this.timer);
-    if (this.finished || this.ds.closed) return;
-    this.responded = true;
+    const ex = this.ex;
+    if (ex.finished || this.ds.closed) return;
+    const grpc = ex.grpc;
     const st = Number(field(fields, ':status')) || 0;
-    this.status = st;
-    // gRPC's status comes at the end; anything else is judged by its head at once.
-    if (!this.grpc || st !== 200) this.feed(isEndpointFailure(st));
-    if (end && this.grpc) {
-      const gs = grpcStatusIn(fields);
+    const gs = end && grpc ? grpcStatusIn(fields) : undefined;
+    // A retryable answer is dropped (and retried) here, before any byte of it reaches the client.
+    if (!ex.answerHead(st, gs)) return;
+    if (faultHook !== undefined) faultHook('head', ex.path);
+    const m = ex.rule?.filters.response;
+    if (m !== undefined) fields = modifiedHead(fields, m);
+    if (end && grpc) {
       if (gs === undefined && st === 200) {
         // A gRPC answer always ends with grpc-status: a trailers-only one gets the proxy's INTERNAL in its head.
         const err = this.grpcStatusMissing();
@@ -498,59 +760,60 @@ class Fwd {
           .add('grpc-status', String(GrpcStatus.INTERNAL))
           .add('grpc-message', grpcMessage(`outrigger proxy: ${err.message}`));
         this.down.conn.respond(this.ds, fields, true);
-        this.answered(true, errorLabel(err));
+        ex.answered(true, errorLabel(err), err);
         return;
       }
-      this.grpcStatus = gs ?? grpcStatusOfHttp(st);
+      ex.grpcStatus = gs ?? grpcStatusOfHttp(st);
     }
     this.down.conn.respond(this.ds, fields, end);
-    if (end) this.answered(false, undefined);
+    if (end) ex.answered(false, undefined);
   }
 
   upData(buf: Buffer, off: number, len: number, end: boolean): void {
     const us = this.us as H2Stream;
     const up = this.up as UpConn;
-    if (this.finished || this.ds.closed) {
+    const ex = this.ex;
+    if (ex.finished || this.ds.closed) {
       up.conn.consumed(us, len);
       return;
     }
-    const grpcEnd = end && this.grpc && this.status === 200;
+    if (faultHook !== undefined) faultHook('data', ex.path);
+    const grpcEnd = end && ex.grpc && ex.status === 200;
     if (this.down.conn.write(this.ds, buf.subarray(off, off + len), end && !grpcEnd)) up.conn.consumed(us, len);
     else this.heldUp += len;
     if (grpcEnd) this.missingGrpcStatus();
     else if (end) {
-      if (this.grpc) this.grpcStatus = grpcStatusOfHttp(this.status);
-      this.answered(false, undefined);
+      if (ex.grpc) ex.grpcStatus = grpcStatusOfHttp(ex.status);
+      ex.answered(false, undefined);
     }
   }
 
   upTrailers(fields: HeaderList): void {
-    if (this.finished || this.ds.closed) return;
-    if (this.grpc) {
+    const ex = this.ex;
+    if (ex.finished || this.ds.closed) return;
+    if (ex.grpc) {
       const gs = grpcStatusIn(fields);
-      if (gs === undefined && this.status === 200) return this.missingGrpcStatus();
-      this.grpcStatus = gs ?? grpcStatusOfHttp(this.status);
+      if (gs === undefined && ex.status === 200) return this.missingGrpcStatus();
+      ex.grpcStatus = gs ?? grpcStatusOfHttp(ex.status);
     }
     this.down.conn.trailers(this.ds, fields);
-    this.answered(false, undefined);
+    ex.answered(false, undefined);
   }
 
   /** A gRPC answer ended without grpc-status: the proxy's INTERNAL in trailers. */
   private missingGrpcStatus(): void {
     const err = this.grpcStatusMissing();
     this.down.conn.trailers(this.ds, grpcTrailers(GrpcStatus.INTERNAL, err.message));
-    this.answered(true, errorLabel(err));
+    this.ex.answered(true, errorLabel(err), err);
   }
 
-  /** Counts the missing grpc-status as the proxy's error and sets the status the client ends with. */
+  /** The proxy's error for a missing grpc-status, and the status the client ends with. */
   private grpcStatusMissing(): ProxyError {
-    const err = new ProxyError(
+    this.ex.grpcStatus = GrpcStatus.INTERNAL;
+    return new ProxyError(
       Codes.GRPC_STATUS_MISSING,
-      `upstream ${this.upKey}: the grpc response ended without grpc-status`,
+      `upstream ${this.ex.upKey}: the grpc response ended without grpc-status`,
     );
-    this.grpcStatus = GrpcStatus.INTERNAL;
-    this.proxy.ctx.metrics.requestError(this.proxy.ctx.direction, this.down.key, err);
-    return err;
   }
 
   /** The client's stream takes bytes again: return the upstream's bytes we held back. */
@@ -562,157 +825,137 @@ class Fwd {
 
   /** The upstream stream was reset: by the server (`local` false), or with its connection. */
   upReset(code: number, local: boolean, up: UpConn): void {
-    clearTimeout(this.timer);
-    if (this.finished) {
+    const ex = this.ex;
+    if (ex.finished) {
       // RFC 9113 section 8.1: the server answered in full, then reset with NO_ERROR to stop the upload;
       // the client is told the same way once our answer is written.
       if (!local && code === H2ErrorCode.NO_ERROR && !this.clientEnded) stopUploadWhenSent(this);
       return;
     }
-    const { metrics, direction } = this.proxy.ctx;
-    if (!this.responded) {
+    if (!ex.responded) {
       // Never answered: a connection that failed is the proxy's error answer (502, 504, a gRPC status);
-      // a reset from the server is passed on as the same reset (REFUSED_STREAM: nothing was processed).
-      if (local && up.err !== undefined) return this.fail(up.err);
+      // a reset from the server is passed on as the same reset (REFUSED_STREAM: nothing was processed),
+      // unless the route retries it.
+      this.us = null;
+      if (local && up.err !== undefined) return this.upFailed(up.err);
       if (local && code !== H2ErrorCode.REFUSED_STREAM)
-        return this.fail(
-          new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.upKey}: stream closed without a response`),
+        return ex.fail(
+          new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${ex.upKey}: stream closed without a response`),
+          'reset',
         );
-      this.feed(true);
-      this.epOk = false;
-      if (this.grpc) this.grpcStatus = grpcStatusOfReset(code);
-      this.finished = true;
+      if (ex.attemptFailed(code === H2ErrorCode.REFUSED_STREAM ? 'connect-failure' : 'reset')) return;
+      if (ex.grpc) ex.grpcStatus = grpcStatusOfReset(code);
       this.down.conn.reset(this.ds, code);
-      this.end(true, 'reset');
+      ex.answered(true, 'reset');
       return;
     }
     if (!local && code === H2ErrorCode.NO_ERROR && this.ds.localEnded) return; // stopped the upload (RFC 9113 8.1)
     if (!local) {
       // Reset mid-answer: the client's stream is reset the same way.
       this.down.conn.reset(this.ds, code);
-      if (this.grpc) this.grpcStatus = grpcStatusOfReset(code);
-      this.answered(true, 'reset');
+      if (ex.grpc) ex.grpcStatus = grpcStatusOfReset(code);
+      ex.answered(true, 'reset');
       return;
     }
     // The connection went away mid-answer: gRPC gets UNAVAILABLE in trailers, anything else a reset.
-    const err = new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${this.upKey}: the connection closed mid-response`);
-    metrics.requestError(direction, this.down.key, err);
-    if (this.grpc && !this.ds.localEnded) {
-      this.grpcStatus = GrpcStatus.UNAVAILABLE;
+    const err = new ProxyError(Codes.UPSTREAM_PROTOCOL, `upstream ${ex.upKey}: the connection closed mid-response`);
+    if (ex.grpc && !this.ds.localEnded) {
+      ex.grpcStatus = GrpcStatus.UNAVAILABLE;
       this.down.conn.trailers(this.ds, grpcTrailers(GrpcStatus.UNAVAILABLE, err.message));
     } else {
       this.down.conn.reset(this.ds, H2ErrorCode.INTERNAL_ERROR);
-      if (this.grpc) this.grpcStatus = grpcStatusOfReset(H2ErrorCode.INTERNAL_ERROR);
+      if (ex.grpc) ex.grpcStatus = grpcStatusOfReset(H2ErrorCode.INTERNAL_ERROR);
     }
-    this.answered(true, errorLabel(err));
+    ex.answered(true, errorLabel(err), err);
+  }
+}
+
+/** RequestMirror: a copy of a request without a body on a stream of the mirror endpoint's connection;
+ *  the answer is not read (the stream is reset once its head came). */
+class Mirror implements UpUser {
+  private waitingOn: UpConn | null = null;
+  private up: UpConn | null = null;
+  private us: H2Stream | null = null;
+  private done = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly proxy: OwnH2Proxy,
+    private readonly ticket: MirrorTicket,
+    private readonly serverId: SpiffeId | undefined,
+    private readonly out: HeaderList,
+  ) {
+    this.timer = setTimeout(mirrorTimeout, MIRROR_TIMEOUT_MS, this);
   }
 
-  /** The answer is over (sent, mended or cut). */
-  private answered(failed: boolean, reason: string | undefined): void {
-    this.finished = true;
-    if (failed) this.epOk = false;
-    this.feed(failed || isEndpointFailure(this.status, this.grpcStatus));
-    this.end(failed, reason);
-    this.releaseSlot();
+  pendingOn(up: UpConn): boolean {
+    return !this.done && this.waitingOn === up;
+  }
+  dispatch(): void {
+    const ep = this.ticket.endpoint;
+    const up = this.proxy.upstream(ep.addr, ep.key, this.serverId);
+    if (up === undefined) return this.finish(false);
+    this.waitingOn = up;
+    up.take(this);
+  }
+  open(up: UpConn): boolean {
+    if (!this.pendingOn(up)) return true;
+    const us = up.conn.request(this.out, true);
+    if (us === null) return false;
+    this.waitingOn = null;
+    this.up = up;
+    this.us = us;
+    us.user = this;
+    return true;
+  }
+  upFailed(): void {
+    this.finish(false);
+  }
+  upHead(): void {
+    this.finish(true);
+  }
+  upInformational(): void {}
+  upData(_buf: Buffer, _off: number, len: number): void {
+    if (this.us !== null) this.up?.conn.consumed(this.us, len);
+  }
+  upTrailers(): void {}
+  upReset(): void {
+    this.finish(false);
+  }
+  upWritable(): void {}
+  crashed(): void {
+    this.finish(false);
+  }
+  /** The mirror took too long: cut. */
+  stop(): void {
+    this.finish(false);
   }
 
-  /** Answers with the proxy's error; after a response began, resets the stream. */
-  fail(err: unknown): void {
-    if (this.finished) return;
-    this.finished = true;
+  private finish(ok: boolean): void {
+    if (this.done) return;
+    this.done = true;
     clearTimeout(this.timer);
-    const { metrics, direction } = this.proxy.ctx;
-    const e = classify(err, this.upKey);
-    metrics.requestError(direction, this.down.key, e);
-    this.epOk = false;
-    if (!this.responded) this.feed(true);
+    this.waitingOn = null;
     const us = this.us;
-    if (us !== null && !us.closed) (this.up as UpConn).conn.reset(us, H2ErrorCode.CANCEL);
-    if (!this.ds.closed) {
-      if (this.ds.headersSent) this.down.conn.reset(this.ds, H2ErrorCode.INTERNAL_ERROR);
-      else {
-        const a = errorAnswer(errorResponse(e), this.grpc);
-        const h = new HeaderList().add(':status', String(a.status));
-        for (let i = 0; i + 1 < a.fields.length; i += 2) h.add(a.fields[i] as string, a.fields[i + 1] as string);
-        this.responded = true;
-        this.status = a.status;
-        this.grpcStatus = a.grpcStatus;
-        this.down.conn.respond(this.ds, h, a.body === undefined);
-        if (a.body !== undefined) this.down.conn.write(this.ds, Buffer.from(a.body), true);
-      }
+    this.us = null;
+    if (us !== null) {
+      us.user = null;
+      if (!us.closed) this.up?.conn.reset(us, H2ErrorCode.CANCEL);
     }
-    // The client's body still on its way is taken and dropped: its bytes go back to its window.
-    if (this.pendingBytes > 0) this.down.conn.consumed(this.ds, this.pendingBytes);
-    this.pending = null;
-    this.pendingBytes = 0;
-    this.end(false, undefined);
-    this.releaseSlot();
-  }
-
-  /** The breaker of the endpoint learns from the answer, or the failure before one, once. */
-  private feed(failure: boolean): void {
-    if (this.fed) return;
-    this.fed = true;
-    const own = this.down.router?.own as BackendTarget;
-    if (feedBreaker(own, (this.ep as Endpoint).key, failure)) {
-      const { metrics, direction } = this.proxy.ctx;
-      metrics.endpointEjectionsTotal.inc({ direction, target_addr: this.down.key, backend: own.service });
-    }
-  }
-
-  /** Metrics, the endpoint's latency, and the observers: once. */
-  private end(failed: boolean, reason: string | undefined): void {
-    if (this.recorded) return;
-    this.recorded = true;
-    const latency = performance.now() - this.startedAt;
-    const ep = this.ep;
-    if (ep !== undefined) {
-      ep.end(this.epStart, this.epOk && !failed);
-      if (!this.fed) abandonBreaker(this.down.router?.own as BackendTarget, ep.key);
-    }
-    const grpcStatus = this.grpc ? this.grpcStatus : undefined;
-    const stats = this.stats;
-    if (stats === undefined) return; // never counted: it waited for a slot until the client left
-    stats.response(this.status, latency, grpcStatus, reason !== undefined);
-    const { ctx } = this.proxy;
-    const obs = ctx.obs;
-    if (obs !== undefined && obs.active) {
-      const h = this.head;
-      observeStream(
-        obs,
-        { direction: ctx.direction, own: ctx.mtls !== undefined ? (ctx.cfg.identity ?? '') : '' },
-        stats,
-        this.status,
-        grpcStatus,
-        latency,
-        reason,
-        {
-          src: this.down.src,
-          method: field(h, ':method') ?? '',
-          authority: this.authority,
-          path: field(h, ':path') ?? '',
-          fields: plainFields(h),
-          dst: this.upKey,
-          clientId: this.down.clientId,
-          serverId: this.serverId,
-          trace: this.trace,
-        },
-      );
-    }
+    this.ticket.finish(ok);
   }
 }
 
 export class OwnH2Proxy implements H2Engine {
   readonly downstreams = new Set<DownConn>();
   private readonly pools = new Map<string, UpConn[]>();
-  /** Destinations with routes: the node:http2 engine, until retries and filters are wired here. */
-  private readonly node: H2Proxy;
   draining = false;
 
-  constructor(readonly ctx: H2Context) {
-    this.node = new H2Proxy(ctx);
-  }
+  constructor(readonly ctx: H2Context) {}
 
+  /** Serves an accepted connection whose first bytes (`initial`, not yet consumed) are the h2 preface.
+   *  With a `router` (a Service), each stream goes where its routes say, or to the endpoint its
+   *  balancer picks when it has none. */
   handle(
     socket: Socket,
     target: SocketAddr,
@@ -721,10 +964,6 @@ export class OwnH2Proxy implements H2Engine {
     clientId?: SpiffeId,
     peerAddr?: string,
   ): void {
-    if (router !== undefined && !router.table.empty) {
-      this.node.handle(socket, target, initial, router, clientId, peerAddr);
-      return;
-    }
     const { policy, direction } = this.ctx;
     const gate = takeClientSocket(socket, initial, direction, policy, target, clientId, peerAddr);
     const d = new DownConn(this, socket, target, formatAddr(target), router, clientId, gate);
@@ -765,18 +1004,16 @@ export class OwnH2Proxy implements H2Engine {
   /** Shutdown: GOAWAY to every client (streams in flight finish). */
   drain(): void {
     this.draining = true;
-    this.node.drain();
     for (const d of this.downstreams) d.conn.goaway();
   }
 
   close(): void {
-    this.node.close();
     for (const d of this.downstreams) d.conn.close(H2ErrorCode.NO_ERROR);
     for (const list of this.pools.values()) for (const c of list) c.conn.close(H2ErrorCode.NO_ERROR);
     this.pools.clear();
   }
 
   get openSessions(): number {
-    return this.downstreams.size + this.node.openSessions;
+    return this.downstreams.size;
   }
 }

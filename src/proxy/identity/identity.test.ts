@@ -1,9 +1,10 @@
-// Uses the control plane's identity service as a real server over loopback gRPC (tests only: the
-// proxy's own code never imports the control plane).
+// Uses the control plane's identity service as a real server over loopback gRPC and TLS (tests only:
+// the proxy's own code never imports the control plane).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../../../test/basics.js';
-import { startGrpcServer } from '../../../test/grpc.js';
+import { startTestControlPlane } from '../../../test/control-plane.js';
+import { LocalStore } from '../../control/store/local/local.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,10 +29,23 @@ async function fixture(t: { after(fn: () => unknown): void }, leafLifetimeSecond
     leafLifetimeSeconds,
     clockSkewSeconds: 1,
   });
-  const start = (port = 0) => startGrpcServer((server) => addIdentityService(server, { certifier }), { port });
+  const start = async (port = 0) => {
+    const cp = await startTestControlPlane({
+      store: new LocalStore(),
+      ca,
+      port,
+      services: (server) => addIdentityService(server, { certifier }),
+    });
+    t.after(() => cp.close());
+    return { server: cp.server, port: cp.address.port };
+  };
   const tokenPath = path.join(dir, 'token');
   await writeFile(tokenPath, await tokens.issue(WEB), { mode: 0o600 });
-  return { ca, tokens, start, tokenPath };
+  const tls = {
+    trustAnchors: ca.trustAnchorPem,
+    serverIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
+  };
+  return { ca, tokens, start, tokenPath, tls };
 }
 
 void test('gets a certificate over gRPC and rotates it at about 70% of a short lifetime', async (t) => {
@@ -41,6 +55,7 @@ void test('gets a certificate over gRPC and rotates it at about 70% of a short l
   const id = ProxyIdentity.start({
     controlAddr: `127.0.0.1:${port}`,
     tokenPath: f.tokenPath,
+    tls: f.tls,
     identity: WEB_ID,
     backoffMinMs: 50,
     backoffMaxMs: 500,
@@ -75,6 +90,7 @@ void test('keeps its certificate while the CA is down and renews when it is back
   const id = ProxyIdentity.start({
     controlAddr: `127.0.0.1:${port}`,
     tokenPath: f.tokenPath,
+    tls: f.tls,
     identity: WEB_ID,
     backoffMinMs: 100,
     backoffMaxMs: 400,
@@ -112,6 +128,7 @@ void test('close before the first certificate rejects whenReady; a refused token
   const id = ProxyIdentity.start({
     controlAddr: `127.0.0.1:${port}`,
     tokenPath: f.tokenPath,
+    tls: f.tls,
     identity: WEB_ID,
     backoffMinMs: 50,
     backoffMaxMs: 200,

@@ -8,6 +8,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { GrpcChannel, GrpcError } from '../../api/grpc/channel.js';
+import type { ChannelTls } from '../../api/grpc/tls.js';
 import { grpcStatusName } from '../../api/grpc/protocol.js';
 import { certify, type SpiffeId } from '../../api/identity.js';
 import type { Logger } from '../../core/log.js';
@@ -20,9 +21,11 @@ export interface ProxyIdentityOptions {
   readonly tokenPath: string;
   /** The identity to ask for: the pod's, `spiffe://<td>/ns/<ns>/sa/<sa>`. */
   readonly identity: SpiffeId;
-  /** The connection to the control plane (plaintext: its port is on loopback or the pod network) when
-   *  shared with the proxy's other clients of it (left open by close()); default: its own. */
+  /** The connection to the control plane when shared with the proxy's other clients of it (left open by
+   *  close()); default: its own, with `tls`. */
   readonly channel?: GrpcChannel;
+  /** How to reach the control plane (its trust anchors and identity) without a shared channel. */
+  readonly tls?: ChannelTls;
   /** Fraction of the remaining lifetime after which to renew; default 0.7. */
   readonly renewFraction?: number;
   /** Random spread around `renewFraction` (± this fraction of the lifetime); default 0.05. */
@@ -106,7 +109,11 @@ export class ProxyIdentity {
     this.identity = opts.identity;
     // One call at a time, spaced by our own backoff: every retry may try to connect again, so that a CA
     // that comes back is seen at the next retry.
-    this.#channel = opts.channel ?? new GrpcChannel(opts.controlAddr, { reconnectDelayMs: 0 });
+    if (opts.channel === undefined && opts.tls === undefined)
+      throw new ProxyIdentityError(`identity ${opts.identity}: needs the control plane's tls settings or a channel`);
+    this.#channel =
+      opts.channel ??
+      new GrpcChannel(opts.controlAddr, { reconnectDelayMs: 0, ...(opts.tls ? { tls: opts.tls } : {}) });
     this.#ready = new Promise((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;

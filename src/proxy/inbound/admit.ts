@@ -1,8 +1,8 @@
 // The inbound gate, in the order a request meets it: who the client is (per connection), whether the
 // pod's policy authorizes it for the server and route (403, or 404 when the server's routes do not
 // match), then the server's local rate limit (429 with Retry-After). Opaque TCP connections meet the
-// authorization only, once, and a denied one is closed at once. Used by the inbound paths of
-// ../http1/server.ts, ../http2/server.ts and ../transport/listen.ts.
+// authorization only, once, and a denied one is closed at once. Used by the request layer
+// (../request/exchange.ts), for HTTP/1 and HTTP/2 alike, and by ../transport/listen.ts.
 import { performance } from 'node:perf_hooks';
 import { normalizeHost } from '../../core/addr.js';
 import { Codes, ProxyError } from '../errors/errors.js';

@@ -53,18 +53,6 @@ export interface EventSink {
   emit(ev: RequestEvent): void;
 }
 
-/** Header fields as a flat list from HTTP/2 headers (pseudo-headers left out). */
-export function h2Fields(h: Readonly<Record<string, string | string[] | undefined>>): string[] {
-  const out: string[] = [];
-  for (const k of Object.keys(h)) {
-    if (k.charCodeAt(0) === 0x3a) continue;
-    const v = h[k];
-    if (Array.isArray(v)) for (const x of v) out.push(k, x);
-    else if (v !== undefined) out.push(k, String(v));
-  }
-  return out;
-}
-
 /** The `path` of a request target without its query (tap filters and span names use it). */
 export function pathOnly(target: string): string {
   const q = target.indexOf('?');

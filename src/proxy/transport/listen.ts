@@ -13,7 +13,6 @@ import { detect } from '../detect/detect.js';
 import { ClientConn, type Http1Context } from '../http1/server.js';
 import type { UpstreamPool } from '../http1/pool.js';
 import type { Observer } from '../observe/observer.js';
-import { H2Proxy } from '../http2/server.js';
 import { OwnH2Proxy } from '../http2/own.js';
 import type { H2Engine } from '../http2/common.js';
 import { connectUpstream } from './connect.js';
@@ -116,7 +115,7 @@ export class Listener {
       ...policy,
       ...(obs ? { obs } : {}),
     };
-    this.h2 = cfg.h2Engine === 'own' ? new OwnH2Proxy(h2ctx) : new H2Proxy(h2ctx);
+    this.h2 = new OwnH2Proxy(h2ctx);
     // Idle keep-alive HTTP/1 connections are closed by a sweep, not by per-socket timers.
     this.sweeper = setInterval(
       () => {

@@ -109,7 +109,31 @@ export interface H2ConnectionOptions {
   maxEmptyFrames?: number;
   /** Bytes waiting in the socket above which we stop sending DATA and, at 4x, stop reading (256 KiB). */
   socketHighWater?: number;
+  /** DATA waiting this long, ms, without a byte sent because the peer keeps its window shut resets the
+   *  stream (CANCEL); a socket that takes nothing for this long ends the connection (default 0: never;
+   *  checked once a second). */
+  stallTimeoutMs?: number;
 }
+
+/** Why we ended a stream or the connection of a hostile or broken peer, finer than the error code where
+ *  one code covers several attacks (OUTR_ERR_H2_FLOOD, OUTR_ERR_H2_SEND_STALLED). */
+export const HOSTILE_KINDS = [
+  /** RST_STREAM frames past the bound per second (CVE-2023-44487). */
+  'rapid_reset',
+  /** PING frames past the bound per second (CVE-2019-9512). */
+  'ping_flood',
+  /** SETTINGS frames past the bound per second (CVE-2019-9515). */
+  'settings_flood',
+  /** Empty DATA frames without END_STREAM in a row (CVE-2019-9518). */
+  'empty_frame_flood',
+  /** Frames that each make us reset or refuse a stream, past the bound per second (CVE-2019-9514). */
+  'reset_flood',
+  /** A stream's DATA waited for window for the stall timeout (CVE-2019-9511, 9517). */
+  'zero_window',
+  /** The socket took nothing for the stall timeout while we had frames for it (CVE-2019-9517). */
+  'slow_read',
+] as const;
+export type HostileKind = (typeof HOSTILE_KINDS)[number];
 
 /** Counters kept per connection, for the proxy to export: error codes by RFC 9113 code and ours. */
 export class H2Stats {
@@ -123,6 +147,8 @@ export class H2Stats {
   goAwayReceived = -1;
   /** Errors by stable code (OUTR_ERR_H2_*, OUTR_ERR_HPACK_*): stream and connection errors alike. */
   readonly errors: Partial<Record<H2Code, number>> = {};
+  /** The errors counted as OUTR_ERR_H2_FLOOD and OUTR_ERR_H2_SEND_STALLED, by what the peer did. */
+  readonly hostile: Partial<Record<HostileKind, number>> = {};
   /** The last PING round trip, ms. */
   rttMs = NaN;
   /** Socket writes made, and frames sent: their ratio is the batching. */
@@ -215,6 +241,11 @@ export class H2Connection {
   private settingsThisTick = 0;
   private emptyInARow = 0;
 
+  // Stalls: ticks so far, the stall timeout in ticks, and the tick the socket last stopped taking bytes.
+  private ticks = 0;
+  private readonly stallTicks: number;
+  private congestedTick = 0;
+
   // Keep-alive and idle.
   private readonly keepAliveMs: number;
   private readonly pingTimeoutMs: number;
@@ -259,6 +290,8 @@ export class H2Connection {
     this.pingTimeoutMs = options.pingTimeoutMs ?? 20_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
     this.highWater = options.socketHighWater ?? 262144;
+    const stallMs = options.stallTimeoutMs ?? 0;
+    this.stallTicks = stallMs > 0 ? Math.max(1, Math.ceil(stallMs / TICK_MS)) : 0;
 
     // Until the peer acknowledges our SETTINGS it may act on the protocol's defaults (RFC 9113 section
     // 6.5.3): the stream window and the decoder's table start there; only a larger frame size is safe
@@ -485,6 +518,7 @@ export class H2Connection {
     out.length = 0;
     this.outBytes = 0;
     if (socket.writableLength > this.highWater) {
+      if (!this.congested) this.congestedTick = this.ticks;
       this.congested = true;
       // A peer that does not read what we send (answers to its PINGs and SETTINGS included) gets its own
       // input paused: our output for it stays within a few times the high water mark.
@@ -547,6 +581,7 @@ export class H2Connection {
 
   private block(s: H2Stream): void {
     if (s.blocked || s.closed) return;
+    s.progressTick = this.ticks;
     const list = this.blockedStreams;
     // Streams unblocked by their own WINDOW_UPDATE leave the list lazily; keep it bounded all the same.
     if (list.length > 2 * this.streams.size + 16 && !this.pumping) {
@@ -599,6 +634,7 @@ export class H2Connection {
       }
       this.flow.sent(s.flow, n);
       s.queued -= n;
+      s.progressTick = this.ticks;
       if (last) {
         s.endQueued = false;
         this.endedLocally(s);
@@ -805,9 +841,7 @@ export class H2Connection {
   /** A stream error of the peer's making: RST_STREAM, and a bound on how often (CVE-2019-9514). */
   private streamFailed(id: number, code: number): void {
     if (++this.streamErrorsThisTick > this.maxStreamErrors) {
-      this.failed(
-        connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, 'too many stream errors caused by the peer'),
-      );
+      this.failed(this.flood('reset_flood', 'too many stream errors caused by the peer'));
       return;
     }
     const s = this.streams.get(id);
@@ -887,9 +921,7 @@ export class H2Connection {
     }
     const endStream = (r.flags & Flag.END_STREAM) !== 0;
     if (frameLen === 0 && !endStream) {
-      if (++this.emptyInARow > this.maxEmpty) {
-        throw connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, 'flood of empty data frames');
-      }
+      if (++this.emptyInARow > this.maxEmpty) throw this.flood('empty_frame_flood', 'flood of empty data frames');
     } else {
       this.emptyInARow = 0;
     }
@@ -1010,14 +1042,20 @@ export class H2Connection {
   /** REFUSED_STREAM for a new stream; refusals count in the bound on stream errors, since each costs us a
    *  decode and a frame while the peer may open streams for ever. */
   private refuse(id: number): void {
-    if (++this.streamErrorsThisTick > this.maxStreamErrors) throw this.flood('too many refused streams');
+    if (++this.streamErrorsThisTick > this.maxStreamErrors) throw this.flood('reset_flood', 'too many refused streams');
     this.stats.streamsRefused++;
     this.count(H2Codes.REFUSED_STREAM);
     this.sendReset(id, H2ErrorCode.REFUSED_STREAM);
   }
 
-  private flood(message: string): H2Error {
+  /** A flood's connection error, its kind counted (the code, FLOOD, is counted by the rescue point). */
+  private flood(kind: HostileKind, message: string): H2Error {
+    this.hostile(kind);
     return connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, message);
+  }
+
+  private hostile(kind: HostileKind): void {
+    this.stats.hostile[kind] = (this.stats.hostile[kind] ?? 0) + 1;
   }
 
   private openPeerStream(id: number, fields: HeaderList | null, tooLarge: H2Error | null, endStream: boolean): void {
@@ -1036,7 +1074,8 @@ export class H2Connection {
       // A head over our limit: refuse this stream only, with a 431 so that the client learns why
       // (RFC 6585 section 5), then RST_STREAM if it was still sending (section 8.1).
       this.count(H2Codes.HEADER_LIST_TOO_LARGE);
-      if (++this.streamErrorsThisTick > this.maxStreamErrors) throw this.flood('too many refused streams');
+      if (++this.streamErrorsThisTick > this.maxStreamErrors)
+        throw this.flood('reset_flood', 'too many refused streams');
       this.sendHeadersOn(id, new HeaderList().add(':status', '431'), true);
       if (!endStream) this.sendReset(id, H2ErrorCode.NO_ERROR);
       return;
@@ -1072,9 +1111,7 @@ export class H2Connection {
     }
     this.stats.resetsReceived[codeIndex(code)]!++;
     // Rapid reset (CVE-2023-44487): each reset stream may have cost us (and the upstream) a request.
-    if (++this.resetsThisTick > this.maxResets) {
-      throw connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, 'too many stream resets from the peer');
-    }
+    if (++this.resetsThisTick > this.maxResets) throw this.flood('rapid_reset', 'too many stream resets from the peer');
     const s = this.streams.get(id);
     if (s === undefined) return;
     this.closeStream(s);
@@ -1087,9 +1124,7 @@ export class H2Connection {
       this.settingsAcked();
       return;
     }
-    if (++this.settingsThisTick > this.maxControl) {
-      throw connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, 'flood of settings frames');
-    }
+    if (++this.settingsThisTick > this.maxControl) throw this.flood('settings_flood', 'flood of settings frames');
     const p = this.peerSettings;
     // The encoder must signal the smallest table size of the frame before the final one (RFC 7541 4.2).
     this.encoder.setPeerMaxTableSize(p.lowestHeaderTableSize);
@@ -1136,9 +1171,7 @@ export class H2Connection {
       }
       return;
     }
-    if (++this.pingsThisTick > this.maxControl) {
-      throw connectionError(H2Codes.FLOOD, H2ErrorCode.ENHANCE_YOUR_CALM, 'flood of ping frames');
-    }
+    if (++this.pingsThisTick > this.maxControl) throw this.flood('ping_flood', 'flood of ping frames');
     this.queue(pingFrame(data, true));
   }
 
@@ -1186,13 +1219,48 @@ export class H2Connection {
 
   // ---- Timers ----
 
+  /**
+   * DATA we owe the peer that made no progress for the stall timeout. A socket that takes nothing ends
+   * the connection (nothing else could reach the peer); a stream whose window stays shut is reset with
+   * CANCEL, the handler told as for a stream error. True when the connection ends.
+   */
+  private stalled(): boolean {
+    // A mark of tick P was made within the tick that began then: at least `stallTicks` whole ticks have
+    // passed since it when P <= ticks - stallTicks - 1.
+    const limit = this.ticks - this.stallTicks - 1;
+    if (this.congested && this.congestedTick <= limit) {
+      this.hostile('slow_read');
+      this.failed(
+        connectionError(
+          H2Codes.SEND_STALLED,
+          H2ErrorCode.ENHANCE_YOUR_CALM,
+          `the peer read nothing for ${this.stallTicks}s with ${this.socket.writableLength} bytes waiting`,
+        ),
+      );
+      return true;
+    }
+    if (this.congested || this.pumping) return false;
+    for (const s of [...this.blockedStreams]) {
+      if (s.closed || s.queued === 0 || s.progressTick > limit || this.flow.sendable(s.flow) > 0) continue;
+      this.hostile('zero_window');
+      this.count(H2Codes.SEND_STALLED);
+      this.sendReset(s.id, H2ErrorCode.CANCEL);
+      this.closeStream(s);
+      this.callReset(s, H2ErrorCode.CANCEL, true);
+      if (this.closing) return true;
+    }
+    return false;
+  }
+
   /** Once a second: the flood counters start over, and the timeouts are checked. */
   private tick(): void {
     this.resetsThisTick = 0;
     this.streamErrorsThisTick = 0;
     this.pingsThisTick = 0;
     this.settingsThisTick = 0;
+    this.ticks++;
     if (this.closing) return;
+    if (this.stallTicks > 0 && this.stalled()) return;
     const now = performance.now();
     if (this.settingsPending > 0 && now - this.settingsSentAt > this.settingsTimeoutMs) {
       this.failed(connectionError(H2Codes.SETTINGS_TIMEOUT, H2ErrorCode.SETTINGS_TIMEOUT, 'settings not acknowledged'));

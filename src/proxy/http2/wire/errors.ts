@@ -70,6 +70,10 @@ export const H2Codes = {
   /** The peer sends cheap frames that cost us work faster than we allow: resets (CVE-2023-44487), PING,
    *  SETTINGS, empty DATA, or frames that make us reset its streams. */
   FLOOD: 'OUTR_ERR_H2_FLOOD',
+  /** DATA we owe the peer made no progress for the stall timeout: its window stayed shut (the stream is
+   *  reset with CANCEL) or it read nothing from its socket (the connection ends). A zero-window or slow
+   *  read peer (CVE-2019-9511, CVE-2019-9517) would otherwise hold our buffers and the upstream's for ever. */
+  SEND_STALLED: 'OUTR_ERR_H2_SEND_STALLED',
   /** The peer did not acknowledge our SETTINGS in time (RFC 9113 section 6.5.3). */
   SETTINGS_TIMEOUT: 'OUTR_ERR_H2_SETTINGS_TIMEOUT',
   /** The peer did not answer a keep-alive PING in time. */

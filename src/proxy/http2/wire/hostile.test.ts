@@ -61,6 +61,7 @@ void test('rapid reset (CVE-2023-44487): HEADERS + RST_STREAM pairs past the bou
   peer.send(...parts);
   assert.equal(await peer.goAwayCode(), H2ErrorCode.ENHANCE_YOUR_CALM);
   assert.equal(conn.stats.errors[H2Codes.FLOOD], 1);
+  assert.deepEqual(conn.stats.hostile, { rapid_reset: 1 });
   assert.ok(conn.stats.streamsOpened <= 101, `opened ${conn.stats.streamsOpened}`);
   assert.equal(conn.streamCount, 0);
   await peer.closedSocket();
@@ -100,16 +101,18 @@ void test('ping flood and settings flood: past the bound per second, GOAWAY ENHA
     const acks = peer.frames.filter((f) => f.type === (kind === 'ping' ? FrameType.PING : FrameType.SETTINGS));
     assert.ok(acks.length <= 52, `${kind}: ${acks.length} answers`);
     assert.equal(conn.stats.errors[H2Codes.FLOOD], 1);
+    assert.deepEqual(conn.stats.hostile, { [`${kind}_flood`]: 1 });
     await srv.close();
   }
 });
 
 void test('empty DATA frames flood: GOAWAY ENHANCE_YOUR_CALM', async () => {
-  const { srv, peer, e } = await setup({ maxEmptyFrames: 16 });
+  const { srv, peer, conn, e } = await setup({ maxEmptyFrames: 16 });
   const parts = [requestFrames(e, 1, '/echo', false)];
   for (let i = 0; i < 100; i++) parts.push(dataFrameHeader(1, 0, false));
   peer.send(...parts);
   assert.equal(await peer.goAwayCode(), H2ErrorCode.ENHANCE_YOUR_CALM);
+  assert.deepEqual(conn.stats.hostile, { empty_frame_flood: 1 });
   await srv.close();
 });
 
@@ -123,6 +126,7 @@ void test('reset flood (CVE-2019-9514): frames that each make us reset a stream,
   const rsts = peer.frames.filter((f) => f.type === FrameType.RST_STREAM).length;
   assert.ok(rsts <= 100, `${rsts} resets sent`);
   assert.equal(conn.stats.resetsSent[H2ErrorCode.PROTOCOL_ERROR], rsts);
+  assert.deepEqual(conn.stats.hostile, { reset_flood: 1 });
   await srv.close();
 });
 
@@ -380,5 +384,41 @@ void test('streams over our limit, opened for ever: refusals count in the bound,
   peer.send(...parts);
   assert.equal(await peer.goAwayCode(), H2ErrorCode.ENHANCE_YOUR_CALM);
   assert.equal(conn.stats.streamsRefused, 50);
+  await srv.close();
+});
+
+void test('zero window for the stall timeout: the stream is reset with CANCEL, the connection lives', async () => {
+  const { srv, peer, conn, e } = await setup({ stallTimeoutMs: 1000 });
+  // The peer grants no stream window, then asks for a body it will never let us send.
+  peer.send(settingsFrame([[SettingId.INITIAL_WINDOW_SIZE, 0]]), requestFrames(e, 1, '/size/100000', true));
+  const r = await peer.waitFor(rstOn(1), 10_000);
+  assert.equal(r?.payload.readUInt32BE(0), H2ErrorCode.CANCEL);
+  assert.equal(conn.stats.errors[H2Codes.SEND_STALLED], 1);
+  assert.deepEqual(conn.stats.hostile, { zero_window: 1 });
+  assert.equal(conn.streamCount, 0);
+  await alive(peer);
+  // A stream that moves, however slowly, is not stalled: one byte of window every 300 ms.
+  peer.send(requestFrames(e, 3, '/size/8', true));
+  for (let i = 0; i < 8; i++) {
+    await new Promise((res) => setTimeout(res, 300));
+    peer.send(windowUpdateFrame(3, 1));
+  }
+  const end = await peer.waitFor(
+    (f) => f.type === FrameType.DATA && f.streamId === 3 && (f.flags & Flag.END_STREAM) !== 0,
+  );
+  assert.ok(end, 'the slow stream ends');
+  assert.equal(conn.stats.errors[H2Codes.SEND_STALLED], 1);
+  await srv.close();
+});
+
+void test('a peer that reads nothing for the stall timeout: the connection ends', async () => {
+  const { srv, peer, conn, e } = await setup({ socketHighWater: 65536, stallTimeoutMs: 1000 });
+  peer.send(settingsFrame([[SettingId.INITIAL_WINDOW_SIZE, 0x7fffffff]]), windowUpdateFrame(0, 0x7fffffff - 65535));
+  await alive(peer);
+  peer.socket.pause();
+  peer.send(requestFrames(e, 1, '/size/20000000', true));
+  const closed = await srv.handlers[0]!.closed;
+  assert.equal((closed as { code?: string } | undefined)?.code, H2Codes.SEND_STALLED);
+  assert.deepEqual(conn.stats.hostile, { slow_read: 1 });
   await srv.close();
 });

@@ -55,6 +55,8 @@ export class H2Stream {
   wantWritable = false;
   /** In the connection's list of streams that wait for window. */
   blocked = false;
+  /** The connection's tick when this stream last sent DATA or started waiting (its stall timeout). */
+  progressTick = 0;
 
   constructor(id: number, flow: StreamFlow, local: boolean) {
     this.id = id;

@@ -339,6 +339,11 @@ export class RawPeer {
   static async connect(port: number, settings: [number, number][] = [], ack = true): Promise<RawPeer> {
     const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
+    return RawPeer.over(socket, settings, ack);
+  }
+
+  /** The same over a socket already connected (a TLS socket whose ALPN said h2, say). */
+  static async over(socket: net.Socket, settings: [number, number][] = [], ack = true): Promise<RawPeer> {
     const p = new RawPeer(socket);
     p.send(PREFACE, settingsFrame(settings));
     if (ack) {

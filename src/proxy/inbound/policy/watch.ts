@@ -1,8 +1,11 @@
 // The proxy's view of its own inbound policy: one watch (server-streaming Watch) of its pod in the
 // control plane's policy service, each answer compiled and replacing the last. Static stability like
 // discovery: while the control plane is away the last answer stays in force and the watch reconnects
-// with jittered backoff. Until the first answer, the configured default applies to every port.
+// with jittered backoff. Until the first answer, the configured default applies to every port. The
+// policy service answers only a proxy that presents its pod's certificate: the watch opens once the
+// channel has one, and opens again on the new connection after each renewal.
 import { GrpcChannel, type Call } from '../../../api/grpc/channel.js';
+import type { ChannelTls } from '../../../api/grpc/tls.js';
 import {
   defaultAuthorizations,
   watchInboundPolicy,
@@ -16,8 +19,10 @@ import { compilePolicy, type CompiledPolicy, type PolicySource } from '../authz/
 
 export interface PolicyWatchOptions {
   readonly addr: SocketAddr;
-  /** The connection to the control plane when shared (left open by close()); default: its own. */
+  /** The connection to the control plane when shared (left open by close()); default: its own, with
+   *  `tls`. */
   readonly channel?: GrpcChannel;
+  readonly tls?: ChannelTls;
   readonly namespace: string;
   readonly pod: string;
   /** Applies to every port until the first answer (the runtime passes the pod's effective default). */
@@ -46,6 +51,7 @@ export class PolicyWatch implements PolicySource {
   answered = false;
   private readonly firstAnswer: Promise<void>;
   private onFirst!: () => void;
+  private readonly stopCertificateWatch: () => void;
 
   constructor(private readonly o: PolicyWatchOptions) {
     // Before the first answer the cluster's networks are not known: cluster-authenticated checks the
@@ -57,9 +63,21 @@ export class PolicyWatch implements PolicySource {
       ports: [],
     };
     this.policy = compilePolicy(this.raw, undefined, []);
-    this.channel = o.channel ?? new GrpcChannel(formatAddr(o.addr));
+    this.channel = o.channel ?? new GrpcChannel(formatAddr(o.addr), { tls: o.tls });
     this.backoff = new JitteredBackoff(o.backoff);
     this.firstAnswer = new Promise((r) => (this.onFirst = r));
+    this.stopCertificateWatch = this.channel.onClientCertificate(() => this.reconnect());
+    if (this.channel.clientCertificate() !== undefined) this.connect();
+  }
+
+  /** A new client certificate: the watch moves to the connection that presents it (the policy in
+   *  force stays until the new stream's first answer, which is a whole one). */
+  private reconnect(): void {
+    if (this.closed) return;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    const old = this.call;
+    this.call = undefined;
+    old?.cancel();
     this.connect();
   }
 
@@ -125,6 +143,7 @@ export class PolicyWatch implements PolicySource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopCertificateWatch();
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.call?.cancel();
     this.call = undefined;
