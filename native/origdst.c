@@ -10,6 +10,18 @@
  * address the client asked for. For a connection that was not NATed but is tracked by conntrack (the
  * namespace has a nat table), the proxy's own address: listen.ts calls that a loop. For an untracked
  * connection (no conntrack in the namespace, or NOTRACK rules), ENOENT.
+ *
+ * listenInNetns(nsPath: string, address: string, port: number, backlog: number): number
+ * A TCP listening socket opened in another network namespace (the per-host data plane's listeners
+ * inside each pod, src/runtime/dataplane/): setns on the calling thread, socket/bind/listen, setns back.
+ * A socket belongs for life to the namespace it was created in, so the fd, handed to a proxy in the
+ * host's namespace, accepts the pod's redirected connections and SO_ORIGINAL_DST answers from the pod's
+ * conntrack. Needs CAP_SYS_ADMIN (the runtime, root). Throws an Error with .code = errno name.
+ *
+ * socketInNetns(nsPath: string, family: 4 | 6): number
+ * An unconnected TCP socket created in another network namespace, for the node proxy to connect to a
+ * pod's app from inside the pod (as a sidecar does): the connection never leaves the pod's namespace,
+ * and the socket's owner (the proxy's uid) is what the pod's rules let through. Needs CAP_SYS_ADMIN.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -21,6 +33,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/netfilter_ipv4.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* glibc declares setns only with _GNU_SOURCE, which must come before the first header; declared here. */
+extern int setns(int fd, int nstype);
+#ifndef CLONE_NEWNET
+#define CLONE_NEWNET 0x40000000
+#endif
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h; its header does not build in C++-free userland */
@@ -36,6 +58,10 @@ static const char *errno_name(int e) {
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
     case ENOTCONN: return "ENOTCONN";
     case EFAULT: return "EFAULT";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case ENOMEM: return "ENOMEM";
     default: return "EUNKNOWN";
   }
@@ -142,8 +168,152 @@ static napi_value get_original_dst(napi_env env, napi_callback_info info) {
   return make_result(env, text, ntohs(dst4.sin_port), 4);
 }
 
+/* Runs `make` (socket creation) in the network namespace at `path`, on the calling thread, and comes
+ * back. Returns the fd, or -1 with *err and *what set. */
+typedef int (*netns_op)(void *arg, int *err, const char **what);
+
+static int in_netns(const char *path, netns_op op, void *arg, int *err, const char **what) {
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    *err = errno;
+    *what = "open(namespace)";
+    return -1;
+  }
+  /* The calling thread's own namespace, to come back to (the thread's, not the process's: they differ
+   * only while a thread is between the two setns calls). */
+  int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (own < 0) {
+    *err = errno;
+    *what = "open(own namespace)";
+    close(target);
+    return -1;
+  }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    *err = errno;
+    *what = "setns";
+    close(target);
+    close(own);
+    return -1;
+  }
+  close(target);
+  int fd = op(arg, err, what);
+  /* Back home; a thread left in the pod's namespace would open every later socket there: fatal. */
+  if (setns(own, CLONE_NEWNET) != 0) abort();
+  close(own);
+  return fd;
+}
+
+struct listen_args {
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  int backlog;
+};
+
+static int do_listen(void *arg, int *err, const char **what) {
+  struct listen_args *a = arg;
+  int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = errno;
+    *what = "socket";
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&a->sa, a->salen) != 0) {
+    *err = errno;
+    *what = "bind";
+    close(fd);
+    return -1;
+  }
+  if (listen(fd, a->backlog) != 0) {
+    *err = errno;
+    *what = "listen";
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int do_socket(void *arg, int *err, const char **what) {
+  int fd = socket(*(int *)arg, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = errno;
+    *what = "socket";
+  }
+  return fd;
+}
+
+static napi_value netns_error(napi_env env, const char *fn, int err, const char *what) {
+  char msg[96];
+  snprintf(msg, sizeof msg, "%s: %s", fn, what);
+  return throw_errno(env, err, msg);
+}
+
+static napi_value listen_in_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  char path[4096], host[INET6_ADDRSTRLEN];
+  size_t plen = 0, hlen = 0;
+  int32_t port = -1, backlog = 511;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok || plen == 0 ||
+      napi_get_value_string_utf8(env, argv[1], host, sizeof host, &hlen) != napi_ok || hlen == 0 ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || port < 0 || port > 65535 ||
+      (argc > 3 && napi_get_value_int32(env, argv[3], &backlog) != napi_ok)) {
+    napi_throw_type_error(env, "EINVAL", "listenInNetns: expected (nsPath, address, port 0-65535[, backlog])");
+    return NULL;
+  }
+  struct listen_args a;
+  memset(&a, 0, sizeof a);
+  a.backlog = backlog;
+  if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
+    ((struct sockaddr_in *)&a.sa)->sin_family = AF_INET;
+    ((struct sockaddr_in *)&a.sa)->sin_port = htons((uint16_t)port);
+    a.salen = sizeof(struct sockaddr_in);
+  } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&a.sa)->sin6_addr) == 1) {
+    ((struct sockaddr_in6 *)&a.sa)->sin6_family = AF_INET6;
+    ((struct sockaddr_in6 *)&a.sa)->sin6_port = htons((uint16_t)port);
+    a.salen = sizeof(struct sockaddr_in6);
+  } else {
+    return throw_errno(env, EINVAL, "listenInNetns: not an IP address");
+  }
+  int err = 0;
+  const char *what = "";
+  int fd = in_netns(path, do_listen, &a, &err, &what);
+  if (fd < 0) return netns_error(env, "listenInNetns", err, what);
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+static napi_value socket_in_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char path[4096];
+  size_t plen = 0;
+  int32_t family = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok || plen == 0 ||
+      napi_get_value_int32(env, argv[1], &family) != napi_ok || (family != 4 && family != 6)) {
+    napi_throw_type_error(env, "EINVAL", "socketInNetns: expected (nsPath, family 4 | 6)");
+    return NULL;
+  }
+  int af = family == 4 ? AF_INET : AF_INET6;
+  int err = 0;
+  const char *what = "";
+  int fd = in_netns(path, do_socket, &af, &err, &what);
+  if (fd < 0) return netns_error(env, "socketInNetns", err, what);
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
+  napi_create_function(env, "listenInNetns", NAPI_AUTO_LENGTH, listen_in_netns, NULL, &fn);
+  napi_set_named_property(env, exports, "listenInNetns", fn);
+  napi_create_function(env, "socketInNetns", NAPI_AUTO_LENGTH, socket_in_netns, NULL, &fn);
+  napi_set_named_property(env, exports, "socketInNetns", fn);
   napi_create_function(env, "getOriginalDst", NAPI_AUTO_LENGTH, get_original_dst, NULL, &fn);
   napi_set_named_property(env, exports, "getOriginalDst", fn);
   return exports;

@@ -58,6 +58,10 @@ export const MESH_NETS = {
   'runtime-capture': [net('otecap', 21)],
   'runtime-trust': [net('otetrust', 22)],
   'runtime-compromised': [net('otecomp', 23)],
+  'runtime-dataplane': [net('otedp', 24)],
+  // The per-host twins of the matrix (runtime-*-per-host.test.ts) run beside their sidecar files.
+  'runtime-mesh-per-host': [net('otemeshph', 25)],
+  'runtime-policy-per-host': [net('otepolph', 26)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 
 {
@@ -194,6 +198,25 @@ export async function networksFor(
 
 // --- the mesh ------------------------------------------------------------------------------------------
 
+/** The data planes a scenario can run with: the test matrix (see README, Development). */
+export type DataPlaneMode = 'sidecar' | 'per-host';
+
+/** The data plane of this run: OUTRIGGER_TEST_DATA_PLANE=per-host runs every mesh scenario with the
+ *  per-host data plane (OUTRIGGER_TEST_NODES nodes, default 2); unset, sidecars. */
+export function dataPlaneOf(env: NodeJS.ProcessEnv = process.env): DataPlaneMode {
+  const v = env['OUTRIGGER_TEST_DATA_PLANE'];
+  if (v === undefined || v === '' || v === 'sidecar') return 'sidecar';
+  if (v === 'per-host') return 'per-host';
+  throw new Error(`OUTRIGGER_TEST_DATA_PLANE must be sidecar or per-host, got "${v}"`);
+}
+
+/** `up`'s flags for a data plane. */
+export function dataPlaneFlags(mode: DataPlaneMode, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (mode === 'sidecar') return [];
+  const nodes = env['OUTRIGGER_TEST_NODES'];
+  return ['--data-plane', 'per-host', ...(nodes !== undefined && nodes !== '' ? ['--nodes', nodes] : [])];
+}
+
 export interface MeshTestOptions {
   /** What the file tests, for the "cannot run here" message, e.g. 'the end-to-end routes test'. */
   readonly what: string;
@@ -245,6 +268,10 @@ export async function meshTest(t: TestContext, file: MeshFile, opts: MeshTestOpt
     unavailable(t, file, opts.what, why, opts.needs ?? DEFAULT_NEEDS);
     return undefined;
   }
+  // A per-host run of a file with a twin in the matrix takes the twin's networks, so that the two
+  // can run at once (npm test runs two files at a time).
+  const twin = `${file}-per-host`;
+  if (dataPlaneOf() === 'per-host' && twin in MESH_NETS) file = twin as MeshFile;
   const mesh = new Mesh(file, await claimNetworks(file));
   meshes.add(mesh);
   t.after(() => mesh.teardown());
@@ -262,6 +289,8 @@ export class Mesh {
   readonly file: string;
   private readonly background: Background[] = [];
   private readonly deferred: (() => Promise<void> | void)[] = [];
+  /** The data plane `up` brings up: OUTRIGGER_TEST_DATA_PLANE, or the test's own (meshTest's option). */
+  dataPlane: DataPlaneMode = dataPlaneOf();
 
   constructor(
     readonly name: MeshFile,
@@ -307,10 +336,12 @@ export class Mesh {
     return cli([...args.slice(0, at), '--state-dir', this.stateDir, ...args.slice(at)], timeoutMs);
   }
 
-  /** `outrigger up` on this file's network with `manifest` (and any further flags); asserts it worked. */
+  /** `outrigger up` on this file's network with `manifest` (and any further flags); asserts it worked.
+   *  The data plane is the test matrix's (dataPlaneOf), unless the flags name one. */
   async up(manifest: string, flags: readonly string[] = [], timeoutMs = 90_000): Promise<Run> {
     await writeFile(this.file, manifest);
-    const r = await this.cli(['up', '-f', this.file, ...this.netFlags(), ...flags], timeoutMs);
+    const dp = flags.includes('--data-plane') ? [] : dataPlaneFlags(this.dataPlane);
+    const r = await this.cli(['up', '-f', this.file, ...this.netFlags(), ...dp, ...flags], timeoutMs);
     assert.equal(r.code, 0, show(r));
     return r;
   }

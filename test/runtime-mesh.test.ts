@@ -122,7 +122,13 @@ void test(
       assert.deepEqual(plain.appContainers, ['http']);
       for (const p of pods.filter((q) => q !== plain)) {
         assert.equal(p.meshed, true, `${p.name} meshed`);
-        assert.equal(p.containers[0]?.name, 'outrigger-proxy', `${p.name}: the proxy comes first`);
+        if (mesh.dataPlane === 'sidecar') {
+          assert.equal(p.containers[0]?.name, 'outrigger-proxy', `${p.name}: the proxy comes first`);
+        } else {
+          // Per-host: no proxy in the pod; its node's proxy serves it.
+          assert.ok(!p.containers.some((c) => c.name === 'outrigger-proxy'), `${p.name}: no proxy container`);
+          assert.match(p.node ?? '', /^node-[0-9]+$/, `${p.name}: placed on a node`);
+        }
       }
     });
 

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DEFAULT_CONTROL_PORT, localControlPlane } from '../daemon/control-plane.js';
 import { runDaemon } from '../daemon/server.js';
+import { dataPlaneSettings } from '../runtime/dataplane/index.js';
 import { stateDir, stateDirOption } from './mesh-common.js';
 import { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from '../api/policy.js';
 
@@ -23,6 +24,8 @@ interface ControlOptions {
   readonly resume?: boolean;
   readonly defaultInboundPolicy: DefaultPolicyName;
   readonly traceCollector?: string;
+  readonly dataPlane?: string;
+  readonly nodes?: string;
 }
 
 export function controlCommand(): Command {
@@ -50,8 +53,11 @@ export function controlCommand(): Command {
       new Option('--default-inbound-policy <policy>').choices(DEFAULT_POLICY_NAMES).default('all-unauthenticated'),
     )
     .addOption(new Option('--trace-collector <url>'))
+    .addOption(new Option('--data-plane <mode>'))
+    .addOption(new Option('--nodes <n>'))
     .action(async (o: ControlOptions) => {
       const dir = stateDir(o.stateDir);
+      const dataPlane = dataPlaneSettings(o.dataPlane, o.nodes);
       const controlPlane = await localControlPlane({
         stateDir: dir,
         ...(o.podCidr !== undefined ? { podCidr: o.podCidr } : {}),
@@ -74,6 +80,7 @@ export function controlCommand(): Command {
         readyTimeoutMs: Number(o.readyTimeoutMs),
         defaultInboundPolicy: o.defaultInboundPolicy,
         ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
+        dataPlane,
         // The CA's issuer key, when it lives outside the state directory: no container may read it.
         ...(o.issuerKey !== undefined ? { hide: [resolve(o.issuerKey)] } : {}),
       });

@@ -1,9 +1,11 @@
-// `outrigger get pods|services|deployments`: tables (or JSON) of the running mesh's objects.
+// `outrigger get pods|services|deployments|dataplane`: tables (or JSON) of the running mesh's objects.
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import { PROXY_CONTAINER } from '../manifests/contract.js';
 import type { DeploymentView, PodView, ServiceView } from '../runtime/mesh.js';
 import { fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
+import { dataPlaneProcesses, dataPlaneRows } from './get-dataplane.js';
+import { hostname } from 'node:os';
 
 interface GetOptions {
   readonly namespace: string;
@@ -12,7 +14,9 @@ interface GetOptions {
   readonly stateDir: string;
 }
 
-const KINDS: Record<string, 'pods' | 'services' | 'deployments'> = {
+const KINDS: Record<string, 'pods' | 'services' | 'deployments' | 'dataplane'> = {
+  dataplane: 'dataplane',
+  dp: 'dataplane',
   pod: 'pods',
   pods: 'pods',
   po: 'pods',
@@ -26,16 +30,26 @@ const KINDS: Record<string, 'pods' | 'services' | 'deployments'> = {
 
 export function getCommand(): Command {
   return new Command('get')
-    .description('list pods, services or deployments of the running mesh')
-    .argument('<kind>', 'pods, services or deployments')
+    .description('list pods, services, deployments or the data-plane processes of the running mesh')
+    .argument('<kind>', 'pods, services, deployments or dataplane')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-A, --all-namespaces', 'every namespace')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['wide', 'json', 'yaml']))
     .addOption(stateDirOption())
     .action(async (kindArg: string, o: GetOptions) => {
       const kind = KINDS[kindArg.toLowerCase()];
-      if (kind === undefined) fail('get', `unknown kind ${JSON.stringify(kindArg)}: use pods, services or deployments`);
+      if (kind === undefined)
+        fail('get', `unknown kind ${JSON.stringify(kindArg)}: use pods, services, deployments or dataplane`);
       const status = await liveStatus('get', stateDir(o.stateDir));
+      if (kind === 'dataplane') {
+        const procs = await dataPlaneProcesses(status, stateDir(o.stateDir));
+        const mode = status.dataPlane?.mode ?? 'sidecar';
+        if (o.output === 'json') process.stdout.write(JSON.stringify({ kind, mode, items: procs }, null, 2) + '\n');
+        else if (o.output === 'yaml') process.stdout.write(stringify({ kind, mode, items: procs }));
+        else if (procs.length === 0) process.stderr.write(`no data-plane process (${mode}: no meshed pod)\n`);
+        else process.stdout.write(table(dataPlaneRows(procs)));
+        return;
+      }
       const all = o.allNamespaces === true;
       const mine = <T extends { namespace: string }>(xs: readonly T[]) =>
         xs.filter((x) => all || x.namespace === o.namespace);
@@ -89,7 +103,15 @@ function ago(ms: number): string {
 }
 
 export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
-  const head = ['NAME', 'READY', 'STATUS', 'RESTARTS', 'IP', 'MESHED', ...(wide ? ['NETNS', 'CONTAINERS'] : [])];
+  const head = [
+    'NAME',
+    'READY',
+    'STATUS',
+    'RESTARTS',
+    'IP',
+    'MESHED',
+    ...(wide ? ['NODE', 'NETNS', 'CONTAINERS'] : []),
+  ];
   return [
     head,
     ...pods.map((p) => {
@@ -102,7 +124,7 @@ export function podRows(pods: readonly PodView[], wide: boolean): string[][] {
         restartsCell(p),
         p.ip,
         p.meshed ? 'yes' : 'no',
-        ...(wide ? [p.netns ?? '', p.containers.map((c) => c.name).join(',')] : []),
+        ...(wide ? [p.node ?? hostname(), p.netns ?? '', p.containers.map((c) => c.name).join(',')] : []),
       ];
     }),
   ];

@@ -7,6 +7,9 @@ import type { Command } from 'commander';
 if (process.argv[2] === 'proxy') {
   await (await import('./proxy.js')).runProxy(process.argv.slice(3));
 }
+if (process.argv[2] === 'proxy-node') {
+  await (await import('./proxy-node.js')).runProxyNode(process.argv.slice(3));
+}
 
 // Answered before any command is loaded (as `outrigger version --client` is).
 if (process.argv[2] === '--version' || process.argv[2] === '-V') {

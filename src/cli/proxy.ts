@@ -1,24 +1,15 @@
 // `outrigger proxy`: runs the sidecar. Every flag has an OUTRIGGER_PROXY_* twin (src/proxy/env.ts).
 // The proxy runs in every pod, so main.ts hands it its arguments before loading commander, and they are
 // read here with node:util's parseArgs from the same SETTINGS table; commander only lists the command.
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { loadProxyConfig } from '../proxy/config.js';
-import { SETTINGS, type SettingName } from '../proxy/env.js';
+import { SETTINGS } from '../proxy/env.js';
+import { proxyFlags } from '../proxy/args.js';
 import { startProxy } from '../proxy/main.js';
 
 export const PROXY_DESCRIPTION =
   'run the sidecar proxy: outbound and inbound listeners for redirected traffic, and the admin server';
-
-/** Flag name → setting, and parseArgs' options: every setting takes a value. */
-const BY_FLAG = new Map<string, SettingName>(
-  (Object.keys(SETTINGS) as SettingName[]).map((name) => [SETTINGS[name].flag, name]),
-);
-const OPTIONS = Object.fromEntries([
-  ...[...BY_FLAG.keys()].map((flag) => [flag, { type: 'string' as const }]),
-  ['help', { type: 'boolean' as const, short: 'h' }],
-]);
 
 /** `outrigger proxy --help`: the flags with their variables and defaults, as commander lays out help. */
 export function proxyHelp(): string {
@@ -33,22 +24,18 @@ export function proxyHelp(): string {
 
 /** Runs the proxy with `args` (what follows `proxy` on the command line) until it is shut down. */
 export async function runProxy(args: readonly string[]): Promise<never> {
-  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let parsed: ReturnType<typeof proxyFlags>;
   try {
-    ({ values } = parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: false }));
+    parsed = proxyFlags(args);
   } catch (err) {
     process.stderr.write(`outrigger proxy: ${(err as Error).message} (see outrigger proxy --help)\n`);
     process.exit(1);
   }
-  if (values['help'] === true) {
+  if (parsed.help) {
     process.stdout.write(proxyHelp());
     process.exit(0);
   }
-  const flags: Partial<Record<SettingName, string>> = {};
-  for (const [flag, value] of Object.entries(values)) {
-    const name = BY_FLAG.get(flag);
-    if (name !== undefined && typeof value === 'string') flags[name] = value;
-  }
+  const { flags } = parsed;
   let cfg;
   try {
     cfg = loadProxyConfig(flags);

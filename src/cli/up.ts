@@ -1,5 +1,6 @@
 // `outrigger up`: checks the machine, validates the manifests, starts the mesh's control process in
 // the background and follows its progress until every pod is ready (exit 0) or it failed (exit 1).
+import { dataPlaneSettings } from '../runtime/dataplane/index.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -40,6 +41,8 @@ interface UpOptions {
   readonly timeout: string;
   readonly defaultInboundPolicy?: string;
   readonly traceCollector?: string;
+  readonly dataPlane?: string;
+  readonly nodes?: string;
 }
 
 /** What the machine needs, and the package that usually provides it. */
@@ -87,6 +90,13 @@ export function upCommand(): Command {
     .addOption(new Option('--issuer-key <file>', "the issuer's private key, PEM (ECDSA)"))
     .addOption(new Option('--cert-lifetime <seconds>', "lifetime of the proxies' certificates (default 86400)"))
     .addOption(new Option('--timeout <seconds>', 'how long each pod may take to become ready').default('60'))
+    .addOption(
+      new Option(
+        '--data-plane <mode>',
+        'sidecar: one proxy in each meshed pod; per-host: one proxy per simulated node serving every meshed pod of it (default sidecar)',
+      ).choices(['sidecar', 'per-host']),
+    )
+    .addOption(new Option('--nodes <n>', 'simulated nodes of the per-host data plane (default 2)'))
     .addOption(
       new Option(
         '--default-inbound-policy <policy>',
@@ -190,6 +200,15 @@ export function upCommand(): Command {
       if (o.certLifetime !== undefined) args.push('--cert-lifetime', o.certLifetime);
       if (o.traceCollector !== undefined) args.push('--trace-collector', o.traceCollector);
       if (o.defaultInboundPolicy !== undefined) args.push('--default-inbound-policy', o.defaultInboundPolicy);
+      if (o.dataPlane !== undefined || o.nodes !== undefined) {
+        try {
+          const dp = dataPlaneSettings(o.dataPlane, o.nodes);
+          args.push('--data-plane', dp.mode);
+          if (dp.mode === 'per-host') args.push('--nodes', String(dp.nodes));
+        } catch (err) {
+          fail('up', (err as Error).message);
+        }
+      }
       // Kept for a later `up` that resumes this mesh after its control process was killed.
       await writeJsonAtomic(statePaths(dir).controlArgs, args);
       return runAndFollow(dir, [...args, ...files.flatMap((f) => ['-f', f])], 'w');

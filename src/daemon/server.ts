@@ -2,6 +2,7 @@
 // plane, which it hosts). It owns the network and the pods, hosts the control plane the proxies talk to,
 // scrapes the proxies' metrics, writes its pid, and serves JSON over HTTP on a unix socket in the state
 // directory (status, version, observe, apply, shutdown); client.ts is its client.
+import type { DataPlaneSettings } from '../runtime/dataplane/index.js';
 import http from 'node:http';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -33,6 +34,8 @@ export interface DaemonOptions {
   readonly traceCollector?: string;
   /** Files no container may see besides the state directory (a CA key given with --issuer-key). */
   readonly hide?: readonly string[];
+  /** Sidecars (default) or the per-host data plane. */
+  readonly dataPlane?: DataPlaneSettings;
 }
 
 /** The most a request body (manifests sent by `apply`) may be. */
@@ -56,6 +59,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     ...(o.controlPlane !== undefined ? { controlPlane: o.controlPlane } : {}),
     ...(o.traceCollector !== undefined ? { traceCollector: o.traceCollector } : {}),
     ...(o.hide !== undefined ? { hide: o.hide } : {}),
+    ...(o.dataPlane !== undefined ? { dataPlane: o.dataPlane } : {}),
     onProgress: log,
   });
 

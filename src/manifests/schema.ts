@@ -312,6 +312,9 @@ const podSpec = strict({
   serviceAccountName: dnsSubdomain.default('default'),
   terminationGracePeriodSeconds: nonNegativeInt.default(30),
   hostname: dnsLabel.optional(),
+  /** The node the pod runs on: in the local runtime's per-host data plane, node-1..node-N places it
+   *  there (any other name: spread like a pod without one); otherwise it only feeds the downward API. */
+  nodeName: dnsSubdomain.optional(),
   automountServiceAccountToken: z.boolean().optional(),
   /** One PID namespace for all of the pod's containers: refused by the local runtime for now (check.ts). */
   shareProcessNamespace: z.boolean().optional(),

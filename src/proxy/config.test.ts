@@ -148,6 +148,23 @@ void test('app probes: every problem, each with the path of what is wrong', () =
   assert.deepEqual([...(probes ?? [])], [['web-liveness', { port: 8080, scheme: 'TCP' }]]);
 });
 
+void test('per-host data plane settings: the pod namespace to reach the app from, and the outbound sources', () => {
+  const cfg = loadProxyConfig({ inboundNetns: '/run/netns/outr-web', outboundSources: '10.244.0.5, 10.244.0.6' }, {});
+  assert.equal(cfg.inboundNetns, '/run/netns/outr-web');
+  assert.deepEqual(cfg.outboundSources, ['10.244.0.5', '10.244.0.6']);
+  const none = loadProxyConfig({}, {});
+  assert.equal(none.inboundNetns, undefined);
+  assert.equal(none.outboundSources, undefined);
+  assert.throws(
+    () => loadProxyConfig({ inboundNetns: 'outr-web', outboundSources: '10.0.0.1,pod' }, {}),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems.length === 2 &&
+      /--inbound-netns/.test(err.message) &&
+      /--outbound-sources/.test(err.message),
+  );
+});
+
 void test('the control plane serves only TLS: its address needs trust anchors, and policy needs mTLS', async (t) => {
   const problems = (flags: Parameters<typeof loadProxyConfig>[0]): readonly string[] => {
     try {

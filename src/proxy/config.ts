@@ -100,6 +100,11 @@ const PARSERS = {
   inboundAddr: ip,
   adminPort: port,
   adminAddr: ip,
+  inboundNetns: matching(/^\/[^\0]*$/, 'must be an absolute path'),
+  outboundSources: (v: string | undefined): readonly string[] | undefined => {
+    const text = optionalText(v);
+    return text === undefined ? undefined : Object.freeze(text.split(',').map((a) => ip(a.trim())));
+  },
   staticDestination: optionalAddr,
   destinationAddr: optionalAddr,
   // mTLS: all three or none (checked below).

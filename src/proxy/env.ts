@@ -33,6 +33,14 @@ export const SETTINGS = {
   inboundAddr: s('inbound-addr', 'address the inbound listener binds', '0.0.0.0'),
   adminPort: s('admin-port', 'port of the admin server (/live, /ready, /metrics, /shutdown)', String(PROXY_ADMIN_PORT)),
   adminAddr: s('admin-addr', 'address the admin server binds', '0.0.0.0'),
+  inboundNetns: s(
+    'inbound-netns',
+    "network namespace (a path such as /run/netns/NAME) the inbound side connects to the app from, as a sidecar does from inside its pod: the per-host data plane's node proxy, which needs CAP_SYS_ADMIN for it; unset: the proxy's own",
+  ),
+  outboundSources: s(
+    'outbound-sources',
+    'comma-separated addresses the outbound side accepts connections from besides loopback (the per-host data plane: the pod\'s own address); any other source is refused and counted in tcp_refused_total{reason="source_not_pod"}; unset: any',
+  ),
   staticDestination: s(
     'static-destination',
     'HOST:PORT to forward every connection to instead of its original destination (no iptables: benchmarks, tests)',

@@ -1,5 +1,6 @@
 // The one place that wires a validated config into listeners, the admin server and shutdown.
 import type http from 'node:http';
+import type net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { formatAddr, type SocketAddr } from '../core/addr.js';
 import { GrpcChannel } from '../api/grpc/channel.js';
@@ -30,9 +31,21 @@ export interface RunningProxy {
   shutdown(): Promise<void>;
   /** Resolves when the proxy has shut down. */
   readonly closed: Promise<void>;
+  /** The identity it speaks for (with mTLS), and whether it holds a certificate (so a private key) now. */
+  readonly identity: { readonly id: string; holdsKey(): boolean } | undefined;
+  /** Listening, holding its certificate and its pod's first policy answer: what /ready says. */
+  ready(): boolean;
 }
 
-export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
+/** Listening sockets opened elsewhere (the per-host data plane's, inside a pod's network namespace),
+ *  used instead of binding the configured addresses and ports. */
+export interface HandedListeners {
+  readonly outbound: net.Server;
+  readonly inbound: net.Server;
+  readonly admin: net.Server;
+}
+
+export async function startProxy(cfg: ProxyConfig, log: Logger, handed?: HandedListeners): Promise<RunningProxy> {
   if (!cfg.staticDestination) checkOrigDstAddon();
   const ids = identitySettings(cfg);
   const self = {
@@ -156,18 +169,20 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     'inbound',
   );
   let shuttingDown: Promise<void> | undefined;
+  let closing = false;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
 
   const certificate = identity !== undefined ? () => identity.current() : undefined;
+  const isReady = () =>
+    ready &&
+    !draining &&
+    (identity === undefined || identity.current() !== undefined) &&
+    (policy === undefined || policy.answered);
   const admin: http.Server = createAdminServer({
     metrics,
     ...(obs.tap !== undefined ? { tap: obs.tap } : {}),
-    ready: () =>
-      ready &&
-      !draining &&
-      (identity === undefined || identity.current() !== undefined) &&
-      (policy === undefined || policy.answered),
+    ready: isReady,
     shutdown: () => void shutdown(),
     ...(certificate ? { certificate } : {}),
     ...(mtls !== undefined ? { keyExchange: () => (mtls as MeshTls).keyExchange() } : {}),
@@ -198,6 +213,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       policy?.close();
       pool.close();
       mtls?.close();
+      closing = true;
       await identity?.close();
       trust?.close();
       for (const c of channels.values()) c.close();
@@ -212,9 +228,9 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   };
 
   try {
-    const outbound = await outboundL.listen(cfg.outboundPort, cfg.outboundAddr);
-    const inbound = await inboundL.listen(cfg.inboundPort, cfg.inboundAddr);
-    const a = await listenAdmin(admin, cfg.adminPort, cfg.adminAddr);
+    const outbound = await outboundL.listen(cfg.outboundPort, cfg.outboundAddr, handed?.outbound);
+    const inbound = await inboundL.listen(cfg.inboundPort, cfg.inboundAddr, handed?.inbound);
+    const a = await listenAdmin(admin, cfg.adminPort, cfg.adminAddr, handed?.admin);
     const adminAddr = { host: a.address, port: a.port } as SocketAddr;
     ports.push(outbound.port, inbound.port, adminAddr.port);
     ready = true;
@@ -227,7 +243,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
         () => undefined,
       );
     }
-    return { outbound, inbound, admin: adminAddr, metrics, shutdown, closed };
+    const held =
+      identity !== undefined
+        ? { id: identity.identity as string, holdsKey: () => !closing && identity.current() !== undefined }
+        : undefined;
+    return { outbound, inbound, admin: adminAddr, metrics, shutdown, closed, identity: held, ready: isReady };
   } catch (err) {
     for (const l of listeners) l.server.close();
     obs.close();

@@ -1,5 +1,6 @@
 // `down` without a control process: the local mesh taken apart from the records it left in the state
 // directory (process groups, the pods' namespaces, the network), then the state files removed.
+import { removeNodeCgroups } from './dataplane/index.js';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseNetRecord, teardownNetwork, type TeardownReport } from './net/index.js';
@@ -45,6 +46,14 @@ export async function cleanupFromRecords(stateDir: string): Promise<CleanupRepor
       for (const p of rec.pods) for (const d of new Cgroup(roots, podCgroupRel(p.netns)).dirs()) podGroups.add(d);
     }
     await removePodCgroupDirs(podGroups).catch((e: unknown) => void warnings.push((e as Error).message));
+    // A per-host mesh's node proxies, found by their nodes' cgroups.
+    if (!('problem' in roots)) {
+      const nodes = await removeNodeCgroups(roots, rec.bridge).catch((e: unknown) => {
+        warnings.push((e as Error).message);
+        return [];
+      });
+      procs.killed.push(...nodes);
+    }
     const parents = new Set([...podGroups].map((d) => dirname(d)));
     for (const d of parents) await removeCgroupDirs([d]).catch(() => undefined); // once empty
   }

@@ -45,6 +45,10 @@ export const RuntimeCodes = {
    *  setpriv with capability support), or a container's isolation cannot be set up as asked (a
    *  volumeMount's path that does not exist on this machine). */
   ISOLATION: 'OUTR_ERR_RUNTIME_ISOLATION',
+  /** The per-host data plane: a bad --data-plane or --nodes, a node proxy that cannot be started, or
+   *  one that cannot serve a pod (its listeners cannot be opened in the pod's namespace, the node proxy
+   *  refuses the pod's settings, or the pod's view is not ready in time). */
+  DATA_PLANE: 'OUTR_ERR_RUNTIME_DATA_PLANE',
 } as const;
 
 export type RuntimeCode = (typeof RuntimeCodes)[keyof typeof RuntimeCodes];

@@ -13,6 +13,8 @@ export interface RunningPod {
   readonly net: PodNet;
   readonly pp: PodProcesses;
   terminating: boolean;
+  /** The simulated node it was placed on (per-host data plane). */
+  readonly node?: string;
 }
 
 /** `namespace/name`: how the mesh keys pods and Services. */

@@ -6,6 +6,7 @@ import type { ManifestSet } from './manifests/index.js';
 import type { PodStatus } from './supervisor/index.js';
 import { podKey, type RunningPod } from './mesh-pods.js';
 import type { MeshSnapshot } from './mesh-snapshot.js';
+import type { DataPlaneMode, NodeProxyStatus } from './dataplane/index.js';
 
 export type MeshPhase = 'Starting' | 'Ready' | 'Failed' | 'Stopping' | 'Stopped';
 
@@ -17,6 +18,10 @@ export interface PodView extends PodStatus {
   readonly appContainers: readonly string[];
   /** Being removed (by apply or a rollout). */
   readonly terminating?: boolean;
+  /** The simulated node it runs on (per-host data plane). */
+  readonly node?: string;
+  /** The pod's cgroup directories (its own processes; a sidecar's proxy is in one below them). */
+  readonly cgroups?: readonly string[];
 }
 
 export interface ServiceView {
@@ -52,6 +57,8 @@ export interface MeshStatus {
   readonly deployments: readonly DeploymentView[];
   /** HTTPRoutes and GRPCRoutes: what `routes` and the dashboard show beside each route's figures. */
   readonly routes?: readonly RouteView[];
+  /** The data plane: sidecars, or per-host with its node proxies. */
+  readonly dataPlane?: { readonly mode: DataPlaneMode; readonly nodes: readonly NodeProxyStatus[] };
 }
 
 export interface StatusInput {
@@ -63,6 +70,7 @@ export interface StatusInput {
   /** The published snapshot (without a network yet: no Services, no pods). */
   readonly snapshot: Pick<MeshSnapshot, 'services'>;
   readonly addressOf: (service: string) => string | undefined;
+  readonly dataPlane?: MeshStatus['dataPlane'];
 }
 
 export function meshStatus(i: StatusInput): MeshStatus {
@@ -72,6 +80,8 @@ export function meshStatus(i: StatusInput): MeshStatus {
     ...(r.plan.owner !== undefined ? { deployment: r.plan.owner.name } : {}),
     appContainers: r.plan.spec.containers.map((c) => c.name),
     ...(r.terminating ? { terminating: true } : {}),
+    ...(r.node !== undefined ? { node: r.node } : {}),
+    ...(r.pp.cgroupDirs().length > 0 ? { cgroups: r.pp.cgroupDirs() } : {}),
   }));
   const services: ServiceView[] = i.set.services.map((s) => {
     const entry = i.snapshot.services.find((e) => e.namespace === s.metadata.namespace && e.name === s.metadata.name);
@@ -128,5 +138,6 @@ export function meshStatus(i: StatusInput): MeshStatus {
     services,
     deployments,
     routes,
+    ...(i.dataPlane !== undefined ? { dataPlane: i.dataPlane } : {}),
   };
 }

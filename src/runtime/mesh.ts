@@ -23,6 +23,7 @@ import {
   removePodCgroupDirs,
   killNetnsProcesses,
   PodProcesses,
+  proxyFlags,
   resolveProxyCommand,
   type CgroupRoots,
   type ProxyCommand,
@@ -39,6 +40,7 @@ import { meshStatus, type MeshPhase, type MeshStatus } from './mesh-status.js';
 import { MeshTokens, type TokenSubject } from './mesh-tokens.js';
 import { RuntimeCodes, RuntimeError } from './errors.js';
 import { internalError } from '../core/errors.js';
+import { NodeProxies, SIDECAR, type DataPlaneSettings, type NodeProxyStatus } from './dataplane/index.js';
 
 export type { DeploymentView, MeshPhase, MeshStatus, PodView, ServiceView } from './mesh-status.js';
 export type { RouteView } from '../manifests/types.js';
@@ -87,6 +89,8 @@ export interface MeshOptions {
   readonly traceCollector?: string;
   /** Paths of the host no container sees, besides the state directory (which none ever does). */
   readonly hide?: readonly string[];
+  /** Sidecars (default), or one node proxy per simulated node (src/runtime/dataplane). */
+  readonly dataPlane?: DataPlaneSettings;
 }
 
 /** A manifest file as `up` or `apply` sends it: `path` (absolute) identifies it across applies, `name`
@@ -137,6 +141,10 @@ export class Mesh {
   private tapTokenFile: string | undefined;
   /** Where the pods' cgroups go (found when the mesh starts). */
   private cgroups: CgroupRoots | undefined;
+  /** The per-host data plane's node proxies (per-host meshes only). */
+  private nodeProxies: NodeProxies | undefined;
+  /** Node placements of pods not yet in `running` (between setUpPod and runningPod). */
+  private readonly placements = new Map<string, string>();
   private trustAnchorsFile: string | undefined;
 
   constructor(private readonly o: MeshOptions) {
@@ -171,6 +179,7 @@ export class Mesh {
       this.addresses = new ServiceAddresses(this.net.serviceCidr);
       this.tapTokenFile = await this.tokens.writeTapToken();
       await this.findCgroups();
+      this.startDataPlane();
       const services = this.o.serviceCidr ?? '10.96.0.0/16';
       this.say(`network: bridge ${this.net.bridge}, gateway ${this.net.gateway}, services ${services}`);
       const cp = this.o.controlPlane;
@@ -185,6 +194,34 @@ export class Mesh {
       }
       await this.applyNow(files);
     });
+  }
+
+  private get dataPlane(): DataPlaneSettings {
+    return this.o.dataPlane ?? SIDECAR;
+  }
+
+  /** Per-host: the node proxies (each started with its first pod). */
+  private startDataPlane(): void {
+    const dp = this.dataPlane;
+    if (dp.mode !== 'per-host') return;
+    this.nodeProxies = new NodeProxies({
+      nodes: dp.nodes,
+      bridge: (this.net as PodNetwork).bridge,
+      stateDir: this.o.stateDir,
+      command: () => {
+        if (this.proxyCommand === undefined) throw internalError('no proxy command');
+        return this.proxyCommand;
+      },
+      cgroups: this.cgroups,
+      say: (line) => this.say(line),
+      readyTimeoutMs: Math.min(30_000, this.o.readyTimeoutMs ?? 60_000),
+    });
+    this.say(`data plane: per-host, ${dp.nodes} node${dp.nodes === 1 ? '' : 's'}, one node proxy each`);
+  }
+
+  /** The data plane's processes: each node proxy (per-host), with what `get dataplane` shows. */
+  dataPlaneStatus(): { readonly mode: DataPlaneSettings['mode']; readonly nodes: readonly NodeProxyStatus[] } {
+    return { mode: this.dataPlane.mode, nodes: this.nodeProxies?.status() ?? [] };
   }
 
   /** The pods' cgroups go below the control process's own; a machine without the controllers cannot
@@ -257,6 +294,14 @@ export class Mesh {
    */
   resume(): Promise<void> {
     return this.becomeReady(async () => {
+      if (this.dataPlane.mode === 'per-host') {
+        // Its node proxies were children of the control process and ended with it (their IPC channel
+        // closed), so no pod of it has a proxy left to adopt.
+        throw new RuntimeError(
+          RuntimeCodes.DATA_PLANE,
+          'a mesh with the per-host data plane cannot be resumed: its node proxies ended with its control process; run outrigger down, then up',
+        );
+      }
       const { resume: rec, net: netRecord } = await readResumeRecords(this.paths);
       this.resumedServiceCidr = rec.serviceCidr;
       this.net = await PodNetwork.adopt(netRecord, {
@@ -467,6 +512,9 @@ export class Mesh {
     this.say(`pod ${k}: ${r.net.ip}${inject ? ', meshed' : ', not meshed'}${skip}`);
     await this.save();
     if (this.stopping !== undefined) throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
+    // Per-host, the pod's proxy (its node's) asks for the pod's policy before any container of the pod
+    // has started (whose changes publish the pod for a sidecar): the control plane must know it first.
+    if (r.node !== undefined) this.sync();
     await pp.start();
     this.say(`pod ${k}: started`);
     await pp.whenReady(timeoutMs);
@@ -479,6 +527,11 @@ export class Mesh {
     const k = key(plan);
     const pod = { namespace: plan.namespace, name: plan.name, hostname: plan.hostname };
     const podNet = await net.addPod(pod, hostEntries(this.set.services, this.addressOf, plan.namespace));
+    const placed =
+      this.nodeProxies !== undefined
+        ? this.nodeProxies.place({ namespace: plan.namespace, name: plan.name, nodeName: plan.spec.nodeName })
+        : undefined;
+    if (placed !== undefined) this.placements.set(k, placed);
     if (plan.mesh.inject) await this.applyProxyInit(podNet, plan);
     const uid = randomUUID();
     if (plan.mesh.inject && this.o.controlPlane?.identity !== undefined && this.controlAddr !== undefined) {
@@ -493,6 +546,7 @@ export class Mesh {
       throw new RuntimeError(RuntimeCodes.STOPPED, 'stopped while starting');
     }
     this.running.set(k, r);
+    this.placements.delete(k);
   }
 
   /** The processes of a pod (not started) with its proxy's settings; the caller enters it in `running`. */
@@ -512,6 +566,25 @@ export class Mesh {
           ? { trustDomain: identity.trustDomain, tokenFile: this.tokens.tokenFile(plan.namespace, plan.name) }
           : undefined,
     });
+    const placed = this.placements.get(key(plan));
+    const nodes = this.nodeProxies;
+    // Per-host: the node proxy serves the pod with its sidecar's flags, reaching the app from inside the
+    // pod's namespace and accepting outbound connections from the pod's own address only.
+    const dataPlane =
+      plan.mesh.inject && placed !== undefined && nodes !== undefined
+        ? nodes.forPod(placed, {
+            key: key(plan),
+            netns: podNet.netns,
+            ip: podNet.ip,
+            args: [
+              ...proxyFlags(plan, { extraArgs }),
+              '--inbound-netns',
+              `/run/netns/${podNet.netns}`,
+              '--outbound-sources',
+              podNet.ip,
+            ],
+          })
+        : undefined;
     const pp = new PodProcesses({
       pod: plan,
       net: { netns: podNet.netns, ip: podNet.ip, gateway: podNet.gateway },
@@ -519,11 +592,22 @@ export class Mesh {
       podUid: uid,
       ...(this.cgroups !== undefined ? { cgroups: this.cgroups } : {}),
       ...(this.o.hide !== undefined ? { hide: this.o.hide } : {}),
-      ...(plan.mesh.inject && this.proxyCommand !== undefined
-        ? { proxy: { command: this.proxyCommand, extraArgs } }
-        : {}),
+      ...(placed !== undefined ? { nodeName: placed } : {}),
+      ...(dataPlane !== undefined
+        ? { dataPlane }
+        : plan.mesh.inject && this.proxyCommand !== undefined
+          ? { proxy: { command: this.proxyCommand, extraArgs } }
+          : {}),
     });
-    const r: RunningPod = { plan, uid, fingerprint: fingerprint(plan), net: podNet, pp, terminating: false };
+    const r: RunningPod = {
+      plan,
+      uid,
+      fingerprint: fingerprint(plan),
+      net: podNet,
+      pp,
+      terminating: false,
+      ...(placed !== undefined ? { node: placed } : {}),
+    };
     pp.on('change', () => {
       this.queueSync();
       this.queueSave();
@@ -541,6 +625,7 @@ export class Mesh {
     this.sync();
     if (wasReady && this.stopping === undefined) await sleep(this.o.endpointGraceMs ?? 1500);
     await r.pp.stop();
+    if (r.node !== undefined) this.nodeProxies?.unplace(r.node, k);
     await (this.net as PodNetwork).removePod(r.net.netns);
     await this.tokens.removePod(r.plan.namespace, r.plan.name);
     this.running.delete(k);
@@ -586,6 +671,8 @@ export class Mesh {
       await Promise.allSettled([...this.settingUp]);
       const results = await Promise.allSettled([...this.running.values()].map((r) => r.pp.stop()));
       for (const r of results) if (r.status === 'rejected') errors.push((r.reason as Error).message);
+      // The node proxies once no pod needs them (each drained its pods as they were detached).
+      await this.nodeProxies?.stop().catch((err: unknown) => errors.push(`data plane: ${(err as Error).message}`));
       await this.closeControl?.().catch((err: unknown) => errors.push(`control plane: ${(err as Error).message}`));
       // The pods' parent group, once empty (another mesh's pods may still be in it).
       if (this.cgroups !== undefined) await new Cgroup(this.cgroups, 'outrigger').remove().catch(() => undefined);
@@ -643,6 +730,7 @@ export class Mesh {
       set: this.set,
       snapshot: this.net !== undefined ? this.snapshot() : { services: [] },
       addressOf: this.addressOf,
+      dataPlane: this.dataPlaneStatus(),
     });
   }
 }

@@ -3,7 +3,7 @@
 // Other pods may read only the probes, metrics and version; the rest needs the mesh's admin token or loopback.
 import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { versionView } from '../../core/version.js';
 import type { ProxyMetrics } from '../metrics.js';
 import type { TapHub } from '../observe/tap.js';
@@ -177,12 +177,15 @@ export function createAdminServer(hooks: AdminHooks): http.Server {
   return server;
 }
 
-export function listenAdmin(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+export function listenAdmin(server: http.Server, port: number, host: string, handed?: NetServer): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    const done = () => {
       server.off('error', reject);
       resolve(server.address() as AddressInfo);
-    });
+    };
+    // A listening socket opened elsewhere (the per-host data plane's, in the pod's namespace).
+    if (handed !== undefined) server.listen(handed, done);
+    else server.listen(port, host, done);
   });
 }

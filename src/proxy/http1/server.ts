@@ -452,6 +452,7 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
       serverId !== undefined && this.ctx.mtls !== undefined
         ? { tls: this.ctx.mtls, serverId, alpn: MESH_ALPN.http1 }
         : undefined,
+      { cfg, direction: this.ctx.direction },
     );
     this.connecting = c;
     const up = pool.adopt(c.socket, poolKey);

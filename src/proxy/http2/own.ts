@@ -4,7 +4,8 @@
 // pooled, multiplexed client-role H2Connection per upstream endpoint. DATA moves as it is with flow
 // control end to end; heads and trailers are re-encoded. Every handler call and timer that acts on a
 // stream runs under a per-stream guard: a fault in it ends that stream only, never a shared connection.
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { dial } from '../transport/connect.js';
 import type { Duplex } from 'node:stream';
 import type { SpiffeId } from '../../api/identity.js';
 import { GrpcStatus, grpcMessage, grpcStatusOfHttp, grpcStatusOfReset } from '../../api/grpc/protocol.js';
@@ -984,7 +985,7 @@ export class OwnH2Proxy implements H2Engine {
       this.pools.set(key, list);
     }
     const { mtls } = this.ctx;
-    const raw = net.connect({ host: addr.host, port: addr.port, noDelay: true });
+    const raw = dial(this.ctx.cfg, this.ctx.direction, addr.host, addr.port);
     const socket =
       serverId === undefined || mtls === undefined ? raw : mtls.originate(raw, label, serverId, MESH_ALPN.h2);
     const c = new UpConn(this, key, label, socket);

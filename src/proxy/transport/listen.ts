@@ -62,6 +62,7 @@ export interface ListenerDeps {
 const MAX_HELLO_READ = MAX_CLIENT_HELLO_BYTES + 5 * 8;
 
 const LOCAL = /^(127\.|::1$|0\.0\.0\.0$|::$)/;
+const LOOPBACK = /^(127\.|::1$)/;
 
 /** Whether `host` is an address of this host (network namespace): loopback, unspecified, or an interface's. */
 function isLocalAddress(host: string): boolean {
@@ -84,6 +85,7 @@ export class Listener {
   /** Every accepted connection still open, whatever its protocol (for draining). */
   readonly sockets = new Set<Socket>();
   private warnedNoDst = false;
+  private warnedForeign = false;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -127,14 +129,19 @@ export class Listener {
     this.server.on('error', (err) => log.error({ direction, err: err.message }, 'listener error'));
   }
 
-  listen(port: number, host: string): Promise<SocketAddr> {
+  /** Listens on `port` and `host`, or on `handed`: a listening socket opened elsewhere (the per-host
+   *  data plane's, inside a pod's network namespace), whose handle this listener's server takes over. */
+  listen(port: number, host: string, handed?: net.Server): Promise<SocketAddr> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      const done = () => {
         this.server.off('error', reject);
         const a = this.server.address() as net.AddressInfo;
         resolve({ host: a.address, port: a.port } as SocketAddr);
-      });
+      };
+      // net.Server.listen(handle) takes the other server's handle as its own (its accepts come here).
+      if (handed !== undefined) this.server.listen(handed, done);
+      else this.server.listen(port, host, done);
     });
   }
 
@@ -170,8 +177,32 @@ export class Listener {
     return dst;
   }
 
+  /** The per-host data plane's guard against a confused deputy: its outbound listener in a pod's
+   *  namespace speaks with that pod's identity, so only that pod may use it. A connection from any other
+   *  source (another pod's address taken by a pod that could set one) is refused and counted. A sidecar
+   *  (no --outbound-sources) accepts any source, as its listener is on loopback in its own pod. */
+  private foreignSource(s: Socket): boolean {
+    const allowed = this.deps.cfg.outboundSources;
+    if (allowed === undefined || this.direction !== 'outbound') return false;
+    const peer = normalizeHost(s.remoteAddress ?? '');
+    if (LOOPBACK.test(peer) || allowed.includes(peer)) return false;
+    this.deps.metrics.refusedTotal.inc({ direction: this.direction, reason: 'source_not_pod' });
+    // Once at warn (a pod that tries it may try it a million times), then at debug.
+    const level = this.warnedForeign ? 'debug' : 'warn';
+    this.warnedForeign = true;
+    this.deps.log[level](
+      { direction: this.direction, source: peer, allowed },
+      'outbound connection from an address not the pod\'s own refused (confused deputy); counted in tcp_refused_total{reason="source_not_pod"}',
+    );
+    return true;
+  }
+
   private accept(s: Socket): void {
     s.on('error', () => {}); // each protocol handler deals with failures; never crash on a peer's reset
+    if (this.foreignSource(s)) {
+      s.resetAndDestroy();
+      return;
+    }
     const target = this.destination(s);
     if (!target || this.deps.draining()) {
       s.resetAndDestroy();
@@ -422,6 +453,8 @@ export class Listener {
         this.deps.log.debug({ target: key, err: err.message }, 'opaque connection failed; client reset');
         s.resetAndDestroy();
       },
+      undefined,
+      { cfg: this.deps.cfg, direction: this.direction },
     );
     // The client left (or its handshake failed) before the two were joined: let the app go too.
     const onEarlyClose = () => {
@@ -490,6 +523,7 @@ export class Listener {
         s.resetAndDestroy();
       },
       serverId !== undefined && mtls !== undefined ? { tls: mtls, serverId, alpn: MESH_ALPN.opaque } : undefined,
+      { cfg: this.deps.cfg, direction: this.direction },
     );
     const onEarlyClose = () => {
       c.cancel();

@@ -7,6 +7,8 @@ import { toPort, type OrigDst } from '../../core/addr.js';
 
 interface Addon {
   getOriginalDst(fd: number): { address: string; port: number; family: 4 | 6 };
+  listenInNetns(nsPath: string, address: string, port: number, backlog: number): number;
+  socketInNetns(nsPath: string, family: 4 | 6): number;
 }
 
 // dist/src/proxy/transport/ → native/build/Release/ (the addon is built by `npm ci`). fileURLToPath, not
@@ -60,4 +62,20 @@ export function originalDst(socket: Socket): OrigDst {
     throw Object.assign(new Error('socket has no file descriptor'), { code: 'EBADF' });
   const r = load().getOriginalDst(fd);
   return { host: r.address, port: toPort(r.port) } as OrigDst;
+}
+
+/**
+ * A TCP listening socket opened inside the network namespace at `nsPath` (e.g. /run/netns/<name>): its
+ * file descriptor, for net.Server.listen({ fd }). The runtime (root) opens a pod's listeners with it for
+ * the per-host data plane's node proxy. Throws with .code an errno name (EPERM without CAP_SYS_ADMIN,
+ * EADDRINUSE, ENOENT for a namespace that is not there).
+ */
+export function listenInNetns(nsPath: string, address: string, port: number, backlog = 511): number {
+  return load().listenInNetns(nsPath, address, port, backlog);
+}
+
+/** An unconnected TCP socket made inside the network namespace at `nsPath`: its fd, for
+ *  `new net.Socket({ fd })` (the node proxy's connections to a pod's app). Needs CAP_SYS_ADMIN. */
+export function socketInNetns(nsPath: string, family: 4 | 6): number {
+  return load().socketInNetns(nsPath, family);
 }

@@ -99,7 +99,7 @@ void test('unknown fields are rejected by name, with a suggestion; common metada
     // No "containerPort: is required" next to it: the suggestion already says so.
     'errors/unknown-field.yaml: document 1 (Pod default/web): spec.containers[0].ports[0].containerport: unknown field; did you mean "containerPort"? (line 14)',
     'errors/unknown-field.yaml: document 1 (Pod default/web): spec.containers[0].comand: unknown field; did you mean "command"? (line 11)',
-    'errors/unknown-field.yaml: document 1 (Pod default/web): spec.nodeSelectors: unknown field; allowed here: containers, restartPolicy, serviceAccountName, terminationGracePeriodSeconds, hostname, automountServiceAccountToken, shareProcessNamespace, securityContext, volumes (line 15)',
+    'errors/unknown-field.yaml: document 1 (Pod default/web): spec.nodeSelectors: unknown field; allowed here: containers, restartPolicy, serviceAccountName, terminationGracePeriodSeconds, hostname, nodeName, automountServiceAccountToken, shareProcessNamespace, securityContext, volumes (line 15)',
   ]);
 });
 

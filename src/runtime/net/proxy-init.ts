@@ -70,6 +70,7 @@ export function proxyInitNat(cfg: ProxyInitConfig): { readonly chains: string[];
   checkPort('inboundPort', cfg.inboundPort);
   checkPort('outboundPort', cfg.outboundPort);
   for (const p of cfg.proxyPorts) checkPort('proxyPorts', p);
+
   for (const r of [...cfg.skipInboundPorts, ...cfg.skipOutboundPorts]) {
     checkPort('skip port', r.from);
     checkPort('skip port', r.to);

@@ -83,5 +83,5 @@ export {
   type Isolation,
   type Privileges,
 } from './isolation.js';
-export { containerLimits, SERVICE_ACCOUNT_DIR, type PodUsage } from './pod.js';
+export { containerLimits, proxyFlags, SERVICE_ACCOUNT_DIR, type PodDataPlane, type PodUsage } from './pod.js';
 export { isolationProblems } from './preflight.js';

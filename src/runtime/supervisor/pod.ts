@@ -54,18 +54,32 @@ export interface ProxyOptions {
   readonly extraArgs?: readonly string[];
 }
 
+/** How a pod is joined to a proxy that runs outside it (src/runtime/dataplane). */
+export interface PodDataPlane {
+  /** Resolves once the proxy serves the pod and is ready for it. */
+  attach(): Promise<void>;
+  /** Resolves once the proxy no longer serves the pod (its connections drained, its key dropped). */
+  detach(): Promise<void>;
+}
+
 export interface PodProcessesOptions {
   readonly pod: PodPlan;
   /** The pod's network (see runtime/net); `netns` undefined runs on the host (tests without root). */
   readonly net: { readonly netns?: string; readonly ip: string; readonly gateway: string };
   readonly stateDir: string;
-  /** Required for a meshed pod. */
+  /** Required for a meshed pod, unless `dataPlane` serves it. */
   readonly proxy?: ProxyOptions;
+  /** A meshed pod served by a proxy outside it (the per-host data plane's node proxy) instead of a
+   *  proxy container: attached before the app containers start, detached after they stopped. */
+  readonly dataPlane?: PodDataPlane;
   /** metadata.uid; default a random UUID. */
   readonly podUid?: string;
   readonly backoff?: BackoffOptions;
   /** Where PATH and the locale come from (default process.env). */
   readonly hostEnv?: NodeJS.ProcessEnv;
+  /** The pod's node for the downward API (spec.nodeName): the per-host data plane's simulated node;
+   *  default this machine's hostname. */
+  readonly nodeName?: string;
   readonly probeRunner?: ProbeRunner;
   /** Where the pod's cgroup goes (cgroups.ts); without it the pod has none (tests without root). */
   readonly cgroups?: CgroupRoots;
@@ -147,6 +161,8 @@ export class PodProcesses extends EventEmitter<PodEvents> {
   private readyNow = false;
   private failure: string | undefined;
   private started = false;
+  /** Attached to its node proxy (per-host data plane): detached on stop. */
+  private attached = false;
   private stopping: Promise<void> | undefined;
   private readonly cgroup: Cgroup | undefined;
   private usageNow: PodUsage | undefined;
@@ -157,7 +173,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.o = o;
     this.meshed = o.pod.mesh.inject;
     this.podDir = podStateDir(o.stateDir, o.pod.namespace, o.pod.name);
-    if (this.meshed && o.proxy === undefined) {
+    if (this.meshed && o.proxy === undefined && o.dataPlane === undefined) {
       throw new RuntimeError(RuntimeCodes.POD_SPEC, `pod ${this.label} is meshed but no proxy command was given`);
     }
     if (this.meshed && o.net.netns === undefined) {
@@ -320,6 +336,11 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.sampler.unref();
   }
 
+  /** The pod's cgroup directories (none without cgroups). */
+  cgroupDirs(): string[] {
+    return this.cgroup?.dirs() ?? [];
+  }
+
   private get label(): string {
     return `${this.o.pod.namespace}/${this.o.pod.name}`;
   }
@@ -338,6 +359,9 @@ export class PodProcesses extends EventEmitter<PodEvents> {
         this.proxy = proxy;
         await proxy.start();
         await this.waitProxyReady(proxy, this.o.proxy?.readyTimeoutMs ?? 30_000);
+      } else if (this.meshed && this.o.dataPlane !== undefined) {
+        this.attached = true;
+        await this.o.dataPlane.attach();
       }
       for (const spec of this.appSpecs) {
         if (this.stopping !== undefined) return;
@@ -364,6 +388,9 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.started = true;
     const adopted: string[] = [];
     const started: string[] = [];
+    if (this.meshed && this.o.dataPlane !== undefined) {
+      throw new PodStartError(`pod ${this.label}: a pod served by a node proxy cannot be adopted`);
+    }
     // A holder started afresh means a new PID namespace: whatever the old one held was ended by the kernel
     // with its pid 1, and a container's process left from it must not be taken over.
     let freshNamespace = false;
@@ -562,6 +589,7 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       const settle = async (p: Promise<void>) => p.catch((e: unknown) => void errors.push((e as Error).message));
       await Promise.all(this.apps.map((c) => settle(c.stop())));
       if (this.proxy !== undefined) await settle(this.proxy.stop());
+      if (this.attached && this.o.dataPlane !== undefined) await settle(this.o.dataPlane.detach());
       // Nothing of the holder drains, and pid 1 ignores TERM (it has no handler, so that no container
       // can end the namespace): SIGKILL at once.
       if (this.holder !== undefined) await settle(this.holder.stop(0));
@@ -701,7 +729,7 @@ function appContainerSpecs(o: PodProcessesOptions, podDir?: string, sharedPid = 
     name: pod.name,
     uid: o.podUid ?? randomUUID(),
     serviceAccountName: pod.spec.serviceAccountName,
-    nodeName: hostname(),
+    nodeName: o.nodeName ?? hostname(),
     podIP: net.ip,
     hostIP: net.gateway,
   };
@@ -726,17 +754,13 @@ function appContainerSpecs(o: PodProcessesOptions, podDir?: string, sharedPid = 
   });
 }
 
-/** The proxy as a container: `outrigger proxy` with the ports the proxy-init rules redirect to, the
- *  pod's opaque ports, and a readiness probe on its admin /ready from inside the pod. */
-export function proxyContainerSpec(
-  pod: PodPlan,
-  p: ProxyOptions,
-  isolate?: { readonly podDir: string; readonly hide: readonly string[]; readonly sharedPid?: boolean },
-): ContainerSpec {
+/** The flags of a pod's proxy: the ports the proxy-init rules redirect to, drain, log level, the pod's
+ *  opaque ports and `extraArgs` (the mesh's). A sidecar's command line, and what the per-host data
+ *  plane's node proxy is given for the pod. */
+export function proxyFlags(pod: PodPlan, p: Omit<ProxyOptions, 'command'>): string[] {
   const inbound = p.inboundPort ?? DEFAULT_PROXY_INIT.inboundPort;
   const outbound = p.outboundPort ?? DEFAULT_PROXY_INIT.outboundPort;
   const admin = p.adminPort ?? PROXY_ADMIN_PORT;
-  const uid = p.user ?? { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid };
   const grace = p.terminationGraceMs ?? 10_000;
   const args = [
     '--inbound-addr',
@@ -762,6 +786,20 @@ export function proxyContainerSpec(
     args.push('--opaque-ports', formatPortList(pod.mesh.opaquePorts));
   }
   args.push(...(p.extraArgs ?? []));
+  return args;
+}
+
+/** The proxy as a container: `outrigger proxy` with the ports the proxy-init rules redirect to, the
+ *  pod's opaque ports, and a readiness probe on its admin /ready from inside the pod. */
+export function proxyContainerSpec(
+  pod: PodPlan,
+  p: ProxyOptions,
+  isolate?: { readonly podDir: string; readonly hide: readonly string[]; readonly sharedPid?: boolean },
+): ContainerSpec {
+  const admin = p.adminPort ?? PROXY_ADMIN_PORT;
+  const uid = p.user ?? { uid: DEFAULT_PROXY_INIT.proxyUid, gid: DEFAULT_PROXY_INIT.proxyUid };
+  const grace = p.terminationGraceMs ?? 10_000;
+  const args = proxyFlags(pod, p);
   const isolation: Isolation | undefined =
     isolate !== undefined
       ? {
