@@ -140,7 +140,7 @@ before(async () => {
   const log = controlLog();
   const cp = await startTestControlPlane({
     store: new LocalStore(),
-    trustDomain: TD,
+    ca,
     log,
     services: (server) => addIdentityService(server, { certifier, log }),
   });
@@ -163,6 +163,10 @@ before(async () => {
     ...['--outbound-addr', '127.0.0.1', '--inbound-addr', '127.0.0.1', '--admin-addr', '127.0.0.1'],
     ...['--static-destination', `127.0.0.1:${app.port}`],
     ...['--identity-addr', cp.addr, '--identity-token-file', await tokenFile('api'), '--identity', API_ID],
+    // The control plane serves TLS only: the anchor it chains to, and the identity it serves with.
+    // (A PEM begins with dashes: the `=` form, or commander takes it for an option.)
+    `--trust-anchors=${ca.trustAnchorPem}`,
+    ...['--control-identity', cp.identity],
     // A short idle (= stall) timeout for the stall cases.
     ...['--idle-timeout-ms', String(STALL_MS), '--log-level', 'warn'],
   ];
@@ -174,7 +178,12 @@ before(async () => {
   };
   proxy.stdout?.on('data', keep);
   proxy.stderr?.on('data', keep);
-  const attacker = ProxyIdentity.start({ controlAddr: cp.addr, tokenPath: await tokenFile('web'), identity: WEB_ID });
+  const attacker = ProxyIdentity.start({
+    controlAddr: cp.addr,
+    tls: cp.channelTls,
+    tokenPath: await tokenFile('web'),
+    identity: WEB_ID,
+  });
   const stop = async (): Promise<void> => {
     if (proxy.exitCode === null) {
       const exited = new Promise((r) => proxy.once('exit', r));

@@ -435,6 +435,7 @@ void test(
     t.after(() => cp.close());
     const proxy = await startTestProxy('127.0.0.61:80', {
       destinationAddr: cp.addr,
+      trustAnchors: cp.ca.trustAnchorPem,
       opaquePorts: '',
       tapTokenFile: tokenFile,
       traceCollector: otlp.url,

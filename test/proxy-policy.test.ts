@@ -6,8 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import fs from 'node:fs/promises';
 import net from 'node:net';
-import { startTestControlPlane } from './control-plane.js';
+import os from 'node:os';
+import path from 'node:path';
+import { MeshCa } from '../src/control/identity/ca.js';
+import { Certifier } from '../src/control/identity/certify.js';
+import { addIdentityService } from '../src/control/identity/service.js';
+import { LocalTokenIssuer } from '../src/control/identity/tokens.js';
+import { controlLog, startTestControlPlane } from './control-plane.js';
 import { pod } from '../src/control/store/contract.js';
 import { LocalStore } from '../src/control/store/local/local.js';
 import type { PolicyEntries } from '../src/control/store/store.js';
@@ -101,12 +108,37 @@ void test('HTTP/2 and gRPC through an inbound policy: refused, allowed after a l
     pods: [pod('web-1', '127.0.0.1', { meshed: true, ports: [{ name: 'h2', containerPort: appPort }] })],
   };
   const store = new LocalStore({ ...content, policy: policy(['10.0.0.0/8']) });
-  const cp = await startTestControlPlane({ store, policy: { defaultPolicy: 'deny', clusterNetworks: [] } });
+  // The policy service answers only a proxy that presents its pod's certificate: the proxy gets one
+  // for web-1's identity (ServiceAccount default) from the control plane's CA.
+  const ca = await MeshCa.create({ trustDomain: 'cluster.local' });
+  const tokens = await LocalTokenIssuer.create();
+  const certifier = new Certifier({ ca, reviewer: tokens.reviewer(() => true) });
+  const log = controlLog();
+  const cp = await startTestControlPlane({
+    store,
+    ca,
+    log,
+    policy: { defaultPolicy: 'deny', clusterNetworks: [] },
+    services: (server) => addIdentityService(server, { certifier, log }),
+  });
   t.after(() => cp.close());
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outrigger-policy-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const tokenFile = path.join(dir, 'web.token');
+  const jwt = await tokens.issue({
+    namespace: 'default',
+    serviceAccount: 'default',
+    pod: { name: 'web-1', uid: 'u-web-1' },
+  });
+  await fs.writeFile(tokenFile, jwt, { mode: 0o600 });
   const proxy = await startTestProxy(`127.0.0.1:${appPort}`, {
     pod: 'default/web-1',
     policyAddr: cp.addr,
     defaultInboundPolicy: 'deny',
+    identityAddr: cp.addr,
+    identityTokenFile: tokenFile,
+    identity: 'spiffe://cluster.local/ns/default/sa/default',
+    trustAnchors: ca.trustAnchorPem,
   });
   t.after(() => proxy.close());
   await waitFor('the policy', async () => (await fetch(`http://127.0.0.1:${proxy.admin.port}/ready`)).status === 200);

@@ -148,9 +148,9 @@ void test(
       for (const part of token.split('.'))
         assert.ok(!holds(bytes, Buffer.from(part)), `a part of the token of ${file} crossed in clear`);
     }
-    // No private key: not as PEM, not the CA's issuer key nor the token key as DER.
+    // No private key: not as PEM, not the CA's issuer or anchor key nor the token key as DER.
     assert.ok(!bytes.includes('PRIVATE KEY'), 'a PEM private key crossed the pod network in clear');
-    for (const name of ['issuer.key', 'token-signing.key']) {
+    for (const name of ['issuer.key', 'trust-anchor.key', 'token-signing.key']) {
       const der = createPrivateKey(await readFile(join(stateDir, 'identity', name), 'utf8')).export({
         type: 'pkcs8',
         format: 'der',

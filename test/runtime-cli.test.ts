@@ -40,7 +40,7 @@ function leftovers(bridge: string, stateDir: string, pids: readonly number[]): s
     const ca = join(stateDir, 'identity');
     if (existsSync(ca)) {
       const odd = readdirSync(ca).filter(
-        (f) => !['issuer.crt', 'issuer.key', 'trust-anchor.crt', 'token-signing.key'].includes(f),
+        (f) => !['issuer.crt', 'issuer.key', 'trust-anchor.crt', 'trust-anchor.key', 'token-signing.key'].includes(f),
       );
       out.push(...odd.map((f) => `state file identity/${f}`));
     }

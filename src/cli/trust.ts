@@ -147,6 +147,7 @@ export function formatStatus(s: TrustStatus): string {
 async function follow(dir: string): Promise<number> {
   let last = '';
   let stage: string | undefined;
+  let total: number | undefined;
   for (;;) {
     let s: TrustStatus;
     try {
@@ -157,7 +158,15 @@ async function follow(dir: string): Promise<number> {
       );
       return 1;
     }
+    // The daemon moves on as soon as every proxy is there, which may fall between two polls: a stage left
+    // behind (or a rotation done) had all its proxies, so say so before what comes next.
+    const finished = () => {
+      if (total !== undefined && last !== `  ${total}/${total} proxies`)
+        process.stdout.write(`  ${total}/${total} proxies\n`);
+      total = undefined;
+    };
     if (s.stage !== 'idle' && s.stage !== stage) {
+      if (stage !== undefined) finished();
       stage = s.stage;
       process.stdout.write(
         `stage ${STAGE_NUMBER[s.stage]}: ${STAGE_TEXT[s.stage].step}\n  waiting until ${STAGE_TEXT[s.stage].wait}\n`,
@@ -165,6 +174,7 @@ async function follow(dir: string): Promise<number> {
       last = '';
     }
     if (s.progress !== undefined && s.running) {
+      total = s.progress.total;
       const line = `  ${s.progress.done}/${s.progress.total} proxies${s.progress.laggards.length > 0 ? ` (waiting for ${s.progress.laggards.slice(0, 5).join(', ')}${s.progress.laggards.length > 5 ? ', ...' : ''})` : ''}`;
       if (line !== last) process.stdout.write(`${line}\n`);
       last = line;
@@ -176,6 +186,7 @@ async function follow(dir: string): Promise<number> {
         );
         return 1;
       }
+      finished();
       process.stdout.write(
         `done: the issuer is ${short(s.issuer.fingerprint)}; every proxy trusts ${s.bundle.map((b) => short(b.fingerprint)).join(' + ')}\n`,
       );
