@@ -145,7 +145,8 @@ export async function startControlPlaneChild(
       proc.child.stdin?.write(JSON.stringify(replace === undefined ? { id } : { id, replace }) + '\n');
     });
   if (port === undefined || hello === undefined) throw new Error('unreachable: control plane port');
-  const tlsArgs = ['--trust-anchors', hello.trustAnchorPem, '--control-identity', hello.identity];
+  // A PEM begins with dashes: the `=` form, or the option parser takes it for an option.
+  const tlsArgs = [`--trust-anchors=${hello.trustAnchorPem}`, '--control-identity', hello.identity];
   return {
     proc,
     port,
