@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -185,8 +185,23 @@ function otherAddress(): string | undefined {
 }
 
 void test('admin from another address: probes, metrics and version open; identity and policy need the token; shutdown refused', async (t) => {
-  const addr = otherAddress();
-  if (addr === undefined) return t.skip('no non-loopback IPv4 address on this machine');
+  let addr = otherAddress();
+  if (addr === undefined && process.getuid?.() === 0) {
+    // A machine with only loopback (a CI container): an address of the benchmarking range added to lo
+    // gives a source that is not loopback (the admin server tells them apart by address, not by
+    // interface); removed after the test.
+    const ip = (...a: string[]) => spawnSync('ip', a, { encoding: 'utf8' });
+    addr = '198.18.211.1';
+    const added = ip('addr', 'add', `${addr}/32`, 'dev', 'lo');
+    assert.equal(added.status, 0, `ip addr add ${addr}/32 dev lo: ${added.stderr}`);
+    t.after(() => void ip('addr', 'del', `${addr}/32`, 'dev', 'lo'));
+  }
+  if (addr === undefined) {
+    const msg = 'proxy-admin.test.ts: no non-loopback IPv4 address and not root (to add one)';
+    console.error(`\n*** ${msg}: ${process.env.CI === 'true' ? 'FAILS (CI=true)' : 'SKIPPED'} ***\n`);
+    if (process.env.CI === 'true') assert.fail(msg);
+    return t.skip(msg);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'outrigger-admin-'));
   const tokenFile = join(dir, 'tap-token');
   await writeFile(tokenFile, 'admin-t0ken\n', { mode: 0o600 });

@@ -89,6 +89,11 @@ for i in range(n):
 print(json.dumps({"statuses": st, "body": body.strip(), "retry_after": ra, "elapsed": time.monotonic() - start}))
 `;
 
+/** Accepted (200) requests per second over the load's own duration, to two decimals. */
+function acceptedRate(r: { readonly statuses: Readonly<Record<string, number>>; readonly elapsed: number }): number {
+  return Math.round(((r.statuses['200'] ?? 0) / Math.max(r.elapsed, 1)) * 100) / 100;
+}
+
 /** One opaque TCP exchange: sends a line, prints the answer, or "closed" / "reset". */
 const TCP = `
 import socket, sys
@@ -587,7 +592,9 @@ void test("authorization policy and rate limiting in the server pods' proxies", 
       load('client', 'web', 8081, 'GET', '/r', 40, 10),
       load('ops', 'web', 8081, 'GET', '/r', 80, 10),
     ]);
-    const rate = (r: LoadResult) => (r.statuses['200'] ?? 0) / 10;
+    // Over the time the load really took: on a busy machine a single-connection client falls behind its
+    // schedule and runs longer than 10 s, and the bucket refills for that long.
+    const rate = (r: LoadResult) => acceptedRate(r);
     console.log(
       `# identity limit 20/s: accepted ${rate(plain)}/s ${JSON.stringify(plain.statuses)} in ${plain.elapsed.toFixed(2)} s; override 40/s: accepted ${rate(ops)}/s ${JSON.stringify(ops.statuses)} in ${ops.elapsed.toFixed(2)} s`,
     );
@@ -604,7 +611,7 @@ void test("authorization policy and rate limiting in the server pods' proxies", 
     await apply({ ...opts, rate: 'total' });
     await new Promise((r) => setTimeout(r, 1000));
     const r = await load('client', 'web', 8081, 'GET', '/r', 100, 10);
-    const accepted = (r.statuses['200'] ?? 0) / 10;
+    const accepted = acceptedRate(r);
     console.log(
       `# total limit 50/s: accepted ${accepted}/s ${JSON.stringify(r.statuses)} in ${r.elapsed.toFixed(2)} s`,
     );

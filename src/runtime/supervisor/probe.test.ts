@@ -6,6 +6,8 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { ProbeLoop, resolveProbe, runProbe, type ProbeAction, type ProbeResult } from './probe.js';
 import type { Probe } from '../manifests/index.js';
+import { spawnSync } from 'node:child_process';
+import { listenInNetns } from '../../proxy/transport/origdst.js';
 
 const probeDefaults = {
   initialDelaySeconds: 0,
@@ -140,4 +142,36 @@ void test('ProbeLoop: initial delay, period, thresholds, stop', async () => {
   assert.equal(changes[2], 'ready:#4');
   assert.equal(changes[3], 'unready:#6');
   assert.equal(loop.ready, false);
+});
+
+// In a pod's namespace, from this process: a server listening on 127.0.0.1 inside a fresh namespace
+// (its socket opened there by the addon) is reached by the probe with that namespace, and not from the
+// host's, where nothing listens on that port; no process is started for it.
+void test('runProbe: http and tcp from inside a network namespace, no process started', async (t) => {
+  if (process.getuid?.() !== 0) {
+    const msg = 'probe.test.ts: the network-namespace probe needs root (ip netns add)';
+    console.error(`\n*** ${msg}: ${process.env.CI === 'true' ? 'FAILS (CI=true)' : 'SKIPPED'} ***\n`);
+    if (process.env.CI === 'true') assert.fail(msg);
+    return t.skip(msg);
+  }
+  const ns = `outr-probe-${process.pid}`;
+  const ip = (...a: string[]) => spawnSync('ip', a, { encoding: 'utf8' });
+  const made = ip('netns', 'add', ns);
+  assert.equal(made.status, 0, made.stderr);
+  t.after(() => void ip('netns', 'del', ns));
+  assert.equal(ip('-n', ns, 'link', 'set', 'lo', 'up').status, 0);
+  const fd = listenInNetns(`/run/netns/${ns}`, '127.0.0.1', 0, 16);
+  const server = http.createServer((_req, res) => res.end('inside'));
+  await new Promise<void>((r) => server.listen({ fd }, r));
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const get: ProbeAction = { kind: 'http', host: '127.0.0.1', port, path: '/', scheme: 'HTTP', headers: [] };
+  const inNs = { ...ctx, netns: ns };
+  assert.deepEqual(await runProbe(get, inNs, 1000), { ok: true, message: 'HTTP 200' });
+  assert.equal((await runProbe({ kind: 'tcp', host: '127.0.0.1', port }, inNs, 1000)).ok, true);
+  const fromHost = await runProbe(get, ctx, 1000);
+  assert.equal(fromHost.ok, false, 'the host namespace has no such listener');
+  const gone = await runProbe(get, { ...ctx, netns: `${ns}-missing` }, 1000);
+  assert.equal(gone.ok, false);
+  assert.match(gone.message, /ENOENT/);
 });

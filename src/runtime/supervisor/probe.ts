@@ -1,18 +1,15 @@
 // Readiness probes (httpGet, tcpSocket, exec) run from inside the pod's network namespace, on the
 // schedule of probe-schedule.ts, reporting ready/unready changes.
 //
-// httpGet and tcpSocket run as a short-lived child, `ip netns exec NS node probe-child.js`: a socket
-// belongs to the namespace of the process that opens it, and Node cannot switch namespaces itself.
-// From inside, `127.0.0.1` and the pod's own IP mean what they mean to the app (an app listening on
-// loopback only can be probed), and the probe goes over `lo`, which the proxy-init rules leave alone:
-// it never passes through the proxy, so policy cannot block it and a proxy problem shows up as the
-// proxy's own unreadiness, not the app's. The price is a Node start (about 50 ms of CPU) per probe.
+// httpGet and tcpSocket run in this process on a socket made inside the pod's network namespace
+// (probe-net.ts): `127.0.0.1` and the pod's own IP mean what they mean to the app, and the probe goes
+// over `lo`, which the proxy-init rules leave alone: it never passes through the proxy, so policy
+// cannot block it and a proxy problem shows up as the proxy's own unreadiness, not the app's.
 // exec runs the command like the container: in the namespace, as its user, with its environment.
-import { fileURLToPath } from 'node:url';
 import type { ContainerPort, Probe } from '../manifests/index.js';
 import { placedArgv, runBounded, type RunAs } from './launch.js';
 import { containerInitPid, enterArgv, type Privileges } from './isolation.js';
-import type { NetCheck } from './probe-child.js';
+import { runNetCheck } from './probe-net.js';
 import {
   applyProbeResult,
   INITIAL_READINESS,
@@ -93,36 +90,13 @@ export function resolveProbe(p: Probe, ports: readonly ContainerPort[], podIP: s
   return { action: { kind: 'invalid', message: 'probe has no handler: set httpGet, tcpSocket or exec' }, timing };
 }
 
-const PROBE_CHILD = fileURLToPath(new URL('./probe-child.js', import.meta.url));
-
-/** Slack for the probe child's own start-up on top of the probe's timeout (which the child applies to
- *  the request itself). */
-const CHILD_START_SLACK_MS = 2000;
-
 export async function runProbe(action: ProbeAction, ctx: ProbeContext, timeoutMs: number): Promise<ProbeResult> {
   switch (action.kind) {
     case 'invalid':
       return { ok: false, message: action.message };
     case 'http':
-    case 'tcp': {
-      const check: NetCheck = { ...action, timeoutMs };
-      const argv = placedArgv({ ...(ctx.netns !== undefined ? { netns: ctx.netns } : {}) }, [
-        process.execPath,
-        PROBE_CHILD,
-        JSON.stringify(check),
-      ]);
-      const r = await runBounded(argv, {
-        env: { PATH: ctx.env.PATH ?? process.env.PATH ?? '' },
-        cwd: '/',
-        timeoutMs: timeoutMs + CHILD_START_SLACK_MS,
-      });
-      if (r.error !== undefined) return { ok: false, message: `probe could not start: ${r.error.message}` };
-      if (r.timedOut) return { ok: false, message: `timed out after ${timeoutMs} ms` };
-      return {
-        ok: r.code === 0,
-        message: r.output.trim() || (r.code === 0 ? 'ok' : `probe exited with ${r.code ?? r.signal}`),
-      };
-    }
+    case 'tcp':
+      return runNetCheck(action, ctx.netns, timeoutMs);
     case 'exec': {
       const recorded = ctx.enter?.pid();
       const nsPid = recorded !== undefined ? await containerInitPid(recorded) : undefined;
