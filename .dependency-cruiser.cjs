@@ -1,6 +1,6 @@
 // The layers of the source tree, checked by dependency-cruiser (`npm run lint:deps`, part of `npm test`).
 // Imports point down: core ← api ← manifests ← {proxy, control} ← {runtime, kube, observe} ← daemon ←
-// dashboard ← cli. A folder may import its own files and the layers below it, never a peer or a layer
+// {dashboard, lab} ← cli. A folder may import its own files and the layers below it, never a peer or a layer
 // above; and no import cycles at all. README.md ("Development") says why each layer sits where it does.
 
 /** Each layer of src/ and the layers it may import (besides itself). */
@@ -15,7 +15,8 @@ const LAYERS = {
   observe: ['core', 'api', 'manifests', 'proxy', 'control'],
   daemon: ['core', 'api', 'manifests', 'proxy', 'control', 'runtime', 'kube', 'observe'],
   dashboard: ['core', 'api', 'manifests', 'proxy', 'control', 'runtime', 'kube', 'observe', 'daemon'],
-  cli: ['core', 'api', 'manifests', 'proxy', 'control', 'runtime', 'kube', 'observe', 'daemon', 'dashboard'],
+  lab: ['core', 'api', 'manifests', 'proxy', 'control', 'runtime', 'kube', 'observe', 'daemon'],
+  cli: ['core', 'api', 'manifests', 'proxy', 'control', 'runtime', 'kube', 'observe', 'daemon', 'dashboard', 'lab'],
 };
 
 /** Unit tests (foo.test.ts beside foo.ts) are leaves: nothing imports them and no process loads them, so
