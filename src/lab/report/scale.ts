@@ -52,7 +52,11 @@ export function linearScale(values: readonly (number | null)[], count = 5): Scal
   const vs = finite(values);
   let min = Math.min(0, ...vs);
   let max = Math.max(0, ...vs);
-  if (min === max) max = 1; // no values, or all zeros: an axis 0..1
+  // No values, all zeros, or values so close to zero (under 1e-6) that they are noise: 0..1.
+  if (max - min < 1e-6) {
+    min = 0;
+    max = 1;
+  }
   const step = niceStep(max - min, count);
   min = Math.floor(min / step + 1e-9) * step;
   max = Math.ceil(max / step - 1e-9) * step;
