@@ -275,7 +275,7 @@ const CSS = `
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1a1a1a;background:#fff;margin:0 auto;max-width:64rem;padding:1rem}
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.25rem;margin:2rem 0 .4rem;border-bottom:2px solid var(--line);padding-bottom:.2rem}h3{font-size:1rem;margin:.6rem 0 .3rem}
 p,li,dd,td,th{overflow-wrap:anywhere}
-.meta{color:var(--muted);margin:.2rem 0}
+.meta{color:var(--muted);margin:.2rem 0}.meta span{white-space:nowrap}
 .question{color:var(--muted);margin:.2rem 0 .8rem}
 #findings ul{padding-left:1.2rem}#findings li{margin:.3rem 0}
 .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,20rem),1fr));gap:0 2rem}
@@ -303,6 +303,22 @@ footer{margin-top:2rem;color:var(--muted);font-size:.85rem}
 @media print{body{max-width:none;font-size:11pt;padding:0}h2{break-after:avoid}tr,figure{break-inside:avoid}.table{overflow:visible}}
 `;
 
+/** An ISO time as "2026-12-03 18:02:11 UTC"; anything else as it is. */
+export function readableTime(iso: string): string {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : `${new Date(t).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+/** How long the run took, from its two times ("39 m 46 s"); unknown when either is not a time. */
+export function took(startedAt: string, finishedAt: string): string {
+  const ms = Date.parse(finishedAt) - Date.parse(startedAt);
+  if (!Number.isFinite(ms) || ms < 0) return `until ${finishedAt}`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} m ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} m`;
+}
+
 /** The whole report as one HTML document (UTF-8). */
 export function renderLabHtml(report: LabReport): string {
   const findings =
@@ -317,7 +333,8 @@ export function renderLabHtml(report: LabReport): string {
     '<title>Outrigger lab: sidecar and per-host data planes, measured</title>',
     `<style>${CSS}</style></head><body>`,
     '<header><h1>Outrigger lab: sidecar and per-host data planes, measured</h1>',
-    `<p class="meta">Outrigger ${e(report.version)} · started ${e(report.started_at)} · finished ${e(report.finished_at)}` +
+    `<p class="meta"><span>Outrigger ${e(report.version)}</span> · <span>started ${e(readableTime(report.started_at))}</span> · ` +
+      `<span>took ${e(took(report.started_at, report.finished_at))}</span>` +
       (report.quick ? ' · <strong>quick run</strong> (shorter measurements, fewer steps: rougher figures)' : '') +
       '</p></header>',
     `<section id="findings"><h2>Findings</h2>${findings}</section>`,

@@ -8,8 +8,9 @@ import { escapeHtml, formatNumber, NOT_MEASURED } from './format.js';
 import { autoScale, pointPositions, type Scale } from './scale.js';
 
 const W = 520;
-const H = 270;
-const M = { left: 60, right: 14, top: 40, bottom: 46 };
+// The top margin holds the legend (up to two rows) and the unit above the y axis.
+const H = 282;
+const M = { left: 60, right: 14, top: 52, bottom: 46 };
 const PW = W - M.left - M.right;
 const PH = H - M.top - M.bottom;
 
@@ -73,7 +74,7 @@ function yAxis(scale: Scale, unit: string): string {
   const u = escapeHtml(unit) + (scale.kind === 'log' ? ' (log scale)' : '');
   parts.push(
     `<line class="axis" x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + PH}"/>`,
-    `<text class="unit" x="${M.left - 6}" y="${M.top - 10}" text-anchor="start">${u}</text>`,
+    `<text class="unit" x="${M.left - 6}" y="${M.top - 8}" text-anchor="start">${u}</text>`,
   );
   return parts.join('');
 }
@@ -86,14 +87,15 @@ interface LegendItem {
 }
 
 function legend(items: readonly LegendItem[], id: string): string {
-  // Laid out left to right from the chart's left edge, wrapping to a second row when needed.
+  // Laid out left to right from the left edge, wrapping to a second row when needed.
   const parts: string[] = [];
-  let x = M.left;
+  const left = 4;
+  let x = left;
   let y = 12;
   for (const it of items) {
     const w = 26 + it.label.length * 7.5 + 12; // room for the phone's larger font too
-    if (x + w > W && x > M.left) {
-      x = M.left;
+    if (x + w > W && x > left) {
+      x = left;
       y += 14;
     }
     const c = MODE_COLOUR[it.mode];
@@ -166,15 +168,15 @@ export function lineChart(spec: LineChartSpec): string {
     });
     flush();
     s.values.forEach((v, i) => {
-      const attrs = ` class="point" data-mode="${s.mode}" data-key="${escapeHtml(s.key)}" data-step="${spec.xs[i] ?? ''}" data-value="${v ?? 'null'}"`;
+      const attrs = ` data-mode="${s.mode}" data-key="${escapeHtml(s.key)}" data-step="${spec.xs[i] ?? ''}" data-value="${v ?? 'null'}"`;
       const x = xs[i] ?? 0;
       if (v === null) {
         parts.push(
-          `<text class="na" x="${n(x)}" y="${M.top + PH - 4}" text-anchor="middle"${attrs}>×<title>${escapeHtml(`${s.label} at ${spec.xs[i] ?? ''}: ${NOT_MEASURED}`)}</title></text>`,
+          `<text class="na point" x="${n(x)}" y="${M.top + PH - 4}" text-anchor="middle"${attrs}>×<title>${escapeHtml(`${s.label} at ${spec.xs[i] ?? ''}: ${NOT_MEASURED}`)}</title></text>`,
         );
       } else {
         const tip = `${s.label} at ${spec.xs[i] ?? ''}: ${formatNumber(v)} ${spec.unit}`;
-        parts.push(marker(s.mode, x, y(v), attrs, `<title>${escapeHtml(tip)}</title>`));
+        parts.push(marker(s.mode, x, y(v), ` class="point"${attrs}`, `<title>${escapeHtml(tip)}</title>`));
       }
     });
   }
