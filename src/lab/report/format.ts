@@ -1,6 +1,7 @@
 // The report's small pieces shared by the HTML and the text renderers: escaping, number formatting,
 // and the list of figures each phase shows (label, key, how to format). Pure functions only.
-import type { Figure, LabMode, ModeResult, OverheadStep } from '../types.js';
+import type { Figure, LabMode, LabReport, ModeResult, OverheadStep } from '../types.js';
+import { LAB_MODES } from '../types.js';
 
 /** Escapes text for HTML content and for quoted attribute values (both `"` and `'`), so any string
  *  from the report (a method, a finding, a CPU model) stays text. */
@@ -62,6 +63,13 @@ export function formatFigure(f: Figure, kind: FigureKind = 'plain'): string {
 }
 
 export const MODE_LABEL: Record<LabMode, string> = { sidecar: 'sidecar', 'per-host': 'per-host' };
+
+/** The pods-per-node steps of the report: the workload's, plus any step a mode measured besides. */
+export function overheadSteps(report: LabReport): number[] {
+  const all = new Set<number>(report.workload.pods_per_node_steps);
+  for (const m of LAB_MODES) for (const s of report.modes[m].overhead) all.add(s.pods_per_node);
+  return [...all].sort((a, b) => a - b);
+}
 
 /** Keys of the overhead figures, in the order the report shows them. */
 export type OverheadFigureKey = {

@@ -12,6 +12,7 @@ import {
   formatValue,
   NOT_MEASURED,
   OVERHEAD_FIGURES,
+  overheadSteps,
   PHASES,
   type FigureKind,
   type OverheadFigureKey,
@@ -19,13 +20,6 @@ import {
 import { barChart, lineChart, type LineSeries } from './svg.js';
 
 const e = escapeHtml;
-
-/** The pods-per-node steps of the report: the workload's, plus any step a mode measured besides. */
-export function overheadSteps(report: LabReport): number[] {
-  const all = new Set<number>(report.workload.pods_per_node_steps);
-  for (const m of LAB_MODES) for (const s of report.modes[m].overhead) all.add(s.pods_per_node);
-  return [...all].sort((a, b) => a - b);
-}
 
 function stepOf(mode: ModeResult, podsPerNode: number): OverheadStep | undefined {
   return mode.overhead.find((s) => s.pods_per_node === podsPerNode);

@@ -9,12 +9,12 @@ import {
   formatFigure,
   formatNumber,
   NOT_MEASURED,
+  overheadSteps,
   PHASES,
   plainText,
   type FigureKind,
   type OverheadFigureKey,
 } from './format.js';
-import { overheadSteps } from './html.js';
 
 /** How many columns a string takes in a terminal (code points; the report's text is not CJK). */
 export function textWidth(s: string): number {
