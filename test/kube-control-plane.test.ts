@@ -171,7 +171,7 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
     proxy.env.find((e: { name: string }) => e.name === name)?.value as string | undefined;
   assert.equal(proxyEnv('OUTRIGGER_PROXY_DESTINATION_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
   assert.equal(proxyEnv('OUTRIGGER_PROXY_POLICY_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
-  assert.equal(proxyEnv('OUTRIGGER_PROXY_TRUST_ANCHORS'), pems.trustAnchorPem);
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_TRUST_ANCHORS_FILE'), '/var/run/outrigger/trust/ca-bundle.crt');
   assert.equal(proxyEnv('OUTRIGGER_PROXY_CONTROL_IDENTITY'), controlTls.serverIdentity);
   assert.equal(
     proxyEnv('OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY'),

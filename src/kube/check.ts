@@ -92,6 +92,7 @@ const INSTALL_PERMISSIONS: readonly { group: string; resource: string; namespace
   { group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', namespaced: false },
   { group: 'apps', resource: 'deployments', namespaced: true },
   { group: '', resource: 'secrets', namespaced: true },
+  { group: '', resource: 'configmaps', namespaced: true },
   { group: '', resource: 'services', namespaced: true },
   { group: 'policy', resource: 'poddisruptionbudgets', namespaced: true },
 ];
@@ -141,6 +142,8 @@ export const CONTROL_PLANE_PERMISSIONS: readonly { verb: string; group: string; 
   ),
   ...['list', 'watch'].map((verb) => ({ verb, group: 'discovery.k8s.io', resource: 'endpointslices' })),
   { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
+  // The trust bundle's copies in every namespace.
+  ...['get', 'create', 'update'].map((verb) => ({ verb, group: '', resource: 'configmaps' })),
 ];
 
 const controlPlaneRbac: Check = async (c) => {
