@@ -554,7 +554,7 @@ void test('trust rotation: three stages, as the local rotation goes; each valida
       generation: 102,
       newIssuer: { certPem: old.issuerCertPem, keyPem: old.issuerKeyPem },
     }),
-    /the new issuer certificate: is not signed by the trust anchor the new anchor/,
+    /issuer certificate \(the new issuer\): is not signed by the trust anchor \(the new anchor\)/,
   );
   await assert.rejects(
     rotationStageObjects({ ...base, stage: 1, generation: 0, newAnchorPem: old.trustAnchorPem }),
@@ -568,4 +568,53 @@ void test('trust rotation: three stages, as the local rotation goes; each valida
     rotationStageObjects({ ...base, stage: 3, generation: 5, oldAnchorPem: 'nope' }),
     /the old anchor: it holds no PEM certificate/,
   );
+});
+
+void test('install trust-rotation: the command prints a stage, says what to wait for and what is next, and names bad input', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const bin = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'outrigger-rotation-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const old = await MeshCa.generatePems('cluster.local');
+  const next = await MeshCa.generatePems('cluster.local');
+  writeFileSync(join(dir, 'old.crt'), old.trustAnchorPem);
+  writeFileSync(join(dir, 'new.crt'), next.trustAnchorPem);
+  writeFileSync(join(dir, 'new.key'), next.trustAnchorKeyPem, { mode: 0o600 });
+  const run = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [bin, 'install', 'trust-rotation', '--old-anchor', 'old.crt', '--new-anchor', 'new.crt', ...args],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+      },
+    );
+  const one = run('--stage', '2', '--new-anchor-key', 'new.key', '-n', 'mesh', '--generation', '12', '-o', 'json');
+  assert.equal(one.status, 0, one.stderr);
+  const objs = (JSON.parse(one.stdout) as { items: K8sObject[] }).items;
+  assert.deepEqual(
+    objs.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
+    ['Secret/mesh/outrigger-identity', 'ConfigMap/mesh/outrigger-trust-anchors'],
+  );
+  for (const o of objs) validateK8s(o);
+  assert.equal(bundleOf(objs[1] as K8sObject).generation, 12);
+  assert.ok(!one.stdout.includes(next.trustAnchorKeyPem.split('\n')[1] as string), 'the anchor key is not printed');
+  assert.match(one.stderr, /^stage 2 of 3 \(generation 12\): switches the identity Secret to the new issuer/);
+  assert.match(
+    one.stderr,
+    /Then wait until every proxy holds a certificate from the new issuer .*; next, stage 3: drop the old anchor/,
+  );
+  const missing = run('--stage', '2');
+  assert.equal(missing.status, 2);
+  assert.match(
+    missing.stderr,
+    /stage 2 signs with the new issuer: give --new-issuer-cert and --new-issuer-key, or --new-anchor-key/,
+  );
+  const unreadable = run('--stage', '1', '--old-anchor', 'nope.crt');
+  assert.equal(unreadable.status, 1);
+  assert.match(unreadable.stderr, /--old-anchor nope\.crt: cannot read it \(ENOENT\)/);
 });

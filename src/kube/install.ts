@@ -26,8 +26,8 @@ import {
   TRUST_BUNDLE_CONFIGMAP,
   TRUST_BUNDLE_DIR,
   TRUST_BUNDLE_VOLUME,
-  VERSION,
   WEBHOOK_CONFIGURATION,
+  objectLabels,
   WEBHOOK_NAME,
   WEBHOOK_PATH,
   WEBHOOK_PORT,
@@ -72,14 +72,7 @@ export const INSTALL_DEFAULTS = {
   failurePolicy: 'Ignore',
 } as const;
 
-export function labels(component: string): Record<string, string> {
-  return {
-    'app.kubernetes.io/name': 'outrigger',
-    'app.kubernetes.io/part-of': 'outrigger',
-    'app.kubernetes.io/component': component,
-    'app.kubernetes.io/version': VERSION,
-  };
-}
+const labels = objectLabels;
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 

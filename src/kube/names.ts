@@ -57,6 +57,16 @@ export { KUBE_ANNOTATION };
 
 export const VERSION = '0.1.0';
 
+/** The labels of every object install renders, by component. */
+export function objectLabels(component: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'outrigger',
+    'app.kubernetes.io/part-of': 'outrigger',
+    'app.kubernetes.io/component': component,
+    'app.kubernetes.io/version': VERSION,
+  };
+}
+
 /** The cluster's pod networks when install is not told them: every private IPv4 range (RFC 1918) and
  *  the shared address space (RFC 6598), where CNI plugins put pods (kind and flannel 10.244/16, k3s
  *  10.42/16, Calico 192.168/16, cloud VPCs). `cluster-authenticated` admits meshed clients from

@@ -20,6 +20,7 @@ import {
   TRUST_BUNDLE_CONFIGMAP,
   TRUST_BUNDLE_COPY_LABEL,
   TRUST_BUNDLE_KEY,
+  objectLabels,
 } from './names.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -75,6 +76,7 @@ export interface RotationInput {
   /** The bundle's generation: higher than the one applied before (the control plane's copies never go
    *  back to a lower one). */
   readonly generation: number;
+  /** Default: install's labels of the identity objects. */
   readonly labels?: Record<string, string>;
 }
 
@@ -111,11 +113,12 @@ export async function rotationStageObjects(i: RotationInput): Promise<K8sObject[
     problems.push("stage 2 needs the new issuer (certificate and key) or the new anchor's key to sign one");
   if (problems.length > 0) throw new Error(problems.join('; '));
 
+  const labels = i.labels ?? objectLabels('identity');
   const cm = (anchorsPem: string, issuer?: string) =>
     trustBundleConfigMap(
       i.namespace,
       formatTrustBundle({ anchorsPem, generation: i.generation, ...(issuer !== undefined ? { issuer } : {}) }),
-      i.labels,
+      labels,
     );
   const both = i.oldAnchorPem.trim() + '\n' + i.newAnchorPem.trim() + '\n';
   if (i.stage === 1) return [cm(both)];
@@ -130,16 +133,16 @@ export async function rotationStageObjects(i: RotationInput): Promise<K8sObject[
     issuer,
     { trustDomain: i.trustDomain },
     {
-      trustAnchor: 'the new anchor',
-      issuerCert: 'the new issuer certificate',
-      issuerKey: 'the new issuer key',
+      trustAnchor: '(the new anchor)',
+      issuerCert: '(the new issuer)',
+      issuerKey: '(the new issuer key)',
     },
   );
   return [
     {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: IDENTITY_SECRET, namespace: i.namespace, labels: i.labels ?? {} },
+      metadata: { name: IDENTITY_SECRET, namespace: i.namespace, labels },
       type: 'Opaque',
       data: {
         [IDENTITY_KEYS.trustAnchor]: b64(issuer.trustAnchorPem),
