@@ -241,3 +241,51 @@ void test('kubernetes trust rotation: the control plane reloads its issuer and b
   assert.deepEqual(api.get('v1', 'ConfigMap', 'outrigger-trust-anchors', 'blog')?.data, { note: 'mine' });
   assert.equal(cp.copies.failures, 0);
 });
+
+void test('trust bundle copies: a copy ahead of this replica is left alone for a while, then replaced', async (t) => {
+  const { TrustCopies } = await import('../src/kube/trust.js');
+  const api = new FakeApiServer();
+  const url = await api.listen();
+  t.after(() => api.close());
+  const a = await MeshCa.generatePems('cluster.local');
+  const ours = formatTrustBundle({ anchorsPem: a.trustAnchorPem, generation: 5 });
+  const copies = new TrustCopies({
+    kubeConfig: kubeConfigFor(url),
+    namespace: 'mesh',
+    skip: [],
+    namespaces: () => ['shop'],
+    text: () => ours,
+    aheadGraceMs: 300,
+    log: pino({ level: 'silent' }),
+  });
+  await copies.sync();
+  const stored = () =>
+    (api.get('v1', 'ConfigMap', 'outrigger-trust-anchors', 'shop') as Obj & { data: Record<string, string> }).data[
+      'ca-bundle.crt'
+    ];
+  assert.equal(stored(), ours);
+  // Edited with a higher generation (a replica ahead, or a hand that wants its own anchor trusted).
+  const edited = formatTrustBundle({ anchorsPem: a.trustAnchorPem, generation: 9_999_999_999 });
+  api.put({
+    ...(api.get('v1', 'ConfigMap', 'outrigger-trust-anchors', 'shop') as Obj),
+    data: { 'ca-bundle.crt': edited },
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  // A replica that has not written it yet reads it (as every replica does on every 60th pass).
+  await copies.close();
+  const fresh = new TrustCopies({
+    kubeConfig: kubeConfigFor(url),
+    namespace: 'mesh',
+    skip: [],
+    namespaces: () => ['shop'],
+    text: () => ours,
+    aheadGraceMs: 300,
+    log: pino({ level: 'silent' }),
+  });
+  await fresh.sync();
+  assert.equal(stored(), edited, 'left alone within the grace');
+  await new Promise((r) => setTimeout(r, 350));
+  await fresh.sync();
+  assert.equal(stored(), ours, 'replaced after it');
+  assert.equal(fresh.written, 1);
+});

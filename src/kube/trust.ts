@@ -168,6 +168,10 @@ export interface TrustCopiesOptions {
   /** How often the copies are checked (ms); default 5000. Every 60th pass reads every copy again, so
    *  that one edited or deleted by hand is put back. */
   readonly intervalMs?: number;
+  /** How long a copy of a higher generation than this replica's is left alone (ms): long enough for
+   *  the kubelet to bring this replica's mounted bundle up to the replica that wrote it, not so long
+   *  that a copy edited by hand with a high generation stays. Default 3 minutes. */
+  readonly aheadGraceMs?: number;
   readonly log: Logger;
 }
 
@@ -186,6 +190,8 @@ export class TrustCopies {
   /** What this replica knows each namespace's copy holds. */
   readonly #known = new Map<string, string>();
   readonly #warned = new Set<string>();
+  /** Since when each namespace's copy has been ahead of this replica (ms since the epoch). */
+  readonly #ahead = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #passes = 0;
@@ -255,7 +261,16 @@ export class TrustCopies {
       return;
     } else {
       const theirs = have.data?.[TRUST_BUNDLE_KEY];
-      if (theirs !== text && generationOf(theirs) > generationOf(text)) return;
+      if (theirs !== text && generationOf(theirs) > generationOf(text)) {
+        const since = this.#ahead.get(ns) ?? Date.now();
+        this.#ahead.set(ns, since);
+        if (Date.now() - since < (this.#o.aheadGraceMs ?? 180_000)) return;
+        this.#o.log.warn(
+          { namespace: ns, generation: generationOf(theirs), ours: generationOf(text) },
+          'trust bundle copy: ahead of this control plane for longer than a replica can be; replaced',
+        );
+      }
+      this.#ahead.delete(ns);
       if (theirs !== text) {
         body.metadata = { ...body.metadata, resourceVersion: have.metadata.resourceVersion } as k8s.V1ObjectMeta;
         await this.#api.replaceNamespacedConfigMap({ name: TRUST_BUNDLE_CONFIGMAP, namespace: ns, body });
