@@ -135,113 +135,109 @@ function trustRotationCommand(): Command {
     });
 }
 
+/** install's own options (-n, -o, ...) are read before `trust-rotation` only; after it, its own. */
 export function installCommand(): Command {
-  return (
-    new Command('install')
-      .description(
-        'print the manifests that install Outrigger on a Kubernetes cluster (pipe them to `kubectl apply -f -`)',
+  return new Command('install')
+    .description(
+      'print the manifests that install Outrigger on a Kubernetes cluster (pipe them to `kubectl apply -f -`)',
+    )
+    .addOption(new Option('-n, --namespace <ns>', "the control plane's namespace").default(DEFAULT_NAMESPACE))
+    .addOption(
+      new Option('--trust-domain <domain>', 'the SPIFFE trust domain of workload identities').default('cluster.local'),
+    )
+    .addOption(
+      new Option(
+        '--identity-lifetime <duration>',
+        "lifetime of the proxies' certificates (seconds, or e.g. 24h)",
+      ).default('24h'),
+    )
+    .addOption(
+      new Option('--image <image>', 'the image the control plane, proxies and proxy-init run').default(DEFAULT_IMAGE),
+    )
+    .addOption(new Option('--replicas <n>', 'control plane replicas').default('2'))
+    .addOption(
+      new Option(
+        '--webhook-failure-policy <policy>',
+        'Ignore: pods are admitted (unmeshed) while the injector is down; Fail: they wait',
       )
-      .addOption(new Option('-n, --namespace <ns>', "the control plane's namespace").default(DEFAULT_NAMESPACE))
-      .addOption(
-        new Option('--trust-domain <domain>', 'the SPIFFE trust domain of workload identities').default(
-          'cluster.local',
-        ),
+        .choices(['Ignore', 'Fail'])
+        .default('Ignore'),
+    )
+    .addOption(
+      new Option(
+        '--default-inbound-policy <policy>',
+        "inbound policy of ports no Server covers (a namespace's or pod's config.outrigger.io/default-inbound-policy wins)",
       )
-      .addOption(
-        new Option(
-          '--identity-lifetime <duration>',
-          "lifetime of the proxies' certificates (seconds, or e.g. 24h)",
-        ).default('24h'),
-      )
-      .addOption(
-        new Option('--image <image>', 'the image the control plane, proxies and proxy-init run').default(DEFAULT_IMAGE),
-      )
-      .addOption(new Option('--replicas <n>', 'control plane replicas').default('2'))
-      .addOption(
-        new Option(
-          '--webhook-failure-policy <policy>',
-          'Ignore: pods are admitted (unmeshed) while the injector is down; Fail: they wait',
-        )
-          .choices(['Ignore', 'Fail'])
-          .default('Ignore'),
-      )
-      .addOption(
-        new Option(
-          '--default-inbound-policy <policy>',
-          "inbound policy of ports no Server covers (a namespace's or pod's config.outrigger.io/default-inbound-policy wins)",
-        )
-          .choices(DEFAULT_POLICY_NAMES)
-          .default('all-unauthenticated'),
-      )
-      .addOption(
-        new Option(
-          '--cluster-networks <cidrs>',
-          "the cluster's pod networks, comma-separated IPv4 CIDRs: what cluster-authenticated admits",
-        ).default(DEFAULT_CLUSTER_NETWORKS.join(',')),
-      )
-      .addOption(
-        new Option(
-          '--trust-anchor <file>',
-          'your trust anchor (PEM); with --issuer-cert and --issuer-key, instead of a generated CA',
-        ),
-      )
-      .addOption(new Option('--issuer-cert <file>'))
-      .addOption(new Option('--issuer-key <file>'))
-      .option('--crds', 'print only the CustomResourceDefinitions')
-      .option('--control-plane', 'print everything but the CustomResourceDefinitions')
-      .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
-      // install's own options (-n, -o, ...) are read before `trust-rotation` only; after it, its own.
-      .enablePositionalOptions()
-      .addCommand(trustRotationCommand())
-      .action(async (f: Flags) => {
-        const problems: string[] = [];
-        const lifetime = parseSeconds(f.identityLifetime);
-        if (lifetime === undefined || lifetime < 60)
-          problems.push(
-            `--identity-lifetime: must be at least 60 seconds (e.g. 86400 or 24h), got ${JSON.stringify(f.identityLifetime)}`,
-          );
-        const replicas = Number(f.replicas);
-        if (!Number.isInteger(replicas) || replicas < 1)
-          problems.push(`--replicas: must be a whole number from 1, got ${JSON.stringify(f.replicas)}`);
-        const given = [f.trustAnchor, f.issuerCert, f.issuerKey].filter((x) => x !== undefined).length;
-        if (given !== 0 && given !== 3)
-          problems.push('--trust-anchor, --issuer-cert and --issuer-key go together (all three or none)');
-        if (f.crds === true && f.controlPlane === true)
-          problems.push('--crds and --control-plane: choose one (neither prints both)');
-        const networks = parseClusterNetworks(f.clusterNetworks);
-        problems.push(...networks.problems);
-        if (problems.length > 0) {
-          process.stderr.write(`outrigger install: ${problems.join('; ')}\n`);
-          process.exit(2);
-        }
-        try {
-          const { installObjects } = await import('../kube/install.js');
-          const { renderObjects } = await import('../kube/render.js');
-          const ca =
-            given === 3
-              ? {
-                  trustAnchorPem: await readFile(f.trustAnchor as string, 'utf8'),
-                  issuerCertPem: await readFile(f.issuerCert as string, 'utf8'),
-                  issuerKeyPem: await readFile(f.issuerKey as string, 'utf8'),
-                }
-              : undefined;
-          const objects = await installObjects({
-            namespace: f.namespace,
-            trustDomain: f.trustDomain,
-            identityLifetimeSeconds: lifetime as number,
-            image: f.image,
-            replicas,
-            failurePolicy: f.webhookFailurePolicy,
-            defaultInboundPolicy: f.defaultInboundPolicy,
-            clusterNetworks: networks.networks,
-            ...(ca !== undefined ? { ca } : {}),
-            part: f.crds === true ? 'crds' : f.controlPlane === true ? 'control-plane' : 'all',
-          });
-          process.stdout.write(renderObjects(objects, f.output));
-        } catch (err) {
-          process.stderr.write(`outrigger install: ${(err as Error).message}\n`);
-          process.exit(1);
-        }
-      })
-  );
+        .choices(DEFAULT_POLICY_NAMES)
+        .default('all-unauthenticated'),
+    )
+    .addOption(
+      new Option(
+        '--cluster-networks <cidrs>',
+        "the cluster's pod networks, comma-separated IPv4 CIDRs: what cluster-authenticated admits",
+      ).default(DEFAULT_CLUSTER_NETWORKS.join(',')),
+    )
+    .addOption(
+      new Option(
+        '--trust-anchor <file>',
+        'your trust anchor (PEM); with --issuer-cert and --issuer-key, instead of a generated CA',
+      ),
+    )
+    .addOption(new Option('--issuer-cert <file>'))
+    .addOption(new Option('--issuer-key <file>'))
+    .option('--crds', 'print only the CustomResourceDefinitions')
+    .option('--control-plane', 'print everything but the CustomResourceDefinitions')
+    .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
+    .enablePositionalOptions()
+    .addCommand(trustRotationCommand())
+    .action(async (f: Flags) => {
+      const problems: string[] = [];
+      const lifetime = parseSeconds(f.identityLifetime);
+      if (lifetime === undefined || lifetime < 60)
+        problems.push(
+          `--identity-lifetime: must be at least 60 seconds (e.g. 86400 or 24h), got ${JSON.stringify(f.identityLifetime)}`,
+        );
+      const replicas = Number(f.replicas);
+      if (!Number.isInteger(replicas) || replicas < 1)
+        problems.push(`--replicas: must be a whole number from 1, got ${JSON.stringify(f.replicas)}`);
+      const given = [f.trustAnchor, f.issuerCert, f.issuerKey].filter((x) => x !== undefined).length;
+      if (given !== 0 && given !== 3)
+        problems.push('--trust-anchor, --issuer-cert and --issuer-key go together (all three or none)');
+      if (f.crds === true && f.controlPlane === true)
+        problems.push('--crds and --control-plane: choose one (neither prints both)');
+      const networks = parseClusterNetworks(f.clusterNetworks);
+      problems.push(...networks.problems);
+      if (problems.length > 0) {
+        process.stderr.write(`outrigger install: ${problems.join('; ')}\n`);
+        process.exit(2);
+      }
+      try {
+        const { installObjects } = await import('../kube/install.js');
+        const { renderObjects } = await import('../kube/render.js');
+        const ca =
+          given === 3
+            ? {
+                trustAnchorPem: await readFile(f.trustAnchor as string, 'utf8'),
+                issuerCertPem: await readFile(f.issuerCert as string, 'utf8'),
+                issuerKeyPem: await readFile(f.issuerKey as string, 'utf8'),
+              }
+            : undefined;
+        const objects = await installObjects({
+          namespace: f.namespace,
+          trustDomain: f.trustDomain,
+          identityLifetimeSeconds: lifetime as number,
+          image: f.image,
+          replicas,
+          failurePolicy: f.webhookFailurePolicy,
+          defaultInboundPolicy: f.defaultInboundPolicy,
+          clusterNetworks: networks.networks,
+          ...(ca !== undefined ? { ca } : {}),
+          part: f.crds === true ? 'crds' : f.controlPlane === true ? 'control-plane' : 'all',
+        });
+        process.stdout.write(renderObjects(objects, f.output));
+      } catch (err) {
+        process.stderr.write(`outrigger install: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
 }
