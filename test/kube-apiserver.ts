@@ -47,6 +47,8 @@ export class FakeApiServer {
   private readonly watches = new Set<{ path: string; res: ServerResponse; from: number }>();
   private readonly failures: { path: string; status: number; watch: boolean }[] = [];
   private bookmarkTimer?: NodeJS.Timeout;
+  /** Every create and replace a client made, in order. */
+  readonly writes: { method: string; object: Obj }[] = [];
   /** Every request, for assertions on the protocol (lists, watches with resourceVersion). */
   readonly requests: Request[] = [];
   /** Paths answered 404 (a CRD that is not installed). */
@@ -71,6 +73,12 @@ export class FakeApiServer {
     body: 'no endpoints available for service',
   });
 
+  /** The API server's pod proxy (/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH). */
+  podProxy: (namespace: string, pod: string, path: string) => { status: number; body: string } = () => ({
+    status: 503,
+    body: 'error trying to reach service',
+  });
+
   constructor(readonly opts: { bookmarkMs?: number } = {}) {
     this.server = createServer((req, res) => void this.handle(req, res));
   }
@@ -84,6 +92,13 @@ export class FakeApiServer {
 
   get resourceVersion(): number {
     return this.rv;
+  }
+
+  /** The object stored under this kind, name and namespace. */
+  get(apiVersion: string, kind: string, name: string, namespace?: string): Obj | undefined {
+    return this.objects.get(
+      key({ apiVersion, kind, metadata: { name, ...(namespace !== undefined ? { namespace } : {}) } }),
+    );
   }
 
   /** Creates or replaces an object (ADDED or MODIFIED). */
@@ -236,14 +251,41 @@ export class FakeApiServer {
       res.end(r.body);
       return;
     }
+    const podProxy = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/proxy\/(.*)$/.exec(path);
+    if (podProxy !== null) {
+      const r = this.podProxy(podProxy[1] as string, decodeURIComponent(podProxy[2] as string), podProxy[3] as string);
+      res.writeHead(r.status, { 'content-type': 'text/plain' });
+      res.end(r.body);
+      return;
+    }
     const fail = this.failures.findIndex((f) => f.path === path && f.watch === watch);
     if (fail !== -1) {
       const f = this.failures.splice(fail, 1)[0] as { status: number };
       return json(f.status, status(f.status, 'injected failure'));
     }
     if (this.absent.has(path)) return json(404, status(404, 'the server could not find the requested resource'));
-    if (req.method !== 'GET') return json(405, status(405, 'method not allowed'));
     const single = objectKey(path);
+    // Create (POST to a collection) and replace (PUT to an object), as a client's writes need them.
+    if (req.method === 'POST' || req.method === 'PUT') {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj;
+      const k = key(body);
+      if (req.method === 'POST' && objectKey(`${path}/${body.metadata.name}`) !== k)
+        return json(400, status(400, `the object does not belong in ${path}`));
+      if (req.method === 'PUT' && single !== k) return json(400, status(400, `the object is not ${path}`));
+      const prev = this.objects.get(k);
+      if (req.method === 'POST' && prev !== undefined)
+        return json(409, status(409, `${body.kind} "${body.metadata.name}" already exists`));
+      if (req.method === 'PUT' && prev === undefined)
+        return json(404, status(404, `${body.kind} "${body.metadata.name}" not found`));
+      const rv = body.metadata.resourceVersion;
+      if (req.method === 'PUT' && rv !== undefined && rv !== prev?.metadata.resourceVersion)
+        return json(409, status(409, 'the object has been modified; please apply your changes to the latest version'));
+      this.writes.push({ method: req.method, object: body });
+      return json(req.method === 'POST' ? 201 : 200, this.put(body));
+    }
+    if (req.method !== 'GET') return json(405, status(405, 'method not allowed'));
     if (!watch && single !== undefined) {
       const o = this.objects.get(single);
       return o !== undefined

@@ -171,7 +171,7 @@ void test('control-plane --store kubernetes: probes, the injector and identity, 
     proxy.env.find((e: { name: string }) => e.name === name)?.value as string | undefined;
   assert.equal(proxyEnv('OUTRIGGER_PROXY_DESTINATION_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
   assert.equal(proxyEnv('OUTRIGGER_PROXY_POLICY_ADDR'), 'outrigger-control-plane.mesh.svc:8086');
-  assert.equal(proxyEnv('OUTRIGGER_PROXY_TRUST_ANCHORS'), pems.trustAnchorPem);
+  assert.equal(proxyEnv('OUTRIGGER_PROXY_TRUST_ANCHORS_FILE'), '/var/run/outrigger/trust/ca-bundle.crt');
   assert.equal(proxyEnv('OUTRIGGER_PROXY_CONTROL_IDENTITY'), controlTls.serverIdentity);
   assert.equal(
     proxyEnv('OUTRIGGER_PROXY_DEFAULT_INBOUND_POLICY'),
@@ -318,10 +318,29 @@ const line = (results: CheckResult[], re: RegExp) => {
 
 void test('check: after install, one line per check, ✓ where healthy and ✗ with a hint where not', async () => {
   const api = new FakeApiServer();
-  await installed(api, { readyReplicas: 2 });
+  const installedObjects = installed(api, { readyReplicas: 2 });
+  await installedObjects;
   api.serviceProxy = (ns, svc, path) =>
     ns === 'outrigger' && svc === 'https:outrigger-injector:443' && path === 'live'
       ? { status: 200, body: '{"ok":true}' }
+      : { status: 404, body: '' };
+  const objs = await installedObjects;
+  const dataOf = (kind: string, name: string) =>
+    (objs.find((o) => o.kind === kind && o.metadata.name === name) as unknown as { data: Record<string, string> }).data;
+  const dec = (k: string) =>
+    Buffer.from(dataOf('Secret', 'outrigger-identity')[k] as string, 'base64').toString('utf8');
+  const bundleText = dataOf('ConfigMap', 'outrigger-trust-anchors')['ca-bundle.crt'] as string;
+  const generation = /generation: (\d+)/.exec(bundleText)?.[1];
+  api.podProxy = (_ns, pod, path) =>
+    pod.endsWith(':4191') && path === 'metrics'
+      ? {
+          status: 200,
+          body: [
+            `identity_trust_anchors{fingerprint="${new X509Certificate(dec('ca.crt')).fingerprint256}",subject="x",not_after="y"} 1`,
+            `identity_cert_issuer{fingerprint="${new X509Certificate(dec('issuer.crt')).fingerprint256}",subject="x"} 1`,
+            `identity_trust_bundle_generation ${generation}`,
+          ].join('\n'),
+        }
       : { status: 404, body: '' };
   const url = await api.listen();
   try {
@@ -345,6 +364,10 @@ void test('check: after install, one line per check, ✓ where healthy and ✗ w
     ]) {
       assert.ok(line(results, re).ok, re.source);
     }
+    // The trust bundle: one anchor, no rotation; the one ready proxy's metrics (through the API
+    // server's pod proxy) are read, and it trusts that anchor.
+    assert.match(line(results, /^trust rotation stage/).detail ?? '', /^no rotation: one anchor/);
+    assert.equal(line(results, /^proxies follow the trust bundle/).detail, '1/1');
     const notReady = line(results, /^proxies ready/);
     assert.equal(notReady.ok, false);
     assert.match(notReady.detail ?? '', /shop\/web-7d9f8b6c5-9qz8m/);

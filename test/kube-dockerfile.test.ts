@@ -142,7 +142,6 @@ void test('Dockerfile: the entry point runs the subcommands the manifests and th
       image: 'x',
       controlAddr: 'c:1',
       trustDomain: 'cluster.local',
-      trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n',
       controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
     },
     'offline',

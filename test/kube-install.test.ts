@@ -13,6 +13,7 @@ import { crd, specSchema, type CrdKind, type JsonSchema } from '../src/kube/crds
 import { installObjects, uninstallObjects, type K8sObject } from '../src/kube/install.js';
 import { POLICY_CRDS, POLICY_RESOURCES, policyCrdKinds } from '../src/kube/policy-crds.js';
 import { renderObjects } from '../src/kube/render.js';
+import { parseTrustBundle } from '../src/proxy/identity/bundle.js';
 import { POLICY_API_VERSION, POLICY_KINDS } from '../src/manifests/policy.js';
 import { grpcRouteSchema, httpRouteSchema } from '../src/manifests/schema.js';
 import { validateOpenApi } from './kube-openapi.js';
@@ -110,11 +111,13 @@ void test('install: the control plane Deployment is hardened, probed, sized and 
   );
 });
 
-void test('install: least-privilege RBAC: read what the store watches, create TokenReviews, nothing else (no Secrets)', async () => {
+void test('install: least-privilege RBAC: read what the store watches, create TokenReviews, write the trust bundle copies, nothing else (no Secrets)', async () => {
   const objs = await installObjects(OPTS);
   const role = one(objs, 'ClusterRole');
   for (const r of role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
     if (r.resources.includes('tokenreviews')) assert.deepEqual(r.verbs, ['create']);
+    // The trust bundle's copies: read one by name, create, replace; never list or watch every ConfigMap.
+    else if (r.resources.includes('configmaps')) assert.deepEqual(r.verbs, ['get', 'create', 'update']);
     else assert.deepEqual(r.verbs, ['get', 'list', 'watch'], r.resources.join(','));
     assert.ok(!r.resources.includes('secrets') && !r.resources.includes('*') && !r.apiGroups.includes('*'));
   }
@@ -137,7 +140,7 @@ void test('install: least-privilege RBAC: read what the store watches, create To
     return parts[1] === 'api' ? `/${parts[3]}` : `${parts[2]}/${parts[4]}`;
   });
   const granted = (role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[])
-    .filter((r) => !r.resources.includes('tokenreviews'))
+    .filter((r) => !r.resources.includes('tokenreviews') && !r.resources.includes('configmaps'))
     .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((x) => `${g}/${x}`)));
   assert.deepEqual([...granted].sort(), [...watched].sort());
   const binding = one(objs, 'ClusterRoleBinding');
@@ -439,4 +442,179 @@ void test('policy CRDs: install --crds prints one CRD per policy kind, structura
       `zod: ${kind} ${JSON.stringify(spec)}`,
     );
   }
+});
+
+// ---- the trust bundle and its rotation ---------------------------------------------------------------
+
+const bundleOf = (cm: K8sObject) => parseTrustBundle((cm as any).data['ca-bundle.crt'] as string); // eslint-disable-line @typescript-eslint/no-explicit-any
+const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+void test('install: the trust bundle as a ConfigMap, mounted by the control plane; the proxies mount their namespace copy', async () => {
+  const objs = await installObjects({ ...OPTS, trustGeneration: 7 });
+  const cm = one(objs, 'ConfigMap', 'outrigger-trust-anchors');
+  assert.equal(cm.metadata.namespace, 'mesh-system');
+  const dec = (s: K8sObject, k: string) => Buffer.from((s as any).data[k], 'base64').toString('utf8'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const anchor = dec(one(objs, 'Secret', 'outrigger-identity'), 'ca.crt');
+  const b = bundleOf(cm);
+  assert.equal(b.generation, 7);
+  assert.deepEqual(
+    b.views.map((v) => v.fingerprint),
+    [fp(anchor)],
+  );
+  // Before the Deployment, which mounts it (a missing ConfigMap would hold its pods back).
+  assert.ok(objs.indexOf(cm) < objs.indexOf(one(objs, 'Deployment')));
+  const pod = one(objs, 'Deployment').spec.template.spec;
+  assert.deepEqual(
+    pod.volumes.find((v: { name: string }) => v.name === 'outrigger-trust-anchors'),
+    { name: 'outrigger-trust-anchors', configMap: { name: 'outrigger-trust-anchors' } },
+  );
+  assert.ok(
+    pod.containers[0].volumeMounts.some(
+      (m: { name: string; mountPath: string }) =>
+        m.name === 'outrigger-trust-anchors' && m.mountPath === '/var/run/outrigger/trust',
+    ),
+  );
+  // Without a generation, the time: a later install never goes below an earlier rotation's stage.
+  const later = bundleOf(one(await installObjects(OPTS), 'ConfigMap')).generation;
+  assert.ok(Math.abs(later - Date.now() / 1000) < 60, String(later));
+});
+
+void test('trust rotation: three stages, as the local rotation goes; each validates; inputs checked', async () => {
+  const { rotationStageObjects } = await import('../src/kube/trust.js');
+  const old = await MeshCa.generatePems('example.org');
+  const next = await MeshCa.generatePems('example.org');
+  const base = {
+    namespace: 'mesh-system',
+    trustDomain: 'example.org',
+    oldAnchorPem: old.trustAnchorPem,
+    newAnchorPem: next.trustAnchorPem,
+  };
+  // 1: the bundle of both, the issuer untouched (no Secret).
+  const s1 = await rotationStageObjects({ ...base, stage: 1, generation: 101 });
+  for (const o of s1) validateK8s(o);
+  assert.deepEqual(
+    s1.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
+    ['ConfigMap/mesh-system/outrigger-trust-anchors'],
+  );
+  const b1 = bundleOf(s1[0] as K8sObject);
+  assert.deepEqual(
+    b1.views.map((v) => v.fingerprint),
+    [fp(old.trustAnchorPem), fp(next.trustAnchorPem)],
+  );
+  assert.equal(b1.generation, 101);
+  assert.equal(b1.issuer, undefined);
+  // 2: the Secret with the new issuer (given), then the bundle (same anchors) naming it, a new generation.
+  const s2 = await rotationStageObjects({
+    ...base,
+    stage: 2,
+    generation: 102,
+    newIssuer: { certPem: next.issuerCertPem, keyPem: next.issuerKeyPem },
+  });
+  for (const o of s2) validateK8s(o);
+  assert.deepEqual(
+    s2.map((o) => `${o.kind}/${o.metadata.name}`),
+    ['Secret/outrigger-identity', 'ConfigMap/outrigger-trust-anchors'],
+  );
+  const dec = (s: K8sObject, k: string) => Buffer.from((s as any).data[k], 'base64').toString('utf8'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const secret = s2[0] as K8sObject;
+  assert.equal(dec(secret, 'ca.crt'), next.trustAnchorPem);
+  assert.equal(dec(secret, 'issuer.crt'), next.issuerCertPem);
+  const b2 = bundleOf(s2[1] as K8sObject);
+  assert.equal(b2.generation, 102);
+  assert.equal(b2.issuer, fp(next.issuerCertPem));
+  assert.equal(b2.anchors.length, 2);
+  // Or signed here with the new anchor's key: the key is not in any object rendered.
+  const signed = await rotationStageObjects({
+    ...base,
+    stage: 2,
+    generation: 102,
+    newAnchorKeyPem: next.trustAnchorKeyPem,
+  });
+  const text = JSON.stringify(signed);
+  assert.ok(!text.includes(Buffer.from(next.trustAnchorKeyPem).toString('base64')));
+  assert.ok(!text.includes(next.trustAnchorKeyPem.split('\n')[1] as string));
+  const issuer = dec(signed[0] as K8sObject, 'issuer.crt');
+  assert.ok(new X509Certificate(issuer).verify(new X509Certificate(next.trustAnchorPem).publicKey));
+  assert.equal(bundleOf(signed[1] as K8sObject).issuer, fp(issuer));
+  // 3: the new anchor alone.
+  const s3 = await rotationStageObjects({ ...base, stage: 3, generation: 103 });
+  assert.deepEqual(
+    bundleOf(s3[0] as K8sObject).views.map((v) => v.fingerprint),
+    [fp(next.trustAnchorPem)],
+  );
+  // Bad inputs, each named.
+  await assert.rejects(
+    rotationStageObjects({ ...base, stage: 2, generation: 102 }),
+    /stage 2 needs the new issuer \(certificate and key\) or the new anchor's key/,
+  );
+  await assert.rejects(
+    rotationStageObjects({
+      ...base,
+      stage: 2,
+      generation: 102,
+      newIssuer: { certPem: old.issuerCertPem, keyPem: old.issuerKeyPem },
+    }),
+    /issuer certificate \(the new issuer\): is not signed by the trust anchor \(the new anchor\)/,
+  );
+  await assert.rejects(
+    rotationStageObjects({ ...base, stage: 1, generation: 0, newAnchorPem: old.trustAnchorPem }),
+    /the old and the new anchor are the same certificate; the generation must be a whole number from 1, got 0/,
+  );
+  await assert.rejects(
+    rotationStageObjects({ ...base, stage: 1, generation: 5, newAnchorPem: next.issuerCertPem }),
+    /the new anchor: is not self-signed/,
+  );
+  await assert.rejects(
+    rotationStageObjects({ ...base, stage: 3, generation: 5, oldAnchorPem: 'nope' }),
+    /the old anchor: it holds no PEM certificate/,
+  );
+});
+
+void test('install trust-rotation: the command prints a stage, says what to wait for and what is next, and names bad input', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const bin = fileURLToPath(new URL('../../bin/outrigger.js', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'outrigger-rotation-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const old = await MeshCa.generatePems('cluster.local');
+  const next = await MeshCa.generatePems('cluster.local');
+  writeFileSync(join(dir, 'old.crt'), old.trustAnchorPem);
+  writeFileSync(join(dir, 'new.crt'), next.trustAnchorPem);
+  writeFileSync(join(dir, 'new.key'), next.trustAnchorKeyPem, { mode: 0o600 });
+  const run = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [bin, 'install', 'trust-rotation', '--old-anchor', 'old.crt', '--new-anchor', 'new.crt', ...args],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+      },
+    );
+  const one = run('--stage', '2', '--new-anchor-key', 'new.key', '-n', 'mesh', '--generation', '12', '-o', 'json');
+  assert.equal(one.status, 0, one.stderr);
+  const objs = (JSON.parse(one.stdout) as { items: K8sObject[] }).items;
+  assert.deepEqual(
+    objs.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
+    ['Secret/mesh/outrigger-identity', 'ConfigMap/mesh/outrigger-trust-anchors'],
+  );
+  for (const o of objs) validateK8s(o);
+  assert.equal(bundleOf(objs[1] as K8sObject).generation, 12);
+  assert.ok(!one.stdout.includes(next.trustAnchorKeyPem.split('\n')[1] as string), 'the anchor key is not printed');
+  assert.match(one.stderr, /^stage 2 of 3 \(generation 12\): switches the identity Secret to the new issuer/);
+  assert.match(
+    one.stderr,
+    /Then wait until every proxy holds a certificate from the new issuer .*; next, stage 3: drop the old anchor/,
+  );
+  const missing = run('--stage', '2');
+  assert.equal(missing.status, 2);
+  assert.match(
+    missing.stderr,
+    /stage 2 signs with the new issuer: give --new-issuer-cert and --new-issuer-key, or --new-anchor-key/,
+  );
+  const unreadable = run('--stage', '1', '--old-anchor', 'nope.crt');
+  assert.equal(unreadable.status, 1);
+  assert.match(unreadable.stderr, /--old-anchor nope\.crt: cannot read it \(ENOENT\)/);
 });

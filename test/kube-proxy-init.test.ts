@@ -44,7 +44,6 @@ void test("proxy-init in a network namespace writes the local runtime's rules; t
       image: 'x',
       controlAddr: 'c:1',
       trustDomain: 'cluster.local',
-      trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n',
       controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
     },
     'offline',

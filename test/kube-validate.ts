@@ -7,6 +7,7 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Secret } from 'kubernetes-models/v1/Secret';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
@@ -28,6 +29,7 @@ const MODELS: Record<string, ModelClass> = {
   'v1/Service': Service as unknown as ModelClass,
   'v1/ServiceAccount': ServiceAccount as unknown as ModelClass,
   'v1/Secret': Secret as unknown as ModelClass,
+  'v1/ConfigMap': ConfigMap as unknown as ModelClass,
   'apps/v1/Deployment': Deployment as unknown as ModelClass,
   'apps/v1/StatefulSet': StatefulSet as unknown as ModelClass,
   'apps/v1/DaemonSet': DaemonSet as unknown as ModelClass,

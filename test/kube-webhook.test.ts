@@ -16,7 +16,6 @@ const CFG = {
   image: 'registry.example/outrigger:test',
   controlAddr: 'outrigger-control-plane.outrigger.svc:8086',
   trustDomain: 'cluster.local',
-  trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n',
   controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
 };
 const NAMESPACES: Record<string, Record<string, string>> = {
@@ -247,7 +246,8 @@ function assertInjected(
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_ADDR, CFG.controlAddr);
   assert.equal(env.OUTRIGGER_PROXY_IDENTITY_TOKEN_FILE, '/var/run/secrets/outrigger.io/identity/token');
   // The control plane serves only TLS: the proxy checks it against the mesh's anchor, for its identity.
-  assert.equal(env.OUTRIGGER_PROXY_TRUST_ANCHORS, CFG.trustAnchorsPem);
+  assert.equal(env.OUTRIGGER_PROXY_TRUST_ANCHORS, undefined, 'never inline: a rotation could not reach it');
+  assert.equal(env.OUTRIGGER_PROXY_TRUST_ANCHORS_FILE, '/var/run/outrigger/trust/ca-bundle.crt');
   assert.equal(env.OUTRIGGER_PROXY_CONTROL_IDENTITY, CFG.controlIdentity);
   assert.equal(
     env.OUTRIGGER_PROXY_IDENTITY,
@@ -285,8 +285,15 @@ function assertInjected(
   assert.deepEqual(vol.projected.sources, [
     { serviceAccountToken: { audience: 'identity.outrigger.io', expirationSeconds: 3600, path: 'token' } },
   ]);
+  // The trust bundle: the ConfigMap the control plane copies into the pod's namespace, mounted (so the
+  // kubelet updates the file in place when a rotation replaces it), read from its file.
+  assert.deepEqual(
+    spec.volumes.find((v: { name: string }) => v.name === 'outrigger-trust-anchors'),
+    { name: 'outrigger-trust-anchors', configMap: { name: 'outrigger-trust-anchors' } },
+  );
   assert.deepEqual(proxy.volumeMounts, [
     { name: 'outrigger-identity-token', mountPath: '/var/run/secrets/outrigger.io/identity', readOnly: true },
+    { name: 'outrigger-trust-anchors', mountPath: '/var/run/outrigger/trust', readOnly: true },
   ]);
   for (const v of original.volumes ?? [])
     assert.ok(

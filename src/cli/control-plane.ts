@@ -15,6 +15,8 @@ import {
   IDENTITY_DIR,
   IDENTITY_KEYS,
   INJECTOR_TLS_DIR,
+  TRUST_BUNDLE_DIR,
+  TRUST_BUNDLE_KEY,
   WEBHOOK_PORT,
 } from '../kube/names.js';
 
@@ -32,6 +34,7 @@ interface Flags {
   readonly adminPort: string;
   readonly identityDir: string;
   readonly injectorTlsDir: string;
+  readonly trustBundleDir: string;
   readonly defaultInboundPolicy: DefaultPolicyName;
   readonly clusterNetworks: string;
   readonly logLevel: string;
@@ -69,6 +72,12 @@ export function controlPlaneCommand(): Command {
       new Option('--injector-tls-dir <dir>', 'the mounted injector TLS Secret (tls.crt, tls.key)').default(
         INJECTOR_TLS_DIR,
       ),
+    )
+    .addOption(
+      new Option(
+        '--trust-bundle-dir <dir>',
+        `the mounted trust bundle ConfigMap (${TRUST_BUNDLE_KEY}); read again while running, and copied into every namespace`,
+      ).default(TRUST_BUNDLE_DIR),
     )
     .addOption(
       new Option(
@@ -117,6 +126,7 @@ export function controlPlaneCommand(): Command {
           adminPort: Number(f.adminPort),
           identityDir: f.identityDir,
           injectorTlsDir: f.injectorTlsDir,
+          trustBundleDir: f.trustBundleDir,
           defaultInboundPolicy: f.defaultInboundPolicy,
           clusterNetworks: networks,
           log,

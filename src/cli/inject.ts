@@ -11,6 +11,8 @@ async function readInput(file: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** `--trust-anchor` is no longer needed (the proxies mount the trust bundle's ConfigMap): accepted, so
+ *  that scripts keep working, and said so. */
 export function injectCommand(): Command {
   return new Command('inject')
     .description(
@@ -19,12 +21,7 @@ export function injectCommand(): Command {
     .argument('<file>', 'a YAML or JSON manifest file, or - for stdin')
     .addOption(new Option('-n, --namespace <ns>', "the control plane's namespace").default(DEFAULT_NAMESPACE))
     .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
-    .addOption(
-      new Option(
-        '--trust-anchor <file>',
-        "the mesh's trust anchor (PEM; the ca.crt of the Secret outrigger-identity): the proxies check the control plane's certificate against it",
-      ).makeOptionMandatory(),
-    )
+    .addOption(new Option('--trust-anchor <file>').hideHelp())
     .addOption(new Option('--image <image>', 'the image the proxy and proxy-init run').default(DEFAULT_IMAGE))
     .addOption(
       new Option(
@@ -41,7 +38,7 @@ export function injectCommand(): Command {
         f: {
           namespace: string;
           trustDomain: string;
-          trustAnchor: string;
+          trustAnchor?: string;
           image: string;
           defaultInboundPolicy: DefaultPolicyName;
           output: 'yaml' | 'json';
@@ -49,20 +46,15 @@ export function injectCommand(): Command {
       ) => {
         const { injectManifests } = await import('../kube/offline.js');
         const { renderObjects } = await import('../kube/render.js');
-        let trustAnchorsPem: string;
-        try {
-          trustAnchorsPem = await readFile(f.trustAnchor, 'utf8');
-          if (!trustAnchorsPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('holds no PEM certificate');
-        } catch (err) {
-          process.stderr.write(`outrigger inject: --trust-anchor ${f.trustAnchor}: ${(err as Error).message}\n`);
-          process.exit(1);
-        }
+        if (f.trustAnchor !== undefined)
+          process.stderr.write(
+            'outrigger inject: --trust-anchor is no longer needed and is ignored: the proxies read the trust bundle from the ConfigMap outrigger-trust-anchors the control plane keeps in their namespace\n',
+          );
         try {
           const { objects, report } = injectManifests(await readInput(file), {
             image: f.image,
             controlAddr: controlAddr(f.namespace),
             trustDomain: f.trustDomain,
-            trustAnchorsPem,
             controlIdentity: controlIdentity(f.trustDomain, f.namespace),
             defaultInboundPolicy: f.defaultInboundPolicy,
           });

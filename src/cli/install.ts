@@ -30,6 +30,112 @@ export function parseSeconds(text: string): number | undefined {
   return ms === undefined ? undefined : Math.floor(ms / 1000);
 }
 
+interface RotationFlags {
+  readonly stage: string;
+  readonly namespace: string;
+  readonly trustDomain: string;
+  readonly oldAnchor: string;
+  readonly newAnchor: string;
+  readonly newIssuerCert?: string;
+  readonly newIssuerKey?: string;
+  readonly newAnchorKey?: string;
+  readonly generation?: string;
+  readonly output: 'yaml' | 'json';
+}
+
+/** `outrigger install trust-rotation --stage N`: what to `kubectl apply` for one stage of an anchor
+ *  rotation (src/kube/trust.ts), and on stderr what it does, what to wait for, and what comes next. */
+function trustRotationCommand(): Command {
+  return new Command('trust-rotation')
+    .description(
+      'print the manifests of one stage of a trust anchor rotation (1: trust both anchors, 2: sign with the new issuer, 3: drop the old anchor), for `kubectl apply -f -`',
+    )
+    .addOption(new Option('--stage <n>', 'the stage: 1, 2 or 3').choices(['1', '2', '3']).makeOptionMandatory())
+    .addOption(new Option('-n, --namespace <ns>', "the control plane's namespace").default(DEFAULT_NAMESPACE))
+    .addOption(new Option('--trust-domain <domain>').default('cluster.local'))
+    .addOption(new Option('--old-anchor <file>', 'the anchor the mesh trusts now (PEM)').makeOptionMandatory())
+    .addOption(new Option('--new-anchor <file>', 'the anchor to rotate to (PEM)').makeOptionMandatory())
+    .addOption(new Option('--new-issuer-cert <file>', 'stage 2: the new issuer, signed by the new anchor (PEM)'))
+    .addOption(new Option('--new-issuer-key <file>', "stage 2: the new issuer's key (PEM)"))
+    .addOption(
+      new Option(
+        '--new-anchor-key <file>',
+        "stage 2, instead of --new-issuer-cert/--new-issuer-key: the new anchor's key, to sign a new issuer with here (the key is read, never printed)",
+      ),
+    )
+    .addOption(
+      new Option(
+        '--generation <n>',
+        "the trust bundle's generation; default the time in seconds (each stage must be higher than the last)",
+      ),
+    )
+    .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
+    .action(async (f: RotationFlags) => {
+      const problems: string[] = [];
+      const stage = Number(f.stage) as 1 | 2 | 3;
+      const generation = f.generation !== undefined ? Number(f.generation) : Math.floor(Date.now() / 1000);
+      if (f.generation !== undefined && !(/^[0-9]+$/.test(f.generation) && generation >= 1))
+        problems.push(`--generation: must be a whole number from 1, got ${JSON.stringify(f.generation)}`);
+      const issuerFiles = [f.newIssuerCert, f.newIssuerKey].filter((x) => x !== undefined).length;
+      if (issuerFiles === 1) problems.push('--new-issuer-cert and --new-issuer-key go together');
+      if (issuerFiles === 2 && f.newAnchorKey !== undefined)
+        problems.push('--new-anchor-key or --new-issuer-cert/--new-issuer-key: give one, not both');
+      if (stage === 2 && issuerFiles === 0 && f.newAnchorKey === undefined)
+        problems.push(
+          "stage 2 signs with the new issuer: give --new-issuer-cert and --new-issuer-key, or --new-anchor-key to sign one with the new anchor's key",
+        );
+      if (stage !== 2 && (issuerFiles > 0 || f.newAnchorKey !== undefined))
+        problems.push(
+          `stage ${stage} does not change the issuer: --new-issuer-cert, --new-issuer-key and --new-anchor-key are for stage 2`,
+        );
+      if (problems.length > 0) {
+        process.stderr.write(`outrigger install trust-rotation: ${problems.join('; ')}\n`);
+        process.exit(2);
+      }
+      const read = async (flag: string, file: string) => {
+        try {
+          return await readFile(file, 'utf8');
+        } catch (err) {
+          throw new Error(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      };
+      try {
+        const { rotationStageObjects, ROTATION_STAGES } = await import('../kube/trust.js');
+        const { renderObjects } = await import('../kube/render.js');
+        const objects = await rotationStageObjects({
+          namespace: f.namespace,
+          trustDomain: f.trustDomain,
+          stage,
+          oldAnchorPem: await read('--old-anchor', f.oldAnchor),
+          newAnchorPem: await read('--new-anchor', f.newAnchor),
+          ...(issuerFiles === 2
+            ? {
+                newIssuer: {
+                  certPem: await read('--new-issuer-cert', f.newIssuerCert as string),
+                  keyPem: await read('--new-issuer-key', f.newIssuerKey as string),
+                },
+              }
+            : {}),
+          ...(f.newAnchorKey !== undefined ? { newAnchorKeyPem: await read('--new-anchor-key', f.newAnchorKey) } : {}),
+          generation,
+        });
+        process.stdout.write(renderObjects(objects, f.output));
+        const s = ROTATION_STAGES[stage];
+        process.stderr.write(
+          `stage ${stage} of 3 (generation ${generation}): ${s.does}.\n` +
+            (stage === 2
+              ? 'The issuer key is in the Secret printed above: pipe it to kubectl, do not keep it in a file.\n'
+              : '') +
+            `Then wait until ${s.waitFor}; next, ${s.next}.\n`,
+        );
+      } catch (err) {
+        process.stderr.write(`outrigger install trust-rotation: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+}
+
+/** install's own options (-n, -o, ...) are read before `trust-rotation` only; after it, its own. */
 export function installCommand(): Command {
   return new Command('install')
     .description(
@@ -82,6 +188,8 @@ export function installCommand(): Command {
     .option('--crds', 'print only the CustomResourceDefinitions')
     .option('--control-plane', 'print everything but the CustomResourceDefinitions')
     .addOption(new Option('-o, --output <format>').choices(['yaml', 'json']).default('yaml'))
+    .enablePositionalOptions()
+    .addCommand(trustRotationCommand())
     .action(async (f: Flags) => {
       const problems: string[] = [];
       const lifetime = parseSeconds(f.identityLifetime);

@@ -68,7 +68,11 @@ const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean
 const program = new CommandClass('outrigger')
   .description('Outrigger: a service mesh whose proxy runs beside every pod')
   .version((await import('../core/version.js')).outriggerVersion(), '-V, --version', "show the CLI's version")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // The program's own options (only --version) come before a command: after it, every argument is the
+  // command's, so that a command's subcommand (`install trust-rotation`) can have options of the same
+  // name as its parent's (-n, -o).
+  .enablePositionalOptions();
 const asked = COMMANDS.find(([name]) => name === process.argv[2]);
 // A known command: only its module. Anything else (help, a typo): all of them, for the listing.
 for (const [, load, hidden] of asked !== undefined ? [asked] : COMMANDS) {

@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { x509 } from '../control/identity/x509.js';
 import { crdName } from './crds.js';
 import { POLICY_CRDS } from './policy-crds.js';
+import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 import {
   CONTROL_PLANE,
   IDENTITY_KEYS,
@@ -15,6 +16,8 @@ import {
   INJECTOR_TLS_SECRET,
   KUBE_ANNOTATION,
   PROXY_CONTAINER,
+  TRUST_BUNDLE_CONFIGMAP,
+  TRUST_BUNDLE_KEY,
   SERVICE_ACCOUNT,
   VERSION,
   WEBHOOK_CONFIGURATION,
@@ -92,6 +95,7 @@ const INSTALL_PERMISSIONS: readonly { group: string; resource: string; namespace
   { group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', namespaced: false },
   { group: 'apps', resource: 'deployments', namespaced: true },
   { group: '', resource: 'secrets', namespaced: true },
+  { group: '', resource: 'configmaps', namespaced: true },
   { group: '', resource: 'services', namespaced: true },
   { group: 'policy', resource: 'poddisruptionbudgets', namespaced: true },
 ];
@@ -141,6 +145,8 @@ export const CONTROL_PLANE_PERMISSIONS: readonly { verb: string; group: string; 
   ),
   ...['list', 'watch'].map((verb) => ({ verb, group: 'discovery.k8s.io', resource: 'endpointslices' })),
   { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
+  // The trust bundle's copies in every namespace.
+  ...['get', 'create', 'update'].map((verb) => ({ verb, group: '', resource: 'configmaps' })),
 ];
 
 const controlPlaneRbac: Check = async (c) => {
@@ -277,46 +283,139 @@ function certCheck(name: string, pem: string | undefined, now: Date, issuer?: st
   return ok(name, `valid until ${cert.notAfter.toISOString()}`);
 }
 
+/** What one meshed pod's proxy trusts and holds, from its metrics (`identity_trust_anchors`,
+ *  `identity_cert_issuer`, `identity_trust_bundle_generation`), or why it could not be read. */
+export interface ProxyTrust {
+  readonly pod: string;
+  readonly anchors: readonly string[];
+  readonly issuer?: string;
+  readonly generation: number;
+  readonly error?: string;
+}
+
+/** A proxy's trust facts from its Prometheus text. */
+export function proxyTrustFromMetrics(pod: string, text: string): ProxyTrust {
+  const anchors: string[] = [];
+  let issuer: string | undefined;
+  let generation = 0;
+  for (const l of text.split('\n')) {
+    const fpLabel = /fingerprint="([0-9A-F:]+)"/.exec(l)?.[1];
+    if (l.startsWith('identity_trust_anchors{') && fpLabel !== undefined && / 1$/.test(l)) anchors.push(fpLabel);
+    else if (l.startsWith('identity_cert_issuer{') && fpLabel !== undefined && / 1$/.test(l)) issuer = fpLabel;
+    else if (l.startsWith('identity_trust_bundle_generation ')) generation = Number(l.split(' ')[1]);
+  }
+  return { pod, anchors, ...(issuer !== undefined ? { issuer } : {}), generation };
+}
+
+/** The command that renders a stage, for a hint. */
+const stageCommand = (stage: number, namespace: string) =>
+  `outrigger install trust-rotation -n ${namespace} --stage ${stage} --old-anchor OLD.crt --new-anchor NEW.crt${stage === 2 ? ' --new-issuer-cert ISSUER.crt --new-issuer-key ISSUER.key' : ''} | kubectl apply -f -`;
+
 /**
- * Where a cluster is in a trust rotation, from the trust bundle (the identity Secret's anchors, one or
- * two) and the issuer that signs: no rotation (one anchor, the issuer under it), stage 1 (two anchors,
- * the issuer under the older), stage 2 (two anchors, the issuer under the newer: drop the older once
- * every proxy holds a new certificate), or broken (the issuer under none of them).
+ * Where a cluster is in a trust rotation, from the trust bundle (the ConfigMap's text: its anchors, one
+ * or two, and its generation) and the issuer that signs, and how far the meshed proxies have followed
+ * (when `proxies` is given): no rotation (one anchor, the issuer under it), stage 1 (two anchors, the
+ * issuer under the older), stage 2 (two anchors, the issuer under the newer), stage 3 (one anchor while
+ * some proxy still trusts another), or broken (the issuer under none of them). Says what to wait for and
+ * what to apply next.
  */
-export function trustStage(bundlePem: string, issuerPem: string): CheckResult {
+export function trustStage(
+  bundleText: string,
+  issuerPem: string,
+  proxies?: readonly ProxyTrust[],
+  namespace = 'outrigger',
+): CheckResult[] {
   const name = 'trust rotation stage';
-  const blocks = bundlePem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = bundleText.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const generation = Number(/^# outrigger-trust-generation: (\d{1,15})\s*$/m.exec(bundleText)?.[1] ?? '0');
   let anchors: X509Certificate[];
   let issuer: X509Certificate;
   try {
     anchors = blocks.map((b) => new X509Certificate(b));
     issuer = new X509Certificate(issuerPem);
   } catch {
-    return bad(name, 'a certificate of the trust bundle or the issuer does not parse', 'install again with good files');
+    return [
+      bad(name, 'a certificate of the trust bundle or the issuer does not parse', 'install again with good files'),
+    ];
   }
-  if (anchors.length === 0) return bad(name, 'the trust bundle holds no certificate', 'install again');
+  if (anchors.length === 0) return [bad(name, 'the trust bundle holds no certificate', 'install again')];
   const signer = anchors.findIndex((a) => issuer.checkIssued(a) && issuer.verify(a.publicKey));
-  const short = (a: X509Certificate | undefined) => (a?.fingerprint256 ?? '').slice(0, 23);
+  const short = (fp: string | undefined) => (fp ?? '').slice(0, 23);
   if (signer < 0)
-    return bad(
-      name,
-      `the issuer chains to none of the ${anchors.length} trusted anchor(s): no proxy accepts its certificates`,
-      'put the issuer back, or publish its anchor first (`outrigger install --trust-bundle old.crt,new.crt`)',
-    );
-  if (anchors.length === 1) return ok(name, `no rotation: one anchor (${short(anchors[0])}), the issuer under it`);
+    return [
+      bad(
+        name,
+        `the issuer chains to none of the ${anchors.length} trusted anchor(s): no proxy accepts its certificates`,
+        `put the issuer back, or publish its anchor first (\`${stageCommand(1, namespace)}\`)`,
+      ),
+    ];
   if (anchors.length > 2)
-    return bad(name, `${anchors.length} anchors trusted`, 'a rotation needs two at most: drop the ones no issuer uses');
-  // The newer of the two is the one being rotated to.
-  const newer = new Date(anchors[0]?.validFrom ?? 0) > new Date(anchors[1]?.validFrom ?? 0) ? 0 : 1;
-  return signer === newer
-    ? ok(
+    return [
+      bad(name, `${anchors.length} anchors trusted`, 'a rotation needs two at most: drop the ones no issuer uses'),
+    ];
+  const want = anchors.map((a) => a.fingerprint256);
+  const issuerFp = issuer.fingerprint256;
+  const sameSet = (p: ProxyTrust) => p.anchors.length === want.length && want.every((f) => p.anchors.includes(f));
+  // The newer of two is the one being rotated to.
+  const newer =
+    anchors.length === 2 && new Date(anchors[0]?.validFrom ?? 0) > new Date(anchors[1]?.validFrom ?? 0) ? 0 : 1;
+  let stage: 0 | 1 | 2 | 3;
+  let waitFor: string;
+  let caughtUp: (p: ProxyTrust) => boolean;
+  if (anchors.length === 2 && signer !== newer) {
+    stage = 1;
+    waitFor = 'every proxy trusts both anchors';
+    caughtUp = (p) => p.generation >= generation && sameSet(p);
+  } else if (anchors.length === 2) {
+    stage = 2;
+    waitFor = `every proxy holds a certificate from the new issuer (${short(issuerFp)})`;
+    caughtUp = (p) => p.generation >= generation && sameSet(p) && p.issuer === issuerFp;
+  } else {
+    caughtUp = (p) => p.generation >= generation && sameSet(p);
+    stage = (proxies ?? []).some((p) => p.error === undefined && !caughtUp(p)) ? 3 : 0;
+    waitFor = `every proxy trusts only the anchor ${short(want[0])}`;
+  }
+  const results: CheckResult[] = [];
+  const what = {
+    0: `no rotation: one anchor (${short(want[0])}), the issuer under it, generation ${generation}`,
+    1: `stage 1 of 3: both anchors trusted, the old issuer signs (under ${short(want[signer])}), generation ${generation}`,
+    2: `stage 2 of 3: both anchors trusted, the new issuer signs (under ${short(want[signer])}), generation ${generation}`,
+    3: `stage 3 of 3: the new anchor alone (${short(want[0])}), generation ${generation}`,
+  }[stage];
+  const next = { 1: stageCommand(2, namespace), 2: stageCommand(3, namespace), 3: undefined, 0: undefined }[stage];
+  if (proxies === undefined) {
+    results.push(ok(name, `${what}; wait until ${waitFor}${next !== undefined ? `, then \`${next}\`` : ''}`));
+    return results;
+  }
+  const lagging = proxies.filter((p) => !caughtUp(p));
+  const done = proxies.length - lagging.length;
+  if (stage === 0) results.push(ok(name, what));
+  else
+    results.push(
+      ok(
         name,
-        `stage 2 of 3: both anchors trusted, the new issuer signs (under ${short(anchors[newer])}); once every proxy holds a new certificate, drop the old anchor (\`outrigger install --trust-bundle new.crt\`)`,
-      )
-    : ok(
-        name,
-        `stage 1 of 3: both anchors trusted, the old issuer signs (under ${short(anchors[signer])}); once every proxy trusts both, switch the issuer (\`outrigger install --issuer new-issuer.crt,new-issuer.key\`)`,
-      );
+        lagging.length === 0
+          ? `${what}; every proxy is there (${done}/${proxies.length})${next !== undefined ? `: next, \`${next}\`` : ': the rotation is done'}`
+          : `${what}; waiting until ${waitFor} (${done}/${proxies.length})${next !== undefined ? `, then \`${next}\`` : ''}`,
+      ),
+    );
+  const follow = 'proxies follow the trust bundle';
+  results.push(
+    lagging.length === 0
+      ? ok(follow, `${proxies.length}/${proxies.length}`)
+      : bad(
+          follow,
+          `${done}/${proxies.length}; not yet: ${lagging
+            .slice(0, 5)
+            .map(
+              (p) =>
+                `${p.pod} (${p.error ?? `generation ${p.generation}, ${p.anchors.length} anchor(s), issuer ${short(p.issuer) || 'none'}`})`,
+            )
+            .join(', ')}${lagging.length > 5 ? ', ...' : ''}`,
+          `wait: the kubelet updates a mounted ConfigMap within about a minute, and a proxy reads it every second and renews at once when the issuer changed; if one stays behind, \`kubectl logs POD -c ${PROXY_CONTAINER}\`, and \`kubectl get configmap ${TRUST_BUNDLE_CONFIGMAP} -n POD_NAMESPACE\` (the control plane's copy)`,
+        ),
+  );
+  return results;
 }
 
 const certificates: Check = async (c) => {
@@ -331,9 +430,6 @@ const certificates: Check = async (c) => {
     return [
       certCheck('trust anchor certificate', anchor, now),
       certCheck('issuer certificate', dec(id, IDENTITY_KEYS.issuerCert), now, anchor),
-      ...(anchor !== undefined && dec(id, IDENTITY_KEYS.issuerCert) !== undefined
-        ? [trustStage(anchor, dec(id, IDENTITY_KEYS.issuerCert) as string)]
-        : []),
       certCheck('injector certificate', dec(tls, 'tls.crt'), now, dec(tls, 'ca.crt')),
     ];
   } catch (err) {
@@ -385,6 +481,78 @@ const proxies: Check = async (c) => {
   }
 };
 
+/** The meshed pods whose proxy is ready (their metrics can be read). */
+async function meshedPods(c: CheckContext): Promise<k8s.V1Pod[]> {
+  const pods = await c.kubeConfig.makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces();
+  return pods.items.filter(
+    (p) =>
+      p.metadata?.annotations?.[KUBE_ANNOTATION.injected] !== undefined &&
+      (p.status?.initContainerStatuses ?? []).some((s) => s.name === PROXY_CONTAINER && s.ready === true),
+  );
+}
+
+/** The trust rotation's stage, and how far the proxies have followed it: each ready proxy's metrics,
+ *  read through the API server's pod proxy (the admin port answers /metrics to anyone). */
+const trust: Check = async (c) => {
+  const api = c.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const dec = (s: k8s.V1Secret, k: string) =>
+    s.data?.[k] !== undefined ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined;
+  let bundle: string | undefined;
+  let issuer: string | undefined;
+  try {
+    const id = await api.readNamespacedSecret({ name: IDENTITY_SECRET, namespace: c.namespace });
+    issuer = dec(id, IDENTITY_KEYS.issuerCert);
+    try {
+      const cm = await api.readNamespacedConfigMap({ name: TRUST_BUNDLE_CONFIGMAP, namespace: c.namespace });
+      bundle = cm.data?.[TRUST_BUNDLE_KEY];
+    } catch (err) {
+      if (status(err) !== 404) throw err;
+    }
+    if (bundle === undefined)
+      return bad(
+        'trust bundle',
+        `the ConfigMap ${TRUST_BUNDLE_CONFIGMAP} (key ${TRUST_BUNDLE_KEY}) is missing in ${c.namespace}`,
+        'an install from before the bundle: `outrigger install --control-plane` with your CA files, then `kubectl apply -f -`; proxies injected before it have their anchor inline and follow no rotation until their pods are recreated',
+      );
+  } catch (err) {
+    return bad(
+      'trust rotation stage',
+      why(err),
+      `the Secret ${IDENTITY_SECRET} and the ConfigMap ${TRUST_BUNDLE_CONFIGMAP} must be readable`,
+    );
+  }
+  if (issuer === undefined)
+    return bad('trust rotation stage', 'the issuer certificate is missing from its Secret', 'install again');
+  let proxies: ProxyTrust[] | undefined;
+  try {
+    const pods = await meshedPods(c);
+    proxies = [];
+    // A few at a time: one request each through the API server.
+    for (let i = 0; i < pods.length; i += 8)
+      proxies.push(
+        ...(await Promise.all(
+          pods.slice(i, i + 8).map(async (p) => {
+            const ns = p.metadata?.namespace ?? '';
+            const name = p.metadata?.name ?? '';
+            try {
+              const text = await api.connectGetNamespacedPodProxyWithPath({
+                name: `${name}:${PROXY_ADMIN_PORT}`,
+                namespace: ns,
+                path: 'metrics',
+              });
+              return proxyTrustFromMetrics(`${ns}/${name}`, String(text));
+            } catch (err) {
+              return { pod: `${ns}/${name}`, anchors: [], generation: 0, error: `metrics: ${why(err)}` };
+            }
+          }),
+        )),
+      );
+  } catch {
+    proxies = undefined; // listing pods is the proxies check's to report
+  }
+  return trustStage(bundle, issuer, proxies, c.namespace);
+};
+
 const namespaceFree: Check = async (c) => {
   try {
     await c.kubeConfig.makeApiClient(k8s.CoreV1Api).readNamespace({ name: c.namespace });
@@ -409,6 +577,7 @@ export const POST_CHECKS: readonly Check[] = [
   webhook,
   certificates,
   proxies,
+  trust,
 ];
 
 /** Runs the checks in order; stops after a failed API check (nothing else can work). */

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PROXY_NODE_OPTIONS } from '../proxy/node-options.js';
 import {
   applyOps,
@@ -18,8 +21,6 @@ const CFG = {
   image: 'img',
   controlAddr: 'cp:8086',
   trustDomain: 'cluster.local',
-  // A real anchor: the environment must be a valid proxy configuration (checked below).
-  trustAnchorsPem: (await MeshCa.generatePems('cluster.local')).trustAnchorPem,
   controlIdentity: 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane',
 };
 const pod = (annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) => ({
@@ -119,12 +120,22 @@ void test("the proxy container's environment, expanded as the kubelet does, is a
         ? (downward[e.valueFrom.fieldRef.fieldPath] as string)
         : (e.value ?? '').replace(/\$\(([A-Z_]+)\)/g, (_m, v: string) => env[v] ?? '');
   }
+  // The bundle comes from the mounted ConfigMap: here a file of the same content.
+  assert.equal(env.OUTRIGGER_PROXY_TRUST_ANCHORS_FILE, '/var/run/outrigger/trust/ca-bundle.crt');
+  const anchor = (await MeshCa.generatePems('cluster.local')).trustAnchorPem;
+  const dir = mkdtempSync(join(tmpdir(), 'outrigger-inject-'));
+  writeFileSync(join(dir, 'ca-bundle.crt'), `# outrigger-trust-generation: 1\n${anchor}`);
+  env.OUTRIGGER_PROXY_TRUST_ANCHORS_FILE = join(dir, 'ca-bundle.crt');
   const cfg = loadProxyConfig({}, env);
   assert.deepEqual(identitySettings(cfg)?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
   assert.equal(identitySettings(cfg)?.tokenFile, '/var/run/secrets/outrigger.io/identity/token');
   // The control plane is reached over TLS, checked against the anchor for its identity.
   const tls = controlTls(cfg);
-  assert.equal(tls?.trustAnchors, CFG.trustAnchorsPem);
+  assert.equal(
+    typeof tls?.trustAnchors === 'function' ? tls.trustAnchors() : undefined,
+    `# outrigger-trust-generation: 1\n${anchor}`,
+  );
+  rmSync(dir, { recursive: true });
   assert.equal(tls?.serverIdentity, 'spiffe://cluster.local/ns/outrigger/sa/outrigger-control-plane');
   // What the local runtime passes as flags (runtime/mesh.ts runningPod).
   assert.equal(cfg.policyAddr?.host, 'cp');

@@ -31,6 +31,10 @@ import {
   TOKEN_EXPIRATION_SECONDS,
   TOKEN_FILE,
   TOKEN_VOLUME,
+  TRUST_BUNDLE_CONFIGMAP,
+  TRUST_BUNDLE_DIR,
+  TRUST_BUNDLE_KEY,
+  TRUST_BUNDLE_VOLUME,
   VERSION,
 } from './names.js';
 import { internalError } from '../core/errors.js';
@@ -44,9 +48,6 @@ export interface InjectConfig {
   /** HOST:PORT of the control plane's gRPC service (destination, policy and identity; TLS only). */
   readonly controlAddr: string;
   readonly trustDomain: string;
-  /** The mesh's trust anchors (PEM), which the proxy checks the control plane's certificate against:
-   *  given inline (a pod cannot mount a ConfigMap of another namespace), as public as the anchor is. */
-  readonly trustAnchorsPem: string;
   /** The identity the control plane serves with: spiffe://<td>/ns/<its namespace>/sa/outrigger-control-plane. */
   readonly controlIdentity: string;
   /** Audience of the projected token, which the identity service checks. */
@@ -215,7 +216,10 @@ export function proxyContainer(
       env('identityAddr', cfg.controlAddr),
       env('identityTokenFile', `${TOKEN_DIR}/${TOKEN_FILE}`),
       env('identity', `spiffe://${cfg.trustDomain}/ns/$(${podNamespace})/sa/$(${SERVICE_ACCOUNT_ENV})`),
-      env('trustAnchors', cfg.trustAnchorsPem),
+      // The trust bundle, mounted from the ConfigMap the control plane copies into the pod's namespace:
+      // the kubelet updates the file in place and the proxy reads it again every second, so a rotation
+      // reaches running pods without recreating them.
+      env('trustAnchorsFile', `${TRUST_BUNDLE_DIR}/${TRUST_BUNDLE_KEY}`),
       env('controlIdentity', cfg.controlIdentity),
       env('inboundPort', String(PROXY_INBOUND_PORT)),
       env('outboundPort', String(PROXY_OUTBOUND_PORT)),
@@ -254,7 +258,10 @@ export function proxyContainer(
       runAsNonRoot: true,
       capabilities: { drop: ['ALL'] },
     },
-    volumeMounts: [{ name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }],
+    volumeMounts: [
+      { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
+      { name: TRUST_BUNDLE_VOLUME, mountPath: TRUST_BUNDLE_DIR, readOnly: true },
+    ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }
@@ -311,6 +318,8 @@ export function injectedVolumes(cfg: InjectConfig): Json[] {
       },
     },
     { name: `${INIT_CONTAINER}-run`, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+    // Not optional: a proxy cannot start without the anchors, and the kubelet waits for the copy.
+    { name: TRUST_BUNDLE_VOLUME, configMap: { name: TRUST_BUNDLE_CONFIGMAP } },
   ];
 }
 

@@ -7,6 +7,8 @@ import { MeshCa } from '../control/identity/ca.js';
 import { ANNOTATION, CONTROL_PLANE_LABEL, IDENTITY_TOKEN_AUDIENCE } from '../manifests/contract.js';
 import { makeServingTls, serviceDnsNames } from './certs.js';
 import { crd } from './crds.js';
+import { trustBundleConfigMap } from './trust.js';
+import { formatTrustBundle } from '../proxy/identity/bundle.js';
 import { POLICY_CRDS, POLICY_RESOURCES, POLICY_GROUP } from './policy-crds.js';
 import {
   CONTROL_ADMIN_PORT,
@@ -21,18 +23,18 @@ import {
   INJECTOR_TLS_DIR,
   INJECTOR_TLS_SECRET,
   SERVICE_ACCOUNT,
-  VERSION,
+  TRUST_BUNDLE_CONFIGMAP,
+  TRUST_BUNDLE_DIR,
+  TRUST_BUNDLE_VOLUME,
   WEBHOOK_CONFIGURATION,
+  objectLabels,
   WEBHOOK_NAME,
   WEBHOOK_PATH,
   WEBHOOK_PORT,
 } from './names.js';
 
-export type K8sObject = Record<string, unknown> & {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; [k: string]: unknown };
-};
+import type { K8sObject } from './render.js';
+export type { K8sObject };
 
 /** The control plane's uid: not the proxy's (2102), so that proxy-init's exemption never covers it. */
 export const CONTROL_UID = 2103;
@@ -47,6 +49,9 @@ export interface InstallOptions {
   /** `Ignore` (default): a webhook that cannot answer never blocks pods; `Fail`: no pod starts
    *  unmeshed in an injected namespace, at the price of blocking pod creation while it is down. */
   readonly failurePolicy: 'Ignore' | 'Fail';
+  /** The trust bundle's generation (the ConfigMap's `# outrigger-trust-generation` line): the control
+   *  plane's copies in other namespaces never go back to a lower one. Default: the time in seconds. */
+  readonly trustGeneration?: number;
   /** The mesh CA as PEM; generated when absent. */
   readonly ca?: { readonly trustAnchorPem: string; readonly issuerCertPem: string; readonly issuerKeyPem: string };
   /** The injector's serving certificate as PEM; generated when absent. */
@@ -67,14 +72,7 @@ export const INSTALL_DEFAULTS = {
   failurePolicy: 'Ignore',
 } as const;
 
-function labels(component: string): Record<string, string> {
-  return {
-    'app.kubernetes.io/name': 'outrigger',
-    'app.kubernetes.io/part-of': 'outrigger',
-    'app.kubernetes.io/component': component,
-    'app.kubernetes.io/version': VERSION,
-  };
-}
+const labels = objectLabels;
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -101,8 +99,10 @@ export function rbacObjects(o: Pick<InstallOptions, 'namespace'>): K8sObject[] {
       kind: 'ClusterRole',
       metadata: { name: CONTROL_PLANE, labels: labels('control-plane') },
       // Read-only on what the store watches, and TokenReview for the identity service. No Secrets: the
-      // control plane reads its own from mounted volumes.
+      // control plane reads its own from mounted volumes. ConfigMaps: it writes the trust bundle's
+      // copy into every namespace (get, create, update; no list or watch, and it replaces only its own).
       rules: [
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
         { apiGroups: [''], resources: ['pods', 'services', 'namespaces', 'serviceaccounts'], verbs: read },
         { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: read },
         { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'grpcroutes'], verbs: read },
@@ -212,12 +212,14 @@ function controlPlaneDeployment(o: InstallOptions): K8sObject {
               volumeMounts: [
                 { name: 'identity', mountPath: IDENTITY_DIR, readOnly: true },
                 { name: 'injector-tls', mountPath: INJECTOR_TLS_DIR, readOnly: true },
+                { name: TRUST_BUNDLE_VOLUME, mountPath: TRUST_BUNDLE_DIR, readOnly: true },
               ],
             },
           ],
           volumes: [
             { name: 'identity', secret: { secretName: IDENTITY_SECRET, defaultMode: 0o440 } },
             { name: 'injector-tls', secret: { secretName: INJECTOR_TLS_SECRET, defaultMode: 0o440 } },
+            { name: TRUST_BUNDLE_VOLUME, configMap: { name: TRUST_BUNDLE_CONFIGMAP } },
           ],
         },
       },
@@ -253,6 +255,15 @@ export async function controlPlaneObjects(o: InstallOptions): Promise<K8sObject[
         [IDENTITY_KEYS.issuerKey]: b64(ca.issuerKeyPem),
       },
     },
+    // The trust bundle: one anchor until a rotation (`install trust-rotation`) publishes two.
+    trustBundleConfigMap(
+      o.namespace,
+      formatTrustBundle({
+        anchorsPem: ca.trustAnchorPem,
+        generation: o.trustGeneration ?? Math.floor(Date.now() / 1000),
+      }),
+      labels('identity'),
+    ),
     {
       apiVersion: 'v1',
       kind: 'Secret',

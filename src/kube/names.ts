@@ -29,7 +29,18 @@ export const CONTROL_ADMIN_PORT = 9990;
 /** Where the control plane container finds its Secrets. */
 export const IDENTITY_DIR = '/var/run/outrigger/identity';
 export const INJECTOR_TLS_DIR = '/var/run/outrigger/injector-tls';
-/** Keys of the identity Secret. */
+/** The trust bundle (the anchors every proxy and the control plane trust, PEM, with the generation
+ *  line of src/proxy/identity/bundle.ts): a ConfigMap in the install namespace, which install renders and
+ *  the rotation stages replace, copied by the control plane into every other namespace under the same
+ *  name (a pod can mount only a ConfigMap of its own namespace), and mounted by every proxy. */
+export const TRUST_BUNDLE_CONFIGMAP = 'outrigger-trust-anchors';
+export const TRUST_BUNDLE_KEY = 'ca-bundle.crt';
+/** Where the control plane and the proxies mount it. */
+export const TRUST_BUNDLE_DIR = '/var/run/outrigger/trust';
+export const TRUST_BUNDLE_VOLUME = 'outrigger-trust-anchors';
+/** The label the control plane puts on the copies it writes (it replaces only those). */
+export const TRUST_BUNDLE_COPY_LABEL = 'trust.outrigger.io/copy-of';
+/** Keys of the identity Secret: the issuer and its key, and the anchor that signed the issuer. */
 export const IDENTITY_KEYS = { trustAnchor: 'ca.crt', issuerCert: 'issuer.crt', issuerKey: 'issuer.key' } as const;
 
 /** The proxy's uid and gid and its container's name (the local runtime uses the same): contract values. */
@@ -45,6 +56,16 @@ export const TOKEN_EXPIRATION_SECONDS = 3600;
 export { KUBE_ANNOTATION };
 
 export const VERSION = '0.1.0';
+
+/** The labels of every object install renders, by component. */
+export function objectLabels(component: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'outrigger',
+    'app.kubernetes.io/part-of': 'outrigger',
+    'app.kubernetes.io/component': component,
+    'app.kubernetes.io/version': VERSION,
+  };
+}
 
 /** The cluster's pod networks when install is not told them: every private IPv4 range (RFC 1918) and
  *  the shared address space (RFC 6598), where CNI plugins put pods (kind and flannel 10.244/16, k3s

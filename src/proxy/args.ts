@@ -14,13 +14,30 @@ export const PROXY_ARG_OPTIONS = Object.fromEntries([
   ['help', { type: 'boolean' as const, short: 'h' }],
 ]);
 
+/** A PEM value given after a space (`--trust-anchors "$(cat ca.crt)"`) starts with dashes, which
+ *  parseArgs takes for an option and refuses as ambiguous. Every proxy flag takes a value, and no flag
+ *  starts with five dashes: a `-----BEGIN ` argument right after a flag is that flag's value, joined as
+ *  `--flag=value`. */
+function joinPemValues(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    if (/^--[a-z0-9-]+$/.test(a) && BY_FLAG.has(a.slice(2)) && next?.startsWith('-----BEGIN ') === true) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** The settings `args` give (flags only; parseArgs throws on an unknown one), and whether --help was. */
 export function proxyFlags(args: readonly string[]): {
   readonly flags: Partial<Record<SettingName, string>>;
   readonly help: boolean;
 } {
   const { values } = parseArgs({
-    args: [...args],
+    args: joinPemValues(args),
     options: PROXY_ARG_OPTIONS,
     strict: true,
     allowPositionals: false,

@@ -17,7 +17,7 @@ import { Issuance } from '../../control/identity/issuance.js';
 import { addIdentityService } from '../../control/identity/service.js';
 import { LocalTokenIssuer } from '../../control/identity/tokens.js';
 import { LocalStore } from '../../control/store/local/local.js';
-import { TrustFile, bundleKey, parseTrustBundle } from './bundle.js';
+import { TrustFile, bundleKey, formatTrustBundle, parseTrustBundle } from './bundle.js';
 import { ProxyIdentity } from './identity.js';
 
 const a = await MeshCa.create();
@@ -156,4 +156,67 @@ void test('identity: through an anchor rotation, the bundle is used at once, a n
   await waitFor('a refused certificate', () => id.metrics.refreshFailures >= 1, 10_000);
   assert.match(id.lastError()?.message ?? '', /chains to none of the 1 trusted anchor\(s\)|certificate is not trusted/);
   assert.equal(id.current()?.serial, held?.serial);
+});
+
+void test('identity: a bundle naming the issuer that signs now; a certificate from another is asked for again until it comes', async (t) => {
+  assert.equal(parseTrustBundle(gen(1, a.trustAnchorPem)).issuer, undefined);
+  const named = parseTrustBundle(
+    formatTrustBundle({ anchorsPem: a.trustAnchorPem, generation: 3, issuer: fp(b.issuerPem) }),
+  );
+  assert.equal(named.generation, 3);
+  assert.equal(named.issuer, fp(b.issuerPem));
+  assert.throws(
+    () => parseTrustBundle(`# outrigger-trust-issuer: AB:CD\n${a.trustAnchorPem}`, 'f.pem'),
+    /f\.pem: the "# outrigger-trust-issuer:" line does not hold a SHA-256 fingerprint/,
+  );
+
+  const dir = await tmp(t);
+  const tokens = await LocalTokenIssuer.create();
+  // Issuance still under A (a control plane replica whose mounted Secret is not updated yet).
+  const issuance = new Issuance(a, a.trustAnchorPem + b.trustAnchorPem);
+  const certifier = new Certifier({ ca: issuance, reviewer: tokens.reviewer(() => true), leafLifetimeSeconds: 3600 });
+  const cp = await startTestControlPlane({
+    store: new LocalStore(),
+    ca: issuance,
+    services: (server) => addIdentityService(server, { certifier }),
+  });
+  t.after(() => cp.close());
+  const tokenPath = path.join(dir, 'token');
+  await writeFile(
+    tokenPath,
+    await tokens.issue({ namespace: 'default', serviceAccount: 'web', pod: { name: 'web-1', uid: 'u1' } }),
+  );
+  const file = path.join(dir, 'trust-anchors.pem');
+  await writeFile(
+    file,
+    formatTrustBundle({ anchorsPem: a.trustAnchorPem + b.trustAnchorPem, generation: 2, issuer: fp(b.issuerPem) }),
+  );
+  const trust = await TrustFile.open(file, { pollMs: 20 });
+  t.after(() => trust.close());
+  const id = ProxyIdentity.start({
+    controlAddr: cp.addr,
+    tls: { trustAnchors: () => trust.current().pem, serverIdentity: cp.identity },
+    tokenPath,
+    identity: 'spiffe://cluster.local/ns/default/sa/web' as SpiffeId,
+    trust,
+    renewOnTrustChangeMs: 50,
+    backoffMinMs: 50,
+    backoffMaxMs: 200,
+  });
+  t.after(() => id.close());
+  const first = await id.whenReady();
+  assert.equal(first.issuer.fingerprint, fp(a.issuerPem), 'served meanwhile with what the control plane gives');
+  await waitFor('asked again', () => id.metrics.refreshCount >= 3, 10_000);
+  assert.equal(id.current()?.issuer.fingerprint, fp(a.issuerPem));
+  // The replica loads the new issuer: the proxy's next try gets it, and then it stops asking.
+  issuance.use(b);
+  await waitFor(
+    'a certificate from the named issuer',
+    () => id.current()?.issuer.fingerprint === fp(b.issuerPem),
+    10_000,
+  );
+  const count = id.metrics.refreshCount;
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(id.metrics.refreshCount, count, 'no more renewals once the issuer is the named one');
+  assert.equal(id.metrics.refreshFailures, 0);
 });

@@ -7,7 +7,11 @@
 //
 // A bundle file may carry a generation line, `# outrigger-trust-generation: N`, outside the PEM blocks:
 // the runtime raises it to ask every proxy to renew its certificate now (when issuance switched to a
-// new issuer), without waiting for 70% of the current one's lifetime.
+// new issuer), without waiting for 70% of the current one's lifetime. It may also carry an issuer line,
+// `# outrigger-trust-issuer: <SHA-256 fingerprint>`: the issuer that signs from this generation on (a
+// Kubernetes rotation's stage 2 names it, as the control plane's replicas may load the new issuer a
+// little after the bundle reaches the proxies); a proxy given a certificate from another issuer asks
+// again, with backoff, until it holds one from this issuer.
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../core/log.js';
@@ -28,10 +32,24 @@ export interface TrustBundle {
   readonly views: readonly TrustAnchorView[];
   /** The generation line's number, 0 without one. */
   readonly generation: number;
+  /** The issuer line's fingerprint (colon-separated upper-case hex), when there is one. */
+  readonly issuer?: string;
 }
 
 const BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 const GENERATION = /^# outrigger-trust-generation: (\d{1,15})\s*$/m;
+const ISSUER = /^# outrigger-trust-issuer: ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})\s*$/m;
+const ISSUER_LINE = /^# outrigger-trust-issuer:(.*)$/m;
+
+/** A bundle file's text: the generation line, the issuer line when given, then the anchors' PEM. */
+export function formatTrustBundle(o: { anchorsPem: string; generation: number; issuer?: string }): string {
+  const pem = (o.anchorsPem.match(BLOCK) ?? []).map((b) => `${b}\n`).join('');
+  return (
+    `# outrigger-trust-generation: ${o.generation}\n` +
+    (o.issuer !== undefined ? `# outrigger-trust-issuer: ${o.issuer.toUpperCase()}\n` : '') +
+    pem
+  );
+}
 
 export class TrustBundleError extends Error {
   constructor(message: string) {
@@ -65,6 +83,11 @@ export function parseTrustBundle(text: string, what = 'trust bundle'): TrustBund
     anchors.push(cert);
   }
   const g = GENERATION.exec(text);
+  const i = ISSUER.exec(text);
+  if (i === null && ISSUER_LINE.test(text))
+    throw new TrustBundleError(
+      `${what}: the "# outrigger-trust-issuer:" line does not hold a SHA-256 fingerprint (32 colon-separated hex bytes)`,
+    );
   return {
     pem: anchors.map((a) => a.toString()).join(''),
     anchors,
@@ -74,6 +97,7 @@ export function parseTrustBundle(text: string, what = 'trust bundle'): TrustBund
       notAfter: new Date(a.validTo).toISOString(),
     })),
     generation: g !== null ? Number(g[1]) : 0,
+    ...(i !== null ? { issuer: (i[1] as string).toUpperCase() } : {}),
   };
 }
 

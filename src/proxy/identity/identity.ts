@@ -116,6 +116,8 @@ export class ProxyIdentity {
   #refreshCount = 0;
   #failures = 0;
   #consecutiveFailures = 0;
+  /** Certificates in a row from another issuer than the trust bundle's issuer line names. */
+  #staleIssuer = 0;
   #lastError: Error | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -224,10 +226,22 @@ export class ProxyIdentity {
     const fraction = (this.#opts.renewFraction ?? 0.7) + (Math.random() * 2 - 1) * (this.#opts.renewJitter ?? 0.05);
     // A bundle that changed while the request was out asks for another certificate soon (it may have
     // come from the issuer being replaced).
-    const delay =
-      trust !== asked
+    // The bundle names the issuer that signs now and this is not from it: the control plane that
+    // answered has not loaded the new issuer yet (its replicas' mounted Secrets are updated one by one).
+    // Ask again, with backoff, keeping this certificate meanwhile.
+    const wanted = cert.trust.issuer;
+    const stale = wanted !== undefined && wanted !== cert.issuer.fingerprint;
+    this.#staleIssuer = stale ? this.#staleIssuer + 1 : 0;
+    const delay = stale
+      ? backoffDelay(this.#staleIssuer, this.#opts.backoffMinMs ?? 500, this.#opts.backoffMaxMs ?? 30_000)
+      : trust !== asked
         ? Math.floor(Math.random() * (this.#opts.renewOnTrustChangeMs ?? 2000))
         : Math.max(0, Math.floor(remaining * fraction));
+    if (stale && this.#staleIssuer === 1)
+      this.#opts.log?.info(
+        { identity: cert.identity, issuer: cert.issuer.fingerprint, bundleIssuer: wanted, retryInMs: delay },
+        'identity certificate from another issuer than the trust bundle names: asking again',
+      );
     this.#opts.log?.info(
       {
         identity: cert.identity,
@@ -281,11 +295,11 @@ export class ProxyIdentity {
     this.#failures++;
     this.#consecutiveFailures++;
     this.#lastError = err;
-    const min = this.#opts.backoffMinMs ?? 500;
-    const max = this.#opts.backoffMaxMs ?? 30_000;
-    // Equal jitter: half the exponential delay, plus a random part of the other half.
-    const base = Math.min(max, min * 2 ** Math.min(this.#consecutiveFailures - 1, 30));
-    const delay = Math.floor(base / 2 + (Math.random() * base) / 2);
+    const delay = backoffDelay(
+      this.#consecutiveFailures,
+      this.#opts.backoffMinMs ?? 500,
+      this.#opts.backoffMaxMs ?? 30_000,
+    );
     // A degraded mode logs once (then at debug until it recovers); the failure count is the metric.
     const level = this.#consecutiveFailures === 1 ? 'warn' : 'debug';
     this.#opts.log?.[level](
@@ -388,4 +402,11 @@ export function identityCert(
     anchorFingerprint: anchorOf(trust, issuer)?.fingerprint256 ?? '',
     secureContext: identitySecureContext({ ...c, trustAnchorPem: trust.pem }),
   };
+}
+
+/** Equal jitter: half the exponential delay for the `n`th try in a row (from 1), plus a random part of
+ *  the other half (ms). */
+function backoffDelay(n: number, min: number, max: number): number {
+  const base = Math.min(max, min * 2 ** Math.min(n - 1, 30));
+  return Math.floor(base / 2 + (Math.random() * base) / 2);
 }

@@ -224,6 +224,17 @@ export class KubernetesStore implements Store {
     return ns?.metadata?.annotations ?? (ns !== undefined ? {} : undefined);
   }
 
+  /** The namespaces in the cache, by name (the trust bundle's copies go into each). */
+  namespaceNames(): string[] {
+    return (
+      this.cached('namespaces')
+        // A namespace being deleted takes no new objects.
+        .filter((n) => (n.metadata as { deletionTimestamp?: unknown } | undefined)?.deletionTimestamp == null)
+        .map((n) => n.metadata?.name ?? '')
+        .filter((n) => n !== '')
+    );
+  }
+
   /** Whether the pod exists now with this uid (the identity service's pod binding check). */
   podExists(namespace: string, pod: PodRef): boolean {
     const p = this.watched.find((x) => x.resource.key === 'pods')?.informer.get(pod.name, namespace) as
