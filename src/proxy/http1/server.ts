@@ -37,6 +37,19 @@ export { CLIENT_ID_HEADER };
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Largest response head accepted from an upstream (bytes). */
 const MAX_RESPONSE_HEAD = 65536;
+/**
+ * A connection closed with its request body unread (the proxy answered early, or the upstream answered
+ * before the body ended) half-closes after the answer and reads on, dropping what comes, for at most
+ * this long and this many bytes, then closes. Closing at once would reset a client that is still
+ * sending, and a reset can destroy the answer before the client reads it (RFC 9112 section 9.6); a
+ * client that sees the answer stops sending (curl does), one that does not is cut off at the bound.
+ */
+const LINGER_MS = 2000;
+const LINGER_MAX_BYTES = 256 * 1024;
+
+function onLingerTimeout(c: ClientConn): void {
+  c.lingerOver();
+}
 
 const enum Res {
   Idle,
@@ -62,6 +75,10 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
   private closeAfter = false;
   private waitUpstreamDrain = false;
   private waitClientDrain = false;
+  /** Closing after an answer with the request body unread: what the client still sends is dropped. */
+  private lingering = false;
+  private lingerBytes = 0;
+  private lingerTimer: NodeJS.Timeout | null = null;
 
   // A request waiting for a slot of its destination's in-flight limit (route/limit.ts), with the bytes
   // that came after its head.
@@ -174,6 +191,10 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
 
   private clientData(chunk: Buffer): void {
     if (this.closed) return;
+    if (this.lingering) {
+      if ((this.lingerBytes += chunk.length) > LINGER_MAX_BYTES) this.lingerOver();
+      return;
+    }
     if (this.waitingHead !== null) {
       // Read before the pause took hold: it goes with the waiting request.
       this.waitingRest = this.waitingRest ? Buffer.concat([this.waitingRest, chunk]) : chunk;
@@ -313,7 +334,7 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
     const close = this.closeAfter || this.clientEnded || !this.req || !this.reqDone;
     this.ctx.log.debug({ target: this.ex.upKey, status: r.status, err: r.message }, 'http/1 request failed');
     this.sock.write(http1ErrorResponse(r, close), 'latin1');
-    this.endExchange(close);
+    this.endExchange(close, this.bodyUnread());
   }
 
   answerRedirect(status: number, location: string): void {
@@ -323,7 +344,31 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
       `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nlocation: ${location}\r\ncontent-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
       'latin1',
     );
-    this.endExchange(close);
+    this.endExchange(close, this.bodyUnread());
+  }
+
+  /** The request in flight has a body the client is still sending (the proxy has not read it all). */
+  private bodyUnread(): boolean {
+    return this.req !== null && !this.reqDone && !this.clientEnded;
+  }
+
+  /** Ends the connection after the answer while the client may still be sending its body: FIN now, the
+   *  client's bytes dropped until it closes or the bound (LINGER_MS, LINGER_MAX_BYTES) is reached. */
+  private linger(): void {
+    this.lingering = true;
+    this.buf = null;
+    this.sock.end();
+    this.sock.resume();
+    this.lingerTimer = setTimeout(onLingerTimeout, LINGER_MS, this);
+  }
+
+  /** The linger bound was reached (or the client ended): the connection closes. */
+  lingerOver(): void {
+    if (this.lingerTimer !== null) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = null;
+    }
+    this.sock.destroy();
   }
 
   cutAnswer(err: ProxyError): number | undefined {
@@ -361,9 +406,11 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
     this.rest = null;
   }
 
-  /** The exchange is over: the next request, or the connection ends (`close`). */
-  private endExchange(close: boolean): void {
+  /** The exchange is over: the next request, or the connection ends (`close`; `unread`: with the
+   *  request body still coming, which is then dropped for a while: linger). */
+  private endExchange(close: boolean, unread: boolean): void {
     this.resetExchange();
+    if (close && unread) return this.linger();
     if (close) {
       this.buf = null;
       this.sock.end();
@@ -502,6 +549,7 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
   private clientEnd(): void {
     this.clientEnded = true;
     if (this.closed) return;
+    if (this.lingering) return this.lingerOver();
     if (!this.req) {
       // Nothing in flight: a partial head is abandoned, an idle connection closes.
       this.sock.end();
@@ -751,6 +799,10 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
       clearTimeout(this.headTimer);
       this.headTimer = null;
     }
+    if (this.lingerTimer !== null) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = null;
+    }
   }
 
   private resetExchange(): void {
@@ -770,10 +822,13 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
   }
 
   private finishExchange(): void {
+    // The upstream answered before the request body ended: the rest of it is dropped while we close.
+    const unread = this.bodyUnread();
     this.ex.answered(false, undefined);
     this.releaseUpstream();
     this.clearTimers();
     this.resetExchange();
+    if (unread) return this.linger();
     if (this.closeAfter || this.clientEnded) {
       this.buf = null;
       this.sock.end();

@@ -505,11 +505,19 @@ class Fwd implements RequestCodec, UpUser {
     for (let i = 0; i + 1 < a.fields.length; i += 2) h.add(a.fields[i] as string, a.fields[i + 1] as string);
     this.down.conn.respond(ds, h, a.body === undefined);
     if (a.body !== undefined) this.down.conn.write(ds, Buffer.from(a.body), true);
+    this.stopUpload();
   }
 
   answerRedirect(status: number, location: string): void {
     if (this.ds.closed) return;
     this.down.conn.respond(this.ds, new HeaderList().add(':status', String(status)).add('location', location), true);
+    this.stopUpload();
+  }
+
+  /** The proxy answered before the client's request ended: RFC 9113 section 8.1, the stream is reset
+   *  with NO_ERROR once the answer is written, so that the client stops sending a body nobody reads. */
+  private stopUpload(): void {
+    if (!this.clientEnded && !this.ds.closed) stopUploadWhenSent(this);
   }
 
   cutAnswer(err: ProxyError, grpcStatus: number): number | undefined {
