@@ -10,7 +10,8 @@ function tie(a: number, b: number): boolean {
   return Math.abs(a - b) <= Math.max(0.05, 0.05 * Math.max(Math.abs(a), Math.abs(b)));
 }
 
-const f = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+const f = (n: number) =>
+  Number.isInteger(n) ? String(n) : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
 
 /** "lower is better" comparison of one figure; a sentence. */
 function compare(what: string, s: Figure, p: Figure, where: string): string {

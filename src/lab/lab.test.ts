@@ -98,7 +98,7 @@ void test('findings follow the figures and name the mode each favours', () => {
     ),
   );
   const about = (word: string) => f.find((x) => x.includes(word)) ?? '';
-  assert.match(about('private memory'), /per-host 40\.0 MB against sidecar 80\.0 MB \(2\.0×\); favours per-host/);
+  assert.match(about('private memory'), /per-host 40 MB against sidecar 80 MB \(2\.0×\); favours per-host/);
   assert.match(about('Added p99'), /favours sidecar/);
   assert.match(about('Blast radius'), /favours sidecar/);
   assert.match(about('Private keys'), /favours sidecar/);
