@@ -4,7 +4,7 @@
 // sidecar killed hits its own pod only, a node proxy killed every loaded pod of its node; the confused
 // deputy refused, with the counter that moved; attribution 1 for sidecars and 0 per host (from which
 // cgroup each process sits in); nothing of the lab left afterwards. Then a lab interrupted with Ctrl-C
-// (SIGINT) while its first mesh runs: it stops and leaves nothing either.
+// (SIGINT) while its sidecar mesh runs under load: it stops and leaves nothing either.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -205,8 +205,9 @@ void test(
   async (t) => {
     const s = await setUp(t);
     if (s === undefined) return;
-    // Interrupted once the baseline is measured and the sidecar mesh is being made.
-    const r = await lab(s.args, (out) => /baseline \(no data plane\): done/.test(out));
+    // Interrupted with the sidecar mesh up and under load: once the noisy-neighbour phase is done, as
+    // the blast-radius phase's load generators run in every pod.
+    const r = await lab(s.args, (out) => /sidecar: noisy neighbour, blast radius, upgrade, keys: 1\/4/.test(out));
     assert.equal(r.code, 130, r.out);
     assert.match(r.out, /interrupted/);
     assert.deepEqual(await leftovers(s.bridge, s.workDir), []);
