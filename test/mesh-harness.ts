@@ -62,6 +62,7 @@ export const MESH_NETS = {
   // The per-host twins of the matrix (runtime-*-per-host.test.ts) run beside their sidecar files.
   'runtime-mesh-per-host': [net('otemeshph', 25)],
   'runtime-policy-per-host': [net('otepolph', 26)],
+  'runtime-lab': [net('otelab', 27)],
 } as const satisfies Record<string, readonly MeshNet[]>;
 
 {

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { meshTest, type Mesh, type PodView } from './mesh-harness.js';
 import { sumMetric } from './metrics-text.js';
 import { show } from './root-helpers.js';
-import type { DataPlaneProcess } from '../src/cli/get-dataplane.js';
+import type { DataPlaneProcess } from '../src/daemon/dataplane.js';
 
 const TRUST = 'spiffe://cluster.local';
 

@@ -10,7 +10,7 @@ import { matchRoute, splitTarget } from '../proxy/route/table.js';
 import type { IdentityView } from '../proxy/admin/server.js';
 import type { PodView } from '../runtime/mesh.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { adminGet, adminToken } from './admin-get.js';
+import { adminGet, adminToken } from '../daemon/admin-get.js';
 
 interface AuthzOptions {
   readonly namespace: string;

@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import type { IdentityView } from '../proxy/admin/server.js';
 import { findPod, fail, liveStatus, stateDir, stateDirOption } from './mesh-common.js';
-import { adminGet, adminToken } from './admin-get.js';
+import { adminGet, adminToken } from '../daemon/admin-get.js';
 
 interface IdentityOptions {
   readonly namespace: string;

@@ -24,6 +24,7 @@ type Loader = () => Promise<Command>;
 /** In the order `outrigger --help` lists them. */
 const COMMANDS: readonly (readonly [name: string, load: Loader, hidden?: boolean])[] = [
   ['demo', async () => (await import('./demo.js')).demoCommand()],
+  ['lab', async () => (await import('./lab.js')).labCommand()],
   ['up', async () => (await import('./up.js')).upCommand()],
   ['apply', async () => (await import('./apply.js')).applyCommand()],
   ['get', async () => (await import('./get.js')).getCommand()],

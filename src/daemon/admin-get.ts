@@ -1,7 +1,7 @@
 // Reads a proxy's admin server across the bridge for the commands that show its state (`identity`,
 // `authz`): /identity and /policy need the mesh's admin token from another pod, so it is sent along.
 import http from 'node:http';
-import { readTapToken } from '../daemon/client.js';
+import { readTapToken } from './client.js';
 import { PROXY_ADMIN_PORT } from '../manifests/contract.js';
 
 /** The mesh's admin (tap) token, or undefined when it cannot be read (not root): the proxy then says 401. */
