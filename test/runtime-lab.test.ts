@@ -205,9 +205,9 @@ void test(
   async (t) => {
     const s = await setUp(t);
     if (s === undefined) return;
-    // Interrupted with the sidecar mesh up and under load: once the noisy-neighbour phase is done, as
-    // the blast-radius phase's load generators run in every pod.
-    const r = await lab(s.args, (out) => /sidecar: noisy neighbour, blast radius, upgrade, keys: 1\/4/.test(out));
+    // Interrupted with the sidecar mesh up and under load: as the blast-radius phase starts its load
+    // generators in every pod.
+    const r = await lab(s.args, (out) => /sidecar: blast radius: started/.test(out));
     assert.equal(r.code, 130, r.out);
     assert.match(r.out, /interrupted/);
     assert.deepEqual(await leftovers(s.bridge, s.workDir), []);

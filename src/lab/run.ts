@@ -237,8 +237,10 @@ class Ctx {
   ): Promise<ModeResult> {
     const overhead: OverheadStep[] = [];
     let phases: Omit<ModeResult, 'mode' | 'overhead'> | undefined;
-    const bar = this.o.progress.phase(`${mode}: overhead`, this.o.podsPerNode.length);
+    // One phase per step, and the step-0 phases each a phase of their own after it: phases never
+    // nest (a log shows each one's start and end in order).
     for (const [i, step] of this.o.podsPerNode.entries()) {
+      const bar = this.o.progress.phase(`${mode}: overhead at ${step} pods per node`, 1);
       const m = await this.mesh(step, mode, true);
       try {
         const r = await this.overheadLoad(m, step, mode);
@@ -287,6 +289,8 @@ class Ctx {
           requests: r.requests,
           failed_requests: r.failed,
         });
+        bar.tick();
+        bar.done();
         if (i === 0) {
           const total = cpuNs;
           const memTotal = memPods.memoryBytes + memNodes.memoryBytes;
@@ -307,9 +311,7 @@ class Ctx {
       } finally {
         await this.down(m);
       }
-      bar.tick();
     }
-    bar.done();
     if (phases === undefined) throw new Error('no step ran');
     return { mode, overhead, ...phases };
   }
@@ -337,16 +339,17 @@ class Ctx {
     step: number,
     mode: LabMode,
   ): Promise<Omit<ModeResult, 'mode' | 'overhead' | 'attributed_cpu_share' | 'attributed_memory_share'>> {
-    const bar = this.o.progress.phase(`${mode}: noisy neighbour, blast radius, upgrade, keys`, 4);
-    const noisy = await this.noisyNeighbour(m, step);
-    bar.tick();
-    const blast = await this.blastRadius(m, step, mode);
-    bar.tick();
-    const upgrade = await this.upgrade(m, step, mode);
-    bar.tick();
-    const keys = await this.keys(m, step, mode);
-    bar.tick();
-    bar.done();
+    const one = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+      const bar = this.o.progress.phase(`${mode}: ${name}`, 1);
+      const r = await run();
+      bar.tick();
+      bar.done();
+      return r;
+    };
+    const noisy = await one('noisy neighbour', () => this.noisyNeighbour(m, step));
+    const blast = await one('blast radius', () => this.blastRadius(m, step, mode));
+    const upgrade = await one('upgrade', () => this.upgrade(m, step, mode));
+    const keys = await one('key exposure', () => this.keys(m, step, mode));
     return { ...noisy, ...blast, ...upgrade, ...keys };
   }
 
