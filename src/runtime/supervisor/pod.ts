@@ -1,6 +1,7 @@
 // A pod's processes: for a meshed pod the proxy first (as its own uid, until its /ready answers), then
 // the app containers in order; the pod's phase, readiness and restarts; and stopping all of it (apps
 // first, then the proxy, then anything else left in the pod's namespace).
+import { proxyStartSlots } from './start-slots.js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -355,10 +356,18 @@ export class PodProcesses extends EventEmitter<PodEvents> {
       await this.prepare();
       await this.startHolder(false);
       if (this.proxySpec !== undefined) {
-        const proxy = this.container(this.proxySpec);
-        this.proxy = proxy;
-        await proxy.start();
-        await this.waitProxyReady(proxy, this.o.proxy?.readyTimeoutMs ?? 30_000);
+        // The proxy's time to get ready counts from when it may start (start-slots.ts says why).
+        const release = await proxyStartSlots.acquire();
+        try {
+          if (this.stopping !== undefined)
+            throw new PodStartError(`pod ${this.label}: stopped before its proxy started`);
+          const proxy = this.container(this.proxySpec);
+          this.proxy = proxy;
+          await proxy.start();
+          await this.waitProxyReady(proxy, this.o.proxy?.readyTimeoutMs ?? 30_000);
+        } finally {
+          release();
+        }
       } else if (this.meshed && this.o.dataPlane !== undefined) {
         this.attached = true;
         await this.o.dataPlane.attach();
