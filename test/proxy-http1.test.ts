@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import WebSocket, { WebSocketServer } from 'ws';
 import { closeServer, listen, metricValue, rawExchange, startEchoServer, startTestProxy } from './helpers.js';
+import { waitFor } from './basics.js';
 
 function request(
   url: string,
@@ -333,6 +334,47 @@ void test('an upstream that refuses gets 502, one that is too slow 504, each nam
   assert.match(r2.body.toString(), /outrigger proxy: .*no response within 200ms/);
   assert.equal(await metricValue(p502, 'response_total', { status_code: '502', classification: 'failure' }), 1);
   assert.equal(await metricValue(p504, 'response_total', { status_code: '504', classification: 'failure' }), 1);
+});
+
+void test('an answer cut off after its head is counted a failure; a client that leaves mid-answer is counted too', async (t) => {
+  // The upstream sends its head and 5 of 100 body bytes; then, for /die, it closes (a replica killed
+  // mid-answer), and for /hold it waits (the client leaves).
+  const held: net.Socket[] = [];
+  const up = net.createServer((s) => {
+    s.once('data', (d) => {
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello');
+      if (d.toString('latin1').startsWith('GET /die ')) setTimeout(() => s.destroy(), 50);
+      else held.push(s);
+    });
+    s.on('error', () => {});
+  });
+  const port = await listen(up);
+  const proxy = await startTestProxy(`127.0.0.1:${port}`);
+  t.after(async () => {
+    for (const s of held) s.destroy();
+    await proxy.close();
+    await closeServer(up);
+  });
+  const cut = await rawExchange(proxy.outbound.port, 'GET /die HTTP/1.1\r\nhost: up\r\n\r\n');
+  assert.match(
+    cut,
+    /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nhello$/,
+    'the client got the head and the first bytes, then the close',
+  );
+  assert.equal(await metricValue(proxy, 'response_total', { status_code: '200', classification: 'failure' }), 1);
+  assert.equal(await metricValue(proxy, 'response_total', { classification: 'success' }), 0);
+  assert.equal(await metricValue(proxy, 'request_errors_total', { error: 'upstream_protocol' }), 1);
+
+  // The client reads the head, then goes (a reset): the answer is counted (cancelled), not lost.
+  const client = net.connect(proxy.outbound.port, '127.0.0.1');
+  client.on('error', () => {});
+  client.write('GET /hold HTTP/1.1\r\nhost: up\r\n\r\n');
+  await once(client, 'data');
+  client.resetAndDestroy();
+  await waitFor('the abandoned answer counted', async () => (await metricValue(proxy, 'response_total')) === 2);
+  assert.equal(await metricValue(proxy, 'request_total'), 2);
+  assert.equal(await metricValue(proxy, 'response_total', { status_code: '200', classification: 'failure' }), 2);
+  assert.equal(await metricValue(proxy, 'response_latency_ms_count'), 2, 'latency counted once per answer');
 });
 
 void test('a pooled connection the server closed while idle is replaced without failing the request', async (t) => {

@@ -373,7 +373,8 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
 
   cutAnswer(err: ProxyError): number | undefined {
     this.ctx.log.debug({ target: this.ex.upKey, err: err.message }, 'http/1 exchange failed after the response began');
-    this.resetExchange();
+    // The exchange still counts this answer (as cut) once this returns: only the connection resets.
+    this.resetState();
     this.sock.destroy();
     return undefined;
   }
@@ -570,7 +571,8 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
     this.clearTimers();
     this.waitingHead = null;
     this.waitingRest = null;
-    this.ex.abandon(false);
+    // A client that leaves after the answer's head is counted as HTTP/2 counts a reset: cancelled.
+    this.ex.abandon(this.ex.responded);
     const up = this.up;
     this.up = null;
     if (up) {
@@ -644,7 +646,7 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
       // dropped before any byte of it reaches the client.
       if (!this.ex.answerHead(res.status, undefined)) return;
       this.res = res;
-      this.ex.record(undefined);
+      this.ex.headSent();
       if ((res.status === 101 && req.upgrade !== undefined) || (req.method === 'CONNECT' && res.status < 300)) {
         const extra = res.status === 101 ? `connection: upgrade\r\nupgrade: ${res.upgrade ?? req.upgrade}\r\n` : '';
         this.sock.write(this.responseHeadText(res, extra), 'latin1');
@@ -807,6 +809,11 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
 
   private resetExchange(): void {
     this.ex.reset();
+    this.resetState();
+  }
+
+  /** The connection's own state of an exchange, back to idle (the Exchange's is reset apart). */
+  private resetState(): void {
     this.idleSince = performance.now();
     this.req = null;
     this.rest = null;

@@ -188,6 +188,9 @@ export class Exchange {
   /** The exchange is over for the proxy (answered, failed, or abandoned). */
   finished = false;
   private recorded = false;
+  /** HTTP/1's latency ends at the answer's head (ms since the request came; -1: not yet): the answer is
+   *  counted when it ends, whole or cut, with this latency. */
+  private headLatency = -1;
 
   // ---- Admission ----
   private holdsSlot = false;
@@ -252,6 +255,7 @@ export class Exchange {
     this.grpc = grpc;
     this.bodyless = bodyless;
     this.startedAt = performance.now();
+    this.headLatency = -1;
   }
 
   /** The destination's bound on requests in flight (a Service or pod the mesh knows). */
@@ -427,11 +431,18 @@ export class Exchange {
     const stats = this.stats;
     if (stats === null) return; // never counted: it waited for a slot until its client left
     this.recorded = true;
-    const latency = performance.now() - this.startedAt;
+    const elapsed = performance.now() - this.startedAt;
+    const latency = this.headLatency >= 0 ? this.headLatency : elapsed;
     const grpcStatus = this.grpc ? this.grpcStatus : undefined;
     stats.response(this.status, latency, grpcStatus, reason !== undefined);
     const obs = this.ctx.obs;
-    if (obs !== undefined && obs.active) this.observe(obs, stats, grpcStatus, latency, reason);
+    if (obs !== undefined && obs.active) this.observe(obs, stats, grpcStatus, Date.now() - elapsed, latency, reason);
+  }
+
+  /** The answer's head went to the client (HTTP/1): its latency is taken now, and the answer is counted
+   *  when it ends (a cut after the head is then a failure, as it is for HTTP/2). */
+  headSent(): void {
+    if (this.headLatency < 0) this.headLatency = performance.now() - this.startedAt;
   }
 
   /** Gets the exchange ready for the connection's next request (HTTP/1 keeps one per connection). */
@@ -451,6 +462,7 @@ export class Exchange {
     this.responded = false;
     this.finished = false;
     this.recorded = false;
+    this.headLatency = -1;
     this.interimSent = false;
     this.full = false;
     if (this.rule !== null) {
@@ -754,6 +766,7 @@ export class Exchange {
     obs: Observer,
     stats: RouteStats,
     grpcStatus: number | undefined,
+    startMs: number,
     latencyMs: number,
     failure: string | undefined,
   ): void {
@@ -764,7 +777,7 @@ export class Exchange {
     const serverId = this.serverId;
     const peer = inbound ? clientId : serverId;
     obs.emit({
-      startMs: Date.now() - latencyMs,
+      startMs,
       direction,
       src: this.codec.clientAddr(),
       dst: this.upKey,
