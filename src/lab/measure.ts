@@ -2,6 +2,7 @@
 // of cgroups (the kernel's accounting: cpuacct/memory in v1, cpu.stat/memory.current in v2), and the
 // private (USS) and resident (RSS) memory of processes from /proc/<pid>/smaps_rollup.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cgroup, type CgroupRoots } from '../runtime/supervisor/index.js';
@@ -68,6 +69,21 @@ export class Load {
 
   get pid(): number | undefined {
     return this.proc.pid;
+  }
+
+  /** Resolves once its first recorded request (after the warm-up) is over, so that what a phase does
+   *  next falls in what is measured; throws when it ends first or `ms` pass. */
+  async measuring(ms = 60_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    while (!existsSync(`${this.out}.measuring`)) {
+      if (exited)
+        throw new Error(`the load generator in pod ${this.pod} ended before it measured: ${this.stderr.trim()}`);
+      if (Date.now() > deadline)
+        throw new Error(`the load generator in pod ${this.pod} measured nothing within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Waits for it to end and reads its results. */

@@ -432,7 +432,13 @@ class Ctx {
         }),
     );
     try {
-      await sleep(2000);
+      // Every load past its warm-up (starting them can take seconds on a busy machine), then a second
+      // of steady load before the action, so that its failures are all counted.
+      await Promise.all(loads.map((l) => l.measuring())).catch((err: unknown) => {
+        this.check(); // interrupted: say so, not that a load ended
+        throw err;
+      });
+      await sleep(1000);
       this.check();
       await action(status);
       await sleep(2000);

@@ -94,14 +94,15 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
  * is answered. It runs SECONDS (after a warm-up second that is not recorded), or until STOPFILE exists
  * when one is given. A request fails on any error, a status other than 200, or no answer within 2 s;
  * the connection is then made again. Writes {"lat": sorted ms, "ok", "fail", "fail_t": epoch ms of each
- * failure, "sent": every request sent, the warm-up's too, "t0", "t1"} to OUT.
+ * failure, "sent": every request sent, the warm-up's too, "t0", "t1"} to OUT, and makes OUT.measuring once
+ * its first recorded request (the first after the warm-up) is over.
  */
 export const LOAD_PY = `
 import http.client, json, os, sys, threading, time
 host, rate, seconds, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 stop = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
 conns = int(sys.argv[6]) if len(sys.argv) > 6 else 1
-lat = []; fails = []; ok = [0]; sent = [0]; lock = threading.Lock()
+lat = []; fails = []; ok = [0]; sent = [0]; lock = threading.Lock(); measuring = [False]
 start = time.monotonic() + 1.0
 end = start + seconds
 def done():
@@ -109,6 +110,10 @@ def done():
     if stop is not None:
         return os.path.exists(stop) or now > start + 600
     return now >= end
+def mark():
+    if not measuring[0]:
+        measuring[0] = True
+        open(out + ".measuring", "w").close()
 def one(c, t_sched):
     with lock:
         sent[0] += 1
@@ -122,11 +127,13 @@ def one(c, t_sched):
         if t_sched >= start:
             with lock:
                 ok[0] += 1; lat.append((time.monotonic() - t_sched) * 1000.0)
+            mark()
         return c, True
     except Exception:
         if t_sched >= start:
             with lock:
                 fails.append(time.time() * 1000.0)
+            mark()
         try:
             c is not None and c.close()
         except Exception:
