@@ -378,6 +378,21 @@ export class Mesh {
     return this.get<PodView>('pods');
   }
 
+  /** The pid of the data-plane process serving `pod`: its sidecar's, or (per-host) its node proxy's. */
+  async proxyPid(pod: PodView): Promise<number> {
+    if (this.dataPlane === 'per-host') {
+      const r = await this.cli(['get', 'dataplane', '-o', 'json']);
+      assert.equal(r.code, 0, show(r));
+      const items = (JSON.parse(r.stdout) as { items: { node?: string; pid?: number }[] }).items;
+      const n = items.find((i) => i.node === pod.node);
+      assert.ok(n?.pid !== undefined, `no node proxy serves ${pod.name}: ${r.stdout}`);
+      return n.pid;
+    }
+    const s = pod.containers.find((c) => c.name === 'outrigger-proxy')?.state;
+    assert.ok(s?.state === 'running', `${pod.name}'s proxy: ${JSON.stringify(pod.containers)}`);
+    return s.pid;
+  }
+
   /** A pod's proxy's Prometheus text, from its admin port inside the pod. */
   metrics(pod: string, ns?: string): Promise<string> {
     return this.run(pod, ['curl', '-sS', '-m', '5', 'http://127.0.0.1:4191/metrics'], ns !== undefined ? { ns } : {});

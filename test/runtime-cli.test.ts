@@ -34,8 +34,10 @@ function leftovers(bridge: string, stateDir: string, pids: readonly number[]): s
     );
   for (const pid of pids) if (alive(pid)) out.push(`process ${pid}`);
   if (existsSync(stateDir)) {
-    // The logs stay, and the mesh CA (so the trust anchor outlives a restart); `down --purge` removes both.
-    const extra = readdirSync(stateDir).filter((f) => f !== 'control.log' && f !== 'pods' && f !== 'identity');
+    // The logs stay (the control process's, the pods', and per-host the node proxies' in dataplane/), and
+    // the mesh CA (so the trust anchor outlives a restart); `down --purge` removes both.
+    const logs = ['control.log', 'pods', 'identity', 'dataplane'];
+    const extra = readdirSync(stateDir).filter((f) => !logs.includes(f));
     out.push(...extra.map((f) => `state file ${f}`));
     const ca = join(stateDir, 'identity');
     if (existsSync(ca)) {
@@ -195,7 +197,11 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     assert.equal(logs.code, 0, show(logs));
     assert.match(logs.stdout, /"GET \/hello\.txt HTTP\/1\.1" 200/);
     const proxyLog = await mesh.cli(['logs', 'client', '-c', 'proxy']);
-    assert.match(proxyLog.stdout, /proxy ready/, show(proxyLog));
+    if (mesh.dataPlane === 'per-host') {
+      // No proxy in the pod: the node proxy that serves it, which logged the pod's arrival.
+      assert.match(proxyLog.stderr, /per-host data plane: the log of node-\d+'s proxy/, show(proxyLog));
+      assert.match(proxyLog.stdout, /"pod":"[^"]*client[^"]*".*"msg":"pod added"/, show(proxyLog));
+    } else assert.match(proxyLog.stdout, /proxy ready/, show(proxyLog));
   });
 
   await t.test('version: the CLI, the control process and every proxy say which Outrigger they run', async () => {
@@ -279,7 +285,8 @@ void test('outrigger up / get / exec / logs / down with real pods', { timeout: 2
     const r = await mesh.cli(['down']);
     assert.equal(r.code, 0, show(r));
     assert.deepEqual(await waitGone(bridge, stateDir, pids), []);
-    assert.deepEqual((await readdir(stateDir)).sort(), ['control.log', 'identity', 'pods']);
+    const kept = ['control.log', 'identity', 'pods', ...(mesh.dataPlane === 'per-host' ? ['dataplane'] : [])].sort();
+    assert.deepEqual((await readdir(stateDir)).sort(), kept);
     const again = await mesh.cli(['get', 'pods']);
     assert.equal(again.code, 1);
     const purge = await mesh.cli(['down', '--purge']);

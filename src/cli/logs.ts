@@ -1,6 +1,9 @@
 // `outrigger logs`: prints a pod's container log (an app container, or `proxy`) from the state
 // directory, and with -f keeps printing what is appended. Works after `down` too (logs are kept).
+// With the per-host data plane a pod has no proxy of its own: `-c proxy` prints the log of the node
+// proxy that serves it (every pod of its node), and says so.
 import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { logPath, podStateDir, PROXY_CONTAINER } from '../runtime/supervisor/index.js';
 import { anyStatus, fail, findPod, stateDir, stateDirOption } from './mesh-common.js';
@@ -14,7 +17,9 @@ interface LogsOptions {
 
 export function logsCommand(): Command {
   return new Command('logs')
-    .description("print the log of a pod's container (default: its first app container; -c proxy: the sidecar)")
+    .description(
+      "print the log of a pod's container (default: its first app container; -c proxy: the sidecar, or per-host the node proxy serving the pod)",
+    )
     .argument('<pod>', 'pod name, or deploy/NAME')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-c, --container <name>', 'container name, or proxy')
@@ -30,6 +35,14 @@ export function logsCommand(): Command {
         if (typeof pod === 'string') fail('logs', pod);
         podName = pod.name;
         apps = pod.appContainers;
+        const proxy = o.container === 'proxy' || o.container === PROXY_CONTAINER;
+        if (proxy && status.dataPlane?.mode === 'per-host' && pod.meshed && pod.node !== undefined) {
+          process.stderr.write(
+            `outrigger logs: per-host data plane: the log of ${pod.node}'s proxy, which serves every pod of ${pod.node}\n`,
+          );
+          await printLog(join(dir, 'dataplane', `${pod.node}.log`), o.follow === true);
+          return;
+        }
       }
       const podDir = podStateDir(dir, o.namespace, podName);
       const files = await readdir(podDir).catch(() =>
