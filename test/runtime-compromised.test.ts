@@ -115,7 +115,10 @@ void test('another pod, and a compromised one: what they get', { timeout: 600_00
   const attacker = pods.find((p) => p.name === 'attacker') as PodView;
   const admin = `http://${target.ip}:4191`;
   const tapToken = (await readFile(join(stateDir, 'tap-token'), 'utf8')).trim();
-  const targetProxyPid = pidOf(target, 'outrigger-proxy');
+  // Per-host (the test matrix): B's proxy is its node's; what only concerns a pod's own proxy container,
+  // or does not depend on the data plane, is checked in sidecar mode (each subtest says which).
+  const perHost = mesh.dataPlane === 'per-host';
+  const targetProxyPid = await mesh.proxyPid(target);
 
   await t.test("pod B's admin port from pod A: probes and metrics only", async () => {
     assert.deepEqual(await httpFrom(mesh, 'attacker', `${admin}/live`).then((a) => [a.status, a.body]), [
@@ -171,15 +174,21 @@ void test('another pod, and a compromised one: what they get', { timeout: 600_00
     }
     // B's proxy still serves: the same process, no restart, requests through it answered.
     const now = (await mesh.pods()).find((p) => p.name === 'target') as PodView;
-    assert.equal(pidOf(now, 'outrigger-proxy'), targetProxyPid);
-    assert.equal(now.containers.find((c) => c.name === 'outrigger-proxy')?.restarts, 0);
+    assert.equal(await mesh.proxyPid(now), targetProxyPid);
+    if (!perHost) assert.equal(now.containers.find((c) => c.name === 'outrigger-proxy')?.restarts, 0);
     assert.equal((await httpFrom(mesh, 'attacker', `${admin}/ready`)).status, 200);
     const through = await httpFrom(mesh, 'attacker', 'http://target/');
     assert.equal(through.status, 200, through.headers);
     assert.ok((await mesh.metric('target', 'request_total', { direction: 'inbound' })) > 0);
   });
 
-  await t.test("a compromised pod's proxy holds its own identity and nothing of another pod", async () => {
+  await t.test("a compromised pod's proxy holds its own identity and nothing of another pod", async (st) => {
+    if (perHost) {
+      // By design a node proxy holds the key of every pod of its node: runtime-dataplane checks exactly
+      // which, and the lab reports it (key exposure). There is no proxy container in the pod to enter.
+      st.skip('per-host: no proxy of its own in the pod (runtime-dataplane checks what a node proxy holds)');
+      return;
+    }
     const own = JSON.parse(
       await mesh.run('attacker', ['curl', '-sS', '-m', '5', 'http://127.0.0.1:4191/identity']),
     ) as {
@@ -214,7 +223,13 @@ void test('another pod, and a compromised one: what they get', { timeout: 600_00
     assert.doesNotMatch(ps.stdout, /default\/target/, ps.stdout);
   });
 
-  await t.test("pod A's tokens get A's identity at most, never B's", async () => {
+  await t.test("pod A's tokens get A's identity at most, never B's", async (st) => {
+    if (perHost) {
+      // The identity service's checks do not depend on the data plane, and a node proxy gets its pods'
+      // flags over its channel, not on a command line to read them from: the sidecar run covers them.
+      st.skip("per-host: the identity service's checks are the sidecar run's");
+      return;
+    }
     const attackerProxy = pidOf(attacker, 'outrigger-proxy');
     const controlAddr = await flagOf(attackerProxy, '--identity-addr');
     const tokenFile = await flagOf(attackerProxy, '--identity-token-file');
