@@ -27,6 +27,8 @@
 #include <node_api.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -207,18 +209,31 @@ struct listen_args {
   struct sockaddr_storage sa;
   socklen_t salen;
   int backlog;
+  /* The uid that owns the socket (-1: the caller's): only sockets of the same owner may bind beside it
+   * with SO_REUSEPORT, so a pod's listeners made for the proxy uid cannot be shared by a root app. */
+  int owner;
 };
 
 static int do_listen(void *arg, int *err, const char **what) {
   struct listen_args *a = arg;
+  /* A socket's owner is the creating thread's fsuid: set for this one call on this thread only (the raw
+   * system call, not a libc wrapper that might change every thread), and put back at once. */
+  int saved = -1;
+  if (a->owner >= 0) saved = (int)syscall(SYS_setfsuid, (uid_t)a->owner);
   int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int socket_errno = errno;
+  if (a->owner >= 0) syscall(SYS_setfsuid, (uid_t)saved);
   if (fd < 0) {
-    *err = errno;
+    *err = socket_errno;
     *what = "socket";
     return -1;
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  /* A pod's listeners are handed over from one node proxy to the next (a resumed runtime starts new
+   * ones while the old still serve): the new socket binds beside the old, and the kernel spreads new
+   * connections over both until the old one closes. Only sockets of the same uid (root's) may share. */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&a->sa, a->salen) != 0) {
     *err = errno;
     *what = "bind";
@@ -250,22 +265,24 @@ static napi_value netns_error(napi_env env, const char *fn, int err, const char 
 }
 
 static napi_value listen_in_netns(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   char path[4096], host[INET6_ADDRSTRLEN];
   size_t plen = 0, hlen = 0;
-  int32_t port = -1, backlog = 511;
+  int32_t port = -1, backlog = 511, owner = -1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
       napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok || plen == 0 ||
       napi_get_value_string_utf8(env, argv[1], host, sizeof host, &hlen) != napi_ok || hlen == 0 ||
       napi_get_value_int32(env, argv[2], &port) != napi_ok || port < 0 || port > 65535 ||
-      (argc > 3 && napi_get_value_int32(env, argv[3], &backlog) != napi_ok)) {
-    napi_throw_type_error(env, "EINVAL", "listenInNetns: expected (nsPath, address, port 0-65535[, backlog])");
+      (argc > 3 && napi_get_value_int32(env, argv[3], &backlog) != napi_ok) ||
+      (argc > 4 && (napi_get_value_int32(env, argv[4], &owner) != napi_ok || owner < -1))) {
+    napi_throw_type_error(env, "EINVAL", "listenInNetns: expected (nsPath, address, port 0-65535[, backlog[, ownerUid]])");
     return NULL;
   }
   struct listen_args a;
   memset(&a, 0, sizeof a);
   a.backlog = backlog;
+  a.owner = owner;
   if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
     ((struct sockaddr_in *)&a.sa)->sin_family = AF_INET;
     ((struct sockaddr_in *)&a.sa)->sin_port = htons((uint16_t)port);

@@ -87,8 +87,17 @@ void test(
     await new Promise((r) => setTimeout(r, 2000));
 
     const getPods = () => mesh.pods();
+    // Per-host (the test matrix): no proxy containers; the node proxies serve on without their control
+    // process, and the resumed one hands the pods to node proxies of its own, then ends the old ones.
+    const perHost = mesh.dataPlane === 'per-host';
+    const nodeProxies = async () => {
+      const r = await mesh.cli(['get', 'dataplane', '-o', 'json']);
+      assert.equal(r.code, 0, show(r));
+      return (JSON.parse(r.stdout) as { items: { pid?: number }[] }).items.map((i) => i.pid as number).sort();
+    };
+    const oldNodeProxies = perHost ? await nodeProxies() : [];
     const pidsBefore = containerPids(await getPods());
-    assert.equal(Object.keys(pidsBefore).length, 8, JSON.stringify(pidsBefore));
+    assert.equal(Object.keys(pidsBefore).length, perHost ? 4 : 8, JSON.stringify(pidsBefore));
     const updatesAtKill = await mesh.metric('client', 'destination_updates_total');
     const control = Number((await readFile(join(mesh.stateDir, 'control.pid'), 'utf8')).trim());
     process.kill(control, 'SIGKILL');
@@ -99,11 +108,23 @@ void test(
     await new Promise((r) => setTimeout(r, DEAD_MS - (Date.now() - killedAt)));
     for (const [c, pid] of Object.entries(pidsBefore))
       assert.ok(alive(pid), `${c} (pid ${pid}) ran on without its control process`);
+    for (const pid of oldNodeProxies) assert.ok(alive(pid), `node proxy ${pid} ran on without its control process`);
 
     const resumed = await mesh.cli(['up'], 120_000);
     assert.equal(resumed.code, 0, show(resumed));
     assert.match(resumed.stdout, /lost its control process \(\d+\): resuming it/);
-    assert.equal((resumed.stdout.match(/: adopted outrigger-proxy, (http|sleep)\n/g) ?? []).length, 4, resumed.stdout);
+    const adoptedLine = perHost ? /: adopted (http|sleep)\n/g : /: adopted outrigger-proxy, (http|sleep)\n/g;
+    assert.equal((resumed.stdout.match(adoptedLine) ?? []).length, 4, resumed.stdout);
+    if (perHost) {
+      // New node proxies serve the pods; the old ones handed over and are gone.
+      assert.match(resumed.stdout, /the node proxies left behind \(pid [0-9, ]+\) handed over and ended/);
+      const now = await nodeProxies();
+      assert.equal(now.length, oldNodeProxies.length);
+      for (const pid of oldNodeProxies) {
+        assert.ok(!now.includes(pid), `${pid} still serves: ${now.join(', ')}`);
+        assert.ok(!alive(pid), `the old node proxy ${pid} ended`);
+      }
+    }
     const pods = await getPods();
     assert.deepEqual(containerPids(pods), pidsBefore, 'the pods were adopted, not restarted');
     assert.equal(pods.length, 4);
@@ -115,14 +136,16 @@ void test(
     // The client's proxy reconnects on its own (jittered backoff) and gets the state again.
     const clientMetrics = () => mesh.metrics('client');
     const resumedAt = Date.now();
+    // Per-host the client's proxy is a new process: its counters start again.
+    const updatesBefore = perHost ? 0 : updatesAtKill;
     while (
-      sumMetric(await clientMetrics(), 'destination_updates_total', {}) <= updatesAtKill &&
+      sumMetric(await clientMetrics(), 'destination_updates_total', {}) <= updatesBefore &&
       Date.now() - resumedAt < 20_000
     )
       await new Promise((r) => setTimeout(r, 200));
     const reconnectedS = (Date.now() - resumedAt) / 1000;
     assert.ok(
-      sumMetric(await clientMetrics(), 'destination_updates_total', {}) > updatesAtKill,
+      sumMetric(await clientMetrics(), 'destination_updates_total', {}) > updatesBefore,
       'the client proxy reconnected to the control plane and got an answer',
     );
 

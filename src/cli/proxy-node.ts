@@ -61,8 +61,10 @@ export async function runProxyNode(args: readonly string[]): Promise<never> {
       log.info('node proxy stopped');
       process.exit(0);
     });
-  // The runtime gone (its end of the channel closed): drain and go, as a pod's proxy does with its pod.
-  process.once('disconnect', stop);
+  // The runtime gone (its control process killed): the pods still run, so their proxy serves on, as a
+  // sidecar does; a resumed runtime starts a new node proxy beside this one (the pods' listeners share
+  // their ports, SO_REUSEPORT) and then ends this one with SIGTERM; `down` ends it by its node's cgroup.
+  process.once('disconnect', () => log.warn("the runtime is gone: serving this node's pods on until one takes over"));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   send({ type: 'ready', node, pid: process.pid, admin: `${admin.host}:${admin.port}` });

@@ -20,6 +20,8 @@ const resumeRecord = z.object({
       uid: z.string(),
       fingerprint: z.string(),
       netns: z.string(),
+      /** Per-host: the simulated node it was placed on. */
+      node: z.string().optional(),
       /** Per container name: whether it was ready. */
       ready: z.record(z.string(), z.boolean()),
     }),
@@ -44,6 +46,7 @@ export function resumeRecordOf(m: {
       uid: r.uid,
       fingerprint: r.fingerprint,
       netns: r.net.netns,
+      ...(r.node !== undefined ? { node: r.node } : {}),
       ready: Object.fromEntries(r.pp.status().containers.map((c) => [c.name, c.ready])),
     })),
   };

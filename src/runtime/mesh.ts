@@ -294,14 +294,6 @@ export class Mesh {
    */
   resume(): Promise<void> {
     return this.becomeReady(async () => {
-      if (this.dataPlane.mode === 'per-host') {
-        // Its node proxies were children of the control process and ended with it (their IPC channel
-        // closed), so no pod of it has a proxy left to adopt.
-        throw new RuntimeError(
-          RuntimeCodes.DATA_PLANE,
-          'a mesh with the per-host data plane cannot be resumed: its node proxies ended with its control process; run outrigger down, then up',
-        );
-      }
       const { resume: rec, net: netRecord } = await readResumeRecords(this.paths);
       this.resumedServiceCidr = rec.serviceCidr;
       this.net = await PodNetwork.adopt(netRecord, {
@@ -324,6 +316,15 @@ export class Mesh {
         this.trustAnchorsFile = await this.tokens.writeTrustAnchors(cp.trust.trustAnchorsPem);
       }
       if ([...plans.values()].some((p) => p.mesh.inject)) await this.prepareProxyCommand(false);
+      // Per-host: the node proxies the killed control process started serve on (they outlive it, as its
+      // pods do). New ones take the pods over once the control plane serves again; then those go.
+      this.startDataPlane();
+      const leftBehind = (await this.nodeProxies?.leftBehind()) ?? [];
+      for (const p of rec.pods) {
+        if (this.nodeProxies === undefined || p.node === undefined) continue;
+        this.nodeProxies.placeAt(p.node, p.key);
+        this.placements.set(p.key, p.node);
+      }
 
       // Adopt what still runs as it was; anything else goes, and the reconcile below makes it anew.
       const leftovers: string[] = [];
@@ -349,6 +350,9 @@ export class Mesh {
           }
         }),
       );
+      this.placements.clear(); // each adopted pod has its node in `running` now
+      for (const p of rec.pods)
+        if (p.node !== undefined && !this.running.has(p.key)) this.nodeProxies?.unplace(p.node, p.key);
       // Pods in the network record but not (or no longer) adoptable: their processes and network go.
       for (const p of this.net.pods()) {
         const adopted = [...this.running.values()].some((r) => r.net.netns === p.netns);
@@ -374,6 +378,16 @@ export class Mesh {
           await this.tokens.refresh(this.tokenSubjects(), this.tokenFailed, this.appTokenSubjects());
           this.refreshTokensPeriodically();
         }
+      }
+      if (this.nodeProxies !== undefined) {
+        // Every adopted pod on a node proxy of this runtime (beside the old one: the listeners share
+        // their ports), then the old ones drain and go: the pods' traffic never stops.
+        await Promise.all(
+          [...this.running.values()].map((r) =>
+            r.pp.attachAdopted().catch((err: unknown) => this.say(`pod ${key(r.plan)}: ${(err as Error).message}`)),
+          ),
+        );
+        await this.nodeProxies.retire(leftBehind);
       }
       await this.reconcilePods([...plans.values()]);
       this.sync();

@@ -7,7 +7,7 @@ import { toPort, type OrigDst } from '../../core/addr.js';
 
 interface Addon {
   getOriginalDst(fd: number): { address: string; port: number; family: 4 | 6 };
-  listenInNetns(nsPath: string, address: string, port: number, backlog: number): number;
+  listenInNetns(nsPath: string, address: string, port: number, backlog: number, ownerUid: number): number;
   socketInNetns(nsPath: string, family: 4 | 6): number;
 }
 
@@ -68,10 +68,13 @@ export function originalDst(socket: Socket): OrigDst {
  * A TCP listening socket opened inside the network namespace at `nsPath` (e.g. /run/netns/<name>): its
  * file descriptor, for net.Server.listen({ fd }). The runtime (root) opens a pod's listeners with it for
  * the per-host data plane's node proxy. Throws with .code an errno name (EPERM without CAP_SYS_ADMIN,
- * EADDRINUSE, ENOENT for a namespace that is not there).
+ * EADDRINUSE, ENOENT for a namespace that is not there). The socket has SO_REUSEPORT, so a second one
+ * of the same owner can bind beside it (a node proxy's listeners handed over to the next); `ownerUid`
+ * (root only; -1: the caller's) makes another uid own it, so that no process of another uid (a root
+ * app in the pod) can bind beside it.
  */
-export function listenInNetns(nsPath: string, address: string, port: number, backlog = 511): number {
-  return load().listenInNetns(nsPath, address, port, backlog);
+export function listenInNetns(nsPath: string, address: string, port: number, backlog = 511, ownerUid = -1): number {
+  return load().listenInNetns(nsPath, address, port, backlog, ownerUid);
 }
 
 /** An unconnected TCP socket made inside the network namespace at `nsPath`: its fd, for

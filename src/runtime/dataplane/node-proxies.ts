@@ -121,6 +121,51 @@ export class NodeProxies {
     return name;
   }
 
+  /** Places a pod where an earlier runtime had placed it (a resume). */
+  placeAt(node: string, key: string): void {
+    this.node(node).placed.add(key);
+  }
+
+  /**
+   * The node proxies an earlier control process left serving (a resume): the processes in the nodes'
+   * cgroups now, before this runtime starts any. They serve the pods until `retire`.
+   */
+  async leftBehind(): Promise<number[]> {
+    const pids: number[] = [];
+    for (const n of this.nodes.values()) {
+      const dir = n.cgroup?.dirs()[0];
+      if (dir === undefined) continue;
+      const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const l of text.split('\n')) if (l.trim() !== '') pids.push(Number(l));
+    }
+    return pids;
+  }
+
+  /** Ends node proxies left behind, now that this runtime's serve their pods: SIGTERM (they stop
+   *  accepting, finish what is in flight and exit), SIGKILL after `graceMs`. */
+  async retire(pids: readonly number[], graceMs = 10_000): Promise<void> {
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone already
+      }
+    }
+    const deadline = Date.now() + graceMs;
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+    if (pids.length > 0)
+      this.o.say(`data plane: the node proxies left behind (pid ${pids.join(', ')}) handed over and ended`);
+  }
+
   /** Forgets a pod's placement (its pod is gone). */
   unplace(node: string, key: string): void {
     this.nodes.get(node)?.placed.delete(key);
@@ -161,7 +206,9 @@ export class NodeProxies {
     for (const l of LISTENERS) {
       let fd: number;
       try {
-        fd = listenInNetns(`/run/netns/${pod.netns}`, l.addr, l.port);
+        // Owned by the proxy uid: the next node proxy's listener may bind beside it (a resume's hand-over),
+        // a process of the pod (root included) may not.
+        fd = listenInNetns(`/run/netns/${pod.netns}`, l.addr, l.port, 511, DEFAULT_PROXY_INIT.proxyUid);
       } catch (err) {
         const why = `pod ${pod.key}: cannot open its ${l.role} listener ${l.addr}:${l.port} in its network namespace: ${(err as Error).message}`;
         throw new RuntimeError(RuntimeCodes.DATA_PLANE, why);

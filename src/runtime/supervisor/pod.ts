@@ -397,9 +397,6 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     this.started = true;
     const adopted: string[] = [];
     const started: string[] = [];
-    if (this.meshed && this.o.dataPlane !== undefined) {
-      throw new PodStartError(`pod ${this.label}: a pod served by a node proxy cannot be adopted`);
-    }
     // A holder started afresh means a new PID namespace: whatever the old one held was ended by the kernel
     // with its pid 1, and a container's process left from it must not be taken over.
     let freshNamespace = false;
@@ -435,6 +432,14 @@ export class PodProcesses extends EventEmitter<PodEvents> {
     }
     this.update();
     return { adopted, started };
+  }
+
+  /** A resume of the per-host data plane: the adopted pod joins this runtime's node proxy (which needs
+   *  the control plane up: it asks for the pod's certificate and policy). */
+  async attachAdopted(): Promise<void> {
+    if (!this.meshed || this.o.dataPlane === undefined || this.attached) return;
+    this.attached = true;
+    await this.o.dataPlane.attach();
   }
 
   private container(spec: ContainerSpec, member = true): Container {
