@@ -407,6 +407,31 @@ void test('the inbound listener proxies the same way and labels its metrics dire
   assert.equal(await metricValue(proxy, 'tcp_open_total', { direction: 'inbound' }), 1);
 });
 
+void test('a shutdown answers a request already on its way on an idle keep-alive connection, then closes it', async (t) => {
+  const echo = await startEchoServer();
+  const proxy = await startTestProxy(`127.0.0.1:${echo.port}`);
+  t.after(async () => {
+    await proxy.close();
+    await echo.close();
+  });
+  const s = net.connect(proxy.outbound.port, '127.0.0.1');
+  s.on('error', () => {});
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  const closed = once(s, 'close');
+  s.write('GET /first HTTP/1.1\r\nhost: up\r\n\r\n');
+  await waitFor('the first answer', () => /\r\n\r\n\{[^]*\}$/.test(got));
+  // The proxy starts draining while the connection is idle; the client's next request is on its way.
+  const stopped = proxy.close();
+  s.write('GET /second HTTP/1.1\r\nhost: up\r\n\r\n');
+  await closed;
+  await stopped;
+  const answers = got.split(/(?=HTTP\/1\.1 )/);
+  assert.equal(answers.length, 2, got);
+  assert.match(answers[0] ?? '', /^HTTP\/1\.1 200 /);
+  assert.match(answers[1] ?? '', /^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n[^]*"url":"\/second"/i, got);
+});
+
 void test('an idle keep-alive client connection is closed after the idle timeout, a busy one is not', async (t) => {
   const slow = http.createServer((req, res) => setTimeout(() => res.end(`done ${req.url}`), 700));
   const port = await listen(slow);

@@ -51,6 +51,18 @@ function onLingerTimeout(c: ClientConn): void {
   c.lingerOver();
 }
 
+/**
+ * A shutdown does not close an idle keep-alive connection at once: a client may be sending its next
+ * request on it that very moment, and would see the connection closed without an answer (HTTP/1.1 has
+ * no way to say "closing" to an idle connection). For this long a request that comes is answered with
+ * `connection: close`, and then the connection ends; one still idle after it is closed.
+ */
+const DRAIN_IDLE_GRACE_MS = 1000;
+
+function onDrainGrace(c: ClientConn): void {
+  c.endIfIdle();
+}
+
 const enum Res {
   Idle,
   Head,
@@ -73,6 +85,7 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
   private closed = false;
   private clientEnded = false;
   private closeAfter = false;
+  private drainTimer: NodeJS.Timeout | null = null;
   private waitUpstreamDrain = false;
   private waitClientDrain = false;
   /** Closing after an answer with the request body unread: what the client still sends is dropped. */
@@ -181,10 +194,19 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
       this.sock.destroy();
   }
 
-  /** Shutdown: finish the exchange in flight, then close; close now if idle. */
+  /** Shutdown: finish the exchange in flight (its answer says `connection: close`), then close; an
+   *  idle connection gets DRAIN_IDLE_GRACE_MS for a request already on its way. */
   drain(): void {
     this.closeAfter = true;
-    if (!this.req && !this.buf && this.waitingHead === null) this.sock.end();
+    if (this.closed || this.drainTimer !== null) return;
+    this.drainTimer = setTimeout(onDrainGrace, DRAIN_IDLE_GRACE_MS, this);
+    this.drainTimer.unref();
+  }
+
+  /** The drain's grace is over: an idle connection ends (a busy one ends after its exchange). */
+  endIfIdle(): void {
+    this.drainTimer = null;
+    if (!this.closed && !this.req && !this.buf && this.waitingHead === null && !this.lingering) this.sock.end();
   }
 
   // ---- client side ----
@@ -567,6 +589,10 @@ export class ClientConn implements UpstreamOwner, RequestCodec {
 
   private clientClosed(): void {
     this.closed = true;
+    if (this.drainTimer !== null) {
+      clearTimeout(this.drainTimer);
+      this.drainTimer = null;
+    }
     this.ctx.conns.delete(this);
     this.clearTimers();
     this.waitingHead = null;
