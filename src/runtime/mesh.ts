@@ -358,15 +358,17 @@ export class Mesh {
         const adopted = [...this.running.values()].some((r) => r.net.netns === p.netns);
         if (!adopted && !leftovers.includes(p.netns)) leftovers.push(p.netns);
       }
-      for (const netns of leftovers) {
+      const net = this.net;
+      const removeLeftover = async (netns: string) => {
         await killNetnsProcesses(netns).catch(() => undefined);
-        await this.net.removePod(netns);
+        await net.removePod(netns);
         const cg = this.cgroups;
         if (cg !== undefined) {
           const dirs = new Cgroup(cg, podCgroupRel(netns)).dirs();
           await removePodCgroupDirs(dirs).catch((e: unknown) => this.say(`pod ${netns}: ${(e as Error).message}`));
         }
-      }
+      };
+      for (const netns of leftovers) await removeLeftover(netns);
       this.sync(); // the adopted state, published before any proxy can ask
       await rewriteHosts(this.net, this.running.values(), this.set.services, this.addressOf);
 
@@ -382,10 +384,19 @@ export class Mesh {
       if (this.nodeProxies !== undefined) {
         // Every adopted pod on a node proxy of this runtime (beside the old one: the listeners share
         // their ports), then the old ones drain and go: the pods' traffic never stops.
+        // A pod that cannot join goes, as one that could not be adopted: the reconcile makes it anew.
         await Promise.all(
-          [...this.running.values()].map((r) =>
-            r.pp.attachAdopted().catch((err: unknown) => this.say(`pod ${key(r.plan)}: ${(err as Error).message}`)),
-          ),
+          [...this.running.entries()].map(async ([k, r]) => {
+            try {
+              await r.pp.attachAdopted();
+            } catch (err) {
+              this.say(`pod ${k}: ${(err as Error).message}; it is made anew`);
+              this.running.delete(k);
+              if (r.node !== undefined) this.nodeProxies?.unplace(r.node, k);
+              await r.pp.stop().catch(() => undefined);
+              await removeLeftover(r.net.netns);
+            }
+          }),
         );
         await this.nodeProxies.retire(leftBehind);
       }
