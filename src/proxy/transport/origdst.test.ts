@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import net, { type AddressInfo } from 'node:net';
+import { PROXY_UID } from '../../manifests/contract.js';
 import { listenInNetns } from './origdst.js';
 
 const run = promisify(execFile);
@@ -47,10 +48,10 @@ void test('listenInNetns: a second listener of the same owner binds beside the f
     servers.push(s);
     return s;
   };
-  const first = await serve(listenInNetns(`/run/netns/${ns}`, '127.0.0.1', 0, 16, 2102), 'first');
+  const first = await serve(listenInNetns(`/run/netns/${ns}`, '127.0.0.1', 0, 16, PROXY_UID), 'first');
   const { port } = first.address() as AddressInfo;
   // The same owner: beside it.
-  await serve(listenInNetns(`/run/netns/${ns}`, '127.0.0.1', port, 16, 2102), 'second');
+  await serve(listenInNetns(`/run/netns/${ns}`, '127.0.0.1', port, 16, PROXY_UID), 'second');
   // Another owner (the caller's, root): refused, by the addon and by a root process in the namespace.
   assert.throws(() => listenInNetns(`/run/netns/${ns}`, '127.0.0.1', port, 16), { code: 'EADDRINUSE' });
   const py = spawnSync('ip', ['netns', 'exec', ns, 'python3', '-c', ROOT_BIND, String(port)], { encoding: 'utf8' });
