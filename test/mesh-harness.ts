@@ -378,14 +378,17 @@ export class Mesh {
     return this.get<PodView>('pods');
   }
 
+  /** Per-host: the node proxies as `get dataplane` shows them (node, pid). */
+  async nodeProxies(): Promise<{ node?: string; pid?: number }[]> {
+    return this.get<{ node?: string; pid?: number }>('dataplane');
+  }
+
   /** The pid of the data-plane process serving `pod`: its sidecar's, or (per-host) its node proxy's. */
   async proxyPid(pod: PodView): Promise<number> {
     if (this.dataPlane === 'per-host') {
-      const r = await this.cli(['get', 'dataplane', '-o', 'json']);
-      assert.equal(r.code, 0, show(r));
-      const items = (JSON.parse(r.stdout) as { items: { node?: string; pid?: number }[] }).items;
-      const n = items.find((i) => i.node === pod.node);
-      assert.ok(n?.pid !== undefined, `no node proxy serves ${pod.name}: ${r.stdout}`);
+      const nodes = await this.nodeProxies();
+      const n = nodes.find((i) => i.node === pod.node);
+      assert.ok(n?.pid !== undefined, `no node proxy serves ${pod.name}: ${JSON.stringify(nodes)}`);
       return n.pid;
     }
     const s = pod.containers.find((c) => c.name === 'outrigger-proxy')?.state;

@@ -90,11 +90,7 @@ void test(
     // Per-host (the test matrix): no proxy containers; the node proxies serve on without their control
     // process, and the resumed one hands the pods to node proxies of its own, then ends the old ones.
     const perHost = mesh.dataPlane === 'per-host';
-    const nodeProxies = async () => {
-      const r = await mesh.cli(['get', 'dataplane', '-o', 'json']);
-      assert.equal(r.code, 0, show(r));
-      return (JSON.parse(r.stdout) as { items: { pid?: number }[] }).items.map((i) => i.pid as number).sort();
-    };
+    const nodeProxies = async () => (await mesh.nodeProxies()).map((i) => i.pid as number).sort();
     const oldNodeProxies = perHost ? await nodeProxies() : [];
     const pidsBefore = containerPids(await getPods());
     assert.equal(Object.keys(pidsBefore).length, perHost ? 4 : 8, JSON.stringify(pidsBefore));
