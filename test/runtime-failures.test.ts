@@ -155,6 +155,17 @@ function parseSamples(text: string): Sample[] {
     });
 }
 
+/** endpoint_ejections_total of a proxy's metrics text, summed per target_addr (one per Service). */
+function ejectionsByTarget(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('endpoint_ejections_total{')) continue;
+    const target = /target_addr="([^"]*)"/.exec(line)?.[1] ?? '';
+    out.set(target, (out.get(target) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
 function p99(xs: readonly Sample[]): number {
   const sorted = xs.map((x) => x.ms).sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? NaN;
@@ -285,8 +296,22 @@ void test(
         const plain = startLoad('web-plain', 2, stopAll);
         await sending(stopAll, 'web', 'web-plain');
         await sleep(2000);
+        const before = ejectionsByTarget(await clientMetrics());
         await writeFile(join(work, `broken-${broken}`), '');
-        await sleep(8000);
+        // Until the client's proxy has ejected the broken replica for both Services (each destination has
+        // its breakers), then 4 s more. With two replicas left the balancer compares both on every pick,
+        // so a replica whose latency peaked a moment ago gets no request until its estimate decays (time
+        // constant 10 s): a fixed wait could end before one Service ever sent it anything.
+        const brokenAt = Date.now();
+        const deadline = brokenAt + 60_000;
+        let ejectedFor: string[] = [];
+        while (ejectedFor.length < 2 && Date.now() < deadline) {
+          await sleep(500);
+          const now = ejectionsByTarget(await clientMetrics());
+          ejectedFor = [...now].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k]) => k);
+        }
+        const ejectedAfterS = (Date.now() - brokenAt) / 1000;
+        await sleep(4000);
         await writeFile(stopAll, '');
         const [a, b] = await Promise.all([retried, plain]);
         assert.equal(a.code, 0, show(a));
@@ -297,8 +322,9 @@ void test(
         const ejections = sumMetric(text, 'endpoint_ejections_total', {});
         console.log(
           `# broken replica ${broken}: with retries ${withRetries.length} requests, ${failed(withRetries).length} failed; ` +
-            `without ${without.length} requests, ${failed(without).length} failed; ejections ${ejections}`,
+            `without ${without.length} requests, ${failed(without).length} failed; ejections ${ejections} (for both Services within ${ejectedAfterS.toFixed(1)} s)`,
         );
+        assert.equal(ejectedFor.length, 2, `ejected for both Services within 60 s: ${ejectedFor.join(', ')}`);
         assert.equal(failed(withRetries).length, 0, JSON.stringify(failed(withRetries).slice(0, 5)));
         assert.ok(failed(without).length > 0, 'without retries the failures reach the client');
         assert.ok(ejections >= 1, `the client's proxy ejected the endpoint (${ejections})`);
