@@ -13,6 +13,7 @@ import { H2Codes } from '../src/proxy/http2/wire/errors.js';
 import { IdentityCodes, IdentityFileCodes } from '../src/control/identity/errors.js';
 import { ManifestCodes } from '../src/manifests/errors.js';
 import { RuntimeCodes } from '../src/runtime/errors.js';
+import { LabCodes } from '../src/lab/errors.js';
 import { ChannelTlsCodes } from '../src/api/grpc/tls.js';
 import { AccessCodes } from '../src/control/access.js';
 
@@ -28,6 +29,7 @@ const REGISTRIES: Record<string, Readonly<Record<string, string>>> = {
   IdentityFileCodes,
   ManifestCodes,
   RuntimeCodes,
+  LabCodes,
 };
 const CODE = /OUTR_ERR_[A-Z0-9_]+/;
 

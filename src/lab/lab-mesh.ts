@@ -12,6 +12,7 @@ import { cleanupFromRecords } from '../runtime/cleanup.js';
 import { parseCidr, sweepBridge } from '../runtime/net/index.js';
 import { runningControlPid } from '../runtime/state.js';
 import { PACKAGE_ROOT } from '../runtime/supervisor/index.js';
+import { LabCodes, LabError } from './errors.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'outrigger.js');
 
@@ -141,7 +142,10 @@ export class LabMesh {
     this.upChild = undefined;
     if (r.code !== 0) {
       const log = await readFile(join(this.stateDir, 'control.log'), 'utf8').catch(() => '');
-      throw new Error(`outrigger up (${dataPlane}) failed:\n${r.out.trim()}\n${log.split('\n').slice(-15).join('\n')}`);
+      throw new LabError(
+        LabCodes.MESH,
+        `outrigger up (${dataPlane}) failed:\n${r.out.trim()}\n${log.split('\n').slice(-15).join('\n')}`,
+      );
     }
   }
 

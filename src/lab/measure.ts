@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cgroup, type CgroupRoots } from '../runtime/supervisor/index.js';
+import { LabCodes, LabError } from './errors.js';
 
 /** The `q` quantile (0..1) of sorted samples, nearest rank; null without samples. */
 export function quantile(sorted: readonly number[], q: number): number | null {
@@ -79,9 +80,12 @@ export class Load {
     void this.exited.then(() => (exited = true));
     while (!existsSync(`${this.out}.measuring`)) {
       if (exited)
-        throw new Error(`the load generator in pod ${this.pod} ended before it measured: ${this.stderr.trim()}`);
+        throw new LabError(
+          LabCodes.LOAD,
+          `the load generator in pod ${this.pod} ended before it measured: ${this.stderr.trim()}`,
+        );
       if (Date.now() > deadline)
-        throw new Error(`the load generator in pod ${this.pod} measured nothing within ${ms} ms`);
+        throw new LabError(LabCodes.LOAD, `the load generator in pod ${this.pod} measured nothing within ${ms} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -92,7 +96,8 @@ export class Load {
     try {
       return JSON.parse(await readFile(this.out, 'utf8')) as LoadResult;
     } catch (err) {
-      throw new Error(
+      throw new LabError(
+        LabCodes.LOAD,
         `the load generator in pod ${this.pod} wrote no results (exit ${code}): ${this.stderr.trim() || (err as Error).message}`,
       );
     }

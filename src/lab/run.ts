@@ -6,13 +6,16 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import { internalError } from '../core/errors.js';
 import { adminGet, adminToken } from '../daemon/admin-get.js';
 import { dataPlaneProcesses } from '../daemon/dataplane.js';
 import { PROXY_CONTAINER } from '../manifests/contract.js';
 import { parsePrometheusText } from '../observe/prom-text.js';
 import { nodeCgroupRel } from '../runtime/dataplane/index.js';
+import { RuntimeCodes, RuntimeError } from '../runtime/errors.js';
 import type { MeshStatus, PodView } from '../runtime/mesh.js';
 import { cgroupRoots, podCgroupRel, type CgroupRoots } from '../runtime/supervisor/index.js';
+import { LabCodes, LabError } from './errors.js';
 import { labFindings } from './findings.js';
 import { LabMesh, type LabNet } from './lab-mesh.js';
 import { cgroupPids, cgroupUsage, dataPlanePids, Load, processMemory, quantile, type LoadResult } from './measure.js';
@@ -61,7 +64,7 @@ const fig = (value: number | null, unit: string, method: string): Figure => ({
 export async function runLab(o: LabOptions): Promise<LabReport> {
   const started = new Date().toISOString();
   const roots = await cgroupRoots();
-  if ('problem' in roots) throw new Error(`cgroups: ${roots.problem}`);
+  if ('problem' in roots) throw new RuntimeError(RuntimeCodes.CGROUP, `cgroups: ${roots.problem}`);
   const programs = join(o.workDir, 'programs');
   const results = join(o.workDir, 'results');
   await mkdir(programs, { recursive: true });
@@ -169,7 +172,7 @@ class Ctx {
     if (this.o.signal.aborted) return;
     const problems = await m.down();
     this.o.onMesh?.(undefined);
-    if (problems.length > 0) throw new Error(`taking the lab's mesh down: ${problems.join('; ')}`);
+    if (problems.length > 0) throw new LabError(LabCodes.MESH, `taking the lab's mesh down: ${problems.join('; ')}`);
   }
 
   private out(): string {
@@ -192,7 +195,7 @@ class Ctx {
 
   private pod(status: MeshStatus, name: string): PodView {
     const p = status.pods.find((x) => x.name === name);
-    if (p?.netns === undefined) throw new Error(`pod ${name} is not in the lab's mesh`);
+    if (p?.netns === undefined) throw internalError(`pod ${name} is not in the lab's mesh`);
     return p;
   }
 
@@ -312,7 +315,7 @@ class Ctx {
         await this.down(m);
       }
     }
-    if (phases === undefined) throw new Error('no step ran');
+    if (phases === undefined) throw internalError('no step ran');
     return { mode, overhead, ...phases };
   }
 
@@ -481,7 +484,10 @@ class Ctx {
       }
       await sleep(200);
     }
-    throw new Error(`the data plane of ${pod.name} did not come back within 90 s after pid ${old} was replaced`);
+    throw new LabError(
+      LabCodes.DATA_PLANE,
+      `the data plane of ${pod.name} did not come back within 90 s after pid ${old} was replaced`,
+    );
   }
 
   private async blastRadius(
@@ -494,7 +500,7 @@ class Ctx {
     let killed: number[] = [];
     const r = await this.underLoad(m, step, async () => {
       const pid = await this.servingPid(m, mode, victim);
-      if (pid === undefined) throw new Error(`no data-plane process serves ${victim.name}`);
+      if (pid === undefined) throw new LabError(LabCodes.DATA_PLANE, `no data-plane process serves ${victim.name}`);
       // The proxy itself (the Node process in the data plane's cgroup), not the runtime's wrapper whose
       // pid the status records: in a pod sharing its PID namespace a killed wrapper leaves it running.
       const status = await m.status();
@@ -503,7 +509,7 @@ class Ctx {
           ? `${podCgroupRel(this.pod(status, victim.name).netns as string)}/${PROXY_CONTAINER}`
           : nodeCgroupRel(this.o.net.bridge, victim.node);
       const pids = await dataPlanePids(this.roots, group);
-      if (pids.length === 0) throw new Error(`no data-plane process in the cgroup ${group}`);
+      if (pids.length === 0) throw new LabError(LabCodes.DATA_PLANE, `no data-plane process in the cgroup ${group}`);
       killed = pids;
       for (const p of pids) process.kill(p, 'SIGKILL');
       await this.replaced(m, mode, victim, pid);
@@ -544,7 +550,7 @@ class Ctx {
       // Sidecar: pod by pod, each waiting for the last to be ready again; per-host: the node proxy.
       for (const p of mode === 'sidecar' ? onNode : onNode.slice(0, 1)) {
         const pid = await this.servingPid(m, mode, p);
-        if (pid === undefined) throw new Error(`no data-plane process serves ${p.name}`);
+        if (pid === undefined) throw new LabError(LabCodes.DATA_PLANE, `no data-plane process serves ${p.name}`);
         // A sidecar's recorded pid leads its container's process group (the runtime's init chain), and
         // the runtime stops a container by signalling that group: so does the lab.
         process.kill(mode === 'sidecar' ? -pid : pid, 'SIGTERM');
