@@ -17,7 +17,12 @@
 // have a reading every 10 s.
 // Figures are MB of 2^20 bytes. USS does not depend on what else runs on the machine; PSS does (pages
 // shared with every other node process, the control plane included, are split between them), and RSS
-// counts shared pages whole. CPU and latency are not measured here.
+// counts shared pages whole.
+// The CPU an idle proxy burns is read too: user + system time from /proc/PID/stat over the idle window
+// (clock ticks of 10 ms), as ms of CPU per minute. A sidecar is paid per pod while its app sits idle,
+// so timers, keep-alives and control-plane streams count. The reference is an haproxy mTLS pair (the
+// mtls scenario's, its certificates from the same kind of control plane) idling through the same
+// window, read the same way; `--no-haproxy` leaves it out, and says so.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -25,26 +30,30 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StoreContent } from '../src/control/store/local/local.js';
 import { startControlPlaneChild, VIP_PORT, type ControlPlaneChild } from './control.js';
+import { pairEntry, startMeshPairs, type MeshPairs } from './mtls.js';
 import { MESH_NAMESPACE, MESH_PODS, spiffeOf } from './identity.js';
 import { BENCH_PROXY_NODE_OPTIONS, PROXY_NODE } from './paths.js';
 import {
   BenchError,
+  cpuSeconds,
   freePorts,
   installCleanupHandlers,
   makeTempDir,
   probeHttp1,
   removeTempDir,
+  requireTools,
   spawnManaged,
   stopManaged,
   waitUntil,
   type Managed,
 } from './tools.js';
 
-const USAGE = `usage: node dist/bench/proxy-memory.js [--cli LABEL=PATH]... [--rounds N] [--idle-s S] [--requests N] [--json]
+const USAGE = `usage: node dist/bench/proxy-memory.js [--cli LABEL=PATH]... [--rounds N] [--idle-s S] [--requests N] [--no-haproxy] [--json]
   --cli LABEL=PATH  a build's dist/src/cli/main.js to measure (repeatable; default: this build as "this")
   --rounds N        pairs started per build (default 2); the table shows the median
   --idle-s S        seconds the pairs sit idle after their requests before the second reading (default 180)
   --requests N      requests sent through the pair once it is ready (default 20)
+  --no-haproxy      no haproxy mTLS pair idling beside the proxies as the reference
   --json            one JSON document on stdout instead of the table
 `;
 
@@ -58,13 +67,14 @@ interface Options {
   rounds: number;
   idleS: number;
   requests: number;
+  haproxy: boolean;
   json: boolean;
 }
 
 const THIS_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 function parseArgs(argv: readonly string[]): Options | 'help' {
-  const o: Options = { builds: [], rounds: 2, idleS: 180, requests: 20, json: false };
+  const o: Options = { builds: [], rounds: 2, idleS: 180, requests: 20, haproxy: true, json: false };
   const count = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min)
@@ -92,6 +102,9 @@ function parseArgs(argv: readonly string[]): Options | 'help' {
         break;
       case '--requests':
         o.requests = count(a, argv[++i], 1);
+        break;
+      case '--no-haproxy':
+        o.haproxy = false;
         break;
       case '--json':
         o.json = true;
@@ -137,6 +150,10 @@ interface Row {
   readonly memory: MemoryReading;
   /** idle rows: USS every 10 s from the last request on (MB). */
   readonly ussSeries?: readonly number[];
+  /** idle rows: CPU (user + system) used over the idle window, in ms per minute. */
+  readonly idleCpuMsPerMin?: number;
+  /** idle rows: CPU used in each 10 s of the idle window (ms). */
+  readonly cpuSeries?: readonly number[];
 }
 
 interface Ports {
@@ -268,6 +285,24 @@ interface Pair {
   readonly server: Proxy;
 }
 
+/** The label of the reference pair's rows. */
+const HAPROXY = 'haproxy';
+
+/** A process of a pair, as the round reads it. */
+interface Measured {
+  readonly build: string;
+  readonly role: Role;
+  readonly pid: number;
+  exited(): boolean;
+}
+
+/** CPU used by `pid` so far in ms (user + system), or a BenchError if it cannot be read. */
+function cpuMs(pid: number): number {
+  const s = cpuSeconds(pid);
+  if (s === null) throw new BenchError(`cannot read /proc/${pid}/stat`);
+  return s * 1000;
+}
+
 /** One round: a pair per build, started side by side, read when ready, used, left idle (read every
  *  10 s), read again, stopped. */
 async function measureRound(
@@ -276,6 +311,8 @@ async function measureRound(
   control: ControlPlaneChild,
   identityDir: string,
   upstreamPort: number,
+  haproxy: string | undefined,
+  log: (line: string) => void,
 ): Promise<Row[]> {
   // Alternate which build starts first, so neither always follows the other.
   const builds = round % 2 === 1 ? o.builds : [...o.builds].reverse();
@@ -283,6 +320,7 @@ async function measureRound(
   await control.replace(meshContent(ports.map((p, i) => ({ vip: vipOf(i), serverInbound: p.server.inbound }))));
   const started: Proxy[] = [];
   const pairs: Pair[] = [];
+  let reference: MeshPairs | undefined;
   try {
     for (const [i, build] of builds.entries()) {
       const p = ports[i];
@@ -293,40 +331,75 @@ async function measureRound(
       started.push(client);
       pairs.push({ build, client, server });
     }
+    // The reference: an haproxy mTLS pair, used and left idle like the proxies.
+    const entries: { build: string; port: number }[] = pairs.map((p) => ({
+      build: p.build.label,
+      port: p.client.outbound,
+    }));
+    const measured: Measured[] = pairs.flatMap((p) =>
+      (['client', 'server'] as const).map((role) => {
+        const proc = role === 'client' ? p.client.proc : p.server.proc;
+        return { build: p.build.label, role, pid: proc.pid, exited: () => proc.hasExited() };
+      }),
+    );
+    if (haproxy !== undefined) {
+      const ref = await startMeshPairs({
+        pairs: ['haproxy'],
+        loads: ['keepalive'],
+        haproxy,
+        upstreamPort,
+        log,
+        label: `proxy-memory round ${round}`,
+      });
+      reference = ref;
+      const pair = ref.pairs[0];
+      if (pair === undefined) throw new Error('unreachable: no haproxy pair');
+      const { port, pids } = pairEntry(pair, 'keepalive');
+      entries.push({ build: HAPROXY, port });
+      for (const role of ['client', 'server'] as const)
+        measured.push({ build: HAPROXY, role, pid: pids[role], exited: () => pair.exitedEarly() });
+    }
     const rows: Row[] = [];
-    const roles = (p: Pair) =>
-      [
-        ['client', p.client],
-        ['server', p.server],
-      ] as const;
-    for (const p of pairs)
-      for (const [role, x] of roles(p))
-        rows.push({ build: p.build.label, round, role, moment: 'ready', memory: readMemory(x.proc.pid) });
-    for (const p of pairs) {
+    for (const x of measured)
+      rows.push({ build: x.build, round, role: x.role, moment: 'ready', memory: readMemory(x.pid) });
+    for (const e of entries) {
       for (let i = 0; i < o.requests; i++) {
-        const status = await probeHttp1(p.client.outbound);
-        if (status !== 200) throw new BenchError(`${p.build.label}: a request through the pair answered ${status}`);
+        const status = await probeHttp1(e.port);
+        if (status !== 200) throw new BenchError(`${e.build}: a request through the pair answered ${status}`);
       }
     }
-    const series = new Map<Proxy, number[]>(started.map((x) => [x, []]));
+    const series = new Map<Measured, number[]>(measured.map((x) => [x, []]));
+    const cpuSeries = new Map<Measured, number[]>(measured.map((x) => [x, []]));
+    const cpuAtStart = new Map<Measured, number>(measured.map((x) => [x, cpuMs(x.pid)]));
+    const cpuLast = new Map(cpuAtStart);
+    const idleStart = performance.now();
     for (let waited = 0; waited < o.idleS; waited += 10) {
-      for (const [x, s] of series) s.push(Number(readMemory(x.proc.pid).ussMb.toFixed(1)));
+      for (const [x, s] of series) s.push(Number(readMemory(x.pid).ussMb.toFixed(1)));
       await sleep(Math.min(10, o.idleS - waited) * 1000);
-      if (started.some((x) => x.proc.hasExited())) throw new BenchError('a proxy exited while idle');
+      if (measured.some((x) => x.exited())) throw new BenchError('a proxy exited while idle');
+      for (const [x, s] of cpuSeries) {
+        const now = cpuMs(x.pid);
+        s.push(Math.round(now - (cpuLast.get(x) ?? now)));
+        cpuLast.set(x, now);
+      }
     }
-    for (const p of pairs) {
-      for (const [role, x] of roles(p))
-        rows.push({
-          build: p.build.label,
-          round,
-          role,
-          moment: 'idle',
-          memory: readMemory(x.proc.pid),
-          ussSeries: series.get(x) ?? [],
-        });
+    const idleMin = (performance.now() - idleStart) / 60_000;
+    for (const x of measured) {
+      const used = cpuMs(x.pid) - (cpuAtStart.get(x) ?? 0);
+      rows.push({
+        build: x.build,
+        round,
+        role: x.role,
+        moment: 'idle',
+        memory: readMemory(x.pid),
+        ussSeries: series.get(x) ?? [],
+        cpuSeries: cpuSeries.get(x) ?? [],
+        ...(idleMin > 0 ? { idleCpuMsPerMin: Number((used / idleMin).toFixed(1)) } : {}),
+      });
     }
     return rows;
   } finally {
+    await reference?.stop();
     for (const p of started.reverse()) await stopManaged(p.proc);
   }
 }
@@ -340,22 +413,27 @@ function median(xs: readonly number[]): number {
 function table(rows: readonly Row[], o: Options): string {
   const lines = [
     `proxy memory (MB, median of ${o.rounds} round(s); idle = after ${o.requests} requests and ${o.idleS} s without traffic)`,
-    `${'build'.padEnd(10)} ${'proxy'.padEnd(7)} ${'moment'.padEnd(7)} ${'USS'.padStart(7)} ${'PSS'.padStart(7)} ${'RSS'.padStart(7)}`,
+    `and CPU while idle (ms per minute over those ${o.idleS} s; 600 would be 1% of a core)`,
+    `${'build'.padEnd(10)} ${'proxy'.padEnd(7)} ${'moment'.padEnd(7)} ${'USS'.padStart(7)} ${'PSS'.padStart(7)} ${'RSS'.padStart(7)} ${'CPU ms/min'.padStart(11)}`,
   ];
-  for (const b of o.builds) {
+  const labels = [...o.builds.map((b) => b.label), ...(o.haproxy ? [HAPROXY] : [])];
+  for (const label of labels) {
     for (const role of ['client', 'server'] as const) {
       for (const moment of ['ready', 'idle'] as const) {
-        const sel = rows.filter((r) => r.build === b.label && r.role === role && r.moment === moment);
+        const sel = rows.filter((r) => r.build === label && r.role === role && r.moment === moment);
         const f = (k: keyof MemoryReading): string =>
           median(sel.map((r) => r.memory[k]))
             .toFixed(1)
             .padStart(7);
+        const cpu = sel.flatMap((r) => (r.idleCpuMsPerMin === undefined ? [] : [r.idleCpuMsPerMin]));
+        const c = (cpu.length > 0 ? median(cpu).toFixed(1) : '').padStart(11);
         lines.push(
-          `${b.label.padEnd(10)} ${role.padEnd(7)} ${moment.padEnd(7)} ${f('ussMb')} ${f('pssMb')} ${f('rssMb')}`,
+          `${label.padEnd(10)} ${role.padEnd(7)} ${moment.padEnd(7)} ${f('ussMb')} ${f('pssMb')} ${f('rssMb')} ${c}`.trimEnd(),
         );
       }
     }
   }
+  if (!o.haproxy) lines.push('no reference: --no-haproxy left the haproxy pair out');
   return lines.join('\n') + '\n';
 }
 
@@ -368,6 +446,7 @@ async function main(): Promise<number> {
   }
   const o = parsed;
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const haproxy = o.haproxy ? requireTools(['haproxy']).haproxy : undefined;
   const identityDir = makeTempDir('proxy-memory');
   const upstream = await startUpstream();
   const control = await startControlPlaneChild({ identityDir });
@@ -375,11 +454,13 @@ async function main(): Promise<number> {
   try {
     const upstreamPort = (upstream.address() as AddressInfo).port;
     for (let round = 1; round <= o.rounds; round++) {
-      const got = await measureRound(round, o, control, identityDir, upstreamPort);
+      const got = await measureRound(round, o, control, identityDir, upstreamPort, haproxy, log);
       rows.push(...got);
       for (const r of got)
         log(
-          `[round ${round}] ${r.build} ${r.role} ${r.moment}: uss ${r.memory.ussMb.toFixed(1)} pss ${r.memory.pssMb.toFixed(1)} rss ${r.memory.rssMb.toFixed(1)}${r.ussSeries ? ` (uss every 10 s: ${r.ussSeries.join(' ')})` : ''}`,
+          `[round ${round}] ${r.build} ${r.role} ${r.moment}: uss ${r.memory.ussMb.toFixed(1)} pss ${r.memory.pssMb.toFixed(1)} rss ${r.memory.rssMb.toFixed(1)}` +
+            `${r.idleCpuMsPerMin !== undefined ? ` cpu ${r.idleCpuMsPerMin} ms/min` : ''}${r.ussSeries ? ` (uss every 10 s: ${r.ussSeries.join(' ')})` : ''}` +
+            `${r.cpuSeries ? ` (cpu ms per 10 s: ${r.cpuSeries.join(' ')})` : ''}`,
         );
     }
   } finally {
