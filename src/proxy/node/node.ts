@@ -10,10 +10,11 @@
 // identity on the node, side by side in one address space (`GET /dataplane` lists them).
 import http from 'node:http';
 import type net from 'node:net';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import type { Logger } from '../../core/log.js';
 import { proxyConfigFromArgs } from '../args.js';
 import { startProxy, type RunningProxy } from '../main.js';
+import { registerProcessMetrics } from '../metrics.js';
 import type { NodeToRuntime, RuntimeToNode, ListenerRole } from './protocol.js';
 
 export interface NodeProxyOptions {
@@ -52,7 +53,7 @@ export class NodeProxy {
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly o: NodeProxyOptions) {
-    collectDefaultMetrics({ register: this.registry });
+    registerProcessMetrics(this.registry);
     const labelNames = ['node'] as const;
     const podCount = () => this.pods.size;
     const keyCount = () => this.view().identities.length;
