@@ -501,8 +501,9 @@ class Ctx {
     const r = await this.underLoad(m, step, async () => {
       const pid = await this.servingPid(m, mode, victim);
       if (pid === undefined) throw new LabError(LabCodes.DATA_PLANE, `no data-plane process serves ${victim.name}`);
-      // The proxy itself (the Node process in the data plane's cgroup), not the runtime's wrapper whose
-      // pid the status records: in a pod sharing its PID namespace a killed wrapper leaves it running.
+      // The proxy itself (the Node process in the data plane's cgroup), as a crash would end it, not the
+      // runtime's wrapper whose pid the status records (the runtime would then kill the rest of the
+      // wrapper's process group: the proxy dies either way, but this is the failure being measured).
       const status = await m.status();
       const group =
         mode === 'sidecar'
