@@ -3,15 +3,10 @@
 // (shared by the control plane and the proxy's fallback). The server's definition is in load.ts.
 import type { Route } from './destination.js';
 import type { Call, CallHandlers, GrpcChannel, Method } from './grpc/channel.js';
+import type { DefaultPolicyName } from './policy-names.js';
 import { API } from './proto/registry.js';
 
-export type DefaultPolicyName = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
-export const DEFAULT_POLICY_NAMES: readonly DefaultPolicyName[] = [
-  'all-unauthenticated',
-  'all-authenticated',
-  'cluster-authenticated',
-  'deny',
-];
+export { DEFAULT_POLICY_NAMES, type DefaultPolicyName } from './policy-names.js';
 
 export interface WatchInbound {
   namespace: string;

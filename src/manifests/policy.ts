@@ -1,7 +1,7 @@
 // The policy kinds (policy.outrigger.io/v1beta1) as zod (v4) schemas: who may call which port and route
-// of which pods, and how fast. Self-contained on purpose (only zod is imported): the Kubernetes CRD
-// schemas are generated from these with z.toJSONSchema, and the local loader validates with the same
-// ones. The model follows Gateway API policy attachment and the server/authorization split of existing
+// of which pods, and how fast. Self-contained on purpose (only zod is imported, and the policy names
+// from api/policy-names.ts, which imports nothing): the Kubernetes CRD schemas are generated from these
+// with z.toJSONSchema, and the local loader validates with the same ones. The model follows Gateway API policy attachment and the server/authorization split of existing
 // meshes (Linkerd's policy.linkerd.io): a Server selects pods and a port; an AuthorizationPolicy
 // attaches to a Server, an inbound route on it or a whole Namespace, and names the authentications a
 // client must pass (all of them); MeshTLSAuthentication and NetworkAuthentication say who clients are.
@@ -12,13 +12,10 @@ export const POLICY_GROUP = 'policy.outrigger.io';
 export const POLICY_API_VERSION = 'policy.outrigger.io/v1beta1';
 
 /** The default inbound policies, for traffic no Server covers (mesh flag, namespace and pod annotation). */
-export const DEFAULT_INBOUND_POLICIES = [
-  'all-unauthenticated',
-  'all-authenticated',
-  'cluster-authenticated',
-  'deny',
-] as const;
-export type DefaultInboundPolicy = (typeof DEFAULT_INBOUND_POLICIES)[number];
+export {
+  DEFAULT_POLICY_NAMES as DEFAULT_INBOUND_POLICIES,
+  type DefaultPolicyName as DefaultInboundPolicy,
+} from '../api/policy-names.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

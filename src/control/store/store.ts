@@ -2,6 +2,7 @@
 // pods, as one immutable snapshot that is replaced whole on every change. The local runtime computes
 // snapshots from its manifests and pods; a Kubernetes store will compute them from watches. Every
 // server (destination, identity, policy) reads only this interface.
+import type { DefaultPolicyName } from '../../api/policy-names.js';
 import type { PortList } from '../../core/ports.js';
 import type { LabelSelector } from '../../manifests/labels.js';
 import type { RetryPolicy } from '../../manifests/types.js';
@@ -152,7 +153,7 @@ export interface PodEntry {
 // The policy kinds as the policy service reads them: defaults applied, every reference resolved to a
 // namespace. src/manifests/policy.ts has the manifests' schemas and docs/policy.md the meaning.
 
-export type DefaultInboundPolicy = 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
+export type DefaultInboundPolicy = DefaultPolicyName;
 
 /** A label selector, as manifests/labels.ts defines (and matches) it. */
 export type LabelSelectorEntry = LabelSelector;
