@@ -1,10 +1,11 @@
 // The policy kinds (policy.outrigger.io/v1beta1) as zod (v4) schemas: who may call which port and route
 // of which pods, and how fast. Self-contained on purpose (only zod is imported, and the policy names
 // from api/policy-names.ts, which imports nothing): the Kubernetes CRD schemas are generated from these
-// with z.toJSONSchema, and the local loader validates with the same ones. The model follows Gateway API policy attachment and the server/authorization split of existing
-// meshes (Linkerd's policy.linkerd.io): a Server selects pods and a port; an AuthorizationPolicy
-// attaches to a Server, an inbound route on it or a whole Namespace, and names the authentications a
-// client must pass (all of them); MeshTLSAuthentication and NetworkAuthentication say who clients are.
+// with z.toJSONSchema, and the local loader validates with the same ones. The model follows Gateway API
+// policy attachment and the server/authorization split of existing meshes (Linkerd's policy.linkerd.io):
+// a Server selects pods and a port; an AuthorizationPolicy attaches to a Server, an inbound route on it
+// or a whole Namespace, and names the authentications a client must pass (all of them);
+// MeshTLSAuthentication and NetworkAuthentication say who clients are.
 // Rules that span documents (a targetRef that must exist) are checked in policy-check.ts.
 import * as z from 'zod';
 

@@ -50,7 +50,6 @@ export interface DstMeta {
   readonly service: string;
 }
 
-/** No known destination (no endpoint was picked, a passthrough, or past the label cap). */
 /** How often the event-loop delay histogram (prom-client's `nodejs_eventloop_lag_*`) takes a sample,
  *  in ms. prom-client's default of 10 ms is a timer firing 100 times a second: about 6 ms of CPU a
  *  second in a proxy that carries no traffic (bench/proxy-memory.ts), paid once per pod. Sampled once
@@ -63,6 +62,7 @@ export function registerProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
 }
 
+/** No known destination (no endpoint was picked, a passthrough, or past the label cap). */
 export const NO_DST: DstMeta = Object.freeze({ key: '', namespace: '', workload: '', pod: '', service: '' });
 const OVERFLOW_DST: DstMeta = Object.freeze({
   key: '\0overflow',
